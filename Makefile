@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+.PHONY: demo test test-rust test-python fuzz-short bench bootstrap slow
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	@.venv/bin/python -m tfnode demo
+
+test: bootstrap test-rust test-python fuzz-short
+
+test-rust:
+	cargo test --workspace --exclude tfnode-py
+
+test-python:
+	.venv/bin/python -m pytest -q
+
+fuzz-short:
+	@bash scripts/fuzz.sh short
+
+# Long runs, never in CI by default.
+slow: bootstrap
+	TFNODE_SLOW=1 $(MAKE) test
+	@bash scripts/fuzz.sh long
+
+bench: bootstrap
+	.venv/bin/python benches/crypto_speed.py

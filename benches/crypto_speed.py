@@ -1,0 +1,215 @@
+"""Crypto core benchmark: every figure beside a reference measured in the same run.
+
+    .venv/bin/python benches/crypto_speed.py [--quick] [--json OUT] [--markdown]
+
+References: the system OpenSSL (`openssl speed`), the pure-Python gmssl package, and for
+the Python-binding overhead the pure-Rust figure of the same operation (the crates'
+`examples/speed.rs`). Aims are those of DESIGN.md for this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tfnode import crypto  # noqa: E402
+
+
+def rate(fn, min_time: float = 1.0, batch: int = 1) -> float:
+    """Operations per second of fn() (each call does `batch` operations), best of 3 rounds."""
+    fn()
+    best = 0.0
+    for _ in range(3):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            n += batch
+            el = time.perf_counter() - t0
+            if el >= min_time / 3:
+                break
+        best = max(best, n / el)
+    return best
+
+
+def openssl_speed(secs: int) -> dict[str, float]:
+    out = {}
+    try:
+        txt = subprocess.run(
+            ["openssl", "speed", "-seconds", str(secs), "sm2"], capture_output=True, text=True, timeout=120
+        ).stdout
+        m = re.search(r"SM2 \(CurveSM2\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", txt)
+        if m:
+            out["sm2_sign"], out["sm2_verify"] = float(m.group(1)), float(m.group(2))
+        txt = subprocess.run(
+            ["openssl", "speed", "-seconds", str(secs), "-bytes", "16384", "-evp", "sm3"],
+            capture_output=True, text=True, timeout=120,
+        ).stdout
+        m = re.search(r"^sm3\s+([\d.]+)k", txt, re.M)
+        if m:
+            out["sm3_16k_MBps"] = float(m.group(1)) * 1000 / 1e6
+        txt = subprocess.run(
+            ["openssl", "speed", "-seconds", str(secs), "-bytes", "64", "-evp", "sm3"],
+            capture_output=True, text=True, timeout=120,
+        ).stdout
+        m = re.search(r"^sm3\s+([\d.]+)k", txt, re.M)
+        if m:
+            out["sm3_64B_msgps"] = float(m.group(1)) * 1000 / 64
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"openssl speed unavailable: {e}", file=sys.stderr)
+    return out
+
+
+def rust_speed(crate: str, threads: int | None = None) -> dict[str, float]:
+    env = dict(os.environ)
+    if threads:
+        env["RAYON_NUM_THREADS"] = str(threads)
+    p = subprocess.run(
+        ["cargo", "run", "-q", "--release", "-p", crate, "--example", "speed"],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=900,
+    )
+    res = {}
+    for line in p.stdout.splitlines():
+        try:
+            o = json.loads(line)
+            res[o["name"]] = float(o["value"])
+        except (ValueError, KeyError):
+            pass
+    if p.returncode != 0:
+        print(f"cargo example {crate} failed:\n{p.stderr[-2000:]}", file=sys.stderr)
+    return res
+
+
+def gmssl_refs(quick: bool) -> dict[str, float]:
+    from gmssl import sm2, sm3
+
+    sk = crypto.PrivateKey.generate()
+    pub = sk.public_key().to_bytes()[1:].hex()
+    g = sm2.CryptSM2(private_key=sk.to_bytes().hex(), public_key=pub)
+    sig = g.sign_with_sm3(b"m")
+    t = 0.5 if quick else 1.5
+    data = bytes(16384)
+    return {
+        "sm2_sign": rate(lambda: g.sign_with_sm3(b"m"), t),
+        "sm2_verify": rate(lambda: g.verify_with_sm3(sig, b"m"), t),
+        "sm3_16k_MBps": rate(lambda: sm3.sm3_hash(list(data)), t) * 16384 / 1e6,
+    }
+
+
+def python_figures(quick: bool) -> dict[str, float]:
+    t = 0.6 if quick else 2.0
+    sk = crypto.PrivateKey.generate()
+    pk = sk.public_key()
+    msg = b"x" * 100
+    sig = sk.sign(msg)
+    data16k = os.urandom(16384)
+    many = [os.urandom(64) for _ in range(8192)]
+    keys = [crypto.PrivateKey.generate() for _ in range(64)]
+    items = []
+    for i in range(4096):
+        k = keys[i % 64]
+        m = b"batch item %d" % i
+        items.append((k.public_key().to_bytes(), m, k.sign(m)))
+    uncached = [crypto.PrivateKey.generate() for _ in range(512)]
+    uitems = [(k.public_key().to_bytes(), b"m", k.sign(b"m")) for k in uncached]
+    crypto.set_key_cache_capacity(0)  # force the uncached path
+    v_uncached = rate(lambda: crypto.verify_batch(uitems[:1]), t)
+    crypto.set_key_cache_capacity(4096)
+    out = {
+        "sm2_sign": rate(lambda: sk.sign(msg), t),
+        "sm2_verify_uncached": v_uncached,
+        "sm2_verify_cached": rate(lambda: pk.verify(msg, sig), t),
+        "sm2_verify_batch": rate(lambda: crypto.verify_batch(items), t, batch=len(items)),
+        "sm3_16k_MBps": rate(lambda: crypto.sm3(data16k), t) * 16384 / 1e6,
+        "sm3_many_64B": rate(lambda: crypto.sm3_many(many), t, batch=len(many)),
+    }
+    leaves = [i.to_bytes(32, "big") for i in range(1 << 20)]
+    best = min(_timed(lambda: crypto.merkle_root(leaves)) for _ in range(2 if quick else 3))
+    out["merkle_2^20_s"] = best
+    box = crypto.Sm4Gcm(crypto.Sm4Gcm.generate_key())
+    nonce = crypto.Sm4Gcm.random_nonce()
+    out["sm4_gcm_16k_MBps"] = rate(lambda: box.encrypt(nonce, data16k), t) * 16384 / 1e6
+    out["sm4_gcm_1k_msgps"] = rate(lambda: box.encrypt(nonce, data16k[:1024]), t)
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aes = AESGCM(AESGCM.generate_key(128))
+    out["aes_gcm_16k_MBps"] = rate(lambda: aes.encrypt(nonce, data16k, None), t) * 16384 / 1e6
+    return out
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
+    ap.add_argument("--json", type=Path, help="also write all raw figures to this file")
+    ap.add_argument("--markdown", action="store_true", help="print rows for docs/benchmarks.md")
+    a = ap.parse_args()
+
+    print("measuring openssl speed ...", file=sys.stderr)
+    ossl = openssl_speed(1 if a.quick else 3)
+    print("measuring gmssl (pure Python) ...", file=sys.stderr)
+    gm = gmssl_refs(a.quick)
+    print("measuring pure-Rust figures (cargo examples) ...", file=sys.stderr)
+    rs = {}
+    for crate in ("tfnode-sm3", "tfnode-sm2", "tfnode-merkle"):
+        rs.update(rust_speed(crate))
+    print("measuring through Python ...", file=sys.stderr)
+    crypto.set_key_cache_capacity(4096)
+    py = python_figures(a.quick)
+
+    rows = []
+
+    def row(what, ours, ref_name, ref, aim, higher_better=True):
+        if ours is None:
+            return
+        ratio = (ours / ref if higher_better else ref / ours) if ref else None
+        rows.append((what, ours, ref_name, ref, ratio, aim))
+
+    row("SM2 sign /s, 1 core (Python API)", py["sm2_sign"], "openssl", ossl.get("sm2_sign"), ">= 65,000")
+    row("SM2 sign /s, 1 core (Python API)", py["sm2_sign"], "gmssl", gm["sm2_sign"], "")
+    row("SM2 verify /s, 1 core, uncached key (Python API)", py["sm2_verify_uncached"], "openssl", ossl.get("sm2_verify"), ">= 25,000")
+    row("SM2 verify /s, 1 core, uncached key (Python API)", py["sm2_verify_uncached"], "gmssl", gm["sm2_verify"], "")
+    row("SM2 verify /s, 1 core, cached key (Python API)", py["sm2_verify_cached"], "openssl", ossl.get("sm2_verify"), ">= 50,000")
+    row("SM2 verify_batch /s, all cores (Python API)", py["sm2_verify_batch"], "same, pure Rust 1 thread", rs.get("sm2_verify_batch_1thread"), ">= 1.8x one core")
+    row("SM2 verify_batch /s, all cores (Python API)", py["sm2_verify_batch"], "same, pure Rust all threads", rs.get("sm2_verify_batch_all"), ">= 0.9 (binding < 10%)")
+    row("SM3 MB/s, one 16 KB stream (Python API)", py["sm3_16k_MBps"], "openssl", ossl.get("sm3_16k_MBps"), ">= 380")
+    row("SM3 MB/s, one 16 KB stream (Python API)", py["sm3_16k_MBps"], "gmssl", gm["sm3_16k_MBps"], "")
+    row("SM3 64-byte messages /s, multi-buffer, 1 call (Python API)", py["sm3_many_64B"], "openssl (one at a time)", ossl.get("sm3_64B_msgps"), ">= 8,000,000 per core")
+    row("SM3 64-byte messages /s (Python API)", py["sm3_many_64B"], "same, pure Rust", rs.get("sm3_many_64B"), ">= 0.9 (binding < 10%)")
+    row("Merkle root 2^20 leaves, s (Python API, all cores)", py["merkle_2^20_s"], "pure Rust, 1 core", rs.get("merkle_root_2^20_1core"), "<= 0.25 s on 1 core", higher_better=False)
+    row("SM4-GCM MB/s, 16 KB (OpenSSL via cryptography)", py["sm4_gcm_16k_MBps"], "AES-128-GCM same API", py["aes_gcm_16k_MBps"], "")
+
+    today = dt.date.today().isoformat()
+    print(f"\ntfnode crypto benchmark, {today}, {os.cpu_count()} cores")
+    print(f"{'figure':58} {'ours':>14} {'reference':>26} {'ref value':>14} {'ratio':>8}  aim")
+    for what, ours, rn, ref, ratio, aim in rows:
+        rv = f"{ref:,.1f}" if ref is not None else "n/a"
+        rt = f"{ratio:.2f}x" if ratio is not None else "n/a"
+        print(f"{what:58} {ours:>14,.2f} {rn:>26} {rv:>14} {rt:>8}  {aim}")
+    print("\npure-Rust figures:", json.dumps({k: round(v, 3) for k, v in rs.items()}))
+    if a.markdown:
+        print("\n| date | figure | ours | reference | ref value | ratio | aim |\n|---|---|---|---|---|---|---|")
+        for what, ours, rn, ref, ratio, aim in rows:
+            rv = f"{ref:,.1f}" if ref is not None else "n/a"
+            rt = f"{ratio:.2f}x" if ratio is not None else "n/a"
+            print(f"| {today} | {what} | {ours:,.2f} | {rn} | {rv} | {rt} | {aim} |")
+    if a.json:
+        a.json.write_text(json.dumps({"date": today, "openssl": ossl, "gmssl": gm, "rust": rs, "python": py}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from tfnode.cli import main
+
+main()

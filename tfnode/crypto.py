@@ -1,0 +1,196 @@
+"""The national-cryptography suite of tfnode: SM3, SM2, SM4-GCM and SM3 Merkle trees.
+
+SM2 and SM3 run in the Rust core (``tfnode._core``); SM4-GCM comes from OpenSSL through the
+``cryptography`` package, wrapped here so that callers see one API and tfnode's exceptions.
+
+    >>> from tfnode import crypto
+    >>> sk = crypto.PrivateKey.generate()
+    >>> sig = sk.sign(b"bill of lading 42")
+    >>> sk.public_key().verify(b"bill of lading 42", sig)
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Sequence
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from tfnode import _core
+from tfnode.errors import CryptoError, DecryptionError, InvalidKey, InvalidSignature, MerkleError
+
+__all__ = [
+    "DEFAULT_UID",
+    "Sm3",
+    "sm3",
+    "sm3_many",
+    "hmac_sm3",
+    "sm3_kdf",
+    "PrivateKey",
+    "PublicKey",
+    "verify_batch",
+    "signature_to_der",
+    "signature_from_der",
+    "check_signature",
+    "set_key_cache_capacity",
+    "key_cache_len",
+    "address",
+    "Sm4Gcm",
+    "seal",
+    "open_sealed",
+    "merkle_leaf_hash",
+    "merkle_root",
+    "merkle_proof",
+    "verify_merkle_proof",
+    "CryptoError",
+    "InvalidKey",
+    "InvalidSignature",
+    "DecryptionError",
+    "MerkleError",
+]
+
+#: The default SM2 user ID of GB/T 32918 (GM/T 0009), used in the Z value.
+DEFAULT_UID: bytes = _core.DEFAULT_UID
+
+Sm3 = _core.Sm3
+sm3 = _core.sm3
+sm3_many = _core.sm3_many
+hmac_sm3 = _core.hmac_sm3
+sm3_kdf = _core.sm3_kdf
+
+PrivateKey = _core.PrivateKey
+PublicKey = _core.PublicKey
+verify_batch = _core.verify_batch
+signature_to_der = _core.signature_to_der
+signature_from_der = _core.signature_from_der
+check_signature = _core.check_signature
+set_key_cache_capacity = _core.set_key_cache_capacity
+key_cache_len = _core.key_cache_len
+
+merkle_leaf_hash = _core.merkle_leaf_hash
+merkle_root = _core.merkle_root
+merkle_proof = _core.merkle_proof
+verify_merkle_proof = _core.verify_merkle_proof
+
+
+def address(public_key: PublicKey) -> str:
+    """The account address of a public key: ``0x`` + the last 20 bytes of SM3(x || y).
+
+    The same rule as FISCO BCOS's national-cryptography mode, so addresses agree with it.
+    """
+    raw = public_key.to_bytes()
+    return "0x" + sm3(raw[1:])[12:].hex()
+
+
+class Sm4Gcm:
+    """SM4 in GCM mode (authenticated encryption), 128-bit key, 96-bit nonce, 128-bit tag.
+
+    ``encrypt`` returns ciphertext || tag; ``decrypt`` raises :class:`DecryptionError` when the
+    tag does not match (wrong key, nonce, associated data, or tampering). A nonce must never
+    repeat under one key: use :meth:`random_nonce` or a counter.
+    """
+
+    KEY_SIZE = 16
+    NONCE_SIZE = 12
+    TAG_SIZE = 16
+
+    __slots__ = ("_algo",)
+
+    def __init__(self, key: bytes) -> None:
+        if not isinstance(key, (bytes, bytearray, memoryview)) or len(key) != self.KEY_SIZE:
+            n = len(key) if isinstance(key, (bytes, bytearray, memoryview)) else type(key).__name__
+            raise InvalidKey(f"SM4 key has {n} bytes; expected {self.KEY_SIZE}")
+        self._algo = algorithms.SM4(bytes(key))
+
+    @classmethod
+    def generate_key(cls) -> bytes:
+        return os.urandom(cls.KEY_SIZE)
+
+    @classmethod
+    def random_nonce(cls) -> bytes:
+        return os.urandom(cls.NONCE_SIZE)
+
+    def _check_nonce(self, nonce: bytes) -> None:
+        if len(nonce) != self.NONCE_SIZE:
+            raise CryptoError(f"SM4-GCM nonce has {len(nonce)} bytes; expected {self.NONCE_SIZE}")
+
+    def encrypt(self, nonce: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
+        self._check_nonce(nonce)
+        enc = Cipher(self._algo, modes.GCM(nonce)).encryptor()
+        if aad:
+            enc.authenticate_additional_data(aad)
+        ct = enc.update(plaintext) + enc.finalize()
+        return ct + enc.tag
+
+    def decrypt(self, nonce: bytes, data: bytes, aad: bytes = b"") -> bytes:
+        self._check_nonce(nonce)
+        if len(data) < self.TAG_SIZE:
+            raise DecryptionError(f"SM4-GCM input has {len(data)} bytes; shorter than the {self.TAG_SIZE}-byte tag")
+        ct, tag = data[: -self.TAG_SIZE], data[-self.TAG_SIZE :]
+        dec = Cipher(self._algo, modes.GCM(nonce, tag)).decryptor()
+        if aad:
+            dec.authenticate_additional_data(aad)
+        try:
+            return dec.update(ct) + dec.finalize()
+        except InvalidTag:
+            raise DecryptionError("SM4-GCM authentication failed (wrong key, nonce, associated data, or tampered)") from None
+
+
+# Sealed envelope: one SM4-GCM body, its data key SM2-encrypted to each recipient.
+#   magic "TFS1" | u16 n | n x (33-byte compressed public key | u16 len | SM2 ciphertext)
+#   | 12-byte nonce | SM4-GCM(ciphertext || tag)
+# The header (everything before the body) is authenticated as associated data, so a
+# recipient list cannot be altered without detection.
+_SEAL_MAGIC = b"TFS1"
+_SEAL_MAX_RECIPIENTS = 1024
+
+
+def seal(recipients: Iterable[PublicKey], plaintext: bytes, aad: bytes = b"") -> bytes:
+    """Encrypt ``plaintext`` so that each recipient (an SM2 public key) can open it alone."""
+    keys: Sequence[PublicKey] = list(recipients)
+    if not keys:
+        raise CryptoError("seal needs at least one recipient")
+    if len(keys) > _SEAL_MAX_RECIPIENTS:
+        raise CryptoError(f"seal has {len(keys)} recipients; at most {_SEAL_MAX_RECIPIENTS}")
+    data_key = Sm4Gcm.generate_key()
+    parts = [_SEAL_MAGIC, struct.pack(">H", len(keys))]
+    for pk in keys:
+        wrapped = pk.encrypt(data_key)
+        parts += [pk.to_bytes(compressed=True), struct.pack(">H", len(wrapped)), wrapped]
+    nonce = Sm4Gcm.random_nonce()
+    header = b"".join(parts) + nonce
+    return header + Sm4Gcm(data_key).encrypt(nonce, plaintext, header + aad)
+
+
+def open_sealed(private_key: PrivateKey, sealed: bytes, aad: bytes = b"") -> bytes:
+    """Open an envelope made by :func:`seal` with one recipient's private key."""
+    mv = memoryview(sealed)
+    if len(mv) < 6 or bytes(mv[:4]) != _SEAL_MAGIC:
+        raise DecryptionError("not a tfnode sealed envelope (bad magic)")
+    (n,) = struct.unpack(">H", mv[4:6])
+    if not 1 <= n <= _SEAL_MAX_RECIPIENTS:
+        raise DecryptionError(f"sealed envelope names {n} recipients; expected 1..{_SEAL_MAX_RECIPIENTS}")
+    me = private_key.public_key().to_bytes(compressed=True)
+    pos, mine = 6, None
+    for _ in range(n):
+        if pos + 35 > len(mv):
+            raise DecryptionError("sealed envelope is truncated in its recipient list")
+        pk = bytes(mv[pos : pos + 33])
+        (ln,) = struct.unpack(">H", mv[pos + 33 : pos + 35])
+        pos += 35
+        if pos + ln > len(mv):
+            raise DecryptionError("sealed envelope is truncated in a wrapped key")
+        if pk == me and mine is None:
+            mine = bytes(mv[pos : pos + ln])
+        pos += ln
+    if mine is None:
+        raise DecryptionError("this key is not a recipient of the sealed envelope")
+    if pos + Sm4Gcm.NONCE_SIZE > len(mv):
+        raise DecryptionError("sealed envelope is truncated before its nonce")
+    nonce = bytes(mv[pos : pos + Sm4Gcm.NONCE_SIZE])
+    header = bytes(mv[: pos + Sm4Gcm.NONCE_SIZE])
+    data_key = private_key.decrypt(mine)
+    return Sm4Gcm(data_key).decrypt(nonce, bytes(mv[pos + Sm4Gcm.NONCE_SIZE :]), header + aad)
