@@ -1,70 +1,37 @@
 //! SM3 hash function (GB/T 32905-2016).
 //!
 //! Public API (stable, used by the other crates):
-//! - [`hash`] one-shot digest, [`Sm3`] streaming hasher,
+//! - [`hash`] one-shot digest, [`Sm3`] streaming hasher, [`compress`] the raw compression,
 //! - [`hmac`] HMAC-SM3 (RFC 2104 construction, 64-byte block),
 //! - [`kdf`] the SM3 key-derivation function of GB/T 32918.4 (used by SM2 encryption),
-//! - [`hash_many`] many independent messages at once (multi-buffer).
+//! - [`hash_many`] many independent messages at once (multi-buffer), plus the
+//!   allocation-free [`hash_many_into`], [`hash_many_prefixed_into`] and
+//!   [`hash_pairs_prefixed_into`] that the Merkle tree uses, and [`Backend`] to pick
+//!   (or, in tests, force) the implementation.
+//!
+//! Layout: `round.rs` holds the compression function once, generic over the word
+//! type; `scalar.rs` instantiates it for one stream, `x86.rs` for 8 (AVX2) and 16
+//! (AVX-512) lanes, `multibuf.rs` feeds the lanes.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod cpu;
+mod multibuf;
+mod round;
+mod scalar;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use multibuf::Backend;
+pub use scalar::{compress, compress_no_simd};
 
 pub const DIGEST_LEN: usize = 32;
 pub const BLOCK_LEN: usize = 64;
 
-const IV: [u32; 8] = [
+pub(crate) const IV: [u32; 8] = [
     0x7380166f, 0x4914b2b9, 0x172442d7, 0xda8a0600, 0xa96f30bc, 0x163138aa, 0xe38dee4d, 0xb0fb0e4e,
 ];
-
-#[inline(always)]
-fn p0(x: u32) -> u32 {
-    x ^ x.rotate_left(9) ^ x.rotate_left(17)
-}
-#[inline(always)]
-fn p1(x: u32) -> u32 {
-    x ^ x.rotate_left(15) ^ x.rotate_left(23)
-}
-
-/// Compress `blocks` (a multiple of 64 bytes) into `state`.
-pub fn compress(state: &mut [u32; 8], blocks: &[u8]) {
-    debug_assert_eq!(blocks.len() % BLOCK_LEN, 0);
-    for block in blocks.chunks_exact(BLOCK_LEN) {
-        let mut w = [0u32; 68];
-        for i in 0..16 {
-            w[i] = u32::from_be_bytes(block[4 * i..4 * i + 4].try_into().unwrap());
-        }
-        for j in 16..68 {
-            w[j] = p1(w[j - 16] ^ w[j - 9] ^ w[j - 3].rotate_left(15))
-                ^ w[j - 13].rotate_left(7)
-                ^ w[j - 6];
-        }
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
-        for j in 0..64 {
-            let t: u32 = if j < 16 { 0x79cc4519 } else { 0x7a879d8a };
-            let ss1 = a
-                .rotate_left(12)
-                .wrapping_add(e)
-                .wrapping_add(t.rotate_left((j % 32) as u32))
-                .rotate_left(7);
-            let ss2 = ss1 ^ a.rotate_left(12);
-            let (ff, gg) = if j < 16 {
-                (a ^ b ^ c, e ^ f ^ g)
-            } else {
-                ((a & b) | (a & c) | (b & c), (e & f) | (!e & g))
-            };
-            let tt1 = ff.wrapping_add(d).wrapping_add(ss2).wrapping_add(w[j] ^ w[j + 4]);
-            let tt2 = gg.wrapping_add(h).wrapping_add(ss1).wrapping_add(w[j]);
-            d = c;
-            c = b.rotate_left(9);
-            b = a;
-            a = tt1;
-            h = g;
-            g = f.rotate_left(19);
-            f = e;
-            e = p0(tt2);
-        }
-        for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
-            *s ^= v;
-        }
-    }
-}
 
 /// Streaming SM3 hasher.
 #[derive(Clone)]
@@ -154,9 +121,10 @@ pub fn hmac(key: &[u8], data: &[u8]) -> [u8; DIGEST_LEN] {
 pub fn kdf(z: &[u8], klen: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(klen + DIGEST_LEN);
     let mut ct: u32 = 1;
+    let mut base = Sm3::new();
+    base.update(z);
     while out.len() < klen {
-        let mut h = Sm3::new();
-        h.update(z);
+        let mut h = base.clone();
         h.update(&ct.to_be_bytes());
         out.extend_from_slice(&h.finalize());
         ct = ct.wrapping_add(1);
@@ -167,26 +135,25 @@ pub fn kdf(z: &[u8], klen: usize) -> Vec<u8> {
 
 /// Digests of many independent messages (multi-buffer when the CPU allows it).
 pub fn hash_many(msgs: &[&[u8]]) -> Vec<[u8; DIGEST_LEN]> {
-    msgs.iter().map(|m| hash(m)).collect()
+    let mut out = vec![[0u8; DIGEST_LEN]; msgs.len()];
+    hash_many_into(msgs, &mut out);
+    out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `out[i] = SM3(msgs[i])` without allocating (apart from a sort index when the
+/// messages differ in block count). Panics if `out.len() != msgs.len()`.
+pub fn hash_many_into(msgs: &[&[u8]], out: &mut [[u8; DIGEST_LEN]]) {
+    Backend::detect().hash_many_into(msgs, out)
+}
 
-    #[test]
-    fn gbt_32905_example_1_abc() {
-        assert_eq!(
-            hex::encode(hash(b"abc")),
-            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
-        );
-    }
+/// `out[i] = SM3(prefix || msgs[i])`, e.g. RFC 6962 leaf hashes with `prefix = [0x00]`.
+/// Panics if `out.len() != msgs.len()` or `prefix.len() > 64`.
+pub fn hash_many_prefixed_into(prefix: &[u8], msgs: &[&[u8]], out: &mut [[u8; DIGEST_LEN]]) {
+    Backend::detect().hash_many_prefixed_into(prefix, msgs, out)
+}
 
-    #[test]
-    fn gbt_32905_example_2_abcd_x16() {
-        assert_eq!(
-            hex::encode(hash(&b"abcd".repeat(16))),
-            "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
-        );
-    }
+/// `out[i] = SM3(prefix || nodes[2i] || nodes[2i+1])`, e.g. one level of an RFC 6962
+/// tree with `prefix = [0x01]`. Panics if `nodes.len() != 2 * out.len()` or `prefix.len() > 64`.
+pub fn hash_pairs_prefixed_into(prefix: &[u8], nodes: &[[u8; 32]], out: &mut [[u8; DIGEST_LEN]]) {
+    Backend::detect().hash_pairs_prefixed_into(prefix, nodes, out)
 }

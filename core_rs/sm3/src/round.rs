@@ -1,0 +1,149 @@
+//! The SM3 compression function written once, generic over a "word" type.
+//!
+//! The same code compresses one block with `u32` words (the scalar path) or
+//! 8/16 independent blocks at once with SIMD vectors whose lanes are
+//! independent messages (the multi-buffer paths in `x86.rs`). Writing it once
+//! keeps the three paths from drifting apart; the tests compare them anyway.
+
+/// T_j <<< (j mod 32), precomputed so a round adds a constant instead of rotating one.
+pub(crate) const TJ: [u32; 64] = {
+    let mut t = [0u32; 64];
+    let mut j = 0;
+    while j < 64 {
+        let base: u32 = if j < 16 { 0x79cc4519 } else { 0x7a879d8a };
+        t[j] = base.rotate_left((j % 32) as u32);
+        j += 1;
+    }
+    t
+};
+
+/// 32-bit lane-wise operations the compression function needs.
+///
+/// # Safety
+/// Implementations for SIMD types execute instructions of a CPU extension;
+/// every method may only be called when that extension is present. `u32`
+/// has no such requirement.
+pub(crate) unsafe trait Word: Copy {
+    unsafe fn splat(x: u32) -> Self;
+    unsafe fn add(a: Self, b: Self) -> Self;
+    unsafe fn xor(a: Self, b: Self) -> Self;
+    unsafe fn rotl<const N: u32>(a: Self) -> Self;
+    /// a ^ b ^ c
+    unsafe fn xor3(a: Self, b: Self, c: Self) -> Self;
+    /// Majority: (a & b) | (a & c) | (b & c)  (FF_j for j >= 16)
+    unsafe fn maj(a: Self, b: Self, c: Self) -> Self;
+    /// Choose: (e & f) | (!e & g)  (GG_j for j >= 16)
+    unsafe fn ch(e: Self, f: Self, g: Self) -> Self;
+}
+
+// SAFETY: plain integer arithmetic, no CPU extension involved.
+unsafe impl Word for u32 {
+    #[inline(always)]
+    unsafe fn splat(x: u32) -> Self {
+        x
+    }
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        a.wrapping_add(b)
+    }
+    #[inline(always)]
+    unsafe fn xor(a: Self, b: Self) -> Self {
+        a ^ b
+    }
+    #[inline(always)]
+    unsafe fn rotl<const N: u32>(a: Self) -> Self {
+        a.rotate_left(N)
+    }
+    #[inline(always)]
+    unsafe fn xor3(a: Self, b: Self, c: Self) -> Self {
+        a ^ b ^ c
+    }
+    #[inline(always)]
+    unsafe fn maj(a: Self, b: Self, c: Self) -> Self {
+        // Two fewer operations than the textbook form.
+        (a & b) | (c & (a | b))
+    }
+    #[inline(always)]
+    unsafe fn ch(e: Self, f: Self, g: Self) -> Self {
+        ((f ^ g) & e) ^ g
+    }
+}
+
+#[inline(always)]
+unsafe fn p0<W: Word>(x: W) -> W {
+    W::xor3(x, W::rotl::<9>(x), W::rotl::<17>(x))
+}
+
+#[inline(always)]
+unsafe fn p1<W: Word>(x: W) -> W {
+    W::xor3(x, W::rotl::<15>(x), W::rotl::<23>(x))
+}
+
+/// One round. Instead of shifting all eight registers each round, the new A is
+/// written into D's slot and the new E into H's slot; the caller renames the
+/// variables (see the call order in [`compress_words`]).
+macro_rules! round {
+    ($W:ty, $w:ident, $j:expr, $ff:ident, $gg:ident,
+     $a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident) => {{
+        let a12 = <$W>::rotl::<12>($a);
+        let ss1 = <$W>::rotl::<7>(<$W>::add(<$W>::add(a12, $e), <$W>::splat(TJ[$j])));
+        let ss2 = <$W>::xor(ss1, a12);
+        let wj = $w[$j];
+        let wj4 = <$W>::xor(wj, $w[$j + 4]);
+        let tt1 = <$W>::add(<$W>::add($ff($a, $b, $c), $d), <$W>::add(ss2, wj4));
+        let tt2 = <$W>::add(<$W>::add($gg($e, $f, $g), $h), <$W>::add(ss1, wj));
+        $b = <$W>::rotl::<9>($b);
+        $f = <$W>::rotl::<19>($f);
+        $d = tt1;
+        $h = p0(tt2);
+    }};
+}
+
+/// Four rounds with the register renaming applied; after them the names line up again.
+macro_rules! rounds4 {
+    ($W:ty, $w:ident, $j:expr, $ff:ident, $gg:ident, $a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident) => {
+        round!($W, $w, $j, $ff, $gg, $a, $b, $c, $d, $e, $f, $g, $h);
+        round!($W, $w, $j + 1, $ff, $gg, $d, $a, $b, $c, $h, $e, $f, $g);
+        round!($W, $w, $j + 2, $ff, $gg, $c, $d, $a, $b, $g, $h, $e, $f);
+        round!($W, $w, $j + 3, $ff, $gg, $b, $c, $d, $a, $f, $g, $h, $e);
+    };
+}
+
+/// Compress one block given as 16 big-endian-decoded message words.
+///
+/// # Safety
+/// The CPU must support the extension `W` needs (see [`Word`]).
+#[inline(always)]
+pub(crate) unsafe fn compress_words<W: Word>(state: &mut [W; 8], m: &[W; 16]) {
+    let mut w = [W::splat(0); 68];
+    w[..16].copy_from_slice(m);
+    // Message expansion; constant bounds let the compiler drop the index checks.
+    for j in 16..68 {
+        let x = W::xor3(w[j - 16], w[j - 9], W::rotl::<15>(w[j - 3]));
+        w[j] = W::xor3(p1(x), W::rotl::<7>(w[j - 13]), w[j - 6]);
+    }
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
+    let ff0 = W::xor3;
+    let gg0 = W::xor3;
+    let ff1 = W::maj;
+    let gg1 = W::ch;
+    rounds4!(W, w, 0, ff0, gg0, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 4, ff0, gg0, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 8, ff0, gg0, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 12, ff0, gg0, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 16, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 20, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 24, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 28, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 32, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 36, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 40, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 44, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 48, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 52, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 56, ff1, gg1, a, b, c, d, e, f, g, h);
+    rounds4!(W, w, 60, ff1, gg1, a, b, c, d, e, f, g, h);
+    for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+        *s = W::xor(*s, v);
+    }
+}
