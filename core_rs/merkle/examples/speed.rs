@@ -1,0 +1,46 @@
+//! Merkle root of 2^20 32-byte leaves on one and on two cores, JSON lines.
+//!
+//! `cargo run --release -p tfnode-merkle --example speed`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+fn best_of(runs: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let n = 1usize << 20;
+    let data: Vec<[u8; 32]> = (0..n as u32).map(|i| tfnode_sm3::hash(&i.to_le_bytes())).collect();
+    let leaves: Vec<&[u8]> = data.iter().map(|x| x.as_slice()).collect();
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
+        let secs = pool.install(|| best_of(5, || {
+            black_box(tfnode_merkle::root(black_box(&leaves)));
+        }));
+        let name = if threads == 1 { "1core" } else { "2cores" };
+        println!("{{\"name\":\"merkle_root_2^20_{name}\",\"unit\":\"s\",\"value\":{secs:.4}}}");
+    }
+    let hashes = tfnode_merkle::leaf_hashes(&leaves);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("rayon pool");
+    let secs = pool.install(|| best_of(5, || {
+        black_box(tfnode_merkle::proof_from_leaf_hashes(black_box(&hashes), 777_777).ok());
+    }));
+    println!("{{\"name\":\"merkle_proof_2^20_from_leaf_hashes_1core\",\"unit\":\"s\",\"value\":{secs:.4}}}");
+    let root = tfnode_merkle::root_from_leaf_hashes(&hashes);
+    let p = tfnode_merkle::proof_from_leaf_hashes(&hashes, 777_777).expect("index in range");
+    let t = Instant::now();
+    let k = 100_000;
+    for _ in 0..k {
+        black_box(tfnode_merkle::verify_proof(&root, black_box(leaves[777_777]), 777_777, n as u64, &p));
+    }
+    let rate = k as f64 / t.elapsed().as_secs_f64();
+    println!("{{\"name\":\"merkle_verify_2^20\",\"unit\":\"proofs/s\",\"value\":{rate:.0}}}");
+}
