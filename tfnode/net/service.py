@@ -1,0 +1,437 @@
+"""PeerManager: the network service of a node.
+
+It listens and dials through a :class:`~tfnode.net.abc.Transport`, runs the handshake, and
+keeps one :class:`PeerConnection` per peer, each with a reader task and a writer task.
+
+Policies (defaults in :class:`NetConfig`, reasons in docs/network.md):
+
+* **Routing.** Messages are routed to handlers registered per (chain id, kind). A peer may
+  only send on chains it was admitted on in the handshake.
+* **Send queues.** Bounded per peer (``send_queue_limit`` messages). When full, a gossip
+  message (kind with the high bit set) evicts the oldest queued gossip message, or is
+  dropped itself; a must-deliver message evicts the oldest gossip, and if there is none the
+  peer is too slow to follow consensus: the link is closed (it reconnects and catches up
+  through sync, which is cheaper than unbounded memory).
+* **Rate limit.** A token bucket on bytes and one on messages per PeerId (they survive
+  reconnects). A peer above its rate is not punished, only read more slowly: TCP pushes
+  back on that one peer, the others are unaffected.
+* **Bans.** Bytes that do not decode after authentication (or a handler raising
+  InvalidMessage) ban the PeerId for ``ban_duration``; garbage before authentication bans the
+  remote host address. A failed tag or an oversized header on the encrypted link only closes
+  it: those bytes are unauthenticated, and banning on them would let anyone on the path get
+  honest members banned.
+* **Duplicates.** Of two connections between the same pair, the one dialed by the lower
+  PeerId is kept (both ends decide alike); in the same direction the newer one wins.
+* **Reconnect.** Each peer added with :meth:`PeerManager.add_peer` has a dial loop with
+  exponential back-off and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+import random
+import time
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tfnode import crypto
+from tfnode.net.abc import ByteStream, ChainId, Listener, MessageHandler, PeerId, Transport, short_id
+from tfnode.net.errors import (
+    AuthenticationError,
+    ConnectionClosed,
+    HandshakeError,
+    HandshakeRefused,
+    MalformedMessage,
+    NetworkError,
+    NonceExhausted,
+)
+from tfnode.net.framing import DEFAULT_MAX_FRAME_SIZE
+from tfnode.net.handshake import HandshakeConfig, Session, handshake
+from tfnode.net.limits import Backoff, BanList, Clock, TokenBucket
+from tfnode.net.protocol import Kind, decode_envelope, encode_envelope, is_control, is_gossip
+from tfnode.net.secure import COUNTER_LIMIT, DEFAULT_REKEY_INTERVAL, SecureLink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NetConfig:
+    listen: Any = None  # address to listen on ((host, port) for TCP), or None
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    handshake_timeout: float = 10.0
+    send_queue_limit: int = 4096  # messages per peer
+    rate_bytes: float = 64 * 1024 * 1024  # bytes/s per peer, inbound
+    burst_bytes: float = 2 * DEFAULT_MAX_FRAME_SIZE + 1024
+    rate_messages: float = 20_000.0  # messages/s per peer, inbound
+    burst_messages: float = 40_000.0
+    ban_duration: float = 600.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    backoff_jitter: float = 0.5
+    ping_interval: float = 10.0
+    idle_timeout: float = 30.0  # no frame from the peer for this long: close
+    rekey_interval: int = DEFAULT_REKEY_INTERVAL
+    max_frames: int = COUNTER_LIMIT
+    max_pending_handshakes: int = 64  # inbound connections not yet authenticated
+
+
+def _address_key(address: Any) -> Hashable:
+    """What a pre-authentication ban applies to: the host of a (host, port) address."""
+    if isinstance(address, tuple) and address:
+        return address[0]
+    return address
+
+
+class PeerConnection:
+    """One authenticated link to a peer and its outbound queue."""
+
+    def __init__(self, link: SecureLink, session: Session, dialer: bytes, address: Any) -> None:
+        self.link = link
+        self.session = session
+        self.peer_id = session.peer_id
+        self.dialer = dialer  # PeerId of the side that dialed this connection
+        self.address = address
+        self.queue: collections.deque[tuple[bool, bytes]] = collections.deque()
+        self.wake = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def __repr__(self) -> str:
+        return f"PeerConnection({short_id(self.peer_id)}, dialer={short_id(self.dialer)})"
+
+
+class PeerManager:
+    """Listens, dials, authenticates and routes messages for one node.
+
+    ``members`` maps each chain id this node serves to the PeerIds (33-byte compressed SM2
+    static public keys) of that chain's consortium members.
+    """
+
+    def __init__(self, identity: crypto.PrivateKey, members: Mapping[ChainId, Collection[bytes]],
+                 transport: Transport, config: NetConfig | None = None, *, clock: Clock = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        self.config = config or NetConfig()
+        self.transport = transport
+        self._clock = clock
+        self._bans = BanList(clock)
+        self._hs = HandshakeConfig(identity, members, timeout=self.config.handshake_timeout,
+                                   is_banned=self._bans.is_banned)
+        self.peer_id: PeerId = self._hs.peer_id
+        self._backoff = Backoff(self.config.backoff_base, self.config.backoff_cap, self.config.backoff_jitter, rng)
+        self._conns: dict[bytes, PeerConnection] = {}
+        self._handlers: dict[tuple[ChainId, int], MessageHandler] = {}
+        self._dialers: dict[bytes, asyncio.Task[None]] = {}
+        self._buckets: dict[bytes, tuple[TokenBucket, TokenBucket]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._listener: Listener | None = None
+        self._pending = 0
+        self._closing = False
+        self.on_connect: list[Callable[[PeerId], None]] = []
+        self.on_disconnect: list[Callable[[PeerId], None]] = []
+        self.stats: dict[str, int] = collections.Counter()
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.config.listen is not None:
+            self._listener = await self.transport.listen(self.config.listen, self._accept)
+            log.info("node %s listening on %s", short_id(self.peer_id), self._listener.address)
+
+    @property
+    def listen_address(self) -> Any:
+        return self._listener.address if self._listener else None
+
+    async def close(self) -> None:
+        """Stop listening and dialing, close every connection, wait for all tasks."""
+        self._closing = True
+        if self._listener is not None:
+            await self._listener.close()
+        for conn in list(self._conns.values()):
+            self._drop(conn, "node shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ---- public API ---------------------------------------------------------------------
+    def register(self, chain_id: ChainId, kind: int, handler: MessageHandler) -> None:
+        """Route messages of (chain id, kind) to ``handler(peer, chain_id, kind, payload)``.
+
+        The handler runs in the peer's reader task: while it runs, that peer's next messages
+        wait (per-peer order is kept; a slow handler slows only its peer). A handler raising
+        :class:`~tfnode.net.errors.InvalidMessage` gets the peer disconnected and banned.
+        """
+        if is_control(kind):
+            raise ValueError(f"kind 0x{kind:02x} is reserved for link control")
+        self._handlers[(chain_id, kind)] = handler
+
+    def add_peer(self, peer_id: bytes, address: Any) -> None:
+        """Keep a connection to ``peer_id`` at ``address``: dial now and after every loss."""
+        if peer_id == self.peer_id or peer_id in self._dialers:
+            return
+        self._dialers[peer_id] = self._spawn(self._dial_loop(PeerId(peer_id), address), f"dial-{short_id(peer_id)}")
+
+    def remove_peer(self, peer_id: bytes) -> None:
+        task = self._dialers.pop(peer_id, None)
+        if task is not None:
+            task.cancel()
+
+    @property
+    def peers(self) -> list[PeerId]:
+        return list(self._conns)
+
+    def is_connected(self, peer_id: bytes) -> bool:
+        return peer_id in self._conns
+
+    def send(self, peer_id: bytes, chain_id: ChainId, kind: int, payload: bytes) -> bool:
+        """Queue a message for one peer. False if not connected or dropped by the queue policy."""
+        conn = self._conns.get(peer_id)
+        if conn is None:
+            self.stats["send_not_connected"] += 1
+            return False
+        return self._enqueue(conn, is_gossip(kind), encode_envelope(kind, chain_id, payload))
+
+    def broadcast(self, chain_id: ChainId, kind: int, payload: bytes, exclude: Iterable[bytes] = ()) -> int:
+        """Queue a message for every connected peer admitted on ``chain_id``; returns how many."""
+        data, skip, n = encode_envelope(kind, chain_id, payload), set(exclude), 0
+        for conn in list(self._conns.values()):
+            if conn.peer_id not in skip and chain_id in conn.session.chains:
+                n += self._enqueue(conn, is_gossip(kind), data)
+        return n
+
+    def ban(self, key: Hashable, reason: str, duration: float | None = None) -> None:
+        """Ban a PeerId or a host address; an open connection of a banned PeerId is closed."""
+        self._bans.ban(key, self.config.ban_duration if duration is None else duration)
+        self.stats["bans"] += 1
+        name = short_id(key) if isinstance(key, bytes) else key
+        log.warning("banned %s for %.0f s: %s", name, self._bans.remaining(key), reason)
+        conn = self._conns.get(key) if isinstance(key, bytes) else None
+        if conn is not None:
+            self._drop(conn, f"banned: {reason}")
+
+    def is_banned(self, key: Hashable) -> bool:
+        return self._bans.is_banned(key)
+
+    async def wait_connected(self, peers: Iterable[bytes], timeout: float) -> None:
+        """Wait until every peer in ``peers`` is connected (TimeoutError otherwise)."""
+        want = set(peers)
+        async with asyncio.timeout(timeout):
+            while not want <= self._conns.keys():
+                await asyncio.sleep(0.01)
+
+    # ---- connection setup ---------------------------------------------------------------
+    async def _accept(self, stream: ByteStream) -> None:
+        host = _address_key(stream.remote_address)
+        if self._closing or self._bans.is_banned(host) or self._pending >= self.config.max_pending_handshakes:
+            self.stats["inbound_refused"] += 1
+            stream.close()
+            return
+        self._pending += 1
+        try:
+            session = await self._handshake(stream, initiator=False)
+        finally:
+            self._pending -= 1
+        if session is not None:
+            self._register(stream, session, dialer=session.peer_id)
+
+    async def _handshake(self, stream: ByteStream, *, initiator: bool) -> Session | None:
+        """Run the handshake; on failure close the stream, apply the ban policy, return None."""
+        try:
+            return await handshake(stream, self._hs, initiator=initiator)
+        except MalformedMessage as err:
+            # Before authentication the only name of the sender is its address.
+            self.stats["handshake_malformed"] += 1
+            self.ban(_address_key(stream.remote_address), f"malformed handshake: {err}")
+        except HandshakeRefused as err:
+            self.stats["handshake_refused"] += 1
+            log.info("handshake with %s refused: %s", stream.remote_address, err)
+        except (HandshakeError, ConnectionClosed) as err:
+            self.stats["handshake_failed"] += 1
+            log.info("handshake with %s failed: %s", stream.remote_address, err)
+        stream.close()
+        return None
+
+    async def _dial_loop(self, peer_id: PeerId, address: Any) -> None:
+        attempt = 0
+        while not self._closing:
+            conn = self._conns.get(peer_id)
+            if conn is not None:
+                await conn.closed.wait()
+                await asyncio.sleep(self._backoff.delay(0))
+                continue
+            wait = self._bans.remaining(peer_id)
+            if wait > 0:
+                await asyncio.sleep(min(wait, self.config.backoff_cap))
+                continue
+            try:
+                stream = await self.transport.dial(address)
+            except ConnectionClosed as err:
+                self.stats["dial_failed"] += 1
+                log.debug("dial %s at %s failed: %s", short_id(peer_id), address, err)
+            else:
+                session = await self._handshake(stream, initiator=True)
+                if session is not None and session.peer_id != peer_id:
+                    log.warning("%s answered as %s, expected %s", address, short_id(session.peer_id), short_id(peer_id))
+                    self.stats["dial_wrong_peer"] += 1
+                    stream.close()
+                elif session is not None:
+                    attempt = 0
+                    self._register(stream, session, dialer=self.peer_id)
+                    continue
+            await asyncio.sleep(self._backoff.delay(attempt))
+            attempt += 1
+
+    def _prefer_new(self, old: PeerConnection, new: PeerConnection) -> bool:
+        lower = min(self.peer_id, new.peer_id)
+        if (old.dialer == lower) != (new.dialer == lower):
+            return new.dialer == lower
+        return True  # same direction: the old one is probably dead and not yet noticed
+
+    def _register(self, stream: ByteStream, session: Session, dialer: bytes) -> None:
+        c = self.config
+        link = SecureLink(stream, session, max_frame_size=c.max_frame_size, rekey_interval=c.rekey_interval,
+                          max_frames=c.max_frames)
+        conn = PeerConnection(link, session, dialer, stream.remote_address)
+        if self._closing or self._bans.is_banned(session.peer_id):
+            link.close()
+            return
+        old = self._conns.get(session.peer_id)
+        if old is not None:
+            self.stats["duplicates_closed"] += 1
+            if not self._prefer_new(old, conn):
+                link.close()
+                return
+            conn.queue.extend(old.queue)  # nothing queued is lost to the switch
+            old.queue.clear()
+            self._drop(old, "superseded by a preferred connection")
+        self._conns[session.peer_id] = conn
+        self.stats["connections"] += 1
+        if session.peer_id not in self._buckets:
+            self._buckets[session.peer_id] = (TokenBucket(c.rate_bytes, c.burst_bytes, self._clock),
+                                              TokenBucket(c.rate_messages, c.burst_messages, self._clock))
+        name = short_id(session.peer_id)
+        conn.tasks = [self._spawn(self._reader(conn), f"read-{name}"), self._spawn(self._writer(conn), f"write-{name}")]
+        if conn.queue:
+            conn.wake.set()
+        log.info("connected to %s (%s)", name, "dialed" if dialer == self.peer_id else "accepted")
+        for cb in self.on_connect:
+            cb(session.peer_id)
+
+    def _drop(self, conn: PeerConnection, reason: str) -> None:
+        if conn.closed.is_set():
+            return
+        conn.closed.set()
+        conn.link.close()
+        current = asyncio.current_task()
+        for task in conn.tasks:
+            if task is not current:
+                task.cancel()
+        if self._conns.get(conn.peer_id) is conn:
+            del self._conns[conn.peer_id]
+            self.stats["disconnects"] += 1
+            log.info("disconnected from %s: %s", short_id(conn.peer_id), reason)
+            for cb in self.on_disconnect:
+                cb(conn.peer_id)
+
+    # ---- per-connection tasks -----------------------------------------------------------
+    def _enqueue(self, conn: PeerConnection, gossip: bool, data: bytes) -> bool:
+        if conn.closed.is_set():
+            return False
+        q = conn.queue
+        if len(q) >= self.config.send_queue_limit:
+            victim = next((i for i, (g, _) in enumerate(q) if g), None)
+            if victim is None and gossip:
+                self.stats["gossip_dropped"] += 1
+                return False
+            if victim is None:
+                self.stats["queue_overflow_closes"] += 1
+                self._drop(conn, f"send queue full ({len(q)} must-deliver messages)")
+                return False
+            del q[victim]
+            self.stats["gossip_dropped"] += 1
+        q.append((gossip, data))
+        conn.wake.set()
+        return True
+
+    async def _writer(self, conn: PeerConnection) -> None:
+        ping = encode_envelope(Kind.PING, b"", b"")
+        try:
+            while True:
+                if not conn.queue:
+                    conn.wake.clear()
+                    try:
+                        async with asyncio.timeout(self.config.ping_interval):
+                            await conn.wake.wait()
+                    except TimeoutError:
+                        conn.queue.append((False, ping))
+                    continue
+                # Write what is queued (up to a bound), then wait for the socket once.
+                for _ in range(min(len(conn.queue), 256)):
+                    _, data = conn.queue.popleft()
+                    self.stats["bytes_sent"] += conn.link.write(data)
+                    self.stats["messages_sent"] += 1
+                await conn.link.stream.drain()
+        except (ConnectionClosed, NonceExhausted) as err:
+            self._drop(conn, f"write failed: {err}")
+
+    async def _throttle(self, conn: PeerConnection, size: int) -> None:
+        by, msgs = self._buckets[conn.peer_id]
+        while True:
+            wait = max(by.wait_time(size), msgs.wait_time(1))
+            if wait <= 0:
+                by.consume(size)
+                msgs.consume(1)
+                return
+            self.stats["throttled"] += 1
+            await asyncio.sleep(min(wait, 1.0))
+
+    async def _reader(self, conn: PeerConnection) -> None:
+        peer = conn.peer_id
+        try:
+            while True:
+                async with asyncio.timeout(self.config.idle_timeout):
+                    data = await conn.link.recv()
+                await self._throttle(conn, len(data))
+                self.stats["messages_received"] += 1
+                self.stats["bytes_received"] += len(data)
+                env = decode_envelope(data)
+                if env.kind == Kind.PING:
+                    self._enqueue(conn, False, encode_envelope(Kind.PONG, b"", b""))
+                    continue
+                if is_control(env.kind):
+                    continue
+                if env.chain_id not in conn.session.chains:
+                    raise MalformedMessage(f"message for chain {env.chain_id!r} the peer is not admitted on")
+                handler = self._handlers.get((env.chain_id, env.kind))
+                if handler is None:
+                    # A newer peer may send kinds we do not know yet: count, do not punish.
+                    self.stats["unhandled"] += 1
+                    continue
+                try:
+                    result = handler(peer, env.chain_id, env.kind, env.payload)
+                    if inspect.isawaitable(result):
+                        await result
+                except (MalformedMessage, asyncio.CancelledError):
+                    raise
+                except Exception:  # our bug, not the peer's: keep the link
+                    self.stats["handler_errors"] += 1
+                    log.exception("handler for kind 0x%02x failed on a message from %s", env.kind, short_id(peer))
+        except MalformedMessage as err:
+            self.stats["malformed_bans"] += 1
+            self.ban(peer, f"malformed message: {err}")
+            self._drop(conn, str(err))
+        except (AuthenticationError, NonceExhausted) as err:
+            self.stats["auth_failures"] += 1
+            self._drop(conn, str(err))
+        except TimeoutError:
+            self._drop(conn, f"idle for {self.config.idle_timeout} s")
+        except NetworkError as err:
+            self._drop(conn, str(err))
