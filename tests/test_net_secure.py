@@ -119,6 +119,7 @@ def test_oversized_frame_on_the_link_is_refused_without_blame():
 
 def test_nonces_never_repeat_across_rekeys():
     state = CipherState(b"k" * 16, b"\x5a" * 12, rekey_interval=7)
+    nonces = set()
     for _ in range(1000):
         cipher, nonce = state.next()
         assert nonce not in nonces
