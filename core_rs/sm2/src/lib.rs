@@ -1,1 +1,73 @@
-//! placeholder until this crate lands
+//! SM2 (GB/T 32918-2016) on the recommended 256-bit curve: signatures, public-key
+//! encryption, key encodings, and fast (cached, batched) verification.
+//!
+//! * [`SecretKey`] signs (constant time, hedged deterministic nonces) and decrypts.
+//! * [`PublicKey`] verifies and encrypts; [`Signature`] is (r, s) as raw 64 bytes or DER.
+//! * [`verify_batch`], [`verify_batch_uid`] and [`verify_cached`] go through a bounded
+//!   known-key cache holding per-key precomputed tables (see [`set_key_cache_capacity`]).
+//!
+//! Design notes, including the nonce construction, are in `docs/sm2.md`.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+mod arith;
+mod cache;
+mod der;
+mod encrypt;
+mod field;
+mod keys;
+mod mul;
+mod point;
+mod scalar;
+mod signature;
+
+#[cfg(test)]
+mod tests;
+
+pub use cache::{key_cache_len, set_key_cache_capacity, verify_batch, verify_batch_uid, verify_cached};
+pub use keys::{PublicKey, SecretKey};
+pub use signature::Signature;
+#[doc(hidden)]
+pub use encrypt::encrypt_with_k;
+
+/// The user ID both sides use when none is agreed (GB/T 32918.2, GM/T 0009).
+pub const DEFAULT_UID: &[u8] = b"1234567812345678";
+
+/// Longest user ID whose bit length fits the 16-bit ENTL field of Z.
+pub const MAX_UID_LEN: usize = 8191;
+
+/// Everything that can go wrong with bytes from outside.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("public key has {0} bytes; expected 33 or 65")]
+    PublicKeyLength(usize),
+    #[error("public key starts with 0x{0:02x}; expected 0x04 (65 bytes) or 0x02/0x03 (33 bytes)")]
+    PublicKeyPrefix(u8),
+    #[error("public key coordinate is not below the field prime p")]
+    CoordinateRange,
+    #[error("public key is not a point on the SM2 curve")]
+    NotOnCurve,
+    #[error("secret key has {0} bytes; expected 32")]
+    SecretKeyLength(usize),
+    #[error("secret key is out of range [1, n-2]")]
+    SecretKeyRange,
+    #[error("signature has {0} bytes; expected 64")]
+    SignatureLength(usize),
+    #[error("signature r is out of range [1, n-1]")]
+    SignatureR,
+    #[error("signature s is out of range [1, n-1]")]
+    SignatureS,
+    #[error("malformed DER signature: {0}")]
+    Der(&'static str),
+    #[error("plaintext is empty; SM2 encryption needs at least 1 byte")]
+    EmptyPlaintext,
+    #[error("ciphertext has {0} bytes; expected at least 98 (65-byte C1, 32-byte C3, 1+ byte C2)")]
+    CiphertextLength(usize),
+    #[error("ciphertext C1 starts with 0x{0:02x}; expected 0x04 (uncompressed point)")]
+    CiphertextPrefix(u8),
+    #[error("ciphertext C1 is not a point on the SM2 curve")]
+    CiphertextPoint,
+    #[error("decryption failed: C3 does not match (wrong key or tampered ciphertext)")]
+    DecryptionFailed,
+}

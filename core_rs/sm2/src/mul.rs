@@ -1,0 +1,320 @@
+//! Scalar multiplication.
+//!
+//! * `base_mul_ct`: k*G for secret k. Fixed-window comb with signed 7-bit digits over
+//!   37 tables of affine multiples {1..64} * 2^(7i) * G; every table is scanned whole and
+//!   the entry picked by masks, so neither branches nor addresses depend on k.
+//! * `var_mul_ct`: k*P for secret k and any P (encryption, decryption); signed 5-bit
+//!   windows, 256 doublings, constant-time scans of 16 Jacobian multiples.
+//! * `verify_mul`: s*G + t*P for public s, t (verification, variable time): the same comb
+//!   for G plus width-5 wNAF for P, or a per-key table (`KeyTable`) for cached keys.
+
+use std::sync::OnceLock;
+
+use crate::arith;
+use crate::field::Fe;
+use crate::point::{batch_to_affine, Affine, Jac};
+use crate::scalar::Scalar;
+
+const COMB_W: usize = 7;
+const COMB_WINDOWS: usize = 37; // ceil(257 / 7): k < 2^256 needs one spare bit for the carry
+const COMB_SIZE: usize = 1 << (COMB_W - 1); // 64 entries: digits are in [-64, 64]
+
+type CombTable = [[Affine; COMB_SIZE]; COMB_WINDOWS];
+
+static G_COMB: OnceLock<Box<CombTable>> = OnceLock::new();
+
+fn g_comb() -> &'static CombTable {
+    G_COMB.get_or_init(|| {
+        let mut jac = Vec::with_capacity(COMB_WINDOWS * COMB_SIZE);
+        let mut base = Affine::generator().to_jac();
+        for _ in 0..COMB_WINDOWS {
+            // base = 2^(7i) G; entries (j+1)*base
+            let mut cur = base;
+            jac.push(cur);
+            for _ in 1..COMB_SIZE {
+                cur = cur.add_vt(&base);
+                jac.push(cur);
+            }
+            for _ in 0..COMB_W {
+                base = base.double();
+            }
+        }
+        let aff = batch_to_affine(&jac);
+        let mut t = Box::new([[Affine::default(); COMB_SIZE]; COMB_WINDOWS]);
+        for (i, row) in t.iter_mut().enumerate() {
+            row.copy_from_slice(&aff[i * COMB_SIZE..(i + 1) * COMB_SIZE]);
+        }
+        t
+    })
+}
+
+/// Force the lazy generator table (e.g. at start-up, to keep first-call latency flat).
+pub(crate) fn warm_up() {
+    let _ = g_comb();
+}
+
+/// Signed digit of the window starting at bit `pos` (width `w`), from the `w + 1` bits
+/// [pos-1, pos+w-1]: value + carry-in - 2^w * top bit. Returns (|digit|, 1 if negative).
+/// Branch-free.
+#[inline(always)]
+fn booth_digit(k: &Scalar, pos: usize, w: usize) -> (u64, u64) {
+    let raw = if pos == 0 { k.bits8(0) << 1 } else { k.bits8(pos - 1) };
+    let raw = raw & ((1 << (w + 1)) - 1);
+    let top = raw >> w;
+    let d = ((raw >> 1) + (raw & 1)) as i64 - ((top << w) as i64);
+    let m = d >> 63; // all-ones if negative
+    (((d ^ m) - m) as u64, (m & 1) as u64)
+}
+
+/// 1 if a == b for small values (constant time).
+#[inline(always)]
+fn eq_small(a: u64, b: u64) -> u64 {
+    (a ^ b).wrapping_sub(1) >> 63
+}
+
+#[inline(always)]
+fn scan_affine(row: &[Affine], idx: u64) -> Affine {
+    let mut x = [0u64; 4];
+    let mut y = [0u64; 4];
+    for (j, e) in row.iter().enumerate() {
+        let m = arith::mask(eq_small(j as u64 + 1, idx));
+        for l in 0..4 {
+            x[l] |= e.x.0[l] & m;
+            y[l] |= e.y.0[l] & m;
+        }
+    }
+    Affine { x: Fe(x), y: Fe(y) }
+}
+
+/// k*G in constant time for k in [1, n-1].
+///
+/// Why the unchecked mixed addition is safe: before window i the accumulator holds
+/// a*G with |a| <= 64 * (2^(7i) - 1) / 127 < 2^(7i-1), and the addend is d*2^(7i)*G with
+/// 1 <= |d| <= 64 (|d| <= 16 in the top window, as k < 2^256). Both multipliers are below
+/// n in absolute value, so acc = ±addend would need a ≡ ±d*2^(7i) (mod n); for i < 36 the
+/// integers differ and are too small to differ by n, and for i = 36 it would force
+/// k ∈ {0, n, 2^257 - n}, none of which is in [1, n-1]. The infinity start and zero
+/// digits are handled by masked selection.
+pub(crate) fn base_mul_ct(k: &Scalar) -> Jac {
+    let table = g_comb();
+    let mut acc = Jac::INFINITY;
+    let mut acc_inf = arith::mask(1);
+    for (i, row) in table.iter().enumerate() {
+        let (abs, neg) = booth_digit(k, i * COMB_W, COMB_W);
+        let mut q = scan_affine(row, abs);
+        q.y = q.y.select(&q.y.neg(), arith::mask(neg));
+        let sum = acc.add_affine_unchecked(&q);
+        let zero = arith::mask(eq_small(abs, 0));
+        // digit 0: keep acc; acc at infinity: take q; else the sum
+        let next = sum.select(&acc, zero);
+        let next = next.select(&q.to_jac(), acc_inf & !zero);
+        acc = next;
+        acc_inf &= zero;
+    }
+    acc
+}
+
+/// k*P in constant time for k in [1, n-1] and P of order n (any valid public point).
+///
+/// Signed 5-bit windows from the top; the accumulator is a multiple 32*a*P with a != 0
+/// when it is added to d*P (|d| <= 16), so acc = ±d*P is impossible for k < n.
+pub(crate) fn var_mul_ct(k: &Scalar, p: &Affine) -> Jac {
+    const W: usize = 5;
+    const WINDOWS: usize = 52; // ceil(257 / 5)
+    let mut table = [Jac::INFINITY; 16];
+    table[0] = p.to_jac();
+    table[1] = table[0].double();
+    for i in 2..16 {
+        table[i] = if i % 2 == 1 { table[i / 2].double() } else { table[i - 1].add_vt(&table[0]) };
+    }
+    let mut acc = Jac::INFINITY;
+    let mut acc_inf = arith::mask(1);
+    for i in (0..WINDOWS).rev() {
+        for _ in 0..W {
+            acc = acc.double();
+        }
+        let (abs, neg) = booth_digit(k, i * W, W);
+        let mut q = Jac::INFINITY;
+        for (j, e) in table.iter().enumerate() {
+            q = q.select(e, arith::mask(eq_small(j as u64 + 1, abs)));
+        }
+        q.y = q.y.select(&q.y.neg(), arith::mask(neg));
+        let sum = acc.add_unchecked(&q);
+        let zero = arith::mask(eq_small(abs, 0));
+        let next = sum.select(&acc, zero);
+        let next = next.select(&q, acc_inf & !zero);
+        acc = next;
+        acc_inf &= zero;
+    }
+    acc
+}
+
+/// Width-w NAF of k: digits[i] odd in (-2^(w-1), 2^(w-1)) or 0; k = sum digits[i] 2^i.
+fn wnaf(k: &Scalar, w: u32, out: &mut [i8; 258]) -> usize {
+    let mut limbs = [k.0[0], k.0[1], k.0[2], k.0[3], 0u64];
+    let mut len = 0;
+    let mut i = 0;
+    *out = [0; 258];
+    let win = 1u64 << w;
+    while limbs.iter().any(|&l| l != 0) {
+        if limbs[0] & 1 == 1 {
+            let mut d = (limbs[0] & (win - 1)) as i64;
+            if d >= (win / 2) as i64 {
+                d -= win as i64;
+            }
+            out[i] = d as i8;
+            // limbs -= d
+            if d > 0 {
+                let (r, mut b) = arith::sbb(limbs[0], d as u64, 0);
+                limbs[0] = r;
+                for l in limbs.iter_mut().skip(1) {
+                    let (r, b2) = arith::sbb(*l, 0, b);
+                    *l = r;
+                    b = b2;
+                }
+            } else {
+                let (r, mut c) = arith::adc(limbs[0], (-d) as u64, 0);
+                limbs[0] = r;
+                for l in limbs.iter_mut().skip(1) {
+                    let (r, c2) = arith::adc(*l, 0, c);
+                    *l = r;
+                    c = c2;
+                }
+            }
+        }
+        // shift right by one
+        for j in 0..4 {
+            limbs[j] = (limbs[j] >> 1) | (limbs[j + 1] << 63);
+        }
+        limbs[4] >>= 1;
+        i += 1;
+        len = i;
+    }
+    len
+}
+
+/// s*G with the comb table, variable time (s public).
+fn base_mul_vt(s: &Scalar) -> Jac {
+    let table = g_comb();
+    let mut acc = Jac::INFINITY;
+    for (i, row) in table.iter().enumerate() {
+        let (abs, neg) = booth_digit(s, i * COMB_W, COMB_W);
+        if abs == 0 {
+            continue;
+        }
+        let q = row[abs as usize - 1];
+        let q = if neg == 1 { q.neg() } else { q };
+        acc = acc.add_affine_vt(&q);
+    }
+    acc
+}
+
+/// s*G + t*P (variable time; public inputs only).
+pub(crate) fn verify_mul(s: &Scalar, t: &Scalar, p: &Affine) -> Jac {
+    const W: u32 = 5;
+    // odd multiples P, 3P, ..., 15P
+    let p1 = p.to_jac();
+    let p2 = p1.double();
+    let mut odd = [p1; 8];
+    for i in 1..8 {
+        odd[i] = odd[i - 1].add_vt(&p2);
+    }
+    let mut naf = [0i8; 258];
+    let len = wnaf(t, W, &mut naf);
+    let mut acc = Jac::INFINITY;
+    for i in (0..len).rev() {
+        acc = acc.double();
+        let d = naf[i];
+        if d > 0 {
+            acc = acc.add_vt(&odd[(d as usize) / 2]);
+        } else if d < 0 {
+            acc = acc.add_vt(&odd[((-d) as usize) / 2].neg());
+        }
+    }
+    acc.add_vt(&base_mul_vt(s))
+}
+
+/// Per-key precomputation for known keys: P split into `KT_PARTS` parts of 64 bits,
+/// part j holding the odd multiples {1, 3, ..., 2*KT_ODD-1} * 2^(64j) * P in affine form.
+/// t*P then costs 64 doublings plus about 256/7 mixed additions.
+pub(crate) const KT_PARTS: usize = 4;
+const KT_W: u32 = 6;
+pub(crate) const KT_ODD: usize = 1 << (KT_W - 2); // 16
+
+pub(crate) struct KeyTable {
+    odd: Box<[[Affine; KT_ODD]; KT_PARTS]>,
+}
+
+impl KeyTable {
+    pub(crate) fn new(p: &Affine) -> KeyTable {
+        let mut jac = Vec::with_capacity(KT_PARTS * KT_ODD);
+        let mut base = p.to_jac();
+        for _ in 0..KT_PARTS {
+            let b2 = base.double();
+            let mut cur = base;
+            jac.push(cur);
+            for _ in 1..KT_ODD {
+                cur = cur.add_vt(&b2);
+                jac.push(cur);
+            }
+            for _ in 0..64 {
+                base = base.double();
+            }
+        }
+        let aff = batch_to_affine(&jac);
+        let mut odd = Box::new([[Affine::default(); KT_ODD]; KT_PARTS]);
+        for (j, row) in odd.iter_mut().enumerate() {
+            row.copy_from_slice(&aff[j * KT_ODD..(j + 1) * KT_ODD]);
+        }
+        KeyTable { odd }
+    }
+
+    pub(crate) const BYTES: usize = KT_PARTS * KT_ODD * core::mem::size_of::<Affine>();
+
+    /// s*G + t*P using this table for P (variable time).
+    pub(crate) fn verify_mul(&self, s: &Scalar, t: &Scalar) -> Jac {
+        let mut nafs = [[0i8; 258]; KT_PARTS];
+        let mut len = 0;
+        for (j, naf) in nafs.iter_mut().enumerate() {
+            let part = Scalar([t.0[j], 0, 0, 0]);
+            len = len.max(wnaf(&part, KT_W, naf));
+        }
+        let mut acc = Jac::INFINITY;
+        for i in (0..len).rev() {
+            acc = acc.double();
+            for (j, naf) in nafs.iter().enumerate() {
+                let d = naf[i];
+                if d > 0 {
+                    acc = acc.add_affine_vt(&self.odd[j][(d as usize) / 2]);
+                } else if d < 0 {
+                    acc = acc.add_affine_vt(&self.odd[j][((-d) as usize) / 2].neg());
+                }
+            }
+        }
+        acc.add_vt(&base_mul_vt(s))
+    }
+}
+
+/// Does the Jacobian point R have affine x with (x mod n) == v? Checks X == v*Z^2 and,
+/// when v + n < p, X == (v + n)*Z^2, avoiding an inversion.
+pub(crate) fn x_mod_n_equals(r: &Jac, v: &Scalar) -> bool {
+    if r.is_infinity() {
+        return false;
+    }
+    let z2 = r.z.sqr();
+    let cand = Fe::from_raw(v.0);
+    if cand.mul(&z2) == r.x {
+        return true;
+    }
+    // v + n as an integer; valid candidate only if it is below p
+    let n = crate::scalar::N;
+    let (a0, c) = arith::adc(v.0[0], n[0], 0);
+    let (a1, c) = arith::adc(v.0[1], n[1], c);
+    let (a2, c) = arith::adc(v.0[2], n[2], c);
+    let (a3, c) = arith::adc(v.0[3], n[3], c);
+    let vn = [a0, a1, a2, a3];
+    if c == 0 && arith::lt(&vn, &crate::field::P) == 1 {
+        return Fe::from_raw(vn).mul(&z2) == r.x;
+    }
+    false
+}

@@ -1,0 +1,119 @@
+//! Field and scalar arithmetic against num-bigint.
+
+use num_bigint::BigUint;
+use proptest::prelude::*;
+
+use crate::arith::Limbs;
+use crate::field::{Fe, P};
+use crate::point::{Affine, Jac};
+use crate::scalar::{Scalar, N};
+
+fn big(l: &Limbs) -> BigUint {
+    BigUint::from_bytes_be(&crate::arith::to_be(l))
+}
+
+fn limbs(b: &BigUint) -> Limbs {
+    let mut v = b.to_bytes_be();
+    while v.len() < 32 {
+        v.insert(0, 0);
+    }
+    crate::arith::from_be(&v.try_into().unwrap())
+}
+
+fn fe(b: &BigUint) -> Fe {
+    Fe::from_raw(limbs(&(b % big(&P))))
+}
+
+fn bytes32() -> impl Strategy<Value = BigUint> {
+    prop_oneof![
+        any::<[u8; 32]>().prop_map(|b| BigUint::from_bytes_be(&b)),
+        // values near the moduli and zero/one exercise the carry paths
+        (0u64..4).prop_map(|k| big(&P) - 1u32 - k),
+        (0u64..4).prop_map(|k| big(&N) - 1u32 - k),
+        (0u64..4).prop_map(BigUint::from),
+    ]
+}
+
+#[test]
+fn constants() {
+    assert_eq!(Fe::ONE, Fe::from_raw([1, 0, 0, 0]));
+    assert_eq!(Fe::ONE.to_raw(), [1, 0, 0, 0]);
+    assert!(Affine::generator().is_on_curve());
+    // a = p - 3, written out in point.rs for Z
+    assert_eq!(BigUint::from_bytes_be(&crate::point::A_BYTES), big(&P) - 3u32);
+    // n*G = infinity: (n-1)*G = -G
+    let g = Affine::generator();
+    let nm1 = Scalar([N[0] - 1, N[1], N[2], N[3]]);
+    assert_eq!(crate::mul::base_mul_ct(&nm1).to_affine().unwrap(), g.neg());
+    assert_eq!(crate::mul::var_mul_ct(&nm1, &g).to_affine().unwrap(), g.neg());
+}
+
+proptest! {
+    #![proptest_config(super::seeded(256))]
+
+    #[test]
+    fn field_ops(a in bytes32(), b in bytes32()) {
+        let p = big(&P);
+        let (a, b) = (a % &p, b % &p);
+        let (fa, fb) = (fe(&a), fe(&b));
+        prop_assert_eq!(big(&fa.mul(&fb).to_raw()), (&a * &b) % &p);
+        prop_assert_eq!(big(&fa.sqr().to_raw()), (&a * &a) % &p);
+        prop_assert_eq!(big(&fa.add(&fb).to_raw()), (&a + &b) % &p);
+        prop_assert_eq!(big(&fa.sub(&fb).to_raw()), (&a + &p - &b) % &p);
+        prop_assert_eq!(big(&fa.neg().to_raw()), (&p - &a) % &p);
+        let inv = fa.invert();
+        if a != BigUint::from(0u32) {
+            prop_assert_eq!(big(&inv.mul(&fa).to_raw()), BigUint::from(1u32));
+        }
+        let sq = fa.sqr();
+        let r = sq.sqrt().unwrap();
+        prop_assert_eq!(r.sqr(), sq);
+    }
+
+    #[test]
+    fn scalar_ops(a in bytes32(), b in bytes32()) {
+        let n = big(&N);
+        let (a, b) = (a % &n, b % &n);
+        let (sa, sb) = (Scalar(limbs(&a)), Scalar(limbs(&b)));
+        prop_assert_eq!(big(&sa.mul(&sb).0), (&a * &b) % &n);
+        prop_assert_eq!(big(&sa.add(&sb).0), (&a + &b) % &n);
+        prop_assert_eq!(big(&sa.sub(&sb).0), (&a + &n - &b) % &n);
+        if a != BigUint::from(0u32) {
+            let inv = sa.invert_to_mont();
+            // inv = a^-1 * R; mont_mul(inv, a) = a^-1 * a = 1
+            prop_assert_eq!(inv.mont_mul(&sa), Scalar::ONE);
+        }
+    }
+
+    #[test]
+    fn reduce_bytes(b in any::<[u8; 32]>()) {
+        let n = big(&N);
+        prop_assert_eq!(big(&Scalar::from_be_reduced(&b).0), BigUint::from_bytes_be(&b) % &n);
+    }
+
+    /// Constant-time and variable-time multiplications agree with double-and-add.
+    #[test]
+    fn scalar_mults(a in bytes32(), b in bytes32()) {
+        let n = big(&N);
+        let (a, b) = (a % &n, b % &n);
+        prop_assume!(a != BigUint::from(0u32) && b != BigUint::from(0u32));
+        let (sa, sb) = (Scalar(limbs(&a)), Scalar(limbs(&b)));
+        let g = Affine::generator();
+        let reference = |k: &Scalar, p: &Affine| {
+            let mut acc = Jac::INFINITY;
+            for i in (0..256).rev() {
+                acc = acc.double();
+                if k.bit(i) == 1 { acc = acc.add_affine_vt(p); }
+            }
+            acc.to_affine()
+        };
+        let ag = crate::mul::base_mul_ct(&sa).to_affine().unwrap();
+        prop_assert_eq!(Some(ag), reference(&sa, &g));
+        prop_assert_eq!(crate::mul::var_mul_ct(&sb, &ag).to_affine(), reference(&sb, &ag));
+        // s*G + t*P both ways
+        let want = crate::mul::base_mul_ct(&sa).add_vt(&crate::mul::var_mul_ct(&sb, &ag)).to_affine();
+        prop_assert_eq!(crate::mul::verify_mul(&sa, &sb, &ag).to_affine(), want);
+        let kt = crate::mul::KeyTable::new(&ag);
+        prop_assert_eq!(kt.verify_mul(&sa, &sb).to_affine(), want);
+    }
+}
