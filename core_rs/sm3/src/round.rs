@@ -82,14 +82,24 @@ unsafe fn p1<W: Word>(x: W) -> W {
 /// One round. Instead of shifting all eight registers each round, the new A is
 /// written into D's slot and the new E into H's slot; the caller renames the
 /// variables (see the call order in [`compress_words`]).
+///
+/// The message schedule lives in a 16-word window `w` (W[i] in `w[i % 16]`,
+/// every index a constant after macro expansion, so the window stays in
+/// registers where there are enough): round j first expands W[j+4], the
+/// newest word it needs, into the slot of W[j-12], which no later round reads.
 macro_rules! round {
     ($W:ty, $w:ident, $j:expr, $ff:ident, $gg:ident,
      $a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident) => {{
+        if $j + 4 >= 16 {
+            let k = $j + 4;
+            let x = <$W>::xor3($w[(k - 16) % 16], $w[(k - 9) % 16], <$W>::rotl::<15>($w[(k - 3) % 16]));
+            $w[k % 16] = <$W>::xor3(p1(x), <$W>::rotl::<7>($w[(k - 13) % 16]), $w[(k - 6) % 16]);
+        }
         let a12 = <$W>::rotl::<12>($a);
         let ss1 = <$W>::rotl::<7>(<$W>::add(<$W>::add(a12, $e), <$W>::splat(TJ[$j])));
         let ss2 = <$W>::xor(ss1, a12);
-        let wj = $w[$j];
-        let wj4 = <$W>::xor(wj, $w[$j + 4]);
+        let wj = $w[$j % 16];
+        let wj4 = <$W>::xor(wj, $w[($j + 4) % 16]);
         let tt1 = <$W>::add(<$W>::add($ff($a, $b, $c), $d), <$W>::add(ss2, wj4));
         let tt2 = <$W>::add(<$W>::add($gg($e, $f, $g), $h), <$W>::add(ss1, wj));
         $b = <$W>::rotl::<9>($b);
@@ -115,13 +125,7 @@ macro_rules! rounds4 {
 /// The CPU must support the extension `W` needs (see [`Word`]).
 #[inline(always)]
 pub(crate) unsafe fn compress_words<W: Word>(state: &mut [W; 8], m: &[W; 16]) {
-    let mut w = [W::splat(0); 68];
-    w[..16].copy_from_slice(m);
-    // Message expansion; constant bounds let the compiler drop the index checks.
-    for j in 16..68 {
-        let x = W::xor3(w[j - 16], w[j - 9], W::rotl::<15>(w[j - 3]));
-        w[j] = W::xor3(p1(x), W::rotl::<7>(w[j - 13]), w[j - 6]);
-    }
+    let mut w = *m;
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
     let ff0 = W::xor3;
     let gg0 = W::xor3;
