@@ -7,12 +7,24 @@
 //! `core` (one dispatch). `sim` holds the deterministic simulator and Twins.
 pub mod block;
 pub mod codec;
+pub mod core;
+mod core_sync;
 pub mod crypto;
+pub mod election;
 pub mod error;
+pub mod event;
 pub mod message;
+pub mod pacemaker;
+pub mod safety;
+pub mod tree;
 pub mod types;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 
+pub use crate::core::{Config, Core, Stats};
 pub use block::{Block, Proposal};
+pub use event::{Action, Event};
+pub use safety::{Faults, SafetyData, SafetyRules};
 pub use crypto::{Digest, Signature, Signer, Verifier};
 pub use error::{ConsensusError, Result};
 pub use message::{Evidence, Message, SyncRequest, SyncResponse};

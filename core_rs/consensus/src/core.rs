@@ -1,0 +1,485 @@
+//! The sans-I/O consensus core: one dispatch (`handle`) routing each event to one handler.
+//! Signed output passes through `persist_then`, so nothing signed leaves before the host
+//! has stored the safety data that forbids signing its conflict.
+use std::collections::{BTreeMap, HashMap, VecDeque};
+// `waiting` is a BTreeMap because it is iterated: iteration order reaches the output, and
+// the simulator needs identical output for identical seeds.
+use std::sync::Arc;
+
+use crate::block::{Block, Proposal};
+use crate::crypto::{Digest, Signature, Signer, Verifier};
+use crate::election::Election;
+use crate::error::{ConsensusError, Result};
+use crate::event::{Action, Event};
+use crate::message::{Evidence, Message};
+use crate::pacemaker::Pacemaker;
+use crate::safety::{Faults, SafetyRules};
+use crate::tree::BlockTree;
+use crate::types::*;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub me: NodeId,
+    pub base_timeout_ms: u64,
+    pub max_backoff_exponent: u32,
+    pub reputation: bool,
+    /// Leaders of the first rounds, for Twins scenarios; empty in a node.
+    pub leader_script: Vec<NodeId>,
+}
+
+impl Config {
+    pub fn new(me: NodeId) -> Self {
+        Config { me, base_timeout_ms: 1000, max_backoff_exponent: 6, reputation: true, leader_script: Vec::new() }
+    }
+}
+
+/// Signed output held back until its safety data is persisted.
+pub(crate) enum Out {
+    Act(Action),
+    /// Our own message, processed by us once it may leave (our vote when we lead next).
+    Loopback(Message),
+}
+
+#[derive(Default)]
+pub(crate) struct TimeoutAcc {
+    pub sigs: BTreeMap<NodeId, (Round, Signature)>,
+    pub power: u64,
+    pub high_qc: Option<QuorumCert>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub committed_blocks: u64,
+    pub votes: u64,
+    pub timeouts: u64,
+    pub proposals: u64,
+    pub rounds_by_tc: u64,
+}
+
+pub struct Core {
+    pub(crate) me: NodeId,
+    pub(crate) safety: SafetyRules,
+    pub(crate) verifier: Arc<dyn Verifier>,
+    pub(crate) genesis: VoteData,
+    pub(crate) vset: ValidatorSet,
+    pub(crate) old_vsets: BTreeMap<Epoch, ValidatorSet>,
+    pub(crate) tree: BlockTree,
+    pub(crate) pm: Pacemaker,
+    pub(crate) election: Election,
+    pub(crate) votes: HashMap<VoteData, (BTreeMap<NodeId, Signature>, u64)>,
+    pub(crate) timeouts: BTreeMap<Round, TimeoutAcc>,
+    pub(crate) last_tc: Option<TimeoutCert>,
+    pub(crate) my_timeout: Option<Timeout>,
+    pub(crate) pending: VecDeque<(u64, Vec<Out>)>,
+    pub(crate) next_seq: u64,
+    /// Proposals whose parent we lack, by parent id, until sync brings it.
+    pub(crate) waiting: BTreeMap<Digest, Vec<Proposal>>,
+    pub(crate) proposed_round: Round,
+    pub(crate) exec: crate::core_sync::ExecState,
+    pub(crate) seen_votes: HashMap<(Round, NodeId), Vote>,
+    pub(crate) seen_blocks: HashMap<(Round, NodeId), Block>,
+    pub(crate) halted: bool,
+    pub stats: Stats,
+}
+
+/// How far ahead of our round we accept votes and timeouts; bounds memory a peer can use.
+const MAX_ROUNDS_AHEAD: u64 = 64;
+const MAX_WAITING: usize = 64;
+
+impl Core {
+    /// `root` is the last committed block (genesis on a new chain) and `root_qc` its QC
+    /// (`QuorumCert::genesis(genesis.vote_data())` for genesis); `persisted` is the last
+    /// safety data the host stored, if any.
+    pub fn new(cfg: Config, validators: ValidatorSet, root: Block, root_qc: QuorumCert, signer: Box<dyn Signer>, verifier: Arc<dyn Verifier>, persisted: Option<&[u8]>) -> Result<Core> {
+        let mut safety = SafetyRules::new(cfg.me, signer, persisted)?;
+        let genesis = if root_qc.sigs.is_empty() { root_qc.data } else { VoteData { epoch: u64::MAX, round: u64::MAX, height: 0, block_id: [0; 32] } };
+        let (vset, old) = match &root.reconfig {
+            Some(next) => (next.clone(), Some(validators)),
+            None => (validators, None),
+        };
+        safety.start_epoch(vset.epoch);
+        let mut election = Election::new(vset.ids().collect(), cfg.reputation);
+        election.script = cfg.leader_script.clone();
+        let exec = crate::core_sync::ExecState::new(root.exec_height, root.exec_root);
+        let mut core = Core {
+            me: cfg.me,
+            safety,
+            verifier,
+            genesis,
+            old_vsets: BTreeMap::new(),
+            pm: Pacemaker::new(cfg.base_timeout_ms, cfg.max_backoff_exponent),
+            tree: BlockTree::new(root, root_qc),
+            vset,
+            election,
+            votes: HashMap::new(),
+            timeouts: BTreeMap::new(),
+            last_tc: None,
+            my_timeout: None,
+            pending: VecDeque::new(),
+            next_seq: 1,
+            waiting: BTreeMap::new(),
+            proposed_round: 0,
+            exec,
+            seen_votes: HashMap::new(),
+            seen_blocks: HashMap::new(),
+            halted: false,
+            stats: Stats::default(),
+        };
+        if let Some(o) = old {
+            core.old_vsets.insert(o.epoch, o);
+        }
+        core.pm.round = core.tree.root_round;
+        Ok(core)
+    }
+
+    #[cfg(any(test, feature = "sim"))]
+    pub fn inject_faults(&mut self, f: Faults) {
+        self.safety.faults = f;
+    }
+    pub fn round(&self) -> Round {
+        self.pm.round
+    }
+    pub fn epoch(&self) -> Epoch {
+        self.vset.epoch
+    }
+    pub fn committed_height(&self) -> u64 {
+        self.tree.root_height
+    }
+    pub fn high_qc(&self) -> &QuorumCert {
+        &self.tree.high_qc
+    }
+    pub fn leader(&self, round: Round) -> NodeId {
+        self.election.leader(round)
+    }
+    pub fn safety_data(&self) -> Vec<u8> {
+        self.safety.persisted_bytes()
+    }
+
+    /// Enters the first round after the root. Call once, after `new`.
+    pub fn start(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        let r = self.tree.root_round + 1;
+        self.enter_round(r, false, &mut out);
+        out
+    }
+
+    pub fn handle(&mut self, ev: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.halted {
+            return out;
+        }
+        match ev {
+            Event::Message { from, bytes } => {
+                let r = Message::decode(&bytes).and_then(|m| self.on_message(from, m, &mut out));
+                if let Err(e) = r {
+                    out.push(Action::Invalid { from, reason: e.to_string() });
+                }
+            }
+            Event::LocalTimeout { round } => self.on_local_timeout(round, &mut out),
+            Event::Payload { round, digests, timestamp_ms, reconfig } => self.propose(round, digests, timestamp_ms, reconfig, &mut out),
+            Event::PersistedOk { seq } => self.on_persisted(seq, &mut out),
+            Event::ExecutionResult { height, block_id, state_root, next_validators } => self.on_executed(height, block_id, state_root, next_validators, &mut out),
+        }
+        out
+    }
+
+    pub(crate) fn on_message(&mut self, from: NodeId, m: Message, out: &mut Vec<Action>) -> Result<()> {
+        match m {
+            Message::Proposal(p) => self.on_proposal(from, p, out),
+            Message::Vote(v) => self.on_vote(v, out),
+            Message::Timeout(t) => self.on_timeout(from, t, out),
+            Message::Tc(tc) => self.on_tc(tc, false, out),
+            Message::SyncRequest(r) => self.on_sync_request(from, r, out),
+            Message::SyncResponse(r) => self.on_sync_response(from, r, out),
+        }
+    }
+
+    // ---- persistence gate ----
+
+    pub(crate) fn persist_then(&mut self, outs: Vec<Out>, out: &mut Vec<Action>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        out.push(Action::Persist { seq, bytes: self.safety.persisted_bytes() });
+        self.pending.push_back((seq, outs));
+    }
+
+    fn on_persisted(&mut self, seq: u64, out: &mut Vec<Action>) {
+        while self.pending.front().is_some_and(|(s, _)| *s <= seq) {
+            let (_, outs) = self.pending.pop_front().expect("checked");
+            for o in outs {
+                match o {
+                    Out::Act(a) => out.push(a),
+                    // Our own signed messages are valid by construction; errors here only
+                    // mean the round moved on meanwhile.
+                    Out::Loopback(m) => {
+                        let _ = self.on_message(self.me, m, out);
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- rounds ----
+
+    pub(crate) fn enter_round(&mut self, round: Round, by_tc: bool, out: &mut Vec<Action>) {
+        let Some(duration_ms) = self.pm.enter(round, by_tc) else { return };
+        self.stats.rounds_by_tc += by_tc as u64;
+        self.my_timeout = None;
+        // Forget collections and evidence windows that can no longer matter.
+        self.timeouts = self.timeouts.split_off(&round.saturating_sub(1));
+        self.votes.retain(|d, _| d.round + 1 >= round);
+        let keep = round.saturating_sub(16);
+        self.seen_votes.retain(|k, _| k.0 >= keep);
+        self.seen_blocks.retain(|k, _| k.0 >= keep);
+        out.push(Action::SetTimer { round, duration_ms });
+        if self.leader(round) == self.me && self.proposed_round < round {
+            let qc = &self.tree.high_qc;
+            out.push(Action::RequestPayload { round, parent: qc.data.block_id, height: qc.data.height + 1 });
+        }
+    }
+
+    /// A verified QC: lock, commit, advance.
+    pub(crate) fn process_qc(&mut self, qc: &QuorumCert, out: &mut Vec<Action>) -> Result<()> {
+        if qc.data.epoch != self.vset.epoch {
+            return Ok(());
+        }
+        self.safety.observe_qc(qc);
+        if let Some(c) = self.tree.add_qc(qc, self.safety.faults)? {
+            self.on_commit(c, out);
+        }
+        if self.vset.epoch == qc.data.epoch {
+            self.enter_round(round_add(qc.round(), 1)?, false, out);
+        }
+        Ok(())
+    }
+
+    /// Verifies a QC unless an identical one was verified before.
+    pub(crate) fn check_qc(&self, qc: &QuorumCert) -> Result<()> {
+        if self.tree.knows_qc(qc) {
+            return Ok(());
+        }
+        let vs = self.vset_for(qc.data.epoch)?;
+        qc.verify(vs, self.verifier.as_ref(), &self.genesis)
+    }
+
+    pub(crate) fn vset_for(&self, epoch: Epoch) -> Result<&ValidatorSet> {
+        if epoch == self.vset.epoch {
+            return Ok(&self.vset);
+        }
+        self.old_vsets.get(&epoch).ok_or(ConsensusError::UnknownEpoch(epoch))
+    }
+
+    fn report(&mut self, e: Evidence, out: &mut Vec<Action>) {
+        out.push(Action::ReportEvidence { offender: e.offender(), bytes: e.encode() });
+    }
+
+    // ---- proposals ----
+
+    fn on_proposal(&mut self, from: NodeId, p: Proposal, out: &mut Vec<Action>) -> Result<()> {
+        let b = &p.block;
+        if b.epoch != self.vset.epoch {
+            if b.epoch > self.vset.epoch {
+                self.request_sync(from, b.parent_id(), out);
+            }
+            return Ok(());
+        }
+        let id = b.id();
+        if self.tree.get(&id).is_some() || b.height <= self.tree.root_height {
+            return Ok(());
+        }
+        let leader = self.leader(b.round);
+        if b.proposer != leader {
+            return Err(ConsensusError::WrongLeader { round: b.round, author: b.proposer, leader });
+        }
+        self.vset.check(b.proposer, &id, &b.sig, self.verifier.as_ref(), "proposal", b.round)?;
+        if b.round <= b.parent_qc.round() {
+            return Err(ConsensusError::InvalidBlock { round: b.round, reason: "round not above its QC" });
+        }
+        match self.seen_blocks.get(&(b.round, b.proposer)) {
+            Some(first) if first.id() != id => self.report(Evidence::DoubleProposal(first.clone(), b.clone()), out),
+            Some(_) => {}
+            None => {
+                self.seen_blocks.insert((b.round, b.proposer), b.clone());
+            }
+        }
+        self.check_qc(&b.parent_qc)?;
+        if let Some(tc) = &p.tc {
+            self.on_tc(tc.clone(), false, out)?;
+        }
+        self.process_qc(&p.block.parent_qc, out)?;
+        if self.tree.get(&p.block.parent_id()).is_none() {
+            let parent = p.block.parent_id();
+            if self.waiting.len() < MAX_WAITING {
+                self.waiting.entry(parent).or_default().push(p);
+            }
+            self.request_sync(from, parent, out);
+            return Ok(());
+        }
+        self.tree.insert(p.block.clone())?;
+        self.maybe_vote(&p, out);
+        for child in self.waiting.remove(&id).unwrap_or_default() {
+            let _ = self.on_proposal(from, child, out);
+        }
+        Ok(())
+    }
+
+    fn maybe_vote(&mut self, p: &Proposal, out: &mut Vec<Action>) {
+        let b = &p.block;
+        if b.round != self.pm.round || self.vset.get(self.me).is_none() || !self.exec.accepts(b) {
+            return;
+        }
+        if let Ok(v) = self.safety.vote(b, p.tc.as_ref()) {
+            self.stats.votes += 1;
+            let next = self.leader(b.round + 1);
+            let m = Message::Vote(v);
+            let o = if next == self.me { Out::Loopback(m) } else { Out::Act(Action::Send { to: next, bytes: m.encode() }) };
+            self.persist_then(vec![o], out);
+        }
+    }
+
+    fn propose(&mut self, round: Round, digests: Vec<Digest>, ts: u64, reconfig: Option<ValidatorSet>, out: &mut Vec<Action>) {
+        if round != self.pm.round || self.leader(round) != self.me || self.proposed_round >= round {
+            return;
+        }
+        let mut qc = self.tree.high_qc.clone();
+        let tc = self.last_tc.clone().filter(|t| t.round + 1 == round);
+        if tc.is_some() && self.safety.faults.has(Faults::SKIP_LOCK_CHECK) {
+            // Planted bug: a leader that forgot its lock builds two blocks back.
+            if let Some(g) = self.tree.get(&qc.data.block_id).and_then(|b| self.tree.get(&b.parent_id())).map(|b| b.parent_qc.clone()) {
+                qc = g;
+            }
+        }
+        let Some(parent) = self.tree.get(&qc.data.block_id) else { return };
+        let (exec_height, exec_root) = self.exec.for_child_of(parent);
+        let mut block = Block {
+            epoch: self.vset.epoch,
+            round,
+            height: parent.height + 1,
+            proposer: self.me,
+            timestamp_ms: ts.max(parent.timestamp_ms),
+            parent_qc: qc,
+            payload: digests,
+            exec_height,
+            exec_root,
+            reconfig,
+            sig: Signature([0; 64]),
+        };
+        block.payload.truncate(crate::block::MAX_PAYLOAD_DIGESTS);
+        let Ok(sig) = self.safety.sign_proposal(&block) else { return };
+        block.sig = sig;
+        self.proposed_round = round;
+        self.stats.proposals += 1;
+        let m = Message::Proposal(Proposal { block, tc });
+        self.persist_then(vec![Out::Act(Action::Broadcast { bytes: m.encode() }), Out::Loopback(m)], out);
+    }
+
+    // ---- votes ----
+
+    fn on_vote(&mut self, v: Vote, out: &mut Vec<Action>) -> Result<()> {
+        let r = v.data.round;
+        if v.data.epoch != self.vset.epoch || r + 1 < self.pm.round || r > self.pm.round + MAX_ROUNDS_AHEAD || self.leader(r + 1) != self.me {
+            return Ok(());
+        }
+        let d = v.data.digest();
+        let power = self.vset.check(v.author, &d, &v.sig, self.verifier.as_ref(), "vote", r)?;
+        match self.seen_votes.get(&(r, v.author)) {
+            Some(first) if first.data != v.data => {
+                let e = Evidence::DoubleVote(first.clone(), v.clone());
+                self.report(e, out);
+            }
+            Some(_) => {}
+            None => {
+                self.seen_votes.insert((r, v.author), v.clone());
+            }
+        }
+        let quorum = self.vset.quorum();
+        let acc = self.votes.entry(v.data).or_default();
+        if acc.1 >= quorum || acc.0.contains_key(&v.author) {
+            return Ok(());
+        }
+        acc.0.insert(v.author, v.sig);
+        acc.1 += power;
+        if acc.1 >= quorum {
+            let qc = QuorumCert { data: v.data, sigs: acc.0.iter().map(|(a, s)| (*a, *s)).collect() };
+            self.process_qc(&qc, out)?;
+        }
+        Ok(())
+    }
+
+    // ---- timeouts ----
+
+    fn on_local_timeout(&mut self, round: Round, out: &mut Vec<Action>) {
+        if round != self.pm.round {
+            return;
+        }
+        out.push(Action::SetTimer { round, duration_ms: self.pm.backoff() });
+        if let Some(t) = self.my_timeout.clone() {
+            out.push(Action::Broadcast { bytes: Message::Timeout(t).encode() });
+            return;
+        }
+        let (hqc, tc) = (self.tree.high_qc.clone(), self.last_tc.clone());
+        if let Ok(t) = self.safety.timeout(self.vset.epoch, round, &hqc, tc.as_ref()) {
+            self.stats.timeouts += 1;
+            self.my_timeout = Some(t.clone());
+            let m = Message::Timeout(t);
+            self.persist_then(vec![Out::Act(Action::Broadcast { bytes: m.encode() }), Out::Loopback(m)], out);
+        }
+    }
+
+    fn on_timeout(&mut self, from: NodeId, t: Timeout, out: &mut Vec<Action>) -> Result<()> {
+        if t.epoch != self.vset.epoch || t.round > self.pm.round + MAX_ROUNDS_AHEAD {
+            return Ok(());
+        }
+        if t.round < self.pm.round {
+            // A straggler: hand it the certificate that moved us on.
+            if let Some(tc) = self.last_tc.as_ref().filter(|tc| tc.round >= t.round) {
+                out.push(Action::Send { to: from, bytes: Message::Tc(tc.clone()).encode() });
+            }
+            return Ok(());
+        }
+        let power = self.vset.check(t.author, &t.digest(), &t.sig, self.verifier.as_ref(), "timeout", t.round)?;
+        self.check_qc(&t.high_qc)?;
+        self.process_qc(&t.high_qc, out)?;
+        if t.round < self.pm.round {
+            return Ok(());
+        }
+        let acc = self.timeouts.entry(t.round).or_default();
+        if acc.sigs.contains_key(&t.author) {
+            return Ok(());
+        }
+        acc.sigs.insert(t.author, (t.high_qc.round(), t.sig));
+        acc.power += power;
+        if acc.high_qc.as_ref().is_none_or(|q| q.round() < t.high_qc.round()) {
+            acc.high_qc = Some(t.high_qc.clone());
+        }
+        let power = acc.power;
+        if power >= self.vset.quorum() {
+            let acc = self.timeouts.remove(&t.round).expect("present");
+            let tc = TimeoutCert { epoch: t.epoch, round: t.round, high_qc: acc.high_qc.expect("set"), sigs: acc.sigs.into_iter().map(|(a, (r, s))| (a, r, s)).collect() };
+            return self.on_tc(tc, true, out);
+        }
+        // f + 1 timed out: at least one honest node gave up on this round, so join it
+        // rather than wait for our own timer (Bracha-style amplification).
+        if power >= self.vset.one_honest() && self.my_timeout.is_none() && t.round == self.pm.round {
+            self.on_local_timeout(t.round, out);
+        }
+        Ok(())
+    }
+
+    /// `formed`: we built it from timeouts we verified one by one, so no second check.
+    fn on_tc(&mut self, tc: TimeoutCert, formed: bool, out: &mut Vec<Action>) -> Result<()> {
+        if tc.epoch != self.vset.epoch || tc.round < self.pm.round {
+            return Ok(());
+        }
+        if !formed {
+            tc.verify(&self.vset, self.verifier.as_ref(), &self.genesis)?;
+        }
+        self.process_qc(&tc.high_qc, out)?;
+        let next = round_add(tc.round, 1)?;
+        if self.last_tc.as_ref().is_none_or(|t| t.round < tc.round) {
+            self.last_tc = Some(tc);
+        }
+        self.enter_round(next, true, out);
+        Ok(())
+    }
+}

@@ -1,0 +1,363 @@
+//! Deterministic discrete-event simulator: n validators (plus Twins: a second instance
+//! holding the key of a validator), virtual time, message delays, drops, reordering,
+//! partitions by time or (Twins) by the sender's round, crashes and restarts from the
+//! last persisted safety data. Same config and seed, same run, on every machine.
+//!
+//! After every run it checks safety (no two honest instances commit different blocks at
+//! one height), liveness (honest instances commit after the network heals) and latency.
+mod rng;
+pub mod twins;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use rng::Rng;
+
+use crate::block::Block;
+use crate::core::{Config, Core};
+use crate::crypto::insecure_test::{TestSigner, TestVerifier};
+use crate::crypto::{tagged_hash, Digest, Signer, Verifier};
+use crate::event::{Action, Event};
+use crate::safety::Faults;
+use crate::types::{NodeId, QuorumCert, Round, Validator, ValidatorSet};
+
+/// Key material for a simulation: the insecure test suite, or real SM2 for benchmarks.
+pub trait SimCrypto: Send + Sync {
+    fn signer(&self, id: NodeId) -> Box<dyn Signer>;
+    fn verifier(&self) -> Arc<dyn Verifier>;
+}
+
+pub struct TestCrypto;
+impl SimCrypto for TestCrypto {
+    fn signer(&self, id: NodeId) -> Box<dyn Signer> {
+        Box::new(TestSigner::for_node(id))
+    }
+    fn verifier(&self) -> Arc<dyn Verifier> {
+        Arc::new(TestVerifier)
+    }
+}
+
+/// A time window in which only instances of one group reach each other.
+#[derive(Clone, Debug)]
+pub struct Partition {
+    pub from_ms: u64,
+    pub until_ms: u64,
+    pub groups: Vec<Vec<usize>>,
+}
+
+#[derive(Clone)]
+pub struct SimConfig {
+    pub validators: usize,
+    /// Validators 0..twins run two instances each (instances n..n+twins are the twins);
+    /// they count as byzantine and are left out of the checks.
+    pub twins: usize,
+    pub seed: u64,
+    pub delay_ms: (u64, u64),
+    pub drop_per_mille: u32,
+    pub base_timeout_ms: u64,
+    pub max_backoff_exponent: u32,
+    pub reputation: bool,
+    pub partitions: Vec<Partition>,
+    /// Twins: per round (index = round), the groups of instances that can talk. They
+    /// apply until `heal_ms`, so a round no group can finish does not last forever.
+    pub round_groups: Vec<Vec<Vec<usize>>>,
+    /// Twins: leaders of the first rounds (index = round).
+    pub leader_script: Vec<NodeId>,
+    /// (instance, crash at ms, restart at ms).
+    pub crashes: Vec<(usize, u64, u64)>,
+    pub faults: Faults,
+    /// Stop when every honest instance has committed this height, or at `max_time_ms`.
+    pub target_height: u64,
+    pub max_time_ms: u64,
+    /// From this time on the network is healthy; liveness is judged after it.
+    pub heal_ms: u64,
+    pub crypto: Arc<dyn SimCrypto>,
+}
+
+impl SimConfig {
+    pub fn new(validators: usize, seed: u64) -> Self {
+        SimConfig {
+            validators,
+            twins: 0,
+            seed,
+            delay_ms: (1, 10),
+            drop_per_mille: 0,
+            base_timeout_ms: 100,
+            max_backoff_exponent: 6,
+            reputation: true,
+            partitions: Vec::new(),
+            round_groups: Vec::new(),
+            leader_script: Vec::new(),
+            crashes: Vec::new(),
+            faults: Faults::default(),
+            target_height: 20,
+            max_time_ms: 60_000,
+            heal_ms: 0,
+            crypto: Arc::new(TestCrypto),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimReport {
+    pub safety_violations: u64,
+    /// Lowest and highest committed height among honest instances.
+    pub min_height: u64,
+    pub max_height: u64,
+    /// Some honest, running instance did not reach `target_height` by `max_time_ms`.
+    pub liveness_failure: bool,
+    /// Mean rounds from a block's round to the round in which it was committed.
+    pub latency_rounds: f64,
+    pub rounds: Round,
+    pub messages: u64,
+    pub evidence: u64,
+    pub invalid: u64,
+    pub end_ms: u64,
+    /// CPU time inside `Core::handle`, all instances together.
+    pub core_cpu_ns: u64,
+    pub commits_by_instance: Vec<u64>,
+}
+
+enum Ev {
+    Deliver { to: usize, from: NodeId, bytes: Arc<Vec<u8>> },
+    Timer { inst: usize, round: Round, gen: u64 },
+    Crash(usize),
+    Restart(usize),
+}
+
+struct Inst {
+    id: NodeId,
+    core: Option<Core>,
+    persisted: Option<Vec<u8>>,
+    timer_gen: u64,
+    committed: BTreeMap<u64, Digest>,
+    exec_root: Digest,
+}
+
+pub struct Sim {
+    cfg: SimConfig,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    events: Vec<Option<Ev>>,
+    free: Vec<usize>,
+    insts: Vec<Inst>,
+    vset: ValidatorSet,
+    genesis: Block,
+    /// Height -> block id committed by the first honest instance to commit it.
+    canon: BTreeMap<u64, Digest>,
+    report: SimReport,
+    latency_sum: u64,
+    latency_n: u64,
+}
+
+impl Sim {
+    pub fn new(cfg: SimConfig) -> Sim {
+        let n = cfg.validators;
+        let vs = (0..n as u32).map(|i| Validator { id: i, power: 1, public_key: cfg.crypto.signer(i).public_key() }).collect();
+        let vset = ValidatorSet::new(0, vs).expect("valid set");
+        let genesis = Block::genesis(0, [0; 32]);
+        let insts = (0..n + cfg.twins).map(|i| Inst { id: (i % n) as NodeId, core: None, persisted: None, timer_gen: 0, committed: BTreeMap::new(), exec_root: [0; 32]}).collect();
+        let rng = Rng::new(cfg.seed);
+        let mut sim = Sim { cfg, rng, now: 0, seq: 0, queue: BinaryHeap::new(), events: Vec::new(), free: Vec::new(), insts, vset, genesis, canon: BTreeMap::new(), report: SimReport::default(), latency_sum: 0, latency_n: 0 };
+        for (inst, at, back) in sim.cfg.crashes.clone() {
+            sim.schedule(at, Ev::Crash(inst));
+            sim.schedule(back, Ev::Restart(inst));
+        }
+        sim
+    }
+
+    fn honest(&self, inst: usize) -> bool {
+        let id = self.insts[inst].id as usize;
+        id >= self.cfg.twins
+    }
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.events[s] = Some(ev);
+                s
+            }
+            None => {
+                self.events.push(Some(ev));
+                self.events.len() - 1
+            }
+        };
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, slot)));
+    }
+
+    fn boot(&mut self, inst: usize) {
+        let id = self.insts[inst].id;
+        let mut cfg = Config::new(id);
+        cfg.base_timeout_ms = self.cfg.base_timeout_ms;
+        cfg.max_backoff_exponent = self.cfg.max_backoff_exponent;
+        cfg.reputation = self.cfg.reputation;
+        cfg.leader_script = self.cfg.leader_script.clone();
+        let qc = QuorumCert::genesis(self.genesis.vote_data());
+        let persisted = self.insts[inst].persisted.clone();
+        let mut core = Core::new(cfg, self.vset.clone(), self.genesis.clone(), qc, self.cfg.crypto.signer(id), self.cfg.crypto.verifier(), persisted.as_deref()).expect("boot");
+        core.inject_faults(self.cfg.faults);
+        let t = Instant::now();
+        let acts = core.start();
+        self.report.core_cpu_ns += t.elapsed().as_nanos() as u64;
+        self.insts[inst].core = Some(core);
+        self.insts[inst].committed.clear();
+        self.insts[inst].exec_root = [0; 32];
+        self.apply(inst, acts);
+    }
+
+    fn step(&mut self, inst: usize, ev: Event) {
+        let Some(core) = self.insts[inst].core.as_mut() else { return };
+        let t = Instant::now();
+        let acts = core.handle(ev);
+        self.report.core_cpu_ns += t.elapsed().as_nanos() as u64;
+        self.apply(inst, acts);
+    }
+
+    /// Whether a message from `from` (in round `round`) reaches `to` now.
+    fn link_up(&mut self, from: usize, to: usize, round: Round) -> bool {
+        let same = |groups: &Vec<Vec<usize>>| groups.iter().any(|g| g.contains(&from) && g.contains(&to));
+        if let Some(groups) = self.cfg.round_groups.get(round as usize).filter(|_| self.now < self.cfg.heal_ms) {
+            if !same(groups) {
+                return false;
+            }
+        }
+        let now = self.now;
+        if self.cfg.partitions.iter().any(|p| p.from_ms <= now && now < p.until_ms && !same(&p.groups)) {
+            return false;
+        }
+        !(self.cfg.drop_per_mille > 0 && now < self.cfg.heal_ms && self.rng.chance(self.cfg.drop_per_mille))
+    }
+
+    fn send(&mut self, from_inst: usize, to: Option<NodeId>, bytes: Vec<u8>) {
+        let from = self.insts[from_inst].id;
+        let round = self.insts[from_inst].core.as_ref().map_or(0, |c| c.round());
+        let bytes = Arc::new(bytes);
+        for to_inst in 0..self.insts.len() {
+            let tid = self.insts[to_inst].id;
+            let addressed = match to { Some(t) => t == tid, None => tid != from };
+            if !addressed || to_inst == from_inst || !self.link_up(from_inst, to_inst, round) {
+                continue;
+            }
+            self.report.messages += 1;
+            let (lo, hi) = self.cfg.delay_ms;
+            let at = self.now + lo + self.rng.below(hi - lo + 1);
+            self.schedule(at, Ev::Deliver { to: to_inst, from, bytes: bytes.clone() });
+        }
+    }
+
+    fn apply(&mut self, inst: usize, acts: Vec<Action>) {
+        for a in acts {
+            match a {
+                Action::Send { to, bytes } | Action::RequestSync { to, bytes } => self.send(inst, Some(to), bytes),
+                Action::Broadcast { bytes } => self.send(inst, None, bytes),
+                Action::Persist { seq, bytes } => {
+                    // The host stores synchronously, then confirms.
+                    self.insts[inst].persisted = Some(bytes);
+                    self.step(inst, Event::PersistedOk { seq });
+                }
+                Action::SetTimer { round, duration_ms } => {
+                    self.insts[inst].timer_gen += 1;
+                    let gen = self.insts[inst].timer_gen;
+                    self.schedule(self.now + duration_ms, Ev::Timer { inst, round, gen });
+                }
+                Action::RequestPayload { round, .. } => {
+                    let d = tagged_hash(b"sim/batch", &[inst.to_be_bytes(), round.to_be_bytes()].concat());
+                    self.step(inst, Event::Payload { round, digests: vec![d], timestamp_ms: self.now, reconfig: None });
+                }
+                Action::Commit { blocks, .. } => self.on_commit(inst, blocks),
+                Action::ReportEvidence { .. } => self.report.evidence += 1,
+                Action::Invalid { .. } => self.report.invalid += 1,
+                Action::Halt { .. } | Action::NewEpoch { .. } => {}
+            }
+        }
+    }
+
+    fn on_commit(&mut self, inst: usize, blocks: Vec<Block>) {
+        let honest = self.honest(inst);
+        let round = self.insts[inst].core.as_ref().map_or(0, |c| c.round());
+        for b in blocks {
+            let id = b.id();
+            if honest {
+                match self.canon.get(&b.height) {
+                    Some(c) if *c != id => self.report.safety_violations += 1,
+                    Some(_) => {}
+                    None => {
+                        self.canon.insert(b.height, id);
+                    }
+                }
+                self.latency_sum += round.saturating_sub(b.round);
+                self.latency_n += 1;
+            }
+            let i = &mut self.insts[inst];
+            i.committed.insert(b.height, id);
+            // Execution: the root chains the block ids, so equal chains give equal roots.
+            let mut pre = i.exec_root.to_vec();
+            pre.extend_from_slice(&id);
+            i.exec_root = tagged_hash(b"sim/state", &pre);
+            let root = i.exec_root;
+            self.step(inst, Event::ExecutionResult { height: b.height, block_id: id, state_root: root, next_validators: None });
+        }
+    }
+
+    fn height(&self, inst: usize) -> u64 {
+        self.insts[inst].committed.keys().next_back().copied().unwrap_or(0)
+    }
+
+    fn running_honest(&self) -> Vec<usize> {
+        (0..self.insts.len()).filter(|i| self.honest(*i) && self.insts[*i].core.is_some()).collect()
+    }
+
+    fn done(&self) -> bool {
+        self.now >= self.cfg.heal_ms && self.running_honest().iter().all(|i| self.height(*i) >= self.cfg.target_height)
+    }
+
+    pub fn run(mut self) -> SimReport {
+        for i in 0..self.insts.len() {
+            self.boot(i);
+        }
+        while let Some(Reverse((at, _, slot))) = self.queue.pop() {
+            if at > self.cfg.max_time_ms || self.done() {
+                break;
+            }
+            self.now = at;
+            let ev = self.events[slot].take().expect("scheduled");
+            self.free.push(slot);
+            match ev {
+                Ev::Deliver { to, from, bytes } => self.step(to, Event::Message { from, bytes: (*bytes).clone() }),
+                Ev::Timer { inst, round, gen } => {
+                    if self.insts[inst].timer_gen == gen {
+                        self.step(inst, Event::LocalTimeout { round });
+                    }
+                }
+                Ev::Crash(i) => self.insts[i].core = None,
+                Ev::Restart(i) => self.boot(i),
+            }
+        }
+        self.finish()
+    }
+
+    fn finish(mut self) -> SimReport {
+        let honest: Vec<usize> = (0..self.insts.len()).filter(|i| self.honest(*i)).collect();
+        let heights: Vec<u64> = honest.iter().map(|i| self.height(*i)).collect();
+        self.report.min_height = heights.iter().copied().min().unwrap_or(0);
+        self.report.max_height = heights.iter().copied().max().unwrap_or(0);
+        // Liveness: every honest instance still running reached the target height, which
+        // tests set above what the faulty period alone can commit.
+        self.report.liveness_failure = self.running_honest().iter().any(|i| self.height(*i) < self.cfg.target_height);
+        self.report.latency_rounds = if self.latency_n > 0 { self.latency_sum as f64 / self.latency_n as f64 } else { 0.0 };
+        self.report.rounds = self.insts.iter().filter_map(|i| i.core.as_ref().map(|c| c.round())).max().unwrap_or(0);
+        self.report.end_ms = self.now;
+        self.report.commits_by_instance = (0..self.insts.len()).map(|i| self.height(i)).collect();
+        self.report
+    }
+}
+
+/// Runs one simulation.
+pub fn simulate(cfg: SimConfig) -> SimReport {
+    Sim::new(cfg).run()
+}
