@@ -65,7 +65,11 @@ impl Backend {
     pub fn hash_many_prefixed_into(self, prefix: &[u8], msgs: &[&[u8]], out: &mut [[u8; DIGEST_LEN]]) {
         assert_eq!(msgs.len(), out.len(), "one output per message");
         assert!(prefix.len() <= BLOCK_LEN, "prefix of {} bytes is longer than a block", prefix.len());
-        let nb0 = msgs.first().map_or(0, |m| block_count(prefix.len() + m.len()));
+        let len0 = msgs.first().map_or(0, |m| m.len());
+        if prefix.len() + len0 <= FIXED_MAX && msgs.iter().all(|m| m.len() == len0) {
+            return self.run_fixed(prefix, len0, &|i| msgs[i], out);
+        }
+        let nb0 = block_count(prefix.len() + len0);
         let same = msgs.iter().all(|m| block_count(prefix.len() + m.len()) == nb0);
         let order: Option<Vec<u32>> = if same || msgs.len() < 2 {
             None
@@ -86,8 +90,30 @@ impl Backend {
     pub fn hash_pairs_prefixed_into(self, prefix: &[u8], nodes: &[[u8; 32]], out: &mut [[u8; DIGEST_LEN]]) {
         assert_eq!(nodes.len(), 2 * out.len(), "two inputs per output");
         assert!(prefix.len() <= BLOCK_LEN, "prefix of {} bytes is longer than a block", prefix.len());
-        let job = |i: usize| (i, prefix, nodes[2 * i..2 * i + 2].as_flattened());
-        self.run(out.len(), job, out)
+        self.run_fixed(prefix, 64, &|i| nodes[2 * i..2 * i + 2].as_flattened(), out)
+    }
+
+    /// All bodies are `body_len` bytes and `prefix || body` fits in two blocks.
+    fn run_fixed<'a>(self, prefix: &[u8], body_len: usize, body: &dyn Fn(usize) -> &'a [u8], out: &mut [[u8; DIGEST_LEN]]) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 if crate::cpu::has_avx512() => {
+                // SAFETY: AVX-512 F/BW were detected on this CPU; `drive_fixed` passes
+                // pointers to 64 readable bytes per lane.
+                drive_fixed::<16>(prefix, body_len, body, out, &|s, p| unsafe { crate::x86::compress16(s, p) })
+            }
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 | Backend::Avx512 if crate::cpu::has_avx2() => {
+                // SAFETY: AVX2 was detected on this CPU; `drive_fixed` passes pointers
+                // to 64 readable bytes per lane.
+                drive_fixed::<8>(prefix, body_len, body, out, &|s, p| unsafe { crate::x86::compress8(s, p) })
+            }
+            _ => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = scalar_hash(prefix, body(i));
+                }
+            }
+        }
     }
 
     fn run<'a>(self, n: usize, job: impl Fn(usize) -> (usize, &'a [u8], &'a [u8]), out: &mut [[u8; DIGEST_LEN]]) {
@@ -194,6 +220,59 @@ fn min_simd_jobs(lanes: usize) -> usize {
     lanes / 4
 }
 
+/// Longest `prefix || body` the fixed-length path takes: two blocks with padding.
+const FIXED_MAX: usize = 2 * BLOCK_LEN - 9;
+
+#[inline(always)]
+fn write_digest<const LANES: usize>(state: &[[u32; LANES]; 8], lane: usize, d: &mut [u8; DIGEST_LEN]) {
+    for w in 0..8 {
+        d[4 * w..4 * w + 4].copy_from_slice(&state[w][lane].to_be_bytes());
+    }
+}
+
+/// Hash `out.len()` messages `prefix || body(i)` of one length, at most
+/// [`FIXED_MAX`] bytes (Merkle leaves and nodes, short transactions). Every
+/// lane gets a two-block scratch buffer whose prefix and padding are written
+/// once; per message only the body is copied in.
+fn drive_fixed<'a, const LANES: usize>(
+    prefix: &[u8],
+    body_len: usize,
+    body: &dyn Fn(usize) -> &'a [u8],
+    out: &mut [[u8; DIGEST_LEN]],
+    compress: &dyn Fn(&mut [[u32; LANES]; 8], &[*const u8; LANES]),
+) {
+    let p = prefix.len();
+    let len = p + body_len;
+    debug_assert!(len <= FIXED_MAX);
+    let nb = block_count(len);
+    let mut scratch = [[0u8; 2 * BLOCK_LEN]; LANES];
+    for s in scratch.iter_mut() {
+        s[..p].copy_from_slice(prefix);
+        s[len] = 0x80;
+        s[nb * BLOCK_LEN - 8..nb * BLOCK_LEN].copy_from_slice(&((len as u64) * 8).to_be_bytes());
+    }
+    let n = out.len();
+    let mut k = 0;
+    while n - k >= min_simd_jobs(LANES).max(1) {
+        let group = (n - k).min(LANES);
+        for (l, s) in scratch.iter_mut().enumerate().take(group) {
+            s[p..len].copy_from_slice(body(k + l));
+        }
+        let mut state: [[u32; LANES]; 8] = core::array::from_fn(|w| [IV[w]; LANES]);
+        for s in 0..nb {
+            let ptrs: [*const u8; LANES] = core::array::from_fn(|l| scratch[l][s * BLOCK_LEN..].as_ptr());
+            compress(&mut state, &ptrs);
+        }
+        for (l, d) in out[k..k + group].iter_mut().enumerate() {
+            write_digest(&state, l, d);
+        }
+        k += group;
+    }
+    for (i, o) in out.iter_mut().enumerate().skip(k) {
+        *o = scalar_hash(prefix, body(i));
+    }
+}
+
 /// Hash `n` jobs, `LANES` at a time. `job(k)` returns (output index, prefix, body).
 fn drive<'a, const LANES: usize>(
     n: usize,
@@ -221,10 +300,7 @@ fn drive<'a, const LANES: usize>(
             compress(&mut state, &ptrs);
             for (l, lane) in lanes.iter().enumerate() {
                 if lane.nb == s + 1 {
-                    let d = &mut out[idx[l]];
-                    for w in 0..8 {
-                        d[4 * w..4 * w + 4].copy_from_slice(&state[w][l].to_be_bytes());
-                    }
+                    write_digest(&state, l, &mut out[idx[l]]);
                 }
             }
         }

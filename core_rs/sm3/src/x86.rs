@@ -132,8 +132,9 @@ unsafe fn transpose8(r: [__m256i; 8]) -> [__m256i; 8] {
 
 /// Words `off/4 .. off/4 + 8` of the 8 blocks at `p[0..8]`, transposed (still little-endian).
 #[inline(always)]
-unsafe fn load_transposed(p: &[*const u8], off: usize) -> [__m256i; 8] {
-    transpose8(core::array::from_fn(|i| _mm256_loadu_si256(p[i].add(off) as *const __m256i)))
+unsafe fn load_transposed(p: &[*const u8; 8], off: usize) -> [__m256i; 8] {
+    let ld = |i: usize| _mm256_loadu_si256(p[i].add(off) as *const __m256i);
+    transpose8([ld(0), ld(1), ld(2), ld(3), ld(4), ld(5), ld(6), ld(7)])
 }
 
 /// Byte order shuffle: big-endian words to native order, per 128-bit lane.
@@ -166,7 +167,9 @@ pub(crate) unsafe fn compress8(state: &mut [[u32; 8]; 8], blocks: &[*const u8; 8
 #[target_feature(enable = "avx2,avx512f,avx512bw")]
 pub(crate) unsafe fn compress16(state: &mut [[u32; 16]; 8], blocks: &[*const u8; 16]) {
     let bswap = _mm512_broadcast_i32x4(_mm_loadu_si128(BSWAP32.as_ptr() as *const __m128i));
-    let (first, second) = blocks.split_at(8);
+    let [p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15] = *blocks;
+    let first = &[p0, p1, p2, p3, p4, p5, p6, p7];
+    let second = &[p8, p9, p10, p11, p12, p13, p14, p15];
     let lo_a = load_transposed(first, 0);
     let lo_b = load_transposed(second, 0);
     let hi_a = load_transposed(first, 32);
