@@ -26,6 +26,7 @@ GOSSIP_BIT = 0x80
 class Kind(enum.IntEnum):
     PING = 0x01
     PONG = 0x02
+    GOODBYE = 0x03  # last frame on a link being retired in favour of a duplicate's winner
     # must-deliver
     CONSENSUS = 0x10
     BATCH = 0x11  # a mempool batch disseminated ahead of consensus

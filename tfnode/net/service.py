@@ -21,7 +21,10 @@ Policies (defaults in :class:`NetConfig`, reasons in docs/network.md):
   it: those bytes are unauthenticated, and banning on them would let anyone on the path get
   honest members banned.
 * **Duplicates.** Of two connections between the same pair, the one dialed by the lower
-  PeerId is kept (both ends decide alike); in the same direction the newer one wins.
+  PeerId is kept (both ends decide alike); in the same direction the newer one wins. The
+  loser is *retired*, not cut: its queue moves to the winner, a GOODBYE is its last frame,
+  and it is read until the peer's GOODBYE arrives (or ``retire_timeout``), so messages the
+  peer wrote on it before it learned of the switch are not lost.
 * **Reconnect.** Each peer added with :meth:`PeerManager.add_peer` has a dial loop with
   exponential back-off and jitter.
 """
@@ -77,6 +80,7 @@ class NetConfig:
     rekey_interval: int = DEFAULT_REKEY_INTERVAL
     max_frames: int = COUNTER_LIMIT
     max_pending_handshakes: int = 64  # inbound connections not yet authenticated
+    retire_timeout: float = 5.0  # how long a retired duplicate is read for the peer's GOODBYE
 
 
 def _address_key(address: Any) -> Hashable:
@@ -99,6 +103,7 @@ class PeerConnection:
         self.wake = asyncio.Event()
         self.closed = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
+        self.retiring = False
 
     def __repr__(self) -> str:
         return f"PeerConnection({short_id(self.peer_id)}, dialer={short_id(self.dialer)})"
@@ -123,6 +128,8 @@ class PeerManager:
         self.peer_id: PeerId = self._hs.peer_id
         self._backoff = Backoff(self.config.backoff_base, self.config.backoff_cap, self.config.backoff_jitter, rng)
         self._conns: dict[bytes, PeerConnection] = {}
+        self._retiring: set[PeerConnection] = set()
+        self._streams: set[ByteStream] = set()  # every open stream, so close() can release them
         self._handlers: dict[tuple[ChainId, int], MessageHandler] = {}
         self._dialers: dict[bytes, asyncio.Task[None]] = {}
         self._buckets: dict[bytes, tuple[TokenBucket, TokenBucket]] = {}
@@ -149,11 +156,15 @@ class PeerManager:
         self._closing = True
         if self._listener is not None:
             await self._listener.close()
-        for conn in list(self._conns.values()):
+        for conn in [*self._conns.values(), *self._retiring]:
             self._drop(conn, "node shutting down")
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        streams, self._streams = list(self._streams), set()
+        for stream in streams:
+            stream.close()
+        await asyncio.gather(*(s.wait_closed() for s in streams), return_exceptions=True)
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -235,6 +246,7 @@ class PeerManager:
             stream.close()
             return
         self._pending += 1
+        self._streams.add(stream)
         try:
             session = await self._handshake(stream, initiator=False)
         finally:
@@ -257,6 +269,7 @@ class PeerManager:
             self.stats["handshake_failed"] += 1
             log.info("handshake with %s failed: %s", stream.remote_address, err)
         stream.close()
+        self._streams.discard(stream)
         return None
 
     async def _dial_loop(self, peer_id: PeerId, address: Any) -> None:
@@ -277,11 +290,13 @@ class PeerManager:
                 self.stats["dial_failed"] += 1
                 log.debug("dial %s at %s failed: %s", short_id(peer_id), address, err)
             else:
+                self._streams.add(stream)
                 session = await self._handshake(stream, initiator=True)
                 if session is not None and session.peer_id != peer_id:
                     log.warning("%s answered as %s, expected %s", address, short_id(session.peer_id), short_id(peer_id))
                     self.stats["dial_wrong_peer"] += 1
                     stream.close()
+                    self._streams.discard(stream)
                 elif session is not None:
                     attempt = 0
                     self._register(stream, session, dialer=self.peer_id)
@@ -302,34 +317,55 @@ class PeerManager:
         conn = PeerConnection(link, session, dialer, stream.remote_address)
         if self._closing or self._bans.is_banned(session.peer_id):
             link.close()
+            self._streams.discard(stream)
             return
         old = self._conns.get(session.peer_id)
-        if old is not None:
-            self.stats["duplicates_closed"] += 1
-            if not self._prefer_new(old, conn):
-                link.close()
-                return
-            conn.queue.extend(old.queue)  # nothing queued is lost to the switch
-            old.queue.clear()
-            self._drop(old, "superseded by a preferred connection")
-        self._conns[session.peer_id] = conn
+        if old is None or self._prefer_new(old, conn):
+            winner, loser = conn, old
+            self._conns[session.peer_id] = conn
+        else:
+            winner, loser = old, conn
         self.stats["connections"] += 1
         if session.peer_id not in self._buckets:
             self._buckets[session.peer_id] = (TokenBucket(c.rate_bytes, c.burst_bytes, self._clock),
                                               TokenBucket(c.rate_messages, c.burst_messages, self._clock))
         name = short_id(session.peer_id)
         conn.tasks = [self._spawn(self._reader(conn), f"read-{name}"), self._spawn(self._writer(conn), f"write-{name}")]
-        if conn.queue:
-            conn.wake.set()
+        if loser is not None:
+            # Either end may already have written on the loser: retire it, never cut it.
+            self.stats["duplicates"] += 1
+            self._retire(loser, winner)
+            return
         log.info("connected to %s (%s)", name, "dialed" if dialer == self.peer_id else "accepted")
         for cb in self.on_connect:
             cb(session.peer_id)
+
+    async def _release(self, stream: ByteStream) -> None:
+        await stream.wait_closed()
+        self._streams.discard(stream)
+
+    def _retire(self, old: PeerConnection, new: PeerConnection) -> None:
+        """Move ``old``'s queue to ``new``; say GOODBYE on ``old`` and read it until the peer's."""
+        new.queue.extend(old.queue)  # nothing queued is lost to the switch
+        old.queue.clear()
+        old.retiring = True
+        self._retiring.add(old)
+        old.queue.append((False, encode_envelope(Kind.GOODBYE, b"", b"")))
+        old.wake.set()
+
+        async def deadline() -> None:
+            await asyncio.sleep(self.config.retire_timeout)
+            self._drop(old, "retired duplicate: no GOODBYE from the peer in time")
+
+        old.tasks.append(self._spawn(deadline(), f"retire-{short_id(old.peer_id)}"))
 
     def _drop(self, conn: PeerConnection, reason: str) -> None:
         if conn.closed.is_set():
             return
         conn.closed.set()
+        self._retiring.discard(conn)
         conn.link.close()
+        self._spawn(self._release(conn.link.stream), "closing")
         current = asyncio.current_task()
         for task in conn.tasks:
             if task is not current:
@@ -379,6 +415,8 @@ class PeerManager:
                     self.stats["bytes_sent"] += conn.link.write(data)
                     self.stats["messages_sent"] += 1
                 await conn.link.stream.drain()
+                if conn.retiring and not conn.queue:
+                    return  # the GOODBYE is out: nothing more is written on this link
         except (ConnectionClosed, NonceExhausted) as err:
             self._drop(conn, f"write failed: {err}")
 
@@ -405,6 +443,14 @@ class PeerManager:
                 env = decode_envelope(data)
                 if env.kind == Kind.PING:
                     self._enqueue(conn, False, encode_envelope(Kind.PONG, b"", b""))
+                    continue
+                if env.kind == Kind.GOODBYE:
+                    # The peer writes nothing more here. If we retired this link too, it is
+                    # done; otherwise the peer keeps reading it until our GOODBYE, which we
+                    # send when the connection it prefers reaches us.
+                    if conn.retiring:
+                        self._drop(conn, "retired duplicate closed")
+                        return
                     continue
                 if is_control(env.kind):
                     continue
