@@ -220,6 +220,9 @@ fn min_simd_jobs(lanes: usize) -> usize {
     lanes / 4
 }
 
+/// One SIMD compression step: a block per lane into word-major lane state.
+type CompressFn<'f, const LANES: usize> = &'f dyn Fn(&mut [[u32; LANES]; 8], &[*const u8; LANES]);
+
 /// Longest `prefix || body` the fixed-length path takes: two blocks with padding.
 const FIXED_MAX: usize = 2 * BLOCK_LEN - 9;
 
@@ -239,7 +242,7 @@ fn drive_fixed<'a, const LANES: usize>(
     body_len: usize,
     body: &dyn Fn(usize) -> &'a [u8],
     out: &mut [[u8; DIGEST_LEN]],
-    compress: &dyn Fn(&mut [[u32; LANES]; 8], &[*const u8; LANES]),
+    compress: CompressFn<LANES>,
 ) {
     let p = prefix.len();
     let len = p + body_len;
@@ -278,7 +281,7 @@ fn drive<'a, const LANES: usize>(
     n: usize,
     job: &dyn Fn(usize) -> (usize, &'a [u8], &'a [u8]),
     out: &mut [[u8; DIGEST_LEN]],
-    compress: &dyn Fn(&mut [[u32; LANES]; 8], &[*const u8; LANES]),
+    compress: CompressFn<LANES>,
 ) {
     let mut k = 0;
     while n - k >= min_simd_jobs(LANES).max(1) {

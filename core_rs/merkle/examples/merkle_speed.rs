@@ -1,6 +1,9 @@
 //! Merkle root of 2^20 32-byte leaves on one and on two cores, JSON lines.
 //!
-//! `cargo run --release -p tfnode-merkle --example speed`
+//! `cargo run --release -p tfnode-merkle --example merkle_speed`
+//! (not `speed`: examples share one output directory in the workspace and
+//! tfnode-sm3 already has a `speed`; cargo warns on the collision and plans
+//! to make it an error.)
 
 use std::hint::black_box;
 use std::time::Instant;
