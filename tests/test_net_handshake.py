@@ -232,6 +232,11 @@ def _valid_hello() -> bytes:
     return Hello(1, 1, (CHAIN, b"c2"), pid(A), pid(C), bytes(32)).encode()
 
 
+def test_hello_of_another_version_decodes_to_a_refusable_hello():
+    future = b"\x01TFNH\x00\x02\x01\x01" + b"any layout at all"
+    assert decode_message(future).version == 2
+
+
 def test_message_round_trips():
     assert decode_message(_valid_hello()) == Hello(1, 1, (CHAIN, b"c2"), pid(A), pid(C), bytes(32))
     assert decode_message(Auth(bytes(64), bytes(32)).encode()) == Auth(bytes(64), bytes(32))

@@ -7,6 +7,7 @@ Every layer translates the errors of the layer below into these at its edge
      +-- ConnectionClosed      the byte stream ended or was closed (not the peer's fault)
      +-- MalformedMessage      bytes that do not decode: the sender broke the protocol (ban)
      |    +-- FrameTooLarge    a frame length above the configured maximum
+     |    +-- InvalidMessage   decodes, but a handler found it invalid (ban)
      +-- HandshakeError       the handshake did not complete
      |    +-- HandshakeRefused a side refused the other, with a :class:`RefuseReason`
      |    +-- HandshakeTimeout

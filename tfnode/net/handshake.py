@@ -49,7 +49,7 @@ SIGNATURE_SIZE = 64
 MAC_SIZE = 32
 MAX_CHAINS = 16
 MAX_REJECT_TEXT = 200
-#: Largest handshake frame: a Hello with 16 chain ids of 64 bytes is 1,146 bytes.
+#: Largest handshake frame: a Hello with 16 chain ids of 64 bytes is 1,147 bytes.
 HANDSHAKE_MAX_FRAME = 2048
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
@@ -122,6 +122,11 @@ def decode_message(data: bytes) -> Hello | Auth | Reject:
     version, role, count = struct.unpack(">HBB", data[5:9])
     if role not in (ROLE_INITIATOR, ROLE_RESPONDER):
         raise MalformedMessage(f"Hello has unknown role {role}")
+    if version != PROTOCOL_VERSION:
+        # Only the prefix up to the chain count is fixed across versions; a Hello of another
+        # version is not parsed further, so a newer peer is refused as WRONG_VERSION (with a
+        # reason) instead of being banned as malformed.
+        return Hello(version, role, (), b"", b"", b"")
     if not 1 <= count <= MAX_CHAINS:
         raise MalformedMessage(f"Hello lists {count} chains; expected 1..{MAX_CHAINS}")
     pos, chains = 9, []
