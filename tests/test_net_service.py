@@ -340,3 +340,61 @@ def test_wrong_peer_at_address_and_non_member_are_not_kept():
             await c.close()
 
     run(main)
+
+
+def test_messages_are_routed_by_chain_id():
+    """Three nodes; node 2 is a member of chain-b only:
+
+        chain-a: node0, node1          chain-b: node0, node1, node2
+    """
+
+    async def main():
+        sks = keys(3)
+        ids = [pid(k) for k in sks]
+        members = {b"chain-a": ids[:2], b"chain-b": ids}
+        net, got = MemoryNetwork(), defaultdict(list)
+        nodes = []
+        for i, sk in enumerate(sks):
+            serves = members if i < 2 else {b"chain-b": ids}
+            node = PeerManager(sk, serves, MemoryTransport(net, f"h{i}"), NetConfig(listen=f"n{i}", **FAST))
+            for chain in serves:
+                node.register(chain, Kind.CONSENSUS, lambda p, ch, k, m, i=i: got[i].append((ch, m)))
+            nodes.append(node)
+            await node.start()
+        try:
+            for i in range(3):
+                for j in range(i + 1, 3):
+                    nodes[i].add_peer(ids[j], nodes[j].listen_address)
+            await nodes[0].wait_connected(ids[1:], timeout=10)
+            await nodes[2].wait_connected(ids[:2], timeout=10)
+            assert nodes[0].broadcast(b"chain-a", Kind.CONSENSUS, b"A") == 1  # node 2 is not on chain-a
+            assert nodes[0].broadcast(b"chain-b", Kind.CONSENSUS, b"B") == 2
+            await until(lambda: len(got[1]) == 2 and len(got[2]) == 1, "routed by chain")
+            assert sorted(got[1]) == [(b"chain-a", b"A"), (b"chain-b", b"B")]
+            assert got[2] == [(b"chain-b", b"B")]
+        finally:
+            await asyncio.gather(*(n.close() for n in nodes))
+
+    run(main)
+
+
+def test_keepalive_holds_an_idle_link_and_a_silent_peer_is_dropped():
+    async def main():
+        c = Cluster(2, "memory", ping_interval=0.05, idle_timeout=0.3)
+        await c.start()
+        a, b = c.nodes
+        try:
+            await until(lambda: a.stats["messages_sent"] >= 8, "several pings sent")  # > 0.3 s of silence
+            assert a.is_connected(c.ids[1]) and a.stats["disconnects"] == 0
+            # a member that authenticates and then says nothing at all
+            rogue = c.sks[1]
+            await b.close()
+            stream = await a.transport.dial(a.listen_address)
+            await handshake(stream, HandshakeConfig(rogue, c.members), initiator=True)
+            await until(lambda: a.is_connected(c.ids[1]), "silent peer connected")
+            await until(lambda: not a.is_connected(c.ids[1]), "silent peer dropped after idle_timeout")
+            stream.close()
+        finally:
+            await c.close()
+
+    run(main)
