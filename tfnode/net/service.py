@@ -277,8 +277,13 @@ class PeerManager:
         while not self._closing:
             conn = self._conns.get(peer_id)
             if conn is not None:
+                loop = asyncio.get_running_loop()
+                since = loop.time()
                 await conn.closed.wait()
-                await asyncio.sleep(self._backoff.delay(0))
+                # A link that dies young counts as a failed attempt, so a peer that accepts
+                # and drops us at once is not redialed in a tight loop.
+                attempt = 0 if loop.time() - since >= self.config.backoff_cap else attempt + 1
+                await asyncio.sleep(self._backoff.delay(attempt))
                 continue
             wait = self._bans.remaining(peer_id)
             if wait > 0:
