@@ -8,6 +8,7 @@ oversized frames, a listener that restarts.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import socket
 import struct
@@ -398,3 +399,26 @@ def test_keepalive_holds_an_idle_link_and_a_silent_peer_is_dropped():
             await c.close()
 
     run(main)
+
+
+def test_no_key_material_in_logs(caplog):
+    caplog.set_level(logging.DEBUG, logger="tfnode.net")
+
+    async def main():
+        c = Cluster(2, "memory")
+        await c.start()
+        try:
+            c.nodes[0].send(c.ids[1], CHAIN, Kind.CONSENSUS, b"x")
+            await until(lambda: c.got[1], "delivered")
+            s = c.nodes[0]._conns[c.ids[1]].session
+            secrets = [s.send_key, s.recv_key, s.send_iv, s.recv_iv] + [k.to_bytes() for k in c.sks]
+            c.nodes[0].ban(c.ids[1], "test")  # exercise the warning path too
+            return secrets
+        finally:
+            await c.close()
+
+    secrets = run(main)
+    text = caplog.text + " ".join(repr(r.args) for r in caplog.records)
+    assert "connected to" in text
+    for secret in secrets:
+        assert secret.hex() not in text and repr(secret) not in text
