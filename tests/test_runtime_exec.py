@@ -1,0 +1,379 @@
+"""Execution: return values, events, reverts, atomicity, metering, recursion and memory limits,
+cross-contract calls, checked operations that the validator cannot see."""
+
+import textwrap
+
+import pytest
+
+from tfnode.runtime import BlockCtx, MemoryState, Runtime, TxCall
+from tfnode.runtime.harness import Chain
+
+HEADER = (
+    "from tfnode.runtime.api import Contract, call, view, require, emit, Map, Value, ctx, Fixed, "
+    "call_contract, CallFailed, ContractError, Revert, sm3, SortedSet\n"
+)
+
+
+def contract(methods: str, fields: str = "n = Value(int, default=0)\nm = Map(str, int)\n") -> str:
+    return HEADER + "\nclass C(Contract):\n" + textwrap.indent(textwrap.dedent(fields), "    ") + "\n" + textwrap.indent(textwrap.dedent(methods), "    ")
+
+
+@pytest.fixture
+def chain():
+    return Chain()
+
+
+def deploy(chain, methods, name="c", fields=None, *args):
+    src = contract(methods) if fields is None else contract(methods, fields)
+    chain.deploy(name, src, *args, genesis=True)
+    return chain
+
+
+def test_return_value_events_and_storage(chain):
+    deploy(chain, """
+        @call
+        def bump(self, by: int):
+            self.n += by
+            self.m[ctx.sender.address] = self.n
+            emit("Bumped", by=by, total=self.n, who=ctx.sender.organisation)
+            return {"total": self.n, "roles": list(ctx.sender.roles)}
+
+        @view
+        def total(self):
+            return self.n
+    """)
+    a = chain["bank_a"]
+    r = chain.call(a, "c", "bump", 5)
+    assert r.ok, r
+    assert r.return_value == {"total": 5, "roles": ["bank"]}
+    assert [(e.contract, e.name, e.fields) for e in r.events] == [("c", "Bumped", {"by": 5, "total": 5, "who": "Bank A"})]
+    assert chain.view("c", "total") == 5
+    assert r.gas_used > 0 and len(r.encode()) > 0 and len(r.hash()) == 32
+
+
+def test_require_reason_reaches_receipt_and_nothing_changes(chain):
+    deploy(chain, """
+        @call
+        def bump(self, by: int):
+            self.n += by
+            emit("Bumped", by=by)
+            require(by < 10, "by must be under 10")
+            return self.n
+        @view
+        def total(self):
+            return self.n
+    """)
+    before = dict(chain.state.data)
+    r = chain.call(chain["bank_a"], "c", "bump", 50)
+    assert r.status == "revert" and r.revert_reason == "by must be under 10"
+    assert r.events == () and r.writes == ()
+    assert chain.state.data == before
+    assert chain.view("c", "total") == 0
+
+
+def test_uncaught_exception_is_an_error_receipt(chain):
+    deploy(chain, """
+        @call
+        def boom(self):
+            self.n = 3
+            return {"a": 1}["b"]
+    """)
+    r = chain.call(chain["bank_a"], "c", "boom")
+    assert r.status == "error" and r.revert_reason.startswith("KeyError")
+    assert chain.runtime.query("c", "boom").status == "invalid"  # a @call is not a view
+
+
+def test_view_cannot_write(chain):
+    deploy(chain, """
+        @view
+        def sneaky(self):
+            self.n = 1
+    """)
+    r = chain.call(chain["bank_a"], "c", "sneaky")
+    assert r.status == "revert" and "view" in r.revert_reason
+
+
+def test_unknown_contract_and_method(chain):
+    deploy(chain, "@call\ndef f(self):\n    return 1\n\ndef helper(self):\n    return 2\n")
+    assert chain.call(chain["bank_a"], "nope", "f").status == "invalid"
+    assert chain.call(chain["bank_a"], "c", "helper").status == "invalid"  # undecorated
+    assert chain.call(chain["bank_a"], "c", "init").status == "invalid"
+    assert chain.call(chain["bank_a"], "c", "f").return_value == 1
+
+
+def test_infinite_loop_runs_out_of_gas_and_rolls_back(chain):
+    deploy(chain, """
+        @call
+        def spin(self):
+            self.n = 99
+            emit("Started")
+            while True:
+                pass
+        @call
+        def comp(self):
+            self.n = 98
+            return [i for i in range(10**12)]
+        @call
+        def rec(self, k):
+            return [self.rec(k) for _ in range(2)]
+        @view
+        def total(self):
+            return self.n
+    """)
+    for method in ("spin", "comp"):
+        r = chain.call(chain["bank_a"], "c", method, gas_limit=50_000)
+        assert r.status == "out_of_gas", r
+        assert r.gas_used == 50_000 and r.writes == () and r.events == ()
+        assert chain.view("c", "total") == 0
+
+
+def test_builtin_c_loops_are_metered(chain):
+    deploy(chain, """
+        @call
+        def s(self):
+            return sum(range(10**12))
+        @call
+        def mx(self):
+            return max(range(10**12))
+        @call
+        def zz(self):
+            return list(zip(range(10**12), range(10**12)))
+        @call
+        def inn(self):
+            return "a" in range(10**12)
+        @call
+        def star(self):
+            a, *b = range(10**12)
+        @call
+        def srt(self):
+            return sorted(range(10**12))
+    """)
+    for m in ("s", "mx", "zz", "inn", "star", "srt"):
+        r = chain.call(chain["bank_a"], "c", m, gas_limit=100_000)
+        assert r.status in ("out_of_gas", "memory_exceeded"), (m, r)
+
+
+def test_deep_recursion_is_a_clean_error(chain):
+    deploy(chain, """
+        @call
+        def down(self, k):
+            self.n = k
+            return down(k + 1)
+        @call
+        def lam(self):
+            f = lambda g, k: g(g, k + 1)
+            return f(f, 0)
+    """.replace("return down(k + 1)", "return self.down(k + 1)"))
+    r = chain.call(chain["bank_a"], "c", "down", 0)
+    assert r.status == "depth_exceeded" and r.writes == ()
+    r = chain.call(chain["bank_a"], "c", "lam", gas_limit=10**7)
+    assert r.status in ("depth_exceeded", "out_of_gas"), r
+
+
+@pytest.mark.parametrize("expr", [
+    "'x' * 10**12",
+    "[0] * 10**10",
+    "10**10**10",
+    "2 ** 100000",
+    "1 << 10**9",
+    "b'ab' * 10**9",
+    "'a'.ljust(10**12)",
+    "'ab'.replace('', 'x' * 10000) .replace('', 'y' * 10000)",
+    "''.join(['x' * 100000] * 10000)",
+    "(10**1000) * (10**1000) * (10**1000) * (10**1000) * (10**1000)",
+    "bytes(10**12)",
+    "(5).to_bytes(10**12, 'big')",
+])
+def test_huge_allocation_is_a_clean_error(chain, expr):
+    deploy(chain, f"@call\ndef big(self):\n    self.n = 1\n    y = {expr}\n    return 0\n")
+    r = chain.call(chain["bank_a"], "c", "big", gas_limit=10**7)
+    assert r.status == "memory_exceeded", r
+    assert r.writes == ()
+
+
+def test_doubling_loop_is_bounded(chain):
+    deploy(chain, """
+        @call
+        def grow(self):
+            s = "x"
+            for i in range(100):
+                s = s + s
+            return len(s)
+        @call
+        def grow_list(self):
+            a = [1]
+            for i in range(100):
+                a += a
+            return len(a)
+        @call
+        def grow_mul(self):
+            v = 3
+            for i in range(100):
+                v = v * v
+            return v
+    """)
+    for m in ("grow", "grow_list", "grow_mul"):
+        r = chain.call(chain["bank_a"], "c", m, gas_limit=10**7)
+        assert r.status == "memory_exceeded", (m, r)
+
+
+def test_no_floats_and_percent_formatting_at_runtime(chain):
+    deploy(chain, """
+        @call
+        def neg(self):
+            return 2 ** -1
+        @call
+        def pct(self):
+            return '%*d' % (10**10, 1)
+        @call
+        def objstr(self):
+            return str(self)
+        @call
+        def fstr(self):
+            return f"{self}"
+    """)
+    assert chain.call(chain["bank_a"], "c", "neg").status == "error"
+    assert chain.call(chain["bank_a"], "c", "pct").status == "error"
+    for m in ("objstr", "fstr"):
+        r = chain.call(chain["bank_a"], "c", m)
+        assert r.status == "error" and "0x" not in r.revert_reason, r
+
+
+def test_contract_cannot_catch_out_of_gas(chain):
+    deploy(chain, """
+        @call
+        def swallow(self):
+            try:
+                while True:
+                    pass
+            except (ValueError, KeyError, TypeError, ArithmeticError, LookupError, ContractError):
+                self.n = 1
+            return "survived"
+    """)
+    r = chain.call(chain["bank_a"], "c", "swallow", gas_limit=20_000)
+    assert r.status == "out_of_gas"
+
+
+def test_fixed_point_and_random_and_sm3(chain):
+    deploy(chain, """
+        @call
+        def money(self):
+            price = Fixed("12.50")
+            qty = 3
+            total = price * qty
+            fee = total.div(8, 4)
+            return [str(total), str(fee), str(total - fee), (total - fee).units]
+        @call
+        def rnd(self):
+            return [ctx.random("a"), ctx.random("a"), ctx.random("b"), sm3(b"abc"), ctx.block.height, ctx.tx_hash]
+        @call
+        def sset(self):
+            s = SortedSet(["pear", "apple", "fig"])
+            return [x for x in s]
+    """)
+    assert chain.must(chain["bank_a"], "c", "money") == ["37.50", "4.6875", "32.8125", 328125]
+    a, b, c, h, height, txh = chain.must(chain["bank_a"], "c", "rnd")
+    assert a == b and a != c and len(a) == 32
+    assert h.hex() == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+    assert height == chain.height and len(txh) == 32
+    assert chain.must(chain["bank_a"], "c", "sset") == ["apple", "fig", "pear"]
+
+
+def test_storage_types_are_enforced(chain):
+    deploy(chain, """
+        @call
+        def bad_value(self):
+            self.m["a"] = "not an int"
+        @call
+        def bad_key(self):
+            self.m[1] = 1
+        @call
+        def unencodable(self):
+            self.n = 1
+            return self
+    """)
+    for m in ("bad_value", "bad_key", "unencodable"):
+        r = chain.call(chain["bank_a"], "c", m)
+        assert r.status == "error" and r.writes == (), (m, r)
+
+
+CALLEE = """
+@call
+def add(self, who: str, k: int):
+    self.m[who] = self.m.get(who, 0) + k
+    emit("Added", who=who, k=k, caller=ctx.sender.address, origin=ctx.origin.address)
+    require(k < 100, "too much")
+    return self.m[who]
+
+@call
+def back(self):
+    return call_contract("caller", "entry", 1)
+
+@view
+def get(self, who: str):
+    return self.m.get(who, 0)
+"""
+
+CALLER = """
+@call
+def entry(self, k: int):
+    self.n += 1
+    got = call_contract("callee", "add", ctx.sender.address, k)
+    emit("Called", got=got)
+    return [got, ctx.sender.address]
+
+@call
+def tolerant(self, k: int):
+    self.n += 1
+    try:
+        call_contract("callee", "add", "x", k)
+    except CallFailed as e:
+        emit("Failed", reason=e.reason)
+    return self.n
+
+@call
+def loop(self):
+    return call_contract("callee", "back")
+
+@view
+def count(self):
+    return self.n
+"""
+
+
+def test_cross_contract_call_success_and_atomicity(chain):
+    deploy(chain, CALLEE, "callee")
+    deploy(chain, CALLER, "caller")
+    a = chain["bank_a"]
+    r = chain.call(a, "caller", "entry", 5)
+    assert r.ok, r
+    assert r.return_value == [5, a.address]
+    assert [e.name for e in r.events] == ["Added", "Called"]
+    assert r.events[0].fields["caller"] == "contract:caller"  # the callee sees the caller contract
+    assert r.events[0].fields["origin"] == a.address
+    # A failing callee fails the whole transaction when not caught: nothing persists anywhere.
+    r = chain.call(a, "caller", "entry", 500)
+    assert r.status == "revert" and "too much" in r.revert_reason and r.writes == ()
+    assert chain.view("caller", "count") == 1
+    assert chain.view("callee", "get", a.address) == 5
+    # Caught: the caller's writes persist, the callee's are discarded.
+    r = chain.call(a, "caller", "tolerant", 500)
+    assert r.ok and [e.name for e in r.events] == ["Failed"]
+    assert chain.view("caller", "count") == 2
+    assert chain.view("callee", "get", "x") == 0
+
+
+def test_reentrancy_is_refused(chain):
+    deploy(chain, CALLEE, "callee")
+    deploy(chain, CALLER, "caller")
+    r = chain.call(chain["bank_a"], "caller", "loop")
+    assert r.status == "revert" and "re-entrant" in r.revert_reason
+
+
+def test_runtime_without_harness():
+    rt = Runtime(MemoryState())
+    rt.genesis([{"address": "0x" + "11" * 20, "organisation": "B", "roles": ["bank"]}],
+               contracts=[("c", contract("@call\ndef hi(self, x: int):\n    self.n = x\n    return x * 2\n"), [])])
+    r = rt.execute(TxCall("0x" + "11" * 20, "c", "hi", (21,)), BlockCtx(1, 1_700_000_000, b"\x00" * 32))
+    assert r.ok and r.return_value == 42
+    assert r.writes == ((b"s/c/n", b"\x01I\x01\x15"),)

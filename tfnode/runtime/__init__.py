@@ -1,0 +1,32 @@
+"""The deterministic, metered Python contract runtime (issue 5, "Runtime").
+
+Node side::
+
+    from tfnode.runtime import Runtime, MemoryState, TxCall, BlockCtx
+    rt = Runtime(MemoryState())
+    rt.genesis(members, contracts=[("token", source, [1000])])
+    receipt = rt.execute(TxCall(sender, "token", "transfer", ("0x..", 5)), BlockCtx(1, 1700000000, h))
+
+Contract side: ``from tfnode.runtime.api import ...`` (see docs/contracts.md).
+Tooling: ``check_source`` / ``check_file`` for ``tfnode contract check FILE``.
+"""
+
+from tfnode.runtime.check import Violation, check_file, check_source
+from tfnode.runtime.encoding import decode, decode_versioned, encode, encode_versioned
+from tfnode.runtime.errors import (
+    Abort, CallFailed, ContractError, DepthExceeded, EncodingError, MemoryExceeded, OutOfGas, Revert,
+    RuntimeFault, ValidationError,
+)
+from tfnode.runtime.executor import (
+    DEFAULT_GAS_LIMIT, GOVERNANCE, RUNTIME_VERSION, BlockCtx, Event, Receipt, Runtime, TxCall,
+)
+from tfnode.runtime.fixed import Fixed
+from tfnode.runtime.state import MemoryState, Overlay, StateBackend
+
+__all__ = [
+    "Runtime", "TxCall", "BlockCtx", "Receipt", "Event", "StateBackend", "MemoryState", "Overlay",
+    "check_source", "check_file", "Violation", "encode", "decode", "encode_versioned",
+    "decode_versioned", "Fixed", "DEFAULT_GAS_LIMIT", "GOVERNANCE", "RUNTIME_VERSION",
+    "Abort", "OutOfGas", "DepthExceeded", "MemoryExceeded", "ContractError", "Revert",
+    "CallFailed", "EncodingError", "RuntimeFault", "ValidationError",
+]

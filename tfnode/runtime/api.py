@@ -1,0 +1,346 @@
+"""The contract-facing API: the only module a contract may import from.
+
+    from tfnode.runtime.api import Contract, call, view, require, emit, Map, Value, ctx
+
+A contract sees this module through a namespace holding exactly ``__all__``; everything here
+that starts with ``_`` is unreachable from contract code (the validator rejects such names).
+The executor points ``_cur`` at the active call frame before running contract code.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from tfnode import crypto
+from tfnode.runtime import meter as _m
+from tfnode.runtime.encoding import decode_versioned, encode, encode_versioned
+from tfnode.runtime.errors import CallFailed, ContractError, EncodingError, Revert
+from tfnode.runtime.fixed import Fixed
+
+__all__ = [
+    "Contract", "call", "view", "require", "revert", "emit", "Map", "Value", "ctx",
+    "call_contract", "Fixed", "ContractError", "Revert", "CallFailed", "sm3", "SortedSet",
+]
+
+MAX_REASON = 512
+MAX_EVENT_FIELDS_BYTES = 16 * 1024
+
+_cur = None  # the active _Frame (set by the executor; one execution at a time per process)
+
+
+class Sender(NamedTuple):
+    """Who called: a member account (organisation and roles from governance) or a contract."""
+
+    address: str
+    organisation: str | None
+    roles: tuple
+    is_contract: bool = False
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class Block(NamedTuple):
+    height: int
+    timestamp: int  # unix seconds, from the block header (the same on every node)
+    hash: bytes
+
+
+# -- entry point decorators ----------------------------------------------------------------------
+
+
+def call(fn):
+    """Mark a state-changing entry point."""
+    fn._tf_entry = "call"
+    return fn
+
+
+def view(fn):
+    """Mark a read-only entry point: any storage write in it fails."""
+    fn._tf_entry = "view"
+    return fn
+
+
+# -- errors and events ---------------------------------------------------------------------------
+
+
+def require(cond, reason: str = "requirement failed") -> None:
+    """Revert the call with ``reason`` (it reaches the receipt) unless ``cond`` holds."""
+    if not cond:
+        raise Revert(str(reason)[:MAX_REASON])
+
+
+def revert(reason: str = "reverted"):
+    raise Revert(str(reason)[:MAX_REASON])
+
+
+def emit(name: str, **fields) -> None:
+    """Record an event (contract, name, fields) in the receipt if the transaction succeeds."""
+    f = _cur
+    if type(name) is not str or not name:
+        raise TypeError("event name must be a non-empty str")
+    try:
+        body = encode(fields, MAX_EVENT_FIELDS_BYTES)
+    except EncodingError as err:
+        raise TypeError(f"event {name}: {err}") from None
+    f.meter.gas(_m.COST_EVENT + ((len(body) + len(name)) >> _m.BYTE_SHIFT))
+    f.events.append((f.contract, name, fields, body))
+
+
+def sm3(data: bytes) -> bytes:
+    """SM3 digest (32 bytes) of ``data``."""
+    if type(data) is not bytes:
+        raise TypeError("sm3 takes bytes")
+    _cur.meter.gas(_m.COST_HASH + (len(data) >> _m.BYTE_SHIFT))
+    return crypto.sm3(data)
+
+
+def call_contract(name: str, method: str, *args, **kwargs):
+    """Call another contract. Its writes and events join this transaction if it succeeds and
+    are discarded if it fails (raising ``CallFailed``, which the caller may catch)."""
+    return _cur.runtime._nested_call(_cur, name, method, args, kwargs)
+
+
+# -- the context --------------------------------------------------------------------------------
+
+
+class _Ctx:
+    """``ctx``: who called, in which block and transaction. Reads the active frame."""
+
+    __slots__ = ()
+
+    @property
+    def sender(self) -> Sender:
+        return _cur.sender
+
+    @property
+    def origin(self) -> Sender:
+        """The member who signed the transaction (== sender unless called by a contract)."""
+        return _cur.tx.origin
+
+    @property
+    def block(self) -> Block:
+        return _cur.tx.block
+
+    @property
+    def tx_hash(self) -> bytes:
+        return _cur.tx.tx_hash
+
+    @property
+    def contract(self) -> str:
+        """This contract's name."""
+        return _cur.contract
+
+    @property
+    def address(self) -> str:
+        """This contract's address as other contracts see it in ctx.sender."""
+        return "contract:" + _cur.contract
+
+    def random(self, label: str) -> bytes:
+        """32 bytes every node derives alike: SM3(block hash || tx hash || label)."""
+        if type(label) is not str:
+            raise TypeError("random() label must be a str")
+        f = _cur
+        f.meter.gas(_m.COST_HASH)
+        return crypto.sm3(f.tx.block.hash + f.tx.tx_hash + label.encode("utf-8"))
+
+
+ctx = _Ctx()
+
+
+# -- storage --------------------------------------------------------------------------------------
+
+_TYPES = (int, str, bytes, bool, list, dict, Fixed)
+_KEY_TYPES = (int, str, bytes)
+
+
+def _check_type(v, t, what):
+    if t is not None and type(v) is not t and not (t is list and type(v) is tuple):
+        raise TypeError(f"{what} must be {t.__name__}, not {type(v).__name__}")
+
+
+def _read(f, key: bytes):
+    raw = f.overlay.get(key)
+    f.meter.gas(_m.COST_READ + ((len(raw) if raw else 0) >> _m.BYTE_SHIFT))
+    return raw
+
+
+def _write(f, key: bytes, value) -> None:
+    if f.readonly:
+        raise ContractError("a view cannot write storage")
+    data = encode_versioned(value, f.runtime.max_value_bytes)
+    f.meter.gas(_m.COST_WRITE + ((len(key) + len(data)) >> _m.BYTE_SHIFT))
+    f.overlay.put(key, data)
+
+
+def _delete(f, key: bytes) -> None:
+    if f.readonly:
+        raise ContractError("a view cannot write storage")
+    f.meter.gas(_m.COST_WRITE)
+    f.overlay.delete(key)
+
+
+class Value:
+    """A single persistent value: ``total = Value(int, default=0)``; read and assign ``self.total``."""
+
+    def __init__(self, type=None, default=None):
+        if type is not None and type not in _TYPES:
+            raise TypeError("Value type must be int, str, bytes, bool, list, dict or Fixed")
+        self._type = type
+        self._default = default
+        self._field = b""
+
+    def __set_name__(self, owner, name):
+        self._field = name.encode()
+
+    def __get__(self, inst, owner=None):
+        if inst is None:
+            return self
+        f = _cur
+        raw = _read(f, b"s/" + f.prefix + self._field)
+        if raw is None:
+            d = self._default
+            return list(d) if type(d) is list else dict(d) if type(d) is dict else d
+        return decode_versioned(raw)
+
+    def __set__(self, inst, value):
+        _check_type(value, self._type, self._field.decode())
+        f = _cur
+        _write(f, b"s/" + f.prefix + self._field, value)
+
+    def __delete__(self, inst):
+        f = _cur
+        _delete(f, b"s/" + f.prefix + self._field)
+
+
+class Map:
+    """A persistent mapping: ``balances = Map(str, int)``; use ``self.balances[k]``.
+
+    Supports ``m[k]``, ``m[k] = v``, ``del m[k]``, ``k in m``, ``m.get(k, default)`` and
+    ``m.pop(k, default)``. Maps are not iterable (state is a key-value store; keep an index
+    in a Value if you need to enumerate). Values read are fresh copies: mutate, then assign back.
+    """
+
+    def __init__(self, key_type=str, value_type=None):
+        if key_type not in _KEY_TYPES:
+            raise TypeError("Map keys must be int, str or bytes")
+        if value_type is not None and value_type not in _TYPES:
+            raise TypeError("Map values must be int, str, bytes, bool, list, dict or Fixed")
+        self._kt = key_type
+        self._vt = value_type
+        self._field = b""
+
+    def __set_name__(self, owner, name):
+        self._field = name.encode()
+
+    def __get__(self, inst, owner=None):
+        if inst is None:
+            return self
+        return _MapView(self, _cur)
+
+    def __set__(self, inst, value):
+        raise AttributeError("a Map field cannot be assigned; assign its items")
+
+
+class _MapView:
+    __slots__ = ("_decl", "_frame", "_prefix")
+
+    def __init__(self, decl: Map, frame):
+        self._decl = decl
+        self._frame = frame
+        self._prefix = b"s/" + frame.prefix + decl._field + b"/"
+
+    def _key(self, k) -> bytes:
+        if type(k) is not self._decl._kt:
+            raise TypeError(f"key must be {self._decl._kt.__name__}, not {type(k).__name__}")
+        return self._prefix + encode(k)
+
+    def __getitem__(self, k):
+        raw = _read(self._frame, self._key(k))
+        if raw is None:
+            raise KeyError(k)
+        return decode_versioned(raw)
+
+    def get(self, k, default=None):
+        raw = _read(self._frame, self._key(k))
+        return default if raw is None else decode_versioned(raw)
+
+    def __contains__(self, k) -> bool:
+        return _read(self._frame, self._key(k)) is not None
+
+    def __setitem__(self, k, v) -> None:
+        _check_type(v, self._decl._vt, "value")
+        _write(self._frame, self._key(k), v)
+
+    def __delitem__(self, k) -> None:
+        key = self._key(k)
+        if _read(self._frame, key) is None:
+            raise KeyError(k)
+        _delete(self._frame, key)
+
+    def pop(self, k, default=None):
+        key = self._key(k)
+        raw = _read(self._frame, key)
+        if raw is None:
+            return default
+        _delete(self._frame, key)
+        return decode_versioned(raw)
+
+
+class Contract:
+    """Base class of every contract. Instances are made afresh for each call."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name, value):
+        d = getattr(type(self), name, None)
+        if isinstance(d, (Value, Map)):
+            d.__set__(self, value)
+        else:
+            raise AttributeError(f"{name!r} is not a storage field; declare it with Value(...) or Map(...)")
+
+    def __delattr__(self, name):
+        d = getattr(type(self), name, None)
+        if isinstance(d, Value):
+            d.__delete__(self)
+        else:
+            raise AttributeError(f"{name!r} is not a Value field")
+
+
+class SortedSet:
+    """A set with deterministic (sorted) iteration, for contracts (built-in sets are banned:
+    their iteration order over str depends on the process hash seed). Elements: int, str or bytes,
+    one type per set."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items=()):
+        self._items = {}
+        for x in items:
+            self.add(x)
+
+    def add(self, x) -> None:
+        if type(x) not in _KEY_TYPES:
+            raise TypeError("SortedSet elements must be int, str or bytes")
+        if len(self._items) >= _m.MAX_SEQ_LEN:
+            raise ValueError("SortedSet too large")
+        _cur.meter.gas(1) if _cur is not None else None
+        self._items[x] = True
+
+    def discard(self, x) -> None:
+        self._items.pop(x, None)
+
+    def __contains__(self, x) -> bool:
+        return x in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        items = sorted(self._items)
+        if _cur is not None:
+            _cur.meter.gas(1 + (len(items) >> _m.SIZE_SHIFT))
+        return iter(items)
+
+    def to_list(self) -> list:
+        return list(self)

@@ -1,0 +1,443 @@
+"""Deploy-time validation of contract sources: an AST allow-list.
+
+``check_source(text)`` returns every ``Violation`` (line, column, rule, message); an empty list
+means the source would be accepted at deploy. The rules are the first layer of containment;
+the instrumentation (metering, checked operations) and the restricted builtins are the next.
+Names of the rules are stable: tools and tests match on them.
+
+The shape a contract must have:
+
+* module level: a docstring, ``from tfnode.runtime.api import ...`` (names from the API only),
+  ``from typing import ...``, ``from __future__ import annotations``, constant assignments,
+  helper functions without decorators, and exactly one class deriving from ``Contract``;
+* the class body: a docstring, storage declarations and constants, methods (optionally
+  decorated with the bare names ``call`` or ``view``); no nested classes, no keywords, no
+  metaclass.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+API_MODULE = "tfnode.runtime.api"
+
+# Names importable from the API module (kept in sync with api.__all__; a test checks it).
+API_NAMES = frozenset(
+    {
+        "Contract", "call", "view", "require", "revert", "emit", "Map", "Value", "ctx",
+        "call_contract", "Fixed", "ContractError", "Revert", "CallFailed", "sm3", "SortedSet",
+    }
+)
+TYPING_NAMES = frozenset({"Any", "Optional", "Union", "List", "Dict", "Tuple"})
+
+# Builtins a contract may use; the exec-time builtins dict holds exactly these (checked
+# versions where the plain one could loop or allocate without bound).
+ALLOWED_BUILTINS = frozenset(
+    {
+        "abs", "all", "any", "bool", "bytes", "chr", "dict", "divmod", "enumerate", "int",
+        "isinstance", "len", "list", "max", "min", "ord", "pow", "range", "reversed", "sorted",
+        "str", "sum", "tuple", "zip", "hex", "bin",
+        "ValueError", "KeyError", "IndexError", "TypeError", "ZeroDivisionError",
+        "ArithmeticError", "OverflowError", "LookupError",
+        "True", "False", "None",
+    }
+)
+# Builtins replaced by metered versions when called. They may appear only where they are
+# called, as the type arguments of Map(...)/Value(...), or as isinstance's second argument, so
+# a contract can never hold (and call indirectly) the unmetered original.
+WRAPPED_BUILTINS = frozenset(
+    {"list", "tuple", "dict", "sorted", "sum", "min", "max", "any", "all", "enumerate", "zip",
+     "reversed", "bytes", "str", "pow"}
+)
+# Exception classes an ``except`` clause may name. Not Exception/BaseException (they would
+# swallow RecursionError and MemoryError), and never the runtime's Abort family.
+CATCHABLE = frozenset(
+    {"ValueError", "KeyError", "IndexError", "TypeError", "ZeroDivisionError", "ArithmeticError",
+     "OverflowError", "LookupError", "ContractError", "Revert", "CallFailed"}
+)
+# Python builtins that are never available, named so the message says why.
+FORBIDDEN_NAMES = frozenset(
+    {
+        "eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "hasattr", "globals",
+        "locals", "vars", "dir", "type", "super", "object", "id", "hash", "input", "print",
+        "breakpoint", "help", "memoryview", "bytearray", "float", "complex", "set", "frozenset",
+        "iter", "next", "map", "filter", "format", "repr", "ascii", "classmethod",
+        "staticmethod", "property", "callable", "issubclass", "exit", "quit", "copyright",
+        "credits", "license", "slice", "aiter", "anext", "round", "BaseException", "Exception",
+        "RecursionError", "MemoryError", "SystemExit", "KeyboardInterrupt", "GeneratorExit",
+        "StopIteration", "StopAsyncIteration",
+    }
+)
+# Attributes that reach interpreter internals or walk attributes inside format strings.
+FORBIDDEN_ATTRS = frozenset({"format", "format_map", "mro", "with_traceback", "maketrans"})
+FORBIDDEN_ATTR_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_", "func_", "im_")
+
+MAX_SOURCE_BYTES = 256 * 1024
+MAX_LITERAL_BYTES = 16 * 1024
+_FORMAT_SPEC = re.compile(r"^[<>^=]?[+\- ]?0?[0-9]{0,2}[,_]?(\.[0-9]{1,2})?[bdoxXs]?$")
+
+# Statements and expressions outside these sets are rejected by name.
+_ALLOWED_NODES = (
+    ast.Module, ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.If, ast.For,
+    ast.While, ast.Break, ast.Continue, ast.Pass, ast.Raise, ast.Try, ast.ExceptHandler,
+    ast.FunctionDef, ast.ClassDef, ast.ImportFrom, ast.alias, ast.Delete,
+    ast.arguments, ast.arg, ast.keyword,
+    ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.IfExp, ast.Lambda,
+    ast.Dict, ast.List, ast.Tuple, ast.ListComp, ast.DictComp, ast.GeneratorExp,
+    ast.comprehension, ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.Slice,
+    ast.Starred, ast.JoinedStr, ast.FormattedValue,
+    ast.Load, ast.Store, ast.Del,
+    ast.And, ast.Or, ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.Pow, ast.LShift,
+    ast.RShift, ast.BitOr, ast.BitXor, ast.BitAnd, ast.Invert, ast.Not, ast.UAdd, ast.USub,
+    ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
+)
+_NODE_RULES = {
+    ast.AsyncFunctionDef: ("async", "async functions are not allowed"),
+    ast.AsyncFor: ("async", "async for is not allowed"),
+    ast.AsyncWith: ("async", "async with is not allowed"),
+    ast.Await: ("async", "await is not allowed"),
+    ast.Global: ("global", "global statements are not allowed"),
+    ast.Nonlocal: ("global", "nonlocal statements are not allowed"),
+    ast.Import: ("import", "use 'from tfnode.runtime.api import name, ...'"),
+    ast.Yield: ("generator", "generator functions (yield) are not allowed"),
+    ast.YieldFrom: ("generator", "generator functions (yield from) are not allowed"),
+    ast.With: ("with", "with statements are not allowed"),
+    ast.Assert: ("assert", "assert is stripped under -O; use require(cond, reason)"),
+    ast.NamedExpr: ("walrus", "assignment expressions (:=) are not allowed"),
+    ast.Set: ("set", "sets iterate in hash order; use a dict or SortedSet"),
+    ast.SetComp: ("set", "sets iterate in hash order; use a dict or SortedSet"),
+    ast.Div: ("float", "true division (/) yields floats; use // or Fixed.div"),
+    ast.MatMult: ("operator", "the @ operator is not allowed"),
+    ast.TryStar: ("try", "except* is not allowed"),
+    ast.Match: ("match", "match statements are not allowed"),
+}
+
+
+class Violation(NamedTuple):
+    line: int
+    col: int
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: [{self.rule}] {self.message}"
+
+
+def check_file(path) -> list[Violation]:
+    """Validate a contract source file (what ``tfnode contract check FILE`` runs)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        return [Violation(0, 0, "io", f"cannot read {path}: {err.strerror}")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return [Violation(0, 0, "encoding", "source is not UTF-8")]
+    return check_source(text)
+
+
+def check_source(text: str) -> list[Violation]:
+    """Every reason the source would be refused at deploy, in source order."""
+    if len(text.encode("utf-8")) > MAX_SOURCE_BYTES:
+        return [Violation(0, 0, "size", f"source exceeds {MAX_SOURCE_BYTES} bytes")]
+    try:
+        tree = ast.parse(text, mode="exec")
+    except SyntaxError as err:
+        return [Violation(err.lineno or 0, err.offset or 0, "syntax", err.msg)]
+    except (ValueError, MemoryError, RecursionError) as err:
+        return [Violation(0, 0, "syntax", f"unparseable source: {type(err).__name__}")]
+    v = _Checker()
+    try:
+        v.check_module(tree)
+        v.check_builtin_values(tree)
+    except RecursionError:
+        return [Violation(0, 0, "nesting", "source nested too deeply")]
+    return sorted(set(v.out), key=lambda x: (x.line, x.col, x.rule))
+
+
+def _is_constant_expr(node) -> bool:
+    """A literal value (or tuple of them) — what module and class constants may hold."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _is_constant_expr(node.operand)
+    if isinstance(node, ast.Tuple):
+        return all(_is_constant_expr(e) for e in node.elts)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Pow)):
+        return _is_constant_expr(node.left) and _is_constant_expr(node.right)
+    return False
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.out: list[Violation] = []
+        self.class_count = 0
+        self.pos = (1, 0)
+
+    def bad(self, node, rule: str, message: str) -> None:
+        # Operator and context nodes carry no position: report their parent's.
+        line = getattr(node, "lineno", None)
+        if line is None:
+            line, col = self.pos
+        else:
+            col = getattr(node, "col_offset", 0)
+        self.out.append(Violation(line, col, rule, message))
+
+    # -- structure ---------------------------------------------------------------------------
+
+    def check_module(self, tree: ast.Module) -> None:
+        for i, stmt in enumerate(tree.body):
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and i == 0:
+                continue
+            if isinstance(stmt, ast.ImportFrom):
+                self.check_import(stmt)
+            elif isinstance(stmt, ast.ClassDef):
+                self.check_class(stmt)
+            elif isinstance(stmt, ast.FunctionDef):
+                if stmt.decorator_list:
+                    self.bad(stmt, "decorator", "helper functions take no decorators")
+                self.check_function(stmt)
+            elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                self.check_constant(stmt, "module")
+            elif isinstance(stmt, ast.Pass):
+                pass
+            elif isinstance(stmt, ast.Import):
+                self.visit(stmt)
+            else:
+                self.bad(stmt, "module-statement",
+                         f"{type(stmt).__name__} is not allowed at module level (imports, constants, functions and one class)")
+                self.walk(stmt)
+        if self.class_count != 1:
+            self.bad(ast.Pass(lineno=1, col_offset=0), "contract-class", f"a contract defines exactly one class; found {self.class_count}")
+
+    def check_import(self, node: ast.ImportFrom) -> None:
+        if node.level:
+            self.bad(node, "import", "relative imports are not allowed")
+            return
+        allowed = {API_MODULE: API_NAMES, "typing": TYPING_NAMES, "__future__": frozenset({"annotations"})}.get(node.module or "")
+        if allowed is None:
+            self.bad(node, "import", f"importing from {node.module!r} is not allowed; only {API_MODULE} and typing")
+            return
+        for alias in node.names:
+            if alias.name == "*":
+                self.bad(node, "import", "star imports are not allowed")
+            elif alias.name not in allowed:
+                self.bad(node, "import", f"{node.module} has no importable name {alias.name!r}")
+            if alias.asname is not None:
+                self.check_identifier(node, alias.asname, "import alias")
+
+    def check_constant(self, stmt, where: str) -> None:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        for t in targets:
+            if not isinstance(t, ast.Name):
+                self.bad(stmt, "constant", f"{where}-level assignments bind plain names")
+            else:
+                self.check_identifier(t, t.id, "name")
+        value = stmt.value
+        if value is None:
+            return
+        if where == "class" and _is_storage_decl(value):
+            for a in value.args + [k.value for k in value.keywords]:
+                self.walk(a)
+            return
+        if not _is_constant_expr(value) and not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                                                 and value.func.id == "Fixed" and all(_is_constant_expr(a) for a in value.args)
+                                                 and not value.keywords):
+            self.bad(stmt, "constant",
+                     f"{where}-level values must be literals (or tuples of them), so no state survives a transaction"
+                     + ("; storage is declared with Map(...) or Value(...)" if where == "class" else ""))
+        self.walk(value)
+
+    def check_class(self, node: ast.ClassDef) -> None:
+        self.class_count += 1
+        self.check_identifier(node, node.name, "class name")
+        if node.decorator_list:
+            self.bad(node, "decorator", "classes take no decorators")
+        if node.keywords:
+            self.bad(node, "class", "class keywords (metaclass=...) are not allowed")
+        if len(node.bases) != 1 or not (isinstance(node.bases[0], ast.Name) and node.bases[0].id == "Contract"):
+            self.bad(node, "class", "the contract class derives from Contract and nothing else")
+        for i, stmt in enumerate(node.body):
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and i == 0:
+                continue
+            if isinstance(stmt, ast.FunctionDef):
+                for dec in stmt.decorator_list:
+                    if not (isinstance(dec, ast.Name) and dec.id in ("call", "view")):
+                        self.bad(dec, "decorator", "methods take only the bare decorators @call or @view")
+                if len(stmt.decorator_list) > 1:
+                    self.bad(stmt, "decorator", "one decorator per method")
+                if not stmt.args.args or stmt.args.args[0].arg != "self":
+                    self.bad(stmt, "method", "methods take self as first parameter")
+                self.check_function(stmt)
+            elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                self.check_constant(stmt, "class")
+            elif isinstance(stmt, ast.Pass):
+                pass
+            else:
+                self.bad(stmt, "class-statement",
+                         f"{type(stmt).__name__} is not allowed in the class body (storage, constants and methods)")
+                self.walk(stmt)
+
+    def check_function(self, node: ast.FunctionDef) -> None:
+        self.check_identifier(node, node.name, "function name")
+        self.check_arguments(node.args)
+        if node.returns is not None:
+            self.walk(node.returns)
+        for stmt in node.body:
+            self.walk(stmt)
+
+    def check_arguments(self, args: ast.arguments) -> None:
+        for a in args.posonlyargs + args.args + args.kwonlyargs + [x for x in (args.vararg, args.kwarg) if x]:
+            self.check_identifier(a, a.arg, "parameter")
+            if a.annotation is not None:
+                self.walk(a.annotation)
+        for d in args.defaults + [d for d in args.kw_defaults if d is not None]:
+            # A mutable default (def f(x=[])) would carry state from one transaction to the next.
+            if not _is_constant_expr(d):
+                self.bad(d, "default", "default values must be literals")
+            self.walk(d)
+
+    def check_builtin_values(self, tree) -> None:
+        allowed: set[int] = set()
+        for n in ast.walk(tree):
+            # Annotations are dropped by the instrumentation, never evaluated.
+            ann = getattr(n, "annotation", None) if isinstance(n, (ast.arg, ast.AnnAssign)) else (
+                n.returns if isinstance(n, ast.FunctionDef) else None)
+            if ann is not None:
+                allowed.update(id(x) for x in ast.walk(ann))
+            if isinstance(n, ast.Call):
+                allowed.add(id(n.func))
+                f = n.func
+                if isinstance(f, ast.Name) and f.id in ("Map", "Value"):
+                    allowed.update(id(a) for a in n.args)
+                    allowed.update(id(k.value) for k in n.keywords)
+                elif isinstance(f, ast.Name) and f.id == "isinstance" and len(n.args) == 2:
+                    t = n.args[1]
+                    allowed.add(id(t))
+                    if isinstance(t, ast.Tuple):
+                        allowed.update(id(e) for e in t.elts)
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Name) and n.id in WRAPPED_BUILTINS:
+                if not isinstance(n.ctx, ast.Load):
+                    self.bad(n, "shadow", f"the builtin name {n.id!r} cannot be rebound")
+                elif id(n) not in allowed:
+                    self.bad(n, "builtin-value",
+                             f"{n.id!r} may only be called (or name a type in Map/Value/isinstance)")
+
+    # -- names ------------------------------------------------------------------------------
+
+    def check_identifier(self, node, name: str, what: str) -> None:
+        if name == "_":
+            return  # the throwaway name; harmless
+        if name.startswith("_"):
+            self.bad(node, "underscore",
+                     f"{what} {name!r}: names starting with '_' are reserved (dunder access and runtime internals)")
+        elif name in FORBIDDEN_NAMES:
+            self.bad(node, "forbidden-name", f"{what} {name!r} is not available to contracts")
+        elif name in WRAPPED_BUILTINS and what != "name":
+            self.bad(node, "shadow", f"{what} {name!r}: builtin names cannot be rebound")
+
+    # -- expressions and statements ---------------------------------------------------------
+
+    def walk(self, node) -> None:
+        stack = [(node, getattr(node, "lineno", self.pos[0]), getattr(node, "col_offset", 0))]
+        while stack:
+            n, line, col = stack.pop()
+            line = getattr(n, "lineno", line)
+            col = getattr(n, "col_offset", col)
+            self.pos = (line, col)
+            if self.visit(n):
+                stack.extend((c, line, col) for c in ast.iter_child_nodes(n))
+
+    def visit(self, n) -> None:
+        t = type(n)
+        rule = _NODE_RULES.get(t)
+        if rule is not None:
+            self.bad(n, *rule)
+            return t is not ast.Import
+        if not isinstance(n, _ALLOWED_NODES):
+            self.bad(n, "syntax-node", f"{t.__name__} is not allowed")
+            return True
+        if t is ast.Name:
+            self.check_identifier(n, n.id, "name")
+        elif t is ast.Attribute:
+            attr = n.attr
+            if attr.startswith("_"):
+                self.bad(n, "underscore", f"attribute {attr!r}: attributes starting with '_' are not accessible")
+            elif attr in FORBIDDEN_ATTRS or attr.startswith(FORBIDDEN_ATTR_PREFIXES):
+                self.bad(n, "forbidden-attr", f"attribute {attr!r} is not accessible (format walks, frames, code objects)")
+            if isinstance(n.ctx, (ast.Store, ast.Del)) and not (isinstance(n.value, ast.Name) and n.value.id == "self"):
+                self.bad(n, "attribute-store", "only self.<storage field> may be assigned or deleted")
+        elif t is ast.Constant:
+            v = n.value
+            if isinstance(v, (float, complex)):
+                self.bad(n, "float", "float and complex literals are not allowed; use int or Fixed")
+            elif isinstance(v, (str, bytes)) and len(v) > MAX_LITERAL_BYTES:
+                self.bad(n, "size", f"literal longer than {MAX_LITERAL_BYTES} bytes")
+        elif t is ast.AugAssign:
+            if isinstance(n.op, ast.Div):
+                self.bad(n, "float", "true division (/=) yields floats; use //= or Fixed.div")
+            if isinstance(n.target, ast.Subscript) and isinstance(n.target.slice, ast.Slice):
+                self.bad(n, "augassign", "augmented assignment to a slice is not allowed")
+        elif t is ast.FunctionDef:
+            if n.decorator_list:
+                self.bad(n, "decorator", "nested functions take no decorators")
+            self.check_identifier(n, n.name, "function name")
+            for d in n.args.defaults + [d for d in n.args.kw_defaults if d is not None]:
+                if not _is_constant_expr(d):
+                    self.bad(d, "default", "default values must be literals")
+        elif t is ast.ClassDef:
+            self.bad(n, "class", "nested classes are not allowed")
+        elif t is ast.Lambda:
+            for d in n.args.defaults + [d for d in n.args.kw_defaults if d is not None]:
+                if not _is_constant_expr(d):
+                    self.bad(d, "default", "default values must be literals")
+        elif t is ast.arg:
+            self.check_identifier(n, n.arg, "parameter")
+        elif t is ast.keyword:
+            if n.arg is not None:
+                self.check_identifier(n, n.arg, "keyword")
+        elif t is ast.alias:
+            self.bad(n, "import", "imports only at module level")
+        elif t is ast.ImportFrom:
+            self.bad(n, "import", "imports only at module level")
+        elif t is ast.ExceptHandler:
+            self.check_handler(n)
+        elif t is ast.Try:
+            if n.finalbody:
+                # A return in finally swallows any exception, including out-of-gas.
+                self.bad(n, "finally", "finally blocks are not allowed (they could swallow out-of-gas)")
+        elif t is ast.Compare:
+            if len(n.ops) > 1 and any(isinstance(o, (ast.In, ast.NotIn)) for o in n.ops):
+                self.bad(n, "compare", "chained comparisons with in / not in are not allowed")
+        elif t is ast.FormattedValue:
+            if n.conversion not in (-1, ord("s")):
+                self.bad(n, "fstring", "f-string conversions !r and !a show object addresses; not allowed")
+            if n.format_spec is not None:
+                spec = n.format_spec
+                if not (isinstance(spec, ast.JoinedStr) and all(isinstance(x, ast.Constant) for x in spec.values)
+                        and _FORMAT_SPEC.match("".join(x.value for x in spec.values))):
+                    self.bad(n, "fstring", "f-string format specs must be short constants (width up to 99)")
+        elif t is ast.Call:
+            f = n.func
+            if isinstance(f, ast.Name) and f.id in ("Map", "Value"):
+                self.bad(n, "storage", "storage is declared in the class body only")
+        return True
+
+    def check_handler(self, h: ast.ExceptHandler) -> None:
+        if h.type is None:
+            self.bad(h, "except", "bare except is not allowed; name the exceptions to catch")
+            return
+        names = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+        for x in names:
+            if not (isinstance(x, ast.Name) and x.id in CATCHABLE):
+                self.bad(h, "except", f"except may name only {', '.join(sorted(CATCHABLE))}")
+        if h.name is not None:
+            self.check_identifier(h, h.name, "name")
+
+
+def _is_storage_decl(node) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Map", "Value"))

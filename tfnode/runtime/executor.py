@@ -1,0 +1,379 @@
+"""The executor the node calls for each transaction of a committed block.
+
+    rt = Runtime(state)                       # state: any StateBackend (RocksDB via an Overlay)
+    receipt = rt.execute(TxCall(...), BlockCtx(...))
+    receipt.encode()                          # canonical bytes; receipt.hash() = SM3 of them
+
+A transaction runs against an ``Overlay`` of ``state``; on success its writes are applied to
+``state``, on any failure (revert, out of gas, depth or memory limit, uncaught exception) they
+are dropped, so a failed call changes nothing. Fees and nonces are the node's business.
+Execution is single-threaded per process: the API reads the active frame from a module global.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tfnode import crypto
+from tfnode.runtime import api, meter as _m
+from tfnode.runtime.check import check_source
+from tfnode.runtime.encoding import EncodingError, decode, decode_versioned, encode, encode_versioned
+from tfnode.runtime.errors import (
+    Abort, CallFailed, ContractError, DepthExceeded, MemoryExceeded, OutOfGas, RuntimeFault, ValidationError,
+)
+from tfnode.runtime.instrument import compile_contract
+from tfnode.runtime.meter import Meter
+from tfnode.runtime.sandbox import make_builtins, make_globals
+from tfnode.runtime.state import Overlay
+
+RUNTIME_VERSION = 1
+DEFAULT_GAS_LIMIT = 1_000_000
+MAX_CALL_DEPTH = 8            # nested contract-to-contract calls
+MAX_RETURN_BYTES = 64 * 1024
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+GOVERNANCE = "governance"
+
+STATUS_OK = "ok"
+STATUS_REVERT = "revert"
+STATUS_ERROR = "error"
+STATUS_INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class BlockCtx:
+    height: int
+    timestamp: int
+    hash: bytes = b""
+    chain_id: str = ""
+
+
+@dataclass(frozen=True)
+class TxCall:
+    """One contract call, as the node decodes it from a signed transaction."""
+
+    sender: str                      # address of the signer
+    contract: str
+    method: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    gas_limit: int = DEFAULT_GAS_LIMIT
+    tx_hash: bytes = b""
+
+
+@dataclass(frozen=True)
+class Event:
+    contract: str
+    name: str
+    fields: dict
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status: str
+    gas_used: int
+    return_value: object = None
+    events: tuple = ()
+    revert_reason: str = ""
+    writes: tuple = ()               # ((key, value-or-None), ...) sorted by key; empty on failure
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+    def encode(self) -> bytes:
+        """Canonical bytes: version 1, [status, gas_used, return, reason, events, SM3(writes)].
+
+        The write set enters as a digest: the state root already commits to the values, and
+        receipts stay small; the digest still makes diverging executions visible per receipt.
+        """
+        writes = encode([[k, v] for k, v in self.writes], 1 << 30)
+        body = [
+            "receipt", self.status, self.gas_used, self.return_value, self.revert_reason,
+            [[e.contract, e.name, e.fields] for e in self.events], crypto.sm3(writes),
+        ]
+        return encode_versioned(body, 1 << 30)
+
+    def hash(self) -> bytes:
+        return crypto.sm3(self.encode())
+
+
+class _TxInfo:
+    __slots__ = ("origin", "block", "tx_hash")
+
+    def __init__(self, origin, block, tx_hash):
+        self.origin = origin
+        self.block = block
+        self.tx_hash = tx_hash
+
+
+class _Frame:
+    """One active contract call: whose storage, which overlay, which events."""
+
+    __slots__ = ("runtime", "meter", "contract", "prefix", "overlay", "events", "sender", "readonly", "tx", "parent")
+
+    def __init__(self, runtime, contract, overlay, sender, readonly, tx, parent=None):
+        self.runtime = runtime
+        self.meter = runtime.meter
+        self.contract = contract
+        self.prefix = contract.encode() + b"/"
+        self.overlay = overlay
+        self.events = []
+        self.sender = sender
+        self.readonly = readonly
+        self.tx = tx
+        self.parent = parent
+
+    def depth(self) -> int:
+        d, f = 0, self
+        while f is not None:
+            d, f = d + 1, f.parent
+        return d
+
+    def on_stack(self, contract: str) -> bool:
+        f = self
+        while f is not None:
+            if f.contract == contract:
+                return True
+            f = f.parent
+        return False
+
+
+class _Loaded:
+    __slots__ = ("cls", "entries", "code_hash")
+
+    def __init__(self, cls, entries, code_hash):
+        self.cls = cls
+        self.entries = entries
+        self.code_hash = code_hash
+
+
+_IMMUTABLE = (int, str, bytes, bool, type(None))
+
+
+def _copy_value(v, what: str):
+    """Deep copy through the canonical encoding (also proves the value is encodable)."""
+    if type(v) in _IMMUTABLE and (type(v) is not int or v.bit_length() <= 256):
+        return v
+    try:
+        return decode(encode(v, MAX_RETURN_BYTES))
+    except EncodingError as err:
+        raise TypeError(f"{what}: {err}") from None
+
+
+class Runtime:
+    def __init__(self, state, *, max_value_bytes: int = 256 * 1024, max_depth: int = _m.DEFAULT_MAX_DEPTH,
+                 alloc_budget: int = _m.DEFAULT_ALLOC_BUDGET):
+        from tfnode.runtime.governance import Governance
+
+        self.state = state
+        self.meter = Meter(max_depth=max_depth, alloc_budget=alloc_budget)
+        self.max_value_bytes = max_value_bytes
+        self.builtins = make_builtins(self.meter)
+        self._loaded: dict[bytes, _Loaded] = {}
+        self._records: dict[bytes, dict] = {}
+        self.governance = Governance(self)
+
+    # -- members --------------------------------------------------------------------------------
+
+    def sender_of(self, overlay, address: str) -> api.Sender:
+        m = self.governance.member(overlay, address)
+        if m is None:
+            return api.Sender(address, None, ())
+        return api.Sender(address, m["organisation"], tuple(m["roles"]))
+
+    # -- code -----------------------------------------------------------------------------------
+
+    def store_code(self, overlay, source: str) -> bytes:
+        """Validate ``source`` and store it under its SM3 hash; returns the hash."""
+        violations = check_source(source)
+        if violations:
+            raise ValidationError(violations)
+        data = source.encode("utf-8")
+        h = crypto.sm3(data)
+        overlay.put(b"code/" + h, data)
+        return h
+
+    def contract_record(self, overlay, name: str):
+        raw = overlay.get(b"k/" + name.encode())
+        if raw is None:
+            return None
+        rec = self._records.get(raw)  # keyed by the stored bytes, so an upgrade misses
+        if rec is None:
+            if len(self._records) > 4096:
+                self._records.clear()
+            rec = self._records[raw] = decode_versioned(raw)
+        return dict(rec)
+
+    def load(self, overlay, code_hash: bytes) -> _Loaded:
+        got = self._loaded.get(code_hash)
+        if got is not None:
+            return got
+        raw = overlay.get(b"code/" + code_hash)
+        if raw is None:
+            raise RuntimeFault(f"no code stored under {code_hash.hex()}")
+        got = self._load_source(raw.decode("utf-8"), code_hash)
+        self._loaded[code_hash] = got
+        return got
+
+    def _load_source(self, source: str, code_hash: bytes) -> _Loaded:
+        violations = check_source(source)
+        if violations:
+            raise ValidationError(violations)
+        code = compile_contract(source, f"<contract {code_hash.hex()[:16]}>")
+        g = make_globals(self.meter, self.builtins, "contract_" + code_hash.hex()[:16])
+        # Module bodies are literal constants, functions and one class; they run on a separate
+        # fixed budget so whether a node had the module cached never shows in gas_used.
+        m = self.meter
+        saved = (m.left, m.limit, m.alloc_left, m.depth)
+        m.reset(100_000)
+        try:
+            exec(code, g)
+        except (Abort, Exception) as err:
+            raise ValidationError([f"module body failed: {type(err).__name__}: {err}"]) from None
+        finally:
+            m.left, m.limit, m.alloc_left, m.depth = saved
+        classes = [v for k, v in g.items() if isinstance(v, type) and issubclass(v, api.Contract) and v is not api.Contract]
+        if len(classes) != 1:
+            raise ValidationError(["a contract defines exactly one Contract class"])
+        cls = classes[0]
+        entries = {}
+        for klass in reversed(cls.__mro__):
+            for name, fn in vars(klass).items():
+                kind = getattr(fn, "_tf_entry", None)
+                if kind is not None and not name.startswith("_"):
+                    entries[name] = (fn, kind)
+        return _Loaded(cls, entries, code_hash)
+
+    # -- execution ------------------------------------------------------------------------------
+
+    def execute(self, tx: TxCall, block: BlockCtx) -> Receipt:
+        """Run one transaction; apply its writes to ``state`` only if it succeeds."""
+        overlay = Overlay(self.state)
+        receipt = self._run(tx, block, overlay, readonly=False)
+        if receipt.status == STATUS_OK:
+            overlay.commit()
+        return receipt
+
+    def query(self, contract: str, method: str, args=(), kwargs=None, *, sender: str = "",
+              block: BlockCtx | None = None, gas_limit: int = DEFAULT_GAS_LIMIT):
+        """Run a @view against the current state; returns the receipt (nothing is written)."""
+        tx = TxCall(sender, contract, method, tuple(args), dict(kwargs or {}), gas_limit)
+        return self._run(tx, block or BlockCtx(0, 0), Overlay(self.state), readonly=True)
+
+    def _run(self, tx: TxCall, block: BlockCtx, overlay: Overlay, readonly: bool) -> Receipt:
+        m = self.meter
+        m.reset(tx.gas_limit)
+        blk = api.Block(block.height, block.timestamp, block.hash)
+        try:
+            origin = self.sender_of(overlay, tx.sender)
+            info = _TxInfo(origin, blk, tx.tx_hash)
+            if tx.contract == GOVERNANCE:
+                frame = _Frame(self, GOVERNANCE, overlay, origin, readonly, info)
+                value, events = self.governance.dispatch(frame, tx.method, tx.args, tx.kwargs)
+            else:
+                frame = _Frame(self, tx.contract, overlay, origin, readonly, info)
+                value = self._invoke(frame, tx.method, tx.args, tx.kwargs, allow_init=False)
+                events = frame.events
+            value = _copy_value(value, "return value")
+            if m.left < 0:  # belt and braces: an Abort can never be swallowed, but check anyway
+                raise OutOfGas("out of gas")
+        except Abort as err:
+            return Receipt(err.status, m.limit, revert_reason=err.reason)
+        except ContractError as err:
+            return Receipt(STATUS_REVERT, m.used, revert_reason=err.reason)
+        except RecursionError:
+            return Receipt(DepthExceeded.status, m.used, revert_reason="Python recursion limit")
+        except MemoryError:
+            return Receipt(MemoryExceeded.status, m.used, revert_reason="out of memory")
+        except (RuntimeFault, ValidationError) as err:
+            return Receipt(STATUS_INVALID, m.used, revert_reason=str(err)[:api.MAX_REASON])
+        except Exception as err:  # an uncaught error in contract code
+            return Receipt(STATUS_ERROR, m.used, revert_reason=f"{type(err).__name__}: {err}"[:api.MAX_REASON])
+        finally:
+            api._cur = None
+        evs = tuple(Event(c, n, f) for c, n, f, _ in events)
+        return Receipt(STATUS_OK, m.used, value, evs, "", tuple(overlay.sorted_writes()))
+
+    def _invoke(self, frame: _Frame, method: str, args, kwargs, *, allow_init: bool, allow_migrate: bool = False):
+        rec = self.contract_record(frame.overlay, frame.contract)
+        if rec is None:
+            raise RuntimeFault(f"no contract named {frame.contract!r}")
+        loaded = self.load(frame.overlay, rec["code_hash"])
+        ent = loaded.entries.get(method)
+        if ent is None or (method == "init" and not allow_init) or (method == "migrate" and not allow_migrate):
+            raise RuntimeFault(f"contract {frame.contract!r} has no entry point {method!r}")
+        fn, kind = ent
+        if kind == "view":
+            frame.readonly = True
+        elif frame.readonly:
+            raise RuntimeFault(f"{frame.contract}.{method} is a @call, not a @view")
+        inst = object.__new__(loaded.cls)
+        prev = api._cur
+        api._cur = frame
+        try:
+            return fn(inst, *args, **kwargs)
+        finally:
+            api._cur = prev
+
+    def _nested_call(self, caller: _Frame, name, method, args, kwargs):
+        m = self.meter
+        if type(name) is not str or type(method) is not str:
+            raise TypeError("call_contract(name, method, ...) takes str names")
+        if caller.depth() >= MAX_CALL_DEPTH:
+            raise DepthExceeded(f"contract call depth exceeds {MAX_CALL_DEPTH}")
+        if caller.on_stack(name):
+            raise CallFailed(f"re-entrant call into {name!r} is not allowed")
+        try:
+            payload = encode([list(args), kwargs], MAX_RETURN_BYTES)
+        except EncodingError as err:
+            raise TypeError(f"call_contract arguments: {err}") from None
+        m.gas(_m.COST_CALL + (len(payload) >> _m.BYTE_SHIFT))
+        a, kw = decode(payload)
+        sender = api.Sender("contract:" + caller.contract, None, (), True)
+        child = _Frame(self, name, Overlay(caller.overlay), sender, caller.readonly, caller.tx, caller)
+        try:
+            value = self._invoke(child, method, a, kw, allow_init=False)
+            value = _copy_value(value, "return value")
+        except ContractError as err:
+            raise CallFailed(f"{name}.{method}: {err.reason}") from None
+        except (RuntimeFault, ValidationError) as err:
+            raise CallFailed(f"{name}.{method}: {err}") from None
+        except Abort:
+            raise
+        except RecursionError:
+            raise DepthExceeded("Python recursion limit") from None
+        except MemoryError:
+            raise MemoryExceeded("out of memory") from None
+        except Exception as err:
+            raise CallFailed(f"{name}.{method}: {type(err).__name__}: {err}") from None
+        child.overlay.commit()
+        caller.events.extend(child.events)
+        return value
+
+    # -- genesis ----------------------------------------------------------------------------------
+
+    def genesis(self, members, policy=None, contracts=(), *, block: BlockCtx | None = None,
+                gas_limit: int = 100 * DEFAULT_GAS_LIMIT) -> list:
+        """Write the members, the approval policy and the genesis contracts, without approvals
+        (every member signs genesis itself). ``contracts``: (name, source, init_args) triples.
+        Raises if any contract is invalid or its init fails; returns the events."""
+        block = block or BlockCtx(0, 0)
+        overlay = Overlay(self.state)
+        self.meter.reset(gas_limit)
+        self.governance.genesis(overlay, members, policy)
+        info = _TxInfo(api.Sender("genesis", "genesis", ()), api.Block(block.height, block.timestamp, block.hash), b"")
+        frame = _Frame(self, GOVERNANCE, overlay, info.origin, False, info)
+        try:
+            for name, source, args in contracts:
+                if not NAME_RE.match(name) or name == GOVERNANCE:
+                    raise RuntimeFault(f"bad contract name {name!r}")
+                if self.contract_record(overlay, name) is not None:
+                    raise RuntimeFault(f"contract {name!r} deployed twice")
+                self.governance.deploy_direct(frame, name, source, args)
+        except (Abort, ContractError) as err:
+            raise RuntimeFault(f"genesis failed: {type(err).__name__}: {err}") from None
+        finally:
+            api._cur = None
+        overlay.commit()
+        return [Event(c, n, f) for c, n, f, _ in frame.events]

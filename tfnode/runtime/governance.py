@@ -1,0 +1,244 @@
+"""Built-in governance: members, approval policy, and approve-then-commit for contract
+deploys and upgrades (the shape of Fabric's chaincode lifecycle).
+
+It runs as the reserved contract name ``governance`` (native code, metered like the rest):
+
+    propose(kind, name, source=None, args=[], payload=None) -> id
+        kind "deploy" | "upgrade": the source is validated now and stored under its SM3
+        hash; kind "member" (payload {address, organisation, roles}) | "remove_member"
+        (payload {address}) | "policy" (payload {roles, more_than: [num, den], min_approvals})
+    approve(id)    by a member holding one of the policy's roles, once each
+    commit(id)     by any member, once approvals reach the policy: approvals * den > eligible * num
+                   and approvals >= min_approvals. Deploy runs the contract's @call init(*args),
+                   upgrade runs @call migrate(*args) if the new code has it; if that fails, the
+                   commit fails and nothing changes.
+    views: proposal(id), member(address), contract(name), policy()
+
+Default policy: more than half of the members with role "bank".
+"""
+
+from __future__ import annotations
+
+from tfnode import crypto
+from tfnode.runtime import meter as _m
+from tfnode.runtime.encoding import decode_versioned, encode_versioned
+from tfnode.runtime.errors import Revert, RuntimeFault, ValidationError
+
+ROLES = ("bank", "customs", "logistics", "warehouse", "regulator", "insurer", "gateway", "central_bank")
+DEFAULT_POLICY = {"roles": ["bank"], "more_than": [1, 2], "min_approvals": 1}
+KINDS = ("deploy", "upgrade", "member", "remove_member", "policy")
+
+
+def _require(cond, reason):
+    if not cond:
+        raise Revert(reason)
+
+
+class Governance:
+    def __init__(self, runtime):
+        self.rt = runtime
+
+    # -- storage helpers (plain keys under g/) -------------------------------------------------
+
+    @staticmethod
+    def _get(overlay, key: bytes):
+        raw = overlay.get(key)
+        return None if raw is None else decode_versioned(raw)
+
+    @staticmethod
+    def _put(overlay, key: bytes, value) -> None:
+        overlay.put(key, encode_versioned(value))
+
+    def member(self, overlay, address: str):
+        return self._get(overlay, b"g/member/" + address.encode())
+
+    def members(self, overlay) -> list[str]:
+        return self._get(overlay, b"g/members") or []
+
+    def policy(self, overlay) -> dict:
+        return self._get(overlay, b"g/policy") or DEFAULT_POLICY
+
+    # -- genesis (no approvals: the members sign genesis itself) ------------------------------
+
+    def genesis(self, overlay, members, policy=None) -> None:
+        addrs = []
+        for m in members:
+            self._add_member(overlay, m["address"], m["organisation"], list(m["roles"]))
+            addrs.append(m["address"])
+        if policy is not None:
+            self._put(overlay, b"g/policy", self._check_policy(policy))
+
+    def _add_member(self, overlay, address, organisation, roles):
+        _require(type(address) is str and address.startswith("0x") and len(address) == 42, "bad member address")
+        _require(type(organisation) is str and organisation, "organisation required")
+        _require(all(r in ROLES for r in roles), f"roles must be among {', '.join(ROLES)}")
+        self._put(overlay, b"g/member/" + address.encode(), {"organisation": organisation, "roles": list(roles)})
+        addrs = self.members(overlay)
+        if address not in addrs:
+            addrs.append(address)
+            addrs.sort()
+            self._put(overlay, b"g/members", addrs)
+
+    @staticmethod
+    def _check_policy(p):
+        _require(type(p) is dict, "policy must be a dict")
+        roles, frac, mn = p.get("roles"), p.get("more_than"), p.get("min_approvals", 1)
+        _require(type(roles) is list and roles and all(r in ROLES for r in roles), "policy roles invalid")
+        _require(type(frac) is list and len(frac) == 2 and all(type(x) is int for x in frac)
+                 and 0 <= frac[0] < frac[1], "policy more_than must be [num, den] with 0 <= num < den")
+        _require(type(mn) is int and mn >= 1, "policy min_approvals must be >= 1")
+        return {"roles": list(roles), "more_than": list(frac), "min_approvals": mn}
+
+    def deploy_direct(self, frame, name: str, source: str, args=()) -> bytes:
+        """Genesis deploy (no approvals). ``frame`` is a governance frame."""
+        code_hash = self.rt.store_code(frame.overlay, source)
+        self._install(frame, name, code_hash, list(args), upgrade=False)
+        return code_hash
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def dispatch(self, frame, method, args, kwargs):
+        fn = {
+            "propose": self.propose, "approve": self.approve, "commit": self.commit,
+            "proposal": self.v_proposal, "member": self.v_member, "contract": self.v_contract,
+            "policy": self.v_policy,
+        }.get(method)
+        if fn is None:
+            raise RuntimeFault(f"governance has no entry point {method!r}")
+        if frame.readonly and method in ("propose", "approve", "commit"):
+            raise RuntimeFault(f"governance.{method} is a call, not a view")
+        frame.meter.gas(_m.COST_CALL)
+        try:
+            value = fn(frame, *args, **kwargs)
+        except TypeError as err:
+            raise RuntimeFault(f"governance.{method}: {err}") from None
+        return value, frame.events
+
+    def _member_only(self, frame):
+        _require(frame.sender.organisation is not None, "only consortium members may do this")
+
+    def propose(self, frame, kind, name=None, source=None, args=None, payload=None):
+        self._member_only(frame)
+        _require(kind in KINDS, f"kind must be one of {', '.join(KINDS)}")
+        ov = frame.overlay
+        prop = {"kind": kind, "proposer": frame.sender.address, "approvals": [], "status": "open",
+                "height": frame.tx.block.height}
+        if kind in ("deploy", "upgrade"):
+            from tfnode.runtime.executor import GOVERNANCE, NAME_RE
+
+            _require(type(name) is str and NAME_RE.match(name) and name != GOVERNANCE, "bad contract name")
+            exists = self.rt.contract_record(ov, name) is not None
+            _require(exists == (kind == "upgrade"), f"contract {name!r} {'does not exist' if kind == 'upgrade' else 'already exists'}")
+            _require(type(source) is str, "source required")
+            frame.meter.gas(_m.COST_WRITE + (len(source) >> _m.BYTE_SHIFT))
+            try:
+                code_hash = self.rt.store_code(ov, source)
+            except ValidationError as err:
+                raise Revert("contract rejected: " + "; ".join(str(v) for v in err.violations)[:400]) from None
+            prop.update(name=name, code_hash=code_hash, args=list(args or []))
+        elif kind == "member":
+            _require(type(payload) is dict, "payload required")
+            prop["payload"] = {"address": payload.get("address"), "organisation": payload.get("organisation"),
+                               "roles": list(payload.get("roles") or [])}
+        elif kind == "remove_member":
+            _require(type(payload) is dict and self.member(ov, payload.get("address", "")) is not None, "no such member")
+            prop["payload"] = {"address": payload["address"]}
+        else:
+            prop["payload"] = self._check_policy(payload)
+        pid = self._get(ov, b"g/next") or 1
+        self._put(ov, b"g/next", pid + 1)
+        self._put(ov, b"g/proposal/%d" % pid, prop)
+        frame.events.append(("governance", "Proposed", {"id": pid, "kind": kind, "name": name}, b""))
+        return pid
+
+    def _proposal(self, ov, pid):
+        _require(type(pid) is int, "proposal id must be an int")
+        prop = self._get(ov, b"g/proposal/%d" % pid)
+        _require(prop is not None, f"no proposal {pid}")
+        return prop
+
+    def _eligible(self, ov, policy) -> list[str]:
+        out = []
+        for a in self.members(ov):
+            m = self.member(ov, a)
+            if m and any(r in policy["roles"] for r in m["roles"]):
+                out.append(a)
+        return out
+
+    def approve(self, frame, pid):
+        ov = frame.overlay
+        prop = self._proposal(ov, pid)
+        _require(prop["status"] == "open", f"proposal {pid} is {prop['status']}")
+        policy = self.policy(ov)
+        who = frame.sender.address
+        _require(who in self._eligible(ov, policy), f"only members with role {' or '.join(policy['roles'])} approve")
+        _require(who not in prop["approvals"], "already approved")
+        prop["approvals"].append(who)
+        prop["approvals"].sort()
+        self._put(ov, b"g/proposal/%d" % pid, prop)
+        frame.events.append(("governance", "Approved", {"id": pid, "by": who}, b""))
+        return len(prop["approvals"])
+
+    def commit(self, frame, pid):
+        self._member_only(frame)
+        ov = frame.overlay
+        prop = self._proposal(ov, pid)
+        _require(prop["status"] == "open", f"proposal {pid} is {prop['status']}")
+        policy = self.policy(ov)
+        eligible = self._eligible(ov, policy)
+        # Approvals count only while their giver is still eligible.
+        n = sum(1 for a in prop["approvals"] if a in eligible)
+        num, den = policy["more_than"]
+        _require(n * den > len(eligible) * num and n >= policy["min_approvals"],
+                 f"not enough approvals: {n} of {len(eligible)} eligible, need more than {num}/{den}")
+        kind = prop["kind"]
+        if kind in ("deploy", "upgrade"):
+            self._install(frame, prop["name"], prop["code_hash"], prop["args"], upgrade=kind == "upgrade")
+        elif kind == "member":
+            p = prop["payload"]
+            self._add_member(ov, p["address"], p["organisation"], p["roles"])
+        elif kind == "remove_member":
+            a = prop["payload"]["address"]
+            ov.delete(b"g/member/" + a.encode())
+            self._put(ov, b"g/members", [x for x in self.members(ov) if x != a])
+        else:
+            self._put(ov, b"g/policy", prop["payload"])
+        prop["status"] = "committed"
+        self._put(ov, b"g/proposal/%d" % pid, prop)
+        frame.events.append(("governance", "Committed", {"id": pid, "kind": kind}, b""))
+        return True
+
+    def _install(self, frame, name, code_hash, args, upgrade: bool):
+        from tfnode.runtime.executor import _Frame
+
+        ov = frame.overlay
+        old = self.rt.contract_record(ov, name)
+        loaded = self.rt.load(ov, code_hash)
+        rec = {"code_hash": code_hash, "version": (old["version"] + 1) if old else 1,
+               "runtime": 1, "height": frame.tx.block.height}
+        ov.put(b"k/" + name.encode(), encode_versioned(rec))
+        hook = "migrate" if upgrade else "init"
+        if hook in loaded.entries:
+            child = _Frame(self.rt, name, ov, frame.sender, False, frame.tx)
+            self.rt._invoke(child, hook, list(args), {}, allow_init=not upgrade, allow_migrate=upgrade)
+            frame.events.extend(child.events)
+        frame.events.append(("governance", "Upgraded" if upgrade else "Deployed",
+                             {"name": name, "code_hash": code_hash, "version": rec["version"]}, b""))
+
+    # -- views ----------------------------------------------------------------------------------
+
+    def v_proposal(self, frame, pid):
+        return self._proposal(frame.overlay, pid)
+
+    def v_member(self, frame, address):
+        return self.member(frame.overlay, address)
+
+    def v_contract(self, frame, name):
+        return self.rt.contract_record(frame.overlay, name)
+
+    def v_policy(self, frame):
+        return self.policy(frame.overlay)
+
+
+def code_hash(source: str) -> bytes:
+    return crypto.sm3(source.encode("utf-8"))

@@ -1,0 +1,222 @@
+"""Rewrite a validated contract AST into its metered, checked form, and compile it.
+
+The rewrite (all helper names start with ``_tf_``, which the validator makes unreachable):
+
+* every function body becomes ``_tf_enter(w); try: <body> finally: _tf_leave()`` — gas for the
+  body's straight-line statements plus a depth count (the recursion limit);
+* every loop body starts with ``_tf_gas(w)``; every comprehension level gets ``_tf_gas(w)``
+  as an extra condition (it returns True), so ``[x for x in range(10**12)]`` is metered too;
+  lambdas charge one step per call;
+* ``+ * ** << %`` (and their augmented forms) go through size-checked helpers; ``in`` through
+  ``_tf_in``; slices through ``_tf_sl``; ``*x`` / ``**d`` unpacking through ``_tf_star``;
+  f-string values through ``_tf_fv``; calls of linear-time methods (``join``, ``replace``,
+  ``split``, ``sort``...) through ``_tf_m``;
+* annotations are dropped (never evaluated).
+
+``w`` is the number of statements a loop iteration or function entry runs without entering a
+nested loop or function: a static over-approximation of the straight-line work.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from tfnode.runtime.check import WRAPPED_BUILTINS
+
+# Methods that walk or build data in C in time/space linear in their operands.
+CHECKED_METHODS = frozenset(
+    {
+        "join", "replace", "split", "rsplit", "splitlines", "ljust", "rjust", "center", "zfill",
+        "expandtabs", "count", "find", "rfind", "index", "rindex", "strip", "lstrip", "rstrip",
+        "lower", "upper", "title", "casefold", "swapcase", "capitalize", "partition",
+        "rpartition", "encode", "decode", "hex", "fromhex", "to_bytes", "from_bytes", "sort",
+        "copy", "extend", "insert", "remove", "reverse", "update", "fromkeys", "translate",
+        "startswith", "endswith", "removeprefix", "removesuffix", "isdigit", "isalpha",
+        "isalnum", "isascii", "isspace", "islower", "isupper", "values", "items", "keys",
+    }
+)
+
+_BINOP_HELPER = {ast.Add: "_tf_add", ast.Mult: "_tf_mul", ast.Pow: "_tf_pow", ast.LShift: "_tf_lshift", ast.Mod: "_tf_mod"}
+_IBINOP_HELPER = {ast.Add: "_tf_iadd", ast.Mult: "_tf_imul", ast.Pow: "_tf_pow", ast.LShift: "_tf_lshift", ast.Mod: "_tf_mod"}
+
+
+def _name(id_: str) -> ast.Name:
+    return ast.Name(id=id_, ctx=ast.Load())
+
+
+def _call(fn: str, *args) -> ast.Call:
+    return ast.Call(func=_name(fn), args=list(args), keywords=[])
+
+
+def _const(v) -> ast.Constant:
+    return ast.Constant(value=v)
+
+
+def straight_line_weight(body) -> int:
+    """1 + statements reachable in ``body`` without entering a nested loop, function or class."""
+    n = 1
+    stack = list(body)
+    while stack:
+        s = stack.pop()
+        n += 1
+        if isinstance(s, (ast.For, ast.While, ast.FunctionDef, ast.Lambda, ast.ClassDef)):
+            stack.extend(getattr(s, "orelse", []))
+            continue
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            stack.extend(getattr(s, field, []) or [])
+    return n
+
+
+class _Rewriter(ast.NodeTransformer):
+    def __init__(self) -> None:
+        self.tmp = 0
+
+    def fresh(self) -> str:
+        self.tmp += 1
+        return f"_tf_t{self.tmp}"
+
+    # -- functions and loops ---------------------------------------------------------------------
+
+    def visit_FunctionDef(self, node: ast.FunctionDef):
+        self.generic_visit(node)
+        node.returns = None
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:] or [ast.Pass()]
+        w = straight_line_weight(body)
+        enter = ast.Expr(_call("_tf_enter", _const(w)))
+        guarded = ast.Try(body=body, handlers=[], orelse=[], finalbody=[ast.Expr(_call("_tf_leave"))])
+        node.body = [enter, guarded]
+        return node
+
+    def visit_arg(self, node: ast.arg):
+        node.annotation = None
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign):
+        if node.value is None:
+            return ast.Pass()
+        return self.visit(ast.Assign(targets=[node.target], value=node.value))
+
+    def visit_Lambda(self, node: ast.Lambda):
+        self.generic_visit(node)
+        # `_tf_gas(1) and body` evaluates to body: _tf_gas returns True or raises.
+        node.body = ast.BoolOp(op=ast.And(), values=[_call("_tf_gas", _const(1)), node.body])
+        return node
+
+    def _loop(self, node):
+        self.generic_visit(node)
+        w = straight_line_weight(node.body)
+        node.body = [ast.Expr(_call("_tf_gas", _const(w)))] + node.body
+        return node
+
+    visit_For = _loop
+    visit_While = _loop
+
+    def visit_comprehension(self, node: ast.comprehension):
+        self.generic_visit(node)
+        node.ifs = [_call("_tf_gas", _const(2))] + node.ifs
+        return node
+
+    # -- operators ------------------------------------------------------------------------------
+
+    def visit_BinOp(self, node: ast.BinOp):
+        self.generic_visit(node)
+        helper = _BINOP_HELPER.get(type(node.op))
+        if helper is None:
+            return node
+        return _call(helper, node.left, node.right)
+
+    def visit_AugAssign(self, node: ast.AugAssign):
+        self.generic_visit(node)
+        helper = _IBINOP_HELPER.get(type(node.op))
+        if helper is None:
+            return node
+        target = node.target
+        if isinstance(target, ast.Name):
+            return ast.Assign(targets=[ast.Name(id=target.id, ctx=ast.Store())],
+                              value=_call(helper, _name(target.id), node.value))
+        # obj[key] op= v  ->  t1 = obj; t2 = key; t1[t2] = helper(t1[t2], v)   (each evaluated once)
+        if isinstance(target, ast.Subscript):
+            t1, t2 = self.fresh(), self.fresh()
+            return [
+                ast.Assign(targets=[ast.Name(id=t1, ctx=ast.Store())], value=target.value),
+                ast.Assign(targets=[ast.Name(id=t2, ctx=ast.Store())], value=target.slice),
+                ast.Assign(
+                    targets=[ast.Subscript(value=_name(t1), slice=_name(t2), ctx=ast.Store())],
+                    value=_call(helper, ast.Subscript(value=_name(t1), slice=_name(t2), ctx=ast.Load()), node.value),
+                ),
+            ]
+        if isinstance(target, ast.Attribute):
+            t1 = self.fresh()
+            return [
+                ast.Assign(targets=[ast.Name(id=t1, ctx=ast.Store())], value=target.value),
+                ast.Assign(
+                    targets=[ast.Attribute(value=_name(t1), attr=target.attr, ctx=ast.Store())],
+                    value=_call(helper, ast.Attribute(value=_name(t1), attr=target.attr, ctx=ast.Load()), node.value),
+                ),
+            ]
+        raise ValueError("unsupported augmented assignment target")
+
+    def visit_Compare(self, node: ast.Compare):
+        self.generic_visit(node)
+        if len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+            test = _call("_tf_in", node.left, node.comparators[0])
+            if isinstance(node.ops[0], ast.NotIn):
+                return ast.UnaryOp(op=ast.Not(), operand=test)
+            return test
+        return node
+
+    def visit_Call(self, node: ast.Call):
+        self.generic_visit(node)
+        for kw in node.keywords:
+            if kw.arg is None:
+                kw.value = _call("_tf_star", kw.value)
+        f = node.func
+        if isinstance(f, ast.Name) and f.id in WRAPPED_BUILTINS:
+            f.id = "_tf_b_" + f.id
+            return node
+        if isinstance(f, ast.Attribute) and f.attr in CHECKED_METHODS:
+            return ast.Call(func=_name("_tf_m"), args=[f.value, _const(f.attr)] + node.args, keywords=node.keywords)
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript):
+        self.generic_visit(node)
+        if isinstance(node.ctx, ast.Load) and isinstance(node.slice, ast.Slice):
+            s = node.slice
+            return _call("_tf_sl", node.value, s.lower or _const(None), s.upper or _const(None), s.step or _const(None))
+        return node
+
+    def visit_Starred(self, node: ast.Starred):
+        self.generic_visit(node)
+        if isinstance(node.ctx, ast.Load):
+            node.value = _call("_tf_star", node.value)
+        return node
+
+    def visit_Dict(self, node: ast.Dict):
+        self.generic_visit(node)
+        node.values = [(_call("_tf_star", v) if k is None else v) for k, v in zip(node.keys, node.values)]
+        return node
+
+    def visit_Assign(self, node: ast.Assign):
+        self.generic_visit(node)
+        if any(isinstance(t, (ast.Tuple, ast.List)) and any(isinstance(e, ast.Starred) for e in t.elts) for t in node.targets):
+            node.value = _call("_tf_star", node.value)
+        return node
+
+    def visit_FormattedValue(self, node: ast.FormattedValue):
+        self.generic_visit(node)
+        node.value = _call("_tf_fv", node.value)
+        return node
+
+
+def instrument(tree: ast.Module) -> ast.Module:
+    """Rewrite ``tree`` in place (it must have passed ``check``) and return it."""
+    tree = _Rewriter().visit(tree)
+    return ast.fix_missing_locations(tree)
+
+
+def compile_contract(source: str, filename: str):
+    """Parse, instrument and compile a validated source; returns a code object."""
+    tree = ast.parse(source, filename=filename, mode="exec")
+    return compile(instrument(tree), filename, "exec", dont_inherit=True, optimize=0)

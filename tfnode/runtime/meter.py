@@ -1,0 +1,336 @@
+"""Gas, depth and allocation accounting, and the checked operations instrumented code calls.
+
+One ``Meter`` per runtime; ``reset`` at the start of every transaction. Instrumented contract
+code calls, through names the validator makes unreachable to authors (they start with ``_``):
+
+* ``_tf_gas(n)``        at each loop iteration (and inside comprehension conditions);
+* ``_tf_enter(n)`` / ``_tf_leave()`` around every function body (gas plus a depth count);
+* ``_tf_add`` ``_tf_mul`` ``_tf_pow`` ``_tf_lshift`` ``_tf_mod`` and their in-place twins for
+  ``+ * ** << %``: size checks before anything big is built;
+* ``_tf_in``, ``_tf_m`` (linear-time methods), ``_tf_sl`` (slices), ``_tf_star`` (unpacking),
+  ``_tf_fv`` (f-string values): gas proportional to the data they walk.
+
+Costs are in abstract steps. ``SIZE_SHIFT`` sets how many elements (or bytes) one step buys for
+C-level loops: 16. The numbers are part of consensus: changing them changes gas_used in
+receipts, so they are versioned with the runtime.
+"""
+
+from __future__ import annotations
+
+from tfnode.runtime.errors import DepthExceeded, MemoryExceeded, OutOfGas
+from tfnode.runtime.fixed import Fixed
+
+MAX_INT_BITS = 4096          # any int a checked op produces
+MAX_SEQ_LEN = 1 << 20        # elements (or bytes / characters) of one str, bytes, list, tuple
+DEFAULT_ALLOC_BUDGET = 32 << 20   # bytes a transaction may create through checked ops
+DEFAULT_MAX_DEPTH = 64       # nested contract function frames
+SIZE_SHIFT = 4
+
+_SEQ = (str, bytes, list, tuple)
+_SIZED = (str, bytes, list, tuple, dict, range)
+
+
+def _approx_bytes(v) -> int:
+    t = type(v)
+    if t is str or t is bytes:
+        return len(v)
+    return 8 * len(v)  # one pointer per element; the elements were paid for when made
+
+
+class Meter:
+    __slots__ = ("left", "limit", "alloc_left", "depth", "max_depth", "alloc_budget")
+
+    def __init__(self, max_depth: int = DEFAULT_MAX_DEPTH, alloc_budget: int = DEFAULT_ALLOC_BUDGET):
+        self.max_depth = max_depth
+        self.alloc_budget = alloc_budget
+        self.reset(0)
+
+    def reset(self, gas_limit: int) -> None:
+        self.left = gas_limit
+        self.limit = gas_limit
+        self.alloc_left = self.alloc_budget
+        self.depth = 0
+
+    @property
+    def used(self) -> int:
+        return self.limit - max(self.left, 0)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def gas(self, n: int) -> bool:
+        left = self.left - n
+        self.left = left
+        if left < 0:
+            raise OutOfGas(f"out of gas (limit {self.limit})")
+        return True
+
+    def enter(self, n: int) -> None:
+        left = self.left - n
+        self.left = left
+        if left < 0:
+            raise OutOfGas(f"out of gas (limit {self.limit})")
+        d = self.depth + 1
+        if d > self.max_depth:
+            raise DepthExceeded(f"call depth exceeds {self.max_depth}")
+        self.depth = d
+
+    def leave(self) -> None:
+        self.depth -= 1
+
+    def alloc(self, nbytes: int) -> None:
+        left = self.alloc_left - nbytes
+        self.alloc_left = left
+        if left < 0:
+            raise MemoryExceeded(f"transaction allocated more than {self.alloc_budget} bytes")
+
+    def walk(self, v) -> None:
+        """Charge for a C-level pass over ``v`` (if it is sized)."""
+        if isinstance(v, _SIZED):
+            n = len(v) >> SIZE_SHIFT
+            if n:
+                self.gas(n)
+
+    def made(self, r):
+        """Account for a freshly built sequence ``r``; returns it."""
+        if isinstance(r, _SEQ) or type(r) is dict:
+            n = len(r)
+            if n > MAX_SEQ_LEN:
+                raise MemoryExceeded(f"sequence of {n} elements exceeds {MAX_SEQ_LEN}")
+            if n >> SIZE_SHIFT:
+                self.gas(n >> SIZE_SHIFT)
+            self.alloc(_approx_bytes(r))
+        return r
+
+    def _seq_times(self, seq, n) -> None:
+        if type(n) is not int and type(n) is not bool:
+            return
+        size = len(seq) * max(n, 0)
+        if size > MAX_SEQ_LEN:
+            raise MemoryExceeded(f"sequence of {size} elements exceeds {MAX_SEQ_LEN}")
+        self.gas(size >> SIZE_SHIFT)
+        self.alloc(size if isinstance(seq, (str, bytes)) else 8 * size)
+
+    # -- checked operators ---------------------------------------------------------------------
+
+    def add(self, a, b):
+        r = a + b
+        if type(r) is int:
+            if r.bit_length() > MAX_INT_BITS:
+                raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
+            return r
+        return self.made(r) if isinstance(r, _SEQ) else r
+
+    def iadd(self, a, b):
+        if type(a) is list:
+            if not isinstance(b, (list, tuple)):
+                b = self.b_list(b)
+            self._seq_times(a, 1)
+            self._seq_times(b, 1)
+            if len(a) + len(b) > MAX_SEQ_LEN:
+                raise MemoryExceeded(f"list exceeds {MAX_SEQ_LEN} elements")
+            a += b
+            return a
+        return self.add(a, b)
+
+    def mul(self, a, b):
+        ta, tb = type(a), type(b)
+        if ta is int and tb is int:
+            if a.bit_length() + b.bit_length() > MAX_INT_BITS:
+                raise MemoryExceeded(f"int product exceeds {MAX_INT_BITS} bits")
+            return a * b
+        if isinstance(a, _SEQ):
+            self._seq_times(a, b)
+        elif isinstance(b, _SEQ):
+            self._seq_times(b, a)
+        return a * b
+
+    imul = mul  # lists: a *= n rebinds to a new list (documented difference from CPython)
+
+    def pow(self, a, b, m=None):
+        if m is not None:
+            return pow(a, b, m)  # bounded by m
+        if type(a) is int and type(b) is int:
+            if b < 0:
+                raise ValueError("negative exponent would give a float; not allowed")
+            if a.bit_length() * b > MAX_INT_BITS and a not in (0, 1, -1):
+                raise MemoryExceeded(f"int power exceeds {MAX_INT_BITS} bits")
+        elif type(a) is Fixed or type(b) is Fixed:
+            raise TypeError("Fixed has no ** operator")
+        return a**b
+
+    def lshift(self, a, b):
+        if type(a) is int and type(b) is int and b > 0 and a.bit_length() + b > MAX_INT_BITS:
+            raise MemoryExceeded(f"int shift exceeds {MAX_INT_BITS} bits")
+        return a << b
+
+    def mod(self, a, b):
+        if type(a) is str or type(a) is bytes:
+            # %-formatting can pad to any width ('%*d' % (10**10, 1)); f-strings only.
+            raise TypeError("% formatting is not allowed; use f-strings")
+        return a % b
+
+    def contains(self, a, c):
+        tc = type(c)
+        if tc is range:
+            if type(a) is not int and type(a) is not bool:
+                self.walk(c)  # a non-int makes range.__contains__ scan every element
+        elif tc is list or tc is tuple or tc is str or tc is bytes:
+            n = len(c) >> SIZE_SHIFT
+            if n:
+                self.gas(n)
+        return a in c
+
+    def method(self, obj, name, *args, **kwargs):
+        """Call obj.name(...) for methods that walk or build data in C, charging for it."""
+        self.walk(obj)
+        for x in args:
+            self.walk(x)
+        t = type(obj)
+        if t is str or t is bytes:
+            if name == "replace" and len(args) >= 2:
+                old, new = args[0], args[1]
+                count = (len(obj) + 1) if not old else obj.count(old)
+                if len(args) > 2 and type(args[2]) is int and args[2] >= 0:
+                    count = min(count, args[2])
+                self._check_len(len(obj) + count * max(len(new) - len(old), 0))
+            elif name in ("ljust", "rjust", "center", "zfill") and args and type(args[0]) is int:
+                self._check_len(args[0])
+            elif name == "expandtabs":
+                size = args[0] if args else kwargs.get("tabsize", 8)
+                if type(size) is int:
+                    self._check_len(len(obj) * max(size, 1))
+            elif name == "join" and args:
+                parts = args[0]
+                if not isinstance(parts, (list, tuple)):
+                    parts = self.b_list(parts)
+                total = len(obj) * max(len(parts) - 1, 0)
+                for p in parts:
+                    if isinstance(p, (str, bytes)):
+                        total += len(p)
+                self._check_len(total)
+                args = (parts,) + args[1:]
+        elif t is int and name == "to_bytes":
+            n = args[0] if args else kwargs.get("length", 1)
+            if type(n) is int:
+                self._check_len(n)
+        r = getattr(obj, name)(*args, **kwargs)
+        if isinstance(r, _SEQ) or type(r) is dict:
+            self.made(r)
+        elif r is None and type(obj) is list and len(obj) > MAX_SEQ_LEN:
+            raise MemoryExceeded(f"list exceeds {MAX_SEQ_LEN} elements")
+        return r
+
+    def _check_len(self, n: int) -> None:
+        if n > MAX_SEQ_LEN:
+            raise MemoryExceeded(f"result of {n} elements exceeds {MAX_SEQ_LEN}")
+
+    def slice(self, obj, lo, hi, step):
+        r = obj[lo:hi:step]
+        if isinstance(r, _SEQ):
+            n = len(r) >> SIZE_SHIFT
+            if n:
+                self.gas(n)
+        return r
+
+    def star(self, v):
+        self.walk(v)
+        return v
+
+    def fv(self, v):
+        t = type(v)
+        if t is int or t is str or t is bool or v is None or t is Fixed or t is bytes:
+            return v
+        raise TypeError(f"f-strings format int, str, bytes, bool, None and Fixed only, not {t.__name__}")
+
+    # -- builtins that loop in C ---------------------------------------------------------------
+
+    def b_list(self, it=()):
+        self.walk(it)
+        return self.made(list(it))
+
+    def b_tuple(self, it=()):
+        self.walk(it)
+        return self.made(tuple(it))
+
+    def b_dict(self, *args, **kwargs):
+        for a in args:
+            self.walk(a)
+        return self.made(dict(*args, **kwargs))
+
+    def b_sorted(self, it, *, key=None, reverse=False):
+        self.walk(it)
+        r = sorted(it, key=key, reverse=reverse)
+        self.made(r)
+        self.gas(len(r) * max(len(r).bit_length(), 1) >> SIZE_SHIFT)
+        return r
+
+    def b_sum(self, it, start=0):
+        self.walk(it)
+        if type(start) is not int and type(start) is not Fixed:
+            raise TypeError("sum() start must be an int or Fixed")
+        total = start
+        if isinstance(it, (list, tuple, range)) and all(type(x) is int for x in it) and type(start) is int:
+            total = sum(it, start)
+            if total.bit_length() > MAX_INT_BITS:
+                raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
+            return total
+        for x in it:
+            total = self.add(total, x)
+        return total
+
+    def b_min(self, *args, **kwargs):
+        for a in args:
+            self.walk(a)
+        return min(*args, **kwargs)
+
+    def b_max(self, *args, **kwargs):
+        for a in args:
+            self.walk(a)
+        return max(*args, **kwargs)
+
+    def b_any(self, it):
+        self.walk(it)
+        return any(it)
+
+    def b_all(self, it):
+        self.walk(it)
+        return all(it)
+
+    def b_enumerate(self, it, start=0):
+        self.walk(it)
+        return enumerate(it, start)
+
+    def b_zip(self, *its, strict=False):
+        sized = [len(i) for i in its if isinstance(i, _SIZED)]
+        if sized:
+            n = min(sized) >> SIZE_SHIFT
+            if n:
+                self.gas(n)
+        return zip(*its, strict=strict)
+
+    def b_reversed(self, seq):
+        self.walk(seq)
+        return reversed(seq)
+
+    def b_bytes(self, x=b"", *args):
+        if type(x) is int:
+            self._check_len(x)
+        else:
+            self.walk(x)
+        return self.made(bytes(x, *args))
+
+    def b_str(self, x="", *args):
+        if args:
+            return str(x, *args)  # str(b, "utf-8"): bounded by b
+        return str(self.fv(x))
+
+    def b_pow(self, a, b, m=None):
+        return self.pow(a, b, m)
+
+# Costs of runtime services, in the same steps (part of consensus, like the rest).
+COST_READ = 20           # + len(value) >> BYTE_SHIFT
+COST_WRITE = 50          # + (len(key) + len(value)) >> BYTE_SHIFT
+COST_EVENT = 20          # + len(encoded fields) >> BYTE_SHIFT
+COST_CALL = 100          # cross-contract call, + encoded argument bytes
+COST_HASH = 20           # + len(data) >> BYTE_SHIFT
+BYTE_SHIFT = 2           # one step per 4 bytes of data read, written or emitted
