@@ -1,14 +1,15 @@
-//! tfnode._core: the private native module. Only adapts; all logic lives in the pure crates.
+//! `tfnode._core`: the private native module. It only adapts Python values to the pure
+//! crates (tfnode-sm3, tfnode-sm2, tfnode-merkle, tfnode-consensus) and maps their errors
+//! into the exception classes of `tfnode.errors`. Users import `tfnode.crypto`, never this.
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
 
-#[pyfunction]
-fn sm3<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
-    PyBytes::new(py, &tfnode_sm3::hash(data))
-}
+mod error;
+mod hash;
+mod sm2;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(sm3, m)?)?;
+    hash::register(m)?;
+    sm2::register(m)?;
     Ok(())
 }
