@@ -6,6 +6,7 @@ use crate::crypto::{tagged_hash, Digest, Signature};
 use crate::error::Result;
 use crate::types::{Epoch, NodeId, QuorumCert, Round, TimeoutCert, ValidatorSet, VoteData};
 
+
 pub const MAX_PAYLOAD_DIGESTS: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,22 +47,28 @@ impl Block {
             sig: Signature([0; 64]),
         }
     }
-    fn encode_unsigned(&self, w: &mut Writer) {
+    fn encode_header(&self, w: &mut Writer) {
         w.u64(self.epoch);
         w.u64(self.round);
         w.u64(self.height);
         w.u32(self.proposer);
         w.u64(self.timestamp_ms);
-        self.parent_qc.encode_to(w);
+    }
+    fn encode_tail(&self, w: &mut Writer) {
         w.seq(&self.payload);
         w.u64(self.exec_height);
         w.raw(&self.exec_root);
         w.opt(&self.reconfig);
     }
-    /// Block id = SM3("tfnode/block" || every field but the signature).
+    /// Block id = SM3("tfnode/block" || header || parent vote data || payload || executed
+    /// state || reconfig). It commits to *what* the parent QC certifies, not to which
+    /// quorum signed it: any valid QC for the parent yields the same block, and the id
+    /// stays cheap to hash (the signatures are most of a QC's bytes).
     pub fn id(&self) -> Digest {
         let mut w = Writer::new();
-        self.encode_unsigned(&mut w);
+        self.encode_header(&mut w);
+        self.parent_qc.data.encode_to(&mut w);
+        self.encode_tail(&mut w);
         tagged_hash(b"tfnode/block", &w.buf)
     }
     pub fn vote_data(&self) -> VoteData {
@@ -74,7 +81,9 @@ impl Block {
 
 impl Encode for Block {
     fn encode_to(&self, w: &mut Writer) {
-        self.encode_unsigned(w);
+        self.encode_header(w);
+        self.parent_qc.encode_to(w);
+        self.encode_tail(w);
         self.sig.encode_to(w);
     }
 }

@@ -315,7 +315,7 @@ impl Core {
             self.request_sync(from, parent, out);
             return Ok(());
         }
-        self.tree.insert(p.block.clone())?;
+        self.tree.insert_with_id(p.block.clone(), id)?;
         self.maybe_vote(&p, out);
         for child in self.waiting.remove(&id).unwrap_or_default() {
             let _ = self.on_proposal(from, child, out);

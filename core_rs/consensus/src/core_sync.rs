@@ -152,7 +152,7 @@ impl Core {
             }
             self.vset.check(b.proposer, &id, &b.sig, self.verifier.as_ref(), "synced block", b.round)?;
             self.check_qc(&b.parent_qc)?;
-            self.tree.insert(b.clone())?;
+            self.tree.insert_with_id(b.clone(), id)?;
             self.process_qc(&b.parent_qc, out)?;
             progress = true;
         }

@@ -87,3 +87,31 @@ pub mod insecure_test {
         }
     }
 }
+
+/// SM2 (GB/T 32918) with the standard signer identity: the consensus digest is the
+/// message M, so e = SM3(Z || M) as the standard prescribes. Verification goes through
+/// tfnode-sm2's known-key cache: validators are few and sign constantly.
+#[cfg(feature = "sm2")]
+pub mod sm2 {
+    use super::*;
+
+    pub struct Sm2Signer(pub tfnode_sm2::SecretKey);
+
+    impl Signer for Sm2Signer {
+        fn sign(&self, digest: &Digest) -> Signature {
+            Signature(self.0.sign(digest, tfnode_sm2::DEFAULT_UID).to_bytes())
+        }
+        /// Compressed point (33 bytes): what validator sets publish.
+        fn public_key(&self) -> Vec<u8> {
+            self.0.public_key().to_compressed().to_vec()
+        }
+    }
+
+    pub struct Sm2Verifier;
+
+    impl Verifier for Sm2Verifier {
+        fn verify(&self, public_key: &[u8], digest: &Digest, sig: &Signature) -> bool {
+            tfnode_sm2::verify_cached(public_key, digest, tfnode_sm2::DEFAULT_UID, &sig.0)
+        }
+    }
+}

@@ -59,18 +59,26 @@ impl BlockTree {
     /// Adds a block whose parent is known. Structural rules: height is parent height + 1,
     /// round strictly grows, time and executed height do not go back.
     pub fn insert(&mut self, b: Block) -> Result<()> {
+        let id = b.id();
+        self.insert_with_id(b, id)
+    }
+
+    /// `insert` for a caller that already computed `id == b.id()` (hashing a block with its
+    /// QC is most of the core's bookkeeping cost, so it is done once per block).
+    pub fn insert_with_id(&mut self, b: Block, id: Digest) -> Result<()> {
         let bad = |reason| ConsensusError::InvalidBlock { round: b.round, reason };
         let p = self.blocks.get(&b.parent_id()).ok_or(bad("unknown parent"))?;
         if b.height != p.height + 1 || b.round <= p.round || b.timestamp_ms < p.timestamp_ms || b.exec_height < p.exec_height {
             return Err(bad("height, round, time or executed height does not follow the parent"));
         }
-        if b.parent_qc.data != p.vote_data() {
+        let pd = &b.parent_qc.data; // block_id matched by the lookup above
+        if (pd.epoch, pd.round, pd.height) != (p.epoch, p.round, p.height) {
             return Err(bad("parent QC does not certify the parent"));
         }
         if b.height <= self.root_height {
             return Err(bad("at or below the committed height"));
         }
-        self.blocks.insert(b.id(), b);
+        self.blocks.insert(id, b);
         Ok(())
     }
 
@@ -83,13 +91,13 @@ impl BlockTree {
         self.certified.entry(qc.data.block_id).or_insert_with(|| qc.clone());
         let Some(b1) = self.blocks.get(&qc.data.block_id) else { return Ok(None) };
         let target = if faults.has(Faults::COMMIT_ONE_CHAIN) {
-            b1.id() // planted bug: a single QC commits
+            qc.data.block_id // planted bug: a single QC commits
         } else {
             let Some(b0) = self.blocks.get(&b1.parent_id()) else { return Ok(None) };
             if b1.round != b0.round + 1 {
                 return Ok(None);
             }
-            b0.id()
+            b1.parent_id()
         };
         self.commit(target)
     }
@@ -124,10 +132,10 @@ impl BlockTree {
         }
         let blocks: Vec<Block> = path.iter().map(|id| self.blocks[id].clone()).collect();
         let last = blocks.last().expect("non-empty");
-        for b in &blocks {
-            self.committed.insert(b.height, b.id());
+        for (b, id) in blocks.iter().zip(&path) {
+            self.committed.insert(b.height, *id);
         }
-        self.root = last.id();
+        self.root = *path.last().expect("non-empty");
         self.root_height = last.height;
         self.root_round = last.round;
         let qc = self.certified.get(&self.root).cloned().expect("committed blocks are certified");
@@ -135,16 +143,22 @@ impl BlockTree {
         Ok(Some(CommitOutcome { blocks, qc }))
     }
 
-    /// Drops forks that can no longer commit and committed blocks beyond the window.
+    /// Drops committed blocks beyond the window, and forks that can no longer commit. The
+    /// fork sweep walks every block, so it runs only once forks have piled up.
     fn prune(&mut self) {
+        while self.committed.len() as u64 > KEEP_COMMITTED + 1 {
+            if let Some((_, id)) = self.committed.pop_first() {
+                self.blocks.remove(&id);
+                self.certified.remove(&id);
+            }
+        }
+        if self.blocks.len() <= self.committed.len() + 64 {
+            return;
+        }
         let (rh, committed) = (self.root_height, &self.committed);
-        let floor = rh.saturating_sub(KEEP_COMMITTED);
-        self.blocks.retain(|id, b| b.height > rh || (b.height >= floor && committed.get(&b.height) == Some(id)));
+        self.blocks.retain(|id, b| b.height > rh || committed.get(&b.height) == Some(id));
         let blocks = &self.blocks;
         self.certified.retain(|id, _| blocks.contains_key(id));
-        while self.committed.len() as u64 > KEEP_COMMITTED + 1 {
-            self.committed.pop_first();
-        }
     }
 
     /// Ancestors of `id` (inclusive) down to height `above` (exclusive), oldest first.

@@ -269,7 +269,7 @@ impl Sim {
                     let d = tagged_hash(b"sim/batch", &[inst.to_be_bytes(), round.to_be_bytes()].concat());
                     self.step(inst, Event::Payload { round, digests: vec![d], timestamp_ms: self.now, reconfig: None });
                 }
-                Action::Commit { blocks, .. } => self.on_commit(inst, blocks),
+                Action::Commit { blocks, qc } => self.on_commit(inst, blocks, qc.data.block_id),
                 Action::ReportEvidence { .. } => self.report.evidence += 1,
                 Action::Invalid { .. } => self.report.invalid += 1,
                 Action::Halt { .. } | Action::NewEpoch { .. } => {}
@@ -277,11 +277,12 @@ impl Sim {
         }
     }
 
-    fn on_commit(&mut self, inst: usize, blocks: Vec<Block>) {
+    fn on_commit(&mut self, inst: usize, blocks: Vec<Block>, last: Digest) {
         let honest = self.honest(inst);
         let round = self.insts[inst].core.as_ref().map_or(0, |c| c.round());
-        for b in blocks {
-            let id = b.id();
+        // Each block's id is its child's parent id; the QC names the last one.
+        let ids: Vec<Digest> = blocks.iter().skip(1).map(|b| b.parent_id()).chain([last]).collect();
+        for (b, id) in blocks.into_iter().zip(ids) {
             if honest {
                 match self.canon.get(&b.height) {
                     Some(c) if *c != id => self.report.safety_violations += 1,
@@ -360,4 +361,20 @@ impl Sim {
 /// Runs one simulation.
 pub fn simulate(cfg: SimConfig) -> SimReport {
     Sim::new(cfg).run()
+}
+
+/// Real SM2 keys derived from the validator id (deterministic, for benchmarks only).
+#[cfg(feature = "sm2")]
+pub struct Sm2Crypto;
+
+#[cfg(feature = "sm2")]
+impl SimCrypto for Sm2Crypto {
+    fn signer(&self, id: NodeId) -> Box<dyn Signer> {
+        let seed = tagged_hash(b"sim/sm2-key", &id.to_be_bytes());
+        let sk = tfnode_sm2::SecretKey::from_bytes(&seed).expect("a hash is a valid key with overwhelming probability");
+        Box::new(crate::crypto::sm2::Sm2Signer(sk))
+    }
+    fn verifier(&self) -> Arc<dyn Verifier> {
+        Arc::new(crate::crypto::sm2::Sm2Verifier)
+    }
 }
