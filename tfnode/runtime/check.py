@@ -271,7 +271,7 @@ class _Checker:
                     self.bad(stmt, "decorator", "one decorator per method")
                 if not stmt.args.args or stmt.args.args[0].arg != "self":
                     self.bad(stmt, "method", "methods take self as first parameter")
-                self.check_function(stmt)
+                self.check_function(stmt, method=True)
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
                 self.check_constant(stmt, "class")
             elif isinstance(stmt, ast.Pass):
@@ -281,8 +281,13 @@ class _Checker:
                          f"{type(stmt).__name__} is not allowed in the class body (storage, constants and methods)")
                 self.walk(stmt)
 
-    def check_function(self, node: ast.FunctionDef) -> None:
-        self.check_identifier(node, node.name, "function name")
+    def check_function(self, node: ast.FunctionDef, method: bool = False) -> None:
+        if method:
+            # A method is an attribute (self.open), never a global: only '_' names are refused.
+            if node.name.startswith("_"):
+                self.check_identifier(node, node.name, "method name")
+        else:
+            self.check_identifier(node, node.name, "function name")
         self.check_arguments(node.args)
         if node.returns is not None:
             self.walk(node.returns)

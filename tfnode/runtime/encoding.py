@@ -123,7 +123,7 @@ def _enc(v, out, budget, depth) -> None:
 
 
 def decode(data: bytes):
-    if len(data) < 130 and data[:1] == b"S" and data[1] < 0x80 and len(data) == 2 + data[1]:
+    if 2 <= len(data) < 130 and data[0] == 0x53 and data[1] < 0x80 and len(data) == 2 + data[1]:
         try:
             return data[2:].decode("utf-8")
         except UnicodeDecodeError as err:

@@ -10,8 +10,8 @@ It runs as the reserved contract name ``governance`` (native code, metered like 
     approve(id)    by a member holding one of the policy's roles, once each
     commit(id)     by any member, once approvals reach the policy: approvals * den > eligible * num
                    and approvals >= min_approvals. Deploy runs the contract's @call init(*args),
-                   upgrade runs @call migrate(*args) if the new code has it; if that fails, the
-                   commit fails and nothing changes.
+                   upgrade runs @call migrate(*args) if the new code has it, with the proposer
+                   as ctx.sender; if that fails, the commit fails and nothing changes.
     views: proposal(id), member(address), contract(name), policy()
 
 Default policy: more than half of the members with role "bank".
@@ -193,7 +193,8 @@ class Governance:
                  f"not enough approvals: {n} of {len(eligible)} eligible, need more than {num}/{den}")
         kind = prop["kind"]
         if kind in ("deploy", "upgrade"):
-            self._install(frame, prop["name"], prop["code_hash"], prop["args"], upgrade=kind == "upgrade")
+            proposer = self.rt.sender_of(ov, prop["proposer"])
+            self._install(frame, prop["name"], prop["code_hash"], prop["args"], upgrade=kind == "upgrade", sender=proposer)
         elif kind == "member":
             p = prop["payload"]
             self._add_member(ov, p["address"], p["organisation"], p["roles"])
@@ -208,7 +209,9 @@ class Governance:
         frame.events.append(("governance", "Committed", {"id": pid, "kind": kind}, b""))
         return True
 
-    def _install(self, frame, name, code_hash, args, upgrade: bool):
+    def _install(self, frame, name, code_hash, args, upgrade: bool, sender=None):
+        """Record the contract and run its init (deploy) or migrate (upgrade) hook with the
+        proposer as ctx.sender, in the governance transaction: a failing hook fails it all."""
         from tfnode.runtime.executor import _Frame
 
         ov = frame.overlay
@@ -219,7 +222,7 @@ class Governance:
         ov.put(b"k/" + name.encode(), encode_versioned(rec))
         hook = "migrate" if upgrade else "init"
         if hook in loaded.entries:
-            child = _Frame(self.rt, name, ov, frame.sender, False, frame.tx)
+            child = _Frame(self.rt, name, ov, sender or frame.sender, False, frame.tx)
             self.rt._invoke(child, hook, list(args), {}, allow_init=not upgrade, allow_migrate=upgrade)
             frame.events.extend(child.events)
         frame.events.append(("governance", "Upgraded" if upgrade else "Deployed",
