@@ -225,3 +225,16 @@ def test_address_is_sm3_of_xy():
     a = crypto.address(pk)
     assert a.startswith("0x") and len(a) == 42
     assert a[2:] == crypto.sm3(pk.to_bytes()[1:])[12:].hex()
+
+
+def test_ecdh_agrees_and_depends_on_both_keys():
+    a, b, c = (crypto.PrivateKey.generate() for _ in range(3))
+    ab = a.ecdh(b.public_key())
+    assert len(ab) == 32 and ab == b.ecdh(a.public_key())
+    assert ab != a.ecdh(c.public_key()) and ab != c.ecdh(b.public_key())
+    # Cross-check with gmssl's independent scalar multiplication: d_a * P_b.
+    from gmssl import sm2 as gm_sm2
+
+    g = gm_sm2.CryptSM2(private_key=None, public_key="")
+    xy = g._kg(int.from_bytes(a.to_bytes(), "big"), b.public_key().to_bytes()[1:].hex())
+    assert bytes.fromhex(xy[:64]) == ab

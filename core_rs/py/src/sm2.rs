@@ -57,6 +57,10 @@ impl PyPrivateKey {
         let e = crate::hash::bytes32("digest", digest)?;
         Ok(PyBytes::new(py, &self.0.sign_digest(&e).to_bytes()))
     }
+    /// ECDH: x coordinate of d * peer (32 bytes), for key agreement on ephemeral keys.
+    fn ecdh<'py>(&self, py: Python<'py>, peer: &PyPublicKey) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.diffie_hellman(&peer.key))
+    }
     fn decrypt<'py>(&self, py: Python<'py>, ciphertext: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         let pt = self.0.decrypt(ciphertext).map_err(CoreError::from)?;
         Ok(PyBytes::new(py, &pt))

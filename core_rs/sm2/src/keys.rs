@@ -172,6 +172,17 @@ impl SecretKey {
     pub fn decrypt(&self, ct: &[u8]) -> Result<Vec<u8>, Error> {
         crate::encrypt::decrypt(&self.d, ct)
     }
+
+    /// Elliptic-curve Diffie-Hellman on the SM2 curve: the x coordinate of d * P, computed
+    /// in constant time. Peers run it on ephemeral keys and feed the result, with the
+    /// handshake transcript, to a KDF; the raw x coordinate is not itself a key.
+    /// `PublicKey` is never the point at infinity and n is prime, so d * P is never it either.
+    pub fn diffie_hellman(&self, peer: &PublicKey) -> [u8; 32] {
+        let s = crate::mul::var_mul_ct(&self.d, &peer.p)
+            .to_affine()
+            .expect("d in [1, n-2] times a point of prime order n is not the identity");
+        s.x.to_bytes()
+    }
 }
 
 impl PublicKey {
