@@ -377,3 +377,72 @@ def test_runtime_without_harness():
     r = rt.execute(TxCall("0x" + "11" * 20, "c", "hi", (21,)), BlockCtx(1, 1_700_000_000, b"\x00" * 32))
     assert r.ok and r.return_value == 42
     assert r.writes == ((b"s/c/n", b"\x01I\x01\x15"),)
+
+
+def test_error_reasons_never_carry_addresses(chain):
+    deploy(chain, """
+        @call
+        def keyerr(self):
+            return {}[self]
+        @call
+        def index(self):
+            return [1].index(self)
+        @call
+        def raise_obj(self):
+            raise ValueError(self)
+    """)
+    for m in ("keyerr", "index", "raise_obj"):
+        r = chain.call(chain["bank_a"], "c", m)
+        assert r.status == "error" and " at 0x" not in r.revert_reason, r
+
+
+def test_bound_methods_cannot_skip_checks():
+    from tfnode.runtime.check import check_source
+
+    src = contract("""
+        @call
+        def f(self):
+            s = "ab"
+            h = s.replace
+            return h("", s)
+    """)
+    assert "method-value" in {v.rule for v in check_source(src)}
+
+
+def test_dict_views_are_lists_and_defaults_are_fresh(chain):
+    deploy(chain, """
+        @call
+        def views(self):
+            d = {"b": 1, "a": 2}
+            k = d.keys()
+            return [k, d.values(), d.items(), isinstance(k, list)]
+        @call
+        def mutate_default(self):
+            v = self.log
+            v[0].append(1)
+            return self.log
+        @call
+        def keyset(self):
+            return {"a": 1}.keys() & {"a": 2}.keys()
+    """, fields="log = Value(list, default=[[0]])\n")
+    assert chain.must(chain["bank_a"], "c", "views") == [["b", "a"], [1, 2], [["b", 1], ["a", 2]], True]
+    assert chain.must(chain["bank_a"], "c", "mutate_default") == [[0]]
+    assert chain.must(chain["bank_a"], "c", "mutate_default") == [[0]]
+    assert chain.call(chain["bank_a"], "c", "keyset").status == "error"
+
+
+def test_int_parsing_and_from_bytes_are_bounded(chain):
+    deploy(chain, """
+        @call
+        def parse(self):
+            return int("9" * 5000)
+        @call
+        def frombytes(self):
+            return int.from_bytes(b"\\xff" * 100000, "big") + 1
+        @call
+        def hexes(self):
+            return bytes.fromhex("00ff") + dict.fromkeys(["a"], 1)["a"].to_bytes(1, "big")
+    """)
+    assert chain.call(chain["bank_a"], "c", "parse").status == "error"
+    assert chain.call(chain["bank_a"], "c", "frombytes").status == "memory_exceeded"
+    assert chain.must(chain["bank_a"], "c", "hexes") == b"\x00\xff\x01"

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from tfnode import crypto
 from tfnode.runtime import meter as _m
-from tfnode.runtime.encoding import decode_versioned, encode, encode_versioned
+from tfnode.runtime.encoding import decode, decode_versioned, encode, encode_versioned
 from tfnode.runtime.errors import CallFailed, ContractError, EncodingError, Revert
 from tfnode.runtime.fixed import Fixed
 
@@ -187,7 +187,9 @@ class Value:
         if type is not None and type not in _TYPES:
             raise TypeError("Value type must be int, str, bytes, bool, list, dict or Fixed")
         self._type = type
-        self._default = default
+        # Kept encoded: every read of a missing value gets a fresh deep copy, so mutating a
+        # default (Value(list, default=[[1]])) can never leak into the next transaction.
+        self._default = encode(default)
         self._field = b""
 
     def __set_name__(self, owner, name):
@@ -199,8 +201,7 @@ class Value:
         f = _cur
         raw = _read(f, b"s/" + f.prefix + self._field)
         if raw is None:
-            d = self._default
-            return list(d) if type(d) is list else dict(d) if type(d) is dict else d
+            return decode(self._default)
         return decode_versioned(raw)
 
     def __set__(self, inst, value):

@@ -50,8 +50,24 @@ ALLOWED_BUILTINS = frozenset(
 # a contract can never hold (and call indirectly) the unmetered original.
 WRAPPED_BUILTINS = frozenset(
     {"list", "tuple", "dict", "sorted", "sum", "min", "max", "any", "all", "enumerate", "zip",
-     "reversed", "bytes", "str", "pow"}
+     "reversed", "bytes", "str", "pow", "int"}
 )
+# Methods that walk or build data in C in time or space linear in their operands. Calls of
+# them go through the metered ``_tf_m``; they may only be called, never held as a value
+# (``f = s.replace; f('', s)`` would skip the size check).
+CHECKED_METHODS = frozenset(
+    {
+        "join", "replace", "split", "rsplit", "splitlines", "ljust", "rjust", "center", "zfill",
+        "expandtabs", "count", "find", "rfind", "index", "rindex", "strip", "lstrip", "rstrip",
+        "lower", "upper", "title", "casefold", "swapcase", "capitalize", "partition",
+        "rpartition", "encode", "decode", "hex", "fromhex", "to_bytes", "from_bytes", "sort",
+        "copy", "extend", "insert", "remove", "reverse", "update", "fromkeys", "translate",
+        "startswith", "endswith", "removeprefix", "removesuffix", "isdigit", "isalpha",
+        "isalnum", "isascii", "isspace", "islower", "isupper", "values", "items", "keys", "pop",
+    }
+)
+# Type names a contract may use as the receiver of these class methods: bytes.fromhex(...).
+_TYPE_METHODS = {"bytes": {"fromhex"}, "dict": {"fromkeys"}, "int": {"from_bytes"}}
 # Exception classes an ``except`` clause may name. Not Exception/BaseException (they would
 # swallow RecursionError and MemoryError), and never the runtime's Abort family.
 CATCHABLE = frozenset(
@@ -324,7 +340,11 @@ class _Checker:
                     allowed.add(id(t))
                     if isinstance(t, ast.Tuple):
                         allowed.update(id(e) for e in t.elts)
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.attr in _TYPE_METHODS.get(f.value.id, ()):
+                    allowed.add(id(f.value))
         for n in ast.walk(tree):
+            if isinstance(n, ast.Attribute) and n.attr in CHECKED_METHODS and isinstance(n.ctx, ast.Load) and id(n) not in allowed:
+                self.bad(n, "method-value", f"the method {n.attr!r} may only be called directly, not held as a value")
             if isinstance(n, ast.Name) and n.id in WRAPPED_BUILTINS:
                 if not isinstance(n.ctx, ast.Load):
                     self.bad(n, "shadow", f"the builtin name {n.id!r} cannot be rebound")

@@ -149,6 +149,21 @@ class _Loaded:
 
 
 _IMMUTABLE = (int, str, bytes, bool, type(None))
+_SAFE_ARG = (int, str, bytes, bool, type(None))
+
+
+def error_reason(err: BaseException) -> str:
+    """The receipt's reason for an uncaught exception: its type name, and its message only if
+    every argument is a plain value. (KeyError(obj) would otherwise put repr(obj), with a
+    memory address, into the receipt, and receipts must be identical on every node. Some CPython
+    messages embed a repr too — "<C object at 0x7f..> is not in list" — so a message holding
+    " at 0x" is dropped: whether it does is the same on every node, the address is not.)"""
+    name = type(err).__name__
+    if err.args and all(type(a) in _SAFE_ARG for a in err.args):
+        text = str(err)
+        if " at 0x" not in text:
+            return f"{name}: {text}"[: api.MAX_REASON]
+    return name
 
 
 def _copy_value(v, what: str):
@@ -289,7 +304,7 @@ class Runtime:
         except (RuntimeFault, ValidationError) as err:
             return Receipt(STATUS_INVALID, m.used, revert_reason=str(err)[:api.MAX_REASON])
         except Exception as err:  # an uncaught error in contract code
-            return Receipt(STATUS_ERROR, m.used, revert_reason=f"{type(err).__name__}: {err}"[:api.MAX_REASON])
+            return Receipt(STATUS_ERROR, m.used, revert_reason=error_reason(err))
         finally:
             api._cur = None
         evs = tuple(Event(c, n, f) for c, n, f, _ in events)
@@ -346,7 +361,7 @@ class Runtime:
         except MemoryError:
             raise MemoryExceeded("out of memory") from None
         except Exception as err:
-            raise CallFailed(f"{name}.{method}: {type(err).__name__}: {err}") from None
+            raise CallFailed(f"{name}.{method}: {error_reason(err)}") from None
         child.overlay.commit()
         caller.events.extend(child.events)
         return value

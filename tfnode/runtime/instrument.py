@@ -21,20 +21,7 @@ from __future__ import annotations
 
 import ast
 
-from tfnode.runtime.check import WRAPPED_BUILTINS
-
-# Methods that walk or build data in C in time/space linear in their operands.
-CHECKED_METHODS = frozenset(
-    {
-        "join", "replace", "split", "rsplit", "splitlines", "ljust", "rjust", "center", "zfill",
-        "expandtabs", "count", "find", "rfind", "index", "rindex", "strip", "lstrip", "rstrip",
-        "lower", "upper", "title", "casefold", "swapcase", "capitalize", "partition",
-        "rpartition", "encode", "decode", "hex", "fromhex", "to_bytes", "from_bytes", "sort",
-        "copy", "extend", "insert", "remove", "reverse", "update", "fromkeys", "translate",
-        "startswith", "endswith", "removeprefix", "removesuffix", "isdigit", "isalpha",
-        "isalnum", "isascii", "isspace", "islower", "isupper", "values", "items", "keys",
-    }
-)
+from tfnode.runtime.check import CHECKED_METHODS, WRAPPED_BUILTINS
 
 _BINOP_HELPER = {ast.Add: "_tf_add", ast.Mult: "_tf_mul", ast.Pow: "_tf_pow", ast.LShift: "_tf_lshift", ast.Mod: "_tf_mod"}
 _IBINOP_HELPER = {ast.Add: "_tf_iadd", ast.Mult: "_tf_imul", ast.Pow: "_tf_pow", ast.LShift: "_tf_lshift", ast.Mod: "_tf_mod"}

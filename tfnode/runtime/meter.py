@@ -27,6 +27,11 @@ DEFAULT_MAX_DEPTH = 64       # nested contract function frames
 SIZE_SHIFT = 4
 
 _SEQ = (str, bytes, list, tuple)
+_KEYS = type({}.keys())
+_VALUES = type({}.values())
+_ITEMS = type({}.items())
+# Decimal digits of the largest int a checked op may make (4096 bits).
+_MAX_INT_DIGITS = 1234
 _SIZED = (str, bytes, list, tuple, dict, range)
 
 
@@ -214,8 +219,15 @@ class Meter:
             if type(n) is int:
                 self._check_len(n)
         r = getattr(obj, name)(*args, **kwargs)
-        if isinstance(r, _SEQ) or type(r) is dict:
+        tr = type(r)
+        if tr is _KEYS or tr is _VALUES or tr is _ITEMS:
+            # Views support set operations (d.keys() & x) whose results iterate in hash order;
+            # contracts get lists instead.
+            r = list(r)
+        if isinstance(r, _SEQ) or tr is dict:
             self.made(r)
+        elif tr is int and r.bit_length() > MAX_INT_BITS:
+            raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
         elif r is None and type(obj) is list and len(obj) > MAX_SEQ_LEN:
             raise MemoryExceeded(f"list exceeds {MAX_SEQ_LEN} elements")
         return r
@@ -323,6 +335,14 @@ class Meter:
         if args:
             return str(x, *args)  # str(b, "utf-8"): bounded by b
         return str(self.fv(x))
+
+    def b_int(self, x=0, *args, **kwargs):
+        if isinstance(x, (str, bytes)) and len(x) > _MAX_INT_DIGITS + 8:
+            raise ValueError(f"int() of a string longer than {_MAX_INT_DIGITS} digits")
+        r = int(x, *args, **kwargs)
+        if r.bit_length() > MAX_INT_BITS:
+            raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
+        return r
 
     def b_pow(self, a, b, m=None):
         return self.pow(a, b, m)
