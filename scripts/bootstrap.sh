@@ -16,7 +16,7 @@ stamp="$VENV/.deps-stamp"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "==> installing Python dependencies"
     "$PY" -m pip install -q --upgrade pip
-    "$PY" -m pip install -q "maturin>=1.5,<2" "cryptography>=42" "typer>=0.12" "rich>=13" "pytest>=8" "hypothesis>=6.100" \
+    "$PY" -m pip install -q "maturin>=1.5,<2" "cryptography>=42" "typer>=0.12" "rich>=13" "uvloop>=0.19" "pytest>=8" "hypothesis>=6.100" \
         "pytest-benchmark>=4" "gmssl>=3.2"
     touch "$stamp"
 fi
