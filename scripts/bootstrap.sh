@@ -16,8 +16,15 @@ stamp="$VENV/.deps-stamp"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "==> installing Python dependencies"
     "$PY" -m pip install -q --upgrade pip
-    "$PY" -m pip install -q "maturin>=1.5,<2" "cryptography>=42" "typer>=0.12" "rich>=13" "uvloop>=0.19" "pytest>=8" "hypothesis>=6.100" \
-        "pytest-benchmark>=4" "gmssl>=3.2"
+    # The dependency lists live in pyproject.toml only: read them from there.
+    mapfile -t deps < <("$PY" - <<'PYEOF'
+import tomllib
+p = tomllib.load(open("pyproject.toml", "rb"))
+for d in p["build-system"]["requires"] + p["project"]["dependencies"] + p["project"]["optional-dependencies"]["dev"]:
+    print(d)
+PYEOF
+    )
+    "$PY" -m pip install -q "${deps[@]}"
     touch "$stamp"
 fi
 
