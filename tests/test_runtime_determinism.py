@@ -134,3 +134,18 @@ def test_unencodable_values():
         x = [x, x]
     with pytest.raises(EncodingError):
         encode(x)  # exponentially shared structure: bounded, not 2**40 bytes
+
+
+def test_receipt_encoding_is_the_generic_encoding():
+    from tfnode import crypto
+    from tfnode.runtime import Event, Receipt, encode_versioned
+
+    r = Receipt("ok", 1234, {"a": [1, b"x", None]}, (Event("c", "E", {"k": 1, "z": "é" * 200}, b""),
+                Event("d", "F", {}, encode({}))), "", ((b"k1", b"v" * 300), (b"k2", None)))
+    writes = encode([[k, v] for k, v in r.writes])
+    generic = encode_versioned(["receipt", r.status, r.gas_used, r.return_value, r.revert_reason,
+                                [[e.contract, e.name, e.fields] for e in r.events], crypto.sm3(writes)])
+    assert r.encode() == generic
+    assert decode_versioned(r.encode())[0] == "receipt"
+    assert Receipt("revert", 5, revert_reason="no").encode() == encode_versioned(
+        ["receipt", "revert", 5, None, "no", [], crypto.sm3(encode([]))])

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from tfnode import crypto
 from tfnode.runtime import meter as _m
-from tfnode.runtime.encoding import decode, decode_versioned, encode, encode_versioned
+from tfnode.runtime.encoding import _LEN1, decode, decode_versioned, encode, encode_versioned
 from tfnode.runtime.errors import CallFailed, ContractError, EncodingError, Revert
 from tfnode.runtime.fixed import Fixed
 
@@ -159,9 +159,17 @@ def _check_type(v, t, what):
         raise TypeError(f"{what} must be {t.__name__}, not {type(v).__name__}")
 
 
+_COST_READ = _m.COST_READ
+_COST_WRITE = _m.COST_WRITE
+_BYTE_SHIFT = _m.BYTE_SHIFT
+
+
 def _read(f, key: bytes):
     raw = f.overlay.get(key)
-    f.meter.gas(_m.COST_READ + ((len(raw) if raw else 0) >> _m.BYTE_SHIFT))
+    m = f.meter
+    m.left -= _COST_READ + ((len(raw) if raw else 0) >> _BYTE_SHIFT)
+    if m.left < 0:
+        m.gas(0)  # raises OutOfGas
     return raw
 
 
@@ -169,8 +177,11 @@ def _write(f, key: bytes, value) -> None:
     if f.readonly:
         raise ContractError("a view cannot write storage")
     data = encode_versioned(value, f.runtime.max_value_bytes)
-    f.meter.gas(_m.COST_WRITE + ((len(key) + len(data)) >> _m.BYTE_SHIFT))
-    f.overlay.put(key, data)
+    m = f.meter
+    m.left -= _COST_WRITE + ((len(key) + len(data)) >> _BYTE_SHIFT)
+    if m.left < 0:
+        m.gas(0)
+    f.overlay.writes[key] = data
 
 
 def _delete(f, key: bytes) -> None:
@@ -230,6 +241,7 @@ class Map:
         self._kt = key_type
         self._vt = value_type
         self._field = b""
+        self._prefixes: dict[bytes, bytes] = {}  # contract prefix -> key prefix (a cache)
 
     def __set_name__(self, owner, name):
         self._field = name.encode()
@@ -237,7 +249,11 @@ class Map:
     def __get__(self, inst, owner=None):
         if inst is None:
             return self
-        return _MapView(self, _cur)
+        f = _cur
+        prefix = self._prefixes.get(f.prefix)
+        if prefix is None:
+            prefix = self._prefixes[f.prefix] = b"s/" + f.prefix + self._field + b"/"
+        return _MapView(self, f, prefix)
 
     def __set__(self, inst, value):
         raise AttributeError("a Map field cannot be assigned; assign its items")
@@ -246,14 +262,17 @@ class Map:
 class _MapView:
     __slots__ = ("_decl", "_frame", "_prefix")
 
-    def __init__(self, decl: Map, frame):
+    def __init__(self, decl: Map, frame, prefix: bytes):
         self._decl = decl
         self._frame = frame
-        self._prefix = b"s/" + frame.prefix + decl._field + b"/"
+        self._prefix = prefix
 
     def _key(self, k) -> bytes:
-        if type(k) is not self._decl._kt:
-            raise TypeError(f"key must be {self._decl._kt.__name__}, not {type(k).__name__}")
+        t = type(k)
+        if t is not self._decl._kt:
+            raise TypeError(f"key must be {self._decl._kt.__name__}, not {t.__name__}")
+        if t is str and len(k) < 128 and k.isascii():
+            return self._prefix + b"S" + _LEN1[len(k)] + k.encode("ascii")
         return self._prefix + encode(k)
 
     def __getitem__(self, k):
@@ -270,7 +289,9 @@ class _MapView:
         return _read(self._frame, self._key(k)) is not None
 
     def __setitem__(self, k, v) -> None:
-        _check_type(v, self._decl._vt, "value")
+        vt = self._decl._vt
+        if vt is not None and type(v) is not vt:
+            _check_type(v, vt, "value")
         _write(self._frame, self._key(k), v)
 
     def __delitem__(self, k) -> None:

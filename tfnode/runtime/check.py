@@ -192,6 +192,7 @@ class _Checker:
         self.out: list[Violation] = []
         self.class_count = 0
         self.pos = (1, 0)
+        self._class_targets: set[int] = set()
 
     def bad(self, node, rule: str, message: str) -> None:
         # Operator and context nodes carry no position: report their parent's.
@@ -250,6 +251,12 @@ class _Checker:
         for t in targets:
             if not isinstance(t, ast.Name):
                 self.bad(stmt, "constant", f"{where}-level assignments bind plain names")
+            elif where == "class":
+                # Class attributes are reached as self.name, never as globals: only '_' matters.
+                if t.id.startswith("_"):
+                    self.check_identifier(t, t.id, "attribute")
+                else:
+                    self._class_targets.add(id(t))
             else:
                 self.check_identifier(t, t.id, "name")
         value = stmt.value
@@ -345,7 +352,7 @@ class _Checker:
         for n in ast.walk(tree):
             if isinstance(n, ast.Attribute) and n.attr in CHECKED_METHODS and isinstance(n.ctx, ast.Load) and id(n) not in allowed:
                 self.bad(n, "method-value", f"the method {n.attr!r} may only be called directly, not held as a value")
-            if isinstance(n, ast.Name) and n.id in WRAPPED_BUILTINS:
+            if isinstance(n, ast.Name) and n.id in WRAPPED_BUILTINS and id(n) not in self._class_targets:
                 if not isinstance(n.ctx, ast.Load):
                     self.bad(n, "shadow", f"the builtin name {n.id!r} cannot be rebound")
                 elif id(n) not in allowed:

@@ -56,6 +56,7 @@ def _int_body(v: int) -> bytes:
 
 
 _SMALL = {i: b"I" + _int_body(i) for i in range(-1, 256)}
+_LEN1 = tuple(bytes((i,)) for i in range(128))
 
 
 def encode(value, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
@@ -66,60 +67,100 @@ def encode(value, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
         if s is not None:
             return s
     elif t is str and len(value) < 128 and value.isascii():
-        return b"S" + bytes((len(value),)) + value.encode("ascii")
+        return b"S" + _LEN1[len(value)] + value.encode("ascii")
+    elif t is bool:
+        return b"T" if value else b"F"
+    elif value is None:
+        return b"N"
     out: list[bytes] = []
     budget = [max_size]
     _enc(value, out, budget, 0)
     return b"".join(out)
 
 
-def _put(out, budget, chunk: bytes) -> None:
-    budget[0] -= len(chunk)
-    if budget[0] < 0:
-        raise EncodingError("encoded value too large")
-    out.append(chunk)
+def _scalar(v, t):
+    """The encoding of a scalar, or None for containers and unknown types."""
+    if t is str:
+        b = v.encode("utf-8")
+        n = len(b)
+        return b"S" + (_LEN1[n] if n < 128 else _uv(n)) + b
+    if t is int:
+        c = _SMALL.get(v)
+        return c if c is not None else b"I" + _int_body(v)
+    if t is bytes:
+        n = len(v)
+        return b"B" + (_LEN1[n] if n < 128 else _uv(n)) + v
+    if v is None:
+        return b"N"
+    if t is bool:
+        return b"T" if v else b"F"
+    if t is Fixed:
+        return b"X" + _uv(v.scale) + _int_body(v.units)
+    return None
 
 
 def _enc(v, out, budget, depth) -> None:
     t = type(v)
-    if t is int:
-        s = _SMALL.get(v)
-        _put(out, budget, s if s is not None else b"I" + _int_body(v))
-    elif t is str:
-        b = v.encode("utf-8")
-        _put(out, budget, b"S" + _uv(len(b)) + b)
-    elif t is bytes:
-        _put(out, budget, b"B" + _uv(len(v)) + v)
-    elif v is None:
-        _put(out, budget, b"N")
-    elif t is bool:
-        _put(out, budget, b"T" if v else b"F")
-    elif t is list or t is tuple:
+    if t is list or t is tuple:
         if depth >= MAX_DEPTH:
             raise EncodingError("value nested too deeply")
-        _put(out, budget, b"L" + _uv(len(v)))
-        for item in v:
-            _enc(item, out, budget, depth + 1)
+        n = len(v)
+        head = b"L" + (_LEN1[n] if n < 128 else _uv(n))
+        items = v
     elif t is dict:
         if depth >= MAX_DEPTH:
             raise EncodingError("value nested too deeply")
         pairs = []
-        for k, item in v.items():
+        for k in v:
             tk = type(k)
             if tk is not str and tk is not int and tk is not bytes:
                 raise EncodingError(f"dict key of type {tk.__name__} has no canonical encoding")
-            kout: list[bytes] = []
-            _enc(k, kout, budget, depth + 1)
-            pairs.append((b"".join(kout), item))
-        pairs.sort(key=lambda p: p[0])
-        _put(out, budget, b"D" + _uv(len(pairs)))
-        for kb, item in pairs:
-            out.append(kb)  # already charged to the budget
-            _enc(item, out, budget, depth + 1)
-    elif t is Fixed:
-        _put(out, budget, b"X" + _uv(v.scale) + _int_body(v.units))
+            pairs.append((_scalar(k, tk), k))
+        pairs.sort()
+        n = len(pairs)
+        head = b"D" + (_LEN1[n] if n < 128 else _uv(n))
+        items = None
     else:
-        raise EncodingError(f"type {t.__name__} has no canonical encoding")
+        c = _scalar(v, t)
+        if c is None:
+            raise EncodingError(f"type {t.__name__} has no canonical encoding")
+        budget[0] -= len(c)
+        if budget[0] < 0:
+            raise EncodingError("encoded value too large")
+        out.append(c)
+        return
+    left = budget[0] - len(head)
+    out.append(head)
+    if items is None:
+        for kb, k in pairs:
+            left -= len(kb)
+            out.append(kb)
+            item = v[k]
+            c = _scalar(item, type(item))
+            if c is None:
+                budget[0] = left
+                _enc(item, out, budget, depth + 1)
+                left = budget[0]
+            else:
+                left -= len(c)
+                out.append(c)
+            if left < 0:
+                raise EncodingError("encoded value too large")
+    else:
+        for item in items:
+            c = _scalar(item, type(item))
+            if c is None:
+                budget[0] = left
+                _enc(item, out, budget, depth + 1)
+                left = budget[0]
+            else:
+                left -= len(c)
+                out.append(c)
+            if left < 0:
+                raise EncodingError("encoded value too large")
+    budget[0] = left
+    if left < 0:
+        raise EncodingError("encoded value too large")
 
 
 def decode(data: bytes):

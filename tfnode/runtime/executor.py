@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from tfnode import crypto
 from tfnode.runtime import api, meter as _m
 from tfnode.runtime.check import check_source
-from tfnode.runtime.encoding import EncodingError, decode, decode_versioned, encode, encode_versioned
+from tfnode.runtime.encoding import VERSION, EncodingError, _scalar, _uv, decode, decode_versioned, encode, encode_versioned
 from tfnode.runtime.errors import (
     Abort, CallFailed, ContractError, DepthExceeded, MemoryExceeded, OutOfGas, RuntimeFault, ValidationError,
 )
@@ -66,6 +66,11 @@ class Event:
     contract: str
     name: str
     fields: dict
+    body: bytes = field(default=b"", compare=False, repr=False)  # encode(fields), if known
+
+
+def _list_head(n: int) -> bytes:
+    return b"L" + _uv(n)
 
 
 @dataclass(frozen=True)
@@ -82,17 +87,32 @@ class Receipt:
         return self.status == STATUS_OK
 
     def encode(self) -> bytes:
-        """Canonical bytes: version 1, [status, gas_used, return, reason, events, SM3(writes)].
+        """Canonical bytes: version 1, then the encoding of the list
+        ``["receipt", status, gas_used, return_value, revert_reason, events, writes_digest]``
+        with ``events = [[contract, name, fields], ...]`` and ``writes_digest`` =
+        SM3(encode([[key, value-or-None], ...])).
 
         The write set enters as a digest: the state root already commits to the values, and
-        receipts stay small; the digest still makes diverging executions visible per receipt.
+        receipts stay small; the digest still makes a diverging execution visible per receipt.
+        (Assembled from parts for speed; ``test_receipt_encoding_is_the_generic_encoding``
+        checks it against ``encode`` of the same structure.)
         """
-        writes = encode([[k, v] for k, v in self.writes], 1 << 30)
-        body = [
-            "receipt", self.status, self.gas_used, self.return_value, self.revert_reason,
-            [[e.contract, e.name, e.fields] for e in self.events], crypto.sm3(writes),
-        ]
-        return encode_versioned(body, 1 << 30)
+        cached = self.__dict__.get("_encoded")
+        if cached is not None:
+            return cached
+        w = [_list_head(len(self.writes))]
+        for k, v in self.writes:
+            w.append(b"L\x02" + _scalar(k, bytes) + (b"N" if v is None else _scalar(v, bytes)))
+        ev = [_list_head(len(self.events))]
+        for e in self.events:
+            ev.append(b"L\x03" + _scalar(e.contract, str) + _scalar(e.name, str) + (e.body or encode(e.fields, 1 << 30)))
+        out = b"".join([
+            bytes((VERSION,)), b"L\x07S\x07receipt", _scalar(self.status, str), _scalar(self.gas_used, int),
+            encode(self.return_value, 1 << 30), _scalar(self.revert_reason, str), *ev,
+            _scalar(crypto.sm3(b"".join(w)), bytes),
+        ])
+        object.__setattr__(self, "_encoded", out)  # frozen: computed once, then cached
+        return out
 
     def hash(self) -> bytes:
         return crypto.sm3(self.encode())
@@ -178,7 +198,10 @@ def _copy_value(v, what: str):
 
 class Runtime:
     def __init__(self, state, *, max_value_bytes: int = 256 * 1024, max_depth: int = _m.DEFAULT_MAX_DEPTH,
-                 alloc_budget: int = _m.DEFAULT_ALLOC_BUDGET):
+                 alloc_budget: int = _m.DEFAULT_ALLOC_BUDGET, metering: bool = True):
+        """``metering=False`` compiles contracts without step metering and checked operations
+        (storage, event and call gas remain): for benchmarks only — an unmetered node cannot
+        stop an infinite loop and would disagree with metered nodes on gas_used."""
         from tfnode.runtime.governance import Governance
 
         self.state = state
@@ -187,15 +210,24 @@ class Runtime:
         self.builtins = make_builtins(self.meter)
         self._loaded: dict[bytes, _Loaded] = {}
         self._records: dict[bytes, dict] = {}
+        self._senders: dict[tuple, api.Sender] = {}
         self.governance = Governance(self)
+        self.metering = metering
 
     # -- members --------------------------------------------------------------------------------
 
     def sender_of(self, overlay, address: str) -> api.Sender:
-        m = self.governance.member(overlay, address)
-        if m is None:
+        raw = overlay.get(b"g/member/" + address.encode())
+        if raw is None:
             return api.Sender(address, None, ())
-        return api.Sender(address, m["organisation"], tuple(m["roles"]))
+        key = (address, raw)  # keyed by the stored record, so a membership change misses
+        s = self._senders.get(key)
+        if s is None:
+            if len(self._senders) > 4096:
+                self._senders.clear()
+            m = decode_versioned(raw)
+            s = self._senders[key] = api.Sender(address, m["organisation"], tuple(m["roles"]))
+        return s
 
     # -- code -----------------------------------------------------------------------------------
 
@@ -218,7 +250,7 @@ class Runtime:
             if len(self._records) > 4096:
                 self._records.clear()
             rec = self._records[raw] = decode_versioned(raw)
-        return dict(rec)
+        return rec  # shared with the cache: callers must not mutate it
 
     def load(self, overlay, code_hash: bytes) -> _Loaded:
         got = self._loaded.get(code_hash)
@@ -235,7 +267,8 @@ class Runtime:
         violations = check_source(source)
         if violations:
             raise ValidationError(violations)
-        code = compile_contract(source, f"<contract {code_hash.hex()[:16]}>")
+        filename = f"<contract {code_hash.hex()[:16]}>"
+        code = compile_contract(source, filename) if self.metering else compile(source, filename, "exec", dont_inherit=True)
         g = make_globals(self.meter, self.builtins, "contract_" + code_hash.hex()[:16])
         # Module bodies are literal constants, functions and one class; they run on a separate
         # fixed budget so whether a node had the module cached never shows in gas_used.
@@ -307,7 +340,7 @@ class Runtime:
             return Receipt(STATUS_ERROR, m.used, revert_reason=error_reason(err))
         finally:
             api._cur = None
-        evs = tuple(Event(c, n, f) for c, n, f, _ in events)
+        evs = tuple(Event(c, n, f, b) for c, n, f, b in events)
         return Receipt(STATUS_OK, m.used, value, evs, "", tuple(overlay.sorted_writes()))
 
     def _invoke(self, frame: _Frame, method: str, args, kwargs, *, allow_init: bool, allow_migrate: bool = False):

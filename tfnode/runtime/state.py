@@ -43,6 +43,7 @@ class MemoryState:
 
 
 _DELETED = None
+_MISSING = object()
 
 
 class Overlay:
@@ -60,10 +61,10 @@ class Overlay:
         self.writes: dict[bytes, bytes | None] = {}
 
     def get(self, key: bytes) -> bytes | None:
-        w = self.writes
-        if key in w:
-            return w[key]
-        return self.parent.get(key)
+        v = self.writes.get(key, _MISSING)
+        if v is _MISSING:
+            return self.parent.get(key)
+        return v
 
     def put(self, key: bytes, value: bytes) -> None:
         self.writes[key] = value
