@@ -10,7 +10,8 @@ from tfnode.runtime.harness import Chain
 
 HEADER = (
     "from tfnode.runtime.api import Contract, call, view, require, emit, Map, Value, ctx, Fixed, "
-    "call_contract, CallFailed, ContractError, Revert, sm3, SortedSet\n"
+    "call_contract, CallFailed, ContractError, Revert, sm3, SortedSet, hmac_sm3, sm2_verify, merkle_root, "
+    "merkle_verify, require_role\n"
 )
 
 
@@ -446,3 +447,39 @@ def test_int_parsing_and_from_bytes_are_bounded(chain):
     assert chain.call(chain["bank_a"], "c", "parse").status == "error"
     assert chain.call(chain["bank_a"], "c", "frombytes").status == "memory_exceeded"
     assert chain.must(chain["bank_a"], "c", "hexes") == b"\x00\xff\x01"
+
+
+def test_crypto_helpers_and_roles(chain):
+    from tfnode import crypto
+
+    deploy(chain, """
+        @call
+        def check(self, pk: bytes, msg: bytes, sig: bytes, leaves: list, proof: list):
+            require_role("bank", "regulator")
+            root = merkle_root(leaves)
+            return [sm2_verify(pk, msg, sig), sm2_verify(pk, msg + b"x", sig), sm2_verify(b"junk", msg, sig),
+                    root, merkle_verify(root, leaves[1], 1, len(leaves), proof), hmac_sm3(b"k", b"subject")]
+    """.replace("require_role", "require_role"))
+    key = chain["warehouse"].key
+    sig = key.sign(b"reading 1")
+    leaves = [b"r0", b"r1", b"r2"]
+    proof = crypto.merkle_proof(leaves, 1)
+    args = (key.public_key().to_bytes(), b"reading 1", sig, leaves, proof)
+    got = chain.must(chain["bank_a"], "c", "check", *args)
+    assert got == [True, False, False, crypto.merkle_root(leaves), True, crypto.hmac_sm3(b"k", b"subject")]
+    r = chain.call(chain["customs"], "c", "check", *args)
+    assert r.status == "revert" and r.revert_reason == "caller needs role bank or regulator"
+
+
+def test_gas_is_deterministic_and_grows_with_work(chain):
+    deploy(chain, """
+        @call
+        def work(self, k: int):
+            t = 0
+            for i in range(k):
+                t += i
+            return t
+    """)
+    g = [chain.call(chain["bank_a"], "c", "work", k).gas_used for k in (10, 10, 100, 1000)]
+    assert g[0] == g[1] and g[1] < g[2] < g[3]
+    assert 900 < g[3] - g[2] < 10_000

@@ -20,6 +20,7 @@ from tfnode.runtime.fixed import Fixed
 __all__ = [
     "Contract", "call", "view", "require", "revert", "emit", "Map", "Value", "ctx",
     "call_contract", "Fixed", "ContractError", "Revert", "CallFailed", "sm3", "SortedSet",
+    "hmac_sm3", "sm2_verify", "merkle_root", "merkle_verify", "require_role",
 ]
 
 MAX_REASON = 512
@@ -93,6 +94,55 @@ def sm3(data: bytes) -> bytes:
         raise TypeError("sm3 takes bytes")
     _cur.meter.gas(_m.COST_HASH + (len(data) >> _m.BYTE_SHIFT))
     return crypto.sm3(data)
+
+
+def hmac_sm3(key: bytes, data: bytes) -> bytes:
+    """HMAC-SM3 (32 bytes): keyed hashes of subjects, as blacklist sharing needs."""
+    if type(key) is not bytes or type(data) is not bytes:
+        raise TypeError("hmac_sm3 takes bytes")
+    _cur.meter.gas(2 * _m.COST_HASH + ((len(key) + len(data)) >> _m.BYTE_SHIFT))
+    return crypto.hmac_sm3(key, data)
+
+
+def sm2_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Verify an SM2 signature (default user ID); False for any malformed input."""
+    if type(public_key) is not bytes or type(message) is not bytes or type(signature) is not bytes:
+        raise TypeError("sm2_verify takes bytes")
+    _cur.meter.gas(_m.COST_VERIFY + (len(message) >> _m.BYTE_SHIFT))
+    try:
+        return bool(crypto.PublicKey.from_bytes(public_key).verify(message, signature))
+    except (ValueError, TypeError):
+        return False
+
+
+def merkle_root(leaves: list) -> bytes:
+    """RFC 6962 SM3 Merkle root of a list of byte strings (as gateways build batch roots)."""
+    if type(leaves) not in (list, tuple) or any(type(x) is not bytes for x in leaves):
+        raise TypeError("merkle_root takes a list of bytes")
+    _cur.meter.gas(_m.COST_HASH * (2 * len(leaves) + 1) + (sum(len(x) for x in leaves) >> _m.BYTE_SHIFT))
+    return crypto.merkle_root(leaves)
+
+
+def merkle_verify(root: bytes, leaf: bytes, index: int, size: int, proof: list) -> bool:
+    """Check an inclusion proof of ``leaf`` at ``index`` in a tree of ``size`` leaves."""
+    if type(proof) not in (list, tuple) or len(proof) > 64 or any(type(x) is not bytes for x in proof):
+        raise TypeError("merkle_verify takes a list of at most 64 byte strings")
+    if type(index) is not int or type(size) is not int or type(root) is not bytes or type(leaf) is not bytes:
+        raise TypeError("merkle_verify(root: bytes, leaf: bytes, index: int, size: int, proof: list)")
+    _cur.meter.gas(_m.COST_HASH * (len(proof) + 2) + (len(leaf) >> _m.BYTE_SHIFT))
+    try:
+        return bool(crypto.verify_merkle_proof(root, leaf, index, size, proof))
+    except (ValueError, OverflowError):
+        return False
+
+
+def require_role(*roles: str) -> None:
+    """Revert unless the caller holds one of ``roles`` (bank, customs, logistics, ...)."""
+    s = _cur.sender
+    for r in roles:
+        if r in s.roles:
+            return
+    raise Revert(f"caller needs role {' or '.join(roles)}")
 
 
 def call_contract(name: str, method: str, *args, **kwargs):

@@ -303,6 +303,12 @@ class Runtime:
             overlay.commit()
         return receipt
 
+    def execute_block(self, txs, block: BlockCtx) -> list[Receipt]:
+        """Execute ``txs`` in order against ``state``; returns one receipt per transaction.
+        For one atomic storage write per block, pass an ``Overlay`` over the database as
+        ``state`` and flush its ``sorted_writes()`` after the block."""
+        return [self.execute(tx, block) for tx in txs]
+
     def query(self, contract: str, method: str, args=(), kwargs=None, *, sender: str = "",
               block: BlockCtx | None = None, gas_limit: int = DEFAULT_GAS_LIMIT):
         """Run a @view against the current state; returns the receipt (nothing is written)."""
