@@ -79,6 +79,8 @@ pub struct Core {
     pub(crate) seen_votes: HashMap<(Round, NodeId), Vote>,
     pub(crate) seen_blocks: HashMap<(Round, NodeId), Block>,
     pub(crate) halted: bool,
+    /// Per ended epoch: the last block's id, its certified child and that child's QC.
+    pub(crate) epoch_ends: BTreeMap<Epoch, (Digest, Block, QuorumCert)>,
     pub stats: Stats,
 }
 
@@ -123,6 +125,7 @@ impl Core {
             seen_votes: HashMap::new(),
             seen_blocks: HashMap::new(),
             halted: false,
+            epoch_ends: BTreeMap::new(),
             stats: Stats::default(),
         };
         if let Some(o) = old {
@@ -409,7 +412,7 @@ impl Core {
     // ---- timeouts ----
 
     fn on_local_timeout(&mut self, round: Round, out: &mut Vec<Action>) {
-        if round != self.pm.round {
+        if round != self.pm.round || self.vset.get(self.me).is_none() {
             return;
         }
         out.push(Action::SetTimer { round, duration_ms: self.pm.backoff() });
@@ -427,6 +430,11 @@ impl Core {
     }
 
     fn on_timeout(&mut self, from: NodeId, t: Timeout, out: &mut Vec<Action>) -> Result<()> {
+        if t.epoch > self.vset.epoch {
+            // Peers moved to a later epoch without us: fetch the chain up to their QC.
+            self.request_sync(from, t.high_qc.data.block_id, out);
+            return Ok(());
+        }
         if t.epoch != self.vset.epoch || t.round > self.pm.round + MAX_ROUNDS_AHEAD {
             return Ok(());
         }
@@ -472,7 +480,8 @@ impl Core {
             return Ok(());
         }
         if !formed {
-            tc.verify(&self.vset, self.verifier.as_ref(), &self.genesis)?;
+            tc.verify(&self.vset, self.verifier.as_ref())?;
+            self.check_qc(&tc.high_qc)?;
         }
         self.process_qc(&tc.high_qc, out)?;
         let next = round_add(tc.round, 1)?;

@@ -62,6 +62,14 @@ impl Core {
     /// The committed block `end` carried `next`: epoch `next.epoch` starts right after it,
     /// at round `end.round + 1`, extending `end`'s QC.
     fn switch_epoch(&mut self, end: &Block, next: ValidatorSet, out: &mut Vec<Action>) {
+        if let Some((child, qc)) = self.tree.root_proof.clone() {
+            if let Some(b) = self.tree.get(&child).cloned() {
+                self.epoch_ends.insert(self.vset.epoch, (end.id(), b, qc));
+                while self.epoch_ends.len() > 4 {
+                    self.epoch_ends.pop_first();
+                }
+            }
+        }
         let old = std::mem::replace(&mut self.vset, next.clone());
         self.old_vsets.insert(old.epoch, old);
         while self.old_vsets.len() > 4 {
@@ -126,9 +134,19 @@ impl Core {
     pub(crate) fn on_sync_request(&mut self, from: NodeId, req: SyncRequest, out: &mut Vec<Action>) -> Result<()> {
         let blocks = self.tree.chain_to(&req.block_id, req.have_height, MAX_SYNC_BLOCKS);
         let Some(tip) = blocks.last() else { return Ok(()) };
+        let tip_id = tip.id();
         let mut qcs = Vec::new();
-        if let Some(qc) = self.tree.qc_for(&tip.id()) {
+        if let Some(qc) = self.tree.qc_for(&tip_id) {
             qcs.push(qc.clone());
+        }
+        let mut blocks = blocks;
+        // The last block of an epoch: add the certified child that committed it, so the
+        // requester can commit it too and enter the next epoch.
+        if let Some((_, child, qc)) = self.epoch_ends.values().find(|e| e.0 == tip_id) {
+            if blocks.len() < MAX_SYNC_BLOCKS {
+                blocks.push(child.clone());
+                qcs.push(qc.clone());
+            }
         }
         out.push(Action::Send { to: from, bytes: Message::SyncResponse(SyncResponse { blocks, qcs }).encode() });
         Ok(())

@@ -188,3 +188,10 @@ impl SafetyRules {
         Ok(self.signer.sign(&block.id()))
     }
 }
+
+#[cfg(test)]
+impl SafetyData {
+    pub fn from_bytes_checked(b: &[u8]) -> SafetyData {
+        SafetyData::from_bytes(b).expect("valid safety data")
+    }
+}

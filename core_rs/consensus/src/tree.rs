@@ -24,6 +24,9 @@ pub struct BlockTree {
     pub root_height: u64,
     pub root_round: Round,
     pub high_qc: QuorumCert,
+    /// The certified child whose QC committed the current root by the two-chain rule:
+    /// what a peer needs to see to commit the root itself (kept for epoch boundaries).
+    pub root_proof: Option<(Digest, QuorumCert)>,
 }
 
 pub struct CommitOutcome {
@@ -36,7 +39,7 @@ impl BlockTree {
     /// Starts from a committed root block and the QC that certifies it.
     pub fn new(root: Block, root_qc: QuorumCert) -> Self {
         let id = root.id();
-        let mut t = BlockTree { blocks: HashMap::new(), certified: HashMap::new(), committed: BTreeMap::new(), root: id, root_height: root.height, root_round: root.round, high_qc: root_qc.clone() };
+        let mut t = BlockTree { blocks: HashMap::new(), certified: HashMap::new(), committed: BTreeMap::new(), root: id, root_height: root.height, root_round: root.round, high_qc: root_qc.clone(), root_proof: None };
         t.committed.insert(root.height, id);
         t.certified.insert(id, root_qc);
         t.blocks.insert(id, root);
@@ -90,6 +93,7 @@ impl BlockTree {
         }
         self.certified.entry(qc.data.block_id).or_insert_with(|| qc.clone());
         let Some(b1) = self.blocks.get(&qc.data.block_id) else { return Ok(None) };
+        let before = self.root;
         let target = if faults.has(Faults::COMMIT_ONE_CHAIN) {
             qc.data.block_id // planted bug: a single QC commits
         } else {
@@ -99,7 +103,11 @@ impl BlockTree {
             }
             b1.parent_id()
         };
-        self.commit(target)
+        let out = self.commit(target)?;
+        if self.root != before {
+            self.root_proof = Some((qc.data.block_id, qc.clone()));
+        }
+        Ok(out)
     }
 
     pub(crate) fn commit(&mut self, target: Digest) -> Result<Option<CommitOutcome>> {

@@ -68,6 +68,9 @@ pub struct SimConfig {
     /// (instance, crash at ms, restart at ms).
     pub crashes: Vec<(usize, u64, u64)>,
     pub faults: Faults,
+    /// Governance decides, in the block at this height, to remove the last validator;
+    /// the change is proposed once executed and takes effect at the next epoch boundary.
+    pub reconfig_at: Option<u64>,
     /// Stop when every honest instance has committed this height, or at `max_time_ms`.
     pub target_height: u64,
     pub max_time_ms: u64,
@@ -92,6 +95,7 @@ impl SimConfig {
             leader_script: Vec::new(),
             crashes: Vec::new(),
             faults: Faults::default(),
+            reconfig_at: None,
             target_height: 20,
             max_time_ms: 60_000,
             heal_ms: 0,
@@ -114,10 +118,16 @@ pub struct SimReport {
     pub messages: u64,
     pub evidence: u64,
     pub invalid: u64,
+    /// The first few reasons behind `invalid`, for diagnosis.
+    pub invalid_samples: Vec<String>,
     pub end_ms: u64,
     /// CPU time inside `Core::handle`, all instances together.
     pub core_cpu_ns: u64,
     pub commits_by_instance: Vec<u64>,
+    /// (epoch, round) of each instance at the end (0, 0 if down).
+    pub position_by_instance: Vec<(u64, Round)>,
+    /// Highest epoch any instance reached.
+    pub epoch: u64,
 }
 
 enum Ev {
@@ -134,6 +144,8 @@ struct Inst {
     timer_gen: u64,
     committed: BTreeMap<u64, Digest>,
     exec_root: Digest,
+    /// A validator-set change this instance's execution decided, not yet in effect.
+    next_vset: Option<ValidatorSet>,
 }
 
 pub struct Sim {
@@ -160,7 +172,7 @@ impl Sim {
         let vs = (0..n as u32).map(|i| Validator { id: i, power: 1, public_key: cfg.crypto.signer(i).public_key() }).collect();
         let vset = ValidatorSet::new(0, vs).expect("valid set");
         let genesis = Block::genesis(0, [0; 32]);
-        let insts = (0..n + cfg.twins).map(|i| Inst { id: (i % n) as NodeId, core: None, persisted: None, timer_gen: 0, committed: BTreeMap::new(), exec_root: [0; 32]}).collect();
+        let insts = (0..n + cfg.twins).map(|i| Inst { id: (i % n) as NodeId, core: None, persisted: None, timer_gen: 0, committed: BTreeMap::new(), exec_root: [0; 32], next_vset: None }).collect();
         let rng = Rng::new(cfg.seed);
         let mut sim = Sim { cfg, rng, now: 0, seq: 0, queue: BinaryHeap::new(), events: Vec::new(), free: Vec::new(), insts, vset, genesis, canon: BTreeMap::new(), report: SimReport::default(), latency_sum: 0, latency_n: 0 };
         for (inst, at, back) in sim.cfg.crashes.clone() {
@@ -267,12 +279,22 @@ impl Sim {
                 }
                 Action::RequestPayload { round, .. } => {
                     let d = tagged_hash(b"sim/batch", &[inst.to_be_bytes(), round.to_be_bytes()].concat());
-                    self.step(inst, Event::Payload { round, digests: vec![d], timestamp_ms: self.now, reconfig: None });
+                    let reconfig = self.insts[inst].next_vset.clone();
+                    self.step(inst, Event::Payload { round, digests: vec![d], timestamp_ms: self.now, reconfig });
                 }
                 Action::Commit { blocks, qc } => self.on_commit(inst, blocks, qc.data.block_id),
                 Action::ReportEvidence { .. } => self.report.evidence += 1,
-                Action::Invalid { .. } => self.report.invalid += 1,
-                Action::Halt { .. } | Action::NewEpoch { .. } => {}
+                Action::Invalid { reason, .. } => {
+                    self.report.invalid += 1;
+                    if self.report.invalid_samples.len() < 3 {
+                        self.report.invalid_samples.push(reason);
+                    }
+                }
+                Action::NewEpoch { epoch, .. } => {
+                    self.insts[inst].next_vset = None;
+                    self.report.epoch = self.report.epoch.max(epoch);
+                }
+                Action::Halt { .. } => {}
             }
         }
     }
@@ -301,7 +323,14 @@ impl Sim {
             pre.extend_from_slice(&id);
             i.exec_root = tagged_hash(b"sim/state", &pre);
             let root = i.exec_root;
-            self.step(inst, Event::ExecutionResult { height: b.height, block_id: id, state_root: root, next_validators: None });
+            let next = (self.cfg.reconfig_at == Some(b.height)).then(|| {
+                let vs = self.vset.validators()[..self.cfg.validators - 1].to_vec();
+                ValidatorSet::new(self.vset.epoch + 1, vs).expect("valid")
+            });
+            if next.is_some() {
+                self.insts[inst].next_vset = next.clone();
+            }
+            self.step(inst, Event::ExecutionResult { height: b.height, block_id: id, state_root: root, next_validators: next });
         }
     }
 
@@ -354,6 +383,7 @@ impl Sim {
         self.report.rounds = self.insts.iter().filter_map(|i| i.core.as_ref().map(|c| c.round())).max().unwrap_or(0);
         self.report.end_ms = self.now;
         self.report.commits_by_instance = (0..self.insts.len()).map(|i| self.height(i)).collect();
+        self.report.position_by_instance = self.insts.iter().map(|i| i.core.as_ref().map_or((0, 0), |c| (c.epoch(), c.round()))).collect();
         self.report
     }
 }

@@ -45,7 +45,10 @@ fn round_trip_and_validity() {
         let bytes = m.encode();
         assert_eq!(Message::decode(&bytes).unwrap(), m, "{name}");
         match &m {
-            Message::Tc(tc) => tc.verify(&vs, &v, &g).unwrap(),
+            Message::Tc(tc) => {
+                tc.verify(&vs, &v).unwrap();
+                tc.high_qc.verify(&vs, &v, &g).unwrap()
+            }
             Message::Proposal(p) => p.block.parent_qc.verify(&vs, &v, &g).unwrap(),
             _ => {}
         }

@@ -1,2 +1,4 @@
 mod codec;
+mod core;
+mod safety;
 mod sim;

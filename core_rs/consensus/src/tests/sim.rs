@@ -128,3 +128,27 @@ fn debug_scenario() {
     eprintln!("groups {:?}\nleaders {:?}", sc.round_groups, sc.leader_script);
     eprintln!("{:?}", simulate(sc));
 }
+
+/// Everything at once, over many seeds: drops, long delays, a partition, a crash with
+/// restart, a permanent crash, and an epoch change.
+#[test]
+fn chaos_seeds() {
+    for seed in 100..140 {
+        let mut c = SimConfig::new(4, seed);
+        let mut rng = crate::sim::Rng::new(seed);
+        c.drop_per_mille = 100;
+        c.delay_ms = (1, 40);
+        c.heal_ms = 4_000;
+        let cut = 100 + rng.below(1_000);
+        c.partitions.push(Partition { from_ms: cut, until_ms: cut + 1_000, groups: vec![vec![0, 2], vec![1, 3]] });
+        c.crashes = vec![(rng.below(4) as usize, rng.below(2_000), 2_000 + rng.below(2_000))];
+        if seed % 2 == 0 {
+            c.reconfig_at = Some(3 + rng.below(10));
+        }
+        c.target_height = 40;
+        c.max_time_ms = 120_000;
+        let r = simulate(c);
+        assert_eq!(r.safety_violations, 0, "seed {seed}");
+        assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+    }
+}
