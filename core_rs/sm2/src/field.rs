@@ -13,6 +13,13 @@ pub(crate) const P: Limbs = [
 ];
 const R2: Limbs = arith::r2_mod(P);
 
+/// BMI2 + ADX available? (std caches the CPUID result; this is one load and a test.)
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn has_adx() -> bool {
+    std::arch::is_x86_feature_detected!("bmi2") && std::arch::is_x86_feature_detected!("adx")
+}
+
 /// A field element in Montgomery form, always fully reduced into [0, p).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Fe(pub(crate) Limbs);
@@ -72,11 +79,32 @@ impl Fe {
 
     #[inline(always)]
     pub(crate) fn mul(&self, b: &Fe) -> Fe {
+        #[cfg(target_arch = "x86_64")]
+        if has_adx() {
+            // SAFETY: has_adx() checked that the CPU supports BMI2 and ADX.
+            return Fe(unsafe { crate::field_adx::mont_mul(&self.0, &b.0) });
+        }
         Fe(arith::mont_reduce(arith::mul_wide(&self.0, &b.0), &P, 1))
     }
 
     #[inline(always)]
     pub(crate) fn sqr(&self) -> Fe {
+        #[cfg(target_arch = "x86_64")]
+        if has_adx() {
+            // SAFETY: has_adx() checked that the CPU supports BMI2 and ADX.
+            return Fe(unsafe { crate::field_adx::mont_mul(&self.0, &self.0) });
+        }
+        Fe(arith::mont_reduce(arith::sqr_wide(&self.0), &P, 1))
+    }
+
+    /// Portable multiplication (tests compare it with the assembly path).
+    #[cfg(test)]
+    pub(crate) fn mul_portable(&self, b: &Fe) -> Fe {
+        Fe(arith::mont_reduce(arith::mul_wide(&self.0, &b.0), &P, 1))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sqr_portable(&self) -> Fe {
         Fe(arith::mont_reduce(arith::sqr_wide(&self.0), &P, 1))
     }
 

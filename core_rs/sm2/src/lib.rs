@@ -16,6 +16,8 @@ mod cache;
 mod der;
 mod encrypt;
 mod field;
+#[cfg(target_arch = "x86_64")]
+mod field_adx;
 mod keys;
 mod mul;
 mod point;

@@ -49,7 +49,7 @@ fn constants() {
 }
 
 proptest! {
-    #![proptest_config(super::seeded(256))]
+    #![proptest_config(super::seeded(1024))]
 
     #[test]
     fn field_ops(a in bytes32(), b in bytes32()) {
@@ -57,6 +57,8 @@ proptest! {
         let (a, b) = (a % &p, b % &p);
         let (fa, fb) = (fe(&a), fe(&b));
         prop_assert_eq!(big(&fa.mul(&fb).to_raw()), (&a * &b) % &p);
+        prop_assert_eq!(fa.mul_portable(&fb), fa.mul(&fb));
+        prop_assert_eq!(fa.sqr_portable(), fa.sqr());
         prop_assert_eq!(big(&fa.sqr().to_raw()), (&a * &a) % &p);
         prop_assert_eq!(big(&fa.add(&fb).to_raw()), (&a + &b) % &p);
         prop_assert_eq!(big(&fa.sub(&fb).to_raw()), (&a + &p - &b) % &p);
@@ -116,4 +118,45 @@ proptest! {
         let kt = crate::mul::KeyTable::new(&ag);
         prop_assert_eq!(kt.verify_mul(&sa, &sb).to_affine(), want);
     }
+}
+
+/// CPU time of this thread in ns (from /proc; wall time is useless on a shared box).
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Rough per-operation cost, for profiling only: `cargo test --release -- --ignored micro --nocapture`.
+#[test]
+#[ignore]
+fn micro_bench() {
+    use std::hint::black_box;
+    let time = |name: &str, n: u64, f: &mut dyn FnMut()| {
+        let t = cpu_ns();
+        for _ in 0..n {
+            f();
+        }
+        println!("{name} {:.1} ns", (cpu_ns() - t) as f64 / n as f64);
+    };
+    let mut a = Affine::generator().x;
+    let b = Affine::generator().y;
+    time("fe mul", 5_000_000, &mut || a = black_box(a.mul(&b)));
+    time("fe mul portable", 5_000_000, &mut || a = black_box(a.mul_portable(&b)));
+    time("fe sqr", 5_000_000, &mut || a = black_box(a.sqr()));
+    time("fe add", 5_000_000, &mut || a = black_box(a.add(&b)));
+    time("fe sub", 5_000_000, &mut || a = black_box(a.sub(&b)));
+    let mut p = Affine::generator().to_jac();
+    let g = Affine::generator();
+    time("dbl", 1_000_000, &mut || p = black_box(p.double()));
+    time("madd", 1_000_000, &mut || p = black_box(p.add_affine_unchecked(&g)));
+    time("add", 1_000_000, &mut || p = black_box(p.add_unchecked(&g.to_jac())));
+    time("invert", 20_000, &mut || a = black_box(a.invert()));
+    let k = Scalar([1, 2, 3, 4]);
+    time("base_mul_ct", 20_000, &mut || p = black_box(crate::mul::base_mul_ct(&k)));
+    time("verify_mul", 5_000, &mut || p = black_box(crate::mul::verify_mul(&k, &k, &g)));
+    let kt = crate::mul::KeyTable::new(&g);
+    time("keytable verify_mul", 5_000, &mut || p = black_box(kt.verify_mul(&k, &k)));
+    time("sm3 hmac", 100_000, &mut || { black_box(tfnode_sm3::hmac(&[1u8; 32], &[2u8; 88])); });
 }

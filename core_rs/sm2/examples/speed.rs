@@ -1,0 +1,94 @@
+//! Throughput of the SM2 operations, one JSON object per line:
+//! `cargo run --release -p tfnode-sm2 --example speed [seconds-per-item]`.
+
+use std::time::{Duration, Instant};
+
+use tfnode_sm2::{set_key_cache_capacity, verify_batch, verify_cached, PublicKey, SecretKey, DEFAULT_UID};
+
+fn rate(name: &str, budget: Duration, ops_per_call: usize, mut f: impl FnMut()) {
+    f(); // warm-up (lazy tables, caches)
+    let start = Instant::now();
+    let mut calls = 0usize;
+    while start.elapsed() < budget {
+        f();
+        calls += 1;
+    }
+    let v = (calls * ops_per_call) as f64 / start.elapsed().as_secs_f64();
+    println!("{{\"name\":\"{name}\",\"unit\":\"op/s\",\"value\":{v:.0}}}");
+}
+
+fn main() {
+    let secs: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let budget = Duration::from_secs_f64(secs);
+    let sk = SecretKey::random();
+    let pk = sk.public_key();
+    let msg = b"transfer 100 CNY from alice to bob, nonce 42";
+    let e = pk.digest(msg, DEFAULT_UID);
+
+    rate("sm2_keygen", budget, 1, || {
+        std::hint::black_box(SecretKey::random());
+    });
+    rate("sm2_sign_digest", budget, 1, || {
+        std::hint::black_box(sk.sign_digest(&e));
+    });
+    rate("sm2_sign", budget, 1, || {
+        std::hint::black_box(sk.sign(msg, DEFAULT_UID));
+    });
+
+    // Many distinct keys so the verification is not helped by any cache.
+    let keys: Vec<SecretKey> = (0..64).map(|_| SecretKey::random()).collect();
+    let sigs: Vec<(PublicKey, Vec<u8>, [u8; 64])> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let m = format!("message {i}").into_bytes();
+            let s = k.sign(&m, DEFAULT_UID).to_bytes();
+            (k.public_key(), m, s)
+        })
+        .collect();
+    let parsed: Vec<_> =
+        sigs.iter().map(|(p, m, s)| (p.clone(), m.clone(), tfnode_sm2::Signature::from_bytes(s).unwrap())).collect();
+    let mut i = 0;
+    rate("sm2_verify", budget, 1, || {
+        let (p, m, s) = &parsed[i % parsed.len()];
+        assert!(p.verify(m, DEFAULT_UID, s));
+        i += 1;
+    });
+    rate("sm2_verify_digest", budget, 1, || {
+        let (p, _, s) = &parsed[0];
+        std::hint::black_box(p.verify_digest(&e, s));
+    });
+    let pk65: Vec<[u8; 65]> = sigs.iter().map(|(p, _, _)| p.to_uncompressed()).collect();
+    set_key_cache_capacity(4096);
+    let mut i = 0;
+    rate("sm2_verify_cached", budget, 1, || {
+        let j = i % sigs.len();
+        assert!(verify_cached(&pk65[j], &sigs[j].1, DEFAULT_UID, &sigs[j].2));
+        i += 1;
+    });
+
+    // Batches of 1024 items over the 64 keys (cached after first sight).
+    let items: Vec<(&[u8], &[u8], &[u8])> = (0..1024)
+        .map(|i| {
+            let j = i % sigs.len();
+            (pk65[j].as_slice(), sigs[j].1.as_slice(), sigs[j].2.as_slice())
+        })
+        .collect();
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    one.install(|| {
+        rate("sm2_verify_batch_1thread", budget, items.len(), || {
+            assert!(verify_batch(&items).iter().all(|&b| b));
+        })
+    });
+    rate(&format!("sm2_verify_batch_{}threads", rayon::current_num_threads()), budget, items.len(), || {
+        assert!(verify_batch(&items).iter().all(|&b| b));
+    });
+
+    let ct = pk.encrypt(msg).unwrap();
+    rate("sm2_encrypt", budget, 1, || {
+        std::hint::black_box(pk.encrypt(msg).unwrap());
+    });
+    rate("sm2_decrypt", budget, 1, || {
+        std::hint::black_box(sk.decrypt(&ct).unwrap());
+    });
+}
