@@ -214,3 +214,24 @@ def test_violations_are_sorted_and_carry_lines():
 
 def test_oversized_source_is_rejected():
     assert rules("x = 1\n" * 60000) == {"size"}
+
+
+def test_sandbox_builtins_are_the_allow_list_only():
+    """Defence in depth: even code that slipped past the validator finds no dangerous builtin."""
+    import builtins
+
+    import pytest as _pytest
+
+    from tfnode.runtime.check import ALLOWED_BUILTINS
+    from tfnode.runtime.meter import Meter
+    from tfnode.runtime.sandbox import _import, make_builtins
+
+    b = make_builtins(Meter())
+    assert set(b) - {"__import__", "__build_class__"} <= ALLOWED_BUILTINS
+    for name in ("eval", "exec", "open", "getattr", "globals", "vars", "type", "compile", "breakpoint"):
+        assert name not in b and hasattr(builtins, name)
+    api_ns = _import("tfnode.runtime.api", fromlist=("ctx",))
+    assert not any(n.startswith("_") for n in vars(api_ns))  # a namespace, not the module
+    for bad in (("os", ("path",)), ("tfnode.runtime.api", ()), ("tfnode.runtime.executor", ("Runtime",))):
+        with _pytest.raises(ImportError):
+            _import(bad[0], fromlist=bad[1])

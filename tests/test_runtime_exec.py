@@ -483,3 +483,20 @@ def test_gas_is_deterministic_and_grows_with_work(chain):
     g = [chain.call(chain["bank_a"], "c", "work", k).gas_used for k in (10, 10, 100, 1000)]
     assert g[0] == g[1] and g[1] < g[2] < g[3]
     assert 900 < g[3] - g[2] < 10_000
+
+
+def test_revert_reasons_are_always_plain_text(chain):
+    deploy(chain, """
+        @call
+        def obj(self):
+            require(False, self)
+        @call
+        def raw(self):
+            raise Revert(self)
+        @call
+        def num(self):
+            revert(42)
+    """.replace("revert(42)", "require(False, 42)"))
+    assert chain.call(chain["bank_a"], "c", "obj").revert_reason == "<C>"
+    assert chain.call(chain["bank_a"], "c", "raw").revert_reason == "<C>"
+    assert chain.call(chain["bank_a"], "c", "num").revert_reason == "42"

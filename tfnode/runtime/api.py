@@ -65,14 +65,25 @@ def view(fn):
 # -- errors and events ---------------------------------------------------------------------------
 
 
+def reason_text(reason) -> str:
+    """A receipt-safe reason: str as is (truncated), plain values via str(), anything else
+    (whose str() could hold a memory address) replaced by its type name."""
+    t = type(reason)
+    if t is str:
+        return reason[:MAX_REASON]
+    if t is int or t is bool or reason is None or t is Fixed:
+        return str(reason)[:MAX_REASON]
+    return f"<{t.__name__}>"
+
+
 def require(cond, reason: str = "requirement failed") -> None:
     """Revert the call with ``reason`` (it reaches the receipt) unless ``cond`` holds."""
     if not cond:
-        raise Revert(str(reason)[:MAX_REASON])
+        raise Revert(reason_text(reason))
 
 
 def revert(reason: str = "reverted"):
-    raise Revert(str(reason)[:MAX_REASON])
+    raise Revert(reason_text(reason))
 
 
 def emit(name: str, **fields) -> None:

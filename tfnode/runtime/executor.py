@@ -333,9 +333,9 @@ class Runtime:
             if m.left < 0:  # belt and braces: an Abort can never be swallowed, but check anyway
                 raise OutOfGas("out of gas")
         except Abort as err:
-            return Receipt(err.status, m.limit, revert_reason=err.reason)
+            return Receipt(err.status, m.limit, revert_reason=api.reason_text(err.reason))
         except ContractError as err:
-            return Receipt(STATUS_REVERT, m.used, revert_reason=err.reason)
+            return Receipt(STATUS_REVERT, m.used, revert_reason=api.reason_text(getattr(err, "reason", "")))
         except RecursionError:
             return Receipt(DepthExceeded.status, m.used, revert_reason="Python recursion limit")
         except MemoryError:
@@ -390,7 +390,7 @@ class Runtime:
             value = self._invoke(child, method, a, kw, allow_init=False)
             value = _copy_value(value, "return value")
         except ContractError as err:
-            raise CallFailed(f"{name}.{method}: {err.reason}") from None
+            raise CallFailed(f"{name}.{method}: {api.reason_text(getattr(err, 'reason', ''))}") from None
         except (RuntimeFault, ValidationError) as err:
             raise CallFailed(f"{name}.{method}: {err}") from None
         except Abort:
