@@ -500,3 +500,42 @@ def test_revert_reasons_are_always_plain_text(chain):
     assert chain.call(chain["bank_a"], "c", "obj").revert_reason == "<C>"
     assert chain.call(chain["bank_a"], "c", "raw").revert_reason == "<C>"
     assert chain.call(chain["bank_a"], "c", "num").revert_reason == "42"
+
+
+@pytest.mark.parametrize("body", [
+    # a million-deep tuple: hashing it would overflow the C stack (tuple hash has no guard)
+    "t = ()\nfor i in range(2000):\n    t = (t,)\nd = {}\nd[t] = 1",
+    "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn {t: 1}",
+    "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn t in {}",
+    "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn {}.get(t)",
+    "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn dict([(t, 1)])",
+    # shared structure: comparing or hashing is exponential in depth for linear gas
+    "a = (1,)\nb = (1,)\nfor i in range(60):\n    a = (a, a)\n    b = (b, b)\nreturn a == b",
+    "a = [1]\nb = [1]\nfor i in range(60):\n    a = [a, a]\n    b = [b, b]\nreturn a < b",
+    "a = (1,)\nfor i in range(60):\n    a = (a, a)\nreturn {a: 1}",
+    "a = [1]\nb = [1]\nfor i in range(60):\n    a = [a, a]\n    b = [b, b]\nreturn sorted([a, b])",
+    "a = [1]\nfor i in range(60):\n    a = [a, a]\nreturn [a].index(a)",
+])
+def test_deep_and_shared_structures_cannot_stall_or_crash(chain, body):
+    deploy(chain, "@call\ndef f(self):\n" + textwrap.indent(body, "    ") + "\n")
+    r = chain.call(chain["bank_a"], "c", "f", gas_limit=200_000)
+    assert r.status in ("out_of_gas", "memory_exceeded"), r
+
+
+def test_ordinary_comparisons_and_dicts_still_work(chain):
+    deploy(chain, """
+        @call
+        def f(self):
+            d = {("a", 1): 1, "b": 2}
+            d[("c", 2)] = 3
+            k = ("a", 1)
+            pairs = dict([(("x", 1), 1)])
+            return [d[k], d.get(("c", 2)), k in d, [1, [2]] == [1, [2]], (1, 2) < (1, 3), pairs.get(("x", 1)),
+                    {i: i * i for i in range(3)}, sorted([[2], [1]])]
+    """)
+    assert chain.must(chain["bank_a"], "c", "f") == [1, 3, True, True, True, 1, {0: 0, 1: 1, 2: 4}, [[1], [2]]]
+
+
+def test_fromkeys_checks_its_keys(chain):
+    deploy(chain, "@call\ndef f(self):\n    t = ()\n    for i in range(100):\n        t = (t,)\n    return dict.fromkeys([t])\n")
+    assert chain.call(chain["bank_a"], "c", "f").status == "memory_exceeded"

@@ -65,6 +65,7 @@ CHECKED_METHODS = frozenset(
         "copy", "extend", "insert", "remove", "reverse", "update", "fromkeys", "translate",
         "startswith", "endswith", "removeprefix", "removesuffix", "isdigit", "isalpha",
         "isalnum", "isascii", "isspace", "islower", "isupper", "values", "items", "keys", "pop",
+        "get", "setdefault",
     }
 )
 # Type names a contract may use as the receiver of these class methods: bytes.fromhex(...).

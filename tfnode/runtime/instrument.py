@@ -8,7 +8,8 @@ The rewrite (all helper names start with ``_tf_``, which the validator makes unr
   as an extra condition (it returns True), so ``[x for x in range(10**12)]`` is metered too;
   lambdas charge one step per call;
 * ``+ * ** << %`` (and their augmented forms) go through size-checked helpers; ``in`` through
-  ``_tf_in``; slices through ``_tf_sl``; ``*x`` / ``**d`` unpacking through ``_tf_star``;
+  ``_tf_in``; operands of ``== != < <= > >=`` through ``_tf_cv`` and subscripts and dict keys
+  through ``_tf_key`` (charged walks of nested containers, see ``Meter.deep``); slices through ``_tf_sl``; ``*x`` / ``**d`` unpacking through ``_tf_star``;
   f-string values through ``_tf_fv``; calls of linear-time methods (``join``, ``replace``,
   ``split``, ``sort``...) through ``_tf_m``;
 * annotations are dropped (never evaluated).
@@ -25,6 +26,13 @@ from tfnode.runtime.check import CHECKED_METHODS, WRAPPED_BUILTINS
 
 _BINOP_HELPER = {ast.Add: "_tf_add", ast.Mult: "_tf_mul", ast.Pow: "_tf_pow", ast.LShift: "_tf_lshift", ast.Mod: "_tf_mod"}
 _IBINOP_HELPER = {ast.Add: "_tf_iadd", ast.Mult: "_tf_imul", ast.Pow: "_tf_pow", ast.LShift: "_tf_lshift", ast.Mod: "_tf_mod"}
+
+
+_ORDERING = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+
+
+def _is_scalar_constant(node) -> bool:
+    return isinstance(node, ast.Constant) and not isinstance(node.value, tuple)
 
 
 def _name(id_: str) -> ast.Name:
@@ -152,6 +160,14 @@ class _Rewriter(ast.NodeTransformer):
             if isinstance(node.ops[0], ast.NotIn):
                 return ast.UnaryOp(op=ast.Not(), operand=test)
             return test
+        if not any(isinstance(op, _ORDERING) for op in node.ops):
+            return node  # is / is not: identity, O(1)
+        operands = [node.left] + node.comparators
+        if len(operands) == 2 and any(_is_scalar_constant(x) for x in operands):
+            return node  # against a scalar literal a comparison is O(1)
+        wrap = lambda x: x if _is_scalar_constant(x) else _call("_tf_cv", x)  # noqa: E731
+        node.left = wrap(node.left)
+        node.comparators = [wrap(c) for c in node.comparators]
         return node
 
     def visit_Call(self, node: ast.Call):
@@ -169,9 +185,18 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_Subscript(self, node: ast.Subscript):
         self.generic_visit(node)
-        if isinstance(node.ctx, ast.Load) and isinstance(node.slice, ast.Slice):
-            s = node.slice
-            return _call("_tf_sl", node.value, s.lower or _const(None), s.upper or _const(None), s.step or _const(None))
+        if isinstance(node.slice, ast.Slice):
+            if isinstance(node.ctx, ast.Load):
+                s = node.slice
+                return _call("_tf_sl", node.value, s.lower or _const(None), s.upper or _const(None), s.step or _const(None))
+        elif not _is_scalar_constant(node.slice):
+            node.slice = _call("_tf_key", node.slice)  # it may be hashed (dict key)
+        return node
+
+    def visit_DictComp(self, node: ast.DictComp):
+        self.generic_visit(node)
+        if not _is_scalar_constant(node.key):
+            node.key = _call("_tf_key", node.key)
         return node
 
     def visit_Starred(self, node: ast.Starred):
@@ -183,6 +208,7 @@ class _Rewriter(ast.NodeTransformer):
     def visit_Dict(self, node: ast.Dict):
         self.generic_visit(node)
         node.values = [(_call("_tf_star", v) if k is None else v) for k, v in zip(node.keys, node.values)]
+        node.keys = [k if k is None or _is_scalar_constant(k) else _call("_tf_key", k) for k in node.keys]
         return node
 
     def visit_Assign(self, node: ast.Assign):

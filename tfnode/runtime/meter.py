@@ -21,12 +21,16 @@ from tfnode.runtime.errors import DepthExceeded, MemoryExceeded, OutOfGas
 from tfnode.runtime.fixed import Fixed
 
 MAX_INT_BITS = 4096          # any int a checked op produces
+MAX_NEST = 64                # nesting depth of a container compared or used as a dict key
 MAX_SEQ_LEN = 1 << 20        # elements (or bytes / characters) of one str, bytes, list, tuple
 DEFAULT_ALLOC_BUDGET = 32 << 20   # bytes a transaction may create through checked ops
 DEFAULT_MAX_DEPTH = 64       # nested contract function frames
 SIZE_SHIFT = 4
 
 _SEQ = (str, bytes, list, tuple)
+_CONT = frozenset({list, tuple, dict})
+_COMPARING = frozenset({"sort", "index", "count", "remove", "update", "fromkeys"})
+_KEYED = frozenset({"get", "pop", "setdefault"})
 _KEYS = type({}.keys())
 _VALUES = type({}.values())
 _ITEMS = type({}.items())
@@ -115,6 +119,48 @@ class Meter:
         self.gas(size >> SIZE_SHIFT)
         self.alloc(size if isinstance(seq, (str, bytes)) else 8 * size)
 
+    # -- structure walks: comparisons and hashing ---------------------------------------------
+
+    def deep(self, v, depth: int = 0) -> None:
+        """Charge for a C-level walk of nested containers (== and < compare element-wise,
+        dict keys hash every tuple element) and refuse nesting deeper than MAX_NEST.
+
+        Without this, ``t = (t, t)`` repeated makes a tuple whose hash or comparison takes time
+        exponential in its depth for the gas of building it, and ``t = (t,)`` repeated a million
+        times makes one whose hash overflows the C stack (tuple hashing has no recursion guard).
+        Each visit costs gas, so a shared (DAG) structure runs out of gas instead."""
+        t = type(v)
+        if t is dict:
+            items = list(v.keys()) + list(v.values())
+        elif t is list or t is tuple:
+            items = v
+        else:
+            return
+        if depth >= MAX_NEST:
+            raise MemoryExceeded(f"container nested deeper than {MAX_NEST}")
+        left = self.left - 1 - (len(items) >> SIZE_SHIFT)
+        self.left = left
+        if left < 0:
+            raise OutOfGas(f"out of gas (limit {self.limit})")
+        # map(type, ...) runs in C: flat containers of scalars cost no Python-level loop.
+        if _CONT.isdisjoint(set(map(type, items))):
+            return
+        for x in items:
+            if type(x) in _CONT:
+                self.deep(x, depth + 1)
+
+    def cv(self, v):
+        """An operand of == != < <= > >=: charged for the walk if it is a container."""
+        if type(v) in _CONT:
+            self.deep(v)
+        return v
+
+    def key(self, k):
+        """A value about to be hashed as a dict key or subscript."""
+        if type(k) is tuple:
+            self.deep(k)
+        return k
+
     # -- checked operators ---------------------------------------------------------------------
 
     def add(self, a, b):
@@ -176,6 +222,11 @@ class Meter:
 
     def contains(self, a, c):
         tc = type(c)
+        if type(a) in _CONT:
+            self.deep(a)
+            self.deep(c)
+        elif tc is dict and type(a) is tuple:
+            self.deep(a)
         if tc is range:
             if type(a) is not int and type(a) is not bool:
                 self.walk(c)  # a non-int makes range.__contains__ scan every element
@@ -187,10 +238,27 @@ class Meter:
 
     def method(self, obj, name, *args, **kwargs):
         """Call obj.name(...) for methods that walk or build data in C, charging for it."""
+        t = type(obj)
+        if name in _KEYED and t is not list:
+            # d.get(k) / d.pop(k) / d.setdefault(k): O(1) but k is hashed
+            if args and type(args[0]) is tuple:
+                self.deep(args[0])
+            return getattr(obj, name)(*args, **kwargs)
         self.walk(obj)
         for x in args:
             self.walk(x)
-        t = type(obj)
+        if name in _COMPARING:
+            # these compare elements or hash keys: walk nested structure (see deep)
+            if t is list or t is tuple or t is dict:
+                self.deep(obj)
+            for x in args:
+                if type(x) in _CONT:
+                    self.deep(x)
+            if (t is dict or obj is dict) and name in ("update", "fromkeys") and args and type(args[0]) is not dict:
+                pairs = self.b_list(args[0])
+                for p in pairs:
+                    self.deep(p)
+                args = (pairs,) + args[1:]
         if t is str or t is bytes:
             if name == "replace" and len(args) >= 2:
                 old, new = args[0], args[1]
@@ -265,12 +333,18 @@ class Meter:
         return self.made(tuple(it))
 
     def b_dict(self, *args, **kwargs):
+        if args and type(args[0]) is not dict:
+            pairs = self.b_list(args[0])  # dict(pairs) hashes each key: check them first
+            for p in pairs:
+                self.deep(p)
+            args = (pairs,) + args[1:]
         for a in args:
             self.walk(a)
         return self.made(dict(*args, **kwargs))
 
     def b_sorted(self, it, *, key=None, reverse=False):
         self.walk(it)
+        self.deep(it)
         r = sorted(it, key=key, reverse=reverse)
         self.made(r)
         self.gas(len(r) * max(len(r).bit_length(), 1) >> SIZE_SHIFT)
@@ -293,11 +367,13 @@ class Meter:
     def b_min(self, *args, **kwargs):
         for a in args:
             self.walk(a)
+            self.deep(a)
         return min(*args, **kwargs)
 
     def b_max(self, *args, **kwargs):
         for a in args:
             self.walk(a)
+            self.deep(a)
         return max(*args, **kwargs)
 
     def b_any(self, it):

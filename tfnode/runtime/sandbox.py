@@ -69,5 +69,7 @@ def make_globals(m: Meter, builtins_dict: dict, module_name: str) -> dict:
         "_tf_sl": m.slice,
         "_tf_star": m.star,
         "_tf_fv": m.fv,
+        "_tf_cv": m.cv,
+        "_tf_key": m.key,
         **{"_tf_b_" + n: getattr(m, "b_" + n) for n in WRAPPED_BUILTINS},
     }
