@@ -235,3 +235,19 @@ def test_sandbox_builtins_are_the_allow_list_only():
     for bad in (("os", ("path",)), ("tfnode.runtime.api", ()), ("tfnode.runtime.executor", ("Runtime",))):
         with _pytest.raises(ImportError):
             _import(bad[0], fromlist=bad[1])
+
+
+def test_run_check_output_and_status(tmp_path):
+    import io
+
+    from tfnode.runtime.check import run_check
+
+    bad = tmp_path / "bad.py"
+    bad.write_text(HEADER + "x = 1.5\nclass A(Contract):\n    pass\n")
+    good = Path(__file__).parent / "contracts_fixtures" / "escrow.py"
+    out = io.StringIO()
+    assert run_check([str(good)], out) == 0
+    assert out.getvalue().endswith(": ok\n")
+    out = io.StringIO()
+    assert run_check([str(bad), str(good)], out) == 1
+    assert f"{bad}:2:4: [float]" in out.getvalue()

@@ -475,3 +475,23 @@ class _Checker:
 
 def _is_storage_decl(node) -> bool:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Map", "Value"))
+
+
+def run_check(paths, out=None) -> int:
+    """What ``tfnode contract check FILE...`` runs: prints ``FILE:LINE:COL: [rule] message``
+    per violation (or ``FILE: ok``) and returns the exit status: 0 if every file would be
+    accepted, 1 otherwise."""
+    import sys
+
+    out = out or sys.stdout
+    status = 0
+    for path in paths:
+        violations = check_file(path)
+        if violations:
+            status = 1
+            for v in violations:
+                print(f"{path}:{v.line}:{v.col}: [{v.rule}] {v.message}", file=out)
+        else:
+            print(f"{path}: ok", file=out)
+    return status
+
