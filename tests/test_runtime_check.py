@@ -109,6 +109,7 @@ FORBIDDEN = {
     "except star": ("try:\n    pass\nexcept* ValueError:\n    pass", "try"),
     "augassign slice": ("x[1:2] += [1]", "augassign"),
     "storage outside class": ("m = Map(str, int)", "storage"),
+    "decorator as function": ("call(self.run)", "decorator"),
 }
 
 

@@ -332,6 +332,7 @@ class _Checker:
 
     def check_builtin_values(self, tree) -> None:
         allowed: set[int] = set()
+        decorators: set[int] = set()
         for n in ast.walk(tree):
             # Annotations are dropped by the instrumentation, never evaluated.
             ann = getattr(n, "annotation", None) if isinstance(n, (ast.arg, ast.AnnAssign)) else (
@@ -351,7 +352,11 @@ class _Checker:
                         allowed.update(id(e) for e in t.elts)
                 if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.attr in _TYPE_METHODS.get(f.value.id, ()):
                     allowed.add(id(f.value))
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef)):
+                decorators.update(id(d) for d in n.decorator_list)
         for n in ast.walk(tree):
+            if isinstance(n, ast.Name) and n.id in ("call", "view") and id(n) not in decorators:
+                self.bad(n, "decorator", f"{n.id!r} is used only as a method decorator")
             if isinstance(n, ast.Attribute) and n.attr in CHECKED_METHODS and isinstance(n.ctx, ast.Load) and id(n) not in allowed:
                 self.bad(n, "method-value", f"the method {n.attr!r} may only be called directly, not held as a value")
             if isinstance(n, ast.Name) and n.id in WRAPPED_BUILTINS and id(n) not in self._class_targets:

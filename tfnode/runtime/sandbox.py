@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import builtins as _builtins
 import types
-import typing
 
 from tfnode.runtime import api
 from tfnode.runtime.check import ALLOWED_BUILTINS, API_MODULE, API_NAMES, TYPING_NAMES, WRAPPED_BUILTINS
 from tfnode.runtime.meter import Meter
 
 _API_NS = types.SimpleNamespace(**{n: getattr(api, n) for n in API_NAMES})
-_TYPING_NS = types.SimpleNamespace(**{n: getattr(typing, n) for n in TYPING_NAMES})
+# typing names serve annotations only, and the instrumentation drops annotations: contracts get
+# inert placeholders, never typing's objects (whose methods reach into the typing module).
+_TYPING_NS = types.SimpleNamespace(**{n: None for n in TYPING_NAMES})
 _FUTURE_NS = types.SimpleNamespace(annotations=None)
 
 
