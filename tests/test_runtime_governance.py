@@ -122,3 +122,10 @@ def test_member_admission_and_removal():
     chain.must(chain["bank_a"], GOVERNANCE, "commit", pid)
     assert chain.view(GOVERNANCE, "member", new) is None
     assert chain.call(new, GOVERNANCE, "propose", "deploy", "x", TOKEN, [1]).status == "revert"
+
+
+def test_module_body_failure_is_caught_at_proposal():
+    chain = Chain()
+    src = TOKEN.replace("class Token(Contract):", "BIG = 10 ** 10 ** 10\n\n\nclass Token(Contract):")
+    r = chain.call(chain["bank_a"], GOVERNANCE, "propose", "deploy", "big", src, [1])
+    assert r.status == "revert" and "module body failed" in r.revert_reason

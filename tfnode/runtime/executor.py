@@ -268,7 +268,10 @@ class Runtime:
         if violations:
             raise ValidationError(violations)
         filename = f"<contract {code_hash.hex()[:16]}>"
-        code = compile_contract(source, filename) if self.metering else compile(source, filename, "exec", dont_inherit=True)
+        try:
+            code = compile_contract(source, filename) if self.metering else compile(source, filename, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            raise ValidationError([f"cannot compile: {type(err).__name__}"]) from None
         g = make_globals(self.meter, self.builtins, "contract_" + code_hash.hex()[:16])
         # Module bodies are literal constants, functions and one class; they run on a separate
         # fixed budget so whether a node had the module cached never shows in gas_used.

@@ -133,6 +133,7 @@ class Governance:
             frame.meter.gas(_m.COST_WRITE + (len(source) >> _m.BYTE_SHIFT))
             try:
                 code_hash = self.rt.store_code(ov, source)
+                self.rt.load(ov, code_hash)  # run the module body now: fail at proposal, not at commit
             except ValidationError as err:
                 raise Revert("contract rejected: " + "; ".join(str(v) for v in err.violations)[:400]) from None
             prop.update(name=name, code_hash=code_hash, args=list(args or []))
