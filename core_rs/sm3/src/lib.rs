@@ -26,6 +26,12 @@ mod x86;
 pub use multibuf::Backend;
 pub use scalar::{compress, compress_no_simd};
 
+/// Internals exposed for the speed example; not a stable API.
+#[doc(hidden)]
+pub mod bench_internals {
+    pub use crate::scalar::variants as one_stream_variants;
+}
+
 pub const DIGEST_LEN: usize = 32;
 pub const BLOCK_LEN: usize = 64;
 

@@ -9,6 +9,7 @@
 //! digest has already been taken out. Callers with mixed lengths sort jobs by
 //! block count first so lanes in a group finish together.
 
+use crate::round::{expand_block, EXPANDED_LEN};
 use crate::{Sm3, BLOCK_LEN, DIGEST_LEN, IV};
 
 /// Which implementation the multi-buffer functions use.
@@ -100,13 +101,29 @@ impl Backend {
             Backend::Avx512 if crate::cpu::has_avx512() => {
                 // SAFETY: AVX-512 F/BW were detected on this CPU; `drive_fixed` passes
                 // pointers to 64 readable bytes per lane.
-                drive_fixed::<16>(prefix, body_len, body, out, &|s, p| unsafe { crate::x86::compress16(s, p) })
+                drive_fixed::<16>(
+                    prefix,
+                    body_len,
+                    body,
+                    out,
+                    &|s, p| unsafe { crate::x86::compress16(s, p) },
+                    // SAFETY: as above.
+                    &|s, x| unsafe { crate::x86::compress16_expanded(s, x) },
+                )
             }
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 | Backend::Avx512 if crate::cpu::has_avx2() => {
                 // SAFETY: AVX2 was detected on this CPU; `drive_fixed` passes pointers
                 // to 64 readable bytes per lane.
-                drive_fixed::<8>(prefix, body_len, body, out, &|s, p| unsafe { crate::x86::compress8(s, p) })
+                drive_fixed::<8>(
+                    prefix,
+                    body_len,
+                    body,
+                    out,
+                    &|s, p| unsafe { crate::x86::compress8(s, p) },
+                    // SAFETY: as above.
+                    &|s, x| unsafe { crate::x86::compress8_expanded(s, x) },
+                )
             }
             _ => {
                 for (i, o) in out.iter_mut().enumerate() {
@@ -223,6 +240,9 @@ fn min_simd_jobs(lanes: usize) -> usize {
 /// One SIMD compression step: a block per lane into word-major lane state.
 type CompressFn<'f, const LANES: usize> = &'f dyn Fn(&mut [[u32; LANES]; 8], &[*const u8; LANES]);
 
+/// The same pre-expanded block into every lane.
+type CompressExpandedFn<'f, const LANES: usize> = &'f dyn Fn(&mut [[u32; LANES]; 8], &[u32; EXPANDED_LEN]);
+
 /// Longest `prefix || body` the fixed-length path takes: two blocks with padding.
 const FIXED_MAX: usize = 2 * BLOCK_LEN - 9;
 
@@ -236,13 +256,16 @@ fn write_digest<const LANES: usize>(state: &[[u32; LANES]; 8], lane: usize, d: &
 /// Hash `out.len()` messages `prefix || body(i)` of one length, at most
 /// [`FIXED_MAX`] bytes (Merkle leaves and nodes, short transactions). Every
 /// lane gets a two-block scratch buffer whose prefix and padding are written
-/// once; per message only the body is copied in.
+/// once; per message only the body is copied in. When the length is a
+/// multiple of 64 (e.g. 64-byte messages) the last block is padding alone,
+/// the same in every lane: it is expanded once and broadcast.
 fn drive_fixed<'a, const LANES: usize>(
     prefix: &[u8],
     body_len: usize,
     body: &dyn Fn(usize) -> &'a [u8],
     out: &mut [[u8; DIGEST_LEN]],
     compress: CompressFn<LANES>,
+    compress_expanded: CompressExpandedFn<LANES>,
 ) {
     let p = prefix.len();
     let len = p + body_len;
@@ -254,6 +277,11 @@ fn drive_fixed<'a, const LANES: usize>(
         s[len] = 0x80;
         s[nb * BLOCK_LEN - 8..nb * BLOCK_LEN].copy_from_slice(&((len as u64) * 8).to_be_bytes());
     }
+    let padding_only = len.is_multiple_of(BLOCK_LEN).then(|| {
+        let last: &[u8; BLOCK_LEN] = scratch[0][len..len + BLOCK_LEN].try_into().expect("one block");
+        expand_block(last)
+    });
+    let varying = if padding_only.is_some() { nb - 1 } else { nb };
     let n = out.len();
     let mut k = 0;
     while n - k >= min_simd_jobs(LANES).max(1) {
@@ -262,9 +290,12 @@ fn drive_fixed<'a, const LANES: usize>(
             s[p..len].copy_from_slice(body(k + l));
         }
         let mut state: [[u32; LANES]; 8] = core::array::from_fn(|w| [IV[w]; LANES]);
-        for s in 0..nb {
+        for s in 0..varying {
             let ptrs: [*const u8; LANES] = core::array::from_fn(|l| scratch[l][s * BLOCK_LEN..].as_ptr());
             compress(&mut state, &ptrs);
+        }
+        if let Some(x) = &padding_only {
+            compress_expanded(&mut state, x);
         }
         for (l, d) in out[k..k + group].iter_mut().enumerate() {
             write_digest(&state, l, d);

@@ -135,6 +135,24 @@ proptest! {
     }
 
     #[test]
+    fn every_one_stream_compression_agrees(data in prop::collection::vec(any::<u8>(), 0..640),
+                                           iv in any::<[u32; 8]>()) {
+        let blocks = &data[..data.len() / 64 * 64];
+        let mut want = iv;
+        compress_no_simd(&mut want, blocks);
+        let mut got = iv;
+        compress(&mut got, blocks);
+        prop_assert_eq!(got, want);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut got = iv;
+            if scalar::compress_bmi2_only(&mut got, blocks) {
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+
+    #[test]
     fn hmac_matches_rfc2104_formula(key in prop::collection::vec(any::<u8>(), 0..150),
                                    data in prop::collection::vec(any::<u8>(), 0..200)) {
         prop_assert_eq!(hmac(&key, &data), hmac_by_formula(&key, &data));
@@ -161,6 +179,28 @@ fn lengths_around_block_boundaries_every_backend() {
             b.hash_many_prefixed_into(prefix, &refs, &mut out);
             for (m, d) in refs.iter().zip(&out) {
                 assert_eq!(*d, multibuf::reference(prefix, m), "{b:?} len {}", m.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn equal_length_batches_every_backend() {
+    // The fixed-length path (all messages one length, at most two blocks) and
+    // its broadcast padding block (length a multiple of 64), for group sizes
+    // that leave remainders on both the 8- and the 16-lane engines.
+    let data: Vec<u8> = (0..40 * 128u32).map(|i| (i * 31 + 7) as u8).collect();
+    for b in Backend::available() {
+        for prefix in [&[][..], &[0u8][..], &[1u8, 2, 3][..]] {
+            for len in [0usize, 1, 31, 32, 55, 56, 60, 61, 63, 64, 65, 100, 116, 119, 120, 128] {
+                for n in [1usize, 3, 8, 17, 37] {
+                    let msgs: Vec<&[u8]> = (0..n).map(|i| &data[i * 128..i * 128 + len]).collect();
+                    let mut out = vec![[0u8; 32]; n];
+                    b.hash_many_prefixed_into(prefix, &msgs, &mut out);
+                    for (m, d) in msgs.iter().zip(&out) {
+                        assert_eq!(*d, multibuf::reference(prefix, m), "{b:?} prefix {prefix:?} len {len} n {n}");
+                    }
+                }
             }
         }
     }

@@ -12,7 +12,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::round::{compress_words, Word};
+use crate::round::{compress_expanded, compress_words, Word, EXPANDED_LEN};
 
 /// 8 lanes of 32-bit words (AVX2).
 #[derive(Clone, Copy)]
@@ -181,6 +181,32 @@ pub(crate) unsafe fn compress16(state: &mut [[u32; 16]; 8], blocks: &[*const u8;
     });
     let mut s: [V16; 8] = core::array::from_fn(|i| V16(_mm512_loadu_si512(state[i].as_ptr() as *const _)));
     compress_words(&mut s, &m);
+    for (dst, v) in state.iter_mut().zip(s) {
+        _mm512_storeu_si512(dst.as_mut_ptr() as *mut _, v.0);
+    }
+}
+
+/// Compress the same pre-expanded block into all 8 lanes.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn compress8_expanded(state: &mut [[u32; 8]; 8], x: &[u32; EXPANDED_LEN]) {
+    let mut s: [V8; 8] = core::array::from_fn(|i| V8(_mm256_loadu_si256(state[i].as_ptr() as *const __m256i)));
+    compress_expanded(&mut s, x);
+    for (dst, v) in state.iter_mut().zip(s) {
+        _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, v.0);
+    }
+}
+
+/// Compress the same pre-expanded block into all 16 lanes.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx2,avx512f,avx512bw")]
+pub(crate) unsafe fn compress16_expanded(state: &mut [[u32; 16]; 8], x: &[u32; EXPANDED_LEN]) {
+    let mut s: [V16; 8] = core::array::from_fn(|i| V16(_mm512_loadu_si512(state[i].as_ptr() as *const _)));
+    compress_expanded(&mut s, x);
     for (dst, v) in state.iter_mut().zip(s) {
         _mm512_storeu_si512(dst.as_mut_ptr() as *mut _, v.0);
     }
