@@ -539,3 +539,17 @@ def test_ordinary_comparisons_and_dicts_still_work(chain):
 def test_fromkeys_checks_its_keys(chain):
     deploy(chain, "@call\ndef f(self):\n    t = ()\n    for i in range(100):\n        t = (t,)\n    return dict.fromkeys([t])\n")
     assert chain.call(chain["bank_a"], "c", "f").status == "memory_exceeded"
+
+
+def test_event_fields_are_frozen_at_emit(chain):
+    deploy(chain, """
+        @call
+        def f(self):
+            items = [1]
+            emit("E", items=items)
+            items.append(2)
+    """)
+    r = chain.call(chain["bank_a"], "c", "f")
+    assert r.ok and r.events[0].fields == {"items": [1]}
+    from tfnode.runtime import decode_versioned
+    assert decode_versioned(r.encode())[5] == [["c", "E", {"items": [1]}]]

@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 MAX_REASON = 512
+_MUTABLE = (list, dict, tuple)
 MAX_EVENT_FIELDS_BYTES = 16 * 1024
 
 _cur = None  # the active _Frame (set by the executor; one execution at a time per process)
@@ -96,6 +97,11 @@ def emit(name: str, **fields) -> None:
     except EncodingError as err:
         raise TypeError(f"event {name}: {err}") from None
     f.meter.gas(_m.COST_EVENT + ((len(body) + len(name)) >> _m.BYTE_SHIFT))
+    for v in fields.values():
+        if type(v) in _MUTABLE:
+            # the contract could mutate the list after emitting it: keep what was encoded
+            fields = decode(body)
+            break
     f.events.append((f.contract, name, fields, body))
 
 
@@ -128,9 +134,12 @@ def sm2_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
 
 def merkle_root(leaves: list) -> bytes:
     """RFC 6962 SM3 Merkle root of a list of byte strings (as gateways build batch roots)."""
-    if type(leaves) not in (list, tuple) or any(type(x) is not bytes for x in leaves):
+    if type(leaves) not in (list, tuple):
         raise TypeError("merkle_root takes a list of bytes")
-    _cur.meter.gas(_m.COST_HASH * (2 * len(leaves) + 1) + (sum(len(x) for x in leaves) >> _m.BYTE_SHIFT))
+    _cur.meter.gas(_m.COST_HASH * (2 * len(leaves) + 1))
+    if any(type(x) is not bytes for x in leaves):
+        raise TypeError("merkle_root takes a list of bytes")
+    _cur.meter.gas(sum(len(x) for x in leaves) >> _m.BYTE_SHIFT)
     return crypto.merkle_root(leaves)
 
 
