@@ -168,7 +168,8 @@ def test_deep_recursion_is_a_clean_error(chain):
     r = chain.call(chain["bank_a"], "c", "down", 0)
     assert r.status == "depth_exceeded" and r.writes == ()
     r = chain.call(chain["bank_a"], "c", "lam", gas_limit=10**7)
-    assert r.status in ("depth_exceeded", "out_of_gas"), r
+    # lambdas count toward the same depth limit (never the interpreter's, which varies by node)
+    assert r.status == "depth_exceeded" and "call depth exceeds 64" in r.revert_reason, r
 
 
 @pytest.mark.parametrize("expr", [

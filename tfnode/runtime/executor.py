@@ -13,6 +13,7 @@ Execution is single-threaded per process: the API reads the active frame from a 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 
 from tfnode import crypto
@@ -31,6 +32,7 @@ RUNTIME_VERSION = 1
 DEFAULT_GAS_LIMIT = 1_000_000
 MAX_CALL_DEPTH = 8            # nested contract-to-contract calls
 MAX_RETURN_BYTES = 64 * 1024
+MIN_RECURSION_LIMIT = 4000
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 GOVERNANCE = "governance"
 
@@ -206,6 +208,11 @@ class Runtime:
 
         self.state = state
         self.meter = Meter(max_depth=max_depth, alloc_budget=alloc_budget)
+        # Contract code stays within ~4 interpreter frames per counted frame (max_depth) plus
+        # bounded walks (encode 32, Meter.deep 64): with this much room the interpreter's own
+        # limit, whose position depends on the caller's stack, is never what stops a contract.
+        if sys.getrecursionlimit() < MIN_RECURSION_LIMIT:
+            sys.setrecursionlimit(MIN_RECURSION_LIMIT)
         self.max_value_bytes = max_value_bytes
         self.builtins = make_builtins(self.meter)
         self._loaded: dict[bytes, _Loaded] = {}
@@ -340,9 +347,11 @@ class Runtime:
         except ContractError as err:
             return Receipt(STATUS_REVERT, m.used, revert_reason=api.reason_text(getattr(err, "reason", "")))
         except RecursionError:
-            return Receipt(DepthExceeded.status, m.used, revert_reason="Python recursion limit")
+            # Where the interpreter's limit strikes depends on the node's own stack depth:
+            # charge the whole limit so that gas_used is the same everywhere.
+            return Receipt(DepthExceeded.status, m.limit, revert_reason="recursion limit")
         except MemoryError:
-            return Receipt(MemoryExceeded.status, m.used, revert_reason="out of memory")
+            return Receipt(MemoryExceeded.status, m.limit, revert_reason="out of memory")
         except (RuntimeFault, ValidationError) as err:
             return Receipt(STATUS_INVALID, m.used, revert_reason=str(err)[:api.MAX_REASON])
         except Exception as err:  # an uncaught error in contract code

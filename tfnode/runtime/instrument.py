@@ -6,7 +6,7 @@ The rewrite (all helper names start with ``_tf_``, which the validator makes unr
   body's straight-line statements plus a depth count (the recursion limit);
 * every loop body starts with ``_tf_gas(w)``; every comprehension level gets ``_tf_gas(w)``
   as an extra condition (it returns True), so ``[x for x in range(10**12)]`` is metered too;
-  lambdas charge one step per call;
+  lambdas charge one step per call and count toward the depth limit;
 * ``+ * ** << %`` (and their augmented forms) go through size-checked helpers; ``in`` through
   ``_tf_in``; operands of ``== != < <= > >=`` through ``_tf_cv`` and subscripts and dict keys
   through ``_tf_key`` (charged walks of nested containers, see ``Meter.deep``); slices through ``_tf_sl``; ``*x`` / ``**d`` unpacking through ``_tf_star``;
@@ -95,8 +95,10 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_Lambda(self, node: ast.Lambda):
         self.generic_visit(node)
-        # `_tf_gas(1) and body` evaluates to body: _tf_gas returns True or raises.
-        node.body = ast.BoolOp(op=ast.And(), values=[_call("_tf_gas", _const(1)), node.body])
+        # lambda a: body  ->  lambda a: _tf_lcall(lambda: body)   (gas and depth, like a def)
+        thunk = ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
+                                              kw_defaults=[], kwarg=None, defaults=[]), body=node.body)
+        node.body = _call("_tf_lcall", thunk)
         return node
 
     def _loop(self, node):

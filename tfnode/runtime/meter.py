@@ -86,6 +86,23 @@ class Meter:
     def leave(self) -> None:
         self.depth -= 1
 
+    def lcall(self, thunk):
+        """A lambda call: one step, and the same depth count as a def, so recursion through
+        lambdas stops at max_depth too (never at the interpreter's recursion limit, which
+        depends on how deep the node's own stack is and so differs between nodes)."""
+        left = self.left - 1
+        self.left = left
+        if left < 0:
+            raise OutOfGas(f"out of gas (limit {self.limit})")
+        d = self.depth + 1
+        if d > self.max_depth:
+            raise DepthExceeded(f"call depth exceeds {self.max_depth}")
+        self.depth = d
+        try:
+            return thunk()
+        finally:
+            self.depth = d - 1
+
     def alloc(self, nbytes: int) -> None:
         left = self.alloc_left - nbytes
         self.alloc_left = left

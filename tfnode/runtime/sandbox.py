@@ -58,6 +58,7 @@ def make_globals(m: Meter, builtins_dict: dict, module_name: str) -> dict:
         "_tf_gas": m.gas,
         "_tf_enter": m.enter,
         "_tf_leave": m.leave,
+        "_tf_lcall": m.lcall,
         "_tf_add": m.add,
         "_tf_iadd": m.iadd,
         "_tf_mul": m.mul,
