@@ -1,0 +1,150 @@
+"""The consensus binding (tfnode._core.ConsensusCore, simulate) and the tfnode.sim CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import deque
+
+import pytest
+
+from tfnode import _core
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(_core, "ConsensusCore"), reason="tfnode._core built without core_rs/py/src/consensus.rs"
+)
+
+
+def run_cli(*args: str) -> tuple[int, dict]:
+    p = subprocess.run(
+        [sys.executable, "-m", "tfnode.sim", *args, "--json"], capture_output=True, text=True, timeout=300
+    )
+    return p.returncode, (json.loads(p.stdout) if p.stdout.strip() else {})
+
+
+def test_cli_twins_sample_is_safe_and_live():
+    rc, r = run_cli("--validators", "4", "--twins", "1", "--rounds", "10", "--scenarios", "60", "--seed", "5")
+    assert rc == 0
+    assert r["scenarios"] == 60
+    assert r["safety_violations"] == 0
+    assert r["liveness_failures"] == 0
+    assert r["commits"] > 60 * 10
+    for key in ("scenarios", "safety_violations", "commits", "liveness_failures"):
+        assert key in r
+
+
+def test_cli_is_deterministic_for_a_seed():
+    a = run_cli("--scenarios", "20", "--seed", "9")[1]
+    b = run_cli("--scenarios", "20", "--seed", "9")[1]
+    for k in ("commits", "evidence", "safety_violations", "mean_latency_rounds"):
+        assert a[k] == b[k]
+
+
+def test_cli_catches_a_planted_bug():
+    # Seed 1 trips commit_one_chain at scenario 14 (see the Rust test planted_bugs_are_caught).
+    rc, r = run_cli("--scenarios", "20", "--seed", "1", "--inject-bug", "commit_one_chain")
+    assert rc == 0
+    assert r["safety_violations"] > 0
+    assert r["first_violation"] is not None
+
+
+def test_cli_rejects_unknown_bug():
+    p = subprocess.run(
+        [sys.executable, "-m", "tfnode.sim", "--inject-bug", "nope", "--json"], capture_output=True, text=True
+    )
+    assert p.returncode == 2
+    assert "unknown bug" in p.stderr
+
+
+def test_simulate_threads_do_not_change_results():
+    one = _core.simulate(scenarios=30, seed=2, threads=1)
+    two = _core.simulate(scenarios=30, seed=2, threads=2)
+    assert one["commits"] == two["commits"] and one["evidence"] == two["evidence"]
+
+
+class Cluster:
+    """Four ConsensusCores on an in-memory network: the node's driving loop in miniature."""
+
+    def __init__(self, n: int = 4):
+        vals = [(i, 1, _core.consensus_test_public_key(i)) for i in range(n)]
+        self.cores = [_core.ConsensusCore(i, vals, insecure_test_keys=True) for i in range(n)]
+        self.queue: deque = deque()
+        self.timers: dict[int, int] = {}
+        self.persisted: dict[int, bytes] = {}
+        self.committed: dict[int, list[dict]] = {i: [] for i in range(n)}
+        for i, c in enumerate(self.cores):
+            self.apply(i, c.start())
+
+    def apply(self, i: int, actions: list) -> None:
+        for a in actions:
+            kind = a[0]
+            if kind == "send" or kind == "request_sync":
+                self.queue.append((a[1], ("message", i, a[2])))
+            elif kind == "broadcast":
+                for j in range(len(self.cores)):
+                    if j != i:
+                        self.queue.append((j, ("message", i, a[1])))
+            elif kind == "persist":
+                self.persisted[i] = a[2]  # a node writes it synced to RocksDB first
+                self.queue.appendleft((i, ("persisted", a[1])))
+            elif kind == "request_payload":
+                self.queue.append((i, ("payload", a[1], [bytes([i]) * 32], 1000 + a[1], None)))
+            elif kind == "commit":
+                self.committed[i].extend(a[1])
+                for b in a[1]:
+                    self.queue.append((i, ("executed", b["height"], b["id"], b["id"], None)))
+            elif kind == "set_timer":
+                self.timers[i] = a[1]
+            else:
+                assert kind not in ("invalid", "halt", "evidence"), a
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            if not self.queue:
+                break
+            i, ev = self.queue.popleft()
+            self.apply(i, self.cores[i].handle(ev))
+
+
+def test_core_commits_over_an_in_memory_network():
+    c = Cluster()
+    c.run(5000)
+    heights = [len(v) for v in c.committed.values()]
+    assert min(heights) >= 10
+    # Agreement: same block id at every height on every node.
+    for h in range(min(heights)):
+        assert len({c.committed[i][h]["id"] for i in range(4)}) == 1
+    assert c.committed[0][0]["height"] == 1 and len(c.committed[0][0]["payload"]) == 1
+    assert all(core.committed_height >= 10 for core in c.cores)
+    assert c.persisted[0] == c.cores[0].safety_data()
+
+
+def test_core_restarts_from_persisted_safety_data():
+    c = Cluster()
+    c.run(400)
+    vals = [(i, 1, _core.consensus_test_public_key(i)) for i in range(4)]
+    again = _core.ConsensusCore(1, vals, persisted=c.persisted[1], insecure_test_keys=True)
+    assert again.safety_data() == c.persisted[1]
+
+
+def test_core_reports_garbage_and_bad_events():
+    vals = [(i, 1, _core.consensus_test_public_key(i)) for i in range(4)]
+    core = _core.ConsensusCore(0, vals, insecure_test_keys=True)
+    core.start()
+    assert core.handle(("message", 2, b"\x01\x06\xff\xff\xff\xff")) == [
+        ("invalid", 2, "sync blocks: length 4294967295 exceeds cap 64")
+    ]
+    with pytest.raises(ValueError):
+        core.handle(("nonsense",))
+    with pytest.raises(ValueError):
+        _core.ConsensusCore(0, vals)  # neither an SM2 key nor test keys
+
+
+def test_core_with_sm2_keys():
+    keys = [_core.PrivateKey.generate() for _ in range(4)] if hasattr(_core, "PrivateKey") else None
+    if keys is None:
+        pytest.skip("SM2 bindings not in this build")
+    vals = [(i, 1, k.public_key().to_bytes(compressed=True)) for i, k in enumerate(keys)]
+    core = _core.ConsensusCore(0, vals, keys[0].to_bytes())
+    assert core.start()[0][0] == "set_timer"
