@@ -66,8 +66,12 @@ def encode(value, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
         s = _SMALL.get(value)
         if s is not None:
             return s
-    elif t is str and len(value) < 128 and value.isascii():
-        return b"S" + _LEN1[len(value)] + value.encode("ascii")
+    elif t is str:
+        c = _SC.get(value)
+        if c is not None:
+            return c
+        if len(value) < 128 and value.isascii():
+            return b"S" + _LEN1[len(value)] + value.encode("ascii")
     elif t is bool:
         return b"T" if value else b"F"
     elif value is None:
@@ -78,12 +82,26 @@ def encode(value, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
     return b"".join(out)
 
 
+# Encodings of short strings seen recently (field names, addresses, states): a pure function's
+# cache, so it cannot change any result; bounded by clearing.
+_SC: dict[str, bytes] = {}
+_SC_MAX = 1 << 16
+
+
 def _scalar(v, t):
     """The encoding of a scalar, or None for containers and unknown types."""
     if t is str:
+        c = _SC.get(v)
+        if c is not None:
+            return c
         b = v.encode("utf-8")
         n = len(b)
-        return b"S" + (_LEN1[n] if n < 128 else _uv(n)) + b
+        c = b"S" + (_LEN1[n] if n < 128 else _uv(n)) + b
+        if n <= 64:
+            if len(_SC) >= _SC_MAX:
+                _SC.clear()
+            _SC[v] = c
+        return c
     if t is int:
         c = _SMALL.get(v)
         return c if c is not None else b"I" + _int_body(v)
@@ -115,7 +133,8 @@ def _enc(v, out, budget, depth) -> None:
             tk = type(k)
             if tk is not str and tk is not int and tk is not bytes:
                 raise EncodingError(f"dict key of type {tk.__name__} has no canonical encoding")
-            pairs.append((_scalar(k, tk), k))
+            kb = _SC.get(k) if tk is str else None
+            pairs.append((kb if kb is not None else _scalar(k, tk), k))
         pairs.sort()
         n = len(pairs)
         head = b"D" + (_LEN1[n] if n < 128 else _uv(n))
@@ -136,7 +155,10 @@ def _enc(v, out, budget, depth) -> None:
             left -= len(kb)
             out.append(kb)
             item = v[k]
-            c = _scalar(item, type(item))
+            ti = type(item)
+            c = _SC.get(item) if ti is str else (_SMALL.get(item) if ti is int else None)
+            if c is None:
+                c = _scalar(item, ti)
             if c is None:
                 budget[0] = left
                 _enc(item, out, budget, depth + 1)
@@ -148,7 +170,10 @@ def _enc(v, out, budget, depth) -> None:
                 raise EncodingError("encoded value too large")
     else:
         for item in items:
-            c = _scalar(item, type(item))
+            ti = type(item)
+            c = _SC.get(item) if ti is str else (_SMALL.get(item) if ti is int else None)
+            if c is None:
+                c = _scalar(item, ti)
             if c is None:
                 budget[0] = left
                 _enc(item, out, budget, depth + 1)

@@ -218,6 +218,7 @@ class Runtime:
         self._loaded: dict[bytes, _Loaded] = {}
         self._records: dict[bytes, dict] = {}
         self._senders: dict[tuple, api.Sender] = {}
+        self._block: tuple = (None, None)
         self.governance = Governance(self)
         self.metering = metering
 
@@ -328,7 +329,12 @@ class Runtime:
     def _run(self, tx: TxCall, block: BlockCtx, overlay: Overlay, readonly: bool) -> Receipt:
         m = self.meter
         m.reset(tx.gas_limit)
-        blk = api.Block(block.height, block.timestamp, block.hash)
+        cached = self._block
+        if cached[0] is block:
+            blk = cached[1]
+        else:
+            blk = api.Block(block.height, block.timestamp, block.hash)
+            self._block = (block, blk)
         try:
             origin = self.sender_of(overlay, tx.sender)
             info = _TxInfo(origin, blk, tx.tx_hash)

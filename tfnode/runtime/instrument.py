@@ -181,6 +181,11 @@ class _Rewriter(ast.NodeTransformer):
         if isinstance(f, ast.Name) and f.id in WRAPPED_BUILTINS:
             f.id = "_tf_b_" + f.id
             return node
+        if isinstance(f, ast.Attribute) and f.attr in ("get", "setdefault"):
+            # dict lookups: O(1), but the key is hashed — check it, skip the generic wrapper
+            if node.args and not _is_scalar_constant(node.args[0]) and not isinstance(node.args[0], ast.Starred):
+                node.args[0] = _call("_tf_key", node.args[0])
+            return node
         if isinstance(f, ast.Attribute) and f.attr in CHECKED_METHODS:
             return ast.Call(func=_name("_tf_m"), args=[f.value, _const(f.attr)] + node.args, keywords=node.keywords)
         return node
