@@ -102,6 +102,13 @@ def main() -> None:
             out[k] = max(out.get(k, 0.0), transfers(rt, n))
             k = f"lc_step_{key}_per_s"
             out[k] = max(out.get(k, 0.0), lc_steps(rt, n // 4, (i + 1) * n))
+    # How fast this interpreter runs right now (other jobs share the machine): ns per iteration
+    # of a plain `x += i` loop; ~25-35 ns on an idle modern core.
+    t = CLOCK()
+    x = 0
+    for i in range(1_000_000):
+        x += i
+    out["python_loop_ns"] = (CLOCK() - t) * 1000
     out["transfer_metering_overhead"] = out["transfer_unmetered_per_s"] / out["transfer_metered_per_s"] - 1
     out["lc_step_metering_overhead"] = out["lc_step_unmetered_per_s"] / out["lc_step_metered_per_s"] - 1
     if a.json:
@@ -111,6 +118,7 @@ def main() -> None:
     for w, aim in (("transfer", ">= 20000/s, < 30%"), ("lc_step", "< 30%")):
         m, u, o = out[f"{w}_metered_per_s"], out[f"{w}_unmetered_per_s"], out[f"{w}_metering_overhead"]
         print(f"{w:<10} {m:>12,.0f} {u:>12,.0f} {o:>8.1%}   {aim}")
+    print(f"(clock: {out['clock']}; interpreter speed now: {out['python_loop_ns']:.0f} ns per `x += i` iteration)")
 
 
 if __name__ == "__main__":

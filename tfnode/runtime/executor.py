@@ -63,7 +63,7 @@ class TxCall:
     tx_hash: bytes = b""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Event:
     contract: str
     name: str
@@ -75,14 +75,17 @@ def _list_head(n: int) -> bytes:
     return b"L" + _uv(n)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Receipt:
+    """What a transaction did. Treat as immutable: ``encode()`` caches its result."""
+
     status: str
     gas_used: int
     return_value: object = None
     events: tuple = ()
     revert_reason: str = ""
     writes: tuple = ()               # ((key, value-or-None), ...) sorted by key; empty on failure
+    _encoded: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -99,9 +102,8 @@ class Receipt:
         (Assembled from parts for speed; ``test_receipt_encoding_is_the_generic_encoding``
         checks it against ``encode`` of the same structure.)
         """
-        cached = self.__dict__.get("_encoded")
-        if cached is not None:
-            return cached
+        if self._encoded is not None:
+            return self._encoded
         w = [_list_head(len(self.writes))]
         for k, v in self.writes:
             w.append(b"L\x02" + _scalar(k, bytes) + (b"N" if v is None else _scalar(v, bytes)))
@@ -113,7 +115,7 @@ class Receipt:
             encode(self.return_value, 1 << 30), _scalar(self.revert_reason, str), *ev,
             _scalar(crypto.sm3(b"".join(w)), bytes),
         ])
-        object.__setattr__(self, "_encoded", out)  # frozen: computed once, then cached
+        self._encoded = out
         return out
 
     def hash(self) -> bytes:
