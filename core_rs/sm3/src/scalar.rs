@@ -1,13 +1,20 @@
 //! One-stream SM3 compression (the path `Sm3`, `hash`, `hmac` and `kdf` use).
 //!
 //! Where the time goes: the 64 rounds form a serial chain. E -> E' is an add,
-//! a rotate, an add and P0 (three levels: two rotates, two XORs), so at least
-//! six cycles a round, ~384 cycles a block: about 330 MB/s at 2 GHz however
-//! few instructions surround the chain. Measured here: BMI2 `rorx`
-//! (non-destructive rotate) helps a little; computing the message schedule
-//! four words at a time with AVX-512VL and reading it from the stack was ~10%
-//! *slower* than the scalar on-the-fly schedule (tried and removed), as the
-//! latency bound predicts. Many messages at once are the multi-buffer path's job.
+//! a rotate, an add and P0 (rotate, XOR, XOR), so at least six cycles a round,
+//! ~384 cycles a block: about 330 MB/s at 2 GHz however few instructions
+//! surround the chain. Around it sit ~2,500 instructions a block (about 60%
+//! rounds, 25% schedule, the rest moves and spills: eight state words plus the
+//! schedule window do not fit in 15 registers). Measured here with
+//! interleaved A/B runs (`examples/speed.rs` prints every variant):
+//! - the schedule on the fly in a 16-word window beats expanding W and W'
+//!   into an array first by ~35% (`bmi2_preexpanded`, kept for comparison);
+//! - BMI2 `rorx` (non-destructive rotate) gains 3-8% over `rol`;
+//! - the schedule four words at a time with AVX-512VL (`vprold`,
+//!   `vpternlogd`) read back from the stack was ~10% slower: tried, dropped;
+//! - two independent streams interleaved in scalar registers gave no more
+//!   total throughput than one (register spills), so more parallelism
+//!   belongs to the multi-buffer SIMD path, not here.
 
 use crate::round::compress_words;
 use crate::BLOCK_LEN;
@@ -70,6 +77,19 @@ pub(crate) fn compress_bmi2_only(state: &mut [u32; 8], blocks: &[u8]) -> bool {
     true
 }
 
+/// Variant: the whole schedule (W and W') expanded into an array first, then
+/// the rounds read it from memory.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi2")]
+fn compress_bmi2_preexpanded(state: &mut [u32; 8], blocks: &[u8]) {
+    for block in blocks.chunks_exact(BLOCK_LEN) {
+        let block: &[u8; BLOCK_LEN] = block.try_into().expect("chunks_exact yields full blocks");
+        let x = crate::round::expand_block(block);
+        // SAFETY: `u32` words need no CPU extension.
+        unsafe { crate::round::compress_expanded::<u32>(state, &x) };
+    }
+}
+
 /// A one-stream compression function.
 pub type CompressFn = fn(&mut [u32; 8], &[u8]);
 
@@ -81,6 +101,8 @@ pub fn variants() -> Vec<(&'static str, CompressFn)> {
         if crate::cpu::has_bmi2() {
             // SAFETY: listed only when the CPU reports BMI2.
             v.push(("bmi2", |s, b| unsafe { compress_bmi2(s, b) }));
+            // SAFETY: as above.
+            v.push(("bmi2_preexpanded", |s, b| unsafe { compress_bmi2_preexpanded(s, b) }));
         }
     }
     v
