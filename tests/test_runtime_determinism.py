@@ -51,6 +51,20 @@ SCENARIO = textwrap.dedent('''
         h.update(r.encode())
     r = chain.call(chain["bank_a"], "mixer", "mix", words, 1, gas_limit=200)
     h.update(r.encode())
+    # governance, cross-contract calls and Fixed arithmetic through the fixtures
+    from pathlib import Path
+    fix = Path("tests/contracts_fixtures")
+    for name, f, args in (("token", "token.py", [10**9]), ("lc", "lc_lite.py", [])):
+        r = chain.deploy(name, fix / f, *args, by=chain["bank_a"])
+        assert r.ok, r
+        h.update(r.encode())
+    bank, ben = chain["bank_a"], chain["bank_b"]
+    h.update(chain.call(bank, "token", "transfer", "contract:lc", 10**6).encode())
+    h.update(chain.call(bank, "lc", "issue", "LC1", ben.address, 500, chain.timestamp + 10**6, chain.timestamp + 10**5).encode())
+    docs = [{"kind": k, "hash": crypto.sm3(k.encode()), "date": chain.timestamp, "amount": 500}
+            for k in ("invoice", "bill_of_lading", "packing_list", "insurance")]
+    h.update(chain.call(ben, "lc", "present", "LC1", docs, 500).encode())
+    h.update(chain.call(ben, "lc", "present", "LC1", docs[:2], 500).encode())
     for k, v in sorted(chain.state.data.items()):
         h.update(k)
         h.update(v)

@@ -78,7 +78,9 @@ def test_plugin_loads_with_dash_p(tmp_path):
         [sys.executable, "-m", "pytest", "-q", "-p", "tfnode.runtime.pytest_plugin", "-p", "no:cacheprovider",
          "--rootdir", str(tmp_path), str(t)],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        # autoload off: the same run works whether or not the package registers the plugin
+        # as a pytest11 entry point (registering it twice would be an error)
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 passed" in out.stdout
