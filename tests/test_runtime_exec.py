@@ -554,3 +554,17 @@ def test_event_fields_are_frozen_at_emit(chain):
     assert r.ok and r.events[0].fields == {"items": [1]}
     from tfnode.runtime import decode_versioned
     assert decode_versioned(r.encode())[5] == [["c", "E", {"items": [1]}]]
+
+
+def test_int_bounds_are_exact(chain):
+    deploy(chain, """
+        @call
+        def ok(self):
+            return [(10**1200).bit_length(), (2**4095).bit_length(), ((2**2048 - 1) * (2**2048)).bit_length(),
+                    (1 << 4095).bit_length(), 0**10**9, 1**10**9, (-1)**10**9]
+        @call
+        def over(self):
+            return 2**4096
+    """)
+    assert chain.must(chain["bank_a"], "c", "ok") == [3987, 4096, 4096, 4096, 0, 1, 1]
+    assert chain.call(chain["bank_a"], "c", "over").status == "memory_exceeded"

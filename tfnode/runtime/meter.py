@@ -203,9 +203,13 @@ class Meter:
     def mul(self, a, b):
         ta, tb = type(a), type(b)
         if ta is int and tb is int:
-            if a.bit_length() + b.bit_length() > MAX_INT_BITS:
+            # the product has bit_length(a) + bit_length(b) bits, or one fewer
+            if a.bit_length() + b.bit_length() > MAX_INT_BITS + 1:
                 raise MemoryExceeded(f"int product exceeds {MAX_INT_BITS} bits")
-            return a * b
+            r = a * b
+            if r.bit_length() > MAX_INT_BITS:
+                raise MemoryExceeded(f"int product exceeds {MAX_INT_BITS} bits")
+            return r
         if isinstance(a, _SEQ):
             self._seq_times(a, b)
         elif isinstance(b, _SEQ):
@@ -220,8 +224,15 @@ class Meter:
         if type(a) is int and type(b) is int:
             if b < 0:
                 raise ValueError("negative exponent would give a float; not allowed")
-            if a.bit_length() * b > MAX_INT_BITS and a not in (0, 1, -1):
+            bl = a.bit_length()
+            if bl > 1 and (bl - 1) * b + 1 > MAX_INT_BITS:
+                # |a| >= 2**(bl-1), so the result has at least (bl-1)*b + 1 bits
                 raise MemoryExceeded(f"int power exceeds {MAX_INT_BITS} bits")
+            if bl > 1:
+                r = a**b  # at most bl*b bits: under twice the bound, cheap to build and measure
+                if r.bit_length() > MAX_INT_BITS:
+                    raise MemoryExceeded(f"int power exceeds {MAX_INT_BITS} bits")
+                return r
         elif type(a) is Fixed or type(b) is Fixed:
             raise TypeError("Fixed has no ** operator")
         return a**b
