@@ -91,7 +91,11 @@ impl Backend {
     pub fn hash_pairs_prefixed_into(self, prefix: &[u8], nodes: &[[u8; 32]], out: &mut [[u8; DIGEST_LEN]]) {
         assert_eq!(nodes.len(), 2 * out.len(), "two inputs per output");
         assert!(prefix.len() <= BLOCK_LEN, "prefix of {} bytes is longer than a block", prefix.len());
-        self.run_fixed(prefix, 64, &|i| nodes[2 * i..2 * i + 2].as_flattened(), out)
+        if prefix.len() + 64 <= FIXED_MAX {
+            self.run_fixed(prefix, 64, &|i| nodes[2 * i..2 * i + 2].as_flattened(), out)
+        } else {
+            self.run(out.len(), |i| (i, prefix, nodes[2 * i..2 * i + 2].as_flattened()), out)
+        }
     }
 
     /// All bodies are `body_len` bytes and `prefix || body` fits in two blocks.
@@ -269,7 +273,8 @@ fn drive_fixed<'a, const LANES: usize>(
 ) {
     let p = prefix.len();
     let len = p + body_len;
-    debug_assert!(len <= FIXED_MAX);
+    // The block pointers below stay inside `scratch` only for two blocks.
+    assert!(len <= FIXED_MAX, "fixed-length path takes at most {FIXED_MAX} bytes, got {len}");
     let nb = block_count(len);
     let mut scratch = [[0u8; 2 * BLOCK_LEN]; LANES];
     for s in scratch.iter_mut() {

@@ -131,6 +131,12 @@ proptest! {
             let mut out = vec![[0u8; 32]; n / 2];
             b.hash_pairs_prefixed_into(&[1], nodes, &mut out);
             prop_assert_eq!(&out, &want, "{:?}", b);
+            // A prefix too long for the two-block path takes the general one.
+            let long_prefix = [5u8; 60];
+            b.hash_pairs_prefixed_into(&long_prefix, nodes, &mut out);
+            for (p, d) in nodes.chunks(2).zip(&out) {
+                prop_assert_eq!(*d, multibuf::reference(&long_prefix, &[p[0], p[1]].concat()));
+            }
         }
     }
 
