@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 from tfnode import crypto
@@ -279,7 +280,9 @@ class Runtime:
             raise ValidationError(violations)
         filename = f"<contract {code_hash.hex()[:16]}>"
         try:
-            code = compile_contract(source, filename) if self.metering else compile(source, filename, "exec", dont_inherit=True)
+            with warnings.catch_warnings():  # SyntaxWarnings of contract code are not the node's
+                warnings.simplefilter("ignore")
+                code = compile_contract(source, filename) if self.metering else compile(source, filename, "exec", dont_inherit=True)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
             raise ValidationError([f"cannot compile: {type(err).__name__}"]) from None
         g = make_globals(self.meter, self.builtins, "contract_" + code_hash.hex()[:16])
