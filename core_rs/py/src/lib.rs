@@ -3,6 +3,7 @@
 //! into the exception classes of `tfnode.errors`. Users import `tfnode.crypto`, never this.
 use pyo3::prelude::*;
 
+mod consensus;
 mod error;
 mod hash;
 mod sm2;
@@ -11,5 +12,6 @@ mod sm2;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     hash::register(m)?;
     sm2::register(m)?;
+    consensus::register(m)?;
     Ok(())
 }
