@@ -568,3 +568,33 @@ def test_int_bounds_are_exact(chain):
     """)
     assert chain.must(chain["bank_a"], "c", "ok") == [3987, 4096, 4096, 4096, 0, 1, 1]
     assert chain.call(chain["bank_a"], "c", "over").status == "memory_exceeded"
+
+
+def test_sort_keys_are_walked_too(chain):
+    deploy(chain, """
+        @call
+        def srt(self, which: str):
+            a = [1]
+            b = [1]
+            for i in range(60):
+                a = [a, a]
+                b = [b, b]
+            if which == "sorted":
+                return sorted([1, 2], key=lambda v: a if v == 1 else b)
+            if which == "max":
+                return max([1, 2], key=lambda v: a if v == 1 else b)
+            xs = [1, 2]
+            xs.sort(key=lambda v: a if v == 1 else b)
+        @call
+        def fine(self):
+            xs = [3, 1, 2]
+            xs.sort(key=lambda v: -v)
+            return [sorted(["b", "a", "c"], key=lambda s: s, reverse=True), max([1, 5, 2]), min(4, 2, 8),
+                    max([(1, "a"), (1, "b")], key=lambda p: p[0]), min([], default=7), xs,
+                    sorted([(2, "x"), (1, "y"), (2, "a")], key=lambda p: p[0])]
+    """)
+    for which in ("sorted", "max", "sort"):
+        r = chain.call(chain["bank_a"], "c", "srt", which, gas_limit=200_000)
+        assert r.status in ("out_of_gas", "memory_exceeded"), (which, r)
+    assert chain.must(chain["bank_a"], "c", "fine") == [
+        ["c", "b", "a"], 5, 2, [1, "a"], 7, [3, 2, 1], [[1, "y"], [2, "x"], [2, "a"]]]

@@ -275,6 +275,9 @@ class Meter:
         self.walk(obj)
         for x in args:
             self.walk(x)
+        if name == "sort" and t is list and kwargs.get("key") is not None:
+            obj[:] = self.b_sorted(obj, key=kwargs["key"], reverse=kwargs.get("reverse", False))
+            return None
         if name in _COMPARING:
             # these compare elements or hash keys: walk nested structure (see deep)
             if t is list or t is tuple or t is dict:
@@ -372,10 +375,18 @@ class Meter:
 
     def b_sorted(self, it, *, key=None, reverse=False):
         self.walk(it)
-        self.deep(it)
-        r = sorted(it, key=key, reverse=reverse)
-        self.made(r)
-        self.gas(len(r) * max(len(r).bit_length(), 1) >> SIZE_SHIFT)
+        items = self.made(list(it))
+        n = len(items)
+        if key is None:
+            self.deep(items)
+            r = sorted(items, reverse=reverse)
+        else:
+            # Sort by keys computed (metered) and walked here: the comparisons happen on the
+            # keys, which may be nested containers of their own.
+            keys = [key(x) for x in items]
+            self.deep(keys)
+            r = [items[i] for i in sorted(range(n), key=keys.__getitem__, reverse=reverse)]
+        self.gas(n * max(n.bit_length(), 1) >> SIZE_SHIFT)
         return r
 
     def b_sum(self, it, start=0):
@@ -392,17 +403,23 @@ class Meter:
             total = self.add(total, x)
         return total
 
-    def b_min(self, *args, **kwargs):
+    def _extreme(self, fn, args, kwargs):
         for a in args:
             self.walk(a)
-            self.deep(a)
-        return min(*args, **kwargs)
+        items = self.made(list(args[0])) if len(args) == 1 else list(args)
+        key = kwargs.get("key")
+        if not items or key is None:
+            self.deep(items)
+            return fn(items, **kwargs)
+        keys = [key(x) for x in items]  # see b_sorted
+        self.deep(keys)
+        return items[fn(range(len(items)), key=keys.__getitem__)]
+
+    def b_min(self, *args, **kwargs):
+        return self._extreme(min, args, kwargs)
 
     def b_max(self, *args, **kwargs):
-        for a in args:
-            self.walk(a)
-            self.deep(a)
-        return max(*args, **kwargs)
+        return self._extreme(max, args, kwargs)
 
     def b_any(self, it):
         self.walk(it)
