@@ -59,11 +59,27 @@ impl Fe {
 
     #[inline(always)]
     pub(crate) fn add(&self, b: &Fe) -> Fe {
+        #[cfg(target_arch = "x86_64")]
+        return Fe(crate::field_adx::add(&self.0, &b.0));
+        #[cfg(not(target_arch = "x86_64"))]
         Fe(arith::add_mod(&self.0, &b.0, &P))
     }
 
     #[inline(always)]
     pub(crate) fn sub(&self, b: &Fe) -> Fe {
+        #[cfg(target_arch = "x86_64")]
+        return Fe(crate::field_adx::sub(&self.0, &b.0));
+        #[cfg(not(target_arch = "x86_64"))]
+        Fe(arith::sub_mod(&self.0, &b.0, &P))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn add_portable(&self, b: &Fe) -> Fe {
+        Fe(arith::add_mod(&self.0, &b.0, &P))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sub_portable(&self, b: &Fe) -> Fe {
         Fe(arith::sub_mod(&self.0, &b.0, &P))
     }
 
@@ -92,7 +108,7 @@ impl Fe {
         #[cfg(target_arch = "x86_64")]
         if has_adx() {
             // SAFETY: has_adx() checked that the CPU supports BMI2 and ADX.
-            return Fe(unsafe { crate::field_adx::mont_mul(&self.0, &self.0) });
+            return Fe(unsafe { crate::field_adx::mont_sqr(&self.0) });
         }
         Fe(arith::mont_reduce(arith::sqr_wide(&self.0), &P, 1))
     }

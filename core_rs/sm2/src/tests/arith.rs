@@ -59,6 +59,8 @@ proptest! {
         prop_assert_eq!(big(&fa.mul(&fb).to_raw()), (&a * &b) % &p);
         prop_assert_eq!(fa.mul_portable(&fb), fa.mul(&fb));
         prop_assert_eq!(fa.sqr_portable(), fa.sqr());
+        prop_assert_eq!(fa.add_portable(&fb), fa.add(&fb));
+        prop_assert_eq!(fa.sub_portable(&fb), fa.sub(&fb));
         prop_assert_eq!(big(&fa.sqr().to_raw()), (&a * &a) % &p);
         prop_assert_eq!(big(&fa.add(&fb).to_raw()), (&a + &b) % &p);
         prop_assert_eq!(big(&fa.sub(&fb).to_raw()), (&a + &p - &b) % &p);
