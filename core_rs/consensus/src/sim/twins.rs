@@ -20,12 +20,14 @@ pub struct TwinsConfig {
     pub seed: u64,
     pub faults: Faults,
     pub threads: usize,
+    /// Index of the first scenario (scenarios `first..first + scenarios` run).
+    pub first: u64,
     pub crypto: Arc<dyn SimCrypto>,
 }
 
 impl TwinsConfig {
     pub fn new(scenarios: u64, seed: u64) -> Self {
-        TwinsConfig { validators: 4, twins: 1, rounds: 7, scenarios, seed, faults: Faults::default(), threads: 1, crypto: Arc::new(TestCrypto) }
+        TwinsConfig { validators: 4, twins: 1, rounds: 7, scenarios, seed, faults: Faults::default(), threads: 1, first: 0, crypto: Arc::new(TestCrypto) }
     }
 }
 
@@ -104,13 +106,14 @@ fn run_range(cfg: &TwinsConfig, from: u64, to: u64) -> (TwinsSummary, f64) {
     (s, lat)
 }
 
-/// Runs scenarios `0..cfg.scenarios` on `cfg.threads` threads; the result does not depend
+/// Runs scenarios `first..first + scenarios` on `cfg.threads` threads; the result does not depend
 /// on the thread count.
 pub fn run_twins(cfg: &TwinsConfig) -> TwinsSummary {
     let threads = cfg.threads.max(1) as u64;
     let chunk = cfg.scenarios.div_ceil(threads);
     let parts: Vec<(TwinsSummary, f64)> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..threads).map(|t| sc.spawn(move || run_range(cfg, (t * chunk).min(cfg.scenarios), ((t + 1) * chunk).min(cfg.scenarios)))).collect();
+        let at = |k: u64| cfg.first + (k * chunk).min(cfg.scenarios);
+        let hs: Vec<_> = (0..threads).map(|t| sc.spawn(move || run_range(cfg, at(t), at(t + 1)))).collect();
         hs.into_iter().map(|h| h.join().expect("twins thread")).collect()
     });
     let mut total = TwinsSummary::default();
