@@ -598,3 +598,19 @@ def test_sort_keys_are_walked_too(chain):
         assert r.status in ("out_of_gas", "memory_exceeded"), (which, r)
     assert chain.must(chain["bank_a"], "c", "fine") == [
         ["c", "b", "a"], 5, 2, [1, "a"], 7, [3, 2, 1], [[1, "y"], [2, "x"], [2, "a"]]]
+
+
+def test_execute_block_returns_receipts_and_one_write_set():
+    from tfnode import crypto
+
+    state = MemoryState()
+    rt = Runtime(state)
+    rt.genesis([], contracts=[("c", contract("@call\ndef put(self, k: str, v: int):\n    require(v >= 0, 'neg')\n    self.m[k] = v\n"), [])])
+    before = dict(state.data)
+    txs = [TxCall("0x" + "11" * 20, "c", "put", ("b", 2)), TxCall("0x" + "11" * 20, "c", "put", ("a", -1)),
+           TxCall("0x" + "11" * 20, "c", "put", ("a", 1)), TxCall("0x" + "11" * 20, "c", "put", ("b", 3))]
+    res = rt.execute_block(txs, BlockCtx(1, 2, b"\x01" * 32))
+    assert [r.status for r in res.receipts] == ["ok", "revert", "ok", "ok"]
+    assert res.writes == [(b"s/c/m/S\x01a", b"\x01I\x01\x01"), (b"s/c/m/S\x01b", b"\x01I\x01\x03")]
+    assert {k: v for k, v in state.data.items() if k not in before} == dict(res.writes)
+    assert res.receipts_root() == crypto.merkle_root([r.encode() for r in res.receipts])

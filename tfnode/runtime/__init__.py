@@ -18,13 +18,13 @@ from tfnode.runtime.errors import (
     RuntimeFault, ValidationError,
 )
 from tfnode.runtime.executor import (
-    DEFAULT_GAS_LIMIT, GOVERNANCE, RUNTIME_VERSION, BlockCtx, Event, Receipt, Runtime, TxCall,
+    DEFAULT_GAS_LIMIT, GOVERNANCE, RUNTIME_VERSION, BlockCtx, BlockResult, Event, Receipt, Runtime, TxCall,
 )
 from tfnode.runtime.fixed import Fixed
 from tfnode.runtime.state import MemoryState, Overlay, StateBackend
 
 __all__ = [
-    "Runtime", "TxCall", "BlockCtx", "Receipt", "Event", "StateBackend", "MemoryState", "Overlay",
+    "Runtime", "TxCall", "BlockCtx", "BlockResult", "Receipt", "Event", "StateBackend", "MemoryState", "Overlay",
     "check_source", "check_file", "Violation", "encode", "decode", "encode_versioned",
     "decode_versioned", "Fixed", "DEFAULT_GAS_LIMIT", "GOVERNANCE", "RUNTIME_VERSION",
     "Abort", "OutOfGas", "DepthExceeded", "MemoryExceeded", "ContractError", "Revert",

@@ -123,6 +123,16 @@ class Receipt:
         return crypto.sm3(self.encode())
 
 
+@dataclass(slots=True)
+class BlockResult:
+    receipts: list
+    writes: list  # [(key, value-or-None)] sorted by key; None deletes
+
+    def receipts_root(self) -> bytes:
+        """RFC 6962 SM3 Merkle root over the encoded receipts, in block order."""
+        return crypto.merkle_root([r.encode() for r in self.receipts])
+
+
 class _TxInfo:
     __slots__ = ("origin", "block", "tx_hash")
 
@@ -319,11 +329,21 @@ class Runtime:
             overlay.commit()
         return receipt
 
-    def execute_block(self, txs, block: BlockCtx) -> list[Receipt]:
-        """Execute ``txs`` in order against ``state``; returns one receipt per transaction.
-        For one atomic storage write per block, pass an ``Overlay`` over the database as
-        ``state`` and flush its ``sorted_writes()`` after the block."""
-        return [self.execute(tx, block) for tx in txs]
+    def execute_block(self, txs, block: BlockCtx) -> "BlockResult":
+        """Execute ``txs`` in order on one overlay of ``state``; then apply the block's writes
+        to ``state`` in one ``commit`` and return the receipts with the block's write set
+        (sorted by key: what the node puts in its one atomic write batch and its state tree).
+        """
+        saved = self.state
+        block_overlay = Overlay(saved)
+        self.state = block_overlay
+        try:
+            receipts = [self.execute(tx, block) for tx in txs]
+        finally:
+            self.state = saved
+        writes = block_overlay.sorted_writes()
+        block_overlay.commit()
+        return BlockResult(receipts, writes)
 
     def query(self, contract: str, method: str, args=(), kwargs=None, *, sender: str = "",
               block: BlockCtx | None = None, gas_limit: int = DEFAULT_GAS_LIMIT):
