@@ -614,3 +614,11 @@ def test_execute_block_returns_receipts_and_one_write_set():
     assert res.writes == [(b"s/c/m/S\x01a", b"\x01I\x01\x01"), (b"s/c/m/S\x01b", b"\x01I\x01\x03")]
     assert {k: v for k, v in state.data.items() if k not in before} == dict(res.writes)
     assert res.receipts_root() == crypto.merkle_root([r.encode() for r in res.receipts])
+
+
+def test_non_canonical_arguments_are_invalid(chain):
+    deploy(chain, "@call\ndef f(self, a):\n    return 1\n")
+    assert chain.call(chain["bank_a"], "c", "f", 1.5).status == "invalid"
+    assert chain.call(chain["bank_a"], "c", "f", [object()]).status == "invalid"
+    assert chain.call(chain["bank_a"], "c", "f", a={1, 2}).status == "invalid"
+    assert chain.call(chain["bank_a"], "c", "f", [1, {"k": b"v"}]).ok

@@ -201,6 +201,21 @@ def error_reason(err: BaseException) -> str:
     return name
 
 
+def _check_args(args, kwargs) -> None:
+    """Transaction arguments must be canonical values (the node decodes them from canonical
+    bytes; this guards against a caller handing in floats or objects)."""
+    for a in args:
+        if type(a) not in _IMMUTABLE:
+            break
+    else:
+        if not kwargs:
+            return
+    try:
+        encode([list(args), kwargs], 1 << 24)
+    except EncodingError as err:
+        raise RuntimeFault(f"arguments: {err}") from None
+
+
 def _copy_value(v, what: str):
     """Deep copy through the canonical encoding (also proves the value is encodable)."""
     if type(v) in _IMMUTABLE and (type(v) is not int or v.bit_length() <= 256):
@@ -361,6 +376,7 @@ class Runtime:
             blk = api.Block(block.height, block.timestamp, block.hash)
             self._block = (block, blk)
         try:
+            _check_args(tx.args, tx.kwargs)
             origin = self.sender_of(overlay, tx.sender)
             info = _TxInfo(origin, blk, tx.tx_hash)
             if tx.contract == GOVERNANCE:
