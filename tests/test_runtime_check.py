@@ -186,6 +186,23 @@ ESCAPES = [
     "[z for z in ().__class__.__base__.__subclasses__() if z.__name__ == 'Popen']",
     "x.__reduce_ex__(2)",
     "''.join.__self__",
+    # RestrictedPython CVE-2023-37271: a generator's frame leads to the caller's globals
+    "[g.gi_frame.f_back.f_back.f_globals for g in [(i for i in [1])]]",
+    # CVE-2023-41039: str.format / string.Formatter walk attributes in C
+    "'{0.gi_frame.f_back}'.format((i for i in []))",
+    "string.Formatter().get_field('0.__class__', [1], {})",
+    # a bound method's __self__ / a builtin's module
+    "len.__self__",
+    "require.__module__",
+    # frames through exceptions and tracebacks
+    "[e for e in [ValueError()]][0].__traceback__",
+    "x.tb_next.tb_frame",
+    # operator.attrgetter / sys._getframe need imports
+    "__import__('operator').attrgetter('__class__')(x)",
+    "__import__('sys')._getframe(1).f_globals",
+    # mro / subclass walks without dunders
+    "Contract.mro()[1]",
+    "type(x).mro()",
 ]
 
 
