@@ -110,6 +110,7 @@ FORBIDDEN = {
     "augassign slice": ("x[1:2] += [1]", "augassign"),
     "storage outside class": ("m = Map(str, int)", "storage"),
     "decorator as function": ("call(self.run)", "decorator"),
+    "undefined module": ("f = string.Formatter()", "undefined-name"),
 }
 
 

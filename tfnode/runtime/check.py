@@ -354,7 +354,13 @@ class _Checker:
                     allowed.add(id(f.value))
             if isinstance(n, (ast.FunctionDef, ast.ClassDef)):
                 decorators.update(id(d) for d in n.decorator_list)
+        bound = self._bound_names(tree)
         for n in ast.walk(tree):
+            if (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in bound
+                    and n.id not in ALLOWED_BUILTINS and n.id not in FORBIDDEN_NAMES and not n.id.startswith("_")):
+                # e.g. string.Formatter() or sys._getframe() with no import: refuse it here
+                # instead of failing with NameError at run time
+                self.bad(n, "undefined-name", f"name {n.id!r} is not defined, imported or a builtin")
             if isinstance(n, ast.Name) and n.id in ("call", "view") and id(n) not in decorators:
                 self.bad(n, "decorator", f"{n.id!r} is used only as a method decorator")
             if isinstance(n, ast.Attribute) and n.attr in CHECKED_METHODS and isinstance(n.ctx, ast.Load) and id(n) not in allowed:
@@ -365,6 +371,23 @@ class _Checker:
                 elif id(n) not in allowed:
                     self.bad(n, "builtin-value",
                              f"{n.id!r} may only be called (or name a type in Map/Value/isinstance)")
+
+    @staticmethod
+    def _bound_names(tree) -> set[str]:
+        """Every name the module binds anywhere (coarse: scopes are not told apart)."""
+        out: set[str] = set()
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+                out.add(n.id)
+            elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                out.add(n.name)
+            elif isinstance(n, ast.arg):
+                out.add(n.arg)
+            elif isinstance(n, ast.alias):
+                out.add(n.asname or n.name.split(".")[0])
+            elif isinstance(n, ast.ExceptHandler) and n.name:
+                out.add(n.name)
+        return out
 
     # -- names ------------------------------------------------------------------------------
 
