@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from tfnode import crypto
 from tfnode.runtime import api, meter as _m
 from tfnode.runtime.check import check_source
-from tfnode.runtime.encoding import VERSION, EncodingError, _scalar, _uv, decode, decode_versioned, encode, encode_versioned
+from tfnode.runtime.encoding import VERSION, EncodingError, _scalar, _uv, decode, decode_versioned, encode
 from tfnode.runtime.errors import (
     Abort, CallFailed, ContractError, DepthExceeded, MemoryExceeded, OutOfGas, RuntimeFault, ValidationError,
 )
