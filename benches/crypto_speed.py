@@ -69,12 +69,12 @@ def openssl_speed(secs: int) -> dict[str, float]:
     return out
 
 
-def rust_speed(crate: str, threads: int | None = None) -> dict[str, float]:
+def rust_speed(crate: str, example: str, threads: int | None = None) -> dict[str, float]:
     env = dict(os.environ)
     if threads:
         env["RAYON_NUM_THREADS"] = str(threads)
     p = subprocess.run(
-        ["cargo", "run", "-q", "--release", "-p", crate, "--example", "speed"],
+        ["cargo", "run", "-q", "--release", "-p", crate, "--example", example],
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=900,
     )
     res = {}
@@ -165,8 +165,11 @@ def main() -> None:
     gm = gmssl_refs(a.quick)
     print("measuring pure-Rust figures (cargo examples) ...", file=sys.stderr)
     rs = {}
-    for crate in ("tfnode-sm3", "tfnode-sm2", "tfnode-merkle"):
-        rs.update(rust_speed(crate))
+    for crate, example in (("tfnode-sm3", "speed"), ("tfnode-sm2", "speed"), ("tfnode-merkle", "merkle_speed")):
+        rs.update(rust_speed(crate, example))
+    all_threads = [v for k, v in rs.items() if k.startswith("sm2_verify_batch_") and k.endswith("threads")]
+    if all_threads:
+        rs["sm2_verify_batch_all"] = all_threads[0]
     print("measuring through Python ...", file=sys.stderr)
     crypto.set_key_cache_capacity(4096)
     py = python_figures(a.quick)
