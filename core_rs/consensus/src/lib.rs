@@ -9,6 +9,7 @@ pub mod block;
 pub mod codec;
 pub mod core;
 mod core_sync;
+mod core_timeout;
 pub mod crypto;
 pub mod election;
 pub mod error;

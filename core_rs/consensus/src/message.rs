@@ -29,6 +29,8 @@ pub struct SyncResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Values are decoded once and moved, never copied around in bulk: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Message {
     Proposal(Proposal),
     Vote(Vote),
@@ -100,6 +102,8 @@ impl Message {
 /// Two signed statements by one validator for one round that no honest validator makes.
 /// Each half verifies on its own, so a third party can check the evidence.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Values are decoded once and moved, never copied around in bulk: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Evidence {
     DoubleVote(Vote, Vote),
     DoubleProposal(Block, Block),

@@ -11,10 +11,10 @@ impl Rng {
     pub fn derive(seed: u64, i: u64) -> Self {
         let mut r = Rng::new(seed);
         r.0 ^= i.wrapping_mul(0xd1b5_4a32_d192_ed03);
-        r.next();
+        r.next_u64();
         r
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -23,7 +23,7 @@ impl Rng {
     }
     /// Uniform in `0..n` (n > 0); the modulo bias is irrelevant at simulator scales.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     pub fn chance(&mut self, per_mille: u32) -> bool {
         self.below(1000) < per_mille as u64

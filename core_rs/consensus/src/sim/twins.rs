@@ -63,7 +63,7 @@ pub fn scenario(cfg: &TwinsConfig, i: u64) -> SimConfig {
     let k = cfg.validators + cfg.twins;
     let parts = two_way_partitions(k);
     let mut rng = Rng::derive(cfg.seed, i);
-    let mut sim = SimConfig::new(cfg.validators, rng.next());
+    let mut sim = SimConfig::new(cfg.validators, rng.next_u64());
     sim.twins = cfg.twins;
     sim.faults = cfg.faults;
     sim.reputation = false;

@@ -139,9 +139,9 @@ fn mutated_samples_decode_canonically_or_fail() {
             for _ in 0..1 + rng.below(4) {
                 let i = rng.below(b.len() as u64) as usize;
                 match rng.below(3) {
-                    0 => b[i] = rng.next() as u8,
+                    0 => b[i] = rng.next_u64() as u8,
                     1 => b.truncate(i),
-                    _ => b.insert(i, rng.next() as u8),
+                    _ => b.insert(i, rng.next_u64() as u8),
                 }
                 if b.is_empty() {
                     break;
