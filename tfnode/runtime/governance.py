@@ -40,14 +40,17 @@ class Governance:
 
     # -- storage helpers (plain keys under g/) -------------------------------------------------
 
-    @staticmethod
-    def _get(overlay, key: bytes):
+    # Governance storage is metered at the contract prices (meter.COST_READ / COST_WRITE).
+
+    def _get(self, overlay, key: bytes):
         raw = overlay.get(key)
+        self.rt.meter.gas(_m.COST_READ + ((len(raw) if raw else 0) >> _m.BYTE_SHIFT))
         return None if raw is None else decode_versioned(raw)
 
-    @staticmethod
-    def _put(overlay, key: bytes, value) -> None:
-        overlay.put(key, encode_versioned(value))
+    def _put(self, overlay, key: bytes, value) -> None:
+        data = encode_versioned(value)
+        self.rt.meter.gas(_m.COST_WRITE + ((len(key) + len(data)) >> _m.BYTE_SHIFT))
+        overlay.put(key, data)
 
     def member(self, overlay, address: str):
         return self._get(overlay, b"g/member/" + address.encode())
@@ -201,6 +204,7 @@ class Governance:
             self._add_member(ov, p["address"], p["organisation"], p["roles"])
         elif kind == "remove_member":
             a = prop["payload"]["address"]
+            self.rt.meter.gas(_m.COST_WRITE)
             ov.delete(b"g/member/" + a.encode())
             self._put(ov, b"g/members", [x for x in self.members(ov) if x != a])
         else:
@@ -220,7 +224,7 @@ class Governance:
         loaded = self.rt.load(ov, code_hash)
         rec = {"code_hash": code_hash, "version": (old["version"] + 1) if old else 1,
                "runtime": 1, "height": frame.tx.block.height}
-        ov.put(b"k/" + name.encode(), encode_versioned(rec))
+        self._put(ov, b"k/" + name.encode(), rec)
         hook = "migrate" if upgrade else "init"
         if hook in loaded.entries:
             child = _Frame(self.rt, name, ov, sender or frame.sender, False, frame.tx)
