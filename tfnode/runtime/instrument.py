@@ -8,10 +8,11 @@ The rewrite (all helper names start with ``_tf_``, which the validator makes unr
   as an extra condition (it returns True), so ``[x for x in range(10**12)]`` is metered too;
   lambdas charge one step per call and count toward the depth limit;
 * ``+ * ** << %`` (and their augmented forms) go through size-checked helpers; ``in`` through
-  ``_tf_in``; operands of ``== != < <= > >=`` through ``_tf_cv`` and subscripts and dict keys
-  through ``_tf_key`` (charged walks of nested containers, see ``Meter.deep``); slices through ``_tf_sl``; ``*x`` / ``**d`` unpacking through ``_tf_star``;
-  f-string values through ``_tf_fv``; calls of linear-time methods (``join``, ``replace``,
-  ``split``, ``sort``...) through ``_tf_m``;
+  ``_tf_in``; operands of ``== != < <= > >=`` through ``_tf_cv``, subscripts and dict keys
+  through ``_tf_key`` (charged walks of nested containers, see ``Meter.deep``); slices through
+  ``_tf_sl``; ``*x`` / ``**d`` unpacking through ``_tf_star``; f-string values through
+  ``_tf_fv``; calls of linear-time methods (``join``, ``replace``, ``split``, ``sort``...)
+  through ``_tf_m``, and of ``list``, ``sorted``, ``sum``... through ``_tf_b_<name>``;
 * annotations are dropped (never evaluated).
 
 ``w`` is the number of statements a loop iteration or function entry runs without entering a

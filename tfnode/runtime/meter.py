@@ -4,11 +4,14 @@ One ``Meter`` per runtime; ``reset`` at the start of every transaction. Instrume
 code calls, through names the validator makes unreachable to authors (they start with ``_``):
 
 * ``_tf_gas(n)``        at each loop iteration (and inside comprehension conditions);
-* ``_tf_enter(n)`` / ``_tf_leave()`` around every function body (gas plus a depth count);
+* ``_tf_enter(n)`` / ``_tf_leave()`` around every function body, ``_tf_lcall`` around every
+  lambda body (gas plus a depth count);
 * ``_tf_add`` ``_tf_mul`` ``_tf_pow`` ``_tf_lshift`` ``_tf_mod`` and their in-place twins for
   ``+ * ** << %``: size checks before anything big is built;
 * ``_tf_in``, ``_tf_m`` (linear-time methods), ``_tf_sl`` (slices), ``_tf_star`` (unpacking),
-  ``_tf_fv`` (f-string values): gas proportional to the data they walk.
+  ``_tf_cv`` (comparison operands), ``_tf_key`` (values about to be hashed), ``_tf_fv``
+  (f-string values): gas proportional to the data they walk;
+* ``_tf_b_<name>`` for calls of the builtins that loop or allocate in C (``list``, ``sorted``...).
 
 Costs are in abstract steps. ``SIZE_SHIFT`` sets how many elements (or bytes) one step buys for
 C-level loops: 16. The numbers are part of consensus: changing them changes gas_used in
