@@ -1,0 +1,36 @@
+"""The command line: demo, version, contract check."""
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from tfnode import __version__
+from tfnode.cli import app
+
+runner = CliRunner()
+
+
+def test_version():
+    r = runner.invoke(app, ["version"])
+    assert r.exit_code == 0 and r.output.strip() == __version__
+
+
+def test_contract_check_accepts_and_rejects(tmp_path):
+    ok = runner.invoke(app, ["contract", "check", "tests/contracts_fixtures/escrow.py"])
+    assert ok.exit_code == 0, ok.output
+    bad = tmp_path / "bad.py"
+    bad.write_text("from tfnode.runtime.api import Contract\n\nclass X(Contract):\n    def f(self):\n        return ().__class__\n")
+    r = runner.invoke(app, ["contract", "check", str(bad)])
+    assert r.exit_code == 1
+    assert f"{bad}:5:" in r.output and "__class__" in r.output
+    missing = runner.invoke(app, ["contract", "check", str(tmp_path / "none.py")])
+    assert missing.exit_code == 1 and "cannot read" in missing.output
+
+
+def test_demo_runs_and_catches_the_tampered_reading():
+    code = "from tfnode.demo import run; run(readings=300)"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "rejected items: [100] (the tampered reading was #100)" in p.stdout
+    assert "customs cannot" in p.stdout
