@@ -133,6 +133,7 @@ impl Core {
             core.old_vsets.insert(o.epoch, o);
         }
         core.pm.round = core.tree.root_round;
+        core.recover();
         Ok(core)
     }
 
@@ -159,11 +160,38 @@ impl Core {
         self.safety.persisted_bytes()
     }
 
-    /// Enters the first round after the root. Call once, after `new`.
+    /// After a restart: the blocks, QC and TC stored with the safety data.
+    fn recover(&mut self) {
+        let d = self.safety.data().clone();
+        if d.epoch != self.vset.epoch {
+            return;
+        }
+        for b in d.chain {
+            let id = b.id();
+            if self.tree.get(&id).is_none() && self.tree.get(&b.parent_id()).is_some() {
+                let _ = self.tree.insert_with_id(b, id);
+            }
+        }
+        if let Some(qc) = d.high_qc.filter(|q| q.round() > self.tree.high_qc.round()) {
+            let _ = self.tree.add_qc(&qc, self.safety.faults);
+        }
+        self.last_tc = d.high_tc;
+    }
+
+    /// Enters the first round: after the root, or after the QC / TC we restarted with.
+    /// Call once, after `new`.
     pub fn start(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
-        let r = self.tree.root_round + 1;
-        self.enter_round(r, false, &mut out);
+        let tc_round = self.last_tc.as_ref().map_or(0, |t| t.round);
+        let r = self.tree.root_round.max(self.tree.high_qc.round()).max(tc_round) + 1;
+        self.enter_round(r, self.last_tc.is_some() && tc_round + 1 == r, &mut out);
+        // A high QC for a block we lack: ask one of its signers.
+        let hqc = self.tree.high_qc.clone();
+        if self.tree.get(&hqc.data.block_id).is_none() {
+            if let Some((peer, _)) = hqc.sigs.iter().find(|(a, _)| *a != self.me) {
+                self.request_sync(*peer, hqc.data.block_id, &mut out);
+            }
+        }
         out
     }
 
@@ -320,18 +348,20 @@ impl Core {
             return Ok(());
         }
         self.tree.insert_with_id(p.block.clone(), id)?;
-        self.maybe_vote(&p, out);
+        self.maybe_vote(&p, &id, out);
         for child in self.waiting.remove(&id).unwrap_or_default() {
             let _ = self.on_proposal(from, child, out);
         }
         Ok(())
     }
 
-    fn maybe_vote(&mut self, p: &Proposal, out: &mut Vec<Action>) {
+    fn maybe_vote(&mut self, p: &Proposal, id: &Digest, out: &mut Vec<Action>) {
         let b = &p.block;
         if b.round != self.pm.round || self.vset.get(self.me).is_none() || !self.exec.accepts(b) {
             return;
         }
+        let chain = self.tree.recent_chain(id, crate::safety::RECOVERY_BLOCKS);
+        self.safety.set_recovery_chain(chain);
         if let Ok(v) = self.safety.vote(b, p.tc.as_ref()) {
             self.stats.votes += 1;
             let next = self.leader(b.round + 1);

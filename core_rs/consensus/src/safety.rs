@@ -20,7 +20,18 @@ pub struct SafetyData {
     pub last_proposed_round: Round,
     /// The last vote, re-sent as is if the same block is asked for again after a restart.
     pub last_vote: Option<Vote>,
+    /// Not safety-critical, but needed to resume after a restart: the QC of
+    /// `one_chain_round` and the highest TC that let us into a round. Without them a
+    /// restarted validator could neither time out (rule 3) nor follow peers that moved on.
+    pub high_qc: Option<QuorumCert>,
+    pub high_tc: Option<TimeoutCert>,
+    /// The uncommitted blocks up to the last one voted for (newest few): if every node
+    /// restarts at once, these are the only copies of the blocks the high QC certifies.
+    pub chain: Vec<Block>,
 }
+
+/// Blocks kept in `SafetyData::chain`; two suffice for the two-chain rule in calm times.
+pub const RECOVERY_BLOCKS: usize = 4;
 
 impl Encode for SafetyData {
     fn encode_to(&self, w: &mut Writer) {
@@ -30,16 +41,28 @@ impl Encode for SafetyData {
         w.u64(self.one_chain_round);
         w.u64(self.last_proposed_round);
         w.opt(&self.last_vote);
+        w.opt(&self.high_qc);
+        w.opt(&self.high_tc);
+        w.seq(&self.chain);
     }
 }
 impl Decode for SafetyData {
-    const MIN_LEN: usize = 34;
+    const MIN_LEN: usize = 40;
     fn decode_from(r: &mut Reader) -> Result<Self> {
         let v = r.u8()?;
         if v != crate::codec::VERSION {
             return Err(ConsensusError::BadVersion { got: v, expected: crate::codec::VERSION });
         }
-        Ok(SafetyData { epoch: r.u64()?, last_voted_round: r.u64()?, one_chain_round: r.u64()?, last_proposed_round: r.u64()?, last_vote: r.opt()? })
+        Ok(SafetyData {
+            epoch: r.u64()?,
+            last_voted_round: r.u64()?,
+            one_chain_round: r.u64()?,
+            last_proposed_round: r.u64()?,
+            last_vote: r.opt()?,
+            high_qc: r.opt()?,
+            high_tc: r.opt()?,
+            chain: r.seq("recovery chain", RECOVERY_BLOCKS)?,
+        })
     }
 }
 
@@ -98,9 +121,23 @@ impl SafetyRules {
 
     /// Rule: the lock is the highest QC round ever seen (two-chain), monotone.
     pub fn observe_qc(&mut self, qc: &QuorumCert) {
-        if qc.data.epoch == self.data.epoch && qc.round() > self.data.one_chain_round {
+        if qc.data.epoch == self.data.epoch && (qc.round() > self.data.one_chain_round || self.data.high_qc.is_none()) {
             self.data.one_chain_round = qc.round();
+            self.data.high_qc = Some(qc.clone());
         }
+    }
+
+    fn observe_tc(&mut self, tc: Option<&TimeoutCert>) {
+        if let Some(tc) = tc.filter(|t| t.epoch == self.data.epoch) {
+            if self.data.high_tc.as_ref().is_none_or(|h| h.round < tc.round) {
+                self.data.high_tc = Some(tc.clone());
+            }
+        }
+    }
+
+    /// Records the blocks to persist with the next signature (see `SafetyData::chain`).
+    pub fn set_recovery_chain(&mut self, chain: Vec<Block>) {
+        self.data.chain = chain;
     }
 
     /// Rule 1: vote at most once per round: `round > last_voted_round`.
@@ -160,6 +197,7 @@ impl SafetyRules {
         self.is_new_round(block.round)?;
         self.safe_to_vote(block, tc)?;
         self.observe_qc(&block.parent_qc);
+        self.observe_tc(tc);
         self.data.last_voted_round = self.data.last_voted_round.max(block.round);
         let vote = Vote { data, author: self.me, sig: self.signer.sign(&data.digest()) };
         self.data.last_vote = Some(vote.clone());
@@ -174,6 +212,7 @@ impl SafetyRules {
         }
         self.observe_qc(high_qc);
         self.safe_to_timeout(round, high_qc, last_tc)?;
+        self.observe_tc(last_tc);
         self.data.last_voted_round = round;
         let sig = self.signer.sign(&timeout_digest(epoch, round, high_qc.round()));
         Ok(Timeout { epoch, round, high_qc: high_qc.clone(), author: self.me, sig })

@@ -169,6 +169,18 @@ impl BlockTree {
         self.certified.retain(|id, _| blocks.contains_key(id));
     }
 
+    /// The newest `max` uncommitted blocks on the path to `id` (inclusive), oldest first.
+    pub fn recent_chain(&self, id: &Digest, max: usize) -> Vec<Block> {
+        let mut out = Vec::new();
+        let mut cur = self.blocks.get(id);
+        while let Some(b) = cur.filter(|b| b.height > self.root_height && out.len() < max) {
+            out.push(b.clone());
+            cur = self.blocks.get(&b.parent_id());
+        }
+        out.reverse();
+        out
+    }
+
     /// Ancestors of `id` (inclusive) down to height `above` (exclusive), oldest first.
     pub fn chain_to(&self, id: &Digest, above: u64, max: usize) -> Vec<Block> {
         let mut out = Vec::new();

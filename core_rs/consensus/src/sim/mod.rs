@@ -146,6 +146,10 @@ struct Inst {
     exec_root: Digest,
     /// A validator-set change this instance's execution decided, not yet in effect.
     next_vset: Option<ValidatorSet>,
+    /// What the host stored: the last committed block and its QC, and the validator set
+    /// of each epoch seen; a restart resumes from them as a node restarts from RocksDB.
+    root: Option<(Block, QuorumCert)>,
+    sets: BTreeMap<u64, ValidatorSet>,
 }
 
 pub struct Sim {
@@ -172,7 +176,7 @@ impl Sim {
         let vs = (0..n as u32).map(|i| Validator { id: i, power: 1, public_key: cfg.crypto.signer(i).public_key() }).collect();
         let vset = ValidatorSet::new(0, vs).expect("valid set");
         let genesis = Block::genesis(0, [0; 32]);
-        let insts = (0..n + cfg.twins).map(|i| Inst { id: (i % n) as NodeId, core: None, persisted: None, timer_gen: 0, committed: BTreeMap::new(), exec_root: [0; 32], next_vset: None }).collect();
+        let insts = (0..n + cfg.twins).map(|i| Inst { id: (i % n) as NodeId, core: None, persisted: None, timer_gen: 0, committed: BTreeMap::new(), exec_root: [0; 32], next_vset: None, root: None, sets: BTreeMap::from([(0, vset.clone())]) }).collect();
         let rng = Rng::new(cfg.seed);
         let mut sim = Sim { cfg, rng, now: 0, seq: 0, queue: BinaryHeap::new(), events: Vec::new(), free: Vec::new(), insts, vset, genesis, canon: BTreeMap::new(), report: SimReport::default(), latency_sum: 0, latency_n: 0 };
         for (inst, at, back) in sim.cfg.crashes.clone() {
@@ -209,16 +213,15 @@ impl Sim {
         cfg.max_backoff_exponent = self.cfg.max_backoff_exponent;
         cfg.reputation = self.cfg.reputation;
         cfg.leader_script = self.cfg.leader_script.clone();
-        let qc = QuorumCert::genesis(self.genesis.vote_data());
+        let (root, qc) = self.insts[inst].root.clone().unwrap_or_else(|| (self.genesis.clone(), QuorumCert::genesis(self.genesis.vote_data())));
+        let vset = self.insts[inst].sets[&root.epoch].clone();
         let persisted = self.insts[inst].persisted.clone();
-        let mut core = Core::new(cfg, self.vset.clone(), self.genesis.clone(), qc, self.cfg.crypto.signer(id), self.cfg.crypto.verifier(), persisted.as_deref()).expect("boot");
+        let mut core = Core::new(cfg, vset, root, qc, self.cfg.crypto.signer(id), self.cfg.crypto.verifier(), persisted.as_deref()).expect("boot");
         core.inject_faults(self.cfg.faults);
         let t = Instant::now();
         let acts = core.start();
         self.report.core_cpu_ns += t.elapsed().as_nanos() as u64;
         self.insts[inst].core = Some(core);
-        self.insts[inst].committed.clear();
-        self.insts[inst].exec_root = [0; 32];
         self.apply(inst, acts);
     }
 
@@ -282,7 +285,10 @@ impl Sim {
                     let reconfig = self.insts[inst].next_vset.clone();
                     self.step(inst, Event::Payload { round, digests: vec![d], timestamp_ms: self.now, reconfig });
                 }
-                Action::Commit { blocks, qc } => self.on_commit(inst, blocks, qc.data.block_id),
+                Action::Commit { blocks, qc } => {
+                    self.insts[inst].root = Some((blocks.last().expect("non-empty").clone(), qc.clone()));
+                    self.on_commit(inst, blocks, qc.data.block_id)
+                }
                 Action::ReportEvidence { .. } => self.report.evidence += 1,
                 Action::Invalid { reason, .. } => {
                     self.report.invalid += 1;
@@ -290,8 +296,9 @@ impl Sim {
                         self.report.invalid_samples.push(reason);
                     }
                 }
-                Action::NewEpoch { epoch, .. } => {
+                Action::NewEpoch { epoch, validators } => {
                     self.insts[inst].next_vset = None;
+                    self.insts[inst].sets.insert(epoch, validators);
                     self.report.epoch = self.report.epoch.max(epoch);
                 }
                 Action::Halt { .. } => {}
@@ -342,8 +349,14 @@ impl Sim {
         (0..self.insts.len()).filter(|i| self.honest(*i) && self.insts[*i].core.is_some()).collect()
     }
 
+    /// Down now but due back: the run is not over while such an instance exists.
+    fn coming_back(&self, i: usize) -> bool {
+        self.insts[i].core.is_none() && self.cfg.crashes.iter().any(|c| c.0 == i && c.2 > self.now && c.2 != u64::MAX)
+    }
+
     fn done(&self) -> bool {
-        self.now >= self.cfg.heal_ms && self.running_honest().iter().all(|i| self.height(*i) >= self.cfg.target_height)
+        let honest = (0..self.insts.len()).filter(|i| self.honest(*i));
+        self.now >= self.cfg.heal_ms && honest.clone().all(|i| !self.coming_back(i)) && self.running_honest().iter().all(|i| self.height(*i) >= self.cfg.target_height)
     }
 
     pub fn run(mut self) -> SimReport {

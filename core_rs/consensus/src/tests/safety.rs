@@ -44,7 +44,11 @@ fn restart_from_persisted_data_keeps_the_vote() {
     other.timestamp_ms = 99;
     let mut s = rules();
     s.vote(&b1, None).unwrap();
-    let mut restarted = SafetyRules::new(0, Box::new(TestSigner::for_node(0)), Some(&s.persisted_bytes())).unwrap();
+    s.set_recovery_chain(vec![b1.clone()]);
+    let bytes = s.persisted_bytes();
+    let d = crate::safety::SafetyData::from_bytes_checked(&bytes);
+    assert_eq!((d.last_voted_round, d.chain.len(), d.high_qc.as_ref().map(|q| q.round())), (1, 1, Some(0)));
+    let mut restarted = SafetyRules::new(0, Box::new(TestSigner::for_node(0)), Some(&bytes)).unwrap();
     assert!(matches!(restarted.vote(&other, None), Err(ConsensusError::AlreadyVoted { round: 1, last_voted: 1 })));
 }
 

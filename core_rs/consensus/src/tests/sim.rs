@@ -152,3 +152,18 @@ fn chaos_seeds() {
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
     }
 }
+
+/// Every validator is killed at once and restarts from its safety data alone: the cluster
+/// must resume (each node must know the QC or TC that let it into its last voted round).
+#[test]
+fn whole_cluster_restart() {
+    for seed in 0..5 {
+        let mut c = SimConfig::new(4, seed);
+        let t = 300 + 37 * seed;
+        c.crashes = (0..4).map(|i| (i, t, t + 50 + 10 * i as u64)).collect();
+        c.target_height = 40;
+        let r = simulate(c);
+        assert_eq!(r.safety_violations, 0, "seed {seed}");
+        assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+    }
+}
