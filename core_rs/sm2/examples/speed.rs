@@ -1,20 +1,43 @@
 //! Throughput of the SM2 operations, one JSON object per line:
-//! `cargo run --release -p tfnode-sm2 --example speed [seconds-per-item]`.
+//! `cargo run --release -p tfnode-sm2 --example speed [seconds-per-item] [name-filter]`.
+//! `value` is operations per wall-clock second; `per_cpu_second` divides by the thread's
+//! CPU time instead (equal on an idle machine; the honest figure on a shared one).
 
 use std::time::{Duration, Instant};
 
 use tfnode_sm2::{set_key_cache_capacity, verify_batch, verify_cached, PublicKey, SecretKey, DEFAULT_UID};
 
+/// CPU time of the calling thread (Linux); 0 elsewhere. On a shared machine the wall
+/// clock also counts time other processes took, so single-thread figures report both.
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
+
 fn rate(name: &str, budget: Duration, ops_per_call: usize, mut f: impl FnMut()) {
+    let filter = std::env::args().nth(2).unwrap_or_default();
+    if !name.contains(&filter) {
+        return;
+    }
     f(); // warm-up (lazy tables, caches)
     let start = Instant::now();
+    let cpu0 = thread_cpu();
     let mut calls = 0usize;
     while start.elapsed() < budget {
         f();
         calls += 1;
     }
-    let v = (calls * ops_per_call) as f64 / start.elapsed().as_secs_f64();
-    println!("{{\"name\":\"{name}\",\"unit\":\"op/s\",\"value\":{v:.0}}}");
+    let ops = (calls * ops_per_call) as f64;
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = (thread_cpu() - cpu0).as_secs_f64();
+    let per_cpu = if cpu > 0.0 && !name.contains("threads") { ops / cpu } else { ops / wall };
+    println!(
+        "{{\"name\":\"{name}\",\"unit\":\"op/s\",\"value\":{:.0},\"per_cpu_second\":{per_cpu:.0}}}",
+        ops / wall
+    );
 }
 
 fn main() {

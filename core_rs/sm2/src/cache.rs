@@ -1,7 +1,7 @@
 //! Known-key cache and batch verification.
 //!
 //! The cache maps public-key bytes (as given: 33 or 65) to the decoded point, a per-key
-//! precomputed table (`KeyTable`, ~4 KiB) and Z for `DEFAULT_UID`. It is sharded (16
+//! precomputed table (`KeyTable`, 8 KiB) and Z for `DEFAULT_UID`. It is sharded (16
 //! mutex-protected maps, shard picked from the key's last byte) so rayon workers rarely
 //! contend, and bounded: at most `capacity` entries, FIFO eviction per shard, and the
 //! capacity itself is clamped so the cache never holds more than `MAX_CACHE_BYTES`.

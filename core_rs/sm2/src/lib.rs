@@ -33,6 +33,12 @@ pub use signature::Signature;
 #[doc(hidden)]
 pub use encrypt::encrypt_with_k;
 
+/// Build the process-wide generator tables (about 180 KiB) now rather than on the first
+/// signature or verification. Optional; call it at start-up to keep latency flat.
+pub fn warm_up() {
+    mul::warm_up();
+}
+
 /// The user ID both sides use when none is agreed (GB/T 32918.2, GM/T 0009).
 pub const DEFAULT_UID: &[u8] = b"1234567812345678";
 

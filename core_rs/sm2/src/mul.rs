@@ -48,9 +48,10 @@ fn g_comb() -> &'static CombTable {
     })
 }
 
-/// Force the lazy generator table (e.g. at start-up, to keep first-call latency flat).
+/// Build the lazy generator tables now (keeps the first call's latency flat).
 pub(crate) fn warm_up() {
     let _ = g_comb();
+    let _ = g_split();
 }
 
 /// Signed digit of the window starting at bit `pos` (width `w`), from the `w + 1` bits
@@ -193,23 +194,9 @@ fn wnaf(k: &Scalar, w: u32, out: &mut [i8; 258]) -> usize {
     len
 }
 
-/// s*G with the comb table, variable time (s public).
-fn base_mul_vt(s: &Scalar) -> Jac {
-    let table = g_comb();
-    let mut acc = Jac::INFINITY;
-    for (i, row) in table.iter().enumerate() {
-        let (abs, neg) = booth_digit(s, i * COMB_W, COMB_W);
-        if abs == 0 {
-            continue;
-        }
-        let q = row[abs as usize - 1];
-        let q = if neg == 1 { q.neg() } else { q };
-        acc = acc.add_affine_vt(&q);
-    }
-    acc
-}
-
-/// s*G + t*P (variable time; public inputs only).
+/// s*G + t*P (variable time; public inputs only): one run of 256 doublings, width-5
+/// NAF of t over Jacobian odd multiples of P, width-8 NAF of s over the first row of the
+/// G split table (64 affine odd multiples of G).
 pub(crate) fn verify_mul(s: &Scalar, t: &Scalar, p: &Affine) -> Jac {
     const W: u32 = 5;
     // odd multiples P, 3P, ..., 15P
@@ -219,79 +206,116 @@ pub(crate) fn verify_mul(s: &Scalar, t: &Scalar, p: &Affine) -> Jac {
     for i in 1..8 {
         odd[i] = odd[i - 1].add_vt(&p2);
     }
-    let mut naf = [0i8; 258];
-    let len = wnaf(t, W, &mut naf);
+    let g = &g_split()[0];
+    let mut tnaf = [0i8; 258];
+    let mut snaf = [0i8; 258];
+    let len = wnaf(t, W, &mut tnaf).max(wnaf(s, G_W, &mut snaf));
     let mut acc = Jac::INFINITY;
     for i in (0..len).rev() {
         acc = acc.double();
-        let d = naf[i];
+        let d = tnaf[i];
         if d > 0 {
             acc = acc.add_vt(&odd[(d as usize) / 2]);
         } else if d < 0 {
             acc = acc.add_vt(&odd[((-d) as usize) / 2].neg());
         }
+        acc = add_digit(&acc, g, snaf[i]);
     }
-    acc.add_vt(&base_mul_vt(s))
+    acc
 }
 
-/// Per-key precomputation for known keys: P split into `KT_PARTS` parts of 64 bits,
-/// part j holding the odd multiples {1, 3, ..., 2*KT_ODD-1} * 2^(64j) * P in affine form.
-/// t*P then costs 64 doublings plus about 256/7 mixed additions.
-pub(crate) const KT_PARTS: usize = 4;
+/// Split tables for verification with a known key. A 256-bit scalar is cut into
+/// `SPLIT` chunks of `CHUNK` bits; chunk j multiplies 2^(CHUNK*j) * Q. Each chunk gets its
+/// own width-w NAF, and all chunks share one run of CHUNK doublings, so s*G + t*P costs
+/// 32 doublings plus about 256/(w_G+1) + 256/(w_P+1) mixed additions.
+const SPLIT: usize = 8;
+const CHUNK: usize = 256 / SPLIT;
+/// G: width 8, 64 odd multiples per chunk (32 KiB, built once per process).
+const G_W: u32 = 8;
+const G_ODD: usize = 1 << (G_W - 2);
+/// P: width 6, 16 odd multiples per chunk (8 KiB per cached key).
 const KT_W: u32 = 6;
-pub(crate) const KT_ODD: usize = 1 << (KT_W - 2); // 16
+const KT_ODD: usize = 1 << (KT_W - 2);
 
+/// `odd[j][i]` = (2i + 1) * 2^(CHUNK*j) * Q in affine form.
+fn split_table<const ODD: usize>(q: &Affine) -> Box<[[Affine; ODD]; SPLIT]> {
+    let mut jac = Vec::with_capacity(SPLIT * ODD);
+    let mut base = q.to_jac();
+    for _ in 0..SPLIT {
+        let b2 = base.double();
+        let mut cur = base;
+        jac.push(cur);
+        for _ in 1..ODD {
+            cur = cur.add_vt(&b2);
+            jac.push(cur);
+        }
+        for _ in 0..CHUNK {
+            base = base.double();
+        }
+    }
+    let aff = batch_to_affine(&jac);
+    let mut odd = Box::new([[Affine::default(); ODD]; SPLIT]);
+    for (j, row) in odd.iter_mut().enumerate() {
+        row.copy_from_slice(&aff[j * ODD..(j + 1) * ODD]);
+    }
+    odd
+}
+
+static G_SPLIT: OnceLock<Box<[[Affine; G_ODD]; SPLIT]>> = OnceLock::new();
+
+fn g_split() -> &'static [[Affine; G_ODD]; SPLIT] {
+    G_SPLIT.get_or_init(|| split_table::<G_ODD>(&Affine::generator()))
+}
+
+/// Width-w NAFs of the `SPLIT` chunks of k; returns the longest length.
+fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i8; 258]; SPLIT]) -> usize {
+    let mut len = 0;
+    for (j, naf) in out.iter_mut().enumerate() {
+        let bits = CHUNK * j;
+        let chunk = (k.0[bits / 64] >> (bits % 64)) & (u64::MAX >> (64 - CHUNK));
+        len = len.max(wnaf(&Scalar([chunk, 0, 0, 0]), w, naf));
+    }
+    len
+}
+
+#[inline(always)]
+fn add_digit(acc: &Jac, row: &[Affine], d: i8) -> Jac {
+    if d > 0 {
+        acc.add_affine_vt(&row[(d as usize) / 2])
+    } else if d < 0 {
+        acc.add_affine_vt(&row[((-d) as usize) / 2].neg())
+    } else {
+        *acc
+    }
+}
+
+/// Per-key precomputation for known keys (see the split tables above).
 pub(crate) struct KeyTable {
-    odd: Box<[[Affine; KT_ODD]; KT_PARTS]>,
+    odd: Box<[[Affine; KT_ODD]; SPLIT]>,
 }
 
 impl KeyTable {
     pub(crate) fn new(p: &Affine) -> KeyTable {
-        let mut jac = Vec::with_capacity(KT_PARTS * KT_ODD);
-        let mut base = p.to_jac();
-        for _ in 0..KT_PARTS {
-            let b2 = base.double();
-            let mut cur = base;
-            jac.push(cur);
-            for _ in 1..KT_ODD {
-                cur = cur.add_vt(&b2);
-                jac.push(cur);
-            }
-            for _ in 0..64 {
-                base = base.double();
-            }
-        }
-        let aff = batch_to_affine(&jac);
-        let mut odd = Box::new([[Affine::default(); KT_ODD]; KT_PARTS]);
-        for (j, row) in odd.iter_mut().enumerate() {
-            row.copy_from_slice(&aff[j * KT_ODD..(j + 1) * KT_ODD]);
-        }
-        KeyTable { odd }
+        KeyTable { odd: split_table::<KT_ODD>(p) }
     }
 
-    pub(crate) const BYTES: usize = KT_PARTS * KT_ODD * core::mem::size_of::<Affine>();
+    pub(crate) const BYTES: usize = SPLIT * KT_ODD * core::mem::size_of::<Affine>();
 
-    /// s*G + t*P using this table for P (variable time).
+    /// s*G + t*P using this table for P and the split table for G (variable time).
     pub(crate) fn verify_mul(&self, s: &Scalar, t: &Scalar) -> Jac {
-        let mut nafs = [[0i8; 258]; KT_PARTS];
-        let mut len = 0;
-        for (j, naf) in nafs.iter_mut().enumerate() {
-            let part = Scalar([t.0[j], 0, 0, 0]);
-            len = len.max(wnaf(&part, KT_W, naf));
-        }
+        let g = g_split();
+        let mut snaf = [[0i8; 258]; SPLIT];
+        let mut tnaf = [[0i8; 258]; SPLIT];
+        let len = chunk_nafs(s, G_W, &mut snaf).max(chunk_nafs(t, KT_W, &mut tnaf));
         let mut acc = Jac::INFINITY;
         for i in (0..len).rev() {
             acc = acc.double();
-            for (j, naf) in nafs.iter().enumerate() {
-                let d = naf[i];
-                if d > 0 {
-                    acc = acc.add_affine_vt(&self.odd[j][(d as usize) / 2]);
-                } else if d < 0 {
-                    acc = acc.add_affine_vt(&self.odd[j][((-d) as usize) / 2].neg());
-                }
+            for j in 0..SPLIT {
+                acc = add_digit(&acc, &g[j], snaf[j][i]);
+                acc = add_digit(&acc, &self.odd[j], tnaf[j][i]);
             }
         }
-        acc.add_vt(&base_mul_vt(s))
+        acc
     }
 }
 
