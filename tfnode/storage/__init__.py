@@ -1,0 +1,49 @@
+"""Node storage: an ordered KV interface, RocksDB and in-memory backends, and ``ChainStore``.
+
+    kv = open_rocks(home / "db")            # or MemoryKV() in tests
+    store = ChainStore(kv, "tf-main")       # checks schema and invariants; store.head
+    rt = Runtime(store.state)               # pending block writes over committed state
+    store.commit_block(h, block_hash, block_bytes, qc_bytes, txs=..., receipts=...,
+                       events=..., tree_writes=..., state_root=root)   # one synced batch
+    store.persist_safety(data)              # before a vote leaves the node
+
+See docs/storage.md for the key schema and the crash-safety argument.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .abc import MAX_KEY, MAX_VALUE, KVSnapshot, KVStore, WriteBatch
+from .chain import ChainStore, EventRecord, Head, TxRecord, ensure_schema
+from .errors import (
+    CommitConflict,
+    CommitError,
+    CorruptionError,
+    SchemaVersionError,
+    SnapshotExpired,
+    StorageError,
+    StorageTypeError,
+    StorageValueError,
+    StoreClosed,
+)
+from .keys import SCHEMA_VERSION
+from .memory import MemoryKV
+from .state import PendingState, ReplayIndex
+
+
+def open_rocks(path: str | os.PathLike, **options) -> KVStore:
+    """Open (creating if needed) the RocksDB store at ``path``; ``options`` go to
+    ``rocks.rocks_options`` (``block_cache_bytes``, ``max_open_files``)."""
+    from .rocks import RocksKV, rocks_options  # rocksdict is imported only when used
+
+    return RocksKV(path, rocks_options(**options))
+
+
+__all__ = [
+    "MAX_KEY", "MAX_VALUE", "SCHEMA_VERSION",
+    "KVStore", "KVSnapshot", "WriteBatch", "MemoryKV", "open_rocks",
+    "ChainStore", "Head", "TxRecord", "EventRecord", "PendingState", "ReplayIndex", "ensure_schema",
+    "StorageError", "StorageTypeError", "StorageValueError", "StoreClosed", "SnapshotExpired",
+    "SchemaVersionError", "CorruptionError", "CommitError", "CommitConflict",
+]

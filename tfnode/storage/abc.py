@@ -1,0 +1,155 @@
+"""The storage interface: an ordered byte key-value store with snapshots and atomic batches.
+
+Everything above this layer (``ChainStore``) speaks only these few operations, so a backend
+is small: RocksDB (``rocks.RocksKV``, the embedded default), a dict (``memory.MemoryKV``,
+for tests), and later a distributed KV such as TiKV. The model is deliberately the one a
+distributed ordered KV offers:
+
+* one flat, byte-ordered key space (namespaces are key prefixes, not column families, so a
+  backend without column families loses nothing);
+* point ``get`` and ``get_many``; forward iteration over ``[start, end)`` or a prefix;
+* ``snapshot()``: a read-only view at one instant (point reads always consistent; iteration
+  see ``KVSnapshot.iterate``);
+* ``write(batch, sync=...)``: all operations of a batch become visible and durable together or
+  not at all; with ``sync=True`` the call returns only after the batch is on stable storage.
+
+Keys are at most ``MAX_KEY`` bytes and values at most ``MAX_VALUE`` bytes; the bounds keep
+every entry within what a distributed KV accepts as one entry and catch runaway callers early.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+
+from .errors import StorageTypeError, StorageValueError
+
+MAX_KEY = 4096
+MAX_VALUE = 32 * 1024 * 1024
+
+
+def check_key(key: object, what: str = "key") -> bytes:
+    """Return ``key`` as ``bytes`` or raise a clear error (wrong type, empty, oversized)."""
+    if type(key) is not bytes:
+        if isinstance(key, (bytearray, memoryview)):
+            key = bytes(key)
+        else:
+            raise StorageTypeError(f"{what} must be bytes, got {type(key).__name__}")
+    if not key:
+        raise StorageValueError(f"{what} must not be empty")
+    if len(key) > MAX_KEY:
+        raise StorageValueError(f"{what} is {len(key)} bytes, more than the limit of {MAX_KEY}")
+    return key
+
+
+def check_value(value: object, what: str = "value") -> bytes:
+    if type(value) is not bytes:
+        if isinstance(value, (bytearray, memoryview)):
+            value = bytes(value)
+        else:
+            raise StorageTypeError(f"{what} must be bytes, got {type(value).__name__}")
+    if len(value) > MAX_VALUE:
+        raise StorageValueError(f"{what} is {len(value)} bytes, more than the limit of {MAX_VALUE}")
+    return value
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
+    p = bytearray(prefix)
+    while p and p[-1] == 0xFF:
+        p.pop()
+    if not p:
+        return None
+    p[-1] += 1
+    return bytes(p)
+
+
+class WriteBatch:
+    """Backend-neutral list of puts and deletes, validated as they are added.
+
+    The batch is plain data; ``KVStore.write`` applies it atomically. Later operations on the
+    same key win, as in RocksDB."""
+
+    __slots__ = ("ops", "nbytes")
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[bytes, bytes | None]] = []
+        self.nbytes = 0
+
+    def put(self, key: bytes, value: bytes) -> None:
+        key = check_key(key)
+        value = check_value(value)
+        self.ops.append((key, value))
+        self.nbytes += len(key) + len(value)
+
+    def delete(self, key: bytes) -> None:
+        key = check_key(key)
+        self.ops.append((key, None))
+        self.nbytes += len(key)
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+
+class KVReader(ABC):
+    """Reads shared by a store and its snapshots."""
+
+    @abstractmethod
+    def get(self, key: bytes) -> bytes | None:
+        """The value of ``key`` or None."""
+
+    def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
+        return [self.get(k) for k in keys]
+
+    @abstractmethod
+    def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` for ``start <= key < end`` in key order (``end=None``: no bound).
+
+        The iteration sees one consistent state: the one current when the iterator was made."""
+
+    def iterate_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        prefix = check_key(prefix, "prefix")
+        return self.iterate(prefix, prefix_end(prefix))
+
+
+class KVSnapshot(KVReader):
+    """A read-only view of the store at the instant ``snapshot()`` was called.
+
+    ``get``/``get_many`` always read that instant. ``iterate`` does too, but may raise
+    ``SnapshotExpired`` if the store was written since the snapshot was taken: rocksdict
+    0.3.x loses the snapshot when it builds a snapshot iterator, and a distributed KV may
+    garbage-collect old versions; both backends here apply the same rule, so callers that
+    iterate write a retry with a fresh snapshot (``ChainStore`` does)."""
+
+    def close(self) -> None:
+        """Release the snapshot (also done when it is garbage collected)."""
+
+    def __enter__(self) -> "KVSnapshot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class KVStore(KVReader):
+    """An ordered byte key-value store. Writes only through atomic batches."""
+
+    @abstractmethod
+    def snapshot(self) -> KVSnapshot: ...
+
+    @abstractmethod
+    def write(self, batch: WriteBatch, *, sync: bool) -> None:
+        """Apply ``batch`` atomically; with ``sync`` return only once it is durable."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def __enter__(self) -> "KVStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,378 @@
+"""``ChainStore``: one chain's ledger in a shared ``KVStore``.
+
+Every key starts with the chain's prefix (``keys.chain_prefix``), so several chains share one
+database without seeing each other's data. Writes are of two kinds only:
+
+* ``commit_block``: one atomic, synced batch per committed block holding the block, its QC,
+  transactions, receipts, events, state and tree writes, and the metadata update. After a
+  crash the store is at block h or h-1, never between; "latest" is read from metadata only.
+* ``persist_safety``: the consensus safety data, its own synced batch, never mixed into a
+  block batch (a vote must not wait for a block, nor a block for a vote).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from . import keys as K
+from .abc import KVStore, WriteBatch, check_key, check_value, prefix_end
+from .errors import (
+    CommitConflict,
+    CommitError,
+    CorruptionError,
+    SchemaVersionError,
+    StorageTypeError,
+    StorageValueError,
+)
+from .state import PendingState, ReplayIndex
+
+RECENT_TX_CAPACITY = 1 << 18
+
+
+class Head(NamedTuple):
+    height: int
+    hash: bytes
+
+
+class TxRecord(NamedTuple):
+    height: int
+    index: int
+    data: bytes
+
+
+class EventRecord(NamedTuple):
+    height: int
+    seq: int          # position of the event among the block's events
+    tx_index: int
+    tx_hash: bytes
+    payload: bytes
+
+
+def ensure_schema(kv: KVStore) -> int:
+    """Check (or, on an empty store, write) the schema version; return it."""
+    raw = kv.get(K.SCHEMA_KEY)
+    if raw is None:
+        first = next(iter(kv.iterate(b"\x00")), None)
+        if first is not None:
+            raise SchemaVersionError(
+                f"store holds data (first key {first[0][:16].hex()}) but no schema key: not a tfnode store"
+            )
+        b = WriteBatch()
+        b.put(K.SCHEMA_KEY, K.schema_value())
+        kv.write(b, sync=True)
+        return K.SCHEMA_VERSION
+    version = K.parse_schema(raw)
+    if version is None:
+        raise SchemaVersionError(f"schema key holds {raw[:16].hex()}: not a tfnode store")
+    if version != K.SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"store has schema version {version}, this tfnode reads version {K.SCHEMA_VERSION}; "
+            "migrate the store or run the matching tfnode"
+        )
+    return version
+
+
+class ChainStore:
+    """The ledger of chain ``chain_id`` in ``kv``. Opening checks the schema and invariants.
+
+    One writer per chain (the node's commit path); reads may come from any thread."""
+
+    def __init__(self, kv: KVStore, chain_id: str, *, recent_tx_capacity: int = RECENT_TX_CAPACITY):
+        if not isinstance(kv, KVStore):
+            raise StorageTypeError(f"kv must be a KVStore, got {type(kv).__name__}")
+        self.kv = kv
+        self.chain_id = chain_id
+        self._p = K.chain_prefix(chain_id)
+        self.schema_version = ensure_schema(kv)
+        self._head: Head | None = None
+        self._base: int | None = None
+        self._verify_on_open()
+        self.state = PendingState(self)
+        self.replay = ReplayIndex(self, recent_tx_capacity)
+
+    # -- keys ---------------------------------------------------------------------------
+    def _k(self, table: bytes, rest: bytes = b"") -> bytes:
+        return self._p + table + rest
+
+    def _state_key(self, key: bytes) -> bytes:
+        return check_key(self._p + K.STATE + key, "state key (with prefix)")
+
+    def _replay_key(self, tx_hash: bytes) -> bytes:
+        return self._p + K.REPLAY + K.check_hash(tx_hash, "tx hash")
+
+    # -- open and recovery --------------------------------------------------------------
+    def _verify_on_open(self) -> None:
+        """Cheap invariants; a torn block cannot exist (one batch), so a failure here means
+        damage or a foreign writer: stop with the numbers rather than guess."""
+        kv = self.kv
+        raw_head = kv.get(self._k(K.META, K.META_HEAD))
+        raw_base = kv.get(self._k(K.META, K.META_BASE))
+        if raw_head is None:
+            first = next(iter(kv.iterate(self._k(K.BLOCK), prefix_end(self._k(K.BLOCK)))), None)
+            if first is not None or raw_base is not None:
+                raise CorruptionError(f"chain {self.chain_id!r}: blocks stored but no head metadata")
+            return
+        if len(raw_head) < 9 or raw_base is None or len(raw_base) != 8:
+            raise CorruptionError(f"chain {self.chain_id!r}: malformed head/base metadata")
+        height, head_hash, base = K.read_u64(raw_head), raw_head[8:], K.read_u64(raw_base)
+        if base > height:
+            raise CorruptionError(f"chain {self.chain_id!r}: base {base} above head {height}")
+        stored = self._block_entry(height)
+        if stored is None:
+            raise CorruptionError(f"chain {self.chain_id!r}: head says height {height} but that block is missing")
+        if stored[0] != head_hash:
+            raise CorruptionError(
+                f"chain {self.chain_id!r}: head hash {head_hash.hex()} differs from block {height}'s {stored[0].hex()}"
+            )
+        if kv.get(self._k(K.HASH, head_hash)) != K.u64(height):
+            raise CorruptionError(f"chain {self.chain_id!r}: hash index does not point at head block {height}")
+        if kv.get(self._k(K.QC, K.u64(height))) is None:
+            raise CorruptionError(f"chain {self.chain_id!r}: QC of head block {height} is missing")
+        if height < K.U64_MAX and kv.get(self._k(K.BLOCK, K.u64(height + 1))) is not None:
+            raise CorruptionError(f"chain {self.chain_id!r}: block {height + 1} stored beyond head {height}")
+        ex = self.executed()
+        if ex is not None and ex[0] > height:
+            raise CorruptionError(f"chain {self.chain_id!r}: executed height {ex[0]} above head {height}")
+        self._head, self._base = Head(height, head_hash), base
+
+    def verify(self) -> int:
+        """Deep check of every stored height (slow: recovery tools and tests). Returns the
+        number of blocks checked; raises ``CorruptionError`` on the first broken one."""
+        if self._head is None:
+            return 0
+        n = 0
+        for h in range(self._base, self._head.height + 1):  # type: ignore[arg-type]
+            e = self._block_entry(h)
+            if e is None or self.kv.get(self._k(K.QC, K.u64(h))) is None:
+                raise CorruptionError(f"chain {self.chain_id!r}: block or QC {h} missing below head")
+            if self.kv.get(self._k(K.HASH, e[0])) != K.u64(h):
+                raise CorruptionError(f"chain {self.chain_id!r}: hash index of block {h} missing")
+            for i, th in enumerate(self.block_txs(h)):
+                rec = self.tx(th)
+                if rec is None or rec.height != h or rec.index != i or self.tx_height(th) != h:
+                    raise CorruptionError(f"chain {self.chain_id!r}: transaction {i} of block {h} incomplete")
+            n += 1
+        return n
+
+    # -- writes -------------------------------------------------------------------------
+    def commit_block(
+        self,
+        height: int,
+        block_hash: bytes,
+        block: bytes,
+        qc: bytes,
+        *,
+        txs: Sequence[tuple[bytes, bytes]] = (),
+        receipts: Sequence[bytes] | None = None,
+        events: Iterable[tuple[int, str, str, bytes]] = (),
+        state_writes: Iterable[tuple[bytes, bytes | None]] | None = None,
+        tree_writes: Iterable[tuple[bytes, bytes | None]] = (),
+        state_root: bytes | None = None,
+    ) -> bool:
+        """Store committed block ``height`` in one atomic synced batch. Returns True if
+        written, False if this exact block is already stored (recovery replay: a no-op).
+
+        ``txs``: ``(tx_hash, tx_bytes)`` executed by the block, in order. ``receipts``: one
+        per tx or None. ``events``: ``(tx_index, contract, name, payload)`` in block order.
+        ``state_writes``: ``(key, value-or-None)``; None takes (and clears) ``self.state``'s
+        pending writes. ``tree_writes``: tree nodes ``(node_key, bytes-or-None)``.
+        ``state_root``: the root after this block, when executed.
+        Raises ``CommitConflict`` if the height holds a different block, ``CommitError`` if
+        the height is not the next one or a transaction already committed."""
+        hb = K.u64(height)
+        block_hash = K.check_hash(block_hash, "block hash")
+        block = check_value(block, "block")
+        qc = check_value(qc, "qc")
+        head = self._head
+        if head is not None and height <= head.height:
+            self._check_recommit(height, block_hash, block)
+            self.state.discard()
+            return False
+        if head is not None and height != head.height + 1:
+            raise CommitError(f"commit of height {height}, but the store is at {head.height}: next is {head.height + 1}")
+        other = self.kv.get(self._k(K.HASH, block_hash))
+        if other is not None:
+            raise CommitConflict(f"block hash {block_hash.hex()} already stored at height {K.read_u64(other)}")
+
+        b = WriteBatch()
+        p = self._p
+        b.put(p + K.BLOCK + hb, bytes([len(block_hash)]) + block_hash + block)
+        b.put(p + K.HASH + block_hash, hb)
+        b.put(p + K.QC + hb, qc)
+        self._add_txs(b, height, hb, txs, receipts)
+        self._add_events(b, hb, events, txs)
+        if state_writes is None:
+            state_writes = self.state.writes()
+        for key, value in state_writes:
+            sk = self._state_key(check_key(key, "state key"))
+            if value is None:
+                b.delete(sk)
+            else:
+                b.put(sk, check_value(value, "state value"))
+        for key, value in tree_writes:
+            nk = check_key(p + K.NODE + check_key(key, "tree node key"), "tree node key (with prefix)")
+            if value is None:
+                b.delete(nk)
+            else:
+                b.put(nk, check_value(value, "tree node"))
+        if state_root is not None:
+            root = K.check_hash(state_root, "state root")
+            b.put(p + K.ROOT + hb, root)
+            b.put(p + K.META + K.META_EXEC, hb + root)
+        b.put(p + K.META + K.META_HEAD, hb + block_hash)
+        if head is None:
+            b.put(p + K.META + K.META_BASE, hb)
+        self.kv.write(b, sync=True)
+
+        self._head = Head(height, block_hash)
+        if self._base is None:
+            self._base = height
+        self.replay.add(h for h, _ in txs)
+        self.state.refresh()
+        return True
+
+    def _add_txs(self, b: WriteBatch, height: int, hb: bytes, txs, receipts) -> None:
+        if receipts is not None and len(receipts) != len(txs):
+            raise CommitError(f"block {height}: {len(txs)} transactions but {len(receipts)} receipts")
+        hashes = []
+        for i, item in enumerate(txs):
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise StorageTypeError(f"block {height}: txs[{i}] must be a (tx_hash, tx_bytes) tuple")
+            hashes.append(K.check_hash(item[0], f"txs[{i}] hash"))
+        if len(set(hashes)) != len(hashes):
+            raise CommitError(f"block {height}: a transaction hash appears twice")
+        seen = self.replay.committed_among(hashes)
+        if seen:
+            h0 = min(seen)
+            raise CommitError(f"block {height}: transaction {h0.hex()} already committed at height {self.tx_height(h0)}")
+        p = self._p
+        for i, (th, (_, data)) in enumerate(zip(hashes, txs)):
+            b.put(p + K.TX + th, hb + K.u32(i, "tx index") + check_value(data, f"txs[{i}] bytes"))
+            b.put(p + K.REPLAY + th, hb)
+            if receipts is not None:
+                b.put(p + K.RECEIPT + th, check_value(receipts[i], f"receipts[{i}]"))
+        b.put(p + K.TXLIST + hb, b"".join(bytes([len(h)]) + h for h in hashes))
+
+    def _add_events(self, b: WriteBatch, hb: bytes, events, txs) -> None:
+        for seq, ev in enumerate(events):
+            if not isinstance(ev, tuple) or len(ev) != 4:
+                raise StorageTypeError(f"events[{seq}] must be a (tx_index, contract, name, payload) tuple")
+            tx_index, contract, name, payload = ev
+            ti = K.u32(tx_index, f"events[{seq}] tx index")
+            if tx_index >= len(txs):
+                raise StorageValueError(f"events[{seq}] names tx {tx_index} but the block has {len(txs)}")
+            th = txs[tx_index][0]
+            key = self._p + K.EVENT + K.name_field(contract, "contract") + K.name_field(name, "event name") + hb + K.u32(seq, "event seq")
+            b.put(check_key(key, "event key"), ti + bytes([len(th)]) + th + check_value(payload, f"events[{seq}] payload"))
+
+    def _check_recommit(self, height: int, block_hash: bytes, block: bytes) -> None:
+        e = self._block_entry(height)
+        if e is None:
+            raise CommitError(f"height {height} is below the store's base {self._base}: cannot compare")
+        if e[0] != block_hash or e[1] != block:
+            raise CommitConflict(
+                f"height {height} already holds block {e[0].hex()}; refusing a different block {block_hash.hex()}"
+            )
+
+    def persist_safety(self, data: bytes) -> None:
+        """Durably store the consensus safety data (synced, alone). Returns once on disk."""
+        b = WriteBatch()
+        b.put(self._k(K.SAFETY), check_value(data, "safety data"))
+        self.kv.write(b, sync=True)
+
+    def load_safety(self) -> bytes | None:
+        return self.kv.get(self._k(K.SAFETY))
+
+    # -- reads --------------------------------------------------------------------------
+    @property
+    def head(self) -> Head | None:
+        """Latest committed block (from metadata), or None for an empty chain."""
+        return self._head
+
+    @property
+    def base(self) -> int | None:
+        """The first height this store holds (0 from genesis; higher after a state sync)."""
+        return self._base
+
+    def executed(self) -> tuple[int, bytes] | None:
+        """``(height, state root)`` of the last block committed with a state root."""
+        raw = self.kv.get(self._k(K.META, K.META_EXEC))
+        return None if raw is None else (K.read_u64(raw), raw[8:])
+
+    def _block_entry(self, height: int) -> tuple[bytes, bytes] | None:
+        raw = self.kv.get(self._k(K.BLOCK, K.u64(height)))
+        if raw is None:
+            return None
+        n = raw[0]
+        return raw[1 : 1 + n], raw[1 + n :]
+
+    def block(self, height: int) -> bytes | None:
+        e = self._block_entry(height)
+        return None if e is None else e[1]
+
+    def block_hash(self, height: int) -> bytes | None:
+        e = self._block_entry(height)
+        return None if e is None else e[0]
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        raw = self.kv.get(self._k(K.HASH, K.check_hash(block_hash, "block hash")))
+        return None if raw is None else K.read_u64(raw)
+
+    def qc(self, height: int) -> bytes | None:
+        return self.kv.get(self._k(K.QC, K.u64(height)))
+
+    def state_root(self, height: int) -> bytes | None:
+        return self.kv.get(self._k(K.ROOT, K.u64(height)))
+
+    def block_txs(self, height: int) -> list[bytes]:
+        raw = self.kv.get(self._k(K.TXLIST, K.u64(height))) or b""
+        out, i = [], 0
+        while i < len(raw):
+            n = raw[i]
+            out.append(raw[i + 1 : i + 1 + n])
+            i += 1 + n
+        return out
+
+    def tx(self, tx_hash: bytes) -> TxRecord | None:
+        raw = self.kv.get(self._k(K.TX, K.check_hash(tx_hash, "tx hash")))
+        return None if raw is None else TxRecord(K.read_u64(raw), K.read_u32(raw, 8), raw[12:])
+
+    def tx_height(self, tx_hash: bytes) -> int | None:
+        raw = self.kv.get(self._replay_key(tx_hash))
+        return None if raw is None else K.read_u64(raw)
+
+    def receipt(self, tx_hash: bytes) -> bytes | None:
+        return self.kv.get(self._k(K.RECEIPT, K.check_hash(tx_hash, "tx hash")))
+
+    def is_committed(self, tx_hash: bytes) -> bool:
+        return self.replay.contains(K.check_hash(tx_hash, "tx hash"))
+
+    def events(self, contract: str, name: str, from_height: int = 0, to_height: int | None = None) -> list[EventRecord]:
+        """Events ``name`` of ``contract`` at heights ``from_height..to_height`` (inclusive), in order."""
+        pre = self._p + K.EVENT + K.name_field(contract, "contract") + K.name_field(name, "event name")
+        start = pre + K.u64(from_height)
+        end = prefix_end(pre) if to_height is None or to_height >= K.U64_MAX else pre + K.u64(to_height + 1)
+        out = []
+        for k, v in self.kv.iterate(start, end):
+            n = v[4]
+            out.append(EventRecord(K.read_u64(k, len(pre)), K.read_u32(k, len(pre) + 8), K.read_u32(v), v[5 : 5 + n], v[5 + n :]))
+        return out
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """Committed state (not the pending writes of a block being executed)."""
+        return self.kv.get(self._state_key(check_key(key, "state key")))
+
+    def state_items(self, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        """Committed state under ``prefix``, one consistent view, keys without the table prefix."""
+        pre = self._p + K.STATE
+        full = pre + prefix
+        cut = len(pre)
+        return [(k[cut:], v) for k, v in self.kv.iterate(full, prefix_end(full))]
+
+    def tree_node(self, key: bytes) -> bytes | None:
+        return self.kv.get(check_key(self._p + K.NODE + check_key(key, "tree node key"), "tree node key"))
+
+    def close(self) -> None:
+        """Release this chain's snapshot. The shared ``kv`` stays open (other chains use it)."""
+        self.state.close()

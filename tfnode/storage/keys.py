@@ -1,0 +1,117 @@
+"""The key schema, byte by byte (docs/storage.md draws it as a table).
+
+    global   0x00 "schema"                          -> "TFST" u32be(version)
+    chain    0x01 u8(len id) id  table  rest        (id: the chain id, UTF-8, 1..64 bytes)
+
+Tables (one ASCII byte each) under a chain prefix ``P``:
+
+    P "M" name           metadata: "head" -> u64 height + hash, "base" -> u64 height,
+                                   "exec" -> u64 height + state root
+    P "B" u64 height     block    -> u8 len(hash) + hash + block bytes
+    P "H" hash           height of the block with this hash -> u64
+    P "Q" u64 height     QC that certified the block at this height
+    P "P" u64 height     state root after executing this height
+    P "L" u64 height     the block's tx hashes in order: (u8 len + hash)*
+    P "T" tx hash        u64 height + u32 index + transaction bytes
+    P "R" tx hash        receipt bytes
+    P "X" tx hash        u64 height: the replay index (kept apart from "T" so bodies can be
+                         pruned while replay protection stays)
+    P "E" u8 len c, c, u8 len n, n, u64 height, u32 seq
+                         event (contract c, event name n): u32 tx index + tx hash len + hash
+                         + payload
+    P "S" key            contract state value (the runtime's keys, as given)
+    P "N" node key       authenticated-state tree node (opaque bytes)
+    P "Z"                consensus safety data (its own synced write, never in a block batch)
+
+Integers are big-endian so byte order is numeric order: iterating "B" walks heights upward,
+and an events scan over (c, n) returns heights in order. Length bytes before variable fields
+keep one chain id / contract / name from being a prefix of another.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .errors import StorageTypeError, StorageValueError
+
+SCHEMA_VERSION = 1
+SCHEMA_KEY = b"\x00schema"
+SCHEMA_MAGIC = b"TFST"
+
+MAX_CHAIN_ID = 64
+MAX_HASH = 64
+MAX_NAME = 255
+
+META, BLOCK, HASH, QC, ROOT, TXLIST, TX, RECEIPT, REPLAY, EVENT, STATE, NODE, SAFETY = (
+    b"M", b"B", b"H", b"Q", b"P", b"L", b"T", b"R", b"X", b"E", b"S", b"N", b"Z",
+)
+META_HEAD, META_BASE, META_EXEC = b"head", b"base", b"exec"
+
+_U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
+U64_MAX = (1 << 64) - 1
+
+
+def schema_value(version: int = SCHEMA_VERSION) -> bytes:
+    return SCHEMA_MAGIC + _U32.pack(version)
+
+
+def parse_schema(value: bytes) -> int | None:
+    """The version in a schema value, or None if it is not a tfnode schema value."""
+    if len(value) != 8 or value[:4] != SCHEMA_MAGIC:
+        return None
+    return _U32.unpack(value[4:])[0]
+
+
+def chain_prefix(chain_id: str) -> bytes:
+    if not isinstance(chain_id, str):
+        raise StorageTypeError(f"chain id must be str, got {type(chain_id).__name__}")
+    raw = chain_id.encode("utf-8")
+    if not 1 <= len(raw) <= MAX_CHAIN_ID:
+        raise StorageValueError(f"chain id must be 1..{MAX_CHAIN_ID} bytes of UTF-8, got {len(raw)}")
+    return b"\x01" + bytes([len(raw)]) + raw
+
+
+def u64(n: int, what: str = "height") -> bytes:
+    if type(n) is not int:
+        raise StorageTypeError(f"{what} must be int, got {type(n).__name__}")
+    if not 0 <= n <= U64_MAX:
+        raise StorageValueError(f"{what} {n} is outside 0..2^64-1")
+    return _U64.pack(n)
+
+
+def u32(n: int, what: str) -> bytes:
+    if type(n) is not int:
+        raise StorageTypeError(f"{what} must be int, got {type(n).__name__}")
+    if not 0 <= n < 1 << 32:
+        raise StorageValueError(f"{what} {n} is outside 0..2^32-1")
+    return _U32.pack(n)
+
+
+def read_u64(b: bytes, at: int = 0) -> int:
+    return _U64.unpack_from(b, at)[0]
+
+
+def read_u32(b: bytes, at: int = 0) -> int:
+    return _U32.unpack_from(b, at)[0]
+
+
+def check_hash(h: object, what: str = "hash") -> bytes:
+    if type(h) is not bytes:
+        if isinstance(h, (bytearray, memoryview)):
+            h = bytes(h)
+        else:
+            raise StorageTypeError(f"{what} must be bytes, got {type(h).__name__}")
+    if not 1 <= len(h) <= MAX_HASH:
+        raise StorageValueError(f"{what} must be 1..{MAX_HASH} bytes, got {len(h)}")
+    return h
+
+
+def name_field(s: object, what: str) -> bytes:
+    """A length-prefixed UTF-8 name (contract or event name)."""
+    if not isinstance(s, str):
+        raise StorageTypeError(f"{what} must be str, got {type(s).__name__}")
+    raw = s.encode("utf-8")
+    if not 1 <= len(raw) <= MAX_NAME:
+        raise StorageValueError(f"{what} must be 1..{MAX_NAME} bytes of UTF-8, got {len(raw)}")
+    return bytes([len(raw)]) + raw

@@ -1,0 +1,178 @@
+"""The embedded default backend: RocksDB through rocksdict, in raw mode.
+
+Raw mode (``Options(raw_mode=True)``) stores the caller's bytes as they are; rocksdict's
+default mode pickles keys and values, which would make the files unreadable by any other
+RocksDB tool and let a crafted value run code on load. Every write is a ``WriteBatch``;
+``sync=True`` sets ``WriteOptions.sync`` so the write-ahead log is fsynced before ``write``
+returns (commits and consensus safety data use it).
+
+One column family and key prefixes: rocksdict's ``Snapshot`` is bound to one column family,
+so a consistent read across tables would need one snapshot per family taken at different
+instants; with prefixes one snapshot and one batch cover everything. Per-table tuning (the
+reason to split families) is not needed yet; ``keys.py`` keeps every table a distinct prefix
+so a split later is a mechanical migration.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+
+import rocksdict as rd
+
+from .abc import KVSnapshot, KVStore, WriteBatch, check_key
+from .errors import SnapshotExpired, StorageError, StorageTypeError, StoreClosed
+
+BLOCK_CACHE_BYTES = 128 * 1024 * 1024
+MAX_OPEN_FILES = 512
+BLOOM_BITS_PER_KEY = 10   # ~1% false positives: a miss (new tx hash, absent key) rarely reads disk
+
+
+def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files: int = MAX_OPEN_FILES) -> rd.Options:
+    opts = rd.Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.set_max_open_files(max_open_files)
+    opts.set_paranoid_checks(True)
+    # A torn WAL tail (crash mid-append of an unsynced write) is cut at the last whole
+    # record; every synced batch before it is whole. Batches are atomic in the WAL.
+    opts.set_wal_recovery_mode(rd.DBRecoveryMode.point_in_time())
+    opts.set_keep_log_file_num(5)
+    opts.increase_parallelism(max(2, os.cpu_count() or 2))
+    table = rd.BlockBasedOptions()
+    table.set_block_cache(rd.Cache(block_cache_bytes))
+    table.set_bloom_filter(BLOOM_BITS_PER_KEY, False)
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    opts.set_block_based_table_factory(table)
+    # lz4 is cheap enough for every level; zstd packs the cold bottom level tighter.
+    opts.set_compression_type(rd.DBCompressionType.lz4())
+    opts.set_bottommost_compression_type(rd.DBCompressionType.zstd())
+    return opts
+
+
+class _RocksSnapshot(KVSnapshot):
+    def __init__(self, kv: "RocksKV", snap: rd.Snapshot, gen: int):
+        self._kv = kv
+        self._snap: rd.Snapshot | None = snap
+        self._gen = gen
+
+    def _live(self) -> rd.Snapshot:
+        if self._snap is None:
+            raise StoreClosed("snapshot released")
+        self._kv._check_open()
+        return self._snap
+
+    def get(self, key: bytes) -> bytes | None:
+        snap = self._live()
+        key = check_key(key)
+        # rocksdict's Snapshot has no get(); __getitem__ raises a bare Exception when absent.
+        try:
+            return snap[key]
+        except KeyError:
+            return None
+        except Exception as err:  # noqa: BLE001 - rocksdict signals "absent" this way
+            if "not found" in str(err):
+                return None
+            raise StorageError(f"snapshot read failed: {err}") from err
+
+    def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        self._live()
+        # rocksdict 0.3.x ``Snapshot.iter`` sets the snapshot on a temporary copy of the read
+        # options, so the iterator reads the live DB. A live iterator carries its own implicit
+        # snapshot taken at creation; made while no write has happened since this snapshot,
+        # it shows exactly this snapshot's state. The write lock keeps a commit out between
+        # the check and the creation.
+        with self._kv._lock:
+            if self._kv._gen != self._gen:
+                raise SnapshotExpired(
+                    f"store written since the snapshot (write {self._kv._gen} > {self._gen}); take a fresh snapshot"
+                )
+            return self._kv._iter_now(check_key(start, "start"), end)
+
+    def close(self) -> None:
+        self._snap = None
+
+
+class RocksKV(KVStore):
+    """RocksDB at ``path`` (created if missing). One process at a time (RocksDB's LOCK file)."""
+
+    def __init__(self, path: str | os.PathLike, options: rd.Options | None = None):
+        self.path = os.fspath(path)
+        try:
+            self._db: rd.Rdict | None = rd.Rdict(self.path, options or rocks_options())
+        except Exception as err:  # noqa: BLE001 - rocksdict raises bare Exception
+            raise StorageError(f"cannot open RocksDB at {self.path}: {err}") from err
+        self._sync = rd.WriteOptions()
+        self._sync.sync = True
+        self._nosync = rd.WriteOptions()
+        self._nosync.sync = False
+        self._lock = threading.Lock()
+        self._gen = 0
+
+    def _check_open(self) -> rd.Rdict:
+        if self._db is None:
+            raise StoreClosed(f"RocksDB at {self.path} is closed")
+        return self._db
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._check_open().get(check_key(key))
+
+    def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
+        keys = [check_key(k) for k in keys]
+        if not keys:
+            return []
+        return self._check_open().get(keys)
+
+    def _iter_now(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        db = self._check_open()
+        ro = rd.ReadOptions()
+        if end is not None:
+            end = check_key(end, "end")
+            ro.set_iterate_upper_bound(end)
+        it = db.iter(ro)          # created here, not lazily: the view is fixed at this call
+        it.seek(start)
+        return _walk(it, end)
+
+    def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        return self._iter_now(check_key(start, "start"), end)
+
+    def snapshot(self) -> KVSnapshot:
+        db = self._check_open()
+        with self._lock:
+            return _RocksSnapshot(self, db.snapshot(), self._gen)
+
+    def write(self, batch: WriteBatch, *, sync: bool) -> None:
+        db = self._check_open()
+        if not isinstance(batch, WriteBatch):
+            raise StorageTypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
+        wb = rd.WriteBatch(raw_mode=True)
+        for k, v in batch.ops:
+            if v is None:
+                wb.delete(k)
+            else:
+                wb.put(k, v)
+        with self._lock:
+            try:
+                db.write(wb, self._sync if sync else self._nosync)
+            except Exception as err:  # noqa: BLE001
+                raise StorageError(f"RocksDB write of {len(batch)} operations failed: {err}") from err
+            self._gen += 1
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+
+def _walk(it: rd.RdictIter, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+    while it.valid():
+        k = it.key()
+        if end is not None and k >= end:
+            return
+        yield k, it.value()
+        it.next()
