@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 
 import rocksdict as rd
@@ -109,6 +110,9 @@ class RocksKV(KVStore):
         self._nosync.sync = False
         self._lock = threading.Lock()
         self._gen = 0
+        # Open rocksdict snapshots keep RocksDB (and its LOCK file) alive after close();
+        # close() releases them so the directory can be reopened in this process.
+        self._snapshots: weakref.WeakSet[_RocksSnapshot] = weakref.WeakSet()
 
     def _check_open(self) -> rd.Rdict:
         if self._db is None:
@@ -144,7 +148,9 @@ class RocksKV(KVStore):
     def snapshot(self) -> KVSnapshot:
         db = self._check_open()
         with self._lock:
-            return _RocksSnapshot(self, db.snapshot(), self._gen)
+            snap = _RocksSnapshot(self, db.snapshot(), self._gen)
+            self._snapshots.add(snap)
+            return snap
 
     def write(self, batch: WriteBatch, *, sync: bool) -> None:
         db = self._check_open()
@@ -166,6 +172,8 @@ class RocksKV(KVStore):
     def close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
+            for snap in list(self._snapshots):
+                snap.close()
             db.close()
 
 

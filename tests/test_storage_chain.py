@@ -1,0 +1,281 @@
+"""ChainStore, one suite against both backends (the ``backend`` fixture of test_storage_kv)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tfnode import crypto
+from tfnode.storage import (
+    ChainStore,
+    CommitConflict,
+    CommitError,
+    CorruptionError,
+    SchemaVersionError,
+    StorageTypeError,
+    StorageValueError,
+    WriteBatch,
+)
+from tfnode.storage import keys as K
+
+from .test_storage_kv import backend  # noqa: F401 - the parametrised fixture
+
+
+def h32(tag: str) -> bytes:
+    return crypto.sm3(tag.encode())
+
+
+def commit(store: ChainStore, height: int, ntx: int = 2, **kw) -> bytes:
+    """Commit a synthetic block whose contents follow from ``height``."""
+    bh = h32(f"block {height}")
+    txs = [(h32(f"tx {height}/{i}"), b"tx %d/%d" % (height, i)) for i in range(ntx)]
+    kw.setdefault("receipts", [b"receipt %d/%d" % (height, i) for i in range(ntx)])
+    kw.setdefault("events", [(i, "escrow", "Opened", b"deal %d/%d" % (height, i)) for i in range(ntx)])
+    kw.setdefault("state_writes", [(b"s/counter", b"%d" % height), (b"s/h/%d" % height, b"x")])
+    kw.setdefault("state_root", h32(f"root {height}"))
+    assert store.commit_block(height, bh, b"block %d" % height, b"qc %d" % height, txs=txs, **kw)
+    return bh
+
+
+@pytest.fixture
+def kv(backend):  # noqa: F811
+    s = backend.open()
+    yield s
+    s.close()
+
+
+def test_empty_chain(kv):
+    s = ChainStore(kv, "tf-main")
+    assert s.head is None and s.base is None and s.executed() is None and s.load_safety() is None
+    assert s.block(0) is None and s.verify() == 0
+
+
+def test_commit_and_read_back(kv):
+    s = ChainStore(kv, "tf-main")
+    for h in range(3):
+        commit(s, h)
+    assert s.head == (2, h32("block 2")) and s.base == 0
+    assert s.block(1) == b"block 1" and s.block_hash(1) == h32("block 1") and s.qc(1) == b"qc 1"
+    assert s.height_of(h32("block 1")) == 1 and s.height_of(h32("nope")) is None
+    assert s.block_txs(1) == [h32("tx 1/0"), h32("tx 1/1")]
+    assert s.tx(h32("tx 1/1")) == (1, 1, b"tx 1/1")
+    assert s.receipt(h32("tx 1/1")) == b"receipt 1/1"
+    assert s.state_root(1) == h32("root 1") and s.executed() == (2, h32("root 2"))
+    assert s.get_state(b"s/counter") == b"2"
+    assert s.state_items(b"s/h/") == [(b"s/h/0", b"x"), (b"s/h/1", b"x"), (b"s/h/2", b"x")]
+    assert s.verify() == 3
+
+
+def test_events_by_contract_name_and_height(kv):
+    s = ChainStore(kv, "tf-main")
+    for h in range(4):
+        commit(s, h, events=[(0, "escrow", "Opened", b"o%d" % h), (1, "escrow", "Released", b"r%d" % h),
+                             (1, "escrow2", "Opened", b"x")])
+    ev = s.events("escrow", "Opened")
+    assert [(e.height, e.seq, e.tx_index, e.payload) for e in ev] == [(h, 0, 0, b"o%d" % h) for h in range(4)]
+    assert ev[2].tx_hash == h32("tx 2/0")
+    assert [e.height for e in s.events("escrow", "Released", 1, 2)] == [1, 2]
+    assert [e.payload for e in s.events("escrow2", "Opened")] == [b"x"] * 4   # "escrow" is no prefix of it
+    assert s.events("escrow", "Nothing") == []
+
+
+def test_pending_state_is_the_runtime_backend(kv):
+    """The contract runtime writes into ``store.state``; commit_block takes the pending set."""
+    from tfnode.runtime.harness import Chain
+
+    s = ChainStore(kv, "tf-main")
+    chain = Chain(state=s.state)                     # genesis writes members and policy
+    pending = dict(s.state.writes())
+    assert pending and s.get_state(next(iter(pending))) is None   # nothing on disk yet
+    commit(s, 0, state_writes=None)
+    assert len(s.state) == 0
+    assert dict(s.state_items()) == pending
+    chain.deploy("escrow", "tests/contracts_fixtures/escrow.py", by=chain["bank_a"])
+    deployed = dict(s.state.writes())
+    assert any(k.startswith(b"code/") for k in deployed)
+    assert s.state.get(next(iter(deployed))) == deployed[next(iter(deployed))]
+    commit(s, 1, state_writes=None)
+    s2 = ChainStore(kv, "tf-main")
+    assert dict(s2.state_items()) == {**pending, **{k: v for k, v in deployed.items() if v is not None}}
+
+
+def test_pending_state_get_put_delete(kv):
+    s = ChainStore(kv, "c")
+    s.state.put(b"a", b"1")
+    s.state.put(b"b", b"2")
+    commit(s, 0, state_writes=None)
+    s.state.delete(b"a")
+    s.state.put(b"b", b"3")
+    assert s.state.get(b"a") is None and s.state.get(b"b") == b"3" and s.get_state(b"a") == b"1"
+    s.state.discard()
+    assert s.state.get(b"a") == b"1"
+    s.state.delete(b"a")
+    commit(s, 1, state_writes=None)
+    assert s.get_state(b"a") is None and s.state.get(b"a") is None and s.get_state(b"b") == b"2"
+
+
+def test_recommit_same_block_is_a_noop_different_is_refused(kv):
+    s = ChainStore(kv, "tf-main")
+    for h in range(2):
+        commit(s, h)
+    s.state.put(b"s/counter", b"re-executed")
+    assert s.commit_block(1, h32("block 1"), b"block 1", b"another qc") is False
+    assert len(s.state) == 0 and s.qc(1) == b"qc 1"
+    with pytest.raises(CommitConflict, match="height 1 already holds block"):
+        s.commit_block(1, h32("evil 1"), b"evil", b"qc")
+    with pytest.raises(CommitConflict):
+        s.commit_block(1, h32("block 1"), b"same hash, other bytes", b"qc")
+    with pytest.raises(CommitConflict, match="already stored at height 0"):
+        s.commit_block(2, h32("block 0"), b"block 0", b"qc")
+    assert s.head.height == 1
+
+
+def test_gap_is_refused_and_first_commit_sets_base(kv):
+    s = ChainStore(kv, "tf-main")
+    commit(s, 5)                                     # a store restored from a state sync
+    assert s.base == 5 and s.head.height == 5
+    with pytest.raises(CommitError, match="commit of height 7, but the store is at 5: next is 6"):
+        commit(s, 7)
+    with pytest.raises(CommitError, match="below the store's base 5"):
+        s.commit_block(3, h32("block 3"), b"block 3", b"qc")
+    commit(s, 6)
+    assert ChainStore(kv, "tf-main").verify() == 2
+
+
+def test_replay_index(kv):
+    s = ChainStore(kv, "tf-main", recent_tx_capacity=3)
+    for h in range(3):
+        commit(s, h)
+    assert s.is_committed(h32("tx 0/0")) and s.is_committed(h32("tx 2/1"))   # 0/0 fell out of the recent set
+    assert not s.is_committed(h32("tx 9/9"))
+    asked = [h32("tx 1/0"), h32("new"), h32("tx 0/1")]
+    assert s.replay.committed_among(asked) == {h32("tx 1/0"), h32("tx 0/1")}
+    with pytest.raises(CommitError, match="already committed at height 1"):
+        s.commit_block(3, h32("block 3"), b"b", b"q", txs=[(h32("fresh"), b""), (h32("tx 1/0"), b"again")])
+    with pytest.raises(CommitError, match="appears twice"):
+        s.commit_block(3, h32("block 3"), b"b", b"q", txs=[(h32("fresh"), b""), (h32("fresh"), b"")])
+    assert s.head.height == 2 and not s.is_committed(h32("fresh"))
+    s2 = ChainStore(kv, "tf-main")                   # across restarts, from the database
+    assert s2.is_committed(h32("tx 2/0")) and s2.tx_height(h32("tx 2/0")) == 2
+
+
+def test_safety_data_is_separate_from_blocks(kv):
+    s = ChainStore(kv, "tf-main")
+    s.persist_safety(b"safety 1")
+    commit(s, 0)
+    s.persist_safety(b"safety 2")
+    assert s.load_safety() == b"safety 2"
+    assert ChainStore(kv, "tf-main").load_safety() == b"safety 2"
+    with pytest.raises(StorageTypeError):
+        s.persist_safety("not bytes")
+
+
+def test_chains_are_isolated(kv):
+    a, b = ChainStore(kv, "a"), ChainStore(kv, "ab")      # "a" is a prefix of "ab" as text
+    commit(a, 0)
+    a.persist_safety(b"sa")
+    assert b.head is None and b.block(0) is None and b.load_safety() is None
+    assert not b.is_committed(h32("tx 0/0")) and b.tx(h32("tx 0/0")) is None
+    assert b.get_state(b"s/counter") is None and b.state_items() == [] and b.events("escrow", "Opened") == []
+    commit(b, 0)        # the same txs and block hash on another chain: no clash
+    assert ChainStore(kv, "ab").head.height == 0 and ChainStore(kv, "a").load_safety() == b"sa"
+    pa, pb = K.chain_prefix("a"), K.chain_prefix("ab")
+    assert not pb.startswith(pa) and not pa.startswith(pb)
+
+
+def test_schema_version_checked_on_open(backend):  # noqa: F811
+    kv = backend.open()
+    ChainStore(kv, "tf-main")
+    b = WriteBatch()
+    b.put(K.SCHEMA_KEY, K.schema_value(K.SCHEMA_VERSION + 1))
+    kv.write(b, sync=True)
+    kv = backend.reopen(kv)
+    with pytest.raises(SchemaVersionError, match=f"schema version {K.SCHEMA_VERSION + 1}, this tfnode reads version {K.SCHEMA_VERSION}"):
+        ChainStore(kv, "tf-main")
+    b = WriteBatch()
+    b.put(K.SCHEMA_KEY, b"garbage")
+    kv.write(b, sync=True)
+    with pytest.raises(SchemaVersionError, match="not a tfnode store"):
+        ChainStore(kv, "tf-main")
+    b = WriteBatch()
+    b.delete(K.SCHEMA_KEY)
+    b.put(b"foreign", b"data")
+    kv.write(b, sync=True)
+    with pytest.raises(SchemaVersionError, match="no schema key"):
+        ChainStore(kv, "tf-main")
+    kv.close()
+
+
+def _raw(kv, key, value):
+    b = WriteBatch()
+    b.delete(key) if value is None else b.put(key, value)
+    kv.write(b, sync=True)
+
+
+@pytest.mark.parametrize("damage", ["head block missing", "qc missing", "block beyond head", "hash index", "orphan blocks"])
+def test_corruption_is_detected_on_open(kv, damage):
+    s = ChainStore(kv, "tf-main")
+    for h in range(2):
+        commit(s, h)
+    p = K.chain_prefix("tf-main")
+    if damage == "head block missing":
+        _raw(kv, p + K.BLOCK + K.u64(1), None)
+    elif damage == "qc missing":
+        _raw(kv, p + K.QC + K.u64(1), None)
+    elif damage == "block beyond head":
+        _raw(kv, p + K.BLOCK + K.u64(2), b"\x01xstray")
+    elif damage == "hash index":
+        _raw(kv, p + K.HASH + h32("block 1"), None)
+    else:
+        _raw(kv, p + K.META + K.META_HEAD, None)
+    with pytest.raises(CorruptionError, match="tf-main"):
+        ChainStore(kv, "tf-main")
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, msg",
+    [
+        ({"height": -1}, StorageValueError, "height -1"),
+        ({"height": "1"}, StorageTypeError, "height must be int"),
+        ({"block_hash": "ab"}, StorageTypeError, "block hash must be bytes"),
+        ({"block_hash": b""}, StorageValueError, "block hash must be 1..64"),
+        ({"block": None}, StorageTypeError, "block must be bytes"),
+        ({"qc": 5}, StorageTypeError, "qc must be bytes"),
+        ({"txs": [b"not a pair"]}, StorageTypeError, "txs\\[0\\]"),
+        ({"txs": [(b"h", "text")]}, StorageTypeError, "txs\\[0\\] bytes"),
+        ({"receipts": [b"r"]}, CommitError, "0 transactions but 1 receipts"),
+        ({"events": [(0, "c", "n", b"")]}, StorageValueError, "names tx 0 but the block has 0"),
+        ({"txs": [(b"h", b"")], "events": [(0, b"c", "n", b"")]}, StorageTypeError, "contract must be str"),
+        ({"state_writes": [(b"k" * 5000, b"v")]}, StorageValueError, "limit of 4096"),
+        ({"state_writes": [("k", b"v")]}, StorageTypeError, "state key must be bytes"),
+        ({"tree_writes": [(b"n", 1)]}, StorageTypeError, "tree node must be bytes"),
+        ({"state_root": b"x" * 65}, StorageValueError, "state root"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_written(kv, kwargs, exc, msg):
+    s = ChainStore(kv, "tf-main")
+    args = {"height": 0, "block_hash": h32("b"), "block": b"b", "qc": b"q", **kwargs}
+    with pytest.raises(exc, match=msg):
+        s.commit_block(args.pop("height"), args.pop("block_hash"), args.pop("block"), args.pop("qc"), **args)
+    assert s.head is None and ChainStore(kv, "tf-main").head is None
+
+
+@pytest.mark.parametrize("chain_id, exc", [("", StorageValueError), ("x" * 65, StorageValueError), (b"tf", StorageTypeError)])
+def test_bad_chain_id(kv, chain_id, exc):
+    with pytest.raises(exc, match="chain id"):
+        ChainStore(kv, chain_id)
+
+
+def test_reopen_after_restart_keeps_everything(backend):  # noqa: F811
+    kv = backend.open()
+    s = ChainStore(kv, "tf-main")
+    for h in range(3):
+        commit(s, h, tree_writes=[(b"node/%d" % h, b"n%d" % h)])
+    s.persist_safety(b"votes")
+    s.close()
+    kv = backend.reopen(kv)
+    s = ChainStore(kv, "tf-main")
+    assert s.head == (2, h32("block 2")) and s.load_safety() == b"votes" and s.verify() == 3
+    assert s.tree_node(b"node/1") == b"n1" and s.is_committed(h32("tx 1/1"))
+    commit(s, 3, tree_writes=[(b"node/1", None)])
+    assert s.tree_node(b"node/1") is None
+    kv.close()
