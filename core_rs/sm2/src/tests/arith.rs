@@ -155,7 +155,7 @@ fn micro_bench() {
     time("madd", 1_000_000, &mut || p = black_box(p.add_affine_unchecked(&g)));
     time("add", 1_000_000, &mut || p = black_box(p.add_unchecked(&g.to_jac())));
     time("invert", 20_000, &mut || a = black_box(a.invert()));
-    let k = Scalar([1, 2, 3, 4]);
+    let k = Scalar([0x1234_5678_9abc_def1, 0x0fed_cba9_8765_4321, 0x1111_2222_3333_4444, 0x7777_8888_9999_aaaa]);
     time("base_mul_ct", 20_000, &mut || p = black_box(crate::mul::base_mul_ct(&k)));
     time("verify_mul", 5_000, &mut || p = black_box(crate::mul::verify_mul(&k, &k, &g)));
     let kt = crate::mul::KeyTable::new(&g);
