@@ -515,8 +515,13 @@ class LetterOfCredit(Contract):
         p = self.pres(lc_id, n)
         require(org == p["examiner"], "only the examining bank honours")
         require(p["state"] in ("examining", "refused"), "presentation is not open")
-        if p["refusal"] is not None or len(p["found"]) > 0:
+        if p["refusal"] is not None:
             require(p["waived"], "discrepant presentation: the applicant has not waived")
+        elif len(p["found"]) > 0 and not p["waived"]:
+            # art. 16f: a bank that let the five banking days pass without a refusal notice is
+            # precluded from claiming the documents do not comply: it must honour.
+            require(day_of(ctx.block.timestamp) > p["deadline_day"],
+                    "discrepant presentation: the applicant has not waived")
         require(p["amount"] <= self.available(lc), "amount exceeds the available balance")
         now = ctx.block.timestamp
         av = lc["availability"]

@@ -185,6 +185,8 @@ def test_terms_are_validated(ledger):
         (dict(presentation_days=30), "presentation period must be 1..21 days"),
         (dict(availability="deferred"), "usance days are required for, and only for, deferred payment and acceptance credits"),
         (dict(rules="CDLC"), "a domestic credit (CDLC) is denominated in CNY"),
+        (dict(rules="CDLC", currency="CNY", availability="deferred", usance_days=400),
+         "a domestic credit (CDLC) is payable within one year"),
         (dict(colour="red"), "unknown term colour"),
         (dict(advising_bank=""), "an advising bank is required (art. 9)"),
     ]
@@ -262,6 +264,8 @@ def test_examination_deadline_counts_banking_days(ledger):
     found = p["found"]
     r = chain.call(m["bank_b"], "lc", "refuse", L, 1, found, "return")
     assert reason(r) == "examination period of 5 banking days has passed (UCP 600 art. 14b, 16f)"
+    # art. 16f: precluded from claiming the discrepancies, the bank can only honour
+    assert chain.call(m["bank_b"], "lc", "honour", L, 1).ok
 
 
 def test_holiday_calendar_extends_examination(ledger):
