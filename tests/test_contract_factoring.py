@@ -20,7 +20,7 @@ DAY = 86400
 SELLER = "91310000MA1FL0001X"
 DEBTOR = "91110000600001234Y"
 DEBTOR_ADDR = "0x" + "d4" * 20
-GAS_BOUND = 150_000
+GAS_BOUND = 10_000  # 1% of the default gas limit
 
 
 @pytest.fixture(scope="module")

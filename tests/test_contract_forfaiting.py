@@ -19,7 +19,7 @@ DAY = 86400
 APPLICANT = "0x" + "a1" * 20
 BENEFICIARY = "0x" + "b2" * 20
 ZH, EN = "兹将信用证项下承兑款项债权转让予贵行", "We hereby assign our claim under the accepted credit to you"
-GAS_BOUND = 200_000
+GAS_BOUND = 10_000  # 1% of the default gas limit
 
 
 class World:
