@@ -59,8 +59,8 @@ def is_weekend(day):
 
 def check_id(lc_id):
     require(isinstance(lc_id, str) and 0 < len(lc_id) <= 64, "credit id must be 1..64 characters")
-    ok = [c for c in lc_id if not (c.isascii() and (c.isalnum() or c == "-" or c == "_"))]
-    require(len(ok) == 0, "credit id may hold only letters, digits, '-' and '_'")
+    bad = [c for c in lc_id if not (c.isascii() and (c.isalnum() or c == "-" or c == "_"))]
+    require(len(bad) == 0, "credit id may hold only letters, digits, '-' and '_'")
 
 
 def check_documents_list(docs):
