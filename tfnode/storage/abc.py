@@ -70,22 +70,23 @@ class WriteBatch:
     The batch is plain data; ``KVStore.write`` applies it atomically. Later operations on the
     same key win, as in RocksDB."""
 
-    __slots__ = ("ops", "nbytes")
+    __slots__ = ("ops",)
 
     def __init__(self) -> None:
         self.ops: list[tuple[bytes, bytes | None]] = []
-        self.nbytes = 0
 
     def put(self, key: bytes, value: bytes) -> None:
-        key = check_key(key)
-        value = check_value(value)
+        # Inline fast path: a block batch has ~10 operations per transaction.
+        if type(key) is not bytes or not 0 < len(key) <= MAX_KEY:
+            key = check_key(key)
+        if type(value) is not bytes or len(value) > MAX_VALUE:
+            value = check_value(value)
         self.ops.append((key, value))
-        self.nbytes += len(key) + len(value)
 
     def delete(self, key: bytes) -> None:
-        key = check_key(key)
+        if type(key) is not bytes or not 0 < len(key) <= MAX_KEY:
+            key = check_key(key)
         self.ops.append((key, None))
-        self.nbytes += len(key)
 
     def __len__(self) -> int:
         return len(self.ops)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from . import keys as K
-from .abc import KVStore, WriteBatch, check_key, check_value, prefix_end
+from .abc import MAX_KEY, MAX_VALUE, KVStore, WriteBatch, check_key, check_value, prefix_end
 from .errors import (
     CommitConflict,
     CommitError,
@@ -204,18 +204,8 @@ class ChainStore:
         self._add_events(b, hb, events, txs)
         if state_writes is None:
             state_writes = self.state.writes()
-        for key, value in state_writes:
-            sk = self._state_key(check_key(key, "state key"))
-            if value is None:
-                b.delete(sk)
-            else:
-                b.put(sk, check_value(value, "state value"))
-        for key, value in tree_writes:
-            nk = check_key(p + K.NODE + check_key(key, "tree node key"), "tree node key (with prefix)")
-            if value is None:
-                b.delete(nk)
-            else:
-                b.put(nk, check_value(value, "tree node"))
+        self._add_writes(b, p + K.STATE, state_writes, "state key", "state value")
+        self._add_writes(b, p + K.NODE, tree_writes, "tree node key", "tree node")
         if state_root is not None:
             root = K.check_hash(state_root, "state root")
             b.put(p + K.ROOT + hb, root)
@@ -232,39 +222,68 @@ class ChainStore:
         self.state.refresh()
         return True
 
+    # The three helpers below append to ``b.ops`` directly: a block batch holds ~10 operations
+    # per transaction, and WriteBatch.put's per-call checks would double the commit's Python
+    # time. They check types and sizes themselves; keys they build from checked parts fit
+    # MAX_KEY by construction (prefix <= 66 bytes, hashes <= 64, names <= 255).
+
+    @staticmethod
+    def _add_writes(b: WriteBatch, pre: bytes, writes, what_key: str, what_value: str) -> None:
+        ops, limit = b.ops, MAX_KEY - len(pre)
+        for key, value in writes:
+            if type(key) is not bytes or not 0 < len(key) <= limit:
+                key = check_key(pre + check_key(key, what_key), f"{what_key} (with prefix)")[len(pre):]
+            if value is not None and (type(value) is not bytes or len(value) > MAX_VALUE):
+                value = check_value(value, what_value)
+            ops.append((pre + key, value))
+
     def _add_txs(self, b: WriteBatch, height: int, hb: bytes, txs, receipts) -> None:
-        if receipts is not None and len(receipts) != len(txs):
-            raise CommitError(f"block {height}: {len(txs)} transactions but {len(receipts)} receipts")
-        hashes = []
+        n = len(txs)
+        if receipts is not None and len(receipts) != n:
+            raise CommitError(f"block {height}: {n} transactions but {len(receipts)} receipts")
+        if n >= 1 << 32:
+            raise StorageValueError(f"block {height}: {n} transactions, more than 2^32-1")
+        hashes, bodies = [], []
         for i, item in enumerate(txs):
-            if not isinstance(item, tuple) or len(item) != 2:
+            if type(item) is not tuple or len(item) != 2:
                 raise StorageTypeError(f"block {height}: txs[{i}] must be a (tx_hash, tx_bytes) tuple")
-            hashes.append(K.check_hash(item[0], f"txs[{i}] hash"))
-        if len(set(hashes)) != len(hashes):
+            h, d = item
+            hashes.append(h if type(h) is bytes and 0 < len(h) <= K.MAX_HASH else K.check_hash(h, f"txs[{i}] hash"))
+            bodies.append(d if type(d) is bytes and len(d) <= MAX_VALUE - 12 else check_value(d, f"txs[{i}] bytes"))
+        if receipts is not None:
+            receipts = [r if type(r) is bytes and len(r) <= MAX_VALUE else check_value(r, f"receipts[{i}]")
+                        for i, r in enumerate(receipts)]
+        if len(set(hashes)) != n:
             raise CommitError(f"block {height}: a transaction hash appears twice")
         seen = self.replay.committed_among(hashes)
         if seen:
             h0 = min(seen)
             raise CommitError(f"block {height}: transaction {h0.hex()} already committed at height {self.tx_height(h0)}")
-        p = self._p
-        for i, (th, (_, data)) in enumerate(zip(hashes, txs)):
-            b.put(p + K.TX + th, hb + K.u32(i, "tx index") + check_value(data, f"txs[{i}] bytes"))
-            b.put(p + K.REPLAY + th, hb)
-            if receipts is not None:
-                b.put(p + K.RECEIPT + th, check_value(receipts[i], f"receipts[{i}]"))
-        b.put(p + K.TXLIST + hb, b"".join(bytes([len(h)]) + h for h in hashes))
+        p, ops, pack = self._p, b.ops, K.u32_pack
+        tx_t, rp_t, rc_t = p + K.TX, p + K.REPLAY, p + K.RECEIPT
+        ops.extend([(tx_t + th, hb + pack(i) + d) for i, (th, d) in enumerate(zip(hashes, bodies))])
+        ops.extend([(rp_t + th, hb) for th in hashes])
+        if receipts is not None:
+            ops.extend([(rc_t + th, r) for th, r in zip(hashes, receipts)])
+        ops.append((p + K.TXLIST + hb, b"".join([bytes([len(h)]) + h for h in hashes])))
 
     def _add_events(self, b: WriteBatch, hb: bytes, events, txs) -> None:
+        names: dict[tuple[str, str], bytes] = {}   # (contract, name) -> key part, per block
+        ev_t, ops, pack, ntx = self._p + K.EVENT, b.ops, K.u32_pack, len(txs)
         for seq, ev in enumerate(events):
-            if not isinstance(ev, tuple) or len(ev) != 4:
+            if type(ev) is not tuple or len(ev) != 4:
                 raise StorageTypeError(f"events[{seq}] must be a (tx_index, contract, name, payload) tuple")
             tx_index, contract, name, payload = ev
-            ti = K.u32(tx_index, f"events[{seq}] tx index")
-            if tx_index >= len(txs):
-                raise StorageValueError(f"events[{seq}] names tx {tx_index} but the block has {len(txs)}")
+            if type(tx_index) is not int or not 0 <= tx_index < ntx:
+                K.u32(tx_index, f"events[{seq}] tx index")
+                raise StorageValueError(f"events[{seq}] names tx {tx_index} but the block has {ntx}")
+            part = names.get((contract, name)) if type(contract) is str and type(name) is str else None
+            if part is None:
+                part = names[(contract, name)] = K.name_field(contract, "contract") + K.name_field(name, "event name")
             th = txs[tx_index][0]
-            key = self._p + K.EVENT + K.name_field(contract, "contract") + K.name_field(name, "event name") + hb + K.u32(seq, "event seq")
-            b.put(check_key(key, "event key"), ti + bytes([len(th)]) + th + check_value(payload, f"events[{seq}] payload"))
+            if type(payload) is not bytes or len(payload) > MAX_VALUE - 70:
+                payload = check_value(payload, f"events[{seq}] payload")
+            ops.append((ev_t + part + hb + pack(seq), pack(tx_index) + bytes([len(th)]) + th + payload))
 
     def _check_recommit(self, height: int, block_hash: bytes, block: bytes) -> None:
         e = self._block_entry(height)

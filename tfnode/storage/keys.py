@@ -49,6 +49,7 @@ META_HEAD, META_BASE, META_EXEC = b"head", b"base", b"exec"
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
+u32_pack = _U32.pack          # unchecked, for indexes already bounded by the caller
 U64_MAX = (1 << 64) - 1
 
 

@@ -157,11 +157,12 @@ class RocksKV(KVStore):
         if not isinstance(batch, WriteBatch):
             raise StorageTypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
         wb = rd.WriteBatch(raw_mode=True)
+        put, delete = wb.put, wb.delete
         for k, v in batch.ops:
             if v is None:
-                wb.delete(k)
+                delete(k)
             else:
-                wb.put(k, v)
+                put(k, v)
         with self._lock:
             try:
                 db.write(wb, self._sync if sync else self._nosync)
