@@ -1,6 +1,7 @@
 //! Many Twins scenarios outside the test harness, with progress on stderr:
-//!   cargo run --release -p tfnode-consensus --features sim --example twins -- 1000000 0 2
-//! (scenarios, seed, threads). Prints one JSON object; exit status 1 on a safety violation.
+//!   cargo run --release -p tfnode-consensus --features sim --example twins -- 1000000 0 2 [enumerate]
+//! (scenarios, seed, threads; a fourth argument `enumerate` walks the scenario space in
+//! order instead of sampling). Prints one JSON object; exit status 1 on a safety violation.
 use std::time::Instant;
 
 use tfnode_consensus::sim::twins::{run_twins, TwinsConfig};
@@ -17,6 +18,7 @@ fn main() {
         cfg.threads = threads as usize;
         // Scenario indices continue across chunks: chunk c covers done..done+k.
         cfg.first = done;
+        cfg.enumerate = std::env::args().any(|a| a == "enumerate");
         let s = run_twins(&cfg);
         viol += s.safety_violations;
         live += s.liveness_failures;

@@ -22,12 +22,16 @@ pub struct TwinsConfig {
     pub threads: usize,
     /// Index of the first scenario (scenarios `first..first + scenarios` run).
     pub first: u64,
+    /// Enumerate instead of sampling: scenario i is i written in base (partitions x
+    /// leaders), first round least significant, so 0..64^k covers every choice for the
+    /// first k rounds (n = 4, one twin); later rounds are all-connected, leader round-robin.
+    pub enumerate: bool,
     pub crypto: Arc<dyn SimCrypto>,
 }
 
 impl TwinsConfig {
     pub fn new(scenarios: u64, seed: u64) -> Self {
-        TwinsConfig { validators: 4, twins: 1, rounds: 7, scenarios, seed, faults: Faults::default(), threads: 1, first: 0, crypto: Arc::new(TestCrypto) }
+        TwinsConfig { validators: 4, twins: 1, rounds: 7, scenarios, seed, faults: Faults::default(), threads: 1, first: 0, enumerate: false, crypto: Arc::new(TestCrypto) }
     }
 }
 
@@ -76,9 +80,18 @@ pub fn scenario(cfg: &TwinsConfig, i: u64) -> SimConfig {
     let all: Vec<usize> = (0..k).collect();
     sim.round_groups.push(vec![all]);
     sim.leader_script.push(0);
+    let (np, nl) = (parts.len() as u64, cfg.validators as u64);
+    let mut digits = i;
     for _ in 0..cfg.rounds {
-        sim.round_groups.push(parts[rng.below(parts.len() as u64) as usize].clone());
-        sim.leader_script.push(rng.below(cfg.validators as u64) as NodeId);
+        let (p, l) = if cfg.enumerate {
+            let d = digits % (np * nl);
+            digits /= np * nl;
+            (d % np, d / np)
+        } else {
+            (rng.below(np), rng.below(nl))
+        };
+        sim.round_groups.push(parts[p as usize].clone());
+        sim.leader_script.push(l as NodeId);
     }
     // Commits up to height `rounds` could all come from the scripted rounds; asking for
     // three more proves the honest nodes kept going once the network healed.

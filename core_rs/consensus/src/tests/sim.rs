@@ -90,6 +90,18 @@ fn twins_sample_is_safe_and_live() {
     assert_eq!(s.liveness_failures, 0);
 }
 
+#[test]
+fn twins_enumeration_of_round_one() {
+    // Every partition x leader of round 1 (64), each with 4 choices for round 2; the
+    // example `twins -- N 0 2 enumerate` walks further.
+    let mut cfg = TwinsConfig::new(64 * 4, 0);
+    cfg.enumerate = true;
+    cfg.threads = 2;
+    let s = run_twins(&cfg);
+    assert_eq!(s.safety_violations, 0, "first violation at scenario {:?}", s.first_violation);
+    assert_eq!(s.liveness_failures, 0);
+}
+
 /// Planted bugs must be caught: this proves the checker can fail.
 #[test]
 fn planted_bugs_are_caught() {
