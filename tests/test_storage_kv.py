@@ -166,3 +166,18 @@ def test_data_survives_reopen_and_closed_store_refuses(backend):
         kv.get(b"a")
     with pytest.raises(StoreClosed):
         kv.write(WriteBatch(), sync=True)
+
+
+def test_several_snapshots_each_keep_their_instant(kv):
+    #   s0: a=1            s1: a=2 b=1          live: a deleted, b=2, c=3
+    put(kv, {b"a": b"1"})
+    s0 = kv.snapshot()
+    put(kv, {b"a": b"2", b"b": b"1"})
+    s1 = kv.snapshot()
+    put(kv, {b"a": None, b"b": b"2"})
+    put(kv, {b"c": b"3", b"b": b"2"})
+    assert [s0.get(k) for k in (b"a", b"b", b"c")] == [b"1", None, None]
+    assert [s1.get(k) for k in (b"a", b"b", b"c")] == [b"2", b"1", None]
+    assert [kv.get(k) for k in (b"a", b"b", b"c")] == [None, b"2", b"3"]
+    s0.close()
+    s1.close()
