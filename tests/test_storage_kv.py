@@ -22,7 +22,7 @@ class Backend:
     """Opens a store of one kind; ``reopen`` stands in for a process restart."""
 
     def __init__(self, kind: str, tmp_path):
-        self.kind, self.path = kind, tmp_path / "db"
+        self.kind, self.path = kind, tmp_path / "node" / "db"      # parents are created
         self._mem: MemoryKV | None = None
 
     def open(self):
@@ -181,3 +181,12 @@ def test_several_snapshots_each_keep_their_instant(kv):
     assert [kv.get(k) for k in (b"a", b"b", b"c")] == [None, b"2", b"3"]
     s0.close()
     s1.close()
+
+
+def test_rocks_refuses_a_second_opener(tmp_path):
+    from tfnode.storage import StorageError
+
+    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    with pytest.raises(StorageError, match="cannot open RocksDB at .*LOCK"):
+        open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    kv.close()

@@ -101,6 +101,7 @@ class RocksKV(KVStore):
     def __init__(self, path: str | os.PathLike, options: rd.Options | None = None):
         self.path = os.fspath(path)
         try:
+            os.makedirs(self.path, exist_ok=True)
             self._db: rd.Rdict | None = rd.Rdict(self.path, options or rocks_options())
         except Exception as err:  # noqa: BLE001 - rocksdict raises bare Exception
             raise StorageError(f"cannot open RocksDB at {self.path}: {err}") from err
