@@ -123,11 +123,11 @@ fn lookup(pk: &[u8]) -> Lookup {
     if per == 0 || pk.is_empty() {
         return Lookup::Miss;
     }
-    let fp = c.hasher.hash_one(pk);
     let mut s = lock(&c.shards[pk[pk.len() - 1] as usize % SHARDS]);
     if let Some(e) = s.map.get(pk) {
         return Lookup::Hit(e.clone());
     }
+    let fp = c.hasher.hash_one(pk);
     if s.seen.remove(&fp) {
         Lookup::Admit
     } else {

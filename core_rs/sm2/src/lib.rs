@@ -36,7 +36,7 @@ pub use signature::Signature;
 #[doc(hidden)]
 pub use encrypt::encrypt_with_k;
 
-/// Build the process-wide generator tables (about 180 KiB) now rather than on the first
+/// Build the process-wide generator tables (about 280 KiB) now rather than on the first
 /// signature or verification. Optional; call it at start-up to keep latency flat.
 pub fn warm_up() {
     mul::warm_up();

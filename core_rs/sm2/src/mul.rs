@@ -191,7 +191,7 @@ pub(crate) fn var_mul_ct(k: &Scalar, p: &Affine) -> Jac {
 }
 
 /// Width-w NAF of k: digits[i] odd in (-2^(w-1), 2^(w-1)) or 0; k = sum digits[i] 2^i.
-fn wnaf(k: &Scalar, w: u32, out: &mut [i8; 258]) -> usize {
+fn wnaf(k: &Scalar, w: u32, out: &mut [i16; 258]) -> usize {
     let mut limbs = [k.0[0], k.0[1], k.0[2], k.0[3], 0u64];
     let mut len = 0;
     let mut i = 0;
@@ -203,7 +203,7 @@ fn wnaf(k: &Scalar, w: u32, out: &mut [i8; 258]) -> usize {
             if d >= (win / 2) as i64 {
                 d -= win as i64;
             }
-            out[i] = d as i8;
+            out[i] = d as i16;
             // limbs -= d
             if d > 0 {
                 let (r, mut b) = arith::sbb(limbs[0], d as u64, 0);
@@ -235,8 +235,8 @@ fn wnaf(k: &Scalar, w: u32, out: &mut [i8; 258]) -> usize {
 }
 
 /// s*G + t*P (variable time; public inputs only): one run of 256 doublings, width-5
-/// NAF of t over Jacobian odd multiples of P, width-8 NAF of s over the first row of the
-/// G split table (64 affine odd multiples of G).
+/// NAF of t over Jacobian odd multiples of P, width-10 NAF of s over the first row of the
+/// G split table (256 affine odd multiples of G).
 pub(crate) fn verify_mul(s: &Scalar, t: &Scalar, p: &Affine) -> Jac {
     const W: u32 = 5;
     // odd multiples P, 3P, ..., 15P
@@ -247,8 +247,8 @@ pub(crate) fn verify_mul(s: &Scalar, t: &Scalar, p: &Affine) -> Jac {
         odd[i] = odd[i - 1].add_vt(&p2);
     }
     let g = &g_split()[0];
-    let mut tnaf = [0i8; 258];
-    let mut snaf = [0i8; 258];
+    let mut tnaf = [0i16; 258];
+    let mut snaf = [0i16; 258];
     let len = wnaf(t, W, &mut tnaf).max(wnaf(s, G_W, &mut snaf));
     let mut acc = Jac::INFINITY;
     for i in (0..len).rev() {
@@ -270,8 +270,8 @@ pub(crate) fn verify_mul(s: &Scalar, t: &Scalar, p: &Affine) -> Jac {
 /// 32 doublings plus about 256/(w_G+1) + 256/(w_P+1) mixed additions.
 const SPLIT: usize = 8;
 const CHUNK: usize = 256 / SPLIT;
-/// G: width 8, 64 odd multiples per chunk (32 KiB, built once per process).
-const G_W: u32 = 8;
+/// G: width 10, 256 odd multiples per chunk (128 KiB, built once per process).
+const G_W: u32 = 10;
 const G_ODD: usize = 1 << (G_W - 2);
 /// P: width 6, 16 odd multiples per chunk (8 KiB per cached key).
 const KT_W: u32 = 6;
@@ -308,7 +308,7 @@ fn g_split() -> &'static [[Affine; G_ODD]; SPLIT] {
 }
 
 /// Width-w NAFs of the `SPLIT` chunks of k; returns the longest length.
-fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i8; 258]; SPLIT]) -> usize {
+fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i16; 258]; SPLIT]) -> usize {
     let mut len = 0;
     for (j, naf) in out.iter_mut().enumerate() {
         let bits = CHUNK * j;
@@ -319,7 +319,7 @@ fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i8; 258]; SPLIT]) -> usize {
 }
 
 #[inline(always)]
-fn add_digit(acc: &Jac, row: &[Affine], d: i8) -> Jac {
+fn add_digit(acc: &Jac, row: &[Affine], d: i16) -> Jac {
     if d > 0 {
         acc.add_affine_vt(&row[(d as usize) / 2])
     } else if d < 0 {
@@ -344,8 +344,8 @@ impl KeyTable {
     /// s*G + t*P using this table for P and the split table for G (variable time).
     pub(crate) fn verify_mul(&self, s: &Scalar, t: &Scalar) -> Jac {
         let g = g_split();
-        let mut snaf = [[0i8; 258]; SPLIT];
-        let mut tnaf = [[0i8; 258]; SPLIT];
+        let mut snaf = [[0i16; 258]; SPLIT];
+        let mut tnaf = [[0i16; 258]; SPLIT];
         let len = chunk_nafs(s, G_W, &mut snaf).max(chunk_nafs(t, KT_W, &mut tnaf));
         let mut acc = Jac::INFINITY;
         for i in (0..len).rev() {
