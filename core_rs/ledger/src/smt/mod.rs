@@ -1,0 +1,217 @@
+//! Authenticated state: a sparse Merkle tree over SM3 with 256-bit paths (SM3 of the
+//! application key), compressed as Diem's Jellyfish tree is: a subtree holding a single
+//! key is just that key's leaf, so paths and proofs are ~log2(n) long, not 256.
+//!
+//! - leaf `SM3(0x00 || key_hash || value_hash)`, internal `SM3(0x01 || left || right)`,
+//!   empty subtree [`EMPTY_HASH`] (32 zero bytes) at every depth;
+//! - nodes are immutable and keyed by `(version, depth, path)` ([`NodeKey`]): an update at
+//!   version v writes new nodes at v and reports the nodes it replaced as stale, so every
+//!   older root stays readable (for proofs, for catch-up) until the host prunes it;
+//! - no I/O: reads go through [`NodeStore`]; [`apply`] returns what to write and what went
+//!   stale, and the host persists both in its block's atomic write batch.
+//!
+//! [`StateTree`] bundles an in-memory [`MemStore`] with the current version, for a node that
+//! keeps its whole tree in memory and loads it from the database at start-up.
+mod node;
+mod proof;
+mod update;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub use node::{
+    bit, common_prefix_bits, internal_hash, leaf_hash, Child, InternalNode, LeafNode, Node, NodeKey, EMPTY_HASH,
+    MAX_NODE_KEY_LEN, MAX_VALUE_LEN, NODE_VERSION,
+};
+pub use proof::{get, get_with_proof, get_with_proof_hashed, root_hash, SparseProof, MAX_PROOF_LEN, MAX_PROOF_SIBLINGS, PROOF_VERSION};
+pub use update::TreeUpdate;
+
+use crate::error::Result;
+use crate::Hash;
+
+/// Where the tree reads its nodes. `Sync`: an update reads subtrees from several threads.
+pub trait NodeStore: Sync {
+    fn get_node(&self, key: &NodeKey) -> Result<Option<Node>>;
+}
+
+/// Compute the tree of `version` from the tree of `base` (`None`: the empty tree) and
+/// `updates` (`(key, Some(value))` sets, `(key, None)` deletes; if a key appears twice the
+/// later update wins). Reads `store`, writes nothing: see [`TreeUpdate`].
+pub fn apply<S: NodeStore + ?Sized>(
+    store: &S,
+    base: Option<u64>,
+    version: u64,
+    updates: &[(&[u8], Option<&[u8]>)],
+) -> Result<TreeUpdate> {
+    let upds = update::prepare(updates)?;
+    update::apply(store, base, version, &upds)
+}
+
+/// As [`apply`] with keys already hashed and values given with their hashes
+/// (`(key_hash, Some((value_hash, value)))`); must be sorted by key hash, keys distinct.
+/// For tests that need keys sharing long prefixes, and hosts that hash keys themselves.
+pub fn apply_hashed<S: NodeStore + ?Sized>(
+    store: &S,
+    base: Option<u64>,
+    version: u64,
+    updates: &[(Hash, Option<(Hash, Arc<[u8]>)>)],
+) -> Result<TreeUpdate> {
+    if !updates.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Err(crate::LedgerError::Invalid { what: "hashed updates", reason: "not sorted by key hash or not distinct" });
+    }
+    let upds: Vec<update::Upd> = updates.iter().map(|(k, v)| update::Upd { key_hash: *k, value: v.clone() }).collect();
+    update::apply(store, base, version, &upds)
+}
+
+/// Nodes in memory, with the stale-node index that pruning needs.
+#[derive(Default)]
+pub struct MemStore {
+    nodes: HashMap<NodeKey, Node>,
+    /// version v -> nodes that left the tree at v (still part of version v - 1).
+    stale: BTreeMap<u64, Vec<NodeKey>>,
+}
+
+impl NodeStore for MemStore {
+    fn get_node(&self, key: &NodeKey) -> Result<Option<Node>> {
+        Ok(self.nodes.get(key).cloned())
+    }
+}
+
+impl MemStore {
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+    /// Every stored node (any version), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&NodeKey, &Node)> {
+        self.nodes.iter()
+    }
+    pub fn insert(&mut self, key: NodeKey, node: Node) {
+        self.nodes.insert(key, node);
+    }
+    /// Record nodes that left the tree at `version` (for [`MemStore::prune`]).
+    pub fn mark_stale(&mut self, version: u64, keys: impl IntoIterator<Item = NodeKey>) {
+        self.stale.entry(version).or_default().extend(keys);
+    }
+    /// Store an update's new nodes and stale list.
+    pub fn commit(&mut self, u: TreeUpdate) {
+        self.nodes.reserve(u.new_nodes.len());
+        for (k, n) in u.new_nodes {
+            self.nodes.insert(k, n);
+        }
+        self.mark_stale(u.version, u.stale_nodes);
+    }
+    /// Delete every node not needed to read versions `>= oldest_kept`: those that left the
+    /// tree at a version `<= oldest_kept`. Returns how many were deleted.
+    pub fn prune(&mut self, oldest_kept: u64) -> usize {
+        let keep = self.stale.split_off(&(oldest_kept.saturating_add(1)));
+        let gone = std::mem::replace(&mut self.stale, keep);
+        let mut n = 0;
+        for k in gone.into_values().flatten() {
+            n += self.nodes.remove(&k).is_some() as usize;
+        }
+        n
+    }
+}
+
+/// A whole tree in memory plus its latest version: what the Python binding wraps.
+#[derive(Default)]
+pub struct StateTree {
+    pub store: MemStore,
+    version: Option<u64>,
+}
+
+impl StateTree {
+    pub fn new() -> StateTree {
+        StateTree::default()
+    }
+
+    /// Latest version (`None`: nothing applied or loaded yet, the empty tree).
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    /// Bulk-load persisted nodes (encoded keys and nodes, as [`TreeUpdate`] produced) and
+    /// set the latest version; its root must be among the nodes.
+    pub fn load<'a>(&mut self, nodes: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, version: u64) -> Result<()> {
+        for (k, n) in nodes {
+            self.store.insert(NodeKey::decode(k)?, Node::decode(n)?);
+        }
+        self.set_version(version)
+    }
+
+    /// Make `version` the latest (its root must be stored).
+    pub fn set_version(&mut self, version: u64) -> Result<()> {
+        root_hash(&self.store, version)?;
+        self.version = Some(version);
+        Ok(())
+    }
+
+    pub fn root_hash(&self) -> Hash {
+        match self.version {
+            None => EMPTY_HASH,
+            Some(v) => root_hash(&self.store, v).unwrap_or(EMPTY_HASH),
+        }
+    }
+
+    pub fn root_hash_at(&self, version: u64) -> Result<Hash> {
+        root_hash(&self.store, version)
+    }
+
+    /// Apply a block's updates as `version`, keep the new nodes in memory and return them
+    /// (with the stale list) for the host to persist.
+    pub fn apply(&mut self, version: u64, updates: &[(&[u8], Option<&[u8]>)]) -> Result<TreeUpdate> {
+        let u = apply(&self.store, self.version, version, updates)?;
+        let out = TreeUpdate { version: u.version, root_hash: u.root_hash, new_nodes: u.new_nodes.clone(), stale_nodes: u.stale_nodes.clone() };
+        self.store.commit(u);
+        self.version = Some(version);
+        Ok(out)
+    }
+
+    /// As [`StateTree::apply`] without handing back the nodes (benchmarks, tests).
+    pub fn apply_in_place(&mut self, version: u64, updates: &[(&[u8], Option<&[u8]>)]) -> Result<Hash> {
+        let u = apply(&self.store, self.version, version, updates)?;
+        let root = u.root_hash;
+        self.store.commit(u);
+        self.version = Some(version);
+        Ok(root)
+    }
+
+    fn at(&self, version: Option<u64>) -> Option<u64> {
+        version.or(self.version)
+    }
+
+    pub fn get(&self, key: &[u8], version: Option<u64>) -> Result<Option<Arc<[u8]>>> {
+        match self.at(version) {
+            None => Ok(None),
+            Some(v) => get(&self.store, v, key),
+        }
+    }
+
+    pub fn get_with_proof(&self, key: &[u8], version: Option<u64>) -> Result<(Option<Arc<[u8]>>, SparseProof)> {
+        match self.at(version) {
+            None => Ok((None, SparseProof { leaf: None, siblings: vec![] })),
+            Some(v) => get_with_proof(&self.store, v, key),
+        }
+    }
+
+    pub fn prune(&mut self, oldest_kept: u64) -> usize {
+        self.store.prune(oldest_kept)
+    }
+
+    /// Every stored node, cloned (tests, exporting a snapshot).
+    pub fn store_nodes(&self) -> Vec<(NodeKey, Node)> {
+        self.store.iter().map(|(k, n)| (*k, n.clone())).collect()
+    }
+}
+
+/// `verify(root, key, value, proof)`: see [`SparseProof::verify`].
+pub fn verify(root: &Hash, key: &[u8], value: Option<&[u8]>, proof: &SparseProof) -> bool {
+    proof.verify(root, key, value)
+}
+

@@ -1,0 +1,332 @@
+//! Batch update: `apply(base version, new version, updates)` walks only the subtrees the
+//! updates touch, returns the new nodes (all keyed at the new version) and the node keys
+//! that are no longer part of the tree, and never writes to the store itself: the host
+//! puts both in its block's atomic write batch.
+//!
+//! Canonical shape (what makes the root depend only on the set of key/values): a subtree
+//! with no keys is empty, with one key is that key's leaf, with two or more an internal
+//! node. Each step below restores that shape: deleting down to one key lifts the leaf,
+//! inserting next to a lone leaf pushes it down.
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::node::{bit, Child, InternalNode, LeafNode, Node, NodeKey};
+use super::NodeStore;
+use crate::error::{LedgerError, Result};
+use crate::Hash;
+
+/// Below this many updates a subtree is handled on the current thread: one update costs
+/// ~10 node hashes (a few us), so a smaller fork would cost more than it saves.
+const PAR_MIN_UPDATES: usize = 256;
+
+/// The result of one `apply`: the host persists `new_nodes`, records `stale_nodes` as
+/// "stale since `version`" and deletes them once no version before `version` is read.
+#[derive(Clone, Debug, Default)]
+pub struct TreeUpdate {
+    pub version: u64,
+    pub root_hash: Hash,
+    pub new_nodes: Vec<(NodeKey, Node)>,
+    pub stale_nodes: Vec<NodeKey>,
+}
+
+/// One key's update, key already hashed; `None` deletes.
+#[derive(Clone)]
+pub(crate) struct Upd {
+    pub key_hash: Hash,
+    pub value: Option<(Hash, Arc<[u8]>)>,
+}
+
+/// A leaf not yet given its place. `origin` is where it is stored now, if its value is
+/// unchanged: placed at the same depth it is reused, elsewhere it is rewritten.
+struct Pending {
+    leaf: LeafNode,
+    origin: Option<NodeKey>,
+}
+
+enum Out {
+    /// The subtree is exactly as before (the child reference stays valid).
+    Unchanged(Child),
+    Empty,
+    Leaf(Pending),
+    /// A new internal node, already written.
+    Internal(Child),
+}
+
+#[derive(Default)]
+struct Acc {
+    new: Vec<(NodeKey, Node)>,
+    stale: Vec<NodeKey>,
+}
+
+impl Acc {
+    fn append(&mut self, mut o: Acc) {
+        self.new.append(&mut o.new);
+        self.stale.append(&mut o.stale);
+    }
+}
+
+enum Existing {
+    Empty,
+    Leaf(NodeKey, LeafNode),
+    Internal(NodeKey, InternalNode),
+}
+
+struct Ctx<'a, S: NodeStore + ?Sized> {
+    store: &'a S,
+    version: u64,
+}
+
+impl<S: NodeStore + ?Sized> Ctx<'_, S> {
+    fn load(&self, child: Child, depth: u16, path: &Hash) -> Result<Existing> {
+        let (version, want_leaf) = match child {
+            Child::Empty => return Ok(Existing::Empty),
+            Child::Leaf { version, .. } => (version, true),
+            Child::Internal { version, .. } => (version, false),
+        };
+        let key = NodeKey::new(version, depth, path);
+        match self.store.get_node(&key)? {
+            Some(Node::Leaf(l)) if want_leaf => Ok(Existing::Leaf(key, l)),
+            Some(Node::Internal(n)) if !want_leaf => Ok(Existing::Internal(key, n)),
+            Some(_) => Err(LedgerError::CorruptNode { version, depth, reason: "node kind differs from its parent's reference" }),
+            None => Err(LedgerError::MissingNode { version, depth }),
+        }
+    }
+
+    fn write(&self, acc: &mut Acc, depth: u16, path: &Hash, node: Node) -> NodeKey {
+        let key = NodeKey::new(self.version, depth, path);
+        acc.new.push((key, node));
+        key
+    }
+
+    /// Give a pending leaf its node at `depth` (reusing the stored one if it is already there).
+    fn place(&self, p: Pending, depth: u16, acc: &mut Acc) -> Child {
+        let hash = p.leaf.hash();
+        if let Some(o) = p.origin {
+            if o.depth == depth && depth != 0 {
+                return Child::Leaf { version: o.version, hash };
+            }
+            acc.stale.push(o);
+        }
+        let path = p.leaf.key_hash;
+        let key = self.write(acc, depth, &path, Node::Leaf(p.leaf));
+        Child::Leaf { version: key.version, hash }
+    }
+
+    /// Turn a child result into a child reference at `depth` (writing pending leaves).
+    fn materialize(&self, out: Out, depth: u16, acc: &mut Acc) -> Child {
+        match out {
+            Out::Unchanged(c) | Out::Internal(c) => c,
+            Out::Empty => Child::Empty,
+            Out::Leaf(p) => self.place(p, depth, acc),
+        }
+    }
+
+    /// Combine two child results into the subtree at `depth` on `path`.
+    fn join(&self, l: Out, r: Out, depth: u16, path: &Hash, acc: &mut Acc) -> Result<Out> {
+        let empty = |o: &Out| matches!(o, Out::Empty | Out::Unchanged(Child::Empty));
+        let lone_leaf = |o: &Out| matches!(o, Out::Leaf(_) | Out::Unchanged(Child::Leaf { .. }));
+        let (le, re) = (empty(&l), empty(&r));
+        if le && re {
+            return Ok(Out::Empty);
+        }
+        if (le && lone_leaf(&r)) || (re && lone_leaf(&l)) {
+            // One key left below: the leaf moves up to this depth.
+            let (o, b) = if le { (r, 1u8) } else { (l, 0u8) };
+            return Ok(Out::Leaf(match o {
+                Out::Leaf(p) => p,
+                Out::Unchanged(c) => {
+                    let mut cp = *path;
+                    set_bit(&mut cp, depth as usize, b);
+                    match self.load(c, depth + 1, &cp)? {
+                        Existing::Leaf(k, leaf) => Pending { leaf, origin: Some(k) },
+                        _ => unreachable!("a leaf reference loads a leaf or errs"),
+                    }
+                }
+                _ => unreachable!("lone_leaf matched"),
+            }));
+        }
+        let left = self.materialize(l, depth + 1, acc);
+        let right = self.materialize(r, depth + 1, acc);
+        let n = InternalNode { left, right };
+        let hash = n.hash();
+        let key = self.write(acc, depth, path, Node::Internal(n));
+        Ok(Out::Internal(Child::Internal { version: key.version, hash }))
+    }
+
+    /// Build the subtree at `depth` holding exactly `leaves` (sorted by key hash, all on
+    /// one path to `depth`).
+    fn build(&self, mut leaves: Vec<Pending>, depth: u16, acc: &mut Acc) -> Result<Out> {
+        match leaves.len() {
+            0 => Ok(Out::Empty),
+            1 => Ok(Out::Leaf(leaves.pop().unwrap())),
+            _ => {
+                let path = leaves[0].leaf.key_hash;
+                let split = leaves.partition_point(|p| bit(&p.leaf.key_hash, depth as usize) == 0);
+                let right = leaves.split_off(split);
+                let l = self.build(leaves, depth + 1, acc)?;
+                let r = self.build(right, depth + 1, acc)?;
+                self.join(l, r, depth, &path, acc)
+            }
+        }
+    }
+
+    /// Apply `upds` (sorted, distinct, all below this position) to the subtree `at`.
+    fn update(&self, me: Child, at: Existing, depth: u16, upds: &[Upd], acc: &mut Acc) -> Result<Out> {
+        if upds.is_empty() {
+            return Ok(Out::Unchanged(me));
+        }
+        match at {
+            Existing::Empty => self.build(inserts(upds, None), depth, acc),
+            Existing::Leaf(key, leaf) => {
+                let hit = upds.binary_search_by(|u| u.key_hash.cmp(&leaf.key_hash)).ok();
+                let unchanged_self = match hit.map(|i| &upds[i].value) {
+                    None => true,
+                    Some(Some((vh, _))) => *vh == leaf.value_hash,
+                    Some(None) => false,
+                };
+                let mut set = inserts(upds, Some(leaf.key_hash));
+                if unchanged_self {
+                    if set.is_empty() {
+                        return Ok(Out::Unchanged(me));
+                    }
+                    let at = set.partition_point(|p| p.leaf.key_hash < leaf.key_hash);
+                    set.insert(at, Pending { leaf, origin: Some(key) });
+                } else {
+                    acc.stale.push(key);
+                    if let Some(Some((vh, v))) = hit.map(|i| &upds[i].value) {
+                        let l = LeafNode { key_hash: leaf.key_hash, value_hash: *vh, value: v.clone() };
+                        let at = set.partition_point(|p| p.leaf.key_hash < leaf.key_hash);
+                        set.insert(at, Pending { leaf: l, origin: None });
+                    }
+                }
+                self.build(set, depth, acc)
+            }
+            Existing::Internal(key, node) => {
+                let d = depth as usize;
+                let split = upds.partition_point(|u| bit(&u.key_hash, d) == 0);
+                let (lu, ru) = upds.split_at(split);
+                let side = |c: Child, u: &[Upd], acc: &mut Acc| -> Result<Out> {
+                    if u.is_empty() {
+                        return Ok(Out::Unchanged(c));
+                    }
+                    let at = self.load(c, depth + 1, &u[0].key_hash)?;
+                    self.update(c, at, depth + 1, u, acc)
+                };
+                let (l, r) = if upds.len() >= PAR_MIN_UPDATES && !lu.is_empty() && !ru.is_empty() {
+                    let mut racc = Acc::default();
+                    let (l, r) = rayon::join(|| side(node.left, lu, acc), || side(node.right, ru, &mut racc));
+                    acc.append(racc);
+                    (l?, r?)
+                } else {
+                    (side(node.left, lu, acc)?, side(node.right, ru, acc)?)
+                };
+                if let (Out::Unchanged(_), Out::Unchanged(_)) = (&l, &r) {
+                    return Ok(Out::Unchanged(me));
+                }
+                acc.stale.push(key);
+                self.join(l, r, depth, &upds[0].key_hash, acc)
+            }
+        }
+    }
+}
+
+fn set_bit(h: &mut Hash, i: usize, b: u8) {
+    let m = 1u8 << (7 - (i % 8));
+    if b == 1 { h[i / 8] |= m } else { h[i / 8] &= !m }
+}
+
+/// The insertions among `upds` as fresh pending leaves, leaving out `skip`.
+fn inserts(upds: &[Upd], skip: Option<Hash>) -> Vec<Pending> {
+    upds.iter()
+        .filter(|u| Some(u.key_hash) != skip)
+        .filter_map(|u| {
+            u.value.as_ref().map(|(vh, v)| Pending {
+                leaf: LeafNode { key_hash: u.key_hash, value_hash: *vh, value: v.clone() },
+                origin: None,
+            })
+        })
+        .collect()
+}
+
+/// Hash keys and values (in parallel), sort by key hash, keep the last update of a key.
+pub(crate) fn prepare(updates: &[(&[u8], Option<&[u8]>)]) -> Result<Vec<Upd>> {
+    for (_, v) in updates {
+        if let Some(v) = v {
+            if v.len() > super::node::MAX_VALUE_LEN {
+                return Err(LedgerError::TooLong { what: "state value", len: v.len(), cap: super::node::MAX_VALUE_LEN });
+            }
+        }
+    }
+    let mut upds: Vec<(usize, Upd)> = updates
+        .par_iter()
+        .with_min_len(256)
+        .enumerate()
+        .map(|(i, (k, v))| {
+            let value = v.map(|v| (tfnode_sm3::hash(v), Arc::<[u8]>::from(v)));
+            (i, Upd { key_hash: tfnode_sm3::hash(k), value })
+        })
+        .collect();
+    upds.par_sort_unstable_by(|a, b| a.1.key_hash.cmp(&b.1.key_hash).then(a.0.cmp(&b.0)));
+    let mut out: Vec<Upd> = Vec::with_capacity(upds.len());
+    for (_, u) in upds {
+        match out.last_mut() {
+            Some(last) if last.key_hash == u.key_hash => *last = u, // later update wins
+            _ => out.push(u),
+        }
+    }
+    Ok(out)
+}
+
+/// See [`super::apply`].
+pub(crate) fn apply<S: NodeStore + ?Sized>(store: &S, base: Option<u64>, version: u64, upds: &[Upd]) -> Result<TreeUpdate> {
+    if let Some(b) = base {
+        if version <= b {
+            return Err(LedgerError::VersionOrder { base: b, new: version });
+        }
+    }
+    let ctx = Ctx { store, version };
+    let mut acc = Acc::default();
+    let zero = [0u8; 32];
+    // The base root as a node and as a child reference.
+    let (root_node, me, at) = match base {
+        None => (Node::Empty, Child::Empty, Existing::Empty),
+        Some(b) => {
+            let key = NodeKey::root(b);
+            match store.get_node(&key)? {
+                None => return Err(LedgerError::MissingNode { version: b, depth: 0 }),
+                Some(Node::Empty) => (Node::Empty, Child::Empty, Existing::Empty),
+                Some(Node::Leaf(l)) => {
+                    (Node::Leaf(l.clone()), Child::Leaf { version: b, hash: l.hash() }, Existing::Leaf(key, l))
+                }
+                Some(Node::Internal(n)) => {
+                    (Node::Internal(n), Child::Internal { version: b, hash: n.hash() }, Existing::Internal(key, n))
+                }
+            }
+        }
+    };
+    let base_was_empty = matches!(root_node, Node::Empty);
+    let out = ctx.update(me, at, 0, upds, &mut acc)?;
+    // Every version has its own root node, so any version's root is found by key alone.
+    let unchanged = matches!(out, Out::Unchanged(_));
+    let root = match out {
+        Out::Unchanged(_) => root_node,
+        Out::Empty => Node::Empty,
+        Out::Internal(_) => acc.new.pop().map(|(_, n)| n).expect("the root internal node was just written"),
+        Out::Leaf(p) => {
+            if let Some(o) = p.origin {
+                acc.stale.push(o);
+            }
+            Node::Leaf(p.leaf)
+        }
+    };
+    if let Some(b) = base {
+        // A changed non-empty root was already marked stale where it changed.
+        if unchanged || base_was_empty {
+            acc.stale.push(NodeKey::root(b));
+        }
+    }
+    let root_hash = root.hash();
+    acc.new.push((NodeKey::new(version, 0, &zero), root));
+    Ok(TreeUpdate { version, root_hash, new_nodes: acc.new, stale_nodes: acc.stale })
+}

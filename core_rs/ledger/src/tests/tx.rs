@@ -1,0 +1,146 @@
+use proptest::prelude::*;
+
+use super::{assert_exact, test_key};
+use crate::{decode_and_verify_batch, LedgerError, Transaction, MAX_ARGS_LEN, MAX_TX_LEN, MIN_TX_LEN};
+
+pub(crate) fn signed(seed: u8, nonce: u64, args: &[u8]) -> Transaction {
+    let mut tx = Transaction::new(b"tfnode-test", nonce, 100, 50_000, "asset", "transfer", args).unwrap();
+    tx.sign(&test_key(seed)).unwrap();
+    tx
+}
+
+#[test]
+fn sign_verify_roundtrip() {
+    let tx = signed(1, 7, b"\x01\x02");
+    tx.verify().unwrap();
+    let enc = tx.encode();
+    assert_eq!(enc.len(), tx.encoded_len());
+    let back = Transaction::decode(&enc).unwrap();
+    assert_eq!(back, tx);
+    assert_eq!(back.hash(), tfnode_sm3::hash(&enc));
+    back.check_stateless(b"tfnode-test").unwrap();
+    assert!(matches!(back.check_stateless(b"other"), Err(LedgerError::WrongChain { .. })));
+    assert_exact(&enc, Transaction::decode);
+}
+
+#[test]
+fn any_changed_field_breaks_the_signature() {
+    let tx = signed(2, 1, b"abc");
+    let mut muts: Vec<Transaction> = Vec::new();
+    let mut t = tx.clone(); t.nonce += 1; muts.push(t);
+    let mut t = tx.clone(); t.expiry += 1; muts.push(t);
+    let mut t = tx.clone(); t.gas_limit += 1; muts.push(t);
+    let mut t = tx.clone(); t.chain_id = b"tfnode-tesT".to_vec(); muts.push(t);
+    let mut t = tx.clone(); t.contract = "assex".into(); muts.push(t);
+    let mut t = tx.clone(); t.method = "transfex".into(); muts.push(t);
+    let mut t = tx.clone(); t.args = b"abd".to_vec(); muts.push(t);
+    let mut t = tx.clone(); t.sender = test_key(3).public_key().to_compressed(); muts.push(t);
+    let mut t = tx.clone(); t.signature[10] ^= 1; muts.push(t);
+    for m in muts {
+        assert!(matches!(m.verify(), Err(LedgerError::BadSignature { .. })), "{m:?}");
+    }
+}
+
+#[test]
+fn caps_and_stateless_errors() {
+    assert!(matches!(Transaction::new(b"", 0, 0, 0, "a", "b", b""), Err(LedgerError::Empty { .. })));
+    assert!(matches!(Transaction::new(&[1; 65], 0, 0, 0, "a", "b", b""), Err(LedgerError::TooLong { len: 65, cap: 64, .. })));
+    assert!(Transaction::new(b"c", 0, 0, 0, &"x".repeat(65), "b", b"").is_err());
+    assert!(Transaction::new(b"c", 0, 0, 0, "a", "", b"").is_err());
+    assert!(Transaction::new(b"c", 0, 0, 0, "a", "b", &vec![0; MAX_ARGS_LEN + 1]).is_err());
+    let mut big = Transaction::new(&[7; 64], 0, 0, 0, &"c".repeat(64), &"m".repeat(64), &vec![0; MAX_ARGS_LEN]).unwrap();
+    big.sign(&test_key(1)).unwrap();
+    assert_eq!(big.encode().len(), MAX_TX_LEN);
+    assert_eq!(Transaction::decode(&big.encode()).unwrap(), big);
+    let small = signed(1, 0, b"");
+    assert_eq!(Transaction::new(b"c", 0, 0, 0, "a", "b", b"").unwrap().encoded_len(), MIN_TX_LEN);
+    let mut e = small.encode();
+    e[0] = 2;
+    assert_eq!(Transaction::decode(&e), Err(LedgerError::BadVersion { what: "transaction", got: 2, expected: 1 }));
+    let mut e = small.encode();
+    e[1 + 4 + 11] = 0x04;
+    assert_eq!(Transaction::decode(&e), Err(LedgerError::SenderPrefix(4)));
+    // Expiry window.
+    assert!(small.check_expiry(100, 10).is_ok());
+    assert!(matches!(small.check_expiry(101, 10), Err(LedgerError::Expired { expiry: 100, height: 101 })));
+    assert!(matches!(small.check_expiry(50, 10), Err(LedgerError::ExpiryTooFar { .. })));
+    // Message carries numbers.
+    let msg = LedgerError::TooLong { what: "args", len: 70000, cap: 65536 }.to_string();
+    assert!(msg.contains("70000") && msg.contains("65536"), "{msg}");
+}
+
+#[test]
+fn replay_key_ignores_the_signature() {
+    let a = signed(4, 9, b"x");
+    let b = signed(4, 9, b"x"); // hedged nonce: a new signature
+    assert_ne!(a.signature, b.signature);
+    assert_ne!(a.hash(), b.hash());
+    assert_eq!(a.replay_key(), b.replay_key());
+    assert_ne!(a.replay_key(), signed(4, 10, b"x").replay_key());
+    assert_ne!(a.replay_key(), signed(5, 9, b"x").replay_key());
+}
+
+#[test]
+fn batch_verification_reports_each_item() {
+    let good: Vec<Vec<u8>> = (0..40).map(|i| signed((i % 5) as u8 + 1, i, b"p").encode()).collect();
+    let mut raw = good.clone();
+    let l = raw[3].len();
+    raw[3][l - 1] ^= 1; // corrupt the signature
+    raw[5] = vec![1, 2, 3];
+    let mut other = signed(1, 1, b"").clone();
+    other.chain_id = b"other-chain".to_vec();
+    other.sign(&test_key(1)).unwrap();
+    raw[7] = other.encode();
+    let refs: Vec<&[u8]> = raw.iter().map(|r| r.as_slice()).collect();
+    let res = decode_and_verify_batch(&refs, b"tfnode-test");
+    for (i, r) in res.iter().enumerate() {
+        match i {
+            3 => assert!(matches!(r, Err(LedgerError::BadSignature { .. })), "{r:?}"),
+            5 => assert!(matches!(r, Err(LedgerError::Truncated { .. })), "{r:?}"),
+            7 => assert!(matches!(r, Err(LedgerError::WrongChain { .. })), "{r:?}"),
+            _ => assert_eq!(r.as_ref().unwrap().encode(), good[i]),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn encode_decode_roundtrip(chain in proptest::collection::vec(any::<u8>(), 1..64),
+                               nonce: u64, expiry: u64, gas: u64,
+                               contract in "[a-z_]{1,64}", method in "[a-zA-Z0-9_]{1,64}",
+                               args in proptest::collection::vec(any::<u8>(), 0..300),
+                               sig in proptest::collection::vec(any::<u8>(), 64)) {
+        let mut tx = Transaction::new(&chain, nonce, expiry, gas, &contract, &method, &args).unwrap();
+        tx.sender = test_key(1).public_key().to_compressed();
+        tx.signature.copy_from_slice(&sig);
+        let enc = tx.encode();
+        prop_assert_eq!(Transaction::decode(&enc).unwrap(), tx);
+        // Every prefix is rejected; every extension too.
+        for n in [0, 1, enc.len() / 2, enc.len() - 1] {
+            prop_assert!(Transaction::decode(&enc[..n]).is_err());
+        }
+        let mut e = enc.clone();
+        e.push(0);
+        prop_assert!(Transaction::decode(&e).is_err());
+    }
+
+    #[test]
+    fn decode_never_panics_and_is_canonical(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(tx) = Transaction::decode(&bytes) {
+            prop_assert_eq!(tx.encode(), bytes);
+        }
+    }
+
+    #[test]
+    fn mutated_encodings_decode_canonically_or_fail(i in any::<prop::sample::Index>(), x in 1u8..=255) {
+        let mut e = signed(1, 3, b"hello").encode();
+        let i = i.index(e.len());
+        e[i] ^= x;
+        if let Ok(tx) = Transaction::decode(&e) {
+            prop_assert_eq!(tx.encode(), e);
+            prop_assert!(tx.verify().is_err());
+        }
+    }
+}
