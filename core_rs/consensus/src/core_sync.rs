@@ -182,8 +182,8 @@ impl Core {
         }
         let ready: Vec<Digest> = self.waiting.keys().filter(|p| self.tree.get(p).is_some()).copied().collect();
         for p in ready {
-            for prop in self.waiting.remove(&p).unwrap_or_default() {
-                let _ = self.on_message(from, Message::Proposal(prop), out);
+            for (sender, prop) in self.waiting.remove(&p).unwrap_or_default() {
+                let _ = self.on_message(sender, Message::Proposal(prop), out);
             }
         }
         if progress {

@@ -179,3 +179,49 @@ fn whole_cluster_restart() {
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
     }
 }
+
+/// Signature work per committed block per node in a calm run: the figure behind the
+/// benchmark's CPU cost (about 1 signature and 4 to 5 verifications).
+#[test]
+fn signature_work_per_block() {
+    use crate::crypto::insecure_test::{TestSigner, TestVerifier};
+    use crate::crypto::{Digest, Signature, Signer, Verifier};
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    static SIGNS: AtomicU64 = AtomicU64::new(0);
+    static VERIFIES: AtomicU64 = AtomicU64::new(0);
+    struct S(TestSigner);
+    impl Signer for S {
+        fn sign(&self, d: &Digest) -> Signature {
+            SIGNS.fetch_add(1, Relaxed);
+            self.0.sign(d)
+        }
+        fn public_key(&self) -> Vec<u8> {
+            self.0.public_key()
+        }
+    }
+    struct V;
+    impl Verifier for V {
+        fn verify(&self, pk: &[u8], d: &Digest, s: &Signature) -> bool {
+            VERIFIES.fetch_add(1, Relaxed);
+            TestVerifier.verify(pk, d, s)
+        }
+    }
+    struct Counting;
+    impl crate::sim::SimCrypto for Counting {
+        fn signer(&self, id: u32) -> Box<dyn Signer> {
+            Box::new(S(TestSigner::for_node(id)))
+        }
+        fn verifier(&self) -> Arc<dyn Verifier> {
+            Arc::new(V)
+        }
+    }
+    let mut c = SimConfig::new(4, 1);
+    c.crypto = Arc::new(Counting);
+    c.target_height = 200;
+    let r = simulate(c);
+    let per = |n: u64| n as f64 / (r.min_height as f64 * 4.0);
+    let (s, v) = (per(SIGNS.load(Relaxed)), per(VERIFIES.load(Relaxed)));
+    eprintln!("per block per node: {s:.2} signatures, {v:.2} verifications");
+    assert!(s < 1.5 && v < 5.5, "{s} signatures, {v} verifications");
+}
