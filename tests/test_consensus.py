@@ -148,3 +148,18 @@ def test_core_with_sm2_keys():
     vals = [(i, 1, k.public_key().to_bytes(compressed=True)) for i, k in enumerate(keys)]
     core = _core.ConsensusCore(0, vals, keys[0].to_bytes())
     assert core.start()[0][0] == "set_timer"
+
+
+def test_committed_blocks_decode_and_their_qc_verifies():
+    c = Cluster()
+    c.run(400)
+    vals = [(i, 1, _core.consensus_test_public_key(i)) for i in range(4)]
+    blocks = c.committed[0]
+    assert len(blocks) >= 3
+    # Block k's parent QC certifies block k-1: a chain a light client can check link by link.
+    b = _core.consensus_decode_block(blocks[2]["bytes"])
+    assert b["id"] == blocks[2]["id"] and b["height"] == 3
+    epoch, rnd, height, block_id = _core.consensus_verify_qc(b["parent_qc"], vals, insecure_test_keys=True)
+    assert (height, block_id) == (2, blocks[1]["id"])
+    with pytest.raises(ValueError):
+        _core.consensus_verify_qc(b["parent_qc"], vals)  # test signatures are not SM2 signatures

@@ -246,7 +246,34 @@ fn simulate<'py>(py: Python<'py>, validators: usize, twins: usize, rounds: usize
     Ok(d)
 }
 
+/// Decodes a stored or received block (`Block` encoding, as in a "commit" action's
+/// `bytes`) into the same dict the "commit" action carries, plus its parent QC bytes.
+#[pyfunction]
+fn consensus_decode_block<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+    let b = cons::Block::from_bytes(data).map_err(err)?;
+    let d = block_py(py, &b)?;
+    d.set_item("parent_qc", PyBytes::new(py, &b.parent_qc.to_bytes()))?;
+    Ok(d)
+}
+
+/// Checks a QC (bytes of a "commit" action, or from a peer) against the validator set of
+/// its epoch with SM2, and returns (epoch, round, height, block_id). A light client or a
+/// node catching up uses it to trust a block id, hence its state root. Raises on failure.
+#[pyfunction]
+#[pyo3(signature = (qc, validators, insecure_test_keys=false))]
+fn consensus_verify_qc<'py>(py: Python<'py>, qc: &[u8], validators: Vec<(u32, u64, Vec<u8>)>, insecure_test_keys: bool) -> PyResult<(u64, u64, u64, Bound<'py, PyBytes>)> {
+    let qc = cons::QuorumCert::from_bytes(qc).map_err(err)?;
+    let vs = validator_set(qc.data.epoch, validators)?;
+    // No genesis exemption here: a QC without signatures never passes.
+    let none = cons::VoteData { epoch: u64::MAX, round: u64::MAX, height: 0, block_id: [0; 32] };
+    let r = if insecure_test_keys { qc.verify(&vs, &TestVerifier, &none) } else { qc.verify(&vs, &Sm2Verifier, &none) };
+    r.map_err(err)?;
+    Ok((qc.data.epoch, qc.data.round, qc.data.height, PyBytes::new(py, &qc.data.block_id)))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(consensus_decode_block, m)?)?;
+    m.add_function(wrap_pyfunction!(consensus_verify_qc, m)?)?;
     m.add_class::<PyConsensusCore>()?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(consensus_test_public_key, m)?)?;
