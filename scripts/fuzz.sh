@@ -24,13 +24,13 @@ export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR_FUZZ:-$PWD/fuzz/target}
 targets=$(cd fuzz && cargo fuzz list)
 cd fuzz
-cargo fuzz build -s none $targets >/dev/null 2>&1 || cargo fuzz build -s none
+cargo fuzz build -s none
 failed=0 ran=0
 for t in $targets; do
     mkdir -p "corpus/$t"
-    if cargo fuzz run -s none "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
+    if cargo fuzz run -s none "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 \
         >"target/fuzz-$t.log" 2>&1; then
-        execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "target/fuzz-$t.log" | awk '{print $2}')
+        execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "target/fuzz-$t.log" | awk '{print $2}' || true)
         echo "fuzz $t: ok (${execs:-?} runs in ${secs}s)"
         ran=$((ran + 1))
     else
