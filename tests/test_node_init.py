@@ -1,0 +1,82 @@
+"""tfnode init / keygen: node folders, key permissions, config and genesis that read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tomllib
+
+import pytest
+
+from tfnode import crypto
+from tfnode.node import KeyFileError, cli_node, config
+from tfnode.node.genesis import ROLES, Genesis
+from tfnode.node.keys import load_private_key, load_public_key
+
+
+def test_init_layout_permissions_config_and_genesis(tmp_path, capsys):
+    home = tmp_path / "net"
+    out = cli_node.init(4, home, base_port=31000, chain_id="tf-test", json_out=True)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == out and [n["p2p"] for n in out] == [f"127.0.0.1:{31000 + 2 * i}" for i in range(4)]
+    assert out[0]["rpc"] == "http://127.0.0.1:31001"
+    g = Genesis.load(home / "genesis.json")
+    assert g.chain_id == "tf-test" and len(g.validators) == 4
+    assert [m["role"] for m in g.members] == list(ROLES[:4])
+    assert {c["name"] for c in g.contracts} >= {"letter_of_credit", "factoring", "blacklist"}
+    assert all(len(bytes.fromhex(c["sm3"])) == 32 for c in g.contracts)
+    for i in range(4):
+        d = home / f"node-{i}"
+        assert sorted(p.name for p in d.iterdir()) == ["config.toml", "genesis.json", "node_key", "node_key.pub"]
+        assert stat.S_IMODE((d / "node_key").stat().st_mode) == 0o600
+        raw = tomllib.loads((d / "config.toml").read_text())
+        assert raw["node"]["chain_id"] == "tf-test" and len(raw["p2p"]["peers"]) == 3
+        cfg = config.load(d)
+        key = load_private_key(cfg.key_path)
+        pub = key.public_key().to_bytes(compressed=True)
+        assert g.validators[i].public_key == pub == load_public_key(d / "node_key.pub")
+        assert Genesis.load(cfg.genesis_path).hash == g.hash
+        # The key never appears anywhere but in its own file.
+        secret = key.to_bytes().hex()
+        for other in home.rglob("*"):
+            if other.is_file() and other != d / "node_key":
+                assert secret not in other.read_text()
+
+
+def test_key_readable_by_others_is_refused(tmp_path):
+    pub = cli_node.keygen(tmp_path / "k")
+    assert load_private_key(tmp_path / "k").public_key().to_bytes(compressed=True).hex() == pub
+    os.chmod(tmp_path / "k", 0o644)
+    with pytest.raises(KeyFileError, match=r"readable by others \(mode 0644\).*chmod 600"):
+        load_private_key(tmp_path / "k")
+    with pytest.raises(KeyFileError, match="refusing to overwrite"):
+        cli_node.keygen(tmp_path / "k")
+
+
+def test_init_from_member_public_keys_gives_each_folder_only_its_own_key(tmp_path):
+    # Members 0 and 1 made keys on their machines; only member 0's private key is here.
+    (tmp_path / "m0").mkdir()
+    (tmp_path / "m1").mkdir()
+    cli_node.keygen(tmp_path / "m0" / "key")
+    cli_node.keygen(tmp_path / "m1" / "key")
+    os.remove(tmp_path / "m1" / "key")
+    others = [crypto.PrivateKey.generate().public_key().to_bytes(compressed=True) for _ in range(2)]
+    for i, pk in enumerate(others):
+        (tmp_path / f"o{i}.pub").write_text(pk.hex() + "\n")
+    keys = [str(tmp_path / "m0" / "key.pub"), str(tmp_path / "m1" / "key.pub"),
+            str(tmp_path / "o0.pub"), str(tmp_path / "o1.pub")]
+    home = tmp_path / "net"
+    cli_node.init(home=home, from_keys=keys, base_port=32000)
+    assert load_private_key(home / "node-0" / "node_key").public_key() == load_private_key(tmp_path / "m0" / "key").public_key()
+    for i in (1, 2, 3):
+        with pytest.raises(KeyFileError, match="placeholder"):
+            load_private_key(home / f"node-{i}" / "node_key")
+    g = Genesis.load(home / "genesis.json")
+    assert [v.public_key for v in g.validators][2:] == others
+
+
+def test_init_refuses_a_non_empty_home(tmp_path):
+    (tmp_path / "x").write_text("")
+    with pytest.raises(config.ConfigError, match="not empty"):
+        cli_node.init(4, tmp_path)

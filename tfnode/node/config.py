@@ -1,0 +1,158 @@
+"""One node's configuration: ``config.toml`` in the node's home, read with stdlib tomllib.
+
+The file is written from a commented template (:func:`render`) so that an operator sees what
+each key does; docs/operations.md explains every key. Relative paths are relative to the
+node's home (the folder holding config.toml).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tfnode.node.errors import ConfigError
+
+LOG_FORMATS = ("plain", "json")
+
+
+@dataclass
+class Peer:
+    name: str
+    public_key: bytes  # 33-byte compressed SM2: the PeerId the handshake must prove
+    address: tuple[str, int]
+
+
+@dataclass
+class NodeConfig:
+    home: Path
+    chain_id: str
+    name: str
+    listen: tuple[str, int]
+    rpc: tuple[str, int]
+    peers: list[Peer] = field(default_factory=list)
+    key_file: str = "node_key"
+    genesis_file: str = "genesis.json"
+    data_dir: str = "data"
+    log_format: str = "plain"
+    log_level: str = "INFO"
+    base_timeout_ms: int = 1000
+    block_interval_ms: int = 200
+    sync_batch: int = 64
+
+    def path(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def key_path(self) -> Path:
+        return self.path(self.key_file)
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.path(self.genesis_file)
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+
+def _addr(s: str, what: str) -> tuple[str, int]:
+    host, sep, port = str(s).rpartition(":")
+    if not sep or not host or not port.isdigit() or not (0 <= int(port) <= 65535):
+        raise ConfigError(f"{what}: {s!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def load(home: Path) -> NodeConfig:
+    home = Path(home)
+    path = home / "config.toml"
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist; create a node home with `tfnode init`") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    try:
+        return _from_dict(home, raw, str(path))
+    except (KeyError, TypeError, ValueError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{path}: {type(err).__name__}: {err}") from None
+
+
+def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
+    node, p2p = raw["node"], raw["p2p"]
+    cons, log, rpc = raw.get("consensus", {}), raw.get("log", {}), raw.get("rpc", {})
+    peers = [Peer(str(p["name"]), bytes.fromhex(p["public_key"]), _addr(p["address"], f"{where}: peer {p['name']}"))
+             for p in p2p.get("peers", [])]
+    cfg = NodeConfig(
+        home=home,
+        chain_id=str(node["chain_id"]),
+        name=str(node["name"]),
+        key_file=str(node.get("key_file", "node_key")),
+        genesis_file=str(node.get("genesis_file", "genesis.json")),
+        data_dir=str(node.get("data_dir", "data")),
+        listen=_addr(p2p["listen"], f"{where}: p2p.listen"),
+        rpc=_addr(rpc.get("listen", "127.0.0.1:0"), f"{where}: rpc.listen"),
+        peers=peers,
+        log_format=str(log.get("format", "plain")),
+        log_level=str(log.get("level", "INFO")).upper(),
+        base_timeout_ms=int(cons.get("base_timeout_ms", 1000)),
+        block_interval_ms=int(cons.get("block_interval_ms", 200)),
+        sync_batch=int(cons.get("sync_batch", 64)),
+    )
+    if cfg.log_format not in LOG_FORMATS:
+        raise ConfigError(f"{where}: log.format {cfg.log_format!r}; one of {LOG_FORMATS}")
+    if cfg.base_timeout_ms < 50 or cfg.block_interval_ms < 0 or cfg.block_interval_ms >= cfg.base_timeout_ms:
+        raise ConfigError(f"{where}: need base_timeout_ms >= 50 and 0 <= block_interval_ms < base_timeout_ms; "
+                          f"got {cfg.base_timeout_ms} and {cfg.block_interval_ms}")
+    return cfg
+
+
+def render(cfg: NodeConfig) -> str:
+    """The commented config.toml of ``cfg``."""
+    peers = "\n".join(
+        f'[[p2p.peers]]\nname = "{p.name}"\npublic_key = "{p.public_key.hex()}"\naddress = "{p.address[0]}:{p.address[1]}"\n'
+        for p in cfg.peers
+    )
+    return f'''# tfnode node configuration (see docs/operations.md for every key).
+# Relative paths are relative to this file's folder (the node's home).
+
+[node]
+# The chain this node serves; must equal chain_id in the genesis file.
+chain_id = "{cfg.chain_id}"
+# This node's name in the genesis validators list (used in logs).
+name = "{cfg.name}"
+# SM2 private key of this node: owner-only permissions (0600) or the node refuses to start.
+key_file = "{cfg.key_file}"
+# The consortium's genesis document, identical on every node.
+genesis_file = "{cfg.genesis_file}"
+# RocksDB ledger and consensus safety data; status.json and evidence.log are written here.
+data_dir = "{cfg.data_dir}"
+
+[p2p]
+# Address the node listens on for other members (TCP; authenticated, SM4-GCM encrypted).
+listen = "{cfg.listen[0]}:{cfg.listen[1]}"
+
+[rpc]
+# JSON-RPC endpoint (reserved: served from the next release on).
+listen = "{cfg.rpc[0]}:{cfg.rpc[1]}"
+
+[consensus]
+# Round timeout at round 1 of a view change; doubles per consecutive timeout (cap 2^6).
+base_timeout_ms = {cfg.base_timeout_ms}
+# A leader with nothing to propose waits this long after the previous block (empty chains
+# stay quiet); must be below base_timeout_ms.
+block_interval_ms = {cfg.block_interval_ms}
+# Reserved: blocks per sync answer served from storage (the core serves up to 64).
+sync_batch = {cfg.sync_batch}
+
+[log]
+# "plain" (human) or "json" (one object per line, for log shippers). Keys are never logged.
+format = "{cfg.log_format}"
+level = "{cfg.log_level}"
+
+# The other validators: their PeerId (compressed SM2 public key) and address.
+{peers}'''

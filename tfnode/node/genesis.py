@@ -1,0 +1,155 @@
+"""The genesis document: the consortium's founding agreement, identical on every node.
+
+``genesis.json`` names the chain, its start time, the member organisations with their roles,
+the validators (voting power, SM2 public key = PeerId) and the contracts deployed at genesis
+with their SM3 code hashes. Its canonical form (sorted keys, no spaces) hashes to the
+*genesis hash*; until transactions execute (next slice), the chain's state root is
+``SM3("tfnode/genesis-state/v1" || genesis hash)``: a node started from a different genesis
+can never agree on a root with the others, and empty blocks leave the root unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tfnode import crypto
+from tfnode.node.errors import ConfigError
+
+ROLES = ("bank", "customs", "logistics", "warehouse", "regulator")
+GENESIS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Validator:
+    id: int  # the consensus node id: the index in the validators list
+    name: str
+    public_key: bytes  # 33-byte compressed SM2 key; also the P2P PeerId
+    power: int = 1
+
+
+@dataclass
+class Genesis:
+    chain_id: str
+    genesis_time_ms: int
+    members: list[dict[str, Any]]
+    validators: list[Validator]
+    contracts: list[dict[str, str]] = field(default_factory=list)
+
+    # ---- derived ------------------------------------------------------------------------
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "version": GENESIS_VERSION,
+            "chain_id": self.chain_id,
+            "genesis_time_ms": self.genesis_time_ms,
+            "members": self.members,
+            "validators": [
+                {"id": v.id, "name": v.name, "power": v.power, "public_key": v.public_key.hex()}
+                for v in self.validators
+            ],
+            "contracts": self.contracts,
+        }
+
+    def canonical_bytes(self) -> bytes:
+        return json.dumps(self.to_json_obj(), sort_keys=True, separators=(",", ":")).encode()
+
+    @property
+    def hash(self) -> bytes:
+        return crypto.sm3(self.canonical_bytes())
+
+    @property
+    def state_root(self) -> bytes:
+        """The state root at genesis (and after every empty block; see the module doc)."""
+        return crypto.sm3(b"tfnode/genesis-state/v1" + self.hash)
+
+    def consensus_validators(self) -> list[tuple[int, int, bytes]]:
+        return [(v.id, v.power, v.public_key) for v in self.validators]
+
+    def validator_by_key(self, public_key: bytes) -> Validator | None:
+        return next((v for v in self.validators if v.public_key == public_key), None)
+
+    # ---- files --------------------------------------------------------------------------
+    def write(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json_obj(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Genesis:
+        try:
+            obj = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"genesis file {path} does not exist") from None
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"genesis file {path} is not valid JSON: {err}") from None
+        return cls.from_json_obj(obj, str(path))
+
+    @classmethod
+    def from_json_obj(cls, obj: dict[str, Any], where: str = "genesis") -> Genesis:
+        try:
+            if obj.get("version") != GENESIS_VERSION:
+                raise ConfigError(f"{where}: version {obj.get('version')!r}; this node reads {GENESIS_VERSION}")
+            vals = [
+                Validator(int(v["id"]), str(v["name"]), bytes.fromhex(v["public_key"]), int(v["power"]))
+                for v in obj["validators"]
+            ]
+            g = cls(str(obj["chain_id"]), int(obj["genesis_time_ms"]), list(obj["members"]), vals,
+                    list(obj.get("contracts", [])))
+        except (KeyError, TypeError, ValueError) as err:
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(f"{where}: malformed genesis ({type(err).__name__}: {err})") from None
+        g.check(where)
+        return g
+
+    def check(self, where: str = "genesis") -> None:
+        if not self.validators:
+            raise ConfigError(f"{where}: no validators")
+        if [v.id for v in self.validators] != list(range(len(self.validators))):
+            raise ConfigError(f"{where}: validator ids must be 0..{len(self.validators) - 1} in order")
+        if len({v.public_key for v in self.validators}) != len(self.validators):
+            raise ConfigError(f"{where}: two validators share a public key")
+        for v in self.validators:
+            if v.power < 1:
+                raise ConfigError(f"{where}: validator {v.id} has power {v.power}; must be >= 1")
+            try:
+                crypto.PublicKey.from_bytes(v.public_key)
+            except crypto.CryptoError as err:
+                raise ConfigError(f"{where}: validator {v.id} public key is not an SM2 point: {err}") from None
+        if not (1 <= len(self.chain_id.encode()) <= 64):
+            raise ConfigError(f"{where}: chain id must be 1..64 bytes")
+
+
+def genesis_contracts(contracts_dir: Path | None = None) -> list[dict[str, str]]:
+    """``contracts/*.py`` with their SM3 code hashes (the sources genesis deploys)."""
+    d = Path(contracts_dir) if contracts_dir else Path(__file__).resolve().parents[2] / "contracts"
+    if not d.is_dir():
+        return []
+    return [{"name": p.stem, "file": f"contracts/{p.name}", "sm3": crypto.sm3(p.read_bytes()).hex()}
+            for p in sorted(d.glob("*.py")) if not p.name.startswith("_")]
+
+
+def make_genesis(chain_id: str, public_keys: list[bytes], *, names: list[str] | None = None,
+                 roles: list[str] | None = None, powers: list[int] | None = None,
+                 genesis_time_ms: int | None = None, contracts_dir: Path | None = None) -> Genesis:
+    """One member organisation per validator, roles in the order of :data:`ROLES` (the
+    regulator comes fifth: with 4 validators the consortium is bank, customs, logistics,
+    warehouse)."""
+    n = len(public_keys)
+    names = names or [f"node-{i}" for i in range(n)]
+    roles = roles or [ROLES[i % len(ROLES)] for i in range(n)]
+    powers = powers or [1] * n
+    for r in roles:
+        if r not in ROLES:
+            raise ConfigError(f"unknown role {r!r}; roles are {', '.join(ROLES)}")
+    members = [
+        {"name": f"{roles[i]}-{i}", "role": roles[i], "node": names[i], "public_key": public_keys[i].hex(),
+         "validator": True}
+        for i in range(n)
+    ]
+    vals = [Validator(i, names[i], public_keys[i], powers[i]) for i in range(n)]
+    g = Genesis(chain_id, genesis_time_ms if genesis_time_ms is not None else int(time.time() * 1000),
+                members, vals, genesis_contracts(contracts_dir))
+    g.check()
+    return g

@@ -1,0 +1,200 @@
+"""A node process: load config, genesis and key; open the ledger; run consensus over P2P.
+
+    node = Node(home)
+    await node.start()        # RocksDB, safety data, ConsensusCore, PeerManager, driver
+    node.status()             # height, hash, round, epoch, peers, ...
+    await node.stop()
+
+:func:`run` is the process entry (``tfnode start``): logs, signal handling (SIGTERM and
+SIGINT stop gracefully), uvloop when installed, exit status 0 on a clean stop, 3 on a halt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tfnode import _core
+from tfnode.net import NetConfig, PeerManager, TcpTransport, as_chain_id
+from tfnode.node import config as config_mod
+from tfnode.node.driver import ConsensusDriver, EmptyPayload, PayloadSource, restart_root
+from tfnode.node.errors import ConfigError, NodeError
+from tfnode.node.genesis import Genesis
+from tfnode.node.keys import load_private_key
+from tfnode.storage import ChainStore, open_rocks
+
+log = logging.getLogger("tfnode.node")
+
+EXIT_HALT = 3
+
+
+class Node:
+    def __init__(self, home: Path, *, payload: PayloadSource | None = None,
+                 net_config: NetConfig | None = None) -> None:
+        self.home = Path(home)
+        self.cfg = config_mod.load(self.home)
+        self.genesis = Genesis.load(self.cfg.genesis_path)
+        if self.genesis.chain_id != self.cfg.chain_id:
+            raise ConfigError(f"config chain_id {self.cfg.chain_id!r} differs from genesis {self.genesis.chain_id!r}")
+        self.key = load_private_key(self.cfg.key_path)
+        self.public_key = self.key.public_key().to_bytes(compressed=True)
+        me = self.genesis.validator_by_key(self.public_key)
+        if me is None:
+            raise ConfigError(f"the key in {self.cfg.key_path} (public key {self.public_key.hex()[:16]}...) is not "
+                              f"a validator of genesis {self.cfg.genesis_path}; non-voting nodes come later")
+        self.me = me
+        self._payload = payload or EmptyPayload(self.cfg.block_interval_ms)
+        self._net_config = net_config
+        self.halted: str | None = None
+        self.stopped = asyncio.Event()
+        self.kv: Any = None
+        self.store: ChainStore | None = None
+        self.net: PeerManager | None = None
+        self.driver: ConsensusDriver | None = None
+        self.core: Any = None
+        self._status_path = self.cfg.data_path / "status.json"
+        self._last_status = 0.0
+
+    async def start(self) -> None:
+        cfg, g = self.cfg, self.genesis
+        cfg.data_path.mkdir(parents=True, exist_ok=True)
+        self.kv = open_rocks(cfg.data_path / "db")
+        self.store = ChainStore(self.kv, g.chain_id)
+        safety = self.store.load_safety()
+        root_block, root_qc = restart_root(self.store)
+        self.core = _core.ConsensusCore(
+            self.me.id, g.consensus_validators(), self.key.to_bytes(), persisted=safety,
+            genesis_state_root=g.state_root, root_block=root_block, root_qc=root_qc,
+            base_timeout_ms=cfg.base_timeout_ms,
+        )
+        head = self.store.head
+        log.info("node %s (validator %d) of chain %s: stored height %s, safety data %s, genesis %s",
+                 cfg.name, self.me.id, g.chain_id, head.height if head else 0,
+                 "loaded" if safety else "none", g.hash.hex()[:16])
+        chain = as_chain_id(g.chain_id)
+        members = {chain: [v.public_key for v in g.validators]}
+        ncfg = self._net_config or NetConfig()
+        ncfg.listen = cfg.listen
+        self.net = PeerManager(self.key, members, TcpTransport(), ncfg)
+        self.driver = ConsensusDriver(
+            self.core, self.store, self.net, chain, {v.id: v.public_key for v in g.validators},
+            state_root=g.state_root, payload=self._payload, evidence_path=cfg.data_path / "evidence.log",
+            on_commit=self._on_commit, on_halt=self._on_halt,
+        )
+        self.net.register(chain, 0x10, self.driver.on_message)  # Kind.CONSENSUS
+        await self.net.start()
+        for p in cfg.peers:
+            if p.public_key != self.public_key:
+                self.net.add_peer(p.public_key, p.address)
+        self.driver.start()
+        self._write_status(force=True)
+
+    async def stop(self) -> None:
+        if self.driver is not None:
+            self.driver.stop()
+        if self.net is not None:
+            await self.net.close()
+        if self.store is not None:
+            self._write_status(force=True)
+            self.store.close()
+        if self.kv is not None:
+            self.kv.close()
+        self.stopped.set()
+        log.info("node %s stopped", self.cfg.name)
+
+    def status(self) -> dict[str, Any]:
+        head = self.store.head if self.store else None
+        d = self.driver.stats if self.driver else {}
+        return {
+            "chain_id": self.cfg.chain_id,
+            "node": self.cfg.name,
+            "validator": self.me.id,
+            "height": head.height if head else 0,
+            "hash": head.hash.hex() if head else "",
+            "round": self.core.round if self.core else 0,
+            "epoch": self.core.epoch if self.core else 0,
+            "peers": len(self.net.peers) if self.net else 0,
+            "evidence": d.get("evidence", 0),
+            "invalid": d.get("invalid", 0),
+            "sync_requests": d.get("sync_requests", 0),
+            "halted": self.halted,
+            "pid": os.getpid(),
+        }
+
+    def _on_commit(self, blocks: list[dict]) -> None:
+        b = blocks[-1]
+        log.info("committed height %d hash %s round %d (%d block%s)", b["height"], b["id"].hex()[:16],
+                 b["round"], len(blocks), "" if len(blocks) == 1 else "s")
+        self._write_status()
+
+    def _on_halt(self, reason: str) -> None:
+        self.halted = reason
+        self._write_status(force=True)
+        self.stopped.set()
+
+    def _write_status(self, force: bool = False) -> None:
+        """status.json beside the ledger (at most 10 writes a second; atomic rename)."""
+        now = time.monotonic()
+        if not force and now - self._last_status < 0.1:
+            return
+        self._last_status = now
+        tmp = self._status_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status()))
+        os.replace(tmp, self._status_path)
+
+
+# ---- logs ---------------------------------------------------------------------------------
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        d = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name,
+             "msg": record.getMessage()}
+        if record.exc_info:
+            d["exc"] = self.formatException(record.exc_info)
+        return json.dumps(d)
+
+
+def setup_logging(fmt: str = "plain", level: str = "INFO", name: str = "") -> None:
+    h = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        h.setFormatter(JsonFormatter())
+    else:
+        h.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {name + ' ' if name else ''}%(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [h]
+    root.setLevel(level)
+
+
+# ---- process entry ------------------------------------------------------------------------
+async def _serve(home: Path) -> int:
+    node = Node(home)
+    setup_logging(node.cfg.log_format, node.cfg.log_level, node.cfg.name)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.stopped.set)
+    await node.start()
+    await node.stopped.wait()
+    log.info("stopping node %s%s", node.cfg.name, f" (halted: {node.halted})" if node.halted else "")
+    await node.stop()
+    return EXIT_HALT if node.halted else 0
+
+
+def run(home: Path) -> int:
+    """Run a node until SIGTERM/SIGINT (exit 0) or a consensus halt (exit 3)."""
+    try:
+        import uvloop
+    except ImportError:  # asyncio works without it, slower
+        uvloop = None
+    try:
+        if uvloop is not None:
+            return uvloop.run(_serve(Path(home)))
+        return asyncio.run(_serve(Path(home)))
+    except NodeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
