@@ -340,8 +340,14 @@ impl Core {
         self.check_qc(&b.parent_qc)?;
         if let Some(tc) = &p.tc {
             self.on_tc(tc.clone(), false, out)?;
+            if p.block.epoch != self.vset.epoch {
+                return Ok(());
+            }
         }
         self.process_qc(&p.block.parent_qc, out)?;
+        if p.block.epoch != self.vset.epoch {
+            return Ok(()); // its QC (or TC) committed the end of the epoch
+        }
         if self.tree.get(&p.block.parent_id()).is_none() {
             let parent = p.block.parent_id();
             if self.waiting.len() < MAX_WAITING {
@@ -387,7 +393,15 @@ impl Core {
                 qc = g;
             }
         }
-        let Some(parent) = self.tree.get(&qc.data.block_id) else { return };
+        let Some(parent) = self.tree.get(&qc.data.block_id) else {
+            // We hold a QC for a block we never received: fetch it from a signer; this
+            // round's proposal is lost, the next ones will not be.
+            if let Some((peer, _)) = qc.sigs.iter().find(|(a, _)| *a != self.me) {
+                let (peer, id) = (*peer, qc.data.block_id);
+                self.request_sync(peer, id, out);
+            }
+            return;
+        };
         let (exec_height, exec_root) = self.exec.for_child_of(parent);
         let mut block = Block {
             epoch: self.vset.epoch,

@@ -51,7 +51,9 @@ impl Core {
         };
         self.check_qc(&t.high_qc)?;
         self.process_qc(&t.high_qc, out)?;
-        if t.round < self.pm.round {
+        // That QC may have committed the end of the epoch: an old-epoch timeout must not
+        // then count towards a TC of the new epoch (it signs the old epoch number).
+        if t.round < self.pm.round || t.epoch != self.vset.epoch {
             return Ok(());
         }
         let acc = self.timeouts.entry(t.round).or_default();
@@ -87,6 +89,9 @@ impl Core {
             self.check_qc(&tc.high_qc)?;
         }
         self.process_qc(&tc.high_qc, out)?;
+        if tc.epoch != self.vset.epoch {
+            return Ok(()); // its QC ended the epoch; the TC's round means nothing now
+        }
         let next = round_add(tc.round, 1)?;
         if self.last_tc.as_ref().is_none_or(|t| t.round < tc.round) {
             self.last_tc = Some(tc);

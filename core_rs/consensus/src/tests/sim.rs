@@ -131,38 +131,56 @@ fn twins_many() {
     assert_eq!(s.safety_violations, 0);
 }
 
+/// Replays one Twins scenario: `SCEN=i SEED=s cargo test -p tfnode-consensus replay -- --ignored --nocapture`.
 #[test]
 #[ignore]
-fn debug_scenario() {
-    let i = std::env::var("SCEN").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let cfg = TwinsConfig::new(1, 42);
+fn replay_twins_scenario() {
+    let var = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let i = var("SCEN", 0);
+    let cfg = TwinsConfig::new(1, var("SEED", 42));
     let sc = crate::sim::twins::scenario(&cfg, i);
     eprintln!("groups {:?}\nleaders {:?}", sc.round_groups, sc.leader_script);
     eprintln!("{:?}", simulate(sc));
 }
 
-/// Everything at once, over many seeds: drops, long delays, a partition, a crash with
-/// restart, a permanent crash, and an epoch change.
+/// Everything at once: drops, long delays, a partition, a crash with restart, and on even
+/// seeds an epoch change.
+fn chaos(seed: u64) -> crate::sim::SimReport {
+    let mut c = SimConfig::new(4, seed);
+    let mut rng = crate::sim::Rng::new(seed);
+    c.drop_per_mille = 100;
+    c.delay_ms = (1, 40);
+    c.heal_ms = 4_000;
+    let cut = 100 + rng.below(1_000);
+    c.partitions.push(Partition { from_ms: cut, until_ms: cut + 1_000, groups: vec![vec![0, 2], vec![1, 3]] });
+    c.crashes = vec![(rng.below(4) as usize, rng.below(2_000), 2_000 + rng.below(2_000))];
+    if seed % 2 == 0 {
+        c.reconfig_at = Some(3 + rng.below(10));
+    }
+    c.target_height = 40;
+    c.max_time_ms = 120_000;
+    simulate(c)
+}
+
 #[test]
 fn chaos_seeds() {
     for seed in 100..140 {
-        let mut c = SimConfig::new(4, seed);
-        let mut rng = crate::sim::Rng::new(seed);
-        c.drop_per_mille = 100;
-        c.delay_ms = (1, 40);
-        c.heal_ms = 4_000;
-        let cut = 100 + rng.below(1_000);
-        c.partitions.push(Partition { from_ms: cut, until_ms: cut + 1_000, groups: vec![vec![0, 2], vec![1, 3]] });
-        c.crashes = vec![(rng.below(4) as usize, rng.below(2_000), 2_000 + rng.below(2_000))];
-        if seed % 2 == 0 {
-            c.reconfig_at = Some(3 + rng.below(10));
-        }
-        c.target_height = 40;
-        c.max_time_ms = 120_000;
-        let r = simulate(c);
+        let r = chaos(seed);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
     }
+}
+
+/// `CHAOS_SEEDS=5000 cargo test --release -p tfnode-consensus chaos_many -- --ignored`
+#[test]
+#[ignore]
+fn chaos_many() {
+    let n: u64 = std::env::var("CHAOS_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let bad: Vec<u64> = (0..n).filter(|s| {
+        let r = chaos(*s);
+        r.safety_violations > 0 || r.liveness_failure
+    }).collect();
+    assert!(bad.is_empty(), "failing seeds: {bad:?}");
 }
 
 /// Every validator is killed at once and restarts from its safety data alone: the cluster
@@ -224,4 +242,24 @@ fn signature_work_per_block() {
     let (s, v) = (per(SIGNS.load(Relaxed)), per(VERIFIES.load(Relaxed)));
     eprintln!("per block per node: {s:.2} signatures, {v:.2} verifications");
     assert!(s < 1.5 && v < 5.5, "{s} signatures, {v} verifications");
+}
+
+/// Twins under an asynchronous network: the twin pair plus drops, long delays and a
+/// time-window partition, over many seeds.
+#[test]
+fn twins_with_asynchrony() {
+    for seed in 200..230 {
+        let mut c = SimConfig::new(4, seed);
+        c.twins = 1;
+        c.reputation = seed % 2 == 0;
+        c.drop_per_mille = 150;
+        c.delay_ms = (1, 80);
+        c.heal_ms = 3_000;
+        c.partitions.push(Partition { from_ms: 500, until_ms: 1_500, groups: vec![vec![0, 1, 2], vec![3, 4]] });
+        c.target_height = 25;
+        c.max_time_ms = 120_000;
+        let r = simulate(c);
+        assert_eq!(r.safety_violations, 0, "seed {seed}");
+        assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+    }
 }
