@@ -191,7 +191,7 @@ pub(crate) fn var_mul_ct(k: &Scalar, p: &Affine) -> Jac {
 }
 
 /// Width-w NAF of k: digits[i] odd in (-2^(w-1), 2^(w-1)) or 0; k = sum digits[i] 2^i.
-fn wnaf(k: &Scalar, w: u32, out: &mut [i16; 258]) -> usize {
+pub(crate) fn wnaf(k: &Scalar, w: u32, out: &mut [i16; 258]) -> usize {
     let mut limbs = [k.0[0], k.0[1], k.0[2], k.0[3], 0u64];
     let mut len = 0;
     let mut i = 0;
@@ -232,6 +232,27 @@ fn wnaf(k: &Scalar, w: u32, out: &mut [i16; 258]) -> usize {
         len = i;
     }
     len
+}
+
+/// Width-w NAF of a value below 2^(64 - w) (the 32-bit chunks), on one machine word.
+/// `out` must be zero on entry. Returns the length.
+pub(crate) fn wnaf_small(mut k: u64, w: u32, out: &mut [i16; 258]) -> usize {
+    let win = 1i64 << w;
+    let mut i = 0usize;
+    while k != 0 {
+        let z = k.trailing_zeros() as usize;
+        k >>= z;
+        i += z;
+        let mut d = (k as i64) & (win - 1);
+        if d >= win / 2 {
+            d -= win;
+        }
+        out[i] = d as i16;
+        k = (k as i64 - d) as u64;
+        k >>= 1;
+        i += 1;
+    }
+    i
 }
 
 /// s*G + t*P (variable time; public inputs only): one run of 256 doublings, width-5
@@ -313,7 +334,7 @@ fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i16; 258]; SPLIT]) -> usize {
     for (j, naf) in out.iter_mut().enumerate() {
         let bits = CHUNK * j;
         let chunk = (k.0[bits / 64] >> (bits % 64)) & (u64::MAX >> (64 - CHUNK));
-        len = len.max(wnaf(&Scalar([chunk, 0, 0, 0]), w, naf));
+        len = len.max(wnaf_small(chunk, w, naf));
     }
     len
 }

@@ -90,6 +90,16 @@ proptest! {
     }
 
     #[test]
+    fn small_naf_matches(k in any::<u32>()) {
+        let mut a = [0i16; 258];
+        let mut b = [0i16; 258];
+        let la = crate::mul::wnaf_small(k as u64, 6, &mut a);
+        let lb = crate::mul::wnaf(&Scalar([k as u64, 0, 0, 0]), 6, &mut b);
+        prop_assert_eq!(la, lb);
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
     fn reduce_bytes(b in any::<[u8; 32]>()) {
         let n = big(&N);
         prop_assert_eq!(big(&Scalar::from_be_reduced(&b).0), BigUint::from_bytes_be(&b) % &n);
