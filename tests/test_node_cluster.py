@@ -50,7 +50,7 @@ class Cluster:
         self.root, self.n = root, n
         self.home = root / "net"
         cli_node.init(n, self.home, base_port=free_base_port(n), chain_id=CHAIN,
-                      base_timeout_ms=1000, block_interval_ms=50)
+                      base_timeout_ms=400, block_interval_ms=50)
         self.procs: dict[int, subprocess.Popen] = {}
 
     def node(self, i: int) -> Path:
@@ -74,6 +74,7 @@ class Cluster:
             for i, p in self.procs.items():
                 assert p.poll() is None, f"node-{i} exited with {p.returncode}:\n{self.log(i)[-3000:]}"
             if cond():
+                print(f"{time.monotonic() - deadline + timeout:5.1f} s: {what}")
                 return
             time.sleep(0.1)
         raise AssertionError(f"timed out after {timeout} s waiting for {what}; heights "

@@ -220,6 +220,7 @@ class ConsensusDriver:
             self.on_commit(blocks)
 
     def _set_timer(self, round: int, ms: int) -> None:
+        log.debug("round %d timer %d ms", round, ms)
         if self._timer is not None:
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_later(ms / 1000, self.handle, ("timeout", round))

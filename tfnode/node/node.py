@@ -93,8 +93,23 @@ class Node:
         for p in cfg.peers:
             if p.public_key != self.public_key:
                 self.net.add_peer(p.public_key, p.address)
+        await self._wait_for_quorum(cfg.base_timeout_ms / 1000)
         self.driver.start()
         self._write_status(force=True)
+
+    async def _wait_for_quorum(self, timeout: float) -> None:
+        """Give the links up to one round timeout to reach a quorum before round 1, so the
+        first proposals are not sent into the void (the core would recover by timeouts;
+        this only spares the first one)."""
+        g = self.genesis
+        total = sum(v.power for v in g.validators)
+        quorum = 2 * total // 3 + 1
+        power = {v.public_key: v.power for v in g.validators}
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if self.me.power + sum(power.get(bytes(p), 0) for p in self.net.peers) >= quorum:
+                return
+            await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         if self.driver is not None:
