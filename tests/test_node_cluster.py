@@ -137,6 +137,12 @@ def test_four_processes_commit_and_agree(cluster):
     assert min(map(len, ledgers)) >= 20
     assert_agreement(ledgers)
     assert "stopped" in cluster.log(0)
+    # No secret in the logs: the node keys never appear there.
+    from tfnode.node.keys import load_private_key
+
+    for i in range(4):
+        secret = load_private_key(cluster.node(i) / "node_key").to_bytes().hex()
+        assert all(secret not in cluster.log(j) for j in range(4))
 
 
 def test_kill9_restart_catches_up_without_double_vote(cluster):

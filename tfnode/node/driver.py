@@ -185,8 +185,12 @@ class ConsensusDriver:
             elif kind == "broadcast":
                 self.net.broadcast(self.chain_id, Kind.CONSENSUS, a[1])
             elif kind == "persist":
-                # Synced to disk before the core may release the votes it holds back.
-                self.store.persist_safety(a[2])
+                # Synced to disk before the core may release the votes it holds back. If
+                # the disk fails, the node stops: the held votes are never released.
+                try:
+                    self.store.persist_safety(a[2])
+                except (OSError, TfnodeError) as err:
+                    return self._halt(f"cannot persist safety data (seq {a[1]}): {err}")
                 self._events.appendleft(("persisted", a[1]))
             elif kind == "commit":
                 self._commit(a[1], a[2])
@@ -213,6 +217,8 @@ class ConsensusDriver:
                 self.store.commit_block(b["height"], b["id"], b["bytes"], q, state_root=self.state_root)
             except CommitConflict as err:
                 return self._halt(f"storage holds another block at height {b['height']}: {err}")
+            except (OSError, TfnodeError) as err:
+                return self._halt(f"cannot store committed block {b['height']}: {err}")
             self._events.append(("executed", b["height"], b["id"], self.state_root, None))
         self.stats["commits"] += len(blocks)
         self.payload.committed(blocks)

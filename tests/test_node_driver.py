@@ -1,0 +1,157 @@
+"""The consensus driver in one process: real cores (SM2), real PeerManagers over the
+in-memory transport, ChainStores on MemoryKV. Fast and deterministic enough to test what
+the multi-process tests cannot reach: persistence ordering, disk failure, restart roots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tfnode import _core, crypto
+from tfnode.net import MemoryNetwork, MemoryTransport, NetConfig, PeerManager, as_chain_id
+from tfnode.node.driver import QC_IN_CHILD, ConsensusDriver, EmptyPayload, restart_root
+from tfnode.storage import ChainStore, MemoryKV
+
+CHAIN = "tf-unit"
+ROOT = crypto.sm3(b"unit genesis")
+
+
+class Net:
+    """n validators wired over one MemoryNetwork."""
+
+    def __init__(self, n: int = 4):
+        self.keys = [crypto.PrivateKey.generate() for _ in range(n)]
+        self.pubs = [k.public_key().to_bytes(compressed=True) for k in self.keys]
+        self.vals = [(i, 1, self.pubs[i]) for i in range(n)]
+        self.wire = MemoryNetwork()
+        self.kvs = [MemoryKV() for _ in range(n)]
+        self.nodes: dict[int, tuple[PeerManager, ConsensusDriver, ChainStore]] = {}
+        self.halts: dict[int, str] = {}
+
+    async def start(self, i: int, store_cls=ChainStore) -> ConsensusDriver:
+        store = store_cls(self.kvs[i], CHAIN)
+        block, qc = restart_root(store)
+        core = _core.ConsensusCore(i, self.vals, self.keys[i].to_bytes(), persisted=store.load_safety(),
+                                   genesis_state_root=ROOT, root_block=block, root_qc=qc, base_timeout_ms=300)
+        chain = as_chain_id(CHAIN)
+        pm = PeerManager(self.keys[i], {chain: self.pubs}, MemoryTransport(self.wire, f"n{i}"),
+                         NetConfig(listen=f"n{i}", backoff_base=0.02, backoff_cap=0.2))
+        d = ConsensusDriver(core, store, pm, chain, dict(enumerate(self.pubs)), state_root=ROOT,
+                            payload=EmptyPayload(10), on_halt=lambda r: self.halts.__setitem__(i, r))
+        pm.register(chain, 0x10, d.on_message)
+        await pm.start()
+        for j in range(len(self.keys)):
+            if j != i:
+                pm.add_peer(self.pubs[j], f"n{j}")
+        self.nodes[i] = (pm, d, store)
+        d.start()
+        return d
+
+    async def stop(self, i: int) -> None:
+        pm, d, store = self.nodes.pop(i)
+        d.stop()
+        await pm.close()
+        store.close()
+
+    def height(self, i: int) -> int:
+        h = self.nodes[i][2].head
+        return h.height if h else 0
+
+    async def until(self, cond, timeout: float = 10.0) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while not cond():
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise AssertionError(f"timed out; heights {[(i, self.height(i)) for i in self.nodes]}, "
+                                 f"stats {[dict(d.stats) for _, d, _ in self.nodes.values()]}") from None
+
+    def hashes(self, i: int) -> list[bytes]:
+        s = ChainStore(self.kvs[i], CHAIN)
+        return [s.block_hash(h) for h in range(1, s.head.height + 1)]
+
+
+def test_in_process_cluster_commits_agrees_and_restarts_from_storage():
+    async def main():
+        net = Net()
+        for i in range(4):
+            await net.start(i)
+        await net.until(lambda: all(net.height(i) >= 5 for i in range(4)))
+        await net.stop(2)  # a clean stop; its MemoryKV is its disk
+        h2 = ChainStore(net.kvs[2], CHAIN).head.height
+        await net.until(lambda: all(net.height(i) >= h2 + 4 for i in (0, 1, 3)), 20)
+        d = await net.start(2)
+        await net.until(lambda: net.height(2) >= max(net.height(i) for i in (0, 1, 3)) - 1, 20)
+        assert d.stats["sync_requests"] >= 1 and not net.halts
+        for i in list(net.nodes):
+            await net.stop(i)
+        ledgers = [net.hashes(i) for i in range(4)]
+        for h in range(min(map(len, ledgers))):
+            assert len({led[h] for led in ledgers}) == 1
+        assert all(d.stats["evidence"] == 0 for d in [d])
+
+    asyncio.run(main())
+
+
+class FailingStore(ChainStore):
+    """A disk that fails every safety write after the first few."""
+
+    writes = 0
+
+    def persist_safety(self, data: bytes) -> None:
+        FailingStore.writes += 1
+        if FailingStore.writes > 3:
+            raise OSError(5, "Input/output error")
+        super().persist_safety(data)
+
+
+def test_a_failed_safety_write_halts_and_releases_nothing():
+    async def main():
+        net = Net()
+        for i in range(3):
+            await net.start(i)
+        d = await net.start(3, store_cls=FailingStore)
+        pm = net.nodes[3][0]
+        calls: list[str] = []
+        send, broadcast = pm.send, pm.broadcast
+        pm.send = lambda *a: calls.append("send") or send(*a)
+        pm.broadcast = lambda *a: calls.append("broadcast") or broadcast(*a)
+        await net.until(lambda: 3 in net.halts)
+        n = len(calls)
+        await asyncio.sleep(0.5)
+        assert "cannot persist safety data" in net.halts[3]
+        assert len(calls) == n  # the halted driver hands nothing more to the network
+        assert d.stats["halts"] == 1
+        for i in list(net.nodes):
+            await net.stop(i)
+
+    asyncio.run(main())
+
+
+def test_restart_root_skips_heights_whose_qc_is_in_the_child():
+    s = ChainStore(MemoryKV(), CHAIN)
+    assert restart_root(s) == (None, None)
+    for h, qc in [(1, b"qc-1"), (2, QC_IN_CHILD), (3, QC_IN_CHILD)]:
+        s.commit_block(h, bytes([h]) * 32, b"block-%d" % h, qc)
+    assert restart_root(s) == (b"block-1", b"qc-1")
+    s.commit_block(4, bytes([4]) * 32, b"block-4", b"qc-4")
+    assert restart_root(s) == (b"block-4", b"qc-4")
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_log_formats(fmt, capsys):
+    import json
+    import logging
+
+    from tfnode.node.node import setup_logging
+
+    setup_logging(fmt, "INFO", "node-0")
+    logging.getLogger("tfnode.node").info("committed height %d", 7)
+    err = capsys.readouterr().err.strip()
+    if fmt == "json":
+        assert json.loads(err)["msg"] == "committed height 7"
+    else:
+        assert "node-0 tfnode.node: committed height 7" in err
+    logging.getLogger().handlers.clear()
