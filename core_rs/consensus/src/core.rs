@@ -80,8 +80,9 @@ pub struct Core {
     pub(crate) seen_votes: HashMap<(Round, NodeId), Vote>,
     pub(crate) seen_blocks: HashMap<(Round, NodeId), Block>,
     pub(crate) halted: bool,
-    /// Per ended epoch: the last block's id, its certified child and that child's QC.
-    pub(crate) epoch_ends: BTreeMap<Epoch, (Digest, Block, QuorumCert)>,
+    /// Per ended epoch: the last block's id, and the blocks and QC that committed it.
+    pub(crate) sync_rotor: usize,
+    pub(crate) epoch_ends: BTreeMap<Epoch, (Digest, Vec<Block>, QuorumCert)>,
     pub stats: Stats,
 }
 
@@ -126,6 +127,7 @@ impl Core {
             seen_votes: HashMap::new(),
             seen_blocks: HashMap::new(),
             halted: false,
+            sync_rotor: 0,
             epoch_ends: BTreeMap::new(),
             stats: Stats::default(),
         };
@@ -311,7 +313,7 @@ impl Core {
         let b = &p.block;
         if b.epoch != self.vset.epoch {
             if b.epoch > self.vset.epoch {
-                self.request_sync(from, b.parent_id(), out);
+                self.request_epoch_sync(from, b.parent_id(), out);
             }
             return Ok(());
         }

@@ -62,12 +62,11 @@ impl Core {
     /// The committed block `end` carried `next`: epoch `next.epoch` starts right after it,
     /// at round `end.round + 1`, extending `end`'s QC.
     fn switch_epoch(&mut self, end: &Block, next: ValidatorSet, out: &mut Vec<Action>) {
-        if let Some((child, qc)) = self.tree.root_proof.clone() {
-            if let Some(b) = self.tree.get(&child).cloned() {
-                self.epoch_ends.insert(self.vset.epoch, (end.id(), b, qc));
-                while self.epoch_ends.len() > 4 {
-                    self.epoch_ends.pop_first();
-                }
+        let end_id = end.id();
+        if let Some((chain, qc)) = self.tree.root_proof.clone().filter(|(c, _)| c.first().is_some_and(|b| b.parent_id() == end_id)) {
+            self.epoch_ends.insert(self.vset.epoch, (end_id, chain, qc));
+            while self.epoch_ends.len() > 4 {
+                self.epoch_ends.pop_first();
             }
         }
         let old = std::mem::replace(&mut self.vset, next.clone());
@@ -131,6 +130,19 @@ impl Core {
         out.push(Action::RequestSync { to, bytes: Message::SyncRequest(req).encode() });
     }
 
+    /// Peers are in a later epoch. Ask the peer that showed it, and one more validator of
+    /// our epoch in turn: the first may have restarted into the new epoch and hold neither
+    /// the old blocks nor the proof that the old epoch ended.
+    pub(crate) fn request_epoch_sync(&mut self, from: NodeId, block_id: Digest, out: &mut Vec<Action>) {
+        self.request_sync(from, block_id, out);
+        let ids: Vec<NodeId> = self.vset.ids().filter(|id| *id != self.me && *id != from).collect();
+        if !ids.is_empty() {
+            self.sync_rotor = self.sync_rotor.wrapping_add(1);
+            let peer = ids[self.sync_rotor % ids.len()];
+            self.request_sync(peer, block_id, out);
+        }
+    }
+
     pub(crate) fn on_sync_request(&mut self, from: NodeId, req: SyncRequest, out: &mut Vec<Action>) -> Result<()> {
         let blocks = self.tree.chain_to(&req.block_id, req.have_height, MAX_SYNC_BLOCKS);
         let Some(tip) = blocks.last() else { return Ok(()) };
@@ -142,9 +154,9 @@ impl Core {
         let mut blocks = blocks;
         // The last block of an epoch: add the certified child that committed it, so the
         // requester can commit it too and enter the next epoch.
-        if let Some((_, child, qc)) = self.epoch_ends.values().find(|e| e.0 == tip_id) {
-            if blocks.len() < MAX_SYNC_BLOCKS {
-                blocks.push(child.clone());
+        if let Some((_, proof, qc)) = self.epoch_ends.values().find(|e| e.0 == tip_id) {
+            if blocks.len() + proof.len() <= MAX_SYNC_BLOCKS {
+                blocks.extend(proof.iter().cloned());
                 qcs.push(qc.clone());
             }
         }
@@ -203,6 +215,9 @@ impl Core {
         if qc.data != b.vote_data() {
             return Ok(());
         }
+        self.tree.certify(&b.parent_qc);
+        // What convinced us is what will convince a peer that asks us.
+        self.tree.root_proof = Some((vec![b.clone()], qc.clone()));
         if let Some(c) = self.tree.commit(end.id())? {
             self.on_commit(c, out);
         }

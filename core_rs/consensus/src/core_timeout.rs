@@ -31,7 +31,7 @@ impl Core {
     pub(crate) fn on_timeout(&mut self, from: NodeId, t: Timeout, out: &mut Vec<Action>) -> Result<()> {
         if t.epoch > self.vset.epoch {
             // Peers moved to a later epoch without us: fetch the chain up to their QC.
-            self.request_sync(from, t.high_qc.data.block_id, out);
+            self.request_epoch_sync(from, t.high_qc.data.block_id, out);
             return Ok(());
         }
         if t.epoch != self.vset.epoch || t.round > self.pm.round + MAX_ROUNDS_AHEAD {

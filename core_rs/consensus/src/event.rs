@@ -16,7 +16,8 @@ pub enum Event {
     PersistedOk { seq: u64 },
     /// The host executed the committed block at `height`. `next_validators` is the
     /// validator set that executed governance decided, if any; the core votes for a block
-    /// carrying a reconfiguration only if its own host decided the same.
+    /// carrying a reconfiguration only if its own host decided the same. After a restart
+    /// the host sends the result of the root block again, with any pending change.
     ExecutionResult { height: u64, block_id: Digest, state_root: Digest, next_validators: Option<ValidatorSet> },
 }
 

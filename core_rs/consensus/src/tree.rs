@@ -24,9 +24,9 @@ pub struct BlockTree {
     pub root_height: u64,
     pub root_round: Round,
     pub high_qc: QuorumCert,
-    /// The certified child whose QC committed the current root by the two-chain rule:
-    /// what a peer needs to see to commit the root itself (kept for epoch boundaries).
-    pub root_proof: Option<(Digest, QuorumCert)>,
+    /// The certified descendants (oldest first) and the QC whose arrival committed the
+    /// current root: what a peer needs to commit the root itself (kept for epoch ends).
+    pub root_proof: Option<(Vec<Block>, QuorumCert)>,
 }
 
 pub struct CommitOutcome {
@@ -81,8 +81,15 @@ impl BlockTree {
         if b.height <= self.root_height {
             return Err(bad("at or below the committed height"));
         }
+        // Callers verified the parent QC before inserting: remember it as the parent's.
+        self.certified.entry(b.parent_id()).or_insert_with(|| b.parent_qc.clone());
         self.blocks.insert(id, b);
         Ok(())
+    }
+
+    /// Records a verified QC without applying the commit rule.
+    pub fn certify(&mut self, qc: &QuorumCert) {
+        self.certified.entry(qc.data.block_id).or_insert_with(|| qc.clone());
     }
 
     /// Records a verified QC; returns the blocks it commits, oldest first. The caller
@@ -105,7 +112,8 @@ impl BlockTree {
         };
         let out = self.commit(target)?;
         if self.root != before {
-            self.root_proof = Some((qc.data.block_id, qc.clone()));
+            let chain = self.chain_to(&qc.data.block_id, self.root_height, 16);
+            self.root_proof = Some((chain, qc.clone()));
         }
         Ok(out)
     }
@@ -138,6 +146,10 @@ impl BlockTree {
         if let Some(i) = path.iter().position(|id| self.blocks[id].reconfig.is_some()) {
             path.truncate(i + 1);
         }
+        // Every committed block is certified (a QC on it, or on a child, led here); look
+        // the QC up before changing any state.
+        let end = *path.last().expect("non-empty");
+        let qc = self.certified.get(&end).cloned().ok_or(ConsensusError::InvalidBlock { round: self.blocks[&end].round, reason: "committed block without a QC" })?;
         let blocks: Vec<Block> = path.iter().map(|id| self.blocks[id].clone()).collect();
         let last = blocks.last().expect("non-empty");
         for (b, id) in blocks.iter().zip(&path) {
@@ -146,7 +158,6 @@ impl BlockTree {
         self.root = *path.last().expect("non-empty");
         self.root_height = last.height;
         self.root_round = last.round;
-        let qc = self.certified.get(&self.root).cloned().expect("committed blocks are certified");
         self.prune();
         Ok(Some(CommitOutcome { blocks, qc }))
     }

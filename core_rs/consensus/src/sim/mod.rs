@@ -223,6 +223,12 @@ impl Sim {
         self.report.core_cpu_ns += t.elapsed().as_nanos() as u64;
         self.insts[inst].core = Some(core);
         self.apply(inst, acts);
+        // As a node does after a restart: tell the core where execution stands, with any
+        // validator-set change it decided that has not taken effect yet.
+        if let Some((b, _)) = self.insts[inst].root.clone() {
+            let (root, next) = (self.insts[inst].exec_root, self.insts[inst].next_vset.clone());
+            self.step(inst, Event::ExecutionResult { height: b.height, block_id: b.id(), state_root: root, next_validators: next });
+        }
     }
 
     fn step(&mut self, inst: usize, ev: Event) {

@@ -176,10 +176,17 @@ fn chaos_seeds() {
 #[ignore]
 fn chaos_many() {
     let n: u64 = std::env::var("CHAOS_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
-    let bad: Vec<u64> = (0..n).filter(|s| {
-        let r = chaos(*s);
-        r.safety_violations > 0 || r.liveness_failure
-    }).collect();
+    let first: u64 = std::env::var("CHAOS_FIRST").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let bad: Vec<u64> = (first..first + n)
+        .filter(|s| {
+            let r = chaos(*s);
+            let bad = r.safety_violations > 0 || r.liveness_failure;
+            if bad {
+                eprintln!("seed {s}: {r:?}");
+            }
+            bad
+        })
+        .collect();
     assert!(bad.is_empty(), "failing seeds: {bad:?}");
 }
 
