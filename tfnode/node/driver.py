@@ -31,9 +31,11 @@ seq), ("executed", ...)) is queued, never fed recursively, and a "persisted" con
 goes to the front so held votes leave before anything else happens.
 
 QCs in storage: the commit action carries the QC of the *last* block only; each earlier
-block in the same commit is certified by the parent QC inside its child's bytes. Those
-heights are stored with :data:`QC_IN_CHILD` as their QC, and a restart resumes from the
-newest height holding a real QC (re-committing the few blocks above it is a no-op).
+block in the same commit is certified by the parent QC inside its child's bytes, which the
+driver extracts with ``_core.consensus_decode_block`` and stores as that block's QC. With
+an older core lacking that function, those heights are stored with :data:`QC_IN_CHILD`
+instead, and a restart resumes from the newest height holding a real QC (re-committing the
+few blocks above it is a no-op).
 """
 
 from __future__ import annotations
@@ -47,14 +49,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from tfnode import _core
 from tfnode.errors import TfnodeError
 from tfnode.net import Kind, PeerManager
 from tfnode.storage import ChainStore, CommitConflict
 
 log = logging.getLogger(__name__)
 
-#: Stored as the QC of a height certified by the parent QC carried in the next block.
+#: Stored as the QC of a height certified by the parent QC carried in the next block
+#: (only when the core cannot decode blocks; see the module doc).
 QC_IN_CHILD = b"\x00qc-in-child"
+
+_decode_block = getattr(_core, "consensus_decode_block", None)
+
+
+def block_qcs(blocks: list[dict[str, Any]], qc: bytes) -> list[bytes]:
+    """The QC certifying each block of a commit: the child's parent QC, the commit's QC
+    for the last."""
+    if _decode_block is None:
+        return [QC_IN_CHILD] * (len(blocks) - 1) + [qc]
+    return [_decode_block(child["bytes"])["parent_qc"] for child in blocks[1:]] + [qc]
 
 
 class PayloadSource(Protocol):
@@ -211,8 +225,7 @@ class ConsensusDriver:
                 log.warning("unknown consensus action %r", kind)
 
     def _commit(self, blocks: list[dict[str, Any]], qc: bytes) -> None:
-        for i, b in enumerate(blocks):
-            q = qc if i == len(blocks) - 1 else QC_IN_CHILD
+        for b, q in zip(blocks, block_qcs(blocks, qc)):
             try:
                 self.store.commit_block(b["height"], b["id"], b["bytes"], q, state_root=self.state_root)
             except CommitConflict as err:
