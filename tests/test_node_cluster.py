@@ -152,7 +152,7 @@ def test_kill9_restart_catches_up_without_double_vote(cluster):
     cluster.kill9(3)
     at_kill = max(cluster.status(i)["height"] for i in range(3))
     # The other three keep committing without node-3 (f = 1).
-    cluster.wait(lambda: all(cluster.status(i)["height"] >= at_kill + 15 for i in range(3)), 30, "3 nodes go on")
+    cluster.wait(lambda: all(cluster.status(i)["height"] >= at_kill + 10 for i in range(3)), 40, "3 nodes go on")
     behind = cluster.status(3)["height"]
     cluster.start(3)
     target = max(cluster.status(i)["height"] for i in range(3)) + 5

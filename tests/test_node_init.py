@@ -80,3 +80,28 @@ def test_init_refuses_a_non_empty_home(tmp_path):
     (tmp_path / "x").write_text("")
     with pytest.raises(config.ConfigError, match="not empty"):
         cli_node.init(4, tmp_path)
+
+
+def test_start_refuses_an_exposed_key_with_a_clear_message(tmp_path):
+    import subprocess
+    import sys
+
+    cli_node.init(4, tmp_path / "net", base_port=33000)
+    home = tmp_path / "net" / "node-0"
+    os.chmod(home / "node_key", 0o640)
+    r = subprocess.run([sys.executable, "-m", "tfnode.node", "start", "--home", str(home)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "readable by others (mode 0640); refusing to use it" in r.stderr
+    assert not (home / "data").exists()  # refused before touching the ledger
+
+
+def test_config_and_genesis_must_name_the_same_chain(tmp_path):
+    cli_node.init(4, tmp_path / "net", base_port=33100, chain_id="tf-a")
+    home = tmp_path / "net" / "node-1"
+    cfg = home / "config.toml"
+    cfg.write_text(cfg.read_text().replace('chain_id = "tf-a"', 'chain_id = "tf-b"'))
+    from tfnode.node.node import Node
+
+    with pytest.raises(config.ConfigError, match="differs from genesis"):
+        Node(home)
