@@ -59,14 +59,60 @@ pub fn apply_hashed<S: NodeStore + ?Sized>(
     if !updates.windows(2).all(|w| w[0].0 < w[1].0) {
         return Err(crate::LedgerError::Invalid { what: "hashed updates", reason: "not sorted by key hash or not distinct" });
     }
-    let upds: Vec<update::Upd> = updates.iter().map(|(k, v)| update::Upd { key_hash: *k, value: v.clone() }).collect();
+    let mut upds: Vec<update::Upd> =
+        updates.iter().map(|(k, v)| update::Upd { key_hash: *k, value: v.clone(), leaf_hash: [0; 32] }).collect();
+    update::fill_leaf_hashes(&mut upds);
     update::apply(store, base, version, &upds)
 }
+
+/// Hasher for [`NodeKey`]s in memory: paths are SM3 outputs, so a multiply-rotate fold
+/// of the words spreads them as well as SipHash does, at a fraction of the cost (lookups
+/// are a large share of an update). Flooding one bucket would take many keys whose SM3
+/// hashes share 64+ leading bits.
+#[derive(Default, Clone, Copy)]
+pub struct NodeKeyHasher(u64);
+
+impl NodeKeyHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for NodeKeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.add(v)
+    }
+    #[inline]
+    fn write_u16(&mut self, v: u16) {
+        self.add(v as u64)
+    }
+    #[inline]
+    fn write_usize(&mut self, v: usize) {
+        self.add(v as u64)
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Fold the high bits (best mixed) into the low ones hashbrown indexes with.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+type NodeMap = HashMap<NodeKey, Node, std::hash::BuildHasherDefault<NodeKeyHasher>>;
 
 /// Nodes in memory, with the stale-node index that pruning needs.
 #[derive(Default)]
 pub struct MemStore {
-    nodes: HashMap<NodeKey, Node>,
+    nodes: NodeMap,
     /// version v -> nodes that left the tree at v (still part of version v - 1).
     stale: BTreeMap<u64, Vec<NodeKey>>,
 }

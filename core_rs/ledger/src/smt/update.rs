@@ -35,12 +35,16 @@ pub struct TreeUpdate {
 pub(crate) struct Upd {
     pub key_hash: Hash,
     pub value: Option<(Hash, Arc<[u8]>)>,
+    /// `leaf_hash(key_hash, value hash)` when setting (computed in bulk, multi-buffer).
+    pub leaf_hash: Hash,
 }
 
 /// A leaf not yet given its place. `origin` is where it is stored now, if its value is
 /// unchanged: placed at the same depth it is reused, elsewhere it is rewritten.
+#[derive(Clone)]
 struct Pending {
     leaf: LeafNode,
+    hash: Hash,
     origin: Option<NodeKey>,
 }
 
@@ -57,12 +61,29 @@ enum Out {
 struct Acc {
     new: Vec<(NodeKey, Node)>,
     stale: Vec<NodeKey>,
+    /// Results of forked subtrees, joined once at the end: appending at every fork would
+    /// copy the deep parts of the output once per level of forking.
+    parts: Vec<Acc>,
 }
 
 impl Acc {
-    fn append(&mut self, mut o: Acc) {
-        self.new.append(&mut o.new);
-        self.stale.append(&mut o.stale);
+    fn append(&mut self, o: Acc) {
+        self.parts.push(o);
+    }
+    fn flatten(mut self) -> (Vec<(NodeKey, Node)>, Vec<NodeKey>) {
+        let mut parts = std::mem::take(&mut self.parts);
+        let mut all = vec![self];
+        while let Some(mut p) = parts.pop() {
+            parts.append(&mut p.parts);
+            all.push(p);
+        }
+        let mut new = Vec::with_capacity(all.iter().map(|a| a.new.len()).sum::<usize>() + 1);
+        let mut stale = Vec::with_capacity(all.iter().map(|a| a.stale.len()).sum());
+        for a in all {
+            new.extend(a.new);
+            stale.extend(a.stale);
+        }
+        (new, stale)
     }
 }
 
@@ -101,7 +122,7 @@ impl<S: NodeStore + ?Sized> Ctx<'_, S> {
 
     /// Give a pending leaf its node at `depth` (reusing the stored one if it is already there).
     fn place(&self, p: Pending, depth: u16, acc: &mut Acc) -> Child {
-        let hash = p.leaf.hash();
+        let hash = p.hash;
         if let Some(o) = p.origin {
             if o.depth == depth && depth != 0 {
                 return Child::Leaf { version: o.version, hash };
@@ -139,7 +160,7 @@ impl<S: NodeStore + ?Sized> Ctx<'_, S> {
                     let mut cp = *path;
                     set_bit(&mut cp, depth as usize, b);
                     match self.load(c, depth + 1, &cp)? {
-                        Existing::Leaf(k, leaf) => Pending { leaf, origin: Some(k) },
+                        Existing::Leaf(k, leaf) => Pending { leaf, hash: c.hash(), origin: Some(k) },
                         _ => unreachable!("a leaf reference loads a leaf or errs"),
                     }
                 }
@@ -149,23 +170,22 @@ impl<S: NodeStore + ?Sized> Ctx<'_, S> {
         let left = self.materialize(l, depth + 1, acc);
         let right = self.materialize(r, depth + 1, acc);
         let n = InternalNode { left, right };
-        let hash = n.hash();
         let key = self.write(acc, depth, path, Node::Internal(n));
-        Ok(Out::Internal(Child::Internal { version: key.version, hash }))
+        // The hash is filled in by `hash_new_internal_nodes`, a level at a time.
+        Ok(Out::Internal(Child::Internal { version: key.version, hash: PENDING_HASH }))
     }
 
     /// Build the subtree at `depth` holding exactly `leaves` (sorted by key hash, all on
     /// one path to `depth`).
-    fn build(&self, mut leaves: Vec<Pending>, depth: u16, acc: &mut Acc) -> Result<Out> {
+    fn build(&self, leaves: &[Pending], depth: u16, acc: &mut Acc) -> Result<Out> {
         match leaves.len() {
             0 => Ok(Out::Empty),
-            1 => Ok(Out::Leaf(leaves.pop().unwrap())),
+            1 => Ok(Out::Leaf(leaves[0].clone())),
             _ => {
                 let path = leaves[0].leaf.key_hash;
                 let split = leaves.partition_point(|p| bit(&p.leaf.key_hash, depth as usize) == 0);
-                let right = leaves.split_off(split);
-                let l = self.build(leaves, depth + 1, acc)?;
-                let r = self.build(right, depth + 1, acc)?;
+                let l = self.build(&leaves[..split], depth + 1, acc)?;
+                let r = self.build(&leaves[split..], depth + 1, acc)?;
                 self.join(l, r, depth, &path, acc)
             }
         }
@@ -177,7 +197,7 @@ impl<S: NodeStore + ?Sized> Ctx<'_, S> {
             return Ok(Out::Unchanged(me));
         }
         match at {
-            Existing::Empty => self.build(inserts(upds, None), depth, acc),
+            Existing::Empty => self.build(&inserts(upds, None), depth, acc),
             Existing::Leaf(key, leaf) => {
                 let hit = upds.binary_search_by(|u| u.key_hash.cmp(&leaf.key_hash)).ok();
                 let unchanged_self = match hit.map(|i| &upds[i].value) {
@@ -191,16 +211,18 @@ impl<S: NodeStore + ?Sized> Ctx<'_, S> {
                         return Ok(Out::Unchanged(me));
                     }
                     let at = set.partition_point(|p| p.leaf.key_hash < leaf.key_hash);
-                    set.insert(at, Pending { leaf, origin: Some(key) });
+                    set.insert(at, Pending { leaf, hash: me.hash(), origin: Some(key) });
                 } else {
                     acc.stale.push(key);
-                    if let Some(Some((vh, v))) = hit.map(|i| &upds[i].value) {
-                        let l = LeafNode { key_hash: leaf.key_hash, value_hash: *vh, value: v.clone() };
-                        let at = set.partition_point(|p| p.leaf.key_hash < leaf.key_hash);
-                        set.insert(at, Pending { leaf: l, origin: None });
+                    if let Some(i) = hit {
+                        if let Some((vh, v)) = &upds[i].value {
+                            let l = LeafNode { key_hash: leaf.key_hash, value_hash: *vh, value: v.clone() };
+                            let at = set.partition_point(|p| p.leaf.key_hash < leaf.key_hash);
+                            set.insert(at, Pending { leaf: l, hash: upds[i].leaf_hash, origin: None });
+                        }
                     }
                 }
-                self.build(set, depth, acc)
+                self.build(&set, depth, acc)
             }
             Existing::Internal(key, node) => {
                 let d = depth as usize;
@@ -243,6 +265,7 @@ fn inserts(upds: &[Upd], skip: Option<Hash>) -> Vec<Pending> {
         .filter_map(|u| {
             u.value.as_ref().map(|(vh, v)| Pending {
                 leaf: LeafNode { key_hash: u.key_hash, value_hash: *vh, value: v.clone() },
+                hash: u.leaf_hash,
                 origin: None,
             })
         })
@@ -258,13 +281,19 @@ pub(crate) fn prepare(updates: &[(&[u8], Option<&[u8]>)]) -> Result<Vec<Upd>> {
             }
         }
     }
+    // Keys and values hashed in bulk (multi-buffer SM3), in chunks over the rayon pool.
+    let keys: Vec<&[u8]> = updates.iter().map(|(k, _)| *k).collect();
+    let vals: Vec<&[u8]> = updates.iter().map(|(_, v)| v.unwrap_or(&[])).collect();
+    let mut kh = vec![[0u8; 32]; updates.len()];
+    let mut vh = vec![[0u8; 32]; updates.len()];
+    kh.par_chunks_mut(HASH_CHUNK).zip(keys.par_chunks(HASH_CHUNK)).for_each(|(o, m)| tfnode_sm3::hash_many_into(m, o));
+    vh.par_chunks_mut(HASH_CHUNK).zip(vals.par_chunks(HASH_CHUNK)).for_each(|(o, m)| tfnode_sm3::hash_many_into(m, o));
     let mut upds: Vec<(usize, Upd)> = updates
-        .par_iter()
-        .with_min_len(256)
+        .iter()
         .enumerate()
-        .map(|(i, (k, v))| {
-            let value = v.map(|v| (tfnode_sm3::hash(v), Arc::<[u8]>::from(v)));
-            (i, Upd { key_hash: tfnode_sm3::hash(k), value })
+        .map(|(i, (_, v))| {
+            let value = v.map(|v| (vh[i], Arc::<[u8]>::from(v)));
+            (i, Upd { key_hash: kh[i], value, leaf_hash: [0; 32] })
         })
         .collect();
     upds.par_sort_unstable_by(|a, b| a.1.key_hash.cmp(&b.1.key_hash).then(a.0.cmp(&b.0)));
@@ -275,7 +304,85 @@ pub(crate) fn prepare(updates: &[(&[u8], Option<&[u8]>)]) -> Result<Vec<Upd>> {
             _ => out.push(u),
         }
     }
+    fill_leaf_hashes(&mut out);
     Ok(out)
+}
+
+/// Stands for a new internal node's hash until `hash_new_internal_nodes` computes it.
+const PENDING_HASH: Hash = [0; 32];
+
+/// Hash the new internal nodes deepest level first, 8 or 16 nodes per multi-buffer SM3
+/// pass, patching each parent's reference to its new children. Returns the hash of each
+/// entry of `new` (leaves and the empty root get theirs directly).
+fn hash_new_internal_nodes(new: &mut [(NodeKey, Node)], version: u64) -> Vec<Hash> {
+    let mut hashes = vec![PENDING_HASH; new.len()];
+    let mut index: std::collections::HashMap<NodeKey, u32, std::hash::BuildHasherDefault<super::NodeKeyHasher>> =
+        Default::default();
+    index.reserve(new.len());
+    let mut by_depth: Vec<Vec<u32>> = vec![Vec::new(); 257];
+    for (i, (k, n)) in new.iter().enumerate() {
+        match n {
+            Node::Internal(_) => {
+                index.insert(*k, i as u32);
+                by_depth[k.depth as usize].push(i as u32);
+            }
+            other => hashes[i] = other.hash(),
+        }
+    }
+    let mut pairs: Vec<Hash> = Vec::new();
+    let mut out: Vec<Hash> = Vec::new();
+    for depth in (0..257usize).rev() {
+        let level = &by_depth[depth];
+        if level.is_empty() {
+            continue;
+        }
+        pairs.clear();
+        for &i in level {
+            let (k, n) = &mut new[i as usize];
+            let Node::Internal(n) = n else { unreachable!() };
+            for (b, c) in [(0u8, &mut n.left), (1u8, &mut n.right)] {
+                if let Child::Internal { version: v, hash } = c {
+                    if *v == version {
+                        let mut path = k.path;
+                        if b == 1 {
+                            path[depth / 8] |= 1 << (7 - depth % 8);
+                        }
+                        let ck = NodeKey::new(version, depth as u16 + 1, &path);
+                        *hash = hashes[index[&ck] as usize];
+                    }
+                }
+                pairs.push(c.hash());
+            }
+        }
+        out.clear();
+        out.resize(level.len(), PENDING_HASH);
+        out.par_chunks_mut(HASH_CHUNK)
+            .zip(pairs.par_chunks(2 * HASH_CHUNK))
+            .for_each(|(o, p)| tfnode_sm3::hash_pairs_prefixed_into(&[0x01], p, o));
+        for (&i, h) in level.iter().zip(&out) {
+            hashes[i as usize] = *h;
+        }
+    }
+    hashes
+}
+
+/// Updates per multi-buffer hashing task.
+const HASH_CHUNK: usize = 512;
+
+/// `leaf_hash` of every setting update, 8 or 16 at a time (`SM3(0x00 || key_hash || value_hash)`).
+pub(crate) fn fill_leaf_hashes(upds: &mut [Upd]) {
+    upds.par_chunks_mut(HASH_CHUNK).for_each(|c| {
+        let mut pairs = Vec::with_capacity(2 * c.len());
+        for u in c.iter() {
+            pairs.push(u.key_hash);
+            pairs.push(u.value.as_ref().map_or([0; 32], |(vh, _)| *vh));
+        }
+        let mut out = vec![[0u8; 32]; c.len()];
+        tfnode_sm3::hash_pairs_prefixed_into(&[0x00], &pairs, &mut out);
+        for (u, h) in c.iter_mut().zip(out) {
+            u.leaf_hash = h;
+        }
+    });
 }
 
 /// See [`super::apply`].
@@ -287,7 +394,6 @@ pub(crate) fn apply<S: NodeStore + ?Sized>(store: &S, base: Option<u64>, version
     }
     let ctx = Ctx { store, version };
     let mut acc = Acc::default();
-    let zero = [0u8; 32];
     // The base root as a node and as a child reference.
     let (root_node, me, at) = match base {
         None => (Node::Empty, Child::Empty, Existing::Empty),
@@ -307,15 +413,20 @@ pub(crate) fn apply<S: NodeStore + ?Sized>(store: &S, base: Option<u64>, version
     };
     let base_was_empty = matches!(root_node, Node::Empty);
     let out = ctx.update(me, at, 0, upds, &mut acc)?;
+    let (mut new, mut stale) = acc.flatten();
     // Every version has its own root node, so any version's root is found by key alone.
     let unchanged = matches!(out, Out::Unchanged(_));
+    let root_key = NodeKey::root(version);
     let root = match out {
         Out::Unchanged(_) => root_node,
         Out::Empty => Node::Empty,
-        Out::Internal(_) => acc.new.pop().map(|(_, n)| n).expect("the root internal node was just written"),
+        Out::Internal(_) => {
+            let i = new.iter().rposition(|(k, _)| *k == root_key).expect("the root internal node was written");
+            new.swap_remove(i).1
+        }
         Out::Leaf(p) => {
             if let Some(o) = p.origin {
-                acc.stale.push(o);
+                stale.push(o);
             }
             Node::Leaf(p.leaf)
         }
@@ -323,10 +434,11 @@ pub(crate) fn apply<S: NodeStore + ?Sized>(store: &S, base: Option<u64>, version
     if let Some(b) = base {
         // A changed non-empty root was already marked stale where it changed.
         if unchanged || base_was_empty {
-            acc.stale.push(NodeKey::root(b));
+            stale.push(NodeKey::root(b));
         }
     }
-    let root_hash = root.hash();
-    acc.new.push((NodeKey::new(version, 0, &zero), root));
-    Ok(TreeUpdate { version, root_hash, new_nodes: acc.new, stale_nodes: acc.stale })
+    new.push((root_key, root));
+    let hashes = hash_new_internal_nodes(&mut new, version);
+    let root_hash = *hashes.last().expect("the root was just pushed");
+    Ok(TreeUpdate { version, root_hash, new_nodes: new, stale_nodes: stale })
 }
