@@ -102,6 +102,37 @@ def test_in_process_cluster_commits_agrees_and_restarts_from_storage():
     asyncio.run(main())
 
 
+def test_catch_up_from_peers_that_restarted_is_served_from_storage():
+    # node-3 stops; the others go on, then all three restart: their cores hold no block
+    # from before their restart, so node-3's gap can only be filled from their storage.
+    #   node-3:   genesis--1..h3
+    #   others:   genesis--1..h3..........H (stored)  | restart |  H..H+k (in memory)
+    async def main():
+        net = Net()
+        for i in range(4):
+            await net.start(i)
+        await net.until(lambda: all(net.height(i) >= 3 for i in range(4)))
+        await net.stop(3)
+        h3 = ChainStore(net.kvs[3], CHAIN).head.height
+        await net.until(lambda: all(net.height(i) >= h3 + 4 for i in range(3)), 20)
+        for i in range(3):
+            await net.stop(i)
+        drivers = [await net.start(i) for i in range(3)]
+        top = max(net.height(i) for i in range(3))
+        await net.until(lambda: all(net.height(i) >= top + 1 for i in range(3)), 20)
+        await net.start(3)
+        await net.until(lambda: net.height(3) >= max(net.height(i) for i in range(3)) - 1, 20)
+        assert sum(d.stats["sync_served_from_storage"] for d in drivers) >= 1
+        assert not net.halts
+        for i in list(net.nodes):
+            await net.stop(i)
+        ledgers = [net.hashes(i) for i in range(4)]
+        for h in range(min(map(len, ledgers))):
+            assert len({led[h] for led in ledgers}) == 1
+
+    asyncio.run(main())
+
+
 class FailingStore(ChainStore):
     """A disk that fails every safety write after the first few."""
 

@@ -21,6 +21,9 @@ invalid                counted and logged (the ban policy waits for real-world d
 halt                   logged, then ``on_halt(reason)`` stops the node
 =====================  ==================================================================
 
+Sync requests for committed heights are answered from storage (:mod:`tfnode.node.sync`),
+the rest by the core.
+
 Every consensus message (proposals, votes, timeouts, TCs and the core's sync requests and
 answers) travels under one envelope kind, ``Kind.CONSENSUS``: the core decodes and routes
 them itself (one message enum, one dispatch loop), so the network layer stays ignorant of
@@ -52,13 +55,13 @@ from typing import Any, Protocol
 from tfnode import _core
 from tfnode.errors import TfnodeError
 from tfnode.net import Kind, PeerManager
+from tfnode.node.sync import QC_IN_CHILD, answer_from_storage, parse_sync_request
 from tfnode.storage import ChainStore, CommitConflict
+
+__all__ = ["QC_IN_CHILD", "ConsensusDriver", "EmptyPayload", "PayloadSource", "block_qcs", "restart_root"]
 
 log = logging.getLogger(__name__)
 
-#: Stored as the QC of a height certified by the parent QC carried in the next block
-#: (only when the core cannot decode blocks; see the module doc).
-QC_IN_CHILD = b"\x00qc-in-child"
 
 _decode_block = getattr(_core, "consensus_decode_block", None)
 
@@ -157,6 +160,14 @@ class ConsensusDriver:
         if vid is None:  # admitted on the chain but not a validator (a future observer)
             self.stats["from_non_validator"] += 1
             return
+        req = parse_sync_request(payload)
+        if req is not None and req[0] == self.core.epoch and not self._closed:
+            # Committed heights come from storage (the core holds only recent ones).
+            resp = answer_from_storage(self.store, req[2])
+            if resp is not None:
+                self.stats["sync_served_from_storage"] += 1
+                self.net.send(bytes(peer), self.chain_id, Kind.CONSENSUS, resp)
+                return
         self.handle(("message", vid, payload))
 
     def handle(self, event: tuple) -> None:

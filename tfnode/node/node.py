@@ -139,6 +139,7 @@ class Node:
             "evidence": d.get("evidence", 0),
             "invalid": d.get("invalid", 0),
             "sync_requests": d.get("sync_requests", 0),
+            "sync_served_from_storage": d.get("sync_served_from_storage", 0),
             "halted": self.halted,
             "pid": os.getpid(),
         }
