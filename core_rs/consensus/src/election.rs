@@ -44,8 +44,7 @@ impl Election {
         }
         let rr = self.round_robin(round);
         let n = self.ids.len() as u64;
-        #[allow(clippy::manual_is_multiple_of)] // is_multiple_of needs Rust 1.87; we support 1.80
-        if !self.reputation || (round / n) % self.probation == 0 {
+        if !self.reputation || (round / n).is_multiple_of(self.probation) {
             return rr;
         }
         let horizon = round.saturating_sub(self.lag);
