@@ -193,3 +193,18 @@ def test_log_formats(fmt, capsys):
     else:
         assert "node-0 tfnode.node: committed height 7" in err
     logging.getLogger().handlers.clear()
+
+
+def test_storage_sync_answer_layout():
+    from tfnode.node.sync import answer_from_storage, parse_sync_request
+
+    s = ChainStore(MemoryKV(), CHAIN)
+    assert answer_from_storage(s, 0) is None
+    for h in range(1, 6):
+        s.commit_block(h, bytes([h]) * 32, b"B%d" % h, b"Q%d" % h)
+    # Heights 3..4 for a requester at 2 with batch 2: version, tag, 2 blocks, 1 QC (the tip's).
+    assert answer_from_storage(s, 2, 2) == b"\x01\x06" + b"\x00\x00\x00\x02B3B4" + b"\x00\x00\x00\x01Q4"
+    assert answer_from_storage(s, 5) is None  # nothing committed above: the core answers
+    req = b"\x01\x05" + (7).to_bytes(8, "big") + b"\xaa" * 32 + (9).to_bytes(8, "big")
+    assert parse_sync_request(req) == (7, b"\xaa" * 32, 9)
+    assert parse_sync_request(req[:-1]) is None and parse_sync_request(b"\x01\x01" + req[2:]) is None

@@ -103,6 +103,8 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         block_interval_ms=int(cons.get("block_interval_ms", 200)),
         sync_batch=int(cons.get("sync_batch", 64)),
     )
+    if not 1 <= cfg.sync_batch <= 64:
+        raise ConfigError(f"{where}: consensus.sync_batch {cfg.sync_batch}; must be 1..64")
     if cfg.log_format not in LOG_FORMATS:
         raise ConfigError(f"{where}: log.format {cfg.log_format!r}; one of {LOG_FORMATS}")
     if cfg.base_timeout_ms < 50 or cfg.block_interval_ms < 0 or cfg.block_interval_ms >= cfg.base_timeout_ms:
@@ -146,7 +148,8 @@ base_timeout_ms = {cfg.base_timeout_ms}
 # A leader with nothing to propose waits this long after the previous block (empty chains
 # stay quiet); must be below base_timeout_ms.
 block_interval_ms = {cfg.block_interval_ms}
-# Reserved: blocks per sync answer served from storage (the core serves up to 64).
+# Most blocks per sync answer this node serves from its ledger to a node catching up
+# (1..64; the answer also stays under 3 MiB).
 sync_batch = {cfg.sync_batch}
 
 [log]

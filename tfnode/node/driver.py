@@ -123,7 +123,7 @@ class ConsensusDriver:
     def __init__(self, core: Any, store: ChainStore, net: PeerManager, chain_id: bytes,
                  validators: dict[int, bytes], *, state_root: bytes, payload: PayloadSource,
                  evidence_path: Path | None = None, on_commit: Callable[[list[dict]], None] | None = None,
-                 on_halt: Callable[[str], None] | None = None) -> None:
+                 on_halt: Callable[[str], None] | None = None, sync_batch: int = 64) -> None:
         self.core = core
         self.store = store
         self.net = net
@@ -135,6 +135,7 @@ class ConsensusDriver:
         self.evidence_path = evidence_path
         self.on_commit = on_commit
         self.on_halt = on_halt
+        self.sync_batch = sync_batch
         self.stats: dict[str, int] = collections.Counter()
         self._events: collections.deque[tuple] = collections.deque()
         self._busy = False
@@ -163,7 +164,7 @@ class ConsensusDriver:
         req = parse_sync_request(payload)
         if req is not None and req[0] == self.core.epoch and not self._closed:
             # Committed heights come from storage (the core holds only recent ones).
-            resp = answer_from_storage(self.store, req[2])
+            resp = answer_from_storage(self.store, req[2], self.sync_batch)
             if resp is not None:
                 self.stats["sync_served_from_storage"] += 1
                 self.net.send(bytes(peer), self.chain_id, Kind.CONSENSUS, resp)

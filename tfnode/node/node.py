@@ -86,7 +86,7 @@ class Node:
         self.driver = ConsensusDriver(
             self.core, self.store, self.net, chain, {v.id: v.public_key for v in g.validators},
             state_root=g.state_root, payload=self._payload, evidence_path=cfg.data_path / "evidence.log",
-            on_commit=self._on_commit, on_halt=self._on_halt,
+            on_commit=self._on_commit, on_halt=self._on_halt, sync_batch=cfg.sync_batch,
         )
         self.net.register(chain, 0x10, self.driver.on_message)  # Kind.CONSENSUS
         await self.net.start()
