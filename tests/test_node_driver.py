@@ -32,9 +32,10 @@ class Net:
 
     async def start(self, i: int, store_cls=ChainStore) -> ConsensusDriver:
         store = store_cls(self.kvs[i], CHAIN)
-        block, qc = restart_root(store)
+        root = restart_root(store)
         core = _core.ConsensusCore(i, self.vals, self.keys[i].to_bytes(), persisted=store.load_safety(),
-                                   genesis_state_root=ROOT, root_block=block, root_qc=qc, base_timeout_ms=300)
+                                   genesis_state_root=ROOT, root_block=root and root.block,
+                                   root_qc=root and root.qc, base_timeout_ms=300)
         chain = as_chain_id(CHAIN)
         pm = PeerManager(self.keys[i], {chain: self.pubs}, MemoryTransport(self.wire, f"n{i}"),
                          NetConfig(listen=f"n{i}", backoff_base=0.02, backoff_cap=0.2))
@@ -46,7 +47,7 @@ class Net:
             if j != i:
                 pm.add_peer(self.pubs[j], f"n{j}")
         self.nodes[i] = (pm, d, store)
-        d.start()
+        d.start(root)
         return d
 
     async def stop(self, i: int) -> None:
@@ -170,12 +171,12 @@ def test_a_failed_safety_write_halts_and_releases_nothing():
 
 def test_restart_root_skips_heights_whose_qc_is_in_the_child():
     s = ChainStore(MemoryKV(), CHAIN)
-    assert restart_root(s) == (None, None)
+    assert restart_root(s) is None
     for h, qc in [(1, b"qc-1"), (2, QC_IN_CHILD), (3, QC_IN_CHILD)]:
         s.commit_block(h, bytes([h]) * 32, b"block-%d" % h, qc)
-    assert restart_root(s) == (b"block-1", b"qc-1")
+    assert restart_root(s) == (b"block-1", b"qc-1", 1, b"\x01" * 32)
     s.commit_block(4, bytes([4]) * 32, b"block-4", b"qc-4")
-    assert restart_root(s) == (b"block-4", b"qc-4")
+    assert restart_root(s) == (b"block-4", b"qc-4", 4, b"\x04" * 32)
 
 
 @pytest.mark.parametrize("fmt", ["plain", "json"])

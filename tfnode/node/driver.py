@@ -50,7 +50,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from tfnode import _core
 from tfnode.errors import TfnodeError
@@ -58,7 +58,7 @@ from tfnode.net import Kind, PeerManager
 from tfnode.node.sync import QC_IN_CHILD, answer_from_storage, parse_sync_request
 from tfnode.storage import ChainStore, CommitConflict
 
-__all__ = ["QC_IN_CHILD", "ConsensusDriver", "EmptyPayload", "PayloadSource", "block_qcs", "restart_root"]
+__all__ = ["QC_IN_CHILD", "ConsensusDriver", "Root", "EmptyPayload", "PayloadSource", "block_qcs", "restart_root"]
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +104,27 @@ class EmptyPayload:
         self._last = time.monotonic()
 
 
-def restart_root(store: ChainStore) -> tuple[bytes | None, bytes | None]:
-    """(block, QC) the core restarts from: the newest stored height with a real QC, or
-    (None, None) for genesis."""
+class Root(NamedTuple):
+    """Where a restarted core resumes: a stored block, its QC, its height and id."""
+
+    block: bytes
+    qc: bytes
+    height: int
+    block_id: bytes
+
+
+def restart_root(store: ChainStore) -> Root | None:
+    """The newest stored height with its own QC (see the module doc), or None: genesis."""
     head = store.head
     if head is None:
-        return None, None
+        return None
     h, base = head.height, store.base or 0
     while h >= base:
         qc = store.qc(h)
         if qc is not None and qc != QC_IN_CHILD:
-            return store.block(h), qc
+            return Root(store.block(h), qc, h, store.block_hash(h))
         h -= 1
-    return None, None
+    return None
 
 
 class ConsensusDriver:
@@ -144,8 +152,12 @@ class ConsensusDriver:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ---- lifecycle ----------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, root: Root | None = None) -> None:
+        """Enter consensus. After a restart from ``root``, tell the core where execution
+        stands (docs/consensus.md: the host re-sends the root's execution result)."""
         self._drain(self.core.start())
+        if root is not None:
+            self.handle(("executed", root.height, root.block_id, self.state_root, None))
 
     def stop(self) -> None:
         self._closed = True

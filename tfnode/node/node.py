@@ -59,6 +59,7 @@ class Node:
         self.net: PeerManager | None = None
         self.driver: ConsensusDriver | None = None
         self.core: Any = None
+        self._root = None
         self._status_path = self.cfg.data_path / "status.json"
         self._last_status = 0.0
 
@@ -68,10 +69,10 @@ class Node:
         self.kv = open_rocks(cfg.data_path / "db")
         self.store = ChainStore(self.kv, g.chain_id)
         safety = self.store.load_safety()
-        root_block, root_qc = restart_root(self.store)
+        self._root = root = restart_root(self.store)
         self.core = _core.ConsensusCore(
             self.me.id, g.consensus_validators(), self.key.to_bytes(), persisted=safety,
-            genesis_state_root=g.state_root, root_block=root_block, root_qc=root_qc,
+            genesis_state_root=g.state_root, root_block=root and root.block, root_qc=root and root.qc,
             base_timeout_ms=cfg.base_timeout_ms,
         )
         head = self.store.head
@@ -94,7 +95,7 @@ class Node:
             if p.public_key != self.public_key:
                 self.net.add_peer(p.public_key, p.address)
         await self._wait_for_quorum(cfg.base_timeout_ms / 1000)
-        self.driver.start()
+        self.driver.start(self._root)
         self._write_status(force=True)
 
     async def _wait_for_quorum(self, timeout: float) -> None:
