@@ -1,7 +1,7 @@
 """The tfnode node process: identity and genesis, config, the consensus driver, lifecycle.
 
-    python -m tfnode.node init --validators 4 --home /tmp/tf --base-port 26600
-    python -m tfnode.node start --home /tmp/tf/node-0
+    tfnode init --validators 4 --home /tmp/tf --base-port 26600
+    tfnode start --home /tmp/tf/node-0
 
 Layers, one module each: :mod:`keys` (SM2 key files), :mod:`genesis` (the consortium's
 founding document), :mod:`config` (one node's TOML), :mod:`driver` (the only place that turns

@@ -1,0 +1,140 @@
+"""A local consortium: n node processes on 127.0.0.1, for the demo, tests and benchmarks.
+
+Every wait has a deadline, and `kill_all` (also run on exit from the `with` block) ends
+every process it started, whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tfnode.node import cli_node
+from tfnode.storage import ChainStore, open_rocks
+
+
+def free_base_port(n: int) -> int:
+    """A base port with 2n free ports above it (P2P and RPC of each node)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000, 2)
+        socks = []
+        try:
+            for p in range(base, base + 2 * n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range on 127.0.0.1")
+
+
+class LocalConsortium:
+    def __init__(self, root: Path, n: int = 4, chain_id: str = "tf-local",
+                 base_timeout_ms: int = 400, block_interval_ms: int = 50):
+        self.root, self.n, self.chain_id = Path(root), n, chain_id
+        self.home = self.root / "net"
+        self.nodes = cli_node.init(n, self.home, base_port=free_base_port(n), chain_id=chain_id,
+                                   base_timeout_ms=base_timeout_ms, block_interval_ms=block_interval_ms)
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def __enter__(self) -> LocalConsortium:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill_all()
+
+    def node(self, i: int) -> Path:
+        return self.home / f"node-{i}"
+
+    def start(self, i: int) -> None:
+        with open(self.root / f"node-{i}.log", "a") as log:
+            self.procs[i] = subprocess.Popen(
+                [sys.executable, "-m", "tfnode", "start", "--home", str(self.node(i))],
+                stdout=log, stderr=subprocess.STDOUT)
+
+    def start_all(self) -> None:
+        for i in range(self.n):
+            self.start(i)
+
+    def running(self, i: int) -> bool:
+        return i in self.procs and self.procs[i].poll() is None
+
+    def status(self, i: int) -> dict:
+        try:
+            return json.loads((self.node(i) / "data" / "status.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"height": 0}
+
+    def heights(self) -> list[int]:
+        return [self.status(i)["height"] for i in range(self.n)]
+
+    def wait(self, cond: Callable[[], bool], timeout: float, what: str,
+             tick: Callable[[], None] | None = None) -> float:
+        """Wait until cond() holds; returns the seconds it took. A node that exits, or the
+        deadline, raises AssertionError with the evidence."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            for i, p in self.procs.items():
+                if p.poll() is not None:
+                    raise AssertionError(f"node-{i} exited with {p.returncode}:\n{self.log(i)[-3000:]}")
+            if cond():
+                return time.monotonic() - t0
+            if tick:
+                tick()
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}; heights {self.heights()}")
+
+    def kill9(self, i: int) -> None:
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs.pop(i).wait(5)
+
+    def stop(self, i: int) -> int:
+        p = self.procs.pop(i)
+        p.send_signal(signal.SIGTERM)
+        return p.wait(10)
+
+    def stop_all(self) -> list[int]:
+        return [self.stop(i) for i in sorted(self.procs)]
+
+    def kill_all(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait(5)
+        self.procs.clear()
+
+    def log(self, i: int) -> str:
+        try:
+            return (self.root / f"node-{i}.log").read_text()
+        except FileNotFoundError:
+            return ""
+
+    def ledgers(self) -> list[list[bytes]]:
+        """Every node's block hashes from height 1 up, read from RocksDB (nodes stopped)."""
+        out = []
+        for i in range(self.n):
+            kv = open_rocks(self.node(i) / "data" / "db")
+            try:
+                s = ChainStore(kv, self.chain_id)
+                out.append([s.block_hash(h) for h in range(1, s.head.height + 1)])
+                s.close()
+            finally:
+                kv.close()
+        return out
+
+
+def disagreements(ledgers: list[list[bytes]]) -> list[int]:
+    """Heights (1-based) at which the nodes' ledgers hold different blocks."""
+    return [h + 1 for h in range(min(map(len, ledgers))) if len({led[h] for led in ledgers}) != 1]
