@@ -28,9 +28,12 @@ def test_contract_check_accepts_and_rejects(tmp_path):
     assert missing.exit_code == 1 and "cannot read" in missing.output
 
 
-def test_demo_runs_and_catches_the_tampered_reading():
+def test_demo_runs_end_to_end():
+    """The README's main command: crypto part, then the four-process consortium with a kill -9."""
     code = "from tfnode.demo import run; run(readings=300)"
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "rejected items: [100] (the tampered reading was #100)" in p.stdout
     assert "customs cannot" in p.stdout
+    assert "killed with SIGKILL" in p.stdout or "was killed at height" in p.stdout
+    assert "identical on every node" in p.stdout and "DISAGREE" not in p.stdout
