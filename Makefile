@@ -20,7 +20,9 @@ fuzz-short:
 
 # Long runs, never in CI by default.
 slow: bootstrap
-	TFNODE_SLOW=1 $(MAKE) test
+	TFNODE_SLOW=1 $(MAKE) test-rust test-python
+	TWINS_SCENARIOS=1000000 cargo test --release -p tfnode-consensus twins_many -- --ignored
+	CHAOS_SEEDS=4000 cargo test -p tfnode-consensus chaos_many -- --ignored
 	@bash scripts/fuzz.sh long
 
 bench: bootstrap
