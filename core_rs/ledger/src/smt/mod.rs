@@ -47,6 +47,9 @@ pub fn apply<S: NodeStore + ?Sized>(
     update::apply(store, base, version, &upds)
 }
 
+/// `(key_hash, Some((value_hash, value)))` sets, `(key_hash, None)` deletes.
+pub type HashedUpdate = (Hash, Option<(Hash, Arc<[u8]>)>);
+
 /// As [`apply`] with keys already hashed and values given with their hashes
 /// (`(key_hash, Some((value_hash, value)))`); must be sorted by key hash, keys distinct.
 /// For tests that need keys sharing long prefixes, and hosts that hash keys themselves.
@@ -54,7 +57,7 @@ pub fn apply_hashed<S: NodeStore + ?Sized>(
     store: &S,
     base: Option<u64>,
     version: u64,
-    updates: &[(Hash, Option<(Hash, Arc<[u8]>)>)],
+    updates: &[HashedUpdate],
 ) -> Result<TreeUpdate> {
     if !updates.windows(2).all(|w| w[0].0 < w[1].0) {
         return Err(crate::LedgerError::Invalid { what: "hashed updates", reason: "not sorted by key hash or not distinct" });

@@ -1,0 +1,376 @@
+//! Ledger bindings: transactions, batches, receipts root, and the sparse Merkle state tree.
+//!
+//! Errors become `tfnode.errors.LedgerError` (a ValueError) when the Python side defines
+//! it, else ValueError: the one mapping point for tfnode-ledger's errors.
+use std::sync::Mutex;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use tfnode_ledger as led;
+use tfnode_ledger::smt;
+
+/// Transaction batches of at least this many are decoded and verified with the GIL
+/// released: one SM2 verification is 20-40 us, far above the ~100 ns the release costs,
+/// so only a single item is not worth handing the GIL to other threads.
+const GIL_RELEASE_TXS: usize = 2;
+
+fn err(e: impl std::fmt::Display) -> PyErr {
+    let msg = e.to_string();
+    Python::attach(|py| match py.import("tfnode.errors").and_then(|m| m.getattr("LedgerError")) {
+        Ok(cls) => PyErr::from_type(cls.cast_into().expect("an exception class"), msg),
+        Err(_) => PyValueError::new_err(msg),
+    })
+}
+
+fn hash32(name: &str, b: &[u8]) -> PyResult<[u8; 32]> {
+    b.try_into().map_err(|_| err(format!("{name} has {} bytes; expected 32", b.len())))
+}
+
+fn bytes_list<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    crate::hash::extract_bytes_list(obj, what)
+}
+
+fn hashes_of(list: &[Bound<'_, PyBytes>], what: &str) -> PyResult<Vec<[u8; 32]>> {
+    list.iter().map(|b| hash32(what, b.as_bytes())).collect()
+}
+
+fn path_list<'py>(py: Python<'py>, path: &[[u8; 32]]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, path.iter().map(|h| PyBytes::new(py, h)))
+}
+
+/// A signed transaction (canonical encoding in docs/ledger.md). Build it unsigned, `sign`
+/// it, `encode` it; or `Transaction.decode(raw)` what a client sent.
+#[pyclass(name = "Transaction", module = "tfnode._core")]
+#[derive(Clone)]
+pub struct PyTransaction(led::Transaction);
+
+#[pymethods]
+impl PyTransaction {
+    #[new]
+    #[pyo3(signature = (chain_id, nonce, expiry, gas_limit, contract, method, args = b"".to_vec()))]
+    fn new(chain_id: Vec<u8>, nonce: u64, expiry: u64, gas_limit: u64, contract: &str, method: &str, args: Vec<u8>) -> PyResult<Self> {
+        led::Transaction::new(&chain_id, nonce, expiry, gas_limit, contract, method, &args).map(PyTransaction).map_err(err)
+    }
+
+    /// Decode canonical bytes (no signature check; see `verify`).
+    #[staticmethod]
+    fn decode(raw: &[u8]) -> PyResult<Self> {
+        led::Transaction::decode(raw).map(PyTransaction).map_err(err)
+    }
+
+    /// Set the sender to the key's public key and sign.
+    fn sign(&mut self, secret_key: &[u8]) -> PyResult<()> {
+        let sk = tfnode_sm2::SecretKey::from_bytes(secret_key).map_err(err)?;
+        self.0.sign(&sk).map_err(err)
+    }
+
+    fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.encode())
+    }
+    /// SM3 of the encoding.
+    fn hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.hash())
+    }
+    fn signing_digest<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.signing_digest())
+    }
+    /// At most one transaction per replay key (sender, nonce) commits.
+    fn replay_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.replay_key())
+    }
+    /// True if the SM2 signature is valid for the sender.
+    fn verify(&self) -> bool {
+        self.0.verify().is_ok()
+    }
+    /// Raise LedgerError unless sizes and the chain id are right.
+    fn check_stateless(&self, chain_id: &[u8]) -> PyResult<()> {
+        self.0.check_stateless(chain_id).map_err(err)
+    }
+    /// Raise LedgerError if expired at `height` or expiring more than `window` blocks after it.
+    fn check_expiry(&self, height: u64, window: u64) -> PyResult<()> {
+        self.0.check_expiry(height, window).map_err(err)
+    }
+
+    #[getter]
+    fn chain_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.chain_id)
+    }
+    #[getter]
+    fn sender<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.sender)
+    }
+    #[getter]
+    fn nonce(&self) -> u64 {
+        self.0.nonce
+    }
+    #[getter]
+    fn expiry(&self) -> u64 {
+        self.0.expiry
+    }
+    #[getter]
+    fn gas_limit(&self) -> u64 {
+        self.0.gas_limit
+    }
+    #[getter]
+    fn contract(&self) -> &str {
+        &self.0.contract
+    }
+    #[getter]
+    fn method(&self) -> &str {
+        &self.0.method
+    }
+    #[getter]
+    fn args<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.args)
+    }
+    #[getter]
+    fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.signature)
+    }
+    fn __eq__(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Transaction(contract={:?}, method={:?}, nonce={}, expiry={}, gas_limit={}, args={} bytes)",
+            self.0.contract,
+            self.0.method,
+            self.0.nonce,
+            self.0.expiry,
+            self.0.gas_limit,
+            self.0.args.len()
+        )
+    }
+}
+
+/// Decode, check the chain id and verify the signature of many raw transactions on all
+/// cores (GIL released). One `(Transaction, None)` or `(None, reason)` per input, in order.
+#[pyfunction]
+fn tx_decode_and_verify_batch<'py>(py: Python<'py>, raws: &Bound<'py, PyAny>, chain_id: &[u8]) -> PyResult<Bound<'py, PyList>> {
+    let owned = bytes_list(raws, "raws")?;
+    let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    let res = if refs.len() >= GIL_RELEASE_TXS {
+        py.detach(|| led::decode_and_verify_batch(&refs, chain_id))
+    } else {
+        led::decode_and_verify_batch(&refs, chain_id)
+    };
+    let out = PyList::empty(py);
+    for r in res {
+        let item = match r {
+            Ok(tx) => PyTuple::new(py, [Py::new(py, PyTransaction(tx))?.into_any(), py.None()])?,
+            Err(e) => PyTuple::new(py, [py.None(), e.to_string().into_pyobject(py)?.into_any().unbind()])?,
+        };
+        out.append(item)?;
+    }
+    Ok(out)
+}
+
+/// Encode raw transactions as a batch (caps checked).
+#[pyfunction]
+fn batch_encode<'py>(py: Python<'py>, raws: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let owned = bytes_list(raws, "raws")?;
+    let b = led::Batch::new(owned.iter().map(|b| b.as_bytes().to_vec()).collect()).map_err(err)?;
+    Ok(PyBytes::new(py, &b.encode()))
+}
+
+/// Decode a batch into its raw transactions.
+#[pyfunction]
+fn batch_decode<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+    let b = led::Batch::decode(data).map_err(err)?;
+    PyList::new(py, b.txs.iter().map(|t| PyBytes::new(py, t)))
+}
+
+/// `(digest, merkle_root)` of a batch of raw transactions.
+#[pyfunction]
+fn batch_digest<'py>(py: Python<'py>, raws: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let owned = bytes_list(raws, "raws")?;
+    let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    if refs.is_empty() {
+        return Err(err("batch is empty"));
+    }
+    let (d, root) = py.detach(|| {
+        let root = led::merkle_root(&led::tx_hashes(&refs));
+        (led::batch_digest(&root, refs.len()), root)
+    });
+    Ok((PyBytes::new(py, &d), PyBytes::new(py, &root)))
+}
+
+/// Audit path of transaction `index` in a batch of raw transactions.
+#[pyfunction]
+fn batch_proof<'py>(py: Python<'py>, raws: &Bound<'py, PyAny>, index: usize) -> PyResult<Bound<'py, PyList>> {
+    let owned = bytes_list(raws, "raws")?;
+    let b = led::Batch { txs: owned.iter().map(|b| b.as_bytes().to_vec()).collect() };
+    path_list(py, &b.proof(index).map_err(err)?)
+}
+
+/// Does `tx_hash` sit at `index` of the batch with Merkle `root` and `count` transactions?
+#[pyfunction]
+fn batch_verify_tx(root: &[u8], count: usize, tx_hash: &[u8], index: usize, path: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let path = hashes_of(&bytes_list(path, "path")?, "path item")?;
+    Ok(led::verify_tx_in_batch(&hash32("root", root)?, count, &hash32("tx_hash", tx_hash)?, index, &path))
+}
+
+#[pyfunction]
+fn receipts_root<'py>(py: Python<'py>, receipt_hashes: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let hs = hashes_of(&bytes_list(receipt_hashes, "receipt_hashes")?, "receipt hash")?;
+    Ok(PyBytes::new(py, &led::receipts::receipts_root(&hs)))
+}
+
+#[pyfunction]
+fn receipt_proof<'py>(py: Python<'py>, receipt_hashes: &Bound<'py, PyAny>, index: usize) -> PyResult<Bound<'py, PyList>> {
+    let hs = hashes_of(&bytes_list(receipt_hashes, "receipt_hashes")?, "receipt hash")?;
+    path_list(py, &led::receipts::receipt_proof(&hs, index).map_err(err)?)
+}
+
+#[pyfunction]
+fn receipt_verify(root: &[u8], receipt_hash: &[u8], index: u64, count: u64, path: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let path = hashes_of(&bytes_list(path, "path")?, "path item")?;
+    Ok(led::receipts::verify_receipt(&hash32("root", root)?, &hash32("receipt_hash", receipt_hash)?, index, count, &path))
+}
+
+/// Does `proof` (encoded) show that `key` maps to `value` (None: is absent) under `root`?
+/// A malformed proof is simply False.
+#[pyfunction]
+#[pyo3(signature = (root, key, value, proof))]
+fn state_proof_verify(root: &[u8], key: &[u8], value: Option<&[u8]>, proof: &[u8]) -> PyResult<bool> {
+    let root = hash32("root", root)?;
+    Ok(match smt::SparseProof::decode(proof) {
+        Ok(p) => p.verify(&root, key, value),
+        Err(_) => false,
+    })
+}
+
+type Encoded = (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>);
+
+/// The sparse Merkle state tree with its nodes in Rust memory. The host persists what
+/// `apply` returns and feeds it back through `load_nodes` at start-up.
+///
+/// Every method takes the lock only with the GIL released, so a thread waiting for the
+/// lock never holds the GIL that the lock's holder needs to return. Releasing it costs
+/// ~100 ns, noise beside even one tree read (a few hash-map lookups).
+#[pyclass(name = "StateTree", module = "tfnode._core")]
+pub struct PyStateTree(Mutex<smt::StateTree>);
+
+impl PyStateTree {
+    fn with<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut smt::StateTree) -> R + Send) -> R {
+        py.detach(|| f(&mut self.0.lock().expect("not poisoned")))
+    }
+}
+
+#[pymethods]
+impl PyStateTree {
+    #[new]
+    fn new() -> Self {
+        PyStateTree(Mutex::new(smt::StateTree::new()))
+    }
+
+    /// Add persisted nodes (an iterable of `(node_key, node)` bytes pairs; may be called in
+    /// chunks), then, if `version` is given, make it the latest (its root must be loaded).
+    #[pyo3(signature = (nodes, version = None))]
+    fn load_nodes(&self, py: Python<'_>, nodes: &Bound<'_, PyAny>, version: Option<u64>) -> PyResult<()> {
+        let mut owned = Vec::new();
+        for item in nodes.try_iter()? {
+            let (k, n): (Bound<'_, PyBytes>, Bound<'_, PyBytes>) = item?.extract()?;
+            owned.push((k, n));
+        }
+        let refs: Vec<(&[u8], &[u8])> = owned.iter().map(|(k, n)| (k.as_bytes(), n.as_bytes())).collect();
+        self.with(py, |t| -> led::Result<()> {
+            for (k, n) in refs {
+                t.store.insert(smt::NodeKey::decode(k)?, smt::Node::decode(n)?);
+            }
+            match version {
+                Some(v) => t.set_version(v),
+                None => Ok(()),
+            }
+        })
+        .map_err(err)
+    }
+
+    /// Latest version, None for the empty tree nothing was applied to.
+    #[getter]
+    fn version(&self, py: Python<'_>) -> Option<u64> {
+        self.with(py, |t| t.version())
+    }
+
+    /// Number of nodes in memory (all retained versions).
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.with(py, |t| t.store.len())
+    }
+
+    /// Root hash of `version` (default: the latest).
+    #[pyo3(signature = (version = None))]
+    fn root<'py>(&self, py: Python<'py>, version: Option<u64>) -> PyResult<Bound<'py, PyBytes>> {
+        let r = self.with(py, |t| match version {
+            None => Ok(t.root_hash()),
+            Some(v) => t.root_hash_at(v),
+        });
+        Ok(PyBytes::new(py, &r.map_err(err)?))
+    }
+
+    /// Apply a block's updates (`(key, value)` pairs, value None deletes; a repeated key:
+    /// the later wins) as `version` (above the latest). Returns `(root, new_nodes,
+    /// stale_nodes)`: put `new_nodes` (key, node) in the block's write batch, and the stale
+    /// node keys in a stale index under `version` for pruning.
+    fn apply<'py>(&self, py: Python<'py>, version: u64, updates: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+        let mut owned: Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> = Vec::new();
+        for item in updates.try_iter()? {
+            owned.push(item?.extract()?);
+        }
+        let refs: Vec<(&[u8], Option<&[u8]>)> = owned.iter().map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))).collect();
+        let res = self.with(py, |t| -> led::Result<([u8; 32], Encoded)> {
+            let u = smt::apply(&t.store, t.version(), version, &refs)?;
+            let (new, stale) = u.encoded();
+            let root = u.root_hash;
+            t.store.commit(u);
+            t.set_version(version)?;
+            Ok((root, (new, stale)))
+        });
+        let (root, (new, stale)) = res.map_err(err)?;
+        let new_list = PyList::empty(py);
+        for (k, n) in &new {
+            new_list.append(PyTuple::new(py, [PyBytes::new(py, k), PyBytes::new(py, n)])?)?;
+        }
+        let stale_list = PyList::new(py, stale.iter().map(|k| PyBytes::new(py, k)))?;
+        PyTuple::new(py, [PyBytes::new(py, &root).into_any(), new_list.into_any(), stale_list.into_any()])
+    }
+
+    /// The value of `key` at `version` (default latest), or None.
+    #[pyo3(signature = (key, version = None))]
+    fn get<'py>(&self, py: Python<'py>, key: &[u8], version: Option<u64>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let v = self.with(py, |t| t.get(key, version)).map_err(err)?;
+        Ok(v.map(|v| PyBytes::new(py, &v)))
+    }
+
+    /// `(value or None, proof)`: an inclusion or non-inclusion proof (encoded) against the
+    /// root of `version` (default latest); check it with `state_proof_verify`.
+    #[pyo3(signature = (key, version = None))]
+    fn get_with_proof<'py>(&self, py: Python<'py>, key: &[u8], version: Option<u64>) -> PyResult<(Option<Bound<'py, PyBytes>>, Bound<'py, PyBytes>)> {
+        let (v, p) = self.with(py, |t| t.get_with_proof(key, version).map(|(v, p)| (v, p.encode()))).map_err(err)?;
+        Ok((v.map(|v| PyBytes::new(py, &v)), PyBytes::new(py, &p)))
+    }
+
+    /// Drop nodes only versions below `oldest_kept` need; returns how many.
+    fn prune(&self, py: Python<'_>, oldest_kept: u64) -> usize {
+        self.with(py, |t| t.prune(oldest_kept))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyTransaction>()?;
+    m.add_class::<PyStateTree>()?;
+    m.add_function(wrap_pyfunction!(tx_decode_and_verify_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_proof, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_verify_tx, m)?)?;
+    m.add_function(wrap_pyfunction!(receipts_root, m)?)?;
+    m.add_function(wrap_pyfunction!(receipt_proof, m)?)?;
+    m.add_function(wrap_pyfunction!(receipt_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(state_proof_verify, m)?)?;
+    m.add("TX_MAX_LEN", led::MAX_TX_LEN)?;
+    m.add("BATCH_MAX_TXS", led::MAX_BATCH_TXS)?;
+    Ok(())
+}
