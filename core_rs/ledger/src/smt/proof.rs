@@ -108,6 +108,10 @@ fn walk<S: NodeStore + ?Sized>(store: &S, version: u64, key_hash: &Hash, sibling
         match node {
             Node::Empty => return Ok(None),
             Node::Leaf(l) => return Ok(Some(l)),
+            Node::Internal(_) if depth >= 256 => {
+                // Only a corrupt store can lead here: 256 bits of path end in a leaf.
+                return Err(LedgerError::CorruptNode { version, depth, reason: "internal node at depth 256" });
+            }
             Node::Internal(n) => {
                 let b = bit(key_hash, depth as usize);
                 if let Some(s) = sibs.as_deref_mut() {

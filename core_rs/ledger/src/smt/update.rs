@@ -139,6 +139,10 @@ impl<S: NodeStore + ?Sized> Ctx<'_, S> {
             Child::Leaf { version, .. } => (version, true),
             Child::Internal { version, .. } => (version, false),
         };
+        if depth > 256 || (depth == 256 && !want_leaf) {
+            // Only a corrupt store can lead here: 256 bits of path end in a leaf.
+            return Err(LedgerError::CorruptNode { version, depth, reason: "internal node below depth 255" });
+        }
         let key = NodeKey::new(version, depth, path);
         match self.store.get_node(&key)? {
             Some(Node::Leaf(l)) if want_leaf => Ok(Existing::Leaf(key, l)),

@@ -294,3 +294,20 @@ proptest! {
         }
     }
 }
+
+/// A store that answers every key with an internal node: reads and updates must fail with
+/// an error naming the depth, never loop or panic.
+#[test]
+fn corrupt_store_is_an_error_not_a_panic() {
+    struct Bottomless;
+    impl NodeStore for Bottomless {
+        fn get_node(&self, _: &NodeKey) -> crate::Result<Option<Node>> {
+            let c = Child::Internal { version: 1, hash: [7; 32] };
+            Ok(Some(Node::Internal(InternalNode { left: c, right: c })))
+        }
+    }
+    assert!(matches!(get(&Bottomless, 1, b"k"), Err(crate::LedgerError::CorruptNode { depth: 256, .. })));
+    assert!(matches!(get_with_proof(&Bottomless, 1, b"k"), Err(crate::LedgerError::CorruptNode { .. })));
+    let e = apply(&Bottomless, Some(1), 2, &[(b"k", Some(b"v"))]).unwrap_err();
+    assert!(matches!(e, crate::LedgerError::CorruptNode { depth: 256, .. }), "{e}");
+}
