@@ -48,6 +48,16 @@ fn main() {
     let msg = b"transfer 100 CNY from alice to bob, nonce 42";
     let e = pk.digest(msg, DEFAULT_UID);
 
+    // Building blocks: where the time of a verification goes (ns per operation).
+    rate("sm2_field_mul", budget, 1000, || {
+        std::hint::black_box(tfnode_sm2::bench_internals::field_mul_chain(1000));
+    });
+    rate("sm2_field_sqr", budget, 1000, || {
+        std::hint::black_box(tfnode_sm2::bench_internals::field_sqr_chain(1000));
+    });
+    rate("sm2_point_double", budget, 1000, || {
+        std::hint::black_box(tfnode_sm2::bench_internals::point_double_chain(1000));
+    });
     rate("sm2_keygen", budget, 1, || {
         std::hint::black_box(SecretKey::random());
     });
