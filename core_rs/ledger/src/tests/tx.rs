@@ -51,6 +51,7 @@ fn caps_and_stateless_errors() {
     let mut big = Transaction::new(&[7; 64], 0, 0, 0, &"c".repeat(64), &"m".repeat(64), &vec![0; MAX_ARGS_LEN]).unwrap();
     big.sign(&test_key(1)).unwrap();
     assert_eq!(big.encode().len(), MAX_TX_LEN);
+    assert_eq!((MIN_TX_LEN, MAX_TX_LEN), (141, 65_866), "docs/ledger.md states these sizes");
     assert_eq!(Transaction::decode(&big.encode()).unwrap(), big);
     let small = signed(1, 0, b"");
     assert_eq!(Transaction::new(b"c", 0, 0, 0, "a", "b", b"").unwrap().encoded_len(), MIN_TX_LEN);
