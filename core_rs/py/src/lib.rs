@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod consensus;
 mod error;
 mod hash;
+mod ledger;
 mod sm2;
 
 #[pymodule]
@@ -13,5 +14,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     hash::register(m)?;
     sm2::register(m)?;
     consensus::register(m)?;
+    ledger::register(m)?;
     Ok(())
 }
