@@ -357,14 +357,15 @@ const PENDING_HASH: Hash = [0; 32];
 
 /// Hash the new internal nodes deepest level first, 8 or 16 nodes per multi-buffer SM3
 /// pass, patching each parent's reference to its new children. Returns the hash of each
-/// entry of `new` (leaves and the empty root get theirs directly).
+/// internal entry of `new` (the others are left as `PENDING_HASH`).
 fn hash_new_internal_nodes(new: &mut [(NodeKey, Node)], links: &[[Option<u32>; 2]]) -> Vec<Hash> {
     let mut hashes = vec![PENDING_HASH; new.len()];
     let mut by_depth: Vec<Vec<u32>> = vec![Vec::new(); 257];
     for (i, (k, n)) in new.iter().enumerate() {
-        match n {
-            Node::Internal(_) => by_depth[k.depth as usize].push(i as u32),
-            other => hashes[i] = other.hash(),
+        // Leaf hashes are already in their parents' references (and a leaf or empty root
+        // is hashed by the caller), so only internal nodes are hashed here.
+        if let Node::Internal(_) = n {
+            by_depth[k.depth as usize].push(i as u32);
         }
     }
     let mut pairs: Vec<Hash> = Vec::new();
@@ -472,6 +473,9 @@ pub(crate) fn apply<S: NodeStore + ?Sized>(store: &S, base: Option<u64>, version
         None => new.iter().rposition(|(k, _)| *k == root_key).expect("the root internal node was written"),
     };
     let hashes = hash_new_internal_nodes(&mut new, &links);
-    let root_hash = hashes[root_at];
+    let root_hash = match &new[root_at].1 {
+        Node::Internal(_) => hashes[root_at],
+        leaf_or_empty => leaf_or_empty.hash(),
+    };
     Ok(TreeUpdate { version, root_hash, new_nodes: new, stale_nodes: stale })
 }
