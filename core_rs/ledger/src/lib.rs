@@ -27,3 +27,6 @@ pub use tx::{
 };
 
 pub type Hash = [u8; 32];
+
+/// The error of transaction admission; the crate has one error enum.
+pub type TxError = LedgerError;
