@@ -13,9 +13,6 @@ from hypothesis import strategies as st
 
 from tfnode import _core, crypto
 
-if not hasattr(_core, "StateTree"):  # until core_rs/py/src/ledger.rs is registered in lib.rs
-    pytest.skip("tfnode._core was built without the ledger binding", allow_module_level=True)
-
 CHAIN = b"tfnode-test"
 SK = bytes.fromhex("11" + "00" * 30 + "01")
 
