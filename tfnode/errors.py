@@ -29,3 +29,7 @@ class DecryptionError(CryptoError):
 
 class MerkleError(CryptoError):
     """A Merkle tree request that cannot be answered (for example an index out of range)."""
+
+
+class LedgerError(TfnodeError, ValueError):
+    """A transaction, batch, proof or state-tree input that cannot be decoded or is invalid."""

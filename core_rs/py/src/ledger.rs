@@ -1,10 +1,8 @@
 //! Ledger bindings: transactions, batches, receipts root, and the sparse Merkle state tree.
 //!
-//! Errors become `tfnode.errors.LedgerError` (a ValueError) when the Python side defines
-//! it, else ValueError: the one mapping point for tfnode-ledger's errors.
+//! Errors become `tfnode.errors.LedgerError` (a ValueError), mapped in `error.rs`.
 use std::sync::Mutex;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -17,11 +15,7 @@ use tfnode_ledger::smt;
 const GIL_RELEASE_TXS: usize = 2;
 
 fn err(e: impl std::fmt::Display) -> PyErr {
-    let msg = e.to_string();
-    Python::attach(|py| match py.import("tfnode.errors").and_then(|m| m.getattr("LedgerError")) {
-        Ok(cls) => PyErr::from_type(cls.cast_into().expect("an exception class"), msg),
-        Err(_) => PyValueError::new_err(msg),
-    })
+    crate::error::LedgerError::new_err(e.to_string())
 }
 
 fn hash32(name: &str, b: &[u8]) -> PyResult<[u8; 32]> {
