@@ -76,3 +76,17 @@ def test_bad_input_types_raise_type_error():
         crypto.sm3_many([b"ok", 5])
     with pytest.raises(crypto.CryptoError, match="exceeds"):
         crypto.sm3_kdf(b"z", 1 << 40)
+
+
+@given(st.integers(1, 130), st.integers(0, 40))
+def test_packed_multi_buffer(size, count):
+    data = bytes((i * 31 + 7) & 0xFF for i in range(size * count))
+    packed = crypto.sm3_many_packed(data, size)
+    assert packed == b"".join(crypto.sm3(data[i : i + size]) for i in range(0, len(data), size))
+
+
+def test_packed_rejects_ragged_input():
+    with pytest.raises(crypto.CryptoError, match="whole number"):
+        crypto.sm3_many_packed(b"x" * 65, 64)
+    with pytest.raises(crypto.CryptoError):
+        crypto.sm3_many_packed(b"", 0)

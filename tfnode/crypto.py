@@ -27,6 +27,7 @@ __all__ = [
     "Sm3",
     "sm3",
     "sm3_many",
+    "sm3_many_packed",
     "hmac_sm3",
     "sm3_kdf",
     "PrivateKey",
@@ -58,6 +59,7 @@ DEFAULT_UID: bytes = _core.DEFAULT_UID
 Sm3 = _core.Sm3
 sm3 = _core.sm3
 sm3_many = _core.sm3_many
+sm3_many_packed = _core.sm3_many_packed
 hmac_sm3 = _core.hmac_sm3
 sm3_kdf = _core.sm3_kdf
 

@@ -83,6 +83,27 @@ pub fn sm3_many<'py>(py: Python<'py>, messages: &Bound<'py, PyAny>) -> PyResult<
     digests_to_list(py, &ds)
 }
 
+/// SM3 digests of `len(data) // size` fixed-size messages packed back to back, returned
+/// as one bytes object of 32-byte digests: the high-volume form, with no Python object
+/// per message (a list of bytes costs ~150 ns per item, several times the hashing).
+#[pyfunction]
+pub fn sm3_many_packed<'py>(py: Python<'py>, data: &[u8], size: usize) -> PyResult<Bound<'py, PyBytes>> {
+    if size == 0 || data.len() % size != 0 {
+        return Err(crate::error::CryptoError::new_err(format!(
+            "packed input has {} bytes, not a whole number of {size}-byte messages",
+            data.len()
+        )));
+    }
+    let msgs: Vec<&[u8]> = data.chunks_exact(size).collect();
+    let mut out = vec![[0u8; 32]; msgs.len()];
+    if msgs.len() >= GIL_RELEASE_ITEMS {
+        py.detach(|| tfnode_sm3::hash_many_into(&msgs, &mut out));
+    } else {
+        tfnode_sm3::hash_many_into(&msgs, &mut out);
+    }
+    Ok(PyBytes::new(py, out.as_flattened()))
+}
+
 /// Streaming SM3 (hashlib-like).
 #[pyclass(name = "Sm3", module = "tfnode._core")]
 #[derive(Clone)]
@@ -186,6 +207,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hmac_sm3, m)?)?;
     m.add_function(wrap_pyfunction!(sm3_kdf, m)?)?;
     m.add_function(wrap_pyfunction!(sm3_many, m)?)?;
+    m.add_function(wrap_pyfunction!(sm3_many_packed, m)?)?;
     m.add_class::<PySm3>()?;
     m.add_function(wrap_pyfunction!(merkle_leaf_hash, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
