@@ -33,3 +33,7 @@ class MerkleError(CryptoError):
 
 class LedgerError(TfnodeError, ValueError):
     """A transaction, batch, proof or state-tree input that cannot be decoded or is invalid."""
+
+
+class ConsensusError(TfnodeError, ValueError):
+    """A consensus message, block, QC or event that cannot be decoded or is invalid."""
