@@ -16,7 +16,6 @@
 //! A validator is a tuple (id: int, power: int, public_key: bytes).
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
@@ -30,13 +29,7 @@ use tfnode_consensus::{Action, Event, Faults};
 /// Consensus errors become `tfnode.errors.ConsensusError` (a ValueError) when the Python
 /// side defines it, else ValueError: the one mapping point for this crate's errors.
 fn err(e: impl std::fmt::Display) -> PyErr {
-    let msg = e.to_string();
-    Python::attach(|py| {
-        match py.import("tfnode.errors").and_then(|m| m.getattr("ConsensusError")) {
-            Ok(cls) => PyErr::from_type(cls.cast_into().expect("an exception class"), msg),
-            Err(_) => PyValueError::new_err(msg),
-        }
-    })
+    crate::error::ConsensusError::new_err(e.to_string())
 }
 
 fn digest(name: &str, b: &[u8]) -> PyResult<[u8; 32]> {

@@ -10,6 +10,7 @@ pyo3::import_exception!(tfnode.errors, DecryptionError);
 pyo3::import_exception!(tfnode.errors, MerkleError);
 pyo3::import_exception!(tfnode.errors, CryptoError);
 pyo3::import_exception!(tfnode.errors, LedgerError);
+pyo3::import_exception!(tfnode.errors, ConsensusError);
 
 /// Newtype so that `?` converts core errors into the right Python exception.
 pub struct CoreError(PyErr);
