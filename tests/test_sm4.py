@@ -51,6 +51,8 @@ def test_gcm_tamper_is_detected(pt, aad, flip):
 def test_gcm_bad_parameters():
     with pytest.raises(crypto.InvalidKey, match="15 bytes"):
         crypto.Sm4Gcm(b"k" * 15)
+    with pytest.raises(crypto.InvalidKey, match="must be bytes, not str"):
+        crypto.Sm4Gcm("k" * 16)
     box = crypto.Sm4Gcm(b"k" * 16)
     with pytest.raises(crypto.CryptoError, match="nonce has 8 bytes"):
         box.encrypt(b"n" * 8, b"x")

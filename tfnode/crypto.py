@@ -102,9 +102,10 @@ class Sm4Gcm:
     __slots__ = ("_algo",)
 
     def __init__(self, key: bytes) -> None:
-        if not isinstance(key, (bytes, bytearray, memoryview)) or len(key) != self.KEY_SIZE:
-            n = len(key) if isinstance(key, (bytes, bytearray, memoryview)) else type(key).__name__
-            raise InvalidKey(f"SM4 key has {n} bytes; expected {self.KEY_SIZE}")
+        if not isinstance(key, (bytes, bytearray, memoryview)):
+            raise InvalidKey(f"SM4 key must be bytes, not {type(key).__name__}")
+        if len(key) != self.KEY_SIZE:
+            raise InvalidKey(f"SM4 key has {len(key)} bytes; expected {self.KEY_SIZE}")
         self._algo = algorithms.SM4(bytes(key))
 
     @classmethod
