@@ -106,7 +106,7 @@ def bl(rsa_key) -> Chain:
 
 
 def test_upload_earns_points_and_keeps_no_plain_id(bl):
-    subject = "91310000MA1K4XXX0B"  # a unified social credit code
+    subject = "91310000MA1K4B7Q0B"  # a unified social credit code
     eid = bl.must(bl["bank_a"], "blacklist", "upload", tag_of(subject), "default", crypto.sm3(b"court ruling #12"))
     assert pts(bl, "bank_a") == JOIN + REWARD
     assert not any(subject.encode() in k or subject.encode() in v for k, v in bl.state.data.items())
