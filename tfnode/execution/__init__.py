@@ -1,0 +1,1 @@
+"""Executing committed blocks: the asset module, contracts, state tree, receipts."""
