@@ -1,0 +1,528 @@
+"""tfnode.client: transactions, certified proofs, and both clients against a canned server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+import threading
+from collections import deque
+
+import orjson
+import pytest
+from aiohttp import WSMsgType, web
+
+from tfnode import _core
+from tfnode.client import (Account, AsyncClient, Client, ClientError, RpcError, build_tx, proofs, tx_hash,
+                           verify_proof, verify_receipt_proof, verify_state_proof)
+from tfnode.errors import TfnodeError
+from tfnode.execution import roots
+from tfnode.execution.args import decode_call_args
+
+try:
+    import tfnode.rpc.values  # noqa: F401
+except ImportError:  # the RPC engineer's module is not there yet: a stand-in for these tests
+    import sys
+    import types
+
+    _v = types.ModuleType("tfnode.rpc.values")
+    _v.value_to_json = lambda v, where="": {"hex": v.hex()} if isinstance(v, bytes) else v
+    _v.json_to_value = lambda j, where="": bytes.fromhex(j["hex"]) if isinstance(j, dict) and "hex" in j else j
+    sys.modules.setdefault("tfnode.rpc", types.ModuleType("tfnode.rpc"))
+    sys.modules["tfnode.rpc.values"] = _v
+
+
+# ---- transactions ----------------------------------------------------------------------
+
+
+def test_build_tx_decodes_verifies_and_carries_the_call():
+    a, b = Account.generate(), Account.generate()
+    raw = build_tx(a, "tf-main", "asset", "transfer", (b.address, 5), {"memo": b"\x01"}, expiry=123, nonce=7,
+                   gas_limit=50_000)
+    tx = _core.Transaction.decode(raw)
+    assert tx.verify()
+    assert (tx.chain_id, tx.nonce, tx.expiry, tx.gas_limit, tx.contract, tx.method) == (
+        b"tf-main", 7, 123, 50_000, "asset", "transfer")
+    assert tx.sender == a.public_key_bytes
+    assert decode_call_args(tx.args) == ((b.address, 5), {"memo": b"\x01"})
+    assert tx_hash(raw) == tx.hash()
+
+
+def test_build_tx_defaults_random_nonce_and_empty_args():
+    a = Account.generate()
+    r1, r2 = (build_tx(a, "c", "asset", "noop", expiry=1) for _ in range(2))
+    t1, t2 = _core.Transaction.decode(r1), _core.Transaction.decode(r2)
+    assert t1.args == b"" and t1.gas_limit == 1_000_000
+    assert t1.nonce != t2.nonce and 0 <= t1.nonce < 1 << 63
+    with pytest.raises(TypeError):
+        build_tx(object(), "c", "asset", "noop", expiry=1)
+
+
+def test_account_address_and_key_file(tmp_path):
+    a = Account.generate()
+    assert a.address.startswith("0x") and len(a.address) == 42
+    assert a.public_key_bytes == a.public_key.to_bytes(compressed=True)
+    path = tmp_path / "me.key"
+    a.to_file(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert Account.from_file(path).address == a.address
+    with pytest.raises(TfnodeError):
+        a.to_file(path)  # never overwrites a key
+    os.chmod(path, 0o644)
+    with pytest.raises(TfnodeError, match="readable by others"):
+        Account.from_file(path)
+
+
+# ---- certified proofs ------------------------------------------------------------------
+#
+#   heights   1 ---- 2 ---- 3 ---- 4 ---- ...      executed by "us": a StateTree + receipts
+#   exec_root(h) = fold(...)                      fed to four test-key ConsensusCores
+#   block with exec_height E, its QC  =  the certificate of every height <= E
+
+
+class Chain:
+    """A little ledger: state and receipts per height, and the exec root chain over them."""
+
+    def __init__(self, heights: int = 8):
+        self.tree = _core.StateTree()
+        self.tree.apply(0, [(b"genesis", b"g")])
+        self.exec = {0: roots.genesis_exec_root(self.tree.root(0))}
+        self.receipts: dict[int, list[bytes]] = {}
+        self.rows: dict[int, tuple[bytes, bytes]] = {}
+        for h in range(1, heights + 1):
+            state_root = self.tree.apply(h, [(b"acct-%d" % h, b"balance %d" % h), (b"shared", b"v%d" % h)])[0]
+            self.receipts[h] = [_core.sm3(b"receipt %d/%d" % (h, i)) for i in range(h + 2)]
+            receipts_root = _core.receipts_root(self.receipts[h])
+            self.rows[h] = (state_root, receipts_root)
+            self.exec[h] = roots.exec_root(h, state_root, receipts_root, self.exec[h - 1])
+
+    def chain(self, h: int, e: int) -> list[dict]:
+        return [{"height": x, "state_root": self.rows[x][0].hex(), "receipts_root": self.rows[x][1].hex()}
+                for x in range(h, e + 1)]
+
+
+VALIDATORS = [(i, 1, _core.consensus_test_public_key(i)) for i in range(4)]
+
+
+def certify(chain: Chain, min_exec_height: int) -> tuple[int, dict]:
+    """Run four test-key consensus cores that report our exec roots; return the first committed
+    block whose exec_height >= min_exec_height, as (E, certificate)."""
+    cores = [_core.ConsensusCore(i, VALIDATORS, insecure_test_keys=True) for i in range(4)]
+    q: deque = deque()
+
+    def apply(i, actions):
+        for a in actions:
+            if a[0] in ("send", "request_sync"):
+                q.append((a[1], ("message", i, a[2])))
+            elif a[0] == "broadcast":
+                q.extend((j, ("message", i, a[1])) for j in range(4) if j != i)
+            elif a[0] == "persist":
+                q.appendleft((i, ("persisted", a[1])))
+            elif a[0] == "request_payload":
+                q.append((i, ("payload", a[1], [bytes([i]) * 32], 1000 + a[1], None)))
+            elif a[0] == "commit":
+                blocks, qc = a[1], a[2]
+                b = blocks[-1]  # the commit's QC certifies the newest committed block
+                if i == 0 and b["exec_height"] >= min_exec_height:
+                    return b["exec_height"], {"block": b["bytes"].hex(), "qc": qc.hex()}
+                for b in blocks:
+                    q.append((i, ("executed", b["height"], b["id"], chain.exec[b["height"]], None)))
+        return None
+
+    for i, c in enumerate(cores):
+        apply(i, c.start())
+    for _ in range(5000):
+        i, ev = q.popleft()
+        got = apply(i, cores[i].handle(ev))
+        if got:
+            return got
+    raise AssertionError("no certificate")
+
+
+@pytest.fixture(scope="module")
+def certified():
+    chain = Chain()
+    e, cert = certify(chain, 4)
+    return chain, e, cert
+
+
+@pytest.fixture
+def test_keys(monkeypatch):
+    # The core's deterministic test signatures stand in for SM2 ones: the one QC call swapped.
+    monkeypatch.setattr(proofs, "_verify_qc",
+                        lambda qc, vals: _core.consensus_verify_qc(qc, vals, insecure_test_keys=True))
+
+
+def state_proof(chain: Chain, e: int, cert: dict, h: int, key: bytes) -> dict:
+    value, proof = chain.tree.get_with_proof(key, h)
+    return {"height": h, "key": key.hex(), "value": None if value is None else value.hex(), "proof": proof.hex(),
+            "chain": chain.chain(h, e), "prev_exec_root": chain.exec[h - 1].hex(), "certificate": cert}
+
+
+def receipt_proof(chain: Chain, e: int, cert: dict, h: int, i: int) -> dict:
+    hs = chain.receipts[h]
+    return {"height": h, "receipt": hs[i].hex(), "index": i, "count": len(hs),
+            "path": [p.hex() for p in _core.receipt_proof(hs, i)],
+            "chain": chain.chain(h, e), "prev_exec_root": chain.exec[h - 1].hex(), "certificate": cert}
+
+
+def test_state_proofs_verify_at_every_certified_height(certified, test_keys):
+    chain, e, cert = certified
+    for h in range(1, e + 1):
+        p = state_proof(chain, e, cert, h, b"shared")
+        assert bytes.fromhex(p["value"]) == b"v%d" % h
+        assert verify_state_proof(p, VALIDATORS) and verify_proof(p, VALIDATORS)
+    absent = state_proof(chain, e, cert, 2, b"acct-3")  # written only at height 3
+    assert absent["value"] is None and verify_state_proof(absent, VALIDATORS)
+
+
+def test_receipt_proofs_verify(certified, test_keys):
+    chain, e, cert = certified
+    for h, i in [(1, 0), (2, 3), (e, e + 1)]:
+        p = receipt_proof(chain, e, cert, h, i)
+        assert verify_receipt_proof(p, VALIDATORS) and verify_proof(p, VALIDATORS)
+
+
+def test_receipt_proof_accepts_receipt_bytes():
+    hs = [_core.sm3(b"r0"), _core.sm3(b"a receipt's bytes, longer than a hash")]
+    assert proofs.receipt_hash(b"a receipt's bytes, longer than a hash") == hs[1]
+    assert proofs.receipt_hash(hs[0]) == hs[0]
+
+
+def _tamper_hex(s: str) -> str:
+    b = bytearray(bytes.fromhex(s))
+    b[len(b) // 2] ^= 1
+    return b.hex()
+
+
+@pytest.mark.parametrize("what", [
+    "value", "value_none", "key", "proof", "chain_state_root", "chain_receipts_root", "chain_drop_last",
+    "chain_drop_first", "height", "prev_exec_root", "block_exec_root", "block_head", "other_block", "qc", "missing_certificate", "qc_not_hex",
+    "chain_not_list", "proof_truncated", "other_key_value",
+])
+def test_tampered_state_proofs_fail(certified, test_keys, what):
+    chain, e, cert = certified
+    other_cert = certify(chain, e + 1)[1]
+    p = state_proof(chain, e, cert, 2, b"shared")
+    assert verify_state_proof(p, VALIDATORS)
+    p = orjson.loads(orjson.dumps(p))  # a deep copy
+    if what == "value":
+        p["value"] = b"v3".hex()
+    elif what == "value_none":
+        p["value"] = None
+    elif what == "key":
+        p["key"] = b"shares".hex()
+    elif what == "proof":
+        p["proof"] = _tamper_hex(p["proof"])
+    elif what == "proof_truncated":
+        p["proof"] = p["proof"][:-64]
+    elif what == "chain_state_root":
+        p["chain"][0]["state_root"] = _tamper_hex(p["chain"][0]["state_root"])
+    elif what == "chain_receipts_root":
+        p["chain"][1]["receipts_root"] = _tamper_hex(p["chain"][1]["receipts_root"])
+    elif what == "chain_drop_last":
+        p["chain"].pop()
+    elif what == "chain_drop_first":
+        p["chain"].pop(0)
+    elif what == "height":
+        p["height"] = 3
+    elif what == "prev_exec_root":
+        p["prev_exec_root"] = _tamper_hex(p["prev_exec_root"])
+    elif what == "block_exec_root":  # flip a bit of the exec root inside the certified block
+        root = chain.exec[e].hex()
+        assert p["certificate"]["block"].count(root) == 1
+        p["certificate"]["block"] = p["certificate"]["block"].replace(root, _tamper_hex(root))
+    elif what == "block_head":
+        b = bytearray(bytes.fromhex(p["certificate"]["block"]))
+        b[9] ^= 1
+        p["certificate"]["block"] = b.hex()
+    elif what == "other_block":  # a real, certified block, but not the one the QC is for
+        p["certificate"]["block"] = other_cert["block"]
+    elif what == "qc":
+        p["certificate"]["qc"] = _tamper_hex(p["certificate"]["qc"])
+    elif what == "missing_certificate":
+        del p["certificate"]
+    elif what == "qc_not_hex":
+        p["certificate"]["qc"] = "zz"
+    elif what == "chain_not_list":
+        p["chain"] = 5
+    elif what == "other_key_value":  # a true proof of another key, presented as this key's
+        other = state_proof(chain, e, cert, 2, b"acct-2")
+        p["value"] = other["value"]
+    assert verify_state_proof(p, VALIDATORS) is False
+
+
+@pytest.mark.parametrize("what", ["receipt", "index", "count", "path", "path_short", "root", "wrong_height"])
+def test_tampered_receipt_proofs_fail(certified, test_keys, what):
+    chain, e, cert = certified
+    p = receipt_proof(chain, e, cert, 3, 2)
+    assert verify_receipt_proof(p, VALIDATORS)
+    if what == "receipt":
+        p["receipt"] = chain.receipts[3][1].hex()
+    elif what == "index":
+        p["index"] = 1
+    elif what == "count":
+        p["count"] = 1000
+    elif what == "path":
+        p["path"][0] = _tamper_hex(p["path"][0])
+    elif what == "path_short":
+        p["path"].pop()
+    elif what == "root":
+        p["chain"][0]["receipts_root"] = _tamper_hex(p["chain"][0]["receipts_root"])
+    elif what == "wrong_height":  # height 2's receipt presented under height 3's root
+        p["receipt"], p["path"] = chain.receipts[2][2].hex(), [x.hex() for x in _core.receipt_proof(chain.receipts[2], 2)]
+    assert verify_receipt_proof(p, VALIDATORS) is False
+
+
+def test_proofs_fail_against_other_validators(certified, test_keys):
+    chain, e, cert = certified
+    p = state_proof(chain, e, cert, 1, b"shared")
+    others = [(i, 1, _core.consensus_test_public_key(i + 10)) for i in range(4)]
+    assert verify_state_proof(p, others) is False
+    assert verify_state_proof(p, VALIDATORS[:1]) is False
+
+
+def test_real_sm2_check_refuses_test_signatures(certified):
+    chain, e, cert = certified
+    # Without the test-key hook the QC goes to the SM2 verifier, which must refuse it.
+    assert verify_state_proof(state_proof(chain, e, cert, 1, b"shared"), VALIDATORS) is False
+
+
+@pytest.mark.parametrize("junk", [None, 5, "x", [], {}, {"key": 1}, {"receipt": None}, {"key": "00", "certificate": 7}])
+def test_malformed_proofs_are_false_not_errors(junk):
+    assert verify_proof(junk, VALIDATORS) is False
+    if isinstance(junk, dict):
+        assert verify_state_proof(junk, VALIDATORS) is False
+        assert verify_receipt_proof(junk, VALIDATORS) is False
+
+
+# ---- clients against a canned JSON-RPC server --------------------------------------------
+
+
+class Canned:
+    """An aiohttp server in a thread answering JSON-RPC from a table; records requests."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.answers = {
+            "status": lambda p: {"result": {"chain_id": "tf-test", "height": 41, "hash": "ab" * 32, "round": 50,
+                                            "peers": 3, "pid": 1}},
+            "get_block": self._block,
+            "submit": lambda p: {"result": {"hash": tx_hash(bytes.fromhex(p["tx"])).hex()}},
+            "submit_batch": lambda p: {"result": {"results": [
+                {"hash": tx_hash(bytes.fromhex(t)).hex(), "accepted": i % 2 == 0, "reason": None if i % 2 == 0
+                 else "duplicate"} for i, t in enumerate(p["txs"])]}},
+            "get_receipt": lambda p: {"result": {"hash": p["hash"], "status": "ok", "return_value": {"hex": "0102"},
+                                                 "events": [{"contract": "asset", "name": "Transfer",
+                                                             "fields": {"memo": {"hex": "ff"}}}]}},
+            "wait_receipt": self._wait,
+            "query": lambda p: {"result": {"status": "ok", "value": {"hex": "beef"}, "gas_used": 3,
+                                           "revert_reason": None}},
+            "get_validators": lambda p: {"result": [{"id": 0, "name": "bank-a", "power": 1, "public_key": "02" * 33}]},
+            "submit_bad": None,
+        }
+        self.waits = 0
+        self.loop = asyncio.new_event_loop()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+
+    def _block(self, p):
+        if p.get("height") == 999:
+            return {"error": {"code": -32004, "message": "block 999 not found"}}
+        return {"result": {"height": p.get("height", 1), "hash": "cd" * 32, "tx_count": 0}}
+
+    def _wait(self, p):
+        self.waits += 1
+        if self.waits == 1:
+            return {"error": {"code": -32008, "message": "timeout"}}
+        return {"result": {"hash": p["hash"], "status": "ok", "return_value": None, "events": []}}
+
+    def _run(self, ready):
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_post("/", self._post)
+        app.router.add_get("/ws", self._ws)
+        self.runner = web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        self.loop.run_until_complete(web.SockSite(self.runner, self.sock).start())
+        ready.set()
+        self.loop.run_forever()
+
+    async def _post(self, request):
+        raw = await request.read()
+        if raw == b"":
+            return web.Response(status=500, text="<html>boom</html>")
+        req = orjson.loads(raw)
+        self.requests.append(req)
+        if req["method"] == "submit" and len(req["params"]["tx"]) < 10:
+            ans = {"error": {"code": -32001, "message": "transaction rejected", "data": {"reason": "bad signature"}}}
+        elif req["method"] == "html":
+            return web.Response(status=502, text="<html>bad gateway</html>")
+        elif req["method"] in self.answers and self.answers[req["method"]]:
+            ans = self.answers[req["method"]](req.get("params") or {})
+        else:
+            ans = {"error": {"code": -32601, "message": f"method {req['method']!r} not found"}}
+        return web.Response(body=orjson.dumps({"jsonrpc": "2.0", "id": req["id"], **ans}),
+                            content_type="application/json")
+
+    async def _ws(self, request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                break
+            req = orjson.loads(msg.data)
+            await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "s1"}).decode())
+            topic = req["params"]["topic"]
+            for h in (1, 2, 3):
+                note = {"height": h} if topic == "blocks" else {"hash": "aa", "status": "ok", "events": [],
+                                                                "return_value": {"hex": "01"}}
+                # a notification of another subscription in between, to be skipped
+                await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "method": "subscription",
+                                                "params": {"subscription": "s0", "result": {}}}).decode())
+                await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "method": "subscription",
+                                                "params": {"subscription": "s1", "result": note}}).decode())
+            await ws.close()
+        return ws
+
+    def close(self):
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Canned()
+    yield s
+    s.close()
+
+
+def dead_url() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+def test_client_calls_and_converts(server):
+    with Client(server.url) as c:
+        assert c.status()["height"] == 41
+        assert c.get_block(7)["hash"] == "cd" * 32
+        assert server.requests[-1]["params"] == {"height": 7}
+        c.get_block(hash=b"\xab" * 32, txs=True)
+        assert server.requests[-1]["params"] == {"hash": "ab" * 32, "txs": True}
+        r = c.get_receipt("0x" + "EE" * 32)
+        assert server.requests[-1]["params"] == {"hash": "ee" * 32}
+        assert r["return_value"] == b"\x01\x02" and r["events"][0]["fields"] == {"memo": b"\xff"}
+        q = c.query("asset", "balance", b"\x00", who="0xab")
+        assert q["value"] == b"\xbe\xef"
+        assert server.requests[-1]["params"] == {"contract": "asset", "method": "balance", "args": [{"hex": "00"}],
+                                                 "kwargs": {"who": "0xab"}}
+        assert c.validators()[0]["name"] == "bank-a"
+        assert server.requests[-1]["method"] == "get_validators"
+
+
+def test_client_reuses_one_connection(server):
+    with Client(server.url) as c:
+        c.status()
+        sock = c._conn.sock
+        for _ in range(5):
+            c.status()
+        assert c._conn.sock is sock
+
+
+def test_client_maps_errors(server):
+    with Client(server.url) as c:
+        with pytest.raises(RpcError) as ei:
+            c.get_block(999)
+        assert ei.value.code == RpcError.NOT_FOUND and "999" in str(ei.value)
+        with pytest.raises(RpcError) as ei:
+            c.submit(b"\x01\x02")
+        assert ei.value.code == -32001 and ei.value.reason == "bad signature" and "bad signature" in str(ei.value)
+        with pytest.raises(RpcError) as ei:
+            c.call("nope")
+        assert ei.value.code == -32601 and isinstance(ei.value, TfnodeError)
+        with pytest.raises(ClientError, match="not JSON"):
+            c.call("html")
+        assert c.status()["height"] == 41  # still usable after errors
+    with pytest.raises(ValueError):
+        Client(server.url).get_block()  # neither height nor hash
+
+
+def test_client_unreachable_message():
+    url = dead_url()
+    with pytest.raises(ClientError, match=f"cannot reach node at {url}"):
+        Client(url).status()
+    with pytest.raises(ClientError, match="expected http"):
+        Client("ftp://x")
+
+
+def test_send_builds_submits_and_waits(server):
+    a = Account.generate()
+    server.waits = 0
+    with Client(server.url) as c:
+        r = c.send(a, "asset", "transfer", "0x" + "11" * 20, 5, timeout=40)
+        assert r["status"] == "ok"
+        assert server.waits == 2  # the first 30 s wait timed out, the second got it
+        sub = next(q for q in reversed(server.requests) if q["method"] == "submit")
+        tx = _core.Transaction.decode(bytes.fromhex(sub["params"]["tx"]))
+        assert tx.verify() and tx.expiry == 41 + 100 and tx.chain_id == b"tf-test"
+        assert decode_call_args(tx.args) == (("0x" + "11" * 20, 5), {})
+        assert c.send(a, "asset", "transfer", "0x00", 1, wait=False) == {"hash": tx_hash(bytes.fromhex(
+            server.requests[-1]["params"]["tx"])).hex()}
+
+
+def test_wait_receipt_gives_up_at_its_timeout(server):
+    server.waits = 0
+    with Client(server.url) as c:
+        with pytest.raises(RpcError) as ei:
+            c.wait_receipt("aa" * 32, timeout=1)
+        assert ei.value.code == RpcError.TIMEOUT
+        assert server.requests[-1]["params"]["timeout_ms"] <= 1000
+
+
+def test_submit_batch(server):
+    a = Account.generate()
+    raws = [build_tx(a, "tf-test", "asset", "noop", expiry=5) for _ in range(3)]
+    with Client(server.url) as c:
+        res = c.submit_batch(raws)
+    assert [r["accepted"] for r in res] == [True, False, True]
+    assert [r["hash"] for r in res] == [tx_hash(r).hex() for r in raws]
+
+
+def test_async_client(server):
+    async def main():
+        async with AsyncClient(server.url) as c:
+            assert (await c.status())["chain_id"] == "tf-test"
+            assert (await c.get_receipt("ee" * 32))["return_value"] == b"\x01\x02"
+            with pytest.raises(RpcError) as ei:
+                await c.get_block(999)
+            assert ei.value.code == -32004
+            heights = []
+            async for b in c.subscribe("blocks"):
+                heights.append(b["height"])
+                if len(heights) == 2:
+                    break
+            assert heights == [1, 2]
+            got = [r async for r in c.subscribe("tx", hash=b"\xaa" * 32)]
+            assert len(got) == 1 and got[0]["return_value"] == b"\x01"  # one receipt, then the end
+            with pytest.raises(ClientError, match="closed the subscription"):
+                async for _ in c.subscribe("blocks"):
+                    pass
+        url = dead_url()
+        async with AsyncClient(url) as c:
+            with pytest.raises(ClientError, match=f"cannot reach node at {url}"):
+                await c.status()
+            with pytest.raises(ClientError, match="cannot reach node"):
+                async for _ in c.subscribe("blocks"):
+                    pass
+
+    asyncio.run(main())

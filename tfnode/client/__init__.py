@@ -1,0 +1,43 @@
+"""The Python client of a tfnode node (docs/client.md).
+
+    from tfnode.client import Account, Client
+    me = Account.from_file("me.key")
+    with Client("http://127.0.0.1:26601") as c:
+        receipt = c.send(me, "asset", "transfer", "0x12...", 5)
+
+``Account``/``build_tx``/``tx_hash`` make signed transactions; ``Client`` (blocking,
+keep-alive) and ``AsyncClient`` (asyncio, WebSocket subscriptions) speak the node's
+JSON-RPC API (docs/rpc.md); ``verify_state_proof``/``verify_receipt_proof`` check proofs
+against a QC with nothing but the validator set.
+"""
+
+from tfnode.client._rpc import ClientError, RpcError
+from tfnode.client.account import DEFAULT_GAS_LIMIT, Account, build_tx, random_nonce, tx_hash
+from tfnode.client.proofs import receipt_hash, verify_proof, verify_receipt_proof, verify_state_proof
+from tfnode.client.sync import Client
+
+
+def __getattr__(name: str):
+    # aiohttp is imported only by those who use the asyncio client.
+    if name == "AsyncClient":
+        from tfnode.client.aio import AsyncClient
+
+        return AsyncClient
+    raise AttributeError(f"module 'tfnode.client' has no attribute {name!r}")
+
+
+__all__ = [
+    "Account",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "DEFAULT_GAS_LIMIT",
+    "RpcError",
+    "build_tx",
+    "random_nonce",
+    "receipt_hash",
+    "tx_hash",
+    "verify_proof",
+    "verify_receipt_proof",
+    "verify_state_proof",
+]

@@ -1,0 +1,174 @@
+"""What the synchronous and the asyncio client share: errors, request and response shapes,
+and the conversion of contract values (docs/rpc.md "Conventions").
+
+Both clients return the node's JSON results as dicts, with hashes as hex strings, except
+that contract values (query results, receipts' return values and event fields) are turned
+into Python values with ``tfnode.rpc.values.json_to_value`` (bytes, Fixed, ...).
+"""
+
+from __future__ import annotations
+
+import itertools
+from urllib.parse import urlsplit
+
+import orjson
+
+from tfnode.errors import TfnodeError
+
+
+class ClientError(TfnodeError):
+    """The node could not be reached, or answered with something that is not JSON-RPC."""
+
+
+class RpcError(TfnodeError):
+    """A JSON-RPC error object the node returned (docs/rpc.md "Errors")."""
+
+    PARSE = -32700
+    INVALID_REQUEST = -32600
+    METHOD_NOT_FOUND = -32601
+    INVALID_PARAMS = -32602
+    INTERNAL = -32603
+    REJECTED = -32001
+    NOT_FOUND = -32004
+    NOT_READY = -32005
+    TIMEOUT = -32008
+    TOO_MANY = -32009
+
+    def __init__(self, code: int, message: str, data=None) -> None:
+        self.code, self.message, self.data = code, message, data
+        reason = self.reason
+        super().__init__(f"{message} (code {code}{', ' + reason if reason and reason not in message else ''})")
+
+    @property
+    def reason(self) -> str | None:
+        """``data.reason`` of a rejected transaction (e.g. ``bad signature``), if any."""
+        return self.data.get("reason") if isinstance(self.data, dict) else None
+
+
+# ---- requests ------------------------------------------------------------------------
+
+_ids = itertools.count(1)
+
+
+def request(method: str, params=None) -> tuple[int, bytes]:
+    rid = next(_ids)
+    body = {"jsonrpc": "2.0", "id": rid, "method": method}
+    if params is not None:
+        body["params"] = params
+    return rid, orjson.dumps(body)
+
+
+def result_of(url: str, rid: int, status: int, body: bytes):
+    """The ``result`` of a JSON-RPC response body, or RpcError / ClientError."""
+    try:
+        msg = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        snippet = body[:200].decode("utf-8", "replace")
+        raise ClientError(f"node at {url} answered HTTP {status} with something that is not JSON: {snippet!r}") from None
+    return result_of_message(url, rid, msg, f"answered HTTP {status}")
+
+
+def result_of_message(url: str, rid: int, msg, how: str = "answered"):
+    if not isinstance(msg, dict) or msg.get("jsonrpc") != "2.0":
+        raise ClientError(f"node at {url} {how} with a body that is not a JSON-RPC 2.0 response")
+    err = msg.get("error")
+    if err is not None:
+        if not isinstance(err, dict) or type(err.get("code")) is not int:
+            raise ClientError(f"node at {url} sent a malformed error object: {err!r}")
+        raise RpcError(err["code"], str(err.get("message", "")), err.get("data"))
+    if "result" not in msg:
+        raise ClientError(f"node at {url} {how} without result or error")
+    if msg.get("id") != rid:
+        raise ClientError(f"node at {url} answered request {rid} with id {msg.get('id')!r}")
+    return msg["result"]
+
+
+def unreachable(url: str, err: BaseException) -> ClientError:
+    return ClientError(f"cannot reach node at {url}: {err or type(err).__name__}")
+
+
+def split_url(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path) of an ``http://host:port[/path]`` node URL."""
+    u = urlsplit(url if "://" in url else "http://" + url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ClientError(f"node URL {url!r}: expected http://host:port")
+    try:
+        port = u.port or (443 if u.scheme == "https" else 80)
+    except ValueError as err:
+        raise ClientError(f"node URL {url!r}: {err}") from None
+    return u.scheme, u.hostname, port, (u.path.rstrip("/") or "")
+
+
+def ws_url(url: str) -> str:
+    scheme, host, port, path = split_url(url)
+    host = f"[{host}]" if ":" in host else host
+    return f"{'wss' if scheme == 'https' else 'ws'}://{host}:{port}{path}/ws"
+
+
+# ---- params ---------------------------------------------------------------------------
+
+WAIT_RECEIPT_MAX_MS = 30_000
+
+
+def hexa(x, what: str = "hash") -> str:
+    """Bytes as hex without 0x; a hex string is passed through (lowercased, 0x dropped)."""
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x).hex()
+    if isinstance(x, str):
+        s = x[2:] if x[:2] in ("0x", "0X") else x
+        try:
+            bytes.fromhex(s)
+        except ValueError:
+            raise ValueError(f"{what} {x!r} is not hex") from None
+        return s.lower()
+    raise TypeError(f"{what} must be bytes or a hex string, not {type(x).__name__}")
+
+
+def block_params(height, hash, txs: bool) -> dict:
+    if (height is None) == (hash is None):
+        raise ValueError("get_block needs exactly one of height and hash")
+    p = {"height": height} if hash is None else {"hash": hexa(hash)}
+    if txs:
+        p["txs"] = True
+    return p
+
+
+def query_params(contract: str, method: str, args, kwargs) -> dict:
+    from tfnode.rpc.values import value_to_json
+
+    return {"contract": contract, "method": method,
+            "args": [value_to_json(a, f"args[{i}]") for i, a in enumerate(args)],
+            "kwargs": {k: value_to_json(v, f"kwargs.{k}") for k, v in (kwargs or {}).items()}}
+
+
+# ---- results --------------------------------------------------------------------------
+
+
+def receipt(r):
+    """Turn a receipt's contract values (return value, event fields) into Python values."""
+    if not isinstance(r, dict):
+        return r
+    from tfnode.rpc.values import json_to_value
+
+    if r.get("return_value") is not None:
+        r["return_value"] = json_to_value(r["return_value"])
+    for ev in r.get("events") or ():
+        if isinstance(ev, dict) and "fields" in ev:
+            ev["fields"] = json_to_value(ev["fields"])
+    return r
+
+
+def event(e):
+    if isinstance(e, dict) and "fields" in e:
+        from tfnode.rpc.values import json_to_value
+
+        e["fields"] = json_to_value(e["fields"])
+    return e
+
+
+def query_result(r):
+    if isinstance(r, dict) and r.get("value") is not None:
+        from tfnode.rpc.values import json_to_value
+
+        r["value"] = json_to_value(r["value"])
+    return r

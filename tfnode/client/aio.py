@@ -1,0 +1,174 @@
+"""The asyncio client (aiohttp): the same methods as ``Client``, awaited, plus
+``subscribe`` over the node's ``/ws`` WebSocket.
+
+    async with AsyncClient("http://127.0.0.1:26601") as c:
+        print(await c.status())
+        async for block in c.subscribe("blocks"):
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+
+from tfnode.client import _rpc
+from tfnode.client._rpc import ClientError, RpcError
+from tfnode.client.account import Account, build_tx, tx_hash
+
+_CONVERT = {"events": _rpc.event, "tx": _rpc.receipt}
+
+
+class AsyncClient:
+    def __init__(self, url: str, *, timeout: float = 30.0, connections: int = 8) -> None:
+        self.url = url
+        scheme, host, port, path = _rpc.split_url(url)
+        host = f"[{host}]" if ":" in host else host
+        self._post_url = f"{scheme}://{host}:{port}{path}/"
+        self._ws_url = _rpc.ws_url(url)
+        self.timeout = timeout
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _sess(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections),
+                json_serialize=lambda o: orjson.dumps(o).decode())
+        return self._session
+
+    async def call(self, method: str, params=None, *, timeout: float | None = None):
+        rid, body = _rpc.request(method, params)
+        t = self.timeout if timeout is None else timeout
+        try:
+            async with self._sess().post(self._post_url, data=body, headers={"Content-Type": "application/json"},
+                                         timeout=aiohttp.ClientTimeout(total=t)) as resp:
+                data = await resp.read()
+                status = resp.status
+        except asyncio.TimeoutError:
+            raise ClientError(f"node at {self.url} did not answer within {t:g} s") from None
+        except (aiohttp.ClientError, OSError) as err:
+            raise _rpc.unreachable(self.url, err) from None
+        return _rpc.result_of(self.url, rid, status, data)
+
+    # ---- one method per RPC method (docs/rpc.md) ----
+
+    async def status(self) -> dict:
+        return await self.call("status")
+
+    async def submit(self, tx: bytes) -> str:
+        return (await self.call("submit", {"tx": _rpc.hexa(tx, "tx")}))["hash"]
+
+    async def submit_batch(self, txs) -> list[dict]:
+        return (await self.call("submit_batch", {"txs": [_rpc.hexa(t, "tx") for t in txs]}))["results"]
+
+    async def get_block(self, height: int | None = None, *, hash=None, txs: bool = False) -> dict:
+        return await self.call("get_block", _rpc.block_params(height, hash, txs))
+
+    async def get_transaction(self, hash) -> dict:
+        return await self.call("get_transaction", {"hash": _rpc.hexa(hash)})
+
+    async def get_receipt(self, hash) -> dict:
+        return _rpc.receipt(await self.call("get_receipt", {"hash": _rpc.hexa(hash)}))
+
+    async def wait_receipt(self, hash, timeout: float = 30.0) -> dict:
+        h = _rpc.hexa(hash)
+        deadline = time.monotonic() + timeout
+        while True:
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            step = min(left_ms, _rpc.WAIT_RECEIPT_MAX_MS)
+            try:
+                r = await self.call("wait_receipt", {"hash": h, "timeout_ms": step}, timeout=step / 1000 + self.timeout)
+                return _rpc.receipt(r)
+            except RpcError as err:
+                if err.code != RpcError.TIMEOUT or step == left_ms:
+                    raise
+
+    async def query(self, contract: str, method: str, *args, **kwargs):
+        return _rpc.query_result(await self.call("query", _rpc.query_params(contract, method, args, kwargs)))
+
+    async def get_state(self, key) -> dict:
+        return await self.call("get_state", {"key": _rpc.hexa(key, "key")})
+
+    async def get_state_proof(self, key) -> dict:
+        return await self.call("get_state_proof", {"key": _rpc.hexa(key, "key")})
+
+    async def get_receipt_proof(self, hash) -> dict:
+        return await self.call("get_receipt_proof", {"hash": _rpc.hexa(hash)})
+
+    async def validators(self) -> list[dict]:
+        return await self.call("get_validators")
+
+    async def peers(self) -> list[dict]:
+        return await self.call("get_peers")
+
+    # ---- convenience ----
+
+    async def send(self, account: Account, contract: str, method: str, *args, kwargs: dict | None = None,
+                   wait: bool = True, timeout: float = 30.0, gas_limit: int | None = None) -> dict:
+        st = await self.status()
+        extra = {} if gas_limit is None else {"gas_limit": gas_limit}
+        raw = build_tx(account, st["chain_id"], contract, method, args, kwargs, expiry=st["height"] + 100, **extra)
+        h = await self.submit(raw)
+        if h != tx_hash(raw).hex():
+            raise ClientError(f"node at {self.url} named transaction {tx_hash(raw).hex()} {h}")
+        return await self.wait_receipt(h, timeout) if wait else {"hash": h}
+
+    async def subscribe(self, topic: str, **filters) -> AsyncIterator[dict]:
+        """Yield each notification's ``result`` for ``topic`` (``blocks``, ``events`` with
+        optional ``contract``/``name``, ``tx`` with ``hash``) until the caller stops, the
+        node closes the socket (ClientError), or, for ``tx``, after the one receipt.
+
+        Read promptly: the node disconnects a client with more than 1,024 queued
+        notifications."""
+        params = {"topic": topic, **{k: (_rpc.hexa(v) if k == "hash" else v) for k, v in filters.items()}}
+        rid, body = _rpc.request("subscribe", params)
+        convert = _CONVERT.get(topic, lambda r: r)
+        try:
+            ws = await self._sess().ws_connect(self._ws_url, timeout=aiohttp.ClientWSTimeout(ws_close=self.timeout),
+                                               heartbeat=30.0, max_msg_size=64 << 20)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            raise _rpc.unreachable(self._ws_url, err) from None
+        try:
+            await ws.send_str(body.decode())
+            sub_id = None
+            while True:
+                msg = await ws.receive()
+                if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    if sub_id is None:
+                        raise ClientError(f"node at {self._ws_url} closed the WebSocket before subscribing")
+                    raise ClientError(f"node at {self._ws_url} closed the subscription ({msg.type.name})")
+                try:
+                    m = orjson.loads(msg.data)
+                except orjson.JSONDecodeError:
+                    raise ClientError(f"node at {self._ws_url} sent a non-JSON WebSocket message") from None
+                if sub_id is None:
+                    if not isinstance(m, dict) or m.get("id") != rid:
+                        continue
+                    sub_id = _rpc.result_of_message(self._ws_url, rid, m)
+                    continue
+                if not isinstance(m, dict) or m.get("method") != "subscription":
+                    continue
+                p = m.get("params") or {}
+                if p.get("subscription") != sub_id:
+                    continue
+                yield convert(p.get("result"))
+                if topic == "tx":
+                    return
+        finally:
+            await ws.close()

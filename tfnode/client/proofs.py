@@ -1,0 +1,108 @@
+"""Checking state and receipt proofs against a quorum certificate (docs/rpc.md
+"Certified proofs"). A light client needs only the validator set:
+
+    qc            --verify with the validators-->  block id
+    block         --its id must equal that--->     (exec_height E, exec_root)
+    chain h..E    --fold from prev_exec_root-->    exec_root(E), must equal the block's
+    chain[h]      --state_root / receipts_root-->  the state or receipt proof
+
+Every check answers True or False: a proof that is malformed in any way (missing fields,
+bad hex, wrong lengths, undecodable block or QC) is simply not a proof, so it is False,
+never an exception.
+"""
+
+from __future__ import annotations
+
+from tfnode import _core, crypto
+from tfnode.execution import roots
+
+Validator = tuple[int, int, bytes]
+
+
+def _verify_qc(qc: bytes, validators: list[Validator]) -> tuple[int, int, int, bytes]:
+    """(epoch, round, height, block_id) a QC certifies; raises if the signatures fail. The
+    one place the validator set is consulted (tests swap in the core's test-key variant)."""
+    return _core.consensus_verify_qc(qc, validators)
+
+
+def _b(x, n: int | None = None) -> bytes:
+    if type(x) is not str:
+        raise ValueError("expected a hex string")
+    b = bytes.fromhex(x)
+    if n is not None and len(b) != n:
+        raise ValueError(f"expected {n} bytes")
+    return b
+
+
+def _int(x) -> int:
+    if type(x) is not int or x < 0:
+        raise ValueError("expected a non-negative integer")
+    return x
+
+
+def certified_root(proof: dict, validators: list[Validator]) -> tuple[int, bytes, bytes] | None:
+    """The (height h, state_root(h), receipts_root(h)) that the proof's certificate and chain
+    vouch for, or None if the certificate or the chain does not check out."""
+    try:
+        cert = proof["certificate"]
+        block_raw, qc = _b(cert["block"]), _b(cert["qc"])
+        _epoch, _round, _height, block_id = _verify_qc(qc, list(validators))
+        block = _core.consensus_decode_block(block_raw)
+        if block["id"] != bytes(block_id):
+            return None
+        h = _int(proof["height"])
+        chain = [(_int(e["height"]), _b(e["state_root"], 32), _b(e["receipts_root"], 32)) for e in proof["chain"]]
+        if not chain or chain[0][0] != h:
+            return None
+        last, root = roots.fold(_b(proof["prev_exec_root"], 32), chain)
+        if last != block["exec_height"] or root != block["exec_root"]:
+            return None
+        return h, chain[0][1], chain[0][2]
+    except Exception:  # noqa: BLE001 - anything malformed is "not a proof" (module docstring)
+        return None
+
+
+def receipt_hash(receipt: bytes) -> bytes:
+    """A receipt's leaf in the receipts root: SM3 of the receipt's bytes (docs/ledger.md).
+    A proof may carry the receipt's bytes or, 32 bytes long, its hash: no receipt encoding
+    is that short, and either way the path proves exactly that hash's place."""
+    return receipt if len(receipt) == 32 else crypto.sm3(receipt)
+
+
+def verify_state_proof(proof: dict, validators: list[Validator]) -> bool:
+    """True iff the QC-certified state at ``proof["height"]`` maps ``key`` to ``value``
+    (``value`` None: the key is absent)."""
+    try:
+        got = certified_root(proof, validators)
+        if got is None:
+            return False
+        key = _b(proof["key"])
+        value = None if proof["value"] is None else _b(proof["value"])
+        return _core.state_proof_verify(got[1], key, value, _b(proof["proof"])) is True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def verify_receipt_proof(proof: dict, validators: list[Validator]) -> bool:
+    """True iff the receipt ``proof["receipt"]`` (bytes or hash) is number ``index`` of the
+    ``count`` receipts of the QC-certified height ``proof["height"]``."""
+    try:
+        got = certified_root(proof, validators)
+        if got is None:
+            return False
+        path = [_b(p, 32) for p in proof["path"]]
+        return _core.receipt_verify(got[2], receipt_hash(_b(proof["receipt"])), _int(proof["index"]),
+                                    _int(proof["count"]), path) is True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def verify_proof(proof: dict, validators: list[Validator]) -> bool:
+    """A state proof (has ``key``) or a receipt proof (has ``receipt``), checked as such."""
+    if not isinstance(proof, dict):
+        return False
+    if "receipt" in proof:
+        return verify_receipt_proof(proof, validators)
+    if "key" in proof:
+        return verify_state_proof(proof, validators)
+    return False
