@@ -57,6 +57,7 @@ fn block_py<'py>(py: Python<'py>, b: &cons::Block) -> PyResult<Bound<'py, PyDict
     d.set_item("payload", PyList::new(py, b.payload.iter().map(|p| PyBytes::new(py, p)))?)?;
     d.set_item("exec_height", b.exec_height)?;
     d.set_item("exec_root", PyBytes::new(py, &b.exec_root))?;
+    d.set_item("parent", PyBytes::new(py, &b.parent_qc.data.block_id))?;
     d.set_item("bytes", PyBytes::new(py, &b.to_bytes()))?;
     Ok(d)
 }
@@ -249,6 +250,24 @@ fn consensus_decode_block<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'
     Ok(d)
 }
 
+/// The kind of a consensus message and the blocks it carries (a proposal: one; a sync
+/// answer: its blocks), so the host can make sure it holds every batch a block names
+/// before the core votes for it. Raises on malformed bytes.
+#[pyfunction]
+fn consensus_message_blocks<'py>(py: Python<'py>, data: &[u8]) -> PyResult<(&'static str, Bound<'py, PyList>)> {
+    let m = cons::Message::decode(data).map_err(err)?;
+    let (kind, blocks): (&'static str, Vec<&cons::Block>) = match &m {
+        cons::Message::Proposal(p) => ("proposal", vec![&p.block]),
+        cons::Message::Vote(_) => ("vote", vec![]),
+        cons::Message::Timeout(_) => ("timeout", vec![]),
+        cons::Message::Tc(_) => ("tc", vec![]),
+        cons::Message::SyncRequest(_) => ("sync_request", vec![]),
+        cons::Message::SyncResponse(s) => ("sync_response", s.blocks.iter().collect()),
+    };
+    let list = PyList::new(py, blocks.into_iter().map(|b| block_py(py, b)).collect::<PyResult<Vec<_>>>()?)?;
+    Ok((kind, list))
+}
+
 /// Checks a QC (bytes of a "commit" action, or from a peer) against the validator set of
 /// its epoch with SM2, and returns (epoch, round, height, block_id). A light client or a
 /// node catching up uses it to trust a block id, hence its state root. Raises on failure.
@@ -267,6 +286,7 @@ fn consensus_verify_qc<'py>(py: Python<'py>, qc: &[u8], validators: Vec<(u32, u6
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(consensus_decode_block, m)?)?;
     m.add_function(wrap_pyfunction!(consensus_verify_qc, m)?)?;
+    m.add_function(wrap_pyfunction!(consensus_message_blocks, m)?)?;
     m.add_class::<PyConsensusCore>()?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(consensus_test_public_key, m)?)?;
