@@ -169,6 +169,8 @@ class ChainStore:
         state_writes: Iterable[tuple[bytes, bytes | None]] | None = None,
         tree_writes: Iterable[tuple[bytes, bytes | None]] = (),
         state_root: bytes | None = None,
+        exec_record: bytes | None = None,
+        batches: Iterable[tuple[bytes, bytes]] = (),
     ) -> bool:
         """Store committed block ``height`` in one atomic synced batch. Returns True if
         written, False if this exact block is already stored (recovery replay: a no-op).
@@ -177,7 +179,9 @@ class ChainStore:
         per tx or None. ``events``: ``(tx_index, contract, name, payload)`` in block order.
         ``state_writes``: ``(key, value-or-None)``; None takes (and clears) ``self.state``'s
         pending writes. ``tree_writes``: tree nodes ``(node_key, bytes-or-None)``.
-        ``state_root``: the root after this block, when executed.
+        ``state_root``: the root after this block, when executed. ``exec_record``: state
+        root + receipts root + execution root (96 bytes). ``batches``: ``(digest, encoded
+        batch)`` of the mempool batches the block names, kept so peers can fetch them.
         Raises ``CommitConflict`` if the height holds a different block, ``CommitError`` if
         the height is not the next one or a transaction already committed."""
         hb = K.u64(height)
@@ -210,6 +214,12 @@ class ChainStore:
             root = K.check_hash(state_root, "state root")
             b.put(p + K.ROOT + hb, root)
             b.put(p + K.META + K.META_EXEC, hb + root)
+        if exec_record is not None:
+            if type(exec_record) is not bytes or len(exec_record) != 96:
+                raise StorageValueError("exec record must be 96 bytes")
+            b.put(p + K.EXEC + hb, exec_record)
+        for digest, data in batches:
+            b.put(p + K.BATCH + K.check_hash(digest, "batch digest"), check_value(data, "batch"))
         b.put(p + K.META + K.META_HEAD, hb + block_hash)
         if head is None:
             b.put(p + K.META + K.META_BASE, hb)
@@ -343,6 +353,20 @@ class ChainStore:
 
     def state_root(self, height: int) -> bytes | None:
         return self.kv.get(self._k(K.ROOT, K.u64(height)))
+
+    def exec_record(self, height: int) -> bytes | None:
+        """state root + receipts root + execution root of ``height`` (96 bytes), if executed."""
+        return self.kv.get(self._k(K.EXEC, K.u64(height)))
+
+    def batch(self, digest: bytes) -> bytes | None:
+        """A committed mempool batch's encoding."""
+        return self.kv.get(self._k(K.BATCH, K.check_hash(digest, "batch digest")))
+
+    def tree_nodes(self):
+        """Every stored state-tree node ``(node key, bytes)``, for loading the tree at start-up."""
+        pre = self._p + K.NODE
+        cut = len(pre)
+        return ((k[cut:], v) for k, v in self.kv.iterate(pre, prefix_end(pre)))
 
     def block_txs(self, height: int) -> list[bytes]:
         raw = self.kv.get(self._k(K.TXLIST, K.u64(height))) or b""

@@ -11,6 +11,9 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
     P "H" hash           height of the block with this hash -> u64
     P "Q" u64 height     QC that certified the block at this height
     P "P" u64 height     state root after executing this height
+    P "V" u64 height     execution record: state root + receipts root + execution root
+                         (docs/rpc.md: the chained root a block certifies)
+    P "A" digest         a committed mempool batch (its encoding), for peers catching up
     P "L" u64 height     the block's tx hashes in order: (u8 len + hash)*
     P "T" tx hash        u64 height + u32 index + transaction bytes
     P "R" tx hash        receipt bytes
@@ -45,6 +48,7 @@ MAX_NAME = 255
 META, BLOCK, HASH, QC, ROOT, TXLIST, TX, RECEIPT, REPLAY, EVENT, STATE, NODE, SAFETY = (
     b"M", b"B", b"H", b"Q", b"P", b"L", b"T", b"R", b"X", b"E", b"S", b"N", b"Z",
 )
+EXEC, BATCH = b"V", b"A"
 META_HEAD, META_BASE, META_EXEC = b"head", b"base", b"exec"
 
 _U64 = struct.Struct(">Q")

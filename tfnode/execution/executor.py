@@ -1,0 +1,249 @@
+"""Execute committed blocks in order, deterministically, and store each in one synced batch.
+
+    ex = ChainExecutor(store, genesis)
+    ex.open()                                # genesis state, or the state tree from disk
+    out = ex.execute(block, batches)         # block: the commit action's dict; batches: raws per digest
+    ex.commit(out, qc)                       # one atomic synced write: block, txs, receipts, state, tree
+    ex.exec_root                             # what ("executed", h, id, exec_root) tells the core
+
+A block's transactions are its batches' transactions in payload order. A transaction is
+**dropped** (not stored, no receipt) when its hash or its replay key already committed or
+appeared earlier in the block, or when its expiry height is below the block's height: the
+same rule on every node, so dropping never diverges. Every other transaction executes and
+gets a receipt, failed or not; a failed one changes nothing but the replay record.
+
+State (one key/value space, one sparse Merkle tree over all of it):
+
+    b"\\x00r/" + replay key     -> u64 expiry        (replay protection, certified like the rest)
+    b"\\x00a/" + address        -> balance           (tfnode.execution.asset)
+    everything else                                  (the contract runtime: governance, contracts)
+
+After the block: ``state_root`` = the tree's root, ``receipts_root`` = RFC 6962 root over the
+receipt hashes, ``exec_root`` = :func:`tfnode.execution.roots.exec_root` chained on the
+previous height. The tree keeps the last :data:`KEEP_VERSIONS` heights readable (proofs);
+older stale nodes are deleted from memory and, in later blocks' batches, from disk.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tfnode import _core, crypto
+from tfnode.execution import asset
+from tfnode.execution.args import decode_call_args
+from tfnode.execution.roots import ZERO, exec_root, genesis_exec_root
+from tfnode.runtime.encoding import EncodingError, encode
+from tfnode.runtime.executor import STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
+
+log = logging.getLogger(__name__)
+
+REPLAY_PREFIX = b"\x00r/"
+KEEP_VERSIONS = 256
+_U64 = struct.Struct(">Q")
+
+
+class ExecutionError(Exception):
+    """The node cannot execute (missing genesis contract source, corrupt stored state)."""
+
+
+@dataclass(slots=True)
+class BlockOutput:
+    height: int
+    block: dict
+    txs: list = field(default_factory=list)        # [(tx_hash, raw)] executed, in order
+    decoded: list = field(default_factory=list)    # [Transaction]
+    receipts: list = field(default_factory=list)   # [Receipt]
+    batches: list = field(default_factory=list)    # [(digest, encoded batch)]
+    state_root: bytes = ZERO
+    receipts_root: bytes = ZERO
+    exec_root: bytes = ZERO
+    tree_writes: list = field(default_factory=list)
+    dropped: int = 0
+    seconds: float = 0.0
+
+
+class ChainExecutor:
+    def __init__(self, store: Any, genesis: Any, *, genesis_dir: Path | None = None,
+                 contracts_dir: Path | None = None) -> None:
+        self.store = store
+        self.genesis_dir = genesis_dir
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.contracts_dir = contracts_dir
+        self.runtime = Runtime(store.state)
+        self.tree = _core.StateTree()
+        self.height = 0
+        self.state_root = ZERO
+        self.exec_root = ZERO
+        self._carry: list = []  # tree nodes of version 0, written with block 1
+        self._stale: collections.deque[tuple[int, list[bytes]]] = collections.deque()
+        self._addr: dict[bytes, str] = {}
+        self.genesis_exec_root = ZERO
+        self.genesis_state_root = ZERO
+
+    # ---- start-up ---------------------------------------------------------------------------
+    def open(self) -> None:
+        """Load the executed state, or build the genesis state when nothing is stored."""
+        writes = self._genesis_writes()
+        self.tree = _core.StateTree()
+        g_root, g_nodes, _ = self.tree.apply(0, writes)
+        self.genesis_exec_root = genesis_exec_root(g_root)
+        self.genesis_state_root = g_root
+        ex = self.store.executed()
+        if ex is None:
+            for k, v in writes:
+                self.store.state.put(k, v)
+            self._carry = list(g_nodes)
+            self.height, self.state_root, self.exec_root = 0, g_root, self.genesis_exec_root
+            return
+        height = ex[0]
+        rec = self.store.exec_record(height)
+        if rec is None:
+            raise ExecutionError(f"height {height} is executed but its execution record is missing")
+        self.store.state.discard()
+        self.tree = _core.StateTree()
+        self.tree.load_nodes(self.store.tree_nodes(), version=height)
+        if self.tree.root(height) != rec[:32]:
+            raise ExecutionError(f"state tree loaded from disk has root {self.tree.root(height).hex()}, "
+                                 f"but height {height} recorded {rec[:32].hex()}: the stored state is damaged")
+        self.height, self.state_root, self.exec_root = height, rec[:32], rec[64:]
+
+    def _genesis_writes(self) -> list[tuple[bytes, bytes | None]]:
+        """Governance members, genesis contracts and asset allocations, as sorted writes."""
+        from tfnode.runtime.state import MemoryState
+
+        g = self.genesis
+        mem = MemoryState()
+        rt = Runtime(mem)
+        members = []
+        for m in g.members:
+            pk = crypto.PublicKey.from_bytes(bytes.fromhex(m["public_key"]))
+            members.append({"address": crypto.address(pk), "organisation": m["name"], "roles": [m["role"]]})
+        contracts = []
+        for c in g.contracts:
+            src = self._contract_source(c)
+            contracts.append((c["name"], src, tuple(c.get("args", ()))))
+        block = BlockCtx(0, g.genesis_time_ms // 1000, g.hash, g.chain_id)
+        rt.genesis(members, g.policy, contracts, block=block)
+        for k, v in asset.genesis_writes(g.allocations):
+            mem.put(k, v)
+        return sorted(mem.items())
+
+    def _contract_source(self, c: dict) -> str:
+        want = bytes.fromhex(c["sm3"])
+        candidates = []
+        if self.contracts_dir is not None:
+            candidates.append(Path(self.contracts_dir) / Path(c["file"]).name)
+        if self.genesis_dir is not None:
+            candidates.append(Path(self.genesis_dir) / c["file"])
+        candidates.append(Path(__file__).resolve().parents[2] / c["file"])
+        for p in candidates:
+            if p.is_file():
+                data = p.read_bytes()
+                if crypto.sm3(data) == want:
+                    return data.decode()
+        raise ExecutionError(f"genesis contract {c['name']!r}: no source file {c['file']} with SM3 {c['sm3'][:16]}... "
+                             f"(looked in {', '.join(str(p.parent) for p in candidates)})")
+
+    # ---- blocks -----------------------------------------------------------------------------
+    def address_of(self, sender: bytes) -> str:
+        a = self._addr.get(sender)
+        if a is None:
+            if len(self._addr) > 65536:
+                self._addr.clear()
+            a = self._addr[sender] = crypto.address(crypto.PublicKey.from_bytes(sender))
+        return a
+
+    def execute(self, block: dict, batches: list[tuple[bytes, list[bytes]]]) -> BlockOutput:
+        """Execute ``block`` (height must be the next one) over ``batches`` = [(digest, raws)]
+        in payload order. Leaves the state writes pending in ``store.state``."""
+        height = block["height"]
+        if height != self.height + 1:
+            raise ExecutionError(f"execute height {height}, but the state is at height {self.height}")
+        out = BlockOutput(height, block)
+        state = self.store.state
+        bctx = BlockCtx(height, block["timestamp_ms"] // 1000, block["id"], self.chain_id)
+        seen_hash: set[bytes] = set()
+        seen_rk: set[bytes] = set()
+        committed = self.store.replay.committed_among
+        for digest, raws in batches:
+            out.batches.append((digest, _core.batch_encode(raws)))
+            decoded = []
+            for raw in raws:
+                tx = _core.Transaction.decode(raw)
+                decoded.append((tx.hash(), raw, tx))
+            already = committed([h for h, _, _ in decoded])
+            for h, raw, tx in decoded:
+                rk = tx.replay_key()
+                rkey = REPLAY_PREFIX + rk
+                if (h in seen_hash or h in already or rk in seen_rk or tx.expiry < height
+                        or state.get(rkey) is not None):
+                    out.dropped += 1
+                    continue
+                seen_hash.add(h)
+                seen_rk.add(rk)
+                state.put(rkey, _U64.pack(tx.expiry))
+                out.txs.append((h, raw))
+                out.decoded.append(tx)
+                out.receipts.append(self._execute_tx(tx, h, bctx))
+        writes = state.writes()
+        root, new_nodes, stale = self.tree.apply(height, writes)
+        tree_writes = self._carry + list(new_nodes)
+        self._carry = []
+        self._stale.append((height, list(stale)))
+        while self._stale and self._stale[0][0] <= height - KEEP_VERSIONS:
+            _, old = self._stale.popleft()
+            tree_writes.extend((k, None) for k in old)
+        out.tree_writes = tree_writes
+        out.state_root = root
+        out.receipts_root = _core.receipts_root([r.hash() for r in out.receipts]) if out.receipts else ZERO
+        out.exec_root = exec_root(height, root, out.receipts_root, self.exec_root)
+        return out
+
+    def _execute_tx(self, tx: Any, tx_hash: bytes, bctx: BlockCtx) -> Receipt:
+        sender = self.address_of(tx.sender)
+        try:
+            args, kwargs = decode_call_args(tx.args)
+        except EncodingError as err:
+            return Receipt(STATUS_INVALID, 0, revert_reason=f"bad call arguments: {err}")
+        if tx.contract == asset.NAME:
+            return asset.execute(self.store.state, sender, tx.method, args, kwargs)
+        return self.runtime.execute(TxCall(sender, tx.contract, tx.method, args, kwargs, tx.gas_limit, tx_hash), bctx)
+
+    def commit(self, out: BlockOutput, qc: bytes) -> None:
+        """Store the executed block in one synced batch, then move the state forward."""
+        b = out.block
+        events = []
+        for i, r in enumerate(out.receipts):
+            for e in r.events:
+                events.append((i, e.contract, e.name, e.body or encode(e.fields)))
+        self.store.commit_block(
+            out.height, b["id"], b["bytes"], qc, txs=out.txs, receipts=[r.encode() for r in out.receipts],
+            events=events, state_writes=None, tree_writes=out.tree_writes, state_root=out.state_root,
+            exec_record=out.state_root + out.receipts_root + out.exec_root, batches=out.batches,
+        )
+        self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
+        if out.height > KEEP_VERSIONS and out.height % 32 == 0:
+            self.tree.prune(out.height - KEEP_VERSIONS)
+
+    def abandon(self) -> None:
+        """Drop a block's pending writes after a failed commit (the node stops next)."""
+        self.store.state.discard()
+
+    # ---- reads --------------------------------------------------------------------------------
+    def committed_replay_keys(self, replay_keys: list[bytes]) -> set[bytes]:
+        """Which of these replay keys a committed transaction already used (the mempool's check)."""
+        store = self.store
+        vals = store.kv.get_many([store._state_key(REPLAY_PREFIX + rk) for rk in replay_keys])
+        return {rk for rk, v in zip(replay_keys, vals) if v is not None}
+
+    def query(self, contract: str, method: str, args: tuple, kwargs: dict) -> Receipt:
+        if contract == asset.NAME:
+            return asset.query(self.store.state, method, args, kwargs)
+        return self.runtime.query(contract, method, args, kwargs,
+                                  block=BlockCtx(self.height, 0, b"", self.chain_id))
