@@ -26,19 +26,22 @@ from tfnode.node.keys import keygen as _keygen
 from tfnode.node.keys import load_public_key, write_placeholder, write_private_key
 
 DEFAULT_BASE_PORT = 26600
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHAIN_ID = "tf-main"
 
 
 def init(validators: int = 4, home: str | Path = "tfnode-home", base_port: int = DEFAULT_BASE_PORT,
          chain_id: str = DEFAULT_CHAIN_ID, json_out: bool = False, from_keys: list[str] | None = None,
          hosts: list[str] | None = None, base_timeout_ms: int = 1000, block_interval_ms: int = 200,
-         log_format: str = "plain") -> list[dict[str, Any]]:
+         log_format: str = "plain", allocations: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Create ``home/node-i`` (config.toml, node_key 0600, genesis.json) and ``home/genesis.json``.
 
     With ``from_keys`` (paths of ``.pub`` files made by ``keygen`` on each member's
     machine), the consortium is built from those public keys; a node folder receives a
     private key only if the file beside the ``.pub`` (same name without ``.pub``) is
     readable here, else a placeholder telling the member where to put its own key.
+    ``allocations``: extra genesis balances of the built-in ``asset`` module (every member
+    gets one anyway). Each node folder gets a copy of the genesis contracts' sources.
     Returns (and with ``json_out`` prints) each node's name, home, P2P address and RPC URL.
     """
     home = Path(home)
@@ -67,7 +70,7 @@ def init(validators: int = 4, home: str | Path = "tfnode-home", base_port: int =
     if len(hosts) != n:
         raise ConfigError(f"{len(hosts)} hosts for {n} validators")
     names = [f"node-{i}" for i in range(n)]
-    g = make_genesis(chain_id, pubs, names=names)
+    g = make_genesis(chain_id, pubs, names=names, allocations=allocations)
     home.mkdir(parents=True, exist_ok=True)
     g.write(home / "genesis.json")
     p2p = [(hosts[i], base_port + 2 * i) for i in range(n)]
@@ -78,6 +81,10 @@ def init(validators: int = 4, home: str | Path = "tfnode-home", base_port: int =
         d.mkdir()
         os.chmod(d, 0o700)
         shutil.copyfile(home / "genesis.json", d / "genesis.json")
+        for c in g.contracts:
+            src = REPO_ROOT / c["file"]
+            (d / c["file"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, d / c["file"])
         peers = [Peer(names[j], pubs[j], p2p[j]) for j in range(n) if j != i]
         cfg = NodeConfig(home=d, chain_id=chain_id, name=names[i], listen=p2p[i], rpc=rpc[i], peers=peers,
                          base_timeout_ms=base_timeout_ms, block_interval_ms=block_interval_ms, log_format=log_format)

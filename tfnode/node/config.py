@@ -40,6 +40,8 @@ class NodeConfig:
     base_timeout_ms: int = 1000
     block_interval_ms: int = 200
     sync_batch: int = 64
+    rpc_max_connections: int = 256
+    expiry_window: int = 1000
 
     def path(self, rel: str) -> Path:
         p = Path(rel)
@@ -85,6 +87,7 @@ def load(home: Path) -> NodeConfig:
 def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
     node, p2p = raw["node"], raw["p2p"]
     cons, log, rpc = raw.get("consensus", {}), raw.get("log", {}), raw.get("rpc", {})
+    mp = raw.get("mempool", {})
     peers = [Peer(str(p["name"]), bytes.fromhex(p["public_key"]), _addr(p["address"], f"{where}: peer {p['name']}"))
              for p in p2p.get("peers", [])]
     cfg = NodeConfig(
@@ -102,7 +105,13 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         base_timeout_ms=int(cons.get("base_timeout_ms", 1000)),
         block_interval_ms=int(cons.get("block_interval_ms", 200)),
         sync_batch=int(cons.get("sync_batch", 64)),
+        rpc_max_connections=int(rpc.get("max_connections", 256)),
+        expiry_window=int(mp.get("expiry_window", 1000)),
     )
+    if not 1 <= cfg.rpc_max_connections <= 65536:
+        raise ConfigError(f"{where}: rpc.max_connections {cfg.rpc_max_connections}; must be 1..65536")
+    if not 1 <= cfg.expiry_window <= 1_000_000:
+        raise ConfigError(f"{where}: mempool.expiry_window {cfg.expiry_window}; must be 1..1000000")
     if not 1 <= cfg.sync_batch <= 64:
         raise ConfigError(f"{where}: consensus.sync_batch {cfg.sync_batch}; must be 1..64")
     if cfg.log_format not in LOG_FORMATS:
@@ -139,8 +148,16 @@ data_dir = "{cfg.data_dir}"
 listen = "{cfg.listen[0]}:{cfg.listen[1]}"
 
 [rpc]
-# JSON-RPC endpoint (reserved: served from the next release on).
+# JSON-RPC 2.0 over HTTP (POST /), WebSocket subscriptions (/ws), Prometheus (/metrics);
+# docs/rpc.md. Keep it on a private interface or behind a proxy you control.
 listen = "{cfg.rpc[0]}:{cfg.rpc[1]}"
+# Most concurrent client connections.
+max_connections = {cfg.rpc_max_connections}
+
+[mempool]
+# A transaction's expiry height must lie within this many blocks above the current height;
+# replay protection remembers a transaction until its expiry.
+expiry_window = {cfg.expiry_window}
 
 [consensus]
 # Round timeout at round 1 of a view change; doubles per consecutive timeout (cap 2^6).

@@ -1,11 +1,12 @@
 """The genesis document: the consortium's founding agreement, identical on every node.
 
 ``genesis.json`` names the chain, its start time, the member organisations with their roles,
-the validators (voting power, SM2 public key = PeerId) and the contracts deployed at genesis
-with their SM3 code hashes. Its canonical form (sorted keys, no spaces) hashes to the
-*genesis hash*; until transactions execute (next slice), the chain's state root is
-``SM3("tfnode/genesis-state/v1" || genesis hash)``: a node started from a different genesis
-can never agree on a root with the others, and empty blocks leave the root unchanged.
+the validators (voting power, SM2 public key = PeerId), the contracts deployed at genesis
+with their SM3 code hashes and init arguments, the approval policy for later deployments,
+and the initial balances of the built-in ``asset`` module. Its canonical form (sorted keys,
+no spaces) hashes to the *genesis hash*. The genesis *state* is what executing it writes
+(tfnode.execution: members, contracts, balances); its root starts the execution-root chain
+that blocks certify.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ class Genesis:
     genesis_time_ms: int
     members: list[dict[str, Any]]
     validators: list[Validator]
-    contracts: list[dict[str, str]] = field(default_factory=list)
+    contracts: list[dict[str, Any]] = field(default_factory=list)
+    allocations: dict[str, int] = field(default_factory=dict)  # asset balances at genesis
+    policy: dict[str, Any] | None = None  # deployment approval policy (None: the runtime default)
 
     # ---- derived ------------------------------------------------------------------------
     def to_json_obj(self) -> dict[str, Any]:
@@ -51,6 +54,8 @@ class Genesis:
                 for v in self.validators
             ],
             "contracts": self.contracts,
+            "allocations": self.allocations,
+            "policy": self.policy,
         }
 
     def canonical_bytes(self) -> bytes:
@@ -94,8 +99,9 @@ class Genesis:
                 Validator(int(v["id"]), str(v["name"]), bytes.fromhex(v["public_key"]), int(v["power"]))
                 for v in obj["validators"]
             ]
+            alloc = {str(a): int(n) for a, n in dict(obj.get("allocations") or {}).items()}
             g = cls(str(obj["chain_id"]), int(obj["genesis_time_ms"]), list(obj["members"]), vals,
-                    list(obj.get("contracts", [])))
+                    list(obj.get("contracts", [])), alloc, obj.get("policy"))
         except (KeyError, TypeError, ValueError) as err:
             if isinstance(err, ConfigError):
                 raise
@@ -119,20 +125,39 @@ class Genesis:
                 raise ConfigError(f"{where}: validator {v.id} public key is not an SM2 point: {err}") from None
         if not (1 <= len(self.chain_id.encode()) <= 64):
             raise ConfigError(f"{where}: chain id must be 1..64 bytes")
+        for addr, amount in self.allocations.items():
+            if not (addr.startswith("0x") and len(addr) == 42 and all(c in "0123456789abcdef" for c in addr[2:])):
+                raise ConfigError(f"{where}: allocation address {addr!r} is not 0x + 40 lowercase hex digits")
+            if not 0 < amount < 1 << 127:
+                raise ConfigError(f"{where}: allocation to {addr} must be in 1..2^127-1")
+        for c in self.contracts:
+            if not isinstance(c, dict) or not {"name", "file", "sm3"} <= set(c):
+                raise ConfigError(f"{where}: each contract needs name, file and sm3")
+            if not isinstance(c.get("args", []), list):
+                raise ConfigError(f"{where}: contract {c.get('name')!r} args must be a list")
+
+    def member_addresses(self) -> dict[str, str]:
+        """Member name -> account address."""
+        return {m["name"]: crypto.address(crypto.PublicKey.from_bytes(bytes.fromhex(m["public_key"])))
+                for m in self.members}
 
 
-def genesis_contracts(contracts_dir: Path | None = None) -> list[dict[str, str]]:
-    """``contracts/*.py`` with their SM3 code hashes (the sources genesis deploys)."""
+def genesis_contracts(contracts_dir: Path | None = None, init_args: dict[str, list] | None = None
+                      ) -> list[dict[str, Any]]:
+    """``contracts/*.py`` with their SM3 code hashes and init arguments (what genesis deploys)."""
     d = Path(contracts_dir) if contracts_dir else Path(__file__).resolve().parents[2] / "contracts"
     if not d.is_dir():
         return []
-    return [{"name": p.stem, "file": f"contracts/{p.name}", "sm3": crypto.sm3(p.read_bytes()).hex()}
+    init_args = init_args or {}
+    return [{"name": p.stem, "file": f"contracts/{p.name}", "sm3": crypto.sm3(p.read_bytes()).hex(),
+             "args": list(init_args.get(p.stem, []))}
             for p in sorted(d.glob("*.py")) if not p.name.startswith("_")]
 
 
 def make_genesis(chain_id: str, public_keys: list[bytes], *, names: list[str] | None = None,
                  roles: list[str] | None = None, powers: list[int] | None = None,
-                 genesis_time_ms: int | None = None, contracts_dir: Path | None = None) -> Genesis:
+                 genesis_time_ms: int | None = None, contracts_dir: Path | None = None,
+                 allocations: dict[str, int] | None = None) -> Genesis:
     """One member organisation per validator, roles in the order of :data:`ROLES` (the
     regulator comes fifth: with 4 validators the consortium is bank, customs, logistics,
     warehouse)."""
@@ -149,7 +174,16 @@ def make_genesis(chain_id: str, public_keys: list[bytes], *, names: list[str] | 
         for i in range(n)
     ]
     vals = [Validator(i, names[i], public_keys[i], powers[i]) for i in range(n)]
+    addrs = [crypto.address(crypto.PublicKey.from_bytes(pk)) for pk in public_keys]
+    # Init arguments of the contracts that need them: the voucher issuer of the blacklist is
+    # the regulator if there is one, else the first member; settlement trusts the L/C,
+    # factoring and forfaiting contracts to record interbank obligations.
+    issuer = addrs[roles.index("regulator")] if "regulator" in roles else addrs[0]
+    init_args = {"blacklist": [issuer], "settlement": [["letter_of_credit", "factoring", "forfaiting"]]}
+    # Every member starts with a balance of the built-in asset (payments, benchmarks).
+    alloc = {a: 10**15 for a in addrs}
+    alloc.update(allocations or {})
     g = Genesis(chain_id, genesis_time_ms if genesis_time_ms is not None else int(time.time() * 1000),
-                members, vals, genesis_contracts(contracts_dir))
+                members, vals, genesis_contracts(contracts_dir, init_args), alloc)
     g.check()
     return g

@@ -42,11 +42,13 @@ def free_base_port(n: int) -> int:
 
 class LocalConsortium:
     def __init__(self, root: Path, n: int = 4, chain_id: str = "tf-local",
-                 base_timeout_ms: int = 400, block_interval_ms: int = 50):
+                 base_timeout_ms: int = 400, block_interval_ms: int = 50,
+                 allocations: dict[str, int] | None = None):
         self.root, self.n, self.chain_id = Path(root), n, chain_id
         self.home = self.root / "net"
         self.nodes = cli_node.init(n, self.home, base_port=free_base_port(n), chain_id=chain_id,
-                                   base_timeout_ms=base_timeout_ms, block_interval_ms=block_interval_ms)
+                                   base_timeout_ms=base_timeout_ms, block_interval_ms=block_interval_ms,
+                                   allocations=allocations)
         self.procs: dict[int, subprocess.Popen] = {}
 
     def __enter__(self) -> LocalConsortium:
@@ -57,6 +59,12 @@ class LocalConsortium:
 
     def node(self, i: int) -> Path:
         return self.home / f"node-{i}"
+
+    def rpc_url(self, i: int) -> str:
+        return self.nodes[i]["rpc"]
+
+    def rpc_urls(self) -> list[str]:
+        return [n["rpc"] for n in self.nodes]
 
     def start(self, i: int) -> None:
         with open(self.root / f"node-{i}.log", "a") as log:
