@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,8 @@ def test_init_layout_permissions_config_and_genesis(tmp_path, capsys):
     assert all(len(bytes.fromhex(c["sm3"])) == 32 for c in g.contracts)
     for i in range(4):
         d = home / f"node-{i}"
-        assert sorted(p.name for p in d.iterdir()) == ["config.toml", "genesis.json", "node_key", "node_key.pub"]
+        assert sorted(p.name for p in d.iterdir()) == ["config.toml", "contracts", "genesis.json", "node_key", "node_key.pub"]
+        assert sorted(p.name for p in (d / "contracts").iterdir()) == sorted(Path(c["file"]).name for c in g.contracts)
         assert stat.S_IMODE((d / "node_key").stat().st_mode) == 0o600
         raw = tomllib.loads((d / "config.toml").read_text())
         assert raw["node"]["chain_id"] == "tf-test" and len(raw["p2p"]["peers"]) == 3

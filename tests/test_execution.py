@@ -1,0 +1,199 @@
+"""Block execution: the asset module, contracts, replay rules, state tree, exec-root chain."""
+
+from __future__ import annotations
+
+import pytest
+
+from tfnode import _core, crypto
+from tfnode.execution import asset
+from tfnode.execution.args import decode_call_args, encode_call_args
+from tfnode.execution.executor import REPLAY_PREFIX, ChainExecutor, ExecutionError
+from tfnode.execution.roots import ZERO, exec_root, fold, genesis_exec_root
+from tfnode.node.genesis import make_genesis
+from tfnode.runtime.encoding import EncodingError
+from tfnode.storage import ChainStore, open_rocks
+
+CHAIN = "tf-exec"
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return [crypto.PrivateKey.generate() for _ in range(4)]
+
+
+@pytest.fixture(scope="module")
+def genesis(keys):
+    return make_genesis(CHAIN, [k.public_key().to_bytes(compressed=True) for k in keys], genesis_time_ms=1_700_000_000_000)
+
+
+def open_exec(path, genesis):
+    kv = open_rocks(path)
+    store = ChainStore(kv, CHAIN)
+    ex = ChainExecutor(store, genesis)
+    ex.open()
+    return kv, store, ex
+
+
+def tx(key, method="transfer", args=(), *, nonce, expiry=50, contract="asset", chain=CHAIN):
+    t = _core.Transaction(chain.encode(), nonce, expiry, 1_000_000, contract, method, encode_call_args(args))
+    t.sign(key.to_bytes())
+    return t.encode()
+
+
+def block(h, payload=()):
+    return {"height": h, "id": crypto.sm3(b"block %d" % h), "timestamp_ms": 1_700_000_000_000 + h * 1000,
+            "bytes": b"block bytes %d" % h, "payload": list(payload)}
+
+
+def run(ex, h, *batches):
+    digests = [_core.batch_digest(raws)[0] for raws in batches]
+    out = ex.execute(block(h, digests), list(zip(digests, batches)))
+    ex.commit(out, b"qc %d" % h)
+    return out
+
+
+def test_genesis_state_is_deterministic_and_funds_members(tmp_path, genesis, keys):
+    kv1, s1, e1 = open_exec(tmp_path / "a", genesis)
+    kv2, s2, e2 = open_exec(tmp_path / "b", genesis)
+    try:
+        assert e1.exec_root == e2.exec_root == genesis_exec_root(e1.state_root) and e1.state_root != ZERO
+        a0 = crypto.address(keys[0].public_key())
+        assert e1.query("asset", "balance", (a0,), {}).return_value == 10**15
+        # members are in governance with their organisation and role; genesis contracts exist
+        m = e1.query("governance", "member", (a0,), {})
+        assert m.ok and m.return_value["roles"] == [genesis.members[0]["role"]]
+        for c in genesis.contracts:
+            assert e1.query("governance", "contract", (c["name"],), {}).return_value is not None
+    finally:
+        s1.close(); kv1.close(); s2.close(); kv2.close()
+
+
+def test_a_different_genesis_gives_a_different_root(tmp_path, keys, genesis):
+    other = make_genesis(CHAIN, [k.public_key().to_bytes(compressed=True) for k in keys], genesis_time_ms=1_700_000_000_000,
+                         allocations={"0x" + "11" * 20: 5})
+    kv1, s1, e1 = open_exec(tmp_path / "a", genesis)
+    kv2, s2, e2 = open_exec(tmp_path / "b", other)
+    try:
+        assert e1.exec_root != e2.exec_root
+    finally:
+        s1.close(); kv1.close(); s2.close(); kv2.close()
+
+
+def test_transfers_replays_expiry_and_reopen(tmp_path, genesis, keys):
+    kv, store, ex = open_exec(tmp_path / "db", genesis)
+    a0, a1 = (crypto.address(k.public_key()) for k in keys[:2])
+    good = [tx(keys[0], args=(a1, 10), nonce=i) for i in range(5)]
+    too_much = tx(keys[2], args=(a1, 10**16), nonce=1)
+    bad_args = _core.Transaction(CHAIN.encode(), 9, 50, 10**6, "asset", "transfer", b"\x07junk")
+    bad_args.sign(keys[3].to_bytes())
+    resigned = tx(keys[0], args=(a1, 10), nonce=0)  # same replay key as good[0], other signature
+    out = run(ex, 1, good + [too_much, bad_args.encode()], [good[1], resigned])
+    assert [r.status for r in out.receipts] == ["ok"] * 5 + ["revert", "invalid"]
+    assert "insufficient balance" in out.receipts[5].revert_reason
+    assert out.dropped == 2  # good[1] again (same hash), resigned (same replay key)
+    assert ex.query("asset", "balance", (a1,), {}).return_value == 10**15 + 50
+    assert ex.query("asset", "balance", (a0,), {}).return_value == 10**15 - 50
+    assert out.receipts[0].events[0].fields == {"from": a0, "to": a1, "amount": 10}
+    # A committed transaction never executes again; an expired one is dropped.
+    expired = tx(keys[1], args=(a0, 1), nonce=77, expiry=1)
+    out2 = run(ex, 2, good[:2], [expired])
+    assert out2.txs == [] and out2.dropped == 3
+    assert ex.committed_replay_keys([_core.Transaction.decode(good[0]).replay_key(), b"\x01" * 32]) == {
+        _core.Transaction.decode(good[0]).replay_key()}
+    # Receipts, events and the exec record are stored; reopening finds the same state.
+    h0 = _core.Transaction.decode(good[0]).hash()
+    assert store.tx(h0).height == 1 and store.receipt(h0) == out.receipts[0].encode()
+    rec = store.exec_record(2)
+    assert rec == out2.state_root + out2.receipts_root + out2.exec_root
+    assert out2.exec_root == exec_root(2, out2.state_root, ZERO, out.exec_root)
+    root, height = ex.exec_root, ex.height
+    store.close(); kv.close()
+    kv, store, ex2 = open_exec(tmp_path / "db", genesis)
+    try:
+        assert (ex2.height, ex2.exec_root) == (height, root)
+        assert ex2.query("asset", "balance", (a1,), {}).return_value == 10**15 + 50
+    finally:
+        store.close(); kv.close()
+
+
+def test_execution_is_the_same_on_two_nodes(tmp_path, genesis, keys):
+    a1 = crypto.address(keys[1].public_key())
+    batches = [[tx(keys[i % 4], args=(a1, i + 1), nonce=i) for i in range(40)], [tx(keys[0], args=(a1, 1), nonce=100)]]
+    roots = []
+    for name in ("x", "y"):
+        kv, store, ex = open_exec(tmp_path / name, genesis)
+        try:
+            outs = [run(ex, 1, *batches), run(ex, 2)]
+            roots.append([(o.state_root, o.receipts_root, o.exec_root, [r.encode() for r in o.receipts]) for o in outs])
+        finally:
+            store.close(); kv.close()
+    assert roots[0] == roots[1]
+
+
+def test_state_proofs_verify_against_the_state_root(tmp_path, genesis, keys):
+    kv, store, ex = open_exec(tmp_path / "db", genesis)
+    try:
+        a1 = crypto.address(keys[1].public_key())
+        out = run(ex, 1, [tx(keys[0], args=(a1, 3), nonce=1)])
+        key = asset.balance_key(a1)
+        value, proof = ex.tree.get_with_proof(key, version=1)
+        assert int.from_bytes(value, "big") == 10**15 + 3
+        assert _core.state_proof_verify(out.state_root, key, value, proof)
+        assert not _core.state_proof_verify(out.state_root, key, (10**15).to_bytes(16, "big"), proof)
+        rk = REPLAY_PREFIX + _core.Transaction.decode(tx(keys[0], args=(a1, 3), nonce=1)).replay_key()
+        assert ex.tree.get(rk, version=1) is not None
+        absent, p2 = ex.tree.get_with_proof(b"no such key", version=1)
+        assert absent is None and _core.state_proof_verify(out.state_root, b"no such key", None, p2)
+    finally:
+        store.close(); kv.close()
+
+
+def test_exec_root_chain_folds():
+    s = [crypto.sm3(b"s%d" % i) for i in range(4)]
+    r = [crypto.sm3(b"r%d" % i) for i in range(4)]
+    g = genesis_exec_root(s[0])
+    e1 = exec_root(1, s[1], r[1], g)
+    e2 = exec_root(2, s[2], r[2], e1)
+    assert fold(g, [(1, s[1], r[1]), (2, s[2], r[2])]) == (2, e2)
+    assert fold(g, [(1, s[1], r[1]), (2, s[2], r[3])])[1] != e2
+    with pytest.raises(ValueError, match="skips"):
+        fold(g, [(1, s[1], r[1]), (3, s[2], r[2])])
+    with pytest.raises(ValueError, match="empty"):
+        fold(g, [])
+    with pytest.raises(ValueError, match="32 bytes"):
+        exec_root(1, b"short", r[1], g)
+
+
+def test_call_args_round_trip_and_reject_garbage():
+    data = encode_call_args(["0x" + "ab" * 20, 5], {"memo": b"x"})
+    assert decode_call_args(data) == (("0x" + "ab" * 20, 5), {"memo": b"x"})
+    assert decode_call_args(b"") == ((), {})
+    for bad in (b"\x01", b"\x09abc", encode_call_args([1])[:-1]):
+        with pytest.raises(EncodingError):
+            decode_call_args(bad)
+
+
+def test_asset_rejects_bad_calls(tmp_path, genesis, keys):
+    kv, store, ex = open_exec(tmp_path / "db", genesis)
+    try:
+        a1 = crypto.address(keys[1].public_key())
+        calls = [("transfer", ("0xABC", 1)), ("transfer", (a1, 0)), ("transfer", (a1, -5)), ("transfer", (a1,)),
+                 ("mint", (a1, 5)), ("transfer", (a1, True))]
+        out = run(ex, 1, [tx(keys[0], m, a, nonce=i) for i, (m, a) in enumerate(calls)])
+        assert [r.status for r in out.receipts] == ["invalid"] * len(calls)
+        assert all(r.writes == () for r in out.receipts)
+        assert ex.query("asset", "balance", (crypto.address(keys[0].public_key()),), {}).return_value == 10**15
+    finally:
+        store.close(); kv.close()
+
+
+def test_missing_contract_source_is_a_clear_error(tmp_path, genesis):
+    g = make_genesis(CHAIN, [v.public_key for v in genesis.validators])
+    g.contracts = [dict(g.contracts[0], sm3="00" * 32)]
+    kv = open_rocks(tmp_path / "db")
+    store = ChainStore(kv, CHAIN)
+    try:
+        with pytest.raises(ExecutionError, match="no source file"):
+            ChainExecutor(store, g).open()
+    finally:
+        store.close(); kv.close()
