@@ -32,6 +32,8 @@ class Kind(enum.IntEnum):
     BATCH = 0x11  # a mempool batch disseminated ahead of consensus
     SYNC_REQUEST = 0x12
     SYNC_RESPONSE = 0x13
+    BATCH_REQUEST = 0x14  # ask a peer for mempool batches by digest (tfnode/mempool/wire.py)
+    BATCH_RESPONSE = 0x15  # the batches of a BATCH_REQUEST that the peer holds
     # gossip
     TX_GOSSIP = 0x90
     BATCH_ANNOUNCE = 0x91

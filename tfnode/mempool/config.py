@@ -1,0 +1,39 @@
+"""Mempool limits (defaults and reasons in docs/mempool.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tfnode import _core
+from tfnode.mempool.wire import MAX_BATCH_BYTES, MAX_REQUEST_DIGESTS
+
+
+@dataclass
+class MempoolConfig:
+    capacity: int = 200_000  # pending transactions in the pool (queued + in pending batches)
+    per_sender: int = 50_000  # pending transactions per sender key (fairness)
+    expiry_window: int = 1000  # a tx's expiry must be in (height, height + window]
+    batch_max_txs: int = 2000  # <= _core.BATCH_MAX_TXS
+    batch_max_bytes: int = 4 * 1024 * 1024  # encoded transactions per batch; one batch is one frame
+    batch_delay_ms: int = 10  # seal a partial batch after its oldest tx waited this long
+    max_pending_batches: int = 4096  # sealed batches not yet committed (own + peers')
+    max_pending_bytes: int = 1 << 30  # their transaction bytes
+    max_payload: int = 64  # batch digests per proposal (one BATCH_REQUEST can name them all)
+    committed_cache_bytes: int = 64 * 1024 * 1024  # raws of recently committed batches kept in memory
+    resend_on_connect: int = 256  # own unproposed batches re-sent to a validator that (re)connects
+
+    def __post_init__(self) -> None:
+        for name in ("capacity", "per_sender", "expiry_window", "batch_max_txs", "batch_max_bytes",
+                     "max_pending_batches", "max_pending_bytes", "max_payload"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"mempool {name} must be at least 1, not {getattr(self, name)}")
+        if self.batch_max_txs > _core.BATCH_MAX_TXS:
+            raise ValueError(f"mempool batch_max_txs {self.batch_max_txs} exceeds the batch cap {_core.BATCH_MAX_TXS}")
+        # A batch travels in one frame, alone (BATCH) or in a response (BATCH_RESPONSE).
+        limit = MAX_BATCH_BYTES - 5 - 4 * self.batch_max_txs
+        if self.batch_max_bytes > limit:
+            raise ValueError(f"mempool batch_max_bytes {self.batch_max_bytes} exceeds {limit} (one frame)")
+        if self.max_payload > MAX_REQUEST_DIGESTS:
+            raise ValueError(f"mempool max_payload {self.max_payload} exceeds {MAX_REQUEST_DIGESTS}")
+        if self.batch_delay_ms < 0 or self.committed_cache_bytes < 0 or self.resend_on_connect < 0:
+            raise ValueError("mempool batch_delay_ms, committed_cache_bytes and resend_on_connect must be >= 0")

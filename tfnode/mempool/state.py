@@ -1,0 +1,162 @@
+"""The mempool's bookkeeping, without I/O: unsealed transactions, pending batches, replay
+keys, per-sender and per-origin counts, and a short memory of committed batches.
+
+Invariants (checked by tests through :meth:`PoolState.check`):
+
+* ``refs[k]`` = copies of replay key ``k`` in the queue plus in pending batches (two
+  validators may both batch a transaction a client sent to both; at most one copy commits,
+  the executor's replay guard sees to that). A key is in the queue at most once, and never
+  while a pending batch holds it.
+* ``per_sender[s]`` = transactions of sender ``s`` in the queue and in pending batches.
+* ``size`` = len(queue) + transactions in pending batches.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+from tfnode.mempool.queue import QueuedTx, TxQueue
+
+#: Digests of committed batches remembered (so a late copy is not taken for a new batch).
+RECENT_COMMITTED = 65_536
+
+
+@dataclass(slots=True)
+class PendingBatch:
+    digest: bytes
+    raws: list[bytes]
+    replay_keys: list[bytes]
+    senders: list[bytes]
+    max_expiry: int  # no transaction in it can commit above this height
+    origin: bytes  # PeerId of the validator that sealed it (or answered a fetch for it)
+    nbytes: int
+    ready: bool  # disseminated: may be proposed
+    sent_to: set[bytes] = field(default_factory=set)  # own batches: validators it was queued for
+
+
+class PoolState:
+    def __init__(self) -> None:
+        self.queue = TxQueue()
+        self.batches: OrderedDict[bytes, PendingBatch] = OrderedDict()  # oldest first
+        self.refs: Counter[bytes] = Counter()
+        self.per_sender: Counter[bytes] = Counter()
+        self.origin_batches: Counter[bytes] = Counter()
+        self.origin_bytes: Counter[bytes] = Counter()
+        self.batched_txs = 0
+        self.batched_bytes = 0
+        self._recent_ids: OrderedDict[bytes, None] = OrderedDict()
+        self._recent_raws: OrderedDict[bytes, list[bytes]] = OrderedDict()
+        self._recent_bytes = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.queue) + self.batched_txs
+
+    # ---- queue --------------------------------------------------------------------------
+    def enqueue(self, tx: QueuedTx) -> None:
+        self.queue.push(tx)
+        self.refs[tx.replay_key] += 1
+        self.per_sender[tx.sender] += 1
+
+    def _unref(self, key: bytes, sender: bytes) -> None:
+        self.refs[key] -= 1
+        if self.refs[key] <= 0:
+            del self.refs[key]
+        self.per_sender[sender] -= 1
+        if self.per_sender[sender] <= 0:
+            del self.per_sender[sender]
+
+    def drop_queued(self, key: bytes) -> bool:
+        tx = self.queue.remove(key)
+        if tx is None:
+            return False
+        self._unref(key, tx.sender)
+        return True
+
+    def take(self, max_txs: int, max_bytes: int, height: int) -> tuple[list[QueuedTx], int]:
+        """Unsealed transactions for the next batch, and how many expired ones were dropped.
+        The taken ones keep their references: they move into the batch the caller adds."""
+        out, expired = [], 0
+        for tx in self.queue.take(max_txs, max_bytes):
+            if tx.expiry > height:
+                out.append(tx)
+            else:  # waited past its expiry: it can no longer commit
+                self._unref(tx.replay_key, tx.sender)
+                expired += 1
+        return out, expired
+
+    # ---- batches ------------------------------------------------------------------------
+    def holds(self, digest: bytes) -> bool:
+        """Pending, or committed recently."""
+        return digest in self.batches or digest in self._recent_ids
+
+    def add_batch(self, b: PendingBatch, *, from_queue: bool = False) -> int:
+        """Keep a sealed batch pending. ``from_queue``: its transactions were just taken from
+        our queue (their references move with them). Otherwise queued copies of its replay
+        keys are dropped (the batch carries them); returns how many."""
+        self.batches[b.digest] = b
+        self.origin_batches[b.origin] += 1
+        self.origin_bytes[b.origin] += b.nbytes
+        self.batched_txs += len(b.raws)
+        self.batched_bytes += b.nbytes
+        dropped = 0
+        if not from_queue:
+            for key, sender in zip(b.replay_keys, b.senders):
+                dropped += self.drop_queued(key)
+                self.refs[key] += 1
+                self.per_sender[sender] += 1
+        return dropped
+
+    def remove_batch(self, digest: bytes) -> PendingBatch | None:
+        b = self.batches.pop(digest, None)
+        if b is None:
+            return None
+        for key, sender in zip(b.replay_keys, b.senders):
+            self._unref(key, sender)
+        self.origin_batches[b.origin] -= 1
+        self.origin_bytes[b.origin] -= b.nbytes
+        if self.origin_batches[b.origin] <= 0:
+            del self.origin_batches[b.origin], self.origin_bytes[b.origin]
+        self.batched_txs -= len(b.raws)
+        self.batched_bytes -= b.nbytes
+        return b
+
+    # ---- committed ----------------------------------------------------------------------
+    def remember_committed(self, digest: bytes, raws: list[bytes] | None, cache_bytes: int) -> None:
+        self._recent_ids[digest] = None
+        self._recent_ids.move_to_end(digest)
+        while len(self._recent_ids) > RECENT_COMMITTED:
+            self._recent_ids.popitem(last=False)
+        if raws is None or digest in self._recent_raws:
+            return
+        self._recent_raws[digest] = raws
+        self._recent_bytes += sum(map(len, raws))
+        while self._recent_raws and self._recent_bytes > cache_bytes:
+            _, old = self._recent_raws.popitem(last=False)
+            self._recent_bytes -= sum(map(len, old))
+
+    def is_committed(self, digest: bytes) -> bool:
+        return digest in self._recent_ids
+
+    def recent_raws(self, digest: bytes) -> list[bytes] | None:
+        return self._recent_raws.get(digest)
+
+    # ---- tests --------------------------------------------------------------------------
+    def check(self) -> None:
+        """Recount everything from scratch and compare (tests call this)."""
+        refs: Counter[bytes] = Counter()
+        per: Counter[bytes] = Counter()
+        for sender, q in self.queue._senders.items():
+            for key, tx in q.items():
+                refs[key] += 1
+                per[sender] += 1
+        for b in self.batches.values():
+            for key, sender in zip(b.replay_keys, b.senders):
+                refs[key] += 1
+                per[sender] += 1
+                assert key not in self.queue, "a queued replay key is also in a pending batch"
+        assert refs == +self.refs, "replay key references out of step"
+        assert per == +self.per_sender, "per-sender counts out of step"
+        assert self.batched_txs == sum(len(b.raws) for b in self.batches.values())
+        assert self.size == len(self.queue) + self.batched_txs
