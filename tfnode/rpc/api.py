@@ -1,0 +1,43 @@
+"""``NodeAPI``: what the node implements for the RPC server (docs/rpc.md).
+
+Every method is called on the server's event loop, so it must not block for long: reads from
+storage and a ``@view`` query are fine, anything slower belongs in ``submit`` (a coroutine).
+Results are JSON-ready (hex strings, ints, str, bool, None, lists, dicts) in the shapes
+docs/rpc.md gives; contract values inside them go through ``tfnode.rpc.values.value_to_json``.
+To answer with an error, raise ``tfnode.rpc.errors.RpcError`` (``NotFound``, ``NotReady``...);
+any other exception becomes -32603 and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class NodeAPI(Protocol):
+    # None while the node runs; the reason once it has stopped itself (e.g. state divergence).
+    halted: str | None
+
+    def status(self) -> dict: ...
+
+    # One result per raw tx, in order: (tx_hash, None) admitted; (hash or None, reason) refused.
+    async def submit(self, raws: list[bytes]) -> list[tuple[bytes | None, str | None]]: ...
+
+    # By height or by hash (exactly one given); None if absent. ``txs`` adds the tx hashes.
+    def get_block(self, height: int | None = None, block_hash: bytes | None = None, txs: bool = False) -> dict | None: ...
+
+    def get_transaction(self, tx_hash: bytes) -> dict | None: ...
+
+    def get_receipt(self, tx_hash: bytes) -> dict | None: ...
+
+    # args/kwargs already converted to contract values (json_to_value).
+    def query(self, contract: str, method: str, args: list, kwargs: dict) -> dict: ...
+
+    def get_state(self, key: bytes) -> dict: ...
+
+    def get_state_proof(self, key: bytes) -> dict: ...
+
+    def get_receipt_proof(self, tx_hash: bytes) -> dict | None: ...
+
+    def validators(self) -> list[dict]: ...
+
+    def peers(self) -> list[dict]: ...

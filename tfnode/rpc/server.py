@@ -1,0 +1,291 @@
+"""``RpcServer``: JSON-RPC 2.0 over HTTP and WebSocket, /metrics and /health (docs/rpc.md).
+
+    POST /      one call or a batch      GET /ws       the same, plus subscriptions
+    GET /metrics                         GET /health   200 ok, or 503 once halted
+
+All of it runs on the node's event loop; ``publish_block`` must be called from that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import WSMsgType, web
+
+from tfnode.rpc import jsonrpc
+from tfnode.rpc.api import NodeAPI
+from tfnode.rpc.errors import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, TOO_MANY, RpcError, TooMany
+from tfnode.rpc.methods import Context, Methods
+from tfnode.rpc.metrics import CONTENT_TYPE_LATEST, NodeMetrics
+from tfnode.rpc.subs import Hub, WsConnection
+
+log = logging.getLogger("tfnode.rpc")
+
+# Calls one WebSocket connection may have running at once (wait_receipt holds one for up to
+# 30 s); beyond that a call is answered -32009 at once instead of piling up tasks.
+MAX_INFLIGHT_PER_WS = 64
+# Idle keep-alive connections count against max_connections; aiohttp's default keeps them an hour.
+KEEPALIVE_TIMEOUT = 75.0
+WS_HEARTBEAT = 30.0
+STOP_TIMEOUT = 2.0
+
+
+class RpcServer:
+    def __init__(
+        self,
+        api: NodeAPI,
+        metrics: NodeMetrics,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_body: int = 1 << 20,
+        max_batch_body: int = 16 << 20,
+        max_batch_calls: int = 100,
+        max_connections: int = 256,
+        max_subscriptions: int = 64,
+        max_queued: int = 1024,
+    ):
+        self.api = api
+        self.metrics = metrics
+        self.host = host
+        self.port = port
+        self.max_body = max_body
+        self.max_batch_body = max(max_batch_body, max_body)
+        self.max_batch_calls = max_batch_calls
+        self.max_connections = max_connections
+        self.max_subscriptions = max_subscriptions
+        self.max_queued = max_queued
+        self.hub = Hub()
+        self.waiters: dict[str, set[asyncio.Future]] = {}
+        self.waiting = 0
+        self.methods = Methods(self)
+        self._runner: web.AppRunner | None = None
+        self._over_limit: set = set()
+        self._running = False
+
+    # --- life cycle ---
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=self.max_batch_body, middlewares=[self._connection_limit])
+        app.router.add_post("/", self._post)
+        app.router.add_get("/ws", self._ws)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/health", self._health)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=STOP_TIMEOUT, keepalive_timeout=KEEPALIVE_TIMEOUT
+        )
+        await runner.setup()
+        self._limit_connections(runner.server)
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        self._running = True
+        log.info("rpc listening on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        self._running = False
+        conns = list(self.hub.conns)
+        for conn in conns:
+            conn.kill("node stopping", 1001)
+        closing = [c.closing for c in conns if c.closing is not None]
+        if closing:
+            await asyncio.wait(closing, timeout=STOP_TIMEOUT)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _limit_connections(self, server: web.Server) -> None:
+        # aiohttp has no connection limit of its own. Its server registers every connection
+        # in connection_made, one at a time on the loop, so counting there is exact; a
+        # connection over the limit is still accepted, but its requests are answered -32009
+        # and it is closed (an HTTP answer, not a reset the client cannot explain).
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler, transport):
+            if len(server.connections) >= self.max_connections:
+                self._over_limit.add(handler)
+            made(handler, transport)
+
+        def connection_lost(handler, exc=None):
+            self._over_limit.discard(handler)
+            lost(handler, exc)
+
+        server.connection_made = connection_made
+        server.connection_lost = connection_lost
+
+    @web.middleware
+    async def _connection_limit(self, request, handler):
+        if request.protocol in self._over_limit:
+            self.metrics.error(TOO_MANY)
+            err = TooMany("connections", self.max_connections)
+            resp = web.Response(status=503, body=jsonrpc.dumps(jsonrpc.error(None, err)), content_type="application/json")
+            resp.force_close()
+            return resp
+        return await handler(request)
+
+    # --- the node's side ---
+
+    def publish_block(self, block: dict, events: list[dict], receipts: dict[str, dict]) -> None:
+        """After each executed block: ``block`` as get_block returns it (``txs`` is dropped for
+        subscribers), ``events`` as subscribers get them (each with height, tx_hash, contract,
+        name, fields), ``receipts`` by lowercase tx hash hex. Never raises into the node."""
+        try:
+            waiters = self.waiters
+            if waiters:
+                for h, receipt in receipts.items():
+                    for fut in waiters.pop(h, ()):
+                        if not fut.done():
+                            fut.set_result(receipt)
+            self.metrics.receipts_published(receipts)
+            self.hub.publish(block, events, receipts)
+        except Exception:
+            log.exception("publish_block failed at height %r", block.get("height") if type(block) is dict else None)
+
+    # --- HTTP ---
+
+    def _too_large(self, why: str) -> bytes:
+        err = RpcError(
+            INVALID_REQUEST,
+            f"invalid request: body too large ({why})",
+            {"limit": self.max_body, "limit_submit_batch": self.max_batch_body},
+        )
+        self.metrics.request("invalid")
+        self.metrics.error(INVALID_REQUEST)
+        return jsonrpc.dumps(jsonrpc.error(None, err))
+
+    async def _post(self, request: web.Request) -> web.StreamResponse:
+        cl = request.content_length
+        body = None
+        if cl is None or cl <= self.max_batch_body:
+            try:
+                body = await request.read()  # capped at client_max_size = max_batch_body
+            except web.HTTPRequestEntityTooLarge:
+                pass
+        if body is None:
+            # The rest of the body is not read, so the connection cannot be reused.
+            resp = web.Response(body=self._too_large(f"over {self.max_batch_body} bytes"), content_type="application/json")
+            resp.force_close()
+            return resp
+        out, _ = await self.handle(body, None)
+        if out is None:
+            return web.Response(status=204)  # only notifications: nothing to answer
+        return web.Response(body=out, content_type="application/json")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self.metrics.set_status(halted=self.api.halted is not None)
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _health(self, request: web.Request) -> web.Response:
+        halted = self.api.halted
+        if halted is not None:
+            return web.Response(status=503, text=f"halted: {halted}")
+        if not self._running:
+            return web.Response(status=503, text="stopping")
+        return web.Response(text="ok")
+
+    # --- WebSocket ---
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=self.max_batch_body, heartbeat=WS_HEARTBEAT)
+        await ws.prepare(request)
+        conn = WsConnection(ws, request.transport, self.max_queued, self.max_subscriptions)
+        self.hub.conns.add(conn)
+        self.metrics.ws_opened()
+        tasks: set[asyncio.Task] = set()
+        try:
+            async for msg in ws:
+                if conn.closed:
+                    break
+                if msg.type == WSMsgType.TEXT:
+                    body = msg.data.encode()
+                elif msg.type == WSMsgType.BINARY:
+                    body = msg.data
+                else:
+                    continue
+                if len(tasks) >= MAX_INFLIGHT_PER_WS:
+                    conn.send(self._busy(body))
+                    continue
+                t = asyncio.get_running_loop().create_task(self._ws_call(conn, body))
+                tasks.add(t)
+                t.add_done_callback(tasks.discard)
+        finally:
+            for t in tasks:
+                t.cancel()
+            self.hub.drop_conn(conn)
+            await conn.finish()
+            self.metrics.ws_closed()
+        return ws
+
+    def _busy(self, body: bytes) -> bytes:
+        try:
+            obj = jsonrpc.loads(body)
+        except RpcError:
+            obj = None
+        id_ = obj.get("id") if type(obj) is dict and type(obj.get("id")) in (str, int) else None
+        self.metrics.error(TOO_MANY)
+        return jsonrpc.dumps(jsonrpc.error(id_, TooMany("calls in flight on this connection", MAX_INFLIGHT_PER_WS)))
+
+    async def _ws_call(self, conn: WsConnection, body: bytes) -> None:
+        out, after = await self.handle(body, conn)
+        if out is not None:
+            conn.send(out)
+        for action in after:
+            action()
+
+    # --- JSON-RPC ---
+
+    async def handle(self, body: bytes, conn: WsConnection | None) -> tuple[bytes | None, list]:
+        """One HTTP body or WebSocket message -> (response bytes or None, after-actions)."""
+        big = len(body) > self.max_body
+        # Only a submit_batch call may exceed max_body; a body that cannot be one is refused
+        # before it is parsed.
+        if big and b'"submit_batch"' not in body:
+            return self._too_large(f"over {self.max_body} bytes"), []
+        try:
+            obj = jsonrpc.loads(body)
+        except RpcError as err:
+            self.metrics.request("invalid")
+            self.metrics.error(err.code)
+            return jsonrpc.dumps(jsonrpc.error(None, err)), []
+        if big and not (type(obj) is dict and obj.get("method") == "submit_batch"):
+            return self._too_large(f"over {self.max_body} bytes and not a single submit_batch call"), []
+        ctx = Context(conn)
+        if type(obj) is not list:
+            return await self._one(obj, ctx), ctx.after
+        if not obj or len(obj) > self.max_batch_calls:
+            self.metrics.request("invalid")
+            self.metrics.error(INVALID_REQUEST)
+            why = "empty batch" if not obj else f"batch of {len(obj)} calls (limit {self.max_batch_calls})"
+            err = RpcError(INVALID_REQUEST, f"invalid request: {why}", {"limit": self.max_batch_calls})
+            return jsonrpc.dumps(jsonrpc.error(None, err)), []
+        parts = await asyncio.gather(*(self._one(o, ctx) for o in obj))
+        parts = [p for p in parts if p is not None]
+        return (b"[" + b",".join(parts) + b"]" if parts else None), ctx.after
+
+    async def _one(self, obj, ctx: Context) -> bytes | None:
+        m = self.metrics
+        try:
+            req = jsonrpc.parse_request(obj)
+        except RpcError as err:
+            m.request("invalid")
+            m.error(err.code)
+            return jsonrpc.dumps(jsonrpc.error(err.id, err))
+        fn = self.methods.table.get(req.method)
+        m.request(req.method if fn is not None else "unknown")
+        try:
+            if fn is None:
+                raise RpcError(METHOD_NOT_FOUND, f"method not found: {req.method[:64]!r}")
+            value = await fn(req.params, ctx)
+            if req.notify:
+                return None
+            return jsonrpc.dumps(jsonrpc.result(req.id, value))
+        except RpcError as err:
+            m.error(err.code)
+            return None if req.notify else jsonrpc.dumps(jsonrpc.error(req.id, err))
+        except Exception:
+            log.exception("rpc %s (id %r) failed", req.method, req.id)
+            m.error(INTERNAL_ERROR)
+            err = RpcError(INTERNAL_ERROR, "internal error")
+            return None if req.notify else jsonrpc.dumps(jsonrpc.error(req.id, err))
