@@ -298,13 +298,15 @@ class Mempool:
                 elif not st.is_committed(d):
                     st.remember_committed(d, None, cache)
                     self._drop_queued_of(self._committed_batch(d) or [])
-        # Batches none of whose transactions can commit any more (max expiry below the
-        # committed height): no honest leader proposes them, so nobody will need them.
-        for d in [d for d, b in st.batches.items() if b.max_expiry < self._committed_height]:
-            st.remove_batch(d)
-            self._counters["batches_expired"] += 1
         for bid in [bid for bid, (_, h, _) in self._blocks.items() if h <= self._committed_height]:
             del self._blocks[bid]
+        # Batches none of whose transactions can commit any more (max expiry below the
+        # committed height): no honest leader proposes them. A block above the committed
+        # height may still name one (a byzantine leader's): keep those, it must be executed.
+        named = {d for _, _, payload in self._blocks.values() for d in payload}
+        for d in [d for d, b in st.batches.items() if b.max_expiry < self._committed_height and d not in named]:
+            st.remove_batch(d)
+            self._counters["batches_expired"] += 1
         self._wake.set()
 
     def _drop_queued_of(self, raws: list[bytes]) -> None:
