@@ -121,6 +121,8 @@ class WsConnection:
             await self._writer
         except asyncio.CancelledError:
             pass
+        except Exception:  # a writer that died of something unforeseen must not stop cleanup
+            log.exception("websocket writer failed")
 
 
 def _notification(sub_id: str, payload: bytes) -> bytes:
