@@ -526,3 +526,49 @@ def test_async_client(server):
                     pass
 
     asyncio.run(main())
+
+
+# ---- tfnode status / tfnode block ----------------------------------------------------------
+
+
+def test_cli_status(server):
+    from typer.testing import CliRunner
+
+    from tfnode.cli import app
+
+    r = CliRunner().invoke(app, ["status", "--rpc", server.url])
+    assert r.exit_code == 0, r.output
+    for field in ("height", "41", "hash", "ab" * 32, "round", "50", "peers"):
+        assert field in r.output
+    r = CliRunner().invoke(app, ["status", "--rpc", server.url, "--json"])
+    assert r.exit_code == 0 and orjson.loads(r.output)["height"] == 41
+
+
+def test_cli_block(server):
+    from typer.testing import CliRunner
+
+    from tfnode.cli import app
+
+    r = CliRunner().invoke(app, ["block", "7", "--rpc", server.url])
+    assert r.exit_code == 0 and "cd" * 32 in r.output and "height" in r.output
+    r = CliRunner().invoke(app, ["block", "7", "--rpc", server.url, "--json"])
+    assert r.exit_code == 0 and orjson.loads(r.output)["hash"] == "cd" * 32
+    assert server.requests[-1]["params"] == {"height": 7, "txs": True}
+    r = CliRunner().invoke(app, ["block", "ab" * 32, "--rpc", server.url])
+    assert r.exit_code == 0 and server.requests[-1]["params"] == {"hash": "ab" * 32}
+    r = CliRunner().invoke(app, ["block", "999", "--rpc", server.url])
+    assert r.exit_code == 1 and r.output.strip() == "error: block 999 not found (code -32004)"
+    r = CliRunner().invoke(app, ["block", "twelve", "--rpc", server.url])
+    assert r.exit_code == 2 and "neither a height nor" in r.output
+
+
+def test_cli_unreachable_node():
+    from typer.testing import CliRunner
+
+    from tfnode.cli import app
+
+    url = dead_url()
+    for args in (["status"], ["block", "1"]):
+        r = CliRunner().invoke(app, [*args, "--rpc", url])
+        assert r.exit_code == 1
+        assert r.output.startswith(f"error: cannot reach node at {url}") and r.output.count("\n") == 1

@@ -94,6 +94,106 @@ def contract_check(
     raise typer.Exit(run_check([str(f) for f in files]))
 
 
+DEFAULT_RPC = "http://127.0.0.1:26601"
+
+
+def _rpc_call(url: str, fn):
+    """Run fn(client) against the node at url; a node that cannot be reached, or answers
+    with an error, is one line on stderr and exit status 1."""
+    from tfnode.client import Client, ClientError, RpcError
+
+    try:
+        with Client(url, timeout=10) as c:
+            return fn(c)
+    except (ClientError, RpcError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _print_json(obj) -> None:
+    import orjson
+
+    typer.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode())
+
+
+def _print_fields(rows: list[tuple[str, object]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        typer.echo(f"{k:<{width}}  {v}")
+
+
+@app.command()
+def status(
+    rpc: str = typer.Option(DEFAULT_RPC, "--rpc", help="the node's JSON-RPC URL"),
+    json_out: bool = typer.Option(False, "--json", help="print the status result as JSON"),
+) -> None:
+    """Show a node's height, block hash, round, peers and execution state."""
+    st = _rpc_call(rpc, lambda c: c.status())
+    if json_out:
+        return _print_json(st)
+    mem = st.get("mempool") or {}
+    _print_fields([
+        ("chain", st.get("chain_id")), ("node", st.get("node")), ("validator", st.get("validator")),
+        ("height", st.get("height")), ("hash", st.get("hash")), ("round", st.get("round")),
+        ("epoch", st.get("epoch")), ("peers", st.get("peers")), ("executed", st.get("executed_height")),
+        ("certified", st.get("certified_height")), ("state root", st.get("state_root")),
+        ("mempool", f"{mem.get('txs')} txs, {mem.get('batches')} batches"), ("halted", st.get("halted")),
+    ])
+
+
+@app.command()
+def block(
+    height: str = typer.Argument(..., help="block height, or a block hash (64 hex digits)"),
+    rpc: str = typer.Option(DEFAULT_RPC, "--rpc", help="the node's JSON-RPC URL"),
+    txs: bool = typer.Option(False, "--txs", help="list the transaction hashes too"),
+    json_out: bool = typer.Option(False, "--json", help="print the block object as JSON"),
+) -> None:
+    """Show one block: its hash, round, proposer, roots and transaction count."""
+    if height.isdigit():
+        b = _rpc_call(rpc, lambda c: c.get_block(int(height), txs=txs or json_out))
+    elif len(height.removeprefix("0x")) == 64:
+        b = _rpc_call(rpc, lambda c: c.get_block(hash=height, txs=txs or json_out))
+    else:
+        typer.echo(f"error: {height!r} is neither a height nor a 64-digit block hash", err=True)
+        raise typer.Exit(2)
+    if json_out:
+        return _print_json(b)
+    rows = [("height", b.get("height")), ("hash", b.get("hash")), ("round", b.get("round")),
+            ("epoch", b.get("epoch")), ("proposer", b.get("proposer")), ("timestamp_ms", b.get("timestamp_ms")),
+            ("txs", b.get("tx_count")), ("batches", len(b.get("batches") or ())),
+            ("state root", b.get("state_root")), ("receipts root", b.get("receipts_root")),
+            ("exec", f"height {b.get('exec_height')} root {b.get('exec_root')}")]
+    _print_fields(rows)
+    for h in b.get("txs") or () if txs else ():
+        typer.echo(f"  tx {h}")
+
+
+@app.command()
+def bench(
+    validators: int = typer.Option(None, "--validators", help="start a local consortium of this many (default 4)"),
+    rpc: str = typer.Option("", "--rpc", help="comma-separated RPC URLs of a running consortium instead"),
+    duration: float = typer.Option(10.0, "--duration", help="seconds of measured load"),
+    accounts: int = typer.Option(256, "--accounts", help="sending accounts"),
+    rate: float = typer.Option(0.0, "--rate", help="offered tx/s (0: as fast as the nodes take them)"),
+    key: Path = typer.Option(None, "--key", help="with --rpc: key file of a funded account that pays the bench accounts"),
+    txs: int = typer.Option(None, "--txs", help="transactions to pre-sign (default: rate x duration, capped)"),
+    batch: int = typer.Option(512, "--batch", help="transactions per submit_batch"),
+    inflight: int = typer.Option(20_000, "--inflight", help="most transactions submitted and not yet committed"),
+    json_out: bool = typer.Option(False, "--json", help="print the report as JSON (no progress display)"),
+) -> None:
+    """Measure committed throughput and latency of SM2-signed transfers (pre-signed)."""
+    from tfnode import bench as b
+
+    cfg = b.BenchConfig(validators=validators, rpc=[u for u in rpc.split(",") if u], duration=duration,
+                        accounts=accounts, rate=rate, key=key, txs=txs, batch=batch, inflight=inflight)
+    try:
+        cfg.validate()
+    except b.BenchError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(b.run_with_display(cfg, json_out))
+
+
 @app.command()
 def version() -> None:
     """Print the tfnode version."""

@@ -1,0 +1,203 @@
+"""tfnode.bench: the pure parts (percentiles, /proc readers, options), pre-signing, and the
+driver against a fake node that commits what it is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+
+import orjson
+import pytest
+from aiohttp import web
+from typer.testing import CliRunner
+
+from tfnode import _core, bench
+from tfnode.bench import BenchConfig, BenchError
+from tfnode.cli import app
+from tfnode.client import Account
+from tfnode.execution.args import decode_call_args
+
+
+def test_percentiles_nearest_rank():
+    assert bench.percentiles([]) == {50: None, 95: None, 99: None}
+    assert bench.percentiles([7.0]) == {50: 7.0, 95: 7.0, 99: 7.0}
+    vals = list(range(1, 101))  # 1..100
+    assert bench.percentiles(vals) == {50: 50, 95: 95, 99: 99}
+    assert bench.percentiles(list(reversed(vals)), ps=(1, 100)) == {1: 1, 100: 100}
+    assert bench.percentiles([3, 1, 2, 4]) == {50: 2, 95: 4, 99: 4}
+
+
+def test_proc_readers_on_this_process():
+    cpu = bench.proc_cpu_seconds(os.getpid())
+    assert cpu is not None and cpu >= 0
+    sum(i * i for i in range(200_000))  # burn a little CPU: the counter never goes back
+    assert bench.proc_cpu_seconds(os.getpid()) >= cpu
+    mem = bench.proc_memory_mb(os.getpid())
+    assert 1 < mem["rss_mb"] <= mem["peak_rss_mb"]
+
+
+def test_proc_readers_on_a_missing_process():
+    assert bench.proc_cpu_seconds(2**22 + 12345) is None
+    assert bench.proc_memory_mb(2**22 + 12345) is None
+    assert bench.NodeMeter([None]).read() == [{"pid": None, "cpu_s": None, "rss_mb": None, "rss_now_mb": None}]
+
+
+def test_proc_stat_parser_copes_with_odd_names(tmp_path, monkeypatch):
+    # A command name with spaces and ')' must not shift the fields.
+    line = b"42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 1 0 100 1000 10\n"
+    p = tmp_path / "stat"
+    p.write_bytes(line)
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda f, *a, **k: real_open(p if f == "/proc/42/stat" else f, *a, **k))
+    assert bench.proc_cpu_seconds(42) == (250 + 150) / bench._CLK_TCK
+
+
+def test_local_url_and_helpers():
+    assert bench.is_local_url("http://127.0.0.1:1") and bench.is_local_url("http://localhost:2/")
+    assert not bench.is_local_url("http://10.0.0.5:26601")
+    assert bench.split_counts(10, 3) == [4, 3, 3] and sum(bench.split_counts(7, 7)) == 7
+    assert bench.interleave([[1, 2, 3], [4], [5, 6]]) == [1, 4, 5, 2, 6, 3]
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"validators": 4, "rpc": ["http://a:1"]}, "give one of them"),
+    ({"key": "k"}, "needs --rpc"),
+    ({"validators": 0}, "--validators 0"),
+    ({"validators": 65}, "--validators 65"),
+    ({"rpc": ["a:1"]}, "expected http://host:port"),
+    ({"duration": 0}, "--duration 0"),
+    ({"duration": float("inf")}, "--duration inf"),
+    ({"accounts": 0}, "--accounts 0"),
+    ({"rate": -1}, "--rate -1"),
+    ({"batch": 9000}, "--batch 9000"),
+    ({"batch": 100, "inflight": 50}, "--inflight 50"),
+    ({"txs": 0}, "--txs 0"),
+])
+def test_config_validation(kw, message):
+    with pytest.raises(BenchError, match=message.replace("(", r"\(")):
+        BenchConfig(**kw).validate()
+
+
+def test_config_defaults():
+    c = BenchConfig(duration=5).validate()
+    assert c.validators == 4 and c.txs == 5 * bench.DEFAULT_PRESIGN_RATE
+    assert BenchConfig(duration=3, rate=100).validate().txs == 512  # at least one batch
+    assert BenchConfig(duration=1000).validate().txs == bench.MAX_PRESIGN
+    r = BenchConfig(rpc=["http://127.0.0.1:5"], key="k").validate()
+    assert r.validators is None
+
+
+def test_cli_rejects_bad_options():
+    r = CliRunner().invoke(app, ["bench", "--validators", "3", "--rpc", "http://a:1"])
+    assert r.exit_code == 2 and "give one of them" in r.output
+
+
+def test_presign_signs_valid_transfers_in_a_pool():
+    accts = [Account.generate() for _ in range(3)]
+    txs = bench.presign(accts, "tf-bench", 77, 10, processes=2)
+    assert len(txs) == 10 and len({h for _, h in txs}) == 10
+    senders = []
+    for raw_hex, h in txs:
+        tx = _core.Transaction.decode(bytes.fromhex(raw_hex))
+        assert tx.verify() and tx.hash().hex() == h
+        assert (tx.chain_id, tx.expiry, tx.contract, tx.method) == (b"tf-bench", 77, "asset", "transfer")
+        senders.append(tx.sender)
+        to, amount = decode_call_args(tx.args)[0]
+        assert amount == bench.TRANSFER_AMOUNT and to != Account.from_bytes(b"\x01" * 32).address
+    keys = [a.public_key_bytes for a in accts]
+    assert senders[:3] == keys  # interleaved: consecutive txs from different senders
+
+
+class FakeNode:
+    """submit_batch accepts all but the txs listed in `reject`; every 20 ms a block commits
+    what was accepted and is announced on /ws; get_block lists its tx hashes."""
+
+    def __init__(self, reject: set[str]):
+        self.reject, self.pending, self.blocks = reject, [], {}
+        self.height = 5
+        self.loop = asyncio.new_event_loop()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+
+    def _run(self, ready):
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_post("/", self._post)
+        app.router.add_get("/ws", self._ws)
+        self.runner = web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        self.loop.run_until_complete(web.SockSite(self.runner, self.sock).start())
+        ready.set()
+        self.loop.run_forever()
+
+    async def _post(self, request):
+        req = orjson.loads(await request.read())
+        p = req.get("params") or {}
+        if req["method"] == "submit_batch":
+            res = []
+            for raw in p["txs"]:
+                h = _core.sm3(bytes.fromhex(raw)).hex()
+                ok = h not in self.reject
+                if ok:
+                    self.pending.append(h)
+                res.append({"hash": h, "accepted": ok, "reason": None if ok else "bad signature"})
+            ans = {"result": {"results": res}}
+        elif req["method"] == "get_block":
+            ans = {"result": {"height": p["height"], "txs": self.blocks.get(p["height"], [])}}
+        elif req["method"] == "get_receipt":
+            ans = {"result": {"hash": p["hash"], "status": "ok", "return_value": None, "events": []}}
+        else:
+            ans = {"error": {"code": -32601, "message": "no"}}
+        return web.Response(body=orjson.dumps({"jsonrpc": "2.0", "id": req["id"], **ans}))
+
+    async def _ws(self, request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        req = orjson.loads((await ws.receive()).data)
+        await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "b"}).decode())
+        while not ws.closed:
+            await asyncio.sleep(0.02)
+            self.height += 1
+            self.blocks[self.height], self.pending = self.pending, []
+            if self.height % 3 == 0:
+                continue  # a notification the node never sent: the driver fetches the gap
+            await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {
+                "subscription": "b", "result": {"height": self.height}}}).decode())
+        return ws
+
+    def close(self):
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_drive_against_a_fake_node():
+    accts = [Account.generate() for _ in range(4)]
+    txs = bench.presign(accts, "tf-fake", 100, 300, processes=1)
+    node = FakeNode(reject={h for _, h in txs[:7]})
+    try:
+        cfg = BenchConfig(rpc=[node.url, node.url], duration=0.5, batch=50, inflight=100, txs=300,
+                          drain=5).validate()
+        seen = []
+        run = asyncio.run(bench.drive([node.url, node.url], txs, cfg, 5, tick=lambda t, e: seen.append(t.submitted)))
+    finally:
+        node.close()
+    tally = run["tally"]
+    assert tally.rejected == {"bad signature": 7}
+    assert tally.committed == 293 and tally.in_flight == 0 and tally.queued == 0
+    assert all(x >= 0 for x in tally.latencies) and seen
+    assert run["receipt_sample"] == {"ok": 20}
+    report = bench.summarize(run, cfg, 4, [], ["n"])
+    for k in ("committed", "tps", "p50_ms", "p95_ms", "p99_ms", "duration_s", "validators", "rejected", "nodes",
+              "presigned"):
+        assert k in report
+    assert report["presigned"] is True and report["rejected"] == {"bad signature": 7}
+    assert report["committed"] <= report["committed_total"] == 293
+    assert report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
