@@ -126,7 +126,7 @@ class AsyncClient:
         raw = build_tx(account, st["chain_id"], contract, method, args, kwargs, expiry=st["height"] + 100, **extra)
         h = await self.submit(raw)
         if h != tx_hash(raw).hex():
-            raise ClientError(f"node at {self.url} named transaction {tx_hash(raw).hex()} {h}")
+            raise ClientError(f"node at {self.url} answered hash {h} for transaction {tx_hash(raw).hex()}")
         return await self.wait_receipt(h, timeout) if wait else {"hash": h}
 
     async def subscribe(self, topic: str, **filters) -> AsyncIterator[dict]:

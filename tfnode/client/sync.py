@@ -140,5 +140,5 @@ class Client:
         raw = build_tx(account, st["chain_id"], contract, method, args, kwargs, expiry=st["height"] + 100, **extra)
         h = self.submit(raw)
         if h != tx_hash(raw).hex():
-            raise ClientError(f"node at {self.url} named transaction {tx_hash(raw).hex()} {h}")
+            raise ClientError(f"node at {self.url} answered hash {h} for transaction {tx_hash(raw).hex()}")
         return self.wait_receipt(h, timeout) if wait else {"hash": h}
