@@ -11,8 +11,11 @@ persist seq data       ``ChainStore.persist_safety`` (synced write) *then* feeds
                        kill -9 at any instant cannot lead to a double vote after restart
 send / request_sync    ``PeerManager.send`` to that validator's PeerId, kind CONSENSUS
 broadcast              ``PeerManager.broadcast`` on the chain, kind CONSENSUS
-commit blocks qc       ``ChainStore.commit_block`` per block (one synced batch each, in
-                       order), then ("executed", height, id, state_root, None) per block
+commit blocks qc       with an executor: queued for the execution task, which fetches any
+                       missing batch, executes the block, stores it with its transactions,
+                       receipts and state in one synced batch and feeds ("executed",
+                       height, id, exec_root, None); without one (tests of the core's
+                       plumbing): ``ChainStore.commit_block`` and a constant root
 set_timer round ms     one ``loop.call_later``; a new timer replaces the old one
 request_payload        asks the :class:`PayloadSource` (the mempool, later) in a task, then
                        feeds ("payload", round, digests, now_ms, None)
@@ -23,6 +26,12 @@ halt                   logged, then ``on_halt(reason)`` stops the node
 
 Sync requests for committed heights are answered from storage (:mod:`tfnode.node.sync`),
 the rest by the core.
+
+**Batches before votes.** A proposal names mempool batches by digest. The driver hands a
+proposal to the core only once every batch it names is held locally (fetched from the
+proposer, then the others, if missing), so a replica never votes for a block whose data it
+cannot execute and a faulty leader cannot get an unavailable batch committed; if the fetch
+fails the proposal is dropped and the round times out.
 
 Every consensus message (proposals, votes, timeouts, TCs and the core's sync requests and
 answers) travels under one envelope kind, ``Kind.CONSENSUS``: the core decodes and routes
@@ -131,7 +140,8 @@ class ConsensusDriver:
     def __init__(self, core: Any, store: ChainStore, net: PeerManager, chain_id: bytes,
                  validators: dict[int, bytes], *, state_root: bytes, payload: PayloadSource,
                  evidence_path: Path | None = None, on_commit: Callable[[list[dict]], None] | None = None,
-                 on_halt: Callable[[str], None] | None = None, sync_batch: int = 64) -> None:
+                 on_halt: Callable[[str], None] | None = None, sync_batch: int = 64,
+                 executor: Any = None, on_executed: Callable[[Any], None] | None = None) -> None:
         self.core = core
         self.store = store
         self.net = net
@@ -150,14 +160,23 @@ class ConsensusDriver:
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.executor = executor
+        self.on_executed = on_executed
+        self._exec_queue: asyncio.Queue[tuple[dict, bytes]] | None = None
+        self._exec_task: asyncio.Task[Any] | None = None
+        self.fetch_timeout = 2.0
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self, root: Root | None = None) -> None:
         """Enter consensus. After a restart from ``root``, tell the core where execution
         stands (docs/consensus.md: the host re-sends the root's execution result)."""
+        if self.executor is not None:
+            self._exec_queue = asyncio.Queue()
+            self._exec_task = asyncio.get_running_loop().create_task(self._execute_loop())
         self._drain(self.core.start())
         if root is not None:
-            self.handle(("executed", root.height, root.block_id, self.state_root, None))
+            root_value = self.executor.exec_root if self.executor is not None else self.state_root
+            self.handle(("executed", root.height, root.block_id, root_value, None))
 
     def stop(self) -> None:
         self._closed = True
@@ -165,6 +184,8 @@ class ConsensusDriver:
             self._timer.cancel()
         for t in list(self._tasks):
             t.cancel()
+        if self._exec_task is not None:
+            self._exec_task.cancel()
 
     # ---- inputs -------------------------------------------------------------------------
     def on_message(self, peer: bytes, chain_id: bytes, kind: int, payload: bytes) -> None:
@@ -181,7 +202,46 @@ class ConsensusDriver:
                 self.stats["sync_served_from_storage"] += 1
                 self.net.send(bytes(peer), self.chain_id, Kind.CONSENSUS, resp)
                 return
+        # A proposal (tag 1) or a sync answer (tag 6) carries blocks: check their batches.
+        if self.executor is not None and len(payload) > 1 and payload[1] in (1, 6):
+            if not self._batches_ready(vid, bytes(peer), payload):
+                return
         self.handle(("message", vid, payload))
+
+    def _batches_ready(self, vid: int, peer: bytes, payload: bytes) -> bool:
+        """True if the message may go to the core now; else a fetch is under way (or the
+        message is malformed, which the core reports when it gets it)."""
+        try:
+            kind, blocks = _core.consensus_message_blocks(payload)
+        except (TfnodeError, ValueError):
+            return True  # the core rejects it and reports "invalid"
+        mp = self.payload
+        for b in blocks:
+            if hasattr(mp, "on_block"):
+                mp.on_block({"id": b["id"], "parent": b["parent"], "height": b["height"], "payload": b["payload"]})
+        if kind != "proposal" or not hasattr(mp, "missing"):
+            return True  # sync answers commit blocks; the execution task fetches their batches
+        missing = mp.missing([d for b in blocks for d in b["payload"]])
+        if not missing:
+            return True
+        self.stats["proposals_waiting_for_batches"] += 1
+        self._spawn(self._fetch_then_handle(vid, peer, payload, missing))
+        return False
+
+    def _track_own_proposal(self, data: bytes) -> None:
+        """Our own proposal's batches count as proposed on its branch (mempool.on_block)."""
+        on_block = getattr(self.payload, "on_block", None)
+        if on_block is None:
+            return
+        for b in _core.consensus_message_blocks(data)[1]:
+            on_block({"id": b["id"], "parent": b["parent"], "height": b["height"], "payload": b["payload"]})
+
+    async def _fetch_then_handle(self, vid: int, peer: bytes, payload: bytes, missing: list[bytes]) -> None:
+        if await self.payload.fetch(missing, prefer=peer, timeout=self.fetch_timeout):
+            self.handle(("message", vid, payload))
+        else:
+            self.stats["proposals_dropped_missing_batches"] += 1
+            log.warning("dropped a proposal from validator %d: %d batch(es) unavailable", vid, len(missing))
 
     def handle(self, event: tuple) -> None:
         """Feed one event; runs the queue unless already inside it."""
@@ -222,6 +282,8 @@ class ConsensusDriver:
                     self.stats["sync_requests"] += 1
             elif kind == "broadcast":
                 self.net.broadcast(self.chain_id, Kind.CONSENSUS, a[1])
+                if self.executor is not None and len(a[1]) > 1 and a[1][1] == 1:
+                    self._track_own_proposal(a[1])
             elif kind == "persist":
                 # Synced to disk before the core may release the votes it holds back. If
                 # the disk fails, the node stops: the held votes are never released.
@@ -249,6 +311,10 @@ class ConsensusDriver:
                 log.warning("unknown consensus action %r", kind)
 
     def _commit(self, blocks: list[dict[str, Any]], qc: bytes) -> None:
+        if self._exec_queue is not None:
+            for b, q in zip(blocks, block_qcs(blocks, qc)):
+                self._exec_queue.put_nowait((b, q))
+            return
         for b, q in zip(blocks, block_qcs(blocks, qc)):
             try:
                 self.store.commit_block(b["height"], b["id"], b["bytes"], q, state_root=self.state_root)
@@ -261,6 +327,66 @@ class ConsensusDriver:
         self.payload.committed(blocks)
         if self.on_commit is not None:
             self.on_commit(blocks)
+
+    # ---- execution ------------------------------------------------------------------------
+    async def _execute_loop(self) -> None:
+        """Execute committed blocks one at a time, in order (the queue holds them in commit
+        order). A block already stored (recovery replay) is checked and skipped."""
+        assert self._exec_queue is not None
+        ex, store = self.executor, self.store
+        while not self._closed:
+            b, q = await self._exec_queue.get()
+            h = b["height"]
+            if h <= ex.height:
+                try:
+                    store.commit_block(h, b["id"], b["bytes"], q)  # a no-op if identical, else CommitConflict
+                except CommitConflict as err:
+                    return self._halt(f"storage holds another block at height {h}: {err}")
+                except (OSError, TfnodeError) as err:
+                    return self._halt(f"cannot check committed block {h}: {err}")
+                continue
+            batches = await self._collect_batches(b)
+            if batches is None:
+                return
+            t0 = time.perf_counter()
+            try:
+                out = ex.execute(b, batches)
+                ex.commit(out, q)
+            except CommitConflict as err:
+                ex.abandon()
+                return self._halt(f"storage holds another block at height {h}: {err}")
+            except Exception as err:  # a failure here must stop the node, never fork it
+                ex.abandon()
+                log.exception("executing block %d failed", h)
+                return self._halt(f"cannot execute or store committed block {h}: {type(err).__name__}: {err}")
+            out.seconds = time.perf_counter() - t0
+            self.stats["commits"] += 1
+            self.stats["txs_committed"] += len(out.txs)
+            self.handle(("executed", h, b["id"], out.exec_root, None))
+            self.payload.committed([b])
+            if self.on_commit is not None:
+                self.on_commit([b])
+            if self.on_executed is not None:
+                self.on_executed(out)
+
+    async def _collect_batches(self, b: dict[str, Any]) -> list[tuple[bytes, list[bytes]]] | None:
+        """Every batch the block names, fetching missing ones from peers until they come
+        (a committed block's batches were held by a quorum when it was voted for)."""
+        mp, digests = self.payload, list(b["payload"])
+        delay = 0.1
+        while True:
+            missing = mp.missing(digests) if digests else []
+            if not missing:
+                return [(d, mp.batch(d)) for d in digests]
+            proposer = self.peer_of.get(b.get("proposer", -1))
+            if await mp.fetch(missing, prefer=proposer, timeout=self.fetch_timeout):
+                continue
+            if self._closed:
+                return None
+            self.stats["batch_fetch_retries"] += 1
+            log.warning("block %d: waiting for %d batch(es) from peers", b["height"], len(missing))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def _set_timer(self, round: int, ms: int) -> None:
         log.debug("round %d timer %d ms", round, ms)

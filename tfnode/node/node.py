@@ -1,9 +1,14 @@
 """A node process: load config, genesis and key; open the ledger; run consensus over P2P.
 
     node = Node(home)
-    await node.start()        # RocksDB, safety data, ConsensusCore, PeerManager, driver
+    await node.start()        # RocksDB, executor (state), ConsensusCore, P2P, mempool, driver, RPC
     node.status()             # height, hash, round, epoch, peers, ...
     await node.stop()
+
+Data flow: RPC ``submit`` -> mempool (checks, batched SM2) -> batches disseminated to every
+validator -> the leader proposes batch digests -> consensus commits -> the driver's execution
+task executes each block (tfnode.execution) and stores it in one synced batch -> RPC
+subscribers, metrics.
 
 :func:`run` is the process entry (``tfnode start``): logs, signal handling (SIGTERM and
 SIGINT stop gracefully), uvloop when installed, exit status 0 on a clean stop, 3 on a halt.
@@ -24,10 +29,16 @@ from typing import Any
 from tfnode import _core
 from tfnode.net import NetConfig, PeerManager, TcpTransport, as_chain_id
 from tfnode.node import config as config_mod
-from tfnode.node.driver import ConsensusDriver, EmptyPayload, PayloadSource, restart_root
+from tfnode.execution.executor import ChainExecutor, ExecutionError
+from tfnode.node.driver import ConsensusDriver, PayloadSource, restart_root
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
+from tfnode.errors import TfnodeError
+from tfnode.mempool import Mempool, MempoolConfig
+from tfnode.node.service import NodeService, receipt_json
+from tfnode.rpc.metrics import NodeMetrics
+from tfnode.rpc.server import RpcServer
 from tfnode.storage import ChainStore, open_rocks
 
 log = logging.getLogger("tfnode.node")
@@ -50,7 +61,7 @@ class Node:
             raise ConfigError(f"the key in {self.cfg.key_path} (public key {self.public_key.hex()[:16]}...) is not "
                               f"a validator of genesis {self.cfg.genesis_path}; non-voting nodes come later")
         self.me = me
-        self._payload = payload or EmptyPayload(self.cfg.block_interval_ms)
+        self._payload = payload
         self._net_config = net_config
         self.halted: str | None = None
         self.stopped = asyncio.Event()
@@ -60,6 +71,10 @@ class Node:
         self.driver: ConsensusDriver | None = None
         self.core: Any = None
         self._root = None
+        self.executor: ChainExecutor | None = None
+        self.mempool: Any = None
+        self.rpc: Any = None
+        self.metrics: Any = None
         self._status_path = self.cfg.data_path / "status.json"
         self._last_status = 0.0
 
@@ -68,12 +83,17 @@ class Node:
         cfg.data_path.mkdir(parents=True, exist_ok=True)
         self.kv = open_rocks(cfg.data_path / "db")
         self.store = ChainStore(self.kv, g.chain_id)
+        self.executor = ChainExecutor(self.store, g, genesis_dir=cfg.genesis_path.parent)
+        try:
+            self.executor.open()
+        except (ExecutionError, TfnodeError, ValueError) as err:
+            raise ConfigError(f"cannot load the chain state: {err}") from None
         safety = self.store.load_safety()
         self._root = root = restart_root(self.store)
         self.core = _core.ConsensusCore(
             self.me.id, g.consensus_validators(), self.key.to_bytes(), persisted=safety,
-            genesis_state_root=g.state_root, root_block=root and root.block, root_qc=root and root.qc,
-            base_timeout_ms=cfg.base_timeout_ms,
+            genesis_state_root=self.executor.genesis_exec_root, root_block=root and root.block,
+            root_qc=root and root.qc, base_timeout_ms=cfg.base_timeout_ms,
         )
         head = self.store.head
         log.info("node %s (validator %d) of chain %s: stored height %s, safety data %s, genesis %s",
@@ -84,13 +104,28 @@ class Node:
         ncfg = self._net_config or NetConfig()
         ncfg.listen = cfg.listen
         self.net = PeerManager(self.key, members, TcpTransport(), ncfg)
+        ex = self.executor
+        self.mempool = self._payload or Mempool(
+            g.chain_id, self.net, [v.public_key for v in g.validators], self.public_key,
+            config=MempoolConfig(expiry_window=cfg.expiry_window),
+            height=lambda: ex.height, committed_replay=ex.committed_replay_keys,
+            committed_batch=self._committed_batch, block_interval_ms=cfg.block_interval_ms,
+        )
         self.driver = ConsensusDriver(
             self.core, self.store, self.net, chain, {v.id: v.public_key for v in g.validators},
-            state_root=g.state_root, payload=self._payload, evidence_path=cfg.data_path / "evidence.log",
+            state_root=ex.exec_root, payload=self.mempool, evidence_path=cfg.data_path / "evidence.log",
             on_commit=self._on_commit, on_halt=self._on_halt, sync_batch=cfg.sync_batch,
+            executor=ex, on_executed=self._on_executed,
         )
         self.net.register(chain, 0x10, self.driver.on_message)  # Kind.CONSENSUS
         await self.net.start()
+        if hasattr(self.mempool, "start"):
+            await self.mempool.start()
+        self.metrics = NodeMetrics(g.chain_id, cfg.name)
+        self.rpc = RpcServer(NodeService(self), self.metrics, host=cfg.rpc[0], port=cfg.rpc[1],
+                             max_connections=cfg.rpc_max_connections)
+        await self.rpc.start()
+        log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
         for p in cfg.peers:
             if p.public_key != self.public_key:
                 self.net.add_peer(p.public_key, p.address)
@@ -113,8 +148,12 @@ class Node:
             await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
+        if self.rpc is not None:
+            await self.rpc.stop()
         if self.driver is not None:
             self.driver.stop()
+        if self.mempool is not None and hasattr(self.mempool, "stop"):
+            await self.mempool.stop()
         if self.net is not None:
             await self.net.close()
         if self.store is not None:
@@ -141,9 +180,43 @@ class Node:
             "invalid": d.get("invalid", 0),
             "sync_requests": d.get("sync_requests", 0),
             "sync_served_from_storage": d.get("sync_served_from_storage", 0),
+            "executed_height": self.executor.height if self.executor else 0,
+            "state_root": self.executor.state_root.hex() if self.executor else "",
+            "mempool": self._mempool_stats(),
+            "rpc": f"http://{self.cfg.rpc[0]}:{self.rpc.port}/" if self.rpc is not None else "",
             "halted": self.halted,
             "pid": os.getpid(),
         }
+
+    def _mempool_stats(self) -> dict[str, int]:
+        st = getattr(self.mempool, "stats", None)
+        if not isinstance(st, dict):
+            return {"txs": 0, "batches": 0}
+        return {"txs": int(st.get("txs", 0)), "batches": int(st.get("batches", 0))}
+
+    def _committed_batch(self, digest: bytes) -> list[bytes] | None:
+        data = self.store.batch(digest) if self.store is not None else None
+        return None if data is None else _core.batch_decode(data)
+
+    def _on_executed(self, out: Any) -> None:
+        m = self.metrics
+        if m is not None:
+            m.block_executed(out.seconds)
+            m.block_committed(out.block["timestamp_ms"], len(out.txs))
+            st = self.status()
+            m.set_status(height=st["height"], executed_height=st["executed_height"], round=st["round"],
+                         epoch=st["epoch"], peers=st["peers"], mempool_txs=st["mempool"]["txs"],
+                         mempool_batches=st["mempool"]["batches"], certified_height=out.block["exec_height"])
+        if self.rpc is not None:
+            svc = NodeService(self)
+            block = svc.block_json(out.height, out.block["bytes"])
+            receipts, events = {}, []
+            for i, ((h, _), r) in enumerate(zip(out.txs, out.receipts)):
+                rj = receipt_json(r.encode(), h, out.height, i)
+                receipts[h.hex()] = rj
+                for e in rj["events"]:
+                    events.append({"height": out.height, "tx_hash": h.hex(), **e})
+            self.rpc.publish_block(block, events, receipts)
 
     def _on_commit(self, blocks: list[dict]) -> None:
         b = blocks[-1]
