@@ -5,8 +5,10 @@ identities, SM3 Merkle proofs of documents, documents sealed with SM4-GCM for th
 and a batch of signed IoT readings verified on all cores.
 
 Part 2 runs a consortium: four validator processes on 127.0.0.1 reach HotStuff consensus
-over encrypted P2P links and commit blocks to RocksDB; one is killed with SIGKILL, the
-others go on, it restarts and catches up, and at the end every ledger is compared.
+over encrypted P2P links and commit blocks to RocksDB. Members send SM2-signed transfers
+through JSON-RPC; one node is killed with SIGKILL while transactions keep coming, the
+others go on, it restarts and catches up; balances are read on every node, a receipt is
+proven against a QC, and at the end every ledger is compared.
 """
 
 from __future__ import annotations
@@ -116,12 +118,39 @@ def consortium_part(con: Console, n: int = 4) -> None:
         roles = [f"{m['name']} ({m['role']})" for m in c.nodes]
         con.print(f"{n} validators initialised in {c.home} (keys 0600, genesis, config.toml); starting processes")
 
+        from tfnode.client import Account, Client, build_tx, verify_receipt_proof
+        from tfnode.node.keys import load_private_key
+
+        accounts = [Account(load_private_key(c.node(i) / "node_key")) for i in range(n)]
+        clients = [Client(u, timeout=10) for u in c.rpc_urls()]
+        sent: list[str] = []
+
+        def up(i: int) -> bool:
+            try:
+                clients[i].status()
+                return True
+            except Exception:
+                return False
+
+        def pay(k: int, via: list[int]) -> None:
+            """k transfers, member i -> member i+1, 1 unit each, through the nodes ``via``."""
+            for j in range(k):
+                i = j % n
+                h = c.status(via[0]).get("height", 0)
+                raw = build_tx(accounts[i], c.chain_id, "asset", "transfer", (accounts[(i + 1) % n].address, 1),
+                               expiry=h + 300)
+                try:
+                    sent.append(clients[via[j % len(via)]].submit(raw))
+                except Exception:
+                    pass
+
         def table(note: str) -> Table:
-            t = Table("node", "state", "height", "latest block", "peers", title=note)
+            t = Table("node", "state", "height", "executed", "latest block", "state root", "peers", title=note)
             for i in range(n):
                 st = c.status(i)
                 state = "[green]running[/]" if c.running(i) else "[red]down[/]"
-                t.add_row(roles[i], state, str(st.get("height", 0)), (st.get("hash") or "")[:16], str(st.get("peers", "")))
+                t.add_row(roles[i], state, str(st.get("height", 0)), str(st.get("executed_height", "")),
+                          (st.get("hash") or "")[:16], (st.get("state_root") or "")[:16], str(st.get("peers", "")))
             return t
 
         def phase(live: Live, note: str, cond, timeout: float) -> float:
@@ -129,26 +158,54 @@ def consortium_part(con: Console, n: int = 4) -> None:
 
         with Live(table("starting"), console=con, refresh_per_second=8) as live:
             c.start_all()
-            t = phase(live, "committing", lambda: min(c.heights()) >= 15, 60)
+            phase(live, "starting", lambda: all(up(i) for i in range(n)), 60)
+            pay(40, list(range(n)))
+            t = phase(live, "committing signed transfers", lambda: min(c.heights()) >= 15, 60)
             live.update(table("committing"))
-        con.print(f"\nall {n} nodes committed 15 blocks in {t:.1f} s")
+        con.print(f"\nall {n} nodes committed 15 blocks in {t:.1f} s; {len(sent)} signed transfers submitted")
 
         victim = n - 1
         with Live(table("node down"), console=con, refresh_per_second=8) as live:
             c.kill9(victim)
             at_kill = max(c.heights())
+            pay(40, [i for i in range(n) if i != victim])
             phase(live, f"{roles[victim]} killed with SIGKILL; the others go on",
                   lambda: all(c.heights()[i] >= at_kill + 10 for i in range(n) if i != victim), 60)
             live.update(table("node down"))
-        con.print(f"\n{roles[victim]} was killed at height ~{at_kill}; the other {n - 1} (2f+1) kept committing")
+        con.print(f"\n{roles[victim]} was killed at height ~{at_kill}; the other {n - 1} (2f+1) kept committing "
+                  f"({len(sent)} transfers submitted so far)")
 
         with Live(table("catching up"), console=con, refresh_per_second=8) as live:
             c.start(victim)
             target = max(c.heights())
             t = phase(live, f"{roles[victim]} restarted: catching up from its peers",
-                      lambda: c.heights()[victim] >= target, 60)
+                      lambda: c.heights()[victim] >= target and up(victim), 60)
+            last = clients[0].wait_receipt(sent[-1], timeout=30) if sent else None
+            top = max(c.status(i).get("executed_height", 0) for i in range(n))
+            phase(live, "every node executes the last transfer",
+                  lambda: all(c.status(i).get("executed_height", 0) >= top for i in range(n)), 60)
             live.update(table("caught up"))
-        con.print(f"\n{roles[victim]} caught up to height {target} in {t:.1f} s (blocks fetched from peers, QCs verified)")
+        con.print(f"\n{roles[victim]} caught up to height {target} in {t:.1f} s (blocks and batches fetched from "
+                  "peers, QCs verified, transactions executed)")
+
+        bal = [[clients[i].query("asset", "balance", a.address)["value"] for a in accounts] for i in range(n)]
+        same = all(b == bal[0] for b in bal)
+        con.print(f"asset balances read on each node: {'[green]the same on all ' + str(n) + '[/]' if same else '[red]DIFFER[/]'}"
+                  f" ({', '.join(str(x - 10**15) for x in bal[0])} relative to genesis)")
+        if last is not None:
+            vals = [(v["id"], v["power"], bytes.fromhex(v["public_key"])) for v in clients[1].validators()]
+            proof = None
+            for _ in range(50):
+                try:
+                    proof = clients[1].get_receipt_proof(sent[-1])
+                    break
+                except Exception:
+                    time.sleep(0.1)
+            ok = proof is not None and verify_receipt_proof(proof, vals)
+            con.print(f"receipt of the last transfer (block {last['height']}, status {last['status']}) proven against "
+                      f"a QC of 3 validators: {'[green]verified[/]' if ok else '[red]NOT verified[/]'}")
+        for cl in clients:
+            cl.close()
 
         codes = c.stop_all()
         ledgers = c.ledgers()
@@ -157,6 +214,6 @@ def consortium_part(con: Console, n: int = 4) -> None:
         con.print(f"\nstopped cleanly (exit codes {codes}); ledgers compared block by block up to height {common}: "
                   + ("[green]identical on every node[/]" if not bad else f"[red]DISAGREE at {bad}[/]"))
         con.print(f"block {common}: {ledgers[0][common - 1].hex()}")
-        if bad or any(codes):
+        if bad or any(codes) or not same:
             raise SystemExit(1)
     con.rule("[bold]done")
