@@ -129,3 +129,49 @@ def test_module_body_failure_is_caught_at_proposal():
     src = TOKEN.replace("class Token(Contract):", "BIG = 10 ** 10 ** 10\n\n\nclass Token(Contract):")
     r = chain.call(chain["bank_a"], GOVERNANCE, "propose", "deploy", "big", src, [1])
     assert r.status == "revert" and "module body failed" in r.revert_reason
+
+
+def test_a_deploy_validates_its_source_once(monkeypatch):
+    """Validation (~0.3 s for the L/C contract) ran at the proposal and again when the module
+    was loaded; it is now cached by code hash, process-wide, so a second Runtime over the same
+    state (the node's, after the one that built genesis) does not repeat it either."""
+    from tfnode.runtime import executor
+
+    calls = []
+    real = executor.check_source
+    monkeypatch.setattr(executor, "check_source", lambda src: calls.append(1) or real(src))
+    src = TOKEN + "\n# a source no other test deploys: not in the process-wide cache yet\n"
+    chain = Chain()
+    pid = propose(chain, "bank_a", src=src)
+    for b in ("bank_a", "bank_b"):
+        chain.must(chain[b], GOVERNANCE, "approve", pid)
+    r = chain.call(chain["bank_a"], GOVERNANCE, "commit", pid)
+    assert r.ok, r
+    assert len(calls) == 1
+    fresh = type(chain.runtime)(chain.state)
+    assert fresh.query("token", "balance_of", (chain["bank_a"].address,)).return_value == 100
+    assert len(calls) == 1
+    # Gas does not depend on the cache: the same proposal costs the same when cached.
+    again = Chain()
+    r2 = again.call(again["bank_a"], GOVERNANCE, "propose", "deploy", "token", src, [100])
+    assert r2.gas_used == chain.receipts[0].gas_used
+    # Refused sources are not cached: each proposal of one is checked (and refused) again.
+    for _ in range(2):
+        bad = chain.call(chain["bank_a"], GOVERNANCE, "propose", "deploy", "evil", "import os\n", [])
+        assert bad.status == "revert" and "[import]" in bad.revert_reason
+    assert len(calls) == 3
+
+
+def test_stored_code_must_hash_to_its_key():
+    from tfnode import crypto
+    from tfnode.runtime import RuntimeFault
+
+    chain = Chain()
+    h = crypto.sm3(TOKEN.encode())
+    chain.state.put(b"code/" + h, (TOKEN + "\n# tampered\n").encode())  # damaged state
+    try:
+        chain.runtime.load(chain.state, h)
+    except RuntimeFault as err:
+        assert "does not hash to it" in str(err)
+    else:
+        raise AssertionError("damaged code was loaded")

@@ -183,6 +183,34 @@ class _Loaded:
         self.code_hash = code_hash
 
 
+# Validation and compilation are pure functions of the source (for one runtime version and
+# one metering mode), and the big trade-finance contracts take ~0.3 s to check and ~0.1 s to
+# instrument. A deploy used to validate twice (store_code at the proposal, _load_source right
+# after), and a node validates its genesis contracts once building the genesis state and again
+# when its execution Runtime first loads them. So both results are kept process-wide, keyed by
+# the SM3 of the source text (recomputed here, never taken from the caller or the state key).
+# Only accepted sources are kept: nothing a proposer sends can make the cache grow with junk.
+# Neither cache shows in gas: proposals pay for the source by length whether cached or not.
+_VALIDATED: dict[bytes, bool] = {}
+_COMPILED: dict[tuple[bytes, bool], object] = {}
+_CACHE_LIMIT = 256
+
+
+def validate_source(source: str) -> bytes:
+    """``check_source`` once per distinct source per process; returns the source's SM3 hash.
+    Raises ``ValidationError`` with every violation if the source is refused."""
+    h = crypto.sm3(source.encode("utf-8"))
+    if h in _VALIDATED:
+        return h
+    violations = check_source(source)
+    if violations:
+        raise ValidationError(violations)
+    if len(_VALIDATED) >= _CACHE_LIMIT:
+        _VALIDATED.clear()
+    _VALIDATED[h] = True
+    return h
+
+
 _IMMUTABLE = (int, str, bytes, bool, type(None))
 _SAFE_ARG = (int, str, bytes, bool, type(None))
 
@@ -265,16 +293,23 @@ class Runtime:
             s = self._senders[key] = api.Sender(address, m["organisation"], tuple(m["roles"]))
         return s
 
+    def member_info(self, overlay, address: str):
+        """For ``api.member_info``: (organisation, roles) or None, metered as a storage read of
+        the member record (20 + 1 per 4 bytes of the record), so the price is the same on
+        every node whether or not the record was cached."""
+        raw = overlay.get(b"g/member/" + address.encode("utf-8", "surrogatepass"))  # never a member key
+        self.meter.gas(_m.COST_READ + ((len(raw) if raw else 0) >> _m.BYTE_SHIFT))
+        if raw is None:
+            return None
+        s = self.sender_of(overlay, address)
+        return (s.organisation, s.roles)
+
     # -- code -----------------------------------------------------------------------------------
 
     def store_code(self, overlay, source: str) -> bytes:
         """Validate ``source`` and store it under its SM3 hash; returns the hash."""
-        violations = check_source(source)
-        if violations:
-            raise ValidationError(violations)
-        data = source.encode("utf-8")
-        h = crypto.sm3(data)
-        overlay.put(b"code/" + h, data)
+        h = validate_source(source)
+        overlay.put(b"code/" + h, source.encode("utf-8"))
         return h
 
     def contract_record(self, overlay, name: str):
@@ -300,16 +335,23 @@ class Runtime:
         return got
 
     def _load_source(self, source: str, code_hash: bytes) -> _Loaded:
-        violations = check_source(source)
-        if violations:
-            raise ValidationError(violations)
-        filename = f"<contract {code_hash.hex()[:16]}>"
-        try:
-            with warnings.catch_warnings():  # SyntaxWarnings of contract code are not the node's
-                warnings.simplefilter("ignore")
-                code = compile_contract(source, filename) if self.metering else compile(source, filename, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
-            raise ValidationError([f"cannot compile: {type(err).__name__}"]) from None
+        # Stored code is validated again when loaded (state is input too), but through the
+        # cache: a source this process already accepted is not checked a second time.
+        if validate_source(source) != code_hash:
+            raise RuntimeFault(f"code stored under {code_hash.hex()} does not hash to it")
+        code = _COMPILED.get((code_hash, self.metering))
+        if code is None:
+            filename = f"<contract {code_hash.hex()[:16]}>"
+            try:
+                with warnings.catch_warnings():  # SyntaxWarnings of contract code are not the node's
+                    warnings.simplefilter("ignore")
+                    code = (compile_contract(source, filename) if self.metering
+                            else compile(source, filename, "exec", dont_inherit=True))
+            except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+                raise ValidationError([f"cannot compile: {type(err).__name__}"]) from None
+            if len(_COMPILED) >= _CACHE_LIMIT:
+                _COMPILED.clear()
+            _COMPILED[(code_hash, self.metering)] = code  # code objects are immutable: safe to share
         g = make_globals(self.meter, self.builtins, "contract_" + code_hash.hex()[:16])
         # Module bodies are literal constants, functions and one class; they run on a separate
         # fixed budget so whether a node had the module cached never shows in gas_used.
