@@ -11,7 +11,7 @@ from tfnode.runtime.harness import Chain
 HEADER = (
     "from tfnode.runtime.api import Contract, call, view, require, emit, Map, Value, ctx, Fixed, "
     "call_contract, CallFailed, ContractError, Revert, sm3, SortedSet, hmac_sm3, sm2_verify, merkle_root, "
-    "merkle_verify, require_role\n"
+    "merkle_verify, require_role, member_info\n"
 )
 
 
@@ -622,3 +622,49 @@ def test_non_canonical_arguments_are_invalid(chain):
     assert chain.call(chain["bank_a"], "c", "f", [object()]).status == "invalid"
     assert chain.call(chain["bank_a"], "c", "f", a={1, 2}).status == "invalid"
     assert chain.call(chain["bank_a"], "c", "f", [1, {"k": b"v"}]).ok
+
+
+def test_member_info_reads_the_registry(chain):
+    from tfnode.runtime import GOVERNANCE
+
+    deploy(chain, """
+        @view
+        def who(self, address):
+            return member_info(address)
+
+        @call
+        def relay(self, address: str):
+            # a contract learns about a third party, not only about its caller
+            org_roles = member_info(address)
+            require(org_roles is not None, "not a member")
+            org, roles = org_roles
+            require("bank" in roles, org + " is not a bank")
+            emit("Checked", org=org, roles=list(roles))
+            return org
+    """)
+    assert chain.view("c", "who", chain["bank_b"].address) == ["Bank B", ["bank"]]
+    assert chain.view("c", "who", chain["regulator"].address) == ["Regulator", ["regulator"]]
+    stranger = "0x" + "ee" * 20
+    for nobody in (stranger, "contract:c", "", "x" * 10_000, "\ud800"):
+        assert chain.view("c", "who", nobody) is None
+    r = chain.call(chain["customs"], "c", "relay", chain["bank_a"].address)
+    assert r.ok and r.return_value == "Bank A" and r.events[0].fields == {"org": "Bank A", "roles": ["bank"]}
+    assert chain.call(chain["bank_a"], "c", "relay", chain["customs"].address).revert_reason == "Customs is not a bank"
+    assert chain.call(chain["bank_a"], "c", "relay", stranger).revert_reason == "not a member"
+    q = chain.runtime.query("c", "who", (5,))
+    assert q.status == "error" and q.revert_reason.startswith("TypeError: member_info takes")
+    # Metered like a storage read, identically whether the record was cached or not.
+    fresh = Runtime(chain.state)
+    gas = [chain.runtime.query("c", "who", (chain["bank_b"].address,)).gas_used for _ in range(2)]
+    assert gas[0] == gas[1] == fresh.query("c", "who", (chain["bank_b"].address,)).gas_used
+    miss = chain.runtime.query("c", "who", (stranger,)).gas_used
+    record = chain.state.get(b"g/member/" + chain["bank_b"].address.encode())
+    assert gas[0] - miss == len(record) // 4  # the read's price: 20 + 1 per 4 bytes of the record
+    # A member admitted by governance is seen by the next transaction.
+    pid = chain.must(chain["bank_a"], GOVERNANCE, "propose", "member", None, None, None,
+                     {"address": stranger, "organisation": "Bank E", "roles": ["bank", "insurer"]})
+    for b in ("bank_a", "bank_b"):
+        chain.must(chain[b], GOVERNANCE, "approve", pid)
+    chain.must(chain["bank_a"], GOVERNANCE, "commit", pid)
+    assert chain.must(chain["customs"], "c", "relay", stranger) == "Bank E"
+    assert chain.view("c", "who", stranger) == ["Bank E", ["bank", "insurer"]]

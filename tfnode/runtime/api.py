@@ -20,7 +20,7 @@ from tfnode.runtime.fixed import Fixed
 __all__ = [
     "Contract", "call", "view", "require", "revert", "emit", "Map", "Value", "ctx",
     "call_contract", "Fixed", "ContractError", "Revert", "CallFailed", "sm3", "SortedSet",
-    "hmac_sm3", "sm2_verify", "merkle_root", "merkle_verify", "require_role",
+    "hmac_sm3", "sm2_verify", "merkle_root", "merkle_verify", "require_role", "member_info",
 ]
 
 MAX_REASON = 512
@@ -163,6 +163,23 @@ def require_role(*roles: str) -> None:
         if r in s.roles:
             return
     raise Revert(f"caller needs role {' or '.join(roles)}")
+
+
+MAX_ADDRESS = 128  # member addresses are 42 characters; anything longer is no member
+
+
+def member_info(address: str):
+    """``(organisation, roles)`` of a consortium member, from the governance registry as this
+    transaction sees it, or ``None`` for an address that is not a member (a customer, a
+    one-time key, ``contract:<name>``). ``roles`` is a tuple of str. Priced as a storage
+    read of the member record."""
+    if type(address) is not str:
+        raise TypeError("member_info takes an address str")
+    f = _cur
+    if len(address) > MAX_ADDRESS:
+        f.meter.gas(_COST_READ + (len(address) >> _BYTE_SHIFT))
+        return None
+    return f.runtime.member_info(f.overlay, address)
 
 
 def call_contract(name: str, method: str, *args, **kwargs):

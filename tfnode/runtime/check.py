@@ -30,6 +30,7 @@ API_NAMES = frozenset(
         "Contract", "call", "view", "require", "revert", "emit", "Map", "Value", "ctx",
         "call_contract", "Fixed", "ContractError", "Revert", "CallFailed", "sm3", "SortedSet",
         "hmac_sm3", "sm2_verify", "merkle_root", "merkle_verify", "require_role",
+        "member_info",
     }
 )
 TYPING_NAMES = frozenset({"Any", "Optional", "Union", "List", "Dict", "Tuple"})
