@@ -43,12 +43,12 @@ def free_base_port(n: int) -> int:
 class LocalConsortium:
     def __init__(self, root: Path, n: int = 4, chain_id: str = "tf-local",
                  base_timeout_ms: int = 400, block_interval_ms: int = 50,
-                 allocations: dict[str, int] | None = None):
+                 allocations: dict[str, int] | None = None, expiry_window: int = 1000):
         self.root, self.n, self.chain_id = Path(root), n, chain_id
         self.home = self.root / "net"
         self.nodes = cli_node.init(n, self.home, base_port=free_base_port(n), chain_id=chain_id,
                                    base_timeout_ms=base_timeout_ms, block_interval_ms=block_interval_ms,
-                                   allocations=allocations)
+                                   allocations=allocations, expiry_window=expiry_window)
         self.procs: dict[int, subprocess.Popen] = {}
 
     def __enter__(self) -> LocalConsortium:
