@@ -1,0 +1,284 @@
+//! The gateway-signed batch of readings.
+//!
+//! ```text
+//! header:
+//!   0x01                    version
+//!   gateway       33 bytes  gateway public key (compressed SM2)
+//!   batch_seq     u64       per gateway, strictly increasing: the idempotency key
+//!   created_ms    u64       gateway clock
+//!   flags         u8        bit 0: partial acceptance allowed; other bits must be 0
+//!   count         u32       readings in the batch (1..=4096)
+//!   root          32 bytes  RFC 6962 SM3 Merkle root over the reading hashes, in order
+//!   signature     64 bytes  gateway SM2 signature over SM3(u32 len || "tfnode/iot-batch" || header bytes before it)
+//! body:
+//!   count x (u16 len || reading)     each len <= 512
+//! ```
+//!
+//! The whole batch is at most 60 000 bytes. [`Batch::decode`] checks the shape and that the
+//! root matches the body; the readings stay raw bytes there, because a malformed reading
+//! inside a correctly signed batch is one reading's verdict ([`verify_batch`]), not the
+//! batch's. [`Batch::build`] refuses readings that do not decode.
+use rayon::prelude::*;
+use tfnode_sm2::{PublicKey, SecretKey};
+
+use crate::codec::{hex, tagged_hash, Reader, Writer};
+use crate::error::{IotError, ReadingError, Result};
+use crate::reading::{DeviceId, Reading, MAX_READING_LEN, SIGNATURE_LEN};
+use crate::Hash;
+
+pub const BATCH_VERSION: u8 = 1;
+pub const MAX_BATCH_READINGS: usize = 4096;
+/// Fits a transaction's 64 KiB args with room for the call encoding around it.
+pub const MAX_BATCH_LEN: usize = 60_000;
+pub const GATEWAY_LEN: usize = 33;
+/// Bit 0 of `flags`: the gateway accepts that valid readings commit when others fail.
+pub const FLAG_PARTIAL: u8 = 0x01;
+const KNOWN_FLAGS: u8 = FLAG_PARTIAL;
+/// Bytes of the header before the signature.
+pub const HEADER_BODY_LEN: usize = 1 + GATEWAY_LEN + 8 + 8 + 1 + 4 + 32;
+pub const HEADER_LEN: usize = HEADER_BODY_LEN + SIGNATURE_LEN;
+
+const HEADER_TAG: &[u8] = b"tfnode/iot-batch";
+
+/// Readings per rayon task in [`verify_batch`]: one cached SM2 verification is 10-40 us,
+/// so 8 amortise the scheduling cost and still spread a 100-reading batch over both cores.
+const MIN_TASK: usize = 8;
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BatchHeader {
+    pub gateway: [u8; GATEWAY_LEN],
+    pub batch_seq: u64,
+    pub created_ms: u64,
+    pub flags: u8,
+    pub count: u32,
+    pub root: Hash,
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+impl BatchHeader {
+    fn write_body(&self, w: &mut Writer) {
+        w.u8(BATCH_VERSION);
+        w.raw(&self.gateway);
+        w.u64(self.batch_seq);
+        w.u64(self.created_ms);
+        w.u8(self.flags);
+        w.u32(self.count);
+        w.raw(&self.root);
+    }
+
+    /// `SM3(u32 len || "tfnode/iot-batch" || header bytes before the signature)`.
+    pub fn digest(&self) -> Hash {
+        let mut w = Writer::with_capacity(HEADER_BODY_LEN);
+        self.write_body(&mut w);
+        tagged_hash(HEADER_TAG, &[&w.buf])
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(HEADER_LEN);
+        self.write_body(&mut w);
+        w.raw(&self.signature);
+        w.buf
+    }
+
+    /// Gateway signature check through the known-key cache (gateways sign constantly).
+    /// An invalid gateway point is a bad signature.
+    pub fn verify(&self) -> bool {
+        tfnode_sm2::verify_cached(&self.gateway, &self.digest(), tfnode_sm2::DEFAULT_UID, &self.signature)
+    }
+
+    pub fn partial_allowed(&self) -> bool {
+        self.flags & FLAG_PARTIAL != 0
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Batch {
+    pub header: BatchHeader,
+    /// Raw reading encodings, in order (decoded and verified by [`verify_batch`]).
+    pub readings: Vec<Vec<u8>>,
+}
+
+fn check_flags(flags: u8) -> Result<()> {
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(IotError::ReservedFlags(flags));
+    }
+    Ok(())
+}
+
+fn check_count(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(IotError::NoReadings(n));
+    }
+    if n > MAX_BATCH_READINGS {
+        return Err(IotError::TooLong { what: "batch readings", len: n, cap: MAX_BATCH_READINGS });
+    }
+    Ok(())
+}
+
+/// Encoded size of a batch with these readings.
+pub fn batch_len<'a>(readings: impl IntoIterator<Item = &'a [u8]>) -> usize {
+    HEADER_LEN + readings.into_iter().map(|r| 2 + r.len()).sum::<usize>()
+}
+
+impl Batch {
+    /// Build and sign a batch: every reading must decode (its device signature is not
+    /// checked here), 1..=4096 readings, at most 60 000 bytes, no reserved flag bits.
+    pub fn new_signed(gateway: &SecretKey, batch_seq: u64, created_ms: u64, flags: u8, readings: &[&[u8]]) -> Result<Batch> {
+        check_flags(flags)?;
+        check_count(readings.len())?;
+        let len = batch_len(readings.iter().copied());
+        if len > MAX_BATCH_LEN {
+            return Err(IotError::TooLong { what: "batch", len, cap: MAX_BATCH_LEN });
+        }
+        for (index, r) in readings.iter().enumerate() {
+            Reading::decode(r).map_err(|e| IotError::InReading { index, source: Box::new(e) })?;
+        }
+        let mut header = BatchHeader {
+            gateway: gateway.public_key().to_compressed(),
+            batch_seq,
+            created_ms,
+            flags,
+            count: readings.len() as u32,
+            root: merkle_root(&reading_hashes(readings)),
+            signature: [0; SIGNATURE_LEN],
+        };
+        header.signature = gateway.sign(&header.digest(), tfnode_sm2::DEFAULT_UID).to_bytes();
+        Ok(Batch { header, readings: readings.iter().map(|r| r.to_vec()).collect() })
+    }
+
+    /// [`Batch::new_signed`], encoded.
+    pub fn build(gateway: &SecretKey, batch_seq: u64, created_ms: u64, flags: u8, readings: &[&[u8]]) -> Result<Vec<u8>> {
+        Ok(Batch::new_signed(gateway, batch_seq, created_ms, flags, readings)?.encode())
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        batch_len(self.readings.iter().map(|r| r.as_slice()))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(self.encoded_len());
+        w.raw(&self.header.encode());
+        for r in &self.readings {
+            w.bytes16(r);
+        }
+        w.buf
+    }
+
+    /// Decode: size cap first, version, gateway key prefix, no reserved flags, count
+    /// 1..=4096 and within the bytes left (before allocating), each reading length <= 512,
+    /// no trailing bytes, and the header root equal to the root of the body. Neither the
+    /// gateway signature ([`Batch::verify_header`]) nor the readings ([`verify_batch`])
+    /// are checked here.
+    pub fn decode(b: &[u8]) -> Result<Batch> {
+        if b.len() > MAX_BATCH_LEN {
+            return Err(IotError::TooLong { what: "batch", len: b.len(), cap: MAX_BATCH_LEN });
+        }
+        let mut r = Reader::new(b);
+        r.version("batch", BATCH_VERSION)?;
+        let gateway: [u8; GATEWAY_LEN] = r.array()?;
+        if gateway[0] != 0x02 && gateway[0] != 0x03 {
+            return Err(IotError::GatewayPrefix(gateway[0]));
+        }
+        let batch_seq = r.u64()?;
+        let created_ms = r.u64()?;
+        let flags = r.u8()?;
+        check_flags(flags)?;
+        let count = r.u32()?;
+        check_count(count as usize)?;
+        let root = r.array()?;
+        let signature = r.array()?;
+        // Each reading takes at least its 2-byte length: a count the bytes cannot hold is
+        // refused before the vector is allocated.
+        let need = count as usize * 2;
+        if need > r.remaining() {
+            return Err(IotError::Truncated { needed: need, offset: HEADER_LEN, available: r.remaining() });
+        }
+        let mut readings = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            readings.push(r.bytes16("reading", MAX_READING_LEN)?.to_vec());
+        }
+        r.finish()?;
+        let batch = Batch { header: BatchHeader { gateway, batch_seq, created_ms, flags, count, root, signature }, readings };
+        let computed = batch.root();
+        if computed != root {
+            return Err(IotError::RootMismatch { header: hex(&root), computed: hex(&computed) });
+        }
+        Ok(batch)
+    }
+
+    pub fn verify_header(&self) -> bool {
+        self.header.verify()
+    }
+
+    /// SM3 of each raw reading, in order: the Merkle leaves.
+    pub fn hashes(&self) -> Vec<Hash> {
+        let refs: Vec<&[u8]> = self.readings.iter().map(|r| r.as_slice()).collect();
+        reading_hashes(&refs)
+    }
+
+    /// The Merkle root of the body (equal to `header.root` for a decoded batch).
+    pub fn root(&self) -> Hash {
+        merkle_root(&self.hashes())
+    }
+
+    /// Audit path for reading `index` (check with [`verify_reading`]).
+    pub fn proof(&self, index: usize) -> Result<Vec<Hash>> {
+        let leaves = self.hashes();
+        let refs: Vec<&[u8]> = leaves.iter().map(|h| h.as_slice()).collect();
+        tfnode_merkle::proof(&refs, index).map_err(|_| IotError::IndexOutOfRange { index, size: leaves.len() })
+    }
+}
+
+/// SM3 of each raw reading (multi-buffer).
+pub fn reading_hashes(readings: &[&[u8]]) -> Vec<Hash> {
+    tfnode_sm3::hash_many(readings)
+}
+
+/// RFC 6962 root whose leaves are the reading hashes (leaf hash `SM3(0x00 || h)`).
+pub fn merkle_root(hashes: &[Hash]) -> Hash {
+    let refs: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
+    tfnode_merkle::root(&refs)
+}
+
+/// Does the reading with `reading_hash` sit at `index` of the batch with this `root`
+/// and `count`? False, never a panic, for anything malformed.
+pub fn verify_reading(root: &Hash, count: usize, reading_hash: &Hash, index: usize, path: &[Hash]) -> bool {
+    tfnode_merkle::verify_proof(root, reading_hash, index as u64, count as u64, path)
+}
+
+/// The verdict on a decoded batch: the gateway's header signature, and each reading's.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BatchCheck {
+    pub header_ok: bool,
+    pub per_reading: Vec<std::result::Result<(), ReadingError>>,
+}
+
+impl BatchCheck {
+    /// Header and every reading valid.
+    pub fn all_ok(&self) -> bool {
+        self.header_ok && self.per_reading.iter().all(|r| r.is_ok())
+    }
+}
+
+/// Check the gateway signature and every reading: it decodes, its device is known to
+/// `key_of` (device id -> registered public key), and the device signature verifies.
+/// Readings are checked on all cores, through the SM2 known-key cache (device keys repeat
+/// from batch to batch, so their precomputed tables are the fast path). One verdict per
+/// reading, in order.
+pub fn verify_batch<F>(batch: &Batch, key_of: F) -> BatchCheck
+where
+    F: Fn(&DeviceId) -> Option<PublicKey> + Sync,
+{
+    let header_ok = batch.verify_header();
+    let per_reading = batch
+        .readings
+        .par_iter()
+        .with_min_len(MIN_TASK)
+        .map(|raw| {
+            let reading = Reading::decode(raw)?;
+            let pk = key_of(&reading.device_id).ok_or_else(|| IotError::UnknownDevice(hex(&reading.device_id)))?;
+            reading.verify(&pk)
+        })
+        .collect();
+    BatchCheck { header_ok, per_reading }
+}
