@@ -109,8 +109,9 @@ def check_reading(i, r):
     if not (is_hex(r.get("device"), 32, 32)):
         revert(where + "device must be 32 lower-case hex characters")
     ref = r.get("ref")
-    if not (isinstance(ref, str) and 0 < len(ref) <= MAX_TEXT):
-        revert(where + "ref must be text of 1..128 characters")
+    # "" is a device bound to this contract without a ref: it feeds nothing, but is no error.
+    if not (isinstance(ref, str) and len(ref) <= MAX_TEXT):
+        revert(where + "ref must be text of at most 128 characters")
     if not int_in(r.get("seq"), 1, I64 * 2):
         revert(where + "seq must be a positive u64")
     if not int_in(r.get("timestamp_ms"), 0, I64 * 2):

@@ -375,8 +375,8 @@ def test_malformed_readings_are_refused_with_the_index_and_field(world):
         (dict(w(), extra=1), "must be a dict of device, ref, seq, timestamp_ms, kind, value"),
         (w(device="ABCDEF" + scale[6:]), "device must be 32 lower-case hex characters"),
         (w(device=scale[:30]), "device must be 32 lower-case hex characters"),
-        (w(ref=""), "ref must be text of 1..128 characters"),
-        (w(ref=7), "ref must be text of 1..128 characters"),
+        (w(ref="x" * 129), "ref must be text of at most 128 characters"),
+        (w(ref=7), "ref must be text of at most 128 characters"),
         (w(seq=0), "seq must be a positive u64"),
         (w(seq="5"), "seq must be a positive u64"),
         (w(timestamp_ms=-1), "timestamp_ms must be a u64"),
@@ -413,9 +413,10 @@ def test_readings_that_do_not_apply_are_counted_not_fatal(world):
         reading(mine, ref, "gps", {"lat_e7": 1, "lon_e7": 2}, seq=6),  # wrong kind for a scale ref
         weight(mine, dref, 10, seq=7),                      # a weight on the door ref
         weight(mine, "nobody/scale", 10, seq=8),            # a ref bound to no receipt
+        weight(stranger, "", 10),                           # a device bound to the contract without a ref
     ])
     assert r.ok and names(r) == []
-    assert r.return_value == {"applied": 1, "unbound": 1, "mismatched": 2, "foreign": 1, "stale": 2}
+    assert r.return_value == {"applied": 1, "unbound": 2, "mismatched": 2, "foreign": 1, "stale": 2}
     assert chain.view("warehouse", "device_seq", mine) == 5
     assert chain.view("warehouse", "receipt", spec["id"], sender=m["bank_a"])["foreign"] == 1
     # the sequence guard holds across batches too
