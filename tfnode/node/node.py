@@ -36,7 +36,8 @@ from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
 from tfnode.errors import TfnodeError
 from tfnode.mempool import Mempool, MempoolConfig
-from tfnode.node.service import NodeService, receipt_json
+from tfnode.node.publish import LazyEvents, LazyReceipts
+from tfnode.node.service import NodeService
 from tfnode.rpc.metrics import NodeMetrics
 from tfnode.rpc.server import RpcServer
 from tfnode.storage import ChainStore, open_rocks
@@ -208,15 +209,8 @@ class Node:
                          epoch=st["epoch"], peers=st["peers"], mempool_txs=st["mempool"]["txs"],
                          mempool_batches=st["mempool"]["batches"], certified_height=out.block["exec_height"])
         if self.rpc is not None:
-            svc = NodeService(self)
-            block = svc.block_json(out.height, out.block["bytes"])
-            receipts, events = {}, []
-            for i, ((h, _), r) in enumerate(zip(out.txs, out.receipts)):
-                rj = receipt_json(r.encode(), h, out.height, i)
-                receipts[h.hex()] = rj
-                for e in rj["events"]:
-                    events.append({"height": out.height, "tx_hash": h.hex(), **e})
-            self.rpc.publish_block(block, events, receipts)
+            block = NodeService(self).block_json(out.height, out.block["bytes"])
+            self.rpc.publish_block(block, LazyEvents(out), LazyReceipts(out))
 
     def _on_commit(self, blocks: list[dict]) -> None:
         b = blocks[-1]

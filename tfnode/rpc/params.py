@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 
 from tfnode.rpc.errors import InvalidParams
 
-_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*\Z")
 _REQUIRED = object()
 U64_MAX = (1 << 64) - 1
 
@@ -14,18 +12,24 @@ U64_MAX = (1 << 64) - 1
 def parse_hex(value, name: str, *, size: int | None = None, max_size: int | None = None, allow_empty: bool = False) -> bytes:
     if type(value) is not str:
         raise InvalidParams(name, f"must be a hex string, not {_kind(value)}")
-    if value[:2] in ("0x", "0X"):
-        raise InvalidParams(name, "hex is written without a 0x prefix")
-    if not _HEX.match(value):
+    # Fast path (a submit_batch carries thousands): fromhex in C, then rule out what it
+    # tolerates and we do not (whitespace).
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = None
+    if raw is None or 2 * len(raw) != len(value):
+        if value[:2] in ("0x", "0X"):
+            raise InvalidParams(name, "hex is written without a 0x prefix")
         raise InvalidParams(name, "not hex (an even number of 0-9a-f digits)")
-    n = len(value) // 2
+    n = len(raw)
     if size is not None and n != size:
         raise InvalidParams(name, f"must be {size} bytes, got {n}")
     if max_size is not None and n > max_size:
         raise InvalidParams(name, f"at most {max_size} bytes, got {n}")
     if n == 0 and not allow_empty:
         raise InvalidParams(name, "must not be empty")
-    return bytes.fromhex(value)
+    return raw
 
 
 def _kind(v) -> str:

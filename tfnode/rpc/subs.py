@@ -194,9 +194,9 @@ class Hub:
                     for sub in list(group.values()):
                         sub.conn.send(_notification(sub.id, payload), burst=True)
         if self.txs:
-            for h, receipt in receipts.items():
-                group = self.txs.get(h)
-                if group:
-                    payload = dumps(receipt)
+            # Walk the subscriptions, not the block: receipts may be made lazily on access.
+            for h, group in list(self.txs.items()):
+                if group and h in receipts:
+                    payload = dumps(receipts[h])
                     for sub in list(group.values()):
                         self.deliver_tx(sub, payload)

@@ -1,0 +1,77 @@
+"""What the node tells RPC subscribers after each executed block, built only when asked.
+
+A block of 2,000 transfers has 2,000 receipts and events; turning each into JSON costs
+more than executing it. ``LazyReceipts`` and ``LazyEvents`` hand them to
+``RpcServer.publish_block`` with their keys known and their JSON made on first access, so
+a block nobody waits for or subscribes to costs almost nothing to publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from tfnode.rpc.values import value_to_json
+
+
+def receipt_obj_json(r: Any, tx_hash: bytes, height: int, index: int) -> dict[str, Any]:
+    """The RPC receipt object of an executor ``Receipt`` (same shape as a stored one decoded)."""
+    return {
+        "hash": tx_hash.hex(), "height": height, "index": index, "status": r.status, "gas_used": r.gas_used,
+        "return_value": value_to_json(r.return_value), "revert_reason": r.revert_reason,
+        "events": [{"contract": e.contract, "name": e.name, "fields": value_to_json(e.fields)} for e in r.events],
+    }
+
+
+class LazyReceipts(Mapping):
+    """tx hash hex -> receipt object, computed on first access."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+        self._index = {h.hex(): i for i, (h, _) in enumerate(out.txs)}
+        self._made: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        r = self._made.get(key)
+        if r is None:
+            i = self._index[key]
+            out = self._out
+            r = self._made[key] = receipt_obj_json(out.receipts[i], out.txs[i][0], out.height, i)
+        return r
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class LazyEvents:
+    """The block's events as subscribers get them, made when first iterated."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+        self._made: list[dict[str, Any]] | None = None
+
+    def _make(self) -> list[dict[str, Any]]:
+        if self._made is None:
+            out, evs = self._out, []
+            for (h, _), r in zip(out.txs, out.receipts):
+                hx = h.hex()
+                for e in r.events:
+                    evs.append({"height": out.height, "tx_hash": hx, "contract": e.contract, "name": e.name,
+                                "fields": value_to_json(e.fields)})
+            self._made = evs
+        return self._made
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._make())
+
+    def __len__(self) -> int:
+        return len(self._make())
+
+    def __bool__(self) -> bool:
+        return any(r.events for r in self._out.receipts)
