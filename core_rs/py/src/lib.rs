@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod consensus;
 mod error;
 mod hash;
+mod iot;
 mod ledger;
 mod sm2;
 
@@ -15,5 +16,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sm2::register(m)?;
     consensus::register(m)?;
     ledger::register(m)?;
+    iot::register(m)?;
     Ok(())
 }
