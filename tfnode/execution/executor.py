@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from tfnode import _core, crypto
-from tfnode.execution import asset
+from tfnode.execution import asset, iot
 from tfnode.execution.args import decode_call_args
 from tfnode.execution.roots import ZERO, exec_root, genesis_exec_root
 from tfnode.runtime.encoding import EncodingError, encode
@@ -76,6 +76,7 @@ class ChainExecutor:
         self.chain_id = genesis.chain_id
         self.contracts_dir = contracts_dir
         self.runtime = Runtime(store.state)
+        self.iot = iot.Iot(self.runtime)
         self.tree = _core.StateTree()
         self.height = 0
         self.state_root = ZERO
@@ -213,6 +214,8 @@ class ChainExecutor:
             return Receipt(STATUS_INVALID, 0, revert_reason=f"bad call arguments: {err}")
         if tx.contract == asset.NAME:
             return asset.execute(self.store.state, sender, tx.method, args, kwargs)
+        if tx.contract == iot.NAME:
+            return self.iot.execute(self.store.state, tx, tx_hash, bctx, sender, tx.method, args, kwargs)
         return self.runtime.execute(TxCall(sender, tx.contract, tx.method, args, kwargs, tx.gas_limit, tx_hash), bctx)
 
     def commit(self, out: BlockOutput, qc: bytes) -> None:
@@ -245,5 +248,7 @@ class ChainExecutor:
     def query(self, contract: str, method: str, args: tuple, kwargs: dict) -> Receipt:
         if contract == asset.NAME:
             return asset.query(self.store.state, method, args, kwargs)
+        if contract == iot.NAME:
+            return self.iot.query(self.store.state, method, args, kwargs)
         return self.runtime.query(contract, method, args, kwargs,
                                   block=BlockCtx(self.height, 0, b"", self.chain_id))
