@@ -7,13 +7,15 @@
 
 ``Account``/``build_tx``/``tx_hash`` make signed transactions; ``Client`` (blocking,
 keep-alive) and ``AsyncClient`` (asyncio, WebSocket subscriptions) speak the node's
-JSON-RPC API (docs/rpc.md); ``verify_state_proof``/``verify_receipt_proof`` check proofs
+JSON-RPC API (docs/rpc.md); ``verify_state_proof``/``verify_receipt_proof``/``verify_reading_proof`` check proofs
 against a QC with nothing but the validator set.
 """
 
 from tfnode.client._rpc import ClientError, RpcError
 from tfnode.client.account import DEFAULT_GAS_LIMIT, Account, build_tx, random_nonce, tx_hash
-from tfnode.client.proofs import receipt_hash, verify_proof, verify_receipt_proof, verify_state_proof
+from tfnode.client.proofs import (
+    receipt_hash, verify_proof, verify_reading_proof, verify_receipt_proof, verify_state_proof,
+)
 from tfnode.client.sync import Client
 
 
@@ -38,6 +40,7 @@ __all__ = [
     "receipt_hash",
     "tx_hash",
     "verify_proof",
+    "verify_reading_proof",
     "verify_receipt_proof",
     "verify_state_proof",
 ]

@@ -133,6 +133,10 @@ def block_params(height, hash, txs: bool) -> dict:
     return p
 
 
+def reading_params(gateway, batch_seq: int, index: int) -> dict:
+    return {"gateway": hexa(gateway, "gateway"), "batch_seq": batch_seq, "index": index}
+
+
 def query_params(contract: str, method: str, args, kwargs) -> dict:
     from tfnode.rpc.values import value_to_json
 

@@ -111,6 +111,9 @@ class AsyncClient:
     async def get_receipt_proof(self, hash) -> dict:
         return await self.call("get_receipt_proof", {"hash": _rpc.hexa(hash)})
 
+    async def get_reading_proof(self, gateway, batch_seq: int, index: int) -> dict:
+        return await self.call("get_reading_proof", _rpc.reading_params(gateway, batch_seq, index))
+
     async def validators(self) -> list[dict]:
         return await self.call("get_validators")
 

@@ -1,4 +1,4 @@
-"""Checking state and receipt proofs against a quorum certificate (docs/rpc.md
+"""Checking state, receipt and IoT reading proofs against a quorum certificate (docs/rpc.md
 "Certified proofs"). A light client needs only the validator set:
 
     qc            --verify with the validators-->  block id
@@ -97,10 +97,35 @@ def verify_receipt_proof(proof: dict, validators: list[Validator]) -> bool:
         return False
 
 
+def verify_reading_proof(proof: dict, validators: list[Validator]) -> bool:
+    """True iff ``proof["reading"]`` is reading ``index`` of an attested IoT batch: its hash
+    -> the path -> the batch root, which the batch record (``record``: a state proof of key
+    ``iot.batch_key(gateway, batch_seq)``) holds, with the reading's bit set in the record's
+    ``accepted`` bitmap, and the record is in the QC-certified state (docs/iot.md)."""
+    from tfnode.execution import iot
+    from tfnode.runtime.encoding import decode_versioned
+
+    try:
+        record = proof["record"]
+        key = iot.batch_key(_b(proof["gateway"], 33), _int(proof["batch_seq"]))
+        if _b(record["key"]) != key or record["value"] is None or not verify_state_proof(record, validators):
+            return False
+        rec = decode_versioned(_b(record["value"]))
+        index, root, count = _int(proof["index"]), bytes(rec["root"]), rec["count"]
+        if not iot.bit_set(rec["accepted"], index) or index >= count:
+            return False
+        path = [_b(p, 32) for p in proof["path"]]
+        return _core.iot_reading_verify(root, count, crypto.sm3(_b(proof["reading"])), index, path) is True
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def verify_proof(proof: dict, validators: list[Validator]) -> bool:
     """A state proof (has ``key``) or a receipt proof (has ``receipt``), checked as such."""
     if not isinstance(proof, dict):
         return False
+    if "reading" in proof:
+        return verify_reading_proof(proof, validators)
     if "receipt" in proof:
         return verify_receipt_proof(proof, validators)
     if "key" in proof:

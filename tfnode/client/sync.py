@@ -123,6 +123,10 @@ class Client:
     def get_receipt_proof(self, hash) -> dict:
         return self.call("get_receipt_proof", {"hash": _rpc.hexa(hash)})
 
+    def get_reading_proof(self, gateway, batch_seq: int, index: int) -> dict:
+        """An attested IoT reading with its proof (check it with ``verify_reading_proof``)."""
+        return self.call("get_reading_proof", _rpc.reading_params(gateway, batch_seq, index))
+
     def validators(self) -> list[dict]:
         return self.call("get_validators")
 

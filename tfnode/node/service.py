@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tfnode import _core, crypto
 from tfnode.execution.roots import ZERO
+from tfnode.iot import admission as iot_admission
 from tfnode.rpc.errors import RpcError
 from tfnode.rpc.values import value_to_json
 from tfnode.runtime.encoding import EncodingError, decode_versioned
@@ -40,6 +41,7 @@ class NodeService:
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        self._iot_admission = None
 
     @property
     def halted(self) -> str | None:
@@ -65,7 +67,18 @@ class NodeService:
             raise RpcError(NOT_READY, f"node halted: {self.node.halted}")
         if self.node.mempool is None:
             raise RpcError(NOT_READY, "node is starting")
-        return await self.node.mempool.submit(raws)
+        # IoT batches are checked against the committed state first (docs/iot.md "Admission"),
+        # so a gateway hears of bad readings now; execution checks them again anyway.
+        refused = {}
+        if any(iot_admission.is_iot_submit(r) for r in raws):
+            if self._iot_admission is None:
+                self._iot_admission = iot_admission.Admission(self.node)
+            refused = await self._iot_admission.check(raws)
+        if not refused:
+            return await self.node.mempool.submit(raws)
+        rest = [i for i in range(len(raws)) if i not in refused]
+        got = iter(await self.node.mempool.submit([raws[i] for i in rest]) if rest else ())
+        return [refused[i] if i in refused else next(got) for i in range(len(raws))]
 
     def get_transaction(self, tx_hash: bytes) -> dict[str, Any] | None:
         rec = self.node.store.tx(tx_hash)
@@ -187,3 +200,9 @@ class NodeService:
         return {"height": rec.height, "receipt": raw.hex(), "index": rec.index, "count": len(hashes),
                 "path": [p.hex() for p in _core.receipt_proof(hashes, rec.index)],
                 "chain": chain, "prev_exec_root": prev.hex(), "certificate": cert}
+
+    # ---- IoT ----------------------------------------------------------------------------
+    def get_reading_proof(self, gateway: bytes, batch_seq: int, index: int) -> dict[str, Any] | None:
+        """One attested reading with its path to the batch root and a certified state proof of
+        the batch record holding that root (docs/iot.md "Reading proofs"); None if unknown."""
+        return iot_admission.reading_proof(self, gateway, batch_seq, index)

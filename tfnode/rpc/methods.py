@@ -25,6 +25,7 @@ DEFAULT_WAIT_MS = 10_000
 MAX_WAITERS = 10_000
 MAX_ARGS = 256
 I63 = (1 << 63) - 1
+MAX_BATCH_READINGS = 4096  # docs/iot.md: readings in one IoT batch
 
 
 class Context:
@@ -52,6 +53,7 @@ class Methods:
             "get_state": self.get_state,
             "get_state_proof": self.get_state_proof,
             "get_receipt_proof": self.get_receipt_proof,
+            "get_reading_proof": self.get_reading_proof,
             "get_validators": self.get_validators,
             "get_peers": self.get_peers,
             "subscribe": self.subscribe,
@@ -93,6 +95,14 @@ class Methods:
     async def get_receipt_proof(self, raw, ctx):
         h = Params(raw, ("hash",)).hex("hash", size=HASH)
         return _found(self.api.get_receipt_proof(h), f"receipt of {h.hex()}")
+
+    async def get_reading_proof(self, raw, ctx):
+        p = Params(raw, ("gateway", "batch_seq", "index"))
+        gateway = p.hex("gateway", size=33)
+        batch_seq = p.int("batch_seq", 1)
+        index = p.int("index", 0, MAX_BATCH_READINGS - 1)
+        return _found(self.api.get_reading_proof(gateway, batch_seq, index),
+                      f"batch {batch_seq} of gateway {gateway.hex()}")
 
     async def get_validators(self, raw, ctx):
         Params(raw, ())
