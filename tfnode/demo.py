@@ -133,11 +133,11 @@ def consortium_part(con: Console, n: int = 4) -> None:
                 return False
 
         def pay(k: int, via: list[int]) -> None:
-            """k transfers, member i -> member i+1, 1 unit each, through the nodes ``via``."""
+            """k transfers, member i -> member i+1, 10 x (i+1) units each, through the nodes ``via``."""
             for j in range(k):
                 i = j % n
                 h = c.status(via[0]).get("height", 0)
-                raw = build_tx(accounts[i], c.chain_id, "asset", "transfer", (accounts[(i + 1) % n].address, 1),
+                raw = build_tx(accounts[i], c.chain_id, "asset", "transfer", (accounts[(i + 1) % n].address, 10 * (i + 1)),
                                expiry=h + 300)
                 try:
                     sent.append(clients[via[j % len(via)]].submit(raw))
