@@ -209,3 +209,28 @@ def test_storage_sync_answer_layout():
     req = b"\x01\x05" + (7).to_bytes(8, "big") + b"\xaa" * 32 + (9).to_bytes(8, "big")
     assert parse_sync_request(req) == (7, b"\xaa" * 32, 9)
     assert parse_sync_request(req[:-1]) is None and parse_sync_request(b"\x01\x01" + req[2:]) is None
+
+
+class _FakeNet:
+    def __init__(self):
+        self.bans = []
+
+    def ban(self, key, reason, duration=None):
+        self.bans.append((key, reason))
+
+
+def test_malformed_or_self_forged_consensus_messages_ban_the_sender_stale_ones_do_not():
+    net = _FakeNet()
+    peers = {0: b"\x02" + b"\x00" * 32, 1: b"\x02" + b"\x01" * 32}
+    d = ConsensusDriver(None, None, net, b"chain", peers, state_root=b"\x00" * 32, payload=EmptyPayload(10))
+    d._apply([("invalid", 1, "truncated input: needed 8 bytes at offset 3, 1 available"),
+              ("invalid", 1, "3 trailing bytes after the message"),
+              ("invalid", 1, "invalid signature by validator 1 on vote for round 7"),
+              ("invalid", 1, "invalid signature by validator 0 on timeout for round 7"),  # relayed, not its own
+              ("invalid", 1, "proposal for round 3 by validator 1, but the leader is 2"),
+              ("invalid", 1, "unknown validator set for epoch 4"),
+              ("invalid", 0, "round 5 is not above the last voted round 6")])
+    assert [r for _, r in net.bans] == ["consensus: truncated input: needed 8 bytes at offset 3, 1 available",
+                                        "consensus: 3 trailing bytes after the message",
+                                        "consensus: invalid signature by validator 1 on vote for round 7"]
+    assert all(k == peers[1] for k, _ in net.bans) and d.stats["invalid"] == 7

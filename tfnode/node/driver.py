@@ -56,6 +56,7 @@ import asyncio
 import collections
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +74,10 @@ log = logging.getLogger(__name__)
 
 
 _decode_block = getattr(_core, "consensus_decode_block", None)
+
+#: The core's error messages that only a faulty or incompatible peer causes: malformed
+#: encodings. Signatures are judged by whose they are (``_maybe_ban``).
+MALFORMED = re.compile(r"^(truncated input|unsupported encoding version|unknown \S+ tag|\d+ trailing bytes)|exceeds cap")
 
 
 def block_qcs(blocks: list[dict[str, Any]], qc: bytes) -> list[bytes]:
@@ -303,12 +308,24 @@ class ConsensusDriver:
             elif kind == "invalid":
                 self.stats["invalid"] += 1
                 log.warning("invalid consensus message from validator %s: %s", a[1], a[2])
+                self._maybe_ban(a[1], str(a[2]))
             elif kind == "new_epoch":
                 log.info("epoch %d begins with %d validators", a[1], len(a[2]))
             elif kind == "halt":
                 self._halt(str(a[1]))
             else:
                 log.warning("unknown consensus action %r", kind)
+
+    def _maybe_ban(self, vid: int, reason: str) -> None:
+        """Ban a validator whose bytes do not decode, or who signed something invalid itself.
+        Stale or out-of-turn messages are normal while a node is behind or restarting and
+        are only counted."""
+        peer = self.peer_of.get(vid)
+        if peer is None:
+            return
+        if MALFORMED.search(reason) or reason.startswith(f"invalid signature by validator {vid} "):
+            self.stats["bans"] += 1
+            self.net.ban(peer, f"consensus: {reason}")
 
     def _commit(self, blocks: list[dict[str, Any]], qc: bytes) -> None:
         if self._exec_queue is not None:
