@@ -78,9 +78,12 @@ class LetterOfCredit(Contract):
     calendar_admin = Value(str, default="")
 
     @call
-    def init(self):
-        # The deploying member (whose proposal the banks approved) keeps the shared calendar.
-        self.calendar_admin = ctx.sender.address
+    def init(self, calendar_admin: str = ""):
+        # The member named at deployment keeps the shared banking calendar; by default the
+        # deploying member (whose proposal the banks approved). Genesis names one, since
+        # genesis itself is not a member.
+        require(isinstance(calendar_admin, str) and len(calendar_admin) <= 64, "calendar_admin: an address")
+        self.calendar_admin = calendar_admin or ctx.sender.address
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -177,9 +177,12 @@ def make_genesis(chain_id: str, public_keys: list[bytes], *, names: list[str] | 
     addrs = [crypto.address(crypto.PublicKey.from_bytes(pk)) for pk in public_keys]
     # Init arguments of the contracts that need them: the voucher issuer of the blacklist is
     # the regulator if there is one, else the first member; settlement trusts the L/C,
-    # factoring and forfaiting contracts to record interbank obligations.
+    # factoring and forfaiting contracts to record interbank obligations; the first bank
+    # keeps the L/C banking calendar (holidays for the 5-banking-day examination period).
     issuer = addrs[roles.index("regulator")] if "regulator" in roles else addrs[0]
-    init_args = {"blacklist": [issuer], "settlement": [["letter_of_credit", "factoring", "forfaiting"]]}
+    first_bank = addrs[roles.index("bank")] if "bank" in roles else addrs[0]
+    init_args = {"blacklist": [issuer], "settlement": [["letter_of_credit", "factoring", "forfaiting"]],
+                 "letter_of_credit": [first_bank]}
     # Every member starts with a balance of the built-in asset (payments, benchmarks).
     alloc = {a: 10**15 for a in addrs}
     alloc.update(allocations or {})
