@@ -407,9 +407,13 @@ def test_customs_cross_check_and_financing_locked_across_banks(net):
     # The financed amount, read from the replicated state of every node.
     key = b"s/customs/locked/S" + bytes([len("D-001")]) + b"D-001"
     assert {c.get_state(key)["value"] for c in net.clients} == {encode_versioned(1_000_000).hex()}
-    # The gated views need the caller's identity, which an RPC query does not carry.
+    # Gated views answer only those who prove who they are: a signed query.
     gated = net.ask(CU, "financing_status", "D-001")
     assert (gated["status"], gated["revert_reason"]) == ("revert", "only banks and the regulator ask")
+    as_bank = [c.query_as(b, CU, "financing_status", "D-001") for c in net.clients]
+    assert all(x == as_bank[0] for x in as_bank) and as_bank[0]["status"] == "ok", as_bank
+    assert net.clients[0].query_as(exp, CU, "financing_status", "D-001")["revert_reason"] == \
+        "only banks and the regulator ask"
 
 
 def test_every_node_ends_with_the_same_state_and_a_receipt_proves_against_a_qc(net):

@@ -186,7 +186,41 @@ def test_garbage_on_the_p2p_port_harms_nobody(cluster):
     wait_for(lambda: result(cluster.rpc_url(0), "status")["height"] >= h + 3, 30, "node-0 keeps committing", cluster)
 
 
-def test_kill9_under_load_then_restart_catches_up(cluster):
+def test_signed_queries_run_as_the_signer_and_forgeries_are_refused(cluster):
+    from tfnode.client import Account, Client
+    from tfnode.execution.args import encode_call_args
+    from tfnode.execution.query_auth import MAX_AHEAD, query_digest
+
+    url = cluster.rpc_url(1)
+    acct = Account(cluster.keys[0])
+    with Client(url) as c:
+        # governance.member answers anyone; signed, it still answers, as the signer
+        r = c.query_as(acct, "governance", "member", cluster.addrs[0])
+        assert r["status"] == "ok" and r["value"]["roles"] == ["bank"]
+        st = c.status()
+    h = st["executed_height"]
+
+    def signed(expiry, *, key=acct, args=(cluster.addrs[0],), tamper=False):
+        digest = query_digest(CHAIN, "governance", "member", expiry, encode_call_args(args))
+        sig = bytearray(key.sign(digest))
+        if tamper:
+            sig[5] ^= 1
+        return {"contract": "governance", "method": "member", "args": [cluster.addrs[1] if tamper == "args" else args[0]],
+                "from": {"public_key": key.public_key_bytes.hex(), "expiry": expiry, "signature": bytes(sig).hex()}}
+
+    assert "result" in rpc(url, "query", signed(h + 50))
+    assert h >= 1  # the cluster has committed blocks by now
+    for params, why in ((signed(h + 50, tamper=True), "bad signature"), (signed(h - 1), "expired"),
+                        (signed(h + MAX_AHEAD + 500), "ahead"), (signed(h + 50, tamper="args"), "bad signature")):
+        r = rpc(url, "query", params)
+        assert r["error"]["code"] == -32602 and r["error"]["data"]["param"] == "from", r
+        assert why in r["error"]["message"], r
+    bad = signed(h + 50)
+    bad["from"]["signature"] = "00" * 10
+    assert rpc(url, "query", bad)["error"]["code"] == -32602
+
+
+def test_kill9_under_load_then_restart_catches_up(cluster):  # last in the file: it stops the cluster
     urls = cluster.rpc_urls()
     stop = threading.Event()
     sent: list[str] = []

@@ -145,6 +145,19 @@ def query_params(contract: str, method: str, args, kwargs) -> dict:
             "kwargs": {k: value_to_json(v, f"kwargs.{k}") for k, v in (kwargs or {}).items()}}
 
 
+def signed_query_params(account, chain_id: str, expiry: int, contract: str, method: str, args, kwargs) -> dict:
+    """``query`` params signed by ``account`` (docs/rpc.md, signed queries): the view runs
+    as that member."""
+    from tfnode.execution.args import encode_call_args
+    from tfnode.execution.query_auth import query_digest
+
+    p = query_params(contract, method, args, kwargs)
+    data = encode_call_args(tuple(args), dict(kwargs or {}))
+    sig = account.sign(query_digest(chain_id, contract, method, expiry, data))
+    p["from"] = {"public_key": account.public_key_bytes.hex(), "expiry": expiry, "signature": sig.hex()}
+    return p
+
+
 # ---- results --------------------------------------------------------------------------
 
 

@@ -59,6 +59,11 @@ class Account:
         """The 32-byte private scalar (what ``_core.Transaction.sign`` takes). Keep it secret."""
         return self._key.to_bytes()
 
+    def sign(self, message: bytes) -> bytes:
+        """SM2 signature (r || s, default user id) of ``message``: signed queries, proofs of
+        identity. Transactions are signed by :func:`build_tx`."""
+        return self._key.sign(message)
+
     @property
     def public_key_bytes(self) -> bytes:
         """The 33-byte compressed public key: a transaction's ``sender`` field."""

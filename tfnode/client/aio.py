@@ -102,6 +102,13 @@ class AsyncClient:
     async def query(self, contract: str, method: str, *args, **kwargs):
         return _rpc.query_result(await self.call("query", _rpc.query_params(contract, method, args, kwargs)))
 
+    async def query_as(self, account, contract: str, method: str, *args, **kwargs):
+        """``query`` signed by ``account`` (see ``Client.query_as``)."""
+        st = await self.status()
+        params = _rpc.signed_query_params(account, st["chain_id"], st["executed_height"] + 100, contract, method,
+                                          args, kwargs)
+        return _rpc.query_result(await self.call("query", params))
+
     async def get_state(self, key) -> dict:
         return await self.call("get_state", {"key": _rpc.hexa(key, "key")})
 

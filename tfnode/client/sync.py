@@ -114,6 +114,13 @@ class Client:
         """Call a ``@view`` on the latest state; ``{status, value, gas_used, revert_reason}``."""
         return _rpc.query_result(self.call("query", _rpc.query_params(contract, method, args, kwargs)))
 
+    def query_as(self, account, contract: str, method: str, *args, **kwargs):
+        """``query`` signed by ``account``: views that answer only some members see who asks."""
+        st = self.status()
+        params = _rpc.signed_query_params(account, st["chain_id"], st["executed_height"] + 100, contract, method,
+                                          args, kwargs)
+        return _rpc.query_result(self.call("query", params))
+
     def get_state(self, key) -> dict:
         return self.call("get_state", {"key": _rpc.hexa(key, "key")})
 

@@ -245,10 +245,11 @@ class ChainExecutor:
         vals = store.kv.get_many([store._state_key(REPLAY_PREFIX + rk) for rk in replay_keys])
         return {rk for rk, v in zip(replay_keys, vals) if v is not None}
 
-    def query(self, contract: str, method: str, args: tuple, kwargs: dict) -> Receipt:
+    def query(self, contract: str, method: str, args: tuple, kwargs: dict, *, sender: str = "") -> Receipt:
+        """A view on the latest executed state, as ``sender`` (an address, or "" for anyone)."""
         if contract == asset.NAME:
             return asset.query(self.store.state, method, args, kwargs)
         if contract == iot.NAME:
             return self.iot.query(self.store.state, method, args, kwargs)
-        return self.runtime.query(contract, method, args, kwargs,
+        return self.runtime.query(contract, method, args, kwargs, sender=sender,
                                   block=BlockCtx(self.height, 0, b"", self.chain_id))

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from tfnode import _core, crypto
 from tfnode.execution.roots import ZERO
 from tfnode.iot import admission as iot_admission
-from tfnode.rpc.errors import RpcError
+from tfnode.execution.args import encode_call_args
+from tfnode.execution.query_auth import check_query
+from tfnode.rpc.errors import InvalidParams, RpcError
 from tfnode.rpc.values import value_to_json
 from tfnode.runtime.encoding import EncodingError, decode_versioned
 
@@ -134,8 +136,17 @@ class NodeService:
         return out
 
     # ---- state --------------------------------------------------------------------------
-    def query(self, contract: str, method: str, args: list, kwargs: dict) -> dict[str, Any]:
-        r = self.node.executor.query(contract, method, tuple(args), dict(kwargs))
+    def query(self, contract: str, method: str, args: list, kwargs: dict, auth: tuple | None = None) -> dict[str, Any]:
+        ex = self.node.executor
+        sender = ""
+        if auth is not None:
+            pk, expiry, sig = auth
+            try:
+                data = encode_call_args(args, kwargs)
+                sender = check_query(pk, sig, self.node.genesis.chain_id, contract, method, expiry, data, ex.height)
+            except (ValueError, EncodingError) as err:
+                raise InvalidParams("from", str(err)) from None
+        r = ex.query(contract, method, tuple(args), dict(kwargs), sender=sender)
         return {"status": r.status, "value": value_to_json(r.return_value), "gas_used": r.gas_used,
                 "revert_reason": r.revert_reason}
 

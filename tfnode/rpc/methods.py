@@ -113,7 +113,7 @@ class Methods:
         return self.api.peers()
 
     async def query(self, raw, ctx):
-        p = Params(raw, ("contract", "method", "args", "kwargs"))
+        p = Params(raw, ("contract", "method", "args", "kwargs", "from"))
         contract = p.str("contract")
         method = p.str("method", 128)
         args = p.list("args", MAX_ARGS, default=[])
@@ -125,7 +125,11 @@ class Methods:
             vkwargs = {k: json_to_value(v, f"kwargs.{k}") for k, v in kwargs.items()}
         except ValueConversionError as err:
             raise InvalidParams(err.where, err.problem) from err
-        return self.api.query(contract, method, vargs, vkwargs)
+        if not p.has("from"):
+            return self.api.query(contract, method, vargs, vkwargs)
+        f = Params(p.dict("from"), ("public_key", "expiry", "signature"))
+        auth = (f.hex("public_key", max_size=65), f.int("expiry"), f.hex("signature", size=64))
+        return self.api.query(contract, method, vargs, vkwargs, auth=auth)
 
     # --- transactions ---
 
