@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need.
-.PHONY: demo test test-rust test-python fuzz-short bench bootstrap slow
+.PHONY: demo test test-rust test-python fuzz-short bench bootstrap slow iot-lib
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -12,7 +12,9 @@ test: bootstrap test-rust test-python fuzz-short
 test-rust:
 	cargo test --workspace --exclude tfnode-py
 
+# The gateway C library (iot/include/tfnode_iot.h) that tests/test_iot_ffi.py loads with cffi.
 test-python:
+	cargo build --release -p tfnode-iot-ffi
 	.venv/bin/python -m pytest -q
 
 fuzz-short:
@@ -27,3 +29,8 @@ slow: bootstrap
 
 bench: bootstrap
 	.venv/bin/python benches/crypto_speed.py
+	.venv/bin/python -m tfnode bench --validators 4 --duration 30
+
+# The gateway C library alone (target/release/libtfnode_iot_ffi.so).
+iot-lib:
+	cargo build --release -p tfnode-iot-ffi
