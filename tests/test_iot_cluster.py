@@ -59,8 +59,13 @@ def test_provision_then_attest_and_prove_one_reading(cluster, tmp_path):
     assert r.output.count(dev.device_id.hex()) == 1
     gw_key = crypto.PrivateKey.generate()
     with Client(url) as c:
-        assert c.send(cluster.members[1], "iot", "register_gateway", gw_key.public_key().to_bytes(compressed=True))["status"] == "ok"
+        reg = c.send(cluster.members[1], "iot", "register_gateway", gw_key.public_key().to_bytes(compressed=True))
+        assert reg["status"] == "ok"
         st = c.status()
+    # The gateway submits through the other nodes: their admission checks read their own
+    # executed state, so wait until they have executed the registration.
+    for u in cluster.rpc_urls()[1:]:
+        wait_for(lambda: Client(u, timeout=2).status()["executed_height"] >= reg["height"], 30, f"{u} executes it")
     gw = Gateway(gw_key.to_bytes(), st["chain_id"], cluster.rpc_urls()[1:], tmp_path / "spool", batch_max=8)
     readings = [dev.temp_humidity(3.5 + i / 10, 55.0) for i in range(5)]
     for x in readings:
