@@ -126,3 +126,6 @@ def test_a_bounded_simulator_run_attests_readings_and_every_sampled_proof_verifi
     assert rep["attested"] > 4000 and rep["per_second"] > 0
     assert rep["proofs_checked"] == 12 and rep["proof_failures"] == 0
     assert rep["events"].get("iot.ContractCallFailed", 0) == 0, rep["events"]
+    # The pledged warehouse loses stock with no release: the contract, fed by the readings
+    # on every node, raises the alarm.
+    assert rep["events"].get("warehouse.UnauthorizedRemoval", 0) > 0, rep["events"]
