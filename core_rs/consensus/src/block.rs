@@ -1,7 +1,7 @@
 //! Blocks and proposals. A block carries payload *digests* (the mempool disseminates the
 //! batches), the QC of its parent, and the state root of the executed history it builds
 //! on, so the QC on the block certifies that state root too.
-use crate::codec::{Decode, Encode, Reader, Writer};
+use crate::codec::{Decode, Encode, ReadValues, Reader, WriteValues, Writer};
 use crate::crypto::{tagged_hash, Digest, Signature};
 use crate::error::Result;
 use crate::types::{Epoch, NodeId, QuorumCert, Round, TimeoutCert, ValidatorSet, VoteData};

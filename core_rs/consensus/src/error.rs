@@ -2,6 +2,7 @@
 //! see what went wrong (round, epoch, author, lengths), as the messages are logged by
 //! the host and are often the only trace of a misbehaving peer.
 use crate::types::{Epoch, NodeId, Round};
+use tfnode_codec::CodecError;
 
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum ConsensusError {
@@ -49,4 +50,27 @@ pub enum ConsensusError {
     StateDiverged { height: u64, local: String, certified: String },
 }
 
+/// The codec's errors keep this crate's messages (the node's ban policy matches on them):
+/// a bad version is reported without the codec's `what`, as it always was here.
+impl From<CodecError> for ConsensusError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Truncated { needed, offset, available } => ConsensusError::Truncated { needed, offset, available },
+            CodecError::TooLong { what, len, cap } => ConsensusError::TooLong { what, len, cap },
+            CodecError::BadVersion { what: _, got, expected } => ConsensusError::BadVersion { got, expected },
+            CodecError::TrailingBytes(n) => ConsensusError::TrailingBytes(n),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, ConsensusError>;
+
+/// The ban policy (`tfnode/node/driver.py`, `MALFORMED`) matches these messages.
+#[test]
+fn codec_errors_keep_the_consensus_messages() {
+    let msg = |e: CodecError| ConsensusError::from(e).to_string();
+    assert_eq!(msg(CodecError::Truncated { needed: 8, offset: 3, available: 1 }), "truncated input: needed 8 bytes at offset 3, 1 available");
+    assert_eq!(msg(CodecError::TooLong { what: "sync blocks", len: 65, cap: 64 }), "sync blocks: length 65 exceeds cap 64");
+    assert_eq!(msg(CodecError::BadVersion { what: "message", got: 2, expected: 1 }), "unsupported encoding version 2, expected 1");
+    assert_eq!(msg(CodecError::TrailingBytes(1)), "1 trailing bytes after the message");
+}

@@ -1,7 +1,7 @@
 //! The one wire message enum: `VERSION || tag || body`. Every byte string a peer sends
 //! goes through `Message::decode` before anything else looks at it.
 use crate::block::{Block, Proposal};
-use crate::codec::{Decode, Encode, Reader, Writer, VERSION};
+use crate::codec::{Decode, Encode, ReadValues, Reader, WriteValues, Writer, VERSION};
 use crate::crypto::Digest;
 use crate::error::{ConsensusError, Result};
 use crate::types::{Epoch, QuorumCert, Timeout, TimeoutCert, Vote};

@@ -4,7 +4,7 @@
 //! rules and updates `SafetyData`, which the host must persist (synced) before a signed
 //! message leaves the node — the core enforces that with Persist / PersistedOk.
 use crate::block::Block;
-use crate::codec::{Decode, Encode, Reader, Writer};
+use crate::codec::{Decode, Encode, ReadValues, Reader, WriteValues, Writer};
 use crate::crypto::{Signature, Signer};
 use crate::error::{ConsensusError, Result};
 use crate::types::{round_add, timeout_digest, Epoch, NodeId, QuorumCert, Round, Timeout, TimeoutCert, Vote};

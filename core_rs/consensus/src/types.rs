@@ -122,7 +122,7 @@ impl Decode for ValidatorSet {
         let n = r.len("validators", MAX_VALIDATORS, 16)?;
         let mut vs = Vec::with_capacity(n);
         for _ in 0..n {
-            vs.push(Validator { id: r.u32()?, power: r.u64()?, public_key: r.bytes("public key", MAX_PUBLIC_KEY)? });
+            vs.push(Validator { id: r.u32()?, power: r.u64()?, public_key: r.bytes("public key", MAX_PUBLIC_KEY)?.to_vec() });
         }
         // Canonical form: ids strictly increasing, or two encodings would share a value.
         if vs.windows(2).any(|w| w[0].id >= w[1].id) {

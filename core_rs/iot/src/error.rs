@@ -2,6 +2,8 @@
 //! (lengths, offsets, caps, versions, kinds, indices): the node returns these messages to
 //! gateways as rejection reasons, so they must say what was wrong without a debugger.
 
+use tfnode_codec::CodecError;
+
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum IotError {
     #[error("truncated input: needed {needed} bytes at offset {offset}, {available} available")]
@@ -63,4 +65,25 @@ impl IotError {
 /// The per-reading verdict of [`crate::verify_batch`]; the crate has one error enum.
 pub type ReadingError = IotError;
 
+/// The codec's errors keep this crate's messages, which clients and tests match on.
+impl From<CodecError> for IotError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Truncated { needed, offset, available } => IotError::Truncated { needed, offset, available },
+            CodecError::TooLong { what, len, cap } => IotError::TooLong { what, len, cap },
+            CodecError::BadVersion { what, got, expected } => IotError::BadVersion { what, got, expected },
+            CodecError::TrailingBytes(n) => IotError::TrailingBytes(n),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, IotError>;
+
+#[test]
+fn codec_errors_keep_the_iot_messages() {
+    let e = |e: CodecError| IotError::from(e).reason();
+    assert_eq!(e(CodecError::Truncated { needed: 6000, offset: 151, available: 4 }), "malformed: truncated input: needed 6000 bytes at offset 151, 4 available");
+    assert_eq!(e(CodecError::TooLong { what: "reading payload", len: 513, cap: 512 }), "malformed: reading payload: length 513 exceeds cap 512");
+    assert_eq!(e(CodecError::BadVersion { what: "batch", got: 2, expected: 1 }), "malformed: unsupported batch encoding version 2, expected 1");
+    assert_eq!(e(CodecError::TrailingBytes(1)), "malformed: 1 trailing bytes after the encoding");
+}

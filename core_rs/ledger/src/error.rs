@@ -2,6 +2,8 @@
 //! offsets, caps, versions, depths): the host logs these messages and returns them to
 //! clients as rejection reasons, so they must say what was wrong without a debugger.
 
+use tfnode_codec::CodecError;
+
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum LedgerError {
     #[error("truncated input: needed {needed} bytes at offset {offset}, {available} available")]
@@ -40,4 +42,25 @@ pub enum LedgerError {
     IndexOutOfRange { index: usize, size: usize },
 }
 
+/// The codec's errors keep this crate's messages, which clients and tests match on.
+impl From<CodecError> for LedgerError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Truncated { needed, offset, available } => LedgerError::Truncated { needed, offset, available },
+            CodecError::TooLong { what, len, cap } => LedgerError::TooLong { what, len, cap },
+            CodecError::BadVersion { what, got, expected } => LedgerError::BadVersion { what, got, expected },
+            CodecError::TrailingBytes(n) => LedgerError::TrailingBytes(n),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, LedgerError>;
+
+#[test]
+fn codec_errors_keep_the_ledger_messages() {
+    let msg = |e: CodecError| LedgerError::from(e).to_string();
+    assert_eq!(msg(CodecError::Truncated { needed: 32, offset: 40, available: 0 }), "truncated input: needed 32 bytes at offset 40, 0 available");
+    assert_eq!(msg(CodecError::TooLong { what: "args", len: 65537, cap: 65536 }), "args: length 65537 exceeds cap 65536");
+    assert_eq!(msg(CodecError::BadVersion { what: "transaction", got: 9, expected: 1 }), "unsupported transaction encoding version 9, expected 1");
+    assert_eq!(msg(CodecError::TrailingBytes(1)), "1 trailing bytes after the encoding");
+}

@@ -27,7 +27,7 @@
 //! re-signing one body gives a new transaction hash but the same replay key.
 use rayon::prelude::*;
 
-use crate::codec::{tagged_hash, Reader, Writer};
+use crate::codec::{tagged_hash, ReadName, Reader, Writer};
 use crate::error::{LedgerError, Result};
 use crate::Hash;
 
