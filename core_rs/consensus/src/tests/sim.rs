@@ -154,7 +154,7 @@ fn chaos(seed: u64) -> crate::sim::SimReport {
     let cut = 100 + rng.below(1_000);
     c.partitions.push(Partition { from_ms: cut, until_ms: cut + 1_000, groups: vec![vec![0, 2], vec![1, 3]] });
     c.crashes = vec![(rng.below(4) as usize, rng.below(2_000), 2_000 + rng.below(2_000))];
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         c.reconfig_at = Some(3 + rng.below(10));
     }
     c.target_height = 40;
