@@ -4,7 +4,7 @@
 
 References: the system OpenSSL (`openssl speed`), the pure-Python gmssl package, and for
 the Python-binding overhead the pure-Rust figure of the same operation (the crates'
-`examples/speed.rs`). Aims are those of DESIGN.md for this 2-core machine.
+`examples/*_speed.rs`). Aims are those of DESIGN.md for this 2-core machine.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def main() -> None:
     gm = gmssl_refs(a.quick)
     print("measuring pure-Rust figures (cargo examples) ...", file=sys.stderr)
     rs = {}
-    for crate, example in (("tfnode-sm3", "speed"), ("tfnode-sm2", "speed"), ("tfnode-merkle", "merkle_speed")):
+    for crate, example in (("tfnode-sm3", "sm3_speed"), ("tfnode-sm2", "sm2_speed"), ("tfnode-merkle", "merkle_speed")):
         rs.update(rust_speed(crate, example))
     all_threads = [v for k, v in rs.items() if k.startswith("sm2_verify_batch_") and k.endswith("threads")]
     if all_threads:

@@ -1,5 +1,5 @@
 //! Consensus benchmarks, one JSON object per line:
-//!   cargo run --release -p tfnode-consensus --features sim,sm2 --example speed [blocks] [twins]
+//!   cargo run --release -p tfnode-consensus --features sim,sm2 --example consensus_speed [blocks] [twins]
 //! 1. A simulated 4-validator network with real SM2: committed blocks per second of wall
 //!    time (one thread runs all four nodes) and CPU microseconds inside the core per block
 //!    per node (signing, verifying QCs, votes and timeouts, bookkeeping).

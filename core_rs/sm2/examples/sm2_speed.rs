@@ -1,5 +1,5 @@
 //! Throughput of the SM2 operations, one JSON object per line:
-//! `cargo run --release -p tfnode-sm2 --example speed [seconds-per-item] [name-filter]`.
+//! `cargo run --release -p tfnode-sm2 --example sm2_speed [seconds-per-item] [name-filter]`.
 //! `value` is operations per wall-clock second; `per_cpu_second` divides by the thread's
 //! CPU time instead (equal on an idle machine; the honest figure on a shared one).
 

@@ -1,6 +1,6 @@
 //! One-core SM3 throughput, one JSON object per line.
 //!
-//! `cargo run --release -p tfnode-sm3 --example speed`
+//! `cargo run --release -p tfnode-sm3 --example sm3_speed`
 //!
 //! The machine is shared with other jobs, so each figure is the best of many
 //! short windows, the cases of a group are interleaved window by window (each
