@@ -395,3 +395,17 @@ def test_bitmap_and_admission_filter(members):
     a = _core.Transaction(b"x" * 64, 1, 9, 10, "iotx", "submit", b"")
     a.sign(members[0].to_bytes())
     assert is_iot_submit(t.encode()) and not is_iot_submit(a.encode()) and not is_iot_submit(b"\x01")
+
+
+def test_admission_leaves_to_execution_what_a_lagging_node_cannot_judge():
+    from tfnode.execution.iot import BatchCheck
+    from tfnode.iot.admission import lagging_only
+
+    unknown_gw = BatchCheck(error="gateway 02ab is not registered")
+    assert lagging_only(unknown_gw) is True  # admitted unjudged: execution decides
+    lag = BatchCheck(readings=[{}, {}, {}], good=[0], bad=[(1, "unknown device"), (2, "device not registered")])
+    assert lagging_only(lag) is False and lag.refused() is None and lag.good == [0, 1, 2]
+    forged = BatchCheck(readings=[{}, {}], good=[0], bad=[(1, "bad signature")])
+    assert lagging_only(forged) is False and "#1 bad signature" in forged.refused()
+    replay = BatchCheck(error="batch_seq 3 is not above the gateway's last 3 (already submitted?)")
+    assert lagging_only(replay) is False and "already submitted" in replay.refused()

@@ -75,10 +75,28 @@ class Admission:
                 continue
             batch = args[0] if len(args) == 1 and not kwargs else kwargs.get("batch") if not args else None
             c = self.iot.check_batch(self.state, bytes(tx.sender), batch, now_ms)
-            why = c.refused()
+            why = None if lagging_only(c) else c.refused()
             if why is not None:
                 out[i] = (tx.hash(), f"{REFUSED}: {why}")
         return out
+
+
+#: What a node that has not yet executed the latest blocks may see wrongly: a gateway or
+#: device registered in a block it has not executed. Admission lets these through (the
+#: execution on every node decides); everything else it refuses at once.
+LAG_REASONS = ("unknown device", "device not registered")
+
+
+def lagging_only(c: iot.BatchCheck) -> bool:
+    """Drop from an admission verdict the problems a lagging node cannot judge; True if
+    the batch must be admitted unjudged (its gateway is unknown here)."""
+    if c.error is not None and c.error.startswith("gateway ") and c.error.endswith(" is not registered"):
+        return True
+    lag = [i for i, why in c.bad if why in LAG_REASONS]
+    if lag:
+        c.bad = [(i, why) for i, why in c.bad if why not in LAG_REASONS]
+        c.good = sorted(c.good + lag)
+    return False
 
 
 def reading_proof(svc: NodeService, gateway: bytes, batch_seq: int, index: int) -> dict[str, Any] | None:
