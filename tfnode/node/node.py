@@ -73,6 +73,7 @@ class Node:
         self.core: Any = None
         self._root = None
         self.executor: ChainExecutor | None = None
+        self._certified = 0  # the execution height the newest stored block certifies
         self.mempool: Any = None
         self.rpc: Any = None
         self.metrics: Any = None
@@ -91,6 +92,8 @@ class Node:
             raise ConfigError(f"cannot load the chain state: {err}") from None
         safety = self.store.load_safety()
         self._root = root = restart_root(self.store)
+        if root is not None:
+            self._certified = _core.consensus_decode_block(root.block)["exec_height"]
         self.core = _core.ConsensusCore(
             self.me.id, g.consensus_validators(), self.key.to_bytes(), persisted=safety,
             genesis_state_root=self.executor.genesis_exec_root, root_block=root and root.block,
@@ -182,6 +185,7 @@ class Node:
             "sync_requests": d.get("sync_requests", 0),
             "sync_served_from_storage": d.get("sync_served_from_storage", 0),
             "executed_height": self.executor.height if self.executor else 0,
+            "certified_height": self._certified,
             "state_root": self.executor.state_root.hex() if self.executor else "",
             "mempool": self._mempool_stats(),
             "rpc": f"http://{self.cfg.rpc[0]}:{self.rpc.port}/" if self.rpc is not None else "",
@@ -200,6 +204,7 @@ class Node:
         return None if data is None else _core.batch_decode(data)
 
     def _on_executed(self, out: Any) -> None:
+        self._certified = max(self._certified, out.block["exec_height"])
         m = self.metrics
         if m is not None:
             m.block_executed(out.seconds)
