@@ -129,3 +129,5 @@ def test_a_bounded_simulator_run_attests_readings_and_every_sampled_proof_verifi
     # The pledged warehouse loses stock with no release: the contract, fed by the readings
     # on every node, raises the alarm.
     assert rep["events"].get("warehouse.UnauthorizedRemoval", 0) > 0, rep["events"]
+    # The tracker starts inside the route's first checkpoint: the logistics contract marks it.
+    assert rep["events"].get("logistics.CheckpointReached", 0) >= 1, rep["events"]
