@@ -409,3 +409,22 @@ def test_admission_leaves_to_execution_what_a_lagging_node_cannot_judge():
     assert lagging_only(forged) is False and "#1 bad signature" in forged.refused()
     replay = BatchCheck(error="batch_seq 3 is not above the gateway's last 3 (already submitted?)")
     assert lagging_only(replay) is False and "already submitted" in replay.refused()
+
+
+def test_signature_verdicts_are_reused_only_for_the_same_batch_and_keys(monkeypatch):
+    from tfnode.execution.iot import _Verdicts
+
+    calls = []
+    real = _core.iot_batch_verify
+    monkeypatch.setattr(_core, "iot_batch_verify", lambda batch, keys: calls.append(batch) or real(batch, keys))
+    v = _Verdicts(kept=2)
+    dev, gw = crypto.PrivateKey.generate(), crypto.PrivateKey.generate()
+    did = _core.iot_device_id(dev.public_key().to_bytes(compressed=True))
+    r = _core.iot_reading_sign(dev.to_bytes(), 1, 1_700_000_000_000, 3, (5).to_bytes(8, "big"))
+    batch = _core.iot_batch_build(gw.to_bytes(), 1, 1_700_000_000_000, 0, [r])
+    keys = {did: dev.public_key().to_bytes(compressed=True)}
+    first = v.verify(batch, keys)
+    assert first == (True, [None]) and v.verify(batch, keys) == first and len(calls) == 1 and v.hits == 1
+    other = {did: crypto.PrivateKey.generate().public_key().to_bytes(compressed=True)}
+    assert v.verify(batch, other) != first and len(calls) == 2  # other keys: verified again
+    assert v.verify(batch, {}) == (True, ["unknown device"]) and len(calls) == 3

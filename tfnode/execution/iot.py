@@ -57,6 +57,37 @@ MAX_REF = 128
 MAX_LISTED = 32   # bad readings spelled out in a revert reason (the return value lists them all)
 _U64 = struct.Struct(">Q")
 _ON_READINGS = "on_readings"
+VERDICTS_KEPT = 1024
+
+
+class _Verdicts:
+    """Signature verdicts of recent batches: ``iot_batch_verify`` is a pure function of the
+    batch bytes and the device keys it is given, so the node that checked a batch at
+    admission need not verify its hundreds of signatures again when the batch executes.
+    Bounded; shared by the admission thread and the execution loop (dict operations are
+    atomic under the GIL; a lost race only recomputes)."""
+
+    def __init__(self, kept: int = VERDICTS_KEPT) -> None:
+        self.kept = kept
+        self._d: dict[bytes, tuple[tuple, tuple[bool, list]]] = {}
+        self.hits = 0
+
+    def verify(self, batch: bytes, keys: dict[bytes, bytes]) -> tuple[bool, list]:
+        h = crypto.sm3(batch)
+        ks = tuple(sorted(keys.items()))
+        got = self._d.get(h)
+        if got is not None and got[0] == ks:
+            self.hits += 1
+            return got[1]
+        verdict = _core.iot_batch_verify(batch, keys)
+        if len(self._d) >= self.kept:
+            self._d.pop(next(iter(self._d)), None)
+        self._d[h] = (ks, verdict)
+        return verdict
+
+
+_verdicts = _Verdicts()
+verify_batch = _verdicts.verify
 
 
 def batch_key(gateway: bytes, batch_seq: int) -> bytes:
@@ -189,7 +220,7 @@ class Iot:
                 if d not in devices:
                     devices[d] = self.records.get(state, d)
         keys = {d: rec["public_key"] for d, rec in devices.items() if rec is not None}
-        header_ok, reasons = _core.iot_batch_verify(batch, keys)
+        header_ok, reasons = verify_batch(batch, keys)
         if not header_ok:
             c.error, c.status = "bad gateway signature on the batch header", STATUS_INVALID
             return c
