@@ -27,7 +27,7 @@ import os
 import time
 from pathlib import Path
 
-from tfnode import _core
+from tfnode import _core, crypto
 from tfnode.client import Account, Client, ClientError, RpcError, build_tx, tx_hash
 from tfnode.execution import iot as iot_module
 from tfnode.iot.payloads import encode_payload, kind_code
@@ -69,8 +69,9 @@ class Device:
 
     def __init__(self, secret_key: bytes, kind: str | int, *, seq: int = 0, clock=time.time) -> None:
         self.secret = bytes(secret_key)
+        self._key = crypto.PrivateKey.from_bytes(self.secret)  # parsed once: signing is then one SM2 signature
         self.kind = kind_code(kind)
-        self.public_key = Account.from_bytes(self.secret).public_key_bytes
+        self.public_key = self._key.public_key().to_bytes(compressed=True)
         self.device_id = bytes(_core.iot_device_id(self.public_key))
         self.seq = seq
         self.clock = clock
@@ -78,7 +79,7 @@ class Device:
     def reading(self, value: dict, *, timestamp_ms: int | None = None) -> bytes:
         self.seq += 1
         ts = int(self.clock() * 1000) if timestamp_ms is None else timestamp_ms
-        return bytes(_core.iot_reading_sign(self.secret, self.seq, ts, self.kind, encode_payload(self.kind, value)))
+        return bytes(_core.iot_reading_sign(self._key, self.seq, ts, self.kind, encode_payload(self.kind, value)))
 
     def temp_humidity(self, temp_c: float, humidity_pct: float, **kw) -> bytes:
         return self.reading({"temp_centi_c": round(temp_c * 100), "humidity_centi_pct": round(humidity_pct * 100)}, **kw)

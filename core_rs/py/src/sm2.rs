@@ -10,7 +10,7 @@ use tfnode_sm2 as sm2;
 const GIL_RELEASE_ITEMS: usize = 4;
 
 #[pyclass(name = "PrivateKey", module = "tfnode._core", frozen)]
-pub struct PyPrivateKey(sm2::SecretKey);
+pub struct PyPrivateKey(pub(crate) sm2::SecretKey);
 
 #[pyclass(name = "PublicKey", module = "tfnode._core", frozen, eq)]
 #[derive(Clone, PartialEq, Eq)]
