@@ -237,14 +237,8 @@ class Gateway:
         batch = self._path(seq, ".batch").read_bytes()
         txp = self._path(seq, ".tx")
         raw = txp.read_bytes() if txp.exists() else None
-        if raw is not None:
-            r = self._receipt(c, tx_hash(raw))
-            if r is not None:
-                return self._outcome(seq, r)
-        # Recorded already, by a transaction whose file a crash lost? The record names it.
-        rec = c.query(iot_module.NAME, "batch", self.public_key, seq)
-        if rec.get("status") == "ok" and rec.get("value") is not None:
-            r = self._receipt(c, rec["value"]["tx"]) or {"status": "ok", "return_value": {"accepted": None}}
+        r = self._recorded(c, seq, raw)
+        if r is not None:
             return self._outcome(seq, r)
         st = c.status()
         if raw is None or _core.Transaction.decode(raw).expiry <= st["executed_height"]:
@@ -262,6 +256,11 @@ class Gateway:
                 raise _Retry(f"node error {err.code}: {err.message}") from None
             reason = err.reason or err.message
             if reason.startswith("iot batch refused"):
+                # A retry can reach a node that executed the first attempt in the meantime
+                # ("batch_seq ... already submitted?"): look once more before giving up.
+                r = self._recorded(c, seq, raw)
+                if r is not None:
+                    return self._outcome(seq, r)
                 return self._reject(seq, reason)
             if reason not in ("duplicate", "already committed"):
                 raise _Retry(reason) from None  # pool full, sender cap, expired...: try again
@@ -273,6 +272,18 @@ class Gateway:
                 raise _Retry("no receipt yet") from None
             raise
         self._outcome(seq, r)
+
+    def _recorded(self, c: Client, seq: int, raw: bytes | None) -> dict | None:
+        """The receipt of batch ``seq`` if the ledger has it: by our stored transaction, or
+        by the batch record (which names the transaction, even one a crash lost)."""
+        if raw is not None:
+            r = self._receipt(c, tx_hash(raw))
+            if r is not None:
+                return r
+        rec = c.query(iot_module.NAME, "batch", self.public_key, seq)
+        if rec.get("status") == "ok" and rec.get("value") is not None:
+            return self._receipt(c, rec["value"]["tx"]) or {"status": "ok", "return_value": {"accepted": None}}
+        return None
 
     @staticmethod
     def _receipt(c: Client, h) -> dict | None:
