@@ -299,7 +299,7 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
             if v.get("batch_seq") is not None:
                 excluded = {i for i, _ in v.get("excluded") or ()}
                 batches.append((gateways[g].public_key, v["batch_seq"], excluded, v["accepted"] + len(excluded)))
-    checked, failures = _check_proofs(urls, batches, cfg.proof_samples, rng, log)
+    checked, failures, proof_errors = _check_proofs(urls, batches, cfg.proof_samples, rng, log)
     readings = sum(produced)
     for gw in gateways:
         gw.close()
@@ -309,6 +309,7 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
         "per_second": round(stats["attested"] / elapsed, 1) if elapsed > 0 else 0.0,
         "proofs_checked": checked,
         "proof_failures": failures,
+        "proof_errors": proof_errors,
         "rejected": stats["excluded"] + stats["rejected"],
         "forged": sum(forged),
         "produced": readings,
@@ -327,11 +328,11 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
     }
 
 
-def _check_proofs(urls, batches, samples: int, rng: random.Random, log) -> tuple[int, int]:
+def _check_proofs(urls, batches, samples: int, rng: random.Random, log) -> tuple[int, int, list[str]]:
     """Fetch ``samples`` random attested readings' proofs (from rotating nodes) and check each
     against the QC with the validator set alone."""
     if not batches or samples <= 0:
-        return 0, 0
+        return 0, 0, []
     with Client(urls[0]) as c:
         vals = [(v["id"], v["power"], bytes.fromhex(v["public_key"])) for v in c.validators()]
     picks = []
@@ -341,24 +342,37 @@ def _check_proofs(urls, batches, samples: int, rng: random.Random, log) -> tuple
         if good:
             picks.append((gw, seq, rng.choice(good)))
     checked = failures = 0
+    errors: list[str] = []
     clients = [Client(u) for u in urls]
     try:
         for k, (gw, seq, idx) in enumerate(picks):
             c = clients[k % len(clients)]
             proof = None
-            for _ in range(100):  # the newest batches are certified a block or two later
+            for _ in range(100):
+                # The newest batches are certified a block or two later (-32005), and a node a
+                # few blocks behind the one that answered the gateway has not executed the
+                # batch yet (-32004): both settle within a few blocks.
                 try:
                     proof = c.get_reading_proof(gw, seq, idx)
                     break
                 except Exception as err:  # noqa: BLE001
-                    if getattr(err, "code", None) != -32005:
+                    if getattr(err, "code", None) not in (-32005, -32004):
                         log(f"proof of batch {seq} #{idx}: {err}")
                         break
                     time.sleep(0.1)
             checked += 1
-            if proof is None or not verify_reading_proof(proof, vals):
+            why = None
+            if proof is None:
+                why = f"proof of batch {seq} #{idx}: not available from {c.url}"
+            elif not verify_reading_proof(proof, vals):
+                rec = proof.get("record") or {}
+                why = (f"proof of batch {seq} #{idx} from {c.url} does not verify "
+                       f"(record height {rec.get('height')}, value {'set' if rec.get('value') else 'none'})")
+            if why is not None:
                 failures += 1
+                errors.append(why)
+                log(why)
     finally:
         for c in clients:
             c.close()
-    return checked, failures
+    return checked, failures, errors
