@@ -20,13 +20,14 @@ State (one key/value space, one sparse Merkle tree over all of it):
 
 After the block: ``state_root`` = the tree's root, ``receipts_root`` = RFC 6962 root over the
 receipt hashes, ``exec_root`` = :func:`tfnode.execution.roots.exec_root` chained on the
-previous height. The tree keeps the last :data:`KEEP_VERSIONS` heights readable (proofs);
-older stale nodes are deleted from memory and, in later blocks' batches, from disk.
+previous height. The tree keeps the last :data:`KEEP_VERSIONS` heights readable (proofs):
+each block indexes the nodes it stopped using (on disk, in its own batch), and a block
+``KEEP_VERSIONS`` heights later deletes them, so the stored tree stays bounded across
+restarts; memory is pruned the same way (``StateTree.prune``).
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import struct
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class BlockOutput:
     receipts_root: bytes = ZERO
     exec_root: bytes = ZERO
     tree_writes: list = field(default_factory=list)
+    stale_nodes: list = field(default_factory=list)   # tree node keys this height stopped using
+    stale_done: list = field(default_factory=list)    # stale-index keys deleted with their nodes
     dropped: int = 0
     seconds: float = 0.0
 
@@ -82,7 +85,6 @@ class ChainExecutor:
         self.state_root = ZERO
         self.exec_root = ZERO
         self._carry: list = []  # tree nodes of version 0, written with block 1
-        self._stale: collections.deque[tuple[int, list[bytes]]] = collections.deque()
         self._addr: dict[bytes, str] = {}
         self.genesis_exec_root = ZERO
         self.genesis_state_root = ZERO
@@ -196,10 +198,12 @@ class ChainExecutor:
         root, new_nodes, stale = self.tree.apply(height, writes)
         tree_writes = self._carry + list(new_nodes)
         self._carry = []
-        self._stale.append((height, list(stale)))
-        while self._stale and self._stale[0][0] <= height - KEEP_VERSIONS:
-            _, old = self._stale.popleft()
-            tree_writes.extend((k, None) for k in old)
+        # Nodes this height stopped using go into the stale index (in the block's batch, so
+        # it survives restarts); those of heights leaving the kept window are deleted now.
+        out.stale_nodes = list(stale)
+        done = self.store.stale_upto(height - KEEP_VERSIONS) if height > KEEP_VERSIONS else []
+        tree_writes.extend((node_key, None) for _, node_key in done)
+        out.stale_done = [index_key for index_key, _ in done]
         out.tree_writes = tree_writes
         out.state_root = root
         out.receipts_root = _core.receipts_root([r.hash() for r in out.receipts]) if out.receipts else ZERO
@@ -229,6 +233,7 @@ class ChainExecutor:
             out.height, b["id"], b["bytes"], qc, txs=out.txs, receipts=[r.encode() for r in out.receipts],
             events=events, state_writes=None, tree_writes=out.tree_writes, state_root=out.state_root,
             exec_record=out.state_root + out.receipts_root + out.exec_root, batches=out.batches,
+            stale_nodes=out.stale_nodes, stale_done=out.stale_done,
         )
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         if out.height > KEEP_VERSIONS and out.height % 32 == 0:

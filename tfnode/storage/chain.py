@@ -171,6 +171,8 @@ class ChainStore:
         state_root: bytes | None = None,
         exec_record: bytes | None = None,
         batches: Iterable[tuple[bytes, bytes]] = (),
+        stale_nodes: Iterable[bytes] = (),
+        stale_done: Iterable[bytes] = (),
     ) -> bool:
         """Store committed block ``height`` in one atomic synced batch. Returns True if
         written, False if this exact block is already stored (recovery replay: a no-op).
@@ -182,6 +184,9 @@ class ChainStore:
         ``state_root``: the root after this block, when executed. ``exec_record``: state
         root + receipts root + execution root (96 bytes). ``batches``: ``(digest, encoded
         batch)`` of the mempool batches the block names, kept so peers can fetch them.
+        ``stale_nodes``: tree node keys this block stopped using (indexed under its height);
+        ``stale_done``: stale-index keys (from :meth:`stale_upto`) whose nodes
+        ``tree_writes`` deletes now.
         Raises ``CommitConflict`` if the height holds a different block, ``CommitError`` if
         the height is not the next one or a transaction already committed."""
         hb = K.u64(height)
@@ -220,6 +225,9 @@ class ChainStore:
             b.put(p + K.EXEC + hb, exec_record)
         for digest, data in batches:
             b.put(p + K.BATCH + K.check_hash(digest, "batch digest"), check_value(data, "batch"))
+        stale_t = p + K.STALE + hb
+        b.ops.extend((stale_t + k, b"") for k in stale_nodes)
+        b.ops.extend((p + K.STALE + k, None) for k in stale_done)
         b.put(p + K.META + K.META_HEAD, hb + block_hash)
         if head is None:
             b.put(p + K.META + K.META_BASE, hb)
@@ -361,6 +369,13 @@ class ChainStore:
     def batch(self, digest: bytes) -> bytes | None:
         """A committed mempool batch's encoding."""
         return self.kv.get(self._k(K.BATCH, K.check_hash(digest, "batch digest")))
+
+    def stale_upto(self, height: int) -> list[tuple[bytes, bytes]]:
+        """Stale-index entries of heights ``<= height``: ``(index key, node key)``, where
+        the index key is what ``commit_block(stale_done=...)`` takes."""
+        pre = self._p + K.STALE
+        cut = len(pre)
+        return [(k[cut:], k[cut + 8:]) for k, _ in self.kv.iterate(pre, pre + K.u64(height + 1))]
 
     def tree_nodes(self):
         """Every stored state-tree node ``(node key, bytes)``, for loading the tree at start-up."""

@@ -14,6 +14,9 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
     P "V" u64 height     execution record: state root + receipts root + execution root
                          (docs/rpc.md: the chained root a block certifies)
     P "A" digest         a committed mempool batch (its encoding), for peers catching up
+    P "O" u64 height node key
+                         stale-node index: a tree node the block at ``height`` stopped using
+                         (deleted with the node once ``height`` leaves the kept window)
     P "L" u64 height     the block's tx hashes in order: (u8 len + hash)*
     P "T" tx hash        u64 height + u32 index + transaction bytes
     P "R" tx hash        receipt bytes
@@ -48,7 +51,7 @@ MAX_NAME = 255
 META, BLOCK, HASH, QC, ROOT, TXLIST, TX, RECEIPT, REPLAY, EVENT, STATE, NODE, SAFETY = (
     b"M", b"B", b"H", b"Q", b"P", b"L", b"T", b"R", b"X", b"E", b"S", b"N", b"Z",
 )
-EXEC, BATCH = b"V", b"A"
+EXEC, BATCH, STALE = b"V", b"A", b"O"
 META_HEAD, META_BASE, META_EXEC = b"head", b"base", b"exec"
 
 _U64 = struct.Struct(">Q")
