@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
 
 import orjson
 import pytest
 from aiohttp import web
 from typer.testing import CliRunner
 
+from tests.fake_http import ThreadedApp
 from tfnode import _core, bench
 from tfnode.bench import BenchConfig, BenchError
 from tfnode.cli import app
@@ -30,10 +29,12 @@ def test_percentiles_nearest_rank():
 
 
 def test_proc_readers_on_this_process():
+    # The /proc reader agrees with the kernel's accounting as os.times() reports it (both in
+    # clock ticks; a tick or two apart at most): a correctness check, not a speed one.
+    sum(i * i for i in range(200_000))
+    t = os.times()
     cpu = bench.proc_cpu_seconds(os.getpid())
-    assert cpu is not None and cpu >= 0
-    sum(i * i for i in range(200_000))  # burn a little CPU: the counter never goes back
-    assert bench.proc_cpu_seconds(os.getpid()) >= cpu
+    assert cpu is not None and abs(cpu - (t.user + t.system)) <= 0.05
     mem = bench.proc_memory_mb(os.getpid())
     assert 1 < mem["rss_mb"] <= mem["peak_rss_mb"]
 
@@ -110,32 +111,14 @@ def test_presign_signs_valid_transfers_in_a_pool():
     assert senders[:3] == keys  # interleaved: consecutive txs from different senders
 
 
-class FakeNode:
+class FakeNode(ThreadedApp):
     """submit_batch accepts all but the txs listed in `reject`; every 20 ms a block commits
     what was accepted and is announced on /ws; get_block lists its tx hashes."""
 
     def __init__(self, reject: set[str]):
         self.reject, self.pending, self.blocks = reject, [], {}
         self.height = 5
-        self.loop = asyncio.new_event_loop()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-
-    def _run(self, ready):
-        asyncio.set_event_loop(self.loop)
-        app = web.Application()
-        app.router.add_post("/", self._post)
-        app.router.add_get("/ws", self._ws)
-        self.runner = web.AppRunner(app)
-        self.loop.run_until_complete(self.runner.setup())
-        self.loop.run_until_complete(web.SockSite(self.runner, self.sock).start())
-        ready.set()
-        self.loop.run_forever()
+        super().__init__()
 
     async def _post(self, request):
         req = orjson.loads(await request.read())
@@ -172,10 +155,6 @@ class FakeNode:
                 "subscription": "b", "result": {"height": self.height}}}).decode())
         return ws
 
-    def close(self):
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 def test_drive_against_a_fake_node():

@@ -6,13 +6,13 @@ import asyncio
 import os
 import socket
 import stat
-import threading
 from collections import deque
 
 import orjson
 import pytest
 from aiohttp import WSMsgType, web
 
+from tests.fake_http import ThreadedApp
 from tfnode import _core
 from tfnode.client import (Account, AsyncClient, Client, ClientError, RpcError, build_tx, proofs, tx_hash,
                            verify_proof, verify_receipt_proof, verify_state_proof)
@@ -300,7 +300,7 @@ def test_malformed_proofs_are_false_not_errors(junk):
 # ---- clients against a canned JSON-RPC server --------------------------------------------
 
 
-class Canned:
+class Canned(ThreadedApp):
     """An aiohttp server in a thread answering JSON-RPC from a table; records requests."""
 
     def __init__(self):
@@ -323,14 +323,7 @@ class Canned:
             "submit_bad": None,
         }
         self.waits = 0
-        self.loop = asyncio.new_event_loop()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
+        super().__init__()
 
     def _block(self, p):
         if p.get("height") == 999:
@@ -342,17 +335,6 @@ class Canned:
         if self.waits == 1:
             return {"error": {"code": -32008, "message": "timeout"}}
         return {"result": {"hash": p["hash"], "status": "ok", "return_value": None, "events": []}}
-
-    def _run(self, ready):
-        asyncio.set_event_loop(self.loop)
-        app = web.Application()
-        app.router.add_post("/", self._post)
-        app.router.add_get("/ws", self._ws)
-        self.runner = web.AppRunner(app)
-        self.loop.run_until_complete(self.runner.setup())
-        self.loop.run_until_complete(web.SockSite(self.runner, self.sock).start())
-        ready.set()
-        self.loop.run_forever()
 
     async def _post(self, request):
         raw = await request.read()
@@ -391,10 +373,6 @@ class Canned:
             await ws.close()
         return ws
 
-    def close(self):
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")

@@ -123,7 +123,7 @@ def test_a_bounded_simulator_run_attests_readings_and_every_sampled_proof_verifi
     rep = run(cfg)
     assert rep["pending"] == 0 and rep["batches_refused"] == 0
     assert rep["attested"] + rep["rejected"] == rep["produced"] and rep["rejected"] == rep["forged"] > 0
-    assert rep["attested"] > 0 and rep["per_second"] > 0  # how many depends on the machine: benches report it
+    assert rep["attested"] > 0  # how many depends on the machine: the benchmark reports it
     assert rep["proofs_checked"] == 12 and rep["proof_failures"] == 0, rep["proof_errors"]
     assert rep["events"].get("iot.ContractCallFailed", 0) == 0, rep["events"]
     # The pledged warehouse loses stock with no release: the contract, fed by the readings

@@ -21,14 +21,5 @@ impl ReadName for Reader<'_> {
     }
 }
 
-/// `SM3(u32 len(tag) || tag || parts...)`: the domain-separated digest every signed or
-/// committed ledger value uses, so a digest of one kind can never pass for another.
-pub(crate) fn tagged_hash(tag: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = tfnode_sm3::Sm3::new();
-    h.update(&(tag.len() as u32).to_be_bytes());
-    h.update(tag);
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize()
-}
+/// `SM3(u32 len(tag) || tag || parts...)` (domain-separated digests; one definition in tfnode-sm3).
+pub(crate) use tfnode_sm3::tagged_hash;

@@ -99,6 +99,18 @@ impl Sm3 {
     }
 }
 
+/// `SM3(u32 len(tag) || tag || parts...)`: the domain-separated digest the ledger and IoT
+/// formats sign and commit to, so a digest of one kind can never pass for another.
+pub fn tagged_hash(tag: &[u8], parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
+    let mut h = Sm3::new();
+    h.update(&(tag.len() as u32).to_be_bytes());
+    h.update(tag);
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
+}
+
 /// One-shot SM3 digest.
 pub fn hash(data: &[u8]) -> [u8; DIGEST_LEN] {
     let mut h = Sm3::new();

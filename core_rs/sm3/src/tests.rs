@@ -211,3 +211,13 @@ fn equal_length_batches_every_backend() {
         }
     }
 }
+
+#[test]
+fn tagged_hash_is_length_prefixed_tag_then_parts() {
+    let mut pre = 5u32.to_be_bytes().to_vec();
+    pre.extend_from_slice(b"tfnod");
+    pre.extend_from_slice(b"e/x");
+    assert_eq!(crate::tagged_hash(b"tfnod", &[b"e", b"/x"]), crate::hash(&pre));
+    // The length prefix separates tag from body: moving a byte across changes the digest.
+    assert_ne!(crate::tagged_hash(b"tfnod", &[b"e/x"]), crate::tagged_hash(b"tfnode", &[b"/x"]));
+}
