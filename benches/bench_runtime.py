@@ -38,8 +38,10 @@ CLOCK = time.process_time
 def setup(metering: bool):
     rt = Runtime(MemoryState(), metering=metering)
     bank = "0x" + "b1" * 20
-    rt.genesis([{"address": bank, "organisation": "Bank", "roles": ["bank"]}],
-               contracts=[("token", TOKEN, [10**15]), ("lc", LC, [])])
+    rt.genesis(
+        [{"address": bank, "organisation": "Bank", "roles": ["bank"]}],
+        contracts=[("token", TOKEN, [10**15]), ("lc", LC, [])],
+    )
     # the lc contract pays from its own balance: fund it
     r = rt.execute(TxCall("genesis", "token", "transfer", ("contract:lc", 10**14)), BlockCtx(1, T0, b"\0" * 32))
     assert r.ok, r
@@ -49,7 +51,9 @@ def setup(metering: bool):
 def transfers(rt, n: int, hash_receipts: bool = True) -> float:
     addrs = ["0x%040x" % i for i in range(1000)]
     blk = BlockCtx(2, T0, crypto.sm3(b"block"))
-    txs = [TxCall("genesis", "token", "transfer", (addrs[i % 1000], 1), tx_hash=crypto.sm3(b"%d" % i)) for i in range(n)]
+    txs = [
+        TxCall("genesis", "token", "transfer", (addrs[i % 1000], 1), tx_hash=crypto.sm3(b"%d" % i)) for i in range(n)
+    ]
     t = CLOCK()
     for tx in txs:
         r = rt.execute(tx, blk)
@@ -64,13 +68,18 @@ def lc_steps(rt, n: int, start: int) -> float:
     ben = "0x" + "be" * 20
     blk = BlockCtx(3, T0 + 5 * 86400, crypto.sm3(b"block3"))
     for i in range(start, start + n):
-        r = rt.execute(TxCall("0x" + "b1" * 20, "lc", "issue", (f"LC{i}", ben, 1000, T0 + 90 * 86400, T0 + 30 * 86400)), blk)
+        r = rt.execute(
+            TxCall("0x" + "b1" * 20, "lc", "issue", (f"LC{i}", ben, 1000, T0 + 90 * 86400, T0 + 30 * 86400)), blk
+        )
         assert r.ok, r
     docs = [
         {"kind": k, "hash": crypto.sm3(k.encode()), "date": T0 + 86400, "amount": 1000}
         for k in ("invoice", "bill_of_lading", "packing_list", "insurance", "certificate_of_origin", "inspection")
     ]
-    txs = [TxCall(ben, "lc", "present", (f"LC{i}", docs, 1000), tx_hash=crypto.sm3(b"lc%d" % i)) for i in range(start, start + n)]
+    txs = [
+        TxCall(ben, "lc", "present", (f"LC{i}", docs, 1000), tx_hash=crypto.sm3(b"lc%d" % i))
+        for i in range(start, start + n)
+    ]
     t = CLOCK()
     for tx in txs:
         r = rt.execute(tx, blk)

@@ -121,18 +121,30 @@ def main() -> None:
     a = ap.parse_args()
     rows = []
     for ntx in (int(x) for x in a.txs.split(",")):
-        fig = {k: max(commits_per_s(k, ntx, a.seconds) for _ in range(a.rounds)) for k in ("synced", "unsynced", "memory")}
-        rows.append({"txs_per_block": ntx, **{f"{k}_blocks_s": round(v, 1) for k, v in fig.items()},
-                     "synced_tx_s": round(fig["synced"] * ntx), "synced_over_unsynced": round(fig["synced"] / fig["unsynced"], 3)})
+        fig = {
+            k: max(commits_per_s(k, ntx, a.seconds) for _ in range(a.rounds)) for k in ("synced", "unsynced", "memory")
+        }
+        rows.append(
+            {
+                "txs_per_block": ntx,
+                **{f"{k}_blocks_s": round(v, 1) for k, v in fig.items()},
+                "synced_tx_s": round(fig["synced"] * ntx),
+                "synced_over_unsynced": round(fig["synced"] / fig["unsynced"], 3),
+            }
+        )
     safety = max(safety_per_s(a.seconds) for _ in range(a.rounds))
     out = {"commits": rows, "persist_safety_per_s": round(safety, 1)}
     if a.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"{'txs/block':>9} {'synced blk/s':>13} {'unsynced blk/s':>15} {'memory blk/s':>13} {'synced tx/s':>12} {'synced/unsynced':>16}")
+    print(
+        f"{'txs/block':>9} {'synced blk/s':>13} {'unsynced blk/s':>15} {'memory blk/s':>13} {'synced tx/s':>12} {'synced/unsynced':>16}"
+    )
     for r in rows:
-        print(f"{r['txs_per_block']:>9} {r['synced_blocks_s']:>13} {r['unsynced_blocks_s']:>15} {r['memory_blocks_s']:>13} "
-              f"{r['synced_tx_s']:>12} {r['synced_over_unsynced']:>16}")
+        print(
+            f"{r['txs_per_block']:>9} {r['synced_blocks_s']:>13} {r['unsynced_blocks_s']:>15} {r['memory_blocks_s']:>13} "
+            f"{r['synced_tx_s']:>12} {r['synced_over_unsynced']:>16}"
+        )
     print(f"persist_safety (synced): {out['persist_safety_per_s']}/s")
 
 

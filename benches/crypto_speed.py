@@ -56,14 +56,18 @@ def openssl_speed(secs: int) -> dict[str, float]:
             out["sm2_sign"], out["sm2_verify"] = float(m.group(1)), float(m.group(2))
         txt = subprocess.run(
             ["openssl", "speed", "-seconds", str(secs), "-bytes", "16384", "-evp", "sm3"],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         ).stdout
         m = re.search(r"^sm3\s+([\d.]+)k", txt, re.M)
         if m:
             out["sm3_16k_MBps"] = float(m.group(1)) * 1000 / 1e6
         txt = subprocess.run(
             ["openssl", "speed", "-seconds", str(secs), "-bytes", "64", "-evp", "sm3"],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         ).stdout
         m = re.search(r"^sm3\s+([\d.]+)k", txt, re.M)
         if m:
@@ -79,7 +83,11 @@ def rust_speed(crate: str, example: str, threads: int | None = None) -> dict[str
         env["RAYON_NUM_THREADS"] = str(threads)
     p = subprocess.run(
         ["cargo", "run", "-q", "--release", "-p", crate, "--example", example],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=900,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     res = {}
     for line in p.stdout.splitlines():
@@ -193,20 +201,88 @@ def main() -> None:
 
     row("SM2 sign /s, 1 core (Python API)", py["sm2_sign"], "openssl", ossl.get("sm2_sign"), ">= 65,000")
     row("SM2 sign /s, 1 core (Python API)", py["sm2_sign"], "gmssl", gm["sm2_sign"], "")
-    row("SM2 verify /s, 1 core, uncached key (Python API)", py["sm2_verify_uncached"], "openssl", ossl.get("sm2_verify"), ">= 25,000")
+    row(
+        "SM2 verify /s, 1 core, uncached key (Python API)",
+        py["sm2_verify_uncached"],
+        "openssl",
+        ossl.get("sm2_verify"),
+        ">= 25,000",
+    )
     row("SM2 verify /s, 1 core, uncached key (Python API)", py["sm2_verify_uncached"], "gmssl", gm["sm2_verify"], "")
-    row("SM2 verify /s, 1 core, cached key (Python API)", py["sm2_verify_cached"], "openssl", ossl.get("sm2_verify"), ">= 50,000")
-    row("SM2 verify_batch /s, all cores (Python API)", py["sm2_verify_batch"], "same, pure Rust 1 thread", rs.get("sm2_verify_batch_1thread"), ">= 1.8x one core")
-    row("SM2 verify_batch /s, all cores (Python API)", py["sm2_verify_batch"], "same, pure Rust all threads", rs.get("sm2_verify_batch_all"), ">= 0.9 (binding < 10%)")
+    row(
+        "SM2 verify /s, 1 core, cached key (Python API)",
+        py["sm2_verify_cached"],
+        "openssl",
+        ossl.get("sm2_verify"),
+        ">= 50,000",
+    )
+    row(
+        "SM2 verify_batch /s, all cores (Python API)",
+        py["sm2_verify_batch"],
+        "same, pure Rust 1 thread",
+        rs.get("sm2_verify_batch_1thread"),
+        ">= 1.8x one core",
+    )
+    row(
+        "SM2 verify_batch /s, all cores (Python API)",
+        py["sm2_verify_batch"],
+        "same, pure Rust all threads",
+        rs.get("sm2_verify_batch_all"),
+        ">= 0.9 (binding < 10%)",
+    )
     row("SM3 MB/s, one 16 KB stream (Python API)", py["sm3_16k_MBps"], "openssl", ossl.get("sm3_16k_MBps"), ">= 380")
     row("SM3 MB/s, one 16 KB stream (Python API)", py["sm3_16k_MBps"], "gmssl", gm["sm3_16k_MBps"], "")
-    row("SM3 64-byte messages /s, multi-buffer, 1 call (Python API)", py["sm3_many_64B"], "openssl (one at a time)", ossl.get("sm3_64B_msgps"), ">= 8,000,000 per core")
-    row("SM3 64-byte messages /s, list in/out (Python API)", py["sm3_many_64B"], "same, pure Rust", rs.get("sm3_many_64B"), ">= 0.9 (binding < 10%)")
-    row("SM3 64-byte messages /s, packed (Python API)", py["sm3_many_packed_64B"], "same, pure Rust", rs.get("sm3_many_64B"), ">= 0.9 (binding < 10%)")
-    row("Merkle root 2^20 leaves, s wall (Python API, all cores)", py["merkle_2^20_s"], "pure Rust, 2 cores, wall", rs.get("merkle_root_2^20_2cores"), "", higher_better=False)
-    row("Merkle root 2^20 leaves, CPU s (Python API)", py["merkle_2^20_cpu_s"], "pure Rust, 1 core, CPU s", rs.get("merkle_root_2^20_1core_cpu_time"), "<= 0.25 s on 1 core", higher_better=False)
-    row("SM4-GCM MB/s, 16 KB (OpenSSL via cryptography)", py["sm4_gcm_16k_MBps"], "AES-128-GCM same API", py["aes_gcm_16k_MBps"], "")
-    row("SM2 verify_batch, 2 threads / 1 thread (pure Rust)", rs.get("sm2_verify_batch_all", 0), "1 thread", rs.get("sm2_verify_batch_1thread"), ">= 1.8x")
+    row(
+        "SM3 64-byte messages /s, multi-buffer, 1 call (Python API)",
+        py["sm3_many_64B"],
+        "openssl (one at a time)",
+        ossl.get("sm3_64B_msgps"),
+        ">= 8,000,000 per core",
+    )
+    row(
+        "SM3 64-byte messages /s, list in/out (Python API)",
+        py["sm3_many_64B"],
+        "same, pure Rust",
+        rs.get("sm3_many_64B"),
+        ">= 0.9 (binding < 10%)",
+    )
+    row(
+        "SM3 64-byte messages /s, packed (Python API)",
+        py["sm3_many_packed_64B"],
+        "same, pure Rust",
+        rs.get("sm3_many_64B"),
+        ">= 0.9 (binding < 10%)",
+    )
+    row(
+        "Merkle root 2^20 leaves, s wall (Python API, all cores)",
+        py["merkle_2^20_s"],
+        "pure Rust, 2 cores, wall",
+        rs.get("merkle_root_2^20_2cores"),
+        "",
+        higher_better=False,
+    )
+    row(
+        "Merkle root 2^20 leaves, CPU s (Python API)",
+        py["merkle_2^20_cpu_s"],
+        "pure Rust, 1 core, CPU s",
+        rs.get("merkle_root_2^20_1core_cpu_time"),
+        "<= 0.25 s on 1 core",
+        higher_better=False,
+    )
+    row(
+        "SM4-GCM MB/s, 16 KB (OpenSSL via cryptography)",
+        py["sm4_gcm_16k_MBps"],
+        "AES-128-GCM same API",
+        py["aes_gcm_16k_MBps"],
+        "",
+    )
+    row(
+        "SM2 verify_batch, 2 threads / 1 thread (pure Rust)",
+        rs.get("sm2_verify_batch_all", 0),
+        "1 thread",
+        rs.get("sm2_verify_batch_1thread"),
+        ">= 1.8x",
+    )
 
     today = dt.date.today().isoformat()
     print(f"\ntfnode crypto benchmark, {today}, {os.cpu_count()} cores")

@@ -34,10 +34,10 @@ JOIN_POINTS = 1000
 UPLOAD_REWARD = 10
 QUERY_PRICE = 5
 COMPLAINT_DEPOSIT = 20
-MAX_ORDER = 32                 # vouchers per order: bounds the blind-signature checks per tx
-ORDER_TIMEOUT = 86400          # a buyer may take its points back if the issuer does not sign in a day
-KEY_ROTATION_MIN = 7 * 86400   # a new key at most weekly: frequent keys would shrink anonymity sets
-MAX_UPLOADS_PER_DAY = 200      # bounds farming of upload rewards between reviews
+MAX_ORDER = 32  # vouchers per order: bounds the blind-signature checks per tx
+ORDER_TIMEOUT = 86400  # a buyer may take its points back if the issuer does not sign in a day
+KEY_ROTATION_MIN = 7 * 86400  # a new key at most weekly: frequent keys would shrink anonymity sets
+MAX_UPLOADS_PER_DAY = 200  # bounds farming of upload rewards between reviews
 CATEGORIES = ("fraud", "default", "sanctions", "forgery", "other")
 # Governance knows a fixed set of roles (no "reviewer" yet): complaints are reviewed by
 # regulator-role members, and never by the one who filed the complaint.
@@ -62,23 +62,23 @@ def is_reviewer() -> bool:
 
 
 class Blacklist(Contract):
-    issuer = Value(str)                 # the voucher issuer's member address
-    issuer_keys = Map(int, dict)             # epoch -> {modulus (bytes), since}
-    epoch = Value(int, default=0)       # current key epoch (0: none yet)
-    participants = Map(str, dict)       # member address -> {organisation, uploads_today, day}
+    issuer = Value(str)  # the voucher issuer's member address
+    issuer_keys = Map(int, dict)  # epoch -> {modulus (bytes), since}
+    epoch = Value(int, default=0)  # current key epoch (0: none yet)
+    participants = Map(str, dict)  # member address -> {organisation, uploads_today, day}
     points = Map(str, int)
-    debts = Map(str, int)               # clawbacks not yet covered: taken from future earnings
+    debts = Map(str, int)  # clawbacks not yet covered: taken from future earnings
     minted = Value(int, default=0)
     burnt = Value(int, default=0)
-    escrow = Value(int, default=0)      # points of orders not yet signed
-    pool = Value(int, default=0)        # points backing signed, unredeemed vouchers
-    deposits = Value(int, default=0)    # complaint deposits held
-    entries = Map(int, dict)            # entry id -> {tag, uploader, category, evidence, state, ...}
-    by_tag = Map(bytes, list)           # subject tag -> entry ids
+    escrow = Value(int, default=0)  # points of orders not yet signed
+    pool = Value(int, default=0)  # points backing signed, unredeemed vouchers
+    deposits = Value(int, default=0)  # complaint deposits held
+    entries = Map(int, dict)  # entry id -> {tag, uploader, category, evidence, state, ...}
+    by_tag = Map(bytes, list)  # subject tag -> entry ids
     next_entry = Value(int, default=1)
-    orders = Map(int, dict)             # order id -> {buyer, epoch, blinded, signatures, state}
+    orders = Map(int, dict)  # order id -> {buyer, epoch, blinded, signatures, state}
     next_order = Value(int, default=1)
-    spent = Map(bytes, bool)            # voucher serials already used
+    spent = Map(bytes, bool)  # voucher serials already used
     complaints = Map(int, dict)
     next_complaint = Value(int, default=1)
 
@@ -137,13 +137,20 @@ class Blacklist(Contract):
         ids = self.by_tag.get(tag, [])
         for i in ids:
             e = self.entries[i]
-            require(not (e["uploader"] == me and e["state"] in ("active", "suspended")),
-                    "you already list this subject")
+            require(
+                not (e["uploader"] == me and e["state"] in ("active", "suspended")), "you already list this subject"
+            )
         eid = self.next_entry
         self.next_entry = eid + 1
         self.entries[eid] = {
-            "tag": tag, "uploader": me, "category": category, "evidence": evidence,
-            "uploaded": ctx.block.timestamp, "state": "active", "reward": UPLOAD_REWARD, "earned": 0,
+            "tag": tag,
+            "uploader": me,
+            "category": category,
+            "evidence": evidence,
+            "uploaded": ctx.block.timestamp,
+            "state": "active",
+            "reward": UPLOAD_REWARD,
+            "earned": 0,
         }
         ids.append(eid)
         self.by_tag[tag] = ids
@@ -201,8 +208,14 @@ class Blacklist(Contract):
         self.escrow += price
         oid = self.next_order
         self.next_order = oid + 1
-        self.orders[oid] = {"buyer": me, "epoch": ep, "blinded": blinded, "signatures": [],
-                            "state": "pending", "placed": ctx.block.timestamp}
+        self.orders[oid] = {
+            "buyer": me,
+            "epoch": ep,
+            "blinded": blinded,
+            "signatures": [],
+            "state": "pending",
+            "placed": ctx.block.timestamp,
+        }
         emit("VouchersOrdered", order=oid, buyer=me, count=len(blinded), epoch=ep)
         return oid
 
@@ -214,13 +227,17 @@ class Blacklist(Contract):
         o = self.orders.get(order_id)
         require(o is not None, "no such order")
         require(o["state"] == "pending", "order is not pending")
-        require(isinstance(signatures, list) and len(signatures) == len(o["blinded"]), "one signature per blinded message")
+        require(
+            isinstance(signatures, list) and len(signatures) == len(o["blinded"]), "one signature per blinded message"
+        )
         n = int.from_bytes(self.issuer_keys[o["epoch"]]["modulus"], "big")
         for i in range(len(signatures)):
             s = signatures[i]
             require(isinstance(s, bytes), "signature must be bytes")
-            require(pow(int.from_bytes(s, "big") % n, E, n) == int.from_bytes(o["blinded"][i], "big"),
-                    "invalid blind signature")
+            require(
+                pow(int.from_bytes(s, "big") % n, E, n) == int.from_bytes(o["blinded"][i], "big"),
+                "invalid blind signature",
+            )
         price = QUERY_PRICE * len(signatures)
         self.escrow -= price
         self.pool += price
@@ -311,8 +328,14 @@ class Blacklist(Contract):
             self.deposits += deposit
         cid = self.next_complaint
         self.next_complaint = cid + 1
-        self.complaints[cid] = {"entry": entry_id, "complainant": me, "grounds": grounds, "deposit": deposit,
-                                "state": "open", "filed": ctx.block.timestamp}
+        self.complaints[cid] = {
+            "entry": entry_id,
+            "complainant": me,
+            "grounds": grounds,
+            "deposit": deposit,
+            "state": "open",
+            "filed": ctx.block.timestamp,
+        }
         e["state"] = "suspended"
         e["complaint"] = cid
         self.entries[entry_id] = e
@@ -369,8 +392,7 @@ class Blacklist(Contract):
         require(e is not None, "no such entry")
         me = ctx.sender.address
         c = self.complaints.get(e.get("complaint", 0), {})
-        allowed = (me == e["uploader"] or me == c.get("complainant")
-                   or is_reviewer())
+        allowed = me == e["uploader"] or me == c.get("complainant") or is_reviewer()
         require(allowed, "not allowed to read this entry")
         return e
 
@@ -393,8 +415,14 @@ class Blacklist(Contract):
 
     @view
     def ledger(self) -> dict:
-        return {"minted": self.minted, "burnt": self.burnt, "escrow": self.escrow, "pool": self.pool,
-                "deposits": self.deposits, "epoch": self.epoch}
+        return {
+            "minted": self.minted,
+            "burnt": self.burnt,
+            "escrow": self.escrow,
+            "pool": self.pool,
+            "deposits": self.deposits,
+            "epoch": self.epoch,
+        }
 
     @view
     def is_spent(self, serial: bytes) -> bool:

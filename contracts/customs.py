@@ -23,13 +23,38 @@ from tfnode.runtime.api import Contract, Map, Value, call, ctx, emit, require, v
 
 # (field, type) pairs; every record kind carries exactly these fields. Module constants must
 # be literals, hence type names rather than types.
-DECLARATION = (("exporter", "str"), ("importer", "str"), ("goods_code", "str"), ("quantity", "int"),
-               ("unit", "str"), ("amount", "int"), ("currency", "str"), ("declared_on", "int"),
-               ("invoice_no", "str"), ("bl_no", "str"))
-INVOICE = (("invoice_no", "str"), ("seller", "str"), ("buyer", "str"), ("goods_code", "str"),
-           ("quantity", "int"), ("unit", "str"), ("amount", "int"), ("currency", "str"), ("issued_on", "int"))
-BILL_OF_LADING = (("bl_no", "str"), ("shipper", "str"), ("consignee", "str"), ("goods_code", "str"),
-                  ("quantity", "int"), ("unit", "str"), ("shipped_on", "int"))
+DECLARATION = (
+    ("exporter", "str"),
+    ("importer", "str"),
+    ("goods_code", "str"),
+    ("quantity", "int"),
+    ("unit", "str"),
+    ("amount", "int"),
+    ("currency", "str"),
+    ("declared_on", "int"),
+    ("invoice_no", "str"),
+    ("bl_no", "str"),
+)
+INVOICE = (
+    ("invoice_no", "str"),
+    ("seller", "str"),
+    ("buyer", "str"),
+    ("goods_code", "str"),
+    ("quantity", "int"),
+    ("unit", "str"),
+    ("amount", "int"),
+    ("currency", "str"),
+    ("issued_on", "int"),
+)
+BILL_OF_LADING = (
+    ("bl_no", "str"),
+    ("shipper", "str"),
+    ("consignee", "str"),
+    ("goods_code", "str"),
+    ("quantity", "int"),
+    ("unit", "str"),
+    ("shipped_on", "int"),
+)
 KINDS = ("declaration", "invoice", "bill_of_lading")
 # The B/L describes goods at the international HS level (6 digits); declarations and invoices
 # use the full national code (8-10 digits), so the B/L is compared on the first six.
@@ -43,16 +68,22 @@ MAX_TEXT = 128
 
 
 def validate(rec: dict, spec: tuple) -> None:
-    require(isinstance(rec, dict) and len(rec) == len(spec),
-            "record must have exactly the fields " + ", ".join([f[0] for f in spec]))
+    require(
+        isinstance(rec, dict) and len(rec) == len(spec),
+        "record must have exactly the fields " + ", ".join([f[0] for f in spec]),
+    )
     for name, t in spec:
         require(name in rec, "missing field " + name)
         v = rec[name]
         if t == "str":
-            require(isinstance(v, str) and 0 < len(v) <= MAX_TEXT, "field " + name + " must be text of 1 to 128 characters")
+            require(
+                isinstance(v, str) and 0 < len(v) <= MAX_TEXT, "field " + name + " must be text of 1 to 128 characters"
+            )
         else:
-            require(isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                    "field " + name + " must be a non-negative integer")
+            require(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                "field " + name + " must be a non-negative integer",
+            )
 
 
 def cross_check(d: dict, inv: dict, bl: dict) -> list:
@@ -61,8 +92,13 @@ def cross_check(d: dict, inv: dict, bl: dict) -> list:
     if inv["amount"] != d["amount"] or inv["currency"] != d["currency"]:
         found.append(["amount", f"invoice {inv['currency']} {inv['amount']} vs declared {d['currency']} {d['amount']}"])
     if not (d["quantity"] == inv["quantity"] == bl["quantity"]) or not (d["unit"] == inv["unit"] == bl["unit"]):
-        found.append(["quantity", f"declared {d['quantity']} {d['unit']}, invoiced {inv['quantity']} {inv['unit']}, "
-                                  f"shipped {bl['quantity']} {bl['unit']}"])
+        found.append(
+            [
+                "quantity",
+                f"declared {d['quantity']} {d['unit']}, invoiced {inv['quantity']} {inv['unit']}, "
+                f"shipped {bl['quantity']} {bl['unit']}",
+            ]
+        )
     if inv["goods_code"] != d["goods_code"]:
         found.append(["goods_code", f"invoice {inv['goods_code']} vs declared {d['goods_code']}"])
     if bl["goods_code"][:HS_INTERNATIONAL_DIGITS] != d["goods_code"][:HS_INTERNATIONAL_DIGITS]:
@@ -87,13 +123,13 @@ def cross_check(d: dict, inv: dict, bl: dict) -> list:
 
 
 class Customs(Contract):
-    records = Map(str, dict)     # decl_no -> {declaration, invoice, bill_of_lading: {data, by, at}}
-    checks = Map(str, dict)      # decl_no -> {status, discrepancies, checked_at}
-    parties = Map(str, list)     # decl_no -> addresses that may read it
-    locks = Map(int, dict)       # lock id -> {decl_no, bank, amount, ref, state}
+    records = Map(str, dict)  # decl_no -> {declaration, invoice, bill_of_lading: {data, by, at}}
+    checks = Map(str, dict)  # decl_no -> {status, discrepancies, checked_at}
+    parties = Map(str, list)  # decl_no -> addresses that may read it
+    locks = Map(int, dict)  # lock id -> {decl_no, bank, amount, ref, state}
     decl_locks = Map(str, list)  # decl_no -> lock ids
-    locked = Map(str, int)       # decl_no -> amount currently locked by financing
-    lock_refs = Map(str, int)    # bank|ref -> lock id (a loan locks once)
+    locked = Map(str, int)  # decl_no -> amount currently locked by financing
+    lock_refs = Map(str, int)  # bank|ref -> lock id (a loan locks once)
     next_lock = Value(int, default=1)
     decl_index = Value(list, default=[])  # every declaration number, for the regulator
 
@@ -103,7 +139,9 @@ class Customs(Contract):
     def declare(self, decl_no: str, declaration: dict):
         require(ctx.sender.has_role("customs"), "only customs posts declarations")
         validate(declaration, DECLARATION)
-        require(declaration["amount"] > 0 and declaration["quantity"] > 0, "declared amount and quantity must be positive")
+        require(
+            declaration["amount"] > 0 and declaration["quantity"] > 0, "declared amount and quantity must be positive"
+        )
         self.put(decl_no, "declaration", declaration)
 
     @call
@@ -111,9 +149,11 @@ class Customs(Contract):
         # The seller's bank posts it; a seller that is itself a member (its organisation is the
         # invoice's seller) may post its own invoice.
         s = ctx.sender
-        require(s.has_role("bank") or (s.organisation is not None and isinstance(invoice, dict)
-                                       and s.organisation == invoice.get("seller")),
-                "only the seller's bank or the seller posts the invoice")
+        require(
+            s.has_role("bank")
+            or (s.organisation is not None and isinstance(invoice, dict) and s.organisation == invoice.get("seller")),
+            "only the seller's bank or the seller posts the invoice",
+        )
         validate(invoice, INVOICE)
         self.put(decl_no, "invoice", invoice)
 
@@ -184,15 +224,28 @@ class Customs(Contract):
         require(len(ids) < MAX_LOCKS, "too many financings on one declaration")
         lid = self.next_lock
         self.next_lock = lid + 1
-        self.locks[lid] = {"decl": decl_no, "bank": bank.address, "amount": amount, "ref": ref,
-                           "state": "locked", "at": ctx.block.timestamp}
+        self.locks[lid] = {
+            "decl": decl_no,
+            "bank": bank.address,
+            "amount": amount,
+            "ref": ref,
+            "state": "locked",
+            "at": ctx.block.timestamp,
+        }
         ids.append(lid)
         self.decl_locks[decl_no] = ids
         self.lock_refs[rkey] = lid
         self.locked[decl_no] = used + amount
         self.add_party(decl_no, bank.address)
-        emit("FinancingLocked", decl=decl_no, lock=lid, bank=bank.address, amount=amount,
-             locked=used + amount, declared=declared)
+        emit(
+            "FinancingLocked",
+            decl=decl_no,
+            lock=lid,
+            bank=bank.address,
+            amount=amount,
+            locked=used + amount,
+            declared=declared,
+        )
         return lid
 
     @call
@@ -223,8 +276,12 @@ class Customs(Contract):
         locks = []
         for lid in self.decl_locks.get(decl_no, []):
             locks.append(self.locks[lid])
-        return {"records": self.records[decl_no], "check": self.checks[decl_no], "financing": locks,
-                "locked": self.locked.get(decl_no, 0)}
+        return {
+            "records": self.records[decl_no],
+            "check": self.checks[decl_no],
+            "financing": locks,
+            "locked": self.locked.get(decl_no, 0),
+        }
 
     @view
     def financing_status(self, decl_no: str) -> dict:
@@ -242,7 +299,7 @@ class Customs(Contract):
     def declarations(self, start: int = 0, count: int = 100) -> list:
         require(ctx.sender.has_role("regulator"), "only the regulator lists every declaration")
         require(0 <= start and 0 < count <= 1000, "bad page")
-        return self.decl_index[start:start + count]
+        return self.decl_index[start : start + count]
 
     @view
     def financing(self, lock_id: int) -> dict:

@@ -45,11 +45,11 @@ def texts(text_zh, text_en):
 
 
 class Factoring(Contract):
-    by_hash = Map(bytes, dict)       # invoice document hash -> {factor, financing}
-    by_number = Map(bytes, dict)     # SM3(seller|debtor|invoice no) -> {factor, financing}
+    by_hash = Map(bytes, dict)  # invoice document hash -> {factor, financing}
+    by_number = Map(bytes, dict)  # SM3(seller|debtor|invoice no) -> {factor, financing}
     financings = Map(int, dict)
-    limits = Map(str, dict)          # "<factor>|<seller|debtor>|<id>" -> {currency, limit, used}
-    announcements = Map(int, dict)   # re-factoring announcements
+    limits = Map(str, dict)  # "<factor>|<seller|debtor>|<id>" -> {currency, limit, used}
+    announcements = Map(int, dict)  # re-factoring announcements
     next_financing = Value(int, default=1)
     next_announcement = Value(int, default=1)
 
@@ -111,8 +111,10 @@ class Factoring(Contract):
         require(kind in ("seller", "debtor"), "kind is seller or debtor")
         p = norm(party)
         require(0 < len(p) <= 64, "party id: 1..64 letters and digits")
-        require(isinstance(currency, str) and len(currency) == 3 and currency.isalpha() and currency.isupper(),
-                "currency must be a 3-letter ISO 4217 code")
+        require(
+            isinstance(currency, str) and len(currency) == 3 and currency.isalpha() and currency.isupper(),
+            "currency must be a 3-letter ISO 4217 code",
+        )
         require(is_int(limit) and limit >= 0, "limit must be a non-negative int")
         key = org + "|" + kind + "|" + p
         old = self.limits.get(key, {"used": 0, "currency": currency})
@@ -142,8 +144,10 @@ class Factoring(Contract):
         held = self.by_hash.get(h)
         require(held is None, "invoice already financed (by " + (held or {}).get("factor", "") + ")")
         held = self.by_number.get(key)
-        require(held is None, "invoice number already financed for this seller and debtor (by "
-                + (held or {}).get("factor", "") + ")")
+        require(
+            held is None,
+            "invoice number already financed for this seller and debtor (by " + (held or {}).get("factor", "") + ")",
+        )
         currency = r.get("currency", "")
         amount = r.get("amount", 0)
         advance = r.get("advance", 0)
@@ -160,17 +164,43 @@ class Factoring(Contract):
         fid = self.next_financing
         self.next_financing = fid + 1
         self.financings[fid] = {
-            "id": fid, "state": "financed", "factor": org, "holder": org, "seller": seller,
-            "debtor": debtor, "debtor_address": daddr, "invoice_no": number, "invoice_hash": h,
-            "number_key": key, "currency": currency, "amount": amount, "advance": advance,
-            "charges": [[org, "seller", seller, advance], [org, "debtor", debtor, advance]], "collected": 0, "due_date": due, "recourse": recourse,
-            "notice": None, "acknowledged": False, "history": [org], "announcement": 0,
+            "id": fid,
+            "state": "financed",
+            "factor": org,
+            "holder": org,
+            "seller": seller,
+            "debtor": debtor,
+            "debtor_address": daddr,
+            "invoice_no": number,
+            "invoice_hash": h,
+            "number_key": key,
+            "currency": currency,
+            "amount": amount,
+            "advance": advance,
+            "charges": [[org, "seller", seller, advance], [org, "debtor", debtor, advance]],
+            "collected": 0,
+            "due_date": due,
+            "recourse": recourse,
+            "notice": None,
+            "acknowledged": False,
+            "history": [org],
+            "announcement": 0,
             "financed_at": ctx.block.timestamp,
         }
         self.by_hash[h] = {"factor": org, "financing": fid}
         self.by_number[key] = {"factor": org, "financing": fid}
-        emit("Financed", financing=fid, factor=org, seller=seller, debtor=debtor, invoice_hash=h,
-             currency=currency, amount=amount, advance=advance, recourse=recourse)
+        emit(
+            "Financed",
+            financing=fid,
+            factor=org,
+            seller=seller,
+            debtor=debtor,
+            invoice_hash=h,
+            currency=currency,
+            amount=amount,
+            advance=advance,
+            recourse=recourse,
+        )
         return fid
 
     @call
@@ -184,14 +214,23 @@ class Factoring(Contract):
         texts(text_zh, text_en)
         f["notice"] = {"text_zh": text_zh, "text_en": text_en, "at": ctx.block.timestamp, "pay_to": org}
         self.financings[fid] = f
-        emit("AssignmentNotice", financing=fid, debtor=f["debtor"], debtor_address=f["debtor_address"],
-             pay_to=org, text_zh=text_zh, text_en=text_en)
+        emit(
+            "AssignmentNotice",
+            financing=fid,
+            debtor=f["debtor"],
+            debtor_address=f["debtor_address"],
+            pay_to=org,
+            text_zh=text_zh,
+            text_en=text_en,
+        )
 
     @call
     def acknowledge_assignment(self, fid: int):
         f = self.fin(fid)
-        require(f["debtor_address"] != "" and ctx.sender.address == f["debtor_address"],
-                "only the debtor acknowledges the notice")
+        require(
+            f["debtor_address"] != "" and ctx.sender.address == f["debtor_address"],
+            "only the debtor acknowledges the notice",
+        )
         require(f["notice"] is not None, "no notice of assignment")
         require(not f["acknowledged"], "already acknowledged")
         f["acknowledged"] = True
@@ -238,20 +277,42 @@ class Factoring(Contract):
         require(org == f["holder"], "only the holder announces")
         require(f["state"] == "financed", "financing is not open")
         require(f["announcement"] == 0, "a re-factoring is already under way")
-        require(is_int(price) and 0 < price <= f["amount"] - f["collected"], "price must be positive and at most the outstanding amount")
-        require(is_int(deadline) and ctx.block.timestamp < deadline < f["due_date"], "deadline must be before the due date")
+        require(
+            is_int(price) and 0 < price <= f["amount"] - f["collected"],
+            "price must be positive and at most the outstanding amount",
+        )
+        require(
+            is_int(deadline) and ctx.block.timestamp < deadline < f["due_date"], "deadline must be before the due date"
+        )
         texts(text_zh, text_en)
         aid = self.next_announcement
         self.next_announcement = aid + 1
         self.announcements[aid] = {
-            "id": aid, "financing": fid, "seller_bank": org, "price": price, "deadline": deadline,
-            "text_zh": text_zh, "text_en": text_en, "state": "open", "inquiries": {}, "quotes": {},
+            "id": aid,
+            "financing": fid,
+            "seller_bank": org,
+            "price": price,
+            "deadline": deadline,
+            "text_zh": text_zh,
+            "text_en": text_en,
+            "state": "open",
+            "inquiries": {},
+            "quotes": {},
             "buyer": "",
         }
         f["announcement"] = aid
         self.financings[fid] = f
-        emit("RefactoringAnnounced", announcement=aid, financing=fid, bank=org, price=price,
-             currency=f["currency"], due_date=f["due_date"], text_zh=text_zh, text_en=text_en)
+        emit(
+            "RefactoringAnnounced",
+            announcement=aid,
+            financing=fid,
+            bank=org,
+            price=price,
+            currency=f["currency"],
+            due_date=f["due_date"],
+            text_zh=text_zh,
+            text_en=text_en,
+        )
         return aid
 
     @call
@@ -274,7 +335,10 @@ class Factoring(Contract):
         require(a["state"] == "open" and ctx.block.timestamp <= a["deadline"], "announcement is not open")
         require(org in a["inquiries"], "inquire before quoting")
         f = self.fin(a["financing"])
-        require(is_int(price) and 0 < price <= f["amount"] - f["collected"], "price must be positive and at most the outstanding amount")
+        require(
+            is_int(price) and 0 < price <= f["amount"] - f["collected"],
+            "price must be positive and at most the outstanding amount",
+        )
         a["quotes"][org] = price
         self.announcements[aid] = a
         emit("Quote", announcement=aid, bank=org, price=price)
@@ -325,14 +389,16 @@ class Factoring(Contract):
         f["history"].append(a["buyer"])
         f["announcement"] = 0
         f["acknowledged"] = False
-        f["notice"] = None   # the new holder gives its own notice if the factoring is disclosed
+        f["notice"] = None  # the new holder gives its own notice if the factoring is disclosed
         self.financings[fid] = f
         lock = {"factor": a["buyer"], "financing": fid}
         self.by_hash[f["invoice_hash"]] = lock
         self.by_number[f["number_key"]] = lock
         a["state"] = "completed"
         self.announcements[aid] = a
-        emit("RefactoringCompleted", announcement=aid, financing=fid, from_bank=org, to_bank=a["buyer"], price=a["price"])
+        emit(
+            "RefactoringCompleted", announcement=aid, financing=fid, from_bank=org, to_bank=a["buyer"], price=a["price"]
+        )
 
     @call
     def withdraw(self, aid: int):

@@ -35,10 +35,10 @@ def texts(text_zh, text_en):
 
 class Forfaiting(Contract):
     lc_contract = Value(str, default="letter_of_credit")
-    claims = Map(str, dict)          # "<lc>#<presentation>" -> the claim and its holders
-    announcements = Map(int, dict)   # secondary-market offers
-    notices = Map(int, dict)         # notices of assignment / transfer to the obligor
-    inbox = Map(str, list)           # bank organisation -> its latest notice ids
+    claims = Map(str, dict)  # "<lc>#<presentation>" -> the claim and its holders
+    announcements = Map(int, dict)  # secondary-market offers
+    notices = Map(int, dict)  # notices of assignment / transfer to the obligor
+    inbox = Map(str, list)  # bank organisation -> its latest notice ids
     next_announcement = Value(int, default=1)
     next_notice = Value(int, default=1)
 
@@ -76,15 +76,30 @@ class Forfaiting(Contract):
         nid = self.next_notice
         self.next_notice = nid + 1
         self.notices[nid] = {
-            "id": nid, "kind": kind, "claim": c["id"], "to": c["obligor"], "from": from_party,
-            "new_holder": new_holder, "text_zh": text_zh, "text_en": text_en,
-            "at": ctx.block.timestamp, "acknowledged": False,
+            "id": nid,
+            "kind": kind,
+            "claim": c["id"],
+            "to": c["obligor"],
+            "from": from_party,
+            "new_holder": new_holder,
+            "text_zh": text_zh,
+            "text_en": text_en,
+            "at": ctx.block.timestamp,
+            "acknowledged": False,
         }
         box = self.inbox.get(c["obligor"], [])
         box.append(nid)
         self.inbox[c["obligor"]] = box[-INBOX_LIMIT:]
-        emit("Notice", notice=nid, kind=kind, claim=c["id"], to=c["obligor"], new_holder=new_holder,
-             text_zh=text_zh, text_en=text_en)
+        emit(
+            "Notice",
+            notice=nid,
+            kind=kind,
+            claim=c["id"],
+            to=c["obligor"],
+            new_holder=new_holder,
+            text_zh=text_zh,
+            text_en=text_en,
+        )
         return nid
 
     # -- primary market --------------------------------------------------------------------------
@@ -102,10 +117,22 @@ class Forfaiting(Contract):
         old = self.claims.get(cid)
         require(old is None or old["state"] == "assigned", "claim already sold")
         self.claims[cid] = {
-            "id": cid, "lc": lc_id, "presentation": n, "state": "assigned",
-            "seller": lc["beneficiary"], "forfaiter": forfaiter, "holder": "", "obligor": "",
-            "amount": 0, "currency": lc["currency"], "maturity": 0, "price": 0, "recourse": False,
-            "history": [], "announcement": 0, "assignment": {"text_zh": text_zh, "text_en": text_en},
+            "id": cid,
+            "lc": lc_id,
+            "presentation": n,
+            "state": "assigned",
+            "seller": lc["beneficiary"],
+            "forfaiter": forfaiter,
+            "holder": "",
+            "obligor": "",
+            "amount": 0,
+            "currency": lc["currency"],
+            "maturity": 0,
+            "price": 0,
+            "recourse": False,
+            "history": [],
+            "announcement": 0,
+            "assignment": {"text_zh": text_zh, "text_en": text_en},
         }
         emit("Assigned", claim=cid, seller=lc["beneficiary"], forfaiter=forfaiter, text_zh=text_zh, text_en=text_en)
         return cid
@@ -128,14 +155,34 @@ class Forfaiting(Contract):
         require(ctx.block.timestamp < maturity, "claim is past maturity")
         require(is_int(price) and 0 < price <= amount, "price must be positive and at most the face amount")
         texts(text_zh, text_en)
-        c.update({
-            "state": "held", "holder": org, "obligor": acc["obligor"], "amount": amount,
-            "currency": acc["currency"], "maturity": maturity, "price": price, "history": [org],
-            "purchased_at": ctx.block.timestamp,
-        })
+        c.update(
+            {
+                "state": "held",
+                "holder": org,
+                "obligor": acc["obligor"],
+                "amount": amount,
+                "currency": acc["currency"],
+                "maturity": maturity,
+                "price": price,
+                "history": [org],
+                "purchased_at": ctx.block.timestamp,
+            }
+        )
         self.claims[cid] = c
-        emit("Purchased", claim=cid, forfaiter=org, seller=c["seller"], obligor=c["obligor"], amount=amount,
-             currency=c["currency"], maturity=maturity, price=price, recourse=False, text_zh=text_zh, text_en=text_en)
+        emit(
+            "Purchased",
+            claim=cid,
+            forfaiter=org,
+            seller=c["seller"],
+            obligor=c["obligor"],
+            amount=amount,
+            currency=c["currency"],
+            maturity=maturity,
+            price=price,
+            recourse=False,
+            text_zh=text_zh,
+            text_en=text_en,
+        )
         # the obligor learns whom to pay at maturity
         self.send_notice("assignment", c, c["seller"], org, text_zh, text_en)
 
@@ -162,19 +209,42 @@ class Forfaiting(Contract):
         require(org == c["holder"], "only the holder announces")
         require(c["state"] == "held", "claim is not held")
         require(c["announcement"] == 0, "the claim is already announced")
-        require(is_int(ask_price) and 0 < ask_price <= c["amount"], "asking price must be positive and at most the face amount")
+        require(
+            is_int(ask_price) and 0 < ask_price <= c["amount"],
+            "asking price must be positive and at most the face amount",
+        )
         require(is_int(deadline) and ctx.block.timestamp < deadline < c["maturity"], "deadline must be before maturity")
         texts(text_zh, text_en)
         aid = self.next_announcement
         self.next_announcement = aid + 1
         self.announcements[aid] = {
-            "id": aid, "claim": cid, "seller": org, "ask_price": ask_price, "deadline": deadline,
-            "text_zh": text_zh, "text_en": text_en, "state": "open", "quotes": {}, "buyer": "", "price": 0,
+            "id": aid,
+            "claim": cid,
+            "seller": org,
+            "ask_price": ask_price,
+            "deadline": deadline,
+            "text_zh": text_zh,
+            "text_en": text_en,
+            "state": "open",
+            "quotes": {},
+            "buyer": "",
+            "price": 0,
         }
         c["announcement"] = aid
         self.claims[cid] = c
-        emit("Announced", announcement=aid, claim=cid, seller=org, amount=c["amount"], currency=c["currency"],
-             maturity=c["maturity"], obligor=c["obligor"], ask_price=ask_price, text_zh=text_zh, text_en=text_en)
+        emit(
+            "Announced",
+            announcement=aid,
+            claim=cid,
+            seller=org,
+            amount=c["amount"],
+            currency=c["currency"],
+            maturity=c["maturity"],
+            obligor=c["obligor"],
+            ask_price=ask_price,
+            text_zh=text_zh,
+            text_en=text_en,
+        )
         return aid
 
     @call
@@ -226,8 +296,18 @@ class Forfaiting(Contract):
         a["state"] = "transferred"
         a["notice"] = nid
         self.announcements[aid] = a
-        emit("Transferred", announcement=aid, claim=c["id"], from_bank=org, to_bank=a["buyer"], price=a["price"],
-             recourse=False, notice=nid, text_zh=text_zh, text_en=text_en)
+        emit(
+            "Transferred",
+            announcement=aid,
+            claim=c["id"],
+            from_bank=org,
+            to_bank=a["buyer"],
+            price=a["price"],
+            recourse=False,
+            notice=nid,
+            text_zh=text_zh,
+            text_en=text_en,
+        )
 
     @call
     def withdraw(self, aid: int):

@@ -35,13 +35,28 @@ MAX_TEXT = 512
 AVAILABILITY = ("sight", "deferred", "acceptance", "negotiation")
 DISPOSALS = ("hold_pending_instructions", "hold_until_waiver", "return", "per_prior_instructions")
 TERM_KEYS = (
-    "applicant", "beneficiary", "currency", "amount", "about", "expiry", "latest_shipment",
-    "presentation_days", "documents", "availability", "usance_days", "advising_bank",
-    "confirming_bank", "nominated_bank", "reimbursing_bank", "transferable",
-    "transferring_bank", "partial_drawings", "rules", "holidays",
+    "applicant",
+    "beneficiary",
+    "currency",
+    "amount",
+    "about",
+    "expiry",
+    "latest_shipment",
+    "presentation_days",
+    "documents",
+    "availability",
+    "usance_days",
+    "advising_bank",
+    "confirming_bank",
+    "nominated_bank",
+    "reimbursing_bank",
+    "transferable",
+    "transferring_bank",
+    "partial_drawings",
+    "rules",
+    "holidays",
 )
-AMENDABLE = ("amount", "about", "expiry", "latest_shipment", "presentation_days", "documents",
-             "partial_drawings")
+AMENDABLE = ("amount", "about", "expiry", "latest_shipment", "presentation_days", "documents", "partial_drawings")
 
 
 def is_int(v):
@@ -70,11 +85,11 @@ def check_documents_list(docs):
 
 
 class LetterOfCredit(Contract):
-    parties = Map(str, dict)        # customer address -> {bank, name}
-    credits = Map(str, dict)        # credit id -> terms and state (see issue)
+    parties = Map(str, dict)  # customer address -> {bank, name}
+    credits = Map(str, dict)  # credit id -> terms and state (see issue)
     presentations = Map(str, dict)  # "<credit>#<n>" -> one presentation and its examination
-    amendments = Map(str, dict)     # "<credit>@<n>" -> one amendment and who agreed
-    holidays = Map(int, bool)       # day number -> closed (the consortium's banking calendar)
+    amendments = Map(str, dict)  # "<credit>@<n>" -> one amendment and who agreed
+    holidays = Map(int, bool)  # day number -> closed (the consortium's banking calendar)
     calendar_admin = Value(str, default="")
 
     @call
@@ -88,8 +103,7 @@ class LetterOfCredit(Contract):
     # -- helpers ------------------------------------------------------------------------------
 
     def bank(self):
-        require(ctx.sender.has_role("bank") and ctx.sender.organisation is not None,
-                "caller is not a bank")
+        require(ctx.sender.has_role("bank") and ctx.sender.organisation is not None, "caller is not a bank")
         return ctx.sender.organisation
 
     def get(self, lc_id):
@@ -194,8 +208,10 @@ class LetterOfCredit(Contract):
         require(beneficiary in self.parties, "beneficiary is not registered")
         require(applicant != beneficiary, "applicant and beneficiary must differ")
         currency = terms.get("currency", "")
-        require(isinstance(currency, str) and len(currency) == 3 and currency.isalpha() and currency.isupper(),
-                "currency must be a 3-letter ISO 4217 code")
+        require(
+            isinstance(currency, str) and len(currency) == 3 and currency.isalpha() and currency.isupper(),
+            "currency must be a 3-letter ISO 4217 code",
+        )
         amount = terms.get("amount", 0)
         require(is_int(amount) and amount > 0, "amount must be a positive int (smallest unit)")
         now = ctx.block.timestamp
@@ -212,8 +228,10 @@ class LetterOfCredit(Contract):
         require(availability in AVAILABILITY, "availability: sight, deferred, acceptance or negotiation")
         usance = terms.get("usance_days", 0)
         require(is_int(usance) and 0 <= usance <= 720, "usance days out of range")
-        require((usance == 0) == (availability in ("sight", "negotiation")),
-                "usance days are required for, and only for, deferred payment and acceptance credits")
+        require(
+            (usance == 0) == (availability in ("sight", "negotiation")),
+            "usance days are required for, and only for, deferred payment and acceptance credits",
+        )
         rules = terms.get("rules", "UCP600")
         require(rules in ("UCP600", "CDLC"), "rules: UCP600 or CDLC")
         if rules == "CDLC":
@@ -235,24 +253,51 @@ class LetterOfCredit(Contract):
         if not transferable:
             require(banks["transferring_bank"] == "", "only a transferable credit names a transferring bank")
         lc = {
-            "id": lc_id, "rules": rules, "state": "issued",
-            "issuing_bank": org, "applicant": applicant, "beneficiary": beneficiary,
-            "currency": currency, "amount": amount, "about": bool(terms.get("about", False)),
-            "expiry": expiry, "latest_shipment": latest, "presentation_days": pdays,
-            "documents": docs, "availability": availability, "usance_days": usance,
-            "advising_bank": banks["advising_bank"], "confirming_bank": banks["confirming_bank"],
+            "id": lc_id,
+            "rules": rules,
+            "state": "issued",
+            "issuing_bank": org,
+            "applicant": applicant,
+            "beneficiary": beneficiary,
+            "currency": currency,
+            "amount": amount,
+            "about": bool(terms.get("about", False)),
+            "expiry": expiry,
+            "latest_shipment": latest,
+            "presentation_days": pdays,
+            "documents": docs,
+            "availability": availability,
+            "usance_days": usance,
+            "advising_bank": banks["advising_bank"],
+            "confirming_bank": banks["confirming_bank"],
             "confirmation": "requested" if banks["confirming_bank"] else "none",
-            "nominated_bank": banks["nominated_bank"], "reimbursing_bank": banks["reimbursing_bank"],
+            "nominated_bank": banks["nominated_bank"],
+            "reimbursing_bank": banks["reimbursing_bank"],
             "transferable": transferable,
             "transferring_bank": banks["transferring_bank"] or (banks["nominated_bank"] or org) if transferable else "",
             "partial_drawings": bool(terms.get("partial_drawings", True)),
-            "holidays": hol, "drawn": 0, "transferred": 0, "presentations": 0, "amendments": 0,
-            "transfers": 0, "transferred_from": "", "cancel_consents": {},
+            "holidays": hol,
+            "drawn": 0,
+            "transferred": 0,
+            "presentations": 0,
+            "amendments": 0,
+            "transfers": 0,
+            "transferred_from": "",
+            "cancel_consents": {},
             "issued_at": now,
         }
         self.credits[lc_id] = lc
-        emit("Issued", lc=lc_id, issuing_bank=org, applicant=applicant, beneficiary=beneficiary,
-             currency=currency, amount=amount, expiry=expiry, availability=availability)
+        emit(
+            "Issued",
+            lc=lc_id,
+            issuing_bank=org,
+            applicant=applicant,
+            beneficiary=beneficiary,
+            currency=currency,
+            amount=amount,
+            expiry=expiry,
+            availability=availability,
+        )
 
     @call
     def advise(self, lc_id: str):
@@ -319,7 +364,10 @@ class LetterOfCredit(Contract):
         lc["amendments"] = n
         self.credits[lc_id] = lc
         self.amendments[f"{lc_id}@{n}"] = {
-            "n": n, "changes": changes, "state": "issued", "advised": False,
+            "n": n,
+            "changes": changes,
+            "state": "issued",
+            "advised": False,
             # art. 10a: the issuing bank, the confirming bank (if any) and the beneficiary.
             "issuing_bank": True,
             "confirming_bank": None if lc["confirmation"] == "added" else True,
@@ -349,9 +397,13 @@ class LetterOfCredit(Contract):
         lc = self.get(lc_id)
         a = self.amendments.get(f"{lc_id}@{n}")
         require(a is not None, "no such amendment")
-        require(lc["confirmation"] == "added" and org == lc["confirming_bank"],
-                "only the confirming bank answers for its confirmation")
-        require(a["state"] == "issued" and a["confirming_bank"] is None, "amendment is not awaiting the confirming bank")
+        require(
+            lc["confirmation"] == "added" and org == lc["confirming_bank"],
+            "only the confirming bank answers for its confirmation",
+        )
+        require(
+            a["state"] == "issued" and a["confirming_bank"] is None, "amendment is not awaiting the confirming bank"
+        )
         require(isinstance(extend, bool), "extend is a bool")
         a["confirming_bank"] = extend
         if not extend:
@@ -413,7 +465,9 @@ class LetterOfCredit(Contract):
         self.operative(lc)
         self.no_open_presentation(lc_id, lc)
         require(isinstance(documents, list) and 0 < len(documents) <= MAX_DOCS, "1..16 documents")
-        require(isinstance(envelope_digest, bytes) and len(envelope_digest) == 32, "envelope digest must be 32 bytes (SM3)")
+        require(
+            isinstance(envelope_digest, bytes) and len(envelope_digest) == 32, "envelope digest must be 32 bytes (SM3)"
+        )
         require(is_int(amount) and amount > 0, "amount must be a positive int")
         now = ctx.block.timestamp
         today = day_of(now)
@@ -422,15 +476,19 @@ class LetterOfCredit(Contract):
         require(today <= self.next_banking_day(lc, day_of(lc["expiry"])), "credit has expired (UCP 600 art. 6e)")
         # art. 14c: no later than 21 calendar days after shipment (or the credit's shorter period).
         last = self.next_banking_day(lc, day_of(shipment_date) + lc["presentation_days"])
-        require(today <= last, "presentation later than " + str(lc["presentation_days"])
-                + " days after shipment (UCP 600 art. 14c)")
+        require(
+            today <= last,
+            "presentation later than " + str(lc["presentation_days"]) + " days after shipment (UCP 600 art. 14c)",
+        )
         if not lc["partial_drawings"]:
             require(lc["drawn"] == 0, "partial drawings are not allowed (UCP 600 art. 31)")
         docs = []
         kinds = {}
         for d in documents:
-            require(isinstance(d, dict) and isinstance(d.get("kind"), str) and isinstance(d.get("hash"), bytes),
-                    "each document is {kind: str, hash: bytes}")
+            require(
+                isinstance(d, dict) and isinstance(d.get("kind"), str) and isinstance(d.get("hash"), bytes),
+                "each document is {kind: str, hash: bytes}",
+            )
             require(len(d["hash"]) == 32, "document hash must be 32 bytes (SM3)")
             kinds[d["kind"]] = True
             docs.append({"kind": d["kind"], "hash": d["hash"]})
@@ -448,15 +506,32 @@ class LetterOfCredit(Contract):
         lc["presentations"] = n
         self.credits[lc_id] = lc
         self.presentations[f"{lc_id}#{n}"] = {
-            "n": n, "documents": docs, "envelope_digest": envelope_digest,
-            "shipment_date": shipment_date, "amount": amount, "presented_at": now,
+            "n": n,
+            "documents": docs,
+            "envelope_digest": envelope_digest,
+            "shipment_date": shipment_date,
+            "amount": amount,
+            "presented_at": now,
             "examiner": self.examiner(lc),
             "deadline_day": self.examination_deadline(lc, today),
-            "found": found, "state": "examining", "refusal": None, "waived": False,
-            "maturity": 0, "payee": "", "reimbursement": "",
+            "found": found,
+            "state": "examining",
+            "refusal": None,
+            "waived": False,
+            "maturity": 0,
+            "payee": "",
+            "reimbursement": "",
         }
-        emit("Presented", lc=lc_id, presentation=n, amount=amount, examiner=self.examiner(lc),
-             documents=docs, envelope_digest=envelope_digest, discrepancies_seen=found)
+        emit(
+            "Presented",
+            lc=lc_id,
+            presentation=n,
+            amount=amount,
+            examiner=self.examiner(lc),
+            documents=docs,
+            envelope_digest=envelope_digest,
+            discrepancies_seen=found,
+        )
         return n
 
     @call
@@ -467,10 +542,15 @@ class LetterOfCredit(Contract):
         lc = self.get(lc_id)
         p = self.pres(lc_id, n)
         require(org == p["examiner"], "only the examining bank refuses")
-        require(p["refusal"] is None, "a refusal notice was already given for this presentation (UCP 600 art. 16c: one notice)")
+        require(
+            p["refusal"] is None,
+            "a refusal notice was already given for this presentation (UCP 600 art. 16c: one notice)",
+        )
         require(p["state"] == "examining", "presentation is not under examination")
-        require(day_of(ctx.block.timestamp) <= p["deadline_day"],
-                "examination period of 5 banking days has passed (UCP 600 art. 14b, 16f)")
+        require(
+            day_of(ctx.block.timestamp) <= p["deadline_day"],
+            "examination period of 5 banking days has passed (UCP 600 art. 14b, 16f)",
+        )
         require(isinstance(discrepancies, list) and 0 < len(discrepancies) <= 32, "a refusal lists 1..32 discrepancies")
         for d in discrepancies:
             require(isinstance(d, str) and 0 < len(d) <= MAX_TEXT, "each discrepancy is a text")
@@ -523,8 +603,9 @@ class LetterOfCredit(Contract):
         elif len(p["found"]) > 0 and not p["waived"]:
             # art. 16f: a bank that let the five banking days pass without a refusal notice is
             # precluded from claiming the documents do not comply: it must honour.
-            require(day_of(ctx.block.timestamp) > p["deadline_day"],
-                    "discrepant presentation: the applicant has not waived")
+            require(
+                day_of(ctx.block.timestamp) > p["deadline_day"], "discrepant presentation: the applicant has not waived"
+            )
         require(p["amount"] <= self.available(lc), "amount exceeds the available balance")
         now = ctx.block.timestamp
         av = lc["availability"]
@@ -544,8 +625,16 @@ class LetterOfCredit(Contract):
             lc["state"] = "exhausted"
         self.credits[lc_id] = lc
         self.presentations[f"{lc_id}#{n}"] = p
-        emit("Honoured", lc=lc_id, presentation=n, bank=org, outcome=p["state"], amount=p["amount"],
-             currency=lc["currency"], maturity=p["maturity"])
+        emit(
+            "Honoured",
+            lc=lc_id,
+            presentation=n,
+            bank=org,
+            outcome=p["state"],
+            amount=p["amount"],
+            currency=lc["currency"],
+            maturity=p["maturity"],
+        )
 
     @call
     def pay_acceptance(self, lc_id: str, n: int, payee: str):
@@ -577,8 +666,14 @@ class LetterOfCredit(Contract):
         require(p["reimbursement"] == "", "reimbursement already claimed")
         p["reimbursement"] = "claimed"
         self.presentations[f"{lc_id}#{n}"] = p
-        emit("ReimbursementClaimed", lc=lc_id, presentation=n, claimant=org,
-             on=lc["reimbursing_bank"] or lc["issuing_bank"], amount=p["amount"])
+        emit(
+            "ReimbursementClaimed",
+            lc=lc_id,
+            presentation=n,
+            claimant=org,
+            on=lc["reimbursing_bank"] or lc["issuing_bank"],
+            amount=p["amount"],
+        )
 
     @call
     def reimburse(self, lc_id: str, n: int):
@@ -669,26 +764,47 @@ class LetterOfCredit(Contract):
         red = reductions or {}
         child = dict(lc)
         for k, v in red.items():
-            require(k in ("expiry", "latest_shipment", "presentation_days"), "art. 38g does not allow changing " + str(k))
+            require(
+                k in ("expiry", "latest_shipment", "presentation_days"), "art. 38g does not allow changing " + str(k)
+            )
             require(is_int(v) and v <= lc[k], k + " may only be reduced or shortened (art. 38g)")
             child[k] = v
         n = lc["transfers"] + 1
         cid = lc_id + "-T" + str(n)
         require(cid not in self.credits, "credit exists")
         child.pop("transfer_request", None)
-        child.update({
-            "id": cid, "beneficiary": req["to"], "amount": req["amount"], "about": False,
-            "transferable": False, "transferring_bank": "", "transferred_from": lc_id,
-            "drawn": 0, "transferred": 0, "presentations": 0, "amendments": 0, "transfers": 0,
-            "cancel_consents": {}, "issued_at": ctx.block.timestamp, "state": "advised",
-        })
+        child.update(
+            {
+                "id": cid,
+                "beneficiary": req["to"],
+                "amount": req["amount"],
+                "about": False,
+                "transferable": False,
+                "transferring_bank": "",
+                "transferred_from": lc_id,
+                "drawn": 0,
+                "transferred": 0,
+                "presentations": 0,
+                "amendments": 0,
+                "transfers": 0,
+                "cancel_consents": {},
+                "issued_at": ctx.block.timestamp,
+                "state": "advised",
+            }
+        )
         self.credits[cid] = child
         lc["transfers"] = n
         lc["transferred"] += req["amount"]
         lc.pop("transfer_request")
         self.credits[lc_id] = lc
-        emit("Transferred", lc=lc_id, transferred_credit=cid, second_beneficiary=req["to"],
-             amount=req["amount"], transferring_bank=org)
+        emit(
+            "Transferred",
+            lc=lc_id,
+            transferred_credit=cid,
+            second_beneficiary=req["to"],
+            amount=req["amount"],
+            transferring_bank=org,
+        )
         return cid
 
     # -- views ------------------------------------------------------------------------------------
@@ -723,9 +839,16 @@ class LetterOfCredit(Contract):
         p = self.pres(lc_id, n)
         require(p["state"] in ("accepted", "paid") and p["maturity"] > 0, "no acceptance for this presentation")
         return {
-            "lc": lc_id, "presentation": n, "state": p["state"], "amount": p["amount"],
-            "currency": lc["currency"], "maturity": p["maturity"], "obligor": p["honoured_by"],
-            "issuing_bank": lc["issuing_bank"], "beneficiary": lc["beneficiary"], "payee": p["payee"],
+            "lc": lc_id,
+            "presentation": n,
+            "state": p["state"],
+            "amount": p["amount"],
+            "currency": lc["currency"],
+            "maturity": p["maturity"],
+            "obligor": p["honoured_by"],
+            "issuing_bank": lc["issuing_bank"],
+            "beneficiary": lc["beneficiary"],
+            "payee": p["payee"],
         }
 
     @view

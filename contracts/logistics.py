@@ -35,14 +35,14 @@ declaration clock are block time in Unix seconds.
 
 from tfnode.runtime.api import Contract, Map, Value, call, ctx, emit, require, revert, view
 
-IOT = "iot"                      # the sender the node's iot module calls with; no key has it
+IOT = "iot"  # the sender the node's iot module calls with; no key has it
 MAX_TEXT = 128
 MAX_CHECKPOINTS = 32
-MAX_VISITS = 8                   # per checkpoint, the most recent kept as evidence
+MAX_VISITS = 8  # per checkpoint, the most recent kept as evidence
 MAX_DECLARATIONS = 40
 MAX_DEVICES = 8
-MAX_BATCH = 4096                 # MAX_BATCH_READINGS of the batch format
-MAX_TOLERANCE_E7 = 50_000_000    # 5 degrees
+MAX_BATCH = 4096  # MAX_BATCH_READINGS of the batch format
+MAX_TOLERANCE_E7 = 50_000_000  # 5 degrees
 DEFAULT_WINDOW_S = 3600
 HEX = "0123456789abcdef"
 I32 = 2_147_483_648
@@ -50,8 +50,16 @@ I64 = 9_223_372_036_854_775_808
 U32 = 4_294_967_296
 MAX_LAT = 900_000_000
 MAX_LON = 1_800_000_000
-SHIPMENT_FIELDS = ("ref", "shipper", "consignee", "checkpoints", "gps_ref", "temp_ref",
-                   "temp_min_centi_c", "temp_max_centi_c")
+SHIPMENT_FIELDS = (
+    "ref",
+    "shipper",
+    "consignee",
+    "checkpoints",
+    "gps_ref",
+    "temp_ref",
+    "temp_min_centi_c",
+    "temp_max_centi_c",
+)
 SHIPMENT_OPTIONS = ("tolerance_e7", "window_s", "devices")
 
 
@@ -89,10 +97,18 @@ def value_problem(kind, v):
         if not (is_hex(t, 2, 128) and len(t) % 2 == 0):
             return "rfid tag must be 1..64 bytes of lower-case hex"
     elif kind == "temp_humidity":
-        if len(v) != 2 or not int_in(v.get("temp_centi_c"), -I32, I32) or not int_in(v.get("humidity_centi_pct"), 0, U32):
+        if (
+            len(v) != 2
+            or not int_in(v.get("temp_centi_c"), -I32, I32)
+            or not int_in(v.get("humidity_centi_pct"), 0, U32)
+        ):
             return "temp_humidity value is {temp_centi_c: i32, humidity_centi_pct: u32}"
     elif kind == "gps":
-        if len(v) != 2 or not int_in(v.get("lat_e7"), -MAX_LAT, MAX_LAT + 1) or not int_in(v.get("lon_e7"), -MAX_LON, MAX_LON + 1):
+        if (
+            len(v) != 2
+            or not int_in(v.get("lat_e7"), -MAX_LAT, MAX_LAT + 1)
+            or not int_in(v.get("lon_e7"), -MAX_LON, MAX_LON + 1)
+        ):
             return "gps value is {lat_e7, lon_e7} within +-90 / +-180 degrees"
     else:
         return "unknown kind"
@@ -121,8 +137,6 @@ def check_reading(i, r):
         revert(where + why)
 
 
-
-
 def checkpoint(i, c):
     """Validate one declared checkpoint: ``{name, box: [min_lat, min_lon, max_lat, max_lon],
     deadline}`` (``deadline`` optional, unix seconds, 0 for none)."""
@@ -133,20 +147,24 @@ def checkpoint(i, c):
     name = c.get("name")
     require(isinstance(name, str) and 0 < len(name) <= MAX_TEXT, where + "name: text of 1..128 characters")
     b = c.get("box")
-    require(isinstance(b, list) and len(b) == 4 and all([is_int(x) for x in b]),
-            where + "box is [min_lat_e7, min_lon_e7, max_lat_e7, max_lon_e7]")
-    require(-MAX_LAT <= b[0] <= b[2] <= MAX_LAT and -MAX_LON <= b[1] <= b[3] <= MAX_LON,
-            where + "box corners out of order or out of range")
+    require(
+        isinstance(b, list) and len(b) == 4 and all([is_int(x) for x in b]),
+        where + "box is [min_lat_e7, min_lon_e7, max_lat_e7, max_lon_e7]",
+    )
+    require(
+        -MAX_LAT <= b[0] <= b[2] <= MAX_LAT and -MAX_LON <= b[1] <= b[3] <= MAX_LON,
+        where + "box corners out of order or out of range",
+    )
     d = c.get("deadline", 0)
     require(is_int(d) and d >= 0, where + "deadline must be a non-negative int")
     return {"name": name, "box": b, "deadline": d, "reached_ms": -1, "late": False, "visits": [], "inside": False}
 
 
 class Logistics(Contract):
-    shipments = Map(int, dict)       # shipment id -> shipment
-    by_ref = Map(str, int)           # "<carrier>|<ref>" -> shipment id
-    refs = Map(str, int)             # device binding ref -> shipment id (until the shipment is settled)
-    last_seq = Map(str, int)         # device id -> last sequence number applied
+    shipments = Map(int, dict)  # shipment id -> shipment
+    by_ref = Map(str, int)  # "<carrier>|<ref>" -> shipment id
+    refs = Map(str, int)  # device binding ref -> shipment id (until the shipment is settled)
+    last_seq = Map(str, int)  # device id -> last sequence number applied
     next_id = Value(int, default=1)
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -183,13 +201,27 @@ class Logistics(Contract):
                 v = self.supported(s, d)
                 if v is not None:
                     d["state"] = "supported"
-                    emit("DeclarationSupported", shipment=s["id"], declaration=i, kind=d["kind"],
-                         checkpoint=d["checkpoint"], visit_from_ms=v[0], visit_to_ms=v[1])
+                    emit(
+                        "DeclarationSupported",
+                        shipment=s["id"],
+                        declaration=i,
+                        kind=d["kind"],
+                        checkpoint=d["checkpoint"],
+                        visit_from_ms=v[0],
+                        visit_to_ms=v[1],
+                    )
                 elif now > d["at"] + 2 * s["window_s"]:
                     d["state"] = "disputed"
                     s["disputed"] += 1
-                    emit("DeclarationUnsupported", shipment=s["id"], declaration=i, kind=d["kind"],
-                         checkpoint=d["checkpoint"], declared_at=d["at"], window_s=s["window_s"])
+                    emit(
+                        "DeclarationUnsupported",
+                        shipment=s["id"],
+                        declaration=i,
+                        kind=d["kind"],
+                        checkpoint=d["checkpoint"],
+                        declared_at=d["at"],
+                        window_s=s["window_s"],
+                    )
             i += 1
         s["pending"] = len([d for d in s["declarations"] if d["state"] == "pending"]) > 0
         if s["state"] == "delivered" and not s["pending"] and s["bound"]:
@@ -201,8 +233,15 @@ class Logistics(Contract):
     def declare(self, s, kind, cp):
         require(len(s["declarations"]) < MAX_DECLARATIONS, "too many declarations")
         s["declarations"].append({"kind": kind, "checkpoint": cp, "at": ctx.block.timestamp, "state": "pending"})
-        emit("Declared", shipment=s["id"], declaration=len(s["declarations"]) - 1, kind=kind, checkpoint=cp,
-             checkpoint_name=s["checkpoints"][cp]["name"], at=ctx.block.timestamp)
+        emit(
+            "Declared",
+            shipment=s["id"],
+            declaration=len(s["declarations"]) - 1,
+            kind=kind,
+            checkpoint=cp,
+            checkpoint_name=s["checkpoints"][cp]["name"],
+            at=ctx.block.timestamp,
+        )
         self.settle(s)
         self.shipments[s["id"]] = s
 
@@ -228,8 +267,15 @@ class Logistics(Contract):
                 if live and cp["reached_ms"] < 0:
                     cp["reached_ms"] = ts
                     cp["late"] = cp["deadline"] > 0 and ts > cp["deadline"] * 1000
-                    emit("CheckpointReached", shipment=s["id"], checkpoint=k, checkpoint_name=cp["name"], at_ms=ts,
-                         deadline=cp["deadline"], late=cp["late"])
+                    emit(
+                        "CheckpointReached",
+                        shipment=s["id"],
+                        checkpoint=k,
+                        checkpoint_name=cp["name"],
+                        at_ms=ts,
+                        deadline=cp["deadline"],
+                        late=cp["late"],
+                    )
             elif cp["inside"]:
                 cp["inside"] = False
         if not in_corridor:
@@ -248,7 +294,9 @@ class Logistics(Contract):
         elif in_corridor and s["off_route_since_ms"] >= 0:
             gone = max(0, ts - s["off_route_since_ms"])
             s["off_route_since_ms"] = -1
-            emit("GeofenceReturned", shipment=s["id"], lat_e7=lat, lon_e7=lon, at_ms=ts, minutes_off_route=gone // 60000)
+            emit(
+                "GeofenceReturned", shipment=s["id"], lat_e7=lat, lon_e7=lon, at_ms=ts, minutes_off_route=gone // 60000
+            )
 
     def temperature(self, s, rd):
         t, ts = rd["value"]["temp_centi_c"], rd["timestamp_ms"]
@@ -261,16 +309,30 @@ class Logistics(Contract):
             if ex is None:
                 s["excursion"] = {"start_ms": ts, "peak_centi_c": t}
                 s["temp_breaches"] += 1
-                emit("TemperatureBreach", shipment=s["id"], temp_centi_c=t, min_centi_c=lo, max_centi_c=hi,
-                     at_ms=ts, device=rd["device"])
+                emit(
+                    "TemperatureBreach",
+                    shipment=s["id"],
+                    temp_centi_c=t,
+                    min_centi_c=lo,
+                    max_centi_c=hi,
+                    at_ms=ts,
+                    device=rd["device"],
+                )
             elif max(lo - t, t - hi) > max(lo - ex["peak_centi_c"], ex["peak_centi_c"] - hi):
                 ex["peak_centi_c"] = t
         elif ex is not None:
             dur = max(0, ts - ex["start_ms"])
             s["ms_out_of_range"] += dur
             s["excursion"] = None
-            emit("TemperatureRecovered", shipment=s["id"], temp_centi_c=t, at_ms=ts, since_ms=ex["start_ms"],
-                 minutes_out=dur // 60000, peak_centi_c=ex["peak_centi_c"])
+            emit(
+                "TemperatureRecovered",
+                shipment=s["id"],
+                temp_centi_c=t,
+                at_ms=ts,
+                since_ms=ex["start_ms"],
+                minutes_out=dur // 60000,
+                peak_centi_c=ex["peak_centi_c"],
+            )
 
     # -- shipments --------------------------------------------------------------------------------
 
@@ -290,15 +352,23 @@ class Logistics(Contract):
         me = ctx.sender.address
         key = me + "|" + spec["ref"]
         require(key not in self.by_ref, "shipment ref already used by this carrier")
-        require(is_address(spec["shipper"]) and is_address(spec["consignee"]), "shipper and consignee must be 0x addresses")
+        require(
+            is_address(spec["shipper"]) and is_address(spec["consignee"]), "shipper and consignee must be 0x addresses"
+        )
         cps = spec["checkpoints"]
-        require(isinstance(cps, list) and 2 <= len(cps) <= MAX_CHECKPOINTS, "checkpoints: a list of 2..32 (origin ... destination)")
+        require(
+            isinstance(cps, list) and 2 <= len(cps) <= MAX_CHECKPOINTS,
+            "checkpoints: a list of 2..32 (origin ... destination)",
+        )
         route = []
         last = 0
         for c in cps:
             cp = checkpoint(len(route), c)
             if cp["deadline"] > 0:
-                require(cp["deadline"] >= last, "checkpoint " + str(len(route)) + ": deadlines must not decrease along the route")
+                require(
+                    cp["deadline"] >= last,
+                    "checkpoint " + str(len(route)) + ": deadlines must not decrease along the route",
+                )
                 last = cp["deadline"]
             route.append(cp)
         lo, hi = spec["temp_min_centi_c"], spec["temp_max_centi_c"]
@@ -312,28 +382,63 @@ class Logistics(Contract):
         for d in devices:
             require(is_hex(d, 32, 32), "device ids are 32 lower-case hex characters")
         gref, tref = spec["gps_ref"], spec["temp_ref"]
-        require(isinstance(gref, str) and isinstance(tref, str) and 0 < len(gref) <= MAX_TEXT and len(tref) <= MAX_TEXT,
-                "gps_ref: text of 1..128 characters; temp_ref: at most 128 (empty: no probe)")
+        require(
+            isinstance(gref, str) and isinstance(tref, str) and 0 < len(gref) <= MAX_TEXT and len(tref) <= MAX_TEXT,
+            "gps_ref: text of 1..128 characters; temp_ref: at most 128 (empty: no probe)",
+        )
         sid = self.next_id
         self.next_id = sid + 1
         # One tracker may report both kinds under one ref: gps_ref == temp_ref is allowed.
-        for ref in ([gref] if tref in ("", gref) else [gref, tref]):
+        for ref in [gref] if tref in ("", gref) else [gref, tref]:
             held = self.refs.get(ref, 0)
             require(held == 0, "ref " + ref + " is bound to shipment " + str(held))
             self.refs[ref] = sid
         self.by_ref[key] = sid
         self.shipments[sid] = {
-            "id": sid, "ref": spec["ref"], "state": "created", "carrier": me, "carrier_org": ctx.sender.organisation,
-            "shipper": spec["shipper"], "consignee": spec["consignee"], "parties": [me, spec["shipper"], spec["consignee"]],
-            "checkpoints": route, "tolerance_e7": tol, "window_s": window, "temp_min_centi_c": lo,
-            "temp_max_centi_c": hi, "gps_ref": gref, "temp_ref": tref, "devices": devices, "bound": True,
-            "position": None, "off_route_since_ms": -1, "geofence_breaches": 0, "last_temp": None,
-            "excursion": None, "temp_breaches": 0, "ms_out_of_range": 0, "declarations": [], "pending": False,
-            "disputed": 0, "readings": 0, "foreign": 0, "created_at": ctx.block.timestamp, "departed_at": 0,
+            "id": sid,
+            "ref": spec["ref"],
+            "state": "created",
+            "carrier": me,
+            "carrier_org": ctx.sender.organisation,
+            "shipper": spec["shipper"],
+            "consignee": spec["consignee"],
+            "parties": [me, spec["shipper"], spec["consignee"]],
+            "checkpoints": route,
+            "tolerance_e7": tol,
+            "window_s": window,
+            "temp_min_centi_c": lo,
+            "temp_max_centi_c": hi,
+            "gps_ref": gref,
+            "temp_ref": tref,
+            "devices": devices,
+            "bound": True,
+            "position": None,
+            "off_route_since_ms": -1,
+            "geofence_breaches": 0,
+            "last_temp": None,
+            "excursion": None,
+            "temp_breaches": 0,
+            "ms_out_of_range": 0,
+            "declarations": [],
+            "pending": False,
+            "disputed": 0,
+            "readings": 0,
+            "foreign": 0,
+            "created_at": ctx.block.timestamp,
+            "departed_at": 0,
             "delivered_at": 0,
         }
-        emit("ShipmentCreated", shipment=sid, ref=spec["ref"], carrier=me, shipper=spec["shipper"],
-             consignee=spec["consignee"], checkpoints=len(route), gps_ref=gref, temp_ref=tref)
+        emit(
+            "ShipmentCreated",
+            shipment=sid,
+            ref=spec["ref"],
+            carrier=me,
+            shipper=spec["shipper"],
+            consignee=spec["consignee"],
+            checkpoints=len(route),
+            gps_ref=gref,
+            temp_ref=tref,
+        )
         return sid
 
     @call
@@ -372,9 +477,16 @@ class Logistics(Contract):
         require(s["state"] == "delivery_declared", "delivery has not been declared")
         s["state"] = "delivered"
         s["delivered_at"] = ctx.block.timestamp
-        emit("DeliveryConfirmed", shipment=sid, consignee=s["consignee"], disputed=s["disputed"],
-             geofence_breaches=s["geofence_breaches"], temp_breaches=s["temp_breaches"],
-             minutes_out_of_range=s["ms_out_of_range"] // 60000, excursion_open=s["excursion"] is not None)
+        emit(
+            "DeliveryConfirmed",
+            shipment=sid,
+            consignee=s["consignee"],
+            disputed=s["disputed"],
+            geofence_breaches=s["geofence_breaches"],
+            temp_breaches=s["temp_breaches"],
+            minutes_out_of_range=s["ms_out_of_range"] // 60000,
+            excursion_open=s["excursion"] is not None,
+        )
         self.settle(s)
         self.shipments[sid] = s
 
@@ -395,9 +507,9 @@ class Logistics(Contract):
         shipment and device counter is read once and written once per batch."""
         require(ctx.sender.address == IOT, "readings come only from the node's iot module")
         require(isinstance(readings, list) and len(readings) <= MAX_BATCH, "readings must be a list of at most 4096")
-        bound = {}                     # ref -> shipment id or 0
-        ships = {}                     # shipment id -> shipment, written back at the end
-        seqs = {}                      # device -> last seq
+        bound = {}  # ref -> shipment id or 0
+        ships = {}  # shipment id -> shipment, written back at the end
+        seqs = {}  # device -> last seq
         counts = {"applied": 0, "unbound": 0, "mismatched": 0, "foreign": 0, "stale": 0}
         i = 0
         for rd in readings:
@@ -469,11 +581,22 @@ class Logistics(Contract):
             elif cp["deadline"] > 0 and cp["deadline"] < now:
                 overdue.append(k)
             k += 1
-        return {"id": sid, "state": s["state"], "reached": reached, "late": late, "overdue": overdue,
-                "off_route": s["off_route_since_ms"] >= 0, "geofence_breaches": s["geofence_breaches"],
-                "temperature_excursion": s["excursion"] is not None, "temp_breaches": s["temp_breaches"],
-                "minutes_out_of_range": s["ms_out_of_range"] // 60000, "disputed": s["disputed"],
-                "pending_declarations": s["pending"], "position": s["position"], "last_temp": s["last_temp"]}
+        return {
+            "id": sid,
+            "state": s["state"],
+            "reached": reached,
+            "late": late,
+            "overdue": overdue,
+            "off_route": s["off_route_since_ms"] >= 0,
+            "geofence_breaches": s["geofence_breaches"],
+            "temperature_excursion": s["excursion"] is not None,
+            "temp_breaches": s["temp_breaches"],
+            "minutes_out_of_range": s["ms_out_of_range"] // 60000,
+            "disputed": s["disputed"],
+            "pending_declarations": s["pending"],
+            "position": s["position"],
+            "last_temp": s["last_temp"],
+        }
 
     @view
     def shipment_by_ref(self, carrier: str, ref: str) -> int:

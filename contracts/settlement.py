@@ -31,17 +31,17 @@ def pair_key(debtor: str, creditor: str) -> str:
 
 class Settlement(Contract):
     # -- digital cash ----------------------------------------------------------------------------
-    accounts = Map(str, dict)        # bank address -> {organisation, opened}
-    balances = Map(str, int)         # bank address -> fen of digital cash
-    issued = Value(int, default=0)   # ever issued by the central bank
-    redeemed = Value(int, default=0) # ever redeemed (burnt) by the central bank
-    redemptions = Map(int, dict)     # request id -> {bank, amount, state}
+    accounts = Map(str, dict)  # bank address -> {organisation, opened}
+    balances = Map(str, int)  # bank address -> fen of digital cash
+    issued = Value(int, default=0)  # ever issued by the central bank
+    redeemed = Value(int, default=0)  # ever redeemed (burnt) by the central bank
+    redemptions = Map(int, dict)  # request id -> {bank, amount, state}
     next_redemption = Value(int, default=1)
     # -- credit and obligations ------------------------------------------------------------------
-    lines = Map(str, dict)           # pair_key(borrower, grantor) -> {limit, used}
-    obligations = Map(int, dict)     # id -> {debtor, creditor, amount, ref, source, due, state}
-    open_ids = Map(str, list)        # pair_key(debtor, creditor) -> open obligation ids, oldest first
-    by_ref = Map(str, int)           # business reference -> obligation id (one claim, one obligation)
+    lines = Map(str, dict)  # pair_key(borrower, grantor) -> {limit, used}
+    obligations = Map(int, dict)  # id -> {debtor, creditor, amount, ref, source, due, state}
+    open_ids = Map(str, list)  # pair_key(debtor, creditor) -> open obligation ids, oldest first
+    by_ref = Map(str, int)  # business reference -> obligation id (one claim, one obligation)
     next_obligation = Value(int, default=1)
     sources = Value(list, default=[])  # contract names allowed to create obligations for banks
 
@@ -171,7 +171,7 @@ class Settlement(Contract):
         ``ref`` is the business reference (claim id); one reference, one obligation."""
         s = ctx.sender
         if s.is_contract:
-            require(s.address[len("contract:"):] in self.sources, "contract not registered as an obligation source")
+            require(s.address[len("contract:") :] in self.sources, "contract not registered as an obligation source")
         else:
             require(s.address == debtor, "only the debtor or a registered contract creates an obligation")
         require(debtor in self.accounts, "no settlement account for the debtor")
@@ -195,12 +195,27 @@ class Settlement(Contract):
         self.open_ids[key] = ids
         self.by_ref[ref] = oid
         self.obligations[oid] = {
-            "debtor": debtor, "creditor": creditor, "amount": amount, "ref": ref,
-            "source": s.address, "origin": ctx.origin.address, "created": ctx.block.timestamp,
-            "due": due, "state": "open",
+            "debtor": debtor,
+            "creditor": creditor,
+            "amount": amount,
+            "ref": ref,
+            "source": s.address,
+            "origin": ctx.origin.address,
+            "created": ctx.block.timestamp,
+            "due": due,
+            "state": "open",
         }
-        emit("ObligationCreated", obligation=oid, debtor=debtor, creditor=creditor, amount=amount, ref=ref,
-             source=s.address, line_used=line["used"], line_limit=line["limit"])
+        emit(
+            "ObligationCreated",
+            obligation=oid,
+            debtor=debtor,
+            creditor=creditor,
+            amount=amount,
+            ref=ref,
+            source=s.address,
+            line_used=line["used"],
+            line_limit=line["limit"],
+        )
         return oid
 
     @call
@@ -209,8 +224,10 @@ class Settlement(Contract):
         claim made in error). The debtor cannot cancel what it owes."""
         o = self.open_obligation(obligation_id)
         s = ctx.sender.address
-        require(s == o["creditor"] or s == o["source"] and ctx.sender.is_contract,
-                "only the creditor or the creating contract cancels")
+        require(
+            s == o["creditor"] or s == o["source"] and ctx.sender.is_contract,
+            "only the creditor or the creating contract cancels",
+        )
         self.close(obligation_id, o, "cancelled")
         emit("ObligationCancelled", obligation=obligation_id, reason=reason[:200])
 
@@ -221,11 +238,19 @@ class Settlement(Contract):
         debtor, or by the contract that created the obligation (an L/C paying on honour)."""
         o = self.open_obligation(obligation_id)
         s = ctx.sender.address
-        require(s == o["debtor"] or s == o["source"] and ctx.sender.is_contract,
-                "only the debtor or the creating contract settles")
+        require(
+            s == o["debtor"] or s == o["source"] and ctx.sender.is_contract,
+            "only the debtor or the creating contract settles",
+        )
         self.move(o["debtor"], o["creditor"], o["amount"])
         self.close(obligation_id, o, "settled")
-        emit("ObligationSettled", obligation=obligation_id, debtor=o["debtor"], creditor=o["creditor"], amount=o["amount"])
+        emit(
+            "ObligationSettled",
+            obligation=obligation_id,
+            debtor=o["debtor"],
+            creditor=o["creditor"],
+            amount=o["amount"],
+        )
 
     @call
     def settle_bilateral(self, counterparty: str) -> dict:
@@ -253,8 +278,15 @@ class Settlement(Contract):
             self.move(counterparty, me, -net)
         for oid in owed_by_me + owed_to_me:
             self.close(oid, self.obligations[oid], "settled")
-        emit("BilateralSettled", a=me, b=counterparty, a_owed=out_total, b_owed=in_total, net_paid_by_a=net,
-             obligations=owed_by_me + owed_to_me)
+        emit(
+            "BilateralSettled",
+            a=me,
+            b=counterparty,
+            a_owed=out_total,
+            b_owed=in_total,
+            net_paid_by_a=net,
+            obligations=owed_by_me + owed_to_me,
+        )
         return {"gross": out_total + in_total, "net": net, "count": len(owed_by_me) + len(owed_to_me)}
 
     def open_obligation(self, obligation_id: int) -> dict:

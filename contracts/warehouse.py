@@ -36,15 +36,15 @@ Money is in integer minor units of the pledge currency; ratios in basis points.
 
 from tfnode.runtime.api import Contract, Map, Value, call, ctx, emit, member_info, require, revert, view
 
-IOT = "iot"                      # the sender the node's iot module calls with; no key has it
+IOT = "iot"  # the sender the node's iot module calls with; no key has it
 BPS = 10_000
-MIN_RATIO_BPS = 10_000           # cover below 100% of the loan is not collateral control
+MIN_RATIO_BPS = 10_000  # cover below 100% of the loan is not collateral control
 MAX_RATIO_BPS = 100_000
 MAX_TEXT = 128
 MAX_GOODS = 512
 MAX_DEVICES = 8
-MAX_CLAIMS = 32                  # repayment claims per pledge (bounds the pledge record)
-MAX_BATCH = 4096                 # MAX_BATCH_READINGS of the batch format
+MAX_CLAIMS = 32  # repayment claims per pledge (bounds the pledge record)
+MAX_BATCH = 4096  # MAX_BATCH_READINGS of the batch format
 HEX = "0123456789abcdef"
 I32 = 2_147_483_648
 I64 = 9_223_372_036_854_775_808
@@ -89,10 +89,18 @@ def value_problem(kind, v):
         if not (is_hex(t, 2, 128) and len(t) % 2 == 0):
             return "rfid tag must be 1..64 bytes of lower-case hex"
     elif kind == "temp_humidity":
-        if len(v) != 2 or not int_in(v.get("temp_centi_c"), -I32, I32) or not int_in(v.get("humidity_centi_pct"), 0, U32):
+        if (
+            len(v) != 2
+            or not int_in(v.get("temp_centi_c"), -I32, I32)
+            or not int_in(v.get("humidity_centi_pct"), 0, U32)
+        ):
             return "temp_humidity value is {temp_centi_c: i32, humidity_centi_pct: u32}"
     elif kind == "gps":
-        if len(v) != 2 or not int_in(v.get("lat_e7"), -MAX_LAT, MAX_LAT + 1) or not int_in(v.get("lon_e7"), -MAX_LON, MAX_LON + 1):
+        if (
+            len(v) != 2
+            or not int_in(v.get("lat_e7"), -MAX_LAT, MAX_LAT + 1)
+            or not int_in(v.get("lon_e7"), -MAX_LON, MAX_LON + 1)
+        ):
             return "gps value is {lat_e7, lon_e7} within +-90 / +-180 degrees"
     else:
         return "unknown kind"
@@ -126,11 +134,11 @@ def ceil_div(a, b):
 
 
 class Warehouse(Contract):
-    receipts = Map(str, dict)        # receipt id -> receipt
-    pledges = Map(int, dict)         # pledge id -> pledge
-    refs = Map(str, str)             # binding ref -> receipt id (while the receipt is live)
-    last_seq = Map(str, int)         # device id -> last sequence number applied
-    issued = Map(int, str)           # issue number -> receipt id (for the regulator's listing)
+    receipts = Map(str, dict)  # receipt id -> receipt
+    pledges = Map(int, dict)  # pledge id -> pledge
+    refs = Map(str, str)  # binding ref -> receipt id (while the receipt is live)
+    last_seq = Map(str, int)  # device id -> last sequence number applied
+    issued = Map(int, str)  # issue number -> receipt id (for the regulator's listing)
     issued_count = Value(int, default=0)
     next_pledge = Value(int, default=1)
 
@@ -177,17 +185,41 @@ class Warehouse(Contract):
         p["at_risk"] = risk
         if risk:
             p["warnings"] += 1
-            emit("RiskWarning", receipt=r["id"], pledge=p["id"], value=value, required=need,
-                 observed_units=r["observed"], at_ms=at_ms)
+            emit(
+                "RiskWarning",
+                receipt=r["id"],
+                pledge=p["id"],
+                value=value,
+                required=need,
+                observed_units=r["observed"],
+                at_ms=at_ms,
+            )
         else:
-            emit("RiskCleared", receipt=r["id"], pledge=p["id"], value=value, required=need,
-                 observed_units=r["observed"], at_ms=at_ms)
+            emit(
+                "RiskCleared",
+                receipt=r["id"],
+                pledge=p["id"],
+                value=value,
+                required=need,
+                observed_units=r["observed"],
+                at_ms=at_ms,
+            )
 
     def alarm(self, r, p, source, rd, units):
         p["alarms"] += 1
-        emit("UnauthorizedRemoval", receipt=r["id"], pledge=p["id"], source=source, device=rd["device"],
-             seq=rd["seq"], at_ms=rd["timestamp_ms"], units=units,
-             tag=rd["value"].get("tag", ""), book_units=r["quantity"], observed_units=r["observed"])
+        emit(
+            "UnauthorizedRemoval",
+            receipt=r["id"],
+            pledge=p["id"],
+            source=source,
+            device=rd["device"],
+            seq=rd["seq"],
+            at_ms=rd["timestamp_ms"],
+            units=units,
+            tag=rd["value"].get("tag", ""),
+            book_units=r["quantity"],
+            observed_units=r["observed"],
+        )
 
     def redeem_if_empty(self, r):
         # An empty receipt with no live pledge is spent; its refs may serve another lot.
@@ -232,8 +264,10 @@ class Warehouse(Contract):
         for d in devices:
             require(is_hex(d, 32, 32), "device ids are 32 lower-case hex characters")
         scale, door = spec["scale_ref"], spec["door_ref"]
-        require(isinstance(scale, str) and isinstance(door, str) and len(scale) <= MAX_TEXT and len(door) <= MAX_TEXT,
-                "refs: text of at most 128 characters")
+        require(
+            isinstance(scale, str) and isinstance(door, str) and len(scale) <= MAX_TEXT and len(door) <= MAX_TEXT,
+            "refs: text of at most 128 characters",
+        )
         require(scale != "" or door != "", "a receipt needs a scale_ref or a door_ref")
         require(scale != door, "scale_ref and door_ref must differ")
         for ref in (scale, door):
@@ -243,19 +277,51 @@ class Warehouse(Contract):
                 self.refs[ref] = rid
         me = ctx.sender.address
         self.receipts[rid] = {
-            "id": rid, "state": "stored", "warehouse": me, "warehouse_org": ctx.sender.organisation,
-            "owner": spec["owner"], "goods": spec["goods"], "unit": spec["unit"], "issued_quantity": q,
-            "quantity": q, "observed": q, "grams_per_unit": gpu, "tare_grams": tare, "units_per_tag": upt,
-            "tolerance_units": tol, "scale_ref": scale, "door_ref": door, "devices": devices,
-            "exit_credit": 0, "short": False, "ins": 0, "outs": 0, "readings": 0, "foreign": 0,
-            "last_reading_ms": 0, "released_total": 0, "pledge": 0, "pledges": [], "offered_to": "",
-            "parties": [me, spec["owner"]], "issued_at": ctx.block.timestamp,
+            "id": rid,
+            "state": "stored",
+            "warehouse": me,
+            "warehouse_org": ctx.sender.organisation,
+            "owner": spec["owner"],
+            "goods": spec["goods"],
+            "unit": spec["unit"],
+            "issued_quantity": q,
+            "quantity": q,
+            "observed": q,
+            "grams_per_unit": gpu,
+            "tare_grams": tare,
+            "units_per_tag": upt,
+            "tolerance_units": tol,
+            "scale_ref": scale,
+            "door_ref": door,
+            "devices": devices,
+            "exit_credit": 0,
+            "short": False,
+            "ins": 0,
+            "outs": 0,
+            "readings": 0,
+            "foreign": 0,
+            "last_reading_ms": 0,
+            "released_total": 0,
+            "pledge": 0,
+            "pledges": [],
+            "offered_to": "",
+            "parties": [me, spec["owner"]],
+            "issued_at": ctx.block.timestamp,
         }
         n = self.issued_count
         self.issued[n] = rid
         self.issued_count = n + 1
-        emit("ReceiptIssued", receipt=rid, warehouse=me, owner=spec["owner"], goods=spec["goods"],
-             unit=spec["unit"], quantity=q, scale_ref=scale, door_ref=door)
+        emit(
+            "ReceiptIssued",
+            receipt=rid,
+            warehouse=me,
+            owner=spec["owner"],
+            goods=spec["goods"],
+            unit=spec["unit"],
+            quantity=q,
+            scale_ref=scale,
+            door_ref=door,
+        )
         return rid
 
     @call
@@ -313,8 +379,10 @@ class Warehouse(Contract):
         if r["pledge"]:
             revert("receipt already pledged (to " + self.pledges[r["pledge"]]["lender_org"] + ")")
         require(r["offered_to"] == ctx.sender.address, "the owner has not offered this receipt to you")
-        require(isinstance(currency, str) and len(currency) == 3 and currency.isalpha() and currency.isupper(),
-                "currency must be a 3-letter ISO 4217 code")
+        require(
+            isinstance(currency, str) and len(currency) == 3 and currency.isalpha() and currency.isupper(),
+            "currency must be a 3-letter ISO 4217 code",
+        )
         require(is_int(loan) and 0 < loan < I64, "loan must be a positive int")
         require(is_int(unit_value) and 0 < unit_value < I64, "unit_value must be a positive int")
         require(is_int(ratio_bps) and MIN_RATIO_BPS <= ratio_bps <= MAX_RATIO_BPS, "ratio_bps must be 10000..100000")
@@ -324,10 +392,23 @@ class Warehouse(Contract):
         pid = self.next_pledge
         self.next_pledge = pid + 1
         p = {
-            "id": pid, "receipt": receipt_id, "state": "live", "lender": ctx.sender.address,
-            "lender_org": ctx.sender.organisation, "borrower": r["owner"], "currency": currency, "loan": loan,
-            "outstanding": loan, "unit_value": unit_value, "ratio_bps": ratio_bps, "allowance": 0,
-            "at_risk": False, "warnings": 0, "alarms": 0, "claims": [], "opened_at": ctx.block.timestamp,
+            "id": pid,
+            "receipt": receipt_id,
+            "state": "live",
+            "lender": ctx.sender.address,
+            "lender_org": ctx.sender.organisation,
+            "borrower": r["owner"],
+            "currency": currency,
+            "loan": loan,
+            "outstanding": loan,
+            "unit_value": unit_value,
+            "ratio_bps": ratio_bps,
+            "allowance": 0,
+            "at_risk": False,
+            "warnings": 0,
+            "alarms": 0,
+            "claims": [],
+            "opened_at": ctx.block.timestamp,
             "closed_at": 0,
         }
         self.pledges[pid] = p
@@ -338,9 +419,20 @@ class Warehouse(Contract):
         r["exit_credit"] = 0
         r["short"] = r["observed"] + r["tolerance_units"] < r["quantity"]
         self.receipts[receipt_id] = r
-        emit("Pledged", receipt=receipt_id, pledge=pid, lender=ctx.sender.address, lender_org=ctx.sender.organisation,
-             borrower=r["owner"], currency=currency, loan=loan, unit_value=unit_value, ratio_bps=ratio_bps,
-             required=need, value=value)
+        emit(
+            "Pledged",
+            receipt=receipt_id,
+            pledge=pid,
+            lender=ctx.sender.address,
+            lender_org=ctx.sender.organisation,
+            borrower=r["owner"],
+            currency=currency,
+            loan=loan,
+            unit_value=unit_value,
+            ratio_bps=ratio_bps,
+            required=need,
+            value=value,
+        )
         return pid
 
     @call
@@ -352,8 +444,10 @@ class Warehouse(Contract):
         require(p["state"] == "live", "pledge is closed")
         text(ref, "ref", MAX_TEXT)
         pending = sum([c["amount"] for c in p["claims"] if c["state"] == "pending"])
-        require(is_int(amount) and 0 < amount <= p["outstanding"] - pending,
-                "amount must be positive and at most the outstanding loan less pending claims")
+        require(
+            is_int(amount) and 0 < amount <= p["outstanding"] - pending,
+            "amount must be positive and at most the outstanding loan less pending claims",
+        )
         require(len(p["claims"]) < MAX_CLAIMS, "too many repayment claims on this pledge")
         cid = len(p["claims"]) + 1
         p["claims"].append({"id": cid, "amount": amount, "ref": ref, "state": "pending", "at": ctx.block.timestamp})
@@ -377,8 +471,15 @@ class Warehouse(Contract):
         c["state"] = "confirmed"
         p["outstanding"] -= c["amount"]
         r = self.receipts[p["receipt"]]
-        emit("Repaid", pledge=pledge_id, claim=claim_id, amount=c["amount"], outstanding=p["outstanding"],
-             required=self.required(p), releasable=self.releasable(r, p))
+        emit(
+            "Repaid",
+            pledge=pledge_id,
+            claim=claim_id,
+            amount=c["amount"],
+            outstanding=p["outstanding"],
+            required=self.required(p),
+            releasable=self.releasable(r, p),
+        )
         self.assess(r, p, ctx.block.timestamp * 1000)
         self.pledges[pledge_id] = p
 
@@ -399,8 +500,10 @@ class Warehouse(Contract):
         require(ctx.sender.address == p["lender"], "only the lender releases")
         require(p["state"] == "live", "pledge is closed")
         r = self.receipts[p["receipt"]]
-        require(is_int(units) and 0 < units <= r["quantity"] - p["allowance"],
-                "units must be positive and at most the book quantity not yet released")
+        require(
+            is_int(units) and 0 < units <= r["quantity"] - p["allowance"],
+            "units must be positive and at most the book quantity not yet released",
+        )
         p["allowance"] += units
         self.pledges[pledge_id] = p
         emit("ReleaseAuthorised", receipt=r["id"], pledge=pledge_id, units=units, releasable=self.releasable(r, p))
@@ -432,10 +535,10 @@ class Warehouse(Contract):
         gas grows with the readings' arithmetic, not with storage traffic."""
         require(ctx.sender.address == IOT, "readings come only from the node's iot module")
         require(isinstance(readings, list) and len(readings) <= MAX_BATCH, "readings must be a list of at most 4096")
-        bound = {}                     # ref -> receipt id or "" (unbound)
-        recs = {}                      # receipt id -> receipt, written back at the end
-        pls = {}                       # pledge id -> pledge
-        seqs = {}                      # device -> last seq
+        bound = {}  # ref -> receipt id or "" (unbound)
+        recs = {}  # receipt id -> receipt, written back at the end
+        pls = {}  # pledge id -> pledge
+        seqs = {}  # device -> last seq
         counts = {"applied": 0, "unbound": 0, "mismatched": 0, "foreign": 0, "stale": 0}
         i = 0
         for rd in readings:
@@ -526,8 +629,15 @@ class Warehouse(Contract):
         r = self.rec(receipt_id)
         require(self.may_read(r), "not a party to this receipt")
         p = self.pledges[r["pledge"]] if r["pledge"] else None
-        out = {"receipt": receipt_id, "state": r["state"], "quantity": r["quantity"], "observed": r["observed"],
-               "pledge": r["pledge"], "releasable": self.releasable(r, p), "exit_credit": r["exit_credit"]}
+        out = {
+            "receipt": receipt_id,
+            "state": r["state"],
+            "quantity": r["quantity"],
+            "observed": r["observed"],
+            "pledge": r["pledge"],
+            "releasable": self.releasable(r, p),
+            "exit_credit": r["exit_credit"],
+        }
         if p is not None:
             out["value"] = r["observed"] * p["unit_value"]
             out["required"] = self.required(p)

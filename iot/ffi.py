@@ -148,7 +148,9 @@ class Library:
     def reading_sign(self, secret: bytes, seq: int, timestamp_ms: int, kind: int, payload: bytes) -> bytes:
         sk = _exact(secret, 32, "secret")
         return self._out(
-            lambda buf, cap, n: self.lib.tfiot_reading_sign(sk, seq, timestamp_ms, kind, payload, len(payload), buf, cap, n),
+            lambda buf, cap, n: self.lib.tfiot_reading_sign(
+                sk, seq, timestamp_ms, kind, payload, len(payload), buf, cap, n
+            ),
             self.lib.TFIOT_MAX_READING_LEN,
         )
 
@@ -181,7 +183,9 @@ class BatchBuilder:
 
     def finish(self) -> bytes:
         h = self._handle()
-        return self._l._out(lambda buf, cap, n: self._l.lib.tfiot_batch_finish(h, buf, cap, n), self._l.lib.TFIOT_MAX_BATCH_LEN)
+        return self._l._out(
+            lambda buf, cap, n: self._l.lib.tfiot_batch_finish(h, buf, cap, n), self._l.lib.TFIOT_MAX_BATCH_LEN
+        )
 
     def close(self) -> None:
         if self._h is not None:

@@ -34,12 +34,12 @@ from tfnode.iot.payloads import encode_payload, kind_code
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_BYTES = 60_000       # docs/iot.md: a batch fits a transaction's 64 KiB args
+MAX_BATCH_BYTES = 60_000  # docs/iot.md: a batch fits a transaction's 64 KiB args
 MAX_BATCH_READINGS = 4096
 HEADER_BYTES = 1 + 33 + 8 + 8 + 1 + 4 + 32 + 64
 FLAG_PARTIAL = 1
 EXPIRY_BLOCKS = 100
-CONTRACT_GAS = 20_000_000      # room for the bound contracts' on_readings calls
+CONTRACT_GAS = 20_000_000  # room for the bound contracts' on_readings calls
 
 
 def _fsync_dir(path: Path) -> None:
@@ -82,7 +82,9 @@ class Device:
         return bytes(_core.iot_reading_sign(self._key, self.seq, ts, self.kind, encode_payload(self.kind, value)))
 
     def temp_humidity(self, temp_c: float, humidity_pct: float, **kw) -> bytes:
-        return self.reading({"temp_centi_c": round(temp_c * 100), "humidity_centi_pct": round(humidity_pct * 100)}, **kw)
+        return self.reading(
+            {"temp_centi_c": round(temp_c * 100), "humidity_centi_pct": round(humidity_pct * 100)}, **kw
+        )
 
     def gps(self, lat: float, lon: float, **kw) -> bytes:
         return self.reading({"lat_e7": round(lat * 1e7), "lon_e7": round(lon * 1e7)}, **kw)
@@ -99,9 +101,21 @@ class Refused(Exception):
 
 
 class Gateway:
-    def __init__(self, secret_key: bytes, chain_id: str, rpc_urls: list[str] | str, spool_dir: str | Path, *,
-                 batch_max: int = 400, partial: bool = True, contract_gas: int = CONTRACT_GAS,
-                 timeout: float = 10.0, backoff_max: float = 2.0, clock=time.time, client_factory=Client) -> None:
+    def __init__(
+        self,
+        secret_key: bytes,
+        chain_id: str,
+        rpc_urls: list[str] | str,
+        spool_dir: str | Path,
+        *,
+        batch_max: int = 400,
+        partial: bool = True,
+        contract_gas: int = CONTRACT_GAS,
+        timeout: float = 10.0,
+        backoff_max: float = 2.0,
+        clock=time.time,
+        client_factory=Client,
+    ) -> None:
         if not 1 <= batch_max <= MAX_BATCH_READINGS:
             raise ValueError(f"batch_max must be in 1..{MAX_BATCH_READINGS}")
         self.account = Account.from_bytes(bytes(secret_key))
@@ -173,8 +187,9 @@ class Gateway:
         # Persist the next seq first: a crash after this never reuses ``seq``.
         atomic_write(self._seq_file(), json.dumps({"next_batch_seq": seq + 1}).encode())
         self._next_seq = seq + 1
-        batch = _core.iot_batch_build(self.secret, seq, int(self.clock() * 1000),
-                                      FLAG_PARTIAL if self.partial else 0, self._buf)
+        batch = _core.iot_batch_build(
+            self.secret, seq, int(self.clock() * 1000), FLAG_PARTIAL if self.partial else 0, self._buf
+        )
         atomic_write(self._path(seq, ".batch"), bytes(batch))
         self._buf, self._buf_bytes = [], HEADER_BYTES
         self.stats["sealed"] += 1
@@ -245,8 +260,16 @@ class Gateway:
             # No transaction yet, or the last one can no longer commit: sign a new one with
             # the same nonce, and persist it before it leaves.
             gas = iot_module.BATCH_GAS + iot_module.READING_GAS * MAX_BATCH_READINGS + self.contract_gas
-            raw = build_tx(self.account, self.chain_id, iot_module.NAME, "submit", (batch,),
-                           expiry=st["height"] + EXPIRY_BLOCKS, nonce=seq, gas_limit=gas)
+            raw = build_tx(
+                self.account,
+                self.chain_id,
+                iot_module.NAME,
+                "submit",
+                (batch,),
+                expiry=st["height"] + EXPIRY_BLOCKS,
+                nonce=seq,
+                gas_limit=gas,
+            )
             atomic_write(txp, raw)
         h = tx_hash(raw)
         try:

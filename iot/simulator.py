@@ -40,20 +40,20 @@ from iot.gateway import Device, Gateway
 RECEIPT_ID = "WR-SIM-0001"
 SCALE_REF, DOOR_REF = "WH-SIM-SCALE", "WH-SIM-DOOR"
 SHIPMENT_REF, GPS_REF, TEMP_REF = "SHIP-SIM-0001", "SHIP-SIM-GPS", "SHIP-SIM-TEMP"
-STOCK_UNITS, GRAMS_PER_UNIT = 2000, 1_000_000     # 2000 t of copper cathode on one scale
-START = (31.2304, 121.4737)                       # the container leaves Shanghai
+STOCK_UNITS, GRAMS_PER_UNIT = 2000, 1_000_000  # 2000 t of copper cathode on one scale
+START = (31.2304, 121.4737)  # the container leaves Shanghai
 
 
 @dataclass
 class SimConfig:
     devices: int = 100
-    rate: float = 5.0                 # readings per second per device
+    rate: float = 5.0  # readings per second per device
     duration: float = 10.0
     rpc_urls: list[str] = field(default_factory=list)
-    member_keys: list[bytes] = field(default_factory=list)   # needed with rpc_urls
-    gateways: int = 0                 # 0: one per 50 devices, 1..16
+    member_keys: list[bytes] = field(default_factory=list)  # needed with rpc_urls
+    gateways: int = 0  # 0: one per 50 devices, 1..16
     batch_max: int = 400
-    forge_every: int = 1000           # 0: forge nothing
+    forge_every: int = 1000  # 0: forge nothing
     proof_samples: int = 20
     drain_timeout: float = 60.0
     seed: int = 7
@@ -72,14 +72,14 @@ class _Fleet:
     def reading(self, n: int, t: float) -> bytes:
         _, dev, role = self.devices[n % len(self.devices)]
         rng = self.rng
-        if role == "scale":                       # stock leaving: about 0.5 % a second of reading
+        if role == "scale":  # stock leaving: about 0.5 % a second of reading
             self.stock_g = max(0, self.stock_g - int(self.stock_g * 0.001 * rng.random()))
             return dev.weight(self.stock_g)
-        if role == "door":                        # tags leaving through the door, unreleased
+        if role == "door":  # tags leaving through the door, unreleased
             return dev.door("out" if rng.random() < 0.8 else "in", rng.randbytes(8))
-        if role == "reefer":                      # warming: -18 C, +0.5 C a second
+        if role == "reefer":  # warming: -18 C, +0.5 C a second
             return dev.temp_humidity(-18.0 + 0.5 * t + rng.uniform(-0.2, 0.2), 85.0 + rng.uniform(-2, 2))
-        if role == "tracker":                     # heading east, out of the declared corridor
+        if role == "tracker":  # heading east, out of the declared corridor
             self.lat -= 0.0005 * rng.random()
             self.lon += 0.002 * rng.random()
             return dev.gps(self.lat, self.lon)
@@ -89,9 +89,12 @@ class _Fleet:
 def _role(i: int) -> tuple[str, str, str | None, str | None]:
     """(role, kind, contract, ref) of device i: 0 scale, 1 door (warehouse), 2 reefer probe,
     3 GPS tracker (logistics), the rest cold-room probes bound to nothing."""
-    return {0: ("scale", "weight", "warehouse", SCALE_REF), 1: ("door", "rfid_door", "warehouse", DOOR_REF),
-            2: ("reefer", "temp_humidity", "logistics", TEMP_REF), 3: ("tracker", "gps", "logistics", GPS_REF)}.get(
-        i, ("probe", "temp_humidity", None, None))
+    return {
+        0: ("scale", "weight", "warehouse", SCALE_REF),
+        1: ("door", "rfid_door", "warehouse", DOOR_REF),
+        2: ("reefer", "temp_humidity", "logistics", TEMP_REF),
+        3: ("tracker", "gps", "logistics", GPS_REF),
+    }.get(i, ("probe", "temp_humidity", None, None))
 
 
 def _e7(x: float) -> int:
@@ -112,10 +115,24 @@ def _scenarios(client: Client, chain_id: str, members: list[Account], contracts:
         wh, bank = roles["warehouse"], roles["bank"]
         owner = next((m for m in members if m not in (wh, bank)), other)
         steps += [
-            (wh, "warehouse", "issue_receipt", ({"id": RECEIPT_ID, "owner": owner.address, "goods": "copper cathode",
-                                                 "unit": "t", "quantity": STOCK_UNITS, "grams_per_unit": GRAMS_PER_UNIT,
-                                                 "scale_ref": SCALE_REF, "door_ref": DOOR_REF,
-                                                 "tolerance_units": 5},)),
+            (
+                wh,
+                "warehouse",
+                "issue_receipt",
+                (
+                    {
+                        "id": RECEIPT_ID,
+                        "owner": owner.address,
+                        "goods": "copper cathode",
+                        "unit": "t",
+                        "quantity": STOCK_UNITS,
+                        "grams_per_unit": GRAMS_PER_UNIT,
+                        "scale_ref": SCALE_REF,
+                        "door_ref": DOOR_REF,
+                        "tolerance_units": 5,
+                    },
+                ),
+            ),
             (owner, "warehouse", "offer_pledge", (RECEIPT_ID, bank.address)),
             # Cover 120 % of 80m against 2000 t at 50 000: a 4 % loss of stock is a risk.
             (bank, "warehouse", "pledge", (RECEIPT_ID, "CNY", 80_000_000, 50_000, 12_000)),
@@ -124,12 +141,32 @@ def _scenarios(client: Client, chain_id: str, members: list[Account], contracts:
         log("warehouse scenario skipped: no member with roles warehouse and bank among the keys")
     if "logistics" in contracts and "logistics" in roles:
         lat, lon = START
-        steps.append((roles["logistics"], "logistics", "create_shipment", ({
-            "ref": SHIPMENT_REF, "shipper": other.address, "consignee": members[0].address,
-            "checkpoints": [{"name": "Shanghai Yangshan", "box": [_e7(lat - 0.03), _e7(lon - 0.03), _e7(lat + 0.03), _e7(lon + 0.03)]},
-                            {"name": "Ningbo Zhoushan", "box": [_e7(29.85), _e7(121.50), _e7(29.95), _e7(121.60)]}],
-            "gps_ref": GPS_REF, "temp_ref": TEMP_REF, "temp_min_centi_c": -2000, "temp_max_centi_c": -1500,
-            "tolerance_e7": 100_000},)))
+        steps.append(
+            (
+                roles["logistics"],
+                "logistics",
+                "create_shipment",
+                (
+                    {
+                        "ref": SHIPMENT_REF,
+                        "shipper": other.address,
+                        "consignee": members[0].address,
+                        "checkpoints": [
+                            {
+                                "name": "Shanghai Yangshan",
+                                "box": [_e7(lat - 0.03), _e7(lon - 0.03), _e7(lat + 0.03), _e7(lon + 0.03)],
+                            },
+                            {"name": "Ningbo Zhoushan", "box": [_e7(29.85), _e7(121.50), _e7(29.95), _e7(121.60)]},
+                        ],
+                        "gps_ref": GPS_REF,
+                        "temp_ref": TEMP_REF,
+                        "temp_min_centi_c": -2000,
+                        "temp_max_centi_c": -1500,
+                        "tolerance_e7": 100_000,
+                    },
+                ),
+            )
+        )
     elif "logistics" in contracts:
         log("logistics scenario skipped: no member with role logistics among the keys")
     for acct, contract, method, args in steps:
@@ -150,7 +187,7 @@ def _send_all(client: Client, chain_id: str, calls: list[tuple[Account, str, tup
     raws = [build_tx(acct, chain_id, iot_module.NAME, method, args, expiry=h + 500) for acct, method, args in calls]
     hashes = []
     for k in range(0, len(raws), 1000):
-        for r in client.submit_batch(raws[k:k + 1000]):
+        for r in client.submit_batch(raws[k : k + 1000]):
             if not r["accepted"]:
                 raise RuntimeError(f"provisioning transaction refused: {r['reason']}")
             hashes.append(r["hash"])
@@ -200,8 +237,11 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
     client = Client(urls[0], timeout=30)
     st = client.status()
     chain_id = st["chain_id"]
-    contracts = {name for name in ("warehouse", "logistics")
-                 if client.query("governance", "contract", name).get("value") is not None}
+    contracts = {
+        name
+        for name in ("warehouse", "logistics")
+        if client.query("governance", "contract", name).get("value") is not None
+    }
     n_gw = cfg.gateways or max(1, min(16, math.ceil(cfg.devices / 50)))
     gw_keys = [crypto.PrivateKey.generate().to_bytes() for _ in range(n_gw)]
     devices = []
@@ -219,8 +259,12 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
     _send_all(client, chain_id, calls)
     _scenarios(client, chain_id, members, contracts, log)
 
-    gateways = [Gateway(k, chain_id, urls[g % len(urls):] + urls[:g % len(urls)], work / f"spool-{g}",
-                        batch_max=cfg.batch_max) for g, k in enumerate(gw_keys)]
+    gateways = [
+        Gateway(
+            k, chain_id, urls[g % len(urls) :] + urls[: g % len(urls)], work / f"spool-{g}", batch_max=cfg.batch_max
+        )
+        for g, k in enumerate(gw_keys)
+    ]
     fleets = [_Fleet([d for d in devices if d[0] % n_gw == g], random.Random(rng.random())) for g in range(n_gw)]
     stop = threading.Event()
     produced = [0] * n_gw
@@ -288,7 +332,10 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
         t.join(cfg.drain_timeout + 30)
     elapsed = max(last_commit) - t_start
 
-    stats = {k: sum(gw.stats[k] for gw in gateways) for k in ("sealed", "committed", "attested", "excluded", "rejected", "retries")}
+    stats = {
+        k: sum(gw.stats[k] for gw in gateways)
+        for k in ("sealed", "committed", "attested", "excluded", "rejected", "retries")
+    }
     events: dict[str, int] = {}
     batches = []  # (gateway key, batch_seq, accepted count)
     for g, receipts in enumerate(all_receipts):
@@ -322,7 +369,9 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
         "duration_s": cfg.duration,
         "elapsed_s": round(elapsed, 2),
         "device_sign_us_per_reading": round(1e6 * sum(cpu["sign"]) / readings, 1) if readings else 0.0,
-        "gateway_cpu_us_per_reading": round(1e6 * (sum(cpu["seal"]) + sum(cpu["submit"])) / readings, 1) if readings else 0.0,
+        "gateway_cpu_us_per_reading": round(1e6 * (sum(cpu["seal"]) + sum(cpu["submit"])) / readings, 1)
+        if readings
+        else 0.0,
         "contracts": sorted({e.split(".")[0] for e in events} - {"iot"}),
         "events": dict(sorted(events.items())),
     }
@@ -366,8 +415,10 @@ def _check_proofs(urls, batches, samples: int, rng: random.Random, log) -> tuple
                 why = f"proof of batch {seq} #{idx}: not available from {c.url}"
             elif not verify_reading_proof(proof, vals):
                 rec = proof.get("record") or {}
-                why = (f"proof of batch {seq} #{idx} from {c.url} does not verify "
-                       f"(record height {rec.get('height')}, value {'set' if rec.get('value') else 'none'})")
+                why = (
+                    f"proof of batch {seq} #{idx} from {c.url} does not verify "
+                    f"(record height {rec.get('height')}, value {'set' if rec.get('value') else 'none'})"
+                )
             if why is not None:
                 failures += 1
                 errors.append(why)

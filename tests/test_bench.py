@@ -62,20 +62,23 @@ def test_local_url_and_helpers():
     assert bench.interleave([[1, 2, 3], [4], [5, 6]]) == [1, 4, 5, 2, 6, 3]
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"validators": 4, "rpc": ["http://a:1"]}, "give one of them"),
-    ({"key": "k"}, "needs --rpc"),
-    ({"validators": 0}, "--validators 0"),
-    ({"validators": 65}, "--validators 65"),
-    ({"rpc": ["a:1"]}, "expected http://host:port"),
-    ({"duration": 0}, "--duration 0"),
-    ({"duration": float("inf")}, "--duration inf"),
-    ({"accounts": 0}, "--accounts 0"),
-    ({"rate": -1}, "--rate -1"),
-    ({"batch": 9000}, "--batch 9000"),
-    ({"batch": 100, "inflight": 50}, "--inflight 50"),
-    ({"txs": 0}, "--txs 0"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"validators": 4, "rpc": ["http://a:1"]}, "give one of them"),
+        ({"key": "k"}, "needs --rpc"),
+        ({"validators": 0}, "--validators 0"),
+        ({"validators": 65}, "--validators 65"),
+        ({"rpc": ["a:1"]}, "expected http://host:port"),
+        ({"duration": 0}, "--duration 0"),
+        ({"duration": float("inf")}, "--duration inf"),
+        ({"accounts": 0}, "--accounts 0"),
+        ({"rate": -1}, "--rate -1"),
+        ({"batch": 9000}, "--batch 9000"),
+        ({"batch": 100, "inflight": 50}, "--inflight 50"),
+        ({"txs": 0}, "--txs 0"),
+    ],
+)
 def test_config_validation(kw, message):
     with pytest.raises(BenchError, match=message.replace("(", r"\(")):
         BenchConfig(**kw).validate()
@@ -151,10 +154,16 @@ class FakeNode(ThreadedApp):
             self.blocks[self.height], self.pending = self.pending, []
             if self.height % 3 == 0:
                 continue  # a notification the node never sent: the driver fetches the gap
-            await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {
-                "subscription": "b", "result": {"height": self.height}}}).decode())
+            await ws.send_str(
+                orjson.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "method": "subscription",
+                        "params": {"subscription": "b", "result": {"height": self.height}},
+                    }
+                ).decode()
+            )
         return ws
-
 
 
 def test_drive_against_a_fake_node():
@@ -162,8 +171,7 @@ def test_drive_against_a_fake_node():
     txs = bench.presign(accts, "tf-fake", 100, 300, processes=1)
     node = FakeNode(reject={h for _, h in txs[:7]})
     try:
-        cfg = BenchConfig(rpc=[node.url, node.url], duration=0.5, batch=50, inflight=100, txs=300,
-                          drain=5).validate()
+        cfg = BenchConfig(rpc=[node.url, node.url], duration=0.5, batch=50, inflight=100, txs=300, drain=5).validate()
         seen = []
         run = asyncio.run(bench.drive([node.url, node.url], txs, cfg, 5, tick=lambda t, e: seen.append(t.submitted)))
     finally:
@@ -174,8 +182,18 @@ def test_drive_against_a_fake_node():
     assert all(x >= 0 for x in tally.latencies) and seen
     assert run["receipt_sample"] == {"ok": 20}
     report = bench.summarize(run, cfg, 4, [], ["n"])
-    for k in ("committed", "tps", "p50_ms", "p95_ms", "p99_ms", "duration_s", "validators", "rejected", "nodes",
-              "presigned"):
+    for k in (
+        "committed",
+        "tps",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "duration_s",
+        "validators",
+        "rejected",
+        "nodes",
+        "presigned",
+    ):
         assert k in report
     assert report["presigned"] is True and report["rejected"] == {"bad signature": 7}
     assert report["committed"] <= report["committed_total"] == 293

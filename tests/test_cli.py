@@ -20,7 +20,9 @@ def test_contract_check_accepts_and_rejects(tmp_path):
     ok = runner.invoke(app, ["contract", "check", "tests/contracts_fixtures/escrow.py"])
     assert ok.exit_code == 0, ok.output
     bad = tmp_path / "bad.py"
-    bad.write_text("from tfnode.runtime.api import Contract\n\nclass X(Contract):\n    def f(self):\n        return ().__class__\n")
+    bad.write_text(
+        "from tfnode.runtime.api import Contract\n\nclass X(Contract):\n    def f(self):\n        return ().__class__\n"
+    )
     r = runner.invoke(app, ["contract", "check", str(bad)])
     assert r.exit_code == 1
     assert f"{bad}:5:" in r.output and "__class__" in r.output

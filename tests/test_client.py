@@ -14,8 +14,19 @@ from aiohttp import WSMsgType, web
 
 from tests.fake_http import ThreadedApp
 from tfnode import _core
-from tfnode.client import (Account, AsyncClient, Client, ClientError, RpcError, build_tx, proofs, tx_hash,
-                           verify_proof, verify_receipt_proof, verify_state_proof)
+from tfnode.client import (
+    Account,
+    AsyncClient,
+    Client,
+    ClientError,
+    RpcError,
+    build_tx,
+    proofs,
+    tx_hash,
+    verify_proof,
+    verify_receipt_proof,
+    verify_state_proof,
+)
 from tfnode.errors import TfnodeError
 from tfnode.execution import roots
 from tfnode.execution.args import decode_call_args
@@ -38,12 +49,19 @@ except ImportError:  # the RPC engineer's module is not there yet: a stand-in fo
 
 def test_build_tx_decodes_verifies_and_carries_the_call():
     a, b = Account.generate(), Account.generate()
-    raw = build_tx(a, "tf-main", "asset", "transfer", (b.address, 5), {"memo": b"\x01"}, expiry=123, nonce=7,
-                   gas_limit=50_000)
+    raw = build_tx(
+        a, "tf-main", "asset", "transfer", (b.address, 5), {"memo": b"\x01"}, expiry=123, nonce=7, gas_limit=50_000
+    )
     tx = _core.Transaction.decode(raw)
     assert tx.verify()
     assert (tx.chain_id, tx.nonce, tx.expiry, tx.gas_limit, tx.contract, tx.method) == (
-        b"tf-main", 7, 123, 50_000, "asset", "transfer")
+        b"tf-main",
+        7,
+        123,
+        50_000,
+        "asset",
+        "transfer",
+    )
     assert tx.sender == a.public_key_bytes
     assert decode_call_args(tx.args) == ((b.address, 5), {"memo": b"\x01"})
     assert tx_hash(raw) == tx.hash()
@@ -98,8 +116,10 @@ class Chain:
             self.exec[h] = roots.exec_root(h, state_root, receipts_root, self.exec[h - 1])
 
     def chain(self, h: int, e: int) -> list[dict]:
-        return [{"height": x, "state_root": self.rows[x][0].hex(), "receipts_root": self.rows[x][1].hex()}
-                for x in range(h, e + 1)]
+        return [
+            {"height": x, "state_root": self.rows[x][0].hex(), "receipts_root": self.rows[x][1].hex()}
+            for x in range(h, e + 1)
+        ]
 
 
 VALIDATORS = [(i, 1, _core.consensus_test_public_key(i)) for i in range(4)]
@@ -150,21 +170,36 @@ def certified():
 @pytest.fixture
 def test_keys(monkeypatch):
     # The core's deterministic test signatures stand in for SM2 ones: the one QC call swapped.
-    monkeypatch.setattr(proofs, "_verify_qc",
-                        lambda qc, vals: _core.consensus_verify_qc(qc, vals, insecure_test_keys=True))
+    monkeypatch.setattr(
+        proofs, "_verify_qc", lambda qc, vals: _core.consensus_verify_qc(qc, vals, insecure_test_keys=True)
+    )
 
 
 def state_proof(chain: Chain, e: int, cert: dict, h: int, key: bytes) -> dict:
     value, proof = chain.tree.get_with_proof(key, h)
-    return {"height": h, "key": key.hex(), "value": None if value is None else value.hex(), "proof": proof.hex(),
-            "chain": chain.chain(h, e), "prev_exec_root": chain.exec[h - 1].hex(), "certificate": cert}
+    return {
+        "height": h,
+        "key": key.hex(),
+        "value": None if value is None else value.hex(),
+        "proof": proof.hex(),
+        "chain": chain.chain(h, e),
+        "prev_exec_root": chain.exec[h - 1].hex(),
+        "certificate": cert,
+    }
 
 
 def receipt_proof(chain: Chain, e: int, cert: dict, h: int, i: int) -> dict:
     hs = chain.receipts[h]
-    return {"height": h, "receipt": hs[i].hex(), "index": i, "count": len(hs),
-            "path": [p.hex() for p in _core.receipt_proof(hs, i)],
-            "chain": chain.chain(h, e), "prev_exec_root": chain.exec[h - 1].hex(), "certificate": cert}
+    return {
+        "height": h,
+        "receipt": hs[i].hex(),
+        "index": i,
+        "count": len(hs),
+        "path": [p.hex() for p in _core.receipt_proof(hs, i)],
+        "chain": chain.chain(h, e),
+        "prev_exec_root": chain.exec[h - 1].hex(),
+        "certificate": cert,
+    }
 
 
 def test_state_proofs_verify_at_every_certified_height(certified, test_keys):
@@ -196,11 +231,30 @@ def _tamper_hex(s: str) -> str:
     return b.hex()
 
 
-@pytest.mark.parametrize("what", [
-    "value", "value_none", "key", "proof", "chain_state_root", "chain_receipts_root", "chain_drop_last",
-    "chain_drop_first", "height", "prev_exec_root", "block_exec_root", "block_head", "other_block", "qc", "missing_certificate", "qc_not_hex",
-    "chain_not_list", "proof_truncated", "other_key_value",
-])
+@pytest.mark.parametrize(
+    "what",
+    [
+        "value",
+        "value_none",
+        "key",
+        "proof",
+        "chain_state_root",
+        "chain_receipts_root",
+        "chain_drop_last",
+        "chain_drop_first",
+        "height",
+        "prev_exec_root",
+        "block_exec_root",
+        "block_head",
+        "other_block",
+        "qc",
+        "missing_certificate",
+        "qc_not_hex",
+        "chain_not_list",
+        "proof_truncated",
+        "other_key_value",
+    ],
+)
 def test_tampered_state_proofs_fail(certified, test_keys, what):
     chain, e, cert = certified
     other_cert = certify(chain, e + 1)[1]
@@ -271,7 +325,10 @@ def test_tampered_receipt_proofs_fail(certified, test_keys, what):
     elif what == "root":
         p["chain"][0]["receipts_root"] = _tamper_hex(p["chain"][0]["receipts_root"])
     elif what == "wrong_height":  # height 2's receipt presented under height 3's root
-        p["receipt"], p["path"] = chain.receipts[2][2].hex(), [x.hex() for x in _core.receipt_proof(chain.receipts[2], 2)]
+        p["receipt"], p["path"] = (
+            chain.receipts[2][2].hex(),
+            [x.hex() for x in _core.receipt_proof(chain.receipts[2], 2)],
+        )
     assert verify_receipt_proof(p, VALIDATORS) is False
 
 
@@ -306,19 +363,35 @@ class Canned(ThreadedApp):
     def __init__(self):
         self.requests: list[dict] = []
         self.answers = {
-            "status": lambda p: {"result": {"chain_id": "tf-test", "height": 41, "hash": "ab" * 32, "round": 50,
-                                            "peers": 3, "pid": 1}},
+            "status": lambda p: {
+                "result": {"chain_id": "tf-test", "height": 41, "hash": "ab" * 32, "round": 50, "peers": 3, "pid": 1}
+            },
             "get_block": self._block,
             "submit": lambda p: {"result": {"hash": tx_hash(bytes.fromhex(p["tx"])).hex()}},
-            "submit_batch": lambda p: {"result": {"results": [
-                {"hash": tx_hash(bytes.fromhex(t)).hex(), "accepted": i % 2 == 0, "reason": None if i % 2 == 0
-                 else "duplicate"} for i, t in enumerate(p["txs"])]}},
-            "get_receipt": lambda p: {"result": {"hash": p["hash"], "status": "ok", "return_value": {"hex": "0102"},
-                                                 "events": [{"contract": "asset", "name": "Transfer",
-                                                             "fields": {"memo": {"hex": "ff"}}}]}},
+            "submit_batch": lambda p: {
+                "result": {
+                    "results": [
+                        {
+                            "hash": tx_hash(bytes.fromhex(t)).hex(),
+                            "accepted": i % 2 == 0,
+                            "reason": None if i % 2 == 0 else "duplicate",
+                        }
+                        for i, t in enumerate(p["txs"])
+                    ]
+                }
+            },
+            "get_receipt": lambda p: {
+                "result": {
+                    "hash": p["hash"],
+                    "status": "ok",
+                    "return_value": {"hex": "0102"},
+                    "events": [{"contract": "asset", "name": "Transfer", "fields": {"memo": {"hex": "ff"}}}],
+                }
+            },
             "wait_receipt": self._wait,
-            "query": lambda p: {"result": {"status": "ok", "value": {"hex": "beef"}, "gas_used": 3,
-                                           "revert_reason": None}},
+            "query": lambda p: {
+                "result": {"status": "ok", "value": {"hex": "beef"}, "gas_used": 3, "revert_reason": None}
+            },
             "get_validators": lambda p: {"result": [{"id": 0, "name": "bank-a", "power": 1, "public_key": "02" * 33}]},
             "submit_bad": None,
         }
@@ -350,8 +423,9 @@ class Canned(ThreadedApp):
             ans = self.answers[req["method"]](req.get("params") or {})
         else:
             ans = {"error": {"code": -32601, "message": f"method {req['method']!r} not found"}}
-        return web.Response(body=orjson.dumps({"jsonrpc": "2.0", "id": req["id"], **ans}),
-                            content_type="application/json")
+        return web.Response(
+            body=orjson.dumps({"jsonrpc": "2.0", "id": req["id"], **ans}), content_type="application/json"
+        )
 
     async def _ws(self, request):
         ws = web.WebSocketResponse()
@@ -363,16 +437,24 @@ class Canned(ThreadedApp):
             await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "s1"}).decode())
             topic = req["params"]["topic"]
             for h in (1, 2, 3):
-                note = {"height": h} if topic == "blocks" else {"hash": "aa", "status": "ok", "events": [],
-                                                                "return_value": {"hex": "01"}}
+                note = (
+                    {"height": h}
+                    if topic == "blocks"
+                    else {"hash": "aa", "status": "ok", "events": [], "return_value": {"hex": "01"}}
+                )
                 # a notification of another subscription in between, to be skipped
-                await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "method": "subscription",
-                                                "params": {"subscription": "s0", "result": {}}}).decode())
-                await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "method": "subscription",
-                                                "params": {"subscription": "s1", "result": note}}).decode())
+                await ws.send_str(
+                    orjson.dumps(
+                        {"jsonrpc": "2.0", "method": "subscription", "params": {"subscription": "s0", "result": {}}}
+                    ).decode()
+                )
+                await ws.send_str(
+                    orjson.dumps(
+                        {"jsonrpc": "2.0", "method": "subscription", "params": {"subscription": "s1", "result": note}}
+                    ).decode()
+                )
             await ws.close()
         return ws
-
 
 
 @pytest.fixture(scope="module")
@@ -402,8 +484,12 @@ def test_client_calls_and_converts(server):
         assert r["return_value"] == b"\x01\x02" and r["events"][0]["fields"] == {"memo": b"\xff"}
         q = c.query("asset", "balance", b"\x00", who="0xab")
         assert q["value"] == b"\xbe\xef"
-        assert server.requests[-1]["params"] == {"contract": "asset", "method": "balance", "args": [{"hex": "00"}],
-                                                 "kwargs": {"who": "0xab"}}
+        assert server.requests[-1]["params"] == {
+            "contract": "asset",
+            "method": "balance",
+            "args": [{"hex": "00"}],
+            "kwargs": {"who": "0xab"},
+        }
         assert c.validators()[0]["name"] == "bank-a"
         assert server.requests[-1]["method"] == "get_validators"
 
@@ -454,8 +540,9 @@ def test_send_builds_submits_and_waits(server):
         tx = _core.Transaction.decode(bytes.fromhex(sub["params"]["tx"]))
         assert tx.verify() and tx.expiry == 41 + 100 and tx.chain_id == b"tf-test"
         assert decode_call_args(tx.args) == (("0x" + "11" * 20, 5), {})
-        assert c.send(a, "asset", "transfer", "0x00", 1, wait=False) == {"hash": tx_hash(bytes.fromhex(
-            server.requests[-1]["params"]["tx"])).hex()}
+        assert c.send(a, "asset", "transfer", "0x00", 1, wait=False) == {
+            "hash": tx_hash(bytes.fromhex(server.requests[-1]["params"]["tx"])).hex()
+        }
 
 
 def test_wait_receipt_gives_up_at_its_timeout(server):

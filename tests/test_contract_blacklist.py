@@ -77,8 +77,13 @@ def make_chain(n: int) -> Chain:
 
 def sign_order(c: Chain, d: int, n: int, order_id: int) -> None:
     blinded = c.view("blacklist", "order", order_id)["blinded"]
-    c.must(c["platform"], "blacklist", "fulfil_order", order_id,
-           [pow(int.from_bytes(b, "big"), d, n).to_bytes(256, "big") for b in blinded])
+    c.must(
+        c["platform"],
+        "blacklist",
+        "fulfil_order",
+        order_id,
+        [pow(int.from_bytes(b, "big"), d, n).to_bytes(256, "big") for b in blinded],
+    )
 
 
 def buy(c: Chain, rsa_key, buyer: str, count: int, seed: int) -> Wallet:
@@ -112,10 +117,18 @@ def test_upload_earns_points_and_keeps_no_plain_id(bl):
     assert not any(subject.encode() in k or subject.encode() in v for k, v in bl.state.data.items())
     r = bl.call(bl["bank_a"], "blacklist", "upload", tag_of(subject), "default", crypto.sm3(b"again"))
     assert r.revert_reason == "you already list this subject"
-    assert bl.call(bl["bank_a"], "blacklist", "upload", b"short", "default", bytes(32)).revert_reason == \
-        "tag must be a 32-byte HMAC-SM3"
-    assert bl.call(bl["bank_a"], "blacklist", "upload", tag_of("x"), "gossip", bytes(32)).revert_reason == "unknown category"
-    assert bl.call(bl["customs"], "blacklist", "upload", tag_of("x"), "fraud", bytes(32)).revert_reason == "not a participant"
+    assert (
+        bl.call(bl["bank_a"], "blacklist", "upload", b"short", "default", bytes(32)).revert_reason
+        == "tag must be a 32-byte HMAC-SM3"
+    )
+    assert (
+        bl.call(bl["bank_a"], "blacklist", "upload", tag_of("x"), "gossip", bytes(32)).revert_reason
+        == "unknown category"
+    )
+    assert (
+        bl.call(bl["customs"], "blacklist", "upload", tag_of("x"), "fraud", bytes(32)).revert_reason
+        == "not a participant"
+    )
     assert bl.call(bl["customs"], "blacklist", "join").revert_reason == "only banks join the blacklist platform"
     assert bl.view("blacklist", "entry", eid, sender=bl["bank_a"])["uploader"] == bl["bank_a"].address
     assert points_balance(bl)
@@ -157,8 +170,10 @@ def test_voucher_cannot_be_redeemed_twice_or_forged(bl, rsa_key):
     # a made-up voucher, a voucher for another serial, an unknown epoch
     fake = random.Random(5).randbytes(32)
     assert bl.call(one_time_address(12), "blacklist", "query", t, epoch, fake, sig).revert_reason == "invalid voucher"
-    assert bl.call(one_time_address(12), "blacklist", "query", t, epoch, fake, (12345).to_bytes(256, "big")).revert_reason == \
-        "invalid voucher"
+    assert (
+        bl.call(one_time_address(12), "blacklist", "query", t, epoch, fake, (12345).to_bytes(256, "big")).revert_reason
+        == "invalid voucher"
+    )
     assert bl.call(one_time_address(12), "blacklist", "query", t, 9, fake, sig).revert_reason == "unknown key epoch"
     # the issuer signing a voucher nobody paid for: the pool stops it
     forged_serial = bytes(32)
@@ -202,24 +217,37 @@ def test_issuer_signs_and_is_checked(bl, rsa_key):
     assert bl.view("blacklist", "ledger")["escrow"] == 2 * PRICE
     blinded = bl.view("blacklist", "order", oid)["blinded"]
     good = [pow(int.from_bytes(b, "big"), d, n).to_bytes(256, "big") for b in blinded]
-    assert bl.call(bl["bank_a"], "blacklist", "fulfil_order", oid, good).revert_reason == "only the voucher issuer signs"
+    assert (
+        bl.call(bl["bank_a"], "blacklist", "fulfil_order", oid, good).revert_reason == "only the voucher issuer signs"
+    )
     r = bl.call(bl["platform"], "blacklist", "fulfil_order", oid, [good[0], good[0]])
     assert r.revert_reason == "invalid blind signature"
-    assert bl.call(bl["platform"], "blacklist", "fulfil_order", oid, good[:1]).revert_reason == "one signature per blinded message"
+    assert (
+        bl.call(bl["platform"], "blacklist", "fulfil_order", oid, good[:1]).revert_reason
+        == "one signature per blinded message"
+    )
     assert bl.call(bl["bank_b"], "blacklist", "cancel_order", oid).revert_reason == "issuer still has time to sign"
     bl.advance(seconds=86400)
     bl.must(bl["bank_b"], "blacklist", "cancel_order", oid)
     assert pts(bl, "bank_b") == JOIN
     assert bl.call(bl["platform"], "blacklist", "fulfil_order", oid, good).revert_reason == "order is not pending"
     # key rotation is rate-limited; only the issuer sets keys
-    assert bl.call(bl["bank_a"], "blacklist", "set_issuer_key", n.to_bytes(256, "big")).revert_reason == \
-        "only the voucher issuer sets its key"
-    assert bl.call(bl["platform"], "blacklist", "set_issuer_key", n.to_bytes(256, "big")).revert_reason == \
-        "key rotated too recently"
-    assert bl.call(bl["bank_b"], "blacklist", "buy_vouchers", [n.to_bytes(256, "big")]).revert_reason == \
-        "blinded message out of range"
-    assert bl.call(bl["bank_b"], "blacklist", "buy_vouchers", [b"\x01"] * 33).revert_reason == \
-        "1 to 32 blinded messages per order"
+    assert (
+        bl.call(bl["bank_a"], "blacklist", "set_issuer_key", n.to_bytes(256, "big")).revert_reason
+        == "only the voucher issuer sets its key"
+    )
+    assert (
+        bl.call(bl["platform"], "blacklist", "set_issuer_key", n.to_bytes(256, "big")).revert_reason
+        == "key rotated too recently"
+    )
+    assert (
+        bl.call(bl["bank_b"], "blacklist", "buy_vouchers", [n.to_bytes(256, "big")]).revert_reason
+        == "blinded message out of range"
+    )
+    assert (
+        bl.call(bl["bank_b"], "blacklist", "buy_vouchers", [b"\x01"] * 33).revert_reason
+        == "1 to 32 blinded messages per order"
+    )
     assert points_balance(bl)
 
 
@@ -230,10 +258,14 @@ def test_complaint_upheld_claws_back(bl, rsa_key):
     bl.must(one_time_address(30), "blacklist", "query", t, *w.vouchers[0])
     assert bl.view("blacklist", "entry", eid, sender=bl["regulator"])["earned"] == PRICE
     # the subject's bank complains, posting a deposit; the entry is suspended
-    assert bl.call(bl["bank_a"], "blacklist", "complain", eid, bytes(32)).revert_reason == \
-        "cannot complain about your own entry"
-    assert bl.call(bl["logistics"], "blacklist", "complain", eid, bytes(32)).revert_reason == \
-        "only a bank or the regulator complains"
+    assert (
+        bl.call(bl["bank_a"], "blacklist", "complain", eid, bytes(32)).revert_reason
+        == "cannot complain about your own entry"
+    )
+    assert (
+        bl.call(bl["logistics"], "blacklist", "complain", eid, bytes(32)).revert_reason
+        == "only a bank or the regulator complains"
+    )
     r = bl.call(bl["bank_b"], "blacklist", "complain", eid, crypto.sm3(b"customer's repayment proof"))
     assert r.ok and [e.name for e in r.events] == ["ComplaintFiled", "EntrySuspended"]
     cid = r.return_value
@@ -248,7 +280,10 @@ def test_complaint_upheld_claws_back(bl, rsa_key):
     with pytest.raises(AssertionError, match="not allowed to read this entry"):
         bl.view("blacklist", "entry", eid, sender=bl["bank_c"])
     # only a reviewer decides
-    assert bl.call(bl["bank_c"], "blacklist", "resolve", cid, True, "").revert_reason == "only a reviewer resolves complaints"
+    assert (
+        bl.call(bl["bank_c"], "blacklist", "resolve", cid, True, "").revert_reason
+        == "only a reviewer resolves complaints"
+    )
     # drain the uploader so the clawback becomes partly a debt
     for count in (32, 32, 32, 32, 32, 32, 9):  # 1,015 points -> 10 left
         bl.must(bl["bank_a"], "blacklist", "buy_vouchers", Wallet(rsa_key[0], count).blinded(1, count))

@@ -14,24 +14,48 @@ DECL = "310120260000123456"
 
 
 def declaration(**kw) -> dict:
-    d = {"exporter": "91310000EXPORTER01", "importer": "DE-IMPORTER-GMBH", "goods_code": "8471300000",
-         "quantity": 500, "unit": "PCS", "amount": 1_000_000_00, "currency": "CNY", "declared_on": T0 + 2 * DAY,
-         "invoice_no": "INV-2026-001", "bl_no": "COSU6123456780"}
+    d = {
+        "exporter": "91310000EXPORTER01",
+        "importer": "DE-IMPORTER-GMBH",
+        "goods_code": "8471300000",
+        "quantity": 500,
+        "unit": "PCS",
+        "amount": 1_000_000_00,
+        "currency": "CNY",
+        "declared_on": T0 + 2 * DAY,
+        "invoice_no": "INV-2026-001",
+        "bl_no": "COSU6123456780",
+    }
     d.update(kw)
     return d
 
 
 def invoice(**kw) -> dict:
-    d = {"invoice_no": "INV-2026-001", "seller": "91310000EXPORTER01", "buyer": "DE-IMPORTER-GMBH",
-         "goods_code": "8471300000", "quantity": 500, "unit": "PCS", "amount": 1_000_000_00, "currency": "CNY",
-         "issued_on": T0 + DAY}
+    d = {
+        "invoice_no": "INV-2026-001",
+        "seller": "91310000EXPORTER01",
+        "buyer": "DE-IMPORTER-GMBH",
+        "goods_code": "8471300000",
+        "quantity": 500,
+        "unit": "PCS",
+        "amount": 1_000_000_00,
+        "currency": "CNY",
+        "issued_on": T0 + DAY,
+    }
     d.update(kw)
     return d
 
 
 def bill(**kw) -> dict:
-    d = {"bl_no": "COSU6123456780", "shipper": "91310000EXPORTER01", "consignee": "TO ORDER",
-         "goods_code": "847130", "quantity": 500, "unit": "PCS", "shipped_on": T0 + 5 * DAY}
+    d = {
+        "bl_no": "COSU6123456780",
+        "shipper": "91310000EXPORTER01",
+        "consignee": "TO ORDER",
+        "goods_code": "847130",
+        "quantity": 500,
+        "unit": "PCS",
+        "shipped_on": T0 + 5 * DAY,
+    }
     d.update(kw)
     return d
 
@@ -56,16 +80,25 @@ def test_matching_records_allow_financing(cc):
 
 
 def test_each_party_posts_only_its_own_kind(cc):
-    assert cc.call(cc["bank_a"], "customs", "declare", DECL, declaration()).revert_reason == "only customs posts declarations"
-    assert cc.call(cc["customs"], "customs", "submit_invoice", DECL, invoice()).revert_reason == \
-        "only the seller's bank or the seller posts the invoice"
-    assert cc.call(cc["bank_a"], "customs", "submit_bill_of_lading", DECL, bill()).revert_reason == \
-        "only a logistics member posts bills of lading"
+    assert (
+        cc.call(cc["bank_a"], "customs", "declare", DECL, declaration()).revert_reason
+        == "only customs posts declarations"
+    )
+    assert (
+        cc.call(cc["customs"], "customs", "submit_invoice", DECL, invoice()).revert_reason
+        == "only the seller's bank or the seller posts the invoice"
+    )
+    assert (
+        cc.call(cc["bank_a"], "customs", "submit_bill_of_lading", DECL, bill()).revert_reason
+        == "only a logistics member posts bills of lading"
+    )
     r = cc.call(cc["customs"], "customs", "declare", DECL, declaration(quantity="500"))
     assert r.revert_reason == "field quantity must be a non-negative integer"
     d = declaration()
     del d["bl_no"]
-    assert cc.call(cc["customs"], "customs", "declare", DECL, d).revert_reason.startswith("record must have exactly the fields")
+    assert cc.call(cc["customs"], "customs", "declare", DECL, d).revert_reason.startswith(
+        "record must have exactly the fields"
+    )
 
 
 def test_seller_member_posts_its_own_invoice():
@@ -74,26 +107,31 @@ def test_seller_member_posts_its_own_invoice():
     c = Chain(spec)
     assert c.deploy("customs", SRC).ok
     assert c.call(c["exporter"], "customs", "submit_invoice", DECL, invoice()).ok
-    assert c.call(c["warehouse"], "customs", "submit_invoice", "other", invoice()).revert_reason == \
-        "only the seller's bank or the seller posts the invoice"
+    assert (
+        c.call(c["warehouse"], "customs", "submit_invoice", "other", invoice()).revert_reason
+        == "only the seller's bank or the seller posts the invoice"
+    )
 
 
-@pytest.mark.parametrize("which, change, field", [
-    ("inv", {"amount": 1_000_000_01}, "amount"),
-    ("inv", {"currency": "USD"}, "amount"),
-    ("bl", {"quantity": 450}, "quantity"),
-    ("inv", {"unit": "KGS"}, "quantity"),
-    ("inv", {"goods_code": "8471410000"}, "goods_code"),
-    ("bl", {"goods_code": "847141"}, "goods_code"),
-    ("bl", {"shipper": "91310000OTHER00001"}, "exporter"),
-    ("inv", {"buyer": "SOMEONE-ELSE"}, "importer"),
-    ("bl", {"consignee": "SOMEONE-ELSE"}, "importer"),
-    ("inv", {"invoice_no": "INV-2026-999"}, "invoice_no"),
-    ("bl", {"bl_no": "COSU0000000000"}, "bl_no"),
-    ("inv", {"issued_on": T0 + 3 * DAY}, "dates"),
-    ("bl", {"shipped_on": T0 + DAY}, "dates"),
-    ("bl", {"shipped_on": T0 + 40 * DAY}, "dates"),
-])
+@pytest.mark.parametrize(
+    "which, change, field",
+    [
+        ("inv", {"amount": 1_000_000_01}, "amount"),
+        ("inv", {"currency": "USD"}, "amount"),
+        ("bl", {"quantity": 450}, "quantity"),
+        ("inv", {"unit": "KGS"}, "quantity"),
+        ("inv", {"goods_code": "8471410000"}, "goods_code"),
+        ("bl", {"goods_code": "847141"}, "goods_code"),
+        ("bl", {"shipper": "91310000OTHER00001"}, "exporter"),
+        ("inv", {"buyer": "SOMEONE-ELSE"}, "importer"),
+        ("bl", {"consignee": "SOMEONE-ELSE"}, "importer"),
+        ("inv", {"invoice_no": "INV-2026-999"}, "invoice_no"),
+        ("bl", {"bl_no": "COSU0000000000"}, "bl_no"),
+        ("inv", {"issued_on": T0 + 3 * DAY}, "dates"),
+        ("bl", {"shipped_on": T0 + DAY}, "dates"),
+        ("bl", {"shipped_on": T0 + 40 * DAY}, "dates"),
+    ],
+)
 def test_mismatch_emits_discrepancy_and_blocks_financing(cc, which, change, field):
     r = post_all(cc, inv=invoice(**change) if which == "inv" else None, bl=bill(**change) if which == "bl" else None)
     assert r.ok
@@ -111,8 +149,10 @@ def test_amendment_clears_a_discrepancy(cc):
     assert r.revert_reason == "only a logistics member posts bills of lading"
     r = cc.call(cc["logistics"], "customs", "submit_bill_of_lading", DECL, bill())
     assert r.ok and r.events[0].fields["amended"] is True and r.events[-1].fields["status"] == "matched"
-    assert cc.call(cc["bank_c"], "customs", "submit_invoice", DECL, invoice()).revert_reason == \
-        "only the original submitter amends this record"
+    assert (
+        cc.call(cc["bank_c"], "customs", "submit_invoice", DECL, invoice()).revert_reason
+        == "only the original submitter amends this record"
+    )
 
 
 def test_incomplete_records_block_financing(cc):
@@ -129,14 +169,20 @@ def test_double_financing_across_banks_refused_partial_allowed_release_on_repaym
     assert r.status == "revert" and r.revert_reason == "declaration already financed up to its amount"
     # but may finance the remainder (partial financing across banks)
     l2 = cc.must(cc["bank_b"], "customs", "lock_financing", DECL, 400_000_00, "B-loan-1")
-    assert cc.call(cc["bank_c"], "customs", "lock_financing", DECL, 1, "C-1").revert_reason == \
-        "declaration already financed up to its amount"
-    assert cc.call(cc["bank_a"], "customs", "lock_financing", DECL, 1, "A-loan-1").revert_reason == \
-        "financing reference already used"
+    assert (
+        cc.call(cc["bank_c"], "customs", "lock_financing", DECL, 1, "C-1").revert_reason
+        == "declaration already financed up to its amount"
+    )
+    assert (
+        cc.call(cc["bank_a"], "customs", "lock_financing", DECL, 1, "A-loan-1").revert_reason
+        == "financing reference already used"
+    )
     assert cc.call(cc["customs"], "customs", "lock_financing", DECL, 1, "z").revert_reason == "only a bank finances"
     # the records cannot change under a loan
-    assert cc.call(cc["customs"], "customs", "declare", DECL, declaration(amount=2_000_000_00)).revert_reason == \
-        "declaration is financed; amendments wait for repayment"
+    assert (
+        cc.call(cc["customs"], "customs", "declare", DECL, declaration(amount=2_000_000_00)).revert_reason
+        == "declaration is financed; amendments wait for repayment"
+    )
     # repayment releases; only the financing bank releases its own lock
     assert cc.call(cc["bank_b"], "customs", "release_financing", l1).revert_reason == "only the financing bank releases"
     cc.must(cc["bank_a"], "customs", "release_financing", l1)
@@ -148,7 +194,7 @@ def test_double_financing_across_banks_refused_partial_allowed_release_on_repaym
 
 
 def test_financing_contract_locks_for_the_signing_bank(cc):
-    stub = '''
+    stub = """
 from tfnode.runtime.api import Contract, call, call_contract
 
 
@@ -156,7 +202,7 @@ class Factoring(Contract):
     @call
     def finance(self, decl_no: str, amount: int, ref: str) -> int:
         return call_contract("customs", "lock_financing", decl_no, amount, ref)
-'''
+"""
     assert cc.deploy("factoring", stub).ok
     post_all(cc)
     lid = cc.must(cc["bank_c"], "factoring", "finance", DECL, 10, "F-1")

@@ -38,12 +38,25 @@ class World:
         c, m = self.chain, self.m
         self.n += 1
         lc_id = f"UL{self.n}"
-        c.must(m["bank_a"], "lc", "issue", lc_id, {
-            "applicant": APPLICANT, "beneficiary": BENEFICIARY, "currency": "CNY", "amount": amount,
-            "expiry": c.timestamp + 60 * DAY, "latest_shipment": c.timestamp + 30 * DAY, "rules": "CDLC",
-            "documents": ["invoice", "transport_document"], "availability": "acceptance",
-            "usance_days": usance_days, "advising_bank": "Bank B",
-        })
+        c.must(
+            m["bank_a"],
+            "lc",
+            "issue",
+            lc_id,
+            {
+                "applicant": APPLICANT,
+                "beneficiary": BENEFICIARY,
+                "currency": "CNY",
+                "amount": amount,
+                "expiry": c.timestamp + 60 * DAY,
+                "latest_shipment": c.timestamp + 30 * DAY,
+                "rules": "CDLC",
+                "documents": ["invoice", "transport_document"],
+                "availability": "acceptance",
+                "usance_days": usance_days,
+                "advising_bank": "Bank B",
+            },
+        )
         c.must(m["bank_b"], "lc", "advise", lc_id)
         docs = [{"kind": k, "hash": crypto.sm3(k.encode())} for k in ("invoice", "transport_document")]
         n = c.must(BENEFICIARY, "lc", "present", lc_id, docs, crypto.sm3(b"envelope"), c.timestamp - DAY, amount)
@@ -65,13 +78,17 @@ def reason(r):
 def test_primary_purchase_only_after_acceptance(world):
     c, m = world.chain, world.m
     lc_id, n = world.usance_credit(accept=False)
-    assert reason(c.call(m["bank_b"], "forfaiting", "assign", lc_id, n, "Bank B", ZH, EN)) == \
-        "only the beneficiary assigns its claim"
+    assert (
+        reason(c.call(m["bank_b"], "forfaiting", "assign", lc_id, n, "Bank B", ZH, EN))
+        == "only the beneficiary assigns its claim"
+    )
     r = c.call(BENEFICIARY, "forfaiting", "assign", lc_id, n, "Bank B", ZH, EN)
     assert r.ok and r.events[-1].fields["text_zh"] == ZH and r.events[-1].fields["text_en"] == EN
     cid = r.return_value
     # no acceptance yet: the forfaiter may not buy
-    r = c.call(m["bank_b"], "forfaiting", "purchase", lc_id, n, 5_000_000_00, c.timestamp + 180 * DAY, 4_900_000_00, ZH, EN)
+    r = c.call(
+        m["bank_b"], "forfaiting", "purchase", lc_id, n, 5_000_000_00, c.timestamp + 180 * DAY, 4_900_000_00, ZH, EN
+    )
     assert reason(r) == "no acceptance by the issuing bank: lc.acceptance: no acceptance for this presentation"
     assert c.view("forfaiting", "claim", cid)["state"] == "assigned"
 
@@ -83,7 +100,9 @@ def test_primary_purchase_only_after_acceptance(world):
     bad_amount = (lc_id, n, acc["amount"] + 1, acc["maturity"], 4_900_000_00, ZH, EN)
     assert reason(c.call(m["bank_b"], "forfaiting", "purchase", *bad_amount)) == "amount differs from the acceptance"
     bad_maturity = (lc_id, n, acc["amount"], acc["maturity"] + DAY, 4_900_000_00, ZH, EN)
-    assert reason(c.call(m["bank_b"], "forfaiting", "purchase", *bad_maturity)) == "maturity differs from the acceptance"
+    assert (
+        reason(c.call(m["bank_b"], "forfaiting", "purchase", *bad_maturity)) == "maturity differs from the acceptance"
+    )
     assert reason(c.call(m["bank_b"], "forfaiting", "purchase", *args[:-1], "")) == "text_en: 1..1000 characters"
 
     r = c.call(m["bank_b"], "forfaiting", "purchase", *args)
@@ -93,8 +112,9 @@ def test_primary_purchase_only_after_acceptance(world):
     assert (claim["state"], claim["holder"], claim["obligor"]) == ("held", "Bank B", "Bank A")
     # the notice of assignment reaches the issuing bank
     notes = [x for x in c.view("forfaiting", "notices_for", "Bank A") if x["claim"] == cid]
-    assert [(x["kind"], x["from"], x["new_holder"], x["text_zh"], x["text_en"]) for x in notes] == \
-        [("assignment", BENEFICIARY, "Bank B", ZH, EN)]
+    assert [(x["kind"], x["from"], x["new_holder"], x["text_zh"], x["text_en"]) for x in notes] == [
+        ("assignment", BENEFICIARY, "Bank B", ZH, EN)
+    ]
     assert reason(c.call(m["bank_a"], "forfaiting", "purchase", *args)) == "claim is not on offer to a forfaiter"
     assert reason(c.call(BENEFICIARY, "forfaiting", "assign", lc_id, n, "Bank C", ZH, EN)) == "claim already sold"
 
@@ -106,14 +126,24 @@ def test_secondary_market_transfer_and_payment_to_new_holder(world):
     cid = c.must(BENEFICIARY, "forfaiting", "assign", lc_id, n, "Bank B", ZH, EN)
     c.must(m["bank_b"], "forfaiting", "purchase", lc_id, n, acc["amount"], acc["maturity"], 4_850_000_00, ZH, EN)
     first = c.view("forfaiting", "notices_for", "Bank A")[-1]
-    assert reason(c.call(m["bank_c"], "forfaiting", "acknowledge", first["id"])) == "the notice is addressed to another bank"
+    assert (
+        reason(c.call(m["bank_c"], "forfaiting", "acknowledge", first["id"]))
+        == "the notice is addressed to another bank"
+    )
     c.must(m["bank_a"], "forfaiting", "acknowledge", first["id"])
 
     deadline = c.timestamp + 5 * DAY
-    assert reason(c.call(m["bank_c"], "forfaiting", "announce", cid, 4_900_000_00, deadline, "转卖公告", "Offer")) == \
-        "only the holder announces"
-    r = c.call(m["bank_b"], "forfaiting", "announce", cid, 4_900_000_00, deadline, "福费廷二级市场转卖公告", "Forfaiting offer")
-    assert r.ok and (r.events[-1].fields["text_zh"], r.events[-1].fields["text_en"]) == ("福费廷二级市场转卖公告", "Forfaiting offer")
+    assert (
+        reason(c.call(m["bank_c"], "forfaiting", "announce", cid, 4_900_000_00, deadline, "转卖公告", "Offer"))
+        == "only the holder announces"
+    )
+    r = c.call(
+        m["bank_b"], "forfaiting", "announce", cid, 4_900_000_00, deadline, "福费廷二级市场转卖公告", "Forfaiting offer"
+    )
+    assert r.ok and (r.events[-1].fields["text_zh"], r.events[-1].fields["text_en"]) == (
+        "福费廷二级市场转卖公告",
+        "Forfaiting offer",
+    )
     aid = r.return_value
     assert reason(c.call(m["bank_b"], "forfaiting", "quote", aid, 1, "报价", "quote")) == "the holder cannot quote"
     c.must(m["bank_c"], "forfaiting", "quote", aid, 4_880_000_00, "报价", "Our quote")
@@ -121,15 +151,24 @@ def test_secondary_market_transfer_and_payment_to_new_holder(world):
     assert reason(c.call(m["bank_b"], "forfaiting", "transfer_claim", aid, ZH, EN)) == "deal is not confirmed"
     assert reason(c.call(m["bank_b"], "forfaiting", "confirm", aid, "Bank D")) == "no quote from Bank D"
     c.must(m["bank_b"], "forfaiting", "confirm", aid, "Bank C")
-    assert reason(c.call(m["bank_c"], "forfaiting", "quote", aid, 4_890_000_00, "报价", "late")) == "announcement is not open"
+    assert (
+        reason(c.call(m["bank_c"], "forfaiting", "quote", aid, 4_890_000_00, "报价", "late"))
+        == "announcement is not open"
+    )
     r = c.call(m["bank_b"], "forfaiting", "transfer_claim", aid, "债权转让通知", "Notice of transfer")
     assert r.ok and [e.name for e in r.events] == ["Notice", "Transferred"]
     claim = c.view("forfaiting", "claim", cid)
     assert (claim["holder"], claim["history"], claim["price"]) == ("Bank C", ["Bank B", "Bank C"], 4_880_000_00)
     # the notice of transfer reaches the issuing bank, which acknowledges it
     note = c.view("forfaiting", "notices_for", "Bank A")[-1]
-    assert (note["kind"], note["claim"], note["from"], note["new_holder"], note["text_zh"], note["text_en"]) == \
-        ("transfer", cid, "Bank B", "Bank C", "债权转让通知", "Notice of transfer")
+    assert (note["kind"], note["claim"], note["from"], note["new_holder"], note["text_zh"], note["text_en"]) == (
+        "transfer",
+        cid,
+        "Bank B",
+        "Bank C",
+        "债权转让通知",
+        "Notice of transfer",
+    )
     assert c.must(m["bank_a"], "forfaiting", "acknowledge", note["id"]) is None
     assert c.view("forfaiting", "notice", note["id"])["acknowledged"]
 
@@ -139,7 +178,12 @@ def test_secondary_market_transfer_and_payment_to_new_holder(world):
     c.must(m["bank_a"], "lc", "pay_acceptance", lc_id, n, "Bank C")
     assert reason(c.call(m["bank_c"], "forfaiting", "settle", cid)) == "only the obligor settles"
     r = c.call(m["bank_a"], "forfaiting", "settle", cid)
-    assert r.ok and r.events[-1].fields == {"claim": cid, "holder": "Bank C", "amount": acc["amount"], "currency": "CNY"}
+    assert r.ok and r.events[-1].fields == {
+        "claim": cid,
+        "holder": "Bank C",
+        "amount": acc["amount"],
+        "currency": "CNY",
+    }
     assert c.view("forfaiting", "claim", cid)["state"] == "settled"
 
 
@@ -150,8 +194,10 @@ def test_payment_to_the_wrong_holder_does_not_settle(world):
     cid = c.must(BENEFICIARY, "forfaiting", "assign", lc_id, n, "Bank B", ZH, EN)
     c.must(m["bank_b"], "forfaiting", "purchase", lc_id, n, acc["amount"], acc["maturity"], 4_990_000_00, ZH, EN)
     c.advance(seconds=31 * DAY)
-    c.must(m["bank_a"], "lc", "pay_acceptance", lc_id, n, BENEFICIARY)   # ignored the notice
-    assert reason(c.call(m["bank_a"], "forfaiting", "settle", cid)) == f"paid to {BENEFICIARY}, not to the holder Bank B"
+    c.must(m["bank_a"], "lc", "pay_acceptance", lc_id, n, BENEFICIARY)  # ignored the notice
+    assert (
+        reason(c.call(m["bank_a"], "forfaiting", "settle", cid)) == f"paid to {BENEFICIARY}, not to the holder Bank B"
+    )
 
 
 def test_announcement_deadline_and_withdrawal(world):
@@ -160,11 +206,15 @@ def test_announcement_deadline_and_withdrawal(world):
     acc = c.view("lc", "acceptance", lc_id, n)
     cid = c.must(BENEFICIARY, "forfaiting", "assign", lc_id, n, "Bank B", ZH, EN)
     c.must(m["bank_b"], "forfaiting", "purchase", lc_id, n, acc["amount"], acc["maturity"], 4_900_000_00, ZH, EN)
-    assert reason(c.call(m["bank_b"], "forfaiting", "announce", cid, 1, acc["maturity"] + 1, "公告", "offer")) == \
-        "deadline must be before maturity"
+    assert (
+        reason(c.call(m["bank_b"], "forfaiting", "announce", cid, 1, acc["maturity"] + 1, "公告", "offer"))
+        == "deadline must be before maturity"
+    )
     aid = c.must(m["bank_b"], "forfaiting", "announce", cid, 4_950_000_00, c.timestamp + DAY, "公告", "offer")
-    assert reason(c.call(m["bank_b"], "forfaiting", "announce", cid, 1, c.timestamp + DAY, "公告", "offer")) == \
-        "the claim is already announced"
+    assert (
+        reason(c.call(m["bank_b"], "forfaiting", "announce", cid, 1, c.timestamp + DAY, "公告", "offer"))
+        == "the claim is already announced"
+    )
     c.advance(seconds=2 * DAY)
     assert reason(c.call(m["bank_c"], "forfaiting", "quote", aid, 1, "报价", "quote")) == "announcement is not open"
     c.must(m["bank_b"], "forfaiting", "withdraw", aid)

@@ -45,7 +45,7 @@ ENVELOPE = crypto.sm3(b"sealed envelope")
 
 
 def setup_parties(chain, m):
-    assert chain.deploy("lc", LC, by=m["bank_a"]).ok   # through governance: bank_a administers the calendar
+    assert chain.deploy("lc", LC, by=m["bank_a"]).ok  # through governance: bank_a administers the calendar
     chain.must(m["bank_a"], "lc", "register_party", APPLICANT, "Applicant Trading Co")
     chain.must(m["bank_b"], "lc", "register_party", BENEFICIARY, "Beneficiary Export Co")
     chain.must(m["bank_b"], "lc", "register_party", SECOND, "Second Supplier Co")
@@ -82,10 +82,17 @@ def next_weekday(chain, weekday):
 
 def terms(chain, **over):
     t = {
-        "applicant": APPLICANT, "beneficiary": BENEFICIARY, "currency": "USD", "amount": 100_000_00,
-        "expiry": chain.timestamp + 90 * DAY, "latest_shipment": chain.timestamp + 60 * DAY,
-        "documents": ["invoice", "bill_of_lading", "packing_list"], "availability": "sight",
-        "advising_bank": "Bank B", "nominated_bank": "Bank B", "reimbursing_bank": "Bank C",
+        "applicant": APPLICANT,
+        "beneficiary": BENEFICIARY,
+        "currency": "USD",
+        "amount": 100_000_00,
+        "expiry": chain.timestamp + 90 * DAY,
+        "latest_shipment": chain.timestamp + 60 * DAY,
+        "documents": ["invoice", "bill_of_lading", "packing_list"],
+        "availability": "sight",
+        "advising_bank": "Bank B",
+        "nominated_bank": "Bank B",
+        "reimbursing_bank": "Bank C",
     }
     t.update(over)
     return t
@@ -102,8 +109,9 @@ def open_credit(chain, m, lc_id, confirm=False, **over):
 
 
 def present(chain, lc_id, amount=100_000_00, shipped_days_ago=2, kinds=("invoice", "bill_of_lading", "packing_list")):
-    return chain.call(BENEFICIARY, "lc", "present", lc_id, docs(*kinds), ENVELOPE,
-                      chain.timestamp - shipped_days_ago * DAY, amount)
+    return chain.call(
+        BENEFICIARY, "lc", "present", lc_id, docs(*kinds), ENVELOPE, chain.timestamp - shipped_days_ago * DAY, amount
+    )
 
 
 # -- happy paths ------------------------------------------------------------------------------------
@@ -119,7 +127,9 @@ def test_sight_credit_happy_path_with_reimbursement(ledger):
     assert r.ok and r.return_value == 1
     ev = r.events[-1]
     assert ev.name == "Presented" and ev.fields["envelope_digest"] == ENVELOPE
-    assert [d["hash"] for d in ev.fields["documents"]] == [d["hash"] for d in docs("invoice", "bill_of_lading", "packing_list")]
+    assert [d["hash"] for d in ev.fields["documents"]] == [
+        d["hash"] for d in docs("invoice", "bill_of_lading", "packing_list")
+    ]
     assert ev.fields["discrepancies_seen"] == []
 
     r = chain.call(m["bank_b"], "lc", "honour", L, 1)
@@ -133,7 +143,13 @@ def test_sight_credit_happy_path_with_reimbursement(ledger):
     chain.must(m["bank_b"], "lc", "claim_reimbursement", L, 1)
     assert reason(chain.call(m["bank_b"], "lc", "claim_reimbursement", L, 1)) == "reimbursement already claimed"
     r = chain.call(m["bank_c"], "lc", "reimburse", L, 1)
-    assert r.ok and r.events[-1].fields == {"lc": L, "presentation": 1, "by": "Bank C", "to": "Bank B", "amount": 100_000_00}
+    assert r.ok and r.events[-1].fields == {
+        "lc": L,
+        "presentation": 1,
+        "by": "Bank C",
+        "to": "Bank B",
+        "amount": 100_000_00,
+    }
     assert chain.view("lc", "presentation", L, 1)["reimbursement"] == "paid"
 
 
@@ -148,7 +164,10 @@ def test_usance_credit_acceptance_and_payment_at_maturity(ledger):
     assert acc["maturity"] == chain.timestamp + 90 * DAY - 0  # accepted in the last block
     assert reason(chain.call(m["bank_a"], "lc", "pay_acceptance", L, 1, BENEFICIARY)) == "not yet at maturity"
     chain.advance(seconds=90 * DAY)
-    assert reason(chain.call(m["bank_b"], "lc", "pay_acceptance", L, 1, BENEFICIARY)) == "only the accepting bank pays at maturity"
+    assert (
+        reason(chain.call(m["bank_b"], "lc", "pay_acceptance", L, 1, BENEFICIARY))
+        == "only the accepting bank pays at maturity"
+    )
     chain.must(m["bank_a"], "lc", "pay_acceptance", L, 1, BENEFICIARY)
     assert chain.view("lc", "acceptance", L, 1)["state"] == "paid"
 
@@ -172,7 +191,9 @@ def test_non_bank_cannot_issue(ledger):
     for who in (m["customs"], m["regulator"], APPLICANT):
         assert reason(chain.call(who, "lc", "issue", L, terms(chain))) == "caller is not a bank"
     # a bank that is not the applicant's bank cannot issue its credit either
-    assert reason(chain.call(m["bank_c"], "lc", "issue", L, terms(chain))) == "only the applicant's bank issues its credit"
+    assert (
+        reason(chain.call(m["bank_c"], "lc", "issue", L, terms(chain))) == "only the applicant's bank issues its credit"
+    )
     # customers are registered only by banks
     assert reason(chain.call(m["logistics"], "lc", "register_party", "0x01", "x")) == "caller is not a bank"
 
@@ -183,16 +204,24 @@ def test_terms_are_validated(ledger):
         (dict(currency="usd"), "currency must be a 3-letter ISO 4217 code"),
         (dict(amount=0), "amount must be a positive int (smallest unit)"),
         (dict(presentation_days=30), "presentation period must be 1..21 days"),
-        (dict(availability="deferred"), "usance days are required for, and only for, deferred payment and acceptance credits"),
+        (
+            dict(availability="deferred"),
+            "usance days are required for, and only for, deferred payment and acceptance credits",
+        ),
         (dict(rules="CDLC"), "a domestic credit (CDLC) is denominated in CNY"),
-        (dict(rules="CDLC", currency="CNY", availability="deferred", usance_days=400),
-         "a domestic credit (CDLC) is payable within one year"),
+        (
+            dict(rules="CDLC", currency="CNY", availability="deferred", usance_days=400),
+            "a domestic credit (CDLC) is payable within one year",
+        ),
         (dict(colour="red"), "unknown term colour"),
         (dict(advising_bank=""), "an advising bank is required (art. 9)"),
     ]
     for over, why in bad:
         assert reason(chain.call(m["bank_a"], "lc", "issue", L, terms(chain, **over))) == why
-    assert reason(chain.call(m["bank_a"], "lc", "issue", "LC 1", terms(chain))) == "credit id may hold only letters, digits, '-' and '_'"
+    assert (
+        reason(chain.call(m["bank_a"], "lc", "issue", "LC 1", terms(chain)))
+        == "credit id may hold only letters, digits, '-' and '_'"
+    )
     assert present(chain, L).revert_reason == "no such credit"
 
 
@@ -224,7 +253,10 @@ def test_late_presentation_is_refused(ledger):
 def test_shorter_presentation_period_of_the_credit(ledger):
     chain, m, L = ledger.chain, ledger.m, ledger.new_id()
     open_credit(chain, m, L, presentation_days=7)
-    assert reason(present(chain, L, shipped_days_ago=9)) == "presentation later than 7 days after shipment (UCP 600 art. 14c)"
+    assert (
+        reason(present(chain, L, shipped_days_ago=9))
+        == "presentation later than 7 days after shipment (UCP 600 art. 14c)"
+    )
 
 
 def test_presentation_after_expiry_is_refused_and_credit_expires(ledger):
@@ -244,7 +276,7 @@ def test_expiry_on_a_weekend_extends_to_next_banking_day(ledger):
     chain, m, L = ledger.chain, ledger.m, ledger.new_id()
     sat = next_weekday(chain, 5)
     open_credit(chain, m, L, expiry=sat * DAY + 3600, latest_shipment=chain.timestamp + DAY)
-    goto_day(chain, sat + 2)   # Monday
+    goto_day(chain, sat + 2)  # Monday
     assert present(chain, L, shipped_days_ago=5).ok
 
 
@@ -256,11 +288,11 @@ def test_examination_deadline_counts_banking_days(ledger):
     fri = next_weekday(chain, 4)
     goto_day(chain, fri)
     open_credit(chain, m, L)
-    assert present(chain, L, kinds=("invoice",)).ok   # discrepant: two documents missing
+    assert present(chain, L, kinds=("invoice",)).ok  # discrepant: two documents missing
     p = chain.view("lc", "presentation", L, 1)
     # Mon, Tue, Wed, Thu, Fri: the weekend does not count
     assert p["deadline_day"] == fri + 7
-    goto_day(chain, fri + 10)   # the Monday after: too late
+    goto_day(chain, fri + 10)  # the Monday after: too late
     found = p["found"]
     r = chain.call(m["bank_b"], "lc", "refuse", L, 1, found, "return")
     assert reason(r) == "examination period of 5 banking days has passed (UCP 600 art. 14b, 16f)"
@@ -271,16 +303,19 @@ def test_examination_deadline_counts_banking_days(ledger):
 def test_holiday_calendar_extends_examination(ledger):
     chain, m, L = ledger.chain, ledger.m, ledger.new_id()
     fri = next_weekday(chain, 4)
-    assert reason(chain.call(m["bank_b"], "lc", "set_holiday", fri + 4, True)) == "only the calendar administrator sets holidays"
-    chain.must(m["bank_a"], "lc", "set_holiday", fri + 4, True)   # the Tuesday after is closed
+    assert (
+        reason(chain.call(m["bank_b"], "lc", "set_holiday", fri + 4, True))
+        == "only the calendar administrator sets holidays"
+    )
+    chain.must(m["bank_a"], "lc", "set_holiday", fri + 4, True)  # the Tuesday after is closed
     # and the credit's own calendar closes the Wednesday
     goto_day(chain, fri)
     open_credit(chain, m, L, holidays=[fri + 5])
     assert not chain.view("lc", "is_banking_day", L, fri + 5)
     assert present(chain, L).ok
-    assert chain.view("lc", "presentation", L, 1)["deadline_day"] == fri + 11   # Tuesday a week later
+    assert chain.view("lc", "presentation", L, 1)["deadline_day"] == fri + 11  # Tuesday a week later
     goto_day(chain, fri + 11)
-    assert chain.call(m["bank_b"], "lc", "honour", L, 1).ok   # honour is still possible
+    assert chain.call(m["bank_b"], "lc", "honour", L, 1).ok  # honour is still possible
 
 
 def test_one_refusal_notice_listing_every_discrepancy(ledger):
@@ -293,7 +328,10 @@ def test_one_refusal_notice_listing_every_discrepancy(ledger):
     # a notice that leaves out a discrepancy the chain can see is refused
     r = chain.call(m["bank_b"], "lc", "refuse", L, 1, ["invoice not signed"], "hold_until_waiver")
     assert reason(r) == "refusal omits a discrepancy: missing document: bill_of_lading (art. 16c ii)"
-    assert reason(chain.call(m["bank_b"], "lc", "refuse", L, 1, found, "keep")) == "disposal of documents must be stated (art. 16c iii)"
+    assert (
+        reason(chain.call(m["bank_b"], "lc", "refuse", L, 1, found, "keep"))
+        == "disposal of documents must be stated (art. 16c iii)"
+    )
     all_of_them = found + ["invoice not signed"]
     r = chain.call(m["bank_b"], "lc", "refuse", L, 1, all_of_them, "hold_until_waiver")
     assert r.ok and r.events[-1].fields["discrepancies"] == all_of_them
@@ -309,7 +347,9 @@ def test_applicant_waiver_then_honour(ledger):
     open_credit(chain, m, L)
     assert present(chain, L, kinds=("invoice", "bill_of_lading")).ok
     found = chain.view("lc", "presentation", L, 1)["found"]
-    assert reason(chain.call(m["bank_b"], "lc", "honour", L, 1)) == "discrepant presentation: the applicant has not waived"
+    assert (
+        reason(chain.call(m["bank_b"], "lc", "honour", L, 1)) == "discrepant presentation: the applicant has not waived"
+    )
     chain.must(m["bank_b"], "lc", "refuse", L, 1, found, "hold_until_waiver")
     assert reason(chain.call(BENEFICIARY, "lc", "waive", L, 1)) == "only the applicant waives discrepancies"
     assert chain.call(APPLICANT, "lc", "waive", L, 1).events[-1].name == "Waived"
@@ -325,14 +365,14 @@ def test_returned_documents_close_the_presentation(ledger):
     assert reason(chain.call(APPLICANT, "lc", "waive", L, 1)) == "documents are being returned"
     chain.must(m["bank_b"], "lc", "return_documents", L, 1)
     assert reason(chain.call(m["bank_b"], "lc", "honour", L, 1)) == "presentation is not open"
-    r = present(chain, L)   # a fresh, complying presentation
+    r = present(chain, L)  # a fresh, complying presentation
     assert r.ok and r.return_value == 2
 
 
 def test_about_tolerance_and_overdrawing(ledger):
     chain, m, L = ledger.chain, ledger.m, ledger.new_id()
     open_credit(chain, m, L, about=True)
-    assert chain.view("lc", "credit", L)["available"] == 110_000_00   # art. 30a: +10%
+    assert chain.view("lc", "credit", L)["available"] == 110_000_00  # art. 30a: +10%
     assert present(chain, L, amount=110_000_01).ok
     assert chain.view("lc", "presentation", L, 1)["found"] == ["amount exceeds the available balance"]
 
@@ -353,7 +393,9 @@ def test_amendment_needs_issuing_confirming_and_beneficiary(ledger):
     chain, m, L = ledger.chain, ledger.m, ledger.new_id()
     open_credit(chain, m, L, confirm=True)
     assert reason(chain.call(m["bank_b"], "lc", "amend", L, {"amount": 150_000_00})) == "only the issuing bank amends"
-    assert reason(chain.call(m["bank_a"], "lc", "amend", L, {"applicant": SECOND})) == "term applicant cannot be amended"
+    assert (
+        reason(chain.call(m["bank_a"], "lc", "amend", L, {"applicant": SECOND})) == "term applicant cannot be amended"
+    )
     n = chain.must(m["bank_a"], "lc", "amend", L, {"amount": 150_000_00})
     assert reason(chain.call(BENEFICIARY, "lc", "respond_amendment", L, n, True)) == "amendment has not been advised"
     chain.must(m["bank_b"], "lc", "advise_amendment", L, n)
@@ -372,7 +414,10 @@ def test_amendment_refused_by_confirming_bank_is_not_in_force(ledger):
     open_credit(chain, m, L, confirm=True)
     n = chain.must(m["bank_a"], "lc", "amend", L, {"expiry": chain.timestamp + 200 * DAY})
     chain.must(m["bank_b"], "lc", "advise_amendment", L, n)
-    assert reason(chain.call(m["bank_c"], "lc", "confirm_amendment", L, n, True)) == "only the confirming bank answers for its confirmation"
+    assert (
+        reason(chain.call(m["bank_c"], "lc", "confirm_amendment", L, n, True))
+        == "only the confirming bank answers for its confirmation"
+    )
     chain.must(m["bank_b"], "lc", "confirm_amendment", L, n, False)
     r = chain.call(BENEFICIARY, "lc", "respond_amendment", L, n, True)
     assert reason(r) == "amendment is not awaiting the beneficiary"
@@ -382,7 +427,7 @@ def test_amendment_refused_by_confirming_bank_is_not_in_force(ledger):
 
 def test_partial_acceptance_is_a_rejection(ledger):
     chain, m, L = ledger.chain, ledger.m, ledger.new_id()
-    open_credit(chain, m, L)   # unconfirmed: issuing bank and beneficiary suffice
+    open_credit(chain, m, L)  # unconfirmed: issuing bank and beneficiary suffice
     n = chain.must(m["bank_a"], "lc", "amend", L, {"amount": 120_000_00, "presentation_days": 10})
     chain.must(m["bank_b"], "lc", "advise_amendment", L, n)
     r = chain.call(BENEFICIARY, "lc", "respond_amendment", L, n, True, ["amount"])
@@ -409,7 +454,7 @@ def test_cancellation_needs_every_party(ledger):
     for who in (m["bank_a"], APPLICANT, BENEFICIARY):
         r = chain.call(who, "lc", "consent_cancellation", L)
         assert r.ok and [e.name for e in r.events] == ["CancellationConsent"]
-    assert chain.view("lc", "credit", L)["state"] == "advised"   # the confirming bank is missing
+    assert chain.view("lc", "credit", L)["state"] == "advised"  # the confirming bank is missing
     r = chain.call(m["bank_b"], "lc", "consent_cancellation", L)
     assert [e.name for e in r.events] == ["CancellationConsent", "Cancelled"]
     assert chain.view("lc", "credit", L)["state"] == "cancelled"
@@ -426,24 +471,45 @@ def test_transfer_once_by_the_transferring_bank(ledger):
     r = chain.call(m["bank_b"], "lc", "transfer", L, {"expiry": chain.timestamp + 80 * DAY})
     assert r.ok and r.return_value == L + "-T1"
     child = chain.view("lc", "credit", L + "-T1")
-    assert (child["beneficiary"], child["amount"], child["transferable"], child["transferred_from"]) == (SECOND, 80_000_00, False, L)
+    assert (child["beneficiary"], child["amount"], child["transferable"], child["transferred_from"]) == (
+        SECOND,
+        80_000_00,
+        False,
+        L,
+    )
     assert chain.view("lc", "credit", L)["available"] == 20_000_00
     # art. 38d: the second beneficiary cannot transfer again
-    assert reason(chain.call(SECOND, "lc", "request_transfer", L + "-T1", BENEFICIARY, 1)) == "credit is not transferable (UCP 600 art. 38b)"
+    assert (
+        reason(chain.call(SECOND, "lc", "request_transfer", L + "-T1", BENEFICIARY, 1))
+        == "credit is not transferable (UCP 600 art. 38b)"
+    )
     # art. 38g: terms may only be reduced
     chain.must(BENEFICIARY, "lc", "request_transfer", L, SECOND, 10_000_00)
-    assert reason(chain.call(m["bank_b"], "lc", "transfer", L, {"expiry": chain.timestamp + 400 * DAY})) == \
-        "expiry may only be reduced or shortened (art. 38g)"
+    assert (
+        reason(chain.call(m["bank_b"], "lc", "transfer", L, {"expiry": chain.timestamp + 400 * DAY}))
+        == "expiry may only be reduced or shortened (art. 38g)"
+    )
     # the second beneficiary presents under the transferred credit
-    r = chain.call(SECOND, "lc", "present", L + "-T1", docs("invoice", "bill_of_lading", "packing_list"), ENVELOPE,
-                   chain.timestamp - DAY, 80_000_00)
+    r = chain.call(
+        SECOND,
+        "lc",
+        "present",
+        L + "-T1",
+        docs("invoice", "bill_of_lading", "packing_list"),
+        ENVELOPE,
+        chain.timestamp - DAY,
+        80_000_00,
+    )
     assert r.ok
 
 
 def test_non_transferable_credit_is_not_transferred(ledger):
     chain, m, L = ledger.chain, ledger.m, ledger.new_id()
     open_credit(chain, m, L)
-    assert reason(chain.call(BENEFICIARY, "lc", "request_transfer", L, SECOND, 1)) == "credit is not transferable (UCP 600 art. 38b)"
+    assert (
+        reason(chain.call(BENEFICIARY, "lc", "request_transfer", L, SECOND, 1))
+        == "credit is not transferable (UCP 600 art. 38b)"
+    )
 
 
 # -- determinism and gas ---------------------------------------------------------------------------
@@ -453,8 +519,9 @@ def test_gas_stays_bounded_and_failures_change_nothing(ledger):
     chain, m, L = ledger.chain, ledger.m, ledger.new_id()
     open_credit(chain, m, L, confirm=True, documents=[f"doc{i}" for i in range(16)])
     before = dict(chain.state.data)
-    r = chain.call(BENEFICIARY, "lc", "present", L, docs(*[f"doc{i}" for i in range(16)]), ENVELOPE,
-                   chain.timestamp - 30 * DAY, 1)
+    r = chain.call(
+        BENEFICIARY, "lc", "present", L, docs(*[f"doc{i}" for i in range(16)]), ENVELOPE, chain.timestamp - 30 * DAY, 1
+    )
     assert r.status == "revert" and chain.state.data == before
     kinds = [f"doc{i}" for i in range(16)]
     r = chain.call(BENEFICIARY, "lc", "present", L, docs(*kinds), ENVELOPE, chain.timestamp - DAY, 100_000_00)

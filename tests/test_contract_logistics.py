@@ -23,10 +23,10 @@ LOGISTICS = ROOT / "contracts" / "logistics.py"
 SHIPPER = "0x" + "5a" * 20
 CONSIGNEE = "0x" + "c0" * 20
 IOT = "iot"
-HALF = 1_000_000          # 0.1 degree
-TOL = 5_000_000           # 0.5 degree
-WINDOW = 600              # evidence window, seconds
-MIN = 60_000              # one minute in ms
+HALF = 1_000_000  # 0.1 degree
+TOL = 5_000_000  # 0.5 degree
+WINDOW = 600  # evidence window, seconds
+MIN = 60_000  # one minute in ms
 SHANGHAI = (312_000_000, 1_215_000_000)
 SUZHOU = (313_000_000, 1_206_000_000)
 NANJING = (320_000_000, 1_188_000_000)
@@ -60,12 +60,22 @@ def device(name):
 
 def shipment(**over):
     n = fresh()
-    s = {"ref": f"WB-2026-{n:04d}", "shipper": SHIPPER, "consignee": CONSIGNEE,
-         "checkpoints": [{"name": "Shanghai port", "box": box(SHANGHAI)},
-                         {"name": "Suzhou DC", "box": box(SUZHOU)},
-                         {"name": "Nanjing DC", "box": box(NANJING)}],
-         "gps_ref": f"wb{n}/gps", "temp_ref": f"wb{n}/temp", "temp_min_centi_c": 200, "temp_max_centi_c": 800,
-         "tolerance_e7": TOL, "window_s": WINDOW}
+    s = {
+        "ref": f"WB-2026-{n:04d}",
+        "shipper": SHIPPER,
+        "consignee": CONSIGNEE,
+        "checkpoints": [
+            {"name": "Shanghai port", "box": box(SHANGHAI)},
+            {"name": "Suzhou DC", "box": box(SUZHOU)},
+            {"name": "Nanjing DC", "box": box(NANJING)},
+        ],
+        "gps_ref": f"wb{n}/gps",
+        "temp_ref": f"wb{n}/temp",
+        "temp_min_centi_c": 200,
+        "temp_max_centi_c": 800,
+        "tolerance_e7": TOL,
+        "window_s": WINDOW,
+    }
     s.update(over)
     return s
 
@@ -90,12 +100,22 @@ class Trip:
         return (self.chain.timestamp + offset_s) * 1000
 
     def fix(self, where, offset_s=0, lat=0, lon=0):
-        return reading(self.tracker, self.spec["gps_ref"], "gps", {"lat_e7": where[0] + lat, "lon_e7": where[1] + lon},
-                       self.now_ms(offset_s))
+        return reading(
+            self.tracker,
+            self.spec["gps_ref"],
+            "gps",
+            {"lat_e7": where[0] + lat, "lon_e7": where[1] + lon},
+            self.now_ms(offset_s),
+        )
 
     def temp(self, centi_c, ts):
-        return reading(self.probe, self.spec["temp_ref"], "temp_humidity",
-                       {"temp_centi_c": centi_c, "humidity_centi_pct": 6000}, ts)
+        return reading(
+            self.probe,
+            self.spec["temp_ref"],
+            "temp_humidity",
+            {"temp_centi_c": centi_c, "humidity_centi_pct": 6000},
+            ts,
+        )
 
     def call(self, who, method, *args):
         return self.chain.call(who, "logistics", method, self.id, *args)
@@ -124,8 +144,14 @@ def test_a_trip_whose_declarations_the_devices_support(world):
     seen = t.now_ms(-60)
     r = feed(chain, [t.fix(SHANGHAI, -60), t.temp(500, seen)])
     assert names(r) == ["CheckpointReached"]
-    assert r.events[0].fields == {"shipment": t.id, "checkpoint": 0, "checkpoint_name": "Shanghai port", "at_ms": seen,
-                                  "deadline": 0, "late": False}
+    assert r.events[0].fields == {
+        "shipment": t.id,
+        "checkpoint": 0,
+        "checkpoint_name": "Shanghai port",
+        "at_ms": seen,
+        "deadline": 0,
+        "late": False,
+    }
     r = t.call(carrier, "declare_departure")
     assert names(r) == ["Declared", "DeclarationSupported"]
     assert r.events[1].fields["kind"] == "departure" and r.events[1].fields["checkpoint"] == 0
@@ -142,10 +168,23 @@ def test_a_trip_whose_declarations_the_devices_support(world):
     assert t.view("status")["state"] == "delivery_declared"
     r = t.call(CONSIGNEE, "confirm_delivery")
     assert names(r) == ["DeliveryConfirmed"]
-    assert r.events[0].fields == {"shipment": t.id, "consignee": CONSIGNEE, "disputed": 0, "geofence_breaches": 0,
-                                  "temp_breaches": 0, "minutes_out_of_range": 0, "excursion_open": False}
+    assert r.events[0].fields == {
+        "shipment": t.id,
+        "consignee": CONSIGNEE,
+        "disputed": 0,
+        "geofence_breaches": 0,
+        "temp_breaches": 0,
+        "minutes_out_of_range": 0,
+        "excursion_open": False,
+    }
     st = t.view("status")
-    assert (st["state"], st["reached"], st["late"], st["overdue"], st["disputed"]) == ("delivered", [0, 1, 2], [], [], 0)
+    assert (st["state"], st["reached"], st["late"], st["overdue"], st["disputed"]) == (
+        "delivered",
+        [0, 1, 2],
+        [],
+        [],
+        0,
+    )
     # settled: the refs are free for the tracker's next trip, and late readings change nothing
     assert chain.view("logistics", "binding", t.spec["gps_ref"]) == 0
     assert feed(chain, [t.fix(FAR_AWAY)]).return_value["unbound"] == 1
@@ -166,8 +205,14 @@ def test_a_declaration_without_evidence_is_disputed(world):
     chain.advance(seconds=2 * WINDOW)
     r = t.call(SHIPPER, "review")
     assert names(r) == ["DeclarationUnsupported"]
-    assert r.events[0].fields == {"shipment": t.id, "declaration": 0, "kind": "departure", "checkpoint": 0,
-                                  "declared_at": t.view()["declarations"][0]["at"], "window_s": WINDOW}
+    assert r.events[0].fields == {
+        "shipment": t.id,
+        "declaration": 0,
+        "kind": "departure",
+        "checkpoint": 0,
+        "declared_at": t.view()["declarations"][0]["at"],
+        "window_s": WINDOW,
+    }
     s = t.view()
     assert (s["declarations"][0]["state"], s["disputed"]) == ("disputed", 1)
     # a reading at the origin after the dispute does not undo it: the record stays disputed
@@ -183,17 +228,33 @@ def test_evidence_may_arrive_after_the_declaration(world):
     at = chain.timestamp
     chain.advance(seconds=WINDOW)
     # the gateway's batch arrives late, stamped 5 minutes before the declaration: supported
-    r = feed(chain, [reading(t.tracker, t.spec["gps_ref"], "gps", {"lat_e7": SHANGHAI[0], "lon_e7": SHANGHAI[1]},
-                             (at - 300) * 1000)])
+    r = feed(
+        chain,
+        [
+            reading(
+                t.tracker, t.spec["gps_ref"], "gps", {"lat_e7": SHANGHAI[0], "lon_e7": SHANGHAI[1]}, (at - 300) * 1000
+            )
+        ],
+    )
     assert names(r) == ["CheckpointReached", "DeclarationSupported"]
     # an arrival whose only fix is stamped outside the window is not supported by it
     t.call(carrier, "declare_arrival", 1)
     at = chain.timestamp
-    feed(chain, [reading(t.tracker, t.spec["gps_ref"], "gps", {"lat_e7": SUZHOU[0], "lon_e7": SUZHOU[1]},
-                         (at + WINDOW + 5) * 1000)])
+    feed(
+        chain,
+        [
+            reading(
+                t.tracker,
+                t.spec["gps_ref"],
+                "gps",
+                {"lat_e7": SUZHOU[0], "lon_e7": SUZHOU[1]},
+                (at + WINDOW + 5) * 1000,
+            )
+        ],
+    )
     assert t.view()["declarations"][1]["state"] == "pending"
     chain.advance(seconds=2 * WINDOW)
-    r = feed(chain, [t.fix(SUZHOU, 1)])   # any batch for the shipment decides what is due
+    r = feed(chain, [t.fix(SUZHOU, 1)])  # any batch for the shipment decides what is due
     assert names(r) == ["DeclarationUnsupported"]
     assert t.view("status")["disputed"] == 1
 
@@ -210,8 +271,18 @@ def test_geofence_breach_once_per_excursion(world):
     f = r.events[0].fields
     assert (f["lat_e7"], f["lon_e7"], f["at_ms"], f["device"]) == (FAR_AWAY[0], FAR_AWAY[1], t0 + 120_000, t.tracker)
     assert t.view("status")["off_route"] is True
-    r = feed(chain, [reading(t.tracker, t.spec["gps_ref"], "gps",
-                             {"lat_e7": SUZHOU[0], "lon_e7": SUZHOU[1] - HALF - TOL}, t0 + 720_000)])
+    r = feed(
+        chain,
+        [
+            reading(
+                t.tracker,
+                t.spec["gps_ref"],
+                "gps",
+                {"lat_e7": SUZHOU[0], "lon_e7": SUZHOU[1] - HALF - TOL},
+                t0 + 720_000,
+            )
+        ],
+    )
     assert names(r) == ["GeofenceReturned"] and r.events[0].fields["minutes_off_route"] == 10
     r = feed(chain, [t.fix(FAR_AWAY, 800)])
     assert names(r) == ["GeofenceBreach"]
@@ -222,13 +293,34 @@ def test_temperature_excursions_and_minutes_out_of_range(world):
     chain, m = world, world.members
     t = Trip(chain)
     t0 = t.now_ms()
-    r = feed(chain, [t.temp(500, t0), t.temp(800, t0 + MIN), t.temp(801, t0 + 5 * MIN), t.temp(950, t0 + 10 * MIN),
-                     t.temp(870, t0 + 15 * MIN), t.temp(790, t0 + 20 * MIN + 59_999)])
+    r = feed(
+        chain,
+        [
+            t.temp(500, t0),
+            t.temp(800, t0 + MIN),
+            t.temp(801, t0 + 5 * MIN),
+            t.temp(950, t0 + 10 * MIN),
+            t.temp(870, t0 + 15 * MIN),
+            t.temp(790, t0 + 20 * MIN + 59_999),
+        ],
+    )
     assert names(r) == ["TemperatureBreach", "TemperatureRecovered"]
-    assert r.events[0].fields == {"shipment": t.id, "temp_centi_c": 801, "min_centi_c": 200, "max_centi_c": 800,
-                                  "at_ms": t0 + 5 * MIN, "device": t.probe}
-    assert r.events[1].fields == {"shipment": t.id, "temp_centi_c": 790, "at_ms": t0 + 20 * MIN + 59_999,
-                                  "since_ms": t0 + 5 * MIN, "minutes_out": 15, "peak_centi_c": 950}
+    assert r.events[0].fields == {
+        "shipment": t.id,
+        "temp_centi_c": 801,
+        "min_centi_c": 200,
+        "max_centi_c": 800,
+        "at_ms": t0 + 5 * MIN,
+        "device": t.probe,
+    }
+    assert r.events[1].fields == {
+        "shipment": t.id,
+        "temp_centi_c": 790,
+        "at_ms": t0 + 20 * MIN + 59_999,
+        "since_ms": t0 + 5 * MIN,
+        "minutes_out": 15,
+        "peak_centi_c": 950,
+    }
     # too cold now: a second excursion, still open at the end of the batch
     r = feed(chain, [t.temp(150, t0 + 30 * MIN), t.temp(-100, t0 + 31 * MIN)])
     assert names(r) == ["TemperatureBreach"]
@@ -243,9 +335,11 @@ def test_temperature_excursions_and_minutes_out_of_range(world):
 def test_deadlines_late_checkpoints_and_overdue(world):
     chain, m = world, world.members
     now = chain.timestamp
-    cps = [{"name": "Shanghai port", "box": box(SHANGHAI), "deadline": now + 100},
-           {"name": "Suzhou DC", "box": box(SUZHOU), "deadline": now + 200},
-           {"name": "Nanjing DC", "box": box(NANJING), "deadline": now + 10_000}]
+    cps = [
+        {"name": "Shanghai port", "box": box(SHANGHAI), "deadline": now + 100},
+        {"name": "Suzhou DC", "box": box(SUZHOU), "deadline": now + 200},
+        {"name": "Nanjing DC", "box": box(NANJING), "deadline": now + 10_000},
+    ]
     t = Trip(chain, checkpoints=cps)
     r = feed(chain, [t.fix(SHANGHAI)])
     assert r.events[0].fields["late"] is False
@@ -261,8 +355,10 @@ def test_only_a_carrier_creates_and_the_spec_is_checked(world):
     chain, m = world, world.members
     carrier = m["logistics"]
     for who in (m["bank_a"], m["warehouse"], SHIPPER):
-        assert reason(chain.call(who, "logistics", "create_shipment", shipment())) == \
-            "only a carrier (role logistics) creates shipments"
+        assert (
+            reason(chain.call(who, "logistics", "create_shipment", shipment()))
+            == "only a carrier (role logistics) creates shipments"
+        )
     used = shipment()
     chain.must(carrier, "logistics", "create_shipment", used)
     one = [{"name": "x", "box": box(SHANGHAI)}]
@@ -271,23 +367,41 @@ def test_only_a_carrier_creates_and_the_spec_is_checked(world):
         (dict(consignee="ACME"), "shipper and consignee must be 0x addresses"),
         (dict(checkpoints=one), "checkpoints: a list of 2..32 (origin ... destination)"),
         (dict(checkpoints=one * 33), "checkpoints: a list of 2..32 (origin ... destination)"),
-        (dict(checkpoints=one + [{"name": "y", "box": [1, 2, 3]}]),
-         "checkpoint 1: box is [min_lat_e7, min_lon_e7, max_lat_e7, max_lon_e7]"),
-        (dict(checkpoints=one + [{"name": "y", "box": [10, 0, 5, 0]}]), "checkpoint 1: box corners out of order or out of range"),
-        (dict(checkpoints=one + [{"name": "y", "box": [0, 0, 900_000_001, 1]}]),
-         "checkpoint 1: box corners out of order or out of range"),
+        (
+            dict(checkpoints=one + [{"name": "y", "box": [1, 2, 3]}]),
+            "checkpoint 1: box is [min_lat_e7, min_lon_e7, max_lat_e7, max_lon_e7]",
+        ),
+        (
+            dict(checkpoints=one + [{"name": "y", "box": [10, 0, 5, 0]}]),
+            "checkpoint 1: box corners out of order or out of range",
+        ),
+        (
+            dict(checkpoints=one + [{"name": "y", "box": [0, 0, 900_000_001, 1]}]),
+            "checkpoint 1: box corners out of order or out of range",
+        ),
         (dict(checkpoints=one + [{"name": "", "box": box(SUZHOU)}]), "checkpoint 1: name: text of 1..128 characters"),
         (dict(checkpoints=one + [{"name": "y", "box": box(SUZHOU), "eta": 5}]), "checkpoint 1: unknown field eta"),
-        (dict(checkpoints=[{"name": "a", "box": box(SHANGHAI), "deadline": 500},
-                           {"name": "b", "box": box(SUZHOU), "deadline": 400}]),
-         "checkpoint 1: deadlines must not decrease along the route"),
+        (
+            dict(
+                checkpoints=[
+                    {"name": "a", "box": box(SHANGHAI), "deadline": 500},
+                    {"name": "b", "box": box(SUZHOU), "deadline": 400},
+                ]
+            ),
+            "checkpoint 1: deadlines must not decrease along the route",
+        ),
         (dict(temp_min_centi_c=900), "temperature range: two i32, min <= max"),
         (dict(temp_max_centi_c="8C"), "temperature range: two i32, min <= max"),
         (dict(tolerance_e7=-1), "tolerance_e7 must be 0..50000000 (5 degrees)"),
         (dict(window_s=10), "window_s must be 60..604800"),
         (dict(gps_ref=""), "gps_ref: text of 1..128 characters; temp_ref: at most 128 (empty: no probe)"),
-        (dict(gps_ref=used["temp_ref"]), "ref " + used["temp_ref"] + " is bound to shipment "
-         + str(chain.view("logistics", "shipment_by_ref", carrier.address, used["ref"]))),
+        (
+            dict(gps_ref=used["temp_ref"]),
+            "ref "
+            + used["temp_ref"]
+            + " is bound to shipment "
+            + str(chain.view("logistics", "shipment_by_ref", carrier.address, used["ref"])),
+        ),
         (dict(devices=["not hex"]), "device ids are 32 lower-case hex characters"),
         (dict(speed=80), "unknown shipment field speed"),
     ]
@@ -347,8 +461,10 @@ def test_readings_only_from_the_iot_module(world):
     chain, m = world, world.members
     t = Trip(chain)
     for who in (m["logistics"], m["regulator"], SHIPPER, "IOT", "contract:iot"):
-        assert reason(chain.call(who, "logistics", "on_readings", [t.fix(FAR_AWAY)])) == \
-            "readings come only from the node's iot module"
+        assert (
+            reason(chain.call(who, "logistics", "on_readings", [t.fix(FAR_AWAY)]))
+            == "readings come only from the node's iot module"
+        )
     assert t.view("status")["position"] is None
 
 
@@ -365,11 +481,13 @@ def test_malformed_readings_are_refused_with_the_index_and_field(world):
         ([1, 2], "must be a dict of device, ref, seq, timestamp_ms, kind, value"),
         (g(device=None), "device must be 32 lower-case hex characters"),
         (g(seq=True), "seq must be a positive u64"),
-        (g(timestamp_ms=2 ** 64), "timestamp_ms must be a u64"),
+        (g(timestamp_ms=2**64), "timestamp_ms must be a u64"),
         (g(value={"lat_e7": 0}), "gps value is {lat_e7, lon_e7} within +-90 / +-180 degrees"),
         (g(value={"lat_e7": 0, "lon_e7": -1_800_000_001}), "gps value is {lat_e7, lon_e7} within +-90 / +-180 degrees"),
-        (g(kind="temp_humidity", value={"temp_centi_c": 2 ** 31, "humidity_centi_pct": 0}),
-         "temp_humidity value is {temp_centi_c: i32, humidity_centi_pct: u32}"),
+        (
+            g(kind="temp_humidity", value={"temp_centi_c": 2**31, "humidity_centi_pct": 0}),
+            "temp_humidity value is {temp_centi_c: i32, humidity_centi_pct: u32}",
+        ),
         (g(kind="gps", value=None), "value must be a dict"),
     ]
     for rd, why in bad:
@@ -384,15 +502,18 @@ def test_readings_that_do_not_apply_are_counted(world):
     g, tr = t.spec["gps_ref"], t.spec["temp_ref"]
     here = {"lat_e7": SHANGHAI[0], "lon_e7": SHANGHAI[1]}
     ts = t.now_ms()
-    r = feed(chain, [
-        reading(mine, g, "gps", here, ts, seq=3),
-        reading(mine, g, "gps", here, ts, seq=3),                     # replay
-        reading(device("stranger"), g, "gps", here, ts),            # not pinned
-        reading(mine, g, "temp_humidity", {"temp_centi_c": 5000, "humidity_centi_pct": 0}, ts, seq=4),
-        reading(mine, tr, "gps", here, ts, seq=5),                   # a fix on the probe's ref
-        reading(mine, "unbound/ref", "gps", here, ts, seq=6),
-        reading(mine, g, "weight", {"grams": 1}, ts, seq=7),
-    ])
+    r = feed(
+        chain,
+        [
+            reading(mine, g, "gps", here, ts, seq=3),
+            reading(mine, g, "gps", here, ts, seq=3),  # replay
+            reading(device("stranger"), g, "gps", here, ts),  # not pinned
+            reading(mine, g, "temp_humidity", {"temp_centi_c": 5000, "humidity_centi_pct": 0}, ts, seq=4),
+            reading(mine, tr, "gps", here, ts, seq=5),  # a fix on the probe's ref
+            reading(mine, "unbound/ref", "gps", here, ts, seq=6),
+            reading(mine, g, "weight", {"grams": 1}, ts, seq=7),
+        ],
+    )
     assert r.return_value == {"applied": 1, "unbound": 1, "mismatched": 3, "foreign": 1, "stale": 1}
     assert names(r) == ["CheckpointReached"]
 
@@ -418,16 +539,25 @@ def test_a_batch_of_500_readings_has_bounded_gas(world):
     batch = []
     for i in range(250):
         where = FAR_AWAY if i % 50 == 49 else (cps[i % 6]["box"][0] + HALF, cps[i % 6]["box"][1] + HALF)
-        batch.append(reading(t.tracker, t.spec["gps_ref"], "gps", {"lat_e7": where[0], "lon_e7": where[1]}, t0 + i * 1000))
+        batch.append(
+            reading(t.tracker, t.spec["gps_ref"], "gps", {"lat_e7": where[0], "lon_e7": where[1]}, t0 + i * 1000)
+        )
         batch.append(t.temp(900 if i % 25 == 0 else 500, t0 + i * 1000))
     r = feed(chain, batch)
     assert r.ok and r.return_value["applied"] == 500
     assert names(r).count("CheckpointReached") == 6 and names(r).count("GeofenceBreach") == 5
     assert names(r).count("TemperatureBreach") == 10
-    assert r.gas_used < 150_000, r.gas_used   # ~90k: a fix costs about 130 + 17 per checkpoint
+    assert r.gas_used < 150_000, r.gas_used  # ~90k: a fix costs about 130 + 17 per checkpoint
 
 
 def test_gas_of_the_other_entry_points_stays_bounded(world):
-    mine = [r for r in world.receipts if r.ok and r.events and r.events[0].contract == "logistics"
-            and len(r.events) < 4 and r.events[0].name in ("ShipmentCreated", "Declared", "DeliveryConfirmed")]
+    mine = [
+        r
+        for r in world.receipts
+        if r.ok
+        and r.events
+        and r.events[0].contract == "logistics"
+        and len(r.events) < 4
+        and r.events[0].name in ("ShipmentCreated", "Declared", "DeliveryConfirmed")
+    ]
     assert len(mine) > 20 and max(r.gas_used for r in mine) < GAS_BOUND

@@ -14,7 +14,7 @@ BANKS = ("bank_a", "bank_b", "bank_c")
 
 # A stand-in for the L/C contract: a registered trade-finance contract that turns a
 # reimbursement claim into an obligation and can pay it on honour.
-LC_STUB = '''
+LC_STUB = """
 from tfnode.runtime.api import Contract, call, call_contract, ctx
 
 
@@ -26,7 +26,7 @@ class LcStub(Contract):
     @call
     def honour(self, oid: int):
         call_contract("settlement", "settle", oid)
-'''
+"""
 
 
 def make_chain(sources=("lc",)) -> Chain:
@@ -62,8 +62,13 @@ def test_governance_admits_central_bank(chain, members):
     assert chain.deploy("settlement", SRC, []).ok
     chain.must(members["bank_a"], "settlement", "open_account")
     cb = "0x" + "cb" * 20
-    pid = chain.must(members["bank_a"], "governance", "propose", "member",
-                     payload={"address": cb, "organisation": "Central Bank", "roles": ["central_bank"]})
+    pid = chain.must(
+        members["bank_a"],
+        "governance",
+        "propose",
+        "member",
+        payload={"address": cb, "organisation": "Central Bank", "roles": ["central_bank"]},
+    )
     # before admission the address is nobody: it cannot issue
     r = chain.call(cb, "settlement", "issue", members["bank_a"].address, 100)
     assert r.revert_reason == "only the central bank issues digital cash"
@@ -87,7 +92,9 @@ def test_only_central_bank_issues_and_redeems(sc):
     assert sc.call(sc["warehouse"], "settlement", "open_account").revert_reason == "only banks hold settlement accounts"
 
     rid = sc.must(sc["bank_a"], "settlement", "request_redemption", 400)
-    assert sc.call(sc["bank_a"], "settlement", "redeem", rid).revert_reason == "only the central bank redeems digital cash"
+    assert (
+        sc.call(sc["bank_a"], "settlement", "redeem", rid).revert_reason == "only the central bank redeems digital cash"
+    )
     assert sc.call(sc["bank_a"], "settlement", "request_redemption", 5000).revert_reason == "insufficient digital cash"
     sc.must(sc["pboc"], "settlement", "redeem", rid)
     assert sc.call(sc["pboc"], "settlement", "redeem", rid).revert_reason == "redemption request already decided"
@@ -139,11 +146,15 @@ def test_credit_line_is_set_by_grantor_and_never_exceeded(sc):
     r = sc.call(sc["bank_b"], "settlement", "create_obligation", b, a, 1, "claim-1")
     assert r.revert_reason == "reference already has an obligation"
     # cancelling releases the line; only the creditor cancels
-    assert sc.call(sc["bank_b"], "settlement", "cancel_obligation", o1, "x").revert_reason == \
-        "only the creditor or the creating contract cancels"
+    assert (
+        sc.call(sc["bank_b"], "settlement", "cancel_obligation", o1, "x").revert_reason
+        == "only the creditor or the creating contract cancels"
+    )
     sc.must(sc["bank_a"], "settlement", "cancel_obligation", o1, "claim withdrawn")
     assert sc.view("settlement", "credit_line", a, b)["used"] == 300
-    assert sc.call(sc["bank_a"], "settlement", "cancel_obligation", o1, "again").revert_reason == "obligation is not open"
+    assert (
+        sc.call(sc["bank_a"], "settlement", "cancel_obligation", o1, "again").revert_reason == "obligation is not open"
+    )
 
 
 def test_settlement_is_payment_versus_obligation_and_atomic(sc):
@@ -157,7 +168,10 @@ def test_settlement_is_payment_versus_obligation_and_atomic(sc):
     assert r.status == "revert" and r.revert_reason == "insufficient digital cash" and r.writes == ()
     assert dict(sc.state.data) == before
     assert sc.view("settlement", "obligation", oid)["state"] == "open"
-    assert sc.call(sc["bank_a"], "settlement", "settle", oid).revert_reason == "only the debtor or the creating contract settles"
+    assert (
+        sc.call(sc["bank_a"], "settlement", "settle", oid).revert_reason
+        == "only the debtor or the creating contract settles"
+    )
     sc.must(sc["pboc"], "settlement", "issue", b, 100)
     r = sc.call(sc["bank_b"], "settlement", "settle", oid)
     assert r.ok and r.events[-1].name == "ObligationSettled"
@@ -230,9 +244,12 @@ def test_registered_sources_change_only_by_upgrade():
 OPS = st.lists(
     st.tuples(
         st.sampled_from(["issue", "transfer", "redeem", "oblige", "settle", "net", "line"]),
-        st.sampled_from(BANKS), st.sampled_from(BANKS), st.integers(min_value=1, max_value=5000),
+        st.sampled_from(BANKS),
+        st.sampled_from(BANKS),
+        st.integers(min_value=1, max_value=5000),
     ),
-    min_size=1, max_size=25,
+    min_size=1,
+    max_size=25,
 )
 
 

@@ -51,9 +51,17 @@ def device(name):
 
 def receipt(**over):
     n = fresh()
-    r = {"id": f"WR-{n:04d}", "owner": OWNER, "goods": "cotton, grade 3128B, pressed bales", "unit": "bale",
-         "quantity": 1000, "grams_per_unit": KG, "scale_ref": f"wr{n}/scale", "door_ref": f"wr{n}/door",
-         "tolerance_units": 5}
+    r = {
+        "id": f"WR-{n:04d}",
+        "owner": OWNER,
+        "goods": "cotton, grade 3128B, pressed bales",
+        "unit": "bale",
+        "quantity": 1000,
+        "grams_per_unit": KG,
+        "scale_ref": f"wr{n}/scale",
+        "door_ref": f"wr{n}/door",
+        "tolerance_units": 5,
+    }
     r.update(over)
     return r
 
@@ -61,8 +69,14 @@ def receipt(**over):
 def reading(dev, ref, kind, value, seq=None, ts=None):
     if seq is None:
         seq = _seq[dev] = _seq.get(dev, 0) + 1
-    return {"device": dev, "ref": ref, "seq": seq, "timestamp_ms": ts if ts is not None else 1_767_225_600_000 + seq * 1000,
-            "kind": kind, "value": value}
+    return {
+        "device": dev,
+        "ref": ref,
+        "seq": seq,
+        "timestamp_ms": ts if ts is not None else 1_767_225_600_000 + seq * 1000,
+        "kind": kind,
+        "value": value,
+    }
 
 
 def weight(dev, ref, units, **kw):
@@ -109,9 +123,20 @@ def test_issue_offer_pledge_and_who_reads(world):
     assert r.events[0].fields["required"] == 910_000_00 and r.events[0].fields["value"] == 1_000_000_00
     pid = r.return_value
     pos = chain.view("warehouse", "position", spec["id"], sender=m["bank_a"])
-    assert pos == {"receipt": spec["id"], "state": "stored", "quantity": 1000, "observed": 1000, "pledge": pid,
-                   "releasable": 90, "exit_credit": 0, "value": 1_000_000_00, "required": 910_000_00,
-                   "outstanding": LOAN, "at_risk": False, "alarms": 0}
+    assert pos == {
+        "receipt": spec["id"],
+        "state": "stored",
+        "quantity": 1000,
+        "observed": 1000,
+        "pledge": pid,
+        "releasable": 90,
+        "exit_credit": 0,
+        "value": 1_000_000_00,
+        "required": 910_000_00,
+        "outstanding": LOAN,
+        "at_risk": False,
+        "alarms": 0,
+    }
     for who in (m["bank_a"], m["warehouse"], m["regulator"], OWNER):
         assert chain.view("warehouse", "receipt", spec["id"], sender=who)["pledge"] == pid
         assert chain.view("warehouse", "pledge_of", pid, sender=who)["lender_org"] == "Bank A"
@@ -126,7 +151,9 @@ def test_issue_offer_pledge_and_who_reads(world):
 
 def test_receipts_are_issued_by_warehouses_with_valid_fields(world):
     chain, m = world, world.members
-    assert reason(chain.call(m["bank_a"], "warehouse", "issue_receipt", receipt())) == "only a warehouse issues receipts"
+    assert (
+        reason(chain.call(m["bank_a"], "warehouse", "issue_receipt", receipt())) == "only a warehouse issues receipts"
+    )
     assert reason(chain.call(OWNER, "warehouse", "issue_receipt", receipt())) == "only a warehouse issues receipts"
     taken = receipt()
     chain.must(m["warehouse"], "warehouse", "issue_receipt", taken)
@@ -156,10 +183,14 @@ def test_second_pledge_is_refused_at_any_bank(world):
     chain, m = world, world.members
     spec, pid, _, _ = pledged(chain)
     for bank in ("bank_a", "bank_b", "bank_c"):
-        assert reason(chain.call(m[bank], "warehouse", "pledge", spec["id"], "CNY", 1, UNIT_VALUE, RATIO)) == \
-            "receipt already pledged (to Bank A)"
-    assert reason(chain.call(OWNER, "warehouse", "offer_pledge", spec["id"], m["bank_b"].address)) == \
-        "receipt already pledged (to Bank A)"
+        assert (
+            reason(chain.call(m[bank], "warehouse", "pledge", spec["id"], "CNY", 1, UNIT_VALUE, RATIO))
+            == "receipt already pledged (to Bank A)"
+        )
+    assert (
+        reason(chain.call(OWNER, "warehouse", "offer_pledge", spec["id"], m["bank_b"].address))
+        == "receipt already pledged (to Bank A)"
+    )
     # repaid in full and closed, the goods are free: a new loan may be secured on them
     cid = chain.must(OWNER, "warehouse", "repay", pid, LOAN, "PAY-1")
     chain.must(m["bank_a"], "warehouse", "confirm_repayment", pid, cid)
@@ -175,24 +206,44 @@ def test_pledge_needs_the_owners_offer_a_bank_and_enough_cover(world):
     spec = receipt()
     chain.must(m["warehouse"], "warehouse", "issue_receipt", spec)
     rid = spec["id"]
-    assert reason(chain.call(m["bank_a"], "warehouse", "pledge", rid, "CNY", LOAN, UNIT_VALUE, RATIO)) == \
-        "the owner has not offered this receipt to you"
-    assert reason(chain.call(OTHER, "warehouse", "offer_pledge", rid, m["bank_a"].address)) == "only the owner offers the receipt"
-    assert reason(chain.call(OWNER, "warehouse", "offer_pledge", rid, m["logistics"].address)) == "lender must be a member bank"
+    assert (
+        reason(chain.call(m["bank_a"], "warehouse", "pledge", rid, "CNY", LOAN, UNIT_VALUE, RATIO))
+        == "the owner has not offered this receipt to you"
+    )
+    assert (
+        reason(chain.call(OTHER, "warehouse", "offer_pledge", rid, m["bank_a"].address))
+        == "only the owner offers the receipt"
+    )
+    assert (
+        reason(chain.call(OWNER, "warehouse", "offer_pledge", rid, m["logistics"].address))
+        == "lender must be a member bank"
+    )
     assert reason(chain.call(OWNER, "warehouse", "offer_pledge", rid, OTHER)) == "lender must be a member bank"
     chain.must(OWNER, "warehouse", "offer_pledge", rid, m["bank_a"].address)
-    assert reason(chain.call(m["bank_b"], "warehouse", "pledge", rid, "CNY", LOAN, UNIT_VALUE, RATIO)) == \
-        "the owner has not offered this receipt to you"
-    assert reason(chain.call(m["warehouse"], "warehouse", "pledge", rid, "CNY", LOAN, UNIT_VALUE, RATIO)) == \
-        "only a bank takes a pledge"
-    assert reason(chain.call(m["bank_a"], "warehouse", "pledge", rid, "CNY", 800_000_00, UNIT_VALUE, RATIO)) == \
-        "collateral value 100000000 below the required 104000000"
-    assert reason(chain.call(m["bank_a"], "warehouse", "pledge", rid, "CNY", LOAN, UNIT_VALUE, 9_000)) == \
-        "ratio_bps must be 10000..100000"
-    assert reason(chain.call(m["bank_a"], "warehouse", "pledge", rid, "yuan", LOAN, UNIT_VALUE, RATIO)) == \
-        "currency must be a 3-letter ISO 4217 code"
-    assert reason(chain.call(m["bank_a"], "warehouse", "pledge", rid, "CNY", 0, UNIT_VALUE, RATIO)) == \
-        "loan must be a positive int"
+    assert (
+        reason(chain.call(m["bank_b"], "warehouse", "pledge", rid, "CNY", LOAN, UNIT_VALUE, RATIO))
+        == "the owner has not offered this receipt to you"
+    )
+    assert (
+        reason(chain.call(m["warehouse"], "warehouse", "pledge", rid, "CNY", LOAN, UNIT_VALUE, RATIO))
+        == "only a bank takes a pledge"
+    )
+    assert (
+        reason(chain.call(m["bank_a"], "warehouse", "pledge", rid, "CNY", 800_000_00, UNIT_VALUE, RATIO))
+        == "collateral value 100000000 below the required 104000000"
+    )
+    assert (
+        reason(chain.call(m["bank_a"], "warehouse", "pledge", rid, "CNY", LOAN, UNIT_VALUE, 9_000))
+        == "ratio_bps must be 10000..100000"
+    )
+    assert (
+        reason(chain.call(m["bank_a"], "warehouse", "pledge", rid, "yuan", LOAN, UNIT_VALUE, RATIO))
+        == "currency must be a 3-letter ISO 4217 code"
+    )
+    assert (
+        reason(chain.call(m["bank_a"], "warehouse", "pledge", rid, "CNY", 0, UNIT_VALUE, RATIO))
+        == "loan must be a positive int"
+    )
     # the owner may move the offer before any bank takes it
     chain.must(OWNER, "warehouse", "offer_pledge", rid, m["bank_b"].address)
     assert chain.call(m["bank_b"], "warehouse", "pledge", rid, "CNY", LOAN, UNIT_VALUE, RATIO).ok
@@ -209,9 +260,17 @@ def test_weight_readings_warn_once_per_crossing_and_alarm_on_shortfall(world):
     r = feed(chain, [weight(scale, ref, 990), weight(scale, ref, 991)])
     assert names(r) == ["UnauthorizedRemoval"]
     f = r.events[0].fields
-    assert (f["source"], f["units"], f["book_units"], f["observed_units"], f["device"]) == ("weight", 10, 1000, 990, scale)
+    assert (f["source"], f["units"], f["book_units"], f["observed_units"], f["device"]) == (
+        "weight",
+        10,
+        1000,
+        990,
+        scale,
+    )
     # under the cover for several readings: one warning, not one per reading
-    r = feed(chain, [weight(scale, ref, 900), weight(scale, ref, 899), weight(scale, ref, 895), weight(scale, ref, 909)])
+    r = feed(
+        chain, [weight(scale, ref, 900), weight(scale, ref, 899), weight(scale, ref, 895), weight(scale, ref, 909)]
+    )
     assert names(r) == ["RiskWarning"]
     assert r.events[0].fields["value"] == 900_000_00 and r.events[0].fields["required"] == 910_000_00
     assert chain.view("warehouse", "position", spec["id"], sender=m["bank_a"])["at_risk"] is True
@@ -279,17 +338,32 @@ def test_repayment_claims_confirmation_and_release_limits(world):
     chain, m = world, world.members
     spec, pid, scale, _ = pledged(chain)
     rid = spec["id"]
-    assert reason(chain.call(m["warehouse"], "warehouse", "release_goods", rid, 91)) == "release not authorised: 90 units may leave"
-    assert reason(chain.call(m["bank_a"], "warehouse", "release_goods", rid, 1)) == "only the issuing warehouse releases goods"
+    assert (
+        reason(chain.call(m["warehouse"], "warehouse", "release_goods", rid, 91))
+        == "release not authorised: 90 units may leave"
+    )
+    assert (
+        reason(chain.call(m["bank_a"], "warehouse", "release_goods", rid, 1))
+        == "only the issuing warehouse releases goods"
+    )
     assert reason(chain.call(OTHER, "warehouse", "repay", pid, 1, "x")) == "only the borrower repays"
-    assert reason(chain.call(OWNER, "warehouse", "repay", pid, LOAN + 1, "x")) == \
-        "amount must be positive and at most the outstanding loan less pending claims"
+    assert (
+        reason(chain.call(OWNER, "warehouse", "repay", pid, LOAN + 1, "x"))
+        == "amount must be positive and at most the outstanding loan less pending claims"
+    )
     c1 = chain.must(OWNER, "warehouse", "repay", pid, 400_000_00, "PAY-A")
-    assert reason(chain.call(OWNER, "warehouse", "repay", pid, 300_000_01, "PAY-B")) == \
-        "amount must be positive and at most the outstanding loan less pending claims"
+    assert (
+        reason(chain.call(OWNER, "warehouse", "repay", pid, 300_000_01, "PAY-B"))
+        == "amount must be positive and at most the outstanding loan less pending claims"
+    )
     c2 = chain.must(OWNER, "warehouse", "repay", pid, 300_000_00, "PAY-B")
-    assert reason(chain.call(OWNER, "warehouse", "confirm_repayment", pid, c1)) == "only the lender decides on repayments"
-    assert reason(chain.call(m["bank_b"], "warehouse", "confirm_repayment", pid, c1)) == "only the lender decides on repayments"
+    assert (
+        reason(chain.call(OWNER, "warehouse", "confirm_repayment", pid, c1)) == "only the lender decides on repayments"
+    )
+    assert (
+        reason(chain.call(m["bank_b"], "warehouse", "confirm_repayment", pid, c1))
+        == "only the lender decides on repayments"
+    )
     r = chain.call(m["bank_a"], "warehouse", "reject_repayment", pid, c2, "funds not received")
     assert names(r) == ["RepaymentRejected"]
     assert reason(chain.call(m["bank_a"], "warehouse", "confirm_repayment", pid, c2)) == "claim already decided"
@@ -297,15 +371,22 @@ def test_repayment_claims_confirmation_and_release_limits(world):
     chain.must(m["bank_a"], "warehouse", "confirm_repayment", pid, c1)
     # outstanding 300,000.00 x 130% = 390,000.00: 390 bales stay, 610 may leave
     assert chain.view("warehouse", "position", rid, sender=OWNER)["releasable"] == 610
-    assert reason(chain.call(m["warehouse"], "warehouse", "release_goods", rid, 611)) == \
-        "release not authorised: 610 units may leave"
+    assert (
+        reason(chain.call(m["warehouse"], "warehouse", "release_goods", rid, 611))
+        == "release not authorised: 610 units may leave"
+    )
     chain.must(m["warehouse"], "warehouse", "release_goods", rid, 610)
     # the goods leave (the scale follows the book): no alarm, no warning
     r = feed(chain, [weight(scale, spec["scale_ref"], 700), weight(scale, spec["scale_ref"], 390)])
     assert r.ok and names(r) == []
     pos = chain.view("warehouse", "position", rid, sender=OWNER)
-    assert (pos["quantity"], pos["observed"], pos["releasable"], pos["value"], pos["required"]) == \
-        (390, 390, 0, 390_000_00, 390_000_00)
+    assert (pos["quantity"], pos["observed"], pos["releasable"], pos["value"], pos["required"]) == (
+        390,
+        390,
+        0,
+        390_000_00,
+        390_000_00,
+    )
 
 
 def test_lender_release_lets_goods_go_at_its_own_risk(world):
@@ -313,13 +394,18 @@ def test_lender_release_lets_goods_go_at_its_own_risk(world):
     spec, pid, scale, _ = pledged(chain)
     rid = spec["id"]
     assert reason(chain.call(m["bank_b"], "warehouse", "release", pid, 10)) == "only the lender releases"
-    assert reason(chain.call(m["bank_a"], "warehouse", "release", pid, 1001)) == \
-        "units must be positive and at most the book quantity not yet released"
+    assert (
+        reason(chain.call(m["bank_a"], "warehouse", "release", pid, 1001))
+        == "units must be positive and at most the book quantity not yet released"
+    )
     r = chain.call(m["bank_a"], "warehouse", "release", pid, 100)
     assert names(r) == ["ReleaseAuthorised"] and r.events[0].fields["releasable"] == 190
     chain.must(m["warehouse"], "warehouse", "release_goods", rid, 190)
     assert chain.view("warehouse", "pledge_of", pid, sender=m["bank_a"])["allowance"] == 0
-    assert reason(chain.call(m["warehouse"], "warehouse", "release_goods", rid, 1)) == "release not authorised: 0 units may leave"
+    assert (
+        reason(chain.call(m["warehouse"], "warehouse", "release_goods", rid, 1))
+        == "release not authorised: 0 units may leave"
+    )
     # 810 bales remain: under the cover, and the device evidence says so; no removal alarm
     r = feed(chain, [weight(scale, spec["scale_ref"], 810)])
     assert names(r) == ["RiskWarning"]
@@ -330,7 +416,10 @@ def test_close_after_full_repayment_redeems_and_frees_the_refs(world):
     spec, pid, scale, gate = pledged(chain)
     rid = spec["id"]
     cid = chain.must(OWNER, "warehouse", "repay", pid, LOAN - 1, "PAY-1")
-    assert reason(chain.call(m["bank_a"], "warehouse", "close_pledge", pid)) == "loan not fully repaid: 70000000 outstanding"
+    assert (
+        reason(chain.call(m["bank_a"], "warehouse", "close_pledge", pid))
+        == "loan not fully repaid: 70000000 outstanding"
+    )
     chain.must(m["bank_a"], "warehouse", "confirm_repayment", pid, cid)
     c2 = chain.must(OWNER, "warehouse", "repay", pid, 1, "PAY-2")
     assert reason(chain.call(m["bank_a"], "warehouse", "close_pledge", pid)) == "loan not fully repaid: 1 outstanding"
@@ -355,7 +444,10 @@ def test_readings_only_from_the_iot_module(world):
     spec, pid, scale, _ = pledged(chain)
     batch = [weight(scale, spec["scale_ref"], 1)]
     for who in (m["warehouse"], m["bank_a"], m["regulator"], OWNER, "IOT", "contract:iot", "iot "):
-        assert reason(chain.call(who, "warehouse", "on_readings", batch)) == "readings come only from the node's iot module"
+        assert (
+            reason(chain.call(who, "warehouse", "on_readings", batch))
+            == "readings come only from the node's iot module"
+        )
     assert chain.view("warehouse", "position", spec["id"], sender=OWNER)["observed"] == 1000
 
 
@@ -384,11 +476,22 @@ def test_malformed_readings_are_refused_with_the_index_and_field(world):
         (w(value={"grams": "12"}), "weight value is {grams: i64}"),
         (w(value={"grams": 1, "kg": 1}), "weight value is {grams: i64}"),
         (w(value=[1]), "value must be a dict"),
-        (w(kind="rfid_door", value={"direction": "sideways", "tag": "aa"}), "rfid_door value is {direction: in|out, tag}"),
-        (w(kind="rfid_door", value={"direction": "out", "tag": "ABC"}), "rfid tag must be 1..64 bytes of lower-case hex"),
-        (w(kind="gps", value={"lat_e7": 900_000_001, "lon_e7": 0}), "gps value is {lat_e7, lon_e7} within +-90 / +-180 degrees"),
-        (w(kind="temp_humidity", value={"temp_centi_c": 2_000, "humidity_centi_pct": -1}),
-         "temp_humidity value is {temp_centi_c: i32, humidity_centi_pct: u32}"),
+        (
+            w(kind="rfid_door", value={"direction": "sideways", "tag": "aa"}),
+            "rfid_door value is {direction: in|out, tag}",
+        ),
+        (
+            w(kind="rfid_door", value={"direction": "out", "tag": "ABC"}),
+            "rfid tag must be 1..64 bytes of lower-case hex",
+        ),
+        (
+            w(kind="gps", value={"lat_e7": 900_000_001, "lon_e7": 0}),
+            "gps value is {lat_e7, lon_e7} within +-90 / +-180 degrees",
+        ),
+        (
+            w(kind="temp_humidity", value={"temp_centi_c": 2_000, "humidity_centi_pct": -1}),
+            "temp_humidity value is {temp_centi_c: i32, humidity_centi_pct: u32}",
+        ),
     ]
     for rd, why in bad:
         r = feed(chain, [good, rd])
@@ -405,16 +508,19 @@ def test_readings_that_do_not_apply_are_counted_not_fatal(world):
     spec, pid, _, gate = pledged(chain, devices=[mine])
     ref, dref = spec["scale_ref"], spec["door_ref"]
     stranger = device("someone's scale")
-    r = feed(chain, [
-        weight(mine, ref, 1000, seq=5),
-        weight(mine, ref, 10, seq=5),                       # replayed sequence number
-        weight(mine, ref, 10, seq=4),                       # out of order
-        weight(stranger, ref, 10),                          # a device not pinned on the receipt
-        reading(mine, ref, "gps", {"lat_e7": 1, "lon_e7": 2}, seq=6),  # wrong kind for a scale ref
-        weight(mine, dref, 10, seq=7),                      # a weight on the door ref
-        weight(mine, "nobody/scale", 10, seq=8),            # a ref bound to no receipt
-        weight(stranger, "", 10),                           # a device bound to the contract without a ref
-    ])
+    r = feed(
+        chain,
+        [
+            weight(mine, ref, 1000, seq=5),
+            weight(mine, ref, 10, seq=5),  # replayed sequence number
+            weight(mine, ref, 10, seq=4),  # out of order
+            weight(stranger, ref, 10),  # a device not pinned on the receipt
+            reading(mine, ref, "gps", {"lat_e7": 1, "lon_e7": 2}, seq=6),  # wrong kind for a scale ref
+            weight(mine, dref, 10, seq=7),  # a weight on the door ref
+            weight(mine, "nobody/scale", 10, seq=8),  # a ref bound to no receipt
+            weight(stranger, "", 10),  # a device bound to the contract without a ref
+        ],
+    )
     assert r.ok and names(r) == []
     assert r.return_value == {"applied": 1, "unbound": 2, "mismatched": 2, "foreign": 1, "stale": 2}
     assert chain.view("warehouse", "device_seq", mine) == 5
@@ -435,7 +541,7 @@ def test_a_batch_of_500_readings_has_bounded_gas(world):
     r = feed(chain, batch)
     assert r.ok and r.return_value["applied"] == 500
     assert names(r) == ["UnauthorizedRemoval"] * 125
-    assert r.gas_used < 150_000, r.gas_used   # ~170 gas a reading, events included
+    assert r.gas_used < 150_000, r.gas_used  # ~170 gas a reading, events included
     # a single reading costs little, and a full batch (4096, the format's maximum) fits the
     # default gas limit of one transaction
     assert feed(chain, [weight(sa, a["scale_ref"], 1000)]).gas_used < 5_000
@@ -444,6 +550,13 @@ def test_a_batch_of_500_readings_has_bounded_gas(world):
 
 
 def test_gas_of_the_other_entry_points_stays_bounded(world):
-    mine = [r for r in world.receipts if r.ok and r.events and r.events[0].contract == "warehouse"
-            and r.events[0].name != "UnauthorizedRemoval" and len(r.events) < 5]
+    mine = [
+        r
+        for r in world.receipts
+        if r.ok
+        and r.events
+        and r.events[0].contract == "warehouse"
+        and r.events[0].name != "UnauthorizedRemoval"
+        and len(r.events) < 5
+    ]
     assert len(mine) > 20 and max(r.gas_used for r in mine) < GAS_BOUND

@@ -41,12 +41,19 @@ from tfnode.runtime.encoding import encode_versioned
 CHAIN = "tf-contracts"
 DAY = 86400
 WAIT = 30.0  # seconds: any one receipt, sync or proof
-LC, FF, ST, FA, BL, CU, GOV = ("letter_of_credit", "forfaiting", "settlement", "factoring", "blacklist",
-                               "customs", "governance")
+LC, FF, ST, FA, BL, CU, GOV = (
+    "letter_of_credit",
+    "forfaiting",
+    "settlement",
+    "factoring",
+    "blacklist",
+    "customs",
+    "governance",
+)
 
 # A contract deployed by governance on the running chain: contracts can now ask who a
 # counterparty is (tfnode.runtime.api.member_info), not only who the caller is.
-DIRECTORY = '''
+DIRECTORY = """
 from tfnode.runtime.api import Contract, member_info, require, view
 
 
@@ -59,7 +66,7 @@ class Directory(Contract):
     def is_bank(self, address: str) -> bool:
         info = member_info(address)
         return info is not None and "bank" in info[1]
-'''
+"""
 
 NEW_MEMBERS = {  # name -> (organisation, roles)
     "bank_b": ("Bank B Shanghai", ["bank"]),
@@ -106,8 +113,11 @@ class Net:
         return receipts
 
     def sync(self, height: int) -> None:
-        self.cluster.wait(lambda: all(c.status()["executed_height"] >= height for c in self.clients), WAIT,
-                          f"every node to execute height {height}")
+        self.cluster.wait(
+            lambda: all(c.status()["executed_height"] >= height for c in self.clients),
+            WAIT,
+            f"every node to execute height {height}",
+        )
 
     def ask(self, contract: str, method: str, *args) -> dict:
         """A view on every node: the same answer everywhere (status, value, gas)."""
@@ -145,9 +155,11 @@ def admit(net: Net) -> None:
     stranger = Account.generate()
     payload = {n: {"address": net.acct[n].address, "organisation": o, "roles": r} for n, (o, r) in NEW_MEMBERS.items()}
     names = list(NEW_MEMBERS)
-    rs = net.run(*[(a, GOV, "propose", "member", None, None, None, payload[n]) for n in names],
-                 (a, GOV, "propose", "deploy", "directory", DIRECTORY, []),
-                 (stranger, GOV, "propose", "member", None, None, None, payload["bank_b"]))
+    rs = net.run(
+        *[(a, GOV, "propose", "member", None, None, None, payload[n]) for n in names],
+        (a, GOV, "propose", "deploy", "directory", DIRECTORY, []),
+        (stranger, GOV, "propose", "member", None, None, None, payload["bank_b"]),
+    )
     assert all(r["status"] == "ok" for r in rs[:-1]), rs
     assert refused(rs[-1]) == "only consortium members may do this"
     pids = dict(zip(names + ["directory"], (r["return_value"] for r in rs)))
@@ -212,14 +224,26 @@ def test_letter_of_credit_and_forfaiting(net):
     A, B = net.org["bank_a"], net.org["bank_b"]
     now = int(time.time())
     net.ok((a, LC, "register_party", app.address, "Importer Co"), (b, LC, "register_party", exp.address, "Exporter Co"))
-    sight = {"applicant": app.address, "beneficiary": exp.address, "currency": "USD", "amount": 100_000_00,
-             "expiry": now + 90 * DAY, "latest_shipment": now + 60 * DAY, "documents": ["invoice", "bill_of_lading"],
-             "availability": "sight", "advising_bank": B, "nominated_bank": B}
+    sight = {
+        "applicant": app.address,
+        "beneficiary": exp.address,
+        "currency": "USD",
+        "amount": 100_000_00,
+        "expiry": now + 90 * DAY,
+        "latest_shipment": now + 60 * DAY,
+        "documents": ["invoice", "bill_of_lading"],
+        "availability": "sight",
+        "advising_bank": B,
+        "nominated_bank": B,
+    }
     # The acceptance credit has no nominated bank: the issuing bank examines and accepts.
     usance = dict(sight, availability="acceptance", usance_days=90, nominated_bank="")
-    rs = net.run((a, LC, "issue", "LC-SIGHT", sight), (a, LC, "issue", "LC-REFUSE", sight),
-                 (a, LC, "issue", "LC-ACCEPT", usance),
-                 (a, LC, "issue", "LC-X", dict(sight, applicant=exp.address, beneficiary=app.address)))
+    rs = net.run(
+        (a, LC, "issue", "LC-SIGHT", sight),
+        (a, LC, "issue", "LC-REFUSE", sight),
+        (a, LC, "issue", "LC-ACCEPT", usance),
+        (a, LC, "issue", "LC-X", dict(sight, applicant=exp.address, beneficiary=app.address)),
+    )
     assert [events(r, "Issued")[0]["issuing_bank"] for r in rs[:3]] == [A] * 3
     assert refused(rs[3]) == "only the applicant's bank issues its credit"  # the exporter banks with B
     net.ok(*[(b, LC, "advise", x) for x in ("LC-SIGHT", "LC-REFUSE", "LC-ACCEPT")])
@@ -230,20 +254,24 @@ def test_letter_of_credit_and_forfaiting(net):
 
     envelope = crypto.sm3(b"SM4-sealed envelope")
     shipped = now - 2 * DAY
-    rs = net.ok((exp, LC, "present", "LC-SIGHT", docs("invoice", "bill_of_lading"), envelope, shipped, 100_000_00),
-                (exp, LC, "present", "LC-REFUSE", docs("invoice"), envelope, shipped, 100_000_00),
-                (exp, LC, "present", "LC-ACCEPT", docs("invoice", "bill_of_lading"), envelope, shipped, 100_000_00))
+    rs = net.ok(
+        (exp, LC, "present", "LC-SIGHT", docs("invoice", "bill_of_lading"), envelope, shipped, 100_000_00),
+        (exp, LC, "present", "LC-REFUSE", docs("invoice"), envelope, shipped, 100_000_00),
+        (exp, LC, "present", "LC-ACCEPT", docs("invoice", "bill_of_lading"), envelope, shipped, 100_000_00),
+    )
     seen = [events(r, "Presented")[0] for r in rs]
     assert [s["discrepancies_seen"] for s in seen] == [[], ["missing document: bill_of_lading"], []]
     assert [s["examiner"] for s in seen] == [B, B, A] and seen[0]["envelope_digest"] == envelope
 
     # Examination: honour the complying ones; a refusal must list what the chain saw.
     zh, en = "应收账款转让通知", "notice of assignment of proceeds"
-    rs = net.run((b, LC, "honour", "LC-SIGHT", 1),
-                 (b, LC, "refuse", "LC-REFUSE", 1, ["invoice not signed"], "hold_pending_instructions"),
-                 (b, LC, "honour", "LC-REFUSE", 1),
-                 (a, LC, "honour", "LC-ACCEPT", 1),
-                 (exp, FF, "assign", "LC-ACCEPT", 1, B, zh, en))
+    rs = net.run(
+        (b, LC, "honour", "LC-SIGHT", 1),
+        (b, LC, "refuse", "LC-REFUSE", 1, ["invoice not signed"], "hold_pending_instructions"),
+        (b, LC, "honour", "LC-REFUSE", 1),
+        (a, LC, "honour", "LC-ACCEPT", 1),
+        (exp, FF, "assign", "LC-ACCEPT", 1, B, zh, en),
+    )
     assert events(rs[0], "Honoured")[0]["outcome"] == "paid"
     assert refused(rs[1]) == "refusal omits a discrepancy: missing document: bill_of_lading (art. 16c ii)"
     assert refused(rs[2]) == "discrepant presentation: the applicant has not waived"
@@ -253,10 +281,22 @@ def test_letter_of_credit_and_forfaiting(net):
     assert (acc["obligor"], acc["state"], acc["amount"]) == (A, "accepted", 100_000_00)
 
     discrepancies = ["missing document: bill_of_lading", "invoice not signed"]
-    rs = net.ok((b, LC, "refuse", "LC-REFUSE", 1, discrepancies, "hold_pending_instructions"),
-                (b, LC, "claim_reimbursement", "LC-SIGHT", 1),
-                (b, FF, "purchase", "LC-ACCEPT", 1, 100_000_00, acc["maturity"], 97_500_00,
-                 "无追索权买断", "purchase without recourse"))
+    rs = net.ok(
+        (b, LC, "refuse", "LC-REFUSE", 1, discrepancies, "hold_pending_instructions"),
+        (b, LC, "claim_reimbursement", "LC-SIGHT", 1),
+        (
+            b,
+            FF,
+            "purchase",
+            "LC-ACCEPT",
+            1,
+            100_000_00,
+            acc["maturity"],
+            97_500_00,
+            "无追索权买断",
+            "purchase without recourse",
+        ),
+    )
     assert events(rs[0], "Refused")[0]["discrepancies"] == discrepancies
     assert events(rs[1], "ReimbursementClaimed")[0]["on"] == A
     bought = events(rs[2], "Purchased")[0]
@@ -282,19 +322,27 @@ def test_settlement_central_bank_cash_and_interbank_payments(net):
     rs = net.run((a, ST, "open_account"), (b, ST, "open_account"), (net.acct["warehouse"], ST, "open_account"))
     assert [r["status"] for r in rs[:2]] == ["ok", "ok"]
     assert refused(rs[2]) == "only banks hold settlement accounts"
-    rs = net.run((cb, ST, "issue", a.address, 1_000_000_00), (cb, ST, "issue", b.address, 200_000_00),
-                 (a, ST, "issue", a.address, 1))
+    rs = net.run(
+        (cb, ST, "issue", a.address, 1_000_000_00),
+        (cb, ST, "issue", b.address, 200_000_00),
+        (a, ST, "issue", a.address, 1),
+    )
     assert [r["status"] for r in rs[:2]] == ["ok", "ok"]
     assert refused(rs[2]) == "only the central bank issues digital cash"
-    rs = net.run((a, ST, "transfer", b.address, 250_000_00, "LC-SIGHT/1"),
-                 (b, ST, "transfer", a.address, 10**12),
-                 (b, ST, "set_credit_line", a.address, 50_000_00))
-    assert events(rs[0], "Transfer") == [{"src": a.address, "dst": b.address, "amount": 250_000_00,
-                                          "memo": "LC-SIGHT/1"}]
+    rs = net.run(
+        (a, ST, "transfer", b.address, 250_000_00, "LC-SIGHT/1"),
+        (b, ST, "transfer", a.address, 10**12),
+        (b, ST, "set_credit_line", a.address, 50_000_00),
+    )
+    assert events(rs[0], "Transfer") == [
+        {"src": a.address, "dst": b.address, "amount": 250_000_00, "memo": "LC-SIGHT/1"}
+    ]
     assert refused(rs[1]) == "insufficient digital cash"
     assert rs[2]["status"] == "ok"
-    rs = net.run((a, ST, "create_obligation", a.address, b.address, 30_000_00, "LC-SIGHT/reimb/1"),
-                 (a, ST, "create_obligation", a.address, b.address, 60_000_00, "too-much"))
+    rs = net.run(
+        (a, ST, "create_obligation", a.address, b.address, 30_000_00, "LC-SIGHT/reimb/1"),
+        (a, ST, "create_obligation", a.address, b.address, 60_000_00, "too-much"),
+    )
     oid = rs[0]["return_value"]
     assert refused(rs[1]) == "credit line exceeded"
     line = net.view(ST, "credit_line", b.address, a.address)  # granted by B to A
@@ -311,12 +359,26 @@ def test_factoring_refuses_an_invoice_already_financed_at_another_bank(net):
     a, b = net.acct["bank_a"], net.acct["bank_b"]
     A = net.org["bank_a"]
     seller, debtor = "91310000MA1K4B7Q0B", "91440300MA5F2X8K3C"  # unified social credit codes
-    net.ok(*[(bank, FA, "set_limit", kind, party, "USD", 500_000_00)
-             for bank in (a, b) for kind, party in (("seller", seller), ("debtor", debtor))])
+    net.ok(
+        *[
+            (bank, FA, "set_limit", kind, party, "USD", 500_000_00)
+            for bank in (a, b)
+            for kind, party in (("seller", seller), ("debtor", debtor))
+        ]
+    )
     invoice = crypto.sm3(b"invoice INV-2026/0001 scanned PDF")
-    r = {"invoice_hash": invoice, "invoice_no": "INV-2026/0001", "seller": seller, "debtor": debtor,
-         "debtor_address": "", "currency": "USD", "amount": 80_000_00, "advance": 64_000_00,
-         "due_date": int(time.time()) + 120 * DAY, "recourse": True}
+    r = {
+        "invoice_hash": invoice,
+        "invoice_no": "INV-2026/0001",
+        "seller": seller,
+        "debtor": debtor,
+        "debtor_address": "",
+        "currency": "USD",
+        "amount": 80_000_00,
+        "advance": 64_000_00,
+        "due_date": int(time.time()) + 120 * DAY,
+        "recourse": True,
+    }
     fid = net.ok((a, FA, "finance", r))[0]["return_value"]
     rescanned = dict(r, invoice_hash=crypto.sm3(b"the same invoice, scanned again"), invoice_no="inv 2026 0001")
     rs = net.run((b, FA, "finance", r), (b, FA, "finance", rescanned), (a, FA, "finance", r))
@@ -338,8 +400,18 @@ def test_blacklist_upload_and_anonymous_paid_query(net):
 
     def fdh(epoch: int, serial: bytes) -> int:
         blocks = (n.bit_length() + 255) // 256
-        return int.from_bytes(b"".join(crypto.sm3(b"tfnode/blacklist/voucher/v1" + epoch.to_bytes(4, "big") + serial
-                                                  + i.to_bytes(2, "big")) for i in range(blocks)), "big") % n
+        return (
+            int.from_bytes(
+                b"".join(
+                    crypto.sm3(
+                        b"tfnode/blacklist/voucher/v1" + epoch.to_bytes(4, "big") + serial + i.to_bytes(2, "big")
+                    )
+                    for i in range(blocks)
+                ),
+                "big",
+            )
+            % n
+        )
 
     consortium_key = b"agreed off chain by the members"
     listed, clean = (crypto.hmac_sm3(consortium_key, s.encode()) for s in ("91110000FRAUD00001", "91110000CLEAN00002"))
@@ -349,17 +421,22 @@ def test_blacklist_upload_and_anonymous_paid_query(net):
     serials = [rng.randbytes(32) for _ in range(3)]
     blinds = [rng.randrange(2, n - 1) for _ in serials]
     blinded = [(fdh(epoch, s) * pow(r, e, n) % n).to_bytes(256, "big") for s, r in zip(serials, blinds)]
-    rs = net.ok((a, BL, "upload", listed, "fraud", crypto.sm3(b"court ruling 2026-17")),
-                (b, BL, "buy_vouchers", blinded))
+    rs = net.ok(
+        (a, BL, "upload", listed, "fraud", crypto.sm3(b"court ruling 2026-17")), (b, BL, "buy_vouchers", blinded)
+    )
     order = rs[1]["return_value"]
     signed = [pow(int.from_bytes(x, "big"), d, n).to_bytes(256, "big") for x in blinded]
     net.ok((a, BL, "fulfil_order", order, signed))
     assert net.view(BL, "order", order)["signatures"] == signed
-    vouchers = [(s, (int.from_bytes(sig, "big") * pow(r, -1, n) % n).to_bytes(256, "big"))
-                for s, r, sig in zip(serials, blinds, signed)]
+    vouchers = [
+        (s, (int.from_bytes(sig, "big") * pow(r, -1, n) % n).to_bytes(256, "big"))
+        for s, r, sig in zip(serials, blinds, signed)
+    ]
     # Each query from a fresh one-time key: no member, never seen before.
-    rs = net.ok((Account.generate(), BL, "query", listed, epoch, *vouchers[0]),
-                (Account.generate(), BL, "query", clean, epoch, *vouchers[1]))
+    rs = net.ok(
+        (Account.generate(), BL, "query", listed, epoch, *vouchers[0]),
+        (Account.generate(), BL, "query", clean, epoch, *vouchers[1]),
+    )
     assert rs[0]["return_value"]["listed"] is True and rs[0]["return_value"]["entries"][0]["category"] == "fraud"
     assert rs[1]["return_value"] == {"listed": False, "entries": []}
     assert [e["fields"] for r in rs for e in r["events"]] == [{"tag": listed, "hits": 1}, {"tag": clean, "hits": 0}]
@@ -376,32 +453,64 @@ def test_customs_cross_check_and_financing_locked_across_banks(net):
     a, b = net.acct["bank_a"], net.acct["bank_b"]
     cu, lg, exp = net.acct["customs"], net.acct["logistics"], net.acct["exporter"]
     t = int(time.time()) - 10 * DAY
-    decl = {"exporter": "Exporter Co", "importer": "Importer Co", "goods_code": "8471300000", "quantity": 500,
-            "unit": "PCS", "amount": 1_000_000, "currency": "USD", "declared_on": t, "invoice_no": "INV-77",
-            "bl_no": "COSU6182736450"}
-    inv = {"invoice_no": "INV-77", "seller": "Exporter Co", "buyer": "Importer Co", "goods_code": "8471300000",
-           "quantity": 500, "unit": "PCS", "amount": 1_000_000, "currency": "USD", "issued_on": t - DAY}
-    bill = {"bl_no": "COSU6182736450", "shipper": "Exporter Co", "consignee": "TO ORDER", "goods_code": "847130",
-            "quantity": 500, "unit": "PCS", "shipped_on": t + 2 * DAY}
+    decl = {
+        "exporter": "Exporter Co",
+        "importer": "Importer Co",
+        "goods_code": "8471300000",
+        "quantity": 500,
+        "unit": "PCS",
+        "amount": 1_000_000,
+        "currency": "USD",
+        "declared_on": t,
+        "invoice_no": "INV-77",
+        "bl_no": "COSU6182736450",
+    }
+    inv = {
+        "invoice_no": "INV-77",
+        "seller": "Exporter Co",
+        "buyer": "Importer Co",
+        "goods_code": "8471300000",
+        "quantity": 500,
+        "unit": "PCS",
+        "amount": 1_000_000,
+        "currency": "USD",
+        "issued_on": t - DAY,
+    }
+    bill = {
+        "bl_no": "COSU6182736450",
+        "shipper": "Exporter Co",
+        "consignee": "TO ORDER",
+        "goods_code": "847130",
+        "quantity": 500,
+        "unit": "PCS",
+        "shipped_on": t + 2 * DAY,
+    }
     short = dict(bill, bl_no="COSU0000000001", quantity=480)
-    rs = net.ok((cu, CU, "declare", "D-001", decl), (exp, CU, "submit_invoice", "D-001", inv),
-                (lg, CU, "submit_bill_of_lading", "D-001", bill),
-                (cu, CU, "declare", "D-002", dict(decl, bl_no="COSU0000000001")),
-                (a, CU, "submit_invoice", "D-002", inv), (lg, CU, "submit_bill_of_lading", "D-002", short))
+    rs = net.ok(
+        (cu, CU, "declare", "D-001", decl),
+        (exp, CU, "submit_invoice", "D-001", inv),
+        (lg, CU, "submit_bill_of_lading", "D-001", bill),
+        (cu, CU, "declare", "D-002", dict(decl, bl_no="COSU0000000001")),
+        (a, CU, "submit_invoice", "D-002", inv),
+        (lg, CU, "submit_bill_of_lading", "D-002", short),
+    )
     # The check runs once all three records are in, in whichever receipt the block put last.
     assert [c["status"] for r in rs[:3] for c in events(r, "CrossChecked")] == ["matched"]
     assert [c["status"] for r in rs[3:] for c in events(r, "CrossChecked")] == ["discrepant"]
     assert [d["field"] for r in rs[3:] for d in events(r, "Discrepancy")] == ["quantity"]
-    rs = net.run((a, CU, "lock_financing", "D-001", 600_000, "LOAN-A-1"),
-                 (a, CU, "lock_financing", "D-002", 1, "LOAN-A-2"),
-                 (exp, CU, "lock_financing", "D-001", 1, "SELF"))
+    rs = net.run(
+        (a, CU, "lock_financing", "D-001", 600_000, "LOAN-A-1"),
+        (a, CU, "lock_financing", "D-002", 1, "LOAN-A-2"),
+        (exp, CU, "lock_financing", "D-001", 1, "SELF"),
+    )
     assert events(rs[0], "FinancingLocked")[0]["locked"] == 600_000
     assert refused(rs[1]) == "declaration has discrepancies"
     assert refused(rs[2]) == "only a bank finances"
     # Bank B asks for more than is left, then for what is left: only the second is locked,
     # whichever of the two the block orders first.
-    rs = net.run((b, CU, "lock_financing", "D-001", 500_000, "LOAN-B-1"),
-                 (b, CU, "lock_financing", "D-001", 400_000, "LOAN-B-2"))
+    rs = net.run(
+        (b, CU, "lock_financing", "D-001", 500_000, "LOAN-B-1"), (b, CU, "lock_financing", "D-001", 400_000, "LOAN-B-2")
+    )
     assert refused(rs[0]) == "declaration already financed up to its amount"
     assert events(rs[1], "FinancingLocked")[0]["locked"] == 1_000_000
     # The financed amount, read from the replicated state of every node.
@@ -412,8 +521,10 @@ def test_customs_cross_check_and_financing_locked_across_banks(net):
     assert (gated["status"], gated["revert_reason"]) == ("revert", "only banks and the regulator ask")
     as_bank = [c.query_as(b, CU, "financing_status", "D-001") for c in net.clients]
     assert all(x == as_bank[0] for x in as_bank) and as_bank[0]["status"] == "ok", as_bank
-    assert net.clients[0].query_as(exp, CU, "financing_status", "D-001")["revert_reason"] == \
-        "only banks and the regulator ask"
+    assert (
+        net.clients[0].query_as(exp, CU, "financing_status", "D-001")["revert_reason"]
+        == "only banks and the regulator ask"
+    )
 
 
 def test_every_node_ends_with_the_same_state_and_a_receipt_proves_against_a_qc(net):

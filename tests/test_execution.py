@@ -23,7 +23,9 @@ def keys():
 
 @pytest.fixture(scope="module")
 def genesis(keys):
-    return make_genesis(CHAIN, [k.public_key().to_bytes(compressed=True) for k in keys], genesis_time_ms=1_700_000_000_000)
+    return make_genesis(
+        CHAIN, [k.public_key().to_bytes(compressed=True) for k in keys], genesis_time_ms=1_700_000_000_000
+    )
 
 
 def open_exec(path, genesis):
@@ -41,8 +43,13 @@ def tx(key, method="transfer", args=(), *, nonce, expiry=50, contract="asset", c
 
 
 def block(h, payload=()):
-    return {"height": h, "id": crypto.sm3(b"block %d" % h), "timestamp_ms": 1_700_000_000_000 + h * 1000,
-            "bytes": b"block bytes %d" % h, "payload": list(payload)}
+    return {
+        "height": h,
+        "id": crypto.sm3(b"block %d" % h),
+        "timestamp_ms": 1_700_000_000_000 + h * 1000,
+        "bytes": b"block bytes %d" % h,
+        "payload": list(payload),
+    }
 
 
 def run(ex, h, *batches):
@@ -65,18 +72,28 @@ def test_genesis_state_is_deterministic_and_funds_members(tmp_path, genesis, key
         for c in genesis.contracts:
             assert e1.query("governance", "contract", (c["name"],), {}).return_value is not None
     finally:
-        s1.close(); kv1.close(); s2.close(); kv2.close()
+        s1.close()
+        kv1.close()
+        s2.close()
+        kv2.close()
 
 
 def test_a_different_genesis_gives_a_different_root(tmp_path, keys, genesis):
-    other = make_genesis(CHAIN, [k.public_key().to_bytes(compressed=True) for k in keys], genesis_time_ms=1_700_000_000_000,
-                         allocations={"0x" + "11" * 20: 5})
+    other = make_genesis(
+        CHAIN,
+        [k.public_key().to_bytes(compressed=True) for k in keys],
+        genesis_time_ms=1_700_000_000_000,
+        allocations={"0x" + "11" * 20: 5},
+    )
     kv1, s1, e1 = open_exec(tmp_path / "a", genesis)
     kv2, s2, e2 = open_exec(tmp_path / "b", other)
     try:
         assert e1.exec_root != e2.exec_root
     finally:
-        s1.close(); kv1.close(); s2.close(); kv2.close()
+        s1.close()
+        kv1.close()
+        s2.close()
+        kv2.close()
 
 
 def test_transfers_replays_expiry_and_reopen(tmp_path, genesis, keys):
@@ -99,7 +116,8 @@ def test_transfers_replays_expiry_and_reopen(tmp_path, genesis, keys):
     out2 = run(ex, 2, good[:2], [expired])
     assert out2.txs == [] and out2.dropped == 3
     assert ex.committed_replay_keys([_core.Transaction.decode(good[0]).replay_key(), b"\x01" * 32]) == {
-        _core.Transaction.decode(good[0]).replay_key()}
+        _core.Transaction.decode(good[0]).replay_key()
+    }
     # Receipts, events and the exec record are stored; reopening finds the same state.
     h0 = _core.Transaction.decode(good[0]).hash()
     assert store.tx(h0).height == 1 and store.receipt(h0) == out.receipts[0].encode()
@@ -107,13 +125,15 @@ def test_transfers_replays_expiry_and_reopen(tmp_path, genesis, keys):
     assert rec == out2.state_root + out2.receipts_root + out2.exec_root
     assert out2.exec_root == exec_root(2, out2.state_root, ZERO, out.exec_root)
     root, height = ex.exec_root, ex.height
-    store.close(); kv.close()
+    store.close()
+    kv.close()
     kv, store, ex2 = open_exec(tmp_path / "db", genesis)
     try:
         assert (ex2.height, ex2.exec_root) == (height, root)
         assert ex2.query("asset", "balance", (a1,), {}).return_value == 10**15 + 50
     finally:
-        store.close(); kv.close()
+        store.close()
+        kv.close()
 
 
 def test_execution_is_the_same_on_two_nodes(tmp_path, genesis, keys):
@@ -126,7 +146,8 @@ def test_execution_is_the_same_on_two_nodes(tmp_path, genesis, keys):
             outs = [run(ex, 1, *batches), run(ex, 2)]
             roots.append([(o.state_root, o.receipts_root, o.exec_root, [r.encode() for r in o.receipts]) for o in outs])
         finally:
-            store.close(); kv.close()
+            store.close()
+            kv.close()
     assert roots[0] == roots[1]
 
 
@@ -145,7 +166,8 @@ def test_state_proofs_verify_against_the_state_root(tmp_path, genesis, keys):
         absent, p2 = ex.tree.get_with_proof(b"no such key", version=1)
         assert absent is None and _core.state_proof_verify(out.state_root, b"no such key", None, p2)
     finally:
-        store.close(); kv.close()
+        store.close()
+        kv.close()
 
 
 def test_exec_root_chain_folds():
@@ -177,14 +199,21 @@ def test_asset_rejects_bad_calls(tmp_path, genesis, keys):
     kv, store, ex = open_exec(tmp_path / "db", genesis)
     try:
         a1 = crypto.address(keys[1].public_key())
-        calls = [("transfer", ("0xABC", 1)), ("transfer", (a1, 0)), ("transfer", (a1, -5)), ("transfer", (a1,)),
-                 ("mint", (a1, 5)), ("transfer", (a1, True))]
+        calls = [
+            ("transfer", ("0xABC", 1)),
+            ("transfer", (a1, 0)),
+            ("transfer", (a1, -5)),
+            ("transfer", (a1,)),
+            ("mint", (a1, 5)),
+            ("transfer", (a1, True)),
+        ]
         out = run(ex, 1, [tx(keys[0], m, a, nonce=i) for i, (m, a) in enumerate(calls)])
         assert [r.status for r in out.receipts] == ["invalid"] * len(calls)
         assert all(r.writes == () for r in out.receipts)
         assert ex.query("asset", "balance", (crypto.address(keys[0].public_key()),), {}).return_value == 10**15
     finally:
-        store.close(); kv.close()
+        store.close()
+        kv.close()
 
 
 def test_missing_contract_source_is_a_clear_error(tmp_path, genesis):
@@ -196,7 +225,8 @@ def test_missing_contract_source_is_a_clear_error(tmp_path, genesis):
         with pytest.raises(ExecutionError, match="no source file"):
             ChainExecutor(store, g).open()
     finally:
-        store.close(); kv.close()
+        store.close()
+        kv.close()
 
 
 def test_stale_tree_nodes_are_indexed_on_disk_and_deleted_after_the_kept_window(tmp_path, genesis, keys, monkeypatch):
@@ -225,10 +255,12 @@ def test_stale_tree_nodes_are_indexed_on_disk_and_deleted_after_the_kept_window(
         v, proof = ex.tree.get_with_proof(key, version=10)
         assert _core.state_proof_verify(outs[9].state_root, key, v, proof)
         root = ex.exec_root
-        store.close(); kv.close()
+        store.close()
+        kv.close()
         kv, store, ex = open_exec(tmp_path / "db", genesis)
         assert ex.exec_root == root and ex.height == 12
         out = run(ex, 13, [tx(keys[0], args=(a1, 1), nonce=20_000)])
         assert out.receipts[0].ok and all(K.read_u64(k) > 13 - 3 for k, _ in store.stale_upto(13))
     finally:
-        store.close(); kv.close()
+        store.close()
+        kv.close()

@@ -51,8 +51,24 @@ def validators(url):
 def test_provision_then_attest_and_prove_one_reading(cluster, tmp_path):
     url = cluster.rpc_url(0)
     out = tmp_path / "probe.key"
-    r = CliRunner().invoke(app, ["iot", "provision", "--rpc", url, "--key", str(cluster.node(0) / "node_key"),
-                                 "--kind", "temp_humidity", "--out", str(out), "--ref", "COLD-ROOM-3", "--json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "iot",
+            "provision",
+            "--rpc",
+            url,
+            "--key",
+            str(cluster.node(0) / "node_key"),
+            "--kind",
+            "temp_humidity",
+            "--out",
+            str(out),
+            "--ref",
+            "COLD-ROOM-3",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     dev = Device(load_private_key(out).to_bytes(), "temp_humidity")
@@ -101,25 +117,51 @@ def test_a_forged_reading_is_refused_at_admission_with_its_index(cluster):
         readings[2] = bytes(forged)
         batch = bytes(_core.iot_batch_build(gw_key.to_bytes(), 1, int(time.time() * 1000), 0, readings))
         st = c.status()
-        raw = build_tx(Account(gw_key), st["chain_id"], "iot", "submit", (batch,), expiry=st["height"] + 100,
-                       nonce=1, gas_limit=5_000_000)
+        raw = build_tx(
+            Account(gw_key),
+            st["chain_id"],
+            "iot",
+            "submit",
+            (batch,),
+            expiry=st["height"] + 100,
+            nonce=1,
+            gas_limit=5_000_000,
+        )
         with pytest.raises(RpcError) as err:
             c.submit(raw)
         assert err.value.code == RpcError.REJECTED
-        assert err.value.reason.startswith("iot batch refused: 1 of 3 readings rejected: #2 bad signature"), err.value.reason
+        assert err.value.reason.startswith("iot batch refused: 1 of 3 readings rejected: #2 bad signature"), (
+            err.value.reason
+        )
         # Nothing reached the ledger: the same nonce still goes through with the honest reading.
         readings[2] = devs[2].weight(999)
         batch = bytes(_core.iot_batch_build(gw_key.to_bytes(), 1, int(time.time() * 1000), 0, readings))
-        raw = build_tx(Account(gw_key), st["chain_id"], "iot", "submit", (batch,), expiry=st["height"] + 100,
-                       nonce=1, gas_limit=5_000_000)
+        raw = build_tx(
+            Account(gw_key),
+            st["chain_id"],
+            "iot",
+            "submit",
+            (batch,),
+            expiry=st["height"] + 100,
+            nonce=1,
+            gas_limit=5_000_000,
+        )
         r = c.wait_receipt(c.submit(raw), 30)
         assert r["status"] == "ok" and r["return_value"]["accepted"] == 3
 
 
 def test_a_bounded_simulator_run_attests_readings_and_every_sampled_proof_verifies(cluster, tmp_path):
-    cfg = SimConfig(devices=40, rate=25, duration=8, rpc_urls=cluster.rpc_urls(),
-                    member_keys=[m.secret_bytes for m in cluster.members], forge_every=97, proof_samples=12,
-                    drain_timeout=60, work_dir=tmp_path)
+    cfg = SimConfig(
+        devices=40,
+        rate=25,
+        duration=8,
+        rpc_urls=cluster.rpc_urls(),
+        member_keys=[m.secret_bytes for m in cluster.members],
+        forge_every=97,
+        proof_samples=12,
+        drain_timeout=60,
+        work_dir=tmp_path,
+    )
     rep = run(cfg)
     assert rep["pending"] == 0 and rep["batches_refused"] == 0
     assert rep["attested"] + rep["rejected"] == rep["produced"] and rep["rejected"] == rep["forged"] > 0

@@ -166,8 +166,12 @@ def test_reading_decode_rejects():
         st.tuples(st.just(1), st.binary(min_size=8, max_size=8)),
         st.tuples(st.just(2), st.binary(min_size=8, max_size=8)),
         st.tuples(st.just(3), st.binary(min_size=8, max_size=8)),
-        st.tuples(st.just(4), st.tuples(st.integers(0, 1), st.binary(min_size=1, max_size=64)).map(
-            lambda t: bytes([t[0], len(t[1])]) + t[1])),
+        st.tuples(
+            st.just(4),
+            st.tuples(st.integers(0, 1), st.binary(min_size=1, max_size=64)).map(
+                lambda t: bytes([t[0], len(t[1])]) + t[1]
+            ),
+        ),
     ),
 )
 def test_reading_round_trip_property(seq, ts, payload):

@@ -50,8 +50,12 @@ def test_keys_hash_sign(lib):
 
 @pytest.mark.parametrize(
     "kind,payload",
-    [(1, struct.pack(">iI", 2150, 5500)), (2, struct.pack(">ii", -338_688_000, 1_512_093_000)),
-     (3, struct.pack(">q", 7_500_000)), (4, b"\x00\x05DOOR1")],
+    [
+        (1, struct.pack(">iI", 2150, 5500)),
+        (2, struct.pack(">ii", -338_688_000, 1_512_093_000)),
+        (3, struct.pack(">q", 7_500_000)),
+        (4, b"\x00\x05DOOR1"),
+    ],
 )
 def test_reading_bytes_equal_the_binding(lib, kind, payload):
     sk, pk = lib.keygen()
@@ -221,8 +225,19 @@ int main(void) {
     )
     exe = tmp_path / "gw"
     subprocess.run(
-        ["cc", "-std=c99", "-Wall", "-Werror", "-I", str(iot_ffi.HEADER.parent), str(src), str(lib.path),
-         f"-Wl,-rpath,{lib.path.parent}", "-o", str(exe)],
+        [
+            "cc",
+            "-std=c99",
+            "-Wall",
+            "-Werror",
+            "-I",
+            str(iot_ffi.HEADER.parent),
+            str(src),
+            str(lib.path),
+            f"-Wl,-rpath,{lib.path.parent}",
+            "-o",
+            str(exe),
+        ],
         check=True,
     )
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split(" ", 2)

@@ -30,9 +30,9 @@ class FakeNode:
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
-        self.pool: dict[bytes, bytes] = {}   # replay key -> raw
+        self.pool: dict[bytes, bytes] = {}  # replay key -> raw
         self.submits = 0
-        self.crash_after_commit = False       # the next wait_receipt commits, then the line drops
+        self.crash_after_commit = False  # the next wait_receipt commits, then the line drops
 
     def commit(self) -> None:
         if self.pool:
@@ -120,15 +120,24 @@ def env(tmp_path):
     node = FakeNode(chain)
     gw_key = crypto.PrivateKey.generate()
     assert chain.one(chain.tx(members[0], "register_gateway", pk(gw_key))).ok
-    devs = [Device(crypto.PrivateKey.generate().to_bytes(), "weight", clock=lambda: node.clock() / 1000) for _ in range(3)]
+    devs = [
+        Device(crypto.PrivateKey.generate().to_bytes(), "weight", clock=lambda: node.clock() / 1000) for _ in range(3)
+    ]
     for d in devs:
         assert chain.one(chain.tx(members[0], "register_device", d.public_key, "weight")).ok
     down: set = set()
 
     def gateway(**kw):
         kw.setdefault("batch_max", 4)
-        return Gateway(gw_key.to_bytes(), CHAIN, ["http://a", "http://b"], tmp_path / "spool",
-                       client_factory=lambda url, timeout: FakeClient(node, url, down), backoff_max=0.01, **kw)
+        return Gateway(
+            gw_key.to_bytes(),
+            CHAIN,
+            ["http://a", "http://b"],
+            tmp_path / "spool",
+            client_factory=lambda url, timeout: FakeClient(node, url, down),
+            backoff_max=0.01,
+            **kw,
+        )
 
     yield node, devs, gateway, down, gw_key, tmp_path / "spool"
     chain.close()
@@ -153,8 +162,8 @@ def test_batches_are_spooled_before_they_are_sent_and_leave_once_committed(env):
     node, devs, gateway, _, gw_key, spool = env
     gw = gateway()
     sealed = [gw.add(r) for r in readings(devs, 10)]
-    assert [s for s in sealed if s] == [1, 2]                  # batch_max 4: two full batches
-    assert gw.pending() == [1, 2] and node.submits == 0       # on disk, nothing sent yet
+    assert [s for s in sealed if s] == [1, 2]  # batch_max 4: two full batches
+    assert gw.pending() == [1, 2] and node.submits == 0  # on disk, nothing sent yet
     assert _core.iot_batch_decode((spool / "pending" / f"{1:020d}.batch").read_bytes())["count"] == 4
     assert json.loads((spool / "state.json").read_text()) == {"next_batch_seq": 3}
     assert gw.flush(timeout=10) == 0
@@ -185,14 +194,14 @@ def test_a_crash_after_commit_does_not_commit_the_batch_twice(env):
     gw = gateway()
     for r in readings(devs, 4):
         gw.add(r)
-    node.crash_after_commit = True   # committed on the ledger, but the gateway never hears it
+    node.crash_after_commit = True  # committed on the ledger, but the gateway never hears it
     with pytest.raises(Crash):
         gw.submit_pending(timeout=10)
     assert (spool / "pending" / f"{1:020d}.tx").exists()
     tx_before = (spool / "pending" / f"{1:020d}.tx").read_bytes()
     del gw
     gw = gateway()
-    assert gw.submit_pending(timeout=10) == 0       # finds the receipt of its stored transaction
+    assert gw.submit_pending(timeout=10) == 0  # finds the receipt of its stored transaction
     assert gw.stats == dict(gw.stats, committed=1, attested=4, rejected=0)
     assert ledger_batches(node, gw_key) == [(1, 4)]
     # Even if the stored transaction were lost, the batch record tells the gateway.
@@ -226,8 +235,9 @@ def test_a_stored_transaction_is_resent_as_is_and_an_expired_one_is_replaced(env
 
     acct = Account.from_bytes(gw_key.to_bytes())
     b1 = (spool / "pending" / f"{1:020d}.batch").read_bytes()
-    account_tx = build_tx(acct, CHAIN, "iot", "submit", (b1,), expiry=node.chain.ex.height + 50, nonce=1,
-                          gas_limit=50_000_000)
+    account_tx = build_tx(
+        acct, CHAIN, "iot", "submit", (b1,), expiry=node.chain.ex.height + 50, nonce=1, gas_limit=50_000_000
+    )
     (spool / "pending" / f"{1:020d}.tx").write_bytes(account_tx)
     c.submit(account_tx)
     node.pool.clear()
@@ -237,7 +247,7 @@ def test_a_stored_transaction_is_resent_as_is_and_an_expired_one_is_replaced(env
     (spool / "pending" / f"{2:020d}.tx").write_bytes(stale)
     assert gw.submit_pending(timeout=10) == 0
     assert ledger_batches(node, gw_key) == [(1, 4), (2, 4)]
-    assert node.chain.store.tx(crypto.sm3(account_tx)) is not None   # the stored bytes, as they were
+    assert node.chain.store.tx(crypto.sm3(account_tx)) is not None  # the stored bytes, as they were
     assert node.chain.store.tx(crypto.sm3(stale)) is None
 
 

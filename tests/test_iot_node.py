@@ -19,7 +19,7 @@ from tfnode.storage import ChainStore, open_rocks
 CHAIN = "tf-iot"
 T0 = 1_700_000_000_000  # genesis time; block h is at T0 + h seconds
 
-SINK = '''
+SINK = """
 from tfnode.runtime.api import Contract, Value, call, ctx, emit, require, view
 
 
@@ -37,9 +37,9 @@ class Sink(Contract):
     @view
     def state(self):
         return [self.seen, self.last]
-'''
+"""
 
-BOOM = '''
+BOOM = """
 from tfnode.runtime.api import Contract, call, revert
 
 
@@ -47,7 +47,7 @@ class Boom(Contract):
     @call
     def on_readings(self, readings: list):
         revert("cannot take readings today")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +65,12 @@ def contracts_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def genesis(members, contracts_dir):
-    return make_genesis(CHAIN, [k.public_key().to_bytes(compressed=True) for k in members], genesis_time_ms=T0,
-                        contracts_dir=contracts_dir)
+    return make_genesis(
+        CHAIN,
+        [k.public_key().to_bytes(compressed=True) for k in members],
+        genesis_time_ms=T0,
+        contracts_dir=contracts_dir,
+    )
 
 
 def sign_tx(key, method, *args, nonce, gas=50_000_000, **kwargs):
@@ -97,8 +101,13 @@ class Chain:
         h = self.ex.height + 1
         raws = list(raws)
         digest = _core.batch_digest(raws)[0]
-        blk = {"height": h, "id": crypto.sm3(b"block %d" % h), "timestamp_ms": ts_ms or T0 + h * 1000,
-               "bytes": b"block %d" % h, "payload": [digest]}
+        blk = {
+            "height": h,
+            "id": crypto.sm3(b"block %d" % h),
+            "timestamp_ms": ts_ms or T0 + h * 1000,
+            "bytes": b"block %d" % h,
+            "payload": [digest],
+        }
         out = self.ex.execute(blk, [(digest, raws)])
         self.ex.commit(out, b"qc %d" % h)
         return out
@@ -153,6 +162,7 @@ def setup_fleet(chain, member, n=3, kind="temp_humidity", **reg):
 
 # ---- registration ---------------------------------------------------------------------------
 
+
 def test_registration_is_for_members_and_status_for_owners(chain, members):
     m0, m1, outsider = members[0], members[1], new_key()
     gw = new_key()
@@ -196,6 +206,7 @@ def test_registration_is_for_members_and_status_for_owners(chain, members):
 
 # ---- batches --------------------------------------------------------------------------------
 
+
 def test_an_accepted_batch_records_its_root_and_the_device_seqs(chain, members):
     gw, devs = setup_fleet(chain, members[0])
     readings = [d.temp_humidity(4.0 + i, 60.0) for i in range(2) for d in devs]  # seq 1 then 2 of each
@@ -208,7 +219,11 @@ def test_an_accepted_batch_records_its_root_and_the_device_seqs(chain, members):
     head = _core.iot_batch_decode(b)
     ev = r.events[0]
     assert (ev.name, ev.fields["batch_seq"], ev.fields["count"], ev.fields["root"]) == (
-        "BatchAccepted", 1, 6, bytes(head["root"]).hex())
+        "BatchAccepted",
+        1,
+        6,
+        bytes(head["root"]).hex(),
+    )
     rec = chain.q("batch", pk(gw), 1)
     assert rec["root"] == bytes(head["root"]) and rec["count"] == 6 and rec["tx"] == crypto.sm3(raw)
     assert all(iot.bit_set(rec["accepted"], i) for i in range(6)) and not iot.bit_set(rec["accepted"], 6)
@@ -236,19 +251,30 @@ def rejection_batch(chain, members):
     forged[-1] ^= 1
     other.seq = 0  # replays seq 1, which the ledger took in the batch above
     readings = [
-        good.temp_humidity(5, 50, timestamp_ms=now),                                   # 0 ok (seq 1)
-        bytes(forged),                                                                 # 1 forged
-        stranger.temp_humidity(5, 50, timestamp_ms=now),                               # 2 unregistered
-        suspended.temp_humidity(5, 50, timestamp_ms=now),                              # 3 suspended
-        other.temp_humidity(5, 50, timestamp_ms=now),                                  # 4 replayed seq 1
-        good.temp_humidity(5, 50, timestamp_ms=now - iot.WINDOW_BACK_MS - 1000),       # 5 too old
-        good.temp_humidity(5, 50, timestamp_ms=now + iot.WINDOW_AHEAD_MS + 1000),      # 6 too far ahead
-        scale.reading({"grams": 5}, timestamp_ms=now),                                 # 7 ok
-        bytes(_core.iot_reading_sign(scale.secret, 9, now, 1, encode_payload(1, {"temp_centi_c": 1, "humidity_centi_pct": 1}))),  # 8 wrong kind
-        good.temp_humidity(6, 50, timestamp_ms=now),                                   # 9 ok (seq 5)
+        good.temp_humidity(5, 50, timestamp_ms=now),  # 0 ok (seq 1)
+        bytes(forged),  # 1 forged
+        stranger.temp_humidity(5, 50, timestamp_ms=now),  # 2 unregistered
+        suspended.temp_humidity(5, 50, timestamp_ms=now),  # 3 suspended
+        other.temp_humidity(5, 50, timestamp_ms=now),  # 4 replayed seq 1
+        good.temp_humidity(5, 50, timestamp_ms=now - iot.WINDOW_BACK_MS - 1000),  # 5 too old
+        good.temp_humidity(5, 50, timestamp_ms=now + iot.WINDOW_AHEAD_MS + 1000),  # 6 too far ahead
+        scale.reading({"grams": 5}, timestamp_ms=now),  # 7 ok
+        bytes(
+            _core.iot_reading_sign(
+                scale.secret, 9, now, 1, encode_payload(1, {"temp_centi_c": 1, "humidity_centi_pct": 1})
+            )
+        ),  # 8 wrong kind
+        good.temp_humidity(6, 50, timestamp_ms=now),  # 9 ok (seq 5)
     ]
-    reasons = {1: "bad signature", 2: "unknown device", 3: "suspended", 4: "not above the device's last 1",
-               5: "before the block time", 6: "after the block time", 8: "registered as weight"}
+    reasons = {
+        1: "bad signature",
+        2: "unknown device",
+        3: "suspended",
+        4: "not above the device's last 1",
+        5: "before the block time",
+        6: "after the block time",
+        8: "registered as weight",
+    }
     return gw, good, readings, reasons
 
 
@@ -256,7 +282,11 @@ def test_every_rejection_reason_fails_the_whole_batch(chain, members):
     gw, good, readings, reasons = rejection_batch(chain, members)
     last = chain.q("last_seq", good.device_id)
     r = chain.one(chain.tx(gw, "submit", batch(gw, 2, readings)))
-    assert r.status == "revert" and "7 of 10 readings rejected" in r.revert_reason and "not flagged partial" in r.revert_reason
+    assert (
+        r.status == "revert"
+        and "7 of 10 readings rejected" in r.revert_reason
+        and "not flagged partial" in r.revert_reason
+    )
     got = dict((i, why) for i, why in r.return_value["rejected"])
     assert sorted(got) == sorted(reasons)
     for i, part in reasons.items():
@@ -328,8 +358,12 @@ def test_bound_contracts_get_their_readings_once_per_batch(chain, members):
     _, booms = setup_fleet(chain, m0, 1, "gps", contract="boom", ref="SHIP-1")
     _, free = setup_fleet(chain, m0, 1, "rfid_door")
     now = chain.now_ms()
-    readings = [sinks[0].weight(1000, timestamp_ms=now), booms[0].gps(31.5, 121.25, timestamp_ms=now),
-                free[0].door("out", b"\x01\x02", timestamp_ms=now), sinks[1].weight(-5, timestamp_ms=now)]
+    readings = [
+        sinks[0].weight(1000, timestamp_ms=now),
+        booms[0].gps(31.5, 121.25, timestamp_ms=now),
+        free[0].door("out", b"\x01\x02", timestamp_ms=now),
+        sinks[1].weight(-5, timestamp_ms=now),
+    ]
     r = chain.one(chain.tx(gw, "submit", batch(gw, 1, readings)))
     assert r.ok, r.revert_reason
     names = [(e.contract, e.name) for e in r.events]
@@ -340,8 +374,14 @@ def test_bound_contracts_get_their_readings_once_per_batch(chain, members):
     assert r.events[2].fields == {"n": 2, "first_seq": 1}
     seen, last = chain.ex.query("sink", "state", (), {}).return_value
     assert seen == 2
-    assert last == {"device": sinks[1].device_id.hex(), "ref": "WR-7", "seq": 1, "timestamp_ms": now,
-                    "kind": "weight", "value": {"grams": -5}}
+    assert last == {
+        "device": sinks[1].device_id.hex(),
+        "ref": "WR-7",
+        "seq": 1,
+        "timestamp_ms": now,
+        "kind": "weight",
+        "value": {"grams": -5},
+    }
     assert r.gas_used > iot.BATCH_GAS + 4 * iot.READING_GAS  # the contract calls' gas on top
     # The failed call un-recorded nothing.
     assert chain.q("batch", pk(gw), 1)["count"] == 4 and chain.q("last_seq", booms[0].device_id) == 1
@@ -351,8 +391,9 @@ def test_execution_is_the_same_on_two_nodes(tmp_path, genesis, contracts_dir, me
     gw = new_key()
     devs = [Device(new_key().to_bytes(), "temp_humidity") for _ in range(5)]
     m0 = members[0]
-    txs = [("register_gateway", (pk(gw),))] + [("register_device", (d.public_key, "temp_humidity", "sink", "R"))
-                                                for d in devs]
+    txs = [("register_gateway", (pk(gw),))] + [
+        ("register_device", (d.public_key, "temp_humidity", "sink", "R")) for d in devs
+    ]
     ts = T0 + 2000
     readings = [d.temp_humidity(i, 50, timestamp_ms=ts) for i in range(3) for d in devs]
     block1 = [sign_tx(m0, m, *a, nonce=k) for k, (m, a) in enumerate(txs)]
@@ -372,15 +413,24 @@ def test_execution_is_the_same_on_two_nodes(tmp_path, genesis, contracts_dir, me
 
 # ---- pure helpers ---------------------------------------------------------------------------
 
+
 def test_payloads_round_trip_and_refuse_what_does_not_fit():
-    cases = [("temp_humidity", {"temp_centi_c": -1850, "humidity_centi_pct": 6120}),
-             ("gps", {"lat_e7": 312_304_000, "lon_e7": -1_214_737_000}), ("weight", {"grams": -3}),
-             ("rfid_door", {"direction": "out", "tag": "0a0b0c"})]
+    cases = [
+        ("temp_humidity", {"temp_centi_c": -1850, "humidity_centi_pct": 6120}),
+        ("gps", {"lat_e7": 312_304_000, "lon_e7": -1_214_737_000}),
+        ("weight", {"grams": -3}),
+        ("rfid_door", {"direction": "out", "tag": "0a0b0c"}),
+    ]
     for code, (kind, value) in enumerate(cases, 1):
         assert decode_payload(code, encode_payload(kind, value)) == value
-    for kind, value in [("temp_humidity", {"temp_centi_c": 1}), ("gps", {"lat_e7": 10**9, "lon_e7": 0}),
-                        ("weight", {"grams": 1.5}), ("rfid_door", {"direction": "up", "tag": "00"}),
-                        ("rfid_door", {"direction": "in", "tag": b""}), ("smell", {})]:
+    for kind, value in [
+        ("temp_humidity", {"temp_centi_c": 1}),
+        ("gps", {"lat_e7": 10**9, "lon_e7": 0}),
+        ("weight", {"grams": 1.5}),
+        ("rfid_door", {"direction": "up", "tag": "00"}),
+        ("rfid_door", {"direction": "in", "tag": b""}),
+        ("smell", {}),
+    ]:
         with pytest.raises(PayloadError):
             encode_payload(kind, value)
     with pytest.raises(PayloadError):

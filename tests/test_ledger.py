@@ -56,7 +56,13 @@ def test_transaction_roundtrip_and_fields():
     back = _core.Transaction.decode(raw)
     assert back == tx
     assert (back.nonce, back.expiry, back.gas_limit, back.contract, back.method, back.args) == (
-        7, 100, 50_000, "asset", "transfer", b"\x01\x02")
+        7,
+        100,
+        50_000,
+        "asset",
+        "transfer",
+        b"\x01\x02",
+    )
     assert back.chain_id == CHAIN and len(back.sender) == 33 and len(back.signature) == 64
     assert back.hash() == sm3(raw)
     assert len(back.signing_digest()) == 32 and len(back.replay_key()) == 32
@@ -188,8 +194,10 @@ def test_state_tree_apply_get_prove_and_reload():
         _core.StateTree().load_nodes([], version=3)
 
 
-@given(st.lists(st.tuples(st.binary(max_size=3), st.one_of(st.none(), st.binary(max_size=4))), max_size=40),
-       st.randoms(use_true_random=False))
+@given(
+    st.lists(st.tuples(st.binary(max_size=3), st.one_of(st.none(), st.binary(max_size=4))), max_size=40),
+    st.randoms(use_true_random=False),
+)
 def test_state_root_is_order_independent(ops, rnd):
     final = {}
     for k, v in ops:

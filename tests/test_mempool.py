@@ -91,9 +91,17 @@ def make(net=None, *, n: int = 4, chain: Chain | None = None, me: int = 0, inter
     ids = [bytes([2]) + bytes([i]) * 32 for i in range(n)]
     chain = chain or Chain()
     net = net if net is not None else FakeNet(set(ids))
-    return Mempool(CHAIN_STR, net, ids, ids[me], config=MempoolConfig(**cfg), height=lambda: chain.height,
-                   committed_replay=lambda keys: {k for k in keys if k in chain.replay},
-                   committed_batch=chain.batches.get, block_interval_ms=interval_ms)
+    return Mempool(
+        CHAIN_STR,
+        net,
+        ids,
+        ids[me],
+        config=MempoolConfig(**cfg),
+        height=lambda: chain.height,
+        committed_replay=lambda keys: {k for k in keys if k in chain.replay},
+        committed_batch=chain.batches.get,
+        block_interval_ms=interval_ms,
+    )
 
 
 async def until(cond, what: str, timeout: float = 10.0) -> None:
@@ -116,17 +124,19 @@ def test_admission_accepts_good_and_names_each_rejection():
     async def main():
         mp, a, b = make(), key(), key()
         good = tx(a, 1)
-        results = await mp.submit([
-            good,
-            forged_signature(tx(a, 2)),
-            forged_sender(tx(a, 3), b),
-            tx(a, 4, chain=b"other-chain"),
-            tx(a, 5, expiry=10),            # height 10: expired
-            tx(a, 6, expiry=10 + 1001),     # beyond the 1000-block window
-            tx(a, 7, expiry=10 + 1000),     # the window's last height: fine
-            b"\x01garbage",
-            b"\x00" * (_core.TX_MAX_LEN + 1),
-        ])
+        results = await mp.submit(
+            [
+                good,
+                forged_signature(tx(a, 2)),
+                forged_sender(tx(a, 3), b),
+                tx(a, 4, chain=b"other-chain"),
+                tx(a, 5, expiry=10),  # height 10: expired
+                tx(a, 6, expiry=10 + 1001),  # beyond the 1000-block window
+                tx(a, 7, expiry=10 + 1000),  # the window's last height: fine
+                b"\x01garbage",
+                b"\x00" * (_core.TX_MAX_LEN + 1),
+            ]
+        )
         assert results[0] == (_core.Transaction.decode(good).hash(), None)
         reasons = [r for _, r in results]
         assert "invalid signature" in reasons[1] and "invalid signature" in reasons[2]
@@ -134,11 +144,19 @@ def test_admission_accepts_good_and_names_each_rejection():
         assert reasons[4] == "transaction expired: expiry height 10 is not above the committed height 10"
         assert reasons[5] == "transaction expiry height 1011 is more than 1000 blocks above the committed height 10"
         assert reasons[6] is None
-        assert reasons[7] and reasons[8] == f"transaction of {_core.TX_MAX_LEN + 1} bytes exceeds cap {_core.TX_MAX_LEN}"
+        assert (
+            reasons[7] and reasons[8] == f"transaction of {_core.TX_MAX_LEN + 1} bytes exceeds cap {_core.TX_MAX_LEN}"
+        )
         assert results[4][0] is not None and results[7][0] is None  # a hash when it decoded
         assert mp.size == 2 and mp.stats["admitted"] == 2
-        assert mp.stats["rejected"] == {"bad signature": 2, "wrong chain": 1, "expired": 1, "expiry too far": 1,
-                                        "malformed": 1, "too large": 1}
+        assert mp.stats["rejected"] == {
+            "bad signature": 2,
+            "wrong chain": 1,
+            "expired": 1,
+            "expiry too far": 1,
+            "malformed": 1,
+            "too large": 1,
+        }
         mp.state.check()
 
     run(main)
@@ -250,8 +268,8 @@ async def sealed(mp: Mempool, k: int, sk=None) -> list[bytes]:
 
 
 def test_next_payload_skips_uncommitted_ancestors_and_commit_prunes():
-    """   root(10) --- b1[d1](11) --- b2[d2](12)
-                   \\-- f1[d3](11)               (a fork)
+    """root(10) --- b1[d1](11) --- b2[d2](12)
+    \\-- f1[d3](11)               (a fork)
     """
 
     async def main():
@@ -338,8 +356,11 @@ def test_peer_batch_with_one_bad_transaction_is_refused_and_peer_banned(how):
         mp, a, b = make(net), key(), key()
         peer = mp.validators[1]
         raws = [tx(a, i) for i in range(5)]
-        raws[3] = {"signature": forged_signature(raws[3]), "sender": forged_sender(raws[3], b),
-                   "chain": tx(a, 3, chain=b"other-chain")}[how]
+        raws[3] = {
+            "signature": forged_signature(raws[3]),
+            "sender": forged_sender(raws[3], b),
+            "chain": tx(a, 3, chain=b"other-chain"),
+        }[how]
         await mp.on_message(peer, CHAIN, Kind.BATCH, _core.batch_encode(raws))
         assert peer in net.banned and "at 3" in net.banned[peer]
         assert mp.size == 0 and not mp.state.batches
@@ -355,8 +376,11 @@ def test_garbage_on_mempool_kinds_never_raises(kind, junk):
         peer = mp.validators[1]
         await mp.on_message(peer, CHAIN, kind, junk)  # must not raise
         assert mp.size == 0 and not mp.state.batches and mp.stats.get("handler_errors", 0) == 0
-        decoder = {Kind.BATCH: _core.batch_decode, Kind.BATCH_REQUEST: wire.decode_request,
-                   Kind.BATCH_RESPONSE: wire.decode_response}[kind]
+        decoder = {
+            Kind.BATCH: _core.batch_decode,
+            Kind.BATCH_REQUEST: wire.decode_request,
+            Kind.BATCH_RESPONSE: wire.decode_response,
+        }[kind]
         try:
             decoder(junk)
         except ValueError:  # WireError and LedgerError are ValueErrors
@@ -457,13 +481,26 @@ class Cluster:
     async def start(self) -> None:
         cfg = dict(backoff_base=0.02, backoff_cap=0.2, handshake_timeout=5.0)
         for i, sk in enumerate(self.sks):
-            node = PeerManager(sk, {CHAIN: self.ids}, MemoryTransport(self.net, f"host{i}"),
-                               NetConfig(listen=f"node{i}", **cfg), rng=random.Random(i))
+            node = PeerManager(
+                sk,
+                {CHAIN: self.ids},
+                MemoryTransport(self.net, f"host{i}"),
+                NetConfig(listen=f"node{i}", **cfg),
+                rng=random.Random(i),
+            )
             await node.start()
             c = self.chains[i]
-            pool = Mempool(CHAIN_STR, node, self.ids, self.ids[i], config=MempoolConfig(batch_delay_ms=5),
-                           height=lambda c=c: c.height, committed_replay=lambda keys, c=c: {k for k in keys if k in c.replay},
-                           committed_batch=c.batches.get, block_interval_ms=20)
+            pool = Mempool(
+                CHAIN_STR,
+                node,
+                self.ids,
+                self.ids[i],
+                config=MempoolConfig(batch_delay_ms=5),
+                height=lambda c=c: c.height,
+                committed_replay=lambda keys, c=c: {k for k in keys if k in c.replay},
+                committed_batch=c.batches.get,
+                block_interval_ms=20,
+            )
             await pool.start()
             self.nodes.append(node)
             self.pools.append(pool)
@@ -514,8 +551,11 @@ def test_fetch_a_missing_batch_from_the_proposer_or_the_others():
             digest, _ = _core.batch_digest(raws)
             txs = [_core.Transaction.decode(r) for r in raws]
             # Node 0 holds a batch it never disseminated (as a byzantine proposer might).
-            c.pools[0].state.add_batch(PendingBatch(digest, raws, [t.replay_key() for t in txs],
-                                                    [t.sender for t in txs], 50, c.ids[0], 1, ready=True))
+            c.pools[0].state.add_batch(
+                PendingBatch(
+                    digest, raws, [t.replay_key() for t in txs], [t.sender for t in txs], 50, c.ids[0], 1, ready=True
+                )
+            )
             assert c.pools[2].missing([digest, digest]) == [digest]
             assert await c.pools[2].fetch([digest], prefer=c.ids[0], timeout=5)
             assert c.pools[2].batch(digest) == raws and c.pools[2].missing([digest]) == []

@@ -41,10 +41,13 @@ async def _pair(cfg_i, cfg_r, transform_ir=None, transform_ri=None, record=None)
     if transform_ir or transform_ri or record is not None:
         i_end, x = connected_pair("i", "relay")
         y, r_end = connected_pair("relay", "r")
-        relays = [asyncio.create_task(_relay(x, y, transform_ir, record)),
-                  asyncio.create_task(_relay(y, x, transform_ri, None))]
-    res = await asyncio.gather(handshake(i_end, cfg_i, initiator=True),
-                               handshake(r_end, cfg_r, initiator=False), return_exceptions=True)
+        relays = [
+            asyncio.create_task(_relay(x, y, transform_ir, record)),
+            asyncio.create_task(_relay(y, x, transform_ri, None)),
+        ]
+    res = await asyncio.gather(
+        handshake(i_end, cfg_i, initiator=True), handshake(r_end, cfg_r, initiator=False), return_exceptions=True
+    )
     i_end.close()
     r_end.close()
     for t in relays:
@@ -126,7 +129,9 @@ def test_admitted_only_on_common_chains_where_member():
 def test_self_connection_and_banned_peer_refused():
     ri, rr = run(lambda: _pair(HandshakeConfig(A, MEMBERS), HandshakeConfig(A, MEMBERS)))
     assert rr.reason == RefuseReason.SELF_CONNECTION
-    ri, rr = run(lambda: _pair(HandshakeConfig(A, MEMBERS), HandshakeConfig(B, MEMBERS, is_banned=lambda p: p == pid(A))))
+    ri, rr = run(
+        lambda: _pair(HandshakeConfig(A, MEMBERS), HandshakeConfig(B, MEMBERS, is_banned=lambda p: p == pid(A)))
+    )
     assert rr.reason == RefuseReason.BANNED and ri.reason == RefuseReason.BANNED
 
 
@@ -172,7 +177,9 @@ def test_man_in_the_middle_swapping_ephemerals_fails():
         msg = decode_message(body)
         return dataclasses.replace(msg, ephemeral_key=mitm).encode() if isinstance(msg, Hello) else body
 
-    ri, rr = run(lambda: _pair(HandshakeConfig(A, MEMBERS), HandshakeConfig(B, MEMBERS), transform_ir=swap, transform_ri=swap))
+    ri, rr = run(
+        lambda: _pair(HandshakeConfig(A, MEMBERS), HandshakeConfig(B, MEMBERS), transform_ir=swap, transform_ri=swap)
+    )
     assert isinstance(ri, HandshakeRefused) and ri.reason == RefuseReason.BAD_SIGNATURE
     assert isinstance(rr, HandshakeRefused) and rr.remote and rr.reason == RefuseReason.BAD_SIGNATURE
 

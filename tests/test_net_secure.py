@@ -19,8 +19,10 @@ MEMBERS = {CHAIN: [pid(A), pid(B)]}
 
 async def _links(**kw) -> tuple[SecureLink, SecureLink]:
     a, b = connected_pair()
-    sa, sb = await asyncio.gather(handshake(a, HandshakeConfig(A, MEMBERS), initiator=True),
-                                  handshake(b, HandshakeConfig(B, MEMBERS), initiator=False))
+    sa, sb = await asyncio.gather(
+        handshake(a, HandshakeConfig(A, MEMBERS), initiator=True),
+        handshake(b, HandshakeConfig(B, MEMBERS), initiator=False),
+    )
     return SecureLink(a, sa, **kw), SecureLink(b, sb, **kw)
 
 

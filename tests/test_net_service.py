@@ -53,8 +53,14 @@ class Cluster:
             transport, listen = TcpTransport(), listen or ("127.0.0.1", 0)
         else:
             transport, listen = MemoryTransport(self.net, f"host{i}"), listen or f"node{i}"
-        node = PeerManager(self.sks[i], self.members, transport, NetConfig(listen=listen, **self.cfg),
-                           rng=random.Random(i), **({"clock": clock} if clock else {}))
+        node = PeerManager(
+            self.sks[i],
+            self.members,
+            transport,
+            NetConfig(listen=listen, **self.cfg),
+            rng=random.Random(i),
+            **({"clock": clock} if clock else {}),
+        )
         for kind in (Kind.CONSENSUS, Kind.TX_GOSSIP):
             node.register(CHAIN, kind, lambda p, c, k, m, i=i: self.got[i].append((p, k, m)))
         return node
@@ -146,10 +152,13 @@ def test_send_queue_bound_and_drop_policy(kind):
     run(main)
 
 
-@pytest.mark.parametrize("limit,payload,expected", [
-    (dict(rate_messages=100, burst_messages=5), b"m", 5),
-    (dict(rate_bytes=10_000, burst_bytes=1000), b"m" * 300, 3),  # 312-byte envelopes
-])
+@pytest.mark.parametrize(
+    "limit,payload,expected",
+    [
+        (dict(rate_messages=100, burst_messages=5), b"m", 5),
+        (dict(rate_bytes=10_000, burst_bytes=1000), b"m" * 300, 3),  # 312-byte envelopes
+    ],
+)
 def test_rate_limit_is_enforced_per_peer(limit, payload, expected):
     async def main():
         clock = FakeClock()  # frozen: no tokens come back until the test says so
@@ -203,10 +212,10 @@ def _closed_by_peer(s: socket.socket) -> bool:
 def test_garbage_and_oversized_frames_on_tcp_ban_sender_only(loop):
     """Two raw sockets from other loopback addresses send junk to node 0's P2P port:
 
-        127.0.0.2 --- "GET / HTTP/1.1" ---> node0     (header reads as ~1.2 GB: oversized)
-        127.0.0.3 --- 4 GiB frame header -> node0
-        127.0.0.4 --- small frame of junk -> node0     (does not decode as a Hello)
-        node1 <===== authenticated link =====> node0   (must not notice)
+    127.0.0.2 --- "GET / HTTP/1.1" ---> node0     (header reads as ~1.2 GB: oversized)
+    127.0.0.3 --- 4 GiB frame header -> node0
+    127.0.0.4 --- small frame of junk -> node0     (does not decode as a Hello)
+    node1 <===== authenticated link =====> node0   (must not notice)
     """
 
     async def main():
@@ -215,8 +224,11 @@ def test_garbage_and_oversized_frames_on_tcp_ban_sender_only(loop):
         a = c.nodes[0]
         host, port = a.listen_address
         try:
-            junk = {"127.0.0.2": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "127.0.0.3": struct.pack(">I", 0xFFFFFFFF),
-                    "127.0.0.4": struct.pack(">I", 12) + bytes(range(12))}
+            junk = {
+                "127.0.0.2": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                "127.0.0.3": struct.pack(">I", 0xFFFFFFFF),
+                "127.0.0.4": struct.pack(">I", 12) + bytes(range(12)),
+            }
             for src, data in junk.items():
                 s = _raw_tcp(host, port, src)
                 s.sendall(data)
@@ -264,8 +276,11 @@ def test_member_sending_malformed_messages_is_disconnected_and_banned(bad):
         try:
             link = await _rogue_link(rogue, c.members, a.listen_address)
             await until(lambda: a.is_connected(pid(rogue)), "rogue connected")
-            data = {"undecodable": b"\x10\x00", "unadmitted-chain": b"\x10\x05other",
-                    "handler-says-invalid": bytes([Kind.SYNC_REQUEST, len(CHAIN)]) + CHAIN}[bad]
+            data = {
+                "undecodable": b"\x10\x00",
+                "unadmitted-chain": b"\x10\x05other",
+                "handler-says-invalid": bytes([Kind.SYNC_REQUEST, len(CHAIN)]) + CHAIN,
+            }[bad]
             await link.send(data)
             await until(lambda: a.is_banned(pid(rogue)), "rogue banned")
             assert not a.is_connected(pid(rogue)) and a.stats["malformed_bans"] == 1
@@ -314,8 +329,12 @@ def test_simultaneous_dials_keep_the_lower_dialers_connection():
         a, b = c.nodes
         lower = min(c.ids)
         try:
-            await until(lambda: a.peers and b.peers and a._conns[c.ids[1]].dialer == lower
-                        and b._conns[c.ids[0]].dialer == lower, "both keep the same connection")
+            await until(
+                lambda: (
+                    a.peers and b.peers and a._conns[c.ids[1]].dialer == lower and b._conns[c.ids[0]].dialer == lower
+                ),
+                "both keep the same connection",
+            )
             a.send(c.ids[1], CHAIN, Kind.CONSENSUS, b"x")
             b.send(c.ids[0], CHAIN, Kind.CONSENSUS, b"y")
             await until(lambda: c.got[0] and c.got[1], "traffic on the kept connection")
@@ -346,7 +365,7 @@ def test_wrong_peer_at_address_and_non_member_are_not_kept():
 def test_messages_are_routed_by_chain_id():
     """Three nodes; node 2 is a member of chain-b only:
 
-        chain-a: node0, node1          chain-b: node0, node1, node2
+    chain-a: node0, node1          chain-b: node0, node1, node2
     """
 
     async def main():

@@ -33,14 +33,33 @@ class Net:
     async def start(self, i: int, store_cls=ChainStore) -> ConsensusDriver:
         store = store_cls(self.kvs[i], CHAIN)
         root = restart_root(store)
-        core = _core.ConsensusCore(i, self.vals, self.keys[i].to_bytes(), persisted=store.load_safety(),
-                                   genesis_state_root=ROOT, root_block=root and root.block,
-                                   root_qc=root and root.qc, base_timeout_ms=300)
+        core = _core.ConsensusCore(
+            i,
+            self.vals,
+            self.keys[i].to_bytes(),
+            persisted=store.load_safety(),
+            genesis_state_root=ROOT,
+            root_block=root and root.block,
+            root_qc=root and root.qc,
+            base_timeout_ms=300,
+        )
         chain = as_chain_id(CHAIN)
-        pm = PeerManager(self.keys[i], {chain: self.pubs}, MemoryTransport(self.wire, f"n{i}"),
-                         NetConfig(listen=f"n{i}", backoff_base=0.02, backoff_cap=0.2))
-        d = ConsensusDriver(core, store, pm, chain, dict(enumerate(self.pubs)), state_root=ROOT,
-                            payload=EmptyPayload(10), on_halt=lambda r: self.halts.__setitem__(i, r))
+        pm = PeerManager(
+            self.keys[i],
+            {chain: self.pubs},
+            MemoryTransport(self.wire, f"n{i}"),
+            NetConfig(listen=f"n{i}", backoff_base=0.02, backoff_cap=0.2),
+        )
+        d = ConsensusDriver(
+            core,
+            store,
+            pm,
+            chain,
+            dict(enumerate(self.pubs)),
+            state_root=ROOT,
+            payload=EmptyPayload(10),
+            on_halt=lambda r: self.halts.__setitem__(i, r),
+        )
         pm.register(chain, 0x10, d.on_message)
         await pm.start()
         for j in range(len(self.keys)):
@@ -66,8 +85,10 @@ class Net:
                 while not cond():
                     await asyncio.sleep(0.01)
         except TimeoutError:
-            raise AssertionError(f"timed out; heights {[(i, self.height(i)) for i in self.nodes]}, "
-                                 f"stats {[dict(d.stats) for _, d, _ in self.nodes.values()]}") from None
+            raise AssertionError(
+                f"timed out; heights {[(i, self.height(i)) for i in self.nodes]}, "
+                f"stats {[dict(d.stats) for _, d, _ in self.nodes.values()]}"
+            ) from None
 
     def hashes(self, i: int) -> list[bytes]:
         s = ChainStore(self.kvs[i], CHAIN)
@@ -223,14 +244,20 @@ def test_malformed_or_self_forged_consensus_messages_ban_the_sender_stale_ones_d
     net = _FakeNet()
     peers = {0: b"\x02" + b"\x00" * 32, 1: b"\x02" + b"\x01" * 32}
     d = ConsensusDriver(None, None, net, b"chain", peers, state_root=b"\x00" * 32, payload=EmptyPayload(10))
-    d._apply([("invalid", 1, "truncated input: needed 8 bytes at offset 3, 1 available"),
-              ("invalid", 1, "3 trailing bytes after the message"),
-              ("invalid", 1, "invalid signature by validator 1 on vote for round 7"),
-              ("invalid", 1, "invalid signature by validator 0 on timeout for round 7"),  # relayed, not its own
-              ("invalid", 1, "proposal for round 3 by validator 1, but the leader is 2"),
-              ("invalid", 1, "unknown validator set for epoch 4"),
-              ("invalid", 0, "round 5 is not above the last voted round 6")])
-    assert [r for _, r in net.bans] == ["consensus: truncated input: needed 8 bytes at offset 3, 1 available",
-                                        "consensus: 3 trailing bytes after the message",
-                                        "consensus: invalid signature by validator 1 on vote for round 7"]
+    d._apply(
+        [
+            ("invalid", 1, "truncated input: needed 8 bytes at offset 3, 1 available"),
+            ("invalid", 1, "3 trailing bytes after the message"),
+            ("invalid", 1, "invalid signature by validator 1 on vote for round 7"),
+            ("invalid", 1, "invalid signature by validator 0 on timeout for round 7"),  # relayed, not its own
+            ("invalid", 1, "proposal for round 3 by validator 1, but the leader is 2"),
+            ("invalid", 1, "unknown validator set for epoch 4"),
+            ("invalid", 0, "round 5 is not above the last voted round 6"),
+        ]
+    )
+    assert [r for _, r in net.bans] == [
+        "consensus: truncated input: needed 8 bytes at offset 3, 1 available",
+        "consensus: 3 trailing bytes after the message",
+        "consensus: invalid signature by validator 1 on vote for round 7",
+    ]
     assert all(k == peers[1] for k, _ in net.bans) and d.stats["invalid"] == 7

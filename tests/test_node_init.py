@@ -29,7 +29,13 @@ def test_init_layout_permissions_config_and_genesis(tmp_path, capsys):
     assert all(len(bytes.fromhex(c["sm3"])) == 32 for c in g.contracts)
     for i in range(4):
         d = home / f"node-{i}"
-        assert sorted(p.name for p in d.iterdir()) == ["config.toml", "contracts", "genesis.json", "node_key", "node_key.pub"]
+        assert sorted(p.name for p in d.iterdir()) == [
+            "config.toml",
+            "contracts",
+            "genesis.json",
+            "node_key",
+            "node_key.pub",
+        ]
         assert sorted(p.name for p in (d / "contracts").iterdir()) == sorted(Path(c["file"]).name for c in g.contracts)
         assert stat.S_IMODE((d / "node_key").stat().st_mode) == 0o600
         raw = tomllib.loads((d / "config.toml").read_text())
@@ -66,11 +72,18 @@ def test_init_from_member_public_keys_gives_each_folder_only_its_own_key(tmp_pat
     others = [crypto.PrivateKey.generate().public_key().to_bytes(compressed=True) for _ in range(2)]
     for i, pk in enumerate(others):
         (tmp_path / f"o{i}.pub").write_text(pk.hex() + "\n")
-    keys = [str(tmp_path / "m0" / "key.pub"), str(tmp_path / "m1" / "key.pub"),
-            str(tmp_path / "o0.pub"), str(tmp_path / "o1.pub")]
+    keys = [
+        str(tmp_path / "m0" / "key.pub"),
+        str(tmp_path / "m1" / "key.pub"),
+        str(tmp_path / "o0.pub"),
+        str(tmp_path / "o1.pub"),
+    ]
     home = tmp_path / "net"
     cli_node.init(home=home, from_keys=keys, base_port=32000)
-    assert load_private_key(home / "node-0" / "node_key").public_key() == load_private_key(tmp_path / "m0" / "key").public_key()
+    assert (
+        load_private_key(home / "node-0" / "node_key").public_key()
+        == load_private_key(tmp_path / "m0" / "key").public_key()
+    )
     for i in (1, 2, 3):
         with pytest.raises(KeyFileError, match="placeholder"):
             load_private_key(home / f"node-{i}" / "node_key")
@@ -91,8 +104,9 @@ def test_start_refuses_an_exposed_key_with_a_clear_message(tmp_path):
     cli_node.init(4, tmp_path / "net", base_port=33000)
     home = tmp_path / "net" / "node-0"
     os.chmod(home / "node_key", 0o640)
-    r = subprocess.run([sys.executable, "-m", "tfnode.node", "start", "--home", str(home)],
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "tfnode.node", "start", "--home", str(home)], capture_output=True, text=True, timeout=30
+    )
     assert r.returncode == 2
     assert "readable by others (mode 0640); refusing to use it" in r.stderr
     assert not (home / "data").exists()  # refused before touching the ledger

@@ -22,8 +22,11 @@ CHAIN = "tf-txs"
 
 
 def rpc(url: str, method: str, params=None, *, raw: bytes | None = None, timeout: float = 20) -> dict:
-    body = raw if raw is not None else json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                                    "params": params or {}}).encode()
+    body = (
+        raw
+        if raw is not None
+        else json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}).encode()
+    )
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -77,19 +80,25 @@ def cluster(tmp_path_factory):
 def test_transfers_commit_with_identical_state_on_every_node(cluster):
     urls = cluster.rpc_urls()
     h = result(urls[0], "status")["height"]
-    start = [result(urls[0], "query", {"contract": "asset", "method": "balance", "args": [a]})["value"]
-             for a in cluster.addrs]
+    start = [
+        result(urls[0], "query", {"contract": "asset", "method": "balance", "args": [a]})["value"]
+        for a in cluster.addrs
+    ]
     hashes = []
     for j in range(120):  # node-j's member pays node-(j+1)'s, submitted to a rotating node
         i = j % 4
         raw = transfer(cluster.keys[i], cluster.addrs[(i + 1) % 4], 1 + j, nonce=1000 + j, expiry=h + 400)
         hashes.append(result(urls[j % 4], "submit", {"tx": raw.hex()})["hash"])
     assert len(set(hashes)) == 120 and all(len(x) == 64 for x in hashes)
-    receipts = [result(urls[(k + 1) % 4], "wait_receipt", {"hash": x, "timeout_ms": 30000}) for k, x in enumerate(hashes)]
+    receipts = [
+        result(urls[(k + 1) % 4], "wait_receipt", {"hash": x, "timeout_ms": 30000}) for k, x in enumerate(hashes)
+    ]
     assert all(r["status"] == "ok" for r in receipts), [r for r in receipts if r["status"] != "ok"][:3]
     assert receipts[0]["events"][0]["name"] == "Transfer"
     top = max(r["height"] for r in receipts)
-    wait_for(lambda: all(result(u, "status")["executed_height"] >= top for u in urls), 30, "every node executes", cluster)
+    wait_for(
+        lambda: all(result(u, "status")["executed_height"] >= top for u in urls), 30, "every node executes", cluster
+    )
     # Same block, state root and receipts root at every height, on every node.
     for height in range(1, top + 1):
         blocks = [result(u, "get_block", {"height": height}) for u in urls]
@@ -97,7 +106,9 @@ def test_transfers_commit_with_identical_state_on_every_node(cluster):
     paid = [sum(1 + j for j in range(120) if j % 4 == i) for i in range(4)]
     got = [sum(1 + j for j in range(120) if (j % 4 + 1) % 4 == i) for i in range(4)]
     for u in urls:
-        bal = [result(u, "query", {"contract": "asset", "method": "balance", "args": [a]})["value"] for a in cluster.addrs]
+        bal = [
+            result(u, "query", {"contract": "asset", "method": "balance", "args": [a]})["value"] for a in cluster.addrs
+        ]
         assert bal == [start[i] - paid[i] + got[i] for i in range(4)]
     # Transactions are indexed: by hash, with their block; the block lists them.
     t = result(urls[2], "get_transaction", {"hash": hashes[5]})
@@ -117,8 +128,12 @@ def test_state_and_receipt_proofs_verify_against_a_qc(cluster):
     result(url, "wait_receipt", {"hash": tx_hash, "timeout_ms": 30000})
     vals = [(v["id"], v["power"], bytes.fromhex(v["public_key"])) for v in result(url, "get_validators")]
     # A receipt is provable once a later block certifies its height.
-    proof = wait_for(lambda: (lambda r: r.get("result"))(rpc(url, "get_receipt_proof", {"hash": tx_hash})), 30,
-                     "the receipt's height to be certified", cluster)
+    proof = wait_for(
+        lambda: (lambda r: r.get("result"))(rpc(url, "get_receipt_proof", {"hash": tx_hash})),
+        30,
+        "the receipt's height to be certified",
+        cluster,
+    )
     assert verify_receipt_proof(proof, vals)
     forged = dict(proof, receipt=proof["receipt"][:-2] + ("00" if proof["receipt"][-2:] != "00" else "01"))
     assert not verify_receipt_proof(forged, vals)
@@ -142,15 +157,15 @@ def test_replayed_forged_and_malformed_transactions_are_refused(cluster):
         assert r.get("error", {}).get("code") == -32001, r
         return r["error"]["data"]["reason"]
 
-    assert refused(raw) and refused(raw, cluster.rpc_url(3))           # replay of a committed tx, any node
+    assert refused(raw) and refused(raw, cluster.rpc_url(3))  # replay of a committed tx, any node
     resigned = transfer(cluster.keys[0], cluster.addrs[1], 3, nonce=424242, expiry=h + 400)
-    assert refused(resigned)                                             # same sender + nonce, new signature
+    assert refused(resigned)  # same sender + nonce, new signature
     forged = bytearray(transfer(cluster.keys[0], cluster.addrs[1], 3, nonce=1, expiry=h + 400))
     forged[-5] ^= 1
     assert "signature" in refused(bytes(forged))
     assert refused(transfer(cluster.keys[0], cluster.addrs[1], 3, nonce=2, expiry=h + 400, chain="other-chain"))
     assert refused(transfer(cluster.keys[0], cluster.addrs[1], 3, nonce=3, expiry=max(h - 1, 0)))  # expired
-    assert refused(transfer(cluster.keys[0], cluster.addrs[1], 3, nonce=4, expiry=h + 10**6))     # beyond the window
+    assert refused(transfer(cluster.keys[0], cluster.addrs[1], 3, nonce=4, expiry=h + 10**6))  # beyond the window
     assert refused(b"\x01garbage")
     # Batch submit answers per transaction.
     good = transfer(cluster.keys[3], cluster.addrs[0], 1, nonce=99, expiry=h + 400)
@@ -205,13 +220,21 @@ def test_signed_queries_run_as_the_signer_and_forgeries_are_refused(cluster):
         sig = bytearray(key.sign(digest))
         if tamper:
             sig[5] ^= 1
-        return {"contract": "governance", "method": "member", "args": [cluster.addrs[1] if tamper == "args" else args[0]],
-                "from": {"public_key": key.public_key_bytes.hex(), "expiry": expiry, "signature": bytes(sig).hex()}}
+        return {
+            "contract": "governance",
+            "method": "member",
+            "args": [cluster.addrs[1] if tamper == "args" else args[0]],
+            "from": {"public_key": key.public_key_bytes.hex(), "expiry": expiry, "signature": bytes(sig).hex()},
+        }
 
     assert "result" in rpc(url, "query", signed(h + 50))
     assert h >= 1  # the cluster has committed blocks by now
-    for params, why in ((signed(h + 50, tamper=True), "bad signature"), (signed(h - 1), "expired"),
-                        (signed(h + MAX_AHEAD + 500), "ahead"), (signed(h + 50, tamper="args"), "bad signature")):
+    for params, why in (
+        (signed(h + 50, tamper=True), "bad signature"),
+        (signed(h - 1), "expired"),
+        (signed(h + MAX_AHEAD + 500), "ahead"),
+        (signed(h + 50, tamper="args"), "bad signature"),
+    ):
         r = rpc(url, "query", params)
         assert r["error"]["code"] == -32602 and r["error"]["data"]["param"] == "from", r
         assert why in r["error"]["message"], r
@@ -231,8 +254,10 @@ def test_kill9_under_load_then_restart_catches_up(cluster):  # last in the file:
         while not stop.is_set():
             try:
                 h = result(urls[0], "status")["height"]
-                raws = [transfer(cluster.keys[1], cluster.addrs[2], 1, nonce=2_000_000 + n + k, expiry=h + 400).hex()
-                        for k in range(20)]
+                raws = [
+                    transfer(cluster.keys[1], cluster.addrs[2], 1, nonce=2_000_000 + n + k, expiry=h + 400).hex()
+                    for k in range(20)
+                ]
                 n += 20
                 res = result(urls[n // 20 % 3], "submit_batch", {"txs": raws})["results"]
                 sent.extend(r["hash"] for r in res if r["accepted"])
@@ -246,8 +271,12 @@ def test_kill9_under_load_then_restart_catches_up(cluster):  # last in the file:
         time.sleep(1.5)
         cluster.kill9(3)
         at_kill = result(urls[0], "status")["height"]
-        wait_for(lambda: min(result(u, "status")["executed_height"] for u in urls[:3]) >= at_kill + 8, 60,
-                 "three nodes go on under load", cluster)
+        wait_for(
+            lambda: min(result(u, "status")["executed_height"] for u in urls[:3]) >= at_kill + 8,
+            60,
+            "three nodes go on under load",
+            cluster,
+        )
         cluster.start(3)
         wait_for(lambda: rpc_up(urls[3]), 60, "node-3 RPC back", cluster)
     finally:

@@ -82,8 +82,12 @@ class FakeNode:
         return self.receipts.get(tx_hash)
 
     def query(self, contract, method, args, kwargs):
-        return {"status": "ok", "value": value_to_json({"contract": contract, "method": method, "args": args, "kwargs": kwargs}),
-                "gas_used": 7, "revert_reason": None}
+        return {
+            "status": "ok",
+            "value": value_to_json({"contract": contract, "method": method, "args": args, "kwargs": kwargs}),
+            "gas_used": 7,
+            "revert_reason": None,
+        }
 
     def get_state(self, key):
         if key == b"\xde\xad":
@@ -97,7 +101,9 @@ class FakeNode:
 
     def get_receipt_proof(self, tx_hash):
         r = self.receipts.get(tx_hash)
-        return None if r is None else {"height": r["height"], "receipt": "aa", "index": r["index"], "count": 1, "path": []}
+        return (
+            None if r is None else {"height": r["height"], "receipt": "aa", "index": r["index"], "count": 1, "path": []}
+        )
 
     def validators(self):
         return [{"id": 0, "name": "bank-a", "power": 1, "public_key": "04" + "11" * 64}]
@@ -110,14 +116,31 @@ class FakeNode:
         height = len(self.blocks) + 1
         raws, self.pending = self.pending, []
         hashes = [h32(r).hex() for r in raws]
-        block = {"height": height, "hash": h32(b"block%d" % height).hex(), "round": height, "tx_count": len(raws),
-                 "txs": hashes, "timestamp_ms": 1_000 * height}
+        block = {
+            "height": height,
+            "hash": h32(b"block%d" % height).hex(),
+            "round": height,
+            "tx_count": len(raws),
+            "txs": hashes,
+            "timestamp_ms": 1_000 * height,
+        }
         self.blocks[height] = block
         events, receipts = [], {}
         for i, (raw, hx) in enumerate(zip(raws, hashes)):
-            evs = [{"contract": c, "name": n, "fields": value_to_json({"amount": Fixed("1.50"), "ref": raw})} for c, n in events_per_tx]
-            receipt = {"hash": hx, "height": height, "index": i, "status": "ok", "gas_used": 1, "return_value": None,
-                       "revert_reason": None, "events": evs}
+            evs = [
+                {"contract": c, "name": n, "fields": value_to_json({"amount": Fixed("1.50"), "ref": raw})}
+                for c, n in events_per_tx
+            ]
+            receipt = {
+                "hash": hx,
+                "height": height,
+                "index": i,
+                "status": "ok",
+                "gas_used": 1,
+                "return_value": None,
+                "revert_reason": None,
+                "events": evs,
+            }
             self.receipts[bytes.fromhex(hx)] = receipt
             self.txs[bytes.fromhex(hx)] = {"hash": hx, "height": height, "index": i, "raw": raw.hex()}
             receipts[hx] = receipt
@@ -186,10 +209,12 @@ _fixed = st.builds(Fixed.from_units, st.integers(min_value=-(10**40), max_value=
 _scalars = st.none() | st.booleans() | _int512 | st.text(max_size=20) | st.binary(max_size=20) | _fixed
 _values = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=8) | st.sampled_from(["hex", "decimal", "dict"]), inner, max_size=4)
-    | st.dictionaries(_int512 | st.binary(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=8) | st.sampled_from(["hex", "decimal", "dict"]), inner, max_size=4)
+        | st.dictionaries(_int512 | st.binary(max_size=4), inner, max_size=3)
+    ),
     max_leaves=20,
 )
 
@@ -269,10 +294,21 @@ def test_every_read_method_over_http():
             assert (await c.ok("get_receipt_proof", {"hash": TXH}))["index"] == 0
             assert (await c.ok("get_validators"))[0]["name"] == "bank-a"
             assert (await c.ok("get_peers", {}))[0]["connected"] is True
-            q = await c.ok("query", {"contract": "0xlc", "method": "get", "args": [2**100, {"hex": "ff"}],
-                                     "kwargs": {"rate": {"decimal": "0.05"}}})
-            assert q["value"] == {"contract": "0xlc", "method": "get", "args": [2**100, {"hex": "ff"}],
-                                  "kwargs": {"rate": {"decimal": "0.05"}}}
+            q = await c.ok(
+                "query",
+                {
+                    "contract": "0xlc",
+                    "method": "get",
+                    "args": [2**100, {"hex": "ff"}],
+                    "kwargs": {"rate": {"decimal": "0.05"}},
+                },
+            )
+            assert q["value"] == {
+                "contract": "0xlc",
+                "method": "get",
+                "args": [2**100, {"hex": "ff"}],
+                "kwargs": {"rate": {"decimal": "0.05"}},
+            }
             assert q["status"] == "ok"
 
     run(main())
@@ -306,6 +342,7 @@ def test_submit_rejection_reasons_and_batch():
 def test_envelope_errors():
     async def main():
         async with serving() as c:
+
             async def code_of(body):
                 status, resp = await c.post(body)
                 assert status == 200 and resp["id"] is None
@@ -326,11 +363,18 @@ def test_envelope_errors():
                 _, resp = await c.post({"jsonrpc": "2.0", "id": id_, "method": "status"})
                 assert resp["id"] == id_ and "result" in resp
             _, resp = await c.post({"jsonrpc": "2.0", "id": "x", "method": "nope"})
-            assert resp == {"jsonrpc": "2.0", "id": "x", "error": {"code": -32601, "message": "method not found: 'nope'"}}
+            assert resp == {
+                "jsonrpc": "2.0",
+                "id": "x",
+                "error": {"code": -32601, "message": "method not found: 'nope'"},
+            }
             await c.err("subscribe", {"topic": "blocks"}, code=-32601)  # WebSocket only
             # notifications: no answer, even for an unknown method or bad params
-            for note in ({"jsonrpc": "2.0", "method": "status"}, {"jsonrpc": "2.0", "method": "nope"},
-                         {"jsonrpc": "2.0", "method": "get_block", "params": {"height": -1}}):
+            for note in (
+                {"jsonrpc": "2.0", "method": "status"},
+                {"jsonrpc": "2.0", "method": "nope"},
+                {"jsonrpc": "2.0", "method": "get_block", "params": {"height": -1}},
+            ):
                 assert await c.post(note) == (204, None)
 
     run(main())
@@ -387,9 +431,13 @@ def test_bad_params_name_the_parameter(method, params, param):
 def test_node_errors_not_found_and_internal(caplog):
     async def main():
         async with serving() as c:
-            for m, p in (("get_block", {"height": 9}), ("get_block", {"hash": "11" * 32}),
-                         ("get_transaction", {"hash": TXH}), ("get_receipt", {"hash": TXH}),
-                         ("get_receipt_proof", {"hash": TXH})):
+            for m, p in (
+                ("get_block", {"height": 9}),
+                ("get_block", {"hash": "11" * 32}),
+                ("get_transaction", {"hash": TXH}),
+                ("get_receipt", {"hash": TXH}),
+                ("get_receipt_proof", {"hash": TXH}),
+            ):
                 await c.err(m, p, code=NOT_FOUND)
             assert "no certified" in (await c.err("get_state_proof", {"key": "beef"}, code=-32005))["message"]
             e = await c.err("get_state", {"key": "dead"}, code=-32603)
@@ -406,8 +454,14 @@ def test_body_and_batch_limits():
             # too large: refused before parsing (it is not even JSON)
             status, resp = await c.post(b"x" * 5000)
             assert resp["error"]["code"] == -32600 and resp["error"]["data"]["limit"] == 4096
-            status, resp = await c.post({"jsonrpc": "2.0", "id": 1, "method": "query",
-                                         "params": {"contract": "lc", "method": "submit_batch", "args": ["a" * 5000]}})
+            status, resp = await c.post(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "query",
+                    "params": {"contract": "lc", "method": "submit_batch", "args": ["a" * 5000]},
+                }
+            )
             assert resp["error"]["code"] == -32600  # mentions submit_batch but is not one
             # ... past the batch limit too, for any method
             status, resp = await c.post(b" " * 70000)
@@ -502,8 +556,13 @@ def test_ws_calls_and_block_event_tx_subscriptions():
             assert all(m["method"] == "subscription" and "id" not in m for m in got)
             by_sub = {m["params"]["subscription"]: m["params"]["result"] for m in got}
             assert by_sub[sb]["height"] == 1 and "txs" not in by_sub[sb]
-            assert by_sub[se] == {"contract": "lc", "name": "Issued", "height": 1, "tx_hash": TXH,
-                                  "fields": {"amount": {"decimal": "1.50"}, "ref": {"hex": TX.hex()}}}
+            assert by_sub[se] == {
+                "contract": "lc",
+                "name": "Issued",
+                "height": 1,
+                "tx_hash": TXH,
+                "fields": {"amount": {"decimal": "1.50"}, "ref": {"hex": TX.hex()}},
+            }
             assert by_sub[st_]["hash"] == TXH
             assert s_other not in by_sub
             # the tx subscription has ended; the blocks one goes on until unsubscribed
@@ -517,8 +576,11 @@ def test_ws_calls_and_block_event_tx_subscriptions():
             assert msg["params"]["subscription"] == s_other and msg["params"]["result"]["name"] == "Declared"
             assert (await w.response("status"))["result"]["height"] == 2
             # a batch over the socket
-            await w.ws.send_str(json.dumps([{"jsonrpc": "2.0", "id": 1, "method": "status"},
-                                            {"jsonrpc": "2.0", "id": 2, "method": "nope"}]))
+            await w.ws.send_str(
+                json.dumps(
+                    [{"jsonrpc": "2.0", "id": 1, "method": "status"}, {"jsonrpc": "2.0", "id": 2, "method": "nope"}]
+                )
+            )
             assert sorted(m["id"] for m in await w.recv()) == [1, 2]
 
     run(main())
@@ -540,10 +602,15 @@ def test_ws_tx_subscription_for_a_committed_tx_fires_after_the_ack():
 def test_ws_bad_subscribe_params_and_subscription_limit():
     async def main():
         async with serving(max_subscriptions=2) as c, ws_of(c) as w:
-            for params, param in (({}, "topic"), ({"topic": "mempool"}, "topic"), ({"topic": 1}, "topic"),
-                                  ({"topic": "tx"}, "hash"), ({"topic": "tx", "hash": "00"}, "hash"),
-                                  ({"topic": "events", "contract": 5}, "contract"),
-                                  ({"topic": "blocks", "contract": "lc"}, "contract")):
+            for params, param in (
+                ({}, "topic"),
+                ({"topic": "mempool"}, "topic"),
+                ({"topic": 1}, "topic"),
+                ({"topic": "tx"}, "hash"),
+                ({"topic": "tx", "hash": "00"}, "hash"),
+                ({"topic": "events", "contract": 5}, "contract"),
+                ({"topic": "blocks", "contract": "lc"}, "contract"),
+            ):
                 err = (await w.response("subscribe", params))["error"]
                 assert err["code"] == -32602 and err["data"]["param"] == param, (params, err)
             assert (await w.response("unsubscribe", {}))["error"]["code"] == -32602
@@ -624,15 +691,15 @@ def test_metrics_after_some_calls_and_two_nodes_in_one_process():
                 f'tfnode_rpc_errors_total{{code="-32001",{lab}}} 1.0',
                 f'tfnode_rpc_errors_total{{code="-32601",{lab}}} 1.0',
                 f'tfnode_rpc_errors_total{{code="-32700",{lab}}} 1.0',
-                f'tfnode_txs_admitted_total{{{lab}}} 1.0',
+                f"tfnode_txs_admitted_total{{{lab}}} 1.0",
                 f'tfnode_txs_rejected_total{{{lab},reason="bad signature"}} 1.0',
-                f'tfnode_ws_connections_total{{{lab}}} 1.0',
-                f'tfnode_height{{{lab}}} 5.0',
-                f'tfnode_halted{{{lab}}} 0.0',
-                f'tfnode_blocks_committed_total{{{lab}}} 1.0',
-                f'tfnode_block_execution_seconds_count{{{lab}}} 1.0',
-                f'tfnode_commit_latency_seconds_count{{{lab}}} 1.0',
-                f'tfnode_submit_to_commit_seconds_count{{{lab}}} 1.0',
+                f"tfnode_ws_connections_total{{{lab}}} 1.0",
+                f"tfnode_height{{{lab}}} 5.0",
+                f"tfnode_halted{{{lab}}} 0.0",
+                f"tfnode_blocks_committed_total{{{lab}}} 1.0",
+                f"tfnode_block_execution_seconds_count{{{lab}}} 1.0",
+                f"tfnode_commit_latency_seconds_count{{{lab}}} 1.0",
+                f"tfnode_submit_to_commit_seconds_count{{{lab}}} 1.0",
             ):
                 assert _has(text, line), line
 
@@ -646,7 +713,7 @@ def _has(text, line):
     want = set(labels.split(","))
     for ln in text.splitlines():
         if ln.startswith(name + "{") and ln.endswith(" " + value):
-            if set(ln[len(name) + 1:].rsplit("} ", 1)[0].split(",")) == want:
+            if set(ln[len(name) + 1 :].rsplit("} ", 1)[0].split(",")) == want:
                 return True
     return False
 

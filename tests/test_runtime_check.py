@@ -14,7 +14,12 @@ HEADER = "from tfnode.runtime.api import Contract, call, view, require, emit, Ma
 
 def method(body: str, extra: str = "") -> str:
     """A valid contract whose one method holds ``body``."""
-    return HEADER + extra + "\nclass C(Contract):\n    @call\n    def run(self, x=0):\n" + textwrap.indent(textwrap.dedent(body), "        ")
+    return (
+        HEADER
+        + extra
+        + "\nclass C(Contract):\n    @call\n    def run(self, x=0):\n"
+        + textwrap.indent(textwrap.dedent(body), "        ")
+    )
 
 
 def rules(src: str) -> set[str]:
@@ -214,7 +219,10 @@ def test_known_escape_is_rejected(expr):
 
 
 def test_escape_via_decorator_and_metaclass():
-    src = HEADER + "def evil(f):\n    return f\n\nclass C(Contract, metaclass=evil):\n    @evil\n    def run(self):\n        pass\n"
+    src = (
+        HEADER
+        + "def evil(f):\n    return f\n\nclass C(Contract, metaclass=evil):\n    @evil\n    def run(self):\n        pass\n"
+    )
     got = rules(src)
     assert {"class", "decorator"} <= got
 

@@ -74,7 +74,9 @@ SCENARIO = textwrap.dedent('''
 
 def run(seed: str) -> str:
     env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", SCENARIO], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", SCENARIO], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
@@ -86,11 +88,16 @@ def test_receipts_identical_across_hash_seeds():
 
 
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**511), max_value=2**511 - 1) | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**511), max_value=2**511 - 1)
+    | st.text(max_size=20)
     | st.binary(max_size=20)
     | st.builds(Fixed.from_units, st.integers(min_value=-(10**30), max_value=10**30), st.integers(0, 36)),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=8) | st.integers(-1000, 1000) | st.binary(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.text(max_size=8) | st.integers(-1000, 1000) | st.binary(max_size=8), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -125,15 +132,18 @@ def test_dict_order_does_not_matter():
     assert encode({"b": 1, "a": 2}) == encode({"a": 2, "b": 1})
 
 
-@pytest.mark.parametrize("bad", [
-    b"I\x02\x00\x01",        # non-minimal int
-    b"S\x81\x00",            # non-minimal length
-    b"D\x02S\x01bI\x00S\x01aI\x00",  # unsorted keys
-    b"D\x02S\x01aI\x00S\x01aI\x00",  # duplicate keys
-    b"N\x00",                # trailing bytes
-    b"Q",                    # unknown tag
-    b"L\xff\xff\xff\x0f",    # count beyond the data
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"I\x02\x00\x01",  # non-minimal int
+        b"S\x81\x00",  # non-minimal length
+        b"D\x02S\x01bI\x00S\x01aI\x00",  # unsorted keys
+        b"D\x02S\x01aI\x00S\x01aI\x00",  # duplicate keys
+        b"N\x00",  # trailing bytes
+        b"Q",  # unknown tag
+        b"L\xff\xff\xff\x0f",  # count beyond the data
+    ],
+)
 def test_non_canonical_bytes_are_rejected(bad):
     with pytest.raises(EncodingError):
         decode(bad)
@@ -154,12 +164,28 @@ def test_receipt_encoding_is_the_generic_encoding():
     from tfnode import crypto
     from tfnode.runtime import Event, Receipt, encode_versioned
 
-    r = Receipt("ok", 1234, {"a": [1, b"x", None]}, (Event("c", "E", {"k": 1, "z": "é" * 200}, b""),
-                Event("d", "F", {}, encode({}))), "", ((b"k1", b"v" * 300), (b"k2", None)))
+    r = Receipt(
+        "ok",
+        1234,
+        {"a": [1, b"x", None]},
+        (Event("c", "E", {"k": 1, "z": "é" * 200}, b""), Event("d", "F", {}, encode({}))),
+        "",
+        ((b"k1", b"v" * 300), (b"k2", None)),
+    )
     writes = encode([[k, v] for k, v in r.writes])
-    generic = encode_versioned(["receipt", r.status, r.gas_used, r.return_value, r.revert_reason,
-                                [[e.contract, e.name, e.fields] for e in r.events], crypto.sm3(writes)])
+    generic = encode_versioned(
+        [
+            "receipt",
+            r.status,
+            r.gas_used,
+            r.return_value,
+            r.revert_reason,
+            [[e.contract, e.name, e.fields] for e in r.events],
+            crypto.sm3(writes),
+        ]
+    )
     assert r.encode() == generic
     assert decode_versioned(r.encode())[0] == "receipt"
     assert Receipt("revert", 5, revert_reason="no").encode() == encode_versioned(
-        ["receipt", "revert", 5, None, "no", [], crypto.sm3(encode([]))])
+        ["receipt", "revert", 5, None, "no", [], crypto.sm3(encode([]))]
+    )

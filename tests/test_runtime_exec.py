@@ -16,7 +16,13 @@ HEADER = (
 
 
 def contract(methods: str, fields: str = "n = Value(int, default=0)\nm = Map(str, int)\n") -> str:
-    return HEADER + "\nclass C(Contract):\n" + textwrap.indent(textwrap.dedent(fields), "    ") + "\n" + textwrap.indent(textwrap.dedent(methods), "    ")
+    return (
+        HEADER
+        + "\nclass C(Contract):\n"
+        + textwrap.indent(textwrap.dedent(fields), "    ")
+        + "\n"
+        + textwrap.indent(textwrap.dedent(methods), "    ")
+    )
 
 
 @pytest.fixture
@@ -31,7 +37,9 @@ def deploy(chain, methods, name="c", fields=None, *args):
 
 
 def test_return_value_events_and_storage(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def bump(self, by: int):
             self.n += by
@@ -42,18 +50,23 @@ def test_return_value_events_and_storage(chain):
         @view
         def total(self):
             return self.n
-    """)
+    """,
+    )
     a = chain["bank_a"]
     r = chain.call(a, "c", "bump", 5)
     assert r.ok, r
     assert r.return_value == {"total": 5, "roles": ["bank"]}
-    assert [(e.contract, e.name, e.fields) for e in r.events] == [("c", "Bumped", {"by": 5, "total": 5, "who": "Bank A"})]
+    assert [(e.contract, e.name, e.fields) for e in r.events] == [
+        ("c", "Bumped", {"by": 5, "total": 5, "who": "Bank A"})
+    ]
     assert chain.view("c", "total") == 5
     assert r.gas_used > 0 and len(r.encode()) > 0 and len(r.hash()) == 32
 
 
 def test_require_reason_reaches_receipt_and_nothing_changes(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def bump(self, by: int):
             self.n += by
@@ -63,7 +76,8 @@ def test_require_reason_reaches_receipt_and_nothing_changes(chain):
         @view
         def total(self):
             return self.n
-    """)
+    """,
+    )
     before = dict(chain.state.data)
     r = chain.call(chain["bank_a"], "c", "bump", 50)
     assert r.status == "revert" and r.revert_reason == "by must be under 10"
@@ -73,23 +87,29 @@ def test_require_reason_reaches_receipt_and_nothing_changes(chain):
 
 
 def test_uncaught_exception_is_an_error_receipt(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def boom(self):
             self.n = 3
             return {"a": 1}["b"]
-    """)
+    """,
+    )
     r = chain.call(chain["bank_a"], "c", "boom")
     assert r.status == "error" and r.revert_reason.startswith("KeyError")
     assert chain.runtime.query("c", "boom").status == "invalid"  # a @call is not a view
 
 
 def test_view_cannot_write(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @view
         def sneaky(self):
             self.n = 1
-    """)
+    """,
+    )
     r = chain.call(chain["bank_a"], "c", "sneaky")
     assert r.status == "revert" and "view" in r.revert_reason
 
@@ -103,7 +123,9 @@ def test_unknown_contract_and_method(chain):
 
 
 def test_infinite_loop_runs_out_of_gas_and_rolls_back(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def spin(self):
             self.n = 99
@@ -120,7 +142,8 @@ def test_infinite_loop_runs_out_of_gas_and_rolls_back(chain):
         @view
         def total(self):
             return self.n
-    """)
+    """,
+    )
     for method in ("spin", "comp"):
         r = chain.call(chain["bank_a"], "c", method, gas_limit=50_000)
         assert r.status == "out_of_gas", r
@@ -129,7 +152,9 @@ def test_infinite_loop_runs_out_of_gas_and_rolls_back(chain):
 
 
 def test_builtin_c_loops_are_metered(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def s(self):
             return sum(range(10**12))
@@ -148,14 +173,17 @@ def test_builtin_c_loops_are_metered(chain):
         @call
         def srt(self):
             return sorted(range(10**12))
-    """)
+    """,
+    )
     for m in ("s", "mx", "zz", "inn", "star", "srt"):
         r = chain.call(chain["bank_a"], "c", m, gas_limit=100_000)
         assert r.status in ("out_of_gas", "memory_exceeded"), (m, r)
 
 
 def test_deep_recursion_is_a_clean_error(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def down(self, k):
             self.n = k
@@ -164,7 +192,8 @@ def test_deep_recursion_is_a_clean_error(chain):
         def lam(self):
             f = lambda g, k: g(g, k + 1)
             return f(f, 0)
-    """.replace("return down(k + 1)", "return self.down(k + 1)"))
+    """.replace("return down(k + 1)", "return self.down(k + 1)"),
+    )
     r = chain.call(chain["bank_a"], "c", "down", 0)
     assert r.status == "depth_exceeded" and r.writes == ()
     r = chain.call(chain["bank_a"], "c", "lam", gas_limit=10**7)
@@ -172,20 +201,23 @@ def test_deep_recursion_is_a_clean_error(chain):
     assert r.status == "depth_exceeded" and "call depth exceeds 64" in r.revert_reason, r
 
 
-@pytest.mark.parametrize("expr", [
-    "'x' * 10**12",
-    "[0] * 10**10",
-    "10**10**10",
-    "2 ** 100000",
-    "1 << 10**9",
-    "b'ab' * 10**9",
-    "'a'.ljust(10**12)",
-    "'ab'.replace('', 'x' * 10000) .replace('', 'y' * 10000)",
-    "''.join(['x' * 100000] * 10000)",
-    "(10**1000) * (10**1000) * (10**1000) * (10**1000) * (10**1000)",
-    "bytes(10**12)",
-    "(5).to_bytes(10**12, 'big')",
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "'x' * 10**12",
+        "[0] * 10**10",
+        "10**10**10",
+        "2 ** 100000",
+        "1 << 10**9",
+        "b'ab' * 10**9",
+        "'a'.ljust(10**12)",
+        "'ab'.replace('', 'x' * 10000) .replace('', 'y' * 10000)",
+        "''.join(['x' * 100000] * 10000)",
+        "(10**1000) * (10**1000) * (10**1000) * (10**1000) * (10**1000)",
+        "bytes(10**12)",
+        "(5).to_bytes(10**12, 'big')",
+    ],
+)
 def test_huge_allocation_is_a_clean_error(chain, expr):
     deploy(chain, f"@call\ndef big(self):\n    self.n = 1\n    y = {expr}\n    return 0\n")
     r = chain.call(chain["bank_a"], "c", "big", gas_limit=10**7)
@@ -194,7 +226,9 @@ def test_huge_allocation_is_a_clean_error(chain, expr):
 
 
 def test_doubling_loop_is_bounded(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def grow(self):
             s = "x"
@@ -213,14 +247,17 @@ def test_doubling_loop_is_bounded(chain):
             for i in range(100):
                 v = v * v
             return v
-    """)
+    """,
+    )
     for m in ("grow", "grow_list", "grow_mul"):
         r = chain.call(chain["bank_a"], "c", m, gas_limit=10**7)
         assert r.status == "memory_exceeded", (m, r)
 
 
 def test_no_floats_and_percent_formatting_at_runtime(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def neg(self):
             return 2 ** -1
@@ -233,7 +270,8 @@ def test_no_floats_and_percent_formatting_at_runtime(chain):
         @call
         def fstr(self):
             return f"{self}"
-    """)
+    """,
+    )
     assert chain.call(chain["bank_a"], "c", "neg").status == "error"
     assert chain.call(chain["bank_a"], "c", "pct").status == "error"
     for m in ("objstr", "fstr"):
@@ -242,7 +280,9 @@ def test_no_floats_and_percent_formatting_at_runtime(chain):
 
 
 def test_contract_cannot_catch_out_of_gas(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def swallow(self):
             try:
@@ -251,13 +291,16 @@ def test_contract_cannot_catch_out_of_gas(chain):
             except (ValueError, KeyError, TypeError, ArithmeticError, LookupError, ContractError):
                 self.n = 1
             return "survived"
-    """)
+    """,
+    )
     r = chain.call(chain["bank_a"], "c", "swallow", gas_limit=20_000)
     assert r.status == "out_of_gas"
 
 
 def test_fixed_point_and_random_and_sm3(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def money(self):
             price = Fixed("12.50")
@@ -272,7 +315,8 @@ def test_fixed_point_and_random_and_sm3(chain):
         def sset(self):
             s = SortedSet(["pear", "apple", "fig"])
             return [x for x in s]
-    """)
+    """,
+    )
     assert chain.must(chain["bank_a"], "c", "money") == ["37.50", "4.6875", "32.8125", 328125]
     a, b, c, h, height, txh = chain.must(chain["bank_a"], "c", "rnd")
     assert a == b and a != c and len(a) == 32
@@ -282,7 +326,9 @@ def test_fixed_point_and_random_and_sm3(chain):
 
 
 def test_storage_types_are_enforced(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def bad_value(self):
             self.m["a"] = "not an int"
@@ -293,7 +339,8 @@ def test_storage_types_are_enforced(chain):
         def unencodable(self):
             self.n = 1
             return self
-    """)
+    """,
+    )
     for m in ("bad_value", "bad_key", "unencodable"):
         r = chain.call(chain["bank_a"], "c", m)
         assert r.status == "error" and r.writes == (), (m, r)
@@ -374,15 +421,19 @@ def test_reentrancy_is_refused(chain):
 
 def test_runtime_without_harness():
     rt = Runtime(MemoryState())
-    rt.genesis([{"address": "0x" + "11" * 20, "organisation": "B", "roles": ["bank"]}],
-               contracts=[("c", contract("@call\ndef hi(self, x: int):\n    self.n = x\n    return x * 2\n"), [])])
+    rt.genesis(
+        [{"address": "0x" + "11" * 20, "organisation": "B", "roles": ["bank"]}],
+        contracts=[("c", contract("@call\ndef hi(self, x: int):\n    self.n = x\n    return x * 2\n"), [])],
+    )
     r = rt.execute(TxCall("0x" + "11" * 20, "c", "hi", (21,)), BlockCtx(1, 1_700_000_000, b"\x00" * 32))
     assert r.ok and r.return_value == 42
     assert r.writes == ((b"s/c/n", b"\x01I\x01\x15"),)
 
 
 def test_error_reasons_never_carry_addresses(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def keyerr(self):
             return {}[self]
@@ -392,7 +443,8 @@ def test_error_reasons_never_carry_addresses(chain):
         @call
         def raise_obj(self):
             raise ValueError(self)
-    """)
+    """,
+    )
     for m in ("keyerr", "index", "raise_obj"):
         r = chain.call(chain["bank_a"], "c", m)
         assert r.status == "error" and " at 0x" not in r.revert_reason, r
@@ -412,7 +464,9 @@ def test_bound_methods_cannot_skip_checks():
 
 
 def test_dict_views_are_lists_and_defaults_are_fresh(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def views(self):
             d = {"b": 1, "a": 2}
@@ -426,7 +480,9 @@ def test_dict_views_are_lists_and_defaults_are_fresh(chain):
         @call
         def keyset(self):
             return {"a": 1}.keys() & {"a": 2}.keys()
-    """, fields="log = Value(list, default=[[0]])\n")
+    """,
+        fields="log = Value(list, default=[[0]])\n",
+    )
     assert chain.must(chain["bank_a"], "c", "views") == [["b", "a"], [1, 2], [["b", 1], ["a", 2]], True]
     assert chain.must(chain["bank_a"], "c", "mutate_default") == [[0]]
     assert chain.must(chain["bank_a"], "c", "mutate_default") == [[0]]
@@ -434,7 +490,9 @@ def test_dict_views_are_lists_and_defaults_are_fresh(chain):
 
 
 def test_int_parsing_and_from_bytes_are_bounded(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def parse(self):
             return int("9" * 5000)
@@ -444,7 +502,8 @@ def test_int_parsing_and_from_bytes_are_bounded(chain):
         @call
         def hexes(self):
             return bytes.fromhex("00ff") + dict.fromkeys(["a"], 1)["a"].to_bytes(1, "big")
-    """)
+    """,
+    )
     assert chain.call(chain["bank_a"], "c", "parse").status == "error"
     assert chain.call(chain["bank_a"], "c", "frombytes").status == "memory_exceeded"
     assert chain.must(chain["bank_a"], "c", "hexes") == b"\x00\xff\x01"
@@ -453,14 +512,17 @@ def test_int_parsing_and_from_bytes_are_bounded(chain):
 def test_crypto_helpers_and_roles(chain):
     from tfnode import crypto
 
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def check(self, pk: bytes, msg: bytes, sig: bytes, leaves: list, proof: list):
             require_role("bank", "regulator")
             root = merkle_root(leaves)
             return [sm2_verify(pk, msg, sig), sm2_verify(pk, msg + b"x", sig), sm2_verify(b"junk", msg, sig),
                     root, merkle_verify(root, leaves[1], 1, len(leaves), proof), hmac_sm3(b"k", b"subject")]
-    """.replace("require_role", "require_role"))
+    """.replace("require_role", "require_role"),
+    )
     key = chain["warehouse"].key
     sig = key.sign(b"reading 1")
     leaves = [b"r0", b"r1", b"r2"]
@@ -473,21 +535,26 @@ def test_crypto_helpers_and_roles(chain):
 
 
 def test_gas_is_deterministic_and_grows_with_work(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def work(self, k: int):
             t = 0
             for i in range(k):
                 t += i
             return t
-    """)
+    """,
+    )
     g = [chain.call(chain["bank_a"], "c", "work", k).gas_used for k in (10, 10, 100, 1000)]
     assert g[0] == g[1] and g[1] < g[2] < g[3]
     assert 900 < g[3] - g[2] < 10_000
 
 
 def test_revert_reasons_are_always_plain_text(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def obj(self):
             require(False, self)
@@ -497,26 +564,30 @@ def test_revert_reasons_are_always_plain_text(chain):
         @call
         def num(self):
             revert(42)
-    """.replace("revert(42)", "require(False, 42)"))
+    """.replace("revert(42)", "require(False, 42)"),
+    )
     assert chain.call(chain["bank_a"], "c", "obj").revert_reason == "<C>"
     assert chain.call(chain["bank_a"], "c", "raw").revert_reason == "<C>"
     assert chain.call(chain["bank_a"], "c", "num").revert_reason == "42"
 
 
-@pytest.mark.parametrize("body", [
-    # a million-deep tuple: hashing it would overflow the C stack (tuple hash has no guard)
-    "t = ()\nfor i in range(2000):\n    t = (t,)\nd = {}\nd[t] = 1",
-    "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn {t: 1}",
-    "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn t in {}",
-    "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn {}.get(t)",
-    "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn dict([(t, 1)])",
-    # shared structure: comparing or hashing is exponential in depth for linear gas
-    "a = (1,)\nb = (1,)\nfor i in range(60):\n    a = (a, a)\n    b = (b, b)\nreturn a == b",
-    "a = [1]\nb = [1]\nfor i in range(60):\n    a = [a, a]\n    b = [b, b]\nreturn a < b",
-    "a = (1,)\nfor i in range(60):\n    a = (a, a)\nreturn {a: 1}",
-    "a = [1]\nb = [1]\nfor i in range(60):\n    a = [a, a]\n    b = [b, b]\nreturn sorted([a, b])",
-    "a = [1]\nfor i in range(60):\n    a = [a, a]\nreturn [a].index(a)",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a million-deep tuple: hashing it would overflow the C stack (tuple hash has no guard)
+        "t = ()\nfor i in range(2000):\n    t = (t,)\nd = {}\nd[t] = 1",
+        "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn {t: 1}",
+        "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn t in {}",
+        "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn {}.get(t)",
+        "t = ()\nfor i in range(2000):\n    t = (t,)\nreturn dict([(t, 1)])",
+        # shared structure: comparing or hashing is exponential in depth for linear gas
+        "a = (1,)\nb = (1,)\nfor i in range(60):\n    a = (a, a)\n    b = (b, b)\nreturn a == b",
+        "a = [1]\nb = [1]\nfor i in range(60):\n    a = [a, a]\n    b = [b, b]\nreturn a < b",
+        "a = (1,)\nfor i in range(60):\n    a = (a, a)\nreturn {a: 1}",
+        "a = [1]\nb = [1]\nfor i in range(60):\n    a = [a, a]\n    b = [b, b]\nreturn sorted([a, b])",
+        "a = [1]\nfor i in range(60):\n    a = [a, a]\nreturn [a].index(a)",
+    ],
+)
 def test_deep_and_shared_structures_cannot_stall_or_crash(chain, body):
     deploy(chain, "@call\ndef f(self):\n" + textwrap.indent(body, "    ") + "\n")
     r = chain.call(chain["bank_a"], "c", "f", gas_limit=200_000)
@@ -524,7 +595,9 @@ def test_deep_and_shared_structures_cannot_stall_or_crash(chain, body):
 
 
 def test_ordinary_comparisons_and_dicts_still_work(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def f(self):
             d = {("a", 1): 1, "b": 2}
@@ -533,31 +606,41 @@ def test_ordinary_comparisons_and_dicts_still_work(chain):
             pairs = dict([(("x", 1), 1)])
             return [d[k], d.get(("c", 2)), k in d, [1, [2]] == [1, [2]], (1, 2) < (1, 3), pairs.get(("x", 1)),
                     {i: i * i for i in range(3)}, sorted([[2], [1]])]
-    """)
+    """,
+    )
     assert chain.must(chain["bank_a"], "c", "f") == [1, 3, True, True, True, 1, {0: 0, 1: 1, 2: 4}, [[1], [2]]]
 
 
 def test_fromkeys_checks_its_keys(chain):
-    deploy(chain, "@call\ndef f(self):\n    t = ()\n    for i in range(100):\n        t = (t,)\n    return dict.fromkeys([t])\n")
+    deploy(
+        chain,
+        "@call\ndef f(self):\n    t = ()\n    for i in range(100):\n        t = (t,)\n    return dict.fromkeys([t])\n",
+    )
     assert chain.call(chain["bank_a"], "c", "f").status == "memory_exceeded"
 
 
 def test_event_fields_are_frozen_at_emit(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def f(self):
             items = [1]
             emit("E", items=items)
             items.append(2)
-    """)
+    """,
+    )
     r = chain.call(chain["bank_a"], "c", "f")
     assert r.ok and r.events[0].fields == {"items": [1]}
     from tfnode.runtime import decode_versioned
+
     assert decode_versioned(r.encode())[5] == [["c", "E", {"items": [1]}]]
 
 
 def test_int_bounds_are_exact(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def ok(self):
             return [(10**1200).bit_length(), (2**4095).bit_length(), ((2**2048 - 1) * (2**2048)).bit_length(),
@@ -565,13 +648,16 @@ def test_int_bounds_are_exact(chain):
         @call
         def over(self):
             return 2**4096
-    """)
+    """,
+    )
     assert chain.must(chain["bank_a"], "c", "ok") == [3987, 4096, 4096, 4096, 0, 1, 1]
     assert chain.call(chain["bank_a"], "c", "over").status == "memory_exceeded"
 
 
 def test_sort_keys_are_walked_too(chain):
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @call
         def srt(self, which: str):
             a = [1]
@@ -592,12 +678,20 @@ def test_sort_keys_are_walked_too(chain):
             return [sorted(["b", "a", "c"], key=lambda s: s, reverse=True), max([1, 5, 2]), min(4, 2, 8),
                     max([(1, "a"), (1, "b")], key=lambda p: p[0]), min([], default=7), xs,
                     sorted([(2, "x"), (1, "y"), (2, "a")], key=lambda p: p[0])]
-    """)
+    """,
+    )
     for which in ("sorted", "max", "sort"):
         r = chain.call(chain["bank_a"], "c", "srt", which, gas_limit=200_000)
         assert r.status in ("out_of_gas", "memory_exceeded"), (which, r)
     assert chain.must(chain["bank_a"], "c", "fine") == [
-        ["c", "b", "a"], 5, 2, [1, "a"], 7, [3, 2, 1], [[1, "y"], [2, "x"], [2, "a"]]]
+        ["c", "b", "a"],
+        5,
+        2,
+        [1, "a"],
+        7,
+        [3, 2, 1],
+        [[1, "y"], [2, "x"], [2, "a"]],
+    ]
 
 
 def test_execute_block_returns_receipts_and_one_write_set():
@@ -605,10 +699,23 @@ def test_execute_block_returns_receipts_and_one_write_set():
 
     state = MemoryState()
     rt = Runtime(state)
-    rt.genesis([], contracts=[("c", contract("@call\ndef put(self, k: str, v: int):\n    require(v >= 0, 'neg')\n    self.m[k] = v\n"), [])])
+    rt.genesis(
+        [],
+        contracts=[
+            (
+                "c",
+                contract("@call\ndef put(self, k: str, v: int):\n    require(v >= 0, 'neg')\n    self.m[k] = v\n"),
+                [],
+            )
+        ],
+    )
     before = dict(state.data)
-    txs = [TxCall("0x" + "11" * 20, "c", "put", ("b", 2)), TxCall("0x" + "11" * 20, "c", "put", ("a", -1)),
-           TxCall("0x" + "11" * 20, "c", "put", ("a", 1)), TxCall("0x" + "11" * 20, "c", "put", ("b", 3))]
+    txs = [
+        TxCall("0x" + "11" * 20, "c", "put", ("b", 2)),
+        TxCall("0x" + "11" * 20, "c", "put", ("a", -1)),
+        TxCall("0x" + "11" * 20, "c", "put", ("a", 1)),
+        TxCall("0x" + "11" * 20, "c", "put", ("b", 3)),
+    ]
     res = rt.execute_block(txs, BlockCtx(1, 2, b"\x01" * 32))
     assert [r.status for r in res.receipts] == ["ok", "revert", "ok", "ok"]
     assert res.writes == [(b"s/c/m/S\x01a", b"\x01I\x01\x01"), (b"s/c/m/S\x01b", b"\x01I\x01\x03")]
@@ -627,7 +734,9 @@ def test_non_canonical_arguments_are_invalid(chain):
 def test_member_info_reads_the_registry(chain):
     from tfnode.runtime import GOVERNANCE
 
-    deploy(chain, """
+    deploy(
+        chain,
+        """
         @view
         def who(self, address):
             return member_info(address)
@@ -641,7 +750,8 @@ def test_member_info_reads_the_registry(chain):
             require("bank" in roles, org + " is not a bank")
             emit("Checked", org=org, roles=list(roles))
             return org
-    """)
+    """,
+    )
     assert chain.view("c", "who", chain["bank_b"].address) == ["Bank B", ["bank"]]
     assert chain.view("c", "who", chain["regulator"].address) == ["Regulator", ["regulator"]]
     stranger = "0x" + "ee" * 20
@@ -661,8 +771,16 @@ def test_member_info_reads_the_registry(chain):
     record = chain.state.get(b"g/member/" + chain["bank_b"].address.encode())
     assert gas[0] - miss == len(record) // 4  # the read's price: 20 + 1 per 4 bytes of the record
     # A member admitted by governance is seen by the next transaction.
-    pid = chain.must(chain["bank_a"], GOVERNANCE, "propose", "member", None, None, None,
-                     {"address": stranger, "organisation": "Bank E", "roles": ["bank", "insurer"]})
+    pid = chain.must(
+        chain["bank_a"],
+        GOVERNANCE,
+        "propose",
+        "member",
+        None,
+        None,
+        None,
+        {"address": stranger, "organisation": "Bank E", "roles": ["bank", "insurer"]},
+    )
     for b in ("bank_a", "bank_b"):
         chain.must(chain[b], GOVERNANCE, "approve", pid)
     chain.must(chain["bank_a"], GOVERNANCE, "commit", pid)

@@ -14,12 +14,33 @@ Runtime(MemoryState())
 
 STATUSES = {"ok", "revert", "error", "out_of_gas", "depth_exceeded", "memory_exceeded", "invalid"}
 
-atoms = st.sampled_from([
-    "0", "1", "-7", "10**6", "2**64", "'ab'", "b'xy'", "True", "None", "[1, 2, 3]", "(1, 'a')",
-    "{'k': 1}", "x", "self.n", "len(x)", "range(5)", "Fixed('1.5')", "ctx.block.height", "t",
-])
+atoms = st.sampled_from(
+    [
+        "0",
+        "1",
+        "-7",
+        "10**6",
+        "2**64",
+        "'ab'",
+        "b'xy'",
+        "True",
+        "None",
+        "[1, 2, 3]",
+        "(1, 'a')",
+        "{'k': 1}",
+        "x",
+        "self.n",
+        "len(x)",
+        "range(5)",
+        "Fixed('1.5')",
+        "ctx.block.height",
+        "t",
+    ]
+)
 binops = st.sampled_from(["+", "-", "*", "//", "%", "**", "<<", ">>", "&", "|", "^", "==", "<", "in", "and", "or"])
-calls = st.sampled_from(["list", "tuple", "sorted", "sum", "min", "max", "str", "bool", "abs", "len", "any", "all", "reversed", "enumerate"])
+calls = st.sampled_from(
+    ["list", "tuple", "sorted", "sum", "min", "max", "str", "bool", "abs", "len", "any", "all", "reversed", "enumerate"]
+)
 
 
 def exprs():

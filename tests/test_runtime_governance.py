@@ -102,8 +102,16 @@ def test_policy_threshold_arithmetic():
 def test_member_admission_and_removal():
     chain = Chain()
     new = "0x" + "cd" * 20
-    pid = chain.must(chain["bank_a"], GOVERNANCE, "propose", "member", None, None, None,
-                     {"address": new, "organisation": "Bank D", "roles": ["bank"]})
+    pid = chain.must(
+        chain["bank_a"],
+        GOVERNANCE,
+        "propose",
+        "member",
+        None,
+        None,
+        None,
+        {"address": new, "organisation": "Bank D", "roles": ["bank"]},
+    )
     for b in ("bank_a", "bank_b"):
         chain.must(chain[b], GOVERNANCE, "approve", pid)
     chain.must(chain["bank_a"], GOVERNANCE, "commit", pid)

@@ -75,9 +75,23 @@ def test_plugin_loads_with_dash_p(tmp_path):
         "    assert chain.view('token', 'balance_of', members['bank_a'].address) == 10\n"
     )
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tfnode.runtime.pytest_plugin", "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), str(t)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "tfnode.runtime.pytest_plugin",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(t),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
         # autoload off: the same run works whether or not the package registers the plugin
         # as a pytest11 entry point (registering it twice would be an error)
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},

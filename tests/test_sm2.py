@@ -92,7 +92,15 @@ def test_compressed_roundtrip():
 def test_private_key_roundtrip_and_range():
     sk = crypto.PrivateKey.generate()
     assert crypto.PrivateKey.from_bytes(sk.to_bytes()).public_key() == sk.public_key()
-    for bad in (b"", b"\x01" * 31, b"\x01" * 33, bytes(32), (N - 1).to_bytes(32, "big"), N.to_bytes(32, "big"), b"\xff" * 32):
+    for bad in (
+        b"",
+        b"\x01" * 31,
+        b"\x01" * 33,
+        bytes(32),
+        (N - 1).to_bytes(32, "big"),
+        N.to_bytes(32, "big"),
+        b"\xff" * 32,
+    ):
         with pytest.raises(crypto.InvalidKey):
             crypto.PrivateKey.from_bytes(bad)
     assert crypto.PrivateKey.from_bytes((N - 2).to_bytes(32, "big"))

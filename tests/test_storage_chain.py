@@ -68,13 +68,20 @@ def test_commit_and_read_back(kv):
 def test_events_by_contract_name_and_height(kv):
     s = ChainStore(kv, "tf-main")
     for h in range(4):
-        commit(s, h, events=[(0, "escrow", "Opened", b"o%d" % h), (1, "escrow", "Released", b"r%d" % h),
-                             (1, "escrow2", "Opened", b"x")])
+        commit(
+            s,
+            h,
+            events=[
+                (0, "escrow", "Opened", b"o%d" % h),
+                (1, "escrow", "Released", b"r%d" % h),
+                (1, "escrow2", "Opened", b"x"),
+            ],
+        )
     ev = s.events("escrow", "Opened")
     assert [(e.height, e.seq, e.tx_index, e.payload) for e in ev] == [(h, 0, 0, b"o%d" % h) for h in range(4)]
     assert ev[2].tx_hash == h32("tx 2/0")
     assert [e.height for e in s.events("escrow", "Released", 1, 2)] == [1, 2]
-    assert [e.payload for e in s.events("escrow2", "Opened")] == [b"x"] * 4   # "escrow" is no prefix of it
+    assert [e.payload for e in s.events("escrow2", "Opened")] == [b"x"] * 4  # "escrow" is no prefix of it
     assert s.events("escrow", "Nothing") == []
 
 
@@ -83,9 +90,9 @@ def test_pending_state_is_the_runtime_backend(kv):
     from tfnode.runtime.harness import Chain
 
     s = ChainStore(kv, "tf-main")
-    chain = Chain(state=s.state)                     # genesis writes members and policy
+    chain = Chain(state=s.state)  # genesis writes members and policy
     pending = dict(s.state.writes())
-    assert pending and s.get_state(next(iter(pending))) is None   # nothing on disk yet
+    assert pending and s.get_state(next(iter(pending))) is None  # nothing on disk yet
     commit(s, 0, state_writes=None)
     assert len(s.state) == 0
     assert dict(s.state_items()) == pending
@@ -131,7 +138,7 @@ def test_recommit_same_block_is_a_noop_different_is_refused(kv):
 
 def test_gap_is_refused_and_first_commit_sets_base(kv):
     s = ChainStore(kv, "tf-main")
-    commit(s, 5)                                     # a store restored from a state sync
+    commit(s, 5)  # a store restored from a state sync
     assert s.base == 5 and s.head.height == 5
     with pytest.raises(CommitError, match="commit of height 7, but the store is at 5: next is 6"):
         commit(s, 7)
@@ -145,7 +152,7 @@ def test_replay_index(kv):
     s = ChainStore(kv, "tf-main", recent_tx_capacity=3)
     for h in range(3):
         commit(s, h)
-    assert s.is_committed(h32("tx 0/0")) and s.is_committed(h32("tx 2/1"))   # 0/0 fell out of the recent set
+    assert s.is_committed(h32("tx 0/0")) and s.is_committed(h32("tx 2/1"))  # 0/0 fell out of the recent set
     assert not s.is_committed(h32("tx 9/9"))
     asked = [h32("tx 1/0"), h32("new"), h32("tx 0/1")]
     assert s.replay.committed_among(asked) == {h32("tx 1/0"), h32("tx 0/1")}
@@ -154,7 +161,7 @@ def test_replay_index(kv):
     with pytest.raises(CommitError, match="appears twice"):
         s.commit_block(3, h32("block 3"), b"b", b"q", txs=[(h32("fresh"), b""), (h32("fresh"), b"")])
     assert s.head.height == 2 and not s.is_committed(h32("fresh"))
-    s2 = ChainStore(kv, "tf-main")                   # across restarts, from the database
+    s2 = ChainStore(kv, "tf-main")  # across restarts, from the database
     assert s2.is_committed(h32("tx 2/0")) and s2.tx_height(h32("tx 2/0")) == 2
 
 
@@ -170,13 +177,13 @@ def test_safety_data_is_separate_from_blocks(kv):
 
 
 def test_chains_are_isolated(kv):
-    a, b = ChainStore(kv, "a"), ChainStore(kv, "ab")      # "a" is a prefix of "ab" as text
+    a, b = ChainStore(kv, "a"), ChainStore(kv, "ab")  # "a" is a prefix of "ab" as text
     commit(a, 0)
     a.persist_safety(b"sa")
     assert b.head is None and b.block(0) is None and b.load_safety() is None
     assert not b.is_committed(h32("tx 0/0")) and b.tx(h32("tx 0/0")) is None
     assert b.get_state(b"s/counter") is None and b.state_items() == [] and b.events("escrow", "Opened") == []
-    commit(b, 0)        # the same txs and block hash on another chain: no clash
+    commit(b, 0)  # the same txs and block hash on another chain: no clash
     assert ChainStore(kv, "ab").head.height == 0 and ChainStore(kv, "a").load_safety() == b"sa"
     pa, pb = K.chain_prefix("a"), K.chain_prefix("ab")
     assert not pb.startswith(pa) and not pa.startswith(pb)
@@ -189,7 +196,9 @@ def test_schema_version_checked_on_open(backend):  # noqa: F811
     b.put(K.SCHEMA_KEY, K.schema_value(K.SCHEMA_VERSION + 1))
     kv.write(b, sync=True)
     kv = backend.reopen(kv)
-    with pytest.raises(SchemaVersionError, match=f"schema version {K.SCHEMA_VERSION + 1}, this tfnode reads version {K.SCHEMA_VERSION}"):
+    with pytest.raises(
+        SchemaVersionError, match=f"schema version {K.SCHEMA_VERSION + 1}, this tfnode reads version {K.SCHEMA_VERSION}"
+    ):
         ChainStore(kv, "tf-main")
     b = WriteBatch()
     b.put(K.SCHEMA_KEY, b"garbage")
@@ -211,7 +220,9 @@ def _raw(kv, key, value):
     kv.write(b, sync=True)
 
 
-@pytest.mark.parametrize("damage", ["head block missing", "qc missing", "block beyond head", "hash index", "orphan blocks"])
+@pytest.mark.parametrize(
+    "damage", ["head block missing", "qc missing", "block beyond head", "hash index", "orphan blocks"]
+)
 def test_corruption_is_detected_on_open(kv, damage):
     s = ChainStore(kv, "tf-main")
     for h in range(2):
@@ -259,7 +270,9 @@ def test_bad_input_is_refused_and_nothing_written(kv, kwargs, exc, msg):
     assert s.head is None and ChainStore(kv, "tf-main").head is None
 
 
-@pytest.mark.parametrize("chain_id, exc", [("", StorageValueError), ("x" * 65, StorageValueError), (b"tf", StorageTypeError)])
+@pytest.mark.parametrize(
+    "chain_id, exc", [("", StorageValueError), ("x" * 65, StorageValueError), (b"tf", StorageTypeError)]
+)
 def test_bad_chain_id(kv, chain_id, exc):
     with pytest.raises(exc, match="chain id"):
         ChainStore(kv, chain_id)

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The block contents, a pure function of the height: the writer and the checker both run it
 # (the writer as source, so it need not import pytest).
-PARTS = r'''
+PARTS = r"""
 from tfnode import crypto
 NTX = 40          # transactions per block: a batch of ~250 keys, big enough to be mid-write
 
@@ -46,7 +46,7 @@ def block_parts(h: int) -> dict:
         "tree_writes": [(b"n/%d/%d" % (h, i), b"node" * 16) for i in range(NTX)],
         "state_root": crypto.sm3(b"root %d" % h),
     }
-'''
+"""
 _ns: dict = {}
 exec(PARTS, _ns)
 block_parts = _ns["block_parts"]
@@ -54,7 +54,9 @@ block_parts = _ns["block_parts"]
 
 # The writer: continues from the stored head, and before each block persists safety data
 # ("S seq") and after it prints "C height", each line flushed once the call returned.
-CHILD = PARTS + r"""
+CHILD = (
+    PARTS
+    + r"""
 import sys
 from tfnode.storage import ChainStore, open_rocks
 from tfnode.storage import keys as K
@@ -74,6 +76,7 @@ while True:
     log.write(f"C {h}\n")
     h += 1
 """
+)
 
 
 def check_complete(store: ChainStore, h: int) -> None:
@@ -114,8 +117,9 @@ def test_kill_9_leaves_a_whole_block_prefix(tmp_path):
     checked = -1
     for round_ in range(5):
         log.write_text("")
-        p = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(log)], cwd=REPO, env=_env(),
-                             stderr=subprocess.PIPE)
+        p = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(db), str(log)], cwd=REPO, env=_env(), stderr=subprocess.PIPE
+        )
         try:
             deadline = time.monotonic() + 20
             while "ready" not in log.read_text():
@@ -159,8 +163,9 @@ os.kill(os.getpid(), signal.SIGKILL)      # right after persist_safety returns
 def test_safety_data_survives_kill_right_after_persist(tmp_path):
     db = tmp_path / "db"
     for i in range(2):
-        r = subprocess.run([sys.executable, "-c", SAFETY_CHILD, str(db), f"voted round {i}"], cwd=REPO, env=_env(),
-                           timeout=30)
+        r = subprocess.run(
+            [sys.executable, "-c", SAFETY_CHILD, str(db), f"voted round {i}"], cwd=REPO, env=_env(), timeout=30
+        )
         assert r.returncode == -signal.SIGKILL
         kv = open_rocks(db, block_cache_bytes=8 << 20)
         assert ChainStore(kv, "tf-main").load_safety() == f"voted round {i}".encode()

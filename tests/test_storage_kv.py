@@ -22,7 +22,7 @@ class Backend:
     """Opens a store of one kind; ``reopen`` stands in for a process restart."""
 
     def __init__(self, kind: str, tmp_path):
-        self.kind, self.path = kind, tmp_path / "node" / "db"      # parents are created
+        self.kind, self.path = kind, tmp_path / "node" / "db"  # parents are created
         self._mem: MemoryKV | None = None
 
     def open(self):
@@ -127,8 +127,13 @@ def test_snapshot_iteration_before_and_after_a_write(kv):
 
 @pytest.mark.parametrize(
     "bad, exc",
-    [("str", StorageTypeError), (1, StorageTypeError), (None, StorageTypeError), (b"", StorageValueError),
-     (b"k" * (MAX_KEY + 1), StorageValueError)],
+    [
+        ("str", StorageTypeError),
+        (1, StorageTypeError),
+        (None, StorageTypeError),
+        (b"", StorageValueError),
+        (b"k" * (MAX_KEY + 1), StorageValueError),
+    ],
 )
 def test_bad_keys_raise_clear_errors(kv, bad, exc):
     with pytest.raises(exc, match="key"):
@@ -149,7 +154,7 @@ def test_bad_values_raise_clear_errors(kv):
         b.put(b"k", {"pickled": "never"})
     with pytest.raises(StorageValueError, match="limit"):
         b.put(b"k", bytes(MAX_VALUE + 1))
-    b.put(b"k", bytearray(b"ok"))               # bytes-like input is copied to bytes
+    b.put(b"k", bytearray(b"ok"))  # bytes-like input is copied to bytes
     kv.write(b, sync=False)
     assert kv.get(b"k") == b"ok"
     with pytest.raises(StorageTypeError, match="WriteBatch"):

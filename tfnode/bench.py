@@ -34,7 +34,7 @@ from tfnode.errors import TfnodeError
 EXPIRY_AHEAD = 500  # heights; the mempool admits expiries up to height + 1000
 LOCAL_CHAIN = "tf-bench"
 LOCAL_EXPIRY_WINDOW = 1_000_000  # the bench's own chain admits far expiries ...
-LOCAL_EXPIRY = 900_000           # ... so pre-signed transfers outlive any run
+LOCAL_EXPIRY = 900_000  # ... so pre-signed transfers outlive any run
 MAX_PRESIGN = 400_000  # ~600 bytes each while held (hex + hash): bounded memory
 DEFAULT_PRESIGN_RATE = 8_000  # tx/s assumed when neither --rate nor --txs says how many (the report says if it ran out)
 FUND_EACH = 10**15  # genesis balance of each bench account (local consortium)
@@ -117,7 +117,7 @@ def proc_cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = data[data.rindex(b")") + 2:].split()
+    fields = data[data.rindex(b")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14, 15 counted from 1
     return (utime + stime) / _CLK_TCK
 
@@ -179,8 +179,11 @@ def presign(accounts, chain_id: str, expiry: int, total: int, processes: int | N
     pool of ``processes`` (default: every core). Fork, not spawn: the CLI's ``__main__``
     is not import-safe, and nothing but this thread runs yet."""
     counts = split_counts(total, len(accounts))
-    jobs = [(a.secret_bytes, chain_id, expiry, c, accounts[(i + 1) % len(accounts)].address)
-            for i, (a, c) in enumerate(zip(accounts, counts)) if c]
+    jobs = [
+        (a.secret_bytes, chain_id, expiry, c, accounts[(i + 1) % len(accounts)].address)
+        for i, (a, c) in enumerate(zip(accounts, counts))
+        if c
+    ]
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(processes or os.cpu_count() or 1) as pool:
         per = pool.map(_sign_account, jobs, chunksize=max(1, len(jobs) // (4 * (processes or os.cpu_count() or 1))))
@@ -246,8 +249,13 @@ async def _watch_blocks(client, tally: Tally, start_height: int, changed: asynci
         listener.cancel()
 
 
-async def drive(urls: list[str], txs: list[tuple[str, str]], cfg: BenchConfig, start_height: int,
-                tick: Callable[[Tally, float], None] | None = None) -> dict:
+async def drive(
+    urls: list[str],
+    txs: list[tuple[str, str]],
+    cfg: BenchConfig,
+    start_height: int,
+    tick: Callable[[Tally, float], None] | None = None,
+) -> dict:
     """Submit ``txs`` (raw hex, hash hex) for ``cfg.duration`` seconds; returns the raw
     measurements (times relative to the start of the window)."""
     from tfnode.client import AsyncClient, ClientError, RpcError
@@ -311,7 +319,7 @@ async def drive(urls: list[str], txs: list[tuple[str, str]], cfg: BenchConfig, s
                 if due > time.monotonic():
                     await asyncio.sleep(min(due - time.monotonic(), t_end - time.monotonic(), 0.05))
                     continue
-            batch = txs[next_i:next_i + cfg.batch]
+            batch = txs[next_i : next_i + cfg.batch]
             next_i += len(batch)
             tally.submitted = next_i
             tally.queued += len(batch)
@@ -338,8 +346,14 @@ async def drive(urls: list[str], txs: list[tuple[str, str]], cfg: BenchConfig, s
             t.cancel()
         for c in clients:
             await c.close()
-    return {"t0": t0, "window_s": window_end - t0, "elapsed_s": finished - t0, "tally": tally,
-            "exhausted_at_s": exhausted_at, "receipt_sample": sample}
+    return {
+        "t0": t0,
+        "window_s": window_end - t0,
+        "elapsed_s": finished - t0,
+        "tally": tally,
+        "exhausted_at_s": exhausted_at,
+        "receipt_sample": sample,
+    }
 
 
 async def _sample_receipts(client, hashes: list[str], n: int = 20) -> dict[str, int]:
@@ -366,7 +380,9 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
         "committed": in_window,
         "committed_total": tally.committed,
         "tps": round(in_window / window, 1) if window > 0 else 0.0,
-        "p50_ms": r2(pct[50]), "p95_ms": r2(pct[95]), "p99_ms": r2(pct[99]),
+        "p50_ms": r2(pct[50]),
+        "p95_ms": r2(pct[95]),
+        "p99_ms": r2(pct[99]),
         "duration_s": round(window, 3),
         "validators": n_validators,
         "submitted": tally.submitted,
@@ -397,10 +413,14 @@ class NodeMeter:
         for pid, c0 in zip(self.pids, self.start):
             c1 = None if pid is None else proc_cpu_seconds(pid)
             mem = None if pid is None else proc_memory_mb(pid)
-            out.append({"pid": pid,
-                         "cpu_s": None if c0 is None or c1 is None else round(c1 - c0, 2),
-                         "rss_mb": None if mem is None else round(mem["peak_rss_mb"], 1),
-                         "rss_now_mb": None if mem is None else round(mem["rss_mb"], 1)})
+            out.append(
+                {
+                    "pid": pid,
+                    "cpu_s": None if c0 is None or c1 is None else round(c1 - c0, 2),
+                    "rss_mb": None if mem is None else round(mem["peak_rss_mb"], 1),
+                    "rss_now_mb": None if mem is None else round(mem["rss_mb"], 1),
+                }
+            )
         return out
 
 
@@ -438,29 +458,37 @@ def _fund(url: str, funder, accounts, amount: int) -> None:
         st = c.status()
         bal = c.query("asset", "balance", funder.address)
         if bal.get("status") == "ok" and isinstance(bal.get("value"), int) and bal["value"] < amount * len(accounts):
-            raise BenchError(f"the --key account {funder.address} holds {bal['value']}; funding "
-                             f"{len(accounts)} accounts with {amount} each needs {amount * len(accounts)}")
-        raws = [build_tx(funder, st["chain_id"], "asset", "transfer", (a.address, amount),
-                         expiry=st["height"] + 100) for a in accounts]
+            raise BenchError(
+                f"the --key account {funder.address} holds {bal['value']}; funding "
+                f"{len(accounts)} accounts with {amount} each needs {amount * len(accounts)}"
+            )
+        raws = [
+            build_tx(funder, st["chain_id"], "asset", "transfer", (a.address, amount), expiry=st["height"] + 100)
+            for a in accounts
+        ]
         for i in range(0, len(raws), 4096):
-            for r in c.submit_batch(raws[i:i + 4096]):
+            for r in c.submit_batch(raws[i : i + 4096]):
                 if not r["accepted"]:
                     raise BenchError(f"funding transfer rejected: {r.get('reason')}")
         for raw in raws:
             rec = c.wait_receipt(tx_hash(raw), timeout=60)
             if rec.get("status") != "ok":
-                raise BenchError(f"funding transfer {tx_hash(raw).hex()} ended {rec.get('status')}: "
-                                 f"{rec.get('revert_reason')}")
+                raise BenchError(
+                    f"funding transfer {tx_hash(raw).hex()} ended {rec.get('status')}: {rec.get('revert_reason')}"
+                )
 
 
-def run(cfg: BenchConfig, *, say: Callable[[str], None] = lambda s: None,
-        tick: Callable[[Tally, float], None] | None = None) -> dict:
+def run(
+    cfg: BenchConfig, *, say: Callable[[str], None] = lambda s: None, tick: Callable[[Tally, float], None] | None = None
+) -> dict:
     """The whole benchmark; returns the report (see ``summarize``)."""
     from tfnode.client import Account, Client
 
     cfg.validate()
-    notes = ["transactions pre-signed before the clock started, in a process pool "
-             f"({os.cpu_count()} processes), so signing did not compete with the nodes"]
+    notes = [
+        "transactions pre-signed before the clock started, in a process pool "
+        f"({os.cpu_count()} processes), so signing did not compete with the nodes"
+    ]
     accounts = [Account.generate() for _ in range(cfg.accounts)]
     with tempfile.TemporaryDirectory(prefix="tfnode-bench-") as tmp:
         cons = None
@@ -473,8 +501,10 @@ def run(cfg: BenchConfig, *, say: Callable[[str], None] = lambda s: None,
                     say(f"funding {cfg.accounts} accounts with {per} each from {cfg.key}")
                     _fund(urls[0], Account.from_file(cfg.key), accounts, per)
                 else:
-                    notes.append("no --key: the bench accounts are unfunded, so the transfers commit as "
-                                 "reverted transactions (see receipt_sample)")
+                    notes.append(
+                        "no --key: the bench accounts are unfunded, so the transfers commit as "
+                        "reverted transactions (see receipt_sample)"
+                    )
                 pids = [s.get("pid") if is_local_url(u) else None for u, s in zip(urls, statuses)]
                 with Client(urls[0]) as c:
                     n_validators = len(c.validators())
@@ -483,9 +513,13 @@ def run(cfg: BenchConfig, *, say: Callable[[str], None] = lambda s: None,
 
                 say(f"initialising {cfg.validators} validators in {tmp}")
                 try:
-                    cons = LocalConsortium(Path(tmp), cfg.validators, chain_id=LOCAL_CHAIN,
-                                           allocations={a.address: FUND_EACH for a in accounts},
-                                           expiry_window=LOCAL_EXPIRY_WINDOW)
+                    cons = LocalConsortium(
+                        Path(tmp),
+                        cfg.validators,
+                        chain_id=LOCAL_CHAIN,
+                        allocations={a.address: FUND_EACH for a in accounts},
+                        expiry_window=LOCAL_EXPIRY_WINDOW,
+                    )
                 except TypeError as err:
                     raise BenchError(f"this LocalConsortium cannot fund accounts at genesis ({err})") from None
                 # Sign before the nodes start: signing then competes with nothing, and a
@@ -493,7 +527,9 @@ def run(cfg: BenchConfig, *, say: Callable[[str], None] = lambda s: None,
                 say(f"pre-signing {cfg.txs} transfers from {cfg.accounts} accounts (expiry height {LOCAL_EXPIRY})")
                 t = time.monotonic()
                 txs = presign(accounts, LOCAL_CHAIN, LOCAL_EXPIRY, cfg.txs)
-                notes.append(f"pre-signed {len(txs)} transactions in {time.monotonic() - t:.1f} s, before the nodes started")
+                notes.append(
+                    f"pre-signed {len(txs)} transactions in {time.monotonic() - t:.1f} s, before the nodes started"
+                )
                 cons.start_all()
                 urls = [n["rpc"] for n in cons.nodes]
                 statuses = _wait_ready(urls, 60, cons)
@@ -511,7 +547,9 @@ def run(cfg: BenchConfig, *, say: Callable[[str], None] = lambda s: None,
             with Client(urls[0]) as c:
                 height = c.status()["height"]
             if height + 50 > expiry:
-                raise BenchError(f"the chain reached height {height} while signing; the transactions expire at {expiry}")
+                raise BenchError(
+                    f"the chain reached height {height} while signing; the transactions expire at {expiry}"
+                )
             meter = NodeMeter(pids)
             say(f"driving {len(urls)} node(s) for {cfg.duration:g} s")
             result = asyncio.run(drive(urls, txs, cfg, height, tick))
@@ -519,8 +557,10 @@ def run(cfg: BenchConfig, *, say: Callable[[str], None] = lambda s: None,
             if any(p is None for p in pids):
                 notes.append("cpu_s and rss_mb are null for nodes not on this machine (or without a pid in status)")
             if result["exhausted_at_s"] is not None:
-                notes.append(f"all pre-signed transactions were submitted by {result['exhausted_at_s']:.1f} s "
-                             "of the window, so tps is a lower bound: raise --txs")
+                notes.append(
+                    f"all pre-signed transactions were submitted by {result['exhausted_at_s']:.1f} s "
+                    "of the window, so tps is a lower bound: raise --txs"
+                )
             return summarize(result, cfg, n_validators, nodes, notes)
         finally:
             if cons is not None:
@@ -547,8 +587,14 @@ def run_with_display(cfg: BenchConfig, json_out: bool) -> int:
     err = Console(stderr=True)
     progress = None
     if not json_out:
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                            TextColumn("{task.fields[stats]}"), console=err, transient=True)
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[stats]}"),
+            console=err,
+            transient=True,
+        )
     task = None
     last = [0.0]
 
@@ -565,10 +611,13 @@ def run_with_display(cfg: BenchConfig, json_out: bool) -> int:
             progress.start()
             task = progress.add_task("load", total=cfg.duration, stats="")
         rate = t.committed / elapsed if elapsed > 0 else 0
-        progress.update(task, completed=min(elapsed, cfg.duration),
-                        description="load" if elapsed <= cfg.duration else "drain",
-                        stats=f"submitted {t.submitted}  committed {t.committed}  in flight {t.in_flight}  "
-                              f"rejected {sum(t.rejected.values())}  ~{rate:,.0f} tx/s  height {t.height}")
+        progress.update(
+            task,
+            completed=min(elapsed, cfg.duration),
+            description="load" if elapsed <= cfg.duration else "drain",
+            stats=f"submitted {t.submitted}  committed {t.committed}  in flight {t.in_flight}  "
+            f"rejected {sum(t.rejected.values())}  ~{rate:,.0f} tx/s  height {t.height}",
+        )
 
     try:
         report = run(cfg, say=say, tick=tick)

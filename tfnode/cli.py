@@ -52,12 +52,20 @@ def init(
     if log_format not in ("plain", "json"):
         typer.echo(f"error: --log-format {log_format!r}: expected plain or json", err=True)
         raise typer.Exit(2)
-    out = _node_errors(lambda: cli_node.init(
-        validators=validators, home=home, base_port=base_port, chain_id=chain_id, json_out=json_out,
-        from_keys=[k for k in from_keys.split(",") if k] or None,
-        hosts=[h for h in hosts.split(",") if h] or None,
-        base_timeout_ms=base_timeout_ms, block_interval_ms=block_interval_ms, log_format=log_format,
-    ))
+    out = _node_errors(
+        lambda: cli_node.init(
+            validators=validators,
+            home=home,
+            base_port=base_port,
+            chain_id=chain_id,
+            json_out=json_out,
+            from_keys=[k for k in from_keys.split(",") if k] or None,
+            hosts=[h for h in hosts.split(",") if h] or None,
+            base_timeout_ms=base_timeout_ms,
+            block_interval_ms=block_interval_ms,
+            log_format=log_format,
+        )
+    )
     if not json_out:
         for n in out:
             typer.echo(f"{n['name']:>8} {n['role']:<10} {n['home']}  p2p {n['p2p']}  rpc {n['rpc']}")
@@ -132,13 +140,23 @@ def status(
     if json_out:
         return _print_json(st)
     mem = st.get("mempool") or {}
-    _print_fields([
-        ("chain", st.get("chain_id")), ("node", st.get("node")), ("validator", st.get("validator")),
-        ("height", st.get("height")), ("hash", st.get("hash")), ("round", st.get("round")),
-        ("epoch", st.get("epoch")), ("peers", st.get("peers")), ("executed", st.get("executed_height")),
-        ("certified", st.get("certified_height")), ("state root", st.get("state_root")),
-        ("mempool", f"{mem.get('txs')} txs, {mem.get('batches')} batches"), ("halted", st.get("halted")),
-    ])
+    _print_fields(
+        [
+            ("chain", st.get("chain_id")),
+            ("node", st.get("node")),
+            ("validator", st.get("validator")),
+            ("height", st.get("height")),
+            ("hash", st.get("hash")),
+            ("round", st.get("round")),
+            ("epoch", st.get("epoch")),
+            ("peers", st.get("peers")),
+            ("executed", st.get("executed_height")),
+            ("certified", st.get("certified_height")),
+            ("state root", st.get("state_root")),
+            ("mempool", f"{mem.get('txs')} txs, {mem.get('batches')} batches"),
+            ("halted", st.get("halted")),
+        ]
+    )
 
 
 @app.command()
@@ -158,11 +176,19 @@ def block(
         raise typer.Exit(2)
     if json_out:
         return _print_json(b)
-    rows = [("height", b.get("height")), ("hash", b.get("hash")), ("round", b.get("round")),
-            ("epoch", b.get("epoch")), ("proposer", b.get("proposer")), ("timestamp_ms", b.get("timestamp_ms")),
-            ("txs", b.get("tx_count")), ("batches", len(b.get("batches") or ())),
-            ("state root", b.get("state_root")), ("receipts root", b.get("receipts_root")),
-            ("exec", f"height {b.get('exec_height')} root {b.get('exec_root')}")]
+    rows = [
+        ("height", b.get("height")),
+        ("hash", b.get("hash")),
+        ("round", b.get("round")),
+        ("epoch", b.get("epoch")),
+        ("proposer", b.get("proposer")),
+        ("timestamp_ms", b.get("timestamp_ms")),
+        ("txs", b.get("tx_count")),
+        ("batches", len(b.get("batches") or ())),
+        ("state root", b.get("state_root")),
+        ("receipts root", b.get("receipts_root")),
+        ("exec", f"height {b.get('exec_height')} root {b.get('exec_root')}"),
+    ]
     _print_fields(rows)
     for h in b.get("txs") or () if txs else ():
         typer.echo(f"  tx {h}")
@@ -175,7 +201,9 @@ def bench(
     duration: float = typer.Option(10.0, "--duration", help="seconds of measured load"),
     accounts: int = typer.Option(256, "--accounts", help="sending accounts"),
     rate: float = typer.Option(0.0, "--rate", help="offered tx/s (0: as fast as the nodes take them)"),
-    key: Path = typer.Option(None, "--key", help="with --rpc: key file of a funded account that pays the bench accounts"),
+    key: Path = typer.Option(
+        None, "--key", help="with --rpc: key file of a funded account that pays the bench accounts"
+    ),
     txs: int = typer.Option(None, "--txs", help="transactions to pre-sign (default: rate x duration, capped)"),
     batch: int = typer.Option(512, "--batch", help="transactions per submit_batch"),
     inflight: int = typer.Option(20_000, "--inflight", help="most transactions submitted and not yet committed"),
@@ -184,8 +212,17 @@ def bench(
     """Measure committed throughput and latency of SM2-signed transfers (pre-signed)."""
     from tfnode import bench as b
 
-    cfg = b.BenchConfig(validators=validators, rpc=[u for u in rpc.split(",") if u], duration=duration,
-                        accounts=accounts, rate=rate, key=key, txs=txs, batch=batch, inflight=inflight)
+    cfg = b.BenchConfig(
+        validators=validators,
+        rpc=[u for u in rpc.split(",") if u],
+        duration=duration,
+        accounts=accounts,
+        rate=rate,
+        key=key,
+        txs=txs,
+        batch=batch,
+        inflight=inflight,
+    )
     try:
         cfg.validate()
     except b.BenchError as e:
@@ -254,9 +291,17 @@ def iot_simulate(
     if rpc and not members:
         typer.echo("error: --rpc needs --key (a member's key provisions the gateways and devices)", err=True)
         raise typer.Exit(2)
-    cfg = SimConfig(devices=devices, rate=rate, duration=duration, rpc_urls=[u for u in rpc.split(",") if u],
-                    member_keys=members, gateways=gateways, batch_max=batch_max, forge_every=forge_every,
-                    proof_samples=proofs)
+    cfg = SimConfig(
+        devices=devices,
+        rate=rate,
+        duration=duration,
+        rpc_urls=[u for u in rpc.split(",") if u],
+        member_keys=members,
+        gateways=gateways,
+        batch_max=batch_max,
+        forge_every=forge_every,
+        proof_samples=proofs,
+    )
     report = run(cfg, log=(lambda m: None) if json_out else (lambda m: typer.echo(m, err=True)))
     if json_out:
         return _print_json(report)

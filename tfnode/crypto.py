@@ -139,7 +139,9 @@ class Sm4Gcm:
         try:
             return dec.update(ct) + dec.finalize()
         except InvalidTag:
-            raise DecryptionError("SM4-GCM authentication failed (wrong key, nonce, associated data, or tampered)") from None
+            raise DecryptionError(
+                "SM4-GCM authentication failed (wrong key, nonce, associated data, or tampered)"
+            ) from None
 
 
 # Sealed envelope: one SM4-GCM body, its data key SM2-encrypted to each recipient.

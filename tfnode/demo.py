@@ -71,7 +71,9 @@ def crypto_part(con: Console, readings: int) -> None:
         f"[green]{crypto.verify_merkle_proof(root, leaves[i], i, len(leaves), proof)}[/]"
     )
     forged = crypto.sm3(b"COSU6342118800 | shipped on board 2026-10-20")
-    con.print(f"a back-dated bill of lading against the same proof: [red]{crypto.verify_merkle_proof(root, forged, i, len(leaves), proof)}[/]")
+    con.print(
+        f"a back-dated bill of lading against the same proof: [red]{crypto.verify_merkle_proof(root, forged, i, len(leaves), proof)}[/]"
+    )
 
     sealed = crypto.seal([issuing.public_key(), advising.public_key()], docs["commercial invoice"])
     con.print(f"\ninvoice sealed for both banks (SM2 key wrap + SM4-GCM): {len(sealed)} bytes")
@@ -113,8 +115,10 @@ def consortium_part(con: Console, n: int = 4) -> None:
     from tfnode.node.local import LocalConsortium, disagreements
 
     con.rule("[bold]tfnode demo: a four-member consortium")
-    with tempfile.TemporaryDirectory(prefix="tfnode-demo-") as tmp, \
-            LocalConsortium(Path(tmp), n=n, chain_id="tf-demo", base_timeout_ms=500, block_interval_ms=100) as c:
+    with (
+        tempfile.TemporaryDirectory(prefix="tfnode-demo-") as tmp,
+        LocalConsortium(Path(tmp), n=n, chain_id="tf-demo", base_timeout_ms=500, block_interval_ms=100) as c,
+    ):
         roles = [f"{m['name']} ({m['role']})" for m in c.nodes]
         con.print(f"{n} validators initialised in {c.home} (keys 0600, genesis, config.toml); starting processes")
 
@@ -137,8 +141,14 @@ def consortium_part(con: Console, n: int = 4) -> None:
             for j in range(k):
                 i = j % n
                 h = c.status(via[0]).get("height", 0)
-                raw = build_tx(accounts[i], c.chain_id, "asset", "transfer", (accounts[(i + 1) % n].address, 10 * (i + 1)),
-                               expiry=h + 300)
+                raw = build_tx(
+                    accounts[i],
+                    c.chain_id,
+                    "asset",
+                    "transfer",
+                    (accounts[(i + 1) % n].address, 10 * (i + 1)),
+                    expiry=h + 300,
+                )
                 try:
                     sent.append(clients[via[j % len(via)]].submit(raw))
                 except Exception:
@@ -149,8 +159,15 @@ def consortium_part(con: Console, n: int = 4) -> None:
             for i in range(n):
                 st = c.status(i)
                 state = "[green]running[/]" if c.running(i) else "[red]down[/]"
-                t.add_row(roles[i], state, str(st.get("height", 0)), str(st.get("executed_height", "")),
-                          (st.get("hash") or "")[:16], (st.get("state_root") or "")[:16], str(st.get("peers", "")))
+                t.add_row(
+                    roles[i],
+                    state,
+                    str(st.get("height", 0)),
+                    str(st.get("executed_height", "")),
+                    (st.get("hash") or "")[:16],
+                    (st.get("state_root") or "")[:16],
+                    str(st.get("peers", "")),
+                )
             return t
 
         def phase(live: Live, note: str, cond, timeout: float) -> float:
@@ -169,29 +186,47 @@ def consortium_part(con: Console, n: int = 4) -> None:
             c.kill9(victim)
             at_kill = max(c.heights())
             pay(40, [i for i in range(n) if i != victim])
-            phase(live, f"{roles[victim]} killed with SIGKILL; the others go on",
-                  lambda: all(c.heights()[i] >= at_kill + 10 for i in range(n) if i != victim), 60)
+            phase(
+                live,
+                f"{roles[victim]} killed with SIGKILL; the others go on",
+                lambda: all(c.heights()[i] >= at_kill + 10 for i in range(n) if i != victim),
+                60,
+            )
             live.update(table("node down"))
-        con.print(f"\n{roles[victim]} was killed at height ~{at_kill}; the other {n - 1} (2f+1) kept committing "
-                  f"({len(sent)} transfers submitted so far)")
+        con.print(
+            f"\n{roles[victim]} was killed at height ~{at_kill}; the other {n - 1} (2f+1) kept committing "
+            f"({len(sent)} transfers submitted so far)"
+        )
 
         with Live(table("catching up"), console=con, refresh_per_second=8) as live:
             c.start(victim)
             target = max(c.heights())
-            t = phase(live, f"{roles[victim]} restarted: catching up from its peers",
-                      lambda: c.heights()[victim] >= target and up(victim), 60)
+            t = phase(
+                live,
+                f"{roles[victim]} restarted: catching up from its peers",
+                lambda: c.heights()[victim] >= target and up(victim),
+                60,
+            )
             last = clients[0].wait_receipt(sent[-1], timeout=30) if sent else None
             top = max(c.status(i).get("executed_height", 0) for i in range(n))
-            phase(live, "every node executes the last transfer",
-                  lambda: all(c.status(i).get("executed_height", 0) >= top for i in range(n)), 60)
+            phase(
+                live,
+                "every node executes the last transfer",
+                lambda: all(c.status(i).get("executed_height", 0) >= top for i in range(n)),
+                60,
+            )
             live.update(table("caught up"))
-        con.print(f"\n{roles[victim]} caught up to height {target} in {t:.1f} s (blocks and batches fetched from "
-                  "peers, QCs verified, transactions executed)")
+        con.print(
+            f"\n{roles[victim]} caught up to height {target} in {t:.1f} s (blocks and batches fetched from "
+            "peers, QCs verified, transactions executed)"
+        )
 
         bal = [[clients[i].query("asset", "balance", a.address)["value"] for a in accounts] for i in range(n)]
         same = all(b == bal[0] for b in bal)
-        con.print(f"asset balances read on each node: {'[green]the same on all ' + str(n) + '[/]' if same else '[red]DIFFER[/]'}"
-                  f" ({', '.join(str(x - 10**15) for x in bal[0])} relative to genesis)")
+        con.print(
+            f"asset balances read on each node: {'[green]the same on all ' + str(n) + '[/]' if same else '[red]DIFFER[/]'}"
+            f" ({', '.join(str(x - 10**15) for x in bal[0])} relative to genesis)"
+        )
         if last is not None:
             vals = [(v["id"], v["power"], bytes.fromhex(v["public_key"])) for v in clients[1].validators()]
             proof = None
@@ -202,8 +237,10 @@ def consortium_part(con: Console, n: int = 4) -> None:
                 except Exception:
                     time.sleep(0.1)
             ok = proof is not None and verify_receipt_proof(proof, vals)
-            con.print(f"receipt of the last transfer (block {last['height']}, status {last['status']}) proven against "
-                      f"a QC of 3 validators: {'[green]verified[/]' if ok else '[red]NOT verified[/]'}")
+            con.print(
+                f"receipt of the last transfer (block {last['height']}, status {last['status']}) proven against "
+                f"a QC of 3 validators: {'[green]verified[/]' if ok else '[red]NOT verified[/]'}"
+            )
         for cl in clients:
             cl.close()
 
@@ -211,8 +248,10 @@ def consortium_part(con: Console, n: int = 4) -> None:
         ledgers = c.ledgers()
         bad = disagreements(ledgers)
         common = min(map(len, ledgers))
-        con.print(f"\nstopped cleanly (exit codes {codes}); ledgers compared block by block up to height {common}: "
-                  + ("[green]identical on every node[/]" if not bad else f"[red]DISAGREE at {bad}[/]"))
+        con.print(
+            f"\nstopped cleanly (exit codes {codes}); ledgers compared block by block up to height {common}: "
+            + ("[green]identical on every node[/]" if not bad else f"[red]DISAGREE at {bad}[/]")
+        )
         con.print(f"block {common}: {ledgers[0][common - 1].hex()}")
         if bad or any(codes) or not same:
             raise SystemExit(1)

@@ -9,8 +9,8 @@ from tfnode.runtime.api import Contract, Map, Value, call, ctx, emit, require, v
 
 
 class Escrow(Contract):
-    deals = Map(int, dict)          # deal id -> {buyer, seller, amount, deposited, deadline, state}
-    balances = Map(str, int)        # what each party can withdraw
+    deals = Map(int, dict)  # deal id -> {buyer, seller, amount, deposited, deadline, state}
+    balances = Map(str, int)  # what each party can withdraw
     next_id = Value(int, default=1)
 
     @call
@@ -38,7 +38,7 @@ class Escrow(Contract):
         require(d["state"] == "open", "deal is not open")
         require(amount == d["amount"] - d["deposited"], "deposit must complete the amount")
         d["deposited"] += amount
-        self.deals[deal_id] = d                      # values are copies: write them back
+        self.deals[deal_id] = d  # values are copies: write them back
         emit("Deposited", deal=deal_id, amount=amount)
 
     @call

@@ -16,8 +16,13 @@ class LetterOfCredit(Contract):
         require(lc_id not in self.credits, "credit exists")
         require(amount > 0, "amount must be positive")
         self.credits[lc_id] = {
-            "issuer": ctx.sender.address, "beneficiary": beneficiary, "amount": amount,
-            "expiry": expiry, "latest_shipment": latest_shipment, "state": "issued", "drawn": 0,
+            "issuer": ctx.sender.address,
+            "beneficiary": beneficiary,
+            "amount": amount,
+            "expiry": expiry,
+            "latest_shipment": latest_shipment,
+            "state": "issued",
+            "drawn": 0,
         }
         self.count += 1
         emit("Issued", lc=lc_id, amount=amount)

@@ -6,16 +6,23 @@ from tfnode.runtime.api import Contract, Fixed, Map, call, ctx, emit, require, r
 
 
 class Collateral(Contract):
-    pledges = Map(str, dict)        # warehouse receipt id -> pledge
-    last_seq = Map(str, int)        # device id -> last sequence applied
+    pledges = Map(str, dict)  # warehouse receipt id -> pledge
+    last_seq = Map(str, int)  # device id -> last sequence applied
 
     @call
     def pledge(self, receipt_id: str, lender: str, units: int, unit_value: str, required_ratio: str, loan: int):
         require_role("warehouse")
         require(receipt_id not in self.pledges, "receipt already pledged")
         self.pledges[receipt_id] = {
-            "warehouse": ctx.sender.address, "lender": lender, "units": units, "pledged_units": units,
-            "unit_value": unit_value, "ratio": required_ratio, "loan": loan, "released": False, "alarms": 0,
+            "warehouse": ctx.sender.address,
+            "lender": lender,
+            "units": units,
+            "pledged_units": units,
+            "unit_value": unit_value,
+            "ratio": required_ratio,
+            "loan": loan,
+            "released": False,
+            "alarms": 0,
         }
         emit("Pledged", receipt=receipt_id, lender=lender, units=units)
 
@@ -36,8 +43,14 @@ class Collateral(Contract):
             units = r["units"]
             if units < p["units"] and not p["released"]:
                 p["alarms"] += 1
-                emit("StockLeftWithoutRelease", receipt=receipt_id, device=dev, seq=r["seq"],
-                     before=p["units"], after=units)
+                emit(
+                    "StockLeftWithoutRelease",
+                    receipt=receipt_id,
+                    device=dev,
+                    seq=r["seq"],
+                    before=p["units"],
+                    after=units,
+                )
             p["units"] = units
             applied += 1
         value = unit_value * p["units"]

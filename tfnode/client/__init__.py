@@ -14,7 +14,11 @@ against a QC with nothing but the validator set.
 from tfnode.client._rpc import ClientError, RpcError
 from tfnode.client.account import DEFAULT_GAS_LIMIT, Account, build_tx, random_nonce, tx_hash
 from tfnode.client.proofs import (
-    receipt_hash, verify_proof, verify_reading_proof, verify_receipt_proof, verify_state_proof,
+    receipt_hash,
+    verify_proof,
+    verify_reading_proof,
+    verify_receipt_proof,
+    verify_state_proof,
 )
 from tfnode.client.sync import Client
 

@@ -64,7 +64,9 @@ def result_of(url: str, rid: int, status: int, body: bytes):
         msg = orjson.loads(body)
     except orjson.JSONDecodeError:
         snippet = body[:200].decode("utf-8", "replace")
-        raise ClientError(f"node at {url} answered HTTP {status} with something that is not JSON: {snippet!r}") from None
+        raise ClientError(
+            f"node at {url} answered HTTP {status} with something that is not JSON: {snippet!r}"
+        ) from None
     return result_of_message(url, rid, msg, f"answered HTTP {status}")
 
 
@@ -140,9 +142,12 @@ def reading_params(gateway, batch_seq: int, index: int) -> dict:
 def query_params(contract: str, method: str, args, kwargs) -> dict:
     from tfnode.rpc.values import value_to_json
 
-    return {"contract": contract, "method": method,
-            "args": [value_to_json(a, f"args[{i}]") for i, a in enumerate(args)],
-            "kwargs": {k: value_to_json(v, f"kwargs.{k}") for k, v in (kwargs or {}).items()}}
+    return {
+        "contract": contract,
+        "method": method,
+        "args": [value_to_json(a, f"args[{i}]") for i, a in enumerate(args)],
+        "kwargs": {k: value_to_json(v, f"kwargs.{k}") for k, v in (kwargs or {}).items()},
+    }
 
 
 def signed_query_params(account, chain_id: str, expiry: int, contract: str, method: str, args, kwargs) -> dict:

@@ -1,8 +1,8 @@
 """Accounts and signed transactions (docs/ledger.md "Transactions").
 
-    acct = Account.generate()
-    raw = build_tx(acct, "tf-main", "asset", "transfer", ("0xabc...", 5), expiry=h + 100)
-    tx_hash(raw)   # the transaction's id: SM3 of its encoding
+acct = Account.generate()
+raw = build_tx(acct, "tf-main", "asset", "transfer", ("0xabc...", 5), expiry=h + 100)
+tx_hash(raw)   # the transaction's id: SM3 of its encoding
 """
 
 from __future__ import annotations
@@ -79,8 +79,18 @@ def random_nonce() -> int:
     return secrets.randbits(63)
 
 
-def build_tx(account: Account, chain_id: str, contract: str, method: str, args=(), kwargs=None, *,
-             expiry: int, nonce: int | None = None, gas_limit: int = DEFAULT_GAS_LIMIT) -> bytes:
+def build_tx(
+    account: Account,
+    chain_id: str,
+    contract: str,
+    method: str,
+    args=(),
+    kwargs=None,
+    *,
+    expiry: int,
+    nonce: int | None = None,
+    gas_limit: int = DEFAULT_GAS_LIMIT,
+) -> bytes:
     """The signed canonical bytes of a call ``contract.method(*args, **kwargs)``.
 
     ``expiry`` is the last block height that may include it; a node admits only expiries
@@ -89,8 +99,15 @@ def build_tx(account: Account, chain_id: str, contract: str, method: str, args=(
     """
     if not isinstance(account, Account):
         raise TypeError(f"build_tx needs an Account, not {type(account).__name__}")
-    tx = _core.Transaction(chain_id.encode(), random_nonce() if nonce is None else nonce, expiry, gas_limit,
-                           contract, method, encode_call_args(tuple(args), kwargs))
+    tx = _core.Transaction(
+        chain_id.encode(),
+        random_nonce() if nonce is None else nonce,
+        expiry,
+        gas_limit,
+        contract,
+        method,
+        encode_call_args(tuple(args), kwargs),
+    )
     tx.sign(account.secret_bytes)
     return tx.encode()
 
@@ -100,4 +117,3 @@ def tx_hash(raw: bytes) -> bytes:
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise TypeError(f"tx_hash needs bytes, not {type(raw).__name__}")
     return crypto.sm3(bytes(raw))
-

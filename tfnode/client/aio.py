@@ -49,15 +49,20 @@ class AsyncClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connections),
-                json_serialize=lambda o: orjson.dumps(o).decode())
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+            )
         return self._session
 
     async def call(self, method: str, params=None, *, timeout: float | None = None):
         rid, body = _rpc.request(method, params)
         t = self.timeout if timeout is None else timeout
         try:
-            async with self._sess().post(self._post_url, data=body, headers={"Content-Type": "application/json"},
-                                         timeout=aiohttp.ClientTimeout(total=t)) as resp:
+            async with self._sess().post(
+                self._post_url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=t),
+            ) as resp:
                 data = await resp.read()
                 status = resp.status
         except asyncio.TimeoutError:
@@ -105,8 +110,9 @@ class AsyncClient:
     async def query_as(self, account, contract: str, method: str, *args, **kwargs):
         """``query`` signed by ``account`` (see ``Client.query_as``)."""
         st = await self.status()
-        params = _rpc.signed_query_params(account, st["chain_id"], st["executed_height"] + 100, contract, method,
-                                          args, kwargs)
+        params = _rpc.signed_query_params(
+            account, st["chain_id"], st["executed_height"] + 100, contract, method, args, kwargs
+        )
         return _rpc.query_result(await self.call("query", params))
 
     async def get_state(self, key) -> dict:
@@ -129,8 +135,17 @@ class AsyncClient:
 
     # ---- convenience ----
 
-    async def send(self, account: Account, contract: str, method: str, *args, kwargs: dict | None = None,
-                   wait: bool = True, timeout: float = 30.0, gas_limit: int | None = None) -> dict:
+    async def send(
+        self,
+        account: Account,
+        contract: str,
+        method: str,
+        *args,
+        kwargs: dict | None = None,
+        wait: bool = True,
+        timeout: float = 30.0,
+        gas_limit: int | None = None,
+    ) -> dict:
         st = await self.status()
         extra = {} if gas_limit is None else {"gas_limit": gas_limit}
         raw = build_tx(account, st["chain_id"], contract, method, args, kwargs, expiry=st["height"] + 100, **extra)
@@ -150,8 +165,12 @@ class AsyncClient:
         rid, body = _rpc.request("subscribe", params)
         convert = _CONVERT.get(topic, lambda r: r)
         try:
-            ws = await self._sess().ws_connect(self._ws_url, timeout=aiohttp.ClientWSTimeout(ws_close=self.timeout),
-                                               heartbeat=30.0, max_msg_size=64 << 20)
+            ws = await self._sess().ws_connect(
+                self._ws_url,
+                timeout=aiohttp.ClientWSTimeout(ws_close=self.timeout),
+                heartbeat=30.0,
+                max_msg_size=64 << 20,
+            )
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
             raise _rpc.unreachable(self._ws_url, err) from None
         try:

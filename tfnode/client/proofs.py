@@ -91,8 +91,12 @@ def verify_receipt_proof(proof: dict, validators: list[Validator]) -> bool:
         if got is None:
             return False
         path = [_b(p, 32) for p in proof["path"]]
-        return _core.receipt_verify(got[2], receipt_hash(_b(proof["receipt"])), _int(proof["index"]),
-                                    _int(proof["count"]), path) is True
+        return (
+            _core.receipt_verify(
+                got[2], receipt_hash(_b(proof["receipt"])), _int(proof["index"]), _int(proof["count"]), path
+            )
+            is True
+        )
     except Exception:  # noqa: BLE001
         return False
 

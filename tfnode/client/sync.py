@@ -117,8 +117,9 @@ class Client:
     def query_as(self, account, contract: str, method: str, *args, **kwargs):
         """``query`` signed by ``account``: views that answer only some members see who asks."""
         st = self.status()
-        params = _rpc.signed_query_params(account, st["chain_id"], st["executed_height"] + 100, contract, method,
-                                          args, kwargs)
+        params = _rpc.signed_query_params(
+            account, st["chain_id"], st["executed_height"] + 100, contract, method, args, kwargs
+        )
         return _rpc.query_result(self.call("query", params))
 
     def get_state(self, key) -> dict:
@@ -142,8 +143,17 @@ class Client:
 
     # ---- convenience ----
 
-    def send(self, account: Account, contract: str, method: str, *args, kwargs: dict | None = None,
-             wait: bool = True, timeout: float = 30.0, gas_limit: int | None = None) -> dict:
+    def send(
+        self,
+        account: Account,
+        contract: str,
+        method: str,
+        *args,
+        kwargs: dict | None = None,
+        wait: bool = True,
+        timeout: float = 30.0,
+        gas_limit: int | None = None,
+    ) -> dict:
         """Sign and submit ``contract.method(*args, **kwargs)`` with expiry = height + 100.
         Returns the receipt (``wait``), else ``{"hash": ...}``."""
         st = self.status()

@@ -56,23 +56,24 @@ class ExecutionError(Exception):
 class BlockOutput:
     height: int
     block: dict
-    txs: list = field(default_factory=list)        # [(tx_hash, raw)] executed, in order
-    decoded: list = field(default_factory=list)    # [Transaction]
-    receipts: list = field(default_factory=list)   # [Receipt]
-    batches: list = field(default_factory=list)    # [(digest, encoded batch)]
+    txs: list = field(default_factory=list)  # [(tx_hash, raw)] executed, in order
+    decoded: list = field(default_factory=list)  # [Transaction]
+    receipts: list = field(default_factory=list)  # [Receipt]
+    batches: list = field(default_factory=list)  # [(digest, encoded batch)]
     state_root: bytes = ZERO
     receipts_root: bytes = ZERO
     exec_root: bytes = ZERO
     tree_writes: list = field(default_factory=list)
-    stale_nodes: list = field(default_factory=list)   # tree node keys this height stopped using
-    stale_done: list = field(default_factory=list)    # stale-index keys deleted with their nodes
+    stale_nodes: list = field(default_factory=list)  # tree node keys this height stopped using
+    stale_done: list = field(default_factory=list)  # stale-index keys deleted with their nodes
     dropped: int = 0
     seconds: float = 0.0
 
 
 class ChainExecutor:
-    def __init__(self, store: Any, genesis: Any, *, genesis_dir: Path | None = None,
-                 contracts_dir: Path | None = None) -> None:
+    def __init__(
+        self, store: Any, genesis: Any, *, genesis_dir: Path | None = None, contracts_dir: Path | None = None
+    ) -> None:
         self.store = store
         self.genesis_dir = genesis_dir
         self.genesis = genesis
@@ -112,8 +113,10 @@ class ChainExecutor:
         self.tree = _core.StateTree()
         self.tree.load_nodes(self.store.tree_nodes(), version=height)
         if self.tree.root(height) != rec[:32]:
-            raise ExecutionError(f"state tree loaded from disk has root {self.tree.root(height).hex()}, "
-                                 f"but height {height} recorded {rec[:32].hex()}: the stored state is damaged")
+            raise ExecutionError(
+                f"state tree loaded from disk has root {self.tree.root(height).hex()}, "
+                f"but height {height} recorded {rec[:32].hex()}: the stored state is damaged"
+            )
         self.height, self.state_root, self.exec_root = height, rec[:32], rec[64:]
 
     def _genesis_writes(self) -> list[tuple[bytes, bytes | None]]:
@@ -150,8 +153,10 @@ class ChainExecutor:
                 data = p.read_bytes()
                 if crypto.sm3(data) == want:
                     return data.decode()
-        raise ExecutionError(f"genesis contract {c['name']!r}: no source file {c['file']} with SM3 {c['sm3'][:16]}... "
-                             f"(looked in {', '.join(str(p.parent) for p in candidates)})")
+        raise ExecutionError(
+            f"genesis contract {c['name']!r}: no source file {c['file']} with SM3 {c['sm3'][:16]}... "
+            f"(looked in {', '.join(str(p.parent) for p in candidates)})"
+        )
 
     # ---- blocks -----------------------------------------------------------------------------
     def address_of(self, sender: bytes) -> str:
@@ -184,8 +189,7 @@ class ChainExecutor:
             for h, raw, tx in decoded:
                 rk = tx.replay_key()
                 rkey = REPLAY_PREFIX + rk
-                if (h in seen_hash or h in already or rk in seen_rk or tx.expiry < height
-                        or state.get(rkey) is not None):
+                if h in seen_hash or h in already or rk in seen_rk or tx.expiry < height or state.get(rkey) is not None:
                     out.dropped += 1
                     continue
                 seen_hash.add(h)
@@ -230,10 +234,20 @@ class ChainExecutor:
             for e in r.events:
                 events.append((i, e.contract, e.name, e.body or encode(e.fields)))
         self.store.commit_block(
-            out.height, b["id"], b["bytes"], qc, txs=out.txs, receipts=[r.encode() for r in out.receipts],
-            events=events, state_writes=None, tree_writes=out.tree_writes, state_root=out.state_root,
-            exec_record=out.state_root + out.receipts_root + out.exec_root, batches=out.batches,
-            stale_nodes=out.stale_nodes, stale_done=out.stale_done,
+            out.height,
+            b["id"],
+            b["bytes"],
+            qc,
+            txs=out.txs,
+            receipts=[r.encode() for r in out.receipts],
+            events=events,
+            state_writes=None,
+            tree_writes=out.tree_writes,
+            state_root=out.state_root,
+            exec_record=out.state_root + out.receipts_root + out.exec_root,
+            batches=out.batches,
+            stale_nodes=out.stale_nodes,
+            stale_done=out.stale_done,
         )
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         if out.height > KEEP_VERSIONS and out.height % 32 == 0:
@@ -256,5 +270,6 @@ class ChainExecutor:
             return asset.query(self.store.state, method, args, kwargs)
         if contract == iot.NAME:
             return self.iot.query(self.store.state, method, args, kwargs)
-        return self.runtime.query(contract, method, args, kwargs, sender=sender,
-                                  block=BlockCtx(self.height, 0, b"", self.chain_id))
+        return self.runtime.query(
+            contract, method, args, kwargs, sender=sender, block=BlockCtx(self.height, 0, b"", self.chain_id)
+        )

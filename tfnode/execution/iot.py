@@ -31,7 +31,14 @@ from tfnode import _core, crypto
 from tfnode.iot.payloads import KINDS, PayloadError, decode_payload
 from tfnode.runtime.encoding import EncodingError, decode_versioned, encode, encode_versioned
 from tfnode.runtime.executor import (
-    NAME_RE, STATUS_INVALID, STATUS_OK, STATUS_REVERT, BlockCtx, Event, Receipt, TxCall,
+    NAME_RE,
+    STATUS_INVALID,
+    STATUS_OK,
+    STATUS_REVERT,
+    BlockCtx,
+    Event,
+    Receipt,
+    TxCall,
 )
 from tfnode.runtime.state import Overlay
 
@@ -54,7 +61,7 @@ BATCH_GAS = 10_000
 READING_GAS = 400  # one SM2 verification, a seq check, a decode: flat per reading
 STATUSES = ("active", "suspended", "retired")
 MAX_REF = 128
-MAX_LISTED = 32   # bad readings spelled out in a revert reason (the return value lists them all)
+MAX_LISTED = 32  # bad readings spelled out in a revert reason (the return value lists them all)
 _U64 = struct.Struct(">Q")
 _ON_READINGS = "on_readings"
 VERDICTS_KEPT = 1024
@@ -149,11 +156,11 @@ class BatchCheck:
     error: str | None = None
     status: str = STATUS_REVERT
     header: dict = field(default_factory=dict)
-    readings: list = field(default_factory=list)   # decoded reading dicts (device_id, seq, ...)
+    readings: list = field(default_factory=list)  # decoded reading dicts (device_id, seq, ...)
     bad: list = field(default_factory=list)
     good: list = field(default_factory=list)
-    devices: dict = field(default_factory=dict)    # device id -> record (registered ones named)
-    last: dict = field(default_factory=dict)       # device id -> last accepted seq after the batch
+    devices: dict = field(default_factory=dict)  # device id -> record (registered ones named)
+    last: dict = field(default_factory=dict)  # device id -> last accepted seq after the batch
 
     @property
     def partial(self) -> bool:
@@ -250,8 +257,9 @@ class Iot:
         return c
 
     # ---- transactions ------------------------------------------------------------------------
-    def execute(self, state, tx, tx_hash: bytes, bctx: BlockCtx, sender: str, method: str,
-                args: tuple, kwargs: dict) -> Receipt:
+    def execute(
+        self, state, tx, tx_hash: bytes, bctx: BlockCtx, sender: str, method: str, args: tuple, kwargs: dict
+    ) -> Receipt:
         if method == "submit":
             if kwargs:
                 if args or set(kwargs) != {"batch"}:
@@ -285,8 +293,11 @@ class Iot:
             # The count sits at a fixed place; refuse an unaffordable batch before verifying it.
             count = _batch_count(batch)
             if count is not None and BATCH_GAS + READING_GAS * count > gas_limit:
-                return Receipt("out_of_gas", gas_limit,
-                               revert_reason=f"out of gas: {count} readings need {BATCH_GAS + READING_GAS * count}")
+                return Receipt(
+                    "out_of_gas",
+                    gas_limit,
+                    revert_reason=f"out of gas: {count} readings need {BATCH_GAS + READING_GAS * count}",
+                )
         c = self.check_batch(state, sender, batch, bctx.timestamp * 1000)
         n = len(c.readings)
         gas = BATCH_GAS + READING_GAS * n
@@ -298,10 +309,19 @@ class Iot:
         gw, seq = bytes(h["gateway"]), h["batch_seq"]
         ov = Overlay(state)
         root = bytes(h["root"])
-        ov.put(batch_key(gw, seq), encode_versioned({
-            "root": root, "count": n, "accepted": bitmap(c.good, n), "tx": tx_hash, "height": bctx.height,
-            "created_ms": h["created_ms"],
-        }))
+        ov.put(
+            batch_key(gw, seq),
+            encode_versioned(
+                {
+                    "root": root,
+                    "count": n,
+                    "accepted": bitmap(c.good, n),
+                    "tx": tx_hash,
+                    "height": bctx.height,
+                    "created_ms": h["created_ms"],
+                }
+            ),
+        )
         ov.put(GATEWAY_SEQ + gw, _U64.pack(seq))
         for d, s in c.last.items():
             ov.put(DEVICE_SEQ + d, _U64.pack(s))
@@ -337,8 +357,12 @@ class Iot:
     def query(self, state, method: str, args: tuple, kwargs: dict) -> Receipt:
         fn = _VIEWS.get(method)
         if fn is None:
-            return Receipt(STATUS_INVALID, 0, revert_reason="iot views: device(device_id), gateway(public_key), "
-                                                          "batch(gateway, batch_seq), last_seq(device_id)")
+            return Receipt(
+                STATUS_INVALID,
+                0,
+                revert_reason="iot views: device(device_id), gateway(public_key), "
+                "batch(gateway, batch_seq), last_seq(device_id)",
+            )
         try:
             return Receipt(STATUS_OK, 0, fn(self, state, *args, **kwargs))
         except (TypeError, ValueError, EncodingError) as err:
@@ -371,9 +395,14 @@ def _reading_problem(rec: dict | None, r: dict, lo: int, hi: int) -> str | None:
 
 def reading_dict(r: dict, rec: dict) -> dict:
     """A reading as contracts see it (docs/iot.md "Readings in contracts")."""
-    return {"device": r["device_id"].hex(), "ref": rec.get("ref") or "", "seq": r["seq"],
-            "timestamp_ms": r["timestamp_ms"], "kind": KINDS[r["kind"]],
-            "value": decode_payload(r["kind"], bytes(r["payload"]))}
+    return {
+        "device": r["device_id"].hex(),
+        "ref": rec.get("ref") or "",
+        "seq": r["seq"],
+        "timestamp_ms": r["timestamp_ms"],
+        "kind": KINDS[r["kind"]],
+        "value": decode_payload(r["kind"], bytes(r["payload"])),
+    }
 
 
 # The header's count: version(1) gateway(33) batch_seq(8) created_ms(8) flags(1) -> u32 at 51.
@@ -383,7 +412,7 @@ _COUNT_AT = 1 + 33 + 8 + 8 + 1
 def _batch_count(batch: bytes) -> int | None:
     if len(batch) < _COUNT_AT + 4:
         return None
-    return int.from_bytes(batch[_COUNT_AT:_COUNT_AT + 4], "big")
+    return int.from_bytes(batch[_COUNT_AT : _COUNT_AT + 4], "big")
 
 
 def _member(iot: Iot, ov, sender: str) -> None:
@@ -416,8 +445,20 @@ def _register_device(iot: Iot, ov, sender: str, bctx: BlockCtx, public_key, kind
     dev = bytes(_core.iot_device_id(pk))
     if ov.get(DEVICE + dev) is not None:
         raise _Refused(f"device {dev.hex()} is already registered")
-    ov.put(DEVICE + dev, encode_versioned({"public_key": pk, "owner": sender, "kind": kind, "contract": contract,
-                                           "ref": ref, "status": "active", "height": bctx.height}))
+    ov.put(
+        DEVICE + dev,
+        encode_versioned(
+            {
+                "public_key": pk,
+                "owner": sender,
+                "kind": kind,
+                "contract": contract,
+                "ref": ref,
+                "status": "active",
+                "height": bctx.height,
+            }
+        ),
+    )
     f = {"device": dev.hex(), "owner": sender, "kind": kind, "contract": contract, "ref": ref}
     return dev, [Event(NAME, "DeviceRegistered", f, encode(f))]
 
@@ -439,8 +480,11 @@ def _set_device_status(iot: Iot, ov, sender: str, bctx: BlockCtx, device_id, sta
     return None, [Event(NAME, "DeviceStatus", f, encode(f))]
 
 
-_CALLS = {"register_gateway": _register_gateway, "register_device": _register_device,
-          "set_device_status": _set_device_status}
+_CALLS = {
+    "register_gateway": _register_gateway,
+    "register_device": _register_device,
+    "set_device_status": _set_device_status,
+}
 
 
 def _v_device(iot: Iot, state, device_id):

@@ -31,12 +31,26 @@ def _lp(b: bytes) -> bytes:
 def query_digest(chain_id: str, contract: str, method: str, expiry: int, args: bytes) -> bytes:
     if type(expiry) is not int or not 0 <= expiry < 1 << 64:
         raise ValueError(f"expiry {expiry!r} is not a u64")
-    return crypto.sm3(_lp(TAG) + _lp(chain_id.encode()) + _lp(contract.encode()) + _lp(method.encode())
-                      + struct.pack(">Q", expiry) + args)
+    return crypto.sm3(
+        _lp(TAG)
+        + _lp(chain_id.encode())
+        + _lp(contract.encode())
+        + _lp(method.encode())
+        + struct.pack(">Q", expiry)
+        + args
+    )
 
 
-def check_query(public_key: bytes, signature: bytes, chain_id: str, contract: str, method: str, expiry: int,
-                args: bytes, height: int) -> str:
+def check_query(
+    public_key: bytes,
+    signature: bytes,
+    chain_id: str,
+    contract: str,
+    method: str,
+    expiry: int,
+    args: bytes,
+    height: int,
+) -> str:
     """The signer's address, or ValueError saying why the signed query is refused."""
     if expiry < height:
         raise ValueError(f"signed query expired at height {expiry} (now {height})")

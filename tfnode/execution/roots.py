@@ -27,8 +27,13 @@ def _check(x: bytes, what: str) -> bytes:
 def exec_root(height: int, state_root: bytes, receipts_root: bytes, prev: bytes) -> bytes:
     if type(height) is not int or not 0 <= height < 1 << 64:
         raise ValueError(f"height {height!r} is not a u64")
-    return crypto.sm3(_HEAD + struct.pack(">Q", height) + _check(state_root, "state root")
-                      + _check(receipts_root, "receipts root") + _check(prev, "previous exec root"))
+    return crypto.sm3(
+        _HEAD
+        + struct.pack(">Q", height)
+        + _check(state_root, "state root")
+        + _check(receipts_root, "receipts root")
+        + _check(prev, "previous exec root")
+    )
 
 
 def genesis_exec_root(genesis_state_root: bytes) -> bytes:

@@ -3,11 +3,27 @@ state layout of the built-in ``iot`` module (docs/iot.md). The formats themselve
 batches, Merkle proofs) live in the Rust core (``tfnode._core.iot_*``)."""
 
 from tfnode.iot.payloads import (
-    KINDS, KIND_GPS, KIND_RFID_DOOR, KIND_TEMP_HUMIDITY, KIND_WEIGHT, PayloadError, decode_payload,
-    encode_payload, kind_code, kind_name,
+    KINDS,
+    KIND_GPS,
+    KIND_RFID_DOOR,
+    KIND_TEMP_HUMIDITY,
+    KIND_WEIGHT,
+    PayloadError,
+    decode_payload,
+    encode_payload,
+    kind_code,
+    kind_name,
 )
 
 __all__ = [
-    "KINDS", "KIND_GPS", "KIND_RFID_DOOR", "KIND_TEMP_HUMIDITY", "KIND_WEIGHT", "PayloadError",
-    "decode_payload", "encode_payload", "kind_code", "kind_name",
+    "KINDS",
+    "KIND_GPS",
+    "KIND_RFID_DOOR",
+    "KIND_TEMP_HUMIDITY",
+    "KIND_WEIGHT",
+    "PayloadError",
+    "decode_payload",
+    "encode_payload",
+    "kind_code",
+    "kind_name",
 ]

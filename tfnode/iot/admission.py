@@ -35,7 +35,7 @@ def is_iot_submit(raw: bytes) -> bool:
     if len(raw) < 5:
         return False
     at = 5 + _U32.unpack_from(raw, 1)[0] + 33 + 24
-    return raw[at:at + len(_CONTRACT)] == _CONTRACT
+    return raw[at : at + len(_CONTRACT)] == _CONTRACT
 
 
 class _Committed:
@@ -121,9 +121,17 @@ def reading_proof(svc: NodeService, gateway: bytes, batch_seq: int, index: int) 
     reading = bytes(decoded["readings"][index])
     state = svc.get_state_proof(key)
     if state["value"] is None:
-        raise NotReady(f"batch {batch_seq} is committed but not yet certified (certified height {state['height']}); retry")
+        raise NotReady(
+            f"batch {batch_seq} is committed but not yet certified (certified height {state['height']}); retry"
+        )
     return {
-        "gateway": gateway.hex(), "batch_seq": batch_seq, "index": index, "count": rec["count"],
-        "reading": reading.hex(), "reading_hash": crypto.sm3(reading).hex(), "root": bytes(rec["root"]).hex(),
-        "path": [bytes(p).hex() for p in _core.iot_reading_proof(batch, index)], "record": state,
+        "gateway": gateway.hex(),
+        "batch_seq": batch_seq,
+        "index": index,
+        "count": rec["count"],
+        "reading": reading.hex(),
+        "reading_hash": crypto.sm3(reading).hex(),
+        "root": bytes(rec["root"]).hex(),
+        "path": [bytes(p).hex() for p in _core.iot_reading_proof(batch, index)],
+        "record": state,
     }

@@ -54,11 +54,15 @@ def encode_payload(kind: str | int, value: dict) -> bytes:
         raise PayloadError("a payload value is a dict")
     try:
         if k == KIND_TEMP_HUMIDITY:
-            return _TH.pack(_int(value["temp_centi_c"], "temp_centi_c", -27315, 2**31 - 1),
-                            _int(value["humidity_centi_pct"], "humidity_centi_pct", 0, 10_000))
+            return _TH.pack(
+                _int(value["temp_centi_c"], "temp_centi_c", -27315, 2**31 - 1),
+                _int(value["humidity_centi_pct"], "humidity_centi_pct", 0, 10_000),
+            )
         if k == KIND_GPS:
-            return _GPS.pack(_int(value["lat_e7"], "lat_e7", -900_000_000, 900_000_000),
-                             _int(value["lon_e7"], "lon_e7", -1_800_000_000, 1_800_000_000))
+            return _GPS.pack(
+                _int(value["lat_e7"], "lat_e7", -900_000_000, 900_000_000),
+                _int(value["lon_e7"], "lon_e7", -1_800_000_000, 1_800_000_000),
+            )
         if k == KIND_WEIGHT:
             return _W.pack(_int(value["grams"], "grams", -(2**63), 2**63 - 1))
         direction, tag = value["direction"], value["tag"]

@@ -23,8 +23,16 @@ class MempoolConfig:
     resend_on_connect: int = 256  # own unproposed batches re-sent to a validator that (re)connects
 
     def __post_init__(self) -> None:
-        for name in ("capacity", "per_sender", "expiry_window", "batch_max_txs", "batch_max_bytes",
-                     "max_pending_batches", "max_pending_bytes", "max_payload"):
+        for name in (
+            "capacity",
+            "per_sender",
+            "expiry_window",
+            "batch_max_txs",
+            "batch_max_bytes",
+            "max_pending_batches",
+            "max_pending_bytes",
+            "max_payload",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"mempool {name} must be at least 1, not {getattr(self, name)}")
         if self.batch_max_txs > _core.BATCH_MAX_TXS:

@@ -55,11 +55,19 @@ def _reason_class(reason: str) -> str:
 
 
 class Mempool:
-    def __init__(self, chain_id: str, net: Any, validators: list[bytes], me: bytes, *,
-                 config: MempoolConfig | None = None, height: Callable[[], int],
-                 committed_replay: Callable[[list[bytes]], set[bytes]],
-                 committed_batch: Callable[[bytes], list[bytes] | None],
-                 block_interval_ms: int = 200) -> None:
+    def __init__(
+        self,
+        chain_id: str,
+        net: Any,
+        validators: list[bytes],
+        me: bytes,
+        *,
+        config: MempoolConfig | None = None,
+        height: Callable[[], int],
+        committed_replay: Callable[[list[bytes]], set[bytes]],
+        committed_batch: Callable[[bytes], list[bytes] | None],
+        block_interval_ms: int = 200,
+    ) -> None:
         self.config = config or MempoolConfig()
         self.chain_id = as_chain_id(chain_id)  # envelope routing
         self._tx_chain = chain_id.encode() if isinstance(chain_id, str) else bytes(chain_id)
@@ -113,7 +121,9 @@ class Mempool:
         todo = []
         for i, raw in enumerate(raws):
             if len(raw) > _core.TX_MAX_LEN:  # before any decoding
-                results[i] = self._reject(None, "too large", f"transaction of {len(raw)} bytes exceeds cap {_core.TX_MAX_LEN}")
+                results[i] = self._reject(
+                    None, "too large", f"transaction of {len(raw)} bytes exceeds cap {_core.TX_MAX_LEN}"
+                )
             elif self.state.size >= self.config.capacity:  # do not verify what cannot get in
                 results[i] = self._reject(None, "pool full", "pool full")
             else:
@@ -121,7 +131,8 @@ class Mempool:
         checked = []
         if todo:
             checked = await asyncio.get_running_loop().run_in_executor(
-                None, _core.tx_decode_and_verify_batch, [raws[i] for i in todo], self._tx_chain)
+                None, _core.tx_decode_and_verify_batch, [raws[i] for i in todo], self._tx_chain
+            )
         good = []
         for i, (tx, err) in zip(todo, checked):
             if tx is None:
@@ -142,10 +153,18 @@ class Mempool:
     def _admit(self, tx: Any, raw: bytes, key: bytes, height: int, done: set[bytes]) -> tuple[bytes, str | None]:
         h, cfg, st = tx.hash(), self.config, self.state
         if tx.expiry <= height:
-            return self._reject(h, "expired", f"transaction expired: expiry height {tx.expiry} is not above the committed height {height}")
+            return self._reject(
+                h,
+                "expired",
+                f"transaction expired: expiry height {tx.expiry} is not above the committed height {height}",
+            )
         if tx.expiry > height + cfg.expiry_window:
-            return self._reject(h, "expiry too far", f"transaction expiry height {tx.expiry} is more than "
-                                f"{cfg.expiry_window} blocks above the committed height {height}")
+            return self._reject(
+                h,
+                "expiry too far",
+                f"transaction expiry height {tx.expiry} is more than "
+                f"{cfg.expiry_window} blocks above the committed height {height}",
+            )
         if key in done:
             return self._reject(h, "already committed", "already committed")
         if key in st.refs:
@@ -165,9 +184,11 @@ class Mempool:
     # ---- batching and dissemination -----------------------------------------------------
     def _own_room(self) -> bool:
         st = self.state
-        return (len(st.batches) < self.config.max_pending_batches
-                and st.origin_batches[self.me] < self._share_batches
-                and st.origin_bytes[self.me] < self._share_bytes)
+        return (
+            len(st.batches) < self.config.max_pending_batches
+            and st.origin_batches[self.me] < self._share_batches
+            and st.origin_bytes[self.me] < self._share_bytes
+        )
 
     async def _batcher(self) -> None:
         loop, cfg = asyncio.get_running_loop(), self.config
@@ -205,8 +226,16 @@ class Mempool:
             return None
         raws = [t.raw for t in txs]
         digest, _root = _core.batch_digest(raws)
-        b = PendingBatch(digest, raws, [t.replay_key for t in txs], [t.sender for t in txs],
-                         max(t.expiry for t in txs), self.me, sum(map(len, raws)), ready=False)
+        b = PendingBatch(
+            digest,
+            raws,
+            [t.replay_key for t in txs],
+            [t.sender for t in txs],
+            max(t.expiry for t in txs),
+            self.me,
+            sum(map(len, raws)),
+            ready=False,
+        )
         st.add_batch(b, from_queue=True)
         self._counters["sealed"] += 1
         self._send_batch(b, self._peers)
@@ -278,7 +307,9 @@ class Mempool:
             return
         self._blocks[bytes(block["id"])] = (bytes(block["parent"]), h, tuple(bytes(d) for d in block["payload"]))
         if len(self._blocks) > MAX_TRACKED_BLOCKS:
-            for bid, _ in sorted(self._blocks.items(), key=lambda kv: kv[1][1])[: len(self._blocks) - MAX_TRACKED_BLOCKS]:
+            for bid, _ in sorted(self._blocks.items(), key=lambda kv: kv[1][1])[
+                : len(self._blocks) - MAX_TRACKED_BLOCKS
+            ]:
                 del self._blocks[bid]
 
     def committed(self, blocks: list[dict[str, Any]]) -> None:
@@ -327,8 +358,11 @@ class Mempool:
 
     def missing(self, digests: list[bytes]) -> list[bytes]:
         """Those of ``digests`` held neither pending nor committed (each once, in order)."""
-        return [d for d in dict.fromkeys(map(bytes, digests))
-                if not self.state.holds(d) and self._committed_batch(d) is None]
+        return [
+            d
+            for d in dict.fromkeys(map(bytes, digests))
+            if not self.state.holds(d) and self._committed_batch(d) is None
+        ]
 
     async def fetch(self, digests: list[bytes], prefer: bytes | None = None, timeout: float = 2.0) -> bool:
         """Get the missing ones of ``digests``: ask ``prefer`` (the proposer) first, then all
@@ -353,7 +387,9 @@ class Mempool:
                 first = False
                 for t in targets:
                     for i in range(0, len(still), MAX_REQUEST_DIGESTS):
-                        self.net.send(t, self.chain_id, Kind.BATCH_REQUEST, encode_request(still[i : i + MAX_REQUEST_DIGESTS]))
+                        self.net.send(
+                            t, self.chain_id, Kind.BATCH_REQUEST, encode_request(still[i : i + MAX_REQUEST_DIGESTS])
+                        )
                 self._counters["fetch_requests"] += len(targets)
                 await self._wait_held(still, wait)
         finally:
@@ -421,7 +457,8 @@ class Mempool:
             return
         st = self.state
         if len(st.batches) >= self.config.max_pending_batches or (
-                st.origin_batches[peer] >= self._share_batches or st.origin_bytes[peer] >= self._share_bytes):
+            st.origin_batches[peer] >= self._share_batches or st.origin_bytes[peer] >= self._share_bytes
+        ):
             # Over its fair share: refused, not punished (we may only be behind on commits).
             # If a proposal names it, fetch brings it.
             self._counters["batches_refused_full"] += 1
@@ -451,8 +488,16 @@ class Mempool:
             self._counters["batches_duplicate"] += 1
             return True
         txs = [tx for tx, _ in checked]
-        b = PendingBatch(digest, raws, [tx.replay_key() for tx in txs], [tx.sender for tx in txs],
-                         max(tx.expiry for tx in txs), peer, sum(map(len, raws)), ready=True)
+        b = PendingBatch(
+            digest,
+            raws,
+            [tx.replay_key() for tx in txs],
+            [tx.sender for tx in txs],
+            max(tx.expiry for tx in txs),
+            peer,
+            sum(map(len, raws)),
+            ready=True,
+        )
         if not fetched and b.max_expiry < self._committed_height:
             self._counters["batches_expired"] += 1  # nothing in it can commit
             return True
@@ -485,10 +530,17 @@ class Mempool:
     @property
     def stats(self) -> dict[str, Any]:
         st = self.state
-        return dict(self._counters, txs=st.size, queued=len(st.queue), batches=len(st.batches),
-                    own_batches=st.origin_batches[self.me], batch_bytes=st.batched_bytes,
-                    tracked_blocks=len(self._blocks), admitted=self._counters["admitted"],
-                    rejected=Counter(self._rejected))
+        return dict(
+            self._counters,
+            txs=st.size,
+            queued=len(st.queue),
+            batches=len(st.batches),
+            own_batches=st.origin_batches[self.me],
+            batch_bytes=st.batched_bytes,
+            tracked_blocks=len(self._blocks),
+            admitted=self._counters["admitted"],
+            rejected=Counter(self._rejected),
+        )
 
 
 def _decode_batch(data: bytes) -> tuple[list[bytes], bytes]:

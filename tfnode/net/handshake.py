@@ -154,8 +154,9 @@ def decode_message(data: bytes) -> Hello | Auth | Reject:
 # ---- key schedule -----------------------------------------------------------------------
 def transcript_hash(hello_i: bytes, hello_r: bytes) -> bytes:
     """SM3 over both Hellos exactly as sent, length-prefixed so the split is unambiguous."""
-    return crypto.sm3(_DOMAIN + b"transcript" + struct.pack(">I", len(hello_i)) + hello_i
-                      + struct.pack(">I", len(hello_r)) + hello_r)
+    return crypto.sm3(
+        _DOMAIN + b"transcript" + struct.pack(">I", len(hello_i)) + hello_i + struct.pack(">I", len(hello_r)) + hello_r
+    )
 
 
 def hkdf_expand(prk: bytes, label: bytes, length: int) -> bytes:
@@ -182,8 +183,14 @@ def derive_keys(shared: bytes, th: bytes) -> SessionKeys:
     """HKDF-Extract(salt = transcript hash, IKM = ECDH x-coordinate), then one key per use."""
     prk = crypto.hmac_sm3(th, shared)
     e = lambda label, n: hkdf_expand(prk, b"tfnode/v1 " + label, n)  # noqa: E731
-    return SessionKeys(e(b"i2r key", 16), e(b"i2r iv", 12), e(b"r2i key", 16), e(b"r2i iv", 12),
-                       e(b"i confirm", 32), e(b"r confirm", 32))
+    return SessionKeys(
+        e(b"i2r key", 16),
+        e(b"i2r iv", 12),
+        e(b"r2i key", 16),
+        e(b"r2i iv", 12),
+        e(b"i confirm", 32),
+        e(b"r confirm", 32),
+    )
 
 
 def _ecdh(own: crypto.PrivateKey, peer: crypto.PublicKey) -> bytes:
@@ -236,7 +243,9 @@ def _check_hello(cfg: HandshakeConfig, hello: Hello, role: int) -> tuple[ChainId
     if hello.role != role:
         raise HandshakeRefused(RefuseReason.MALFORMED, f"Hello has role {hello.role}; expected {role}")
     if hello.version != cfg.version:
-        raise HandshakeRefused(RefuseReason.WRONG_VERSION, f"peer speaks version {hello.version}; we speak {cfg.version}")
+        raise HandshakeRefused(
+            RefuseReason.WRONG_VERSION, f"peer speaks version {hello.version}; we speak {cfg.version}"
+        )
     common = [c for c in hello.chains if c in cfg.members]
     if not common:
         ours = ",".join(c.decode("ascii", "replace") for c in cfg.members)
@@ -284,8 +293,14 @@ async def _run(stream: ByteStream, cfg: HandshakeConfig, initiator: bool) -> Ses
     eph = crypto.PrivateKey.generate()
     own_role = ROLE_INITIATOR if initiator else ROLE_RESPONDER
     peer_role = ROLE_RESPONDER if initiator else ROLE_INITIATOR
-    own = Hello(cfg.version, own_role, tuple(cfg.members), cfg.peer_id,
-                eph.public_key().to_bytes(compressed=True), os.urandom(NONCE_SIZE)).encode()
+    own = Hello(
+        cfg.version,
+        own_role,
+        tuple(cfg.members),
+        cfg.peer_id,
+        eph.public_key().to_bytes(compressed=True),
+        os.urandom(NONCE_SIZE),
+    ).encode()
     try:
         if initiator:
             framed.write_frame(own)
@@ -325,8 +340,12 @@ async def _run(stream: ByteStream, cfg: HandshakeConfig, initiator: bool) -> Ses
         send_key, send_iv, recv_key, recv_iv = keys.i2r_key, keys.i2r_iv, keys.r2i_key, keys.r2i_iv
     else:
         send_key, send_iv, recv_key, recv_iv = keys.r2i_key, keys.r2i_iv, keys.i2r_key, keys.i2r_iv
-    log.debug("handshake with %s done (%s), chains %s", short_id(peer_hello.static_key),
-              "dialed" if initiator else "accepted", [c.decode("ascii", "replace") for c in chains])
+    log.debug(
+        "handshake with %s done (%s), chains %s",
+        short_id(peer_hello.static_key),
+        "dialed" if initiator else "accepted",
+        [c.decode("ascii", "replace") for c in chains],
+    )
     return Session(PeerId(peer_hello.static_key), initiator, chains, th, send_key, send_iv, recv_key, recv_iv)
 
 

@@ -51,8 +51,9 @@ class Backoff:
     """Exponential back-off with jitter: attempt k waits base * 2^k, capped at ``cap``, times a
     uniform factor in [1 - jitter, 1] so that nodes restarted together do not redial in step."""
 
-    def __init__(self, base: float = 0.5, cap: float = 30.0, jitter: float = 0.5,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self, base: float = 0.5, cap: float = 30.0, jitter: float = 0.5, rng: random.Random | None = None
+    ) -> None:
         if base <= 0 or cap < base or not 0 <= jitter <= 1:
             raise ValueError("need 0 < base <= cap and 0 <= jitter <= 1")
         self.base, self.cap, self.jitter = base, cap, jitter

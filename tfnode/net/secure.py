@@ -34,8 +34,9 @@ class CipherState:
 
     __slots__ = ("_key", "_iv", "_cipher", "counter", "rekey_interval", "max_frames", "epoch")
 
-    def __init__(self, key: bytes, iv: bytes, *, rekey_interval: int = DEFAULT_REKEY_INTERVAL,
-                 max_frames: int = COUNTER_LIMIT) -> None:
+    def __init__(
+        self, key: bytes, iv: bytes, *, rekey_interval: int = DEFAULT_REKEY_INTERVAL, max_frames: int = COUNTER_LIMIT
+    ) -> None:
         if len(iv) != crypto.Sm4Gcm.NONCE_SIZE:
             raise ValueError(f"IV has {len(iv)} bytes; expected {crypto.Sm4Gcm.NONCE_SIZE}")
         if rekey_interval < 1 or not 1 <= max_frames <= COUNTER_LIMIT:
@@ -72,16 +73,27 @@ class SecureLink:
     leave in counter order. Any authentication failure closes the link.
     """
 
-    def __init__(self, stream: ByteStream, session: Session, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-                 rekey_interval: int = DEFAULT_REKEY_INTERVAL, max_frames: int = COUNTER_LIMIT) -> None:
+    def __init__(
+        self,
+        stream: ByteStream,
+        session: Session,
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        rekey_interval: int = DEFAULT_REKEY_INTERVAL,
+        max_frames: int = COUNTER_LIMIT,
+    ) -> None:
         self.stream = stream
         self.session = session
         self.peer_id = session.peer_id
         self._framed = FramedStream(stream, max_frame_size)
         self.max_frame_size = max_frame_size
         self.max_plaintext = max_frame_size - TAG_SIZE
-        self._send = CipherState(session.send_key, session.send_iv, rekey_interval=rekey_interval, max_frames=max_frames)
-        self._recv = CipherState(session.recv_key, session.recv_iv, rekey_interval=rekey_interval, max_frames=max_frames)
+        self._send = CipherState(
+            session.send_key, session.send_iv, rekey_interval=rekey_interval, max_frames=max_frames
+        )
+        self._recv = CipherState(
+            session.recv_key, session.recv_iv, rekey_interval=rekey_interval, max_frames=max_frames
+        )
         self.frames_sent = self.frames_received = 0
         self.bytes_sent = self.bytes_received = 0
 

@@ -116,15 +116,23 @@ class PeerManager:
     static public keys) of that chain's consortium members.
     """
 
-    def __init__(self, identity: crypto.PrivateKey, members: Mapping[ChainId, Collection[bytes]],
-                 transport: Transport, config: NetConfig | None = None, *, clock: Clock = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        identity: crypto.PrivateKey,
+        members: Mapping[ChainId, Collection[bytes]],
+        transport: Transport,
+        config: NetConfig | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
         self.config = config or NetConfig()
         self.transport = transport
         self._clock = clock
         self._bans = BanList(clock)
-        self._hs = HandshakeConfig(identity, members, timeout=self.config.handshake_timeout,
-                                   is_banned=self._bans.is_banned)
+        self._hs = HandshakeConfig(
+            identity, members, timeout=self.config.handshake_timeout, is_banned=self._bans.is_banned
+        )
         self.peer_id: PeerId = self._hs.peer_id
         self._backoff = Backoff(self.config.backoff_base, self.config.backoff_cap, self.config.backoff_jitter, rng)
         self._conns: dict[bytes, PeerConnection] = {}
@@ -317,8 +325,9 @@ class PeerManager:
 
     def _register(self, stream: ByteStream, session: Session, dialer: bytes) -> None:
         c = self.config
-        link = SecureLink(stream, session, max_frame_size=c.max_frame_size, rekey_interval=c.rekey_interval,
-                          max_frames=c.max_frames)
+        link = SecureLink(
+            stream, session, max_frame_size=c.max_frame_size, rekey_interval=c.rekey_interval, max_frames=c.max_frames
+        )
         conn = PeerConnection(link, session, dialer, stream.remote_address)
         if self._closing or self._bans.is_banned(session.peer_id):
             link.close()
@@ -332,8 +341,10 @@ class PeerManager:
             winner, loser = old, conn
         self.stats["connections"] += 1
         if session.peer_id not in self._buckets:
-            self._buckets[session.peer_id] = (TokenBucket(c.rate_bytes, c.burst_bytes, self._clock),
-                                              TokenBucket(c.rate_messages, c.burst_messages, self._clock))
+            self._buckets[session.peer_id] = (
+                TokenBucket(c.rate_bytes, c.burst_bytes, self._clock),
+                TokenBucket(c.rate_messages, c.burst_messages, self._clock),
+            )
         name = short_id(session.peer_id)
         conn.tasks = [self._spawn(self._reader(conn), f"read-{name}"), self._spawn(self._writer(conn), f"write-{name}")]
         if loser is not None:

@@ -30,11 +30,20 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHAIN_ID = "tf-main"
 
 
-def init(validators: int = 4, home: str | Path = "tfnode-home", base_port: int = DEFAULT_BASE_PORT,
-         chain_id: str = DEFAULT_CHAIN_ID, json_out: bool = False, from_keys: list[str] | None = None,
-         hosts: list[str] | None = None, base_timeout_ms: int = 1000, block_interval_ms: int = 200,
-         log_format: str = "plain", allocations: dict[str, int] | None = None,
-         expiry_window: int = 1000) -> list[dict[str, Any]]:
+def init(
+    validators: int = 4,
+    home: str | Path = "tfnode-home",
+    base_port: int = DEFAULT_BASE_PORT,
+    chain_id: str = DEFAULT_CHAIN_ID,
+    json_out: bool = False,
+    from_keys: list[str] | None = None,
+    hosts: list[str] | None = None,
+    base_timeout_ms: int = 1000,
+    block_interval_ms: int = 200,
+    log_format: str = "plain",
+    allocations: dict[str, int] | None = None,
+    expiry_window: int = 1000,
+) -> list[dict[str, Any]]:
     """Create ``home/node-i`` (config.toml, node_key 0600, genesis.json) and ``home/genesis.json``.
 
     With ``from_keys`` (paths of ``.pub`` files made by ``keygen`` on each member's
@@ -87,9 +96,18 @@ def init(validators: int = 4, home: str | Path = "tfnode-home", base_port: int =
             (d / c["file"]).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, d / c["file"])
         peers = [Peer(names[j], pubs[j], p2p[j]) for j in range(n) if j != i]
-        cfg = NodeConfig(home=d, chain_id=chain_id, name=names[i], listen=p2p[i], rpc=rpc[i], peers=peers,
-                         base_timeout_ms=base_timeout_ms, block_interval_ms=block_interval_ms, log_format=log_format,
-                         expiry_window=expiry_window)
+        cfg = NodeConfig(
+            home=d,
+            chain_id=chain_id,
+            name=names[i],
+            listen=p2p[i],
+            rpc=rpc[i],
+            peers=peers,
+            base_timeout_ms=base_timeout_ms,
+            block_interval_ms=block_interval_ms,
+            log_format=log_format,
+            expiry_window=expiry_window,
+        )
         (d / "config.toml").write_text(config_mod.render(cfg))
         config_mod.load(d)  # what we wrote must read back
         if keys[i] is not None:
@@ -97,9 +115,16 @@ def init(validators: int = 4, home: str | Path = "tfnode-home", base_port: int =
         else:
             write_placeholder(d / "node_key", f"{g.members[i]['name']} ({names[i]})", pubs[i])
         (d / "node_key.pub").write_text(f"{pubs[i].hex()}\n")
-        out.append({"name": names[i], "home": str(d.resolve()), "p2p": f"{p2p[i][0]}:{p2p[i][1]}",
-                    "rpc": f"http://{rpc[i][0]}:{rpc[i][1]}", "public_key": pubs[i].hex(),
-                    "role": g.members[i]["role"]})
+        out.append(
+            {
+                "name": names[i],
+                "home": str(d.resolve()),
+                "p2p": f"{p2p[i][0]}:{p2p[i][1]}",
+                "rpc": f"http://{rpc[i][0]}:{rpc[i][1]}",
+                "public_key": pubs[i].hex(),
+                "role": g.members[i]["role"],
+            }
+        )
     if json_out:
         print(json.dumps(out, indent=2))
     return out

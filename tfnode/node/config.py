@@ -88,8 +88,10 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
     node, p2p = raw["node"], raw["p2p"]
     cons, log, rpc = raw.get("consensus", {}), raw.get("log", {}), raw.get("rpc", {})
     mp = raw.get("mempool", {})
-    peers = [Peer(str(p["name"]), bytes.fromhex(p["public_key"]), _addr(p["address"], f"{where}: peer {p['name']}"))
-             for p in p2p.get("peers", [])]
+    peers = [
+        Peer(str(p["name"]), bytes.fromhex(p["public_key"]), _addr(p["address"], f"{where}: peer {p['name']}"))
+        for p in p2p.get("peers", [])
+    ]
     cfg = NodeConfig(
         home=home,
         chain_id=str(node["chain_id"]),
@@ -117,8 +119,10 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
     if cfg.log_format not in LOG_FORMATS:
         raise ConfigError(f"{where}: log.format {cfg.log_format!r}; one of {LOG_FORMATS}")
     if cfg.base_timeout_ms < 50 or cfg.block_interval_ms < 0 or cfg.block_interval_ms >= cfg.base_timeout_ms:
-        raise ConfigError(f"{where}: need base_timeout_ms >= 50 and 0 <= block_interval_ms < base_timeout_ms; "
-                          f"got {cfg.base_timeout_ms} and {cfg.block_interval_ms}")
+        raise ConfigError(
+            f"{where}: need base_timeout_ms >= 50 and 0 <= block_interval_ms < base_timeout_ms; "
+            f"got {cfg.base_timeout_ms} and {cfg.block_interval_ms}"
+        )
     return cfg
 
 

@@ -77,7 +77,9 @@ _decode_block = getattr(_core, "consensus_decode_block", None)
 
 #: The core's error messages that only a faulty or incompatible peer causes: malformed
 #: encodings. Signatures are judged by whose they are (``_maybe_ban``).
-MALFORMED = re.compile(r"^(truncated input|unsupported encoding version|unknown \S+ tag|\d+ trailing bytes)|exceeds cap")
+MALFORMED = re.compile(
+    r"^(truncated input|unsupported encoding version|unknown \S+ tag|\d+ trailing bytes)|exceeds cap"
+)
 
 
 def block_qcs(blocks: list[dict[str, Any]], qc: bytes) -> list[bytes]:
@@ -142,11 +144,23 @@ def restart_root(store: ChainStore) -> Root | None:
 
 
 class ConsensusDriver:
-    def __init__(self, core: Any, store: ChainStore, net: PeerManager, chain_id: bytes,
-                 validators: dict[int, bytes], *, state_root: bytes, payload: PayloadSource,
-                 evidence_path: Path | None = None, on_commit: Callable[[list[dict]], None] | None = None,
-                 on_halt: Callable[[str], None] | None = None, sync_batch: int = 64,
-                 executor: Any = None, on_executed: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        core: Any,
+        store: ChainStore,
+        net: PeerManager,
+        chain_id: bytes,
+        validators: dict[int, bytes],
+        *,
+        state_root: bytes,
+        payload: PayloadSource,
+        evidence_path: Path | None = None,
+        on_commit: Callable[[list[dict]], None] | None = None,
+        on_halt: Callable[[str], None] | None = None,
+        sync_batch: int = 64,
+        executor: Any = None,
+        on_executed: Callable[[Any], None] | None = None,
+    ) -> None:
         self.core = core
         self.store = store
         self.net = net

@@ -100,8 +100,15 @@ class Genesis:
                 for v in obj["validators"]
             ]
             alloc = {str(a): int(n) for a, n in dict(obj.get("allocations") or {}).items()}
-            g = cls(str(obj["chain_id"]), int(obj["genesis_time_ms"]), list(obj["members"]), vals,
-                    list(obj.get("contracts", [])), alloc, obj.get("policy"))
+            g = cls(
+                str(obj["chain_id"]),
+                int(obj["genesis_time_ms"]),
+                list(obj["members"]),
+                vals,
+                list(obj.get("contracts", [])),
+                alloc,
+                obj.get("policy"),
+            )
         except (KeyError, TypeError, ValueError) as err:
             if isinstance(err, ConfigError):
                 raise
@@ -138,26 +145,42 @@ class Genesis:
 
     def member_addresses(self) -> dict[str, str]:
         """Member name -> account address."""
-        return {m["name"]: crypto.address(crypto.PublicKey.from_bytes(bytes.fromhex(m["public_key"])))
-                for m in self.members}
+        return {
+            m["name"]: crypto.address(crypto.PublicKey.from_bytes(bytes.fromhex(m["public_key"]))) for m in self.members
+        }
 
 
-def genesis_contracts(contracts_dir: Path | None = None, init_args: dict[str, list] | None = None
-                      ) -> list[dict[str, Any]]:
+def genesis_contracts(
+    contracts_dir: Path | None = None, init_args: dict[str, list] | None = None
+) -> list[dict[str, Any]]:
     """``contracts/*.py`` with their SM3 code hashes and init arguments (what genesis deploys)."""
     d = Path(contracts_dir) if contracts_dir else Path(__file__).resolve().parents[2] / "contracts"
     if not d.is_dir():
         return []
     init_args = init_args or {}
-    return [{"name": p.stem, "file": f"contracts/{p.name}", "sm3": crypto.sm3(p.read_bytes()).hex(),
-             "args": list(init_args.get(p.stem, []))}
-            for p in sorted(d.glob("*.py")) if not p.name.startswith("_")]
+    return [
+        {
+            "name": p.stem,
+            "file": f"contracts/{p.name}",
+            "sm3": crypto.sm3(p.read_bytes()).hex(),
+            "args": list(init_args.get(p.stem, [])),
+        }
+        for p in sorted(d.glob("*.py"))
+        if not p.name.startswith("_")
+    ]
 
 
-def make_genesis(chain_id: str, public_keys: list[bytes], *, names: list[str] | None = None,
-                 roles: list[str] | None = None, powers: list[int] | None = None,
-                 genesis_time_ms: int | None = None, contracts_dir: Path | None = None,
-                 allocations: dict[str, int] | None = None) -> Genesis:
+def make_genesis(
+    chain_id: str,
+    public_keys: list[bytes],
+    *,
+    names: list[str] | None = None,
+    roles: list[str] | None = None,
+    powers: list[int] | None = None,
+    genesis_time_ms: int | None = None,
+    contracts_dir: Path | None = None,
+    allocations: dict[str, int] | None = None,
+) -> Genesis:
     """One member organisation per validator, roles in the order of :data:`ROLES` (the
     regulator comes fifth: with 4 validators the consortium is bank, customs, logistics,
     warehouse)."""
@@ -169,8 +192,13 @@ def make_genesis(chain_id: str, public_keys: list[bytes], *, names: list[str] | 
         if r not in ROLES:
             raise ConfigError(f"unknown role {r!r}; roles are {', '.join(ROLES)}")
     members = [
-        {"name": f"{roles[i]}-{i}", "role": roles[i], "node": names[i], "public_key": public_keys[i].hex(),
-         "validator": True}
+        {
+            "name": f"{roles[i]}-{i}",
+            "role": roles[i],
+            "node": names[i],
+            "public_key": public_keys[i].hex(),
+            "validator": True,
+        }
         for i in range(n)
     ]
     vals = [Validator(i, names[i], public_keys[i], powers[i]) for i in range(n)]
@@ -181,12 +209,21 @@ def make_genesis(chain_id: str, public_keys: list[bytes], *, names: list[str] | 
     # keeps the L/C banking calendar (holidays for the 5-banking-day examination period).
     issuer = addrs[roles.index("regulator")] if "regulator" in roles else addrs[0]
     first_bank = addrs[roles.index("bank")] if "bank" in roles else addrs[0]
-    init_args = {"blacklist": [issuer], "settlement": [["letter_of_credit", "factoring", "forfaiting"]],
-                 "letter_of_credit": [first_bank]}
+    init_args = {
+        "blacklist": [issuer],
+        "settlement": [["letter_of_credit", "factoring", "forfaiting"]],
+        "letter_of_credit": [first_bank],
+    }
     # Every member starts with a balance of the built-in asset (payments, benchmarks).
     alloc = {a: 10**15 for a in addrs}
     alloc.update(allocations or {})
-    g = Genesis(chain_id, genesis_time_ms if genesis_time_ms is not None else int(time.time() * 1000),
-                members, vals, genesis_contracts(contracts_dir, init_args), alloc)
+    g = Genesis(
+        chain_id,
+        genesis_time_ms if genesis_time_ms is not None else int(time.time() * 1000),
+        members,
+        vals,
+        genesis_contracts(contracts_dir, init_args),
+        alloc,
+    )
     g.check()
     return g

@@ -46,8 +46,9 @@ def write_private_key(path: Path, key: crypto.PrivateKey, *, label: str = "") ->
 
 
 def write_public_key(path: Path, public_key: bytes, *, label: str = "") -> None:
-    Path(path).write_text(f"# tfnode SM2 public key{(' of ' + label) if label else ''} (compressed; the PeerId)\n"
-                          f"{public_key.hex()}\n")
+    Path(path).write_text(
+        f"# tfnode SM2 public key{(' of ' + label) if label else ''} (compressed; the PeerId)\n{public_key.hex()}\n"
+    )
 
 
 def write_placeholder(path: Path, member: str, public_key: bytes) -> None:

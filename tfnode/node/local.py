@@ -41,14 +41,28 @@ def free_base_port(n: int) -> int:
 
 
 class LocalConsortium:
-    def __init__(self, root: Path, n: int = 4, chain_id: str = "tf-local",
-                 base_timeout_ms: int = 400, block_interval_ms: int = 50,
-                 allocations: dict[str, int] | None = None, expiry_window: int = 1000):
+    def __init__(
+        self,
+        root: Path,
+        n: int = 4,
+        chain_id: str = "tf-local",
+        base_timeout_ms: int = 400,
+        block_interval_ms: int = 50,
+        allocations: dict[str, int] | None = None,
+        expiry_window: int = 1000,
+    ):
         self.root, self.n, self.chain_id = Path(root), n, chain_id
         self.home = self.root / "net"
-        self.nodes = cli_node.init(n, self.home, base_port=free_base_port(n), chain_id=chain_id,
-                                   base_timeout_ms=base_timeout_ms, block_interval_ms=block_interval_ms,
-                                   allocations=allocations, expiry_window=expiry_window)
+        self.nodes = cli_node.init(
+            n,
+            self.home,
+            base_port=free_base_port(n),
+            chain_id=chain_id,
+            base_timeout_ms=base_timeout_ms,
+            block_interval_ms=block_interval_ms,
+            allocations=allocations,
+            expiry_window=expiry_window,
+        )
         self.procs: dict[int, subprocess.Popen] = {}
 
     def __enter__(self) -> LocalConsortium:
@@ -70,7 +84,9 @@ class LocalConsortium:
         with open(self.root / f"node-{i}.log", "a") as log:
             self.procs[i] = subprocess.Popen(
                 [sys.executable, "-m", "tfnode", "start", "--home", str(self.node(i))],
-                stdout=log, stderr=subprocess.STDOUT)
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def start_all(self) -> None:
         for i in range(self.n):
@@ -88,8 +104,9 @@ class LocalConsortium:
     def heights(self) -> list[int]:
         return [self.status(i)["height"] for i in range(self.n)]
 
-    def wait(self, cond: Callable[[], bool], timeout: float, what: str,
-             tick: Callable[[], None] | None = None) -> float:
+    def wait(
+        self, cond: Callable[[], bool], timeout: float, what: str, tick: Callable[[], None] | None = None
+    ) -> float:
         """Wait until cond() holds; returns the seconds it took. A node that exits, or the
         deadline, raises AssertionError with the evidence."""
         t0 = time.monotonic()

@@ -48,8 +48,9 @@ EXIT_HALT = 3
 
 
 class Node:
-    def __init__(self, home: Path, *, payload: PayloadSource | None = None,
-                 net_config: NetConfig | None = None) -> None:
+    def __init__(
+        self, home: Path, *, payload: PayloadSource | None = None, net_config: NetConfig | None = None
+    ) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
         self.genesis = Genesis.load(self.cfg.genesis_path)
@@ -59,8 +60,10 @@ class Node:
         self.public_key = self.key.public_key().to_bytes(compressed=True)
         me = self.genesis.validator_by_key(self.public_key)
         if me is None:
-            raise ConfigError(f"the key in {self.cfg.key_path} (public key {self.public_key.hex()[:16]}...) is not "
-                              f"a validator of genesis {self.cfg.genesis_path}; non-voting nodes come later")
+            raise ConfigError(
+                f"the key in {self.cfg.key_path} (public key {self.public_key.hex()[:16]}...) is not "
+                f"a validator of genesis {self.cfg.genesis_path}; non-voting nodes come later"
+            )
         self.me = me
         self._payload = payload
         self._net_config = net_config
@@ -95,14 +98,25 @@ class Node:
         if root is not None:
             self._certified = _core.consensus_decode_block(root.block)["exec_height"]
         self.core = _core.ConsensusCore(
-            self.me.id, g.consensus_validators(), self.key.to_bytes(), persisted=safety,
-            genesis_state_root=self.executor.genesis_exec_root, root_block=root and root.block,
-            root_qc=root and root.qc, base_timeout_ms=cfg.base_timeout_ms,
+            self.me.id,
+            g.consensus_validators(),
+            self.key.to_bytes(),
+            persisted=safety,
+            genesis_state_root=self.executor.genesis_exec_root,
+            root_block=root and root.block,
+            root_qc=root and root.qc,
+            base_timeout_ms=cfg.base_timeout_ms,
         )
         head = self.store.head
-        log.info("node %s (validator %d) of chain %s: stored height %s, safety data %s, genesis %s",
-                 cfg.name, self.me.id, g.chain_id, head.height if head else 0,
-                 "loaded" if safety else "none", g.hash.hex()[:16])
+        log.info(
+            "node %s (validator %d) of chain %s: stored height %s, safety data %s, genesis %s",
+            cfg.name,
+            self.me.id,
+            g.chain_id,
+            head.height if head else 0,
+            "loaded" if safety else "none",
+            g.hash.hex()[:16],
+        )
         chain = as_chain_id(g.chain_id)
         members = {chain: [v.public_key for v in g.validators]}
         ncfg = self._net_config or NetConfig()
@@ -110,24 +124,39 @@ class Node:
         self.net = PeerManager(self.key, members, TcpTransport(), ncfg)
         ex = self.executor
         self.mempool = self._payload or Mempool(
-            g.chain_id, self.net, [v.public_key for v in g.validators], self.public_key,
+            g.chain_id,
+            self.net,
+            [v.public_key for v in g.validators],
+            self.public_key,
             config=MempoolConfig(expiry_window=cfg.expiry_window),
-            height=lambda: ex.height, committed_replay=ex.committed_replay_keys,
-            committed_batch=self._committed_batch, block_interval_ms=cfg.block_interval_ms,
+            height=lambda: ex.height,
+            committed_replay=ex.committed_replay_keys,
+            committed_batch=self._committed_batch,
+            block_interval_ms=cfg.block_interval_ms,
         )
         self.driver = ConsensusDriver(
-            self.core, self.store, self.net, chain, {v.id: v.public_key for v in g.validators},
-            state_root=ex.exec_root, payload=self.mempool, evidence_path=cfg.data_path / "evidence.log",
-            on_commit=self._on_commit, on_halt=self._on_halt, sync_batch=cfg.sync_batch,
-            executor=ex, on_executed=self._on_executed,
+            self.core,
+            self.store,
+            self.net,
+            chain,
+            {v.id: v.public_key for v in g.validators},
+            state_root=ex.exec_root,
+            payload=self.mempool,
+            evidence_path=cfg.data_path / "evidence.log",
+            on_commit=self._on_commit,
+            on_halt=self._on_halt,
+            sync_batch=cfg.sync_batch,
+            executor=ex,
+            on_executed=self._on_executed,
         )
         self.net.register(chain, 0x10, self.driver.on_message)  # Kind.CONSENSUS
         await self.net.start()
         if hasattr(self.mempool, "start"):
             await self.mempool.start()
         self.metrics = NodeMetrics(g.chain_id, cfg.name)
-        self.rpc = RpcServer(NodeService(self), self.metrics, host=cfg.rpc[0], port=cfg.rpc[1],
-                             max_connections=cfg.rpc_max_connections)
+        self.rpc = RpcServer(
+            NodeService(self), self.metrics, host=cfg.rpc[0], port=cfg.rpc[1], max_connections=cfg.rpc_max_connections
+        )
         await self.rpc.start()
         log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
         for p in cfg.peers:
@@ -210,17 +239,30 @@ class Node:
             m.block_executed(out.seconds)
             m.block_committed(out.block["timestamp_ms"], len(out.txs))
             st = self.status()
-            m.set_status(height=st["height"], executed_height=st["executed_height"], round=st["round"],
-                         epoch=st["epoch"], peers=st["peers"], mempool_txs=st["mempool"]["txs"],
-                         mempool_batches=st["mempool"]["batches"], certified_height=out.block["exec_height"])
+            m.set_status(
+                height=st["height"],
+                executed_height=st["executed_height"],
+                round=st["round"],
+                epoch=st["epoch"],
+                peers=st["peers"],
+                mempool_txs=st["mempool"]["txs"],
+                mempool_batches=st["mempool"]["batches"],
+                certified_height=out.block["exec_height"],
+            )
         if self.rpc is not None:
             block = NodeService(self).block_json(out.height, out.block["bytes"])
             self.rpc.publish_block(block, LazyEvents(out), LazyReceipts(out))
 
     def _on_commit(self, blocks: list[dict]) -> None:
         b = blocks[-1]
-        log.info("committed height %d hash %s round %d (%d block%s)", b["height"], b["id"].hex()[:16],
-                 b["round"], len(blocks), "" if len(blocks) == 1 else "s")
+        log.info(
+            "committed height %d hash %s round %d (%d block%s)",
+            b["height"],
+            b["id"].hex()[:16],
+            b["round"],
+            len(blocks),
+            "" if len(blocks) == 1 else "s",
+        )
         self._write_status()
 
     def _on_halt(self, reason: str) -> None:
@@ -242,8 +284,12 @@ class Node:
 # ---- logs ---------------------------------------------------------------------------------
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        d = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name,
-             "msg": record.getMessage()}
+        d = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         if record.exc_info:
             d["exc"] = self.formatException(record.exc_info)
         return json.dumps(d)
@@ -254,7 +300,9 @@ def setup_logging(fmt: str = "plain", level: str = "INFO", name: str = "") -> No
     if fmt == "json":
         h.setFormatter(JsonFormatter())
     else:
-        h.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {name + ' ' if name else ''}%(name)s: %(message)s"))
+        h.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s {name + ' ' if name else ''}%(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [h]
     root.setLevel(level)

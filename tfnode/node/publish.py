@@ -17,8 +17,13 @@ from tfnode.rpc.values import value_to_json
 def receipt_obj_json(r: Any, tx_hash: bytes, height: int, index: int) -> dict[str, Any]:
     """The RPC receipt object of an executor ``Receipt`` (same shape as a stored one decoded)."""
     return {
-        "hash": tx_hash.hex(), "height": height, "index": index, "status": r.status, "gas_used": r.gas_used,
-        "return_value": value_to_json(r.return_value), "revert_reason": r.revert_reason,
+        "hash": tx_hash.hex(),
+        "height": height,
+        "index": index,
+        "status": r.status,
+        "gas_used": r.gas_used,
+        "return_value": value_to_json(r.return_value),
+        "revert_reason": r.revert_reason,
         "events": [{"contract": e.contract, "name": e.name, "fields": value_to_json(e.fields)} for e in r.events],
     }
 
@@ -62,8 +67,15 @@ class LazyEvents:
             for (h, _), r in zip(out.txs, out.receipts):
                 hx = h.hex()
                 for e in r.events:
-                    evs.append({"height": out.height, "tx_hash": hx, "contract": e.contract, "name": e.name,
-                                "fields": value_to_json(e.fields)})
+                    evs.append(
+                        {
+                            "height": out.height,
+                            "tx_hash": hx,
+                            "contract": e.contract,
+                            "name": e.name,
+                            "fields": value_to_json(e.fields),
+                        }
+                    )
             self._made = evs
         return self._made
 

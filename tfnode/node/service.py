@@ -32,8 +32,13 @@ def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int) -> dict[st
     except (EncodingError, ValueError) as err:
         raise RpcError(-32603, f"stored receipt of {tx_hash.hex()} does not decode: {err}") from None
     return {
-        "hash": tx_hash.hex(), "height": height, "index": index, "status": status, "gas_used": gas,
-        "return_value": value_to_json(value), "revert_reason": reason,
+        "hash": tx_hash.hex(),
+        "height": height,
+        "index": index,
+        "status": status,
+        "gas_used": gas,
+        "return_value": value_to_json(value),
+        "revert_reason": reason,
         "events": [{"contract": c, "name": n, "fields": value_to_json(f)} for c, n, f in events],
     }
 
@@ -54,14 +59,19 @@ class NodeService:
         return self.node.status()
 
     def validators(self) -> list[dict[str, Any]]:
-        return [{"id": v.id, "name": v.name, "power": v.power, "public_key": v.public_key.hex()}
-                for v in self.node.genesis.validators]
+        return [
+            {"id": v.id, "name": v.name, "power": v.power, "public_key": v.public_key.hex()}
+            for v in self.node.genesis.validators
+        ]
 
     def peers(self) -> list[dict[str, Any]]:
         net = self.node.net
         connected = {bytes(p) for p in net.peers} if net else set()
-        return [{"public_key": v.public_key.hex(), "name": v.name, "connected": v.public_key in connected}
-                for v in self.node.genesis.validators if v.public_key != self.node.public_key]
+        return [
+            {"public_key": v.public_key.hex(), "name": v.name, "connected": v.public_key in connected}
+            for v in self.node.genesis.validators
+            if v.public_key != self.node.public_key
+        ]
 
     # ---- transactions -------------------------------------------------------------------
     async def submit(self, raws: list[bytes]) -> list[tuple[bytes | None, str | None]]:
@@ -88,9 +98,16 @@ class NodeService:
             return None
         tx = _core.Transaction.decode(rec.data)
         return {
-            "hash": tx_hash.hex(), "height": rec.height, "index": rec.index, "sender": tx.sender.hex(),
-            "address": crypto.address(crypto.PublicKey.from_bytes(tx.sender)), "nonce": tx.nonce,
-            "expiry": tx.expiry, "gas_limit": tx.gas_limit, "contract": tx.contract, "method": tx.method,
+            "hash": tx_hash.hex(),
+            "height": rec.height,
+            "index": rec.index,
+            "sender": tx.sender.hex(),
+            "address": crypto.address(crypto.PublicKey.from_bytes(tx.sender)),
+            "nonce": tx.nonce,
+            "expiry": tx.expiry,
+            "gas_limit": tx.gas_limit,
+            "contract": tx.contract,
+            "method": tx.method,
             "raw": rec.data.hex(),
         }
 
@@ -103,8 +120,9 @@ class NodeService:
         return receipt_json(raw, tx_hash, rec.height, rec.index)
 
     # ---- blocks -------------------------------------------------------------------------
-    def get_block(self, height: int | None = None, block_hash: bytes | None = None,
-                  txs: bool = False) -> dict[str, Any] | None:
+    def get_block(
+        self, height: int | None = None, block_hash: bytes | None = None, txs: bool = False
+    ) -> dict[str, Any] | None:
         store = self.node.store
         if height is None:
             if block_hash is None:
@@ -125,11 +143,20 @@ class NodeService:
         rec = store.exec_record(height) or ZERO * 3
         hashes = store.block_txs(height)
         out = {
-            "height": height, "hash": b["id"].hex(), "round": b["round"], "epoch": b["epoch"],
-            "proposer": b["proposer"], "timestamp_ms": b["timestamp_ms"], "exec_height": b["exec_height"],
-            "exec_root": b["exec_root"].hex(), "batches": [d.hex() for d in b["payload"]],
-            "tx_count": len(hashes), "state_root": rec[:32].hex(), "receipts_root": rec[32:64].hex(),
-            "qc": (store.qc(height) or b"").hex(), "raw": raw.hex(),
+            "height": height,
+            "hash": b["id"].hex(),
+            "round": b["round"],
+            "epoch": b["epoch"],
+            "proposer": b["proposer"],
+            "timestamp_ms": b["timestamp_ms"],
+            "exec_height": b["exec_height"],
+            "exec_root": b["exec_root"].hex(),
+            "batches": [d.hex() for d in b["payload"]],
+            "tx_count": len(hashes),
+            "state_root": rec[:32].hex(),
+            "receipts_root": rec[32:64].hex(),
+            "qc": (store.qc(height) or b"").hex(),
+            "raw": raw.hex(),
         }
         if txs:
             out["txs"] = [h.hex() for h in hashes]
@@ -147,8 +174,12 @@ class NodeService:
             except (ValueError, EncodingError) as err:
                 raise InvalidParams("from", str(err)) from None
         r = ex.query(contract, method, tuple(args), dict(kwargs), sender=sender)
-        return {"status": r.status, "value": value_to_json(r.return_value), "gas_used": r.gas_used,
-                "revert_reason": r.revert_reason}
+        return {
+            "status": r.status,
+            "value": value_to_json(r.return_value),
+            "gas_used": r.gas_used,
+            "revert_reason": r.revert_reason,
+        }
 
     def get_state(self, key: bytes) -> dict[str, Any]:
         v = self.node.store.get_state(key)
@@ -194,8 +225,15 @@ class NodeService:
         except (ValueError, Exception) as err:
             raise RpcError(NOT_READY, f"state at certified height {e} is not available: {err}") from None
         chain, prev = self._chain(e, e)
-        return {"height": e, "key": key.hex(), "value": None if value is None else value.hex(), "proof": proof.hex(),
-                "chain": chain, "prev_exec_root": prev.hex(), "certificate": cert}
+        return {
+            "height": e,
+            "key": key.hex(),
+            "value": None if value is None else value.hex(),
+            "proof": proof.hex(),
+            "chain": chain,
+            "prev_exec_root": prev.hex(),
+            "certificate": cert,
+        }
 
     def get_receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
         store = self.node.store
@@ -208,9 +246,16 @@ class NodeService:
         hashes = [crypto.sm3(store.receipt(h) or b"") for h in store.block_txs(rec.height)]
         raw = store.receipt(tx_hash) or b""
         chain, prev = self._chain(rec.height, e)
-        return {"height": rec.height, "receipt": raw.hex(), "index": rec.index, "count": len(hashes),
-                "path": [p.hex() for p in _core.receipt_proof(hashes, rec.index)],
-                "chain": chain, "prev_exec_root": prev.hex(), "certificate": cert}
+        return {
+            "height": rec.height,
+            "receipt": raw.hex(),
+            "index": rec.index,
+            "count": len(hashes),
+            "path": [p.hex() for p in _core.receipt_proof(hashes, rec.index)],
+            "chain": chain,
+            "prev_exec_root": prev.hex(),
+            "certificate": cert,
+        }
 
     # ---- IoT ----------------------------------------------------------------------------
     def get_reading_proof(self, gateway: bytes, batch_seq: int, index: int) -> dict[str, Any] | None:

@@ -46,8 +46,13 @@ def parse_sync_request(data: bytes) -> tuple[int, bytes, int] | None:
 
 
 def sync_response(blocks: list[bytes], qcs: list[bytes]) -> bytes:
-    parts = [bytes([VERSION, TAG_SYNC_RESPONSE]), struct.pack(">I", len(blocks)), *blocks,
-             struct.pack(">I", len(qcs)), *qcs]
+    parts = [
+        bytes([VERSION, TAG_SYNC_RESPONSE]),
+        struct.pack(">I", len(blocks)),
+        *blocks,
+        struct.pack(">I", len(qcs)),
+        *qcs,
+    ]
     return b"".join(parts)
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import asyncio
 
-from tfnode.rpc.errors import METHOD_NOT_FOUND, InvalidParams, NotFound, NotReady, RpcError, Timeout, TooMany, TxRejected
+from tfnode.rpc.errors import (
+    METHOD_NOT_FOUND,
+    InvalidParams,
+    NotFound,
+    NotReady,
+    RpcError,
+    Timeout,
+    TooMany,
+    TxRejected,
+)
 from tfnode.rpc.jsonrpc import dumps
 from tfnode.rpc.params import Params, parse_hex
 from tfnode.rpc.subs import Subscription
@@ -101,8 +110,9 @@ class Methods:
         gateway = p.hex("gateway", size=33)
         batch_seq = p.int("batch_seq", 1)
         index = p.int("index", 0, MAX_BATCH_READINGS - 1)
-        return _found(self.api.get_reading_proof(gateway, batch_seq, index),
-                      f"batch {batch_seq} of gateway {gateway.hex()}")
+        return _found(
+            self.api.get_reading_proof(gateway, batch_seq, index), f"batch {batch_seq} of gateway {gateway.hex()}"
+        )
 
     async def get_validators(self, raw, ctx):
         Params(raw, ())

@@ -56,21 +56,33 @@ class NodeMetrics:
         ids = {"chain_id": str(chain_id), "node": str(node)}
         base = list(ids)
         r = self.registry
-        self._gauges = {name: Gauge(f"{NS}_{name}", doc, base, registry=r).labels(**ids) for name, doc in _GAUGES.items()}
+        self._gauges = {
+            name: Gauge(f"{NS}_{name}", doc, base, registry=r).labels(**ids) for name, doc in _GAUGES.items()
+        }
         self._blocks = Counter(f"{NS}_blocks_committed", "Blocks committed", base, registry=r).labels(**ids)
         self._txs = Counter(f"{NS}_txs_committed", "Transactions committed", base, registry=r).labels(**ids)
-        self._admitted = Counter(f"{NS}_txs_admitted", "Transactions admitted to the mempool", base, registry=r).labels(**ids)
+        self._admitted = Counter(f"{NS}_txs_admitted", "Transactions admitted to the mempool", base, registry=r).labels(
+            **ids
+        )
         self._rejected = Counter(f"{NS}_txs_rejected", "Transactions refused, by reason", base + ["reason"], registry=r)
         self._requests = Counter(f"{NS}_rpc_requests", "RPC calls, by method", base + ["method"], registry=r)
         self._errors = Counter(f"{NS}_rpc_errors", "RPC error responses, by code", base + ["code"], registry=r)
         self._ws = Counter(f"{NS}_ws_connections", "WebSocket connections opened", base, registry=r).labels(**ids)
-        self._ws_open = Gauge(f"{NS}_ws_connections_open", "WebSocket connections open now", base, registry=r).labels(**ids)
-        self._exec = Histogram(f"{NS}_block_execution_seconds", "Time to execute a block", base, buckets=_EXEC, registry=r).labels(**ids)
+        self._ws_open = Gauge(f"{NS}_ws_connections_open", "WebSocket connections open now", base, registry=r).labels(
+            **ids
+        )
+        self._exec = Histogram(
+            f"{NS}_block_execution_seconds", "Time to execute a block", base, buckets=_EXEC, registry=r
+        ).labels(**ids)
         self._commit = Histogram(
             f"{NS}_commit_latency_seconds", "Block timestamp to local commit", base, buckets=_LATENCY, registry=r
         ).labels(**ids)
         self._s2c = Histogram(
-            f"{NS}_submit_to_commit_seconds", "Submission through this node to its receipt", base, buckets=_LATENCY, registry=r
+            f"{NS}_submit_to_commit_seconds",
+            "Submission through this node to its receipt",
+            base,
+            buckets=_LATENCY,
+            registry=r,
         ).labels(**ids)
         self._ids = ids
         self._children: dict[tuple[str, str], object] = {}

@@ -9,7 +9,9 @@ _REQUIRED = object()
 U64_MAX = (1 << 64) - 1
 
 
-def parse_hex(value, name: str, *, size: int | None = None, max_size: int | None = None, allow_empty: bool = False) -> bytes:
+def parse_hex(
+    value, name: str, *, size: int | None = None, max_size: int | None = None, allow_empty: bool = False
+) -> bytes:
     if type(value) is not str:
         raise InvalidParams(name, f"must be a hex string, not {_kind(value)}")
     # Fast path (a submit_batch carries thousands): fromhex in C, then rule out what it
@@ -35,9 +37,14 @@ def parse_hex(value, name: str, *, size: int | None = None, max_size: int | None
 def _kind(v) -> str:
     if v is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array", dict: "an object"}.get(
-        type(v), type(v).__name__
-    )
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(v), type(v).__name__)
 
 
 class Params:
@@ -51,7 +58,9 @@ class Params:
             raise InvalidParams("params", f"must be an object (params by name), not {_kind(raw)}")
         for k in raw:
             if k not in allowed:
-                raise InvalidParams(k, "unknown parameter" + (f" (takes {', '.join(allowed)})" if allowed else " (takes none)"))
+                raise InvalidParams(
+                    k, "unknown parameter" + (f" (takes {', '.join(allowed)})" if allowed else " (takes none)")
+                )
         self.raw = raw
 
     def has(self, name: str) -> bool:

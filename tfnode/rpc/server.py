@@ -73,7 +73,11 @@ class RpcServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/health", self._health)
         runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=STOP_TIMEOUT, keepalive_timeout=KEEPALIVE_TIMEOUT
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=STOP_TIMEOUT,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
         )
         await runner.setup()
         self._limit_connections(runner.server)
@@ -120,7 +124,9 @@ class RpcServer:
         if request.protocol in self._over_limit:
             self.metrics.error(TOO_MANY)
             err = TooMany("connections", self.max_connections)
-            resp = web.Response(status=503, body=jsonrpc.dumps(jsonrpc.error(None, err)), content_type="application/json")
+            resp = web.Response(
+                status=503, body=jsonrpc.dumps(jsonrpc.error(None, err)), content_type="application/json"
+            )
             resp.force_close()
             return resp
         return await handler(request)
@@ -165,7 +171,9 @@ class RpcServer:
                 pass
         if body is None:
             # The rest of the body is not read, so the connection cannot be reused.
-            resp = web.Response(body=self._too_large(f"over {self.max_batch_body} bytes"), content_type="application/json")
+            resp = web.Response(
+                body=self._too_large(f"over {self.max_batch_body} bytes"), content_type="application/json"
+            )
             resp.force_close()
             return resp
         out, _ = await self.handle(body, None)

@@ -128,7 +128,13 @@ class WsConnection:
 def _notification(sub_id: str, payload: bytes) -> bytes:
     # The payload is serialised once per block/event and spliced into each subscriber's
     # envelope; subscription ids are "s<n>", so no escaping is needed.
-    return b'{"jsonrpc":"2.0","method":"subscription","params":{"subscription":"' + sub_id.encode() + b'","result":' + payload + b"}}"
+    return (
+        b'{"jsonrpc":"2.0","method":"subscription","params":{"subscription":"'
+        + sub_id.encode()
+        + b'","result":'
+        + payload
+        + b"}}"
+    )
 
 
 class Hub:

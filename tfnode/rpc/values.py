@@ -70,7 +70,9 @@ def _to_json(v, where, depth):
         pairs = []
         for i, (k, x) in enumerate(v.items()):
             if type(k) not in (str, int, bytes):
-                raise ValueConversionError(_join(where, i), f"dict key of type {type(k).__name__} is not a contract value")
+                raise ValueConversionError(
+                    _join(where, i), f"dict key of type {type(k).__name__} is not a contract value"
+                )
             pairs.append([_to_json(k, _join(where, i), depth + 1), _to_json(x, _join(where, repr(k)), depth + 1)])
         return {"dict": pairs}
     raise ValueConversionError(where, f"{t.__name__} is not a contract value")

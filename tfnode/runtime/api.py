@@ -18,9 +18,28 @@ from tfnode.runtime.errors import CallFailed, ContractError, EncodingError, Reve
 from tfnode.runtime.fixed import Fixed
 
 __all__ = [
-    "Contract", "call", "view", "require", "revert", "emit", "Map", "Value", "ctx",
-    "call_contract", "Fixed", "ContractError", "Revert", "CallFailed", "sm3", "SortedSet",
-    "hmac_sm3", "sm2_verify", "merkle_root", "merkle_verify", "require_role", "member_info",
+    "Contract",
+    "call",
+    "view",
+    "require",
+    "revert",
+    "emit",
+    "Map",
+    "Value",
+    "ctx",
+    "call_contract",
+    "Fixed",
+    "ContractError",
+    "Revert",
+    "CallFailed",
+    "sm3",
+    "SortedSet",
+    "hmac_sm3",
+    "sm2_verify",
+    "merkle_root",
+    "merkle_verify",
+    "require_role",
+    "member_info",
 ]
 
 MAX_REASON = 512

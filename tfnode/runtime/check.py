@@ -27,9 +27,27 @@ API_MODULE = "tfnode.runtime.api"
 # Names importable from the API module (kept in sync with api.__all__; a test checks it).
 API_NAMES = frozenset(
     {
-        "Contract", "call", "view", "require", "revert", "emit", "Map", "Value", "ctx",
-        "call_contract", "Fixed", "ContractError", "Revert", "CallFailed", "sm3", "SortedSet",
-        "hmac_sm3", "sm2_verify", "merkle_root", "merkle_verify", "require_role",
+        "Contract",
+        "call",
+        "view",
+        "require",
+        "revert",
+        "emit",
+        "Map",
+        "Value",
+        "ctx",
+        "call_contract",
+        "Fixed",
+        "ContractError",
+        "Revert",
+        "CallFailed",
+        "sm3",
+        "SortedSet",
+        "hmac_sm3",
+        "sm2_verify",
+        "merkle_root",
+        "merkle_verify",
+        "require_role",
         "member_info",
     }
 )
@@ -39,34 +57,131 @@ TYPING_NAMES = frozenset({"Any", "Optional", "Union", "List", "Dict", "Tuple"})
 # versions where the plain one could loop or allocate without bound).
 ALLOWED_BUILTINS = frozenset(
     {
-        "abs", "all", "any", "bool", "bytes", "chr", "dict", "divmod", "enumerate", "int",
-        "isinstance", "len", "list", "max", "min", "ord", "pow", "range", "reversed", "sorted",
-        "str", "sum", "tuple", "zip", "hex", "bin",
-        "ValueError", "KeyError", "IndexError", "TypeError", "ZeroDivisionError",
-        "ArithmeticError", "OverflowError", "LookupError",
-        "True", "False", "None",
+        "abs",
+        "all",
+        "any",
+        "bool",
+        "bytes",
+        "chr",
+        "dict",
+        "divmod",
+        "enumerate",
+        "int",
+        "isinstance",
+        "len",
+        "list",
+        "max",
+        "min",
+        "ord",
+        "pow",
+        "range",
+        "reversed",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "zip",
+        "hex",
+        "bin",
+        "ValueError",
+        "KeyError",
+        "IndexError",
+        "TypeError",
+        "ZeroDivisionError",
+        "ArithmeticError",
+        "OverflowError",
+        "LookupError",
+        "True",
+        "False",
+        "None",
     }
 )
 # Builtins replaced by metered versions when called. They may appear only where they are
 # called, as the type arguments of Map(...)/Value(...), or as isinstance's second argument, so
 # a contract can never hold (and call indirectly) the unmetered original.
 WRAPPED_BUILTINS = frozenset(
-    {"list", "tuple", "dict", "sorted", "sum", "min", "max", "any", "all", "enumerate", "zip",
-     "reversed", "bytes", "str", "pow", "int"}
+    {
+        "list",
+        "tuple",
+        "dict",
+        "sorted",
+        "sum",
+        "min",
+        "max",
+        "any",
+        "all",
+        "enumerate",
+        "zip",
+        "reversed",
+        "bytes",
+        "str",
+        "pow",
+        "int",
+    }
 )
 # Methods that walk or build data in C in time or space linear in their operands. Calls of
 # them go through the metered ``_tf_m``; they may only be called, never held as a value
 # (``f = s.replace; f('', s)`` would skip the size check).
 CHECKED_METHODS = frozenset(
     {
-        "join", "replace", "split", "rsplit", "splitlines", "ljust", "rjust", "center", "zfill",
-        "expandtabs", "count", "find", "rfind", "index", "rindex", "strip", "lstrip", "rstrip",
-        "lower", "upper", "title", "casefold", "swapcase", "capitalize", "partition",
-        "rpartition", "encode", "decode", "hex", "fromhex", "to_bytes", "from_bytes", "sort",
-        "copy", "extend", "insert", "remove", "reverse", "update", "fromkeys", "translate",
-        "startswith", "endswith", "removeprefix", "removesuffix", "isdigit", "isalpha",
-        "isalnum", "isascii", "isspace", "islower", "isupper", "values", "items", "keys", "pop",
-        "get", "setdefault",
+        "join",
+        "replace",
+        "split",
+        "rsplit",
+        "splitlines",
+        "ljust",
+        "rjust",
+        "center",
+        "zfill",
+        "expandtabs",
+        "count",
+        "find",
+        "rfind",
+        "index",
+        "rindex",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "lower",
+        "upper",
+        "title",
+        "casefold",
+        "swapcase",
+        "capitalize",
+        "partition",
+        "rpartition",
+        "encode",
+        "decode",
+        "hex",
+        "fromhex",
+        "to_bytes",
+        "from_bytes",
+        "sort",
+        "copy",
+        "extend",
+        "insert",
+        "remove",
+        "reverse",
+        "update",
+        "fromkeys",
+        "translate",
+        "startswith",
+        "endswith",
+        "removeprefix",
+        "removesuffix",
+        "isdigit",
+        "isalpha",
+        "isalnum",
+        "isascii",
+        "isspace",
+        "islower",
+        "isupper",
+        "values",
+        "items",
+        "keys",
+        "pop",
+        "get",
+        "setdefault",
     }
 )
 # Type names a contract may use as the receiver of these class methods: bytes.fromhex(...).
@@ -74,20 +189,80 @@ _TYPE_METHODS = {"bytes": {"fromhex"}, "dict": {"fromkeys"}, "int": {"from_bytes
 # Exception classes an ``except`` clause may name. Not Exception/BaseException (they would
 # swallow RecursionError and MemoryError), and never the runtime's Abort family.
 CATCHABLE = frozenset(
-    {"ValueError", "KeyError", "IndexError", "TypeError", "ZeroDivisionError", "ArithmeticError",
-     "OverflowError", "LookupError", "ContractError", "Revert", "CallFailed"}
+    {
+        "ValueError",
+        "KeyError",
+        "IndexError",
+        "TypeError",
+        "ZeroDivisionError",
+        "ArithmeticError",
+        "OverflowError",
+        "LookupError",
+        "ContractError",
+        "Revert",
+        "CallFailed",
+    }
 )
 # Python builtins that are never available, named so the message says why.
 FORBIDDEN_NAMES = frozenset(
     {
-        "eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "hasattr", "globals",
-        "locals", "vars", "dir", "type", "super", "object", "id", "hash", "input", "print",
-        "breakpoint", "help", "memoryview", "bytearray", "float", "complex", "set", "frozenset",
-        "iter", "next", "map", "filter", "format", "repr", "ascii", "classmethod",
-        "staticmethod", "property", "callable", "issubclass", "exit", "quit", "copyright",
-        "credits", "license", "slice", "aiter", "anext", "round", "BaseException", "Exception",
-        "RecursionError", "MemoryError", "SystemExit", "KeyboardInterrupt", "GeneratorExit",
-        "StopIteration", "StopAsyncIteration",
+        "eval",
+        "exec",
+        "compile",
+        "open",
+        "getattr",
+        "setattr",
+        "delattr",
+        "hasattr",
+        "globals",
+        "locals",
+        "vars",
+        "dir",
+        "type",
+        "super",
+        "object",
+        "id",
+        "hash",
+        "input",
+        "print",
+        "breakpoint",
+        "help",
+        "memoryview",
+        "bytearray",
+        "float",
+        "complex",
+        "set",
+        "frozenset",
+        "iter",
+        "next",
+        "map",
+        "filter",
+        "format",
+        "repr",
+        "ascii",
+        "classmethod",
+        "staticmethod",
+        "property",
+        "callable",
+        "issubclass",
+        "exit",
+        "quit",
+        "copyright",
+        "credits",
+        "license",
+        "slice",
+        "aiter",
+        "anext",
+        "round",
+        "BaseException",
+        "Exception",
+        "RecursionError",
+        "MemoryError",
+        "SystemExit",
+        "KeyboardInterrupt",
+        "GeneratorExit",
+        "StopIteration",
+        "StopAsyncIteration",
     }
 )
 # Attributes that reach interpreter internals or walk attributes inside format strings.
@@ -100,18 +275,81 @@ _FORMAT_SPEC = re.compile(r"^[<>^=]?[+\- ]?0?[0-9]{0,2}[,_]?(\.[0-9]{1,2})?[bdox
 
 # Statements and expressions outside these sets are rejected by name.
 _ALLOWED_NODES = (
-    ast.Module, ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.If, ast.For,
-    ast.While, ast.Break, ast.Continue, ast.Pass, ast.Raise, ast.Try, ast.ExceptHandler,
-    ast.FunctionDef, ast.ClassDef, ast.ImportFrom, ast.alias, ast.Delete,
-    ast.arguments, ast.arg, ast.keyword,
-    ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.IfExp, ast.Lambda,
-    ast.Dict, ast.List, ast.Tuple, ast.ListComp, ast.DictComp, ast.GeneratorExp,
-    ast.comprehension, ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.Slice,
-    ast.Starred, ast.JoinedStr, ast.FormattedValue,
-    ast.Load, ast.Store, ast.Del,
-    ast.And, ast.Or, ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.Pow, ast.LShift,
-    ast.RShift, ast.BitOr, ast.BitXor, ast.BitAnd, ast.Invert, ast.Not, ast.UAdd, ast.USub,
-    ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
+    ast.Module,
+    ast.Expr,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.Return,
+    ast.If,
+    ast.For,
+    ast.While,
+    ast.Break,
+    ast.Continue,
+    ast.Pass,
+    ast.Raise,
+    ast.Try,
+    ast.ExceptHandler,
+    ast.FunctionDef,
+    ast.ClassDef,
+    ast.ImportFrom,
+    ast.alias,
+    ast.Delete,
+    ast.arguments,
+    ast.arg,
+    ast.keyword,
+    ast.BoolOp,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.Call,
+    ast.IfExp,
+    ast.Lambda,
+    ast.Dict,
+    ast.List,
+    ast.Tuple,
+    ast.ListComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.comprehension,
+    ast.Constant,
+    ast.Name,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Slice,
+    ast.Starred,
+    ast.JoinedStr,
+    ast.FormattedValue,
+    ast.Load,
+    ast.Store,
+    ast.Del,
+    ast.And,
+    ast.Or,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Pow,
+    ast.LShift,
+    ast.RShift,
+    ast.BitOr,
+    ast.BitXor,
+    ast.BitAnd,
+    ast.Invert,
+    ast.Not,
+    ast.UAdd,
+    ast.USub,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.Is,
+    ast.IsNot,
+    ast.In,
+    ast.NotIn,
 )
 _NODE_RULES = {
     ast.AsyncFunctionDef: ("async", "async functions are not allowed"),
@@ -227,17 +465,26 @@ class _Checker:
             elif isinstance(stmt, ast.Import):
                 self.visit(stmt)
             else:
-                self.bad(stmt, "module-statement",
-                         f"{type(stmt).__name__} is not allowed at module level (imports, constants, functions and one class)")
+                self.bad(
+                    stmt,
+                    "module-statement",
+                    f"{type(stmt).__name__} is not allowed at module level (imports, constants, functions and one class)",
+                )
                 self.walk(stmt)
         if self.class_count != 1:
-            self.bad(ast.Pass(lineno=1, col_offset=0), "contract-class", f"a contract defines exactly one class; found {self.class_count}")
+            self.bad(
+                ast.Pass(lineno=1, col_offset=0),
+                "contract-class",
+                f"a contract defines exactly one class; found {self.class_count}",
+            )
 
     def check_import(self, node: ast.ImportFrom) -> None:
         if node.level:
             self.bad(node, "import", "relative imports are not allowed")
             return
-        allowed = {API_MODULE: API_NAMES, "typing": TYPING_NAMES, "__future__": frozenset({"annotations"})}.get(node.module or "")
+        allowed = {API_MODULE: API_NAMES, "typing": TYPING_NAMES, "__future__": frozenset({"annotations"})}.get(
+            node.module or ""
+        )
         if allowed is None:
             self.bad(node, "import", f"importing from {node.module!r} is not allowed; only {API_MODULE} and typing")
             return
@@ -269,12 +516,19 @@ class _Checker:
             for a in value.args + [k.value for k in value.keywords]:
                 self.walk(a)
             return
-        if not _is_constant_expr(value) and not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
-                                                 and value.func.id == "Fixed" and all(_is_constant_expr(a) for a in value.args)
-                                                 and not value.keywords):
-            self.bad(stmt, "constant",
-                     f"{where}-level values must be literals (or tuples of them), so no state survives a transaction"
-                     + ("; storage is declared with Map(...) or Value(...)" if where == "class" else ""))
+        if not _is_constant_expr(value) and not (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id == "Fixed"
+            and all(_is_constant_expr(a) for a in value.args)
+            and not value.keywords
+        ):
+            self.bad(
+                stmt,
+                "constant",
+                f"{where}-level values must be literals (or tuples of them), so no state survives a transaction"
+                + ("; storage is declared with Map(...) or Value(...)" if where == "class" else ""),
+            )
         self.walk(value)
 
     def check_class(self, node: ast.ClassDef) -> None:
@@ -303,8 +557,11 @@ class _Checker:
             elif isinstance(stmt, ast.Pass):
                 pass
             else:
-                self.bad(stmt, "class-statement",
-                         f"{type(stmt).__name__} is not allowed in the class body (storage, constants and methods)")
+                self.bad(
+                    stmt,
+                    "class-statement",
+                    f"{type(stmt).__name__} is not allowed in the class body (storage, constants and methods)",
+                )
                 self.walk(stmt)
 
     def check_function(self, node: ast.FunctionDef, method: bool = False) -> None:
@@ -336,8 +593,11 @@ class _Checker:
         decorators: set[int] = set()
         for n in ast.walk(tree):
             # Annotations are dropped by the instrumentation, never evaluated.
-            ann = getattr(n, "annotation", None) if isinstance(n, (ast.arg, ast.AnnAssign)) else (
-                n.returns if isinstance(n, ast.FunctionDef) else None)
+            ann = (
+                getattr(n, "annotation", None)
+                if isinstance(n, (ast.arg, ast.AnnAssign))
+                else (n.returns if isinstance(n, ast.FunctionDef) else None)
+            )
             if ann is not None:
                 allowed.update(id(x) for x in ast.walk(ann))
             if isinstance(n, ast.Call):
@@ -351,27 +611,43 @@ class _Checker:
                     allowed.add(id(t))
                     if isinstance(t, ast.Tuple):
                         allowed.update(id(e) for e in t.elts)
-                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.attr in _TYPE_METHODS.get(f.value.id, ()):
+                if (
+                    isinstance(f, ast.Attribute)
+                    and isinstance(f.value, ast.Name)
+                    and f.attr in _TYPE_METHODS.get(f.value.id, ())
+                ):
                     allowed.add(id(f.value))
             if isinstance(n, (ast.FunctionDef, ast.ClassDef)):
                 decorators.update(id(d) for d in n.decorator_list)
         bound = self._bound_names(tree)
         for n in ast.walk(tree):
-            if (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in bound
-                    and n.id not in ALLOWED_BUILTINS and n.id not in FORBIDDEN_NAMES and not n.id.startswith("_")):
+            if (
+                isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Load)
+                and n.id not in bound
+                and n.id not in ALLOWED_BUILTINS
+                and n.id not in FORBIDDEN_NAMES
+                and not n.id.startswith("_")
+            ):
                 # e.g. string.Formatter() or sys._getframe() with no import: refuse it here
                 # instead of failing with NameError at run time
                 self.bad(n, "undefined-name", f"name {n.id!r} is not defined, imported or a builtin")
             if isinstance(n, ast.Name) and n.id in ("call", "view") and id(n) not in decorators:
                 self.bad(n, "decorator", f"{n.id!r} is used only as a method decorator")
-            if isinstance(n, ast.Attribute) and n.attr in CHECKED_METHODS and isinstance(n.ctx, ast.Load) and id(n) not in allowed:
+            if (
+                isinstance(n, ast.Attribute)
+                and n.attr in CHECKED_METHODS
+                and isinstance(n.ctx, ast.Load)
+                and id(n) not in allowed
+            ):
                 self.bad(n, "method-value", f"the method {n.attr!r} may only be called directly, not held as a value")
             if isinstance(n, ast.Name) and n.id in WRAPPED_BUILTINS and id(n) not in self._class_targets:
                 if not isinstance(n.ctx, ast.Load):
                     self.bad(n, "shadow", f"the builtin name {n.id!r} cannot be rebound")
                 elif id(n) not in allowed:
-                    self.bad(n, "builtin-value",
-                             f"{n.id!r} may only be called (or name a type in Map/Value/isinstance)")
+                    self.bad(
+                        n, "builtin-value", f"{n.id!r} may only be called (or name a type in Map/Value/isinstance)"
+                    )
 
     @staticmethod
     def _bound_names(tree) -> set[str]:
@@ -396,8 +672,11 @@ class _Checker:
         if name == "_":
             return  # the throwaway name; harmless
         if name.startswith("_"):
-            self.bad(node, "underscore",
-                     f"{what} {name!r}: names starting with '_' are reserved (dunder access and runtime internals)")
+            self.bad(
+                node,
+                "underscore",
+                f"{what} {name!r}: names starting with '_' are reserved (dunder access and runtime internals)",
+            )
         elif name in FORBIDDEN_NAMES:
             self.bad(node, "forbidden-name", f"{what} {name!r} is not available to contracts")
         elif name in WRAPPED_BUILTINS and what != "name":
@@ -431,7 +710,9 @@ class _Checker:
             if attr.startswith("_"):
                 self.bad(n, "underscore", f"attribute {attr!r}: attributes starting with '_' are not accessible")
             elif attr in FORBIDDEN_ATTRS or attr.startswith(FORBIDDEN_ATTR_PREFIXES):
-                self.bad(n, "forbidden-attr", f"attribute {attr!r} is not accessible (format walks, frames, code objects)")
+                self.bad(
+                    n, "forbidden-attr", f"attribute {attr!r} is not accessible (format walks, frames, code objects)"
+                )
             if isinstance(n.ctx, (ast.Store, ast.Del)) and not (isinstance(n.value, ast.Name) and n.value.id == "self"):
                 self.bad(n, "attribute-store", "only self.<storage field> may be assigned or deleted")
         elif t is ast.Constant:
@@ -481,8 +762,11 @@ class _Checker:
                 self.bad(n, "fstring", "f-string conversions !r and !a show object addresses; not allowed")
             if n.format_spec is not None:
                 spec = n.format_spec
-                if not (isinstance(spec, ast.JoinedStr) and all(isinstance(x, ast.Constant) for x in spec.values)
-                        and _FORMAT_SPEC.match("".join(x.value for x in spec.values))):
+                if not (
+                    isinstance(spec, ast.JoinedStr)
+                    and all(isinstance(x, ast.Constant) for x in spec.values)
+                    and _FORMAT_SPEC.match("".join(x.value for x in spec.values))
+                ):
                     self.bad(n, "fstring", "f-string format specs must be short constants (width up to 99)")
         elif t is ast.Call:
             f = n.func
@@ -503,7 +787,7 @@ class _Checker:
 
 
 def _is_storage_decl(node) -> bool:
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Map", "Value"))
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Map", "Value")
 
 
 def run_check(paths, out=None) -> int:
@@ -523,4 +807,3 @@ def run_check(paths, out=None) -> int:
         else:
             print(f"{path}: ok", file=out)
     return status
-

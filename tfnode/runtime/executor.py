@@ -22,7 +22,14 @@ from tfnode.runtime import api, meter as _m
 from tfnode.runtime.check import check_source
 from tfnode.runtime.encoding import VERSION, EncodingError, _scalar, _uv, decode, decode_versioned, encode
 from tfnode.runtime.errors import (
-    Abort, CallFailed, ContractError, DepthExceeded, MemoryExceeded, OutOfGas, RuntimeFault, ValidationError,
+    Abort,
+    CallFailed,
+    ContractError,
+    DepthExceeded,
+    MemoryExceeded,
+    OutOfGas,
+    RuntimeFault,
+    ValidationError,
 )
 from tfnode.runtime.instrument import compile_contract
 from tfnode.runtime.meter import Meter
@@ -31,7 +38,7 @@ from tfnode.runtime.state import Overlay
 
 RUNTIME_VERSION = 1
 DEFAULT_GAS_LIMIT = 1_000_000
-MAX_CALL_DEPTH = 8            # nested contract-to-contract calls
+MAX_CALL_DEPTH = 8  # nested contract-to-contract calls
 MAX_RETURN_BYTES = 64 * 1024
 MIN_RECURSION_LIMIT = 4000
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -55,7 +62,7 @@ class BlockCtx:
 class TxCall:
     """One contract call, as the node decodes it from a signed transaction."""
 
-    sender: str                      # address of the signer
+    sender: str  # address of the signer
     contract: str
     method: str
     args: tuple = ()
@@ -85,7 +92,7 @@ class Receipt:
     return_value: object = None
     events: tuple = ()
     revert_reason: str = ""
-    writes: tuple = ()               # ((key, value-or-None), ...) sorted by key; empty on failure
+    writes: tuple = ()  # ((key, value-or-None), ...) sorted by key; empty on failure
     _encoded: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -110,12 +117,21 @@ class Receipt:
             w.append(b"L\x02" + _scalar(k, bytes) + (b"N" if v is None else _scalar(v, bytes)))
         ev = [_list_head(len(self.events))]
         for e in self.events:
-            ev.append(b"L\x03" + _scalar(e.contract, str) + _scalar(e.name, str) + (e.body or encode(e.fields, 1 << 30)))
-        out = b"".join([
-            bytes((VERSION,)), b"L\x07S\x07receipt", _scalar(self.status, str), _scalar(self.gas_used, int),
-            encode(self.return_value, 1 << 30), _scalar(self.revert_reason, str), *ev,
-            _scalar(crypto.sm3(b"".join(w)), bytes),
-        ])
+            ev.append(
+                b"L\x03" + _scalar(e.contract, str) + _scalar(e.name, str) + (e.body or encode(e.fields, 1 << 30))
+            )
+        out = b"".join(
+            [
+                bytes((VERSION,)),
+                b"L\x07S\x07receipt",
+                _scalar(self.status, str),
+                _scalar(self.gas_used, int),
+                encode(self.return_value, 1 << 30),
+                _scalar(self.revert_reason, str),
+                *ev,
+                _scalar(crypto.sm3(b"".join(w)), bytes),
+            ]
+        )
         self._encoded = out
         return out
 
@@ -255,8 +271,15 @@ def _copy_value(v, what: str):
 
 
 class Runtime:
-    def __init__(self, state, *, max_value_bytes: int = 256 * 1024, max_depth: int = _m.DEFAULT_MAX_DEPTH,
-                 alloc_budget: int = _m.DEFAULT_ALLOC_BUDGET, metering: bool = True):
+    def __init__(
+        self,
+        state,
+        *,
+        max_value_bytes: int = 256 * 1024,
+        max_depth: int = _m.DEFAULT_MAX_DEPTH,
+        alloc_budget: int = _m.DEFAULT_ALLOC_BUDGET,
+        metering: bool = True,
+    ):
         """``metering=False`` compiles contracts without step metering and checked operations
         (storage, event and call gas remain): for benchmarks only — an unmetered node cannot
         stop an infinite loop and would disagree with metered nodes on gas_used."""
@@ -345,8 +368,11 @@ class Runtime:
             try:
                 with warnings.catch_warnings():  # SyntaxWarnings of contract code are not the node's
                     warnings.simplefilter("ignore")
-                    code = (compile_contract(source, filename) if self.metering
-                            else compile(source, filename, "exec", dont_inherit=True))
+                    code = (
+                        compile_contract(source, filename)
+                        if self.metering
+                        else compile(source, filename, "exec", dont_inherit=True)
+                    )
             except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
                 raise ValidationError([f"cannot compile: {type(err).__name__}"]) from None
             if len(_COMPILED) >= _CACHE_LIMIT:
@@ -364,7 +390,9 @@ class Runtime:
             raise ValidationError([f"module body failed: {type(err).__name__}: {err}"]) from None
         finally:
             m.left, m.limit, m.alloc_left, m.depth = saved
-        classes = [v for k, v in g.items() if isinstance(v, type) and issubclass(v, api.Contract) and v is not api.Contract]
+        classes = [
+            v for k, v in g.items() if isinstance(v, type) and issubclass(v, api.Contract) and v is not api.Contract
+        ]
         if len(classes) != 1:
             raise ValidationError(["a contract defines exactly one Contract class"])
         cls = classes[0]
@@ -402,8 +430,17 @@ class Runtime:
         block_overlay.commit()
         return BlockResult(receipts, writes)
 
-    def query(self, contract: str, method: str, args=(), kwargs=None, *, sender: str = "",
-              block: BlockCtx | None = None, gas_limit: int = DEFAULT_GAS_LIMIT):
+    def query(
+        self,
+        contract: str,
+        method: str,
+        args=(),
+        kwargs=None,
+        *,
+        sender: str = "",
+        block: BlockCtx | None = None,
+        gas_limit: int = DEFAULT_GAS_LIMIT,
+    ):
         """Run a @view against the current state; returns the receipt (nothing is written)."""
         tx = TxCall(sender, contract, method, tuple(args), dict(kwargs or {}), gas_limit)
         return self._run(tx, block or BlockCtx(0, 0), Overlay(self.state), readonly=True)
@@ -442,7 +479,7 @@ class Runtime:
         except MemoryError:
             return Receipt(MemoryExceeded.status, m.limit, revert_reason="out of memory")
         except (RuntimeFault, ValidationError) as err:
-            return Receipt(STATUS_INVALID, m.used, revert_reason=str(err)[:api.MAX_REASON])
+            return Receipt(STATUS_INVALID, m.used, revert_reason=str(err)[: api.MAX_REASON])
         except Exception as err:  # an uncaught error in contract code
             return Receipt(STATUS_ERROR, m.used, revert_reason=error_reason(err))
         finally:
@@ -508,8 +545,15 @@ class Runtime:
 
     # -- genesis ----------------------------------------------------------------------------------
 
-    def genesis(self, members, policy=None, contracts=(), *, block: BlockCtx | None = None,
-                gas_limit: int = 100 * DEFAULT_GAS_LIMIT) -> list:
+    def genesis(
+        self,
+        members,
+        policy=None,
+        contracts=(),
+        *,
+        block: BlockCtx | None = None,
+        gas_limit: int = 100 * DEFAULT_GAS_LIMIT,
+    ) -> list:
         """Write the members, the approval policy and the genesis contracts, without approvals
         (every member signs genesis itself). ``contracts``: (name, source, init_args) triples.
         Raises if any contract is invalid or its init fails; returns the events."""

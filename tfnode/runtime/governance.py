@@ -87,8 +87,10 @@ class Governance:
         _require(type(p) is dict, "policy must be a dict")
         roles, frac, mn = p.get("roles"), p.get("more_than"), p.get("min_approvals", 1)
         _require(type(roles) is list and roles and all(r in ROLES for r in roles), "policy roles invalid")
-        _require(type(frac) is list and len(frac) == 2 and all(type(x) is int for x in frac)
-                 and 0 <= frac[0] < frac[1], "policy more_than must be [num, den] with 0 <= num < den")
+        _require(
+            type(frac) is list and len(frac) == 2 and all(type(x) is int for x in frac) and 0 <= frac[0] < frac[1],
+            "policy more_than must be [num, den] with 0 <= num < den",
+        )
         _require(type(mn) is int and mn >= 1, "policy min_approvals must be >= 1")
         return {"roles": list(roles), "more_than": list(frac), "min_approvals": mn}
 
@@ -102,8 +104,12 @@ class Governance:
 
     def dispatch(self, frame, method, args, kwargs):
         fn = {
-            "propose": self.propose, "approve": self.approve, "commit": self.commit,
-            "proposal": self.v_proposal, "member": self.v_member, "contract": self.v_contract,
+            "propose": self.propose,
+            "approve": self.approve,
+            "commit": self.commit,
+            "proposal": self.v_proposal,
+            "member": self.v_member,
+            "contract": self.v_contract,
             "policy": self.v_policy,
         }.get(method)
         if fn is None:
@@ -124,14 +130,22 @@ class Governance:
         self._member_only(frame)
         _require(kind in KINDS, f"kind must be one of {', '.join(KINDS)}")
         ov = frame.overlay
-        prop = {"kind": kind, "proposer": frame.sender.address, "approvals": [], "status": "open",
-                "height": frame.tx.block.height}
+        prop = {
+            "kind": kind,
+            "proposer": frame.sender.address,
+            "approvals": [],
+            "status": "open",
+            "height": frame.tx.block.height,
+        }
         if kind in ("deploy", "upgrade"):
             from tfnode.runtime.executor import GOVERNANCE, NAME_RE
 
             _require(type(name) is str and NAME_RE.match(name) and name != GOVERNANCE, "bad contract name")
             exists = self.rt.contract_record(ov, name) is not None
-            _require(exists == (kind == "upgrade"), f"contract {name!r} {'does not exist' if kind == 'upgrade' else 'already exists'}")
+            _require(
+                exists == (kind == "upgrade"),
+                f"contract {name!r} {'does not exist' if kind == 'upgrade' else 'already exists'}",
+            )
             _require(type(source) is str, "source required")
             frame.meter.gas(_m.COST_WRITE + (len(source) >> _m.BYTE_SHIFT))
             try:
@@ -142,10 +156,15 @@ class Governance:
             prop.update(name=name, code_hash=code_hash, args=list(args or []))
         elif kind == "member":
             _require(type(payload) is dict, "payload required")
-            prop["payload"] = {"address": payload.get("address"), "organisation": payload.get("organisation"),
-                               "roles": list(payload.get("roles") or [])}
+            prop["payload"] = {
+                "address": payload.get("address"),
+                "organisation": payload.get("organisation"),
+                "roles": list(payload.get("roles") or []),
+            }
         elif kind == "remove_member":
-            _require(type(payload) is dict and self.member(ov, payload.get("address", "")) is not None, "no such member")
+            _require(
+                type(payload) is dict and self.member(ov, payload.get("address", "")) is not None, "no such member"
+            )
             prop["payload"] = {"address": payload["address"]}
         else:
             prop["payload"] = self._check_policy(payload)
@@ -193,12 +212,16 @@ class Governance:
         # Approvals count only while their giver is still eligible.
         n = sum(1 for a in prop["approvals"] if a in eligible)
         num, den = policy["more_than"]
-        _require(n * den > len(eligible) * num and n >= policy["min_approvals"],
-                 f"not enough approvals: {n} of {len(eligible)} eligible, need more than {num}/{den}")
+        _require(
+            n * den > len(eligible) * num and n >= policy["min_approvals"],
+            f"not enough approvals: {n} of {len(eligible)} eligible, need more than {num}/{den}",
+        )
         kind = prop["kind"]
         if kind in ("deploy", "upgrade"):
             proposer = self.rt.sender_of(ov, prop["proposer"])
-            self._install(frame, prop["name"], prop["code_hash"], prop["args"], upgrade=kind == "upgrade", sender=proposer)
+            self._install(
+                frame, prop["name"], prop["code_hash"], prop["args"], upgrade=kind == "upgrade", sender=proposer
+            )
         elif kind == "member":
             p = prop["payload"]
             self._add_member(ov, p["address"], p["organisation"], p["roles"])
@@ -222,16 +245,26 @@ class Governance:
         ov = frame.overlay
         old = self.rt.contract_record(ov, name)
         loaded = self.rt.load(ov, code_hash)
-        rec = {"code_hash": code_hash, "version": (old["version"] + 1) if old else 1,
-               "runtime": 1, "height": frame.tx.block.height}
+        rec = {
+            "code_hash": code_hash,
+            "version": (old["version"] + 1) if old else 1,
+            "runtime": 1,
+            "height": frame.tx.block.height,
+        }
         self._put(ov, b"k/" + name.encode(), rec)
         hook = "migrate" if upgrade else "init"
         if hook in loaded.entries:
             child = _Frame(self.rt, name, ov, sender or frame.sender, False, frame.tx)
             self.rt._invoke(child, hook, list(args), {}, allow_init=not upgrade, allow_migrate=upgrade)
             frame.events.extend(child.events)
-        frame.events.append(("governance", "Upgraded" if upgrade else "Deployed",
-                             {"name": name, "code_hash": code_hash, "version": rec["version"]}, b""))
+        frame.events.append(
+            (
+                "governance",
+                "Upgraded" if upgrade else "Deployed",
+                {"name": name, "code_hash": code_hash, "version": rec["version"]},
+                b"",
+            )
+        )
 
     # -- views ----------------------------------------------------------------------------------
 

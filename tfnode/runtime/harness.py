@@ -66,7 +66,10 @@ class Chain:
         self.timestamp = GENESIS_TIME
         self.receipts: list[Receipt] = []
         self.runtime.genesis(
-            [{"address": m.address, "organisation": m.organisation, "roles": list(m.roles)} for m in self.members.values()],
+            [
+                {"address": m.address, "organisation": m.organisation, "roles": list(m.roles)}
+                for m in self.members.values()
+            ],
             policy,
         )
 

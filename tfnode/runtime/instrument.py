@@ -25,8 +25,20 @@ import ast
 
 from tfnode.runtime.check import CHECKED_METHODS, WRAPPED_BUILTINS
 
-_BINOP_HELPER = {ast.Add: "_tf_add", ast.Mult: "_tf_mul", ast.Pow: "_tf_pow", ast.LShift: "_tf_lshift", ast.Mod: "_tf_mod"}
-_IBINOP_HELPER = {ast.Add: "_tf_iadd", ast.Mult: "_tf_imul", ast.Pow: "_tf_pow", ast.LShift: "_tf_lshift", ast.Mod: "_tf_mod"}
+_BINOP_HELPER = {
+    ast.Add: "_tf_add",
+    ast.Mult: "_tf_mul",
+    ast.Pow: "_tf_pow",
+    ast.LShift: "_tf_lshift",
+    ast.Mod: "_tf_mod",
+}
+_IBINOP_HELPER = {
+    ast.Add: "_tf_iadd",
+    ast.Mult: "_tf_imul",
+    ast.Pow: "_tf_pow",
+    ast.LShift: "_tf_lshift",
+    ast.Mod: "_tf_mod",
+}
 
 
 _ORDERING = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
@@ -97,8 +109,12 @@ class _Rewriter(ast.NodeTransformer):
     def visit_Lambda(self, node: ast.Lambda):
         self.generic_visit(node)
         # lambda a: body  ->  lambda a: _tf_lcall(lambda: body)   (gas and depth, like a def)
-        thunk = ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
-                                              kw_defaults=[], kwarg=None, defaults=[]), body=node.body)
+        thunk = ast.Lambda(
+            args=ast.arguments(
+                posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]
+            ),
+            body=node.body,
+        )
         node.body = _call("_tf_lcall", thunk)
         return node
 
@@ -132,8 +148,9 @@ class _Rewriter(ast.NodeTransformer):
             return node
         target = node.target
         if isinstance(target, ast.Name):
-            return ast.Assign(targets=[ast.Name(id=target.id, ctx=ast.Store())],
-                              value=_call(helper, _name(target.id), node.value))
+            return ast.Assign(
+                targets=[ast.Name(id=target.id, ctx=ast.Store())], value=_call(helper, _name(target.id), node.value)
+            )
         # obj[key] op= v  ->  t1 = obj; t2 = key; t1[t2] = helper(t1[t2], v)   (each evaluated once)
         if isinstance(target, ast.Subscript):
             t1, t2 = self.fresh(), self.fresh()
@@ -196,7 +213,9 @@ class _Rewriter(ast.NodeTransformer):
         if isinstance(node.slice, ast.Slice):
             if isinstance(node.ctx, ast.Load):
                 s = node.slice
-                return _call("_tf_sl", node.value, s.lower or _const(None), s.upper or _const(None), s.step or _const(None))
+                return _call(
+                    "_tf_sl", node.value, s.lower or _const(None), s.upper or _const(None), s.step or _const(None)
+                )
         elif not _is_scalar_constant(node.slice):
             node.slice = _call("_tf_key", node.slice)  # it may be hashed (dict key)
         return node
@@ -221,7 +240,10 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_Assign(self, node: ast.Assign):
         self.generic_visit(node)
-        if any(isinstance(t, (ast.Tuple, ast.List)) and any(isinstance(e, ast.Starred) for e in t.elts) for t in node.targets):
+        if any(
+            isinstance(t, (ast.Tuple, ast.List)) and any(isinstance(e, ast.Starred) for e in t.elts)
+            for t in node.targets
+        ):
             node.value = _call("_tf_star", node.value)
         return node
 

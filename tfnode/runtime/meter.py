@@ -23,11 +23,11 @@ from __future__ import annotations
 from tfnode.runtime.errors import DepthExceeded, MemoryExceeded, OutOfGas
 from tfnode.runtime.fixed import Fixed
 
-MAX_INT_BITS = 4096          # any int a checked op produces
-MAX_NEST = 64                # nesting depth of a container compared or used as a dict key
-MAX_SEQ_LEN = 1 << 20        # elements (or bytes / characters) of one str, bytes, list, tuple
-DEFAULT_ALLOC_BUDGET = 32 << 20   # bytes a transaction may create through checked ops
-DEFAULT_MAX_DEPTH = 64       # nested contract function frames
+MAX_INT_BITS = 4096  # any int a checked op produces
+MAX_NEST = 64  # nesting depth of a container compared or used as a dict key
+MAX_SEQ_LEN = 1 << 20  # elements (or bytes / characters) of one str, bytes, list, tuple
+DEFAULT_ALLOC_BUDGET = 32 << 20  # bytes a transaction may create through checked ops
+DEFAULT_MAX_DEPTH = 64  # nested contract function frames
 SIZE_SHIFT = 4
 
 _SEQ = (str, bytes, list, tuple)
@@ -471,11 +471,12 @@ class Meter:
     def b_pow(self, a, b, m=None):
         return self.pow(a, b, m)
 
+
 # Costs of runtime services, in the same steps (part of consensus, like the rest).
-COST_READ = 20           # + len(value) >> BYTE_SHIFT
-COST_WRITE = 50          # + (len(key) + len(value)) >> BYTE_SHIFT
-COST_EVENT = 20          # + len(encoded fields) >> BYTE_SHIFT
-COST_CALL = 100          # cross-contract call, + encoded argument bytes
-COST_HASH = 20           # + len(data) >> BYTE_SHIFT
-COST_VERIFY = 2000       # an SM2 verification (~50 us, against ~25 ns a step)
-BYTE_SHIFT = 2           # one step per 4 bytes of data read, written or emitted
+COST_READ = 20  # + len(value) >> BYTE_SHIFT
+COST_WRITE = 50  # + (len(key) + len(value)) >> BYTE_SHIFT
+COST_EVENT = 20  # + len(encoded fields) >> BYTE_SHIFT
+COST_CALL = 100  # cross-contract call, + encoded argument bytes
+COST_HASH = 20  # + len(data) >> BYTE_SHIFT
+COST_VERIFY = 2000  # an SM2 verification (~50 us, against ~25 ns a step)
+BYTE_SHIFT = 2  # one step per 4 bytes of data read, written or emitted

@@ -22,7 +22,6 @@ _TYPING_NS = types.SimpleNamespace(**{n: None for n in TYPING_NAMES})
 _FUTURE_NS = types.SimpleNamespace(annotations=None)
 
 
-
 def _import(name, globals=None, locals=None, fromlist=(), level=0):
     if level == 0 and fromlist:
         if name == API_MODULE:

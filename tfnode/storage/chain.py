@@ -43,7 +43,7 @@ class TxRecord(NamedTuple):
 
 class EventRecord(NamedTuple):
     height: int
-    seq: int          # position of the event among the block's events
+    seq: int  # position of the event among the block's events
     tx_index: int
     tx_hash: bytes
     payload: bytes
@@ -199,7 +199,9 @@ class ChainStore:
             self.state.discard()
             return False
         if head is not None and height != head.height + 1:
-            raise CommitError(f"commit of height {height}, but the store is at {head.height}: next is {head.height + 1}")
+            raise CommitError(
+                f"commit of height {height}, but the store is at {head.height}: next is {head.height + 1}"
+            )
         other = self.kv.get(self._k(K.HASH, block_hash))
         if other is not None:
             raise CommitConflict(f"block hash {block_hash.hex()} already stored at height {K.read_u64(other)}")
@@ -250,7 +252,7 @@ class ChainStore:
         ops, limit = b.ops, MAX_KEY - len(pre)
         for key, value in writes:
             if type(key) is not bytes or not 0 < len(key) <= limit:
-                key = check_key(pre + check_key(key, what_key), f"{what_key} (with prefix)")[len(pre):]
+                key = check_key(pre + check_key(key, what_key), f"{what_key} (with prefix)")[len(pre) :]
             if value is not None and (type(value) is not bytes or len(value) > MAX_VALUE):
                 value = check_value(value, what_value)
             ops.append((pre + key, value))
@@ -269,14 +271,18 @@ class ChainStore:
             hashes.append(h if type(h) is bytes and 0 < len(h) <= K.MAX_HASH else K.check_hash(h, f"txs[{i}] hash"))
             bodies.append(d if type(d) is bytes and len(d) <= MAX_VALUE - 12 else check_value(d, f"txs[{i}] bytes"))
         if receipts is not None:
-            receipts = [r if type(r) is bytes and len(r) <= MAX_VALUE else check_value(r, f"receipts[{i}]")
-                        for i, r in enumerate(receipts)]
+            receipts = [
+                r if type(r) is bytes and len(r) <= MAX_VALUE else check_value(r, f"receipts[{i}]")
+                for i, r in enumerate(receipts)
+            ]
         if len(set(hashes)) != n:
             raise CommitError(f"block {height}: a transaction hash appears twice")
         seen = self.replay.committed_among(hashes)
         if seen:
             h0 = min(seen)
-            raise CommitError(f"block {height}: transaction {h0.hex()} already committed at height {self.tx_height(h0)}")
+            raise CommitError(
+                f"block {height}: transaction {h0.hex()} already committed at height {self.tx_height(h0)}"
+            )
         p, ops, pack = self._p, b.ops, K.u32_pack
         tx_t, rp_t, rc_t = p + K.TX, p + K.REPLAY, p + K.RECEIPT
         ops.extend([(tx_t + th, hb + pack(i) + d) for i, (th, d) in enumerate(zip(hashes, bodies))])
@@ -286,7 +292,7 @@ class ChainStore:
         ops.append((p + K.TXLIST + hb, b"".join([bytes([len(h)]) + h for h in hashes])))
 
     def _add_events(self, b: WriteBatch, hb: bytes, events, txs) -> None:
-        names: dict[tuple[str, str], bytes] = {}   # (contract, name) -> key part, per block
+        names: dict[tuple[str, str], bytes] = {}  # (contract, name) -> key part, per block
         ev_t, ops, pack, ntx = self._p + K.EVENT, b.ops, K.u32_pack, len(txs)
         for seq, ev in enumerate(events):
             if type(ev) is not tuple or len(ev) != 4:
@@ -375,7 +381,7 @@ class ChainStore:
         the index key is what ``commit_block(stale_done=...)`` takes."""
         pre = self._p + K.STALE
         cut = len(pre)
-        return [(k[cut:], k[cut + 8:]) for k, _ in self.kv.iterate(pre, pre + K.u64(height + 1))]
+        return [(k[cut:], k[cut + 8 :]) for k, _ in self.kv.iterate(pre, pre + K.u64(height + 1))]
 
     def tree_nodes(self):
         """Every stored state-tree node ``(node key, bytes)``, for loading the tree at start-up."""
@@ -414,7 +420,11 @@ class ChainStore:
         out = []
         for k, v in self.kv.iterate(start, end):
             n = v[4]
-            out.append(EventRecord(K.read_u64(k, len(pre)), K.read_u32(k, len(pre) + 8), K.read_u32(v), v[5 : 5 + n], v[5 + n :]))
+            out.append(
+                EventRecord(
+                    K.read_u64(k, len(pre)), K.read_u32(k, len(pre) + 8), K.read_u32(v), v[5 : 5 + n], v[5 + n :]
+                )
+            )
         return out
 
     def get_state(self, key: bytes) -> bytes | None:

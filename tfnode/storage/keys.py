@@ -49,14 +49,26 @@ MAX_HASH = 64
 MAX_NAME = 255
 
 META, BLOCK, HASH, QC, ROOT, TXLIST, TX, RECEIPT, REPLAY, EVENT, STATE, NODE, SAFETY = (
-    b"M", b"B", b"H", b"Q", b"P", b"L", b"T", b"R", b"X", b"E", b"S", b"N", b"Z",
+    b"M",
+    b"B",
+    b"H",
+    b"Q",
+    b"P",
+    b"L",
+    b"T",
+    b"R",
+    b"X",
+    b"E",
+    b"S",
+    b"N",
+    b"Z",
 )
 EXEC, BATCH, STALE = b"V", b"A", b"O"
 META_HEAD, META_BASE, META_EXEC = b"head", b"base", b"exec"
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
-u32_pack = _U32.pack          # unchecked, for indexes already bounded by the caller
+u32_pack = _U32.pack  # unchecked, for indexes already bounded by the caller
 U64_MAX = (1 << 64) - 1
 
 

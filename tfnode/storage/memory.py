@@ -26,7 +26,7 @@ class _MemorySnapshot(KVSnapshot):
     def __init__(self, kv: "MemoryKV", gen: int):
         self._kv: MemoryKV | None = kv
         self._gen = gen
-        self._undo: dict[bytes, object] = {}     # key -> value at snapshot time (or _ABSENT)
+        self._undo: dict[bytes, object] = {}  # key -> value at snapshot time (or _ABSENT)
 
     def _live(self) -> "MemoryKV":
         if self._kv is None:
@@ -38,7 +38,7 @@ class _MemorySnapshot(KVSnapshot):
         kv = self._live()
         key = check_key(key)
         with kv._lock:
-            v = self._undo.get(key, _ABSENT)     # None: absent at snapshot time
+            v = self._undo.get(key, _ABSENT)  # None: absent at snapshot time
             return kv._data.get(key) if v is _ABSENT else v  # type: ignore[return-value]
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:

@@ -27,7 +27,7 @@ from .errors import SnapshotExpired, StorageError, StorageTypeError, StoreClosed
 
 BLOCK_CACHE_BYTES = 128 * 1024 * 1024
 MAX_OPEN_FILES = 512
-BLOOM_BITS_PER_KEY = 10   # ~1% false positives: a miss (new tx hash, absent key) rarely reads disk
+BLOOM_BITS_PER_KEY = 10  # ~1% false positives: a miss (new tx hash, absent key) rarely reads disk
 
 
 def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files: int = MAX_OPEN_FILES) -> rd.Options:
@@ -139,7 +139,7 @@ class RocksKV(KVStore):
         if end is not None:
             end = check_key(end, "end")
             ro.set_iterate_upper_bound(end)
-        it = db.iter(ro)          # created here, not lazily: the view is fixed at this call
+        it = db.iter(ro)  # created here, not lazily: the view is fixed at this call
         it.seek(start)
         return _walk(it, end)
 

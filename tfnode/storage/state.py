@@ -65,7 +65,7 @@ class PendingState:
 
 
 class ReplayIndex:
-    """"Has this transaction hash committed?" — fast for the common cases.
+    """ "Has this transaction hash committed?" — fast for the common cases.
 
     A bounded insertion-ordered set of hashes committed by this process answers the usual
     replay (a client resubmitting what just committed) without touching the database. Other

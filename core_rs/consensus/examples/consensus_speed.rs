@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tfnode_consensus::sim::twins::{run_twins, TwinsConfig};
-use tfnode_consensus::sim::{simulate, Sm2Crypto, SimConfig, TestCrypto};
+use tfnode_consensus::sim::{simulate, SimConfig, Sm2Crypto, TestCrypto};
 
 fn network(name: &str, crypto: Arc<dyn tfnode_consensus::sim::SimCrypto>, blocks: u64) {
     let mut c = SimConfig::new(4, 1);

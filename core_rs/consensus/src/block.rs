@@ -6,7 +6,6 @@ use crate::crypto::{tagged_hash, Digest, Signature};
 use crate::error::Result;
 use crate::types::{Epoch, NodeId, QuorumCert, Round, TimeoutCert, ValidatorSet, VoteData};
 
-
 pub const MAX_PAYLOAD_DIGESTS: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -94,7 +94,15 @@ impl Core {
     /// `root` is the last committed block (genesis on a new chain) and `root_qc` its QC
     /// (`QuorumCert::genesis(genesis.vote_data())` for genesis); `persisted` is the last
     /// safety data the host stored, if any.
-    pub fn new(cfg: Config, validators: ValidatorSet, root: Block, root_qc: QuorumCert, signer: Box<dyn Signer>, verifier: Arc<dyn Verifier>, persisted: Option<&[u8]>) -> Result<Core> {
+    pub fn new(
+        cfg: Config,
+        validators: ValidatorSet,
+        root: Block,
+        root_qc: QuorumCert,
+        signer: Box<dyn Signer>,
+        verifier: Arc<dyn Verifier>,
+        persisted: Option<&[u8]>,
+    ) -> Result<Core> {
         let mut safety = SafetyRules::new(cfg.me, signer, persisted)?;
         let genesis = if root_qc.sigs.is_empty() { root_qc.data } else { VoteData { epoch: u64::MAX, round: u64::MAX, height: 0, block_id: [0; 32] } };
         let (vset, old) = match &root.reconfig {
@@ -212,7 +220,9 @@ impl Core {
             Event::LocalTimeout { round } => self.on_local_timeout(round, &mut out),
             Event::Payload { round, digests, timestamp_ms, reconfig } => self.propose(round, digests, timestamp_ms, reconfig, &mut out),
             Event::PersistedOk { seq } => self.on_persisted(seq, &mut out),
-            Event::ExecutionResult { height, block_id, state_root, next_validators } => self.on_executed(height, block_id, state_root, next_validators, &mut out),
+            Event::ExecutionResult { height, block_id, state_root, next_validators } => {
+                self.on_executed(height, block_id, state_root, next_validators, &mut out)
+            }
         }
         out
     }

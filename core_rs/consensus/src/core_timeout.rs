@@ -68,7 +68,12 @@ impl Core {
         let power = acc.power;
         if power >= self.vset.quorum() {
             let acc = self.timeouts.remove(&t.round).expect("present");
-            let tc = TimeoutCert { epoch: t.epoch, round: t.round, high_qc: acc.high_qc.expect("set"), sigs: acc.sigs.into_iter().map(|(a, (r, s))| (a, r, s)).collect() };
+            let tc = TimeoutCert {
+                epoch: t.epoch,
+                round: t.round,
+                high_qc: acc.high_qc.expect("set"),
+                sigs: acc.sigs.into_iter().map(|(a, (r, s))| (a, r, s)).collect(),
+            };
             return self.on_tc(tc, true, out);
         }
         // f + 1 timed out: at least one honest node gave up on this round, so join it

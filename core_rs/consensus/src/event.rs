@@ -23,26 +23,58 @@ pub enum Event {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    Send { to: NodeId, bytes: Vec<u8> },
+    Send {
+        to: NodeId,
+        bytes: Vec<u8>,
+    },
     /// To every other validator of the current epoch.
-    Broadcast { bytes: Vec<u8> },
+    Broadcast {
+        bytes: Vec<u8>,
+    },
     /// Store safety data (synced), then answer `Event::PersistedOk { seq }`. Signed votes,
     /// timeouts and proposals wait for it.
-    Persist { seq: u64, bytes: Vec<u8> },
+    Persist {
+        seq: u64,
+        bytes: Vec<u8>,
+    },
     /// Newly committed blocks, oldest first, with the QC of the last one.
-    Commit { blocks: Vec<Block>, qc: QuorumCert },
-    SetTimer { round: Round, duration_ms: u64 },
+    Commit {
+        blocks: Vec<Block>,
+        qc: QuorumCert,
+    },
+    SetTimer {
+        round: Round,
+        duration_ms: u64,
+    },
     /// This node leads `round`: answer with `Event::Payload`, leaving out batches already
     /// in the uncommitted ancestors of `parent`.
-    RequestPayload { round: Round, parent: Digest, height: u64 },
+    RequestPayload {
+        round: Round,
+        parent: Digest,
+        height: u64,
+    },
     /// A sync request to a peer that should hold the missing blocks.
-    RequestSync { to: NodeId, bytes: Vec<u8> },
+    RequestSync {
+        to: NodeId,
+        bytes: Vec<u8>,
+    },
     /// Equivocation evidence (`Evidence::encode`), to keep and gossip.
-    ReportEvidence { offender: NodeId, bytes: Vec<u8> },
+    ReportEvidence {
+        offender: NodeId,
+        bytes: Vec<u8>,
+    },
     /// The epoch changed at a committed block; connect to the new set.
-    NewEpoch { epoch: Epoch, validators: ValidatorSet },
+    NewEpoch {
+        epoch: Epoch,
+        validators: ValidatorSet,
+    },
     /// A peer sent bytes that failed decoding or verification (for rate limits and bans).
-    Invalid { from: NodeId, reason: String },
+    Invalid {
+        from: NodeId,
+        reason: String,
+    },
     /// Execution diverged from the certified state root: stop, do not fork.
-    Halt { reason: String },
+    Halt {
+        reason: String,
+    },
 }

@@ -17,18 +17,18 @@ pub mod event;
 pub mod message;
 pub mod pacemaker;
 pub mod safety;
-pub mod tree;
-pub mod types;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+pub mod tree;
+pub mod types;
 
 pub use crate::core::{Config, Core, Stats};
 pub use block::{Block, Proposal};
-pub use event::{Action, Event};
-pub use safety::{Faults, SafetyData, SafetyRules};
 pub use crypto::{Digest, Signature, Signer, Verifier};
 pub use error::{ConsensusError, Result};
+pub use event::{Action, Event};
 pub use message::{Evidence, Message, SyncRequest, SyncResponse};
+pub use safety::{Faults, SafetyData, SafetyRules};
 pub use types::{Epoch, NodeId, QuorumCert, Round, Timeout, TimeoutCert, Validator, ValidatorSet, Vote, VoteData};
 
 #[cfg(test)]

@@ -39,7 +39,16 @@ impl BlockTree {
     /// Starts from a committed root block and the QC that certifies it.
     pub fn new(root: Block, root_qc: QuorumCert) -> Self {
         let id = root.id();
-        let mut t = BlockTree { blocks: HashMap::new(), certified: HashMap::new(), committed: BTreeMap::new(), root: id, root_height: root.height, root_round: root.round, high_qc: root_qc.clone(), root_proof: None };
+        let mut t = BlockTree {
+            blocks: HashMap::new(),
+            certified: HashMap::new(),
+            committed: BTreeMap::new(),
+            root: id,
+            root_height: root.height,
+            root_round: root.round,
+            high_qc: root_qc.clone(),
+            root_proof: None,
+        };
         t.committed.insert(root.height, id);
         t.certified.insert(id, root_qc);
         t.blocks.insert(id, root);
@@ -149,7 +158,8 @@ impl BlockTree {
         // Every committed block is certified (a QC on it, or on a child, led here); look
         // the QC up before changing any state.
         let end = *path.last().expect("non-empty");
-        let qc = self.certified.get(&end).cloned().ok_or(ConsensusError::InvalidBlock { round: self.blocks[&end].round, reason: "committed block without a QC" })?;
+        let qc =
+            self.certified.get(&end).cloned().ok_or(ConsensusError::InvalidBlock { round: self.blocks[&end].round, reason: "committed block without a QC" })?;
         let blocks: Vec<Block> = path.iter().map(|id| self.blocks[id].clone()).collect();
         let last = blocks.last().expect("non-empty");
         for (b, id) in blocks.iter().zip(&path) {

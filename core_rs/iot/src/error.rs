@@ -82,7 +82,10 @@ pub type Result<T> = std::result::Result<T, IotError>;
 #[test]
 fn codec_errors_keep_the_iot_messages() {
     let e = |e: CodecError| IotError::from(e).reason();
-    assert_eq!(e(CodecError::Truncated { needed: 6000, offset: 151, available: 4 }), "malformed: truncated input: needed 6000 bytes at offset 151, 4 available");
+    assert_eq!(
+        e(CodecError::Truncated { needed: 6000, offset: 151, available: 4 }),
+        "malformed: truncated input: needed 6000 bytes at offset 151, 4 available"
+    );
     assert_eq!(e(CodecError::TooLong { what: "reading payload", len: 513, cap: 512 }), "malformed: reading payload: length 513 exceeds cap 512");
     assert_eq!(e(CodecError::BadVersion { what: "batch", got: 2, expected: 1 }), "malformed: unsupported batch encoding version 2, expected 1");
     assert_eq!(e(CodecError::TrailingBytes(1)), "malformed: 1 trailing bytes after the encoding");

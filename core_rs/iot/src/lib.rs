@@ -19,14 +19,13 @@ mod reading;
 mod tests;
 
 pub use batch::{
-    batch_len, merkle_root, reading_hashes, verify_batch, verify_reading, Batch, BatchCheck, BatchHeader, BATCH_VERSION,
-    FLAG_PARTIAL, GATEWAY_LEN, HEADER_BODY_LEN, HEADER_LEN, MAX_BATCH_LEN, MAX_BATCH_READINGS,
+    batch_len, merkle_root, reading_hashes, verify_batch, verify_reading, Batch, BatchCheck, BatchHeader, BATCH_VERSION, FLAG_PARTIAL, GATEWAY_LEN,
+    HEADER_BODY_LEN, HEADER_LEN, MAX_BATCH_LEN, MAX_BATCH_READINGS,
 };
 pub use error::{IotError, ReadingError, Result};
 pub use reading::{
-    check_payload, device_id_of, DeviceId, Payload, Reading, DEVICE_ID_LEN, KIND_GPS, KIND_RFID_DOOR,
-    KIND_TEMP_HUMIDITY, KIND_WEIGHT, MAX_READING_LEN, MAX_TAG_LEN, MAX_VALID_READING_LEN, MIN_READING_LEN,
-    READING_VERSION, SIGNATURE_LEN,
+    check_payload, device_id_of, DeviceId, Payload, Reading, DEVICE_ID_LEN, KIND_GPS, KIND_RFID_DOOR, KIND_TEMP_HUMIDITY, KIND_WEIGHT, MAX_READING_LEN,
+    MAX_TAG_LEN, MAX_VALID_READING_LEN, MIN_READING_LEN, READING_VERSION, SIGNATURE_LEN,
 };
 
 pub type Hash = [u8; 32];

@@ -106,10 +106,7 @@ impl Payload {
         check_payload(kind, p)?;
         let be4 = |i: usize| -> [u8; 4] { p[i..i + 4].try_into().expect("length checked") };
         Ok(match kind {
-            KIND_TEMP_HUMIDITY => Payload::TempHumidity {
-                temp_centi_c: i32::from_be_bytes(be4(0)),
-                humidity_centi_pct: u32::from_be_bytes(be4(4)),
-            },
+            KIND_TEMP_HUMIDITY => Payload::TempHumidity { temp_centi_c: i32::from_be_bytes(be4(0)), humidity_centi_pct: u32::from_be_bytes(be4(4)) },
             KIND_GPS => Payload::Gps { lat_e7: i32::from_be_bytes(be4(0)), lon_e7: i32::from_be_bytes(be4(4)) },
             KIND_WEIGHT => Payload::Weight { grams: i64::from_be_bytes(p.try_into().expect("length checked")) },
             _ => Payload::RfidDoor { direction: p[0], tag: p[2..].to_vec() },

@@ -62,11 +62,7 @@ fn set_error(msg: String) {
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    let what = p
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
+    let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into());
     format!("internal error (please report): {what}")
 }
 
@@ -208,9 +204,7 @@ pub unsafe extern "C" fn tfiot_sm3(data: *const u8, len: usize, out32: *mut u8) 
 pub unsafe extern "C" fn tfiot_sm2_sign(secret32: *const u8, msg: *const u8, len: usize, out_sig64: *mut u8) -> c_int {
     guard(|| {
         // SAFETY: the caller's contract above.
-        let (s, m, o) = unsafe {
-            (input_array::<32>(secret32, "secret32")?, input(msg, len, "msg")?, output_array::<64>(out_sig64, "out_sig64")?)
-        };
+        let (s, m, o) = unsafe { (input_array::<32>(secret32, "secret32")?, input(msg, len, "msg")?, output_array::<64>(out_sig64, "out_sig64")?) };
         *o = secret(s)?.sign(m, tfnode_sm2::DEFAULT_UID).to_bytes();
         Ok(())
     })

@@ -77,15 +77,7 @@ fn check_name(what: &'static str, v: &[u8], cap: usize) -> Result<()> {
 impl Transaction {
     /// An unsigned transaction (sender and signature zero until [`Transaction::sign`]),
     /// with every size checked against the caps the decoder enforces.
-    pub fn new(
-        chain_id: &[u8],
-        nonce: u64,
-        expiry: u64,
-        gas_limit: u64,
-        contract: &str,
-        method: &str,
-        args: &[u8],
-    ) -> Result<Transaction> {
+    pub fn new(chain_id: &[u8], nonce: u64, expiry: u64, gas_limit: u64, contract: &str, method: &str, args: &[u8]) -> Result<Transaction> {
         let tx = Transaction {
             chain_id: chain_id.to_vec(),
             sender: [0; SENDER_LEN],

@@ -44,16 +44,20 @@ fn main() {
     let leaves: Vec<&[u8]> = data.iter().map(|x| x.as_slice()).collect();
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
-        let secs = pool.install(|| best_of(5, || {
-            black_box(tfnode_merkle::root(black_box(&leaves)));
-        }));
+        let secs = pool.install(|| {
+            best_of(5, || {
+                black_box(tfnode_merkle::root(black_box(&leaves)));
+            })
+        });
         let name = if threads == 1 { "1core" } else { "2cores" };
         println!("{{\"name\":\"merkle_root_2^20_{name}\",\"unit\":\"s\",\"value\":{secs:.4}}}");
         if threads == 1 {
             // A one-thread pool runs everything on its worker, so measure there.
-            let cpu = pool.install(|| best_cpu_of(5, || {
-                black_box(tfnode_merkle::root(black_box(&leaves)));
-            }));
+            let cpu = pool.install(|| {
+                best_cpu_of(5, || {
+                    black_box(tfnode_merkle::root(black_box(&leaves)));
+                })
+            });
             if let Some(cpu) = cpu {
                 println!("{{\"name\":\"merkle_root_2^20_1core_cpu_time\",\"unit\":\"s\",\"value\":{cpu:.4}}}");
             }
@@ -61,9 +65,11 @@ fn main() {
     }
     let hashes = tfnode_merkle::leaf_hashes(&leaves);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("rayon pool");
-    let secs = pool.install(|| best_of(5, || {
-        black_box(tfnode_merkle::proof_from_leaf_hashes(black_box(&hashes), 777_777).ok());
-    }));
+    let secs = pool.install(|| {
+        best_of(5, || {
+            black_box(tfnode_merkle::proof_from_leaf_hashes(black_box(&hashes), 777_777).ok());
+        })
+    });
     println!("{{\"name\":\"merkle_proof_2^20_from_leaf_hashes_1core\",\"unit\":\"s\",\"value\":{secs:.4}}}");
     let root = tfnode_merkle::root_from_leaf_hashes(&hashes);
     let p = tfnode_merkle::proof_from_leaf_hashes(&hashes, 777_777).expect("index in range");

@@ -64,9 +64,7 @@ pub fn empty_root() -> Hash {
 pub fn leaf_hashes(leaves: &[&[u8]]) -> Vec<Hash> {
     let mut out = vec![[0u8; 32]; leaves.len()];
     if leaves.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(PAR_CHUNK)
-            .zip(leaves.par_chunks(PAR_CHUNK))
-            .for_each(|(o, l)| tfnode_sm3::hash_many_prefixed_into(&LEAF_PREFIX, l, o));
+        out.par_chunks_mut(PAR_CHUNK).zip(leaves.par_chunks(PAR_CHUNK)).for_each(|(o, l)| tfnode_sm3::hash_many_prefixed_into(&LEAF_PREFIX, l, o));
     } else {
         tfnode_sm3::hash_many_prefixed_into(&LEAF_PREFIX, leaves, &mut out);
     }

@@ -63,10 +63,7 @@ fn refs(v: &[Vec<u8>]) -> Vec<&[u8]> {
 
 #[test]
 fn empty_tree_root_is_hash_of_empty_string() {
-    assert_eq!(
-        hex::encode(root(&[])),
-        "1ab21d8355cfa17f8e61194831e81a8f22bec8c728fefb747ed035eb5082aa2b"
-    );
+    assert_eq!(hex::encode(root(&[])), "1ab21d8355cfa17f8e61194831e81a8f22bec8c728fefb747ed035eb5082aa2b");
     assert_eq!(root_from_leaf_hashes(&[]), empty_root());
 }
 

@@ -133,7 +133,18 @@ impl PyConsensusCore {
     #[new]
     #[pyo3(signature = (me, validators, secret_key=None, *, persisted=None, genesis_state_root=None, root_block=None, root_qc=None, base_timeout_ms=1000, reputation=true, insecure_test_keys=false))]
     #[allow(clippy::too_many_arguments)]
-    fn new(me: u32, validators: Vec<(u32, u64, Vec<u8>)>, secret_key: Option<Vec<u8>>, persisted: Option<Vec<u8>>, genesis_state_root: Option<Vec<u8>>, root_block: Option<Vec<u8>>, root_qc: Option<Vec<u8>>, base_timeout_ms: u64, reputation: bool, insecure_test_keys: bool) -> PyResult<Self> {
+    fn new(
+        me: u32,
+        validators: Vec<(u32, u64, Vec<u8>)>,
+        secret_key: Option<Vec<u8>>,
+        persisted: Option<Vec<u8>>,
+        genesis_state_root: Option<Vec<u8>>,
+        root_block: Option<Vec<u8>>,
+        root_qc: Option<Vec<u8>>,
+        base_timeout_ms: u64,
+        reputation: bool,
+        insecure_test_keys: bool,
+    ) -> PyResult<Self> {
         let (signer, verifier): (Box<dyn cons::Signer>, Arc<dyn cons::Verifier>) = if insecure_test_keys {
             (Box::new(TestSigner::for_node(me)), Arc::new(TestVerifier))
         } else {
@@ -209,7 +220,16 @@ fn consensus_test_public_key<'py>(py: Python<'py>, id: u32) -> Bound<'py, PyByte
 #[pyfunction]
 #[pyo3(signature = (validators=4, twins=1, rounds=10, scenarios=100, seed=0, inject_bug=None, threads=1))]
 #[allow(clippy::too_many_arguments)]
-fn simulate<'py>(py: Python<'py>, validators: usize, twins: usize, rounds: usize, scenarios: u64, seed: u64, inject_bug: Option<String>, threads: usize) -> PyResult<Bound<'py, PyDict>> {
+fn simulate<'py>(
+    py: Python<'py>,
+    validators: usize,
+    twins: usize,
+    rounds: usize,
+    scenarios: u64,
+    seed: u64,
+    inject_bug: Option<String>,
+    threads: usize,
+) -> PyResult<Bound<'py, PyDict>> {
     if !(1..=16).contains(&validators) || twins >= validators.max(1) || rounds > 1000 {
         return Err(err(format!("need 1 <= validators <= 16, twins < validators, rounds <= 1000; got {validators}, {twins}, {rounds}")));
     }
@@ -273,7 +293,12 @@ fn consensus_message_blocks<'py>(py: Python<'py>, data: &[u8]) -> PyResult<(&'st
 /// node catching up uses it to trust a block id, hence its state root. Raises on failure.
 #[pyfunction]
 #[pyo3(signature = (qc, validators, insecure_test_keys=false))]
-fn consensus_verify_qc<'py>(py: Python<'py>, qc: &[u8], validators: Vec<(u32, u64, Vec<u8>)>, insecure_test_keys: bool) -> PyResult<(u64, u64, u64, Bound<'py, PyBytes>)> {
+fn consensus_verify_qc<'py>(
+    py: Python<'py>,
+    qc: &[u8],
+    validators: Vec<(u32, u64, Vec<u8>)>,
+    insecure_test_keys: bool,
+) -> PyResult<(u64, u64, u64, Bound<'py, PyBytes>)> {
     let qc = cons::QuorumCert::from_bytes(qc).map_err(err)?;
     let vs = validator_set(qc.data.epoch, validators)?;
     // No genesis exemption here: a QC without signatures never passes.

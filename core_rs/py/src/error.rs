@@ -26,20 +26,12 @@ impl From<tfnode_sm2::Error> for CoreError {
         use tfnode_sm2::Error as E;
         let msg = e.to_string();
         CoreError(match e {
-            E::SignatureLength(_) | E::SignatureR | E::SignatureS | E::Der(_) => {
-                InvalidSignature::new_err(msg)
-            }
+            E::SignatureLength(_) | E::SignatureR | E::SignatureS | E::Der(_) => InvalidSignature::new_err(msg),
             E::EmptyPlaintext => CryptoError::new_err(msg),
-            E::CiphertextLength(_)
-            | E::CiphertextPrefix(_)
-            | E::CiphertextPoint
-            | E::DecryptionFailed => DecryptionError::new_err(msg),
-            E::PublicKeyLength(_)
-            | E::PublicKeyPrefix(_)
-            | E::CoordinateRange
-            | E::NotOnCurve
-            | E::SecretKeyLength(_)
-            | E::SecretKeyRange => InvalidKey::new_err(msg),
+            E::CiphertextLength(_) | E::CiphertextPrefix(_) | E::CiphertextPoint | E::DecryptionFailed => DecryptionError::new_err(msg),
+            E::PublicKeyLength(_) | E::PublicKeyPrefix(_) | E::CoordinateRange | E::NotOnCurve | E::SecretKeyLength(_) | E::SecretKeyRange => {
+                InvalidKey::new_err(msg)
+            }
         })
     }
 }

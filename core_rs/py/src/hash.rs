@@ -11,18 +11,12 @@ const GIL_RELEASE_BYTES: usize = 16 * 1024;
 const GIL_RELEASE_ITEMS: usize = 64;
 
 pub(crate) fn bytes32(name: &str, b: &[u8]) -> PyResult<[u8; 32]> {
-    b.try_into().map_err(|_| {
-        crate::error::CryptoError::new_err(format!("{name} has {} bytes; expected 32", b.len()))
-    })
+    b.try_into().map_err(|_| crate::error::CryptoError::new_err(format!("{name} has {} bytes; expected 32", b.len())))
 }
 
 #[pyfunction]
 pub fn sm3<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
-    let d = if data.len() >= GIL_RELEASE_BYTES {
-        py.detach(|| tfnode_sm3::hash(data))
-    } else {
-        tfnode_sm3::hash(data)
-    };
+    let d = if data.len() >= GIL_RELEASE_BYTES { py.detach(|| tfnode_sm3::hash(data)) } else { tfnode_sm3::hash(data) };
     PyBytes::new(py, &d)
 }
 
@@ -36,9 +30,7 @@ pub fn hmac_sm3<'py>(py: Python<'py>, key: &[u8], data: &[u8]) -> Bound<'py, PyB
 pub fn sm3_kdf<'py>(py: Python<'py>, z: &[u8], length: usize) -> PyResult<Bound<'py, PyBytes>> {
     const MAX: usize = 1 << 30;
     if length > MAX {
-        return Err(crate::error::CryptoError::new_err(format!(
-            "kdf length {length} exceeds the limit of {MAX} bytes"
-        )));
+        return Err(crate::error::CryptoError::new_err(format!("kdf length {length} exceeds the limit of {MAX} bytes")));
     }
     Ok(PyBytes::new(py, &tfnode_sm3::kdf(z, length)))
 }
@@ -49,9 +41,7 @@ pub(crate) fn borrow_all<'a>(items: &'a [Bound<'_, PyBytes>]) -> Vec<&'a [u8]> {
 }
 
 pub(crate) fn extract_bytes_list<'py>(list: &Bound<'py, PyAny>, what: &str) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-    let seq = list.try_iter().map_err(|_| {
-        pyo3::exceptions::PyTypeError::new_err(format!("{what} must be an iterable of bytes"))
-    })?;
+    let seq = list.try_iter().map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("{what} must be an iterable of bytes")))?;
     let mut out = Vec::new();
     for (i, item) in seq.enumerate() {
         let item = item?;
@@ -75,11 +65,7 @@ fn digests_to_list<'py>(py: Python<'py>, ds: &[[u8; 32]]) -> PyResult<Bound<'py,
 pub fn sm3_many<'py>(py: Python<'py>, messages: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
     let owned = extract_bytes_list(messages, "messages")?;
     let msgs = borrow_all(&owned);
-    let ds = if msgs.len() >= GIL_RELEASE_ITEMS {
-        py.detach(|| tfnode_sm3::hash_many(&msgs))
-    } else {
-        tfnode_sm3::hash_many(&msgs)
-    };
+    let ds = if msgs.len() >= GIL_RELEASE_ITEMS { py.detach(|| tfnode_sm3::hash_many(&msgs)) } else { tfnode_sm3::hash_many(&msgs) };
     digests_to_list(py, &ds)
 }
 
@@ -89,10 +75,7 @@ pub fn sm3_many<'py>(py: Python<'py>, messages: &Bound<'py, PyAny>) -> PyResult<
 #[pyfunction]
 pub fn sm3_many_packed<'py>(py: Python<'py>, data: &[u8], size: usize) -> PyResult<Bound<'py, PyBytes>> {
     if size == 0 || data.len() % size != 0 {
-        return Err(crate::error::CryptoError::new_err(format!(
-            "packed input has {} bytes, not a whole number of {size}-byte messages",
-            data.len()
-        )));
+        return Err(crate::error::CryptoError::new_err(format!("packed input has {} bytes, not a whole number of {size}-byte messages", data.len())));
     }
     let msgs: Vec<&[u8]> = data.chunks_exact(size).collect();
     let mut out = vec![[0u8; 32]; msgs.len()];
@@ -162,11 +145,7 @@ pub fn merkle_leaf_hash<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes
 pub fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     let owned = extract_bytes_list(leaves, "leaves")?;
     let ls = borrow_all(&owned);
-    let root = if ls.len() >= GIL_RELEASE_ITEMS {
-        py.detach(|| tfnode_merkle::root(&ls))
-    } else {
-        tfnode_merkle::root(&ls)
-    };
+    let root = if ls.len() >= GIL_RELEASE_ITEMS { py.detach(|| tfnode_merkle::root(&ls)) } else { tfnode_merkle::root(&ls) };
     Ok(PyBytes::new(py, &root))
 }
 
@@ -174,30 +153,18 @@ pub fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult
 pub fn merkle_proof<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>, index: usize) -> PyResult<Bound<'py, PyList>> {
     let owned = extract_bytes_list(leaves, "leaves")?;
     let ls = borrow_all(&owned);
-    let proof = if ls.len() >= GIL_RELEASE_ITEMS {
-        py.detach(|| tfnode_merkle::proof(&ls, index))
-    } else {
-        tfnode_merkle::proof(&ls, index)
-    }
-    .map_err(CoreError::from)?;
+    let proof = if ls.len() >= GIL_RELEASE_ITEMS { py.detach(|| tfnode_merkle::proof(&ls, index)) } else { tfnode_merkle::proof(&ls, index) }
+        .map_err(CoreError::from)?;
     digests_to_list(py, &proof)
 }
 
 #[pyfunction]
-pub fn verify_merkle_proof(
-    root: &[u8],
-    leaf: &[u8],
-    index: u64,
-    size: u64,
-    proof: &Bound<'_, PyAny>,
-) -> PyResult<bool> {
+pub fn verify_merkle_proof(root: &[u8], leaf: &[u8], index: u64, size: u64, proof: &Bound<'_, PyAny>) -> PyResult<bool> {
     let root = bytes32("root", root)?;
     let owned = extract_bytes_list(proof, "proof")?;
     let mut path = Vec::with_capacity(owned.len());
     for (i, p) in owned.iter().enumerate() {
-        path.push(p.as_bytes().try_into().map_err(|_| {
-            MerkleError::new_err(format!("proof[{i}] has {} bytes; expected 32", p.as_bytes().len()))
-        })?);
+        path.push(p.as_bytes().try_into().map_err(|_| MerkleError::new_err(format!("proof[{i}] has {} bytes; expected 32", p.as_bytes().len())))?);
     }
     Ok(tfnode_merkle::verify_proof(&root, leaf, index, size, &path))
 }

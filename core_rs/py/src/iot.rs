@@ -142,11 +142,8 @@ fn iot_batch_verify<'py>(py: Python<'py>, batch: &[u8], device_keys: &Bound<'py,
             missing.push(r.device_id);
             continue;
         }
-        let kb = v.cast_into::<PyBytes>().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!("device_keys[{}] must be bytes", hex(&r.device_id)))
-        })?;
-        let pk = PublicKey::from_bytes(kb.as_bytes())
-            .map_err(|e| err(format!("device_keys[{}] is not a valid SM2 public key: {e}", hex(&r.device_id))))?;
+        let kb = v.cast_into::<PyBytes>().map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("device_keys[{}] must be bytes", hex(&r.device_id))))?;
+        let pk = PublicKey::from_bytes(kb.as_bytes()).map_err(|e| err(format!("device_keys[{}] is not a valid SM2 public key: {e}", hex(&r.device_id))))?;
         keys.insert(r.device_id, pk);
     }
     let run = || iot::verify_batch(&b, |id| keys.get(id).cloned());

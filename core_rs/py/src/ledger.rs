@@ -145,11 +145,8 @@ impl PyTransaction {
 fn tx_decode_and_verify_batch<'py>(py: Python<'py>, raws: &Bound<'py, PyAny>, chain_id: &[u8]) -> PyResult<Bound<'py, PyList>> {
     let owned = bytes_list(raws, "raws")?;
     let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
-    let res = if refs.len() >= GIL_RELEASE_TXS {
-        py.detach(|| led::decode_and_verify_batch(&refs, chain_id))
-    } else {
-        led::decode_and_verify_batch(&refs, chain_id)
-    };
+    let res =
+        if refs.len() >= GIL_RELEASE_TXS { py.detach(|| led::decode_and_verify_batch(&refs, chain_id)) } else { led::decode_and_verify_batch(&refs, chain_id) };
     let out = PyList::empty(py);
     for r in res {
         let item = match r {

@@ -28,9 +28,7 @@ impl PyPublicKey {
 }
 
 fn sig64(sig: &[u8]) -> PyResult<&[u8; 64]> {
-    sig.try_into().map_err(|_| {
-        InvalidSignature::new_err(format!("signature has {} bytes; expected 64 (r||s)", sig.len()))
-    })
+    sig.try_into().map_err(|_| InvalidSignature::new_err(format!("signature has {} bytes; expected 64 (r||s)", sig.len())))
 }
 
 #[pymethods]
@@ -153,24 +151,18 @@ pub fn verify_batch<'py>(py: Python<'py>, items: &Bound<'py, PyAny>, uid: Option
     let mut owned: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> = Vec::new();
     for (i, item) in items.try_iter()?.enumerate() {
         let item = item?;
-        let t = item.cast::<PyTuple>().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!("items[{i}] must be a (public_key, message, signature) tuple"))
-        })?;
+        let t = item
+            .cast::<PyTuple>()
+            .map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("items[{i}] must be a (public_key, message, signature) tuple")))?;
         if t.len() != 3 {
-            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                "items[{i}] has {} elements; expected 3 (public_key, message, signature)",
-                t.len()
-            )));
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!("items[{i}] has {} elements; expected 3 (public_key, message, signature)", t.len())));
         }
         let get = |j: usize, what: &str| -> PyResult<Bound<'py, PyBytes>> {
-            t.get_item(j)?.cast_into::<PyBytes>().map_err(|_| {
-                pyo3::exceptions::PyTypeError::new_err(format!("items[{i}].{what} must be bytes"))
-            })
+            t.get_item(j)?.cast_into::<PyBytes>().map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("items[{i}].{what} must be bytes")))
         };
         owned.push((get(0, "public_key")?, get(1, "message")?, get(2, "signature")?));
     }
-    let borrowed: Vec<(&[u8], &[u8], &[u8])> =
-        owned.iter().map(|(a, b, c)| (a.as_bytes(), b.as_bytes(), c.as_bytes())).collect();
+    let borrowed: Vec<(&[u8], &[u8], &[u8])> = owned.iter().map(|(a, b, c)| (a.as_bytes(), b.as_bytes(), c.as_bytes())).collect();
     let run = || match uid {
         None => sm2::verify_batch(&borrowed),
         Some(u) => {

@@ -34,10 +34,7 @@ fn rate(name: &str, budget: Duration, ops_per_call: usize, mut f: impl FnMut()) 
     let wall = start.elapsed().as_secs_f64();
     let cpu = (thread_cpu() - cpu0).as_secs_f64();
     let per_cpu = if cpu > 0.0 && !name.contains("threads") { ops / cpu } else { ops / wall };
-    println!(
-        "{{\"name\":\"{name}\",\"unit\":\"op/s\",\"value\":{:.0},\"per_cpu_second\":{per_cpu:.0}}}",
-        ops / wall
-    );
+    println!("{{\"name\":\"{name}\",\"unit\":\"op/s\",\"value\":{:.0},\"per_cpu_second\":{per_cpu:.0}}}", ops / wall);
 }
 
 fn main() {
@@ -79,8 +76,7 @@ fn main() {
             (k.public_key(), m, s)
         })
         .collect();
-    let parsed: Vec<_> =
-        sigs.iter().map(|(p, m, s)| (p.clone(), m.clone(), tfnode_sm2::Signature::from_bytes(s).unwrap())).collect();
+    let parsed: Vec<_> = sigs.iter().map(|(p, m, s)| (p.clone(), m.clone(), tfnode_sm2::Signature::from_bytes(s).unwrap())).collect();
     let mut i = 0;
     rate("sm2_verify", budget, 1, || {
         let (p, m, s) = &parsed[i % parsed.len()];

@@ -34,12 +34,7 @@ pub(crate) fn mask(bit: u64) -> u64 {
 /// `if m == all-ones { b } else { a }` limb-wise.
 #[inline(always)]
 pub(crate) fn select(a: &Limbs, b: &Limbs, m: u64) -> Limbs {
-    [
-        (a[0] & !m) | (b[0] & m),
-        (a[1] & !m) | (b[1] & m),
-        (a[2] & !m) | (b[2] & m),
-        (a[3] & !m) | (b[3] & m),
-    ]
+    [(a[0] & !m) | (b[0] & m), (a[1] & !m) | (b[1] & m), (a[2] & !m) | (b[2] & m), (a[3] & !m) | (b[3] & m)]
 }
 
 /// `(hi:r) - m` if that is non-negative, else `r`; `(hi:r) < 2m` on input.
@@ -189,12 +184,7 @@ const fn const_add_mod(a: Limbs, b: Limbs, m: Limbs) -> Limbs {
 /// `2^512 mod m` (the Montgomery "R^2"), computed at compile time by doubling `2^256 mod m`.
 pub(crate) const fn r2_mod(m: Limbs) -> Limbs {
     // 2^256 mod m = 2^256 - m (valid for m > 2^255).
-    let mut r = [
-        (!m[0]).wrapping_add(1),
-        !m[1],
-        !m[2],
-        !m[3],
-    ];
+    let mut r = [(!m[0]).wrapping_add(1), !m[1], !m[2], !m[3]];
     // fix the carry of the two's complement when m[0] == 0 (not the case for p or n)
     let mut i = 0;
     while i < 256 {

@@ -174,11 +174,7 @@ pub fn verify_cached(pk: &[u8], msg: &[u8], uid: &[u8], sig: &[u8]) -> bool {
         },
         Lookup::Admit => {
             let Ok(k) = PublicKey::from_bytes(pk) else { return false };
-            let e = Arc::new(Entry {
-                table: KeyTable::new(&k.p),
-                z_default: k.z(DEFAULT_UID),
-                pk: k,
-            });
+            let e = Arc::new(Entry { table: KeyTable::new(&k.p), z_default: k.z(DEFAULT_UID), pk: k });
             let ok = e.verify(msg, uid, &sig);
             insert(pk, e);
             ok
@@ -193,18 +189,10 @@ const MIN_TASK: usize = 8;
 /// Verify many `(public key, message, signature)` items with `DEFAULT_UID` on all cores.
 /// Each item gets its own result; a malformed item is `false`.
 pub fn verify_batch(items: &[(&[u8], &[u8], &[u8])]) -> Vec<bool> {
-    items
-        .par_iter()
-        .with_min_len(MIN_TASK)
-        .map(|(pk, msg, sig)| verify_cached(pk, msg, DEFAULT_UID, sig))
-        .collect()
+    items.par_iter().with_min_len(MIN_TASK).map(|(pk, msg, sig)| verify_cached(pk, msg, DEFAULT_UID, sig)).collect()
 }
 
 /// As [`verify_batch`] with a per-item user ID: `(public key, uid, message, signature)`.
 pub fn verify_batch_uid(items: &[(&[u8], &[u8], &[u8], &[u8])]) -> Vec<bool> {
-    items
-        .par_iter()
-        .with_min_len(MIN_TASK)
-        .map(|(pk, uid, msg, sig)| verify_cached(pk, msg, uid, sig))
-        .collect()
+    items.par_iter().with_min_len(MIN_TASK).map(|(pk, uid, msg, sig)| verify_cached(pk, msg, uid, sig)).collect()
 }

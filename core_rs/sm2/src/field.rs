@@ -5,12 +5,7 @@
 
 use crate::arith::{self, Limbs};
 
-pub(crate) const P: Limbs = [
-    0xFFFF_FFFF_FFFF_FFFF,
-    0xFFFF_FFFF_0000_0000,
-    0xFFFF_FFFF_FFFF_FFFF,
-    0xFFFF_FFFE_FFFF_FFFF,
-];
+pub(crate) const P: Limbs = [0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF_FFFF];
 const R2: Limbs = arith::r2_mod(P);
 
 /// BMI2 + ADX available? (std caches the CPUID result; this is one load and a test.)

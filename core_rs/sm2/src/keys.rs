@@ -178,9 +178,7 @@ impl SecretKey {
     /// handshake transcript, to a KDF; the raw x coordinate is not itself a key.
     /// `PublicKey` is never the point at infinity and n is prime, so d * P is never it either.
     pub fn diffie_hellman(&self, peer: &PublicKey) -> [u8; 32] {
-        let s = crate::mul::var_mul_ct(&self.d, &peer.p)
-            .to_affine()
-            .expect("d in [1, n-2] times a point of prime order n is not the identity");
+        let s = crate::mul::var_mul_ct(&self.d, &peer.p).to_affine().expect("d in [1, n-2] times a point of prime order n is not the identity");
         s.x.to_bytes()
     }
 }

@@ -31,10 +31,10 @@ mod signature;
 mod tests;
 
 pub use cache::{key_cache_len, set_key_cache_capacity, verify_batch, verify_batch_uid, verify_cached};
-pub use keys::{PublicKey, SecretKey};
-pub use signature::Signature;
 #[doc(hidden)]
 pub use encrypt::encrypt_with_k;
+pub use keys::{PublicKey, SecretKey};
+pub use signature::Signature;
 
 /// Build the process-wide generator tables (about 280 KiB) now rather than on the first
 /// signature or verification. Optional; call it at start-up to keep latency flat.

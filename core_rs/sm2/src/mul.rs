@@ -108,12 +108,7 @@ unsafe fn scan_affine_avx2(row: &[Affine; COMB_SIZE], idx: u64) -> Affine {
     for e in row.iter() {
         let m = _mm256_cmpeq_epi64(cur, target);
         // SAFETY: each Fe is 4 contiguous u64 (32 bytes); unaligned loads are allowed.
-        let (x, y) = unsafe {
-            (
-                _mm256_loadu_si256(e.x.0.as_ptr() as *const __m256i),
-                _mm256_loadu_si256(e.y.0.as_ptr() as *const __m256i),
-            )
-        };
+        let (x, y) = unsafe { (_mm256_loadu_si256(e.x.0.as_ptr() as *const __m256i), _mm256_loadu_si256(e.y.0.as_ptr() as *const __m256i)) };
         ax = _mm256_or_si256(ax, _mm256_and_si256(x, m));
         ay = _mm256_or_si256(ay, _mm256_and_si256(y, m));
         cur = _mm256_add_epi64(cur, one);

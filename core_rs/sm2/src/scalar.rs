@@ -4,12 +4,7 @@
 
 use crate::arith::{self, Limbs};
 
-pub(crate) const N: Limbs = [
-    0x53BB_F409_39D5_4123,
-    0x7203_DF6B_21C6_052B,
-    0xFFFF_FFFF_FFFF_FFFF,
-    0xFFFF_FFFE_FFFF_FFFF,
-];
+pub(crate) const N: Limbs = [0x53BB_F409_39D5_4123, 0x7203_DF6B_21C6_052B, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF_FFFF];
 const N_INV: u64 = arith::neg_inv64(N[0]);
 const R2: Limbs = arith::r2_mod(N);
 
@@ -108,11 +103,7 @@ impl Scalar {
         let limb = i / 64;
         let sh = i % 64;
         let lo = if limb < 4 { self.0[limb] >> sh } else { 0 };
-        let hi = if sh > 56 && limb + 1 < 4 {
-            self.0[limb + 1] << (64 - sh)
-        } else {
-            0
-        };
+        let hi = if sh > 56 && limb + 1 < 4 { self.0[limb + 1] << (64 - sh) } else { 0 };
         (lo | hi) & 0xFF
     }
 

@@ -105,13 +105,7 @@ fn main() {
     }
     // One Merkle level: SM3(0x01 || left || right), 65-byte inputs.
     let mut out = vec![[0u8; 32]; 4096];
-    cases.push((
-        "sm3_merkle_nodes_65B".into(),
-        "msg/s",
-        4096.0,
-        1.0,
-        Box::new(move || tfnode_sm3::hash_pairs_prefixed_into(&[1], black_box(nodes), &mut out)),
-    ));
+    cases.push(("sm3_merkle_nodes_65B".into(), "msg/s", 4096.0, 1.0, Box::new(move || tfnode_sm3::hash_pairs_prefixed_into(&[1], black_box(nodes), &mut out))));
     // 16 long messages: lane set-up amortised, the SIMD compression alone.
     for b in Backend::available() {
         let mut out = vec![[0u8; 32]; 16];

@@ -35,9 +35,7 @@ pub mod bench_internals {
 pub const DIGEST_LEN: usize = 32;
 pub const BLOCK_LEN: usize = 64;
 
-pub(crate) const IV: [u32; 8] = [
-    0x7380166f, 0x4914b2b9, 0x172442d7, 0xda8a0600, 0xa96f30bc, 0x163138aa, 0xe38dee4d, 0xb0fb0e4e,
-];
+pub(crate) const IV: [u32; 8] = [0x7380166f, 0x4914b2b9, 0x172442d7, 0xda8a0600, 0xa96f30bc, 0x163138aa, 0xe38dee4d, 0xb0fb0e4e];
 
 /// Streaming SM3 hasher.
 #[derive(Clone)]

@@ -50,10 +50,7 @@ impl Backend {
 
     /// All backends this CPU can run, portable first.
     pub fn available() -> Vec<Backend> {
-        [Backend::Portable, Backend::Avx2, Backend::Avx512]
-            .into_iter()
-            .filter(|b| b.is_available())
-            .collect()
+        [Backend::Portable, Backend::Avx2, Backend::Avx512].into_iter().filter(|b| b.is_available()).collect()
     }
 
     /// `out[i] = SM3(msgs[i])`. Panics if the lengths differ.
@@ -191,8 +188,7 @@ struct Lane<'a> {
 }
 
 impl<'a> Lane<'a> {
-    const IDLE: Lane<'static> =
-        Lane { body: &[], pre_len: 0, full: 0, nb: 0, first: [0; BLOCK_LEN], tail: [0; 2 * BLOCK_LEN] };
+    const IDLE: Lane<'static> = Lane { body: &[], pre_len: 0, full: 0, nb: 0, first: [0; BLOCK_LEN], tail: [0; 2 * BLOCK_LEN] };
 
     fn new(pre: &[u8], body: &'a [u8]) -> Lane<'a> {
         let p = pre.len();
@@ -313,12 +309,7 @@ fn drive_fixed<'a, const LANES: usize>(
 }
 
 /// Hash `n` jobs, `LANES` at a time. `job(k)` returns (output index, prefix, body).
-fn drive<'a, const LANES: usize>(
-    n: usize,
-    job: &dyn Fn(usize) -> (usize, &'a [u8], &'a [u8]),
-    out: &mut [[u8; DIGEST_LEN]],
-    compress: CompressFn<LANES>,
-) {
+fn drive<'a, const LANES: usize>(n: usize, job: &dyn Fn(usize) -> (usize, &'a [u8], &'a [u8]), out: &mut [[u8; DIGEST_LEN]], compress: CompressFn<LANES>) {
     let mut k = 0;
     while n - k >= min_simd_jobs(LANES).max(1) {
         let group = (n - k).min(LANES);

@@ -21,9 +21,7 @@ use crate::BLOCK_LEN;
 
 #[inline(always)]
 fn load_block(block: &[u8; BLOCK_LEN]) -> [u32; 16] {
-    core::array::from_fn(|i| {
-        u32::from_be_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]])
-    })
+    core::array::from_fn(|i| u32::from_be_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]]))
 }
 
 #[inline(always)]

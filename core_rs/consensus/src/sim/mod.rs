@@ -176,9 +176,36 @@ impl Sim {
         let vs = (0..n as u32).map(|i| Validator { id: i, power: 1, public_key: cfg.crypto.signer(i).public_key() }).collect();
         let vset = ValidatorSet::new(0, vs).expect("valid set");
         let genesis = Block::genesis(0, [0; 32]);
-        let insts = (0..n + cfg.twins).map(|i| Inst { id: (i % n) as NodeId, core: None, persisted: None, timer_gen: 0, committed: BTreeMap::new(), exec_root: [0; 32], next_vset: None, root: None, sets: BTreeMap::from([(0, vset.clone())]) }).collect();
+        let insts = (0..n + cfg.twins)
+            .map(|i| Inst {
+                id: (i % n) as NodeId,
+                core: None,
+                persisted: None,
+                timer_gen: 0,
+                committed: BTreeMap::new(),
+                exec_root: [0; 32],
+                next_vset: None,
+                root: None,
+                sets: BTreeMap::from([(0, vset.clone())]),
+            })
+            .collect();
         let rng = Rng::new(cfg.seed);
-        let mut sim = Sim { cfg, rng, now: 0, seq: 0, queue: BinaryHeap::new(), events: Vec::new(), free: Vec::new(), insts, vset, genesis, canon: BTreeMap::new(), report: SimReport::default(), latency_sum: 0, latency_n: 0 };
+        let mut sim = Sim {
+            cfg,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: Vec::new(),
+            free: Vec::new(),
+            insts,
+            vset,
+            genesis,
+            canon: BTreeMap::new(),
+            report: SimReport::default(),
+            latency_sum: 0,
+            latency_n: 0,
+        };
         for (inst, at, back) in sim.cfg.crashes.clone() {
             sim.schedule(at, Ev::Crash(inst));
             sim.schedule(back, Ev::Restart(inst));
@@ -260,7 +287,10 @@ impl Sim {
         let bytes = Arc::new(bytes);
         for to_inst in 0..self.insts.len() {
             let tid = self.insts[to_inst].id;
-            let addressed = match to { Some(t) => t == tid, None => tid != from };
+            let addressed = match to {
+                Some(t) => t == tid,
+                None => tid != from,
+            };
             if !addressed || to_inst == from_inst || !self.link_up(from_inst, to_inst, round) {
                 continue;
             }
@@ -362,7 +392,9 @@ impl Sim {
 
     fn done(&self) -> bool {
         let honest = (0..self.insts.len()).filter(|i| self.honest(*i));
-        self.now >= self.cfg.heal_ms && honest.clone().all(|i| !self.coming_back(i)) && self.running_honest().iter().all(|i| self.height(*i) >= self.cfg.target_height)
+        self.now >= self.cfg.heal_ms
+            && honest.clone().all(|i| !self.coming_back(i))
+            && self.running_honest().iter().all(|i| self.height(*i) >= self.cfg.target_height)
     }
 
     pub fn run(mut self) -> SimReport {

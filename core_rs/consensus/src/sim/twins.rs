@@ -31,7 +31,18 @@ pub struct TwinsConfig {
 
 impl TwinsConfig {
     pub fn new(scenarios: u64, seed: u64) -> Self {
-        TwinsConfig { validators: 4, twins: 1, rounds: 7, scenarios, seed, faults: Faults::default(), threads: 1, first: 0, enumerate: false, crypto: Arc::new(TestCrypto) }
+        TwinsConfig {
+            validators: 4,
+            twins: 1,
+            rounds: 7,
+            scenarios,
+            seed,
+            faults: Faults::default(),
+            threads: 1,
+            first: 0,
+            enumerate: false,
+            crypto: Arc::new(TestCrypto),
+        }
     }
 }
 
@@ -55,9 +66,17 @@ pub fn two_way_partitions(k: usize) -> Vec<Vec<Vec<usize>>> {
         .map(|mask| {
             let (mut a, mut b) = (vec![0], vec![]);
             for i in 1..k {
-                if mask >> (i - 1) & 1 == 0 { a.push(i) } else { b.push(i) }
+                if mask >> (i - 1) & 1 == 0 {
+                    a.push(i)
+                } else {
+                    b.push(i)
+                }
             }
-            if b.is_empty() { vec![a] } else { vec![a, b] }
+            if b.is_empty() {
+                vec![a]
+            } else {
+                vec![a, b]
+            }
         })
         .collect()
 }

@@ -2,10 +2,10 @@
 use crate::block::{Block, Proposal};
 use crate::codec::{Decode, Encode};
 use crate::crypto::insecure_test::TestSigner;
+use crate::crypto::Signature;
 use crate::crypto::Signer;
 use crate::message::{Evidence, Message, SyncRequest, SyncResponse};
 use crate::types::*;
-use crate::crypto::Signature;
 
 fn vset() -> ValidatorSet {
     let vs = (0..4).map(|i| Validator { id: i, power: 1, public_key: TestSigner::for_node(i).public_key() }).collect();
@@ -16,14 +16,38 @@ fn vset() -> ValidatorSet {
 pub fn samples() -> Vec<(&'static str, Message)> {
     let g = Block::genesis(0, [7; 32]);
     let gqc = QuorumCert::genesis(g.vote_data());
-    let mut b = Block { epoch: 0, round: 1, height: 1, proposer: 1, timestamp_ms: 1_700_000_000_000, parent_qc: gqc.clone(), payload: vec![[0xab; 32], [0xcd; 32]], exec_height: 0, exec_root: [7; 32], reconfig: None, sig: Signature([0; 64]) };
+    let mut b = Block {
+        epoch: 0,
+        round: 1,
+        height: 1,
+        proposer: 1,
+        timestamp_ms: 1_700_000_000_000,
+        parent_qc: gqc.clone(),
+        payload: vec![[0xab; 32], [0xcd; 32]],
+        exec_height: 0,
+        exec_root: [7; 32],
+        reconfig: None,
+        sig: Signature([0; 64]),
+    };
     b.sig = TestSigner::for_node(1).sign(&b.id());
     let vd = b.vote_data();
     let votes: Vec<Vote> = (0..3).map(|i| Vote { data: vd, author: i, sig: TestSigner::for_node(i).sign(&vd.digest()) }).collect();
     let qc = QuorumCert { data: vd, sigs: votes.iter().map(|v| (v.author, v.sig)).collect() };
     let to = |i: u32| Timeout { epoch: 0, round: 2, high_qc: qc.clone(), author: i, sig: TestSigner::for_node(i).sign(&timeout_digest(0, 2, 1)) };
     let tc = TimeoutCert { epoch: 0, round: 2, high_qc: qc.clone(), sigs: (0..3).map(|i| (i, 1, to(i).sig)).collect() };
-    let mut b3 = Block { epoch: 0, round: 3, height: 2, proposer: 3, timestamp_ms: 1_700_000_000_500, parent_qc: qc.clone(), payload: vec![], exec_height: 0, exec_root: [7; 32], reconfig: Some(vset()), sig: Signature([0; 64]) };
+    let mut b3 = Block {
+        epoch: 0,
+        round: 3,
+        height: 2,
+        proposer: 3,
+        timestamp_ms: 1_700_000_000_500,
+        parent_qc: qc.clone(),
+        payload: vec![],
+        exec_height: 0,
+        exec_root: [7; 32],
+        reconfig: Some(vset()),
+        sig: Signature([0; 64]),
+    };
     b3.sig = TestSigner::for_node(3).sign(&b3.id());
     vec![
         ("proposal", Message::Proposal(Proposal { block: b.clone(), tc: None })),

@@ -22,7 +22,19 @@ fn core(me: NodeId) -> Core {
 
 fn proposal_r1() -> Block {
     let g = Block::genesis(0, [0; 32]);
-    let mut b = Block { epoch: 0, round: 1, height: 1, proposer: 1, timestamp_ms: 5, parent_qc: QuorumCert::genesis(g.vote_data()), payload: vec![[9; 32]], exec_height: 0, exec_root: [0; 32], reconfig: None, sig: Signature([0; 64]) };
+    let mut b = Block {
+        epoch: 0,
+        round: 1,
+        height: 1,
+        proposer: 1,
+        timestamp_ms: 5,
+        parent_qc: QuorumCert::genesis(g.vote_data()),
+        payload: vec![[9; 32]],
+        exec_height: 0,
+        exec_root: [0; 32],
+        reconfig: None,
+        sig: Signature([0; 64]),
+    };
     b.sig = TestSigner::for_node(1).sign(&b.id());
     b
 }

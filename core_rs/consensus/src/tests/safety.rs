@@ -17,11 +17,28 @@ fn qc_for(b: &Block) -> QuorumCert {
 
 fn block(parent: &Block, round: Round) -> Block {
     let qc = if parent.round == 0 { QuorumCert::genesis(parent.vote_data()) } else { qc_for(parent) };
-    Block { epoch: 0, round, height: parent.height + 1, proposer: (round % 4) as u32, timestamp_ms: round, parent_qc: qc, payload: vec![[round as u8; 32]], exec_height: 0, exec_root: [0; 32], reconfig: None, sig: Signature([0; 64]) }
+    Block {
+        epoch: 0,
+        round,
+        height: parent.height + 1,
+        proposer: (round % 4) as u32,
+        timestamp_ms: round,
+        parent_qc: qc,
+        payload: vec![[round as u8; 32]],
+        exec_height: 0,
+        exec_root: [0; 32],
+        reconfig: None,
+        sig: Signature([0; 64]),
+    }
 }
 
 fn tc(round: Round, hqc: &QuorumCert) -> TimeoutCert {
-    TimeoutCert { epoch: 0, round, high_qc: hqc.clone(), sigs: (0..3).map(|i| (i, hqc.round(), TestSigner::for_node(i).sign(&timeout_digest(0, round, hqc.round())))).collect() }
+    TimeoutCert {
+        epoch: 0,
+        round,
+        high_qc: hqc.clone(),
+        sigs: (0..3).map(|i| (i, hqc.round(), TestSigner::for_node(i).sign(&timeout_digest(0, round, hqc.round())))).collect(),
+    }
 }
 
 #[test]

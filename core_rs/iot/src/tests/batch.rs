@@ -89,10 +89,7 @@ fn caps_and_header_rules() {
     assert_eq!(Batch::build(&gw, 1, 0, 0, &many), Err(IotError::TooLong { what: "batch", len: 60_101, cap: MAX_BATCH_LEN }));
     assert!(Batch::build(&gw, 1, 0, 0, &many[..544]).is_ok());
     let too_many = vec![&[][..]; MAX_BATCH_READINGS + 1];
-    assert_eq!(
-        Batch::build(&gw, 1, 0, 0, &too_many),
-        Err(IotError::TooLong { what: "batch readings", len: 4097, cap: 4096 })
-    );
+    assert_eq!(Batch::build(&gw, 1, 0, 0, &too_many), Err(IotError::TooLong { what: "batch readings", len: 4097, cap: 4096 }));
 
     let enc = Batch::build(&gw, 1, 0, 0, &refs(&rs)).unwrap();
     let with = |at: usize, v: &[u8]| {
@@ -106,10 +103,7 @@ fn caps_and_header_rules() {
     assert_eq!(with(51, &0u32.to_be_bytes()), Err(IotError::NoReadings(0)));
     assert_eq!(with(51, &5000u32.to_be_bytes()), Err(IotError::TooLong { what: "batch readings", len: 5000, cap: 4096 }));
     // a count the bytes cannot hold fails before allocating
-    assert_eq!(
-        with(51, &4000u32.to_be_bytes()),
-        Err(IotError::Truncated { needed: 8000, offset: HEADER_LEN, available: enc.len() - HEADER_LEN })
-    );
+    assert_eq!(with(51, &4000u32.to_be_bytes()), Err(IotError::Truncated { needed: 8000, offset: HEADER_LEN, available: enc.len() - HEADER_LEN }));
     assert!(matches!(with(55, &[0; 32]), Err(IotError::RootMismatch { .. })));
     // a reading length over the cap
     let mut b = enc[..HEADER_LEN].to_vec();

@@ -80,10 +80,7 @@ fn bad_version_kind_lengths_and_fields() {
     assert_eq!(check_payload(KIND_RFID_DOOR, &[0, 2, 1]), Err(IotError::PayloadLength { kind: 4, len: 3, expected: 4 }));
     assert_eq!(check_payload(KIND_RFID_DOOR, &[0, 1, 1, 1]), Err(IotError::PayloadLength { kind: 4, len: 4, expected: 3 }));
     assert_eq!(check_payload(KIND_RFID_DOOR, &[0]), Err(IotError::PayloadLength { kind: 4, len: 1, expected: 3 }));
-    assert_eq!(
-        Payload::RfidDoor { direction: 0, tag: vec![1; 300] }.encode(),
-        Err(IotError::TagLength(300))
-    );
+    assert_eq!(Payload::RfidDoor { direction: 0, tag: vec![1; 300] }.encode(), Err(IotError::TagLength(300)));
     assert_eq!(Payload::RfidDoor { direction: 0, tag: vec![] }.encode(), Err(IotError::TagLength(0)));
     assert_eq!(Payload::RfidDoor { direction: 3, tag: vec![1] }.encode(), Err(IotError::Direction(3)));
 
@@ -134,8 +131,7 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
         (any::<i32>(), any::<u32>()).prop_map(|(t, h)| Payload::TempHumidity { temp_centi_c: t, humidity_centi_pct: h }),
         (any::<i32>(), any::<i32>()).prop_map(|(a, o)| Payload::Gps { lat_e7: a, lon_e7: o }),
         any::<i64>().prop_map(|g| Payload::Weight { grams: g }),
-        (0u8..2, proptest::collection::vec(any::<u8>(), 1..=MAX_TAG_LEN))
-            .prop_map(|(d, tag)| Payload::RfidDoor { direction: d, tag }),
+        (0u8..2, proptest::collection::vec(any::<u8>(), 1..=MAX_TAG_LEN)).prop_map(|(d, tag)| Payload::RfidDoor { direction: d, tag }),
     ]
 }
 

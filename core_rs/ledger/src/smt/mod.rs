@@ -20,8 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub use node::{
-    bit, common_prefix_bits, internal_hash, leaf_hash, Child, InternalNode, LeafNode, Node, NodeKey, EMPTY_HASH,
-    MAX_NODE_KEY_LEN, MAX_VALUE_LEN, NODE_VERSION,
+    bit, common_prefix_bits, internal_hash, leaf_hash, Child, InternalNode, LeafNode, Node, NodeKey, EMPTY_HASH, MAX_NODE_KEY_LEN, MAX_VALUE_LEN, NODE_VERSION,
 };
 pub use proof::{get, get_with_proof, get_with_proof_hashed, root_hash, SparseProof, MAX_PROOF_LEN, MAX_PROOF_SIBLINGS, PROOF_VERSION};
 pub use update::TreeUpdate;
@@ -37,12 +36,7 @@ pub trait NodeStore: Sync {
 /// Compute the tree of `version` from the tree of `base` (`None`: the empty tree) and
 /// `updates` (`(key, Some(value))` sets, `(key, None)` deletes; if a key appears twice the
 /// later update wins). Reads `store`, writes nothing: see [`TreeUpdate`].
-pub fn apply<S: NodeStore + ?Sized>(
-    store: &S,
-    base: Option<u64>,
-    version: u64,
-    updates: &[(&[u8], Option<&[u8]>)],
-) -> Result<TreeUpdate> {
+pub fn apply<S: NodeStore + ?Sized>(store: &S, base: Option<u64>, version: u64, updates: &[(&[u8], Option<&[u8]>)]) -> Result<TreeUpdate> {
     let upds = update::prepare(updates)?;
     update::apply(store, base, version, &upds)
 }
@@ -53,17 +47,11 @@ pub type HashedUpdate = (Hash, Option<(Hash, Arc<[u8]>)>);
 /// As [`apply`] with keys already hashed and values given with their hashes
 /// (`(key_hash, Some((value_hash, value)))`); must be sorted by key hash, keys distinct.
 /// For tests that need keys sharing long prefixes, and hosts that hash keys themselves.
-pub fn apply_hashed<S: NodeStore + ?Sized>(
-    store: &S,
-    base: Option<u64>,
-    version: u64,
-    updates: &[HashedUpdate],
-) -> Result<TreeUpdate> {
+pub fn apply_hashed<S: NodeStore + ?Sized>(store: &S, base: Option<u64>, version: u64, updates: &[HashedUpdate]) -> Result<TreeUpdate> {
     if !updates.windows(2).all(|w| w[0].0 < w[1].0) {
         return Err(crate::LedgerError::Invalid { what: "hashed updates", reason: "not sorted by key hash or not distinct" });
     }
-    let mut upds: Vec<update::Upd> =
-        updates.iter().map(|(k, v)| update::Upd { key_hash: *k, value: v.clone(), leaf_hash: [0; 32] }).collect();
+    let mut upds: Vec<update::Upd> = updates.iter().map(|(k, v)| update::Upd { key_hash: *k, value: v.clone(), leaf_hash: [0; 32] }).collect();
     update::fill_leaf_hashes(&mut upds);
     update::apply(store, base, version, &upds)
 }
@@ -263,4 +251,3 @@ impl StateTree {
 pub fn verify(root: &Hash, key: &[u8], value: Option<&[u8]>, proof: &SparseProof) -> bool {
     proof.verify(root, key, value)
 }
-

@@ -150,7 +150,11 @@ impl InternalNode {
         internal_hash(&self.left.hash(), &self.right.hash())
     }
     pub fn child(&self, bit: u8) -> Child {
-        if bit == 0 { self.left } else { self.right }
+        if bit == 0 {
+            self.left
+        } else {
+            self.right
+        }
     }
 }
 
@@ -248,10 +252,7 @@ impl Node {
                     _ => true,
                 };
                 if !ok {
-                    return Err(LedgerError::Invalid {
-                        what: "state tree node",
-                        reason: "internal node with fewer than two leaves below it",
-                    });
+                    return Err(LedgerError::Invalid { what: "state tree node", reason: "internal node with fewer than two leaves below it" });
                 }
                 Node::Internal(n)
             }

@@ -299,7 +299,11 @@ impl<S: NodeStore + ?Sized> Ctx<'_, S> {
 
 fn set_bit(h: &mut Hash, i: usize, b: u8) {
     let m = 1u8 << (7 - (i % 8));
-    if b == 1 { h[i / 8] |= m } else { h[i / 8] &= !m }
+    if b == 1 {
+        h[i / 8] |= m
+    } else {
+        h[i / 8] &= !m
+    }
 }
 
 /// The insertions among `upds` as fresh pending leaves, leaving out `skip`.
@@ -386,9 +390,7 @@ fn hash_new_internal_nodes(new: &mut [(NodeKey, Node)], links: &[[Option<u32>; 2
         }
         out.clear();
         out.resize(level.len(), PENDING_HASH);
-        out.par_chunks_mut(HASH_CHUNK)
-            .zip(pairs.par_chunks(2 * HASH_CHUNK))
-            .for_each(|(o, p)| tfnode_sm3::hash_pairs_prefixed_into(&[0x01], p, o));
+        out.par_chunks_mut(HASH_CHUNK).zip(pairs.par_chunks(2 * HASH_CHUNK)).for_each(|(o, p)| tfnode_sm3::hash_pairs_prefixed_into(&[0x01], p, o));
         for (&i, h) in level.iter().zip(&out) {
             hashes[i as usize] = *h;
         }
@@ -432,12 +434,8 @@ pub(crate) fn apply<S: NodeStore + ?Sized>(store: &S, base: Option<u64>, version
             match store.get_node(&key)? {
                 None => return Err(LedgerError::MissingNode { version: b, depth: 0 }),
                 Some(Node::Empty) => (Node::Empty, Child::Empty, Existing::Empty),
-                Some(Node::Leaf(l)) => {
-                    (Node::Leaf(l.clone()), Child::Leaf { version: b, hash: l.hash() }, Existing::Leaf(key, l))
-                }
-                Some(Node::Internal(n)) => {
-                    (Node::Internal(n), Child::Internal { version: b, hash: n.hash() }, Existing::Internal(key, n))
-                }
+                Some(Node::Leaf(l)) => (Node::Leaf(l.clone()), Child::Leaf { version: b, hash: l.hash() }, Existing::Leaf(key, l)),
+                Some(Node::Internal(n)) => (Node::Internal(n), Child::Internal { version: b, hash: n.hash() }, Existing::Internal(key, n)),
             }
         }
     };

@@ -193,9 +193,7 @@ fn deep_paths_with_chosen_key_hashes() {
 
 #[test]
 fn pruning_keeps_recent_versions_readable() {
-    let blocks: Vec<Vec<Op>> = (0..6u8)
-        .map(|b| (0..50u8).map(|i| (vec![i], if (i + b) % 4 == 0 { None } else { Some(vec![b, i]) })).collect())
-        .collect();
+    let blocks: Vec<Vec<Op>> = (0..6u8).map(|b| (0..50u8).map(|i| (vec![i], if (i + b) % 4 == 0 { None } else { Some(vec![b, i]) })).collect()).collect();
     let (mut t, m) = run_blocks(&blocks, false);
     let before = t.store.len();
     let removed = t.prune(4);
@@ -248,8 +246,7 @@ fn load_from_persisted_nodes() {
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     // A small key space so that blocks overwrite and delete existing keys.
-    (0u8..40, proptest::option::weighted(0.75, proptest::collection::vec(any::<u8>(), 0..4)))
-        .prop_map(|(k, v)| (vec![k], v))
+    (0u8..40, proptest::option::weighted(0.75, proptest::collection::vec(any::<u8>(), 0..4))).prop_map(|(k, v)| (vec![k], v))
 }
 
 proptest! {

@@ -27,15 +27,33 @@ fn sign_verify_roundtrip() {
 fn any_changed_field_breaks_the_signature() {
     let tx = signed(2, 1, b"abc");
     let mut muts: Vec<Transaction> = Vec::new();
-    let mut t = tx.clone(); t.nonce += 1; muts.push(t);
-    let mut t = tx.clone(); t.expiry += 1; muts.push(t);
-    let mut t = tx.clone(); t.gas_limit += 1; muts.push(t);
-    let mut t = tx.clone(); t.chain_id = b"tfnode-tesT".to_vec(); muts.push(t);
-    let mut t = tx.clone(); t.contract = "assex".into(); muts.push(t);
-    let mut t = tx.clone(); t.method = "transfex".into(); muts.push(t);
-    let mut t = tx.clone(); t.args = b"abd".to_vec(); muts.push(t);
-    let mut t = tx.clone(); t.sender = test_key(3).public_key().to_compressed(); muts.push(t);
-    let mut t = tx.clone(); t.signature[10] ^= 1; muts.push(t);
+    let mut t = tx.clone();
+    t.nonce += 1;
+    muts.push(t);
+    let mut t = tx.clone();
+    t.expiry += 1;
+    muts.push(t);
+    let mut t = tx.clone();
+    t.gas_limit += 1;
+    muts.push(t);
+    let mut t = tx.clone();
+    t.chain_id = b"tfnode-tesT".to_vec();
+    muts.push(t);
+    let mut t = tx.clone();
+    t.contract = "assex".into();
+    muts.push(t);
+    let mut t = tx.clone();
+    t.method = "transfex".into();
+    muts.push(t);
+    let mut t = tx.clone();
+    t.args = b"abd".to_vec();
+    muts.push(t);
+    let mut t = tx.clone();
+    t.sender = test_key(3).public_key().to_compressed();
+    muts.push(t);
+    let mut t = tx.clone();
+    t.signature[10] ^= 1;
+    muts.push(t);
     for m in muts {
         assert!(matches!(m.verify(), Err(LedgerError::BadSignature { .. })), "{m:?}");
     }

@@ -65,9 +65,11 @@ fn generate() -> String {
     assert!(v.is_none() && verify(&root, b"dave", None, &p));
     s += &format!("\nnon-inclusion proof of dave:\n\n```\n{}\n```\n", wrap(&hex(&p.encode())));
     let u2 = t.apply(2, &[(b"bob", None)]).unwrap();
-    s += &format!("\nversion 2 deletes bob: root `{}`, stale node keys {}\n\n",
+    s += &format!(
+        "\nversion 2 deletes bob: root `{}`, stale node keys {}\n\n",
         hex(&u2.root_hash),
-        u2.stale_nodes.iter().map(|k| format!("`{}`", hex(&k.encode()))).collect::<Vec<_>>().join(", "));
+        u2.stale_nodes.iter().map(|k| format!("`{}`", hex(&k.encode()))).collect::<Vec<_>>().join(", ")
+    );
     s + "<!-- vectors:end -->"
 }
 

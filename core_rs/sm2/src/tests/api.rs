@@ -41,10 +41,7 @@ fn secret_key_range() {
 
 #[test]
 fn error_messages_carry_numbers() {
-    assert_eq!(
-        PublicKey::from_bytes(&[4u8; 64]).unwrap_err().to_string(),
-        "public key has 64 bytes; expected 33 or 65"
-    );
+    assert_eq!(PublicKey::from_bytes(&[4u8; 64]).unwrap_err().to_string(), "public key has 64 bytes; expected 33 or 65");
     assert_eq!(Signature::from_bytes(&[1u8; 63]).unwrap_err().to_string(), "signature has 63 bytes; expected 64");
 }
 
@@ -93,7 +90,8 @@ fn signature_range_and_der() {
 
     let der = key(2).sign(b"x", DEFAULT_UID).to_der();
     assert!(Signature::from_der(&der).is_ok());
-    let reject = |b: &[u8]| assert!(matches!(Signature::from_der(b), Err(Error::Der(_)) | Err(Error::SignatureR) | Err(Error::SignatureS)), "{}", hex::encode(b));
+    let reject =
+        |b: &[u8]| assert!(matches!(Signature::from_der(b), Err(Error::Der(_)) | Err(Error::SignatureR) | Err(Error::SignatureS)), "{}", hex::encode(b));
     reject(&[der.as_slice(), &[0]].concat()); // trailing byte
     reject(&der[..der.len() - 1]); // truncated
     reject(&[0x30, 0x81, 6, 2, 1, 1, 2, 1, 1]); // long-form length
@@ -132,8 +130,7 @@ fn batch_marks_exactly_bad_items() {
     pks[8] = keys[0].public_key().to_uncompressed().to_vec(); // wrong key (8 % 6 = 2)
     sigs[20].truncate(63); // malformed
     pks[39] = vec![1, 2, 3]; // malformed
-    let items: Vec<(&[u8], &[u8], &[u8])> =
-        (0..40).map(|i| (pks[i].as_slice(), msgs[i].as_slice(), sigs[i].as_slice())).collect();
+    let items: Vec<(&[u8], &[u8], &[u8])> = (0..40).map(|i| (pks[i].as_slice(), msgs[i].as_slice(), sigs[i].as_slice())).collect();
     // run twice: first pass admits keys, second and third hit the cache
     for _ in 0..3 {
         let out = verify_batch(&items);
@@ -142,8 +139,7 @@ fn batch_marks_exactly_bad_items() {
         }
     }
     assert!(key_cache_len() > 0);
-    let uid_items: Vec<(&[u8], &[u8], &[u8], &[u8])> =
-        items.iter().map(|(p, m, s)| (*p, DEFAULT_UID, *m, *s)).collect();
+    let uid_items: Vec<(&[u8], &[u8], &[u8], &[u8])> = items.iter().map(|(p, m, s)| (*p, DEFAULT_UID, *m, *s)).collect();
     assert_eq!(verify_batch_uid(&uid_items), verify_batch(&items));
     assert!(verify_batch(&[]).is_empty());
 }

@@ -134,10 +134,7 @@ proptest! {
 
 /// CPU time of this thread in ns (from /proc; wall time is useless on a shared box).
 fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok().and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok())).unwrap_or(0)
 }
 
 /// Rough per-operation cost, for profiling only: `cargo test --release -- --ignored micro --nocapture`.
@@ -170,5 +167,7 @@ fn micro_bench() {
     time("verify_mul", 5_000, &mut || p = black_box(crate::mul::verify_mul(&k, &k, &g)));
     let kt = crate::mul::KeyTable::new(&g);
     time("keytable verify_mul", 5_000, &mut || p = black_box(kt.verify_mul(&k, &k)));
-    time("sm3 hmac", 100_000, &mut || { black_box(tfnode_sm3::hmac(&[1u8; 32], &[2u8; 88])); });
+    time("sm3 hmac", 100_000, &mut || {
+        black_box(tfnode_sm3::hmac(&[1u8; 32], &[2u8; 88]));
+    });
 }
