@@ -31,11 +31,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iot.gateway import Device, Gateway
 from tfnode import crypto
 from tfnode.client import Account, Client, build_tx, verify_reading_proof
 from tfnode.execution import iot as iot_module
-
-from iot.gateway import Device, Gateway
 
 RECEIPT_ID = "WR-SIM-0001"
 SCALE_REF, DOOR_REF = "WH-SIM-SCALE", "WH-SIM-DOOR"

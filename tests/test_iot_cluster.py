@@ -39,7 +39,7 @@ def cluster(tmp_path_factory):
         c.start_all()
         c.members = [Account(load_private_key(c.node(i) / "node_key")) for i in range(c.n)]
         for u in c.rpc_urls():
-            wait_for(lambda: Client(u, timeout=2).status()["height"] >= 1, 60, f"node {u}")
+            wait_for(lambda u=u: Client(u, timeout=2).status()["height"] >= 1, 60, f"node {u}")
         yield c
 
 
@@ -81,7 +81,7 @@ def test_provision_then_attest_and_prove_one_reading(cluster, tmp_path):
     # The gateway submits through the other nodes: their admission checks read their own
     # executed state, so wait until they have executed the registration.
     for u in cluster.rpc_urls()[1:]:
-        wait_for(lambda: Client(u, timeout=2).status()["executed_height"] >= reg["height"], 30, f"{u} executes it")
+        wait_for(lambda u=u: Client(u, timeout=2).status()["executed_height"] >= reg["height"], 30, f"{u} executes it")
     gw = Gateway(gw_key.to_bytes(), st["chain_id"], cluster.rpc_urls()[1:], tmp_path / "spool", batch_max=8)
     readings = [dev.temp_humidity(3.5 + i / 10, 55.0) for i in range(5)]
     for x in readings:

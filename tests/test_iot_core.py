@@ -8,6 +8,7 @@ assembled byte by byte in Python and fed to the decoder.
 import re
 import struct
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from gmssl import func as gm_func
@@ -249,7 +250,7 @@ def test_batch_verify_header_and_registry_inputs():
     assert _core.iot_batch_verify(bytes(b), registry) == (False, [None] * 3)
 
     class Registry:  # any object with .get works, and only the batch's ids are asked
-        asked = []
+        asked: ClassVar[list[bytes]] = []
 
         def get(self, k):
             self.asked.append(k)

@@ -183,7 +183,7 @@ def test_null_pointers_and_short_buffers(lib):
 
 def test_node_rejects_a_tampered_ffi_batch(lib):
     gw_sk, _ = lib.keygen()
-    sk, pk = lib.keygen()
+    sk, _pk = lib.keygen()
     b = bytearray(lib.batch_build(gw_sk, 1, 2, 0, [lib.reading_sign(sk, 1, 1, 3, bytes(8))]))
     b[-1] ^= 1  # the reading's signature: the root no longer matches
     with pytest.raises(LedgerError, match="root does not match"):

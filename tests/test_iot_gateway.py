@@ -9,14 +9,12 @@ import json
 import pytest
 
 from iot.gateway import Device, Gateway
+from tests.test_iot_node import T0, Chain, pk
 from tfnode import _core, crypto
-from tfnode.client import Account, ClientError, RpcError, build_tx
-from tfnode.client import _rpc
+from tfnode.client import Account, ClientError, RpcError, _rpc, build_tx
 from tfnode.execution import iot
 from tfnode.node.genesis import make_genesis
 from tfnode.node.service import receipt_json
-
-from tests.test_iot_node import T0, Chain, pk
 
 CHAIN = "tf-iot"
 
@@ -173,7 +171,7 @@ def test_batches_are_spooled_before_they_are_sent_and_leave_once_committed(env):
 
 
 def test_a_restarted_gateway_resumes_its_spool_and_never_reuses_a_batch_seq(env):
-    node, devs, gateway, _, gw_key, spool = env
+    node, devs, gateway, _, gw_key, _spool = env
     gw = gateway()
     for r in readings(devs, 8):
         gw.add(r)
@@ -252,7 +250,7 @@ def test_a_stored_transaction_is_resent_as_is_and_an_expired_one_is_replaced(env
 
 
 def test_failover_rotates_nodes_with_back_off(env):
-    node, devs, gateway, down, gw_key, _ = env
+    _node, devs, gateway, down, _gw_key, _ = env
     down.add("http://a")
     gw = gateway()
     for r in readings(devs, 6):
@@ -282,7 +280,7 @@ def test_a_refused_batch_moves_to_rejected_with_its_reason(env):
 
 
 def test_partial_batches_report_their_excluded_readings(env):
-    node, devs, gateway, _, gw_key, _ = env
+    _node, devs, gateway, _, _gw_key, _ = env
     gw = gateway()
     forged = bytearray(devs[0].weight(5))
     forged[-1] ^= 1
@@ -294,7 +292,7 @@ def test_partial_batches_report_their_excluded_readings(env):
 
 
 def test_readings_too_large_for_one_batch_start_another(env):
-    node, devs, gateway, _, gw_key, _ = env
+    _node, _devs, gateway, _, _gw_key, _ = env
     gw = gateway(batch_max=4096)
     tags = [Device(crypto.PrivateKey.generate().to_bytes(), "rfid_door") for _ in range(1)]
     raw = tags[0].door("in", b"\x01" * 64)

@@ -3,11 +3,11 @@ state layout of the built-in ``iot`` module (docs/iot.md). The formats themselve
 batches, Merkle proofs) live in the Rust core (``tfnode._core.iot_*``)."""
 
 from tfnode.iot.payloads import (
-    KINDS,
     KIND_GPS,
     KIND_RFID_DOOR,
     KIND_TEMP_HUMIDITY,
     KIND_WEIGHT,
+    KINDS,
     PayloadError,
     decode_payload,
     encode_payload,

@@ -66,7 +66,7 @@ class Admission:
         out = {}
         now_ms = int(time.time() * 1000)
         checked = _core.tx_decode_and_verify_batch([r for _, r in items], self.chain)
-        for (i, _raw), (tx, err) in zip(items, checked):
+        for (i, _raw), (tx, _err) in zip(items, checked, strict=True):
             if tx is None or tx.method != "submit":
                 continue  # the mempool refuses a bad transaction; execution answers other methods
             try:
