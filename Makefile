@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need.
-.PHONY: demo test test-rust test-python fuzz-short bench bootstrap slow iot-lib
+.PHONY: demo test test-rust test-python fuzz-short bench bootstrap slow iot-lib lint
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -16,6 +16,15 @@ test-rust:
 test-python:
 	cargo build --release -p tfnode-iot-ffi
 	.venv/bin/python -m pytest -q
+
+# Formatting, lints and types (docs/development.md): the rule sets live in rustfmt.toml,
+# Cargo.toml ([workspace.lints]) and pyproject.toml ([tool.ruff], [tool.mypy]).
+lint: bootstrap
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	.venv/bin/ruff check
+	.venv/bin/ruff format --check
+	.venv/bin/mypy
 
 fuzz-short:
 	@bash scripts/fuzz.sh short

@@ -49,7 +49,7 @@ def setup(metering: bool):
 
 
 def transfers(rt, n: int, hash_receipts: bool = True) -> float:
-    addrs = ["0x%040x" % i for i in range(1000)]
+    addrs = [f"0x{i:040x}" for i in range(1000)]
     blk = BlockCtx(2, T0, crypto.sm3(b"block"))
     txs = [
         TxCall("genesis", "token", "transfer", (addrs[i % 1000], 1), tx_hash=crypto.sm3(b"%d" % i)) for i in range(n)

@@ -55,10 +55,7 @@ def fdh(epoch: int, serial: bytes, n: int) -> int:
 
 
 def is_reviewer() -> bool:
-    for r in REVIEWER_ROLES:
-        if ctx.sender.has_role(r):
-            return True
-    return False
+    return any(ctx.sender.has_role(r) for r in REVIEWER_ROLES)
 
 
 class Blacklist(Contract):

@@ -298,7 +298,7 @@ class Customs(Contract):
     @view
     def declarations(self, start: int = 0, count: int = 100) -> list:
         require(ctx.sender.has_role("regulator"), "only the regulator lists every declaration")
-        require(0 <= start and 0 < count <= 1000, "bad page")
+        require(start >= 0 and 0 < count <= 1000, "bad page")
         return self.decl_index[start : start + count]
 
     @view

@@ -198,7 +198,7 @@ class LetterOfCredit(Contract):
         check_id(lc_id)
         require(lc_id not in self.credits, "credit exists")
         require(isinstance(terms, dict), "terms must be a dict")
-        for k in terms.keys():
+        for k in terms:
             require(k in TERM_KEYS, "unknown term " + str(k))
         applicant = terms.get("applicant", "")
         beneficiary = terms.get("beneficiary", "")
@@ -413,7 +413,7 @@ class LetterOfCredit(Contract):
         self.maybe_in_force(lc_id, lc, n, a)
 
     @call
-    def respond_amendment(self, lc_id: str, n: int, accept: bool, accepted_terms: list = None):
+    def respond_amendment(self, lc_id: str, n: int, accept: bool, accepted_terms: list | None = None):
         """The beneficiary accepts or rejects the amendment. Art. 10e: partial acceptance is not
         allowed and is deemed a rejection; ``accepted_terms`` naming fewer than all the changed
         terms is exactly that. Art. 10c: until it accepts, the original terms stay in force."""
@@ -539,7 +539,7 @@ class LetterOfCredit(Contract):
         """The single notice of refusal (art. 16c, d): every discrepancy, and what the bank does
         with the documents, by the close of the fifth banking day after presentation."""
         org = self.bank()
-        lc = self.get(lc_id)
+        self.get(lc_id)  # the credit must exist
         p = self.pres(lc_id, n)
         require(org == p["examiner"], "only the examining bank refuses")
         require(
@@ -750,7 +750,7 @@ class LetterOfCredit(Contract):
         emit("TransferRequested", lc=lc_id, to=second_beneficiary, amount=amount)
 
     @call
-    def transfer(self, lc_id: str, reductions: dict = None) -> str:
+    def transfer(self, lc_id: str, reductions: dict | None = None) -> str:
         """The transferring bank transfers: a new credit to the second beneficiary, on the same
         terms except those art. 38g lets it reduce or shorten (amount, expiry, latest shipment,
         presentation period). The transferred credit is not transferable again (art. 38d)."""

@@ -142,7 +142,7 @@ def checkpoint(i, c):
     deadline}`` (``deadline`` optional, unix seconds, 0 for none)."""
     where = "checkpoint " + str(i) + ": "
     require(isinstance(c, dict), where + "must be a dict")
-    for k in c.keys():
+    for k in c:
         require(k in ("name", "box", "deadline"), where + "unknown field " + str(k))
     name = c.get("name")
     require(isinstance(name, str) and 0 < len(name) <= MAX_TEXT, where + "name: text of 1..128 characters")
@@ -195,8 +195,7 @@ class Logistics(Contract):
         disputed once the chain's clock is past the time evidence could still arrive. A
         delivered shipment with nothing pending lets its refs go."""
         now = ctx.block.timestamp
-        i = 0
-        for d in s["declarations"]:
+        for i, d in enumerate(s["declarations"]):
             if d["state"] == "pending":
                 v = self.supported(s, d)
                 if v is not None:
@@ -222,7 +221,6 @@ class Logistics(Contract):
                         declared_at=d["at"],
                         window_s=s["window_s"],
                     )
-            i += 1
         s["pending"] = len([d for d in s["declarations"] if d["state"] == "pending"]) > 0
         if s["state"] == "delivered" and not s["pending"] and s["bound"]:
             s["bound"] = False
@@ -344,7 +342,7 @@ class Logistics(Contract):
         allowed under the refs; empty: any device bound to them)."""
         require(ctx.sender.has_role("logistics"), "only a carrier (role logistics) creates shipments")
         require(isinstance(spec, dict), "shipment must be a dict")
-        for k in spec.keys():
+        for k in spec:
             require(k in SHIPMENT_FIELDS or k in SHIPMENT_OPTIONS, "unknown shipment field " + str(k))
         for k in SHIPMENT_FIELDS:
             require(k in spec, "missing shipment field " + k)
@@ -572,15 +570,13 @@ class Logistics(Contract):
         reached = []
         overdue = []
         late = []
-        k = 0
-        for cp in s["checkpoints"]:
+        for k, cp in enumerate(s["checkpoints"]):
             if cp["reached_ms"] >= 0:
                 reached.append(k)
                 if cp["late"]:
                     late.append(k)
             elif cp["deadline"] > 0 and cp["deadline"] < now:
                 overdue.append(k)
-            k += 1
         return {
             "id": sid,
             "state": s["state"],
@@ -606,7 +602,7 @@ class Logistics(Contract):
     def shipments_page(self, start: int = 1, count: int = 100) -> list:
         """Shipment ids start .. start+count-1 that exist (the regulator's listing)."""
         require(ctx.sender.has_role("regulator"), "only the regulator lists every shipment")
-        require(is_int(start) and is_int(count) and 1 <= start and 0 < count <= 1000, "bad page")
+        require(is_int(start) and is_int(count) and start >= 1 and 0 < count <= 1000, "bad page")
         return list(range(start, min(self.next_id, start + count)))
 
     @view

@@ -225,7 +225,7 @@ class Settlement(Contract):
         o = self.open_obligation(obligation_id)
         s = ctx.sender.address
         require(
-            s == o["creditor"] or s == o["source"] and ctx.sender.is_contract,
+            s == o["creditor"] or (s == o["source"] and ctx.sender.is_contract),
             "only the creditor or the creating contract cancels",
         )
         self.close(obligation_id, o, "cancelled")
@@ -239,7 +239,7 @@ class Settlement(Contract):
         o = self.open_obligation(obligation_id)
         s = ctx.sender.address
         require(
-            s == o["debtor"] or s == o["source"] and ctx.sender.is_contract,
+            s == o["debtor"] or (s == o["source"] and ctx.sender.is_contract),
             "only the debtor or the creating contract settles",
         )
         self.move(o["debtor"], o["creditor"], o["amount"])

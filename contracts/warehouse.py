@@ -239,7 +239,7 @@ class Warehouse(Contract):
         devices`` (device ids allowed under the refs; empty: any device bound to them)."""
         require(ctx.sender.has_role("warehouse"), "only a warehouse issues receipts")
         require(isinstance(spec, dict), "receipt must be a dict")
-        for k in spec.keys():
+        for k in spec:
             require(k in RECEIPT_FIELDS or k in RECEIPT_OPTIONS, "unknown receipt field " + str(k))
         for k in RECEIPT_FIELDS:
             require(k in spec, "missing receipt field " + k)
@@ -649,7 +649,7 @@ class Warehouse(Contract):
     @view
     def receipts_page(self, start: int = 0, count: int = 100) -> list:
         require(ctx.sender.has_role("regulator"), "only the regulator lists every receipt")
-        require(is_int(start) and is_int(count) and 0 <= start and 0 < count <= 1000, "bad page")
+        require(is_int(start) and is_int(count) and start >= 0 and 0 < count <= 1000, "bad page")
         end = min(self.issued_count, start + count)
         return [self.issued[n] for n in range(start, end)]
 

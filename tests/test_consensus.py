@@ -160,7 +160,7 @@ def test_committed_blocks_decode_and_their_qc_verifies():
     # Block k's parent QC certifies block k-1: a chain a light client can check link by link.
     b = _core.consensus_decode_block(blocks[2]["bytes"])
     assert b["id"] == blocks[2]["id"] and b["height"] == 3
-    epoch, rnd, height, block_id = _core.consensus_verify_qc(b["parent_qc"], vals, insecure_test_keys=True)
+    _epoch, _rnd, height, block_id = _core.consensus_verify_qc(b["parent_qc"], vals, insecure_test_keys=True)
     assert (height, block_id) == (2, blocks[1]["id"])
     with pytest.raises(ValueError):
         _core.consensus_verify_qc(b["parent_qc"], vals)  # test signatures are not SM2 signatures

@@ -52,7 +52,7 @@ class Wallet:
         return out
 
     def unblind(self, signatures: list) -> None:
-        for (epoch, serial, r), s in zip(self.pending, signatures):
+        for (epoch, serial, r), s in zip(self.pending, signatures, strict=True):
             sig = int.from_bytes(s, "big") * pow(r, -1, self.n) % self.n
             self.vouchers.append((epoch, serial, sig.to_bytes(256, "big")))
         self.pending = []
@@ -189,7 +189,7 @@ def test_query_does_not_reveal_the_buyer(bl, rsa_key):
     that turns its blinded message into this voucher, so even the issuer cannot link them."""
     n, d = rsa_key
     wb = buy(bl, rsa_key, "bank_b", 2, seed=3)
-    wc = buy(bl, rsa_key, "bank_c", 2, seed=4)
+    buy(bl, rsa_key, "bank_c", 2, seed=4)
     epoch, serial, sig = wb.vouchers[1]
     sender = one_time_address(20)
     r = bl.call(sender, "blacklist", "query", tag_of("ID-3"), epoch, serial, sig)

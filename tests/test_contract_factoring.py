@@ -244,6 +244,6 @@ def test_refactoring_deadline_and_withdrawal(world):
 
 
 def test_gas_stays_bounded(world):
-    chain, m = world, world.members
+    chain, _m = world, world.members
     mine = [r for r in chain.receipts if r.events and r.events[0].contract == "factoring"]
     assert len(mine) > 20 and max(r.gas_used for r in mine) < GAS_BOUND

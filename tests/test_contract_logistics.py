@@ -260,7 +260,7 @@ def test_evidence_may_arrive_after_the_declaration(world):
 
 
 def test_geofence_breach_once_per_excursion(world):
-    chain, m = world, world.members
+    chain, _m = world, world.members
     t = Trip(chain)
     # 0.4 degrees north of the Shanghai box: outside the box, inside the 0.5-degree tolerance
     r = feed(chain, [t.fix(SHANGHAI, 0), t.fix(SHANGHAI, 60, lat=HALF + 4_000_000)])
@@ -290,7 +290,7 @@ def test_geofence_breach_once_per_excursion(world):
 
 
 def test_temperature_excursions_and_minutes_out_of_range(world):
-    chain, m = world, world.members
+    chain, _m = world, world.members
     t = Trip(chain)
     t0 = t.now_ms()
     r = feed(
@@ -333,7 +333,7 @@ def test_temperature_excursions_and_minutes_out_of_range(world):
 
 
 def test_deadlines_late_checkpoints_and_overdue(world):
-    chain, m = world, world.members
+    chain, _m = world, world.members
     now = chain.timestamp
     cps = [
         {"name": "Shanghai port", "box": box(SHANGHAI), "deadline": now + 100},
@@ -469,7 +469,7 @@ def test_readings_only_from_the_iot_module(world):
 
 
 def test_malformed_readings_are_refused_with_the_index_and_field(world):
-    chain, m = world, world.members
+    chain, _m = world, world.members
     t = Trip(chain)
 
     def g(**over):
@@ -496,7 +496,7 @@ def test_malformed_readings_are_refused_with_the_index_and_field(world):
 
 
 def test_readings_that_do_not_apply_are_counted(world):
-    chain, m = world, world.members
+    chain, _m = world, world.members
     mine = device("pinned tracker")
     t = Trip(chain, devices=[mine])
     g, tr = t.spec["gps_ref"], t.spec["temp_ref"]
@@ -519,7 +519,7 @@ def test_readings_that_do_not_apply_are_counted(world):
 
 
 def test_one_tracker_may_report_both_kinds_under_one_ref(world):
-    chain, m = world, world.members
+    chain, _m = world, world.members
     n = fresh()
     t = Trip(chain, gps_ref=f"combo{n}", temp_ref=f"combo{n}")
     t.probe = t.tracker
@@ -531,7 +531,7 @@ def test_one_tracker_may_report_both_kinds_under_one_ref(world):
 
 
 def test_a_batch_of_500_readings_has_bounded_gas(world):
-    chain, m = world, world.members
+    chain, _m = world, world.members
     # a longer route: six checkpoints, so every fix is tested against six boxes
     cps = [{"name": f"cp{i}", "box": box((SHANGHAI[0] + i * 1_000_000, SHANGHAI[1] - i * 5_000_000))} for i in range(6)]
     t = Trip(chain, checkpoints=cps)

@@ -260,7 +260,7 @@ def test_supply_invariant_over_random_operations(ops):
     not; and no credit line is ever used beyond its limit."""
     c = make_chain(sources=())
     for n, (op, x, y, amt) in enumerate(ops):
-        X, Y, ax, ay = c[x], c[y], addr(c, x), addr(c, y)
+        X, _Y, ax, ay = c[x], c[y], addr(c, x), addr(c, y)
         if op == "issue":
             c.call(c["pboc"], "settlement", "issue", ax, amt)
         elif op == "transfer":

@@ -284,7 +284,7 @@ def test_weight_readings_warn_once_per_crossing_and_alarm_on_shortfall(world):
 def test_tare_and_exact_threshold(world):
     chain, m = world, world.members
     # a 25 kg pallet under each lot; 910 bales exactly meet the cover (value == required is covered)
-    spec, pid, scale, _ = pledged(chain, tare_grams=25 * KG, tolerance_units=100)
+    spec, _pid, scale, _ = pledged(chain, tare_grams=25 * KG, tolerance_units=100)
     ref = spec["scale_ref"]
     r = feed(chain, [reading(scale, ref, "weight", {"grams": 935 * KG + 999})])
     assert r.ok and names(r) == []
@@ -413,7 +413,7 @@ def test_lender_release_lets_goods_go_at_its_own_risk(world):
 
 def test_close_after_full_repayment_redeems_and_frees_the_refs(world):
     chain, m = world, world.members
-    spec, pid, scale, gate = pledged(chain)
+    spec, pid, scale, _gate = pledged(chain)
     rid = spec["id"]
     cid = chain.must(OWNER, "warehouse", "repay", pid, LOAN - 1, "PAY-1")
     assert (
@@ -441,7 +441,7 @@ def test_close_after_full_repayment_redeems_and_frees_the_refs(world):
 
 def test_readings_only_from_the_iot_module(world):
     chain, m = world, world.members
-    spec, pid, scale, _ = pledged(chain)
+    spec, _pid, scale, _ = pledged(chain)
     batch = [weight(scale, spec["scale_ref"], 1)]
     for who in (m["warehouse"], m["bank_a"], m["regulator"], OWNER, "IOT", "contract:iot", "iot "):
         assert (
@@ -452,9 +452,9 @@ def test_readings_only_from_the_iot_module(world):
 
 
 def test_malformed_readings_are_refused_with_the_index_and_field(world):
-    chain, m = world, world.members
-    spec, pid, scale, gate = pledged(chain)
-    ref, dref = spec["scale_ref"], spec["door_ref"]
+    chain, _m = world, world.members
+    spec, _pid, scale, _gate = pledged(chain)
+    ref, _dref = spec["scale_ref"], spec["door_ref"]
     good = weight(scale, ref, 500)
 
     def w(**over):
@@ -505,7 +505,7 @@ def test_malformed_readings_are_refused_with_the_index_and_field(world):
 def test_readings_that_do_not_apply_are_counted_not_fatal(world):
     chain, m = world, world.members
     mine = device("pinned scale")
-    spec, pid, _, gate = pledged(chain, devices=[mine])
+    spec, _pid, _, _gate = pledged(chain, devices=[mine])
     ref, dref = spec["scale_ref"], spec["door_ref"]
     stranger = device("someone's scale")
     r = feed(
@@ -530,14 +530,14 @@ def test_readings_that_do_not_apply_are_counted_not_fatal(world):
 
 
 def test_a_batch_of_500_readings_has_bounded_gas(world):
-    chain, m = world, world.members
-    a, pa, sa, da = pledged(chain, units_per_tag=1)
-    b, pb, sb, db = pledged(chain)
+    chain, _m = world, world.members
+    a, _pa, sa, _da = pledged(chain, units_per_tag=1)
+    b, _pb, _sb, db = pledged(chain)
     batch = []
     for i in range(250):
         # lot a: the scale wobbles around full stock; lot b: goods in and out through the door
         batch.append(weight(sa, a["scale_ref"], 1000 - (i % 3)))
-        batch.append(door(db, b["door_ref"], "out" if i % 2 == 0 else "in", tag="%08x" % i))
+        batch.append(door(db, b["door_ref"], "out" if i % 2 == 0 else "in", tag=f"{i:08x}"))
     r = feed(chain, batch)
     assert r.ok and r.return_value["applied"] == 500
     assert names(r) == ["UnauthorizedRemoval"] * 125

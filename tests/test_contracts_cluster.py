@@ -108,7 +108,11 @@ class Net:
 
     def ok(self, *calls) -> list[dict]:
         receipts = self.run(*calls)
-        bad = [(c[1], c[2], r["status"], r["revert_reason"]) for c, r in zip(calls, receipts) if r["status"] != "ok"]
+        bad = [
+            (c[1], c[2], r["status"], r["revert_reason"])
+            for c, r in zip(calls, receipts, strict=True)
+            if r["status"] != "ok"
+        ]
         assert not bad, bad
         return receipts
 
@@ -162,7 +166,7 @@ def admit(net: Net) -> None:
     )
     assert all(r["status"] == "ok" for r in rs[:-1]), rs
     assert refused(rs[-1]) == "only consortium members may do this"
-    pids = dict(zip(names + ["directory"], (r["return_value"] for r in rs)))
+    pids = dict(zip(names + ["directory"], (r["return_value"] for r in rs), strict=True))
     assert [events(r, "Proposed")[0]["kind"] for r in rs[:-1]] == ["member"] * 4 + ["deploy"]
     net.ok(*[(a, GOV, "approve", pid) for pid in pids.values()])
     customs = net.acct["customs"]
@@ -185,7 +189,7 @@ def net(tmp_path_factory):
             n.genesis = genesis
             keys = [Account(load_private_key(cluster.node(i) / "node_key")) for i in range(4)]
             roles = ("bank", "customs", "logistics", "warehouse")
-            for name, role, k in zip(("bank_a", "customs", "logistics", "warehouse"), roles, keys):
+            for name, role, k in zip(("bank_a", "customs", "logistics", "warehouse"), roles, keys, strict=True):
                 m = next(m for m in genesis.members if m["role"] == role)
                 assert crypto.address(crypto.PublicKey.from_bytes(bytes.fromhex(m["public_key"]))) == k.address
                 n.acct[name], n.org[name] = k, m["name"]
@@ -420,7 +424,7 @@ def test_blacklist_upload_and_anonymous_paid_query(net):
     assert epoch == 1
     serials = [rng.randbytes(32) for _ in range(3)]
     blinds = [rng.randrange(2, n - 1) for _ in serials]
-    blinded = [(fdh(epoch, s) * pow(r, e, n) % n).to_bytes(256, "big") for s, r in zip(serials, blinds)]
+    blinded = [(fdh(epoch, s) * pow(r, e, n) % n).to_bytes(256, "big") for s, r in zip(serials, blinds, strict=True)]
     rs = net.ok(
         (a, BL, "upload", listed, "fraud", crypto.sm3(b"court ruling 2026-17")), (b, BL, "buy_vouchers", blinded)
     )
@@ -430,7 +434,7 @@ def test_blacklist_upload_and_anonymous_paid_query(net):
     assert net.view(BL, "order", order)["signatures"] == signed
     vouchers = [
         (s, (int.from_bytes(sig, "big") * pow(r, -1, n) % n).to_bytes(256, "big"))
-        for s, r, sig in zip(serials, blinds, signed)
+        for s, r, sig in zip(serials, blinds, signed, strict=True)
     ]
     # Each query from a fresh one-time key: no member, never seen before.
     rs = net.ok(

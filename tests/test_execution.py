@@ -54,7 +54,7 @@ def block(h, payload=()):
 
 def run(ex, h, *batches):
     digests = [_core.batch_digest(raws)[0] for raws in batches]
-    out = ex.execute(block(h, digests), list(zip(digests, batches)))
+    out = ex.execute(block(h, digests), list(zip(digests, batches, strict=True)))
     ex.commit(out, b"qc %d" % h)
     return out
 

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from tests.test_net_support import needs_ecdh, run
 from tfnode import _core, crypto
-from tfnode.mempool import Mempool, MempoolConfig, WireError
-from tfnode.mempool import wire
+from tfnode.mempool import Mempool, MempoolConfig, WireError, wire
 from tfnode.mempool.state import PendingBatch
 from tfnode.net import Kind, MemoryNetwork, MemoryTransport, NetConfig, PeerManager
 

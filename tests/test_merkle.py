@@ -11,8 +11,8 @@ def ref_leaf(d: bytes) -> bytes:
     return crypto.sm3(b"\x00" + d)
 
 
-def ref_node(l: bytes, r: bytes) -> bytes:
-    return crypto.sm3(b"\x01" + l + r)
+def ref_node(left: bytes, right: bytes) -> bytes:
+    return crypto.sm3(b"\x01" + left + right)
 
 
 def split(n: int) -> int:

@@ -21,8 +21,8 @@ from tfnode.net.framing import FramedStream, encode_frame
 from tfnode.net.handshake import (
     HANDSHAKE_MAX_FRAME,
     Auth,
-    Hello,
     HandshakeConfig,
+    Hello,
     Reject,
     decode_message,
     handshake,
@@ -189,7 +189,7 @@ def test_replayed_handshake_fails():
     """Record A's Hello and Auth from a good handshake, replay them to B later: B's fresh
     nonce and ephemeral key change the transcript, so the old signature does not verify."""
     recorded: list[bytes] = []
-    si, sr = run(lambda: _pair(HandshakeConfig(A, MEMBERS), HandshakeConfig(B, MEMBERS), record=recorded))
+    si, _sr = run(lambda: _pair(HandshakeConfig(A, MEMBERS), HandshakeConfig(B, MEMBERS), record=recorded))
     assert si.peer_id == pid(B) and len(recorded) == 2
 
     async def replay():

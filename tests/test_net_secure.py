@@ -123,7 +123,7 @@ def test_nonces_never_repeat_across_rekeys():
     state = CipherState(b"k" * 16, b"\x5a" * 12, rekey_interval=7)
     nonces = set()
     for _ in range(1000):
-        cipher, nonce = state.next()
+        _cipher, nonce = state.next()
         assert nonce not in nonces
         nonces.add(nonce)
     assert state.counter == 1000 and state.epoch == 999 // 7
@@ -140,7 +140,7 @@ def test_counter_exhaustion_closes_instead_of_reusing():
         state.next()
 
     async def main():
-        a, b = connected_pair()
+        a, _b = connected_pair()
         la = SecureLink(a, _fixed_session(True), max_frames=2)
         la.write(b"1")
         la.write(b"2")

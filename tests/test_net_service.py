@@ -124,7 +124,7 @@ def test_send_queue_bound_and_drop_policy(kind):
     async def main():
         c = Cluster(2, kind, send_queue_limit=10)
         await c.start()
-        a, b = c.nodes
+        a, _b = c.nodes
         try:
             for n in range(15):
                 assert a.send(c.ids[1], CHAIN, Kind.TX_GOSSIP, b"g%d" % n)  # evicts the oldest
@@ -132,14 +132,14 @@ def test_send_queue_bound_and_drop_policy(kind):
             await until(lambda: len(c.got[1]) == 10, "10 gossip delivered")
             assert [m for _, _, m in c.got[1]] == [b"g%d" % n for n in range(5, 15)]
 
-            for n in range(9):
+            for _ in range(9):
                 a.send(c.ids[1], CHAIN, Kind.TX_GOSSIP, b"x")
             a.send(c.ids[1], CHAIN, Kind.CONSENSUS, b"r0")
             assert a.send(c.ids[1], CHAIN, Kind.CONSENSUS, b"r1")  # evicts a gossip message
             assert a.stats["gossip_dropped"] == 6
             await until(lambda: len(c.got[1]) == 20, "second batch delivered")
 
-            for n in range(10):
+            for _ in range(10):
                 assert a.send(c.ids[1], CHAIN, Kind.CONSENSUS, b"r")
             assert not a.send(c.ids[1], CHAIN, Kind.TX_GOSSIP, b"g")  # full of must-deliver: gossip dropped
             assert not a.send(c.ids[1], CHAIN, Kind.CONSENSUS, b"r")  # overflow of must-deliver: link closed
@@ -348,7 +348,7 @@ def test_wrong_peer_at_address_and_non_member_are_not_kept():
     async def main():
         c = Cluster(3, "memory")
         await c.start(connect=False)
-        a, b, x = c.nodes
+        a, _b, x = c.nodes
         c.members[CHAIN].remove(c.ids[2])  # node 2 is no longer a member (a and b see the same dict)
         a.add_peer(c.ids[1], x.listen_address)  # wrong key for that address
         x.add_peer(c.ids[0], a.listen_address)

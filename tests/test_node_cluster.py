@@ -7,7 +7,6 @@ is left, whatever happened.
 
 from __future__ import annotations
 
-
 import pytest
 
 from tfnode.node.local import LocalConsortium, disagreements

@@ -126,7 +126,7 @@ class FakeNode:
         }
         self.blocks[height] = block
         events, receipts = [], {}
-        for i, (raw, hx) in enumerate(zip(raws, hashes)):
+        for i, (raw, hx) in enumerate(zip(raws, hashes, strict=True)):
             evs = [
                 {"contract": c, "name": n, "fields": value_to_json({"amount": Fixed("1.50"), "ref": raw})}
                 for c, n in events_per_tx
@@ -452,9 +452,9 @@ def test_body_and_batch_limits():
     async def main():
         async with serving(max_body=4096, max_batch_body=65536, max_batch_calls=3) as c:
             # too large: refused before parsing (it is not even JSON)
-            status, resp = await c.post(b"x" * 5000)
+            _status, resp = await c.post(b"x" * 5000)
             assert resp["error"]["code"] == -32600 and resp["error"]["data"]["limit"] == 4096
-            status, resp = await c.post(
+            _status, resp = await c.post(
                 {
                     "jsonrpc": "2.0",
                     "id": 1,
@@ -464,20 +464,20 @@ def test_body_and_batch_limits():
             )
             assert resp["error"]["code"] == -32600  # mentions submit_batch but is not one
             # ... past the batch limit too, for any method
-            status, resp = await c.post(b" " * 70000)
+            _status, resp = await c.post(b" " * 70000)
             assert resp["error"]["code"] == -32600 and resp["error"]["data"]["limit_submit_batch"] == 65536
             # submit_batch may use the larger limit
-            txs = ["01%04x" % i + "ab" * 40 for i in range(60)]
+            txs = [f"01{i:04x}" + "ab" * 40 for i in range(60)]
             res = await c.ok("submit_batch", {"txs": txs})
             assert all(r["accepted"] for r in res["results"]) and len(res["results"]) == 60
             # batches
             call = {"jsonrpc": "2.0", "id": 1, "method": "status"}
-            status, resp = await c.post([call] * 4)
+            _status, resp = await c.post([call] * 4)
             assert resp["error"]["code"] == -32600 and resp["error"]["data"]["limit"] == 3
-            status, resp = await c.post([])
+            _status, resp = await c.post([])
             assert resp["error"]["code"] == -32600 and "empty" in resp["error"]["message"]
             assert await c.post([{"jsonrpc": "2.0", "method": "status"}] * 2) == (204, None)
-            status, resp = await c.post([dict(call, id="a"), {"jsonrpc": "2.0", "method": "status"}, 7])
+            _status, resp = await c.post([dict(call, id="a"), {"jsonrpc": "2.0", "method": "status"}, 7])
             assert [r.get("id") for r in resp] == ["a", None]
             assert "result" in resp[0] and resp[1]["error"]["code"] == -32600
 
@@ -646,17 +646,21 @@ def test_ws_slow_reader_is_disconnected():
 def test_connection_limit():
     async def main():
         async with serving(max_connections=2) as c, ws_of(c) as a, ws_of(c) as b:
-            async with aiohttp.ClientSession() as other:
-                async with other.post(c.url + "/", data=b'{"jsonrpc":"2.0","id":1,"method":"status"}') as r:
-                    assert r.status == 503
-                    body = await r.json()
-                    assert body["error"]["code"] == -32009 and body["error"]["data"]["limit"] == 2
+            async with (
+                aiohttp.ClientSession() as other,
+                other.post(c.url + "/", data=b'{"jsonrpc":"2.0","id":1,"method":"status"}') as r,
+            ):
+                assert r.status == 503
+                body = await r.json()
+                assert body["error"]["code"] == -32009 and body["error"]["data"]["limit"] == 2
             await a.ws.close()
             while len(c.server._runner.server.connections) > 1:
                 await asyncio.sleep(0.01)
-            async with aiohttp.ClientSession() as other:
-                async with other.post(c.url + "/", data=b'{"jsonrpc":"2.0","id":1,"method":"status"}') as r:
-                    assert r.status == 200
+            async with (
+                aiohttp.ClientSession() as other,
+                other.post(c.url + "/", data=b'{"jsonrpc":"2.0","id":1,"method":"status"}') as r,
+            ):
+                assert r.status == 200
             assert (await b.response("status"))["result"]["chain_id"] == "test"
 
     run(main())
@@ -712,9 +716,12 @@ def _has(text, line):
     labels, value = rest.rsplit("} ", 1)
     want = set(labels.split(","))
     for ln in text.splitlines():
-        if ln.startswith(name + "{") and ln.endswith(" " + value):
-            if set(ln[len(name) + 1 :].rsplit("} ", 1)[0].split(",")) == want:
-                return True
+        if (
+            ln.startswith(name + "{")
+            and ln.endswith(" " + value)
+            and set(ln[len(name) + 1 :].rsplit("} ", 1)[0].split(",")) == want
+        ):
+            return True
     return False
 
 

@@ -104,7 +104,7 @@ values = st.recursive(
 
 def _same(a, b):
     if isinstance(a, (list, tuple)):
-        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b and (type(a) is not Fixed or a.scale == b.scale)

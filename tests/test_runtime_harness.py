@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from tfnode.runtime.harness import Chain, Member, ReceiptFailed
-from tfnode.runtime.pytest_plugin import chain, members  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = ROOT / "tests" / "contracts_fixtures" / "token.py"

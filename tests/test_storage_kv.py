@@ -192,6 +192,6 @@ def test_rocks_refuses_a_second_opener(tmp_path):
     from tfnode.storage import StorageError
 
     kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
-    with pytest.raises(StorageError, match="cannot open RocksDB at .*LOCK"):
+    with pytest.raises(StorageError, match=r"cannot open RocksDB at .*LOCK"):
         open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
     kv.close()

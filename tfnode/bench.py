@@ -181,7 +181,7 @@ def presign(accounts, chain_id: str, expiry: int, total: int, processes: int | N
     counts = split_counts(total, len(accounts))
     jobs = [
         (a.secret_bytes, chain_id, expiry, c, accounts[(i + 1) % len(accounts)].address)
-        for i, (a, c) in enumerate(zip(accounts, counts))
+        for i, (a, c) in enumerate(zip(accounts, counts, strict=True))
         if c
     ]
     ctx = multiprocessing.get_context("fork")
@@ -282,10 +282,9 @@ async def drive(
                 results = [{"accepted": False, "reason": err.reason or err.message}] * len(batch)
             except ClientError as err:
                 results = [{"accepted": False, "reason": f"client: {err}"}] * len(batch)
-            for (_, h), r in zip(batch, results):
-                if not r.get("accepted"):
-                    if tally.sent_at.pop(h, None) is not None:
-                        tally.rejected[r.get("reason") or "unknown"] += 1
+            for (_, h), r in zip(batch, results, strict=True):
+                if not r.get("accepted") and tally.sent_at.pop(h, None) is not None:
+                    tally.rejected[r.get("reason") or "unknown"] += 1
             changed.set()
 
     t0 = time.monotonic()
@@ -309,7 +308,7 @@ async def drive(
                 changed.clear()
                 try:
                     await asyncio.wait_for(changed.wait(), 0.05)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 if tick:
                     tick(tally, time.monotonic() - t0)
@@ -410,7 +409,7 @@ class NodeMeter:
 
     def read(self) -> list[dict]:
         out = []
-        for pid, c0 in zip(self.pids, self.start):
+        for pid, c0 in zip(self.pids, self.start, strict=True):
             c1 = None if pid is None else proc_cpu_seconds(pid)
             mem = None if pid is None else proc_memory_mb(pid)
             out.append(
@@ -505,7 +504,7 @@ def run(
                         "no --key: the bench accounts are unfunded, so the transfers commit as "
                         "reverted transactions (see receipt_sample)"
                     )
-                pids = [s.get("pid") if is_local_url(u) else None for u, s in zip(urls, statuses)]
+                pids = [s.get("pid") if is_local_url(u) else None for u, s in zip(urls, statuses, strict=True)]
                 with Client(urls[0]) as c:
                     n_validators = len(c.validators())
             else:
@@ -629,7 +628,7 @@ def run_with_display(cfg: BenchConfig, json_out: bool) -> int:
             progress.stop()
     # Nothing committed is a failed run (exit 1), though the report is still printed.
     status = 0 if report["committed_total"] else 1
-    if not status == 0:
+    if status != 0:
         err.print("error: no transaction committed", highlight=False)
     if json_out:
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())

@@ -275,10 +275,9 @@ def iot_simulate(
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Drive signed readings through gateways into a cluster; check proofs; report."""
+    from iot.simulator import SimConfig, run
     from tfnode.client import Account
     from tfnode.node.errors import NodeError
-
-    from iot.simulator import SimConfig, run
 
     if devices < 1 or rate <= 0 or duration <= 0:
         typer.echo("error: --devices, --rate and --duration must be positive", err=True)

@@ -33,11 +33,11 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "DEFAULT_GAS_LIMIT",
     "Account",
     "AsyncClient",
     "Client",
     "ClientError",
-    "DEFAULT_GAS_LIMIT",
     "RpcError",
     "build_tx",
     "random_nonce",

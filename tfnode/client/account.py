@@ -19,7 +19,7 @@ DEFAULT_GAS_LIMIT = 1_000_000
 class Account:
     """An SM2 key pair that signs transactions; ``address`` names it on the ledger."""
 
-    __slots__ = ("_key", "public_key", "address")
+    __slots__ = ("_key", "address", "public_key")
 
     def __init__(self, key: crypto.PrivateKey) -> None:
         if not isinstance(key, crypto.PrivateKey):

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -65,7 +64,7 @@ class AsyncClient:
             ) as resp:
                 data = await resp.read()
                 status = resp.status
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ClientError(f"node at {self.url} did not answer within {t:g} s") from None
         except (aiohttp.ClientError, OSError) as err:
             raise _rpc.unreachable(self.url, err) from None
@@ -171,7 +170,7 @@ class AsyncClient:
                 heartbeat=30.0,
                 max_msg_size=64 << 20,
             )
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError, OSError) as err:
             raise _rpc.unreachable(self._ws_url, err) from None
         try:
             await ws.send_str(body.decode())

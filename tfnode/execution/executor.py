@@ -262,7 +262,7 @@ class ChainExecutor:
         """Which of these replay keys a committed transaction already used (the mempool's check)."""
         store = self.store
         vals = store.kv.get_many([store._state_key(REPLAY_PREFIX + rk) for rk in replay_keys])
-        return {rk for rk, v in zip(replay_keys, vals) if v is not None}
+        return {rk for rk, v in zip(replay_keys, vals, strict=True) if v is not None}
 
     def query(self, contract: str, method: str, args: tuple, kwargs: dict, *, sender: str = "") -> Receipt:
         """A view on the latest executed state, as ``sender`` (an address, or "" for anyone)."""

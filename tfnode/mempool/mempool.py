@@ -134,7 +134,7 @@ class Mempool:
                 None, _core.tx_decode_and_verify_batch, [raws[i] for i in todo], self._tx_chain
             )
         good = []
-        for i, (tx, err) in zip(todo, checked):
+        for i, (tx, err) in zip(todo, checked, strict=True):
             if tx is None:
                 results[i] = self._reject(None, _reason_class(err), err)
             else:
@@ -142,7 +142,7 @@ class Mempool:
         keys = [tx.replay_key() for _, tx in good]
         done = self._committed_replay(keys) if keys else set()
         height = self._height()
-        for (i, tx), key in zip(good, keys):
+        for (i, tx), key in zip(good, keys, strict=True):
             results[i] = self._admit(tx, raws[i], key, height, done)
         return results
 

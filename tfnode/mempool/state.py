@@ -102,7 +102,7 @@ class PoolState:
         self.batched_bytes += b.nbytes
         dropped = 0
         if not from_queue:
-            for key, sender in zip(b.replay_keys, b.senders):
+            for key, sender in zip(b.replay_keys, b.senders, strict=True):
                 dropped += self.drop_queued(key)
                 self.refs[key] += 1
                 self.per_sender[sender] += 1
@@ -112,7 +112,7 @@ class PoolState:
         b = self.batches.pop(digest, None)
         if b is None:
             return None
-        for key, sender in zip(b.replay_keys, b.senders):
+        for key, sender in zip(b.replay_keys, b.senders, strict=True):
             self._unref(key, sender)
         self.origin_batches[b.origin] -= 1
         self.origin_bytes[b.origin] -= b.nbytes
@@ -148,11 +148,11 @@ class PoolState:
         refs: Counter[bytes] = Counter()
         per: Counter[bytes] = Counter()
         for sender, q in self.queue._senders.items():
-            for key, tx in q.items():
+            for key in q:
                 refs[key] += 1
                 per[sender] += 1
         for b in self.batches.values():
-            for key, sender in zip(b.replay_keys, b.senders):
+            for key, sender in zip(b.replay_keys, b.senders, strict=True):
                 refs[key] += 1
                 per[sender] += 1
                 assert key not in self.queue, "a queued replay key is also in a pending batch"

@@ -53,7 +53,7 @@ class FrameDecoder:
     the decoder is poisoned: the stream is unrecoverable, the connection must be closed.
     """
 
-    __slots__ = ("_buf", "_max", "_need", "_failed")
+    __slots__ = ("_buf", "_failed", "_max", "_need")
 
     def __init__(self, maximum: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self._max = check_max_frame_size(maximum)
@@ -91,7 +91,7 @@ class FrameDecoder:
 class FramedStream:
     """Frames over a byte stream. Reads raise ConnectionClosed or FrameTooLarge."""
 
-    __slots__ = ("stream", "max_frame_size")
+    __slots__ = ("max_frame_size", "stream")
 
     def __init__(self, stream: ByteStream, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self.stream = stream

@@ -14,7 +14,7 @@ Clock = Callable[[], float]
 class TokenBucket:
     """``rate`` tokens a second, at most ``burst`` stored. Starts full."""
 
-    __slots__ = ("rate", "burst", "_tokens", "_stamp", "_clock")
+    __slots__ = ("_clock", "_stamp", "_tokens", "burst", "rate")
 
     def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
         if rate <= 0 or burst <= 0:

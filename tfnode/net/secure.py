@@ -32,7 +32,7 @@ _REKEY_LABEL = b"tfnode/v1 rekey\x01"
 class CipherState:
     """One direction's key, IV and frame counter."""
 
-    __slots__ = ("_key", "_iv", "_cipher", "counter", "rekey_interval", "max_frames", "epoch")
+    __slots__ = ("_cipher", "_iv", "_key", "counter", "epoch", "max_frames", "rekey_interval")
 
     def __init__(
         self, key: bytes, iv: bytes, *, rekey_interval: int = DEFAULT_REKEY_INTERVAL, max_frames: int = COUNTER_LIMIT
@@ -149,4 +149,4 @@ class SecureLink:
         return self.stream.is_closing()
 
 
-__all__ = ["CipherState", "SecureLink", "AuthenticationError", "ConnectionClosed", "NonceExhausted"]
+__all__ = ["AuthenticationError", "CipherState", "ConnectionClosed", "NonceExhausted", "SecureLink"]

@@ -95,7 +95,7 @@ class TcpTransport(Transport):
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, local_addr=local), self.dial_timeout
             )
-        except (OSError, asyncio.TimeoutError) as err:
+        except (TimeoutError, OSError) as err:
             raise ConnectionClosed(f"dial {host}:{port} failed: {err!r}") from err
         return TcpStream(reader, writer)
 

@@ -68,7 +68,7 @@ from tfnode.net import Kind, PeerManager
 from tfnode.node.sync import QC_IN_CHILD, answer_from_storage, parse_sync_request
 from tfnode.storage import ChainStore, CommitConflict
 
-__all__ = ["QC_IN_CHILD", "ConsensusDriver", "Root", "EmptyPayload", "PayloadSource", "block_qcs", "restart_root"]
+__all__ = ["QC_IN_CHILD", "ConsensusDriver", "EmptyPayload", "PayloadSource", "Root", "block_qcs", "restart_root"]
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +222,13 @@ class ConsensusDriver:
                 self.net.send(bytes(peer), self.chain_id, Kind.CONSENSUS, resp)
                 return
         # A proposal (tag 1) or a sync answer (tag 6) carries blocks: check their batches.
-        if self.executor is not None and len(payload) > 1 and payload[1] in (1, 6):
-            if not self._batches_ready(vid, bytes(peer), payload):
-                return
+        if (
+            self.executor is not None
+            and len(payload) > 1
+            and payload[1] in (1, 6)
+            and not self._batches_ready(vid, bytes(peer), payload)
+        ):
+            return
         self.handle(("message", vid, payload))
 
     def _batches_ready(self, vid: int, peer: bytes, payload: bytes) -> bool:
@@ -343,10 +347,10 @@ class ConsensusDriver:
 
     def _commit(self, blocks: list[dict[str, Any]], qc: bytes) -> None:
         if self._exec_queue is not None:
-            for b, q in zip(blocks, block_qcs(blocks, qc)):
+            for b, q in zip(blocks, block_qcs(blocks, qc), strict=True):
                 self._exec_queue.put_nowait((b, q))
             return
-        for b, q in zip(blocks, block_qcs(blocks, qc)):
+        for b, q in zip(blocks, block_qcs(blocks, qc), strict=True):
             try:
                 self.store.commit_block(b["height"], b["id"], b["bytes"], q, state_root=self.state_root)
             except CommitConflict as err:

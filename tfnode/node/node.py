@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from tfnode import _core
+from tfnode.errors import TfnodeError
+from tfnode.execution.executor import ChainExecutor, ExecutionError
+from tfnode.mempool import Mempool, MempoolConfig
 from tfnode.net import NetConfig, PeerManager, TcpTransport, as_chain_id
 from tfnode.node import config as config_mod
-from tfnode.execution.executor import ChainExecutor, ExecutionError
 from tfnode.node.driver import ConsensusDriver, PayloadSource, restart_root
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
-from tfnode.errors import TfnodeError
-from tfnode.mempool import Mempool, MempoolConfig
 from tfnode.node.publish import LazyEvents, LazyReceipts
 from tfnode.node.service import NodeService
 from tfnode.rpc.metrics import NodeMetrics

@@ -64,7 +64,7 @@ class LazyEvents:
     def _make(self) -> list[dict[str, Any]]:
         if self._made is None:
             out, evs = self._out, []
-            for (h, _), r in zip(out.txs, out.receipts):
+            for (h, _), r in zip(out.txs, out.receipts, strict=True):
                 hx = h.hex()
                 for e in r.events:
                     evs.append(

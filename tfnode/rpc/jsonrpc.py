@@ -48,7 +48,7 @@ class Request:
     """A well-formed call. ``notify`` is True when it had no ``id`` (no response is sent).
     ``params`` is as received; the dispatcher checks that it is an object."""
 
-    __slots__ = ("id", "notify", "method", "params")
+    __slots__ = ("id", "method", "notify", "params")
 
     def __init__(self, id_, notify: bool, method: str, params):
         self.id = id_

@@ -38,7 +38,7 @@ MAX_BATCH_READINGS = 4096  # docs/iot.md: readings in one IoT batch
 
 
 class Context:
-    __slots__ = ("conn", "after", "id")
+    __slots__ = ("after", "conn", "id")
 
     def __init__(self, conn=None, id_=None):
         self.conn = conn
@@ -195,7 +195,7 @@ class Methods:
         s.waiting += 1
         try:
             return await asyncio.wait_for(fut, timeout_ms / 1000)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Timeout(f"no receipt for {key} within {timeout_ms} ms") from None
         finally:
             s.waiting -= 1

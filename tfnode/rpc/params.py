@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from tfnode.rpc.errors import InvalidParams
 
 _REQUIRED = object()

@@ -31,9 +31,9 @@ CLOSE_TIMEOUT = 1.0
 
 
 class Subscription:
-    __slots__ = ("id", "conn", "topic", "key")
+    __slots__ = ("conn", "id", "key", "topic")
 
-    def __init__(self, id_: str, conn: "WsConnection", topic: str, key):
+    def __init__(self, id_: str, conn: WsConnection, topic: str, key):
         self.id = id_
         self.conn = conn
         self.topic = topic
@@ -108,7 +108,7 @@ class WsConnection:
         # A polite close frame if the socket takes it; a reader too slow for that is cut off.
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=why.encode()[:120]), CLOSE_TIMEOUT)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+        except (TimeoutError, ConnectionError, RuntimeError):
             pass
         finally:
             if not self.ws.closed and self.transport is not None:

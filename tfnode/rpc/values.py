@@ -22,7 +22,7 @@ import re
 from tfnode.runtime.encoding import MAX_DEPTH, MAX_INT_BYTES
 from tfnode.runtime.fixed import Fixed
 
-__all__ = ["ValueConversionError", "value_to_json", "json_to_value"]
+__all__ = ["ValueConversionError", "json_to_value", "value_to_json"]
 
 TAGS = ("hex", "decimal", "dict")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*\Z")

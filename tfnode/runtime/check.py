@@ -744,9 +744,7 @@ class _Checker:
         elif t is ast.keyword:
             if n.arg is not None:
                 self.check_identifier(n, n.arg, "keyword")
-        elif t is ast.alias:
-            self.bad(n, "import", "imports only at module level")
-        elif t is ast.ImportFrom:
+        elif t is ast.alias or t is ast.ImportFrom:
             self.bad(n, "import", "imports only at module level")
         elif t is ast.ExceptHandler:
             self.check_handler(n)

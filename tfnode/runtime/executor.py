@@ -18,7 +18,8 @@ import warnings
 from dataclasses import dataclass, field
 
 from tfnode import crypto
-from tfnode.runtime import api, meter as _m
+from tfnode.runtime import api
+from tfnode.runtime import meter as _m
 from tfnode.runtime.check import check_source
 from tfnode.runtime.encoding import VERSION, EncodingError, _scalar, _uv, decode, decode_versioned, encode
 from tfnode.runtime.errors import (
@@ -150,7 +151,7 @@ class BlockResult:
 
 
 class _TxInfo:
-    __slots__ = ("origin", "block", "tx_hash")
+    __slots__ = ("block", "origin", "tx_hash")
 
     def __init__(self, origin, block, tx_hash):
         self.origin = origin
@@ -161,7 +162,7 @@ class _TxInfo:
 class _Frame:
     """One active contract call: whose storage, which overlay, which events."""
 
-    __slots__ = ("runtime", "meter", "contract", "prefix", "overlay", "events", "sender", "readonly", "tx", "parent")
+    __slots__ = ("contract", "events", "meter", "overlay", "parent", "prefix", "readonly", "runtime", "sender", "tx")
 
     def __init__(self, runtime, contract, overlay, sender, readonly, tx, parent=None):
         self.runtime = runtime
@@ -191,7 +192,7 @@ class _Frame:
 
 
 class _Loaded:
-    __slots__ = ("cls", "entries", "code_hash")
+    __slots__ = ("cls", "code_hash", "entries")
 
     def __init__(self, cls, entries, code_hash):
         self.cls = cls
@@ -386,7 +387,7 @@ class Runtime:
         m.reset(100_000)
         try:
             exec(code, g)
-        except (Abort, Exception) as err:
+        except (Abort, Exception) as err:  # noqa: BLE001 - contract code: whatever it raises refuses the module
             raise ValidationError([f"module body failed: {type(err).__name__}: {err}"]) from None
         finally:
             m.left, m.limit, m.alloc_left, m.depth = saved
@@ -414,7 +415,7 @@ class Runtime:
             overlay.commit()
         return receipt
 
-    def execute_block(self, txs, block: BlockCtx) -> "BlockResult":
+    def execute_block(self, txs, block: BlockCtx) -> BlockResult:
         """Execute ``txs`` in order on one overlay of ``state``; then apply the block's writes
         to ``state`` in one ``commit`` and return the receipts with the block's write set
         (sorted by key: what the node puts in its one atomic write batch and its state tree).
@@ -480,7 +481,7 @@ class Runtime:
             return Receipt(MemoryExceeded.status, m.limit, revert_reason="out of memory")
         except (RuntimeFault, ValidationError) as err:
             return Receipt(STATUS_INVALID, m.used, revert_reason=str(err)[: api.MAX_REASON])
-        except Exception as err:  # an uncaught error in contract code
+        except Exception as err:  # noqa: BLE001 - an uncaught error in contract code becomes the receipt's status
             return Receipt(STATUS_ERROR, m.used, revert_reason=error_reason(err))
         finally:
             api._cur = None
@@ -537,7 +538,7 @@ class Runtime:
             raise DepthExceeded("Python recursion limit") from None
         except MemoryError:
             raise MemoryExceeded("out of memory") from None
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - an uncaught error in the callee fails the call, catchable by the caller
             raise CallFailed(f"{name}.{method}: {error_reason(err)}") from None
         child.overlay.commit()
         caller.events.extend(child.events)

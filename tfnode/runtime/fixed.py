@@ -27,7 +27,7 @@ def _round_div(n: int, d: int) -> int:
 
 
 class Fixed:
-    __slots__ = ("_units", "_scale")
+    __slots__ = ("_scale", "_units")
 
     def __init__(self, value="0", scale: int | None = None):
         if type(value) is Fixed:
@@ -45,7 +45,7 @@ class Fixed:
         self._scale = sc
 
     @classmethod
-    def from_units(cls, units: int, scale: int) -> "Fixed":
+    def from_units(cls, units: int, scale: int) -> Fixed:
         if type(units) is not int or type(scale) is not int:
             raise TypeError("units and scale must be int")
         _check(units, scale)
@@ -62,7 +62,7 @@ class Fixed:
     def scale(self) -> int:
         return self._scale
 
-    def rescale(self, scale: int) -> "Fixed":
+    def rescale(self, scale: int) -> Fixed:
         return Fixed.from_units(_rescale(self._units, self._scale, scale), scale)
 
     def to_int(self) -> int:
@@ -108,7 +108,7 @@ class Fixed:
 
     __rmul__ = __mul__
 
-    def div(self, other, scale: int | None = None) -> "Fixed":
+    def div(self, other, scale: int | None = None) -> Fixed:
         """self / other at ``scale`` (default: self's scale), rounded half to even."""
         sc = self._scale if scale is None else scale
         if type(other) is int:

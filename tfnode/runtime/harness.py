@@ -43,7 +43,7 @@ class Member:
     address: str
 
     @classmethod
-    def make(cls, name: str, organisation: str, roles) -> "Member":
+    def make(cls, name: str, organisation: str, roles) -> Member:
         # Deterministic fixture keys: the same addresses in every run.
         seed = crypto.sm3(b"tfnode fixture member " + name.encode())
         key = crypto.PrivateKey.from_bytes(seed)

@@ -234,7 +234,7 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_Dict(self, node: ast.Dict):
         self.generic_visit(node)
-        node.values = [(_call("_tf_star", v) if k is None else v) for k, v in zip(node.keys, node.values)]
+        node.values = [(_call("_tf_star", v) if k is None else v) for k, v in zip(node.keys, node.values, strict=True)]
         node.keys = [k if k is None or _is_scalar_constant(k) else _call("_tf_key", k) for k in node.keys]
         return node
 

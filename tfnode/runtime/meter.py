@@ -50,7 +50,7 @@ def _approx_bytes(v) -> int:
 
 
 class Meter:
-    __slots__ = ("left", "limit", "alloc_left", "depth", "max_depth", "alloc_budget")
+    __slots__ = ("alloc_budget", "alloc_left", "depth", "left", "limit", "max_depth")
 
     def __init__(self, max_depth: int = DEFAULT_MAX_DEPTH, alloc_budget: int = DEFAULT_ALLOC_BUDGET):
         self.max_depth = max_depth

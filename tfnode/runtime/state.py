@@ -11,7 +11,8 @@ Keys and values are bytes. The runtime owns these key prefixes::
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 
 @runtime_checkable

@@ -125,7 +125,7 @@ class KVSnapshot(KVReader):
     def close(self) -> None:
         """Release the snapshot (also done when it is garbage collected)."""
 
-    def __enter__(self) -> "KVSnapshot":
+    def __enter__(self) -> KVSnapshot:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -149,7 +149,7 @@ class KVStore(KVReader):
     def closed(self) -> bool:
         return False
 
-    def __enter__(self) -> "KVStore":
+    def __enter__(self) -> KVStore:
         return self
 
     def __exit__(self, *exc) -> None:

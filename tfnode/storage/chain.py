@@ -285,10 +285,10 @@ class ChainStore:
             )
         p, ops, pack = self._p, b.ops, K.u32_pack
         tx_t, rp_t, rc_t = p + K.TX, p + K.REPLAY, p + K.RECEIPT
-        ops.extend([(tx_t + th, hb + pack(i) + d) for i, (th, d) in enumerate(zip(hashes, bodies))])
+        ops.extend([(tx_t + th, hb + pack(i) + d) for i, (th, d) in enumerate(zip(hashes, bodies, strict=True))])
         ops.extend([(rp_t + th, hb) for th in hashes])
         if receipts is not None:
-            ops.extend([(rc_t + th, r) for th, r in zip(hashes, receipts)])
+            ops.extend([(rc_t + th, r) for th, r in zip(hashes, receipts, strict=True)])
         ops.append((p + K.TXLIST + hb, b"".join([bytes([len(h)]) + h for h in hashes])))
 
     def _add_events(self, b: WriteBatch, hb: bytes, events, txs) -> None:

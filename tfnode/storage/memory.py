@@ -23,12 +23,12 @@ _ABSENT = object()
 
 
 class _MemorySnapshot(KVSnapshot):
-    def __init__(self, kv: "MemoryKV", gen: int):
+    def __init__(self, kv: MemoryKV, gen: int):
         self._kv: MemoryKV | None = kv
         self._gen = gen
         self._undo: dict[bytes, object] = {}  # key -> value at snapshot time (or _ABSENT)
 
-    def _live(self) -> "MemoryKV":
+    def _live(self) -> MemoryKV:
         if self._kv is None:
             raise StoreClosed("snapshot released")
         self._kv._check_open()
@@ -128,7 +128,7 @@ class MemoryKV(KVStore):
         for s in list(self._snapshots):
             s.close()
 
-    def reopened(self) -> "MemoryKV":
+    def reopened(self) -> MemoryKV:
         """A new open store holding this one's data: a restart, in tests (works when closed)."""
         kv = MemoryKV()
         kv._data = dict(self._data)

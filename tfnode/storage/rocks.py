@@ -53,7 +53,7 @@ def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files:
 
 
 class _RocksSnapshot(KVSnapshot):
-    def __init__(self, kv: "RocksKV", snap: rd.Snapshot, gen: int):
+    def __init__(self, kv: RocksKV, snap: rd.Snapshot, gen: int):
         self._kv = kv
         self._snap: rd.Snapshot | None = snap
         self._gen = gen
@@ -72,7 +72,7 @@ class _RocksSnapshot(KVSnapshot):
             return snap[key]
         except KeyError:
             return None
-        except Exception as err:  # noqa: BLE001 - rocksdict signals "absent" this way
+        except Exception as err:
             if "not found" in str(err):
                 return None
             raise StorageError(f"snapshot read failed: {err}") from err
@@ -103,7 +103,7 @@ class RocksKV(KVStore):
         try:
             os.makedirs(self.path, exist_ok=True)
             self._db: rd.Rdict | None = rd.Rdict(self.path, options or rocks_options())
-        except Exception as err:  # noqa: BLE001 - rocksdict raises bare Exception
+        except Exception as err:
             raise StorageError(f"cannot open RocksDB at {self.path}: {err}") from err
         self._sync = rd.WriteOptions()
         self._sync.sync = True
@@ -167,7 +167,7 @@ class RocksKV(KVStore):
         with self._lock:
             try:
                 db.write(wb, self._sync if sync else self._nosync)
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 raise StorageError(f"RocksDB write of {len(batch)} operations failed: {err}") from err
             self._gen += 1
 

@@ -24,7 +24,7 @@ _DELETED = object()
 class PendingState:
     """``get/put/delete`` of bytes (the runtime's ``StateBackend`` protocol)."""
 
-    def __init__(self, store: "ChainStore"):
+    def __init__(self, store: ChainStore):
         self._store = store
         self._pending: dict[bytes, object] = {}
         self._snap = store.kv.snapshot()
@@ -73,7 +73,7 @@ class ReplayIndex:
     answer most misses — the usual case, a new transaction — from memory. A set of every
     hash ever committed would grow without bound; the database is the authority."""
 
-    def __init__(self, store: "ChainStore", capacity: int):
+    def __init__(self, store: ChainStore, capacity: int):
         self._store = store
         self._recent: OrderedDict[bytes, None] = OrderedDict()
         self.capacity = capacity
@@ -101,5 +101,5 @@ class ReplayIndex:
                 ask.append(h)
         if ask:
             vals = self._store.kv.get_many([self._store._replay_key(h) for h in ask])
-            found.update(h for h, v in zip(ask, vals) if v is not None)
+            found.update(h for h, v in zip(ask, vals, strict=True) if v is not None)
         return found
