@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tfnode import crypto  # noqa: E402
-from tfnode.storage import ChainStore, KVStore, MemoryKV, WriteBatch, open_rocks  # noqa: E402
+from tfnode.storage import BlockCommit, ChainStore, KVStore, MemoryKV, WriteBatch, open_rocks  # noqa: E402
 
 
 class Unsynced(KVStore):
@@ -83,7 +83,7 @@ def commits_per_s(kind: str, ntx: int, seconds: float) -> float:
             # distinct hashes per height (the recent-tx set and hash index must not match)
             parts["block_hash"] = crypto.sm3(b"block %d" % h)
             parts["txs"] = [(crypto.sm3(b"%d/%d" % (h, i)), body) for i, (_, body) in enumerate(parts["txs"])]
-            store.commit_block(h, parts.pop("block_hash"), parts.pop("block"), parts.pop("qc"), **parts)
+            store.commit_block(BlockCommit(h, **parts))
             h += 1
             dt = time.perf_counter() - t0
             if dt >= seconds and h >= 3:

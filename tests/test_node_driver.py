@@ -12,7 +12,7 @@ import pytest
 from tfnode import _core, crypto
 from tfnode.net import MemoryNetwork, MemoryTransport, NetConfig, PeerManager, as_chain_id
 from tfnode.node.driver import QC_IN_CHILD, ConsensusDriver, EmptyPayload, restart_root
-from tfnode.storage import ChainStore, MemoryKV
+from tfnode.storage import BlockCommit, ChainStore, MemoryKV
 
 CHAIN = "tf-unit"
 ROOT = crypto.sm3(b"unit genesis")
@@ -194,9 +194,9 @@ def test_restart_root_skips_heights_whose_qc_is_in_the_child():
     s = ChainStore(MemoryKV(), CHAIN)
     assert restart_root(s) is None
     for h, qc in [(1, b"qc-1"), (2, QC_IN_CHILD), (3, QC_IN_CHILD)]:
-        s.commit_block(h, bytes([h]) * 32, b"block-%d" % h, qc)
+        s.commit_block(BlockCommit(h, bytes([h]) * 32, b"block-%d" % h, qc))
     assert restart_root(s) == (b"block-1", b"qc-1", 1, b"\x01" * 32)
-    s.commit_block(4, bytes([4]) * 32, b"block-4", b"qc-4")
+    s.commit_block(BlockCommit(4, bytes([4]) * 32, b"block-4", b"qc-4"))
     assert restart_root(s) == (b"block-4", b"qc-4", 4, b"\x04" * 32)
 
 
@@ -223,7 +223,7 @@ def test_storage_sync_answer_layout():
     s = ChainStore(MemoryKV(), CHAIN)
     assert answer_from_storage(s, 0) is None
     for h in range(1, 6):
-        s.commit_block(h, bytes([h]) * 32, b"B%d" % h, b"Q%d" % h)
+        s.commit_block(BlockCommit(h, bytes([h]) * 32, b"B%d" % h, b"Q%d" % h))
     # Heights 3..4 for a requester at 2 with batch 2: version, tag, 2 blocks, 1 QC (the tip's).
     assert answer_from_storage(s, 2, 2) == b"\x01\x06" + b"\x00\x00\x00\x02B3B4" + b"\x00\x00\x00\x01Q4"
     assert answer_from_storage(s, 5) is None  # nothing committed above: the core answers

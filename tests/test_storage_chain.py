@@ -6,6 +6,7 @@ import pytest
 
 from tfnode import crypto
 from tfnode.storage import (
+    BlockCommit,
     ChainStore,
     CommitConflict,
     CommitError,
@@ -32,7 +33,7 @@ def commit(store: ChainStore, height: int, ntx: int = 2, **kw) -> bytes:
     kw.setdefault("events", [(i, "escrow", "Opened", b"deal %d/%d" % (height, i)) for i in range(ntx)])
     kw.setdefault("state_writes", [(b"s/counter", b"%d" % height), (b"s/h/%d" % height, b"x")])
     kw.setdefault("state_root", h32(f"root {height}"))
-    assert store.commit_block(height, bh, b"block %d" % height, b"qc %d" % height, txs=txs, **kw)
+    assert store.commit_block(BlockCommit(height, bh, b"block %d" % height, b"qc %d" % height, txs=txs, **kw))
     return bh
 
 
@@ -125,14 +126,14 @@ def test_recommit_same_block_is_a_noop_different_is_refused(kv):
     for h in range(2):
         commit(s, h)
     s.state.put(b"s/counter", b"re-executed")
-    assert s.commit_block(1, h32("block 1"), b"block 1", b"another qc") is False
+    assert s.commit_block(BlockCommit(1, h32("block 1"), b"block 1", b"another qc")) is False
     assert len(s.state) == 0 and s.qc(1) == b"qc 1"
     with pytest.raises(CommitConflict, match="height 1 already holds block"):
-        s.commit_block(1, h32("evil 1"), b"evil", b"qc")
+        s.commit_block(BlockCommit(1, h32("evil 1"), b"evil", b"qc"))
     with pytest.raises(CommitConflict):
-        s.commit_block(1, h32("block 1"), b"same hash, other bytes", b"qc")
+        s.commit_block(BlockCommit(1, h32("block 1"), b"same hash, other bytes", b"qc"))
     with pytest.raises(CommitConflict, match="already stored at height 0"):
-        s.commit_block(2, h32("block 0"), b"block 0", b"qc")
+        s.commit_block(BlockCommit(2, h32("block 0"), b"block 0", b"qc"))
     assert s.head.height == 1
 
 
@@ -143,7 +144,7 @@ def test_gap_is_refused_and_first_commit_sets_base(kv):
     with pytest.raises(CommitError, match="commit of height 7, but the store is at 5: next is 6"):
         commit(s, 7)
     with pytest.raises(CommitError, match="below the store's base 5"):
-        s.commit_block(3, h32("block 3"), b"block 3", b"qc")
+        s.commit_block(BlockCommit(3, h32("block 3"), b"block 3", b"qc"))
     commit(s, 6)
     assert ChainStore(kv, "tf-main").verify() == 2
 
@@ -157,9 +158,9 @@ def test_replay_index(kv):
     asked = [h32("tx 1/0"), h32("new"), h32("tx 0/1")]
     assert s.replay.committed_among(asked) == {h32("tx 1/0"), h32("tx 0/1")}
     with pytest.raises(CommitError, match="already committed at height 1"):
-        s.commit_block(3, h32("block 3"), b"b", b"q", txs=[(h32("fresh"), b""), (h32("tx 1/0"), b"again")])
+        s.commit_block(BlockCommit(3, h32("block 3"), b"b", b"q", txs=[(h32("fresh"), b""), (h32("tx 1/0"), b"again")]))
     with pytest.raises(CommitError, match="appears twice"):
-        s.commit_block(3, h32("block 3"), b"b", b"q", txs=[(h32("fresh"), b""), (h32("fresh"), b"")])
+        s.commit_block(BlockCommit(3, h32("block 3"), b"b", b"q", txs=[(h32("fresh"), b""), (h32("fresh"), b"")]))
     assert s.head.height == 2 and not s.is_committed(h32("fresh"))
     s2 = ChainStore(kv, "tf-main")  # across restarts, from the database
     assert s2.is_committed(h32("tx 2/0")) and s2.tx_height(h32("tx 2/0")) == 2
@@ -266,8 +267,18 @@ def test_bad_input_is_refused_and_nothing_written(kv, kwargs, exc, msg):
     s = ChainStore(kv, "tf-main")
     args = {"height": 0, "block_hash": h32("b"), "block": b"b", "qc": b"q", **kwargs}
     with pytest.raises(exc, match=msg):
-        s.commit_block(args.pop("height"), args.pop("block_hash"), args.pop("block"), args.pop("qc"), **args)
+        s.commit_block(BlockCommit(**args))
     assert s.head is None and ChainStore(kv, "tf-main").head is None
+
+
+def test_commit_block_takes_one_block_commit_value(kv):
+    s = ChainStore(kv, "tf-main")
+    with pytest.raises(StorageTypeError, match="takes a BlockCommit, not tuple"):
+        s.commit_block((0, h32("b"), b"b", b"q"))  # type: ignore[arg-type]
+    c = BlockCommit(0, h32("b"), b"b", b"q")
+    with pytest.raises(AttributeError):
+        c.height = 1  # type: ignore[misc]  # frozen: what was stored cannot change under the caller
+    assert s.commit_block(c) and s.head == (0, h32("b"))
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ CHILD = (
     PARTS
     + r"""
 import sys
-from tfnode.storage import ChainStore, open_rocks
+from tfnode.storage import BlockCommit, ChainStore, open_rocks
 from tfnode.storage import keys as K
 
 store = ChainStore(open_rocks(sys.argv[1], block_cache_bytes=8 << 20), "tf-main")
@@ -72,7 +72,7 @@ while True:
     log.write(f"S {seq}\n")
     seq += 1
     parts = block_parts(h)
-    store.commit_block(h, parts.pop("block_hash"), parts.pop("block"), parts.pop("qc"), **parts)
+    store.commit_block(BlockCommit(h, **parts))
     log.write(f"C {h}\n")
     h += 1
 """

@@ -40,6 +40,7 @@ from tfnode.execution.args import decode_call_args
 from tfnode.execution.roots import ZERO, exec_root, genesis_exec_root
 from tfnode.runtime.encoding import EncodingError, encode
 from tfnode.runtime.executor import STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
+from tfnode.storage import BlockCommit
 
 log = logging.getLogger(__name__)
 
@@ -234,20 +235,22 @@ class ChainExecutor:
             for e in r.events:
                 events.append((i, e.contract, e.name, e.body or encode(e.fields)))
         self.store.commit_block(
-            out.height,
-            b["id"],
-            b["bytes"],
-            qc,
-            txs=out.txs,
-            receipts=[r.encode() for r in out.receipts],
-            events=events,
-            state_writes=None,
-            tree_writes=out.tree_writes,
-            state_root=out.state_root,
-            exec_record=out.state_root + out.receipts_root + out.exec_root,
-            batches=out.batches,
-            stale_nodes=out.stale_nodes,
-            stale_done=out.stale_done,
+            BlockCommit(
+                out.height,
+                b["id"],
+                b["bytes"],
+                qc,
+                txs=out.txs,
+                receipts=[r.encode() for r in out.receipts],
+                events=events,
+                state_writes=None,  # the runtime's pending writes in store.state
+                tree_writes=out.tree_writes,
+                state_root=out.state_root,
+                exec_record=out.state_root + out.receipts_root + out.exec_root,
+                batches=out.batches,
+                stale_nodes=out.stale_nodes,
+                stale_done=out.stale_done,
+            )
         )
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         if out.height > KEEP_VERSIONS and out.height % 32 == 0:
@@ -260,8 +263,7 @@ class ChainExecutor:
     # ---- reads --------------------------------------------------------------------------------
     def committed_replay_keys(self, replay_keys: list[bytes]) -> set[bytes]:
         """Which of these replay keys a committed transaction already used (the mempool's check)."""
-        store = self.store
-        vals = store.kv.get_many([store._state_key(REPLAY_PREFIX + rk) for rk in replay_keys])
+        vals = self.store.get_state_many([REPLAY_PREFIX + rk for rk in replay_keys])
         return {rk for rk, v in zip(replay_keys, vals, strict=True) if v is not None}
 
     def query(self, contract: str, method: str, args: tuple, kwargs: dict, *, sender: str = "") -> Receipt:

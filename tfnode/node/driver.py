@@ -66,7 +66,7 @@ from tfnode import _core
 from tfnode.errors import TfnodeError
 from tfnode.net import Kind, PeerManager
 from tfnode.node.sync import QC_IN_CHILD, answer_from_storage, parse_sync_request
-from tfnode.storage import ChainStore, CommitConflict
+from tfnode.storage import BlockCommit, ChainStore, CommitConflict
 
 __all__ = ["QC_IN_CHILD", "ConsensusDriver", "EmptyPayload", "PayloadSource", "Root", "block_qcs", "restart_root"]
 
@@ -352,7 +352,7 @@ class ConsensusDriver:
             return
         for b, q in zip(blocks, block_qcs(blocks, qc), strict=True):
             try:
-                self.store.commit_block(b["height"], b["id"], b["bytes"], q, state_root=self.state_root)
+                self.store.commit_block(BlockCommit(b["height"], b["id"], b["bytes"], q, state_root=self.state_root))
             except CommitConflict as err:
                 return self._halt(f"storage holds another block at height {b['height']}: {err}")
             except (OSError, TfnodeError) as err:
@@ -374,7 +374,9 @@ class ConsensusDriver:
             h = b["height"]
             if h <= ex.height:
                 try:
-                    store.commit_block(h, b["id"], b["bytes"], q)  # a no-op if identical, else CommitConflict
+                    store.commit_block(
+                        BlockCommit(h, b["id"], b["bytes"], q)
+                    )  # a no-op if identical, else CommitConflict
                 except CommitConflict as err:
                     return self._halt(f"storage holds another block at height {h}: {err}")
                 except (OSError, TfnodeError) as err:

@@ -3,8 +3,8 @@
     kv = open_rocks(home / "db")            # or MemoryKV() in tests
     store = ChainStore(kv, "tf-main")       # checks schema and invariants; store.head
     rt = Runtime(store.state)               # pending block writes over committed state
-    store.commit_block(h, block_hash, block_bytes, qc_bytes, txs=..., receipts=...,
-                       events=..., tree_writes=..., state_root=root)   # one synced batch
+    store.commit_block(BlockCommit(h, block_hash, block_bytes, qc_bytes, txs=..., receipts=...,
+                       events=..., tree_writes=..., state_root=root))  # one synced batch
     store.persist_safety(data)              # before a vote leaves the node
 
 See docs/storage.md for the key schema and the crash-safety argument.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from .abc import MAX_KEY, MAX_VALUE, KVSnapshot, KVStore, WriteBatch
-from .chain import ChainStore, EventRecord, Head, TxRecord, ensure_schema
+from .chain import BlockCommit, ChainStore, EventRecord, Head, TxRecord, ensure_schema
 from .errors import (
     CommitConflict,
     CommitError,
@@ -44,6 +44,7 @@ __all__ = [
     "MAX_KEY",
     "MAX_VALUE",
     "SCHEMA_VERSION",
+    "BlockCommit",
     "ChainStore",
     "CommitConflict",
     "CommitError",

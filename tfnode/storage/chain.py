@@ -13,6 +13,7 @@ database without seeing each other's data. Writes are of two kinds only:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import keys as K
@@ -47,6 +48,37 @@ class EventRecord(NamedTuple):
     tx_index: int
     tx_hash: bytes
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockCommit:
+    """Everything one committed block writes, for :meth:`ChainStore.commit_block`.
+
+    ``txs``: ``(tx_hash, tx_bytes)`` executed by the block, in order. ``receipts``: one per tx,
+    or None (a block stored before it is executed). ``events``: ``(tx_index, contract, name,
+    payload)`` in block order. ``state_writes``: ``(key, value-or-None)``; None takes (and
+    clears) the store's pending writes (``ChainStore.state``). ``tree_writes``: tree nodes
+    ``(node_key, bytes-or-None)``. ``state_root``: the root after this block, when executed.
+    ``exec_record``: state root + receipts root + execution root (96 bytes). ``batches``:
+    ``(digest, encoded batch)`` of the mempool batches the block names, kept so peers can
+    fetch them. ``stale_nodes``: tree node keys this block stopped using (indexed under its
+    height); ``stale_done``: stale-index keys (from :meth:`ChainStore.stale_upto`) whose
+    nodes ``tree_writes`` deletes now."""
+
+    height: int
+    block_hash: bytes
+    block: bytes
+    qc: bytes
+    txs: Sequence[tuple[bytes, bytes]] = ()
+    receipts: Sequence[bytes] | None = None
+    events: Iterable[tuple[int, str, str, bytes]] = ()
+    state_writes: Iterable[tuple[bytes, bytes | None]] | None = None
+    tree_writes: Iterable[tuple[bytes, bytes | None]] = ()
+    state_root: bytes | None = None
+    exec_record: bytes | None = None
+    batches: Iterable[tuple[bytes, bytes]] = ()
+    stale_nodes: Iterable[bytes] = ()
+    stale_done: Iterable[bytes] = ()
 
 
 def ensure_schema(kv: KVStore) -> int:
@@ -95,10 +127,12 @@ class ChainStore:
     def _k(self, table: bytes, rest: bytes = b"") -> bytes:
         return self._p + table + rest
 
-    def _state_key(self, key: bytes) -> bytes:
+    def state_key(self, key: bytes) -> bytes:
+        """The KV key of state key ``key`` of this chain (for snapshot reads of state)."""
         return check_key(self._p + K.STATE + key, "state key (with prefix)")
 
-    def _replay_key(self, tx_hash: bytes) -> bytes:
+    def replay_key(self, tx_hash: bytes) -> bytes:
+        """The KV key recording at which height transaction ``tx_hash`` committed."""
         return self._p + K.REPLAY + K.check_hash(tx_hash, "tx hash")
 
     # -- open and recovery --------------------------------------------------------------
@@ -156,43 +190,20 @@ class ChainStore:
         return n
 
     # -- writes -------------------------------------------------------------------------
-    def commit_block(
-        self,
-        height: int,
-        block_hash: bytes,
-        block: bytes,
-        qc: bytes,
-        *,
-        txs: Sequence[tuple[bytes, bytes]] = (),
-        receipts: Sequence[bytes] | None = None,
-        events: Iterable[tuple[int, str, str, bytes]] = (),
-        state_writes: Iterable[tuple[bytes, bytes | None]] | None = None,
-        tree_writes: Iterable[tuple[bytes, bytes | None]] = (),
-        state_root: bytes | None = None,
-        exec_record: bytes | None = None,
-        batches: Iterable[tuple[bytes, bytes]] = (),
-        stale_nodes: Iterable[bytes] = (),
-        stale_done: Iterable[bytes] = (),
-    ) -> bool:
-        """Store committed block ``height`` in one atomic synced batch. Returns True if
-        written, False if this exact block is already stored (recovery replay: a no-op).
+    def commit_block(self, c: BlockCommit) -> bool:
+        """Store committed block ``c.height`` (see :class:`BlockCommit`) in one atomic synced
+        batch. Returns True if written, False if this exact block is already stored (recovery
+        replay: a no-op).
 
-        ``txs``: ``(tx_hash, tx_bytes)`` executed by the block, in order. ``receipts``: one
-        per tx or None. ``events``: ``(tx_index, contract, name, payload)`` in block order.
-        ``state_writes``: ``(key, value-or-None)``; None takes (and clears) ``self.state``'s
-        pending writes. ``tree_writes``: tree nodes ``(node_key, bytes-or-None)``.
-        ``state_root``: the root after this block, when executed. ``exec_record``: state
-        root + receipts root + execution root (96 bytes). ``batches``: ``(digest, encoded
-        batch)`` of the mempool batches the block names, kept so peers can fetch them.
-        ``stale_nodes``: tree node keys this block stopped using (indexed under its height);
-        ``stale_done``: stale-index keys (from :meth:`stale_upto`) whose nodes
-        ``tree_writes`` deletes now.
         Raises ``CommitConflict`` if the height holds a different block, ``CommitError`` if
         the height is not the next one or a transaction already committed."""
+        if not isinstance(c, BlockCommit):
+            raise StorageTypeError(f"commit_block takes a BlockCommit, not {type(c).__name__}")
+        height, txs, receipts = c.height, c.txs, c.receipts
         hb = K.u64(height)
-        block_hash = K.check_hash(block_hash, "block hash")
-        block = check_value(block, "block")
-        qc = check_value(qc, "qc")
+        block_hash = K.check_hash(c.block_hash, "block hash")
+        block = check_value(c.block, "block")
+        qc = check_value(c.qc, "qc")
         head = self._head
         if head is not None and height <= head.height:
             self._check_recommit(height, block_hash, block)
@@ -212,24 +223,23 @@ class ChainStore:
         b.put(p + K.HASH + block_hash, hb)
         b.put(p + K.QC + hb, qc)
         self._add_txs(b, height, hb, txs, receipts)
-        self._add_events(b, hb, events, txs)
-        if state_writes is None:
-            state_writes = self.state.writes()
+        self._add_events(b, hb, c.events, txs)
+        state_writes = self.state.writes() if c.state_writes is None else c.state_writes
         self._add_writes(b, p + K.STATE, state_writes, "state key", "state value")
-        self._add_writes(b, p + K.NODE, tree_writes, "tree node key", "tree node")
-        if state_root is not None:
-            root = K.check_hash(state_root, "state root")
+        self._add_writes(b, p + K.NODE, c.tree_writes, "tree node key", "tree node")
+        if c.state_root is not None:
+            root = K.check_hash(c.state_root, "state root")
             b.put(p + K.ROOT + hb, root)
             b.put(p + K.META + K.META_EXEC, hb + root)
-        if exec_record is not None:
-            if type(exec_record) is not bytes or len(exec_record) != 96:
+        if c.exec_record is not None:
+            if type(c.exec_record) is not bytes or len(c.exec_record) != 96:
                 raise StorageValueError("exec record must be 96 bytes")
-            b.put(p + K.EXEC + hb, exec_record)
-        for digest, data in batches:
+            b.put(p + K.EXEC + hb, c.exec_record)
+        for digest, data in c.batches:
             b.put(p + K.BATCH + K.check_hash(digest, "batch digest"), check_value(data, "batch"))
         stale_t = p + K.STALE + hb
-        b.ops.extend((stale_t + k, b"") for k in stale_nodes)
-        b.ops.extend((p + K.STALE + k, None) for k in stale_done)
+        b.ops.extend((stale_t + k, b"") for k in c.stale_nodes)
+        b.ops.extend((p + K.STALE + k, None) for k in c.stale_done)
         b.put(p + K.META + K.META_HEAD, hb + block_hash)
         if head is None:
             b.put(p + K.META + K.META_BASE, hb)
@@ -403,7 +413,7 @@ class ChainStore:
         return None if raw is None else TxRecord(K.read_u64(raw), K.read_u32(raw, 8), raw[12:])
 
     def tx_height(self, tx_hash: bytes) -> int | None:
-        raw = self.kv.get(self._replay_key(tx_hash))
+        raw = self.kv.get(self.replay_key(tx_hash))
         return None if raw is None else K.read_u64(raw)
 
     def receipt(self, tx_hash: bytes) -> bytes | None:
@@ -429,7 +439,11 @@ class ChainStore:
 
     def get_state(self, key: bytes) -> bytes | None:
         """Committed state (not the pending writes of a block being executed)."""
-        return self.kv.get(self._state_key(check_key(key, "state key")))
+        return self.kv.get(self.state_key(check_key(key, "state key")))
+
+    def get_state_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Committed state of each of ``keys``, in order (one multi-get)."""
+        return self.kv.get_many([self.state_key(check_key(k, "state key")) for k in keys])
 
     def state_items(self, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """Committed state under ``prefix``, one consistent view, keys without the table prefix."""

@@ -34,7 +34,7 @@ class PendingState:
         v = self._pending.get(key)
         if v is not None:
             return None if v is _DELETED else v  # type: ignore[return-value]
-        return self._snap.get(self._store._state_key(key))
+        return self._snap.get(self._store.state_key(key))
 
     def put(self, key: bytes, value: bytes) -> None:
         self._pending[check_key(key, "state key")] = check_value(value, "state value")
@@ -88,7 +88,7 @@ class ReplayIndex:
     def contains(self, tx_hash: bytes) -> bool:
         if tx_hash in self._recent:
             return True
-        return self._store.kv.get(self._store._replay_key(tx_hash)) is not None
+        return self._store.kv.get(self._store.replay_key(tx_hash)) is not None
 
     def committed_among(self, hashes: Iterable[bytes]) -> set[bytes]:
         """The subset of ``hashes`` already committed (one multi-get for the unknown ones)."""
@@ -100,6 +100,6 @@ class ReplayIndex:
             else:
                 ask.append(h)
         if ask:
-            vals = self._store.kv.get_many([self._store._replay_key(h) for h in ask])
+            vals = self._store.kv.get_many([self._store.replay_key(h) for h in ask])
             found.update(h for h, v in zip(ask, vals, strict=True) if v is not None)
         return found
