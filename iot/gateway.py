@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from tfnode import _core, crypto
-from tfnode.client import Account, Client, ClientError, RpcError, build_tx, tx_hash
+from tfnode.client import Account, Client, ClientError, ErrorCode, RpcError, build_tx, tx_hash
 from tfnode.execution import iot as iot_module
 from tfnode.iot.payloads import encode_payload, kind_code
 
@@ -275,7 +275,7 @@ class Gateway:
         try:
             c.submit(raw)
         except RpcError as err:
-            if err.code != RpcError.REJECTED:
+            if err.code != ErrorCode.TX_REJECTED:
                 raise _Retry(f"node error {err.code}: {err.message}") from None
             reason = err.reason or err.message
             if reason.startswith("iot batch refused"):
@@ -291,7 +291,7 @@ class Gateway:
         try:
             r = c.wait_receipt(h, timeout=min(left, 30.0))
         except RpcError as err:
-            if err.code == RpcError.TIMEOUT:
+            if err.code == ErrorCode.TIMEOUT:
                 raise _Retry("no receipt yet") from None
             raise
         self._outcome(seq, r)
@@ -313,7 +313,7 @@ class Gateway:
         try:
             return c.get_receipt(h)
         except RpcError as err:
-            if err.code == RpcError.NOT_FOUND:
+            if err.code == ErrorCode.NOT_FOUND:
                 return None
             raise
 

@@ -19,7 +19,18 @@ from tfnode.client import (
     AsyncClient,
     Client,
     ClientError,
+    ErrorCode,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    NotFound,
+    NotReady,
+    ParseError,
     RpcError,
+    Timeout,
+    TooMany,
+    TxRejected,
     build_tx,
     proofs,
     tx_hash,
@@ -30,19 +41,6 @@ from tfnode.client import (
 from tfnode.errors import TfnodeError
 from tfnode.execution import roots
 from tfnode.execution.args import decode_call_args
-
-try:
-    import tfnode.rpc.values  # noqa: F401
-except ImportError:  # the RPC engineer's module is not there yet: a stand-in for these tests
-    import sys
-    import types
-
-    _v = types.ModuleType("tfnode.rpc.values")
-    _v.value_to_json = lambda v, where="": {"hex": v.hex()} if isinstance(v, bytes) else v
-    _v.json_to_value = lambda j, where="": bytes.fromhex(j["hex"]) if isinstance(j, dict) and "hex" in j else j
-    sys.modules.setdefault("tfnode.rpc", types.ModuleType("tfnode.rpc"))
-    sys.modules["tfnode.rpc.values"] = _v
-
 
 # ---- transactions ----------------------------------------------------------------------
 
@@ -394,6 +392,8 @@ class Canned(ThreadedApp):
             },
             "get_validators": lambda p: {"result": [{"id": 0, "name": "bank-a", "power": 1, "public_key": "02" * 33}]},
             "submit_bad": None,
+            # answers with the error object in its params (the code table test)
+            "fail": lambda p: {"error": p},
         }
         self.waits = 0
         super().__init__()
@@ -507,11 +507,11 @@ def test_client_maps_errors(server):
     with Client(server.url) as c:
         with pytest.raises(RpcError) as ei:
             c.get_block(999)
-        assert ei.value.code == RpcError.NOT_FOUND and "999" in str(ei.value)
-        with pytest.raises(RpcError) as ei:
+        assert type(ei.value) is NotFound and ei.value.code == ErrorCode.NOT_FOUND and "999" in str(ei.value)
+        with pytest.raises(TxRejected) as ei:
             c.submit(b"\x01\x02")
         assert ei.value.code == -32001 and ei.value.reason == "bad signature" and "bad signature" in str(ei.value)
-        with pytest.raises(RpcError) as ei:
+        with pytest.raises(MethodNotFound) as ei:
             c.call("nope")
         assert ei.value.code == -32601 and isinstance(ei.value, TfnodeError)
         with pytest.raises(ClientError, match="not JSON"):
@@ -519,6 +519,68 @@ def test_client_maps_errors(server):
         assert c.status()["height"] == 41  # still usable after errors
     with pytest.raises(ValueError):
         Client(server.url).get_block()  # neither height nor hash
+
+
+# The one code table: each code the node answers with arrives as its own class, with the
+# node's message and data untouched; a code this client does not know stays a plain RpcError.
+CODE_CLASSES = {
+    -32700: ParseError,
+    -32600: InvalidRequest,
+    -32601: MethodNotFound,
+    -32602: InvalidParams,
+    -32603: InternalError,
+    -32001: TxRejected,
+    -32004: NotFound,
+    -32005: NotReady,
+    -32008: Timeout,
+    -32009: TooMany,
+}
+
+
+def test_client_maps_each_code_to_its_exception(server):
+    assert {int(c) for c in ErrorCode} == set(CODE_CLASSES)  # a new code needs its class here too
+    with Client(server.url) as c:
+        for code, cls in CODE_CLASSES.items():
+            with pytest.raises(RpcError) as ei:
+                c.call("fail", {"code": code, "message": f"m{code}", "data": {"reason": "why"}})
+            err = ei.value
+            assert type(err) is cls and err.code == code and code == cls.CODE, (code, type(err))
+            assert err.message == f"m{code}" and err.data == {"reason": "why"} and err.reason == "why"
+            assert isinstance(err, TfnodeError) and f"code {code}" in str(err)
+        with pytest.raises(RpcError) as ei:
+            c.call("fail", {"code": -32099, "message": "from a newer node"})
+        assert type(ei.value) is RpcError and ei.value.code == -32099
+
+
+def test_server_errors_reach_the_client_as_the_same_class(server):
+    # What the node raises (tfnode.rpc.errors, its own constructors) is what the client raises.
+    sent = [
+        NotFound("block 7"),
+        NotReady("starting"),
+        TxRejected("duplicate", "ab" * 32),
+        Timeout("receipt"),
+        TooMany("subscriptions", 64),
+        InvalidParams("height", "must be an integer"),
+        InvalidRequest("empty batch", {"limit": 3}),
+        MethodNotFound("'x'"),
+        InternalError(),
+        ParseError(),
+    ]
+    with Client(server.url) as c:
+        for e in sent:
+            with pytest.raises(RpcError) as ei:
+                c.call("fail", e.to_json())
+            got = ei.value
+            assert type(got) is type(e) and (got.code, got.message, got.data) == (e.code, e.message, e.data)
+
+
+def test_async_client_maps_codes_too(server):
+    async def main():
+        async with AsyncClient(server.url) as c:
+            with pytest.raises(NotReady):
+                await c.call("fail", {"code": -32005, "message": "node is starting"})
+
+    asyncio.run(main())
 
 
 def test_client_unreachable_message():
@@ -548,9 +610,9 @@ def test_send_builds_submits_and_waits(server):
 def test_wait_receipt_gives_up_at_its_timeout(server):
     server.waits = 0
     with Client(server.url) as c:
-        with pytest.raises(RpcError) as ei:
+        with pytest.raises(Timeout) as ei:
             c.wait_receipt("aa" * 32, timeout=1)
-        assert ei.value.code == RpcError.TIMEOUT
+        assert ei.value.code == ErrorCode.TIMEOUT
         assert server.requests[-1]["params"]["timeout_ms"] <= 1000
 
 

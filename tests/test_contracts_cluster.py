@@ -31,7 +31,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tfnode import crypto
-from tfnode.client import Account, Client, RpcError, build_tx, tx_hash, verify_receipt_proof
+from tfnode.client import Account, Client, NotFound, NotReady, RpcError, build_tx, tx_hash, verify_receipt_proof
 from tfnode.errors import TfnodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
@@ -543,7 +543,7 @@ def test_every_node_ends_with_the_same_state_and_a_receipt_proves_against_a_qc(n
             proof = c.get_receipt_proof(r["hash"])
             break
         except RpcError as err:  # until a later block certifies the receipt's height
-            assert err.code in (RpcError.NOT_FOUND, RpcError.NOT_READY) and time.monotonic() < deadline, err
+            assert isinstance(err, NotFound | NotReady) and time.monotonic() < deadline, err
             time.sleep(0.1)
     assert verify_receipt_proof(proof, validators)
     assert not verify_receipt_proof(dict(proof, index=proof["index"] ^ 1), validators)

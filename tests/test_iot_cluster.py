@@ -13,7 +13,7 @@ from iot.gateway import Device, Gateway
 from iot.simulator import SimConfig, run
 from tfnode import _core, crypto
 from tfnode.cli import app
-from tfnode.client import Account, Client, RpcError, build_tx, verify_reading_proof
+from tfnode.client import Account, Client, ErrorCode, RpcError, build_tx, verify_reading_proof
 from tfnode.node.keys import load_private_key
 from tfnode.node.local import LocalConsortium
 
@@ -98,7 +98,7 @@ def test_provision_then_attest_and_prove_one_reading(cluster, tmp_path):
     assert not verify_reading_proof(dict(proof, batch_seq=2), vals)
     with Client(url) as c, pytest.raises(RpcError) as err:
         c.get_reading_proof(gw.public_key, 99, 0)
-    assert err.value.code == RpcError.NOT_FOUND
+    assert err.value.code == ErrorCode.NOT_FOUND
     gw.close()
 
 
@@ -129,7 +129,7 @@ def test_a_forged_reading_is_refused_at_admission_with_its_index(cluster):
         )
         with pytest.raises(RpcError) as err:
             c.submit(raw)
-        assert err.value.code == RpcError.REJECTED
+        assert err.value.code == ErrorCode.TX_REJECTED
         assert err.value.reason.startswith("iot batch refused: 1 of 3 readings rejected: #2 bad signature"), (
             err.value.reason
         )

@@ -11,7 +11,7 @@ import pytest
 from iot.gateway import Device, Gateway
 from tests.test_iot_node import T0, Chain, pk
 from tfnode import _core, crypto
-from tfnode.client import Account, ClientError, RpcError, _rpc, build_tx
+from tfnode.client import Account, ClientError, ErrorCode, RpcError, _rpc, build_tx
 from tfnode.execution import iot
 from tfnode.node.genesis import make_genesis
 from tfnode.node.service import receipt_json
@@ -73,7 +73,7 @@ class FakeClient:
         self._up()
         r = self.node.receipt(bytes.fromhex(_rpc.hexa(h)))
         if r is None:
-            raise RpcError(RpcError.NOT_FOUND, "not found")
+            raise RpcError.of(ErrorCode.NOT_FOUND, "not found")
         return r
 
     def submit(self, raw):
@@ -83,16 +83,18 @@ class FakeClient:
         tx = _core.Transaction.decode(raw)
         key = tx.replay_key()
         if node.chain.ex.committed_replay_keys([key]):
-            raise RpcError(RpcError.REJECTED, "transaction rejected", {"reason": "already committed"})
+            raise RpcError.of(ErrorCode.TX_REJECTED, "transaction rejected", {"reason": "already committed"})
         if key in node.pool:
-            raise RpcError(RpcError.REJECTED, "transaction rejected", {"reason": "duplicate"})
+            raise RpcError.of(ErrorCode.TX_REJECTED, "transaction rejected", {"reason": "duplicate"})
         args = _core.Transaction.decode(raw).args
         from tfnode.execution.args import decode_call_args
 
         (batch,), _ = decode_call_args(args)
         c = node.chain.ex.iot.check_batch(node.chain.store.state, bytes(tx.sender), batch, node.clock())
         if c.refused():
-            raise RpcError(RpcError.REJECTED, "transaction rejected", {"reason": f"iot batch refused: {c.refused()}"})
+            raise RpcError.of(
+                ErrorCode.TX_REJECTED, "transaction rejected", {"reason": f"iot batch refused: {c.refused()}"}
+            )
         node.pool[key] = raw
         return tx.hash().hex()
 
@@ -104,7 +106,7 @@ class FakeClient:
             raise Crash("the gateway dies after the commit, before it hears of it")
         r = self.node.receipt(bytes.fromhex(_rpc.hexa(h)))
         if r is None:
-            raise RpcError(RpcError.TIMEOUT, "no receipt")
+            raise RpcError.of(ErrorCode.TIMEOUT, "no receipt")
         return r
 
 

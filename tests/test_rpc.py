@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tfnode.rpc import NodeMetrics, NotReady, RpcServer, json_to_value, value_to_json
-from tfnode.rpc.errors import NOT_FOUND
+from tfnode.rpc.errors import ErrorCode
 from tfnode.rpc.jsonrpc import dumps, loads
 from tfnode.rpc.values import ValueConversionError
 from tfnode.runtime.encoding import encode
@@ -438,7 +438,7 @@ def test_node_errors_not_found_and_internal(caplog):
                 ("get_receipt", {"hash": TXH}),
                 ("get_receipt_proof", {"hash": TXH}),
             ):
-                await c.err(m, p, code=NOT_FOUND)
+                await c.err(m, p, code=ErrorCode.NOT_FOUND)
             assert "no certified" in (await c.err("get_state_proof", {"key": "beef"}, code=-32005))["message"]
             e = await c.err("get_state", {"key": "dead"}, code=-32603)
             assert e == {"code": -32603, "message": "internal error"}  # nothing of the node's internals

@@ -8,10 +8,12 @@
 ``Account``/``build_tx``/``tx_hash`` make signed transactions; ``Client`` (blocking,
 keep-alive) and ``AsyncClient`` (asyncio, WebSocket subscriptions) speak the node's
 JSON-RPC API (docs/rpc.md); ``verify_state_proof``/``verify_receipt_proof``/``verify_reading_proof`` check proofs
-against a QC with nothing but the validator set.
+against a QC with nothing but the validator set. A JSON-RPC error answer raises the class of
+its code (``TxRejected``, ``NotFound``, ``NotReady``, ``Timeout``...; all ``RpcError``, with
+``.code``, ``.message``, ``.data``); ``ErrorCode`` is the table of codes.
 """
 
-from tfnode.client._rpc import ClientError, RpcError
+from tfnode.client._rpc import ClientError
 from tfnode.client.account import DEFAULT_GAS_LIMIT, Account, build_tx, random_nonce, tx_hash
 from tfnode.client.proofs import (
     receipt_hash,
@@ -21,6 +23,20 @@ from tfnode.client.proofs import (
     verify_state_proof,
 )
 from tfnode.client.sync import Client
+from tfnode.rpc.errors import (
+    ErrorCode,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    NotFound,
+    NotReady,
+    ParseError,
+    RpcError,
+    Timeout,
+    TooMany,
+    TxRejected,
+)
 
 
 def __getattr__(name: str):
@@ -38,7 +54,18 @@ __all__ = [
     "AsyncClient",
     "Client",
     "ClientError",
+    "ErrorCode",
+    "InternalError",
+    "InvalidParams",
+    "InvalidRequest",
+    "MethodNotFound",
+    "NotFound",
+    "NotReady",
+    "ParseError",
     "RpcError",
+    "Timeout",
+    "TooMany",
+    "TxRejected",
     "build_tx",
     "random_nonce",
     "receipt_hash",

@@ -1,5 +1,9 @@
-"""What the synchronous and the asyncio client share: errors, request and response shapes,
+"""What the synchronous and the asyncio client share: request and response shapes, errors,
 and the conversion of contract values (docs/rpc.md "Conventions").
+
+A JSON-RPC error answer raises the ``tfnode.rpc.errors`` class of its code (``NotFound``,
+``TxRejected``...; ``RpcError`` for a code this client does not know): the same classes the
+node raises, from the one code table.
 
 Both clients return the node's JSON results as dicts, with hashes as hex strings, except
 that contract values (query results, receipts' return values and event fields) are turned
@@ -14,35 +18,11 @@ from urllib.parse import urlsplit
 import orjson
 
 from tfnode.errors import TfnodeError
+from tfnode.rpc.errors import RpcError
 
 
 class ClientError(TfnodeError):
     """The node could not be reached, or answered with something that is not JSON-RPC."""
-
-
-class RpcError(TfnodeError):
-    """A JSON-RPC error object the node returned (docs/rpc.md "Errors")."""
-
-    PARSE = -32700
-    INVALID_REQUEST = -32600
-    METHOD_NOT_FOUND = -32601
-    INVALID_PARAMS = -32602
-    INTERNAL = -32603
-    REJECTED = -32001
-    NOT_FOUND = -32004
-    NOT_READY = -32005
-    TIMEOUT = -32008
-    TOO_MANY = -32009
-
-    def __init__(self, code: int, message: str, data=None) -> None:
-        self.code, self.message, self.data = code, message, data
-        reason = self.reason
-        super().__init__(f"{message} (code {code}{', ' + reason if reason and reason not in message else ''})")
-
-    @property
-    def reason(self) -> str | None:
-        """``data.reason`` of a rejected transaction (e.g. ``bad signature``), if any."""
-        return self.data.get("reason") if isinstance(self.data, dict) else None
 
 
 # ---- requests ------------------------------------------------------------------------
@@ -77,7 +57,7 @@ def result_of_message(url: str, rid: int, msg, how: str = "answered"):
     if err is not None:
         if not isinstance(err, dict) or type(err.get("code")) is not int:
             raise ClientError(f"node at {url} sent a malformed error object: {err!r}")
-        raise RpcError(err["code"], str(err.get("message", "")), err.get("data"))
+        raise RpcError.of(err["code"], str(err.get("message", "")), err.get("data"))
     if "result" not in msg:
         raise ClientError(f"node at {url} {how} without result or error")
     if msg.get("id") != rid:

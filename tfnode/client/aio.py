@@ -16,8 +16,9 @@ import aiohttp
 import orjson
 
 from tfnode.client import _rpc
-from tfnode.client._rpc import ClientError, RpcError
+from tfnode.client._rpc import ClientError
 from tfnode.client.account import Account, build_tx, tx_hash
+from tfnode.rpc.errors import Timeout
 
 _CONVERT = {"events": _rpc.event, "tx": _rpc.receipt}
 
@@ -99,8 +100,8 @@ class AsyncClient:
             try:
                 r = await self.call("wait_receipt", {"hash": h, "timeout_ms": step}, timeout=step / 1000 + self.timeout)
                 return _rpc.receipt(r)
-            except RpcError as err:
-                if err.code != RpcError.TIMEOUT or step == left_ms:
+            except Timeout:
+                if step == left_ms:
                     raise
 
     async def query(self, contract: str, method: str, *args, **kwargs):

@@ -10,8 +10,9 @@ import socket
 import time
 
 from tfnode.client import _rpc
-from tfnode.client._rpc import ClientError, RpcError
+from tfnode.client._rpc import ClientError
 from tfnode.client.account import Account, build_tx, tx_hash
+from tfnode.rpc.errors import Timeout
 
 
 class Client:
@@ -67,7 +68,7 @@ class Client:
         raise AssertionError("unreachable")
 
     def call(self, method: str, params=None, *, timeout: float | None = None):
-        """One JSON-RPC call; its ``result``, or ``RpcError`` / ``ClientError``."""
+        """One JSON-RPC call; its ``result``, or ``RpcError`` (the class of its code) / ``ClientError``."""
         rid, body = _rpc.request(method, params)
         status, data = self._post(body, self.timeout if timeout is None else timeout)
         return _rpc.result_of(self.url, rid, status, data)
@@ -78,8 +79,8 @@ class Client:
         return self.call("status")
 
     def submit(self, tx: bytes) -> str:
-        """Submit one signed transaction; returns its hash (hex). Rejection: RpcError -32001
-        with ``.reason``."""
+        """Submit one signed transaction; returns its hash (hex). Rejection: ``TxRejected``
+        (-32001) with ``.reason``."""
         return self.call("submit", {"tx": _rpc.hexa(tx, "tx")})["hash"]
 
     def submit_batch(self, txs) -> list[dict]:
@@ -96,7 +97,7 @@ class Client:
         return _rpc.receipt(self.call("get_receipt", {"hash": _rpc.hexa(hash)}))
 
     def wait_receipt(self, hash, timeout: float = 30.0) -> dict:
-        """The receipt once committed; RpcError -32008 after ``timeout`` seconds. Waits longer
+        """The receipt once committed; ``Timeout`` (-32008) after ``timeout`` seconds. Waits longer
         than the node's 30 s cap are made of several calls."""
         h = _rpc.hexa(hash)
         deadline = time.monotonic() + timeout
@@ -106,8 +107,8 @@ class Client:
             try:
                 r = self.call("wait_receipt", {"hash": h, "timeout_ms": step}, timeout=step / 1000 + self.timeout)
                 return _rpc.receipt(r)
-            except RpcError as err:
-                if err.code != RpcError.TIMEOUT or step == left_ms:
+            except Timeout:
+                if step == left_ms:
                     raise
 
     def query(self, contract: str, method: str, *args, **kwargs):

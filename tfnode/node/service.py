@@ -14,15 +14,12 @@ from tfnode.execution.args import encode_call_args
 from tfnode.execution.query_auth import check_query
 from tfnode.execution.roots import ZERO
 from tfnode.iot import admission as iot_admission
-from tfnode.rpc.errors import InvalidParams, RpcError
+from tfnode.rpc.errors import ErrorCode, InternalError, InvalidParams, RpcError
 from tfnode.rpc.values import value_to_json
 from tfnode.runtime.encoding import EncodingError, decode_versioned
 
 if TYPE_CHECKING:
     from tfnode.node.node import Node
-
-NOT_FOUND = -32004
-NOT_READY = -32005
 
 
 def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int) -> dict[str, Any]:
@@ -30,7 +27,7 @@ def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int) -> dict[st
     try:
         _, status, gas, value, reason, events, _w = decode_versioned(raw)
     except (EncodingError, ValueError) as err:
-        raise RpcError(-32603, f"stored receipt of {tx_hash.hex()} does not decode: {err}") from None
+        raise InternalError(f"stored receipt of {tx_hash.hex()} does not decode: {err}") from None
     return {
         "hash": tx_hash.hex(),
         "height": height,
@@ -76,9 +73,9 @@ class NodeService:
     # ---- transactions -------------------------------------------------------------------
     async def submit(self, raws: list[bytes]) -> list[tuple[bytes | None, str | None]]:
         if self.node.halted:
-            raise RpcError(NOT_READY, f"node halted: {self.node.halted}")
+            raise RpcError.of(ErrorCode.NOT_READY, f"node halted: {self.node.halted}")
         if self.node.mempool is None:
-            raise RpcError(NOT_READY, "node is starting")
+            raise RpcError.of(ErrorCode.NOT_READY, "node is starting")
         # IoT batches are checked against the committed state first (docs/iot.md "Admission"),
         # so a gateway hears of bad readings now; execution checks them again anyway.
         refused = {}
@@ -190,7 +187,7 @@ class NodeService:
         store = self.node.store
         head = store.head
         if head is None:
-            raise RpcError(NOT_READY, "no block committed yet: nothing is certified")
+            raise RpcError.of(ErrorCode.NOT_READY, "no block committed yet: nothing is certified")
         raw, qc = store.block(head.height), store.qc(head.height)
         b = _core.consensus_decode_block(raw)
         return b["exec_height"], {"block": raw.hex(), "qc": qc.hex()}
@@ -205,7 +202,7 @@ class NodeService:
                 continue
             rec = store.exec_record(h)
             if rec is None:
-                raise RpcError(NOT_READY, f"height {h} is not executed here")
+                raise RpcError.of(ErrorCode.NOT_READY, f"height {h} is not executed here")
             chain.append({"height": h, "state_root": rec[:32].hex(), "receipts_root": rec[32:64].hex()})
         if lo <= 0:
             prev = ZERO
@@ -214,7 +211,7 @@ class NodeService:
         else:
             rec = store.exec_record(lo - 1)
             if rec is None:
-                raise RpcError(NOT_READY, f"height {lo - 1} is not executed here")
+                raise RpcError.of(ErrorCode.NOT_READY, f"height {lo - 1} is not executed here")
             prev = rec[64:]
         return chain, prev
 
@@ -223,7 +220,7 @@ class NodeService:
         try:
             value, proof = self.node.executor.tree.get_with_proof(key, version=e)
         except Exception as err:  # noqa: BLE001 - the tree reads nodes back from storage: any failure there means "not available"
-            raise RpcError(NOT_READY, f"state at certified height {e} is not available: {err}") from None
+            raise RpcError.of(ErrorCode.NOT_READY, f"state at certified height {e} is not available: {err}") from None
         chain, prev = self._chain(e, e)
         return {
             "height": e,
@@ -242,7 +239,9 @@ class NodeService:
             return None
         e, cert = self._certificate()
         if e < rec.height:
-            raise RpcError(NOT_READY, f"height {rec.height} is committed but not yet certified (certified: {e}); retry")
+            raise RpcError.of(
+                ErrorCode.NOT_READY, f"height {rec.height} is committed but not yet certified (certified: {e}); retry"
+            )
         hashes = [crypto.sm3(store.receipt(h) or b"") for h in store.block_txs(rec.height)]
         raw = store.receipt(tx_hash) or b""
         chain, prev = self._chain(rec.height, e)

@@ -14,7 +14,7 @@ import re
 
 import orjson
 
-from tfnode.rpc.errors import INVALID_REQUEST, PARSE_ERROR, RpcError
+from tfnode.rpc.errors import InvalidRequest, ParseError, RpcError
 
 # A JSON number starts after '[', ':' or ',' (and whitespace). Hex strings contain none of
 # those, so this seldom sends an ordinary request, even a 16 MiB submit_batch, to the slow path.
@@ -26,13 +26,13 @@ def _no_constant(name):
 
 
 def loads(body: bytes):
-    """Parse a request body; raises ``RpcError(-32700)``."""
+    """Parse a request body; raises ``ParseError`` (-32700)."""
     try:
         if _BIG_NUMBER.search(body):
             return json.loads(body, parse_constant=_no_constant)
         return orjson.loads(body)
     except (ValueError, RecursionError, UnicodeDecodeError) as err:
-        raise RpcError(PARSE_ERROR, "parse error: body is not JSON") from err
+        raise ParseError() from err
 
 
 def dumps(obj) -> bytes:
@@ -58,7 +58,8 @@ class Request:
 
 
 def parse_request(obj) -> Request:
-    """Check one request object; raises ``RpcError(-32600)`` with ``.id`` set when known."""
+    """Check one request object; raises ``InvalidRequest`` (-32600) with ``request_id`` set
+    when known."""
     if type(obj) is not dict:
         raise _invalid(None, "a request must be an object")
     notify = "id" not in obj
@@ -78,9 +79,9 @@ def parse_request(obj) -> Request:
     return Request(id_, notify, method, params)
 
 
-def _invalid(id_, msg: str) -> RpcError:
-    err = RpcError(INVALID_REQUEST, f"invalid request: {msg}")
-    err.id = id_
+def _invalid(id_, msg: str) -> InvalidRequest:
+    err = InvalidRequest(msg)
+    err.request_id = id_
     return err
 
 

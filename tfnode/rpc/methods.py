@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 
 from tfnode.rpc.errors import (
-    METHOD_NOT_FOUND,
     InvalidParams,
+    MethodNotFound,
     NotFound,
     NotReady,
-    RpcError,
     Timeout,
     TooMany,
     TxRejected,
@@ -251,5 +250,5 @@ def _found(v, what: str):
 
 def _ws_only(ctx, name):
     if ctx.conn is None:
-        raise RpcError(METHOD_NOT_FOUND, f"method not found: {name} is served over WebSocket only (GET /ws)")
+        raise MethodNotFound(f"{name} is served over WebSocket only (GET /ws)")
     return ctx.conn

@@ -151,7 +151,7 @@ class NodeMetrics:
         self._child(self._requests, "method", method).inc()
 
     def error(self, code: int) -> None:
-        self._child(self._errors, "code", str(code)).inc()
+        self._child(self._errors, "code", str(int(code))).inc()
 
     def ws_opened(self) -> None:
         self._ws.inc()

@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 
 from tfnode.rpc import jsonrpc
 from tfnode.rpc.api import NodeAPI
-from tfnode.rpc.errors import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, TOO_MANY, RpcError, TooMany
+from tfnode.rpc.errors import ErrorCode, InternalError, InvalidRequest, MethodNotFound, RpcError, TooMany
 from tfnode.rpc.methods import Context, Methods
 from tfnode.rpc.metrics import CONTENT_TYPE_LATEST, NodeMetrics
 from tfnode.rpc.subs import Hub, WsConnection
@@ -122,7 +122,7 @@ class RpcServer:
     @web.middleware
     async def _connection_limit(self, request, handler):
         if request.protocol in self._over_limit:
-            self.metrics.error(TOO_MANY)
+            self.metrics.error(ErrorCode.TOO_MANY)
             err = TooMany("connections", self.max_connections)
             resp = web.Response(
                 status=503, body=jsonrpc.dumps(jsonrpc.error(None, err)), content_type="application/json"
@@ -152,13 +152,11 @@ class RpcServer:
     # --- HTTP ---
 
     def _too_large(self, why: str) -> bytes:
-        err = RpcError(
-            INVALID_REQUEST,
-            f"invalid request: body too large ({why})",
-            {"limit": self.max_body, "limit_submit_batch": self.max_batch_body},
+        err = InvalidRequest(
+            f"body too large ({why})", {"limit": self.max_body, "limit_submit_batch": self.max_batch_body}
         )
         self.metrics.request("invalid")
-        self.metrics.error(INVALID_REQUEST)
+        self.metrics.error(ErrorCode.INVALID_REQUEST)
         return jsonrpc.dumps(jsonrpc.error(None, err))
 
     async def _post(self, request: web.Request) -> web.StreamResponse:
@@ -232,7 +230,7 @@ class RpcServer:
         except RpcError:
             obj = None
         id_ = obj.get("id") if type(obj) is dict and type(obj.get("id")) in (str, int) else None
-        self.metrics.error(TOO_MANY)
+        self.metrics.error(ErrorCode.TOO_MANY)
         return jsonrpc.dumps(jsonrpc.error(id_, TooMany("calls in flight on this connection", MAX_INFLIGHT_PER_WS)))
 
     async def _ws_call(self, conn: WsConnection, body: bytes) -> None:
@@ -264,9 +262,9 @@ class RpcServer:
             return await self._one(obj, ctx), ctx.after
         if not obj or len(obj) > self.max_batch_calls:
             self.metrics.request("invalid")
-            self.metrics.error(INVALID_REQUEST)
+            self.metrics.error(ErrorCode.INVALID_REQUEST)
             why = "empty batch" if not obj else f"batch of {len(obj)} calls (limit {self.max_batch_calls})"
-            err = RpcError(INVALID_REQUEST, f"invalid request: {why}", {"limit": self.max_batch_calls})
+            err = InvalidRequest(why, {"limit": self.max_batch_calls})
             return jsonrpc.dumps(jsonrpc.error(None, err)), []
         parts = await asyncio.gather(*(self._one(o, ctx) for o in obj))
         parts = [p for p in parts if p is not None]
@@ -279,12 +277,12 @@ class RpcServer:
         except RpcError as err:
             m.request("invalid")
             m.error(err.code)
-            return jsonrpc.dumps(jsonrpc.error(err.id, err))
+            return jsonrpc.dumps(jsonrpc.error(err.request_id, err))
         fn = self.methods.table.get(req.method)
         m.request(req.method if fn is not None else "unknown")
         try:
             if fn is None:
-                raise RpcError(METHOD_NOT_FOUND, f"method not found: {req.method[:64]!r}")
+                raise MethodNotFound(repr(req.method[:64]))
             value = await fn(req.params, ctx)
             if req.notify:
                 return None
@@ -294,6 +292,6 @@ class RpcServer:
             return None if req.notify else jsonrpc.dumps(jsonrpc.error(req.id, err))
         except Exception:
             log.exception("rpc %s (id %r) failed", req.method, req.id)
-            m.error(INTERNAL_ERROR)
-            err = RpcError(INTERNAL_ERROR, "internal error")
+            m.error(ErrorCode.INTERNAL_ERROR)
+            err = InternalError()
             return None if req.notify else jsonrpc.dumps(jsonrpc.error(req.id, err))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+from tfnode.errors import TfnodeError
 from tfnode.runtime.encoding import MAX_DEPTH, MAX_INT_BYTES
 from tfnode.runtime.fixed import Fixed
 
@@ -31,7 +32,7 @@ _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?\Z")
 _INT_MAX = 1 << (MAX_INT_BYTES * 8 - 1)
 
 
-class ValueConversionError(ValueError):
+class ValueConversionError(TfnodeError, ValueError):
     """A value that has no form on the other side; ``where`` is its path (may be empty)."""
 
     def __init__(self, where: str, problem: str):
