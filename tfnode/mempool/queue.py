@@ -9,6 +9,7 @@ transaction (ordered dicts; no scans).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -36,6 +37,12 @@ class TxQueue:
     @property
     def nbytes(self) -> int:
         return self._bytes
+
+    def queued(self) -> Iterator[tuple[bytes, bytes]]:
+        """``(sender, replay key)`` of every queued transaction, rotation order (for checks)."""
+        for sender, q in self._senders.items():
+            for key in q:
+                yield sender, key
 
     def push(self, tx: QueuedTx) -> None:
         if tx.replay_key in self._sender_of:

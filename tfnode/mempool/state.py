@@ -147,10 +147,9 @@ class PoolState:
         """Recount everything from scratch and compare (tests call this)."""
         refs: Counter[bytes] = Counter()
         per: Counter[bytes] = Counter()
-        for sender, q in self.queue._senders.items():
-            for key in q:
-                refs[key] += 1
-                per[sender] += 1
+        for sender, key in self.queue.queued():
+            refs[key] += 1
+            per[sender] += 1
         for b in self.batches.values():
             for key, sender in zip(b.replay_keys, b.senders, strict=True):
                 refs[key] += 1

@@ -27,7 +27,6 @@ from tfnode.runtime.errors import (
 )
 from tfnode.runtime.executor import (
     DEFAULT_GAS_LIMIT,
-    GOVERNANCE,
     RUNTIME_VERSION,
     BlockCtx,
     BlockResult,
@@ -37,6 +36,7 @@ from tfnode.runtime.executor import (
     TxCall,
 )
 from tfnode.runtime.fixed import Fixed
+from tfnode.runtime.frame import GOVERNANCE
 from tfnode.runtime.state import MemoryState, Overlay, StateBackend
 
 __all__ = [

@@ -4,18 +4,22 @@
 
 A contract sees this module through a namespace holding exactly ``__all__``; everything here
 that starts with ``_`` is unreachable from contract code (the validator rejects such names).
-The executor points ``_cur`` at the active call frame before running contract code.
+The executor points the API at the active call frame (``set_frame``) before running
+contract code.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tfnode import crypto
 from tfnode.runtime import meter as _m
-from tfnode.runtime.encoding import _LEN1, decode, decode_versioned, encode, encode_versioned
+from tfnode.runtime.encoding import UV_SMALL, decode, decode_versioned, encode, encode_versioned
 from tfnode.runtime.errors import CallFailed, ContractError, EncodingError, Revert
 from tfnode.runtime.fixed import Fixed
+
+if TYPE_CHECKING:
+    from tfnode.runtime.frame import Frame
 
 __all__ = [
     "CallFailed",
@@ -46,7 +50,19 @@ MAX_REASON = 512
 _MUTABLE = (list, dict, tuple)
 MAX_EVENT_FIELDS_BYTES = 16 * 1024
 
-_cur = None  # the active _Frame (set by the executor; one execution at a time per process)
+# The active call frame while contract code runs, None between calls. Set by the executor
+# through set_frame; one execution at a time per process. (Typed Any: every API function runs
+# only inside a call, and a None check in each would cost on the contracts' hot path.)
+_cur: Any = None
+
+
+def set_frame(frame: Frame | None) -> Frame | None:
+    """Point the API at ``frame`` (the executor does, around each call); returns the frame it
+    replaces, to restore after a nested call. Not importable by contracts (not in __all__)."""
+    global _cur
+    prev = _cur
+    _cur = frame
+    return prev
 
 
 class Sender(NamedTuple):
@@ -204,7 +220,7 @@ def member_info(address: str):
 def call_contract(name: str, method: str, *args, **kwargs):
     """Call another contract. Its writes and events join this transaction if it succeeds and
     are discarded if it fails (raising ``CallFailed``, which the caller may catch)."""
-    return _cur.runtime._nested_call(_cur, name, method, args, kwargs)
+    return _cur.runtime.nested_call(_cur, name, method, args, kwargs)
 
 
 # -- the context --------------------------------------------------------------------------------
@@ -378,7 +394,7 @@ class _MapView:
         if t is not self._decl._kt:
             raise TypeError(f"key must be {self._decl._kt.__name__}, not {t.__name__}")
         if t is str and len(k) < 128 and k.isascii():
-            return self._prefix + b"S" + _LEN1[len(k)] + k.encode("ascii")
+            return self._prefix + b"S" + UV_SMALL[len(k)] + k.encode("ascii")
         return self._prefix + encode(k)
 
     def __getitem__(self, k):

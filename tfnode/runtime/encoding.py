@@ -30,7 +30,8 @@ DEFAULT_MAX_SIZE = 1 << 20
 MAX_INT_BYTES = 64
 
 
-def _uv(n: int) -> bytes:
+def uvarint(n: int) -> bytes:
+    """``uv(n)``: unsigned LEB128, minimal (the lengths and counts of the grammar above)."""
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -52,11 +53,12 @@ def _int_body(v: int) -> bytes:
         raw = raw[1:]
     if len(raw) > MAX_INT_BYTES:
         raise EncodingError(f"int wider than {MAX_INT_BYTES * 8} bits has no canonical encoding")
-    return _uv(len(raw)) + raw
+    return uvarint(len(raw)) + raw
 
 
 _SMALL = {i: b"I" + _int_body(i) for i in range(-1, 256)}
-_LEN1 = tuple(bytes((i,)) for i in range(128))
+# UV_SMALL[n] == uvarint(n) for n < 128: one byte, without the loop (the common case).
+UV_SMALL = tuple(bytes((i,)) for i in range(128))
 
 
 def encode(value, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
@@ -71,7 +73,7 @@ def encode(value, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
         if c is not None:
             return c
         if len(value) < 128 and value.isascii():
-            return b"S" + _LEN1[len(value)] + value.encode("ascii")
+            return b"S" + UV_SMALL[len(value)] + value.encode("ascii")
     elif t is bool:
         return b"T" if value else b"F"
     elif value is None:
@@ -88,15 +90,16 @@ _SC: dict[str, bytes] = {}
 _SC_MAX = 1 << 16
 
 
-def _scalar(v, t):
-    """The encoding of a scalar, or None for containers and unknown types."""
+def encode_scalar(v, t):
+    """The encoding of scalar ``v`` of type ``t`` (``type(v)``), or None for containers and
+    unknown types. For encoders that assemble a known shape from parts (the receipt)."""
     if t is str:
         c = _SC.get(v)
         if c is not None:
             return c
         b = v.encode("utf-8")
         n = len(b)
-        c = b"S" + (_LEN1[n] if n < 128 else _uv(n)) + b
+        c = b"S" + (UV_SMALL[n] if n < 128 else uvarint(n)) + b
         if n <= 64:
             if len(_SC) >= _SC_MAX:
                 _SC.clear()
@@ -107,13 +110,13 @@ def _scalar(v, t):
         return c if c is not None else b"I" + _int_body(v)
     if t is bytes:
         n = len(v)
-        return b"B" + (_LEN1[n] if n < 128 else _uv(n)) + v
+        return b"B" + (UV_SMALL[n] if n < 128 else uvarint(n)) + v
     if v is None:
         return b"N"
     if t is bool:
         return b"T" if v else b"F"
     if t is Fixed:
-        return b"X" + _uv(v.scale) + _int_body(v.units)
+        return b"X" + uvarint(v.scale) + _int_body(v.units)
     return None
 
 
@@ -123,7 +126,7 @@ def _enc(v, out, budget, depth) -> None:
         if depth >= MAX_DEPTH:
             raise EncodingError("value nested too deeply")
         n = len(v)
-        head = b"L" + (_LEN1[n] if n < 128 else _uv(n))
+        head = b"L" + (UV_SMALL[n] if n < 128 else uvarint(n))
         items = v
     elif t is dict:
         if depth >= MAX_DEPTH:
@@ -134,13 +137,13 @@ def _enc(v, out, budget, depth) -> None:
             if tk is not str and tk is not int and tk is not bytes:
                 raise EncodingError(f"dict key of type {tk.__name__} has no canonical encoding")
             kb = _SC.get(k) if tk is str else None
-            pairs.append((kb if kb is not None else _scalar(k, tk), k))
+            pairs.append((kb if kb is not None else encode_scalar(k, tk), k))
         pairs.sort()
         n = len(pairs)
-        head = b"D" + (_LEN1[n] if n < 128 else _uv(n))
+        head = b"D" + (UV_SMALL[n] if n < 128 else uvarint(n))
         items = None
     else:
-        c = _scalar(v, t)
+        c = encode_scalar(v, t)
         if c is None:
             raise EncodingError(f"type {t.__name__} has no canonical encoding")
         budget[0] -= len(c)
@@ -158,7 +161,7 @@ def _enc(v, out, budget, depth) -> None:
             ti = type(item)
             c = _SC.get(item) if ti is str else (_SMALL.get(item) if ti is int else None)
             if c is None:
-                c = _scalar(item, ti)
+                c = encode_scalar(item, ti)
             if c is None:
                 budget[0] = left
                 _enc(item, out, budget, depth + 1)
@@ -173,7 +176,7 @@ def _enc(v, out, budget, depth) -> None:
             ti = type(item)
             c = _SC.get(item) if ti is str else (_SMALL.get(item) if ti is int else None)
             if c is None:
-                c = _scalar(item, ti)
+                c = encode_scalar(item, ti)
             if c is None:
                 budget[0] = left
                 _enc(item, out, budget, depth + 1)

@@ -12,7 +12,6 @@ Execution is single-threaded per process: the API reads the active frame from a 
 
 from __future__ import annotations
 
-import re
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from tfnode import crypto
 from tfnode.runtime import api
 from tfnode.runtime import meter as _m
 from tfnode.runtime.check import check_source
-from tfnode.runtime.encoding import VERSION, EncodingError, _scalar, _uv, decode, decode_versioned, encode
+from tfnode.runtime.encoding import VERSION, EncodingError, decode, decode_versioned, encode, encode_scalar, uvarint
 from tfnode.runtime.errors import (
     Abort,
     CallFailed,
@@ -32,6 +31,8 @@ from tfnode.runtime.errors import (
     RuntimeFault,
     ValidationError,
 )
+from tfnode.runtime.frame import GOVERNANCE, NAME_RE, Frame, TxInfo
+from tfnode.runtime.governance import Governance
 from tfnode.runtime.instrument import compile_contract
 from tfnode.runtime.meter import Meter
 from tfnode.runtime.sandbox import make_builtins, make_globals
@@ -42,8 +43,6 @@ DEFAULT_GAS_LIMIT = 1_000_000
 MAX_CALL_DEPTH = 8  # nested contract-to-contract calls
 MAX_RETURN_BYTES = 64 * 1024
 MIN_RECURSION_LIMIT = 4000
-NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-GOVERNANCE = "governance"
 
 STATUS_OK = "ok"
 STATUS_REVERT = "revert"
@@ -81,7 +80,7 @@ class Event:
 
 
 def _list_head(n: int) -> bytes:
-    return b"L" + _uv(n)
+    return b"L" + uvarint(n)
 
 
 @dataclass(slots=True)
@@ -115,22 +114,25 @@ class Receipt:
             return self._encoded
         w = [_list_head(len(self.writes))]
         for k, v in self.writes:
-            w.append(b"L\x02" + _scalar(k, bytes) + (b"N" if v is None else _scalar(v, bytes)))
+            w.append(b"L\x02" + encode_scalar(k, bytes) + (b"N" if v is None else encode_scalar(v, bytes)))
         ev = [_list_head(len(self.events))]
         for e in self.events:
             ev.append(
-                b"L\x03" + _scalar(e.contract, str) + _scalar(e.name, str) + (e.body or encode(e.fields, 1 << 30))
+                b"L\x03"
+                + encode_scalar(e.contract, str)
+                + encode_scalar(e.name, str)
+                + (e.body or encode(e.fields, 1 << 30))
             )
         out = b"".join(
             [
                 bytes((VERSION,)),
                 b"L\x07S\x07receipt",
-                _scalar(self.status, str),
-                _scalar(self.gas_used, int),
+                encode_scalar(self.status, str),
+                encode_scalar(self.gas_used, int),
                 encode(self.return_value, 1 << 30),
-                _scalar(self.revert_reason, str),
+                encode_scalar(self.revert_reason, str),
                 *ev,
-                _scalar(crypto.sm3(b"".join(w)), bytes),
+                encode_scalar(crypto.sm3(b"".join(w)), bytes),
             ]
         )
         self._encoded = out
@@ -148,47 +150,6 @@ class BlockResult:
     def receipts_root(self) -> bytes:
         """RFC 6962 SM3 Merkle root over the encoded receipts, in block order."""
         return crypto.merkle_root([r.encode() for r in self.receipts])
-
-
-class _TxInfo:
-    __slots__ = ("block", "origin", "tx_hash")
-
-    def __init__(self, origin, block, tx_hash):
-        self.origin = origin
-        self.block = block
-        self.tx_hash = tx_hash
-
-
-class _Frame:
-    """One active contract call: whose storage, which overlay, which events."""
-
-    __slots__ = ("contract", "events", "meter", "overlay", "parent", "prefix", "readonly", "runtime", "sender", "tx")
-
-    def __init__(self, runtime, contract, overlay, sender, readonly, tx, parent=None):
-        self.runtime = runtime
-        self.meter = runtime.meter
-        self.contract = contract
-        self.prefix = contract.encode() + b"/"
-        self.overlay = overlay
-        self.events = []
-        self.sender = sender
-        self.readonly = readonly
-        self.tx = tx
-        self.parent = parent
-
-    def depth(self) -> int:
-        d, f = 0, self
-        while f is not None:
-            d, f = d + 1, f.parent
-        return d
-
-    def on_stack(self, contract: str) -> bool:
-        f = self
-        while f is not None:
-            if f.contract == contract:
-                return True
-            f = f.parent
-        return False
 
 
 class _Loaded:
@@ -284,8 +245,6 @@ class Runtime:
         """``metering=False`` compiles contracts without step metering and checked operations
         (storage, event and call gas remain): for benchmarks only — an unmetered node cannot
         stop an infinite loop and would disagree with metered nodes on gas_used."""
-        from tfnode.runtime.governance import Governance
-
         self.state = state
         self.meter = Meter(max_depth=max_depth, alloc_budget=alloc_budget)
         # Contract code stays within ~4 interpreter frames per counted frame (max_depth) plus
@@ -458,13 +417,13 @@ class Runtime:
         try:
             _check_args(tx.args, tx.kwargs)
             origin = self.sender_of(overlay, tx.sender)
-            info = _TxInfo(origin, blk, tx.tx_hash)
+            info = TxInfo(origin, blk, tx.tx_hash)
             if tx.contract == GOVERNANCE:
-                frame = _Frame(self, GOVERNANCE, overlay, origin, readonly, info)
+                frame = Frame(self, GOVERNANCE, overlay, origin, readonly, info)
                 value, events = self.governance.dispatch(frame, tx.method, tx.args, tx.kwargs)
             else:
-                frame = _Frame(self, tx.contract, overlay, origin, readonly, info)
-                value = self._invoke(frame, tx.method, tx.args, tx.kwargs, allow_init=False)
+                frame = Frame(self, tx.contract, overlay, origin, readonly, info)
+                value = self.invoke(frame, tx.method, tx.args, tx.kwargs, allow_init=False)
                 events = frame.events
             value = _copy_value(value, "return value")
             if m.left < 0:  # belt and braces: an Abort can never be swallowed, but check anyway
@@ -484,11 +443,11 @@ class Runtime:
         except Exception as err:  # noqa: BLE001 - an uncaught error in contract code becomes the receipt's status
             return Receipt(STATUS_ERROR, m.used, revert_reason=error_reason(err))
         finally:
-            api._cur = None
+            api.set_frame(None)
         evs = tuple(Event(c, n, f, b) for c, n, f, b in events)
         return Receipt(STATUS_OK, m.used, value, evs, "", tuple(overlay.sorted_writes()))
 
-    def _invoke(self, frame: _Frame, method: str, args, kwargs, *, allow_init: bool, allow_migrate: bool = False):
+    def invoke(self, frame: Frame, method: str, args, kwargs, *, allow_init: bool, allow_migrate: bool = False):
         rec = self.contract_record(frame.overlay, frame.contract)
         if rec is None:
             raise RuntimeFault(f"no contract named {frame.contract!r}")
@@ -502,14 +461,13 @@ class Runtime:
         elif frame.readonly:
             raise RuntimeFault(f"{frame.contract}.{method} is a @call, not a @view")
         inst = object.__new__(loaded.cls)
-        prev = api._cur
-        api._cur = frame
+        prev = api.set_frame(frame)
         try:
             return fn(inst, *args, **kwargs)
         finally:
-            api._cur = prev
+            api.set_frame(prev)
 
-    def _nested_call(self, caller: _Frame, name, method, args, kwargs):
+    def nested_call(self, caller: Frame, name, method, args, kwargs):
         m = self.meter
         if type(name) is not str or type(method) is not str:
             raise TypeError("call_contract(name, method, ...) takes str names")
@@ -524,9 +482,9 @@ class Runtime:
         m.gas(_m.COST_CALL + (len(payload) >> _m.BYTE_SHIFT))
         a, kw = decode(payload)
         sender = api.Sender("contract:" + caller.contract, None, (), True)
-        child = _Frame(self, name, Overlay(caller.overlay), sender, caller.readonly, caller.tx, caller)
+        child = Frame(self, name, Overlay(caller.overlay), sender, caller.readonly, caller.tx, caller)
         try:
-            value = self._invoke(child, method, a, kw, allow_init=False)
+            value = self.invoke(child, method, a, kw, allow_init=False)
             value = _copy_value(value, "return value")
         except ContractError as err:
             raise CallFailed(f"{name}.{method}: {api.reason_text(getattr(err, 'reason', ''))}") from None
@@ -562,8 +520,8 @@ class Runtime:
         overlay = Overlay(self.state)
         self.meter.reset(gas_limit)
         self.governance.genesis(overlay, members, policy)
-        info = _TxInfo(api.Sender("genesis", "genesis", ()), api.Block(block.height, block.timestamp, block.hash), b"")
-        frame = _Frame(self, GOVERNANCE, overlay, info.origin, False, info)
+        info = TxInfo(api.Sender("genesis", "genesis", ()), api.Block(block.height, block.timestamp, block.hash), b"")
+        frame = Frame(self, GOVERNANCE, overlay, info.origin, False, info)
         try:
             for name, source, args in contracts:
                 if not NAME_RE.match(name) or name == GOVERNANCE:
@@ -574,6 +532,6 @@ class Runtime:
         except (Abort, ContractError) as err:
             raise RuntimeFault(f"genesis failed: {type(err).__name__}: {err}") from None
         finally:
-            api._cur = None
+            api.set_frame(None)
         overlay.commit()
         return [Event(c, n, f) for c, n, f, _ in frame.events]

@@ -23,6 +23,7 @@ from tfnode import crypto
 from tfnode.runtime import meter as _m
 from tfnode.runtime.encoding import decode_versioned, encode_versioned
 from tfnode.runtime.errors import Revert, RuntimeFault, ValidationError
+from tfnode.runtime.frame import GOVERNANCE, NAME_RE, Frame
 
 ROLES = ("bank", "customs", "logistics", "warehouse", "regulator", "insurer", "gateway", "central_bank")
 DEFAULT_POLICY = {"roles": ["bank"], "more_than": [1, 2], "min_approvals": 1}
@@ -138,8 +139,6 @@ class Governance:
             "height": frame.tx.block.height,
         }
         if kind in ("deploy", "upgrade"):
-            from tfnode.runtime.executor import GOVERNANCE, NAME_RE
-
             _require(type(name) is str and NAME_RE.match(name) and name != GOVERNANCE, "bad contract name")
             exists = self.rt.contract_record(ov, name) is not None
             _require(
@@ -240,8 +239,6 @@ class Governance:
     def _install(self, frame, name, code_hash, args, upgrade: bool, sender=None):
         """Record the contract and run its init (deploy) or migrate (upgrade) hook with the
         proposer as ctx.sender, in the governance transaction: a failing hook fails it all."""
-        from tfnode.runtime.executor import _Frame
-
         ov = frame.overlay
         old = self.rt.contract_record(ov, name)
         loaded = self.rt.load(ov, code_hash)
@@ -254,8 +251,8 @@ class Governance:
         self._put(ov, b"k/" + name.encode(), rec)
         hook = "migrate" if upgrade else "init"
         if hook in loaded.entries:
-            child = _Frame(self.rt, name, ov, sender or frame.sender, False, frame.tx)
-            self.rt._invoke(child, hook, list(args), {}, allow_init=not upgrade, allow_migrate=upgrade)
+            child = Frame(self.rt, name, ov, sender or frame.sender, False, frame.tx)
+            self.rt.invoke(child, hook, list(args), {}, allow_init=not upgrade, allow_migrate=upgrade)
             frame.events.extend(child.events)
         frame.events.append(
             (

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfnode import crypto
-from tfnode.runtime.executor import DEFAULT_GAS_LIMIT, GOVERNANCE, BlockCtx, Receipt, Runtime, TxCall
+from tfnode.errors import TfnodeError
+from tfnode.runtime.executor import DEFAULT_GAS_LIMIT, BlockCtx, Receipt, Runtime, TxCall
+from tfnode.runtime.frame import GOVERNANCE
 from tfnode.runtime.state import MemoryState
 
 GENESIS_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -50,7 +52,9 @@ class Member:
         return cls(name, organisation, tuple(roles), key, crypto.address(key.public_key()))
 
 
-class ReceiptFailed(AssertionError):
+class ReceiptFailed(TfnodeError, AssertionError):
+    """A call that had to succeed did not (an AssertionError, so pytest reports it as a failure)."""
+
     def __init__(self, receipt: Receipt):
         self.receipt = receipt
         super().__init__(f"{receipt.status}: {receipt.revert_reason}")
