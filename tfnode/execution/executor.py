@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tfnode import _core, crypto
+from tfnode.errors import TfnodeError
 from tfnode.execution import asset, iot
 from tfnode.execution.args import decode_call_args
 from tfnode.execution.roots import ZERO, exec_root, genesis_exec_root
@@ -49,7 +50,7 @@ KEEP_VERSIONS = 256
 _U64 = struct.Struct(">Q")
 
 
-class ExecutionError(Exception):
+class ExecutionError(TfnodeError):
     """The node cannot execute (missing genesis contract source, corrupt stored state)."""
 
 

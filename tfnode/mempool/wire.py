@@ -17,6 +17,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
+from tfnode.errors import TfnodeError
+
 VERSION = 1
 DIGEST_SIZE = 32
 #: Digests in one request (a proposal carries at most ~64 batch digests).
@@ -31,7 +33,7 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 
 
-class WireError(ValueError):
+class WireError(TfnodeError, ValueError):
     """A mempool message that does not decode; the sender gets banned."""
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from tfnode import _core
 from tfnode.errors import TfnodeError
-from tfnode.execution.executor import ChainExecutor, ExecutionError
+from tfnode.execution.executor import ChainExecutor
 from tfnode.mempool import Mempool, MempoolConfig
 from tfnode.net import NetConfig, PeerManager, TcpTransport, as_chain_id
 from tfnode.node import config as config_mod
@@ -91,7 +91,7 @@ class Node:
         self.executor = ChainExecutor(self.store, g, genesis_dir=cfg.genesis_path.parent)
         try:
             self.executor.open()
-        except (ExecutionError, TfnodeError, ValueError) as err:
+        except (TfnodeError, ValueError) as err:  # ExecutionError, storage and ledger errors
             raise ConfigError(f"cannot load the chain state: {err}") from None
         safety = self.store.load_safety()
         self._root = root = restart_root(self.store)

@@ -2,7 +2,8 @@
 
 Two families, on purpose:
 
-* ``ContractError`` (an ``Exception``) is what contract code may raise and catch:
+* ``ContractError`` (a ``TfnodeError``, so an ``Exception``) is what contract code may raise
+  and catch:
   ``require`` failures (``Revert``) and failed cross-contract calls (``CallFailed``).
 * ``Abort`` (a ``BaseException``, not an ``Exception``) ends the whole transaction: out of gas,
   recursion or memory limit. Contracts cannot catch it — the validator only admits ``except``
@@ -30,7 +31,7 @@ class EncodingError(TfnodeError, ValueError):
     """A value that has no canonical encoding, or bytes that are not a canonical encoding."""
 
 
-class ContractError(Exception):
+class ContractError(TfnodeError):
     """Base of errors a contract may raise and catch. ``reason`` reaches the receipt."""
 
     def __init__(self, reason: str = ""):
@@ -47,7 +48,11 @@ class CallFailed(ContractError):
 
 
 class Abort(BaseException):
-    """Ends the transaction; contracts cannot catch it. ``status`` names the receipt status."""
+    """Ends the transaction; contracts cannot catch it. ``status`` names the receipt status.
+
+    The one exception of tfnode outside the ``TfnodeError`` tree, on purpose: ``TfnodeError``
+    is an ``Exception``, and an ``except Exception`` in contract code must not catch this.
+    The executor catches it by name (``except Abort``)."""
 
     status = "aborted"
 
