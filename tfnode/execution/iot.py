@@ -25,7 +25,9 @@ when it submits.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tfnode import _core, crypto
 from tfnode.iot.payloads import KINDS, PayloadError, decode_payload
@@ -191,7 +193,7 @@ class Iot:
         self.records = _Records()
 
     # ---- checks (execution and admission) --------------------------------------------------
-    def check_batch(self, state, sender: bytes, batch: bytes, now_ms: int) -> BatchCheck:
+    def check_batch(self, state, sender: bytes, batch: object, now_ms: int) -> BatchCheck:
         """Every rule of a batch against ``state`` (read only). ``sender``: the transaction's
         public key; ``now_ms``: the block time (admission: the node's clock)."""
         c = BatchCheck()
@@ -303,8 +305,8 @@ class Iot:
         gas = BATCH_GAS + READING_GAS * n
         why = c.refused()
         if why is not None:
-            value = {"rejected": [[i, r] for i, r in c.bad]} if c.error is None else None
-            return Receipt(c.status, gas, value, revert_reason=why[:512])
+            rejected = {"rejected": [[i, r] for i, r in c.bad]} if c.error is None else None
+            return Receipt(c.status, gas, rejected, revert_reason=why[:512])
         h = c.header
         gw, seq = bytes(h["gateway"]), h["batch_seq"]
         ov = Overlay(state)
@@ -350,7 +352,12 @@ class Iot:
             else:
                 f = {"contract": name, "status": r.status, "reason": r.revert_reason}
                 events.append(Event(NAME, "ContractCallFailed", f, encode(f)))
-        value = {"batch_seq": seq, "accepted": len(c.good), "excluded": [[i, r] for i, r in c.bad], "root": root}
+        value = {
+            "batch_seq": seq,
+            "accepted": len(c.good),
+            "excluded": [[i, r] for i, r in c.bad],
+            "root": root,
+        }
         return Receipt(STATUS_OK, min(gas, gas_limit), value, tuple(events), "", tuple(sorted(writes.items())))
 
     # ---- views -------------------------------------------------------------------------------
@@ -480,7 +487,7 @@ def _set_device_status(iot: Iot, ov, sender: str, bctx: BlockCtx, device_id, sta
     return None, [Event(NAME, "DeviceStatus", f, encode(f))]
 
 
-_CALLS = {
+_CALLS: dict[str, Callable[..., Any]] = {
     "register_gateway": _register_gateway,
     "register_device": _register_device,
     "set_device_status": _set_device_status,
@@ -518,4 +525,9 @@ def _v_last_seq(iot: Iot, state, device_id):
     return _u64(state.get(DEVICE_SEQ + device_id))
 
 
-_VIEWS = {"device": _v_device, "gateway": _v_gateway, "batch": _v_batch, "last_seq": _v_last_seq}
+_VIEWS: dict[str, Callable[..., Any]] = {
+    "device": _v_device,
+    "gateway": _v_gateway,
+    "batch": _v_batch,
+    "last_seq": _v_last_seq,
+}

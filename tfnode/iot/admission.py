@@ -63,7 +63,7 @@ class Admission:
         return await asyncio.get_running_loop().run_in_executor(None, self._check, [(i, raws[i]) for i in todo])
 
     def _check(self, items: list[tuple[int, bytes]]) -> dict[int, tuple[bytes | None, str]]:
-        out = {}
+        out: dict[int, tuple[bytes | None, str]] = {}
         now_ms = int(time.time() * 1000)
         checked = _core.tx_decode_and_verify_batch([r for _, r in items], self.chain)
         for (i, _raw), (tx, _err) in zip(items, checked, strict=True):
@@ -100,8 +100,7 @@ def lagging_only(c: iot.BatchCheck) -> bool:
 
 
 def reading_proof(svc: NodeService, gateway: bytes, batch_seq: int, index: int) -> dict[str, Any] | None:
-    node = svc.node
-    store = node.store
+    store = svc.store
     key = iot.batch_key(gateway, batch_seq)
     raw = store.get_state(key)
     if raw is None:
