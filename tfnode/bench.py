@@ -148,7 +148,7 @@ def is_local_url(url: str) -> bool:
 def interleave(per_account: list[list]) -> list:
     """Round-robin over the accounts' lists, so consecutive transactions have different
     senders (as real traffic does, and so no batch is one sender's)."""
-    out = []
+    out: list = []
     for k in range(max(map(len, per_account), default=0)):
         out.extend(lst[k] for lst in per_account if k < len(lst))
     return out
@@ -484,6 +484,8 @@ def run(
     from tfnode.client import Account, Client
 
     cfg.validate()
+    n_txs = cfg.txs
+    assert n_txs is not None  # validate() settled it
     notes = [
         "transactions pre-signed before the clock started, in a process pool "
         f"({os.cpu_count()} processes), so signing did not compete with the nodes"
@@ -496,7 +498,7 @@ def run(
                 urls = list(cfg.rpc)
                 statuses = _wait_ready(urls, 10)
                 if cfg.key is not None:
-                    per = split_counts(cfg.txs, cfg.accounts)[0] * TRANSFER_AMOUNT + 1000
+                    per = split_counts(n_txs, cfg.accounts)[0] * TRANSFER_AMOUNT + 1000
                     say(f"funding {cfg.accounts} accounts with {per} each from {cfg.key}")
                     _fund(urls[0], Account.from_file(cfg.key), accounts, per)
                 else:
@@ -510,11 +512,13 @@ def run(
             else:
                 from tfnode.node.local import LocalConsortium
 
-                say(f"initialising {cfg.validators} validators in {tmp}")
+                assert cfg.validators is not None  # validate() settled it for a local consortium
+                n_validators = cfg.validators
+                say(f"initialising {n_validators} validators in {tmp}")
                 try:
                     cons = LocalConsortium(
                         Path(tmp),
-                        cfg.validators,
+                        n_validators,
                         chain_id=LOCAL_CHAIN,
                         allocations={a.address: FUND_EACH for a in accounts},
                         expiry_window=LOCAL_EXPIRY_WINDOW,
@@ -525,21 +529,20 @@ def run(
                 # long expiry (the bench chain admits a wide window) outlives any run.
                 say(f"pre-signing {cfg.txs} transfers from {cfg.accounts} accounts (expiry height {LOCAL_EXPIRY})")
                 t = time.monotonic()
-                txs = presign(accounts, LOCAL_CHAIN, LOCAL_EXPIRY, cfg.txs)
+                txs = presign(accounts, LOCAL_CHAIN, LOCAL_EXPIRY, n_txs)
                 notes.append(
                     f"pre-signed {len(txs)} transactions in {time.monotonic() - t:.1f} s, before the nodes started"
                 )
                 cons.start_all()
                 urls = [n["rpc"] for n in cons.nodes]
                 statuses = _wait_ready(urls, 60, cons)
-                pids = [cons.procs[i].pid for i in range(cfg.validators)]
-                n_validators = cfg.validators
+                pids = [cons.procs[i].pid for i in range(n_validators)]
             st = statuses[0]
             if cfg.rpc:
                 expiry = st["height"] + EXPIRY_AHEAD
                 say(f"pre-signing {cfg.txs} transfers from {cfg.accounts} accounts (expiry height {expiry})")
                 t = time.monotonic()
-                txs = presign(accounts, st["chain_id"], expiry, cfg.txs)
+                txs = presign(accounts, st["chain_id"], expiry, n_txs)
                 notes.append(f"pre-signed {len(txs)} transactions in {time.monotonic() - t:.1f} s")
             else:
                 expiry = LOCAL_EXPIRY

@@ -87,7 +87,7 @@ def crypto_part(con: Console, readings: int) -> None:
     con.print(f"\n{readings:,} signed warehouse readings from 50 devices, verified as one batch:")
     devices = [crypto.PrivateKey.generate() for _ in range(50)]
     pks = [d.public_key().to_bytes() for d in devices]
-    items = []
+    items: list[tuple[bytes, bytes, bytes]] = []
     t0 = time.perf_counter()
     for n in range(readings):
         d = n % len(devices)
@@ -95,8 +95,8 @@ def crypto_part(con: Console, readings: int) -> None:
         items.append((pks[d], msg, devices[d].sign(msg)))
     t_sign = time.perf_counter() - t0
     bad = readings // 3
-    pk, msg, s = items[bad]
-    items[bad] = (pk, msg.replace(b"kg=", b"kg=9"), s)  # tampered reading
+    dev_pk, msg, s = items[bad]
+    items[bad] = (dev_pk, msg.replace(b"kg=", b"kg=9"), s)  # tampered reading
     t0 = time.perf_counter()
     res = crypto.verify_batch(items)
     t_ver = time.perf_counter() - t0
@@ -252,7 +252,8 @@ def consortium_part(con: Console, n: int = 4) -> None:
             f"\nstopped cleanly (exit codes {codes}); ledgers compared block by block up to height {common}: "
             + ("[green]identical on every node[/]" if not bad else f"[red]DISAGREE at {bad}[/]")
         )
-        con.print(f"block {common}: {ledgers[0][common - 1].hex()}")
+        top = ledgers[0][common - 1] if common else None
+        con.print(f"block {common}: {top.hex() if top is not None else '-'}")
         if bad or any(codes) or not same:
             raise SystemExit(1)
     con.rule("[bold]done")

@@ -13,6 +13,7 @@ into Python values with ``tfnode.rpc.values.json_to_value`` (bytes, Fixed, ...).
 from __future__ import annotations
 
 import itertools
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -109,7 +110,7 @@ def hexa(x, what: str = "hash") -> str:
 def block_params(height, hash, txs: bool) -> dict:
     if (height is None) == (hash is None):
         raise ValueError("get_block needs exactly one of height and hash")
-    p = {"height": height} if hash is None else {"hash": hexa(hash)}
+    p: dict[str, Any] = {"height": height} if hash is None else {"hash": hexa(hash)}
     if txs:
         p["txs"] = True
     return p

@@ -71,6 +71,7 @@ def execute(state, sender: str, method: str, args: tuple, kwargs: dict) -> Recei
     have = 0 if raw is None else int.from_bytes(raw, "big")
     if have < amount:
         return _fail(STATUS_REVERT, f"insufficient balance: have {have}, need {amount}")
+    writes: tuple[tuple[bytes, bytes], ...]
     if kf == kt:
         writes = ()
     else:

@@ -136,7 +136,8 @@ class Mempool:
         good = []
         for i, (tx, err) in zip(todo, checked, strict=True):
             if tx is None:
-                results[i] = self._reject(None, _reason_class(err), err)
+                why = err or "invalid transaction"  # the core always says why; never None here
+                results[i] = self._reject(None, _reason_class(why), why)
             else:
                 good.append((i, tx))
         keys = [tx.replay_key() for _, tx in good]
@@ -150,7 +151,7 @@ class Mempool:
         self._rejected[name] += 1
         return tx_hash, reason
 
-    def _admit(self, tx: Any, raw: bytes, key: bytes, height: int, done: set[bytes]) -> tuple[bytes, str | None]:
+    def _admit(self, tx: Any, raw: bytes, key: bytes, height: int, done: set[bytes]) -> tuple[bytes | None, str | None]:
         h, cfg, st = tx.hash(), self.config, self.state
         if tx.expiry <= height:
             return self._reject(
@@ -487,7 +488,7 @@ class Mempool:
         if self.state.holds(digest):  # arrived by another path while we verified
             self._counters["batches_duplicate"] += 1
             return True
-        txs = [tx for tx, _ in checked]
+        txs = [tx for tx, _ in checked if tx is not None]  # all of them: bad ones returned above
         b = PendingBatch(
             digest,
             raws,

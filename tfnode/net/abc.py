@@ -14,7 +14,7 @@ A peer is named by its :data:`PeerId`: the 33-byte compressed SM2 public key of 
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NewType, Protocol
 
 #: The 33-byte compressed SM2 public key of a node's static key.
@@ -72,7 +72,7 @@ class ByteStream(abc.ABC):
 
 
 #: Called with each accepted inbound stream; it owns the stream from then on.
-StreamHandler = Callable[[ByteStream], Awaitable[None]]
+StreamHandler = Callable[[ByteStream], Coroutine[Any, Any, None]]
 
 
 class Listener(abc.ABC):

@@ -26,6 +26,7 @@ import os
 import struct
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tfnode import crypto
 from tfnode.net.abc import MAX_CHAIN_ID_SIZE, PEER_ID_SIZE, ByteStream, ChainId, PeerId, short_id
@@ -276,9 +277,14 @@ def _refuse(framed: FramedStream, err: HandshakeRefused) -> None:
         pass
 
 
-def _expect(msg: Hello | Auth, cls: type) -> None:
+_M = TypeVar("_M", Hello, Auth)
+
+
+def _expect(msg: Hello | Auth | Reject, cls: type[_M]) -> _M:
+    """``msg`` if it is a ``cls``; else the peer broke the protocol."""
     if not isinstance(msg, cls):
         raise MalformedMessage(f"expected {cls.__name__}, got {type(msg).__name__}")
+    return msg
 
 
 def _verify_auth(static: crypto.PublicKey, role: int, th: bytes, auth: Auth, confirm_key: bytes) -> None:
@@ -309,7 +315,7 @@ async def _run(stream: ByteStream, cfg: HandshakeConfig, initiator: bool) -> Ses
         peer_hello = decode_message(peer_raw)
         if isinstance(peer_hello, Reject):
             raise HandshakeRefused(_reason(peer_hello.reason), peer_hello.text, remote=True)
-        _expect(peer_hello, Hello)
+        peer_hello = _expect(peer_hello, Hello)
         chains = _check_hello(cfg, peer_hello, peer_role)
         th = transcript_hash(own, peer_raw) if initiator else transcript_hash(peer_raw, own)
         try:
@@ -323,8 +329,7 @@ async def _run(stream: ByteStream, cfg: HandshakeConfig, initiator: bool) -> Ses
             framed.write_frame(own)
             framed.write_frame(own_auth)
             await stream.drain()
-        peer_auth = await _read(framed)
-        _expect(peer_auth, Auth)
+        peer_auth = _expect(await _read(framed), Auth)
         _verify_auth(crypto.PublicKey.from_bytes(peer_hello.static_key), peer_role, th, peer_auth, peer_confirm)
         if initiator:
             framed.write_frame(own_auth)

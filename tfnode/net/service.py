@@ -135,7 +135,7 @@ class PeerManager:
         )
         self.peer_id: PeerId = self._hs.peer_id
         self._backoff = Backoff(self.config.backoff_base, self.config.backoff_cap, self.config.backoff_jitter, rng)
-        self._conns: dict[bytes, PeerConnection] = {}
+        self._conns: dict[bytes, PeerConnection] = {}  # keyed by PeerId (plain bytes on the hot paths)
         self._retiring: set[PeerConnection] = set()
         self._streams: set[ByteStream] = set()  # every open stream, so close() can release them
         self._handlers: dict[tuple[ChainId, int], MessageHandler] = {}
@@ -205,7 +205,7 @@ class PeerManager:
 
     @property
     def peers(self) -> list[PeerId]:
-        return list(self._conns)
+        return [PeerId(p) for p in self._conns]
 
     def is_connected(self, peer_id: bytes) -> bool:
         return peer_id in self._conns

@@ -73,8 +73,9 @@ def init(
     else:
         if not 1 <= validators <= 64:
             raise ConfigError(f"--validators {validators}: need 1..64")
-        keys = [crypto.PrivateKey.generate() for _ in range(validators)]
-        pubs = [k.public_key().to_bytes(compressed=True) for k in keys]
+        made = [crypto.PrivateKey.generate() for _ in range(validators)]
+        keys = list(made)
+        pubs = [k.public_key().to_bytes(compressed=True) for k in made]
     n = len(pubs)
     hosts = hosts or ["127.0.0.1"] * n
     if len(hosts) != n:
@@ -110,8 +111,9 @@ def init(
         )
         (d / "config.toml").write_text(config_mod.render(cfg))
         config_mod.load(d)  # what we wrote must read back
-        if keys[i] is not None:
-            write_private_key(d / "node_key", keys[i], label=names[i])
+        key = keys[i]
+        if key is not None:
+            write_private_key(d / "node_key", key, label=names[i])
         else:
             write_placeholder(d / "node_key", f"{g.members[i]['name']} ({names[i]})", pubs[i])
         (d / "node_key.pub").write_text(f"{pubs[i].hex()}\n")

@@ -136,9 +136,9 @@ def restart_root(store: ChainStore) -> Root | None:
         return None
     h, base = head.height, store.base or 0
     while h >= base:
-        qc = store.qc(h)
-        if qc is not None and qc != QC_IN_CHILD:
-            return Root(store.block(h), qc, h, store.block_hash(h))
+        qc, block, bid = store.qc(h), store.block(h), store.block_hash(h)
+        if qc is not None and qc != QC_IN_CHILD and block is not None and bid is not None:
+            return Root(block, qc, h, bid)
         h -= 1
     return None
 
@@ -238,7 +238,8 @@ class ConsensusDriver:
             kind, blocks = _core.consensus_message_blocks(payload)
         except (TfnodeError, ValueError):
             return True  # the core rejects it and reports "invalid"
-        mp = self.payload
+        # Any: probed with hasattr until PayloadSource declares every method the driver uses.
+        mp: Any = self.payload
         for b in blocks:
             if hasattr(mp, "on_block"):
                 mp.on_block({"id": b["id"], "parent": b["parent"], "height": b["height"], "payload": b["payload"]})
@@ -260,7 +261,8 @@ class ConsensusDriver:
             on_block({"id": b["id"], "parent": b["parent"], "height": b["height"], "payload": b["payload"]})
 
     async def _fetch_then_handle(self, vid: int, peer: bytes, payload: bytes, missing: list[bytes]) -> None:
-        if await self.payload.fetch(missing, prefer=peer, timeout=self.fetch_timeout):
+        mp: Any = self.payload  # a mempool (the only source whose proposals name batches)
+        if await mp.fetch(missing, prefer=peer, timeout=self.fetch_timeout):
             self.handle(("message", vid, payload))
         else:
             self.stats["proposals_dropped_missing_batches"] += 1
@@ -409,7 +411,8 @@ class ConsensusDriver:
     async def _collect_batches(self, b: dict[str, Any]) -> list[tuple[bytes, list[bytes]]] | None:
         """Every batch the block names, fetching missing ones from peers until they come
         (a committed block's batches were held by a quorum when it was voted for)."""
-        mp, digests = self.payload, list(b["payload"])
+        mp: Any = self.payload  # a mempool (the only source whose blocks name batches)
+        digests = list(b["payload"])
         delay = 0.1
         while True:
             missing = mp.missing(digests) if digests else []

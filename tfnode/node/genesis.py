@@ -209,7 +209,7 @@ def make_genesis(
     # keeps the L/C banking calendar (holidays for the 5-banking-day examination period).
     issuer = addrs[roles.index("regulator")] if "regulator" in roles else addrs[0]
     first_bank = addrs[roles.index("bank")] if "bank" in roles else addrs[0]
-    init_args = {
+    init_args: dict[str, list[Any]] = {
         "blacklist": [issuer],
         "settlement": [["letter_of_credit", "factoring", "forfaiting"]],
         "letter_of_credit": [first_bank],

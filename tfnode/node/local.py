@@ -146,20 +146,21 @@ class LocalConsortium:
         except FileNotFoundError:
             return ""
 
-    def ledgers(self) -> list[list[bytes]]:
+    def ledgers(self) -> list[list[bytes | None]]:
         """Every node's block hashes from height 1 up, read from RocksDB (nodes stopped)."""
         out = []
         for i in range(self.n):
             kv = open_rocks(self.node(i) / "data" / "db")
             try:
                 s = ChainStore(kv, self.chain_id)
-                out.append([s.block_hash(h) for h in range(1, s.head.height + 1)])
+                top = s.head.height if s.head is not None else 0
+                out.append([s.block_hash(h) for h in range(1, top + 1)])
                 s.close()
             finally:
                 kv.close()
         return out
 
 
-def disagreements(ledgers: list[list[bytes]]) -> list[int]:
+def disagreements(ledgers: list[list[bytes | None]]) -> list[int]:
     """Heights (1-based) at which the nodes' ledgers hold different blocks."""
     return [h + 1 for h in range(min(map(len, ledgers))) if len({led[h] for led in ledgers}) != 1]

@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from tfnode import _core
@@ -32,7 +33,7 @@ from tfnode.execution.executor import ChainExecutor
 from tfnode.mempool import Mempool, MempoolConfig
 from tfnode.net import NetConfig, PeerManager, TcpTransport, as_chain_id
 from tfnode.node import config as config_mod
-from tfnode.node.driver import ConsensusDriver, PayloadSource, restart_root
+from tfnode.node.driver import ConsensusDriver, PayloadSource, Root, restart_root
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
@@ -74,7 +75,7 @@ class Node:
         self.net: PeerManager | None = None
         self.driver: ConsensusDriver | None = None
         self.core: Any = None
-        self._root = None
+        self._root: Root | None = None
         self.executor: ChainExecutor | None = None
         self._certified = 0  # the execution height the newest stored block certifies
         self.mempool: Any = None
@@ -176,7 +177,8 @@ class Node:
         power = {v.public_key: v.power for v in g.validators}
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
-            if self.me.power + sum(power.get(bytes(p), 0) for p in self.net.peers) >= quorum:
+            peers = self.net.peers if self.net is not None else []
+            if self.me.power + sum(power.get(bytes(p), 0) for p in peers) >= quorum:
                 return
             await asyncio.sleep(0.02)
 
@@ -324,6 +326,7 @@ async def _serve(home: Path) -> int:
 
 def run(home: Path) -> int:
     """Run a node until SIGTERM/SIGINT (exit 0) or a consensus halt (exit 3)."""
+    uvloop: ModuleType | None
     try:
         import uvloop
     except ImportError:  # asyncio works without it, slower

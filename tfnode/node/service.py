@@ -19,7 +19,9 @@ from tfnode.rpc.values import value_to_json
 from tfnode.runtime.encoding import EncodingError, decode_versioned
 
 if TYPE_CHECKING:
+    from tfnode.execution.executor import ChainExecutor
     from tfnode.node.node import Node
+    from tfnode.storage import ChainStore
 
 
 def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int) -> dict[str, Any]:
@@ -45,11 +47,27 @@ class NodeService:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._iot_admission = None
+        self._iot_admission: iot_admission.Admission | None = None
 
     @property
     def halted(self) -> str | None:
         return self.node.halted
+
+    # The node opens its store and executor before it serves RPC; a call that comes earlier
+    # (or after a failed start) is told to retry, not answered with an internal error.
+    @property
+    def store(self) -> ChainStore:
+        store = self.node.store
+        if store is None:
+            raise RpcError.of(ErrorCode.NOT_READY, "node is starting")
+        return store
+
+    @property
+    def executor(self) -> ChainExecutor:
+        ex = self.node.executor
+        if ex is None:
+            raise RpcError.of(ErrorCode.NOT_READY, "node is starting")
+        return ex
 
     # ---- status -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -90,7 +108,7 @@ class NodeService:
         return [refused[i] if i in refused else next(got) for i in range(len(raws))]
 
     def get_transaction(self, tx_hash: bytes) -> dict[str, Any] | None:
-        rec = self.node.store.tx(tx_hash)
+        rec = self.store.tx(tx_hash)
         if rec is None:
             return None
         tx = _core.Transaction.decode(rec.data)
@@ -109,7 +127,7 @@ class NodeService:
         }
 
     def get_receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
-        store = self.node.store
+        store = self.store
         rec = store.tx(tx_hash)
         raw = store.receipt(tx_hash)
         if rec is None or raw is None:
@@ -120,7 +138,7 @@ class NodeService:
     def get_block(
         self, height: int | None = None, block_hash: bytes | None = None, txs: bool = False
     ) -> dict[str, Any] | None:
-        store = self.node.store
+        store = self.store
         if height is None:
             if block_hash is None:
                 head = store.head
@@ -135,7 +153,7 @@ class NodeService:
         return self.block_json(height, raw, txs)
 
     def block_json(self, height: int, raw: bytes, txs: bool = False) -> dict[str, Any]:
-        store = self.node.store
+        store = self.store
         b = _core.consensus_decode_block(raw)
         rec = store.exec_record(height) or ZERO * 3
         hashes = store.block_txs(height)
@@ -161,7 +179,7 @@ class NodeService:
 
     # ---- state --------------------------------------------------------------------------
     def query(self, contract: str, method: str, args: list, kwargs: dict, auth: tuple | None = None) -> dict[str, Any]:
-        ex = self.node.executor
+        ex = self.executor
         sender = ""
         if auth is not None:
             pk, expiry, sig = auth
@@ -179,22 +197,24 @@ class NodeService:
         }
 
     def get_state(self, key: bytes) -> dict[str, Any]:
-        v = self.node.store.get_state(key)
-        return {"key": key.hex(), "value": None if v is None else v.hex(), "height": self.node.executor.height}
+        v = self.store.get_state(key)
+        return {"key": key.hex(), "value": None if v is None else v.hex(), "height": self.executor.height}
 
     def _certificate(self) -> tuple[int, dict[str, str]]:
         """The newest stored block with its QC, and the execution height it certifies."""
-        store = self.node.store
+        store = self.store
         head = store.head
         if head is None:
             raise RpcError.of(ErrorCode.NOT_READY, "no block committed yet: nothing is certified")
         raw, qc = store.block(head.height), store.qc(head.height)
+        if raw is None or qc is None:  # the head's own block and QC are written with it
+            raise InternalError(f"head block {head.height} or its QC is missing from storage")
         b = _core.consensus_decode_block(raw)
         return b["exec_height"], {"block": raw.hex(), "qc": qc.hex()}
 
     def _chain(self, lo: int, hi: int) -> tuple[list[dict[str, Any]], bytes]:
         """Execution records lo..hi and exec_root(lo - 1)."""
-        store, ex = self.node.store, self.node.executor
+        store, ex = self.store, self.executor
         chain = []
         for h in range(lo, hi + 1):
             if h == 0:
@@ -218,7 +238,7 @@ class NodeService:
     def get_state_proof(self, key: bytes) -> dict[str, Any]:
         e, cert = self._certificate()
         try:
-            value, proof = self.node.executor.tree.get_with_proof(key, version=e)
+            value, proof = self.executor.tree.get_with_proof(key, version=e)
         except Exception as err:  # noqa: BLE001 - the tree reads nodes back from storage: any failure there means "not available"
             raise RpcError.of(ErrorCode.NOT_READY, f"state at certified height {e} is not available: {err}") from None
         chain, prev = self._chain(e, e)
@@ -233,7 +253,7 @@ class NodeService:
         }
 
     def get_receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
-        store = self.node.store
+        store = self.store
         rec = store.tx(tx_hash)
         if rec is None:
             return None

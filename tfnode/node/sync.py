@@ -64,7 +64,8 @@ def answer_from_storage(store: ChainStore, have_height: int, limit: int = MAX_SY
     if head is None or have_height >= head.height or have_height + 1 < (store.base or 0):
         return None
     top = min(head.height, have_height + max(1, min(limit, MAX_SYNC_BLOCKS)))
-    blocks, size = [], 0
+    blocks: list[bytes] = []
+    size = 0
     for h in range(have_height + 1, top + 1):
         b = store.block(h)
         if b is None:

@@ -15,7 +15,8 @@ from typing import Protocol
 
 class NodeAPI(Protocol):
     # None while the node runs; the reason once it has stopped itself (e.g. state divergence).
-    halted: str | None
+    @property
+    def halted(self) -> str | None: ...
 
     def status(self) -> dict: ...
 

@@ -210,7 +210,10 @@ class Methods:
         conn = _ws_only(ctx, "subscribe")
         if type(raw) is dict and raw.get("topic") == "events":
             p = Params(raw, ("topic", "contract", "name"))
-            key = (p.str("contract", default=None), p.str("name", default=None))
+            key: tuple[str | None, str | None] | str | None = (
+                p.str("contract", default=None),
+                p.str("name", default=None),
+            )
         elif type(raw) is dict and raw.get("topic") == "tx":
             p = Params(raw, ("topic", "hash"))
             key = p.hex("hash", size=HASH).hex()
@@ -226,7 +229,7 @@ class Methods:
         hub = self.s.hub
         hub.add(sub)
         if sub.topic == "tx":
-            receipt = self.api.get_receipt(bytes.fromhex(key))
+            receipt = self.api.get_receipt(bytes.fromhex(sub.key))
             if receipt is not None:
                 payload = dumps(receipt)
                 ctx.after.append(lambda: hub.deliver_tx(sub, payload) if sub.id in conn.subs else None)

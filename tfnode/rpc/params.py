@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# The Params methods are named after the JSON types they read (int, str, list...); inside the
+# class those names are the methods, so annotations there spell the types builtins.int etc.
+import builtins
+
 from tfnode.rpc.errors import InvalidParams
 
 _REQUIRED = object()
@@ -87,13 +91,13 @@ class Params:
             raise InvalidParams(name, f"must be in {lo}..{hi}, got {v}")
         return v
 
-    def bool(self, name: str, default=_REQUIRED) -> bool:
+    def bool(self, name: builtins.str, default=_REQUIRED) -> builtins.bool:
         v, dflt = self._get(name, default)
         if not dflt and type(v) is not bool:
             raise InvalidParams(name, f"must be true or false, not {_kind(v)}")
         return v
 
-    def str(self, name: str, max_len: int = 256, default=_REQUIRED) -> str:
+    def str(self, name: builtins.str, max_len: builtins.int = 256, default=_REQUIRED) -> builtins.str:
         v, dflt = self._get(name, default)
         if dflt:
             return v
@@ -103,7 +107,7 @@ class Params:
             raise InvalidParams(name, f"must be 1..{max_len} characters")
         return v
 
-    def list(self, name: str, max_len: int, default=_REQUIRED) -> list:
+    def list(self, name: builtins.str, max_len: builtins.int, default=_REQUIRED) -> builtins.list:
         v, dflt = self._get(name, default)
         if dflt:
             return v
@@ -113,7 +117,7 @@ class Params:
             raise InvalidParams(name, f"at most {max_len} items, got {len(v)}")
         return v
 
-    def dict(self, name: str, default=_REQUIRED) -> dict:
+    def dict(self, name: builtins.str, default=_REQUIRED) -> builtins.dict:
         v, dflt = self._get(name, default)
         if not dflt and type(v) is not dict:
             raise InvalidParams(name, f"must be an object, not {_kind(v)}")

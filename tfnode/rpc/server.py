@@ -80,6 +80,7 @@ class RpcServer:
             keepalive_timeout=KEEPALIVE_TIMEOUT,
         )
         await runner.setup()
+        assert runner.server is not None  # setup() made it
         self._limit_connections(runner.server)
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()
@@ -116,8 +117,9 @@ class RpcServer:
             self._over_limit.discard(handler)
             lost(handler, exc)
 
-        server.connection_made = connection_made
-        server.connection_lost = connection_lost
+        # Patching this one server instance's callbacks is the point (see above).
+        server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
 
     @web.middleware
     async def _connection_limit(self, request, handler):
@@ -264,10 +266,10 @@ class RpcServer:
             self.metrics.request("invalid")
             self.metrics.error(ErrorCode.INVALID_REQUEST)
             why = "empty batch" if not obj else f"batch of {len(obj)} calls (limit {self.max_batch_calls})"
-            err = InvalidRequest(why, {"limit": self.max_batch_calls})
-            return jsonrpc.dumps(jsonrpc.error(None, err)), []
-        parts = await asyncio.gather(*(self._one(o, ctx) for o in obj))
-        parts = [p for p in parts if p is not None]
+            refused = InvalidRequest(why, {"limit": self.max_batch_calls})
+            return jsonrpc.dumps(jsonrpc.error(None, refused)), []
+        answers = await asyncio.gather(*(self._one(o, ctx) for o in obj))
+        parts = [p for p in answers if p is not None]
         return (b"[" + b",".join(parts) + b"]" if parts else None), ctx.after
 
     async def _one(self, obj, ctx: Context) -> bytes | None:
@@ -293,5 +295,4 @@ class RpcServer:
         except Exception:
             log.exception("rpc %s (id %r) failed", req.method, req.id)
             m.error(ErrorCode.INTERNAL_ERROR)
-            err = InternalError()
-            return None if req.notify else jsonrpc.dumps(jsonrpc.error(req.id, err))
+            return None if req.notify else jsonrpc.dumps(jsonrpc.error(req.id, InternalError()))

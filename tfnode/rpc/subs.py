@@ -189,16 +189,16 @@ class Hub:
         if self.events:
             for ev in events:
                 c, n = ev.get("contract"), ev.get("name")
-                payload = None
+                ev_payload: bytes | None = None
                 # A set: an event without a contract or name must not match one key twice.
                 for key in {(c, n), (c, None), (None, n), (None, None)}:
                     group = self.events.get(key)
                     if not group:
                         continue
-                    if payload is None:
-                        payload = dumps(ev)
+                    if ev_payload is None:
+                        ev_payload = dumps(ev)
                     for sub in list(group.values()):
-                        sub.conn.send(_notification(sub.id, payload), burst=True)
+                        sub.conn.send(_notification(sub.id, ev_payload), burst=True)
         if self.txs:
             # Walk the subscriptions, not the block: receipts may be made lazily on access.
             for h, group in list(self.txs.items()):

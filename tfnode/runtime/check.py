@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 API_MODULE = "tfnode.runtime.api"
 
@@ -272,6 +272,11 @@ FORBIDDEN_ATTR_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_", "func_", "im
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_LITERAL_BYTES = 16 * 1024
 _FORMAT_SPEC = re.compile(r"^[<>^=]?[+\- ]?0?[0-9]{0,2}[,_]?(\.[0-9]{1,2})?[bdoxXs]?$")
+
+
+def _is_allowed(n: ast.AST) -> bool:
+    return isinstance(n, _ALLOWED_NODES)
+
 
 # Statements and expressions outside these sets are rejected by name.
 _ALLOWED_NODES = (
@@ -694,13 +699,15 @@ class _Checker:
             if self.visit(n):
                 stack.extend((c, line, col) for c in ast.iter_child_nodes(n))
 
-    def visit(self, n) -> None:
+    def visit(self, n: Any) -> bool:
+        """Check one node; True if its children are to be walked. ``n`` is Any: the rules
+        below dispatch on its exact type and read that type's fields."""
         t = type(n)
         rule = _NODE_RULES.get(t)
         if rule is not None:
             self.bad(n, *rule)
             return t is not ast.Import
-        if not isinstance(n, _ALLOWED_NODES):
+        if not _is_allowed(n):
             self.bad(n, "syntax-node", f"{t.__name__} is not allowed")
             return True
         if t is ast.Name:
@@ -762,8 +769,8 @@ class _Checker:
                 spec = n.format_spec
                 if not (
                     isinstance(spec, ast.JoinedStr)
-                    and all(isinstance(x, ast.Constant) for x in spec.values)
-                    and _FORMAT_SPEC.match("".join(x.value for x in spec.values))
+                    and all(isinstance(x, ast.Constant) and isinstance(x.value, str) for x in spec.values)
+                    and _FORMAT_SPEC.match("".join(str(x.value) for x in spec.values if isinstance(x, ast.Constant)))
                 ):
                     self.bad(n, "fstring", "f-string format specs must be short constants (width up to 99)")
         elif t is ast.Call:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import warnings
 from dataclasses import dataclass, field
+from types import CodeType
 
 from tfnode import crypto
 from tfnode.runtime import api
@@ -170,7 +171,7 @@ class _Loaded:
 # Only accepted sources are kept: nothing a proposer sends can make the cache grow with junk.
 # Neither cache shows in gas: proposals pay for the source by length whether cached or not.
 _VALIDATED: dict[bytes, bool] = {}
-_COMPILED: dict[tuple[bytes, bool], object] = {}
+_COMPILED: dict[tuple[bytes, bool], CodeType] = {}
 _CACHE_LIMIT = 256
 
 

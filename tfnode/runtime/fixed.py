@@ -28,6 +28,8 @@ def _round_div(n: int, d: int) -> int:
 
 class Fixed:
     __slots__ = ("_scale", "_units")
+    _scale: int
+    _units: int
 
     def __init__(self, value="0", scale: int | None = None):
         if type(value) is Fixed:

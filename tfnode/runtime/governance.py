@@ -19,6 +19,9 @@ Default policy: more than half of the members with role "bank".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from tfnode import crypto
 from tfnode.runtime import meter as _m
 from tfnode.runtime.encoding import decode_versioned, encode_versioned
@@ -104,7 +107,7 @@ class Governance:
     # -- dispatch -------------------------------------------------------------------------------
 
     def dispatch(self, frame, method, args, kwargs):
-        fn = {
+        table: dict[str, Callable[..., Any]] = {
             "propose": self.propose,
             "approve": self.approve,
             "commit": self.commit,
@@ -112,7 +115,8 @@ class Governance:
             "member": self.v_member,
             "contract": self.v_contract,
             "policy": self.v_policy,
-        }.get(method)
+        }
+        fn = table.get(method)
         if fn is None:
             raise RuntimeFault(f"governance has no entry point {method!r}")
         if frame.readonly and method in ("propose", "approve", "commit"):

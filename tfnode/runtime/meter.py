@@ -34,9 +34,9 @@ _SEQ = (str, bytes, list, tuple)
 _CONT = frozenset({list, tuple, dict})
 _COMPARING = frozenset({"sort", "index", "count", "remove", "update", "fromkeys"})
 _KEYED = frozenset({"get", "pop", "setdefault"})
-_KEYS = type({}.keys())
-_VALUES = type({}.values())
-_ITEMS = type({}.items())
+_KEYS: type = type({}.keys())
+_VALUES: type = type({}.values())
+_ITEMS: type = type({}.items())
 # Decimal digits of the largest int a checked op may make (4096 bits).
 _MAX_INT_DIGITS = 1234
 _SIZED = (str, bytes, list, tuple, dict, range)

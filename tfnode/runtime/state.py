@@ -12,7 +12,7 @@ Keys and values are bytes. The runtime owns these key prefixes::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -44,7 +44,7 @@ class MemoryState:
 
 
 _DELETED = None
-_MISSING = object()
+_MISSING: Any = object()  # Any: it stands in a bytes | None position and is never returned
 
 
 class Overlay:

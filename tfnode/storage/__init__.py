@@ -32,7 +32,7 @@ from .memory import MemoryKV
 from .state import PendingState, ReplayIndex
 
 
-def open_rocks(path: str | os.PathLike, **options) -> KVStore:
+def open_rocks(path: str | os.PathLike[str], **options: int) -> KVStore:
     """Open (creating if needed) the RocksDB store at ``path``; ``options`` go to
     ``rocks.rocks_options`` (``block_cache_bytes``, ``max_open_files``)."""
     from .rocks import RocksKV, rocks_options  # rocksdict is imported only when used

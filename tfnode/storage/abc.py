@@ -128,7 +128,7 @@ class KVSnapshot(KVReader):
     def __enter__(self) -> KVSnapshot:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -152,5 +152,5 @@ class KVStore(KVReader):
     def __enter__(self) -> KVStore:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

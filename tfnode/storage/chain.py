@@ -12,7 +12,7 @@ database without seeing each other's data. Writes are of two kinds only:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -38,7 +38,7 @@ class Head(NamedTuple):
 
 class TxRecord(NamedTuple):
     height: int
-    index: int
+    index: int  # type: ignore[assignment]  # the tx's position in its block; shadows tuple.index on purpose
     data: bytes
 
 
@@ -258,7 +258,9 @@ class ChainStore:
     # MAX_KEY by construction (prefix <= 66 bytes, hashes <= 64, names <= 255).
 
     @staticmethod
-    def _add_writes(b: WriteBatch, pre: bytes, writes, what_key: str, what_value: str) -> None:
+    def _add_writes(
+        b: WriteBatch, pre: bytes, writes: Iterable[tuple[bytes, bytes | None]], what_key: str, what_value: str
+    ) -> None:
         ops, limit = b.ops, MAX_KEY - len(pre)
         for key, value in writes:
             if type(key) is not bytes or not 0 < len(key) <= limit:
@@ -267,7 +269,14 @@ class ChainStore:
                 value = check_value(value, what_value)
             ops.append((pre + key, value))
 
-    def _add_txs(self, b: WriteBatch, height: int, hb: bytes, txs, receipts) -> None:
+    def _add_txs(
+        self,
+        b: WriteBatch,
+        height: int,
+        hb: bytes,
+        txs: Sequence[tuple[bytes, bytes]],
+        receipts: Sequence[bytes] | None,
+    ) -> None:
         n = len(txs)
         if receipts is not None and len(receipts) != n:
             raise CommitError(f"block {height}: {n} transactions but {len(receipts)} receipts")
@@ -301,7 +310,13 @@ class ChainStore:
             ops.extend([(rc_t + th, r) for th, r in zip(hashes, receipts, strict=True)])
         ops.append((p + K.TXLIST + hb, b"".join([bytes([len(h)]) + h for h in hashes])))
 
-    def _add_events(self, b: WriteBatch, hb: bytes, events, txs) -> None:
+    def _add_events(
+        self,
+        b: WriteBatch,
+        hb: bytes,
+        events: Iterable[tuple[int, str, str, bytes]],
+        txs: Sequence[tuple[bytes, bytes]],
+    ) -> None:
         names: dict[tuple[str, str], bytes] = {}  # (contract, name) -> key part, per block
         ev_t, ops, pack, ntx = self._p + K.EVENT, b.ops, K.u32_pack, len(txs)
         for seq, ev in enumerate(events):
@@ -393,7 +408,7 @@ class ChainStore:
         cut = len(pre)
         return [(k[cut:], k[cut + 8 :]) for k, _ in self.kv.iterate(pre, pre + K.u64(height + 1))]
 
-    def tree_nodes(self):
+    def tree_nodes(self) -> Iterator[tuple[bytes, bytes]]:
         """Every stored state-tree node ``(node key, bytes)``, for loading the tree at start-up."""
         pre = self._p + K.NODE
         cut = len(pre)

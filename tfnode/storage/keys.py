@@ -80,7 +80,8 @@ def parse_schema(value: bytes) -> int | None:
     """The version in a schema value, or None if it is not a tfnode schema value."""
     if len(value) != 8 or value[:4] != SCHEMA_MAGIC:
         return None
-    return _U32.unpack(value[4:])[0]
+    version: int = _U32.unpack(value[4:])[0]
+    return version
 
 
 def chain_prefix(chain_id: str) -> bytes:
@@ -109,11 +110,13 @@ def u32(n: int, what: str) -> bytes:
 
 
 def read_u64(b: bytes, at: int = 0) -> int:
-    return _U64.unpack_from(b, at)[0]
+    v: int = _U64.unpack_from(b, at)[0]
+    return v
 
 
 def read_u32(b: bytes, at: int = 0) -> int:
-    return _U32.unpack_from(b, at)[0]
+    v: int = _U32.unpack_from(b, at)[0]
+    return v
 
 
 def check_hash(h: object, what: str = "hash") -> bytes:

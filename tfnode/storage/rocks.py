@@ -19,6 +19,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 import rocksdict as rd
 
@@ -69,7 +70,8 @@ class _RocksSnapshot(KVSnapshot):
         key = check_key(key)
         # rocksdict's Snapshot has no get(); __getitem__ raises a bare Exception when absent.
         try:
-            return snap[key]
+            v: bytes = snap[key]
+            return v
         except KeyError:
             return None
         except Exception as err:
@@ -98,7 +100,7 @@ class _RocksSnapshot(KVSnapshot):
 class RocksKV(KVStore):
     """RocksDB at ``path`` (created if missing). One process at a time (RocksDB's LOCK file)."""
 
-    def __init__(self, path: str | os.PathLike, options: rd.Options | None = None):
+    def __init__(self, path: str | os.PathLike[str], options: rd.Options | None = None):
         self.path = os.fspath(path)
         try:
             os.makedirs(self.path, exist_ok=True)
@@ -131,7 +133,8 @@ class RocksKV(KVStore):
         keys = [check_key(k) for k in keys]
         if not keys:
             return []
-        return self._check_open().get(keys)
+        # rocksdict's stub types get() per key; given a list of keys it returns a list.
+        return cast("list[bytes | None]", self._check_open().get(cast(Any, keys)))
 
     def _iter_now(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         db = self._check_open()
