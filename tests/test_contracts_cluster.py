@@ -166,7 +166,7 @@ def admit(net: Net) -> None:
     )
     assert all(r["status"] == "ok" for r in rs[:-1]), rs
     assert refused(rs[-1]) == "only consortium members may do this"
-    pids = dict(zip(names + ["directory"], (r["return_value"] for r in rs), strict=True))
+    pids = dict(zip(names + ["directory"], (r["return_value"] for r in rs[:-1]), strict=True))
     assert [events(r, "Proposed")[0]["kind"] for r in rs[:-1]] == ["member"] * 4 + ["deploy"]
     net.ok(*[(a, GOV, "approve", pid) for pid in pids.values()])
     customs = net.acct["customs"]
