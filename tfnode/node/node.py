@@ -155,7 +155,14 @@ class Node:
             await self.mempool.start()
         self.metrics = NodeMetrics(g.chain_id, cfg.name)
         self.rpc = RpcServer(
-            NodeService(self), self.metrics, host=cfg.rpc[0], port=cfg.rpc[1], max_connections=cfg.rpc_max_connections
+            NodeService(self),
+            self.metrics,
+            host=cfg.rpc[0],
+            port=cfg.rpc[1],
+            max_connections=cfg.rpc_max_connections,
+            max_connections_per_client=cfg.rpc_max_connections_per_client,
+            header_timeout=cfg.rpc_header_timeout,
+            body_timeout=cfg.rpc_body_timeout,
         )
         await self.rpc.start()
         log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
