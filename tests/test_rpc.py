@@ -53,6 +53,12 @@ class FakeNode:
     def status(self):
         return {"chain_id": "test", "node": "n0", "height": len(self.blocks), "halted": self.halted}
 
+    stalled: str | None = None
+
+    def health(self):
+        reasons = [self.stalled] if self.stalled else []
+        return {"ok": not reasons, "reasons": reasons, "last_commit_age_s": 0.5}
+
     async def submit(self, raws):
         out = []
         for raw in raws:
@@ -734,10 +740,17 @@ def test_health_and_halt():
     async def main():
         async with serving() as c:
             async with c.session.get(c.url + "/health") as r:
-                assert r.status == 200 and await r.text() == "ok"
+                assert r.status == 200
+                assert await r.json() == {"ok": True, "reasons": [], "last_commit_age_s": 0.5}
+            c.node.stalled = "no block committed for 12 s (limit 10 s)"
+            async with c.session.get(c.url + "/health") as r:
+                assert r.status == 503
+                assert (await r.json())["reasons"] == ["no block committed for 12 s (limit 10 s)"]
+            c.node.stalled = None
             c.node.halted = "state root mismatch at height 3"
             async with c.session.get(c.url + "/health") as r:
-                assert r.status == 503 and "mismatch" in await r.text()
+                body = await r.json()
+                assert r.status == 503 and body["ok"] is False and "mismatch" in body["reasons"][0]
             async with c.session.get(c.url + "/metrics") as r:
                 assert 'tfnode_halted{chain_id="test",node="n0"} 1.0' in await r.text()
             assert (await c.ok("status"))["halted"] == "state root mismatch at height 3"  # reads still served

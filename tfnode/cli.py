@@ -155,8 +155,17 @@ def status(
             ("state root", st.get("state_root")),
             ("mempool", f"{mem.get('txs')} txs, {mem.get('batches')} batches"),
             ("halted", st.get("halted")),
+            ("health", _health_line(st.get("health"))),
         ]
     )
+
+
+def _health_line(h: object) -> str:
+    if not isinstance(h, dict):
+        return "unknown (an older node)"
+    if h.get("ok"):
+        return "ok"
+    return "NOT OK: " + "; ".join(str(r) for r in h.get("reasons") or [])
 
 
 @app.command()

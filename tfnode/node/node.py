@@ -77,6 +77,7 @@ class Node:
         self._root = None
         self.executor: ChainExecutor | None = None
         self._certified = 0  # the execution height the newest stored block certifies
+        self._last_commit = time.monotonic()  # of the last executed block (or of the start)
         self.mempool: Any = None
         self.rpc: Any = None
         self.metrics: Any = None
@@ -226,6 +227,7 @@ class Node:
             "mempool": self._mempool_stats(),
             "rpc": f"http://{self.cfg.rpc[0]}:{self.rpc.port}/" if self.rpc is not None else "",
             "halted": self.halted,
+            "health": self.health(),
             "pid": os.getpid(),
         }
 
@@ -239,7 +241,38 @@ class Node:
         data = self.store.batch(digest) if self.store is not None else None
         return None if data is None else _core.batch_decode(data)
 
+    def health(self) -> dict[str, Any]:
+        """What /health and ``tfnode status`` report: ``ok`` and, when not ok, every reason."""
+        cfg = self.cfg
+        reasons: list[str] = []
+        age = time.monotonic() - self._last_commit
+        if self.halted is not None:
+            reasons.append(f"halted: {self.halted}")
+        if age > cfg.health_max_commit_age_s:
+            reasons.append(f"no block committed for {age:.0f} s (limit {cfg.health_max_commit_age_s:g} s)")
+        vals = self.genesis.validators
+        total = sum(v.power for v in vals)
+        need = total * 2 // 3 + 1
+        connected = {bytes(p) for p in self.net.peers} if self.net is not None else set()
+        power = sum(v.power for v in vals if v.public_key == self.public_key or v.public_key in connected)
+        if power < need:
+            reasons.append(f"lost contact with a quorum: connected validators hold power {power} of {need} needed")
+        committed = self.core.committed_height if self.core is not None else 0
+        executed = self.executor.height if self.executor is not None else 0
+        if committed - executed > cfg.health_max_exec_lag:
+            reasons.append(f"execution lags consensus: executed {executed}, committed {committed}")
+        return {
+            "ok": not reasons,
+            "reasons": reasons,
+            "last_commit_age_s": round(age, 3),
+            "connected_power": power,
+            "quorum_power": need,
+            "committed_height": committed,
+            "executed_height": executed,
+        }
+
     def _on_executed(self, out: Any) -> None:
+        self._last_commit = time.monotonic()
         self._certified = max(self._certified, out.block["exec_height"])
         m = self.metrics
         if m is not None:

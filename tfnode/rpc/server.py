@@ -1,7 +1,7 @@
 """``RpcServer``: JSON-RPC 2.0 over HTTP and WebSocket, /metrics and /health (docs/rpc.md).
 
     POST /      one call or a batch      GET /ws       the same, plus subscriptions
-    GET /metrics                         GET /health   200 ok, or 503 once halted
+    GET /metrics                         GET /health   200 ok, or 503 with the reasons
 
 All of it runs on the node's event loop; ``publish_block`` must be called from that loop.
 """
@@ -296,12 +296,21 @@ class RpcServer:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _health(self, request: web.Request) -> web.Response:
+        """200 with ``{"ok": true, ...}``, or 503 with ``{"ok": false, "reasons": [...]}``."""
+        try:
+            h = dict(self.api.health())
+        except Exception as err:  # noqa: BLE001 - a broken health check is itself unhealthy
+            log.exception("health check failed")
+            h = {"ok": False, "reasons": [f"health check failed: {type(err).__name__}"]}
+        reasons = list(h.get("reasons") or [])
         halted = self.api.halted
-        if halted is not None:
-            return web.Response(status=503, text=f"halted: {halted}")
+        if halted is not None and not any(r.startswith("halted") for r in reasons):
+            reasons.insert(0, f"halted: {halted}")
         if not self._running:
-            return web.Response(status=503, text="stopping")
-        return web.Response(text="ok")
+            reasons.append("stopping")
+        h["reasons"] = reasons
+        h["ok"] = not reasons
+        return web.Response(status=200 if h["ok"] else 503, body=jsonrpc.dumps(h), content_type="application/json")
 
     # --- WebSocket ---
 
