@@ -106,5 +106,9 @@ def test_health_tells_a_stall_and_a_lost_quorum(cluster):
     cluster.start(2)
     cluster.start(3)
     cluster.wait(lambda: _health(url)[0] == 200, 60, "node-0 healthy again")
+    cluster.wait(lambda: "node healthy again" in cluster.log(0), 10, "node-0 logs its recovery")
     for i in range(4):
         assert cluster.stop(i) == 0, cluster.log(i)[-2000:]
+    log0 = cluster.log(0)
+    assert "node not healthy: " in log0 and "lost contact with a quorum" in log0
+    assert "node healthy again" in log0

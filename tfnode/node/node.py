@@ -78,6 +78,7 @@ class Node:
         self.executor: ChainExecutor | None = None
         self._certified = 0  # the execution height the newest stored block certifies
         self._last_commit = time.monotonic()  # of the last executed block (or of the start)
+        self._health_task: asyncio.Task[None] | None = None
         self.mempool: Any = None
         self.rpc: Any = None
         self.metrics: Any = None
@@ -173,6 +174,24 @@ class Node:
         await self._wait_for_quorum(cfg.base_timeout_ms / 1000)
         self.driver.start(self._root)
         self._write_status(force=True)
+        self._health_task = asyncio.get_running_loop().create_task(self._watch_health())
+
+    async def _watch_health(self) -> None:
+        """Logs each change of the health verdict: a warning with the reasons when the node
+        stops being ok (a stall, a lost quorum), an info line when it recovers."""
+        was_ok = True
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                h = self.health()
+            except Exception:  # noqa: BLE001 - the watch must never take the node down
+                log.exception("health check failed")
+                continue
+            if was_ok and not h["ok"]:
+                log.warning("node not healthy: %s", "; ".join(h["reasons"]))
+            elif not was_ok and h["ok"]:
+                log.info("node healthy again (last commit %.1f s ago)", h["last_commit_age_s"])
+            was_ok = h["ok"]
 
     async def _wait_for_quorum(self, timeout: float) -> None:
         """Give the links up to one round timeout to reach a quorum before round 1, so the
@@ -189,6 +208,8 @@ class Node:
             await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
         if self.rpc is not None:
             await self.rpc.stop()
         if self.driver is not None:
