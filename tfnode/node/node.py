@@ -64,6 +64,13 @@ class Node:
                 f"the key in {self.cfg.key_path} (public key {self.public_key.hex()[:16]}...) is not "
                 f"a validator of genesis {self.cfg.genesis_path}; non-voting nodes come later"
             )
+        if me.name != self.cfg.name:
+            raise ConfigError(
+                f"the key in {self.cfg.key_path} is the key of validator {me.name!r} (public key "
+                f"{self.public_key.hex()[:16]}...), but {self.home / 'config.toml'} names this node "
+                f"{self.cfg.name!r}: a node runs only with its own key (two nodes with one key would "
+                "vote twice for one validator)"
+            )
         self.me = me
         self._payload = payload
         self._net_config = net_config
