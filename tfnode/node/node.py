@@ -37,6 +37,7 @@ from tfnode.node.keys import load_private_key
 from tfnode.errors import TfnodeError
 from tfnode.mempool import Mempool, MempoolConfig
 from tfnode.node.publish import LazyEvents, LazyReceipts
+from tfnode.node.safety import SafetyKeeper
 from tfnode.node.service import NodeService
 from tfnode.rpc.metrics import NodeMetrics
 from tfnode.rpc.server import RpcServer
@@ -49,7 +50,12 @@ EXIT_HALT = 3
 
 class Node:
     def __init__(
-        self, home: Path, *, payload: PayloadSource | None = None, net_config: NetConfig | None = None
+        self,
+        home: Path,
+        *,
+        payload: PayloadSource | None = None,
+        net_config: NetConfig | None = None,
+        safety_floor: int | None = None,
     ) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
@@ -73,6 +79,8 @@ class Node:
             )
         self.me = me
         self._payload = payload
+        self.safety_floor = safety_floor  # --safety-floor: used only if no safety record is usable
+        self.safety: SafetyKeeper | None = None
         self._net_config = net_config
         self.halted: str | None = None
         self.stopped = asyncio.Event()
@@ -102,8 +110,11 @@ class Node:
             self.executor.open()
         except (ExecutionError, TfnodeError, ValueError) as err:
             raise ConfigError(f"cannot load the chain state: {err}") from None
-        safety = self.store.load_safety()
         self._root = root = restart_root(self.store)
+        epoch = _core.consensus_decode_block(root.block)["epoch"] if root is not None else 0
+        floor = None if self.safety_floor is None else (epoch, self.safety_floor)
+        self.safety = SafetyKeeper(cfg.data_path / "safety", self.store)
+        safety = self.safety.load(floor=floor)
         if root is not None:
             self._certified = _core.consensus_decode_block(root.block)["exec_height"]
         self.core = _core.ConsensusCore(
@@ -157,6 +168,7 @@ class Node:
             sync_batch=cfg.sync_batch,
             executor=ex,
             on_executed=self._on_executed,
+            persist_safety=self.safety.persist,
         )
         self.net.register(chain, 0x10, self.driver.on_message)  # Kind.CONSENSUS
         await self.net.start()
@@ -287,6 +299,12 @@ class Node:
             reasons.append(f"lost contact with a quorum: connected validators hold power {power} of {need} needed")
         committed = self.core.committed_height if self.core is not None else 0
         executed = self.executor.height if self.executor is not None else 0
+        had = self.safety.recorded_height if self.safety is not None else 0
+        head = self.store.head if self.store is not None else None
+        if head is not None and head.height < had or head is None and had > 0:
+            reasons.append(
+                f"catching up: the ledger lost blocks (at {head.height if head else 0}, had committed {had})"
+            )
         if committed - executed > cfg.health_max_exec_lag:
             reasons.append(f"execution lags consensus: executed {executed}, committed {committed}")
         return {
@@ -377,8 +395,8 @@ def setup_logging(fmt: str = "plain", level: str = "INFO", name: str = "") -> No
 
 
 # ---- process entry ------------------------------------------------------------------------
-async def _serve(home: Path) -> int:
-    node = Node(home)
+async def _serve(home: Path, safety_floor: int | None = None) -> int:
+    node = Node(home, safety_floor=safety_floor)
     setup_logging(node.cfg.log_format, node.cfg.log_level, node.cfg.name)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -390,7 +408,7 @@ async def _serve(home: Path) -> int:
     return EXIT_HALT if node.halted else 0
 
 
-def run(home: Path) -> int:
+def run(home: Path, safety_floor: int | None = None) -> int:
     """Run a node until SIGTERM/SIGINT (exit 0) or a consensus halt (exit 3)."""
     try:
         import uvloop
@@ -398,8 +416,8 @@ def run(home: Path) -> int:
         uvloop = None
     try:
         if uvloop is not None:
-            return uvloop.run(_serve(Path(home)))
-        return asyncio.run(_serve(Path(home)))
+            return uvloop.run(_serve(Path(home), safety_floor))
+        return asyncio.run(_serve(Path(home), safety_floor))
     except NodeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
