@@ -196,3 +196,18 @@ def test_start_refusal_is_a_clean_cli_error(tmp_path):
         timeout=30,
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr  # --safety-floor must be >= 1
+
+
+def test_a_damaged_manifest_is_refused_with_the_recovery_procedure(tmp_path):
+    from tfnode.node.local import LocalConsortium
+
+    with LocalConsortium(tmp_path, chain_id=CHAIN) as c:
+        c.start(0)
+        c.wait(lambda: (c.node(0) / "data" / "db").exists() and c.status(0).get("pid"), 30, "node-0 up")
+        assert c.stop(0) == 0
+        (manifest,) = (c.node(0) / "data" / "db").glob("MANIFEST-*")
+        os.truncate(manifest, 20)  # a torn MANIFEST: its first records cut
+        c.start(0)
+        assert c.procs.pop(0).wait(60) == 2
+        log0 = c.log(0)
+        assert "cannot open the ledger in" in log0 and "Restore" in log0 and "Traceback" not in log0, log0[-3000:]

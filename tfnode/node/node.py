@@ -37,7 +37,7 @@ from tfnode.node.keys import load_private_key
 from tfnode.errors import TfnodeError
 from tfnode.mempool import Mempool, MempoolConfig
 from tfnode.node.publish import LazyEvents, LazyReceipts
-from tfnode.node.safety import SafetyKeeper
+from tfnode.node.safety import DamagedDataError, SafetyKeeper
 from tfnode.node.service import NodeService
 from tfnode.rpc.metrics import NodeMetrics
 from tfnode.rpc.server import RpcServer
@@ -103,14 +103,20 @@ class Node:
     async def start(self) -> None:
         cfg, g = self.cfg, self.genesis
         cfg.data_path.mkdir(parents=True, exist_ok=True)
-        self.kv = open_rocks(cfg.data_path / "db")
-        self.store = ChainStore(self.kv, g.chain_id)
-        self.executor = ChainExecutor(self.store, g, genesis_dir=cfg.genesis_path.parent)
+        db = cfg.data_path / "db"
         try:
+            self.kv = open_rocks(db)
+            self.store = ChainStore(self.kv, g.chain_id)
+            self.executor = ChainExecutor(self.store, g, genesis_dir=cfg.genesis_path.parent)
             self.executor.open()
+            self._root = root = restart_root(self.store)
         except (ExecutionError, TfnodeError, ValueError) as err:
-            raise ConfigError(f"cannot load the chain state: {err}") from None
-        self._root = root = restart_root(self.store)
+            raise DamagedDataError(
+                f"cannot open the ledger in {db}: {err}. The data directory is damaged or not a "
+                f"tfnode ledger of chain {g.chain_id!r}; the node will not serve it. Restore {db} from "
+                "a backup or a member's snapshot, or move it aside to rebuild from the peers "
+                "(docs/operations.md, 'Damaged data'); keep data/safety as it is"
+            ) from None
         epoch = _core.consensus_decode_block(root.block)["epoch"] if root is not None else 0
         floor = None if self.safety_floor is None else (epoch, self.safety_floor)
         self.safety = SafetyKeeper(cfg.data_path / "safety", self.store)

@@ -53,6 +53,10 @@ class SafetyDataError(NodeError):
     """The safety record is missing or damaged where the node has a past: it must not vote."""
 
 
+class DamagedDataError(NodeError):
+    """The ledger in data/db cannot be opened or read back consistently."""
+
+
 class DamagedRecord(TfnodeError):
     """The safety file exists but cannot be trusted (its message says why)."""
 
