@@ -80,11 +80,20 @@ def keygen(out: Path = typer.Option(..., "--out", help="private key file to writ
 
 
 @app.command()
-def start(home: Path = typer.Option(..., "--home", help="a node folder made by `tfnode init`")) -> None:
+def start(
+    home: Path = typer.Option(..., "--home", help="a node folder made by `tfnode init`"),
+    safety_floor: int | None = typer.Option(
+        None,
+        "--safety-floor",
+        min=1,
+        help="only after the safety record was lost: sign nothing at or below this round "
+        "(docs/operations.md, 'Damaged data'); ignored while the record is intact",
+    ),
+) -> None:
     """Run a node until SIGTERM or SIGINT."""
     from tfnode.node import cli_node
 
-    raise typer.Exit(_node_errors(lambda: cli_node.start(home)))
+    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor)))
 
 
 contract_app = typer.Typer(help="Work with contract sources.", no_args_is_help=True)
@@ -155,8 +164,17 @@ def status(
             ("state root", st.get("state_root")),
             ("mempool", f"{mem.get('txs')} txs, {mem.get('batches')} batches"),
             ("halted", st.get("halted")),
+            ("health", _health_line(st.get("health"))),
         ]
     )
+
+
+def _health_line(h: object) -> str:
+    if not isinstance(h, dict):
+        return "unknown (an older node)"
+    if h.get("ok"):
+        return "ok"
+    return "NOT OK: " + "; ".join(str(r) for r in h.get("reasons") or [])
 
 
 @app.command()

@@ -160,9 +160,13 @@ class ConsensusDriver:
         sync_batch: int = 64,
         executor: Any = None,
         on_executed: Callable[[Any], None] | None = None,
+        persist_safety: Callable[[bytes], None] | None = None,
     ) -> None:
         self.core = core
         self.store = store
+        # Where safety data goes before a vote leaves: the node's SafetyKeeper (a file of its
+        # own and RocksDB), or the store alone when the driver runs without a node.
+        self.persist_safety = persist_safety or self._store_safety
         self.net = net
         self.chain_id = chain_id
         self.peer_of = dict(validators)  # validator id -> PeerId
@@ -186,6 +190,9 @@ class ConsensusDriver:
         self.fetch_timeout = 2.0
 
     # ---- lifecycle ----------------------------------------------------------------------
+    def _store_safety(self, data: bytes) -> None:
+        self.store.persist_safety(data)
+
     def start(self, root: Root | None = None) -> None:
         """Enter consensus. After a restart from ``root``, tell the core where execution
         stands (docs/consensus.md: the host re-sends the root's execution result)."""
@@ -313,7 +320,7 @@ class ConsensusDriver:
                 # Synced to disk before the core may release the votes it holds back. If
                 # the disk fails, the node stops: the held votes are never released.
                 try:
-                    self.store.persist_safety(a[2])
+                    self.persist_safety(a[2])
                 except (OSError, TfnodeError) as err:
                     return self._halt(f"cannot persist safety data (seq {a[1]}): {err}")
                 self._events.appendleft(("persisted", a[1]))

@@ -73,6 +73,9 @@ class NodeService:
     def status(self) -> dict[str, Any]:
         return self.node.status()
 
+    def health(self) -> dict[str, Any]:
+        return self.node.health()
+
     def validators(self) -> list[dict[str, Any]]:
         return [
             {"id": v.id, "name": v.name, "power": v.power, "public_key": v.public_key.hex()}

@@ -24,7 +24,7 @@ from typing import Any, cast
 import rocksdict as rd
 
 from .abc import KVSnapshot, KVStore, WriteBatch, check_key
-from .errors import SnapshotExpired, StorageError, StorageTypeError, StoreClosed
+from .errors import CorruptionError, SnapshotExpired, StorageError, StorageTypeError, StoreClosed
 
 BLOCK_CACHE_BYTES = 128 * 1024 * 1024
 MAX_OPEN_FILES = 512
@@ -53,6 +53,14 @@ def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files:
     return opts
 
 
+def _read_error(err: Exception) -> StorageError:
+    """A failed read: damaged data (checksum mismatch, truncated file) or an I/O error."""
+    msg = str(err)
+    if "Corruption" in msg or "checksum" in msg:
+        return CorruptionError(f"RocksDB read found damaged data: {msg}")
+    return StorageError(f"RocksDB read failed: {msg}")
+
+
 class _RocksSnapshot(KVSnapshot):
     def __init__(self, kv: RocksKV, snap: rd.Snapshot, gen: int):
         self._kv = kv
@@ -74,10 +82,10 @@ class _RocksSnapshot(KVSnapshot):
             return v
         except KeyError:
             return None
-        except Exception as err:
+        except Exception as err:  # rocksdict signals "absent" this way too, in the message
             if "not found" in str(err):
                 return None
-            raise StorageError(f"snapshot read failed: {err}") from err
+            raise _read_error(err) from err
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         self._live()
@@ -127,14 +135,23 @@ class RocksKV(KVStore):
         return self._db is None
 
     def get(self, key: bytes) -> bytes | None:
-        return self._check_open().get(check_key(key))
+        db = self._check_open()
+        key = check_key(key)
+        try:
+            return db.get(key)
+        except Exception as err:
+            raise _read_error(err) from err
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
         keys = [check_key(k) for k in keys]
         if not keys:
             return []
-        # rocksdict's stub types get() per key; given a list of keys it returns a list.
-        return cast("list[bytes | None]", self._check_open().get(cast(Any, keys)))
+        db = self._check_open()
+        try:
+            # rocksdict's stub types get() per key; given a list of keys it returns a list.
+            return cast("list[bytes | None]", db.get(cast(Any, keys)))
+        except Exception as err:
+            raise _read_error(err) from err
 
     def _iter_now(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         db = self._check_open()
@@ -189,3 +206,10 @@ def _walk(it: rd.RdictIter, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
             return
         yield k, it.value()
         it.next()
+    # RocksDB ends an iteration the same way at the end of the data and at a read error (a
+    # block checksum mismatch in a damaged file): only the status tells them apart. Without
+    # this check a scan over damaged data stops early and looks complete.
+    try:
+        it.status()
+    except Exception as err:
+        raise CorruptionError(f"RocksDB scan stopped by a read error: {err}") from err

@@ -8,6 +8,7 @@ mod error;
 mod hash;
 mod iot;
 mod ledger;
+mod safety;
 mod sm2;
 
 #[pymodule]
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     consensus::register(m)?;
     ledger::register(m)?;
     iot::register(m)?;
+    safety::register(m)?;
     Ok(())
 }
