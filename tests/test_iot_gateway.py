@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from iot.gateway import Device, Gateway
+from tfnode.gateway import Device, Gateway
 from tfnode import _core, crypto
 from tfnode.client import Account, ClientError, RpcError, build_tx
 from tfnode.client import _rpc

@@ -247,8 +247,8 @@ def iot_provision(
 ) -> None:
     """Generate a device key and register the device on the ledger."""
     from tfnode.client import Account, ClientError, RpcError
-    from tfnode.iot.payloads import PayloadError
-    from tfnode.iot.provision import provision
+    from tfnode.iot import PayloadError
+    from tfnode.cli_iot import provision
     from tfnode.node.errors import NodeError
 
     try:
@@ -278,7 +278,7 @@ def iot_simulate(
     from tfnode.client import Account
     from tfnode.node.errors import NodeError
 
-    from iot.simulator import SimConfig, run
+    from tfnode.gateway.simulator import SimConfig, run
 
     if devices < 1 or rate <= 0 or duration <= 0:
         typer.echo("error: --devices, --rate and --duration must be positive", err=True)

@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass, field
 
 from tfnode import _core, crypto
-from tfnode.iot.payloads import KINDS, PayloadError, decode_payload
+from tfnode.iot import KINDS, PayloadError, decode_payload
 from tfnode.runtime.encoding import EncodingError, decode_versioned, encode, encode_versioned
 from tfnode.runtime.executor import (
     NAME_RE,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tfnode import _core, crypto
 from tfnode.execution.roots import ZERO
-from tfnode.iot import admission as iot_admission
+from tfnode.node import iot_admission
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.query_auth import check_query
 from tfnode.rpc.errors import InvalidParams, RpcError

@@ -35,7 +35,7 @@ from tfnode import crypto
 from tfnode.client import Account, Client, build_tx, verify_reading_proof
 from tfnode.execution import iot as iot_module
 
-from iot.gateway import Device, Gateway
+from tfnode.gateway.sdk import Device, Gateway
 
 RECEIPT_ID = "WR-SIM-0001"
 SCALE_REF, DOOR_REF = "WH-SIM-SCALE", "WH-SIM-DOOR"

@@ -30,7 +30,7 @@ from pathlib import Path
 from tfnode import _core, crypto
 from tfnode.client import Account, Client, ClientError, RpcError, build_tx, tx_hash
 from tfnode.execution import iot as iot_module
-from tfnode.iot.payloads import encode_payload, kind_code
+from tfnode.iot import encode_payload, kind_code
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from tfnode import crypto
 from tfnode.client import Account, Client
 from tfnode.execution import iot as iot_module
-from tfnode.iot.payloads import kind_code, kind_name
+from tfnode.iot import kind_code, kind_name
 
 
 def provision(
