@@ -12,9 +12,9 @@ import subprocess
 
 import pytest
 
-from tfnode.gateway import ffi as iot_ffi
 from tfnode import _core
 from tfnode.errors import LedgerError
+from tfnode.gateway import ffi as iot_ffi
 
 HEADER_LEN = 151
 SIG_AT = HEADER_LEN - 64

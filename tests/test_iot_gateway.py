@@ -8,15 +8,12 @@ import json
 
 import pytest
 
+from tests.test_iot_node import T0, Chain, pk
+from tfnode import _core, crypto, iot
+from tfnode.client import Account, ClientError, RpcError, _rpc, build_tx
 from tfnode.gateway import Device, Gateway
-from tfnode import _core, crypto
-from tfnode.client import Account, ClientError, RpcError, build_tx
-from tfnode.client import _rpc
-from tfnode.execution import iot
 from tfnode.node.genesis import make_genesis
 from tfnode.node.service import receipt_json
-
-from tests.test_iot_node import T0, Chain, pk
 
 CHAIN = "tf-iot"
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from tfnode.gateway import Device
-from tfnode import _core, crypto
-from tfnode.execution import iot
+from tfnode import _core, crypto, iot
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.executor import ChainExecutor
-from tfnode.node.iot_admission import is_iot_submit
+from tfnode.gateway import Device
 from tfnode.iot import PayloadError, decode_payload, encode_payload
 from tfnode.node.genesis import make_genesis
+from tfnode.node.iot_admission import is_iot_submit
 from tfnode.storage import ChainStore, open_rocks
 
 CHAIN = "tf-iot"
