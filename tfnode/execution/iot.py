@@ -175,7 +175,7 @@ class Iot:
         self.records = _Records()
 
     # ---- checks (execution and admission) --------------------------------------------------
-    def check_batch(self, state, sender: bytes, batch: bytes, now_ms: int) -> BatchCheck:
+    def check_batch(self, state, sender: bytes, batch: object, now_ms: int) -> BatchCheck:
         """Every rule of a batch against ``state`` (read only). ``sender``: the transaction's
         public key; ``now_ms``: the block time (admission: the node's clock)."""
         c = BatchCheck()

@@ -239,7 +239,7 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
     n_gw = cfg.gateways or max(1, min(16, math.ceil(cfg.devices / 50)))
     gw_keys = [crypto.PrivateKey.generate().to_bytes() for _ in range(n_gw)]
     devices = []
-    calls = []
+    calls: list[tuple[Account, str, tuple]] = []
     for g, k in enumerate(gw_keys):
         calls.append((members[g % len(members)], "register_gateway", (Account.from_bytes(k).public_key_bytes,)))
     for i in range(cfg.devices):

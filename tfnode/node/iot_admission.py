@@ -63,7 +63,7 @@ class Admission:
         return await asyncio.get_running_loop().run_in_executor(None, self._check, [(i, raws[i]) for i in todo])
 
     def _check(self, items: list[tuple[int, bytes]]) -> dict[int, tuple[bytes | None, str]]:
-        out = {}
+        out: dict[int, tuple[bytes | None, str]] = {}
         now_ms = int(time.time() * 1000)
         checked = _core.tx_decode_and_verify_batch([r for _, r in items], self.chain)
         for (i, _raw), (tx, err) in zip(items, checked):
