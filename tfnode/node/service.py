@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tfnode import _core, crypto
-from tfnode.execution.roots import ZERO
-from tfnode.iot import admission as iot_admission
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.query_auth import check_query
+from tfnode.execution.roots import ZERO
+from tfnode.node import iot_admission
 from tfnode.rpc.errors import InvalidParams, RpcError
 from tfnode.rpc.values import value_to_json
 from tfnode.runtime.encoding import EncodingError, decode_versioned
