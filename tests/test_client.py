@@ -553,7 +553,7 @@ def test_client_maps_each_code_to_its_exception(server):
 
 
 def test_server_errors_reach_the_client_as_the_same_class(server):
-    # What the node raises (tfnode.rpc.errors, its own constructors) is what the client raises.
+    # What the node raises (tfnode.rpc_errors, its own constructors) is what the client raises.
     sent = [
         NotFound("block 7"),
         NotReady("starting"),

@@ -128,7 +128,7 @@ def test_a_validator_that_lost_its_record_refuses_then_recovers_from_a_floor(tmp
 
     with LocalConsortium(tmp_path, chain_id=CHAIN) as c:
         c.start_all()
-        c.wait(lambda: all(c.status(i)["height"] >= 10 for i in range(4)), 30, "10 blocks")
+        c.wait(lambda: all(c.status(i)["height"] >= 10 for i in range(4)), 60, "10 blocks")
         c.kill9(3)
         home = c.node(3)
         rec = home / "data" / "safety" / "record.bin"
@@ -162,7 +162,7 @@ def test_a_truncated_write_ahead_log_never_resets_the_safety_record(tmp_path):
 
     with LocalConsortium(tmp_path, chain_id=CHAIN) as c:
         c.start_all()
-        c.wait(lambda: all(c.status(i)["height"] >= 10 for i in range(4)), 30, "10 blocks")
+        c.wait(lambda: all(c.status(i)["height"] >= 10 for i in range(4)), 60, "10 blocks")
         c.kill9(3)
         home = c.node(3)
         before = SafetyKeeper(home / "data" / "safety", FakeStore()).summary()

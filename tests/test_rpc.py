@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tfnode.rpc import NodeMetrics, NotReady, RpcServer, json_to_value, value_to_json
-from tfnode.rpc.errors import ErrorCode
 from tfnode.rpc.jsonrpc import dumps, loads
 from tfnode.rpc.values import ValueConversionError
+from tfnode.rpc_errors import ErrorCode
 from tfnode.runtime.encoding import encode
 from tfnode.runtime.fixed import Fixed
 

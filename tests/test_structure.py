@@ -30,10 +30,6 @@ OUTSIDE_THE_TREE = {
     # A BaseException on purpose: ``except Exception`` in contract code must not catch the end
     # of a transaction (out of gas, depth, memory). OutOfGas etc. derive from it.
     "tfnode.runtime.errors.Abort": "contract-uncatchable",
-    # The IoT layer is being moved (issue 10, "IoT in one shape"); its exceptions join the tree
-    # in that move. The test fails once they do, so these lines go then.
-    "tfnode.iot.payloads.PayloadError": "pending the IoT move",
-    "tfnode.execution.iot._Refused": "pending the IoT move",
 }
 
 

@@ -264,9 +264,9 @@ def iot_provision(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Generate a device key and register the device on the ledger."""
+    from tfnode.cli_iot import provision
     from tfnode.client import Account, ClientError, RpcError
-    from tfnode.iot.payloads import PayloadError
-    from tfnode.iot.provision import provision
+    from tfnode.iot import PayloadError
     from tfnode.node.errors import NodeError
 
     try:
@@ -293,8 +293,9 @@ def iot_simulate(
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Drive signed readings through gateways into a cluster; check proofs; report."""
-    from iot.simulator import SimConfig, run
+    from tfnode.cli_iot import simulate_local
     from tfnode.client import Account
+    from tfnode.gateway.simulator import SimConfig, run
     from tfnode.node.errors import NodeError
 
     if devices < 1 or rate <= 0 or duration <= 0:
@@ -319,7 +320,8 @@ def iot_simulate(
         forge_every=forge_every,
         proof_samples=proofs,
     )
-    report = run(cfg, log=(lambda m: None) if json_out else (lambda m: typer.echo(m, err=True)))
+    log = (lambda m: None) if json_out else (lambda m: typer.echo(m, err=True))
+    report = run(cfg, log) if cfg.rpc_urls else simulate_local(cfg, log)
     if json_out:
         return _print_json(report)
     _print_fields([(k, v) for k, v in report.items()])

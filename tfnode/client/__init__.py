@@ -14,7 +14,7 @@ its code (``TxRejected``, ``NotFound``, ``NotReady``, ``Timeout``...; all ``RpcE
 """
 
 from tfnode.client._rpc import ClientError
-from tfnode.client.account import DEFAULT_GAS_LIMIT, Account, build_tx, random_nonce, tx_hash
+from tfnode.client.account import DEFAULT_GAS_LIMIT, Account, build_tx, random_nonce, tx_expiry, tx_hash
 from tfnode.client.proofs import (
     receipt_hash,
     verify_proof,
@@ -23,7 +23,7 @@ from tfnode.client.proofs import (
     verify_state_proof,
 )
 from tfnode.client.sync import Client
-from tfnode.rpc.errors import (
+from tfnode.rpc_errors import (
     ErrorCode,
     InternalError,
     InvalidParams,
@@ -69,6 +69,7 @@ __all__ = [
     "build_tx",
     "random_nonce",
     "receipt_hash",
+    "tx_expiry",
     "tx_hash",
     "verify_proof",
     "verify_reading_proof",

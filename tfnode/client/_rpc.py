@@ -1,7 +1,7 @@
 """What the synchronous and the asyncio client share: request and response shapes, errors,
 and the conversion of contract values (docs/rpc.md "Conventions").
 
-A JSON-RPC error answer raises the ``tfnode.rpc.errors`` class of its code (``NotFound``,
+A JSON-RPC error answer raises the ``tfnode.rpc_errors`` class of its code (``NotFound``,
 ``TxRejected``...; ``RpcError`` for a code this client does not know): the same classes the
 node raises, from the one code table.
 
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from tfnode.errors import TfnodeError
-from tfnode.rpc.errors import RpcError
+from tfnode.rpc_errors import RpcError
 
 
 class ClientError(TfnodeError):

@@ -12,7 +12,7 @@ import time
 from tfnode.client import _rpc
 from tfnode.client._rpc import ClientError
 from tfnode.client.account import Account, build_tx, tx_hash
-from tfnode.rpc.errors import Timeout
+from tfnode.rpc_errors import Timeout
 
 
 class Client:

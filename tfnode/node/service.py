@@ -13,9 +13,9 @@ from tfnode import _core, crypto
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.query_auth import check_query
 from tfnode.execution.roots import ZERO
-from tfnode.iot import admission as iot_admission
-from tfnode.rpc.errors import ErrorCode, InternalError, InvalidParams, RpcError
+from tfnode.node import iot_admission
 from tfnode.rpc.values import value_to_json
+from tfnode.rpc_errors import ErrorCode, InternalError, InvalidParams, RpcError
 from tfnode.runtime.encoding import EncodingError, decode_versioned
 
 if TYPE_CHECKING:

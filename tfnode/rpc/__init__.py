@@ -1,16 +1,17 @@
 """The node's client API: JSON-RPC 2.0 over HTTP and WebSocket, metrics, health (docs/rpc.md).
 
-The error table (``tfnode.rpc.errors``) and the value conversion (``tfnode.rpc.values``) are
-shared with the clients, which import them without the server: the server side (aiohttp,
-prometheus-client) is loaded on first use of ``RpcServer``, ``NodeMetrics`` or ``NodeAPI``.
+The error table is ``tfnode.rpc_errors`` (shared with the clients, outside this package). The
+value conversion (``tfnode.rpc.values``) is shared with the clients too, which import it
+without the server: the server side (aiohttp, prometheus-client) is loaded on first use of
+``RpcServer``, ``NodeMetrics`` or ``NodeAPI``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tfnode.rpc.errors import ErrorCode, NotFound, NotReady, RpcError
 from tfnode.rpc.values import ValueConversionError, json_to_value, value_to_json
+from tfnode.rpc_errors import ErrorCode, NotFound, NotReady, RpcError
 
 if TYPE_CHECKING:
     from tfnode.rpc.api import NodeAPI

@@ -4,7 +4,7 @@ Every method is called on the server's event loop, so it must not block for long
 storage and a ``@view`` query are fine, anything slower belongs in ``submit`` (a coroutine).
 Results are JSON-ready (hex strings, ints, str, bool, None, lists, dicts) in the shapes
 docs/rpc.md gives; contract values inside them go through ``tfnode.rpc.values.value_to_json``.
-To answer with an error, raise ``tfnode.rpc.errors.RpcError`` (``NotFound``, ``NotReady``...);
+To answer with an error, raise ``tfnode.rpc_errors.RpcError`` (``NotFound``, ``NotReady``...);
 any other exception becomes -32603 and is logged with its traceback.
 """
 

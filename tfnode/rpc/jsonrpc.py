@@ -14,7 +14,7 @@ import re
 
 import orjson
 
-from tfnode.rpc.errors import InvalidRequest, ParseError, RpcError
+from tfnode.rpc_errors import InvalidRequest, ParseError, RpcError
 
 # A JSON number starts after '[', ':' or ',' (and whitespace). Hex strings contain none of
 # those, so this seldom sends an ordinary request, even a 16 MiB submit_batch, to the slow path.

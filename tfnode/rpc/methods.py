@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 
-from tfnode.rpc.errors import (
+from tfnode.rpc.jsonrpc import dumps
+from tfnode.rpc.params import Params, parse_hex
+from tfnode.rpc.subs import Subscription
+from tfnode.rpc.values import ValueConversionError, json_to_value
+from tfnode.rpc_errors import (
     InvalidParams,
     MethodNotFound,
     NotFound,
@@ -19,10 +23,6 @@ from tfnode.rpc.errors import (
     TooMany,
     TxRejected,
 )
-from tfnode.rpc.jsonrpc import dumps
-from tfnode.rpc.params import Params, parse_hex
-from tfnode.rpc.subs import Subscription
-from tfnode.rpc.values import ValueConversionError, json_to_value
 
 HASH = 32  # SM3 digests: tx and block hashes
 MAX_BATCH_TXS = 8192

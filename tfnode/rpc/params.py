@@ -6,7 +6,7 @@ from __future__ import annotations
 # class those names are the methods, so annotations there spell the types builtins.int etc.
 import builtins
 
-from tfnode.rpc.errors import InvalidParams
+from tfnode.rpc_errors import InvalidParams
 
 _REQUIRED = object()
 U64_MAX = (1 << 64) - 1

@@ -15,10 +15,10 @@ from aiohttp import WSMsgType, web
 
 from tfnode.rpc import jsonrpc
 from tfnode.rpc.api import NodeAPI
-from tfnode.rpc.errors import ErrorCode, InternalError, InvalidRequest, MethodNotFound, RpcError, TooMany
 from tfnode.rpc.methods import Context, Methods
 from tfnode.rpc.metrics import CONTENT_TYPE_LATEST, NodeMetrics
 from tfnode.rpc.subs import Hub, WsConnection
+from tfnode.rpc_errors import ErrorCode, InternalError, InvalidRequest, MethodNotFound, RpcError, TooMany
 
 log = logging.getLogger("tfnode.rpc")
 

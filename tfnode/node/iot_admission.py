@@ -14,10 +14,10 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
-from tfnode import _core, crypto
-from tfnode.execution import iot
+from tfnode import _core, crypto, iot
 from tfnode.execution.args import decode_call_args
-from tfnode.rpc.errors import NotFound, NotReady
+from tfnode.execution.iot import BatchCheck, Iot
+from tfnode.rpc_errors import NotFound, NotReady
 from tfnode.runtime.encoding import EncodingError, decode_versioned
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class Admission:
     def __init__(self, node) -> None:
         self.node = node
         self.chain = node.genesis.chain_id.encode()
-        self.iot = iot.Iot(node.executor.runtime)  # its own record cache: it runs on a worker thread
+        self.iot = Iot(node.executor.runtime)  # its own record cache: it runs on a worker thread
         self.state = _Committed(node.store)
 
     async def check(self, raws: list[bytes]) -> dict[int, tuple[bytes | None, str]]:
@@ -87,7 +87,7 @@ class Admission:
 LAG_REASONS = ("unknown device", "device not registered")
 
 
-def lagging_only(c: iot.BatchCheck) -> bool:
+def lagging_only(c: BatchCheck) -> bool:
     """Drop from an admission verdict the problems a lagging node cannot judge; True if
     the batch must be admitted unjudged (its gateway is unknown here)."""
     if c.error is not None and c.error.startswith("gateway ") and c.error.endswith(" is not registered"):
@@ -116,7 +116,7 @@ def reading_proof(svc: NodeService, gateway: bytes, batch_seq: int, index: int) 
     tx = _core.Transaction.decode(txrec.data)
     args, kwargs = decode_call_args(tx.args)
     batch = args[0] if args else kwargs["batch"]
-    decoded = _core.iot_batch_decode(batch)
+    decoded = iot.decode_batch(batch)
     reading = bytes(decoded["readings"][index])
     state = svc.get_state_proof(key)
     if state["value"] is None:
@@ -131,6 +131,6 @@ def reading_proof(svc: NodeService, gateway: bytes, batch_seq: int, index: int) 
         "reading": reading.hex(),
         "reading_hash": crypto.sm3(reading).hex(),
         "root": bytes(rec["root"]).hex(),
-        "path": [bytes(p).hex() for p in _core.iot_reading_proof(batch, index)],
+        "path": [p.hex() for p in iot.reading_path(batch, index)],
         "record": state,
     }

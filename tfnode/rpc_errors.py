@@ -6,8 +6,8 @@ it raises becomes -32603 on the wire, with the traceback logged on the node only
 never leak to clients). A client turns each error object it receives back into the class of
 its code with :meth:`RpcError.of`, so ``except NotFound`` reads the same on both sides.
 
-This module imports nothing beyond ``tfnode.errors``: the synchronous client loads it without
-the server's aiohttp.
+It sits outside the ``tfnode.rpc`` package and imports nothing beyond ``tfnode.errors``, so
+the clients and the gateway SDK load it without anything of the node (the server, aiohttp).
 """
 
 from __future__ import annotations
