@@ -27,15 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from tfnode import _core
-from tfnode.net import NetConfig, PeerManager, TcpTransport, as_chain_id
-from tfnode.node import config as config_mod
+from tfnode.consensus import ConsensusCore, decode_block
+from tfnode.errors import TfnodeError
 from tfnode.execution.executor import ChainExecutor, ExecutionError
-from tfnode.node.driver import ConsensusDriver, PayloadSource, restart_root
+from tfnode.mempool import Mempool, MempoolConfig
+from tfnode.net import Kind, NetConfig, PeerManager, TcpTransport, as_chain_id
+from tfnode.node import config as config_mod
+from tfnode.node.driver import ConsensusDriver, restart_root
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
-from tfnode.errors import TfnodeError
-from tfnode.mempool import Mempool, MempoolConfig
 from tfnode.node.publish import LazyEvents, LazyReceipts
 from tfnode.node.service import NodeService
 from tfnode.rpc.metrics import NodeMetrics
@@ -48,9 +49,7 @@ EXIT_HALT = 3
 
 
 class Node:
-    def __init__(
-        self, home: Path, *, payload: PayloadSource | None = None, net_config: NetConfig | None = None
-    ) -> None:
+    def __init__(self, home: Path, *, net_config: NetConfig | None = None) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
         self.genesis = Genesis.load(self.cfg.genesis_path)
@@ -65,7 +64,6 @@ class Node:
                 f"a validator of genesis {self.cfg.genesis_path}; non-voting nodes come later"
             )
         self.me = me
-        self._payload = payload
         self._net_config = net_config
         self.halted: str | None = None
         self.stopped = asyncio.Event()
@@ -73,11 +71,11 @@ class Node:
         self.store: ChainStore | None = None
         self.net: PeerManager | None = None
         self.driver: ConsensusDriver | None = None
-        self.core: Any = None
+        self.core: ConsensusCore | None = None
         self._root = None
         self.executor: ChainExecutor | None = None
         self._certified = 0  # the execution height the newest stored block certifies
-        self.mempool: Any = None
+        self.mempool: Mempool | None = None
         self.rpc: Any = None
         self.metrics: Any = None
         self._status_path = self.cfg.data_path / "status.json"
@@ -96,8 +94,8 @@ class Node:
         safety = self.store.load_safety()
         self._root = root = restart_root(self.store)
         if root is not None:
-            self._certified = _core.consensus_decode_block(root.block)["exec_height"]
-        self.core = _core.ConsensusCore(
+            self._certified = decode_block(root.block)["exec_height"]
+        self.core = ConsensusCore(
             self.me.id,
             g.consensus_validators(),
             self.key.to_bytes(),
@@ -123,7 +121,7 @@ class Node:
         ncfg.listen = cfg.listen
         self.net = PeerManager(self.key, members, TcpTransport(), ncfg)
         ex = self.executor
-        self.mempool = self._payload or Mempool(
+        self.mempool = Mempool(
             g.chain_id,
             self.net,
             [v.public_key for v in g.validators],
@@ -149,10 +147,9 @@ class Node:
             executor=ex,
             on_executed=self._on_executed,
         )
-        self.net.register(chain, 0x10, self.driver.on_message)  # Kind.CONSENSUS
+        self.net.register(chain, Kind.CONSENSUS, self.driver.on_message)
         await self.net.start()
-        if hasattr(self.mempool, "start"):
-            await self.mempool.start()
+        await self.mempool.start()
         self.metrics = NodeMetrics(g.chain_id, cfg.name)
         self.rpc = RpcServer(
             NodeService(self), self.metrics, host=cfg.rpc[0], port=cfg.rpc[1], max_connections=cfg.rpc_max_connections
@@ -185,7 +182,7 @@ class Node:
             await self.rpc.stop()
         if self.driver is not None:
             self.driver.stop()
-        if self.mempool is not None and hasattr(self.mempool, "stop"):
+        if self.mempool is not None:
             await self.mempool.stop()
         if self.net is not None:
             await self.net.close()
@@ -223,9 +220,9 @@ class Node:
         }
 
     def _mempool_stats(self) -> dict[str, int]:
-        st = getattr(self.mempool, "stats", None)
-        if not isinstance(st, dict):
+        if self.mempool is None:
             return {"txs": 0, "batches": 0}
+        st = self.mempool.stats
         return {"txs": int(st.get("txs", 0)), "batches": int(st.get("batches", 0))}
 
     def _committed_batch(self, digest: bytes) -> list[bytes] | None:

@@ -8,6 +8,7 @@ mod error;
 mod hash;
 mod iot;
 mod ledger;
+mod seam;
 mod sm2;
 
 #[pymodule]
