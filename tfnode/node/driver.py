@@ -347,7 +347,7 @@ class ConsensusDriver:
                     actions = self.core.handle(ev)
                 except (TfnodeError, ValueError) as err:
                     # A malformed event is our bug, not the peer's; keep serving.
-                    log.error("consensus core refused event %r: %s", ev, err)
+                    log.error("consensus core refused a %s event: %s", type(ev).__name__, err)
                     self.stats["core_errors"] += 1
                     continue
                 self._apply(actions)
