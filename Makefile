@@ -12,7 +12,7 @@ test: bootstrap test-rust test-python fuzz-short
 test-rust:
 	cargo test --workspace --exclude tfnode-py
 
-# The gateway C library (iot/include/tfnode_iot.h) that tests/test_iot_ffi.py loads with cffi.
+# The gateway C library (tfnode/gateway/include/tfnode_iot.h) that tests/test_iot_ffi.py loads with cffi.
 test-python:
 	cargo build --release -p tfnode-iot-ffi
 	.venv/bin/python -m pytest -q

@@ -1,4 +1,4 @@
-"""contracts/blacklist.py through the harness: keyed-hash entries, points, blind-signature
+"""tfnode/contracts/blacklist.py through the harness: keyed-hash entries, points, blind-signature
 query vouchers redeemed from one-time keys, complaints."""
 
 import random
@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tfnode import crypto
 from tfnode.runtime.harness import DEFAULT_MEMBERS, Chain
 
-SRC = Path(__file__).resolve().parent.parent / "contracts" / "blacklist.py"
+SRC = Path(__file__).resolve().parent.parent / "tfnode" / "contracts" / "blacklist.py"
 BANKS = ("bank_a", "bank_b", "bank_c")
 CONSORTIUM_KEY = b"agreed off chain by the members, never on chain"
 E = 65537

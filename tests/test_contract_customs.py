@@ -1,4 +1,4 @@
-"""contracts/customs.py through the harness: three parties' records cross-validated,
+"""tfnode/contracts/customs.py through the harness: three parties' records cross-validated,
 financing locks across banks, read access for parties and the regulator."""
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 
 from tfnode.runtime.harness import DEFAULT_MEMBERS, Chain, ReceiptFailed
 
-SRC = Path(__file__).resolve().parent.parent / "contracts" / "customs.py"
+SRC = Path(__file__).resolve().parent.parent / "tfnode" / "contracts" / "customs.py"
 DAY = 86400
 T0 = 1_767_225_600
 DECL = "310120260000123456"

@@ -1,4 +1,4 @@
-"""contracts/factoring.py through the harness: one invoice is financed once across all banks,
+"""tfnode/contracts/factoring.py through the harness: one invoice is financed once across all banks,
 limits, notice of assignment, interbank re-factoring, closing releases the lock.
 
 Cast: bank_a is the factor, bank_b and bank_c the other banks (re-factors). The seller and
@@ -15,7 +15,7 @@ from tfnode import crypto
 from tfnode.runtime.harness import Chain
 
 ROOT = Path(__file__).resolve().parent.parent
-FACTORING = ROOT / "contracts" / "factoring.py"
+FACTORING = ROOT / "tfnode" / "contracts" / "factoring.py"
 DAY = 86400
 SELLER = "91310000MA1FL0001X"
 DEBTOR = "91110000600001234Y"

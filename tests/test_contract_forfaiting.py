@@ -1,4 +1,4 @@
-"""contracts/forfaiting.py through the harness, over the real letter-of-credit contract.
+"""tfnode/contracts/forfaiting.py through the harness, over the real letter-of-credit contract.
 
 Cast: bank_a issues an acceptance credit and accepts (the obligor), bank_b advises and is the
 primary forfaiter, bank_c buys on the secondary market. One chain per module; each test opens
@@ -13,8 +13,8 @@ from tfnode import crypto
 from tfnode.runtime.harness import Chain
 
 ROOT = Path(__file__).resolve().parent.parent
-LC = ROOT / "contracts" / "letter_of_credit.py"
-FORFAITING = ROOT / "contracts" / "forfaiting.py"
+LC = ROOT / "tfnode" / "contracts" / "letter_of_credit.py"
+FORFAITING = ROOT / "tfnode" / "contracts" / "forfaiting.py"
 DAY = 86400
 APPLICANT = "0x" + "a1" * 20
 BENEFICIARY = "0x" + "b2" * 20

@@ -1,4 +1,4 @@
-"""contracts/letter_of_credit.py through the harness: UCP 600 and CDLC rules, one by one.
+"""tfnode/contracts/letter_of_credit.py through the harness: UCP 600 and CDLC rules, one by one.
 
 Cast: bank_a issues (the applicant's bank), bank_b advises, confirms and is the nominated
 bank, bank_c reimburses. Applicant and beneficiary are customers signing with their own
@@ -13,7 +13,7 @@ from tfnode import crypto
 from tfnode.runtime.harness import Chain, ReceiptFailed
 
 ROOT = Path(__file__).resolve().parent.parent
-LC = ROOT / "contracts" / "letter_of_credit.py"
+LC = ROOT / "tfnode" / "contracts" / "letter_of_credit.py"
 DAY = 86400
 APPLICANT = "0x" + "a1" * 20
 BENEFICIARY = "0x" + "b2" * 20

@@ -1,4 +1,4 @@
-"""contracts/logistics.py through the harness: a route of checkpoint boxes, GPS and
+"""tfnode/contracts/logistics.py through the harness: a route of checkpoint boxes, GPS and
 temperature readings, geofence and temperature excursions, carrier declarations checked
 against device evidence, delivery confirmed by the consignee.
 
@@ -19,7 +19,7 @@ import pytest
 from tfnode.runtime.harness import Chain
 
 ROOT = Path(__file__).resolve().parent.parent
-LOGISTICS = ROOT / "contracts" / "logistics.py"
+LOGISTICS = ROOT / "tfnode" / "contracts" / "logistics.py"
 SHIPPER = "0x" + "5a" * 20
 CONSIGNEE = "0x" + "c0" * 20
 IOT = "iot"

@@ -1,4 +1,4 @@
-"""contracts/settlement.py through the harness: credit lines, obligations, bilateral netting,
+"""tfnode/contracts/settlement.py through the harness: credit lines, obligations, bilateral netting,
 two-tier digital cash and its supply invariant."""
 
 from pathlib import Path
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tfnode.runtime.harness import DEFAULT_MEMBERS, Chain
 
-SRC = Path(__file__).resolve().parent.parent / "contracts" / "settlement.py"
+SRC = Path(__file__).resolve().parent.parent / "tfnode" / "contracts" / "settlement.py"
 BANKS = ("bank_a", "bank_b", "bank_c")
 
 # A stand-in for the L/C contract: a registered trade-finance contract that turns a

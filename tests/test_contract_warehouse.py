@@ -1,4 +1,4 @@
-"""contracts/warehouse.py through the harness: receipts, one live pledge per receipt, device
+"""tfnode/contracts/warehouse.py through the harness: receipts, one live pledge per receipt, device
 readings driving risk warnings and removal alarms, repayment and release, closing.
 
 Cast: the warehouse member issues receipts; the owner (a depositing company) is a plain
@@ -15,7 +15,7 @@ import pytest
 from tfnode.runtime.harness import Chain
 
 ROOT = Path(__file__).resolve().parent.parent
-WAREHOUSE = ROOT / "contracts" / "warehouse.py"
+WAREHOUSE = ROOT / "tfnode" / "contracts" / "warehouse.py"
 OWNER = "0x" + "0a" * 20
 OTHER = "0x" + "0b" * 20
 IOT = "iot"

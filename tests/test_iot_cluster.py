@@ -9,11 +9,11 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from iot.gateway import Device, Gateway
-from iot.simulator import SimConfig, run
 from tfnode import _core, crypto
 from tfnode.cli import app
 from tfnode.client import Account, Client, RpcError, build_tx, verify_reading_proof
+from tfnode.gateway import Device, Gateway
+from tfnode.gateway.simulator import SimConfig, run
 from tfnode.node.keys import load_private_key
 from tfnode.node.local import LocalConsortium
 

@@ -1,6 +1,6 @@
-"""The gateway C ABI (core_rs/iot_ffi, iot/include/tfnode_iot.h) driven through cffi.
+"""The gateway C ABI (core_rs/iot_ffi, tfnode/gateway/include/tfnode_iot.h) driven through cffi.
 
-Needs the built library: `cargo build --release -p tfnode-iot-ffi` (iot/ffi.py says
+Needs the built library: `cargo build --release -p tfnode-iot-ffi` (tfnode/gateway/ffi.py says
 where it looks). SM2 signatures are randomised, so "the same bytes as the Python
 binding" means: every byte outside the signatures is equal, and the node-side decode and
 verification accept what the C ABI built.
@@ -12,9 +12,9 @@ import subprocess
 
 import pytest
 
-from iot import ffi as iot_ffi
 from tfnode import _core
 from tfnode.errors import LedgerError
+from tfnode.gateway import ffi as iot_ffi
 
 HEADER_LEN = 151
 SIG_AT = HEADER_LEN - 64

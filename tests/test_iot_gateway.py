@@ -8,15 +8,13 @@ import json
 
 import pytest
 
-from iot.gateway import Device, Gateway
-from tfnode import _core, crypto
-from tfnode.client import Account, ClientError, RpcError, build_tx
-from tfnode.client import _rpc
-from tfnode.execution import iot
+from tests.test_iot_node import T0, Chain, pk
+from tfnode import _core, crypto, iot
+from tfnode.client import Account, ClientError, RpcError, _rpc, build_tx, tx_expiry
+from tfnode.errors import LedgerError
+from tfnode.gateway import Device, Gateway
 from tfnode.node.genesis import make_genesis
 from tfnode.node.service import receipt_json
-
-from tests.test_iot_node import T0, Chain, pk
 
 CHAIN = "tf-iot"
 
@@ -306,3 +304,13 @@ def test_readings_too_large_for_one_batch_start_another(env):
     with pytest.raises(ValueError):
         gateway(batch_max=0)
     assert iot.BATCH_GAS > 0
+
+
+def test_tx_expiry_reads_the_expiry_the_gateway_replaces_a_transaction_by():
+    acct = Account.generate()
+    raw = build_tx(acct, CHAIN, "iot", "submit", (b"x",), expiry=1234, nonce=7)
+    assert tx_expiry(raw) == 1234 and tx_expiry(bytearray(raw)) == 1234
+    with pytest.raises(LedgerError):
+        tx_expiry(raw[:-5])
+    with pytest.raises(TypeError):
+        tx_expiry(raw.hex())

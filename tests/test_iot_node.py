@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from iot.gateway import Device
-from tfnode import _core, crypto
-from tfnode.execution import iot
+from tfnode import _core, crypto, iot
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.executor import ChainExecutor
-from tfnode.iot.admission import is_iot_submit
-from tfnode.iot.payloads import PayloadError, decode_payload, encode_payload
+from tfnode.gateway import Device
+from tfnode.iot import PayloadError, decode_payload, encode_payload
 from tfnode.node.genesis import make_genesis
+from tfnode.node.iot_admission import is_iot_submit
 from tfnode.storage import ChainStore, open_rocks
 
 CHAIN = "tf-iot"
@@ -449,7 +448,7 @@ def test_bitmap_and_admission_filter(members):
 
 def test_admission_leaves_to_execution_what_a_lagging_node_cannot_judge():
     from tfnode.execution.iot import BatchCheck
-    from tfnode.iot.admission import lagging_only
+    from tfnode.node.iot_admission import lagging_only
 
     unknown_gw = BatchCheck(error="gateway 02ab is not registered")
     assert lagging_only(unknown_gw) is True  # admitted unjudged: execution decides

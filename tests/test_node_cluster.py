@@ -67,3 +67,48 @@ def test_kill9_restart_catches_up_without_double_vote(cluster):
         assert not (cluster.node(i) / "data" / "evidence.log").exists(), f"node-{i} reported evidence"
         assert "equivocation" not in cluster.log(i)
     assert all(s["evidence"] == 0 for s in others)
+
+
+def _health(url: str) -> tuple[int, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+    except OSError:
+        return 0, {}
+
+
+def test_health_tells_a_stall_and_a_lost_quorum(cluster):
+    """With 2 of 4 validators down the chain cannot commit: /health on a survivor turns 503
+    with the reasons, and returns to 200 once they are back."""
+    cfg = cluster.node(0) / "config.toml"
+    cfg.write_text(cfg.read_text().replace("health_max_commit_age = 10", "health_max_commit_age = 3"))
+    cluster.start_all()
+    url = cluster.rpc_url(0)
+    cluster.wait(lambda: cluster.status(0)["height"] >= 5 and _health(url)[0] == 200, 30, "a healthy node-0")
+    code, body = _health(url)
+    assert body["ok"] is True and body["reasons"] == [] and body["connected_power"] == 4
+    cluster.kill9(2)
+    cluster.kill9(3)
+    cluster.wait(lambda: _health(url)[0] == 503 and len(_health(url)[1]["reasons"]) >= 2, 30, "node-0 unhealthy")
+    reasons = " | ".join(_health(url)[1]["reasons"])
+    assert "no block committed" in reasons and "lost contact with a quorum" in reasons, reasons
+    # tfnode status (the status RPC) says the same
+    from tfnode.client import Client
+
+    with Client(url) as client:
+        assert client.status()["health"]["ok"] is False
+    cluster.start(2)
+    cluster.start(3)
+    cluster.wait(lambda: _health(url)[0] == 200, 60, "node-0 healthy again")
+    cluster.wait(lambda: "node healthy again" in cluster.log(0), 10, "node-0 logs its recovery")
+    for i in range(4):
+        assert cluster.stop(i) == 0, cluster.log(i)[-2000:]
+    log0 = cluster.log(0)
+    assert "node not healthy: " in log0 and "lost contact with a quorum" in log0
+    assert "node healthy again" in log0

@@ -121,3 +121,21 @@ def test_config_and_genesis_must_name_the_same_chain(tmp_path):
 
     with pytest.raises(config.ConfigError, match="differs from genesis"):
         Node(home)
+
+
+def test_start_refuses_another_members_key(tmp_path):
+    """customs' key copied into node-3's folder: node-3 must not come up as customs' validator."""
+    import shutil
+    import subprocess
+    import sys
+
+    cli_node.init(4, tmp_path / "net", base_port=33200)
+    home = tmp_path / "net" / "node-3"
+    shutil.copy(tmp_path / "net" / "node-1" / "node_key", home / "node_key")
+    os.chmod(home / "node_key", 0o600)
+    r = subprocess.run(
+        [sys.executable, "-m", "tfnode.node", "start", "--home", str(home)], capture_output=True, text=True, timeout=30
+    )
+    assert r.returncode == 2, r.stderr
+    assert "is the key of validator 'node-1'" in r.stderr and "names this node 'node-3'" in r.stderr
+    assert not (home / "data").exists()  # refused before touching the ledger

@@ -53,6 +53,12 @@ class FakeNode:
     def status(self):
         return {"chain_id": "test", "node": "n0", "height": len(self.blocks), "halted": self.halted}
 
+    stalled: str | None = None
+
+    def health(self):
+        reasons = [self.stalled] if self.stalled else []
+        return {"ok": not reasons, "reasons": reasons, "last_commit_age_s": 0.5}
+
     async def submit(self, raws):
         out = []
         for raw in raws:
@@ -734,10 +740,17 @@ def test_health_and_halt():
     async def main():
         async with serving() as c:
             async with c.session.get(c.url + "/health") as r:
-                assert r.status == 200 and await r.text() == "ok"
+                assert r.status == 200
+                assert await r.json() == {"ok": True, "reasons": [], "last_commit_age_s": 0.5}
+            c.node.stalled = "no block committed for 12 s (limit 10 s)"
+            async with c.session.get(c.url + "/health") as r:
+                assert r.status == 503
+                assert (await r.json())["reasons"] == ["no block committed for 12 s (limit 10 s)"]
+            c.node.stalled = None
             c.node.halted = "state root mismatch at height 3"
             async with c.session.get(c.url + "/health") as r:
-                assert r.status == 503 and "mismatch" in await r.text()
+                body = await r.json()
+                assert r.status == 503 and body["ok"] is False and "mismatch" in body["reasons"][0]
             async with c.session.get(c.url + "/metrics") as r:
                 assert 'tfnode_halted{chain_id="test",node="n0"} 1.0' in await r.text()
             assert (await c.ok("status"))["halted"] == "state root mismatch at height 3"  # reads still served
@@ -758,5 +771,78 @@ def test_stop_closes_websockets_going_away_and_publish_never_raises(caplog):
             msg = await w.ws.receive()
             assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001 and msg.extra == "node stopping"
             await w.ws.close()
+
+    run(main())
+
+
+# --- slow clients (slowloris) ---
+
+
+async def _trickler(port: int, stop: asyncio.Event) -> bool:
+    """A client that sends a request head a few bytes at a time and never finishes it.
+    Returns True once the server has closed the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    try:
+        i = 0
+        while not stop.is_set():
+            writer.write(head[i % len(head) : i % len(head) + 2] if i < len(head) else b"X-Slow: 1\r\n")
+            await writer.drain()
+            i += 2
+            try:
+                if await asyncio.wait_for(reader.read(1024), 0.05) == b"":
+                    return True
+            except TimeoutError:
+                pass
+        return False
+    except (ConnectionError, OSError):
+        return True
+    finally:
+        writer.close()
+
+
+def test_trickling_clients_cannot_lock_out_whole_requests():
+    """100 slowloris connections against a limit of 32: each of 30 ordinary calls is served,
+    because a newcomer evicts the connection that has waited longest without a request."""
+
+    async def main():
+        async with serving(max_connections=32, header_timeout=60.0) as c:
+            stop = asyncio.Event()
+            slow = [asyncio.create_task(_trickler(c.server.port, stop)) for _ in range(100)]
+            while len(c.server._conns) < 32:
+                await asyncio.sleep(0.01)
+            served = 0
+            for _ in range(30):
+                conn = aiohttp.TCPConnector(force_close=True)
+                async with aiohttp.ClientSession(connector=conn) as s:
+                    body = b'{"jsonrpc":"2.0","id":1,"method":"status"}'
+                    async with s.post(c.url + "/", data=body) as r:
+                        assert r.status == 200, await r.text()
+                        served += (await r.json())["result"]["chain_id"] == "test"
+            stop.set()
+            await asyncio.gather(*slow)
+            assert served == 30
+            assert c.server.evicted >= 30
+            assert len(c.server._conns) <= 32 + 1
+
+    run(main())
+
+
+def test_a_request_head_or_body_too_slow_is_cut_off():
+    async def main():
+        async with serving(header_timeout=0.3, body_timeout=0.3) as c:
+            stop = asyncio.Event()
+            # no request head within the header timeout: the server closes the connection
+            assert await asyncio.wait_for(_trickler(c.server.port, stop), 10.0) is True
+            # a head that promises 100 bytes of body and sends 10: 408 with a JSON-RPC error
+            reader, writer = await asyncio.open_connection("127.0.0.1", c.server.port)
+            writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"{" * 10)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 10.0)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+            body = loads(answer.split(b"\r\n\r\n", 1)[1])
+            assert body["error"]["code"] == -32600 and "body not received" in body["error"]["message"]
+            assert (await c.ok("status"))["chain_id"] == "test"  # others still served
 
     run(main())

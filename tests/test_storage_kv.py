@@ -195,3 +195,35 @@ def test_rocks_refuses_a_second_opener(tmp_path):
     with pytest.raises(StorageError, match="cannot open RocksDB at .*LOCK"):
         open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
     kv.close()
+
+
+def test_rocks_damaged_file_is_an_error_not_a_short_scan(tmp_path):
+    """A flipped block in an SST file: a scan must raise, never stop early and look complete."""
+    import glob
+    import os
+
+    from tfnode.storage import CorruptionError
+
+    path = tmp_path / "db"
+    kv = open_rocks(path, block_cache_bytes=1 << 20)
+    rng = __import__("random").Random(7)
+    for j in range(5):
+        b = WriteBatch()
+        for i in range(2000):
+            b.put(b"k%06d" % (j * 2000 + i), rng.randbytes(100))
+        kv.write(b, sync=True)
+    assert sum(1 for _ in kv.iterate(b"k")) == 10_000
+    kv._db.flush()  # the data into an SST file, where the damage goes
+    kv.close()
+    (sst,) = glob.glob(os.path.join(path, "*.sst"))
+    data = bytearray(open(sst, "rb").read())
+    mid = len(data) // 3
+    data[mid : mid + 64] = bytes(x ^ 0xFF for x in data[mid : mid + 64])
+    open(sst, "wb").write(data)
+    kv = open_rocks(path, block_cache_bytes=1 << 20)
+    try:
+        with pytest.raises(CorruptionError, match="checksum"):
+            for _ in kv.iterate(b"k"):
+                pass
+    finally:
+        kv.close()

@@ -80,11 +80,20 @@ def keygen(out: Path = typer.Option(..., "--out", help="private key file to writ
 
 
 @app.command()
-def start(home: Path = typer.Option(..., "--home", help="a node folder made by `tfnode init`")) -> None:
+def start(
+    home: Path = typer.Option(..., "--home", help="a node folder made by `tfnode init`"),
+    safety_floor: int | None = typer.Option(
+        None,
+        "--safety-floor",
+        min=1,
+        help="only after the safety record was lost: sign nothing at or below this round "
+        "(docs/operations.md, 'Damaged data'); ignored while the record is intact",
+    ),
+) -> None:
     """Run a node until SIGTERM or SIGINT."""
     from tfnode.node import cli_node
 
-    raise typer.Exit(_node_errors(lambda: cli_node.start(home)))
+    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor)))
 
 
 contract_app = typer.Typer(help="Work with contract sources.", no_args_is_help=True)
@@ -155,8 +164,17 @@ def status(
             ("state root", st.get("state_root")),
             ("mempool", f"{mem.get('txs')} txs, {mem.get('batches')} batches"),
             ("halted", st.get("halted")),
+            ("health", _health_line(st.get("health"))),
         ]
     )
+
+
+def _health_line(h: object) -> str:
+    if not isinstance(h, dict):
+        return "unknown (an older node)"
+    if h.get("ok"):
+        return "ok"
+    return "NOT OK: " + "; ".join(str(r) for r in h.get("reasons") or [])
 
 
 @app.command()
@@ -246,9 +264,9 @@ def iot_provision(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Generate a device key and register the device on the ledger."""
+    from tfnode.cli_iot import provision
     from tfnode.client import Account, ClientError, RpcError
-    from tfnode.iot.payloads import PayloadError
-    from tfnode.iot.provision import provision
+    from tfnode.iot import PayloadError
     from tfnode.node.errors import NodeError
 
     try:
@@ -275,10 +293,10 @@ def iot_simulate(
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Drive signed readings through gateways into a cluster; check proofs; report."""
+    from tfnode.cli_iot import simulate_local
     from tfnode.client import Account
+    from tfnode.gateway.simulator import SimConfig, run
     from tfnode.node.errors import NodeError
-
-    from iot.simulator import SimConfig, run
 
     if devices < 1 or rate <= 0 or duration <= 0:
         typer.echo("error: --devices, --rate and --duration must be positive", err=True)
@@ -302,7 +320,8 @@ def iot_simulate(
         forge_every=forge_every,
         proof_samples=proofs,
     )
-    report = run(cfg, log=(lambda m: None) if json_out else (lambda m: typer.echo(m, err=True)))
+    log = (lambda m: None) if json_out else (lambda m: typer.echo(m, err=True))
+    report = run(cfg, log) if cfg.rpc_urls else simulate_local(cfg, log)
     if json_out:
         return _print_json(report)
     _print_fields([(k, v) for k, v in report.items()])

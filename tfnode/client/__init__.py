@@ -12,7 +12,7 @@ against a QC with nothing but the validator set.
 """
 
 from tfnode.client._rpc import ClientError, RpcError
-from tfnode.client.account import DEFAULT_GAS_LIMIT, Account, build_tx, random_nonce, tx_hash
+from tfnode.client.account import DEFAULT_GAS_LIMIT, Account, build_tx, random_nonce, tx_expiry, tx_hash
 from tfnode.client.proofs import (
     receipt_hash,
     verify_proof,
@@ -42,6 +42,7 @@ __all__ = [
     "build_tx",
     "random_nonce",
     "receipt_hash",
+    "tx_expiry",
     "tx_hash",
     "verify_proof",
     "verify_reading_proof",

@@ -112,6 +112,15 @@ def build_tx(
     return tx.encode()
 
 
+def tx_expiry(raw: bytes) -> int:
+    """The last block height that may include a signed transaction (its ``expiry``): a
+    sender holding a transaction it could not confirm knows from this when it may replace
+    it. Raises ``LedgerError`` on bytes that are not a transaction."""
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise TypeError(f"tx_expiry needs bytes, not {type(raw).__name__}")
+    return _core.Transaction.decode(bytes(raw)).expiry
+
+
 def tx_hash(raw: bytes) -> bytes:
     """A transaction's id: SM3 of its canonical encoding (as blocks and the RPC name it)."""
     if not isinstance(raw, (bytes, bytearray, memoryview)):

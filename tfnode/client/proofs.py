@@ -13,7 +13,7 @@ never an exception.
 
 from __future__ import annotations
 
-from tfnode import _core, crypto
+from tfnode import _core, crypto, iot
 from tfnode.execution import roots
 
 Validator = tuple[int, int, bytes]
@@ -104,9 +104,8 @@ def verify_receipt_proof(proof: dict, validators: list[Validator]) -> bool:
 def verify_reading_proof(proof: dict, validators: list[Validator]) -> bool:
     """True iff ``proof["reading"]`` is reading ``index`` of an attested IoT batch: its hash
     -> the path -> the batch root, which the batch record (``record``: a state proof of key
-    ``iot.batch_key(gateway, batch_seq)``) holds, with the reading's bit set in the record's
+    ``tfnode.iot.batch_key(gateway, batch_seq)``) holds, with the reading's bit set in the record's
     ``accepted`` bitmap, and the record is in the QC-certified state (docs/iot.md)."""
-    from tfnode.execution import iot
     from tfnode.runtime.encoding import decode_versioned
 
     try:
@@ -119,7 +118,7 @@ def verify_reading_proof(proof: dict, validators: list[Validator]) -> bool:
         if not iot.bit_set(rec["accepted"], index) or index >= count:
             return False
         path = [_b(p, 32) for p in proof["path"]]
-        return _core.iot_reading_verify(root, count, crypto.sm3(_b(proof["reading"])), index, path) is True
+        return iot.verify_reading_path(root, count, crypto.sm3(_b(proof["reading"])), index, path)
     except Exception:  # noqa: BLE001
         return False
 

@@ -28,6 +28,7 @@ restarts; memory is pruned the same way (``StateTree.prune``).
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import struct
 from dataclasses import dataclass, field
@@ -68,6 +69,13 @@ class BlockOutput:
     stale_done: list = field(default_factory=list)  # stale-index keys deleted with their nodes
     dropped: int = 0
     seconds: float = 0.0
+
+
+def bundled_contracts_dir() -> Path:
+    """The trade-finance contracts shipped inside the package (``tfnode/contracts/*.py``,
+    package data in the wheel): what genesis deploys unless told otherwise. Found through
+    importlib.resources, so an installed tfnode finds the same sources as a checkout."""
+    return Path(str(importlib.resources.files("tfnode").joinpath("contracts")))
 
 
 class ChainExecutor:
@@ -147,7 +155,7 @@ class ChainExecutor:
             candidates.append(Path(self.contracts_dir) / Path(c["file"]).name)
         if self.genesis_dir is not None:
             candidates.append(Path(self.genesis_dir) / c["file"])
-        candidates.append(Path(__file__).resolve().parents[2] / c["file"])
+        candidates.append(bundled_contracts_dir() / Path(c["file"]).name)
         for p in candidates:
             if p.is_file():
                 data = p.read_bytes()

@@ -28,7 +28,26 @@ import struct
 from dataclasses import dataclass, field
 
 from tfnode import _core, crypto
-from tfnode.iot.payloads import KINDS, PayloadError, decode_payload
+from tfnode.iot import (
+    BATCH_GAS,
+    DEVICE,
+    DEVICE_SEQ,
+    GATEWAY,
+    GATEWAY_SEQ,
+    KINDS,
+    MAX_REF,
+    NAME,
+    READING_GAS,
+    REGISTER_GAS,
+    STATUSES,
+    WINDOW_AHEAD_MS,
+    WINDOW_BACK_MS,
+    PayloadError,
+    batch_count,
+    batch_key,
+    bitmap,
+    decode_payload,
+)
 from tfnode.runtime.encoding import EncodingError, decode_versioned, encode, encode_versioned
 from tfnode.runtime.executor import (
     NAME_RE,
@@ -42,25 +61,9 @@ from tfnode.runtime.executor import (
 )
 from tfnode.runtime.state import Overlay
 
-NAME = "iot"
-PREFIX = b"\x00i/"
-GATEWAY = PREFIX + b"g/"
-GATEWAY_SEQ = PREFIX + b"n/"
-DEVICE = PREFIX + b"d/"
-DEVICE_SEQ = PREFIX + b"s/"
-BATCH = PREFIX + b"b/"
 SENDER = "iot"  # the sender contracts see in on_readings: no account address looks like it
-
-# Timestamps must lie in [block time - WINDOW_BACK_MS, block time + WINDOW_AHEAD_MS]. Block time
-# is the block's timestamp in whole seconds (what every node has), times 1000.
-WINDOW_BACK_MS = 10 * 60 * 1000
-WINDOW_AHEAD_MS = 60 * 1000
-
-REGISTER_GAS = 5_000
-BATCH_GAS = 10_000
-READING_GAS = 400  # one SM2 verification, a seq check, a decode: flat per reading
-STATUSES = ("active", "suspended", "retired")
-MAX_REF = 128
+# The formats, the gas prices and the state layout live in tfnode.iot (shared with the
+# client and the gateway SDK); the names are imported above so this module reads alone.
 MAX_LISTED = 32  # bad readings spelled out in a revert reason (the return value lists them all)
 _U64 = struct.Struct(">Q")
 _ON_READINGS = "on_readings"
@@ -95,25 +98,6 @@ class _Verdicts:
 
 _verdicts = _Verdicts()
 verify_batch = _verdicts.verify
-
-
-def batch_key(gateway: bytes, batch_seq: int) -> bytes:
-    return BATCH + gateway + _U64.pack(batch_seq)
-
-
-def device_key(device_id: bytes) -> bytes:
-    return DEVICE + device_id
-
-
-def bitmap(indexes, count: int) -> bytes:
-    out = bytearray((count + 7) // 8)
-    for i in indexes:
-        out[i >> 3] |= 1 << (i & 7)
-    return bytes(out)
-
-
-def bit_set(bits: bytes, i: int) -> bool:
-    return 0 <= i >> 3 < len(bits) and bool(bits[i >> 3] >> (i & 7) & 1)
 
 
 def _u64(raw: bytes | None) -> int:
@@ -191,7 +175,7 @@ class Iot:
         self.records = _Records()
 
     # ---- checks (execution and admission) --------------------------------------------------
-    def check_batch(self, state, sender: bytes, batch: bytes, now_ms: int) -> BatchCheck:
+    def check_batch(self, state, sender: bytes, batch: object, now_ms: int) -> BatchCheck:
         """Every rule of a batch against ``state`` (read only). ``sender``: the transaction's
         public key; ``now_ms``: the block time (admission: the node's clock)."""
         c = BatchCheck()
@@ -291,7 +275,7 @@ class Iot:
             return Receipt("out_of_gas", gas_limit, revert_reason="out of gas")
         if type(batch) is bytes and len(batch) > 5:
             # The count sits at a fixed place; refuse an unaffordable batch before verifying it.
-            count = _batch_count(batch)
+            count = batch_count(batch)
             if count is not None and BATCH_GAS + READING_GAS * count > gas_limit:
                 return Receipt(
                     "out_of_gas",
@@ -403,16 +387,6 @@ def reading_dict(r: dict, rec: dict) -> dict:
         "kind": KINDS[r["kind"]],
         "value": decode_payload(r["kind"], bytes(r["payload"])),
     }
-
-
-# The header's count: version(1) gateway(33) batch_seq(8) created_ms(8) flags(1) -> u32 at 51.
-_COUNT_AT = 1 + 33 + 8 + 8 + 1
-
-
-def _batch_count(batch: bytes) -> int | None:
-    if len(batch) < _COUNT_AT + 4:
-        return None
-    return int.from_bytes(batch[_COUNT_AT : _COUNT_AT + 4], "big")
 
 
 def _member(iot: Iot, ov, sender: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tfnode import crypto
+from tfnode.execution.executor import bundled_contracts_dir
 from tfnode.node import config as config_mod
 from tfnode.node.config import NodeConfig, Peer
 from tfnode.node.errors import ConfigError
@@ -26,7 +27,6 @@ from tfnode.node.keys import keygen as _keygen
 from tfnode.node.keys import load_public_key, write_placeholder, write_private_key
 
 DEFAULT_BASE_PORT = 26600
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHAIN_ID = "tf-main"
 
 
@@ -92,7 +92,7 @@ def init(
         os.chmod(d, 0o700)
         shutil.copyfile(home / "genesis.json", d / "genesis.json")
         for c in g.contracts:
-            src = REPO_ROOT / c["file"]
+            src = bundled_contracts_dir() / Path(c["file"]).name  # what make_genesis read
             (d / c["file"]).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, d / c["file"])
         peers = [Peer(names[j], pubs[j], p2p[j]) for j in range(n) if j != i]
@@ -135,8 +135,8 @@ def keygen(out: str | Path) -> str:
     return _keygen(Path(out)).hex()
 
 
-def start(home: str | Path) -> int:
+def start(home: str | Path, safety_floor: int | None = None) -> int:
     """Run the node at ``home`` in this process until SIGTERM/SIGINT; returns the exit code."""
     from tfnode.node.node import run
 
-    return run(Path(home))
+    return run(Path(home), safety_floor)

@@ -41,6 +41,14 @@ class NodeConfig:
     block_interval_ms: int = 200
     sync_batch: int = 64
     rpc_max_connections: int = 256
+    rpc_max_connections_per_client: int = 64
+    rpc_header_timeout: float = 10.0
+    rpc_body_timeout: float = 30.0
+    # /health turns 503 when no block has committed for this long (a quiet chain still
+    # commits an empty block about every block interval, so silence means a stall).
+    health_max_commit_age_s: float = 10.0
+    # ... or when consensus has committed this many blocks more than execution has run.
+    health_max_exec_lag: int = 50
     expiry_window: int = 1000
 
     def path(self, rel: str) -> Path:
@@ -108,10 +116,28 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         block_interval_ms=int(cons.get("block_interval_ms", 200)),
         sync_batch=int(cons.get("sync_batch", 64)),
         rpc_max_connections=int(rpc.get("max_connections", 256)),
+        rpc_max_connections_per_client=int(rpc.get("max_connections_per_client", 64)),
+        rpc_header_timeout=float(rpc.get("header_timeout", 10.0)),
+        rpc_body_timeout=float(rpc.get("body_timeout", 30.0)),
+        health_max_commit_age_s=float(rpc.get("health_max_commit_age", 10.0)),
+        health_max_exec_lag=int(rpc.get("health_max_exec_lag", 50)),
         expiry_window=int(mp.get("expiry_window", 1000)),
     )
     if not 1 <= cfg.rpc_max_connections <= 65536:
         raise ConfigError(f"{where}: rpc.max_connections {cfg.rpc_max_connections}; must be 1..65536")
+    if not 1 <= cfg.rpc_max_connections_per_client <= 65536:
+        raise ConfigError(
+            f"{where}: rpc.max_connections_per_client {cfg.rpc_max_connections_per_client}; must be 1..65536"
+        )
+    if not 1 <= cfg.health_max_exec_lag <= 1_000_000:
+        raise ConfigError(f"{where}: rpc.health_max_exec_lag {cfg.health_max_exec_lag}; must be 1..1000000")
+    for what, secs in (
+        ("header_timeout", cfg.rpc_header_timeout),
+        ("body_timeout", cfg.rpc_body_timeout),
+        ("health_max_commit_age", cfg.health_max_commit_age_s),
+    ):
+        if not 0.1 <= secs <= 3600:
+            raise ConfigError(f"{where}: rpc.{what} {secs}; must be 0.1..3600 seconds")
     if not 1 <= cfg.expiry_window <= 1_000_000:
         raise ConfigError(f"{where}: mempool.expiry_window {cfg.expiry_window}; must be 1..1000000")
     if not 1 <= cfg.sync_batch <= 64:
@@ -155,8 +181,17 @@ listen = "{cfg.listen[0]}:{cfg.listen[1]}"
 # JSON-RPC 2.0 over HTTP (POST /), WebSocket subscriptions (/ws), Prometheus (/metrics);
 # docs/rpc.md. Keep it on a private interface or behind a proxy you control.
 listen = "{cfg.rpc[0]}:{cfg.rpc[1]}"
-# Most concurrent client connections.
+# Most concurrent client connections, overall and from one address; at a limit the
+# longest-idle connection is evicted first (docs/rpc.md, Limits).
 max_connections = {cfg.rpc_max_connections}
+max_connections_per_client = {cfg.rpc_max_connections_per_client}
+# Seconds a client may take to send a request head, and a request body.
+header_timeout = {cfg.rpc_header_timeout:g}
+body_timeout = {cfg.rpc_body_timeout:g}
+# /health answers 503 when no block committed for this many seconds, or when execution runs
+# this many blocks behind consensus (also when the node halted or lost contact with a quorum).
+health_max_commit_age = {cfg.health_max_commit_age_s:g}
+health_max_exec_lag = {cfg.health_max_exec_lag}
 
 [mempool]
 # A transaction's expiry height must lie within this many blocks above the current height;

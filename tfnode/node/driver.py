@@ -7,10 +7,10 @@ consequences back, on one asyncio thread; ``_apply`` is one ``match`` over the a
 =============================  ==========================================================
 action                         what the driver does
 =============================  ==========================================================
-Persist(seq, data)             ``ChainStore.persist_safety`` (synced write) *then* feeds
-                               ``Persisted(seq)``: the core releases a vote only after
-                               that, so a kill -9 at any instant cannot lead to a double
-                               vote after restart
+Persist(seq, data)             ``persist_safety`` (the node's SafetyKeeper: a synced record
+                               file, then the store) *then* feeds ``Persisted(seq)``: the
+                               core releases a vote only after that, so a kill -9 at any
+                               instant cannot lead to a double vote after restart
 Send / RequestSync(to, data)   ``PeerManager.send`` to that validator's PeerId, kind
                                CONSENSUS
 Broadcast(data, kind)          ``PeerManager.broadcast`` on the chain, kind CONSENSUS
@@ -215,9 +215,13 @@ class ConsensusDriver:
         sync_batch: int = 64,
         executor: Any = None,
         on_executed: Callable[[Any], None] | None = None,
+        persist_safety: Callable[[bytes], None] | None = None,
     ) -> None:
         self.core = core
         self.store = store
+        # Where safety data goes before a vote leaves: the node's SafetyKeeper (a file of its
+        # own and RocksDB), or the store alone when the driver runs without a node.
+        self.persist_safety = persist_safety or self._store_safety
         self.net = net
         self.chain_id = chain_id
         self.peer_of = dict(validators)  # validator id -> PeerId
@@ -241,6 +245,9 @@ class ConsensusDriver:
         self.fetch_timeout = 2.0
 
     # ---- lifecycle ----------------------------------------------------------------------
+    def _store_safety(self, data: bytes) -> None:
+        self.store.persist_safety(data)
+
     def start(self, root: Root | None = None) -> None:
         """Enter consensus. After a restart from ``root``, tell the core where execution
         stands (docs/consensus.md: the host re-sends the root's execution result)."""
@@ -368,7 +375,7 @@ class ConsensusDriver:
                     # Synced to disk before the core may release the votes it holds back. If
                     # the disk fails, the node stops: the held votes are never released.
                     try:
-                        self.store.persist_safety(data)
+                        self.persist_safety(data)
                     except (OSError, TfnodeError) as err:
                         return self._halt(f"cannot persist safety data (seq {seq}): {err}")
                     self._events.appendleft(Persisted(seq))

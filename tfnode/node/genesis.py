@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tfnode import crypto
+from tfnode.execution.executor import bundled_contracts_dir
 from tfnode.node.errors import ConfigError
 
 ROLES = ("bank", "customs", "logistics", "warehouse", "regulator")
@@ -153,20 +154,28 @@ class Genesis:
 def genesis_contracts(
     contracts_dir: Path | None = None, init_args: dict[str, list] | None = None
 ) -> list[dict[str, Any]]:
-    """``contracts/*.py`` with their SM3 code hashes and init arguments (what genesis deploys)."""
-    d = Path(contracts_dir) if contracts_dir else Path(__file__).resolve().parents[2] / "contracts"
+    """``*.py`` in ``contracts_dir`` with their SM3 code hashes and init arguments (what
+    genesis deploys); by default the trade-finance contracts shipped in the package
+    (``tfnode/contracts/``). A missing directory is an error, and so is a shipped one with
+    no contract in it: an installed tfnode once found no ``contracts/`` and quietly made a
+    genesis that deployed nothing. An explicit empty directory is a genesis without contracts."""
+    shipped = contracts_dir is None
+    d = bundled_contracts_dir() if shipped else Path(contracts_dir)
+    incomplete = " (the tfnode installation is incomplete: tfnode/contracts/ ships inside the package)"
     if not d.is_dir():
-        return []
+        raise ConfigError(f"contract directory {d} does not exist{incomplete if shipped else ''}")
+    files = [p for p in sorted(d.glob("*.py")) if not p.name.startswith("_")]
+    if shipped and not files:
+        raise ConfigError(f"no contract sources in {d}{incomplete}")
     init_args = init_args or {}
     return [
         {
             "name": p.stem,
-            "file": f"contracts/{p.name}",
+            "file": f"contracts/{p.name}",  # relative to the genesis file: each node home holds a copy
             "sm3": crypto.sm3(p.read_bytes()).hex(),
             "args": list(init_args.get(p.stem, [])),
         }
-        for p in sorted(d.glob("*.py"))
-        if not p.name.startswith("_")
+        for p in files
     ]
 
 

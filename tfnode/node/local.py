@@ -80,10 +80,11 @@ class LocalConsortium:
     def rpc_urls(self) -> list[str]:
         return [n["rpc"] for n in self.nodes]
 
-    def start(self, i: int) -> None:
+    def start(self, i: int, *extra: str) -> None:
+        """Start node ``i`` (``extra``: more ``tfnode start`` options)."""
         with open(self.root / f"node-{i}.log", "a") as log:
             self.procs[i] = subprocess.Popen(
-                [sys.executable, "-m", "tfnode", "start", "--home", str(self.node(i))],
+                [sys.executable, "-m", "tfnode", "start", "--home", str(self.node(i)), *extra],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

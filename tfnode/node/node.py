@@ -38,6 +38,7 @@ from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
 from tfnode.node.publish import LazyEvents, LazyReceipts
+from tfnode.node.safety import DamagedDataError, SafetyKeeper
 from tfnode.node.service import NodeService
 from tfnode.rpc.metrics import NodeMetrics
 from tfnode.rpc.server import RpcServer
@@ -49,7 +50,7 @@ EXIT_HALT = 3
 
 
 class Node:
-    def __init__(self, home: Path, *, net_config: NetConfig | None = None) -> None:
+    def __init__(self, home: Path, *, net_config: NetConfig | None = None, safety_floor: int | None = None) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
         self.genesis = Genesis.load(self.cfg.genesis_path)
@@ -63,7 +64,16 @@ class Node:
                 f"the key in {self.cfg.key_path} (public key {self.public_key.hex()[:16]}...) is not "
                 f"a validator of genesis {self.cfg.genesis_path}; non-voting nodes come later"
             )
+        if me.name != self.cfg.name:
+            raise ConfigError(
+                f"the key in {self.cfg.key_path} is the key of validator {me.name!r} (public key "
+                f"{self.public_key.hex()[:16]}...), but {self.home / 'config.toml'} names this node "
+                f"{self.cfg.name!r}: a node runs only with its own key (two nodes with one key would "
+                "vote twice for one validator)"
+            )
         self.me = me
+        self.safety_floor = safety_floor  # --safety-floor: used only if no safety record is usable
+        self.safety: SafetyKeeper | None = None
         self._net_config = net_config
         self.halted: str | None = None
         self.stopped = asyncio.Event()
@@ -75,6 +85,8 @@ class Node:
         self._root = None
         self.executor: ChainExecutor | None = None
         self._certified = 0  # the execution height the newest stored block certifies
+        self._last_commit = time.monotonic()  # of the last executed block (or of the start)
+        self._health_task: asyncio.Task[None] | None = None
         self.mempool: Mempool | None = None
         self.rpc: Any = None
         self.metrics: Any = None
@@ -84,15 +96,24 @@ class Node:
     async def start(self) -> None:
         cfg, g = self.cfg, self.genesis
         cfg.data_path.mkdir(parents=True, exist_ok=True)
-        self.kv = open_rocks(cfg.data_path / "db")
-        self.store = ChainStore(self.kv, g.chain_id)
-        self.executor = ChainExecutor(self.store, g, genesis_dir=cfg.genesis_path.parent)
+        db = cfg.data_path / "db"
         try:
+            self.kv = open_rocks(db)
+            self.store = ChainStore(self.kv, g.chain_id)
+            self.executor = ChainExecutor(self.store, g, genesis_dir=cfg.genesis_path.parent)
             self.executor.open()
+            self._root = root = restart_root(self.store)
         except (ExecutionError, TfnodeError, ValueError) as err:
-            raise ConfigError(f"cannot load the chain state: {err}") from None
-        safety = self.store.load_safety()
-        self._root = root = restart_root(self.store)
+            raise DamagedDataError(
+                f"cannot open the ledger in {db}: {err}. The data directory is damaged or not a "
+                f"tfnode ledger of chain {g.chain_id!r}; the node will not serve it. Restore {db} from "
+                "a backup or a member's snapshot, or move it aside to rebuild from the peers "
+                "(docs/operations.md, 'Damaged data'); keep data/safety as it is"
+            ) from None
+        epoch = decode_block(root.block)["epoch"] if root is not None else 0
+        floor = None if self.safety_floor is None else (epoch, self.safety_floor)
+        self.safety = SafetyKeeper(cfg.data_path / "safety", self.store)
+        safety = self.safety.load(floor=floor)
         if root is not None:
             self._certified = decode_block(root.block)["exec_height"]
         self.core = ConsensusCore(
@@ -146,13 +167,21 @@ class Node:
             sync_batch=cfg.sync_batch,
             executor=ex,
             on_executed=self._on_executed,
+            persist_safety=self.safety.persist,
         )
         self.net.register(chain, Kind.CONSENSUS, self.driver.on_message)
         await self.net.start()
         await self.mempool.start()
         self.metrics = NodeMetrics(g.chain_id, cfg.name)
         self.rpc = RpcServer(
-            NodeService(self), self.metrics, host=cfg.rpc[0], port=cfg.rpc[1], max_connections=cfg.rpc_max_connections
+            NodeService(self),
+            self.metrics,
+            host=cfg.rpc[0],
+            port=cfg.rpc[1],
+            max_connections=cfg.rpc_max_connections,
+            max_connections_per_client=cfg.rpc_max_connections_per_client,
+            header_timeout=cfg.rpc_header_timeout,
+            body_timeout=cfg.rpc_body_timeout,
         )
         await self.rpc.start()
         log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
@@ -162,6 +191,24 @@ class Node:
         await self._wait_for_quorum(cfg.base_timeout_ms / 1000)
         self.driver.start(self._root)
         self._write_status(force=True)
+        self._health_task = asyncio.get_running_loop().create_task(self._watch_health())
+
+    async def _watch_health(self) -> None:
+        """Logs each change of the health verdict: a warning with the reasons when the node
+        stops being ok (a stall, a lost quorum), an info line when it recovers."""
+        was_ok = True
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                h = self.health()
+            except Exception:  # noqa: BLE001 - the watch must never take the node down
+                log.exception("health check failed")
+                continue
+            if was_ok and not h["ok"]:
+                log.warning("node not healthy: %s", "; ".join(h["reasons"]))
+            elif not was_ok and h["ok"]:
+                log.info("node healthy again (last commit %.1f s ago)", h["last_commit_age_s"])
+            was_ok = h["ok"]
 
     async def _wait_for_quorum(self, timeout: float) -> None:
         """Give the links up to one round timeout to reach a quorum before round 1, so the
@@ -178,6 +225,8 @@ class Node:
             await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
         if self.rpc is not None:
             await self.rpc.stop()
         if self.driver is not None:
@@ -216,6 +265,7 @@ class Node:
             "mempool": self._mempool_stats(),
             "rpc": f"http://{self.cfg.rpc[0]}:{self.rpc.port}/" if self.rpc is not None else "",
             "halted": self.halted,
+            "health": self.health(),
             "pid": os.getpid(),
         }
 
@@ -229,7 +279,44 @@ class Node:
         data = self.store.batch(digest) if self.store is not None else None
         return None if data is None else _core.batch_decode(data)
 
+    def health(self) -> dict[str, Any]:
+        """What /health and ``tfnode status`` report: ``ok`` and, when not ok, every reason."""
+        cfg = self.cfg
+        reasons: list[str] = []
+        age = time.monotonic() - self._last_commit
+        if self.halted is not None:
+            reasons.append(f"halted: {self.halted}")
+        if age > cfg.health_max_commit_age_s:
+            reasons.append(f"no block committed for {age:.0f} s (limit {cfg.health_max_commit_age_s:g} s)")
+        vals = self.genesis.validators
+        total = sum(v.power for v in vals)
+        need = total * 2 // 3 + 1
+        connected = {bytes(p) for p in self.net.peers} if self.net is not None else set()
+        power = sum(v.power for v in vals if v.public_key == self.public_key or v.public_key in connected)
+        if power < need:
+            reasons.append(f"lost contact with a quorum: connected validators hold power {power} of {need} needed")
+        committed = self.core.committed_height if self.core is not None else 0
+        executed = self.executor.height if self.executor is not None else 0
+        had = self.safety.recorded_height if self.safety is not None else 0
+        head = self.store.head if self.store is not None else None
+        if head is not None and head.height < had or head is None and had > 0:
+            reasons.append(
+                f"catching up: the ledger lost blocks (at {head.height if head else 0}, had committed {had})"
+            )
+        if committed - executed > cfg.health_max_exec_lag:
+            reasons.append(f"execution lags consensus: executed {executed}, committed {committed}")
+        return {
+            "ok": not reasons,
+            "reasons": reasons,
+            "last_commit_age_s": round(age, 3),
+            "connected_power": power,
+            "quorum_power": need,
+            "committed_height": committed,
+            "executed_height": executed,
+        }
+
     def _on_executed(self, out: Any) -> None:
+        self._last_commit = time.monotonic()
         self._certified = max(self._certified, out.block["exec_height"])
         m = self.metrics
         if m is not None:
@@ -306,8 +393,8 @@ def setup_logging(fmt: str = "plain", level: str = "INFO", name: str = "") -> No
 
 
 # ---- process entry ------------------------------------------------------------------------
-async def _serve(home: Path) -> int:
-    node = Node(home)
+async def _serve(home: Path, safety_floor: int | None = None) -> int:
+    node = Node(home, safety_floor=safety_floor)
     setup_logging(node.cfg.log_format, node.cfg.log_level, node.cfg.name)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -319,7 +406,7 @@ async def _serve(home: Path) -> int:
     return EXIT_HALT if node.halted else 0
 
 
-def run(home: Path) -> int:
+def run(home: Path, safety_floor: int | None = None) -> int:
     """Run a node until SIGTERM/SIGINT (exit 0) or a consensus halt (exit 3)."""
     try:
         import uvloop
@@ -327,8 +414,8 @@ def run(home: Path) -> int:
         uvloop = None
     try:
         if uvloop is not None:
-            return uvloop.run(_serve(Path(home)))
-        return asyncio.run(_serve(Path(home)))
+            return uvloop.run(_serve(Path(home), safety_floor))
+        return asyncio.run(_serve(Path(home), safety_floor))
     except NodeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from tfnode.consensus import decode_block
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.query_auth import check_query
 from tfnode.execution.roots import ZERO
-from tfnode.iot import admission as iot_admission
+from tfnode.node import iot_admission
 from tfnode.rpc.errors import InvalidParams, RpcError
 from tfnode.rpc.values import value_to_json
 from tfnode.runtime.encoding import EncodingError, decode_versioned
@@ -58,6 +58,9 @@ class NodeService:
     # ---- status -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return self.node.status()
+
+    def health(self) -> dict[str, Any]:
+        return self.node.health()
 
     def validators(self) -> list[dict[str, Any]]:
         return [

@@ -19,6 +19,9 @@ class NodeAPI(Protocol):
 
     def status(self) -> dict: ...
 
+    # {"ok": bool, "reasons": [str, ...], ...}: what /health answers (200 if ok, else 503).
+    def health(self) -> dict: ...
+
     # One result per raw tx, in order: (tx_hash, None) admitted; (hash or None, reason) refused.
     async def submit(self, raws: list[bytes]) -> list[tuple[bytes | None, str | None]]: ...
 

@@ -1,7 +1,7 @@
 """``RpcServer``: JSON-RPC 2.0 over HTTP and WebSocket, /metrics and /health (docs/rpc.md).
 
     POST /      one call or a batch      GET /ws       the same, plus subscriptions
-    GET /metrics                         GET /health   200 ok, or 503 once halted
+    GET /metrics                         GET /health   200 ok, or 503 with the reasons
 
 All of it runs on the node's event loop; ``publish_block`` must be called from that loop.
 """
@@ -29,6 +29,25 @@ MAX_INFLIGHT_PER_WS = 64
 KEEPALIVE_TIMEOUT = 75.0
 WS_HEARTBEAT = 30.0
 STOP_TIMEOUT = 2.0
+# A new connection must deliver a whole request head within this time, and a request body
+# must arrive within BODY_TIMEOUT: a client that trickles bytes (slowloris) is cut off
+# instead of holding a connection slot for as long as it likes.
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+MAX_CONNECTIONS_PER_CLIENT = 64
+
+
+class _Conn:
+    """What the server knows of one open HTTP connection."""
+
+    __slots__ = ("handler", "peer", "busy", "idle_since", "timer")
+
+    def __init__(self, handler, peer: str, now: float):
+        self.handler = handler
+        self.peer = peer
+        self.busy = False  # inside a request handler (a WebSocket stays busy while open)
+        self.idle_since = now
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class RpcServer:
@@ -43,6 +62,9 @@ class RpcServer:
         max_batch_body: int = 16 << 20,
         max_batch_calls: int = 100,
         max_connections: int = 256,
+        max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT,
+        header_timeout: float = HEADER_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
         max_subscriptions: int = 64,
         max_queued: int = 1024,
     ):
@@ -54,6 +76,11 @@ class RpcServer:
         self.max_batch_body = max(max_batch_body, max_body)
         self.max_batch_calls = max_batch_calls
         self.max_connections = max_connections
+        self.max_connections_per_client = max(1, min(max_connections_per_client, max_connections))
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self._conns: dict[object, _Conn] = {}
+        self.evicted = 0  # idle or trickling connections closed to make room
         self.max_subscriptions = max_subscriptions
         self.max_queued = max_queued
         self.hub = Hub()
@@ -102,22 +129,75 @@ class RpcServer:
 
     def _limit_connections(self, server: web.Server) -> None:
         # aiohttp has no connection limit of its own. Its server registers every connection
-        # in connection_made, one at a time on the loop, so counting there is exact; a
-        # connection over the limit is still accepted, but its requests are answered -32009
-        # and it is closed (an HTTP answer, not a reset the client cannot explain).
+        # in connection_made, one at a time on the loop, so counting there is exact.
+        #
+        # At the limit (overall, or for one client address) a new connection first evicts the
+        # connection that has waited longest without a request in progress: an idle
+        # keep-alive or one still trickling its request head. A request being served (and an
+        # open WebSocket) is never evicted. Only when every slot is busy is the newcomer
+        # answered -32009 and closed (an HTTP answer, not a reset the client cannot explain).
+        # So slow or idle clients can never lock out a client that sends whole requests.
         made, lost = server.connection_made, server.connection_lost
+        loop = asyncio.get_running_loop()
 
         def connection_made(handler, transport):
-            if len(server.connections) >= self.max_connections:
+            peername = transport.get_extra_info("peername")
+            peer = str(peername[0]) if isinstance(peername, tuple) and peername else "?"
+            conns = self._conns
+            if len(conns) >= self.max_connections and not self._evict(None):
+                self._over_limit.add(handler)
+            elif sum(
+                1 for c in conns.values() if c.peer == peer
+            ) >= self.max_connections_per_client and not self._evict(peer):
                 self._over_limit.add(handler)
             made(handler, transport)
+            conn = conns[handler] = _Conn(handler, peer, loop.time())
+            self._arm(conn, self.header_timeout)
 
         def connection_lost(handler, exc=None):
             self._over_limit.discard(handler)
+            conn = self._conns.pop(handler, None)
+            if conn is not None and conn.timer is not None:
+                conn.timer.cancel()
             lost(handler, exc)
 
         server.connection_made = connection_made
         server.connection_lost = connection_lost
+
+    def _evict(self, peer: str | None) -> bool:
+        """Closes the longest-idle connection not serving a request (of ``peer`` if given)."""
+        victim = None
+        for conn in self._conns.values():
+            if conn.busy or (peer is not None and conn.peer != peer):
+                continue
+            if victim is None or conn.idle_since < victim.idle_since:
+                victim = conn
+        if victim is None:
+            return False
+        self._drop(victim)
+        self.evicted += 1
+        return True
+
+    def _drop(self, conn: _Conn) -> None:
+        self._conns.pop(conn.handler, None)
+        if conn.timer is not None:
+            conn.timer.cancel()
+        conn.handler.force_close()
+        transport = conn.handler.transport
+        if transport is not None:
+            transport.close()
+
+    def _arm(self, conn: _Conn, seconds: float) -> None:
+        """The connection must start its next request within ``seconds`` or be closed."""
+        if conn.timer is not None:
+            conn.timer.cancel()
+        since = conn.idle_since
+
+        def expire() -> None:
+            if self._conns.get(conn.handler) is conn and not conn.busy and conn.idle_since == since:
+                self._drop(conn)
+
+        conn.timer = asyncio.get_running_loop().call_later(seconds, expire)
 
     @web.middleware
     async def _connection_limit(self, request, handler):
@@ -129,7 +209,21 @@ class RpcServer:
             )
             resp.force_close()
             return resp
-        return await handler(request)
+        conn = self._conns.get(request.protocol)
+        if conn is None:
+            return await handler(request)
+        conn.busy = True
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
+        try:
+            return await handler(request)
+        finally:
+            conn.busy = False
+            conn.idle_since = asyncio.get_running_loop().time()
+            if self._conns.get(conn.handler) is conn:
+                # The next request head on a kept-alive connection gets the keep-alive time.
+                self._arm(conn, max(self.header_timeout, KEEPALIVE_TIMEOUT))
 
     # --- the node's side ---
 
@@ -166,9 +260,25 @@ class RpcServer:
         body = None
         if cl is None or cl <= self.max_batch_body:
             try:
-                body = await request.read()  # capped at client_max_size = max_batch_body
+                async with asyncio.timeout(self.body_timeout):
+                    body = await request.read()  # capped at client_max_size = max_batch_body
             except web.HTTPRequestEntityTooLarge:
                 pass
+            except TimeoutError:
+                err = RpcError(INVALID_REQUEST, f"invalid request: body not received within {self.body_timeout:g} s")
+                self.metrics.request("invalid")
+                self.metrics.error(INVALID_REQUEST)
+                resp = web.Response(
+                    status=408, body=jsonrpc.dumps(jsonrpc.error(None, err)), content_type="application/json"
+                )
+                resp.force_close()
+                # Answer, then close at once: aiohttp would otherwise linger reading the rest
+                # of a body that is not coming.
+                await resp.prepare(request)
+                await resp.write_eof()
+                if request.transport is not None:
+                    request.transport.close()
+                return resp
         if body is None:
             # The rest of the body is not read, so the connection cannot be reused.
             resp = web.Response(
@@ -186,12 +296,21 @@ class RpcServer:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _health(self, request: web.Request) -> web.Response:
+        """200 with ``{"ok": true, ...}``, or 503 with ``{"ok": false, "reasons": [...]}``."""
+        try:
+            h = dict(self.api.health())
+        except Exception as err:  # noqa: BLE001 - a broken health check is itself unhealthy
+            log.exception("health check failed")
+            h = {"ok": False, "reasons": [f"health check failed: {type(err).__name__}"]}
+        reasons = list(h.get("reasons") or [])
         halted = self.api.halted
-        if halted is not None:
-            return web.Response(status=503, text=f"halted: {halted}")
+        if halted is not None and not any(r.startswith("halted") for r in reasons):
+            reasons.insert(0, f"halted: {halted}")
         if not self._running:
-            return web.Response(status=503, text="stopping")
-        return web.Response(text="ok")
+            reasons.append("stopping")
+        h["reasons"] = reasons
+        h["ok"] = not reasons
+        return web.Response(status=200 if h["ok"] else 503, body=jsonrpc.dumps(h), content_type="application/json")
 
     # --- WebSocket ---
 

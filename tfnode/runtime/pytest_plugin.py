@@ -1,7 +1,8 @@
 """pytest plugin for contract authors: fixtures ``chain`` and ``members``.
 
-Enable it with ``pytest -p tfnode.runtime.pytest_plugin`` or, once registered under
-``[project.entry-points.pytest11]``, automatically::
+Installed with tfnode, it loads by itself (an entry point under ``pytest11`` named
+``tfnode.runtime.pytest_plugin``): run plain ``pytest``. ``pytest -p tfnode.runtime.pytest_plugin``
+works too, e.g. with ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``::
 
     def test_transfer(chain, members):
         chain.deploy("token", "contracts/token.py", 100, by=members["bank_a"])

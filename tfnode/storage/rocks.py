@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 import rocksdict as rd
 
 from .abc import KVSnapshot, KVStore, WriteBatch, check_key
-from .errors import SnapshotExpired, StorageError, StorageTypeError, StoreClosed
+from .errors import CorruptionError, SnapshotExpired, StorageError, StorageTypeError, StoreClosed
 
 BLOCK_CACHE_BYTES = 128 * 1024 * 1024
 MAX_OPEN_FILES = 512
@@ -52,6 +52,14 @@ def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files:
     return opts
 
 
+def _read_error(err: Exception) -> StorageError:
+    """A failed read: damaged data (checksum mismatch, truncated file) or an I/O error."""
+    msg = str(err)
+    if "Corruption" in msg or "checksum" in msg:
+        return CorruptionError(f"RocksDB read found damaged data: {msg}")
+    return StorageError(f"RocksDB read failed: {msg}")
+
+
 class _RocksSnapshot(KVSnapshot):
     def __init__(self, kv: "RocksKV", snap: rd.Snapshot, gen: int):
         self._kv = kv
@@ -75,7 +83,7 @@ class _RocksSnapshot(KVSnapshot):
         except Exception as err:  # noqa: BLE001 - rocksdict signals "absent" this way
             if "not found" in str(err):
                 return None
-            raise StorageError(f"snapshot read failed: {err}") from err
+            raise _read_error(err) from err
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         self._live()
@@ -125,13 +133,22 @@ class RocksKV(KVStore):
         return self._db is None
 
     def get(self, key: bytes) -> bytes | None:
-        return self._check_open().get(check_key(key))
+        db = self._check_open()
+        key = check_key(key)
+        try:
+            return db.get(key)
+        except Exception as err:  # noqa: BLE001 - rocksdict raises bare Exception
+            raise _read_error(err) from err
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
         keys = [check_key(k) for k in keys]
         if not keys:
             return []
-        return self._check_open().get(keys)
+        db = self._check_open()
+        try:
+            return db.get(keys)
+        except Exception as err:  # noqa: BLE001 - rocksdict raises bare Exception
+            raise _read_error(err) from err
 
     def _iter_now(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         db = self._check_open()
@@ -186,3 +203,10 @@ def _walk(it: rd.RdictIter, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
             return
         yield k, it.value()
         it.next()
+    # RocksDB ends an iteration the same way at the end of the data and at a read error (a
+    # block checksum mismatch in a damaged file): only the status tells them apart. Without
+    # this check a scan over damaged data stops early and looks complete.
+    try:
+        it.status()
+    except Exception as err:  # noqa: BLE001 - rocksdict raises bare Exception
+        raise CorruptionError(f"RocksDB scan stopped by a read error: {err}") from err

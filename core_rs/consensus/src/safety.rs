@@ -30,6 +30,18 @@ pub struct SafetyData {
     pub chain: Vec<Block>,
 }
 
+impl SafetyData {
+    /// Safety data for a validator that lost its own (damaged or missing record): it will
+    /// not vote, time out or propose in `round` or below, and its lock starts at `round`.
+    /// Safe when `round` is at least the highest round the network had reached when the
+    /// record was lost: every message the validator may have signed before is then at or
+    /// below the floor, and no QC it may have locked on is above it. The operator takes
+    /// `round` from other members' status (docs/operations.md, "Damaged data").
+    pub fn floor(epoch: Epoch, round: Round) -> SafetyData {
+        SafetyData { epoch, last_voted_round: round, one_chain_round: round, last_proposed_round: round, ..SafetyData::default() }
+    }
+}
+
 /// Blocks kept in `SafetyData::chain`; two suffice for the two-chain rule in calm times.
 pub const RECOVERY_BLOCKS: usize = 4;
 
@@ -121,7 +133,11 @@ impl SafetyRules {
 
     /// Rule: the lock is the highest QC round ever seen (two-chain), monotone.
     pub fn observe_qc(&mut self, qc: &QuorumCert) {
-        if qc.data.epoch == self.data.epoch && (qc.round() > self.data.one_chain_round || self.data.high_qc.is_none()) {
+        // Without a stored QC yet (a new validator, or one restarted from a floor) the first
+        // QC is taken, but never one below the lock: a floor's lock must not drop.
+        let higher = qc.round() > self.data.one_chain_round;
+        let first = self.data.high_qc.is_none() && qc.round() >= self.data.one_chain_round;
+        if qc.data.epoch == self.data.epoch && (higher || first) {
             self.data.one_chain_round = qc.round();
             self.data.high_qc = Some(qc.clone());
         }

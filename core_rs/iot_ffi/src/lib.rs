@@ -1,4 +1,4 @@
-//! C ABI for IoT gateway firmware (header: `iot/include/tfnode_iot.h`).
+//! C ABI for IoT gateway firmware (header: `tfnode/gateway/include/tfnode_iot.h`).
 //!
 //! The gateway half of `tfnode-iot`: SM2 keys and signatures, SM3, device-signed readings
 //! and gateway batches built in steps, all byte-for-byte the encodings the node decodes.

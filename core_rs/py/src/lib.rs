@@ -8,6 +8,7 @@ mod error;
 mod hash;
 mod iot;
 mod ledger;
+mod safety;
 mod seam;
 mod sm2;
 
@@ -18,5 +19,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     consensus::register(m)?;
     ledger::register(m)?;
     iot::register(m)?;
+    safety::register(m)?;
     Ok(())
 }

@@ -140,3 +140,25 @@ fn one_proposal_per_round() {
     b.payload.clear();
     assert!(s.sign_proposal(&b).is_err());
 }
+
+#[test]
+fn a_floor_forbids_every_round_up_to_it_and_keeps_its_lock() {
+    use crate::codec::{Decode, Encode};
+    use crate::safety::SafetyData;
+    // genesis---b1--b2--b3--b4--b5: a validator restarted from a floor at round 3.
+    let g = Block::genesis(0, [0; 32]);
+    let b1 = block(&g, 1);
+    let b2 = block(&b1, 2);
+    let b3 = block(&b2, 3);
+    let b4 = block(&b3, 4);
+    let floor = SafetyData::floor(0, 3).to_bytes();
+    let mut s = SafetyRules::new(0, Box::new(TestSigner::for_node(0)), Some(&floor)).unwrap();
+    for b in [&b1, &b2, &b3] {
+        assert!(matches!(s.vote(b, None), Err(ConsensusError::AlreadyVoted { .. })), "voted in round {}", b.round);
+    }
+    // An old QC seen after the restart does not lower the floor's lock.
+    s.observe_qc(&qc_for(&b1));
+    assert_eq!(s.data().one_chain_round, 3);
+    assert!(s.vote(&b4, None).is_ok(), "round 4 extends the QC of round 3");
+    assert_eq!(SafetyData::from_bytes(&s.persisted_bytes()).unwrap().last_voted_round, 4);
+}

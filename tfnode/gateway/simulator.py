@@ -31,11 +31,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfnode import crypto
+from tfnode import crypto, iot
 from tfnode.client import Account, Client, build_tx, verify_reading_proof
-from tfnode.execution import iot as iot_module
-
-from iot.gateway import Device, Gateway
+from tfnode.gateway.sdk import Device, Gateway
 
 RECEIPT_ID = "WR-SIM-0001"
 SCALE_REF, DOOR_REF = "WH-SIM-SCALE", "WH-SIM-DOOR"
@@ -184,7 +182,7 @@ def _forge(raw: bytes) -> bytes:
 def _send_all(client: Client, chain_id: str, calls: list[tuple[Account, str, tuple]]) -> list[dict]:
     """Sign and submit ``iot`` calls in bulk, then wait for every receipt."""
     h = client.status()["height"]
-    raws = [build_tx(acct, chain_id, iot_module.NAME, method, args, expiry=h + 500) for acct, method, args in calls]
+    raws = [build_tx(acct, chain_id, iot.NAME, method, args, expiry=h + 500) for acct, method, args in calls]
     hashes = []
     for k in range(0, len(raws), 1000):
         for r in client.submit_batch(raws[k : k + 1000]):
@@ -199,25 +197,21 @@ def _send_all(client: Client, chain_id: str, calls: list[tuple[Account, str, tup
 
 
 def run(cfg: SimConfig, log=lambda msg: None) -> dict:
+    """Provision the fleet on the nodes at ``cfg.rpc_urls`` with ``cfg.member_keys``, drive it,
+    check proofs, report. (``tfnode iot simulate`` without ``--rpc`` first starts a local
+    consortium: ``tfnode.cli_iot.simulate_local``; the SDK itself never starts a node.)"""
+    if not cfg.rpc_urls:
+        raise ValueError("the simulator needs the nodes' RPC URLs (--rpc)")
+    if not cfg.member_keys:
+        raise ValueError("provisioning needs a member key (--key) when --rpc is given")
+    members = [Account.from_bytes(k) for k in cfg.member_keys]
     with ExitStack() as stack:
-        urls, members = list(cfg.rpc_urls), [Account.from_bytes(k) for k in cfg.member_keys]
         work = cfg.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tf-iot-sim-")))
-        if not urls:
-            from tfnode.node.keys import load_private_key
-            from tfnode.node.local import LocalConsortium
-
-            log("starting a local 4-node consortium")
-            lc = stack.enter_context(LocalConsortium(work / "cluster", chain_id="tf-iot-sim", block_interval_ms=50))
-            lc.start_all()
-            urls = lc.rpc_urls()
-            members = [Account(load_private_key(lc.node(i) / "node_key")) for i in range(lc.n)]
-            _wait_up(urls, 60)
-        if not members:
-            raise ValueError("provisioning needs a member key (--key) when --rpc is given")
-        return _simulate(cfg, urls, members, work, log)
+        return _simulate(cfg, list(cfg.rpc_urls), members, work, log)
 
 
-def _wait_up(urls: list[str], timeout: float) -> None:
+def wait_up(urls: list[str], timeout: float) -> None:
+    """Wait until every node answers with a height of at least 1."""
     t0 = time.monotonic()
     for u in urls:
         while True:
@@ -245,7 +239,7 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
     n_gw = cfg.gateways or max(1, min(16, math.ceil(cfg.devices / 50)))
     gw_keys = [crypto.PrivateKey.generate().to_bytes() for _ in range(n_gw)]
     devices = []
-    calls = []
+    calls: list[tuple[Account, str, tuple]] = []
     for g, k in enumerate(gw_keys):
         calls.append((members[g % len(members)], "register_gateway", (Account.from_bytes(k).public_key_bytes,)))
     for i in range(cfg.devices):

@@ -1,6 +1,6 @@
 """cffi binding (ABI mode) of the gateway C library, ``libtfnode_iot_ffi``.
 
-The C ABI is what gateway firmware links (header ``iot/include/tfnode_iot.h``, crate
+The C ABI is what gateway firmware links (header ``tfnode/gateway/include/tfnode_iot.h``, crate
 ``core_rs/iot_ffi``). This module loads the built shared library with ``ffi.dlopen`` so
 Python code (tests, the device simulator, a Python gateway) drives exactly the code the
 firmware runs. The declarations are read from the header itself, so the two cannot drift.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cffi import FFI
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout: tfnode/gateway/ffi.py
 HEADER = Path(__file__).resolve().parent / "include" / "tfnode_iot.h"
 BUILD_HINT = "cargo build --release -p tfnode-iot-ffi"
 

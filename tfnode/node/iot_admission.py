@@ -14,9 +14,9 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
-from tfnode import _core, crypto
-from tfnode.execution import iot
+from tfnode import _core, crypto, iot
 from tfnode.execution.args import decode_call_args
+from tfnode.execution.iot import BatchCheck, Iot
 from tfnode.rpc.errors import NotFound, NotReady
 from tfnode.runtime.encoding import EncodingError, decode_versioned
 
@@ -54,7 +54,7 @@ class Admission:
     def __init__(self, node) -> None:
         self.node = node
         self.chain = node.genesis.chain_id.encode()
-        self.iot = iot.Iot(node.executor.runtime)  # its own record cache: it runs on a worker thread
+        self.iot = Iot(node.executor.runtime)  # its own record cache: it runs on a worker thread
         self.state = _Committed(node.store)
 
     async def check(self, raws: list[bytes]) -> dict[int, tuple[bytes | None, str]]:
@@ -63,7 +63,7 @@ class Admission:
         return await asyncio.get_running_loop().run_in_executor(None, self._check, [(i, raws[i]) for i in todo])
 
     def _check(self, items: list[tuple[int, bytes]]) -> dict[int, tuple[bytes | None, str]]:
-        out = {}
+        out: dict[int, tuple[bytes | None, str]] = {}
         now_ms = int(time.time() * 1000)
         checked = _core.tx_decode_and_verify_batch([r for _, r in items], self.chain)
         for (i, _raw), (tx, err) in zip(items, checked):
@@ -87,7 +87,7 @@ class Admission:
 LAG_REASONS = ("unknown device", "device not registered")
 
 
-def lagging_only(c: iot.BatchCheck) -> bool:
+def lagging_only(c: BatchCheck) -> bool:
     """Drop from an admission verdict the problems a lagging node cannot judge; True if
     the batch must be admitted unjudged (its gateway is unknown here)."""
     if c.error is not None and c.error.startswith("gateway ") and c.error.endswith(" is not registered"):
@@ -117,7 +117,7 @@ def reading_proof(svc: NodeService, gateway: bytes, batch_seq: int, index: int) 
     tx = _core.Transaction.decode(txrec.data)
     args, kwargs = decode_call_args(tx.args)
     batch = args[0] if args else kwargs["batch"]
-    decoded = _core.iot_batch_decode(batch)
+    decoded = iot.decode_batch(batch)
     reading = bytes(decoded["readings"][index])
     state = svc.get_state_proof(key)
     if state["value"] is None:
@@ -132,6 +132,6 @@ def reading_proof(svc: NodeService, gateway: bytes, batch_seq: int, index: int) 
         "reading": reading.hex(),
         "reading_hash": crypto.sm3(reading).hex(),
         "root": bytes(rec["root"]).hex(),
-        "path": [bytes(p).hex() for p in _core.iot_reading_proof(batch, index)],
+        "path": [p.hex() for p in iot.reading_path(batch, index)],
         "record": state,
     }

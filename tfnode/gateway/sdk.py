@@ -27,17 +27,16 @@ import os
 import time
 from pathlib import Path
 
-from tfnode import _core, crypto
-from tfnode.client import Account, Client, ClientError, RpcError, build_tx, tx_hash
-from tfnode.execution import iot as iot_module
-from tfnode.iot.payloads import encode_payload, kind_code
+# The SDK runs beside the devices, not in a node: it imports only public modules (the
+# client, the crypto facade, the IoT formats), never tfnode._core or the node
+# (tests/test_gateway_imports.py holds it to that).
+from tfnode import crypto, iot
+from tfnode.client import Account, Client, ClientError, RpcError, build_tx, tx_expiry, tx_hash
+from tfnode.errors import TfnodeError
+from tfnode.iot import FLAG_PARTIAL, HEADER_BYTES, MAX_BATCH_BYTES, MAX_BATCH_READINGS, encode_payload, kind_code
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_BYTES = 60_000  # docs/iot.md: a batch fits a transaction's 64 KiB args
-MAX_BATCH_READINGS = 4096
-HEADER_BYTES = 1 + 33 + 8 + 8 + 1 + 4 + 32 + 64
-FLAG_PARTIAL = 1
 EXPIRY_BLOCKS = 100
 CONTRACT_GAS = 20_000_000  # room for the bound contracts' on_readings calls
 
@@ -72,14 +71,14 @@ class Device:
         self._key = crypto.PrivateKey.from_bytes(self.secret)  # parsed once: signing is then one SM2 signature
         self.kind = kind_code(kind)
         self.public_key = self._key.public_key().to_bytes(compressed=True)
-        self.device_id = bytes(_core.iot_device_id(self.public_key))
+        self.device_id = iot.device_id(self.public_key)
         self.seq = seq
         self.clock = clock
 
     def reading(self, value: dict, *, timestamp_ms: int | None = None) -> bytes:
         self.seq += 1
         ts = int(self.clock() * 1000) if timestamp_ms is None else timestamp_ms
-        return bytes(_core.iot_reading_sign(self._key, self.seq, ts, self.kind, encode_payload(self.kind, value)))
+        return iot.sign_reading(self._key, self.seq, ts, self.kind, encode_payload(self.kind, value))
 
     def temp_humidity(self, temp_c: float, humidity_pct: float, **kw) -> bytes:
         return self.reading(
@@ -96,7 +95,7 @@ class Device:
         return self.reading({"direction": direction, "tag": tag}, **kw)
 
 
-class Refused(Exception):
+class Refused(TfnodeError):
     """A batch the ledger will never take (the reason is in ``rejected/<seq>.reason``)."""
 
 
@@ -187,10 +186,10 @@ class Gateway:
         # Persist the next seq first: a crash after this never reuses ``seq``.
         atomic_write(self._seq_file(), json.dumps({"next_batch_seq": seq + 1}).encode())
         self._next_seq = seq + 1
-        batch = _core.iot_batch_build(
+        batch = iot.build_batch(
             self.secret, seq, int(self.clock() * 1000), FLAG_PARTIAL if self.partial else 0, self._buf
         )
-        atomic_write(self._path(seq, ".batch"), bytes(batch))
+        atomic_write(self._path(seq, ".batch"), batch)
         self._buf, self._buf_bytes = [], HEADER_BYTES
         self.stats["sealed"] += 1
         return seq
@@ -256,14 +255,14 @@ class Gateway:
         if r is not None:
             return self._outcome(seq, r)
         st = c.status()
-        if raw is None or _core.Transaction.decode(raw).expiry <= st["executed_height"]:
+        if raw is None or tx_expiry(raw) <= st["executed_height"]:
             # No transaction yet, or the last one can no longer commit: sign a new one with
             # the same nonce, and persist it before it leaves.
-            gas = iot_module.BATCH_GAS + iot_module.READING_GAS * MAX_BATCH_READINGS + self.contract_gas
+            gas = iot.BATCH_GAS + iot.READING_GAS * MAX_BATCH_READINGS + self.contract_gas
             raw = build_tx(
                 self.account,
                 self.chain_id,
-                iot_module.NAME,
+                iot.NAME,
                 "submit",
                 (batch,),
                 expiry=st["height"] + EXPIRY_BLOCKS,
@@ -303,7 +302,7 @@ class Gateway:
             r = self._receipt(c, tx_hash(raw))
             if r is not None:
                 return r
-        rec = c.query(iot_module.NAME, "batch", self.public_key, seq)
+        rec = c.query(iot.NAME, "batch", self.public_key, seq)
         if rec.get("status") == "ok" and rec.get("value") is not None:
             return self._receipt(c, rec["value"]["tx"]) or {"status": "ok", "return_value": {"accepted": None}}
         return None
@@ -340,5 +339,5 @@ class Gateway:
         _fsync_dir(self.pending_dir)
 
 
-class _Retry(Exception):
+class _Retry(TfnodeError):
     """A transient failure: try again, on another node, after a pause."""
