@@ -2,9 +2,9 @@
 
     ex = ChainExecutor(store, genesis)
     ex.open()                                # genesis state, or the state tree from disk
-    out = ex.execute(block, batches)         # block: the commit action's dict; batches: raws per digest
+    out = ex.execute(block, batches)         # block: a dict of the Commit action; batches: raws per digest
     ex.commit(out, qc)                       # one atomic synced write: block, txs, receipts, state, tree
-    ex.exec_root                             # what ("executed", h, id, exec_root) tells the core
+    ex.exec_root                             # what Executed(h, id, exec_root) tells the core
 
 A block's transactions are its batches' transactions in payload order. A transaction is
 **dropped** (not stored, no receipt) when its hash or its replay key already committed or

@@ -27,15 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from tfnode import _core
-from tfnode.net import NetConfig, PeerManager, TcpTransport, as_chain_id
-from tfnode.node import config as config_mod
+from tfnode.consensus import ConsensusCore, decode_block
+from tfnode.errors import TfnodeError
 from tfnode.execution.executor import ChainExecutor, ExecutionError
-from tfnode.node.driver import ConsensusDriver, PayloadSource, restart_root
+from tfnode.mempool import Mempool, MempoolConfig
+from tfnode.net import Kind, NetConfig, PeerManager, TcpTransport, as_chain_id
+from tfnode.node import config as config_mod
+from tfnode.node.driver import ConsensusDriver, restart_root
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
-from tfnode.errors import TfnodeError
-from tfnode.mempool import Mempool, MempoolConfig
 from tfnode.node.publish import LazyEvents, LazyReceipts
 from tfnode.node.safety import DamagedDataError, SafetyKeeper
 from tfnode.node.service import NodeService
@@ -49,14 +50,7 @@ EXIT_HALT = 3
 
 
 class Node:
-    def __init__(
-        self,
-        home: Path,
-        *,
-        payload: PayloadSource | None = None,
-        net_config: NetConfig | None = None,
-        safety_floor: int | None = None,
-    ) -> None:
+    def __init__(self, home: Path, *, net_config: NetConfig | None = None, safety_floor: int | None = None) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
         self.genesis = Genesis.load(self.cfg.genesis_path)
@@ -78,7 +72,6 @@ class Node:
                 "vote twice for one validator)"
             )
         self.me = me
-        self._payload = payload
         self.safety_floor = safety_floor  # --safety-floor: used only if no safety record is usable
         self.safety: SafetyKeeper | None = None
         self._net_config = net_config
@@ -88,13 +81,13 @@ class Node:
         self.store: ChainStore | None = None
         self.net: PeerManager | None = None
         self.driver: ConsensusDriver | None = None
-        self.core: Any = None
+        self.core: ConsensusCore | None = None
         self._root = None
         self.executor: ChainExecutor | None = None
         self._certified = 0  # the execution height the newest stored block certifies
         self._last_commit = time.monotonic()  # of the last executed block (or of the start)
         self._health_task: asyncio.Task[None] | None = None
-        self.mempool: Any = None
+        self.mempool: Mempool | None = None
         self.rpc: Any = None
         self.metrics: Any = None
         self._status_path = self.cfg.data_path / "status.json"
@@ -117,13 +110,13 @@ class Node:
                 "a backup or a member's snapshot, or move it aside to rebuild from the peers "
                 "(docs/operations.md, 'Damaged data'); keep data/safety as it is"
             ) from None
-        epoch = _core.consensus_decode_block(root.block)["epoch"] if root is not None else 0
+        epoch = decode_block(root.block)["epoch"] if root is not None else 0
         floor = None if self.safety_floor is None else (epoch, self.safety_floor)
         self.safety = SafetyKeeper(cfg.data_path / "safety", self.store)
         safety = self.safety.load(floor=floor)
         if root is not None:
-            self._certified = _core.consensus_decode_block(root.block)["exec_height"]
-        self.core = _core.ConsensusCore(
+            self._certified = decode_block(root.block)["exec_height"]
+        self.core = ConsensusCore(
             self.me.id,
             g.consensus_validators(),
             self.key.to_bytes(),
@@ -149,7 +142,7 @@ class Node:
         ncfg.listen = cfg.listen
         self.net = PeerManager(self.key, members, TcpTransport(), ncfg)
         ex = self.executor
-        self.mempool = self._payload or Mempool(
+        self.mempool = Mempool(
             g.chain_id,
             self.net,
             [v.public_key for v in g.validators],
@@ -176,10 +169,9 @@ class Node:
             on_executed=self._on_executed,
             persist_safety=self.safety.persist,
         )
-        self.net.register(chain, 0x10, self.driver.on_message)  # Kind.CONSENSUS
+        self.net.register(chain, Kind.CONSENSUS, self.driver.on_message)
         await self.net.start()
-        if hasattr(self.mempool, "start"):
-            await self.mempool.start()
+        await self.mempool.start()
         self.metrics = NodeMetrics(g.chain_id, cfg.name)
         self.rpc = RpcServer(
             NodeService(self),
@@ -239,7 +231,7 @@ class Node:
             await self.rpc.stop()
         if self.driver is not None:
             self.driver.stop()
-        if self.mempool is not None and hasattr(self.mempool, "stop"):
+        if self.mempool is not None:
             await self.mempool.stop()
         if self.net is not None:
             await self.net.close()
@@ -278,9 +270,9 @@ class Node:
         }
 
     def _mempool_stats(self) -> dict[str, int]:
-        st = getattr(self.mempool, "stats", None)
-        if not isinstance(st, dict):
+        if self.mempool is None:
             return {"txs": 0, "batches": 0}
+        st = self.mempool.stats
         return {"txs": int(st.get("txs", 0)), "batches": int(st.get("batches", 0))}
 
     def _committed_batch(self, digest: bytes) -> list[bytes] | None:
