@@ -188,6 +188,11 @@ class ConsensusDriver:
         self._exec_queue: asyncio.Queue[tuple[dict, bytes]] | None = None
         self._exec_task: asyncio.Task[Any] | None = None
         self.fetch_timeout = 2.0
+        # For the node's per-peer signals (tfnode.node.signals): when each validator last
+        # sent a consensus message, and the last height it showed (proposal, sync request).
+        self.peer_seen: dict[int, float] = {}
+        self.peer_height: dict[int, int] = {}
+        self._timer_round: int | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
     def _store_safety(self, data: bytes) -> None:
@@ -220,7 +225,10 @@ class ConsensusDriver:
         if vid is None:  # admitted on the chain but not a validator (a future observer)
             self.stats["from_non_validator"] += 1
             return
+        self.peer_seen[vid] = time.monotonic()
         req = parse_sync_request(payload)
+        if req is not None:
+            self.peer_height[vid] = req[2]  # it holds blocks up to there
         if req is not None and req[0] == self.core.epoch and not self._closed:
             # Committed heights come from storage (the core holds only recent ones).
             resp = answer_from_storage(self.store, req[2], self.sync_batch)
@@ -241,6 +249,8 @@ class ConsensusDriver:
             kind, blocks = _core.consensus_message_blocks(payload)
         except (TfnodeError, ValueError):
             return True  # the core rejects it and reports "invalid"
+        if kind == "proposal" and blocks:
+            self.peer_height[vid] = blocks[0]["height"]  # the proposer extends its certified tip
         mp = self.payload
         for b in blocks:
             if hasattr(mp, "on_block"):
@@ -428,6 +438,9 @@ class ConsensusDriver:
 
     def _set_timer(self, round: int, ms: int) -> None:
         log.debug("round %d timer %d ms", round, ms)
+        if round != self._timer_round:  # a new round (a re-armed timer repeats the round)
+            self._timer_round = round
+            self.stats["round_changes"] += 1
         if self._timer is not None:
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_later(ms / 1000, self.handle, ("timeout", round))
