@@ -5,6 +5,9 @@
   bank's alerting); the rule and config files pass ``promtool`` where it is installed;
 - the dashboard is valid JSON with the expected panels; the systemd unit parses
   (``systemd-analyze verify`` where present) and keeps its restart and hardening keys;
+- the Dockerfile copies only files that exist and runs unprivileged; the compose file gives
+  each member its own home and ports (``docker-compose config`` where installed); no test
+  builds an image or runs a container (no engine on the machines this was written on);
 - the container health check answers from /health;
 - the new signals (health gauges, round timeouts, timeout certificates, round changes,
   per-peer lag) move: unit level, then on four in-process drivers with one stopped.
@@ -160,6 +163,57 @@ def test_systemd_unit_parses_and_keeps_restart_and_hardening_rules(tmp_path):
     unit.write_text(UNIT.read_text().replace("ExecStart=/opt/tfnode/bin/tfnode", "ExecStart=/bin/true"))
     r = subprocess.run([tool, "verify", str(unit)], check=False, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "Unknown" not in r.stderr, r.stderr
+
+
+ROOT = DEPLOY.parent
+
+
+def test_dockerfile_builds_from_existing_sources_and_runs_unprivileged():
+    """No engine runs here (see docs/operations.md): the Dockerfile is checked as text.
+    Every COPY source must exist in the repository, so a moved file breaks this test."""
+    lines = [ln.strip() for ln in (DEPLOY / "Dockerfile").read_text().splitlines()]
+    instr = [ln for ln in lines if ln and not ln.startswith("#")]
+    assert sum(1 for ln in instr if ln.startswith("FROM ")) == 2  # build stage, runtime stage
+    assert any("maturin build --release" in ln for ln in instr)
+    for ln in instr:
+        if ln.startswith("COPY ") and "--from=" not in ln:
+            *sources, _dest = ln.split()[1:]
+            for src in sources:
+                assert (ROOT / src).exists(), f"Dockerfile copies {src}, which the repository lacks"
+    user = [ln.split()[1] for ln in instr if ln.startswith("USER ")]
+    assert user and user[-1] not in ("root", "0")
+    assert any(ln.startswith("VOLUME ") and "/var/lib/tfnode" in ln for ln in instr)
+    assert any(ln.startswith("EXPOSE ") for ln in instr)
+    health = " ".join(ln + instr[i + 1] for i, ln in enumerate(instr) if ln.startswith("HEALTHCHECK"))
+    assert "healthcheck.py" in health
+
+
+def test_compose_gives_each_member_its_own_home_and_ports():
+    doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = doc["services"]
+    assert sorted(services) == ["node-0", "node-1", "node-2", "node-3"]
+    homes = set()
+    for i, (name, svc) in enumerate(sorted(services.items())):
+        assert name in svc["profiles"]  # each member starts only its own node on its host
+        (vol,) = svc["volumes"]
+        host, target = vol.rsplit(":", 1)
+        assert target == "/var/lib/tfnode" and name in host
+        homes.add(host)
+        p2p, rpc = 26600 + 2 * i, 26601 + 2 * i  # tfnode init's ports for node i
+        assert svc["ports"][0] == f"{p2p}:{p2p}" and svc["ports"][1].endswith(f":{rpc}:{rpc}")
+        assert svc["ports"][1].startswith("${TFNODE_RPC_BIND:-127.0.0.1}")  # RPC stays private
+        assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
+    assert len(homes) == 4
+    tool = shutil.which("docker-compose")
+    if tool is not None:  # Debian's docker-compose validates without an engine
+        r = subprocess.run(
+            [tool, "-f", str(DEPLOY / "compose.yaml"), "--profile", "all", "config", "-q"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.parametrize("status", [200, 503])
