@@ -243,6 +243,11 @@ class ConsensusDriver:
         self._exec_queue: asyncio.Queue[tuple[dict[str, Any], bytes]] | None = None
         self._exec_task: asyncio.Task[Any] | None = None
         self.fetch_timeout = 2.0
+        # For the node's per-peer signals (tfnode.node.signals): when each validator last
+        # sent a consensus message, and the last height it showed (proposal, sync request).
+        self.peer_seen: dict[int, float] = {}
+        self.peer_height: dict[int, int] = {}
+        self._timer_round: int | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
     def _store_safety(self, data: bytes) -> None:
@@ -277,6 +282,7 @@ class ConsensusDriver:
             self.stats["from_non_validator"] += 1
             return
         payload = bytes(payload)
+        self.peer_seen[vid] = time.monotonic()
         msg_kind = message_kind(payload)
         if msg_kind == MessageKind.SYNC_REQUEST and not self._closed and self._answer_sync_from_storage(peer, payload):
             return
@@ -293,7 +299,12 @@ class ConsensusDriver:
             req = decode_sync_request(payload)
         except (TfnodeError, ValueError):
             return False
-        if req is None or req.epoch != self.core.epoch:
+        if req is None:
+            return False
+        vid = self.id_of.get(bytes(peer))
+        if vid is not None:
+            self.peer_height[vid] = req.have_height  # it holds blocks up to there
+        if req.epoch != self.core.epoch:
             return False
         resp = answer_from_storage(self.store, req.have_height, self.sync_batch)
         if resp is None:
@@ -309,6 +320,8 @@ class ConsensusDriver:
             kind, blocks = message_blocks(payload)
         except (TfnodeError, ValueError):
             return True  # the core rejects it and reports Invalid
+        if kind == MessageKind.PROPOSAL and blocks:
+            self.peer_height[vid] = blocks[0]["height"]  # the proposer extends its certified tip
         mp = self.payload
         for b in blocks:
             mp.on_block(b)
@@ -503,6 +516,9 @@ class ConsensusDriver:
 
     def _set_timer(self, round: int, ms: int) -> None:
         log.debug("round %d timer %d ms", round, ms)
+        if round != self._timer_round:  # a new round (a re-armed timer repeats the round)
+            self._timer_round = round
+            self.stats["round_changes"] += 1
         if self._timer is not None:
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_later(ms / 1000, self.handle, LocalTimeout(round))

@@ -40,6 +40,7 @@ from tfnode.node.keys import load_private_key
 from tfnode.node.publish import LazyEvents, LazyReceipts
 from tfnode.node.safety import DamagedDataError, SafetyKeeper
 from tfnode.node.service import NodeService
+from tfnode.node.signals import Signals, peer_signals
 from tfnode.rpc.metrics import NodeMetrics
 from tfnode.rpc.server import RpcServer
 from tfnode.storage import ChainStore, open_rocks
@@ -90,6 +91,7 @@ class Node:
         self.mempool: Mempool | None = None
         self.rpc: Any = None
         self.metrics: Any = None
+        self.signals: Signals | None = None
         self._status_path = self.cfg.data_path / "status.json"
         self._last_status = 0.0
 
@@ -173,6 +175,7 @@ class Node:
         await self.net.start()
         await self.mempool.start()
         self.metrics = NodeMetrics(g.chain_id, cfg.name)
+        self.signals = Signals(self.metrics)
         self.rpc = RpcServer(
             NodeService(self),
             self.metrics,
@@ -194,8 +197,10 @@ class Node:
         self._health_task = asyncio.get_running_loop().create_task(self._watch_health())
 
     async def _watch_health(self) -> None:
-        """Logs each change of the health verdict: a warning with the reasons when the node
-        stops being ok (a stall, a lost quorum), an info line when it recovers."""
+        """Once a second: logs each change of the health verdict (a warning with the reasons
+        when the node stops being ok, such as a stall or a lost quorum; an info line when it
+        recovers) and updates the signals (health, timeout and peer metrics; a rate-limited
+        warning on round timeouts)."""
         was_ok = True
         while True:
             await asyncio.sleep(1.0)
@@ -204,11 +209,38 @@ class Node:
             except Exception:  # noqa: BLE001 - the watch must never take the node down
                 log.exception("health check failed")
                 continue
+            try:
+                self._update_signals(h)
+            except Exception:  # noqa: BLE001 - nor may the metrics; the verdict is still logged below
+                log.exception("updating the health and consensus metrics failed")
             if was_ok and not h["ok"]:
                 log.warning("node not healthy: %s", "; ".join(h["reasons"]))
             elif not was_ok and h["ok"]:
                 log.info("node healthy again (last commit %.1f s ago)", h["last_commit_age_s"])
             was_ok = h["ok"]
+
+    def _update_signals(self, health: dict[str, Any]) -> None:
+        if self.signals is None or self.core is None or self.driver is None:
+            return
+        d = self.driver
+        peers = peer_signals(
+            {v.id: (v.name, v.public_key) for v in self.genesis.validators},
+            self.me.id,
+            {bytes(p) for p in self.net.peers} if self.net is not None else set(),
+            self.core.committed_height,
+            d.peer_height,
+            d.peer_seen,
+            time.monotonic(),
+        )
+        self.signals.update(
+            health,
+            round=self.core.round,
+            # An older core without the stats getter reports no timeouts rather than failing.
+            core_stats=getattr(self.core, "stats", {}),
+            round_changes=d.stats.get("round_changes", 0),
+            peers=peers,
+        )
+        self.metrics.set_status(peers=len(self.net.peers) if self.net is not None else 0)
 
     async def _wait_for_quorum(self, timeout: float) -> None:
         """Give the links up to one round timeout to reach a quorum before round 1, so the

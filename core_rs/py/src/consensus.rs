@@ -182,6 +182,21 @@ impl PyConsensusCore {
     fn committed_height(&self) -> u64 {
         self.0.lock().expect("not poisoned").committed_height()
     }
+    /// The core's counters since it was created (they restart with the process):
+    /// `timeouts` (rounds this node gave up on: it signed a timeout for them),
+    /// `rounds_by_tc` (rounds entered through a timeout certificate, formed here or
+    /// received), `proposals`, `votes`, `committed_blocks`. Read by the node's metrics.
+    #[getter]
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.0.lock().expect("not poisoned").stats.clone();
+        let d = PyDict::new(py);
+        d.set_item("timeouts", s.timeouts)?;
+        d.set_item("rounds_by_tc", s.rounds_by_tc)?;
+        d.set_item("proposals", s.proposals)?;
+        d.set_item("votes", s.votes)?;
+        d.set_item("committed_blocks", s.committed_blocks)?;
+        Ok(d)
+    }
     fn leader(&self, round: u64) -> u32 {
         self.0.lock().expect("not poisoned").leader(round)
     }
