@@ -117,6 +117,7 @@ WRAPPED_BUILTINS = frozenset(
         "str",
         "pow",
         "int",
+        "isinstance",
     }
 )
 # Methods that walk or build data in C in time or space linear in their operands. Calls of

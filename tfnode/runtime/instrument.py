@@ -127,6 +127,14 @@ class _Rewriter(ast.NodeTransformer):
     visit_For = _loop
     visit_While = _loop
 
+    def visit_GeneratorExp(self, node: ast.GeneratorExp):
+        self.generic_visit(node)
+        # The outer iterable of a generator expression is evaluated where it is written: a
+        # lazy one is materialised there, so generators never wrap generators (Meter.lz).
+        first = node.generators[0]
+        first.iter = _call("_tf_lz", first.iter)
+        return node
+
     def visit_comprehension(self, node: ast.comprehension):
         self.generic_visit(node)
         node.ifs = [_call("_tf_gas", _const(2))] + node.ifs

@@ -20,6 +20,8 @@ receipts, so they are versioned with the runtime.
 
 from __future__ import annotations
 
+import types
+
 from tfnode.runtime.errors import DepthExceeded, MemoryExceeded, OutOfGas
 from tfnode.runtime.fixed import Fixed
 
@@ -40,6 +42,12 @@ _ITEMS = type({}.items())
 # Decimal digits of the largest int a checked op may make (4096 bits).
 _MAX_INT_DIGITS = 1234
 _SIZED = (str, bytes, list, tuple, dict, range)
+# Lazy iterators a contract can make. Each one pulls from the iterator it wraps through C, so
+# a chain of them (``z = zip(z)`` a million times, or generator expressions over generator
+# expressions) makes consuming it recurse in C once per link until the stack runs out
+# (SIGSEGV). Checked ops never let one wrap another: a lazy argument is materialised first
+# (charged like list(...)), so every chain has one link.
+_LAZY = frozenset({types.GeneratorType, zip, enumerate})
 
 
 def _approx_bytes(v) -> int:
@@ -424,6 +432,19 @@ class Meter:
     def b_max(self, *args, **kwargs):
         return self._extreme(max, args, kwargs)
 
+    def lz(self, it):
+        """An iterable about to be wrapped by a lazy iterator (zip, enumerate, the outer
+        iterable of a generator expression): materialised if it is lazy itself (see _LAZY)."""
+        if type(it) in _LAZY:
+            return self.b_list(it)
+        return it
+
+    def b_isinstance(self, obj, types_):
+        # isinstance walks a tuple of types recursively in C: bound its nesting first.
+        if type(types_) is tuple:
+            self.deep(types_)
+        return isinstance(obj, types_)
+
     def b_any(self, it):
         self.walk(it)
         return any(it)
@@ -433,10 +454,12 @@ class Meter:
         return all(it)
 
     def b_enumerate(self, it, start=0):
+        it = self.lz(it)
         self.walk(it)
         return enumerate(it, start)
 
     def b_zip(self, *its, strict=False):
+        its = [self.lz(i) for i in its]
         sized = [len(i) for i in its if isinstance(i, _SIZED)]
         if sized:
             n = min(sized) >> SIZE_SHIFT

@@ -72,5 +72,6 @@ def make_globals(m: Meter, builtins_dict: dict, module_name: str) -> dict:
         "_tf_fv": m.fv,
         "_tf_cv": m.cv,
         "_tf_key": m.key,
+        "_tf_lz": m.lz,
         **{"_tf_b_" + n: getattr(m, "b_" + n) for n in WRAPPED_BUILTINS},
     }
