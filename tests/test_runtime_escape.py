@@ -155,3 +155,73 @@ def test_deeply_nested_arguments_and_values_are_refused():
         )
         assert r.status in ("memory_exceeded", "error"), (use, r)
         assert "nested" in r.revert_reason, (use, r)
+
+
+# -- 2. nothing runs before a deploy is approved -------------------------------------------------
+
+
+def test_a_proposal_runs_no_contract_code():
+    chain = Chain()
+    src = contract("return self.n")
+    r = chain.call(chain["bank_a"], "governance", "propose", "deploy", "c", src, [])
+    assert r.ok, r
+    from tfnode import crypto
+
+    h = crypto.sm3(src.encode())
+    # validated and compiled (static), never executed: the module body has not run
+    assert h not in chain.runtime._loaded
+    pid = r.return_value
+    for b in ("bank_a", "bank_b", "bank_c"):
+        chain.must(chain[b], "governance", "approve", pid)
+    assert chain.call(chain["bank_a"], "governance", "commit", pid).ok
+    assert h in chain.runtime._loaded
+    assert chain.call(chain["bank_a"], "c", "go").return_value == 0
+
+
+@pytest.mark.parametrize(
+    "name,fields,top",
+    [
+        # a storage default computed by a helper: ran at the proposal, unapproved
+        ("default-call", "n = Value(int, default=helper())\n", "def helper():\n    return 1\n"),
+        ("default-expr", "n = Value(list, default=[x for x in range(3)])\n", ""),
+        ("type-call", "n = Map(helper(), int)\n", "def helper():\n    return str\n"),
+        ("type-not-storable", "n = Map(str, SortedSet)\n", ""),
+        # annotations: never evaluated, and restricted to type names
+        ("module-annotation", "n = Value(int)\n", "X: sm3(b'x') = 1\n"),
+        ("class-annotation", "n: helper() = Value(int)\n", "def helper():\n    return 1\n"),
+        ("function-annotation", "n = Value(int)\n", "def helper(a: sm3(b'')) -> [x for x in ()]:\n    return a\n"),
+        # constants evaluated statically with the runtime's bounds, never failing at load
+        ("huge-power", "n = Value(int)\n", "X = 2 ** 100000\n"),
+        ("huge-string", "n = Value(int)\n", "S = 'ab' * 10 ** 8\n"),
+        ("huge-default-param", "n = Value(int)\n", "def helper(a=7 ** 10 ** 7):\n    return a\n"),
+    ],
+)
+def test_module_and_class_bodies_hold_only_static_definitions(name, fields, top):
+    violations = check_source(contract("return 1", fields=fields, top=top))
+    assert violations, name
+    assert {v.rule for v in violations} & {"storage", "annotation", "constant"}, (name, violations)
+
+
+def test_annotations_that_name_types_are_accepted():
+    src = contract(
+        "x: Optional[dict] = None\nreturn 1",
+        fields="n: Value = Value(int, default=-1)\nm = Map(bytes, list)\nf = Value(Fixed, default=Fixed('1.5'))\n",
+        top="from typing import Optional, List\nX: int = 3 * 1024\n\ndef helper(a: List[int], b: 'C' = None) -> int | None:\n    return a\n",
+    )
+    assert check_source(src) == []
+
+
+def test_first_load_inside_a_nested_call_is_the_same_on_fresh_and_warm_nodes():
+    callee = contract("return 1", fields="n = Value(int, default=7)\n").replace("def go(self)", "def get(self)")
+    caller = contract("return call_contract('callee', 'get')")
+
+    def node(warm: bool):
+        rt = Runtime(MemoryState())
+        rt.genesis([], contracts=[("callee", callee, []), ("caller", caller, [])])
+        rt._loaded.clear()  # as after a restart
+        if warm:
+            assert rt.execute(TxCall("0x" + "2" * 40, "callee", "get"), BlockCtx(1, 1)).ok
+        return rt.execute(TxCall("0x" + "1" * 40, "caller", "go", gas_limit=50_000), BlockCtx(2, 2))
+
+    cold, warm = node(False), node(True)
+    assert cold.ok and cold.encode() == warm.encode()

@@ -429,6 +429,114 @@ def _is_constant_expr(node) -> bool:
     return False
 
 
+class _ConstTooBig(ValueError):
+    pass
+
+
+# Bounds of a constant expression evaluated statically (the runtime's own limits: see meter).
+_CONST_INT_BITS = 4096
+
+
+def const_value(node):
+    """Evaluate a ``_is_constant_expr`` expression here, statically and with the runtime's size
+    bounds, so a constant that the module body could not build (``X = 2 ** 10 ** 9``,
+    ``S = "a" * 10 ** 8``) is refused at the proposal, never discovered at load. Raises
+    ``_ConstTooBig`` or ``TypeError``/``ValueError``/``ZeroDivisionError``."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp):
+        v = const_value(node.operand)
+        if type(v) not in (int, bool):
+            raise TypeError("unary sign of a non-int")
+        return -v if isinstance(node.op, ast.USub) else +v
+    if isinstance(node, ast.Tuple):
+        out = tuple(const_value(e) for e in node.elts)
+        if len(out) > MAX_LITERAL_BYTES:
+            raise _ConstTooBig("tuple too long")
+        return out
+    a, b = const_value(node.left), const_value(node.right)
+    ints = type(a) in (int, bool) and type(b) in (int, bool)
+    if isinstance(node.op, ast.Pow):
+        if not ints:
+            raise TypeError("** of non-ints")
+        if b < 0:
+            raise ValueError("negative exponent")
+        if abs(a) > 1 and (abs(a).bit_length() - 1) * b >= _CONST_INT_BITS:
+            raise _ConstTooBig("int power too large")
+        r = a**b
+    elif isinstance(node.op, ast.Mult):
+        if ints:
+            if abs(a).bit_length() + abs(b).bit_length() > _CONST_INT_BITS + 1:
+                raise _ConstTooBig("int product too large")
+        else:
+            seq, n = (a, b) if type(b) in (int, bool) else (b, a)
+            if type(n) not in (int, bool) or type(seq) not in (str, bytes, tuple):
+                raise TypeError("* of these types")
+            if len(seq) * max(n, 0) > MAX_LITERAL_BYTES:
+                raise _ConstTooBig("repeated sequence too long")
+        r = a * b
+    elif isinstance(node.op, ast.Add):
+        if not ints and type(a) is type(b) and type(a) in (str, bytes, tuple):
+            if len(a) + len(b) > MAX_LITERAL_BYTES:
+                raise _ConstTooBig("concatenation too long")
+        elif not ints:
+            raise TypeError("+ of these types")
+        r = a + b
+    else:
+        if not ints:
+            raise TypeError("- of non-ints")
+        r = a - b
+    if type(r) is int and r.bit_length() > _CONST_INT_BITS:
+        raise _ConstTooBig("int too large")
+    return r
+
+
+def _is_literal(node) -> bool:
+    """A literal value for a storage default: constants, lists, tuples and dicts of them, and
+    ``Fixed("1.5")``. Nothing that runs code."""
+    if _is_constant_expr(node):
+        return True
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return all(_is_literal(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _is_literal(k) for k in node.keys) and all(_is_literal(v) for v in node.values)
+    return _is_fixed_literal(node)
+
+
+def _is_fixed_literal(node) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "Fixed"
+        and all(_is_constant_expr(a) for a in node.args)
+        and not node.keywords
+    )
+
+
+def _is_type_expr(node) -> bool:
+    """What an annotation may hold: names, string constants, None, subscripts (Optional[int],
+    dict[str, list]), unions (int | None) and tuples/lists of those. Annotations are never
+    evaluated (the instrumentation drops them), and this keeps them free of anything that
+    could run if they were (calls, lambdas, comprehensions)."""
+    if isinstance(node, ast.Name):
+        return True
+    if isinstance(node, ast.Constant):
+        return node.value is None or type(node.value) is str or node.value is Ellipsis
+    if isinstance(node, ast.Subscript):
+        return _is_type_expr(node.value) and _is_type_expr(node.slice)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _is_type_expr(node.left) and _is_type_expr(node.right)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return all(_is_type_expr(e) for e in node.elts)
+    return False
+
+
+# Storage declarations: Map(key_type, value_type), Value(type, default=literal).
+_STORAGE_PARAMS = {"Map": ("key_type", "value_type"), "Value": ("type", "default")}
+_STORAGE_TYPES = frozenset({"int", "str", "bytes", "bool", "list", "dict", "Fixed"})
+_KEY_TYPES = frozenset({"int", "str", "bytes"})
+
+
 class _Checker:
     def __init__(self) -> None:
         self.out: list[Violation] = []
@@ -510,27 +618,69 @@ class _Checker:
                     self._class_targets.add(id(t))
             else:
                 self.check_identifier(t, t.id, "name")
+        if isinstance(stmt, ast.AnnAssign):
+            self.check_annotation(stmt.annotation)
         value = stmt.value
         if value is None:
             return
         if where == "class" and _is_storage_decl(value):
+            self.check_storage_decl(value)
             for a in value.args + [k.value for k in value.keywords]:
                 self.walk(a)
             return
-        if not _is_constant_expr(value) and not (
-            isinstance(value, ast.Call)
-            and isinstance(value.func, ast.Name)
-            and value.func.id == "Fixed"
-            and all(_is_constant_expr(a) for a in value.args)
-            and not value.keywords
-        ):
+        if not _is_constant_expr(value) and not _is_fixed_literal(value):
             self.bad(
                 stmt,
                 "constant",
                 f"{where}-level values must be literals (or tuples of them), so no state survives a transaction"
                 + ("; storage is declared with Map(...) or Value(...)" if where == "class" else ""),
             )
+        elif _is_constant_expr(value):
+            self.check_const_value(value)
         self.walk(value)
+
+    def check_const_value(self, node) -> None:
+        """Module and class bodies run when a committed contract is loaded: their constant
+        expressions are evaluated here first, with the runtime's bounds, so loading can never
+        fail or do unbounded work."""
+        try:
+            const_value(node)
+        except _ConstTooBig as err:
+            self.bad(node, "constant", f"constant expression too large ({err})")
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as err:
+            self.bad(node, "constant", f"constant expression fails: {type(err).__name__}")
+
+    def check_storage_decl(self, call: ast.Call) -> None:
+        """Storage declarations are evaluated when the class is created: only type names and
+        literal defaults, so no contract code runs then (a default computed by a helper would
+        run unapproved at a proposal, or against the caller's frame at a first load)."""
+        kind = call.func.id
+        params = _STORAGE_PARAMS[kind]
+        bound: dict[str, ast.AST] = {}
+        if len(call.args) > len(params):
+            self.bad(call, "storage", f"{kind} takes at most {len(params)} arguments")
+        for p, a in zip(params, call.args):
+            bound[p] = a
+        for k in call.keywords:
+            if k.arg not in params or k.arg in bound:
+                self.bad(call, "storage", f"{kind}() has no argument {k.arg!r} (or it is given twice)")
+            else:
+                bound[k.arg] = k.value
+        for p, a in bound.items():
+            if p == "default":
+                if not _is_literal(a):
+                    self.bad(a, "storage", "a storage default must be a literal (constants, lists, dicts, Fixed)")
+                continue
+            allowed = _KEY_TYPES if p == "key_type" else _STORAGE_TYPES
+            if not ((isinstance(a, ast.Name) and a.id in allowed) or (isinstance(a, ast.Constant) and a.value is None)):
+                self.bad(a, "storage", f"{kind} {p} must be one of {', '.join(sorted(allowed))}")
+
+    def check_annotation(self, node) -> None:
+        if node is None:
+            return
+        if not _is_type_expr(node):
+            self.bad(node, "annotation", "annotations hold type names only (no calls or expressions)")
+        self.walk(node)
 
     def check_class(self, node: ast.ClassDef) -> None:
         self.class_count += 1
@@ -573,20 +723,20 @@ class _Checker:
         else:
             self.check_identifier(node, node.name, "function name")
         self.check_arguments(node.args)
-        if node.returns is not None:
-            self.walk(node.returns)
+        self.check_annotation(node.returns)
         for stmt in node.body:
             self.walk(stmt)
 
     def check_arguments(self, args: ast.arguments) -> None:
         for a in args.posonlyargs + args.args + args.kwonlyargs + [x for x in (args.vararg, args.kwarg) if x]:
             self.check_identifier(a, a.arg, "parameter")
-            if a.annotation is not None:
-                self.walk(a.annotation)
+            self.check_annotation(a.annotation)
         for d in args.defaults + [d for d in args.kw_defaults if d is not None]:
             # A mutable default (def f(x=[])) would carry state from one transaction to the next.
             if not _is_constant_expr(d):
                 self.bad(d, "default", "default values must be literals")
+            else:
+                self.check_const_value(d)  # evaluated when the module is loaded
             self.walk(d)
 
     def check_builtin_values(self, tree) -> None:
@@ -727,7 +877,16 @@ class _Checker:
                 self.bad(n, "float", "true division (/=) yields floats; use //= or Fixed.div")
             if isinstance(n.target, ast.Subscript) and isinstance(n.target.slice, ast.Slice):
                 self.bad(n, "augassign", "augmented assignment to a slice is not allowed")
+        elif t is ast.AnnAssign:
+            if not _is_type_expr(n.annotation):
+                self.bad(n, "annotation", "annotations hold type names only (no calls or expressions)")
+        elif t is ast.arguments:
+            for a in n.posonlyargs + n.args + n.kwonlyargs + [x for x in (n.vararg, n.kwarg) if x]:
+                if a.annotation is not None and not _is_type_expr(a.annotation):
+                    self.bad(a, "annotation", "annotations hold type names only (no calls or expressions)")
         elif t is ast.FunctionDef:
+            if n.returns is not None and not _is_type_expr(n.returns):
+                self.bad(n, "annotation", "annotations hold type names only (no calls or expressions)")
             if n.decorator_list:
                 self.bad(n, "decorator", "nested functions take no decorators")
             self.check_identifier(n, n.name, "function name")

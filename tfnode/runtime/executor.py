@@ -357,7 +357,10 @@ class Runtime:
         self._loaded[code_hash] = got
         return got
 
-    def _load_source(self, source: str, code_hash: bytes) -> _Loaded:
+    def compile_code(self, source: str, code_hash: bytes):
+        """Validate and compile ``source`` (both static, cached process-wide); runs no
+        contract code. What a proposal does: nothing of a contract runs until its deploy is
+        committed."""
         # Stored code is validated again when loaded (state is input too), but through the
         # cache: a source this process already accepted is not checked a second time.
         if validate_source(source) != code_hash:
@@ -378,11 +381,22 @@ class Runtime:
             if len(_COMPILED) >= _CACHE_LIMIT:
                 _COMPILED.clear()
             _COMPILED[(code_hash, self.metering)] = code  # code objects are immutable: safe to share
+        return code
+
+    def _load_source(self, source: str, code_hash: bytes) -> _Loaded:
+        code = self.compile_code(source, code_hash)
         g = make_globals(self.meter, self.builtins, "contract_" + code_hash.hex()[:16])
         # Module bodies are literal constants, functions and one class; they run on a separate
         # fixed budget so whether a node had the module cached never shows in gas_used.
+        # The validator admits only definitions there (literal constants evaluated statically
+        # within bounds, type names and literal defaults in storage declarations), so the body
+        # cannot fail or reach the API; no frame is active while it runs either, so nothing of
+        # the transaction that happens to load it first (a nested call on a fresh node) is
+        # visible to it.
         m = self.meter
         saved = (m.left, m.limit, m.alloc_left, m.depth)
+        prev_frame = api._cur
+        api._cur = None
         m.reset(100_000)
         try:
             exec(code, g)
@@ -390,6 +404,7 @@ class Runtime:
             raise ValidationError([f"module body failed: {type(err).__name__}: {err}"]) from None
         finally:
             m.left, m.limit, m.alloc_left, m.depth = saved
+            api._cur = prev_frame
         classes = [
             v for k, v in g.items() if isinstance(v, type) and issubclass(v, api.Contract) and v is not api.Contract
         ]
