@@ -225,3 +225,84 @@ def test_first_load_inside_a_nested_call_is_the_same_on_fresh_and_warm_nodes():
 
     cold, warm = node(False), node(True)
     assert cold.ok and cold.encode() == warm.encode()
+
+
+# -- 3. results never depend on the node ---------------------------------------------------------
+
+
+def _at_depth(frames: int, fn):
+    """Call fn() with ``frames`` more interpreter frames on the stack."""
+    if frames <= 0:
+        return fn()
+    return _at_depth(frames - 1, fn)
+
+
+RECURSIVE = """
+n = Value(int, default=0)
+
+def down(self, k: int) -> int:
+    if k == 0:
+        return sorted([3, 1, 2], key=lambda x: -x)[0]
+    return self.down(k - 1) + 1
+"""
+
+
+def test_results_do_not_depend_on_the_nodes_stack_depth_or_recursion_limit():
+    chain = Chain()
+    chain.deploy("c", contract("return self.down(60)", fields=RECURSIVE), genesis=True)
+    shallow = chain.call(chain["bank_a"], "c", "go")
+    assert shallow.ok and shallow.return_value == 63, shallow
+    old = sys.getrecursionlimit()
+    try:
+        # a node whose own code runs deep, or that lowered the limit for its own reasons
+        sys.setrecursionlimit(400)
+        deep = _at_depth(330, lambda: chain.call(chain["bank_a"], "c", "go"))
+    finally:
+        sys.setrecursionlimit(old)
+    assert (deep.status, deep.gas_used, deep.return_value) == (shallow.status, shallow.gas_used, 63), deep
+
+
+def test_whether_a_source_is_accepted_does_not_depend_on_the_stack():
+    chain = contract("return " + " + ".join(["self.n"] * 1500))
+    parens = contract("return " + "[" * 150 + "1" + "]" * 150)
+    for src in (chain, parens):
+        here = check_source(src)
+        old = sys.getrecursionlimit()
+        try:
+            sys.setrecursionlimit(300)
+            there = _at_depth(250, lambda: check_source(src))
+        finally:
+            sys.setrecursionlimit(old)
+        assert here == there
+        assert [v.rule for v in here] == ["nesting"]
+
+
+def test_int_str_conversion_does_not_depend_on_the_environment():
+    body = "x = 10 ** 1000\nreturn len(str(x)) + len(f'{x}') + len(str(int(str(x))))"
+    assert run_isolated(body)[:2] == run_isolated(body, env={"PYTHONINTMAXSTRDIGITS": "640"})[:2]
+    assert run_isolated(body)[0] == "ok"
+
+
+def test_bools_are_not_ints_in_checked_arithmetic():
+    # True ** -1 was the float 1.0; True << n skipped the size check
+    r = run_go("x = True ** -1\nreturn 1")
+    assert r.status == "error" and "negative exponent" in r.revert_reason, r
+    r = run_go("x = True << 100000\nreturn 1")
+    assert r.status == "memory_exceeded", r
+
+
+def test_the_nodes_own_out_of_memory_is_not_a_receipt(monkeypatch):
+    # memory_exceeded is the metered budget, the same everywhere; a MemoryError is this node
+    # running out, and a receipt for it would fork the node from the others
+    from tfnode.runtime.meter import Meter
+
+    chain = Chain()
+    chain.deploy("c", contract("return list(range(10))"), genesis=True)
+
+    def oom(self, it=()):
+        raise MemoryError
+
+    monkeypatch.setattr(Meter, "b_list", oom)
+    chain.runtime._loaded.clear()
+    with pytest.raises(MemoryError):
+        chain.call(chain["bank_a"], "c", "go")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -401,12 +402,28 @@ def check_source(text: str) -> list[Violation]:
     """Every reason the source would be refused at deploy, in source order."""
     if len(text.encode("utf-8")) > MAX_SOURCE_BYTES:
         return [Violation(0, 0, "size", f"source exceeds {MAX_SOURCE_BYTES} bytes")]
+    # The parser's own nesting limits are fixed, but building the Python AST from its result
+    # is limited by the interpreter's recursion limit above the current depth: give it room
+    # (it never needs more than the parser's limit), so whether a source parses never depends
+    # on where the node called from. Then the nesting bound below, counted here, decides.
+    old_limit = sys.getrecursionlimit()
+    need = _stack_depth() + _PARSE_HEADROOM
+    if old_limit < need:
+        sys.setrecursionlimit(need)
     try:
         tree = ast.parse(text, mode="exec")
     except SyntaxError as err:
         return [Violation(err.lineno or 0, err.offset or 0, "syntax", err.msg)]
     except (ValueError, MemoryError, RecursionError) as err:
         return [Violation(0, 0, "syntax", f"unparseable source: {type(err).__name__}")]
+    finally:
+        if old_limit < need:
+            sys.setrecursionlimit(old_limit)
+    if _ast_depth(tree) > MAX_AST_DEPTH:
+        # Everything after this recurses over the tree (checker helpers, the instrumentation,
+        # CPython's compiler, whose limit also depends on the current stack): a fixed bound,
+        # far above real contracts (16), keeps all of it well inside any node's stack.
+        return [Violation(0, 0, "nesting", f"source nested deeper than {MAX_AST_DEPTH} syntax levels")]
     v = _Checker()
     try:
         v.check_module(tree)
@@ -414,6 +431,33 @@ def check_source(text: str) -> list[Violation]:
     except RecursionError:
         return [Violation(0, 0, "nesting", "source nested too deeply")]
     return sorted(set(v.out), key=lambda x: (x.line, x.col, x.rule))
+
+
+MAX_AST_DEPTH = 64
+_PARSE_HEADROOM = 10_000
+
+
+def _stack_depth() -> int:
+    f = sys._getframe(1)
+    n = 0
+    while f is not None:
+        n += 1
+        f = f.f_back
+    return n
+
+
+def _ast_depth(tree) -> int:
+    """Depth of the syntax tree, counted without recursion."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        if d > deepest:
+            deepest = d
+            if d > MAX_AST_DEPTH:
+                return d
+        stack.extend((c, d + 1) for c in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _is_constant_expr(node) -> bool:

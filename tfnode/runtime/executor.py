@@ -238,7 +238,7 @@ def error_reason(err: BaseException) -> str:
     messages embed a repr too — "<C object at 0x7f..> is not in list" — so a message holding
     " at 0x" is dropped: whether it does is the same on every node, the address is not.)"""
     name = type(err).__name__
-    if err.args and all(type(a) in _SAFE_ARG for a in err.args):
+    if err.args and all(type(a) in _SAFE_ARG and (type(a) is not int or a.bit_length() <= 4096) for a in err.args):
         text = str(err)
         if " at 0x" not in text:
             return f"{name}: {text}"[: api.MAX_REASON]
@@ -290,8 +290,10 @@ class Runtime:
         # Contract code stays within ~4 interpreter frames per counted frame (max_depth) plus
         # bounded walks (encode 32, Meter.deep 64): with this much room the interpreter's own
         # limit, whose position depends on the caller's stack, is never what stops a contract.
+        # _run re-checks the room above wherever it is called from (meter.pin_interpreter).
         if sys.getrecursionlimit() < MIN_RECURSION_LIMIT:
             sys.setrecursionlimit(MIN_RECURSION_LIMIT)
+        _m.pin_interpreter()
         self.max_value_bytes = max_value_bytes
         self.builtins = make_builtins(self.meter)
         self._loaded: dict[bytes, _Loaded] = {}
@@ -461,6 +463,7 @@ class Runtime:
         return self._run(tx, block or BlockCtx(0, 0), Overlay(self.state), readonly=True)
 
     def _run(self, tx: TxCall, block: BlockCtx, overlay: Overlay, readonly: bool) -> Receipt:
+        _m.pin_interpreter()
         m = self.meter
         m.reset(tx.gas_limit)
         cached = self._block
@@ -492,7 +495,12 @@ class Runtime:
             # charge the whole limit so that gas_used is the same everywhere.
             return Receipt(DepthExceeded.status, m.limit, revert_reason="recursion limit")
         except MemoryError:
-            return Receipt(MemoryExceeded.status, m.limit, revert_reason="out of memory")
+            # The interpreter ran out of the node's memory: a fact about this node, not about
+            # the transaction (memory_exceeded is the runtime's metered budget, the same on every
+            # node). A receipt would fork this node from the others; the node must not commit
+            # the block from here (it retries after a restart or falls behind and syncs).
+            raise
+
         except (RuntimeFault, ValidationError) as err:
             return Receipt(STATUS_INVALID, m.used, revert_reason=str(err)[: api.MAX_REASON])
         except Exception as err:  # an uncaught error in contract code
@@ -551,7 +559,7 @@ class Runtime:
         except RecursionError:
             raise DepthExceeded("Python recursion limit") from None
         except MemoryError:
-            raise MemoryExceeded("out of memory") from None
+            raise  # the node's memory, not the transaction's budget: see _run
         except Exception as err:
             raise CallFailed(f"{name}.{method}: {error_reason(err)}") from None
         child.overlay.commit()

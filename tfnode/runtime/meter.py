@@ -20,6 +20,7 @@ receipts, so they are versioned with the runtime.
 
 from __future__ import annotations
 
+import sys
 import types
 
 from tfnode.runtime.errors import DepthExceeded, MemoryExceeded, OutOfGas
@@ -48,6 +49,43 @@ _SIZED = (str, bytes, list, tuple, dict, range)
 # (SIGSEGV). Checked ops never let one wrap another: a lazy argument is materialised first
 # (charged like list(...)), so every chain has one link.
 _LAZY = frozenset({types.GeneratorType, zip, enumerate})
+
+
+# -- interpreter settings the runtime pins ----------------------------------------------------------
+
+# Python frames a transaction may need above the frame that starts it: contract frames are
+# counted by the meter (DEFAULT_MAX_DEPTH, a few interpreter frames each: checked helpers,
+# sorted's key, lambdas), nested calls by the executor (8), walks are bounded (Meter.deep 64,
+# the encoder 32). With this much room above wherever the node calls from, the interpreter's
+# recursion limit is never what stops a contract, so its position on a node's stack never
+# shows in a result.
+STACK_HEADROOM = 2000
+# The str<->int conversion limit (PYTHONINTMAXSTRDIGITS, sys.set_int_max_str_digits) is a
+# process setting a node operator may change; the runtime pins it. Contract ints never exceed
+# MAX_INT_BITS (1234 decimal digits), under this, and conversions are checked ops with their
+# own limit (_MAX_INT_DIGITS), so the setting cannot change a result once pinned.
+INT_MAX_STR_DIGITS = 4300
+
+
+def stack_depth() -> int:
+    """Interpreter frames below the caller (a walk: ~1 us at a node's usual depth)."""
+    f = sys._getframe(1)
+    n = 0
+    while f is not None:
+        n += 1
+        f = f.f_back
+    return n
+
+
+def pin_interpreter(headroom: int = STACK_HEADROOM) -> None:
+    """Called before running contract code (and before parsing a contract): at least
+    ``headroom`` frames of recursion limit above the current depth, and the pinned int/str
+    conversion limit. Only ever raises the recursion limit."""
+    need = stack_depth() + headroom
+    if sys.getrecursionlimit() < need:
+        sys.setrecursionlimit(need)
+    if sys.get_int_max_str_digits() != INT_MAX_STR_DIGITS:
+        sys.set_int_max_str_digits(INT_MAX_STR_DIGITS)
 
 
 def _approx_bytes(v) -> int:
@@ -230,6 +268,12 @@ class Meter:
     imul = mul  # lists: a *= n rebinds to a new list (documented difference from CPython)
 
     def pow(self, a, b, m=None):
+        # Bools are not ints here: True ** -1 would be the float 1.0, and a bool operand
+        # skipped the size checks below.
+        if type(a) is bool:
+            a = int(a)
+        if type(b) is bool:
+            b = int(b)
         if m is not None:
             return pow(a, b, m)  # bounded by m
         if type(a) is int and type(b) is int:
@@ -249,6 +293,10 @@ class Meter:
         return a**b
 
     def lshift(self, a, b):
+        if type(a) is bool:
+            a = int(a)  # True << 10**9 skipped the check as a bool
+        if type(b) is bool:
+            b = int(b)
         if type(a) is int and type(b) is int and b > 0 and a.bit_length() + b > MAX_INT_BITS:
             raise MemoryExceeded(f"int shift exceeds {MAX_INT_BITS} bits")
         return a << b
@@ -360,7 +408,11 @@ class Meter:
 
     def fv(self, v):
         t = type(v)
-        if t is int or t is str or t is bool or v is None or t is Fixed or t is bytes:
+        if t is int:
+            if v.bit_length() > MAX_INT_BITS:
+                self._int_str(v)
+            return v
+        if t is str or t is bool or v is None or t is Fixed or t is bytes:
             return v
         raise TypeError(f"f-strings format int, str, bytes, bool, None and Fixed only, not {t.__name__}")
 
@@ -482,6 +534,12 @@ class Meter:
         if args:
             return str(x, *args)  # str(b, "utf-8"): bounded by b
         return str(self.fv(x))
+
+    def _int_str(self, v) -> None:
+        # int -> decimal is quadratic in C and limited by a process setting: the runtime's
+        # own limit applies first (see INT_MAX_STR_DIGITS).
+        if v.bit_length() > MAX_INT_BITS:
+            raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
 
     def b_int(self, x=0, *args, **kwargs):
         if isinstance(x, (str, bytes)) and len(x) > _MAX_INT_DIGITS + 8:
