@@ -119,6 +119,7 @@ WRAPPED_BUILTINS = frozenset(
         "pow",
         "int",
         "isinstance",
+        "divmod",
     }
 )
 # Methods that walk or build data in C in time or space linear in their operands. Calls of
@@ -171,6 +172,12 @@ CHECKED_METHODS = frozenset(
         "endswith",
         "removeprefix",
         "removesuffix",
+        "isdecimal",
+        "isidentifier",
+        "isnumeric",
+        "isprintable",
+        "istitle",
+        "clear",
         "isdigit",
         "isalpha",
         "isalnum",
@@ -916,6 +923,14 @@ class _Checker:
                 self.bad(n, "float", "float and complex literals are not allowed; use int or Fixed")
             elif isinstance(v, (str, bytes)) and len(v) > MAX_LITERAL_BYTES:
                 self.bad(n, "size", f"literal longer than {MAX_LITERAL_BYTES} bytes")
+        elif t is ast.Assign:
+            for tgt in n.targets:
+                nested = [e for e in ast.walk(tgt) if e is not tgt] if len(n.targets) == 1 else list(ast.walk(tgt))
+                if any(isinstance(e, ast.Subscript) and isinstance(e.slice, ast.Slice) for e in nested):
+                    self.bad(n, "slice-store", "a slice is assigned only as the single target: a[i:j] = v")
+        elif t is ast.For or t is ast.comprehension:
+            if any(isinstance(e, ast.Subscript) and isinstance(e.slice, ast.Slice) for e in ast.walk(n.target)):
+                self.bad(n, "slice-store", "a slice is assigned only as the single target: a[i:j] = v")
         elif t is ast.AugAssign:
             if isinstance(n.op, ast.Div):
                 self.bad(n, "float", "true division (/=) yields floats; use //= or Fixed.div")

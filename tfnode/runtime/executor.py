@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 from tfnode import crypto
 from tfnode.runtime import api, meter as _m
 from tfnode.runtime.check import check_source
-from tfnode.runtime.encoding import VERSION, EncodingError, _scalar, _uv, decode, decode_versioned, encode
+from tfnode.runtime.encoding import (
+    VERSION,
+    EncodingError,
+    EncodingLimit,
+    _scalar,
+    _uv,
+    decode,
+    decode_versioned,
+    encode,
+)
 from tfnode.runtime.errors import (
     Abort,
     CallFailed,
@@ -266,6 +275,8 @@ def _copy_value(v, what: str):
         return v
     try:
         return decode(encode(v, MAX_RETURN_BYTES))
+    except EncodingLimit as err:
+        raise MemoryExceeded(f"{what}: {err}") from None
     except EncodingError as err:
         raise TypeError(f"{what}: {err}") from None
 
@@ -541,6 +552,8 @@ class Runtime:
             raise CallFailed(f"re-entrant call into {name!r} is not allowed")
         try:
             payload = encode([list(args), kwargs], MAX_RETURN_BYTES)
+        except EncodingLimit as err:
+            raise MemoryExceeded(f"call_contract arguments: {err}") from None
         except EncodingError as err:
             raise TypeError(f"call_contract arguments: {err}") from None
         m.gas(_m.COST_CALL + (len(payload) >> _m.BYTE_SHIFT))

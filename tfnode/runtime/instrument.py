@@ -27,6 +27,9 @@ from tfnode.runtime.check import CHECKED_METHODS, WRAPPED_BUILTINS
 
 _BINOP_HELPER = {
     ast.Add: "_tf_add",
+    ast.Sub: "_tf_sub",
+    ast.FloorDiv: "_tf_floordiv",
+    ast.BitOr: "_tf_bor",
     ast.Mult: "_tf_mul",
     ast.Pow: "_tf_pow",
     ast.LShift: "_tf_lshift",
@@ -34,6 +37,9 @@ _BINOP_HELPER = {
 }
 _IBINOP_HELPER = {
     ast.Add: "_tf_iadd",
+    ast.Sub: "_tf_sub",
+    ast.FloorDiv: "_tf_floordiv",
+    ast.BitOr: "_tf_ibor",
     ast.Mult: "_tf_imul",
     ast.Pow: "_tf_pow",
     ast.LShift: "_tf_lshift",
@@ -246,8 +252,42 @@ class _Rewriter(ast.NodeTransformer):
         node.keys = [k if k is None or _is_scalar_constant(k) else _call("_tf_key", k) for k in node.keys]
         return node
 
+    def visit_Delete(self, node: ast.Delete):
+        self.generic_visit(node)
+        out = []
+        for t in node.targets:
+            if isinstance(t, ast.Subscript):
+                # del a[i] moves a list's tail; del a[i:j] too: checked helpers
+                if isinstance(t.slice, ast.Slice):
+                    s = t.slice
+                    call = _call(
+                        "_tf_sldel", t.value, s.lower or _const(None), s.upper or _const(None), s.step or _const(None)
+                    )
+                else:
+                    call = _call("_tf_delitem", t.value, t.slice)
+                out.append(ast.Expr(call))
+            else:
+                out.append(ast.Delete(targets=[t]))
+        return out
+
     def visit_Assign(self, node: ast.Assign):
         self.generic_visit(node)
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript):
+            t = node.targets[0]
+            if isinstance(t.slice, ast.Slice):
+                # a[i:j] = v rebuilds the list around v (the validator admits slice stores
+                # only as a single plain target)
+                s = t.slice
+                return ast.Expr(
+                    _call(
+                        "_tf_slset",
+                        t.value,
+                        s.lower or _const(None),
+                        s.upper or _const(None),
+                        s.step or _const(None),
+                        node.value,
+                    )
+                )
         if any(
             isinstance(t, (ast.Tuple, ast.List)) and any(isinstance(e, ast.Starred) for e in t.elts)
             for t in node.targets
@@ -256,9 +296,13 @@ class _Rewriter(ast.NodeTransformer):
         return node
 
     def visit_FormattedValue(self, node: ast.FormattedValue):
-        self.generic_visit(node)
-        node.value = _call("_tf_fv", node.value)
+        # the format spec is a constant JoinedStr (validator): left as it is
+        node.value = _call("_tf_fv", self.visit(node.value))
         return node
+
+    def visit_JoinedStr(self, node: ast.JoinedStr):
+        self.generic_visit(node)
+        return _call("_tf_joined", node)
 
 
 def instrument(tree: ast.Module) -> ast.Module:

@@ -73,5 +73,13 @@ def make_globals(m: Meter, builtins_dict: dict, module_name: str) -> dict:
         "_tf_cv": m.cv,
         "_tf_key": m.key,
         "_tf_lz": m.lz,
+        "_tf_sub": m.sub,
+        "_tf_floordiv": m.floordiv,
+        "_tf_bor": m.bor,
+        "_tf_ibor": m.ibor,
+        "_tf_slset": m.slset,
+        "_tf_sldel": m.sldel,
+        "_tf_delitem": m.delitem,
+        "_tf_joined": m.joined,
         **{"_tf_b_" + n: getattr(m, "b_" + n) for n in WRAPPED_BUILTINS},
     }
