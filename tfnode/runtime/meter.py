@@ -98,9 +98,15 @@ def pin_interpreter(headroom: int = STACK_HEADROOM) -> None:
     """Called before running contract code (and before parsing a contract): at least
     ``headroom`` frames of recursion limit above the current depth, and the pinned int/str
     conversion limit. Only ever raises the recursion limit."""
-    need = stack_depth() + headroom
-    if sys.getrecursionlimit() < need:
-        sys.setrecursionlimit(need)
+    try:
+        # a frame that deep exists only if the room is short (a C walk, no Python loop)
+        sys._getframe(sys.getrecursionlimit() - headroom)
+    except ValueError:
+        pass
+    else:
+        need = stack_depth() + headroom
+        if sys.getrecursionlimit() < need:
+            sys.setrecursionlimit(need)
     if sys.get_int_max_str_digits() != INT_MAX_STR_DIGITS:
         sys.set_int_max_str_digits(INT_MAX_STR_DIGITS)
 
