@@ -422,3 +422,53 @@ def test_slice_stores_only_as_a_single_target():
         src = contract("a = [1, 2]\nb = [3, 4]\n" + stmt + "\nreturn a")
         assert "slice-store" in {v.rule for v in check_source(src)}, stmt
     assert run_go("a = [1, 2, 3]\na[1:2] = [7, 8]\ndel a[0:1]\ndel a[0]\nreturn a").return_value == [8, 3]
+
+
+# -- 5. arguments checked against annotations; storage names like built-in methods ---------------
+
+TYPED = """
+n = Value(int, default=0)
+
+@call
+def pay(self, to: str, amount: int, memo: Optional[bytes] = None, *, tags: List[str] = None) -> int:
+    return amount
+
+@call
+def loose(self, x, y: "Fixed" = None):
+    return 1
+"""
+
+
+@pytest.mark.parametrize(
+    "args,kwargs,needle",
+    [
+        (("0xab", "forty"), {}, "argument 'amount' of pay() must be int, not str"),
+        (("0xab",), {}, "missing argument 'amount'"),
+        (("0xab", True), {}, "argument 'amount' of pay() must be int, not bool"),
+        (("0xab", 1, "memo"), {}, "argument 'memo' of pay() must be bytes or None, not str"),
+        (("0xab", 1), {"tags": "x"}, "argument 'tags' of pay() must be list, not str"),
+        (("0xab", 1), {"colour": 1}, "pay() has no argument 'colour'"),
+        (("0xab", 1), {"to": "0xcd"}, "argument 'to' of pay() given twice"),
+        (("0xab", 1, None, 4), {}, "pay() takes 3 positional arguments but 4 were given"),
+    ],
+)
+def test_arguments_are_checked_against_annotations_before_the_call(args, kwargs, needle):
+    chain = Chain()
+    src = contract("return 1", fields=TYPED, top="from typing import Optional, List\n")
+    chain.deploy("c", src, genesis=True)
+    r = chain.call(chain["bank_a"], "c", "pay", *args, **kwargs)
+    assert r.status == "invalid" and needle in r.revert_reason, r
+    assert chain.call(chain["bank_a"], "c", "pay", "0xab", 5, b"m", tags=["a"]).return_value == 5
+    assert chain.call(chain["bank_a"], "c", "loose", [1, {"a": 2}]).ok
+    assert chain.call(chain["bank_a"], "c", "loose", 1, y=3).status == "invalid"
+
+
+def test_a_storage_field_named_like_a_builtin_method_works():
+    fields = "count = Value(int, default=0)\nitems = Map(str, int)\nkeys = Value(list, default=[])\n"
+    body = "self.count += 1\nself.items['a'] = self.count\nself.keys = self.keys + [self.count]\nreturn [self.count, self.items['a'], self.keys]"
+    src = contract(body, fields=fields)
+    assert check_source(src) == []
+    assert run_go(body, fields=fields).return_value == [1, 1, [1]]
+    # not a field: the message says what the name is and what to do
+    bad = check_source(contract("return self.count", fields="n = Value(int)\n"))
+    assert [v.rule for v in bad] == ["method-value"] and "declare it in the contract class" in bad[0].message

@@ -822,6 +822,17 @@ class _Checker:
             if isinstance(n, (ast.FunctionDef, ast.ClassDef)):
                 decorators.update(id(d) for d in n.decorator_list)
         bound = self._bound_names(tree)
+        # Storage fields, class constants and methods are read as self.<name>: a Contract has no
+        # built-in methods, so a field named like one (count, items, keys) is no bound method.
+        members = set()
+        for c in tree.body:
+            if isinstance(c, ast.ClassDef):
+                for st in c.body:
+                    if isinstance(st, ast.FunctionDef):
+                        members.add(st.name)
+                    for t in st.targets if isinstance(st, ast.Assign) else [getattr(st, "target", None)]:
+                        if isinstance(t, ast.Name):
+                            members.add(t.id)
         for n in ast.walk(tree):
             if (
                 isinstance(n, ast.Name)
@@ -841,8 +852,19 @@ class _Checker:
                 and n.attr in CHECKED_METHODS
                 and isinstance(n.ctx, ast.Load)
                 and id(n) not in allowed
+                and not (isinstance(n.value, ast.Name) and n.value.id == "self" and n.attr in members)
             ):
-                self.bad(n, "method-value", f"the method {n.attr!r} may only be called directly, not held as a value")
+                self.bad(
+                    n,
+                    "method-value",
+                    f"the built-in method {n.attr!r} (of str, bytes, list or dict) may only be called directly, "
+                    "not held as a value"
+                    + (
+                        f"; if {n.attr!r} is meant as a storage field, declare it in the contract class"
+                        if isinstance(n.value, ast.Name) and n.value.id == "self"
+                        else ""
+                    ),
+                )
             if isinstance(n, ast.Name) and n.id in WRAPPED_BUILTINS and id(n) not in self._class_targets:
                 if not isinstance(n.ctx, ast.Load):
                     self.bad(n, "shadow", f"the builtin name {n.id!r} cannot be rebound")

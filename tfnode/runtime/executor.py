@@ -40,7 +40,7 @@ from tfnode.runtime.errors import (
     RuntimeFault,
     ValidationError,
 )
-from tfnode.runtime.instrument import compile_contract
+from tfnode.runtime.instrument import check_arguments, compile_contract, entry_signatures
 from tfnode.runtime.meter import Meter
 from tfnode.runtime.sandbox import make_builtins, make_globals
 from tfnode.runtime.state import Overlay
@@ -200,12 +200,13 @@ class _Frame:
 
 
 class _Loaded:
-    __slots__ = ("cls", "entries", "code_hash")
+    __slots__ = ("cls", "entries", "code_hash", "signatures")
 
-    def __init__(self, cls, entries, code_hash):
+    def __init__(self, cls, entries, code_hash, signatures=None):
         self.cls = cls
         self.entries = entries
         self.code_hash = code_hash
+        self.signatures = signatures or {}
 
 
 # Validation and compilation are pure functions of the source (for one runtime version and
@@ -430,7 +431,7 @@ class Runtime:
                 kind = getattr(fn, "_tf_entry", None)
                 if kind is not None and not name.startswith("_"):
                     entries[name] = (fn, kind)
-        return _Loaded(cls, entries, code_hash)
+        return _Loaded(cls, entries, code_hash, entry_signatures(source, api.Fixed))
 
     # -- execution ------------------------------------------------------------------------------
 
@@ -534,6 +535,12 @@ class Runtime:
             frame.readonly = True
         elif frame.readonly:
             raise RuntimeFault(f"{frame.contract}.{method} is a @call, not a @view")
+        sig = loaded.signatures.get(method)
+        if sig is not None:
+            # arguments against the method's annotations, before any contract code runs
+            why = check_arguments(sig, method, args, kwargs)
+            if why is not None:
+                raise RuntimeFault(f"{frame.contract}.{why}")
         inst = object.__new__(loaded.cls)
         prev = api._cur
         api._cur = frame

@@ -315,3 +315,118 @@ def compile_contract(source: str, filename: str):
     """Parse, instrument and compile a validated source; returns a code object."""
     tree = ast.parse(source, filename=filename, mode="exec")
     return compile(instrument(tree), filename, "exec", dont_inherit=True, optimize=0)
+
+
+# -- entry-point signatures ----------------------------------------------------------------------
+
+_SIMPLE_TYPES = {"int": (int,), "str": (str,), "bytes": (bytes,), "bool": (bool,), "dict": (dict,)}
+_LIST = (list, tuple)  # the canonical encoding has lists only; nested calls may pass tuples
+
+
+def _annotation_types(node, fixed_type):
+    """The types an argument annotation admits, or None for "anything" (no annotation, Any,
+    or a name the runtime does not know). Bools are not ints here: ``int`` admits int only."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Constant):
+        if node.value is None:
+            return (type(None),)
+        if type(node.value) is str:
+            try:
+                return _annotation_types(ast.parse(node.value, mode="eval").body, fixed_type)
+            except SyntaxError:
+                return None
+        return None
+    if isinstance(node, ast.Name):
+        if node.id in _SIMPLE_TYPES:
+            return _SIMPLE_TYPES[node.id]
+        if node.id in ("list", "List", "tuple", "Tuple"):
+            return _LIST
+        if node.id == "Dict":
+            return (dict,)
+        if node.id == "Fixed":
+            return (fixed_type,)
+        return None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        a, b = _annotation_types(node.left, fixed_type), _annotation_types(node.right, fixed_type)
+        return None if a is None or b is None else a + b
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        base = node.value.id
+        if base == "Optional":
+            inner = _annotation_types(node.slice, fixed_type)
+            return None if inner is None else inner + (type(None),)
+        if base == "Union":
+            elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            out = ()
+            for e in elts:
+                t = _annotation_types(e, fixed_type)
+                if t is None:
+                    return None
+                out += t
+            return out
+        return _annotation_types(node.value, fixed_type)  # list[int] -> list, Dict[str, int] -> dict
+    return None
+
+
+def entry_signatures(source: str, fixed_type) -> dict:
+    """For each method of the contract class: ``(params, kwonly, star, starstar)`` where params
+    and kwonly are tuples of ``(name, types-or-None, has_default)`` (``self`` left out). The
+    executor checks a transaction's arguments against them before the call (annotations are
+    dropped from the compiled code, so they are read here, from the validated source)."""
+    out = {}
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for fn in node.body:
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            a = fn.args
+            pos = a.posonlyargs + a.args
+            first_default = len(pos) - len(a.defaults)
+            params = tuple(
+                (p.arg, _annotation_types(p.annotation, fixed_type), i >= first_default)
+                for i, p in enumerate(pos)
+                if i > 0  # self
+            )
+            kwonly = tuple(
+                (p.arg, _annotation_types(p.annotation, fixed_type), d is not None)
+                for p, d in zip(a.kwonlyargs, a.kw_defaults)
+            )
+            out[fn.name] = (params, kwonly, a.vararg is not None, a.kwarg is not None)
+    return out
+
+
+def _type_names(types) -> str:
+    names = []
+    for t in types:
+        n = "None" if t is type(None) else t.__name__
+        if n not in names and n != "tuple":
+            names.append(n)
+    return " or ".join(names)
+
+
+def check_arguments(sig, method: str, args, kwargs) -> str | None:
+    """Why ``args``/``kwargs`` do not fit ``sig`` (naming the argument), or None if they do."""
+    params, kwonly, star, starstar = sig
+    if len(args) > len(params) and not star:
+        return f"{method}() takes {len(params)} positional arguments but {len(args)} were given"
+    for (name, types, _), v in zip(params, args):
+        if types is not None and type(v) not in types:
+            return f"argument {name!r} of {method}() must be {_type_names(types)}, not {type(v).__name__}"
+    given = {p[0] for p in params[: len(args)]}
+    byname = {p[0]: p for p in params[len(args) :]}
+    byname.update({p[0]: p for p in kwonly})
+    for k, v in kwargs.items():
+        p = byname.get(k)
+        if p is None:
+            if k in given:
+                return f"argument {k!r} of {method}() given twice"
+            if not starstar:
+                return f"{method}() has no argument {k!r}"
+            continue
+        if p[1] is not None and type(v) not in p[1]:
+            return f"argument {k!r} of {method}() must be {_type_names(p[1])}, not {type(v).__name__}"
+    for name, _, has_default in params[len(args) :] + kwonly:
+        if not has_default and name not in kwargs:
+            return f"missing argument {name!r} of {method}()"
+    return None
