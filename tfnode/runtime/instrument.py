@@ -7,7 +7,10 @@ The rewrite (all helper names start with ``_tf_``, which the validator makes unr
 * every loop body starts with ``_tf_gas(w)``; every comprehension level gets ``_tf_gas(w)``
   as an extra condition (it returns True), so ``[x for x in range(10**12)]`` is metered too;
   lambdas charge one step per call and count toward the depth limit;
-* ``+ * ** << %`` (and their augmented forms) go through size-checked helpers; ``in`` through
+* ``+ - * ** << // % |`` (and their augmented forms) go through size-checked helpers; slice
+  stores and deletes and ``del x[k]`` through ``_tf_slset`` / ``_tf_sldel`` / ``_tf_delitem``;
+  f-string results through ``_tf_joined``; the outer iterable of a generator expression
+  through ``_tf_lz`` (a lazy one is materialised); ``in`` through
   ``_tf_in``; operands of ``== != < <= > >=`` through ``_tf_cv``, subscripts and dict keys
   through ``_tf_key`` (charged walks of nested containers, see ``Meter.deep``); slices through
   ``_tf_sl``; ``*x`` / ``**d`` unpacking through ``_tf_star``; f-string values through

@@ -6,16 +6,21 @@ code calls, through names the validator makes unreachable to authors (they start
 * ``_tf_gas(n)``        at each loop iteration (and inside comprehension conditions);
 * ``_tf_enter(n)`` / ``_tf_leave()`` around every function body, ``_tf_lcall`` around every
   lambda body (gas plus a depth count);
-* ``_tf_add`` ``_tf_mul`` ``_tf_pow`` ``_tf_lshift`` ``_tf_mod`` and their in-place twins for
-  ``+ * ** << %``: size checks before anything big is built;
-* ``_tf_in``, ``_tf_m`` (linear-time methods), ``_tf_sl`` (slices), ``_tf_star`` (unpacking),
-  ``_tf_cv`` (comparison operands), ``_tf_key`` (values about to be hashed), ``_tf_fv``
-  (f-string values): gas proportional to the data they walk;
+* ``_tf_add`` ``_tf_sub`` ``_tf_mul`` ``_tf_pow`` ``_tf_lshift`` ``_tf_floordiv`` ``_tf_mod``
+  ``_tf_bor`` and their in-place twins for ``+ - * ** << // % |``: size checks before anything
+  big is built, big-int work priced by operand size;
+* ``_tf_in``, ``_tf_m`` (methods), ``_tf_sl`` / ``_tf_slset`` / ``_tf_sldel`` (slices),
+  ``_tf_delitem`` (``del x[k]``), ``_tf_star`` (unpacking), ``_tf_cv`` (comparison operands),
+  ``_tf_key`` (values about to be hashed), ``_tf_fv`` / ``_tf_joined`` (f-string values and
+  results), ``_tf_lz`` (the outer iterable of a generator expression): gas proportional to the
+  data they walk;
 * ``_tf_b_<name>`` for calls of the builtins that loop or allocate in C (``list``, ``sorted``...).
 
-Costs are in abstract steps. ``SIZE_SHIFT`` sets how many elements (or bytes) one step buys for
-C-level loops: 16. The numbers are part of consensus: changing them changes gas_used in
-receipts, so they are versioned with the runtime.
+Costs are in abstract steps; the cost model is written down in one place, docs/contracts.md
+("The cost model"), and this module implements it. ``SIZE_SHIFT`` sets how many elements (or
+bytes) one step buys for C-level walks: 16; ``CHAR_SHIFT`` the same for per-character Unicode
+work: 2. The numbers are part of consensus: changing them changes gas_used in receipts, so they
+are versioned with the runtime.
 """
 
 from __future__ import annotations
