@@ -332,6 +332,7 @@ LONG = "s = 'a' * (1 << 20)\nt = 'a' * ((1 << 20) - 1) + 'b'\n"
             10**7,
             "memory_exceeded",
         ),
+        ("bytes-repr", "b = bytes(300000)\ns = str(b)\nreturn len(s)", 10**7, "memory_exceeded"),
         ("translate", "s = ('a' * 100).translate({97: 'b' * 100000})\nreturn 1", 10**7, "memory_exceeded"),
         (
             "dict-union-size",

@@ -744,7 +744,10 @@ class Meter:
             self._codec(args, {})
             self.walk(x)
             return str(x, *args)  # str(b, "utf-8"): bounded by b
-        return str(self.fv(x))
+        r = str(self.fv(x))
+        if type(x) is bytes:
+            self.made(r)  # str(b) is its repr: up to 4 characters a byte
+        return r
 
     def _int_str(self, v) -> None:
         # int -> decimal is quadratic in C and limited by a process setting: the runtime's
