@@ -473,3 +473,9 @@ def test_a_storage_field_named_like_a_builtin_method_works():
     # not a field: the message says what the name is and what to do
     bad = check_source(contract("return self.count", fields="n = Value(int)\n"))
     assert [v.rule for v in bad] == ["method-value"] and "declare it in the contract class" in bad[0].message
+
+
+def test_fixed_methods_are_priced_as_fixed_operations():
+    plain = run_go("x = Fixed('1.5')\nfor i in range(50):\n    y = x\nreturn 1")
+    scaled = run_go("x = Fixed('1.5')\nfor i in range(50):\n    y = x.rescale(36).div(Fixed('3'), 36)\nreturn 1")
+    assert scaled.ok and scaled.gas_used >= plain.gas_used + 50 * 2 * 8, (plain.gas_used, scaled.gas_used)

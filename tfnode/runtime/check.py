@@ -178,6 +178,10 @@ CHECKED_METHODS = frozenset(
         "isprintable",
         "istitle",
         "clear",
+        # Fixed's methods: priced as a Fixed operation (meter.FIXED_STEPS)
+        "div",
+        "rescale",
+        "to_int",
         "isdigit",
         "isalpha",
         "isalnum",
