@@ -479,3 +479,66 @@ def test_fixed_methods_are_priced_as_fixed_operations():
     plain = run_go("x = Fixed('1.5')\nfor i in range(50):\n    y = x\nreturn 1")
     scaled = run_go("x = Fixed('1.5')\nfor i in range(50):\n    y = x.rescale(36).div(Fixed('3'), 36)\nreturn 1")
     assert scaled.ok and scaled.gas_used >= plain.gas_used + 50 * 2 * 8, (plain.gas_used, scaled.gas_used)
+
+
+# -- the same receipts on differently configured nodes ---------------------------------------------
+
+_DIFFERENTIAL = textwrap.dedent(
+    """
+    import sys
+    from tfnode import crypto
+    from tfnode.runtime.harness import Chain
+    from tests.test_runtime_escape import DIFF_CASES, contract, RECURSIVE
+
+    warm, deep = sys.argv[1] == "warm", int(sys.argv[2])
+    chain = Chain()
+    for i, body in enumerate(DIFF_CASES):
+        chain.deploy(f"c{i}", contract(body, fields=RECURSIVE), genesis=True)
+    if not warm:
+        chain.runtime._loaded.clear()  # as on a node just started
+
+    def at(k, fn):
+        return fn() if k <= 0 else at(k - 1, fn)
+
+    if deep:
+        sys.setrecursionlimit(deep + 60)
+    h = crypto.Sm3()
+    for i in range(len(DIFF_CASES)):
+        r = at(deep, lambda: chain.call(chain["bank_a"], f"c{i}", "go", gas_limit=300_000))
+        h.update(r.encode())
+        print(i, r.status, r.gas_used, r.revert_reason[:60], file=sys.stderr)
+    print(h.hexdigest())
+    """
+)
+
+DIFF_CASES = [
+    "return self.down(60)",
+    "x = 10 ** 1000\nreturn [len(str(x)), len(f'{x}'), int(str(x)) == x]",
+    "d = {}\nfor w in ['pear', 'fig', 'kiwi', 'apple']:\n    d[w] = len(w)\nreturn [list(d.items()), sorted(d)]",
+    "x = [1]\nfor i in range(5000):\n    x = [x]\nreturn x == [x]",
+    "z = [1, 2]\nfor i in range(3000):\n    z = zip(z)\nreturn len(list(z))",
+    "return self.down(10 ** 6)",
+    "x = True ** -1\nreturn 1",
+    "s = chr(0x663) * 5000\nreturn [s.isnumeric(), len(s.upper())]",
+    "a = [0] * 1024\nfor i in range(11):\n    a[len(a):] = a\nreturn len(a)",
+    "return [pow(7, 10 ** 30, (1 << 512) + 1) % 1000, divmod(10 ** 300, 7 ** 99)[1] % 1000]",
+]
+
+
+def test_receipts_do_not_depend_on_hash_seed_stack_environment_or_cache():
+    def node(seed, warm, deep, env):
+        out = subprocess.run(
+            [sys.executable, "-c", _DIFFERENTIAL, warm, str(deep)],
+            env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED=seed, **env),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout.strip(), out.stderr
+
+    a, log_a = node("1", "cold", 0, {})
+    b, log_b = node("2", "warm", 900, {"PYTHONINTMAXSTRDIGITS": "640"})
+    assert a == b, (log_a, log_b)
