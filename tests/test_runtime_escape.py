@@ -542,3 +542,10 @@ def test_receipts_do_not_depend_on_hash_seed_stack_environment_or_cache():
     a, log_a = node("1", "cold", 0, {})
     b, log_b = node("2", "warm", 900, {"PYTHONINTMAXSTRDIGITS": "640"})
     assert a == b, (log_a, log_b)
+
+
+def test_a_long_elif_chain_is_not_too_deep():
+    chain = "\n".join(f"{'if' if i == 0 else 'elif'} k == {i}:\n    return {i * 10}" for i in range(100))
+    body = "k = 99\n" + chain + "\nreturn -1"
+    assert check_source(contract(body)) == []
+    assert run_go(body).return_value == 990

@@ -602,6 +602,7 @@ class Runtime:
         Raises if any contract is invalid or its init fails; returns the events."""
         block = block or BlockCtx(0, 0)
         overlay = Overlay(self.state)
+        _m.pin_interpreter()  # init hooks run contract code, as any call
         self.meter.reset(gas_limit)
         self.governance.genesis(overlay, members, policy)
         info = _TxInfo(api.Sender("genesis", "genesis", ()), api.Block(block.height, block.timestamp, block.hash), b"")
