@@ -538,9 +538,19 @@ class Runtime:
         sig = loaded.signatures.get(method)
         if sig is not None:
             # arguments against the method's annotations, before any contract code runs
-            why = check_arguments(sig, method, args, kwargs)
-            if why is not None:
-                raise RuntimeFault(f"{frame.contract}.{why}")
+            pos = sig[4]
+            if kwargs or pos is None or len(args) != len(pos):
+                fits = False
+            else:  # every parameter given by position: the common case, checked inline
+                fits = True
+                for v, types in zip(args, pos):
+                    if types is not None and type(v) not in types:
+                        fits = False
+                        break
+            if not fits:
+                why = check_arguments(sig, method, args, kwargs)
+                if why is not None:
+                    raise RuntimeFault(f"{frame.contract}.{why}")
         inst = object.__new__(loaded.cls)
         prev = api._cur
         api._cur = frame

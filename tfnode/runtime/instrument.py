@@ -372,8 +372,9 @@ def _annotation_types(node, fixed_type):
 
 
 def entry_signatures(source: str, fixed_type) -> dict:
-    """For each method of the contract class: ``(params, kwonly, star, starstar)`` where params
-    and kwonly are tuples of ``(name, types-or-None, has_default)`` (``self`` left out). The
+    """For each method of the contract class: ``(params, kwonly, star, starstar, positional)``
+    where params and kwonly are tuples of ``(name, types-or-None, has_default)`` (``self`` left
+    out) and positional the types of params alone (None if there are keyword-only ones). The
     executor checks a transaction's arguments against them before the call (annotations are
     dropped from the compiled code, so they are read here, from the validated source)."""
     out = {}
@@ -395,7 +396,9 @@ def entry_signatures(source: str, fixed_type) -> dict:
                 (p.arg, _annotation_types(p.annotation, fixed_type), d is not None)
                 for p, d in zip(a.kwonlyargs, a.kw_defaults)
             )
-            out[fn.name] = (params, kwonly, a.vararg is not None, a.kwarg is not None)
+            # the common case, every parameter given by position, checked from this alone
+            positional = None if kwonly else tuple(t for _, t, _ in params)
+            out[fn.name] = (params, kwonly, a.vararg is not None, a.kwarg is not None, positional)
     return out
 
 
@@ -410,7 +413,7 @@ def _type_names(types) -> str:
 
 def check_arguments(sig, method: str, args, kwargs) -> str | None:
     """Why ``args``/``kwargs`` do not fit ``sig`` (naming the argument), or None if they do."""
-    params, kwonly, star, starstar = sig
+    params, kwonly, star, starstar, _ = sig
     if len(args) > len(params) and not star:
         return f"{method}() takes {len(params)} positional arguments but {len(args)} were given"
     for (name, types, _), v in zip(params, args):

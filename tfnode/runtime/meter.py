@@ -99,21 +99,43 @@ def stack_depth() -> int:
     return n
 
 
+# (frame three levels up, recursion limit) of the last call found to have room: a frame's depth
+# never changes while it lives, and this reference keeps it alive, so meeting the same frame
+# object again at that distance (the node's loop over a block's transactions) with the same
+# limit means the same room, without looking again.
+_ROOM_OK: list = [None, 0]
+
+
 def pin_interpreter(headroom: int = STACK_HEADROOM) -> None:
     """Called before running contract code (and before parsing a contract): at least
     ``headroom`` frames of recursion limit above the current depth, and the pinned int/str
     conversion limit. Only ever raises the recursion limit."""
+    limit = _getlimit()
     try:
-        # a frame that deep exists only if the room is short (a C walk, no Python loop)
-        sys._getframe(sys.getrecursionlimit() - headroom)
+        anchor = _getframe(3)
     except ValueError:
-        pass
-    else:
-        need = stack_depth() + headroom
-        if sys.getrecursionlimit() < need:
-            sys.setrecursionlimit(need)
-    if sys.get_int_max_str_digits() != INT_MAX_STR_DIGITS:
+        anchor = None
+    ok = _ROOM_OK
+    if anchor is None or anchor is not ok[0] or limit != ok[1]:
+        try:
+            # a frame that deep exists only if the room is short (a C walk, no Python loop)
+            sys._getframe(limit - headroom)
+        except ValueError:
+            pass
+        else:
+            need = stack_depth() + headroom
+            if limit < need:
+                sys.setrecursionlimit(need)
+                limit = need
+        _ROOM_OK[0] = anchor
+        _ROOM_OK[1] = limit
+    if _getdigits() != INT_MAX_STR_DIGITS:
         sys.set_int_max_str_digits(INT_MAX_STR_DIGITS)
+
+
+_getframe = sys._getframe
+_getlimit = sys.getrecursionlimit
+_getdigits = sys.get_int_max_str_digits
 
 
 def _approx_bytes(v) -> int:
@@ -260,6 +282,8 @@ class Meter:
         """An operand of == != < <= > >=: charged for the walk if it is a container, by
         length if it is text, a Fixed operation if it is a Fixed."""
         t = type(v)
+        if t is int:
+            return v  # the common case first: an int compares in O(its digits), at most 4096 bits
         if t in _CONT:
             self.deep(v)
         elif t is str or t is bytes:
