@@ -229,7 +229,7 @@ class ChainExecutor:
         except EncodingError as err:
             return Receipt(STATUS_INVALID, 0, revert_reason=f"bad call arguments: {err}")
         if tx.contract == asset.NAME:
-            return asset.execute(self.store.state, sender, tx.method, args, kwargs)
+            return asset.execute(self.store.state, sender, tx.method, args, kwargs, tx.gas_limit)
         if tx.contract == iot.NAME:
             return self.iot.execute(self.store.state, tx, tx_hash, bctx, sender, tx.method, args, kwargs)
         return self.runtime.execute(TxCall(sender, tx.contract, tx.method, args, kwargs, tx.gas_limit, tx_hash), bctx)
