@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need.
-.PHONY: demo test test-rust test-python fuzz-short bench bootstrap slow iot-lib lint
+.PHONY: demo test test-rust test-python fuzz-short bench bootstrap slow iot-lib lint lint-rust lint-python
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -19,9 +19,10 @@ test-python:
 
 # Formatting, lints and types (docs/development.md): the rule sets live in rustfmt.toml,
 # Cargo.toml ([workspace.lints]) and pyproject.toml ([tool.ruff], [tool.mypy]).
-lint: bootstrap
-	cargo fmt --all --check
-	cargo clippy --workspace --all-targets -- -D warnings
+lint: lint-rust lint-python
+
+# The Python half: ruff's rules and layout over the repository, mypy over tfnode/.
+lint-python: bootstrap
 	.venv/bin/ruff check
 	.venv/bin/ruff format --check
 	.venv/bin/mypy
@@ -43,3 +44,10 @@ bench: bootstrap
 # The gateway C library alone (target/release/libtfnode_iot_ffi.so).
 iot-lib:
 	cargo build --release -p tfnode-iot-ffi
+
+# The Rust half of the lint gate: formatting, then clippy with the workspace lints of
+# Cargo.toml as errors, for the workspace and for the fuzz crate (a workspace of its own).
+lint-rust:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cd fuzz && cargo fmt --check && cargo clippy --all-targets -- -D warnings

@@ -14,6 +14,7 @@ from aiohttp import WSMsgType, web
 
 from tests.fake_http import ThreadedApp
 from tfnode import _core
+from tfnode import consensus as cons
 from tfnode.client import (
     Account,
     AsyncClient,
@@ -120,32 +121,32 @@ class Chain:
         ]
 
 
-VALIDATORS = [(i, 1, _core.consensus_test_public_key(i)) for i in range(4)]
+VALIDATORS = [(i, 1, cons.test_public_key(i)) for i in range(4)]
 
 
 def certify(chain: Chain, min_exec_height: int) -> tuple[int, dict]:
     """Run four test-key consensus cores that report our exec roots; return the first committed
     block whose exec_height >= min_exec_height, as (E, certificate)."""
-    cores = [_core.ConsensusCore(i, VALIDATORS, insecure_test_keys=True) for i in range(4)]
-    q: deque = deque()
+    cores = [cons.ConsensusCore(i, VALIDATORS, insecure_test_keys=True) for i in range(4)]
+    q: deque[tuple[int, cons.Event]] = deque()
 
-    def apply(i, actions):
+    def apply(i: int, actions: list[cons.Action]) -> tuple[int, dict] | None:
         for a in actions:
-            if a[0] in ("send", "request_sync"):
-                q.append((a[1], ("message", i, a[2])))
-            elif a[0] == "broadcast":
-                q.extend((j, ("message", i, a[1])) for j in range(4) if j != i)
-            elif a[0] == "persist":
-                q.appendleft((i, ("persisted", a[1])))
-            elif a[0] == "request_payload":
-                q.append((i, ("payload", a[1], [bytes([i]) * 32], 1000 + a[1], None)))
-            elif a[0] == "commit":
-                blocks, qc = a[1], a[2]
-                b = blocks[-1]  # the commit's QC certifies the newest committed block
-                if i == 0 and b["exec_height"] >= min_exec_height:
-                    return b["exec_height"], {"block": b["bytes"].hex(), "qc": qc.hex()}
-                for b in blocks:
-                    q.append((i, ("executed", b["height"], b["id"], chain.exec[b["height"]], None)))
+            match a:
+                case cons.Send(to, data) | cons.RequestSync(to, data):
+                    q.append((to, cons.Message(i, data)))
+                case cons.Broadcast(data):
+                    q.extend((j, cons.Message(i, data)) for j in range(4) if j != i)
+                case cons.Persist(seq):
+                    q.appendleft((i, cons.Persisted(seq)))
+                case cons.RequestPayload(round):
+                    q.append((i, cons.Payload(round, [bytes([i]) * 32], 1000 + round)))
+                case cons.Commit(blocks, qc):
+                    b = blocks[-1]  # the commit's QC certifies the newest committed block
+                    if i == 0 and b["exec_height"] >= min_exec_height:
+                        return b["exec_height"], {"block": b["bytes"].hex(), "qc": qc.hex()}
+                    for b in blocks:
+                        q.append((i, cons.Executed(b["height"], b["id"], chain.exec[b["height"]])))
         return None
 
     for i, c in enumerate(cores):

@@ -10,6 +10,7 @@ from collections import deque
 import pytest
 
 from tfnode import _core
+from tfnode import consensus as cons
 
 pytestmark = pytest.mark.skipif(
     not hasattr(_core, "ConsensusCore"), reason="tfnode._core built without core_rs/py/src/consensus.rs"
@@ -67,37 +68,40 @@ class Cluster:
     """Four ConsensusCores on an in-memory network: the node's driving loop in miniature."""
 
     def __init__(self, n: int = 4):
-        vals = [(i, 1, _core.consensus_test_public_key(i)) for i in range(n)]
-        self.cores = [_core.ConsensusCore(i, vals, insecure_test_keys=True) for i in range(n)]
-        self.queue: deque = deque()
+        vals = [(i, 1, cons.test_public_key(i)) for i in range(n)]
+        self.cores = [cons.ConsensusCore(i, vals, insecure_test_keys=True) for i in range(n)]
+        self.queue: deque[tuple[int, cons.Event]] = deque()
         self.timers: dict[int, int] = {}
         self.persisted: dict[int, bytes] = {}
         self.committed: dict[int, list[dict]] = {i: [] for i in range(n)}
+        self.qcs: dict[int, list[bytes]] = {i: [] for i in range(n)}
         for i, c in enumerate(self.cores):
             self.apply(i, c.start())
 
-    def apply(self, i: int, actions: list) -> None:
+    def apply(self, i: int, actions: list[cons.Action]) -> None:
         for a in actions:
-            kind = a[0]
-            if kind == "send" or kind == "request_sync":
-                self.queue.append((a[1], ("message", i, a[2])))
-            elif kind == "broadcast":
-                for j in range(len(self.cores)):
-                    if j != i:
-                        self.queue.append((j, ("message", i, a[1])))
-            elif kind == "persist":
-                self.persisted[i] = a[2]  # a node writes it synced to RocksDB first
-                self.queue.appendleft((i, ("persisted", a[1])))
-            elif kind == "request_payload":
-                self.queue.append((i, ("payload", a[1], [bytes([i]) * 32], 1000 + a[1], None)))
-            elif kind == "commit":
-                self.committed[i].extend(a[1])
-                for b in a[1]:
-                    self.queue.append((i, ("executed", b["height"], b["id"], b["id"], None)))
-            elif kind == "set_timer":
-                self.timers[i] = a[1]
-            else:
-                assert kind not in ("invalid", "halt", "evidence"), a
+            match a:
+                case cons.Send(to, data) | cons.RequestSync(to, data):
+                    self.queue.append((to, cons.Message(i, data)))
+                case cons.Broadcast(data):
+                    for j in range(len(self.cores)):
+                        if j != i:
+                            self.queue.append((j, cons.Message(i, data)))
+                case cons.Persist(seq, data):
+                    self.persisted[i] = data  # a node writes it synced to RocksDB first
+                    self.queue.appendleft((i, cons.Persisted(seq)))
+                case cons.RequestPayload(round):
+                    self.queue.append((i, cons.Payload(round, [bytes([i]) * 32], 1000 + round)))
+                case cons.Commit(blocks, qc, qcs):
+                    assert qcs[-1] == qc and len(qcs) == len(blocks)
+                    self.committed[i].extend(blocks)
+                    self.qcs[i].extend(qcs)
+                    for b in blocks:
+                        self.queue.append((i, cons.Executed(b["height"], b["id"], b["id"])))
+                case cons.SetTimer(round):
+                    self.timers[i] = round
+                case _:
+                    raise AssertionError(f"unexpected action {a!r}")
 
     def run(self, steps: int) -> None:
         for _ in range(steps):
@@ -129,16 +133,18 @@ def test_core_restarts_from_persisted_safety_data():
 
 
 def test_core_reports_garbage_and_bad_events():
-    vals = [(i, 1, _core.consensus_test_public_key(i)) for i in range(4)]
-    core = _core.ConsensusCore(0, vals, insecure_test_keys=True)
+    vals = [(i, 1, cons.test_public_key(i)) for i in range(4)]
+    core = cons.ConsensusCore(0, vals, insecure_test_keys=True)
     core.start()
-    assert core.handle(("message", 2, b"\x01\x06\xff\xff\xff\xff")) == [
-        ("invalid", 2, "sync blocks: length 4294967295 exceeds cap 64")
+    assert core.handle(cons.Message(2, b"\x01\x06\xff\xff\xff\xff")) == [
+        cons.Invalid(2, "sync blocks: length 4294967295 exceeds cap 64")
     ]
+    with pytest.raises(TypeError, match="not a consensus event: tuple"):
+        core.handle(("message", 2, b""))  # the string-tagged tuples of old are refused
+    with pytest.raises(ValueError, match="payload digest has 3 bytes"):
+        cons.Payload(1, [b"abc"], 0)  # checked where it is made, not deep in the core
     with pytest.raises(ValueError):
-        core.handle(("nonsense",))
-    with pytest.raises(ValueError):
-        _core.ConsensusCore(0, vals)  # neither an SM2 key nor test keys
+        cons.ConsensusCore(0, vals)  # neither an SM2 key nor test keys
 
 
 def test_core_with_sm2_keys():
@@ -147,7 +153,7 @@ def test_core_with_sm2_keys():
         pytest.skip("SM2 bindings not in this build")
     vals = [(i, 1, k.public_key().to_bytes(compressed=True)) for i, k in enumerate(keys)]
     core = _core.ConsensusCore(0, vals, keys[0].to_bytes())
-    assert core.start()[0][0] == "set_timer"
+    assert isinstance(core.start()[0], cons.SetTimer)
 
 
 @pytest.mark.skipif(not hasattr(_core, "consensus_verify_qc"), reason="native module older than the binding")
@@ -164,3 +170,61 @@ def test_committed_blocks_decode_and_their_qc_verifies():
     assert (height, block_id) == (2, blocks[1]["id"])
     with pytest.raises(ValueError):
         _core.consensus_verify_qc(b["parent_qc"], vals)  # test signatures are not SM2 signatures
+
+
+def test_actions_and_events_are_frozen_typed_values():
+    c = Cluster()
+    c.run(200)
+    sent = c.cores[0].handle(cons.LocalTimeout(c.cores[0].round))
+    kinds = {type(a) for a in sent}
+    assert kinds <= {cons.Broadcast, cons.Persist, cons.SetTimer, cons.Send}, kinds
+    persist = next(a for a in sent if isinstance(a, cons.Persist))
+    match persist:
+        case cons.Persist(seq, data):
+            assert seq >= 1 and data == c.cores[0].safety_data()
+        case _:
+            raise AssertionError(persist)
+    with pytest.raises(AttributeError):
+        persist.seq = 0  # frozen: an action cannot be edited on its way through the driver
+    assert persist == cons.Persist(persist.seq, persist.data) and persist != cons.Persist(persist.seq + 1, b"")
+    assert repr(cons.SetTimer(3, 1000)) == "SetTimer(round=3, duration_ms=1000)"
+    assert cons.Executed.__match_args__ == ("height", "block_id", "state_root", "next_validators")
+    with pytest.raises(ValueError, match="block_id has 31 bytes"):
+        cons.Executed(1, b"\x00" * 31, b"\x00" * 32)
+
+
+def test_message_kinds_come_from_the_core():
+    c = Cluster()
+    seen: dict[cons.MessageKind, bytes] = {}
+    for _ in range(300):
+        i, ev = c.queue.popleft()
+        if isinstance(ev, cons.Message):
+            seen.setdefault(cons.message_kind(ev.data), ev.data)
+        c.apply(i, c.cores[i].handle(ev))
+    assert {cons.MessageKind.PROPOSAL, cons.MessageKind.VOTE} <= seen.keys()
+    proposal = seen[cons.MessageKind.PROPOSAL]
+    kind, blocks = cons.message_blocks(proposal)
+    assert kind == cons.MessageKind.PROPOSAL and len(blocks) == 1
+    assert cons.Broadcast(proposal).kind == cons.MessageKind.PROPOSAL
+    # The header alone decides the kind; a bad version or unknown tag is no kind at all.
+    assert cons.message_kind(b"") is None and cons.message_kind(b"\x02" + proposal[1:]) is None
+    assert cons.message_kind(b"\x01\x09") is None
+    assert cons.MessageKind.VOTE != cons.MessageKind.PROPOSAL
+    assert len({cons.MessageKind.VOTE, cons.MessageKind.VOTE}) == 1  # hashable, one member
+
+
+def test_sync_request_and_stored_answer_round_trip_through_the_core():
+    c = Cluster()
+    c.run(400)
+    blocks, qcs = c.committed[0][:3], c.qcs[0][:3]
+    answer = cons.sync_response([b["bytes"] for b in blocks], [qcs[-1]])
+    kind, carried = cons.message_blocks(answer)
+    assert kind == cons.MessageKind.SYNC_RESPONSE and [b["id"] for b in carried] == [b["id"] for b in blocks]
+    with pytest.raises(ValueError, match="exceeds the caps"):
+        cons.sync_response([b"x"] * (cons.CONSENSUS_MAX_SYNC_BLOCKS + 1), [])
+    assert cons.decode_sync_request(answer) is None  # another kind
+    # The wire layout of docs/consensus.md: version 1, tag 5, epoch, block id, have_height.
+    req = cons.decode_sync_request(b"\x01\x05" + (7).to_bytes(8, "big") + b"\xaa" * 32 + (9).to_bytes(8, "big"))
+    assert req is not None and (req.epoch, req.block_id, req.have_height) == (7, b"\xaa" * 32, 9)
+    with pytest.raises(ValueError):
+        cons.decode_sync_request(b"\x01\x05\x00")  # a truncated request

@@ -422,8 +422,11 @@ def test_declarations_follow_the_route_and_the_roles(world):
     assert reason(t.call(carrier, "declare_delivery")) == "shipment is not in transit"
     t.call(carrier, "declare_departure")
     assert reason(t.call(carrier, "declare_departure")) == "shipment already departed"
-    for bad in (0, 3, -1, "1"):
+    for bad in (0, 3, -1):
         assert reason(t.call(carrier, "declare_arrival", bad)) == "checkpoint must be 1..n-1"
+    # a str for an int is refused against the annotation, before the contract runs
+    r = t.call(carrier, "declare_arrival", "1")
+    assert r.status == "invalid" and "argument 'checkpoint'" in r.revert_reason, r
     t.call(carrier, "declare_arrival", 1)
     assert reason(t.call(carrier, "declare_arrival", 1)) == "arrival already declared"
     assert reason(t.call(CONSIGNEE, "confirm_delivery")) == "delivery has not been declared"

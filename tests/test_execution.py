@@ -36,8 +36,8 @@ def open_exec(path, genesis):
     return kv, store, ex
 
 
-def tx(key, method="transfer", args=(), *, nonce, expiry=50, contract="asset", chain=CHAIN):
-    t = _core.Transaction(chain.encode(), nonce, expiry, 1_000_000, contract, method, encode_call_args(args))
+def tx(key, method="transfer", args=(), *, nonce, expiry=50, contract="asset", chain=CHAIN, gas_limit=1_000_000):
+    t = _core.Transaction(chain.encode(), nonce, expiry, gas_limit, contract, method, encode_call_args(args))
     t.sign(key.to_bytes())
     return t.encode()
 
@@ -211,6 +211,21 @@ def test_asset_rejects_bad_calls(tmp_path, genesis, keys):
         assert [r.status for r in out.receipts] == ["invalid"] * len(calls)
         assert all(r.writes == () for r in out.receipts)
         assert ex.query("asset", "balance", (crypto.address(keys[0].public_key()),), {}).return_value == 10**15
+    finally:
+        store.close()
+        kv.close()
+
+
+def test_a_gas_limit_binds_native_asset_calls_too(tmp_path, genesis, keys):
+    # a transfer with gas_limit 0 committed ok having used 2,000 gas
+    kv, store, ex = open_exec(tmp_path / "db", genesis)
+    try:
+        a1 = crypto.address(keys[1].public_key())
+        limits = (0, asset.TRANSFER_GAS - 1, asset.TRANSFER_GAS)
+        out = run(ex, 1, [tx(keys[0], args=(a1, 1), nonce=i, gas_limit=g) for i, g in enumerate(limits)])
+        got = [(r.status, r.gas_used, len(r.writes)) for r in out.receipts]
+        assert got == [("out_of_gas", 0, 0), ("out_of_gas", asset.TRANSFER_GAS - 1, 0), ("ok", asset.TRANSFER_GAS, 2)]
+        assert ex.query("asset", "balance", (a1,), {}).return_value == 10**15 + 1
     finally:
         store.close()
         kv.close()

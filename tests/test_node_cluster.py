@@ -82,6 +82,19 @@ def _health(url: str) -> tuple[int, dict]:
         return 0, {}
 
 
+def _metrics(url: str) -> dict[tuple[str, str], float]:
+    """/metrics as {(series, peer label or ""): value}."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {
+        (s.name, s.labels.get("peer", "")): s.value for f in text_string_to_metric_families(text) for s in f.samples
+    }
+
+
 def test_health_tells_a_stall_and_a_lost_quorum(cluster):
     """With 2 of 4 validators down the chain cannot commit: /health on a survivor turns 503
     with the reasons, and returns to 200 once they are back."""
@@ -102,9 +115,23 @@ def test_health_tells_a_stall_and_a_lost_quorum(cluster):
 
     with Client(url) as client:
         assert client.status()["health"]["ok"] is False
+    # the metrics say the same (deploy/prometheus/alerts.yml fires on them), and the stalled
+    # rounds time out: counted, and warned about in the log
+    # (the watcher refreshes the gauges once a second: they may trail /health by that much)
+    cluster.wait(lambda: _metrics(url)[("tfnode_health_reasons", "")] >= 2, 10, "tfnode_health_reasons 2")
+    cluster.wait(lambda: _metrics(url)[("tfnode_round_timeouts_total", "")] >= 1, 20, "a round timeout counted")
+    m = _metrics(url)
+    assert m[("tfnode_health_ok", "")] == 0 and m[("tfnode_last_commit_age_seconds", "")] > 3
+    assert m[("tfnode_connected_power", "")] < m[("tfnode_quorum_power", "")]
+    assert m[("tfnode_peer_connected", "node-2")] == 0 and m[("tfnode_peer_connected", "node-1")] == 1
+    assert ("tfnode_peer_lag_blocks", "node-2") in m  # it proposed before it was killed
+    assert m[("tfnode_peer_last_message_age_seconds", "node-3")] > 1
+    assert m[("tfnode_round_changes_total", "")] >= 5
+    cluster.wait(lambda: "round timeout" in cluster.log(0), 15, "node-0 warns about round timeouts")
     cluster.start(2)
     cluster.start(3)
     cluster.wait(lambda: _health(url)[0] == 200, 60, "node-0 healthy again")
+    cluster.wait(lambda: _metrics(url)[("tfnode_health_ok", "")] == 1, 10, "tfnode_health_ok 1 again")
     cluster.wait(lambda: "node healthy again" in cluster.log(0), 10, "node-0 logs its recovery")
     for i in range(4):
         assert cluster.stop(i) == 0, cluster.log(i)[-2000:]

@@ -9,8 +9,9 @@ import asyncio
 
 import pytest
 
-from tfnode import _core, crypto
-from tfnode.net import MemoryNetwork, MemoryTransport, NetConfig, PeerManager, as_chain_id
+from tfnode import crypto
+from tfnode.consensus import ConsensusCore, Invalid, verify_qc
+from tfnode.net import Kind, MemoryNetwork, MemoryTransport, NetConfig, PeerManager, as_chain_id
 from tfnode.node.driver import QC_IN_CHILD, ConsensusDriver, EmptyPayload, restart_root
 from tfnode.storage import BlockCommit, ChainStore, MemoryKV
 
@@ -33,7 +34,7 @@ class Net:
     async def start(self, i: int, store_cls=ChainStore) -> ConsensusDriver:
         store = store_cls(self.kvs[i], CHAIN)
         root = restart_root(store)
-        core = _core.ConsensusCore(
+        core = ConsensusCore(
             i,
             self.vals,
             self.keys[i].to_bytes(),
@@ -60,7 +61,7 @@ class Net:
             payload=EmptyPayload(10),
             on_halt=lambda r: self.halts.__setitem__(i, r),
         )
-        pm.register(chain, 0x10, d.on_message)
+        pm.register(chain, Kind.CONSENSUS, d.on_message)
         await pm.start()
         for j in range(len(self.keys)):
             if j != i:
@@ -114,12 +115,10 @@ def test_in_process_cluster_commits_agrees_and_restarts_from_storage():
             assert len({led[h] for led in ledgers}) == 1
         assert d.stats["evidence"] == 0
         # Every stored height has its own QC, also inside multi-block commits (after the
-        # view changes node-2's absence caused), when the core can decode blocks.
-        verify = getattr(_core, "consensus_verify_qc", None)
-        if verify is not None:
-            s = ChainStore(net.kvs[0], CHAIN)
-            for h in range(1, s.head.height + 1):
-                assert verify(s.qc(h), net.vals)[2:] == (h, s.block_hash(h))
+        # view changes node-2's absence caused): the Commit action hands out each one.
+        s = ChainStore(net.kvs[0], CHAIN)
+        for h in range(1, s.head.height + 1):
+            assert verify_qc(s.qc(h), net.vals)[2:] == (h, s.block_hash(h))
 
     asyncio.run(main())
 
@@ -218,18 +217,16 @@ def test_log_formats(fmt, capsys):
 
 
 def test_storage_sync_answer_layout():
-    from tfnode.node.sync import answer_from_storage, parse_sync_request
+    from tfnode.node.sync import answer_from_storage
 
     s = ChainStore(MemoryKV(), CHAIN)
     assert answer_from_storage(s, 0) is None
     for h in range(1, 6):
         s.commit_block(BlockCommit(h, bytes([h]) * 32, b"B%d" % h, b"Q%d" % h))
-    # Heights 3..4 for a requester at 2 with batch 2: version, tag, 2 blocks, 1 QC (the tip's).
+    # Heights 3..4 for a requester at 2 with batch 2: version, tag, 2 blocks, 1 QC (the tip's):
+    # the stored encodings go out as they are (the core's layout, docs/consensus.md).
     assert answer_from_storage(s, 2, 2) == b"\x01\x06" + b"\x00\x00\x00\x02B3B4" + b"\x00\x00\x00\x01Q4"
     assert answer_from_storage(s, 5) is None  # nothing committed above: the core answers
-    req = b"\x01\x05" + (7).to_bytes(8, "big") + b"\xaa" * 32 + (9).to_bytes(8, "big")
-    assert parse_sync_request(req) == (7, b"\xaa" * 32, 9)
-    assert parse_sync_request(req[:-1]) is None and parse_sync_request(b"\x01\x01" + req[2:]) is None
 
 
 class _FakeNet:
@@ -246,13 +243,13 @@ def test_malformed_or_self_forged_consensus_messages_ban_the_sender_stale_ones_d
     d = ConsensusDriver(None, None, net, b"chain", peers, state_root=b"\x00" * 32, payload=EmptyPayload(10))
     d._apply(
         [
-            ("invalid", 1, "truncated input: needed 8 bytes at offset 3, 1 available"),
-            ("invalid", 1, "3 trailing bytes after the message"),
-            ("invalid", 1, "invalid signature by validator 1 on vote for round 7"),
-            ("invalid", 1, "invalid signature by validator 0 on timeout for round 7"),  # relayed, not its own
-            ("invalid", 1, "proposal for round 3 by validator 1, but the leader is 2"),
-            ("invalid", 1, "unknown validator set for epoch 4"),
-            ("invalid", 0, "round 5 is not above the last voted round 6"),
+            Invalid(1, "truncated input: needed 8 bytes at offset 3, 1 available"),
+            Invalid(1, "3 trailing bytes after the message"),
+            Invalid(1, "invalid signature by validator 1 on vote for round 7"),
+            Invalid(1, "invalid signature by validator 0 on timeout for round 7"),  # relayed, not its own
+            Invalid(1, "proposal for round 3 by validator 1, but the leader is 2"),
+            Invalid(1, "unknown validator set for epoch 4"),
+            Invalid(0, "round 5 is not above the last voted round 6"),
         ]
     )
     assert [r for _, r in net.bans] == [
@@ -261,3 +258,20 @@ def test_malformed_or_self_forged_consensus_messages_ban_the_sender_stale_ones_d
         "consensus: invalid signature by validator 1 on vote for round 7",
     ]
     assert all(k == peers[1] for k, _ in net.bans) and d.stats["invalid"] == 7
+
+
+def test_the_mempool_and_the_stand_in_implement_every_payload_source_method():
+    import inspect
+
+    from tfnode.mempool import Mempool
+    from tfnode.node.driver import PayloadSource
+
+    wanted = {n for n, v in vars(PayloadSource).items() if inspect.isfunction(v) and not n.startswith("_")}
+    assert wanted == {"next_payload", "on_block", "committed", "missing", "fetch", "batch"}
+    for impl in (Mempool, EmptyPayload):
+        for name in wanted:
+            proto, got = inspect.signature(getattr(PayloadSource, name)), inspect.signature(getattr(impl, name))
+            assert list(got.parameters) == list(proto.parameters), (impl.__name__, name)
+            assert inspect.iscoroutinefunction(getattr(impl, name)) == inspect.iscoroutinefunction(
+                getattr(PayloadSource, name)
+            ), (impl.__name__, name)

@@ -137,7 +137,8 @@ def test_a_validator_that_lost_its_record_refuses_then_recovers_from_a_floor(tmp
         rec.write_bytes(bytes(raw))
         _drop_rocksdb_copy(home / "data" / "db")
         c.start(3)
-        assert c.procs.pop(3).wait(60) == 2
+        assert c.procs[3].wait(60) == 2  # still in procs if it hangs: the fixture kills it
+        c.procs.pop(3)
         log3 = c.log(3)
         assert "safety record is damaged: checksum mismatch" in log3 and "--safety-floor" in log3, log3[-2000:]
         rounds = []
@@ -208,6 +209,7 @@ def test_a_damaged_manifest_is_refused_with_the_recovery_procedure(tmp_path):
         (manifest,) = (c.node(0) / "data" / "db").glob("MANIFEST-*")
         os.truncate(manifest, 20)  # a torn MANIFEST: its first records cut
         c.start(0)
-        assert c.procs.pop(0).wait(60) == 2
+        assert c.procs[0].wait(60) == 2  # still in procs if it hangs: the fixture kills it
+        c.procs.pop(0)
         log0 = c.log(0)
         assert "cannot open the ledger in" in log0 and "Restore" in log0 and "Traceback" not in log0, log0[-3000:]

@@ -1,6 +1,7 @@
 # Type stubs for the private native module tfnode._core (built from core_rs/py).
 # Users import tfnode.crypto; these stubs keep editors and type checkers honest.
 from collections.abc import Iterable
+from typing import Any, TypeAlias, final
 
 DEFAULT_UID: bytes
 
@@ -123,10 +124,191 @@ class StateTree:
     def get_with_proof(self, key: bytes, version: int | None = None) -> tuple[bytes | None, bytes]: ...
     def prune(self, oldest_kept: int) -> int: ...
 
-# ---- Consensus (core_rs/py/src/consensus.rs; events and actions documented there and in
-# docs/consensus.md) ---------------------------------------------------------------------
-Validator = tuple[int, int, bytes]  # (id, voting power, SM2 public key)
+# ---- Consensus (core_rs/py/src/consensus.rs and seam.rs; docs/consensus.md) -------------
+Validator: TypeAlias = tuple[int, int, bytes]  # (id, voting power, SM2 public key)
 CONSENSUS_BUGS: list[str]
+CONSENSUS_MAX_SYNC_BLOCKS: int
+CONSENSUS_MAX_MESSAGE_BYTES: int
+
+class MessageKind:
+    """A consensus message's kind, from its header; the tag numbers live in the core."""
+
+    PROPOSAL: MessageKind
+    VOTE: MessageKind
+    TIMEOUT: MessageKind
+    TC: MessageKind
+    SYNC_REQUEST: MessageKind
+    SYNC_RESPONSE: MessageKind
+
+# Events: what the host feeds ConsensusCore.handle.
+@final
+class Message:
+    __match_args__ = ("sender", "data")
+    def __init__(self, sender: int, data: bytes) -> None: ...
+    @property
+    def sender(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+@final
+class LocalTimeout:
+    __match_args__ = ("round",)
+    def __init__(self, round: int) -> None: ...
+    @property
+    def round(self) -> int: ...
+
+@final
+class Payload:
+    __match_args__ = ("round", "digests", "timestamp_ms", "reconfig")
+    def __init__(
+        self, round: int, digests: list[bytes], timestamp_ms: int, reconfig: list[Validator] | None = None
+    ) -> None: ...
+    @property
+    def round(self) -> int: ...
+    @property
+    def digests(self) -> list[bytes]: ...
+    @property
+    def timestamp_ms(self) -> int: ...
+    @property
+    def reconfig(self) -> list[Validator] | None: ...
+
+@final
+class Persisted:
+    __match_args__ = ("seq",)
+    def __init__(self, seq: int) -> None: ...
+    @property
+    def seq(self) -> int: ...
+
+@final
+class Executed:
+    __match_args__ = ("height", "block_id", "state_root", "next_validators")
+    def __init__(
+        self, height: int, block_id: bytes, state_root: bytes, next_validators: list[Validator] | None = None
+    ) -> None: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def block_id(self) -> bytes: ...
+    @property
+    def state_root(self) -> bytes: ...
+    @property
+    def next_validators(self) -> list[Validator] | None: ...
+
+Event: TypeAlias = Message | LocalTimeout | Payload | Persisted | Executed
+
+# Actions: what ConsensusCore.start/handle return (made by the core only).
+@final
+class Send:
+    __match_args__ = ("to", "data")
+    @property
+    def to(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+@final
+class Broadcast:
+    __match_args__ = ("data", "kind")
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def kind(self) -> MessageKind | None: ...
+
+@final
+class Persist:
+    __match_args__ = ("seq", "data")
+    @property
+    def seq(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+@final
+class Commit:
+    __match_args__ = ("blocks", "qc", "qcs")
+    @property
+    def blocks(self) -> list[dict[str, Any]]: ...  # consensus_decode_block's dict, less parent_qc
+    @property
+    def qc(self) -> bytes: ...
+    @property
+    def qcs(self) -> list[bytes]: ...  # the QC certifying each block: the next one's parent QC, qc for the last
+
+@final
+class SetTimer:
+    __match_args__ = ("round", "duration_ms")
+    @property
+    def round(self) -> int: ...
+    @property
+    def duration_ms(self) -> int: ...
+
+@final
+class RequestPayload:
+    __match_args__ = ("round", "parent", "height")
+    @property
+    def round(self) -> int: ...
+    @property
+    def parent(self) -> bytes: ...
+    @property
+    def height(self) -> int: ...
+
+@final
+class RequestSync:
+    __match_args__ = ("to", "data")
+    @property
+    def to(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+@final
+class ReportEvidence:
+    __match_args__ = ("offender", "data")
+    @property
+    def offender(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+@final
+class NewEpoch:
+    __match_args__ = ("epoch", "validators")
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def validators(self) -> list[Validator]: ...
+
+@final
+class Invalid:
+    __match_args__ = ("sender", "reason")
+    @property
+    def sender(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+
+@final
+class Halt:
+    __match_args__ = ("reason",)
+    @property
+    def reason(self) -> str: ...
+
+Action: TypeAlias = (
+    Send
+    | Broadcast
+    | Persist
+    | Commit
+    | SetTimer
+    | RequestPayload
+    | RequestSync
+    | ReportEvidence
+    | NewEpoch
+    | Invalid
+    | Halt
+)
+
+@final
+class SyncRequest:
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def block_id(self) -> bytes: ...
+    @property
+    def have_height(self) -> int: ...
 
 class ConsensusCore:
     def __init__(
@@ -143,14 +325,16 @@ class ConsensusCore:
         reputation: bool = True,
         insecure_test_keys: bool = False,
     ) -> None: ...
-    def start(self) -> list[tuple]: ...
-    def handle(self, event: tuple) -> list[tuple]: ...
+    def start(self) -> list[Action]: ...
+    def handle(self, event: Event) -> list[Action]: ...
     @property
     def round(self) -> int: ...
     @property
     def epoch(self) -> int: ...
     @property
     def committed_height(self) -> int: ...
+    @property
+    def stats(self) -> dict[str, int]: ...  # timeouts, rounds_by_tc, proposals, votes, committed_blocks
     def leader(self, round: int) -> int: ...
     def safety_data(self) -> bytes: ...
 
@@ -162,9 +346,12 @@ def simulate(
     seed: int = 0,
     inject_bug: str | None = None,
     threads: int = 1,
-) -> dict: ...
-def consensus_decode_block(data: bytes) -> dict: ...
-def consensus_message_blocks(data: bytes) -> tuple[str, list[dict]]: ...  # (kind, blocks carried)
+) -> dict[str, Any]: ...
+def consensus_decode_block(data: bytes) -> dict[str, Any]: ...
+def consensus_message_blocks(data: bytes) -> tuple[MessageKind, list[dict[str, Any]]]: ...  # (kind, blocks carried)
+def consensus_message_kind(data: bytes) -> MessageKind | None: ...  # from the header alone
+def consensus_decode_sync_request(data: bytes) -> SyncRequest | None: ...  # None: another kind
+def consensus_sync_response(blocks: list[bytes], qcs: list[bytes]) -> bytes: ...
 def consensus_verify_qc(
     qc: bytes, validators: list[Validator], insecure_test_keys: bool = False
 ) -> tuple[int, int, int, bytes]: ...

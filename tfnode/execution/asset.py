@@ -51,8 +51,11 @@ def _fail(status: str, reason: str) -> Receipt:
     return Receipt(status, TRANSFER_GAS, revert_reason=reason)
 
 
-def execute(state, sender: str, method: str, args: tuple, kwargs: dict) -> Receipt:
-    """Run one ``asset`` call against ``state`` (get/put); writes only on success."""
+def execute(state, sender: str, method: str, args: tuple, kwargs: dict, gas_limit: int | None = None) -> Receipt:
+    """Run one ``asset`` call against ``state`` (get/put); writes only on success. A
+    ``gas_limit`` under the flat price fails ``out_of_gas`` (using the limit), like any call."""
+    if gas_limit is not None and gas_limit < TRANSFER_GAS:
+        return Receipt("out_of_gas", max(gas_limit, 0), revert_reason=f"out of gas (limit {gas_limit})")
     if method != "transfer":
         return _fail(STATUS_INVALID, f"asset has no entry point {method!r}")
     if kwargs:

@@ -2,9 +2,9 @@
 
     ex = ChainExecutor(store, genesis)
     ex.open()                                # genesis state, or the state tree from disk
-    out = ex.execute(block, batches)         # block: the commit action's dict; batches: raws per digest
+    out = ex.execute(block, batches)         # block: a dict of the Commit action; batches: raws per digest
     ex.commit(out, qc)                       # one atomic synced write: block, txs, receipts, state, tree
-    ex.exec_root                             # what ("executed", h, id, exec_root) tells the core
+    ex.exec_root                             # what Executed(h, id, exec_root) tells the core
 
 A block's transactions are its batches' transactions in payload order. A transaction is
 **dropped** (not stored, no receipt) when its hash or its replay key already committed or
@@ -231,7 +231,7 @@ class ChainExecutor:
         except EncodingError as err:
             return Receipt(STATUS_INVALID, 0, revert_reason=f"bad call arguments: {err}")
         if tx.contract == asset.NAME:
-            return asset.execute(self.store.state, sender, tx.method, args, kwargs)
+            return asset.execute(self.store.state, sender, tx.method, args, kwargs, tx.gas_limit)
         if tx.contract == iot.NAME:
             return self.iot.execute(self.store.state, tx, tx_hash, bctx, sender, tx.method, args, kwargs)
         return self.runtime.execute(TxCall(sender, tx.contract, tx.method, args, kwargs, tx.gas_limit, tx_hash), bctx)

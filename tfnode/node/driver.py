@@ -1,28 +1,32 @@
 """The consensus driver: the one place that turns the Rust core's actions into I/O.
 
-The core (``tfnode._core.ConsensusCore``) is sans-I/O: events in, actions out. This module
-carries out each action and feeds the consequences back, on one asyncio thread:
+The core (``ConsensusCore``) is sans-I/O: typed events in, typed actions out (the frozen
+classes of :mod:`tfnode.consensus`). This module carries out each action and feeds the
+consequences back, on one asyncio thread; ``_apply`` is one ``match`` over the action types:
 
-=====================  ==================================================================
-action                 what the driver does
-=====================  ==================================================================
-persist seq data       ``ChainStore.persist_safety`` (synced write) *then* feeds
-                       ("persisted", seq): the core releases a vote only after that, so a
-                       kill -9 at any instant cannot lead to a double vote after restart
-send / request_sync    ``PeerManager.send`` to that validator's PeerId, kind CONSENSUS
-broadcast              ``PeerManager.broadcast`` on the chain, kind CONSENSUS
-commit blocks qc       with an executor: queued for the execution task, which fetches any
-                       missing batch, executes the block, stores it with its transactions,
-                       receipts and state in one synced batch and feeds ("executed",
-                       height, id, exec_root, None); without one (tests of the core's
-                       plumbing): ``ChainStore.commit_block`` and a constant root
-set_timer round ms     one ``loop.call_later``; a new timer replaces the old one
-request_payload        asks the :class:`PayloadSource` (the mempool, later) in a task, then
-                       feeds ("payload", round, digests, now_ms, None)
-evidence               appended to ``evidence.log`` (JSON lines) and logged
-invalid                counted and logged (the ban policy waits for real-world data)
-halt                   logged, then ``on_halt(reason)`` stops the node
-=====================  ==================================================================
+=============================  ==========================================================
+action                         what the driver does
+=============================  ==========================================================
+Persist(seq, data)             ``persist_safety`` (the node's SafetyKeeper: a synced record
+                               file, then the store) *then* feeds ``Persisted(seq)``: the
+                               core releases a vote only after that, so a kill -9 at any
+                               instant cannot lead to a double vote after restart
+Send / RequestSync(to, data)   ``PeerManager.send`` to that validator's PeerId, kind
+                               CONSENSUS
+Broadcast(data, kind)          ``PeerManager.broadcast`` on the chain, kind CONSENSUS
+Commit(blocks, qc, qcs)        with an executor: queued for the execution task, which
+                               fetches any missing batch, executes the block, stores it
+                               with its transactions, receipts and state in one synced
+                               batch and feeds ``Executed(height, id, exec_root)``;
+                               without one (tests of the core's plumbing):
+                               ``ChainStore.commit_block`` and a constant root
+SetTimer(round, ms)            one ``loop.call_later``; a new timer replaces the old one
+RequestPayload(round, ...)     asks the :class:`PayloadSource` (the mempool) in a task,
+                               then feeds ``Payload(round, digests, now_ms)``
+ReportEvidence(offender, ...)  appended to ``evidence.log`` (JSON lines) and logged
+Invalid(sender, reason)        counted and logged; malformed or self-forged bytes ban
+Halt(reason)                   logged, then ``on_halt(reason)`` stops the node
+=============================  ==========================================================
 
 Sync requests for committed heights are answered from storage (:mod:`tfnode.node.sync`),
 the rest by the core.
@@ -36,18 +40,18 @@ fails the proposal is dropped and the round times out.
 Every consensus message (proposals, votes, timeouts, TCs and the core's sync requests and
 answers) travels under one envelope kind, ``Kind.CONSENSUS``: the core decodes and routes
 them itself (one message enum, one dispatch loop), so the network layer stays ignorant of
-consensus.
+consensus. Where the driver must know a message's kind (a proposal, a sync request) it asks
+the core (``message_kind``), which reads the header; no tag number appears here.
 
-Events are processed one at a time from a queue: an action's consequence (("persisted",
-seq), ("executed", ...)) is queued, never fed recursively, and a "persisted" confirmation
-goes to the front so held votes leave before anything else happens.
+Events are processed one at a time from a queue: an action's consequence (``Persisted``,
+``Executed``) is queued, never fed recursively, and a ``Persisted`` confirmation goes to
+the front so held votes leave before anything else happens.
 
-QCs in storage: the commit action carries the QC of the *last* block only; each earlier
-block in the same commit is certified by the parent QC inside its child's bytes, which the
-driver extracts with ``_core.consensus_decode_block`` and stores as that block's QC. With
-an older core lacking that function, those heights are stored with :data:`QC_IN_CHILD`
-instead, and a restart resumes from the newest height holding a real QC (re-committing the
-few blocks above it is a no-op).
+QCs in storage: the commit action carries, in ``qcs``, the QC certifying each committed
+block (the parent QC inside its child's bytes, the commit's own QC for the last), and each
+is stored with its block. Stores written by an older core may hold :data:`QC_IN_CHILD`
+instead for some heights; a restart resumes from the newest height holding a real QC
+(re-committing the few blocks above it is a no-op).
 """
 
 from __future__ import annotations
@@ -58,22 +62,43 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from tfnode import _core
+from tfnode.consensus import (
+    Action,
+    Broadcast,
+    Commit,
+    ConsensusCore,
+    Event,
+    Executed,
+    Halt,
+    Invalid,
+    LocalTimeout,
+    Message,
+    MessageKind,
+    NewEpoch,
+    Payload,
+    Persist,
+    Persisted,
+    ReportEvidence,
+    RequestPayload,
+    RequestSync,
+    Send,
+    SetTimer,
+    decode_sync_request,
+    message_blocks,
+    message_kind,
+)
 from tfnode.errors import TfnodeError
 from tfnode.net import Kind, PeerManager
-from tfnode.node.sync import QC_IN_CHILD, answer_from_storage, parse_sync_request
+from tfnode.node.sync import QC_IN_CHILD, answer_from_storage
 from tfnode.storage import BlockCommit, ChainStore, CommitConflict
 
-__all__ = ["QC_IN_CHILD", "ConsensusDriver", "EmptyPayload", "PayloadSource", "Root", "block_qcs", "restart_root"]
+__all__ = ["QC_IN_CHILD", "ConsensusDriver", "EmptyPayload", "PayloadSource", "Root", "restart_root"]
 
 log = logging.getLogger(__name__)
-
-
-_decode_block = getattr(_core, "consensus_decode_block", None)
 
 #: The core's error messages that only a faulty or incompatible peer causes: malformed
 #: encodings. Signatures are judged by whose they are (``_maybe_ban``).
@@ -82,28 +107,45 @@ MALFORMED = re.compile(
 )
 
 
-def block_qcs(blocks: list[dict[str, Any]], qc: bytes) -> list[bytes]:
-    """The QC certifying each block of a commit: the child's parent QC, the commit's QC
-    for the last."""
-    if _decode_block is None:
-        return [QC_IN_CHILD] * (len(blocks) - 1) + [qc]
-    return [_decode_block(child["bytes"])["parent_qc"] for child in blocks[1:]] + [qc]
-
-
 class PayloadSource(Protocol):
-    """What a leader proposes. The mempool implements this in the next slice: it returns
-    the digests of batches already disseminated to all validators and not yet in
-    ``parent``'s uncommitted ancestors."""
+    """Where block payloads come from and go: everything the driver asks of the mempool
+    (:class:`tfnode.mempool.Mempool` implements it; :class:`EmptyPayload` is the stand-in
+    for tests of the core's plumbing). Blocks are the dicts of ``Commit.blocks``."""
 
-    async def next_payload(self, round: int, parent: bytes, height: int) -> list[bytes]: ...
+    async def next_payload(self, round: int, parent: bytes, height: int) -> list[bytes]:
+        """What this node proposes on ``parent`` as leader of ``round``: digests of batches
+        already disseminated to all validators and not yet in ``parent``'s uncommitted
+        ancestors."""
+        ...
 
-    def committed(self, blocks: list[dict[str, Any]]) -> None: ...
+    def on_block(self, block: dict[str, Any]) -> None:
+        """A block seen (proposed or carried by a sync answer): its batches count as taken
+        on its branch."""
+        ...
+
+    def committed(self, blocks: list[dict[str, Any]]) -> None:
+        """Blocks committed and stored, in order: their batches leave the pool."""
+        ...
+
+    def missing(self, digests: list[bytes]) -> list[bytes]:
+        """Those of ``digests`` not held locally."""
+        ...
+
+    async def fetch(self, digests: list[bytes], prefer: bytes | None = None, timeout: float = 2.0) -> bool:
+        """Get the missing ones of ``digests`` from peers (``prefer`` first); True when all
+        are held."""
+        ...
+
+    def batch(self, digest: bytes) -> list[bytes] | None:
+        """The raw transactions of a held batch, or None."""
+        ...
 
 
 class EmptyPayload:
     """Proposes empty blocks, waiting until ``interval_ms`` after the last block this node
     committed: the whole chain then makes about one block per interval (a quiet chain stays
-    quiet) instead of one per leader per interval."""
+    quiet) instead of one per leader per interval. It holds no batches, so it serves only a
+    driver without an executor (which never asks for batches)."""
 
     def __init__(self, interval_ms: int) -> None:
         self.interval = interval_ms / 1000
@@ -116,8 +158,20 @@ class EmptyPayload:
         self._last = time.monotonic()
         return []
 
+    def on_block(self, block: dict[str, Any]) -> None:
+        pass  # nothing proposed by this source is ever taken: it proposes nothing
+
     def committed(self, blocks: list[dict[str, Any]]) -> None:
         self._last = time.monotonic()
+
+    def missing(self, digests: list[bytes]) -> list[bytes]:
+        return list(dict.fromkeys(digests))
+
+    async def fetch(self, digests: list[bytes], prefer: bytes | None = None, timeout: float = 2.0) -> bool:
+        return not digests
+
+    def batch(self, digest: bytes) -> list[bytes] | None:
+        return None
 
 
 class Root(NamedTuple):
@@ -136,9 +190,10 @@ def restart_root(store: ChainStore) -> Root | None:
         return None
     h, base = head.height, store.base or 0
     while h >= base:
-        qc, block, bid = store.qc(h), store.block(h), store.block_hash(h)
-        if qc is not None and qc != QC_IN_CHILD and block is not None and bid is not None:
-            return Root(block, qc, h, bid)
+        qc = store.qc(h)
+        block, block_id = store.block(h), store.block_hash(h)
+        if qc is not None and qc != QC_IN_CHILD and block is not None and block_id is not None:
+            return Root(block, qc, h, block_id)
         h -= 1
     return None
 
@@ -146,7 +201,7 @@ def restart_root(store: ChainStore) -> Root | None:
 class ConsensusDriver:
     def __init__(
         self,
-        core: Any,
+        core: ConsensusCore,
         store: ChainStore,
         net: PeerManager,
         chain_id: bytes,
@@ -155,7 +210,7 @@ class ConsensusDriver:
         state_root: bytes,
         payload: PayloadSource,
         evidence_path: Path | None = None,
-        on_commit: Callable[[list[dict]], None] | None = None,
+        on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
         on_halt: Callable[[str], None] | None = None,
         sync_batch: int = 64,
         executor: Any = None,
@@ -178,16 +233,21 @@ class ConsensusDriver:
         self.on_halt = on_halt
         self.sync_batch = sync_batch
         self.stats: dict[str, int] = collections.Counter()
-        self._events: collections.deque[tuple] = collections.deque()
+        self._events: collections.deque[Event] = collections.deque()
         self._busy = False
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.executor = executor
         self.on_executed = on_executed
-        self._exec_queue: asyncio.Queue[tuple[dict, bytes]] | None = None
+        self._exec_queue: asyncio.Queue[tuple[dict[str, Any], bytes]] | None = None
         self._exec_task: asyncio.Task[Any] | None = None
         self.fetch_timeout = 2.0
+        # For the node's per-peer signals (tfnode.node.signals): when each validator last
+        # sent a consensus message, and the last height it showed (proposal, sync request).
+        self.peer_seen: dict[int, float] = {}
+        self.peer_height: dict[int, int] = {}
+        self._timer_round: int | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
     def _store_safety(self, data: bytes) -> None:
@@ -202,7 +262,7 @@ class ConsensusDriver:
         self._drain(self.core.start())
         if root is not None:
             root_value = self.executor.exec_root if self.executor is not None else self.state_root
-            self.handle(("executed", root.height, root.block_id, root_value, None))
+            self.handle(Executed(root.height, root.block_id, root_value))
 
     def stop(self) -> None:
         self._closed = True
@@ -216,41 +276,56 @@ class ConsensusDriver:
     # ---- inputs -------------------------------------------------------------------------
     def on_message(self, peer: bytes, chain_id: bytes, kind: int, payload: bytes) -> None:
         """PeerManager handler for (chain, CONSENSUS)."""
-        vid = self.id_of.get(bytes(peer))
+        peer = bytes(peer)
+        vid = self.id_of.get(peer)
         if vid is None:  # admitted on the chain but not a validator (a future observer)
             self.stats["from_non_validator"] += 1
             return
-        req = parse_sync_request(payload)
-        if req is not None and req[0] == self.core.epoch and not self._closed:
-            # Committed heights come from storage (the core holds only recent ones).
-            resp = answer_from_storage(self.store, req[2], self.sync_batch)
-            if resp is not None:
-                self.stats["sync_served_from_storage"] += 1
-                self.net.send(bytes(peer), self.chain_id, Kind.CONSENSUS, resp)
-                return
-        # A proposal (tag 1) or a sync answer (tag 6) carries blocks: check their batches.
-        if (
-            self.executor is not None
-            and len(payload) > 1
-            and payload[1] in (1, 6)
-            and not self._batches_ready(vid, bytes(peer), payload)
-        ):
+        payload = bytes(payload)
+        self.peer_seen[vid] = time.monotonic()
+        msg_kind = message_kind(payload)
+        if msg_kind == MessageKind.SYNC_REQUEST and not self._closed and self._answer_sync_from_storage(peer, payload):
             return
-        self.handle(("message", vid, payload))
+        carries_blocks = msg_kind in (MessageKind.PROPOSAL, MessageKind.SYNC_RESPONSE)
+        if carries_blocks and self.executor is not None and not self._batches_ready(vid, peer, payload):
+            return  # a fetch of its batches is under way; the message follows when they are in
+        self.handle(Message(vid, payload))
+
+    def _answer_sync_from_storage(self, peer: bytes, payload: bytes) -> bool:
+        """Answer a request for committed heights from storage (the core holds only recent
+        ones); False leaves the request to the core (other epoch, nothing stored above the
+        requester, or malformed: the core reports that as ``Invalid``)."""
+        try:
+            req = decode_sync_request(payload)
+        except (TfnodeError, ValueError):
+            return False
+        if req is None:
+            return False
+        vid = self.id_of.get(bytes(peer))
+        if vid is not None:
+            self.peer_height[vid] = req.have_height  # it holds blocks up to there
+        if req.epoch != self.core.epoch:
+            return False
+        resp = answer_from_storage(self.store, req.have_height, self.sync_batch)
+        if resp is None:
+            return False
+        self.stats["sync_served_from_storage"] += 1
+        self.net.send(peer, self.chain_id, Kind.CONSENSUS, resp)
+        return True
 
     def _batches_ready(self, vid: int, peer: bytes, payload: bytes) -> bool:
         """True if the message may go to the core now; else a fetch is under way (or the
         message is malformed, which the core reports when it gets it)."""
         try:
-            kind, blocks = _core.consensus_message_blocks(payload)
+            kind, blocks = message_blocks(payload)
         except (TfnodeError, ValueError):
-            return True  # the core rejects it and reports "invalid"
-        # Any: probed with hasattr until PayloadSource declares every method the driver uses.
-        mp: Any = self.payload
+            return True  # the core rejects it and reports Invalid
+        if kind == MessageKind.PROPOSAL and blocks:
+            self.peer_height[vid] = blocks[0]["height"]  # the proposer extends its certified tip
+        mp = self.payload
         for b in blocks:
-            if hasattr(mp, "on_block"):
-                mp.on_block({"id": b["id"], "parent": b["parent"], "height": b["height"], "payload": b["payload"]})
-        if kind != "proposal" or not hasattr(mp, "missing"):
+            mp.on_block(b)
+        if kind != MessageKind.PROPOSAL:
             return True  # sync answers commit blocks; the execution task fetches their batches
         missing = mp.missing([d for b in blocks for d in b["payload"]])
         if not missing:
@@ -261,28 +336,25 @@ class ConsensusDriver:
 
     def _track_own_proposal(self, data: bytes) -> None:
         """Our own proposal's batches count as proposed on its branch (mempool.on_block)."""
-        on_block = getattr(self.payload, "on_block", None)
-        if on_block is None:
-            return
-        for b in _core.consensus_message_blocks(data)[1]:
-            on_block({"id": b["id"], "parent": b["parent"], "height": b["height"], "payload": b["payload"]})
+        _, blocks = message_blocks(data)
+        for b in blocks:
+            self.payload.on_block(b)
 
     async def _fetch_then_handle(self, vid: int, peer: bytes, payload: bytes, missing: list[bytes]) -> None:
-        mp: Any = self.payload  # a mempool (the only source whose proposals name batches)
-        if await mp.fetch(missing, prefer=peer, timeout=self.fetch_timeout):
-            self.handle(("message", vid, payload))
+        if await self.payload.fetch(missing, prefer=peer, timeout=self.fetch_timeout):
+            self.handle(Message(vid, payload))
         else:
             self.stats["proposals_dropped_missing_batches"] += 1
             log.warning("dropped a proposal from validator %d: %d batch(es) unavailable", vid, len(missing))
 
-    def handle(self, event: tuple) -> None:
+    def handle(self, event: Event) -> None:
         """Feed one event; runs the queue unless already inside it."""
         if self._closed:
             return
         self._events.append(event)
         self._drain()
 
-    def _drain(self, first: list[tuple] | None = None) -> None:
+    def _drain(self, first: list[Action] | None = None) -> None:
         if self._busy:
             return
         self._busy = True
@@ -295,7 +367,7 @@ class ConsensusDriver:
                     actions = self.core.handle(ev)
                 except (TfnodeError, ValueError) as err:
                     # A malformed event is our bug, not the peer's; keep serving.
-                    log.error("consensus core refused event %s: %s", ev[0], err)
+                    log.error("consensus core refused a %s event: %s", type(ev).__name__, err)
                     self.stats["core_errors"] += 1
                     continue
                 self._apply(actions)
@@ -303,45 +375,51 @@ class ConsensusDriver:
             self._busy = False
 
     # ---- actions ------------------------------------------------------------------------
-    def _apply(self, actions: list[tuple]) -> None:
-        for a in actions:
-            kind = a[0]
-            if kind == "send" or kind == "request_sync":
-                peer = self.peer_of.get(a[1])
-                if peer is not None and not self.net.send(peer, self.chain_id, Kind.CONSENSUS, a[2]):
-                    self.stats["send_dropped"] += 1
-                if kind == "request_sync":
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Send(to, data):
+                    self._send(to, data)
+                case Broadcast(data, kind):
+                    self.net.broadcast(self.chain_id, Kind.CONSENSUS, data)
+                    if self.executor is not None and kind == MessageKind.PROPOSAL:
+                        self._track_own_proposal(data)
+                case Persist(seq, data):
+                    # Synced to disk before the core may release the votes it holds back. If
+                    # the disk fails, the node stops: the held votes are never released.
+                    try:
+                        self.persist_safety(data)
+                    except (OSError, TfnodeError) as err:
+                        return self._halt(f"cannot persist safety data (seq {seq}): {err}")
+                    self._events.appendleft(Persisted(seq))
+                case Commit(blocks=blocks, qcs=qcs):
+                    self._commit(blocks, qcs)
+                case SetTimer(round, duration_ms):
+                    self._set_timer(round, duration_ms)
+                case RequestPayload(round, parent, height):
+                    self._spawn(self._payload(round, parent, height))
+                case RequestSync(to, data):
+                    self._send(to, data)
                     self.stats["sync_requests"] += 1
-            elif kind == "broadcast":
-                self.net.broadcast(self.chain_id, Kind.CONSENSUS, a[1])
-                if self.executor is not None and len(a[1]) > 1 and a[1][1] == 1:
-                    self._track_own_proposal(a[1])
-            elif kind == "persist":
-                # Synced to disk before the core may release the votes it holds back. If
-                # the disk fails, the node stops: the held votes are never released.
-                try:
-                    self.persist_safety(a[2])
-                except (OSError, TfnodeError) as err:
-                    return self._halt(f"cannot persist safety data (seq {a[1]}): {err}")
-                self._events.appendleft(("persisted", a[1]))
-            elif kind == "commit":
-                self._commit(a[1], a[2])
-            elif kind == "set_timer":
-                self._set_timer(a[1], a[2])
-            elif kind == "request_payload":
-                self._spawn(self._payload(a[1], a[2], a[3]))
-            elif kind == "evidence":
-                self._evidence(a[1], a[2])
-            elif kind == "invalid":
-                self.stats["invalid"] += 1
-                log.warning("invalid consensus message from validator %s: %s", a[1], a[2])
-                self._maybe_ban(a[1], str(a[2]))
-            elif kind == "new_epoch":
-                log.info("epoch %d begins with %d validators", a[1], len(a[2]))
-            elif kind == "halt":
-                self._halt(str(a[1]))
-            else:
-                log.warning("unknown consensus action %r", kind)
+                case ReportEvidence(offender, data):
+                    self._evidence(offender, data)
+                case Invalid(sender, reason):
+                    self.stats["invalid"] += 1
+                    log.warning("invalid consensus message from validator %s: %s", sender, reason)
+                    self._maybe_ban(sender, reason)
+                case NewEpoch(epoch, validators):
+                    log.info("epoch %d begins with %d validators", epoch, len(validators))
+                case Halt(reason):
+                    self._halt(reason)
+                case _:
+                    # A core newer than this driver: say so loudly, never guess what it meant.
+                    log.error("unknown consensus action %r", action)
+                    self.stats["unknown_actions"] += 1
+
+    def _send(self, vid: int, data: bytes) -> None:
+        peer = self.peer_of.get(vid)
+        if peer is not None and not self.net.send(peer, self.chain_id, Kind.CONSENSUS, data):
+            self.stats["send_dropped"] += 1
 
     def _maybe_ban(self, vid: int, reason: str) -> None:
         """Ban a validator whose bytes do not decode, or who signed something invalid itself.
@@ -354,19 +432,20 @@ class ConsensusDriver:
             self.stats["bans"] += 1
             self.net.ban(peer, f"consensus: {reason}")
 
-    def _commit(self, blocks: list[dict[str, Any]], qc: bytes) -> None:
+    def _commit(self, blocks: list[dict[str, Any]], qcs: list[bytes]) -> None:
+        """``qcs[k]`` certifies ``blocks[k]`` (see the module doc)."""
         if self._exec_queue is not None:
-            for b, q in zip(blocks, block_qcs(blocks, qc), strict=True):
+            for b, q in zip(blocks, qcs, strict=True):
                 self._exec_queue.put_nowait((b, q))
             return
-        for b, q in zip(blocks, block_qcs(blocks, qc), strict=True):
+        for b, q in zip(blocks, qcs, strict=True):
             try:
                 self.store.commit_block(BlockCommit(b["height"], b["id"], b["bytes"], q, state_root=self.state_root))
             except CommitConflict as err:
                 return self._halt(f"storage holds another block at height {b['height']}: {err}")
             except (OSError, TfnodeError) as err:
                 return self._halt(f"cannot store committed block {b['height']}: {err}")
-            self._events.append(("executed", b["height"], b["id"], self.state_root, None))
+            self._events.append(Executed(b["height"], b["id"], self.state_root))
         self.stats["commits"] += len(blocks)
         self.payload.committed(blocks)
         if self.on_commit is not None:
@@ -408,7 +487,7 @@ class ConsensusDriver:
             out.seconds = time.perf_counter() - t0
             self.stats["commits"] += 1
             self.stats["txs_committed"] += len(out.txs)
-            self.handle(("executed", h, b["id"], out.exec_root, None))
+            self.handle(Executed(h, b["id"], out.exec_root))
             self.payload.committed([b])
             if self.on_commit is not None:
                 self.on_commit([b])
@@ -418,13 +497,15 @@ class ConsensusDriver:
     async def _collect_batches(self, b: dict[str, Any]) -> list[tuple[bytes, list[bytes]]] | None:
         """Every batch the block names, fetching missing ones from peers until they come
         (a committed block's batches were held by a quorum when it was voted for)."""
-        mp: Any = self.payload  # a mempool (the only source whose blocks name batches)
-        digests = list(b["payload"])
+        mp, digests = self.payload, list(b["payload"])
         delay = 0.1
         while True:
             missing = mp.missing(digests) if digests else []
             if not missing:
-                return [(d, mp.batch(d)) for d in digests]
+                batches = [(d, mp.batch(d)) for d in digests]
+                if all(raws is not None for _, raws in batches):
+                    return [(d, raws) for d, raws in batches if raws is not None]
+                missing = [d for d, raws in batches if raws is None]  # dropped since: fetch again
             proposer = self.peer_of.get(b.get("proposer", -1))
             if await mp.fetch(missing, prefer=proposer, timeout=self.fetch_timeout):
                 continue
@@ -437,13 +518,22 @@ class ConsensusDriver:
 
     def _set_timer(self, round: int, ms: int) -> None:
         log.debug("round %d timer %d ms", round, ms)
+        if round != self._timer_round:  # a new round (a re-armed timer repeats the round)
+            self._timer_round = round
+            self.stats["round_changes"] += 1
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(ms / 1000, self.handle, ("timeout", round))
+        self._timer = asyncio.get_running_loop().call_later(ms / 1000, self.handle, LocalTimeout(round))
 
     async def _payload(self, round: int, parent: bytes, height: int) -> None:
         digests = await self.payload.next_payload(round, parent, height)
-        self.handle(("payload", round, list(digests), int(time.time() * 1000), None))
+        try:
+            event = Payload(round, list(digests), int(time.time() * 1000))
+        except (TfnodeError, ValueError) as err:  # a digest that is not 32 bytes: our bug
+            log.error("payload source answered round %d with a bad digest: %s", round, err)
+            self.stats["core_errors"] += 1
+            return  # the round times out; the next leader proposes
+        self.handle(event)
 
     def _evidence(self, offender: int, data: bytes) -> None:
         self.stats["evidence"] += 1
@@ -460,7 +550,7 @@ class ConsensusDriver:
         if self.on_halt is not None:
             self.on_halt(reason)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

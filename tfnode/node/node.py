@@ -28,18 +28,20 @@ from types import ModuleType
 from typing import Any
 
 from tfnode import _core
+from tfnode.consensus import ConsensusCore, decode_block
 from tfnode.errors import TfnodeError
 from tfnode.execution.executor import ChainExecutor
 from tfnode.mempool import Mempool, MempoolConfig
-from tfnode.net import NetConfig, PeerManager, TcpTransport, as_chain_id
+from tfnode.net import Kind, NetConfig, PeerManager, TcpTransport, as_chain_id
 from tfnode.node import config as config_mod
-from tfnode.node.driver import ConsensusDriver, PayloadSource, Root, restart_root
+from tfnode.node.driver import ConsensusDriver, Root, restart_root
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
 from tfnode.node.publish import LazyEvents, LazyReceipts
 from tfnode.node.safety import DamagedDataError, SafetyKeeper
 from tfnode.node.service import NodeService
+from tfnode.node.signals import Signals, peer_signals
 from tfnode.rpc.metrics import NodeMetrics
 from tfnode.rpc.server import RpcServer
 from tfnode.storage import ChainStore, open_rocks
@@ -50,14 +52,7 @@ EXIT_HALT = 3
 
 
 class Node:
-    def __init__(
-        self,
-        home: Path,
-        *,
-        payload: PayloadSource | None = None,
-        net_config: NetConfig | None = None,
-        safety_floor: int | None = None,
-    ) -> None:
+    def __init__(self, home: Path, *, net_config: NetConfig | None = None, safety_floor: int | None = None) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
         self.genesis = Genesis.load(self.cfg.genesis_path)
@@ -79,7 +74,6 @@ class Node:
                 "vote twice for one validator)"
             )
         self.me = me
-        self._payload = payload
         self.safety_floor = safety_floor  # --safety-floor: used only if no safety record is usable
         self.safety: SafetyKeeper | None = None
         self._net_config = net_config
@@ -89,15 +83,16 @@ class Node:
         self.store: ChainStore | None = None
         self.net: PeerManager | None = None
         self.driver: ConsensusDriver | None = None
-        self.core: Any = None
+        self.core: ConsensusCore | None = None
         self._root: Root | None = None
         self.executor: ChainExecutor | None = None
         self._certified = 0  # the execution height the newest stored block certifies
         self._last_commit = time.monotonic()  # of the last executed block (or of the start)
         self._health_task: asyncio.Task[None] | None = None
-        self.mempool: Any = None
+        self.mempool: Mempool | None = None
         self.rpc: Any = None
         self.metrics: Any = None
+        self.signals: Signals | None = None
         self._status_path = self.cfg.data_path / "status.json"
         self._last_status = 0.0
 
@@ -118,13 +113,13 @@ class Node:
                 "a backup or a member's snapshot, or move it aside to rebuild from the peers "
                 "(docs/operations.md, 'Damaged data'); keep data/safety as it is"
             ) from None
-        epoch = _core.consensus_decode_block(root.block)["epoch"] if root is not None else 0
+        epoch = decode_block(root.block)["epoch"] if root is not None else 0
         floor = None if self.safety_floor is None else (epoch, self.safety_floor)
         self.safety = SafetyKeeper(cfg.data_path / "safety", self.store)
         safety = self.safety.load(floor=floor)
         if root is not None:
-            self._certified = _core.consensus_decode_block(root.block)["exec_height"]
-        self.core = _core.ConsensusCore(
+            self._certified = decode_block(root.block)["exec_height"]
+        self.core = ConsensusCore(
             self.me.id,
             g.consensus_validators(),
             self.key.to_bytes(),
@@ -150,7 +145,7 @@ class Node:
         ncfg.listen = cfg.listen
         self.net = PeerManager(self.key, members, TcpTransport(), ncfg)
         ex = self.executor
-        self.mempool = self._payload or Mempool(
+        self.mempool = Mempool(
             g.chain_id,
             self.net,
             [v.public_key for v in g.validators],
@@ -177,11 +172,11 @@ class Node:
             on_executed=self._on_executed,
             persist_safety=self.safety.persist,
         )
-        self.net.register(chain, 0x10, self.driver.on_message)  # Kind.CONSENSUS
+        self.net.register(chain, Kind.CONSENSUS, self.driver.on_message)
         await self.net.start()
-        if hasattr(self.mempool, "start"):
-            await self.mempool.start()
+        await self.mempool.start()
         self.metrics = NodeMetrics(g.chain_id, cfg.name)
+        self.signals = Signals(self.metrics)
         self.rpc = RpcServer(
             NodeService(self),
             self.metrics,
@@ -203,8 +198,10 @@ class Node:
         self._health_task = asyncio.get_running_loop().create_task(self._watch_health())
 
     async def _watch_health(self) -> None:
-        """Logs each change of the health verdict: a warning with the reasons when the node
-        stops being ok (a stall, a lost quorum), an info line when it recovers."""
+        """Once a second: logs each change of the health verdict (a warning with the reasons
+        when the node stops being ok, such as a stall or a lost quorum; an info line when it
+        recovers) and updates the signals (health, timeout and peer metrics; a rate-limited
+        warning on round timeouts)."""
         was_ok = True
         while True:
             await asyncio.sleep(1.0)
@@ -213,11 +210,38 @@ class Node:
             except Exception:
                 log.exception("health check failed")
                 continue
+            try:
+                self._update_signals(h)
+            except Exception:
+                log.exception("updating the health and consensus metrics failed")
             if was_ok and not h["ok"]:
                 log.warning("node not healthy: %s", "; ".join(h["reasons"]))
             elif not was_ok and h["ok"]:
                 log.info("node healthy again (last commit %.1f s ago)", h["last_commit_age_s"])
             was_ok = h["ok"]
+
+    def _update_signals(self, health: dict[str, Any]) -> None:
+        if self.signals is None or self.core is None or self.driver is None:
+            return
+        d = self.driver
+        peers = peer_signals(
+            {v.id: (v.name, v.public_key) for v in self.genesis.validators},
+            self.me.id,
+            {bytes(p) for p in self.net.peers} if self.net is not None else set(),
+            self.core.committed_height,
+            d.peer_height,
+            d.peer_seen,
+            time.monotonic(),
+        )
+        self.signals.update(
+            health,
+            round=self.core.round,
+            # An older core without the stats getter reports no timeouts rather than failing.
+            core_stats=getattr(self.core, "stats", {}),
+            round_changes=d.stats.get("round_changes", 0),
+            peers=peers,
+        )
+        self.metrics.set_status(peers=len(self.net.peers) if self.net is not None else 0)
 
     async def _wait_for_quorum(self, timeout: float) -> None:
         """Give the links up to one round timeout to reach a quorum before round 1, so the
@@ -241,7 +265,7 @@ class Node:
             await self.rpc.stop()
         if self.driver is not None:
             self.driver.stop()
-        if self.mempool is not None and hasattr(self.mempool, "stop"):
+        if self.mempool is not None:
             await self.mempool.stop()
         if self.net is not None:
             await self.net.close()
@@ -280,9 +304,9 @@ class Node:
         }
 
     def _mempool_stats(self) -> dict[str, int]:
-        st = getattr(self.mempool, "stats", None)
-        if not isinstance(st, dict):
+        if self.mempool is None:
             return {"txs": 0, "batches": 0}
+        st = self.mempool.stats
         return {"txs": int(st.get("txs", 0)), "batches": int(st.get("batches", 0))}
 
     def _committed_batch(self, digest: bytes) -> list[bytes] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tfnode import _core, crypto
+from tfnode.consensus import decode_block
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.query_auth import check_query
 from tfnode.execution.roots import ZERO
@@ -157,7 +158,7 @@ class NodeService:
 
     def block_json(self, height: int, raw: bytes, txs: bool = False) -> dict[str, Any]:
         store = self.store
-        b = _core.consensus_decode_block(raw)
+        b = decode_block(raw)
         rec = store.exec_record(height) or ZERO * 3
         hashes = store.block_txs(height)
         out = {
@@ -212,7 +213,7 @@ class NodeService:
         raw, qc = store.block(head.height), store.qc(head.height)
         if raw is None or qc is None:  # the head's own block and QC are written with it
             raise InternalError(f"head block {head.height} or its QC is missing from storage")
-        b = _core.consensus_decode_block(raw)
+        b = decode_block(raw)
         return b["exec_height"], {"block": raw.hex(), "qc": qc.hex()}
 
     def _chain(self, lo: int, hi: int) -> tuple[list[dict[str, Any]], bytes]:

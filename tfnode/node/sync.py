@@ -7,53 +7,29 @@ behind. docs/consensus.md gives the host that duty ("older ones the host serves 
 storage"), so the driver answers requests for *committed* heights here and leaves the rest
 (the uncommitted tip) to the core.
 
-Wire format (docs/consensus.md, "Encoding"; big-endian):
+The wire format is the core's (docs/consensus.md, "Encoding"): the driver recognises a
+request with ``decode_sync_request`` and this module builds the answer with
+``sync_response`` from the stored encodings of blocks and QCs (which are exactly their
+encodings on the wire), so no tag byte or layout is written down in Python.
 
-    SyncRequest   01 05 | epoch u64 | block_id [32] | have_height u64          (50 bytes)
-    SyncResponse  01 06 | u32 n | n x Block | u32 m | m x QuorumCert
-
-Blocks and QCs are self-delimiting; stored block and QC bytes are exactly their encodings.
-The answer holds the committed blocks ``have_height + 1 ..`` (at most 64, oldest first:
-each block's parent QC certifies the one before) and the stored QC of the last, so the
-requester verifies every link with the core's own checks. Nothing here is trusted by the
-requester: a wrong answer fails verification there.
+The answer holds the committed blocks ``have_height + 1 ..`` (at most the core's cap of
+``CONSENSUS_MAX_SYNC_BLOCKS``, oldest first: each block's parent QC certifies the one before)
+and the stored QC of the last, so the requester verifies every link with the core's own
+checks. Nothing here is trusted by the requester: a wrong answer fails verification there.
 """
 
 from __future__ import annotations
 
-import struct
-
+from tfnode.consensus import CONSENSUS_MAX_MESSAGE_BYTES, CONSENSUS_MAX_SYNC_BLOCKS, sync_response
 from tfnode.storage import ChainStore
 
-VERSION = 0x01
-TAG_SYNC_REQUEST = 5
-TAG_SYNC_RESPONSE = 6
-MAX_SYNC_BLOCKS = 64  # the core's cap on blocks in one response
-MAX_RESPONSE_BYTES = 3 * 1024 * 1024  # under the core's 4 MiB message cap
+MAX_SYNC_BLOCKS = CONSENSUS_MAX_SYNC_BLOCKS
+#: Room under the core's message cap for the envelope and a QC after the last block.
+MAX_RESPONSE_BYTES = CONSENSUS_MAX_MESSAGE_BYTES * 3 // 4
 
-#: Stored as the QC of a height certified by the parent QC carried in the next block
-#: (only with a core that cannot decode blocks; see tfnode.node.driver).
+#: Stored as the QC of a height certified by the parent QC carried in the next block, by
+#: nodes whose core did not yet hand out each block's QC (see tfnode.node.driver).
 QC_IN_CHILD = b"\x00qc-in-child"
-_REQ = struct.Struct(">BBQ32sQ")
-
-
-def parse_sync_request(data: bytes) -> tuple[int, bytes, int] | None:
-    """(epoch, block_id, have_height) if ``data`` is a SyncRequest, else None."""
-    if len(data) != _REQ.size or data[0] != VERSION or data[1] != TAG_SYNC_REQUEST:
-        return None
-    _, _, epoch, block_id, have = _REQ.unpack(data)
-    return epoch, block_id, have
-
-
-def sync_response(blocks: list[bytes], qcs: list[bytes]) -> bytes:
-    parts = [
-        bytes([VERSION, TAG_SYNC_RESPONSE]),
-        struct.pack(">I", len(blocks)),
-        *blocks,
-        struct.pack(">I", len(qcs)),
-        *qcs,
-    ]
-    return b"".join(parts)
 
 
 def answer_from_storage(store: ChainStore, have_height: int, limit: int = MAX_SYNC_BLOCKS) -> bytes | None:

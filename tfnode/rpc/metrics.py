@@ -9,7 +9,9 @@ Who calls what:
 
 - the node: ``set_status`` (whenever its view changes; per block is fine), ``block_committed``,
   ``block_executed``, and ``admitted`` / ``rejected`` for transactions that reach its mempool
-  by a path other than this RPC server;
+  by a path other than this RPC server; once a second (its health watcher, through
+  :class:`tfnode.node.signals.Signals`): the health gauges, ``consensus_totals`` and
+  ``set_peers``;
 - the RPC server: ``request``, ``error``, ``ws_opened`` / ``ws_closed``, ``admitted`` /
   ``rejected`` for every ``submit`` / ``submit_batch`` result, and ``receipts_published``
   (from ``publish_block``), which observes submit-to-commit for transactions it admitted.
@@ -37,6 +39,24 @@ _GAUGES = {
     "mempool_txs": "Transactions in the mempool",
     "mempool_batches": "Batches in the mempool",
     "halted": "1 once the node has halted itself",
+    "last_commit_age_seconds": "Seconds since this node last executed a committed block (or since it started)",
+    "health_ok": "1 while /health answers 200, 0 while it answers 503",
+    "health_reasons": "How many reasons /health gives for not being ok (0 when ok)",
+    "connected_power": "Voting power of the validators this node is connected to, itself included",
+    "quorum_power": "Voting power a quorum needs",
+}
+# Consensus totals the core (or the driver) counts; exported as counters that follow them.
+_TOTALS = {
+    "round_timeouts": "Rounds this node gave up on: its timer fired without progress and it signed a timeout",
+    "timeout_certificates": "Rounds this node entered through a timeout certificate (formed here or received)",
+    "round_changes": "Rounds this node entered, through a QC or a timeout certificate",
+}
+# Per validator peer, labelled by its name in the genesis (few values: the validator set).
+_PEER_GAUGES = {
+    "peer_connected": "1 while the link to this validator is up",
+    "peer_lag_blocks": "Our committed height minus the height this validator last showed (its proposals, its "
+    "sync requests); absent until it showed one",
+    "peer_last_message_age_seconds": "Seconds since this validator's last consensus message; absent until one came",
 }
 # Latencies from a few ms (one round on a LAN) to a minute (a stalled view change).
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -84,6 +104,14 @@ class NodeMetrics:
             buckets=_LATENCY,
             registry=r,
         ).labels(**ids)
+        self._totals = {
+            name: Counter(f"{NS}_{name}", doc, base, registry=r).labels(**ids) for name, doc in _TOTALS.items()
+        }
+        self._seen_totals: dict[str, int] = {}
+        self._peer_gauges = {
+            name: Gauge(f"{NS}_{name}", doc, base + ["peer"], registry=r) for name, doc in _PEER_GAUGES.items()
+        }
+        self._peer_children: set[tuple[str, str]] = set()
         self._ids = ids
         self._children: dict[tuple[str, str], object] = {}
         self._pending: OrderedDict[str, float] = OrderedDict()
@@ -99,12 +127,48 @@ class NodeMetrics:
 
     def set_status(self, **values) -> None:
         """Set any of the gauges: height, executed_height, certified_height, round, epoch,
-        peers, mempool_txs, mempool_batches, halted (bool or number)."""
+        peers, mempool_txs, mempool_batches, halted, last_commit_age_seconds, health_ok,
+        health_reasons, connected_power, quorum_power (bool or number)."""
         for name, v in values.items():
             g = self._gauges.get(name)
             if g is None:
                 raise TypeError(f"set_status: unknown gauge {name!r} (known: {', '.join(_GAUGES)})")
             g.set(float(v))
+
+    def consensus_totals(self, **totals: int) -> None:
+        """Bring the counters round_timeouts, timeout_certificates and round_changes up to the
+        totals counted by the consensus core and driver. A Prometheus counter only goes up,
+        so each call adds the increase since the previous one; a total that went down (a new
+        core) only moves the baseline."""
+        for name, v in totals.items():
+            c = self._totals.get(name)
+            if c is None:
+                raise TypeError(f"consensus_totals: unknown counter {name!r} (known: {', '.join(_TOTALS)})")
+            v = int(v)
+            before = self._seen_totals.get(name, 0)
+            if v > before:
+                c.inc(v - before)
+            self._seen_totals[name] = v
+
+    def set_peers(self, peers: dict[str, dict[str, float | None]]) -> None:
+        """Per validator peer (by name): ``connected`` (bool), ``lag_blocks`` and
+        ``last_message_age_s`` (None while unknown: that series is then absent rather than a
+        made-up 0). Peers left out of ``peers`` lose their series (a validator removed)."""
+        keep: set[tuple[str, str]] = set()
+        for peer, values in peers.items():
+            for gauge, key in (
+                ("peer_connected", "connected"),
+                ("peer_lag_blocks", "lag_blocks"),
+                ("peer_last_message_age_seconds", "last_message_age_s"),
+            ):
+                v = values.get(key)
+                if v is None:
+                    continue
+                self._peer_gauges[gauge].labels(**self._ids, peer=peer).set(float(v))
+                keep.add((gauge, peer))
+        for gauge, peer in self._peer_children - keep:
+            self._peer_gauges[gauge].remove(*self._ids.values(), peer)
+        self._peer_children = keep
 
     def block_committed(self, timestamp_ms: int, txs: int, now_ms: float | None = None) -> None:
         """A block committed locally: counts it and observes its timestamp-to-commit latency

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tfnode import crypto
 from tfnode.runtime import meter as _m
-from tfnode.runtime.encoding import UV_SMALL, decode, decode_versioned, encode, encode_versioned
-from tfnode.runtime.errors import CallFailed, ContractError, EncodingError, Revert
+from tfnode.runtime.encoding import UV_SMALL, EncodingLimit, decode, decode_versioned, encode, encode_versioned
+from tfnode.runtime.errors import CallFailed, ContractError, EncodingError, MemoryExceeded, Revert
 from tfnode.runtime.fixed import Fixed
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 MAX_REASON = 512
+MAX_KEY_BYTES = 4096  # a storage map key (it is part of the state key, hashed and stored)
 _MUTABLE = (list, dict, tuple)
 MAX_EVENT_FIELDS_BYTES = 16 * 1024
 
@@ -129,6 +130,8 @@ def emit(name: str, **fields) -> None:
         raise TypeError("event name must be a non-empty str")
     try:
         body = encode(fields, MAX_EVENT_FIELDS_BYTES)
+    except EncodingLimit as err:
+        raise MemoryExceeded(f"event {name}: {err}") from None
     except EncodingError as err:
         raise TypeError(f"event {name}: {err}") from None
     f.meter.gas(_m.COST_EVENT + ((len(body) + len(name)) >> _m.BYTE_SHIFT))
@@ -263,8 +266,9 @@ class _Ctx:
         if type(label) is not str:
             raise TypeError("random() label must be a str")
         f = _cur
-        f.meter.gas(_m.COST_HASH)
-        return crypto.sm3(f.tx.block.hash + f.tx.tx_hash + label.encode("utf-8"))
+        data = label.encode("utf-8")
+        f.meter.gas(_m.COST_HASH + (len(data) >> _m.BYTE_SHIFT))
+        return crypto.sm3(f.tx.block.hash + f.tx.tx_hash + data)
 
 
 ctx = _Ctx()
@@ -289,7 +293,8 @@ _BYTE_SHIFT = _m.BYTE_SHIFT
 def _read(f, key: bytes):
     raw = f.overlay.get(key)
     m = f.meter
-    m.left -= _COST_READ + ((len(raw) if raw else 0) >> _BYTE_SHIFT)
+    # the key is hashed and compared by the store: priced by its length like the value
+    m.left -= _COST_READ + (((len(raw) if raw else 0) + len(key)) >> _BYTE_SHIFT)
     if m.left < 0:
         m.gas(0)  # raises OutOfGas
     return raw
@@ -298,7 +303,10 @@ def _read(f, key: bytes):
 def _write(f, key: bytes, value) -> None:
     if f.readonly:
         raise ContractError("a view cannot write storage")
-    data = encode_versioned(value, f.runtime.max_value_bytes)
+    try:
+        data = encode_versioned(value, f.runtime.max_value_bytes)
+    except EncodingLimit as err:
+        raise MemoryExceeded(f"stored value: {err}") from None
     m = f.meter
     m.left -= _COST_WRITE + ((len(key) + len(data)) >> _BYTE_SHIFT)
     if m.left < 0:
@@ -395,6 +403,8 @@ class _MapView:
             raise TypeError(f"key must be {self._decl._kt.__name__}, not {t.__name__}")
         if t is str and len(k) < 128 and k.isascii():
             return self._prefix + b"S" + UV_SMALL[len(k)] + k.encode("ascii")
+        if (t is str or t is bytes) and len(k) > MAX_KEY_BYTES:
+            raise MemoryExceeded(f"map key longer than {MAX_KEY_BYTES} bytes")
         return self._prefix + encode(k)
 
     def __getitem__(self, k):

@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any, NamedTuple
+
+from tfnode.errors import TfnodeError
 
 API_MODULE = "tfnode.runtime.api"
 
@@ -117,6 +121,8 @@ WRAPPED_BUILTINS = frozenset(
         "str",
         "pow",
         "int",
+        "isinstance",
+        "divmod",
     }
 )
 # Methods that walk or build data in C in time or space linear in their operands. Calls of
@@ -169,6 +175,16 @@ CHECKED_METHODS = frozenset(
         "endswith",
         "removeprefix",
         "removesuffix",
+        "isdecimal",
+        "isidentifier",
+        "isnumeric",
+        "isprintable",
+        "istitle",
+        "clear",
+        # Fixed's methods: priced as a Fixed operation (meter.FIXED_STEPS)
+        "div",
+        "rescale",
+        "to_int",
         "isdigit",
         "isalpha",
         "isalnum",
@@ -405,12 +421,28 @@ def check_source(text: str) -> list[Violation]:
     """Every reason the source would be refused at deploy, in source order."""
     if len(text.encode("utf-8")) > MAX_SOURCE_BYTES:
         return [Violation(0, 0, "size", f"source exceeds {MAX_SOURCE_BYTES} bytes")]
+    # The parser's own nesting limits are fixed, but building the Python AST from its result
+    # is limited by the interpreter's recursion limit above the current depth: give it room
+    # (it never needs more than the parser's limit), so whether a source parses never depends
+    # on where the node called from. Then the nesting bound below, counted here, decides.
+    old_limit = sys.getrecursionlimit()
+    need = _stack_depth() + _PARSE_HEADROOM
+    if old_limit < need:
+        sys.setrecursionlimit(need)
     try:
         tree = ast.parse(text, mode="exec")
     except SyntaxError as err:
         return [Violation(err.lineno or 0, err.offset or 0, "syntax", err.msg)]
     except (ValueError, MemoryError, RecursionError) as err:
         return [Violation(0, 0, "syntax", f"unparseable source: {type(err).__name__}")]
+    finally:
+        if old_limit < need:
+            sys.setrecursionlimit(old_limit)
+    if _ast_depth(tree) > MAX_AST_DEPTH:
+        # Everything after this recurses over the tree (checker helpers, the instrumentation,
+        # CPython's compiler, whose limit also depends on the current stack): a fixed bound,
+        # far above real contracts (16), keeps all of it well inside any node's stack.
+        return [Violation(0, 0, "nesting", f"source nested deeper than {MAX_AST_DEPTH} syntax levels")]
     v = _Checker()
     try:
         v.check_module(tree)
@@ -418,6 +450,33 @@ def check_source(text: str) -> list[Violation]:
     except RecursionError:
         return [Violation(0, 0, "nesting", "source nested too deeply")]
     return sorted(set(v.out), key=lambda x: (x.line, x.col, x.rule))
+
+
+MAX_AST_DEPTH = 128  # real contracts: about 16; an if/elif chain adds a level per branch
+_PARSE_HEADROOM = 10_000
+
+
+def _stack_depth() -> int:
+    f: FrameType | None = sys._getframe(1)
+    n = 0
+    while f is not None:
+        n += 1
+        f = f.f_back
+    return n
+
+
+def _ast_depth(tree) -> int:
+    """Depth of the syntax tree, counted without recursion."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        if d > deepest:
+            deepest = d
+            if d > MAX_AST_DEPTH:
+                return d
+        stack.extend((c, d + 1) for c in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _is_constant_expr(node) -> bool:
@@ -431,6 +490,114 @@ def _is_constant_expr(node) -> bool:
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Pow)):
         return _is_constant_expr(node.left) and _is_constant_expr(node.right)
     return False
+
+
+class _ConstTooBig(TfnodeError, ValueError):
+    """A constant expression whose value would exceed the runtime's bounds."""
+
+
+# Bounds of a constant expression evaluated statically (the runtime's own limits: see meter).
+_CONST_INT_BITS = 4096
+
+
+def const_value(node):
+    """Evaluate a ``_is_constant_expr`` expression here, statically and with the runtime's size
+    bounds, so a constant that the module body could not build (``X = 2 ** 10 ** 9``,
+    ``S = "a" * 10 ** 8``) is refused at the proposal, never discovered at load. Raises
+    ``_ConstTooBig`` or ``TypeError``/``ValueError``/``ZeroDivisionError``."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp):
+        v = const_value(node.operand)
+        if type(v) not in (int, bool):
+            raise TypeError("unary sign of a non-int")
+        return -v if isinstance(node.op, ast.USub) else +v
+    if isinstance(node, ast.Tuple):
+        out = tuple(const_value(e) for e in node.elts)
+        if len(out) > MAX_LITERAL_BYTES:
+            raise _ConstTooBig("tuple too long")
+        return out
+    a, b = const_value(node.left), const_value(node.right)
+    ints = type(a) in (int, bool) and type(b) in (int, bool)
+    if isinstance(node.op, ast.Pow):
+        if not ints:
+            raise TypeError("** of non-ints")
+        if b < 0:
+            raise ValueError("negative exponent")
+        if abs(a) > 1 and (abs(a).bit_length() - 1) * b >= _CONST_INT_BITS:
+            raise _ConstTooBig("int power too large")
+        r = a**b
+    elif isinstance(node.op, ast.Mult):
+        if ints:
+            if abs(a).bit_length() + abs(b).bit_length() > _CONST_INT_BITS + 1:
+                raise _ConstTooBig("int product too large")
+        else:
+            seq, n = (a, b) if type(b) in (int, bool) else (b, a)
+            if type(n) not in (int, bool) or type(seq) not in (str, bytes, tuple):
+                raise TypeError("* of these types")
+            if len(seq) * max(n, 0) > MAX_LITERAL_BYTES:
+                raise _ConstTooBig("repeated sequence too long")
+        r = a * b
+    elif isinstance(node.op, ast.Add):
+        if not ints and type(a) is type(b) and type(a) in (str, bytes, tuple):
+            if len(a) + len(b) > MAX_LITERAL_BYTES:
+                raise _ConstTooBig("concatenation too long")
+        elif not ints:
+            raise TypeError("+ of these types")
+        r = a + b
+    else:
+        if not ints:
+            raise TypeError("- of non-ints")
+        r = a - b
+    if type(r) is int and r.bit_length() > _CONST_INT_BITS:
+        raise _ConstTooBig("int too large")
+    return r
+
+
+def _is_literal(node) -> bool:
+    """A literal value for a storage default: constants, lists, tuples and dicts of them, and
+    ``Fixed("1.5")``. Nothing that runs code."""
+    if _is_constant_expr(node):
+        return True
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return all(_is_literal(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _is_literal(k) for k in node.keys) and all(_is_literal(v) for v in node.values)
+    return _is_fixed_literal(node)
+
+
+def _is_fixed_literal(node) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "Fixed"
+        and all(_is_constant_expr(a) for a in node.args)
+        and not node.keywords
+    )
+
+
+def _is_type_expr(node) -> bool:
+    """What an annotation may hold: names, string constants, None, subscripts (Optional[int],
+    dict[str, list]), unions (int | None) and tuples/lists of those. Annotations are never
+    evaluated (the instrumentation drops them), and this keeps them free of anything that
+    could run if they were (calls, lambdas, comprehensions)."""
+    if isinstance(node, ast.Name):
+        return True
+    if isinstance(node, ast.Constant):
+        return node.value is None or type(node.value) is str or node.value is Ellipsis
+    if isinstance(node, ast.Subscript):
+        return _is_type_expr(node.value) and _is_type_expr(node.slice)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _is_type_expr(node.left) and _is_type_expr(node.right)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return all(_is_type_expr(e) for e in node.elts)
+    return False
+
+
+# Storage declarations: Map(key_type, value_type), Value(type, default=literal).
+_STORAGE_PARAMS = {"Map": ("key_type", "value_type"), "Value": ("type", "default")}
+_STORAGE_TYPES = frozenset({"int", "str", "bytes", "bool", "list", "dict", "Fixed"})
+_KEY_TYPES = frozenset({"int", "str", "bytes"})
 
 
 class _Checker:
@@ -514,27 +681,71 @@ class _Checker:
                     self._class_targets.add(id(t))
             else:
                 self.check_identifier(t, t.id, "name")
+        if isinstance(stmt, ast.AnnAssign):
+            self.check_annotation(stmt.annotation)
         value = stmt.value
         if value is None:
             return
         if where == "class" and _is_storage_decl(value):
+            self.check_storage_decl(value)
             for a in value.args + [k.value for k in value.keywords]:
                 self.walk(a)
             return
-        if not _is_constant_expr(value) and not (
-            isinstance(value, ast.Call)
-            and isinstance(value.func, ast.Name)
-            and value.func.id == "Fixed"
-            and all(_is_constant_expr(a) for a in value.args)
-            and not value.keywords
-        ):
+        if not _is_constant_expr(value) and not _is_fixed_literal(value):
             self.bad(
                 stmt,
                 "constant",
                 f"{where}-level values must be literals (or tuples of them), so no state survives a transaction"
                 + ("; storage is declared with Map(...) or Value(...)" if where == "class" else ""),
             )
+        elif _is_constant_expr(value):
+            self.check_const_value(value)
         self.walk(value)
+
+    def check_const_value(self, node) -> None:
+        """Module and class bodies run when a committed contract is loaded: their constant
+        expressions are evaluated here first, with the runtime's bounds, so loading can never
+        fail or do unbounded work."""
+        try:
+            const_value(node)
+        except _ConstTooBig as err:
+            self.bad(node, "constant", f"constant expression too large ({err})")
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as err:
+            self.bad(node, "constant", f"constant expression fails: {type(err).__name__}")
+
+    def check_storage_decl(self, call: ast.Call) -> None:
+        """Storage declarations are evaluated when the class is created: only type names and
+        literal defaults, so no contract code runs then (a default computed by a helper would
+        run unapproved at a proposal, or against the caller's frame at a first load)."""
+        func = call.func
+        assert isinstance(func, ast.Name)  # the caller matched Map(...)/Value(...) by name
+        kind = func.id
+        params = _STORAGE_PARAMS[kind]
+        bound: dict[str, ast.AST] = {}
+        if len(call.args) > len(params):
+            self.bad(call, "storage", f"{kind} takes at most {len(params)} arguments")
+        for p, arg in zip(params, call.args, strict=False):  # fewer arguments than parameters is fine
+            bound[p] = arg
+        for k in call.keywords:
+            if k.arg not in params or k.arg in bound:
+                self.bad(call, "storage", f"{kind}() has no argument {k.arg!r} (or it is given twice)")
+            else:
+                bound[k.arg] = k.value
+        for p, a in bound.items():
+            if p == "default":
+                if not _is_literal(a):
+                    self.bad(a, "storage", "a storage default must be a literal (constants, lists, dicts, Fixed)")
+                continue
+            allowed = _KEY_TYPES if p == "key_type" else _STORAGE_TYPES
+            if not ((isinstance(a, ast.Name) and a.id in allowed) or (isinstance(a, ast.Constant) and a.value is None)):
+                self.bad(a, "storage", f"{kind} {p} must be one of {', '.join(sorted(allowed))}")
+
+    def check_annotation(self, node) -> None:
+        if node is None:
+            return
+        if not _is_type_expr(node):
+            self.bad(node, "annotation", "annotations hold type names only (no calls or expressions)")
+        self.walk(node)
 
     def check_class(self, node: ast.ClassDef) -> None:
         self.class_count += 1
@@ -577,20 +788,20 @@ class _Checker:
         else:
             self.check_identifier(node, node.name, "function name")
         self.check_arguments(node.args)
-        if node.returns is not None:
-            self.walk(node.returns)
+        self.check_annotation(node.returns)
         for stmt in node.body:
             self.walk(stmt)
 
     def check_arguments(self, args: ast.arguments) -> None:
         for a in args.posonlyargs + args.args + args.kwonlyargs + [x for x in (args.vararg, args.kwarg) if x]:
             self.check_identifier(a, a.arg, "parameter")
-            if a.annotation is not None:
-                self.walk(a.annotation)
+            self.check_annotation(a.annotation)
         for d in args.defaults + [d for d in args.kw_defaults if d is not None]:
             # A mutable default (def f(x=[])) would carry state from one transaction to the next.
             if not _is_constant_expr(d):
                 self.bad(d, "default", "default values must be literals")
+            else:
+                self.check_const_value(d)  # evaluated when the module is loaded
             self.walk(d)
 
     def check_builtin_values(self, tree) -> None:
@@ -625,6 +836,18 @@ class _Checker:
             if isinstance(n, (ast.FunctionDef, ast.ClassDef)):
                 decorators.update(id(d) for d in n.decorator_list)
         bound = self._bound_names(tree)
+        # Storage fields, class constants and methods are read as self.<name>: a Contract has no
+        # built-in methods, so a field named like one (count, items, keys) is no bound method.
+        members = set()
+        for c in tree.body:
+            if isinstance(c, ast.ClassDef):
+                for st in c.body:
+                    if isinstance(st, ast.FunctionDef):
+                        members.add(st.name)
+                    targets: list[Any] = st.targets if isinstance(st, ast.Assign) else [getattr(st, "target", None)]
+                    for t in targets:
+                        if isinstance(t, ast.Name):
+                            members.add(t.id)
         for n in ast.walk(tree):
             if (
                 isinstance(n, ast.Name)
@@ -644,8 +867,19 @@ class _Checker:
                 and n.attr in CHECKED_METHODS
                 and isinstance(n.ctx, ast.Load)
                 and id(n) not in allowed
+                and not (isinstance(n.value, ast.Name) and n.value.id == "self" and n.attr in members)
             ):
-                self.bad(n, "method-value", f"the method {n.attr!r} may only be called directly, not held as a value")
+                self.bad(
+                    n,
+                    "method-value",
+                    f"the built-in method {n.attr!r} (of str, bytes, list or dict) may only be called directly, "
+                    "not held as a value"
+                    + (
+                        f"; if {n.attr!r} is meant as a storage field, declare it in the contract class"
+                        if isinstance(n.value, ast.Name) and n.value.id == "self"
+                        else ""
+                    ),
+                )
             if isinstance(n, ast.Name) and n.id in WRAPPED_BUILTINS and id(n) not in self._class_targets:
                 if not isinstance(n.ctx, ast.Load):
                     self.bad(n, "shadow", f"the builtin name {n.id!r} cannot be rebound")
@@ -728,12 +962,29 @@ class _Checker:
                 self.bad(n, "float", "float and complex literals are not allowed; use int or Fixed")
             elif isinstance(v, (str, bytes)) and len(v) > MAX_LITERAL_BYTES:
                 self.bad(n, "size", f"literal longer than {MAX_LITERAL_BYTES} bytes")
+        elif t is ast.Assign:
+            for tgt in n.targets:
+                nested = [e for e in ast.walk(tgt) if e is not tgt] if len(n.targets) == 1 else list(ast.walk(tgt))
+                if any(isinstance(e, ast.Subscript) and isinstance(e.slice, ast.Slice) for e in nested):
+                    self.bad(n, "slice-store", "a slice is assigned only as the single target: a[i:j] = v")
+        elif t is ast.For or t is ast.comprehension:
+            if any(isinstance(e, ast.Subscript) and isinstance(e.slice, ast.Slice) for e in ast.walk(n.target)):
+                self.bad(n, "slice-store", "a slice is assigned only as the single target: a[i:j] = v")
         elif t is ast.AugAssign:
             if isinstance(n.op, ast.Div):
                 self.bad(n, "float", "true division (/=) yields floats; use //= or Fixed.div")
             if isinstance(n.target, ast.Subscript) and isinstance(n.target.slice, ast.Slice):
                 self.bad(n, "augassign", "augmented assignment to a slice is not allowed")
+        elif t is ast.AnnAssign:
+            if not _is_type_expr(n.annotation):
+                self.bad(n, "annotation", "annotations hold type names only (no calls or expressions)")
+        elif t is ast.arguments:
+            for a in n.posonlyargs + n.args + n.kwonlyargs + [x for x in (n.vararg, n.kwarg) if x]:
+                if a.annotation is not None and not _is_type_expr(a.annotation):
+                    self.bad(a, "annotation", "annotations hold type names only (no calls or expressions)")
         elif t is ast.FunctionDef:
+            if n.returns is not None and not _is_type_expr(n.returns):
+                self.bad(n, "annotation", "annotations hold type names only (no calls or expressions)")
             if n.decorator_list:
                 self.bad(n, "decorator", "nested functions take no decorators")
             self.check_identifier(n, n.name, "function name")

@@ -30,8 +30,13 @@ DEFAULT_MAX_SIZE = 1 << 20
 MAX_INT_BYTES = 64
 
 
+class EncodingLimit(EncodingError):
+    """The value is over the size or nesting bound of the encoding. Contract-facing callers
+    turn it into the uncatchable ``MemoryExceeded``: a contract that could catch it could
+    retry the (bounded, but not free) encoding in a loop."""
+
+
 def uvarint(n: int) -> bytes:
-    """``uv(n)``: unsigned LEB128, minimal (the lengths and counts of the grammar above)."""
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -57,7 +62,6 @@ def _int_body(v: int) -> bytes:
 
 
 _SMALL = {i: b"I" + _int_body(i) for i in range(-1, 256)}
-# UV_SMALL[n] == uvarint(n) for n < 128: one byte, without the loop (the common case).
 UV_SMALL = tuple(bytes((i,)) for i in range(128))
 
 
@@ -91,8 +95,7 @@ _SC_MAX = 1 << 16
 
 
 def encode_scalar(v, t):
-    """The encoding of scalar ``v`` of type ``t`` (``type(v)``), or None for containers and
-    unknown types. For encoders that assemble a known shape from parts (the receipt)."""
+    """The encoding of a scalar, or None for containers and unknown types."""
     if t is str:
         c = _SC.get(v)
         if c is not None:
@@ -124,13 +127,18 @@ def _enc(v, out, budget, depth) -> None:
     t = type(v)
     if t is list or t is tuple:
         if depth >= MAX_DEPTH:
-            raise EncodingError("value nested too deeply")
+            raise EncodingLimit("value nested too deeply")
         n = len(v)
+        if n > budget[0]:
+            raise EncodingLimit("encoded value too large")
         head = b"L" + (UV_SMALL[n] if n < 128 else uvarint(n))
         items = v
     elif t is dict:
         if depth >= MAX_DEPTH:
-            raise EncodingError("value nested too deeply")
+            raise EncodingLimit("value nested too deeply")
+        if 3 * len(v) > budget[0]:
+            # every entry takes at least 3 bytes: refuse before building and sorting the keys
+            raise EncodingLimit("encoded value too large")
         pairs = []
         for k in v:
             tk = type(k)
@@ -148,7 +156,7 @@ def _enc(v, out, budget, depth) -> None:
             raise EncodingError(f"type {t.__name__} has no canonical encoding")
         budget[0] -= len(c)
         if budget[0] < 0:
-            raise EncodingError("encoded value too large")
+            raise EncodingLimit("encoded value too large")
         out.append(c)
         return
     left = budget[0] - len(head)
@@ -170,7 +178,7 @@ def _enc(v, out, budget, depth) -> None:
                 left -= len(c)
                 out.append(c)
             if left < 0:
-                raise EncodingError("encoded value too large")
+                raise EncodingLimit("encoded value too large")
     else:
         for item in items:
             ti = type(item)
@@ -185,10 +193,10 @@ def _enc(v, out, budget, depth) -> None:
                 left -= len(c)
                 out.append(c)
             if left < 0:
-                raise EncodingError("encoded value too large")
+                raise EncodingLimit("encoded value too large")
     budget[0] = left
     if left < 0:
-        raise EncodingError("encoded value too large")
+        raise EncodingLimit("encoded value too large")
 
 
 def decode(data: bytes):
@@ -262,7 +270,7 @@ def _dec(data: bytes, pos: int, depth: int):
         return False, pos
     if tag == 0x4C or tag == 0x44:  # L D
         if depth >= MAX_DEPTH:
-            raise EncodingError("value nested too deeply")
+            raise EncodingLimit("value nested too deeply")
         n, pos = _read_uv(data, pos)
         if n > len(data) - pos:
             raise EncodingError("count exceeds data")

@@ -15,13 +15,21 @@ from __future__ import annotations
 import sys
 import warnings
 from dataclasses import dataclass, field
-from types import CodeType
 
 from tfnode import crypto
 from tfnode.runtime import api
 from tfnode.runtime import meter as _m
 from tfnode.runtime.check import check_source
-from tfnode.runtime.encoding import VERSION, EncodingError, decode, decode_versioned, encode, encode_scalar, uvarint
+from tfnode.runtime.encoding import (
+    VERSION,
+    EncodingError,
+    EncodingLimit,
+    decode,
+    decode_versioned,
+    encode,
+    encode_scalar,
+    uvarint,
+)
 from tfnode.runtime.errors import (
     Abort,
     CallFailed,
@@ -34,7 +42,7 @@ from tfnode.runtime.errors import (
 )
 from tfnode.runtime.frame import GOVERNANCE, NAME_RE, Frame, TxInfo
 from tfnode.runtime.governance import Governance
-from tfnode.runtime.instrument import compile_contract
+from tfnode.runtime.instrument import check_arguments, compile_contract, entry_signatures
 from tfnode.runtime.meter import Meter
 from tfnode.runtime.sandbox import make_builtins, make_globals
 from tfnode.runtime.state import Overlay
@@ -154,12 +162,13 @@ class BlockResult:
 
 
 class _Loaded:
-    __slots__ = ("cls", "code_hash", "entries")
+    __slots__ = ("cls", "code_hash", "entries", "signatures")
 
-    def __init__(self, cls, entries, code_hash):
+    def __init__(self, cls, entries, code_hash, signatures=None):
         self.cls = cls
         self.entries = entries
         self.code_hash = code_hash
+        self.signatures = signatures or {}
 
 
 # Validation and compilation are pure functions of the source (for one runtime version and
@@ -171,7 +180,7 @@ class _Loaded:
 # Only accepted sources are kept: nothing a proposer sends can make the cache grow with junk.
 # Neither cache shows in gas: proposals pay for the source by length whether cached or not.
 _VALIDATED: dict[bytes, bool] = {}
-_COMPILED: dict[tuple[bytes, bool], CodeType] = {}
+_COMPILED: dict[tuple[bytes, bool], object] = {}
 _CACHE_LIMIT = 256
 
 
@@ -201,7 +210,7 @@ def error_reason(err: BaseException) -> str:
     messages embed a repr too — "<C object at 0x7f..> is not in list" — so a message holding
     " at 0x" is dropped: whether it does is the same on every node, the address is not.)"""
     name = type(err).__name__
-    if err.args and all(type(a) in _SAFE_ARG for a in err.args):
+    if err.args and all(type(a) in _SAFE_ARG and (type(a) is not int or a.bit_length() <= 4096) for a in err.args):
         text = str(err)
         if " at 0x" not in text:
             return f"{name}: {text}"[: api.MAX_REASON]
@@ -229,6 +238,8 @@ def _copy_value(v, what: str):
         return v
     try:
         return decode(encode(v, MAX_RETURN_BYTES))
+    except EncodingLimit as err:
+        raise MemoryExceeded(f"{what}: {err}") from None
     except EncodingError as err:
         raise TypeError(f"{what}: {err}") from None
 
@@ -251,8 +262,10 @@ class Runtime:
         # Contract code stays within ~4 interpreter frames per counted frame (max_depth) plus
         # bounded walks (encode 32, Meter.deep 64): with this much room the interpreter's own
         # limit, whose position depends on the caller's stack, is never what stops a contract.
+        # _run re-checks the room above wherever it is called from (meter.pin_interpreter).
         if sys.getrecursionlimit() < MIN_RECURSION_LIMIT:
             sys.setrecursionlimit(MIN_RECURSION_LIMIT)
+        _m.pin_interpreter()
         self.max_value_bytes = max_value_bytes
         self.builtins = make_builtins(self.meter)
         self._loaded: dict[bytes, _Loaded] = {}
@@ -318,7 +331,10 @@ class Runtime:
         self._loaded[code_hash] = got
         return got
 
-    def _load_source(self, source: str, code_hash: bytes) -> _Loaded:
+    def compile_code(self, source: str, code_hash: bytes):
+        """Validate and compile ``source`` (both static, cached process-wide); runs no
+        contract code. What a proposal does: nothing of a contract runs until its deploy is
+        committed."""
         # Stored code is validated again when loaded (state is input too), but through the
         # cache: a source this process already accepted is not checked a second time.
         if validate_source(source) != code_hash:
@@ -339,11 +355,21 @@ class Runtime:
             if len(_COMPILED) >= _CACHE_LIMIT:
                 _COMPILED.clear()
             _COMPILED[(code_hash, self.metering)] = code  # code objects are immutable: safe to share
+        return code
+
+    def _load_source(self, source: str, code_hash: bytes) -> _Loaded:
+        code = self.compile_code(source, code_hash)
         g = make_globals(self.meter, self.builtins, "contract_" + code_hash.hex()[:16])
         # Module bodies are literal constants, functions and one class; they run on a separate
         # fixed budget so whether a node had the module cached never shows in gas_used.
+        # The validator admits only definitions there (literal constants evaluated statically
+        # within bounds, type names and literal defaults in storage declarations), so the body
+        # cannot fail or reach the API; no frame is active while it runs either, so nothing of
+        # the transaction that happens to load it first (a nested call on a fresh node) is
+        # visible to it.
         m = self.meter
         saved = (m.left, m.limit, m.alloc_left, m.depth)
+        prev_frame = api.set_frame(None)
         m.reset(100_000)
         try:
             exec(code, g)
@@ -351,6 +377,7 @@ class Runtime:
             raise ValidationError([f"module body failed: {type(err).__name__}: {err}"]) from None
         finally:
             m.left, m.limit, m.alloc_left, m.depth = saved
+            api.set_frame(prev_frame)
         classes = [
             v for k, v in g.items() if isinstance(v, type) and issubclass(v, api.Contract) and v is not api.Contract
         ]
@@ -363,7 +390,7 @@ class Runtime:
                 kind = getattr(fn, "_tf_entry", None)
                 if kind is not None and not name.startswith("_"):
                     entries[name] = (fn, kind)
-        return _Loaded(cls, entries, code_hash)
+        return _Loaded(cls, entries, code_hash, entry_signatures(source, api.Fixed))
 
     # -- execution ------------------------------------------------------------------------------
 
@@ -407,6 +434,7 @@ class Runtime:
         return self._run(tx, block or BlockCtx(0, 0), Overlay(self.state), readonly=True)
 
     def _run(self, tx: TxCall, block: BlockCtx, overlay: Overlay, readonly: bool) -> Receipt:
+        _m.pin_interpreter()
         m = self.meter
         m.reset(tx.gas_limit)
         cached = self._block
@@ -438,7 +466,12 @@ class Runtime:
             # charge the whole limit so that gas_used is the same everywhere.
             return Receipt(DepthExceeded.status, m.limit, revert_reason="recursion limit")
         except MemoryError:
-            return Receipt(MemoryExceeded.status, m.limit, revert_reason="out of memory")
+            # The interpreter ran out of the node's memory: a fact about this node, not about
+            # the transaction (memory_exceeded is the runtime's metered budget, the same on every
+            # node). A receipt would fork this node from the others; the node must not commit
+            # the block from here (it retries after a restart or falls behind and syncs).
+            raise
+
         except (RuntimeFault, ValidationError) as err:
             return Receipt(STATUS_INVALID, m.used, revert_reason=str(err)[: api.MAX_REASON])
         except Exception as err:  # noqa: BLE001 - an uncaught error in contract code becomes the receipt's status
@@ -461,6 +494,22 @@ class Runtime:
             frame.readonly = True
         elif frame.readonly:
             raise RuntimeFault(f"{frame.contract}.{method} is a @call, not a @view")
+        sig = loaded.signatures.get(method)
+        if sig is not None:
+            # arguments against the method's annotations, before any contract code runs
+            pos = sig[4]
+            if kwargs or pos is None or len(args) != len(pos):
+                fits = False
+            else:  # every parameter given by position: the common case, checked inline
+                fits = True
+                for v, types in zip(args, pos, strict=True):  # same length: checked above
+                    if types is not None and type(v) not in types:
+                        fits = False
+                        break
+            if not fits:
+                why = check_arguments(sig, method, args, kwargs)
+                if why is not None:
+                    raise RuntimeFault(f"{frame.contract}.{why}")
         inst = object.__new__(loaded.cls)
         prev = api.set_frame(frame)
         try:
@@ -478,6 +527,8 @@ class Runtime:
             raise CallFailed(f"re-entrant call into {name!r} is not allowed")
         try:
             payload = encode([list(args), kwargs], MAX_RETURN_BYTES)
+        except EncodingLimit as err:
+            raise MemoryExceeded(f"call_contract arguments: {err}") from None
         except EncodingError as err:
             raise TypeError(f"call_contract arguments: {err}") from None
         m.gas(_m.COST_CALL + (len(payload) >> _m.BYTE_SHIFT))
@@ -496,7 +547,7 @@ class Runtime:
         except RecursionError:
             raise DepthExceeded("Python recursion limit") from None
         except MemoryError:
-            raise MemoryExceeded("out of memory") from None
+            raise  # the node's memory, not the transaction's budget: see _run
         except Exception as err:  # noqa: BLE001 - an uncaught error in the callee fails the call, catchable by the caller
             raise CallFailed(f"{name}.{method}: {error_reason(err)}") from None
         child.overlay.commit()
@@ -519,6 +570,7 @@ class Runtime:
         Raises if any contract is invalid or its init fails; returns the events."""
         block = block or BlockCtx(0, 0)
         overlay = Overlay(self.state)
+        _m.pin_interpreter()  # init hooks run contract code, as any call
         self.meter.reset(gas_limit)
         self.governance.genesis(overlay, members, policy)
         info = TxInfo(api.Sender("genesis", "genesis", ()), api.Block(block.height, block.timestamp, block.hash), b"")

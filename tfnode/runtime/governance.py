@@ -153,7 +153,9 @@ class Governance:
             frame.meter.gas(_m.COST_WRITE + (len(source) >> _m.BYTE_SHIFT))
             try:
                 code_hash = self.rt.store_code(ov, source)
-                self.rt.load(ov, code_hash)  # run the module body now: fail at proposal, not at commit
+                # Static checks only (validation and compilation): no contract code runs before
+                # the deploy is approved and committed.
+                self.rt.compile_code(source, code_hash)
             except ValidationError as err:
                 raise Revert("contract rejected: " + "; ".join(str(v) for v in err.violations)[:400]) from None
             prop.update(name=name, code_hash=code_hash, args=list(args or []))

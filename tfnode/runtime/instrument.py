@@ -7,7 +7,10 @@ The rewrite (all helper names start with ``_tf_``, which the validator makes unr
 * every loop body starts with ``_tf_gas(w)``; every comprehension level gets ``_tf_gas(w)``
   as an extra condition (it returns True), so ``[x for x in range(10**12)]`` is metered too;
   lambdas charge one step per call and count toward the depth limit;
-* ``+ * ** << %`` (and their augmented forms) go through size-checked helpers; ``in`` through
+* ``+ - * ** << // % |`` (and their augmented forms) go through size-checked helpers; slice
+  stores and deletes and ``del x[k]`` through ``_tf_slset`` / ``_tf_sldel`` / ``_tf_delitem``;
+  f-string results through ``_tf_joined``; the outer iterable of a generator expression
+  through ``_tf_lz`` (a lazy one is materialised); ``in`` through
   ``_tf_in``; operands of ``== != < <= > >=`` through ``_tf_cv``, subscripts and dict keys
   through ``_tf_key`` (charged walks of nested containers, see ``Meter.deep``); slices through
   ``_tf_sl``; ``*x`` / ``**d`` unpacking through ``_tf_star``; f-string values through
@@ -27,6 +30,9 @@ from tfnode.runtime.check import CHECKED_METHODS, WRAPPED_BUILTINS
 
 _BINOP_HELPER = {
     ast.Add: "_tf_add",
+    ast.Sub: "_tf_sub",
+    ast.FloorDiv: "_tf_floordiv",
+    ast.BitOr: "_tf_bor",
     ast.Mult: "_tf_mul",
     ast.Pow: "_tf_pow",
     ast.LShift: "_tf_lshift",
@@ -34,6 +40,9 @@ _BINOP_HELPER = {
 }
 _IBINOP_HELPER = {
     ast.Add: "_tf_iadd",
+    ast.Sub: "_tf_sub",
+    ast.FloorDiv: "_tf_floordiv",
+    ast.BitOr: "_tf_ibor",
     ast.Mult: "_tf_imul",
     ast.Pow: "_tf_pow",
     ast.LShift: "_tf_lshift",
@@ -126,6 +135,14 @@ class _Rewriter(ast.NodeTransformer):
 
     visit_For = _loop
     visit_While = _loop
+
+    def visit_GeneratorExp(self, node: ast.GeneratorExp):
+        self.generic_visit(node)
+        # The outer iterable of a generator expression is evaluated where it is written: a
+        # lazy one is materialised there, so generators never wrap generators (Meter.lz).
+        first = node.generators[0]
+        first.iter = _call("_tf_lz", first.iter)
+        return node
 
     def visit_comprehension(self, node: ast.comprehension):
         self.generic_visit(node)
@@ -238,8 +255,42 @@ class _Rewriter(ast.NodeTransformer):
         node.keys = [k if k is None or _is_scalar_constant(k) else _call("_tf_key", k) for k in node.keys]
         return node
 
+    def visit_Delete(self, node: ast.Delete):
+        self.generic_visit(node)
+        out: list[ast.stmt] = []
+        for t in node.targets:
+            if isinstance(t, ast.Subscript):
+                # del a[i] moves a list's tail; del a[i:j] too: checked helpers
+                if isinstance(t.slice, ast.Slice):
+                    s = t.slice
+                    call = _call(
+                        "_tf_sldel", t.value, s.lower or _const(None), s.upper or _const(None), s.step or _const(None)
+                    )
+                else:
+                    call = _call("_tf_delitem", t.value, t.slice)
+                out.append(ast.Expr(call))
+            else:
+                out.append(ast.Delete(targets=[t]))
+        return out
+
     def visit_Assign(self, node: ast.Assign):
         self.generic_visit(node)
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript):
+            t = node.targets[0]
+            if isinstance(t.slice, ast.Slice):
+                # a[i:j] = v rebuilds the list around v (the validator admits slice stores
+                # only as a single plain target)
+                s = t.slice
+                return ast.Expr(
+                    _call(
+                        "_tf_slset",
+                        t.value,
+                        s.lower or _const(None),
+                        s.upper or _const(None),
+                        s.step or _const(None),
+                        node.value,
+                    )
+                )
         if any(
             isinstance(t, (ast.Tuple, ast.List)) and any(isinstance(e, ast.Starred) for e in t.elts)
             for t in node.targets
@@ -248,9 +299,13 @@ class _Rewriter(ast.NodeTransformer):
         return node
 
     def visit_FormattedValue(self, node: ast.FormattedValue):
-        self.generic_visit(node)
-        node.value = _call("_tf_fv", node.value)
+        # the format spec is a constant JoinedStr (validator): left as it is
+        node.value = _call("_tf_fv", self.visit(node.value))
         return node
+
+    def visit_JoinedStr(self, node: ast.JoinedStr):
+        self.generic_visit(node)
+        return _call("_tf_joined", node)
 
 
 def instrument(tree: ast.Module) -> ast.Module:
@@ -263,3 +318,121 @@ def compile_contract(source: str, filename: str):
     """Parse, instrument and compile a validated source; returns a code object."""
     tree = ast.parse(source, filename=filename, mode="exec")
     return compile(instrument(tree), filename, "exec", dont_inherit=True, optimize=0)
+
+
+# -- entry-point signatures ----------------------------------------------------------------------
+
+_SIMPLE_TYPES = {"int": (int,), "str": (str,), "bytes": (bytes,), "bool": (bool,), "dict": (dict,)}
+_LIST = (list, tuple)  # the canonical encoding has lists only; nested calls may pass tuples
+
+
+def _annotation_types(node, fixed_type):
+    """The types an argument annotation admits, or None for "anything" (no annotation, Any,
+    or a name the runtime does not know). Bools are not ints here: ``int`` admits int only."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Constant):
+        if node.value is None:
+            return (type(None),)
+        if type(node.value) is str:
+            try:
+                return _annotation_types(ast.parse(node.value, mode="eval").body, fixed_type)
+            except SyntaxError:
+                return None
+        return None
+    if isinstance(node, ast.Name):
+        if node.id in _SIMPLE_TYPES:
+            return _SIMPLE_TYPES[node.id]
+        if node.id in ("list", "List", "tuple", "Tuple"):
+            return _LIST
+        if node.id == "Dict":
+            return (dict,)
+        if node.id == "Fixed":
+            return (fixed_type,)
+        return None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        a, b = _annotation_types(node.left, fixed_type), _annotation_types(node.right, fixed_type)
+        return None if a is None or b is None else a + b
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        base = node.value.id
+        if base == "Optional":
+            inner = _annotation_types(node.slice, fixed_type)
+            return None if inner is None else inner + (type(None),)
+        if base == "Union":
+            elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            out = ()
+            for e in elts:
+                t = _annotation_types(e, fixed_type)
+                if t is None:
+                    return None
+                out += t
+            return out
+        return _annotation_types(node.value, fixed_type)  # list[int] -> list, Dict[str, int] -> dict
+    return None
+
+
+def entry_signatures(source: str, fixed_type) -> dict:
+    """For each method of the contract class: ``(params, kwonly, star, starstar, positional)``
+    where params and kwonly are tuples of ``(name, types-or-None, has_default)`` (``self`` left
+    out) and positional the types of params alone (None if there are keyword-only ones). The
+    executor checks a transaction's arguments against them before the call (annotations are
+    dropped from the compiled code, so they are read here, from the validated source)."""
+    out = {}
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for fn in node.body:
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            a = fn.args
+            pos = a.posonlyargs + a.args
+            first_default = len(pos) - len(a.defaults)
+            params = tuple(
+                (p.arg, _annotation_types(p.annotation, fixed_type), i >= first_default)
+                for i, p in enumerate(pos)
+                if i > 0  # self
+            )
+            kwonly = tuple(
+                (p.arg, _annotation_types(p.annotation, fixed_type), d is not None)
+                for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)
+            )
+            # the common case, every parameter given by position, checked from this alone
+            positional = None if kwonly else tuple(t for _, t, _ in params)
+            out[fn.name] = (params, kwonly, a.vararg is not None, a.kwarg is not None, positional)
+    return out
+
+
+def _type_names(types) -> str:
+    names = []
+    for t in types:
+        n = "None" if t is type(None) else t.__name__
+        if n not in names and n != "tuple":
+            names.append(n)
+    return " or ".join(names)
+
+
+def check_arguments(sig, method: str, args, kwargs) -> str | None:
+    """Why ``args``/``kwargs`` do not fit ``sig`` (naming the argument), or None if they do."""
+    params, kwonly, star, starstar, _ = sig
+    if len(args) > len(params) and not star:
+        return f"{method}() takes {len(params)} positional arguments but {len(args)} were given"
+    for (name, types, _), v in zip(params, args, strict=False):  # missing ones: defaults
+        if types is not None and type(v) not in types:
+            return f"argument {name!r} of {method}() must be {_type_names(types)}, not {type(v).__name__}"
+    given = {p[0] for p in params[: len(args)]}
+    byname = {p[0]: p for p in params[len(args) :]}
+    byname.update({p[0]: p for p in kwonly})
+    for k, v in kwargs.items():
+        p = byname.get(k)
+        if p is None:
+            if k in given:
+                return f"argument {k!r} of {method}() given twice"
+            if not starstar:
+                return f"{method}() has no argument {k!r}"
+            continue
+        if p[1] is not None and type(v) not in p[1]:
+            return f"argument {k!r} of {method}() must be {_type_names(p[1])}, not {type(v).__name__}"
+    for name, _, has_default in params[len(args) :] + kwonly:
+        if not has_default and name not in kwargs:
+            return f"missing argument {name!r} of {method}()"
+    return None

@@ -6,19 +6,28 @@ code calls, through names the validator makes unreachable to authors (they start
 * ``_tf_gas(n)``        at each loop iteration (and inside comprehension conditions);
 * ``_tf_enter(n)`` / ``_tf_leave()`` around every function body, ``_tf_lcall`` around every
   lambda body (gas plus a depth count);
-* ``_tf_add`` ``_tf_mul`` ``_tf_pow`` ``_tf_lshift`` ``_tf_mod`` and their in-place twins for
-  ``+ * ** << %``: size checks before anything big is built;
-* ``_tf_in``, ``_tf_m`` (linear-time methods), ``_tf_sl`` (slices), ``_tf_star`` (unpacking),
-  ``_tf_cv`` (comparison operands), ``_tf_key`` (values about to be hashed), ``_tf_fv``
-  (f-string values): gas proportional to the data they walk;
+* ``_tf_add`` ``_tf_sub`` ``_tf_mul`` ``_tf_pow`` ``_tf_lshift`` ``_tf_floordiv`` ``_tf_mod``
+  ``_tf_bor`` and their in-place twins for ``+ - * ** << // % |``: size checks before anything
+  big is built, big-int work priced by operand size;
+* ``_tf_in``, ``_tf_m`` (methods), ``_tf_sl`` / ``_tf_slset`` / ``_tf_sldel`` (slices),
+  ``_tf_delitem`` (``del x[k]``), ``_tf_star`` (unpacking), ``_tf_cv`` (comparison operands),
+  ``_tf_key`` (values about to be hashed), ``_tf_fv`` / ``_tf_joined`` (f-string values and
+  results), ``_tf_lz`` (the outer iterable of a generator expression): gas proportional to the
+  data they walk;
 * ``_tf_b_<name>`` for calls of the builtins that loop or allocate in C (``list``, ``sorted``...).
 
-Costs are in abstract steps. ``SIZE_SHIFT`` sets how many elements (or bytes) one step buys for
-C-level loops: 16. The numbers are part of consensus: changing them changes gas_used in
-receipts, so they are versioned with the runtime.
+Costs are in abstract steps; the cost model is written down in one place, docs/contracts.md
+("The cost model"), and this module implements it. ``SIZE_SHIFT`` sets how many elements (or
+bytes) one step buys for C-level walks: 16; ``CHAR_SHIFT`` the same for per-character Unicode
+work: 2. The numbers are part of consensus: changing them changes gas_used in receipts, so they
+are versioned with the runtime.
 """
 
 from __future__ import annotations
+
+import sys
+import types
+from types import FrameType
 
 from tfnode.runtime.errors import DepthExceeded, MemoryExceeded, OutOfGas
 from tfnode.runtime.fixed import Fixed
@@ -40,6 +49,94 @@ _ITEMS: type = type({}.items())
 # Decimal digits of the largest int a checked op may make (4096 bits).
 _MAX_INT_DIGITS = 1234
 _SIZED = (str, bytes, list, tuple, dict, range)
+_TEXT = (str, bytes)
+# Methods whose C loop looks every character up in the Unicode tables (or a codec): an order
+# of magnitude slower per element than the memchr/memcmp-speed walks (see CHAR_SHIFT).
+_CHAR_METHODS = frozenset(
+    {
+        "upper", "lower", "casefold", "title", "swapcase", "capitalize", "isdigit", "isalpha",
+        "isalnum", "isspace", "islower", "isupper", "isnumeric", "isdecimal", "isprintable",
+        "istitle", "isidentifier", "expandtabs", "translate", "encode", "decode", "splitlines",
+        "strip", "lstrip", "rstrip", "split", "rsplit",
+    }
+)  # fmt: skip
+# Codecs a contract may name: linear, table-free. (Others are quadratic (punycode), stateful or
+# platform-dependent.) Error handlers likewise.
+CODECS = frozenset({"utf-8", "utf8", "ascii", "latin-1", "latin1"})
+CODEC_ERRORS = frozenset({"strict", "ignore", "replace"})
+CHAR_SHIFT = 1  # per-character Unicode work: one step per 2 characters
+FIXED_STEPS = 8  # one Fixed operation (Python-level arithmetic on up to 512-bit ints)
+# Lazy iterators a contract can make. Each one pulls from the iterator it wraps through C, so
+# a chain of them (``z = zip(z)`` a million times, or generator expressions over generator
+# expressions) makes consuming it recurse in C once per link until the stack runs out
+# (SIGSEGV). Checked ops never let one wrap another: a lazy argument is materialised first
+# (charged like list(...)), so every chain has one link.
+_LAZY = frozenset({types.GeneratorType, zip, enumerate})
+
+
+# -- interpreter settings the runtime pins ----------------------------------------------------------
+
+# Python frames a transaction may need above the frame that starts it: contract frames are
+# counted by the meter (DEFAULT_MAX_DEPTH, a few interpreter frames each: checked helpers,
+# sorted's key, lambdas), nested calls by the executor (8), walks are bounded (Meter.deep 64,
+# the encoder 32). With this much room above wherever the node calls from, the interpreter's
+# recursion limit is never what stops a contract, so its position on a node's stack never
+# shows in a result.
+STACK_HEADROOM = 2000
+# The str<->int conversion limit (PYTHONINTMAXSTRDIGITS, sys.set_int_max_str_digits) is a
+# process setting a node operator may change; the runtime pins it. Contract ints never exceed
+# MAX_INT_BITS (1234 decimal digits), under this, and conversions are checked ops with their
+# own limit (_MAX_INT_DIGITS), so the setting cannot change a result once pinned.
+INT_MAX_STR_DIGITS = 4300
+
+
+def stack_depth() -> int:
+    """Interpreter frames below the caller (a walk: ~1 us at a node's usual depth)."""
+    f: FrameType | None = sys._getframe(1)
+    n = 0
+    while f is not None:
+        n += 1
+        f = f.f_back
+    return n
+
+
+# (frame three levels up, recursion limit) of the last call found to have room: a frame's depth
+# never changes while it lives, and this reference keeps it alive, so meeting the same frame
+# object again at that distance (the node's loop over a block's transactions) with the same
+# limit means the same room, without looking again.
+_ROOM_OK: list = [None, 0]
+
+
+def pin_interpreter(headroom: int = STACK_HEADROOM) -> None:
+    """Called before running contract code (and before parsing a contract): at least
+    ``headroom`` frames of recursion limit above the current depth, and the pinned int/str
+    conversion limit. Only ever raises the recursion limit."""
+    limit = _getlimit()
+    try:
+        anchor = _getframe(3)
+    except ValueError:
+        anchor = None
+    ok = _ROOM_OK
+    if anchor is None or anchor is not ok[0] or limit != ok[1]:
+        try:
+            # a frame that deep exists only if the room is short (a C walk, no Python loop)
+            sys._getframe(limit - headroom)
+        except ValueError:
+            pass
+        else:
+            need = stack_depth() + headroom
+            if limit < need:
+                sys.setrecursionlimit(need)
+                limit = need
+        _ROOM_OK[0] = anchor
+        _ROOM_OK[1] = limit
+    if _getdigits() != INT_MAX_STR_DIGITS:
+        sys.set_int_max_str_digits(INT_MAX_STR_DIGITS)
+
+
+_getframe = sys._getframe
+_getlimit = sys.getrecursionlimit
+_getdigits = sys.get_int_max_str_digits
 
 
 def _approx_bytes(v) -> int:
@@ -163,16 +260,39 @@ class Meter:
         if left < 0:
             raise OutOfGas(f"out of gas (limit {self.limit})")
         # map(type, ...) runs in C: flat containers of scalars cost no Python-level loop.
-        if _CONT.isdisjoint(set(map(type, items))):
+        kinds = set(map(type, items))
+        if str in kinds or bytes in kinds:
+            # comparisons and hashes walk the text of strings too
+            n = self.text_size(items, kinds) >> SIZE_SHIFT
+            if n:
+                self.gas(n)
+        if _CONT.isdisjoint(kinds):
             return
         for x in items:
             if type(x) in _CONT:
                 self.deep(x, depth + 1)
 
+    @staticmethod
+    def text_size(items, kinds) -> int:
+        """Characters (bytes) of the str and bytes among ``items``."""
+        if kinds <= {str, bytes}:
+            return sum(map(len, items))
+        return sum([len(x) for x in items if type(x) is str or type(x) is bytes])
+
     def cv(self, v):
-        """An operand of == != < <= > >=: charged for the walk if it is a container."""
-        if type(v) in _CONT:
+        """An operand of == != < <= > >=: charged for the walk if it is a container, by
+        length if it is text, a Fixed operation if it is a Fixed."""
+        t = type(v)
+        if t is int:
+            return v  # the common case first: an int compares in O(its digits), at most 4096 bits
+        if t in _CONT:
             self.deep(v)
+        elif t is str or t is bytes:
+            n = len(v) >> SIZE_SHIFT
+            if n:
+                self.gas(n)
+        elif t is Fixed:
+            self.gas(FIXED_STEPS)
         return v
 
     def key(self, k):
@@ -183,13 +303,71 @@ class Meter:
 
     # -- checked operators ---------------------------------------------------------------------
 
+    def _big(self, r: int) -> int:
+        """A wide int result (over 1024 bits): checked, charged for its digits and its memory."""
+        bl = r.bit_length()
+        if bl > MAX_INT_BITS:
+            raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
+        self.gas(bl >> 10)
+        self.alloc(bl >> 3)
+        return r
+
     def add(self, a, b):
         r = a + b
         if type(r) is int:
-            if r.bit_length() > MAX_INT_BITS:
-                raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
+            if r.bit_length() > 1024:
+                return self._big(r)
+            return r
+        if type(r) is Fixed:
+            self.gas(FIXED_STEPS)
             return r
         return self.made(r) if isinstance(r, _SEQ) else r
+
+    def sub(self, a, b):
+        # x - (-x) doubles x: without the check an int grew a bit per step, unbounded
+        r = a - b
+        t = type(r)
+        if t is int:
+            if r.bit_length() > 1024:
+                return self._big(r)
+            return r
+        if t is Fixed:
+            self.gas(FIXED_STEPS)
+        return r
+
+    def floordiv(self, a, b):
+        if type(a) is int and type(b) is int:
+            # schoolbook division: digits of a times digits of b
+            n = (a.bit_length() * b.bit_length()) >> 12
+            if n:
+                self.gas(n)
+        return a // b
+
+    def b_divmod(self, a, b):
+        if type(a) is int and type(b) is int:
+            n = (a.bit_length() * b.bit_length()) >> 12
+            if n:
+                self.gas(n)
+        return divmod(a, b)
+
+    def bor(self, a, b):
+        """a | b: ints (bounded by the operands) or dict union, which builds a new dict."""
+        if type(a) is dict or type(b) is dict:
+            self.walk(a)
+            self.walk(b)
+            if type(a) is dict and type(b) is dict:
+                self._check_len(len(a) + len(b))
+            return self.made(a | b)
+        return a | b
+
+    def ibor(self, a, b):
+        if type(a) is dict:
+            self.walk(b)
+            if type(b) is dict:
+                self._check_len(len(a) + len(b))
+            a |= b
+            return self.made(a)
+        return a | b
 
     def iadd(self, a, b):
         if type(a) is list:
@@ -207,12 +385,20 @@ class Meter:
         ta, tb = type(a), type(b)
         if ta is int and tb is int:
             # the product has bit_length(a) + bit_length(b) bits, or one fewer
-            if a.bit_length() + b.bit_length() > MAX_INT_BITS + 1:
+            ba, bb = a.bit_length(), b.bit_length()
+            if ba + bb > MAX_INT_BITS + 1:
                 raise MemoryExceeded(f"int product exceeds {MAX_INT_BITS} bits")
             r = a * b
             if r.bit_length() > MAX_INT_BITS:
                 raise MemoryExceeded(f"int product exceeds {MAX_INT_BITS} bits")
+            n = (ba * bb) >> 15  # multiplication is quadratic in the digits
+            if n:
+                self.gas(n)
+                self.alloc((ba + bb) >> 3)
             return r
+        if ta is Fixed or tb is Fixed:
+            self.gas(FIXED_STEPS)
+            return a * b
         if isinstance(a, _SEQ):
             self._seq_times(a, b)
         elif isinstance(b, _SEQ):
@@ -222,8 +408,21 @@ class Meter:
     imul = mul  # lists: a *= n rebinds to a new list (documented difference from CPython)
 
     def pow(self, a, b, m=None):
+        # Bools are not ints here: True ** -1 would be the float 1.0, and a bool operand
+        # skipped the size checks below.
+        if type(a) is bool:
+            a = int(a)
+        if type(b) is bool:
+            b = int(b)
         if m is not None:
-            return pow(a, b, m)  # bounded by m
+            if type(m) is bool:
+                m = int(m)
+            if type(a) is int and type(b) is int and type(m) is int:
+                # bounded by m, but modular exponentiation is quadratic in m's digits per bit
+                # of the exponent: 4096-bit operands took ~0.2 s for a few steps
+                mb = m.bit_length()
+                self.gas(1 + ((abs(b).bit_length() * mb * mb) >> 11))
+            return pow(a, b, m)
         if type(a) is int and type(b) is int:
             if b < 0:
                 raise ValueError("negative exponent would give a float; not allowed")
@@ -233,22 +432,35 @@ class Meter:
                 raise MemoryExceeded(f"int power exceeds {MAX_INT_BITS} bits")
             if bl > 1:
                 r = a**b  # at most bl*b bits: under twice the bound, cheap to build and measure
-                if r.bit_length() > MAX_INT_BITS:
+                rb = r.bit_length()
+                if rb > MAX_INT_BITS:
                     raise MemoryExceeded(f"int power exceeds {MAX_INT_BITS} bits")
+                n = (rb * rb) >> 15  # the last squaring dominates
+                if n:
+                    self.gas(n)
                 return r
         elif type(a) is Fixed or type(b) is Fixed:
             raise TypeError("Fixed has no ** operator")
         return a**b
 
     def lshift(self, a, b):
+        if type(a) is bool:
+            a = int(a)  # True << 10**9 skipped the check as a bool
+        if type(b) is bool:
+            b = int(b)
         if type(a) is int and type(b) is int and b > 0 and a.bit_length() + b > MAX_INT_BITS:
             raise MemoryExceeded(f"int shift exceeds {MAX_INT_BITS} bits")
         return a << b
 
     def mod(self, a, b):
-        if type(a) is str or type(a) is bytes:
+        ta = type(a)
+        if ta is str or ta is bytes:
             # %-formatting can pad to any width ('%*d' % (10**10, 1)); f-strings only.
             raise TypeError("% formatting is not allowed; use f-strings")
+        if ta is int and type(b) is int:
+            n = (a.bit_length() * b.bit_length()) >> 12
+            if n:
+                self.gas(n)
         return a % b
 
     def contains(self, a, c):
@@ -261,8 +473,16 @@ class Meter:
         if tc is range:
             if type(a) is not int and type(a) is not bool:
                 self.walk(c)  # a non-int makes range.__contains__ scan every element
-        elif tc is list or tc is tuple or tc is str or tc is bytes:
+        elif tc is list or tc is tuple:
             n = len(c) >> SIZE_SHIFT
+            ta = type(a)
+            if ta is str or ta is bytes:
+                # each equal-length element is compared character by character
+                n += (len(c) * len(a)) >> 8
+            if n:
+                self.gas(n)
+        elif tc is str or tc is bytes:
+            n = (len(c) + (len(a) if type(a) in _TEXT else 0)) >> SIZE_SHIFT
             if n:
                 self.gas(n)
         return a in c
@@ -275,9 +495,25 @@ class Meter:
             if args and type(args[0]) is tuple:
                 self.deep(args[0])
             return getattr(obj, name)(*args, **kwargs)
-        self.walk(obj)
-        for x in args:
-            self.walk(x)
+        if name in _CHAR_METHODS and (t is str or t is bytes):
+            # per-character table lookups (see _CHAR_METHODS)
+            n = len(obj)
+            for x in args:
+                if type(x) in _TEXT:
+                    n += len(x)
+            self.gas(n >> CHAR_SHIFT)
+            if name == "encode" or name == "decode":
+                self._codec(args, kwargs)
+            elif name == "translate" and args and type(args[0]) is dict:
+                # a table value may be a long string: the result is at most len * longest
+                longest = max([len(v) for v in args[0].values() if type(v) is str] or [1])
+                self._check_len(len(obj) * longest)
+        else:
+            self.walk(obj)
+            for x in args:
+                self.walk(x)
+        if t is Fixed:
+            self.gas(FIXED_STEPS)
         if name == "sort" and t is list and kwargs.get("key") is not None:
             obj[:] = self.b_sorted(obj, key=kwargs["key"], reverse=kwargs.get("reverse", False))
             return None
@@ -285,6 +521,8 @@ class Meter:
             # these compare elements or hash keys: walk nested structure (see deep)
             if t is list or t is tuple or t is dict:
                 self.deep(obj)
+                if name == "sort":
+                    self._sort_steps(obj)
             for x in args:
                 if type(x) in _CONT:
                     self.deep(x)
@@ -334,6 +572,23 @@ class Meter:
             raise MemoryExceeded(f"list exceeds {MAX_SEQ_LEN} elements")
         return r
 
+    def _codec(self, args, kwargs) -> None:
+        enc = args[0] if args else kwargs.get("encoding", "utf-8")
+        err = args[1] if len(args) > 1 else kwargs.get("errors", "strict")
+        if type(enc) is not str or enc.lower() not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(sorted(CODECS))}")
+        if type(err) is not str or err not in CODEC_ERRORS:
+            raise ValueError(f"codec errors must be one of {', '.join(sorted(CODEC_ERRORS))}")
+
+    def _sort_steps(self, items) -> None:
+        """n log n comparisons: the elements' walk times log n (deep charged one walk)."""
+        n = len(items)
+        steps = n * max(n.bit_length(), 1)
+        kinds = set(map(type, items))
+        if str in kinds or bytes in kinds:
+            steps += self.text_size(items, kinds) * max(n.bit_length() - 1, 0)
+        self.gas(steps >> SIZE_SHIFT)
+
     def _check_len(self, n: int) -> None:
         if n > MAX_SEQ_LEN:
             raise MemoryExceeded(f"result of {n} elements exceeds {MAX_SEQ_LEN}")
@@ -346,13 +601,49 @@ class Meter:
                 self.gas(n)
         return r
 
+    def slset(self, obj, lo, hi, step, value):
+        """obj[lo:hi:step] = value: the list is rebuilt around the new items (a[0:0] = a
+        doubled a list for one step)."""
+        if type(value) not in (list, tuple, str, bytes):
+            value = self.b_list(value)
+        if type(obj) is list:
+            removed = len(range(*slice(lo, hi, step).indices(len(obj))))
+            self._check_len(len(obj) - removed + len(value))
+            self.gas((len(obj) + len(value)) >> SIZE_SHIFT)
+            self.alloc(8 * len(value))
+        obj[lo:hi:step] = value
+
+    def sldel(self, obj, lo, hi, step):
+        self.walk(obj)  # the tail moves
+        del obj[lo:hi:step]
+
+    def delitem(self, obj, k):
+        """del obj[k]: a list moves its tail; a dict key is hashed."""
+        t = type(obj)
+        if t is list:
+            self.walk(obj)
+        elif type(k) is tuple:
+            self.deep(k)
+        del obj[k]
+
+    def joined(self, r):
+        """An f-string's result: each part is bounded, but s = f"{s}{s}" doubles s."""
+        n = len(r)
+        if n > 64:
+            self.made(r)
+        return r
+
     def star(self, v):
         self.walk(v)
         return v
 
     def fv(self, v):
         t = type(v)
-        if t is int or t is str or t is bool or v is None or t is Fixed or t is bytes:
+        if t is int:
+            if v.bit_length() > 64:
+                self._int_str(v)
+            return v
+        if t is str or t is bool or v is None or t is Fixed or t is bytes:
             return v
         raise TypeError(f"f-strings format int, str, bytes, bool, None and Fixed only, not {t.__name__}")
 
@@ -382,14 +673,15 @@ class Meter:
         n = len(items)
         if key is None:
             self.deep(items)
+            self._sort_steps(items)
             r = sorted(items, reverse=reverse)
         else:
             # Sort by keys computed (metered) and walked here: the comparisons happen on the
             # keys, which may be nested containers of their own.
             keys = [key(x) for x in items]
             self.deep(keys)
+            self._sort_steps(keys)
             r = [items[i] for i in sorted(range(n), key=keys.__getitem__, reverse=reverse)]
-        self.gas(n * max(n.bit_length(), 1) >> SIZE_SHIFT)
         return r
 
     def b_sum(self, it, start=0):
@@ -424,6 +716,19 @@ class Meter:
     def b_max(self, *args, **kwargs):
         return self._extreme(max, args, kwargs)
 
+    def lz(self, it):
+        """An iterable about to be wrapped by a lazy iterator (zip, enumerate, the outer
+        iterable of a generator expression): materialised if it is lazy itself (see _LAZY)."""
+        if type(it) in _LAZY:
+            return self.b_list(it)
+        return it
+
+    def b_isinstance(self, obj, types_):
+        # isinstance walks a tuple of types recursively in C: bound its nesting first.
+        if type(types_) is tuple:
+            self.deep(types_)
+        return isinstance(obj, types_)
+
     def b_any(self, it):
         self.walk(it)
         return any(it)
@@ -433,22 +738,26 @@ class Meter:
         return all(it)
 
     def b_enumerate(self, it, start=0):
+        it = self.lz(it)
         self.walk(it)
         return enumerate(it, start)
 
     def b_zip(self, *its, strict=False):
-        sized = [len(i) for i in its if isinstance(i, _SIZED)]
+        iters = [self.lz(i) for i in its]
+        sized = [len(i) for i in iters if isinstance(i, _SIZED)]
         if sized:
             n = min(sized) >> SIZE_SHIFT
             if n:
                 self.gas(n)
-        return zip(*its, strict=strict)
+        return zip(*iters, strict=strict)
 
     def b_reversed(self, seq):
         self.walk(seq)
         return reversed(seq)
 
     def b_bytes(self, x=b"", *args):
+        if args:
+            self._codec(args, {})
         if type(x) is int:
             self._check_len(x)
         else:
@@ -457,12 +766,28 @@ class Meter:
 
     def b_str(self, x="", *args):
         if args:
+            self._codec(args, {})
+            self.walk(x)
             return str(x, *args)  # str(b, "utf-8"): bounded by b
-        return str(self.fv(x))
+        r = str(self.fv(x))
+        if type(x) is bytes:
+            self.made(r)  # str(b) is its repr: up to 4 characters a byte
+        return r
+
+    def _int_str(self, v) -> None:
+        # int -> decimal is quadratic in C and limited by a process setting: the runtime's
+        # own limit applies first (see INT_MAX_STR_DIGITS).
+        bl = v.bit_length()
+        if bl > MAX_INT_BITS:
+            raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
+        self.gas((bl * bl) >> 12)  # decimal conversion is quadratic
 
     def b_int(self, x=0, *args, **kwargs):
-        if isinstance(x, (str, bytes)) and len(x) > _MAX_INT_DIGITS + 8:
-            raise ValueError(f"int() of a string longer than {_MAX_INT_DIGITS} digits")
+        if isinstance(x, (str, bytes)):
+            n = len(x)
+            if n > _MAX_INT_DIGITS + 8:
+                raise ValueError(f"int() of a string longer than {_MAX_INT_DIGITS} digits")
+            self.gas((n * n) >> 11)  # quadratic, like int -> str
         r = int(x, *args, **kwargs)
         if r.bit_length() > MAX_INT_BITS:
             raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")

@@ -88,7 +88,7 @@ impl Encode for Block {
 }
 impl Decode for Block {
     const MIN_LEN: usize = 36 + QuorumCert::MIN_LEN + 4 + 40 + 1 + 64;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         Ok(Block {
             epoch: r.u64()?,
             round: r.u64()?,
@@ -121,7 +121,7 @@ impl Encode for Proposal {
 }
 impl Decode for Proposal {
     const MIN_LEN: usize = Block::MIN_LEN + 1;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         Ok(Proposal { block: Block::decode_from(r)?, tc: r.opt()? })
     }
 }

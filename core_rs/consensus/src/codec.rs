@@ -25,7 +25,7 @@ pub trait Encode {
 pub trait Decode: Sized {
     /// Smallest encoded size, used to bound sequence lengths before allocating.
     const MIN_LEN: usize;
-    fn decode_from(r: &mut Reader) -> Result<Self>;
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self>;
     /// Decodes exactly one value; trailing bytes are an error (one encoding per value).
     fn from_bytes(b: &[u8]) -> Result<Self> {
         let mut r = Reader::new(b);
@@ -87,7 +87,7 @@ impl Encode for [u8; 32] {
 }
 impl Decode for [u8; 32] {
     const MIN_LEN: usize = 32;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         Ok(r.array()?)
     }
 }

@@ -27,7 +27,7 @@ pub use block::{Block, Proposal};
 pub use crypto::{Digest, Signature, Signer, Verifier};
 pub use error::{ConsensusError, Result};
 pub use event::{Action, Event};
-pub use message::{Evidence, Message, SyncRequest, SyncResponse};
+pub use message::{Evidence, Message, MessageKind, SyncRequest, SyncResponse};
 pub use safety::{Faults, SafetyData, SafetyRules};
 pub use types::{Epoch, NodeId, QuorumCert, Round, Timeout, TimeoutCert, Validator, ValidatorSet, Vote, VoteData};
 

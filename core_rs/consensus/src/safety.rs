@@ -60,7 +60,7 @@ impl Encode for SafetyData {
 }
 impl Decode for SafetyData {
     const MIN_LEN: usize = 40;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         let v = r.u8()?;
         if v != crate::codec::VERSION {
             return Err(ConsensusError::BadVersion { got: v, expected: crate::codec::VERSION });

@@ -25,7 +25,7 @@ impl Encode for Signature {
 }
 impl Decode for Signature {
     const MIN_LEN: usize = 64;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         Ok(Signature(r.array()?))
     }
 }
@@ -117,7 +117,7 @@ impl Encode for ValidatorSet {
 }
 impl Decode for ValidatorSet {
     const MIN_LEN: usize = 12;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         let epoch = r.u64()?;
         let n = r.len("validators", MAX_VALIDATORS, 16)?;
         let mut vs = Vec::with_capacity(n);
@@ -159,7 +159,7 @@ impl Encode for VoteData {
 }
 impl Decode for VoteData {
     const MIN_LEN: usize = 56;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         Ok(VoteData { epoch: r.u64()?, round: r.u64()?, height: r.u64()?, block_id: r.array()? })
     }
 }
@@ -180,7 +180,7 @@ impl Encode for Vote {
 }
 impl Decode for Vote {
     const MIN_LEN: usize = 56 + 4 + 64;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         Ok(Vote { data: VoteData::decode_from(r)?, author: r.u32()?, sig: Signature::decode_from(r)? })
     }
 }
@@ -236,7 +236,7 @@ impl Encode for QuorumCert {
 }
 impl Decode for QuorumCert {
     const MIN_LEN: usize = 56 + 4;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         let data = VoteData::decode_from(r)?;
         let n = r.len("qc signers", MAX_VALIDATORS, 68)?;
         let mut sigs = Vec::with_capacity(n);
@@ -282,7 +282,7 @@ impl Encode for Timeout {
 }
 impl Decode for Timeout {
     const MIN_LEN: usize = 16 + QuorumCert::MIN_LEN + 68;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         Ok(Timeout { epoch: r.u64()?, round: r.u64()?, high_qc: QuorumCert::decode_from(r)?, author: r.u32()?, sig: Signature::decode_from(r)? })
     }
 }
@@ -346,7 +346,7 @@ impl Encode for TimeoutCert {
 }
 impl Decode for TimeoutCert {
     const MIN_LEN: usize = 16 + QuorumCert::MIN_LEN + 4;
-    fn decode_from(r: &mut Reader) -> Result<Self> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self> {
         let (epoch, round, high_qc) = (r.u64()?, r.u64()?, QuorumCert::decode_from(r)?);
         let n = r.len("tc signers", MAX_VALIDATORS, 76)?;
         let mut sigs = Vec::with_capacity(n);

@@ -1,30 +1,28 @@
-//! Consensus bindings: the sans-I/O core as `ConsensusCore` (events in, actions out, as
-//! plain tuples) and the deterministic simulator / Twins runner as `simulate`.
+//! Consensus bindings: the sans-I/O core as `ConsensusCore` (typed events in, typed
+//! actions out; the classes are in `seam.rs`), the deterministic simulator / Twins runner as
+//! `simulate`, and the few decoders a host needs (blocks, QCs, a message's kind, sync).
 //!
-//! Events (tuples, first item names the kind):
-//!   ("message", from: int, data: bytes)           bytes a peer sent
-//!   ("timeout", round: int)                       the timer set by "set_timer" fired
-//!   ("payload", round, digests: list[bytes32], timestamp_ms, reconfig: list[validator] | None)
-//!   ("persisted", seq: int)                       the "persist" action is durably stored
-//!   ("executed", height, block_id: bytes32, state_root: bytes32, next_validators: list | None)
-//! Actions (tuples):
-//!   ("send", to, data) · ("broadcast", data) · ("persist", seq, data)
-//!   ("commit", [block dict, ...], qc: bytes) · ("set_timer", round, duration_ms)
-//!   ("request_payload", round, parent: bytes32, height) · ("request_sync", to, data)
-//!   ("evidence", offender, data) · ("new_epoch", epoch, [validator, ...])
-//!   ("invalid", from, reason) · ("halt", reason)
+//! Events: Message(sender, data) · LocalTimeout(round) · Payload(round, digests,
+//! timestamp_ms, reconfig=None) · Persisted(seq) · Executed(height, block_id, state_root,
+//! next_validators=None).
+//! Actions: Send(to, data) · Broadcast(data, kind) · Persist(seq, data) · Commit(blocks, qc)
+//! (+ qcs) · SetTimer(round, duration_ms) · RequestPayload(round, parent, height) ·
+//! RequestSync(to, data) · ReportEvidence(offender, data) · NewEpoch(epoch, validators) ·
+//! Invalid(sender, reason) · Halt(reason).
 //! A validator is a tuple (id: int, power: int, public_key: bytes).
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 use tfnode_consensus as cons;
 use tfnode_consensus::codec::{Decode, Encode};
 use tfnode_consensus::crypto::insecure_test::{TestSigner, TestVerifier};
 use tfnode_consensus::crypto::sm2::{Sm2Signer, Sm2Verifier};
 use tfnode_consensus::sim::twins::{run_twins, TwinsConfig};
-use tfnode_consensus::{Action, Event, Faults};
+use tfnode_consensus::{Action, Faults};
+
+use crate::seam::{MessageKindPy, PyValidator, SyncRequestPy};
 
 /// Consensus errors become `tfnode.errors.ConsensusError` (a ValueError) when the Python
 /// side defines it, else ValueError: the one mapping point for this crate's errors.
@@ -36,14 +34,9 @@ fn digest(name: &str, b: &[u8]) -> PyResult<[u8; 32]> {
     b.try_into().map_err(|_| err(format!("{name} has {} bytes; expected 32", b.len())))
 }
 
-fn validator_set(epoch: u64, vs: Vec<(u32, u64, Vec<u8>)>) -> PyResult<cons::ValidatorSet> {
+fn validator_set(epoch: u64, vs: Vec<PyValidator>) -> PyResult<cons::ValidatorSet> {
     let vs = vs.into_iter().map(|(id, power, public_key)| cons::Validator { id, power, public_key }).collect();
     cons::ValidatorSet::new(epoch, vs).map_err(err)
-}
-
-fn validators_py<'py>(py: Python<'py>, vs: &cons::ValidatorSet) -> PyResult<Bound<'py, PyList>> {
-    let items: Vec<(u32, u64, Bound<'py, PyBytes>)> = vs.validators().iter().map(|v| (v.id, v.power, PyBytes::new(py, &v.public_key))).collect();
-    PyList::new(py, items)
 }
 
 fn block_py<'py>(py: Python<'py>, b: &cons::Block) -> PyResult<Bound<'py, PyDict>> {
@@ -62,60 +55,51 @@ fn block_py<'py>(py: Python<'py>, b: &cons::Block) -> PyResult<Bound<'py, PyDict
     Ok(d)
 }
 
-fn action_py<'py>(py: Python<'py>, a: Action) -> PyResult<Bound<'py, PyTuple>> {
-    let b = |v: &[u8]| PyBytes::new(py, v);
-    match a {
-        Action::Send { to, bytes } => ("send", to, b(&bytes)).into_pyobject(py),
-        Action::Broadcast { bytes } => ("broadcast", b(&bytes)).into_pyobject(py),
-        Action::Persist { seq, bytes } => ("persist", seq, b(&bytes)).into_pyobject(py),
-        Action::Commit { blocks, qc } => {
-            let bl = PyList::new(py, blocks.iter().map(|x| block_py(py, x)).collect::<PyResult<Vec<_>>>()?)?;
-            ("commit", bl, b(&qc.to_bytes())).into_pyobject(py)
+fn bytes_py(py: Python<'_>, v: &[u8]) -> Py<PyBytes> {
+    PyBytes::new(py, v).unbind()
+}
+
+fn action_py(py: Python<'_>, a: Action) -> PyResult<Py<PyAny>> {
+    use crate::seam::*;
+    let b = |v: &[u8]| bytes_py(py, v);
+    Ok(match a {
+        Action::Send { to, bytes } => Py::new(py, SendAction { to, data: b(&bytes) })?.into_any(),
+        Action::Broadcast { bytes } => {
+            let kind = cons::MessageKind::peek(&bytes).map(MessageKindPy::from);
+            Py::new(py, BroadcastAction { data: b(&bytes), kind })?.into_any()
         }
-        Action::SetTimer { round, duration_ms } => ("set_timer", round, duration_ms).into_pyobject(py),
-        Action::RequestPayload { round, parent, height } => ("request_payload", round, b(&parent), height).into_pyobject(py),
-        Action::RequestSync { to, bytes } => ("request_sync", to, b(&bytes)).into_pyobject(py),
-        Action::ReportEvidence { offender, bytes } => ("evidence", offender, b(&bytes)).into_pyobject(py),
-        Action::NewEpoch { epoch, validators } => ("new_epoch", epoch, validators_py(py, &validators)?).into_pyobject(py),
-        Action::Invalid { from, reason } => ("invalid", from, reason).into_pyobject(py),
-        Action::Halt { reason } => ("halt", reason).into_pyobject(py),
-    }
+        Action::Persist { seq, bytes } => Py::new(py, PersistAction { seq, data: b(&bytes) })?.into_any(),
+        Action::Commit { blocks, qc } => {
+            let qc_bytes = qc.to_bytes();
+            // Block k is certified by block k+1's parent QC; the last by the commit's QC.
+            let qcs: Vec<Py<PyBytes>> = blocks.iter().skip(1).map(|child| b(&child.parent_qc.to_bytes())).chain([b(&qc_bytes)]).collect();
+            let list = PyList::new(py, blocks.iter().map(|x| block_py(py, x)).collect::<PyResult<Vec<_>>>()?)?;
+            let commit = CommitAction { blocks: list.unbind(), qc: b(&qc_bytes), qcs: PyList::new(py, qcs)?.unbind() };
+            Py::new(py, commit)?.into_any()
+        }
+        Action::SetTimer { round, duration_ms } => Py::new(py, SetTimerAction { round, duration_ms })?.into_any(),
+        Action::RequestPayload { round, parent, height } => Py::new(py, RequestPayloadAction { round, parent: b(&parent), height })?.into_any(),
+        Action::RequestSync { to, bytes } => Py::new(py, RequestSyncAction { to, data: b(&bytes) })?.into_any(),
+        Action::ReportEvidence { offender, bytes } => Py::new(py, ReportEvidenceAction { offender, data: b(&bytes) })?.into_any(),
+        Action::NewEpoch { epoch, validators } => {
+            let validators = validators.validators().iter().map(|v| (v.id, v.power, v.public_key.clone())).collect();
+            Py::new(py, NewEpochAction { epoch, validators })?.into_any()
+        }
+        Action::Invalid { from, reason } => Py::new(py, InvalidAction { sender: from, reason })?.into_any(),
+        Action::Halt { reason } => Py::new(py, HaltAction { reason })?.into_any(),
+    })
 }
 
 fn actions_py<'py>(py: Python<'py>, acts: Vec<Action>) -> PyResult<Bound<'py, PyList>> {
     PyList::new(py, acts.into_iter().map(|a| action_py(py, a)).collect::<PyResult<Vec<_>>>()?)
 }
 
-type Vals = Option<Vec<(u32, u64, Vec<u8>)>>;
-
-fn event_from(ev: &Bound<'_, PyTuple>, epoch: u64) -> PyResult<Event> {
-    let kind: String = ev.get_item(0)?.extract()?;
-    let at = |i: usize| ev.get_item(i);
-    Ok(match kind.as_str() {
-        "message" => Event::Message { from: at(1)?.extract()?, bytes: at(2)?.extract()? },
-        "timeout" => Event::LocalTimeout { round: at(1)?.extract()? },
-        "payload" => {
-            let ds: Vec<Vec<u8>> = at(2)?.extract()?;
-            let reconfig: Vals = at(4)?.extract()?;
-            Event::Payload {
-                round: at(1)?.extract()?,
-                digests: ds.iter().map(|d| digest("payload digest", d)).collect::<PyResult<_>>()?,
-                timestamp_ms: at(3)?.extract()?,
-                reconfig: reconfig.map(|v| validator_set(epoch + 1, v)).transpose()?,
-            }
-        }
-        "persisted" => Event::PersistedOk { seq: at(1)?.extract()? },
-        "executed" => {
-            let next: Vals = at(4)?.extract()?;
-            Event::ExecutionResult {
-                height: at(1)?.extract()?,
-                block_id: digest("block_id", &at(2)?.extract::<Vec<u8>>()?)?,
-                state_root: digest("state_root", &at(3)?.extract::<Vec<u8>>()?)?,
-                next_validators: next.map(|v| validator_set(epoch + 1, v)).transpose()?,
-            }
-        }
-        other => return Err(err(format!("unknown event kind {other:?}"))),
-    })
+/// The set a reconfiguration names takes effect in the next epoch.
+fn next_epoch_set(epoch: u64) -> impl Fn(Vec<PyValidator>) -> PyResult<cons::ValidatorSet> {
+    move |v| {
+        let next = epoch.checked_add(1).ok_or_else(|| err(format!("epoch {epoch} is the last one: no next validator set")))?;
+        validator_set(next, v)
+    }
 }
 
 /// One validator's consensus state machine. The Mutex makes the class shareable across
@@ -176,9 +160,11 @@ impl PyConsensusCore {
         actions_py(py, acts)
     }
 
-    fn handle<'py>(&self, py: Python<'py>, event: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyList>> {
+    /// Feeds one event (a `Message`, `LocalTimeout`, `Payload`, `Persisted` or `Executed`)
+    /// and returns the actions it causes, in order.
+    fn handle<'py>(&self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let mut core = self.0.lock().expect("not poisoned");
-        let ev = event_from(event, core.epoch())?;
+        let ev = crate::seam::event_from(event, next_epoch_set(core.epoch()))?;
         let acts = core.handle(ev);
         drop(core);
         actions_py(py, acts)
@@ -195,6 +181,21 @@ impl PyConsensusCore {
     #[getter]
     fn committed_height(&self) -> u64 {
         self.0.lock().expect("not poisoned").committed_height()
+    }
+    /// The core's counters since it was created (they restart with the process):
+    /// `timeouts` (rounds this node gave up on: it signed a timeout for them),
+    /// `rounds_by_tc` (rounds entered through a timeout certificate, formed here or
+    /// received), `proposals`, `votes`, `committed_blocks`. Read by the node's metrics.
+    #[getter]
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.0.lock().expect("not poisoned").stats.clone();
+        let d = PyDict::new(py);
+        d.set_item("timeouts", s.timeouts)?;
+        d.set_item("rounds_by_tc", s.rounds_by_tc)?;
+        d.set_item("proposals", s.proposals)?;
+        d.set_item("votes", s.votes)?;
+        d.set_item("committed_blocks", s.committed_blocks)?;
+        Ok(d)
     }
     fn leader(&self, round: u64) -> u32 {
         self.0.lock().expect("not poisoned").leader(round)
@@ -274,18 +275,50 @@ fn consensus_decode_block<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'
 /// answer: its blocks), so the host can make sure it holds every batch a block names
 /// before the core votes for it. Raises on malformed bytes.
 #[pyfunction]
-fn consensus_message_blocks<'py>(py: Python<'py>, data: &[u8]) -> PyResult<(&'static str, Bound<'py, PyList>)> {
+fn consensus_message_blocks<'py>(py: Python<'py>, data: &[u8]) -> PyResult<(MessageKindPy, Bound<'py, PyList>)> {
     let m = cons::Message::decode(data).map_err(err)?;
-    let (kind, blocks): (&'static str, Vec<&cons::Block>) = match &m {
-        cons::Message::Proposal(p) => ("proposal", vec![&p.block]),
-        cons::Message::Vote(_) => ("vote", vec![]),
-        cons::Message::Timeout(_) => ("timeout", vec![]),
-        cons::Message::Tc(_) => ("tc", vec![]),
-        cons::Message::SyncRequest(_) => ("sync_request", vec![]),
-        cons::Message::SyncResponse(s) => ("sync_response", s.blocks.iter().collect()),
+    let blocks: Vec<&cons::Block> = match &m {
+        cons::Message::Proposal(p) => vec![&p.block],
+        cons::Message::SyncResponse(s) => s.blocks.iter().collect(),
+        _ => vec![],
     };
     let list = PyList::new(py, blocks.into_iter().map(|b| block_py(py, b)).collect::<PyResult<Vec<_>>>()?)?;
-    Ok((kind, list))
+    Ok((m.kind().into(), list))
+}
+
+/// The kind a consensus message claims in its header (`MessageKind`), or None for a wrong
+/// version or unknown tag. Reads two bytes: cheap on every frame; the core still decodes
+/// and checks the whole message.
+#[pyfunction]
+fn consensus_message_kind(data: &[u8]) -> Option<MessageKindPy> {
+    cons::MessageKind::peek(data).map(MessageKindPy::from)
+}
+
+/// The sync request in `data`, or None if `data` is any other message. Raises on a
+/// malformed sync request.
+#[pyfunction]
+fn consensus_decode_sync_request(data: &[u8]) -> PyResult<Option<SyncRequestPy>> {
+    if cons::MessageKind::peek(data) != Some(cons::MessageKind::SyncRequest) {
+        return Ok(None);
+    }
+    match cons::Message::decode(data).map_err(err)? {
+        cons::Message::SyncRequest(s) => Ok(Some(SyncRequestPy { epoch: s.epoch, block_id: s.block_id, have_height: s.have_height })),
+        other => Err(err(format!("expected a sync request, decoded a {:?}", other.kind()))),
+    }
+}
+
+/// Encodes a sync answer from stored blocks (oldest first, each certified by the next
+/// one's parent QC) and QCs (the tip's), given as their stored encodings: the layout is the
+/// core's (`SyncResponse::encode_stored`), the counts are capped here as the receiver caps them.
+#[pyfunction]
+fn consensus_sync_response<'py>(py: Python<'py>, blocks: Vec<Vec<u8>>, qcs: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyBytes>> {
+    use cons::message::{MAX_SYNC_BLOCKS, MAX_SYNC_QCS};
+    if blocks.len() > MAX_SYNC_BLOCKS || qcs.len() > MAX_SYNC_QCS {
+        return Err(err(format!("sync answer of {} blocks and {} QCs exceeds the caps {MAX_SYNC_BLOCKS} and {MAX_SYNC_QCS}", blocks.len(), qcs.len())));
+    }
+    let blocks: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+    let qcs: Vec<&[u8]> = qcs.iter().map(Vec::as_slice).collect();
+    Ok(PyBytes::new(py, &cons::SyncResponse::encode_stored(&blocks, &qcs)))
 }
 
 /// Checks a QC (bytes of a "commit" action, or from a peer) against the validator set of
@@ -312,6 +345,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(consensus_decode_block, m)?)?;
     m.add_function(wrap_pyfunction!(consensus_verify_qc, m)?)?;
     m.add_function(wrap_pyfunction!(consensus_message_blocks, m)?)?;
+    m.add_function(wrap_pyfunction!(consensus_message_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(consensus_decode_sync_request, m)?)?;
+    m.add_function(wrap_pyfunction!(consensus_sync_response, m)?)?;
+    m.add("CONSENSUS_MAX_SYNC_BLOCKS", cons::message::MAX_SYNC_BLOCKS)?;
+    m.add("CONSENSUS_MAX_MESSAGE_BYTES", cons::message::MAX_MESSAGE_BYTES)?;
+    crate::seam::register(m)?;
     m.add_class::<PyConsensusCore>()?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(consensus_test_public_key, m)?)?;

@@ -74,7 +74,7 @@ pub fn sm3_many<'py>(py: Python<'py>, messages: &Bound<'py, PyAny>) -> PyResult<
 /// per message (a list of bytes costs ~150 ns per item, several times the hashing).
 #[pyfunction]
 pub fn sm3_many_packed<'py>(py: Python<'py>, data: &[u8], size: usize) -> PyResult<Bound<'py, PyBytes>> {
-    if size == 0 || data.len() % size != 0 {
+    if size == 0 || !data.len().is_multiple_of(size) {
         return Err(crate::error::CryptoError::new_err(format!("packed input has {} bytes, not a whole number of {size}-byte messages", data.len())));
     }
     let msgs: Vec<&[u8]> = data.chunks_exact(size).collect();

@@ -9,6 +9,7 @@ mod hash;
 mod iot;
 mod ledger;
 mod safety;
+mod seam;
 mod sm2;
 
 #[pymodule]

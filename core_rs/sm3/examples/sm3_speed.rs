@@ -27,7 +27,7 @@ type Case<'a> = (String, &'static str, f64, f64, Box<dyn FnMut() + 'a>);
 
 /// Run the cases interleaved, 40 windows of 25 ms each (~1 s per case);
 /// print units per CPU-second of each case's best window.
-fn run(mut cases: Vec<Case>) {
+fn run(mut cases: Vec<Case<'_>>) {
     let origin = Instant::now();
     for c in cases.iter_mut() {
         (c.4)();
@@ -53,7 +53,7 @@ fn run(mut cases: Vec<Case>) {
 fn main() {
     // One stream: `hash` on 16 KiB (the target) and each compression variant.
     let big = vec![0xa5u8; 16384];
-    let mut cases: Vec<Case> = vec![(
+    let mut cases: Vec<Case<'_>> = vec![(
         "sm3_16k_stream".into(),
         "MB/s",
         16384.0,
@@ -89,7 +89,7 @@ fn main() {
     let msgs: Vec<&[u8]> = data.chunks(64).collect();
     let n = msgs.len() as f64;
     let msgs = &msgs;
-    let mut cases: Vec<Case> = vec![(
+    let mut cases: Vec<Case<'_>> = vec![(
         "sm3_many_64B".into(),
         "msg/s",
         n,

@@ -264,8 +264,8 @@ fn drive_fixed<'a, const LANES: usize>(
     body_len: usize,
     body: &dyn Fn(usize) -> &'a [u8],
     out: &mut [[u8; DIGEST_LEN]],
-    compress: CompressFn<LANES>,
-    compress_expanded: CompressExpandedFn<LANES>,
+    compress: CompressFn<'_, LANES>,
+    compress_expanded: CompressExpandedFn<'_, LANES>,
 ) {
     let p = prefix.len();
     let len = p + body_len;
@@ -309,12 +309,12 @@ fn drive_fixed<'a, const LANES: usize>(
 }
 
 /// Hash `n` jobs, `LANES` at a time. `job(k)` returns (output index, prefix, body).
-fn drive<'a, const LANES: usize>(n: usize, job: &dyn Fn(usize) -> (usize, &'a [u8], &'a [u8]), out: &mut [[u8; DIGEST_LEN]], compress: CompressFn<LANES>) {
+fn drive<'a, const LANES: usize>(n: usize, job: &dyn Fn(usize) -> (usize, &'a [u8], &'a [u8]), out: &mut [[u8; DIGEST_LEN]], compress: CompressFn<'_, LANES>) {
     let mut k = 0;
     while n - k >= min_simd_jobs(LANES).max(1) {
         let group = (n - k).min(LANES);
         let mut idx = [usize::MAX; LANES];
-        let lanes: [Lane; LANES] = core::array::from_fn(|l| {
+        let lanes: [Lane<'_>; LANES] = core::array::from_fn(|l| {
             if l < group {
                 let (i, pre, body) = job(k + l);
                 idx[l] = i;

@@ -71,12 +71,14 @@ unsafe impl Word for u32 {
 
 #[inline(always)]
 unsafe fn p0<W: Word>(x: W) -> W {
-    W::xor3(x, W::rotl::<9>(x), W::rotl::<17>(x))
+    // SAFETY: the caller guarantees the CPU extension `W` needs (this fn's contract, as `Word`'s).
+    unsafe { W::xor3(x, W::rotl::<9>(x), W::rotl::<17>(x)) }
 }
 
 #[inline(always)]
 unsafe fn p1<W: Word>(x: W) -> W {
-    W::xor3(x, W::rotl::<15>(x), W::rotl::<23>(x))
+    // SAFETY: the caller guarantees the CPU extension `W` needs (this fn's contract, as `Word`'s).
+    unsafe { W::xor3(x, W::rotl::<15>(x), W::rotl::<23>(x)) }
 }
 
 /// The message words round j uses: (W[j], W'[j] = W[j] ^ W[j+4]).
@@ -170,8 +172,11 @@ macro_rules! compress_body {
 /// The CPU must support the extension `W` needs (see [`Word`]).
 #[inline(always)]
 pub(crate) unsafe fn compress_words<W: Word>(state: &mut [W; 8], m: &[W; 16]) {
-    let mut w = *m;
-    compress_body!(expand, W, w, state);
+    // SAFETY: the caller guarantees the CPU extension `W` needs (this fn's contract, as `Word`'s).
+    unsafe {
+        let mut w = *m;
+        compress_body!(expand, W, w, state);
+    }
 }
 
 /// Length of an expanded schedule: W[0..68] then W'[0..64].
@@ -201,5 +206,8 @@ pub(crate) fn expand_block(block: &[u8; 64]) -> [u32; EXPANDED_LEN] {
 /// The CPU must support the extension `W` needs (see [`Word`]).
 #[inline(always)]
 pub(crate) unsafe fn compress_expanded<W: Word>(state: &mut [W; 8], x: &[u32; EXPANDED_LEN]) {
-    compress_body!(constant, W, x, state);
+    // SAFETY: the caller guarantees the CPU extension `W` needs (this fn's contract, as `Word`'s).
+    unsafe {
+        compress_body!(constant, W, x, state);
+    }
 }

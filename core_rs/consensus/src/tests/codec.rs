@@ -4,7 +4,7 @@ use crate::codec::{Decode, Encode};
 use crate::crypto::insecure_test::TestSigner;
 use crate::crypto::Signature;
 use crate::crypto::Signer;
-use crate::message::{Evidence, Message, SyncRequest, SyncResponse};
+use crate::message::{Evidence, Message, MessageKind, SyncRequest, SyncResponse};
 use crate::types::*;
 
 fn vset() -> ValidatorSet {
@@ -84,6 +84,34 @@ fn round_trip_and_validity() {
         longer.push(0);
         assert!(Message::decode(&longer).is_err());
     }
+}
+
+#[test]
+fn peeked_kind_is_the_decoded_kind() {
+    for (name, m) in samples() {
+        let bytes = m.encode();
+        assert_eq!(MessageKind::peek(&bytes), Some(m.kind()), "{name}");
+        assert_eq!(bytes[1], m.kind() as u8, "{name}");
+    }
+    // A peek judges only the header: a wrong version, an unknown tag or a short frame is None.
+    assert_eq!(MessageKind::peek(&[2, 1]), None);
+    assert_eq!(MessageKind::peek(&[1, 9]), None);
+    assert_eq!(MessageKind::peek(&[1]), None);
+    assert_eq!(MessageKind::peek(&[1, 1]), Some(MessageKind::Proposal));
+    for k in MessageKind::ALL {
+        assert_eq!(MessageKind::from_tag(k as u8), Some(k));
+    }
+}
+
+#[test]
+fn sync_response_from_stored_encodings_is_the_encoded_message() {
+    let all = samples();
+    let Message::SyncResponse(s) = &all[6].1 else { panic!("sample 6 is the sync response") };
+    let blocks: Vec<Vec<u8>> = s.blocks.iter().map(|b| b.to_bytes()).collect();
+    let qcs: Vec<Vec<u8>> = s.qcs.iter().map(|q| q.to_bytes()).collect();
+    let stored = SyncResponse::encode_stored(&blocks.iter().map(Vec::as_slice).collect::<Vec<_>>(), &qcs.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    assert_eq!(stored, all[6].1.encode());
+    assert_eq!(SyncResponse::encode_stored(&[], &[]), [1, 6, 0, 0, 0, 0, 0, 0, 0, 0]);
 }
 
 #[test]
