@@ -1,7 +1,7 @@
 //! Simulator runs: happy path, faults, crashes, partitions, Twins, and planted bugs.
 use crate::safety::Faults;
 use crate::sim::twins::{run_twins, scenario, TwinsConfig};
-use crate::sim::{simulate, Partition, SimConfig};
+use crate::sim::{simulate, Partition, SimConfig, SimReport};
 
 #[test]
 fn happy_path_commits_every_round() {
@@ -131,16 +131,24 @@ fn twins_many() {
     assert_eq!(s.safety_violations, 0);
 }
 
-/// Replays one Twins scenario: `SCEN=i SEED=s cargo test -p tfnode-consensus replay -- --ignored --nocapture`.
+/// Replays one Twins scenario with its trace:
+/// `SCEN=i SEED=s ROUNDS=r cargo test -p tfnode-consensus replay -- --ignored --nocapture`
+/// (`python -m tfnode.sim --replay i --seed s --rounds r --trace` prints the same).
 #[test]
 #[ignore]
 fn replay_twins_scenario() {
     let var = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let i = var("SCEN", 0);
-    let cfg = TwinsConfig::new(1, var("SEED", 42));
-    let sc = crate::sim::twins::scenario(&cfg, i);
+    let mut cfg = TwinsConfig::new(1, var("SEED", 42));
+    cfg.rounds = var("ROUNDS", 7) as usize;
+    let mut sc = crate::sim::twins::scenario(&cfg, i);
+    sc.trace = true;
     eprintln!("groups {:?}\nleaders {:?}", sc.round_groups, sc.leader_script);
-    eprintln!("{:?}", simulate(sc));
+    let r = simulate(sc);
+    for l in &r.trace {
+        eprintln!("{l}");
+    }
+    eprintln!("{:?}", SimReport { trace: Vec::new(), ..r });
 }
 
 /// Everything at once: drops, long delays, a partition, a crash with restart, and on even
