@@ -162,7 +162,17 @@ def simulate(
     seed: int = 0,
     inject_bug: str | None = None,
     threads: int = 1,
-) -> dict: ...
+    first: int = 0,
+) -> dict: ...  # totals and safety_failed / liveness_failed / integrity_failed (scenario indices)
+def twins_scenario(
+    index: int,
+    validators: int = 4,
+    twins: int = 1,
+    rounds: int = 10,
+    seed: int = 0,
+    inject_bug: str | None = None,
+    trace: bool = False,
+) -> dict: ...  # one scenario's parameters (round_groups, leaders, heal_ms, ...) and outcome
 def consensus_decode_block(data: bytes) -> dict: ...
 def consensus_message_blocks(data: bytes) -> tuple[str, list[dict]]: ...  # (kind, blocks carried)
 def consensus_verify_qc(
