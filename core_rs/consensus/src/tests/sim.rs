@@ -35,6 +35,7 @@ fn drops_and_reordering_heal() {
         let r = simulate(c);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
 }
 
@@ -62,6 +63,7 @@ fn crash_and_restart_from_persisted_safety_data() {
         let r = simulate(c);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
 }
 
@@ -87,7 +89,8 @@ fn twins_sample_is_safe_and_live() {
     eprintln!("{s:?}");
     assert_eq!(s.scenarios, 300);
     assert_eq!(s.safety_violations, 0, "first violation at scenario {:?}", s.first_violation);
-    assert_eq!(s.liveness_failures, 0);
+    assert_eq!(s.liveness_failures, 0, "failed: {:?}", s.liveness_failed);
+    assert_eq!(s.integrity_failures, 0, "failed: {:?}", s.integrity_failed);
 }
 
 #[test]
@@ -176,6 +179,7 @@ fn chaos_seeds() {
         let r = chaos(seed);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
 }
 
@@ -188,7 +192,7 @@ fn chaos_many() {
     let bad: Vec<u64> = (first..first + n)
         .filter(|s| {
             let r = chaos(*s);
-            let bad = r.safety_violations > 0 || r.liveness_failure;
+            let bad = r.safety_violations > 0 || r.liveness_failure || r.honest_halts > 0 || r.commit_order_errors > 0;
             if bad {
                 eprintln!("seed {s}: {r:?}");
             }
@@ -210,6 +214,7 @@ fn whole_cluster_restart() {
         let r = simulate(c);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
 }
 
@@ -276,5 +281,6 @@ fn twins_with_asynchrony() {
         let r = simulate(c);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
 }
