@@ -49,6 +49,19 @@ def test_cli_catches_a_planted_bug():
     assert r["first_violation"] is not None
 
 
+def test_cli_names_the_command_that_replays_a_failure():
+    p = subprocess.run(
+        [sys.executable, "-m", "tfnode.sim", "--scenarios", "20", "--seed", "1", "--inject-bug", "commit_one_chain"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 0
+    want = "safety failure: python -m tfnode.sim --validators 4 --twins 1 --rounds 10 --seed 1"
+    assert f"{want} --inject-bug commit_one_chain --replay 14 --trace" in p.stderr
+
+
 def test_cli_rejects_unknown_bug():
     p = subprocess.run(
         [sys.executable, "-m", "tfnode.sim", "--inject-bug", "nope", "--json"], capture_output=True, text=True

@@ -106,6 +106,16 @@ def _print_replay(r: dict[str, Any]) -> None:
         print(f"    {line}")
 
 
+def _print_replay_hints(r: dict[str, Any]) -> None:
+    """On stderr (stdout stays one JSON object): the command that replays each of the first
+    few failing scenarios alone."""
+    bug = f" --inject-bug {r['inject_bug']}" if r["inject_bug"] else ""
+    base = f"python -m tfnode.sim --validators {r['validators']} --twins {r['twins']} --rounds {r['rounds']}"
+    for kind in ("safety", "liveness", "integrity"):
+        for i in r[f"{kind}_failed"][:5]:
+            print(f"{kind} failure: {base} --seed {r['seed']}{bug} --replay {i} --trace", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tfnode.sim", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--validators", type=int, default=4)
@@ -135,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError, OverflowError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if a.replay is None:
+        _print_replay_hints(r)
     if a.json:
         print(json.dumps(r, sort_keys=True))
     elif a.replay is not None:
