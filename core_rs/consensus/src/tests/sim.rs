@@ -131,7 +131,9 @@ fn twins_many() {
     let t = std::time::Instant::now();
     let s = run_twins(&cfg);
     eprintln!("{s:?} in {:?}", t.elapsed());
-    assert_eq!(s.safety_violations, 0);
+    assert_eq!(s.safety_violations, 0, "replay with SCEN=i: {:?}", s.safety_failed);
+    assert_eq!(s.integrity_failures, 0, "replay with SCEN=i: {:?}", s.integrity_failed);
+    assert_eq!(s.liveness_failures, 0, "replay with SCEN=i: {:?}", s.liveness_failed);
 }
 
 /// Replays one Twins scenario with its trace:
