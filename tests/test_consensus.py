@@ -50,6 +50,19 @@ def test_cli_catches_a_planted_bug():
     assert r["first_violation"] is not None
 
 
+def test_cli_names_the_command_that_replays_a_failure():
+    p = subprocess.run(
+        [sys.executable, "-m", "tfnode.sim", "--scenarios", "20", "--seed", "1", "--inject-bug", "commit_one_chain"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 0
+    want = "safety failure: python -m tfnode.sim --validators 4 --twins 1 --rounds 10 --seed 1"
+    assert f"{want} --inject-bug commit_one_chain --replay 14 --trace" in p.stderr
+
+
 def test_cli_rejects_unknown_bug():
     p = subprocess.run(
         [sys.executable, "-m", "tfnode.sim", "--inject-bug", "nope", "--json"], capture_output=True, text=True
@@ -59,9 +72,59 @@ def test_cli_rejects_unknown_bug():
 
 
 def test_simulate_threads_do_not_change_results():
-    one = _core.simulate(scenarios=30, seed=2, threads=1)
-    two = _core.simulate(scenarios=30, seed=2, threads=2)
-    assert one["commits"] == two["commits"] and one["evidence"] == two["evidence"]
+    one = _core.simulate(scenarios=30, seed=2, threads=1, first=700)
+    two = _core.simulate(scenarios=30, seed=2, threads=2, first=700)
+    for r in (one, two):
+        del r["elapsed_s"], r["scenarios_per_s"]
+    assert one == two
+    assert one["commits"] > 30 * 10
+
+
+def test_failing_scenarios_are_named_and_replay_alone():
+    # A planted bug gives failures to name; each named index fails alone, the others pass.
+    r = _core.simulate(scenarios=20, seed=1, inject_bug="commit_one_chain", threads=2)
+    assert r["safety_failed"] and r["first_violation"] == r["safety_failed"][0]
+    assert len(r["safety_failed"]) == r["safety_violations"]
+    for i in range(20):
+        one = _core.twins_scenario(i, seed=1, inject_bug="commit_one_chain")
+        assert (one["safety_violations"] > 0) == (i in r["safety_failed"]), i
+        assert one["liveness_failure"] == (i in r["liveness_failed"]), i
+
+
+def test_replay_prints_the_scenario_and_its_outcome():
+    rc, r = run_cli("--replay", "61513", "--rounds", "14", "--seed", "918273645", "--trace")
+    assert rc == 0
+    assert (r["index"], r["twinned"], r["instance_validator"]) == (61513, [0], [0, 1, 2, 3, 0])
+    assert len(r["round_groups"]) == len(r["leaders"]) == 15  # round 0 and the 14 scripted rounds
+    assert r["round_groups"][1] == [[0], [1, 2, 3, 4]] and r["leaders"][1] == 3
+    assert r["heal_ms"] == 2400
+    # Issue 10: the one liveness failure of a million scenarios; the simulator's host bug
+    # behind it is fixed (docs/consensus.md), so every honest validator owes and commits.
+    assert not r["liveness_failure"] and r["honest_halts"] == 0 and r["commit_order_errors"] == 0
+    assert min(r["commits_by_instance"][1:4]) >= r["owed_height"] >= 17
+    assert any(" i1 commit heights " in line for line in r["trace"])
+    p = subprocess.run(
+        [sys.executable, "-m", "tfnode.sim", "--replay", "61513", "--rounds", "14", "--seed", "918273645"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0
+    assert "round   1: leader 3, groups [[0], [1, 2, 3, 4]]" in p.stdout
+    assert "liveness_failure: False" in p.stdout
+
+
+def test_cli_rejects_negative_indices():
+    p = subprocess.run(
+        [sys.executable, "-m", "tfnode.sim", "--replay", "-1", "--json"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2
+    assert "--replay must be in 0..2**64" in p.stderr
 
 
 class Cluster:

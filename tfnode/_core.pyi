@@ -346,7 +346,17 @@ def simulate(
     seed: int = 0,
     inject_bug: str | None = None,
     threads: int = 1,
-) -> dict[str, Any]: ...
+    first: int = 0,
+) -> dict[str, Any]: ...  # totals and safety_failed / liveness_failed / integrity_failed (scenario indices)
+def twins_scenario(
+    index: int,
+    validators: int = 4,
+    twins: int = 1,
+    rounds: int = 10,
+    seed: int = 0,
+    inject_bug: str | None = None,
+    trace: bool = False,
+) -> dict[str, Any]: ...  # one scenario's parameters (round_groups, leaders, heal_ms, ...) and outcome
 def consensus_decode_block(data: bytes) -> dict[str, Any]: ...
 def consensus_message_blocks(data: bytes) -> tuple[MessageKind, list[dict[str, Any]]]: ...  # (kind, blocks carried)
 def consensus_message_kind(data: bytes) -> MessageKind | None: ...  # from the header alone

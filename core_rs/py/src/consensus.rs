@@ -19,7 +19,8 @@ use tfnode_consensus as cons;
 use tfnode_consensus::codec::{Decode, Encode};
 use tfnode_consensus::crypto::insecure_test::{TestSigner, TestVerifier};
 use tfnode_consensus::crypto::sm2::{Sm2Signer, Sm2Verifier};
-use tfnode_consensus::sim::twins::{run_twins, TwinsConfig};
+use tfnode_consensus::sim::simulate as simulate_one;
+use tfnode_consensus::sim::twins::{run_twins, scenario, TwinsConfig};
 use tfnode_consensus::{Action, Faults};
 
 use crate::seam::{MessageKindPy, PyValidator, SyncRequestPy};
@@ -213,13 +214,30 @@ fn consensus_test_public_key<'py>(py: Python<'py>, id: u32) -> Bound<'py, PyByte
     PyBytes::new(py, &TestSigner::for_node(id).public_key())
 }
 
-/// Runs `scenarios` seeded Twins scenarios (validator 0..twins doubled; each scenario
-/// picks a partition and a leader for each of the first `rounds` rounds, then heals) and
-/// returns the totals. The GIL is released for the whole run: it takes milliseconds to
-/// hours and touches no Python object. `inject_bug` names a planted bug
+/// The Twins configuration the arguments name, with the one check both entry points need.
+fn twins_config(validators: usize, twins: usize, rounds: usize, seed: u64, inject_bug: &Option<String>) -> PyResult<TwinsConfig> {
+    if !(1..=16).contains(&validators) || twins >= validators.max(1) || rounds > 1000 {
+        return Err(err(format!("need 1 <= validators <= 16, twins < validators, rounds <= 1000; got {validators}, {twins}, {rounds}")));
+    }
+    let mut cfg = TwinsConfig::new(0, seed);
+    (cfg.validators, cfg.twins, cfg.rounds) = (validators, twins, rounds);
+    if let Some(name) = inject_bug {
+        let names: Vec<&str> = Faults::NAMES.iter().map(|n| n.0).collect();
+        cfg.faults = Faults::by_name(name).ok_or_else(|| err(format!("unknown bug {name:?}; known: {names:?}")))?;
+    }
+    Ok(cfg)
+}
+
+/// Runs seeded Twins scenarios `first..first + scenarios` (validator 0..twins doubled;
+/// each scenario picks a partition and a leader for each of the first `rounds` rounds,
+/// then heals) and returns the totals with the indices of failing scenarios (the lowest
+/// 100 of each kind: safety, liveness, integrity = an honest halt or commits applied out of
+/// order). Scenario i depends only on (seed, i, validators, twins, rounds,
+/// inject_bug), never on `threads`. The GIL is released for the whole run: it takes
+/// milliseconds to hours and touches no Python object. `inject_bug` names a planted bug
 /// (vote_twice, skip_lock_check, commit_one_chain) that the checker must catch.
 #[pyfunction]
-#[pyo3(signature = (validators=4, twins=1, rounds=10, scenarios=100, seed=0, inject_bug=None, threads=1))]
+#[pyo3(signature = (validators=4, twins=1, rounds=10, scenarios=100, seed=0, inject_bug=None, threads=1, first=0))]
 #[allow(clippy::too_many_arguments)]
 fn simulate<'py>(
     py: Python<'py>,
@@ -230,15 +248,12 @@ fn simulate<'py>(
     seed: u64,
     inject_bug: Option<String>,
     threads: usize,
+    first: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    if !(1..=16).contains(&validators) || twins >= validators.max(1) || rounds > 1000 {
-        return Err(err(format!("need 1 <= validators <= 16, twins < validators, rounds <= 1000; got {validators}, {twins}, {rounds}")));
-    }
-    let mut cfg = TwinsConfig::new(scenarios, seed);
-    (cfg.validators, cfg.twins, cfg.rounds, cfg.threads) = (validators, twins, rounds, threads.clamp(1, 64));
-    if let Some(name) = &inject_bug {
-        let names: Vec<&str> = Faults::NAMES.iter().map(|n| n.0).collect();
-        cfg.faults = Faults::by_name(name).ok_or_else(|| err(format!("unknown bug {name:?}; known: {names:?}")))?;
+    let mut cfg = twins_config(validators, twins, rounds, seed, &inject_bug)?;
+    (cfg.scenarios, cfg.first, cfg.threads) = (scenarios, first, threads.clamp(1, 64));
+    if first.checked_add(scenarios).is_none() {
+        return Err(err(format!("first + scenarios overflows: {first} + {scenarios}")));
     }
     let t = std::time::Instant::now();
     let s = py.detach(|| run_twins(&cfg));
@@ -248,16 +263,75 @@ fn simulate<'py>(
     d.set_item("twins", twins)?;
     d.set_item("rounds", rounds)?;
     d.set_item("seed", seed)?;
+    d.set_item("first", first)?;
     d.set_item("inject_bug", inject_bug)?;
     d.set_item("scenarios", s.scenarios)?;
     d.set_item("safety_violations", s.safety_violations)?;
     d.set_item("liveness_failures", s.liveness_failures)?;
+    d.set_item("safety_failed", s.safety_failed)?;
+    d.set_item("liveness_failed", s.liveness_failed)?;
+    d.set_item("integrity_failures", s.integrity_failures)?;
+    d.set_item("integrity_failed", s.integrity_failed)?;
     d.set_item("commits", s.commits)?;
     d.set_item("mean_latency_rounds", s.mean_latency_rounds)?;
     d.set_item("evidence", s.evidence)?;
     d.set_item("first_violation", s.first_violation)?;
     d.set_item("elapsed_s", elapsed)?;
     d.set_item("scenarios_per_s", if elapsed > 0.0 { s.scenarios as f64 / elapsed } else { 0.0 })?;
+    Ok(d)
+}
+
+/// Scenario `index` of a Twins run, alone: its parameters (which validators are doubled,
+/// the groups and leader of each scripted round, when the network heals, what the checker
+/// asks) and its outcome, with a trace of the run when `trace` is set. A run over many
+/// scenarios reports exactly this outcome for this index.
+#[pyfunction]
+#[pyo3(signature = (index, validators=4, twins=1, rounds=10, seed=0, inject_bug=None, trace=false))]
+#[allow(clippy::too_many_arguments)]
+fn twins_scenario<'py>(
+    py: Python<'py>,
+    index: u64,
+    validators: usize,
+    twins: usize,
+    rounds: usize,
+    seed: u64,
+    inject_bug: Option<String>,
+    trace: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let cfg = twins_config(validators, twins, rounds, seed, &inject_bug)?;
+    let mut sc = scenario(&cfg, index);
+    sc.trace = trace;
+    let d = PyDict::new(py);
+    d.set_item("index", index)?;
+    d.set_item("validators", validators)?;
+    d.set_item("twins", twins)?;
+    d.set_item("rounds", rounds)?;
+    d.set_item("seed", seed)?;
+    d.set_item("inject_bug", inject_bug)?;
+    d.set_item("twinned", (0..twins).collect::<Vec<_>>())?;
+    d.set_item("instance_validator", (0..validators + twins).map(|i| i % validators).collect::<Vec<_>>())?;
+    d.set_item("round_groups", sc.round_groups.clone())?;
+    d.set_item("leaders", sc.leader_script.clone())?;
+    d.set_item("sim_seed", sc.seed)?;
+    d.set_item("heal_ms", sc.heal_ms)?;
+    d.set_item("target_height", sc.target_height)?;
+    d.set_item("max_time_ms", sc.max_time_ms)?;
+    let r = py.detach(|| simulate_one(sc));
+    d.set_item("safety_violations", r.safety_violations)?;
+    d.set_item("liveness_failure", r.liveness_failure)?;
+    d.set_item("owed_height", r.owed_height)?;
+    d.set_item("honest_halts", r.honest_halts)?;
+    d.set_item("commit_order_errors", r.commit_order_errors)?;
+    d.set_item("min_height", r.min_height)?;
+    d.set_item("max_height", r.max_height)?;
+    d.set_item("commits_by_instance", r.commits_by_instance)?;
+    d.set_item("position_by_instance", r.position_by_instance)?;
+    d.set_item("end_ms", r.end_ms)?;
+    d.set_item("messages", r.messages)?;
+    d.set_item("evidence", r.evidence)?;
+    d.set_item("invalid", r.invalid)?;
+    d.set_item("latency_rounds", r.latency_rounds)?;
+    d.set_item("trace", r.trace)?;
     Ok(d)
 }
 
@@ -353,6 +427,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::seam::register(m)?;
     m.add_class::<PyConsensusCore>()?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(twins_scenario, m)?)?;
     m.add_function(wrap_pyfunction!(consensus_test_public_key, m)?)?;
     m.add("CONSENSUS_BUGS", Faults::NAMES.iter().map(|n| n.0).collect::<Vec<_>>())?;
     Ok(())

@@ -9,7 +9,7 @@ mod rng;
 pub mod twins;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -77,6 +77,13 @@ pub struct SimConfig {
     /// From this time on the network is healthy; liveness is judged after it.
     pub heal_ms: u64,
     pub crypto: Arc<dyn SimCrypto>,
+    /// Record a readable trace (round changes, timeouts, commits, syncs, rejected
+    /// messages) in `SimReport::trace`; for replaying one scenario, off in bulk runs.
+    pub trace: bool,
+    /// The host bug behind the one liveness failure of issue 10, kept to prove the checker
+    /// catches it: feed each consequence (persisted, payload, executed) back at once, in the
+    /// middle of applying the action list that caused it.
+    pub nested_feedback: bool,
 }
 
 impl SimConfig {
@@ -100,6 +107,8 @@ impl SimConfig {
             max_time_ms: 60_000,
             heal_ms: 0,
             crypto: Arc::new(TestCrypto),
+            trace: false,
+            nested_feedback: false,
         }
     }
 }
@@ -110,10 +119,16 @@ pub struct SimReport {
     /// Lowest and highest committed height among honest instances.
     pub min_height: u64,
     pub max_height: u64,
-    /// Some honest, running instance did not reach `target_height` by `max_time_ms`.
+    /// Some honest, running instance did not reach `owed_height` by `max_time_ms`.
     pub liveness_failure: bool,
+    /// `max(target_height, highest honest height at heal_ms + PROGRESS_AFTER_HEAL)`.
+    pub owed_height: u64,
     /// Mean rounds from a block's round to the round in which it was committed.
     pub latency_rounds: f64,
+    /// The integer sum and count behind `latency_rounds` (honest commits), so totals over
+    /// many runs add up exactly, in any order.
+    pub latency_sum: u64,
+    pub latency_commits: u64,
     pub rounds: Round,
     pub messages: u64,
     pub evidence: u64,
@@ -128,7 +143,17 @@ pub struct SimReport {
     pub position_by_instance: Vec<(u64, Round)>,
     /// Highest epoch any instance reached.
     pub epoch: u64,
+    /// With `SimConfig::trace`: one line per event of note, `t=<ms> i<instance> ...`,
+    /// at most `MAX_TRACE` lines.
+    pub trace: Vec<String>,
+    /// Commits applied out of height order (a host or core bug; the checker fails on any).
+    pub commit_order_errors: u64,
+    /// Honest instances that halted (execution diverged from a certified state root).
+    pub honest_halts: u64,
 }
+
+/// Bounds a trace: a live scenario needs a few hundred lines, a stuck one repeats itself.
+pub const MAX_TRACE: usize = 20_000;
 
 enum Ev {
     Deliver { to: usize, from: NodeId, bytes: Arc<Vec<u8>> },
@@ -168,7 +193,21 @@ pub struct Sim {
     report: SimReport,
     latency_sum: u64,
     latency_n: u64,
+    /// Consequences of actions (persisted, payload, executed) not yet fed back. Like the
+    /// node's driver, the host applies every action of one `handle` before it feeds the
+    /// core anything else: a consequence fed back in the middle of a list would let the
+    /// core's later actions overtake earlier ones (a commit of height 4 applied before the
+    /// commit of heights 2..3 it followed, and execution diverging from then on).
+    followups: VecDeque<(usize, Event)>,
+    draining: bool,
+    /// Highest honest committed height at `heal_ms` (set when the run reaches it).
+    heal_height: Option<u64>,
 }
+
+/// Commits every running honest instance owes after the network heals, above the highest
+/// honest height at that moment: enough to show that the chain moves on (two-chain
+/// commit needs two certified rounds in a row after the heal).
+pub const PROGRESS_AFTER_HEAL: u64 = 3;
 
 impl Sim {
     pub fn new(cfg: SimConfig) -> Sim {
@@ -205,6 +244,9 @@ impl Sim {
             report: SimReport::default(),
             latency_sum: 0,
             latency_n: 0,
+            followups: VecDeque::new(),
+            draining: false,
+            heal_height: None,
         };
         for (inst, at, back) in sim.cfg.crashes.clone() {
             sim.schedule(at, Ev::Crash(inst));
@@ -254,16 +296,57 @@ impl Sim {
         // validator-set change it decided that has not taken effect yet.
         if let Some((b, _)) = self.insts[inst].root.clone() {
             let (root, next) = (self.insts[inst].exec_root, self.insts[inst].next_vset.clone());
-            self.step(inst, Event::ExecutionResult { height: b.height, block_id: b.id(), state_root: root, next_validators: next });
+            self.feed_back(inst, Event::ExecutionResult { height: b.height, block_id: b.id(), state_root: root, next_validators: next }, false);
+        }
+        self.drain();
+    }
+
+    /// Feeds `ev` to instance `inst`, then every consequence it has, one `handle` at a time.
+    fn step(&mut self, inst: usize, ev: Event) {
+        self.followups.push_back((inst, ev));
+        self.drain();
+    }
+
+    /// A consequence of an action, for the core: next (`first`) or after those waiting.
+    fn feed_back(&mut self, inst: usize, ev: Event, first: bool) {
+        if self.cfg.nested_feedback {
+            self.handle_now(inst, ev);
+        } else if first {
+            self.followups.push_front((inst, ev));
+        } else {
+            self.followups.push_back((inst, ev));
         }
     }
 
-    fn step(&mut self, inst: usize, ev: Event) {
+    fn drain(&mut self) {
+        if self.draining {
+            return; // the loop below, further up the stack, will get to it
+        }
+        self.draining = true;
+        while let Some((inst, ev)) = self.followups.pop_front() {
+            self.handle_now(inst, ev);
+        }
+        self.draining = false;
+    }
+
+    fn handle_now(&mut self, inst: usize, ev: Event) {
         let Some(core) = self.insts[inst].core.as_mut() else { return };
+        let before = core.round();
         let t = Instant::now();
         let acts = core.handle(ev);
         self.report.core_cpu_ns += t.elapsed().as_nanos() as u64;
+        let after = core.round();
+        if after != before {
+            self.note(inst, || format!("round {before} -> {after}"));
+        }
         self.apply(inst, acts);
+    }
+
+    fn note(&mut self, inst: usize, line: impl FnOnce() -> String) {
+        if self.cfg.trace && self.report.trace.len() < MAX_TRACE {
+            let l = format!("t={} i{inst} {}", self.now, line());
+            self.report.trace.push(l);
+        }
     }
 
     /// Whether a message from `from` (in round `round`) reaches `to` now.
@@ -304,12 +387,17 @@ impl Sim {
     fn apply(&mut self, inst: usize, acts: Vec<Action>) {
         for a in acts {
             match a {
-                Action::Send { to, bytes } | Action::RequestSync { to, bytes } => self.send(inst, Some(to), bytes),
+                Action::Send { to, bytes } => self.send(inst, Some(to), bytes),
+                Action::RequestSync { to, bytes } => {
+                    self.note(inst, || format!("sync request to validator {to}"));
+                    self.send(inst, Some(to), bytes)
+                }
                 Action::Broadcast { bytes } => self.send(inst, None, bytes),
                 Action::Persist { seq, bytes } => {
-                    // The host stores synchronously, then confirms.
+                    // The host stores synchronously, then confirms first thing after this
+                    // list (the driver puts "persisted" at the front of its queue).
                     self.insts[inst].persisted = Some(bytes);
-                    self.step(inst, Event::PersistedOk { seq });
+                    self.feed_back(inst, Event::PersistedOk { seq }, true);
                 }
                 Action::SetTimer { round, duration_ms } => {
                     self.insts[inst].timer_gen += 1;
@@ -319,14 +407,24 @@ impl Sim {
                 Action::RequestPayload { round, .. } => {
                     let d = tagged_hash(b"sim/batch", &[inst.to_be_bytes(), round.to_be_bytes()].concat());
                     let reconfig = self.insts[inst].next_vset.clone();
-                    self.step(inst, Event::Payload { round, digests: vec![d], timestamp_ms: self.now, reconfig });
+                    self.feed_back(inst, Event::Payload { round, digests: vec![d], timestamp_ms: self.now, reconfig }, false);
                 }
                 Action::Commit { blocks, qc } => {
+                    let (lo, hi) = (blocks.first().map_or(0, |b| b.height), blocks.last().map_or(0, |b| b.height));
+                    self.note(inst, || format!("commit heights {lo}..={hi} (qc round {})", qc.data.round));
+                    if lo != self.height(inst) + 1 {
+                        // The core commits in height order and the host must apply commits in
+                        // the order they were emitted: a gap or overlap is a bug in one of them.
+                        self.report.commit_order_errors += 1;
+                        let h = self.height(inst);
+                        self.note(inst, || format!("commit out of order: heights {lo}..={hi} after {h}"));
+                    }
                     self.insts[inst].root = Some((blocks.last().expect("non-empty").clone(), qc.clone()));
                     self.on_commit(inst, blocks, qc.data.block_id)
                 }
                 Action::ReportEvidence { .. } => self.report.evidence += 1,
-                Action::Invalid { reason, .. } => {
+                Action::Invalid { reason, from } => {
+                    self.note(inst, || format!("invalid from {from}: {reason}"));
                     self.report.invalid += 1;
                     if self.report.invalid_samples.len() < 3 {
                         self.report.invalid_samples.push(reason);
@@ -337,7 +435,14 @@ impl Sim {
                     self.insts[inst].sets.insert(epoch, validators);
                     self.report.epoch = self.report.epoch.max(epoch);
                 }
-                Action::Halt { .. } => {}
+                Action::Halt { reason } => {
+                    // An honest node halts only if its execution diverged from a certified
+                    // state root: in the simulator, always a bug worth its own count.
+                    if self.honest(inst) {
+                        self.report.honest_halts += 1;
+                    }
+                    self.note(inst, || format!("halt: {reason}"));
+                }
             }
         }
     }
@@ -373,7 +478,7 @@ impl Sim {
             if next.is_some() {
                 self.insts[inst].next_vset = next.clone();
             }
-            self.step(inst, Event::ExecutionResult { height: b.height, block_id: id, state_root: root, next_validators: next });
+            self.feed_back(inst, Event::ExecutionResult { height: b.height, block_id: id, state_root: root, next_validators: next }, false);
         }
     }
 
@@ -390,11 +495,17 @@ impl Sim {
         self.insts[i].core.is_none() && self.cfg.crashes.iter().any(|c| c.0 == i && c.2 > self.now && c.2 != u64::MAX)
     }
 
+    /// The height every running honest instance owes: `target_height`, and at least
+    /// `PROGRESS_AFTER_HEAL` commits above the highest honest height when the network healed.
+    fn owed_height(&self) -> u64 {
+        self.heal_height.map_or(self.cfg.target_height, |h| self.cfg.target_height.max(h.saturating_add(PROGRESS_AFTER_HEAL)))
+    }
+
     fn done(&self) -> bool {
         let honest = (0..self.insts.len()).filter(|i| self.honest(*i));
         self.now >= self.cfg.heal_ms
             && honest.clone().all(|i| !self.coming_back(i))
-            && self.running_honest().iter().all(|i| self.height(*i) >= self.cfg.target_height)
+            && self.running_honest().iter().all(|i| self.height(*i) >= self.owed_height())
     }
 
     pub fn run(mut self) -> SimReport {
@@ -402,6 +513,9 @@ impl Sim {
             self.boot(i);
         }
         while let Some(Reverse((at, _, slot))) = self.queue.pop() {
+            if self.heal_height.is_none() && at >= self.cfg.heal_ms {
+                self.heal_height = (0..self.insts.len()).filter(|i| self.honest(*i)).map(|i| self.height(i)).max();
+            }
             if at > self.cfg.max_time_ms || self.done() {
                 break;
             }
@@ -412,6 +526,7 @@ impl Sim {
                 Ev::Deliver { to, from, bytes } => self.step(to, Event::Message { from, bytes: (*bytes).clone() }),
                 Ev::Timer { inst, round, gen } => {
                     if self.insts[inst].timer_gen == gen {
+                        self.note(inst, || format!("timer fired, round {round}"));
                         self.step(inst, Event::LocalTimeout { round });
                     }
                 }
@@ -428,9 +543,14 @@ impl Sim {
         self.report.min_height = heights.iter().copied().min().unwrap_or(0);
         self.report.max_height = heights.iter().copied().max().unwrap_or(0);
         // Liveness: every honest instance still running reached the target height, which
-        // tests set above what the faulty period alone can commit.
-        self.report.liveness_failure = self.running_honest().iter().any(|i| self.height(*i) < self.cfg.target_height);
+        // tests set above what the faulty period alone can commit, and committed at least
+        // PROGRESS_AFTER_HEAL blocks above what any honest instance held when the network
+        // healed (if the run got that far). Owed because from `heal_ms` to `max_time_ms`
+        // every message arrives within `delay_ms` and timers are far longer than that.
+        self.report.owed_height = self.owed_height();
+        self.report.liveness_failure = self.running_honest().iter().any(|i| self.height(*i) < self.report.owed_height);
         self.report.latency_rounds = if self.latency_n > 0 { self.latency_sum as f64 / self.latency_n as f64 } else { 0.0 };
+        (self.report.latency_sum, self.report.latency_commits) = (self.latency_sum, self.latency_n);
         self.report.rounds = self.insts.iter().filter_map(|i| i.core.as_ref().map(|c| c.round())).max().unwrap_or(0);
         self.report.end_ms = self.now;
         self.report.commits_by_instance = (0..self.insts.len()).map(|i| self.height(i)).collect();

@@ -7,7 +7,7 @@
 //! 64 choices per round, 64^7 ≈ 4.4e12 scenarios over 7 rounds, so we sample.
 use std::sync::Arc;
 
-use super::{simulate, Rng, SimConfig, SimCrypto, TestCrypto};
+use super::{simulate, Rng, SimConfig, SimCrypto, SimReport, TestCrypto};
 use crate::safety::Faults;
 use crate::types::NodeId;
 
@@ -46,18 +46,57 @@ impl TwinsConfig {
     }
 }
 
+/// How many failing scenario indices a summary lists (of each kind); the counts are exact.
+pub const MAX_LISTED: usize = 100;
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TwinsSummary {
     pub scenarios: u64,
     /// Scenarios with at least one safety violation.
     pub safety_violations: u64,
     pub liveness_failures: u64,
+    /// Scenarios where an honest instance halted on a diverged state root, or commits were
+    /// applied out of height order: bugs whatever the network did.
+    pub integrity_failures: u64,
     /// Sum over scenarios of the lowest honest committed height.
     pub commits: u64,
+    /// Mean over every honest commit of every scenario (integer sums below, so the figure
+    /// does not depend on how scenarios were split between threads).
     pub mean_latency_rounds: f64,
+    pub latency_sum: u64,
+    pub latency_commits: u64,
     pub evidence: u64,
     /// Lowest scenario index that broke safety, to replay with `scenario(cfg, i)`.
     pub first_violation: Option<u64>,
+    /// The lowest `MAX_LISTED` indices of scenarios that broke safety / liveness, ascending.
+    pub safety_failed: Vec<u64>,
+    pub liveness_failed: Vec<u64>,
+    pub integrity_failed: Vec<u64>,
+}
+
+impl TwinsSummary {
+    /// Adds the summary of the scenarios that follow ours (indices above all of ours).
+    pub fn append(&mut self, next: TwinsSummary) {
+        self.scenarios += next.scenarios;
+        self.safety_violations += next.safety_violations;
+        self.liveness_failures += next.liveness_failures;
+        self.integrity_failures += next.integrity_failures;
+        self.commits += next.commits;
+        self.latency_sum += next.latency_sum;
+        self.latency_commits += next.latency_commits;
+        self.evidence += next.evidence;
+        self.first_violation = self.first_violation.or(next.first_violation);
+        let lists = [
+            (&mut self.safety_failed, next.safety_failed),
+            (&mut self.liveness_failed, next.liveness_failed),
+            (&mut self.integrity_failed, next.integrity_failed),
+        ];
+        for (mine, theirs) in lists {
+            mine.extend(theirs);
+            mine.truncate(MAX_LISTED);
+        }
+        self.mean_latency_rounds = if self.latency_commits > 0 { self.latency_sum as f64 / self.latency_commits as f64 } else { 0.0 };
+    }
 }
 
 /// Every split of `k` instances into one or two groups (instance 0 always in the first).
@@ -120,48 +159,51 @@ pub fn scenario(cfg: &TwinsConfig, i: u64) -> SimConfig {
     sim
 }
 
-fn run_range(cfg: &TwinsConfig, from: u64, to: u64) -> (TwinsSummary, f64) {
-    let mut s = TwinsSummary::default();
-    let mut lat = 0.0;
-    for i in from..to {
-        let r = simulate(scenario(cfg, i));
-        s.scenarios += 1;
-        if r.safety_violations > 0 {
-            s.safety_violations += 1;
-            s.first_violation = Some(s.first_violation.map_or(i, |f| f.min(i)));
-        }
-        s.liveness_failures += r.liveness_failure as u64;
-        s.commits += r.min_height;
-        s.evidence += r.evidence;
-        lat += r.latency_rounds;
-    }
-    (s, lat)
+/// Runs scenario `i` alone; a run over many scenarios gets exactly this report for it.
+pub fn run_scenario(cfg: &TwinsConfig, i: u64) -> SimReport {
+    simulate(scenario(cfg, i))
 }
 
-/// Runs scenarios `first..first + scenarios` on `cfg.threads` threads; the result does not depend
-/// on the thread count.
+fn run_range(cfg: &TwinsConfig, from: u64, to: u64) -> TwinsSummary {
+    let mut s = TwinsSummary::default();
+    for i in from..to {
+        let r = run_scenario(cfg, i);
+        let mut one = TwinsSummary {
+            scenarios: 1,
+            commits: r.min_height,
+            evidence: r.evidence,
+            latency_sum: r.latency_sum,
+            latency_commits: r.latency_commits,
+            ..TwinsSummary::default()
+        };
+        if r.safety_violations > 0 {
+            (one.safety_violations, one.first_violation, one.safety_failed) = (1, Some(i), vec![i]);
+        }
+        if r.liveness_failure {
+            (one.liveness_failures, one.liveness_failed) = (1, vec![i]);
+        }
+        if r.honest_halts > 0 || r.commit_order_errors > 0 {
+            (one.integrity_failures, one.integrity_failed) = (1, vec![i]);
+        }
+        s.append(one);
+    }
+    s
+}
+
+/// Runs scenarios `first..first + scenarios` on `cfg.threads` threads. Each scenario is a
+/// function of (seed, index, validators, twins, rounds, faults) alone and the threads' parts
+/// are joined in index order, so the summary does not depend on the thread count.
 pub fn run_twins(cfg: &TwinsConfig) -> TwinsSummary {
     let threads = cfg.threads.max(1) as u64;
     let chunk = cfg.scenarios.div_ceil(threads);
-    let parts: Vec<(TwinsSummary, f64)> = std::thread::scope(|sc| {
+    let parts: Vec<TwinsSummary> = std::thread::scope(|sc| {
         let at = |k: u64| cfg.first + (k * chunk).min(cfg.scenarios);
         let hs: Vec<_> = (0..threads).map(|t| sc.spawn(move || run_range(cfg, at(t), at(t + 1)))).collect();
         hs.into_iter().map(|h| h.join().expect("twins thread")).collect()
     });
     let mut total = TwinsSummary::default();
-    let mut lat = 0.0;
-    for (p, l) in parts {
-        total.scenarios += p.scenarios;
-        total.safety_violations += p.safety_violations;
-        total.liveness_failures += p.liveness_failures;
-        total.commits += p.commits;
-        total.evidence += p.evidence;
-        lat += l;
-        total.first_violation = match (total.first_violation, p.first_violation) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+    for p in parts {
+        total.append(p);
     }
-    total.mean_latency_rounds = if total.scenarios > 0 { lat / total.scenarios as f64 } else { 0.0 };
     total
 }

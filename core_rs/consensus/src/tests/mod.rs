@@ -2,3 +2,4 @@ mod codec;
 mod core;
 mod safety;
 mod sim;
+mod twins;

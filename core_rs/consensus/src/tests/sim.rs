@@ -1,7 +1,7 @@
 //! Simulator runs: happy path, faults, crashes, partitions, Twins, and planted bugs.
 use crate::safety::Faults;
 use crate::sim::twins::{run_twins, scenario, TwinsConfig};
-use crate::sim::{simulate, Partition, SimConfig};
+use crate::sim::{simulate, Partition, SimConfig, SimReport};
 
 #[test]
 fn happy_path_commits_every_round() {
@@ -35,6 +35,7 @@ fn drops_and_reordering_heal() {
         let r = simulate(c);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
 }
 
@@ -62,6 +63,7 @@ fn crash_and_restart_from_persisted_safety_data() {
         let r = simulate(c);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
 }
 
@@ -87,7 +89,8 @@ fn twins_sample_is_safe_and_live() {
     eprintln!("{s:?}");
     assert_eq!(s.scenarios, 300);
     assert_eq!(s.safety_violations, 0, "first violation at scenario {:?}", s.first_violation);
-    assert_eq!(s.liveness_failures, 0);
+    assert_eq!(s.liveness_failures, 0, "failed: {:?}", s.liveness_failed);
+    assert_eq!(s.integrity_failures, 0, "failed: {:?}", s.integrity_failed);
 }
 
 #[test]
@@ -128,19 +131,29 @@ fn twins_many() {
     let t = std::time::Instant::now();
     let s = run_twins(&cfg);
     eprintln!("{s:?} in {:?}", t.elapsed());
-    assert_eq!(s.safety_violations, 0);
+    assert_eq!(s.safety_violations, 0, "replay with SCEN=i: {:?}", s.safety_failed);
+    assert_eq!(s.integrity_failures, 0, "replay with SCEN=i: {:?}", s.integrity_failed);
+    assert_eq!(s.liveness_failures, 0, "replay with SCEN=i: {:?}", s.liveness_failed);
 }
 
-/// Replays one Twins scenario: `SCEN=i SEED=s cargo test -p tfnode-consensus replay -- --ignored --nocapture`.
+/// Replays one Twins scenario with its trace:
+/// `SCEN=i SEED=s ROUNDS=r cargo test -p tfnode-consensus replay -- --ignored --nocapture`
+/// (`python -m tfnode.sim --replay i --seed s --rounds r --trace` prints the same).
 #[test]
 #[ignore]
 fn replay_twins_scenario() {
     let var = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let i = var("SCEN", 0);
-    let cfg = TwinsConfig::new(1, var("SEED", 42));
-    let sc = crate::sim::twins::scenario(&cfg, i);
+    let mut cfg = TwinsConfig::new(1, var("SEED", 42));
+    cfg.rounds = var("ROUNDS", 7) as usize;
+    let mut sc = crate::sim::twins::scenario(&cfg, i);
+    sc.trace = true;
     eprintln!("groups {:?}\nleaders {:?}", sc.round_groups, sc.leader_script);
-    eprintln!("{:?}", simulate(sc));
+    let r = simulate(sc);
+    for l in &r.trace {
+        eprintln!("{l}");
+    }
+    eprintln!("{:?}", SimReport { trace: Vec::new(), ..r });
 }
 
 /// Everything at once: drops, long delays, a partition, a crash with restart, and on even
@@ -168,6 +181,7 @@ fn chaos_seeds() {
         let r = chaos(seed);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
 }
 
@@ -180,7 +194,7 @@ fn chaos_many() {
     let bad: Vec<u64> = (first..first + n)
         .filter(|s| {
             let r = chaos(*s);
-            let bad = r.safety_violations > 0 || r.liveness_failure;
+            let bad = r.safety_violations > 0 || r.liveness_failure || r.honest_halts > 0 || r.commit_order_errors > 0;
             if bad {
                 eprintln!("seed {s}: {r:?}");
             }
@@ -202,6 +216,7 @@ fn whole_cluster_restart() {
         let r = simulate(c);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
 }
 
@@ -268,5 +283,6 @@ fn twins_with_asynchrony() {
         let r = simulate(c);
         assert_eq!(r.safety_violations, 0, "seed {seed}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
 }
