@@ -7,7 +7,7 @@ bootstrap:
 demo: bootstrap
 	@.venv/bin/python -m tfnode demo
 
-test: bootstrap test-rust test-python fuzz-short
+test: bootstrap lint test-rust test-python fuzz-short
 
 test-rust:
 	cargo test --workspace --exclude tfnode-py
