@@ -1,4 +1,5 @@
 mod codec;
 mod core;
+mod overflow;
 mod safety;
 mod sim;
