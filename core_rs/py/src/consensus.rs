@@ -90,6 +90,8 @@ type Vals = Option<Vec<(u32, u64, Vec<u8>)>>;
 
 fn event_from(ev: &Bound<'_, PyTuple>, epoch: u64) -> PyResult<Event> {
     let kind: String = ev.get_item(0)?.extract()?;
+    // A validator-set change starts the next epoch; there is none after u64::MAX.
+    let next_epoch = || epoch.checked_add(1).ok_or_else(|| err(format!("no epoch after {epoch}")));
     let at = |i: usize| ev.get_item(i);
     Ok(match kind.as_str() {
         "message" => Event::Message { from: at(1)?.extract()?, bytes: at(2)?.extract()? },
@@ -101,7 +103,7 @@ fn event_from(ev: &Bound<'_, PyTuple>, epoch: u64) -> PyResult<Event> {
                 round: at(1)?.extract()?,
                 digests: ds.iter().map(|d| digest("payload digest", d)).collect::<PyResult<_>>()?,
                 timestamp_ms: at(3)?.extract()?,
-                reconfig: reconfig.map(|v| validator_set(epoch + 1, v)).transpose()?,
+                reconfig: reconfig.map(|v| validator_set(next_epoch()?, v)).transpose()?,
             }
         }
         "persisted" => Event::PersistedOk { seq: at(1)?.extract()? },
@@ -111,7 +113,7 @@ fn event_from(ev: &Bound<'_, PyTuple>, epoch: u64) -> PyResult<Event> {
                 height: at(1)?.extract()?,
                 block_id: digest("block_id", &at(2)?.extract::<Vec<u8>>()?)?,
                 state_root: digest("state_root", &at(3)?.extract::<Vec<u8>>()?)?,
-                next_validators: next.map(|v| validator_set(epoch + 1, v)).transpose()?,
+                next_validators: next.map(|v| validator_set(next_epoch()?, v)).transpose()?,
             }
         }
         other => return Err(err(format!("unknown event kind {other:?}"))),
