@@ -261,3 +261,17 @@ def test_malformed_or_self_forged_consensus_messages_ban_the_sender_stale_ones_d
         "consensus: invalid signature by validator 1 on vote for round 7",
     ]
     assert all(k == peers[1] for k, _ in net.bans) and d.stats["invalid"] == 7
+
+
+def test_an_event_number_outside_u64_is_refused_and_the_driver_keeps_serving(caplog):
+    vals = [(i, 1, _core.consensus_test_public_key(i)) for i in range(4)]
+    core = _core.ConsensusCore(0, vals, insecure_test_keys=True)
+    d = ConsensusDriver(core, None, _FakeNet(), b"chain", {}, state_root=b"\x00" * 32, payload=EmptyPayload(10))
+    zero = b"\x00" * 32
+    for ev in [("executed", 2**64, zero, zero, None), ("timeout", -1), ("persisted", 2**70)]:
+        d.handle(ev)  # must not raise: the event loop task would die with it
+    assert d.stats["core_errors"] == 3
+    assert "consensus core refused event executed" in caplog.text
+    # The core is still usable: a height at the top of the range is an ordinary event.
+    d.handle(("executed", 2**64 - 1, zero, zero, None))
+    assert d.stats["core_errors"] == 3
