@@ -275,3 +275,20 @@ def test_the_mempool_and_the_stand_in_implement_every_payload_source_method():
             assert inspect.iscoroutinefunction(getattr(impl, name)) == inspect.iscoroutinefunction(
                 getattr(PayloadSource, name)
             ), (impl.__name__, name)
+
+
+def test_an_event_number_outside_u64_is_refused_where_the_event_is_made():
+    """Numbers bound for the core's u64s are checked when the typed event is built, so a
+    value from storage or config past u64 is an error there, never a wrap inside the core."""
+    from tfnode import _core
+    from tfnode.consensus import Executed, LocalTimeout, Persisted
+
+    zero = b"\x00" * 32
+    for make in (lambda: Executed(2**64, zero, zero), lambda: LocalTimeout(-1), lambda: Persisted(2**70)):
+        with pytest.raises((OverflowError, ValueError)):
+            make()
+    vals = [(i, 1, _core.consensus_test_public_key(i)) for i in range(4)]
+    core = _core.ConsensusCore(0, vals, insecure_test_keys=True)
+    d = ConsensusDriver(core, None, _FakeNet(), b"chain", {}, state_root=zero, payload=EmptyPayload(10))
+    d.handle(Executed(2**64 - 1, zero, zero))  # the top of the range is an ordinary event
+    assert d.stats["core_errors"] == 0

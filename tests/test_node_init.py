@@ -129,7 +129,7 @@ def test_start_refuses_another_members_key(tmp_path):
     import subprocess
     import sys
 
-    cli_node.init(4, tmp_path / "net", base_port=33200)
+    cli_node.init(4, tmp_path / "net", base_port=33250)
     home = tmp_path / "net" / "node-3"
     shutil.copy(tmp_path / "net" / "node-1" / "node_key", home / "node_key")
     os.chmod(home / "node_key", 0o600)
@@ -139,3 +139,28 @@ def test_start_refuses_another_members_key(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "is the key of validator 'node-1'" in r.stderr and "names this node 'node-3'" in r.stderr
     assert not (home / "data").exists()  # refused before touching the ledger
+
+
+@pytest.mark.parametrize("power", [2**64, 2**62])
+def test_genesis_power_past_the_core_cap_is_a_config_error(tmp_path, power):
+    # The core takes powers as u64 with a total of at most u64::MAX / 4: past that, a clear
+    # genesis error rather than an OverflowError or a refused validator set at start.
+    cli_node.init(4, tmp_path / "net", base_port=33200)
+    path = tmp_path / "net" / "genesis.json"
+    obj = json.loads(path.read_text())
+    obj["validators"][1]["power"] = power
+    path.write_text(json.dumps(obj))
+    with pytest.raises(config.ConfigError, match="total voting power"):
+        Genesis.load(path)
+
+
+@pytest.mark.parametrize("value", ["3600001", "18446744073709551616"])
+def test_base_timeout_past_an_hour_is_a_config_error(tmp_path, value):
+    cli_node.init(4, tmp_path / "net", base_port=33300)
+    home = tmp_path / "net" / "node-0"
+    cfg = home / "config.toml"
+    text = cfg.read_text()
+    assert "base_timeout_ms = 1000" in text
+    cfg.write_text(text.replace("base_timeout_ms = 1000", f"base_timeout_ms = {value}"))
+    with pytest.raises(config.ConfigError, match="base_timeout_ms"):
+        config.load(home)

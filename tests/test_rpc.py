@@ -386,6 +386,10 @@ def test_envelope_errors():
     run(main())
 
 
+GATEWAY = "02" + "00" * 32
+SIGNED_FROM = {"public_key": GATEWAY, "expiry": 1, "signature": "00" * 64}
+
+
 @pytest.mark.parametrize(
     "method, params, param",
     [
@@ -396,6 +400,7 @@ def test_envelope_errors():
         ("get_block", {"height": 1, "hash": "00" * 32}, "height"),
         ("get_block", {"height": -1}, "height"),
         ("get_block", {"height": 2**63}, "height"),
+        ("get_block", {"height": 2**64}, "height"),
         ("get_block", {"height": "1"}, "height"),
         ("get_block", {"height": True}, "height"),
         ("get_block", {"height": 1.0}, "height"),
@@ -423,6 +428,13 @@ def test_envelope_errors():
         ("query", {"contract": "lc", "method": "get", "kwargs": []}, "kwargs"),
         ("query", {"contract": "lc", "method": "get", "args": [1, 2.5]}, "args[1]"),
         ("query", {"contract": "lc", "method": "get", "kwargs": {"a": {"hex": "x"}}}, "kwargs.a.hex"),
+        # Numbers that reach u64 fields: outside 0..2^64-1 they are named, never an OverflowError.
+        ("query", {"contract": "lc", "method": "get", "from": {**SIGNED_FROM, "expiry": 2**64}}, "expiry"),
+        ("query", {"contract": "lc", "method": "get", "from": {**SIGNED_FROM, "expiry": -1}}, "expiry"),
+        ("get_reading_proof", {"gateway": GATEWAY, "batch_seq": 2**64, "index": 0}, "batch_seq"),
+        ("get_reading_proof", {"gateway": GATEWAY, "batch_seq": 0, "index": 0}, "batch_seq"),
+        ("get_reading_proof", {"gateway": GATEWAY, "batch_seq": 1, "index": 2**64}, "index"),
+        ("get_reading_proof", {"gateway": GATEWAY, "batch_seq": 1, "index": -1}, "index"),
     ],
 )
 def test_bad_params_name_the_parameter(method, params, param):

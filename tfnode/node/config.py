@@ -15,6 +15,8 @@ from typing import Any
 from tfnode.node.errors import ConfigError
 
 LOG_FORMATS = ("plain", "json")
+#: One hour: a round timeout beyond it is a typo, not a setting.
+MAX_BASE_TIMEOUT_MS = 3_600_000
 
 
 @dataclass
@@ -144,10 +146,16 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         raise ConfigError(f"{where}: consensus.sync_batch {cfg.sync_batch}; must be 1..64")
     if cfg.log_format not in LOG_FORMATS:
         raise ConfigError(f"{where}: log.format {cfg.log_format!r}; one of {LOG_FORMATS}")
-    if cfg.base_timeout_ms < 50 or cfg.block_interval_ms < 0 or cfg.block_interval_ms >= cfg.base_timeout_ms:
+    # The upper bound keeps the value far inside the u64 the consensus core takes: a typo of
+    # a few digits must be a config error, not an OverflowError when the node starts.
+    if (
+        not 50 <= cfg.base_timeout_ms <= MAX_BASE_TIMEOUT_MS
+        or cfg.block_interval_ms < 0
+        or cfg.block_interval_ms >= cfg.base_timeout_ms
+    ):
         raise ConfigError(
-            f"{where}: need base_timeout_ms >= 50 and 0 <= block_interval_ms < base_timeout_ms; "
-            f"got {cfg.base_timeout_ms} and {cfg.block_interval_ms}"
+            f"{where}: need 50 <= base_timeout_ms <= {MAX_BASE_TIMEOUT_MS} and 0 <= block_interval_ms < "
+            f"base_timeout_ms; got {cfg.base_timeout_ms} and {cfg.block_interval_ms}"
         )
     return cfg
 

@@ -365,8 +365,9 @@ class ConsensusDriver:
                 ev = self._events.popleft()
                 try:
                     actions = self.core.handle(ev)
-                except (TfnodeError, ValueError) as err:
-                    # A malformed event is our bug, not the peer's; keep serving.
+                except (TfnodeError, ValueError, OverflowError) as err:
+                    # A malformed event is our bug, not the peer's; keep serving. OverflowError:
+                    # an int outside the u64 (or u32) the core takes, from storage or config.
                     log.error("consensus core refused a %s event: %s", type(ev).__name__, err)
                     self.stats["core_errors"] += 1
                     continue

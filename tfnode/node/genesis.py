@@ -23,6 +23,9 @@ from tfnode.node.errors import ConfigError
 
 ROLES = ("bank", "customs", "logistics", "warehouse", "regulator")
 GENESIS_VERSION = 1
+#: The consensus core's cap on a validator set's total power (u64::MAX / 4, so that quorum
+#: arithmetic never overflows); checked here so a genesis past it is a clear config error.
+MAX_TOTAL_POWER = ((1 << 64) - 1) // 4
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,9 @@ class Genesis:
         for v in self.validators:
             if v.power < 1:
                 raise ConfigError(f"{where}: validator {v.id} has power {v.power}; must be >= 1")
+        total = sum(v.power for v in self.validators)
+        if total > MAX_TOTAL_POWER:
+            raise ConfigError(f"{where}: total voting power {total} exceeds {MAX_TOTAL_POWER}")
             try:
                 crypto.PublicKey.from_bytes(v.public_key)
             except crypto.CryptoError as err:

@@ -106,3 +106,12 @@ fn seq_with_passes_the_callers_error_through() {
     let mut r = Reader::new(&[0, 0, 0, 3]);
     assert_eq!(r.seq_with("digits", 2, 1, |r| Ok::<_, Mine>(r.u8()?)), Err(Mine::Codec(CodecError::TooLong { what: "digits", len: 3, cap: 2 })));
 }
+
+#[test]
+fn take_of_usize_max_is_truncated_not_an_overflow() {
+    // `pos + n` would overflow: the bytes-left check comes first.
+    let mut r = Reader::new(&[1, 2, 3]);
+    r.u8().unwrap();
+    assert_eq!(r.take(usize::MAX), Err(CodecError::Truncated { needed: usize::MAX, offset: 1, available: 2 }));
+    assert_eq!(r.bytes16("x", usize::MAX), Err(CodecError::Truncated { needed: 0x0203, offset: 3, available: 0 }));
+}

@@ -144,7 +144,16 @@ impl Core {
         }
         core.pm.round = core.tree.root_round;
         core.recover();
+        // Stored values are not trusted more than a peer's: a root, QC or TC at round
+        // u64::MAX leaves no round to enter, so the core refuses to start on it.
+        core.first_round()?;
         Ok(core)
+    }
+
+    /// The round `start` enters: after the root, the high QC and the last TC.
+    fn first_round(&self) -> Result<Round> {
+        let tc_round = self.last_tc.as_ref().map_or(0, |t| t.round);
+        round_add(self.tree.root_round.max(self.tree.high_qc.round()).max(tc_round), 1)
     }
 
     #[cfg(any(test, feature = "sim"))]
@@ -192,9 +201,10 @@ impl Core {
     /// Call once, after `new`.
     pub fn start(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
-        let tc_round = self.last_tc.as_ref().map_or(0, |t| t.round);
-        let r = self.tree.root_round.max(self.tree.high_qc.round()).max(tc_round) + 1;
-        self.enter_round(r, self.last_tc.is_some() && tc_round + 1 == r, &mut out);
+        // `new` refused a state without a next round, so this cannot fail here.
+        let Ok(r) = self.first_round() else { return out };
+        let by_tc = self.last_tc.as_ref().is_some_and(|t| t.round.checked_add(1) == Some(r));
+        self.enter_round(r, by_tc, &mut out);
         // A high QC for a block we lack: ask one of its signers.
         let hqc = self.tree.high_qc.clone();
         if self.tree.get(&hqc.data.block_id).is_none() {
@@ -271,14 +281,17 @@ impl Core {
         self.my_timeout = None;
         // Forget collections and evidence windows that can no longer matter.
         self.timeouts = self.timeouts.split_off(&round.saturating_sub(1));
-        self.votes.retain(|d, _| d.round + 1 >= round);
+        self.votes.retain(|d, _| d.round.saturating_add(1) >= round);
         let keep = round.saturating_sub(16);
         self.seen_votes.retain(|k, _| k.0 >= keep);
         self.seen_blocks.retain(|k, _| k.0 >= keep);
         out.push(Action::SetTimer { round, duration_ms });
         if self.leader(round) == self.me && self.proposed_round < round {
             let qc = &self.tree.high_qc;
-            out.push(Action::RequestPayload { round, parent: qc.data.block_id, height: qc.data.height + 1 });
+            // A certified block at height u64::MAX can have no child: nothing to propose.
+            if let Some(height) = qc.data.height.checked_add(1) {
+                out.push(Action::RequestPayload { round, parent: qc.data.block_id, height });
+            }
         }
     }
 
@@ -287,12 +300,15 @@ impl Core {
         if qc.data.epoch != self.vset.epoch {
             return Ok(());
         }
+        // A QC at round u64::MAX leaves no round to enter: refuse it before it changes any
+        // state (lock, high QC), or the node would hold a high QC it can never extend.
+        let next = round_add(qc.round(), 1)?;
         self.safety.observe_qc(qc);
         if let Some(c) = self.tree.add_qc(qc, self.safety.faults)? {
             self.on_commit(c, out);
         }
         if self.vset.epoch == qc.data.epoch {
-            self.enter_round(round_add(qc.round(), 1)?, false, out);
+            self.enter_round(next, false, out);
         }
         Ok(())
     }
@@ -382,11 +398,14 @@ impl Core {
         if b.round != self.pm.round || self.vset.get(self.me).is_none() || !self.exec.accepts(b) {
             return;
         }
+        // Our vote goes to the leader of the next round; a block at round u64::MAX has no
+        // next round, so no vote for it could ever form a QC: do not sign one.
+        let Some(next_round) = b.round.checked_add(1) else { return };
         let chain = self.tree.recent_chain(id, crate::safety::RECOVERY_BLOCKS);
         self.safety.set_recovery_chain(chain);
         if let Ok(v) = self.safety.vote(b, p.tc.as_ref()) {
             self.stats.votes += 1;
-            let next = self.leader(b.round + 1);
+            let next = self.leader(next_round);
             let m = Message::Vote(v);
             let o = if next == self.me { Out::Loopback(m) } else { Out::Act(Action::Send { to: next, bytes: m.encode() }) };
             self.persist_then(vec![o], out);
@@ -398,7 +417,7 @@ impl Core {
             return;
         }
         let mut qc = self.tree.high_qc.clone();
-        let tc = self.last_tc.clone().filter(|t| t.round + 1 == round);
+        let tc = self.last_tc.clone().filter(|t| t.round.checked_add(1) == Some(round));
         if tc.is_some() && self.safety.faults.has(Faults::SKIP_LOCK_CHECK) {
             // Planted bug: a leader that forgot its lock builds two blocks back.
             if let Some(g) = self.tree.get(&qc.data.block_id).and_then(|b| self.tree.get(&b.parent_id())).map(|b| b.parent_qc.clone()) {
@@ -414,11 +433,13 @@ impl Core {
             }
             return;
         };
+        // A parent at height u64::MAX can have no child (only a corrupt store gets here).
+        let Some(height) = parent.height.checked_add(1) else { return };
         let (exec_height, exec_root) = self.exec.for_child_of(parent);
         let mut block = Block {
             epoch: self.vset.epoch,
             round,
-            height: parent.height + 1,
+            height,
             proposer: self.me,
             timestamp_ms: ts.max(parent.timestamp_ms),
             parent_qc: qc,
@@ -441,7 +462,13 @@ impl Core {
 
     fn on_vote(&mut self, from: NodeId, v: Vote, out: &mut Vec<Action>) -> Result<()> {
         let r = v.data.round;
-        if v.data.epoch != self.vset.epoch || r + 1 < self.pm.round || r > self.pm.round + MAX_ROUNDS_AHEAD || self.leader(r + 1) != self.me {
+        // Votes of round r are collected by the leader of r + 1. Ignored: other epochs,
+        // rounds already left behind, rounds more than MAX_ROUNDS_AHEAD ahead (this bounds
+        // the memory a peer can make us spend), and round u64::MAX, which has no next round
+        // (a peer's vote at u64::MAX once made `r + 1` overflow here; see the fuzz
+        // regressions).
+        let Some(next) = r.checked_add(1) else { return Ok(()) };
+        if v.data.epoch != self.vset.epoch || next < self.pm.round || r > self.pm.round.saturating_add(MAX_ROUNDS_AHEAD) || self.leader(next) != self.me {
             return Ok(());
         }
         let power = if from == self.me && v.author == self.me {
@@ -465,7 +492,8 @@ impl Core {
             return Ok(());
         }
         acc.0.insert(v.author, v.sig);
-        acc.1 += power;
+        // One entry per author of the set: the sum stays <= total power <= u64::MAX / 4.
+        acc.1 = acc.1.saturating_add(power);
         if acc.1 >= quorum {
             let qc = QuorumCert { data: v.data, sigs: acc.0.iter().map(|(a, s)| (*a, *s)).collect() };
             self.process_qc(&qc, out)?;

@@ -88,7 +88,10 @@ impl Core {
         }
         out.push(Action::NewEpoch { epoch: next.epoch, validators: next });
         self.pm.reset(end.round);
-        self.enter_round(end.round + 1, false, out);
+        // The two-chain rule never commits a block at round u64::MAX (its certified child
+        // would need round u64::MAX + 1); should a hostile sync get one here, the new
+        // epoch starts stuck at that round rather than wrapping to round 0.
+        self.enter_round(end.round.saturating_add(1), false, out);
     }
 
     fn halt(&mut self, height: u64, local: Digest, certified: Digest, out: &mut Vec<Action>) {
@@ -171,7 +174,7 @@ impl Core {
             if self.tree.get(&id).is_some() || b.height <= self.tree.root_height {
                 continue;
             }
-            if b.epoch == self.vset.epoch + 1 {
+            if self.vset.epoch.checked_add(1) == Some(b.epoch) {
                 // First block of the next epoch: its QC (signed by the new set) proves the
                 // old epoch's last block committed.
                 let next_qc = resp.blocks.get(i + 1).map(|n| &n.parent_qc).into_iter().chain(resp.qcs.iter()).find(|q| q.data.block_id == id).cloned();

@@ -34,7 +34,7 @@ impl Core {
             self.request_epoch_sync(from, t.high_qc.data.block_id, out);
             return Ok(());
         }
-        if t.epoch != self.vset.epoch || t.round > self.pm.round + MAX_ROUNDS_AHEAD {
+        if t.epoch != self.vset.epoch || t.round > self.pm.round.saturating_add(MAX_ROUNDS_AHEAD) {
             return Ok(());
         }
         if t.round < self.pm.round {
@@ -61,7 +61,8 @@ impl Core {
             return Ok(());
         }
         acc.sigs.insert(t.author, (t.high_qc.round(), t.sig));
-        acc.power += power;
+        // One entry per author of the set: the sum stays <= total power <= u64::MAX / 4.
+        acc.power = acc.power.saturating_add(power);
         if acc.high_qc.as_ref().is_none_or(|q| q.round() < t.high_qc.round()) {
             acc.high_qc = Some(t.high_qc.clone());
         }

@@ -17,7 +17,8 @@ impl Pacemaker {
     }
     /// base * 2^k with k capped, so a long partition does not push timers past hours.
     pub fn duration_ms(&self) -> u64 {
-        self.base_ms.saturating_mul(1u64 << self.timeouts_in_row.min(self.max_exponent))
+        // checked_shl: a configured exponent of 64 or more must not panic or wrap to 1.
+        self.base_ms.saturating_mul(1u64.checked_shl(self.timeouts_in_row.min(self.max_exponent)).unwrap_or(u64::MAX))
     }
     /// Enters `round` if it is higher; returns the timer to set.
     pub fn enter(&mut self, round: Round, by_tc: bool) -> Option<u64> {

@@ -80,7 +80,7 @@ impl BlockTree {
     pub fn insert_with_id(&mut self, b: Block, id: Digest) -> Result<()> {
         let bad = |reason| ConsensusError::InvalidBlock { round: b.round, reason };
         let p = self.blocks.get(&b.parent_id()).ok_or(bad("unknown parent"))?;
-        if b.height != p.height + 1 || b.round <= p.round || b.timestamp_ms < p.timestamp_ms || b.exec_height < p.exec_height {
+        if p.height.checked_add(1) != Some(b.height) || b.round <= p.round || b.timestamp_ms < p.timestamp_ms || b.exec_height < p.exec_height {
             return Err(bad("height, round, time or executed height does not follow the parent"));
         }
         let pd = &b.parent_qc.data; // block_id matched by the lookup above
@@ -114,7 +114,7 @@ impl BlockTree {
             qc.data.block_id // planted bug: a single QC commits
         } else {
             let Some(b0) = self.blocks.get(&b1.parent_id()) else { return Ok(None) };
-            if b1.round != b0.round + 1 {
+            if b0.round.checked_add(1) != Some(b1.round) {
                 return Ok(None);
             }
             b1.parent_id()

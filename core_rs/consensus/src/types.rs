@@ -211,7 +211,8 @@ impl QuorumCert {
             if i > 0 && self.sigs[i - 1].0 >= *a {
                 return Err(ConsensusError::DuplicateSigner { author: *a, round: self.data.round });
             }
-            power += vs.check(*a, &d, s, v, "qc", self.data.round)?;
+            // Distinct members only (checked above): the sum stays <= total <= u64::MAX / 4.
+            power = power.saturating_add(vs.check(*a, &d, s, v, "qc", self.data.round)?);
         }
         if power < vs.quorum() {
             return Err(ConsensusError::NoQuorum { round: self.data.round, power, quorum: vs.quorum() });
@@ -319,7 +320,7 @@ impl TimeoutCert {
             if *hqc >= self.round {
                 return Err(bad("high QC round not below TC round"));
             }
-            power += vs.check(*a, &timeout_digest(self.epoch, self.round, *hqc), s, v, "tc", self.round)?;
+            power = power.saturating_add(vs.check(*a, &timeout_digest(self.epoch, self.round, *hqc), s, v, "tc", self.round)?);
         }
         if power < vs.quorum() {
             return Err(ConsensusError::NoQuorum { round: self.round, power, quorum: vs.quorum() });

@@ -1,5 +1,6 @@
 mod codec;
 mod core;
+mod overflow;
 mod safety;
 mod sim;
 mod twins;

@@ -163,3 +163,13 @@ proptest! {
         }
     }
 }
+
+/// Expiry and height are u64s from clients and storage: the window check never wraps.
+#[test]
+fn expiry_window_at_the_ends_of_u64() {
+    let tx = |expiry| Transaction::new(b"c", 1, expiry, 1, "a", "m", b"").unwrap();
+    assert!(tx(u64::MAX).check_expiry(0, u64::MAX).is_ok());
+    assert!(tx(u64::MAX).check_expiry(u64::MAX, 0).is_ok());
+    assert!(matches!(tx(u64::MAX).check_expiry(0, u64::MAX - 1), Err(LedgerError::ExpiryTooFar { .. })));
+    assert!(matches!(tx(0).check_expiry(u64::MAX, u64::MAX), Err(LedgerError::Expired { expiry: 0, height: u64::MAX })));
+}
