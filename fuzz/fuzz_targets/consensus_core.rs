@@ -23,9 +23,7 @@ use libfuzzer_sys::fuzz_target;
 use tfnode_consensus::codec::Decode;
 use tfnode_consensus::crypto::insecure_test::{TestSigner, TestVerifier};
 use tfnode_consensus::types::timeout_digest;
-use tfnode_consensus::{
-    Action, Block, Config, Core, Event, Message, QuorumCert, SafetyData, Signer, TimeoutCert, Validator, ValidatorSet, VoteData,
-};
+use tfnode_consensus::{Action, Block, Config, Core, Event, Message, QuorumCert, SafetyData, Signer, TimeoutCert, Validator, ValidatorSet, VoteData};
 
 fn sign_qc(qc: &mut QuorumCert) {
     let d = qc.data.digest();
