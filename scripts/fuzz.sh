@@ -84,10 +84,22 @@ fail() { # target, log, what
     failed=$((failed + 1))
 }
 
+# Repeatable exploration. Address-space randomisation off where the kernel lets us:
+# libFuzzer learns from compared values (-use_cmp), and Rust compares pointers (slice
+# iterators), so with ASLR two runs with one seed mutate differently. One rayon thread:
+# coverage counted on worker threads depends on their timing. What still varies between
+# processes is std's HashMap seed (the consensus core, the SM2 key cache, the state tree):
+# those targets' exploration can drift after some thousands of runs (docs/architecture.md,
+# Fuzzing).
+norand=()
+if setarch "$(uname -m)" -R true 2>/dev/null; then norand=(setarch "$(uname -m)" -R); fi
+if [ "$mode" = short ]; then export RAYON_NUM_THREADS=1; fi
+
 failed=0 passed=0
 TIMEFORMAT=%U # bash's `time`: user CPU seconds, to size RUNS on a busy machine
 for t in $targets; do
     log="$CARGO_TARGET_DIR/logs/fuzz-$t.log"
+    : >"$log"
     read -r -a dirs <<<"$(committed "$t" | tr '\n' ' ')"
     ninputs=0
     [ ${#dirs[@]} -gt 0 ] && ninputs=$(find "${dirs[@]}" -type f | wc -l)
@@ -106,7 +118,7 @@ for t in $targets; do
         mkdir -p "$work/$t" "$work/crash-$t"
         for d in "${dirs[@]}"; do cp "$d"/* "$work/$t/"; done
         # -reload=0: never re-read the corpus folder on a timer (time must not steer a run).
-        if { time "$bindir/$t" -runs="$runs" -seed="$seed" -reload=0 -rss_limit_mb=2048 -print_final_stats=1 \
+        if { time "${norand[@]}" "$bindir/$t" -runs="$runs" -seed="$seed" -reload=0 -rss_limit_mb=2048 -print_final_stats=1 \
             -artifact_prefix="$work/crash-$t/" "$work/$t" >>"$log" 2>&1; } 2>"$work/cpu"; then
             echo "fuzz $t: ok ($ninputs committed inputs replayed; $runs runs, seed $seed; $((SECONDS - start)) s, $(cat "$work/cpu") s CPU)"
             passed=$((passed + 1))
