@@ -668,10 +668,37 @@ class LetterOfCredit(Contract):
         require(p["state"] == "accepted", "no unpaid acceptance")
         require(ctx.block.timestamp >= p["maturity"], "not yet at maturity")
         require(isinstance(payee, str) and 0 < len(payee) <= 128, "payee required")
+        holder = p.get("holder", "")
+        if holder != "":
+            # A claim sold by forfaiting is paid to its current holder only: after a notice of
+            # transfer, paying an earlier holder does not discharge the obligor.
+            require(payee == holder, "the claim is held by " + holder + " (latest notice of assignment or transfer)")
         p["state"] = "paid"
         p["payee"] = payee
         self.presentations[f"{lc_id}#{n}"] = p
         emit("PaidAtMaturity", lc=lc_id, presentation=n, payee=payee, amount=p["amount"], currency=lc["currency"])
+
+    @call
+    def note_holder(self, lc_id: str, n: int, holder: str):
+        """A claim registry contract (forfaiting) records who now holds the claim to payment of
+        this presentation, so that ``pay_acceptance`` pays nobody else. The beneficiary chooses
+        the registry: the first note must come from a transaction the beneficiary signed
+        (its notice of assignment); after that only that same contract may change the holder."""
+        lc = self.get(lc_id)
+        p = self.pres(lc_id, n)
+        me = ctx.sender.address
+        require(me.startswith("contract:"), "only a claim registry contract notes the holder")
+        registry = p.get("registry", "")
+        if registry == "":
+            require(ctx.origin.address == lc["beneficiary"], "the beneficiary has not assigned this claim")
+            p["registry"] = me
+        else:
+            require(me == registry, "the claim is registered with " + registry)
+        require(p["state"] not in ("paid", "returned"), "the claim is already paid or closed")
+        require(isinstance(holder, str) and len(holder) <= 128, "holder: an organisation name")
+        p["holder"] = holder
+        self.presentations[f"{lc_id}#{n}"] = p
+        emit("HolderNoted", lc=lc_id, presentation=n, registry=me, holder=holder)
 
     # -- reimbursement (art. 7c, 13) -------------------------------------------------------------
 
@@ -874,6 +901,7 @@ class LetterOfCredit(Contract):
             "issuing_bank": lc["issuing_bank"],
             "beneficiary": lc["beneficiary"],
             "payee": p["payee"],
+            "holder": p.get("holder", ""),
         }
 
     @view
