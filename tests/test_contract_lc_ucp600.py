@@ -322,3 +322,15 @@ def test_ucp600_art16b_waiver_only_by_the_applicant():
         assert not r.ok and "applicant" in r.revert_reason
     assert not c.view("lc", "presentation", lc_id, 1)["waived"]
     assert not c.call(m["bank_b"], "lc", "honour", lc_id, 1).ok
+
+
+def test_ucp600_art9d_amendment_advised_only_after_the_credit():
+    w = World()
+    c, m = w.chain, w.m
+    lc_id = w.issue()
+    n = c.must(m["bank_a"], "lc", "amend", lc_id, {"amount": 2000})
+    r = c.call(m["bank_b"], "lc", "advise_amendment", lc_id, n)
+    assert not r.ok and "art. 9d" in r.revert_reason
+    assert not c.view("lc", "amendment", lc_id, n)["advised"]
+    c.must(m["bank_b"], "lc", "advise", lc_id)
+    assert c.call(m["bank_b"], "lc", "advise_amendment", lc_id, n).ok

@@ -402,6 +402,8 @@ class LetterOfCredit(Contract):
         require(a is not None, "no such amendment")
         require(org == lc["advising_bank"], "only the advising bank advises amendments")
         self.open_credit(lc)
+        # art. 9d: the bank that advised the credit advises its amendments, so not before it.
+        require(lc["state"] == "advised", "the credit itself has not been advised (UCP 600 art. 9d)")
         require(a["state"] == "issued" and not a["advised"], "amendment is not awaiting advice")
         a["advised"] = True
         self.amendments[f"{lc_id}@{n}"] = a
