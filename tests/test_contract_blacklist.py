@@ -95,6 +95,33 @@ def buy(c: Chain, rsa_key, buyer: str, count: int, seed: int) -> Wallet:
     return w
 
 
+OWNER_DOMAIN = b"tfnode/blacklist/owner/v1"
+
+
+def salt_of(name: str, evidence: bytes) -> bytes:
+    """The uploader's secret per-entry salt (here derived for the test; a bank draws it at random)."""
+    return crypto.sm3(b"salt " + name.encode() + evidence)
+
+
+def commitment(address: str, salt: bytes) -> bytes:
+    return crypto.sm3(OWNER_DOMAIN + address.encode() + salt)
+
+
+def upload(c: Chain, name: str, tag: bytes, category: str, evidence: bytes) -> int:
+    """Upload from member ``name`` with a fresh owner commitment; the salt is salt_of(name, evidence)."""
+    owner = commitment(c[name].address, salt_of(name, evidence))
+    return c.must(c[name], "blacklist", "upload", tag, category, evidence, owner)
+
+
+def collect(c: Chain, name: str, eid: int, evidence: bytes) -> int:
+    return c.must(c[name], "blacklist", "collect", eid, salt_of(name, evidence))
+
+
+def waiting(c: Chain, eid: int) -> int:
+    """Points waiting on an entry for its (unnamed) owner."""
+    return c.view("blacklist", "entry", eid, sender=c["regulator"])["uncollected"]
+
+
 def pts(c, name) -> int:
     return c.view("blacklist", "points_of", c[name].address)["points"]
 
@@ -102,7 +129,7 @@ def pts(c, name) -> int:
 def points_balance(c: Chain) -> bool:
     led = c.view("blacklist", "ledger")
     held = sum(pts(c, b) for b in BANKS)
-    return led["minted"] == held + led["escrow"] + led["pool"] + led["deposits"] + led["burnt"]
+    return led["minted"] == held + led["escrow"] + led["pool"] + led["deposits"] + led["uncollected"] + led["burnt"]
 
 
 @pytest.fixture
@@ -112,43 +139,61 @@ def bl(rsa_key) -> Chain:
 
 def test_upload_earns_points_and_keeps_no_plain_id(bl):
     subject = "91310000MA1K4B7Q0B"  # a unified social credit code
-    eid = bl.must(bl["bank_a"], "blacklist", "upload", tag_of(subject), "default", crypto.sm3(b"court ruling #12"))
-    assert pts(bl, "bank_a") == JOIN + REWARD
+    ev = crypto.sm3(b"court ruling #12")
+    eid = upload(bl, "bank_a", tag_of(subject), "default", ev)
+    assert pts(bl, "bank_a") == JOIN and waiting(bl, eid) == REWARD  # the reward waits on the entry
     assert not any(subject.encode() in k or subject.encode() in v for k, v in bl.state.data.items())
-    r = bl.call(bl["bank_a"], "blacklist", "upload", tag_of(subject), "default", crypto.sm3(b"again"))
-    assert r.revert_reason == "you already list this subject"
+    owner = commitment(bl["bank_a"].address, salt_of("bank_a", ev))
+    r = bl.call(bl["bank_a"], "blacklist", "upload", tag_of(subject), "default", crypto.sm3(b"again"), owner)
+    assert r.revert_reason == "owner commitment already used: use a fresh salt"
     assert (
-        bl.call(bl["bank_a"], "blacklist", "upload", b"short", "default", bytes(32)).revert_reason
+        bl.call(bl["bank_a"], "blacklist", "upload", b"short", "default", bytes(32), owner).revert_reason
         == "tag must be a 32-byte HMAC-SM3"
     )
     assert (
-        bl.call(bl["bank_a"], "blacklist", "upload", tag_of("x"), "gossip", bytes(32)).revert_reason
+        bl.call(bl["bank_a"], "blacklist", "upload", tag_of("x"), "gossip", bytes(32), owner).revert_reason
         == "unknown category"
     )
     assert (
-        bl.call(bl["customs"], "blacklist", "upload", tag_of("x"), "fraud", bytes(32)).revert_reason
+        bl.call(bl["bank_a"], "blacklist", "upload", tag_of("x"), "fraud", bytes(32), b"short").revert_reason
+        == "owner must be a 32-byte SM3 commitment"
+    )
+    assert (
+        bl.call(bl["customs"], "blacklist", "upload", tag_of("x"), "fraud", bytes(32), owner).revert_reason
         == "not a participant"
     )
     assert bl.call(bl["customs"], "blacklist", "join").revert_reason == "only banks join the blacklist platform"
-    assert bl.view("blacklist", "entry", eid, sender=bl["bank_a"])["uploader"] == bl["bank_a"].address
+    # the owner reads its entry with its salt; without it, or as another bank, it may not
+    assert bl.view("blacklist", "entry", eid, salt_of("bank_a", ev), sender=bl["bank_a"])["owner"] == owner
+    for who, salt in (("bank_a", b""), ("bank_b", salt_of("bank_a", ev))):
+        with pytest.raises(AssertionError, match="not allowed to read this entry"):
+            bl.view("blacklist", "entry", eid, salt, sender=bl[who])
+    assert bl.call(bl["bank_b"], "blacklist", "collect", eid, salt_of("bank_a", ev)).revert_reason == (
+        "not the owner of this entry"
+    )
+    assert collect(bl, "bank_a", eid, ev) == REWARD and pts(bl, "bank_a") == JOIN + REWARD
+    assert bl.call(bl["bank_a"], "blacklist", "collect", eid, salt_of("bank_a", ev)).revert_reason == (
+        "nothing to collect"
+    )
     assert points_balance(bl)
 
 
 def test_query_pays_the_uploaders(bl, rsa_key):
     t = tag_of("ID-1")
-    bl.must(bl["bank_a"], "blacklist", "upload", t, "fraud", crypto.sm3(b"e1"))
+    ea = upload(bl, "bank_a", t, "fraud", crypto.sm3(b"e1"))
     w = buy(bl, rsa_key, "bank_b", 3, seed=1)
     assert pts(bl, "bank_b") == JOIN - 3 * PRICE
-    a_before = pts(bl, "bank_a")
+    a_before = waiting(bl, ea)
     epoch, serial, sig = w.vouchers[0]
     r = bl.call(one_time_address(1), "blacklist", "query", t, epoch, serial, sig)
     assert r.ok and r.return_value["listed"] is True and r.return_value["entries"][0]["category"] == "fraud"
-    assert pts(bl, "bank_a") == a_before + PRICE
+    assert waiting(bl, ea) == a_before + PRICE
     # a second uploader on the same subject: the price is split (remainder to the earliest)
-    bl.must(bl["bank_c"], "blacklist", "upload", t, "default", crypto.sm3(b"e2"))
-    a0, c0 = pts(bl, "bank_a"), pts(bl, "bank_c")
+    ec = upload(bl, "bank_c", t, "default", crypto.sm3(b"e2"))
+    a0, c0 = waiting(bl, ea), waiting(bl, ec)
     bl.must(one_time_address(2), "blacklist", "query", t, *w.vouchers[1])
-    assert (pts(bl, "bank_a") - a0, pts(bl, "bank_c") - c0) == (3, 2)
+    assert (waiting(bl, ea) - a0, waiting(bl, ec) - c0) == (3, 2)
+    assert collect(bl, "bank_a", ea, crypto.sm3(b"e1")) == REWARD + PRICE + 3
     # a miss pays nobody: the price is burnt
     burnt = bl.view("blacklist", "ledger")["burnt"]
     r = bl.call(one_time_address(3), "blacklist", "query", tag_of("clean subject"), *w.vouchers[2])
@@ -253,15 +298,13 @@ def test_issuer_signs_and_is_checked(bl, rsa_key):
 
 def test_complaint_upheld_claws_back(bl, rsa_key):
     t = tag_of("ID-wrongly-listed")
-    eid = bl.must(bl["bank_a"], "blacklist", "upload", t, "fraud", crypto.sm3(b"weak evidence"))
+    ev = crypto.sm3(b"weak evidence")
+    eid = upload(bl, "bank_a", t, "fraud", ev)
     w = buy(bl, rsa_key, "bank_c", 3, seed=5)
     bl.must(one_time_address(30), "blacklist", "query", t, *w.vouchers[0])
     assert bl.view("blacklist", "entry", eid, sender=bl["regulator"])["earned"] == PRICE
+    collect(bl, "bank_a", eid, ev)  # collecting reveals the owner: the clawback can reach it
     # the subject's bank complains, posting a deposit; the entry is suspended
-    assert (
-        bl.call(bl["bank_a"], "blacklist", "complain", eid, bytes(32)).revert_reason
-        == "cannot complain about your own entry"
-    )
     assert (
         bl.call(bl["logistics"], "blacklist", "complain", eid, bytes(32)).revert_reason
         == "only a bank or the regulator complains"
@@ -297,19 +340,20 @@ def test_complaint_upheld_claws_back(bl, rsa_key):
     assert bl.must(one_time_address(32), "blacklist", "query", t, *w.vouchers[2])["listed"] is False
     # later earnings pay the debt first
     debt = bl.view("blacklist", "points_of", bl["bank_a"].address)["debt"]
-    bl.must(bl["bank_a"], "blacklist", "upload", tag_of("ID-other"), "default", crypto.sm3(b"e"))
+    other = upload(bl, "bank_a", tag_of("ID-other"), "default", crypto.sm3(b"e"))
+    collect(bl, "bank_a", other, crypto.sm3(b"e"))
     assert bl.view("blacklist", "points_of", bl["bank_a"].address) == {"points": REWARD - debt, "debt": 0}
     assert points_balance(bl)
 
 
 def test_complaint_dismissed_and_regulator_complaint(bl):
     t = tag_of("ID-rightly-listed")
-    eid = bl.must(bl["bank_a"], "blacklist", "upload", t, "forgery", crypto.sm3(b"strong evidence"))
+    eid = upload(bl, "bank_a", t, "forgery", crypto.sm3(b"strong evidence"))
     cid = bl.must(bl["bank_b"], "blacklist", "complain", eid, crypto.sm3(b"complaint"))
-    a0 = pts(bl, "bank_a")
+    a0 = waiting(bl, eid)
     r = bl.call(bl["reviewer"], "blacklist", "resolve", cid, False, "listing upheld")
     assert r.ok and r.events[0].name == "EntryRestored"
-    assert pts(bl, "bank_a") == a0 + DEPOSIT and pts(bl, "bank_b") == JOIN - DEPOSIT
+    assert waiting(bl, eid) == a0 + DEPOSIT and pts(bl, "bank_b") == JOIN - DEPOSIT
     assert bl.view("blacklist", "complaint", cid)["state"] == "dismissed"
     # the regulator files without a deposit, and then may not review its own complaint
     cid2 = bl.must(bl["regulator"], "blacklist", "complain", eid, crypto.sm3(b"regulator's doubt"))
@@ -318,4 +362,43 @@ def test_complaint_dismissed_and_regulator_complaint(bl):
     assert r.revert_reason == "a reviewer cannot decide its own case"
     bl.must(bl["reviewer"], "blacklist", "resolve", cid2, True, "removed")
     assert bl.view("blacklist", "entry", eid, sender=bl["reviewer"])["state"] == "removed"
+    assert points_balance(bl)
+
+
+def test_seed_anonymous_institutions_upload_names_no_uploader(bl, rsa_key):
+    """Seed (PeerSafe/Suning): "anonymous transactions between institutions". Neither the
+    events nor the raw state of an entry say which institution uploaded it, through upload,
+    paid queries, complaint and dismissal; the owner still withdraws it by proving its salt."""
+    a = bl["bank_a"]
+    ev = crypto.sm3(b"court ruling #77")
+    t = tag_of("ID-anon")
+    start = len(bl.receipts)
+    a0 = pts(bl, "bank_a")
+    eid = upload(bl, "bank_a", t, "fraud", ev)
+    w = buy(bl, rsa_key, "bank_b", 2, seed=77)
+    bl.must(one_time_address(77), "blacklist", "query", t, *w.vouchers[0])
+    # A's balance does not move: a reward or a query payment credited to it would tell
+    assert pts(bl, "bank_a") == a0 and waiting(bl, eid) == REWARD + PRICE
+    cid = bl.must(bl["bank_c"], "blacklist", "complain", eid, crypto.sm3(b"doubt"))
+    bl.must(bl["reviewer"], "blacklist", "resolve", cid, False, "stands")
+    # no event of these transactions names bank A (its address, public key or organisation)
+    marks = (a.address, a.organisation)
+    for r in bl.receipts[start:]:
+        for e in r.events:
+            assert not any(str(m) in repr(e.fields) for m in marks), (e.name, e.fields)
+    # the entry as stored (readable by every member through state proofs) holds no trace of A
+    owner = commitment(a.address, salt_of("bank_a", ev))
+    raw = [v for v in bl.state.data.values() if owner in v]  # the entry record
+    assert raw, "the entry is in state"
+    for v in raw:
+        assert a.address.encode() not in v and a.organisation.encode() not in v
+    assert a.address.encode().hex().encode() not in b"".join(raw)
+    e = bl.view("blacklist", "entry", eid, sender=bl["regulator"])
+    assert "uploader" not in e and e["owner"] == commitment(a.address, salt_of("bank_a", ev))
+    # ownership: nobody else withdraws, not even with the right salt from another address
+    for who, salt in (("bank_b", salt_of("bank_a", ev)), ("bank_a", bytes(32))):
+        r = bl.call(bl[who], "blacklist", "withdraw", eid, salt)
+        assert r.revert_reason == "not the owner of this entry"
+    assert bl.call(a, "blacklist", "withdraw", eid, salt_of("bank_a", ev)).ok
+    assert bl.must(one_time_address(78), "blacklist", "query", t, *w.vouchers[1])["listed"] is False
     assert points_balance(bl)

@@ -425,10 +425,14 @@ def test_blacklist_upload_and_anonymous_paid_query(net):
     serials = [rng.randbytes(32) for _ in range(3)]
     blinds = [rng.randrange(2, n - 1) for _ in serials]
     blinded = [(fdh(epoch, s) * pow(r, e, n) % n).to_bytes(256, "big") for s, r in zip(serials, blinds, strict=True)]
+    # the entry names no uploader: only a commitment to bank A's address and a secret salt
+    salt = rng.randbytes(32)
+    owner = crypto.sm3(b"tfnode/blacklist/owner/v1" + a.address.encode() + salt)
     rs = net.ok(
-        (a, BL, "upload", listed, "fraud", crypto.sm3(b"court ruling 2026-17")), (b, BL, "buy_vouchers", blinded)
+        (a, BL, "upload", listed, "fraud", crypto.sm3(b"court ruling 2026-17"), owner),
+        (b, BL, "buy_vouchers", blinded),
     )
-    order = rs[1]["return_value"]
+    entry, order = rs[0]["return_value"], rs[1]["return_value"]
     signed = [pow(int.from_bytes(x, "big"), d, n).to_bytes(256, "big") for x in blinded]
     net.ok((a, BL, "fulfil_order", order, signed))
     assert net.view(BL, "order", order)["signatures"] == signed
@@ -447,6 +451,9 @@ def test_blacklist_upload_and_anonymous_paid_query(net):
     replay = net.run((Account.generate(), BL, "query", listed, epoch, *vouchers[0]))[0]
     assert refused(replay) == "voucher already redeemed"
     assert net.view(BL, "is_spent", vouchers[0][0]) is True and net.view(BL, "is_spent", vouchers[2][0]) is False
+    # reward and query payment wait on the entry until bank A proves its salt and collects
+    assert net.view(BL, "points_of", a.address) == {"points": 1000, "debt": 0}
+    assert net.ok((a, BL, "collect", entry, salt))[0]["return_value"] == 10 + 5
     assert net.view(BL, "points_of", a.address) == {"points": 1000 + 10 + 5, "debt": 0}
     assert net.view(BL, "points_of", b.address) == {"points": 1000 - 15, "debt": 0}
     led = net.view(BL, "ledger")

@@ -19,9 +19,17 @@ Limits (network origin, timing, small anonymity sets, key choice) are in
 docs/contracts/blacklist.md. RSA is used because SM2 has no standard blind signature scheme;
 every hash here is SM3.
 
+Uploads do not expose the uploading institution in state or events ("anonymous transactions
+between institutions"). An entry stores only an owner commitment, SM3(OWNER_DOMAIN ||
+uploader address || salt) with a 32-byte salt per entry that only the uploader knows; its
+rewards stay on the entry until the uploader collects them. The uploader proves ownership
+(withdraw, collect, reading its entry) by revealing the salt from its own address; a
+reviewer is shown the salt off chain with the evidence.
+
 Points: minted by joining and uploading; held in balances, in order escrow, in the voucher
-pool (paid vouchers not yet redeemed) and in complaint deposits; burnt by clawbacks and by
-queries that hit nothing. minted == balances + escrow + pool + deposits + burnt.
+pool (paid vouchers not yet redeemed), in complaint deposits and uncollected on entries;
+burnt by clawbacks and by queries that hit nothing.
+minted == balances + escrow + pool + deposits + uncollected + burnt.
 """
 
 from tfnode.runtime.api import Contract, Map, Value, call, ctx, emit, require, sm3, view
@@ -30,6 +38,7 @@ E = 65537
 MIN_KEY_BITS = 2048
 MAX_KEY_BITS = 4096
 DOMAIN = b"tfnode/blacklist/voucher/v1"
+OWNER_DOMAIN = b"tfnode/blacklist/owner/v1"
 JOIN_POINTS = 1000
 UPLOAD_REWARD = 10
 QUERY_PRICE = 5
@@ -54,6 +63,11 @@ def fdh(epoch: int, serial: bytes, n: int) -> int:
     return int.from_bytes(out, "big") % n
 
 
+def owner_commitment(address: str, salt: bytes) -> bytes:
+    """What the uploader computes off chain and later proves: SM3(domain || address || salt)."""
+    return sm3(OWNER_DOMAIN + address.encode() + salt)
+
+
 def is_reviewer() -> bool:
     return any(ctx.sender.has_role(r) for r in REVIEWER_ROLES)
 
@@ -70,7 +84,8 @@ class Blacklist(Contract):
     escrow = Value(int, default=0)  # points of orders not yet signed
     pool = Value(int, default=0)  # points backing signed, unredeemed vouchers
     deposits = Value(int, default=0)  # complaint deposits held
-    entries = Map(int, dict)  # entry id -> {tag, uploader, category, evidence, state, ...}
+    uncollected = Value(int, default=0)  # rewards and earnings held on entries for their owners
+    entries = Map(int, dict)  # entry id -> {tag, owner commitment, category, evidence, state, ...}
     by_tag = Map(bytes, list)  # subject tag -> entry ids
     next_entry = Value(int, default=1)
     orders = Map(int, dict)  # order id -> {buyer, epoch, blinded, signatures, state}
@@ -115,15 +130,18 @@ class Blacklist(Contract):
     # -- uploads ---------------------------------------------------------------------------------
 
     @call
-    def upload(self, tag: bytes, category: str, evidence: bytes) -> int:
+    def upload(self, tag: bytes, category: str, evidence: bytes, owner: bytes) -> int:
         """Add an entry: ``tag`` = HMAC-SM3(consortium key, subject ID), ``evidence`` = SM3 of
-        the uploader's evidence file (kept off chain, shown to a reviewer on a complaint)."""
+        the uploader's evidence file (kept off chain, shown to a reviewer on a complaint),
+        ``owner`` = SM3(OWNER_DOMAIN || uploader address || salt), salt a fresh secret 32 bytes.
+        The entry and its event do not name the uploader; the reward waits on the entry."""
         me = ctx.sender.address
         p = self.participants.get(me)
         require(p is not None, "not a participant")
         require(isinstance(tag, bytes) and len(tag) == 32, "tag must be a 32-byte HMAC-SM3")
         require(isinstance(evidence, bytes) and len(evidence) == 32, "evidence must be a 32-byte SM3 hash")
         require(category in CATEGORIES, "unknown category")
+        require(isinstance(owner, bytes) and len(owner) == 32, "owner must be a 32-byte SM3 commitment")
         day = ctx.block.timestamp // 86400
         if p["day"] != day:
             p["day"] = day
@@ -132,36 +150,69 @@ class Blacklist(Contract):
         p["uploads_today"] += 1
         self.participants[me] = p
         ids = self.by_tag.get(tag, [])
+        # A repeated commitment would link two entries to one owner; salts are fresh per entry.
         for i in ids:
-            e = self.entries[i]
-            require(
-                not (e["uploader"] == me and e["state"] in ("active", "suspended")), "you already list this subject"
-            )
+            require(self.entries[i]["owner"] != owner, "owner commitment already used: use a fresh salt")
         eid = self.next_entry
         self.next_entry = eid + 1
         self.entries[eid] = {
             "tag": tag,
-            "uploader": me,
+            "owner": owner,
             "category": category,
             "evidence": evidence,
             "uploaded": ctx.block.timestamp,
             "state": "active",
             "reward": UPLOAD_REWARD,
             "earned": 0,
+            "uncollected": UPLOAD_REWARD,
+            "collected": 0,
+            "collected_by": "",
         }
         ids.append(eid)
         self.by_tag[tag] = ids
-        self.credit(me, UPLOAD_REWARD)
+        # Crediting the sender's balance here would show in state who uploaded: the reward
+        # waits on the entry until its owner collects it.
+        self.uncollected += UPLOAD_REWARD
         self.minted += UPLOAD_REWARD
-        emit("Uploaded", entry=eid, tag=tag, uploader=me, category=category, reward=UPLOAD_REWARD)
+        emit("Uploaded", entry=eid, tag=tag, category=category, reward=UPLOAD_REWARD)
         return eid
 
+    def prove_owner(self, e, salt):
+        require(isinstance(salt, bytes) and len(salt) == 32, "salt must be 32 bytes")
+        require(owner_commitment(ctx.sender.address, salt) == e["owner"], "not the owner of this entry")
+
+    def hold(self, eid, e, amount):
+        # Points for an entry's owner wait on the entry (see upload).
+        e["uncollected"] += amount
+        self.uncollected += amount
+        self.entries[eid] = e
+
     @call
-    def withdraw(self, entry_id: int):
-        """The uploader takes its own entry down (debt repaid, subject rehabilitated)."""
+    def collect(self, entry_id: int, salt: bytes) -> int:
+        """The owner moves what its entry earned to its balance. This reveals, from then on,
+        that it uploaded this entry: collect rarely, or not at all, to stay anonymous."""
         e = self.entries.get(entry_id)
         require(e is not None, "no such entry")
-        require(e["uploader"] == ctx.sender.address, "only the uploader withdraws an entry")
+        self.prove_owner(e, salt)
+        amount = e["uncollected"]
+        require(amount > 0, "nothing to collect")
+        me = ctx.sender.address
+        e["uncollected"] = 0
+        e["collected"] += amount
+        e["collected_by"] = me
+        self.entries[entry_id] = e
+        self.uncollected -= amount
+        self.credit(me, amount)
+        emit("Collected", entry=entry_id, amount=amount)
+        return amount
+
+    @call
+    def withdraw(self, entry_id: int, salt: bytes):
+        """The uploader takes its own entry down (debt repaid, subject rehabilitated), proving
+        ownership with the entry's salt."""
+        e = self.entries.get(entry_id)
+        require(e is not None, "no such entry")
+        self.prove_owner(e, salt)
         require(e["state"] == "active", "entry is not active")
         e["state"] = "withdrawn"
         self.entries[entry_id] = e
@@ -293,8 +344,7 @@ class Blacklist(Contract):
                 e = self.entries[hits[j]]
                 pay = share + (rest if j == 0 else 0)
                 e["earned"] += pay
-                self.entries[hits[j]] = e
-                self.credit(e["uploader"], pay)
+                self.hold(hits[j], e, pay)
                 found.append({"entry": hits[j], "category": e["category"], "uploaded": e["uploaded"]})
         else:
             self.burnt += QUERY_PRICE
@@ -314,7 +364,6 @@ class Blacklist(Contract):
         require(isinstance(grounds, bytes) and len(grounds) == 32, "grounds must be a 32-byte SM3 hash")
         e = self.entries.get(entry_id)
         require(e is not None, "no such entry")
-        require(e["uploader"] != me, "cannot complain about your own entry")
         require(e["state"] == "active", "entry is not active")
         deposit = 0
         if not is_reg:
@@ -352,25 +401,36 @@ class Blacklist(Contract):
         require(c is not None, "no such complaint")
         require(c["state"] == "open", "complaint already resolved")
         e = self.entries[c["entry"]]
-        require(me != c["complainant"] and me != e["uploader"], "a reviewer cannot decide its own case")
+        # Reviewers hold the regulator role and cannot join as banks, so never upload.
+        require(me != c["complainant"], "a reviewer cannot decide its own case")
         require(isinstance(upheld, bool), "upheld must be a bool")
         self.deposits -= c["deposit"]
         if upheld:
             e["state"] = "removed"
             claw = e["reward"] + e["earned"]
-            bal = self.points.get(e["uploader"], 0)
-            taken = min(bal, claw)
-            self.points[e["uploader"]] = bal - taken
-            self.burnt += taken
-            if claw > taken:
-                self.debts[e["uploader"]] = self.debts.get(e["uploader"], 0) + claw - taken
+            # First what still waits on the entry; the rest from whoever collected it (the
+            # owner, who revealed itself by collecting), as a debt if its balance is short.
+            held = min(e["uncollected"], claw)
+            e["uncollected"] -= held
+            self.uncollected -= held
+            self.burnt += held
+            rest = claw - held
+            if rest > 0:
+                who = e["collected_by"]
+                bal = self.points.get(who, 0)
+                taken = min(bal, rest)
+                self.points[who] = bal - taken
+                self.burnt += taken
+                if rest > taken:
+                    self.debts[who] = self.debts.get(who, 0) + rest - taken
             if c["deposit"]:
                 self.credit(c["complainant"], c["deposit"])
-            emit("EntryRemoved", entry=c["entry"], clawed_back=claw, uploader=e["uploader"])
+            emit("EntryRemoved", entry=c["entry"], clawed_back=claw)
         else:
             e["state"] = "active"
             if c["deposit"]:
-                self.credit(e["uploader"], c["deposit"])
+                e["uncollected"] += c["deposit"]
+                self.uncollected += c["deposit"]
             emit("EntryRestored", entry=c["entry"])
         c["state"] = "upheld" if upheld else "dismissed"
         c["reviewer"] = me
@@ -384,12 +444,13 @@ class Blacklist(Contract):
     # shown to their uploader, the parties of a complaint about them, and reviewers.
 
     @view
-    def entry(self, entry_id: int) -> dict:
+    def entry(self, entry_id: int, salt: bytes = b"") -> dict:
         e = self.entries.get(entry_id)
         require(e is not None, "no such entry")
         me = ctx.sender.address
         c = self.complaints.get(e.get("complaint", 0), {})
-        allowed = me == e["uploader"] or me == c.get("complainant") or is_reviewer()
+        owner = isinstance(salt, bytes) and owner_commitment(me, salt) == e["owner"]
+        allowed = owner or me == c.get("complainant") or is_reviewer()
         require(allowed, "not allowed to read this entry")
         return e
 
@@ -418,6 +479,7 @@ class Blacklist(Contract):
             "escrow": self.escrow,
             "pool": self.pool,
             "deposits": self.deposits,
+            "uncollected": self.uncollected,
             "epoch": self.epoch,
         }
 

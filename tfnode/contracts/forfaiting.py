@@ -72,6 +72,13 @@ class Forfaiting(Contract):
         except CallFailed as err:
             revert(what + ": " + err.reason)
 
+    def note_holder(self, c, holder):
+        # The L/C itself learns the holder, so the obligor cannot pay an earlier one there.
+        try:
+            call_contract(self.lc_contract, "note_holder", c["lc"], c["presentation"], holder)
+        except CallFailed as err:
+            revert("the letter of credit refused the new holder: " + err.reason)
+
     def send_notice(self, kind, c, from_party, new_holder, text_zh, text_en):
         nid = self.next_notice
         self.next_notice = nid + 1
@@ -135,6 +142,9 @@ class Forfaiting(Contract):
             "assignment": {"text_zh": text_zh, "text_en": text_en},
         }
         emit("Assigned", claim=cid, seller=lc["beneficiary"], forfaiter=forfaiter, text_zh=text_zh, text_en=text_en)
+        # The beneficiary's signed notice makes this contract the claim's registry on the L/C;
+        # until a forfaiter buys, the beneficiary is still paid.
+        self.note_holder(self.claims[cid], "")
         return cid
 
     @call
@@ -166,6 +176,7 @@ class Forfaiting(Contract):
                 "price": price,
                 "history": [org],
                 "purchased_at": ctx.block.timestamp,
+                "purchase": {"text_zh": text_zh, "text_en": text_en},
             }
         )
         self.claims[cid] = c
@@ -185,6 +196,7 @@ class Forfaiting(Contract):
         )
         # the obligor learns whom to pay at maturity
         self.send_notice("assignment", c, c["seller"], org, text_zh, text_en)
+        self.note_holder(c, org)
 
     @call
     def acknowledge(self, nid: int):
@@ -295,6 +307,7 @@ class Forfaiting(Contract):
         self.claims[a["claim"]] = c
         a["state"] = "transferred"
         a["notice"] = nid
+        a["transfer"] = {"text_zh": text_zh, "text_en": text_en}
         self.announcements[aid] = a
         emit(
             "Transferred",
@@ -308,6 +321,7 @@ class Forfaiting(Contract):
             text_zh=text_zh,
             text_en=text_en,
         )
+        self.note_holder(c, a["buyer"])
 
     @call
     def withdraw(self, aid: int):

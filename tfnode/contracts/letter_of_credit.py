@@ -159,6 +159,21 @@ class LetterOfCredit(Contract):
 
     def operative(self, lc):
         require(lc["state"] == "advised", "credit is not operative (state " + lc["state"] + ")")
+        self.not_expired(lc)
+
+    def lapsed(self, lc):
+        # art. 6d/e, 29a: the credit expires at the end of its expiry day, extended to the next
+        # banking day. Nobody has to call ``expire`` for this to hold: every step checks it.
+        return day_of(ctx.block.timestamp) > self.next_banking_day(lc, day_of(lc["expiry"]))
+
+    def not_expired(self, lc):
+        require(not self.lapsed(lc), "credit has expired (UCP 600 art. 6e)")
+
+    def open_credit(self, lc):
+        # Issued or advised, and its expiry date not passed: only such a credit is advised,
+        # confirmed, amended or cancelled.
+        require(lc["state"] in ("issued", "advised"), "credit is not open")
+        self.not_expired(lc)
 
     def no_open_presentation(self, lc_id, lc):
         if lc["presentations"] > 0:
@@ -307,6 +322,7 @@ class LetterOfCredit(Contract):
         lc = self.get(lc_id)
         require(org == lc["advising_bank"], "only the advising bank advises")
         require(lc["state"] == "issued", "credit is not awaiting advice")
+        self.not_expired(lc)
         lc["state"] = "advised"
         self.credits[lc_id] = lc
         emit("Advised", lc=lc_id, advising_bank=org, beneficiary=lc["beneficiary"])
@@ -319,7 +335,7 @@ class LetterOfCredit(Contract):
         lc = self.get(lc_id)
         require(org == lc["confirming_bank"], "only the bank requested to confirm confirms")
         require(lc["confirmation"] == "requested", "confirmation is not requested")
-        require(lc["state"] in ("issued", "advised"), "credit is not open")
+        self.open_credit(lc)
         lc["confirmation"] = "added"
         self.credits[lc_id] = lc
         emit("Confirmed", lc=lc_id, confirming_bank=org)
@@ -331,6 +347,7 @@ class LetterOfCredit(Contract):
         lc = self.get(lc_id)
         require(org == lc["confirming_bank"], "only the bank requested to confirm declines")
         require(lc["confirmation"] == "requested", "confirmation is not requested")
+        self.open_credit(lc)
         lc["confirmation"] = "declined"
         self.credits[lc_id] = lc
         emit("ConfirmationDeclined", lc=lc_id, bank=org)
@@ -343,7 +360,7 @@ class LetterOfCredit(Contract):
         org = self.bank()
         lc = self.get(lc_id)
         require(org == lc["issuing_bank"], "only the issuing bank amends")
-        require(lc["state"] in ("issued", "advised"), "credit is not open")
+        self.open_credit(lc)
         require(isinstance(changes, dict) and len(changes) > 0, "an amendment changes at least one term")
         for k, v in changes.items():
             require(k in AMENDABLE, "term " + str(k) + " cannot be amended")
@@ -384,6 +401,9 @@ class LetterOfCredit(Contract):
         a = self.amendments.get(f"{lc_id}@{n}")
         require(a is not None, "no such amendment")
         require(org == lc["advising_bank"], "only the advising bank advises amendments")
+        self.open_credit(lc)
+        # art. 9d: the bank that advised the credit advises its amendments, so not before it.
+        require(lc["state"] == "advised", "the credit itself has not been advised (UCP 600 art. 9d)")
         require(a["state"] == "issued" and not a["advised"], "amendment is not awaiting advice")
         a["advised"] = True
         self.amendments[f"{lc_id}@{n}"] = a
@@ -404,6 +424,7 @@ class LetterOfCredit(Contract):
         require(
             a["state"] == "issued" and a["confirming_bank"] is None, "amendment is not awaiting the confirming bank"
         )
+        self.open_credit(lc)
         require(isinstance(extend, bool), "extend is a bool")
         a["confirming_bank"] = extend
         if not extend:
@@ -423,6 +444,8 @@ class LetterOfCredit(Contract):
         require(a is not None, "no such amendment")
         require(a["advised"], "amendment has not been advised")
         require(a["state"] == "issued" and a["beneficiary"] is None, "amendment is not awaiting the beneficiary")
+        # art. 10c: until accepted the original terms, and so the original expiry, hold.
+        self.open_credit(lc)
         require(isinstance(accept, bool), "accept is a bool")
         whole = accept
         partial = False
@@ -647,10 +670,37 @@ class LetterOfCredit(Contract):
         require(p["state"] == "accepted", "no unpaid acceptance")
         require(ctx.block.timestamp >= p["maturity"], "not yet at maturity")
         require(isinstance(payee, str) and 0 < len(payee) <= 128, "payee required")
+        holder = p.get("holder", "")
+        if holder != "":
+            # A claim sold by forfaiting is paid to its current holder only: after a notice of
+            # transfer, paying an earlier holder does not discharge the obligor.
+            require(payee == holder, "the claim is held by " + holder + " (latest notice of assignment or transfer)")
         p["state"] = "paid"
         p["payee"] = payee
         self.presentations[f"{lc_id}#{n}"] = p
         emit("PaidAtMaturity", lc=lc_id, presentation=n, payee=payee, amount=p["amount"], currency=lc["currency"])
+
+    @call
+    def note_holder(self, lc_id: str, n: int, holder: str):
+        """A claim registry contract (forfaiting) records who now holds the claim to payment of
+        this presentation, so that ``pay_acceptance`` pays nobody else. The beneficiary chooses
+        the registry: the first note must come from a transaction the beneficiary signed
+        (its notice of assignment); after that only that same contract may change the holder."""
+        lc = self.get(lc_id)
+        p = self.pres(lc_id, n)
+        me = ctx.sender.address
+        require(me.startswith("contract:"), "only a claim registry contract notes the holder")
+        registry = p.get("registry", "")
+        if registry == "":
+            require(ctx.origin.address == lc["beneficiary"], "the beneficiary has not assigned this claim")
+            p["registry"] = me
+        else:
+            require(me == registry, "the claim is registered with " + registry)
+        require(p["state"] not in ("paid", "returned"), "the claim is already paid or closed")
+        require(isinstance(holder, str) and len(holder) <= 128, "holder: an organisation name")
+        p["holder"] = holder
+        self.presentations[f"{lc_id}#{n}"] = p
+        emit("HolderNoted", lc=lc_id, presentation=n, registry=me, holder=holder)
 
     # -- reimbursement (art. 7c, 13) -------------------------------------------------------------
 
@@ -682,6 +732,10 @@ class LetterOfCredit(Contract):
         p = self.pres(lc_id, n)
         require(org == (lc["reimbursing_bank"] or lc["issuing_bank"]), "only the reimbursing bank reimburses")
         require(p["reimbursement"] == "claimed", "no reimbursement claim")
+        require(
+            ctx.block.timestamp >= p["maturity"],
+            "reimbursement of an acceptance or deferred payment is due at maturity (UCP 600 art. 7c)",
+        )
         p["reimbursement"] = "paid"
         self.presentations[f"{lc_id}#{n}"] = p
         emit("Reimbursed", lc=lc_id, presentation=n, by=org, to=p["examiner"], amount=p["amount"])
@@ -694,7 +748,7 @@ class LetterOfCredit(Contract):
         lc = self.get(lc_id)
         require(ctx.sender.organisation is not None, "only a member closes an expired credit")
         require(lc["state"] in ("issued", "advised"), "credit is not open")
-        require(day_of(ctx.block.timestamp) > self.next_banking_day(lc, day_of(lc["expiry"])), "credit has not expired")
+        require(self.lapsed(lc), "credit has not expired")
         self.no_open_presentation(lc_id, lc)
         lc["state"] = "expired"
         self.credits[lc_id] = lc
@@ -705,7 +759,7 @@ class LetterOfCredit(Contract):
         """Art. 10a: an irrevocable credit is cancelled only with the agreement of the issuing
         bank, the confirming bank (if any) and the beneficiary; here the applicant too."""
         lc = self.get(lc_id)
-        require(lc["state"] in ("issued", "advised"), "credit is not open")
+        self.open_credit(lc)
         s = ctx.sender
         who = ""
         if s.address == lc["beneficiary"]:
@@ -849,6 +903,7 @@ class LetterOfCredit(Contract):
             "issuing_bank": lc["issuing_bank"],
             "beneficiary": lc["beneficiary"],
             "payee": p["payee"],
+            "holder": p.get("holder", ""),
         }
 
     @view
