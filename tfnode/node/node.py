@@ -202,7 +202,7 @@ class Node:
         when the node stops being ok, such as a stall or a lost quorum; an info line when it
         recovers) and updates the signals (health, timeout and peer metrics; a rate-limited
         warning on round timeouts)."""
-        was_ok = True
+        shown: set[str] = set()  # the kinds of reason last logged
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -214,11 +214,15 @@ class Node:
                 self._update_signals(h)
             except Exception:
                 log.exception("updating the health and consensus metrics failed")
-            if was_ok and not h["ok"]:
+            # A reason's kind is its first two words ("no block committed for 12 s" and "... 13 s"
+            # are one kind): a warning when a new kind appears, so a quorum lost a second after
+            # the stall was first logged is logged too, and not one line a second.
+            kinds = {" ".join(r.split()[:2]) for r in h["reasons"]}
+            if kinds - shown:
                 log.warning("node not healthy: %s", "; ".join(h["reasons"]))
-            elif not was_ok and h["ok"]:
+            elif shown and not kinds:
                 log.info("node healthy again (last commit %.1f s ago)", h["last_commit_age_s"])
-            was_ok = h["ok"]
+            shown = kinds
 
     def _update_signals(self, health: dict[str, Any]) -> None:
         if self.signals is None or self.core is None or self.driver is None:
