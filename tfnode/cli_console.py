@@ -139,12 +139,34 @@ def parse_kwargs(items: list[str]) -> dict:
 
 
 def show(v: Any) -> str:
-    """A JSON-form contract value, compact, for a table cell."""
+    """A JSON-form contract value, compact, for a table cell: bytes as their hex digits and
+    decimals as numbers (``--json`` keeps the tagged forms)."""
     import orjson
 
     if isinstance(v, str):
         return v
-    return orjson.dumps(v).decode()
+    return orjson.dumps(_plain(v)).decode()
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        if len(v) == 1:
+            tag, body = next(iter(v.items()))
+            if tag in ("hex", "decimal") and isinstance(body, str):
+                return body
+            if tag == "dict" and isinstance(body, list):
+                return {show(k): _plain(x) for k, x in body}
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def call_text(call: dict) -> str:
+    """``contract.method(arg, name=value)`` of a transaction or a receipt's ``call``."""
+    args = [show(a) for a in call.get("args") or []]
+    args += [f"{k}={show(v)}" for k, v in (call.get("kwargs") or {}).items()]
+    return f"{call.get('contract')}.{call.get('method')}({', '.join(args)})"
 
 
 def print_json(obj) -> None:
@@ -193,8 +215,8 @@ def receipt_tables(r: dict) -> list:
                 ("height", r.get("height")),
                 ("gas used", r.get("gas_used")),
                 ("return value", show(r.get("return_value"))),
-                ("revert reason", r.get("revert_reason") or None),
-            ],
+            ]
+            + ([("revert reason", r["revert_reason"])] if r.get("revert_reason") else []),
         )
     ]
     if r.get("events"):
@@ -344,7 +366,7 @@ def register(app: typer.Typer, contract_app: typer.Typer) -> None:
                     raise Failed(f"the call would fail: {r.get('status')}: {r.get('revert_reason')}")
                 return
             r = s.send(contract, method, vargs, kwargs, gas_limit)
-            finish_receipt(s, r, [("call", f"{contract}.{method}")])
+            finish_receipt(s, r, [("call", call_text(r.get("call") or {"contract": contract, "method": method}))])
 
         run(rpc, chain, key, json_out, go)
 
@@ -624,9 +646,6 @@ def register(app: typer.Typer, contract_app: typer.Typer) -> None:
             if s.json:
                 return print_json({"transaction": t, "receipt": r, "proof_verified": verified, "validators": against})
             c = console()
-            args = ", ".join(
-                [show(a) for a in t.get("args") or []] + [f"{k}={show(v)}" for k, v in (t.get("kwargs") or {}).items()]
-            )
             c.print(
                 fields_table(
                     "transaction",
@@ -634,7 +653,7 @@ def register(app: typer.Typer, contract_app: typer.Typer) -> None:
                         ("hash", t["hash"]),
                         ("height", f"{t['height']} (index {t['index']})"),
                         ("from", t.get("address")),
-                        ("call", f"{t['contract']}.{t['method']}({args})"),
+                        ("call", call_text(t)),
                         ("nonce", t.get("nonce")),
                         ("expiry", t.get("expiry")),
                         ("gas limit", t.get("gas_limit")),

@@ -9,6 +9,7 @@ right after the subscription id, never before it).
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from tfnode.rpc.jsonrpc import dumps
 from tfnode.rpc.params import Params, parse_hex
@@ -23,6 +24,8 @@ from tfnode.rpc_errors import (
     TooMany,
     TxRejected,
 )
+
+log = logging.getLogger("tfnode.rpc")
 
 HASH = 32  # SM3 digests: tx and block hashes
 MAX_BATCH_TXS = 8192
@@ -340,7 +343,12 @@ class Methods:
         def go() -> None:
             if sub.id not in conn.subs or conn.closed:
                 return
-            more, live = api.backfill(sub.topic, sub.key, nxt, MAX_BACKFILL)
+            try:
+                more, live = api.backfill(sub.topic, sub.key, nxt, MAX_BACKFILL)
+            except Exception as err:  # storage failing between two reads: drop the client, keep the node
+                log.exception("replay for subscription %s failed", sub.id)
+                conn.kill(f"replay failed: {type(err).__name__}")
+                return
             for item in first + more:
                 hub.notify(sub, dumps(item))
             sub.start = live
