@@ -171,7 +171,8 @@ class Methods:
     async def call_dry_run(self, raw, ctx):
         p = Params(raw, ("contract", "method", "args", "kwargs", "from", "gas_limit"))
         contract, method, vargs, vkwargs, auth = self._call(p)
-        gas_limit = p.int("gas_limit", 1, I63, default=DEFAULT_GAS_LIMIT)
+        # A dry run executes on the node's event loop, like a query: the same budget bounds both.
+        gas_limit = p.int("gas_limit", 1, DEFAULT_GAS_LIMIT, default=DEFAULT_GAS_LIMIT)
         return self.api.call_dry_run(contract, method, vargs, vkwargs, auth=auth, gas_limit=gas_limit)
 
     # --- the query side: events, contracts, members, governance ---
