@@ -20,6 +20,8 @@ from typing import Any
 
 import typer
 
+from tfnode.errors import TfnodeError
+
 DEFAULT_RPC = "http://127.0.0.1:26601"
 WAIT_S = 60.0  # how long a write waits for its receipt
 GOV = "governance"
@@ -30,11 +32,11 @@ JSON = typer.Option(False, "--json", help="print the node's JSON result")
 CHAIN = typer.Option(None, "--chain", help="the chain id the node must serve (checked)")
 
 
-class Usage(Exception):
+class Usage(TfnodeError):
     """Bad command-line input: exit 2."""
 
 
-class Failed(Exception):
+class Failed(TfnodeError):
     """The call went through but did not succeed (a failed receipt): exit 1."""
 
 
@@ -94,7 +96,6 @@ class Session:
 def run(rpc: str, chain: str | None, key: Path | None, json_out: bool, fn) -> None:
     """Open a session, run ``fn(session)``, and turn every failure into a message and exit code."""
     from tfnode.client import ClientError, RpcError
-    from tfnode.errors import TfnodeError
     from tfnode.rpc.values import ValueConversionError
 
     s = None
