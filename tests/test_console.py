@@ -331,6 +331,42 @@ def test_blocks_subscription_resumes_from_a_height(net):
     assert heights == list(range(max(1, h - 5), max(1, h - 5) + 8))
 
 
+def test_events_since_a_time_start_at_the_first_block_made_then(net, deployed):
+    from tfnode.cli_console import Session, first_height_at
+
+    a, b = _add(net, 11), _add(net, 12)
+    s = Session(net.rpc_url(0), CHAIN, None, True)
+    try:
+        ts = s.call("get_block", {"height": b["height"]})["timestamp_ms"]
+        h = first_height_at(s, ts)
+        assert a["height"] < h <= b["height"]
+        assert (
+            s.call("get_block", {"height": h - 1})["timestamp_ms"]
+            < ts
+            <= s.call("get_block", {"height": h})["timestamp_ms"]
+        )
+        assert first_height_at(s, 0) == 1
+        assert first_height_at(s, ts + 10**12) == s.client.status()["height"] + 1
+    finally:
+        s.close()
+    recent = net.tfnode("events", "--contract", "counter", "--name", "Added", "--since", "1h")["events"]
+    assert [e["fields"]["amount"] for e in recent][-2:] == [11, 12]
+    assert "--since" in net.tfnode(
+        "events", "--contract", "counter", "--name", "Added", "--since", "7x", code=2, json_out=False
+    )
+
+
+def test_dry_runs_of_built_in_contracts(net, deployed):
+    c = net.client
+    poor = c.call_dry_run("asset", "transfer", deployed["bank1"], 5)
+    assert poor["status"] != "ok" and poor["revert_reason"]
+    with pytest.raises(InvalidParams):
+        c.call_dry_run("iot", "submit_batch", {"hex": "00"})
+    with pytest.raises(InvalidParams) as err:
+        c.call("call_dry_run", {"contract": "counter", "method": "add", "args": [1], "gas_limit": 10**9})
+    assert err.value.data == {"param": "gas_limit"}
+
+
 def test_tx_and_receipt_carry_decoded_arguments(net, deployed):
     r = _add(net, 9)
     t = net.client.get_transaction(r["hash"])

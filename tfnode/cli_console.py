@@ -673,6 +673,7 @@ def register(app: typer.Typer, contract_app: typer.Typer) -> None:
         contract: str = typer.Option(..., "--contract", help="the contract that emitted them"),
         name: str = typer.Option(..., "--name", help="the event name"),
         from_height: int = typer.Option(0, "--from", min=0, help="first height"),
+        since: str = typer.Option(None, "--since", help="instead of --from: events of the last 30m, 12h, 7d..."),
         to_height: int = typer.Option(None, "--to", min=0, help="last height (default: the latest)"),
         limit: int = typer.Option(100, "--limit", min=1, help="most events to show"),
         cursor: str = typer.Option(None, "--cursor", help="continue from a cursor an earlier listing printed"),
@@ -684,15 +685,17 @@ def register(app: typer.Typer, contract_app: typer.Typer) -> None:
         """Find events from the node's index (oldest first), paging as needed."""
 
         def go(s: Session) -> None:
-            if to_height is not None and to_height < from_height:
+            first = from_height if since is None else height_since(s, parse_duration(since))
+            if to_height is not None and to_height < first:
                 raise Usage("--to must be at least --from")
             found: list[dict] = []
             nxt = cursor
+            deadline = time.monotonic() + 15
             while len(found) < limit:
                 params: dict[str, Any] = {
                     "contract": contract,
                     "name": name,
-                    "from_height": from_height,
+                    "from_height": first,
                     "limit": min(limit - len(found), 100 if proofs else 1000),
                 }
                 if to_height is not None:
@@ -704,6 +707,8 @@ def register(app: typer.Typer, contract_app: typer.Typer) -> None:
                 page = s.call("get_events", params)
                 found.extend(page["events"])
                 nxt = page["next_cursor"]
+                if proofs and not page["more"] and wait_certified(page, to_height, deadline):
+                    continue  # the newest events get their proofs once a QC certifies them
                 if not page["more"]:
                     break
             if proofs:
@@ -789,6 +794,51 @@ def member_payload(address: str | None, public_key: str | None, organisation: st
         except ValueError as e:
             raise Usage(f"--public-key: {e}") from None
     return {"address": address, "organisation": organisation, "roles": list(roles)}
+
+
+def wait_certified(page: dict, to_height: int | None, deadline: float) -> bool:
+    """With proofs, a page ends at the certified height; True (after a pause) while events
+    executed but not yet certified may still come, until ``deadline``."""
+    want = page["executed_height"] if to_height is None else min(to_height, page["executed_height"])
+    if page.get("certified_height", want) >= want or time.monotonic() > deadline:
+        return False
+    time.sleep(0.2)
+    return True
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` as seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    n, unit = text[:-1], text[-1:]
+    if unit not in units or not n.isdigit() or int(n) == 0:
+        raise Usage(f"--since {text!r}: expected a number and a unit, like 30m, 12h or 7d")
+    return int(n) * units[unit]
+
+
+def height_since(s: Session, seconds: float) -> int:
+    """The first height whose block was made at most ``seconds`` ago."""
+    return first_height_at(s, int((time.time() - seconds) * 1000))
+
+
+def first_height_at(s: Session, cutoff_ms: int) -> int:
+    """The first height whose block's timestamp is at or after ``cutoff_ms`` (the head + 1 if
+    none is): a binary search over block timestamps, which never decrease along the chain,
+    about log2(height) calls. Blocks a pruned node no longer holds count as older."""
+    from tfnode.client import NotFound
+
+    top = s.client.status()["height"]
+    lo, hi = 1, top + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        try:
+            newer = s.call("get_block", {"height": mid})["timestamp_ms"] >= cutoff_ms
+        except NotFound:
+            newer = False
+        if newer:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _status(r: dict) -> str:

@@ -99,9 +99,12 @@ def get_events(
     limit: int,
     proofs: bool,
 ) -> dict[str, Any]:
-    """A page of events ``name`` of ``contract`` from the index, oldest first."""
+    """A page of events ``name`` of ``contract`` from the index, oldest first. With
+    ``proofs`` the page stops at the certified height: a later event has no proof yet."""
     store = svc.store
-    top = executed_height(svc)
+    executed = top = executed_height(svc)
+    if proofs:
+        top = min(top, svc.certified_height())
     end = top if to_height is None else min(to_height, top)
     h, seq = cursor if cursor is not None else (from_height, 0)
     if cursor is not None and h < from_height:
@@ -133,7 +136,10 @@ def get_events(
     else:
         # Complete up to the executed head: what comes later starts past it.
         nxt = cursor_of(end + 1, 0) if h <= end else cursor_of(h, seq)
-    return {"events": evs, "next_cursor": nxt, "more": more, "executed_height": top}
+    out = {"events": evs, "next_cursor": nxt, "more": more, "executed_height": executed}
+    if proofs:
+        out["certified_height"] = top
+    return out
 
 
 def _block_events(svc: NodeService, height: int) -> list[tuple[int, int, bytes, str, str, Any]]:

@@ -221,6 +221,12 @@ class NodeService:
         b = decode_block(raw)
         return b["exec_height"], {"block": raw.hex(), "qc": qc.hex()}
 
+    def certified_height(self) -> int:
+        """The newest execution height a stored QC certifies (0 before the first block)."""
+        if self.store.head is None:
+            return 0
+        return self._certificate()[0]
+
     def _chain(self, lo: int, hi: int) -> tuple[list[dict[str, Any]], bytes]:
         """Execution records lo..hi and exec_root(lo - 1)."""
         store, ex = self.store, self.executor
