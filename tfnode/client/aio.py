@@ -207,7 +207,10 @@ class AsyncClient:
 
         Read promptly: the node disconnects a client with more than 1,024 queued
         notifications."""
-        params = {"topic": topic, **{k: (_rpc.hexa(v) if k == "hash" else v) for k, v in filters.items()}}
+        params = {
+            "topic": topic,
+            **{k: (_rpc.hexa(v) if k == "hash" else v) for k, v in filters.items() if v is not None},
+        }
         rid, body = _rpc.request("subscribe", params)
         convert = _CONVERT.get(topic, lambda r: r)
         try:
