@@ -135,7 +135,11 @@ def deployed(net):
     assert first["approve"]["status"] == "ok" and "commit" not in first  # one of two: not yet
     again = tf("gov", "approve", str(pid), "--key", str(net.bank0), code=1, json_out=False)
     assert "already approved" in again
-    second = tf("gov", "approve", str(pid), "--commit", "--key", str(net.bank1))
+    other = root / "other.py"
+    other.write_text(COUNTER.replace("default=0", "default=1"))
+    wrong = tf("gov", "approve", str(pid), "--source", str(other), "--key", str(net.bank1), code=2, json_out=False)
+    assert r["code_hash"] in wrong and "hashes to" in wrong
+    second = tf("gov", "approve", str(pid), "--commit", "--source", str(net.src), "--key", str(net.bank1))
     assert second["commit"]["status"] == "ok", second
     deployed = [e for e in second["commit"]["events"] if e["name"] == "Deployed"]
     assert deployed and deployed[0]["fields"]["name"] == "counter"

@@ -500,14 +500,23 @@ def register(app: typer.Typer, contract_app: typer.Typer) -> None:
     def gov_approve(
         pid: int = typer.Argument(..., help="proposal id"),
         commit: bool = typer.Option(False, "--commit", help="commit it too, if the approvals now suffice"),
+        source: Path = typer.Option(
+            None, "--source", help="approve only if the proposed code is this file (its SM3 must match)"
+        ),
         rpc: str = RPC,
         key: Path = KEY,
         json_out: bool = JSON,
         chain: str = CHAIN,
     ) -> None:
-        """Approve a proposal (members the policy names, once each)."""
+        """Approve a proposal (members the policy names, once each). With --source, only the
+        code reviewed: the proposal's SM3 must be that of the file."""
 
         def go(s: Session) -> None:
+            if source is not None:
+                want = sm3_hex(read_source(source))
+                got = s.call("get_proposal", {"id": pid}).get("code_hash")
+                if got != want:
+                    raise Usage(f"proposal {pid} proposes code {got or '(none)'}, but {source} hashes to {want}")
             r = s.send(GOV, "approve", [pid])
             out: dict[str, Any] = {"approve": r}
             if r.get("status") == "ok" and commit:
