@@ -237,6 +237,9 @@ class Session:
     send_iv: bytes = field(repr=False)
     recv_key: bytes = field(repr=False)
     recv_iv: bytes = field(repr=False)
+    # Every chain the peer's Hello listed (also those we do not serve): when this node joins a
+    # chain at runtime, the link admits it without a new handshake if the peer serves it.
+    peer_chains: tuple[ChainId, ...] = ()
 
 
 def _check_hello(cfg: HandshakeConfig, hello: Hello, role: int) -> tuple[ChainId, ...]:
@@ -351,7 +354,17 @@ async def _run(stream: ByteStream, cfg: HandshakeConfig, initiator: bool) -> Ses
         "dialed" if initiator else "accepted",
         [c.decode("ascii", "replace") for c in chains],
     )
-    return Session(PeerId(peer_hello.static_key), initiator, chains, th, send_key, send_iv, recv_key, recv_iv)
+    return Session(
+        PeerId(peer_hello.static_key),
+        initiator,
+        chains,
+        th,
+        send_key,
+        send_iv,
+        recv_key,
+        recv_iv,
+        peer_chains=tuple(peer_hello.chains),
+    )
 
 
 def _reason(code: int) -> RefuseReason:

@@ -27,6 +27,9 @@ class Kind(enum.IntEnum):
     PING = 0x01
     PONG = 0x02
     GOODBYE = 0x03  # last frame on a link being retired in favour of a duplicate's winner
+    # The sender's chains changed (it joined or left one at runtime): the payload lists every
+    # chain it now serves (encode_chain_list). Older peers ignore unknown control kinds.
+    CHAINS = 0x04
     # must-deliver
     CONSENSUS = 0x10
     BATCH = 0x11  # a mempool batch disseminated ahead of consensus
@@ -81,3 +84,35 @@ def decode_envelope(data: bytes) -> Envelope:
     if 2 + ln > len(data):
         raise MalformedMessage(f"envelope of {len(data)} bytes is truncated in its {ln}-byte chain id")
     return Envelope(kind, bytes(data[2 : 2 + ln]), bytes(data[2 + ln :]))
+
+
+def encode_chain_list(chains: list[ChainId] | tuple[ChainId, ...]) -> bytes:
+    """The payload of a CHAINS control message: a count byte, then each id with a length byte."""
+    if len(chains) > 0xFF:
+        raise ValueError(f"{len(chains)} chains do not fit a CHAINS message")
+    out = bytearray([len(chains)])
+    for c in chains:
+        if not 1 <= len(c) <= MAX_CHAIN_ID_SIZE:
+            raise ValueError(f"chain id has {len(c)} bytes; expected 1..{MAX_CHAIN_ID_SIZE}")
+        out += bytes([len(c)]) + c
+    return bytes(out)
+
+
+def decode_chain_list(data: bytes) -> tuple[ChainId, ...]:
+    """Inverse of :func:`encode_chain_list`. Raises only :class:`MalformedMessage`."""
+    if not data:
+        raise MalformedMessage("CHAINS message is empty")
+    count, pos, out = data[0], 1, []
+    for _ in range(count):
+        if pos >= len(data):
+            raise MalformedMessage("CHAINS message is truncated")
+        ln = data[pos]
+        if not 1 <= ln <= MAX_CHAIN_ID_SIZE or pos + 1 + ln > len(data):
+            raise MalformedMessage(f"CHAINS message has a chain id of bad length {ln}")
+        out.append(bytes(data[pos + 1 : pos + 1 + ln]))
+        pos += 1 + ln
+    if pos != len(data):
+        raise MalformedMessage(f"CHAINS message has {len(data) - pos} trailing bytes")
+    if len(set(out)) != len(out):
+        raise MalformedMessage("CHAINS message lists a chain id twice")
+    return tuple(out)

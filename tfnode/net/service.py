@@ -6,7 +6,20 @@ keeps one :class:`PeerConnection` per peer, each with a reader task and a writer
 Policies (defaults in :class:`NetConfig`, reasons in docs/network.md):
 
 * **Routing.** Messages are routed to handlers registered per (chain id, kind). A peer may
-  only send on chains it was admitted on in the handshake.
+  only send on chains it is admitted on: those of its Hello (or its latest CHAINS control
+  message) that this node serves and lists it a member of. A frame for a chain this node
+  does not serve (for example one it has just left) is dropped and counted
+  (``dropped_unknown_chain``); a frame for a served chain the peer is not a member of is a
+  protocol violation (ban).
+* **Chains at runtime.** :meth:`PeerManager.set_members` changes the chains this node serves
+  without touching open links: each link's admitted chains are recomputed and every peer is
+  told with a CHAINS control message, so it recomputes its side the same way.
+* **Per-chain inboxes.** With more than one chain served, each (peer, chain) pair has its own
+  bounded inbox (``chain_queue_limit`` messages, ``chain_queue_bytes`` bytes) and worker
+  task: a chain whose handler is slow or stuck fills only its own inbox (then its gossip,
+  and at last its own newest messages, are dropped and counted as ``chain_queue_dropped``;
+  consensus and sync recover them), and never delays another chain's messages from the same
+  peer. A node serving one chain runs handlers inline in the reader, as before.
 * **Send queues.** Bounded per peer (``send_queue_limit`` messages). When full, a gossip
   message (kind with the high bit set) evicts the oldest queued gossip message, or is
   dropped itself; a must-deliver message evicts the oldest gossip, and if there is none the
@@ -53,9 +66,17 @@ from tfnode.net.errors import (
     NonceExhausted,
 )
 from tfnode.net.framing import DEFAULT_MAX_FRAME_SIZE
-from tfnode.net.handshake import HandshakeConfig, Session, handshake
+from tfnode.net.handshake import MAX_CHAINS, HandshakeConfig, Session, handshake
 from tfnode.net.limits import Backoff, BanList, Clock, TokenBucket
-from tfnode.net.protocol import Kind, decode_envelope, encode_envelope, is_control, is_gossip
+from tfnode.net.protocol import (
+    Kind,
+    decode_chain_list,
+    decode_envelope,
+    encode_chain_list,
+    encode_envelope,
+    is_control,
+    is_gossip,
+)
 from tfnode.net.secure import COUNTER_LIMIT, DEFAULT_REKEY_INTERVAL, SecureLink
 
 log = logging.getLogger(__name__)
@@ -81,6 +102,9 @@ class NetConfig:
     max_frames: int = COUNTER_LIMIT
     max_pending_handshakes: int = 64  # inbound connections not yet authenticated
     retire_timeout: float = 5.0  # how long a retired duplicate is read for the peer's GOODBYE
+    # Per (peer, chain) inbox when several chains are served (see "Per-chain inboxes").
+    chain_queue_limit: int = 1024  # messages
+    chain_queue_bytes: int = 32 * 1024 * 1024
 
 
 def _address_key(address: Any) -> Hashable:
@@ -88,6 +112,17 @@ def _address_key(address: Any) -> Hashable:
     if isinstance(address, tuple) and address:
         return address[0]
     return address
+
+
+class _Inbox:
+    """The bounded queue of one (peer, chain) pair and the wake-up of its worker task."""
+
+    __slots__ = ("queue", "size", "wake")
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.size = 0  # payload bytes queued
+        self.wake = asyncio.Event()
 
 
 class PeerConnection:
@@ -104,6 +139,11 @@ class PeerConnection:
         self.closed = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.retiring = False
+        # The chains the peer says it serves, and those of them it is admitted on here; both
+        # change at runtime (CHAINS messages, PeerManager.set_members).
+        self.peer_chains: set[ChainId] = set(session.peer_chains or session.chains)
+        self.chains: set[ChainId] = set(session.chains)
+        self.inboxes: dict[ChainId, _Inbox] = {}
 
     def __repr__(self) -> str:
         return f"PeerConnection({short_id(self.peer_id)}, dialer={short_id(self.dialer)})"
@@ -192,6 +232,36 @@ class PeerManager:
             raise ValueError(f"kind 0x{kind:02x} is reserved for link control")
         self._handlers[(chain_id, kind)] = handler
 
+    def unregister_chain(self, chain_id: ChainId) -> None:
+        """Remove every handler of ``chain_id`` (the node left it); its queued inbound
+        messages are dropped as they come up."""
+        for key in [k for k in self._handlers if k[0] == chain_id]:
+            del self._handlers[key]
+
+    @property
+    def chains(self) -> list[ChainId]:
+        """The chains this node serves now."""
+        return list(self._hs.members)
+
+    def set_members(self, members: Mapping[ChainId, Collection[bytes]]) -> None:
+        """Serve exactly the chains of ``members`` from now on (each with its members'
+        PeerIds): new handshakes use them, every open link's admitted chains are recomputed,
+        and every peer is told (a CHAINS control message) so it does the same. No link is
+        closed, so the chains that stay are not disturbed."""
+        if not 1 <= len(members) <= MAX_CHAINS:
+            raise ValueError(f"a node serves 1..{MAX_CHAINS} chains; got {len(members)}")
+        self._hs.members = {c: frozenset(m) for c, m in members.items()}
+        note = encode_envelope(Kind.CHAINS, b"", encode_chain_list(list(self._hs.members)))
+        for conn in list(self._conns.values()):
+            self._admit(conn)
+            self._enqueue(conn, False, note)
+        self.stats["chain_set_changes"] += 1
+
+    def _admit(self, conn: PeerConnection) -> None:
+        """Recompute the chains ``conn``'s peer is admitted on (as the handshake does)."""
+        members = self._hs.members
+        conn.chains = {c for c in conn.peer_chains if c in members and conn.peer_id in members[c]}
+
     def add_peer(self, peer_id: bytes, address: Any) -> None:
         """Keep a connection to ``peer_id`` at ``address``: dial now and after every loss."""
         if peer_id == self.peer_id or peer_id in self._dialers:
@@ -222,7 +292,7 @@ class PeerManager:
         """Queue a message for every connected peer admitted on ``chain_id``; returns how many."""
         data, skip, n = encode_envelope(kind, chain_id, payload), set(exclude), 0
         for conn in list(self._conns.values()):
-            if conn.peer_id not in skip and chain_id in conn.session.chains:
+            if conn.peer_id not in skip and chain_id in conn.chains:
                 n += self._enqueue(conn, is_gossip(kind), data)
         return n
 
@@ -468,24 +538,28 @@ class PeerManager:
                         self._drop(conn, "retired duplicate closed")
                         return
                     continue
+                if env.kind == Kind.CHAINS:
+                    conn.peer_chains = set(decode_chain_list(env.payload))
+                    self._admit(conn)
+                    continue
                 if is_control(env.kind):
                     continue
-                if env.chain_id not in conn.session.chains:
-                    raise MalformedMessage(f"message for chain {env.chain_id!r} the peer is not admitted on")
-                handler = self._handlers.get((env.chain_id, env.kind))
+                chain = env.chain_id
+                if chain not in conn.chains:
+                    if chain not in self._hs.members:
+                        # Not a chain we serve: the peer may not have heard yet that we left it.
+                        self.stats["dropped_unknown_chain"] += 1
+                        continue
+                    raise MalformedMessage(f"message for chain {chain!r} the peer is not admitted on")
+                if len(self._hs.members) > 1 or chain in conn.inboxes:
+                    self._to_inbox(conn, chain, env.kind, env.payload)
+                    continue
+                handler = self._handlers.get((chain, env.kind))
                 if handler is None:
                     # A newer peer may send kinds we do not know yet: count, do not punish.
                     self.stats["unhandled"] += 1
                     continue
-                try:
-                    result = handler(peer, env.chain_id, env.kind, env.payload)
-                    if inspect.isawaitable(result):
-                        await result
-                except (MalformedMessage, asyncio.CancelledError):
-                    raise
-                except Exception:  # our bug, not the peer's: keep the link
-                    self.stats["handler_errors"] += 1
-                    log.exception("handler for kind 0x%02x failed on a message from %s", env.kind, short_id(peer))
+                await self._run_handler(peer, handler, chain, env.kind, env.payload)
         except MalformedMessage as err:
             self.stats["malformed_bans"] += 1
             self.ban(peer, f"malformed message: {err}")
@@ -496,4 +570,57 @@ class PeerManager:
         except TimeoutError:
             self._drop(conn, f"idle for {self.config.idle_timeout} s")
         except NetworkError as err:
+            self._drop(conn, str(err))
+
+    async def _run_handler(
+        self, peer: PeerId, handler: MessageHandler, chain: ChainId, kind: int, payload: bytes
+    ) -> None:
+        try:
+            result = handler(peer, chain, kind, payload)
+            if inspect.isawaitable(result):
+                await result
+        except (MalformedMessage, asyncio.CancelledError):
+            raise
+        except Exception:  # our bug, not the peer's: keep the link
+            self.stats["handler_errors"] += 1
+            log.exception("handler for kind 0x%02x failed on a message from %s", kind, short_id(peer))
+
+    def _to_inbox(self, conn: PeerConnection, chain: ChainId, kind: int, payload: bytes) -> None:
+        """Queue one message on its (peer, chain) inbox, within the inbox's bounds."""
+        inbox = conn.inboxes.get(chain)
+        if inbox is None:
+            inbox = conn.inboxes[chain] = _Inbox()
+            conn.tasks.append(self._spawn(self._inbox_worker(conn, chain, inbox), f"inbox-{short_id(conn.peer_id)}"))
+        c, q = self.config, inbox.queue
+        while q and (len(q) >= c.chain_queue_limit or inbox.size + len(payload) > c.chain_queue_bytes):
+            # Full: make room by dropping this chain's oldest gossip; with none, the newest
+            # message (this one) is dropped. Only this chain of this peer is affected.
+            victim = None if is_gossip(kind) else next((i for i, (k, _) in enumerate(q) if is_gossip(k)), None)
+            self.stats["chain_queue_dropped"] += 1
+            if victim is None:
+                return
+            inbox.size -= len(q[victim][1])
+            del q[victim]
+        q.append((kind, payload))
+        inbox.size += len(payload)
+        inbox.wake.set()
+
+    async def _inbox_worker(self, conn: PeerConnection, chain: ChainId, inbox: _Inbox) -> None:
+        peer = conn.peer_id
+        try:
+            while True:
+                if not inbox.queue:
+                    inbox.wake.clear()
+                    await inbox.wake.wait()
+                    continue
+                kind, payload = inbox.queue.popleft()
+                inbox.size -= len(payload)
+                handler = self._handlers.get((chain, kind))
+                if handler is None:  # an unknown kind, or the chain was left meanwhile
+                    self.stats["unhandled"] += 1
+                    continue
+                await self._run_handler(peer, handler, chain, kind, payload)
+        except MalformedMessage as err:
+            self.stats["malformed_bans"] += 1
+            self.ban(peer, f"malformed message: {err}")
             self._drop(conn, str(err))
