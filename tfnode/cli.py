@@ -98,6 +98,64 @@ def start(
     raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor)))
 
 
+chain_app = typer.Typer(
+    help="Chains a node hosts besides its default one: join, leave, list (docs/multichain.md).",
+    no_args_is_help=True,
+)
+app.add_typer(chain_app, name="chain")
+HOME = typer.Option(..., "--home", help="the node's folder")
+
+
+def _chain_out(out: dict, json_out: bool, what: str) -> None:
+    if json_out:
+        _print_json(out)
+        return
+    if not out.get("running", True):
+        typer.echo(f"{what} (the node is not running: it takes effect when the node starts)")
+        return
+    typer.echo(what)
+    for c in out.get("chains", []):
+        extra = f"  height {c['height']}" if "height" in c else ""
+        typer.echo(f"  {c['chain_id']}{' (default)' if c['chain_id'] == out.get('default') else ''}{extra}")
+
+
+@chain_app.command("join")
+def chain_join(
+    home: Path = HOME,
+    genesis: Path = typer.Option(
+        ..., "--genesis", help="the chain's genesis file (the node's key must be a validator)"
+    ),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Host one more chain, without restarting the others (SIGHUP to the running node)."""
+    from tfnode.node import cli_node
+
+    out = _node_errors(lambda: cli_node.chain_join(home, genesis))
+    _chain_out(out, json_out, f"joined chain {out['chain_id']} (genesis {out['genesis_hash'][:16]}...)")
+
+
+@chain_app.command("leave")
+def chain_leave(
+    chain_id: str = typer.Argument(..., help="the chain to leave"),
+    home: Path = HOME,
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Stop hosting a chain (its ledger stays under data/chains/ID for a later join)."""
+    from tfnode.node import cli_node
+
+    out = _node_errors(lambda: cli_node.chain_leave(home, chain_id))
+    _chain_out(out, json_out, f"left chain {chain_id}")
+
+
+@chain_app.command("list")
+def chain_list(home: Path = HOME, json_out: bool = typer.Option(False, "--json")) -> None:
+    """The chains the node hosts."""
+    from tfnode.node import cli_node
+
+    out = _node_errors(lambda: cli_node.chain_list(home))
+    _chain_out(out, json_out, "chains:")
+
+
 contract_app = typer.Typer(
     help="Contracts: check sources, deploy and upgrade through governance, call, view, show.", no_args_is_help=True
 )

@@ -1,8 +1,8 @@
 """The console: ``tfnode contract|gov|tx|events|member|validator`` against a running node.
 
 Every command talks JSON-RPC to ``--rpc`` (docs/rpc.md), signs with ``--key`` (a key file of
-``tfnode keygen``) when it writes, checks ``--chain`` against the node's chain id when given,
-and prints rich tables, or the node's JSON results with ``--json``. Errors are one line on
+``tfnode keygen``) when it writes, works on ``--chain`` when given (a node may host several
+chains: docs/multichain.md; the node's default chain otherwise), and prints rich tables, or the node's JSON results with ``--json``. Errors are one line on
 stderr: exit 1 for a node that cannot be reached, refuses, or a transaction that fails; 2
 for bad command-line input.
 
@@ -29,7 +29,7 @@ GOV = "governance"
 RPC = typer.Option(DEFAULT_RPC, "--rpc", help="the node's JSON-RPC URL")
 KEY = typer.Option(None, "--key", help="key file that signs (made by `tfnode keygen`)")
 JSON = typer.Option(False, "--json", help="print the node's JSON result")
-CHAIN = typer.Option(None, "--chain", help="the chain id the node must serve (checked)")
+CHAIN = typer.Option(None, "--chain", help="the chain to work on (the node must host it; default: its default chain)")
 
 
 class Usage(TfnodeError):
@@ -53,10 +53,21 @@ class Session:
 
         self.json = json_out
         self.key = key
+        from tfnode.client import InvalidParams
+
         self.client = Client(rpc, timeout=40)
         self.status = self.client.status()
         if chain is not None and self.status.get("chain_id") != chain:
-            raise Usage(f"--chain {chain!r}, but the node at {rpc} serves chain {self.status.get('chain_id')!r}")
+            # Not the node's default chain: every call names it (a node that does not host it
+            # answers -32602 on the chain param; a single-chain node, on the unknown param).
+            default = self.status.get("chain_id")
+            self.client.chain = chain
+            try:
+                self.status = self.client.status()
+            except InvalidParams:
+                raise Usage(
+                    f"--chain {chain!r}, but the node at {rpc} does not host it (default chain {default!r})"
+                ) from None
         self._account: Any = None
 
     def account(self):

@@ -31,9 +31,12 @@ class ClientError(TfnodeError):
 _ids = itertools.count(1)
 
 
-def request(method: str, params=None) -> tuple[int, bytes]:
+def request(method: str, params=None, chain: str | None = None) -> tuple[int, bytes]:
+    """A call's id and body; ``chain`` (a node hosting several chains) names the chain."""
     rid = next(_ids)
     body = {"jsonrpc": "2.0", "id": rid, "method": method}
+    if chain is not None:
+        params = {**(params or {}), "chain": chain}
     if params is not None:
         body["params"] = params
     return rid, orjson.dumps(body)

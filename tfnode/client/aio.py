@@ -24,8 +24,11 @@ _CONVERT = {"events": _rpc.event, "tx": _rpc.receipt}
 
 
 class AsyncClient:
-    def __init__(self, url: str, *, timeout: float = 30.0, connections: int = 8) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, connections: int = 8, chain: str | None = None) -> None:
         self.url = url
+        # The chain every call and subscription is for, on a node hosting several
+        # (docs/multichain.md); None: the node's default chain.
+        self.chain = chain
         scheme, host, port, path = _rpc.split_url(url)
         host = f"[{host}]" if ":" in host else host
         self._post_url = f"{scheme}://{host}:{port}{path}/"
@@ -54,7 +57,7 @@ class AsyncClient:
         return self._session
 
     async def call(self, method: str, params=None, *, timeout: float | None = None):
-        rid, body = _rpc.request(method, params)
+        rid, body = _rpc.request(method, params, self.chain)
         t = self.timeout if timeout is None else timeout
         try:
             async with self._sess().post(
@@ -211,7 +214,7 @@ class AsyncClient:
             "topic": topic,
             **{k: (_rpc.hexa(v) if k == "hash" else v) for k, v in filters.items() if v is not None},
         }
-        rid, body = _rpc.request("subscribe", params)
+        rid, body = _rpc.request("subscribe", params, self.chain)
         convert = _CONVERT.get(topic, lambda r: r)
         try:
             ws = await self._sess().ws_connect(

@@ -16,8 +16,11 @@ from tfnode.rpc_errors import Timeout
 
 
 class Client:
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, chain: str | None = None) -> None:
         self.url = url
+        # The chain every call is for, on a node hosting several (docs/multichain.md); None:
+        # the node's default chain.
+        self.chain = chain
         self._scheme, self._host, self._port, self._path = _rpc.split_url(url)
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
@@ -69,7 +72,7 @@ class Client:
 
     def call(self, method: str, params=None, *, timeout: float | None = None):
         """One JSON-RPC call; its ``result``, or ``RpcError`` (the class of its code) / ``ClientError``."""
-        rid, body = _rpc.request(method, params)
+        rid, body = _rpc.request(method, params, self.chain)
         status, data = self._post(body, self.timeout if timeout is None else timeout)
         return _rpc.result_of(self.url, rid, status, data)
 

@@ -4,6 +4,7 @@
     tfnode init --from-keys k0.pub,k1.pub,... --home DIR [--base-port P] [--hosts h0,h1,...]
     tfnode keygen --out FILE
     tfnode start --home DIR/node-0
+    tfnode chain join --home DIR/node-0 --genesis FILE | leave --home DIR/node-0 ID | list --home DIR/node-0
 
 Ports: node i listens for P2P on ``base_port + 2i`` and reserves ``base_port + 2i + 1`` for
 its JSON-RPC endpoint.
@@ -142,3 +143,120 @@ def start(home: str | Path, safety_floor: int | None = None) -> int:
     from tfnode.node.node import run
 
     return run(Path(home), safety_floor)
+
+
+# ---- chains at runtime (docs/multichain.md, "Many chains on one node") --------------------
+#
+# The chains a node hosts besides its default one are the genesis files under
+# <home>/chains/<id>/genesis.json. `tfnode chain join` puts one there, `tfnode chain leave`
+# takes it away (the ledger in data/chains/<id> stays), and both tell a running node with
+# SIGHUP, then wait for its data/chains.json to show the outcome. Nothing listens on a
+# socket for this: only who can write the node's home and signal its process (its operator)
+# can change what it hosts.
+
+CHAIN_WAIT_S = 60.0
+
+
+def _node_pid(cfg: NodeConfig) -> int | None:
+    """The running node's pid (from data/chains.json), or None if it is not running."""
+    try:
+        pid = int(json.loads((cfg.data_path / "chains.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    # Where /proc exists, make sure the pid is still a tfnode process (not a reused pid).
+    if cmdline.exists() and b"tfnode" not in cmdline.read_bytes():
+        return None
+    return pid
+
+
+def _reload(cfg: NodeConfig, done, timeout: float) -> dict[str, Any]:
+    """SIGHUP the running node and wait until ``done(chains_json)``; {"running": False} if
+    the node is not running (it hosts the chains of <home>/chains when it starts)."""
+    import signal
+    import time
+
+    pid = _node_pid(cfg)
+    if pid is None:
+        return {"running": False}
+    path = cfg.data_path / "chains.json"
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if path.stat().st_mtime_ns != before:
+                state = json.loads(path.read_text())
+                if done(state):
+                    return {"running": True, **state}
+        except (OSError, ValueError):
+            pass  # being replaced: read it again
+        time.sleep(0.05)
+    raise ConfigError(f"the node (pid {pid}) did not report the change within {timeout:g} s; see its log")
+
+
+def chain_join(home: str | Path, genesis_file: str | Path, timeout: float = CHAIN_WAIT_S) -> dict[str, Any]:
+    """Host the chain of ``genesis_file`` on the node at ``home`` (now, if it runs)."""
+    from tfnode.node.genesis import Genesis
+    from tfnode.node.hosted import check_chain_id
+    from tfnode.node.keys import load_private_key
+
+    home, src = Path(home), Path(genesis_file)
+    cfg = config_mod.load(home)
+    g = Genesis.load(src)
+    check_chain_id(g.chain_id)
+    if g.chain_id == cfg.chain_id:
+        raise ConfigError(f"chain {g.chain_id!r} is this node's default chain")
+    pk = load_private_key(cfg.key_path).public_key().to_bytes(compressed=True)
+    if g.validator_by_key(pk) is None:
+        raise ConfigError(f"this node's key is not a validator of chain {g.chain_id!r} ({src})")
+    d = home / "chains" / g.chain_id
+    dest = d / "genesis.json"
+    if dest.exists() and Genesis.load(dest).hash != g.hash:
+        raise ConfigError(f"{dest} holds another genesis of chain {g.chain_id!r}; leave the chain first")
+    d.mkdir(parents=True, exist_ok=True)
+    for c in g.contracts:  # contract sources shipped beside the genesis, if any
+        s = src.parent / c["file"]
+        if s.is_file():
+            (d / c["file"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(s, d / c["file"])
+    tmp = d / "genesis.json.tmp"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+    def done(state: dict) -> bool:
+        return g.chain_id in state.get("errors", {}) or any(c["chain_id"] == g.chain_id for c in state["chains"])
+
+    out = _reload(cfg, done, timeout)
+    if g.chain_id in out.get("errors", {}):
+        raise ConfigError(f"the node could not join chain {g.chain_id!r}: {out['errors'][g.chain_id]}")
+    return {"chain_id": g.chain_id, "genesis_hash": g.hash.hex(), **out}
+
+
+def chain_leave(home: str | Path, chain_id: str, timeout: float = CHAIN_WAIT_S) -> dict[str, Any]:
+    """Stop hosting ``chain_id`` on the node at ``home``; its ledger stays in data/chains/<id>."""
+    home = Path(home)
+    cfg = config_mod.load(home)
+    if chain_id == cfg.chain_id:
+        raise ConfigError(f"chain {chain_id!r} is this node's default chain (config.toml); it cannot be left")
+    dest = home / "chains" / chain_id / "genesis.json"
+    if not dest.is_file():
+        raise ConfigError(f"this node does not host chain {chain_id!r} (no {dest})")
+    os.replace(dest, dest.with_name("genesis.left.json"))  # kept: shows what was left
+    out = _reload(cfg, lambda state: all(c["chain_id"] != chain_id for c in state["chains"]), timeout)
+    return {"chain_id": chain_id, **out}
+
+
+def chain_list(home: str | Path) -> dict[str, Any]:
+    """What the node at ``home`` hosts (data/chains.json of the running node, else its config)."""
+    home = Path(home)
+    cfg = config_mod.load(home)
+    if _node_pid(cfg) is not None:
+        return {"running": True, **json.loads((cfg.data_path / "chains.json").read_text())}
+    root = home / "chains"
+    ids = sorted(d.name for d in root.iterdir() if (d / "genesis.json").is_file()) if root.is_dir() else []
+    return {"running": False, "default": cfg.chain_id, "chains": [{"chain_id": c} for c in [cfg.chain_id, *ids]]}

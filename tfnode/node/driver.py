@@ -273,6 +273,12 @@ class ConsensusDriver:
         if self._exec_task is not None:
             self._exec_task.cancel()
 
+    async def wait_stopped(self) -> None:
+        """After :meth:`stop`: wait until its tasks have ended (a hosted chain that is left
+        closes its ledger only then)."""
+        tasks = [t for t in (self._exec_task, *self._tasks) if t is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     # ---- inputs -------------------------------------------------------------------------
     def on_message(self, peer: bytes, chain_id: bytes, kind: int, payload: bytes) -> None:
         """PeerManager handler for (chain, CONSENSUS)."""

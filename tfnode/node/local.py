@@ -2,6 +2,11 @@
 
 Every wait has a deadline, and `kill_all` (also run on exit from the `with` block) ends
 every process it started, whatever happened.
+
+Several chains: :meth:`LocalConsortium.add_chain` makes the genesis of a further chain over
+some of the nodes, :meth:`~LocalConsortium.join` and :meth:`~LocalConsortium.leave` put a
+node on it or take it off (before the node starts, or at runtime through ``tfnode chain``'s
+SIGHUP), and ``status``/``heights``/``ledgers`` take the chain to look at.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tfnode.node import cli_node
+from tfnode.node.genesis import make_genesis
 from tfnode.storage import ChainStore, open_rocks
 
 
@@ -96,14 +102,46 @@ class LocalConsortium:
     def running(self, i: int) -> bool:
         return i in self.procs and self.procs[i].poll() is None
 
-    def status(self, i: int) -> dict:
+    def _data(self, i: int, chain: str | None) -> Path:
+        d = self.node(i) / "data"
+        return d if chain is None or chain == self.chain_id else d / "chains" / chain
+
+    def status(self, i: int, chain: str | None = None) -> dict:
+        """status.json of node ``i``'s default chain, or of ``chain``."""
         try:
-            return json.loads((self.node(i) / "data" / "status.json").read_text())
+            return json.loads((self._data(i, chain) / "status.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {"height": 0}
 
-    def heights(self) -> list[int]:
-        return [self.status(i)["height"] for i in range(self.n)]
+    def heights(self, chain: str | None = None) -> list[int]:
+        return [self.status(i, chain)["height"] for i in range(self.n)]
+
+    # ---- further chains -----------------------------------------------------------------
+    def add_chain(self, chain_id: str, nodes: list[int] | None = None) -> Path:
+        """Write the genesis of a further chain whose validators are ``nodes`` (default: all);
+        returns its path (for :meth:`join`)."""
+        nodes = list(range(self.n)) if nodes is None else nodes
+        pubs = [bytes.fromhex((self.node(i) / "node_key.pub").read_text().strip()) for i in nodes]
+        g = make_genesis(chain_id, pubs, names=[f"node-{i}" for i in nodes])
+        path = self.root / "chains" / f"{chain_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        g.write(path)
+        return path
+
+    def join(self, i: int, genesis: Path) -> dict:
+        """Put node ``i`` on the chain of ``genesis`` (a running node joins at once)."""
+        return cli_node.chain_join(self.node(i), genesis)
+
+    def leave(self, i: int, chain_id: str) -> dict:
+        return cli_node.chain_leave(self.node(i), chain_id)
+
+    def hosted(self, i: int) -> list[str]:
+        """The chains running node ``i`` reports hosting (data/chains.json)."""
+        try:
+            state = json.loads((self.node(i) / "data" / "chains.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return []
+        return [c["chain_id"] for c in state["chains"]]
 
     def wait(
         self, cond: Callable[[], bool], timeout: float, what: str, tick: Callable[[], None] | None = None
@@ -147,13 +185,14 @@ class LocalConsortium:
         except FileNotFoundError:
             return ""
 
-    def ledgers(self) -> list[list[bytes | None]]:
-        """Every node's block hashes from height 1 up, read from RocksDB (nodes stopped)."""
+    def ledgers(self, chain: str | None = None, nodes: list[int] | None = None) -> list[list[bytes | None]]:
+        """Every node's block hashes (of ``chain``, default the default chain) from height 1
+        up, read from RocksDB (nodes stopped)."""
         out = []
-        for i in range(self.n):
-            kv = open_rocks(self.node(i) / "data" / "db")
+        for i in range(self.n) if nodes is None else nodes:
+            kv = open_rocks(self._data(i, chain) / "db")
             try:
-                s = ChainStore(kv, self.chain_id)
+                s = ChainStore(kv, chain or self.chain_id)
                 top = s.head.height if s.head is not None else 0
                 out.append([s.block_hash(h) for h in range(1, top + 1)])
                 s.close()

@@ -22,29 +22,20 @@ import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tfnode import _core
-from tfnode.consensus import ConsensusCore, decode_block
 from tfnode.errors import TfnodeError
-from tfnode.execution.executor import ChainExecutor
-from tfnode.mempool import Mempool, MempoolConfig
-from tfnode.net import Kind, NetConfig, PeerManager, TcpTransport, as_chain_id
+from tfnode.net import NetConfig, PeerManager, TcpTransport
+from tfnode.net.handshake import MAX_CHAINS
 from tfnode.node import config as config_mod
-from tfnode.node.driver import ConsensusDriver, Root, restart_root
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
+from tfnode.node.hosted import HostedChain, check_chain_id
 from tfnode.node.keys import load_private_key
-from tfnode.node.publish import LazyEvents, LazyReceipts
-from tfnode.node.safety import DamagedDataError, SafetyKeeper
 from tfnode.node.service import NodeService
-from tfnode.node.signals import Signals, peer_signals
-from tfnode.rpc.metrics import NodeMetrics
 from tfnode.rpc.server import RpcServer
-from tfnode.storage import ChainStore, open_rocks
 
 log = logging.getLogger("tfnode.node")
 
@@ -52,15 +43,21 @@ EXIT_HALT = 3
 
 
 class Node:
+    """One node process: one operator identity (key), one P2P service, one RPC endpoint, and
+    the chains it hosts (:class:`~tfnode.node.hosted.HostedChain`): the default chain of
+    config.toml, and any chain whose genesis lies in ``<home>/chains/<id>/genesis.json``
+    (docs/multichain.md, "Many chains on one node"). The attributes of the default chain
+    (store, executor, core, driver, mempool, ...) are also reachable on the node itself."""
+
     def __init__(self, home: Path, *, net_config: NetConfig | None = None, safety_floor: int | None = None) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
-        self.genesis = Genesis.load(self.cfg.genesis_path)
-        if self.genesis.chain_id != self.cfg.chain_id:
-            raise ConfigError(f"config chain_id {self.cfg.chain_id!r} differs from genesis {self.genesis.chain_id!r}")
+        genesis = Genesis.load(self.cfg.genesis_path)
+        if genesis.chain_id != self.cfg.chain_id:
+            raise ConfigError(f"config chain_id {self.cfg.chain_id!r} differs from genesis {genesis.chain_id!r}")
         self.key = load_private_key(self.cfg.key_path)
         self.public_key = self.key.public_key().to_bytes(compressed=True)
-        me = self.genesis.validator_by_key(self.public_key)
+        me = genesis.validator_by_key(self.public_key)
         if me is None:
             raise ConfigError(
                 f"the key in {self.cfg.key_path} (public key {self.public_key.hex()[:16]}...) is not "
@@ -73,113 +70,69 @@ class Node:
                 f"{self.cfg.name!r}: a node runs only with its own key (two nodes with one key would "
                 "vote twice for one validator)"
             )
-        self.me = me
-        self.safety_floor = safety_floor  # --safety-floor: used only if no safety record is usable
-        self.safety: SafetyKeeper | None = None
+        self.default = HostedChain(
+            self.cfg,
+            genesis,
+            self.cfg.genesis_path.parent,
+            self.cfg.data_path,
+            self.public_key,
+            self.key.to_bytes(),
+            default=True,
+            safety_floor=safety_floor,  # --safety-floor: used only if no safety record is usable
+            on_halt=self._chain_halted,
+        )
+        self.chains: dict[str, HostedChain] = {genesis.chain_id: self.default}
+        self.chain_errors: dict[str, str] = {}  # chains of <home>/chains that could not be joined
         self._net_config = net_config
-        self.halted: str | None = None
         self.stopped = asyncio.Event()
-        self.kv: Any = None
-        self.store: ChainStore | None = None
         self.net: PeerManager | None = None
-        self.driver: ConsensusDriver | None = None
-        self.core: ConsensusCore | None = None
-        self._root: Root | None = None
-        self.executor: ChainExecutor | None = None
-        self._certified = 0  # the execution height the newest stored block certifies
-        self._last_commit = time.monotonic()  # of the last executed block (or of the start)
-        self._health_task: asyncio.Task[None] | None = None
-        self.mempool: Mempool | None = None
         self.rpc: Any = None
-        self.metrics: Any = None
-        self.signals: Signals | None = None
-        self._status_path = self.cfg.data_path / "status.json"
-        self._last_status = 0.0
+        self._health_task: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # The default chain's parts, as a single-chain node had them.
+    genesis = property(lambda self: self.default.genesis)
+    me = property(lambda self: self.default.me)
+    store = property(lambda self: self.default.store)
+    executor = property(lambda self: self.default.executor)
+    core = property(lambda self: self.default.core)
+    driver = property(lambda self: self.default.driver)
+    mempool = property(lambda self: self.default.mempool)
+    safety = property(lambda self: self.default.safety)
+    metrics = property(lambda self: self.default.metrics)
+    signals = property(lambda self: self.default.signals)
+    halted = property(lambda self: self.default.halted)
+
+    @property
+    def chains_dir(self) -> Path:
+        """Where the genesis of each further hosted chain lies: ``chains/<id>/genesis.json``."""
+        return self.home / "chains"
+
+    def _members(self) -> dict[bytes, list[bytes]]:
+        return {c.net_id: [v.public_key for v in c.genesis.validators] for c in self.chains.values()}
 
     async def start(self) -> None:
-        cfg, g = self.cfg, self.genesis
-        cfg.data_path.mkdir(parents=True, exist_ok=True)
-        db = cfg.data_path / "db"
-        try:
-            self.kv = open_rocks(db)
-            self.store = ChainStore(self.kv, g.chain_id)
-            self.executor = ChainExecutor(self.store, g, genesis_dir=cfg.genesis_path.parent)
-            self.executor.open()
-            self._root = root = restart_root(self.store)
-        except (TfnodeError, ValueError) as err:  # ExecutionError, storage and ledger errors
-            raise DamagedDataError(
-                f"cannot open the ledger in {db}: {err}. The data directory is damaged or not a "
-                f"tfnode ledger of chain {g.chain_id!r}; the node will not serve it. Restore {db} from "
-                "a backup or a member's snapshot, or move it aside to rebuild from the peers "
-                "(docs/operations.md, 'Damaged data'); keep data/safety as it is"
-            ) from None
-        epoch = decode_block(root.block)["epoch"] if root is not None else 0
-        floor = None if self.safety_floor is None else (epoch, self.safety_floor)
-        self.safety = SafetyKeeper(cfg.data_path / "safety", self.store)
-        safety = self.safety.load(floor=floor)
-        if root is not None:
-            self._certified = decode_block(root.block)["exec_height"]
-        self.core = ConsensusCore(
-            self.me.id,
-            g.consensus_validators(),
-            self.key.to_bytes(),
-            persisted=safety,
-            genesis_state_root=self.executor.genesis_exec_root,
-            root_block=root and root.block,
-            root_qc=root and root.qc,
-            base_timeout_ms=cfg.base_timeout_ms,
-        )
-        head = self.store.head
-        log.info(
-            "node %s (validator %d) of chain %s: stored height %s, safety data %s, genesis %s",
-            cfg.name,
-            self.me.id,
-            g.chain_id,
-            head.height if head else 0,
-            "loaded" if safety else "none",
-            g.hash.hex()[:16],
-        )
-        chain = as_chain_id(g.chain_id)
-        members = {chain: [v.public_key for v in g.validators]}
+        cfg = self.cfg
+        self.default.open()
+        for chain_id, genesis, gdir in self._scan_chains():
+            try:
+                hc = self._hosted(genesis, gdir)
+                hc.open()
+            except (NodeError, TfnodeError, ValueError, OSError) as err:
+                self._chain_error(chain_id, err)
+                continue
+            self.chains[chain_id] = hc
         ncfg = self._net_config or NetConfig()
         ncfg.listen = cfg.listen
-        self.net = PeerManager(self.key, members, TcpTransport(), ncfg)
-        ex = self.executor
-        self.mempool = Mempool(
-            g.chain_id,
-            self.net,
-            [v.public_key for v in g.validators],
-            self.public_key,
-            config=MempoolConfig(expiry_window=cfg.expiry_window),
-            height=lambda: ex.height,
-            committed_replay=ex.committed_replay_keys,
-            committed_batch=self._committed_batch,
-            block_interval_ms=cfg.block_interval_ms,
-        )
-        self.driver = ConsensusDriver(
-            self.core,
-            self.store,
-            self.net,
-            chain,
-            {v.id: v.public_key for v in g.validators},
-            state_root=ex.exec_root,
-            payload=self.mempool,
-            evidence_path=cfg.data_path / "evidence.log",
-            on_commit=self._on_commit,
-            on_halt=self._on_halt,
-            sync_batch=cfg.sync_batch,
-            executor=ex,
-            on_executed=self._on_executed,
-            persist_safety=self.safety.persist,
-        )
-        self.net.register(chain, Kind.CONSENSUS, self.driver.on_message)
+        self.net = PeerManager(self.key, self._members(), TcpTransport(), ncfg)
+        for hc in self.chains.values():
+            await hc.attach(self.net)
         await self.net.start()
-        await self.mempool.start()
-        self.metrics = NodeMetrics(g.chain_id, cfg.name)
-        self.signals = Signals(self.metrics)
         self.rpc = RpcServer(
-            NodeService(self),
-            self.metrics,
+            NodeService(self.default),
+            self.default.metrics,
+            chain_id=self.default.chain_id,
             host=cfg.rpc[0],
             port=cfg.rpc[1],
             max_connections=cfg.rpc_max_connections,
@@ -187,70 +140,204 @@ class Node:
             header_timeout=cfg.rpc_header_timeout,
             body_timeout=cfg.rpc_body_timeout,
         )
+        for hc in self.chains.values():
+            hc.rpc = self.rpc
+            if not hc.default:
+                self.rpc.add_chain(hc.chain_id, NodeService(hc), hc.metrics)
         await self.rpc.start()
         log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
         for p in cfg.peers:
             if p.public_key != self.public_key:
                 self.net.add_peer(p.public_key, p.address)
         await self._wait_for_quorum(cfg.base_timeout_ms / 1000)
-        self.driver.start(self._root)
-        self._write_status(force=True)
+        for hc in self.chains.values():
+            hc.start()
+        self._write_chains()
         self._health_task = asyncio.get_running_loop().create_task(self._watch_health())
 
-    async def _watch_health(self) -> None:
-        """Once a second: logs each change of the health verdict (a warning with the reasons
-        when the node stops being ok, such as a stall or a lost quorum; an info line when it
-        recovers) and updates the signals (health, timeout and peer metrics; a rate-limited
-        warning on round timeouts)."""
-        shown: set[str] = set()  # the kinds of reason last logged
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                h = self.health()
-            except Exception:
-                log.exception("health check failed")
+    # ---- chains at runtime --------------------------------------------------------------
+    def _hosted(self, genesis: Genesis, gdir: Path) -> HostedChain:
+        return HostedChain(
+            self.cfg,
+            genesis,
+            gdir,
+            self.cfg.data_path / "chains" / genesis.chain_id,
+            self.public_key,
+            self.key.to_bytes(),
+            default=False,
+            on_halt=self._chain_halted,
+        )
+
+    def _scan_chains(self) -> list[tuple[str, Genesis, Path]]:
+        """The further chains this node is configured to host: every ``chains/<id>/genesis.json``
+        whose id is the folder's name. A bad one is recorded in ``chain_errors`` and skipped."""
+        out: list[tuple[str, Genesis, Path]] = []
+        self.chain_errors = {}
+        root = self.chains_dir
+        if not root.is_dir():
+            return out
+        for d in sorted(root.iterdir()):
+            path = d / "genesis.json"
+            if not path.is_file():
                 continue
             try:
-                self._update_signals(h)
-            except Exception:
-                log.exception("updating the health and consensus metrics failed")
-            # A reason's kind is its first two words ("no block committed for 12 s" and "... 13 s"
-            # are one kind): a warning when a new kind appears, so a quorum lost a second after
-            # the stall was first logged is logged too, and not one line a second.
-            kinds = {" ".join(r.split()[:2]) for r in h["reasons"]}
-            if kinds - shown:
-                log.warning("node not healthy: %s", "; ".join(h["reasons"]))
-            elif shown and not kinds:
-                log.info("node healthy again (last commit %.1f s ago)", h["last_commit_age_s"])
-            shown = kinds
+                check_chain_id(d.name)
+                genesis = Genesis.load(path)
+                if genesis.chain_id != d.name:
+                    raise ConfigError(f"{path} is the genesis of chain {genesis.chain_id!r}, not {d.name!r}")
+                if genesis.chain_id == self.default.chain_id:
+                    raise ConfigError(f"{path}: chain {d.name!r} is this node's default chain (config.toml)")
+            except (NodeError, TfnodeError, ValueError, OSError) as err:
+                self._chain_error(d.name, err)
+                continue
+            out.append((d.name, genesis, d))
+        if len(out) + 1 > MAX_CHAINS:
+            for chain_id, _, _ in out[MAX_CHAINS - 1 :]:
+                self._chain_error(chain_id, ConfigError(f"a node hosts at most {MAX_CHAINS} chains"))
+            out = out[: MAX_CHAINS - 1]
+        return out
 
-    def _update_signals(self, health: dict[str, Any]) -> None:
-        if self.signals is None or self.core is None or self.driver is None:
-            return
-        d = self.driver
-        peers = peer_signals(
-            {v.id: (v.name, v.public_key) for v in self.genesis.validators},
-            self.me.id,
-            {bytes(p) for p in self.net.peers} if self.net is not None else set(),
-            self.core.committed_height,
-            d.peer_height,
-            d.peer_seen,
-            time.monotonic(),
-        )
-        self.signals.update(
-            health,
-            round=self.core.round,
-            # An older core without the stats getter reports no timeouts rather than failing.
-            core_stats=getattr(self.core, "stats", {}),
-            round_changes=d.stats.get("round_changes", 0),
-            peers=peers,
-        )
-        self.metrics.set_status(peers=len(self.net.peers) if self.net is not None else 0)
+    def _chain_error(self, chain_id: str, err: BaseException) -> None:
+        self.chain_errors[chain_id] = str(err)
+        log.error("chain %s not hosted: %s", chain_id, err)
+
+    async def reload(self) -> dict[str, Any]:
+        """Host exactly the chains of ``<home>/chains`` now (SIGHUP, ``tfnode chain join/leave``):
+        join those added, leave those removed. The chains that stay are not touched."""
+        async with self._reload_lock:
+            want = {chain_id: (g, d) for chain_id, g, d in self._scan_chains()}
+            for chain_id in [c for c, hc in self.chains.items() if not hc.default and c not in want]:
+                await self.leave(chain_id)
+            for chain_id, (genesis, gdir) in want.items():
+                hosted = self.chains.get(chain_id)
+                if hosted is not None and hosted.genesis.hash != genesis.hash:
+                    self._chain_error(chain_id, ConfigError("its genesis file changed; leave the chain first"))
+                    continue
+                if hosted is None:
+                    try:
+                        await self.join(genesis, gdir)
+                    except (NodeError, TfnodeError, ValueError, OSError) as err:
+                        self._chain_error(chain_id, err)
+            self._write_chains()
+            return self.chains_json()
+
+    async def join(self, genesis: Genesis, gdir: Path) -> HostedChain:
+        """Start hosting a chain next to the others (its ledger resumes if the node held it before)."""
+        assert self.net is not None and self.rpc is not None, "start() first"
+        if genesis.chain_id in self.chains:
+            raise ConfigError(f"chain {genesis.chain_id!r} is hosted already")
+        hc = self._hosted(genesis, gdir)
+        hc.open()
+        try:
+            self.chains[hc.chain_id] = hc
+            self.net.set_members(self._members())
+            await hc.attach(self.net)
+            hc.rpc = self.rpc
+            self.rpc.add_chain(hc.chain_id, NodeService(hc), hc.metrics)
+            hc.start()
+        except BaseException:
+            self.chains.pop(hc.chain_id, None)
+            self.net.set_members(self._members())
+            self.rpc.remove_chain(hc.chain_id)
+            await hc.stop()
+            raise
+        log.info("joined chain %s (genesis %s)", hc.chain_id, genesis.hash.hex()[:16])
+        return hc
+
+    async def leave(self, chain_id: str) -> None:
+        """Stop hosting a chain; its data stays in ``data/chains/<id>`` for a later rejoin."""
+        hc = self.chains.get(chain_id)
+        if hc is None:
+            raise ConfigError(f"chain {chain_id!r} is not hosted here")
+        if hc.default:
+            raise ConfigError(f"chain {chain_id!r} is this node's default chain; it cannot be left at runtime")
+        del self.chains[chain_id]
+        if self.rpc is not None:
+            self.rpc.remove_chain(chain_id)
+        if self.net is not None:
+            self.net.set_members(self._members())
+        await hc.stop()
+        log.info("left chain %s (its data stays in %s)", chain_id, hc.data_path)
+
+    def chains_json(self) -> dict[str, Any]:
+        return {
+            "default": self.default.chain_id,
+            "chains": [
+                {
+                    "chain_id": c.chain_id,
+                    "genesis_hash": c.genesis.hash.hex(),
+                    "height": c.store.head.height if c.store is not None and c.store.head else 0,
+                    "halted": c.halted,
+                }
+                for c in self.chains.values()
+            ],
+            "errors": dict(self.chain_errors),
+            "pid": os.getpid(),
+        }
+
+    def _write_chains(self) -> None:
+        """data/chains.json: what the node hosts now (read by ``tfnode chain``)."""
+        path = self.cfg.data_path / "chains.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.chains_json()))
+        os.replace(tmp, path)
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload the hosted chains on the loop (one reload at a time)."""
+
+        async def go() -> None:
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("reloading the hosted chains failed")
+
+        task = asyncio.get_running_loop().create_task(go())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _chain_halted(self, hc: HostedChain) -> None:
+        if hc.default:
+            self.stopped.set()  # the default chain's halt stops the process (exit 3), as before
+        else:
+            log.error("chain %s halted: %s (the node's other chains go on)", hc.chain_id, hc.halted)
+
+    # ---- health ---------------------------------------------------------------------------
+    async def _watch_health(self) -> None:
+        """Once a second, for each hosted chain: logs each change of the health verdict (a
+        warning with the reasons when the chain stops being ok, such as a stall or a lost
+        quorum; an info line when it recovers) and updates its signals (health, timeout and
+        peer metrics; a rate-limited warning on round timeouts)."""
+        shown: dict[str, set[str]] = {}  # per chain: the kinds of reason last logged
+        while True:
+            await asyncio.sleep(1.0)
+            for chain_id, hc in list(self.chains.items()):
+                try:
+                    h = hc.health()
+                except Exception:
+                    log.exception("health check of chain %s failed", chain_id)
+                    continue
+                try:
+                    hc.update_signals(h)
+                except Exception:
+                    log.exception("updating the health and consensus metrics failed")
+                # A reason's kind is its first two words ("no block committed for 12 s" and
+                # "... 13 s" are one kind): a warning when a new kind appears, so a quorum lost
+                # a second after the stall was first logged is logged too, and not one line a second.
+                kinds = {" ".join(r.split()[:2]) for r in h["reasons"]}
+                was = shown.get(chain_id, set())
+                where = "node" if hc.default else f"chain {chain_id}"
+                if kinds - was:
+                    log.warning("%s not healthy: %s", where, "; ".join(h["reasons"]))
+                elif was and not kinds:
+                    log.info("%s healthy again (last commit %.1f s ago)", where, h["last_commit_age_s"])
+                shown[chain_id] = kinds
+            for gone in set(shown) - set(self.chains):
+                del shown[gone]
 
     async def _wait_for_quorum(self, timeout: float) -> None:
-        """Give the links up to one round timeout to reach a quorum before round 1, so the
-        first proposals are not sent into the void (the core would recover by timeouts;
-        this only spares the first one)."""
+        """Give the links up to one round timeout to reach a quorum of the default chain before
+        round 1, so the first proposals are not sent into the void (the core would recover by
+        timeouts; this only spares the first one)."""
         g = self.genesis
         total = sum(v.power for v in g.validators)
         quorum = 2 * total // 3 + 1
@@ -265,142 +352,23 @@ class Node:
     async def stop(self) -> None:
         if self._health_task is not None:
             self._health_task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         if self.rpc is not None:
             await self.rpc.stop()
-        if self.driver is not None:
-            self.driver.stop()
-        if self.mempool is not None:
-            await self.mempool.stop()
+        for hc in reversed(list(self.chains.values())):
+            await hc.stop()
         if self.net is not None:
             await self.net.close()
-        if self.store is not None:
-            self._write_status(force=True)
-            self.store.close()
-        if self.kv is not None:
-            self.kv.close()
         self.stopped.set()
         log.info("node %s stopped", self.cfg.name)
 
     def status(self) -> dict[str, Any]:
-        head = self.store.head if self.store else None
-        d = self.driver.stats if self.driver else {}
-        return {
-            "chain_id": self.cfg.chain_id,
-            "node": self.cfg.name,
-            "validator": self.me.id,
-            "height": head.height if head else 0,
-            "hash": head.hash.hex() if head else "",
-            "round": self.core.round if self.core else 0,
-            "epoch": self.core.epoch if self.core else 0,
-            "peers": len(self.net.peers) if self.net else 0,
-            "evidence": d.get("evidence", 0),
-            "invalid": d.get("invalid", 0),
-            "sync_requests": d.get("sync_requests", 0),
-            "sync_served_from_storage": d.get("sync_served_from_storage", 0),
-            "executed_height": self.executor.height if self.executor else 0,
-            "certified_height": self._certified,
-            "state_root": self.executor.state_root.hex() if self.executor else "",
-            "mempool": self._mempool_stats(),
-            "rpc": f"http://{self.cfg.rpc[0]}:{self.rpc.port}/" if self.rpc is not None else "",
-            "halted": self.halted,
-            "health": self.health(),
-            "pid": os.getpid(),
-        }
-
-    def _mempool_stats(self) -> dict[str, int]:
-        if self.mempool is None:
-            return {"txs": 0, "batches": 0}
-        st = self.mempool.stats
-        return {"txs": int(st.get("txs", 0)), "batches": int(st.get("batches", 0))}
-
-    def _committed_batch(self, digest: bytes) -> list[bytes] | None:
-        data = self.store.batch(digest) if self.store is not None else None
-        return None if data is None else _core.batch_decode(data)
+        return self.default.status()
 
     def health(self) -> dict[str, Any]:
-        """What /health and ``tfnode status`` report: ``ok`` and, when not ok, every reason."""
-        cfg = self.cfg
-        reasons: list[str] = []
-        age = time.monotonic() - self._last_commit
-        if self.halted is not None:
-            reasons.append(f"halted: {self.halted}")
-        if age > cfg.health_max_commit_age_s:
-            reasons.append(f"no block committed for {age:.0f} s (limit {cfg.health_max_commit_age_s:g} s)")
-        vals = self.genesis.validators
-        total = sum(v.power for v in vals)
-        need = total * 2 // 3 + 1
-        connected = {bytes(p) for p in self.net.peers} if self.net is not None else set()
-        power = sum(v.power for v in vals if v.public_key == self.public_key or v.public_key in connected)
-        if power < need:
-            reasons.append(f"lost contact with a quorum: connected validators hold power {power} of {need} needed")
-        committed = self.core.committed_height if self.core is not None else 0
-        executed = self.executor.height if self.executor is not None else 0
-        had = self.safety.recorded_height if self.safety is not None else 0
-        head = self.store.head if self.store is not None else None
-        if (head is not None and head.height < had) or (head is None and had > 0):
-            reasons.append(
-                f"catching up: the ledger lost blocks (at {head.height if head else 0}, had committed {had})"
-            )
-        if committed - executed > cfg.health_max_exec_lag:
-            reasons.append(f"execution lags consensus: executed {executed}, committed {committed}")
-        return {
-            "ok": not reasons,
-            "reasons": reasons,
-            "last_commit_age_s": round(age, 3),
-            "connected_power": power,
-            "quorum_power": need,
-            "committed_height": committed,
-            "executed_height": executed,
-        }
-
-    def _on_executed(self, out: Any) -> None:
-        self._last_commit = time.monotonic()
-        self._certified = max(self._certified, out.block["exec_height"])
-        m = self.metrics
-        if m is not None:
-            m.block_executed(out.seconds)
-            m.block_committed(out.block["timestamp_ms"], len(out.txs))
-            st = self.status()
-            m.set_status(
-                height=st["height"],
-                executed_height=st["executed_height"],
-                round=st["round"],
-                epoch=st["epoch"],
-                peers=st["peers"],
-                mempool_txs=st["mempool"]["txs"],
-                mempool_batches=st["mempool"]["batches"],
-                certified_height=out.block["exec_height"],
-            )
-        if self.rpc is not None:
-            block = NodeService(self).block_json(out.height, out.block["bytes"])
-            self.rpc.publish_block(block, LazyEvents(out), LazyReceipts(out))
-
-    def _on_commit(self, blocks: list[dict]) -> None:
-        b = blocks[-1]
-        log.info(
-            "committed height %d hash %s round %d (%d block%s)",
-            b["height"],
-            b["id"].hex()[:16],
-            b["round"],
-            len(blocks),
-            "" if len(blocks) == 1 else "s",
-        )
-        self._write_status()
-
-    def _on_halt(self, reason: str) -> None:
-        self.halted = reason
-        self._write_status(force=True)
-        self.stopped.set()
-
-    def _write_status(self, force: bool = False) -> None:
-        """status.json beside the ledger (at most 10 writes a second; atomic rename)."""
-        now = time.monotonic()
-        if not force and now - self._last_status < 0.1:
-            return
-        self._last_status = now
-        tmp = self._status_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.status()))
-        os.replace(tmp, self._status_path)
+        """What /health and ``tfnode status`` report for the default chain."""
+        return self.default.health()
 
 
 # ---- logs ---------------------------------------------------------------------------------
@@ -437,6 +405,8 @@ async def _serve(home: Path, safety_floor: int | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.stopped.set)
+    # SIGHUP: host exactly the chains of <home>/chains (docs/multichain.md, operations).
+    loop.add_signal_handler(signal.SIGHUP, node.request_reload)
     await node.start()
     await node.stopped.wait()
     log.info("stopping node %s%s", node.cfg.name, f" (halted: {node.halted})" if node.halted else "")

@@ -21,7 +21,7 @@ from tfnode.runtime.encoding import EncodingError, decode_versioned
 
 if TYPE_CHECKING:
     from tfnode.execution.executor import ChainExecutor
-    from tfnode.node.node import Node
+    from tfnode.node.hosted import HostedChain
     from tfnode.storage import ChainStore
 
 
@@ -48,9 +48,9 @@ def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int, tx: bytes 
 
 
 class NodeService:
-    """Implements ``NodeAPI`` over a started :class:`tfnode.node.node.Node`."""
+    """Implements ``NodeAPI`` over one started chain of a node (:class:`tfnode.node.hosted.HostedChain`)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: HostedChain) -> None:
         self.node = node
         self._iot_admission: iot_admission.Admission | None = None
 

@@ -364,7 +364,7 @@ class Methods:
         sub = conn.subs.get(sid)
         if sub is None:
             return False  # unknown, or a tx subscription that has already fired
-        self.s.hub.remove(sub)
+        (sub.hub or self.s.hub).remove(sub)
         return True
 
 

@@ -4,6 +4,12 @@
     GET /metrics                         GET /health   200 ok, or 503 with the reasons
 
 All of it runs on the node's event loop; ``publish_block`` must be called from that loop.
+
+A node hosting several chains serves them all here: every method takes an optional
+``chain`` param (default: the node's default chain, the one the server was made with), and
+``chains`` lists them. Each further chain is a :class:`ChainEndpoint` (``add_chain``) with
+its own API, metrics, subscription hub and receipt waiters; /health and /metrics take
+``?chain=ID``.
 """
 
 from __future__ import annotations
@@ -17,8 +23,18 @@ from tfnode.rpc import jsonrpc
 from tfnode.rpc.api import NodeAPI
 from tfnode.rpc.methods import Context, Methods
 from tfnode.rpc.metrics import CONTENT_TYPE_LATEST, NodeMetrics
+from tfnode.rpc.params import Params
 from tfnode.rpc.subs import Hub, WsConnection
-from tfnode.rpc_errors import ErrorCode, InternalError, InvalidRequest, MethodNotFound, RpcError, TooMany
+from tfnode.rpc_errors import (
+    ErrorCode,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    NotReady,
+    RpcError,
+    TooMany,
+)
 
 log = logging.getLogger("tfnode.rpc")
 
@@ -50,12 +66,46 @@ class _Conn:
         self.timer: asyncio.TimerHandle | None = None
 
 
+def _publish(target, block: dict, events: list[dict], receipts: dict[str, dict]) -> None:
+    """``publish_block`` of one chain (the server's default chain or a ChainEndpoint)."""
+    try:
+        waiters = target.waiters
+        if waiters:
+            for h, receipt in receipts.items():
+                for fut in waiters.pop(h, ()):
+                    if not fut.done():
+                        fut.set_result(receipt)
+        target.metrics.receipts_published(receipts)
+        target.hub.publish(block, events, receipts)
+    except Exception:
+        log.exception("publish_block failed at height %r", block.get("height") if type(block) is dict else None)
+
+
+class ChainEndpoint:
+    """One further hosted chain on the node's RPC server: what ``Methods`` needs of a server
+    (api, metrics, hub, waiters, limits), for that chain alone."""
+
+    def __init__(self, server: RpcServer, chain_id: str, api: NodeAPI, metrics: NodeMetrics) -> None:
+        self.chain_id = chain_id
+        self.api = api
+        self.metrics = metrics
+        self.max_body = server.max_body
+        self.hub = Hub(server.hub.conns)  # one set of connections; subscriptions per chain
+        self.waiters: dict[str, set[asyncio.Future]] = {}
+        self.waiting = 0
+        self.methods = Methods(self)
+
+    def publish_block(self, block: dict, events: list[dict], receipts: dict[str, dict]) -> None:
+        _publish(self, block, events, receipts)
+
+
 class RpcServer:
     def __init__(
         self,
         api: NodeAPI,
         metrics: NodeMetrics,
         *,
+        chain_id: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         max_body: int = 1 << 20,
@@ -87,6 +137,9 @@ class RpcServer:
         self.waiters: dict[str, set[asyncio.Future]] = {}
         self.waiting = 0
         self.methods = Methods(self)
+        # The chains served: the default one (this server itself) and any ChainEndpoint.
+        self.chain_id = chain_id
+        self.endpoints: dict[str, RpcServer | ChainEndpoint] = {} if chain_id is None else {chain_id: self}
         self._runner: web.AppRunner | None = None
         self._over_limit: set = set()
         self._running = False
@@ -228,21 +281,71 @@ class RpcServer:
 
     # --- the node's side ---
 
-    def publish_block(self, block: dict, events: list[dict], receipts: dict[str, dict]) -> None:
+    def publish_block(
+        self, block: dict, events: list[dict], receipts: dict[str, dict], chain: str | None = None
+    ) -> None:
         """After each executed block: ``block`` as get_block returns it (``txs`` is dropped for
         subscribers), ``events`` as subscribers get them (each with height, tx_hash, contract,
-        name, fields), ``receipts`` by lowercase tx hash hex. Never raises into the node."""
-        try:
-            waiters = self.waiters
-            if waiters:
-                for h, receipt in receipts.items():
-                    for fut in waiters.pop(h, ()):
-                        if not fut.done():
-                            fut.set_result(receipt)
-            self.metrics.receipts_published(receipts)
-            self.hub.publish(block, events, receipts)
-        except Exception:
-            log.exception("publish_block failed at height %r", block.get("height") if type(block) is dict else None)
+        name, fields), ``receipts`` by lowercase tx hash hex; ``chain``: the hosted chain it
+        belongs to (None: the default chain). Never raises into the node."""
+        target = self if chain is None else self.endpoints.get(chain)
+        if target is None:
+            log.warning("publish_block for chain %r, which is not served here", chain)
+            return
+        _publish(target, block, events, receipts)
+
+    def add_chain(self, chain_id: str, api: NodeAPI, metrics: NodeMetrics) -> ChainEndpoint:
+        """Serve one more hosted chain (``chain: chain_id`` in a call's params)."""
+        if chain_id in self.endpoints:
+            raise ValueError(f"chain {chain_id!r} is served already")
+        ep = self.endpoints[chain_id] = ChainEndpoint(self, chain_id, api, metrics)
+        return ep
+
+    def remove_chain(self, chain_id: str) -> None:
+        """Stop serving a further chain: its subscriptions end, its pending wait_receipt calls
+        are answered -32005. The default chain cannot be removed."""
+        ep = self.endpoints.get(chain_id)
+        if not isinstance(ep, ChainEndpoint):
+            return
+        del self.endpoints[chain_id]
+        ep.hub.drop_all()
+        for futs in ep.waiters.values():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_exception(NotReady(f"chain {chain_id!r} left this node"))
+
+    def chains(self) -> list[dict]:
+        """What the ``chains`` method answers: each chain served, the default first."""
+        out = []
+        for chain_id, target in self.endpoints.items():
+            try:
+                st = target.api.status()
+            except RpcError:
+                st = {}
+            out.append(
+                {
+                    "chain_id": chain_id,
+                    "default": target is self,
+                    "height": st.get("height", 0),
+                    "executed_height": st.get("executed_height", 0),
+                    "halted": st.get("halted"),
+                }
+            )
+        return out
+
+    def target(self, chain) -> RpcServer | ChainEndpoint:
+        """The chain a call's ``chain`` param names (InvalidParams if this node does not host it)."""
+        if type(chain) is not str:
+            raise InvalidParams("chain", "must be a chain id (a string)")
+        target = self.endpoints.get(chain)
+        if target is None:
+            hosted = ", ".join(self.endpoints) or "none named"
+            raise InvalidParams("chain", f"unknown chain {chain[:64]!r}: this node hosts {hosted}")
+        return target
+
+    def _query_target(self, request: web.Request) -> RpcServer | ChainEndpoint:
+        chain = request.query.get("chain")
+        return self if chain is None else self.target(chain)
 
     # --- HTTP ---
 
@@ -291,18 +394,26 @@ class RpcServer:
         return web.Response(body=out, content_type="application/json")
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        self.metrics.set_status(halted=self.api.halted is not None)
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        try:
+            target = self._query_target(request)
+        except RpcError as err:
+            return web.Response(status=404, text=err.message)
+        target.metrics.set_status(halted=target.api.halted is not None)
+        return web.Response(body=target.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _health(self, request: web.Request) -> web.Response:
         """200 with ``{"ok": true, ...}``, or 503 with ``{"ok": false, "reasons": [...]}``."""
         try:
-            h = dict(self.api.health())
+            api = self._query_target(request).api
+        except RpcError as err:
+            return web.Response(status=404, text=err.message)
+        try:
+            h = dict(api.health())
         except Exception as err:
             log.exception("health check failed")
             h = {"ok": False, "reasons": [f"health check failed: {type(err).__name__}"]}
         reasons = list(h.get("reasons") or [])
-        halted = self.api.halted
+        halted = api.halted
         if halted is not None and not any(r.startswith("halted") for r in reasons):
             reasons.insert(0, f"halted: {halted}")
         if not self._running:
@@ -390,6 +501,10 @@ class RpcServer:
         parts = [p for p in answers if p is not None]
         return (b"[" + b",".join(parts) + b"]" if parts else None), ctx.after
 
+    async def _chains(self, raw, ctx: Context) -> list[dict]:
+        Params(raw, ())
+        return self.chains()
+
     async def _one(self, obj, ctx: Context) -> bytes | None:
         m = self.metrics
         try:
@@ -398,12 +513,21 @@ class RpcServer:
             m.request("invalid")
             m.error(err.code)
             return jsonrpc.dumps(jsonrpc.error(err.request_id, err))
+        params = req.params
+        if type(params) is dict and "chain" in params:
+            params = {k: v for k, v in params.items() if k != "chain"}
         fn = self.methods.table.get(req.method)
+        if req.method == "chains":
+            fn = self._chains
         m.request(req.method if fn is not None else "unknown")
         try:
             if fn is None:
                 raise MethodNotFound(repr(req.method[:64]))
-            value = await fn(req.params, ctx)
+            if params is not req.params:
+                target = self.target(req.params["chain"])
+                if target is not self and fn is not self._chains:
+                    fn = target.methods.table[req.method]
+            value = await fn(params, ctx)
             if req.notify:
                 return None
             return jsonrpc.dumps(jsonrpc.result(req.id, value))

@@ -31,7 +31,7 @@ CLOSE_TIMEOUT = 1.0
 
 
 class Subscription:
-    __slots__ = ("conn", "id", "key", "start", "topic")
+    __slots__ = ("conn", "hub", "id", "key", "start", "topic")
 
     def __init__(self, id_: str, conn: WsConnection, topic: str, key):
         self.id = id_
@@ -41,6 +41,7 @@ class Subscription:
         # A resumed subscription: the first position (height, event seq) it gets live; what
         # came before was replayed from storage. None: everything from subscribing on.
         self.start: tuple[int, int] | None = None
+        self.hub: Hub | None = None  # the hub (one per hosted chain) that indexes it
 
 
 class WsConnection:
@@ -141,16 +142,19 @@ def _notification(sub_id: str, payload: bytes) -> bytes:
 
 
 class Hub:
-    """Every subscription of every connection, indexed by what it waits for."""
+    """Every subscription of one chain, indexed by what it waits for. A node hosting several
+    chains has one hub per chain; they share ``conns`` (every open WebSocket connection), and
+    a connection's subscriptions may sit in several hubs (each knows its own: ``sub.hub``)."""
 
-    def __init__(self):
+    def __init__(self, conns: set[WsConnection] | None = None):
         self.blocks: dict[int, Subscription] = {}
         self.events: dict[tuple, dict[int, Subscription]] = {}
         self.txs: dict[str, dict[int, Subscription]] = {}
-        self.conns: set[WsConnection] = set()
+        self.conns: set[WsConnection] = set() if conns is None else conns
 
     def add(self, sub: Subscription) -> None:
         sub.conn.subs[sub.id] = sub
+        sub.hub = self
         if sub.topic == "blocks":
             self.blocks[id(sub)] = sub
         elif sub.topic == "events":
@@ -159,6 +163,9 @@ class Hub:
             self.txs.setdefault(sub.key, {})[id(sub)] = sub
 
     def remove(self, sub: Subscription) -> None:
+        if sub.hub is not None and sub.hub is not self:
+            sub.hub.remove(sub)
+            return
         sub.conn.subs.pop(sub.id, None)
         if sub.topic == "blocks":
             self.blocks.pop(id(sub), None)
@@ -174,6 +181,13 @@ class Hub:
         for sub in list(conn.subs.values()):
             self.remove(sub)
         self.conns.discard(conn)
+
+    def drop_all(self) -> None:
+        """Remove every subscription of this hub (its chain left the node)."""
+        subs = [*self.blocks.values(), *(s for g in self.events.values() for s in g.values())]
+        subs += [s for g in self.txs.values() for s in g.values()]
+        for sub in subs:
+            self.remove(sub)
 
     def notify(self, sub: Subscription, payload: bytes) -> None:
         """One notification (a replayed block or event) to one subscription."""

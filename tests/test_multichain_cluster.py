@@ -1,0 +1,162 @@
+"""Several chains on the same four node processes (docs/multichain.md, "Many chains on one
+node"): each commits on its own ledger; RPC routes by the ``chain`` param and refuses an
+unknown one; a chain joined and left at runtime (``tfnode chain join/leave``: SIGHUP) does
+not stop the chain beside it. Progress is asserted by state (heights, receipts), never by
+time; every wait has a generous deadline, and the fixture kills what is left."""
+
+from __future__ import annotations
+
+import pytest
+
+from tfnode import _core, crypto
+from tfnode.client import Client, InvalidParams, NotFound
+from tfnode.execution.args import encode_call_args
+from tfnode.node import cli_node
+from tfnode.node.errors import ConfigError
+from tfnode.node.keys import load_private_key
+from tfnode.node.local import LocalConsortium, disagreements
+
+MAIN, SUB, LATE = "tf-main", "tf-sub", "tf-late"
+WAIT = 120.0  # generous: the machine running the tests may be heavily loaded
+
+
+def transfer(key, to: str, amount: int, nonce: int, expiry: int, chain: str) -> bytes:
+    t = _core.Transaction(chain.encode(), nonce, expiry, 1_000_000, "asset", "transfer", encode_call_args([to, amount]))
+    t.sign(key.to_bytes())
+    return t.encode()
+
+
+def progressed(c: LocalConsortium, chain: str | None, beyond: int, nodes=None) -> bool:
+    """Every node in ``nodes`` has committed ``chain`` beyond height ``beyond``."""
+    hs = c.heights(chain)
+    return all(hs[i] > beyond for i in (range(c.n) if nodes is None else nodes))
+
+
+def rpc_up(url: str) -> bool:
+    try:
+        with Client(url, timeout=2) as cl:
+            cl.status()
+        return True
+    except Exception:  # noqa: BLE001 - not up yet, whatever the reason
+        return False
+
+
+def test_two_chains_on_the_same_processes_commit_independently(tmp_path):
+    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50) as c:
+        sub = c.add_chain(SUB)
+        for i in range(c.n):
+            assert c.join(i, sub) == {"chain_id": SUB, "genesis_hash": cli_node_hash(sub), "running": False}
+        c.start_all()
+        c.wait(lambda: progressed(c, MAIN, 3) and progressed(c, SUB, 3), WAIT, "both chains commit")
+        c.wait(lambda: all(rpc_up(u) for u in c.rpc_urls()), WAIT, "RPC of every node")
+        assert sorted(c.hosted(0)) == [MAIN, SUB]
+
+        key = load_private_key(c.node(0) / "node_key")
+        to = crypto.address(load_private_key(c.node(1) / "node_key").public_key())
+        url = c.rpc_url(0)
+        with Client(url) as main, Client(url, chain=SUB) as subc, Client(c.rpc_url(2), chain=SUB) as sub2:
+            chains = main.call("chains")
+            assert [(x["chain_id"], x["default"]) for x in chains] == [(MAIN, True), (SUB, False)]
+            assert main.status()["chain_id"] == MAIN and subc.status()["chain_id"] == SUB
+            assert main.call("status", {"chain": MAIN})["chain_id"] == MAIN
+            # A transfer on the sub-chain is committed there, and unknown to the main chain.
+            h = subc.submit(transfer(key, to, 7, 1, subc.status()["height"] + 100, SUB))
+            receipt = sub2.wait_receipt(h, timeout=WAIT)  # seen through another node
+            assert receipt["status"] == "ok"
+            with pytest.raises(NotFound):
+                main.get_receipt(h)
+            # A transaction signed for one chain is refused by the other (the chain id is signed).
+            st = main.status()
+            refused = main.call("submit_batch", {"txs": [transfer(key, to, 1, 2, st["height"] + 100, SUB).hex()]})
+            assert refused["results"][0]["accepted"] is False
+            # The two ledgers are different chains: different genesis, different blocks.
+            b_main, b_sub = main.get_block(1), subc.get_block(1)
+            assert b_main["hash"] != b_sub["hash"]
+            # An unknown chain is a JSON-RPC error naming the param, never a crash.
+            with pytest.raises(InvalidParams) as info:
+                main.call("status", {"chain": "no-such-chain"})
+            assert "unknown chain" in str(info.value) and "tf-sub" in str(info.value)
+            with pytest.raises(InvalidParams):
+                main.call("get_block", {"height": 1, "chain": 5})
+            assert main.status()["chain_id"] == MAIN  # still serving
+        # Each chain keeps committing on all four, by state.
+        m, s = max(c.heights(MAIN)), max(c.heights(SUB))
+        c.wait(lambda: progressed(c, MAIN, m) and progressed(c, SUB, s), WAIT, "both chains go on")
+        assert c.stop_all() == [0, 0, 0, 0]
+        for chain in (MAIN, SUB):
+            ledgers = c.ledgers(chain)
+            assert min(map(len, ledgers)) > 3 and disagreements(ledgers) == []
+        assert c.ledgers(MAIN)[0][0] != c.ledgers(SUB)[0][0]
+
+
+def cli_node_hash(path) -> str:
+    from tfnode.node.genesis import Genesis
+
+    return Genesis.load(path).hash.hex()
+
+
+def test_a_chain_joined_and_left_at_runtime_does_not_stop_its_neighbour(tmp_path):
+    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50) as c:
+        c.start_all()
+        c.wait(lambda: progressed(c, MAIN, 2), WAIT, "main chain commits")
+        c.wait(lambda: all(rpc_up(u) for u in c.rpc_urls()), WAIT, "RPC of every node")
+        key = load_private_key(c.node(0) / "node_key")
+        to = crypto.address(load_private_key(c.node(1) / "node_key").public_key())
+        nonce = 0
+
+        def light_load() -> None:
+            """One transfer on the main chain, committed (state, not time)."""
+            nonlocal nonce
+            nonce += 1
+            with Client(c.rpc_url(nonce % c.n)) as cl:
+                h = cl.submit(transfer(key, to, 1, nonce, cl.status()["height"] + 100, MAIN))
+                assert cl.wait_receipt(h, timeout=WAIT)["status"] == "ok"
+
+        light_load()
+        late = c.add_chain(LATE)
+        for i in range(c.n):
+            out = c.join(i, late)  # SIGHUP; returns once the node reports hosting it
+            assert out["running"] is True and any(x["chain_id"] == LATE for x in out["chains"])
+            light_load()
+        c.wait(lambda: progressed(c, LATE, 3), WAIT, "the joined chain commits on all four")
+        with Client(c.rpc_url(3), chain=LATE) as cl:
+            assert cl.status()["chain_id"] == LATE
+        # Node 3 leaves: the chain goes on with the other three (a quorum of four), the main
+        # chain on all four, and node 3 no longer serves it.
+        assert c.leave(3, LATE)["running"] is True
+        assert LATE not in c.hosted(3)
+        with Client(c.rpc_url(3), chain=LATE) as cl, pytest.raises(InvalidParams):
+            cl.status()
+        light_load()
+        late_h, main_h = max(c.heights(LATE)), max(c.heights(MAIN))
+        c.wait(lambda: progressed(c, LATE, late_h, nodes=[0, 1, 2]), WAIT, "joined chain goes on without node 3")
+        c.wait(lambda: progressed(c, MAIN, main_h), WAIT, "main chain goes on on all four")
+        # Node 3 rejoins: its ledger resumes from data/chains/tf-late and catches up.
+        c.join(3, late)
+        top = max(c.heights(LATE))
+        c.wait(lambda: c.heights(LATE)[3] > top, WAIT, "node 3 catches up on the rejoined chain")
+        for i in range(c.n):
+            c.leave(i, LATE)
+        light_load()
+        main_h = max(c.heights(MAIN))
+        c.wait(lambda: progressed(c, MAIN, main_h), WAIT, "main chain goes on after every node left")
+        assert all(c.hosted(i) == [MAIN] for i in range(c.n))
+        with pytest.raises(ConfigError):
+            c.leave(0, MAIN)  # the default chain cannot be left
+        with pytest.raises(ConfigError):
+            c.leave(0, LATE)  # left already
+        assert c.stop_all() == [0, 0, 0, 0]
+        assert disagreements(c.ledgers(MAIN)) == []
+        late_ledgers = c.ledgers(LATE)
+        assert min(map(len, late_ledgers)) > 3 and disagreements(late_ledgers) == []
+
+
+def test_join_refuses_a_chain_the_node_is_not_a_validator_of(tmp_path):
+    with LocalConsortium(tmp_path, chain_id=MAIN) as c:
+        g = c.add_chain("tf-pair", nodes=[0, 1])
+        with pytest.raises(ConfigError, match="not a validator"):
+            cli_node.chain_join(c.node(2), g)
+        with pytest.raises(ConfigError, match="default chain"):
+            cli_node.chain_join(c.node(0), c.home / "genesis.json")
+        assert cli_node.chain_join(c.node(0), g)["running"] is False
+        assert [x["chain_id"] for x in cli_node.chain_list(c.node(0))["chains"]] == [MAIN, "tf-pair"]

@@ -1,0 +1,379 @@
+"""One chain hosted by a node process: its ledger, state, consensus, mempool and signals.
+
+A :class:`tfnode.node.node.Node` owns the operator identity (the key), the one P2P service and
+the one RPC endpoint, and hosts one :class:`HostedChain` per chain (docs/multichain.md, "Many
+chains on one node"). Each hosted chain has its own genesis, validator set, members,
+governance, mempool, ledger and state; nothing in here is shared with another chain but the
+network service (messages routed by chain id) and the event loop.
+
+Storage: one RocksDB per chain. The node's first (default) chain keeps the single-chain
+layout (``data/db``, ``data/safety``, ``data/evidence.log``, ``data/status.json``); every
+other chain lives under ``data/chains/<chain id>/`` with the same four names. Separate
+databases make leaving a chain a matter of closing one database (its data stays for a later
+rejoin) and keep one chain's compactions and write stalls away from the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tfnode import _core
+from tfnode.consensus import ConsensusCore, decode_block
+from tfnode.errors import TfnodeError
+from tfnode.execution.executor import ChainExecutor
+from tfnode.mempool import Mempool, MempoolConfig
+from tfnode.net import ChainId, Kind, PeerManager, as_chain_id
+from tfnode.node.driver import ConsensusDriver, Root, restart_root
+from tfnode.node.errors import ConfigError
+from tfnode.node.genesis import Genesis, Validator
+from tfnode.node.publish import LazyEvents, LazyReceipts
+from tfnode.node.safety import DamagedDataError, SafetyKeeper
+from tfnode.node.service import NodeService
+from tfnode.node.signals import Signals, peer_signals
+from tfnode.rpc.metrics import NodeMetrics
+from tfnode.storage import ChainStore, open_rocks
+
+if TYPE_CHECKING:
+    from tfnode.node.config import NodeConfig
+
+log = logging.getLogger("tfnode.node")
+
+#: A chain id that is also a safe folder name (data/chains/<id>, <home>/chains/<id>).
+CHAIN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_chain_id(chain_id: str) -> str:
+    if not CHAIN_ID_RE.match(chain_id):
+        raise ConfigError(
+            f"chain id {chain_id!r}: a hosted chain's id must be 1..64 letters, digits, '.', '_' or '-' "
+            "(not starting with '.', '_' or '-'): it names the chain's folders"
+        )
+    return chain_id
+
+
+class HostedChain:
+    """One chain of a node. ``open`` reads the ledger (synchronously); ``start`` joins the
+    network and enters consensus; ``stop`` leaves both and closes the ledger."""
+
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        genesis: Genesis,
+        genesis_dir: Path,
+        data_path: Path,
+        public_key: bytes,
+        private_key: bytes,
+        *,
+        default: bool,
+        safety_floor: int | None = None,
+        on_halt: Callable[[HostedChain], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.net_id: ChainId = as_chain_id(genesis.chain_id)
+        self.genesis_dir = genesis_dir
+        self.data_path = data_path
+        self.public_key = public_key
+        self._private_key = private_key
+        self.default = default
+        me = genesis.validator_by_key(public_key)
+        if me is None:
+            raise ConfigError(
+                f"this node's key (public key {public_key.hex()[:16]}...) is not a validator of chain "
+                f"{genesis.chain_id!r}; non-voting members come later"
+            )
+        self.me: Validator = me
+        self.safety_floor = safety_floor
+        self._halt_cb = on_halt
+        self.halted: str | None = None
+        self.kv: Any = None
+        self.store: ChainStore | None = None
+        self.executor: ChainExecutor | None = None
+        self.safety: SafetyKeeper | None = None
+        self.core: ConsensusCore | None = None
+        self.driver: ConsensusDriver | None = None
+        self.mempool: Mempool | None = None
+        self.net: PeerManager | None = None
+        self.rpc: Any = None  # the node's RpcServer, to publish this chain's blocks on
+        self.metrics = NodeMetrics(genesis.chain_id, cfg.name)
+        self.signals = Signals(self.metrics)
+        self._root: Root | None = None
+        self._certified = 0  # the execution height the newest stored block certifies
+        self._last_commit = time.monotonic()  # of the last executed block (or of the start)
+        self._status_path = data_path / "status.json"
+        self._last_status = 0.0
+
+    # ---- life cycle ---------------------------------------------------------------------
+    def open(self) -> None:
+        """Open the ledger, the executor, the safety record and the consensus core."""
+        g = self.genesis
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        db = self.data_path / "db"
+        try:
+            self.kv = open_rocks(db)
+            self.store = ChainStore(self.kv, g.chain_id)
+            self.executor = ChainExecutor(self.store, g, genesis_dir=self.genesis_dir)
+            self.executor.open()
+            self._root = root = restart_root(self.store)
+        except (TfnodeError, ValueError) as err:  # ExecutionError, storage and ledger errors
+            self._close_db()
+            raise DamagedDataError(
+                f"cannot open the ledger in {db}: {err}. The data directory is damaged or not a "
+                f"tfnode ledger of chain {g.chain_id!r}; the node will not serve it. Restore {db} from "
+                "a backup or a member's snapshot, or move it aside to rebuild from the peers "
+                "(docs/operations.md, 'Damaged data'); keep data/safety as it is"
+            ) from None
+        epoch = decode_block(root.block)["epoch"] if root is not None else 0
+        floor = None if self.safety_floor is None else (epoch, self.safety_floor)
+        self.safety = SafetyKeeper(self.data_path / "safety", self.store)
+        safety = self.safety.load(floor=floor)
+        if root is not None:
+            self._certified = decode_block(root.block)["exec_height"]
+        self.core = ConsensusCore(
+            self.me.id,
+            g.consensus_validators(),
+            self._private_key,
+            persisted=safety,
+            genesis_state_root=self.executor.genesis_exec_root,
+            root_block=root and root.block,
+            root_qc=root and root.qc,
+            base_timeout_ms=self.cfg.base_timeout_ms,
+        )
+        head = self.store.head
+        log.info(
+            "node %s (validator %d) of chain %s: stored height %s, safety data %s, genesis %s",
+            self.cfg.name,
+            self.me.id,
+            g.chain_id,
+            head.height if head else 0,
+            "loaded" if safety else "none",
+            g.hash.hex()[:16],
+        )
+
+    async def attach(self, net: PeerManager) -> None:
+        """Build the mempool and driver on ``net`` and register this chain's handlers (the
+        caller has already made ``net`` serve this chain)."""
+        assert self.core is not None and self.store is not None and self.executor is not None, "open() first"
+        assert self.safety is not None
+        g, cfg, ex = self.genesis, self.cfg, self.executor
+        self.net = net
+        self.mempool = Mempool(
+            g.chain_id,
+            net,
+            [v.public_key for v in g.validators],
+            self.public_key,
+            config=MempoolConfig(expiry_window=cfg.expiry_window),
+            height=lambda: ex.height,
+            committed_replay=ex.committed_replay_keys,
+            committed_batch=self._committed_batch,
+            block_interval_ms=cfg.block_interval_ms,
+        )
+        self.driver = ConsensusDriver(
+            self.core,
+            self.store,
+            net,
+            self.net_id,
+            {v.id: v.public_key for v in g.validators},
+            state_root=ex.exec_root,
+            payload=self.mempool,
+            evidence_path=self.data_path / "evidence.log",
+            on_commit=self._on_commit,
+            on_halt=self._on_halt,
+            sync_batch=cfg.sync_batch,
+            executor=ex,
+            on_executed=self._on_executed,
+            persist_safety=self.safety.persist,
+        )
+        net.register(self.net_id, Kind.CONSENSUS, self.driver.on_message)
+        await self.mempool.start()
+
+    def start(self) -> None:
+        """Enter consensus."""
+        assert self.driver is not None, "attach() first"
+        self.driver.start(self._root)
+        self._write_status(force=True)
+
+    async def stop(self) -> None:
+        """Leave consensus and the network, close the ledger. Idempotent."""
+        if self.driver is not None:
+            self.driver.stop()
+            await self.driver.wait_stopped()
+        if self.mempool is not None:
+            await self.mempool.stop()
+        if self.net is not None:
+            self.net.unregister_chain(self.net_id)
+        if self.store is not None:
+            self._write_status(force=True)
+        self._close_db()
+
+    def _close_db(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        if self.kv is not None:
+            self.kv.close()
+            self.kv = None
+
+    # ---- what the node reports ----------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        head = self.store.head if self.store else None
+        d = self.driver.stats if self.driver else {}
+        net = self.net
+        return {
+            "chain_id": self.chain_id,
+            "node": self.cfg.name,
+            "validator": self.me.id,
+            "height": head.height if head else 0,
+            "hash": head.hash.hex() if head else "",
+            "round": self.core.round if self.core else 0,
+            "epoch": self.core.epoch if self.core else 0,
+            "peers": self._connected_validators(),
+            "evidence": d.get("evidence", 0),
+            "invalid": d.get("invalid", 0),
+            "sync_requests": d.get("sync_requests", 0),
+            "sync_served_from_storage": d.get("sync_served_from_storage", 0),
+            "executed_height": self.executor.height if self.executor else 0,
+            "certified_height": self._certified,
+            "state_root": self.executor.state_root.hex() if self.executor else "",
+            "mempool": self._mempool_stats(),
+            "rpc": f"http://{self.cfg.rpc[0]}:{self.rpc.port}/" if self.rpc is not None else "",
+            "halted": self.halted,
+            "health": self.health(),
+            "pid": os.getpid(),
+            "chains": [c.decode() for c in net.chains] if net is not None else [self.chain_id],
+        }
+
+    def _connected_validators(self) -> int:
+        """Peers connected that are validators of this chain (a node's links serve several)."""
+        if self.net is None:
+            return 0
+        vals = {v.public_key for v in self.genesis.validators}
+        return sum(1 for p in self.net.peers if bytes(p) in vals)
+
+    def _mempool_stats(self) -> dict[str, int]:
+        if self.mempool is None:
+            return {"txs": 0, "batches": 0}
+        st = self.mempool.stats
+        return {"txs": int(st.get("txs", 0)), "batches": int(st.get("batches", 0))}
+
+    def _committed_batch(self, digest: bytes) -> list[bytes] | None:
+        data = self.store.batch(digest) if self.store is not None else None
+        return None if data is None else _core.batch_decode(data)
+
+    def health(self) -> dict[str, Any]:
+        """What /health and ``tfnode status`` report: ``ok`` and, when not ok, every reason."""
+        cfg = self.cfg
+        reasons: list[str] = []
+        age = time.monotonic() - self._last_commit
+        if self.halted is not None:
+            reasons.append(f"halted: {self.halted}")
+        if age > cfg.health_max_commit_age_s:
+            reasons.append(f"no block committed for {age:.0f} s (limit {cfg.health_max_commit_age_s:g} s)")
+        vals = self.genesis.validators
+        total = sum(v.power for v in vals)
+        need = total * 2 // 3 + 1
+        connected = {bytes(p) for p in self.net.peers} if self.net is not None else set()
+        power = sum(v.power for v in vals if v.public_key == self.public_key or v.public_key in connected)
+        if power < need:
+            reasons.append(f"lost contact with a quorum: connected validators hold power {power} of {need} needed")
+        committed = self.core.committed_height if self.core is not None else 0
+        executed = self.executor.height if self.executor is not None else 0
+        had = self.safety.recorded_height if self.safety is not None else 0
+        head = self.store.head if self.store is not None else None
+        if (head is not None and head.height < had) or (head is None and had > 0):
+            reasons.append(
+                f"catching up: the ledger lost blocks (at {head.height if head else 0}, had committed {had})"
+            )
+        if committed - executed > cfg.health_max_exec_lag:
+            reasons.append(f"execution lags consensus: executed {executed}, committed {committed}")
+        return {
+            "ok": not reasons,
+            "reasons": reasons,
+            "last_commit_age_s": round(age, 3),
+            "connected_power": power,
+            "quorum_power": need,
+            "committed_height": committed,
+            "executed_height": executed,
+        }
+
+    def update_signals(self, health: dict[str, Any]) -> None:
+        if self.core is None or self.driver is None:
+            return
+        d = self.driver
+        peers = peer_signals(
+            {v.id: (v.name, v.public_key) for v in self.genesis.validators},
+            self.me.id,
+            {bytes(p) for p in self.net.peers} if self.net is not None else set(),
+            self.core.committed_height,
+            d.peer_height,
+            d.peer_seen,
+            time.monotonic(),
+        )
+        self.signals.update(
+            health,
+            round=self.core.round,
+            # An older core without the stats getter reports no timeouts rather than failing.
+            core_stats=getattr(self.core, "stats", {}),
+            round_changes=d.stats.get("round_changes", 0),
+            peers=peers,
+        )
+        self.metrics.set_status(peers=self._connected_validators())
+
+    # ---- driver callbacks ---------------------------------------------------------------
+    def _on_executed(self, out: Any) -> None:
+        self._last_commit = time.monotonic()
+        self._certified = max(self._certified, out.block["exec_height"])
+        m = self.metrics
+        m.block_executed(out.seconds)
+        m.block_committed(out.block["timestamp_ms"], len(out.txs))
+        st = self.status()
+        m.set_status(
+            height=st["height"],
+            executed_height=st["executed_height"],
+            round=st["round"],
+            epoch=st["epoch"],
+            peers=st["peers"],
+            mempool_txs=st["mempool"]["txs"],
+            mempool_batches=st["mempool"]["batches"],
+            certified_height=out.block["exec_height"],
+        )
+        if self.rpc is not None:
+            block = NodeService(self).block_json(out.height, out.block["bytes"])
+            self.rpc.publish_block(block, LazyEvents(out), LazyReceipts(out), chain=self.chain_id)
+
+    def _on_commit(self, blocks: list[dict]) -> None:
+        b = blocks[-1]
+        log.info(
+            "%scommitted height %d hash %s round %d (%d block%s)",
+            "" if self.default else f"chain {self.chain_id}: ",
+            b["height"],
+            b["id"].hex()[:16],
+            b["round"],
+            len(blocks),
+            "" if len(blocks) == 1 else "s",
+        )
+        self._write_status()
+
+    def _on_halt(self, reason: str) -> None:
+        self.halted = reason
+        self._write_status(force=True)
+        if self._halt_cb is not None:
+            self._halt_cb(self)
+
+    def _write_status(self, force: bool = False) -> None:
+        """status.json beside the ledger (at most 10 writes a second; atomic rename)."""
+        now = time.monotonic()
+        if not force and now - self._last_status < 0.1:
+            return
+        self._last_status = now
+        tmp = self._status_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status()))
+        os.replace(tmp, self._status_path)
