@@ -66,7 +66,7 @@ class Session:
                 self.status = self.client.status()
             except InvalidParams:
                 raise Usage(
-                    f"--chain {chain!r}, but the node at {rpc} does not host it (default chain {default!r})"
+                    f"--chain {chain!r}, but the node at {rpc} does not host it (it serves chain {default!r} by default)"
                 ) from None
         self._account: Any = None
 
