@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tfnode import _core, crypto
-from tfnode.client import Client, InvalidParams, NotFound
+from tfnode.client import Account, Client, InvalidParams, NotFound
 from tfnode.execution.args import encode_call_args
 from tfnode.node import cli_node
 from tfnode.node.errors import ConfigError
@@ -79,6 +79,19 @@ def test_two_chains_on_the_same_processes_commit_independently(tmp_path):
             with pytest.raises(InvalidParams):
                 main.call("get_block", {"height": 1, "chain": 5})
             assert main.status()["chain_id"] == MAIN  # still serving
+            # The main chain's directory records the sub-chain by a governance act (node-0 is
+            # the consortium's one bank: the default policy needs its approval only).
+            bank = Account.from_file(c.node(0) / "node_key")
+            vals = [{"public_key": v["public_key"], "power": v["power"]} for v in subc.validators()]
+            payload = {"op": "create", "chain_id": SUB, "genesis_hash": cli_node_hash(sub), "validators": vals}
+            pid = main.send(bank, "governance", "propose", "chain", None, None, [], payload)["return_value"]
+            assert main.query("directory", "chain", SUB)["value"] is None  # proposed, not yet decided
+            main.send(bank, "governance", "approve", pid)
+            assert main.send(bank, "governance", "commit", pid)["status"] == "ok"
+            rec = main.query("directory", "chain", SUB)["value"]
+            assert rec["genesis_hash"] == cli_node_hash(sub) and rec["validators"] == vals
+            assert main.query("directory", "chains")["value"] == [SUB]
+            assert subc.query("directory", "chains")["value"] == []  # the sub-chain's own directory is empty
         # Each chain keeps committing on all four, by state.
         m, s = max(c.heights(MAIN)), max(c.heights(SUB))
         c.wait(lambda: progressed(c, MAIN, m) and progressed(c, SUB, s), WAIT, "both chains go on")

@@ -466,7 +466,7 @@ def register(app: typer.Typer, contract_app: typer.Typer) -> None:
 
     @gov_app.command("propose")
     def gov_propose(
-        kind: str = typer.Argument(..., help="deploy, upgrade, member, remove_member or policy"),
+        kind: str = typer.Argument(..., help="deploy, upgrade, member, remove_member, policy or chain"),
         name: str = typer.Option(None, "--name", help="contract name (deploy, upgrade)"),
         source: Path = typer.Option(None, "--source", help="contract source file (deploy, upgrade)"),
         args: list[str] = typer.Option([], "--arg", help="an argument of init/migrate (JSON or text; repeat)"),
@@ -474,7 +474,9 @@ def register(app: typer.Typer, contract_app: typer.Typer) -> None:
             None,
             "--payload",
             help='JSON: member {"address", "organisation", "roles"}; remove_member {"address"}; '
-            'policy {"roles", "more_than": [num, den], "min_approvals"}',
+            'policy {"roles", "more_than": [num, den], "min_approvals"}; chain (the sub-chain directory) '
+            '{"op": "create", "chain_id", "genesis_hash", "validators": [{"public_key", "power"}]} or '
+            '{"op": "validators", "chain_id", "validators"}',
         ),
         address: str = typer.Option(None, "--address", help="member: the new member's address"),
         public_key: str = typer.Option(None, "--public-key", help="member: its public key (hex, `tfnode keygen`)"),
@@ -494,8 +496,8 @@ def register(app: typer.Typer, contract_app: typer.Typer) -> None:
                     raise Usage(f"a {kind} proposal needs --name and --source")
                 vargs = [parse_value(a, f"args[{i}]") for i, a in enumerate(args)]
                 return propose(s, kind, name, read_source(source), vargs, None)
-            if kind not in ("member", "remove_member", "policy"):
-                raise Usage(f"kind {kind!r}: expected deploy, upgrade, member, remove_member or policy")
+            if kind not in ("member", "remove_member", "policy", "chain"):
+                raise Usage(f"kind {kind!r}: expected deploy, upgrade, member, remove_member, policy or chain")
             if payload is None and kind == "member" and organisation is not None:
                 return propose(s, kind, None, None, [], member_payload(address, public_key, organisation, roles))
             if payload is None:

@@ -42,6 +42,7 @@ from tfnode.execution.args import decode_call_args
 from tfnode.execution.roots import ZERO, exec_root, genesis_exec_root
 from tfnode.runtime.encoding import EncodingError, encode
 from tfnode.runtime.executor import DEFAULT_GAS_LIMIT, STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
+from tfnode.runtime.frame import GOVERNANCE
 from tfnode.runtime.state import Overlay
 from tfnode.storage import BlockCommit
 
@@ -54,6 +55,10 @@ _U64 = struct.Struct(">Q")
 
 class ExecutionError(TfnodeError):
     """The node cannot execute (missing genesis contract source, corrupt stored state)."""
+
+
+#: The built-in directory of sub-chains (views over governance's "chain" records).
+DIRECTORY = "directory"
 
 
 @dataclass(slots=True)
@@ -303,6 +308,11 @@ class ChainExecutor:
             return asset.query(self.store.state, method, args, kwargs)
         if contract == iot.NAME:
             return self.iot.query(self.store.state, method, args, kwargs)
+        if contract == DIRECTORY:
+            # The built-in directory of sub-chains is read-only: governance writes it.
+            if method not in ("chain", "chains"):
+                return Receipt(STATUS_INVALID, 0, revert_reason="directory views: chain(chain_id), chains()")
+            contract = GOVERNANCE
         return self.runtime.query(
             contract, method, args, kwargs, sender=sender, block=BlockCtx(self.height, 0, b"", self.chain_id)
         )

@@ -6,19 +6,28 @@ It runs as the reserved contract name ``governance`` (native code, metered like 
     propose(kind, name, source=None, args=[], payload=None) -> id
         kind "deploy" | "upgrade": the source is validated now and stored under its SM3
         hash; kind "member" (payload {address, organisation, roles}) | "remove_member"
-        (payload {address}) | "policy" (payload {roles, more_than: [num, den], min_approvals})
+        (payload {address}) | "policy" (payload {roles, more_than: [num, den], min_approvals}) |
+        "chain" (the directory of sub-chains: payload {op: "create", chain_id, genesis_hash,
+        validators} or {op: "validators", chain_id, validators}; docs/multichain.md)
     approve(id)    by a member holding one of the policy's roles, once each
     commit(id)     by any member, once approvals reach the policy: approvals * den > eligible * num
                    and approvals >= min_approvals. Deploy runs the contract's @call init(*args),
                    upgrade runs @call migrate(*args) if the new code has it, with the proposer
                    as ctx.sender; if that fails, the commit fails and nothing changes.
-    views: proposal(id), member(address), contract(name), policy()
+    views: proposal(id), member(address), contract(name), policy(), chain(chain_id), chains()
+
+The directory (kind "chain") records, on the chain that runs it (the main, anchor chain),
+each sub-chain's genesis hash and the history of its validator set: creating a sub-chain
+and changing its recorded validators are governance acts. It is where members and light
+clients find where a sub-chain starts; it never vouches for a sub-chain's state. The
+built-in ``directory`` contract name reads it (``directory.chain(id)``, ``directory.chains()``).
 
 Default policy: more than half of the members with role "bank".
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +39,11 @@ from tfnode.runtime.frame import GOVERNANCE, NAME_RE, Frame
 
 ROLES = ("bank", "customs", "logistics", "warehouse", "regulator", "insurer", "gateway", "central_bank")
 DEFAULT_POLICY = {"roles": ["bank"], "more_than": [1, 2], "min_approvals": 1}
-KINDS = ("deploy", "upgrade", "member", "remove_member", "policy")
+KINDS = ("deploy", "upgrade", "member", "remove_member", "policy", "chain")
+CHAIN_OPS = ("create", "validators")
+#: A sub-chain's id: also a folder name on the nodes that host it (tfnode.node.hosted).
+CHAIN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_CHAIN_VALIDATORS = 64
 
 
 def _require(cond, reason):
@@ -115,6 +128,8 @@ class Governance:
             "member": self.v_member,
             "contract": self.v_contract,
             "policy": self.v_policy,
+            "chain": self.v_chain,
+            "chains": self.v_chains,
         }
         fn = table.get(method)
         if fn is None:
@@ -171,6 +186,8 @@ class Governance:
                 type(payload) is dict and self.member(ov, payload.get("address", "")) is not None, "no such member"
             )
             prop["payload"] = {"address": payload["address"]}
+        elif kind == "chain":
+            prop["payload"] = self._check_chain(ov, payload)
         else:
             prop["payload"] = self._check_policy(payload)
         pid = self._get(ov, b"g/next") or 1
@@ -235,6 +252,8 @@ class Governance:
             self.rt.meter.gas(_m.COST_WRITE)
             ov.delete(b"g/member/" + a.encode())
             self._put(ov, b"g/members", [x for x in self.members(ov) if x != a])
+        elif kind == "chain":
+            self._apply_chain(frame, pid, self._check_chain(ov, prop["payload"]))
         else:
             self._put(ov, b"g/policy", prop["payload"])
         prop["status"] = "committed"
@@ -269,7 +288,73 @@ class Governance:
             )
         )
 
+    # -- the directory of sub-chains ---------------------------------------------------------------
+
+    def chain_record(self, overlay, chain_id: str):
+        return self._get(overlay, b"g/chain/" + chain_id.encode())
+
+    def _check_chain(self, ov, payload) -> dict:
+        """A "chain" proposal's payload, checked (at propose and again at commit, since
+        another proposal may have created the chain in between)."""
+        _require(type(payload) is dict, "payload required")
+        op, chain_id = payload.get("op"), payload.get("chain_id")
+        _require(op in CHAIN_OPS, f"payload.op must be one of {', '.join(CHAIN_OPS)}")
+        _require(type(chain_id) is str and CHAIN_ID_RE.match(chain_id), "payload.chain_id: 1..64 of A-Z a-z 0-9 . _ -")
+        exists = self.chain_record(ov, chain_id) is not None
+        _require(
+            exists == (op == "validators"), f"chain {chain_id!r} {'is not' if not exists else 'is already'} recorded"
+        )
+        vals = payload.get("validators")
+        _require(type(vals) is list and 1 <= len(vals) <= MAX_CHAIN_VALIDATORS, "payload.validators: 1..64 validators")
+        out_vals = []
+        for v in vals:
+            _require(type(v) is dict and set(v) == {"public_key", "power"}, "a validator is {public_key, power}")
+            pk, power = v["public_key"], v["power"]
+            _require(
+                type(pk) is str and len(pk) == 66 and _is_hex(pk), "validator public_key: 33 bytes hex (compressed SM2)"
+            )
+            _require(type(power) is int and 1 <= power <= 1 << 32, "validator power: 1..2^32")
+            out_vals.append({"public_key": pk.lower(), "power": power})
+        _require(len({v["public_key"] for v in out_vals}) == len(out_vals), "a validator is listed twice")
+        out = {"op": op, "chain_id": chain_id, "validators": out_vals}
+        if op == "create":
+            gh = payload.get("genesis_hash")
+            _require(type(gh) is str and len(gh) == 64 and _is_hex(gh), "payload.genesis_hash: 32 bytes hex (SM3)")
+            out["genesis_hash"] = gh.lower()
+        else:
+            _require("genesis_hash" not in payload, "a validator-set change keeps the genesis hash")
+        return out
+
+    def _apply_chain(self, frame, pid: int, p: dict) -> None:
+        ov, height = frame.overlay, frame.tx.block.height
+        entry = {"height": height, "proposal": pid, "validators": p["validators"]}
+        if p["op"] == "create":
+            rec = {
+                "chain_id": p["chain_id"],
+                "genesis_hash": p["genesis_hash"],
+                "created_height": height,
+                "proposal": pid,
+                "validators": p["validators"],
+                "history": [entry],
+            }
+            self._put(ov, b"g/chains", sorted([*(self._get(ov, b"g/chains") or []), p["chain_id"]]))
+            event = ("governance", "ChainCreated", {"chain_id": p["chain_id"], "genesis_hash": p["genesis_hash"]}, b"")
+        else:
+            rec = self.chain_record(ov, p["chain_id"])
+            rec["validators"] = p["validators"]
+            rec["history"].append(entry)
+            event = ("governance", "ChainValidators", {"chain_id": p["chain_id"], "count": len(p["validators"])}, b"")
+        self._put(ov, b"g/chain/" + p["chain_id"].encode(), rec)
+        frame.events.append(event)
+
     # -- views ----------------------------------------------------------------------------------
+
+    def v_chain(self, frame, chain_id):
+        _require(type(chain_id) is str, "chain_id must be a string")
+        return self.chain_record(frame.overlay, chain_id)
+
+    def v_chains(self, frame):
+        return self._get(frame.overlay, b"g/chains") or []
 
     def v_proposal(self, frame, pid):
         return self._proposal(frame.overlay, pid)
@@ -282,6 +367,10 @@ class Governance:
 
     def v_policy(self, frame):
         return self.policy(frame.overlay)
+
+
+def _is_hex(s: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in s)
 
 
 def code_hash(source: str) -> bytes:
