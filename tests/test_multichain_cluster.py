@@ -173,3 +173,24 @@ def test_join_refuses_a_chain_the_node_is_not_a_validator_of(tmp_path):
             cli_node.chain_join(c.node(0), c.home / "genesis.json")
         assert cli_node.chain_join(c.node(0), g)["running"] is False
         assert [x["chain_id"] for x in cli_node.chain_list(c.node(0))["chains"]] == [MAIN, "tf-pair"]
+
+
+def test_chain_commands_on_a_stopped_node(tmp_path):
+    from typer.testing import CliRunner
+
+    from tfnode.cli import app
+
+    with LocalConsortium(tmp_path, chain_id=MAIN) as c:
+        g = c.add_chain("tf-cli", nodes=[0, 1, 2])
+        home = str(c.node(0))
+        r = CliRunner().invoke(app, ["chain", "join", "--home", home, "--genesis", str(g)])
+        assert r.exit_code == 0 and "joined chain tf-cli" in r.output and "not running" in r.output
+        r = CliRunner().invoke(app, ["chain", "list", "--home", home, "--json"])
+        assert r.exit_code == 0 and '"tf-cli"' in r.output
+        r = CliRunner().invoke(app, ["chain", "join", "--home", str(c.node(3)), "--genesis", str(g)])
+        assert r.exit_code == 2 and "not a validator" in r.output
+        r = CliRunner().invoke(app, ["chain", "leave", "tf-cli", "--home", home])
+        assert r.exit_code == 0 and "left chain tf-cli" in r.output
+        assert (c.node(0) / "chains" / "tf-cli" / "genesis.left.json").is_file()
+        r = CliRunner().invoke(app, ["chain", "leave", MAIN, "--home", home])
+        assert r.exit_code == 2 and "default chain" in r.output

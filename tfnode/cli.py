@@ -179,13 +179,14 @@ cli_console.register(app, contract_app)
 DEFAULT_RPC = cli_console.DEFAULT_RPC
 
 
-def _rpc_call(url: str, fn):
-    """Run fn(client) against the node at url; a node that cannot be reached, or answers
-    with an error, is one line on stderr and exit status 1."""
+def _rpc_call(url: str, fn, chain: str | None = None):
+    """Run fn(client) against the node at url (on ``chain``, default the node's default
+    chain); a node that cannot be reached, or answers with an error, is one line on stderr
+    and exit status 1."""
     from tfnode.client import Client, ClientError, RpcError
 
     try:
-        with Client(url, timeout=10) as c:
+        with Client(url, timeout=10, chain=chain) as c:
             return fn(c)
     except (ClientError, RpcError) as e:
         typer.echo(f"error: {e}", err=True)
@@ -208,9 +209,10 @@ def _print_fields(rows: list[tuple[str, object]]) -> None:
 def status(
     rpc: str = typer.Option(DEFAULT_RPC, "--rpc", help="the node's JSON-RPC URL"),
     json_out: bool = typer.Option(False, "--json", help="print the status result as JSON"),
+    chain: str = typer.Option(None, "--chain", help="a chain the node hosts (default: its default chain)"),
 ) -> None:
     """Show a node's height, block hash, round, peers and execution state."""
-    st = _rpc_call(rpc, lambda c: c.status())
+    st = _rpc_call(rpc, lambda c: c.status(), chain)
     if json_out:
         return _print_json(st)
     mem = st.get("mempool") or {}
@@ -248,12 +250,13 @@ def block(
     rpc: str = typer.Option(DEFAULT_RPC, "--rpc", help="the node's JSON-RPC URL"),
     txs: bool = typer.Option(False, "--txs", help="list the transaction hashes too"),
     json_out: bool = typer.Option(False, "--json", help="print the block object as JSON"),
+    chain: str = typer.Option(None, "--chain", help="a chain the node hosts (default: its default chain)"),
 ) -> None:
     """Show one block: its hash, round, proposer, roots and transaction count."""
     if height.isdigit():
-        b = _rpc_call(rpc, lambda c: c.get_block(int(height), txs=txs or json_out))
+        b = _rpc_call(rpc, lambda c: c.get_block(int(height), txs=txs or json_out), chain)
     elif len(height.removeprefix("0x")) == 64:
-        b = _rpc_call(rpc, lambda c: c.get_block(hash=height, txs=txs or json_out))
+        b = _rpc_call(rpc, lambda c: c.get_block(hash=height, txs=txs or json_out), chain)
     else:
         typer.echo(f"error: {height!r} is neither a height nor a 64-digit block hash", err=True)
         raise typer.Exit(2)
