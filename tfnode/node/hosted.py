@@ -368,6 +368,11 @@ class HostedChain:
         if self._halt_cb is not None:
             self._halt_cb(self)
 
+    def refresh_status(self) -> None:
+        """Rewrite status.json now (the node's health watcher, once a second)."""
+        if self.store is not None:
+            self._write_status(force=True)
+
     def _write_status(self, force: bool = False) -> None:
         """status.json beside the ledger (at most 10 writes a second; atomic rename)."""
         now = time.monotonic()

@@ -305,8 +305,8 @@ class Node:
     async def _watch_health(self) -> None:
         """Once a second, for each hosted chain: logs each change of the health verdict (a
         warning with the reasons when the chain stops being ok, such as a stall or a lost
-        quorum; an info line when it recovers) and updates its signals (health, timeout and
-        peer metrics; a rate-limited warning on round timeouts)."""
+        quorum; an info line when it recovers), updates its signals (health, timeout and
+        peer metrics; a rate-limited warning on round timeouts) and rewrites its status.json."""
         shown: dict[str, set[str]] = {}  # per chain: the kinds of reason last logged
         while True:
             await asyncio.sleep(1.0)
@@ -320,6 +320,9 @@ class Node:
                     hc.update_signals(h)
                 except Exception:
                     log.exception("updating the health and consensus metrics failed")
+                # status.json follows the chain even when no block commits (a stall, a lost
+                # peer, sync answers served): at most a second old.
+                hc.refresh_status()
                 # A reason's kind is its first two words ("no block committed for 12 s" and
                 # "... 13 s" are one kind): a warning when a new kind appears, so a quorum lost
                 # a second after the stall was first logged is logged too, and not one line a second.
