@@ -29,6 +29,12 @@ def _verify_qc(qc: bytes, validators: list[Validator]) -> tuple[int, int, int, b
     return _core.consensus_verify_qc(qc, validators)
 
 
+def verify_qc(qc: bytes, validators: list[Validator]) -> tuple[int, int, int, bytes]:
+    """(epoch, round, height, block_id) a QC certifies under ``validators``; raises ValueError if
+    it does not verify. For other verifiers of QCs (a light client on another chain)."""
+    return _verify_qc(qc, validators)
+
+
 def _b(x, n: int | None = None) -> bytes:
     if type(x) is not str:
         raise ValueError("expected a hex string")
