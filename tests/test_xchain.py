@@ -42,16 +42,37 @@ def chain_b_forked():
 
 
 class ChainA:
-    def __init__(self, path):
+    """A chain executing blocks of one transaction each, signed by its one member."""
+
+    def __init__(self, path, chain_id: str = CHAIN_A, balance: int = 0):
+        self.chain_id = chain_id
         self.key = crypto.PrivateKey.generate()
+        pk = self.key.public_key()
+        self.address = crypto.address(pk)
         genesis = make_genesis(
-            CHAIN_A, [self.key.public_key().to_bytes(compressed=True)], genesis_time_ms=1_700_000_000_000
+            chain_id,
+            [pk.to_bytes(compressed=True)],
+            genesis_time_ms=1_700_000_000_000,
+            allocations={self.address: balance} if balance else None,
         )
         self.kv = open_rocks(path)
-        self.store = ChainStore(self.kv, CHAIN_A)
+        self.store = ChainStore(self.kv, chain_id)
         self.ex = ChainExecutor(self.store, genesis)
         self.ex.open()
         self.nonce = 0
+
+    def _block(self, h: int, payload: list) -> dict:
+        return {
+            "height": h,
+            "id": crypto.sm3(b"%s %d" % (self.chain_id.encode(), h)),
+            "timestamp_ms": 1_700_000_000_000 + h,
+            "bytes": b"blk %d" % h,
+            "payload": payload,
+        }
+
+    def empty_block(self) -> None:
+        out = self.ex.execute(self._block(self.ex.height + 1, []), [])
+        self.ex.commit(out, b"qc")
 
     def close(self):
         self.store.close()
@@ -61,19 +82,12 @@ class ChainA:
         self.nonce += 1
         h = self.ex.height + 1
         t = _core.Transaction(
-            CHAIN_A.encode(), self.nonce, h + 10, 5_000_000, contract, method, encode_call_args(args, kwargs)
+            self.chain_id.encode(), self.nonce, h + 10, 5_000_000, contract, method, encode_call_args(args, kwargs)
         )
         t.sign(self.key.to_bytes())
         raws = [t.encode()]
         digest = _core.batch_digest(raws)[0]
-        block = {
-            "height": h,
-            "id": crypto.sm3(b"A%d" % h),
-            "timestamp_ms": 1_700_000_000_000 + h,
-            "bytes": b"A%d" % h,
-            "payload": [digest],
-        }
-        out = self.ex.execute(block, [(digest, raws)])
+        out = self.ex.execute(self._block(h, [digest]), [(digest, raws)])
         self.ex.commit(out, b"qc")
         return out.receipts[0]
 

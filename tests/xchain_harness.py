@@ -148,3 +148,12 @@ class ChainB:
 
     def with_exec_height(self, e: int) -> Committed:
         return next(c for c in self.blocks if c.block["exec_height"] == e)
+
+
+def certify(root_of, target: int) -> Committed:
+    """A committed block whose exec height is at least ``target``, with its QC, from four test-key
+    cores that report ``root_of(h)`` as the exec root of height h (a real chain's roots)."""
+    b = ChainB()
+    b.root = root_of  # type: ignore[method-assign]
+    b.run(target + 4)
+    return next(c for c in b.blocks if c.block["exec_height"] >= target)

@@ -38,7 +38,7 @@ from typing import Any
 
 from tfnode import _core, crypto
 from tfnode.errors import TfnodeError
-from tfnode.execution import asset, iot, roots, xchain
+from tfnode.execution import asset, iot, packets, roots, xchain
 from tfnode.execution.args import decode_call_args
 from tfnode.execution.roots import ZERO
 from tfnode.runtime.encoding import EncodingError, encode
@@ -262,7 +262,7 @@ class ChainExecutor:
         if tx.contract == iot.NAME:
             return self.iot.execute(self.store.state, tx, tx_hash, bctx, sender, tx.method, args, kwargs)
         if tx.contract == xchain.NAME:
-            return xchain.execute(self.store.state, sender, bctx, tx.method, args, kwargs, tx.gas_limit)
+            return packets.execute(self.runtime, self.store.state, sender, bctx, tx.method, args, kwargs, tx.gas_limit)
         return self.runtime.execute(TxCall(sender, tx.contract, tx.method, args, kwargs, tx.gas_limit, tx_hash), bctx)
 
     def commit(self, out: BlockOutput, qc: bytes) -> None:
@@ -312,7 +312,7 @@ class ChainExecutor:
         if contract == iot.NAME:
             return self.iot.query(self.store.state, method, args, kwargs)
         if contract == xchain.NAME:
-            return xchain.query(self.store.state, method, args, kwargs)
+            return packets.query(self.store.state, method, args, kwargs)
         return self.runtime.query(
             contract, method, args, kwargs, sender=sender, block=BlockCtx(self.height, 0, b"", self.chain_id)
         )

@@ -5,6 +5,7 @@
                         update(chain_id, header, qc, commit_chain=None, commit_qc=None)   @call, anyone
                         client(chain_id) root(chain_id, exec_height) evidence(chain_id)    views
                         verify_state(chain_id, proof) verify_receipt(chain_id, proof)      views
+                        (packets: send, recv, acknowledge, timeout; tfnode.execution.packets)
 
 A client of chain B is created, and a frozen one recovered, only by A's governance: a
 proposal of kind ``"xchain"`` (payload below) that governance commits, which ``apply`` then
@@ -78,7 +79,7 @@ def _verify_qc(qc: bytes, validators: list[Validator]) -> tuple[int, int, int, b
     return proofs.verify_qc(qc, validators)
 
 
-def _cid(chain_id) -> bytes:
+def chain_id_bytes(chain_id) -> bytes:
     if type(chain_id) is not str or not 0 < len(chain_id.encode()) <= MAX_CHAIN_ID:
         raise ValueError(f"chain_id: a string of 1..{MAX_CHAIN_ID} bytes")
     return chain_id.encode()
@@ -119,11 +120,11 @@ def _get(state, key: bytes) -> Any:
 
 
 def client_record(state, chain_id: str) -> dict | None:
-    return _get(state, CLIENT + _cid(chain_id))
+    return _get(state, CLIENT + chain_id_bytes(chain_id))
 
 
 def root_at(state, chain_id: str, exec_height: int) -> bytes | None:
-    return state.get(_root_key(_cid(chain_id), exec_height))
+    return state.get(_root_key(chain_id_bytes(chain_id), exec_height))
 
 
 def _ev(name: str, fields: dict) -> Event:
@@ -155,7 +156,7 @@ def _apply(ov, sender: str, bctx: BlockCtx, proposal_id) -> tuple[Any, list[Even
     if prop.get("status") != "committed":
         raise Refused(f"proposal {proposal_id} is {prop.get('status')}, not committed")
     p = prop["payload"]
-    cid = _cid(p.get("chain_id"))
+    cid = chain_id_bytes(p.get("chain_id"))
     key = CLIENT + cid
     if p["op"] == "create":
         if ov.get(key) is not None:
@@ -224,7 +225,7 @@ def _certify(qc, block: dict, validators: list[Validator], epoch: int, what: str
 
 def _update(ov, sender: str, bctx: BlockCtx, chain_id, header, qc, commit_chain=None, commit_qc=None):
     c = _live(ov, chain_id)
-    cid = _cid(chain_id)
+    cid = chain_id_bytes(chain_id)
     vs = _as_set(c["validators"])
     b = _decode_block(header, "header")
     _certify(qc, b, vs, c["epoch"], "header")
@@ -295,7 +296,7 @@ def _check_committed(b: dict, chain, qc, epoch: int, sets: dict[int, list[Valida
     _certify(qc, last, sets[last["epoch"]], last["epoch"], "commit_qc")
 
 
-_CALLS: dict[str, Callable[..., Any]] = {"apply": _apply, "update": _update}
+CALLS: dict[str, Callable[..., Any]] = {"apply": _apply, "update": _update}
 
 
 # ---- membership (for views, and for modules on this chain: packets) ------------------------
@@ -347,7 +348,7 @@ def _v_evidence(state, chain_id):
     c = client_record(state, chain_id)
     if c is None:
         return []
-    cid = _cid(chain_id)
+    cid = chain_id_bytes(chain_id)
     return [_get(state, EVIDENCE + bytes([len(cid)]) + cid + _U64.pack(n)) for n in range(c["evidence"])]
 
 
@@ -361,7 +362,7 @@ def _v_verify_receipt(state, chain_id, proof):
     return None if got is None else {"height": got[0], "receipt": got[1]}
 
 
-_VIEWS: dict[str, Callable[..., Any]] = {
+VIEWS: dict[str, Callable[..., Any]] = {
     "client": _v_client,
     "root": _v_root,
     "evidence": _v_evidence,
@@ -370,11 +371,22 @@ _VIEWS: dict[str, Callable[..., Any]] = {
 }
 
 
-def execute(state, sender: str, bctx: BlockCtx, method: str, args: tuple, kwargs: dict, gas_limit: int) -> Receipt:
-    fn = _CALLS.get(method)
+def execute(
+    state,
+    sender: str,
+    bctx: BlockCtx,
+    method: str,
+    args: tuple,
+    kwargs: dict,
+    gas_limit: int,
+    calls: dict[str, Callable[..., Any]] | None = None,
+) -> Receipt:
+    """Run one call of the module (``calls``: the entry points, by default the light client's;
+    tfnode.execution.packets adds its own)."""
+    fn = (calls or CALLS).get(method)
     if fn is None:
         return Receipt(STATUS_INVALID, CALL_GAS, revert_reason=f"xchain has no entry point {method!r}")
-    gas = UPDATE_GAS if method == "update" else CALL_GAS
+    gas = CALL_GAS if method in ("apply", "send") else UPDATE_GAS
     if gas_limit < gas:
         return Receipt("out_of_gas", gas_limit, revert_reason="out of gas")
     ov = Overlay(state)
@@ -391,10 +403,11 @@ def execute(state, sender: str, bctx: BlockCtx, method: str, args: tuple, kwargs
     return Receipt(STATUS_OK, gas, value, tuple(events), "", writes)
 
 
-def query(state, method: str, args: tuple, kwargs: dict) -> Receipt:
-    fn = _VIEWS.get(method)
+def query(state, method: str, args: tuple, kwargs: dict, views: dict[str, Callable[..., Any]] | None = None) -> Receipt:
+    table = views or VIEWS
+    fn = table.get(method)
     if fn is None:
-        return Receipt(STATUS_INVALID, 0, revert_reason=f"xchain views: {', '.join(_VIEWS)}")
+        return Receipt(STATUS_INVALID, 0, revert_reason=f"xchain views: {', '.join(table)}")
     try:
         return Receipt(STATUS_OK, 0, fn(state, *args, **kwargs))
     except (TypeError, ValueError, EncodingError) as err:
