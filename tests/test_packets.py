@@ -156,3 +156,21 @@ def test_send_checks_its_arguments(pair):
     assert "not an address" in a.call("xchain", "send", "tf-c", "store", b"", h, release_to="bob").revert_reason
     assert a.view("next_seq", "tf-c").return_value == 1
     assert VALIDATORS and crypto.sm3(b"") and a.view("ack", "tf-c", 1).return_value is None
+
+
+def test_packet_commitment_vector_in_docs():
+    """docs/multichain.md "Test vectors": the packet, its encoding, commitment and keys."""
+    p = {
+        "src": "tf-trade",
+        "dst": "tf-settle",
+        "seq": 1,
+        "port": "store",
+        "sender": "0x" + "11" * 20,
+        "payload": b"bill of lading 42",
+        "timeout_height": 1000,
+        "amount": 100,
+        "release_to": "0x" + "5e" * 20,
+    }
+    assert packets.commitment(p).hex() == "64f9ead4644d8b1c15762567c6d19aad8f2e3666a05909079c6f22f4df550033"
+    assert packets.commitment_key("tf-settle", 1).hex() == "00782f702f632f0974662d736574746c650000000000000001"
+    assert packets.ack_key("tf-trade", 1).hex() == "00782f702f612f0874662d74726164650000000000000001"
