@@ -328,6 +328,38 @@ def iot_simulate(
 
 
 @app.command()
+def relay(
+    a: str = typer.Option(..., "--a", help="RPC URL of a node of one chain"),
+    b: str = typer.Option(..., "--b", help="RPC URL of a node of the other chain"),
+    key: Path | None = typer.Option(None, "--key", help="key file to sign with (any key; a fresh one if omitted)"),
+    interval: float = typer.Option(1.0, "--interval", help="seconds between passes"),
+    passes: int = typer.Option(0, "--passes", help="stop after this many passes (0: run until stopped)"),
+) -> None:
+    """Relay light-client headers and packets between two chains (docs/multichain.md). The
+    relayer is trusted with nothing: the chains check every proof it carries."""
+    import logging
+
+    from tfnode.client import Account, Client, ClientError
+    from tfnode.relay import Relayer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    account = Account.from_file(key) if key is not None else Account.generate()
+    try:
+        r = Relayer(Client(a), Client(b), account)
+    except (ClientError, OSError) as err:
+        typer.echo(f"error: cannot reach both chains: {err}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        stats = r.run(interval, passes or None)
+    except KeyboardInterrupt:
+        stats = r.stats
+    typer.echo(
+        f"updates {stats.updates}, received {stats.received}, acknowledged {stats.acknowledged}, "
+        f"timed out {stats.timed_out}, refused {len(stats.refused)}"
+    )
+
+
+@app.command()
 def version() -> None:
     """Print the tfnode version."""
     from tfnode import __version__
