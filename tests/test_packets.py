@@ -174,3 +174,50 @@ def test_packet_commitment_vector_in_docs():
     assert packets.commitment(p).hex() == "64f9ead4644d8b1c15762567c6d19aad8f2e3666a05909079c6f22f4df550033"
     assert packets.commitment_key("tf-settle", 1).hex() == "00782f702f632f0974662d736574746c650000000000000001"
     assert packets.ack_key("tf-trade", 1).hex() == "00782f702f612f0874662d74726164650000000000000001"
+
+
+INBOX = """
+from tfnode.runtime.api import Contract, Value, call, ctx, emit, require, view
+
+
+class Inbox(Contract):
+    got = Value(list, default=[])
+
+    @call
+    def on_packet(self, info: dict):
+        require(ctx.sender.address == "xchain", "packets come from the xchain module only")
+        require(info["payload"] != b"refuse me", "refused by the inbox")
+        self.got = self.got + [[info["src"], info["seq"], info["payload"]]]
+        emit("Delivered", src=info["src"], seq=info["seq"])
+        return len(self.got)
+
+    @view
+    def all(self):
+        return self.got
+"""
+
+
+def test_a_contract_port_receives_and_its_answer_is_the_ack(pair):
+    a, c = pair
+    pid = c.ok("governance", "propose", "deploy", "inbox", INBOX).return_value
+    c.ok("governance", "approve", pid)
+    c.ok("governance", "commit", pid)
+    seqs = [
+        a.ok("xchain", "send", "tf-c", "inbox", body, c.ex.height + 100).return_value for body in (b"hi", b"refuse me")
+    ]
+    sent_at = a.ex.height
+    e = relay_header(a, c, sent_at)
+    acks = [
+        c.ok(
+            "xchain",
+            "recv",
+            "tf-a",
+            a.view("packet", "tf-c", s).return_value["packet"],
+            state_proof(a, packets.commitment_key("tf-c", s), sent_at, e),
+        )
+        for s in seqs
+    ]
+    assert acks[0].return_value == {"ok": True, "value": 1}
+    assert [ev.name for ev in acks[0].events] == ["Delivered", "PacketReceived"]
+    assert acks[1].return_value == {"ok": False, "error": "refused by the inbox"}
+    assert c.ex.query("inbox", "all", (), {}).return_value == [["tf-a", 1, b"hi"]]
