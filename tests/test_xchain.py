@@ -91,6 +91,13 @@ class ChainA:
         self.ex.commit(out, b"qc")
         return out.receipts[0]
 
+    def run_raw(self, raw: bytes):
+        """Execute one signed transaction (anyone's) in the next block; its receipt."""
+        digest = _core.batch_digest([raw])[0]
+        out = self.ex.execute(self._block(self.ex.height + 1, [digest]), [(digest, [raw])])
+        self.ex.commit(out, b"qc")
+        return out.receipts[0] if out.receipts else None
+
     def ok(self, contract, method, *args, **kwargs):
         r = self.call(contract, method, *args, **kwargs)
         assert r.ok, r.revert_reason

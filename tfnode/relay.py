@@ -14,8 +14,9 @@ trusted with nothing: a lying relayer's transactions revert, a dead one delays p
 then time out and are refunded). Anyone may run one; two relayers racing only see one of them
 revert ("already received").
 
-Not yet: following the other chain's reconfiguration headers (a block with ``reconfig`` needs
-its commit proof, docs/multichain.md), which this relayer logs and skips.
+When the other chain's epoch is ahead of its light client's, the relayer finds the block that
+ended the client's epoch (binary search on heights) and brings it with its commit proof, one
+epoch at a time, so a client left alone for any length of time catches up.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class End:
 @dataclass
 class Stats:
     updates: int = 0
+    epochs: int = 0
     received: int = 0
     acknowledged: int = 0
     timed_out: int = 0
@@ -86,17 +88,40 @@ class Relayer:
         b = src.client.get_block(head)
         if not b.get("qc") or (c["latest"] is not None and b["exec_height"] <= c["latest"]):
             return
+        if b["epoch"] > c["epoch"]:
+            self.follow_epoch(src, dst, c["epoch"], head)
+            return
         if b["epoch"] != c["epoch"]:
-            log.warning(
-                "%s is at epoch %s, its client on %s at %s: reconfiguration headers are not relayed yet",
-                src.chain_id,
-                b["epoch"],
-                dst.chain_id,
-                c["epoch"],
-            )
             return
         if self._send(dst, "update", src.chain_id, bytes.fromhex(b["raw"]), bytes.fromhex(b["qc"])):
             self.stats.updates += 1
+
+    def follow_epoch(self, src: End, dst: End, epoch: int, head: int) -> None:
+        """Bring ``dst``'s client of ``src`` from ``epoch`` to the next: the block that ended it
+        (it carries the next validator set) with its QC, and as its commit proof the first
+        block of the next epoch with that block's QC (docs/multichain.md "Epochs")."""
+        lo, hi = 1, head  # the first height whose block is past ``epoch`` (epochs only grow)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if src.client.get_block(mid)["epoch"] > epoch:
+                hi = mid
+            else:
+                lo = mid + 1
+        end, first = src.client.get_block(lo - 1), src.client.get_block(lo)
+        if end["epoch"] != epoch or not end.get("qc") or not first.get("qc"):
+            log.warning("%s: no end of epoch %s found below height %s", src.chain_id, epoch, lo)
+            return
+        ok = self._send(
+            dst,
+            "update",
+            src.chain_id,
+            bytes.fromhex(end["raw"]),
+            bytes.fromhex(end["qc"]),
+            commit_chain=[bytes.fromhex(first["raw"])],
+            commit_qc=bytes.fromhex(first["qc"]),
+        )
+        if ok:
+            self.stats.epochs += 1
 
     def packets(self, src: End, dst: End) -> None:
         for seq in range(1, src.view("next_seq", dst.chain_id)):
