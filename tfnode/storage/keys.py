@@ -42,7 +42,8 @@ import struct
 from .errors import StorageTypeError, StorageValueError
 
 # 2: execution records carry execution-history nodes and exec roots are history-tree
-# roots (issue 14); a version-1 store is refused, not converted (re-sync the node).
+# roots (issue 14); a version-1 store is refused, not converted (its blocks carry old-style
+# exec roots: the consortium starts again from genesis, docs/operations.md).
 SCHEMA_VERSION = 2
 SCHEMA_KEY = b"\x00schema"
 SCHEMA_MAGIC = b"TFST"
