@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from tfnode import cli_console
+
 app = typer.Typer(
     name="tfnode",
     help="tfnode: consortium blockchain node for trade finance (SM2/SM3/SM4, HotStuff BFT).",
@@ -96,7 +98,9 @@ def start(
     raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor)))
 
 
-contract_app = typer.Typer(help="Work with contract sources.", no_args_is_help=True)
+contract_app = typer.Typer(
+    help="Contracts: check sources, deploy and upgrade through governance, call, view, show.", no_args_is_help=True
+)
 app.add_typer(contract_app, name="contract")
 
 
@@ -111,7 +115,10 @@ def contract_check(
     raise typer.Exit(run_check([str(f) for f in files]))
 
 
-DEFAULT_RPC = "http://127.0.0.1:26601"
+# The console: contract deploy|upgrade|call|view|show, gov, tx, events, member, validator.
+cli_console.register(app, contract_app)
+
+DEFAULT_RPC = cli_console.DEFAULT_RPC
 
 
 def _rpc_call(url: str, fn):

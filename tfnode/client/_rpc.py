@@ -167,7 +167,42 @@ def receipt(r):
     for ev in r.get("events") or ():
         if isinstance(ev, dict) and "fields" in ev:
             ev["fields"] = json_to_value(ev["fields"])
+    if isinstance(r.get("call"), dict):
+        call_args(r["call"])
     return r
+
+
+def call_args(t):
+    """A transaction's (or a receipt's ``call``) decoded arguments as Python values."""
+    if isinstance(t, dict):
+        from tfnode.rpc.values import json_to_value
+
+        if isinstance(t.get("args"), list):
+            t["args"] = json_to_value(t["args"])
+        if isinstance(t.get("kwargs"), dict):
+            t["kwargs"] = {k: json_to_value(v) for k, v in t["kwargs"].items()}
+    return t
+
+
+def events_page(page):
+    if isinstance(page, dict):
+        for e in page.get("events") or ():
+            event(e)
+    return page
+
+
+def events_params(contract, name, from_height, to_height, cursor, limit, proofs) -> dict:
+    p: dict[str, Any] = {"contract": contract, "name": name, "from_height": from_height}
+    for k, v in (("to_height", to_height), ("cursor", cursor), ("limit", limit)):
+        if v is not None:
+            p[k] = v
+    if proofs:
+        p["proofs"] = True
+    return p
+
+
+def proposals_params(before, limit, status) -> dict:
+    return {k: v for k, v in (("before", before), ("limit", limit), ("status", status)) if v is not None}
 
 
 def event(e):

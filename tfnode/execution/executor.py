@@ -42,7 +42,8 @@ from tfnode.execution import asset, iot, packets, roots, xchain
 from tfnode.execution.args import decode_call_args
 from tfnode.execution.roots import ZERO
 from tfnode.runtime.encoding import EncodingError, encode
-from tfnode.runtime.executor import STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
+from tfnode.runtime.executor import DEFAULT_GAS_LIMIT, STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
+from tfnode.runtime.state import Overlay
 from tfnode.storage import BlockCommit
 
 log = logging.getLogger(__name__)
@@ -304,6 +305,27 @@ class ChainExecutor:
         """Which of these replay keys a committed transaction already used (the mempool's check)."""
         vals = self.store.get_state_many([REPLAY_PREFIX + rk for rk in replay_keys])
         return {rk for rk, v in zip(replay_keys, vals, strict=True) if v is not None}
+
+    def simulate(
+        self,
+        contract: str,
+        method: str,
+        args: tuple,
+        kwargs: dict,
+        *,
+        sender: str = "",
+        gas_limit: int = DEFAULT_GAS_LIMIT,
+        timestamp: int = 0,
+    ) -> Receipt:
+        """A call executed against the latest executed state as the next block would run it
+        (as ``sender``), with every write dropped: the receipt it would get, nothing kept.
+        Raises ValueError for a contract that cannot be dry-run (the IoT ledger's calls)."""
+        bctx = BlockCtx(self.height + 1, timestamp, b"", self.chain_id)
+        if contract == asset.NAME:
+            return asset.execute(Overlay(self.store.state), sender, method, args, kwargs, gas_limit)
+        if contract == iot.NAME:
+            raise ValueError(f"{iot.NAME} calls carry signed device readings and cannot be dry-run")
+        return self.runtime.simulate(TxCall(sender, contract, method, args, kwargs, gas_limit), bctx)
 
     def query(self, contract: str, method: str, args: tuple, kwargs: dict, *, sender: str = "") -> Receipt:
         """A view on the latest executed state, as ``sender`` (an address, or "" for anyone)."""

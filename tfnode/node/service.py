@@ -16,7 +16,7 @@ from tfnode.execution.args import encode_call_args
 from tfnode.execution.executor import KEEP_VERSIONS, ExecutionError
 from tfnode.execution.query_auth import check_query
 from tfnode.execution.roots import ZERO
-from tfnode.node import iot_admission
+from tfnode.node import iot_admission, query
 from tfnode.rpc.values import value_to_json
 from tfnode.rpc_errors import ErrorCode, InternalError, InvalidParams, RpcError
 from tfnode.runtime.encoding import EncodingError, decode_versioned
@@ -27,13 +27,14 @@ if TYPE_CHECKING:
     from tfnode.storage import ChainStore
 
 
-def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int) -> dict[str, Any]:
-    """A stored receipt (the runtime's encoding) as the RPC's receipt object."""
+def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int, tx: bytes | None = None) -> dict[str, Any]:
+    """A stored receipt (the runtime's encoding) as the RPC's receipt object; ``tx`` (the
+    transaction's bytes) adds its call with the arguments decoded."""
     try:
         _, status, gas, value, reason, events, _w = decode_versioned(raw)
     except (EncodingError, ValueError) as err:
         raise InternalError(f"stored receipt of {tx_hash.hex()} does not decode: {err}") from None
-    return {
+    out = {
         "hash": tx_hash.hex(),
         "height": height,
         "index": index,
@@ -43,6 +44,9 @@ def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int) -> dict[st
         "revert_reason": reason,
         "events": [{"contract": c, "name": n, "fields": value_to_json(f)} for c, n, f in events],
     }
+    if tx is not None:
+        out["call"] = query.call_json(_core.Transaction.decode(tx))
+    return out
 
 
 class NodeService:
@@ -129,6 +133,7 @@ class NodeService:
             "gas_limit": tx.gas_limit,
             "contract": tx.contract,
             "method": tx.method,
+            **{k: v for k, v in query.call_json(tx).items() if k not in ("contract", "method")},
             "raw": rec.data.hex(),
         }
 
@@ -138,7 +143,7 @@ class NodeService:
         raw = store.receipt(tx_hash)
         if rec is None or raw is None:
             return None
-        return receipt_json(raw, tx_hash, rec.height, rec.index)
+        return receipt_json(raw, tx_hash, rec.height, rec.index, rec.data)
 
     # ---- blocks -------------------------------------------------------------------------
     def get_block(
@@ -217,6 +222,12 @@ class NodeService:
             raise InternalError(f"head block {head.height} or its QC is missing from storage")
         b = decode_block(raw)
         return b["exec_height"], {"block": raw.hex(), "qc": qc.hex()}
+
+    def certified_height(self) -> int:
+        """The newest execution height a stored QC certifies (0 before the first block)."""
+        if self.store.head is None:
+            return 0
+        return self._certificate()[0]
 
     def _exec_proof(self, h: int, e: int) -> dict[str, Any]:
         """Height ``h``'s roots and their audit path under exec_root(``e``) (docs/ledger.md
@@ -298,3 +309,50 @@ class NodeService:
         """One attested reading with its path to the batch root and a certified state proof of
         the batch record holding that root (docs/iot.md "Reading proofs"); None if unknown."""
         return iot_admission.reading_proof(self, gateway, batch_seq, index)
+
+    # ---- the query side (tfnode.node.query) ----------------------------------------------
+    def get_events(
+        self,
+        contract: str,
+        name: str,
+        from_height: int = 0,
+        to_height: int | None = None,
+        cursor: tuple[int, int] | None = None,
+        limit: int = 100,
+        proofs: bool = False,
+    ) -> dict[str, Any]:
+        return query.get_events(self, contract, name, from_height, to_height, cursor, limit, proofs)
+
+    def backfill(
+        self, topic: str, key: Any, start: tuple[int, int], limit: int
+    ) -> tuple[list[dict[str, Any]], tuple[int, int]]:
+        return query.backfill(self, topic, key, start, limit)
+
+    def call_dry_run(
+        self, contract: str, method: str, args: list, kwargs: dict, auth: tuple | None = None, gas_limit: int = 0
+    ) -> dict[str, Any]:
+        ex = self.executor
+        sender = ""
+        if auth is not None:
+            pk, expiry, sig = auth
+            try:
+                data = encode_call_args(args, kwargs)
+                sender = check_query(pk, sig, self.node.genesis.chain_id, contract, method, expiry, data, ex.height)
+            except (ValueError, EncodingError) as err:
+                raise InvalidParams("from", str(err)) from None
+        return query.dry_run(self, contract, method, args, kwargs, sender, gas_limit)
+
+    def get_contract(self, name: str) -> dict[str, Any] | None:
+        return query.get_contract(self, name)
+
+    def get_contracts(self) -> list[dict[str, Any]]:
+        return query.get_contracts(self)
+
+    def get_members(self) -> list[dict[str, Any]]:
+        return query.get_members(self)
+
+    def get_proposals(self, before: int | None = None, limit: int = 50, status: str | None = None) -> dict[str, Any]:
+        return query.get_proposals(self, before, limit, status)
+
+    def get_proposal(self, pid: int) -> dict[str, Any] | None:
+        return query.get_proposal(self, pid)

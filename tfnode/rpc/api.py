@@ -54,3 +54,37 @@ class NodeAPI(Protocol):
     def validators(self) -> list[dict]: ...
 
     def peers(self) -> list[dict]: ...
+
+    # --- the query side (docs/rpc.md "Events, contracts and governance") ---
+
+    # A page of events from the index: {"events", "next_cursor", "more", "executed_height"}.
+    # cursor: (height, seq) where the page starts, overriding from_height.
+    def get_events(
+        self,
+        contract: str,
+        name: str,
+        from_height: int = 0,
+        to_height: int | None = None,
+        cursor: tuple[int, int] | None = None,
+        limit: int = 100,
+        proofs: bool = False,
+    ) -> dict: ...
+
+    # What a subscription starting at ``start`` (height, seq) missed: up to limit + 1
+    # notification results, and the position where live ones take over.
+    def backfill(self, topic: str, key, start: tuple[int, int], limit: int) -> tuple[list[dict], tuple[int, int]]: ...
+
+    # The receipt the call would get in the next block, nothing kept.
+    def call_dry_run(
+        self, contract: str, method: str, args: list, kwargs: dict, auth: tuple | None = None, gas_limit: int = 0
+    ) -> dict: ...
+
+    def get_contract(self, name: str) -> dict | None: ...
+
+    def get_contracts(self) -> list[dict]: ...
+
+    def get_members(self) -> list[dict]: ...
+
+    def get_proposals(self, before: int | None = None, limit: int = 50, status: str | None = None) -> dict: ...
+
+    def get_proposal(self, pid: int) -> dict | None: ...

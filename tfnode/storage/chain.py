@@ -440,13 +440,27 @@ class ChainStore:
     def is_committed(self, tx_hash: bytes) -> bool:
         return self.replay.contains(K.check_hash(tx_hash, "tx hash"))
 
-    def events(self, contract: str, name: str, from_height: int = 0, to_height: int | None = None) -> list[EventRecord]:
-        """Events ``name`` of ``contract`` at heights ``from_height..to_height`` (inclusive), in order."""
+    def events(
+        self,
+        contract: str,
+        name: str,
+        from_height: int = 0,
+        to_height: int | None = None,
+        *,
+        from_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """Events ``name`` of ``contract`` at heights ``from_height..to_height`` (inclusive), in order.
+
+        ``from_seq`` skips the events of ``from_height`` before that position in the block (a
+        page that resumes inside a block); ``limit`` stops after that many (a page)."""
         pre = self._p + K.EVENT + K.name_field(contract, "contract") + K.name_field(name, "event name")
-        start = pre + K.u64(from_height)
+        start = pre + K.u64(from_height) + (K.u32(from_seq, "event seq") if from_seq else b"")
         end = prefix_end(pre) if to_height is None or to_height >= K.U64_MAX else pre + K.u64(to_height + 1)
-        out = []
+        out: list[EventRecord] = []
         for k, v in self.kv.iterate(start, end):
+            if limit is not None and len(out) >= limit:
+                break
             n = v[4]
             out.append(
                 EventRecord(
