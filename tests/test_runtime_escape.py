@@ -382,6 +382,45 @@ LONG = "s = 'a' * (1 << 20)\nt = 'a' * ((1 << 20) - 1) + 'b'\n"
         ("codec-errors", "x = 'a'.encode('utf-8', 'xmlcharrefreplace')\nreturn 1", 10**6, "error"),
         # API calls priced by their arguments
         ("map-key-size", "x = self.m.get('k' * 100000)\nreturn 1", 10**7, "memory_exceeded"),
+        # Each of these ran to `ok` for a fraction of the limit while taking 3 to 20 times the
+        # time its gas stands for: container elements compared or hashed at 1/16 step each, ints
+        # in `sum` and `hex`/`bin` priced as small ones, Fixed parsing an unbounded text.
+        (
+            "list-compare",
+            "a = list(range(4096))\nb = list(range(4096))\nfor i in range(1500):\n    x = a == b\nreturn 1",
+            10**6,
+            "out_of_gas",
+        ),
+        (
+            "tuple-key-hash",
+            "k = tuple(range(4096))\nd = {}\nfor i in range(1500):\n    d[k] = i\nreturn 1",
+            10**6,
+            "out_of_gas",
+        ),
+        (
+            "int-in-list",
+            "xs = list(range(1 << 16))\nfor i in range(150):\n    x = -1 in xs\nreturn 1",
+            10**6,
+            "out_of_gas",
+        ),
+        (
+            "sum-big-ints",
+            "xs = [1 << 4000] * 4096\nfor i in range(30):\n    x = sum(xs) - sum(xs)\nreturn 1",
+            10**6,
+            "out_of_gas",
+        ),
+        (
+            "hex-bin-big",
+            "a = (1 << 4000) - 1\nfor i in range(20000):\n    x = hex(a)\n    y = bin(a)\nreturn 1",
+            10**6,
+            "out_of_gas",
+        ),
+        (
+            "fixed-text",
+            "s = ' ' * 100000 + '1'\nfor i in range(300):\n    try:\n        x = Fixed(s)\n    except ValueError:\n        pass\nreturn 1",
+            10**6,
+            "out_of_gas",
+        ),
     ],
 )
 def test_c_level_work_is_priced_and_bounded(name, body, gas_limit, status):

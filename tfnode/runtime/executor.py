@@ -20,6 +20,7 @@ from tfnode import crypto
 from tfnode.runtime import api
 from tfnode.runtime import meter as _m
 from tfnode.runtime.check import check_source
+from tfnode.runtime.cost import L
 from tfnode.runtime.encoding import (
     VERSION,
     EncodingError,
@@ -49,8 +50,8 @@ from tfnode.runtime.state import Overlay
 
 RUNTIME_VERSION = 1
 DEFAULT_GAS_LIMIT = 1_000_000
-MAX_CALL_DEPTH = 8  # nested contract-to-contract calls
-MAX_RETURN_BYTES = 64 * 1024
+MAX_CALL_DEPTH = L["calls"]  # nested contract-to-contract calls
+MAX_RETURN_BYTES = L["call_bytes"]
 MIN_RECURSION_LIMIT = 4000
 
 STATUS_OK = "ok"
@@ -249,7 +250,7 @@ class Runtime:
         self,
         state,
         *,
-        max_value_bytes: int = 256 * 1024,
+        max_value_bytes: int = L["stored_bytes"],
         max_depth: int = _m.DEFAULT_MAX_DEPTH,
         alloc_budget: int = _m.DEFAULT_ALLOC_BUDGET,
         metering: bool = True,

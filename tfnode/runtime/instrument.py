@@ -27,6 +27,10 @@ from __future__ import annotations
 import ast
 
 from tfnode.runtime.check import CHECKED_METHODS, WRAPPED_BUILTINS
+from tfnode.runtime.cost import P
+
+_STATEMENT_MIN = P["statement"]["min"]
+_ELEMENT = P["comprehension"]["element"]
 
 _BINOP_HELPER = {
     ast.Add: "_tf_add",
@@ -71,7 +75,7 @@ def _const(v) -> ast.Constant:
 
 def straight_line_weight(body) -> int:
     """1 + statements reachable in ``body`` without entering a nested loop, function or class."""
-    n = 1
+    n = _STATEMENT_MIN
     stack = list(body)
     while stack:
         s = stack.pop()
@@ -146,7 +150,7 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_comprehension(self, node: ast.comprehension):
         self.generic_visit(node)
-        node.ifs = [_call("_tf_gas", _const(2))] + node.ifs
+        node.ifs = [_call("_tf_gas", _const(_ELEMENT))] + node.ifs
         return node
 
     # -- operators ------------------------------------------------------------------------------
@@ -216,6 +220,9 @@ class _Rewriter(ast.NodeTransformer):
         if isinstance(f, ast.Name) and f.id in WRAPPED_BUILTINS:
             f.id = "_tf_b_" + f.id
             return node
+        if isinstance(f, ast.Name) and f.id == "Fixed":
+            # Fixed(text) parses its text: priced by length (_tf_fixed checks the callee is Fixed)
+            return ast.Call(func=_name("_tf_fixed"), args=[f] + node.args, keywords=node.keywords)
         if isinstance(f, ast.Attribute) and f.attr in ("get", "setdefault"):
             # dict lookups: O(1), but the key is hashed — check it, skip the generic wrapper
             if node.args and not _is_scalar_constant(node.args[0]) and not isinstance(node.args[0], ast.Starred):
