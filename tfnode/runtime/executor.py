@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from tfnode import crypto
-from tfnode.runtime import api
+from tfnode.runtime import api, worker
 from tfnode.runtime import meter as _m
 from tfnode.runtime.check import check_source
 from tfnode.runtime.cost import L
@@ -254,10 +254,14 @@ class Runtime:
         max_depth: int = _m.DEFAULT_MAX_DEPTH,
         alloc_budget: int = _m.DEFAULT_ALLOC_BUDGET,
         metering: bool = True,
+        contained: bool = False,
     ):
         """``metering=False`` compiles contracts without step metering and checked operations
         (storage, event and call gas remain): for benchmarks only — an unmetered node cannot
-        stop an infinite loop and would disagree with metered nodes on gas_used."""
+        stop an infinite loop and would disagree with metered nodes on gas_used.
+        ``contained=True`` makes ``execute_block`` run each block in a forked worker process
+        with resource limits (``tfnode.runtime.worker``), so a call that kills the interpreter
+        gets the receipt ``crashed`` instead of killing the node."""
         self.state = state
         self.meter = Meter(max_depth=max_depth, alloc_budget=alloc_budget)
         # Contract code stays within ~4 interpreter frames per counted frame (max_depth) plus
@@ -275,6 +279,7 @@ class Runtime:
         self._block: tuple = (None, None)
         self.governance = Governance(self)
         self.metering = metering
+        self.contained = contained
 
     # -- members --------------------------------------------------------------------------------
 
@@ -403,21 +408,42 @@ class Runtime:
             overlay.commit()
         return receipt
 
-    def execute_block(self, txs, block: BlockCtx) -> BlockResult:
+    def execute_block(self, txs, block: BlockCtx, *, contained: bool | None = None) -> BlockResult:
         """Execute ``txs`` in order on one overlay of ``state``; then apply the block's writes
         to ``state`` in one ``commit`` and return the receipts with the block's write set
         (sorted by key: what the node puts in its one atomic write batch and its state tree).
+        ``contained`` (default: the runtime's setting) runs the calls in a forked worker
+        process (``tfnode.runtime.worker``); receipts and writes are the same either way,
+        except that a call killing the worker twice gets the receipt ``crashed``.
         """
         saved = self.state
         block_overlay = Overlay(saved)
         self.state = block_overlay
         try:
-            receipts = [self.execute(tx, block) for tx in txs]
+            if contained if contained is not None else self.contained:
+                txs = list(txs)
+                receipts = worker.run_contained(self, txs, block, lambda i, r: None)
+                self._warm(block_overlay)
+            else:
+                receipts = [self.execute(tx, block) for tx in txs]
         finally:
             self.state = saved
         writes = block_overlay.sorted_writes()
         block_overlay.commit()
         return BlockResult(receipts, writes)
+
+    def _warm(self, overlay: Overlay) -> None:
+        """After a contained block: load, in this process, the contracts the block deployed or
+        upgraded (their records changed), so the next block's worker starts with them compiled.
+        Only committed deploys have records: nothing of a merely proposed contract runs."""
+        for key in list(overlay.writes):
+            if key.startswith(b"k/"):
+                rec = self.contract_record(overlay, key[2:].decode())
+                if rec is not None and rec["code_hash"] not in self._loaded:
+                    try:
+                        self.load(overlay, rec["code_hash"])
+                    except (RuntimeFault, ValidationError):
+                        pass  # the worker already gave every call of it its receipt
 
     def query(
         self,
