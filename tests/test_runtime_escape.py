@@ -80,12 +80,10 @@ def run_isolated(body: str, gas_limit: int = 10_000_000, env: dict | None = None
 # -- 1. a call never kills the process ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name,body",
-    [
-        (
-            "zip-chain",
-            """
+CRASH_CASES = [
+    (
+        "zip-chain",
+        """
             z = [1]
             for i in range(200000):
                 z = zip(z)
@@ -93,27 +91,29 @@ def run_isolated(body: str, gas_limit: int = 10_000_000, env: dict | None = None
             x.extend(z)
             return len(x)
             """,
-        ),
-        (
-            "enumerate-chain",
-            """
+    ),
+    (
+        "enumerate-chain",
+        """
             e = enumerate([1])
             for i in range(200000):
                 e = enumerate(e)
             return 1 if any(e) else 0
             """,
-        ),
-        (
-            "generator-chain",
-            """
+    ),
+    (
+        "generator-chain",
+        """
             g = [1]
             for i in range(100000):
                 g = (y for y in g)
             return sum(g)
             """,
-        ),
-    ],
-)
+    ),
+]
+
+
+@pytest.mark.parametrize("name,body", CRASH_CASES)
 def test_chained_lazy_iterators_do_not_crash_the_node(name, body):
     status, *_ = run_isolated(body)
     # each link is materialised when the next one wraps it: plain metered work, same result
@@ -314,115 +314,116 @@ def test_the_nodes_own_out_of_memory_is_not_a_receipt(monkeypatch):
 LONG = "s = 'a' * (1 << 20)\nt = 'a' * ((1 << 20) - 1) + 'b'\n"
 
 
-@pytest.mark.parametrize(
-    "name,body,gas_limit,status",
-    [
-        # sizes checked: an int grew a bit per `x - (-x)`, a list doubled per slice store, a
-        # string doubled per f-string, a translate table multiplied a string
-        ("sub-growth", "x = 1 << 4000\nfor i in range(200):\n    x = x - (-x)\nreturn 1", 10**7, "memory_exceeded"),
-        (
-            "slice-store-doubling",
-            "a = [0] * 1024\nfor i in range(11):\n    a[len(a):] = a\nreturn len(a)",
-            10**7,
-            "memory_exceeded",
-        ),
-        (
-            "fstring-doubling",
-            "s = 'ab'\nfor i in range(25):\n    s = f'{s}{s}'\nreturn len(s)",
-            10**7,
-            "memory_exceeded",
-        ),
-        ("bytes-repr", "b = bytes(300000)\ns = str(b)\nreturn len(s)", 10**7, "memory_exceeded"),
-        ("translate", "s = ('a' * 100).translate({97: 'b' * 100000})\nreturn 1", 10**7, "memory_exceeded"),
-        (
-            "dict-union-size",
-            "d = dict.fromkeys(range(600000), 0)\ne = d | dict.fromkeys(range(600000, 1200000), 0)\nreturn 1",
-            10**8,
-            "memory_exceeded",
-        ),
-        # priced by the size of what is compared or scanned, not per element
-        ("str-compare", LONG + "for i in range(1000):\n    x = s == t\nreturn 1", 10**6, "out_of_gas"),
-        (
-            "str-in-list",
-            "h = 'a' * 999 + 'b'\nhs = ['a' * 1000] * 1000\nfor i in range(300):\n    x = h in hs\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        (
-            "sort-long-strings",
-            "xs = ['a' * 20000 + str(i) for i in range(50)]\nfor i in range(100):\n    ys = sorted(xs)\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        (
-            "unicode-method",
-            "s = chr(0x663) * (1 << 20)\nfor i in range(30):\n    x = s.isnumeric()\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        ("del-head", "a = [0] * (1 << 20)\nfor i in range(200):\n    del a[0]\nreturn 1", 10**6, "out_of_gas"),
-        ("slice-del", "a = [0] * (1 << 20)\nfor i in range(200):\n    del a[:1]\nreturn 1", 10**6, "out_of_gas"),
-        (
-            "dict-union-walk",
-            "d = dict.fromkeys(range(5000), 0)\nfor i in range(2000):\n    e = d | d\nreturn 1",
-            10**6,
-            "memory_exceeded",
-        ),
-        ("pow3", "m = (1 << 4000) + 1\nfor i in range(3):\n    x = pow(7, m - 2, m)\nreturn 1", 10**6, "out_of_gas"),
-        ("big-mul", "a = (1 << 2000) + 1\nfor i in range(10000):\n    x = a * a\nreturn 1", 10**6, "out_of_gas"),
-        (
-            "big-divmod",
-            "a = (1 << 4000) + 1\nb = (1 << 2000) + 3\nfor i in range(3000):\n    x = divmod(a, b)\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        ("int-to-str", "a = (1 << 4000) + 1\nfor i in range(1000):\n    x = str(a)\nreturn 1", 10**6, "out_of_gas"),
-        # codecs: only the linear, table-free ones
-        ("codec", "x = b'xn--abc'.decode('punycode')\nreturn 1", 10**6, "error"),
-        ("codec-errors", "x = 'a'.encode('utf-8', 'xmlcharrefreplace')\nreturn 1", 10**6, "error"),
-        # API calls priced by their arguments
-        ("map-key-size", "x = self.m.get('k' * 100000)\nreturn 1", 10**7, "memory_exceeded"),
-        # Each of these ran to `ok` for a fraction of the limit while taking 3 to 20 times the
-        # time its gas stands for: container elements compared or hashed at 1/16 step each, ints
-        # in `sum` and `hex`/`bin` priced as small ones, Fixed parsing an unbounded text.
-        (
-            "list-compare",
-            "a = list(range(4096))\nb = list(range(4096))\nfor i in range(1500):\n    x = a == b\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        (
-            "tuple-key-hash",
-            "k = tuple(range(4096))\nd = {}\nfor i in range(1500):\n    d[k] = i\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        (
-            "int-in-list",
-            "xs = list(range(1 << 16))\nfor i in range(150):\n    x = -1 in xs\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        (
-            "sum-big-ints",
-            "xs = [1 << 4000] * 4096\nfor i in range(30):\n    x = sum(xs) - sum(xs)\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        (
-            "hex-bin-big",
-            "a = (1 << 4000) - 1\nfor i in range(20000):\n    x = hex(a)\n    y = bin(a)\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        (
-            "fixed-text",
-            "s = ' ' * 100000 + '1'\nfor i in range(300):\n    try:\n        x = Fixed(s)\n    except ValueError:\n        pass\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-    ],
-)
+# (name, body, gas limit, expected status)
+PRICED_CASES = [
+    # sizes checked: an int grew a bit per `x - (-x)`, a list doubled per slice store, a
+    # string doubled per f-string, a translate table multiplied a string
+    ("sub-growth", "x = 1 << 4000\nfor i in range(200):\n    x = x - (-x)\nreturn 1", 10**7, "memory_exceeded"),
+    (
+        "slice-store-doubling",
+        "a = [0] * 1024\nfor i in range(11):\n    a[len(a):] = a\nreturn len(a)",
+        10**7,
+        "memory_exceeded",
+    ),
+    (
+        "fstring-doubling",
+        "s = 'ab'\nfor i in range(25):\n    s = f'{s}{s}'\nreturn len(s)",
+        10**7,
+        "memory_exceeded",
+    ),
+    ("bytes-repr", "b = bytes(300000)\ns = str(b)\nreturn len(s)", 10**7, "memory_exceeded"),
+    ("translate", "s = ('a' * 100).translate({97: 'b' * 100000})\nreturn 1", 10**7, "memory_exceeded"),
+    (
+        "dict-union-size",
+        "d = dict.fromkeys(range(600000), 0)\ne = d | dict.fromkeys(range(600000, 1200000), 0)\nreturn 1",
+        10**8,
+        "memory_exceeded",
+    ),
+    # priced by the size of what is compared or scanned, not per element
+    ("str-compare", LONG + "for i in range(1000):\n    x = s == t\nreturn 1", 10**6, "out_of_gas"),
+    (
+        "str-in-list",
+        "h = 'a' * 999 + 'b'\nhs = ['a' * 1000] * 1000\nfor i in range(300):\n    x = h in hs\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "sort-long-strings",
+        "xs = ['a' * 20000 + str(i) for i in range(50)]\nfor i in range(100):\n    ys = sorted(xs)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "unicode-method",
+        "s = chr(0x663) * (1 << 20)\nfor i in range(30):\n    x = s.isnumeric()\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    ("del-head", "a = [0] * (1 << 20)\nfor i in range(200):\n    del a[0]\nreturn 1", 10**6, "out_of_gas"),
+    ("slice-del", "a = [0] * (1 << 20)\nfor i in range(200):\n    del a[:1]\nreturn 1", 10**6, "out_of_gas"),
+    (
+        "dict-union-walk",
+        "d = dict.fromkeys(range(5000), 0)\nfor i in range(2000):\n    e = d | d\nreturn 1",
+        10**6,
+        "memory_exceeded",
+    ),
+    ("pow3", "m = (1 << 4000) + 1\nfor i in range(3):\n    x = pow(7, m - 2, m)\nreturn 1", 10**6, "out_of_gas"),
+    ("big-mul", "a = (1 << 2000) + 1\nfor i in range(10000):\n    x = a * a\nreturn 1", 10**6, "out_of_gas"),
+    (
+        "big-divmod",
+        "a = (1 << 4000) + 1\nb = (1 << 2000) + 3\nfor i in range(3000):\n    x = divmod(a, b)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    ("int-to-str", "a = (1 << 4000) + 1\nfor i in range(1000):\n    x = str(a)\nreturn 1", 10**6, "out_of_gas"),
+    # codecs: only the linear, table-free ones
+    ("codec", "x = b'xn--abc'.decode('punycode')\nreturn 1", 10**6, "error"),
+    ("codec-errors", "x = 'a'.encode('utf-8', 'xmlcharrefreplace')\nreturn 1", 10**6, "error"),
+    # API calls priced by their arguments
+    ("map-key-size", "x = self.m.get('k' * 100000)\nreturn 1", 10**7, "memory_exceeded"),
+    # Each of these ran to `ok` for a fraction of the limit while taking 3 to 20 times the
+    # time its gas stands for: container elements compared or hashed at 1/16 step each, ints
+    # in `sum` and `hex`/`bin` priced as small ones, Fixed parsing an unbounded text.
+    (
+        "list-compare",
+        "a = list(range(4096))\nb = list(range(4096))\nfor i in range(1500):\n    x = a == b\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "tuple-key-hash",
+        "k = tuple(range(4096))\nd = {}\nfor i in range(1500):\n    d[k] = i\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "int-in-list",
+        "xs = list(range(1 << 16))\nfor i in range(150):\n    x = -1 in xs\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "sum-big-ints",
+        "xs = [1 << 4000] * 4096\nfor i in range(30):\n    x = sum(xs) - sum(xs)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "hex-bin-big",
+        "a = (1 << 4000) - 1\nfor i in range(20000):\n    x = hex(a)\n    y = bin(a)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "fixed-text",
+        "s = ' ' * 100000 + '1'\nfor i in range(300):\n    try:\n        x = Fixed(s)\n    except ValueError:\n        pass\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+]
+
+
+@pytest.mark.parametrize("name,body,gas_limit,status", PRICED_CASES)
 def test_c_level_work_is_priced_and_bounded(name, body, gas_limit, status):
     r = run_go(body, gas_limit=gas_limit, fields="n = Value(int, default=0)\nm = Map(str, int)\n")
     assert r.status == status, (name, r)
