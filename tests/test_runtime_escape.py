@@ -52,19 +52,23 @@ def run_go(body: str, gas_limit: int = 10_000_000, **kw):
 
 _ISOLATED = textwrap.dedent(
     """
-    import sys
+    import resource, sys
     from tests.test_runtime_escape import run_go
+    if int(sys.argv[2]):  # an address-space limit: this node's size now + N MiB
+        with open("/proc/self/statm", "rb") as f:
+            size = int(f.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (size + (int(sys.argv[2]) << 20), resource.RLIM_INFINITY))
     r = run_go(sys.stdin.read(), gas_limit=int(sys.argv[1]))
     print(r.status, r.gas_used, r.revert_reason)
     """
 )
 
 
-def run_isolated(body: str, gas_limit: int = 10_000_000, env: dict | None = None) -> list:
+def run_isolated(body: str, gas_limit: int = 10_000_000, env: dict | None = None, mem_mb: int = 0) -> list:
     """run_go in a fresh interpreter; returns [status, gas_used, reason...]. A crash (SIGSEGV)
     or a Python error in the child fails the test with what the child printed."""
     out = subprocess.run(
-        [sys.executable, "-c", _ISOLATED, str(gas_limit)],
+        [sys.executable, "-c", _ISOLATED, str(gas_limit), str(mem_mb)],
         input=textwrap.dedent(body),
         env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
         cwd=ROOT,
@@ -290,6 +294,16 @@ def test_bools_are_not_ints_in_checked_arithmetic():
     assert r.status == "error" and "negative exponent" in r.revert_reason, r
     r = run_go("x = True << 100000\nreturn 1")
     assert r.status == "memory_exceeded", r
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="address-space size from /proc")
+def test_out_of_memory_is_the_metered_budget_whatever_the_nodes_memory():
+    # 4 MiB lists until the 32 MiB budget ends the transaction: the same receipt on a node
+    # with gigabytes to spare and on one whose address space ends 160 MiB above its size now
+    body = "xs = []\nfor i in range(64):\n    xs.append([i] * (1 << 19))\nreturn len(xs)"
+    roomy, tight = run_isolated(body), run_isolated(body, mem_mb=160)
+    assert roomy[0] == "memory_exceeded", roomy
+    assert roomy == tight
 
 
 def test_the_nodes_own_out_of_memory_is_not_a_receipt(monkeypatch):
