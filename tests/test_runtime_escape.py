@@ -429,6 +429,13 @@ PRICED_CASES = [
         "out_of_gas",
     ),
     (
+        # lists with a long common prefix: each of a sort's comparisons walks them
+        "sort-nested-prefix",
+        "xs = [[0] * 1000 + [i] for i in range(1000)]\nfor i in range(12):\n    ys = sorted(xs)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
         "fixed-text",
         "s = ' ' * 100000 + '1'\nfor i in range(300):\n    try:\n        x = Fixed(s)\n    except ValueError:\n        pass\nreturn 1",
         10**6,

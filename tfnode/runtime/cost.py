@@ -45,8 +45,8 @@ PRICES: tuple[tuple[str, str, str, dict[str, int]], ...] = (
      {"base": 1, "shift": 1, "text_shift": 4}),
     ("contains", "`x in list`, `x in tuple` (each element compared)",
      "`n >> {shift}`; if `x` is str/bytes also `n × len(x) >> {text_shift}`", {"shift": 2, "text_shift": 8}),
-    ("sort", "sorting `n` items", "also `n × log2 n >> {shift}`, and their text `× log2 n >> {shift}`",
-     {"shift": 4}),
+    ("sort", "sorting `n` items", "also `n × log2 n >> {shift}`, their text `× log2 n >> {shift}`, and "
+     "the walk of their nested containers `× log2 n`", {"shift": 4}),
     ("int_add", "int `+ -` with a result over {free_bits} bits", "`b >> {shift}`; memory `b / 8` bytes",
      {"free_bits": 1024, "shift": 10}),
     ("int_sum", "`sum()` of ints", "`n × b_max >> {shift}` (b_max: the widest operand)", {"shift": 9}),

@@ -152,6 +152,11 @@ class Receipt:
         return crypto.sm3(self.encode())
 
 
+def _receipt_from_worker(status, gas_used, value, events, reason, writes) -> Receipt:
+    evs = tuple(Event(c, n, decode(b), b) for c, n, b in events)
+    return Receipt(status, gas_used, value, evs, reason, tuple((k, v) for k, v in writes))
+
+
 @dataclass(slots=True)
 class BlockResult:
     receipts: list
@@ -422,7 +427,7 @@ class Runtime:
         try:
             if contained if contained is not None else self.contained:
                 txs = list(txs)
-                receipts = worker.run_contained(self, txs, block, lambda i, r: None)
+                receipts = worker.run_contained(self, txs, block, _receipt_from_worker)
                 self._warm(block_overlay)
             else:
                 receipts = [self.execute(tx, block) for tx in txs]

@@ -624,6 +624,17 @@ class Meter:
         if str in kinds or bytes in kinds:
             steps += self.text_size(items, kinds) * max(n.bit_length() - 1, 0)
         self.gas(steps >> _SORT)
+        if not _CONT.isdisjoint(kinds) and n > 2:
+            # Containers compare element by element, so each of the log n comparisons an item
+            # takes part in may walk all of it (long common prefixes): walk them once more here
+            # and charge that walk log n - 2 more times (with the caller's, log n in all).
+            before = self.left
+            for x in items:
+                if type(x) in _CONT:
+                    self.deep(x, 1)
+            extra = (before - self.left) * max(n.bit_length() - 2, 0)
+            if extra:
+                self.gas(extra)
 
     def _check_len(self, n: int) -> None:
         if n > MAX_SEQ_LEN:

@@ -134,12 +134,11 @@ def _read_messages(rfd: int):
             del buf[: 4 + n]
 
 
-def run_contained(rt, txs, block, on_receipt) -> list:
-    """Run ``txs`` through forked workers (see the module docstring); ``on_receipt(i, receipt)``
-    is called in order in this process for each, after its writes are applied to ``rt.state``.
-    Returns the receipts."""
-    from tfnode.runtime.executor import Event, Receipt
-
+def run_contained(rt, txs, block, build) -> list:
+    """Run ``txs`` through forked workers (see the module docstring) and return their receipts,
+    each made in this process by ``build(status, gas_used, return_value, events, reason,
+    writes)`` (events as ``(contract, name, encoded fields)``) after its writes are applied to
+    ``rt.state``. (The executor passes its Receipt maker: this module does not import it.)"""
     receipts: list = []
     crashes = 0  # consecutive worker deaths at the current transaction
     while len(receipts) < len(txs):
@@ -159,16 +158,13 @@ def run_contained(rt, txs, block, on_receipt) -> list:
         os.close(wfd)
         try:
             for msg in _read_messages(rfd):
-                i, status, gas, value, reason, events, writes = decode(msg)
-                evs = tuple(Event(c, n, decode(b), b) for c, n, b in events)
-                r = Receipt(status, gas, value, evs, reason, tuple((k, v) for k, v in writes))
-                for k, v in r.writes:
+                _, status, gas, value, reason, events, writes = decode(msg)
+                for k, v in writes:
                     if v is None:
                         rt.state.delete(k)
                     else:
                         rt.state.put(k, v)
-                receipts.append(r)
-                on_receipt(i, r)
+                receipts.append(build(status, gas, value, events, reason, writes))
                 crashes = 0
         finally:
             os.close(rfd)
@@ -186,8 +182,7 @@ def run_contained(rt, txs, block, on_receipt) -> list:
             )
             if crashes > RETRIES:
                 tx = txs[len(receipts)]
-                r = Receipt(STATUS_CRASHED, tx.gas_limit, revert_reason="the call killed the runtime's worker process")
-                receipts.append(r)
-                on_receipt(len(receipts) - 1, r)
+                why = "the call killed the runtime's worker process"
+                receipts.append(build(STATUS_CRASHED, tx.gas_limit, None, [], why, []))
                 crashes = 0
     return receipts
