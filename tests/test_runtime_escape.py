@@ -479,6 +479,19 @@ def test_api_calls_are_priced_by_their_arguments():
     assert fixed.gas_used > ints.gas_used + 100 * 4, (fixed.gas_used, ints.gas_used)
 
 
+def test_a_transaction_cannot_ask_for_unbounded_gas(monkeypatch):
+    # a u64 gas limit of 2**63 would let one loop hold every node for centuries
+    from tfnode.runtime import cost, executor
+
+    assert cost.L["tx_gas"] == executor.MAX_TX_GAS
+    monkeypatch.setattr(executor, "MAX_TX_GAS", 200_000)  # the real ceiling takes ~2.5 s to reach
+    chain = Chain()
+    chain.deploy("c", contract("x = 0\nwhile True:\n    x += 1"), genesis=True)
+    r = chain.call(chain["bank_a"], "c", "go", gas_limit=1 << 63)
+    assert (r.status, r.gas_used) == ("out_of_gas", 200_000), r
+    assert chain.call(chain["bank_a"], "c", "go", gas_limit=-5).status == "out_of_gas"
+
+
 def test_slice_stores_only_as_a_single_target():
     for stmt in ("a[0:1], b = [1], 2", "a[0:1] = b[1:2] = [1]", "for a[0:1] in [[1]]:\n    pass"):
         src = contract("a = [1, 2]\nb = [3, 4]\n" + stmt + "\nreturn a")

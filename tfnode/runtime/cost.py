@@ -73,6 +73,7 @@ PRICES: tuple[tuple[str, str, str, dict[str, int]], ...] = (
 )
 
 LIMITS: tuple[tuple[str, str, int], ...] = (
+    ("tx_gas", "gas one transaction may use, whatever limit it asks for", 100_000_000),
     ("int_bits", "bits of an int made by any checked operation (and of one converted to str)", 4096),
     ("int_digits", "decimal digits `int()` reads from a string", 1234),
     ("seq_len", "elements (bytes, characters) of one str, bytes, list, tuple or dict", 1 << 20),

@@ -50,6 +50,7 @@ from tfnode.runtime.state import Overlay
 
 RUNTIME_VERSION = 1
 DEFAULT_GAS_LIMIT = 1_000_000
+MAX_TX_GAS = L["tx_gas"]
 MAX_CALL_DEPTH = L["calls"]  # nested contract-to-contract calls
 MAX_RETURN_BYTES = L["call_bytes"]
 MIN_RECURSION_LIMIT = 4000
@@ -468,7 +469,10 @@ class Runtime:
     def _run(self, tx: TxCall, block: BlockCtx, overlay: Overlay, readonly: bool) -> Receipt:
         _m.pin_interpreter()
         m = self.meter
-        m.reset(tx.gas_limit)
+        # A transaction's gas limit is a u64 the signer chooses: without a ceiling, one
+        # `while True: pass` with a limit of 2**63 would hold every node for centuries, and a
+        # loop of appends could grow a list until the node's memory ran out.
+        m.reset(min(max(tx.gas_limit, 0), MAX_TX_GAS))
         cached = self._block
         if cached[0] is block:
             blk = cached[1]
