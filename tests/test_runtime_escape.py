@@ -428,6 +428,23 @@ PRICED_CASES = [
         10**6,
         "out_of_gas",
     ),
+    # containers grown in place count against the memory budget, not only gas (with gas alone,
+    # 100,000,000 steps of d[i] = i held gigabytes: whether they fit depended on the node)
+    ("dict-store-growth", "d = {}\ni = 0\nwhile True:\n    d[i] = i\n    i += 1", 10**8, "memory_exceeded"),
+    ("append-growth", "xs = []\nwhile True:\n    xs.append(0)", 10**8, "memory_exceeded"),
+    ("listcomp-growth", "xs = [[0 for i in range(1 << 20)] for j in range(64)]\nreturn 1", 10**8, "memory_exceeded"),
+    (
+        "dictcomp-growth",
+        "d = {(i, j): 0 for i in range(1 << 10) for j in range(1 << 10)}\nreturn 1",
+        10**8,
+        "memory_exceeded",
+    ),
+    (
+        "setdefault-growth",
+        "d = {}\ni = 0\nwhile True:\n    d.setdefault(i, 0)\n    i += 1",
+        10**8,
+        "memory_exceeded",
+    ),
     (
         # lists with a long common prefix: each of a sort's comparisons walks them
         "sort-nested-prefix",

@@ -31,6 +31,10 @@ PRICES: tuple[tuple[str, str, str, dict[str, int]], ...] = (
      "`list()`, `sorted()`, method results, f-strings over {fstring_free} characters, dict `\\|`)",
      "`n >> {shift}`; counted against the memory budget ({element_bytes} bytes an element, 1 a byte of text)",
      {"shift": 4, "element_bytes": 8, "fstring_free": 64}),
+    ("store", "growing a container in place: a new key stored in a dict (`d[k] = v`, `setdefault`, a dict "
+     "comprehension's key), `append`, `insert`, `extend`, a list comprehension's element",
+     "no steps of their own; counted against the memory budget: {entry_bytes} bytes a dict key, "
+     "{element_bytes} an element", {"entry_bytes": 64, "element_bytes": 8}),
     ("walk", "walking in C: `sum any all enumerate zip reversed`, `*x`, list methods (`index count insert "
      "pop remove sort copy extend`), `del x[i]`, slice stores and deletes, `dict.update`, `dict \\| dict`",
      "`n >> {shift}` of what is walked (both sides)", {"shift": 4}),
@@ -98,7 +102,7 @@ LIMITS: tuple[tuple[str, str, int], ...] = (
 BOUNDED_METHODS = frozenset(
     {
         "add",  # SortedSet.add: priced inside (sorted_set)
-        "append",  # list.append: one element
+        "append",  # list.append: one element (counted against the memory budget: Meter.append)
         "as_integer_ratio",
         "bit_count",  # bounded by int_bits
         "bit_length",

@@ -43,6 +43,8 @@ _BUILD = P["build"]["shift"]
 _ELEM_BYTES = P["build"]["element_bytes"]
 _FSTRING_FREE = P["build"]["fstring_free"]
 _SCAN = P["scan"]["shift"]
+_ENTRY = P["store"]["entry_bytes"]
+_ELEM = P["store"]["element_bytes"]
 _CMP_BASE = P["compare"]["base"]
 _CMP = P["compare"]["shift"]
 _CMP_TEXT = P["compare"]["text_shift"]
@@ -326,6 +328,51 @@ class Meter:
             self.deep(k)
         return k
 
+    # -- containers growing in place: bounded by the memory budget, not only by gas ----------
+    # (With gas alone, 100,000,000 steps of `d[i] = i` would hold gigabytes, and whether that
+    # fits would depend on the node's memory.)
+
+    def setitem(self, v, obj, k) -> None:
+        """obj[k] = v (arguments in Python's own evaluation order: value, object, key)."""
+        if type(k) is tuple:
+            self.deep(k)
+        if type(obj) is dict and k not in obj:
+            if len(obj) >= MAX_SEQ_LEN:
+                raise MemoryExceeded(f"dict exceeds {MAX_SEQ_LEN} keys")
+            left = self.alloc_left - _ENTRY
+            self.alloc_left = left
+            if left < 0:
+                raise MemoryExceeded(f"transaction allocated more than {self.alloc_budget} bytes")
+        obj[k] = v
+
+    def append(self, obj, x) -> None:
+        if type(obj) is list:
+            if len(obj) >= MAX_SEQ_LEN:
+                raise MemoryExceeded(f"list exceeds {MAX_SEQ_LEN} elements")
+            left = self.alloc_left - _ELEM
+            self.alloc_left = left
+            if left < 0:
+                raise MemoryExceeded(f"transaction allocated more than {self.alloc_budget} bytes")
+        obj.append(x)
+
+    def elt(self, x):
+        """An element a list comprehension adds."""
+        left = self.alloc_left - _ELEM
+        self.alloc_left = left
+        if left < 0:
+            raise MemoryExceeded(f"transaction allocated more than {self.alloc_budget} bytes")
+        return x
+
+    def dkey(self, k):
+        """A key a dict comprehension stores."""
+        if type(k) is tuple:
+            self.deep(k)
+        left = self.alloc_left - _ENTRY
+        self.alloc_left = left
+        if left < 0:
+            raise MemoryExceeded(f"transaction allocated more than {self.alloc_budget} bytes")
+        return k
+
     # -- checked operators ---------------------------------------------------------------------
 
     def _big(self, r: int) -> int:
@@ -519,6 +566,9 @@ class Meter:
             # d.get(k) / d.pop(k) / d.setdefault(k): O(1) but k is hashed
             if args and type(args[0]) is tuple:
                 self.deep(args[0])
+            if name == "setdefault" and t is dict and args and args[0] not in obj:
+                self._check_len(len(obj) + 1)
+                self.alloc(_ENTRY)
             return getattr(obj, name)(*args, **kwargs)
         if name in _CHAR_METHODS and (t is str or t is bytes):
             # per-character table lookups (see _CHAR_METHODS)
@@ -548,6 +598,11 @@ class Meter:
             self.walk(obj)
             for x in args:
                 self.walk(x)
+        if t is list and (name == "extend" or name == "insert"):
+            # grows the list in place: checked and counted before the work
+            add = 1 if name == "insert" else len(args[0]) if args and isinstance(args[0], _SIZED) else 0
+            self._check_len(len(obj) + add)
+            self.alloc(_ELEM * add)
         if t is Fixed:
             self.gas(FIXED_STEPS)
         if name == "sort" and t is list and kwargs.get("key") is not None:
