@@ -12,6 +12,8 @@ The cases are a pure function of (seed, count):
   each deployed through governance as its own contract (a body the checker refuses gives a
   reverted proposal, a receipt like any other) and then called; some cases call an earlier
   case's contract, so the callee is first loaded inside a nested call;
+* **in a worker** (``--contained``): every call through ``execute_block(contained=True)``, so
+  the contained mode is held to the same receipts as the in-process one;
 * **shipped contracts**: every contract in tfnode/contracts deployed once, then calls of their
   entry points with arguments generated from the annotations (now and then of the wrong type),
   from members of every role.
@@ -182,8 +184,28 @@ def _init_args(name: str, chain: Chain) -> list:
     return []
 
 
-def run(seed: int, count: int, deep: int, cold: bool, out) -> str:
+def contain(chain: Chain) -> None:
+    """Every call of the chain through ``execute_block(contained=True)``: a forked worker."""
+    rt = chain.runtime
+    plain = rt.execute
+    busy = [False]  # set while a worker is forked: the worker itself runs the call in-process
+
+    def execute(tx, block):
+        if busy[0]:
+            return plain(tx, block)
+        busy[0] = True
+        try:
+            return rt.execute_block([tx], block, contained=True).receipts[0]
+        finally:
+            busy[0] = False
+
+    rt.execute = execute  # type: ignore[method-assign]
+
+
+def run(seed: int, count: int, deep: int, cold: bool, out, contained: bool = False) -> str:
     chain = Chain()
+    if contained:
+        contain(chain)
     members = list(chain.members.values())
     sigs = {}
     for path in SHIPPED:
@@ -252,6 +274,7 @@ def main(argv=None) -> None:
     ap.add_argument("--deep", type=int, default=0, help="run every call this many interpreter frames deep")
     ap.add_argument("--cold", action="store_true", help="clear every module cache before each case")
     ap.add_argument("--mem-mb", type=int, default=0, help="limit the address space to its size now + this")
+    ap.add_argument("--contained", action="store_true", help="every call in a forked worker (tfnode.runtime.worker)")
     a = ap.parse_args(argv)
     if a.mem_mb:
         with open("/proc/self/statm", "rb") as f:
@@ -261,7 +284,7 @@ def main(argv=None) -> None:
     if a.deep:
         # a node whose own code runs deep, and that set the limit close above it
         sys.setrecursionlimit(a.deep + 100)
-    digest = run(a.seed, a.count, a.deep, a.cold, sys.stdout)
+    digest = run(a.seed, a.count, a.deep, a.cold, sys.stdout, a.contained)
     print("total", digest, flush=True)
 
 

@@ -18,17 +18,19 @@ SLOW = bool(os.environ.get("TFNODE_SLOW"))
 
 # Two nodes as unlike as honest nodes get: hash seed, interpreter stack already in use and the
 # recursion limit just above it, caches cleared before every case (a node just restarted; a
-# callee first loaded inside a nested call), an address-space limit, the int/str digit limit.
+# callee first loaded inside a nested call), an address-space limit, the int/str digit limit,
+# and every call in a forked worker (the contained mode) instead of in-process.
 PLAIN = {"env": {"PYTHONHASHSEED": "0"}, "args": []}
 ODD = {
     "env": {"PYTHONHASHSEED": "4242", "PYTHONINTMAXSTRDIGITS": "640"},
-    "args": ["--deep", "900", "--cold", "--mem-mb", "1536"],
+    "args": ["--deep", "900", "--cold", "--mem-mb", "1536", "--contained"],
 }
 # the long run adds the configurations pairwise, so a difference points at one setting
 LONG_CONFIGS = [
     {"env": {"PYTHONHASHSEED": "7"}, "args": ["--cold"]},
     {"env": {"PYTHONHASHSEED": "8"}, "args": ["--deep", "1500"]},
     {"env": {"PYTHONHASHSEED": "9"}, "args": ["--mem-mb", "1024"]},
+    {"env": {"PYTHONHASHSEED": "10"}, "args": ["--contained"]},
 ]
 
 
