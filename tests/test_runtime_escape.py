@@ -453,6 +453,14 @@ PRICED_CASES = [
         "out_of_gas",
     ),
     (
+        # Fixed arithmetic on 400-bit units at the flat price of a small one
+        "fixed-wide-div",
+        "x = Fixed.from_units(1 << 400, 36)\ny = Fixed.from_units((1 << 100) + 1, 36)\n"
+        "for i in range(90000):\n    z = x.div(y, 36)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
         "fixed-text",
         "s = ' ' * 100000 + '1'\nfor i in range(300):\n    try:\n        x = Fixed(s)\n    except ValueError:\n        pass\nreturn 1",
         10**6,

@@ -60,8 +60,9 @@ PRICES: tuple[tuple[str, str, str, dict[str, int]], ...] = (
     ("int_str", "int → decimal str (`str()`, f-strings) over {free_bits} bits / `hex() bin()` / str → int",
      "`b² >> {shift}` / `b >> {radix_shift}` / `digits² >> {parse_shift}`",
      {"free_bits": 64, "shift": 12, "radix_shift": 6, "parse_shift": 11}),
-    ("fixed", "a `Fixed` operation (`+ - *`, comparisons, methods) / `Fixed(text)`",
-     "{steps} / {steps} + `len(text) >> {parse_shift}`", {"steps": 8, "parse_shift": 4}),
+    ("fixed", "a `Fixed` operation (`+ - *`, comparisons, methods, `str()`) / `Fixed(text)`",
+     "{steps} + `b >> {units_shift}` (`b`: the bits of the operands' units; `str()` also as int → str) / "
+     "{steps} + `len(text) >> {parse_shift}`", {"steps": 8, "units_shift": 5, "parse_shift": 4}),
     ("read", "storage read", "{base} `+ (key bytes + value bytes) >> {shift}`", {"base": 20, "shift": 2}),
     ("write", "storage write or delete", "{base} `+ (key bytes + value bytes) >> {shift}`",
      {"base": 50, "shift": 2}),

@@ -92,6 +92,7 @@ CODEC_ERRORS = frozenset({"strict", "ignore", "replace"})
 CHAR_SHIFT = P["unicode"]["shift"]  # per-character Unicode work
 FIXED_STEPS = P["fixed"]["steps"]  # one Fixed operation (Python-level arithmetic on up to 512-bit ints)
 _FIXED_PARSE = P["fixed"]["parse_shift"]
+_FIXED_UNITS = P["fixed"]["units_shift"]
 _FIXED_TEXT = L["fixed_text"]
 # Lazy iterators a contract can make. Each one pulls from the iterator it wraps through C, so
 # a chain of them (``z = zip(z)`` a million times, or generator expressions over generator
@@ -319,7 +320,7 @@ class Meter:
             if n:
                 self.gas(n)
         elif t is Fixed:
-            self.gas(FIXED_STEPS)
+            self.fixed_op(v)
         return v
 
     def key(self, k):
@@ -375,6 +376,18 @@ class Meter:
 
     # -- checked operators ---------------------------------------------------------------------
 
+    def fixed_op(self, *vals) -> None:
+        """A Fixed operation: Python-level arithmetic on the operands' units (up to 512 bits
+        each), priced by their width."""
+        bits = 0
+        for v in vals:
+            t = type(v)
+            if t is Fixed:
+                bits += v.units.bit_length()
+            elif t is int:
+                bits += v.bit_length()
+        self.gas(FIXED_STEPS + (bits >> _FIXED_UNITS))
+
     def _big(self, r: int) -> int:
         """A wide int result (over _ADD_FREE bits): checked, charged for its digits and its memory."""
         bl = r.bit_length()
@@ -391,7 +404,7 @@ class Meter:
                 return self._big(r)
             return r
         if type(r) is Fixed:
-            self.gas(FIXED_STEPS)
+            self.fixed_op(a, b)
             return r
         return self.made(r) if isinstance(r, _SEQ) else r
 
@@ -404,7 +417,7 @@ class Meter:
                 return self._big(r)
             return r
         if t is Fixed:
-            self.gas(FIXED_STEPS)
+            self.fixed_op(a, b)
         return r
 
     def floordiv(self, a, b):
@@ -469,7 +482,7 @@ class Meter:
                 self.alloc((ba + bb) >> 3)
             return r
         if ta is Fixed or tb is Fixed:
-            self.gas(FIXED_STEPS)
+            self.fixed_op(a, b)
             return a * b
         if isinstance(a, _SEQ):
             self._seq_times(a, b)
@@ -604,7 +617,7 @@ class Meter:
             self._check_len(len(obj) + add)
             self.alloc(_ELEM * add)
         if t is Fixed:
-            self.gas(FIXED_STEPS)
+            self.fixed_op(obj, *args)
         if name == "sort" and t is list and kwargs.get("key") is not None:
             obj[:] = self.b_sorted(obj, key=kwargs["key"], reverse=kwargs.get("reverse", False))
             return None
@@ -745,7 +758,12 @@ class Meter:
             if v.bit_length() > _STR_FREE:
                 self._int_str(v)
             return v
-        if t is str or t is bool or v is None or t is Fixed or t is bytes:
+        if t is Fixed:
+            self.fixed_op(v)
+            if v.units.bit_length() > _STR_FREE:
+                self._int_str(v.units)  # its digits are written out
+            return v
+        if t is str or t is bool or v is None or t is bytes:
             return v
         raise TypeError(f"f-strings format int, str, bytes, bool, None and Fixed only, not {t.__name__}")
 
