@@ -153,9 +153,9 @@ class Receipt:
         return crypto.sm3(self.encode())
 
 
-def _receipt_from_worker(status, gas_used, value, events, reason, writes) -> Receipt:
+def _receipt_from_worker(status, gas_used, value, events, reason, writes, encoded) -> Receipt:
     evs = tuple(Event(c, n, decode(b), b) for c, n, b in events)
-    return Receipt(status, gas_used, value, evs, reason, tuple((k, v) for k, v in writes))
+    return Receipt(status, gas_used, value, evs, reason, tuple(writes), encoded)
 
 
 @dataclass(slots=True)

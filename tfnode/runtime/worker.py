@@ -56,8 +56,10 @@ CPU_SLACK = 50  # CPU limit per transaction: this many times the gas limit at 25
 CPU_FLOOR = 10  # ... and at least this many seconds
 NS_PER_STEP = 25
 
-_LEN = struct.Struct(">I")
+_U32 = struct.Struct(">I")
+_HEAD = struct.Struct(">QIII")  # gas_used, events, writes, length of the rest
 log = logging.getLogger(__name__)
+FLUSH_BYTES = 1 << 18  # a first worker writes receipts in chunks of about this much
 
 
 def _vm_size() -> int:
@@ -82,17 +84,70 @@ def _soft_limit(which: int, value: int) -> None:
     resource.setrlimit(which, (value, hard))
 
 
-def _receipt_message(i: int, r) -> bytes:
-    events = [[e.contract, e.name, e.body or encode(e.fields, 1 << 30)] for e in r.events]
-    writes = [[k, v] for k, v in r.writes]
-    body = encode([i, r.status, r.gas_used, r.return_value, r.revert_reason, events, writes], 1 << 40)
-    return _LEN.pack(len(body)) + body
+def _field(b: bytes) -> bytes:
+    return _U32.pack(len(b)) + b
 
 
-def _worker(rt, txs, start: int, block, wfd: int) -> None:
+def _receipt_message(r) -> bytes:
+    """One receipt as the node needs it, with no generic encoding to undo: the canonical
+    receipt bytes (which the node hashes and stores), the return value's encoding, the status
+    and reason, each event's (contract, name, encoded fields) and the raw write set."""
+    parts = [
+        _field(r.status.encode()),
+        _field(r.revert_reason.encode()),
+        _field(encode(r.return_value, 1 << 30)),
+        _field(r.encode()),
+    ]
+    for e in r.events:
+        parts += (_field(e.contract.encode()), _field(e.name.encode()), _field(e.body or encode(e.fields, 1 << 30)))
+    for k, v in r.writes:
+        parts += (_field(k), b"\x00" if v is None else b"\x01" + _field(v))
+    rest = b"".join(parts)
+    return _HEAD.pack(r.gas_used, len(r.events), len(r.writes), len(rest)) + rest
+
+
+def _parse_message(msg: memoryview):
+    """The inverse of _receipt_message: (status, gas_used, value, events, reason, writes,
+    receipt bytes)."""
+    gas, nev, nwr, _ = _HEAD.unpack_from(msg)
+    pos = _HEAD.size
+
+    def take() -> bytes:
+        nonlocal pos
+        n = _U32.unpack_from(msg, pos)[0]
+        out = bytes(msg[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+        return out
+
+    status = take().decode()
+    reason = take().decode()
+    value_enc = take()
+    value = None if value_enc == b"N" else True if value_enc == b"T" else decode(value_enc)
+    encoded = take()
+    events = [(take().decode(), take().decode(), take()) for _ in range(nev)]
+    writes = []
+    for _ in range(nwr):
+        k = take()
+        flag = msg[pos]
+        pos += 1
+        writes.append((k, take() if flag else None))
+    return status, gas, value, events, reason, writes, encoded
+
+
+def _write_all(wfd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(wfd, view) :]
+
+
+def _worker(rt, txs, start: int, block, wfd: int, buffered: bool) -> None:
     """The forked worker: run txs[start:] on rt (whose state is the block overlay as of the
-    fork), write one message per receipt, exit. Never returns."""
+    fork), write one message per receipt, exit. Never returns. ``buffered``: write receipts in
+    chunks (a block's first worker: fewer system calls); otherwise one write per receipt, so
+    that the node knows exactly which transaction a death happened at."""
     code = 0
+    out: list[bytes] = []
+    size = 0
     try:
         # The node logs the worker's death itself (run_contained); a dump of the worker's
         # stack by the node's faulthandler would be noise on the node's stderr.
@@ -104,11 +159,18 @@ def _worker(rt, txs, start: int, block, wfd: int) -> None:
             tx = txs[i]
             # the soft limit: SIGXCPU ends the worker once it has spent this much CPU
             _soft_limit(resource.RLIMIT_CPU, int(time.process_time()) + 1 + _cpu_seconds_for(tx.gas_limit))
-            r = rt.execute(tx, block)
-            msg = _receipt_message(i, r)
-            view = memoryview(msg)
-            while view:
-                view = view[os.write(wfd, view) :]
+            msg = _receipt_message(rt.execute(tx, block))
+            if buffered:
+                out.append(msg)
+                size += len(msg)
+                if size >= FLUSH_BYTES:
+                    _write_all(wfd, b"".join(out))
+                    out.clear()
+                    size = 0
+            else:
+                _write_all(wfd, msg)
+        if out:
+            _write_all(wfd, b"".join(out))
     except BaseException:  # noqa: BLE001 - the worker dies on anything: the node decides what it means
         code = 70
     finally:
@@ -119,28 +181,32 @@ def _worker(rt, txs, start: int, block, wfd: int) -> None:
 
 
 def _read_messages(rfd: int):
-    """Yield each complete message the worker wrote, until EOF."""
-    buf = bytearray()
+    """Yield each complete message the worker wrote (a view into what was read), until EOF."""
+    rest = b""
     while True:
-        chunk = os.read(rfd, 1 << 16)
+        chunk = os.read(rfd, 1 << 18)
         if not chunk:
             return
-        buf += chunk
-        while len(buf) >= 4:
-            n = _LEN.unpack_from(buf)[0]
-            if len(buf) < 4 + n:
+        data = rest + chunk if rest else chunk
+        view = memoryview(data)
+        pos = 0
+        while len(data) - pos >= _HEAD.size:
+            end = pos + _HEAD.size + _HEAD.unpack_from(data, pos)[3]
+            if len(data) < end:
                 break
-            yield bytes(buf[4 : 4 + n])
-            del buf[: 4 + n]
+            yield view[pos:end]
+            pos = end
+        rest = data[pos:]
 
 
 def run_contained(rt, txs, block, build) -> list:
     """Run ``txs`` through forked workers (see the module docstring) and return their receipts,
     each made in this process by ``build(status, gas_used, return_value, events, reason,
-    writes)`` (events as ``(contract, name, encoded fields)``) after its writes are applied to
-    ``rt.state``. (The executor passes its Receipt maker: this module does not import it.)"""
+    writes, encoded)`` (events as ``(contract, name, encoded fields)``, ``encoded`` the
+    receipt's canonical bytes or None) after its writes are applied to ``rt.state``. (The executor passes its Receipt maker: this module does not import it.)"""
     receipts: list = []
-    crashes = 0  # consecutive worker deaths at the current transaction
+    crashes = 0  # consecutive worker deaths at the same first transaction without a receipt
+    died_at = -1
     while len(receipts) < len(txs):
         start = len(receipts)
         rfd, wfd = os.pipe()
@@ -153,25 +219,28 @@ def run_contained(rt, txs, block, build) -> list:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the worker process
             os.close(rfd)
-            _worker(rt, txs, start, block, wfd)
+            _worker(rt, txs, start, block, wfd, died_at < 0)
         gc.unfreeze()
         os.close(wfd)
         try:
             for msg in _read_messages(rfd):
-                _, status, gas, value, reason, events, writes = decode(msg)
+                status, gas, value, events, reason, writes, encoded = _parse_message(msg)
                 for k, v in writes:
                     if v is None:
                         rt.state.delete(k)
                     else:
                         rt.state.put(k, v)
-                receipts.append(build(status, gas, value, events, reason, writes))
-                crashes = 0
+                receipts.append(build(status, gas, value, events, reason, writes, encoded))
         finally:
             os.close(rfd)
             _, status = os.waitpid(pid, 0)
         if len(receipts) < len(txs):
-            # the worker died (a signal, a limit, or an exit before the end) at txs[len(receipts)]
-            crashes += 1
+            # The worker died (a signal, a limit, or an exit before the end) at or after
+            # txs[len(receipts)]. After a buffered worker's death, receipts it had not yet
+            # written are lost, so the death is pinned down by the next, unbuffered worker:
+            # only deaths at the same first missing transaction count towards a verdict.
+            crashes = crashes + 1 if len(receipts) == died_at else 1
+            died_at = len(receipts)
             how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
             log.warning(
                 "contract worker died (%s) at transaction %d of block %d: %s",
@@ -183,6 +252,6 @@ def run_contained(rt, txs, block, build) -> list:
             if crashes > RETRIES:
                 tx = txs[len(receipts)]
                 why = "the call killed the runtime's worker process"
-                receipts.append(build(STATUS_CRASHED, tx.gas_limit, None, [], why, []))
+                receipts.append(build(STATUS_CRASHED, tx.gas_limit, None, [], why, [], None))
                 crashes = 0
     return receipts
