@@ -9,7 +9,8 @@
     observe    one node's /ws "blocks" subscription gives the time each height is executed;
                get_block(height, txs=True) says which transaction hashes it holds
     report     committed, tps, p50/p95/p99 latency, rejections by reason, and per node the
-               CPU seconds and resident memory read from /proc/PID (same machine only)
+               CPU seconds, average cores in use and resident memory read from /proc/PID (same
+               machine only); cpu_us_per_tx_per_node = the nodes' CPU / committed / nodes measured
 
 Latency of a transaction = the time its block's notification arrived - the time its batch was
 sent. tps = transactions committed inside the measured window / the window.
@@ -369,6 +370,17 @@ async def _sample_receipts(client, hashes: list[str], n: int = 20) -> dict[str, 
     return dict(out)
 
 
+def cpu_per_item_per_node(nodes: list[dict], items: int) -> float | None:
+    """Microseconds of node CPU per committed item (transfer, call, reading) per node: the
+    measured nodes' CPU seconds / items / how many nodes were measured. None when no node's
+    CPU could be read or nothing committed. The CPU is metered over the whole run (window
+    and drain), so ``items`` must be everything committed over that time."""
+    cpus = [n["cpu_s"] for n in nodes if n.get("cpu_s") is not None]
+    if not cpus or items <= 0:
+        return None
+    return round(1e6 * sum(cpus) / items / len(cpus), 1)
+
+
 def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict], notes: list[str]) -> dict:
     tally: Tally = run["tally"]
     t0, window = run["t0"], run["window_s"]
@@ -384,6 +396,8 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
         "p99_ms": r2(pct[99]),
         "duration_s": round(window, 3),
         "validators": n_validators,
+        "cpu_us_per_tx_per_node": cpu_per_item_per_node(nodes, tally.committed),
+        "cores_per_node": [n.get("cores") for n in nodes],
         "submitted": tally.submitted,
         "rejected": dict(tally.rejected),
         "uncommitted": tally.in_flight,
@@ -401,21 +415,28 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
 
 
 class NodeMeter:
-    """CPU seconds over the run and resident memory of the node processes (/proc)."""
+    """CPU seconds over the run, average cores in use (CPU seconds / wall seconds between
+    the meter's start and its read) and resident memory of the node processes (/proc)."""
 
-    def __init__(self, pids: list[int | None]):
+    def __init__(self, pids: list[int | None], clock: Callable[[], float] = time.monotonic):
         self.pids = pids
+        self.clock = clock
         self.start = [None if p is None else proc_cpu_seconds(p) for p in pids]
+        self.t0 = clock()
 
     def read(self) -> list[dict]:
         out = []
+        wall = self.clock() - self.t0
         for pid, c0 in zip(self.pids, self.start, strict=True):
             c1 = None if pid is None else proc_cpu_seconds(pid)
             mem = None if pid is None else proc_memory_mb(pid)
+            cpu = None if c0 is None or c1 is None else c1 - c0
             out.append(
                 {
                     "pid": pid,
-                    "cpu_s": None if c0 is None or c1 is None else round(c1 - c0, 2),
+                    "cpu_s": None if cpu is None else round(cpu, 2),
+                    "cores": None if cpu is None or wall <= 0 else round(cpu / wall, 3),
+                    "wall_s": round(wall, 3),
                     "rss_mb": None if mem is None else round(mem["peak_rss_mb"], 1),
                     "rss_now_mb": None if mem is None else round(mem["rss_mb"], 1),
                 }
@@ -423,7 +444,7 @@ class NodeMeter:
         return out
 
 
-def _wait_ready(urls: list[str], timeout: float, cons=None) -> list[dict]:
+def wait_ready(urls: list[str], timeout: float, cons=None) -> list[dict]:
     """Every node answers status, has a block, and is not halted; returns the statuses."""
     from tfnode.client import Client, ClientError, RpcError
 
@@ -496,7 +517,7 @@ def run(
         try:
             if cfg.rpc:
                 urls = list(cfg.rpc)
-                statuses = _wait_ready(urls, 10)
+                statuses = wait_ready(urls, 10)
                 if cfg.key is not None:
                     per = split_counts(n_txs, cfg.accounts)[0] * TRANSFER_AMOUNT + 1000
                     say(f"funding {cfg.accounts} accounts with {per} each from {cfg.key}")
@@ -535,7 +556,7 @@ def run(
                 )
                 cons.start_all()
                 urls = [n["rpc"] for n in cons.nodes]
-                statuses = _wait_ready(urls, 60, cons)
+                statuses = wait_ready(urls, 60, cons)
                 pids = [cons.procs[i].pid for i in range(n_validators)]
             st = statuses[0]
             if cfg.rpc:
@@ -640,16 +661,26 @@ def run_with_display(cfg: BenchConfig, json_out: bool) -> int:
     tbl = Table(title=f"tfnode bench: {report['validators']} validators, {report['duration_s']:.1f} s")
     tbl.add_column("metric")
     tbl.add_column("value", justify="right")
-    for k in ("committed", "tps", "p50_ms", "p95_ms", "p99_ms", "submitted", "uncommitted", "presigned_count"):
+    for k in (
+        "committed",
+        "tps",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "cpu_us_per_tx_per_node",
+        "submitted",
+        "uncommitted",
+        "presigned_count",
+    ):
         tbl.add_row(k, f"{report[k]:,}" if isinstance(report[k], (int, float)) else str(report[k]))
     tbl.add_row("rejected", ", ".join(f"{r}: {n}" for r, n in report["rejected"].items()) or "0")
     tbl.add_row("receipt sample", ", ".join(f"{r}: {n}" for r, n in report["receipt_sample"].items()) or "-")
     out.print(tbl)
     nodes = Table(title="node processes (/proc)")
-    for c in ("node", "pid", "cpu s", "peak rss MB"):
+    for c in ("node", "pid", "cpu s", "cores", "peak rss MB"):
         nodes.add_column(c, justify="right")
     for i, n in enumerate(report["nodes"]):
-        nodes.add_row(str(i), str(n["pid"]), str(n["cpu_s"]), str(n["rss_mb"]))
+        nodes.add_row(str(i), str(n["pid"]), str(n["cpu_s"]), str(n.get("cores")), str(n["rss_mb"]))
     out.print(nodes)
     for note in report["notes"]:
         out.print(f"- {note}", highlight=False)
