@@ -452,9 +452,9 @@ def test_admission_leaves_to_execution_what_a_lagging_node_cannot_judge():
 
     unknown_gw = BatchCheck(error="gateway 02ab is not registered")
     assert lagging_only(unknown_gw) is True  # admitted unjudged: execution decides
-    lag = BatchCheck(readings=[{}, {}, {}], good=[0], bad=[(1, "unknown device"), (2, "device not registered")])
+    lag = BatchCheck(count=3, good=[0], bad=[(1, "unknown device"), (2, "device not registered")])
     assert lagging_only(lag) is False and lag.refused() is None and lag.good == [0, 1, 2]
-    forged = BatchCheck(readings=[{}, {}], good=[0], bad=[(1, "bad signature")])
+    forged = BatchCheck(count=2, good=[0], bad=[(1, "bad signature")])
     assert lagging_only(forged) is False and "#1 bad signature" in forged.refused()
     replay = BatchCheck(error="batch_seq 3 is not above the gateway's last 3 (already submitted?)")
     assert lagging_only(replay) is False and "already submitted" in replay.refused()
@@ -477,3 +477,39 @@ def test_signature_verdicts_are_reused_only_for_the_same_batch_and_keys(monkeypa
     other = {did: crypto.PrivateKey.generate().public_key().to_bytes(compressed=True)}
     assert v.verify(batch, other) != first and len(calls) == 2  # other keys: verified again
     assert v.verify(batch, {}) == (True, ["unknown device"]) and len(calls) == 3
+
+
+def test_a_decoded_batch_checks_its_readings_in_one_call(monkeypatch):
+    # IotBatch decodes once; verify + check give the ledger's verdicts (the rules are unit
+    # tested in core_rs/iot/src/rules.rs); the verdict cache keys a decoded batch by header.
+    from tfnode.execution.iot import _Verdicts
+
+    dev, gw = crypto.PrivateKey.generate(), crypto.PrivateKey.generate()
+    pk = dev.public_key().to_bytes(compressed=True)
+    did = _core.iot_device_id(pk)
+    now = 1_700_000_000_000
+    rs = [_core.iot_reading_sign(dev, s, now, 3, (s).to_bytes(8, "big")) for s in (4, 5, 5)]
+    raw = _core.iot_batch_build(gw.to_bytes(), 9, now, 1, rs)
+    b = _core.IotBatch.decode(raw)
+    assert (b.gateway, b.batch_seq, b.count, b.flags) == (gw.public_key().to_bytes(compressed=True), 9, 3, 1)
+    assert b.root == bytes(_core.iot_batch_decode(raw)["root"]) and b.device_ids() == [did]
+    assert b.reading(1) == _core.iot_reading_decode(rs[1]) and b.reading(1)["seq"] == 5
+    with pytest.raises(IndexError):
+        b.reading(3)
+    ok, reasons = b.verify({did: pk})
+    assert ok and reasons == [None, None, None]
+    rec = {"status": "active", "kind": "weight"}
+    good, bad, last = b.check({did: rec}, {did: 4}, reasons, now, 1000, 1000)
+    assert good == [1] and last == {did: 5}
+    assert [i for i, _ in bad] == [0, 2] and "not above the device's last 4" in bad[0][1]
+    good, bad, _ = b.check({did: dict(rec, kind="gps")}, {}, reasons, now, 1000, 1000)
+    assert good == [] and bad[0] == (0, "kind weight but the device is registered as gps")
+    with pytest.raises(ValueError, match="2 reasons for 3 readings"):
+        b.check({}, {}, [None, None], now, 0, 0)
+    with pytest.raises(ValueError):
+        _core.IotBatch.decode(raw[:-1])
+    calls = []
+    monkeypatch.setattr(_core, "iot_batch_verify", lambda *a: calls.append(a) or (True, []))
+    v = _Verdicts()
+    assert v.verify(raw, {did: pk}, b) == (True, [None] * 3) and v.verify(raw, {did: pk}, b) == (True, [None] * 3)
+    assert v.hits == 1 and not calls  # a decoded batch is verified through its own object

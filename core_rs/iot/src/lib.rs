@@ -6,7 +6,9 @@
 //!   SM3 Merkle root of the reading hashes and the gateway's signature;
 //! - [`verify_batch`]: header and device signatures, readings verified in parallel
 //!   through the SM2 known-key cache; [`Batch::proof`] / [`verify_reading`] prove one
-//!   reading's place under a root.
+//!   reading's place under a root;
+//! - [`apply_rules`]: the ledger's per-reading rules (registered, active, kind, time
+//!   window, rising seq), with the reasons gateways are told.
 //!
 //! Formats, caps and test vectors are in `docs/iot.md`; `tfnode-iot-ffi` exposes the
 //! gateway half (keys, signing, batch building) to C firmware.
@@ -14,6 +16,7 @@ mod batch;
 mod codec;
 mod error;
 mod reading;
+mod rules;
 
 #[cfg(test)]
 mod tests;
@@ -27,5 +30,6 @@ pub use reading::{
     check_payload, device_id_of, DeviceId, Payload, Reading, DEVICE_ID_LEN, KIND_GPS, KIND_RFID_DOOR, KIND_TEMP_HUMIDITY, KIND_WEIGHT, MAX_READING_LEN,
     MAX_TAG_LEN, MAX_VALID_READING_LEN, MIN_READING_LEN, READING_VERSION, SIGNATURE_LEN,
 };
+pub use rules::{apply_rules, kind_name, DeviceRecord, RulesCheck, Window};
 
 pub type Hash = [u8; 32];
