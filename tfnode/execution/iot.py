@@ -308,6 +308,7 @@ class Iot:
         if c.batch is not None and any(rec is not None and rec.get("contract") for rec in c.devices.values()):
             for i in c.good:
                 r = c.batch.reading(i)
+                assert r is not None  # an accepted reading decoded
                 rec = c.devices[r["device_id"]]
                 if rec.get("contract"):
                     bound.setdefault(rec["contract"], []).append(reading_dict(r, rec))
