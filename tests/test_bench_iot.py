@@ -21,7 +21,8 @@ from tfnode.execution.args import decode_call_args
         ({"validators": 0}, "--validators 0"),
         ({"gateways": 0}, "--gateways 0"),
         ({"devices_per_gateway": 0}, "--devices-per-gateway 0"),
-        ({"batch": 600}, "--batch 600"),
+        ({"batch": 600, "sealed": False}, "--batch 600"),
+        ({"batch": 1300}, "--batch 1300"),
         ({"batch": 100, "readings": 50}, "--readings 50"),
         ({"proofs": -1}, "--proofs -1"),
     ],
@@ -32,15 +33,17 @@ def test_config_validation(kw, message):
 
 
 def test_config_defaults():
+    assert IotBenchConfig().max_batch() == 1273 and IotBenchConfig(sealed=False).max_batch() == 544
     c = IotBenchConfig(duration=5).validate()
     assert c.readings == 5 * bench_iot.DEFAULT_RATE
     assert IotBenchConfig(duration=1, gateways=100, batch=500).validate().readings == 50_000  # a batch per gateway
 
 
-def test_presign_builds_valid_batches_in_order():
+@pytest.mark.parametrize("sealed", [True, False])
+def test_presign_builds_valid_batches_in_order(sealed):
     gws = [crypto.PrivateKey.generate().to_bytes() for _ in range(2)]
     devs = [[crypto.PrivateKey.generate().to_bytes() for _ in range(3)] for _ in gws]
-    plan = bench_iot.presign(gws, devs, 25, 10, "tf-x", 99, seed=1)
+    plan = bench_iot.presign(gws, devs, 25, 10, "tf-x", 99, seed=1, sealed=sealed)
     assert [len(p.txs) for p in plan] == [2, 2]  # 13 and 12 readings: a full batch and the rest
     assert [sum(n for _, _, n in p.txs) for p in plan] == [13, 12]
     for p, dkeys in zip(plan, devs, strict=True):
@@ -58,8 +61,10 @@ def test_presign_builds_valid_batches_in_order():
             assert ok and reasons == [None] * count
             b = iot.decode_batch(batch)
             assert b["batch_seq"] == k + 1 and bytes(b["gateway"]) == p.gateway
-            for r in b["readings"]:
-                d = iot.decode_reading(bytes(r))
+            assert b["version"] == (2 if sealed else 1) and len(b["seals"]) == (min(3, count) if sealed else 0)
+            decoded = _core.IotBatch.decode(batch)
+            for i in range(count):
+                d = decoded.reading(i)
                 assert d["seq"] == last[bytes(d["device_id"])] + 1  # each device's seq rises by one
                 last[bytes(d["device_id"])] = d["seq"]
 

@@ -513,3 +513,47 @@ def test_a_decoded_batch_checks_its_readings_in_one_call(monkeypatch):
     v = _Verdicts()
     assert v.verify(raw, {did: pk}, b) == (True, [None] * 3) and v.verify(raw, {did: pk}, b) == (True, [None] * 3)
     assert v.hits == 1 and not calls  # a decoded batch is verified through its own object
+
+
+def test_a_sealed_batch_is_attested_with_one_signature_per_device(chain, members):
+    # Batch version 2: sealed readings (no signature each) and one seal per device; the ledger
+    # accepts them as signed ones, refuses a device's readings when its seal is bad, and each
+    # accepted reading is provable against the recorded root as before.
+    gw, devs = setup_fleet(chain, members[0])
+    keys = {d.device_id: crypto.PrivateKey.from_bytes(d.secret) for d in devs}
+    now = chain.now_ms()
+    payload = encode_payload("temp_humidity", {"temp_centi_c": 400, "humidity_centi_pct": 6000})
+    readings = [iot.sealed_reading(d.device_id, s, now, iot.KIND_TEMP_HUMIDITY, payload) for s in (1, 2) for d in devs]
+    seals = [iot.seal_readings(keys[d.device_id], readings[i::3]) for i, d in enumerate(devs)]
+    b = iot.build_sealed_batch(gw.to_bytes(), 1, now, iot.FLAG_PARTIAL, readings, seals)
+    assert len(b) < len(batch(gw, 1, [devs[0].temp_humidity(1, 1)] * 6))  # 64 bytes less per reading
+    r = chain.one(chain.tx(gw, "submit", b))
+    assert r.ok and r.return_value["accepted"] == 6 and r.return_value["excluded"] == [], r.revert_reason
+    assert r.gas_used == iot.BATCH_GAS + iot.READING_GAS * 6
+    assert [chain.q("last_seq", d.device_id) for d in devs] == [2, 2, 2]
+    rec = chain.q("batch", pk(gw), 1)
+    for i in (0, 4):
+        path = iot.reading_path(b, i)
+        assert iot.verify_reading_path(rec["root"], 6, crypto.sm3(readings[i]), i, path)
+
+    # Device 1's seal broken: its two readings are excluded, by index; the others commit.
+    now = chain.now_ms()
+    readings = [iot.sealed_reading(d.device_id, s, now, iot.KIND_TEMP_HUMIDITY, payload) for s in (3, 4) for d in devs]
+    seals = [bytearray(iot.seal_readings(keys[d.device_id], readings[i::3])) for i, d in enumerate(devs)]
+    seals[1][-1] ^= 1
+    b = iot.build_sealed_batch(gw.to_bytes(), 2, now, iot.FLAG_PARTIAL, readings, [bytes(s) for s in seals])
+    r = chain.one(chain.tx(gw, "submit", b))
+    assert r.ok and r.return_value["accepted"] == 4
+    assert r.return_value["excluded"] == [[1, "bad signature"], [4, "bad signature"]]
+    assert [chain.q("last_seq", d.device_id) for d in devs] == [4, 2, 4]
+
+    # A seal over other readings than the batch holds (a gateway dropping one) fails it too,
+    # and a batch that is not flagged partial is refused whole.
+    now = chain.now_ms()
+    readings = [iot.sealed_reading(devs[0].device_id, s, now, iot.KIND_TEMP_HUMIDITY, payload) for s in (5, 6)]
+    seal = iot.seal_readings(keys[devs[0].device_id], readings)
+    b = iot.build_sealed_batch(gw.to_bytes(), 3, now, 0, readings[:1], [seal])
+    r = chain.one(chain.tx(gw, "submit", b))
+    assert r.status == "revert" and "#0 bad signature" in r.revert_reason
+    with pytest.raises(ValueError, match="no seal from device"):
+        iot.build_sealed_batch(gw.to_bytes(), 3, now, 0, readings, [])

@@ -381,9 +381,20 @@ def iot_reading_decode(raw: bytes) -> dict: ...
 def iot_batch_build(
     gateway_secret: bytes, batch_seq: int, created_ms: int, flags: int, readings: Iterable[bytes]
 ) -> bytes: ...
+def iot_batch_build_sealed(
+    gateway_secret: bytes,
+    batch_seq: int,
+    created_ms: int,
+    flags: int,
+    readings: Iterable[bytes],
+    seals: Iterable[bytes],
+) -> bytes: ...
+def iot_reading_sealed(device_id: bytes, seq: int, timestamp_ms: int, kind: int, payload: bytes) -> bytes: ...
+def iot_device_seal(secret_key: bytes | PrivateKey, readings: Iterable[bytes]) -> bytes: ...  # 80 bytes
 def iot_batch_decode(batch: bytes) -> dict: ...
 
-#   {gateway, batch_seq, created_ms, flags, count, root, signature, readings: list[bytes], hashes: list[bytes]};
+#   {version, gateway, batch_seq, created_ms, flags, count, root, signature, readings: list[bytes],
+#   hashes: list[bytes], seals: list[bytes]};
 #   checks shape, caps and root, not signatures
 def iot_batch_verify(batch: bytes, device_keys: dict[bytes, bytes]) -> tuple[bool, list[str | None]]: ...
 
@@ -403,6 +414,8 @@ class IotBatch:
     def created_ms(self) -> int: ...
     @property
     def flags(self) -> int: ...
+    @property
+    def version(self) -> int: ...  # 1 signed readings, 2 sealed readings
     @property
     def count(self) -> int: ...
     @property

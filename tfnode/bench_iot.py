@@ -2,9 +2,11 @@
 the nodes and not the simulated devices (docs/benchmarks.md "IoT attestation").
 
     keys       --gateways gateways, each with --devices-per-gateway temp_humidity devices
-    pre-sign   every reading (device signature), every batch (gateway signature over its
-               Merkle root) and every ``iot.submit`` transaction, in a process pool, before
-               the nodes start: signing is the devices' and gateways' cost, not the nodes'
+    pre-sign   every reading, every batch (gateway signature over its Merkle root) and
+               every ``iot.submit`` transaction, in a process pool, before the nodes start:
+               signing is the devices' and gateways' cost, not the nodes'. Sealed (the
+               default): each device seals all its readings in a batch with one signature
+               (batch version 2); ``--signed``: a signature per reading (version 1)
     provision  start the consortium (genesis funds nothing: iot calls pay no fee), register
                the gateways and devices with the nodes' member keys
     drive      each gateway keeps one batch in flight (its batches must commit in batch_seq
@@ -34,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tfnode import iot
 from tfnode.bench import BenchError, NodeMeter, cpu_per_item_per_node, percentiles, wait_ready
 from tfnode.errors import TfnodeError
 
@@ -44,6 +47,8 @@ MAX_READINGS = 2_000_000  # ~110 bytes each, held as signed batches: bounded mem
 DEFAULT_RATE = 20_000  # readings/s assumed when --readings is not given (the report says if it ran out)
 MAX_AGE_S = 9 * 60  # readings older than 10 minutes are refused: keep a margin
 SUBMIT_CHUNK = 32  # transactions per submit_batch call (~120 KB of hex each; 16 MiB cap)
+# Bytes of one temp_humidity reading in a batch (u16 length + encoding), and of a seal.
+SIGNED_READING_BYTES, SEALED_READING_BYTES, SEAL_BYTES = 2 + 108, 2 + 44, 80
 
 
 class IotBenchError(TfnodeError, ValueError):
@@ -56,7 +61,8 @@ class IotBenchConfig:
     validators: int = 4
     gateways: int = 64
     devices_per_gateway: int = 16
-    batch: int = 500  # readings per batch (a batch is at most 60,000 bytes: ~540 readings)
+    batch: int = 1000  # readings per batch (a batch is at most 60,000 bytes; see max_batch)
+    sealed: bool = True  # one device seal per device and batch (False: a signature per reading)
     readings: int | None = None  # how many to pre-sign (default: DEFAULT_RATE x duration)
     proofs: int = 20
     drain: float = 15.0
@@ -74,8 +80,11 @@ class IotBenchConfig:
             raise IotBenchError(f"--gateways {self.gateways}: expected 1..4096")
         if not 1 <= self.devices_per_gateway <= 4096:
             raise IotBenchError(f"--devices-per-gateway {self.devices_per_gateway}: expected 1..4096")
-        if not 1 <= self.batch <= 500:
-            raise IotBenchError(f"--batch {self.batch}: expected 1..500 readings (a batch fits 60,000 bytes)")
+        if not 1 <= self.batch <= self.max_batch():
+            raise IotBenchError(
+                f"--batch {self.batch}: expected 1..{self.max_batch()} readings "
+                f"({'sealed' if self.sealed else 'signed'}: a batch fits {iot.MAX_BATCH_BYTES:,} bytes)"
+            )
         if self.readings is None:
             self.readings = min(MAX_READINGS, max(self.batch * self.gateways, math.ceil(DEFAULT_RATE * self.duration)))
         if not self.batch <= self.readings <= MAX_READINGS:
@@ -83,6 +92,14 @@ class IotBenchConfig:
         if self.proofs < 0:
             raise IotBenchError(f"--proofs {self.proofs}: expected >= 0")
         return self
+
+    def max_batch(self) -> int:
+        """The most readings a batch of this format holds (60,000 bytes, 4,096 readings)."""
+        room = iot.MAX_BATCH_BYTES - iot.HEADER_BYTES
+        if self.sealed:
+            room -= 2 + SEAL_BYTES * min(self.devices_per_gateway, iot.MAX_BATCH_READINGS)
+            return max(0, min(iot.MAX_BATCH_READINGS, room // SEALED_READING_BYTES))
+        return min(iot.MAX_BATCH_READINGS, room // SIGNED_READING_BYTES)
 
 
 # ---- pre-signing (process pool) --------------------------------------------------------
@@ -99,13 +116,14 @@ class Planned:
 def _sign_gateway(job) -> list[tuple[bytes, str, int]]:
     """Worker: ``n_batches`` batches of ``per_batch`` readings from the gateway's devices
     (round-robin, each device's seq rising), each batch in a signed ``iot.submit``."""
-    from tfnode import crypto, iot
+    from tfnode import crypto
     from tfnode.client.account import Account, build_tx, tx_hash
 
-    gw_secret, dev_secrets, n_batches, per_batch, last_batch, chain, expiry, seed = job
+    gw_secret, dev_secrets, n_batches, per_batch, last_batch, chain, expiry, seed, sealed = job
     rng = random.Random(seed)
     gw = Account.from_bytes(gw_secret)
     keys = [crypto.PrivateKey.from_bytes(s) for s in dev_secrets]
+    ids = [iot.device_id(k.public_key().to_bytes(compressed=True)) for k in keys]
     seqs = [0] * len(keys)
     out = []
     d = 0
@@ -113,15 +131,25 @@ def _sign_gateway(job) -> list[tuple[bytes, str, int]]:
         count = last_batch if b == n_batches - 1 and last_batch else per_batch
         now_ms = int(time.time() * 1000)
         readings = []
+        mine: list[list[bytes]] = [[] for _ in keys]  # each device's sealed readings, in batch order
         for _ in range(count):
             seqs[d] += 1
             payload = iot.encode_payload(
                 iot.KIND_TEMP_HUMIDITY,
                 {"temp_centi_c": rng.randrange(-2000, 800), "humidity_centi_pct": rng.randrange(3000, 9000)},
             )
-            readings.append(iot.sign_reading(keys[d], seqs[d], now_ms, iot.KIND_TEMP_HUMIDITY, payload))
+            if sealed:
+                r = iot.sealed_reading(ids[d], seqs[d], now_ms, iot.KIND_TEMP_HUMIDITY, payload)
+                mine[d].append(r)
+            else:
+                r = iot.sign_reading(keys[d], seqs[d], now_ms, iot.KIND_TEMP_HUMIDITY, payload)
+            readings.append(r)
             d = (d + 1) % len(keys)
-        batch = iot.build_batch(gw_secret, b + 1, now_ms, iot.FLAG_PARTIAL, readings)
+        if sealed:
+            seals = [iot.seal_readings(k, rs) for k, rs in zip(keys, mine, strict=True) if rs]
+            batch = iot.build_sealed_batch(gw_secret, b + 1, now_ms, iot.FLAG_PARTIAL, readings, seals)
+        else:
+            batch = iot.build_batch(gw_secret, b + 1, now_ms, iot.FLAG_PARTIAL, readings)
         gas = iot.BATCH_GAS + iot.READING_GAS * count
         raw = build_tx(gw, chain, iot.NAME, "submit", (batch,), expiry=expiry, nonce=b + 1, gas_limit=gas)
         out.append((raw, tx_hash(raw).hex(), count))
@@ -129,7 +157,14 @@ def _sign_gateway(job) -> list[tuple[bytes, str, int]]:
 
 
 def presign(
-    gateways: list[bytes], devices: list[list[bytes]], total: int, per_batch: int, chain: str, expiry: int, seed: int
+    gateways: list[bytes],
+    devices: list[list[bytes]],
+    total: int,
+    per_batch: int,
+    chain: str,
+    expiry: int,
+    seed: int,
+    sealed: bool = True,
 ) -> list[Planned]:
     """``total`` readings split over the gateways in batches of ``per_batch``, signed in a
     pool of every core (fork: nothing but this thread runs yet)."""
@@ -139,7 +174,7 @@ def presign(
     jobs = []
     for i, (g, devs, n) in enumerate(zip(gateways, devices, per_gw, strict=True)):
         full, rest = divmod(n, per_batch)
-        jobs.append((g, devs, full + (1 if rest else 0), per_batch, rest, chain, expiry, seed * 100_003 + i))
+        jobs.append((g, devs, full + (1 if rest else 0), per_batch, rest, chain, expiry, seed * 100_003 + i, sealed))
     procs = os.cpu_count() or 1
     with multiprocessing.get_context("fork").Pool(procs) as pool:
         signed = pool.map(_sign_gateway, jobs, chunksize=max(1, len(jobs) // (4 * procs)))
@@ -333,6 +368,7 @@ def summarize(run: dict, recs: list[dict | None], plan: list[Planned], cfg: IotB
         "gateways": cfg.gateways,
         "devices": cfg.gateways * cfg.devices_per_gateway,
         "batch": cfg.batch,
+        "format": "sealed" if cfg.sealed else "signed",
         "presigned_readings": cfg.readings,
         "nodes": nodes,
         "_batches": batches,
@@ -354,7 +390,7 @@ def run(cfg: IotBenchConfig, *, say: Callable[[str], None] = lambda s: None) -> 
     dev_keys = [[crypto.PrivateKey.generate().to_bytes() for _ in range(cfg.devices_per_gateway)] for _ in gw_keys]
     say(f"pre-signing {cfg.readings} readings from {cfg.gateways * cfg.devices_per_gateway} devices")
     t = time.monotonic()
-    plan = presign(gw_keys, dev_keys, cfg.readings, cfg.batch, CHAIN, EXPIRY, cfg.seed)
+    plan = presign(gw_keys, dev_keys, cfg.readings, cfg.batch, CHAIN, EXPIRY, cfg.seed, cfg.sealed)
     signed_at = t
     notes.append(
         f"pre-signed {cfg.readings} readings in {sum(len(p.txs) for p in plan)} batches in "
@@ -384,6 +420,7 @@ def run(cfg: IotBenchConfig, *, say: Callable[[str], None] = lambda s: None) -> 
             result = asyncio.run(drive(urls, plan, cfg, height))
             nodes = meter.read()
             say("fetching receipts and checking reading proofs")
+            _wait_executed(urls, result["tally"].height, timeout=120)
             recs = asyncio.run(receipts(urls[0], plan, result["tally"].committed))
             report = summarize(result, recs, plan, cfg, nodes)
             batches = report.pop("_batches")
@@ -399,14 +436,38 @@ def run(cfg: IotBenchConfig, *, say: Callable[[str], None] = lambda s: None) -> 
             f"{report['exhausted_gateways']} gateways ran out of pre-signed batches during the window: "
             "per_second is a lower bound, raise --readings"
         )
-    notes.append("iot.submit transactions pay no fee; readings are temp_humidity, all valid")
+    notes.append(
+        "iot.submit transactions pay no fee; readings are temp_humidity, all valid; "
+        + (
+            "sealed: one device signature per device and batch (batch version 2)"
+            if cfg.sealed
+            else "signed: one device signature per reading (batch version 1)"
+        )
+    )
     report["notes"] = notes
     return report
 
 
+def _wait_executed(urls: list[str], height: int, timeout: float) -> None:
+    """Wait (bounded) until every node has executed ``height``: a node that lags behind the
+    one the bench watched cannot prove the newest batches yet, which is not a proof failure."""
+    from tfnode.client import Client, ClientError, RpcError
+
+    deadline = time.monotonic() + timeout
+    for u in urls:
+        with Client(u, timeout=10) as c:
+            while time.monotonic() < deadline:
+                try:
+                    if c.status().get("executed_height", 0) >= height:
+                        break
+                except (ClientError, RpcError):
+                    pass
+                time.sleep(0.2)
+
+
 def _provision(url: str, members, gw_keys: list[bytes], dev_keys: list[list[bytes]]) -> None:
     """Register every gateway and device (members take turns), and wait for the receipts."""
-    from tfnode import crypto, iot
+    from tfnode import crypto
     from tfnode.client import Account, Client, build_tx
 
     calls: list[tuple[Account, str, tuple]] = [

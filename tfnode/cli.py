@@ -333,7 +333,8 @@ def iot_bench(
     validators: int = typer.Option(4, "--validators", help="validators of the local consortium"),
     gateways: int = typer.Option(64, "--gateways", help="gateways (each keeps one batch in flight)"),
     devices_per_gateway: int = typer.Option(16, "--devices-per-gateway", help="devices behind each gateway"),
-    batch: int = typer.Option(500, "--batch", help="readings per batch (at most 500)"),
+    batch: int = typer.Option(None, "--batch", help="readings per batch (default: 1,000 sealed, 500 signed)"),
+    signed: bool = typer.Option(False, "--signed", help="a device signature per reading (batch v1), not sealed"),
     readings: int = typer.Option(None, "--readings", help="readings to pre-sign (default: 20,000/s x duration)"),
     proofs: int = typer.Option(20, "--proofs", help="reading proofs to fetch and check against QCs"),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
@@ -346,9 +347,10 @@ def iot_bench(
         validators=validators,
         gateways=gateways,
         devices_per_gateway=devices_per_gateway,
-        batch=batch,
+        batch=batch or (500 if signed else 1000),
         readings=readings,
         proofs=proofs,
+        sealed=not signed,
     )
     try:
         cfg.validate()

@@ -66,7 +66,52 @@ fn iot_reading_sign<'py>(
 #[pyfunction]
 fn iot_reading_decode<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Bound<'py, PyDict>> {
     let r = iot::Reading::decode(raw).map_err(err)?;
-    reading_dict(py, &r, raw)
+    reading_dict(py, &r, raw, false)
+}
+
+/// A sealed reading (batch version 2): the reading's fields, no signature of its own.
+/// `device_id` is `iot_device_id(public key)`.
+#[pyfunction]
+fn iot_reading_sealed<'py>(py: Python<'py>, device_id: &[u8], seq: u64, timestamp_ms: u64, kind: u8, payload: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let id: iot::DeviceId = device_id.try_into().map_err(|_| err(format!("device_id: {} bytes, expected 16", device_id.len())))?;
+    let r = iot::Reading::new(id, seq, timestamp_ms, kind, payload).map_err(err)?;
+    Ok(PyBytes::new(py, &r.encode_sealed()))
+}
+
+/// A device's seal (80 bytes: device id || signature) over its sealed readings, in the
+/// order the batch will hold them. `secret_key`: 32 bytes or a `PrivateKey`.
+#[pyfunction]
+fn iot_device_seal<'py>(py: Python<'py>, secret_key: &Bound<'py, PyAny>, readings: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let owned = crate::hash::extract_bytes_list(readings, "readings")?;
+    let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    let seal = if let Ok(k) = secret_key.cast::<PyPrivateKey>() {
+        let sk = &k.get().0;
+        py.detach(|| iot::Seal::sign(sk, &refs))
+    } else {
+        let sk = secret(secret_key.extract::<&[u8]>()?)?;
+        py.detach(|| iot::Seal::sign(&sk, &refs))
+    }
+    .map_err(err)?;
+    Ok(PyBytes::new(py, &seal.encode()))
+}
+
+/// Build and sign a sealed batch (version 2): sealed readings and one seal per device.
+#[pyfunction]
+fn iot_batch_build_sealed<'py>(
+    py: Python<'py>,
+    gateway_secret: &[u8],
+    batch_seq: u64,
+    created_ms: u64,
+    flags: u8,
+    readings: &Bound<'py, PyAny>,
+    seals: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let sk = secret(gateway_secret)?;
+    let owned = crate::hash::extract_bytes_list(readings, "readings")?;
+    let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    let seals = crate::hash::extract_bytes_list(seals, "seals")?.iter().map(|b| iot::Seal::decode(b.as_bytes())).collect::<Result<Vec<_>, _>>().map_err(err)?;
+    let out = py.detach(|| iot::Batch::build_sealed(&sk, batch_seq, created_ms, flags, &refs, seals)).map_err(err)?;
+    Ok(PyBytes::new(py, &out))
 }
 
 /// Build and sign a batch of raw readings (each must decode; caps in docs/iot.md).
@@ -102,6 +147,7 @@ fn iot_batch_decode<'py>(py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, P
     let (b, hashes) = decode_batch(py, batch)?;
     let h = &b.header;
     let d = PyDict::new(py);
+    d.set_item("version", h.version)?;
     d.set_item("gateway", PyBytes::new(py, &h.gateway))?;
     d.set_item("batch_seq", h.batch_seq)?;
     d.set_item("created_ms", h.created_ms)?;
@@ -111,6 +157,7 @@ fn iot_batch_decode<'py>(py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, P
     d.set_item("signature", PyBytes::new(py, &h.signature))?;
     d.set_item("readings", PyList::new(py, b.readings.iter().map(|r| PyBytes::new(py, r)))?)?;
     d.set_item("hashes", PyList::new(py, hashes.iter().map(|x| PyBytes::new(py, x)))?)?;
+    d.set_item("seals", PyList::new(py, b.seals.iter().map(|x| PyBytes::new(py, &x.encode())))?)?;
     Ok(d)
 }
 
@@ -129,7 +176,7 @@ fn verify_decoded<'py>(py: Python<'py>, b: &iot::Batch, device_keys: &Bound<'py,
     let mut keys: HashMap<iot::DeviceId, PublicKey> = HashMap::new();
     let mut missing: Vec<iot::DeviceId> = Vec::new();
     for raw in &b.readings {
-        let Ok(r) = iot::Reading::decode(raw) else { continue };
+        let Ok(r) = b.decode_reading(raw) else { continue };
         if keys.contains_key(&r.device_id) || missing.contains(&r.device_id) {
             continue;
         }
@@ -148,14 +195,16 @@ fn verify_decoded<'py>(py: Python<'py>, b: &iot::Batch, device_keys: &Bound<'py,
     Ok((check.header_ok, reasons))
 }
 
-fn reading_dict<'py>(py: Python<'py>, r: &iot::Reading, raw: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+/// A decoded reading as Python sees it; a sealed reading's "signature" is empty (its
+/// device's seal signs it).
+fn reading_dict<'py>(py: Python<'py>, r: &iot::Reading, raw: &[u8], sealed: bool) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("device_id", PyBytes::new(py, &r.device_id))?;
     d.set_item("seq", r.seq)?;
     d.set_item("timestamp_ms", r.timestamp_ms)?;
     d.set_item("kind", r.kind)?;
     d.set_item("payload", PyBytes::new(py, &r.payload))?;
-    d.set_item("signature", PyBytes::new(py, &r.signature))?;
+    d.set_item("signature", PyBytes::new(py, if sealed { &[] } else { &r.signature[..] }))?;
     d.set_item("hash", PyBytes::new(py, &tfnode_sm3::hash(raw)))?;
     Ok(d)
 }
@@ -179,7 +228,7 @@ impl PyIotBatch {
     fn decode(py: Python<'_>, raw: &[u8]) -> PyResult<PyIotBatch> {
         py.detach(|| {
             let batch = iot::Batch::decode(raw)?;
-            let readings = batch.readings.iter().map(|r| iot::Reading::decode(r).ok()).collect();
+            let readings = batch.readings.iter().map(|r| batch.decode_reading(r).ok()).collect();
             Ok::<_, iot::IotError>(PyIotBatch { batch, readings })
         })
         .map_err(err)
@@ -200,6 +249,10 @@ impl PyIotBatch {
     #[getter]
     fn flags(&self) -> u8 {
         self.batch.header.flags
+    }
+    #[getter]
+    fn version(&self) -> u8 {
+        self.batch.header.version
     }
     #[getter]
     fn count(&self) -> usize {
@@ -227,7 +280,7 @@ impl PyIotBatch {
         let Some(slot) = self.readings.get(index) else {
             return Err(pyo3::exceptions::PyIndexError::new_err(format!("reading {index} of {}", self.readings.len())));
         };
-        slot.as_ref().map(|r| reading_dict(py, r, &self.batch.readings[index])).transpose()
+        slot.as_ref().map(|r| reading_dict(py, r, &self.batch.readings[index], self.batch.is_sealed())).transpose()
     }
 
     /// The ledger's per-reading rules (`tfnode_iot::apply_rules`): `records` maps a device
@@ -306,6 +359,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(iot_reading_sign, m)?)?;
     m.add_function(wrap_pyfunction!(iot_reading_decode, m)?)?;
     m.add_function(wrap_pyfunction!(iot_batch_build, m)?)?;
+    m.add_function(wrap_pyfunction!(iot_batch_build_sealed, m)?)?;
+    m.add_function(wrap_pyfunction!(iot_reading_sealed, m)?)?;
+    m.add_function(wrap_pyfunction!(iot_device_seal, m)?)?;
     m.add_function(wrap_pyfunction!(iot_batch_decode, m)?)?;
     m.add_function(wrap_pyfunction!(iot_batch_verify, m)?)?;
     m.add_function(wrap_pyfunction!(iot_reading_proof, m)?)?;
