@@ -87,6 +87,8 @@ def test_local_url_and_helpers():
         ({"batch": 9000}, "--batch 9000"),
         ({"batch": 100, "inflight": 50}, "--inflight 50"),
         ({"txs": 0}, "--txs 0"),
+        ({"workload": "swap"}, "--workload 'swap'"),
+        ({"workload": "lc", "rpc": ["http://a:1"]}, "drop --rpc"),
     ],
 )
 def test_config_validation(kw, message):
@@ -116,6 +118,7 @@ def test_config_defaults():
     assert c.validators == 4 and c.txs == 5 * bench.DEFAULT_PRESIGN_RATE
     assert BenchConfig(duration=3, rate=100).validate().txs == 512  # at least one batch
     assert BenchConfig(duration=1000).validate().txs == bench.MAX_PRESIGN
+    assert BenchConfig(duration=10, workload="lc").validate().txs == 10 * bench.DEFAULT_LC_RATE
     r = BenchConfig(rpc=["http://127.0.0.1:5"], key="k").validate()
     assert r.validators is None
 

@@ -38,6 +38,8 @@ LOCAL_EXPIRY_WINDOW = 1_000_000  # the bench's own chain admits far expiries ...
 LOCAL_EXPIRY = 900_000  # ... so pre-signed transfers outlive any run
 MAX_PRESIGN = 400_000  # ~600 bytes each while held (hex + hash): bounded memory
 DEFAULT_PRESIGN_RATE = 8_000  # tx/s assumed when neither --rate nor --txs says how many (the report says if it ran out)
+DEFAULT_LC_RATE = 1_500  # calls/s assumed for --workload lc (contract calls cost far more than transfers)
+WORKLOADS = ("transfer", "lc")
 FUND_EACH = 10**15  # genesis balance of each bench account (local consortium)
 TRANSFER_AMOUNT = 1
 SUBMIT_CONCURRENCY = 2  # submit_batch calls in flight per node
@@ -59,6 +61,7 @@ class BenchConfig:
     inflight: int = 20_000
     txs: int | None = None  # how many to pre-sign
     drain: float = 10.0  # seconds to wait for stragglers after the window
+    workload: str = "transfer"  # or "lc": letter-of-credit issues and settlement transfers (tfnode.bench_lc)
 
     def validate(self) -> BenchConfig:
         """Raise BenchError naming the option; fill in the defaults that depend on others."""
@@ -84,8 +87,12 @@ class BenchConfig:
             raise BenchError(f"--batch {self.batch}: expected 1..8192 (the submit_batch cap)")
         if self.inflight < self.batch:
             raise BenchError(f"--inflight {self.inflight}: expected at least one batch ({self.batch})")
+        if self.workload not in WORKLOADS:
+            raise BenchError(f"--workload {self.workload!r}: expected one of {', '.join(WORKLOADS)}")
+        if self.workload != "transfer" and self.rpc:
+            raise BenchError(f"--workload {self.workload} sets up its own local consortium: drop --rpc")
         if self.txs is None:
-            per_s = self.rate or DEFAULT_PRESIGN_RATE
+            per_s = self.rate or (DEFAULT_LC_RATE if self.workload == "lc" else DEFAULT_PRESIGN_RATE)
             self.txs = min(MAX_PRESIGN, max(self.batch, math.ceil(per_s * self.duration)))
         if not 1 <= self.txs <= 10 * MAX_PRESIGN:
             raise BenchError(f"--txs {self.txs}: expected 1..{10 * MAX_PRESIGN}")
@@ -407,6 +414,7 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
         "batch": cfg.batch,
         "inflight_limit": cfg.inflight,
         "rate": cfg.rate or None,
+        "workload": cfg.workload,
         "presigned": True,
         "presigned_count": cfg.txs,
         "nodes": nodes,
@@ -498,6 +506,26 @@ def _fund(url: str, funder, accounts, amount: int) -> None:
                 )
 
 
+def _lc_calls(cons, url: str, n: int, say: Callable[[str], None], notes: list[str]) -> list[tuple[str, str]]:
+    from tfnode import bench_lc
+    from tfnode.client import Account
+    from tfnode.node.keys import load_private_key
+
+    home = next((m["home"] for m in cons.nodes if m.get("role") == "bank"), None)
+    if home is None:
+        raise BenchError("--workload lc needs a validator whose member holds the bank role")
+    bank = Account(load_private_key(Path(home) / "node_key"))
+    t = time.monotonic()
+    ctx = bench_lc.setup(url, LOCAL_CHAIN, bank, say)
+    txs = bench_lc.presign(ctx, LOCAL_CHAIN, LOCAL_EXPIRY, n)
+    notes.append(
+        f"lc workload: set up (governance, parties, accounts, cash) and pre-signed {len(txs)} calls "
+        f"(half letter_of_credit.issue, half settlement.transfer) in {time.monotonic() - t:.1f} s, "
+        "after the nodes started and before the clock"
+    )
+    return txs
+
+
 def run(
     cfg: BenchConfig, *, say: Callable[[str], None] = lambda s: None, tick: Callable[[Tally, float], None] | None = None
 ) -> dict:
@@ -507,10 +535,12 @@ def run(
     cfg.validate()
     n_txs = cfg.txs
     assert n_txs is not None  # validate() settled it
-    notes = [
-        "transactions pre-signed before the clock started, in a process pool "
-        f"({os.cpu_count()} processes), so signing did not compete with the nodes"
-    ]
+    notes = []
+    if cfg.workload == "transfer":
+        notes.append(
+            "transactions pre-signed before the clock started, in a process pool "
+            f"({os.cpu_count()} processes), so signing did not compete with the nodes"
+        )
     accounts = [Account.generate() for _ in range(cfg.accounts)]
     with tempfile.TemporaryDirectory(prefix="tfnode-bench-") as tmp:
         cons = None
@@ -548,16 +578,21 @@ def run(
                     raise BenchError(f"this LocalConsortium cannot fund accounts at genesis ({err})") from None
                 # Sign before the nodes start: signing then competes with nothing, and a
                 # long expiry (the bench chain admits a wide window) outlives any run.
-                say(f"pre-signing {cfg.txs} transfers from {cfg.accounts} accounts (expiry height {LOCAL_EXPIRY})")
-                t = time.monotonic()
-                txs = presign(accounts, LOCAL_CHAIN, LOCAL_EXPIRY, n_txs)
-                notes.append(
-                    f"pre-signed {len(txs)} transactions in {time.monotonic() - t:.1f} s, before the nodes started"
-                )
+                if cfg.workload == "transfer":
+                    say(f"pre-signing {cfg.txs} transfers from {cfg.accounts} accounts (expiry height {LOCAL_EXPIRY})")
+                    t = time.monotonic()
+                    txs = presign(accounts, LOCAL_CHAIN, LOCAL_EXPIRY, n_txs)
+                    notes.append(
+                        f"pre-signed {len(txs)} transactions in {time.monotonic() - t:.1f} s, before the nodes started"
+                    )
                 cons.start_all()
                 urls = [n["rpc"] for n in cons.nodes]
                 statuses = wait_ready(urls, 60, cons)
                 pids = [cons.procs[i].pid for i in range(n_validators)]
+                if cfg.workload == "lc":
+                    # The calls need the chain set up first (members, parties, accounts, cash),
+                    # so they are signed after it, still before the clock starts.
+                    txs = _lc_calls(cons, urls[0], n_txs, say, notes)
             st = statuses[0]
             if cfg.rpc:
                 expiry = st["height"] + EXPIRY_AHEAD

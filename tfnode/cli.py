@@ -225,9 +225,12 @@ def bench(
     txs: int = typer.Option(None, "--txs", help="transactions to pre-sign (default: rate x duration, capped)"),
     batch: int = typer.Option(512, "--batch", help="transactions per submit_batch"),
     inflight: int = typer.Option(20_000, "--inflight", help="most transactions submitted and not yet committed"),
+    workload: str = typer.Option(
+        "transfer", "--workload", help="transfer, or lc: letter-of-credit issues and settlement transfers"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON (no progress display)"),
 ) -> None:
-    """Measure committed throughput and latency of SM2-signed transfers (pre-signed)."""
+    """Measure committed throughput and latency of SM2-signed transfers or contract calls (pre-signed)."""
     from tfnode import bench as b
 
     cfg = b.BenchConfig(
@@ -240,6 +243,7 @@ def bench(
         txs=txs,
         batch=batch,
         inflight=inflight,
+        workload=workload,
     )
     try:
         cfg.validate()
