@@ -481,7 +481,7 @@ def test_signature_verdicts_are_reused_only_for_the_same_batch_and_keys(monkeypa
 
 def test_a_decoded_batch_checks_its_readings_in_one_call(monkeypatch):
     # IotBatch decodes once; verify + check give the ledger's verdicts (the rules are unit
-    # tested in core_rs/iot/src/rules.rs); the verdict cache keys a decoded batch by header.
+    # tested in core_rs/iot/src/rules.rs); the verdict cache verifies through the object.
     from tfnode.execution.iot import _Verdicts
 
     dev, gw = crypto.PrivateKey.generate(), crypto.PrivateKey.generate()
@@ -557,3 +557,23 @@ def test_a_sealed_batch_is_attested_with_one_signature_per_device(chain, members
     assert r.status == "revert" and "#0 bad signature" in r.revert_reason
     with pytest.raises(ValueError, match="no seal from device"):
         iot.build_sealed_batch(gw.to_bytes(), 3, now, 0, readings, [])
+
+
+def test_the_verdict_cache_tells_apart_sealed_batches_that_differ_only_in_their_seals():
+    # The seals are outside the header's root and signature: a byzantine gateway can send one
+    # header with good seals and again with a broken one. Each batch must get its own verdict,
+    # or the node that saw the first would accept what the others refuse.
+    from tfnode.execution.iot import _Verdicts
+
+    dev, gw = crypto.PrivateKey.generate(), crypto.PrivateKey.generate()
+    pkb = dev.public_key().to_bytes(compressed=True)
+    did = iot.device_id(pkb)
+    rs = [iot.sealed_reading(did, s, T0, iot.KIND_WEIGHT, (s).to_bytes(8, "big")) for s in (1, 2)]
+    good = iot.build_sealed_batch(gw.to_bytes(), 1, T0, 0, rs, [iot.seal_readings(dev, rs)])
+    bad = good[:-1] + bytes([good[-1] ^ 1])  # the seal's last byte: header and body unchanged
+    assert bad[: iot.HEADER_BYTES] == good[: iot.HEADER_BYTES]
+    v = _Verdicts()
+    keys = {did: pkb}
+    assert v.verify(good, keys, _core.IotBatch.decode(good)) == (True, [None, None])
+    assert v.verify(bad, keys, _core.IotBatch.decode(bad)) == (True, ["bad signature", "bad signature"])
+    assert v.hits == 0

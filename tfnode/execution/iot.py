@@ -37,7 +37,6 @@ from tfnode.iot import (
     DEVICE_SEQ,
     GATEWAY,
     GATEWAY_SEQ,
-    HEADER_BYTES,
     KINDS,
     MAX_REF,
     NAME,
@@ -80,9 +79,10 @@ class _Verdicts:
     Bounded; shared by the admission thread and the execution loop (dict operations are
     atomic under the GIL; a lost race only recomputes).
 
-    Keyed by SM3 of the batch, or, for a batch already decoded (``decoded``: its root was
-    checked against its body, so the 151 header bytes commit to every reading), by its
-    header bytes, which saves hashing ~60 KB per batch on every node."""
+    Keyed by SM3 of the whole batch, never by its header alone: a sealed batch's seals are
+    not under the header's root or signature, so two batches with one header can carry
+    different seals, and a verdict reused across them would differ from node to node.
+    ``decoded``: the batch already decoded, verified through it (not decoded again)."""
 
     def __init__(self, kept: int = VERDICTS_KEPT) -> None:
         self.kept = kept
@@ -92,7 +92,7 @@ class _Verdicts:
     def verify(
         self, batch: bytes, keys: dict[bytes, bytes], decoded: _core.IotBatch | None = None
     ) -> tuple[bool, list]:
-        h = b"h" + batch[:HEADER_BYTES] if decoded is not None else crypto.sm3(batch)
+        h = crypto.sm3(batch)
         ks = tuple(sorted(keys.items()))
         got = self._d.get(h)
         if got is not None and got[0] == ks:
