@@ -85,3 +85,14 @@ def test_summarize_counts_accepted_readings_in_the_window():
     assert rep["cpu_us_per_reading_per_node"] == 10000.0  # 0.38 s / 19 readings / 2 nodes
     assert rep["batch_statuses"] == {"ok": 2, "revert": 1}
     assert rep["_batches"] == [(b"\x02" * 33, 1, {3}, 10), (b"\x02" * 33, 2, set(), 10)]
+
+
+def test_cli_rejects_bad_options():
+    from typer.testing import CliRunner
+
+    from tfnode.cli import app
+
+    r = CliRunner().invoke(app, ["iot", "bench", "--batch", "5000"])
+    assert r.exit_code == 2 and "--batch 5000: expected 1..1273 readings (sealed" in r.output
+    r = CliRunner().invoke(app, ["iot", "bench", "--signed", "--batch", "600"])
+    assert r.exit_code == 2 and "expected 1..544 readings (signed" in r.output
