@@ -100,12 +100,12 @@ class FakeNode:
             raise KeyError("a bug in the node")
         return {"key": key.hex(), "value": None, "height": len(self.blocks)}
 
-    def get_state_proof(self, key):
+    def get_state_proof(self, key, height=None, exec_height=None):
         if key == b"\xbe\xef":
             raise NotReady("no certified height yet")
         return {"height": 1, "key": key.hex(), "value": None, "proof": "00"}
 
-    def get_receipt_proof(self, tx_hash):
+    def get_receipt_proof(self, tx_hash, exec_height=None):
         r = self.receipts.get(tx_hash)
         return (
             None if r is None else {"height": r["height"], "receipt": "aa", "index": r["index"], "count": 1, "path": []}
@@ -420,7 +420,10 @@ SIGNED_FROM = {"public_key": GATEWAY, "expiry": 1, "signature": "00" * 64}
         ("get_receipt", {"hash": 5}, "hash"),
         ("get_receipt_proof", {"hash": None}, "hash"),
         ("get_state", {"key": ""}, "key"),
-        ("get_state_proof", {"key": "ab", "height": 1}, "height"),
+        ("get_state_proof", {"key": "ab", "height": "1"}, "height"),
+        ("get_state_proof", {"key": "ab", "exec_height": -1}, "exec_height"),
+        ("get_state_proof", {"key": "ab", "at": 1}, "at"),
+        ("get_receipt_proof", {"hash": "00" * 32, "exec_height": 1.5}, "exec_height"),
         ("submit", {"tx": ""}, "tx"),
         ("submit", {"raw": "00"}, "raw"),
         ("submit_batch", {"txs": "00"}, "txs"),

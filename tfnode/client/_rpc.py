@@ -123,6 +123,15 @@ def reading_params(gateway, batch_seq: int, index: int) -> dict:
     return {"gateway": hexa(gateway, "gateway"), "batch_seq": batch_seq, "index": index}
 
 
+def proof_params(params: dict, height: int | None, exec_height: int | None) -> dict:
+    """Add the optional ``height`` / ``exec_height`` of a proof request."""
+    if height is not None:
+        params["height"] = height
+    if exec_height is not None:
+        params["exec_height"] = exec_height
+    return params
+
+
 def query_params(contract: str, method: str, args, kwargs) -> dict:
     from tfnode.rpc.values import value_to_json
 

@@ -121,11 +121,16 @@ class AsyncClient:
     async def get_state(self, key) -> dict:
         return await self.call("get_state", {"key": _rpc.hexa(key, "key")})
 
-    async def get_state_proof(self, key) -> dict:
-        return await self.call("get_state_proof", {"key": _rpc.hexa(key, "key")})
+    async def get_state_proof(self, key, height: int | None = None, exec_height: int | None = None) -> dict:
+        """A state proof of ``key`` at ``height`` (default: the newest certified height) under the
+        newest certificate, or under ``exec_height``'s exec root (no certificate: for a verifier
+        that already holds that root, as a light client does)."""
+        return await self.call(
+            "get_state_proof", _rpc.proof_params({"key": _rpc.hexa(key, "key")}, height, exec_height)
+        )
 
-    async def get_receipt_proof(self, hash) -> dict:
-        return await self.call("get_receipt_proof", {"hash": _rpc.hexa(hash)})
+    async def get_receipt_proof(self, hash, exec_height: int | None = None) -> dict:
+        return await self.call("get_receipt_proof", _rpc.proof_params({"hash": _rpc.hexa(hash)}, None, exec_height))
 
     async def get_reading_proof(self, gateway, batch_seq: int, index: int) -> dict:
         return await self.call("get_reading_proof", _rpc.reading_params(gateway, batch_seq, index))

@@ -129,11 +129,14 @@ class Client:
     def get_state(self, key) -> dict:
         return self.call("get_state", {"key": _rpc.hexa(key, "key")})
 
-    def get_state_proof(self, key) -> dict:
-        return self.call("get_state_proof", {"key": _rpc.hexa(key, "key")})
+    def get_state_proof(self, key, height: int | None = None, exec_height: int | None = None) -> dict:
+        """A state proof of ``key`` at ``height`` (default: the newest certified height) under the
+        newest certificate, or under ``exec_height``'s exec root (no certificate: for a verifier
+        that already holds that root, as a light client does)."""
+        return self.call("get_state_proof", _rpc.proof_params({"key": _rpc.hexa(key, "key")}, height, exec_height))
 
-    def get_receipt_proof(self, hash) -> dict:
-        return self.call("get_receipt_proof", {"hash": _rpc.hexa(hash)})
+    def get_receipt_proof(self, hash, exec_height: int | None = None) -> dict:
+        return self.call("get_receipt_proof", _rpc.proof_params({"hash": _rpc.hexa(hash)}, None, exec_height))
 
     def get_reading_proof(self, gateway, batch_seq: int, index: int) -> dict:
         """An attested IoT reading with its proof (check it with ``verify_reading_proof``)."""

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from tfnode import _core, crypto
 from tfnode.consensus import decode_block
+from tfnode.execution import roots
 from tfnode.execution.args import encode_call_args
+from tfnode.execution.executor import KEEP_VERSIONS, ExecutionError
 from tfnode.execution.query_auth import check_query
 from tfnode.execution.roots import ZERO
 from tfnode.node import iot_admission, query
@@ -227,69 +229,80 @@ class NodeService:
             return 0
         return self._certificate()[0]
 
-    def _chain(self, lo: int, hi: int) -> tuple[list[dict[str, Any]], bytes]:
-        """Execution records lo..hi and exec_root(lo - 1)."""
-        store, ex = self.store, self.executor
-        chain = []
-        for h in range(lo, hi + 1):
-            if h == 0:
-                chain.append({"height": 0, "state_root": ex.genesis_state_root.hex(), "receipts_root": ZERO.hex()})
-                continue
-            rec = store.exec_record(h)
+    def _exec_proof(self, h: int, e: int) -> dict[str, Any]:
+        """Height ``h``'s roots and their audit path under exec_root(``e``) (docs/ledger.md
+        "Execution history"): ~log2(e) hashes, whatever the age of ``h``."""
+        ex = self.executor
+        if not 0 <= h <= e <= ex.height:
+            raise RpcError.of(ErrorCode.NOT_READY, f"height {h} under exec height {e}: executed here up to {ex.height}")
+        if h == 0:
+            s, r = ex.genesis_state_root, ZERO
+        else:
+            rec = self.store.exec_record(h)
             if rec is None:
                 raise RpcError.of(ErrorCode.NOT_READY, f"height {h} is not executed here")
-            chain.append({"height": h, "state_root": rec[:32].hex(), "receipts_root": rec[32:64].hex()})
-        if lo <= 0:
-            prev = ZERO
-        elif lo == 1:
-            prev = ex.genesis_exec_root
-        else:
-            rec = store.exec_record(lo - 1)
-            if rec is None:
-                raise RpcError.of(ErrorCode.NOT_READY, f"height {lo - 1} is not executed here")
-            prev = rec[64:]
-        return chain, prev
-
-    def get_state_proof(self, key: bytes) -> dict[str, Any]:
-        e, cert = self._certificate()
+            s, r = rec[:32], rec[32:64]
         try:
-            value, proof = self.executor.tree.get_with_proof(key, version=e)
-        except Exception as err:  # noqa: BLE001 - the tree reads nodes back from storage: any failure there means "not available"
-            raise RpcError.of(ErrorCode.NOT_READY, f"state at certified height {e} is not available: {err}") from None
-        chain, prev = self._chain(e, e)
+            path = roots.path(h, e, ex.history_node)
+        except ExecutionError as err:
+            raise RpcError.of(ErrorCode.NOT_READY, str(err)) from None
         return {
-            "height": e,
-            "key": key.hex(),
-            "value": None if value is None else value.hex(),
-            "proof": proof.hex(),
-            "chain": chain,
-            "prev_exec_root": prev.hex(),
-            "certificate": cert,
+            "height": h,
+            "state_root": s.hex(),
+            "receipts_root": r.hex(),
+            "exec_height": e,
+            "exec_path": [p.hex() for p in path],
         }
 
-    def get_receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
+    def _anchor(self, exec_height: int | None) -> tuple[int, dict[str, str] | None]:
+        """The exec height a proof is made under: the newest certified one, with its block and
+        QC; or ``exec_height`` (a root the verifier already holds, e.g. a light client on another
+        chain), with no certificate."""
+        if exec_height is None:
+            return self._certificate()
+        if exec_height > self.executor.height:
+            raise RpcError.of(
+                ErrorCode.NOT_READY, f"exec height {exec_height} is not executed here (at {self.executor.height})"
+            )
+        return exec_height, None
+
+    def get_state_proof(self, key: bytes, height: int | None = None, exec_height: int | None = None) -> dict[str, Any]:
+        e, cert = self._anchor(exec_height)
+        h = e if height is None else height
+        if h > e:
+            raise InvalidParams("height", f"height {h} is above the exec height {e} the proof is made under")
+        try:
+            value, proof = self.executor.tree.get_with_proof(key, version=h)
+        except Exception as err:  # noqa: BLE001 - the tree reads nodes back from storage: any failure there means "not available"
+            raise RpcError.of(
+                ErrorCode.NOT_READY,
+                f"state at height {h} is not available (the last {KEEP_VERSIONS} heights are kept): {err}",
+            ) from None
+        out = self._exec_proof(h, e)
+        out.update(key=key.hex(), value=None if value is None else value.hex(), proof=proof.hex(), certificate=cert)
+        return out
+
+    def get_receipt_proof(self, tx_hash: bytes, exec_height: int | None = None) -> dict[str, Any] | None:
         store = self.store
         rec = store.tx(tx_hash)
         if rec is None:
             return None
-        e, cert = self._certificate()
+        e, cert = self._anchor(exec_height)
         if e < rec.height:
             raise RpcError.of(
                 ErrorCode.NOT_READY, f"height {rec.height} is committed but not yet certified (certified: {e}); retry"
             )
         hashes = [crypto.sm3(store.receipt(h) or b"") for h in store.block_txs(rec.height)]
         raw = store.receipt(tx_hash) or b""
-        chain, prev = self._chain(rec.height, e)
-        return {
-            "height": rec.height,
-            "receipt": raw.hex(),
-            "index": rec.index,
-            "count": len(hashes),
-            "path": [p.hex() for p in _core.receipt_proof(hashes, rec.index)],
-            "chain": chain,
-            "prev_exec_root": prev.hex(),
-            "certificate": cert,
-        }
+        out = self._exec_proof(rec.height, e)
+        out.update(
+            receipt=raw.hex(),
+            index=rec.index,
+            count=len(hashes),
+            path=[p.hex() for p in _core.receipt_proof(hashes, rec.index)],
+            certificate=cert,
+        )
+        return out
 
     # ---- IoT ----------------------------------------------------------------------------
     def get_reading_proof(self, gateway: bytes, batch_seq: int, index: int) -> dict[str, Any] | None:

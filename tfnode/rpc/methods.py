@@ -117,11 +117,15 @@ class Methods:
         return self.api.get_state(Params(raw, ("key",)).hex("key", max_size=MAX_KEY))
 
     async def get_state_proof(self, raw, ctx):
-        return self.api.get_state_proof(Params(raw, ("key",)).hex("key", max_size=MAX_KEY))
+        p = Params(raw, ("key", "height", "exec_height"))
+        return self.api.get_state_proof(
+            p.hex("key", max_size=MAX_KEY), p.int("height", default=None), p.int("exec_height", default=None)
+        )
 
     async def get_receipt_proof(self, raw, ctx):
-        h = Params(raw, ("hash",)).hex("hash", size=HASH)
-        return _found(self.api.get_receipt_proof(h), f"receipt of {h.hex()}")
+        p = Params(raw, ("hash", "exec_height"))
+        h = p.hex("hash", size=HASH)
+        return _found(self.api.get_receipt_proof(h, p.int("exec_height", default=None)), f"receipt of {h.hex()}")
 
     async def get_reading_proof(self, raw, ctx):
         p = Params(raw, ("gateway", "batch_seq", "index"))

@@ -7,6 +7,9 @@ It runs as the reserved contract name ``governance`` (native code, metered like 
         kind "deploy" | "upgrade": the source is validated now and stored under its SM3
         hash; kind "member" (payload {address, organisation, roles}) | "remove_member"
         (payload {address}) | "policy" (payload {roles, more_than: [num, den], min_approvals}) |
+        "xchain" (payload {op: "create" | "unfreeze", ...}: a light client of another chain;
+        committing only records the decision, the built-in xchain module's apply(id) carries
+        it out, docs/multichain.md) |
         "chain" (the directory of sub-chains: payload {op: "create", chain_id, genesis_hash,
         validators} or {op: "validators", chain_id, validators}; docs/multichain.md)
     approve(id)    by a member holding one of the policy's roles, once each
@@ -39,7 +42,8 @@ from tfnode.runtime.frame import GOVERNANCE, NAME_RE, Frame
 
 ROLES = ("bank", "customs", "logistics", "warehouse", "regulator", "insurer", "gateway", "central_bank")
 DEFAULT_POLICY = {"roles": ["bank"], "more_than": [1, 2], "min_approvals": 1}
-KINDS = ("deploy", "upgrade", "member", "remove_member", "policy", "chain")
+KINDS = ("deploy", "upgrade", "member", "remove_member", "policy", "xchain", "chain")
+XCHAIN_OPS = ("create", "unfreeze")
 CHAIN_OPS = ("create", "validators")
 #: A sub-chain's id: also a folder name on the nodes that host it (tfnode.node.hosted).
 CHAIN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -186,6 +190,10 @@ class Governance:
                 type(payload) is dict and self.member(ov, payload.get("address", "")) is not None, "no such member"
             )
             prop["payload"] = {"address": payload["address"]}
+        elif kind == "xchain":
+            _require(type(payload) is dict and payload.get("op") in XCHAIN_OPS, f"payload.op: one of {XCHAIN_OPS}")
+            _require(type(payload.get("chain_id")) is str, "payload.chain_id required")
+            prop["payload"] = payload
         elif kind == "chain":
             prop["payload"] = self._check_chain(ov, payload)
         else:
@@ -252,6 +260,8 @@ class Governance:
             self.rt.meter.gas(_m.COST_WRITE)
             ov.delete(b"g/member/" + a.encode())
             self._put(ov, b"g/members", [x for x in self.members(ov) if x != a])
+        elif kind == "xchain":
+            pass  # recorded as committed; xchain.apply(id) acts on it once
         elif kind == "chain":
             self._apply_chain(frame, pid, self._check_chain(ov, prop["payload"]))
         else:

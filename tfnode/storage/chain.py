@@ -59,7 +59,8 @@ class BlockCommit:
     payload)`` in block order. ``state_writes``: ``(key, value-or-None)``; None takes (and
     clears) the store's pending writes (``ChainStore.state``). ``tree_writes``: tree nodes
     ``(node_key, bytes-or-None)``. ``state_root``: the root after this block, when executed.
-    ``exec_record``: state root + receipts root + execution root (96 bytes). ``batches``:
+    ``exec_record``: state root + receipts root + execution root, then the execution-history
+    nodes the height completes (32 bytes each). ``batches``:
     ``(digest, encoded batch)`` of the mempool batches the block names, kept so peers can
     fetch them. ``stale_nodes``: tree node keys this block stopped using (indexed under its
     height); ``stale_done``: stale-index keys (from :meth:`ChainStore.stale_upto`) whose
@@ -232,8 +233,9 @@ class ChainStore:
             b.put(p + K.ROOT + hb, root)
             b.put(p + K.META + K.META_EXEC, hb + root)
         if c.exec_record is not None:
-            if type(c.exec_record) is not bytes or len(c.exec_record) != 96:
-                raise StorageValueError("exec record must be 96 bytes")
+            n = len(c.exec_record) if type(c.exec_record) is bytes else -1
+            if n < 128 or n > 96 + 32 * 64 or n % 32:
+                raise StorageValueError("exec record must be 3 roots and 1..64 history nodes of 32 bytes")
             b.put(p + K.EXEC + hb, c.exec_record)
         for digest, data in c.batches:
             b.put(p + K.BATCH + K.check_hash(digest, "batch digest"), check_value(data, "batch"))
@@ -394,7 +396,8 @@ class ChainStore:
         return self.kv.get(self._k(K.ROOT, K.u64(height)))
 
     def exec_record(self, height: int) -> bytes | None:
-        """state root + receipts root + execution root of ``height`` (96 bytes), if executed."""
+        """state root + receipts root + execution root of ``height``, then the execution-history
+        nodes the height completed (32 bytes each, level 0 first; docs/storage.md), if executed."""
         return self.kv.get(self._k(K.EXEC, K.u64(height)))
 
     def batch(self, digest: bytes) -> bytes | None:
