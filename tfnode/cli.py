@@ -89,11 +89,17 @@ def start(
         help="only after the safety record was lost: sign nothing at or below this round "
         "(docs/operations.md, 'Damaged data'); ignored while the record is intact",
     ),
+    observer: bool = typer.Option(
+        False,
+        "--observer",
+        help="follow the chain, verify every QC, serve RPC and proofs, never sign "
+        "(as `role = \"observer\"` in config.toml; docs/operations.md, 'Observer nodes')",
+    ),
 ) -> None:
     """Run a node until SIGTERM or SIGINT."""
     from tfnode.node import cli_node
 
-    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor)))
+    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor, observer)))
 
 
 contract_app = typer.Typer(help="Work with contract sources.", no_args_is_help=True)

@@ -132,13 +132,72 @@ def init(
     return out
 
 
+def add_node(
+    home: str | Path,
+    name: str,
+    listen: tuple[str, int],
+    rpc: tuple[str, int],
+    peers: list[Peer],
+    *,
+    genesis: str | Path,
+    key: crypto.PrivateKey | None = None,
+    role: str = "validator",
+    base_timeout_ms: int = 1000,
+    block_interval_ms: int = 200,
+) -> dict[str, Any]:
+    """A node folder for a member that joins a running consortium (a validator governance
+    adds, or an observer): config.toml, its key (new unless given), a copy of the
+    consortium's ``genesis`` and the genesis contracts beside it. The node follows the chain
+    from genesis; it votes from the epoch whose validator set names its key
+    (docs/operations.md, "Members and validators")."""
+    from tfnode.node.genesis import Genesis
+
+    d = Path(home)
+    if d.exists() and any(d.iterdir()):
+        raise ConfigError(f"{d} exists and is not empty")
+    g = Genesis.load(Path(genesis))
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    shutil.copyfile(genesis, d / "genesis.json")
+    for c in g.contracts:
+        src = Path(genesis).parent / c["file"]
+        src = src if src.is_file() else bundled_contracts_dir() / Path(c["file"]).name
+        (d / c["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, d / c["file"])
+    cfg = NodeConfig(
+        home=d,
+        chain_id=g.chain_id,
+        name=name,
+        listen=listen,
+        rpc=rpc,
+        peers=peers,
+        role=role,
+        base_timeout_ms=base_timeout_ms,
+        block_interval_ms=block_interval_ms,
+    )
+    (d / "config.toml").write_text(config_mod.render(cfg))
+    config_mod.load(d)
+    key = key or crypto.PrivateKey.generate()
+    write_private_key(d / "node_key", key, label=name)
+    pub = key.public_key().to_bytes(compressed=True)
+    (d / "node_key.pub").write_text(f"{pub.hex()}\n")
+    return {
+        "name": name,
+        "home": str(d.resolve()),
+        "p2p": f"{listen[0]}:{listen[1]}",
+        "rpc": f"http://{rpc[0]}:{rpc[1]}",
+        "public_key": pub.hex(),
+        "role": role,
+    }
+
+
 def keygen(out: str | Path) -> str:
     """Write a new SM2 key to ``out`` (0600) and ``out.pub``; returns the public key in hex."""
     return _keygen(Path(out)).hex()
 
 
-def start(home: str | Path, safety_floor: int | None = None) -> int:
+def start(home: str | Path, safety_floor: int | None = None, observer: bool = False) -> int:
     """Run the node at ``home`` in this process until SIGTERM/SIGINT; returns the exit code."""
     from tfnode.node.node import run
 
-    return run(Path(home), safety_floor)
+    return run(Path(home), safety_floor, observer)

@@ -71,6 +71,34 @@ class LocalConsortium:
     def __exit__(self, *exc) -> None:
         self.kill_all()
 
+    def add_node(self, role: str = "validator") -> int:
+        """A new node folder ``node-<n>`` (new key, free ports, every node so far as its
+        peers), not started; returns its index. Governance decides whether it votes."""
+        from tfnode.node.config import Peer, load
+
+        i = self.n
+        base = free_base_port(1)
+        peers = []
+        for j in range(i):
+            c = load(self.node(j))
+            pub = bytes.fromhex((self.node(j) / "node_key.pub").read_text().strip())
+            peers.append(Peer(c.name, pub, c.listen))
+        first = load(self.node(0))
+        info = cli_node.add_node(
+            self.node(i),
+            f"node-{i}",
+            ("127.0.0.1", base),
+            ("127.0.0.1", base + 1),
+            peers,
+            genesis=self.node(0) / "genesis.json",
+            role=role,
+            base_timeout_ms=first.base_timeout_ms,
+            block_interval_ms=first.block_interval_ms,
+        )
+        self.nodes.append(info)
+        self.n += 1
+        return i
+
     def node(self, i: int) -> Path:
         return self.home / f"node-{i}"
 

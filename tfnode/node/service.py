@@ -78,18 +78,15 @@ class NodeService:
         return self.node.health()
 
     def validators(self) -> list[dict[str, Any]]:
-        return [
-            {"id": v.id, "name": v.name, "power": v.power, "public_key": v.public_key.hex()}
-            for v in self.node.genesis.validators
-        ]
+        return self.node.validator_list()
 
     def peers(self) -> list[dict[str, Any]]:
         net = self.node.net
         connected = {bytes(p) for p in net.peers} if net else set()
         return [
-            {"public_key": v.public_key.hex(), "name": v.name, "connected": v.public_key in connected}
-            for v in self.node.genesis.validators
-            if v.public_key != self.node.public_key
+            {"public_key": v["public_key"], "name": v["name"], "connected": bytes.fromhex(v["public_key"]) in connected}
+            for v in self.node.validator_list()
+            if bytes.fromhex(v["public_key"]) != self.node.public_key
         ]
 
     # ---- transactions -------------------------------------------------------------------

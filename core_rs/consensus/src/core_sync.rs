@@ -79,6 +79,10 @@ impl Core {
         self.election = crate::election::Election::new(next.ids().collect(), self.election.reputation);
         self.votes.clear();
         self.timeouts.clear();
+        // Rounds restart from the end block's round: a block or vote of the new epoch at a
+        // round the old epoch also used is no equivocation.
+        self.seen_votes.clear();
+        self.seen_blocks.clear();
         self.last_tc = None;
         self.my_timeout = None;
         self.proposed_round = 0;

@@ -52,6 +52,9 @@ fn block_py<'py>(py: Python<'py>, b: &cons::Block) -> PyResult<Bound<'py, PyDict
     d.set_item("exec_height", b.exec_height)?;
     d.set_item("exec_root", PyBytes::new(py, &b.exec_root))?;
     d.set_item("parent", PyBytes::new(py, &b.parent_qc.data.block_id))?;
+    // An epoch's last block names the next set: (epoch, [(id, power, public_key)]), else None.
+    let reconfig = b.reconfig.as_ref().map(|n| (n.epoch, n.validators().iter().map(|v| (v.id, v.power, PyBytes::new(py, &v.public_key))).collect::<Vec<_>>()));
+    d.set_item("reconfig", reconfig)?;
     d.set_item("bytes", PyBytes::new(py, &b.to_bytes()))?;
     Ok(d)
 }

@@ -99,6 +99,8 @@ fn epoch_change_at_a_committed_block() {
     assert_eq!(r.safety_violations, 0);
     assert_eq!(r.epoch, 1, "{r:?}");
     assert_eq!(r.invalid, 0, "{r:?}");
+    // The new epoch reuses round numbers after the end block: no false equivocation.
+    assert_eq!(r.evidence, 0, "{r:?}");
     assert!(!r.liveness_failure, "{r:?}");
 }
 

@@ -1,0 +1,157 @@
+"""Validators change through governance on real processes: 4 -> 5 -> 4 under light load.
+
+node-4 joins: a member's bank proposes it, the banks approve, the commit decides the set,
+and the consensus core switches at the next epoch boundary. node-4 follows the chain from
+genesis (catching up across no epoch, then crossing into its own) and votes from epoch 1:
+with node-1 stopped, only its vote makes the 4 of 5 a quorum needs. Then node-3 is removed:
+from epoch 2 it follows as a non-voting node, the other four go on without it, and every
+ledger (the removed node's too) agrees. Each wait is bounded; the fixture kills whatever is
+left.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+
+from tfnode.client import Account, Client, build_tx, tx_hash
+from tfnode.errors import TfnodeError
+from tfnode.node.genesis import Genesis
+from tfnode.node.keys import load_private_key
+from tfnode.node.local import LocalConsortium, disagreements
+
+CHAIN = "tf-epochs"
+WAIT = 90
+GOV = "governance"
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with LocalConsortium(tmp_path, chain_id=CHAIN) as c:
+        yield c
+
+
+class Load:
+    """A transfer every ~0.2 s to a rotating node, in a thread, until stopped."""
+
+    def __init__(self, cluster: LocalConsortium, payer: Account) -> None:
+        self.cluster, self.payer = cluster, payer
+        self.stop = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        while not self.stop.wait(0.2):
+            node = i % 3  # node-0..2 stay up the whole test (node-1 only briefly not)
+            i += 1
+            try:
+                with Client(self.cluster.rpc_url(node), timeout=5) as c:
+                    h = c.status()["height"]
+                    raw = build_tx(
+                        self.payer, CHAIN, "asset", "transfer", [Account.generate().address, 1], expiry=h + 200
+                    )
+                    c.submit(raw)
+                    self.sent += 1
+            except (OSError, TfnodeError):  # a node down for a moment: the load goes on elsewhere
+                continue
+
+
+def member_accounts(cluster: LocalConsortium) -> dict[str, Account]:
+    """Role -> the member account of each genesis member (the node keys in this consortium)."""
+    g = Genesis.load(cluster.node(0) / "genesis.json")
+    out: dict[str, list[Account]] = {}
+    for m in g.members:
+        out.setdefault(m["role"], []).append(
+            Account(load_private_key(cluster.node(int(m["node"].split("-")[1])) / "node_key"))
+        )
+    return out
+
+
+def govern(cluster: LocalConsortium, payload: dict) -> dict:
+    """Propose a validator change as a bank, approve by every bank, commit; the receipt."""
+    banks = member_accounts(cluster)["bank"]
+    c = Client(cluster.rpc_url(0), timeout=WAIT)
+
+    def run(acct, method, *args):
+        h = c.status()["height"]
+        raw = build_tx(acct, CHAIN, GOV, method, list(args), expiry=h + 200)
+        c.submit(raw)
+        r = c.wait_receipt(tx_hash(raw).hex(), WAIT)
+        assert r["status"] == "ok", r
+        return r
+
+    pid = run(banks[0], "propose", "validator", None, None, None, payload)["return_value"]
+    for b in banks:
+        run(b, "approve", pid)
+    return run(banks[0], "commit", pid)
+
+
+def max_commit_gap_s(cluster: LocalConsortium, node: int, first: int, last: int) -> float:
+    with Client(cluster.rpc_url(node), timeout=WAIT) as c:
+        ts = [c.get_block(h)["timestamp_ms"] for h in range(first, last + 1)]
+    return max(b - a for a, b in itertools.pairwise(ts)) / 1000
+
+
+def test_four_five_four_validators_under_load(cluster):
+    cluster.start_all()
+    cluster.wait(lambda: all(cluster.status(i)["height"] >= 5 for i in range(4)), WAIT, "5 blocks")
+    payer = member_accounts(cluster)["customs"][0]
+    load = Load(cluster, payer)
+    load.thread.start()
+    try:
+        start_h = cluster.status(0)["height"]
+        # ---- 4 -> 5: node-4 joins ------------------------------------------------------------
+        new = cluster.add_node()
+        cluster.start(new)
+        key4 = (cluster.node(new) / "node_key.pub").read_text().strip()
+        bank = member_accounts(cluster)["bank"][0]
+        govern(cluster, {"action": "add", "key": key4, "power": 1, "member": bank.address})
+        cluster.wait(
+            lambda: (
+                all(cluster.status(i).get("epoch", 0) >= 1 for i in range(5)) and cluster.status(new)["validator"] == 4
+            ),
+            WAIT,
+            "epoch 1 with node-4 as validator 4 on every node",
+        )
+        with Client(cluster.rpc_url(0)) as c:
+            assert [v["id"] for v in c.validators()] == [0, 1, 2, 3, 4]
+        # node-4's vote counts: with node-1 stopped, 0, 2, 3 and 4 are the 4 of 5 a quorum needs.
+        cluster.stop(1)
+        h = max(cluster.status(i)["height"] for i in (0, 2, 3, 4))
+        cluster.wait(lambda: all(cluster.status(i)["height"] >= h + 10 for i in (0, 2, 3, 4)), WAIT, "4 of 5 commit")
+        cluster.start(1)
+        # ---- 5 -> 4: node-3 leaves -----------------------------------------------------------
+        key3 = (cluster.node(3) / "node_key.pub").read_text().strip()
+        govern(cluster, {"action": "remove", "key": key3})
+        cluster.wait(
+            lambda: (
+                all(cluster.status(i).get("epoch", 0) >= 2 for i in range(5)) and cluster.status(3)["validator"] is None
+            ),
+            WAIT,
+            "epoch 2 without node-3",
+        )
+        with Client(cluster.rpc_url(0)) as c:
+            assert [v["id"] for v in c.validators()] == [0, 1, 2, 4]
+        # The four go on; node-3 follows without voting.
+        h = max(cluster.status(i)["height"] for i in range(5))
+        cluster.wait(lambda: all(cluster.status(i)["height"] >= h + 10 for i in range(5)), WAIT, "4 validators commit")
+        end_h = cluster.status(0)["height"]
+        gap = max_commit_gap_s(cluster, 0, start_h, end_h)
+    finally:
+        load.stop.set()
+        load.thread.join(10)
+    print(f"transfers sent {load.sent}; longest commit gap {gap:.2f} s over heights {start_h}..{end_h}")
+    assert load.sent > 0
+    # A bounded pause: the switches cost a few rounds (base timeout 0.4 s), never a stall.
+    assert gap < 20, gap
+    assert "this node was validator 3; now" in cluster.log(3)
+    for i in range(5):
+        assert cluster.stop(i) == 0, cluster.log(i)[-2000:]
+    ledgers = cluster.ledgers()
+    assert not disagreements(ledgers), f"nodes disagree at heights {disagreements(ledgers)}"
+    assert min(map(len, ledgers)) >= end_h - 5
+    for i in range(5):
+        assert not (cluster.node(i) / "data" / "evidence.log").exists(), f"node-{i} reported evidence"
