@@ -59,14 +59,12 @@ class Load:
                 continue
 
 
-def member_accounts(cluster: LocalConsortium) -> dict[str, Account]:
-    """Role -> the member account of each genesis member (the node keys in this consortium)."""
+def member_accounts(cluster: LocalConsortium) -> dict[str, list[Account]]:
+    """Role -> the accounts of the genesis members with that role (their node keys here)."""
     g = Genesis.load(cluster.node(0) / "genesis.json")
     out: dict[str, list[Account]] = {}
     for m in g.members:
-        out.setdefault(m["role"], []).append(
-            Account(load_private_key(cluster.node(int(m["node"].split("-")[1])) / "node_key"))
-        )
+        out.setdefault(m["role"], []).append(Account(load_private_key(cluster.home / m["node"] / "node_key")))
     return out
 
 

@@ -53,7 +53,7 @@ class LocalConsortium:
     ):
         self.root, self.n, self.chain_id = Path(root), n, chain_id
         self.home = self.root / "net"
-        self.nodes = cli_node.init(
+        made = cli_node.init(
             n,
             self.home,
             base_port=free_base_port(n),
@@ -63,6 +63,10 @@ class LocalConsortium:
             allocations=allocations,
             expiry_window=expiry_window,
         )
+        # Validators are node-0 .. node-(n-1); members without voting power (the default
+        # consortium's second bank) have observer folders, started only when asked.
+        self.nodes = [m for m in made if m["validator"]]
+        self.observers = [m for m in made if not m["validator"]]
         self.procs: dict[int, subprocess.Popen] = {}
 
     def __enter__(self) -> LocalConsortium:

@@ -79,14 +79,6 @@ class Node:
                 f"{self.cfg.name!r}: a node runs only with its own key (two nodes with one key would "
                 "vote twice for one validator)"
             )
-        named = next((v for v in self.genesis.validators if v.name == self.cfg.name), None)
-        if named is not None and named.public_key != self.public_key and not self.observer:
-            raise ConfigError(
-                f"{self.home / 'config.toml'} names this node {self.cfg.name!r}, a validator of genesis "
-                f"{self.cfg.genesis_path} whose public key is {named.public_key.hex()[:16]}..., but the key "
-                f"in {self.cfg.key_path} is {self.public_key.hex()[:16]}...: the wrong key file (after a "
-                "re-key, rename the node in config.toml or start it with --observer)"
-            )
         # The validator id in the current epoch, or OBSERVER_ID while this node does not vote
         # (observer role, or a key no epoch names yet: a validator that joins later).
         self.me_id = OBSERVER_ID
@@ -131,6 +123,7 @@ class Node:
                 "a backup or a member's snapshot, or move it aside to rebuild from the peers "
                 "(docs/operations.md, 'Damaged data'); keep data/safety as it is"
             ) from None
+        self._check_named_key()
         epoch = decode_block(root.block)["epoch"] if root is not None else 0
         floor = None if self.safety_floor is None else (epoch, self.safety_floor)
         self.safety = SafetyKeeper(cfg.data_path / "safety", self.store)
@@ -410,6 +403,22 @@ class Node:
         if self.me_id == OBSERVER_ID:
             return "not in the current validator set: follows the chain until an epoch names its key"
         return f"validator {self.me_id}"
+
+    def _check_named_key(self) -> None:
+        """config.toml names a genesis validator whose key is still a validator's, but this
+        node holds another key: the wrong key file. (After governance re-keyed that
+        validator, the old name with the new key is right.)"""
+        named = next((v for v in self.genesis.validators if v.name == self.cfg.name), None)
+        assert self.executor is not None
+        current = {pk for _, _, pk in self.executor.validator_set()}
+        if named is None or named.public_key == self.public_key or self.observer or named.public_key not in current:
+            return
+        raise ConfigError(
+            f"{self.home / 'config.toml'} names this node {self.cfg.name!r}, validator of genesis "
+            f"{self.cfg.genesis_path} with public key {named.public_key.hex()[:16]}..., but the key in "
+            f"{self.cfg.key_path} is {self.public_key.hex()[:16]}...: the wrong key file (a node runs "
+            "only with its own key; start it with --observer to follow the chain without voting)"
+        )
 
     def _my_id(self, vset: list[tuple[int, int, bytes]]) -> int:
         if self.observer:
