@@ -168,6 +168,13 @@ class NodeService:
             "exec_height": b["exec_height"],
             "exec_root": b["exec_root"].hex(),
             "batches": [d.hex() for d in b["payload"]],
+            # The last block of an epoch names the next validator set (docs/consensus.md).
+            "reconfig": None
+            if b["reconfig"] is None
+            else {
+                "epoch": b["reconfig"][0],
+                "validators": [{"id": i, "power": p, "public_key": pk.hex()} for i, p, pk in b["reconfig"][1]],
+            },
             "tx_count": len(hashes),
             "state_root": rec[:32].hex(),
             "receipts_root": rec[32:64].hex(),
