@@ -324,7 +324,11 @@ class ConsensusDriver:
             # The core serves what storage does not (an epoch's end with its proof) under a
             # guest id, which only its answer's Send uses.
             is_sync = not self._closed and message_kind(payload) == MessageKind.SYNC_REQUEST
-            if is_sync and not self._answer_sync_from_storage(peer, payload):
+            if not is_sync:
+                # A vote, proposal or timeout of a node outside the set (a removed validator,
+                # a faulty observer): counted apart, so an operator sees one trying to vote.
+                self.stats["signed_from_non_validator"] += 1
+            elif not self._answer_sync_from_storage(peer, payload):
                 self.handle(Message(self._guest_id(peer), payload))
             return
         self.peer_seen[vid] = time.monotonic()

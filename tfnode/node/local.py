@@ -114,9 +114,18 @@ class LocalConsortium:
 
     def start(self, i: int, *extra: str) -> None:
         """Start node ``i`` (``extra``: more ``tfnode start`` options)."""
-        with open(self.root / f"node-{i}.log", "a") as log:
-            self.procs[i] = subprocess.Popen(
-                [sys.executable, "-m", "tfnode", "start", "--home", str(self.node(i)), *extra],
+        self._start(i, self.node(i), f"node-{i}.log", *extra)
+
+    def start_observer(self, k: int = 0, *extra: str) -> int:
+        """Start the ``k``-th observer folder; returns its key in ``procs`` (1000 + k)."""
+        name = self.observers[k]["name"]
+        self._start(1000 + k, self.home / name, f"{name}.log", *extra)
+        return 1000 + k
+
+    def _start(self, key: int, home: Path, log_name: str, *extra: str) -> None:
+        with open(self.root / log_name, "a") as log:
+            self.procs[key] = subprocess.Popen(
+                [sys.executable, "-m", "tfnode", "start", "--home", str(home), *extra],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

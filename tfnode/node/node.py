@@ -332,6 +332,11 @@ class Node:
             "invalid": d.get("invalid", 0),
             "sync_requests": d.get("sync_requests", 0),
             "sync_served_from_storage": d.get("sync_served_from_storage", 0),
+            # Consensus messages from nodes outside the validator set that were not sync
+            # requests (votes, proposals, timeouts): ignored, and counted here.
+            "signed_from_non_validators": d.get("signed_from_non_validator", 0),
+            # What this node signed since it started (an observer: always zero).
+            "signed": self._signed(),
             "executed_height": self.executor.height if self.executor else 0,
             "certified_height": self._certified,
             "state_root": self.executor.state_root.hex() if self.executor else "",
@@ -341,6 +346,10 @@ class Node:
             "health": self.health(),
             "pid": os.getpid(),
         }
+
+    def _signed(self) -> dict[str, int]:
+        st = getattr(self.core, "stats", None) or {}
+        return {k: int(st.get(k, 0)) for k in ("votes", "proposals", "timeouts")}
 
     def _mempool_stats(self) -> dict[str, int]:
         if self.mempool is None:
@@ -396,6 +405,11 @@ class Node:
             {"id": i, "name": names.get(pk, f"validator-{i}"), "power": p, "public_key": pk.hex()}
             for i, p, pk in self.vset
         ]
+
+    @property
+    def validating(self) -> bool:
+        """Whether this node votes in the current epoch."""
+        return self.me_id != OBSERVER_ID
 
     def _role_text(self) -> str:
         if self.observer:

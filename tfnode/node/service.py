@@ -95,6 +95,14 @@ class NodeService:
             raise RpcError.of(ErrorCode.NOT_READY, f"node halted: {self.node.halted}")
         if self.node.mempool is None:
             raise RpcError.of(ErrorCode.NOT_READY, "node is starting")
+        if not self.node.validating:
+            # Validators take batches only from validators: accepted here, a transaction
+            # would never be proposed. Refused with the reason instead.
+            raise RpcError.of(
+                ErrorCode.TX_REJECTED,
+                "this node does not validate (an observer, or a validator outside the current set): "
+                "submit transactions to a validator's node",
+            )
         # IoT batches are checked against the committed state first (docs/iot.md "Admission"),
         # so a gateway hears of bad readings now; execution checks them again anyway.
         refused = {}
