@@ -169,3 +169,37 @@ def test_four_five_four_validators_under_load(cluster):
     assert min(map(len, ledgers)) >= end_h - 5
     for i in range(5):
         assert not (cluster.node(i) / "data" / "evidence.log").exists(), f"node-{i} reported evidence"
+
+
+def test_a_second_node_with_a_validators_key_is_refused_by_its_peers(cluster):
+    """node-3's folder copied (key, config, genesis) and started on other ports: the peers,
+    already linked to the real node-3, refuse the twin with a logged reason; the chain goes
+    on and nobody sees an equivocation."""
+    import shutil
+
+    from tfnode.node.config import load, render
+    from tfnode.node.local import free_base_port
+
+    cluster.start_all()
+    cluster.wait(lambda: all(cluster.status(i)["height"] >= 5 for i in range(4)), WAIT, "5 blocks")
+    twin = cluster.home / "node-3-twin"
+    shutil.copytree(cluster.node(3), twin, ignore=shutil.ignore_patterns("data"))
+    cfg = load(twin)
+    port = free_base_port(1)
+    cfg.listen, cfg.rpc = ("127.0.0.1", port), ("127.0.0.1", port + 1)
+    (twin / "config.toml").write_text(render(cfg))
+    cluster._start(77, twin, "node-3-twin.log")
+    cluster.wait(
+        lambda: any("refused a second node with the key of" in cluster.log(i) for i in range(3)),
+        WAIT,
+        "a peer to refuse the twin",
+    )
+    h = max(cluster.heights())
+    cluster.wait(lambda: all(cluster.status(i)["height"] >= h + 10 for i in range(4)), WAIT, "the chain goes on")
+    assert cluster.stop(77) == 0
+    for i in range(4):
+        assert cluster.stop(i) == 0, cluster.log(i)[-2000:]
+    ledgers = cluster.ledgers()
+    assert not disagreements(ledgers)
+    for i in range(4):
+        assert not (cluster.node(i) / "data" / "evidence.log").exists(), f"node-{i} reported evidence"
