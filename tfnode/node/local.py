@@ -103,6 +103,36 @@ class LocalConsortium:
         self.n += 1
         return i
 
+    def decide(self, kind: str, payload: dict, timeout: float = 60.0) -> dict:
+        """A governance proposal carried through on the running chain: the first member with
+        a policy role proposes, every member with a policy role approves, the proposer
+        commits (each member signs with its node key, as in this local consortium). Returns
+        the commit's receipt; raises AssertionError with the receipt if a step fails."""
+        from tfnode.client import Account, Client, build_tx, tx_hash
+        from tfnode.node.genesis import Genesis
+        from tfnode.node.keys import load_private_key
+
+        g = Genesis.load(self.home / "genesis.json")
+        roles = (g.policy or {}).get("roles", ["bank"])
+        voters = [
+            Account(load_private_key(self.home / m["node"] / "node_key")) for m in g.members if m["role"] in roles
+        ]
+        url = next(self.nodes[i]["rpc"] for i in range(len(self.nodes)) if self.running(i))
+        with Client(url, timeout=timeout) as c:
+
+            def run(acct: Account, method: str, *args: object) -> dict:
+                raw = build_tx(acct, self.chain_id, "governance", method, list(args), expiry=c.status()["height"] + 300)
+                c.submit(raw)
+                r = c.wait_receipt(tx_hash(raw).hex(), timeout)
+                if r["status"] != "ok":
+                    raise AssertionError(f"governance {method} failed: {r}")
+                return r
+
+            pid = run(voters[0], "propose", kind, None, None, None, payload)["return_value"]
+            for v in voters:
+                run(v, "approve", pid)
+            return run(voters[0], "commit", pid)
+
     def node(self, i: int) -> Path:
         return self.home / f"node-{i}"
 
