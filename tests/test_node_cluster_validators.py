@@ -225,3 +225,44 @@ def test_a_second_node_with_a_validators_key_is_refused_by_its_peers(cluster):
     assert not disagreements(ledgers)
     for i in range(4):
         assert not (cluster.node(i) / "data" / "evidence.log").exists(), f"node-{i} reported evidence"
+
+
+def test_a_rekeyed_validator_votes_with_its_new_key_only(cluster):
+    """node-2's validator is re-keyed to a new node's key: from the epoch on, the new node is
+    validator 2 (its vote completes a quorum with node-1 stopped), the old node-2 follows
+    without signing, and the ledgers agree."""
+    cluster.start_all()
+    cluster.wait(lambda: all(cluster.status(i)["height"] >= 5 for i in range(4)), WAIT, "5 blocks")
+    new = cluster.add_node()
+    cluster.start(new)
+    old_key = (cluster.node(2) / "node_key.pub").read_text().strip()
+    new_key = (cluster.node(new) / "node_key.pub").read_text().strip()
+    cluster.decide("validator", {"action": "rekey", "key": old_key, "new_key": new_key})
+    cluster.wait(
+        lambda: (
+            all(cluster.status(i).get("epoch", 0) >= 1 for i in range(5))
+            and cluster.status(new).get("validator") == 2
+            and cluster.status(2).get("validator") is None
+        ),
+        WAIT,
+        "epoch 1 with validator 2 on the new key",
+    )
+    with Client(cluster.rpc_url(0)) as c:
+        assert {v["id"]: v["public_key"] for v in c.validators()}[2] == new_key
+    assert "this node was validator 2; now" in cluster.log(2)
+    h = max(cluster.heights())
+    cluster.wait(lambda: all(cluster.status(i)["height"] >= h + 15 for i in range(5)), WAIT, "epoch 1 goes on")
+    # Messages the old node signed before it saw the switch may still arrive just after the
+    # others switched (counted as from a non-validator); from here on nothing more comes.
+    before = [cluster.status(i)["signed_from_non_validators"] for i in (0, 3, new)]
+    cluster.stop(1)  # 0, 3 and the new key's node are the 3 of 4 a quorum needs
+    h = max(cluster.status(i)["height"] for i in (0, 3, new))
+    cluster.wait(lambda: all(cluster.status(i)["height"] >= h + 5 for i in (0, 3, new)), WAIT, "the new key votes")
+    signed_old = cluster.status(2)["signed"]
+    assert [cluster.status(i)["signed_from_non_validators"] for i in (0, 3, new)] == before
+    for i in (0, 2, 3, new):
+        assert cluster.stop(i) == 0, cluster.log(i)[-2000:]
+    ledgers = [led for i, led in enumerate(cluster.ledgers()) if i != 1]
+    assert not disagreements(ledgers)
+    # The old node's core was replaced by a non-voting one at the epoch: it signed nothing since.
+    assert signed_old == {"votes": 0, "proposals": 0, "timeouts": 0}
