@@ -556,7 +556,7 @@ class ConsensusDriver:
         """Ban a validator whose bytes do not decode, or who signed something invalid itself.
         Stale or out-of-turn messages are normal while a node is behind or restarting and
         are only counted."""
-        peer = self.peer_of.get(vid)
+        peer = self.peer_of.get(vid) or self._guest_peer.get(vid)
         if peer is None:
             return
         if MALFORMED.search(reason) or reason.startswith(f"invalid signature by validator {vid} "):
