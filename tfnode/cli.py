@@ -328,6 +328,22 @@ def iot_simulate(
 
 
 @app.command()
+def explorer(
+    rpc: str = typer.Option("http://127.0.0.1:26601", "--rpc", help="the node's RPC URL"),
+    port: int = typer.Option(8080, "--port", help="port to serve the explorer on"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to serve on"),
+) -> None:
+    """Serve the web explorer of a node at http://HOST:PORT/explorer/ (the node serves it too)."""
+    import logging
+
+    from tfnode.explorer.app import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    typer.echo(f"explorer of {rpc} on http://{host}:{port}/explorer/")
+    serve(rpc, host=host, port=port)
+
+
+@app.command()
 def version() -> None:
     """Print the tfnode version."""
     from tfnode import __version__
