@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from tfnode.client import Account, Client, build_tx
+from tfnode.execution.asset import balance_key
 from tfnode.node.keys import load_private_key
 from tfnode.node.local import LocalConsortium, free_base_port
 
@@ -242,6 +243,21 @@ def test_mirror_survives_kill9_and_matches_the_chain(chain, postgres, tmp_path):
             evs = q("SELECT contract, name, fields FROM events WHERE tx_hash = %s ORDER BY seq", bytes.fromhex(h))
             assert [list(e) for e in evs] == [[e["contract"], e["name"], e["fields"]] for e in r["events"]]
 
+        # State changes: every height's write set, and the newest value of each balance key
+        # is the state the node holds now (the chain stopped moving those balances).
+        changes = {h: cl.call("get_state_changes", {"height": h})["changes"] for h in range(1, top + 1)}
+        assert q("SELECT count(*) FROM state_changes")[0][0] == sum(map(len, changes.values()))
+        assert q("SELECT sum(state_changes) FROM blocks")[0][0] == sum(map(len, changes.values()))
+        for h in random.Random(2).sample(range(1, top + 1), 10):
+            rows = q("SELECT key, value FROM state_changes WHERE height = %s ORDER BY key", h)
+            assert [(bytes(k).hex(), v and bytes(v).hex()) for k, v in rows] == [
+                (c["key"], c["value"]) for c in changes[h]
+            ]
+        for a in chain.accounts:
+            key = balance_key(a.address)
+            newest = q("SELECT value FROM state_changes WHERE key = %s ORDER BY height DESC LIMIT 1", key)[0][0]
+            assert bytes(newest).hex() == cl.get_state(key)["value"]
+
     # Exactly once: a second run over the same heights writes nothing more.
     proc = start_mirror(url, dsn, log, "--until", str(top))
     assert proc.wait(WAIT) == 0
@@ -282,3 +298,16 @@ def test_mirror_refuses_blocks_its_validators_did_not_certify(chain, postgres, t
         assert fresh.conn.execute("SELECT max(height) FROM blocks").fetchone()[0] == 1
         assert fresh.write(2, block, txs) is True and fresh.write(2, block, txs) is False
         fresh.conn.close()
+
+
+def test_get_state_changes_answers_errors_for_heights_it_has_not(chain):
+    from tfnode.client import InvalidParams, NotFound
+
+    with Client(chain.rpc_url(2)) as cl:
+        top = cl.status()["executed_height"]
+        assert cl.call("get_state_changes", {"height": 1})["height"] == 1
+        with pytest.raises(NotFound):
+            cl.call("get_state_changes", {"height": top + 1000})
+        for bad in ({"height": 0}, {"height": "1"}, {}, {"height": 1, "extra": 2}):
+            with pytest.raises(InvalidParams):
+                cl.call("get_state_changes", bad)

@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS blocks (
     cert_exec_height bigint NOT NULL,   -- the execution this block's proposer certified
     cert_exec_root  bytea NOT NULL,
     qc              bytea NOT NULL,     -- the QC certifying this block (checked before the insert)
-    raw             bytea NOT NULL      -- the block's canonical bytes
+    raw             bytea NOT NULL,     -- the block's canonical bytes
+    state_changes   integer             -- rows in state_changes; NULL: the node did not serve them
 );
 CREATE TABLE IF NOT EXISTS transactions (
     hash            bytea PRIMARY KEY,
@@ -112,6 +113,13 @@ CREATE TABLE IF NOT EXISTS events (
     fields          jsonb NOT NULL,
     PRIMARY KEY (tx_hash, seq)
 );
+CREATE TABLE IF NOT EXISTS state_changes (
+    height          bigint NOT NULL REFERENCES blocks,
+    key             bytea NOT NULL,     -- the runtime's state key (docs/contracts.md, docs/iot.md)
+    value           bytea,              -- the value after this height; NULL: deleted
+    PRIMARY KEY (height, key)
+);
+CREATE INDEX IF NOT EXISTS state_changes_by_key ON state_changes (key, height);
 CREATE INDEX IF NOT EXISTS events_by_name ON events (contract, name, height);
 CREATE INDEX IF NOT EXISTS transactions_by_address ON transactions (address, height);
 CREATE INDEX IF NOT EXISTS transactions_by_call ON transactions (contract, method, height);
@@ -184,6 +192,7 @@ class Mirror:
         self._pinned = validators
         self.chain_id = ""
         self.validators: list[tuple[int, int, bytes]] = []
+        self._changes_served = True
 
     # ---- setup ------------------------------------------------------------------------------
 
@@ -224,11 +233,25 @@ class Mirror:
     # ---- one height -------------------------------------------------------------------------
 
     def fetch(self, h: int) -> tuple[dict, list[tuple[dict, dict]]]:
+        """Height ``h`` as the node answers it: the block (with ``state_changes`` added: the
+        get_state_changes list, or None where the node does not serve it) and its
+        transactions with their receipts."""
+        from tfnode.client import MethodNotFound, NotFound
+
         block = self.rpc.get_block(h, txs=True)
         txs = []
         for th in block.get("txs", []):
             txs.append((self.rpc.get_transaction(th), self.rpc.call("get_receipt", {"hash": th})))
-        return block, txs
+        changes = None
+        if self._changes_served:
+            try:
+                changes = self.rpc.call("get_state_changes", {"height": h})["changes"]
+            except MethodNotFound:
+                log.warning("the node has no get_state_changes: blocks are mirrored without state changes")
+                self._changes_served = False
+            except NotFound:
+                log.warning("the node kept no state changes of height %d (executed before it kept them)", h)
+        return dict(block, state_changes=changes), txs
 
     def write(self, h: int, block: dict, txs: list[tuple[dict, dict]]) -> bool:
         """Check and write height ``h`` in one SQL transaction. False if it was already there
@@ -270,7 +293,7 @@ class Mirror:
             own = roots.exec_root(h, state_root, receipts_root, prev)
             c.execute(
                 "INSERT INTO blocks VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1000.0), %s, %s, %s, %s, %s,"
-                " %s, %s, %s, %s)",
+                " %s, %s, %s, %s, %s)",
                 (
                     h,
                     decoded["id"],
@@ -288,6 +311,7 @@ class Mirror:
                     cert_root,
                     bytes.fromhex(block["qc"]),
                     bytes.fromhex(block["raw"]),
+                    None if block.get("state_changes") is None else len(block["state_changes"]),
                 ),
             )
             tx_rows, receipt_rows, event_rows = [], [], []
@@ -326,6 +350,14 @@ class Mirror:
                     cur.executemany("INSERT INTO receipts VALUES (%s, %s, %s, %s, %s, %s)", receipt_rows)
                 if event_rows:
                     cur.executemany("INSERT INTO events VALUES (%s, %s, %s, %s, %s, %s)", event_rows)
+                if block.get("state_changes"):
+                    cur.executemany(
+                        "INSERT INTO state_changes VALUES (%s, %s, %s)",
+                        [
+                            (h, bytes.fromhex(x["key"]), None if x["value"] is None else bytes.fromhex(x["value"]))
+                            for x in block["state_changes"]
+                        ],
+                    )
             c.execute(
                 "UPDATE mirror_progress SET height = %s, block_hash = %s, exec_root = %s, updated_at = now()"
                 " WHERE chain_id = %s",
@@ -395,7 +427,7 @@ def summary(dsn: str) -> dict[str, Any]:
 
     with psycopg.connect(dsn) as conn:
         out: dict[str, Any] = {}
-        for t in ("blocks", "transactions", "receipts", "events"):
+        for t in ("blocks", "transactions", "receipts", "events", "state_changes"):
             row = conn.execute(f"SELECT count(*) FROM {t}").fetchone()  # fixed table names, no input
             out[t] = row[0] if row else 0
         row = conn.execute("SELECT chain_id, height FROM mirror_progress").fetchone()
