@@ -178,6 +178,13 @@ def start_mirror(url: str, dsn: str, log: Path, *extra: str) -> subprocess.Popen
         )
 
 
+def doc_queries() -> list[str]:
+    """The SQL blocks of docs/mirror.md, with psql's :'account' as a psycopg parameter."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "mirror.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```sql\n")[1:]]
+    return [b.replace(":'account'", "%(account)s") for b in blocks]
+
+
 def test_mirror_survives_kill9_and_matches_the_chain(chain, postgres, tmp_path):
     dsn = new_database(postgres, "mirror_kill")
     url = chain.rpc_url(0)
@@ -257,6 +264,16 @@ def test_mirror_survives_kill9_and_matches_the_chain(chain, postgres, tmp_path):
             key = balance_key(a.address)
             newest = q("SELECT value FROM state_changes WHERE key = %s ORDER BY height DESC LIMIT 1", key)[0][0]
             assert bytes(newest).hex() == cl.get_state(key)["value"]
+
+    # Every query of docs/mirror.md runs, and the account ones answer what the chain says.
+    account = chain.accounts[0].address
+    with Client(url) as cl, psycopg.connect(dsn) as db:
+        answers = [db.execute(sql, {"account": account}).fetchall() for sql in doc_queries()]
+        assert len(answers) >= 8
+        transfers = next(a for sql, a in zip(doc_queries(), answers, strict=True) if "'Transfer'" in sql)
+        assert transfers and all(account in (r[3], r[4]) for r in transfers)
+        balances = next(a for sql, a in zip(doc_queries(), answers, strict=True) if "tfnode_uint" in sql)
+        assert balances[-1][2] == cl.query("asset", "balance", account)["value"]
 
     # Exactly once: a second run over the same heights writes nothing more.
     proc = start_mirror(url, dsn, log, "--until", str(top))

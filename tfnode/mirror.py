@@ -120,6 +120,11 @@ CREATE TABLE IF NOT EXISTS state_changes (
     PRIMARY KEY (height, key)
 );
 CREATE INDEX IF NOT EXISTS state_changes_by_key ON state_changes (key, height);
+-- A state value stored as an unsigned big-endian integer (asset balances: 16 bytes) as a number.
+CREATE OR REPLACE FUNCTION tfnode_uint(b bytea) RETURNS numeric LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT coalesce(sum(get_byte(b, i)::numeric * (256::numeric ^ (length(b) - 1 - i))), 0)::numeric(80, 0)
+    FROM generate_series(0, length(b) - 1) AS i
+$$;
 CREATE INDEX IF NOT EXISTS events_by_name ON events (contract, name, height);
 CREATE INDEX IF NOT EXISTS transactions_by_address ON transactions (address, height);
 CREATE INDEX IF NOT EXISTS transactions_by_call ON transactions (contract, method, height);
