@@ -26,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from tfnode import _core
 from tfnode.client import Account, Client
+from tfnode.gateway.sdk import Device, Gateway
 from tfnode.node.keys import load_private_key
 from tfnode.node.local import LocalConsortium
 
@@ -106,6 +108,17 @@ def chain(tmp_path_factory):
                 bank, "ledger", "record", "INV-2026-001", 125000, kwargs={"note": "cotton, CIF Shanghai"}, timeout=WAIT
             )
             assert call["status"] == "ok", call
+            # IoT: a gateway and a device registered by the bank, one attested reading.
+            gw, dev = Account.generate(), Account.generate()
+            assert cl.send(bank, "iot", "register_gateway", gw.public_key_bytes, timeout=WAIT)["status"] == "ok"
+            r = cl.send(
+                bank, "iot", "register_device", dev.public_key_bytes, "temp_humidity", None, "MSKU-1", timeout=WAIT
+            )
+            assert r["status"] == "ok", r
+        with Gateway(gw.secret_bytes, CHAIN, url, c.root / "spool") as g:
+            g.add(Device(dev.secret_bytes, "temp_humidity").temp_humidity(4.5, 61.0))
+            assert g.flush(WAIT) == 0 and g.stats["attested"] == 1, g.stats
+        c.device = bytes(_core.iot_device_id(dev.public_key_bytes)).hex()
         c.bank, c.pid, c.transfers, c.call = bank, pid, transfers, call
         yield c
 
@@ -263,3 +276,13 @@ def test_tfnode_explorer_serves_the_same_pages_apart_from_the_node(chain, browse
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_iot_page_lists_devices_and_batches(chain, browser):
+    browser.get(page(chain, 1) + "#/iot")
+    wait_for(lambda: chain.device in text(browser, "#devices"), WAIT, "the device")
+    row = text(browser, "#devices tr")
+    assert "temp_humidity" in row and "MSKU-1" in row and "active" in row
+    batch = text(browser, "#batches tr")
+    assert batch.split()[1:4] == ["1", "1", "1"], batch  # batch_seq 1: one reading, accepted
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#gateways tr")) == 1
