@@ -286,3 +286,20 @@ def test_iot_page_lists_devices_and_batches(chain, browser):
     batch = text(browser, "#batches tr")
     assert batch.split()[1:4] == ["1", "1", "1"], batch  # batch_seq 1: one reading, accepted
     assert len(browser.find_elements(By.CSS_SELECTOR, "#gateways tr")) == 1
+
+
+def test_explorer_api_answers_bad_requests_with_errors(chain):
+    def get(path: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(page(chain, 0) + "api/" + path) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    assert get("tx/zz") == (404, {"error": "'zz' is not hex"})
+    assert get("tx/abcd")[0] == 404 and "32 bytes" in get("tx/abcd")[1]["error"]
+    assert get("contract/no_such_contract") == (404, {"error": "no contract named 'no_such_contract'"})
+    assert get("nothing") == (404, {"error": "no explorer page 'nothing'"})
+    assert get("tx/" + "a" * 200)[0] == 400
+    status, body = get("tx/" + chain.call["hash"])
+    assert status == 200 and body["tx"]["kwargs"] == {"note": "cotton, CIF Shanghai"}

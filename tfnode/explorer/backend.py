@@ -30,9 +30,12 @@ from tfnode.runtime.encoding import EncodingError, decode_versioned
 
 Call = Callable[[str, dict | None], Awaitable[Any]]
 
-# Blocks read per index refresh: a page waits for at most this many get_block calls (plus one
-# get_receipt per transaction in them) before it answers with what is indexed so far.
+# Blocks and transactions read per index refresh: a page waits for at most this many
+# get_block calls, and the blocks whose transactions make up about SCAN_TXS lookups, before it
+# answers with what is indexed so far. Inside the node these calls run on the node's event
+# loop, so the scan also yields to it after every block.
 SCAN_BUDGET = 200
+SCAN_TXS = 2000
 MAX_LISTED = 200  # newest entries each list page shows
 # Contracts a genesis may deploy from tfnode/contracts/ (by file name): genesis deploys emit
 # no event, so the index probes these names once.
@@ -214,13 +217,18 @@ class Explorer:
                 idx.probed = True
             top = (await self.call("status", None))["executed_height"]
             end = min(top, idx.scanned + self.scan_budget)
+            looked = 0
             for h in range(idx.scanned + 1, end + 1):
+                if looked >= SCAN_TXS:
+                    break
                 block = await self.call("get_block", {"height": h, "txs": True})
                 for th in block.get("txs", []):
                     tx = await self.call("get_transaction", {"hash": th})
                     receipt = await self.call("get_receipt", {"hash": th})
                     idx.learn(h, tx, receipt)
+                looked += len(block.get("txs", ()))
                 idx.scanned = h
+                await asyncio.sleep(0)
             return idx.scanned
 
     # ---- pages ------------------------------------------------------------------------------
