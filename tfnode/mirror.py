@@ -29,6 +29,7 @@ blocks their QCs do not certify, stops the mirror with an error and nothing writ
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -36,13 +37,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tfnode import _core, crypto
+from tfnode.client import ClientError
 from tfnode.errors import TfnodeError
 from tfnode.execution import roots
+from tfnode.rpc_errors import RpcError
 
 log = logging.getLogger("tfnode.mirror")
 
 SCHEMA_VERSION = 1
+BATCH_CALLS = 100  # calls per JSON-RPC batch: the node's limit ([rpc] max_batch_calls)
 SCHEMA_LOCK = int.from_bytes(b"tfnode")  # pg_advisory_xact_lock key of the schema creation
 
 # docs/mirror.md explains each table and column; keep the two in step.
@@ -131,6 +137,15 @@ CREATE INDEX IF NOT EXISTS transactions_by_call ON transactions (contract, metho
 """
 
 
+COPY = {
+    "transactions": "COPY transactions (hash, height, idx, sender, address, nonce, expiry, gas_limit, contract,"
+    " method, args, kwargs, raw) FROM STDIN",
+    "receipts": "COPY receipts (tx_hash, height, status, gas_used, return_value, revert_reason) FROM STDIN",
+    "events": "COPY events (tx_hash, seq, height, contract, name, fields) FROM STDIN",
+    "state_changes": "COPY state_changes (height, key, value) FROM STDIN",
+}
+
+
 class MirrorError(TfnodeError):
     """The mirror stops: a check failed, or the database belongs to another chain."""
 
@@ -198,6 +213,8 @@ class Mirror:
         self.chain_id = ""
         self.validators: list[tuple[int, int, bytes]] = []
         self._changes_served = True
+        self._http: http.client.HTTPConnection | None = None
+        self._path = "/"
 
     # ---- setup ------------------------------------------------------------------------------
 
@@ -244,9 +261,9 @@ class Mirror:
         from tfnode.client import MethodNotFound, NotFound
 
         block = self.rpc.get_block(h, txs=True)
-        txs = []
-        for th in block.get("txs", []):
-            txs.append((self.rpc.get_transaction(th), self.rpc.call("get_receipt", {"hash": th})))
+        hashes = block.get("txs", [])
+        answers = self.batch([c for th in hashes for c in (("get_transaction", th), ("get_receipt", th))])
+        txs = [(answers[2 * i], answers[2 * i + 1]) for i in range(len(hashes))]
         changes = None
         if self._changes_served:
             try:
@@ -257,6 +274,50 @@ class Mirror:
             except NotFound:
                 log.warning("the node kept no state changes of height %d (executed before it kept them)", h)
         return dict(block, state_changes=changes), txs
+
+    def batch(self, calls: list[tuple[str, str]]) -> list[Any]:
+        """``(method, tx hash)`` calls as JSON-RPC batches of at most BATCH_CALLS (one HTTP
+        round trip each instead of one per call); results in order, or RpcError/ClientError."""
+        from tfnode.client import _rpc
+
+        out: list[Any] = []
+        for i in range(0, len(calls), BATCH_CALLS):
+            reqs = [_rpc.request(m, {"hash": th}) for m, th in calls[i : i + BATCH_CALLS]]
+            body = b"[" + b",".join(b for _, b in reqs) + b"]"
+            status, data = self._post(body)
+            try:
+                answers = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise ClientError(
+                    f"node at {self.rpc.url} answered HTTP {status} with something that is not JSON"
+                ) from None
+            if type(answers) is not list:  # the whole batch refused: an error object
+                err = answers.get("error") if type(answers) is dict else None
+                if type(err) is dict and type(err.get("code")) is int:
+                    raise RpcError.of(err["code"], str(err.get("message", "")), err.get("data"))
+                raise ClientError(f"node at {self.rpc.url} did not answer the batch with a list")
+            by_id = {a.get("id"): a for a in answers if type(a) is dict}
+            out += [_rpc.result_of_message(self.rpc.url, rid, by_id.get(rid)) for rid, _ in reqs]
+        return out
+
+    def _post(self, body: bytes) -> tuple[int, bytes]:
+        from tfnode.client import _rpc
+
+        for attempt in (0, 1):
+            if self._http is None:
+                scheme, host, port, self._path = _rpc.split_url(self.rpc.url)
+                cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+                self._http = cls(host, port, timeout=self.rpc.timeout)
+            try:
+                self._http.request("POST", self._path or "/", body, {"Content-Type": "application/json"})
+                resp = self._http.getresponse()
+                return resp.status, resp.read()
+            except (OSError, http.client.HTTPException) as err:
+                self._http.close()
+                self._http = None
+                if attempt:  # a kept-alive connection the node closed gets one retry
+                    raise _rpc.unreachable(self.rpc.url, err) from None
+        raise AssertionError("unreachable")
 
     def write(self, h: int, block: dict, txs: list[tuple[dict, dict]]) -> bool:
         """Check and write height ``h`` in one SQL transaction. False if it was already there
@@ -347,22 +408,23 @@ class Mirror:
                 )
                 for i, ev in enumerate(r["events"]):
                     event_rows.append((th, i, h, ev["contract"], ev["name"], Jsonb(ev["fields"])))
+            # COPY: one stream per table instead of a round trip per row (a height may hold
+            # thousands of transactions); still inside this height's transaction.
+            changes = [
+                (h, bytes.fromhex(x["key"]), None if x["value"] is None else bytes.fromhex(x["value"]))
+                for x in block.get("state_changes") or ()
+            ]
             with c.cursor() as cur:
-                if tx_rows:
-                    cur.executemany(
-                        "INSERT INTO transactions VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", tx_rows
-                    )
-                    cur.executemany("INSERT INTO receipts VALUES (%s, %s, %s, %s, %s, %s)", receipt_rows)
-                if event_rows:
-                    cur.executemany("INSERT INTO events VALUES (%s, %s, %s, %s, %s, %s)", event_rows)
-                if block.get("state_changes"):
-                    cur.executemany(
-                        "INSERT INTO state_changes VALUES (%s, %s, %s)",
-                        [
-                            (h, bytes.fromhex(x["key"]), None if x["value"] is None else bytes.fromhex(x["value"]))
-                            for x in block["state_changes"]
-                        ],
-                    )
+                for table, rows in (
+                    ("transactions", tx_rows),
+                    ("receipts", receipt_rows),
+                    ("events", event_rows),
+                    ("state_changes", changes),
+                ):
+                    if rows:
+                        with cur.copy(COPY[table]) as copy:
+                            for row in rows:
+                                copy.write_row(row)
             c.execute(
                 "UPDATE mirror_progress SET height = %s, block_hash = %s, exec_root = %s, updated_at = now()"
                 " WHERE chain_id = %s",
@@ -391,8 +453,6 @@ class Mirror:
     ) -> int:
         """Mirror every executed height, then wait for more; returns once ``until`` is
         mirrored (``None``: never). Node errors are retried; a failed check raises."""
-        from tfnode.client import ClientError, RpcError
-
         done = self.open()
         log.info("mirroring chain %s from height %d", self.chain_id, done + 1)
         while until is None or done < until:
