@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tfnode import _core
-from tfnode.client import Account, Client
+from tfnode.client import Account, Client, build_tx
 from tfnode.gateway.sdk import Device, Gateway
 from tfnode.node.keys import load_private_key
 from tfnode.node.local import LocalConsortium
@@ -101,6 +101,13 @@ def chain(tmp_path_factory):
         with Client(url) as cl:
             transfers = [cl.send(bank, "asset", "transfer", other.address, 10 + i, timeout=WAIT) for i in range(3)]
             assert all(r["status"] == "ok" for r in transfers), transfers
+            # A crowd of transfers in one go: blocks with more transactions than one batch of calls.
+            h0 = cl.status()["height"]
+            crowd = [
+                build_tx(bank, CHAIN, "asset", "transfer", [other.address, 1], {}, expiry=h0 + 100) for _ in range(150)
+            ]
+            hashes = [r["hash"] for r in cl.submit_batch(crowd)]
+            crowd_heights = {cl.wait_receipt(x, WAIT)["height"] for x in hashes}
             pid = cl.send(bank, "governance", "propose", "deploy", "ledger", LEDGER, [], timeout=WAIT)["return_value"]
             assert cl.send(bank, "governance", "approve", pid, timeout=WAIT)["status"] == "ok"
             assert cl.send(bank, "governance", "commit", pid, timeout=WAIT)["status"] == "ok"
@@ -108,6 +115,11 @@ def chain(tmp_path_factory):
                 bank, "ledger", "record", "INV-2026-001", 125000, kwargs={"note": "cotton, CIF Shanghai"}, timeout=WAIT
             )
             assert call["status"] == "ok", call
+            # Version 2 through governance: the contract page lists both versions' sources.
+            v2 = LEDGER + "\n    @view\n    def total(self, ref: str):\n        return self.entries.get(ref, 0)\n"
+            pid2 = cl.send(bank, "governance", "propose", "upgrade", "ledger", v2, [], timeout=WAIT)["return_value"]
+            assert cl.send(bank, "governance", "approve", pid2, timeout=WAIT)["status"] == "ok"
+            assert cl.send(bank, "governance", "commit", pid2, timeout=WAIT)["status"] == "ok"
             # IoT: a gateway and a device registered by the bank, one attested reading.
             gw, dev = Account.generate(), Account.generate()
             assert cl.send(bank, "iot", "register_gateway", gw.public_key_bytes, timeout=WAIT)["status"] == "ok"
@@ -120,6 +132,8 @@ def chain(tmp_path_factory):
             assert g.flush(WAIT) == 0 and g.stats["attested"] == 1, g.stats
         c.device = bytes(_core.iot_device_id(dev.public_key_bytes)).hex()
         c.bank, c.pid, c.transfers, c.call = bank, pid, transfers, call
+        c.top = Client(url).status()["executed_height"]
+        c.big = max(crowd_heights, key=lambda x: Client(url).get_block(x)["tx_count"])
         yield c
 
 
@@ -156,17 +170,13 @@ def test_get_root_redirects_to_the_explorer(chain):
 
 def test_home_page_shows_the_latest_blocks_live(chain, browser):
     browser.get(page(chain, 0))
-    top = chain.call["height"]
-    wait_for(
-        lambda: browser.find_elements(By.CSS_SELECTOR, f'#blocks tr[data-height="{top}"]'), WAIT, "the call's block"
-    )
+    newest = lambda: int(browser.find_element(By.CSS_SELECTOR, "#blocks tr").get_attribute("data-height"))  # noqa: E731
+    wait_for(lambda: newest() >= chain.top, WAIT, "the newest block")
     # Live: blocks published after the page loaded arrive through the WebSocket subscription.
-    first = int(browser.find_element(By.CSS_SELECTOR, "#blocks tr").get_attribute("data-height"))
-    wait_for(
-        lambda: int(browser.find_element(By.CSS_SELECTOR, "#blocks tr").get_attribute("data-height")) > first + 2,
-        WAIT,
-        "new blocks pushed to the page",
-    )
+    first = newest()
+    wait_for(lambda: newest() > first + 2, WAIT, "new blocks pushed to the page")
+    heights = [int(e.get_attribute("data-height")) for e in browser.find_elements(By.CSS_SELECTOR, "#blocks tr")]
+    assert heights == list(range(heights[0], heights[0] - len(heights), -1))  # newest first, no gap
     wait_for(
         lambda: browser.find_elements(By.CSS_SELECTOR, f'#txs tr[data-tx="{chain.call["hash"]}"]'), WAIT, "the call"
     )
@@ -223,12 +233,16 @@ def test_contracts_members_and_governance_pages(chain, browser):
     browser.get(base + "#/contracts")
     wait_for(lambda: "ledger" in text(browser, "#contracts"), WAIT, "the contract list")
     browser.get(base + "#/contract/ledger")
-    wait_for(lambda: "Version 1" in text(browser, "main"), WAIT, "the contract page")
-    assert "def record(self, ref: str, amount: int" in text(browser, "pre")
+    wait_for(lambda: "Version 2" in text(browser, "main"), WAIT, "the contract page")
+    sources = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "pre")]
+    assert len(sources) == 2 and "Version 1" in text(browser, "main")
+    assert "def record(self, ref: str, amount: int" in sources[0] and "def total" not in sources[0]
+    assert "def total(self, ref: str)" in sources[1]
     browser.get(base + "#/proposals")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#proposals tr"), WAIT, "the proposals")
-    row = text(browser, "#proposals tr")
-    assert row.startswith(str(chain.pid)) and "deploy" in row and "ledger" in row and "committed" in row
+    rows = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#proposals tr")]
+    assert rows[0].startswith(str(chain.pid + 1)) and "upgrade" in rows[0] and "committed" in rows[0]
+    assert rows[1].startswith(str(chain.pid)) and "deploy" in rows[1] and "ledger" in rows[1] and "committed" in rows[1]
     browser.get(base + "#/members")
     wait_for(lambda: chain.bank.address in text(browser, "#members"), WAIT, "the members")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#validators tr")) == 4
@@ -303,3 +317,13 @@ def test_explorer_api_answers_bad_requests_with_errors(chain):
     assert get("tx/" + "a" * 200)[0] == 400
     status, body = get("tx/" + chain.call["hash"])
     assert status == 200 and body["tx"]["kwargs"] == {"note": "cotton, CIF Shanghai"}
+
+
+def test_block_page_lists_every_transaction_of_a_big_block(chain, browser):
+    block = Client(chain.rpc_url(0)).get_block(chain.big, txs=True)
+    # Two calls per transaction: more than one JSON-RPC batch of 100 calls (the node's limit).
+    assert block["tx_count"] > 50
+    browser.get(page(chain, 0) + f"#/block/{chain.big}")
+    wait_for(lambda: text(browser, "#block-height") == str(chain.big), WAIT, "the block page")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#block-txs tr")
+    assert [r.get_attribute("data-tx") for r in rows] == block["txs"]

@@ -4,6 +4,7 @@
 "use strict";
 
 const LATEST = 15; // rows in the live tables
+const TX_LOOKBACK = 99; // heights searched for the latest transactions (one JSON-RPC batch: at most 100 calls)
 const main = document.getElementById("main");
 const statusBar = document.getElementById("status");
 let liveBlocks = null; // the <tbody> of the live block table while the home page is shown
@@ -67,8 +68,15 @@ async function rpc(method, params) {
   if (body.error) throw new Error(`${body.error.message} (code ${body.error.code})`);
   return body.result;
 }
-// Several calls in one JSON-RPC batch; a failed call gives null in its place.
+// Several calls in JSON-RPC batches (the node takes at most 100 calls in one); a failed
+// call gives null in its place.
+const BATCH = 100;
 async function rpcBatch(calls) {
+  if (calls.length > BATCH) {
+    const parts = [];
+    for (let i = 0; i < calls.length; i += BATCH) parts.push(rpcBatch(calls.slice(i, i + BATCH)));
+    return (await Promise.all(parts)).flat();
+  }
   if (!calls.length) return [];
   const base = rpcId;
   rpcId += calls.length;
@@ -187,9 +195,19 @@ async function pageHome() {
   );
   liveBlocks = tbB.querySelector("tbody");
   liveTxs = tbT.querySelector("tbody");
-  // The newest transactions: from the newest blocks that have any, oldest first so the newest ends on top.
-  const withTxs = blocks.filter((b) => b.tx_count > 0).slice(0, LATEST).reverse();
-  for (const b of withTxs) await addTxs(b.height, false);
+  // The newest transactions: from the newest blocks that have any (looking up to TX_LOOKBACK
+  // heights back, in one batch), oldest first so the newest ends on top.
+  const older = [];
+  for (let h = head - blocks.length; h >= 1 && older.length < TX_LOOKBACK; h--) older.push(h);
+  const recent = blocks.concat((await rpcBatch(older.map((h) => ["get_block", { height: h }]))).filter(Boolean));
+  const withTxs = [];
+  for (let i = 0, n = 0; i < recent.length && n < LATEST; i++) {
+    if (recent[i].tx_count > 0) {
+      withTxs.push(recent[i]);
+      n += recent[i].tx_count;
+    }
+  }
+  for (const b of withTxs.reverse()) await addTxs(b.height, false);
 }
 
 async function pageBlock(id) {
