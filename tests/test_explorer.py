@@ -327,3 +327,34 @@ def test_block_page_lists_every_transaction_of_a_big_block(chain, browser):
     wait_for(lambda: text(browser, "#block-height") == str(chain.big), WAIT, "the block page")
     rows = browser.find_elements(By.CSS_SELECTOR, "#block-txs tr")
     assert [r.get_attribute("data-tx") for r in rows] == block["txs"]
+
+
+def test_tfnode_explorer_says_when_the_node_is_unreachable(tmp_path):
+    # No consortium needed: the node it forwards to does not exist.
+    from tfnode.node.local import free_base_port
+
+    port, dead = free_base_port(1), free_base_port(1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfnode", "explorer", "--rpc", f"http://127.0.0.1:{dead}", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def answer(path: str, data: bytes | None = None):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", data=data, timeout=5) as r:
+                    return r.status, r.read()
+            except urllib.error.HTTPError as err:
+                return err.code, err.read()
+            except OSError:
+                return None
+
+        wait_for(lambda: answer("/explorer/") is not None, WAIT, "tfnode explorer to serve")
+        status, body = answer("/explorer/api/members")
+        assert status == 502 and "cannot reach node" in json.loads(body)["error"]
+        status, body = answer("/", b'{"jsonrpc":"2.0","id":1,"method":"status"}')
+        assert status == 502 and json.loads(body)["error"]["code"] == -32005
+    finally:
+        proc.kill()
+        proc.wait(10)

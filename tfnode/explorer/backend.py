@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tfnode.client import ClientError
 from tfnode.client.proofs import certified_root, receipt_hash
 from tfnode.errors import TfnodeError
 from tfnode.execution.args import decode_call_args
@@ -368,3 +369,5 @@ async def answer(explorer: Explorer, what: str, arg: str | None) -> tuple[int, d
         return 404, {"error": str(err)}
     except RpcError as err:
         return 502, {"error": f"node answered {err.code}: {err.message}"}
+    except ClientError as err:  # tfnode explorer: the node is unreachable or answers garbage
+        return 502, {"error": str(err)}
