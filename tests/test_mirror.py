@@ -17,6 +17,7 @@ Skipped, saying why, where PostgreSQL or psycopg is missing (scripts/bootstrap.s
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import random
@@ -328,3 +329,31 @@ def test_get_state_changes_answers_errors_for_heights_it_has_not(chain):
         for bad in ({"height": 0}, {"height": "1"}, {}, {"height": 1, "extra": 2}):
             with pytest.raises(InvalidParams):
                 cl.call("get_state_changes", bad)
+
+
+def test_tfnode_mirror_with_a_pinned_genesis_and_its_status(chain, postgres, tmp_path):
+    dsn = new_database(postgres, "mirror_cli")
+    genesis = chain.node(0) / "genesis.json"
+    assert mirror.load_validators(genesis) == Client(chain.rpc_url(0)).validators()
+    base = [sys.executable, "-m", "tfnode", "mirror", "--rpc", chain.rpc_url(1), "--postgres", dsn]
+    done = subprocess.run(
+        [*base, "--genesis", str(genesis), "--until", "3"], capture_output=True, text=True, timeout=WAIT
+    )
+    assert done.returncode == 0 and "mirrored up to height 3" in done.stdout, done.stderr[-2000:]
+    st = subprocess.run([*base, "--status"], capture_output=True, text=True, timeout=WAIT)
+    assert st.returncode == 0 and '"height": 3' in st.stdout and '"chain_id": "tf-mirror"' in st.stdout, st.stderr
+    # A database holds one chain: another chain's node is refused with the reason (exit 3).
+    other = tmp_path / "other.json"
+    g = json.loads(genesis.read_text())
+    g["validators"][0]["public_key"] = Account.generate().public_key_bytes.hex()
+    other.write_text(json.dumps(g))
+    bad = subprocess.run([*base, "--genesis", str(other), "--until", "4"], capture_output=True, text=True, timeout=WAIT)
+    assert bad.returncode == 3 and "differ" in bad.stderr, bad.stderr[-2000:]
+    # No PostgreSQL there: a clear error, exit 2.
+    gone = subprocess.run(
+        [*base[:-1], "postgresql://postgres@127.0.0.1:1/none", "--until", "1"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert gone.returncode == 2 and "PostgreSQL" in gone.stderr, gone.stderr[-2000:]
