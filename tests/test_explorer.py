@@ -358,3 +358,26 @@ def test_tfnode_explorer_says_when_the_node_is_unreachable(tmp_path):
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_verify_names_the_check_that_fails(chain):
+    from tfnode.explorer.backend import verify_receipt
+
+    with Client(chain.rpc_url(0)) as cl:
+        proof, vals = cl.get_receipt_proof(chain.call["hash"]), cl.validators()
+    good = verify_receipt(proof, vals)
+    assert good["ok"] and [s["ok"] for s in good["steps"]] == [True] * 4 and good["receipt"]["status"] == "ok"
+
+    def failed(p, v=vals) -> str:
+        out = verify_receipt(p, v)
+        assert not out["ok"]
+        return next(s["check"] for s in out["steps"] if not s["ok"])
+
+    strangers = [dict(v, public_key=Account.generate().public_key_bytes.hex()) for v in vals]
+    assert failed(proof, strangers) == "QC signatures"
+    chain_ = [dict(e) for e in proof["chain"]]
+    chain_[0]["state_root"] = "00" * 32
+    assert failed(dict(proof, chain=chain_)) == "execution chain"
+    receipt = bytearray.fromhex(proof["receipt"])
+    receipt[-1] ^= 1
+    assert failed(dict(proof, receipt=receipt.hex())) == "receipt in receipts_root"

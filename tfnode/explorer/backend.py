@@ -116,7 +116,11 @@ def verify_receipt(proof: dict, validators: list[dict]) -> dict:
     out: dict[str, Any] = {"ok": False, "steps": steps, "height": proof.get("height")}
     try:
         cert = proof["certificate"]
-        epoch, rnd, qc_height, block_id = _core.consensus_verify_qc(bytes.fromhex(cert["qc"]), vals)
+        try:
+            epoch, rnd, qc_height, block_id = _core.consensus_verify_qc(bytes.fromhex(cert["qc"]), vals)
+        except ValueError as err:
+            steps.append({"check": "QC signatures", "ok": False, "detail": str(err)})
+            return out
         steps.append(
             {"check": "QC signatures", "ok": True, "detail": f"a quorum signed block {bytes(block_id).hex()[:16]}…"}
         )
