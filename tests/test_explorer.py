@@ -159,6 +159,11 @@ def page(chain, i: int) -> str:
     return chain.rpc_url(i).rstrip("/") + "/explorer/"
 
 
+def live_heights(drv) -> list[int]:
+    """The heights in the live block table, read in one go: the table changes under the test."""
+    return drv.execute_script("return [...document.querySelectorAll('#blocks tr')].map(r => +r.dataset.height)")
+
+
 def text(drv, css: str) -> str:
     return drv.find_element(By.CSS_SELECTOR, css).text
 
@@ -170,12 +175,18 @@ def test_get_root_redirects_to_the_explorer(chain):
 
 def test_home_page_shows_the_latest_blocks_live(chain, browser):
     browser.get(page(chain, 0))
-    newest = lambda: int(browser.find_element(By.CSS_SELECTOR, "#blocks tr").get_attribute("data-height"))  # noqa: E731
+
+    def rows() -> list[int]:
+        return live_heights(browser)
+
+    def newest() -> int:
+        return (rows() or [0])[0]
+
     wait_for(lambda: newest() >= chain.top, WAIT, "the newest block")
     # Live: blocks published after the page loaded arrive through the WebSocket subscription.
     first = newest()
     wait_for(lambda: newest() > first + 2, WAIT, "new blocks pushed to the page")
-    heights = [int(e.get_attribute("data-height")) for e in browser.find_elements(By.CSS_SELECTOR, "#blocks tr")]
+    heights = rows()
     assert heights == list(range(heights[0], heights[0] - len(heights), -1))  # newest first, no gap
     wait_for(
         lambda: browser.find_elements(By.CSS_SELECTOR, f'#txs tr[data-tx="{chain.call["hash"]}"]'), WAIT, "the call"
@@ -274,13 +285,8 @@ def test_tfnode_explorer_serves_the_same_pages_apart_from_the_node(chain, browse
         wait_for(up, WAIT, "tfnode explorer to serve")
         # Live blocks through the forwarded WebSocket, the tx page through the forwarded POST /.
         browser.get(base)
-        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#blocks tr"), WAIT, "the block table")
-        first = int(browser.find_element(By.CSS_SELECTOR, "#blocks tr").get_attribute("data-height"))
-        wait_for(
-            lambda: int(browser.find_element(By.CSS_SELECTOR, "#blocks tr").get_attribute("data-height")) > first + 1,
-            WAIT,
-            "blocks pushed through the forwarded /ws",
-        )
+        first = wait_for(lambda: live_heights(browser), WAIT, "the block table")[0]
+        wait_for(lambda: live_heights(browser)[0] > first + 1, WAIT, "blocks pushed through the forwarded /ws")
         browser.get(base + f"#/tx/{chain.transfers[1]['hash']}")
         wait_for(lambda: text(browser, "#tx-hash") == chain.transfers[1]["hash"], WAIT, "the tx page")
         other = Account(load_private_key(chain.node(1) / "node_key")).address
