@@ -208,7 +208,12 @@ class Mirror:
 
     def __init__(self, rpc, conn, validators: list[dict] | None = None):
         self.rpc = rpc
-        self.conn = conn  # a psycopg connection (autocommit off)
+        # A psycopg connection. In autocommit mode every ``conn.transaction()`` block below is
+        # a transaction of its own, committed at its end; without it, a statement run outside
+        # such a block would open a transaction that turns them into mere savepoints.
+        self.conn = conn
+        if conn is not None and not conn.autocommit:
+            conn.autocommit = True
         self._pinned = validators
         self.chain_id = ""
         self.validators: list[tuple[int, int, bytes]] = []
