@@ -171,6 +171,7 @@ def text(drv, css: str) -> str:
 def test_get_root_redirects_to_the_explorer(chain):
     with urllib.request.urlopen(chain.rpc_url(0)) as r:
         assert r.geturl().endswith("/explorer/") and b"tfnode explorer" in r.read()
+        assert r.headers["Content-Security-Policy"].startswith("default-src 'self'")  # no CDN, no inline script
 
 
 def test_home_page_shows_the_latest_blocks_live(chain, browser):

@@ -25,6 +25,8 @@ log = logging.getLogger("tfnode.explorer")
 
 STATIC = Path(__file__).resolve().parent / "static"
 PREFIX = "/explorer"
+# The pages load nothing from elsewhere and run no inline script; the browser enforces it.
+CSP = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'"
 # A hash or contract name in the API path; anything longer is refused before any RPC call.
 MAX_ARG = 128
 
@@ -34,7 +36,9 @@ def add_routes(app: web.Application, call: Call) -> Explorer:
     explorer = Explorer(call)
 
     async def index(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        return web.FileResponse(
+            STATIC / "index.html", headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP}
+        )
 
     async def to_index(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(PREFIX + "/")
