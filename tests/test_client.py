@@ -93,32 +93,40 @@ def test_account_address_and_key_file(tmp_path):
 
 # ---- certified proofs ------------------------------------------------------------------
 #
-#   heights   1 ---- 2 ---- 3 ---- 4 ---- ...      executed by "us": a StateTree + receipts
-#   exec_root(h) = fold(...)                      fed to four test-key ConsensusCores
+#   heights   0 ---- 1 ---- 2 ---- 3 ---- 4 ---- ...      executed by "us": a StateTree + receipts
+#   exec_root(h) = root of the history tree over heights 0..h     fed to four test-key ConsensusCores
 #   block with exec_height E, its QC  =  the certificate of every height <= E
 
 
 class Chain:
-    """A little ledger: state and receipts per height, and the exec root chain over them."""
+    """A little ledger: state and receipts per height, and the execution history over them."""
 
     def __init__(self, heights: int = 8):
         self.tree = _core.StateTree()
         self.tree.apply(0, [(b"genesis", b"g")])
-        self.exec = {0: roots.genesis_exec_root(self.tree.root(0))}
+        self.rows: dict[int, tuple[bytes, bytes]] = {0: (self.tree.root(0), roots.ZERO)}
+        self.nodes: dict[tuple[int, int], bytes] = {}
+        self.exec: dict[int, bytes] = {}
         self.receipts: dict[int, list[bytes]] = {}
-        self.rows: dict[int, tuple[bytes, bytes]] = {}
-        for h in range(1, heights + 1):
-            state_root = self.tree.apply(h, [(b"acct-%d" % h, b"balance %d" % h), (b"shared", b"v%d" % h)])[0]
-            self.receipts[h] = [_core.sm3(b"receipt %d/%d" % (h, i)) for i in range(h + 2)]
-            receipts_root = _core.receipts_root(self.receipts[h])
-            self.rows[h] = (state_root, receipts_root)
-            self.exec[h] = roots.exec_root(h, state_root, receipts_root, self.exec[h - 1])
+        hist = roots.History()
+        for h in range(0, heights + 1):
+            if h:
+                state_root = self.tree.apply(h, [(b"acct-%d" % h, b"balance %d" % h), (b"shared", b"v%d" % h)])[0]
+                self.receipts[h] = [_core.sm3(b"receipt %d/%d" % (h, i)) for i in range(h + 2)]
+                self.rows[h] = (state_root, _core.receipts_root(self.receipts[h]))
+            self.exec[h], nodes, hist = hist.append(h, *self.rows[h])
+            for level, node in enumerate(nodes):
+                self.nodes[(level, h >> level)] = node
 
-    def chain(self, h: int, e: int) -> list[dict]:
-        return [
-            {"height": x, "state_root": self.rows[x][0].hex(), "receipts_root": self.rows[x][1].hex()}
-            for x in range(h, e + 1)
-        ]
+    def exec_proof(self, h: int, e: int) -> dict:
+        path = roots.path(h, e, lambda level, index: self.nodes[(level, index)])
+        return {
+            "height": h,
+            "state_root": self.rows[h][0].hex(),
+            "receipts_root": self.rows[h][1].hex(),
+            "exec_height": e,
+            "exec_path": [p.hex() for p in path],
+        }
 
 
 VALIDATORS = [(i, 1, cons.test_public_key(i)) for i in range(4)]
@@ -176,27 +184,21 @@ def test_keys(monkeypatch):
 
 def state_proof(chain: Chain, e: int, cert: dict, h: int, key: bytes) -> dict:
     value, proof = chain.tree.get_with_proof(key, h)
-    return {
-        "height": h,
+    return chain.exec_proof(h, e) | {
         "key": key.hex(),
         "value": None if value is None else value.hex(),
         "proof": proof.hex(),
-        "chain": chain.chain(h, e),
-        "prev_exec_root": chain.exec[h - 1].hex(),
         "certificate": cert,
     }
 
 
 def receipt_proof(chain: Chain, e: int, cert: dict, h: int, i: int) -> dict:
     hs = chain.receipts[h]
-    return {
-        "height": h,
+    return chain.exec_proof(h, e) | {
         "receipt": hs[i].hex(),
         "index": i,
         "count": len(hs),
         "path": [p.hex() for p in _core.receipt_proof(hs, i)],
-        "chain": chain.chain(h, e),
-        "prev_exec_root": chain.exec[h - 1].hex(),
         "certificate": cert,
     }
 
@@ -218,6 +220,55 @@ def test_receipt_proofs_verify(certified, test_keys):
         assert verify_receipt_proof(p, VALIDATORS) and verify_proof(p, VALIDATORS)
 
 
+def test_genesis_height_proves_too(certified, test_keys):
+    chain, e, cert = certified
+    p = state_proof(chain, e, cert, 0, b"genesis")
+    assert bytes.fromhex(p["value"]) == b"g" and verify_state_proof(p, VALIDATORS)
+    assert not verify_state_proof(dict(p, height=1), VALIDATORS)
+
+
+def test_proofs_under_a_held_exec_root_need_no_certificate(certified):
+    chain, e, _ = certified
+    for h in (1, e // 2, e):
+        p = state_proof(chain, e, None, h, b"shared")
+        assert proofs.verify_state_proof_under(p, e, chain.exec[e])
+        assert not proofs.verify_state_proof_under(p, e, chain.exec[e - 1])  # another root
+        assert not proofs.verify_state_proof_under(p, e - 1, chain.exec[e])  # E is bound into the root
+        assert not verify_state_proof(p, VALIDATORS)  # no certificate: nothing certified
+        r = receipt_proof(chain, e, None, h, 0)
+        assert proofs.verify_receipt_proof_under(r, e, chain.exec[e])
+        assert not proofs.verify_receipt_proof_under(dict(r, index=1), e, chain.exec[e])
+
+
+@pytest.fixture(scope="module")
+def long_chain():
+    return Chain(1100)
+
+
+@pytest.mark.parametrize("age", [0, 1, 217, 725, 1099])
+def test_proof_size_grows_with_log_of_age(long_chain, certified, age):
+    """Issue 14: a receipt 217 blocks back took 42 KB and 725 back 135 KB (the exec-root chain
+    walked block by block). Through the history tree the exec path has at most
+    bit_length(E) hashes; with a certificate of this test's 4 validators the whole proof,
+    as JSON, stays far under 16 KB at any age."""
+    chain, e = long_chain, 1100
+    _, _, cert = certified
+    h = e - age
+    r = receipt_proof(chain, e, cert, h, 0)
+    assert len(r["exec_path"]) <= e.bit_length() == 11
+    assert proofs.verify_receipt_proof_under(r, e, chain.exec[e])
+    assert len(orjson.dumps(r)) < 16 * 1024
+    s = state_proof(chain, e, cert, h, b"shared")
+    assert proofs.verify_state_proof_under(s, e, chain.exec[e])
+    assert len(orjson.dumps(s)) < 16 * 1024
+
+
+def test_exec_path_length_is_logarithmic():
+    chain = Chain(300)
+    lengths = {e: max(len(chain.exec_proof(h, e)["exec_path"]) for h in range(0, e + 1, 7)) for e in (3, 30, 300)}
+    assert lengths == {3: 2, 30: 5, 300: 9}  # ceil(log2(E + 1)) at most; never linear in E
+
+
 def test_receipt_proof_accepts_receipt_bytes():
     hs = [_core.sm3(b"r0"), _core.sm3(b"a receipt's bytes, longer than a hash")]
     assert proofs.receipt_hash(b"a receipt's bytes, longer than a hash") == hs[1]
@@ -237,19 +288,20 @@ def _tamper_hex(s: str) -> str:
         "value_none",
         "key",
         "proof",
-        "chain_state_root",
-        "chain_receipts_root",
-        "chain_drop_last",
-        "chain_drop_first",
+        "exec_state_root",
+        "exec_receipts_root",
+        "exec_path_drop_last",
+        "exec_path_drop_first",
+        "exec_path_bit",
+        "exec_height",
         "height",
-        "prev_exec_root",
         "block_exec_root",
         "block_head",
         "other_block",
         "qc",
         "missing_certificate",
         "qc_not_hex",
-        "chain_not_list",
+        "exec_path_not_list",
         "proof_truncated",
         "other_key_value",
     ],
@@ -270,18 +322,20 @@ def test_tampered_state_proofs_fail(certified, test_keys, what):
         p["proof"] = _tamper_hex(p["proof"])
     elif what == "proof_truncated":
         p["proof"] = p["proof"][:-64]
-    elif what == "chain_state_root":
-        p["chain"][0]["state_root"] = _tamper_hex(p["chain"][0]["state_root"])
-    elif what == "chain_receipts_root":
-        p["chain"][1]["receipts_root"] = _tamper_hex(p["chain"][1]["receipts_root"])
-    elif what == "chain_drop_last":
-        p["chain"].pop()
-    elif what == "chain_drop_first":
-        p["chain"].pop(0)
+    elif what == "exec_state_root":
+        p["state_root"] = _tamper_hex(p["state_root"])
+    elif what == "exec_receipts_root":
+        p["receipts_root"] = _tamper_hex(p["receipts_root"])
+    elif what == "exec_path_drop_last":
+        p["exec_path"].pop()
+    elif what == "exec_path_drop_first":
+        p["exec_path"].pop(0)
+    elif what == "exec_path_bit":
+        p["exec_path"][1] = _tamper_hex(p["exec_path"][1])
+    elif what == "exec_height":  # the path is for this E; claiming another one fails
+        p["exec_height"] = e - 1
     elif what == "height":
         p["height"] = 3
-    elif what == "prev_exec_root":
-        p["prev_exec_root"] = _tamper_hex(p["prev_exec_root"])
     elif what == "block_exec_root":  # flip a bit of the exec root inside the certified block
         root = chain.exec[e].hex()
         assert p["certificate"]["block"].count(root) == 1
@@ -298,8 +352,8 @@ def test_tampered_state_proofs_fail(certified, test_keys, what):
         del p["certificate"]
     elif what == "qc_not_hex":
         p["certificate"]["qc"] = "zz"
-    elif what == "chain_not_list":
-        p["chain"] = 5
+    elif what == "exec_path_not_list":
+        p["exec_path"] = 5
     elif what == "other_key_value":  # a true proof of another key, presented as this key's
         other = state_proof(chain, e, cert, 2, b"acct-2")
         p["value"] = other["value"]
@@ -322,7 +376,7 @@ def test_tampered_receipt_proofs_fail(certified, test_keys, what):
     elif what == "path_short":
         p["path"].pop()
     elif what == "root":
-        p["chain"][0]["receipts_root"] = _tamper_hex(p["chain"][0]["receipts_root"])
+        p["receipts_root"] = _tamper_hex(p["receipts_root"])
     elif what == "wrong_height":  # height 2's receipt presented under height 3's root
         p["receipt"], p["path"] = (
             chain.receipts[2][2].hex(),
@@ -700,3 +754,16 @@ def test_cli_unreachable_node():
         r = CliRunner().invoke(app, [*args, "--rpc", url])
         assert r.exit_code == 1
         assert r.output.startswith(f"error: cannot reach node at {url}") and r.output.count("\n") == 1
+
+
+def test_responses_keep_ints_beyond_64_bits_exact():
+    # orjson reads such an int as a rounded float; contract values hold ints up to 512 bits.
+    from tfnode.client import _rpc
+
+    big = (1 << 127) - 1
+    body = b'{"jsonrpc":"2.0","id":7,"result":{"call":{"args":["0x00",%d]},"hash":"12345678901234567890123456"}}' % big
+    r = _rpc.result_of("http://node", 7, 200, body)
+    assert r["call"]["args"][1] == big and type(r["call"]["args"][1]) is int
+    assert r["hash"] == "12345678901234567890123456"
+    assert _rpc.loads(b'{"a": -%d}' % big) == {"a": -big}
+    assert _rpc.loads(b'{"a": 18446744073709551615}') == {"a": (1 << 64) - 1}

@@ -183,6 +183,8 @@ def test_secondary_market_transfer_and_payment_to_new_holder(world):
         "holder": "Bank C",
         "amount": acc["amount"],
         "currency": "CNY",
+        "text_zh": "债权" + cid + "已到期付款结清, 款项付予持有人Bank C",
+        "text_en": "Claim " + cid + " settled at maturity: paid to the holder Bank C",
     }
     assert c.view("forfaiting", "claim", cid)["state"] == "settled"
 

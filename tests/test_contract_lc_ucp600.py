@@ -334,3 +334,132 @@ def test_ucp600_art9d_amendment_advised_only_after_the_credit():
     assert not c.view("lc", "amendment", lc_id, n)["advised"]
     c.must(m["bank_b"], "lc", "advise", lc_id)
     assert c.call(m["bank_b"], "lc", "advise_amendment", lc_id, n).ok
+
+
+# -- amendment level (art. 9d, 10) ------------------------------------------------------------------
+
+# A confirmed credit, so an amendment needs the issuing bank, the confirming bank and the
+# beneficiary (art. 10a); the advising bank advises it first (art. 9d).
+AMEND_STATES = (
+    "pending",  # issued, not advised, nobody answered
+    "advised",  # advised, awaiting the confirming bank and the beneficiary
+    "extended_unadvised",  # the confirming bank extended before the advice
+    "advised_extended",  # awaiting only the beneficiary
+    "advised_accepted",  # awaiting only the confirming bank
+    "in_force",
+    "rejected",
+)
+
+
+def build_amendment(w, state):
+    c, m = w.chain, w.m
+    lc_id = w.advised()
+    c.must(m["bank_b"], "lc", "confirm", lc_id)
+    n = c.must(m["bank_a"], "lc", "amend", lc_id, {"amount": 2000})
+    assert n == 1
+    if state in ("extended_unadvised", "advised_extended", "in_force"):
+        c.must(m["bank_b"], "lc", "confirm_amendment", lc_id, 1, True)
+    if state != "pending" and state != "extended_unadvised":
+        c.must(m["bank_b"], "lc", "advise_amendment", lc_id, 1)
+    if state in ("advised_accepted", "in_force"):
+        c.must(BENEFICIARY, "lc", "respond_amendment", lc_id, 1, True)
+    if state == "rejected":
+        c.must(BENEFICIARY, "lc", "respond_amendment", lc_id, 1, False)
+    assert c.view("lc", "amendment", lc_id, 1)["state"] == {"in_force": "in_force", "rejected": "rejected"}.get(
+        state, "issued"
+    )
+    return lc_id
+
+
+def amend_steps(w):
+    m = w.m
+    return {
+        "advise_amendment": (m["bank_b"], "advise_amendment", lambda i: (i, 1)),
+        "confirm_amendment": (m["bank_b"], "confirm_amendment", lambda i: (i, 1, True)),
+        "respond_amendment": (BENEFICIARY, "respond_amendment", lambda i: (i, 1, True)),
+        "amend_again": (m["bank_a"], "amend", lambda i: (i, {"amount": 3000})),
+    }
+
+
+AMEND_ALLOWED = {
+    # art. 9d: the advising bank advises each amendment once
+    "advise_amendment": {"pending", "extended_unadvised"},
+    # art. 10b: the confirming bank extends its confirmation to the amendment, or not, once
+    "confirm_amendment": {"pending", "advised", "advised_accepted"},
+    # art. 10c/e: the beneficiary answers an advised amendment, once
+    "respond_amendment": {"advised", "advised_extended"},
+    # one amendment at a time: the next once the last is in force or rejected
+    "amend_again": {"in_force", "rejected"},
+}
+
+
+@pytest.fixture(scope="module")
+def amend_table():
+    w = World()
+    steps = amend_steps(w)
+    return w, steps, {(s, step): build_amendment(w, s) for s in AMEND_STATES for step in steps}
+
+
+@pytest.mark.parametrize("state", AMEND_STATES)
+@pytest.mark.parametrize("step", sorted(AMEND_ALLOWED))
+def test_ucp600_art9d_10_amendment_steps_only_in_documented_states(amend_table, state, step):
+    w, steps, table = amend_table
+    lc_id = table[(state, step)]
+    who, method, args = steps[step]
+    before = (w.chain.view("lc", "credit", lc_id), w.chain.view("lc", "amendment", lc_id, 1))
+    r = w.chain.call(who, "lc", method, *args(lc_id))
+    allowed = state in AMEND_ALLOWED[step]
+    assert r.ok == allowed, f"{step} in state {state}: {r.status} {r.revert_reason}"
+    if not allowed:
+        assert r.revert_reason, "a refused step says why"
+        after = (w.chain.view("lc", "credit", lc_id), w.chain.view("lc", "amendment", lc_id, 1))
+        assert after == before, "a refused step changed the credit or the amendment"
+
+
+def test_ucp600_art10c_terms_change_only_when_the_amendment_is_in_force():
+    w = World()
+    c, m = w.chain, w.m
+    lc_id = w.advised()
+    c.must(m["bank_b"], "lc", "confirm", lc_id)
+    c.must(m["bank_a"], "lc", "amend", lc_id, {"amount": 2000})
+    c.must(m["bank_b"], "lc", "advise_amendment", lc_id, 1)
+    c.must(BENEFICIARY, "lc", "respond_amendment", lc_id, 1, True)
+    assert c.view("lc", "credit", lc_id)["amount"] == 1000  # the confirming bank has not extended
+    c.must(m["bank_b"], "lc", "confirm_amendment", lc_id, 1, True)
+    assert c.view("lc", "credit", lc_id)["amount"] == 2000
+
+
+# -- transfer (art. 38) ------------------------------------------------------------------------------
+
+
+def test_ucp600_art38_transfer_only_after_a_request_and_once_per_request():
+    w = World()
+    c, m = w.chain, w.m
+    lc_id = w.advised()
+    r = c.call(m["bank_b"], "lc", "transfer", lc_id)
+    assert r.revert_reason == "the first beneficiary has not requested a transfer"
+    c.must(BENEFICIARY, "lc", "request_transfer", lc_id, SECOND, 300)
+    assert c.call(m["bank_c"], "lc", "transfer", lc_id).revert_reason == "only the transferring bank transfers"
+    assert c.must(m["bank_b"], "lc", "transfer", lc_id) == lc_id + "-T1"
+    r = c.call(m["bank_b"], "lc", "transfer", lc_id)
+    assert r.revert_reason == "the first beneficiary has not requested a transfer"
+    assert c.view("lc", "credit", lc_id)["transferred"] == 300
+
+
+def test_ucp600_art38_a_request_overtaken_by_a_drawing_is_not_transferred():
+    """request_transfer -> a presentation honoured -> transfer: the transfer may not commit more
+    than what is still available (it did: 400 drawn + 900 transferred on a credit of 1,000)."""
+    w = World()
+    c, m = w.chain, w.m
+    lc_id = w.advised()
+    c.must(BENEFICIARY, "lc", "request_transfer", lc_id, SECOND, 900)
+    w.present(lc_id, amount=400)
+    c.must(m["bank_b"], "lc", "honour", lc_id, 1)
+    before = c.view("lc", "credit", lc_id)
+    r = c.call(m["bank_b"], "lc", "transfer", lc_id)
+    assert r.status == "revert" and r.revert_reason == "amount exceeds the available balance"
+    assert c.view("lc", "credit", lc_id) == before
+    c.must(BENEFICIARY, "lc", "request_transfer", lc_id, SECOND, 600)
+    c.must(m["bank_b"], "lc", "transfer", lc_id)
+    cr = c.view("lc", "credit", lc_id)
+    assert cr["drawn"] + cr["transferred"] == cr["amount"]

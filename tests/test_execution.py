@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tfnode import _core, crypto
-from tfnode.execution import asset
+from tfnode.execution import asset, roots
 from tfnode.execution.args import decode_call_args, encode_call_args
 from tfnode.execution.executor import REPLAY_PREFIX, ChainExecutor, ExecutionError
-from tfnode.execution.roots import ZERO, exec_root, fold, genesis_exec_root
+from tfnode.execution.roots import ZERO
 from tfnode.node.genesis import make_genesis
 from tfnode.runtime.encoding import EncodingError
 from tfnode.storage import ChainStore, open_rocks
+from tfnode.storage import keys as K
+from tfnode.storage.abc import WriteBatch
 
 CHAIN = "tf-exec"
 
@@ -63,7 +65,7 @@ def test_genesis_state_is_deterministic_and_funds_members(tmp_path, genesis, key
     kv1, s1, e1 = open_exec(tmp_path / "a", genesis)
     kv2, s2, e2 = open_exec(tmp_path / "b", genesis)
     try:
-        assert e1.exec_root == e2.exec_root == genesis_exec_root(e1.state_root) and e1.state_root != ZERO
+        assert e1.exec_root == e2.exec_root == roots.genesis(e1.state_root)[0] and e1.state_root != ZERO
         a0 = crypto.address(keys[0].public_key())
         assert e1.query("asset", "balance", (a0,), {}).return_value == 10**15
         # members are in governance with their organisation and role; genesis contracts exist
@@ -122,8 +124,10 @@ def test_transfers_replays_expiry_and_reopen(tmp_path, genesis, keys):
     h0 = _core.Transaction.decode(good[0]).hash()
     assert store.tx(h0).height == 1 and store.receipt(h0) == out.receipts[0].encode()
     rec = store.exec_record(2)
-    assert rec == out2.state_root + out2.receipts_root + out2.exec_root
-    assert out2.exec_root == exec_root(2, out2.state_root, ZERO, out.exec_root)
+    # Height 2 completes history nodes (0, 2) only; height 1 completed (0, 1) and (1, 0).
+    assert rec == out2.state_root + out2.receipts_root + out2.exec_root + out2.history_nodes[0]
+    assert len(out2.history_nodes) == 1 and len(store.exec_record(1)) == 96 + 64
+    assert roots.verify(out2.exec_root, 2, 1, out.state_root, out.receipts_root, roots.path(1, 2, ex.history_node))
     root, height = ex.exec_root, ex.height
     store.close()
     kv.close()
@@ -170,20 +174,64 @@ def test_state_proofs_verify_against_the_state_root(tmp_path, genesis, keys):
         kv.close()
 
 
-def test_exec_root_chain_folds():
-    s = [crypto.sm3(b"s%d" % i) for i in range(4)]
-    r = [crypto.sm3(b"r%d" % i) for i in range(4)]
-    g = genesis_exec_root(s[0])
-    e1 = exec_root(1, s[1], r[1], g)
-    e2 = exec_root(2, s[2], r[2], e1)
-    assert fold(g, [(1, s[1], r[1]), (2, s[2], r[2])]) == (2, e2)
-    assert fold(g, [(1, s[1], r[1]), (2, s[2], r[3])])[1] != e2
-    with pytest.raises(ValueError, match="skips"):
-        fold(g, [(1, s[1], r[1]), (3, s[2], r[2])])
-    with pytest.raises(ValueError, match="empty"):
-        fold(g, [])
+def test_exec_history_proves_every_height_and_survives_reopen(tmp_path, genesis, keys):
+    kv, store, ex = open_exec(tmp_path / "db", genesis)
+    rows = {0: (ex.genesis_state_root, ZERO)}
+    try:
+        a1 = "0x" + "22" * 20
+        for h in range(1, 41):
+            out = run(ex, h, [tx(keys[0], args=(a1, h), nonce=1000 + h)])
+            rows[h] = (out.state_root, out.receipts_root)
+            assert len(out.history_nodes) == (h ^ (h + 1)).bit_length()  # trailing ones of h, plus one
+        for e in (1, 17, 32, 40):
+            root = store.exec_record(e)[64:96]
+            for h in range(e + 1):
+                p = roots.path(h, e, ex.history_node)
+                assert len(p) <= e.bit_length()
+                assert roots.verify(root, e, h, *rows[h], p)
+                assert not roots.verify(root, e, h, rows[h][1], rows[h][0], p)
+        root, height = ex.exec_root, ex.height
+    finally:
+        store.close()
+        kv.close()
+    kv, store, ex2 = open_exec(tmp_path / "db", genesis)
+    try:
+        assert (ex2.height, ex2.exec_root, ex2.history.peaks) == (height, root, ex.history.peaks)
+        out = run(ex2, 41)
+        assert roots.verify(out.exec_root, 41, 3, *rows[3], roots.path(3, 41, ex2.history_node))
+    finally:
+        store.close()
+        kv.close()
+
+
+def test_a_damaged_history_is_found_at_open(tmp_path, genesis, keys):
+    kv, store, ex = open_exec(tmp_path / "db", genesis)
+    try:
+        for h in range(1, 4):
+            run(ex, h)
+        # Opening at height 3 reloads the history of heights 0..2 from its peaks, (1, 0) in
+        # height 1's record and (0, 2) in height 2's: flip a bit of the second.
+        rec = bytearray(store.exec_record(2))
+        rec[96] ^= 1
+        b = WriteBatch()
+        b.put(K.chain_prefix(CHAIN) + K.EXEC + K.u64(2), bytes(rec))
+        kv.write(b, sync=True)
+    finally:
+        store.close()
+        kv.close()
+    with pytest.raises(ExecutionError, match="history is damaged"):
+        open_exec(tmp_path / "db", genesis)
+
+
+def test_history_rejects_bad_input():
+    with pytest.raises(ValueError, match="peaks"):
+        roots.History(3, [ZERO])
     with pytest.raises(ValueError, match="32 bytes"):
-        exec_root(1, b"short", r[1], g)
+        roots.History().append(0, b"short", ZERO)
+    with pytest.raises(Exception, match="append height 2"):
+        roots.History().append(2, ZERO, ZERO)
+    assert roots.node_height(0, 0) == 0 and roots.node_height(2, 1) == 7
+    assert roots.record_node(bytes(96), 0) is None
 
 
 def test_call_args_round_trip_and_reject_garbage():

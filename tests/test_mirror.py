@@ -231,6 +231,9 @@ def test_mirror_survives_kill9_and_matches_the_chain(chain, postgres, tmp_path):
         assert q("SELECT count(*), min(height), max(height) FROM blocks")[0] == (top, 1, top)
         assert q("SELECT count(*) FROM transactions")[0][0] == len(hashes) == sum(b["tx_count"] for b in blocks)
         assert q("SELECT count(*) FROM receipts")[0][0] == len(hashes)
+        # Every height with transactions had its roots checked against a QC (a receipt proof).
+        assert q("SELECT count(*) FROM blocks WHERE tx_count > 0 AND NOT roots_certified")[0][0] == 0
+        assert q("SELECT count(*) FROM blocks WHERE roots_certified")[0][0] == sum(b["tx_count"] > 0 for b in blocks)
         got = dict(q("SELECT height, hash FROM blocks"))
         assert all(bytes(got[b["height"]]).hex() == b["hash"] for b in blocks)
         receipts = {h: cl.get_receipt(h) for h in hashes}
@@ -312,6 +315,14 @@ def test_mirror_refuses_blocks_its_validators_did_not_certify(chain, postgres, t
             raw[at] ^= 1
             with pytest.raises(mirror.MirrorError):
                 fresh.write(2, dict(block, raw=raw.hex()), txs)
+        # Roots the node misreports for a height with transactions: the receipt proof says otherwise.
+        busy = cl.send(chain.accounts[0], "asset", "transfer", chain.accounts[1].address, 1, timeout=WAIT)["height"]
+        wait_for(lambda: cl.status()["certified_height"] >= busy, WAIT, "the transfer's height certified")
+        busy_block, _ = fresh.fetch(busy)
+        roots = bytes.fromhex(busy_block["state_root"]), bytes.fromhex(busy_block["receipts_root"])
+        assert fresh._check_roots(busy, busy_block, *roots) is True
+        with pytest.raises(mirror.MirrorError, match="a QC certifies"):
+            fresh._check_roots(busy, busy_block, bytes(32), roots[1])
         # Nothing of a refused height is written; the same height, unaltered, is written once.
         assert fresh.conn.execute("SELECT max(height) FROM blocks").fetchone()[0] == 1
         assert fresh.write(2, block, txs) is True and fresh.write(2, block, txs) is False

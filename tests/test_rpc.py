@@ -100,12 +100,12 @@ class FakeNode:
             raise KeyError("a bug in the node")
         return {"key": key.hex(), "value": None, "height": len(self.blocks)}
 
-    def get_state_proof(self, key):
+    def get_state_proof(self, key, height=None, exec_height=None):
         if key == b"\xbe\xef":
             raise NotReady("no certified height yet")
         return {"height": 1, "key": key.hex(), "value": None, "proof": "00"}
 
-    def get_receipt_proof(self, tx_hash):
+    def get_receipt_proof(self, tx_hash, exec_height=None):
         r = self.receipts.get(tx_hash)
         return (
             None if r is None else {"height": r["height"], "receipt": "aa", "index": r["index"], "count": 1, "path": []}
@@ -116,6 +116,13 @@ class FakeNode:
 
     def peers(self):
         return [{"public_key": "04" + "22" * 64, "connected": True}]
+
+    def backfill(self, topic, key, start, limit):
+        """Stored blocks from start on (the blocks topic is all this fake replays)."""
+        assert topic == "blocks"
+        top = len(self.blocks)
+        items = [self.get_block(h) for h in range(max(start[0], 1), top + 1)]
+        return items[: limit + 1], (max(top + 1, start[0]), 0)
 
     def commit(self, events_per_tx=(("lc", "Issued"),)):
         """Make a block of the pending txs; returns what publish_block takes."""
@@ -413,7 +420,10 @@ SIGNED_FROM = {"public_key": GATEWAY, "expiry": 1, "signature": "00" * 64}
         ("get_receipt", {"hash": 5}, "hash"),
         ("get_receipt_proof", {"hash": None}, "hash"),
         ("get_state", {"key": ""}, "key"),
-        ("get_state_proof", {"key": "ab", "height": 1}, "height"),
+        ("get_state_proof", {"key": "ab", "height": "1"}, "height"),
+        ("get_state_proof", {"key": "ab", "exec_height": -1}, "exec_height"),
+        ("get_state_proof", {"key": "ab", "at": 1}, "at"),
+        ("get_receipt_proof", {"hash": "00" * 32, "exec_height": 1.5}, "exec_height"),
         ("submit", {"tx": ""}, "tx"),
         ("submit", {"raw": "00"}, "raw"),
         ("submit_batch", {"txs": "00"}, "txs"),
@@ -600,6 +610,53 @@ def test_ws_calls_and_block_event_tx_subscriptions():
                 )
             )
             assert sorted(m["id"] for m in await w.recv()) == [1, 2]
+
+    run(main())
+
+
+def test_ws_blocks_subscription_resumes_from_a_height_without_gap_or_duplicate():
+    async def main():
+        async with serving() as c, ws_of(c) as w:
+            for _ in range(3):
+                c.publish()
+            sid = await w.sub({"topic": "blocks", "from_height": 2})
+            replayed = [await w.recv() for _ in range(2)]
+            assert [m["params"]["result"]["height"] for m in replayed] == [2, 3]
+            assert all(m["params"]["subscription"] == sid for m in replayed)
+            c.publish()
+            # A block published again at a height already replayed is not sent twice.
+            c.server.publish_block(c.node.get_block(3), [], {})
+            c.publish()
+            live = [await w.recv() for _ in range(2)]
+            assert [m["params"]["result"]["height"] for m in live] == [4, 5]
+            # Nothing else was queued: the next message is this call's answer.
+            assert (await w.response("status"))["result"]["height"] == 5
+            for params, param in [
+                ({"topic": "blocks", "cursor": "00" * 12}, "cursor"),
+                ({"topic": "blocks", "from_height": -1}, "from_height"),
+                ({"topic": "events", "cursor": "xyz"}, "cursor"),
+                ({"topic": "events", "cursor": "00" * 12, "from_height": 1}, "cursor"),
+            ]:
+                err = (await w.response("subscribe", params))["error"]
+                assert err["code"] == -32602 and err["data"] == {"param": param}, (params, err)
+
+    run(main())
+
+
+def test_ws_a_replay_longer_than_the_limit_is_refused_whole():
+    from tfnode.rpc.methods import MAX_BACKFILL
+
+    async def main():
+        node = FakeNode()
+        for h in range(1, MAX_BACKFILL + 3):
+            node.blocks[h] = {"height": h, "hash": h32(b"%d" % h).hex()}
+        async with serving(node) as c, ws_of(c) as w:
+            err = (await w.response("subscribe", {"topic": "blocks", "from_height": 1}))["error"]
+            assert err["code"] == -32009 and "get_events" in err["message"]
+            sid = await w.sub({"topic": "blocks", "from_height": 3})  # exactly MAX_BACKFILL: accepted
+            got = [await w.recv() for _ in range(MAX_BACKFILL)]
+            assert [m["params"]["result"]["height"] for m in got] == list(range(3, MAX_BACKFILL + 3))
+            assert got[-1]["params"]["subscription"] == sid
 
     run(main())
 

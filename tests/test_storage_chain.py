@@ -273,6 +273,10 @@ def test_corruption_is_detected_on_open(kv, damage):
         ({"state_writes": [("k", b"v")]}, StorageTypeError, "state key must be bytes"),
         ({"tree_writes": [(b"n", 1)]}, StorageTypeError, "tree node must be bytes"),
         ({"state_root": b"x" * 65}, StorageValueError, "state root"),
+        ({"exec_record": b"x" * 96}, StorageValueError, "exec record must be 3 roots and 1..64 history nodes"),
+        ({"exec_record": b"x" * 130}, StorageValueError, "exec record"),
+        ({"exec_record": b"x" * (96 + 32 * 65)}, StorageValueError, "exec record"),
+        ({"exec_record": "text"}, StorageValueError, "exec record"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_written(kv, kwargs, exc, msg):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from tfnode import cli_console
+
 app = typer.Typer(
     name="tfnode",
     help="tfnode: consortium blockchain node for trade finance (SM2/SM3/SM4, HotStuff BFT).",
@@ -96,7 +98,9 @@ def start(
     raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor)))
 
 
-contract_app = typer.Typer(help="Work with contract sources.", no_args_is_help=True)
+contract_app = typer.Typer(
+    help="Contracts: check sources, deploy and upgrade through governance, call, view, show.", no_args_is_help=True
+)
 app.add_typer(contract_app, name="contract")
 
 
@@ -111,7 +115,10 @@ def contract_check(
     raise typer.Exit(run_check([str(f) for f in files]))
 
 
-DEFAULT_RPC = "http://127.0.0.1:26601"
+# The console: contract deploy|upgrade|call|view|show, gov, tx, events, member, validator.
+cli_console.register(app, contract_app)
+
+DEFAULT_RPC = cli_console.DEFAULT_RPC
 
 
 def _rpc_call(url: str, fn):
@@ -385,6 +392,38 @@ def mirror(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     typer.echo(f"mirrored up to height {done}")
+
+
+@app.command()
+def relay(
+    a: str = typer.Option(..., "--a", help="RPC URL of a node of one chain"),
+    b: str = typer.Option(..., "--b", help="RPC URL of a node of the other chain"),
+    key: Path | None = typer.Option(None, "--key", help="key file to sign with (any key; a fresh one if omitted)"),
+    interval: float = typer.Option(1.0, "--interval", help="seconds between passes"),
+    passes: int = typer.Option(0, "--passes", help="stop after this many passes (0: run until stopped)"),
+) -> None:
+    """Relay light-client headers and packets between two chains (docs/multichain.md). The
+    relayer is trusted with nothing: the chains check every proof it carries."""
+    import logging
+
+    from tfnode.client import Account, Client, ClientError
+    from tfnode.relay import Relayer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    account = Account.from_file(key) if key is not None else Account.generate()
+    try:
+        r = Relayer(Client(a), Client(b), account)
+    except (ClientError, OSError) as err:
+        typer.echo(f"error: cannot reach both chains: {err}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        stats = r.run(interval, passes or None)
+    except KeyboardInterrupt:
+        stats = r.stats
+    typer.echo(
+        f"updates {stats.updates}, received {stats.received}, acknowledged {stats.acknowledged}, "
+        f"timed out {stats.timed_out}, refused {len(stats.refused)}"
+    )
 
 
 @app.command()

@@ -17,10 +17,12 @@ Nothing is written that the mirror has not checked:
   the proposer's signature and the parent QC inside the block verify too (the id does not
   cover them), so every byte of ``blocks.raw`` is certified;
 * the block's parent is the block mirrored at h-1;
-* the execution chain holds: the mirror folds each height's ``(state_root, receipts_root)``
-  into ``exec_root(h)`` (docs/rpc.md "Certified proofs"), and every block's certified
-  ``(exec_height, exec_root)`` must equal what it folded for that height; so the roots it
-  stores were certified by a later QC, not just reported by the node.
+* the height's roots: for a height with transactions, its first receipt's proof
+  (``get_receipt_proof``) must check out against a QC of the pinned validators
+  (``tfnode.client.proofs.certified_root``, docs/rpc.md "Certified proofs"), and the
+  ``state_root`` and ``receipts_root`` it certifies must be the block's; the mirror waits for
+  the node to certify the height first. A height without transactions has no receipt to prove
+  its roots with: they are stored as the node reports them, marked ``roots_certified = false``.
 
 The validator set is pinned on first use (``--genesis`` reads it from a genesis file
 instead) and kept in ``mirror_meta``: a node that later answers with other validators, or
@@ -37,13 +39,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from tfnode import _core, crypto
 from tfnode.client import ClientError
+from tfnode.client.proofs import certified_root, verify_receipt_proof
 from tfnode.errors import TfnodeError
-from tfnode.execution import roots
-from tfnode.rpc_errors import RpcError
+from tfnode.rpc_errors import NotReady, RpcError
 
 log = logging.getLogger("tfnode.mirror")
 
@@ -57,14 +57,12 @@ CREATE TABLE IF NOT EXISTS mirror_meta (
     chain_id        text PRIMARY KEY,
     schema_version  integer NOT NULL,
     validators      jsonb NOT NULL,     -- [{id, name, power, public_key}] the QCs are checked with
-    exec_root_0     bytea,              -- exec_root(0), from the first block certifying height 0
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS mirror_progress (
     chain_id        text PRIMARY KEY REFERENCES mirror_meta,
     height          bigint NOT NULL,    -- every height 1..height is mirrored, nothing above it
     block_hash      bytea,
-    exec_root       bytea,              -- exec_root(height), folded by the mirror
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS blocks (
@@ -79,7 +77,7 @@ CREATE TABLE IF NOT EXISTS blocks (
     tx_count        integer NOT NULL,
     state_root      bytea NOT NULL,     -- after executing this height
     receipts_root   bytea NOT NULL,
-    exec_root       bytea NOT NULL,     -- exec_root(height) as folded by the mirror
+    roots_certified boolean NOT NULL,   -- state_root and receipts_root checked against a QC (a receipt proof)
     cert_exec_height bigint NOT NULL,   -- the execution this block's proposer certified
     cert_exec_root  bytea NOT NULL,
     qc              bytea NOT NULL,     -- the QC certifying this block (checked before the insert)
@@ -278,7 +276,10 @@ class Mirror:
                 self._changes_served = False
             except NotFound:
                 log.warning("the node kept no state changes of height %d (executed before it kept them)", h)
-        return dict(block, state_changes=changes), txs
+        # The first receipt's proof certifies the height's roots (see _check_roots); NotReady
+        # until a QC covers the height, which run() waits for.
+        proof = self.rpc.get_receipt_proof(hashes[0]) if hashes else None
+        return dict(block, state_changes=changes, roots_proof=proof), txs
 
     def batch(self, calls: list[tuple[str, str]]) -> list[Any]:
         """``(method, tx hash)`` calls as JSON-RPC batches of at most BATCH_CALLS (one HTTP
@@ -291,8 +292,8 @@ class Mirror:
             body = b"[" + b",".join(b for _, b in reqs) + b"]"
             status, data = self._post(body)
             try:
-                answers = orjson.loads(data)
-            except orjson.JSONDecodeError:
+                answers = _rpc.loads(data)
+            except ValueError:
                 raise ClientError(
                     f"node at {self.rpc.url} answered HTTP {status} with something that is not JSON"
                 ) from None
@@ -334,7 +335,7 @@ class Mirror:
         c = self.conn
         with c.transaction():
             prog = c.execute(
-                "SELECT height, block_hash, exec_root FROM mirror_progress WHERE chain_id = %s FOR UPDATE",
+                "SELECT height, block_hash FROM mirror_progress WHERE chain_id = %s FOR UPDATE",
                 (self.chain_id,),
             ).fetchone()
             if prog[0] >= h:
@@ -345,23 +346,7 @@ class Mirror:
             decoded = check_block(block, self.validators, bytes(parent) if parent is not None else None)
             state_root, receipts_root = bytes.fromhex(block["state_root"]), bytes.fromhex(block["receipts_root"])
             cert_h, cert_root = decoded["exec_height"], decoded["exec_root"]
-            # The execution this block certifies must be what the mirror folded for that height.
-            prev = bytes(prog[2]) if prog[2] is not None else None  # exec_root(h-1)
-            if prev is None:
-                if cert_h != 0 or h != 1:
-                    raise MirrorError(f"block {h} certifies execution {cert_h}: the mirror starts at height 1")
-                # exec_root(0) commits to the genesis state, which the RPC does not serve: the
-                # first block's certificate provides it.
-                prev = cert_root
-                c.execute("UPDATE mirror_meta SET exec_root_0 = %s WHERE chain_id = %s", (prev, self.chain_id))
-            else:
-                folded = self._folded(cert_h, h, prev)
-                if folded != cert_root:
-                    raise MirrorError(
-                        f"block {h} certifies exec_root({cert_h}) = {cert_root.hex()}, but the mirror folded "
-                        f"{folded.hex() if folded else 'nothing'} for that height"
-                    )
-            own = roots.exec_root(h, state_root, receipts_root, prev)
+            certified = self._check_roots(h, block, state_root, receipts_root)
             c.execute(
                 "INSERT INTO blocks VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1000.0), %s, %s, %s, %s, %s,"
                 " %s, %s, %s, %s, %s)",
@@ -377,7 +362,7 @@ class Mirror:
                     block["tx_count"],
                     state_root,
                     receipts_root,
-                    own,
+                    certified,
                     cert_h,
                     cert_root,
                     bytes.fromhex(block["qc"]),
@@ -431,25 +416,26 @@ class Mirror:
                             for row in rows:
                                 copy.write_row(row)
             c.execute(
-                "UPDATE mirror_progress SET height = %s, block_hash = %s, exec_root = %s, updated_at = now()"
-                " WHERE chain_id = %s",
-                (h, decoded["id"], own, self.chain_id),
+                "UPDATE mirror_progress SET height = %s, block_hash = %s, updated_at = now() WHERE chain_id = %s",
+                (h, decoded["id"], self.chain_id),
             )
         return True
 
-    def _folded(self, e: int, h: int, prev: bytes) -> bytes | None:
-        """exec_root(e) as the mirror folded it (``prev`` is exec_root(h-1))."""
-        if e == h - 1:
-            return prev
-        if e == 0:
-            row = self.conn.execute(
-                "SELECT exec_root_0 FROM mirror_meta WHERE chain_id = %s", (self.chain_id,)
-            ).fetchone()
-        elif 0 < e < h:
-            row = self.conn.execute("SELECT exec_root FROM blocks WHERE height = %s", (e,)).fetchone()
-        else:
-            return None
-        return None if row is None or row[0] is None else bytes(row[0])
+    def _check_roots(self, h: int, block: dict, state_root: bytes, receipts_root: bytes) -> bool:
+        """True once the first receipt's proof shows the block's roots under a QC of the pinned
+        validators; False for a height without transactions; MirrorError if they differ."""
+        proof = block.get("roots_proof")
+        if proof is None:
+            return False
+        got = certified_root(proof, self.validators)
+        if got is None or got[0] != h or not verify_receipt_proof(proof, self.validators):
+            raise MirrorError(f"block {h}: the proof of its first receipt does not check out against the validators")
+        if (got[1], got[2]) != (state_root, receipts_root):
+            raise MirrorError(
+                f"block {h}: the node reports state root {state_root.hex()} and receipts root {receipts_root.hex()}, "
+                f"a QC certifies {got[1].hex()} and {got[2].hex()}"
+            )
+        return True
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -468,6 +454,9 @@ class Mirror:
                     continue
                 h = done + 1
                 block, txs = self.fetch(h)
+            except NotReady:  # the newest heights wait for a QC to certify them
+                time.sleep(poll)
+                continue
             except (ClientError, RpcError) as err:
                 log.warning("node: %s; retrying in %.1f s", err, poll * 4)
                 time.sleep(poll * 4)

@@ -13,6 +13,8 @@ into Python values with ``tfnode.rpc.values.json_to_value`` (bytes, Fixed, ...).
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +26,20 @@ from tfnode.rpc_errors import RpcError
 
 class ClientError(TfnodeError):
     """The node could not be reached, or answered with something that is not JSON-RPC."""
+
+
+# A JSON number of 20 digits or more, outside a string (where a hex string's digits sit).
+_BIG_INT = re.compile(rb"[:\[,\s]-?[0-9]{20,}")
+
+
+def loads(body: bytes | str) -> Any:
+    """JSON as the node sends it. Contract values hold ints up to 512 bits, and orjson reads an
+    int beyond 64 bits as a float (rounded), so a body that may hold one is read with the
+    standard library, which keeps every int exact."""
+    data = body.encode() if isinstance(body, str) else body
+    if _BIG_INT.search(data):
+        return json.loads(data)
+    return orjson.loads(data)
 
 
 # ---- requests ------------------------------------------------------------------------
@@ -42,8 +58,8 @@ def request(method: str, params=None) -> tuple[int, bytes]:
 def result_of(url: str, rid: int, status: int, body: bytes):
     """The ``result`` of a JSON-RPC response body, or RpcError / ClientError."""
     try:
-        msg = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        msg = loads(body)
+    except ValueError:  # orjson.JSONDecodeError and json.JSONDecodeError are ValueErrors
         snippet = body[:200].decode("utf-8", "replace")
         raise ClientError(
             f"node at {url} answered HTTP {status} with something that is not JSON: {snippet!r}"
@@ -120,6 +136,15 @@ def reading_params(gateway, batch_seq: int, index: int) -> dict:
     return {"gateway": hexa(gateway, "gateway"), "batch_seq": batch_seq, "index": index}
 
 
+def proof_params(params: dict, height: int | None, exec_height: int | None) -> dict:
+    """Add the optional ``height`` / ``exec_height`` of a proof request."""
+    if height is not None:
+        params["height"] = height
+    if exec_height is not None:
+        params["exec_height"] = exec_height
+    return params
+
+
 def query_params(contract: str, method: str, args, kwargs) -> dict:
     from tfnode.rpc.values import value_to_json
 
@@ -158,7 +183,42 @@ def receipt(r):
     for ev in r.get("events") or ():
         if isinstance(ev, dict) and "fields" in ev:
             ev["fields"] = json_to_value(ev["fields"])
+    if isinstance(r.get("call"), dict):
+        call_args(r["call"])
     return r
+
+
+def call_args(t):
+    """A transaction's (or a receipt's ``call``) decoded arguments as Python values."""
+    if isinstance(t, dict):
+        from tfnode.rpc.values import json_to_value
+
+        if isinstance(t.get("args"), list):
+            t["args"] = json_to_value(t["args"])
+        if isinstance(t.get("kwargs"), dict):
+            t["kwargs"] = {k: json_to_value(v) for k, v in t["kwargs"].items()}
+    return t
+
+
+def events_page(page):
+    if isinstance(page, dict):
+        for e in page.get("events") or ():
+            event(e)
+    return page
+
+
+def events_params(contract, name, from_height, to_height, cursor, limit, proofs) -> dict:
+    p: dict[str, Any] = {"contract": contract, "name": name, "from_height": from_height}
+    for k, v in (("to_height", to_height), ("cursor", cursor), ("limit", limit)):
+        if v is not None:
+            p[k] = v
+    if proofs:
+        p["proofs"] = True
+    return p
+
+
+def proposals_params(before, limit, status) -> dict:
+    return {k: v for k, v in (("before", before), ("limit", limit), ("status", status)) if v is not None}
 
 
 def event(e):

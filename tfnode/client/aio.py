@@ -86,7 +86,7 @@ class AsyncClient:
         return await self.call("get_block", _rpc.block_params(height, hash, txs))
 
     async def get_transaction(self, hash) -> dict:
-        return await self.call("get_transaction", {"hash": _rpc.hexa(hash)})
+        return _rpc.call_args(await self.call("get_transaction", {"hash": _rpc.hexa(hash)}))
 
     async def get_receipt(self, hash) -> dict:
         return _rpc.receipt(await self.call("get_receipt", {"hash": _rpc.hexa(hash)}))
@@ -118,17 +118,63 @@ class AsyncClient:
     async def get_state(self, key) -> dict:
         return await self.call("get_state", {"key": _rpc.hexa(key, "key")})
 
-    async def get_state_proof(self, key) -> dict:
-        return await self.call("get_state_proof", {"key": _rpc.hexa(key, "key")})
+    async def get_state_proof(self, key, height: int | None = None, exec_height: int | None = None) -> dict:
+        """A state proof of ``key`` at ``height`` (default: the newest certified height) under the
+        newest certificate, or under ``exec_height``'s exec root (no certificate: for a verifier
+        that already holds that root, as a light client does)."""
+        return await self.call(
+            "get_state_proof", _rpc.proof_params({"key": _rpc.hexa(key, "key")}, height, exec_height)
+        )
 
-    async def get_receipt_proof(self, hash) -> dict:
-        return await self.call("get_receipt_proof", {"hash": _rpc.hexa(hash)})
+    async def get_receipt_proof(self, hash, exec_height: int | None = None) -> dict:
+        return await self.call("get_receipt_proof", _rpc.proof_params({"hash": _rpc.hexa(hash)}, None, exec_height))
 
     async def get_reading_proof(self, gateway, batch_seq: int, index: int) -> dict:
         return await self.call("get_reading_proof", _rpc.reading_params(gateway, batch_seq, index))
 
     async def validators(self) -> list[dict]:
         return await self.call("get_validators")
+
+    async def get_events(
+        self,
+        contract: str,
+        name: str,
+        *,
+        from_height: int = 0,
+        to_height: int | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+        proofs: bool = False,
+    ) -> dict:
+        """One page of events from the node's index: ``{events, next_cursor, more,
+        executed_height}``; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        params = _rpc.events_params(contract, name, from_height, to_height, cursor, limit, proofs)
+        return _rpc.events_page(await self.call("get_events", params))
+
+    async def call_dry_run(self, contract: str, method: str, *args, gas_limit: int | None = None, **kwargs) -> dict:
+        """Execute the call against the latest state without submitting it: the receipt it
+        would get (``status``, ``return_value``, ``gas_used``, ``revert_reason``, ``events``)."""
+        params = _rpc.query_params(contract, method, args, kwargs)
+        if gas_limit is not None:
+            params["gas_limit"] = gas_limit
+        return _rpc.receipt(await self.call("call_dry_run", params))
+
+    async def get_contract(self, name: str) -> dict:
+        return await self.call("get_contract", {"name": name})
+
+    async def get_contracts(self) -> list[dict]:
+        return await self.call("get_contracts")
+
+    async def get_members(self) -> list[dict]:
+        return await self.call("get_members")
+
+    async def get_proposals(
+        self, *, before: int | None = None, limit: int | None = None, status: str | None = None
+    ) -> dict:
+        return await self.call("get_proposals", _rpc.proposals_params(before, limit, status))
+
+    async def get_proposal(self, id: int) -> dict:
+        return await self.call("get_proposal", {"id": id})
 
     async def peers(self) -> list[dict]:
         return await self.call("get_peers")
@@ -159,9 +205,17 @@ class AsyncClient:
         optional ``contract``/``name``, ``tx`` with ``hash``) until the caller stops, the
         node closes the socket (ClientError), or, for ``tx``, after the one receipt.
 
+        ``from_height=H`` (``blocks``, ``events``) or ``cursor=C`` (``events``: the ``cursor``
+        of the last event seen, or a ``next_cursor`` of ``get_events``) first replays what
+        the node stored from there, then goes live, with no gap and no duplicate: keep the
+        last event's ``cursor`` and a dropped connection or a restarted node loses nothing.
+
         Read promptly: the node disconnects a client with more than 1,024 queued
         notifications."""
-        params = {"topic": topic, **{k: (_rpc.hexa(v) if k == "hash" else v) for k, v in filters.items()}}
+        params = {
+            "topic": topic,
+            **{k: (_rpc.hexa(v) if k == "hash" else v) for k, v in filters.items() if v is not None},
+        }
         rid, body = _rpc.request("subscribe", params)
         convert = _CONVERT.get(topic, lambda r: r)
         try:
@@ -183,8 +237,8 @@ class AsyncClient:
                         raise ClientError(f"node at {self._ws_url} closed the WebSocket before subscribing")
                     raise ClientError(f"node at {self._ws_url} closed the subscription ({msg.type.name})")
                 try:
-                    m = orjson.loads(msg.data)
-                except orjson.JSONDecodeError:
+                    m = _rpc.loads(msg.data)
+                except ValueError:
                     raise ClientError(f"node at {self._ws_url} sent a non-JSON WebSocket message") from None
                 if sub_id is None:
                     if not isinstance(m, dict) or m.get("id") != rid:

@@ -3,8 +3,12 @@
 
     qc            --verify with the validators-->  block id
     block         --its id must equal that--->     (exec_height E, exec_root)
-    chain h..E    --fold from prev_exec_root-->    exec_root(E), must equal the block's
-    chain[h]      --state_root / receipts_root-->  the state or receipt proof
+    exec_path     --history tree, ~log2(E)----->   exec_root(E) from (h, state_root, receipts_root)
+    state_root / receipts_root  ------------->    the state or receipt proof
+
+A verifier that already holds ``exec_root(E)`` (a light client of this chain running on
+another chain, which stored it from a verified header) checks the same proof without the
+certificate: :func:`anchored_roots`, ``verify_*_under``.
 
 Every check answers True or False: a proof that is malformed in any way (missing fields,
 bad hex, wrong lengths, undecodable block or QC) is simply not a proof, so it is False,
@@ -25,6 +29,12 @@ def _verify_qc(qc: bytes, validators: list[Validator]) -> tuple[int, int, int, b
     return _core.consensus_verify_qc(qc, validators)
 
 
+def verify_qc(qc: bytes, validators: list[Validator]) -> tuple[int, int, int, bytes]:
+    """(epoch, round, height, block_id) a QC certifies under ``validators``; raises ValueError if
+    it does not verify. For other verifiers of QCs (a light client on another chain)."""
+    return _verify_qc(qc, validators)
+
+
 def _b(x, n: int | None = None) -> bytes:
     if type(x) is not str:
         raise ValueError("expected a hex string")
@@ -40,9 +50,27 @@ def _int(x) -> int:
     return x
 
 
+def anchored_roots(proof: dict, exec_height: int, exec_root: bytes) -> tuple[int, bytes, bytes] | None:
+    """The (height h, state_root(h), receipts_root(h)) that the proof's exec path shows under
+    ``exec_root`` of ``exec_height``, or None."""
+    try:
+        h = _int(proof["height"])
+        if proof.get("exec_height", exec_height) != exec_height:
+            return None
+        s, r = _b(proof["state_root"], 32), _b(proof["receipts_root"], 32)
+        path = proof["exec_path"]
+        if type(path) is not list or len(path) > 64:
+            return None
+        if not roots.verify(exec_root, exec_height, h, s, r, [_b(p, 32) for p in path]):
+            return None
+        return h, s, r
+    except Exception:  # noqa: BLE001 - anything malformed is "not a proof" (module docstring)
+        return None
+
+
 def certified_root(proof: dict, validators: list[Validator]) -> tuple[int, bytes, bytes] | None:
-    """The (height h, state_root(h), receipts_root(h)) that the proof's certificate and chain
-    vouch for, or None if the certificate or the chain does not check out."""
+    """The (height h, state_root(h), receipts_root(h)) that the proof's certificate and exec
+    path vouch for, or None if the certificate or the path does not check out."""
     try:
         cert = proof["certificate"]
         block_raw, qc = _b(cert["block"]), _b(cert["qc"])
@@ -50,14 +78,7 @@ def certified_root(proof: dict, validators: list[Validator]) -> tuple[int, bytes
         block = _core.consensus_decode_block(block_raw)
         if block["id"] != bytes(block_id):
             return None
-        h = _int(proof["height"])
-        chain = [(_int(e["height"]), _b(e["state_root"], 32), _b(e["receipts_root"], 32)) for e in proof["chain"]]
-        if not chain or chain[0][0] != h:
-            return None
-        last, root = roots.fold(_b(proof["prev_exec_root"], 32), chain)
-        if last != block["exec_height"] or root != block["exec_root"]:
-            return None
-        return h, chain[0][1], chain[0][2]
+        return anchored_roots(proof, block["exec_height"], block["exec_root"])
     except Exception:  # noqa: BLE001 - anything malformed is "not a proof" (module docstring)
         return None
 
@@ -69,11 +90,8 @@ def receipt_hash(receipt: bytes) -> bytes:
     return receipt if len(receipt) == 32 else crypto.sm3(receipt)
 
 
-def verify_state_proof(proof: dict, validators: list[Validator]) -> bool:
-    """True iff the QC-certified state at ``proof["height"]`` maps ``key`` to ``value``
-    (``value`` None: the key is absent)."""
+def _state_ok(proof: dict, got: tuple[int, bytes, bytes] | None) -> bool:
     try:
-        got = certified_root(proof, validators)
         if got is None:
             return False
         key = _b(proof["key"])
@@ -83,11 +101,8 @@ def verify_state_proof(proof: dict, validators: list[Validator]) -> bool:
         return False
 
 
-def verify_receipt_proof(proof: dict, validators: list[Validator]) -> bool:
-    """True iff the receipt ``proof["receipt"]`` (bytes or hash) is number ``index`` of the
-    ``count`` receipts of the QC-certified height ``proof["height"]``."""
+def _receipt_ok(proof: dict, got: tuple[int, bytes, bytes] | None) -> bool:
     try:
-        got = certified_root(proof, validators)
         if got is None:
             return False
         path = [_b(p, 32) for p in proof["path"]]
@@ -99,6 +114,28 @@ def verify_receipt_proof(proof: dict, validators: list[Validator]) -> bool:
         )
     except Exception:  # noqa: BLE001
         return False
+
+
+def verify_state_proof(proof: dict, validators: list[Validator]) -> bool:
+    """True iff the QC-certified state at ``proof["height"]`` maps ``key`` to ``value``
+    (``value`` None: the key is absent)."""
+    return isinstance(proof, dict) and _state_ok(proof, certified_root(proof, validators))
+
+
+def verify_state_proof_under(proof: dict, exec_height: int, exec_root: bytes) -> bool:
+    """As :func:`verify_state_proof`, under an exec root the caller already trusts."""
+    return isinstance(proof, dict) and _state_ok(proof, anchored_roots(proof, exec_height, exec_root))
+
+
+def verify_receipt_proof(proof: dict, validators: list[Validator]) -> bool:
+    """True iff the receipt ``proof["receipt"]`` (bytes or hash) is number ``index`` of the
+    ``count`` receipts of the QC-certified height ``proof["height"]``."""
+    return isinstance(proof, dict) and _receipt_ok(proof, certified_root(proof, validators))
+
+
+def verify_receipt_proof_under(proof: dict, exec_height: int, exec_root: bytes) -> bool:
+    """As :func:`verify_receipt_proof`, under an exec root the caller already trusts."""
+    return isinstance(proof, dict) and _receipt_ok(proof, anchored_roots(proof, exec_height, exec_root))
 
 
 def verify_reading_proof(proof: dict, validators: list[Validator]) -> bool:

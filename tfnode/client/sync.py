@@ -91,7 +91,7 @@ class Client:
         return self.call("get_block", _rpc.block_params(height, hash, txs))
 
     def get_transaction(self, hash) -> dict:
-        return self.call("get_transaction", {"hash": _rpc.hexa(hash)})
+        return _rpc.call_args(self.call("get_transaction", {"hash": _rpc.hexa(hash)}))
 
     def get_receipt(self, hash) -> dict:
         return _rpc.receipt(self.call("get_receipt", {"hash": _rpc.hexa(hash)}))
@@ -126,11 +126,14 @@ class Client:
     def get_state(self, key) -> dict:
         return self.call("get_state", {"key": _rpc.hexa(key, "key")})
 
-    def get_state_proof(self, key) -> dict:
-        return self.call("get_state_proof", {"key": _rpc.hexa(key, "key")})
+    def get_state_proof(self, key, height: int | None = None, exec_height: int | None = None) -> dict:
+        """A state proof of ``key`` at ``height`` (default: the newest certified height) under the
+        newest certificate, or under ``exec_height``'s exec root (no certificate: for a verifier
+        that already holds that root, as a light client does)."""
+        return self.call("get_state_proof", _rpc.proof_params({"key": _rpc.hexa(key, "key")}, height, exec_height))
 
-    def get_receipt_proof(self, hash) -> dict:
-        return self.call("get_receipt_proof", {"hash": _rpc.hexa(hash)})
+    def get_receipt_proof(self, hash, exec_height: int | None = None) -> dict:
+        return self.call("get_receipt_proof", _rpc.proof_params({"hash": _rpc.hexa(hash)}, None, exec_height))
 
     def get_reading_proof(self, gateway, batch_seq: int, index: int) -> dict:
         """An attested IoT reading with its proof (check it with ``verify_reading_proof``)."""
@@ -138,6 +141,45 @@ class Client:
 
     def validators(self) -> list[dict]:
         return self.call("get_validators")
+
+    def get_events(
+        self,
+        contract: str,
+        name: str,
+        *,
+        from_height: int = 0,
+        to_height: int | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+        proofs: bool = False,
+    ) -> dict:
+        """One page of events from the node's index: ``{events, next_cursor, more,
+        executed_height}``; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        params = _rpc.events_params(contract, name, from_height, to_height, cursor, limit, proofs)
+        return _rpc.events_page(self.call("get_events", params))
+
+    def call_dry_run(self, contract: str, method: str, *args, gas_limit: int | None = None, **kwargs) -> dict:
+        """Execute the call against the latest state without submitting it: the receipt it
+        would get (``status``, ``return_value``, ``gas_used``, ``revert_reason``, ``events``)."""
+        params = _rpc.query_params(contract, method, args, kwargs)
+        if gas_limit is not None:
+            params["gas_limit"] = gas_limit
+        return _rpc.receipt(self.call("call_dry_run", params))
+
+    def get_contract(self, name: str) -> dict:
+        return self.call("get_contract", {"name": name})
+
+    def get_contracts(self) -> list[dict]:
+        return self.call("get_contracts")
+
+    def get_members(self) -> list[dict]:
+        return self.call("get_members")
+
+    def get_proposals(self, *, before: int | None = None, limit: int | None = None, status: str | None = None) -> dict:
+        return self.call("get_proposals", _rpc.proposals_params(before, limit, status))
+
+    def get_proposal(self, id: int) -> dict:
+        return self.call("get_proposal", {"id": id})
 
     def peers(self) -> list[dict]:
         return self.call("get_peers")

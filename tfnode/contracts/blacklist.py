@@ -46,7 +46,10 @@ COMPLAINT_DEPOSIT = 20
 MAX_ORDER = 32  # vouchers per order: bounds the blind-signature checks per tx
 ORDER_TIMEOUT = 86400  # a buyer may take its points back if the issuer does not sign in a day
 KEY_ROTATION_MIN = 7 * 86400  # a new key at most weekly: frequent keys would shrink anonymity sets
-MAX_UPLOADS_PER_DAY = 200  # bounds farming of upload rewards between reviews
+# Bounds farming of upload rewards between reviews. It is counted when a bank collects an
+# entry's upload reward, not at upload: a per-uploader counter written by ``upload`` would be
+# a raw state key naming the uploader of every entry.
+MAX_REWARDS_PER_DAY = 200
 CATEGORIES = ("fraud", "default", "sanctions", "forgery", "other")
 # Governance knows a fixed set of roles (no "reviewer" yet): complaints are reviewed by
 # regulator-role members, and never by the one who filed the complaint.
@@ -76,7 +79,7 @@ class Blacklist(Contract):
     issuer = Value(str)  # the voucher issuer's member address
     issuer_keys = Map(int, dict)  # epoch -> {modulus (bytes), since}
     epoch = Value(int, default=0)  # current key epoch (0: none yet)
-    participants = Map(str, dict)  # member address -> {organisation, uploads_today, day}
+    participants = Map(str, dict)  # member address -> {organisation, rewards_today, day}
     points = Map(str, int)
     debts = Map(str, int)  # clawbacks not yet covered: taken from future earnings
     minted = Value(int, default=0)
@@ -108,7 +111,7 @@ class Blacklist(Contract):
         require(ctx.sender.has_role("bank"), "only banks join the blacklist platform")
         me = ctx.sender.address
         require(me not in self.participants, "already joined")
-        self.participants[me] = {"organisation": ctx.sender.organisation, "day": 0, "uploads_today": 0}
+        self.participants[me] = {"organisation": ctx.sender.organisation, "day": 0, "rewards_today": 0}
         self.credit(me, JOIN_POINTS)
         self.minted += JOIN_POINTS
         emit("Joined", member=me, points=JOIN_POINTS)
@@ -135,20 +138,13 @@ class Blacklist(Contract):
         the uploader's evidence file (kept off chain, shown to a reviewer on a complaint),
         ``owner`` = SM3(OWNER_DOMAIN || uploader address || salt), salt a fresh secret 32 bytes.
         The entry and its event do not name the uploader; the reward waits on the entry."""
-        me = ctx.sender.address
-        p = self.participants.get(me)
-        require(p is not None, "not a participant")
+        # Only reads name the sender here: every write of an upload (the entry, the tag's
+        # list, the counters) is the same whoever uploads.
+        require(ctx.sender.address in self.participants, "not a participant")
         require(isinstance(tag, bytes) and len(tag) == 32, "tag must be a 32-byte HMAC-SM3")
         require(isinstance(evidence, bytes) and len(evidence) == 32, "evidence must be a 32-byte SM3 hash")
         require(category in CATEGORIES, "unknown category")
         require(isinstance(owner, bytes) and len(owner) == 32, "owner must be a 32-byte SM3 commitment")
-        day = ctx.block.timestamp // 86400
-        if p["day"] != day:
-            p["day"] = day
-            p["uploads_today"] = 0
-        require(p["uploads_today"] < MAX_UPLOADS_PER_DAY, "daily upload limit reached")
-        p["uploads_today"] += 1
-        self.participants[me] = p
         ids = self.by_tag.get(tag, [])
         # A repeated commitment would link two entries to one owner; salts are fresh per entry.
         for i in ids:
@@ -167,6 +163,7 @@ class Blacklist(Contract):
             "uncollected": UPLOAD_REWARD,
             "collected": 0,
             "collected_by": "",
+            "reward_collected": False,
         }
         ids.append(eid)
         self.by_tag[tag] = ids
@@ -197,6 +194,19 @@ class Blacklist(Contract):
         amount = e["uncollected"]
         require(amount > 0, "nothing to collect")
         me = ctx.sender.address
+        if not e.get("reward_collected", True):
+            # The first collection of an entry takes its upload reward: at most
+            # MAX_REWARDS_PER_DAY a day per bank (see the constant for why not at upload).
+            p = self.participants.get(me)
+            require(p is not None, "not a participant")
+            day = ctx.block.timestamp // 86400
+            if p["day"] != day:
+                p["day"] = day
+                p["rewards_today"] = 0
+            require(p.get("rewards_today", 0) < MAX_REWARDS_PER_DAY, "daily limit of upload rewards reached")
+            p["rewards_today"] = p.get("rewards_today", 0) + 1
+            self.participants[me] = p
+            e["reward_collected"] = True
         e["uncollected"] = 0
         e["collected"] += amount
         e["collected_by"] = me

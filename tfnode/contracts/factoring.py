@@ -39,9 +39,24 @@ def norm(s):
     return "".join([c for c in s.upper() if c.isalnum()])
 
 
+def has_han(text):
+    # CJK unified ideographs (with extension A and the compatibility block)
+    for ch in text:
+        o = ord(ch)
+        if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF:
+            return True
+    return False
+
+
 def texts(text_zh, text_en):
+    """A Chinese and an English version of every notice, announcement and inquiry."""
     require(isinstance(text_zh, str) and 0 < len(text_zh) <= MAX_TEXT, "text_zh: 1..1000 characters")
     require(isinstance(text_en, str) and 0 < len(text_en) <= MAX_TEXT, "text_en: 1..1000 characters")
+    require(has_han(text_zh), "text_zh must be the Chinese version (no Chinese characters in it)")
+    require(
+        any("A" <= ch <= "Z" or "a" <= ch <= "z" for ch in text_en),
+        "text_en must be the English version (no Latin letters in it)",
+    )
 
 
 class Factoring(Contract):
@@ -232,6 +247,7 @@ class Factoring(Contract):
             "only the debtor acknowledges the notice",
         )
         require(f["notice"] is not None, "no notice of assignment")
+        require(f["state"] == "financed", "financing is not open")
         require(not f["acknowledged"], "already acknowledged")
         f["acknowledged"] = True
         self.financings[fid] = f

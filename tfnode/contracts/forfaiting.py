@@ -14,8 +14,10 @@ them (purchase, settlement).
     maturity:   the obligor pays the holder on the L/C (pay_acceptance) -> settle
 
 Every purchase and resale is without recourse: a later holder has no claim on an earlier one
-if the obligor does not pay. Announcements, quotes and notices carry a Chinese and an English
-text (as CCB's forfaiting platform does); the events carry both.
+if the obligor does not pay. Every message carries a Chinese and an English text (as CCB's
+forfaiting platform does): free texts where a party writes one (checked to be Chinese and
+English), a fixed bilingual wording for confirmations, acknowledgements, withdrawals and
+settlements; records and events carry both.
 """
 
 from tfnode.runtime.api import CallFailed, Contract, Map, Value, call, call_contract, ctx, emit, require, revert, view
@@ -28,9 +30,32 @@ def is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def has_han(text):
+    # CJK unified ideographs (with extension A and the compatibility block): a Chinese text
+    # has at least one; "text_zh" filled with English is a missing Chinese version.
+    for ch in text:
+        o = ord(ch)
+        if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF:
+            return True
+    return False
+
+
+def has_latin(text):
+    return any("A" <= ch <= "Z" or "a" <= ch <= "z" for ch in text)
+
+
 def texts(text_zh, text_en):
+    """Every message has a Chinese and an English version (the CCB platform in the seeds)."""
     require(isinstance(text_zh, str) and 0 < len(text_zh) <= MAX_TEXT, "text_zh: 1..1000 characters")
     require(isinstance(text_en, str) and 0 < len(text_en) <= MAX_TEXT, "text_en: 1..1000 characters")
+    require(has_han(text_zh), "text_zh must be the Chinese version (no Chinese characters in it)")
+    require(has_latin(text_en), "text_en must be the English version (no Latin letters in it)")
+
+
+def standard_texts(zh, en):
+    # The messages without free text (confirmation, acknowledgement, withdrawal, settlement)
+    # get a fixed bilingual wording, so that every message has both versions.
+    return {"text_zh": zh, "text_en": en}
 
 
 class Forfaiting(Contract):
@@ -137,6 +162,9 @@ class Forfaiting(Contract):
             "maturity": 0,
             "price": 0,
             "recourse": False,
+            # URF 800 art. 1: the rules apply where the parties say so; every claim sold here is
+            # sold subject to them.
+            "rules": "URF 800",
             "history": [],
             "announcement": 0,
             "assignment": {"text_zh": text_zh, "text_en": text_en},
@@ -206,10 +234,15 @@ class Forfaiting(Contract):
         require(note is not None, "no such notice")
         require(org == note["to"], "the notice is addressed to another bank")
         require(not note["acknowledged"], "already acknowledged")
+        t = standard_texts(
+            "确认收到通知" + str(nid) + ": 债权" + note["claim"] + "到期款项将付予" + note["new_holder"],
+            "Notice " + str(nid) + " acknowledged: claim " + note["claim"] + " will be paid to " + note["new_holder"],
+        )
         note["acknowledged"] = True
         note["acknowledged_at"] = ctx.block.timestamp
+        note["acknowledgement"] = t
         self.notices[nid] = note
-        emit("NoticeAcknowledged", notice=nid, claim=note["claim"], by=org, new_holder=note["new_holder"])
+        emit("NoticeAcknowledged", notice=nid, claim=note["claim"], by=org, new_holder=note["new_holder"], **t)
 
     # -- secondary market ------------------------------------------------------------------------
 
@@ -282,11 +315,16 @@ class Forfaiting(Contract):
         require(a["state"] == "open", "announcement is not open")
         q = a["quotes"].get(bank)
         require(q is not None, "no quote from " + bank)
+        t = standard_texts(
+            "成交确认: 转卖公告" + str(aid) + ", 债权" + a["claim"] + ", 买方" + bank,
+            "Deal confirmed: announcement " + str(aid) + ", claim " + a["claim"] + ", buyer " + bank,
+        )
         a["state"] = "confirmed"
         a["buyer"] = bank
         a["price"] = q["price"]
+        a["confirmation"] = t
         self.announcements[aid] = a
-        emit("Confirmed", announcement=aid, seller=org, buyer=bank, price=q["price"])
+        emit("Confirmed", announcement=aid, seller=org, buyer=bank, price=q["price"], **t)
 
     @call
     def transfer_claim(self, aid: int, text_zh: str, text_en: str):
@@ -298,6 +336,7 @@ class Forfaiting(Contract):
         require(a["state"] == "confirmed", "deal is not confirmed")
         texts(text_zh, text_en)
         c = self.claim_of(a["claim"])
+        require(c["state"] == "held" and c["holder"] == org, "claim is not held by the seller")
         require(ctx.block.timestamp < c["maturity"], "claim is past maturity")
         nid = self.send_notice("transfer", c, org, a["buyer"], text_zh, text_en)
         c["holder"] = a["buyer"]
@@ -329,12 +368,17 @@ class Forfaiting(Contract):
         a = self.ann(aid)
         require(org == a["seller"], "only the holder withdraws")
         require(a["state"] in ("open", "confirmed"), "announcement cannot be withdrawn now")
+        t = standard_texts(
+            "撤回转卖公告" + str(aid) + " (债权" + a["claim"] + ")",
+            "Announcement " + str(aid) + " (claim " + a["claim"] + ") withdrawn",
+        )
         a["state"] = "withdrawn"
+        a["withdrawal"] = t
         self.announcements[aid] = a
         c = self.claim_of(a["claim"])
         c["announcement"] = 0
         self.claims[a["claim"]] = c
-        emit("Withdrawn", announcement=aid)
+        emit("Withdrawn", announcement=aid, claim=a["claim"], **t)
 
     # -- maturity -------------------------------------------------------------------------------
 
@@ -349,10 +393,15 @@ class Forfaiting(Contract):
         acc = self.lc_view("acceptance", c["lc"], c["presentation"], "no acceptance")
         require(acc["state"] == "paid", "not paid on the letter of credit")
         require(acc["payee"] == c["holder"], "paid to " + acc["payee"] + ", not to the holder " + c["holder"])
+        t = standard_texts(
+            "债权" + cid + "已到期付款结清, 款项付予持有人" + c["holder"],
+            "Claim " + cid + " settled at maturity: paid to the holder " + c["holder"],
+        )
         c["state"] = "settled"
         c["settled_at"] = ctx.block.timestamp
+        c["settlement"] = t
         self.claims[cid] = c
-        emit("Settled", claim=cid, holder=c["holder"], amount=c["amount"], currency=c["currency"])
+        emit("Settled", claim=cid, holder=c["holder"], amount=c["amount"], currency=c["currency"], **t)
 
     # -- views ------------------------------------------------------------------------------------
 

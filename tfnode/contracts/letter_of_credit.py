@@ -815,6 +815,9 @@ class LetterOfCredit(Contract):
         self.operative(lc)
         req = lc.get("transfer_request")
         require(req is not None, "the first beneficiary has not requested a transfer")
+        # Checked again here, not only at the request: drawings honoured since the request
+        # may have used the balance (art. 38: only what is available is transferred).
+        require(req["amount"] <= self.available(lc), "amount exceeds the available balance")
         red = reductions or {}
         child = dict(lc)
         for k, v in red.items():

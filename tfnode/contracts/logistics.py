@@ -457,6 +457,12 @@ class Logistics(Contract):
         require(is_int(checkpoint) and 0 < checkpoint < len(s["checkpoints"]), "checkpoint must be 1..n-1")
         for d in s["declarations"]:
             require(not (d["kind"] == "arrival" and d["checkpoint"] == checkpoint), "arrival already declared")
+            # Checkpoints are in route order: having said the goods reached a later one, the
+            # carrier cannot then say they reached an earlier one (a checkpoint may be skipped).
+            require(
+                not (d["kind"] == "arrival" and d["checkpoint"] > checkpoint),
+                "arrival at checkpoint " + str(d["checkpoint"]) + " already declared: arrivals follow the route",
+            )
         self.declare(s, "arrival", checkpoint)
 
     @call

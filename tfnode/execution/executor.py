@@ -19,8 +19,9 @@ State (one key/value space, one sparse Merkle tree over all of it):
     everything else                                  (the contract runtime: governance, contracts)
 
 After the block: ``state_root`` = the tree's root, ``receipts_root`` = RFC 6962 root over the
-receipt hashes, ``exec_root`` = :func:`tfnode.execution.roots.exec_root` chained on the
-previous height. The tree keeps the last :data:`KEEP_VERSIONS` heights readable (proofs):
+receipt hashes, ``exec_root`` = the root of the execution history with this height appended
+(:mod:`tfnode.execution.roots`); the history-tree nodes the height completes are stored in its
+execution record, after the three roots. The tree keeps the last :data:`KEEP_VERSIONS` heights readable (proofs):
 each block indexes the nodes it stopped using (on disk, in its own batch), and a block
 ``KEEP_VERSIONS`` heights later deletes them, so the stored tree stays bounded across
 restarts; memory is pruned the same way (``StateTree.prune``).
@@ -37,11 +38,12 @@ from typing import Any
 
 from tfnode import _core, crypto
 from tfnode.errors import TfnodeError
-from tfnode.execution import asset, iot
+from tfnode.execution import asset, iot, packets, roots, xchain
 from tfnode.execution.args import decode_call_args
-from tfnode.execution.roots import ZERO, exec_root, genesis_exec_root
+from tfnode.execution.roots import ZERO
 from tfnode.runtime.encoding import EncodingError, encode
-from tfnode.runtime.executor import STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
+from tfnode.runtime.executor import DEFAULT_GAS_LIMIT, STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
+from tfnode.runtime.state import Overlay
 from tfnode.storage import BlockCommit
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ class BlockOutput:
     state_root: bytes = ZERO
     receipts_root: bytes = ZERO
     exec_root: bytes = ZERO
+    history_nodes: list = field(default_factory=list)  # history-tree nodes this height completes
+    history: Any = None  # the execution history after this height (roots.History)
     tree_writes: list = field(default_factory=list)
     stale_nodes: list = field(default_factory=list)  # tree node keys this height stopped using
     stale_done: list = field(default_factory=list)  # stale-index keys deleted with their nodes
@@ -99,6 +103,8 @@ class ChainExecutor:
         self._addr: dict[bytes, str] = {}
         self.genesis_exec_root = ZERO
         self.genesis_state_root = ZERO
+        self.genesis_leaf = ZERO
+        self.history = roots.History()
 
     # ---- start-up ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -106,7 +112,7 @@ class ChainExecutor:
         writes = self._genesis_writes()
         self.tree = _core.StateTree()
         g_root, g_nodes, _ = self.tree.apply(0, writes)
-        self.genesis_exec_root = genesis_exec_root(g_root)
+        self.genesis_exec_root, self.genesis_leaf, g_hist = roots.genesis(g_root)
         self.genesis_state_root = g_root
         ex = self.store.executed()
         if ex is None:
@@ -114,6 +120,7 @@ class ChainExecutor:
                 self.store.state.put(k, v)
             self._carry = list(g_nodes)
             self.height, self.state_root, self.exec_root = 0, g_root, self.genesis_exec_root
+            self.history = g_hist
             return
         height = ex[0]
         rec = self.store.exec_record(height)
@@ -127,7 +134,28 @@ class ChainExecutor:
                 f"state tree loaded from disk has root {self.tree.root(height).hex()}, "
                 f"but height {height} recorded {rec[:32].hex()}: the stored state is damaged"
             )
-        self.height, self.state_root, self.exec_root = height, rec[:32], rec[64:]
+        self.height, self.state_root, self.exec_root = height, rec[:32], rec[64:96]
+        # The history up to the previous height, plus this height's roots, must give the
+        # recorded exec root: a damaged record fails here, not in a later proof.
+        before = roots.History.load(height, self.history_node)
+        root, _, self.history = before.append(height, rec[:32], rec[32:64])
+        if root != self.exec_root:
+            raise ExecutionError(
+                f"execution history loaded from disk gives exec root {root.hex()} at height {height}, "
+                f"but the record holds {self.exec_root.hex()}: the stored history is damaged"
+            )
+
+    def history_node(self, level: int, index: int) -> bytes:
+        """Execution-history node ``(level, index)``, from the execution record that stores it
+        (the genesis leaf is not stored: it is computed from genesis)."""
+        h = roots.node_height(level, index)
+        if h == 0:
+            return self.genesis_leaf
+        rec = self.store.exec_record(h)
+        node = None if rec is None else roots.record_node(rec, level)
+        if node is None:
+            raise ExecutionError(f"execution history node ({level}, {index}) is missing from height {h}'s record")
+        return node
 
     def _genesis_writes(self) -> list[tuple[bytes, bytes | None]]:
         """Governance members, genesis contracts and asset allocations, as sorted writes."""
@@ -221,7 +249,7 @@ class ChainExecutor:
         out.tree_writes = tree_writes
         out.state_root = root
         out.receipts_root = _core.receipts_root([r.hash() for r in out.receipts]) if out.receipts else ZERO
-        out.exec_root = exec_root(height, root, out.receipts_root, self.exec_root)
+        out.exec_root, out.history_nodes, out.history = self.history.append(height, root, out.receipts_root)
         return out
 
     def _execute_tx(self, tx: Any, tx_hash: bytes, bctx: BlockCtx) -> Receipt:
@@ -234,6 +262,8 @@ class ChainExecutor:
             return asset.execute(self.store.state, sender, tx.method, args, kwargs, tx.gas_limit)
         if tx.contract == iot.NAME:
             return self.iot.execute(self.store.state, tx, tx_hash, bctx, sender, tx.method, args, kwargs)
+        if tx.contract == xchain.NAME:
+            return packets.execute(self.runtime, self.store.state, sender, bctx, tx.method, args, kwargs, tx.gas_limit)
         return self.runtime.execute(TxCall(sender, tx.contract, tx.method, args, kwargs, tx.gas_limit, tx_hash), bctx)
 
     def commit(self, out: BlockOutput, qc: bytes) -> None:
@@ -255,13 +285,14 @@ class ChainExecutor:
                 state_writes=None,  # the runtime's pending writes in store.state
                 tree_writes=out.tree_writes,
                 state_root=out.state_root,
-                exec_record=out.state_root + out.receipts_root + out.exec_root,
+                exec_record=out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),
                 batches=out.batches,
                 stale_nodes=out.stale_nodes,
                 stale_done=out.stale_done,
             )
         )
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
+        self.history = out.history
         if out.height > KEEP_VERSIONS and out.height % 32 == 0:
             self.tree.prune(out.height - KEEP_VERSIONS)
 
@@ -275,12 +306,35 @@ class ChainExecutor:
         vals = self.store.get_state_many([REPLAY_PREFIX + rk for rk in replay_keys])
         return {rk for rk, v in zip(replay_keys, vals, strict=True) if v is not None}
 
+    def simulate(
+        self,
+        contract: str,
+        method: str,
+        args: tuple,
+        kwargs: dict,
+        *,
+        sender: str = "",
+        gas_limit: int = DEFAULT_GAS_LIMIT,
+        timestamp: int = 0,
+    ) -> Receipt:
+        """A call executed against the latest executed state as the next block would run it
+        (as ``sender``), with every write dropped: the receipt it would get, nothing kept.
+        Raises ValueError for a contract that cannot be dry-run (the IoT ledger's calls)."""
+        bctx = BlockCtx(self.height + 1, timestamp, b"", self.chain_id)
+        if contract == asset.NAME:
+            return asset.execute(Overlay(self.store.state), sender, method, args, kwargs, gas_limit)
+        if contract == iot.NAME:
+            raise ValueError(f"{iot.NAME} calls carry signed device readings and cannot be dry-run")
+        return self.runtime.simulate(TxCall(sender, contract, method, args, kwargs, gas_limit), bctx)
+
     def query(self, contract: str, method: str, args: tuple, kwargs: dict, *, sender: str = "") -> Receipt:
         """A view on the latest executed state, as ``sender`` (an address, or "" for anyone)."""
         if contract == asset.NAME:
             return asset.query(self.store.state, method, args, kwargs)
         if contract == iot.NAME:
             return self.iot.query(self.store.state, method, args, kwargs)
+        if contract == xchain.NAME:
+            return packets.query(self.store.state, method, args, kwargs)
         return self.runtime.query(
             contract, method, args, kwargs, sender=sender, block=BlockCtx(self.height, 0, b"", self.chain_id)
         )

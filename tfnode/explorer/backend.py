@@ -131,9 +131,10 @@ def verify_receipt(proof: dict, validators: list[dict]) -> dict:
         got = certified_root(proof, vals) if same else None
         steps.append(
             {
-                "check": "execution chain",
+                "check": "execution history",
                 "ok": got is not None,
-                "detail": f"heights {proof['height']}..{block['exec_height']} fold to the block's exec_root",
+                "detail": f"height {proof['height']}'s roots lead to the exec_root of height {block['exec_height']}"
+                f" ({len(proof.get('exec_path') or [])} hashes)",
             }
         )
         if got is None:

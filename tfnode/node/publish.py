@@ -9,14 +9,16 @@ a block nobody waits for or subscribes to costs almost nothing to publish.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
+from tfnode.node.query import call_json, event_json
 from tfnode.rpc.values import value_to_json
 
 
-def receipt_obj_json(r: Any, tx_hash: bytes, height: int, index: int) -> dict[str, Any]:
-    """The RPC receipt object of an executor ``Receipt`` (same shape as a stored one decoded)."""
-    return {
+def receipt_obj_json(r: Any, tx_hash: bytes, height: int, index: int, tx: Any = None) -> dict[str, Any]:
+    """The RPC receipt object of an executor ``Receipt`` (same shape as a stored one decoded);
+    ``tx`` (the decoded transaction) adds its call with the arguments decoded."""
+    out = {
         "hash": tx_hash.hex(),
         "height": height,
         "index": index,
@@ -26,6 +28,9 @@ def receipt_obj_json(r: Any, tx_hash: bytes, height: int, index: int) -> dict[st
         "revert_reason": r.revert_reason,
         "events": [{"contract": e.contract, "name": e.name, "fields": value_to_json(e.fields)} for e in r.events],
     }
+    if tx is not None:
+        out["call"] = call_json(tx)
+    return out
 
 
 class LazyReceipts(Mapping):
@@ -41,7 +46,9 @@ class LazyReceipts(Mapping):
         if r is None:
             i = self._index[key]
             out = self._out
-            r = self._made[key] = receipt_obj_json(out.receipts[i], out.txs[i][0], out.height, i)
+            r = self._made[key] = receipt_obj_json(
+                out.receipts[i], out.txs[i][0], out.height, i, out.decoded[i] if i < len(out.decoded) else None
+            )
         return r
 
     def __contains__(self, key: object) -> bool:
@@ -63,19 +70,11 @@ class LazyEvents:
 
     def _make(self) -> list[dict[str, Any]]:
         if self._made is None:
-            out, evs = self._out, []
-            for (h, _), r in zip(out.txs, out.receipts, strict=True):
-                hx = h.hex()
+            out, evs = self._out, cast(list[dict[str, Any]], [])
+            # seq counts the block's events in order, as the events index numbers them.
+            for i, ((h, _), r) in enumerate(zip(out.txs, out.receipts, strict=True)):
                 for e in r.events:
-                    evs.append(
-                        {
-                            "height": out.height,
-                            "tx_hash": hx,
-                            "contract": e.contract,
-                            "name": e.name,
-                            "fields": value_to_json(e.fields),
-                        }
-                    )
+                    evs.append(event_json(out.height, len(evs), i, h, e.contract, e.name, e.fields))
             self._made = evs
         return self._made
 

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from tfnode import _core, crypto
 from tfnode.consensus import decode_block
+from tfnode.execution import roots
 from tfnode.execution.args import encode_call_args
+from tfnode.execution.executor import KEEP_VERSIONS, ExecutionError
 from tfnode.execution.query_auth import check_query
 from tfnode.execution.roots import ZERO
-from tfnode.node import iot_admission
+from tfnode.node import iot_admission, query
 from tfnode.rpc.values import value_to_json
 from tfnode.rpc_errors import ErrorCode, InternalError, InvalidParams, RpcError
 from tfnode.runtime.encoding import EncodingError, decode_versioned
@@ -25,13 +27,14 @@ if TYPE_CHECKING:
     from tfnode.storage import ChainStore
 
 
-def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int) -> dict[str, Any]:
-    """A stored receipt (the runtime's encoding) as the RPC's receipt object."""
+def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int, tx: bytes | None = None) -> dict[str, Any]:
+    """A stored receipt (the runtime's encoding) as the RPC's receipt object; ``tx`` (the
+    transaction's bytes) adds its call with the arguments decoded."""
     try:
         _, status, gas, value, reason, events, _w = decode_versioned(raw)
     except (EncodingError, ValueError) as err:
         raise InternalError(f"stored receipt of {tx_hash.hex()} does not decode: {err}") from None
-    return {
+    out = {
         "hash": tx_hash.hex(),
         "height": height,
         "index": index,
@@ -41,6 +44,9 @@ def receipt_json(raw: bytes, tx_hash: bytes, height: int, index: int) -> dict[st
         "revert_reason": reason,
         "events": [{"contract": c, "name": n, "fields": value_to_json(f)} for c, n, f in events],
     }
+    if tx is not None:
+        out["call"] = query.call_json(_core.Transaction.decode(tx))
+    return out
 
 
 class NodeService:
@@ -127,6 +133,7 @@ class NodeService:
             "gas_limit": tx.gas_limit,
             "contract": tx.contract,
             "method": tx.method,
+            **{k: v for k, v in query.call_json(tx).items() if k not in ("contract", "method")},
             "raw": rec.data.hex(),
         }
 
@@ -136,7 +143,7 @@ class NodeService:
         raw = store.receipt(tx_hash)
         if rec is None or raw is None:
             return None
-        return receipt_json(raw, tx_hash, rec.height, rec.index)
+        return receipt_json(raw, tx_hash, rec.height, rec.index, rec.data)
 
     # ---- blocks -------------------------------------------------------------------------
     def get_block(
@@ -225,72 +232,136 @@ class NodeService:
         b = decode_block(raw)
         return b["exec_height"], {"block": raw.hex(), "qc": qc.hex()}
 
-    def _chain(self, lo: int, hi: int) -> tuple[list[dict[str, Any]], bytes]:
-        """Execution records lo..hi and exec_root(lo - 1)."""
-        store, ex = self.store, self.executor
-        chain = []
-        for h in range(lo, hi + 1):
-            if h == 0:
-                chain.append({"height": 0, "state_root": ex.genesis_state_root.hex(), "receipts_root": ZERO.hex()})
-                continue
-            rec = store.exec_record(h)
+    def certified_height(self) -> int:
+        """The newest execution height a stored QC certifies (0 before the first block)."""
+        if self.store.head is None:
+            return 0
+        return self._certificate()[0]
+
+    def _exec_proof(self, h: int, e: int) -> dict[str, Any]:
+        """Height ``h``'s roots and their audit path under exec_root(``e``) (docs/ledger.md
+        "Execution history"): ~log2(e) hashes, whatever the age of ``h``."""
+        ex = self.executor
+        if not 0 <= h <= e <= ex.height:
+            raise RpcError.of(ErrorCode.NOT_READY, f"height {h} under exec height {e}: executed here up to {ex.height}")
+        if h == 0:
+            s, r = ex.genesis_state_root, ZERO
+        else:
+            rec = self.store.exec_record(h)
             if rec is None:
                 raise RpcError.of(ErrorCode.NOT_READY, f"height {h} is not executed here")
-            chain.append({"height": h, "state_root": rec[:32].hex(), "receipts_root": rec[32:64].hex()})
-        if lo <= 0:
-            prev = ZERO
-        elif lo == 1:
-            prev = ex.genesis_exec_root
-        else:
-            rec = store.exec_record(lo - 1)
-            if rec is None:
-                raise RpcError.of(ErrorCode.NOT_READY, f"height {lo - 1} is not executed here")
-            prev = rec[64:]
-        return chain, prev
-
-    def get_state_proof(self, key: bytes) -> dict[str, Any]:
-        e, cert = self._certificate()
+            s, r = rec[:32], rec[32:64]
         try:
-            value, proof = self.executor.tree.get_with_proof(key, version=e)
-        except Exception as err:  # noqa: BLE001 - the tree reads nodes back from storage: any failure there means "not available"
-            raise RpcError.of(ErrorCode.NOT_READY, f"state at certified height {e} is not available: {err}") from None
-        chain, prev = self._chain(e, e)
+            path = roots.path(h, e, ex.history_node)
+        except ExecutionError as err:
+            raise RpcError.of(ErrorCode.NOT_READY, str(err)) from None
         return {
-            "height": e,
-            "key": key.hex(),
-            "value": None if value is None else value.hex(),
-            "proof": proof.hex(),
-            "chain": chain,
-            "prev_exec_root": prev.hex(),
-            "certificate": cert,
+            "height": h,
+            "state_root": s.hex(),
+            "receipts_root": r.hex(),
+            "exec_height": e,
+            "exec_path": [p.hex() for p in path],
         }
 
-    def get_receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
+    def _anchor(self, exec_height: int | None) -> tuple[int, dict[str, str] | None]:
+        """The exec height a proof is made under: the newest certified one, with its block and
+        QC; or ``exec_height`` (a root the verifier already holds, e.g. a light client on another
+        chain), with no certificate."""
+        if exec_height is None:
+            return self._certificate()
+        if exec_height > self.executor.height:
+            raise RpcError.of(
+                ErrorCode.NOT_READY, f"exec height {exec_height} is not executed here (at {self.executor.height})"
+            )
+        return exec_height, None
+
+    def get_state_proof(self, key: bytes, height: int | None = None, exec_height: int | None = None) -> dict[str, Any]:
+        e, cert = self._anchor(exec_height)
+        h = e if height is None else height
+        if h > e:
+            raise InvalidParams("height", f"height {h} is above the exec height {e} the proof is made under")
+        try:
+            value, proof = self.executor.tree.get_with_proof(key, version=h)
+        except Exception as err:  # noqa: BLE001 - the tree reads nodes back from storage: any failure there means "not available"
+            raise RpcError.of(
+                ErrorCode.NOT_READY,
+                f"state at height {h} is not available (the last {KEEP_VERSIONS} heights are kept): {err}",
+            ) from None
+        out = self._exec_proof(h, e)
+        out.update(key=key.hex(), value=None if value is None else value.hex(), proof=proof.hex(), certificate=cert)
+        return out
+
+    def get_receipt_proof(self, tx_hash: bytes, exec_height: int | None = None) -> dict[str, Any] | None:
         store = self.store
         rec = store.tx(tx_hash)
         if rec is None:
             return None
-        e, cert = self._certificate()
+        e, cert = self._anchor(exec_height)
         if e < rec.height:
             raise RpcError.of(
                 ErrorCode.NOT_READY, f"height {rec.height} is committed but not yet certified (certified: {e}); retry"
             )
         hashes = [crypto.sm3(store.receipt(h) or b"") for h in store.block_txs(rec.height)]
         raw = store.receipt(tx_hash) or b""
-        chain, prev = self._chain(rec.height, e)
-        return {
-            "height": rec.height,
-            "receipt": raw.hex(),
-            "index": rec.index,
-            "count": len(hashes),
-            "path": [p.hex() for p in _core.receipt_proof(hashes, rec.index)],
-            "chain": chain,
-            "prev_exec_root": prev.hex(),
-            "certificate": cert,
-        }
+        out = self._exec_proof(rec.height, e)
+        out.update(
+            receipt=raw.hex(),
+            index=rec.index,
+            count=len(hashes),
+            path=[p.hex() for p in _core.receipt_proof(hashes, rec.index)],
+            certificate=cert,
+        )
+        return out
 
     # ---- IoT ----------------------------------------------------------------------------
     def get_reading_proof(self, gateway: bytes, batch_seq: int, index: int) -> dict[str, Any] | None:
         """One attested reading with its path to the batch root and a certified state proof of
         the batch record holding that root (docs/iot.md "Reading proofs"); None if unknown."""
         return iot_admission.reading_proof(self, gateway, batch_seq, index)
+
+    # ---- the query side (tfnode.node.query) ----------------------------------------------
+    def get_events(
+        self,
+        contract: str,
+        name: str,
+        from_height: int = 0,
+        to_height: int | None = None,
+        cursor: tuple[int, int] | None = None,
+        limit: int = 100,
+        proofs: bool = False,
+    ) -> dict[str, Any]:
+        return query.get_events(self, contract, name, from_height, to_height, cursor, limit, proofs)
+
+    def backfill(
+        self, topic: str, key: Any, start: tuple[int, int], limit: int
+    ) -> tuple[list[dict[str, Any]], tuple[int, int]]:
+        return query.backfill(self, topic, key, start, limit)
+
+    def call_dry_run(
+        self, contract: str, method: str, args: list, kwargs: dict, auth: tuple | None = None, gas_limit: int = 0
+    ) -> dict[str, Any]:
+        ex = self.executor
+        sender = ""
+        if auth is not None:
+            pk, expiry, sig = auth
+            try:
+                data = encode_call_args(args, kwargs)
+                sender = check_query(pk, sig, self.node.genesis.chain_id, contract, method, expiry, data, ex.height)
+            except (ValueError, EncodingError) as err:
+                raise InvalidParams("from", str(err)) from None
+        return query.dry_run(self, contract, method, args, kwargs, sender, gas_limit)
+
+    def get_contract(self, name: str) -> dict[str, Any] | None:
+        return query.get_contract(self, name)
+
+    def get_contracts(self) -> list[dict[str, Any]]:
+        return query.get_contracts(self)
+
+    def get_members(self) -> list[dict[str, Any]]:
+        return query.get_members(self)
+
+    def get_proposals(self, before: int | None = None, limit: int = 50, status: str | None = None) -> dict[str, Any]:
+        return query.get_proposals(self, before, limit, status)
+
+    def get_proposal(self, pid: int) -> dict[str, Any] | None:
+        return query.get_proposal(self, pid)

@@ -31,13 +31,16 @@ CLOSE_TIMEOUT = 1.0
 
 
 class Subscription:
-    __slots__ = ("conn", "id", "key", "topic")
+    __slots__ = ("conn", "id", "key", "start", "topic")
 
     def __init__(self, id_: str, conn: WsConnection, topic: str, key):
         self.id = id_
         self.conn = conn
         self.topic = topic
         self.key = key  # events: (contract or None, name or None); tx: hash hex; blocks: None
+        # A resumed subscription: the first position (height, event seq) it gets live; what
+        # came before was replayed from storage. None: everything from subscribing on.
+        self.start: tuple[int, int] | None = None
 
 
 class WsConnection:
@@ -172,6 +175,10 @@ class Hub:
             self.remove(sub)
         self.conns.discard(conn)
 
+    def notify(self, sub: Subscription, payload: bytes) -> None:
+        """One notification (a replayed block or event) to one subscription."""
+        sub.conn.send(_notification(sub.id, payload), burst=True)
+
     def deliver_tx(self, sub: Subscription, receipt_json: bytes) -> None:
         """A tx subscription fires once, then ends."""
         sub.conn.send(_notification(sub.id, receipt_json), burst=True)
@@ -184,11 +191,14 @@ class Hub:
         if self.blocks:
             body = block if "txs" not in block else {k: v for k, v in block.items() if k != "txs"}
             payload = dumps(body)
+            height = block.get("height", 0)
             for sub in list(self.blocks.values()):
-                sub.conn.send(_notification(sub.id, payload), burst=True)
+                if sub.start is None or height >= sub.start[0]:
+                    sub.conn.send(_notification(sub.id, payload), burst=True)
         if self.events:
             for ev in events:
                 c, n = ev.get("contract"), ev.get("name")
+                pos = (ev.get("height", 0), ev.get("seq", 0))
                 ev_payload: bytes | None = None
                 # A set: an event without a contract or name must not match one key twice.
                 for key in {(c, n), (c, None), (None, n), (None, None)}:
@@ -198,7 +208,8 @@ class Hub:
                     if ev_payload is None:
                         ev_payload = dumps(ev)
                     for sub in list(group.values()):
-                        sub.conn.send(_notification(sub.id, ev_payload), burst=True)
+                        if sub.start is None or pos >= sub.start:
+                            sub.conn.send(_notification(sub.id, ev_payload), burst=True)
         if self.txs:
             # Walk the subscriptions, not the block: receipts may be made lazily on access.
             for h, group in list(self.txs.items()):

@@ -402,6 +402,10 @@ class Runtime:
             overlay.commit()
         return receipt
 
+    def simulate(self, tx: TxCall, block: BlockCtx) -> Receipt:
+        """Run one transaction as ``execute`` would and keep none of its writes (a dry run)."""
+        return self._run(tx, block, Overlay(self.state), readonly=False)
+
     def execute_block(self, txs, block: BlockCtx) -> BlockResult:
         """Execute ``txs`` in order on one overlay of ``state``; then apply the block's writes
         to ``state`` in one ``commit`` and return the receipts with the block's write set

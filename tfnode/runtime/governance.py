@@ -6,7 +6,10 @@ It runs as the reserved contract name ``governance`` (native code, metered like 
     propose(kind, name, source=None, args=[], payload=None) -> id
         kind "deploy" | "upgrade": the source is validated now and stored under its SM3
         hash; kind "member" (payload {address, organisation, roles}) | "remove_member"
-        (payload {address}) | "policy" (payload {roles, more_than: [num, den], min_approvals})
+        (payload {address}) | "policy" (payload {roles, more_than: [num, den], min_approvals}) |
+        "xchain" (payload {op: "create" | "unfreeze", ...}: a light client of another chain;
+        committing only records the decision, the built-in xchain module's apply(id) carries
+        it out, docs/multichain.md)
     approve(id)    by a member holding one of the policy's roles, once each
     commit(id)     by any member, once approvals reach the policy: approvals * den > eligible * num
                    and approvals >= min_approvals. Deploy runs the contract's @call init(*args),
@@ -30,7 +33,8 @@ from tfnode.runtime.frame import GOVERNANCE, NAME_RE, Frame
 
 ROLES = ("bank", "customs", "logistics", "warehouse", "regulator", "insurer", "gateway", "central_bank")
 DEFAULT_POLICY = {"roles": ["bank"], "more_than": [1, 2], "min_approvals": 1}
-KINDS = ("deploy", "upgrade", "member", "remove_member", "policy")
+KINDS = ("deploy", "upgrade", "member", "remove_member", "policy", "xchain")
+XCHAIN_OPS = ("create", "unfreeze")
 
 
 def _require(cond, reason):
@@ -171,6 +175,10 @@ class Governance:
                 type(payload) is dict and self.member(ov, payload.get("address", "")) is not None, "no such member"
             )
             prop["payload"] = {"address": payload["address"]}
+        elif kind == "xchain":
+            _require(type(payload) is dict and payload.get("op") in XCHAIN_OPS, f"payload.op: one of {XCHAIN_OPS}")
+            _require(type(payload.get("chain_id")) is str, "payload.chain_id required")
+            prop["payload"] = payload
         else:
             prop["payload"] = self._check_policy(payload)
         pid = self._get(ov, b"g/next") or 1
@@ -235,6 +243,8 @@ class Governance:
             self.rt.meter.gas(_m.COST_WRITE)
             ov.delete(b"g/member/" + a.encode())
             self._put(ov, b"g/members", [x for x in self.members(ov) if x != a])
+        elif kind == "xchain":
+            pass  # recorded as committed; xchain.apply(id) acts on it once
         else:
             self._put(ov, b"g/policy", prop["payload"])
         prop["status"] = "committed"

@@ -59,7 +59,8 @@ class BlockCommit:
     payload)`` in block order. ``state_writes``: ``(key, value-or-None)``; None takes (and
     clears) the store's pending writes (``ChainStore.state``). ``tree_writes``: tree nodes
     ``(node_key, bytes-or-None)``. ``state_root``: the root after this block, when executed.
-    ``exec_record``: state root + receipts root + execution root (96 bytes). ``batches``:
+    ``exec_record``: state root + receipts root + execution root, then the execution-history
+    nodes the height completes (32 bytes each). ``batches``:
     ``(digest, encoded batch)`` of the mempool batches the block names, kept so peers can
     fetch them. ``stale_nodes``: tree node keys this block stopped using (indexed under its
     height); ``stale_done``: stale-index keys (from :meth:`ChainStore.stale_upto`) whose
@@ -236,8 +237,9 @@ class ChainStore:
             b.put(p + K.ROOT + hb, root)
             b.put(p + K.META + K.META_EXEC, hb + root)
         if c.exec_record is not None:
-            if type(c.exec_record) is not bytes or len(c.exec_record) != 96:
-                raise StorageValueError("exec record must be 96 bytes")
+            n = len(c.exec_record) if type(c.exec_record) is bytes else -1
+            if n < 128 or n > 96 + 32 * 64 or n % 32:
+                raise StorageValueError("exec record must be 3 roots and 1..64 history nodes of 32 bytes")
             b.put(p + K.EXEC + hb, c.exec_record)
         for digest, data in c.batches:
             b.put(p + K.BATCH + K.check_hash(digest, "batch digest"), check_value(data, "batch"))
@@ -398,7 +400,8 @@ class ChainStore:
         return self.kv.get(self._k(K.ROOT, K.u64(height)))
 
     def exec_record(self, height: int) -> bytes | None:
-        """state root + receipts root + execution root of ``height`` (96 bytes), if executed."""
+        """state root + receipts root + execution root of ``height``, then the execution-history
+        nodes the height completed (32 bytes each, level 0 first; docs/storage.md), if executed."""
         return self.kv.get(self._k(K.EXEC, K.u64(height)))
 
     def batch(self, digest: bytes) -> bytes | None:
@@ -447,13 +450,27 @@ class ChainStore:
     def is_committed(self, tx_hash: bytes) -> bool:
         return self.replay.contains(K.check_hash(tx_hash, "tx hash"))
 
-    def events(self, contract: str, name: str, from_height: int = 0, to_height: int | None = None) -> list[EventRecord]:
-        """Events ``name`` of ``contract`` at heights ``from_height..to_height`` (inclusive), in order."""
+    def events(
+        self,
+        contract: str,
+        name: str,
+        from_height: int = 0,
+        to_height: int | None = None,
+        *,
+        from_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """Events ``name`` of ``contract`` at heights ``from_height..to_height`` (inclusive), in order.
+
+        ``from_seq`` skips the events of ``from_height`` before that position in the block (a
+        page that resumes inside a block); ``limit`` stops after that many (a page)."""
         pre = self._p + K.EVENT + K.name_field(contract, "contract") + K.name_field(name, "event name")
-        start = pre + K.u64(from_height)
+        start = pre + K.u64(from_height) + (K.u32(from_seq, "event seq") if from_seq else b"")
         end = prefix_end(pre) if to_height is None or to_height >= K.U64_MAX else pre + K.u64(to_height + 1)
-        out = []
+        out: list[EventRecord] = []
         for k, v in self.kv.iterate(start, end):
+            if limit is not None and len(out) >= limit:
+                break
             n = v[4]
             out.append(
                 EventRecord(

@@ -11,8 +11,9 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
     P "H" hash           height of the block with this hash -> u64
     P "Q" u64 height     QC that certified the block at this height
     P "P" u64 height     state root after executing this height
-    P "V" u64 height     execution record: state root + receipts root + execution root
-                         (docs/rpc.md: the chained root a block certifies)
+    P "V" u64 height     execution record: state root + receipts root + execution root, then
+                         the execution-history nodes the height completes, level 0 first
+                         (docs/ledger.md "Execution history": what a block certifies)
     P "A" digest         a committed mempool batch (its encoding), for peers catching up
     P "O" u64 height node key
                          stale-node index: a tree node the block at ``height`` stopped using
@@ -42,7 +43,10 @@ import struct
 
 from .errors import StorageTypeError, StorageValueError
 
-SCHEMA_VERSION = 1
+# 2: execution records carry execution-history nodes and exec roots are history-tree
+# roots (issue 14); a version-1 store is refused, not converted (its blocks carry old-style
+# exec roots: the consortium starts again from genesis, docs/operations.md).
+SCHEMA_VERSION = 2
 SCHEMA_KEY = b"\x00schema"
 SCHEMA_MAGIC = b"TFST"
 

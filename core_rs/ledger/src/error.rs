@@ -40,6 +40,8 @@ pub enum LedgerError {
     CorruptNode { version: u64, depth: u16, reason: &'static str },
     #[error("index {index} out of range for {size} items")]
     IndexOutOfRange { index: usize, size: usize },
+    #[error("execution history: {0}")]
+    History(String),
 }
 
 /// The codec's errors keep this crate's messages, which clients and tests match on.

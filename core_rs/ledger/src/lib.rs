@@ -6,12 +6,15 @@
 //!   an RFC 6962 Merkle root of their hashes;
 //! - [`smt`]: the authenticated state, a compressed sparse Merkle tree over SM3 with
 //!   versioned immutable nodes, batch updates and (non-)inclusion proofs, no I/O;
-//! - [`receipts`]: receipts root and inclusion proofs.
+//! - [`receipts`]: receipts root and inclusion proofs;
+//! - [`exec`]: the execution history (a history tree over every height's roots) that a
+//!   block's `exec_root` commits to, with O(log height) proofs of any height.
 //!
 //! Encodings, caps and test vectors are in `docs/ledger.md`.
 mod batch;
 mod codec;
 mod error;
+pub mod exec;
 pub mod receipts;
 pub mod smt;
 mod tx;

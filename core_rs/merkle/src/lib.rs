@@ -14,6 +14,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod error;
+pub mod history;
 #[cfg(test)]
 mod tests;
 
@@ -171,14 +172,19 @@ pub fn verify_proof(root: &Hash, leaf: &[u8], index: u64, size: u64, proof: &[Ha
 /// panic) for any malformed input: `index >= size`, a proof too short or too
 /// long for the tree, any size up to `u64::MAX`.
 pub fn verify_proof_leaf_hash(root: &Hash, leaf_hash: &Hash, index: u64, size: u64, proof: &[Hash]) -> bool {
+    fold_proof(leaf_hash, index, size, proof).is_some_and(|r| r == *root)
+}
+
+/// The root an audit path leads to, or None if it cannot be a path of that place.
+fn fold_proof(leaf_hash: &Hash, index: u64, size: u64, proof: &[Hash]) -> Option<Hash> {
     if index >= size {
-        return false;
+        return None;
     }
     let (mut fnode, mut snode) = (index, size - 1);
     let mut r = *leaf_hash;
     for p in proof {
         if snode == 0 {
-            return false; // proof longer than the path to the root
+            return None; // proof longer than the path to the root
         }
         if fnode & 1 == 1 || fnode == snode {
             r = node_hash(p, &r);
@@ -196,5 +202,5 @@ pub fn verify_proof_leaf_hash(root: &Hash, leaf_hash: &Hash, index: u64, size: u
         fnode >>= 1;
         snode >>= 1;
     }
-    snode == 0 && r == *root
+    (snode == 0).then_some(r)
 }

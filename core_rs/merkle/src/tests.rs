@@ -174,3 +174,108 @@ proptest! {
         }
     }
 }
+
+// ---- history tree --------------------------------------------------------------------
+
+mod history_tree {
+    use super::*;
+    use crate::history::{completed_by, peak_positions, proof_from_nodes, proof_nodes, root_from_proof, Frontier};
+    use std::collections::HashMap;
+
+    fn leaves(n: u64) -> Vec<Hash> {
+        (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect()
+    }
+
+    /// Grow a tree of `n` leaves, keeping every completed node as a host would.
+    fn grow(n: u64) -> (Frontier, HashMap<(u32, u64), Hash>) {
+        let mut f = Frontier::new();
+        let mut store = HashMap::new();
+        for (i, l) in leaves(n).into_iter().enumerate() {
+            let pos = completed_by(i as u64);
+            let done = f.append(l);
+            assert_eq!(pos.len(), done.len());
+            store.extend(pos.into_iter().zip(done));
+        }
+        (f, store)
+    }
+
+    #[test]
+    fn frontier_root_is_the_rfc6962_root_at_every_size() {
+        let all = leaves(300);
+        let mut f = Frontier::new();
+        assert_eq!(f.root(), empty_root());
+        for n in 1..=300usize {
+            f.append(all[n - 1]);
+            assert_eq!(f.root(), root_from_leaf_hashes(&all[..n]), "size {n}");
+            assert_eq!(f.peaks().len(), n.count_ones() as usize);
+        }
+    }
+
+    #[test]
+    fn completed_nodes_are_the_roots_of_their_ranges() {
+        let all = leaves(130);
+        let (_, store) = grow(130);
+        for (&(level, index), h) in &store {
+            let lo = (index << level) as usize;
+            let hi = ((index + 1) << level) as usize;
+            assert_eq!(*h, root_from_leaf_hashes(&all[lo..hi]), "node ({level}, {index})");
+        }
+        assert_eq!(store.len(), 130 + 65 + 32 + 16 + 8 + 4 + 2 + 1); // every complete node, once
+    }
+
+    #[test]
+    fn paths_from_stored_nodes_match_rfc6962_paths() {
+        let all = leaves(140);
+        let (_, store) = grow(140);
+        for size in [1u64, 2, 3, 5, 8, 13, 64, 100, 127, 128, 129, 140] {
+            let root = root_from_leaf_hashes(&all[..size as usize]);
+            for index in 0..size {
+                let nodes: Vec<Hash> = proof_nodes(index, size).unwrap().iter().map(|p| store[p]).collect();
+                let path = proof_from_nodes(index, size, &nodes).unwrap();
+                assert_eq!(path, proof_from_leaf_hashes(&all[..size as usize], index as usize).unwrap());
+                assert!(verify_proof_leaf_hash(&root, &all[index as usize], index, size, &path));
+                assert_eq!(root_from_proof(&all[index as usize], index, size, &path), Some(root));
+            }
+        }
+    }
+
+    #[test]
+    fn peaks_are_stored_nodes_and_rebuild_the_frontier() {
+        let (f, store) = grow(77);
+        let peaks: Vec<Hash> = peak_positions(77).iter().map(|p| store[p]).collect();
+        let mut g = Frontier::from_peaks(77, peaks).unwrap();
+        assert_eq!(g, f);
+        assert!(Frontier::from_peaks(77, vec![]).is_err());
+        let mut f = f;
+        let l = leaf_hash(b"next");
+        assert_eq!(f.append(l), g.append(l));
+        assert_eq!(f.root(), g.root());
+    }
+
+    #[test]
+    fn bad_requests_are_errors_and_bad_paths_are_refused() {
+        assert!(proof_nodes(5, 5).is_err());
+        assert!(proof_from_nodes(0, 4, &[[0; 32]]).is_err());
+        let all = leaves(9);
+        let root = root_from_leaf_hashes(&all);
+        let path = proof_from_leaf_hashes(&all, 3).unwrap();
+        assert_eq!(root_from_proof(&all[3], 3, 9, &path[..path.len() - 1]), None);
+        assert_eq!(root_from_proof(&all[3], 3, 9, &path), Some(root));
+        let mut long = path.clone();
+        long.push([0; 32]);
+        assert_eq!(root_from_proof(&all[3], 3, 9, &long), None);
+        assert_eq!(root_from_proof(&all[3], 9, 9, &path), None);
+        assert_eq!(root_from_proof(&all[3], 3, u64::MAX, &path), None);
+    }
+
+    #[test]
+    fn positions_at_the_top_of_the_u64_range() {
+        // A tree that large is never built; its plans must still be computed without overflow.
+        let size = u64::MAX;
+        assert_eq!(peak_positions(size).len(), 64);
+        let plan = proof_nodes(size - 1, size).unwrap();
+        assert_eq!(plan.len(), 63);
+        assert_eq!(completed_by((1u64 << 63) - 1).len(), 64);
+        assert_eq!(completed_by(u64::MAX - 1).len(), 1);
+    }
+}

@@ -52,6 +52,16 @@ fn block_py<'py>(py: Python<'py>, b: &cons::Block) -> PyResult<Bound<'py, PyDict
     d.set_item("exec_height", b.exec_height)?;
     d.set_item("exec_root", PyBytes::new(py, &b.exec_root))?;
     d.set_item("parent", PyBytes::new(py, &b.parent_qc.data.block_id))?;
+    d.set_item("parent_round", b.parent_qc.data.round)?;
+    // A reconfiguration block names the next epoch's validator set: (epoch, [(id, power, key)]).
+    let reconfig = match &b.reconfig {
+        None => py.None(),
+        Some(vs) => {
+            let list = PyList::new(py, vs.validators().iter().map(|v| (v.id, v.power, PyBytes::new(py, &v.public_key))))?;
+            (vs.epoch, list).into_pyobject(py)?.into_any().unbind()
+        }
+    };
+    d.set_item("reconfig", reconfig)?;
     d.set_item("bytes", PyBytes::new(py, &b.to_bytes()))?;
     Ok(d)
 }

@@ -221,6 +221,61 @@ fn receipt_verify(root: &[u8], receipt_hash: &[u8], index: u64, count: u64, path
     Ok(led::receipts::verify_receipt(&hash32("root", root)?, &hash32("receipt_hash", receipt_hash)?, index, count, &path))
 }
 
+// ---- execution history (docs/ledger.md "Execution history") -----------------------------
+
+/// Append height `height` (== `size`, the heights recorded so far) to the history whose
+/// peaks are `peaks`. Returns (exec_root(height), nodes completed, level 0 first; new peaks).
+#[pyfunction]
+fn exec_history_append<'py>(
+    py: Python<'py>,
+    size: u64,
+    peaks: &Bound<'py, PyAny>,
+    height: u64,
+    state_root: &[u8],
+    receipts_root: &[u8],
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyList>, Bound<'py, PyList>)> {
+    let peaks = hashes_of(&bytes_list(peaks, "peaks")?, "peak")?;
+    let mut h = led::exec::ExecHistory::from_peaks(size, peaks).map_err(err)?;
+    let (root, done) = h.append(height, &hash32("state_root", state_root)?, &hash32("receipts_root", receipts_root)?).map_err(err)?;
+    Ok((PyBytes::new(py, &root), path_list(py, &done)?, path_list(py, h.peaks())?))
+}
+
+/// The peaks of a history of `size` heights, as (level, index), largest first.
+#[pyfunction]
+fn exec_history_peaks(size: u64) -> Vec<(u32, u64)> {
+    tfnode_merkle::history::peak_positions(size)
+}
+
+/// The stored nodes (level, index) that the proof of `height` under exec_root(`exec_height`) folds.
+#[pyfunction]
+fn exec_history_proof_nodes(height: u64, exec_height: u64) -> PyResult<Vec<(u32, u64)>> {
+    led::exec::proof_nodes(height, exec_height).map_err(err)
+}
+
+/// The audit path (bottom-up) of `height` under exec_root(`exec_height`) from those nodes.
+#[pyfunction]
+fn exec_history_proof<'py>(py: Python<'py>, height: u64, exec_height: u64, nodes: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    let nodes = hashes_of(&bytes_list(nodes, "nodes")?, "node")?;
+    path_list(py, &led::exec::proof(height, exec_height, &nodes).map_err(err)?)
+}
+
+/// The history tree's leaf hash of a height.
+#[pyfunction]
+fn exec_leaf_hash<'py>(py: Python<'py>, height: u64, state_root: &[u8], receipts_root: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(PyBytes::new(py, &led::exec::exec_leaf_hash(height, &hash32("state_root", state_root)?, &hash32("receipts_root", receipts_root)?)))
+}
+
+/// Does `path` show that `height` had these roots under `exec_root` (of height `exec_height`)?
+/// Malformed input is simply False.
+#[pyfunction]
+fn exec_proof_verify(exec_root: &[u8], exec_height: u64, height: u64, state_root: &[u8], receipts_root: &[u8], path: &Bound<'_, PyAny>) -> bool {
+    let (Ok(root), Ok(s), Ok(r)) = (hash32("exec_root", exec_root), hash32("state_root", state_root), hash32("receipts_root", receipts_root)) else {
+        return false;
+    };
+    let Ok(path) = bytes_list(path, "path").and_then(|p| hashes_of(&p, "path item")) else { return false };
+    led::exec::verify(&root, exec_height, height, &s, &r, &path)
+}
+
 /// Does `proof` (encoded) show that `key` maps to `value` (None: is absent) under `root`?
 /// A malformed proof is simply False.
 #[pyfunction]
@@ -361,6 +416,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(receipt_proof, m)?)?;
     m.add_function(wrap_pyfunction!(receipt_verify, m)?)?;
     m.add_function(wrap_pyfunction!(state_proof_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(exec_history_append, m)?)?;
+    m.add_function(wrap_pyfunction!(exec_history_peaks, m)?)?;
+    m.add_function(wrap_pyfunction!(exec_history_proof_nodes, m)?)?;
+    m.add_function(wrap_pyfunction!(exec_history_proof, m)?)?;
+    m.add_function(wrap_pyfunction!(exec_leaf_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(exec_proof_verify, m)?)?;
     m.add("TX_MAX_LEN", led::MAX_TX_LEN)?;
     m.add("BATCH_MAX_TXS", led::MAX_BATCH_TXS)?;
     Ok(())

@@ -273,7 +273,7 @@ async function pageTx(hash) {
     table(["event", "fields"], events, "events"),
     el("h3", {}, "Proof"),
     el("p", {}, el("button", { id: "verify", onclick: () => verify(tx.hash, result) }, "Verify receipt against a QC"), " ",
-      el("span", { class: "muted" }, "checks the QC's signatures with the validator set, the execution chain and the receipt's Merkle path")),
+      el("span", { class: "muted" }, "checks the QC's signatures with the validator set, the execution history path and the receipt's Merkle path")),
     result,
   );
 }

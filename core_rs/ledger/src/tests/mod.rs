@@ -1,4 +1,5 @@
 mod batch;
+mod exec;
 mod smt;
 mod tx;
 mod vectors;

@@ -70,7 +70,36 @@ fn generate() -> String {
         hex(&u2.root_hash),
         u2.stale_nodes.iter().map(|k| format!("`{}`", hex(&k.encode()))).collect::<Vec<_>>().join(", ")
     );
+    s += &exec_vectors();
     s + "<!-- vectors:end -->"
+}
+
+/// Execution history: heights 0..=5 with state root `[h; 32]` and receipts root `[0x80 + h; 32]`.
+fn exec_vectors() -> String {
+    use crate::exec;
+    let mut s = String::from("#### execution history: height h has state root = 32 bytes of h, receipts root = 32 bytes of 0x80 + h\n\n");
+    let mut hist = exec::ExecHistory::new();
+    let mut nodes = std::collections::HashMap::new();
+    s += "| height | leaf hash | exec_root(height) | nodes completed (level 0 first) |\n|---|---|---|---|\n";
+    for h in 0..=5u64 {
+        let (sr, rr) = ([h as u8; 32], [0x80 + h as u8; 32]);
+        let (root, done) = hist.append(h, &sr, &rr).unwrap();
+        for (l, n) in done.iter().enumerate() {
+            nodes.insert((l as u32, h >> l), *n);
+        }
+        let done: Vec<String> = done.iter().map(|n| format!("`{}`", hex(n))).collect();
+        s += &format!("| {h} | `{}` | `{}` | {} |\n", hex(&exec::exec_leaf_hash(h, &sr, &rr)), hex(&root), done.join(" "));
+    }
+    let plan = exec::proof_nodes(2, 5).unwrap();
+    let got: Vec<_> = plan.iter().map(|p| nodes[p]).collect();
+    let path = exec::proof(2, 5, &got).unwrap();
+    assert!(exec::verify(&hist.exec_root().unwrap(), 5, 2, &[2; 32], &[0x82; 32], &path));
+    s += &format!(
+        "\nproof of height 2 under exec_root(5): stored nodes (level, index) {}, path (bottom-up) {}\n\n",
+        plan.iter().map(|(l, i)| format!("({l}, {i})")).collect::<Vec<_>>().join(" "),
+        path.iter().map(|p| format!("`{}`", hex(p))).collect::<Vec<_>>().join(" ")
+    );
+    s
 }
 
 /// The vectors in docs/ledger.md must match the code; `UPDATE_VECTORS=1` rewrites them.

@@ -1,0 +1,416 @@
+"""The built-in ``xchain`` module: light clients of other chains, verified on this chain
+(docs/multichain.md). Native Python like ``iot``: deterministic, no contract runtime of its own.
+
+    contract "xchain":  apply(proposal_id)                                   @call, anyone
+                        update(chain_id, header, qc, commit_chain=None, commit_qc=None)   @call, anyone
+                        client(chain_id) root(chain_id, exec_height) evidence(chain_id)    views
+                        verify_state(chain_id, proof) verify_receipt(chain_id, proof)      views
+                        (packets: send, recv, acknowledge, timeout; tfnode.execution.packets)
+
+A client of chain B is created, and a frozen one recovered, only by A's governance: a
+proposal of kind ``"xchain"`` (payload below) that governance commits, which ``apply`` then
+carries out, once. ``update`` is open to anyone (a relayer): it proves itself.
+
+- ``update(header, qc)``: ``qc`` must verify (SM2, more than 2/3 of the voting power) under
+  the stored validator set of B's current epoch and certify ``header`` (a block of that
+  epoch); the block's ``(exec_height, exec_root)`` is stored. Every later proof of B's
+  state, receipts and events at any height ``<= exec_height`` checks against that one root
+  (O(log height) exec path, tfnode.client.proofs).
+- A header carrying a reconfiguration (B's next validator set) must also come with its
+  commit proof, as B's own consensus commits it: ``commit_chain`` = blocks ``C1 .. Ck``
+  descending from the header (each the parent of the next), the last two with consecutive
+  rounds, and ``commit_qc`` certifying ``Ck`` under the set of ``Ck``'s epoch (the old one, or
+  the one the header names). Then the client moves to the next epoch. Only reconfiguration
+  headers are needed to follow B, so a client never expires however long nobody updates it.
+- Two verified headers with different exec roots for one exec height are evidence that B's
+  validators signed two histories: both are stored and the client freezes. A frozen client
+  refuses updates and proofs until governance recovers it (``unfreeze``, optionally with a
+  new validator set and the exec root to trust at a height).
+
+Governance payloads (kind ``"xchain"``):
+
+    {"op": "create", "chain_id": str, "genesis_hash": bytes32, "epoch": int,
+     "validators": [[id, power, public_key], ...]}
+    {"op": "unfreeze", "chain_id": str, "epoch"?: int, "validators"?: [...],
+     "exec_height"?: int, "exec_root"?: bytes32}
+
+State (under ``b"\\x00x/"``; values in the runtime's versioned encoding unless said):
+
+    b"\\x00x/c/" + chain id                        -> client record (:func:`_client`)
+    b"\\x00x/r/" + u8 len + chain id + u64 height  -> exec root (32 bytes) at that exec height
+    b"\\x00x/e/" + u8 len + chain id + u64 n       -> evidence n
+    b"\\x00x/g/" + u64 proposal id                 -> u64 height at which it was applied
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from tfnode import _core
+from tfnode.client import proofs
+from tfnode.errors import TfnodeError
+from tfnode.runtime.encoding import EncodingError, decode_versioned, encode, encode_versioned
+from tfnode.runtime.executor import STATUS_INVALID, STATUS_OK, STATUS_REVERT, BlockCtx, Event, Receipt
+from tfnode.runtime.state import Overlay
+
+NAME = "xchain"
+PREFIX = b"\x00x/"
+CLIENT, ROOT, EVIDENCE, APPLIED = PREFIX + b"c/", PREFIX + b"r/", PREFIX + b"e/", PREFIX + b"g/"
+MAX_CHAIN_ID = 64
+MAX_COMMIT_CHAIN = 16  # blocks between a reconfiguration header and its 2-chain
+MAX_VALIDATORS = 256
+MAX_PUBLIC_KEY = 128  # as tfnode-consensus
+CALL_GAS = 20_000
+UPDATE_GAS = 200_000  # a QC check is up to a few hundred SM2 verifications
+_U64 = struct.Struct(">Q")
+
+Validator = tuple[int, int, bytes]
+
+
+class Refused(TfnodeError):
+    """A well-formed call that the rules refuse (a revert)."""
+
+
+def _verify_qc(qc: bytes, validators: list[Validator]) -> tuple[int, int, int, bytes]:
+    """(epoch, round, height, block_id) that ``qc`` certifies under ``validators``; raises if it
+    does not verify. The one place signatures are checked (tests swap in the test-key verifier)."""
+    return proofs.verify_qc(qc, validators)
+
+
+def chain_id_bytes(chain_id) -> bytes:
+    if type(chain_id) is not str or not 0 < len(chain_id.encode()) <= MAX_CHAIN_ID:
+        raise ValueError(f"chain_id: a string of 1..{MAX_CHAIN_ID} bytes")
+    return chain_id.encode()
+
+
+def _root_key(cid: bytes, exec_height: int) -> bytes:
+    return ROOT + bytes([len(cid)]) + cid + _U64.pack(exec_height)
+
+
+def _validators(vs) -> list[list]:
+    """A validator set as stored: [[id, power, public_key]] sorted by id, checked."""
+    if type(vs) is not list or not 0 < len(vs) <= MAX_VALIDATORS:
+        raise ValueError(f"validators: a list of 1..{MAX_VALIDATORS} [id, power, public_key]")
+    out = []
+    for v in vs:
+        if type(v) not in (list, tuple) or len(v) != 3:
+            raise ValueError("validators: each is [id, power, public_key]")
+        i, p, k = v
+        if type(i) is not int or not 0 <= i < 1 << 32 or type(p) is not int or not 0 < p < 1 << 60:
+            raise ValueError("validators: id a u32, power a positive integer")
+        # B's consensus key format (a compressed SM2 key on a real chain); B's own limit.
+        if type(k) is not bytes or not 0 < len(k) <= MAX_PUBLIC_KEY:
+            raise ValueError(f"validators: public_key is 1..{MAX_PUBLIC_KEY} bytes")
+        out.append([i, p, k])
+    out.sort()
+    if len({v[0] for v in out}) != len(out):
+        raise ValueError("validators: duplicate id")
+    return out
+
+
+def _as_set(vs: list[list]) -> list[Validator]:
+    return [(i, p, bytes(k)) for i, p, k in vs]
+
+
+def _get(state, key: bytes) -> Any:
+    raw = state.get(key)
+    return None if raw is None else decode_versioned(raw)
+
+
+def client_record(state, chain_id: str) -> dict | None:
+    return _get(state, CLIENT + chain_id_bytes(chain_id))
+
+
+def root_at(state, chain_id: str, exec_height: int) -> bytes | None:
+    return state.get(_root_key(chain_id_bytes(chain_id), exec_height))
+
+
+def _ev(name: str, fields: dict) -> Event:
+    return Event(NAME, name, fields, encode(fields))
+
+
+def _live(state, chain_id) -> dict:
+    c = client_record(state, chain_id)
+    if c is None:
+        raise Refused(f"no light client of chain {chain_id!r}")
+    if c["frozen"]:
+        raise Refused(
+            f"the light client of chain {chain_id!r} is frozen (conflicting headers): governance must recover it"
+        )
+    return c
+
+
+# ---- calls ----------------------------------------------------------------------------------
+
+
+def _apply(ov, sender: str, bctx: BlockCtx, proposal_id) -> tuple[Any, list[Event]]:
+    if type(proposal_id) is not int or proposal_id < 1:
+        raise ValueError("proposal_id: a positive integer")
+    if ov.get(APPLIED + _U64.pack(proposal_id)) is not None:
+        raise Refused(f"proposal {proposal_id} is already applied")
+    prop = _get(ov, b"g/proposal/%d" % proposal_id)
+    if prop is None or prop.get("kind") != NAME:
+        raise Refused(f"proposal {proposal_id} is not an xchain proposal")
+    if prop.get("status") != "committed":
+        raise Refused(f"proposal {proposal_id} is {prop.get('status')}, not committed")
+    p = prop["payload"]
+    cid = chain_id_bytes(p.get("chain_id"))
+    key = CLIENT + cid
+    if p["op"] == "create":
+        if ov.get(key) is not None:
+            raise Refused(f"a light client of chain {p['chain_id']!r} exists")
+        gh = p.get("genesis_hash")
+        if type(gh) is not bytes or len(gh) != 32:
+            raise ValueError("genesis_hash: 32 bytes")
+        epoch = p.get("epoch", 0)
+        if type(epoch) is not int or epoch < 0:
+            raise ValueError("epoch: a non-negative integer")
+        rec = {
+            "chain_id": p["chain_id"],
+            "genesis_hash": gh,
+            "epoch": epoch,
+            "validators": _validators(p.get("validators")),
+            "frozen": False,
+            "latest": None,
+            "evidence": 0,
+            "created": bctx.height,
+        }
+        event = _ev("ClientCreated", {"chain_id": p["chain_id"], "epoch": epoch, "proposal": proposal_id})
+    else:  # "unfreeze" (governance accepts no other op)
+        rec = _get(ov, key)
+        if rec is None:
+            raise Refused(f"no light client of chain {p['chain_id']!r}")
+        rec["frozen"] = False
+        if p.get("validators") is not None:
+            rec["validators"] = _validators(p["validators"])
+            epoch = p.get("epoch")
+            if type(epoch) is not int or epoch < 0:
+                raise ValueError("epoch: a non-negative integer, with validators")
+            rec["epoch"] = epoch
+        if p.get("exec_root") is not None:
+            h, r = p.get("exec_height"), p["exec_root"]
+            if type(h) is not int or h < 0 or type(r) is not bytes or len(r) != 32:
+                raise ValueError("exec_height and a 32-byte exec_root")
+            ov.put(_root_key(cid, h), r)  # governance's word replaces a conflicting root
+        event = _ev("ClientUnfrozen", {"chain_id": p["chain_id"], "epoch": rec["epoch"], "proposal": proposal_id})
+    ov.put(key, encode_versioned(rec))
+    ov.put(APPLIED + _U64.pack(proposal_id), _U64.pack(bctx.height))
+    return True, [event]
+
+
+def _decode_block(raw, what: str) -> dict:
+    if type(raw) is not bytes:
+        raise ValueError(f"{what}: block bytes")
+    try:
+        return _core.consensus_decode_block(raw)
+    except ValueError as err:
+        raise ValueError(f"{what}: not a block ({err})") from None
+
+
+def _certify(qc, block: dict, validators: list[Validator], epoch: int, what: str) -> None:
+    """``qc`` must verify under ``validators`` (epoch ``epoch``) and certify ``block``."""
+    if type(qc) is not bytes:
+        raise ValueError(f"{what}: QC bytes")
+    try:
+        q_epoch, _round, _height, block_id = _verify_qc(qc, validators)
+    except ValueError as err:
+        raise Refused(f"{what}: the QC does not verify under the epoch {epoch} validators ({err})") from None
+    if q_epoch != epoch or block["epoch"] != epoch:
+        raise Refused(f"{what}: certifies epoch {q_epoch} block of epoch {block['epoch']}, the client is at {epoch}")
+    if bytes(block_id) != block["id"]:
+        raise Refused(f"{what}: the QC certifies another block")
+
+
+def _update(ov, sender: str, bctx: BlockCtx, chain_id, header, qc, commit_chain=None, commit_qc=None):
+    c = _live(ov, chain_id)
+    cid = chain_id_bytes(chain_id)
+    vs = _as_set(c["validators"])
+    b = _decode_block(header, "header")
+    _certify(qc, b, vs, c["epoch"], "header")
+    events = []
+    e, root = b["exec_height"], bytes(b["exec_root"])
+    have = ov.get(_root_key(cid, e))
+    if have is not None and have != root:
+        # Two certified histories: keep both as evidence and stop trusting this client.
+        n = c["evidence"]
+        ov.put(
+            EVIDENCE + bytes([len(cid)]) + cid + _U64.pack(n),
+            encode_versioned(
+                {"exec_height": e, "roots": [have, root], "header": header, "qc": qc, "height": bctx.height}
+            ),
+        )
+        c["evidence"], c["frozen"] = n + 1, True
+        ov.put(CLIENT + cid, encode_versioned(c))
+        f = {"chain_id": chain_id, "exec_height": e, "evidence": n}
+        return False, [_ev("ClientFrozen", f)]
+    if have is None:
+        ov.put(_root_key(cid, e), root)
+        if c["latest"] is None or e > c["latest"]:
+            c["latest"] = e
+        events.append(_ev("ClientUpdated", {"chain_id": chain_id, "exec_height": e, "exec_root": root.hex()}))
+    reconfig = b.get("reconfig")
+    if reconfig is not None:
+        next_epoch, next_vs = reconfig
+        next_set = _validators([[i, p, bytes(k)] for i, p, k in next_vs])
+        if next_epoch != c["epoch"] + 1:
+            raise Refused(f"reconfiguration to epoch {next_epoch} from epoch {c['epoch']}")
+        _check_committed(b, commit_chain, commit_qc, c["epoch"], {c["epoch"]: vs, next_epoch: _as_set(next_set)})
+        c["epoch"], c["validators"] = next_epoch, next_set
+        events.append(_ev("EpochChanged", {"chain_id": chain_id, "epoch": next_epoch, "validators": len(next_set)}))
+    elif commit_chain is not None or commit_qc is not None:
+        raise ValueError("commit_chain and commit_qc go only with a reconfiguration header")
+    ov.put(CLIENT + cid, encode_versioned(c))
+    return True, events
+
+
+def _check_committed(b: dict, chain, qc, epoch: int, sets: dict[int, list[Validator]]) -> None:
+    """Is reconfiguration block ``b`` (epoch ``epoch``) committed, by B's own rules
+    (docs/consensus.md)? ``chain`` descends from ``b`` (each block the parent of the next) and
+    ``qc`` certifies its last block. Either
+    - the chain is in the next epoch, certified by the set ``b`` names: B's validators enter
+      that epoch only after committing ``b`` (how a node commits an epoch's last block), or
+    - it stays in ``b``'s epoch and its last two blocks (``b`` and the only one) have consecutive
+      rounds: the 2-chain rule, which commits every ancestor."""
+    if type(chain) is not list or not 0 < len(chain) <= MAX_COMMIT_CHAIN:
+        raise Refused(
+            f"a reconfiguration header needs its commit proof: 1..{MAX_COMMIT_CHAIN} descendant blocks and a QC"
+        )
+    prev = b
+    blocks = []
+    for i, raw in enumerate(chain):
+        x = _decode_block(raw, f"commit_chain[{i}]")
+        if x["parent"] != prev["id"] or x["height"] != prev["height"] + 1:
+            raise Refused(f"commit_chain[{i}] does not extend the block before it")
+        blocks.append(x)
+        prev = x
+    last = blocks[-1]
+    epochs = {x["epoch"] for x in blocks}
+    if epochs == {epoch}:
+        parent = blocks[-2] if len(blocks) > 1 else b
+        if last["round"] != parent["round"] + 1:
+            raise Refused("the commit proof's last two blocks do not have consecutive rounds")
+    elif epochs != {epoch + 1}:
+        raise Refused(f"the commit proof must stay in epoch {epoch} or be all in epoch {epoch + 1}")
+    _certify(qc, last, sets[last["epoch"]], last["epoch"], "commit_qc")
+
+
+CALLS: dict[str, Callable[..., Any]] = {"apply": _apply, "update": _update}
+
+
+# ---- membership (for views, and for modules on this chain: packets) ------------------------
+
+
+def _anchor(state, chain_id, proof) -> tuple[int, bytes]:
+    c = _live(state, chain_id)
+    del c
+    if type(proof) is not dict:
+        raise ValueError("proof: the proof object (docs/rpc.md Certified proofs)")
+    e = proof.get("exec_height")
+    if type(e) is not int or e < 0:
+        raise ValueError("proof: exec_height missing")
+    root = root_at(state, chain_id, e)
+    if root is None:
+        raise Refused(f"the light client of {chain_id!r} holds no exec root at height {e}: update it first")
+    return e, root
+
+
+def verified_state(state, chain_id, proof) -> tuple[int, bytes, bytes | None] | None:
+    """(height, key, value-or-None) that ``proof`` (a get_state_proof object made under an exec
+    height this client holds) shows on chain ``chain_id``; None if it does not check out."""
+    e, root = _anchor(state, chain_id, proof)
+    if not proofs.verify_state_proof_under(proof, e, root):
+        return None
+    value = proof["value"]
+    return proof["height"], bytes.fromhex(proof["key"]), None if value is None else bytes.fromhex(value)
+
+
+def verified_receipt(state, chain_id, proof) -> tuple[int, bytes] | None:
+    """(height, receipt bytes or hash) that ``proof`` (a get_receipt_proof object) shows; or None."""
+    e, root = _anchor(state, chain_id, proof)
+    if not proofs.verify_receipt_proof_under(proof, e, root):
+        return None
+    return proof["height"], bytes.fromhex(proof["receipt"])
+
+
+def _v_client(state, chain_id):
+    return client_record(state, chain_id)
+
+
+def _v_root(state, chain_id, exec_height):
+    if type(exec_height) is not int or exec_height < 0:
+        raise ValueError("exec_height: a non-negative integer")
+    return root_at(state, chain_id, exec_height)
+
+
+def _v_evidence(state, chain_id):
+    c = client_record(state, chain_id)
+    if c is None:
+        return []
+    cid = chain_id_bytes(chain_id)
+    return [_get(state, EVIDENCE + bytes([len(cid)]) + cid + _U64.pack(n)) for n in range(c["evidence"])]
+
+
+def _v_verify_state(state, chain_id, proof):
+    got = verified_state(state, chain_id, proof)
+    return None if got is None else {"height": got[0], "key": got[1], "value": got[2]}
+
+
+def _v_verify_receipt(state, chain_id, proof):
+    got = verified_receipt(state, chain_id, proof)
+    return None if got is None else {"height": got[0], "receipt": got[1]}
+
+
+VIEWS: dict[str, Callable[..., Any]] = {
+    "client": _v_client,
+    "root": _v_root,
+    "evidence": _v_evidence,
+    "verify_state": _v_verify_state,
+    "verify_receipt": _v_verify_receipt,
+}
+
+
+def execute(
+    state,
+    sender: str,
+    bctx: BlockCtx,
+    method: str,
+    args: tuple,
+    kwargs: dict,
+    gas_limit: int,
+    calls: dict[str, Callable[..., Any]] | None = None,
+) -> Receipt:
+    """Run one call of the module (``calls``: the entry points, by default the light client's;
+    tfnode.execution.packets adds its own)."""
+    fn = (calls or CALLS).get(method)
+    if fn is None:
+        return Receipt(STATUS_INVALID, CALL_GAS, revert_reason=f"xchain has no entry point {method!r}")
+    gas = CALL_GAS if method in ("apply", "send") else UPDATE_GAS
+    if gas_limit < gas:
+        return Receipt("out_of_gas", gas_limit, revert_reason="out of gas")
+    ov = Overlay(state)
+    try:
+        value, events = fn(ov, sender, bctx, *args, **kwargs)
+    except TypeError as err:  # wrong arguments: the message names only our own function
+        return Receipt(STATUS_INVALID, gas, revert_reason=f"{method}: {err}")
+    except (ValueError, EncodingError) as err:
+        return Receipt(STATUS_INVALID, gas, revert_reason=str(err)[:512])
+    except Refused as err:
+        return Receipt(STATUS_REVERT, gas, revert_reason=str(err)[:512])
+    writes = tuple(ov.sorted_writes())
+    ov.commit()
+    return Receipt(STATUS_OK, gas, value, tuple(events), "", writes)
+
+
+def query(state, method: str, args: tuple, kwargs: dict, views: dict[str, Callable[..., Any]] | None = None) -> Receipt:
+    table = views or VIEWS
+    fn = table.get(method)
+    if fn is None:
+        return Receipt(STATUS_INVALID, 0, revert_reason=f"xchain views: {', '.join(table)}")
+    try:
+        return Receipt(STATUS_OK, 0, fn(state, *args, **kwargs))
+    except (TypeError, ValueError, EncodingError) as err:
+        return Receipt(STATUS_INVALID, 0, revert_reason=f"{method}: {err}")
+    except Refused as err:
+        return Receipt(STATUS_REVERT, 0, revert_reason=str(err))

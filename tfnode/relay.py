@@ -1,0 +1,173 @@
+"""``tfnode relay``: an untrusted relayer between two chains (docs/multichain.md "Operations").
+
+It only carries bytes between two RPC endpoints, signing its transactions with any key:
+
+- headers: each chain's newest certified block and QC to the other's ``xchain`` light client;
+- packets: a packet still ``sent`` on the source goes to the destination with the source's
+  proof of its commitment (``recv``); once the destination holds its ack, the ack goes back
+  with the destination's proof (``acknowledge``); past the timeout height without one, the
+  destination's absence proof goes back (``timeout``).
+
+Every proof is made under an exec height the receiving chain's light client already holds
+(``get_state_proof(..., exec_height=E)``), so the chains check everything and the relayer is
+trusted with nothing: a lying relayer's transactions revert, a dead one delays packets (which
+then time out and are refunded). Anyone may run one; two relayers racing only see one of them
+revert ("already received").
+
+When the other chain's epoch is ahead of its light client's, the relayer finds the block that
+ended the client's epoch (binary search on heights) and brings it with its commit proof, one
+epoch at a time, so a client left alone for any length of time catches up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from tfnode.client import Account, Client, ClientError, build_tx
+from tfnode.execution import packets
+
+log = logging.getLogger(__name__)
+GAS = 3_000_000
+
+
+@dataclass
+class End:
+    client: Client
+    chain_id: str = ""
+
+    def view(self, method: str, *args):
+        r = self.client.query("xchain", method, *args)
+        if r["status"] != "ok":
+            raise ClientError(f"{self.chain_id}: xchain.{method}: {r['revert_reason']}")
+        return r["value"]  # the client turned it into a Python value
+
+
+@dataclass
+class Stats:
+    updates: int = 0
+    epochs: int = 0
+    received: int = 0
+    acknowledged: int = 0
+    timed_out: int = 0
+    refused: list = field(default_factory=list)  # (chain, method, reason): what the chains reverted
+
+
+class Relayer:
+    def __init__(self, a: Client, b: Client, account: Account, *, wait_s: float = 30.0) -> None:
+        self.ends = (End(a), End(b))
+        self.account = account
+        self.wait_s = wait_s
+        self.stats = Stats()
+        for e in self.ends:
+            e.chain_id = e.client.status()["chain_id"]
+
+    def _send(self, end: End, method: str, *args, **kwargs) -> bool:
+        h = end.client.status()["height"]
+        raw = build_tx(self.account, end.chain_id, "xchain", method, args, kwargs, expiry=h + 200, gas_limit=GAS)
+        r = end.client.wait_receipt(end.client.submit(raw), self.wait_s)
+        if r["status"] != "ok":
+            self.stats.refused.append((end.chain_id, method, r["revert_reason"]))
+            log.info("%s refused %s: %s", end.chain_id, method, r["revert_reason"])
+            return False
+        return True
+
+    def _held(self, on: End, of: End) -> int | None:
+        """The newest exec height of ``of`` that ``on``'s light client holds."""
+        c = on.view("client", of.chain_id)
+        return None if c is None or c["frozen"] else c["latest"]
+
+    def update(self, src: End, dst: End) -> None:
+        c = dst.view("client", src.chain_id)
+        if c is None or c["frozen"]:
+            return
+        head = src.client.status()["height"]
+        if head < 1:
+            return
+        b = src.client.get_block(head)
+        if not b.get("qc") or (c["latest"] is not None and b["exec_height"] <= c["latest"]):
+            return
+        if b["epoch"] > c["epoch"]:
+            self.follow_epoch(src, dst, c["epoch"], head)
+            return
+        if b["epoch"] != c["epoch"]:
+            return
+        if self._send(dst, "update", src.chain_id, bytes.fromhex(b["raw"]), bytes.fromhex(b["qc"])):
+            self.stats.updates += 1
+
+    def follow_epoch(self, src: End, dst: End, epoch: int, head: int) -> None:
+        """Bring ``dst``'s client of ``src`` from ``epoch`` to the next: the block that ended it
+        (it carries the next validator set) with its QC, and as its commit proof the first
+        block of the next epoch with that block's QC (docs/multichain.md "Epochs")."""
+        lo, hi = 1, head  # the first height whose block is past ``epoch`` (epochs only grow)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if src.client.get_block(mid)["epoch"] > epoch:
+                hi = mid
+            else:
+                lo = mid + 1
+        end, first = src.client.get_block(lo - 1), src.client.get_block(lo)
+        if end["epoch"] != epoch or not end.get("qc") or not first.get("qc"):
+            log.warning("%s: no end of epoch %s found below height %s", src.chain_id, epoch, lo)
+            return
+        ok = self._send(
+            dst,
+            "update",
+            src.chain_id,
+            bytes.fromhex(end["raw"]),
+            bytes.fromhex(end["qc"]),
+            commit_chain=[bytes.fromhex(first["raw"])],
+            commit_qc=bytes.fromhex(first["qc"]),
+        )
+        if ok:
+            self.stats.epochs += 1
+
+    def packets(self, src: End, dst: End) -> None:
+        for seq in range(1, src.view("next_seq", dst.chain_id)):
+            rec = src.view("packet", dst.chain_id, seq)
+            if rec is None or rec["status"] != "sent":
+                continue
+            p = rec["packet"]
+            ack = dst.view("ack", src.chain_id, seq)
+            if ack is None:
+                if dst.client.status()["height"] >= p["timeout_height"]:
+                    e = self._held(src, dst)
+                    if e is not None and e + 1 >= p["timeout_height"]:
+                        proof = dst.client.get_state_proof(packets.ack_key(src.chain_id, seq), exec_height=e)
+                        if proof["value"] is None and self._send(src, "timeout", dst.chain_id, p, proof):
+                            self.stats.timed_out += 1
+                    continue
+                e = self._held(dst, src)
+                if e is None or e < rec["height"]:
+                    continue  # the destination's client has not seen the send yet
+                proof = src.client.get_state_proof(packets.commitment_key(dst.chain_id, seq), exec_height=e)
+                if self._send(dst, "recv", src.chain_id, p, proof):
+                    self.stats.received += 1
+            else:
+                e = self._held(src, dst)
+                if e is None:
+                    continue
+                proof = dst.client.get_state_proof(packets.ack_key(src.chain_id, seq), exec_height=e)
+                if proof["value"] is not None and self._send(src, "acknowledge", dst.chain_id, p, proof):
+                    self.stats.acknowledged += 1
+
+    def step(self) -> Stats:
+        """One pass: headers both ways, then packets both ways."""
+        a, b = self.ends
+        for src, dst in ((a, b), (b, a)):
+            self.update(src, dst)
+        for src, dst in ((a, b), (b, a)):
+            self.packets(src, dst)
+        return self.stats
+
+    def run(self, interval_s: float = 1.0, passes: int | None = None) -> Stats:
+        n = 0
+        while passes is None or n < passes:
+            try:
+                self.step()
+            except (ClientError, OSError) as err:  # a node down or busy: try again next pass
+                log.warning("relay pass failed: %s", err)
+            n += 1
+            time.sleep(interval_s)
+        return self.stats
