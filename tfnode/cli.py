@@ -400,6 +400,66 @@ def iot_bench(
 
 
 @app.command()
+def explorer(
+    rpc: str = typer.Option("http://127.0.0.1:26601", "--rpc", help="the node's RPC URL"),
+    port: int = typer.Option(8080, "--port", help="port to serve the explorer on"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to serve on"),
+) -> None:
+    """Serve the web explorer of a node at http://HOST:PORT/explorer/ (the node serves it too)."""
+    import logging
+
+    from tfnode.explorer.app import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    typer.echo(f"explorer of {rpc} on http://{host}:{port}/explorer/")
+    serve(rpc, host=host, port=port)
+
+
+@app.command()
+def mirror(
+    rpc: str = typer.Option("http://127.0.0.1:26601", "--rpc", help="the node's RPC URL"),
+    postgres: str = typer.Option(..., "--postgres", help="PostgreSQL DSN, e.g. postgresql://user@host/db"),
+    genesis: Path | None = typer.Option(None, "--genesis", help="pin the validator set of this genesis.json"),
+    until: int | None = typer.Option(None, "--until", help="stop once this height is mirrored (default: follow)"),
+    poll: float = typer.Option(0.5, "--poll", help="seconds between looks for new blocks"),
+    status_only: bool = typer.Option(False, "--status", help="print the mirror's row counts and height, then exit"),
+) -> None:
+    """Mirror the ledger into PostgreSQL (docs/mirror.md): every QC checked, each height once."""
+    import logging
+
+    try:
+        from tfnode import mirror as m
+    except ImportError as err:  # psycopg is the optional extra [mirror]
+        typer.echo(f"error: {err}; install it with pip install 'tfnode[mirror]'", err=True)
+        raise typer.Exit(2) from None
+    try:
+        import psycopg
+    except ImportError:
+        typer.echo("error: the mirror needs psycopg: pip install 'tfnode[mirror]'", err=True)
+        raise typer.Exit(2) from None
+    from tfnode.client import ClientError, RpcError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        if status_only:
+            _print_json(m.summary(postgres))
+            return
+        done = m.main(rpc, postgres, genesis=genesis, until=until, poll=poll)
+    except m.MirrorError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(3) from None
+    except (ClientError, RpcError) as err:
+        typer.echo(f"error: node at {rpc}: {err}", err=True)
+        raise typer.Exit(2) from None
+    except psycopg.Error as err:
+        typer.echo(f"error: PostgreSQL: {err}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    typer.echo(f"mirrored up to height {done}")
+
+
+@app.command()
 def relay(
     a: str = typer.Option(..., "--a", help="RPC URL of a node of one chain"),
     b: str = typer.Option(..., "--b", help="RPC URL of a node of the other chain"),

@@ -223,6 +223,15 @@ class NodeService:
         v = self.store.get_state(key)
         return {"key": key.hex(), "value": None if v is None else v.hex(), "height": self.executor.height}
 
+    def get_state_changes(self, height: int) -> dict[str, Any] | None:
+        changes = self.store.state_changes(height)
+        if changes is None:
+            return None
+        return {
+            "height": height,
+            "changes": [{"key": k.hex(), "value": None if v is None else v.hex()} for k, v in changes],
+        }
+
     def _certificate(self) -> tuple[int, dict[str, str]]:
         """The newest stored block with its QC, and the execution height it certifies."""
         store = self.store
