@@ -60,18 +60,28 @@ class Relayer:
         self.account = account
         self.wait_s = wait_s
         self.stats = Stats()
+        # (src, dst) -> the first sequence that may still be unsettled (memory only: a new
+        # relayer starts from 1 and finds the same packets)
+        self._settled_below: dict[tuple[str, str], int] = {}
         for e in self.ends:
             e.chain_id = e.client.status()["chain_id"]
 
-    def _send(self, end: End, method: str, *args, **kwargs) -> bool:
+    def _submit(self, end: End, method: str, *args, **kwargs) -> tuple[End, str, str]:
         h = end.client.status()["height"]
         raw = build_tx(self.account, end.chain_id, "xchain", method, args, kwargs, expiry=h + 200, gas_limit=GAS)
-        r = end.client.wait_receipt(end.client.submit(raw), self.wait_s)
+        return end, method, end.client.submit(raw)
+
+    def _outcome(self, sent: tuple[End, str, str]) -> bool:
+        end, method, h = sent
+        r = end.client.wait_receipt(h, self.wait_s)
         if r["status"] != "ok":
             self.stats.refused.append((end.chain_id, method, r["revert_reason"]))
             log.info("%s refused %s: %s", end.chain_id, method, r["revert_reason"])
             return False
         return True
+
+    def _send(self, end: End, method: str, *args, **kwargs) -> bool:
+        return self._outcome(self._submit(end, method, *args, **kwargs))
 
     def _held(self, on: End, of: End) -> int | None:
         """The newest exec height of ``of`` that ``on``'s light client holds."""
@@ -124,10 +134,19 @@ class Relayer:
             self.stats.epochs += 1
 
     def packets(self, src: End, dst: End) -> None:
-        for seq in range(1, src.view("next_seq", dst.chain_id)):
+        """One pass over the packets from ``src`` to ``dst`` still ``sent``: their transactions
+        are all submitted first and then waited for, so a burst of packets shares blocks."""
+        key = (src.chain_id, dst.chain_id)
+        first = self._settled_below.get(key, 1)
+        todo: list[tuple[str, tuple[End, str, str]]] = []
+        prefix = True  # every packet before this one is settled: the next pass starts after it
+        for seq in range(first, src.view("next_seq", dst.chain_id)):
             rec = src.view("packet", dst.chain_id, seq)
             if rec is None or rec["status"] != "sent":
+                if prefix:
+                    self._settled_below[key] = seq + 1
                 continue
+            prefix = False
             p = rec["packet"]
             ack = dst.view("ack", src.chain_id, seq)
             if ack is None:
@@ -135,22 +154,24 @@ class Relayer:
                     e = self._held(src, dst)
                     if e is not None and e + 1 >= p["timeout_height"]:
                         proof = dst.client.get_state_proof(packets.ack_key(src.chain_id, seq), exec_height=e)
-                        if proof["value"] is None and self._send(src, "timeout", dst.chain_id, p, proof):
-                            self.stats.timed_out += 1
+                        if proof["value"] is None:
+                            todo.append(("timed_out", self._submit(src, "timeout", dst.chain_id, p, proof)))
                     continue
                 e = self._held(dst, src)
                 if e is None or e < rec["height"]:
                     continue  # the destination's client has not seen the send yet
                 proof = src.client.get_state_proof(packets.commitment_key(dst.chain_id, seq), exec_height=e)
-                if self._send(dst, "recv", src.chain_id, p, proof):
-                    self.stats.received += 1
+                todo.append(("received", self._submit(dst, "recv", src.chain_id, p, proof)))
             else:
                 e = self._held(src, dst)
                 if e is None:
                     continue
                 proof = dst.client.get_state_proof(packets.ack_key(src.chain_id, seq), exec_height=e)
-                if proof["value"] is not None and self._send(src, "acknowledge", dst.chain_id, p, proof):
-                    self.stats.acknowledged += 1
+                if proof["value"] is not None:
+                    todo.append(("acknowledged", self._submit(src, "acknowledge", dst.chain_id, p, proof)))
+        for what, sent in todo:
+            if self._outcome(sent):
+                setattr(self.stats, what, getattr(self.stats, what) + 1)
 
     def step(self) -> Stats:
         """One pass: headers both ways, then packets both ways."""

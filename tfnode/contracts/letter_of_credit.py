@@ -26,7 +26,7 @@ days skip Saturdays, Sundays and the holidays of the contract's calendar and of 
 Amounts are ints in the smallest unit of the credit's currency (fen, cents).
 """
 
-from tfnode.runtime.api import Contract, Map, Value, call, ctx, emit, require, view
+from tfnode.runtime.api import Contract, Map, Value, call, ctx, emit, member_info, require, view
 
 DAY = 86400
 MAX_DOCS = 16
@@ -616,7 +616,11 @@ class LetterOfCredit(Contract):
         """Honour (pay at sight, incur a deferred payment undertaking, accept a draft) or, in a
         negotiation credit, negotiate (art. 2, 7, 8, 15). A discrepant presentation needs the
         applicant's waiver first."""
-        org = self.bank()
+        self.do_honour(lc_id, n, self.bank(), None)
+
+    def do_honour(self, lc_id, n, org, via):
+        """``honour`` by bank ``org``; ``via`` = {src, seq} when a cross-chain payment packet
+        carries it (``on_packet``), recorded on the presentation."""
         lc = self.get(lc_id)
         p = self.pres(lc_id, n)
         require(org == p["examiner"], "only the examining bank honours")
@@ -643,6 +647,8 @@ class LetterOfCredit(Contract):
             p["maturity"] = now + lc["usance_days"] * DAY
         p["honoured_by"] = org
         p["honoured_at"] = now
+        if via is not None:
+            p["paid_via"] = via
         lc["drawn"] += p["amount"]
         if self.available(lc) <= 0 or not lc["partial_drawings"]:
             lc["state"] = "exhausted"
@@ -863,6 +869,34 @@ class LetterOfCredit(Contract):
             transferring_bank=org,
         )
         return cid
+
+    # -- delivery versus payment across chains (docs/multichain.md "Seed flows") ----------------
+
+    @call
+    def on_packet(self, info: dict):
+        """A packet from the settlement chain (the ``xchain`` module delivers it; docs/multichain.md
+        "Packets"): payload ``b"honour\n<credit id>\n<presentation n>"``. The packet escrows the
+        payment in central-bank cash on its own chain; this honours the sight presentation in
+        the same step, so the cash is released only if the honour happens (the packet's ack), and
+        refunded if it does not (a revert here) or the packet times out (never delivered).
+        The packet's sender (proven by its chain) must be a member of this chain holding role
+        ``bank`` of the examining bank's organisation, the escrowed amount the presentation's
+        amount, and the cash must go to the beneficiary's address."""
+        require(ctx.sender.address == "xchain", "packets come from the xchain module only")
+        parts = info["payload"].decode("utf-8").split("\n")
+        require(len(parts) == 3 and parts[0] == "honour", "payload: honour, credit id, presentation number")
+        check_id(parts[1])
+        require(parts[2].isdigit() and len(parts[2]) <= 6, "presentation number: digits")
+        lc_id, n = parts[1], int(parts[2])
+        who = member_info(info["sender"])
+        require(who is not None and "bank" in who[1], "the paying packet's sender is not a member bank here")
+        lc = self.get(lc_id)
+        p = self.pres(lc_id, n)
+        require(lc["availability"] == "sight", "delivery versus payment settles sight credits only")
+        require(info["amount"] == p["amount"], "the escrowed cash is not the presentation's amount")
+        require(info["release_to"] == lc["beneficiary"], "the cash must be released to the beneficiary")
+        self.do_honour(lc_id, n, who[0], {"src": info["src"], "seq": info["seq"]})
+        return {"lc": lc_id, "presentation": n, "amount": p["amount"], "payee": lc["beneficiary"]}
 
     # -- views ------------------------------------------------------------------------------------
 
