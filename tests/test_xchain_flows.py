@@ -184,3 +184,60 @@ def test_blacklist_query_paid_on_one_chain_answered_from_the_other(flows):
     assert cash(s, querier.address) == before_q - 200
     assert cash(s, op) == before_op + 200
     assert view(t, BL, "ledger") == points  # paid in the other chain's cash: no points moved
+
+
+def test_forfaiting_on_one_chain_buys_an_acceptance_proven_on_the_other(flows):
+    """Business sub-chains: tf-trade (the L/C sub-chain) holds the acceptance, tf-settle plays
+    the forfaiting sub-chain paying in its cash. The forfaiter's payment is released to the
+    seller only with the claim passing to it on tf-trade; the ack carries the acceptance."""
+    t, s, bank = flows
+    applicant, exporter = Account.generate(), Account.generate()
+    org = view(t, "governance", "member", bank.address)["organisation"]
+    ok_as(t, bank, LC, "register_party", applicant.address, "Importer Co")
+    ok_as(t, bank, LC, "register_party", exporter.address, "Exporter Co")
+    now = int(time.time())
+    terms = {
+        "applicant": applicant.address,
+        "beneficiary": exporter.address,
+        "currency": "CNY",
+        "amount": PRICE,
+        "expiry": now + 90 * DAY,
+        "latest_shipment": now + 60 * DAY,
+        "documents": ["invoice"],
+        "availability": "acceptance",
+        "usance_days": 90,
+        "advising_bank": org,
+    }
+    docs = [{"kind": "invoice", "hash": crypto.sm3(b"invoice")}]
+    ok_as(t, bank, LC, "issue", "LC-ACC", terms)
+    ok_as(t, bank, LC, "advise", "LC-ACC")
+    ok_as(t, exporter, LC, "present", "LC-ACC", docs, crypto.sm3(b"envelope"), now - DAY, PRICE)
+    ok_as(t, bank, LC, "honour", "LC-ACC", 1)
+    price = PRICE * 98 // 100  # the forfaiter's discount
+    far = t.client.status()["height"] + 10_000
+
+    def buy(amount: int) -> int:
+        body = b"forfait\nLC-ACC\n1"
+        r = ok_as(s, bank, "xchain", "send", t.chain_id, LC, body, far, amount=amount, release_to=exporter.address)
+        return r["return_value"]
+
+    early = buy(price)  # before the offer: refused, refunded
+    rec = settled(s, t.chain_id, early)
+    assert rec["ack"] == {"ok": False, "error": "the claim is not offered to that chain"}
+    assert "only the beneficiary" in run_as(t, bank, LC, "offer_claim", "LC-ACC", 1, s.chain_id, price)["revert_reason"]
+    ok_as(t, exporter, LC, "offer_claim", "LC-ACC", 1, s.chain_id, price)
+    before = cash(s, bank.address)
+    cheap, good = buy(price - 1), buy(price)
+    recs = {q: settled(s, t.chain_id, q) for q in (cheap, good)}
+    assert recs[cheap]["ack"]["ok"] is False
+    assert recs[cheap]["ack"]["error"] in (
+        "the escrowed price is below the offer",
+        "the claim is not offered to that chain",  # the good one came first and took it
+    )
+    ack = recs[good]["ack"]
+    assert ack["ok"] is True
+    assert (ack["value"]["holder"], ack["value"]["obligor"], ack["value"]["price"]) == (org, org, price)
+    p = view(t, LC, "presentation", "LC-ACC", 1)
+    assert p["holder"] == org and p["sold_via"] == {"src": s.chain_id, "seq": good}
+    assert p["registry"] == "xchain:" + s.chain_id and p["state"] == "accepted"
+    assert cash(s, exporter.address) == price and cash(s, bank.address) == before - price
