@@ -8,7 +8,10 @@ QCs) and a `tfnode relay` process between them (docs/multichain.md "Seed flows")
 2. evidence and transaction chains: a blacklist query paid on tf-settle (the transaction
    chain) is answered from the blacklist entries on tf-trade (playing the evidence chain);
    the answer is the ack, proven through tf-settle's light client of tf-trade, and the fee
-   goes to the platform operator only with it.
+   goes to the platform operator only with it;
+3. business sub-chains: a forfaiting purchase paid on tf-settle buys the acceptance of an L/C
+   on tf-trade, the price released to the seller only with the claim passing to the buyer;
+and a payment sent while the relay process is dead waits, escrowed, for a new one.
 
 The bank's key is a member of tf-trade (its node key) and holds cash on tf-settle (a genesis
 allocation): one bank, one key, on both chains. Every wait polls with a deadline; the
@@ -64,6 +67,24 @@ def settled(chain: Chain, dst: str, seq: int) -> dict:
     return chain.view("packet", dst, seq)
 
 
+class RelayProcess:
+    """`tfnode relay` between the two chains, as its own process (stopped and started again by
+    the test of a dead relayer)."""
+
+    def __init__(self, a_url: str, b_url: str):
+        self.cmd = [sys.executable, "-m", "tfnode", "relay", "--a", a_url, "--b", b_url, "--interval", "0.3"]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(30)
+            self.proc = None
+
+
 @pytest.fixture(scope="module")
 def flows(tmp_path_factory):
     root = tmp_path_factory.mktemp("flows")
@@ -80,20 +101,16 @@ def flows(tmp_path_factory):
             x.wait(lambda x=x: min(x.heights()) >= 2, WAIT, f"{x.chain_id} to commit")
         t.trust(s)
         s.trust(t)
-        relay = subprocess.Popen(
-            [sys.executable, "-m", "tfnode", "relay", "--a", ct.rpc_url(0), "--b", cs.rpc_url(0), "--interval", "0.3"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        relay = RelayProcess(ct.rpc_url(0), cs.rpc_url(0))
+        relay.start()
         try:
-            yield t, s, bank
+            yield t, s, bank, relay
         finally:
-            relay.kill()
-            relay.wait(30)
+            relay.stop()
 
 
 def test_delivery_versus_payment_both_legs_or_neither(flows):
-    t, s, bank = flows
+    t, s, bank, _relay = flows
     applicant, exporter = Account.generate(), Account.generate()
     org = view(t, "governance", "member", bank.address)["organisation"]
     ok_as(t, bank, LC, "register_party", applicant.address, "Importer Co")
@@ -158,7 +175,7 @@ def test_delivery_versus_payment_both_legs_or_neither(flows):
 
 
 def test_blacklist_query_paid_on_one_chain_answered_from_the_other(flows):
-    t, s, bank = flows
+    t, s, bank, _relay = flows
     ok_as(t, bank, BL, "join")
     tag, other = crypto.sm3(b"subject 91310000"), crypto.sm3(b"subject 12345678")
     eid = ok_as(t, bank, BL, "upload", tag, "fraud", crypto.sm3(b"evidence file"), crypto.sm3(b"owner"))["return_value"]
@@ -190,7 +207,7 @@ def test_forfaiting_on_one_chain_buys_an_acceptance_proven_on_the_other(flows):
     """Business sub-chains: tf-trade (the L/C sub-chain) holds the acceptance, tf-settle plays
     the forfaiting sub-chain paying in its cash. The forfaiter's payment is released to the
     seller only with the claim passing to it on tf-trade; the ack carries the acceptance."""
-    t, s, bank = flows
+    t, s, bank, _relay = flows
     applicant, exporter = Account.generate(), Account.generate()
     org = view(t, "governance", "member", bank.address)["organisation"]
     ok_as(t, bank, LC, "register_party", applicant.address, "Importer Co")
@@ -241,3 +258,22 @@ def test_forfaiting_on_one_chain_buys_an_acceptance_proven_on_the_other(flows):
     assert p["holder"] == org and p["sold_via"] == {"src": s.chain_id, "seq": good}
     assert p["registry"] == "xchain:" + s.chain_id and p["state"] == "accepted"
     assert cash(s, exporter.address) == price and cash(s, bank.address) == before - price
+
+
+def test_a_dead_relayer_delays_a_payment_and_a_new_one_completes_it(flows):
+    t, s, bank, relay = flows
+    payee = Account.generate().address
+    relay.stop()
+    before = cash(s, bank.address)
+    seq = ok_as(s, bank, "xchain", "send", t.chain_id, "store", b"delivery note 7", 10**9, amount=11, release_to=payee)[
+        "return_value"
+    ]
+    h = t.client.status()["height"]
+    until(lambda: t.client.status()["height"] >= h + 5, "five blocks on tf-trade without a relayer")
+    assert s.view("packet", t.chain_id, seq)["status"] == "sent" and t.view("ack", s.chain_id, seq) is None
+    assert cash(s, bank.address) == before - 11 and cash(s, payee) == 0  # escrowed, nowhere else
+    relay.start()  # a fresh process: it keeps no state, and finds the packet from the chains
+    rec = settled(s, t.chain_id, seq)
+    assert rec["status"] == "acknowledged" and rec["ack"] == {"ok": True, "value": None}
+    assert t.view("received", s.chain_id, seq) == b"delivery note 7"
+    assert cash(s, payee) == 11 and cash(s, bank.address) == before - 11
