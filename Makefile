@@ -30,7 +30,8 @@ lint-python: bootstrap
 fuzz-short:
 	@bash scripts/fuzz.sh short
 
-# Long runs, never in CI by default.
+# Long runs, never in CI by default. TFNODE_SLOW=1 turns on, among others, the long run of the
+# contract runtime's differential determinism fuzzer (tests/test_runtime_difffuzz.py).
 slow: bootstrap
 	TFNODE_SLOW=1 $(MAKE) test-rust test-python
 	TWINS_SCENARIOS=1000000 cargo test --release -p tfnode-consensus twins_many -- --ignored

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -64,6 +65,34 @@ def transfers(rt, n: int, hash_receipts: bool = True) -> float:
     return n / el
 
 
+def _cpu_with_children() -> float:
+    # a contained block runs in a forked worker: its CPU time is the children's (getrusage:
+    # microseconds; os.times counts in 10 ms ticks, too coarse for one block)
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def blocks(rt, n: int, size: int, contained: bool, tag: int) -> float:
+    """Transfers through execute_block in blocks of ``size``, in-process or in a forked worker
+    (Runtime.execute_block(contained=...)); CPU time includes the workers'."""
+    addrs = [f"0x{i:040x}" for i in range(1000)]
+    clock = time.perf_counter if CLOCK is time.perf_counter else _cpu_with_children
+    el = 0.0
+    for b in range(n // size):
+        blk = BlockCtx(10 + b, T0, crypto.sm3(b"blk%d-%d" % (tag, b)))
+        txs = [
+            TxCall("genesis", "token", "transfer", (addrs[i % 1000], 1), tx_hash=crypto.sm3(b"%d-%d" % (tag, i)))
+            for i in range(b * size, (b + 1) * size)
+        ]
+        t = clock()
+        res = rt.execute_block(txs, blk, contained=contained)
+        for r in res.receipts:
+            r.hash()
+        el += clock() - t
+        assert all(r.ok for r in res.receipts), res.receipts[0]
+    return (n // size) * size / el
+
+
 def lc_steps(rt, n: int, start: int) -> float:
     ben = "0x" + "be" * 20
     blk = BlockCtx(3, T0 + 5 * 86400, crypto.sm3(b"block3"))
@@ -94,6 +123,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--wall", action="store_true", help="measure wall-clock time instead of process CPU time")
+    ap.add_argument(
+        "--contained", action="store_true", help="also blocks of transfers in a forked worker against in-process"
+    )
     a = ap.parse_args()
     global CLOCK
     if a.wall:
@@ -118,6 +150,18 @@ def main() -> None:
     for i in range(1_000_000):
         x += i
     out["python_loop_ns"] = (CLOCK() - t) * 1000
+    if a.contained:
+        # The worker process (tfnode.runtime.worker) against the same blocks in-process, both
+        # through execute_block, rounds alternating; blocks of 100 and 1000 transfers.
+        rt = rts["metered"]
+        for size in (100, 1000):
+            for i in range(rounds):
+                for contained in (False, True):
+                    k = f"block{size}_{'contained' if contained else 'inprocess'}_per_s"
+                    out[k] = max(out.get(k, 0.0), blocks(rt, max(n, 2 * size), size, contained, 1000 * i + size))
+            out[f"block{size}_contained_overhead"] = (
+                out[f"block{size}_inprocess_per_s"] / out[f"block{size}_contained_per_s"] - 1
+            )
     out["transfer_metering_overhead"] = out["transfer_unmetered_per_s"] / out["transfer_metered_per_s"] - 1
     out["lc_step_metering_overhead"] = out["lc_step_unmetered_per_s"] / out["lc_step_metered_per_s"] - 1
     if a.json:
@@ -127,6 +171,10 @@ def main() -> None:
     for w, aim in (("transfer", ">= 20000/s, < 30%"), ("lc_step", "< 30%")):
         m, u, o = out[f"{w}_metered_per_s"], out[f"{w}_unmetered_per_s"], out[f"{w}_metering_overhead"]
         print(f"{w:<10} {m:>12,.0f} {u:>12,.0f} {o:>8.1%}   {aim}")
+    if a.contained:
+        for size in (100, 1000):
+            i, c, o = (out[f"block{size}_{x}"] for x in ("inprocess_per_s", "contained_per_s", "contained_overhead"))
+            print(f"block of {size:<4} in-process {i:>10,.0f}/s  contained {c:>10,.0f}/s  cost {o:>7.1%}")
     print(f"(clock: {out['clock']}; interpreter speed now: {out['python_loop_ns']:.0f} ns per `x += i` iteration)")
 
 

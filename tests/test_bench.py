@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import orjson
 import pytest
@@ -42,7 +43,16 @@ def test_proc_readers_on_this_process():
 def test_proc_readers_on_a_missing_process():
     assert bench.proc_cpu_seconds(2**22 + 12345) is None
     assert bench.proc_memory_mb(2**22 + 12345) is None
-    assert bench.NodeMeter([None]).read() == [{"pid": None, "cpu_s": None, "rss_mb": None, "rss_now_mb": None}]
+    ticks = iter([10.0, 12.5])
+    [unknown] = bench.NodeMeter([None], clock=lambda: next(ticks)).read()
+    assert unknown == {
+        "pid": None,
+        "cpu_s": None,
+        "cores": None,
+        "wall_s": 2.5,
+        "rss_mb": None,
+        "rss_now_mb": None,
+    }
 
 
 def test_proc_stat_parser_copes_with_odd_names(tmp_path, monkeypatch):
@@ -77,6 +87,8 @@ def test_local_url_and_helpers():
         ({"batch": 9000}, "--batch 9000"),
         ({"batch": 100, "inflight": 50}, "--inflight 50"),
         ({"txs": 0}, "--txs 0"),
+        ({"workload": "swap"}, "--workload 'swap'"),
+        ({"workload": "lc", "rpc": ["http://a:1"]}, "drop --rpc"),
     ],
 )
 def test_config_validation(kw, message):
@@ -84,11 +96,29 @@ def test_config_validation(kw, message):
         BenchConfig(**kw).validate()
 
 
+def test_cpu_per_item_per_node():
+    # Two nodes measured (3 s and 1 s of CPU), one not: 4 s / 1,000 items / 2 nodes = 2,000 us.
+    nodes = [{"cpu_s": 3.0}, {"cpu_s": None}, {"cpu_s": 1.0}]
+    assert bench.cpu_per_item_per_node(nodes, 1000) == 2000.0
+    assert bench.cpu_per_item_per_node(nodes, 0) is None
+    assert bench.cpu_per_item_per_node([{"cpu_s": None}], 10) is None
+
+
+def test_node_meter_reports_cores_of_a_busy_process():
+    meter = bench.NodeMeter([os.getpid()])
+    t = time.process_time()
+    while time.process_time() - t < 0.3:
+        pass
+    [me] = meter.read()
+    assert me["cpu_s"] >= 0.2 and 0 < me["cores"] <= (os.cpu_count() or 1) + 0.5
+
+
 def test_config_defaults():
     c = BenchConfig(duration=5).validate()
     assert c.validators == 4 and c.txs == 5 * bench.DEFAULT_PRESIGN_RATE
     assert BenchConfig(duration=3, rate=100).validate().txs == 512  # at least one batch
     assert BenchConfig(duration=1000).validate().txs == bench.MAX_PRESIGN
+    assert BenchConfig(duration=10, workload="lc").validate().txs == 10 * bench.DEFAULT_LC_RATE
     r = BenchConfig(rpc=["http://127.0.0.1:5"], key="k").validate()
     assert r.validators is None
 
@@ -196,5 +226,6 @@ def test_drive_against_a_fake_node():
     ):
         assert k in report
     assert report["presigned"] is True and report["rejected"] == {"bad signature": 7}
+    assert report["cpu_us_per_tx_per_node"] is None and report["cores_per_node"] == []  # no node measured
     assert report["committed"] <= report["committed_total"] == 293
     assert report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]

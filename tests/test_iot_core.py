@@ -276,7 +276,7 @@ def test_batch_caps_and_rules():
         _core.iot_batch_build(GW_SK, 1, 2, 0, [r] * 545)
     good = _core.iot_batch_build(GW_SK, 1, 2, 0, [r])
     for at, value, message in [
-        (0, b"\x02", "batch encoding version 2"),
+        (0, b"\x03", "batch encoding version 3"),
         (1, b"\x04", "gateway public key starts with 0x04"),
         (50, b"\x80", "flags 0x80"),
         (51, struct.pack(">I", 5000), "length 5000 exceeds cap 4096"),

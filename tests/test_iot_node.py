@@ -452,9 +452,9 @@ def test_admission_leaves_to_execution_what_a_lagging_node_cannot_judge():
 
     unknown_gw = BatchCheck(error="gateway 02ab is not registered")
     assert lagging_only(unknown_gw) is True  # admitted unjudged: execution decides
-    lag = BatchCheck(readings=[{}, {}, {}], good=[0], bad=[(1, "unknown device"), (2, "device not registered")])
+    lag = BatchCheck(count=3, good=[0], bad=[(1, "unknown device"), (2, "device not registered")])
     assert lagging_only(lag) is False and lag.refused() is None and lag.good == [0, 1, 2]
-    forged = BatchCheck(readings=[{}, {}], good=[0], bad=[(1, "bad signature")])
+    forged = BatchCheck(count=2, good=[0], bad=[(1, "bad signature")])
     assert lagging_only(forged) is False and "#1 bad signature" in forged.refused()
     replay = BatchCheck(error="batch_seq 3 is not above the gateway's last 3 (already submitted?)")
     assert lagging_only(replay) is False and "already submitted" in replay.refused()
@@ -477,3 +477,103 @@ def test_signature_verdicts_are_reused_only_for_the_same_batch_and_keys(monkeypa
     other = {did: crypto.PrivateKey.generate().public_key().to_bytes(compressed=True)}
     assert v.verify(batch, other) != first and len(calls) == 2  # other keys: verified again
     assert v.verify(batch, {}) == (True, ["unknown device"]) and len(calls) == 3
+
+
+def test_a_decoded_batch_checks_its_readings_in_one_call(monkeypatch):
+    # IotBatch decodes once; verify + check give the ledger's verdicts (the rules are unit
+    # tested in core_rs/iot/src/rules.rs); the verdict cache verifies through the object.
+    from tfnode.execution.iot import _Verdicts
+
+    dev, gw = crypto.PrivateKey.generate(), crypto.PrivateKey.generate()
+    pk = dev.public_key().to_bytes(compressed=True)
+    did = _core.iot_device_id(pk)
+    now = 1_700_000_000_000
+    rs = [_core.iot_reading_sign(dev, s, now, 3, (s).to_bytes(8, "big")) for s in (4, 5, 5)]
+    raw = _core.iot_batch_build(gw.to_bytes(), 9, now, 1, rs)
+    b = _core.IotBatch.decode(raw)
+    assert (b.gateway, b.batch_seq, b.count, b.flags) == (gw.public_key().to_bytes(compressed=True), 9, 3, 1)
+    assert b.root == bytes(_core.iot_batch_decode(raw)["root"]) and b.device_ids() == [did]
+    assert b.reading(1) == _core.iot_reading_decode(rs[1]) and b.reading(1)["seq"] == 5
+    with pytest.raises(IndexError):
+        b.reading(3)
+    ok, reasons = b.verify({did: pk})
+    assert ok and reasons == [None, None, None]
+    rec = {"status": "active", "kind": "weight"}
+    good, bad, last = b.check({did: rec}, {did: 4}, reasons, now, 1000, 1000)
+    assert good == [1] and last == {did: 5}
+    assert [i for i, _ in bad] == [0, 2] and "not above the device's last 4" in bad[0][1]
+    good, bad, _ = b.check({did: dict(rec, kind="gps")}, {}, reasons, now, 1000, 1000)
+    assert good == [] and bad[0] == (0, "kind weight but the device is registered as gps")
+    with pytest.raises(ValueError, match="2 reasons for 3 readings"):
+        b.check({}, {}, [None, None], now, 0, 0)
+    with pytest.raises(ValueError):
+        _core.IotBatch.decode(raw[:-1])
+    calls = []
+    monkeypatch.setattr(_core, "iot_batch_verify", lambda *a: calls.append(a) or (True, []))
+    v = _Verdicts()
+    assert v.verify(raw, {did: pk}, b) == (True, [None] * 3) and v.verify(raw, {did: pk}, b) == (True, [None] * 3)
+    assert v.hits == 1 and not calls  # a decoded batch is verified through its own object
+
+
+def test_a_sealed_batch_is_attested_with_one_signature_per_device(chain, members):
+    # Batch version 2: sealed readings (no signature each) and one seal per device; the ledger
+    # accepts them as signed ones, refuses a device's readings when its seal is bad, and each
+    # accepted reading is provable against the recorded root as before.
+    gw, devs = setup_fleet(chain, members[0])
+    keys = {d.device_id: crypto.PrivateKey.from_bytes(d.secret) for d in devs}
+    now = chain.now_ms()
+    payload = encode_payload("temp_humidity", {"temp_centi_c": 400, "humidity_centi_pct": 6000})
+    readings = [iot.sealed_reading(d.device_id, s, now, iot.KIND_TEMP_HUMIDITY, payload) for s in (1, 2) for d in devs]
+    seals = [iot.seal_readings(keys[d.device_id], readings[i::3]) for i, d in enumerate(devs)]
+    b = iot.build_sealed_batch(gw.to_bytes(), 1, now, iot.FLAG_PARTIAL, readings, seals)
+    assert len(b) < len(batch(gw, 1, [devs[0].temp_humidity(1, 1)] * 6))  # 64 bytes less per reading
+    r = chain.one(chain.tx(gw, "submit", b))
+    assert r.ok and r.return_value["accepted"] == 6 and r.return_value["excluded"] == [], r.revert_reason
+    assert r.gas_used == iot.BATCH_GAS + iot.READING_GAS * 6
+    assert [chain.q("last_seq", d.device_id) for d in devs] == [2, 2, 2]
+    rec = chain.q("batch", pk(gw), 1)
+    for i in (0, 4):
+        path = iot.reading_path(b, i)
+        assert iot.verify_reading_path(rec["root"], 6, crypto.sm3(readings[i]), i, path)
+
+    # Device 1's seal broken: its two readings are excluded, by index; the others commit.
+    now = chain.now_ms()
+    readings = [iot.sealed_reading(d.device_id, s, now, iot.KIND_TEMP_HUMIDITY, payload) for s in (3, 4) for d in devs]
+    seals = [bytearray(iot.seal_readings(keys[d.device_id], readings[i::3])) for i, d in enumerate(devs)]
+    seals[1][-1] ^= 1
+    b = iot.build_sealed_batch(gw.to_bytes(), 2, now, iot.FLAG_PARTIAL, readings, [bytes(s) for s in seals])
+    r = chain.one(chain.tx(gw, "submit", b))
+    assert r.ok and r.return_value["accepted"] == 4
+    assert r.return_value["excluded"] == [[1, "bad signature"], [4, "bad signature"]]
+    assert [chain.q("last_seq", d.device_id) for d in devs] == [4, 2, 4]
+
+    # A seal over other readings than the batch holds (a gateway dropping one) fails it too,
+    # and a batch that is not flagged partial is refused whole.
+    now = chain.now_ms()
+    readings = [iot.sealed_reading(devs[0].device_id, s, now, iot.KIND_TEMP_HUMIDITY, payload) for s in (5, 6)]
+    seal = iot.seal_readings(keys[devs[0].device_id], readings)
+    b = iot.build_sealed_batch(gw.to_bytes(), 3, now, 0, readings[:1], [seal])
+    r = chain.one(chain.tx(gw, "submit", b))
+    assert r.status == "revert" and "#0 bad signature" in r.revert_reason
+    with pytest.raises(ValueError, match="no seal from device"):
+        iot.build_sealed_batch(gw.to_bytes(), 3, now, 0, readings, [])
+
+
+def test_the_verdict_cache_tells_apart_sealed_batches_that_differ_only_in_their_seals():
+    # The seals are outside the header's root and signature: a byzantine gateway can send one
+    # header with good seals and again with a broken one. Each batch must get its own verdict,
+    # or the node that saw the first would accept what the others refuse.
+    from tfnode.execution.iot import _Verdicts
+
+    dev, gw = crypto.PrivateKey.generate(), crypto.PrivateKey.generate()
+    pkb = dev.public_key().to_bytes(compressed=True)
+    did = iot.device_id(pkb)
+    rs = [iot.sealed_reading(did, s, T0, iot.KIND_WEIGHT, (s).to_bytes(8, "big")) for s in (1, 2)]
+    good = iot.build_sealed_batch(gw.to_bytes(), 1, T0, 0, rs, [iot.seal_readings(dev, rs)])
+    bad = good[:-1] + bytes([good[-1] ^ 1])  # the seal's last byte: header and body unchanged
+    assert bad[: iot.HEADER_BYTES] == good[: iot.HEADER_BYTES]
+    v = _Verdicts()
+    keys = {did: pkb}
+    assert v.verify(good, keys, _core.IotBatch.decode(good)) == (True, [None, None])
+    assert v.verify(bad, keys, _core.IotBatch.decode(bad)) == (True, ["bad signature", "bad signature"])
+    assert v.hits == 0

@@ -52,19 +52,23 @@ def run_go(body: str, gas_limit: int = 10_000_000, **kw):
 
 _ISOLATED = textwrap.dedent(
     """
-    import sys
+    import resource, sys
     from tests.test_runtime_escape import run_go
+    if int(sys.argv[2]):  # an address-space limit: this node's size now + N MiB
+        with open("/proc/self/statm", "rb") as f:
+            size = int(f.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (size + (int(sys.argv[2]) << 20), resource.RLIM_INFINITY))
     r = run_go(sys.stdin.read(), gas_limit=int(sys.argv[1]))
     print(r.status, r.gas_used, r.revert_reason)
     """
 )
 
 
-def run_isolated(body: str, gas_limit: int = 10_000_000, env: dict | None = None) -> list:
+def run_isolated(body: str, gas_limit: int = 10_000_000, env: dict | None = None, mem_mb: int = 0) -> list:
     """run_go in a fresh interpreter; returns [status, gas_used, reason...]. A crash (SIGSEGV)
     or a Python error in the child fails the test with what the child printed."""
     out = subprocess.run(
-        [sys.executable, "-c", _ISOLATED, str(gas_limit)],
+        [sys.executable, "-c", _ISOLATED, str(gas_limit), str(mem_mb)],
         input=textwrap.dedent(body),
         env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
         cwd=ROOT,
@@ -80,12 +84,10 @@ def run_isolated(body: str, gas_limit: int = 10_000_000, env: dict | None = None
 # -- 1. a call never kills the process ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name,body",
-    [
-        (
-            "zip-chain",
-            """
+CRASH_CASES = [
+    (
+        "zip-chain",
+        """
             z = [1]
             for i in range(200000):
                 z = zip(z)
@@ -93,27 +95,29 @@ def run_isolated(body: str, gas_limit: int = 10_000_000, env: dict | None = None
             x.extend(z)
             return len(x)
             """,
-        ),
-        (
-            "enumerate-chain",
-            """
+    ),
+    (
+        "enumerate-chain",
+        """
             e = enumerate([1])
             for i in range(200000):
                 e = enumerate(e)
             return 1 if any(e) else 0
             """,
-        ),
-        (
-            "generator-chain",
-            """
+    ),
+    (
+        "generator-chain",
+        """
             g = [1]
             for i in range(100000):
                 g = (y for y in g)
             return sum(g)
             """,
-        ),
-    ],
-)
+    ),
+]
+
+
+@pytest.mark.parametrize("name,body", CRASH_CASES)
 def test_chained_lazy_iterators_do_not_crash_the_node(name, body):
     status, *_ = run_isolated(body)
     # each link is materialised when the next one wraps it: plain metered work, same result
@@ -292,6 +296,16 @@ def test_bools_are_not_ints_in_checked_arithmetic():
     assert r.status == "memory_exceeded", r
 
 
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="address-space size from /proc")
+def test_out_of_memory_is_the_metered_budget_whatever_the_nodes_memory():
+    # 4 MiB lists until the 32 MiB budget ends the transaction: the same receipt on a node
+    # with gigabytes to spare and on one whose address space ends 160 MiB above its size now
+    body = "xs = []\nfor i in range(64):\n    xs.append([i] * (1 << 19))\nreturn len(xs)"
+    roomy, tight = run_isolated(body), run_isolated(body, mem_mb=160)
+    assert roomy[0] == "memory_exceeded", roomy
+    assert roomy == tight
+
+
 def test_the_nodes_own_out_of_memory_is_not_a_receipt(monkeypatch):
     # memory_exceeded is the metered budget, the same everywhere; a MemoryError is this node
     # running out, and a receipt for it would fork the node from the others
@@ -314,76 +328,148 @@ def test_the_nodes_own_out_of_memory_is_not_a_receipt(monkeypatch):
 LONG = "s = 'a' * (1 << 20)\nt = 'a' * ((1 << 20) - 1) + 'b'\n"
 
 
-@pytest.mark.parametrize(
-    "name,body,gas_limit,status",
-    [
-        # sizes checked: an int grew a bit per `x - (-x)`, a list doubled per slice store, a
-        # string doubled per f-string, a translate table multiplied a string
-        ("sub-growth", "x = 1 << 4000\nfor i in range(200):\n    x = x - (-x)\nreturn 1", 10**7, "memory_exceeded"),
-        (
-            "slice-store-doubling",
-            "a = [0] * 1024\nfor i in range(11):\n    a[len(a):] = a\nreturn len(a)",
-            10**7,
-            "memory_exceeded",
-        ),
-        (
-            "fstring-doubling",
-            "s = 'ab'\nfor i in range(25):\n    s = f'{s}{s}'\nreturn len(s)",
-            10**7,
-            "memory_exceeded",
-        ),
-        ("bytes-repr", "b = bytes(300000)\ns = str(b)\nreturn len(s)", 10**7, "memory_exceeded"),
-        ("translate", "s = ('a' * 100).translate({97: 'b' * 100000})\nreturn 1", 10**7, "memory_exceeded"),
-        (
-            "dict-union-size",
-            "d = dict.fromkeys(range(600000), 0)\ne = d | dict.fromkeys(range(600000, 1200000), 0)\nreturn 1",
-            10**8,
-            "memory_exceeded",
-        ),
-        # priced by the size of what is compared or scanned, not per element
-        ("str-compare", LONG + "for i in range(1000):\n    x = s == t\nreturn 1", 10**6, "out_of_gas"),
-        (
-            "str-in-list",
-            "h = 'a' * 999 + 'b'\nhs = ['a' * 1000] * 1000\nfor i in range(300):\n    x = h in hs\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        (
-            "sort-long-strings",
-            "xs = ['a' * 20000 + str(i) for i in range(50)]\nfor i in range(100):\n    ys = sorted(xs)\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        (
-            "unicode-method",
-            "s = chr(0x663) * (1 << 20)\nfor i in range(30):\n    x = s.isnumeric()\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        ("del-head", "a = [0] * (1 << 20)\nfor i in range(200):\n    del a[0]\nreturn 1", 10**6, "out_of_gas"),
-        ("slice-del", "a = [0] * (1 << 20)\nfor i in range(200):\n    del a[:1]\nreturn 1", 10**6, "out_of_gas"),
-        (
-            "dict-union-walk",
-            "d = dict.fromkeys(range(5000), 0)\nfor i in range(2000):\n    e = d | d\nreturn 1",
-            10**6,
-            "memory_exceeded",
-        ),
-        ("pow3", "m = (1 << 4000) + 1\nfor i in range(3):\n    x = pow(7, m - 2, m)\nreturn 1", 10**6, "out_of_gas"),
-        ("big-mul", "a = (1 << 2000) + 1\nfor i in range(10000):\n    x = a * a\nreturn 1", 10**6, "out_of_gas"),
-        (
-            "big-divmod",
-            "a = (1 << 4000) + 1\nb = (1 << 2000) + 3\nfor i in range(3000):\n    x = divmod(a, b)\nreturn 1",
-            10**6,
-            "out_of_gas",
-        ),
-        ("int-to-str", "a = (1 << 4000) + 1\nfor i in range(1000):\n    x = str(a)\nreturn 1", 10**6, "out_of_gas"),
-        # codecs: only the linear, table-free ones
-        ("codec", "x = b'xn--abc'.decode('punycode')\nreturn 1", 10**6, "error"),
-        ("codec-errors", "x = 'a'.encode('utf-8', 'xmlcharrefreplace')\nreturn 1", 10**6, "error"),
-        # API calls priced by their arguments
-        ("map-key-size", "x = self.m.get('k' * 100000)\nreturn 1", 10**7, "memory_exceeded"),
-    ],
-)
+# (name, body, gas limit, expected status)
+PRICED_CASES = [
+    # sizes checked: an int grew a bit per `x - (-x)`, a list doubled per slice store, a
+    # string doubled per f-string, a translate table multiplied a string
+    ("sub-growth", "x = 1 << 4000\nfor i in range(200):\n    x = x - (-x)\nreturn 1", 10**7, "memory_exceeded"),
+    (
+        "slice-store-doubling",
+        "a = [0] * 1024\nfor i in range(11):\n    a[len(a):] = a\nreturn len(a)",
+        10**7,
+        "memory_exceeded",
+    ),
+    (
+        "fstring-doubling",
+        "s = 'ab'\nfor i in range(25):\n    s = f'{s}{s}'\nreturn len(s)",
+        10**7,
+        "memory_exceeded",
+    ),
+    ("bytes-repr", "b = bytes(300000)\ns = str(b)\nreturn len(s)", 10**7, "memory_exceeded"),
+    ("translate", "s = ('a' * 100).translate({97: 'b' * 100000})\nreturn 1", 10**7, "memory_exceeded"),
+    (
+        "dict-union-size",
+        "d = dict.fromkeys(range(600000), 0)\ne = d | dict.fromkeys(range(600000, 1200000), 0)\nreturn 1",
+        10**8,
+        "memory_exceeded",
+    ),
+    # priced by the size of what is compared or scanned, not per element
+    ("str-compare", LONG + "for i in range(1000):\n    x = s == t\nreturn 1", 10**6, "out_of_gas"),
+    (
+        "str-in-list",
+        "h = 'a' * 999 + 'b'\nhs = ['a' * 1000] * 1000\nfor i in range(300):\n    x = h in hs\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "sort-long-strings",
+        "xs = ['a' * 20000 + str(i) for i in range(50)]\nfor i in range(100):\n    ys = sorted(xs)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "unicode-method",
+        "s = chr(0x663) * (1 << 20)\nfor i in range(30):\n    x = s.isnumeric()\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    ("del-head", "a = [0] * (1 << 20)\nfor i in range(200):\n    del a[0]\nreturn 1", 10**6, "out_of_gas"),
+    ("slice-del", "a = [0] * (1 << 20)\nfor i in range(200):\n    del a[:1]\nreturn 1", 10**6, "out_of_gas"),
+    (
+        "dict-union-walk",
+        "d = dict.fromkeys(range(5000), 0)\nfor i in range(2000):\n    e = d | d\nreturn 1",
+        10**6,
+        "memory_exceeded",
+    ),
+    ("pow3", "m = (1 << 4000) + 1\nfor i in range(3):\n    x = pow(7, m - 2, m)\nreturn 1", 10**6, "out_of_gas"),
+    ("big-mul", "a = (1 << 2000) + 1\nfor i in range(10000):\n    x = a * a\nreturn 1", 10**6, "out_of_gas"),
+    (
+        "big-divmod",
+        "a = (1 << 4000) + 1\nb = (1 << 2000) + 3\nfor i in range(3000):\n    x = divmod(a, b)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    ("int-to-str", "a = (1 << 4000) + 1\nfor i in range(1000):\n    x = str(a)\nreturn 1", 10**6, "out_of_gas"),
+    # codecs: only the linear, table-free ones
+    ("codec", "x = b'xn--abc'.decode('punycode')\nreturn 1", 10**6, "error"),
+    ("codec-errors", "x = 'a'.encode('utf-8', 'xmlcharrefreplace')\nreturn 1", 10**6, "error"),
+    # API calls priced by their arguments
+    ("map-key-size", "x = self.m.get('k' * 100000)\nreturn 1", 10**7, "memory_exceeded"),
+    # Each of these ran to `ok` for a fraction of the limit while taking 3 to 20 times the
+    # time its gas stands for: container elements compared or hashed at 1/16 step each, ints
+    # in `sum` and `hex`/`bin` priced as small ones, Fixed parsing an unbounded text.
+    (
+        "list-compare",
+        "a = list(range(4096))\nb = list(range(4096))\nfor i in range(1500):\n    x = a == b\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "tuple-key-hash",
+        "k = tuple(range(4096))\nd = {}\nfor i in range(1500):\n    d[k] = i\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "int-in-list",
+        "xs = list(range(1 << 16))\nfor i in range(150):\n    x = -1 in xs\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "sum-big-ints",
+        "xs = [1 << 4000] * 4096\nfor i in range(30):\n    x = sum(xs) - sum(xs)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "hex-bin-big",
+        "a = (1 << 4000) - 1\nfor i in range(20000):\n    x = hex(a)\n    y = bin(a)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    # containers grown in place count against the memory budget, not only gas (with gas alone,
+    # 100,000,000 steps of d[i] = i held gigabytes: whether they fit depended on the node)
+    ("dict-store-growth", "d = {}\ni = 0\nwhile True:\n    d[i] = i\n    i += 1", 10**8, "memory_exceeded"),
+    ("append-growth", "xs = []\nwhile True:\n    xs.append(0)", 10**8, "memory_exceeded"),
+    ("listcomp-growth", "xs = [[0 for i in range(1 << 20)] for j in range(64)]\nreturn 1", 10**8, "memory_exceeded"),
+    (
+        "dictcomp-growth",
+        "d = {(i, j): 0 for i in range(1 << 10) for j in range(1 << 10)}\nreturn 1",
+        10**8,
+        "memory_exceeded",
+    ),
+    (
+        "setdefault-growth",
+        "d = {}\ni = 0\nwhile True:\n    d.setdefault(i, 0)\n    i += 1",
+        10**8,
+        "memory_exceeded",
+    ),
+    (
+        # lists with a long common prefix: each of a sort's comparisons walks them
+        "sort-nested-prefix",
+        "xs = [[0] * 1000 + [i] for i in range(1000)]\nfor i in range(12):\n    ys = sorted(xs)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        # Fixed arithmetic on 400-bit units at the flat price of a small one
+        "fixed-wide-div",
+        "x = Fixed.from_units(1 << 400, 36)\ny = Fixed.from_units((1 << 100) + 1, 36)\n"
+        "for i in range(90000):\n    z = x.div(y, 36)\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+    (
+        "fixed-text",
+        "s = ' ' * 100000 + '1'\nfor i in range(300):\n    try:\n        x = Fixed(s)\n    except ValueError:\n        pass\nreturn 1",
+        10**6,
+        "out_of_gas",
+    ),
+]
+
+
+@pytest.mark.parametrize("name,body,gas_limit,status", PRICED_CASES)
 def test_c_level_work_is_priced_and_bounded(name, body, gas_limit, status):
     r = run_go(body, gas_limit=gas_limit, fields="n = Value(int, default=0)\nm = Map(str, int)\n")
     assert r.status == status, (name, r)
@@ -416,6 +502,19 @@ def test_api_calls_are_priced_by_their_arguments():
     fixed = run_go("x = Fixed('1.5')\nfor i in range(100):\n    x = x * Fixed('1.0001')\nreturn 1")
     ints = run_go("x = 15\nfor i in range(100):\n    x = x * 10001 // 10000\nreturn 1")
     assert fixed.gas_used > ints.gas_used + 100 * 4, (fixed.gas_used, ints.gas_used)
+
+
+def test_a_transaction_cannot_ask_for_unbounded_gas(monkeypatch):
+    # a u64 gas limit of 2**63 would let one loop hold every node for centuries
+    from tfnode.runtime import cost, executor
+
+    assert cost.L["tx_gas"] == executor.MAX_TX_GAS
+    monkeypatch.setattr(executor, "MAX_TX_GAS", 200_000)  # the real ceiling takes ~2.5 s to reach
+    chain = Chain()
+    chain.deploy("c", contract("x = 0\nwhile True:\n    x += 1"), genesis=True)
+    r = chain.call(chain["bank_a"], "c", "go", gas_limit=1 << 63)
+    assert (r.status, r.gas_used) == ("out_of_gas", 200_000), r
+    assert chain.call(chain["bank_a"], "c", "go", gas_limit=-5).status == "out_of_gas"
 
 
 def test_slice_stores_only_as_a_single_target():

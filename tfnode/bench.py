@@ -9,7 +9,8 @@
     observe    one node's /ws "blocks" subscription gives the time each height is executed;
                get_block(height, txs=True) says which transaction hashes it holds
     report     committed, tps, p50/p95/p99 latency, rejections by reason, and per node the
-               CPU seconds and resident memory read from /proc/PID (same machine only)
+               CPU seconds, average cores in use and resident memory read from /proc/PID (same
+               machine only); cpu_us_per_tx_per_node = the nodes' CPU / committed / nodes measured
 
 Latency of a transaction = the time its block's notification arrived - the time its batch was
 sent. tps = transactions committed inside the measured window / the window.
@@ -37,6 +38,8 @@ LOCAL_EXPIRY_WINDOW = 1_000_000  # the bench's own chain admits far expiries ...
 LOCAL_EXPIRY = 900_000  # ... so pre-signed transfers outlive any run
 MAX_PRESIGN = 400_000  # ~600 bytes each while held (hex + hash): bounded memory
 DEFAULT_PRESIGN_RATE = 8_000  # tx/s assumed when neither --rate nor --txs says how many (the report says if it ran out)
+DEFAULT_LC_RATE = 1_500  # calls/s assumed for --workload lc (contract calls cost far more than transfers)
+WORKLOADS = ("transfer", "lc")
 FUND_EACH = 10**15  # genesis balance of each bench account (local consortium)
 TRANSFER_AMOUNT = 1
 SUBMIT_CONCURRENCY = 2  # submit_batch calls in flight per node
@@ -58,6 +61,7 @@ class BenchConfig:
     inflight: int = 20_000
     txs: int | None = None  # how many to pre-sign
     drain: float = 10.0  # seconds to wait for stragglers after the window
+    workload: str = "transfer"  # or "lc": letter-of-credit issues and settlement transfers (tfnode.bench_lc)
 
     def validate(self) -> BenchConfig:
         """Raise BenchError naming the option; fill in the defaults that depend on others."""
@@ -83,8 +87,12 @@ class BenchConfig:
             raise BenchError(f"--batch {self.batch}: expected 1..8192 (the submit_batch cap)")
         if self.inflight < self.batch:
             raise BenchError(f"--inflight {self.inflight}: expected at least one batch ({self.batch})")
+        if self.workload not in WORKLOADS:
+            raise BenchError(f"--workload {self.workload!r}: expected one of {', '.join(WORKLOADS)}")
+        if self.workload != "transfer" and self.rpc:
+            raise BenchError(f"--workload {self.workload} sets up its own local consortium: drop --rpc")
         if self.txs is None:
-            per_s = self.rate or DEFAULT_PRESIGN_RATE
+            per_s = self.rate or (DEFAULT_LC_RATE if self.workload == "lc" else DEFAULT_PRESIGN_RATE)
             self.txs = min(MAX_PRESIGN, max(self.batch, math.ceil(per_s * self.duration)))
         if not 1 <= self.txs <= 10 * MAX_PRESIGN:
             raise BenchError(f"--txs {self.txs}: expected 1..{10 * MAX_PRESIGN}")
@@ -369,6 +377,17 @@ async def _sample_receipts(client, hashes: list[str], n: int = 20) -> dict[str, 
     return dict(out)
 
 
+def cpu_per_item_per_node(nodes: list[dict], items: int) -> float | None:
+    """Microseconds of node CPU per committed item (transfer, call, reading) per node: the
+    measured nodes' CPU seconds / items / how many nodes were measured. None when no node's
+    CPU could be read or nothing committed. The CPU is metered over the whole run (window
+    and drain), so ``items`` must be everything committed over that time."""
+    cpus = [n["cpu_s"] for n in nodes if n.get("cpu_s") is not None]
+    if not cpus or items <= 0:
+        return None
+    return round(1e6 * sum(cpus) / items / len(cpus), 1)
+
+
 def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict], notes: list[str]) -> dict:
     tally: Tally = run["tally"]
     t0, window = run["t0"], run["window_s"]
@@ -384,6 +403,8 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
         "p99_ms": r2(pct[99]),
         "duration_s": round(window, 3),
         "validators": n_validators,
+        "cpu_us_per_tx_per_node": cpu_per_item_per_node(nodes, tally.committed),
+        "cores_per_node": [n.get("cores") for n in nodes],
         "submitted": tally.submitted,
         "rejected": dict(tally.rejected),
         "uncommitted": tally.in_flight,
@@ -393,6 +414,7 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
         "batch": cfg.batch,
         "inflight_limit": cfg.inflight,
         "rate": cfg.rate or None,
+        "workload": cfg.workload,
         "presigned": True,
         "presigned_count": cfg.txs,
         "nodes": nodes,
@@ -401,21 +423,28 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
 
 
 class NodeMeter:
-    """CPU seconds over the run and resident memory of the node processes (/proc)."""
+    """CPU seconds over the run, average cores in use (CPU seconds / wall seconds between
+    the meter's start and its read) and resident memory of the node processes (/proc)."""
 
-    def __init__(self, pids: list[int | None]):
+    def __init__(self, pids: list[int | None], clock: Callable[[], float] = time.monotonic):
         self.pids = pids
+        self.clock = clock
         self.start = [None if p is None else proc_cpu_seconds(p) for p in pids]
+        self.t0 = clock()
 
     def read(self) -> list[dict]:
         out = []
+        wall = self.clock() - self.t0
         for pid, c0 in zip(self.pids, self.start, strict=True):
             c1 = None if pid is None else proc_cpu_seconds(pid)
             mem = None if pid is None else proc_memory_mb(pid)
+            cpu = None if c0 is None or c1 is None else c1 - c0
             out.append(
                 {
                     "pid": pid,
-                    "cpu_s": None if c0 is None or c1 is None else round(c1 - c0, 2),
+                    "cpu_s": None if cpu is None else round(cpu, 2),
+                    "cores": None if cpu is None or wall <= 0 else round(cpu / wall, 3),
+                    "wall_s": round(wall, 3),
                     "rss_mb": None if mem is None else round(mem["peak_rss_mb"], 1),
                     "rss_now_mb": None if mem is None else round(mem["rss_mb"], 1),
                 }
@@ -423,7 +452,7 @@ class NodeMeter:
         return out
 
 
-def _wait_ready(urls: list[str], timeout: float, cons=None) -> list[dict]:
+def wait_ready(urls: list[str], timeout: float, cons=None) -> list[dict]:
     """Every node answers status, has a block, and is not halted; returns the statuses."""
     from tfnode.client import Client, ClientError, RpcError
 
@@ -477,6 +506,26 @@ def _fund(url: str, funder, accounts, amount: int) -> None:
                 )
 
 
+def _lc_calls(cons, url: str, n: int, say: Callable[[str], None], notes: list[str]) -> list[tuple[str, str]]:
+    from tfnode import bench_lc
+    from tfnode.client import Account
+    from tfnode.node.keys import load_private_key
+
+    home = next((m["home"] for m in cons.nodes if m.get("role") == "bank"), None)
+    if home is None:
+        raise BenchError("--workload lc needs a validator whose member holds the bank role")
+    bank = Account(load_private_key(Path(home) / "node_key"))
+    t = time.monotonic()
+    ctx = bench_lc.setup(url, LOCAL_CHAIN, bank, say)
+    txs = bench_lc.presign(ctx, LOCAL_CHAIN, LOCAL_EXPIRY, n)
+    notes.append(
+        f"lc workload: set up (governance, parties, accounts, cash) and pre-signed {len(txs)} calls "
+        f"(half letter_of_credit.issue, half settlement.transfer) in {time.monotonic() - t:.1f} s, "
+        "after the nodes started and before the clock"
+    )
+    return txs
+
+
 def run(
     cfg: BenchConfig, *, say: Callable[[str], None] = lambda s: None, tick: Callable[[Tally, float], None] | None = None
 ) -> dict:
@@ -486,17 +535,19 @@ def run(
     cfg.validate()
     n_txs = cfg.txs
     assert n_txs is not None  # validate() settled it
-    notes = [
-        "transactions pre-signed before the clock started, in a process pool "
-        f"({os.cpu_count()} processes), so signing did not compete with the nodes"
-    ]
+    notes = []
+    if cfg.workload == "transfer":
+        notes.append(
+            "transactions pre-signed before the clock started, in a process pool "
+            f"({os.cpu_count()} processes), so signing did not compete with the nodes"
+        )
     accounts = [Account.generate() for _ in range(cfg.accounts)]
     with tempfile.TemporaryDirectory(prefix="tfnode-bench-") as tmp:
         cons = None
         try:
             if cfg.rpc:
                 urls = list(cfg.rpc)
-                statuses = _wait_ready(urls, 10)
+                statuses = wait_ready(urls, 10)
                 if cfg.key is not None:
                     per = split_counts(n_txs, cfg.accounts)[0] * TRANSFER_AMOUNT + 1000
                     say(f"funding {cfg.accounts} accounts with {per} each from {cfg.key}")
@@ -527,16 +578,21 @@ def run(
                     raise BenchError(f"this LocalConsortium cannot fund accounts at genesis ({err})") from None
                 # Sign before the nodes start: signing then competes with nothing, and a
                 # long expiry (the bench chain admits a wide window) outlives any run.
-                say(f"pre-signing {cfg.txs} transfers from {cfg.accounts} accounts (expiry height {LOCAL_EXPIRY})")
-                t = time.monotonic()
-                txs = presign(accounts, LOCAL_CHAIN, LOCAL_EXPIRY, n_txs)
-                notes.append(
-                    f"pre-signed {len(txs)} transactions in {time.monotonic() - t:.1f} s, before the nodes started"
-                )
+                if cfg.workload == "transfer":
+                    say(f"pre-signing {cfg.txs} transfers from {cfg.accounts} accounts (expiry height {LOCAL_EXPIRY})")
+                    t = time.monotonic()
+                    txs = presign(accounts, LOCAL_CHAIN, LOCAL_EXPIRY, n_txs)
+                    notes.append(
+                        f"pre-signed {len(txs)} transactions in {time.monotonic() - t:.1f} s, before the nodes started"
+                    )
                 cons.start_all()
                 urls = [n["rpc"] for n in cons.nodes]
-                statuses = _wait_ready(urls, 60, cons)
+                statuses = wait_ready(urls, 60, cons)
                 pids = [cons.procs[i].pid for i in range(n_validators)]
+                if cfg.workload == "lc":
+                    # The calls need the chain set up first (members, parties, accounts, cash),
+                    # so they are signed after it, still before the clock starts.
+                    txs = _lc_calls(cons, urls[0], n_txs, say, notes)
             st = statuses[0]
             if cfg.rpc:
                 expiry = st["height"] + EXPIRY_AHEAD
@@ -640,16 +696,26 @@ def run_with_display(cfg: BenchConfig, json_out: bool) -> int:
     tbl = Table(title=f"tfnode bench: {report['validators']} validators, {report['duration_s']:.1f} s")
     tbl.add_column("metric")
     tbl.add_column("value", justify="right")
-    for k in ("committed", "tps", "p50_ms", "p95_ms", "p99_ms", "submitted", "uncommitted", "presigned_count"):
+    for k in (
+        "committed",
+        "tps",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "cpu_us_per_tx_per_node",
+        "submitted",
+        "uncommitted",
+        "presigned_count",
+    ):
         tbl.add_row(k, f"{report[k]:,}" if isinstance(report[k], (int, float)) else str(report[k]))
     tbl.add_row("rejected", ", ".join(f"{r}: {n}" for r, n in report["rejected"].items()) or "0")
     tbl.add_row("receipt sample", ", ".join(f"{r}: {n}" for r, n in report["receipt_sample"].items()) or "-")
     out.print(tbl)
     nodes = Table(title="node processes (/proc)")
-    for c in ("node", "pid", "cpu s", "peak rss MB"):
+    for c in ("node", "pid", "cpu s", "cores", "peak rss MB"):
         nodes.add_column(c, justify="right")
     for i, n in enumerate(report["nodes"]):
-        nodes.add_row(str(i), str(n["pid"]), str(n["cpu_s"]), str(n["rss_mb"]))
+        nodes.add_row(str(i), str(n["pid"]), str(n["cpu_s"]), str(n.get("cores")), str(n["rss_mb"]))
     out.print(nodes)
     for note in report["notes"]:
         out.print(f"- {note}", highlight=False)

@@ -41,7 +41,18 @@ def init(
     validators: int = typer.Option(4, "--validators", help="number of validator nodes (1..64)"),
     base_port: int = typer.Option(26600, "--base-port", help="node i listens on base+2i (P2P), base+2i+1 (RPC)"),
     chain_id: str = typer.Option("tf-main", "--chain-id"),
-    from_keys: str = typer.Option("", "--from-keys", help="comma-separated .pub files made by `tfnode keygen`"),
+    member: list[str] = typer.Option(
+        [],
+        "--member",
+        help="one member (repeat): name=NAME,org=ORGANISATION,role=ROLE,power=N,key=FILE.pub[,host=H]; "
+        "power 0 makes an observer; no key makes one (docs/operations.md, 'Members and validators')",
+    ),
+    members_file: Path | None = typer.Option(
+        None, "--members", help="a TOML file of [[member]] tables with the keys of --member"
+    ),
+    from_keys: str = typer.Option(
+        "", "--from-keys", help="comma-separated .pub files, roles by position (prefer --member)"
+    ),
     hosts: str = typer.Option("", "--hosts", help="comma-separated host of each node (default 127.0.0.1)"),
     base_timeout_ms: int = typer.Option(1000, "--base-timeout-ms", help="consensus round timeout before back-off"),
     block_interval_ms: int = typer.Option(200, "--block-interval-ms", help="pause between empty blocks"),
@@ -54,8 +65,18 @@ def init(
     if log_format not in ("plain", "json"):
         typer.echo(f"error: --log-format {log_format!r}: expected plain or json", err=True)
         raise typer.Exit(2)
+    if sum(map(bool, (member, members_file, from_keys))) > 1:
+        typer.echo("error: give the members one way: --member, --members or --from-keys", err=True)
+        raise typer.Exit(2)
+
+    def members() -> list[dict] | None:
+        if member:
+            return [cli_node.parse_member(m) for m in member]
+        return cli_node.load_members_file(members_file) if members_file is not None else None
+
     out = _node_errors(
         lambda: cli_node.init(
+            members=members(),
             validators=validators,
             home=home,
             base_port=base_port,
@@ -70,7 +91,8 @@ def init(
     )
     if not json_out:
         for n in out:
-            typer.echo(f"{n['name']:>8} {n['role']:<10} {n['home']}  p2p {n['p2p']}  rpc {n['rpc']}")
+            kind = "validator" if n["validator"] else "observer"
+            typer.echo(f"{n['name']:>8} {n['role']:<10} {kind:<9} {n['home']}  p2p {n['p2p']}  rpc {n['rpc']}")
 
 
 @app.command()
@@ -91,11 +113,17 @@ def start(
         help="only after the safety record was lost: sign nothing at or below this round "
         "(docs/operations.md, 'Damaged data'); ignored while the record is intact",
     ),
+    observer: bool = typer.Option(
+        False,
+        "--observer",
+        help="follow the chain, verify every QC, serve RPC and proofs, never sign "
+        "(as `role = \"observer\"` in config.toml; docs/operations.md, 'Observer nodes')",
+    ),
 ) -> None:
     """Run a node until SIGTERM or SIGINT."""
     from tfnode.node import cli_node
 
-    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor)))
+    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor, observer)))
 
 
 contract_app = typer.Typer(
@@ -232,9 +260,12 @@ def bench(
     txs: int = typer.Option(None, "--txs", help="transactions to pre-sign (default: rate x duration, capped)"),
     batch: int = typer.Option(512, "--batch", help="transactions per submit_batch"),
     inflight: int = typer.Option(20_000, "--inflight", help="most transactions submitted and not yet committed"),
+    workload: str = typer.Option(
+        "transfer", "--workload", help="transfer, or lc: letter-of-credit issues and settlement transfers"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON (no progress display)"),
 ) -> None:
-    """Measure committed throughput and latency of SM2-signed transfers (pre-signed)."""
+    """Measure committed throughput and latency of SM2-signed transfers or contract calls (pre-signed)."""
     from tfnode import bench as b
 
     cfg = b.BenchConfig(
@@ -247,6 +278,7 @@ def bench(
         txs=txs,
         batch=batch,
         inflight=inflight,
+        workload=workload,
     )
     try:
         cfg.validate()
@@ -332,6 +364,39 @@ def iot_simulate(
     if json_out:
         return _print_json(report)
     _print_fields([(k, v) for k, v in report.items()])
+
+
+@iot_app.command("bench")
+def iot_bench(
+    duration: float = typer.Option(10.0, "--duration", help="seconds of measured load"),
+    validators: int = typer.Option(4, "--validators", help="validators of the local consortium"),
+    gateways: int = typer.Option(64, "--gateways", help="gateways (each keeps one batch in flight)"),
+    devices_per_gateway: int = typer.Option(16, "--devices-per-gateway", help="devices behind each gateway"),
+    batch: int = typer.Option(None, "--batch", help="readings per batch (default: 1,000 sealed, 500 signed)"),
+    signed: bool = typer.Option(False, "--signed", help="a device signature per reading (batch v1), not sealed"),
+    readings: int = typer.Option(None, "--readings", help="readings to pre-sign (default: 20,000/s x duration)"),
+    proofs: int = typer.Option(20, "--proofs", help="reading proofs to fetch and check against QCs"),
+    json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Attested readings/s of a local consortium, readings pre-signed before the clock starts."""
+    from tfnode import bench_iot as b
+
+    cfg = b.IotBenchConfig(
+        duration=duration,
+        validators=validators,
+        gateways=gateways,
+        devices_per_gateway=devices_per_gateway,
+        batch=batch or (500 if signed else 1000),
+        readings=readings,
+        proofs=proofs,
+        sealed=not signed,
+    )
+    try:
+        cfg.validate()
+    except b.IotBenchError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(b.run_with_display(cfg, json_out))
 
 
 @app.command()

@@ -204,8 +204,33 @@ def build_batch(gateway_secret: bytes, batch_seq: int, created_ms: int, flags: i
     return bytes(_core.iot_batch_build(gateway_secret, batch_seq, created_ms, flags, readings))
 
 
+def sealed_reading(device: bytes, seq: int, timestamp_ms: int, kind: int, payload: bytes) -> bytes:
+    """A sealed reading (docs/iot.md "Sealed batches"): the fields of a reading, no signature
+    of its own; ``device`` is the 16-byte device id. Its device seals it with others."""
+    return bytes(_core.iot_reading_sealed(device, seq, timestamp_ms, kind, payload))
+
+
+def seal_readings(key: PrivateKey | bytes, readings: Iterable[bytes]) -> bytes:
+    """A device's seal (80 bytes) over its sealed readings, in the order the batch holds them:
+    one SM2 signature for all of them."""
+    return bytes(_core.iot_device_seal(key, list(readings)))
+
+
+def build_sealed_batch(
+    gateway_secret: bytes,
+    batch_seq: int,
+    created_ms: int,
+    flags: int,
+    readings: Iterable[bytes],
+    seals: Iterable[bytes],
+) -> bytes:
+    """A sealed batch (version 2): sealed readings, one seal per device, signed by the gateway."""
+    return bytes(_core.iot_batch_build_sealed(gateway_secret, batch_seq, created_ms, flags, readings, seals))
+
+
 def decode_batch(batch: bytes) -> dict:
-    """``{gateway, batch_seq, created_ms, flags, count, root, signature, readings, hashes}``;
+    """``{version, gateway, batch_seq, created_ms, flags, count, root, signature, readings, hashes,
+    seals}`` (``seals`` empty in a version 1 batch);
     checks shape, caps and root, not signatures."""
     return _core.iot_batch_decode(batch)
 

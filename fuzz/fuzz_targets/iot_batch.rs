@@ -1,4 +1,4 @@
-//! Arbitrary bytes -> Batch::decode and Reading::decode must never panic; whatever
+//! Arbitrary bytes -> Batch::decode and Reading::decode (signed and sealed) must never panic; whatever
 //! decodes re-encodes to the same bytes (one encoding per value), and verification,
 //! proofs and per-reading verdicts never panic.
 #![no_main]
@@ -12,6 +12,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(r.encoded_len(), data.len());
         let _ = r.payload_typed().expect("decoded payload parses");
         let _ = r.digest();
+    }
+    if let Ok(r) = Reading::decode_sealed(data) {
+        assert_eq!(r.encode_sealed(), data, "non-canonical sealed reading encoding accepted");
     }
     if let Ok(b) = Batch::decode(data) {
         assert_eq!(b.encode(), data, "non-canonical batch encoding accepted");

@@ -45,7 +45,6 @@ from tfnode.iot import (
     STATUSES,
     WINDOW_AHEAD_MS,
     WINDOW_BACK_MS,
-    PayloadError,
     batch_count,
     batch_key,
     bitmap,
@@ -78,21 +77,28 @@ class _Verdicts:
     batch bytes and the device keys it is given, so the node that checked a batch at
     admission need not verify its hundreds of signatures again when the batch executes.
     Bounded; shared by the admission thread and the execution loop (dict operations are
-    atomic under the GIL; a lost race only recomputes)."""
+    atomic under the GIL; a lost race only recomputes).
+
+    Keyed by SM3 of the whole batch, never by its header alone: a sealed batch's seals are
+    not under the header's root or signature, so two batches with one header can carry
+    different seals, and a verdict reused across them would differ from node to node.
+    ``decoded``: the batch already decoded, verified through it (not decoded again)."""
 
     def __init__(self, kept: int = VERDICTS_KEPT) -> None:
         self.kept = kept
         self._d: dict[bytes, tuple[tuple, tuple[bool, list]]] = {}
         self.hits = 0
 
-    def verify(self, batch: bytes, keys: dict[bytes, bytes]) -> tuple[bool, list]:
+    def verify(
+        self, batch: bytes, keys: dict[bytes, bytes], decoded: _core.IotBatch | None = None
+    ) -> tuple[bool, list]:
         h = crypto.sm3(batch)
         ks = tuple(sorted(keys.items()))
         got = self._d.get(h)
         if got is not None and got[0] == ks:
             self.hits += 1
             return got[1]
-        verdict = _core.iot_batch_verify(batch, keys)
+        verdict = decoded.verify(keys) if decoded is not None else _core.iot_batch_verify(batch, keys)
         if len(self._d) >= self.kept:
             self._d.pop(next(iter(self._d)), None)
         self._d[h] = (ks, verdict)
@@ -143,7 +149,8 @@ class BatchCheck:
     error: str | None = None
     status: str = STATUS_REVERT
     header: dict = field(default_factory=dict)
-    readings: list = field(default_factory=list)  # decoded reading dicts (device_id, seq, ...)
+    count: int = 0  # readings in the batch
+    batch: _core.IotBatch | None = None  # the decoded batch (``batch.reading(i)``), once it decoded
     bad: list = field(default_factory=list)
     good: list = field(default_factory=list)
     devices: dict = field(default_factory=dict)  # device id -> record (registered ones named)
@@ -158,9 +165,9 @@ class BatchCheck:
         if self.error is not None:
             return self.error
         if not self.good:
-            return f"no reading accepted: {describe(self.bad, len(self.readings))}"
+            return f"no reading accepted: {describe(self.bad, self.count)}"
         if self.bad and not self.partial:
-            return f"{describe(self.bad, len(self.readings))} (batch not flagged partial)"
+            return f"{describe(self.bad, self.count)} (batch not flagged partial)"
         return None
 
 
@@ -186,11 +193,19 @@ class Iot:
             c.error, c.status = "submit takes the batch as bytes", STATUS_INVALID
             return c
         try:
-            h = c.header = _core.iot_batch_decode(batch)
+            b = c.batch = _core.IotBatch.decode(batch)
         except ValueError as err:
             c.error, c.status = f"malformed batch: {err}", STATUS_INVALID
             return c
-        gw = bytes(h["gateway"])
+        c.count = b.count
+        gw = b.gateway
+        h = c.header = {
+            "gateway": gw,
+            "batch_seq": b.batch_seq,
+            "created_ms": b.created_ms,
+            "flags": b.flags,
+            "root": b.root,
+        }
         if gw != sender:
             c.error, c.status = "the transaction's sender is not the batch's gateway", STATUS_INVALID
             return c
@@ -201,46 +216,18 @@ class Iot:
         if h["batch_seq"] <= last_batch:
             c.error = f"batch_seq {h['batch_seq']} is not above the gateway's last {last_batch} (already submitted?)"
             return c
-        readings = c.readings = []
+        # State is read once per device, not per reading; the per-reading work (signatures,
+        # then the rules: status, kind, time window, rising seq) runs in the Rust core.
         devices = c.devices
-        for raw in h["readings"]:
-            try:
-                r = _core.iot_reading_decode(bytes(raw))
-            except ValueError:
-                r = None  # iot_batch_verify names the problem
-            readings.append(r)
-            if r is not None:
-                d = r["device_id"] = bytes(r["device_id"])
-                if d not in devices:
-                    devices[d] = self.records.get(state, d)
+        for d in b.device_ids():
+            devices[d] = self.records.get(state, d)
         keys = {d: rec["public_key"] for d, rec in devices.items() if rec is not None}
-        header_ok, reasons = verify_batch(batch, keys)
+        header_ok, reasons = verify_batch(batch, keys, b)
         if not header_ok:
             c.error, c.status = "bad gateway signature on the batch header", STATUS_INVALID
             return c
-        last = c.last
-        lo, hi = now_ms - WINDOW_BACK_MS, now_ms + WINDOW_AHEAD_MS
-        for i, r in enumerate(readings):
-            why = reasons[i]
-            if r is None:
-                c.bad.append((i, why or "malformed reading"))
-                continue
-            d = r["device_id"]
-            rec = devices[d]
-            if why is None:
-                why = _reading_problem(rec, r, lo, hi)
-            if why is None:
-                prev = last.get(d)
-                if prev is None:
-                    prev = last[d] = _u64(state.get(DEVICE_SEQ + d))
-                if r["seq"] <= prev:
-                    why = f"seq {r['seq']} not above the device's last {prev} (replay or reordering)"
-                else:
-                    last[d] = r["seq"]
-            if why is None:
-                c.good.append(i)
-            else:
-                c.bad.append((i, why))
+        stored = {d: _u64(state.get(DEVICE_SEQ + d)) for d, rec in devices.items() if rec is not None}
+        c.good, c.bad, c.last = b.check(devices, stored, reasons, now_ms, WINDOW_BACK_MS, WINDOW_AHEAD_MS)
         return c
 
     # ---- transactions ------------------------------------------------------------------------
@@ -286,7 +273,7 @@ class Iot:
                     revert_reason=f"out of gas: {count} readings need {BATCH_GAS + READING_GAS * count}",
                 )
         c = self.check_batch(state, sender, batch, bctx.timestamp * 1000)
-        n = len(c.readings)
+        n = c.count
         gas = BATCH_GAS + READING_GAS * n
         why = c.refused()
         if why is not None:
@@ -318,11 +305,13 @@ class Iot:
         events = [Event(NAME, "BatchAccepted", fields, encode(fields))]
         # One on_readings call per bound contract, in name order, with that contract's readings.
         bound: dict[str, list] = {}
-        for i in c.good:
-            r = c.readings[i]
-            rec = c.devices[r["device_id"]]
-            if rec.get("contract"):
-                bound.setdefault(rec["contract"], []).append(reading_dict(r, rec))
+        if c.batch is not None and any(rec is not None and rec.get("contract") for rec in c.devices.values()):
+            for i in c.good:
+                r = c.batch.reading(i)
+                assert r is not None  # an accepted reading decoded
+                rec = c.devices[r["device_id"]]
+                if rec.get("contract"):
+                    bound.setdefault(rec["contract"], []).append(reading_dict(r, rec))
         for name in sorted(bound):
             left = gas_limit - gas
             if left <= 0:
@@ -363,26 +352,6 @@ class Iot:
 
 class _Refused(TfnodeError):
     """A well-formed call that the rules refuse (a revert)."""
-
-
-def _reading_problem(rec: dict | None, r: dict, lo: int, hi: int) -> str | None:
-    if rec is None:
-        return "device not registered"
-    if rec["status"] != "active":
-        return f"device is {rec['status']}"
-    kind = KINDS.get(r["kind"])
-    if kind != rec["kind"]:
-        return f"kind {kind or r['kind']} but the device is registered as {rec['kind']}"
-    try:
-        decode_payload(r["kind"], bytes(r["payload"]))
-    except PayloadError as err:
-        return f"bad payload: {err}"
-    ts = r["timestamp_ms"]
-    if ts < lo:
-        return f"timestamp {ts} more than {WINDOW_BACK_MS // 1000} s before the block time"
-    if ts > hi:
-        return f"timestamp {ts} more than {WINDOW_AHEAD_MS // 1000} s after the block time"
-    return None
 
 
 def reading_dict(r: dict, rec: dict) -> dict:

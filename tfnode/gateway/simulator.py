@@ -340,7 +340,7 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
             if v.get("batch_seq") is not None:
                 excluded = {i for i, _ in v.get("excluded") or ()}
                 batches.append((gateways[g].public_key, v["batch_seq"], excluded, v["accepted"] + len(excluded)))
-    checked, failures, proof_errors = _check_proofs(urls, batches, cfg.proof_samples, rng, log)
+    checked, failures, proof_errors = check_proofs(urls, batches, cfg.proof_samples, rng, log)
     readings = sum(produced)
     for gw in gateways:
         gw.close()
@@ -371,7 +371,7 @@ def _simulate(cfg: SimConfig, urls: list[str], members: list[Account], work: Pat
     }
 
 
-def _check_proofs(urls, batches, samples: int, rng: random.Random, log) -> tuple[int, int, list[str]]:
+def check_proofs(urls, batches, samples: int, rng: random.Random, log) -> tuple[int, int, list[str]]:
     """Fetch ``samples`` random attested readings' proofs (from rotating nodes) and check each
     against the QC with the validator set alone."""
     if not batches or samples <= 0:

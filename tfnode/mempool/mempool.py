@@ -73,12 +73,7 @@ class Mempool:
         self._tx_chain = chain_id.encode() if isinstance(chain_id, str) else bytes(chain_id)
         self.net = net
         self.me = bytes(me)
-        self.validators = [bytes(v) for v in validators]
-        self._peers = [v for v in self.validators if v != self.me]
-        n = len(self.validators)
-        self.quorum = n - (n - 1) // 3  # 2f + 1 for n = 3f + 1
-        self._share_batches = max(1, self.config.max_pending_batches // max(n, 1))
-        self._share_bytes = max(1, self.config.max_pending_bytes // max(n, 1))
+        self.set_validators(validators)
         self._height = height
         self._committed_replay = committed_replay
         self._committed_batch = committed_batch
@@ -95,6 +90,16 @@ class Mempool:
         self._oldest = 0.0  # loop time the oldest unsealed tx arrived
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+
+    def set_validators(self, validators: Iterable[bytes]) -> None:
+        """The validators batches go to and come from (PeerIds); the node calls it again
+        when an epoch changes the set (tfnode.node.node)."""
+        self.validators = [bytes(v) for v in validators]
+        self._peers = [v for v in self.validators if v != self.me]
+        n = len(self.validators)
+        self.quorum = n - (n - 1) // 3  # 2f + 1 for n = 3f + 1
+        self._share_batches = max(1, self.config.max_pending_batches // max(n, 1))
+        self._share_bytes = max(1, self.config.max_pending_bytes // max(n, 1))
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 from tfnode.node.errors import ConfigError
 
 LOG_FORMATS = ("plain", "json")
+#: "validator": votes while the current epoch's set names its key; "observer": never signs.
+NODE_ROLES = ("validator", "observer")
 #: One hour: a round timeout beyond it is a typo, not a setting.
 MAX_BASE_TIMEOUT_MS = 3_600_000
 
@@ -35,6 +37,7 @@ class NodeConfig:
     rpc: tuple[str, int]
     peers: list[Peer] = field(default_factory=list)
     key_file: str = "node_key"
+    role: str = "validator"
     genesis_file: str = "genesis.json"
     data_dir: str = "data"
     log_format: str = "plain"
@@ -107,6 +110,7 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         chain_id=str(node["chain_id"]),
         name=str(node["name"]),
         key_file=str(node.get("key_file", "node_key")),
+        role=str(node.get("role", "validator")),
         genesis_file=str(node.get("genesis_file", "genesis.json")),
         data_dir=str(node.get("data_dir", "data")),
         listen=_addr(p2p["listen"], f"{where}: p2p.listen"),
@@ -144,6 +148,8 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         raise ConfigError(f"{where}: mempool.expiry_window {cfg.expiry_window}; must be 1..1000000")
     if not 1 <= cfg.sync_batch <= 64:
         raise ConfigError(f"{where}: consensus.sync_batch {cfg.sync_batch}; must be 1..64")
+    if cfg.role not in NODE_ROLES:
+        raise ConfigError(f"{where}: node.role {cfg.role!r}; one of {NODE_ROLES}")
     if cfg.log_format not in LOG_FORMATS:
         raise ConfigError(f"{where}: log.format {cfg.log_format!r}; one of {LOG_FORMATS}")
     # The upper bound keeps the value far inside the u64 the consensus core takes: a typo of
@@ -176,6 +182,10 @@ chain_id = "{cfg.chain_id}"
 name = "{cfg.name}"
 # SM2 private key of this node: owner-only permissions (0600) or the node refuses to start.
 key_file = "{cfg.key_file}"
+# "validator" votes while the current validator set names this key (a key no set names yet
+# follows the chain until governance adds it); "observer" follows, verifies every QC and
+# serves RPC and proofs, and never signs (docs/operations.md, "Observer nodes").
+role = "{cfg.role}"
 # The consortium's genesis document, identical on every node.
 genesis_file = "{cfg.genesis_file}"
 # RocksDB ledger and consensus safety data; status.json and evidence.log are written here.

@@ -38,11 +38,13 @@ from tfnode.runtime.executor import (
 from tfnode.runtime.fixed import Fixed
 from tfnode.runtime.frame import GOVERNANCE
 from tfnode.runtime.state import MemoryState, Overlay, StateBackend
+from tfnode.runtime.worker import STATUS_CRASHED
 
 __all__ = [
     "DEFAULT_GAS_LIMIT",
     "GOVERNANCE",
     "RUNTIME_VERSION",
+    "STATUS_CRASHED",
     "Abort",
     "BlockCtx",
     "BlockResult",

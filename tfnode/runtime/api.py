@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tfnode import crypto
 from tfnode.runtime import meter as _m
+from tfnode.runtime.cost import L
 from tfnode.runtime.encoding import UV_SMALL, EncodingLimit, decode, decode_versioned, encode, encode_versioned
 from tfnode.runtime.errors import CallFailed, ContractError, EncodingError, MemoryExceeded, Revert
 from tfnode.runtime.fixed import Fixed
@@ -47,9 +48,9 @@ __all__ = [
 ]
 
 MAX_REASON = 512
-MAX_KEY_BYTES = 4096  # a storage map key (it is part of the state key, hashed and stored)
+MAX_KEY_BYTES = L["key_bytes"]  # a storage map key (it is part of the state key, hashed and stored)
 _MUTABLE = (list, dict, tuple)
-MAX_EVENT_FIELDS_BYTES = 16 * 1024
+MAX_EVENT_FIELDS_BYTES = L["event_bytes"]
 
 # The active call frame while contract code runs, None between calls. Set by the executor
 # through set_frame; one execution at a time per process. (Typed Any: every API function runs
@@ -155,7 +156,7 @@ def hmac_sm3(key: bytes, data: bytes) -> bytes:
     """HMAC-SM3 (32 bytes): keyed hashes of subjects, as blacklist sharing needs."""
     if type(key) is not bytes or type(data) is not bytes:
         raise TypeError("hmac_sm3 takes bytes")
-    _cur.meter.gas(2 * _m.COST_HASH + ((len(key) + len(data)) >> _m.BYTE_SHIFT))
+    _cur.meter.gas(_m.COST_HMAC + ((len(key) + len(data)) >> _m.BYTE_SHIFT))
     return crypto.hmac_sm3(key, data)
 
 
@@ -478,7 +479,7 @@ class SortedSet:
             raise TypeError("SortedSet elements must be int, str or bytes")
         if len(self._items) >= _m.MAX_SEQ_LEN:
             raise ValueError("SortedSet too large")
-        _cur.meter.gas(1) if _cur is not None else None
+        _cur.meter.gas(_m.SORTED_SET_ADD) if _cur is not None else None
         self._items[x] = True
 
     def discard(self, x) -> None:
@@ -493,7 +494,7 @@ class SortedSet:
     def __iter__(self):
         items = sorted(self._items)
         if _cur is not None:
-            _cur.meter.gas(1 + (len(items) >> _m.SIZE_SHIFT))
+            _cur.meter.gas(_m.SORTED_SET_ITER + (len(items) >> _m.SORTED_SET_SHIFT))
         return iter(items)
 
     def to_list(self) -> list:

@@ -123,6 +123,8 @@ WRAPPED_BUILTINS = frozenset(
         "int",
         "isinstance",
         "divmod",
+        "hex",
+        "bin",
     }
 )
 # Methods that walk or build data in C in time or space linear in their operands. Calls of

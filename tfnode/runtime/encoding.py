@@ -21,11 +21,12 @@ an exponentially shared structure (``x = [x, x]`` repeated) into gigabytes.
 
 from __future__ import annotations
 
+from tfnode.runtime.cost import L
 from tfnode.runtime.errors import EncodingError
 from tfnode.runtime.fixed import Fixed
 
 VERSION = 1
-MAX_DEPTH = 32
+MAX_DEPTH = L["encode_nest"]
 DEFAULT_MAX_SIZE = 1 << 20
 MAX_INT_BYTES = 64
 

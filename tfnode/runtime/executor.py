@@ -17,9 +17,10 @@ import warnings
 from dataclasses import dataclass, field
 
 from tfnode import crypto
-from tfnode.runtime import api
+from tfnode.runtime import api, worker
 from tfnode.runtime import meter as _m
 from tfnode.runtime.check import check_source
+from tfnode.runtime.cost import L
 from tfnode.runtime.encoding import (
     VERSION,
     EncodingError,
@@ -49,8 +50,9 @@ from tfnode.runtime.state import Overlay
 
 RUNTIME_VERSION = 1
 DEFAULT_GAS_LIMIT = 1_000_000
-MAX_CALL_DEPTH = 8  # nested contract-to-contract calls
-MAX_RETURN_BYTES = 64 * 1024
+MAX_TX_GAS = L["tx_gas"]
+MAX_CALL_DEPTH = L["calls"]  # nested contract-to-contract calls
+MAX_RETURN_BYTES = L["call_bytes"]
 MIN_RECURSION_LIMIT = 4000
 
 STATUS_OK = "ok"
@@ -151,6 +153,11 @@ class Receipt:
         return crypto.sm3(self.encode())
 
 
+def _receipt_from_worker(status, gas_used, value, events, reason, writes, encoded) -> Receipt:
+    evs = tuple(Event(c, n, decode(b), b) for c, n, b in events)
+    return Receipt(status, gas_used, value, evs, reason, tuple(writes), encoded)
+
+
 @dataclass(slots=True)
 class BlockResult:
     receipts: list
@@ -249,14 +256,18 @@ class Runtime:
         self,
         state,
         *,
-        max_value_bytes: int = 256 * 1024,
+        max_value_bytes: int = L["stored_bytes"],
         max_depth: int = _m.DEFAULT_MAX_DEPTH,
         alloc_budget: int = _m.DEFAULT_ALLOC_BUDGET,
         metering: bool = True,
+        contained: bool = False,
     ):
         """``metering=False`` compiles contracts without step metering and checked operations
         (storage, event and call gas remain): for benchmarks only — an unmetered node cannot
-        stop an infinite loop and would disagree with metered nodes on gas_used."""
+        stop an infinite loop and would disagree with metered nodes on gas_used.
+        ``contained=True`` makes ``execute_block`` run each block in a forked worker process
+        with resource limits (``tfnode.runtime.worker``), so a call that kills the interpreter
+        gets the receipt ``crashed`` instead of killing the node."""
         self.state = state
         self.meter = Meter(max_depth=max_depth, alloc_budget=alloc_budget)
         # Contract code stays within ~4 interpreter frames per counted frame (max_depth) plus
@@ -274,6 +285,7 @@ class Runtime:
         self._block: tuple = (None, None)
         self.governance = Governance(self)
         self.metering = metering
+        self.contained = contained
 
     # -- members --------------------------------------------------------------------------------
 
@@ -406,21 +418,42 @@ class Runtime:
         """Run one transaction as ``execute`` would and keep none of its writes (a dry run)."""
         return self._run(tx, block, Overlay(self.state), readonly=False)
 
-    def execute_block(self, txs, block: BlockCtx) -> BlockResult:
+    def execute_block(self, txs, block: BlockCtx, *, contained: bool | None = None) -> BlockResult:
         """Execute ``txs`` in order on one overlay of ``state``; then apply the block's writes
         to ``state`` in one ``commit`` and return the receipts with the block's write set
         (sorted by key: what the node puts in its one atomic write batch and its state tree).
+        ``contained`` (default: the runtime's setting) runs the calls in a forked worker
+        process (``tfnode.runtime.worker``); receipts and writes are the same either way,
+        except that a call killing the worker twice gets the receipt ``crashed``.
         """
         saved = self.state
         block_overlay = Overlay(saved)
         self.state = block_overlay
         try:
-            receipts = [self.execute(tx, block) for tx in txs]
+            if contained if contained is not None else self.contained:
+                txs = list(txs)
+                receipts = worker.run_contained(self, txs, block, _receipt_from_worker)
+                self._warm(block_overlay)
+            else:
+                receipts = [self.execute(tx, block) for tx in txs]
         finally:
             self.state = saved
         writes = block_overlay.sorted_writes()
         block_overlay.commit()
         return BlockResult(receipts, writes)
+
+    def _warm(self, overlay: Overlay) -> None:
+        """After a contained block: load, in this process, the contracts the block deployed or
+        upgraded (their records changed), so the next block's worker starts with them compiled.
+        Only committed deploys have records: nothing of a merely proposed contract runs."""
+        for key in list(overlay.writes):
+            if key.startswith(b"k/"):
+                rec = self.contract_record(overlay, key[2:].decode())
+                if rec is not None and rec["code_hash"] not in self._loaded:
+                    try:
+                        self.load(overlay, rec["code_hash"])
+                    except (RuntimeFault, ValidationError):
+                        pass  # the worker already gave every call of it its receipt
 
     def query(
         self,
@@ -440,7 +473,10 @@ class Runtime:
     def _run(self, tx: TxCall, block: BlockCtx, overlay: Overlay, readonly: bool) -> Receipt:
         _m.pin_interpreter()
         m = self.meter
-        m.reset(tx.gas_limit)
+        # A transaction's gas limit is a u64 the signer chooses: without a ceiling, one
+        # `while True: pass` with a limit of 2**63 would hold every node for centuries, and a
+        # loop of appends could grow a list until the node's memory ran out.
+        m.reset(min(max(tx.gas_limit, 0), MAX_TX_GAS))
         cached = self._block
         if cached[0] is block:
             blk = cached[1]
@@ -568,15 +604,16 @@ class Runtime:
         *,
         block: BlockCtx | None = None,
         gas_limit: int = 100 * DEFAULT_GAS_LIMIT,
+        validators=None,
     ) -> list:
         """Write the members, the approval policy and the genesis contracts, without approvals
-        (every member signs genesis itself). ``contracts``: (name, source, init_args) triples.
-        Raises if any contract is invalid or its init fails; returns the events."""
+        (every member signs genesis itself). ``contracts``: (name, source, init_args) triples;
+        ``validators``: the genesis validator set (see tfnode.runtime.governance). Raises if any contract is invalid or its init fails; returns the events."""
         block = block or BlockCtx(0, 0)
         overlay = Overlay(self.state)
         _m.pin_interpreter()  # init hooks run contract code, as any call
         self.meter.reset(gas_limit)
-        self.governance.genesis(overlay, members, policy)
+        self.governance.genesis(overlay, members, policy, validators)
         info = TxInfo(api.Sender("genesis", "genesis", ()), api.Block(block.height, block.timestamp, block.hash), b"")
         frame = Frame(self, GOVERNANCE, overlay, info.origin, False, info)
         try:

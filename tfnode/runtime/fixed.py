@@ -11,6 +11,8 @@ because contracts may not use ``/``.
 
 from __future__ import annotations
 
+from tfnode.runtime.cost import L
+
 MAX_SCALE = 36
 # Bound the integer part so a contract cannot build a 10**(10**6)-sized value by repeated
 # multiplication: every result is checked against this many bits.
@@ -181,7 +183,14 @@ class Fixed:
         return f"Fixed('{self}')"
 
 
+# Characters of the text Fixed() parses, checked before the text is looked at, so a megabyte
+# of spaces costs nothing to refuse.
+MAX_TEXT = L["fixed_text"]
+
+
 def _parse(text: str):
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"not a decimal: more than {MAX_TEXT} characters")
     t = text.strip()
     neg = t.startswith("-")
     if t[:1] in "+-":

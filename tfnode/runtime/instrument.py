@@ -27,6 +27,10 @@ from __future__ import annotations
 import ast
 
 from tfnode.runtime.check import CHECKED_METHODS, WRAPPED_BUILTINS
+from tfnode.runtime.cost import P
+
+_STATEMENT_MIN = P["statement"]["min"]
+_ELEMENT = P["comprehension"]["element"]
 
 _BINOP_HELPER = {
     ast.Add: "_tf_add",
@@ -71,7 +75,7 @@ def _const(v) -> ast.Constant:
 
 def straight_line_weight(body) -> int:
     """1 + statements reachable in ``body`` without entering a nested loop, function or class."""
-    n = 1
+    n = _STATEMENT_MIN
     stack = list(body)
     while stack:
         s = stack.pop()
@@ -144,9 +148,14 @@ class _Rewriter(ast.NodeTransformer):
         first.iter = _call("_tf_lz", first.iter)
         return node
 
+    def visit_ListComp(self, node: ast.ListComp):
+        self.generic_visit(node)
+        node.elt = _call("_tf_elt", node.elt)  # each element counted against the memory budget
+        return node
+
     def visit_comprehension(self, node: ast.comprehension):
         self.generic_visit(node)
-        node.ifs = [_call("_tf_gas", _const(2))] + node.ifs
+        node.ifs = [_call("_tf_gas", _const(_ELEMENT))] + node.ifs
         return node
 
     # -- operators ------------------------------------------------------------------------------
@@ -216,7 +225,19 @@ class _Rewriter(ast.NodeTransformer):
         if isinstance(f, ast.Name) and f.id in WRAPPED_BUILTINS:
             f.id = "_tf_b_" + f.id
             return node
-        if isinstance(f, ast.Attribute) and f.attr in ("get", "setdefault"):
+        if isinstance(f, ast.Name) and f.id == "Fixed":
+            # Fixed(text) parses its text: priced by length (_tf_fixed checks the callee is Fixed)
+            return ast.Call(func=_name("_tf_fixed"), args=[f] + node.args, keywords=node.keywords)
+        if (
+            isinstance(f, ast.Attribute)
+            and f.attr == "append"
+            and len(node.args) == 1
+            and not node.keywords
+            and not isinstance(node.args[0], ast.Starred)
+        ):
+            # grows a list in place: counted against the memory budget (Meter.append)
+            return _call("_tf_append", f.value, node.args[0])
+        if isinstance(f, ast.Attribute) and f.attr == "get":
             # dict lookups: O(1), but the key is hashed — check it, skip the generic wrapper
             if node.args and not _is_scalar_constant(node.args[0]) and not isinstance(node.args[0], ast.Starred):
                 node.args[0] = _call("_tf_key", node.args[0])
@@ -239,8 +260,7 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_DictComp(self, node: ast.DictComp):
         self.generic_visit(node)
-        if not _is_scalar_constant(node.key):
-            node.key = _call("_tf_key", node.key)
+        node.key = _call("_tf_dkey", node.key)  # hashed, and a key stored: Meter.dkey
         return node
 
     def visit_Starred(self, node: ast.Starred):
@@ -277,6 +297,13 @@ class _Rewriter(ast.NodeTransformer):
         self.generic_visit(node)
         if len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript):
             t = node.targets[0]
+            if not isinstance(t.slice, ast.Slice):
+                # obj[k] = v: a new dict key is counted against the memory budget
+                # (Meter.setitem, which checks the key as _tf_key did; value first, as Python)
+                k = t.slice
+                if isinstance(k, ast.Call) and isinstance(k.func, ast.Name) and k.func.id == "_tf_key":
+                    k = k.args[0]
+                return ast.copy_location(ast.Expr(_call("_tf_setitem", node.value, t.value, k)), node)
             if isinstance(t.slice, ast.Slice):
                 # a[i:j] = v rebuilds the list around v (the validator admits slice stores
                 # only as a single plain target)

@@ -16,11 +16,10 @@ code calls, through names the validator makes unreachable to authors (they start
   data they walk;
 * ``_tf_b_<name>`` for calls of the builtins that loop or allocate in C (``list``, ``sorted``...).
 
-Costs are in abstract steps; the cost model is written down in one place, docs/contracts.md
-("The cost model"), and this module implements it. ``SIZE_SHIFT`` sets how many elements (or
-bytes) one step buys for C-level walks: 16; ``CHAR_SHIFT`` the same for per-character Unicode
-work: 2. The numbers are part of consensus: changing them changes gas_used in receipts, so they
-are versioned with the runtime.
+Costs are in abstract steps. Every price and bound is a number of the one cost table,
+``tfnode/runtime/cost.py`` (rendered in docs/contracts.md, "The cost model"); this module only
+reads them (``P`` and ``L`` below), never writes a number of its own. The numbers are part of
+consensus: changing them changes gas_used in receipts, so they are versioned with the runtime.
 """
 
 from __future__ import annotations
@@ -29,15 +28,41 @@ import sys
 import types
 from types import FrameType
 
+from tfnode.runtime.cost import L, P
 from tfnode.runtime.errors import DepthExceeded, MemoryExceeded, OutOfGas
 from tfnode.runtime.fixed import Fixed
 
-MAX_INT_BITS = 4096  # any int a checked op produces
-MAX_NEST = 64  # nesting depth of a container compared or used as a dict key
-MAX_SEQ_LEN = 1 << 20  # elements (or bytes / characters) of one str, bytes, list, tuple
-DEFAULT_ALLOC_BUDGET = 32 << 20  # bytes a transaction may create through checked ops
-DEFAULT_MAX_DEPTH = 64  # nested contract function frames
-SIZE_SHIFT = 4
+MAX_INT_BITS = L["int_bits"]  # any int a checked op produces
+MAX_NEST = L["value_nest"]  # nesting depth of a container compared or used as a dict key
+MAX_SEQ_LEN = L["seq_len"]  # elements (or bytes / characters) of one str, bytes, list, tuple
+DEFAULT_ALLOC_BUDGET = L["alloc_bytes"]  # bytes a transaction may create through checked ops
+DEFAULT_MAX_DEPTH = L["frames"]  # nested contract function frames
+# The table's numbers as module constants (read once: the meter's methods are the hot path).
+SIZE_SHIFT = P["walk"]["shift"]  # C-level walks
+_BUILD = P["build"]["shift"]
+_ELEM_BYTES = P["build"]["element_bytes"]
+_FSTRING_FREE = P["build"]["fstring_free"]
+_SCAN = P["scan"]["shift"]
+_ENTRY = P["store"]["entry_bytes"]
+_ELEM = P["store"]["element_bytes"]
+_CMP_BASE = P["compare"]["base"]
+_CMP = P["compare"]["shift"]
+_CMP_TEXT = P["compare"]["text_shift"]
+_IN = P["contains"]["shift"]
+_IN_TEXT = P["contains"]["text_shift"]
+_SORT = P["sort"]["shift"]
+_LAMBDA = P["comprehension"]["lambda_call"]
+_ADD_FREE = P["int_add"]["free_bits"]
+_ADD = P["int_add"]["shift"]
+_SUM = P["int_sum"]["shift"]
+_MUL = P["int_mul"]["shift"]
+_DIV = P["int_div"]["shift"]
+_POWMOD_BASE = P["pow_mod"]["base"]
+_POWMOD = P["pow_mod"]["shift"]
+_STR_FREE = P["int_str"]["free_bits"]
+_STR = P["int_str"]["shift"]
+_RADIX = P["int_str"]["radix_shift"]
+_PARSE = P["int_str"]["parse_shift"]
 
 _SEQ = (str, bytes, list, tuple)
 _CONT = frozenset({list, tuple, dict})
@@ -47,7 +72,7 @@ _KEYS: type = type({}.keys())
 _VALUES: type = type({}.values())
 _ITEMS: type = type({}.items())
 # Decimal digits of the largest int a checked op may make (4096 bits).
-_MAX_INT_DIGITS = 1234
+_MAX_INT_DIGITS = L["int_digits"]
 _SIZED = (str, bytes, list, tuple, dict, range)
 _TEXT = (str, bytes)
 # Methods whose C loop looks every character up in the Unicode tables (or a codec): an order
@@ -64,8 +89,11 @@ _CHAR_METHODS = frozenset(
 # platform-dependent.) Error handlers likewise.
 CODECS = frozenset({"utf-8", "utf8", "ascii", "latin-1", "latin1"})
 CODEC_ERRORS = frozenset({"strict", "ignore", "replace"})
-CHAR_SHIFT = 1  # per-character Unicode work: one step per 2 characters
-FIXED_STEPS = 8  # one Fixed operation (Python-level arithmetic on up to 512-bit ints)
+CHAR_SHIFT = P["unicode"]["shift"]  # per-character Unicode work
+FIXED_STEPS = P["fixed"]["steps"]  # one Fixed operation (Python-level arithmetic on up to 512-bit ints)
+_FIXED_PARSE = P["fixed"]["parse_shift"]
+_FIXED_UNITS = P["fixed"]["units_shift"]
+_FIXED_TEXT = L["fixed_text"]
 # Lazy iterators a contract can make. Each one pulls from the iterator it wraps through C, so
 # a chain of them (``z = zip(z)`` a million times, or generator expressions over generator
 # expressions) makes consuming it recurse in C once per link until the stack runs out
@@ -143,7 +171,7 @@ def _approx_bytes(v) -> int:
     t = type(v)
     if t is str or t is bytes:
         return len(v)
-    return 8 * len(v)  # one pointer per element; the elements were paid for when made
+    return _ELEM_BYTES * len(v)  # one pointer per element; the elements were paid for when made
 
 
 class Meter:
@@ -190,7 +218,7 @@ class Meter:
         """A lambda call: one step, and the same depth count as a def, so recursion through
         lambdas stops at max_depth too (never at the interpreter's recursion limit, which
         depends on how deep the node's own stack is and so differs between nodes)."""
-        left = self.left - 1
+        left = self.left - _LAMBDA
         self.left = left
         if left < 0:
             raise OutOfGas(f"out of gas (limit {self.limit})")
@@ -222,8 +250,8 @@ class Meter:
             n = len(r)
             if n > MAX_SEQ_LEN:
                 raise MemoryExceeded(f"sequence of {n} elements exceeds {MAX_SEQ_LEN}")
-            if n >> SIZE_SHIFT:
-                self.gas(n >> SIZE_SHIFT)
+            if n >> _BUILD:
+                self.gas(n >> _BUILD)
             self.alloc(_approx_bytes(r))
         return r
 
@@ -233,8 +261,8 @@ class Meter:
         size = len(seq) * max(n, 0)
         if size > MAX_SEQ_LEN:
             raise MemoryExceeded(f"sequence of {size} elements exceeds {MAX_SEQ_LEN}")
-        self.gas(size >> SIZE_SHIFT)
-        self.alloc(size if isinstance(seq, (str, bytes)) else 8 * size)
+        self.gas(size >> _BUILD)
+        self.alloc(size if isinstance(seq, (str, bytes)) else _ELEM_BYTES * size)
 
     # -- structure walks: comparisons and hashing ---------------------------------------------
 
@@ -255,7 +283,7 @@ class Meter:
             return
         if depth >= MAX_NEST:
             raise MemoryExceeded(f"container nested deeper than {MAX_NEST}")
-        left = self.left - 1 - (len(items) >> SIZE_SHIFT)
+        left = self.left - _CMP_BASE - (len(items) >> _CMP)
         self.left = left
         if left < 0:
             raise OutOfGas(f"out of gas (limit {self.limit})")
@@ -263,7 +291,7 @@ class Meter:
         kinds = set(map(type, items))
         if str in kinds or bytes in kinds:
             # comparisons and hashes walk the text of strings too
-            n = self.text_size(items, kinds) >> SIZE_SHIFT
+            n = self.text_size(items, kinds) >> _CMP_TEXT
             if n:
                 self.gas(n)
         if _CONT.isdisjoint(kinds):
@@ -288,11 +316,11 @@ class Meter:
         if t in _CONT:
             self.deep(v)
         elif t is str or t is bytes:
-            n = len(v) >> SIZE_SHIFT
+            n = len(v) >> _SCAN
             if n:
                 self.gas(n)
         elif t is Fixed:
-            self.gas(FIXED_STEPS)
+            self.fixed_op(v)
         return v
 
     def key(self, k):
@@ -301,25 +329,82 @@ class Meter:
             self.deep(k)
         return k
 
+    # -- containers growing in place: bounded by the memory budget, not only by gas ----------
+    # (With gas alone, 100,000,000 steps of `d[i] = i` would hold gigabytes, and whether that
+    # fits would depend on the node's memory.)
+
+    def setitem(self, v, obj, k) -> None:
+        """obj[k] = v (arguments in Python's own evaluation order: value, object, key)."""
+        if type(k) is tuple:
+            self.deep(k)
+        if type(obj) is dict and k not in obj:
+            if len(obj) >= MAX_SEQ_LEN:
+                raise MemoryExceeded(f"dict exceeds {MAX_SEQ_LEN} keys")
+            left = self.alloc_left - _ENTRY
+            self.alloc_left = left
+            if left < 0:
+                raise MemoryExceeded(f"transaction allocated more than {self.alloc_budget} bytes")
+        obj[k] = v
+
+    def append(self, obj, x) -> None:
+        if type(obj) is list:
+            if len(obj) >= MAX_SEQ_LEN:
+                raise MemoryExceeded(f"list exceeds {MAX_SEQ_LEN} elements")
+            left = self.alloc_left - _ELEM
+            self.alloc_left = left
+            if left < 0:
+                raise MemoryExceeded(f"transaction allocated more than {self.alloc_budget} bytes")
+        obj.append(x)
+
+    def elt(self, x):
+        """An element a list comprehension adds."""
+        left = self.alloc_left - _ELEM
+        self.alloc_left = left
+        if left < 0:
+            raise MemoryExceeded(f"transaction allocated more than {self.alloc_budget} bytes")
+        return x
+
+    def dkey(self, k):
+        """A key a dict comprehension stores."""
+        if type(k) is tuple:
+            self.deep(k)
+        left = self.alloc_left - _ENTRY
+        self.alloc_left = left
+        if left < 0:
+            raise MemoryExceeded(f"transaction allocated more than {self.alloc_budget} bytes")
+        return k
+
     # -- checked operators ---------------------------------------------------------------------
 
+    def fixed_op(self, *vals) -> None:
+        """A Fixed operation: Python-level arithmetic on the operands' units (up to 512 bits
+        each), priced by their width."""
+        bits = 0
+        for v in vals:
+            t = type(v)
+            if t is Fixed:
+                bits += v.units.bit_length()
+            elif t is int:
+                bits += v.bit_length()
+        self.gas(FIXED_STEPS + (bits >> _FIXED_UNITS))
+
     def _big(self, r: int) -> int:
-        """A wide int result (over 1024 bits): checked, charged for its digits and its memory."""
+        """A wide int result (over _ADD_FREE bits): checked, charged for its digits and its memory."""
         bl = r.bit_length()
         if bl > MAX_INT_BITS:
             raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
-        self.gas(bl >> 10)
+        self.gas(bl >> _ADD)
         self.alloc(bl >> 3)
         return r
 
     def add(self, a, b):
         r = a + b
         if type(r) is int:
-            if r.bit_length() > 1024:
+            if r.bit_length() > _ADD_FREE:
                 return self._big(r)
             return r
         if type(r) is Fixed:
-            self.gas(FIXED_STEPS)
+            self.fixed_op(a, b)
             return r
         return self.made(r) if isinstance(r, _SEQ) else r
 
@@ -328,24 +413,24 @@ class Meter:
         r = a - b
         t = type(r)
         if t is int:
-            if r.bit_length() > 1024:
+            if r.bit_length() > _ADD_FREE:
                 return self._big(r)
             return r
         if t is Fixed:
-            self.gas(FIXED_STEPS)
+            self.fixed_op(a, b)
         return r
 
     def floordiv(self, a, b):
         if type(a) is int and type(b) is int:
             # schoolbook division: digits of a times digits of b
-            n = (a.bit_length() * b.bit_length()) >> 12
+            n = (a.bit_length() * b.bit_length()) >> _DIV
             if n:
                 self.gas(n)
         return a // b
 
     def b_divmod(self, a, b):
         if type(a) is int and type(b) is int:
-            n = (a.bit_length() * b.bit_length()) >> 12
+            n = (a.bit_length() * b.bit_length()) >> _DIV
             if n:
                 self.gas(n)
         return divmod(a, b)
@@ -391,13 +476,13 @@ class Meter:
             r = a * b
             if r.bit_length() > MAX_INT_BITS:
                 raise MemoryExceeded(f"int product exceeds {MAX_INT_BITS} bits")
-            n = (ba * bb) >> 15  # multiplication is quadratic in the digits
+            n = (ba * bb) >> _MUL  # multiplication is quadratic in the digits
             if n:
                 self.gas(n)
                 self.alloc((ba + bb) >> 3)
             return r
         if ta is Fixed or tb is Fixed:
-            self.gas(FIXED_STEPS)
+            self.fixed_op(a, b)
             return a * b
         if isinstance(a, _SEQ):
             self._seq_times(a, b)
@@ -421,7 +506,7 @@ class Meter:
                 # bounded by m, but modular exponentiation is quadratic in m's digits per bit
                 # of the exponent: 4096-bit operands took ~0.2 s for a few steps
                 mb = m.bit_length()
-                self.gas(1 + ((abs(b).bit_length() * mb * mb) >> 11))
+                self.gas(_POWMOD_BASE + ((abs(b).bit_length() * mb * mb) >> _POWMOD))
             return pow(a, b, m)
         if type(a) is int and type(b) is int:
             if b < 0:
@@ -435,7 +520,7 @@ class Meter:
                 rb = r.bit_length()
                 if rb > MAX_INT_BITS:
                     raise MemoryExceeded(f"int power exceeds {MAX_INT_BITS} bits")
-                n = (rb * rb) >> 15  # the last squaring dominates
+                n = (rb * rb) >> _MUL  # the last squaring dominates
                 if n:
                     self.gas(n)
                 return r
@@ -458,7 +543,7 @@ class Meter:
             # %-formatting can pad to any width ('%*d' % (10**10, 1)); f-strings only.
             raise TypeError("% formatting is not allowed; use f-strings")
         if ta is int and type(b) is int:
-            n = (a.bit_length() * b.bit_length()) >> 12
+            n = (a.bit_length() * b.bit_length()) >> _DIV
             if n:
                 self.gas(n)
         return a % b
@@ -474,15 +559,15 @@ class Meter:
             if type(a) is not int and type(a) is not bool:
                 self.walk(c)  # a non-int makes range.__contains__ scan every element
         elif tc is list or tc is tuple:
-            n = len(c) >> SIZE_SHIFT
+            n = len(c) >> _IN
             ta = type(a)
             if ta is str or ta is bytes:
                 # each equal-length element is compared character by character
-                n += (len(c) * len(a)) >> 8
+                n += (len(c) * len(a)) >> _IN_TEXT
             if n:
                 self.gas(n)
         elif tc is str or tc is bytes:
-            n = (len(c) + (len(a) if type(a) in _TEXT else 0)) >> SIZE_SHIFT
+            n = (len(c) + (len(a) if type(a) in _TEXT else 0)) >> _SCAN
             if n:
                 self.gas(n)
         return a in c
@@ -494,6 +579,9 @@ class Meter:
             # d.get(k) / d.pop(k) / d.setdefault(k): O(1) but k is hashed
             if args and type(args[0]) is tuple:
                 self.deep(args[0])
+            if name == "setdefault" and t is dict and args and args[0] not in obj:
+                self._check_len(len(obj) + 1)
+                self.alloc(_ENTRY)
             return getattr(obj, name)(*args, **kwargs)
         if name in _CHAR_METHODS and (t is str or t is bytes):
             # per-character table lookups (see _CHAR_METHODS)
@@ -508,12 +596,28 @@ class Meter:
                 # a table value may be a long string: the result is at most len * longest
                 longest = max([len(v) for v in args[0].values() if type(v) is str] or [1])
                 self._check_len(len(obj) * longest)
+        elif t is str or t is bytes:
+            # a text scan (find, count, startswith, replace...): the text and its arguments
+            n = len(obj)
+            for x in args:
+                if type(x) in _TEXT:
+                    n += len(x)
+                else:
+                    self.walk(x)  # join's list of parts
+            n >>= _SCAN
+            if n:
+                self.gas(n)
         else:
             self.walk(obj)
             for x in args:
                 self.walk(x)
+        if t is list and (name == "extend" or name == "insert"):
+            # grows the list in place: checked and counted before the work
+            add = 1 if name == "insert" else len(args[0]) if args and isinstance(args[0], _SIZED) else 0
+            self._check_len(len(obj) + add)
+            self.alloc(_ELEM * add)
         if t is Fixed:
-            self.gas(FIXED_STEPS)
+            self.fixed_op(obj, *args)
         if name == "sort" and t is list and kwargs.get("key") is not None:
             obj[:] = self.b_sorted(obj, key=kwargs["key"], reverse=kwargs.get("reverse", False))
             return None
@@ -587,7 +691,18 @@ class Meter:
         kinds = set(map(type, items))
         if str in kinds or bytes in kinds:
             steps += self.text_size(items, kinds) * max(n.bit_length() - 1, 0)
-        self.gas(steps >> SIZE_SHIFT)
+        self.gas(steps >> _SORT)
+        if not _CONT.isdisjoint(kinds) and n > 2:
+            # Containers compare element by element, so each of the log n comparisons an item
+            # takes part in may walk all of it (long common prefixes): walk them once more here
+            # and charge that walk log n - 2 more times (with the caller's, log n in all).
+            before = self.left
+            for x in items:
+                if type(x) in _CONT:
+                    self.deep(x, 1)
+            extra = (before - self.left) * max(n.bit_length() - 2, 0)
+            if extra:
+                self.gas(extra)
 
     def _check_len(self, n: int) -> None:
         if n > MAX_SEQ_LEN:
@@ -596,7 +711,7 @@ class Meter:
     def slice(self, obj, lo, hi, step):
         r = obj[lo:hi:step]
         if isinstance(r, _SEQ):
-            n = len(r) >> SIZE_SHIFT
+            n = len(r) >> _BUILD
             if n:
                 self.gas(n)
         return r
@@ -610,7 +725,7 @@ class Meter:
             removed = len(range(*slice(lo, hi, step).indices(len(obj))))
             self._check_len(len(obj) - removed + len(value))
             self.gas((len(obj) + len(value)) >> SIZE_SHIFT)
-            self.alloc(8 * len(value))
+            self.alloc(_ELEM_BYTES * len(value))
         obj[lo:hi:step] = value
 
     def sldel(self, obj, lo, hi, step):
@@ -629,7 +744,7 @@ class Meter:
     def joined(self, r):
         """An f-string's result: each part is bounded, but s = f"{s}{s}" doubles s."""
         n = len(r)
-        if n > 64:
+        if n > _FSTRING_FREE:
             self.made(r)
         return r
 
@@ -640,10 +755,15 @@ class Meter:
     def fv(self, v):
         t = type(v)
         if t is int:
-            if v.bit_length() > 64:
+            if v.bit_length() > _STR_FREE:
                 self._int_str(v)
             return v
-        if t is str or t is bool or v is None or t is Fixed or t is bytes:
+        if t is Fixed:
+            self.fixed_op(v)
+            if v.units.bit_length() > _STR_FREE:
+                self._int_str(v.units)  # its digits are written out
+            return v
+        if t is str or t is bool or v is None or t is bytes:
             return v
         raise TypeError(f"f-strings format int, str, bytes, bool, None and Fixed only, not {t.__name__}")
 
@@ -690,6 +810,11 @@ class Meter:
             raise TypeError("sum() start must be an int or Fixed")
         total = start
         if isinstance(it, (list, tuple, range)) and all(type(x) is int for x in it) and type(start) is int:
+            if it and type(it) is not range:
+                # each addition walks the digits of the widest operand
+                n = (len(it) * max(map(int.bit_length, it))) >> _SUM
+                if n:
+                    self.gas(n)
             total = sum(it, start)
             if total.bit_length() > MAX_INT_BITS:
                 raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
@@ -780,14 +905,14 @@ class Meter:
         bl = v.bit_length()
         if bl > MAX_INT_BITS:
             raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
-        self.gas((bl * bl) >> 12)  # decimal conversion is quadratic
+        self.gas((bl * bl) >> _STR)  # decimal conversion is quadratic
 
     def b_int(self, x=0, *args, **kwargs):
         if isinstance(x, (str, bytes)):
             n = len(x)
             if n > _MAX_INT_DIGITS + 8:
                 raise ValueError(f"int() of a string longer than {_MAX_INT_DIGITS} digits")
-            self.gas((n * n) >> 11)  # quadratic, like int -> str
+            self.gas((n * n) >> _PARSE)  # quadratic, like int -> str
         r = int(x, *args, **kwargs)
         if r.bit_length() > MAX_INT_BITS:
             raise MemoryExceeded(f"int exceeds {MAX_INT_BITS} bits")
@@ -796,12 +921,44 @@ class Meter:
     def b_pow(self, a, b, m=None):
         return self.pow(a, b, m)
 
+    def _radix(self, v) -> None:
+        if type(v) is int or type(v) is bool:
+            n = v.bit_length() >> _RADIX  # linear: one pass over the digits
+            if n:
+                self.gas(n)
+
+    def b_hex(self, v):
+        self._radix(v)
+        return hex(v)
+
+    def b_bin(self, v):
+        self._radix(v)
+        return bin(v)
+
+    def fixed(self, fn, *args, **kwargs):
+        """A call of ``Fixed(...)`` (``fn`` is whatever the name holds): a Fixed operation, and
+        text to parse priced by its length, which Fixed refuses over the table's bound before
+        it looks at the text."""
+        if fn is Fixed:
+            n = FIXED_STEPS
+            if args and type(args[0]) is str:
+                n += len(args[0]) >> _FIXED_PARSE
+            self.gas(n)
+        return fn(*args, **kwargs)
+
 
 # Costs of runtime services, in the same steps (part of consensus, like the rest).
-COST_READ = 20  # + len(value) >> BYTE_SHIFT
-COST_WRITE = 50  # + (len(key) + len(value)) >> BYTE_SHIFT
-COST_EVENT = 20  # + len(encoded fields) >> BYTE_SHIFT
-COST_CALL = 100  # cross-contract call, + encoded argument bytes
-COST_HASH = 20  # + len(data) >> BYTE_SHIFT
-COST_VERIFY = 2000  # an SM2 verification (~50 us, against ~25 ns a step)
-BYTE_SHIFT = 2  # one step per 4 bytes of data read, written or emitted
+COST_READ = P["read"]["base"]  # + (len(key) + len(value)) >> BYTE_SHIFT
+COST_WRITE = P["write"]["base"]  # + (len(key) + len(value)) >> BYTE_SHIFT
+COST_EVENT = P["event"]["base"]  # + len(encoded fields) >> BYTE_SHIFT
+COST_CALL = P["call"]["base"]  # cross-contract call, + encoded argument bytes
+COST_HASH = P["hash"]["base"]  # + len(data) >> BYTE_SHIFT
+COST_HMAC = P["hash"]["hmac"]
+COST_VERIFY = P["verify"]["base"]  # an SM2 verification (~50 us, against ~25 ns a step)
+BYTE_SHIFT = P["read"]["shift"]  # one step per 4 bytes of data read, written or emitted
+SORTED_SET_ADD = P["sorted_set"]["add"]
+SORTED_SET_ITER = P["sorted_set"]["base"]
+SORTED_SET_SHIFT = P["sorted_set"]["shift"]
+# The table prices reads, writes, events, calls and hashes per byte alike: one shift for all.
+if {P[k]["shift"] for k in ("read", "write", "event", "call", "hash", "verify")} != {BYTE_SHIFT}:
+    raise ImportError("cost.PRICES: read, write, event, call, hash and verify share one byte shift")

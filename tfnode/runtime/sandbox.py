@@ -81,5 +81,10 @@ def make_globals(m: Meter, builtins_dict: dict, module_name: str) -> dict:
         "_tf_sldel": m.sldel,
         "_tf_delitem": m.delitem,
         "_tf_joined": m.joined,
+        "_tf_fixed": m.fixed,
+        "_tf_setitem": m.setitem,
+        "_tf_append": m.append,
+        "_tf_elt": m.elt,
+        "_tf_dkey": m.dkey,
         **{"_tf_b_" + n: getattr(m, "b_" + n) for n in WRAPPED_BUILTINS},
     }

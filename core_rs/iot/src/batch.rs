@@ -12,7 +12,15 @@
 //!   signature     64 bytes  gateway SM2 signature over SM3(u32 len || "tfnode/iot-batch" || header bytes before it)
 //! body:
 //!   count x (u16 len || reading)     each len <= 512
+//! version 2 (sealed) only, after the body:
+//!   u16 n || n x seal (80 bytes)     device ids strictly ascending (crate::seal)
 //! ```
+//!
+//! Version 1 carries signed readings (one device signature each); version 2 carries sealed
+//! readings (no signature of their own) and one seal per device over its readings, so a
+//! node verifies one signature per device and batch instead of one per reading. The header
+//! layout, the root (over SM3 of each reading's encoding) and the reading proofs are the
+//! same for both.
 //!
 //! The whole batch is at most 60 000 bytes. [`Batch::decode`] checks the shape and that the
 //! root matches the body; the readings stay raw bytes there, because a malformed reading
@@ -24,9 +32,11 @@ use tfnode_sm2::{PublicKey, SecretKey};
 use crate::codec::{hex, tagged_hash, Reader, Writer};
 use crate::error::{IotError, ReadingError, Result};
 use crate::reading::{DeviceId, Reading, MAX_READING_LEN, SIGNATURE_LEN};
+use crate::seal::{Seal, SEAL_LEN};
 use crate::Hash;
 
 pub const BATCH_VERSION: u8 = 1;
+pub const SEALED_BATCH_VERSION: u8 = 2;
 pub const MAX_BATCH_READINGS: usize = 4096;
 /// Fits a transaction's 64 KiB args with room for the call encoding around it.
 pub const MAX_BATCH_LEN: usize = 60_000;
@@ -46,6 +56,8 @@ const MIN_TASK: usize = 8;
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct BatchHeader {
+    /// [`BATCH_VERSION`] (signed readings) or [`SEALED_BATCH_VERSION`] (sealed readings).
+    pub version: u8,
     pub gateway: [u8; GATEWAY_LEN],
     pub batch_seq: u64,
     pub created_ms: u64,
@@ -57,7 +69,7 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     fn write_body(&self, w: &mut Writer) {
-        w.u8(BATCH_VERSION);
+        w.u8(self.version);
         w.raw(&self.gateway);
         w.u64(self.batch_seq);
         w.u64(self.created_ms);
@@ -96,6 +108,8 @@ pub struct Batch {
     pub header: BatchHeader,
     /// Raw reading encodings, in order (decoded and verified by [`verify_batch`]).
     pub readings: Vec<Vec<u8>>,
+    /// Version 2: one seal per device, device ids strictly ascending (empty in version 1).
+    pub seals: Vec<Seal>,
 }
 
 fn check_flags(flags: u8) -> Result<()> {
@@ -120,6 +134,11 @@ pub fn batch_len<'a>(readings: impl IntoIterator<Item = &'a [u8]>) -> usize {
     HEADER_LEN + readings.into_iter().map(|r| 2 + r.len()).sum::<usize>()
 }
 
+/// Encoded size of a sealed batch with these readings and `seals` seals.
+pub fn sealed_batch_len<'a>(readings: impl IntoIterator<Item = &'a [u8]>, seals: usize) -> usize {
+    batch_len(readings) + 2 + seals * SEAL_LEN
+}
+
 impl Batch {
     /// Build and sign a batch: every reading must decode (its device signature is not
     /// checked here), 1..=4096 readings, at most 60 000 bytes, no reserved flag bits.
@@ -134,6 +153,7 @@ impl Batch {
             Reading::decode(r).map_err(|e| IotError::InReading { index, source: Box::new(e) })?;
         }
         let mut header = BatchHeader {
+            version: BATCH_VERSION,
             gateway: gateway.public_key().to_compressed(),
             batch_seq,
             created_ms,
@@ -143,7 +163,66 @@ impl Batch {
             signature: [0; SIGNATURE_LEN],
         };
         header.signature = gateway.sign(&header.digest(), tfnode_sm2::DEFAULT_UID).to_bytes();
-        Ok(Batch { header, readings: readings.iter().map(|r| r.to_vec()).collect() })
+        Ok(Batch { header, readings: readings.iter().map(|r| r.to_vec()).collect(), seals: Vec::new() })
+    }
+
+    /// Build and sign a sealed batch (version 2): every reading must decode as a sealed
+    /// reading, every device with a reading must have exactly one seal and every seal a
+    /// reading (the seals are not verified here: the ledger does that); the caps are
+    /// those of [`Batch::new_signed`]. The seals are put in device id order.
+    pub fn new_sealed(gateway: &SecretKey, batch_seq: u64, created_ms: u64, flags: u8, readings: &[&[u8]], mut seals: Vec<Seal>) -> Result<Batch> {
+        check_flags(flags)?;
+        check_count(readings.len())?;
+        let len = sealed_batch_len(readings.iter().copied(), seals.len());
+        if len > MAX_BATCH_LEN {
+            return Err(IotError::TooLong { what: "batch", len, cap: MAX_BATCH_LEN });
+        }
+        seals.sort_by_key(|s| s.device_id);
+        if let Some(i) = seals.windows(2).position(|w| w[0].device_id == w[1].device_id) {
+            return Err(IotError::SealOrder(i + 1));
+        }
+        let mut used = vec![false; seals.len()];
+        for (index, r) in readings.iter().enumerate() {
+            let r = Reading::decode_sealed(r).map_err(|e| IotError::InReading { index, source: Box::new(e) })?;
+            match seals.binary_search_by(|s| s.device_id.cmp(&r.device_id)) {
+                Ok(at) => used[at] = true,
+                Err(_) => return Err(IotError::MissingSeal(hex(&r.device_id))),
+            }
+        }
+        if let Some(i) = used.iter().position(|u| !u) {
+            return Err(IotError::UnusedSeal(hex(&seals[i].device_id)));
+        }
+        let mut header = BatchHeader {
+            version: SEALED_BATCH_VERSION,
+            gateway: gateway.public_key().to_compressed(),
+            batch_seq,
+            created_ms,
+            flags,
+            count: readings.len() as u32,
+            root: merkle_root(&reading_hashes(readings)),
+            signature: [0; SIGNATURE_LEN],
+        };
+        header.signature = gateway.sign(&header.digest(), tfnode_sm2::DEFAULT_UID).to_bytes();
+        Ok(Batch { header, readings: readings.iter().map(|r| r.to_vec()).collect(), seals })
+    }
+
+    /// [`Batch::new_sealed`], encoded.
+    pub fn build_sealed(gateway: &SecretKey, batch_seq: u64, created_ms: u64, flags: u8, readings: &[&[u8]], seals: Vec<Seal>) -> Result<Vec<u8>> {
+        Ok(Batch::new_sealed(gateway, batch_seq, created_ms, flags, readings, seals)?.encode())
+    }
+
+    /// Whether the readings are sealed (version 2) rather than signed one by one.
+    pub fn is_sealed(&self) -> bool {
+        self.header.version == SEALED_BATCH_VERSION
+    }
+
+    /// Decode reading `raw` of this batch by the batch's version.
+    pub fn decode_reading(&self, raw: &[u8]) -> Result<Reading> {
+        if self.is_sealed() {
+            Reading::decode_sealed(raw)
+        } else {
+            Reading::decode(raw)
+        }
     }
 
     /// [`Batch::new_signed`], encoded.
@@ -152,7 +231,12 @@ impl Batch {
     }
 
     pub fn encoded_len(&self) -> usize {
-        batch_len(self.readings.iter().map(|r| r.as_slice()))
+        let body = batch_len(self.readings.iter().map(|r| r.as_slice()));
+        if self.is_sealed() {
+            body + 2 + self.seals.len() * SEAL_LEN
+        } else {
+            body
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -160,6 +244,12 @@ impl Batch {
         w.raw(&self.header.encode());
         for r in &self.readings {
             w.bytes16(r);
+        }
+        if self.is_sealed() {
+            w.u16(self.seals.len() as u16);
+            for s in &self.seals {
+                w.raw(&s.encode());
+            }
         }
         w.buf
     }
@@ -174,7 +264,10 @@ impl Batch {
             return Err(IotError::TooLong { what: "batch", len: b.len(), cap: MAX_BATCH_LEN });
         }
         let mut r = Reader::new(b);
-        r.version("batch", BATCH_VERSION)?;
+        let version = r.u8()?;
+        if version != BATCH_VERSION && version != SEALED_BATCH_VERSION {
+            return Err(IotError::BadVersion { what: "batch", got: version, expected: BATCH_VERSION });
+        }
         let gateway: [u8; GATEWAY_LEN] = r.array()?;
         if gateway[0] != 0x02 && gateway[0] != 0x03 {
             return Err(IotError::GatewayPrefix(gateway[0]));
@@ -197,8 +290,23 @@ impl Batch {
         for _ in 0..count {
             readings.push(r.bytes16("reading", MAX_READING_LEN)?.to_vec());
         }
+        let mut seals = Vec::new();
+        if version == SEALED_BATCH_VERSION {
+            let n = r.u16()? as usize;
+            if n * SEAL_LEN > r.remaining() {
+                return Err(IotError::Truncated { needed: n * SEAL_LEN, offset: b.len() - r.remaining(), available: r.remaining() });
+            }
+            for i in 0..n {
+                let s = Seal::decode(r.take(SEAL_LEN)?)?;
+                if seals.last().is_some_and(|p: &Seal| p.device_id >= s.device_id) {
+                    return Err(IotError::SealOrder(i));
+                }
+                seals.push(s);
+            }
+        }
         r.finish()?;
-        let batch = Batch { header: BatchHeader { gateway, batch_seq, created_ms, flags, count, root, signature }, readings };
+        let header = BatchHeader { version, gateway, batch_seq, created_ms, flags, count, root, signature };
+        let batch = Batch { header, readings, seals };
         let computed = batch.root();
         if computed != root {
             return Err(IotError::RootMismatch { header: hex(&root), computed: hex(&computed) });
@@ -269,6 +377,9 @@ pub fn verify_batch<F>(batch: &Batch, key_of: F) -> BatchCheck
 where
     F: Fn(&DeviceId) -> Option<PublicKey> + Sync,
 {
+    if batch.is_sealed() {
+        return verify_sealed(batch, key_of);
+    }
     let header_ok = batch.verify_header();
     let per_reading = batch
         .readings
@@ -278,6 +389,52 @@ where
             let reading = Reading::decode(raw)?;
             let pk = key_of(&reading.device_id).ok_or_else(|| IotError::UnknownDevice(hex(&reading.device_id)))?;
             reading.verify(&pk)
+        })
+        .collect();
+    BatchCheck { header_ok, per_reading }
+}
+
+/// [`verify_batch`] for a sealed batch: one SM2 verification per seal (seals checked on
+/// all cores), then each reading takes its device's verdict. A reading whose device has
+/// no seal is refused ("no device seal"); a seal whose device has no reading verifies
+/// against an empty list and decides nothing.
+fn verify_sealed<F>(batch: &Batch, key_of: F) -> BatchCheck
+where
+    F: Fn(&DeviceId) -> Option<PublicKey> + Sync,
+{
+    let header_ok = batch.verify_header();
+    let hashes = batch.hashes();
+    let decoded: Vec<Result<Reading>> = batch.readings.iter().map(|raw| Reading::decode_sealed(raw)).collect();
+    let mut per_device: Vec<Vec<Hash>> = vec![Vec::new(); batch.seals.len()];
+    let mut seal_of: Vec<Option<usize>> = Vec::with_capacity(decoded.len());
+    for (r, h) in decoded.iter().zip(&hashes) {
+        let at = r.as_ref().ok().and_then(|r| batch.seals.binary_search_by(|s| s.device_id.cmp(&r.device_id)).ok());
+        if let Some(at) = at {
+            per_device[at].push(*h);
+        }
+        seal_of.push(at);
+    }
+    let verdicts: Vec<std::result::Result<(), ReadingError>> = batch
+        .seals
+        .par_iter()
+        .zip(per_device.par_iter())
+        .map(|(seal, hs)| {
+            if hs.is_empty() {
+                return Ok(()); // decides no reading: not worth a verification
+            }
+            let pk = key_of(&seal.device_id).ok_or_else(|| IotError::UnknownDevice(hex(&seal.device_id)))?;
+            seal.verify(&pk, hs)
+        })
+        .collect();
+    let per_reading = decoded
+        .into_iter()
+        .zip(seal_of)
+        .map(|(r, at)| {
+            let r = r?;
+            match at {
+                Some(at) => verdicts[at].clone(),
+                None => Err(IotError::MissingSeal(hex(&r.device_id))),
+            }
         })
         .collect();
     BatchCheck { header_ok, per_reading }

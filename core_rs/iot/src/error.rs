@@ -40,6 +40,14 @@ pub enum IotError {
     DeviceKeyMismatch { device: String, key_id: String },
     #[error("bad signature from device {device} on reading seq {seq}")]
     BadSignature { device: String, seq: u64 },
+    #[error("bad seal from device {device}")]
+    BadSeal { device: String },
+    #[error("no seal from device {0} in the batch")]
+    MissingSeal(String),
+    #[error("seal from device {0} covers no reading of the batch")]
+    UnusedSeal(String),
+    #[error("batch seals: device ids must be strictly ascending (seal {0})")]
+    SealOrder(usize),
     #[error("reading {index}: {source}")]
     InReading { index: usize, source: Box<IotError> },
     #[error("index {index} out of range for {size} readings")]
@@ -50,12 +58,13 @@ pub enum IotError {
 
 impl IotError {
     /// The short per-reading reason the node reports for a reading that fails
-    /// [`crate::verify_batch`]: `"unknown device"`, `"bad signature"`,
-    /// `"device key mismatch"`, or `"malformed: <message>"`.
+    /// [`crate::verify_batch`]: `"unknown device"`, `"bad signature"` (a reading's or its
+    /// device's seal), `"no device seal"`, `"device key mismatch"`, or `"malformed: <message>"`.
     pub fn reason(&self) -> String {
         match self {
             IotError::UnknownDevice(_) => "unknown device".into(),
-            IotError::BadSignature { .. } => "bad signature".into(),
+            IotError::BadSignature { .. } | IotError::BadSeal { .. } => "bad signature".into(),
+            IotError::MissingSeal(_) => "no device seal".into(),
             IotError::DeviceKeyMismatch { .. } => "device key mismatch".into(),
             e => format!("malformed: {e}"),
         }

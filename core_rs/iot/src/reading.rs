@@ -21,6 +21,9 @@ use crate::error::{IotError, Result};
 use crate::Hash;
 
 pub const READING_VERSION: u8 = 1;
+/// A sealed reading: the same fields with version 2 and no signature of its own; the
+/// device signs one seal over all its readings in a batch ([`crate::Seal`]).
+pub const SEALED_READING_VERSION: u8 = 2;
 /// Cap on one reading's encoding, checked before anything else (the largest valid
 /// reading today is [`MAX_VALID_READING_LEN`]; the cap leaves room for new kinds).
 pub const MAX_READING_LEN: usize = 512;
@@ -183,7 +186,11 @@ impl Reading {
     }
 
     fn write_body(&self, w: &mut Writer) {
-        w.u8(READING_VERSION);
+        self.write_body_v(w, READING_VERSION);
+    }
+
+    fn write_body_v(&self, w: &mut Writer, version: u8) {
+        w.u8(version);
         w.raw(&self.device_id);
         w.u64(self.seq);
         w.u64(self.timestamp_ms);
@@ -205,14 +212,32 @@ impl Reading {
         w.buf
     }
 
+    /// The sealed encoding (version 2): the body without a signature. Its SM3 is the
+    /// reading's hash and Merkle leaf, as for a signed reading.
+    pub fn encode_sealed(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(self.encoded_len() - SIGNATURE_LEN);
+        self.write_body_v(&mut w, SEALED_READING_VERSION);
+        w.buf
+    }
+
+    /// Decode a sealed reading (version 2), with the same checks as [`Reading::decode`];
+    /// the returned signature is all zero (the seal carries the device's signature).
+    pub fn decode_sealed(b: &[u8]) -> Result<Reading> {
+        Self::decode_v(b, SEALED_READING_VERSION)
+    }
+
     /// Decode canonical bytes: length cap first, version, seq >= 1, kind, the payload's
     /// exact length and fields, no trailing bytes. The signature is *not* checked here.
     pub fn decode(b: &[u8]) -> Result<Reading> {
+        Self::decode_v(b, READING_VERSION)
+    }
+
+    fn decode_v(b: &[u8], version: u8) -> Result<Reading> {
         if b.len() > MAX_READING_LEN {
             return Err(IotError::TooLong { what: "reading", len: b.len(), cap: MAX_READING_LEN });
         }
         let mut r = Reader::new(b);
-        r.version("reading", READING_VERSION)?;
+        r.version("reading", version)?;
         let device_id = r.array()?;
         let seq = r.u64()?;
         if seq == 0 {
@@ -222,7 +247,7 @@ impl Reading {
         let kind = r.u8()?;
         let payload = r.bytes16("reading payload", MAX_READING_LEN)?;
         check_payload(kind, payload)?;
-        let signature = r.array()?;
+        let signature = if version == READING_VERSION { r.array()? } else { [0; SIGNATURE_LEN] };
         r.finish()?;
         Ok(Reading { device_id, seq, timestamp_ms, kind, payload: payload.to_vec(), signature })
     }

@@ -66,15 +66,52 @@ fn iot_reading_sign<'py>(
 #[pyfunction]
 fn iot_reading_decode<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Bound<'py, PyDict>> {
     let r = iot::Reading::decode(raw).map_err(err)?;
-    let d = PyDict::new(py);
-    d.set_item("device_id", PyBytes::new(py, &r.device_id))?;
-    d.set_item("seq", r.seq)?;
-    d.set_item("timestamp_ms", r.timestamp_ms)?;
-    d.set_item("kind", r.kind)?;
-    d.set_item("payload", PyBytes::new(py, &r.payload))?;
-    d.set_item("signature", PyBytes::new(py, &r.signature))?;
-    d.set_item("hash", PyBytes::new(py, &tfnode_sm3::hash(raw)))?;
-    Ok(d)
+    reading_dict(py, &r, raw, false)
+}
+
+/// A sealed reading (batch version 2): the reading's fields, no signature of its own.
+/// `device_id` is `iot_device_id(public key)`.
+#[pyfunction]
+fn iot_reading_sealed<'py>(py: Python<'py>, device_id: &[u8], seq: u64, timestamp_ms: u64, kind: u8, payload: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let id: iot::DeviceId = device_id.try_into().map_err(|_| err(format!("device_id: {} bytes, expected 16", device_id.len())))?;
+    let r = iot::Reading::new(id, seq, timestamp_ms, kind, payload).map_err(err)?;
+    Ok(PyBytes::new(py, &r.encode_sealed()))
+}
+
+/// A device's seal (80 bytes: device id || signature) over its sealed readings, in the
+/// order the batch will hold them. `secret_key`: 32 bytes or a `PrivateKey`.
+#[pyfunction]
+fn iot_device_seal<'py>(py: Python<'py>, secret_key: &Bound<'py, PyAny>, readings: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let owned = crate::hash::extract_bytes_list(readings, "readings")?;
+    let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    let seal = if let Ok(k) = secret_key.cast::<PyPrivateKey>() {
+        let sk = &k.get().0;
+        py.detach(|| iot::Seal::sign(sk, &refs))
+    } else {
+        let sk = secret(secret_key.extract::<&[u8]>()?)?;
+        py.detach(|| iot::Seal::sign(&sk, &refs))
+    }
+    .map_err(err)?;
+    Ok(PyBytes::new(py, &seal.encode()))
+}
+
+/// Build and sign a sealed batch (version 2): sealed readings and one seal per device.
+#[pyfunction]
+fn iot_batch_build_sealed<'py>(
+    py: Python<'py>,
+    gateway_secret: &[u8],
+    batch_seq: u64,
+    created_ms: u64,
+    flags: u8,
+    readings: &Bound<'py, PyAny>,
+    seals: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let sk = secret(gateway_secret)?;
+    let owned = crate::hash::extract_bytes_list(readings, "readings")?;
+    let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    let seals = crate::hash::extract_bytes_list(seals, "seals")?.iter().map(|b| iot::Seal::decode(b.as_bytes())).collect::<Result<Vec<_>, _>>().map_err(err)?;
+    let out = py.detach(|| iot::Batch::build_sealed(&sk, batch_seq, created_ms, flags, &refs, seals)).map_err(err)?;
+    Ok(PyBytes::new(py, &out))
 }
 
 /// Build and sign a batch of raw readings (each must decode; caps in docs/iot.md).
@@ -110,6 +147,7 @@ fn iot_batch_decode<'py>(py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, P
     let (b, hashes) = decode_batch(py, batch)?;
     let h = &b.header;
     let d = PyDict::new(py);
+    d.set_item("version", h.version)?;
     d.set_item("gateway", PyBytes::new(py, &h.gateway))?;
     d.set_item("batch_seq", h.batch_seq)?;
     d.set_item("created_ms", h.created_ms)?;
@@ -119,6 +157,7 @@ fn iot_batch_decode<'py>(py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, P
     d.set_item("signature", PyBytes::new(py, &h.signature))?;
     d.set_item("readings", PyList::new(py, b.readings.iter().map(|r| PyBytes::new(py, r)))?)?;
     d.set_item("hashes", PyList::new(py, hashes.iter().map(|x| PyBytes::new(py, x)))?)?;
+    d.set_item("seals", PyList::new(py, b.seals.iter().map(|x| PyBytes::new(py, &x.encode())))?)?;
     Ok(d)
 }
 
@@ -130,10 +169,14 @@ fn iot_batch_decode<'py>(py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, P
 #[pyfunction]
 fn iot_batch_verify<'py>(py: Python<'py>, batch: &[u8], device_keys: &Bound<'py, PyAny>) -> PyResult<(bool, Vec<Option<String>>)> {
     let (b, _) = decode_batch(py, batch)?;
+    verify_decoded(py, &b, device_keys)
+}
+
+fn verify_decoded<'py>(py: Python<'py>, b: &iot::Batch, device_keys: &Bound<'py, PyAny>) -> PyResult<(bool, Vec<Option<String>>)> {
     let mut keys: HashMap<iot::DeviceId, PublicKey> = HashMap::new();
     let mut missing: Vec<iot::DeviceId> = Vec::new();
     for raw in &b.readings {
-        let Ok(r) = iot::Reading::decode(raw) else { continue };
+        let Ok(r) = b.decode_reading(raw) else { continue };
         if keys.contains_key(&r.device_id) || missing.contains(&r.device_id) {
             continue;
         }
@@ -146,10 +189,145 @@ fn iot_batch_verify<'py>(py: Python<'py>, batch: &[u8], device_keys: &Bound<'py,
         let pk = PublicKey::from_bytes(kb.as_bytes()).map_err(|e| err(format!("device_keys[{}] is not a valid SM2 public key: {e}", hex(&r.device_id))))?;
         keys.insert(r.device_id, pk);
     }
-    let run = || iot::verify_batch(&b, |id| keys.get(id).cloned());
+    let run = || iot::verify_batch(b, |id| keys.get(id).cloned());
     let check = if b.readings.len() >= GIL_RELEASE_READINGS { py.detach(run) } else { run() };
     let reasons = check.per_reading.iter().map(|r| r.as_ref().err().map(|e| e.reason())).collect();
     Ok((check.header_ok, reasons))
+}
+
+/// A decoded reading as Python sees it; a sealed reading's "signature" is empty (its
+/// device's seal signs it).
+fn reading_dict<'py>(py: Python<'py>, r: &iot::Reading, raw: &[u8], sealed: bool) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("device_id", PyBytes::new(py, &r.device_id))?;
+    d.set_item("seq", r.seq)?;
+    d.set_item("timestamp_ms", r.timestamp_ms)?;
+    d.set_item("kind", r.kind)?;
+    d.set_item("payload", PyBytes::new(py, &r.payload))?;
+    d.set_item("signature", PyBytes::new(py, if sealed { &[] } else { &r.signature[..] }))?;
+    d.set_item("hash", PyBytes::new(py, &tfnode_sm3::hash(raw)))?;
+    Ok(d)
+}
+
+/// `check`'s answer: good indexes, `(index, reason)` of the others, last seq per device.
+type RulesOut<'py> = (Vec<usize>, Vec<(usize, String)>, Bound<'py, PyDict>);
+
+/// A batch decoded once (shape, caps, root; readings decoded one by one, a reading that
+/// does not decode kept as `None`), so the ledger's checks do not decode it again for the
+/// signatures, the rules and the contracts' readings (docs/iot.md "On the node").
+#[pyclass(frozen, name = "IotBatch", module = "tfnode._core")]
+pub struct PyIotBatch {
+    batch: iot::Batch,
+    readings: Vec<Option<iot::Reading>>,
+}
+
+#[pymethods]
+impl PyIotBatch {
+    /// Decode a batch (raises LedgerError as `iot_batch_decode` does), GIL released.
+    #[staticmethod]
+    fn decode(py: Python<'_>, raw: &[u8]) -> PyResult<PyIotBatch> {
+        py.detach(|| {
+            let batch = iot::Batch::decode(raw)?;
+            let readings = batch.readings.iter().map(|r| batch.decode_reading(r).ok()).collect();
+            Ok::<_, iot::IotError>(PyIotBatch { batch, readings })
+        })
+        .map_err(err)
+    }
+
+    #[getter]
+    fn gateway<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.batch.header.gateway)
+    }
+    #[getter]
+    fn batch_seq(&self) -> u64 {
+        self.batch.header.batch_seq
+    }
+    #[getter]
+    fn created_ms(&self) -> u64 {
+        self.batch.header.created_ms
+    }
+    #[getter]
+    fn flags(&self) -> u8 {
+        self.batch.header.flags
+    }
+    #[getter]
+    fn version(&self) -> u8 {
+        self.batch.header.version
+    }
+    #[getter]
+    fn count(&self) -> usize {
+        self.readings.len()
+    }
+    #[getter]
+    fn root<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.batch.header.root)
+    }
+
+    /// The device ids of the readings that decode, each once, in order of first use.
+    fn device_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let mut seen = std::collections::HashSet::new();
+        let ids: Vec<_> = self.readings.iter().flatten().filter(|r| seen.insert(r.device_id)).map(|r| PyBytes::new(py, &r.device_id)).collect();
+        PyList::new(py, ids)
+    }
+
+    /// `iot_batch_verify` on this batch: (header signature ok, per-reading reason or None).
+    fn verify<'py>(&self, py: Python<'py>, device_keys: &Bound<'py, PyAny>) -> PyResult<(bool, Vec<Option<String>>)> {
+        verify_decoded(py, &self.batch, device_keys)
+    }
+
+    /// Reading `index` as `iot_reading_decode` gives it (None if it did not decode).
+    fn reading<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(slot) = self.readings.get(index) else {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!("reading {index} of {}", self.readings.len())));
+        };
+        slot.as_ref().map(|r| reading_dict(py, r, &self.batch.readings[index], self.batch.is_sealed())).transpose()
+    }
+
+    /// The ledger's per-reading rules (`tfnode_iot::apply_rules`): `records` maps a device
+    /// id to its record (a dict with "status" and "kind") or None, `stored` a device id to
+    /// its stored last seq (missing: 0) (both: any `.get`), `reasons` is `verify`'s list.
+    /// Returns `(good indexes, [(index, reason)], {device id: last seq after the batch})`.
+    #[pyo3(signature = (records, stored, reasons, now_ms, back_ms, ahead_ms))]
+    #[allow(clippy::too_many_arguments)]
+    fn check<'py>(
+        &self,
+        py: Python<'py>,
+        records: &Bound<'py, PyAny>,
+        stored: &Bound<'py, PyAny>,
+        reasons: Vec<Option<String>>,
+        now_ms: i64,
+        back_ms: i64,
+        ahead_ms: i64,
+    ) -> PyResult<RulesOut<'py>> {
+        if reasons.len() != self.readings.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!("{} reasons for {} readings", reasons.len(), self.readings.len())));
+        }
+        // Python lookups happen here, once per device, so the rules run without callbacks.
+        let mut recs: HashMap<iot::DeviceId, Option<iot::DeviceRecord>> = HashMap::new();
+        let mut seqs: HashMap<iot::DeviceId, u64> = HashMap::new();
+        for r in self.readings.iter().flatten() {
+            if recs.contains_key(&r.device_id) {
+                continue;
+            }
+            let id = PyBytes::new(py, &r.device_id);
+            let rec = records.call_method1("get", (&id,))?;
+            let rec = if rec.is_none() {
+                None
+            } else {
+                Some(iot::DeviceRecord { status: rec.get_item("status")?.extract()?, kind: rec.get_item("kind")?.extract()? })
+            };
+            recs.insert(r.device_id, rec);
+            let s = stored.call_method1("get", (&id,))?;
+            seqs.insert(r.device_id, if s.is_none() { 0 } else { s.extract()? });
+        }
+        let w = iot::Window { now_ms, back_ms, ahead_ms };
+        let c = iot::apply_rules(&self.readings, &reasons, |d| recs.get(d).cloned().flatten(), |d| seqs.get(d).copied().unwrap_or(0), w);
+        let last = PyDict::new(py);
+        for (d, s) in &c.last {
+            last.set_item(PyBytes::new(py, d), *s)?;
+        }
+        Ok((c.good, c.bad, last))
+    }
 }
 
 /// Audit path (bottom-up list of 32-byte hashes) for reading `index` of a batch.
@@ -181,9 +359,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(iot_reading_sign, m)?)?;
     m.add_function(wrap_pyfunction!(iot_reading_decode, m)?)?;
     m.add_function(wrap_pyfunction!(iot_batch_build, m)?)?;
+    m.add_function(wrap_pyfunction!(iot_batch_build_sealed, m)?)?;
+    m.add_function(wrap_pyfunction!(iot_reading_sealed, m)?)?;
+    m.add_function(wrap_pyfunction!(iot_device_seal, m)?)?;
     m.add_function(wrap_pyfunction!(iot_batch_decode, m)?)?;
     m.add_function(wrap_pyfunction!(iot_batch_verify, m)?)?;
     m.add_function(wrap_pyfunction!(iot_reading_proof, m)?)?;
     m.add_function(wrap_pyfunction!(iot_reading_verify, m)?)?;
+    m.add_class::<PyIotBatch>()?;
     Ok(())
 }

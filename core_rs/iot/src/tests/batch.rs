@@ -97,7 +97,8 @@ fn caps_and_header_rules() {
         b[at..at + v.len()].copy_from_slice(v);
         Batch::decode(&b)
     };
-    assert_eq!(with(0, &[2]), Err(IotError::BadVersion { what: "batch", got: 2, expected: 1 }));
+    assert_eq!(with(0, &[3]), Err(IotError::BadVersion { what: "batch", got: 3, expected: 1 }));
+    assert!(matches!(with(0, &[2]), Err(IotError::Truncated { .. })), "a signed body read as sealed lacks its seals");
     assert_eq!(with(1, &[4]), Err(IotError::GatewayPrefix(4)));
     assert_eq!(with(50, &[0x81]), Err(IotError::ReservedFlags(0x81)));
     assert_eq!(with(51, &0u32.to_be_bytes()), Err(IotError::NoReadings(0)));

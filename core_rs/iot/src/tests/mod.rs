@@ -1,5 +1,6 @@
 mod batch;
 mod reading;
+mod sealed;
 mod vectors;
 
 use tfnode_sm2::SecretKey;
