@@ -150,7 +150,7 @@ class Node:
             self.net,
             [v.public_key for v in g.validators],
             self.public_key,
-            config=MempoolConfig(expiry_window=cfg.expiry_window),
+            config=MempoolConfig(expiry_window=cfg.expiry_window, verify_workers=cfg.verify_workers),
             height=lambda: ex.height,
             committed_replay=ex.committed_replay_keys,
             committed_batch=self._committed_batch,
