@@ -44,6 +44,7 @@ class PipelineResult:
     exec_root: bytes = b""
     wall_s: float = 0.0
     cpu_s: float = 0.0  # the process's user + system CPU seconds over the run (all threads)
+    main_cpu_s: float = 0.0  # CPU seconds of the calling thread: order, execute, commit (the serial part)
 
     @property
     def tx_per_s(self) -> float:
@@ -52,6 +53,10 @@ class PipelineResult:
     @property
     def cpu_us_per_tx(self) -> float:
         return self.cpu_s / self.committed * 1e6 if self.committed else 0.0
+
+    @property
+    def main_cpu_us_per_tx(self) -> float:
+        return self.main_cpu_s / self.committed * 1e6 if self.committed else 0.0
 
 
 def _cpu_s() -> float:
@@ -126,7 +131,7 @@ def run_pipeline(
         if failure:
             raise failure[0]
 
-    t0, c0 = time.perf_counter(), _cpu_s()
+    t0, c0, m0 = time.perf_counter(), _cpu_s(), time.thread_time()
     thread = None
     if workers == 1:
         admitted = serial()
@@ -158,7 +163,7 @@ def run_pipeline(
                 except queue.Empty:
                     pass
             thread.join()
-    res.wall_s, res.cpu_s = time.perf_counter() - t0, _cpu_s() - c0
+    res.wall_s, res.cpu_s, res.main_cpu_s = time.perf_counter() - t0, _cpu_s() - c0, time.thread_time() - m0
     res.refused.sort()
     res.exec_root = ex.exec_root
     return res
