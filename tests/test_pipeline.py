@@ -123,3 +123,16 @@ def test_a_verifier_failure_reaches_the_caller(tmp_path, genesis, submissions):
     finally:
         store.close()
         kv.close()
+
+
+def test_an_execution_failure_stops_the_verifier(submissions):
+    class Failing:
+        height = 0
+
+        def execute(self, block, batches):
+            raise RuntimeError("disk on fire")
+
+    many = submissions * 20  # far more than the verifier may run ahead
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        run_pipeline(Failing(), CHAIN.encode(), many, workers=2, block_txs=8)
+    assert not any(t.name == "pipeline-verify" for t in threading.enumerate())

@@ -115,10 +115,13 @@ def run_pipeline(
     done = object()
     q: queue.Queue[Any] = queue.Queue(maxsize=lookahead)
     failure: list[BaseException] = []
+    stop = threading.Event()  # the caller failed: verify no further
 
     def verifier() -> None:
         try:
             for k in range(len(submissions)):
+                if stop.is_set():
+                    break
                 q.put(verify(k))
         except Exception as err:  # noqa: BLE001 - handed to the calling thread, which raises it
             failure.append(err)
@@ -157,6 +160,7 @@ def run_pipeline(
             res.state_roots.append(out.state_root)
     finally:
         if thread is not None:
+            stop.set()
             while thread.is_alive():  # unblock a verifier waiting on a full queue
                 try:
                     q.get(timeout=0.05)
