@@ -13,6 +13,7 @@ from tfnode.client import Account, Client, InvalidParams, NotFound
 from tfnode.execution.args import encode_call_args
 from tfnode.node import cli_node
 from tfnode.node.errors import ConfigError
+from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
 from tfnode.node.local import LocalConsortium, disagreements
 
@@ -45,7 +46,12 @@ def test_two_chains_on_the_same_processes_commit_independently(tmp_path):
     with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50) as c:
         sub = c.add_chain(SUB)
         for i in range(c.n):
-            assert c.join(i, sub) == {"chain_id": SUB, "genesis_hash": cli_node_hash(sub), "running": False}
+            assert c.join(i, sub) == {
+                "chain_id": SUB,
+                "genesis_hash": cli_node_hash(sub),
+                "role": "validator",
+                "running": False,
+            }
         c.start_all()
         c.wait(lambda: progressed(c, MAIN, 3) and progressed(c, SUB, 3), WAIT, "both chains commit")
         c.wait(lambda: all(rpc_up(u) for u in c.rpc_urls()), WAIT, "RPC of every node")
@@ -79,14 +85,22 @@ def test_two_chains_on_the_same_processes_commit_independently(tmp_path):
             with pytest.raises(InvalidParams):
                 main.call("get_block", {"height": 1, "chain": 5})
             assert main.status()["chain_id"] == MAIN  # still serving
-            # The main chain's directory records the sub-chain by a governance act (node-0 is
-            # the consortium's one bank: the default policy needs its approval only).
+            # The main chain's directory records the sub-chain by a governance act, approved by
+            # every bank the policy names (the default consortium has two: node-0 and the
+            # observer member bank-b; no bank decides alone).
             bank = Account.from_file(c.node(0) / "node_key")
+            g_main = Genesis.load(c.home / "genesis.json")
+            roles = (g_main.policy or {}).get("roles", ["bank"])
+            voters = [
+                Account(load_private_key(c.home / m["node"] / "node_key")) for m in g_main.members if m["role"] in roles
+            ]
+            assert len(voters) >= 2
             vals = [{"public_key": v["public_key"], "power": v["power"]} for v in subc.validators()]
             payload = {"op": "create", "chain_id": SUB, "genesis_hash": cli_node_hash(sub), "validators": vals}
             pid = main.send(bank, "governance", "propose", "chain", None, None, [], payload)["return_value"]
             assert main.query("directory", "chain", SUB)["value"] is None  # proposed, not yet decided
-            main.send(bank, "governance", "approve", pid)
+            for voter in voters:
+                assert main.send(voter, "governance", "approve", pid)["status"] == "ok"
             assert main.send(bank, "governance", "commit", pid)["status"] == "ok"
             rec = main.query("directory", "chain", SUB)["value"]
             assert rec["genesis_hash"] == cli_node_hash(sub) and rec["validators"] == vals
@@ -167,8 +181,13 @@ def test_a_chain_joined_and_left_at_runtime_does_not_stop_its_neighbour(tmp_path
 def test_join_refuses_a_chain_the_node_is_not_a_validator_of(tmp_path):
     with LocalConsortium(tmp_path, chain_id=MAIN) as c:
         g = c.add_chain("tf-pair", nodes=[0, 1])
-        with pytest.raises(ConfigError, match="not a validator"):
+        with pytest.raises(ConfigError, match=r"not a validator.*--follow"):
             cli_node.chain_join(c.node(2), g)
+        assert not (c.node(2) / "chains" / "tf-pair").exists()
+        # --follow hosts it without voting (the node is not running: it hosts it at start).
+        out = cli_node.chain_join(c.node(2), g, follow=True)
+        assert out["role"].startswith("follower") and out["running"] is False
+        assert (c.node(2) / "chains" / "tf-pair" / "genesis.json").is_file()
         with pytest.raises(ConfigError, match="default chain"):
             cli_node.chain_join(c.node(0), c.home / "genesis.json")
         assert cli_node.chain_join(c.node(0), g)["running"] is False

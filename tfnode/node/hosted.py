@@ -11,6 +11,12 @@ layout (``data/db``, ``data/safety``, ``data/evidence.log``, ``data/status.json`
 other chain lives under ``data/chains/<chain id>/`` with the same four names. Separate
 databases make leaving a chain a matter of closing one database (its data stays for a later
 rejoin) and keep one chain's compactions and write stalls away from the others.
+
+Validator sets are per chain too: each hosted chain's governance decides its own set, its
+driver switches epochs on its own, and ``epochs.json`` lies beside that chain's ledger. The
+node's key votes on a chain while that chain's current set names it; on the others (and on
+every chain of an observer node) it follows without signing (docs/multichain.md, "Validator
+sets, epochs and observers on a multi-chain node").
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from tfnode.mempool import Mempool, MempoolConfig
 from tfnode.net import ChainId, Kind, PeerManager, as_chain_id
 from tfnode.node.driver import ConsensusDriver, Root, restart_root
 from tfnode.node.errors import ConfigError
-from tfnode.node.genesis import Genesis, Validator
+from tfnode.node.genesis import Genesis
 from tfnode.node.publish import LazyEvents, LazyReceipts
 from tfnode.node.safety import DamagedDataError, SafetyKeeper
 from tfnode.node.service import NodeService
@@ -44,6 +50,10 @@ if TYPE_CHECKING:
     from tfnode.node.config import NodeConfig
 
 log = logging.getLogger("tfnode.node")
+
+#: The consensus id of a node that does not vote: the core never elects or counts it (no
+#: validator set holds it; governance hands out ids from 0 upwards).
+OBSERVER_ID = (1 << 32) - 1
 
 #: A chain id that is also a safe folder name (data/chains/<id>, <home>/chains/<id>).
 CHAIN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -74,6 +84,8 @@ class HostedChain:
         default: bool,
         safety_floor: int | None = None,
         on_halt: Callable[[HostedChain], None] | None = None,
+        observer: bool = False,
+        on_admitted: Callable[[HostedChain], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.genesis = genesis
@@ -84,13 +96,18 @@ class HostedChain:
         self.public_key = public_key
         self._private_key = private_key
         self.default = default
-        me = genesis.validator_by_key(public_key)
-        if me is None:
-            raise ConfigError(
-                f"this node's key (public key {public_key.hex()[:16]}...) is not a validator of chain "
-                f"{genesis.chain_id!r}; non-voting members come later"
-            )
-        self.me: Validator = me
+        # The node's role (--observer / role = "observer"): it never signs on any chain.
+        self.observer = observer
+        # The validator id in this chain's current epoch, or OBSERVER_ID while the node does
+        # not vote here (observer role, or a key this chain's set does not name: a validator
+        # that joins later through this chain's governance, or one it removed).
+        self.me_id = OBSERVER_ID
+        self.vset: list[tuple[int, int, bytes]] = genesis.consensus_validators()
+        # The keys admitted on this chain's P2P links: genesis validators and members, and
+        # every validator its ledger has named since. The node hands them to the network
+        # (``on_admitted`` when the set grows); keys are never withdrawn (see ``_admit``).
+        self.admitted: set[bytes] = set()
+        self._on_admitted = on_admitted
         self.safety_floor = safety_floor
         self._halt_cb = on_halt
         self.halted: str | None = None
@@ -113,7 +130,15 @@ class HostedChain:
 
     # ---- life cycle ---------------------------------------------------------------------
     def open(self) -> None:
-        """Open the ledger, the executor, the safety record and the consensus core."""
+        """Open the ledger, the executor, the safety record and the consensus core. On an
+        error the ledger is closed again (a chain that cannot be hosted holds no database)."""
+        try:
+            self._open()
+        except BaseException:
+            self._close_db()
+            raise
+
+    def _open(self) -> None:
         g = self.genesis
         self.data_path.mkdir(parents=True, exist_ok=True)
         db = self.data_path / "db"
@@ -135,11 +160,15 @@ class HostedChain:
         floor = None if self.safety_floor is None else (epoch, self.safety_floor)
         self.safety = SafetyKeeper(self.data_path / "safety", self.store)
         safety = self.safety.load(floor=floor)
-        if root is not None:
-            self._certified = decode_block(root.block)["exec_height"]
+        root_dict = decode_block(root.block) if root is not None else None
+        if root_dict is not None:
+            self._certified = root_dict["exec_height"]
+        epoch_set = self._epoch_set(epoch, root)  # the set of the root's epoch
+        self.vset = epoch_set if root_dict is None or root_dict["reconfig"] is None else _set_of(root_dict["reconfig"])
+        self.me_id = self._my_id(self.vset)
         self.core = ConsensusCore(
-            self.me.id,
-            g.consensus_validators(),
+            self.me_id,
+            epoch_set,
             self._private_key,
             persisted=safety,
             genesis_state_root=self.executor.genesis_exec_root,
@@ -148,10 +177,22 @@ class HostedChain:
             base_timeout_ms=self.cfg.base_timeout_ms,
         )
         head = self.store.head
+        if self.me_id == OBSERVER_ID and not self.observer:
+            log.warning(
+                "this node's key (public key %s...) is not in the validator set of chain %s at epoch %d: "
+                "the node follows that chain without voting until its governance adds the key",
+                self.public_key.hex()[:16],
+                g.chain_id,
+                epoch,
+            )
+        self.admitted = {v.public_key for v in g.validators}
+        self.admitted.update(bytes.fromhex(m["public_key"]) for m in g.members if m.get("public_key"))
+        self.admitted.update(v[2] for v in self.vset)
+        self.admitted.update(v[2] for v in self.executor.validator_set())
         log.info(
-            "node %s (validator %d) of chain %s: stored height %s, safety data %s, genesis %s",
+            "node %s (%s) of chain %s: stored height %s, safety data %s, genesis %s",
             self.cfg.name,
-            self.me.id,
+            self._role_text(),
             g.chain_id,
             head.height if head else 0,
             "loaded" if safety else "none",
@@ -168,9 +209,9 @@ class HostedChain:
         self.mempool = Mempool(
             g.chain_id,
             net,
-            [v.public_key for v in g.validators],
+            [v[2] for v in self.vset],
             self.public_key,
-            config=MempoolConfig(expiry_window=cfg.expiry_window),
+            config=MempoolConfig(expiry_window=cfg.expiry_window, verify_workers=cfg.verify_workers),
             height=lambda: ex.height,
             committed_replay=ex.committed_replay_keys,
             committed_batch=self._committed_batch,
@@ -181,7 +222,7 @@ class HostedChain:
             self.store,
             net,
             self.net_id,
-            {v.id: v.public_key for v in g.validators},
+            {v[0]: v[2] for v in self.vset},
             state_root=ex.exec_root,
             payload=self.mempool,
             evidence_path=self.data_path / "evidence.log",
@@ -191,6 +232,11 @@ class HostedChain:
             executor=ex,
             on_executed=self._on_executed,
             persist_safety=self.safety.persist,
+            vset=self.vset,
+            decided_set=ex.validator_set,
+            on_decided=self._admit,
+            on_new_epoch=self._on_new_epoch,
+            epoch_ends=self._epoch_ends(),
         )
         net.register(self.net_id, Kind.CONSENSUS, self.driver.on_message)
         await self.mempool.start()
@@ -214,6 +260,10 @@ class HostedChain:
             self._write_status(force=True)
         self._close_db()
 
+    def close(self) -> None:
+        """Close the ledger ``open`` opened, before ``attach`` (a start refused)."""
+        self._close_db()
+
     def _close_db(self) -> None:
         if self.store is not None:
             self.store.close()
@@ -230,7 +280,8 @@ class HostedChain:
         return {
             "chain_id": self.chain_id,
             "node": self.cfg.name,
-            "validator": self.me.id,
+            "validator": None if self.me_id == OBSERVER_ID else self.me_id,
+            "role": "observer" if self.observer else "validator",
             "height": head.height if head else 0,
             "hash": head.hash.hex() if head else "",
             "round": self.core.round if self.core else 0,
@@ -240,6 +291,11 @@ class HostedChain:
             "invalid": d.get("invalid", 0),
             "sync_requests": d.get("sync_requests", 0),
             "sync_served_from_storage": d.get("sync_served_from_storage", 0),
+            # Consensus messages from nodes outside this chain's validator set that were not
+            # sync requests (votes, proposals, timeouts): ignored, and counted here.
+            "signed_from_non_validators": d.get("signed_from_non_validator", 0),
+            # What this node signed on this chain since it started (an observer: always zero).
+            "signed": self._signed(),
             "executed_height": self.executor.height if self.executor else 0,
             "certified_height": self._certified,
             "state_root": self.executor.state_root.hex() if self.executor else "",
@@ -252,11 +308,16 @@ class HostedChain:
         }
 
     def _connected_validators(self) -> int:
-        """Peers connected that are validators of this chain (a node's links serve several)."""
+        """Peers connected that are validators of this chain's current epoch (a node's links
+        serve several chains)."""
         if self.net is None:
             return 0
-        vals = {v.public_key for v in self.genesis.validators}
+        vals = {v[2] for v in self.vset}
         return sum(1 for p in self.net.peers if bytes(p) in vals)
+
+    def _signed(self) -> dict[str, int]:
+        st = getattr(self.core, "stats", None) or {}
+        return {k: int(st.get(k, 0)) for k in ("votes", "proposals", "timeouts")}
 
     def _mempool_stats(self) -> dict[str, int]:
         if self.mempool is None:
@@ -277,11 +338,11 @@ class HostedChain:
             reasons.append(f"halted: {self.halted}")
         if age > cfg.health_max_commit_age_s:
             reasons.append(f"no block committed for {age:.0f} s (limit {cfg.health_max_commit_age_s:g} s)")
-        vals = self.genesis.validators
-        total = sum(v.power for v in vals)
+        vals = self.vset
+        total = sum(v[1] for v in vals)
         need = total * 2 // 3 + 1
         connected = {bytes(p) for p in self.net.peers} if self.net is not None else set()
-        power = sum(v.power for v in vals if v.public_key == self.public_key or v.public_key in connected)
+        power = sum(v[1] for v in vals if v[2] == self.public_key or v[2] in connected)
         if power < need:
             reasons.append(f"lost contact with a quorum: connected validators hold power {power} of {need} needed")
         committed = self.core.committed_height if self.core is not None else 0
@@ -309,8 +370,8 @@ class HostedChain:
             return
         d = self.driver
         peers = peer_signals(
-            {v.id: (v.name, v.public_key) for v in self.genesis.validators},
-            self.me.id,
+            {v["id"]: (v["name"], bytes.fromhex(v["public_key"])) for v in self.validator_list()},
+            self.me_id,
             {bytes(p) for p in self.net.peers} if self.net is not None else set(),
             self.core.committed_height,
             d.peer_height,
@@ -326,6 +387,131 @@ class HostedChain:
             peers=peers,
         )
         self.metrics.set_status(peers=self._connected_validators())
+
+    # ---- validator sets and epochs (this chain's) -----------------------------------------
+    def validator_list(self) -> list[dict[str, Any]]:
+        """The validators of this chain's current epoch, named as its genesis names them where it does."""
+        names = {v.public_key: v.name for v in self.genesis.validators}
+        return [
+            {"id": i, "name": names.get(pk, f"validator-{i}"), "power": p, "public_key": pk.hex()}
+            for i, p, pk in self.vset
+        ]
+
+    @property
+    def validating(self) -> bool:
+        """Whether this node votes on this chain in the current epoch."""
+        return self.me_id != OBSERVER_ID
+
+    def _role_text(self) -> str:
+        if self.observer:
+            return "observer: follows the chain, never signs"
+        if self.me_id == OBSERVER_ID:
+            return "not in the current validator set: follows the chain until an epoch names its key"
+        return f"validator {self.me_id}"
+
+    def _my_id(self, vset: list[tuple[int, int, bytes]]) -> int:
+        if self.observer:
+            return OBSERVER_ID
+        return next((i for i, _, pk in vset if pk == self.public_key), OBSERVER_ID)
+
+    def _epoch_set(self, epoch: int, root: Root | None) -> list[tuple[int, int, bytes]]:
+        """The validator set of ``epoch``: genesis for epoch 0, else the set the epoch's
+        predecessor ended with (``epochs.json`` beside the ledger, kept by ``_on_new_epoch``;
+        without it, the stored block that carried it)."""
+        if epoch == 0:
+            return self.genesis.consensus_validators()
+        known = self._read_epochs()
+        if str(epoch) in known:
+            return [(int(i), int(p), bytes.fromhex(k)) for i, p, k in known[str(epoch)]["validators"]]
+        store = self.store
+        assert store is not None
+        h = root.height if root is not None else 0
+        while h > (store.base or 0):
+            raw = store.block(h)
+            b = decode_block(raw) if raw is not None else None
+            if b is not None and b["reconfig"] is not None and b["reconfig"][0] == epoch:
+                return _set_of(b["reconfig"])
+            h -= 1
+        raise DamagedDataError(
+            f"the ledger in {self.data_path / 'db'} is at epoch {epoch}, but neither "
+            f"{self._epochs_path} nor a stored block names that epoch's validator set; restore the "
+            "data directory from a backup (docs/operations.md, 'Damaged data')"
+        )
+
+    @property
+    def _epochs_path(self) -> Path:
+        return self.data_path / "epochs.json"
+
+    def _read_epochs(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self._epochs_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as err:
+            log.warning("ignoring %s (%s): epochs are read from the stored blocks", self._epochs_path, err)
+            return {}
+        if not isinstance(data, dict) or not all(isinstance(v, dict) and "validators" in v for v in data.values()):
+            log.warning(
+                "ignoring %s (not a record of epochs): epochs are read from the stored blocks", self._epochs_path
+            )
+            return {}
+        return data
+
+    def _end_height(self, epoch: int) -> int | None:
+        """Height of the block that ended epoch ``epoch - 1`` (the driver records it)."""
+        return self.driver.epoch_ends.get(epoch - 1) if self.driver is not None else None
+
+    def _epoch_ends(self) -> dict[int, int]:
+        """Epoch -> height of its last block, as ``epochs.json`` recorded them."""
+        return {int(e) - 1: int(v["after"]) for e, v in self._read_epochs().items() if v.get("after") is not None}
+
+    def _admit(self, vset: list[tuple[int, int, bytes]]) -> None:
+        """Let the validators of ``vset`` connect on this chain (a joining validator must sync
+        before its epoch starts). Keys are never withdrawn here: a removed validator may still
+        follow the chain as an observer; its messages count for nothing (tfnode.node.driver)."""
+        new = {bytes(v[2]) for v in vset} - self.admitted
+        if not new:
+            return
+        self.admitted.update(new)
+        if self._on_admitted is not None:
+            self._on_admitted(self)
+
+    def _on_new_epoch(
+        self, epoch: int, vset: list[tuple[int, int, bytes]], end_block: bytes | None, end_qc: bytes | None
+    ) -> None:
+        old = self.vset
+        self.vset = list(vset)
+        self._admit(vset)
+        known = self._read_epochs()
+        known[str(epoch)] = {"validators": [[i, p, pk.hex()] for i, p, pk in vset], "after": self._end_height(epoch)}
+        tmp = self._epochs_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, self._epochs_path)
+        if self.mempool is not None:
+            self.mempool.set_validators([v[2] for v in vset])
+        new_id = self._my_id(vset)
+        if new_id == self.me_id:
+            return
+        where = "" if self.default else f"chain {self.chain_id}: "
+        if end_block is None or end_qc is None or self.core is None or self.driver is None:
+            log.error(
+                "%sepoch %d changes this node's validator id, but the epoch's last block is unknown", where, epoch
+            )
+            return
+        was = self._role_text()
+        core = ConsensusCore(
+            new_id,
+            old,
+            self._private_key,
+            persisted=self.core.safety_data(),
+            root_block=end_block,
+            root_qc=end_qc,
+            base_timeout_ms=self.cfg.base_timeout_ms,
+        )
+        self.me_id = new_id
+        self.core = core
+        log.warning("%sepoch %d: this node was %s; now %s", where, epoch, was, self._role_text())
+        self.driver.replace_core(core)
 
     # ---- driver callbacks ---------------------------------------------------------------
     def _on_executed(self, out: Any) -> None:
@@ -382,3 +568,8 @@ class HostedChain:
         tmp = self._status_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.status()))
         os.replace(tmp, self._status_path)
+
+
+def _set_of(reconfig: tuple[int, list[tuple[int, int, bytes]]]) -> list[tuple[int, int, bytes]]:
+    """The (id, power, public_key) list of a block's ``reconfig`` (epoch, validators)."""
+    return [(int(i), int(p), bytes(pk)) for i, p, pk in reconfig[1]]

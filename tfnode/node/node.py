@@ -47,9 +47,22 @@ class Node:
     the chains it hosts (:class:`~tfnode.node.hosted.HostedChain`): the default chain of
     config.toml, and any chain whose genesis lies in ``<home>/chains/<id>/genesis.json``
     (docs/multichain.md, "Many chains on one node"). The attributes of the default chain
-    (store, executor, core, driver, mempool, ...) are also reachable on the node itself."""
+    (store, executor, core, driver, mempool, ...) are also reachable on the node itself.
 
-    def __init__(self, home: Path, *, net_config: NetConfig | None = None, safety_floor: int | None = None) -> None:
+    What is per node and what is per chain: the key and its checks (config.toml's name must
+    match the key genesis gives it; one process per key, the handshake's instance id) and the
+    observer role (--observer / role = "observer": the node signs on none of its chains) are
+    the node's; each chain has its own validator set, epochs and ``epochs.json``, and the
+    node votes on a chain only while that chain's current set names its key."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        net_config: NetConfig | None = None,
+        safety_floor: int | None = None,
+        observer: bool = False,
+    ) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
         genesis = Genesis.load(self.cfg.genesis_path)
@@ -57,15 +70,11 @@ class Node:
             raise ConfigError(f"config chain_id {self.cfg.chain_id!r} differs from genesis {genesis.chain_id!r}")
         self.key = load_private_key(self.cfg.key_path)
         self.public_key = self.key.public_key().to_bytes(compressed=True)
-        me = genesis.validator_by_key(self.public_key)
-        if me is None:
+        self.observer = observer or self.cfg.role == "observer"
+        gv = genesis.validator_by_key(self.public_key)
+        if gv is not None and gv.name != self.cfg.name:
             raise ConfigError(
-                f"the key in {self.cfg.key_path} (public key {self.public_key.hex()[:16]}...) is not "
-                f"a validator of genesis {self.cfg.genesis_path}; non-voting nodes come later"
-            )
-        if me.name != self.cfg.name:
-            raise ConfigError(
-                f"the key in {self.cfg.key_path} is the key of validator {me.name!r} (public key "
+                f"the key in {self.cfg.key_path} is the key of validator {gv.name!r} (public key "
                 f"{self.public_key.hex()[:16]}...), but {self.home / 'config.toml'} names this node "
                 f"{self.cfg.name!r}: a node runs only with its own key (two nodes with one key would "
                 "vote twice for one validator)"
@@ -80,6 +89,8 @@ class Node:
             default=True,
             safety_floor=safety_floor,  # --safety-floor: used only if no safety record is usable
             on_halt=self._chain_halted,
+            observer=self.observer,
+            on_admitted=self._chain_admitted,
         )
         self.chains: dict[str, HostedChain] = {genesis.chain_id: self.default}
         self.chain_errors: dict[str, str] = {}  # chains of <home>/chains that could not be joined
@@ -93,7 +104,9 @@ class Node:
 
     # The default chain's parts, as a single-chain node had them.
     genesis = property(lambda self: self.default.genesis)
-    me = property(lambda self: self.default.me)
+    me_id = property(lambda self: self.default.me_id)
+    vset = property(lambda self: self.default.vset)
+    validating = property(lambda self: self.default.validating)
     store = property(lambda self: self.default.store)
     executor = property(lambda self: self.default.executor)
     core = property(lambda self: self.default.core)
@@ -109,12 +122,45 @@ class Node:
         """Where the genesis of each further hosted chain lies: ``chains/<id>/genesis.json``."""
         return self.home / "chains"
 
-    def _members(self) -> dict[bytes, list[bytes]]:
-        return {c.net_id: [v.public_key for v in c.genesis.validators] for c in self.chains.values()}
+    def validator_list(self) -> list[dict[str, Any]]:
+        """The validators of the default chain's current epoch."""
+        return self.default.validator_list()
+
+    def _members(self) -> dict[bytes, set[bytes]]:
+        """Each hosted chain's admitted keys (genesis validators and members, and every
+        validator its ledger has named since): the network's allow-list per chain."""
+        return {c.net_id: set(c.admitted) for c in self.chains.values()}
+
+    def _chain_admitted(self, hc: HostedChain) -> None:
+        """A chain's governance named a new validator key: admit it on that chain's links now
+        (open links are re-checked; a joining validator must sync before its epoch starts)."""
+        if self.net is not None and self.chains.get(hc.chain_id) is hc:
+            self.net.set_members(self._members())
+
+    def _check_named_key(self) -> None:
+        """config.toml names a genesis validator whose key is still a validator's, but this
+        node holds another key: the wrong key file. (After governance re-keyed that
+        validator, the old name with the new key is right.) The name is the default chain's."""
+        named = next((v for v in self.genesis.validators if v.name == self.cfg.name), None)
+        assert self.executor is not None
+        current = {pk for _, _, pk in self.executor.validator_set()}
+        if named is None or named.public_key == self.public_key or self.observer or named.public_key not in current:
+            return
+        raise ConfigError(
+            f"{self.home / 'config.toml'} names this node {self.cfg.name!r}, validator of genesis "
+            f"{self.cfg.genesis_path} with public key {named.public_key.hex()[:16]}..., but the key in "
+            f"{self.cfg.key_path} is {self.public_key.hex()[:16]}...: the wrong key file (a node runs "
+            "only with its own key; start it with --observer to follow the chain without voting)"
+        )
 
     async def start(self) -> None:
         cfg = self.cfg
         self.default.open()
+        try:
+            self._check_named_key()
+        except ConfigError:
+            self.default.close()
+            raise
         for chain_id, genesis, gdir in self._scan_chains():
             try:
                 hc = self._hosted(genesis, gdir)
@@ -166,6 +212,8 @@ class Node:
             self.key.to_bytes(),
             default=False,
             on_halt=self._chain_halted,
+            observer=self.observer,
+            on_admitted=self._chain_admitted,
         )
 
     def _scan_chains(self) -> list[tuple[str, Genesis, Path]]:
@@ -341,14 +389,14 @@ class Node:
         """Give the links up to one round timeout to reach a quorum of the default chain before
         round 1, so the first proposals are not sent into the void (the core would recover by
         timeouts; this only spares the first one)."""
-        g = self.genesis
-        total = sum(v.power for v in g.validators)
+        vset = self.default.vset
+        total = sum(v[1] for v in vset)
         quorum = 2 * total // 3 + 1
-        power = {v.public_key: v.power for v in g.validators}
+        power = {v[2]: v[1] for v in vset}
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             peers = self.net.peers if self.net is not None else []
-            if self.me.power + sum(power.get(bytes(p), 0) for p in peers) >= quorum:
+            if power.get(self.public_key, 0) + sum(power.get(bytes(p), 0) for p in peers) >= quorum:
                 return
             await asyncio.sleep(0.02)
 
@@ -402,8 +450,8 @@ def setup_logging(fmt: str = "plain", level: str = "INFO", name: str = "") -> No
 
 
 # ---- process entry ------------------------------------------------------------------------
-async def _serve(home: Path, safety_floor: int | None = None) -> int:
-    node = Node(home, safety_floor=safety_floor)
+async def _serve(home: Path, safety_floor: int | None = None, observer: bool = False) -> int:
+    node = Node(home, safety_floor=safety_floor, observer=observer)
     setup_logging(node.cfg.log_format, node.cfg.log_level, node.cfg.name)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -417,7 +465,7 @@ async def _serve(home: Path, safety_floor: int | None = None) -> int:
     return EXIT_HALT if node.halted else 0
 
 
-def run(home: Path, safety_floor: int | None = None) -> int:
+def run(home: Path, safety_floor: int | None = None, observer: bool = False) -> int:
     """Run a node until SIGTERM/SIGINT (exit 0) or a consensus halt (exit 3)."""
     uvloop: ModuleType | None
     try:
@@ -426,8 +474,8 @@ def run(home: Path, safety_floor: int | None = None) -> int:
         uvloop = None
     try:
         if uvloop is not None:
-            return uvloop.run(_serve(Path(home), safety_floor))
-        return asyncio.run(_serve(Path(home), safety_floor))
+            return uvloop.run(_serve(Path(home), safety_floor, observer))
+        return asyncio.run(_serve(Path(home), safety_floor, observer))
     except NodeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
