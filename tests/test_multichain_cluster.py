@@ -213,3 +213,55 @@ def test_chain_commands_on_a_stopped_node(tmp_path):
         assert (c.node(0) / "chains" / "tf-cli" / "genesis.left.json").is_file()
         r = CliRunner().invoke(app, ["chain", "leave", MAIN, "--home", home])
         assert r.exit_code == 2 and "default chain" in r.output
+
+
+def test_a_sub_chain_changes_its_own_validator_set(tmp_path):
+    """Validator sets are per chain: node-3 hosts a sub-chain whose genesis names only nodes
+    0..2 (``--follow``), follows it without voting, and votes on it once the sub-chain's own
+    governance adds its key, while the main chain's set and epoch stay as they were."""
+    pair = "tf-grow"
+    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50) as c:
+        g = c.add_chain(pair, nodes=[0, 1, 2])
+        for i in range(3):
+            assert c.join(i, g)["role"] == "validator"
+        assert cli_node.chain_join(c.node(3), g, follow=True)["role"].startswith("follower")
+        c.start_all()
+        c.wait(lambda: progressed(c, MAIN, 3) and progressed(c, pair, 3, nodes=[0, 1, 2]), WAIT, "both chains commit")
+        st3 = c.status(3, pair)
+        assert st3["validator"] is None and st3["role"] == "validator" and c.status(3)["validator"] == 3
+        # The sub-chain's members (nodes 0..2: bank, customs, logistics) decide the change there.
+        accts = [Account(load_private_key(c.node(i) / "node_key")) for i in range(3)]
+        key3 = (c.node(3) / "node_key.pub").read_text().strip()
+        add = {"action": "add", "key": key3, "power": 1, "member": accts[0].address}
+        with Client(c.rpc_url(0), chain=pair, timeout=WAIT) as cl:
+            pid = cl.send(accts[0], "governance", "propose", "validator", None, None, [], add, timeout=WAIT)
+            assert pid["status"] == "ok", pid
+            for a in accts:
+                assert cl.send(a, "governance", "approve", pid["return_value"], timeout=WAIT)["status"] == "ok"
+            assert cl.send(accts[0], "governance", "commit", pid["return_value"], timeout=WAIT)["status"] == "ok"
+            assert [v["id"] for v in cl.validators()] in ([0, 1, 2], [0, 1, 2, 3])  # at the epoch switch
+        c.wait(
+            lambda: c.status(3, pair).get("validator") == 3 and all(c.status(i, pair)["epoch"] >= 1 for i in range(4)),
+            WAIT,
+            "the sub-chain's epoch 1 names node-3 (validator 3) on every node",
+        )
+        with Client(c.rpc_url(3), chain=pair, timeout=WAIT) as cl:
+            assert [v["id"] for v in cl.validators()] == [0, 1, 2, 3]
+        # The main chain did not change its set: still epoch 0 with four validators.
+        assert all(c.status(i)["epoch"] == 0 for i in range(4))
+        with Client(c.rpc_url(0), timeout=WAIT) as cl:
+            assert [v["id"] for v in cl.validators()] == [0, 1, 2, 3]
+        # node-3's vote counts on the sub-chain: with node-1 stopped, 0, 2 and 3 are the 3 of 4
+        # a quorum needs there (and the main chain goes on with 3 of its 4).
+        c.stop(1)
+        h, m = max(c.heights(pair)), max(c.heights(MAIN))
+        c.wait(
+            lambda: progressed(c, pair, h + 5, nodes=[0, 2, 3]) and progressed(c, MAIN, m + 5, nodes=[0, 2, 3]),
+            WAIT,
+            "both chains commit without node-1",
+        )
+        assert c.status(3, pair)["signed"]["votes"] > 0
+        c.stop_all()
+        assert disagreements(c.ledgers(pair, nodes=[0, 2, 3])) == []
+        assert (c.node(3) / "data" / "chains" / pair / "epochs.json").is_file()
+        assert not (c.node(3) / "data" / "epochs.json").exists()  # the main chain had no epoch change
