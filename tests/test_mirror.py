@@ -503,3 +503,24 @@ def test_mirror_follows_a_validator_set_change_and_refuses_a_forged_one(chain, p
             assert m.write(switch + 1, *m.fetch(switch + 1)) is True
             assert state() == (3, 2, switch + 1)
             assert db.execute("SELECT from_height FROM validator_sets WHERE epoch = 1").fetchone()[0] == switch + 1
+
+        # The explorer's verify checks a proof with the set of its certificate's epoch: a
+        # transaction of epoch 0, proven now under epoch 1, verifies; a node that names the
+        # validators of another epoch than the proof's is reported as such, not as a bad QC.
+        import asyncio
+
+        from tfnode.explorer.backend import Explorer
+
+        def explorer(status_epoch: int | None = None) -> Explorer:
+            async def call(method: str, params: dict | None):
+                out = cl.call(method, params) if params is not None else cl.call(method)
+                return dict(out, epoch=status_epoch) if method == "status" and status_epoch is not None else out
+
+            return Explorer(call)
+
+        old_tx = load.sent[0]
+        assert cl.get_transaction(old_tx)["height"] <= switch
+        good = asyncio.run(explorer().verify(old_tx))
+        assert good["ok"] and good["epoch"] == 1 and good["validators"] == 5, good
+        stale = asyncio.run(explorer(status_epoch=0).verify(old_tx))
+        assert not stale["ok"] and stale["steps"][0]["check"] == "validator set", stale
