@@ -83,6 +83,16 @@ def wait_for(cond, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last})")
 
 
+def _voters(c: LocalConsortium) -> list[Account]:
+    """Every member the genesis policy lets approve (the default consortium has two banks, and
+    its policy never lets one decide alone), each signing with its node folder's key."""
+    from tfnode.node.genesis import Genesis
+
+    g = Genesis.load(c.home / "genesis.json")
+    roles = (g.policy or {}).get("roles", ["bank"])
+    return [Account(load_private_key(c.home / m["node"] / "node_key")) for m in g.members if m["role"] in roles]
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     with LocalConsortium(tmp_path_factory.mktemp("explorer"), chain_id=CHAIN, block_interval_ms=200) as c:
@@ -109,7 +119,8 @@ def chain(tmp_path_factory):
             hashes = [r["hash"] for r in cl.submit_batch(crowd)]
             crowd_heights = {cl.wait_receipt(x, WAIT)["height"] for x in hashes}
             pid = cl.send(bank, "governance", "propose", "deploy", "ledger", LEDGER, [], timeout=WAIT)["return_value"]
-            assert cl.send(bank, "governance", "approve", pid, timeout=WAIT)["status"] == "ok"
+            for voter in _voters(c):
+                assert cl.send(voter, "governance", "approve", pid, timeout=WAIT)["status"] == "ok"
             assert cl.send(bank, "governance", "commit", pid, timeout=WAIT)["status"] == "ok"
             call = cl.send(
                 bank, "ledger", "record", "INV-2026-001", 125000, kwargs={"note": "cotton, CIF Shanghai"}, timeout=WAIT
@@ -118,7 +129,8 @@ def chain(tmp_path_factory):
             # Version 2 through governance: the contract page lists both versions' sources.
             v2 = LEDGER + "\n    @view\n    def total(self, ref: str):\n        return self.entries.get(ref, 0)\n"
             pid2 = cl.send(bank, "governance", "propose", "upgrade", "ledger", v2, [], timeout=WAIT)["return_value"]
-            assert cl.send(bank, "governance", "approve", pid2, timeout=WAIT)["status"] == "ok"
+            for voter in _voters(c):
+                assert cl.send(voter, "governance", "approve", pid2, timeout=WAIT)["status"] == "ok"
             assert cl.send(bank, "governance", "commit", pid2, timeout=WAIT)["status"] == "ok"
             # IoT: a gateway and a device registered by the bank, one attested reading.
             gw, dev = Account.generate(), Account.generate()

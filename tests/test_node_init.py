@@ -167,3 +167,17 @@ def test_base_timeout_past_an_hour_is_a_config_error(tmp_path, value):
     cfg.write_text(text.replace("base_timeout_ms = 1000", f"base_timeout_ms = {value}"))
     with pytest.raises(config.ConfigError, match="base_timeout_ms"):
         config.load(home)
+
+
+def test_verify_workers_reads_back_and_out_of_range_is_a_config_error(tmp_path):
+    cli_node.init(4, tmp_path / "net", base_port=33400)
+    home = tmp_path / "net" / "node-0"
+    cfg = home / "config.toml"
+    text = cfg.read_text()
+    assert "verify_workers = 0" in text and config.load(home).verify_workers == 0
+    cfg.write_text(text.replace("verify_workers = 0", "verify_workers = 2"))
+    assert config.load(home).verify_workers == 2
+    for bad in ("-1", "257"):
+        cfg.write_text(text.replace("verify_workers = 0", f"verify_workers = {bad}"))
+        with pytest.raises(config.ConfigError, match="verify_workers"):
+            config.load(home)

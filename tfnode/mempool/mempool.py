@@ -72,6 +72,7 @@ class Mempool:
         self.chain_id = as_chain_id(chain_id)  # envelope routing
         self._tx_chain = chain_id.encode() if isinstance(chain_id, str) else bytes(chain_id)
         self.net = net
+        self._workers = self.config.verify_workers or None  # None: every core
         self.me = bytes(me)
         self.set_validators(validators)
         self._height = height
@@ -136,7 +137,7 @@ class Mempool:
         checked = []
         if todo:
             checked = await asyncio.get_running_loop().run_in_executor(
-                None, _core.tx_decode_and_verify_batch, [raws[i] for i in todo], self._tx_chain
+                None, _core.tx_decode_and_verify_batch, [raws[i] for i in todo], self._tx_chain, self._workers
             )
         good = []
         for i, (tx, err) in zip(todo, checked, strict=True):
@@ -484,7 +485,9 @@ class Mempool:
         if self.state.holds(digest) or (not fetched and self._committed_batch(digest) is not None):
             self._counters["batches_duplicate"] += 1
             return True
-        checked = await loop.run_in_executor(None, _core.tx_decode_and_verify_batch, raws, self._tx_chain)
+        checked = await loop.run_in_executor(
+            None, _core.tx_decode_and_verify_batch, raws, self._tx_chain, self._workers
+        )
         bad = next(((i, err) for i, (tx, err) in enumerate(checked) if tx is None), None)
         if bad is not None:
             self._counters["batches_invalid"] += 1

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tfnode.mempool.config import MAX_VERIFY_WORKERS
 from tfnode.node.errors import ConfigError
 
 LOG_FORMATS = ("plain", "json")
@@ -55,6 +56,9 @@ class NodeConfig:
     # ... or when consensus has committed this many blocks more than execution has run.
     health_max_exec_lag: int = 50
     expiry_window: int = 1000
+    # Threads that decode and SM2-verify submitted transactions and peers' batches (GIL
+    # released); 0: every core. docs/mempool.md, "Verification workers".
+    verify_workers: int = 0
 
     def path(self, rel: str) -> Path:
         p = Path(rel)
@@ -128,6 +132,7 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         health_max_commit_age_s=float(rpc.get("health_max_commit_age", 10.0)),
         health_max_exec_lag=int(rpc.get("health_max_exec_lag", 50)),
         expiry_window=int(mp.get("expiry_window", 1000)),
+        verify_workers=int(mp.get("verify_workers", 0)),
     )
     if not 1 <= cfg.rpc_max_connections <= 65536:
         raise ConfigError(f"{where}: rpc.max_connections {cfg.rpc_max_connections}; must be 1..65536")
@@ -146,6 +151,10 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
             raise ConfigError(f"{where}: rpc.{what} {secs}; must be 0.1..3600 seconds")
     if not 1 <= cfg.expiry_window <= 1_000_000:
         raise ConfigError(f"{where}: mempool.expiry_window {cfg.expiry_window}; must be 1..1000000")
+    if not 0 <= cfg.verify_workers <= MAX_VERIFY_WORKERS:
+        raise ConfigError(
+            f"{where}: mempool.verify_workers {cfg.verify_workers}; must be 0..{MAX_VERIFY_WORKERS} (0: every core)"
+        )
     if not 1 <= cfg.sync_batch <= 64:
         raise ConfigError(f"{where}: consensus.sync_batch {cfg.sync_batch}; must be 1..64")
     if cfg.role not in NODE_ROLES:
@@ -215,6 +224,8 @@ health_max_exec_lag = {cfg.health_max_exec_lag}
 # A transaction's expiry height must lie within this many blocks above the current height;
 # replay protection remembers a transaction until its expiry.
 expiry_window = {cfg.expiry_window}
+# Threads that decode and SM2-verify submitted transactions and peers' batches; 0: every core.
+verify_workers = {cfg.verify_workers}
 
 [consensus]
 # Round timeout at round 1 of a view change; doubles per consecutive timeout (cap 2^6).

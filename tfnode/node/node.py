@@ -179,7 +179,7 @@ class Node:
             self.net,
             [v[2] for v in self.vset],
             self.public_key,
-            config=MempoolConfig(expiry_window=cfg.expiry_window),
+            config=MempoolConfig(expiry_window=cfg.expiry_window, verify_workers=cfg.verify_workers),
             height=lambda: ex.height,
             committed_replay=ex.committed_replay_keys,
             committed_batch=self._committed_batch,
