@@ -431,6 +431,9 @@ def test_mirror_follows_a_validator_set_change_and_refuses_a_forged_one(chain, p
         assert done.wait(WAIT * 2) == 0, log.read_text()[-3000:]
         blocks = [cl.get_block(h) for h in range(1, top + 1)]
         ends = [b for b in blocks if b["reconfig"] is not None]
+        assert (
+            f"block {switch} ends epoch 0: epoch 1 begins at height {switch + 1} with 5 validators" in log.read_text()
+        )
         assert [b["height"] for b in ends] == [switch] and blocks[switch]["epoch"] == 1  # blocks[switch]: switch + 1
         assert ends[0]["reconfig"]["epoch"] == 1
         assert new_key in [v["public_key"] for v in ends[0]["reconfig"]["validators"]]
