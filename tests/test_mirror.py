@@ -370,6 +370,24 @@ def test_tfnode_mirror_with_a_pinned_genesis_and_its_status(chain, postgres, tmp
     assert gone.returncode == 2 and "PostgreSQL" in gone.stderr, gone.stderr[-2000:]
 
 
+def test_a_schema_1_database_is_upgraded_in_place(chain, postgres):
+    """A database of the mirror before validator_sets (schema 1, all of epoch 0) opens as
+    schema 2 with the pinned set as epoch 0's row, and goes on mirroring."""
+    dsn = new_database(postgres, "mirror_v1")
+    with Client(chain.rpc_url(0)) as cl, psycopg.connect(dsn) as db:
+        m = mirror.Mirror(cl, db)
+        m.open()
+        assert m.write(1, *m.fetch(1)) is True
+        db.execute("DROP TABLE validator_sets")
+        db.execute("UPDATE mirror_meta SET schema_version = 1")
+        again = mirror.Mirror(cl, db)
+        assert again.open() == 1
+        assert db.execute("SELECT schema_version FROM mirror_meta").fetchone()[0] == 2
+        rows = db.execute("SELECT epoch, from_height, validators, decided_height FROM validator_sets").fetchall()
+        assert rows == [(0, 1, [{k: v[k] for k in ("id", "power", "public_key")} for v in cl.validators()], None)]
+        assert again.write(2, *again.fetch(2)) is True
+
+
 def test_mirror_follows_a_validator_set_change_and_refuses_a_forged_one(chain, postgres, tmp_path):
     """Last in this module: it changes the chain's validator set (epoch 0 -> 1). Governance
     adds a validator (a key no node runs: the four nodes are the 4 of 5 a quorum needs) under
@@ -506,6 +524,10 @@ def test_mirror_follows_a_validator_set_change_and_refuses_a_forged_one(chain, p
             assert m.write(switch + 1, *m.fetch(switch + 1)) is True
             assert state() == (3, 2, switch + 1)
             assert db.execute("SELECT from_height FROM validator_sets WHERE epoch = 1").fetchone()[0] == switch + 1
+        # A node past epoch 0 names only its current set: a new database needs --genesis.
+        tofu = psycopg.connect(new_database(postgres, "mirror_epochs_tofu"))
+        with tofu, pytest.raises(mirror.MirrorError, match="pass --genesis"):
+            mirror.Mirror(cl, tofu).open()
 
         # The explorer's verify checks a proof with the set of its certificate's epoch: a
         # transaction of epoch 0, proven now under epoch 1, verifies; a node that names the
