@@ -12,13 +12,13 @@ height h or none of it; on restart the mirror reads the progress row and goes on
 
 Nothing is written that the mirror has not checked:
 
-* the block's QC verifies against the validator set (``_core.consensus_verify_qc``) and
+* the block's QC verifies against the validator set of its epoch (``_core.consensus_verify_qc``) and
   certifies exactly this block: its id, recomputed from the block's raw bytes, and its height;
   the proposer's signature and the parent QC inside the block verify too (the id does not
   cover them), so every byte of ``blocks.raw`` is certified;
 * the block's parent is the block mirrored at h-1;
 * the height's roots: for a height with transactions, its first receipt's proof
-  (``get_receipt_proof``) must check out against a QC of the pinned validators
+  (``get_receipt_proof``) must check out against a QC of the validators of its epoch
   (``tfnode.client.proofs.certified_root``, docs/rpc.md "Certified proofs"), and the
   ``state_root`` and ``receipts_root`` it certifies must be the block's; the mirror waits for
   the node to certify the height first. A height without transactions has no receipt to prove
