@@ -10,6 +10,10 @@ Two workloads through ``Runtime.execute`` (overlay, storage encoding, events, re
 (``Runtime(metering=False)``): the ratio is the cost of containment. Each figure is the best of
 several rounds (this machine is shared), and receipts are encoded and hashed as the node will.
 Aims (issue 5): metering overhead under 30%; a transfer >= 20,000/s per core.
+
+``--marker``: the node's crash marker (tfnode.execution.marker.CrashMarker: mark before a block,
+clear after its commit) against blocks of 1 and 100 transfers through
+``execute_block`` in the same run, and against the default block interval (200 ms). Aim: < 1%.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,6 +98,22 @@ def blocks(rt, n: int, size: int, contained: bool, tag: int) -> float:
     return (n // size) * size / el
 
 
+def marker_us(n: int) -> float:
+    """Microseconds per block the crash marker costs: written before, removed after."""
+    from tfnode.execution.marker import CrashMarker
+
+    with tempfile.TemporaryDirectory(dir=ROOT) as d:  # the disk a checkout's data dir is on
+        m = CrashMarker(Path(d) / "executing")
+        block_id = crypto.sm3(b"marker")
+        t = CLOCK()
+        for h in range(n):
+            m.mark("tf-bench", h + 1, block_id)
+            m.clear()
+        el = CLOCK() - t
+        m.close()
+        return el / n * 1e6
+
+
 def lc_steps(rt, n: int, start: int) -> float:
     ben = "0x" + "be" * 20
     blk = BlockCtx(3, T0 + 5 * 86400, crypto.sm3(b"block3"))
@@ -126,6 +147,7 @@ def main() -> None:
     ap.add_argument(
         "--contained", action="store_true", help="also blocks of transfers in a forked worker against in-process"
     )
+    ap.add_argument("--marker", action="store_true", help="also the crash marker's cost per block against blocks")
     a = ap.parse_args()
     global CLOCK
     if a.wall:
@@ -162,6 +184,18 @@ def main() -> None:
             out[f"block{size}_contained_overhead"] = (
                 out[f"block{size}_inprocess_per_s"] / out[f"block{size}_contained_per_s"] - 1
             )
+    if a.marker:
+        # Rounds alternate marker and blocks; the best of each counts.
+        rt = rts["metered"]
+        for i in range(rounds):
+            out["marker_us"] = min(out.get("marker_us", 1e9), marker_us(2000))
+            for size in (1, 100):
+                k = f"block{size}_us"
+                us = size / blocks(rt, max(200, 2 * size), size, False, 5000 + 1000 * i + size) * 1e6
+                out[k] = min(out.get(k, 1e9), us)
+        for size in (1, 100):
+            out[f"marker_cost_block{size}"] = out["marker_us"] / out[f"block{size}_us"]
+        out["marker_cost_interval"] = out["marker_us"] / 200_000
     out["transfer_metering_overhead"] = out["transfer_unmetered_per_s"] / out["transfer_metered_per_s"] - 1
     out["lc_step_metering_overhead"] = out["lc_step_unmetered_per_s"] / out["lc_step_metered_per_s"] - 1
     if a.json:
@@ -175,6 +209,12 @@ def main() -> None:
         for size in (100, 1000):
             i, c, o = (out[f"block{size}_{x}"] for x in ("inprocess_per_s", "contained_per_s", "contained_overhead"))
             print(f"block of {size:<4} in-process {i:>10,.0f}/s  contained {c:>10,.0f}/s  cost {o:>7.1%}")
+    if a.marker:
+        m = out["marker_us"]
+        for size in (1, 100):
+            b, c = out[f"block{size}_us"], out[f"marker_cost_block{size}"]
+            print(f"crash marker {m:,.1f} us/block; block of {size:<3} transfers {b:>9,.1f} us: cost {c:>6.2%}")
+        print(f"crash marker against the default 200 ms block interval: {out['marker_cost_interval']:.4%}   aim < 1%")
     print(f"(clock: {out['clock']}; interpreter speed now: {out['python_loop_ns']:.0f} ns per `x += i` iteration)")
 
 

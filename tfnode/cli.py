@@ -91,11 +91,17 @@ def start(
         help="only after the safety record was lost: sign nothing at or below this round "
         "(docs/operations.md, 'Damaged data'); ignored while the record is intact",
     ),
+    contained: bool = typer.Option(
+        False,
+        "--contained",
+        help="run every block's contract calls in a forked worker with resource limits (slower; "
+        "by default only a block that killed the node is re-run so: docs/contracts.md)",
+    ),
 ) -> None:
     """Run a node until SIGTERM or SIGINT."""
     from tfnode.node import cli_node
 
-    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor)))
+    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor, contained)))
 
 
 contract_app = typer.Typer(

@@ -52,7 +52,14 @@ EXIT_HALT = 3
 
 
 class Node:
-    def __init__(self, home: Path, *, net_config: NetConfig | None = None, safety_floor: int | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        net_config: NetConfig | None = None,
+        safety_floor: int | None = None,
+        contained: bool = False,
+    ) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
         self.genesis = Genesis.load(self.cfg.genesis_path)
@@ -75,6 +82,7 @@ class Node:
             )
         self.me = me
         self.safety_floor = safety_floor  # --safety-floor: used only if no safety record is usable
+        self.contained = contained  # --contained: every block's contract calls in a forked worker
         self.safety: SafetyKeeper | None = None
         self._net_config = net_config
         self.halted: str | None = None
@@ -103,7 +111,15 @@ class Node:
         try:
             self.kv = open_rocks(db)
             self.store = ChainStore(self.kv, g.chain_id)
-            self.executor = ChainExecutor(self.store, g, genesis_dir=cfg.genesis_path.parent)
+            # data/executing: the crash marker (docs/contracts.md): a block that killed this
+            # process runs again after the restart with its contract calls contained
+            self.executor = ChainExecutor(
+                self.store,
+                g,
+                genesis_dir=cfg.genesis_path.parent,
+                contained=self.contained,
+                crash_marker=cfg.data_path / "executing",
+            )
             self.executor.open()
             self._root = root = restart_root(self.store)
         except (TfnodeError, ValueError) as err:  # ExecutionError, storage and ledger errors
@@ -431,8 +447,8 @@ def setup_logging(fmt: str = "plain", level: str = "INFO", name: str = "") -> No
 
 
 # ---- process entry ------------------------------------------------------------------------
-async def _serve(home: Path, safety_floor: int | None = None) -> int:
-    node = Node(home, safety_floor=safety_floor)
+async def _serve(home: Path, safety_floor: int | None = None, contained: bool = False) -> int:
+    node = Node(home, safety_floor=safety_floor, contained=contained)
     setup_logging(node.cfg.log_format, node.cfg.log_level, node.cfg.name)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -444,7 +460,7 @@ async def _serve(home: Path, safety_floor: int | None = None) -> int:
     return EXIT_HALT if node.halted else 0
 
 
-def run(home: Path, safety_floor: int | None = None) -> int:
+def run(home: Path, safety_floor: int | None = None, contained: bool = False) -> int:
     """Run a node until SIGTERM/SIGINT (exit 0) or a consensus halt (exit 3)."""
     uvloop: ModuleType | None
     try:
@@ -453,8 +469,8 @@ def run(home: Path, safety_floor: int | None = None) -> int:
         uvloop = None
     try:
         if uvloop is not None:
-            return uvloop.run(_serve(Path(home), safety_floor))
-        return asyncio.run(_serve(Path(home), safety_floor))
+            return uvloop.run(_serve(Path(home), safety_floor, contained))
+        return asyncio.run(_serve(Path(home), safety_floor, contained))
     except NodeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
