@@ -28,6 +28,28 @@ PYEOF
     touch "$stamp"
 fi
 
+# System packages some tests use, from Debian: headless Chromium and its driver for the
+# explorer's browser test (tests/test_explorer.py), PostgreSQL for the mirror's test
+# (tests/test_mirror.py). Each test skips, saying why, when its package is absent, so a
+# machine without apt (or without root) still runs the rest of `make test`.
+want=()
+command -v chromium >/dev/null 2>&1 || want+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || want+=(postgresql)
+if [ ${#want[@]} -gt 0 ] && [ -z "${TFNODE_NO_APT:-}" ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+    if command -v apt-get >/dev/null 2>&1 && { [ -z "$sudo" ] || $sudo true 2>/dev/null; }; then
+        echo "==> installing ${want[*]} (apt-get)"
+        $sudo apt-get update -q >/dev/null 2>&1 || true
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null \
+            || echo "warning: apt-get install ${want[*]} failed; the tests that need them will be skipped" >&2
+    else
+        echo "note: ${want[*]} not installed and apt-get (as root) is unavailable; the explorer's browser" \
+            "test and/or the PostgreSQL mirror test will be skipped" >&2
+    fi
+fi
+
 echo "==> building the native core (release)"
 # maturin develop installs tfnode into the venv as an editable package with tfnode/_core*.so
 VIRTUAL_ENV="$PWD/$VENV" "$VENV/bin/maturin" develop --release -q

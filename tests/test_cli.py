@@ -39,3 +39,6 @@ def test_demo_runs_end_to_end():
     assert "customs cannot" in p.stdout
     assert "killed with SIGKILL" in p.stdout or "was killed at height" in p.stdout
     assert "identical on every node" in p.stdout and "DISAGREE" not in p.stdout
+    # A validator joins and one leaves, each at an epoch boundary.
+    assert "epoch 1: node-4 votes as validator 4" in p.stdout
+    assert "epoch 2:" in p.stdout and "left" in p.stdout and "validators now [0, 1, 2, 4]" in p.stdout

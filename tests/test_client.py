@@ -754,3 +754,16 @@ def test_cli_unreachable_node():
         r = CliRunner().invoke(app, [*args, "--rpc", url])
         assert r.exit_code == 1
         assert r.output.startswith(f"error: cannot reach node at {url}") and r.output.count("\n") == 1
+
+
+def test_responses_keep_ints_beyond_64_bits_exact():
+    # orjson reads such an int as a rounded float; contract values hold ints up to 512 bits.
+    from tfnode.client import _rpc
+
+    big = (1 << 127) - 1
+    body = b'{"jsonrpc":"2.0","id":7,"result":{"call":{"args":["0x00",%d]},"hash":"12345678901234567890123456"}}' % big
+    r = _rpc.result_of("http://node", 7, 200, body)
+    assert r["call"]["args"][1] == big and type(r["call"]["args"][1]) is int
+    assert r["hash"] == "12345678901234567890123456"
+    assert _rpc.loads(b'{"a": -%d}' % big) == {"a": -big}
+    assert _rpc.loads(b'{"a": 18446744073709551615}') == {"a": (1 << 64) - 1}

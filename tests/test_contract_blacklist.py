@@ -402,3 +402,27 @@ def test_seed_anonymous_institutions_upload_names_no_uploader(bl, rsa_key):
     assert bl.call(a, "blacklist", "withdraw", eid, salt_of("bank_a", ev)).ok
     assert bl.must(one_time_address(78), "blacklist", "query", t, *w.vouchers[1])["listed"] is False
     assert points_balance(bl)
+
+
+def test_on_packet_answers_a_query_paid_on_another_chain(bl):
+    """docs/multichain.md "Seed flows": the xchain module delivers a query whose fee is escrowed
+    on the transaction chain; the answer is the ack; no points move here."""
+    t = tag_of("ID-XCHAIN")
+    eid = upload(bl, "bank_a", t, "sanctions", crypto.sm3(b"x evidence"))
+    led = bl.view("blacklist", "ledger")
+    info = {"src": "tf-txn", "seq": 3, "sender": "0x" + "42" * 20, "payload": t, "amount": 100}
+    info["release_to"] = bl["platform"].address
+    r = bl.call(bl["bank_b"], "blacklist", "on_packet", info)
+    assert r.revert_reason == "packets come from the xchain module only"
+    for why, bad in {
+        "the escrowed fee is below XCHAIN_QUERY_FEE": dict(info, amount=99),
+        "the fee must be released to the platform operator": dict(info, release_to=bl["bank_a"].address),
+        "payload: the subject's 32-byte tag": dict(info, payload=b"short"),
+    }.items():
+        assert bl.call("xchain", "blacklist", "on_packet", bad).revert_reason == why
+    r = bl.call("xchain", "blacklist", "on_packet", info)
+    assert r.ok and r.return_value["listed"] is True and [e["entry"] for e in r.return_value["entries"]] == [eid]
+    assert r.return_value["entries"][0]["category"] == "sanctions"
+    miss = bl.call("xchain", "blacklist", "on_packet", dict(info, payload=tag_of("ID-NONE")))
+    assert miss.return_value == {"listed": False, "entries": []}
+    assert bl.view("blacklist", "ledger") == led and points_balance(bl)

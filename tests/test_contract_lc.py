@@ -548,3 +548,68 @@ def test_two_nodes_compute_identical_receipts():
         chain.call(m["bank_b"], "lc", "honour", L, 1)
         runs.append(([r.hash() for r in chain.receipts], sorted(chain.state.data.items())))
     assert runs[0] == runs[1]
+
+
+# -- across chains (docs/multichain.md "Seed flows"): what the xchain module delivers ---------------
+
+
+def packet_info(payload: bytes, sender: str, amount: int, release_to: str = BENEFICIARY) -> dict:
+    return {
+        "src": "tf-settle",
+        "seq": 7,
+        "sender": sender,
+        "payload": payload,
+        "amount": amount,
+        "release_to": release_to,
+    }
+
+
+def test_on_packet_honours_a_sight_presentation_paid_on_another_chain(ledger):
+    c, m = ledger.chain, ledger.m
+    lc_id = open_credit(c, m, ledger.new_id())
+    assert present(c, lc_id).ok
+    body = f"honour\n{lc_id}\n1".encode()
+    info = packet_info(body, m["bank_b"].address, 100_000_00)
+    assert reason(c.call(m["bank_b"], "lc", "on_packet", info)) == "packets come from the xchain module only"
+    refused = {
+        "only the examining bank honours": dict(info, sender=m["bank_a"].address),  # bank B is nominated
+        "the paying packet's sender is not a member bank here": dict(info, sender=APPLICANT),
+        "the escrowed cash is not the presentation's amount": dict(info, amount=100_000_00 - 1),
+        "the cash must be released to the beneficiary": dict(info, release_to=SECOND),
+        "payload: honour|forfait, credit, presentation": dict(info, payload=b"pay\n" + lc_id.encode() + b"\n1"),
+        "no such presentation": dict(info, payload=f"honour\n{lc_id}\n2".encode()),
+    }
+    for why, bad in refused.items():
+        assert reason(c.call("xchain", "lc", "on_packet", bad)) == why
+    assert c.view("lc", "presentation", lc_id, 1)["state"] == "examining"
+    r = c.call("xchain", "lc", "on_packet", info)
+    assert r.ok and r.return_value == {"lc": lc_id, "presentation": 1, "amount": 100_000_00, "payee": BENEFICIARY}
+    p = c.view("lc", "presentation", lc_id, 1)
+    assert p["state"] == "paid" and p["paid_via"] == {"src": "tf-settle", "seq": 7} and p["honoured_by"] == "Bank B"
+    assert reason(c.call("xchain", "lc", "on_packet", info)) == "presentation is not open"
+
+
+def test_forfait_packet_buys_an_offered_acceptance(ledger):
+    c, m = ledger.chain, ledger.m
+    lc_id = open_credit(c, m, ledger.new_id(), availability="acceptance", usance_days=90, nominated_bank="")
+    assert present(c, lc_id).ok
+    c.must(m["bank_a"], "lc", "honour", lc_id, 1)
+    info = packet_info(f"forfait\n{lc_id}\n1".encode(), m["bank_b"].address, 97_000_00)
+    assert reason(c.call("xchain", "lc", "on_packet", info)) == "the claim is not offered to that chain"
+    assert reason(c.call(m["bank_a"], "lc", "offer_claim", lc_id, 1, "tf-settle", 97_000_00)).startswith("only the")
+    assert reason(c.call(BENEFICIARY, "lc", "offer_claim", lc_id, 1, "tf-settle", 100_000_01)).startswith("price")
+    c.must(BENEFICIARY, "lc", "offer_claim", lc_id, 1, "tf-settle", 97_000_00)
+    assert (
+        reason(c.call("xchain", "lc", "on_packet", dict(info, amount=96_999_99)))
+        == "the escrowed price is below the offer"
+    )
+    assert (
+        reason(c.call("xchain", "lc", "on_packet", dict(info, src="tf-other")))
+        == "the claim is not offered to that chain"
+    )
+    r = c.call("xchain", "lc", "on_packet", info)
+    assert r.ok and (r.return_value["holder"], r.return_value["obligor"]) == ("Bank B", "Bank A")
+    p = c.view("lc", "presentation", lc_id, 1)
+    assert (p["holder"], p["registry"], p["sold_via"]) == ("Bank B", "xchain:tf-settle", {"src": "tf-settle", "seq": 7})
+    assert "offer" not in p
+    assert reason(c.call("xchain", "lc", "on_packet", info)) == "the claim is not offered to that chain"

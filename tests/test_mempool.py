@@ -119,9 +119,10 @@ def block(bid: bytes, parent: bytes, height: int, payload: list[bytes]) -> dict:
 # --- admission -------------------------------------------------------------------------------
 
 
-def test_admission_accepts_good_and_names_each_rejection():
+@pytest.mark.parametrize("workers", [0, 1, 2])  # every core, or a dedicated pool of 1 or 2 threads
+def test_admission_accepts_good_and_names_each_rejection(workers):
     async def main():
-        mp, a, b = make(), key(), key()
+        mp, a, b = make(verify_workers=workers), key(), key()
         good = tx(a, 1)
         results = await mp.submit(
             [
@@ -348,11 +349,12 @@ def test_peer_batch_is_stored_and_takes_over_queued_copies():
     run(main)
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("how", ["signature", "sender", "chain"])
-def test_peer_batch_with_one_bad_transaction_is_refused_and_peer_banned(how):
+def test_peer_batch_with_one_bad_transaction_is_refused_and_peer_banned(how, workers):
     async def main():
         net = FakeNet()
-        mp, a, b = make(net), key(), key()
+        mp, a, b = make(net, verify_workers=workers), key(), key()
         peer = mp.validators[1]
         raws = [tx(a, i) for i in range(5)]
         raws[3] = {

@@ -441,3 +441,35 @@ def test_no_key_material_in_logs(caplog):
     assert "connected to" in text
     for secret in secrets:
         assert secret.hex() not in text and repr(secret) not in text
+
+
+def test_a_second_process_with_one_key_is_refused_and_logged(caplog):
+    """b and its twin (another process, same key) both dial a: the twin, second, is refused
+    with a logged reason while b's link is live; b's traffic is untouched."""
+
+    async def main():
+        c = Cluster(2, "memory")
+        await c.start(connect=False)
+        a, b = c.nodes
+        twin = c.make(1, listen="twin")  # same key as b, another PeerManager: another process
+        await twin.start()
+        try:
+            b.add_peer(c.ids[0], a.listen_address)
+            await until(lambda: a.peers and b.peers, "b connected to a")
+            a.send(c.ids[1], CHAIN, Kind.CONSENSUS, b"keep-alive")  # b's link is live
+            await until(lambda: c.got[1], "b hears a")
+            b.send(c.ids[0], CHAIN, Kind.CONSENSUS, b"from b")
+            await until(lambda: c.got[0], "a hears b")
+            with caplog.at_level(logging.WARNING, logger="tfnode.net.service"):
+                twin.add_peer(c.ids[0], a.listen_address)
+                await until(lambda: a.stats["second_process_refused"] >= 1, "the twin refused")
+            assert "refused a second node with the key of" in caplog.text and "vote twice" in caplog.text
+            # a still talks to b over b's own link
+            b.send(c.ids[0], CHAIN, Kind.CONSENSUS, b"still b")
+            await until(lambda: any(m == b"still b" for _, _, m in c.got[0]), "b's link kept")
+            assert a._conns[c.ids[1]].session.instance == b._hs.instance != twin._hs.instance
+        finally:
+            await twin.close()
+            await c.close()
+
+    run(main)

@@ -30,6 +30,7 @@ class Net:
         self.kvs = [MemoryKV() for _ in range(n)]
         self.nodes: dict[int, tuple[PeerManager, ConsensusDriver, ChainStore]] = {}
         self.halts: dict[int, str] = {}
+        self.decided = None  # the validator set "governance" names (None: no decisions)
 
     async def start(self, i: int, store_cls=ChainStore) -> ConsensusDriver:
         store = store_cls(self.kvs[i], CHAIN)
@@ -60,6 +61,8 @@ class Net:
             state_root=ROOT,
             payload=EmptyPayload(10),
             on_halt=lambda r: self.halts.__setitem__(i, r),
+            vset=self.vals,
+            decided_set=lambda: self.decided if self.decided is not None else self.vals,
         )
         pm.register(chain, Kind.CONSENSUS, d.on_message)
         await pm.start()
@@ -292,3 +295,39 @@ def test_an_event_number_outside_u64_is_refused_where_the_event_is_made():
     d = ConsensusDriver(core, None, _FakeNet(), b"chain", {}, state_root=zero, payload=EmptyPayload(10))
     d.handle(Executed(2**64 - 1, zero, zero))  # the top of the range is an ordinary event
     assert d.stats["core_errors"] == 0
+
+
+def test_a_decided_set_takes_effect_at_an_epoch_and_a_removed_validator_counts_for_nothing():
+    # The host's half of an epoch change: the set "executed governance" names reaches the
+    # core in Executed and in the leader's Payload; the block carrying it commits, every
+    # node enters epoch 1 with three validators and goes on without the fourth.
+    async def main():
+        net = Net()
+        for i in range(4):
+            await net.start(i)
+        await net.until(lambda: all(net.height(i) >= 3 for i in range(4)))
+        net.decided = net.vals[:3]
+        drivers = [net.nodes[i][1] for i in range(4)]
+        await net.until(lambda: all(d.core.epoch == 1 for d in drivers), 20)
+        h = max(net.height(i) for i in range(3))
+        await net.until(lambda: all(net.height(i) >= h + 5 for i in range(3)), 20)
+        d0 = drivers[0]
+        assert d0.vset == net.vals[:3] and 3 not in d0.peer_of and d0.pending_set is None
+        assert d0.stats["epochs"] == 1 and not net.halts
+        # Anything the removed validator sends now counts for nothing: not handed to the core.
+        before, invalid = d0.stats["from_non_validator"], d0.stats["invalid"]
+        d0.on_message(net.pubs[3], as_chain_id(CHAIN), Kind.CONSENSUS, b"\x01\x02 a vote, say")
+        assert d0.stats["from_non_validator"] == before + 1 and d0.stats["invalid"] == invalid
+        # Node 3 followed the switch too (it is out of the set: it signs nothing more).
+        assert drivers[3].core.epoch == 1
+        for i in list(net.nodes):
+            await net.stop(i)
+        ledgers = [net.hashes(i) for i in range(4)]
+        for hh in range(min(map(len, ledgers))):
+            assert len({led[hh] for led in ledgers}) == 1
+        # Every QC from the switch on verifies against the new set, none against the old.
+        s = ChainStore(net.kvs[0], CHAIN)
+        epochs = [verify_qc(s.qc(x), net.vals[:3])[0] for x in range(s.head.height - 3, s.head.height + 1)]
+        assert set(epochs) == {1}
+
+    asyncio.run(main())

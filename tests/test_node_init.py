@@ -20,11 +20,14 @@ def test_init_layout_permissions_config_and_genesis(tmp_path, capsys):
     home = tmp_path / "net"
     out = cli_node.init(4, home, base_port=31000, chain_id="tf-test", json_out=True)
     printed = json.loads(capsys.readouterr().out)
-    assert printed == out and [n["p2p"] for n in out] == [f"127.0.0.1:{31000 + 2 * i}" for i in range(4)]
+    assert printed == out and [n["p2p"] for n in out] == [f"127.0.0.1:{31000 + 2 * i}" for i in range(5)]
     assert out[0]["rpc"] == "http://127.0.0.1:31001"
     g = Genesis.load(home / "genesis.json")
     assert g.chain_id == "tf-test" and len(g.validators) == 4
-    assert [m["role"] for m in g.members] == list(ROLES[:4])
+    # Four validators, one per trade role, and a second bank observing: two banks.
+    assert [m["role"] for m in g.members] == [*ROLES[:4], "bank"]
+    assert [n["validator"] for n in out] == [True] * 4 + [False]
+    assert config.load(home / "bank-b").role == "observer"
     assert {c["name"] for c in g.contracts} >= {"letter_of_credit", "factoring", "blacklist"}
     assert all(len(bytes.fromhex(c["sm3"])) == 32 for c in g.contracts)
     for i in range(4):
@@ -164,3 +167,17 @@ def test_base_timeout_past_an_hour_is_a_config_error(tmp_path, value):
     cfg.write_text(text.replace("base_timeout_ms = 1000", f"base_timeout_ms = {value}"))
     with pytest.raises(config.ConfigError, match="base_timeout_ms"):
         config.load(home)
+
+
+def test_verify_workers_reads_back_and_out_of_range_is_a_config_error(tmp_path):
+    cli_node.init(4, tmp_path / "net", base_port=33400)
+    home = tmp_path / "net" / "node-0"
+    cfg = home / "config.toml"
+    text = cfg.read_text()
+    assert "verify_workers = 0" in text and config.load(home).verify_workers == 0
+    cfg.write_text(text.replace("verify_workers = 0", "verify_workers = 2"))
+    assert config.load(home).verify_workers == 2
+    for bad in ("-1", "257"):
+        cfg.write_text(text.replace("verify_workers = 0", f"verify_workers = {bad}"))
+        with pytest.raises(config.ConfigError, match="verify_workers"):
+            config.load(home)

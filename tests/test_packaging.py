@@ -135,6 +135,8 @@ def test_the_wheel_carries_the_contracts_and_the_gateway_and_nothing_at_top_leve
     assert {f"tfnode/contracts/{c}.py" for c in SHIPPED} <= set(names)
     assert "tfnode/gateway/include/tfnode_iot.h" in names and "tfnode/gateway/sdk.py" in names
     assert "tfnode/iot.py" in names
+    # The explorer's pages are package data: the node serves them from the installed package.
+    assert {f"tfnode/explorer/static/{f}" for f in ("index.html", "app.js", "style.css")} <= set(names)
     # Only tfnode and its metadata at the top: no package named `iot` or `contracts`.
     assert {n.split("/")[0] for n in names} == {"tfnode", f"tfnode-{tfnode.__version__}.dist-info"}
 

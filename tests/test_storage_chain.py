@@ -44,6 +44,18 @@ def kv(backend):  # noqa: F811
     s.close()
 
 
+def test_state_changes_are_kept_per_executed_height(kv):
+    s = ChainStore(kv, "tf-main")
+    commit(s, 0)
+    # Unsorted input, a deletion, an empty value, a key whose bytes look like a length.
+    commit(s, 1, state_writes=[(b"s/z", b""), (b"\x00\x00\x00\x05k", b"v" * 300), (b"s/h/0", None)])
+    commit(s, 2, state_root=None, receipts=None, state_writes=[])  # stored, not executed here
+    assert s.state_changes(0) == [(b"s/counter", b"0"), (b"s/h/0", b"x")]
+    assert s.state_changes(1) == [(b"\x00\x00\x00\x05k", b"v" * 300), (b"s/h/0", None), (b"s/z", b"")]
+    assert s.state_changes(2) is None and s.state_changes(3) is None
+    assert s.get_state(b"s/h/0") is None and s.get_state(b"s/z") == b""
+
+
 def test_empty_chain(kv):
     s = ChainStore(kv, "tf-main")
     assert s.head is None and s.base is None and s.executed() is None and s.load_safety() is None

@@ -41,7 +41,18 @@ def init(
     validators: int = typer.Option(4, "--validators", help="number of validator nodes (1..64)"),
     base_port: int = typer.Option(26600, "--base-port", help="node i listens on base+2i (P2P), base+2i+1 (RPC)"),
     chain_id: str = typer.Option("tf-main", "--chain-id"),
-    from_keys: str = typer.Option("", "--from-keys", help="comma-separated .pub files made by `tfnode keygen`"),
+    member: list[str] = typer.Option(
+        [],
+        "--member",
+        help="one member (repeat): name=NAME,org=ORGANISATION,role=ROLE,power=N,key=FILE.pub[,host=H]; "
+        "power 0 makes an observer; no key makes one (docs/operations.md, 'Members and validators')",
+    ),
+    members_file: Path | None = typer.Option(
+        None, "--members", help="a TOML file of [[member]] tables with the keys of --member"
+    ),
+    from_keys: str = typer.Option(
+        "", "--from-keys", help="comma-separated .pub files, roles by position (prefer --member)"
+    ),
     hosts: str = typer.Option("", "--hosts", help="comma-separated host of each node (default 127.0.0.1)"),
     base_timeout_ms: int = typer.Option(1000, "--base-timeout-ms", help="consensus round timeout before back-off"),
     block_interval_ms: int = typer.Option(200, "--block-interval-ms", help="pause between empty blocks"),
@@ -54,8 +65,18 @@ def init(
     if log_format not in ("plain", "json"):
         typer.echo(f"error: --log-format {log_format!r}: expected plain or json", err=True)
         raise typer.Exit(2)
+    if sum(map(bool, (member, members_file, from_keys))) > 1:
+        typer.echo("error: give the members one way: --member, --members or --from-keys", err=True)
+        raise typer.Exit(2)
+
+    def members() -> list[dict] | None:
+        if member:
+            return [cli_node.parse_member(m) for m in member]
+        return cli_node.load_members_file(members_file) if members_file is not None else None
+
     out = _node_errors(
         lambda: cli_node.init(
+            members=members(),
             validators=validators,
             home=home,
             base_port=base_port,
@@ -70,7 +91,8 @@ def init(
     )
     if not json_out:
         for n in out:
-            typer.echo(f"{n['name']:>8} {n['role']:<10} {n['home']}  p2p {n['p2p']}  rpc {n['rpc']}")
+            kind = "validator" if n["validator"] else "observer"
+            typer.echo(f"{n['name']:>8} {n['role']:<10} {kind:<9} {n['home']}  p2p {n['p2p']}  rpc {n['rpc']}")
 
 
 @app.command()
@@ -91,6 +113,12 @@ def start(
         help="only after the safety record was lost: sign nothing at or below this round "
         "(docs/operations.md, 'Damaged data'); ignored while the record is intact",
     ),
+    observer: bool = typer.Option(
+        False,
+        "--observer",
+        help="follow the chain, verify every QC, serve RPC and proofs, never sign "
+        "(as `role = \"observer\"` in config.toml; docs/operations.md, 'Observer nodes')",
+    ),
     contained: bool = typer.Option(
         False,
         "--contained",
@@ -101,7 +129,7 @@ def start(
     """Run a node until SIGTERM or SIGINT."""
     from tfnode.node import cli_node
 
-    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor, contained)))
+    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor, observer, contained)))
 
 
 contract_app = typer.Typer(
@@ -375,6 +403,66 @@ def iot_bench(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(b.run_with_display(cfg, json_out))
+
+
+@app.command()
+def explorer(
+    rpc: str = typer.Option("http://127.0.0.1:26601", "--rpc", help="the node's RPC URL"),
+    port: int = typer.Option(8080, "--port", help="port to serve the explorer on"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to serve on"),
+) -> None:
+    """Serve the web explorer of a node at http://HOST:PORT/explorer/ (the node serves it too)."""
+    import logging
+
+    from tfnode.explorer.app import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    typer.echo(f"explorer of {rpc} on http://{host}:{port}/explorer/")
+    serve(rpc, host=host, port=port)
+
+
+@app.command()
+def mirror(
+    rpc: str = typer.Option("http://127.0.0.1:26601", "--rpc", help="the node's RPC URL"),
+    postgres: str = typer.Option(..., "--postgres", help="PostgreSQL DSN, e.g. postgresql://user@host/db"),
+    genesis: Path | None = typer.Option(None, "--genesis", help="pin the validator set of this genesis.json"),
+    until: int | None = typer.Option(None, "--until", help="stop once this height is mirrored (default: follow)"),
+    poll: float = typer.Option(0.5, "--poll", help="seconds between looks for new blocks"),
+    status_only: bool = typer.Option(False, "--status", help="print the mirror's row counts and height, then exit"),
+) -> None:
+    """Mirror the ledger into PostgreSQL (docs/mirror.md): every QC checked, each height once."""
+    import logging
+
+    try:
+        from tfnode import mirror as m
+    except ImportError as err:  # psycopg is the optional extra [mirror]
+        typer.echo(f"error: {err}; install it with pip install 'tfnode[mirror]'", err=True)
+        raise typer.Exit(2) from None
+    try:
+        import psycopg
+    except ImportError:
+        typer.echo("error: the mirror needs psycopg: pip install 'tfnode[mirror]'", err=True)
+        raise typer.Exit(2) from None
+    from tfnode.client import ClientError, RpcError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        if status_only:
+            _print_json(m.summary(postgres))
+            return
+        done = m.main(rpc, postgres, genesis=genesis, until=until, poll=poll)
+    except m.MirrorError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(3) from None
+    except (ClientError, RpcError) as err:
+        typer.echo(f"error: node at {rpc}: {err}", err=True)
+        raise typer.Exit(2) from None
+    except psycopg.Error as err:
+        typer.echo(f"error: PostgreSQL: {err}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    typer.echo(f"mirrored up to height {done}")
 
 
 @app.command()

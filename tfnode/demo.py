@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -104,6 +105,73 @@ def crypto_part(con: Console, readings: int) -> None:
     con.print(f"  signed in {t_sign:.2f} s ({readings / t_sign:,.0f}/s on one core)")
     con.print(f"  verified in {t_ver:.3f} s ({readings / t_ver:,.0f}/s, {os.cpu_count()} cores, GIL released)")
     con.print(f"  rejected items: {failed} (the tampered reading was #{bad})")
+
+
+def epochs_part(con: Console, c: Any, roles: list[str], leaving: int) -> None:
+    """Governance changes the validator set on the running chain: a fifth validator joins
+    (a new key, a new node that catches up), then ``leaving`` leaves; each change takes
+    effect at an epoch boundary. Every wait is bounded (60 s)."""
+    from rich.live import Live
+
+    from tfnode.client import Client
+
+    def epochs() -> list[int]:
+        return [c.status(i).get("epoch", 0) for i in range(c.n)]
+
+    def table(note: str) -> Table:
+        t = Table("node", "height", "epoch", "votes as", title=note)
+        for i in range(c.n):
+            st = c.status(i)
+            v = st.get("validator")
+            t.add_row(
+                roles[i] if i < len(roles) else f"node-{i} (new)",
+                str(st.get("height", 0)),
+                str(st.get("epoch", 0)),
+                f"validator {v}" if v is not None else "[dim]not voting[/]",
+            )
+        return t
+
+    con.rule("[bold]validators change through governance")
+    new = c.add_node()
+    c.start(new)
+    key = (c.node(new) / "node_key.pub").read_text().strip()
+    with Client(c.rpc_url(0), timeout=10) as cl:
+        bank = next(v for v in cl.validators() if v["id"] == 0)
+    bank_addr = crypto.address(crypto.PublicKey.from_bytes(bytes.fromhex(bank["public_key"])))
+    t0 = time.monotonic()
+    r = c.decide("validator", {"action": "add", "key": key, "power": 1, "member": bank_addr})
+    con.print(
+        f"node-{new} started with a new key (following the chain, not voting); the banks proposed, "
+        f"approved and committed adding it (block {r['height']})"
+    )
+    with Live(table("joining"), console=con, refresh_per_second=8) as live:
+        c.wait(
+            lambda: min(epochs()) >= 1 and c.status(new).get("validator") is not None,
+            60,
+            "epoch 1 on every node",
+            tick=lambda: live.update(table(f"waiting for the epoch that names node-{new}")),
+        )
+        live.update(table("epoch 1"))
+    con.print(f"epoch 1: node-{new} votes as validator {c.status(new)['validator']} ({time.monotonic() - t0:.1f} s)")
+    gone = (c.node(leaving) / "node_key.pub").read_text().strip()
+    t0 = time.monotonic()
+    c.decide("validator", {"action": "remove", "key": gone})
+    with Live(table("leaving"), console=con, refresh_per_second=8) as live:
+        c.wait(
+            lambda: min(epochs()) >= 2 and c.status(leaving).get("validator") is None,
+            60,
+            "epoch 2 on every node",
+            tick=lambda: live.update(table(f"{roles[leaving]} leaves at the next epoch")),
+        )
+        h = max(c.heights())
+        c.wait(lambda: min(c.heights()) >= h + 5, 60, "blocks of epoch 2", tick=lambda: live.update(table("epoch 2")))
+        live.update(table("epoch 2"))
+    with Client(c.rpc_url(0), timeout=10) as cl:
+        ids = [v["id"] for v in cl.validators()]
+    con.print(
+        f"epoch 2: {roles[leaving]} left ({time.monotonic() - t0:.1f} s); validators now {ids}; it follows the chain "
+        "without voting, its votes would count for nothing"
+    )
 
 
 def consortium_part(con: Console, n: int = 4) -> None:
@@ -221,6 +289,7 @@ def consortium_part(con: Console, n: int = 4) -> None:
             "peers, QCs verified, transactions executed)"
         )
 
+        epochs_part(con, c, roles, leaving=victim)
         bal = [[clients[i].query("asset", "balance", a.address)["value"] for a in accounts] for i in range(n)]
         same = all(b == bal[0] for b in bal)
         con.print(

@@ -60,18 +60,30 @@ class Relayer:
         self.account = account
         self.wait_s = wait_s
         self.stats = Stats()
+        # (src, dst) -> the first sequence that may still be unsettled (memory only: a new
+        # relayer starts from 1 and finds the same packets)
+        self._settled_below: dict[tuple[str, str], int] = {}
         for e in self.ends:
             e.chain_id = e.client.status()["chain_id"]
 
-    def _send(self, end: End, method: str, *args, **kwargs) -> bool:
-        h = end.client.status()["height"]
-        raw = build_tx(self.account, end.chain_id, "xchain", method, args, kwargs, expiry=h + 200, gas_limit=GAS)
-        r = end.client.wait_receipt(end.client.submit(raw), self.wait_s)
+    def _submit(self, end: End, method: str, *args, **kwargs) -> tuple[End, str, str]:
+        return self._submit_at(end, end.client.status()["height"], method, args, kwargs)
+
+    def _submit_at(self, end: End, height: int, method: str, args: tuple, kwargs: dict) -> tuple[End, str, str]:
+        raw = build_tx(self.account, end.chain_id, "xchain", method, args, kwargs, expiry=height + 200, gas_limit=GAS)
+        return end, method, end.client.submit(raw)
+
+    def _outcome(self, sent: tuple[End, str, str]) -> bool:
+        end, method, h = sent
+        r = end.client.wait_receipt(h, self.wait_s)
         if r["status"] != "ok":
             self.stats.refused.append((end.chain_id, method, r["revert_reason"]))
             log.info("%s refused %s: %s", end.chain_id, method, r["revert_reason"])
             return False
         return True
+
+    def _send(self, end: End, method: str, *args, **kwargs) -> bool:
+        return self._outcome(self._submit(end, method, *args, **kwargs))
 
     def _held(self, on: End, of: End) -> int | None:
         """The newest exec height of ``of`` that ``on``'s light client holds."""
@@ -124,33 +136,58 @@ class Relayer:
             self.stats.epochs += 1
 
     def packets(self, src: End, dst: End) -> None:
-        for seq in range(1, src.view("next_seq", dst.chain_id)):
+        """One pass over the packets from ``src`` to ``dst`` still ``sent``: their transactions
+        are all submitted first and then waited for, so a burst of packets shares blocks."""
+        key = (src.chain_id, dst.chain_id)
+        first = self._settled_below.get(key, 1)
+        todo: list[tuple[str, tuple[End, str, str]]] = []
+        prefix = True  # every packet before this one is settled: the next pass starts after it
+        # Read once a pass: the destination's height and what each side's client holds.
+        dst_height = dst.client.status()["height"]
+        held_on_src, held_on_dst = self._held(src, dst), self._held(dst, src)
+        src_height = src.client.status()["height"]
+        for seq in range(first, src.view("next_seq", dst.chain_id)):
             rec = src.view("packet", dst.chain_id, seq)
             if rec is None or rec["status"] != "sent":
+                if prefix:
+                    self._settled_below[key] = seq + 1
                 continue
+            prefix = False
             p = rec["packet"]
             ack = dst.view("ack", src.chain_id, seq)
             if ack is None:
-                if dst.client.status()["height"] >= p["timeout_height"]:
-                    e = self._held(src, dst)
+                if dst_height >= p["timeout_height"]:
+                    e = held_on_src
                     if e is not None and e + 1 >= p["timeout_height"]:
                         proof = dst.client.get_state_proof(packets.ack_key(src.chain_id, seq), exec_height=e)
-                        if proof["value"] is None and self._send(src, "timeout", dst.chain_id, p, proof):
-                            self.stats.timed_out += 1
+                        if proof["value"] is None:
+                            todo.append(
+                                (
+                                    "timed_out",
+                                    self._submit_at(src, src_height, "timeout", (dst.chain_id, p, proof), {}),
+                                )
+                            )
                     continue
-                e = self._held(dst, src)
+                e = held_on_dst
                 if e is None or e < rec["height"]:
                     continue  # the destination's client has not seen the send yet
                 proof = src.client.get_state_proof(packets.commitment_key(dst.chain_id, seq), exec_height=e)
-                if self._send(dst, "recv", src.chain_id, p, proof):
-                    self.stats.received += 1
+                todo.append(("received", self._submit_at(dst, dst_height, "recv", (src.chain_id, p, proof), {})))
             else:
-                e = self._held(src, dst)
+                e = held_on_src
                 if e is None:
                     continue
                 proof = dst.client.get_state_proof(packets.ack_key(src.chain_id, seq), exec_height=e)
-                if proof["value"] is not None and self._send(src, "acknowledge", dst.chain_id, p, proof):
-                    self.stats.acknowledged += 1
+                if proof["value"] is not None:
+                    todo.append(
+                        (
+                            "acknowledged",
+                            self._submit_at(src, src_height, "acknowledge", (dst.chain_id, p, proof), {}),
+                        )
+                    )
+        for what, sent in todo:
+            if self._outcome(sent):
+                setattr(self.stats, what, getattr(self.stats, what) + 1)
 
     def step(self) -> Stats:
         """One pass: headers both ways, then packets both ways."""

@@ -13,6 +13,8 @@ into Python values with ``tfnode.rpc.values.json_to_value`` (bytes, Fixed, ...).
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +26,20 @@ from tfnode.rpc_errors import RpcError
 
 class ClientError(TfnodeError):
     """The node could not be reached, or answered with something that is not JSON-RPC."""
+
+
+# A JSON number of 20 digits or more, outside a string (where a hex string's digits sit).
+_BIG_INT = re.compile(rb"[:\[,\s]-?[0-9]{20,}")
+
+
+def loads(body: bytes | str) -> Any:
+    """JSON as the node sends it. Contract values hold ints up to 512 bits, and orjson reads an
+    int beyond 64 bits as a float (rounded), so a body that may hold one is read with the
+    standard library, which keeps every int exact."""
+    data = body.encode() if isinstance(body, str) else body
+    if _BIG_INT.search(data):
+        return json.loads(data)
+    return orjson.loads(data)
 
 
 # ---- requests ------------------------------------------------------------------------
@@ -42,8 +58,8 @@ def request(method: str, params=None) -> tuple[int, bytes]:
 def result_of(url: str, rid: int, status: int, body: bytes):
     """The ``result`` of a JSON-RPC response body, or RpcError / ClientError."""
     try:
-        msg = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        msg = loads(body)
+    except ValueError:  # orjson.JSONDecodeError and json.JSONDecodeError are ValueErrors
         snippet = body[:200].decode("utf-8", "replace")
         raise ClientError(
             f"node at {url} answered HTTP {status} with something that is not JSON: {snippet!r}"

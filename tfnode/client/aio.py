@@ -237,8 +237,8 @@ class AsyncClient:
                         raise ClientError(f"node at {self._ws_url} closed the WebSocket before subscribing")
                     raise ClientError(f"node at {self._ws_url} closed the subscription ({msg.type.name})")
                 try:
-                    m = orjson.loads(msg.data)
-                except orjson.JSONDecodeError:
+                    m = _rpc.loads(msg.data)
+                except ValueError:
                     raise ClientError(f"node at {self._ws_url} sent a non-JSON WebSocket message") from None
                 if sub_id is None:
                     if not isinstance(m, dict) or m.get("id") != rid:

@@ -42,6 +42,7 @@ OWNER_DOMAIN = b"tfnode/blacklist/owner/v1"
 JOIN_POINTS = 1000
 UPLOAD_REWARD = 10
 QUERY_PRICE = 5
+XCHAIN_QUERY_FEE = 100  # a query paid on another chain, in that chain's cash (on_packet)
 COMPLAINT_DEPOSIT = 20
 MAX_ORDER = 32  # vouchers per order: bounds the blind-signature checks per tx
 ORDER_TIMEOUT = 86400  # a buyer may take its points back if the issuer does not sign in a day
@@ -360,6 +361,28 @@ class Blacklist(Contract):
             self.burnt += QUERY_PRICE
         emit("Queried", tag=tag, hits=len(hits))
         return {"listed": len(hits) > 0, "entries": found}
+
+    @call
+    def on_packet(self, info: dict) -> dict:
+        """A query paid on another chain (the transaction chain; docs/multichain.md "Seed
+        flows"): the ``xchain`` module delivers a packet whose payload is the subject's 32-byte
+        tag and which escrows at least XCHAIN_QUERY_FEE of that chain's cash, to be released to
+        the voucher issuer (the platform operator) there. The answer is the packet's ack, which
+        the transaction chain proves against this chain's state through its light client; a
+        revert here (bad tag, fee or payee) acknowledges failure and refunds the fee. No points
+        move here: the fee is paid in the other chain's cash, and nothing names the querier."""
+        require(ctx.sender.address == "xchain", "packets come from the xchain module only")
+        tag = info["payload"]
+        require(len(tag) == 32, "payload: the subject's 32-byte tag")
+        require(info["amount"] >= XCHAIN_QUERY_FEE, "the escrowed fee is below XCHAIN_QUERY_FEE")
+        require(info["release_to"] == self.issuer, "the fee must be released to the platform operator")
+        found = []
+        for i in self.by_tag.get(tag, []):
+            e = self.entries[i]
+            if e["state"] == "active":
+                found.append({"entry": i, "category": e["category"], "uploaded": e["uploaded"]})
+        emit("QueriedXchain", tag=tag, hits=len(found), src=info["src"], seq=info["seq"])
+        return {"listed": len(found) > 0, "entries": found}
 
     # -- complaints ------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ days skip Saturdays, Sundays and the holidays of the contract's calendar and of 
 Amounts are ints in the smallest unit of the credit's currency (fen, cents).
 """
 
-from tfnode.runtime.api import Contract, Map, Value, call, ctx, emit, require, view
+from tfnode.runtime.api import Contract, Map, Value, call, ctx, emit, member_info, require, view
 
 DAY = 86400
 MAX_DOCS = 16
@@ -616,7 +616,11 @@ class LetterOfCredit(Contract):
         """Honour (pay at sight, incur a deferred payment undertaking, accept a draft) or, in a
         negotiation credit, negotiate (art. 2, 7, 8, 15). A discrepant presentation needs the
         applicant's waiver first."""
-        org = self.bank()
+        self.do_honour(lc_id, n, self.bank(), None)
+
+    def do_honour(self, lc_id, n, org, via):
+        """``honour`` by bank ``org``; ``via`` = {src, seq} when a cross-chain payment packet
+        carries it (``on_packet``), recorded on the presentation."""
         lc = self.get(lc_id)
         p = self.pres(lc_id, n)
         require(org == p["examiner"], "only the examining bank honours")
@@ -643,6 +647,8 @@ class LetterOfCredit(Contract):
             p["maturity"] = now + lc["usance_days"] * DAY
         p["honoured_by"] = org
         p["honoured_at"] = now
+        if via is not None:
+            p["paid_via"] = via
         lc["drawn"] += p["amount"]
         if self.available(lc) <= 0 or not lc["partial_drawings"]:
             lc["state"] = "exhausted"
@@ -863,6 +869,79 @@ class LetterOfCredit(Contract):
             transferring_bank=org,
         )
         return cid
+
+    # -- across chains: delivery versus payment, forfaiting (docs/multichain.md "Seed flows") ---
+
+    @call
+    def offer_claim(self, lc_id: str, n: int, chain: str, price: int):
+        """The beneficiary offers its claim to payment of an accepted (or deferred) presentation
+        for sale to a bank paying at least ``price`` in the cash of chain ``chain`` (a forfaiting
+        sub-chain): a ``forfait`` packet from that chain buys it (``on_packet``). Not for a claim
+        already assigned to a registry contract here."""
+        lc = self.get(lc_id)
+        p = self.pres(lc_id, n)
+        require(ctx.sender.address == lc["beneficiary"], "only the beneficiary offers its claim")
+        require(p["state"] == "accepted", "no unpaid acceptance")
+        require(p.get("registry", "") == "", "the claim is registered with " + p.get("registry", ""))
+        require(isinstance(chain, str) and 0 < len(chain) <= 64, "chain: a chain id")
+        require(is_int(price) and 0 < price <= p["amount"], "price: a positive int, at most the amount")
+        p["offer"] = {"chain": chain, "price": price}
+        self.presentations[f"{lc_id}#{n}"] = p
+        emit("ClaimOffered", lc=lc_id, presentation=n, chain=chain, price=price)
+
+    @call
+    def on_packet(self, info: dict):
+        """A packet from another chain (the ``xchain`` module delivers it; docs/multichain.md
+        "Packets"), payload ``b"<op>\n<credit id>\n<presentation n>"``. The packet escrows cash
+        on its own chain, released to ``release_to`` only if this succeeds (the proven ack) and
+        refunded if this reverts or the packet times out, so both legs happen or neither:
+
+        - ``honour``: delivery versus payment. The examining bank honours a sight presentation
+          and the cash (exactly the presentation's amount) goes to the beneficiary.
+        - ``forfait``: the claim offered by ``offer_claim`` to that chain passes to the paying
+          bank (its organisation becomes the holder ``pay_acceptance`` pays at maturity) and the
+          price (at least the offer's) goes to the beneficiary; the ack carries the acceptance.
+
+        The packet's sender (proven by its chain) must be a member of this chain with role
+        ``bank``; for ``honour``, of the examining bank's organisation."""
+        require(ctx.sender.address == "xchain", "packets come from the xchain module only")
+        parts = info["payload"].decode("utf-8").split("\n")
+        require(len(parts) == 3 and parts[0] in ("honour", "forfait"), "payload: honour|forfait, credit, presentation")
+        check_id(parts[1])
+        require(parts[2].isdigit() and len(parts[2]) <= 6, "presentation number: digits")
+        lc_id, n = parts[1], int(parts[2])
+        who = member_info(info["sender"])
+        require(who is not None and "bank" in who[1], "the paying packet's sender is not a member bank here")
+        lc = self.get(lc_id)
+        p = self.pres(lc_id, n)
+        require(info["release_to"] == lc["beneficiary"], "the cash must be released to the beneficiary")
+        via = {"src": info["src"], "seq": info["seq"]}
+        if parts[0] == "honour":
+            require(lc["availability"] == "sight", "delivery versus payment settles sight credits only")
+            require(info["amount"] == p["amount"], "the escrowed cash is not the presentation's amount")
+            self.do_honour(lc_id, n, who[0], via)
+            return {"lc": lc_id, "presentation": n, "amount": p["amount"], "payee": lc["beneficiary"]}
+        offer = p.get("offer")
+        require(offer is not None and offer["chain"] == info["src"], "the claim is not offered to that chain")
+        require(info["amount"] >= offer["price"], "the escrowed price is below the offer")
+        require(p["state"] == "accepted" and p.get("registry", "") == "", "the claim is no longer for sale")
+        require(ctx.block.timestamp < p["maturity"], "the acceptance is at maturity")
+        p["holder"] = who[0]
+        p["registry"] = "xchain:" + info["src"]  # no registry contract here may note another holder
+        p["sold_via"] = via
+        del p["offer"]
+        self.presentations[f"{lc_id}#{n}"] = p
+        emit("HolderNoted", lc=lc_id, presentation=n, registry=p["registry"], holder=who[0])
+        return {
+            "lc": lc_id,
+            "presentation": n,
+            "amount": p["amount"],
+            "currency": lc["currency"],
+            "maturity": p["maturity"],
+            "obligor": p["honoured_by"],
+            "holder": who[0],
+            "price": info["amount"],
+        }
 
     # -- views ------------------------------------------------------------------------------------
 

@@ -51,8 +51,9 @@ from tfnode.execution import asset, iot, packets, roots, xchain
 from tfnode.execution.args import decode_call_args
 from tfnode.execution.marker import CrashMarker
 from tfnode.execution.roots import ZERO
-from tfnode.runtime.encoding import EncodingError, encode
+from tfnode.runtime.encoding import EncodingError, decode_versioned, encode
 from tfnode.runtime.executor import DEFAULT_GAS_LIMIT, STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
+from tfnode.runtime.governance import VALIDATORS_KEY
 from tfnode.runtime.state import Overlay
 from tfnode.runtime.worker import STATUS_CRASHED
 from tfnode.storage import BlockCommit
@@ -229,10 +230,30 @@ class ChainExecutor:
             src = self._contract_source(c)
             contracts.append((c["name"], src, tuple(c.get("args", ()))))
         block = BlockCtx(0, g.genesis_time_ms // 1000, g.hash, g.chain_id)
-        rt.genesis(members, g.policy, contracts, block=block)
+        rt.genesis(members, g.policy, contracts, block=block, validators=self._genesis_validators())
         for k, v in asset.genesis_writes(g.allocations):
             mem.put(k, v)
         return sorted(mem.items())
+
+    def _genesis_validators(self) -> list[dict]:
+        """The genesis validators as governance keeps them, each with the address of the
+        member that runs it (the member whose ``node`` names it, else the one with its key)."""
+        g = self.genesis
+        out = []
+        for v in g.validators:
+            m = next((m for m in g.members if m.get("node") == v.name), None)
+            m = m or next((m for m in g.members if m.get("public_key") == v.public_key.hex()), None)
+            member = crypto.address(crypto.PublicKey.from_bytes(bytes.fromhex(m["public_key"]))) if m else ""
+            out.append({"id": v.id, "key": v.public_key.hex(), "power": v.power, "member": member})
+        return out
+
+    def validator_set(self) -> list[tuple[int, int, bytes]]:
+        """The validator set the executed state names, as the consensus core takes it:
+        ``(id, power, public_key)`` sorted by id (governance's ``g/validators``)."""
+        raw = self.store.state.get(VALIDATORS_KEY)
+        if raw is None:
+            return self.genesis.consensus_validators()
+        return [(v["id"], v["power"], bytes.fromhex(v["key"])) for v in decode_versioned(raw)]
 
     def _contract_source(self, c: dict) -> str:
         want = bytes.fromhex(c["sm3"])

@@ -24,7 +24,8 @@ State (under ``b"\\x00x/p/"``; ``id`` = u8 len + chain id):
 
     n/ + dst id                 -> u64 last sequence sent to dst
     c/ + dst id + u64 seq       -> commitment SM3(u32 len || "tfnode/packet" || encode(packet))  (proven on dst)
-    s/ + dst id + u64 seq       -> {"packet", "status": "sent" | "acknowledged" | "timed_out", "height"}
+    s/ + dst id + u64 seq       -> {"packet", "status": "sent" | "acknowledged" | "timed_out", "height",
+                                    "settled"?, "ack"? (the proven ack, once acknowledged)}
     a/ + src id + u64 seq       -> the ack {"ok", "value" | "error"} (proven on src; absent: not received)
     d/ + src id + u64 seq       -> payload received on the built-in port "store"
 """
@@ -132,8 +133,9 @@ def send(ov, sender: str, bctx: BlockCtx, dst, port, payload, timeout_height, am
     return seq, [_ev("PacketSent", f)]
 
 
-def _settle(ov, bctx: BlockCtx, dst, packet, status: str) -> dict:
-    """The sent packet's record, checked against ``packet``, now settled as ``status``."""
+def _settle(ov, bctx: BlockCtx, dst, packet, status: str, ack: Any = None) -> dict:
+    """The sent packet's record, checked against ``packet``, now settled as ``status`` (with
+    the proven ``ack`` kept in it, so contracts and clients on this chain can read the answer)."""
     p = _check_packet(packet)
     if p["src"] != bctx.chain_id or p["dst"] != dst:
         raise xc.Refused("the packet was not sent from this chain to that one")
@@ -147,6 +149,8 @@ def _settle(ov, bctx: BlockCtx, dst, packet, status: str) -> dict:
     if rec["status"] != "sent":
         raise xc.Refused(f"packet {p['seq']} to {dst!r} is already {rec['status']}")
     rec["status"], rec["settled"] = status, bctx.height
+    if ack is not None:
+        rec["ack"] = ack
     ov.put(rkey, encode_versioned(rec))
     ov.delete(commitment_key(dst, p["seq"]))
     return p
@@ -160,7 +164,7 @@ def acknowledge(ov, sender: str, bctx: BlockCtx, dst, packet, proof):
     if key != ack_key(bctx.chain_id, _check_packet(packet)["seq"]) or value is None:
         raise xc.Refused("the proof is not of this packet's acknowledgement")
     ack = decode_versioned(value)
-    p = _settle(ov, bctx, dst, packet, "acknowledged")
+    p = _settle(ov, bctx, dst, packet, "acknowledged", ack)
     ok = type(ack) is dict and ack.get("ok") is True  # whatever B wrote there, never a crash here
     if p["amount"]:
         _move(ov, p["release_to"] if ok and p["release_to"] is not None else p["sender"], p["amount"])
@@ -215,7 +219,7 @@ def recv(ov, sender: str, bctx: BlockCtx, src, packet, proof, *, runtime: Any = 
     else:
         # The port contract runs on the state as it is now: commit our checks' reads first.
         ov.commit()
-        info = {k: p[k] for k in ("src", "seq", "sender", "payload", "amount")}
+        info = {k: p[k] for k in ("src", "seq", "sender", "payload", "amount", "release_to")}
         r = runtime.execute(TxCall(SENDER, p["port"], "on_packet", (info,), {}, gas_limit), bctx)
         ack = {"ok": True, "value": r.return_value} if r.ok else {"ok": False, "error": r.revert_reason[:256]}
         if r.ok:

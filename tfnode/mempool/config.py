@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from tfnode import _core
 from tfnode.mempool.wire import MAX_BATCH_BYTES, MAX_REQUEST_DIGESTS
 
+#: The Rust core's bound on a dedicated verification pool (core_rs/py/src/ledger.rs).
+MAX_VERIFY_WORKERS = 256
+
 
 @dataclass
 class MempoolConfig:
@@ -21,6 +24,9 @@ class MempoolConfig:
     max_payload: int = 64  # batch digests per proposal (one BATCH_REQUEST can name them all)
     committed_cache_bytes: int = 64 * 1024 * 1024  # raws of recently committed batches kept in memory
     resend_on_connect: int = 256  # own unproposed batches re-sent to a validator that (re)connects
+    # Threads decoding and SM2-verifying submissions and peers' batches (GIL released);
+    # 0: rayon's process-wide pool, every core. Results do not depend on it.
+    verify_workers: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -43,5 +49,7 @@ class MempoolConfig:
             raise ValueError(f"mempool batch_max_bytes {self.batch_max_bytes} exceeds {limit} (one frame)")
         if self.max_payload > MAX_REQUEST_DIGESTS:
             raise ValueError(f"mempool max_payload {self.max_payload} exceeds {MAX_REQUEST_DIGESTS}")
+        if not 0 <= self.verify_workers <= MAX_VERIFY_WORKERS:
+            raise ValueError(f"mempool verify_workers must be 0..{MAX_VERIFY_WORKERS}, not {self.verify_workers}")
         if self.batch_delay_ms < 0 or self.committed_cache_bytes < 0 or self.resend_on_connect < 0:
             raise ValueError("mempool batch_delay_ms, committed_cache_bytes and resend_on_connect must be >= 0")

@@ -72,13 +72,9 @@ class Mempool:
         self.chain_id = as_chain_id(chain_id)  # envelope routing
         self._tx_chain = chain_id.encode() if isinstance(chain_id, str) else bytes(chain_id)
         self.net = net
+        self._workers = self.config.verify_workers or None  # None: every core
         self.me = bytes(me)
-        self.validators = [bytes(v) for v in validators]
-        self._peers = [v for v in self.validators if v != self.me]
-        n = len(self.validators)
-        self.quorum = n - (n - 1) // 3  # 2f + 1 for n = 3f + 1
-        self._share_batches = max(1, self.config.max_pending_batches // max(n, 1))
-        self._share_bytes = max(1, self.config.max_pending_bytes // max(n, 1))
+        self.set_validators(validators)
         self._height = height
         self._committed_replay = committed_replay
         self._committed_batch = committed_batch
@@ -95,6 +91,16 @@ class Mempool:
         self._oldest = 0.0  # loop time the oldest unsealed tx arrived
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+
+    def set_validators(self, validators: Iterable[bytes]) -> None:
+        """The validators batches go to and come from (PeerIds); the node calls it again
+        when an epoch changes the set (tfnode.node.node)."""
+        self.validators = [bytes(v) for v in validators]
+        self._peers = [v for v in self.validators if v != self.me]
+        n = len(self.validators)
+        self.quorum = n - (n - 1) // 3  # 2f + 1 for n = 3f + 1
+        self._share_batches = max(1, self.config.max_pending_batches // max(n, 1))
+        self._share_bytes = max(1, self.config.max_pending_bytes // max(n, 1))
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -131,7 +137,7 @@ class Mempool:
         checked = []
         if todo:
             checked = await asyncio.get_running_loop().run_in_executor(
-                None, _core.tx_decode_and_verify_batch, [raws[i] for i in todo], self._tx_chain
+                None, _core.tx_decode_and_verify_batch, [raws[i] for i in todo], self._tx_chain, self._workers
             )
         good = []
         for i, (tx, err) in zip(todo, checked, strict=True):
@@ -479,7 +485,9 @@ class Mempool:
         if self.state.holds(digest) or (not fetched and self._committed_batch(digest) is not None):
             self._counters["batches_duplicate"] += 1
             return True
-        checked = await loop.run_in_executor(None, _core.tx_decode_and_verify_batch, raws, self._tx_chain)
+        checked = await loop.run_in_executor(
+            None, _core.tx_decode_and_verify_batch, raws, self._tx_chain, self._workers
+        )
         bad = next(((i, err) for i, (tx, err) in enumerate(checked) if tx is None), None)
         if bad is not None:
             self._counters["batches_invalid"] += 1

@@ -46,6 +46,10 @@ HELLO, AUTH, REJECT = 0x01, 0x02, 0x03
 ROLE_INITIATOR, ROLE_RESPONDER = 0x01, 0x02
 MAGIC = b"TFNH"
 NONCE_SIZE = 32
+#: The first bytes of a Hello's nonce name the sending process (the same for all its
+#: handshakes, random per start; the rest stays fresh per handshake): a peer already linked
+#: to that key from another process refuses the newcomer (two nodes run with one key).
+INSTANCE_SIZE = 16
 SIGNATURE_SIZE = 64
 MAC_SIZE = 32
 MAX_CHAINS = 16
@@ -218,6 +222,7 @@ class HandshakeConfig:
     version: int = PROTOCOL_VERSION
     timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     is_banned: Callable[[bytes], bool] = lambda peer: False
+    instance: bytes = field(default_factory=lambda: os.urandom(INSTANCE_SIZE))
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.members) <= MAX_CHAINS:
@@ -237,6 +242,7 @@ class Session:
     send_iv: bytes = field(repr=False)
     recv_key: bytes = field(repr=False)
     recv_iv: bytes = field(repr=False)
+    instance: bytes = b""  # the peer process's instance id (the first INSTANCE_SIZE nonce bytes)
 
 
 def _check_hello(cfg: HandshakeConfig, hello: Hello, role: int) -> tuple[ChainId, ...]:
@@ -305,7 +311,7 @@ async def _run(stream: ByteStream, cfg: HandshakeConfig, initiator: bool) -> Ses
         tuple(cfg.members),
         cfg.peer_id,
         eph.public_key().to_bytes(compressed=True),
-        os.urandom(NONCE_SIZE),
+        cfg.instance + os.urandom(NONCE_SIZE - INSTANCE_SIZE),
     ).encode()
     try:
         if initiator:
@@ -351,7 +357,17 @@ async def _run(stream: ByteStream, cfg: HandshakeConfig, initiator: bool) -> Ses
         "dialed" if initiator else "accepted",
         [c.decode("ascii", "replace") for c in chains],
     )
-    return Session(PeerId(peer_hello.static_key), initiator, chains, th, send_key, send_iv, recv_key, recv_iv)
+    return Session(
+        PeerId(peer_hello.static_key),
+        initiator,
+        chains,
+        th,
+        send_key,
+        send_iv,
+        recv_key,
+        recv_iv,
+        peer_hello.nonce[:INSTANCE_SIZE],
+    )
 
 
 def _reason(code: int) -> RefuseReason:

@@ -60,6 +60,11 @@ from tfnode.net.secure import COUNTER_LIMIT, DEFAULT_REKEY_INTERVAL, SecureLink
 
 log = logging.getLogger(__name__)
 
+#: Seconds a link must have been silent before a link from another process under the same
+#: key replaces it (a peer that restarted while its old socket stayed half-open); a link
+#: heard from more recently means two live nodes share one key, and the newcomer is refused.
+DUPLICATE_QUIET = 5.0
+
 
 @dataclass
 class NetConfig:
@@ -104,6 +109,7 @@ class PeerConnection:
         self.closed = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.retiring = False
+        self.last_heard = 0.0  # clock time of the last frame read (0: none yet)
 
     def __repr__(self) -> str:
         return f"PeerConnection({short_id(self.peer_id)}, dialer={short_id(self.dialer)})"
@@ -148,6 +154,7 @@ class PeerManager:
         self.on_connect: list[Callable[[PeerId], None]] = []
         self.on_disconnect: list[Callable[[PeerId], None]] = []
         self.stats: dict[str, int] = collections.Counter()
+        self._dup_logged: dict[bytes, float] = {}
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -323,6 +330,32 @@ class PeerManager:
             return new.dialer == lower
         return True  # same direction: the old one is probably dead and not yet noticed
 
+    def _second_process(self, old: PeerConnection, new: PeerConnection) -> bool:
+        """True (and logged) when ``new`` comes from another process than the live ``old``
+        link under the same key: two nodes run with one key, and the newcomer is refused.
+        An old link silent for ``DUPLICATE_QUIET`` seconds is taken for dead (the peer
+        restarted and its old socket was never closed) and the newcomer is let in."""
+        if old.closed.is_set() or old.retiring or old.session.instance == new.session.instance:
+            return False
+        quiet = self._clock() - old.last_heard
+        if quiet >= DUPLICATE_QUIET:
+            return False
+        self.stats["second_process_refused"] += 1
+        now = self._clock()
+        if now - self._dup_logged.get(new.peer_id, -1e9) >= 30.0:
+            self._dup_logged[new.peer_id] = now
+            log.warning(
+                "refused a second node with the key of %s from %s (process %s): already connected to that key "
+                "from %s (process %s, heard %.1f s ago); two nodes run with one key and would vote twice",
+                short_id(new.peer_id),
+                new.address,
+                new.session.instance.hex()[:8],
+                old.address,
+                old.session.instance.hex()[:8],
+                quiet,
+            )
+        return True
+
     def _register(self, stream: ByteStream, session: Session, dialer: bytes) -> None:
         c = self.config
         link = SecureLink(
@@ -334,6 +367,11 @@ class PeerManager:
             self._streams.discard(stream)
             return
         old = self._conns.get(session.peer_id)
+        if old is not None and self._second_process(old, conn):
+            link.close()
+            self._streams.discard(stream)
+            return
+        conn.last_heard = self._clock()
         if old is None or self._prefer_new(old, conn):
             winner, loser = conn, old
             self._conns[session.peer_id] = conn
@@ -453,6 +491,7 @@ class PeerManager:
             while True:
                 async with asyncio.timeout(self.config.idle_timeout):
                     data = await conn.link.recv()
+                conn.last_heard = self._clock()
                 await self._throttle(conn, len(data))
                 self.stats["messages_received"] += 1
                 self.stats["bytes_received"] += len(data)

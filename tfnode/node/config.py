@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tfnode.mempool.config import MAX_VERIFY_WORKERS
 from tfnode.node.errors import ConfigError
 
 LOG_FORMATS = ("plain", "json")
+#: "validator": votes while the current epoch's set names its key; "observer": never signs.
+NODE_ROLES = ("validator", "observer")
 #: One hour: a round timeout beyond it is a typo, not a setting.
 MAX_BASE_TIMEOUT_MS = 3_600_000
 
@@ -35,6 +38,7 @@ class NodeConfig:
     rpc: tuple[str, int]
     peers: list[Peer] = field(default_factory=list)
     key_file: str = "node_key"
+    role: str = "validator"
     genesis_file: str = "genesis.json"
     data_dir: str = "data"
     log_format: str = "plain"
@@ -52,6 +56,9 @@ class NodeConfig:
     # ... or when consensus has committed this many blocks more than execution has run.
     health_max_exec_lag: int = 50
     expiry_window: int = 1000
+    # Threads that decode and SM2-verify submitted transactions and peers' batches (GIL
+    # released); 0: every core. docs/mempool.md, "Verification workers".
+    verify_workers: int = 0
 
     def path(self, rel: str) -> Path:
         p = Path(rel)
@@ -107,6 +114,7 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         chain_id=str(node["chain_id"]),
         name=str(node["name"]),
         key_file=str(node.get("key_file", "node_key")),
+        role=str(node.get("role", "validator")),
         genesis_file=str(node.get("genesis_file", "genesis.json")),
         data_dir=str(node.get("data_dir", "data")),
         listen=_addr(p2p["listen"], f"{where}: p2p.listen"),
@@ -124,6 +132,7 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         health_max_commit_age_s=float(rpc.get("health_max_commit_age", 10.0)),
         health_max_exec_lag=int(rpc.get("health_max_exec_lag", 50)),
         expiry_window=int(mp.get("expiry_window", 1000)),
+        verify_workers=int(mp.get("verify_workers", 0)),
     )
     if not 1 <= cfg.rpc_max_connections <= 65536:
         raise ConfigError(f"{where}: rpc.max_connections {cfg.rpc_max_connections}; must be 1..65536")
@@ -142,8 +151,14 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
             raise ConfigError(f"{where}: rpc.{what} {secs}; must be 0.1..3600 seconds")
     if not 1 <= cfg.expiry_window <= 1_000_000:
         raise ConfigError(f"{where}: mempool.expiry_window {cfg.expiry_window}; must be 1..1000000")
+    if not 0 <= cfg.verify_workers <= MAX_VERIFY_WORKERS:
+        raise ConfigError(
+            f"{where}: mempool.verify_workers {cfg.verify_workers}; must be 0..{MAX_VERIFY_WORKERS} (0: every core)"
+        )
     if not 1 <= cfg.sync_batch <= 64:
         raise ConfigError(f"{where}: consensus.sync_batch {cfg.sync_batch}; must be 1..64")
+    if cfg.role not in NODE_ROLES:
+        raise ConfigError(f"{where}: node.role {cfg.role!r}; one of {NODE_ROLES}")
     if cfg.log_format not in LOG_FORMATS:
         raise ConfigError(f"{where}: log.format {cfg.log_format!r}; one of {LOG_FORMATS}")
     # The upper bound keeps the value far inside the u64 the consensus core takes: a typo of
@@ -176,6 +191,10 @@ chain_id = "{cfg.chain_id}"
 name = "{cfg.name}"
 # SM2 private key of this node: owner-only permissions (0600) or the node refuses to start.
 key_file = "{cfg.key_file}"
+# "validator" votes while the current validator set names this key (a key no set names yet
+# follows the chain until governance adds it); "observer" follows, verifies every QC and
+# serves RPC and proofs, and never signs (docs/operations.md, "Observer nodes").
+role = "{cfg.role}"
 # The consortium's genesis document, identical on every node.
 genesis_file = "{cfg.genesis_file}"
 # RocksDB ledger and consensus safety data; status.json and evidence.log are written here.
@@ -205,6 +224,8 @@ health_max_exec_lag = {cfg.health_max_exec_lag}
 # A transaction's expiry height must lie within this many blocks above the current height;
 # replay protection remembers a transaction until its expiry.
 expiry_window = {cfg.expiry_window}
+# Threads that decode and SM2-verify submitted transactions and peers' batches; 0: every core.
+verify_workers = {cfg.verify_workers}
 
 [consensus]
 # Round timeout at round 1 of a view change; doubles per consecutive timeout (cap 2^6).

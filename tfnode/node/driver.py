@@ -25,8 +25,18 @@ RequestPayload(round, ...)     asks the :class:`PayloadSource` (the mempool) in 
                                then feeds ``Payload(round, digests, now_ms)``
 ReportEvidence(offender, ...)  appended to ``evidence.log`` (JSON lines) and logged
 Invalid(sender, reason)        counted and logged; malformed or self-forged bytes ban
+NewEpoch(epoch, validators)    the peer maps follow the new set (messages from validators
+                               no longer in it count for nothing), then
+                               ``on_new_epoch``: the node re-admits peers, tells the
+                               mempool, and swaps in a core for its new identity if the
+                               set added, removed or re-keyed it (``replace_core``)
 Halt(reason)                   logged, then ``on_halt(reason)`` stops the node
 =============================  ==========================================================
+
+**Validator sets.** After each executed block the driver reads the set executed governance
+names (``decided_set``); if it differs from the epoch's, ``Executed`` carries it as
+``next_validators`` and, while this node leads, ``Payload`` as ``reconfig``: the core ends
+the epoch at the block carrying it once that commits (docs/consensus.md, "Epochs").
 
 Sync requests for committed heights are answered from storage (:mod:`tfnode.node.sync`),
 the rest by the core.
@@ -105,6 +115,16 @@ log = logging.getLogger(__name__)
 MALFORMED = re.compile(
     r"^(truncated input|unsupported encoding version|unknown \S+ tag|\d+ trailing bytes)|exceeds cap"
 )
+
+
+def _vtuple(v: Any) -> tuple[int, int, bytes]:
+    """A validator as the core takes it: (id, power, public_key)."""
+    return (int(v[0]), int(v[1]), bytes(v[2]))
+
+
+#: Consensus ids handed to peers outside the validator set, so the core can answer their sync
+#: requests; governance hands out validator ids from 0 and never gets near these.
+GUEST_IDS = 0xF000_0000
 
 
 class PayloadSource(Protocol):
@@ -216,6 +236,11 @@ class ConsensusDriver:
         executor: Any = None,
         on_executed: Callable[[Any], None] | None = None,
         persist_safety: Callable[[bytes], None] | None = None,
+        vset: list[tuple[int, int, bytes]] | None = None,
+        decided_set: Callable[[], list[tuple[int, int, bytes]]] | None = None,
+        on_decided: Callable[[list[tuple[int, int, bytes]]], None] | None = None,
+        on_new_epoch: Callable[[int, list[tuple[int, int, bytes]], bytes | None, bytes | None], None] | None = None,
+        epoch_ends: dict[int, int] | None = None,
     ) -> None:
         self.core = core
         self.store = store
@@ -226,6 +251,18 @@ class ConsensusDriver:
         self.chain_id = chain_id
         self.peer_of = dict(validators)  # validator id -> PeerId
         self.id_of = {pk: i for i, pk in validators.items()}
+        # Validator sets (docs/consensus.md, "Epochs"): the set of the core's epoch, and the
+        # one executed governance decided that is not in effect yet (what a leader proposes
+        # as ``reconfig`` and a replica's Executed carries as ``next_validators``).
+        self.vset = [_vtuple(v) for v in vset] if vset is not None else [(i, 1, pk) for i, pk in validators.items()]
+        self.pending_set: list[tuple[int, int, bytes]] | None = None
+        self.decided_set = decided_set
+        self.on_decided = on_decided
+        self.on_new_epoch = on_new_epoch
+        self._last_commit: tuple[bytes, bytes, int] | None = None  # (block, QC, height) last committed
+        self.epoch_ends = dict(epoch_ends or {})  # epoch -> height of its last block
+        self._guests: dict[bytes, int] = {}  # non-validator peer -> guest id (sync answers)
+        self._guest_peer: dict[int, bytes] = {}
         self.state_root = state_root
         self.payload = payload
         self.evidence_path = evidence_path
@@ -262,7 +299,7 @@ class ConsensusDriver:
         self._drain(self.core.start())
         if root is not None:
             root_value = self.executor.exec_root if self.executor is not None else self.state_root
-            self.handle(Executed(root.height, root.block_id, root_value))
+            self.handle(Executed(root.height, root.block_id, root_value, self._next_set()))
 
     def stop(self) -> None:
         self._closed = True
@@ -277,11 +314,23 @@ class ConsensusDriver:
     def on_message(self, peer: bytes, chain_id: bytes, kind: int, payload: bytes) -> None:
         """PeerManager handler for (chain, CONSENSUS)."""
         peer = bytes(peer)
-        vid = self.id_of.get(peer)
-        if vid is None:  # admitted on the chain but not a validator (a future observer)
-            self.stats["from_non_validator"] += 1
-            return
         payload = bytes(payload)
+        vid = self.id_of.get(peer)
+        if vid is None:
+            # Admitted on the chain but not a validator of this epoch: an observer, a validator
+            # that joins later, or one removed. Its catch-up requests are served from storage;
+            # anything else it sends (votes, proposals, timeouts) counts for nothing.
+            self.stats["from_non_validator"] += 1
+            # The core serves what storage does not (an epoch's end with its proof) under a
+            # guest id, which only its answer's Send uses.
+            is_sync = not self._closed and message_kind(payload) == MessageKind.SYNC_REQUEST
+            if not is_sync:
+                # A vote, proposal or timeout of a node outside the set (a removed validator,
+                # a faulty observer): counted apart, so an operator sees one trying to vote.
+                self.stats["signed_from_non_validator"] += 1
+            elif not self._answer_sync_from_storage(peer, payload):
+                self.handle(Message(self._guest_id(peer), payload))
+            return
         self.peer_seen[vid] = time.monotonic()
         msg_kind = message_kind(payload)
         if msg_kind == MessageKind.SYNC_REQUEST and not self._closed and self._answer_sync_from_storage(peer, payload):
@@ -305,9 +354,19 @@ class ConsensusDriver:
         vid = self.id_of.get(bytes(peer))
         if vid is not None:
             self.peer_height[vid] = req.have_height  # it holds blocks up to there
-        if req.epoch != self.core.epoch:
-            return False
-        resp = answer_from_storage(self.store, req.have_height, self.sync_batch)
+        upto = None
+        if req.epoch > self.core.epoch:
+            return False  # the requester is ahead of us: nothing stored here helps it
+        if req.epoch < self.core.epoch:
+            # A requester in an older epoch gets that epoch's blocks from storage, but not its
+            # last ones: the core serves those with the blocks and QC that committed the end
+            # (never stored: nothing after the end block commits in the old epoch), which
+            # let the requester's core cross into the next epoch (core_sync.rs).
+            end = self.epoch_ends.get(req.epoch)
+            if end is None or req.have_height + self.sync_batch >= end - 1:
+                return False
+            upto = end - 1
+        resp = answer_from_storage(self.store, req.have_height, self.sync_batch, upto)
         if resp is None:
             return False
         self.stats["sync_served_from_storage"] += 1
@@ -402,6 +461,8 @@ class ConsensusDriver:
                         return self._halt(f"cannot persist safety data (seq {seq}): {err}")
                     self._events.appendleft(Persisted(seq))
                 case Commit(blocks=blocks, qcs=qcs):
+                    if blocks:
+                        self._last_commit = (blocks[-1]["bytes"], qcs[-1], blocks[-1]["height"])
                     self._commit(blocks, qcs)
                 case SetTimer(round, duration_ms):
                     self._set_timer(round, duration_ms)
@@ -417,7 +478,7 @@ class ConsensusDriver:
                     log.warning("invalid consensus message from validator %s: %s", sender, reason)
                     self._maybe_ban(sender, reason)
                 case NewEpoch(epoch, validators):
-                    log.info("epoch %d begins with %d validators", epoch, len(validators))
+                    self._new_epoch(epoch, validators)
                 case Halt(reason):
                     self._halt(reason)
                 case _:
@@ -425,8 +486,77 @@ class ConsensusDriver:
                     log.error("unknown consensus action %r", action)
                     self.stats["unknown_actions"] += 1
 
+    # ---- validator sets --------------------------------------------------------------------
+    def _next_set(self) -> list[tuple[int, int, bytes]] | None:
+        """The set executed governance names, when it differs from the epoch's (else None)."""
+        if self.decided_set is None:
+            return None
+        s = [_vtuple(v) for v in self.decided_set()]
+        if s == self.vset:
+            self.pending_set = None
+            return None
+        if s != self.pending_set:
+            self.pending_set = s
+            log.info("governance decided a validator set of %d for the next epoch", len(s))
+            if self.on_decided is not None:
+                self.on_decided(s)
+        return s
+
+    def _new_epoch(self, epoch: int, validators: list[tuple[int, int, bytes]]) -> None:
+        old = {v[2] for v in self.vset}
+        self.vset = [_vtuple(v) for v in validators]
+        self.peer_of = {v[0]: bytes(v[2]) for v in self.vset}
+        self.id_of = {bytes(v[2]): v[0] for v in self.vset}
+        new = {v[2] for v in self.vset}
+        log.info(
+            "epoch %d begins with %d validators (%d joined, %d left)",
+            epoch,
+            len(self.vset),
+            len(new - old),
+            len(old - new),
+        )
+        self.stats["epochs"] += 1
+        self.pending_set = None
+        end_block, end_qc, end_height = self._last_commit or (None, None, None)
+        if end_height is not None:
+            self.epoch_ends[epoch - 1] = end_height
+        if self.on_new_epoch is not None:
+            self.on_new_epoch(epoch, self.vset, end_block, end_qc)
+        # A change decided after the one now in effect: tell the new epoch's core at once
+        # (the core forgot what it was told in the old epoch).
+        ex = self.executor
+        if ex is not None and ex.height > 0:
+            nxt = self._next_set()
+            block_id = self.store.block_hash(ex.height)
+            if nxt is not None and block_id is not None:
+                self._events.append(Executed(ex.height, block_id, ex.exec_root, nxt))
+
+    def replace_core(self, core: ConsensusCore) -> None:
+        """Swap in a core made for this node's new identity at an epoch boundary (it joined
+        the set, left it, or was re-keyed); called from ``on_new_epoch``."""
+        self.core = core
+        self.stats["core_rebuilds"] += 1
+        self._apply(core.start())
+        ex = self.executor
+        if ex is not None and ex.height > 0:
+            block_id = self.store.block_hash(ex.height)
+            if block_id is not None:
+                self._events.append(Executed(ex.height, block_id, ex.exec_root, self._next_set()))
+
+    def _guest_id(self, peer: bytes) -> int:
+        """A consensus id for a peer outside the validator set (above any validator's)."""
+        gid = self._guests.get(peer)
+        if gid is None:
+            if len(self._guests) >= 1024:
+                self._guests.clear()
+                self._guest_peer.clear()
+            gid = GUEST_IDS + len(self._guests)
+            self._guests[peer] = gid
+            self._guest_peer[gid] = peer
+        return gid
+
     def _send(self, vid: int, data: bytes) -> None:
-        peer = self.peer_of.get(vid)
+        peer = self.peer_of.get(vid) or self._guest_peer.get(vid)
         if peer is not None and not self.net.send(peer, self.chain_id, Kind.CONSENSUS, data):
             self.stats["send_dropped"] += 1
 
@@ -434,7 +564,7 @@ class ConsensusDriver:
         """Ban a validator whose bytes do not decode, or who signed something invalid itself.
         Stale or out-of-turn messages are normal while a node is behind or restarting and
         are only counted."""
-        peer = self.peer_of.get(vid)
+        peer = self.peer_of.get(vid) or self._guest_peer.get(vid)
         if peer is None:
             return
         if MALFORMED.search(reason) or reason.startswith(f"invalid signature by validator {vid} "):
@@ -454,7 +584,7 @@ class ConsensusDriver:
                 return self._halt(f"storage holds another block at height {b['height']}: {err}")
             except (OSError, TfnodeError) as err:
                 return self._halt(f"cannot store committed block {b['height']}: {err}")
-            self._events.append(Executed(b["height"], b["id"], self.state_root))
+            self._events.append(Executed(b["height"], b["id"], self.state_root, self._next_set()))
         self.stats["commits"] += len(blocks)
         self.payload.committed(blocks)
         if self.on_commit is not None:
@@ -496,7 +626,7 @@ class ConsensusDriver:
             out.seconds = time.perf_counter() - t0
             self.stats["commits"] += 1
             self.stats["txs_committed"] += len(out.txs)
-            self.handle(Executed(h, b["id"], out.exec_root))
+            self.handle(Executed(h, b["id"], out.exec_root, self._next_set()))
             self.payload.committed([b])
             if self.on_commit is not None:
                 self.on_commit([b])
@@ -537,7 +667,8 @@ class ConsensusDriver:
     async def _payload(self, round: int, parent: bytes, height: int) -> None:
         digests = await self.payload.next_payload(round, parent, height)
         try:
-            event = Payload(round, list(digests), int(time.time() * 1000))
+            # The set read now, after the wait: a switch meanwhile cleared it.
+            event = Payload(round, list(digests), int(time.time() * 1000), self.pending_set)
         except (TfnodeError, ValueError) as err:  # a digest that is not 32 bytes: our bug
             log.error("payload source answered round %d with a bad digest: %s", round, err)
             self.stats["core_errors"] += 1

@@ -185,9 +185,23 @@ def genesis_contracts(
     ]
 
 
+#: The approval policy `tfnode init` writes when the consortium has two banks or more: a
+#: majority of the banks, and never fewer than two of them (no bank decides alone).
+BANK_POLICY = {"roles": ["bank"], "more_than": [1, 2], "min_approvals": 2}
+
+
+def default_policy(roles: list[str]) -> dict[str, Any]:
+    """The policy of a genesis that names none: a majority of the banks (at least two) when
+    there are two banks or more, else a majority of all members, at least two of them; one
+    member decides alone only in a one-member chain."""
+    if roles.count("bank") >= 2:
+        return dict(BANK_POLICY)
+    return {"roles": sorted(set(roles)), "more_than": [1, 2], "min_approvals": min(2, len(roles))}
+
+
 def make_genesis(
     chain_id: str,
-    public_keys: list[bytes],
+    public_keys: list[bytes] | None = None,
     *,
     names: list[str] | None = None,
     roles: list[str] | None = None,
@@ -195,29 +209,60 @@ def make_genesis(
     genesis_time_ms: int | None = None,
     contracts_dir: Path | None = None,
     allocations: dict[str, int] | None = None,
+    members: list[dict[str, Any]] | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> Genesis:
-    """One member organisation per validator, roles in the order of :data:`ROLES` (the
-    regulator comes fifth: with 4 validators the consortium is bank, customs, logistics,
-    warehouse)."""
-    n = len(public_keys)
-    names = names or [f"node-{i}" for i in range(n)]
-    roles = roles or [ROLES[i % len(ROLES)] for i in range(n)]
-    powers = powers or [1] * n
-    for r in roles:
-        if r not in ROLES:
-            raise ConfigError(f"unknown role {r!r}; roles are {', '.join(ROLES)}")
-    members = [
+    """The genesis of a consortium.
+
+    ``members``: each member explicitly, ``{"name", "organisation", "role", "power",
+    "public_key"}`` (power 0: a member without a validator, whose node may observe); the
+    validators are the members with power >= 1, in order. Without it, one member per key in
+    ``public_keys``, roles in the order of :data:`ROLES` (the regulator comes fifth). The
+    policy defaults to :func:`default_policy`."""
+    if members is None:
+        keys = list(public_keys or [])
+        n = len(keys)
+        names = names or [f"node-{i}" for i in range(n)]
+        roles = roles or [ROLES[i % len(ROLES)] for i in range(n)]
+        powers = powers or [1] * n
+        members = [
+            {
+                "name": names[i],
+                "organisation": f"{roles[i]}-{i}",
+                "role": roles[i],
+                "power": powers[i],
+                "public_key": keys[i],
+            }
+            for i in range(n)
+        ]
+    if not members:
+        raise ConfigError("a consortium needs at least one member")
+    seen: set[str] = set()
+    for m in members:
+        if m["role"] not in ROLES:
+            raise ConfigError(f"member {m['name']!r}: unknown role {m['role']!r}; roles are {', '.join(ROLES)}")
+        if m["name"] in seen:
+            raise ConfigError(f"two members are named {m['name']!r}")
+        seen.add(m["name"])
+        if type(m["power"]) is not int or m["power"] < 0:
+            raise ConfigError(f"member {m['name']!r}: power {m['power']!r}; must be an int >= 0")
+    if not any(m["power"] > 0 for m in members):
+        raise ConfigError("no member has voting power: a consortium needs at least one validator")
+    roles = [m["role"] for m in members]
+    gmembers = [
         {
-            "name": f"{roles[i]}-{i}",
-            "role": roles[i],
-            "node": names[i],
-            "public_key": public_keys[i].hex(),
-            "validator": True,
+            "name": m["organisation"],
+            "role": m["role"],
+            "node": m["name"],
+            "public_key": m["public_key"].hex(),
+            "validator": m["power"] > 0,
         }
-        for i in range(n)
+        for m in members
     ]
-    vals = [Validator(i, names[i], public_keys[i], powers[i]) for i in range(n)]
-    addrs = [crypto.address(crypto.PublicKey.from_bytes(pk)) for pk in public_keys]
+    vals = [
+        Validator(i, m["name"], m["public_key"], m["power"]) for i, m in enumerate(m for m in members if m["power"] > 0)
+    ]
+    addrs = [crypto.address(crypto.PublicKey.from_bytes(m["public_key"])) for m in members]
     # Init arguments of the contracts that need them: the voucher issuer of the blacklist is
     # the regulator if there is one, else the first member; settlement trusts the L/C,
     # factoring and forfaiting contracts to record interbank obligations; the first bank
@@ -235,10 +280,11 @@ def make_genesis(
     g = Genesis(
         chain_id,
         genesis_time_ms if genesis_time_ms is not None else int(time.time() * 1000),
-        members,
+        gmembers,
         vals,
         genesis_contracts(contracts_dir, init_args),
         alloc,
+        policy if policy is not None else default_policy(roles),
     )
     g.check()
     return g

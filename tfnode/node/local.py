@@ -53,7 +53,7 @@ class LocalConsortium:
     ):
         self.root, self.n, self.chain_id = Path(root), n, chain_id
         self.home = self.root / "net"
-        self.nodes = cli_node.init(
+        made = cli_node.init(
             n,
             self.home,
             base_port=free_base_port(n),
@@ -63,6 +63,10 @@ class LocalConsortium:
             allocations=allocations,
             expiry_window=expiry_window,
         )
+        # Validators are node-0 .. node-(n-1); members without voting power (the default
+        # consortium's second bank) have observer folders, started only when asked.
+        self.nodes = [m for m in made if m["validator"]]
+        self.observers = [m for m in made if not m["validator"]]
         self.procs: dict[int, subprocess.Popen] = {}
 
     def __enter__(self) -> LocalConsortium:
@@ -70,6 +74,64 @@ class LocalConsortium:
 
     def __exit__(self, *exc) -> None:
         self.kill_all()
+
+    def add_node(self, role: str = "validator") -> int:
+        """A new node folder ``node-<n>`` (new key, free ports, every node so far as its
+        peers), not started; returns its index. Governance decides whether it votes."""
+        from tfnode.node.config import Peer, load
+
+        i = self.n
+        base = free_base_port(1)
+        peers = []
+        for j in range(i):
+            c = load(self.node(j))
+            pub = bytes.fromhex((self.node(j) / "node_key.pub").read_text().strip())
+            peers.append(Peer(c.name, pub, c.listen))
+        first = load(self.node(0))
+        info = cli_node.add_node(
+            self.node(i),
+            f"node-{i}",
+            ("127.0.0.1", base),
+            ("127.0.0.1", base + 1),
+            peers,
+            genesis=self.node(0) / "genesis.json",
+            role=role,
+            base_timeout_ms=first.base_timeout_ms,
+            block_interval_ms=first.block_interval_ms,
+        )
+        self.nodes.append(info)
+        self.n += 1
+        return i
+
+    def decide(self, kind: str, payload: dict, timeout: float = 60.0) -> dict:
+        """A governance proposal carried through on the running chain: the first member with
+        a policy role proposes, every member with a policy role approves, the proposer
+        commits (each member signs with its node key, as in this local consortium). Returns
+        the commit's receipt; raises AssertionError with the receipt if a step fails."""
+        from tfnode.client import Account, Client, build_tx, tx_hash
+        from tfnode.node.genesis import Genesis
+        from tfnode.node.keys import load_private_key
+
+        g = Genesis.load(self.home / "genesis.json")
+        roles = (g.policy or {}).get("roles", ["bank"])
+        voters = [
+            Account(load_private_key(self.home / m["node"] / "node_key")) for m in g.members if m["role"] in roles
+        ]
+        url = next(self.nodes[i]["rpc"] for i in range(len(self.nodes)) if self.running(i))
+        with Client(url, timeout=timeout) as c:
+
+            def run(acct: Account, method: str, *args: object) -> dict:
+                raw = build_tx(acct, self.chain_id, "governance", method, list(args), expiry=c.status()["height"] + 300)
+                c.submit(raw)
+                r = c.wait_receipt(tx_hash(raw).hex(), timeout)
+                if r["status"] != "ok":
+                    raise AssertionError(f"governance {method} failed: {r}")
+                return r
+
+            pid = run(voters[0], "propose", kind, None, None, None, payload)["return_value"]
+            for v in voters:
+                run(v, "approve", pid)
+            return run(voters[0], "commit", pid)
 
     def node(self, i: int) -> Path:
         return self.home / f"node-{i}"
@@ -82,9 +144,18 @@ class LocalConsortium:
 
     def start(self, i: int, *extra: str) -> None:
         """Start node ``i`` (``extra``: more ``tfnode start`` options)."""
-        with open(self.root / f"node-{i}.log", "a") as log:
-            self.procs[i] = subprocess.Popen(
-                [sys.executable, "-m", "tfnode", "start", "--home", str(self.node(i)), *extra],
+        self._start(i, self.node(i), f"node-{i}.log", *extra)
+
+    def start_observer(self, k: int = 0, *extra: str) -> int:
+        """Start the ``k``-th observer folder; returns its key in ``procs`` (1000 + k)."""
+        name = self.observers[k]["name"]
+        self._start(1000 + k, self.home / name, f"{name}.log", *extra)
+        return 1000 + k
+
+    def _start(self, key: int, home: Path, log_name: str, *extra: str) -> None:
+        with open(self.root / log_name, "a") as log:
+            self.procs[key] = subprocess.Popen(
+                [sys.executable, "-m", "tfnode", "start", "--home", str(home), *extra],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

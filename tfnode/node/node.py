@@ -49,6 +49,9 @@ from tfnode.storage import ChainStore, open_rocks
 log = logging.getLogger("tfnode.node")
 
 EXIT_HALT = 3
+#: The consensus id of a node that does not vote: the core never elects or counts it (no
+#: validator set holds it; governance hands out ids from 0 upwards).
+OBSERVER_ID = (1 << 32) - 1
 
 
 class Node:
@@ -58,6 +61,7 @@ class Node:
         *,
         net_config: NetConfig | None = None,
         safety_floor: int | None = None,
+        observer: bool = False,
         contained: bool = False,
     ) -> None:
         self.home = Path(home)
@@ -67,20 +71,20 @@ class Node:
             raise ConfigError(f"config chain_id {self.cfg.chain_id!r} differs from genesis {self.genesis.chain_id!r}")
         self.key = load_private_key(self.cfg.key_path)
         self.public_key = self.key.public_key().to_bytes(compressed=True)
-        me = self.genesis.validator_by_key(self.public_key)
-        if me is None:
+        self.observer = observer or self.cfg.role == "observer"
+        gv = self.genesis.validator_by_key(self.public_key)
+        if gv is not None and gv.name != self.cfg.name:
             raise ConfigError(
-                f"the key in {self.cfg.key_path} (public key {self.public_key.hex()[:16]}...) is not "
-                f"a validator of genesis {self.cfg.genesis_path}; non-voting nodes come later"
-            )
-        if me.name != self.cfg.name:
-            raise ConfigError(
-                f"the key in {self.cfg.key_path} is the key of validator {me.name!r} (public key "
+                f"the key in {self.cfg.key_path} is the key of validator {gv.name!r} (public key "
                 f"{self.public_key.hex()[:16]}...), but {self.home / 'config.toml'} names this node "
                 f"{self.cfg.name!r}: a node runs only with its own key (two nodes with one key would "
                 "vote twice for one validator)"
             )
-        self.me = me
+        # The validator id in the current epoch, or OBSERVER_ID while this node does not vote
+        # (observer role, or a key no epoch names yet: a validator that joins later).
+        self.me_id = OBSERVER_ID
+        self.vset: list[tuple[int, int, bytes]] = self.genesis.consensus_validators()
+        self._admitted: set[bytes] = set()
         self.safety_floor = safety_floor  # --safety-floor: used only if no safety record is usable
         self.contained = contained  # --contained: every block's contract calls in a forked worker
         self.safety: SafetyKeeper | None = None
@@ -129,15 +133,20 @@ class Node:
                 "a backup or a member's snapshot, or move it aside to rebuild from the peers "
                 "(docs/operations.md, 'Damaged data'); keep data/safety as it is"
             ) from None
+        self._check_named_key()
         epoch = decode_block(root.block)["epoch"] if root is not None else 0
         floor = None if self.safety_floor is None else (epoch, self.safety_floor)
         self.safety = SafetyKeeper(cfg.data_path / "safety", self.store)
         safety = self.safety.load(floor=floor)
-        if root is not None:
-            self._certified = decode_block(root.block)["exec_height"]
+        root_dict = decode_block(root.block) if root is not None else None
+        if root_dict is not None:
+            self._certified = root_dict["exec_height"]
+        epoch_set = self._epoch_set(epoch, root)  # the set of the root's epoch
+        self.vset = epoch_set if root_dict is None or root_dict["reconfig"] is None else _set_of(root_dict["reconfig"])
+        self.me_id = self._my_id(self.vset)
         self.core = ConsensusCore(
-            self.me.id,
-            g.consensus_validators(),
+            self.me_id,
+            epoch_set,
             self.key.to_bytes(),
             persisted=safety,
             genesis_state_root=self.executor.genesis_exec_root,
@@ -146,27 +155,41 @@ class Node:
             base_timeout_ms=cfg.base_timeout_ms,
         )
         head = self.store.head
+        if self.me_id == OBSERVER_ID and not self.observer:
+            log.warning(
+                "the key in %s (public key %s...) is not in the validator set of epoch %d: this node "
+                "follows the chain without voting until governance adds it",
+                cfg.key_path,
+                self.public_key.hex()[:16],
+                epoch,
+            )
         log.info(
-            "node %s (validator %d) of chain %s: stored height %s, safety data %s, genesis %s",
+            "node %s (%s) of chain %s: stored height %s, safety data %s, genesis %s",
             cfg.name,
-            self.me.id,
+            self._role_text(),
             g.chain_id,
             head.height if head else 0,
             "loaded" if safety else "none",
             g.hash.hex()[:16],
         )
         chain = as_chain_id(g.chain_id)
-        members = {chain: [v.public_key for v in g.validators]}
+        # Admitted on the P2P network: genesis members and validators, and every validator
+        # the ledger has named since (the set in effect and one decided for the next epoch).
+        # The set object stays the handshake's allow-list: keys are added to it as epochs go.
+        self._admitted = {v.public_key for v in g.validators}
+        self._admitted.update(bytes.fromhex(m["public_key"]) for m in g.members if m.get("public_key"))
+        self._admitted.update(v[2] for v in self.vset)
+        self._admitted.update(v[2] for v in self.executor.validator_set())
         ncfg = self._net_config or NetConfig()
         ncfg.listen = cfg.listen
-        self.net = PeerManager(self.key, members, TcpTransport(), ncfg)
+        self.net = PeerManager(self.key, {chain: self._admitted}, TcpTransport(), ncfg)
         ex = self.executor
         self.mempool = Mempool(
             g.chain_id,
             self.net,
-            [v.public_key for v in g.validators],
+            [v[2] for v in self.vset],
             self.public_key,
-            config=MempoolConfig(expiry_window=cfg.expiry_window),
+            config=MempoolConfig(expiry_window=cfg.expiry_window, verify_workers=cfg.verify_workers),
             height=lambda: ex.height,
             committed_replay=ex.committed_replay_keys,
             committed_batch=self._committed_batch,
@@ -177,7 +200,7 @@ class Node:
             self.store,
             self.net,
             chain,
-            {v.id: v.public_key for v in g.validators},
+            {v[0]: v[2] for v in self.vset},
             state_root=ex.exec_root,
             payload=self.mempool,
             evidence_path=cfg.data_path / "evidence.log",
@@ -187,6 +210,11 @@ class Node:
             executor=ex,
             on_executed=self._on_executed,
             persist_safety=self.safety.persist,
+            vset=self.vset,
+            decided_set=ex.validator_set,
+            on_decided=self._admit,
+            on_new_epoch=self._on_new_epoch,
+            epoch_ends=self._epoch_ends(),
         )
         self.net.register(chain, Kind.CONSENSUS, self.driver.on_message)
         await self.net.start()
@@ -228,6 +256,7 @@ class Node:
                 continue
             try:
                 self._update_signals(h)
+                self._write_status()  # the last commits of a burst (a catch-up) are shown too
             except Exception:
                 log.exception("updating the health and consensus metrics failed")
             # A reason's kind is its first two words ("no block committed for 12 s" and "... 13 s"
@@ -245,8 +274,8 @@ class Node:
             return
         d = self.driver
         peers = peer_signals(
-            {v.id: (v.name, v.public_key) for v in self.genesis.validators},
-            self.me.id,
+            {v["id"]: (v["name"], bytes.fromhex(v["public_key"])) for v in self.validator_list()},
+            self.me_id,
             {bytes(p) for p in self.net.peers} if self.net is not None else set(),
             self.core.committed_height,
             d.peer_height,
@@ -267,14 +296,13 @@ class Node:
         """Give the links up to one round timeout to reach a quorum before round 1, so the
         first proposals are not sent into the void (the core would recover by timeouts;
         this only spares the first one)."""
-        g = self.genesis
-        total = sum(v.power for v in g.validators)
+        total = sum(v[1] for v in self.vset)
         quorum = 2 * total // 3 + 1
-        power = {v.public_key: v.power for v in g.validators}
+        power = {v[2]: v[1] for v in self.vset}
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             peers = self.net.peers if self.net is not None else []
-            if self.me.power + sum(power.get(bytes(p), 0) for p in peers) >= quorum:
+            if power.get(self.public_key, 0) + sum(power.get(bytes(p), 0) for p in peers) >= quorum:
                 return
             await asyncio.sleep(0.02)
 
@@ -289,6 +317,8 @@ class Node:
             await self.mempool.stop()
         if self.net is not None:
             await self.net.close()
+        if self.executor is not None:
+            self.executor.close()
         if self.store is not None:
             self._write_status(force=True)
             self.store.close()
@@ -303,7 +333,8 @@ class Node:
         return {
             "chain_id": self.cfg.chain_id,
             "node": self.cfg.name,
-            "validator": self.me.id,
+            "validator": None if self.me_id == OBSERVER_ID else self.me_id,
+            "role": "observer" if self.observer else "validator",
             "height": head.height if head else 0,
             "hash": head.hash.hex() if head else "",
             "round": self.core.round if self.core else 0,
@@ -313,6 +344,11 @@ class Node:
             "invalid": d.get("invalid", 0),
             "sync_requests": d.get("sync_requests", 0),
             "sync_served_from_storage": d.get("sync_served_from_storage", 0),
+            # Consensus messages from nodes outside the validator set that were not sync
+            # requests (votes, proposals, timeouts): ignored, and counted here.
+            "signed_from_non_validators": d.get("signed_from_non_validator", 0),
+            # What this node signed since it started (an observer: always zero).
+            "signed": self._signed(),
             "executed_height": self.executor.height if self.executor else 0,
             "certified_height": self._certified,
             "state_root": self.executor.state_root.hex() if self.executor else "",
@@ -322,6 +358,10 @@ class Node:
             "health": self.health(),
             "pid": os.getpid(),
         }
+
+    def _signed(self) -> dict[str, int]:
+        st = getattr(self.core, "stats", None) or {}
+        return {k: int(st.get(k, 0)) for k in ("votes", "proposals", "timeouts")}
 
     def _mempool_stats(self) -> dict[str, int]:
         if self.mempool is None:
@@ -342,11 +382,11 @@ class Node:
             reasons.append(f"halted: {self.halted}")
         if age > cfg.health_max_commit_age_s:
             reasons.append(f"no block committed for {age:.0f} s (limit {cfg.health_max_commit_age_s:g} s)")
-        vals = self.genesis.validators
-        total = sum(v.power for v in vals)
+        vals = self.vset
+        total = sum(v[1] for v in vals)
         need = total * 2 // 3 + 1
         connected = {bytes(p) for p in self.net.peers} if self.net is not None else set()
-        power = sum(v.power for v in vals if v.public_key == self.public_key or v.public_key in connected)
+        power = sum(v[1] for v in vals if v[2] == self.public_key or v[2] in connected)
         if power < need:
             reasons.append(f"lost contact with a quorum: connected validators hold power {power} of {need} needed")
         committed = self.core.committed_height if self.core is not None else 0
@@ -368,6 +408,139 @@ class Node:
             "committed_height": committed,
             "executed_height": executed,
         }
+
+    # ---- validator sets and epochs -----------------------------------------------------------
+    def validator_list(self) -> list[dict[str, Any]]:
+        """The validators of the current epoch, named as genesis names them where it does."""
+        names = {v.public_key: v.name for v in self.genesis.validators}
+        return [
+            {"id": i, "name": names.get(pk, f"validator-{i}"), "power": p, "public_key": pk.hex()}
+            for i, p, pk in self.vset
+        ]
+
+    @property
+    def validating(self) -> bool:
+        """Whether this node votes in the current epoch."""
+        return self.me_id != OBSERVER_ID
+
+    def _role_text(self) -> str:
+        if self.observer:
+            return "observer: follows the chain, never signs"
+        if self.me_id == OBSERVER_ID:
+            return "not in the current validator set: follows the chain until an epoch names its key"
+        return f"validator {self.me_id}"
+
+    def _check_named_key(self) -> None:
+        """config.toml names a genesis validator whose key is still a validator's, but this
+        node holds another key: the wrong key file. (After governance re-keyed that
+        validator, the old name with the new key is right.)"""
+        named = next((v for v in self.genesis.validators if v.name == self.cfg.name), None)
+        assert self.executor is not None
+        current = {pk for _, _, pk in self.executor.validator_set()}
+        if named is None or named.public_key == self.public_key or self.observer or named.public_key not in current:
+            return
+        raise ConfigError(
+            f"{self.home / 'config.toml'} names this node {self.cfg.name!r}, validator of genesis "
+            f"{self.cfg.genesis_path} with public key {named.public_key.hex()[:16]}..., but the key in "
+            f"{self.cfg.key_path} is {self.public_key.hex()[:16]}...: the wrong key file (a node runs "
+            "only with its own key; start it with --observer to follow the chain without voting)"
+        )
+
+    def _my_id(self, vset: list[tuple[int, int, bytes]]) -> int:
+        if self.observer:
+            return OBSERVER_ID
+        return next((i for i, _, pk in vset if pk == self.public_key), OBSERVER_ID)
+
+    def _epoch_set(self, epoch: int, root: Root | None) -> list[tuple[int, int, bytes]]:
+        """The validator set of ``epoch``: genesis for epoch 0, else the set the epoch's
+        predecessor ended with (``epochs.json`` beside the ledger, kept by ``_on_new_epoch``;
+        without it, the stored block that carried it)."""
+        if epoch == 0:
+            return self.genesis.consensus_validators()
+        known = self._read_epochs()
+        if str(epoch) in known:
+            return [(int(i), int(p), bytes.fromhex(k)) for i, p, k in known[str(epoch)]["validators"]]
+        store = self.store
+        assert store is not None
+        h = root.height if root is not None else 0
+        while h > (store.base or 0):
+            raw = store.block(h)
+            b = decode_block(raw) if raw is not None else None
+            if b is not None and b["reconfig"] is not None and b["reconfig"][0] == epoch:
+                return _set_of(b["reconfig"])
+            h -= 1
+        raise DamagedDataError(
+            f"the ledger in {self.cfg.data_path / 'db'} is at epoch {epoch}, but neither "
+            f"{self._epochs_path} nor a stored block names that epoch's validator set; restore the "
+            "data directory from a backup (docs/operations.md, 'Damaged data')"
+        )
+
+    @property
+    def _epochs_path(self) -> Path:
+        return self.cfg.data_path / "epochs.json"
+
+    def _read_epochs(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self._epochs_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as err:
+            log.warning("ignoring %s (%s): epochs are read from the stored blocks", self._epochs_path, err)
+            return {}
+        if not isinstance(data, dict) or not all(isinstance(v, dict) and "validators" in v for v in data.values()):
+            log.warning(
+                "ignoring %s (not a record of epochs): epochs are read from the stored blocks", self._epochs_path
+            )
+            return {}
+        return data
+
+    def _end_height(self, epoch: int) -> int | None:
+        """Height of the block that ended epoch ``epoch - 1`` (the driver records it)."""
+        return self.driver.epoch_ends.get(epoch - 1) if self.driver is not None else None
+
+    def _epoch_ends(self) -> dict[int, int]:
+        """Epoch -> height of its last block, as ``epochs.json`` recorded them."""
+        return {int(e) - 1: int(v["after"]) for e, v in self._read_epochs().items() if v.get("after") is not None}
+
+    def _admit(self, vset: list[tuple[int, int, bytes]]) -> None:
+        """Let the validators of ``vset`` connect (a joining validator must sync before its
+        epoch starts). Keys are never withdrawn here: a removed validator may still follow
+        the chain as an observer; its messages count for nothing (tfnode.node.driver)."""
+        self._admitted.update(bytes(v[2]) for v in vset)
+
+    def _on_new_epoch(
+        self, epoch: int, vset: list[tuple[int, int, bytes]], end_block: bytes | None, end_qc: bytes | None
+    ) -> None:
+        old = self.vset
+        self.vset = list(vset)
+        self._admit(vset)
+        known = self._read_epochs()
+        known[str(epoch)] = {"validators": [[i, p, pk.hex()] for i, p, pk in vset], "after": self._end_height(epoch)}
+        tmp = self._epochs_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, self._epochs_path)
+        if self.mempool is not None:
+            self.mempool.set_validators([v[2] for v in vset])
+        new_id = self._my_id(vset)
+        if new_id == self.me_id:
+            return
+        if end_block is None or end_qc is None or self.core is None or self.driver is None:
+            log.error("epoch %d changes this node's validator id, but the epoch's last block is unknown", epoch)
+            return
+        was = self._role_text()
+        core = ConsensusCore(
+            new_id,
+            old,
+            self.key.to_bytes(),
+            persisted=self.core.safety_data(),
+            root_block=end_block,
+            root_qc=end_qc,
+            base_timeout_ms=self.cfg.base_timeout_ms,
+        )
+        self.me_id = new_id
+        self.core = core
+        log.warning("epoch %d: this node was %s; now %s", epoch, was, self._role_text())
+        self.driver.replace_core(core)
 
     def _on_executed(self, out: Any) -> None:
         self._last_commit = time.monotonic()
@@ -419,6 +592,11 @@ class Node:
         os.replace(tmp, self._status_path)
 
 
+def _set_of(reconfig: tuple[int, list[tuple[int, int, bytes]]]) -> list[tuple[int, int, bytes]]:
+    """The (id, power, public_key) list of a block's ``reconfig`` (epoch, validators)."""
+    return [(int(i), int(p), bytes(pk)) for i, p, pk in reconfig[1]]
+
+
 # ---- logs ---------------------------------------------------------------------------------
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -447,8 +625,8 @@ def setup_logging(fmt: str = "plain", level: str = "INFO", name: str = "") -> No
 
 
 # ---- process entry ------------------------------------------------------------------------
-async def _serve(home: Path, safety_floor: int | None = None, contained: bool = False) -> int:
-    node = Node(home, safety_floor=safety_floor, contained=contained)
+async def _serve(home: Path, safety_floor: int | None = None, observer: bool = False, contained: bool = False) -> int:
+    node = Node(home, safety_floor=safety_floor, observer=observer, contained=contained)
     setup_logging(node.cfg.log_format, node.cfg.log_level, node.cfg.name)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -460,7 +638,7 @@ async def _serve(home: Path, safety_floor: int | None = None, contained: bool = 
     return EXIT_HALT if node.halted else 0
 
 
-def run(home: Path, safety_floor: int | None = None, contained: bool = False) -> int:
+def run(home: Path, safety_floor: int | None = None, observer: bool = False, contained: bool = False) -> int:
     """Run a node until SIGTERM/SIGINT (exit 0) or a consensus halt (exit 3)."""
     uvloop: ModuleType | None
     try:
@@ -469,8 +647,8 @@ def run(home: Path, safety_floor: int | None = None, contained: bool = False) ->
         uvloop = None
     try:
         if uvloop is not None:
-            return uvloop.run(_serve(Path(home), safety_floor, contained))
-        return asyncio.run(_serve(Path(home), safety_floor, contained))
+            return uvloop.run(_serve(Path(home), safety_floor, observer, contained))
+        return asyncio.run(_serve(Path(home), safety_floor, observer, contained))
     except NodeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -84,18 +84,15 @@ class NodeService:
         return self.node.health()
 
     def validators(self) -> list[dict[str, Any]]:
-        return [
-            {"id": v.id, "name": v.name, "power": v.power, "public_key": v.public_key.hex()}
-            for v in self.node.genesis.validators
-        ]
+        return self.node.validator_list()
 
     def peers(self) -> list[dict[str, Any]]:
         net = self.node.net
         connected = {bytes(p) for p in net.peers} if net else set()
         return [
-            {"public_key": v.public_key.hex(), "name": v.name, "connected": v.public_key in connected}
-            for v in self.node.genesis.validators
-            if v.public_key != self.node.public_key
+            {"public_key": v["public_key"], "name": v["name"], "connected": bytes.fromhex(v["public_key"]) in connected}
+            for v in self.node.validator_list()
+            if bytes.fromhex(v["public_key"]) != self.node.public_key
         ]
 
     # ---- transactions -------------------------------------------------------------------
@@ -104,6 +101,14 @@ class NodeService:
             raise RpcError.of(ErrorCode.NOT_READY, f"node halted: {self.node.halted}")
         if self.node.mempool is None:
             raise RpcError.of(ErrorCode.NOT_READY, "node is starting")
+        if not self.node.validating:
+            # Validators take batches only from validators: accepted here, a transaction
+            # would never be proposed. Refused with the reason instead.
+            raise RpcError.of(
+                ErrorCode.TX_REJECTED,
+                "this node does not validate (an observer, or a validator outside the current set): "
+                "submit transactions to a validator's node",
+            )
         # IoT batches are checked against the committed state first (docs/iot.md "Admission"),
         # so a gateway hears of bad readings now; execution checks them again anyway.
         refused = {}
@@ -178,6 +183,13 @@ class NodeService:
             "exec_height": b["exec_height"],
             "exec_root": b["exec_root"].hex(),
             "batches": [d.hex() for d in b["payload"]],
+            # The last block of an epoch names the next validator set (docs/consensus.md).
+            "reconfig": None
+            if b["reconfig"] is None
+            else {
+                "epoch": b["reconfig"][0],
+                "validators": [{"id": i, "power": p, "public_key": pk.hex()} for i, p, pk in b["reconfig"][1]],
+            },
             "tx_count": len(hashes),
             "state_root": rec[:32].hex(),
             "receipts_root": rec[32:64].hex(),
@@ -210,6 +222,15 @@ class NodeService:
     def get_state(self, key: bytes) -> dict[str, Any]:
         v = self.store.get_state(key)
         return {"key": key.hex(), "value": None if v is None else v.hex(), "height": self.executor.height}
+
+    def get_state_changes(self, height: int) -> dict[str, Any] | None:
+        changes = self.store.state_changes(height)
+        if changes is None:
+            return None
+        return {
+            "height": height,
+            "changes": [{"key": k.hex(), "value": None if v is None else v.hex()} for k, v in changes],
+        }
 
     def _certificate(self) -> tuple[int, dict[str, str]]:
         """The newest stored block with its QC, and the execution height it certifies."""

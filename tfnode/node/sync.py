@@ -32,14 +32,21 @@ MAX_RESPONSE_BYTES = CONSENSUS_MAX_MESSAGE_BYTES * 3 // 4
 QC_IN_CHILD = b"\x00qc-in-child"
 
 
-def answer_from_storage(store: ChainStore, have_height: int, limit: int = MAX_SYNC_BLOCKS) -> bytes | None:
+def answer_from_storage(
+    store: ChainStore, have_height: int, limit: int = MAX_SYNC_BLOCKS, upto: int | None = None
+) -> bytes | None:
     """The response for a requester at ``have_height``, or None when storage holds no
     committed block above it (the core answers with its uncommitted blocks then) or the
-    heights it needs are not stored (pruned, or below this store's base)."""
+    heights it needs are not stored (pruned, or below this store's base). ``upto``: the
+    highest height to serve (a requester in an older epoch gets its epoch's blocks up to
+    the last few; the core serves the end with the proof that committed it)."""
     head = store.head
-    if head is None or have_height >= head.height or have_height + 1 < (store.base or 0):
+    if head is None:
         return None
-    top = min(head.height, have_height + max(1, min(limit, MAX_SYNC_BLOCKS)))
+    top_stored = head.height if upto is None else min(head.height, upto)
+    if have_height >= top_stored or have_height + 1 < (store.base or 0):
+        return None
+    top = min(top_stored, have_height + max(1, min(limit, MAX_SYNC_BLOCKS)))
     blocks: list[bytes] = []
     size = 0
     for h in range(have_height + 1, top + 1):

@@ -48,6 +48,9 @@ class NodeAPI(Protocol):
 
     def get_receipt_proof(self, tx_hash: bytes, exec_height: int | None = None) -> dict | None: ...
 
+    # The state writes of an executed height, sorted by key; None if that height is not executed here.
+    def get_state_changes(self, height: int) -> dict | None: ...
+
     # An attested IoT reading, its path to the batch root, a state proof of the batch record; None if no such batch.
     def get_reading_proof(self, gateway: bytes, batch_seq: int, index: int) -> dict | None: ...
 

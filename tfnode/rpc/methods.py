@@ -73,6 +73,7 @@ class Methods:
             "get_state": self.get_state,
             "get_state_proof": self.get_state_proof,
             "get_receipt_proof": self.get_receipt_proof,
+            "get_state_changes": self.get_state_changes,
             "get_reading_proof": self.get_reading_proof,
             "get_validators": self.get_validators,
             "get_events": self.get_events,
@@ -126,6 +127,10 @@ class Methods:
         p = Params(raw, ("hash", "exec_height"))
         h = p.hex("hash", size=HASH)
         return _found(self.api.get_receipt_proof(h, p.int("exec_height", default=None)), f"receipt of {h.hex()}")
+
+    async def get_state_changes(self, raw, ctx):
+        height = Params(raw, ("height",)).int("height", 1, I63)
+        return _found(self.api.get_state_changes(height), f"state changes of height {height} (not executed here)")
 
     async def get_reading_proof(self, raw, ctx):
         p = Params(raw, ("gateway", "batch_seq", "index"))

@@ -2,6 +2,7 @@
 
     POST /      one call or a batch      GET /ws       the same, plus subscriptions
     GET /metrics                         GET /health   200 ok, or 503 with the reasons
+    GET /explorer/  the web explorer (tfnode.explorer; GET / redirects there)
 
 All of it runs on the node's event loop; ``publish_block`` must be called from that loop.
 """
@@ -99,6 +100,12 @@ class RpcServer:
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/health", self._health)
+        # The explorer's pages call this server's own POST / and /ws; its API calls the
+        # method table in-process (tfnode/explorer/app.py).
+        from tfnode.explorer.app import add_routes
+
+        add_routes(app, self._local_call)
+        app.router.add_get("/", self._to_explorer)
         runner = web.AppRunner(
             app,
             access_log=None,
@@ -225,6 +232,18 @@ class RpcServer:
             if self._conns.get(conn.handler) is conn:
                 # The next request head on a kept-alive connection gets the keep-alive time.
                 self._arm(conn, max(self.header_timeout, KEEPALIVE_TIMEOUT))
+
+    async def _to_explorer(self, request: web.Request) -> web.StreamResponse:
+        from tfnode.explorer.app import PREFIX
+
+        raise web.HTTPFound(PREFIX + "/")
+
+    async def _local_call(self, method: str, params: dict | None):
+        """One RPC method called in-process (the explorer's API): its result, or RpcError."""
+        fn = self.methods.table.get(method)
+        if fn is None:
+            raise MethodNotFound(repr(method))
+        return await fn(params if params is not None else {}, Context())
 
     # --- the node's side ---
 

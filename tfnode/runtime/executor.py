@@ -604,15 +604,16 @@ class Runtime:
         *,
         block: BlockCtx | None = None,
         gas_limit: int = 100 * DEFAULT_GAS_LIMIT,
+        validators=None,
     ) -> list:
         """Write the members, the approval policy and the genesis contracts, without approvals
-        (every member signs genesis itself). ``contracts``: (name, source, init_args) triples.
-        Raises if any contract is invalid or its init fails; returns the events."""
+        (every member signs genesis itself). ``contracts``: (name, source, init_args) triples;
+        ``validators``: the genesis validator set (see tfnode.runtime.governance). Raises if any contract is invalid or its init fails; returns the events."""
         block = block or BlockCtx(0, 0)
         overlay = Overlay(self.state)
         _m.pin_interpreter()  # init hooks run contract code, as any call
         self.meter.reset(gas_limit)
-        self.governance.genesis(overlay, members, policy)
+        self.governance.genesis(overlay, members, policy, validators)
         info = TxInfo(api.Sender("genesis", "genesis", ()), api.Block(block.height, block.timestamp, block.hash), b"")
         frame = Frame(self, GOVERNANCE, overlay, info.origin, False, info)
         try:

@@ -6,7 +6,8 @@ It runs as the reserved contract name ``governance`` (native code, metered like 
     propose(kind, name, source=None, args=[], payload=None) -> id
         kind "deploy" | "upgrade": the source is validated now and stored under its SM3
         hash; kind "member" (payload {address, organisation, roles}) | "remove_member"
-        (payload {address}) | "policy" (payload {roles, more_than: [num, den], min_approvals}) |
+        (payload {address}: the member's validators leave the set too) | "policy" (payload
+        {roles, more_than: [num, den], min_approvals}) | "validator" (payload below) |
         "xchain" (payload {op: "create" | "unfreeze", ...}: a light client of another chain;
         committing only records the decision, the built-in xchain module's apply(id) carries
         it out, docs/multichain.md)
@@ -15,9 +16,27 @@ It runs as the reserved contract name ``governance`` (native code, metered like 
                    and approvals >= min_approvals. Deploy runs the contract's @call init(*args),
                    upgrade runs @call migrate(*args) if the new code has it, with the proposer
                    as ctx.sender; if that fails, the commit fails and nothing changes.
-    views: proposal(id), member(address), contract(name), policy()
+    views: proposal(id), member(address), contract(name), policy(), validators()
 
-Default policy: more than half of the members with role "bank".
+Validators. The validator set is state like the members: ``g/validators`` holds, sorted by
+id, ``{"id", "key", "power", "member"}`` (key: 33-byte compressed SM2 public key in hex, the
+node's PeerId; member: the address of the member that runs it). Genesis writes the genesis
+validators; a committed "validator" proposal changes the list, with ``payload``:
+
+    {"action": "add",      "key": hex, "power": n, "member": address}   a new id (never reused)
+    {"action": "remove",   "key": hex}                                  or "id": n instead of "key"
+    {"action": "reweight", "key": hex, "power": n}
+    {"action": "rekey",    "key": hex, "new_key": hex}                  same id and power, new key
+
+The payload is checked when proposed and again when committed (the set may have changed in
+between): the result must keep at least one validator, at most MAX_VALIDATORS, no key twice,
+and a total power within MAX_TOTAL_POWER. The change does not act at once: the node's
+driver sees the new list after the block executes and the consensus core switches to it at
+the next epoch boundary (docs/consensus.md, "Epochs"), so every node derives the same set
+from the same committed state.
+
+Default policy: more than half of the members with role "bank" (a consortium made by
+``tfnode init`` has at least two banks, so no bank decides alone).
 """
 
 from __future__ import annotations
@@ -33,8 +52,14 @@ from tfnode.runtime.frame import GOVERNANCE, NAME_RE, Frame
 
 ROLES = ("bank", "customs", "logistics", "warehouse", "regulator", "insurer", "gateway", "central_bank")
 DEFAULT_POLICY = {"roles": ["bank"], "more_than": [1, 2], "min_approvals": 1}
-KINDS = ("deploy", "upgrade", "member", "remove_member", "policy", "xchain")
+KINDS = ("deploy", "upgrade", "member", "remove_member", "policy", "validator", "xchain")
 XCHAIN_OPS = ("create", "unfreeze")
+VALIDATOR_ACTIONS = ("add", "remove", "reweight", "rekey")
+#: The consensus core's limits on a validator set (core_rs/consensus/src/types.rs).
+MAX_VALIDATORS = 1024
+MAX_TOTAL_POWER = ((1 << 64) - 1) // 4
+VALIDATORS_KEY = b"g/validators"
+_NEXT_VID_KEY = b"g/next_validator_id"
 
 
 def _require(cond, reason):
@@ -71,13 +96,25 @@ class Governance:
 
     # -- genesis (no approvals: the members sign genesis itself) ------------------------------
 
-    def genesis(self, overlay, members, policy=None) -> None:
+    def validators(self, overlay) -> list[dict]:
+        return self._get(overlay, VALIDATORS_KEY) or []
+
+    def genesis(self, overlay, members, policy=None, validators=None) -> None:
+        """``validators``: ``{"id", "key", "power", "member"}`` dicts (ids 0..n-1), or None
+        for a state without a validator list (runtime tests)."""
         addrs = []
         for m in members:
             self._add_member(overlay, m["address"], m["organisation"], list(m["roles"]))
             addrs.append(m["address"])
         if policy is not None:
             self._put(overlay, b"g/policy", self._check_policy(policy))
+        if validators:
+            vals = [
+                {"id": v["id"], "key": _check_key(v["key"]), "power": v["power"], "member": v.get("member") or ""}
+                for v in validators
+            ]
+            self._put(overlay, VALIDATORS_KEY, self._check_set(sorted(vals, key=lambda v: v["id"])))
+            self._put(overlay, _NEXT_VID_KEY, max(v["id"] for v in vals) + 1)
 
     def _add_member(self, overlay, address, organisation, roles):
         _require(type(address) is str and address.startswith("0x") and len(address) == 42, "bad member address")
@@ -119,6 +156,7 @@ class Governance:
             "member": self.v_member,
             "contract": self.v_contract,
             "policy": self.v_policy,
+            "validators": self.v_validators,
         }
         fn = table.get(method)
         if fn is None:
@@ -179,6 +217,9 @@ class Governance:
             _require(type(payload) is dict and payload.get("op") in XCHAIN_OPS, f"payload.op: one of {XCHAIN_OPS}")
             _require(type(payload.get("chain_id")) is str, "payload.chain_id required")
             prop["payload"] = payload
+        elif kind == "validator":
+            prop["payload"] = self._check_validator_payload(ov, payload)
+            self._apply_validator(ov, prop["payload"], dry_run=True)
         else:
             prop["payload"] = self._check_policy(payload)
         pid = self._get(ov, b"g/next") or 1
@@ -240,11 +281,19 @@ class Governance:
             self._add_member(ov, p["address"], p["organisation"], p["roles"])
         elif kind == "remove_member":
             a = prop["payload"]["address"]
+            # The member's validators leave with it: a member that is gone must not vote.
+            vals = self.validators(ov)
+            if any(v["member"] == a for v in vals):
+                left = [v for v in vals if v["member"] != a]
+                _require(left, "removing this member would leave no validator")
+                self._put(ov, VALIDATORS_KEY, self._check_set(left))
             self.rt.meter.gas(_m.COST_WRITE)
             ov.delete(b"g/member/" + a.encode())
             self._put(ov, b"g/members", [x for x in self.members(ov) if x != a])
         elif kind == "xchain":
             pass  # recorded as committed; xchain.apply(id) acts on it once
+        elif kind == "validator":
+            self._apply_validator(ov, prop["payload"], dry_run=False)
         else:
             self._put(ov, b"g/policy", prop["payload"])
         prop["status"] = "committed"
@@ -292,6 +341,85 @@ class Governance:
 
     def v_policy(self, frame):
         return self.policy(frame.overlay)
+
+    def v_validators(self, frame):
+        return self.validators(frame.overlay)
+
+    # -- validators -------------------------------------------------------------------------------
+
+    def _check_validator_payload(self, ov, payload) -> dict:
+        _require(type(payload) is dict, "payload required")
+        action = payload.get("action")
+        _require(action in VALIDATOR_ACTIONS, f"validator action must be one of {', '.join(VALIDATOR_ACTIONS)}")
+        out: dict = {"action": action}
+        if action == "add":
+            out["key"] = _check_key(payload.get("key"))
+            member = payload.get("member")
+            _require(type(member) is str and self.member(ov, member) is not None, "member must be a member's address")
+            out["member"] = member
+        else:
+            vid, key = payload.get("id"), payload.get("key")
+            _require((vid is None) != (key is None), "name the validator by exactly one of id and key")
+            if key is not None:
+                out["key"] = _check_key(key)
+            else:
+                _require(type(vid) is int and vid >= 0, "validator id must be an int >= 0")
+                out["id"] = vid
+        if action in ("add", "reweight"):
+            power = payload.get("power", 1 if action == "add" else None)
+            _require(type(power) is int and 1 <= power <= MAX_TOTAL_POWER, "power must be an int >= 1")
+            out["power"] = power
+        if action == "rekey":
+            out["new_key"] = _check_key(payload.get("new_key"))
+        return out
+
+    def _apply_validator(self, ov, p: dict, *, dry_run: bool) -> None:
+        """The set after the change ``p``; written unless ``dry_run`` (checks at propose time)."""
+        vals = [dict(v) for v in self.validators(ov)]
+        _require(vals, "this chain keeps no validator list in its state")
+        action = p["action"]
+        if action == "add":
+            _require(all(v["key"] != p["key"] for v in vals), "that key is already a validator's")
+            vid = self._get(ov, _NEXT_VID_KEY) or (max(v["id"] for v in vals) + 1)
+            vals.append({"id": vid, "key": p["key"], "power": p["power"], "member": p["member"]})
+        else:
+            match = [v for v in vals if (v["key"] == p["key"] if "key" in p else v["id"] == p["id"])]
+            _require(match, f"no validator {p.get('key') or p.get('id')}")
+            target = match[0]
+            if action == "remove":
+                vals = [v for v in vals if v["id"] != target["id"]]
+                _require(vals, "cannot remove the last validator")
+            elif action == "reweight":
+                target["power"] = p["power"]
+            else:
+                _require(all(v["key"] != p["new_key"] for v in vals), "the new key is already a validator's")
+                target["key"] = p["new_key"]
+        vals = self._check_set(vals)
+        if dry_run:
+            return
+        if action == "add":
+            self._put(ov, _NEXT_VID_KEY, vid + 1)
+        self._put(ov, VALIDATORS_KEY, vals)
+
+    @staticmethod
+    def _check_set(vals: list[dict]) -> list[dict]:
+        vals = sorted(vals, key=lambda v: v["id"])
+        _require(1 <= len(vals) <= MAX_VALIDATORS, f"a validator set holds 1..{MAX_VALIDATORS} validators")
+        _require(len({v["key"] for v in vals}) == len(vals), "two validators would share a key")
+        _require(len({v["id"] for v in vals}) == len(vals), "two validators would share an id")
+        _require(sum(v["power"] for v in vals) <= MAX_TOTAL_POWER, "total voting power too large")
+        return vals
+
+
+def _check_key(key) -> str:
+    """A 33-byte compressed SM2 public key in hex (lower case), checked to be a curve point."""
+    _require(type(key) is str and len(key) == 66, "validator key must be 66 hex digits (compressed SM2)")
+    try:
+        raw = bytes.fromhex(key)
+        crypto.PublicKey.from_bytes(raw)
+    except (ValueError, crypto.CryptoError):
+        raise Revert("validator key is not a compressed SM2 public key") from None
+    return raw.hex()
 
 
 def code_hash(source: str) -> bytes:

@@ -70,7 +70,9 @@ class ReceiptFailed(TfnodeError, AssertionError):
 
 
 class Chain:
-    def __init__(self, members: dict | None = None, *, policy=None, state=None):
+    def __init__(self, members: dict | None = None, *, policy=None, state=None, validators=None):
+        """``validators``: a genesis validator set for governance (``{"id", "key", "power",
+        "member"}`` dicts, see tfnode.runtime.governance), or None for none."""
         self.state = state if state is not None else MemoryState()
         self.runtime = Runtime(self.state)
         from tfnode.execution.iot import Iot  # the node's module, over this chain's runtime
@@ -87,6 +89,7 @@ class Chain:
                 for m in self.members.values()
             ],
             policy,
+            validators=validators,
         )
 
     def __getitem__(self, name: str) -> Member:

@@ -225,8 +225,12 @@ class ChainStore:
         b.put(p + K.QC + hb, qc)
         self._add_txs(b, height, hb, txs, receipts)
         self._add_events(b, hb, c.events, txs)
-        state_writes = self.state.writes() if c.state_writes is None else c.state_writes
+        state_writes = self.state.writes() if c.state_writes is None else list(c.state_writes)
         self._add_writes(b, p + K.STATE, state_writes, "state key", "state value")
+        if c.state_root is not None:
+            # The executed height's write set, kept for auditors (get_state_changes, the
+            # PostgreSQL mirror): the state tree holds values, not what changed when.
+            b.ops.append((p + K.WRITES + hb, K.encode_writes(sorted(state_writes, key=lambda kv: kv[0]))))
         self._add_writes(b, p + K.NODE, c.tree_writes, "tree node key", "tree node")
         if c.state_root is not None:
             root = K.check_hash(c.state_root, "state root")
@@ -416,6 +420,12 @@ class ChainStore:
         pre = self._p + K.NODE
         cut = len(pre)
         return ((k[cut:], v) for k, v in self.kv.iterate(pre, prefix_end(pre)))
+
+    def state_changes(self, height: int) -> list[tuple[bytes, bytes | None]] | None:
+        """The state writes of executed height ``height`` (None: not executed here, or stored
+        before the store kept them), sorted by key; a None value is a deletion."""
+        raw = self.kv.get(self._k(K.WRITES, K.u64(height)))
+        return None if raw is None else K.decode_writes(raw)
 
     def block_txs(self, height: int) -> list[bytes]:
         raw = self.kv.get(self._k(K.TXLIST, K.u64(height))) or b""

@@ -26,6 +26,8 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
     P "E" u8 len c, c, u8 len n, n, u64 height, u32 seq
                          event (contract c, event name n): u32 tx index + tx hash len + hash
                          + payload
+    P "W" u64 height     the executed block's state writes, sorted by key:
+                         (u32 len key, key, u8 0 | u8 1 u32 len value, value)*  (0: deleted)
     P "S" key            contract state value (the runtime's keys, as given)
     P "N" node key       authenticated-state tree node (opaque bytes)
     P "Z"                consensus safety data (its own synced write, never in a block batch)
@@ -67,7 +69,7 @@ META, BLOCK, HASH, QC, ROOT, TXLIST, TX, RECEIPT, REPLAY, EVENT, STATE, NODE, SA
     b"N",
     b"Z",
 )
-EXEC, BATCH, STALE = b"V", b"A", b"O"
+EXEC, BATCH, STALE, WRITES = b"V", b"A", b"O", b"W"
 META_HEAD, META_BASE, META_EXEC = b"head", b"base", b"exec"
 
 _U64 = struct.Struct(">Q")
@@ -116,6 +118,31 @@ def u32(n: int, what: str) -> bytes:
 def read_u64(b: bytes, at: int = 0) -> int:
     v: int = _U64.unpack_from(b, at)[0]
     return v
+
+
+def encode_writes(writes: list[tuple[bytes, bytes | None]]) -> bytes:
+    """A height's state writes as the "W" table stores them (sizes already checked)."""
+    out = []
+    for k, v in writes:
+        out.append(_U32.pack(len(k)) + k + (b"\x00" if v is None else b"\x01" + _U32.pack(len(v)) + v))
+    return b"".join(out)
+
+
+def decode_writes(data: bytes) -> list[tuple[bytes, bytes | None]]:
+    out: list[tuple[bytes, bytes | None]] = []
+    at = 0
+    while at < len(data):
+        n = read_u32(data, at)
+        key = data[at + 4 : at + 4 + n]
+        at += 4 + n
+        if data[at] == 0:
+            out.append((key, None))
+            at += 1
+        else:
+            m = read_u32(data, at + 1)
+            out.append((key, data[at + 5 : at + 5 + m]))
+            at += 5 + m
+    return out
 
 
 def read_u32(b: bytes, at: int = 0) -> int:

@@ -64,6 +64,12 @@ impl Core {
     fn switch_epoch(&mut self, end: &Block, next: ValidatorSet, out: &mut Vec<Action>) {
         let end_id = end.id();
         if let Some((chain, qc)) = self.tree.root_proof.clone().filter(|(c, _)| c.first().is_some_and(|b| b.parent_id() == end_id)) {
+            // Tell everyone what ended the epoch. The QC that committed `end` may be known to
+            // us alone (we formed it as the next leader); if the new set leaves us out, no
+            // message of the new epoch would ever come from us, and the others, still in the
+            // old epoch, would wait for one. With this they commit `end` and switch too.
+            let proof = SyncResponse { blocks: chain.clone(), qcs: vec![qc.clone()] };
+            out.push(Action::Broadcast { bytes: Message::SyncResponse(proof).encode() });
             self.epoch_ends.insert(self.vset.epoch, (end_id, chain, qc));
             while self.epoch_ends.len() > 4 {
                 self.epoch_ends.pop_first();
@@ -79,6 +85,10 @@ impl Core {
         self.election = crate::election::Election::new(next.ids().collect(), self.election.reputation);
         self.votes.clear();
         self.timeouts.clear();
+        // Rounds restart from the end block's round: a block or vote of the new epoch at a
+        // round the old epoch also used is no equivocation.
+        self.seen_votes.clear();
+        self.seen_blocks.clear();
         self.last_tc = None;
         self.my_timeout = None;
         self.proposed_round = 0;

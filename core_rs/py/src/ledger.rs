@@ -1,7 +1,8 @@
 //! Ledger bindings: transactions, batches, receipts root, and the sparse Merkle state tree.
 //!
 //! Errors become `tfnode.errors.LedgerError` (a ValueError), mapped in `error.rs`.
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -13,6 +14,32 @@ use tfnode_ledger::smt;
 /// released: one SM2 verification is 20-40 us, far above the ~100 ns the release costs,
 /// so only a single item is not worth handing the GIL to other threads.
 const GIL_RELEASE_TXS: usize = 2;
+
+/// Largest `workers` a caller may ask for: a bound on threads a setting can create.
+const MAX_WORKERS: usize = 256;
+
+/// Dedicated verification pools, one per worker count asked for, built on first use and
+/// kept for the process: a node asks for one count (its `verify_workers` setting), so this
+/// holds one or two pools, never one per call.
+static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+
+fn verify_pool(workers: usize) -> PyResult<Arc<rayon::ThreadPool>> {
+    if workers > MAX_WORKERS {
+        return Err(err(format!("workers {workers} exceeds {MAX_WORKERS}")));
+    }
+    let mut pools = POOLS.get_or_init(Default::default).lock().expect("not poisoned");
+    if let Some(p) = pools.get(&workers) {
+        return Ok(p.clone());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(move |i| format!("tfnode-verify{workers}-{i}"))
+        .build()
+        .map_err(|e| err(format!("cannot start {workers} verification threads: {e}")))?;
+    let pool = Arc::new(pool);
+    pools.insert(workers, pool.clone());
+    Ok(pool)
+}
 
 fn err(e: impl std::fmt::Display) -> PyErr {
     crate::error::LedgerError::new_err(e.to_string())
@@ -139,14 +166,27 @@ impl PyTransaction {
     }
 }
 
-/// Decode, check the chain id and verify the signature of many raw transactions on all
-/// cores (GIL released). One `(Transaction, None)` or `(None, reason)` per input, in order.
+/// Decode, check the chain id and verify the signature of many raw transactions (GIL
+/// released). One `(Transaction, None)` or `(None, reason)` per input, in order.
+///
+/// `workers`: None or 0 uses the process-wide rayon pool (all cores); n >= 1 runs on a
+/// dedicated pool of n threads, so a node's verification can be bounded (or pinned to one
+/// core as a benchmark's reference). Each item is checked on its own, so the results are
+/// the same whatever the count.
 #[pyfunction]
-fn tx_decode_and_verify_batch<'py>(py: Python<'py>, raws: &Bound<'py, PyAny>, chain_id: &[u8]) -> PyResult<Bound<'py, PyList>> {
+#[pyo3(signature = (raws, chain_id, workers = None))]
+fn tx_decode_and_verify_batch<'py>(py: Python<'py>, raws: &Bound<'py, PyAny>, chain_id: &[u8], workers: Option<usize>) -> PyResult<Bound<'py, PyList>> {
     let owned = bytes_list(raws, "raws")?;
     let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
-    let res =
-        if refs.len() >= GIL_RELEASE_TXS { py.detach(|| led::decode_and_verify_batch(&refs, chain_id)) } else { led::decode_and_verify_batch(&refs, chain_id) };
+    let pool = match workers {
+        None | Some(0) => None,
+        Some(n) => Some(verify_pool(n)?),
+    };
+    let res = match pool {
+        Some(pool) => py.detach(|| pool.install(|| led::decode_and_verify_batch(&refs, chain_id))),
+        None if refs.len() >= GIL_RELEASE_TXS => py.detach(|| led::decode_and_verify_batch(&refs, chain_id)),
+        None => led::decode_and_verify_batch(&refs, chain_id),
+    };
     let out = PyList::empty(py);
     for r in res {
         let item = match r {

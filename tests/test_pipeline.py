@@ -1,0 +1,138 @@
+"""The node's transaction path over worker threads: verification results, refusals, blocks and
+committed state roots do not depend on how many workers run it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tfnode import _core, crypto
+from tfnode.errors import LedgerError
+from tfnode.execution.args import encode_call_args
+from tfnode.execution.executor import ChainExecutor
+from tfnode.execution.pipeline import run_pipeline
+from tfnode.mempool.config import MempoolConfig
+from tfnode.node.genesis import make_genesis
+from tfnode.storage import ChainStore, open_rocks
+
+CHAIN = "tf-pipe"
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return [crypto.PrivateKey.generate() for _ in range(6)]
+
+
+@pytest.fixture(scope="module")
+def genesis(keys):
+    return make_genesis(
+        CHAIN,
+        [k.public_key().to_bytes(compressed=True) for k in keys[:4]],
+        genesis_time_ms=1_700_000_000_000,
+        allocations={crypto.address(k.public_key()): 1000 for k in keys},
+    )
+
+
+def transfer(key, to, amount, nonce, chain=CHAIN):
+    t = _core.Transaction(chain.encode(), nonce, 500, 1_000_000, "asset", "transfer", encode_call_args((to, amount)))
+    t.sign(key.to_bytes())
+    return t.encode()
+
+
+def bad_signature(raw: bytes) -> bytes:
+    return raw[:-1] + bytes([raw[-1] ^ 1])  # the signature is the encoding's tail
+
+
+@pytest.fixture(scope="module")
+def submissions(keys):
+    """Transfers among the accounts with bad ones mixed in: flipped signatures, another
+    chain's, truncated bytes, a replayed nonce, and transfers that overdraw (reverted)."""
+    addrs = [crypto.address(k.public_key()) for k in keys]
+    raws = []
+    for n in range(60):
+        i = n % len(keys)
+        raws.append(transfer(keys[i], addrs[(i + 1) % len(keys)], 7 if n % 9 else 5000, n))
+    raws[5] = bad_signature(raws[5])
+    raws[17] = transfer(keys[2], addrs[0], 1, 999, chain="tf-other")
+    raws[23] = raws[23][:40]
+    raws[31] = bad_signature(raws[31])
+    raws[44] = raws[3]  # the same transaction again: the executor drops it
+    return [raws[i : i + 16] for i in range(0, len(raws), 16)]
+
+
+def run(tmp_path, genesis, submissions, workers, name):
+    kv = open_rocks(tmp_path / name)
+    store = ChainStore(kv, CHAIN)
+    try:
+        ex = ChainExecutor(store, genesis)
+        ex.open()
+        res = run_pipeline(ex, CHAIN.encode(), submissions, workers=workers, block_txs=20, batch_txs=8)
+        assert store.executed()[0] == len(res.state_roots)  # every block committed to RocksDB
+        return res
+    finally:
+        store.close()
+        kv.close()
+
+
+def test_verification_results_do_not_depend_on_workers(submissions):
+    raws = [r for sub in submissions for r in sub]
+    base = _core.tx_decode_and_verify_batch(raws, CHAIN.encode(), workers=1)
+    refused = [i for i, (tx, _) in enumerate(base) if tx is None]
+    assert refused == [5, 17, 23, 31]
+    assert "invalid signature" in base[5][1] and "chain" in base[17][1]
+    for workers in (2, 3, None, 0):
+        other = _core.tx_decode_and_verify_batch(raws, CHAIN.encode(), workers=workers)
+        assert [(tx and tx.hash(), why) for tx, why in other] == [(tx and tx.hash(), why) for tx, why in base]
+
+
+def test_a_worker_count_out_of_range_is_refused():
+    with pytest.raises(LedgerError, match="exceeds"):
+        _core.tx_decode_and_verify_batch([b"x"], CHAIN.encode(), workers=100_000)
+    with pytest.raises(OverflowError):
+        _core.tx_decode_and_verify_batch([b"x"], CHAIN.encode(), workers=-1)
+    with pytest.raises(ValueError, match="verify_workers"):
+        MempoolConfig(verify_workers=-1)
+    with pytest.raises(ValueError, match="workers"):
+        run_pipeline(None, CHAIN.encode(), [], workers=0)
+
+
+def test_committed_state_roots_are_the_same_for_one_and_two_workers(tmp_path, genesis, submissions):
+    one = run(tmp_path, genesis, submissions, 1, "one")
+    two = run(tmp_path, genesis, submissions, 2, "two")
+    three = run(tmp_path, genesis, submissions, 3, "three")
+    assert [i for i, _ in one.refused] == [5, 17, 23, 31]
+    assert one.refused == two.refused == three.refused
+    assert one.committed == 60 - 4 - 1 and one.dropped == 1  # the repeated transaction
+    assert len(one.state_roots) == 3  # 56 admitted, 20 a block
+    assert one.state_roots == two.state_roots == three.state_roots
+    assert one.exec_root == two.exec_root == three.exec_root
+    assert len(set(one.state_roots)) == 3  # each block changed the state
+
+
+def test_a_verifier_failure_reaches_the_caller(tmp_path, genesis, submissions):
+    kv = open_rocks(tmp_path / "db")
+    store = ChainStore(kv, CHAIN)
+    try:
+        ex = ChainExecutor(store, genesis)
+        ex.open()
+        with pytest.raises(TypeError):
+            run_pipeline(ex, CHAIN.encode(), [submissions[0], ["not bytes"]], workers=2, block_txs=4)
+        assert not any(t.name == "pipeline-verify" for t in threading.enumerate())
+        assert ex.height >= 1  # the blocks verified before the failure were committed
+    finally:
+        store.close()
+        kv.close()
+
+
+def test_an_execution_failure_stops_the_verifier(submissions):
+    class Failing:
+        height = 0
+
+        def execute(self, block, batches):
+            raise RuntimeError("disk on fire")
+
+    many = submissions * 20  # far more than the verifier may run ahead
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        run_pipeline(Failing(), CHAIN.encode(), many, workers=2, block_txs=8)
+    assert not any(t.name == "pipeline-verify" for t in threading.enumerate())

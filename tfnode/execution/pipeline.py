@@ -1,0 +1,173 @@
+"""One node's transaction path in one process, without the network: ingest, verify, order,
+execute, commit. What ``benches/pipeline_scaling.py`` measures and the tests compare.
+
+    res = run_pipeline(ex, chain_id, submissions, workers=2, block_txs=1000)
+
+``submissions`` are lists of raw signed transactions as clients hand them to ``submit_batch``.
+Each goes through the stages a node runs on them:
+
+    ingest -> verify (decode, chain id, SM2; Rust, GIL released, ``workers`` threads)
+           -> order (admitted txs cut into batches and blocks, in submission order)
+           -> execute (replay check, transfers, receipts, state tree; the Python thread)
+           -> commit (one synced RocksDB batch per block)
+
+``workers`` is the number of threads the path may keep busy. With 1 every stage runs in turn
+on the calling thread (verification on a one-thread pool the caller waits for): the serial
+reference. With n >= 2 a verifier thread checks the next submissions on a pool of n - 1
+threads while the calling thread executes and commits the blocks already ordered (a bounded
+queue between them, so verification runs at most ``lookahead`` blocks ahead). Verification
+is per transaction and the order of blocks is the order of submissions, so the refusals,
+the blocks and every state root are the same for any ``workers`` (tests/test_pipeline.py).
+"""
+
+from __future__ import annotations
+
+import queue
+import resource
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfnode import _core, crypto
+
+
+@dataclass
+class PipelineResult:
+    workers: int
+    submitted: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)  # (index in submission order, reason)
+    committed: int = 0  # transactions executed and committed (with a receipt)
+    dropped: int = 0  # dropped by the executor (replays, expired)
+    state_roots: list[bytes] = field(default_factory=list)  # per block, in height order
+    exec_root: bytes = b""
+    wall_s: float = 0.0
+    cpu_s: float = 0.0  # the process's user + system CPU seconds over the run (all threads)
+    main_cpu_s: float = 0.0  # CPU seconds of the calling thread: order, execute, commit (the serial part)
+
+    @property
+    def tx_per_s(self) -> float:
+        return self.committed / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def cpu_us_per_tx(self) -> float:
+        return self.cpu_s / self.committed * 1e6 if self.committed else 0.0
+
+    @property
+    def main_cpu_us_per_tx(self) -> float:
+        return self.main_cpu_s / self.committed * 1e6 if self.committed else 0.0
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _blocks(admitted: Iterable[list[bytes]], block_txs: int, batch_txs: int) -> Iterable[list[list[bytes]]]:
+    """Cut the admitted transactions, in order, into blocks of ``block_txs`` made of batches
+    of ``batch_txs`` (the last block may be short)."""
+    pending: list[bytes] = []
+    for raws in admitted:
+        pending.extend(raws)
+        while len(pending) >= block_txs:
+            blk, pending = pending[:block_txs], pending[block_txs:]
+            yield [blk[i : i + batch_txs] for i in range(0, len(blk), batch_txs)]
+    if pending:
+        yield [pending[i : i + batch_txs] for i in range(0, len(pending), batch_txs)]
+
+
+def run_pipeline(
+    ex: Any,
+    chain_id: bytes,
+    submissions: list[list[bytes]],
+    *,
+    workers: int,
+    block_txs: int = 1000,
+    batch_txs: int = 500,
+    lookahead: int = 2,
+) -> PipelineResult:
+    """Push ``submissions`` through ``ex`` (an opened ChainExecutor) as blocks above its height."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    if block_txs < 1 or batch_txs < 1 or lookahead < 1:
+        raise ValueError("block_txs, batch_txs and lookahead must be at least 1")
+    res = PipelineResult(workers, submitted=sum(map(len, submissions)))
+    offsets = [0]
+    for raws in submissions:
+        offsets.append(offsets[-1] + len(raws))
+
+    def verify(k: int) -> list[bytes]:
+        raws = submissions[k]
+        checked = _core.tx_decode_and_verify_batch(raws, chain_id, workers=max(1, workers - 1))
+        good = []
+        for j, (tx, why) in enumerate(checked):
+            if tx is None:
+                res.refused.append((offsets[k] + j, why or "invalid transaction"))
+            else:
+                good.append(raws[j])
+        return good
+
+    def serial() -> Iterable[list[bytes]]:
+        for k in range(len(submissions)):
+            yield verify(k)
+
+    done = object()
+    q: queue.Queue[Any] = queue.Queue(maxsize=lookahead)
+    failure: list[BaseException] = []
+    stop = threading.Event()  # the caller failed: verify no further
+
+    def verifier() -> None:
+        try:
+            for k in range(len(submissions)):
+                if stop.is_set():
+                    break
+                q.put(verify(k))
+        except Exception as err:  # noqa: BLE001 - handed to the calling thread, which raises it
+            failure.append(err)
+        finally:
+            q.put(done)
+
+    def overlapped() -> Iterable[list[bytes]]:
+        while (item := q.get()) is not done:
+            yield item
+        if failure:
+            raise failure[0]
+
+    t0, c0, m0 = time.perf_counter(), _cpu_s(), time.thread_time()
+    thread = None
+    if workers == 1:
+        admitted = serial()
+    else:
+        thread = threading.Thread(target=verifier, name="pipeline-verify", daemon=True)
+        thread.start()
+        admitted = overlapped()
+    try:
+        for batches in _blocks(admitted, block_txs, batch_txs):
+            h = ex.height + 1
+            digests = [_core.batch_digest(raws)[0] for raws in batches]
+            block = {
+                "height": h,
+                "id": crypto.sm3(b"pipeline block %d" % h),
+                "timestamp_ms": 1_700_000_000_000 + h * 1000,
+                "bytes": b"pipeline block %d" % h,
+                "payload": digests,
+            }
+            out = ex.execute(block, list(zip(digests, batches, strict=True)))
+            ex.commit(out, b"pipeline qc %d" % h)
+            res.committed += len(out.txs)
+            res.dropped += out.dropped
+            res.state_roots.append(out.state_root)
+    finally:
+        if thread is not None:
+            stop.set()
+            while thread.is_alive():  # unblock a verifier waiting on a full queue
+                try:
+                    q.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            thread.join()
+    res.wall_s, res.cpu_s, res.main_cpu_s = time.perf_counter() - t0, _cpu_s() - c0, time.thread_time() - m0
+    res.refused.sort()
+    res.exec_root = ex.exec_root
+    return res
