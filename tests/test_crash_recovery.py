@@ -119,7 +119,8 @@ def run_setup(chain: Chain, keys) -> list:
             (3, "letter_of_credit", "no_such_method"),
             (3, "asset", "transfer", addr[0], 1),
         ],
-        lambda: [(0, GOV, "approve", pid)],
+        # the default policy: more than half of the four members approve
+        lambda: [(0, GOV, "approve", pid), (1, GOV, "approve", pid), (2, GOV, "approve", pid)],
         lambda: [(1, GOV, "commit", pid), (1, "crasher", "bump", 2), (2, "asset", "transfer", addr[3], 1)],
         lambda: [
             (2, "crasher", "bump", 3),
@@ -221,7 +222,7 @@ def test_a_call_that_kills_every_node_is_crashed_after_the_restart(tmp_path, mon
         cluster.start_all()
         clients = [Client(u, timeout=WAIT) for u in cluster.rpc_urls()]
         cluster.wait(lambda: all(rpc_up(c) for c in clients), WAIT, "RPC of every node")
-        bank, customs = (Account(load_private_key(cluster.node(i) / "node_key")) for i in range(2))
+        bank, customs, logistics = (Account(load_private_key(cluster.node(i) / "node_key")) for i in range(3))
 
         def send(acct, contract, method, *args, node=0, gas_limit=1_000_000) -> str:
             h = clients[node].status()["height"]
@@ -236,6 +237,8 @@ def test_a_call_that_kills_every_node_is_crashed_after_the_restart(tmp_path, mon
 
         pid = ok(bank, GOV, "propose", "deploy", "crasher", CRASHER, [])["return_value"]
         ok(bank, GOV, "approve", pid)
+        ok(customs, GOV, "approve", pid)  # the default policy: more than half of the members
+        ok(logistics, GOV, "approve", pid)
         ok(customs, GOV, "commit", pid)
         assert ok(bank, "crasher", "bump", 2)["return_value"] == 2
 
