@@ -119,11 +119,17 @@ def start(
         help="follow the chain, verify every QC, serve RPC and proofs, never sign "
         "(as `role = \"observer\"` in config.toml; docs/operations.md, 'Observer nodes')",
     ),
+    contained: bool = typer.Option(
+        False,
+        "--contained",
+        help="run every block's contract calls in a forked worker with resource limits (slower; "
+        "by default only a block that killed the node is re-run so: docs/contracts.md)",
+    ),
 ) -> None:
     """Run a node until SIGTERM or SIGINT."""
     from tfnode.node import cli_node
 
-    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor, observer)))
+    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor, observer, contained)))
 
 
 contract_app = typer.Typer(

@@ -62,6 +62,7 @@ class Node:
         net_config: NetConfig | None = None,
         safety_floor: int | None = None,
         observer: bool = False,
+        contained: bool = False,
     ) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
@@ -85,6 +86,7 @@ class Node:
         self.vset: list[tuple[int, int, bytes]] = self.genesis.consensus_validators()
         self._admitted: set[bytes] = set()
         self.safety_floor = safety_floor  # --safety-floor: used only if no safety record is usable
+        self.contained = contained  # --contained: every block's contract calls in a forked worker
         self.safety: SafetyKeeper | None = None
         self._net_config = net_config
         self.halted: str | None = None
@@ -113,7 +115,15 @@ class Node:
         try:
             self.kv = open_rocks(db)
             self.store = ChainStore(self.kv, g.chain_id)
-            self.executor = ChainExecutor(self.store, g, genesis_dir=cfg.genesis_path.parent)
+            # data/executing: the crash marker (docs/contracts.md): a block that killed this
+            # process runs again after the restart with its contract calls contained
+            self.executor = ChainExecutor(
+                self.store,
+                g,
+                genesis_dir=cfg.genesis_path.parent,
+                contained=self.contained,
+                crash_marker=cfg.data_path / "executing",
+            )
             self.executor.open()
             self._root = root = restart_root(self.store)
         except (TfnodeError, ValueError) as err:  # ExecutionError, storage and ledger errors
@@ -307,6 +317,8 @@ class Node:
             await self.mempool.stop()
         if self.net is not None:
             await self.net.close()
+        if self.executor is not None:
+            self.executor.close()
         if self.store is not None:
             self._write_status(force=True)
             self.store.close()
@@ -613,8 +625,8 @@ def setup_logging(fmt: str = "plain", level: str = "INFO", name: str = "") -> No
 
 
 # ---- process entry ------------------------------------------------------------------------
-async def _serve(home: Path, safety_floor: int | None = None, observer: bool = False) -> int:
-    node = Node(home, safety_floor=safety_floor, observer=observer)
+async def _serve(home: Path, safety_floor: int | None = None, observer: bool = False, contained: bool = False) -> int:
+    node = Node(home, safety_floor=safety_floor, observer=observer, contained=contained)
     setup_logging(node.cfg.log_format, node.cfg.log_level, node.cfg.name)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -626,7 +638,7 @@ async def _serve(home: Path, safety_floor: int | None = None, observer: bool = F
     return EXIT_HALT if node.halted else 0
 
 
-def run(home: Path, safety_floor: int | None = None, observer: bool = False) -> int:
+def run(home: Path, safety_floor: int | None = None, observer: bool = False, contained: bool = False) -> int:
     """Run a node until SIGTERM/SIGINT (exit 0) or a consensus halt (exit 3)."""
     uvloop: ModuleType | None
     try:
@@ -635,8 +647,8 @@ def run(home: Path, safety_floor: int | None = None, observer: bool = False) -> 
         uvloop = None
     try:
         if uvloop is not None:
-            return uvloop.run(_serve(Path(home), safety_floor, observer))
-        return asyncio.run(_serve(Path(home), safety_floor, observer))
+            return uvloop.run(_serve(Path(home), safety_floor, observer, contained))
+        return asyncio.run(_serve(Path(home), safety_floor, observer, contained))
     except NodeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
