@@ -91,6 +91,7 @@ class Node:
         self._health_task: asyncio.Task[None] | None = None
         self.mempool: Mempool | None = None
         self.rpc: Any = None
+        self.admin: Any = None
         self.metrics: Any = None
         self.signals: Signals | None = None
         self._status_path = self.cfg.data_path / "status.json"
@@ -189,6 +190,7 @@ class Node:
         )
         await self.rpc.start()
         log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
+        await self._start_admin()
         for p in cfg.peers:
             if p.public_key != self.public_key:
                 self.net.add_peer(p.public_key, p.address)
@@ -262,9 +264,24 @@ class Node:
                 return
             await asyncio.sleep(0.02)
 
+    async def _start_admin(self) -> None:
+        """The local admin socket (online backup); a node runs on without it if the socket
+        cannot be made (a data path too long for a Unix socket, say)."""
+        from tfnode.node.admin import SOCKET, AdminSocket
+
+        admin = AdminSocket(self, self.cfg.data_path / SOCKET)
+        try:
+            await admin.start()
+        except OSError as err:
+            log.warning("admin socket %s unavailable (%s): `tfnode backup` cannot reach this node", admin.path, err)
+            return
+        self.admin = admin
+
     async def stop(self) -> None:
         if self._health_task is not None:
             self._health_task.cancel()
+        if self.admin is not None:
+            await self.admin.stop()
         if self.rpc is not None:
             await self.rpc.stop()
         if self.driver is not None:
