@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tfnode.client import Account, Client, build_tx  # noqa: E402
-from tfnode.node.local import LocalConsortium  # noqa: E402
+from tfnode.client import Account, Client, build_tx
+from tfnode.node.local import LocalConsortium
 
 CHAIN = "tf-one-down"
 

@@ -44,7 +44,7 @@ from tfnode.node.service import NodeService
 from tfnode.node.signals import Signals, peer_signals
 from tfnode.rpc.metrics import NodeMetrics
 from tfnode.rpc.server import RpcServer
-from tfnode.storage import ChainStore, open_rocks
+from tfnode.storage import ChainStore, SchemaVersionError, open_rocks
 
 log = logging.getLogger("tfnode.node")
 
@@ -107,6 +107,12 @@ class Node:
             self.executor = ChainExecutor(self.store, g, genesis_dir=cfg.genesis_path.parent)
             self.executor.open()
             self._root = root = restart_root(self.store)
+        except SchemaVersionError as err:  # not damage: another tfnode's stored format
+            raise DamagedDataError(
+                f"cannot open the ledger in {db}: {err}. The ledger is intact but in a stored format "
+                "this tfnode does not read: run the tfnode version that wrote it, or upgrade the "
+                "store as the release notes say (docs/operations.md, 'Upgrades')"
+            ) from None
         except (TfnodeError, ValueError) as err:  # ExecutionError, storage and ledger errors
             raise DamagedDataError(
                 f"cannot open the ledger in {db}: {err}. The data directory is damaged or not a "
@@ -144,6 +150,7 @@ class Node:
         members = {chain: [v.public_key for v in g.validators]}
         ncfg = self._net_config or NetConfig()
         ncfg.listen = cfg.listen
+        ncfg.protocol_version = protocol_version()
         self.net = PeerManager(self.key, members, TcpTransport(), ncfg)
         ex = self.executor
         self.mempool = Mempool(
@@ -418,6 +425,22 @@ class Node:
         tmp = self._status_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.status()))
         os.replace(tmp, self._status_path)
+
+
+def protocol_version() -> int:
+    """The P2P protocol version this node announces: ``PROTOCOL_VERSION``, unless the
+    environment sets ``TFNODE_PROTOCOL_VERSION`` (``MAJOR.MINOR``; for testing mixed-version
+    clusters and rehearsing upgrades, docs/operations.md "Upgrades")."""
+    from tfnode.net.handshake import PROTOCOL_VERSION
+
+    raw = os.environ.get("TFNODE_PROTOCOL_VERSION", "")
+    if not raw:
+        return PROTOCOL_VERSION
+    major, dot, minor = raw.partition(".")
+    if not (dot and major.isdigit() and minor.isdigit() and int(major) < 256 and int(minor) < 256):
+        raise ConfigError(f"TFNODE_PROTOCOL_VERSION={raw!r}: expected MAJOR.MINOR, each 0..255")
+    log.warning("protocol version overridden by TFNODE_PROTOCOL_VERSION: %s", raw)
+    return int(major) << 8 | int(minor)
 
 
 # ---- logs ---------------------------------------------------------------------------------
