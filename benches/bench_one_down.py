@@ -82,9 +82,11 @@ def main() -> int:
     ap.add_argument("--base-timeout-ms", type=int, default=1000, help="as `tfnode init` sets it")
     ap.add_argument("--block-interval-ms", type=int, default=200, help="as `tfnode init` sets it")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None, help="run in this folder and keep the node logs")
     args = ap.parse_args()
     accounts = [Account.generate() for _ in range(16)]
-    with tempfile.TemporaryDirectory(prefix="tfnode-one-down-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tfnode-one-down-") as tmp_dir:
+        tmp = str(args.keep) if args.keep else tmp_dir
         c = LocalConsortium(
             Path(tmp),
             chain_id=CHAIN,
