@@ -98,17 +98,24 @@ impl Election {
         (n, newest)
     }
     pub fn leader(&self, round: Round) -> NodeId {
+        self.choose(round).0
+    }
+    /// Is `round` a probation turn of a validator known to be absent (likely to fail)?
+    pub fn probation_turn(&self, round: Round) -> bool {
+        self.choose(round).1
+    }
+    fn choose(&self, round: Round) -> (NodeId, bool) {
         if let Some(l) = usize::try_from(round).ok().and_then(|r| self.script.get(r)) {
-            return *l;
+            return (*l, false);
         }
         let rr = self.round_robin(round);
         if !self.reputation {
-            return rr;
+            return (rr, false);
         }
         let horizon = round.saturating_sub(self.lag);
         let (m, last_miss) = self.absence(rr, horizon);
         if m == 0 {
-            return rr;
+            return (rr, false);
         }
         // Probation: the absent validator gets its slot back `probation` passes after its
         // newest miss, then every `probation << k` passes as misses accumulate.
@@ -116,12 +123,12 @@ impl Election {
         let passes = self.probation << (m - 1).min(MAX_BACKOFF);
         let since = round / n - last_miss / n;
         if since >= passes && since.is_multiple_of(passes) {
-            return rr;
+            return (rr, true);
         }
         let present: Vec<NodeId> = self.ids.iter().copied().filter(|id| self.misses(*id, horizon) == 0).collect();
         if present.is_empty() {
-            return rr;
+            return (rr, false);
         }
-        present[(round % present.len() as u64) as usize]
+        (present[(round % present.len() as u64) as usize], false)
     }
 }
