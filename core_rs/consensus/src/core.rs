@@ -279,14 +279,7 @@ impl Core {
     // ---- rounds ----
 
     pub(crate) fn enter_round(&mut self, round: Round, by_tc: bool, out: &mut Vec<Action>) {
-        let Some(mut duration_ms) = self.pm.enter(round, by_tc) else { return };
-        // A probation turn of a leader known to be absent (and the round before it, whose
-        // votes go to that leader) will most likely fail: wait a quarter of the base timeout,
-        // so a validator that stays down costs little; one that came back has that long to
-        // get its proposal through, and rejoins at its next probation if it is too slow.
-        if self.election.probation_turn(round) || self.election.probation_turn(round.saturating_add(1)) {
-            duration_ms = duration_ms.min((self.pm.base_ms() / 4).max(1));
-        }
+        let Some(duration_ms) = self.pm.enter(round, by_tc) else { return };
         self.stats.rounds_by_tc += by_tc as u64;
         self.my_timeout = None;
         // Forget collections and evidence windows that can no longer matter.

@@ -12,7 +12,11 @@
 //! once it has committed as many (before, it and they may disagree on an absent leader's
 //! turns, which costs those rounds, never safety).
 //!
-//! An absent validator's turn goes to a present one, except on its probation turns, when it
+//! Every `ANCHOR`-th pass through the set is plain round-robin for everyone: nodes whose
+//! views differ (one restarted and lacks older misses) then agree on every leader, commit
+//! together and converge (without it, chaos simulations with restarts and reconfigurations
+//! lost liveness). An absent validator's turn goes to a present one, except on anchor passes
+//! and on its probation turns, when it
 //! gets its slot back (else a restarted bank could never rejoin): `PROBATION` passes through
 //! the set after its newest miss, then at doubling intervals as misses accumulate, up to
 //! `PROBATION << MAX_BACKOFF` passes. Its first committed proposal clears the record. A
@@ -28,6 +32,8 @@ const MEMORY: usize = 256;
 const PROBATION: u64 = 4;
 /// The probation interval doubles at most this many times (4 << 4 = 64 passes).
 const MAX_BACKOFF: u64 = 4;
+/// Every this many passes through the set, leaders are plain round-robin (see `choose`).
+const ANCHOR: u64 = 8;
 /// Missed turns kept (the newest); older ones no longer matter once a proposal follows.
 const MAX_BLAMES: usize = 256;
 
@@ -100,10 +106,6 @@ impl Election {
     pub fn leader(&self, round: Round) -> NodeId {
         self.choose(round).0
     }
-    /// Is `round` a probation turn of a validator known to be absent (likely to fail)?
-    pub fn probation_turn(&self, round: Round) -> bool {
-        self.choose(round).1
-    }
     fn choose(&self, round: Round) -> (NodeId, bool) {
         if let Some(l) = usize::try_from(round).ok().and_then(|r| self.script.get(r)) {
             return (*l, false);
@@ -119,10 +121,13 @@ impl Election {
         }
         // Probation: the absent validator gets its slot back `probation` passes after its
         // newest miss, then every `probation << k` passes as misses accumulate.
+        // Every `ANCHOR`-th pass is plain round-robin for everyone: nodes whose views differ
+        // (one restarted and lacks older misses) then agree on every leader, commit together
+        // and converge, whatever the probation schedule.
         let n = self.ids.len() as u64;
         let passes = self.probation << (m - 1).min(MAX_BACKOFF);
         let since = round / n - last_miss / n;
-        if since >= passes && since.is_multiple_of(passes) {
+        if (since >= passes && since.is_multiple_of(passes)) || (round / n).is_multiple_of(ANCHOR) {
             return (rr, true);
         }
         let present: Vec<NodeId> = self.ids.iter().copied().filter(|id| self.misses(*id, horizon) == 0).collect();

@@ -18,9 +18,6 @@ impl Pacemaker {
     pub fn new(base_ms: u64, max_exponent: u32) -> Self {
         Pacemaker { round: 0, timeouts_in_row: 0, base_ms, max_exponent, grace: 0, stalls: 0 }
     }
-    pub fn base_ms(&self) -> u64 {
-        self.base_ms
-    }
     /// The first `grace` TC-ended rounds in a row keep the base timeout, and a re-broadcast
     /// backs off only within its round. 0: the timers before issue 13, where every fired
     /// timer also counted as a failed round (a leader down for one turn tripled the wait of
