@@ -51,9 +51,10 @@ from tfnode.net.errors import (
     MalformedMessage,
     NetworkError,
     NonceExhausted,
+    RefuseReason,
 )
 from tfnode.net.framing import DEFAULT_MAX_FRAME_SIZE
-from tfnode.net.handshake import HandshakeConfig, Session, handshake
+from tfnode.net.handshake import PROTOCOL_VERSION, HandshakeConfig, Session, handshake
 from tfnode.net.limits import Backoff, BanList, Clock, TokenBucket
 from tfnode.net.protocol import Kind, decode_envelope, encode_envelope, is_control, is_gossip
 from tfnode.net.secure import COUNTER_LIMIT, DEFAULT_REKEY_INTERVAL, SecureLink
@@ -86,6 +87,7 @@ class NetConfig:
     max_frames: int = COUNTER_LIMIT
     max_pending_handshakes: int = 64  # inbound connections not yet authenticated
     retire_timeout: float = 5.0  # how long a retired duplicate is read for the peer's GOODBYE
+    protocol_version: int = PROTOCOL_VERSION  # what our Hello says (tests of mixed versions set it)
 
 
 def _address_key(address: Any) -> Hashable:
@@ -137,7 +139,11 @@ class PeerManager:
         self._clock = clock
         self._bans = BanList(clock)
         self._hs = HandshakeConfig(
-            identity, members, timeout=self.config.handshake_timeout, is_banned=self._bans.is_banned
+            identity,
+            members,
+            version=self.config.protocol_version,
+            timeout=self.config.handshake_timeout,
+            is_banned=self._bans.is_banned,
         )
         self.peer_id: PeerId = self._hs.peer_id
         self._backoff = Backoff(self.config.backoff_base, self.config.backoff_cap, self.config.backoff_jitter, rng)
@@ -279,7 +285,12 @@ class PeerManager:
             self.ban(_address_key(stream.remote_address), f"malformed handshake: {err}")
         except HandshakeRefused as err:
             self.stats["handshake_refused"] += 1
-            log.info("handshake with %s refused: %s", stream.remote_address, err)
+            if err.reason == RefuseReason.WRONG_VERSION:
+                # An operator must see this one: a member stays cut off until someone upgrades.
+                self.stats["handshake_wrong_version"] += 1
+                log.warning("handshake with %s refused: %s", stream.remote_address, err)
+            else:
+                log.info("handshake with %s refused: %s", stream.remote_address, err)
         except (HandshakeError, ConnectionClosed) as err:
             self.stats["handshake_failed"] += 1
             log.info("handshake with %s failed: %s", stream.remote_address, err)

@@ -44,7 +44,7 @@ from tfnode.node.service import NodeService
 from tfnode.node.signals import Signals, peer_signals
 from tfnode.rpc.metrics import NodeMetrics
 from tfnode.rpc.server import RpcServer
-from tfnode.storage import ChainStore, open_rocks
+from tfnode.storage import ChainStore, SchemaVersionError, open_rocks
 
 log = logging.getLogger("tfnode.node")
 
@@ -103,6 +103,7 @@ class Node:
         self._health_task: asyncio.Task[None] | None = None
         self.mempool: Mempool | None = None
         self.rpc: Any = None
+        self.admin: Any = None
         self.metrics: Any = None
         self.signals: Signals | None = None
         self._status_path = self.cfg.data_path / "status.json"
@@ -126,6 +127,12 @@ class Node:
             )
             self.executor.open()
             self._root = root = restart_root(self.store)
+        except SchemaVersionError as err:  # not damage: another tfnode's stored format
+            raise DamagedDataError(
+                f"cannot open the ledger in {db}: {err}. The ledger is intact but in a stored format "
+                "this tfnode does not read: run the tfnode version that wrote it, or upgrade the "
+                "store as the release notes say (docs/operations.md, 'Upgrades')"
+            ) from None
         except (TfnodeError, ValueError) as err:  # ExecutionError, storage and ledger errors
             raise DamagedDataError(
                 f"cannot open the ledger in {db}: {err}. The data directory is damaged or not a "
@@ -182,6 +189,7 @@ class Node:
         self._admitted.update(v[2] for v in self.executor.validator_set())
         ncfg = self._net_config or NetConfig()
         ncfg.listen = cfg.listen
+        ncfg.protocol_version = protocol_version()
         self.net = PeerManager(self.key, {chain: self._admitted}, TcpTransport(), ncfg)
         ex = self.executor
         self.mempool = Mempool(
@@ -233,6 +241,7 @@ class Node:
         )
         await self.rpc.start()
         log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
+        await self._start_admin()
         for p in cfg.peers:
             if p.public_key != self.public_key:
                 self.net.add_peer(p.public_key, p.address)
@@ -306,9 +315,24 @@ class Node:
                 return
             await asyncio.sleep(0.02)
 
+    async def _start_admin(self) -> None:
+        """The local admin socket (online backup); a node runs on without it if the socket
+        cannot be made (a data path too long for a Unix socket, say)."""
+        from tfnode.node.admin import SOCKET, AdminSocket
+
+        admin = AdminSocket(self, self.cfg.data_path / SOCKET)
+        try:
+            await admin.start()
+        except OSError as err:
+            log.warning("admin socket %s unavailable (%s): `tfnode backup` cannot reach this node", admin.path, err)
+            return
+        self.admin = admin
+
     async def stop(self) -> None:
         if self._health_task is not None:
             self._health_task.cancel()
+        if self.admin is not None:
+            await self.admin.stop()
         if self.rpc is not None:
             await self.rpc.stop()
         if self.driver is not None:
@@ -595,6 +619,22 @@ class Node:
 def _set_of(reconfig: tuple[int, list[tuple[int, int, bytes]]]) -> list[tuple[int, int, bytes]]:
     """The (id, power, public_key) list of a block's ``reconfig`` (epoch, validators)."""
     return [(int(i), int(p), bytes(pk)) for i, p, pk in reconfig[1]]
+
+
+def protocol_version() -> int:
+    """The P2P protocol version this node announces: ``PROTOCOL_VERSION``, unless the
+    environment sets ``TFNODE_PROTOCOL_VERSION`` (``MAJOR.MINOR``; for testing mixed-version
+    clusters and rehearsing upgrades, docs/operations.md "Upgrades")."""
+    from tfnode.net.handshake import PROTOCOL_VERSION
+
+    raw = os.environ.get("TFNODE_PROTOCOL_VERSION", "")
+    if not raw:
+        return PROTOCOL_VERSION
+    major, dot, minor = raw.partition(".")
+    if not (dot and major.isdigit() and minor.isdigit() and int(major) < 256 and int(minor) < 256):
+        raise ConfigError(f"TFNODE_PROTOCOL_VERSION={raw!r}: expected MAJOR.MINOR, each 0..255")
+    log.warning("protocol version overridden by TFNODE_PROTOCOL_VERSION: %s", raw)
+    return int(major) << 8 | int(minor)
 
 
 # ---- logs ---------------------------------------------------------------------------------
