@@ -368,3 +368,184 @@ def test_tfnode_mirror_with_a_pinned_genesis_and_its_status(chain, postgres, tmp
         timeout=WAIT,
     )
     assert gone.returncode == 2 and "PostgreSQL" in gone.stderr, gone.stderr[-2000:]
+
+
+def test_a_schema_1_database_is_upgraded_in_place(chain, postgres):
+    """A database of the mirror before validator_sets (schema 1, all of epoch 0) opens as
+    schema 2 with the pinned set as epoch 0's row, and goes on mirroring."""
+    dsn = new_database(postgres, "mirror_v1")
+    with Client(chain.rpc_url(0)) as cl, psycopg.connect(dsn) as db:
+        m = mirror.Mirror(cl, db)
+        m.open()
+        assert m.write(1, *m.fetch(1)) is True
+        db.execute("DROP TABLE validator_sets")
+        db.execute("UPDATE mirror_meta SET schema_version = 1")
+        again = mirror.Mirror(cl, db)
+        assert again.open() == 1
+        assert db.execute("SELECT schema_version FROM mirror_meta").fetchone()[0] == 2
+        rows = db.execute("SELECT epoch, from_height, validators, decided_height FROM validator_sets").fetchall()
+        assert rows == [(0, 1, [{k: v[k] for k in ("id", "power", "public_key")} for v in cl.validators()], None)]
+        assert again.write(2, *again.fetch(2)) is True
+
+
+def test_mirror_follows_a_validator_set_change_and_refuses_a_forged_one(chain, postgres, tmp_path):
+    """Last in this module: it changes the chain's validator set (epoch 0 -> 1). Governance
+    adds a validator (a key no node runs: the four nodes are the 4 of 5 a quorum needs) under
+    light load while a mirror follows; it is killed once after the switch, then finishes with
+    --until. validator_sets and every block's epoch must match the chain; a reconfiguration
+    block with a tampered set, or a block of epoch 1 with no verified reconfiguration before
+    it, is refused with nothing written."""
+    from tfnode.node.genesis import Genesis
+
+    dsn = new_database(postgres, "mirror_epochs")
+    url = chain.rpc_url(0)
+    log = tmp_path / "mirror.log"
+    genesis = chain.node(0) / "genesis.json"
+    g = Genesis.load(genesis)
+    bank = next(
+        Account(load_private_key(chain.home / m["node"] / "node_key")) for m in g.members if m["role"] == "bank"
+    )
+    new_key = Account.generate().public_key_bytes.hex()
+    proc = start_mirror(url, dsn, log, "--genesis", str(genesis))
+    load = Load(chain)
+    load.thread.start()
+    try:
+        wait_for(lambda: progress(dsn) > 2 or proc.poll() is not None, WAIT, "the mirror to start")
+        receipt = chain.decide(
+            "validator", {"action": "add", "key": new_key, "power": 1, "member": bank.address}, timeout=WAIT
+        )
+        assert receipt["status"] == "ok"
+        with Client(url) as cl:
+            wait_for(lambda: cl.status().get("epoch", 0) >= 1, WAIT, "epoch 1 on the chain")
+            switch = wait_for(
+                lambda: next(
+                    (
+                        h
+                        for h in range(max(1, cl.status()["executed_height"] - 200), cl.status()["executed_height"])
+                        if cl.get_block(h)["reconfig"] is not None
+                    ),
+                    None,
+                ),
+                WAIT,
+                "the reconfiguration block",
+            )
+            # The mirror crosses the switch; then kill -9 and resume in epoch 1.
+            wait_for(lambda: progress(dsn) > switch + 3 or proc.poll() is not None, WAIT * 2, "the mirror in epoch 1")
+            assert proc.poll() is None, log.read_text()[-3000:]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+    finally:
+        load.stop.set()
+        load.thread.join(30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert load.error is None, load.error
+    with Client(url) as cl:
+        for h in load.sent[-10:]:
+            cl.wait_receipt(h, 60)
+        top = cl.status()["executed_height"]
+        done = start_mirror(url, dsn, log, "--until", str(top))
+        assert done.wait(WAIT * 2) == 0, log.read_text()[-3000:]
+        blocks = [cl.get_block(h) for h in range(1, top + 1)]
+        ends = [b for b in blocks if b["reconfig"] is not None]
+        assert (
+            f"block {switch} ends epoch 0: epoch 1 begins at height {switch + 1} with 5 validators" in log.read_text()
+        )
+        assert [b["height"] for b in ends] == [switch] and blocks[switch]["epoch"] == 1  # blocks[switch]: switch + 1
+        assert ends[0]["reconfig"]["epoch"] == 1
+        assert new_key in [v["public_key"] for v in ends[0]["reconfig"]["validators"]]
+        with psycopg.connect(dsn) as db:
+            rows = db.execute(
+                "SELECT epoch, from_height, validators, decided_height, decided_hash FROM validator_sets ORDER BY epoch"
+            ).fetchall()
+            genesis_set = [{k: v[k] for k in ("id", "power", "public_key")} for v in mirror.load_validators(genesis)]
+            assert rows == [
+                (0, 1, genesis_set, None, None),
+                (1, switch + 1, ends[0]["reconfig"]["validators"], switch, bytes.fromhex(ends[0]["hash"])),
+            ]
+            got = db.execute("SELECT height, hash, epoch FROM blocks ORDER BY height").fetchall()
+            assert [(h, bytes(x).hex(), e) for h, x, e in got] == [(b["height"], b["hash"], b["epoch"]) for b in blocks]
+            assert db.execute("SELECT count(*) FROM transactions").fetchone()[0] == sum(b["tx_count"] for b in blocks)
+            assert (
+                db.execute("SELECT count(*) FROM blocks WHERE tx_count > 0 AND NOT roots_certified").fetchone()[0] == 0
+            )
+
+        # Forgeries, on a database whose progress stands just before the switch (as if the
+        # mirror had written 1..switch-1; the checks of those heights are the test above).
+        forged_dsn = new_database(postgres, "mirror_epochs_forged")
+        with psycopg.connect(forged_dsn) as db:
+            m = mirror.Mirror(cl, db, mirror.load_validators(genesis))
+            m.open()
+
+            def stand_at(h: int) -> None:
+                db.execute(
+                    "UPDATE mirror_progress SET height = %s, block_hash = %s",
+                    (h, bytes.fromhex(blocks[h - 1]["hash"])),
+                )
+
+            def state() -> tuple:
+                return (
+                    db.execute("SELECT count(*) FROM blocks").fetchone()[0],
+                    db.execute("SELECT count(*) FROM validator_sets").fetchone()[0],
+                    db.execute("SELECT height FROM mirror_progress").fetchone()[0],
+                )
+
+            def forge(b: dict) -> dict:
+                raw = bytearray.fromhex(b["raw"])
+                at = bytes(raw).rfind(bytes.fromhex(new_key))
+                assert at > 0
+                raw[at + 32] ^= 1  # the new validator's key, as the reconfiguration names it
+                return dict(b, raw=raw.hex())
+
+            # The height before the switch: its receipt proof is certified in epoch 1 by now, so
+            # the mirror reads ahead to the switch block and verifies it under epoch 0's set first.
+            stand_at(switch - 2)
+            before, before_txs = m.fetch(switch - 1)
+            if before["tx_count"]:
+                assert [b["height"] for b in before["ahead"]] == [switch]
+                with pytest.raises(mirror.MirrorError):
+                    m.write(switch - 1, dict(before, ahead=[forge(before["ahead"][0])]), before_txs)
+                assert state() == (0, 1, switch - 2)
+            assert m.write(switch - 1, before, before_txs) is True
+            # The switch block with a tampered set: its QC certifies another block.
+            block, txs = m.fetch(switch)
+            with pytest.raises(mirror.MirrorError, match="QC certifies"):
+                m.write(switch, forge(block), txs)
+            assert state() == (1, 1, switch - 1)
+            # The next epoch's first block, its reconfiguration block skipped: no set for epoch 1.
+            stand_at(switch)
+            with pytest.raises(mirror.MirrorError, match="says epoch 1"):
+                m.write(switch + 1, *m.fetch(switch + 1))
+            assert state() == (1, 1, switch)
+            # Unaltered, in order: the switch block records epoch 1's set, the next block verifies with it.
+            stand_at(switch - 1)
+            assert m.write(switch, block, txs) is True
+            assert m.write(switch + 1, *m.fetch(switch + 1)) is True
+            assert state() == (3, 2, switch + 1)
+            assert db.execute("SELECT from_height FROM validator_sets WHERE epoch = 1").fetchone()[0] == switch + 1
+        # A node past epoch 0 names only its current set: a new database needs --genesis.
+        tofu = psycopg.connect(new_database(postgres, "mirror_epochs_tofu"))
+        with tofu, pytest.raises(mirror.MirrorError, match="pass --genesis"):
+            mirror.Mirror(cl, tofu).open()
+
+        # The explorer's verify checks a proof with the set of its certificate's epoch: a
+        # transaction of epoch 0, proven now under epoch 1, verifies; a node that names the
+        # validators of another epoch than the proof's is reported as such, not as a bad QC.
+        import asyncio
+
+        from tfnode.explorer.backend import Explorer
+
+        def explorer(status_epoch: int | None = None) -> Explorer:
+            async def call(method: str, params: dict | None):
+                out = cl.call(method, params) if params is not None else cl.call(method)
+                return dict(out, epoch=status_epoch) if method == "status" and status_epoch is not None else out
+
+            return Explorer(call)
+
+        old_tx = load.sent[0]
+        assert cl.get_transaction(old_tx)["height"] <= switch
+        good = asyncio.run(explorer().verify(old_tx))
+        assert good["ok"] and good["epoch"] == 1 and good["validators"] == 5, good
+        stale = asyncio.run(explorer(status_epoch=0).verify(old_tx))
+        assert not stale["ok"] and stale["steps"][0]["check"] == "validator set", stale

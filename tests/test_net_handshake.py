@@ -112,8 +112,16 @@ def test_wrong_chain_and_wrong_version_are_refused():
     ri, rr = run(lambda: _pair(HandshakeConfig(A, {b"other-chain": [pid(A), pid(B)]}), HandshakeConfig(B, MEMBERS)))
     assert rr.reason == RefuseReason.WRONG_CHAIN and "other-chain" in str(rr)
     assert ri.reason == RefuseReason.WRONG_CHAIN and ri.remote
-    ri, rr = run(lambda: _pair(HandshakeConfig(A, MEMBERS, version=2), HandshakeConfig(B, MEMBERS)))
+    ri, rr = run(lambda: _pair(HandshakeConfig(A, MEMBERS, version=0x0100), HandshakeConfig(B, MEMBERS)))
     assert rr.reason == RefuseReason.WRONG_VERSION and ri.reason == RefuseReason.WRONG_VERSION
+    assert "peer speaks protocol 1.0, we speak 0.1" in str(rr) and "incompatible" in str(rr)
+
+
+@needs_ecdh
+def test_another_minor_of_the_same_major_is_admitted():
+    """0.1 and 0.2 interoperate (a rolling upgrade inside one major)."""
+    si, sr = run(lambda: _pair(HandshakeConfig(A, MEMBERS, version=2), HandshakeConfig(B, MEMBERS)))
+    assert si.peer_id == pid(B) and sr.peer_id == pid(A)
 
 
 @needs_ecdh
@@ -239,9 +247,9 @@ def _valid_hello() -> bytes:
     return Hello(1, 1, (CHAIN, b"c2"), pid(A), pid(C), bytes(32)).encode()
 
 
-def test_hello_of_another_version_decodes_to_a_refusable_hello():
-    future = b"\x01TFNH\x00\x02\x01\x01" + b"any layout at all"
-    assert decode_message(future).version == 2
+def test_hello_of_another_major_decodes_to_a_refusable_hello():
+    future = b"\x01TFNH\x02\x00\x01\x01" + b"any layout at all"
+    assert decode_message(future).version == 0x0200
 
 
 def test_message_round_trips():

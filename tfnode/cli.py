@@ -119,11 +119,24 @@ def start(
         help="follow the chain, verify every QC, serve RPC and proofs, never sign "
         "(as `role = \"observer\"` in config.toml; docs/operations.md, 'Observer nodes')",
     ),
+    contained: bool = typer.Option(
+        False,
+        "--contained",
+        help="run every block's contract calls in a forked worker with resource limits (slower; "
+        "by default only a block that killed the node is re-run so: docs/contracts.md)",
+    ),
+    snapshot: Path = typer.Option(
+        None, "--snapshot", help="build an empty ledger from this verified snapshot first (ignored if one exists)"
+    ),
 ) -> None:
     """Run a node until SIGTERM or SIGINT."""
     from tfnode.node import cli_node
 
-    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor, observer)))
+    if snapshot is not None:
+        from tfnode.cli_ops import start_from_snapshot
+
+        start_from_snapshot(home, snapshot)
+    raise typer.Exit(_node_errors(lambda: cli_node.start(home, safety_floor, observer, contained)))
 
 
 chain_app = typer.Typer(
@@ -561,6 +574,9 @@ def version() -> None:
     from tfnode import __version__
 
     typer.echo(__version__)
+
+
+__import__("tfnode.cli_ops", fromlist=["register"]).register(app)  # snapshot, backup, restore
 
 
 def main() -> None:

@@ -12,21 +12,31 @@ height h or none of it; on restart the mirror reads the progress row and goes on
 
 Nothing is written that the mirror has not checked:
 
-* the block's QC verifies against the validator set (``_core.consensus_verify_qc``) and
+* the block's QC verifies against the validator set of its epoch (``_core.consensus_verify_qc``) and
   certifies exactly this block: its id, recomputed from the block's raw bytes, and its height;
   the proposer's signature and the parent QC inside the block verify too (the id does not
   cover them), so every byte of ``blocks.raw`` is certified;
 * the block's parent is the block mirrored at h-1;
 * the height's roots: for a height with transactions, its first receipt's proof
-  (``get_receipt_proof``) must check out against a QC of the pinned validators
+  (``get_receipt_proof``) must check out against a QC of the validators of its epoch
   (``tfnode.client.proofs.certified_root``, docs/rpc.md "Certified proofs"), and the
   ``state_root`` and ``receipts_root`` it certifies must be the block's; the mirror waits for
   the node to certify the height first. A height without transactions has no receipt to prove
   its roots with: they are stored as the node reports them, marked ``roots_certified = false``.
 
-The validator set is pinned on first use (``--genesis`` reads it from a genesis file
-instead) and kept in ``mirror_meta``: a node that later answers with other validators, or
+The validator set of epoch 0 is pinned on first use (``--genesis`` reads it from a genesis
+file instead) and kept in ``mirror_meta``: a node that later answers with other validators, or
 blocks their QCs do not certify, stops the mirror with an error and nothing written.
+
+Epochs: the validator set changes only through a block the mirror has verified. The last
+block of epoch e carries ``reconfig`` = (e+1, set); once that block checks out (QC, proposer,
+parent, all under epoch e's set) its height's SQL transaction also inserts the row
+(e+1, from_height = h+1, set) into ``validator_sets``. Every block is checked with the set of
+the ``validator_sets`` row it falls in and must say that epoch: a block of epoch e+1 is never
+accepted before the block that ended epoch e was verified and written, and a block of epoch
+e after it is refused. A receipt proof certified by a block of the next epoch (a height just
+before the switch) is checked with the set named by a reconfiguration block the mirror
+verifies first, on the chain from the height being written (``_next_set``).
 """
 
 from __future__ import annotations
@@ -47,7 +57,8 @@ from tfnode.rpc_errors import NotReady, RpcError
 
 log = logging.getLogger("tfnode.mirror")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: validator_sets (version 1 databases are upgraded in place)
+MAX_LOOKAHEAD = 64  # blocks the mirror reads ahead to find the reconfiguration a proof needs
 BATCH_CALLS = 100  # calls per JSON-RPC batch: the node's limit ([rpc] max_batch_calls)
 SCHEMA_LOCK = int.from_bytes(b"tfnode")  # pg_advisory_xact_lock key of the schema creation
 
@@ -56,7 +67,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS mirror_meta (
     chain_id        text PRIMARY KEY,
     schema_version  integer NOT NULL,
-    validators      jsonb NOT NULL,     -- [{id, name, power, public_key}] the QCs are checked with
+    validators      jsonb NOT NULL,     -- [{id, name, power, public_key}] of epoch 0 (validator_sets has every epoch)
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS mirror_progress (
@@ -64,6 +75,16 @@ CREATE TABLE IF NOT EXISTS mirror_progress (
     height          bigint NOT NULL,    -- every height 1..height is mirrored, nothing above it
     block_hash      bytea,
     updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS validator_sets (
+    chain_id        text NOT NULL REFERENCES mirror_meta,
+    epoch           bigint NOT NULL,
+    from_height     bigint NOT NULL,    -- the epoch's first block
+    validators      jsonb NOT NULL,     -- [{id, power, public_key}] its QCs are checked with
+    decided_height  bigint,             -- the verified block whose reconfig named it (NULL: epoch 0, pinned)
+    decided_hash    bytea,
+    PRIMARY KEY (chain_id, epoch),
+    UNIQUE (chain_id, from_height)
 );
 CREATE TABLE IF NOT EXISTS blocks (
     height          bigint PRIMARY KEY,
@@ -160,16 +181,42 @@ def _vals(validators: list[dict]) -> list[tuple[int, int, bytes]]:
     return [(v["id"], v["power"], bytes.fromhex(v["public_key"])) for v in validators]
 
 
-def check_block(block: dict, validators: list[tuple[int, int, bytes]], parent: bytes | None) -> dict:
+def _vals_json(validators: list[tuple[int, int, bytes]]) -> list[dict]:
+    return [{"id": i, "power": p, "public_key": bytes(k).hex()} for i, p, k in validators]
+
+
+def check_block(
+    block: dict,
+    validators: list[tuple[int, int, bytes]],
+    parent: bytes | None,
+    *,
+    epoch: int | None = None,
+    parent_validators: list[tuple[int, int, bytes]] | None = None,
+) -> dict:
     """The block's QC certifies this very block, at its height, after ``parent`` (None: not
-    checked, the first height mirrored). Returns the decoded block; raises MirrorError."""
+    checked, the first height mirrored), under ``validators``, the set of ``epoch`` (None: the
+    epoch is not checked). ``parent_validators``: the set of the parent's epoch, which signed
+    the parent QC inside the block (default: ``validators``; another set only for the first
+    block of an epoch). Returns the decoded block; raises MirrorError."""
     h = block["height"]
     try:
         raw, qc = bytes.fromhex(block["raw"]), bytes.fromhex(block["qc"])
-        _epoch, _round, qc_height, block_id = _core.consensus_verify_qc(qc, validators)
         decoded = _core.consensus_decode_block(raw)
     except (ValueError, KeyError, TypeError) as err:
-        raise MirrorError(f"block {h}: QC does not verify with the pinned validator set: {err}") from None
+        raise MirrorError(f"block {h}: not a block: {err}") from None
+    if epoch is not None and decoded["epoch"] != epoch:
+        # Checked before the QC, for the clearer message: a later epoch needs the verified
+        # block that ended this one (module docstring), an earlier one is behind a switch.
+        raise MirrorError(
+            f"block {h} says epoch {decoded['epoch']}; the mirror verified height {h} to be in epoch {epoch}"
+            + (" (no verified reconfiguration leads to a later epoch)" if decoded["epoch"] > epoch else "")
+        )
+    try:
+        qc_epoch, _round, qc_height, block_id = _core.consensus_verify_qc(qc, validators)
+    except (ValueError, KeyError, TypeError) as err:
+        raise MirrorError(f"block {h}: QC does not verify with the validator set of its epoch: {err}") from None
+    if epoch is not None and qc_epoch != epoch:
+        raise MirrorError(f"block {h}: its QC is of epoch {qc_epoch}, the block of epoch {epoch}")
     if bytes(block_id) != decoded["id"] or decoded["id"].hex() != block["hash"]:
         raise MirrorError(f"block {h}: the QC certifies {bytes(block_id).hex()}, the node sent {block['hash']}")
     if qc_height != h or decoded["height"] != h:
@@ -191,14 +238,36 @@ def check_block(block: dict, validators: list[tuple[int, int, bytes]], parent: b
         # The id does not cover the parent QC the block carries: check it too, so the raw
         # bytes stored are all certified.
         try:
-            got = _core.consensus_verify_qc(decoded["parent_qc"], validators)
+            got = _core.consensus_verify_qc(
+                decoded["parent_qc"], validators if parent_validators is None else parent_validators
+            )
         except (ValueError, KeyError, TypeError) as err:
             raise MirrorError(f"block {h}: its parent QC does not verify: {err}") from None
         if bytes(got[3]) != decoded["parent"]:
             raise MirrorError(f"block {h}: its parent QC certifies {bytes(got[3]).hex()}, not its parent")
     if parent is not None and decoded["parent"] != parent:
         raise MirrorError(f"block {h}: parent {decoded['parent'].hex()} is not block {h - 1} ({parent.hex()})")
+    reconfig = decoded["reconfig"]
+    if reconfig is not None and epoch is not None and reconfig[0] != epoch + 1:
+        raise MirrorError(f"block {h} of epoch {epoch} names a validator set for epoch {reconfig[0]}")
     return decoded
+
+
+def _decoded_or_none(block: dict) -> dict | None:
+    """The node's block decoded, unverified (to see how far to read ahead), or None."""
+    try:
+        return _core.consensus_decode_block(bytes.fromhex(block["raw"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _cert_epoch(proof: dict) -> int:
+    """The epoch of the block a proof's certificate names, unverified (-1: unreadable; the
+    check in write() then fails with the reason)."""
+    try:
+        return int(_core.consensus_decode_block(bytes.fromhex(proof["certificate"]["block"]))["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return -1
 
 
 class Mirror:
@@ -214,7 +283,8 @@ class Mirror:
             conn.autocommit = True
         self._pinned = validators
         self.chain_id = ""
-        self.validators: list[tuple[int, int, bytes]] = []
+        self.validators: list[tuple[int, int, bytes]] = []  # epoch 0's, pinned
+        self.top_epoch = 0  # the newest epoch validator_sets holds (fetch reads ahead past it)
         self._changes_served = True
         self._http: http.client.HTTPConnection | None = None
         self._path = "/"
@@ -236,6 +306,13 @@ class Mirror:
                 "SELECT chain_id, schema_version, validators FROM mirror_meta ORDER BY created_at LIMIT 1"
             ).fetchone()
             if row is None:
+                if self._pinned is None and st.get("epoch", 0) != 0:
+                    # get_validators answers the current epoch's set, not the genesis one the
+                    # first blocks are checked with: trusting it would check nothing.
+                    raise MirrorError(
+                        f"the node is in epoch {st['epoch']}: pass --genesis with the chain's genesis file "
+                        "to pin the validators of epoch 0"
+                    )
                 vals = self._pinned if self._pinned is not None else self.rpc.validators()
                 self.conn.execute(
                     "INSERT INTO mirror_meta (chain_id, schema_version, validators) VALUES (%s, %s, %s)",
@@ -246,11 +323,21 @@ class Mirror:
                 chain, version, vals = row
                 if chain != self.chain_id:
                     raise MirrorError(f"this database mirrors chain {chain!r}; the node serves {self.chain_id!r}")
-                if version != SCHEMA_VERSION:
+                if version not in (1, SCHEMA_VERSION):
                     raise MirrorError(f"schema version {version} here, this mirror writes {SCHEMA_VERSION}")
                 if self._pinned is not None and _vals(self._pinned) != _vals(vals):
                     raise MirrorError("the validators of --genesis differ from those this database was started with")
+                if version == 1:  # before validator_sets: every height mirrored is of epoch 0
+                    self.conn.execute("UPDATE mirror_meta SET schema_version = %s", (SCHEMA_VERSION,))
             self.validators = _vals(vals)
+            self.conn.execute(
+                "INSERT INTO validator_sets (chain_id, epoch, from_height, validators) VALUES (%s, 0, 1, %s)"
+                " ON CONFLICT DO NOTHING",
+                (self.chain_id, Jsonb(_vals_json(self.validators))),
+            )
+            self.top_epoch = self.conn.execute(
+                "SELECT max(epoch) FROM validator_sets WHERE chain_id = %s", (self.chain_id,)
+            ).fetchone()[0]
             return self.conn.execute(
                 "SELECT height FROM mirror_progress WHERE chain_id = %s", (self.chain_id,)
             ).fetchone()[0]
@@ -279,7 +366,18 @@ class Mirror:
         # The first receipt's proof certifies the height's roots (see _check_roots); NotReady
         # until a QC covers the height, which run() waits for.
         proof = self.rpc.get_receipt_proof(hashes[0]) if hashes else None
-        return dict(block, state_changes=changes, roots_proof=proof), txs
+        ahead: list[dict] = []
+        if proof is not None and _cert_epoch(proof) > self.top_epoch:
+            # Certified in an epoch not verified yet (h is just before a switch): bring the
+            # blocks from h+1 up to the one that names that epoch's set; write() verifies them.
+            k, last = h, _decoded_or_none(block)
+            while last is not None and last["epoch"] == self.top_epoch and last["reconfig"] is None:
+                if k >= h + MAX_LOOKAHEAD:
+                    break
+                k += 1
+                ahead.append(self.rpc.get_block(k))
+                last = _decoded_or_none(ahead[-1])
+        return dict(block, state_changes=changes, roots_proof=proof, ahead=ahead), txs
 
     def batch(self, calls: list[tuple[str, str]]) -> list[Any]:
         """``(method, tx hash)`` calls as JSON-RPC batches of at most BATCH_CALLS (one HTTP
@@ -343,10 +441,40 @@ class Mirror:
             if prog[0] != h - 1:
                 raise MirrorError(f"progress is at {prog[0]}, cannot write height {h}")
             parent = prog[1]
-            decoded = check_block(block, self.validators, bytes(parent) if parent is not None else None)
+            # The set of h's epoch, and of h-1's (which signed the parent QC inside block h).
+            sets = c.execute(
+                "SELECT epoch, from_height, validators FROM validator_sets WHERE chain_id = %s AND from_height <= %s"
+                " ORDER BY from_height DESC LIMIT 2",
+                (self.chain_id, h),
+            ).fetchall()
+            epoch, start, vals = sets[0][0], sets[0][1], _vals(sets[0][2])
+            parent_vals = _vals(sets[1][2]) if start == h and len(sets) > 1 else vals
+            decoded = check_block(
+                block,
+                vals,
+                bytes(parent) if parent is not None else None,
+                epoch=epoch,
+                parent_validators=parent_vals,
+            )
             state_root, receipts_root = bytes.fromhex(block["state_root"]), bytes.fromhex(block["receipts_root"])
             cert_h, cert_root = decoded["exec_height"], decoded["exec_root"]
-            certified = self._check_roots(h, block, state_root, receipts_root)
+            certified = self._check_roots(h, block, state_root, receipts_root, {epoch: vals}, decoded)
+            if decoded["reconfig"] is not None:
+                # Verified above under epoch e's set (QC, proposer, parent): it names e+1's.
+                next_epoch, next_vals = decoded["reconfig"][0], [(i, p, bytes(k)) for i, p, k in decoded["reconfig"][1]]
+                c.execute(
+                    "INSERT INTO validator_sets (chain_id, epoch, from_height, validators, decided_height, decided_hash)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (self.chain_id, next_epoch, h + 1, Jsonb(_vals_json(next_vals)), h, decoded["id"]),
+                )
+                log.info(
+                    "block %d ends epoch %d: epoch %d begins at height %d with %d validators",
+                    h,
+                    epoch,
+                    next_epoch,
+                    h + 1,
+                    len(next_vals),
+                )
             c.execute(
                 "INSERT INTO blocks VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s / 1000.0), %s, %s, %s, %s, %s,"
                 " %s, %s, %s, %s, %s)",
@@ -419,16 +547,39 @@ class Mirror:
                 "UPDATE mirror_progress SET height = %s, block_hash = %s, updated_at = now() WHERE chain_id = %s",
                 (h, decoded["id"], self.chain_id),
             )
+        if decoded["reconfig"] is not None:
+            self.top_epoch = max(self.top_epoch, decoded["reconfig"][0])
         return True
 
-    def _check_roots(self, h: int, block: dict, state_root: bytes, receipts_root: bytes) -> bool:
-        """True once the first receipt's proof shows the block's roots under a QC of the pinned
-        validators; False for a height without transactions; MirrorError if they differ."""
+    def _check_roots(
+        self,
+        h: int,
+        block: dict,
+        state_root: bytes,
+        receipts_root: bytes,
+        sets: dict[int, list[tuple[int, int, bytes]]] | None = None,
+        decoded: dict | None = None,
+    ) -> bool:
+        """True once the first receipt's proof shows the block's roots under a QC of the
+        validators of the certificate's epoch; False for a height without transactions;
+        MirrorError if they differ. ``sets``: the verified set of h's epoch (default: epoch 0);
+        a certificate of the next epoch is checked with the set that ``_next_set`` verifies."""
         proof = block.get("roots_proof")
         if proof is None:
             return False
-        got = certified_root(proof, self.validators)
-        if got is None or got[0] != h or not verify_receipt_proof(proof, self.validators):
+        sets = sets if sets is not None else {0: self.validators}
+        (epoch,) = sets
+        cert_epoch = _cert_epoch(proof)
+        if cert_epoch == epoch + 1 and decoded is not None:
+            vals = self._next_set(h, decoded, block.get("ahead") or [], sets[epoch])
+        elif cert_epoch == epoch:
+            vals = sets[epoch]
+        else:
+            raise MirrorError(
+                f"block {h} (epoch {epoch}): its first receipt's proof is certified in epoch {cert_epoch}"
+            )
+        got = certified_root(proof, vals)
+        if got is None or got[0] != h or not verify_receipt_proof(proof, vals):
             raise MirrorError(f"block {h}: the proof of its first receipt does not check out against the validators")
         if (got[1], got[2]) != (state_root, receipts_root):
             raise MirrorError(
@@ -436,6 +587,25 @@ class Mirror:
                 f"a QC certifies {got[1].hex()} and {got[2].hex()}"
             )
         return True
+
+    def _next_set(
+        self, h: int, decoded: dict, ahead: list[dict], vals: list[tuple[int, int, bytes]]
+    ) -> list[tuple[int, int, bytes]]:
+        """The next epoch's set, from the reconfiguration block at h or on the chain after it
+        (``ahead``: blocks h+1, h+2, ... as fetch() read them), each verified under ``vals``,
+        the set of h's epoch, and each the parent of the next. Nothing is stored: the block is
+        checked again, and its set recorded, when its own height is written."""
+        prev = decoded
+        for b in ahead:
+            if prev["reconfig"] is not None:
+                break
+            prev = check_block(b, vals, prev["id"], epoch=decoded["epoch"])
+        if prev["reconfig"] is None:
+            raise MirrorError(
+                f"block {h}: its first receipt is certified in epoch {decoded['epoch'] + 1}, and no verified"
+                f" block within {MAX_LOOKAHEAD} heights names that epoch's validators"
+            )
+        return [(i, p, bytes(k)) for i, p, k in prev["reconfig"][1]]
 
     # ---- the loop ---------------------------------------------------------------------------
 

@@ -25,6 +25,15 @@ execution record, after the three roots. The tree keeps the last :data:`KEEP_VER
 each block indexes the nodes it stopped using (on disk, in its own batch), and a block
 ``KEEP_VERSIONS`` heights later deletes them, so the stored tree stays bounded across
 restarts; memory is pruned the same way (``StateTree.prune``).
+
+Contract calls that kill the interpreter (docs/contracts.md, "What a node does when a contract
+kills the interpreter"): with a ``crash_marker`` path, :meth:`execute` writes the block's
+chain id, height and id there before it runs the block and :meth:`commit` removes it once the
+block is stored. A node that finds the marker at :meth:`open` naming a block it has not
+stored died while executing it; it executes that block again with every contract call in a
+forked worker (``Runtime.execute_block(contained=True)``), so a call that kills the
+interpreter gets the receipt ``crashed`` instead of killing the node again. ``contained=True``
+runs every block that way. The native modules (asset, iot, xchain) always run in-process.
 """
 
 from __future__ import annotations
@@ -40,12 +49,14 @@ from tfnode import _core, crypto
 from tfnode.errors import TfnodeError
 from tfnode.execution import asset, iot, packets, roots, xchain
 from tfnode.execution.args import decode_call_args
+from tfnode.execution.marker import CrashMarker
 from tfnode.execution.roots import ZERO
 from tfnode.runtime.encoding import EncodingError, decode_versioned, encode
 from tfnode.runtime.executor import DEFAULT_GAS_LIMIT, STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
 from tfnode.runtime.frame import GOVERNANCE
 from tfnode.runtime.governance import VALIDATORS_KEY
 from tfnode.runtime.state import Overlay
+from tfnode.runtime.worker import STATUS_CRASHED
 from tfnode.storage import BlockCommit
 
 log = logging.getLogger(__name__)
@@ -92,9 +103,19 @@ def bundled_contracts_dir() -> Path:
 
 class ChainExecutor:
     def __init__(
-        self, store: Any, genesis: Any, *, genesis_dir: Path | None = None, contracts_dir: Path | None = None
+        self,
+        store: Any,
+        genesis: Any,
+        *,
+        genesis_dir: Path | None = None,
+        contracts_dir: Path | None = None,
+        contained: bool = False,
+        crash_marker: Path | None = None,
     ) -> None:
         self.store = store
+        self.contained = contained  # every block's contract calls in a forked worker
+        self.marker = None if crash_marker is None else CrashMarker(crash_marker)
+        self._recover: tuple[int, bytes] | None = None  # the block the marker named at open
         self.genesis_dir = genesis_dir
         self.genesis = genesis
         self.chain_id = genesis.chain_id
@@ -114,7 +135,42 @@ class ChainExecutor:
 
     # ---- start-up ---------------------------------------------------------------------------
     def open(self) -> None:
-        """Load the executed state, or build the genesis state when nothing is stored."""
+        """Load the executed state, or build the genesis state when nothing is stored; then
+        read the crash marker."""
+        self._open_state()
+        self._read_marker()
+
+    def _read_marker(self) -> None:
+        """A marker naming a block above the executed height: the process died while executing
+        it (the marker is removed right after the block's synced commit)."""
+        if self.marker is None:
+            return
+        try:
+            m = self.marker.read()
+        except (OSError, ValueError) as err:
+            # damaged: contain the next block, whichever it is
+            log.warning(
+                "crash marker %s is unreadable (%s): the next block runs with contract calls contained",
+                self.marker.path,
+                err,
+            )
+            self._recover = (self.height + 1, b"")
+            return
+        if m is None:
+            return
+        chain, height, block_id = m
+        if chain != self.chain_id or height <= self.height:
+            self.marker.clear()  # another chain's, or the block was stored before the death
+            return
+        self._recover = (height, block_id)
+        log.warning(
+            "this node died while executing block %d (%s): it runs again with every contract call "
+            "in a contained worker (docs/contracts.md)",
+            height,
+            block_id.hex()[:16],
+        )
+
+    def _open_state(self) -> None:
         writes = self._genesis_writes()
         self.tree = _core.StateTree()
         g_root, g_nodes, _ = self.tree.apply(0, writes)
@@ -240,6 +296,22 @@ class ChainExecutor:
         out = BlockOutput(height, block)
         state = self.store.state
         bctx = BlockCtx(height, block["timestamp_ms"] // 1000, block["id"], self.chain_id)
+        if self.marker is not None:
+            self.marker.mark(self.chain_id, height, block["id"])
+        contain = self.contained
+        rec = self._recover
+        if rec is not None and rec[0] == height:
+            if rec[1] in (block["id"], b""):
+                contain = True
+                log.warning(
+                    "re-executing block %d (%s) with contract calls contained: its first run killed this node",
+                    height,
+                    block["id"].hex()[:16],
+                )
+            self._recover = None
+        # contained: contract calls wait here and run together in one worker, up to the next
+        # native transaction or the block's end (one fork per run of calls, not per call)
+        pending: list[tuple[int, TxCall]] = []
         seen_hash: set[bytes] = set()
         seen_rk: set[bytes] = set()
         committed = self.store.replay.committed_among
@@ -258,10 +330,19 @@ class ChainExecutor:
                     continue
                 seen_hash.add(h)
                 seen_rk.add(rk)
+                call = self._contract_call(tx, h) if contain else None
+                if call is None and pending:
+                    self._run_contained(pending, out.receipts, bctx)
                 state.put(rkey, _U64.pack(tx.expiry))
                 out.txs.append((h, raw))
                 out.decoded.append(tx)
-                out.receipts.append(self._execute_tx(tx, h, bctx))
+                if call is not None:
+                    pending.append((len(out.receipts), call))
+                    out.receipts.append(None)
+                else:
+                    out.receipts.append(self._execute_tx(tx, h, bctx))
+        if pending:
+            self._run_contained(pending, out.receipts, bctx)
         writes = state.writes()
         root, new_nodes, stale = self.tree.apply(height, writes)
         tree_writes = self._carry + list(new_nodes)
@@ -277,6 +358,34 @@ class ChainExecutor:
         out.receipts_root = _core.receipts_root([r.hash() for r in out.receipts]) if out.receipts else ZERO
         out.exec_root, out.history_nodes, out.history = self.history.append(height, root, out.receipts_root)
         return out
+
+    def _contract_call(self, tx: Any, tx_hash: bytes) -> TxCall | None:
+        """The runtime call ``tx`` makes, or None for a native module's transaction or
+        arguments that do not decode (those never reach contract code: in-process)."""
+        if tx.contract in (asset.NAME, iot.NAME, xchain.NAME):
+            return None
+        try:
+            args, kwargs = decode_call_args(tx.args)
+        except EncodingError:
+            return None
+        return TxCall(self.address_of(tx.sender), tx.contract, tx.method, args, kwargs, tx.gas_limit, tx_hash)
+
+    def _run_contained(self, pending: list[tuple[int, TxCall]], receipts: list, bctx: BlockCtx) -> None:
+        """Run the waiting contract calls in a forked worker (their writes land in the
+        store's pending state, as in-process execution leaves them) and fill their receipts."""
+        res = self.runtime.execute_block([c for _, c in pending], bctx, contained=True)
+        for (i, call), r in zip(pending, res.receipts, strict=True):
+            receipts[i] = r
+            if r.status == STATUS_CRASHED:
+                log.warning(
+                    "transaction %s (%s.%s) in block %d killed the contract worker twice: receipt %s",
+                    call.tx_hash.hex()[:16],
+                    call.contract,
+                    call.method,
+                    bctx.height,
+                    STATUS_CRASHED,
+                )
+        pending.clear()
 
     def _execute_tx(self, tx: Any, tx_hash: bytes, bctx: BlockCtx) -> Receipt:
         sender = self.address_of(tx.sender)
@@ -319,8 +428,15 @@ class ChainExecutor:
         )
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
+        if self.marker is not None:
+            self.marker.clear()
         if out.height > KEEP_VERSIONS and out.height % 32 == 0:
             self.tree.prune(out.height - KEEP_VERSIONS)
+
+    def close(self) -> None:
+        """Close the crash marker's file (the node's stop)."""
+        if self.marker is not None:
+            self.marker.close()
 
     def abandon(self) -> None:
         """Drop a block's pending writes after a failed commit (the node stops next)."""

@@ -157,6 +157,17 @@ def verify_receipt(proof: dict, validators: list[dict]) -> dict:
     return out
 
 
+def _cert_epoch(proof: dict) -> int | None:
+    """The epoch of the block a proof's certificate names (unverified: it only picks the
+    validator set, which then verifies the QC), or None if unreadable."""
+    from tfnode import _core
+
+    try:
+        return int(_core.consensus_decode_block(bytes.fromhex(proof["certificate"]["block"]))["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class Index:
     """What the explorer has learnt from the blocks it has read (never persisted)."""
 
@@ -257,8 +268,21 @@ class Explorer:
             raise ExplorerError(f"no receipt of {h}") from None
         except NotReady as err:
             return {"ok": False, "steps": [{"check": "certified", "ok": False, "detail": err.message}]}
-        validators = await self.call("get_validators", None)
+        # The node names the validators of its current epoch only; the proof's QC must be
+        # checked with the set of its own epoch. A proof is certified by the newest certified
+        # block, so the two differ only across an epoch switch: ask again once, then say so.
+        for _ in (0, 1):
+            validators = await self.call("get_validators", None)
+            epoch = (await self.call("status", None)).get("epoch", 0)
+            cert_epoch = _cert_epoch(proof)
+            if cert_epoch is None or cert_epoch == epoch:  # None: verify_receipt says what is wrong
+                break
+            proof = await self.call("get_receipt_proof", {"hash": h})
+        else:
+            detail = f"the proof is certified in epoch {cert_epoch}, the node names the validators of epoch {epoch}"
+            return {"ok": False, "steps": [{"check": "validator set", "ok": False, "detail": detail}]}
         out = verify_receipt(proof, validators)
+        out["epoch"] = epoch
         out["validators"] = len(validators)
         proven = out.get("receipt")
         if proven is not None:

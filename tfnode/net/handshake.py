@@ -41,6 +41,10 @@ from tfnode.net.framing import FramedStream
 
 log = logging.getLogger(__name__)
 
+#: The wire protocol's version, ``major << 8 | minor``. Nodes of one major speak the same
+#: Hello layout and message encodings and interoperate whatever their minors (a minor adds
+#: only what older nodes of the major can ignore); another major is refused at the handshake
+#: with ``WRONG_VERSION`` and a reason naming both. Version 1 is 0.1.
 PROTOCOL_VERSION = 1
 HELLO, AUTH, REJECT = 0x01, 0x02, 0x03
 ROLE_INITIATOR, ROLE_RESPONDER = 0x01, 0x02
@@ -59,6 +63,20 @@ HANDSHAKE_MAX_FRAME = 2048
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 _DOMAIN = b"tfnode/handshake/v1/"
+
+
+def major(version: int) -> int:
+    return version >> 8
+
+
+def version_name(version: int) -> str:
+    """``major.minor`` of a protocol version number."""
+    return f"{version >> 8}.{version & 0xFF}"
+
+
+def compatible(a: int, b: int) -> bool:
+    """Can nodes of protocol versions ``a`` and ``b`` talk (the same major)?"""
+    return major(a) == major(b)
 
 
 # ---- messages ---------------------------------------------------------------------------
@@ -127,9 +145,9 @@ def decode_message(data: bytes) -> Hello | Auth | Reject:
     version, role, count = struct.unpack(">HBB", data[5:9])
     if role not in (ROLE_INITIATOR, ROLE_RESPONDER):
         raise MalformedMessage(f"Hello has unknown role {role}")
-    if version != PROTOCOL_VERSION:
-        # Only the prefix up to the chain count is fixed across versions; a Hello of another
-        # version is not parsed further, so a newer peer is refused as WRONG_VERSION (with a
+    if not compatible(version, PROTOCOL_VERSION):
+        # Only the prefix up to the chain count is fixed across majors; a Hello of another
+        # major is not parsed further, so such a peer is refused as WRONG_VERSION (with a
         # reason) instead of being banned as malformed.
         return Hello(version, role, (), b"", b"", b"")
     if not 1 <= count <= MAX_CHAINS:
@@ -252,9 +270,11 @@ def _check_hello(cfg: HandshakeConfig, hello: Hello, role: int) -> tuple[ChainId
     """The chains the peer is admitted on, or HandshakeRefused with the first failing rule."""
     if hello.role != role:
         raise HandshakeRefused(RefuseReason.MALFORMED, f"Hello has role {hello.role}; expected {role}")
-    if hello.version != cfg.version:
+    if not compatible(hello.version, cfg.version):
         raise HandshakeRefused(
-            RefuseReason.WRONG_VERSION, f"peer speaks version {hello.version}; we speak {cfg.version}"
+            RefuseReason.WRONG_VERSION,
+            f"peer speaks protocol {version_name(hello.version)}, we speak {version_name(cfg.version)}: "
+            "different majors are incompatible (upgrade one side; docs/operations.md, 'Upgrades')",
         )
     common = [c for c in hello.chains if c in cfg.members]
     if not common:

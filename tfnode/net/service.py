@@ -64,9 +64,10 @@ from tfnode.net.errors import (
     MalformedMessage,
     NetworkError,
     NonceExhausted,
+    RefuseReason,
 )
 from tfnode.net.framing import DEFAULT_MAX_FRAME_SIZE
-from tfnode.net.handshake import MAX_CHAINS, HandshakeConfig, Session, handshake
+from tfnode.net.handshake import MAX_CHAINS, PROTOCOL_VERSION, HandshakeConfig, Session, handshake
 from tfnode.net.limits import Backoff, BanList, Clock, TokenBucket
 from tfnode.net.protocol import (
     Kind,
@@ -110,6 +111,7 @@ class NetConfig:
     # Per (peer, chain) inbox when several chains are served (see "Per-chain inboxes").
     chain_queue_limit: int = 1024  # messages
     chain_queue_bytes: int = 32 * 1024 * 1024
+    protocol_version: int = PROTOCOL_VERSION  # what our Hello says (tests of mixed versions set it)
 
 
 def _address_key(address: Any) -> Hashable:
@@ -177,7 +179,11 @@ class PeerManager:
         self._clock = clock
         self._bans = BanList(clock)
         self._hs = HandshakeConfig(
-            identity, members, timeout=self.config.handshake_timeout, is_banned=self._bans.is_banned
+            identity,
+            members,
+            version=self.config.protocol_version,
+            timeout=self.config.handshake_timeout,
+            is_banned=self._bans.is_banned,
         )
         self.peer_id: PeerId = self._hs.peer_id
         self._backoff = Backoff(self.config.backoff_base, self.config.backoff_cap, self.config.backoff_jitter, rng)
@@ -349,7 +355,12 @@ class PeerManager:
             self.ban(_address_key(stream.remote_address), f"malformed handshake: {err}")
         except HandshakeRefused as err:
             self.stats["handshake_refused"] += 1
-            log.info("handshake with %s refused: %s", stream.remote_address, err)
+            if err.reason == RefuseReason.WRONG_VERSION:
+                # An operator must see this one: a member stays cut off until someone upgrades.
+                self.stats["handshake_wrong_version"] += 1
+                log.warning("handshake with %s refused: %s", stream.remote_address, err)
+            else:
+                log.info("handshake with %s refused: %s", stream.remote_address, err)
         except (HandshakeError, ConnectionClosed) as err:
             self.stats["handshake_failed"] += 1
             log.info("handshake with %s failed: %s", stream.remote_address, err)

@@ -323,11 +323,11 @@ def keygen(out: str | Path) -> str:
     return _keygen(Path(out)).hex()
 
 
-def start(home: str | Path, safety_floor: int | None = None, observer: bool = False) -> int:
+def start(home: str | Path, safety_floor: int | None = None, observer: bool = False, contained: bool = False) -> int:
     """Run the node at ``home`` in this process until SIGTERM/SIGINT; returns the exit code."""
     from tfnode.node.node import run
 
-    return run(Path(home), safety_floor, observer)
+    return run(Path(home), safety_floor, observer, contained)
 
 
 # ---- chains at runtime (docs/multichain.md, "Many chains on one node") --------------------

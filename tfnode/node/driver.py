@@ -103,7 +103,7 @@ from tfnode.consensus import (
 )
 from tfnode.errors import TfnodeError
 from tfnode.net import Kind, PeerManager
-from tfnode.node.sync import QC_IN_CHILD, answer_from_storage
+from tfnode.node.sync import MAX_SYNC_BLOCKS, QC_IN_CHILD, answer_from_storage
 from tfnode.storage import BlockCommit, ChainStore, CommitConflict
 
 __all__ = ["QC_IN_CHILD", "ConsensusDriver", "EmptyPayload", "PayloadSource", "Root", "restart_root"]
@@ -349,7 +349,8 @@ class ConsensusDriver:
     def _answer_sync_from_storage(self, peer: bytes, payload: bytes) -> bool:
         """Answer a request for committed heights from storage (the core holds only recent
         ones); False leaves the request to the core (other epoch, nothing stored above the
-        requester, or malformed: the core reports that as ``Invalid``)."""
+        requester, or malformed: the core reports that as ``Invalid``), or to the core as well
+        (an answer that reaches the stored head, below)."""
         try:
             req = decode_sync_request(payload)
         except (TfnodeError, ValueError):
@@ -376,7 +377,14 @@ class ConsensusDriver:
             return False
         self.stats["sync_served_from_storage"] += 1
         self.net.send(peer, self.chain_id, Kind.CONSENSUS, resp)
-        return True
+        # The stored QC of the head certifies it but need not commit it: after view changes
+        # (rounds not consecutive) its commit rests on certified children only the core holds,
+        # uncommitted. A requester that this answer brings up to the head would then ask again
+        # from the same height for ever (seen when every node died at one block and restarted:
+        # tests/test_crash_recovery.py), so the core answers it too, with the chain up to the
+        # block it asked for.
+        head = self.store.head
+        return head is None or req.have_height + min(self.sync_batch, MAX_SYNC_BLOCKS) < head.height
 
     def _batches_ready(self, vid: int, peer: bytes, payload: bytes) -> bool:
         """True if the message may go to the core now; else a fetch is under way (or the

@@ -7,8 +7,9 @@ governance, mempool, ledger and state; nothing in here is shared with another ch
 network service (messages routed by chain id) and the event loop.
 
 Storage: one RocksDB per chain. The node's first (default) chain keeps the single-chain
-layout (``data/db``, ``data/safety``, ``data/evidence.log``, ``data/status.json``); every
-other chain lives under ``data/chains/<chain id>/`` with the same four names. Separate
+layout (``data/db``, ``data/safety``, ``data/evidence.log``, ``data/status.json``,
+``data/epochs.json``, ``data/executing``); every other chain lives under
+``data/chains/<chain id>/`` with the same names. Separate
 databases make leaving a chain a matter of closing one database (its data stays for a later
 rejoin) and keep one chain's compactions and write stalls away from the others.
 
@@ -44,7 +45,7 @@ from tfnode.node.safety import DamagedDataError, SafetyKeeper
 from tfnode.node.service import NodeService
 from tfnode.node.signals import Signals, peer_signals
 from tfnode.rpc.metrics import NodeMetrics
-from tfnode.storage import ChainStore, open_rocks
+from tfnode.storage import ChainStore, SchemaVersionError, open_rocks
 
 if TYPE_CHECKING:
     from tfnode.node.config import NodeConfig
@@ -86,6 +87,7 @@ class HostedChain:
         on_halt: Callable[[HostedChain], None] | None = None,
         observer: bool = False,
         on_admitted: Callable[[HostedChain], None] | None = None,
+        contained: bool = False,
     ) -> None:
         self.cfg = cfg
         self.genesis = genesis
@@ -98,6 +100,7 @@ class HostedChain:
         self.default = default
         # The node's role (--observer / role = "observer"): it never signs on any chain.
         self.observer = observer
+        self.contained = contained  # --contained: every block's contract calls in a forked worker
         # The validator id in this chain's current epoch, or OBSERVER_ID while the node does
         # not vote here (observer role, or a key this chain's set does not name: a validator
         # that joins later through this chain's governance, or one it removed).
@@ -145,9 +148,25 @@ class HostedChain:
         try:
             self.kv = open_rocks(db)
             self.store = ChainStore(self.kv, g.chain_id)
-            self.executor = ChainExecutor(self.store, g, genesis_dir=self.genesis_dir)
+            # executing (beside this chain's ledger): the crash marker (docs/contracts.md): a
+            # block that killed this process runs again after the restart with its contract
+            # calls contained
+            self.executor = ChainExecutor(
+                self.store,
+                g,
+                genesis_dir=self.genesis_dir,
+                contained=self.contained,
+                crash_marker=self.data_path / "executing",
+            )
             self.executor.open()
             self._root = root = restart_root(self.store)
+        except SchemaVersionError as err:  # not damage: another tfnode's stored format
+            self._close_db()
+            raise DamagedDataError(
+                f"cannot open the ledger in {db}: {err}. The ledger is intact but in a stored format "
+                "this tfnode does not read: run the tfnode version that wrote it, or upgrade the "
+                "store as the release notes say (docs/operations.md, 'Upgrades')"
+            ) from None
         except (TfnodeError, ValueError) as err:  # ExecutionError, storage and ledger errors
             self._close_db()
             raise DamagedDataError(
@@ -265,6 +284,8 @@ class HostedChain:
         self._close_db()
 
     def _close_db(self) -> None:
+        if self.executor is not None:
+            self.executor.close()  # the crash marker's file
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -26,11 +26,26 @@ from tfnode.node.genesis import make_genesis
 from tfnode.storage import ChainStore, open_rocks
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands out to outgoing connections (Linux's default if unknown)."""
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_base_port(n: int) -> int:
-    """A base port with 2n free ports above it (P2P and RPC of each node)."""
+    """A base port with 2n free ports above it (P2P and RPC of each node), outside the kernel's
+    ephemeral range: a node's port freed by a kill -9 must not be taken as the source port of
+    some outgoing connection (its peers redial it constantly) before the node restarts, or the
+    restarted node cannot listen again."""
+    lo, hi = _ephemeral_range()
+    spans = [(a, b) for a, b in ((10000, lo), (hi + 1, 65536)) if b - a > 2 * n + 2]
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20000, 60000, 2)
+        a, b = rng.choice(spans or [(20000, 60000)])
+        base = rng.randrange(a, b - 2 * n, 2)
         socks = []
         try:
             for p in range(base, base + 2 * n):

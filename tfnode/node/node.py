@@ -62,6 +62,7 @@ class Node:
         net_config: NetConfig | None = None,
         safety_floor: int | None = None,
         observer: bool = False,
+        contained: bool = False,
     ) -> None:
         self.home = Path(home)
         self.cfg = config_mod.load(self.home)
@@ -71,6 +72,7 @@ class Node:
         self.key = load_private_key(self.cfg.key_path)
         self.public_key = self.key.public_key().to_bytes(compressed=True)
         self.observer = observer or self.cfg.role == "observer"
+        self.contained = contained  # --contained: every block's contract calls in a forked worker (all chains)
         gv = genesis.validator_by_key(self.public_key)
         if gv is not None and gv.name != self.cfg.name:
             raise ConfigError(
@@ -91,6 +93,7 @@ class Node:
             on_halt=self._chain_halted,
             observer=self.observer,
             on_admitted=self._chain_admitted,
+            contained=self.contained,
         )
         self.chains: dict[str, HostedChain] = {genesis.chain_id: self.default}
         self.chain_errors: dict[str, str] = {}  # chains of <home>/chains that could not be joined
@@ -98,6 +101,7 @@ class Node:
         self.stopped = asyncio.Event()
         self.net: PeerManager | None = None
         self.rpc: Any = None
+        self.admin: Any = None
         self._health_task: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -108,6 +112,7 @@ class Node:
     vset = property(lambda self: self.default.vset)
     validating = property(lambda self: self.default.validating)
     store = property(lambda self: self.default.store)
+    kv = property(lambda self: self.default.kv)
     executor = property(lambda self: self.default.executor)
     core = property(lambda self: self.default.core)
     driver = property(lambda self: self.default.driver)
@@ -171,6 +176,7 @@ class Node:
             self.chains[chain_id] = hc
         ncfg = self._net_config or NetConfig()
         ncfg.listen = cfg.listen
+        ncfg.protocol_version = protocol_version()
         self.net = PeerManager(self.key, self._members(), TcpTransport(), ncfg)
         for hc in self.chains.values():
             await hc.attach(self.net)
@@ -192,6 +198,7 @@ class Node:
                 self.rpc.add_chain(hc.chain_id, NodeService(hc), hc.metrics)
         await self.rpc.start()
         log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
+        await self._start_admin()
         for p in cfg.peers:
             if p.public_key != self.public_key:
                 self.net.add_peer(p.public_key, p.address)
@@ -214,6 +221,7 @@ class Node:
             on_halt=self._chain_halted,
             observer=self.observer,
             on_admitted=self._chain_admitted,
+            contained=self.contained,
         )
 
     def _scan_chains(self) -> list[tuple[str, Genesis, Path]]:
@@ -400,9 +408,24 @@ class Node:
                 return
             await asyncio.sleep(0.02)
 
+    async def _start_admin(self) -> None:
+        """The local admin socket (online backup of the default chain); a node runs on without
+        it if the socket cannot be made (a data path too long for a Unix socket, say)."""
+        from tfnode.node.admin import SOCKET, AdminSocket
+
+        admin = AdminSocket(self, self.cfg.data_path / SOCKET)
+        try:
+            await admin.start()
+        except OSError as err:
+            log.warning("admin socket %s unavailable (%s): `tfnode backup` cannot reach this node", admin.path, err)
+            return
+        self.admin = admin
+
     async def stop(self) -> None:
         if self._health_task is not None:
             self._health_task.cancel()
+        if self.admin is not None:
+            await self.admin.stop()
         for task in list(self._tasks):
             task.cancel()
         if self.rpc is not None:
@@ -420,6 +443,22 @@ class Node:
     def health(self) -> dict[str, Any]:
         """What /health and ``tfnode status`` report for the default chain."""
         return self.default.health()
+
+
+def protocol_version() -> int:
+    """The P2P protocol version this node announces: ``PROTOCOL_VERSION``, unless the
+    environment sets ``TFNODE_PROTOCOL_VERSION`` (``MAJOR.MINOR``; for testing mixed-version
+    clusters and rehearsing upgrades, docs/operations.md "Upgrades")."""
+    from tfnode.net.handshake import PROTOCOL_VERSION
+
+    raw = os.environ.get("TFNODE_PROTOCOL_VERSION", "")
+    if not raw:
+        return PROTOCOL_VERSION
+    major, dot, minor = raw.partition(".")
+    if not (dot and major.isdigit() and minor.isdigit() and int(major) < 256 and int(minor) < 256):
+        raise ConfigError(f"TFNODE_PROTOCOL_VERSION={raw!r}: expected MAJOR.MINOR, each 0..255")
+    log.warning("protocol version overridden by TFNODE_PROTOCOL_VERSION: %s", raw)
+    return int(major) << 8 | int(minor)
 
 
 # ---- logs ---------------------------------------------------------------------------------
@@ -450,8 +489,8 @@ def setup_logging(fmt: str = "plain", level: str = "INFO", name: str = "") -> No
 
 
 # ---- process entry ------------------------------------------------------------------------
-async def _serve(home: Path, safety_floor: int | None = None, observer: bool = False) -> int:
-    node = Node(home, safety_floor=safety_floor, observer=observer)
+async def _serve(home: Path, safety_floor: int | None = None, observer: bool = False, contained: bool = False) -> int:
+    node = Node(home, safety_floor=safety_floor, observer=observer, contained=contained)
     setup_logging(node.cfg.log_format, node.cfg.log_level, node.cfg.name)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -465,7 +504,7 @@ async def _serve(home: Path, safety_floor: int | None = None, observer: bool = F
     return EXIT_HALT if node.halted else 0
 
 
-def run(home: Path, safety_floor: int | None = None, observer: bool = False) -> int:
+def run(home: Path, safety_floor: int | None = None, observer: bool = False, contained: bool = False) -> int:
     """Run a node until SIGTERM/SIGINT (exit 0) or a consensus halt (exit 3)."""
     uvloop: ModuleType | None
     try:
@@ -474,8 +513,8 @@ def run(home: Path, safety_floor: int | None = None, observer: bool = False) -> 
         uvloop = None
     try:
         if uvloop is not None:
-            return uvloop.run(_serve(Path(home), safety_floor, observer))
-        return asyncio.run(_serve(Path(home), safety_floor, observer))
+            return uvloop.run(_serve(Path(home), safety_floor, observer, contained))
+        return asyncio.run(_serve(Path(home), safety_floor, observer, contained))
     except NodeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ contract code.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tfnode import crypto
@@ -51,6 +52,13 @@ MAX_REASON = 512
 MAX_KEY_BYTES = L["key_bytes"]  # a storage map key (it is part of the state key, hashed and stored)
 _MUTABLE = (list, dict, tuple)
 MAX_EVENT_FIELDS_BYTES = L["event_bytes"]
+
+# Test-only fault injection, read once at import: with TFNODE_TEST_FAULTS=1 in the process's
+# environment, emit(TEST_ABORT_EVENT) aborts the process (SIGABRT), standing in for a call
+# that kills the interpreter (tests/test_crash_recovery.py). Never set it on a production node:
+# it makes that event name kill the node (docs/operations.md).
+_TEST_FAULTS = os.environ.get("TFNODE_TEST_FAULTS") == "1"
+TEST_ABORT_EVENT = "TfnodeTestAbort"
 
 # The active call frame while contract code runs, None between calls. Set by the executor
 # through set_frame; one execution at a time per process. (Typed Any: every API function runs
@@ -129,6 +137,8 @@ def emit(name: str, **fields) -> None:
     f = _cur
     if type(name) is not str or not name:
         raise TypeError("event name must be a non-empty str")
+    if _TEST_FAULTS and name == TEST_ABORT_EVENT:
+        os.abort()
     try:
         body = encode(fields, MAX_EVENT_FIELDS_BYTES)
     except EncodingLimit as err:

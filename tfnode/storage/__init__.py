@@ -32,12 +32,13 @@ from .memory import MemoryKV
 from .state import PendingState, ReplayIndex
 
 
-def open_rocks(path: str | os.PathLike[str], **options: int) -> KVStore:
+def open_rocks(path: str | os.PathLike[str], *, read_only: bool = False, **options: int) -> KVStore:
     """Open (creating if needed) the RocksDB store at ``path``; ``options`` go to
-    ``rocks.rocks_options`` (``block_cache_bytes``, ``max_open_files``)."""
+    ``rocks.rocks_options`` (``block_cache_bytes``, ``max_open_files``). ``read_only``: open
+    an existing store without its lock (a running node's ledger, for tools); writes fail."""
     from .rocks import RocksKV, rocks_options  # rocksdict is imported only when used
 
-    return RocksKV(path, rocks_options(**options))
+    return RocksKV(path, rocks_options(**options), read_only=read_only)
 
 
 __all__ = [

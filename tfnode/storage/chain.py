@@ -111,6 +111,10 @@ class ChainStore:
 
     One writer per chain (the node's commit path); reads may come from any thread."""
 
+    #: Heights whose written-key lists (table "W") are kept: the state tree's readable window
+    #: (``tfnode.execution.executor.KEEP_VERSIONS``); older lists could not be used anyway.
+    written_kept = 256
+
     def __init__(self, kv: KVStore, chain_id: str, *, recent_tx_capacity: int = RECENT_TX_CAPACITY):
         if not isinstance(kv, KVStore):
             raise StorageTypeError(f"kv must be a KVStore, got {type(kv).__name__}")
@@ -231,6 +235,12 @@ class ChainStore:
             # The executed height's write set, kept for auditors (get_state_changes, the
             # PostgreSQL mirror): the state tree holds values, not what changed when.
             b.ops.append((p + K.WRITES + hb, K.encode_writes(sorted(state_writes, key=lambda kv: kv[0]))))
+        # Which keys this height wrote: a snapshot of a recent height reads their values at
+        # that height from the versioned state tree (tfnode/node/snapshot.py).
+        # (an empty list too: "wrote nothing" must differ from "not recorded")
+        b.ops.append((p + K.WRITTEN + hb, K.pack_keys([k for k, _ in state_writes])))
+        if height >= self.written_kept:
+            b.ops.append((p + K.WRITTEN + K.u64(height - self.written_kept), None))
         self._add_writes(b, p + K.NODE, c.tree_writes, "tree node key", "tree node")
         if c.state_root is not None:
             root = K.check_hash(c.state_root, "state root")
@@ -257,6 +267,30 @@ class ChainStore:
         self.replay.add(h for h, _ in txs)
         self.state.refresh()
         return True
+
+    def import_state(
+        self, state: Iterable[tuple[bytes, bytes]], tree_nodes: Iterable[tuple[bytes, bytes]], *, chunk: int = 20_000
+    ) -> int:
+        """Write a verified snapshot's state and tree nodes into an *empty* chain, in synced
+        batches of ``chunk`` keys; ``commit_block`` of the snapshot's block follows and sets
+        the head. Not atomic as a whole: build the store in a fresh directory and move it in
+        place only once the head is written (``tfnode.node.snapshot.install`` does). Returns
+        the number of keys written."""
+        if self._head is not None:
+            raise CommitError(f"chain {self.chain_id!r} already holds blocks up to {self._head.height}: not empty")
+        n = 0
+        for pre, items, what in ((self._p + K.STATE, state, "state"), (self._p + K.NODE, tree_nodes, "tree node")):
+            b = WriteBatch()
+            for k, v in items:
+                b.put(check_key(pre + check_key(k, f"{what} key"), f"{what} key (with prefix)"), check_value(v, what))
+                n += 1
+                if len(b) >= chunk:
+                    self.kv.write(b, sync=True)
+                    b = WriteBatch()
+            if len(b):
+                self.kv.write(b, sync=True)
+        self.state.refresh()
+        return n
 
     # The three helpers below append to ``b.ops`` directly: a block batch holds ~10 operations
     # per transaction, and WriteBatch.put's per-call checks would double the commit's Python
@@ -403,6 +437,12 @@ class ChainStore:
         """state root + receipts root + execution root of ``height``, then the execution-history
         nodes the height completed (32 bytes each, level 0 first; docs/storage.md), if executed."""
         return self.kv.get(self._k(K.EXEC, K.u64(height)))
+
+    def written_keys(self, height: int) -> list[bytes] | None:
+        """The state keys block ``height`` wrote (None: not recorded, e.g. older than the
+        kept window or stored before the table existed)."""
+        raw = self.kv.get(self._k(K.WRITTEN, K.u64(height)))
+        return None if raw is None else K.unpack_keys(raw)
 
     def batch(self, digest: bytes) -> bytes | None:
         """A committed mempool batch's encoding."""

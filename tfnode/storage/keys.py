@@ -18,6 +18,9 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
     P "O" u64 height node key
                          stale-node index: a tree node the block at ``height`` stopped using
                          (deleted with the node once ``height`` leaves the kept window)
+    P "W" u64 height     the state keys the block wrote: (u16 len + key)*, kept for the last
+                         ``ChainStore.written_kept`` heights (a snapshot of an older height
+                         reads those keys' values from the versioned state tree)
     P "L" u64 height     the block's tx hashes in order: (u8 len + hash)*
     P "T" tx hash        u64 height + u32 index + transaction bytes
     P "R" tx hash        receipt bytes
@@ -40,6 +43,7 @@ keep one chain id / contract / name from being a prefix of another.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 from .errors import StorageTypeError, StorageValueError
 
@@ -69,11 +73,12 @@ META, BLOCK, HASH, QC, ROOT, TXLIST, TX, RECEIPT, REPLAY, EVENT, STATE, NODE, SA
     b"N",
     b"Z",
 )
-EXEC, BATCH, STALE, WRITES = b"V", b"A", b"O", b"W"
+EXEC, BATCH, STALE, WRITES, WRITTEN = b"V", b"A", b"O", b"W", b"K"
 META_HEAD, META_BASE, META_EXEC = b"head", b"base", b"exec"
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
 u32_pack = _U32.pack  # unchecked, for indexes already bounded by the caller
 U64_MAX = (1 << 64) - 1
 
@@ -142,6 +147,20 @@ def decode_writes(data: bytes) -> list[tuple[bytes, bytes | None]]:
             m = read_u32(data, at + 1)
             out.append((key, data[at + 5 : at + 5 + m]))
             at += 5 + m
+    return out
+
+
+def pack_keys(keys: Iterable[bytes]) -> bytes:
+    """``(u16 len + key)*``: a list of keys (each at most 65535 bytes) in one value."""
+    return b"".join([_U16.pack(len(k)) + k for k in keys])
+
+
+def unpack_keys(raw: bytes) -> list[bytes]:
+    out, i = [], 0
+    while i < len(raw):
+        n = _U16.unpack_from(raw, i)[0]
+        out.append(raw[i + 2 : i + 2 + n])
+        i += 2 + n
     return out
 
 

@@ -108,11 +108,19 @@ class _RocksSnapshot(KVSnapshot):
 class RocksKV(KVStore):
     """RocksDB at ``path`` (created if missing). One process at a time (RocksDB's LOCK file)."""
 
-    def __init__(self, path: str | os.PathLike[str], options: rd.Options | None = None):
+    def __init__(self, path: str | os.PathLike[str], options: rd.Options | None = None, *, read_only: bool = False):
         self.path = os.fspath(path)
+        self.read_only = read_only
         try:
-            os.makedirs(self.path, exist_ok=True)
-            self._db: rd.Rdict | None = rd.Rdict(self.path, options or rocks_options())
+            if read_only:
+                # Takes no LOCK: a tool may read the ledger of a running node (the view is the
+                # data as of this open; writes raise).
+                opts = options or rocks_options()
+                opts.create_if_missing(False)
+                self._db: rd.Rdict | None = rd.Rdict(self.path, opts, access_type=rd.AccessType.read_only())
+            else:
+                os.makedirs(self.path, exist_ok=True)
+                self._db = rd.Rdict(self.path, options or rocks_options())
         except Exception as err:
             raise StorageError(f"cannot open RocksDB at {self.path}: {err}") from err
         self._sync = rd.WriteOptions()
@@ -190,6 +198,18 @@ class RocksKV(KVStore):
             except Exception as err:
                 raise StorageError(f"RocksDB write of {len(batch)} operations failed: {err}") from err
             self._gen += 1
+
+    def checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """A consistent copy of the whole database in ``path`` (which must not exist), made
+        while the store stays open and writable: RocksDB flushes the memtable and hard-links
+        the immutable table files (copies them across filesystems). Writes that finish
+        before this call are in the copy; the lock keeps a block's batch from straddling it."""
+        db = self._check_open()
+        with self._lock:
+            try:
+                rd.Checkpoint(db).create_checkpoint(os.fspath(path))
+            except Exception as err:
+                raise StorageError(f"RocksDB checkpoint into {os.fspath(path)} failed: {err}") from err
 
     def close(self) -> None:
         db, self._db = self._db, None

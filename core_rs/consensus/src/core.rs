@@ -22,6 +22,9 @@ pub struct Config {
     pub me: NodeId,
     pub base_timeout_ms: u64,
     pub max_backoff_exponent: u32,
+    /// TC-ended rounds in a row that still wait the base timeout before doubling starts
+    /// (1: a single leader that is down, which costs two rounds, never doubles the timer).
+    pub backoff_grace: u32,
     pub reputation: bool,
     /// Leaders of the first rounds, for Twins scenarios; empty in a node.
     pub leader_script: Vec<NodeId>,
@@ -29,7 +32,7 @@ pub struct Config {
 
 impl Config {
     pub fn new(me: NodeId) -> Self {
-        Config { me, base_timeout_ms: 1000, max_backoff_exponent: 6, reputation: true, leader_script: Vec::new() }
+        Config { me, base_timeout_ms: 1000, max_backoff_exponent: 6, backoff_grace: 1, reputation: true, leader_script: Vec::new() }
     }
 }
 
@@ -119,7 +122,7 @@ impl Core {
             verifier,
             genesis,
             old_vsets: BTreeMap::new(),
-            pm: Pacemaker::new(cfg.base_timeout_ms, cfg.max_backoff_exponent),
+            pm: Pacemaker::new(cfg.base_timeout_ms, cfg.max_backoff_exponent).with_grace(cfg.backoff_grace),
             tree: BlockTree::new(root, root_qc),
             vset,
             election,

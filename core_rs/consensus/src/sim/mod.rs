@@ -58,6 +58,7 @@ pub struct SimConfig {
     pub drop_per_mille: u32,
     pub base_timeout_ms: u64,
     pub max_backoff_exponent: u32,
+    pub backoff_grace: u32,
     pub reputation: bool,
     pub partitions: Vec<Partition>,
     /// Twins: per round (index = round), the groups of instances that can talk. They
@@ -96,6 +97,7 @@ impl SimConfig {
             drop_per_mille: 0,
             base_timeout_ms: 100,
             max_backoff_exponent: 6,
+            backoff_grace: 1,
             reputation: true,
             partitions: Vec::new(),
             round_groups: Vec::new(),
@@ -280,6 +282,7 @@ impl Sim {
         let mut cfg = Config::new(id);
         cfg.base_timeout_ms = self.cfg.base_timeout_ms;
         cfg.max_backoff_exponent = self.cfg.max_backoff_exponent;
+        cfg.backoff_grace = self.cfg.backoff_grace;
         cfg.reputation = self.cfg.reputation;
         cfg.leader_script = self.cfg.leader_script.clone();
         let (root, qc) = self.insts[inst].root.clone().unwrap_or_else(|| (self.genesis.clone(), QuorumCert::genesis(self.genesis.vote_data())));

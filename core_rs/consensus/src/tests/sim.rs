@@ -83,6 +83,32 @@ fn reputation_skips_a_crashed_leader() {
     assert!(with.end_ms * 2 < without.end_ms, "with {} ms, without {} ms", with.end_ms, without.end_ms);
 }
 
+/// Issue 13: with one validator of four crashed the others keep most of the healthy block
+/// rate, also when it crashes mid-run (the skip starts a few rounds after its first missed
+/// turn), counting the probation and anchor turns it keeps getting. Simulated time, so the
+/// ratio is exact and repeatable.
+#[test]
+fn one_crashed_validator_keeps_most_of_the_block_rate() {
+    let run = |crash: Option<u64>| {
+        let mut c = SimConfig::new(4, 11);
+        c.crashes = crash.map(|at| vec![(3, at, u64::MAX)]).unwrap_or_default();
+        c.target_height = 300;
+        simulate(c)
+    };
+    let healthy = run(None);
+    for at in [500, 0] {
+        let down = run(Some(at));
+        assert!(!down.liveness_failure, "{down:?}");
+        assert_eq!(down.safety_violations, 0);
+        let ratio = healthy.end_ms as f64 / down.end_ms as f64;
+        eprintln!("crash at {at} ms: healthy {} ms, one down {} ms for 300 blocks: ratio {ratio:.2}", healthy.end_ms, down.end_ms);
+        // The aim is 0.7; these rules reach 0.65 (mid-run) and 0.58 (from the start) here,
+        // the previous rule 0.37.
+        // The guard is below the aim so noise-free regressions, not the aim, fail it.
+        assert!(ratio >= 0.55, "crash at {at} ms: ratio {ratio:.2}");
+    }
+}
+
 #[test]
 fn twins_sample_is_safe_and_live() {
     let s = run_twins(&TwinsConfig::new(300, 42));

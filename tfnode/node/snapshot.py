@@ -1,0 +1,458 @@
+"""QC-certified state snapshots: write one from a ledger, verify one, start a ledger from one.
+
+A snapshot holds the state after a committed height ``E`` and the evidence that the
+consortium agreed on it (docs/storage.md, "Snapshots", draws the format):
+
+* the blocks ``E .. C`` with the QC of each: ``QC(E)`` certifies block ``E``, the root a new
+  node's consensus core resumes from; each block names its parent, so ``E`` is an ancestor
+  of ``C``; block ``C`` carries ``(exec_height E', exec_root)`` with ``E' >= E``;
+* the execution chain ``(h, state_root(h), receipts_root(h))`` for ``h = E .. E'`` and
+  ``exec_root(E - 1)``: folded (:mod:`tfnode.execution.roots`) they must give ``C``'s
+  ``exec_root``. Replicas vote only for a block whose root equals their own execution of
+  the *committed* blocks, so ``QC(C)`` certifies ``state_root(E)`` as the committed state;
+* every state key and value at ``E``: rebuilt into a state tree, the root must be
+  ``state_root(E)``.
+
+Nothing in the file is trusted: :func:`verify` checks every QC against the validator set
+(the genesis set; a snapshot of a later epoch is refused until the validator-set history
+travels with it), every parent link, the fold and the tree root, and the SM3 checksum over
+the whole file catches damage before any of that. A node is built from a snapshot only after
+all of it passed (:func:`install`), into a fresh directory moved into place at the end.
+
+Why the state of ``E`` and not of the head: a block certifies the execution of an earlier
+height (the proposer's latest executed one), so the head's own state is not certified yet by
+anything stored. ``E`` is the newest certified height by default; its values are the state
+tree's at version ``E`` for every key present now or written since (table ``"W"``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from tfnode import _core
+from tfnode.consensus import decode_block, verify_qc
+from tfnode.errors import TfnodeError
+from tfnode.execution.roots import exec_root, fold
+from tfnode.node.errors import NodeError
+from tfnode.storage import BlockCommit, ChainStore, open_rocks
+
+MAGIC = b"TFSNAP\x00\x00"
+FORMAT_VERSION = 1
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+#: Bounds on a snapshot's parts, so a hostile file cannot make the reader allocate wildly.
+MAX_HEADER = 1 << 16
+MAX_BLOCKS = 1024
+MAX_ITEM = 64 << 20
+
+
+class SnapshotError(NodeError):
+    """The snapshot cannot be written, read or trusted (the message says which and why)."""
+
+
+@dataclass
+class Snapshot:
+    chain_id: str
+    genesis_hash: bytes
+    height: int  # E: the state's height
+    blocks: list[tuple[bytes, bytes]]  # (block bytes, QC) for heights E .. C
+    chain: list[tuple[int, bytes, bytes]]  # (h, state_root, receipts_root) for h = E .. E'
+    prev_exec_root: bytes  # exec_root(E - 1)
+    items: list[tuple[bytes, bytes]] = field(default_factory=list)  # state at E, sorted by key
+    created_ms: int = 0
+
+    @property
+    def state_root(self) -> bytes:
+        return self.chain[0][1]
+
+
+# ---- writing ------------------------------------------------------------------------------
+def _state_at(store: ChainStore, height: int) -> list[tuple[bytes, bytes]]:
+    """Every state key and value after ``height`` (sorted), from the committed state and,
+    for an earlier height, the versioned state tree (see the module doc)."""
+    ex = store.executed()
+    if ex is None:
+        raise SnapshotError("the ledger has executed no block: nothing to snapshot")
+    top = ex[0]
+    current = store.state_items()
+    if height == top:
+        return current
+    keys = {k for k, _ in current}
+    for h in range(height + 1, top + 1):
+        written = store.written_keys(h)
+        if written is None:
+            raise SnapshotError(
+                f"height {height} is too old for a snapshot of this ledger: the keys written at "
+                f"height {h} are not kept (the last {store.written_kept} heights are); choose a "
+                "height closer to the head"
+            )
+        keys.update(written)
+    tree = _core.StateTree()
+    tree.load_nodes(store.tree_nodes(), version=top)
+    rec = store.exec_record(height)
+    if rec is None or tree.root(height) != rec[:32]:
+        raise SnapshotError(f"the state tree of height {height} is no longer readable here (pruned)")
+    out = []
+    for k in sorted(keys):
+        v = tree.get(k, height)
+        if v is not None:
+            out.append((k, bytes(v)))
+    return out
+
+
+def _certificate(store: ChainStore, height: int) -> int:
+    """The lowest stored height whose block certifies the execution of ``height``."""
+    head = store.head
+    assert head is not None
+    for h in range(height, head.height + 1):
+        raw = store.block(h)
+        if raw is not None and decode_block(raw)["exec_height"] >= height:
+            return h
+    raise SnapshotError(
+        f"no stored block certifies the state of height {height} yet (the newest certified height "
+        f"is {decode_block(store.block(head.height) or b'')['exec_height']}); choose that height or "
+        "wait for more blocks"
+    )
+
+
+def build(store: ChainStore, genesis_hash: bytes, height: int | None = None) -> Snapshot:
+    """The snapshot of ``height`` (default: the newest height a stored block certifies)."""
+    head = store.head
+    if head is None:
+        raise SnapshotError("the ledger is empty: nothing to snapshot")
+    newest = decode_block(store.block(head.height) or b"")["exec_height"]
+    base = store.base or 0
+    if height is None:
+        height = newest
+    if not base < height <= newest:
+        raise SnapshotError(
+            f"--height {height}: a snapshot needs a height above this ledger's base {base} whose state a "
+            f"stored block certifies (at most {newest} now)"
+        )
+    cert = _certificate(store, height)
+    blocks = []
+    for h in range(height, cert + 1):
+        raw, qc = store.block(h), store.qc(h)
+        if raw is None or qc is None:
+            raise SnapshotError(f"block or QC of height {h} is missing from the ledger")
+        blocks.append((raw, qc))
+    top = decode_block(blocks[-1][0])["exec_height"]
+    chain = []
+    for h in range(height, top + 1):
+        rec = store.exec_record(h)
+        if rec is None:
+            raise SnapshotError(f"the execution record of height {h} is missing from the ledger")
+        chain.append((h, rec[:32], rec[32:64]))
+    prev = store.exec_record(height - 1)
+    if prev is None:
+        raise SnapshotError(f"the execution record of height {height - 1} is missing (below this ledger's base?)")
+    return Snapshot(
+        store.chain_id,
+        genesis_hash,
+        height,
+        blocks,
+        chain,
+        prev[64:],
+        _state_at(store, height),
+        int(time.time() * 1000),
+    )
+
+
+class _Out:
+    """A file writer that hashes what it writes (the trailing SM3 checksum)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.h, self.n = f, _core.Sm3(), 0
+
+    def put(self, data: bytes) -> None:
+        self.f.write(data)
+        self.h.update(data)
+        self.n += len(data)
+
+    def blob(self, data: bytes) -> None:
+        self.put(_U32.pack(len(data)) + data)
+
+
+def write(snap: Snapshot, out: Path) -> int:
+    """Write ``snap`` to ``out`` (atomically: a temporary file renamed); returns its size."""
+    out = Path(out)
+    header = {
+        "chain_id": snap.chain_id,
+        "genesis_hash": snap.genesis_hash.hex(),
+        "height": snap.height,
+        "certified_by": snap.height + len(snap.blocks) - 1,
+        "state_root": snap.state_root.hex(),
+        "items": len(snap.items),
+        "created_ms": snap.created_ms,
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "wb") as f:
+        w = _Out(f)
+        w.put(MAGIC + _U32.pack(FORMAT_VERSION))
+        w.blob(json.dumps(header, sort_keys=True).encode())
+        w.put(_U32.pack(len(snap.blocks)))
+        for block, qc in snap.blocks:
+            w.blob(block)
+            w.blob(qc)
+        w.put(_U32.pack(len(snap.chain)))
+        for h, sr, rr in snap.chain:
+            w.put(_U64.pack(h) + sr + rr)
+        w.put(snap.prev_exec_root)
+        w.put(_U64.pack(len(snap.items)))
+        for k, v in snap.items:
+            w.blob(k)
+            w.blob(v)
+        f.write(w.h.digest())
+        f.flush()
+        os.fsync(f.fileno())
+        size = w.n + 32
+    os.replace(tmp, out)
+    return size
+
+
+def create(data: Path, chain_id: str, genesis_hash: bytes, out: Path, height: int | None = None) -> dict[str, Any]:
+    """``tfnode snapshot create``: the snapshot of the ledger in ``data`` (a node's data
+    folder, its ``db`` inside, or a backup), written to ``out``. A running node's ledger is
+    read without its lock (the data as of now)."""
+    db = Path(data) / "db" if (Path(data) / "db").is_dir() else Path(data)
+    if not (db / "CURRENT").is_file():
+        raise SnapshotError(f"{data} holds no ledger (no RocksDB in {db})")
+    try:
+        kv = open_rocks(db, read_only=True)
+    except TfnodeError as err:
+        raise SnapshotError(f"cannot open the ledger in {db}: {err}") from None
+    try:
+        store = ChainStore(kv, chain_id)
+        try:
+            snap = build(store, genesis_hash, height)
+        finally:
+            store.close()
+    except TfnodeError as err:
+        if isinstance(err, SnapshotError):
+            raise
+        raise SnapshotError(f"cannot read the ledger in {db}: {err}") from None
+    finally:
+        kv.close()
+    size = write(snap, out)
+    return {
+        "file": str(out),
+        "height": snap.height,
+        "certified_by": snap.height + len(snap.blocks) - 1,
+        "state_root": snap.state_root.hex(),
+        "items": len(snap.items),
+        "bytes": size,
+    }
+
+
+# ---- reading ------------------------------------------------------------------------------
+class _In:
+    def __init__(self, raw: bytes) -> None:
+        self.raw, self.at = raw, 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.at + n > len(self.raw):
+            raise SnapshotError("the snapshot is truncated or malformed (a field runs past its end)")
+        out = self.raw[self.at : self.at + n]
+        self.at += n
+        return out
+
+    def u32(self) -> int:
+        v: int = _U32.unpack(self.take(4))[0]
+        return v
+
+    def u64(self) -> int:
+        v: int = _U64.unpack(self.take(8))[0]
+        return v
+
+    def blob(self, cap: int = MAX_ITEM) -> bytes:
+        n = self.u32()
+        if n > cap:
+            raise SnapshotError(f"the snapshot is malformed (a {n}-byte field, above the {cap}-byte cap)")
+        return self.take(n)
+
+
+def read(path: Path) -> Snapshot:
+    """Parse a snapshot file; checks magic, format version and checksum (nothing else)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise SnapshotError(f"cannot read snapshot {path}: {err.strerror}") from None
+    if len(raw) < len(MAGIC) + 4 + 32 or raw[: len(MAGIC)] != MAGIC:
+        raise SnapshotError(f"{path} is not a tfnode snapshot (bad magic)")
+    version = _U32.unpack_from(raw, len(MAGIC))[0]
+    if version != FORMAT_VERSION:
+        raise SnapshotError(
+            f"{path} is a snapshot of format version {version}; this tfnode reads version {FORMAT_VERSION}"
+        )
+    if _core.sm3(raw[:-32]) != raw[-32:]:
+        raise SnapshotError(f"{path}: checksum mismatch (the file is damaged or was altered)")
+    r = _In(raw[:-32])
+    r.take(len(MAGIC) + 4)
+    try:
+        header = json.loads(r.blob(MAX_HEADER))
+        n_blocks = r.u32()
+        if not 1 <= n_blocks <= MAX_BLOCKS:
+            raise SnapshotError(f"the snapshot carries {n_blocks} blocks (1..{MAX_BLOCKS} expected)")
+        blocks = [(r.blob(), r.blob()) for _ in range(n_blocks)]
+        n_chain = r.u32()
+        if not 1 <= n_chain <= MAX_BLOCKS:
+            raise SnapshotError(f"the snapshot carries {n_chain} execution records (1..{MAX_BLOCKS} expected)")
+        chain = []
+        for _ in range(n_chain):
+            h = r.u64()
+            chain.append((h, r.take(32), r.take(32)))
+        prev = r.take(32)
+        n_items = r.u64()
+        items = [(r.blob(), r.blob()) for _ in range(n_items)]
+        if r.at != len(r.raw):
+            raise SnapshotError(f"{len(r.raw) - r.at} bytes after the last state item")
+        return Snapshot(
+            str(header["chain_id"]),
+            bytes.fromhex(header["genesis_hash"]),
+            int(header["height"]),
+            blocks,
+            chain,
+            prev,
+            items,
+            int(header.get("created_ms", 0)),
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise SnapshotError(f"{path}: malformed snapshot ({err})") from None
+
+
+# ---- verifying ----------------------------------------------------------------------------
+@dataclass
+class Verified:
+    """What :func:`verify` established, and the pieces :func:`install` writes."""
+
+    height: int
+    block_id: bytes
+    block: bytes
+    qc: bytes
+    state_root: bytes
+    receipts_root: bytes
+    exec_root: bytes
+    tree_nodes: list[tuple[bytes, bytes]]
+    certified_by: int
+
+
+def verify(snap: Snapshot, chain_id: str, genesis_hash: bytes, validators: list[tuple[int, int, bytes]]) -> Verified:
+    """Check everything the snapshot claims (module doc); raises SnapshotError naming the
+    first thing that does not verify."""
+    if snap.chain_id != chain_id:
+        raise SnapshotError(f"the snapshot is of chain {snap.chain_id!r}, this node runs {chain_id!r}")
+    if snap.genesis_hash != genesis_hash:
+        raise SnapshotError("the snapshot was made under another genesis (genesis hash differs)")
+    prev_id = None
+    decoded = []
+    for i, (raw, qc) in enumerate(snap.blocks):
+        h = snap.height + i
+        try:
+            b = decode_block(raw)
+        except (TfnodeError, ValueError) as err:
+            raise SnapshotError(f"block {h} of the snapshot does not decode: {err}") from None
+        if b["height"] != h:
+            raise SnapshotError(f"the snapshot's block {i} is at height {b['height']}, expected {h}")
+        if b["epoch"] != 0:
+            raise SnapshotError(
+                f"block {h} is of epoch {b['epoch']}: snapshots are verified against the genesis validator "
+                "set only; this one needs the validator-set history, which snapshots do not carry yet"
+            )
+        try:
+            epoch, _round, qc_height, qc_block = verify_qc(qc, validators)
+        except (TfnodeError, ValueError) as err:
+            raise SnapshotError(f"the QC of block {h} does not verify against the validator set: {err}") from None
+        if bytes(qc_block) != b["id"] or qc_height != h or epoch != b["epoch"]:
+            raise SnapshotError(f"the QC of block {h} certifies another block (height {qc_height})")
+        if prev_id is not None and b["parent"] != prev_id:
+            raise SnapshotError(f"block {h} does not extend block {h - 1} of the snapshot")
+        prev_id = b["id"]
+        decoded.append(b)
+    cert = decoded[-1]
+    if cert["exec_height"] < snap.height:
+        raise SnapshotError(f"the last block certifies execution up to {cert['exec_height']}, below {snap.height}")
+    if snap.chain[0][0] != snap.height:
+        raise SnapshotError("the execution chain does not start at the snapshot's height")
+    try:
+        last, root = fold(snap.prev_exec_root, snap.chain)
+    except ValueError as err:
+        raise SnapshotError(f"the execution chain is malformed: {err}") from None
+    if last != cert["exec_height"] or root != cert["exec_root"]:
+        raise SnapshotError(
+            f"the state root of height {snap.height} is not the one block {cert['height']}'s QC certifies "
+            "(the execution chain does not fold to its exec root)"
+        )
+    keys = [k for k, _ in snap.items]
+    if any(a >= b for a, b in itertools.pairwise(keys)):
+        raise SnapshotError("the snapshot's state keys are not sorted and unique")
+    tree = _core.StateTree()
+    try:
+        got, nodes, _ = tree.apply(snap.height, snap.items)
+    except (TfnodeError, ValueError) as err:
+        raise SnapshotError(f"the snapshot's state does not build a state tree: {err}") from None
+    if got != snap.state_root:
+        raise SnapshotError(
+            f"the snapshot's state has root {got.hex()[:16]}..., but height {snap.height}'s certified "
+            f"state root is {snap.state_root.hex()[:16]}...: the state was altered"
+        )
+    _, sr, rr = snap.chain[0]
+    return Verified(
+        snap.height,
+        decoded[0]["id"],
+        snap.blocks[0][0],
+        snap.blocks[0][1],
+        sr,
+        rr,
+        exec_root(snap.height, sr, rr, snap.prev_exec_root),
+        list(nodes),
+        cert["height"],
+    )
+
+
+# ---- installing ---------------------------------------------------------------------------
+def install(snap: Snapshot, v: Verified, db: Path) -> None:
+    """Build the ledger of a verified snapshot at ``db`` (which must not hold one): written in
+    ``db.snapshot-tmp``, renamed to ``db`` once the head is stored, so a crash leaves either
+    no ledger or the whole one."""
+    db = Path(db)
+    if (db / "CURRENT").exists():
+        raise SnapshotError(
+            f"{db} already holds a ledger: a snapshot starts an empty node only (move {db} aside "
+            "to rebuild this node from the snapshot; keep data/safety)"
+        )
+    tmp = db.with_name(db.name + ".snapshot-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    kv = open_rocks(tmp)
+    try:
+        store = ChainStore(kv, snap.chain_id)
+        store.import_state(snap.items, v.tree_nodes)
+        store.commit_block(
+            BlockCommit(
+                v.height,
+                v.block_id,
+                v.block,
+                v.qc,
+                state_writes=[],
+                state_root=v.state_root,
+                exec_record=v.state_root + v.receipts_root + v.exec_root,
+            )
+        )
+        store.close()
+    finally:
+        kv.close()
+    if db.exists():
+        db.rmdir()  # an empty folder left by an earlier attempt; a non-empty one raises
+    os.replace(tmp, db)
+    dfd = os.open(db.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
