@@ -5,9 +5,12 @@ Each cluster test bounds every wait; the fixture kills whatever process is left.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -80,6 +83,14 @@ def test_snapshot_verifies_refuses_tampering_and_starts_a_rebuilt_node(tmp_path)
         forged = _tampered(snap, tmp_path, "root.tfs", chain=[(h, bytes(32), rr), *snap.chain[1:]])
         with pytest.raises(S.SnapshotError, match="not the one block"):
             S.verify(forged, CHAIN, *gv)
+        # The history before E: a forged peak, or one too few, does not give the certified root.
+        assert snap.peaks  # E >= 2: at least one peak
+        forged = _tampered(snap, tmp_path, "peak.tfs", peaks=[bytes(32), *snap.peaks[1:]])
+        with pytest.raises(S.SnapshotError, match="not the one block"):
+            S.verify(forged, CHAIN, *gv)
+        forged = _tampered(snap, tmp_path, "peaks.tfs", peaks=snap.peaks[1:])
+        with pytest.raises(S.SnapshotError, match="history is malformed"):
+            S.verify(forged, CHAIN, *gv)
         blk, qc = snap.blocks[-1]
         qc_bad = bytearray(qc)
         qc_bad[-5] ^= 1
@@ -113,6 +124,7 @@ def test_snapshot_verifies_refuses_tampering_and_starts_a_rebuilt_node(tmp_path)
         c.start(3, "--snapshot", str(snap_file))
         target = max(c.status(i)["height"] for i in range(3)) + 5
         c.wait(lambda: c.status(3)["height"] >= target, 90, "node-3 catches up from the snapshot")
+        _proofs_from_the_rebuilt_node(c, 3, info["height"])
         for i in range(4):
             assert c.stop(i) == 0, c.log(i)[-2000:]
         assert "ledger built from snapshot" in c.log(3)
@@ -121,6 +133,11 @@ def test_snapshot_verifies_refuses_tampering_and_starts_a_rebuilt_node(tmp_path)
         assert ledgers[3][: info["height"] - 1] == [None] * (info["height"] - 1)  # nothing below the base
         _agree_from(ledgers, info["height"])
         _no_evidence(c)
+        _history_resumes_above_the_base(c.node(3) / "data" / "db", info["height"])
+        # The rebuilt ledger makes snapshots too: the peaks below its own base come from there.
+        info2 = ops.snapshot_create(home3 / "data", None, tmp_path / "snap2.tfs", None)
+        assert info2["height"] > info["height"]
+        assert ops.snapshot_verify(c.node(0), tmp_path / "snap2.tfs")[1].height == info2["height"]
         # A second start with the same command line keeps the ledger it has.
         r = subprocess.run(
             [sys.executable, "-m", "tfnode", "snapshot", "restore", "--home", str(home3), "--file", str(snap_file)],
@@ -129,6 +146,83 @@ def test_snapshot_verifies_refuses_tampering_and_starts_a_rebuilt_node(tmp_path)
             timeout=60,
         )
         assert r.returncode == 2 and "already holds a ledger" in r.stderr
+
+
+def _rpc(url: str, method: str, params: dict) -> dict:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as err:  # errors come with JSON bodies too
+        return json.loads(err.read())
+
+
+def _proofs_from_the_rebuilt_node(c: LocalConsortium, i: int, base: int) -> None:
+    """Node ``i`` (built from a snapshot of ``base``) serves proofs of heights >= base that
+    verify against the validators' QC (their audit paths use the imported history peaks), and
+    refuses heights below it."""
+    from tfnode import _core, crypto
+    from tfnode.client import verify_receipt_proof, verify_state_proof
+    from tfnode.execution import asset
+    from tfnode.execution.args import encode_call_args
+    from tfnode.node.keys import load_private_key
+
+    url = c.rpc_url(i)
+    keys = [load_private_key(c.node(j) / "node_key") for j in range(2)]
+    to = crypto.address(keys[1].public_key())
+    h = c.status(i)["height"]
+    t = _core.Transaction(CHAIN.encode(), 777_001, h + 400, 1_000_000, "asset", "transfer", encode_call_args([to, 5]))
+    t.sign(keys[0].to_bytes())
+    sent = _rpc(url, "submit", {"tx": t.encode().hex()})
+    assert "result" in sent, sent
+    tx_hash = sent["result"]["hash"]
+    vals = [(v["id"], v["power"], bytes.fromhex(v["public_key"])) for v in _rpc(url, "get_validators", {})["result"]]
+    # Provable once a later block certifies its height (bounded poll).
+    got: list[dict] = []
+    c.wait(
+        lambda: bool(got.append(_rpc(url, "get_receipt_proof", {"hash": tx_hash})) or got[-1].get("result")),
+        60,
+        "a certified receipt on node-3",
+    )
+    proof = got[-1]["result"]
+    assert proof["height"] > base and verify_receipt_proof(proof, vals)
+    assert not verify_receipt_proof(dict(proof, exec_path=proof["exec_path"][::-1] + ["00" * 32]), vals)
+    # The base height itself: every left sibling of its audit path is an imported peak.
+    key = asset.balance_key(to).hex()
+    sp = _rpc(url, "get_state_proof", {"key": key, "height": base})
+    assert "result" in sp, sp
+    assert sp["result"]["height"] == base and verify_state_proof(sp["result"], vals)
+    # Below the base: refused with a clear error, not a wrong or partial proof.
+    below = _rpc(url, "get_state_proof", {"key": key, "height": base - 1})
+    assert "below this node's base" in below["error"]["message"], below
+
+
+def _history_resumes_above_the_base(db, base: int) -> None:
+    """What the executor does at start-up, on the stopped rebuilt ledger: the history peaks of
+    its executed height, read through the store (imported peaks below the base, records above),
+    plus that height's roots, give the exec root its record holds."""
+    from tfnode.execution.roots import History
+    from tfnode.storage import ChainStore, open_rocks
+
+    kv = open_rocks(db, read_only=True)
+    try:
+        store = ChainStore(kv, CHAIN)
+
+        def node(level: int, index: int) -> bytes:
+            n = store.history_node(level, index)
+            assert n is not None, (level, index)
+            return n
+
+        ex = store.executed()
+        assert ex is not None and ex[0] > base
+        rec = store.exec_record(ex[0])
+        assert rec is not None
+        root, _, _ = History.load(ex[0], node).append(ex[0], rec[:32], rec[32:64])
+        assert root == rec[64:96]
+        store.close()
+    finally:
+        kv.close()
 
 
 def Genesis_validators(home):
@@ -204,3 +298,28 @@ def test_the_store_records_the_keys_each_height_wrote_for_a_kept_window():
     assert store.written_keys(5) == [b"k5"] and store.written_keys(4) == []  # "nothing" is recorded
     assert store.written_keys(3) == [b"k3"]
     assert store.written_keys(2) is None and store.written_keys(1) is None  # left the window
+
+
+def test_history_base_peaks_are_the_history_trees_and_serve_nodes_below_the_base():
+    from tfnode import _core
+    from tfnode.storage import ChainStore, MemoryKV
+
+    for size in (1, 2, 5, 6, 7, 64, 100, 1023):  # the stored order is the history tree's peak order
+        s = ChainStore(MemoryKV(), CHAIN)
+        peaks = [bytes([j]) * 32 for j in range(bin(size).count("1"))]
+        s.import_state([], [], (size, peaks))
+        base = s.history_base()
+        assert base is not None and base[0] == size
+        assert list(base[1].items()) == [
+            (tuple(p), x) for p, x in zip(_core.exec_history_peaks(size), peaks, strict=True)
+        ]
+    store = ChainStore(MemoryKV(), CHAIN)
+    assert store.history_base() is None
+    peaks = [bytes([1]) * 32, bytes([2]) * 32]  # size 6: nodes (2, 0) and (1, 2)
+    with pytest.raises(Exception, match="needs 2 32-byte peaks"):
+        store.import_state([], [], (6, peaks[:1]))
+    store.import_state([(b"k", b"v")], [], (6, peaks))
+    assert store.history_base() == (6, {(2, 0): peaks[0], (1, 2): peaks[1]})
+    assert store.history_node(2, 0) == peaks[0] and store.history_node(1, 2) == peaks[1]
+    assert store.history_node(0, 4) is None  # inside a peak: not kept
+    assert store.history_node(0, 6) is None  # height 6 not executed yet

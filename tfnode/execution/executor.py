@@ -208,14 +208,20 @@ class ChainExecutor:
             )
 
     def history_node(self, level: int, index: int) -> bytes:
-        """Execution-history node ``(level, index)``, from the execution record that stores it
-        (the genesis leaf is not stored: it is computed from genesis)."""
+        """Execution-history node ``(level, index)``, from the execution record that stores it,
+        or below the base of a ledger built from a snapshot from the imported peaks
+        (``ChainStore.history_node``); the genesis leaf is not stored: it is computed from genesis."""
         h = roots.node_height(level, index)
         if h == 0:
             return self.genesis_leaf
-        rec = self.store.exec_record(h)
-        node = None if rec is None else roots.record_node(rec, level)
+        node = self.store.history_node(level, index)
         if node is None:
+            base = self.store.history_base()
+            if base is not None and h < base[0]:
+                raise ExecutionError(
+                    f"execution history node ({level}, {index}) lies below this ledger's base {base[0]} "
+                    "(built from a snapshot: only the history peaks of the heights below it are kept)"
+                )
             raise ExecutionError(f"execution history node ({level}, {index}) is missing from height {h}'s record")
         return node
 

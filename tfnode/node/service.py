@@ -256,6 +256,15 @@ class NodeService:
         ex = self.executor
         if not 0 <= h <= e <= ex.height:
             raise RpcError.of(ErrorCode.NOT_READY, f"height {h} under exec height {e}: executed here up to {ex.height}")
+        base = self.store.history_base()
+        if base is not None and h < base[0]:
+            # A ledger built from a snapshot keeps only the history peaks below its base: enough
+            # for every height >= base, not for the heights under it (nor are their roots here).
+            raise RpcError.of(
+                ErrorCode.NOT_READY,
+                f"height {h} is below this node's base {base[0]} (its ledger was built from a snapshot of "
+                f"height {base[0]}): ask a node that holds the older history",
+            )
         if h == 0:
             s, r = ex.genesis_state_root, ZERO
         else:
@@ -292,6 +301,7 @@ class NodeService:
         h = e if height is None else height
         if h > e:
             raise InvalidParams("height", f"height {h} is above the exec height {e} the proof is made under")
+        out = self._exec_proof(h, e)  # first: it refuses a height below a snapshot-built ledger's base
         try:
             value, proof = self.executor.tree.get_with_proof(key, version=h)
         except Exception as err:  # noqa: BLE001 - the tree reads nodes back from storage: any failure there means "not available"
@@ -299,7 +309,6 @@ class NodeService:
                 ErrorCode.NOT_READY,
                 f"state at height {h} is not available (the last {KEEP_VERSIONS} heights are kept): {err}",
             ) from None
-        out = self._exec_proof(h, e)
         out.update(key=key.hex(), value=None if value is None else value.hex(), proof=proof.hex(), certificate=cert)
         return out
 

@@ -6,18 +6,23 @@ consortium agreed on it (docs/storage.md, "Snapshots", draws the format):
 * the blocks ``E .. C`` with the QC of each: ``QC(E)`` certifies block ``E``, the root a new
   node's consensus core resumes from; each block names its parent, so ``E`` is an ancestor
   of ``C``; block ``C`` carries ``(exec_height E', exec_root)`` with ``E' >= E``;
-* the execution chain ``(h, state_root(h), receipts_root(h))`` for ``h = E .. E'`` and
-  ``exec_root(E - 1)``: folded (:mod:`tfnode.execution.roots`) they must give ``C``'s
-  ``exec_root``. Replicas vote only for a block whose root equals their own execution of
-  the *committed* blocks, so ``QC(C)`` certifies ``state_root(E)`` as the committed state;
+* the execution history before ``E`` (the peaks of the history tree of heights ``0 .. E-1``)
+  and the execution chain ``(h, state_root(h), receipts_root(h))`` for ``h = E .. E'``:
+  appended to those peaks (:class:`tfnode.execution.roots.History`) they must give ``C``'s
+  ``exec_root`` (so a forged peak or root fails). Replicas vote only for a block whose root
+  equals their own execution of the *committed* blocks, so ``QC(C)`` certifies
+  ``state_root(E)`` as the committed state;
 * every state key and value at ``E``: rebuilt into a state tree, the root must be
   ``state_root(E)``.
 
 Nothing in the file is trusted: :func:`verify` checks every QC against the validator set
 (the genesis set; a snapshot of a later epoch is refused until the validator-set history
-travels with it), every parent link, the fold and the tree root, and the SM3 checksum over
+travels with it), every parent link, the history and the tree root, and the SM3 checksum over
 the whole file catches damage before any of that. A node is built from a snapshot only after
-all of it passed (:func:`install`), into a fresh directory moved into place at the end.
+all of it passed (:func:`install`), into a fresh directory moved into place at the end; the
+peaks are stored with it (``ChainStore.import_state``), so the executor resumes the history
+and proofs of heights ``>= E`` find the nodes below ``E`` they need (heights below ``E`` are
+refused: the node does not hold them).
 
 Why the state of ``E`` and not of the head: a block certifies the execution of an earlier
 height (the proposer's latest executed one), so the head's own state is not certified yet by
@@ -40,12 +45,13 @@ from typing import Any, BinaryIO
 from tfnode import _core
 from tfnode.consensus import decode_block, verify_qc
 from tfnode.errors import TfnodeError
-from tfnode.execution.roots import exec_root, fold
+from tfnode.execution.roots import History
 from tfnode.node.errors import NodeError
 from tfnode.storage import BlockCommit, ChainStore, open_rocks
 
 MAGIC = b"TFSNAP\x00\x00"
-FORMAT_VERSION = 1
+# 2: the execution history before E travels as history-tree peaks (was exec_root(E - 1), a hash chain)
+FORMAT_VERSION = 2
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 #: Bounds on a snapshot's parts, so a hostile file cannot make the reader allocate wildly.
@@ -65,7 +71,7 @@ class Snapshot:
     height: int  # E: the state's height
     blocks: list[tuple[bytes, bytes]]  # (block bytes, QC) for heights E .. C
     chain: list[tuple[int, bytes, bytes]]  # (h, state_root, receipts_root) for h = E .. E'
-    prev_exec_root: bytes  # exec_root(E - 1)
+    peaks: list[bytes]  # the execution-history peaks of heights 0 .. E-1 (roots.History(E, peaks))
     items: list[tuple[bytes, bytes]] = field(default_factory=list)  # state at E, sorted by key
     created_ms: int = 0
 
@@ -151,16 +157,21 @@ def build(store: ChainStore, genesis_hash: bytes, height: int | None = None) -> 
         if rec is None:
             raise SnapshotError(f"the execution record of height {h} is missing from the ledger")
         chain.append((h, rec[:32], rec[32:64]))
-    prev = store.exec_record(height - 1)
-    if prev is None:
-        raise SnapshotError(f"the execution record of height {height - 1} is missing (below this ledger's base?)")
+    peaks = []
+    for level, index in _core.exec_history_peaks(height):
+        node = store.history_node(level, index)
+        if node is None:
+            raise SnapshotError(
+                f"execution history node ({level}, {index}) of the heights below {height} is missing from the ledger"
+            )
+        peaks.append(node)
     return Snapshot(
         store.chain_id,
         genesis_hash,
         height,
         blocks,
         chain,
-        prev[64:],
+        peaks,
         _state_at(store, height),
         int(time.time() * 1000),
     )
@@ -205,7 +216,9 @@ def write(snap: Snapshot, out: Path) -> int:
         w.put(_U32.pack(len(snap.chain)))
         for h, sr, rr in snap.chain:
             w.put(_U64.pack(h) + sr + rr)
-        w.put(snap.prev_exec_root)
+        w.put(_U32.pack(len(snap.peaks)))
+        for p in snap.peaks:
+            w.put(p)
         w.put(_U64.pack(len(snap.items)))
         for k, v in snap.items:
             w.blob(k)
@@ -309,7 +322,10 @@ def read(path: Path) -> Snapshot:
         for _ in range(n_chain):
             h = r.u64()
             chain.append((h, r.take(32), r.take(32)))
-        prev = r.take(32)
+        n_peaks = r.u32()
+        if n_peaks > 64:
+            raise SnapshotError(f"the snapshot carries {n_peaks} history peaks (at most 64)")
+        peaks = [r.take(32) for _ in range(n_peaks)]
         n_items = r.u64()
         items = [(r.blob(), r.blob()) for _ in range(n_items)]
         if r.at != len(r.raw):
@@ -320,7 +336,7 @@ def read(path: Path) -> Snapshot:
             int(header["height"]),
             blocks,
             chain,
-            prev,
+            peaks,
             items,
             int(header.get("created_ms", 0)),
         )
@@ -340,6 +356,8 @@ class Verified:
     state_root: bytes
     receipts_root: bytes
     exec_root: bytes
+    history_nodes: list[bytes]  # the history nodes height E completes (its execution record)
+    peaks: list[bytes]  # the history before E, stored at install
     tree_nodes: list[tuple[bytes, bytes]]
     certified_by: int
 
@@ -382,13 +400,20 @@ def verify(snap: Snapshot, chain_id: str, genesis_hash: bytes, validators: list[
     if snap.chain[0][0] != snap.height:
         raise SnapshotError("the execution chain does not start at the snapshot's height")
     try:
-        last, root = fold(snap.prev_exec_root, snap.chain)
-    except ValueError as err:
-        raise SnapshotError(f"the execution chain is malformed: {err}") from None
-    if last != cert["exec_height"] or root != cert["exec_root"]:
+        hist = History(snap.height, snap.peaks)
+        appended = []
+        for i, (h, sr, rr) in enumerate(snap.chain):
+            if h != snap.height + i:
+                raise ValueError(f"entry {i} is of height {h}, expected {snap.height + i}")
+            root, done, hist = hist.append(h, sr, rr)
+            appended.append((root, done))
+    except (TfnodeError, ValueError) as err:
+        raise SnapshotError(f"the execution history is malformed: {err}") from None
+    last = snap.chain[-1][0]
+    if last != cert["exec_height"] or appended[-1][0] != cert["exec_root"]:
         raise SnapshotError(
             f"the state root of height {snap.height} is not the one block {cert['height']}'s QC certifies "
-            "(the execution chain does not fold to its exec root)"
+            "(the history peaks and execution chain do not give its exec root)"
         )
     keys = [k for k, _ in snap.items]
     if any(a >= b for a, b in itertools.pairwise(keys)):
@@ -411,7 +436,9 @@ def verify(snap: Snapshot, chain_id: str, genesis_hash: bytes, validators: list[
         snap.blocks[0][1],
         sr,
         rr,
-        exec_root(snap.height, sr, rr, snap.prev_exec_root),
+        appended[0][0],
+        list(appended[0][1]),
+        list(snap.peaks),
         list(nodes),
         cert["height"],
     )
@@ -433,7 +460,7 @@ def install(snap: Snapshot, v: Verified, db: Path) -> None:
     kv = open_rocks(tmp)
     try:
         store = ChainStore(kv, snap.chain_id)
-        store.import_state(snap.items, v.tree_nodes)
+        store.import_state(snap.items, v.tree_nodes, (v.height, v.peaks))
         store.commit_block(
             BlockCommit(
                 v.height,
@@ -442,7 +469,7 @@ def install(snap: Snapshot, v: Verified, db: Path) -> None:
                 v.qc,
                 state_writes=[],
                 state_root=v.state_root,
-                exec_record=v.state_root + v.receipts_root + v.exec_root,
+                exec_record=v.state_root + v.receipts_root + v.exec_root + b"".join(v.history_nodes),
             )
         )
         store.close()

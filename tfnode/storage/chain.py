@@ -124,6 +124,8 @@ class ChainStore:
         self.schema_version = ensure_schema(kv)
         self._head: Head | None = None
         self._base: int | None = None
+        self._peaks: tuple[int, dict[tuple[int, int], bytes]] | None = None  # history_base(), once read
+        self._peaks_read = False
         self._verify_on_open()
         self.state = PendingState(self)
         self.replay = ReplayIndex(self, recent_tx_capacity)
@@ -269,15 +271,29 @@ class ChainStore:
         return True
 
     def import_state(
-        self, state: Iterable[tuple[bytes, bytes]], tree_nodes: Iterable[tuple[bytes, bytes]], *, chunk: int = 20_000
+        self,
+        state: Iterable[tuple[bytes, bytes]],
+        tree_nodes: Iterable[tuple[bytes, bytes]],
+        history_base: tuple[int, Sequence[bytes]],
+        *,
+        chunk: int = 20_000,
     ) -> int:
         """Write a verified snapshot's state and tree nodes into an *empty* chain, in synced
-        batches of ``chunk`` keys; ``commit_block`` of the snapshot's block follows and sets
-        the head. Not atomic as a whole: build the store in a fresh directory and move it in
-        place only once the head is written (``tfnode.node.snapshot.install`` does). Returns
-        the number of keys written."""
+        batches of ``chunk`` keys, and the execution-history peaks of heights ``0..E-1``
+        (``history_base = (E, peaks)``: the nodes below the base that the executor and proofs
+        of heights >= E need, :meth:`history_node`); ``commit_block`` of the snapshot's block
+        follows and sets the head. Not atomic as a whole: build the store in a fresh directory
+        and move it in place only once the head is written (``tfnode.node.snapshot.install``
+        does). Returns the number of keys written."""
         if self._head is not None:
             raise CommitError(f"chain {self.chain_id!r} already holds blocks up to {self._head.height}: not empty")
+        size, peaks = history_base
+        if len(peaks) != len(_peak_positions(size)) or any(type(p) is not bytes or len(p) != 32 for p in peaks):
+            raise StorageValueError(f"history base of {size} heights needs {len(_peak_positions(size))} 32-byte peaks")
+        b = WriteBatch()
+        b.put(self._k(K.META, K.META_PEAKS), K.u64(size) + b"".join(peaks))
+        self.kv.write(b, sync=True)
+        self._peaks_read = False
         n = 0
         for pre, items, what in ((self._p + K.STATE, state, "state"), (self._p + K.NODE, tree_nodes, "tree node")):
             b = WriteBatch()
@@ -438,6 +454,37 @@ class ChainStore:
         nodes the height completed (32 bytes each, level 0 first; docs/storage.md), if executed."""
         return self.kv.get(self._k(K.EXEC, K.u64(height)))
 
+    def history_base(self) -> tuple[int, dict[tuple[int, int], bytes]] | None:
+        """``(E, {(level, index): node})``: the execution-history peaks of heights ``0..E-1``
+        of a ledger built from a snapshot of ``E`` (None for a ledger that holds its history
+        from genesis). Written once at import, so read once."""
+        if not self._peaks_read:
+            raw = self.kv.get(self._k(K.META, K.META_PEAKS))
+            if raw is None:
+                self._peaks = None
+            else:
+                size = K.read_u64(raw)
+                pos = _peak_positions(size)
+                if len(raw) != 8 + 32 * len(pos):
+                    raise CorruptionError(f"chain {self.chain_id!r}: malformed history base record")
+                self._peaks = (size, {p: raw[8 + 32 * i : 40 + 32 * i] for i, p in enumerate(pos)})
+            self._peaks_read = True
+        return self._peaks
+
+    def history_node(self, level: int, index: int) -> bytes | None:
+        """Execution-history node ``(level, index)`` (docs/ledger.md "Execution history"), or
+        None if not held here: from the execution record of the height that completed it,
+        ``(index + 1) * 2^level - 1``; below the base of a ledger built from a snapshot, from
+        the imported peaks (only those: a proof of a height >= the base needs no other node
+        below it). The genesis leaf (0, 0) is not stored (computed from genesis)."""
+        height = ((index + 1) << level) - 1
+        base = self.history_base()
+        if base is not None and height < base[0]:
+            return base[1].get((level, index))
+        rec = self.exec_record(height)
+        node = b"" if rec is None else rec[96 + 32 * level : 128 + 32 * level]
+        return node if len(node) == 32 else None
+
     def written_keys(self, height: int) -> list[bytes] | None:
         """The state keys block ``height`` wrote (None: not recorded, e.g. older than the
         kept window or stored before the table existed)."""
@@ -540,3 +587,14 @@ class ChainStore:
     def close(self) -> None:
         """Release this chain's snapshot. The shared ``kv`` stays open (other chains use it)."""
         self.state.close()
+
+
+def _peak_positions(size: int) -> list[tuple[int, int]]:
+    """The ``(level, index)`` of the history-tree peaks of heights ``0..size-1``, largest first
+    (the order of ``tfnode.execution.roots.History.peaks``): one per set bit of ``size``."""
+    out, start = [], 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            out.append((level, start >> level))
+            start += 1 << level
+    return out

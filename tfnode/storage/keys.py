@@ -6,7 +6,9 @@
 Tables (one ASCII byte each) under a chain prefix ``P``:
 
     P "M" name           metadata: "head" -> u64 height + hash, "base" -> u64 height,
-                                   "exec" -> u64 height + state root
+                                   "exec" -> u64 height + state root,
+                                   "peaks" -> u64 size E + the execution-history peaks of heights
+                                   0..E-1, 32 bytes each (a ledger built from a snapshot of E only)
     P "B" u64 height     block    -> u8 len(hash) + hash + block bytes
     P "H" hash           height of the block with this hash -> u64
     P "Q" u64 height     QC that certified the block at this height
@@ -74,7 +76,7 @@ META, BLOCK, HASH, QC, ROOT, TXLIST, TX, RECEIPT, REPLAY, EVENT, STATE, NODE, SA
     b"Z",
 )
 EXEC, BATCH, STALE, WRITES, WRITTEN = b"V", b"A", b"O", b"W", b"K"
-META_HEAD, META_BASE, META_EXEC = b"head", b"base", b"exec"
+META_HEAD, META_BASE, META_EXEC, META_PEAKS = b"head", b"base", b"exec", b"peaks"
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
