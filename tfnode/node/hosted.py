@@ -219,8 +219,8 @@ class HostedChain:
         )
 
     async def attach(self, net: PeerManager) -> None:
-        """Build the mempool and driver on ``net`` and register this chain's handlers (the
-        caller has already made ``net`` serve this chain)."""
+        """Build the mempool and driver on ``net`` (the mempool registers its handlers; the
+        consensus handler comes with ``start``; the caller has already made ``net`` serve this chain)."""
         assert self.core is not None and self.store is not None and self.executor is not None, "open() first"
         assert self.safety is not None
         g, cfg, ex = self.genesis, self.cfg, self.executor
@@ -257,13 +257,17 @@ class HostedChain:
             on_new_epoch=self._on_new_epoch,
             epoch_ends=self._epoch_ends(),
         )
-        net.register(self.net_id, Kind.CONSENSUS, self.driver.on_message)
         await self.mempool.start()
 
     def start(self) -> None:
-        """Enter consensus."""
-        assert self.driver is not None, "attach() first"
+        """Enter consensus. The consensus handler is registered only now: a message handled
+        before the driver starts would reach the core with no execution queue, and the
+        driver would store the blocks it commits without executing them (reporting a stale
+        root, then halting as diverged). Until now this chain's consensus frames are dropped
+        and counted (``unhandled``); consensus recovers them by timeouts and sync."""
+        assert self.driver is not None and self.net is not None, "attach() first"
         self.driver.start(self._root)
+        self.net.register(self.net_id, Kind.CONSENSUS, self.driver.on_message)
         self._write_status(force=True)
 
     async def stop(self) -> None:
