@@ -302,8 +302,12 @@ class ChainExecutor:
         out = BlockOutput(height, block)
         state = self.store.state
         bctx = BlockCtx(height, block["timestamp_ms"] // 1000, block["id"], self.chain_id)
+        encoded = [(digest, _core.batch_encode(raws)) for digest, raws in batches]
         if self.marker is not None:
             self.marker.mark(self.chain_id, height, block["id"])
+            # A block that kills every node must still be there to re-run contained after the
+            # restarts: its batches go to storage first (docs/contracts.md).
+            self.store.hold_batches(encoded)
         contain = self.contained
         rec = self._recover
         if rec is not None and rec[0] == height:
@@ -321,8 +325,8 @@ class ChainExecutor:
         seen_hash: set[bytes] = set()
         seen_rk: set[bytes] = set()
         committed = self.store.replay.committed_among
-        for digest, raws in batches:
-            out.batches.append((digest, _core.batch_encode(raws)))
+        out.batches.extend(encoded)
+        for _, raws in batches:
             decoded = []
             for raw in raws:
                 tx = _core.Transaction.decode(raw)

@@ -491,6 +491,17 @@ class ChainStore:
         raw = self.kv.get(self._k(K.WRITTEN, K.u64(height)))
         return None if raw is None else K.unpack_keys(raw)
 
+    def hold_batches(self, batches: Sequence[tuple[bytes, bytes]]) -> None:
+        """Store the batches of a committed block before it executes (not synced: they must
+        outlive this process, not the machine). Were every node to die executing the block,
+        its batches would otherwise be lost with the mempools that held them, and the
+        restarted nodes would wait for them for ever. ``commit_block`` writes them again."""
+        b = WriteBatch()
+        for digest, data in batches:
+            b.put(self._p + K.BATCH + K.check_hash(digest, "batch digest"), check_value(data, "batch"))
+        if len(b):
+            self.kv.write(b, sync=False)
+
     def batch(self, digest: bytes) -> bytes | None:
         """A committed mempool batch's encoding."""
         return self.kv.get(self._k(K.BATCH, K.check_hash(digest, "batch digest")))
