@@ -102,11 +102,11 @@ def test_bad_directory_proposals_are_refused_with_a_reason():
 
 def test_the_directory_builtin_reads_the_records(tmp_path, genesis):  # noqa: F811 - fixture
     kv, store, ex = open_exec(tmp_path, genesis)
-    r = ex.query("directory", "chains", (), {})
+    r = ex.query("subchains", "chains", (), {})
     assert r.status == "ok" and r.return_value == []
-    r = ex.query("directory", "chain", ("trade",), {})
+    r = ex.query("subchains", "chain", ("trade",), {})
     assert r.status == "ok" and r.return_value is None
-    r = ex.query("directory", "propose", (), {})
+    r = ex.query("subchains", "propose", (), {})
     assert r.status == "invalid" and "directory views" in r.revert_reason
     store.close()
     kv.close()

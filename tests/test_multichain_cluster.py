@@ -98,14 +98,14 @@ def test_two_chains_on_the_same_processes_commit_independently(tmp_path):
             vals = [{"public_key": v["public_key"], "power": v["power"]} for v in subc.validators()]
             payload = {"op": "create", "chain_id": SUB, "genesis_hash": cli_node_hash(sub), "validators": vals}
             pid = main.send(bank, "governance", "propose", "chain", None, None, [], payload)["return_value"]
-            assert main.query("directory", "chain", SUB)["value"] is None  # proposed, not yet decided
+            assert main.query("subchains", "chain", SUB)["value"] is None  # proposed, not yet decided
             for voter in voters:
                 assert main.send(voter, "governance", "approve", pid)["status"] == "ok"
             assert main.send(bank, "governance", "commit", pid)["status"] == "ok"
-            rec = main.query("directory", "chain", SUB)["value"]
+            rec = main.query("subchains", "chain", SUB)["value"]
             assert rec["genesis_hash"] == cli_node_hash(sub) and rec["validators"] == vals
-            assert main.query("directory", "chains")["value"] == [SUB]
-            assert subc.query("directory", "chains")["value"] == []  # the sub-chain's own directory is empty
+            assert main.query("subchains", "chains")["value"] == [SUB]
+            assert subc.query("subchains", "chains")["value"] == []  # the sub-chain's own directory is empty
         # Each chain keeps committing on all four, by state.
         m, s = max(c.heights(MAIN)), max(c.heights(SUB))
         c.wait(lambda: progressed(c, MAIN, m) and progressed(c, SUB, s), WAIT, "both chains go on")

@@ -56,6 +56,19 @@ def test_invalid_source_is_rejected_at_proposal():
     assert r.status == "revert" and "line 1: [import]" in r.revert_reason
 
 
+def test_a_built_in_module_name_is_refused_at_proposal():
+    from tfnode.execution import asset, iot, xchain
+    from tfnode.execution.executor import DIRECTORY
+    from tfnode.runtime.governance import BUILTIN_NAMES
+
+    # the runtime's list is the executor's: a name it misses would deploy a contract never called
+    assert set(BUILTIN_NAMES) == {asset.NAME, iot.NAME, xchain.NAME, DIRECTORY}
+    chain = Chain()
+    for name in BUILTIN_NAMES:
+        r = chain.call(chain["bank_a"], GOVERNANCE, "propose", "deploy", name, TOKEN, [])
+        assert r.status == "revert" and "built-in" in r.revert_reason, (name, r)
+
+
 def test_failed_init_fails_the_commit_atomically():
     chain = Chain()
     pid = propose(chain, "bank_a", args=(-5,))

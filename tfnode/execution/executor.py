@@ -71,7 +71,7 @@ class ExecutionError(TfnodeError):
 
 
 #: The built-in directory of sub-chains (views over governance's "chain" records).
-DIRECTORY = "directory"
+DIRECTORY = "subchains"
 
 
 @dataclass(slots=True)

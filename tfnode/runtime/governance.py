@@ -25,7 +25,7 @@ The directory (kind "chain") records, on the chain that runs it (the main, ancho
 each sub-chain's genesis hash and the history of its validator set: creating a sub-chain
 and changing its recorded validators are governance acts. It is where members and light
 clients find where a sub-chain starts; it never vouches for a sub-chain's state. The
-built-in ``directory`` contract name reads it (``directory.chain(id)``, ``directory.chains()``).
+built-in ``subchains`` contract name reads it (``subchains.chain(id)``, ``subchains.chains()``).
 The directory's validator lists are records about sub-chains; this chain's own validator
 set is ``g/validators`` below, and each sub-chain's own governance keeps that sub-chain's.
 
@@ -62,6 +62,9 @@ from tfnode.runtime.encoding import decode_versioned, encode_versioned
 from tfnode.runtime.errors import Revert, RuntimeFault, ValidationError
 from tfnode.runtime.frame import GOVERNANCE, NAME_RE, Frame
 
+#: Names the node's native modules answer (tfnode/execution/executor.py); a contract deployed
+#: under one would never be called.
+BUILTIN_NAMES = ("asset", "iot", "xchain", "subchains")
 ROLES = ("bank", "customs", "logistics", "warehouse", "regulator", "insurer", "gateway", "central_bank")
 DEFAULT_POLICY = {"roles": ["bank"], "more_than": [1, 2], "min_approvals": 1}
 KINDS = ("deploy", "upgrade", "member", "remove_member", "policy", "validator", "xchain", "chain")
@@ -204,6 +207,10 @@ class Governance:
         }
         if kind in ("deploy", "upgrade"):
             _require(type(name) is str and NAME_RE.match(name) and name != GOVERNANCE, "bad contract name")
+            _require(
+                name not in BUILTIN_NAMES,
+                f"contract name {name!r} is a built-in module's ({', '.join(BUILTIN_NAMES)}): calls would reach the built-in",
+            )
             exists = self.rt.contract_record(ov, name) is not None
             _require(
                 exists == (kind == "upgrade"),
