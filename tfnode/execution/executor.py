@@ -72,6 +72,8 @@ class ExecutionError(TfnodeError):
 
 #: The built-in directory of sub-chains (views over governance's "chain" records).
 DIRECTORY = "subchains"
+#: The native modules' names: their transactions never run contract code.
+NATIVE = (asset.NAME, iot.NAME, xchain.NAME)
 
 
 @dataclass(slots=True)
@@ -305,9 +307,10 @@ class ChainExecutor:
         encoded = [(digest, _core.batch_encode(raws)) for digest, raws in batches]
         if self.marker is not None:
             self.marker.mark(self.chain_id, height, block["id"])
-            # A block that kills every node must still be there to re-run contained after the
-            # restarts: its batches go to storage first (docs/contracts.md).
-            self.store.hold_batches(encoded)
+        # A block that kills every node must still be there to re-run contained after the
+        # restarts: its batches go to storage before its first contract call runs (native
+        # transactions never reach contract code; docs/contracts.md).
+        held = self.marker is None
         contain = self.contained
         rec = self._recover
         if rec is not None and rec[0] == height:
@@ -340,6 +343,9 @@ class ChainExecutor:
                     continue
                 seen_hash.add(h)
                 seen_rk.add(rk)
+                if not held and tx.contract not in NATIVE:
+                    self.store.hold_batches(encoded)
+                    held = True
                 call = self._contract_call(tx, h) if contain else None
                 if call is None and pending:
                     self._run_contained(pending, out.receipts, bctx)
@@ -372,7 +378,7 @@ class ChainExecutor:
     def _contract_call(self, tx: Any, tx_hash: bytes) -> TxCall | None:
         """The runtime call ``tx`` makes, or None for a native module's transaction or
         arguments that do not decode (those never reach contract code: in-process)."""
-        if tx.contract in (asset.NAME, iot.NAME, xchain.NAME):
+        if tx.contract in NATIVE:
             return None
         try:
             args, kwargs = decode_call_args(tx.args)
