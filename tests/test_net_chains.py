@@ -74,7 +74,7 @@ def test_join_and_leave_a_chain_without_reconnecting():
             await until(lambda: nodes[0].broadcast(B, Kind.CONSENSUS, b"late") == 0, "B no longer admitted")
             # ... and a B frame sent anyway (a peer that has not heard yet) is dropped and counted.
             before = len(got[1])
-            nodes[0]._enqueue(nodes[0]._conns[ids[1]], False, encode_envelope(Kind.CONSENSUS, B, b"stale"))
+            nodes[0]._enqueue(nodes[0]._conns[ids[1]], B, False, encode_envelope(Kind.CONSENSUS, B, b"stale"))
             await until(lambda: nodes[1].stats["dropped_unknown_chain"] >= 1, "stale frame counted")
             assert not nodes[1].is_banned(ids[0]) and nodes[1].is_connected(ids[0])
             assert len(got[1]) == before

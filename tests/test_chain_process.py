@@ -1,0 +1,122 @@
+"""A hosted chain in its own OS process (docs/multichain.md, "One process per chain"): with
+``[chains] process = true`` the sub-chain runs in a child of each node process, behind the
+node's P2P port and RPC endpoint; it commits, serves RPC (calls, waiters, subscriptions)
+through the shared endpoint, and survives kill -9 of its process (restarted, catches up, no
+fork) while the main chain keeps committing. Progress is asserted by state, never by time;
+every wait is bounded and generous, and the fixture kills what is left."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import urllib.request
+from pathlib import Path
+
+from tests.test_multichain_cluster import WAIT, progressed, rpc_up, transfer
+from tfnode import crypto
+from tfnode.client import AsyncClient, Client
+from tfnode.node.keys import load_private_key
+from tfnode.node.local import LocalConsortium, disagreements
+
+MAIN, SUB = "tf-main", "tf-sub"
+
+
+def use_chain_processes(c: LocalConsortium) -> None:
+    for i in range(c.n):
+        cfg = c.node(i) / "config.toml"
+        text = cfg.read_text()
+        assert "[chains]\n" in text and "process = false" in text
+        cfg.write_text(text.replace("process = false", "process = true"))
+
+
+def chains_of(url: str) -> dict[str, dict]:
+    with Client(url, timeout=10) as cl:
+        return {x["chain_id"]: x for x in cl.call("chains")}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def parent_of(pid: int) -> int | None:
+    stat = Path(f"/proc/{pid}/stat")
+    return int(stat.read_text().rsplit(")", 1)[1].split()[1]) if stat.exists() else None
+
+
+async def first_blocks(url: str, n: int, from_height: int) -> list[int]:
+    """Heights of the first ``n`` notifications of a resumed blocks subscription on SUB."""
+    out: list[int] = []
+    async with AsyncClient(url, chain=SUB) as ac:
+        async for block in ac.subscribe("blocks", from_height=from_height):
+            out.append(block["height"])
+            if len(out) == n:
+                return out
+    return out
+
+
+def test_a_chain_in_its_own_process_survives_kill_9_of_it(tmp_path):
+    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50) as c:
+        use_chain_processes(c)
+        sub = c.add_chain(SUB)
+        for i in range(c.n):
+            c.join(i, sub)
+        c.start_all()
+        c.wait(lambda: progressed(c, MAIN, 3) and progressed(c, SUB, 3), WAIT, "both chains commit")
+        c.wait(lambda: all(rpc_up(u) for u in c.rpc_urls()), WAIT, "RPC of every node")
+        c.wait(lambda: chains_of(c.rpc_url(1))[SUB]["pid"] is not None, WAIT, "sub-chain process reported")
+
+        # The sub-chain runs in a child of the node process; the main chain in the node's own.
+        node_pid = c.procs[1].pid
+        listed = chains_of(c.rpc_url(1))
+        assert listed[MAIN]["pid"] == node_pid and listed[MAIN]["default"] is True
+        child = listed[SUB]["pid"]
+        assert child != node_pid and alive(child)
+        if Path("/proc").is_dir():
+            assert parent_of(child) == node_pid
+
+        # RPC of the sub-chain through the node's one endpoint: submit, wait_receipt (the waiter
+        # in the node, the receipt from the child), a resumed subscription, /health.
+        key = load_private_key(c.node(0) / "node_key")
+        to = crypto.address(load_private_key(c.node(2).joinpath("node_key")).public_key())
+        with Client(c.rpc_url(1), chain=SUB) as subc, Client(c.rpc_url(1)) as main:
+            assert subc.status()["chain_id"] == SUB and subc.status()["pid"] == child
+            h = subc.submit(transfer(key, to, 5, 1, subc.status()["height"] + 100, SUB))
+            assert subc.wait_receipt(h, timeout=WAIT)["status"] == "ok"
+            assert subc.get_receipt(h)["status"] == "ok"
+            assert main.call("get_receipt", {"hash": h, "chain": SUB})["status"] == "ok"
+            top = subc.status()["height"]
+        heights = asyncio.run(asyncio.wait_for(first_blocks(c.rpc_url(1), top + 2, 1), WAIT))
+        assert heights == list(range(1, top + 3))  # replayed from storage, then live: no gap, no repeat
+        with urllib.request.urlopen(f"{c.rpc_url(1).rstrip('/')}/health?chain={SUB}", timeout=10) as r:
+            assert r.status == 200
+
+        # kill -9 of the sub-chain's process on node 1: the node restarts it; meanwhile the main
+        # chain goes on on all four, and the sub-chain on the other three.
+        m, s = max(c.heights(MAIN)), max(c.heights(SUB))
+        os.kill(child, signal.SIGKILL)
+        c.wait(lambda: not alive(child), WAIT, "the killed process is gone")
+        c.wait(
+            lambda: (x := chains_of(c.rpc_url(1))[SUB])["pid"] not in (None, child) and x["halted"] is None,
+            WAIT,
+            "sub-chain process restarted",
+        )
+        assert c.running(1)  # the node itself never stopped
+        c.wait(lambda: progressed(c, MAIN, m + 5), WAIT, "main chain commits on all four throughout")
+        c.wait(lambda: progressed(c, SUB, s + 5), WAIT, "sub-chain catches up on node 1")
+        assert "chain tf-sub: process" in c.log(1) and "restarting it" in c.log(1)
+        with Client(c.rpc_url(1), chain=SUB) as subc:
+            h2 = subc.submit(transfer(key, to, 6, 2, subc.status()["height"] + 100, SUB))
+            assert subc.wait_receipt(h2, timeout=WAIT)["status"] == "ok"
+        restarted = chains_of(c.rpc_url(1))[SUB]["pid"]
+
+        assert c.stop_all() == [0, 0, 0, 0]
+        assert not alive(restarted)  # stopping the node stopped its chain process
+        for chain in (MAIN, SUB):
+            ledgers = c.ledgers(chain)
+            assert min(map(len, ledgers)) > 5 and disagreements(ledgers) == []
