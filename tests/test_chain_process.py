@@ -22,14 +22,6 @@ from tfnode.node.local import LocalConsortium, disagreements
 MAIN, SUB = "tf-main", "tf-sub"
 
 
-def use_chain_processes(c: LocalConsortium) -> None:
-    for i in range(c.n):
-        cfg = c.node(i) / "config.toml"
-        text = cfg.read_text()
-        assert "[chains]\n" in text and "process = false" in text
-        cfg.write_text(text.replace("process = false", "process = true"))
-
-
 def chains_of(url: str) -> dict[str, dict]:
     with Client(url, timeout=10) as cl:
         return {x["chain_id"]: x for x in cl.call("chains")}
@@ -61,8 +53,8 @@ async def first_blocks(url: str, n: int, from_height: int) -> list[int]:
 
 
 def test_a_chain_in_its_own_process_survives_kill_9_of_it(tmp_path):
-    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50) as c:
-        use_chain_processes(c)
+    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50, chain_process=True) as c:
+        assert all("\nprocess = true\n" in (c.node(i) / "config.toml").read_text() for i in range(c.n))
         sub = c.add_chain(SUB)
         for i in range(c.n):
             c.join(i, sub)
@@ -115,7 +107,13 @@ def test_a_chain_in_its_own_process_survives_kill_9_of_it(tmp_path):
             assert subc.wait_receipt(h2, timeout=WAIT)["status"] == "ok"
         restarted = chains_of(c.rpc_url(1))[SUB]["pid"]
 
-        assert c.stop_all() == [0, 0, 0, 0]
+        # kill -9 of a whole node: its chain process does not run on without it.
+        orphan = chains_of(c.rpc_url(3))[SUB]["pid"]
+        assert orphan is not None and alive(orphan)
+        c.kill9(3)
+        c.wait(lambda: not alive(orphan), WAIT, "the chain process of the killed node ends")
+
+        assert c.stop_all() == [0, 0, 0]
         assert not alive(restarted)  # stopping the node stopped its chain process
         for chain in (MAIN, SUB):
             ledgers = c.ledgers(chain)
