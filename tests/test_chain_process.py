@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.test_multichain_cluster import WAIT, progressed, rpc_up, transfer
 from tfnode import crypto
-from tfnode.client import AsyncClient, Client
+from tfnode.client import AsyncClient, Client, tx_hash
 from tfnode.node.keys import load_private_key
 from tfnode.node.local import LocalConsortium, disagreements
 
@@ -52,6 +52,28 @@ async def first_blocks(url: str, n: int, from_height: int) -> list[int]:
     return out
 
 
+async def event_and_tx_subscriptions(url: str, key, to: str, committed: str) -> tuple[dict, dict]:
+    """On SUB: the first asset Transfer event replayed from height 1, and the receipt of a new
+    transfer through a ``tx`` subscription made while it is submitted."""
+    async with AsyncClient(url, chain=SUB) as ac:
+        event = None
+        async for ev in ac.subscribe("events", contract="asset", name="Transfer", from_height=1):
+            event = ev
+            break
+        raw = transfer(key, to, 3, 2, (await ac.status())["height"] + 100, SUB)
+
+        async def watch() -> dict:
+            async for r in ac.subscribe("tx", hash=tx_hash(raw)):
+                return r
+            raise AssertionError("tx subscription ended without a receipt")
+
+        watching = asyncio.get_running_loop().create_task(watch())
+        await ac.submit(raw)
+        receipt = await watching
+    assert event is not None and event["tx_hash"] == committed
+    return event, receipt
+
+
 def test_a_chain_in_its_own_process_survives_kill_9_of_it(tmp_path):
     with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50, chain_process=True) as c:
         assert all("\nprocess = true\n" in (c.node(i) / "config.toml").read_text() for i in range(c.n))
@@ -85,6 +107,8 @@ def test_a_chain_in_its_own_process_survives_kill_9_of_it(tmp_path):
             top = subc.status()["height"]
         heights = asyncio.run(asyncio.wait_for(first_blocks(c.rpc_url(1), top + 2, 1), WAIT))
         assert heights == list(range(1, top + 3))  # replayed from storage, then live: no gap, no repeat
+        event, receipt = asyncio.run(asyncio.wait_for(event_and_tx_subscriptions(c.rpc_url(1), key, to, h), WAIT))
+        assert event["contract"] == "asset" and receipt["status"] == "ok"
         with urllib.request.urlopen(f"{c.rpc_url(1).rstrip('/')}/health?chain={SUB}", timeout=10) as r:
             assert r.status == 200
 
@@ -103,7 +127,7 @@ def test_a_chain_in_its_own_process_survives_kill_9_of_it(tmp_path):
         c.wait(lambda: progressed(c, SUB, s + 5), WAIT, "sub-chain catches up on node 1")
         assert "chain tf-sub: process" in c.log(1) and "restarting it" in c.log(1)
         with Client(c.rpc_url(1), chain=SUB) as subc:
-            h2 = subc.submit(transfer(key, to, 6, 2, subc.status()["height"] + 100, SUB))
+            h2 = subc.submit(transfer(key, to, 6, 3, subc.status()["height"] + 100, SUB))
             assert subc.wait_receipt(h2, timeout=WAIT)["status"] == "ok"
         restarted = chains_of(c.rpc_url(1))[SUB]["pid"]
 

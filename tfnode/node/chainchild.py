@@ -180,11 +180,22 @@ class ChildRpc:
         self.waiting = 0
         self.methods = Methods(self)
         self.running = 0
+        # What the front's subscribers and waiters need of each block (the front turns a kind
+        # on before the call that depends on it, and off again once nobody waits).
+        self.interest: dict[str, bool] = {}
 
     def publish_block(self, block: dict, events: Any, receipts: Any, chain: str | None = None) -> None:
+        """To the front. Events and receipts are turned into JSON only while the front has
+        someone to give them to (``interest``): a block of 2,000 transfers would otherwise
+        cost more to publish than to execute."""
         self.metrics.receipts_published(receipts)
         self.chan.send_json(
-            {"op": "publish", "block": block, "events": list(events), "receipts": {h: receipts[h] for h in receipts}}
+            {
+                "op": "publish",
+                "block": block,
+                "events": list(events) if self.interest.get("events") else [],
+                "receipts": {h: receipts[h] for h in receipts} if self.interest.get("receipts") else {},
+            }
         )
 
     async def call(self, req: dict[str, Any]) -> None:
@@ -283,6 +294,8 @@ async def serve(home: Path, chain_id: str, fd: int, rpc_port: int, observer: boo
             spawn(rpc.call(msg))
         elif op == "net":
             net.set_view([bytes.fromhex(p) for p in msg.get("peers", [])], [c.encode() for c in msg.get("chains", [])])
+        elif op == "interest":
+            rpc.interest = {"events": bool(msg.get("events")), "receipts": bool(msg.get("receipts"))}
         elif op == "stop":
             stop.set()
 

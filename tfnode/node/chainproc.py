@@ -20,11 +20,12 @@ node's other chains never stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,7 @@ class ChainProcess:
         self.report: dict[str, Any] = {}
         self._report_at = 0.0
         self._kinds: set[int] = set()
+        self._interest: dict[str, bool] = {"events": False, "receipts": False}
         self._pending: dict[int, tuple[asyncio.Future, Callable[[Any], None] | None]] = {}
         self._next_id = 0
         self._stopping = False
@@ -184,8 +186,20 @@ class ChainProcess:
         """The child updates its own signals and metrics; nothing to do here."""
 
     def refresh_status(self) -> None:
-        """Once a second (the node's health watcher): tell the child the links it may use."""
+        """Once a second (the node's health watcher): tell the child the links it may use, and
+        turn off the parts of published blocks nobody waits for any more."""
         self._send_view()
+        if self.endpoint is not None:
+            self.want(**self.endpoint.interest())
+
+    def want(self, events: bool = False, receipts: bool = False, force: bool = False) -> None:
+        """Tell the child what published blocks must carry (sent on a change, in channel
+        order: a call sent after this is answered after the child has applied it)."""
+        now = {"events": events, "receipts": receipts}
+        if self.chan is None or (now == self._interest and not force):
+            return
+        self._interest = now
+        self.chan.send_json({"op": "interest", **now})
 
     def metrics_text(self) -> bytes:
         return str(self.report.get("metrics", "")).encode()
@@ -257,6 +271,8 @@ class ChainProcess:
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         self.chan = Channel(reader, writer, f"chain {self.chain_id} (front)")
         self._send_view()  # the links, before the child's first health report
+        if self.endpoint is not None:
+            self.want(**self.endpoint.interest(), force=True)
         try:
             await self.chan.read_frames(self._on_frame)
         finally:
@@ -475,6 +491,7 @@ class ProcessEndpoint(ChainEndpoint):
         super().__init__(server, cp.chain_id, _RemoteApi(cp), _RemoteMetrics(cp))  # type: ignore[arg-type]
         self.cp = cp
         self.replaying = Hub()  # resumed subscriptions while their replay is read
+        self._holding = {"events": 0, "receipts": 0}  # calls under way that need them published
         local = self.methods  # parses params and unsubscribes as for any chain
         table: dict[str, Callable[..., Any]] = {name: self._forwarder(name) for name in local.table}
         table["wait_receipt"] = self.wait_receipt
@@ -487,6 +504,28 @@ class ProcessEndpoint(ChainEndpoint):
         if self.replaying.blocks or self.replaying.events:
             self.replaying.publish(block, events, receipts)
         super().publish_block(block, events, receipts)
+
+    def interest(self) -> dict[str, bool]:
+        """What this endpoint's subscribers and waiters need of each published block."""
+        hub, replaying = self.hub, self.replaying
+        return {
+            "events": bool(hub.events or replaying.events or self._holding["events"]),
+            "receipts": bool(hub.txs or self.waiters or self._holding["receipts"]),
+        }
+
+    @contextlib.contextmanager
+    def _need(self, kind: str | None) -> Iterator[None]:
+        """Turn ``kind`` of published blocks on before the call that relies on it, and keep it
+        on until the subscription is in the hub (off again lazily, once a second)."""
+        if kind is None:
+            yield
+            return
+        self._holding[kind] += 1
+        try:
+            self.cp.want(**self.interest())
+            yield
+        finally:
+            self._holding[kind] -= 1
 
     def _forwarder(self, name: str) -> Callable[..., Any]:
         async def forward(raw: Any, ctx: Any) -> Any:
@@ -511,6 +550,7 @@ class ProcessEndpoint(ChainEndpoint):
         self.waiters.setdefault(key, set()).add(fut)
         self.waiting += 1
         try:
+            self.cp.want(**self.interest())  # the waiter above keeps receipts on
             receipt = await self._receipt(key)
             if receipt is not None:
                 return receipt
@@ -529,19 +569,20 @@ class ProcessEndpoint(ChainEndpoint):
     async def subscribe(self, raw: Any, ctx: Any) -> Any:
         sub, start = self.local.new_subscription(raw, ctx)
         conn, hub = sub.conn, self.hub
-        if start is not None:
-            return await self._resume(sub, start, ctx)
-        if sub.topic == "tx":
-            # Answered before any later block is read (``call`` lets this resume first), so a
-            # receipt is either in the answer or in a block published after hub.add below.
-            receipt = await self._receipt(sub.key)
+        with self._need({"events": "events", "tx": "receipts"}.get(sub.topic)):
+            if start is not None:
+                return await self._resume(sub, start, ctx)
+            if sub.topic == "tx":
+                # Answered before any later block is read (``call`` lets this resume first), so
+                # a receipt is either in the answer or in a block published after hub.add below.
+                receipt = await self._receipt(sub.key)
+                hub.add(sub)
+                if receipt is not None:
+                    payload = dumps(receipt)
+                    ctx.after.append(lambda: hub.deliver_tx(sub, payload) if sub.id in conn.subs else None)
+                return sub.id
             hub.add(sub)
-            if receipt is not None:
-                payload = dumps(receipt)
-                ctx.after.append(lambda: hub.deliver_tx(sub, payload) if sub.id in conn.subs else None)
             return sub.id
-        hub.add(sub)
-        return sub.id
 
     async def _resume(self, sub: Subscription, start: tuple[int, int], ctx: Any) -> str:
         """As for an in-process chain (tfnode.rpc.methods): the replay is read from the child
