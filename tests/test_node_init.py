@@ -194,5 +194,5 @@ def test_chains_process_reads_back_and_must_be_a_boolean(tmp_path):
     assert "\nprocess = true\n" in config.render(config.load(home))
     for bad in ('"yes"', "1"):
         cfg.write_text(text.replace("\nprocess = false\n", f"\nprocess = {bad}\n"))
-        with pytest.raises(config.ConfigError, match="chains.process"):
+        with pytest.raises(config.ConfigError, match=r"chains\.process"):
             config.load(home)
