@@ -94,6 +94,7 @@ class ChainProcess:
         self.ready = False
         self.restarts = 0
         self.last_exit: str | None = None  # how the last child ended
+        self._failure: str | None = None  # why the running child could not open the chain
         self.report: dict[str, Any] = {}
         self._report_at = 0.0
         self._kinds: set[int] = set()
@@ -267,6 +268,7 @@ class ChainProcess:
         finally:
             theirs.close()
         self.proc, self.pid = proc, proc.pid
+        self._failure = None
         log.info("chain %s: started process %d", self.chain_id, proc.pid)
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         self.chan = Channel(reader, writer, f"chain {self.chain_id} (front)")
@@ -286,6 +288,8 @@ class ChainProcess:
                     await proc.wait()
         rc = proc.returncode
         self.last_exit = f"killed by signal {-rc}" if rc is not None and rc < 0 else f"exit status {rc}"
+        if self._failure is not None:
+            self.last_exit += f", {self._failure}"
 
     def _child_gone(self) -> None:
         self.ready = False
@@ -387,7 +391,7 @@ class ChainProcess:
                 self._on_change()
             return None
         if op == "failed":
-            self.last_exit = f"could not open the chain: {msg.get('error')}"
+            self._failure = f"could not open the chain: {msg.get('error')}"
             return None
         raise ValueError(f"unknown op {op!r}")
 
