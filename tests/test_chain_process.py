@@ -8,6 +8,7 @@ every wait is bounded and generous, and the fixture kills what is left."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import urllib.request
@@ -123,6 +124,10 @@ def test_a_chain_in_its_own_process_survives_kill_9_of_it(tmp_path):
             "sub-chain process restarted",
         )
         assert c.running(1)  # the node itself never stopped
+        state = json.loads((c.node(1) / "data" / "chains.json").read_text())
+        entry = next(x for x in state["chains"] if x["chain_id"] == SUB)
+        assert entry["process"]["restarts"] >= 1 and entry["process"]["last_exit"] == "killed by signal 9"
+        assert entry["pid"] == entry["process"]["pid"] != child and state["pid"] == node_pid
         c.wait(lambda: progressed(c, MAIN, m + 5), WAIT, "main chain commits on all four throughout")
         c.wait(lambda: progressed(c, SUB, s + 5), WAIT, "sub-chain catches up on node 1")
         assert "chain tf-sub: process" in c.log(1) and "restarting it" in c.log(1)

@@ -103,7 +103,6 @@ class ChainProcess:
         self._next_id = 0
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self.stats: dict[str, int] = {"p2p_to_child_dropped": 0, "bad_frames": 0}
 
     # ---- what the node calls (as on a HostedChain) ---------------------------------------
@@ -127,7 +126,8 @@ class ChainProcess:
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise(), name=f"chain-{self.chain_id}")
 
     async def stop(self) -> None:
-        """Stop the child (a ``stop`` frame, then SIGTERM, then SIGKILL) and leave the network."""
+        """Stop the child (a ``stop`` frame; SIGKILL if it has not ended within STOP_TIMEOUT)
+        and leave the network."""
         self._stopping = True
         if self.chan is not None:
             self.chan.send_json({"op": "stop"})
@@ -144,8 +144,6 @@ class ChainProcess:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
-        for t in list(self._tasks):
-            t.cancel()
         if self.net is not None:
             self.net.unregister_chain(self.net_id)
             for cbs in (self.net.on_connect, self.net.on_disconnect):
@@ -166,7 +164,14 @@ class ChainProcess:
 
     def status(self) -> dict[str, Any]:
         st = dict(self.report.get("status") or {"chain_id": self.chain_id, "node": self.cfg.name, "height": 0})
-        st["process"] = {"pid": self.pid, "running": self.ready, "restarts": self.restarts, "last_exit": self.last_exit}
+        st["process"] = {
+            "pid": self.pid,
+            "running": self.ready,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            # P2P messages for the chain dropped because its channel was full or down.
+            "dropped_messages": self.stats["p2p_to_child_dropped"],
+        }
         st["pid"] = self.pid if self.ready else None
         if not self.ready:
             st["halted"] = self._down_reason()

@@ -336,8 +336,8 @@ class Node:
                     "height": c.head_height,
                     "halted": c.halted,
                     # The process running the chain: this one, or its own (null while down).
-                    "pid": c.pid if isinstance(c, ChainProcess) else os.getpid(),
-                    "process": isinstance(c, ChainProcess),
+                    "pid": (c.pid if c.ready else None) if isinstance(c, ChainProcess) else os.getpid(),
+                    "process": c.status()["process"] if isinstance(c, ChainProcess) else None,
                 }
                 for c in self.chains.values()
             ],
