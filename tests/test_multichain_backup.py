@@ -206,3 +206,26 @@ def test_join_refuses_a_genesis_the_main_chain_directory_contradicts(tmp_path):
         assert (c.node(0) / "chains" / SUB / "no-directory-check").exists()
         assert c.running(0)
         assert c.stop_all() == [0, 0, 0, 0]
+
+
+def test_backup_records_of_both_formats_are_read_and_others_refused(tmp_path):
+    from tfnode.node.admin import check_out
+
+    old = tmp_path / "v1"
+    old.mkdir()
+    (old / "backup.json").write_text(json.dumps({"chain_id": MAIN, "height_at_least": 5, "safety_record": None}))
+    assert ops.backup_chains(old) == [
+        {"chain_id": MAIN, "default": True, "db": "db", "safety_record": "safety-at-backup.bin"}
+    ]
+    new = tmp_path / "v3"
+    new.mkdir()
+    (new / "backup.json").write_text(json.dumps({"format": 3, "chains": []}))
+    with pytest.raises(ops.BackupError, match="format 3; this tfnode reads formats 1 and 2"):
+        ops.backup_chains(new)
+    with pytest.raises(ops.BackupError, match="not a tfnode backup"):
+        ops.backup_chains(tmp_path / "nowhere")
+    with pytest.raises(ops.BackupError, match="absolute"):
+        check_out(tmp_path.relative_to(tmp_path.parent))
+    with pytest.raises(ops.BackupError, match="not empty"):
+        check_out(old)
+    assert check_out(tmp_path / "empty") == tmp_path / "empty"
