@@ -201,6 +201,24 @@ def test_join_refuses_a_genesis_the_main_chain_directory_contradicts(tmp_path):
         # id on one network would only fight); the escape joins the other one.
         assert c.join(2, recorded_path)["running"] is True and SUB in c.hosted(2)
         c.leave(2, SUB)
+        # A stopped node is refused at once too (the directory read from its ledger) ...
+        assert c.stop(2) == 0
+        with pytest.raises(ConfigError, match=recorded.hash.hex()):
+            cli_node.chain_join(c.node(2), other_path)
+        # ... and a genesis put in its home by hand is refused by the node itself when it starts.
+        (c.node(2) / "chains" / SUB).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(other_path, c.node(2) / "chains" / SUB / "genesis.json")
+        c.start(2)
+
+        def refused() -> str:
+            try:
+                return json.loads((c.node(2) / "data" / "chains.json").read_text()).get("errors", {}).get(SUB, "")
+            except (OSError, ValueError):
+                return ""
+
+        c.wait(lambda: bool(refused()), WAIT, "node-2 reports the refused chain")
+        assert recorded.hash.hex() in refused() and other.hash.hex() in refused()
+        assert c.hosted(2) == [MAIN]
         out = cli_node.chain_join(c.node(0), other_path, directory_check=False)
         assert out["running"] is True and SUB in c.hosted(0)
         assert (c.node(0) / "chains" / SUB / "no-directory-check").exists()

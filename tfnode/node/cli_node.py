@@ -428,6 +428,13 @@ def chain_join(
             "without voting (its peers admit it once the chain names the key: a member's key, or a "
             "validator the chain's governance adds)"
         )
+    if directory_check:
+        # Refused here at once, running node or not (the node checks again when it joins).
+        from tfnode.node import ops
+
+        refusal = ops.directory_conflict(g.chain_id, g, src, cfg.chain_id, ops.directory_record(cfg, g.chain_id))
+        if refusal is not None:
+            raise refusal
     d = home / "chains" / g.chain_id
     dest = d / "genesis.json"
     if dest.exists() and Genesis.load(dest).hash != g.hash:

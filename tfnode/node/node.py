@@ -31,6 +31,7 @@ from tfnode.execution.executor import DIRECTORY
 from tfnode.net import NetConfig, PeerManager, TcpTransport
 from tfnode.net.handshake import MAX_CHAINS
 from tfnode.node import config as config_mod
+from tfnode.node import ops
 from tfnode.node.chainproc import ChainProcess
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
@@ -286,16 +287,15 @@ class Node:
         except (TfnodeError, ValueError) as err:  # no record can be read: none contradicts the genesis
             log.warning("chain %s: the directory of %s could not be read (%s)", genesis.chain_id, ex.chain_id, err)
             return
-        rec = r.return_value if r.status == STATUS_OK else None
-        recorded = rec.get("genesis_hash") if isinstance(rec, dict) else None
-        if isinstance(recorded, str) and recorded.lower() != genesis.hash.hex():
-            raise ConfigError(
-                f"the genesis of chain {genesis.chain_id!r} in {gdir / 'genesis.json'} has hash "
-                f"{genesis.hash.hex()}, but main chain {self.default.chain_id!r} records genesis hash {recorded} "
-                f"for it in its directory (executed height {ex.height}): a different chain under the same "
-                "name. Get the genesis the directory records; `tfnode chain join --no-directory-check` "
-                "joins anyway"
-            )
+        refusal = ops.directory_conflict(
+            genesis.chain_id,
+            genesis,
+            gdir / "genesis.json",
+            self.default.chain_id,
+            r.return_value if r.status == STATUS_OK else None,
+        )
+        if refusal is not None:
+            raise refusal
 
     def _chain_error(self, chain_id: str, err: BaseException) -> None:
         self.chain_errors[chain_id] = str(err)

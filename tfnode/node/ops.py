@@ -17,10 +17,11 @@ from tfnode.errors import TfnodeError
 from tfnode.node import config as config_mod
 from tfnode.node import snapshot as snap_mod
 from tfnode.node.admin import BACKUP_FORMAT, BACKUP_META, SAFETY_COPY, BackupError, request
-from tfnode.node.errors import NodeError
+from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.hosted import check_chain_id
 from tfnode.node.safety import DamagedRecord, decode_record
+from tfnode.runtime.governance import read_chain_record
 from tfnode.storage import ChainStore, open_rocks
 
 
@@ -254,3 +255,42 @@ def restore(home: Path, backup_dir: Path, chain: str | None = None) -> dict[str,
         )
     first = done[0]
     return {"home": str(home), **{k: v for k, v in first.items() if k != "chain_id"}, "chains": done}
+
+
+def directory_conflict(
+    chain_id: str, genesis: Genesis, where: Path, main_chain: str, recorded: Any
+) -> NodeError | None:
+    """The refusal to join ``chain_id`` with ``genesis`` (from ``where``) if the directory of
+    sub-chains on ``main_chain`` records another genesis hash for it (``recorded``: the record,
+    or None); None if nothing contradicts it."""
+    have = genesis.hash.hex()
+    rec = recorded.get("genesis_hash") if isinstance(recorded, dict) else None
+    if not isinstance(rec, str) or rec.lower() == have:
+        return None
+    return ConfigError(
+        f"the genesis of chain {chain_id!r} in {where} has hash {have}, but main chain {main_chain!r} records "
+        f"genesis hash {rec.lower()} for it in its directory: a different chain under the same name. Get the "
+        "genesis the directory records; `tfnode chain join --no-directory-check` joins anyway"
+    )
+
+
+def directory_record(cfg: config_mod.NodeConfig, chain_id: str) -> Any:
+    """The record of ``chain_id`` in the directory of the node's default chain, read from its
+    ledger without the lock (a running node's too), or None (no record, no ledger)."""
+    db = cfg.data_path / "db"
+    if not (db / "CURRENT").is_file():
+        return None
+    try:
+        kv = open_rocks(db, read_only=True)
+    except TfnodeError:
+        return None
+    try:
+        store = ChainStore(kv, cfg.chain_id)
+        try:
+            return read_chain_record(store.get_state, chain_id)
+        finally:
+            store.close()
+    except (TfnodeError, ValueError):
+        return None
+    finally:
+        kv.close()
