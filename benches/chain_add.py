@@ -13,9 +13,13 @@ timeout and 200 ms block interval) under a steady load of signed transfers on it
    beside the main chain for the rest of the phase;
 3. from the moment all four leave it (`tfnode chain leave`).
 
+``--control`` runs the same phases adding and leaving nothing: what the machine's own drift
+(other load, the ledger growing) does to the same ratios.
+
 For each phase: the main chain's committed transactions a second (counted afterwards from
 node 0's ledger over the heights node 0 reached at the phase's start and end), its blocks a
-second, the longest wait between two of its commits, and its mempool backlog at the end.
+second, the longest wait between two of its commits, its mempool backlog at the end, and the
+CPU the four node processes used (in cores: CPU seconds over wall seconds).
 Heights come from node 0's status.json (written on every commit), so measuring costs the
 nodes nothing. The issue's aim (issue 14): a running chain's throughput while a second
 chain is added is less than 10% lower, i.e. phase 2 / phase 1 >= 0.90. With ``--json`` the
@@ -71,10 +75,22 @@ def _load(c: LocalConsortium, accounts: list[Account], rate: float, stop: thread
             cl.close()
 
 
+def _cpu_s(c: LocalConsortium) -> float:
+    """CPU seconds (user + system) the node processes have used so far (/proc, Linux)."""
+    total = 0
+    for p in c.procs.values():
+        try:
+            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _watch(c: LocalConsortium, seconds: float, action=None) -> dict:
     """Node 0's main-chain heights for ``seconds`` from now (polled every 50 ms), while
     ``action`` (if any) runs in a thread started now. Returns the phase's marks."""
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), _cpu_s(c)
     h0 = c.status(0)["height"]
     done: dict = {}
     worker = None
@@ -96,7 +112,7 @@ def _watch(c: LocalConsortium, seconds: float, action=None) -> dict:
             max_gap = max(max_gap, now - last_t)
             last_h, last_t = h, now
         time.sleep(0.05)
-    end = time.monotonic()
+    end, cpu1 = time.monotonic(), _cpu_s(c)
     max_gap = max(max_gap, end - last_t)
     st = c.status(0)
     return {
@@ -104,6 +120,7 @@ def _watch(c: LocalConsortium, seconds: float, action=None) -> dict:
         "h1": st["height"],
         "seconds": end - t0,
         "max_gap_s": max_gap,
+        "node_cores": (cpu1 - cpu0) / (end - t0),
         "mempool_txs": st.get("mempool", {}).get("txs", 0),
         "action": done,
         "worker": worker,
@@ -128,6 +145,9 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=200.0, help="transfers a second on the main chain")
     ap.add_argument("--base-timeout-ms", type=int, default=1000, help="as `tfnode init` sets it")
     ap.add_argument("--block-interval-ms", type=int, default=200, help="as `tfnode init` sets it")
+    ap.add_argument(
+        "--control", action="store_true", help="add and leave nothing: the same phases, to see the machine's drift"
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="run in this folder and keep the node logs")
     args = ap.parse_args()
@@ -156,11 +176,13 @@ def main() -> int:
                 genesis = c.add_chain(SUB)
                 return list(pool.map(lambda i: c.join(i, genesis), range(c.n)))
 
-            p2 = _watch(c, args.seconds, add)
+            p2 = _watch(c, args.seconds, None if args.control else add)
             if p2["worker"] is not None:
                 p2["worker"].join(120)
             sub_heights = c.heights(SUB)  # the added chain's own progress during phase 2
-            p3 = _watch(c, args.seconds, lambda: list(pool.map(lambda i: c.leave(i, SUB), range(c.n))))
+            p3 = _watch(
+                c, args.seconds, None if args.control else lambda: list(pool.map(lambda i: c.leave(i, SUB), range(c.n)))
+            )
             if p3["worker"] is not None:
                 p3["worker"].join(120)
             left = [SUB not in c.hosted(i) for i in range(c.n)]
@@ -181,6 +203,7 @@ def main() -> int:
             "blocks_per_s": round((p["h1"] - p["h0"]) / p["seconds"], 2),
             "max_commit_gap_s": round(p["max_gap_s"], 2),
             "mempool_txs_at_end": p["mempool_txs"],
+            "node_cores": round(p["node_cores"], 2),  # CPU of the four node processes, in cores
         }
 
     f1, f2, f3 = (figures(p, n) for p, n in zip(phases, txs, strict=True))
@@ -198,6 +221,7 @@ def main() -> int:
         "left_by_all": all(left),
         "errors": [p["action"]["error"] for p in (p2, p3) if "error" in p["action"]],
         "exit_codes": codes,
+        "control": args.control,
         "seconds_each": args.seconds,
         "load_tx_per_s": args.rate,
         "loadavg_start_end": [round(load0, 2), round(load1, 2)],
