@@ -260,6 +260,18 @@ class HostedChain:
         )
         await self.mempool.start()
 
+    def serve_rpc(self, rpc: Any) -> None:
+        """Publish this chain's blocks on the node's RPC server, and serve its calls there
+        (the default chain is the server's own)."""
+        self.rpc = rpc
+        if not self.default:
+            rpc.add_chain(self.chain_id, NodeService(self), self.metrics)
+
+    @property
+    def head_height(self) -> int:
+        head = self.store.head if self.store is not None else None
+        return head.height if head is not None else 0
+
     def start(self) -> None:
         """Enter consensus. The consensus handler is registered only now: a message handled
         before the driver starts would reach the core with no execution queue, and the

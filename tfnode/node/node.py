@@ -30,6 +30,7 @@ from tfnode.errors import TfnodeError
 from tfnode.net import NetConfig, PeerManager, TcpTransport
 from tfnode.net.handshake import MAX_CHAINS
 from tfnode.node import config as config_mod
+from tfnode.node.chainproc import ChainProcess
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.hosted import HostedChain, check_chain_id
@@ -95,7 +96,7 @@ class Node:
             on_admitted=self._chain_admitted,
             contained=self.contained,
         )
-        self.chains: dict[str, HostedChain] = {genesis.chain_id: self.default}
+        self.chains: dict[str, HostedChain | ChainProcess] = {genesis.chain_id: self.default}
         self.chain_errors: dict[str, str] = {}  # chains of <home>/chains that could not be joined
         self._net_config = net_config
         self.stopped = asyncio.Event()
@@ -136,7 +137,7 @@ class Node:
         validator its ledger has named since): the network's allow-list per chain."""
         return {c.net_id: set(c.admitted) for c in self.chains.values()}
 
-    def _chain_admitted(self, hc: HostedChain) -> None:
+    def _chain_admitted(self, hc: HostedChain | ChainProcess) -> None:
         """A chain's governance named a new validator key: admit it on that chain's links now
         (open links are re-checked; a joining validator must sync before its epoch starts)."""
         if self.net is not None and self.chains.get(hc.chain_id) is hc:
@@ -193,9 +194,7 @@ class Node:
             body_timeout=cfg.rpc_body_timeout,
         )
         for hc in self.chains.values():
-            hc.rpc = self.rpc
-            if not hc.default:
-                self.rpc.add_chain(hc.chain_id, NodeService(hc), hc.metrics)
+            hc.serve_rpc(self.rpc)
         await self.rpc.start()
         log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
         await self._start_admin()
@@ -209,7 +208,20 @@ class Node:
         self._health_task = asyncio.get_running_loop().create_task(self._watch_health())
 
     # ---- chains at runtime --------------------------------------------------------------
-    def _hosted(self, genesis: Genesis, gdir: Path) -> HostedChain:
+    def _hosted(self, genesis: Genesis, gdir: Path) -> HostedChain | ChainProcess:
+        if self.cfg.chain_process:
+            # [chains] process = true: the chain runs in a process of its own (docs/multichain.md,
+            # "One process per chain"); the default chain stays in this one.
+            return ChainProcess(
+                self.cfg,
+                genesis,
+                gdir,
+                self.cfg.data_path / "chains" / genesis.chain_id,
+                observer=self.observer,
+                contained=self.contained,
+                on_admitted=self._chain_admitted,
+                on_change=self._write_chains,
+            )
         return HostedChain(
             self.cfg,
             genesis,
@@ -277,7 +289,7 @@ class Node:
             self._write_chains()
             return self.chains_json()
 
-    async def join(self, genesis: Genesis, gdir: Path) -> HostedChain:
+    async def join(self, genesis: Genesis, gdir: Path) -> HostedChain | ChainProcess:
         """Start hosting a chain next to the others (its ledger resumes if the node held it before)."""
         assert self.net is not None and self.rpc is not None, "start() first"
         if genesis.chain_id in self.chains:
@@ -288,8 +300,7 @@ class Node:
             self.chains[hc.chain_id] = hc
             self.net.set_members(self._members())
             await hc.attach(self.net)
-            hc.rpc = self.rpc
-            self.rpc.add_chain(hc.chain_id, NodeService(hc), hc.metrics)
+            hc.serve_rpc(self.rpc)
             hc.start()
         except BaseException:
             self.chains.pop(hc.chain_id, None)
@@ -322,8 +333,11 @@ class Node:
                 {
                     "chain_id": c.chain_id,
                     "genesis_hash": c.genesis.hash.hex(),
-                    "height": c.store.head.height if c.store is not None and c.store.head else 0,
+                    "height": c.head_height,
                     "halted": c.halted,
+                    # The process running the chain: this one, or its own (null while down).
+                    "pid": (c.pid if c.ready else None) if isinstance(c, ChainProcess) else os.getpid(),
+                    "process": c.status()["process"] if isinstance(c, ChainProcess) else None,
                 }
                 for c in self.chains.values()
             ],
@@ -351,7 +365,7 @@ class Node:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _chain_halted(self, hc: HostedChain) -> None:
+    def _chain_halted(self, hc: HostedChain | ChainProcess) -> None:
         if hc.default:
             self.stopped.set()  # the default chain's halt stops the process (exit 3), as before
         else:
