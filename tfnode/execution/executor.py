@@ -129,6 +129,9 @@ class ChainExecutor:
         self.state_root = ZERO
         self.exec_root = ZERO
         self._carry: list = []  # tree nodes of version 0, written with block 1
+        # Stale-index heights below this were deleted by committed blocks (memory only: after a
+        # restart the first block walks the index from 0 once).
+        self._stale_from = 0
         self._addr: dict[bytes, str] = {}
         self.genesis_exec_root = ZERO
         self.genesis_state_root = ZERO
@@ -366,7 +369,7 @@ class ChainExecutor:
         # Nodes this height stopped using go into the stale index (in the block's batch, so
         # it survives restarts); those of heights leaving the kept window are deleted now.
         out.stale_nodes = list(stale)
-        done = self.store.stale_upto(height - KEEP_VERSIONS) if height > KEEP_VERSIONS else []
+        done = self.store.stale_upto(height - KEEP_VERSIONS, self._stale_from) if height > KEEP_VERSIONS else []
         tree_writes.extend((node_key, None) for _, node_key in done)
         out.stale_done = [index_key for index_key, _ in done]
         out.tree_writes = tree_writes
@@ -444,6 +447,8 @@ class ChainExecutor:
         )
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
+        if out.height > KEEP_VERSIONS:
+            self._stale_from = max(self._stale_from, out.height - KEEP_VERSIONS + 1)
         if self.marker is not None:
             self.marker.clear()
         if out.height > KEEP_VERSIONS and out.height % 32 == 0:

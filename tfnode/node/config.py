@@ -244,7 +244,7 @@ process = {"true" if cfg.chain_process else "false"}
 # Round timeout at round 1 of a view change; doubles per consecutive timeout (cap 2^6).
 base_timeout_ms = {cfg.base_timeout_ms}
 # A leader with nothing to propose waits this long after the previous block (empty chains
-# stay quiet); must be below base_timeout_ms.
+# stay quiet; once idle for 8 blocks, 2/5 of base_timeout_ms if longer); below base_timeout_ms.
 block_interval_ms = {cfg.block_interval_ms}
 # Most blocks per sync answer this node serves from its ledger to a node catching up
 # (1..64; the answer also stays under 3 MiB).
