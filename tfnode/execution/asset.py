@@ -91,6 +91,25 @@ def execute(state, sender: str, method: str, args: tuple, kwargs: dict, gas_limi
     return Receipt(STATUS_OK, TRANSFER_GAS, None, (ev,), "", writes)
 
 
+def native_receipt(
+    reason: str | None,
+    sender: str | None,
+    to: str | None,
+    amount: int | None,
+    body: bytes | None,
+    writes: tuple,
+    encoded: bytes,
+    _receipt_hash: bytes = b"",
+) -> Receipt:
+    """The ``Receipt`` of a transfer the native path executed (``_core.TransferBlock.execute_run``
+    gives these fields, the receipt's bytes included): the same object :func:`execute` builds,
+    so subscribers and storage see no difference. ``reason`` None: success."""
+    if reason is not None:
+        return Receipt(STATUS_REVERT, TRANSFER_GAS, None, (), reason, (), encoded)
+    fields = {"from": sender, "to": to, "amount": amount}
+    return Receipt(STATUS_OK, TRANSFER_GAS, None, (Event(NAME, "Transfer", fields, body or b""),), "", writes, encoded)
+
+
 def query(state, method: str, args: tuple, kwargs: dict) -> Receipt:
     if method != "balance" or kwargs or len(args) != 1:
         return Receipt(STATUS_INVALID, 0, revert_reason="asset views: balance(address)")
