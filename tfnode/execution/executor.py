@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,8 @@ from tfnode.storage import BlockCommit
 log = logging.getLogger(__name__)
 
 REPLAY_PREFIX = b"\x00r/"
+#: Set to "1" in a node's environment: transfers run through the Python reference path.
+PYTHON_TRANSFERS_ENV = "TFNODE_PYTHON_TRANSFERS"
 KEEP_VERSIONS = 256
 _U64 = struct.Struct(">Q")
 
@@ -98,6 +101,7 @@ class BlockOutput:
     history_nodes: list = field(default_factory=list)  # history-tree nodes this height completes
     history: Any = None  # the execution history after this height (roots.History)
     tree_writes: list = field(default_factory=list)
+    state_writes: list = field(default_factory=list)  # the block's pending state writes, sorted by key
     stale_nodes: list = field(default_factory=list)  # tree node keys this height stopped using
     stale_done: list = field(default_factory=list)  # stale-index keys deleted with their nodes
     dropped: int = 0
@@ -135,12 +139,15 @@ class ChainExecutor:
         contracts_dir: Path | None = None,
         contained: bool = False,
         crash_marker: Path | None = None,
-        native: bool = True,
+        native: bool | None = None,
     ) -> None:
         self.store = store
         # Runs of plain transfers in Rust (_execute_native); False: every transaction through
         # the Python reference (_execute_reference), as the differential test compares them.
-        self.native = native
+        # None: native unless the environment sets TFNODE_PYTHON_TRANSFERS=1 (a diagnostic
+        # switch and the benchmarks' same-run reference; both paths give the same bytes, so
+        # nodes may differ in it).
+        self.native = os.environ.get(PYTHON_TRANSFERS_ENV) != "1" if native is None else native
         self.contained = contained  # every block's contract calls in a forked worker
         self.marker = None if crash_marker is None else CrashMarker(crash_marker)
         self._recover: tuple[int, bytes] | None = None  # the block the marker named at open
@@ -356,7 +363,7 @@ class ChainExecutor:
             self._execute_reference(batches, height, run)
         if run.pending:
             self._run_contained(run.pending, out.receipts, bctx)
-        writes = state.writes()
+        writes = out.state_writes = state.writes()
         root, new_nodes, stale = self.tree.apply(height, writes)
         tree_writes = self._carry + list(new_nodes)
         self._carry = []
@@ -525,7 +532,9 @@ class ChainExecutor:
                 txs=out.txs,
                 receipts=[r.encode() for r in out.receipts],
                 events=events,
-                state_writes=None,  # the runtime's pending writes in store.state
+                # the pending writes of store.state as execute sorted them (nothing writes
+                # between execute and commit): not sorted a second time
+                state_writes=out.state_writes,
                 tree_writes=out.tree_writes,
                 state_root=out.state_root,
                 exec_record=out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),

@@ -25,7 +25,7 @@
 //! `["asset", "Transfer", {"from": sender, "to": to, "amount": amount}]`.
 use std::collections::{HashMap, HashSet};
 
-use crate::tx::{hex, Transaction};
+use crate::tx::Transaction;
 use crate::Hash;
 
 pub const ASSET: &str = "asset";
@@ -74,8 +74,16 @@ pub fn parse_address(s: &[u8]) -> Option<Address> {
     Some(a)
 }
 
+/// `"0x" + 40 lowercase hex digits` (the host's address strings).
 pub fn address_str(a: &Address) -> String {
-    format!("0x{}", hex(a))
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(42);
+    s.push_str("0x");
+    for &b in a {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// The transfer a transaction makes, if it takes the native path (module doc); None
@@ -243,6 +251,9 @@ pub struct TransferItem {
 pub struct TransferOutcome {
     /// None: success; else the revert reason.
     pub revert: Option<String>,
+    /// The sender's and the recipient's address strings (success only, else empty).
+    pub from: String,
+    pub to: String,
     /// The event's encoded fields (success only).
     pub body: Vec<u8>,
     /// The receipt's write set, sorted by key (success only).
@@ -294,16 +305,17 @@ pub fn execute_run(items: &[TransferItem], balances: &mut HashMap<Address, u128>
                 }
             }
         };
-        let (body, receipt) = match &revert {
-            Some(reason) => (Vec::new(), receipt_revert(reason)),
+        let (from_s, to_s, body, receipt) = match &revert {
+            Some(reason) => (String::new(), String::new(), Vec::new(), receipt_revert(reason)),
             None => {
-                let body = event_body(&address_str(&from), &address_str(&to), amount);
+                let (f, t) = (address_str(&from), address_str(&to));
+                let body = event_body(&f, &t, amount);
                 let r = receipt_ok(&body, &writes);
-                (body, r)
+                (f, t, body, r)
             }
         };
         let receipt_hash = tfnode_sm3::hash(&receipt);
-        out.push(TransferOutcome { revert, body, writes, receipt, receipt_hash });
+        out.push(TransferOutcome { revert, from: from_s, to: to_s, body, writes, receipt, receipt_hash });
     }
     let mut writes: Vec<_> = dirty.iter().map(|a| (balance_key(a), balances[a].to_be_bytes())).collect();
     writes.sort_unstable();

@@ -202,8 +202,8 @@ impl PyTransferBlock {
                 }
                 None => vec![
                     py.None().into_bound(py),
-                    tr::address_str(&it.from).into_pyobject(py)?.into_any(),
-                    tr::address_str(&it.call.to).into_pyobject(py)?.into_any(),
+                    o.from.into_pyobject(py)?.into_any(),
+                    o.to.into_pyobject(py)?.into_any(),
                     it.call.amount.into_pyobject(py)?.into_any(),
                     PyBytes::new(py, &o.body).into_any(),
                 ],
