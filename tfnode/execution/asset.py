@@ -91,23 +91,58 @@ def execute(state, sender: str, method: str, args: tuple, kwargs: dict, gas_limi
     return Receipt(STATUS_OK, TRANSFER_GAS, None, (ev,), "", writes)
 
 
-def native_receipt(
-    reason: str | None,
-    sender: str | None,
-    to: str | None,
-    amount: int | None,
-    body: bytes | None,
-    writes: tuple,
-    encoded: bytes,
-    _receipt_hash: bytes = b"",
-) -> Receipt:
-    """The ``Receipt`` of a transfer the native path executed (``_core.TransferBlock.execute_run``
-    gives these fields, the receipt's bytes included): the same object :func:`execute` builds,
-    so subscribers and storage see no difference. ``reason`` None: success."""
-    if reason is not None:
-        return Receipt(STATUS_REVERT, TRANSFER_GAS, None, (), reason, (), encoded)
-    fields = {"from": sender, "to": to, "amount": amount}
-    return Receipt(STATUS_OK, TRANSFER_GAS, None, (Event(NAME, "Transfer", fields, body or b""),), "", writes, encoded)
+class NativeReceipt:
+    """The receipt of a transfer the native path executed: one row of
+    ``_core.TransferBlock.execute_run`` (``(revert_reason_or_None, from, to, amount, event_body,
+    writes, receipt_bytes, receipt_hash)``), read as the :class:`Receipt` that :func:`execute`
+    builds (same fields, same ``encode()`` bytes; tests/test_native_transfer.py compares them).
+    The event and its fields dict are made only when asked for: a block of transfers would
+    otherwise allocate four objects per receipt that nobody reads (subscribers' JSON is lazy
+    too, tfnode/node/publish.py)."""
+
+    __slots__ = ("_events", "_row")
+
+    gas_used = TRANSFER_GAS
+    return_value = None
+
+    def __init__(self, row: tuple) -> None:
+        self._row = row
+        self._events: tuple | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self._row[0] is None
+
+    @property
+    def status(self) -> str:
+        return STATUS_OK if self._row[0] is None else STATUS_REVERT
+
+    @property
+    def revert_reason(self) -> str:
+        return self._row[0] or ""
+
+    @property
+    def writes(self) -> tuple:
+        return self._row[5]
+
+    @property
+    def events(self) -> tuple:
+        if self._events is None:
+            r = self._row
+            fields = {"from": r[1], "to": r[2], "amount": r[3]}
+            self._events = () if r[0] is not None else (Event(NAME, "Transfer", fields, r[4]),)
+        return self._events
+
+    def event_rows(self) -> tuple:
+        """``(contract, name, encoded fields)`` per event, as storage takes them."""
+        r = self._row
+        return () if r[0] is not None else ((NAME, "Transfer", r[4]),)
+
+    def encode(self) -> bytes:
+        return self._row[6]
+
+    def hash(self) -> bytes:
+        return self._row[7]
 
 
 def query(state, method: str, args: tuple, kwargs: dict) -> Receipt:

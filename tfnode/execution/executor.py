@@ -60,7 +60,7 @@ from tfnode.execution import asset, iot, packets, roots, xchain
 from tfnode.execution.args import decode_call_args
 from tfnode.execution.marker import CrashMarker
 from tfnode.execution.roots import ZERO
-from tfnode.runtime.encoding import EncodingError, decode_versioned, encode
+from tfnode.runtime.encoding import EncodingError, decode_versioned
 from tfnode.runtime.executor import DEFAULT_GAS_LIMIT, STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
 from tfnode.runtime.frame import GOVERNANCE
 from tfnode.runtime.governance import VALIDATORS_KEY
@@ -450,10 +450,9 @@ class ChainExecutor:
         writes, results = res
         for k, v in writes:
             state.put(k, v)
-        receipt = asset.native_receipt
-        for r in results:
-            out.receipts.append(receipt(*r))
-            run.receipt_hashes.append(r[7])
+        receipt = asset.NativeReceipt
+        out.receipts.extend([receipt(r) for r in results])
+        run.receipt_hashes.extend([r[7] for r in results])
 
     def _one(self, tx: Any, h: bytes, raw: bytes, rkey: bytes, run: _Run) -> None:
         """Execute one kept transaction through the Python path (in order)."""
@@ -521,8 +520,8 @@ class ChainExecutor:
         b = out.block
         events = []
         for i, r in enumerate(out.receipts):
-            for e in r.events:
-                events.append((i, e.contract, e.name, e.body or encode(e.fields)))
+            for contract, name, body in r.event_rows():
+                events.append((i, contract, name, body))
         self.store.commit_block(
             BlockCommit(
                 out.height,
