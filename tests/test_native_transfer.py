@@ -68,12 +68,12 @@ def block(h, digests):
 class Pair:
     """A native executor and a reference one on stores of their own, fed the same blocks."""
 
-    def __init__(self, path, genesis):
+    def __init__(self, path, genesis, *, contained=False):
         self.sides = []
         for name, native in (("native", True), ("reference", False)):
             kv = open_rocks(path / name)
             store = ChainStore(kv, CHAIN)
-            ex = ChainExecutor(store, genesis, native=native)
+            ex = ChainExecutor(store, genesis, native=native, contained=contained)
             ex.open()
             self.sides.append((kv, store, ex))
         self.height = 0
@@ -223,3 +223,25 @@ def test_seeded_random_blocks_agree(pair, keys):
             batches.append(raws)
         pair.run(*batches)
         sent.extend(r for b in batches for r in b[:10])
+
+
+def test_contained_contract_calls_between_runs_agree(tmp_path, genesis, keys):
+    """Contract calls in a forked worker (``contained``) wait and run together up to the next
+    native transaction: a run of transfers must flush them first, as the reference does."""
+    pair = Pair(tmp_path, genesis, contained=True)
+    try:
+        k0, k1 = keys[:2]
+        a0, a1 = addr(k0), addr(k1)
+        call = lambda n: raw_tx(k1, (), nonce=n, contract="no-such-contract", method="run")  # noqa: E731
+        txs = [
+            raw_tx(k0, (a1, 1), nonce=1),
+            call(2),
+            call(3),
+            raw_tx(k0, (a1, 2), nonce=4),
+            raw_tx(k1, (a0, 3), nonce=5),
+        ]
+        txs += [call(6), raw_tx(k0, (a1, 4), nonce=7)]
+        out = pair.run(txs)
+        assert [r.status for r in out.receipts].count("ok") == 4
+    finally:
+        pair.close()
