@@ -263,12 +263,14 @@ async def drive(
     cfg: BenchConfig,
     start_height: int,
     tick: Callable[[Tally, float], None] | None = None,
+    chain: str | None = None,
 ) -> dict:
     """Submit ``txs`` (raw hex, hash hex) for ``cfg.duration`` seconds; returns the raw
-    measurements (times relative to the start of the window)."""
+    measurements (times relative to the start of the window). ``chain``: on nodes hosting
+    several chains, the one submitted to and watched (None: each node's default chain)."""
     from tfnode.client import AsyncClient, ClientError, RpcError
 
-    clients = [AsyncClient(u, connections=SUBMIT_CONCURRENCY + 2) for u in urls]
+    clients = [AsyncClient(u, connections=SUBMIT_CONCURRENCY + 2, chain=chain) for u in urls]
     tally, changed = Tally(height=start_height), asyncio.Event()
     watcher = asyncio.create_task(_watch_blocks(clients[0], tally, start_height, changed))
     await asyncio.sleep(0.2)  # let the subscription settle before the clock starts

@@ -1,0 +1,280 @@
+"""Two busy chains on one node: do they use more than one core with ``[chains] process = true``?
+
+    python benches/chains_cores.py [--seconds 20] [--txs 60000] [--json]
+
+One node, the sole validator of its main chain (``tf-cores-main``) and of a second chain
+(``tf-cores-second``): one validator commits alone, so the node's CPU is all there is to
+measure (no peers, no P2P). Three configurations, each a fresh node in the same run, in
+this order:
+
+    (a) alone     the main chain only (the reference)
+    (b) inproc    both chains in the node's one process (the default)
+    (c) process   both chains, the second in a process of its own (docs/multichain.md,
+                  "One process per chain"); the main chain stays in the front
+
+Every chain gets the same saturating load, as ``tfnode bench`` drives it (tfnode/bench.py's
+``drive``): transfers pre-signed before any node starts (the same transactions in every
+configuration, as each node starts from its genesis), submitted in batches to the node's RPC
+with at most ``--inflight`` submitted and not yet committed per chain, commits timed by a
+``blocks`` subscription on the chain. The chains are driven at once, from one asyncio loop of
+this process. Per configuration: each chain's committed tx/s in the window, their sum, and
+the CPU the node used (its front process and every process under it, from /proc), in cores
+(CPU seconds / wall seconds), per process too; this driver's own CPU beside it (it shares the
+machine's cores with the node). Then the ratios of the sums (b)/(a), (c)/(a), (c)/(b) and of
+the node's cores. ``--json`` prints the report as the last line.
+
+What a ratio means: on a machine with free cores, (c)/(b) > 1 is the second core at work;
+(b)/(a) near 1 says two chains in one process share what one chain used alone. The
+signature checks of the mempool run on Rust threads outside the GIL in every configuration,
+so (a) and (b) can already use more than one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tfnode.bench import (
+    LOCAL_EXPIRY,
+    LOCAL_EXPIRY_WINDOW,
+    BenchConfig,
+    drive,
+    presign,
+    proc_cpu_seconds,
+    summarize,
+    wait_ready,
+)
+from tfnode.client import Account, Client, ClientError, RpcError
+from tfnode.node.local import LocalConsortium
+
+MAIN, SECOND = "tf-cores-main", "tf-cores-second"
+CONFIGS = ("alone", "inproc", "process")
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it (Linux /proc: children of each of its threads)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                todo.extend(int(c) for c in Path(f"/proc/{p}/task/{t}/children").read_text().split())
+            except (OSError, ValueError):
+                pass
+    return out
+
+
+def schedstat(pid: int) -> dict[int, tuple[int, int]]:
+    """Per thread of ``pid``: (ns on a CPU, ns runnable but waiting for one), from
+    /proc/PID/task/TID/schedstat (Linux). The sum of the two over a window is the time the
+    thread wanted a CPU: on a loaded machine it shows the demand that the CPU time alone hides."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            run, wait, _ = Path(f"/proc/{pid}/task/{t}/schedstat").read_text().split()
+            out[int(t)] = (int(run), int(wait))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def wanted(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]], wall: float) -> dict[int, float]:
+    """Per thread alive at the end: (on CPU + waiting for one) / wall, over the window."""
+    out = {}
+    for tid, (run, wait) in after.items():
+        r0, w0 = before.get(tid, (0, 0))
+        out[tid] = (run - r0 + wait - w0) / 1e9 / wall
+    return out
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[-60:].strip()
+    except OSError:
+        return "?"
+
+
+def _wait_chain(url: str, chain: str, c: LocalConsortium, timeout: float = 180.0) -> int:
+    """Wait until ``chain`` on the node answers status with a block; returns its height."""
+
+    def ready() -> bool:
+        try:
+            with Client(url, timeout=5, chain=chain) as cl:
+                return cl.status().get("height", 0) >= 1
+        except (ClientError, RpcError):
+            return False
+
+    c.wait(ready, timeout, f"chain {chain} to commit a block")
+    with Client(url, timeout=5, chain=chain) as cl:
+        return cl.status()["height"]
+
+
+def run_config(name: str, root: Path, accounts: list[Account], txs: dict[str, list], cfg: BenchConfig) -> dict:
+    chains = [MAIN] if name == "alone" else [MAIN, SECOND]
+    funds = {a.address: 10**15 for a in accounts}
+    c = LocalConsortium(
+        root / name,
+        n=1,
+        chain_id=MAIN,
+        allocations=funds,
+        expiry_window=LOCAL_EXPIRY_WINDOW,
+        chain_process=name == "process",
+    )
+    try:
+        if SECOND in chains:
+            c.join(0, c.add_chain(SECOND, allocations=funds))
+        c.start_all()
+        url = c.rpc_url(0)
+        wait_ready([url], 180, c)
+        heights = {ch: _wait_chain(url, ch, c) for ch in chains}
+        front = c.procs[0].pid
+        pids = descendants(front)
+        if name == "process" and len(pids) < 2:
+            raise AssertionError(f"process mode: no chain process under the node (pids {pids})")
+        cpu0 = {p: proc_cpu_seconds(p) for p in pids}
+        sched0 = {p: schedstat(p) for p in pids}
+        me0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+
+        async def both() -> list[dict]:
+            return await asyncio.gather(
+                *(drive([url], txs[ch], cfg, heights[ch], chain=None if ch == MAIN else ch) for ch in chains)
+            )
+
+        runs = asyncio.run(both())
+        # The node's CPU over the same span as this driver's (window, drain and receipt sample).
+        wall = time.monotonic() - t0
+        me1 = resource.getrusage(resource.RUSAGE_SELF)
+        procs = []
+        for p in pids:
+            a, b = cpu0[p], proc_cpu_seconds(p)
+            cpu = None if a is None or b is None else b - a
+            w = wanted(sched0[p], schedstat(p), wall)
+            procs.append(
+                {
+                    "pid": p,
+                    "cmd": _comm(p),
+                    "cores": None if cpu is None else round(cpu / wall, 3),
+                    # The event loop's thread (tid = pid) runs every chain's Python in this
+                    # process under one GIL: near 1.0 it is the bottleneck.
+                    "loop_wanted": round(w.get(p, 0.0), 3),
+                    "threads_wanted": round(sum(w.values()), 3),
+                }
+            )
+        node_cores = sum(x["cores"] or 0 for x in procs)
+        loops_wanted = sum(x["loop_wanted"] for x in procs)
+        driver_cores = (me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime) / wall
+    finally:
+        try:
+            c.stop_all()
+        finally:
+            c.kill_all()
+    per_chain = {}
+    for ch, r in zip(chains, runs, strict=True):
+        s = summarize(r, cfg, 1, [], [])
+        per_chain[ch] = {
+            "tps": s["tps"],
+            "p50_ms": s["p50_ms"],
+            "committed": s["committed"],
+            "rejected": s["rejected"],
+            "exhausted_at_s": s["exhausted_at_s"],
+            "receipt_sample": s["receipt_sample"],
+        }
+    return {
+        "chains": per_chain,
+        "tps_sum": round(sum(v["tps"] for v in per_chain.values()), 1),
+        "node_cores": round(node_cores, 2),
+        "loops_wanted": round(loops_wanted, 2),
+        "node_processes": procs,
+        "driver_cores": round(driver_cores, 2),
+        "wall_s": round(wall, 1),
+    }
+
+
+def ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured window of each configuration")
+    ap.add_argument("--txs", type=int, default=60_000, help="pre-signed transfers per chain (reused per config)")
+    ap.add_argument("--accounts", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--inflight", type=int, default=8_000, help="per chain: submitted and not yet committed")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"a subset of {','.join(CONFIGS)}, in order")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None, help="run in this folder and keep the node logs")
+    args = ap.parse_args()
+    configs = [x for x in args.configs.split(",") if x]
+    if not configs or any(x not in CONFIGS for x in configs):
+        ap.error(f"--configs {args.configs!r}: expected names from {','.join(CONFIGS)}")
+    cfg = BenchConfig(
+        validators=1, duration=args.seconds, batch=args.batch, inflight=args.inflight, txs=args.txs, drain=0.0
+    ).validate()
+    accounts = [Account.generate() for _ in range(args.accounts)]
+    t = time.monotonic()
+    txs = {ch: presign(accounts, ch, LOCAL_EXPIRY, args.txs) for ch in (MAIN, SECOND)}
+    presign_s = time.monotonic() - t
+    load0 = os.getloadavg()
+    out: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="tfnode-chains-cores-") as tmp_dir:
+        root = args.keep or Path(tmp_dir)
+        for name in configs:
+            out[name] = run_config(name, root, accounts, txs, cfg)
+            r = out[name]
+            per = ", ".join(f"{ch} {v['tps']} tx/s" for ch, v in r["chains"].items())
+            print(
+                f"({name}) {per}; sum {r['tps_sum']} tx/s; node {r['node_cores']} cores "
+                f"({', '.join(str(p['cores']) for p in r['node_processes'])}); event loops wanted "
+                f"{r['loops_wanted']} cores ({', '.join(str(p['loop_wanted']) for p in r['node_processes'])}); "
+                f"driver {r['driver_cores']} cores",
+                flush=True,
+            )
+    load1 = os.getloadavg()
+    ratios = {}
+    for x, y in (("inproc", "alone"), ("process", "alone"), ("process", "inproc")):
+        if x in out and y in out:
+            ratios[f"{x}/{y}"] = {
+                "tps_sum": ratio(out[x]["tps_sum"], out[y]["tps_sum"]),
+                "node_cores": ratio(out[x]["node_cores"], out[y]["node_cores"]),
+                "loops_wanted": ratio(out[x]["loops_wanted"], out[y]["loops_wanted"]),
+            }
+    report = {
+        "configs": out,
+        "ratios": ratios,
+        "seconds_each": args.seconds,
+        "presigned_per_chain": args.txs,
+        "presign_s": round(presign_s, 1),
+        "inflight_per_chain": args.inflight,
+        "cpus": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in load0],
+        "loadavg_end": [round(x, 2) for x in load1],
+    }
+    for k, v in ratios.items():
+        print(f"{k:<16} sum tx/s x{v['tps_sum']}   node cores x{v['node_cores']}   loops wanted x{v['loops_wanted']}")
+    print(f"loadavg start {report['loadavg_start']} end {report['loadavg_end']}; {os.cpu_count()} CPUs")
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
