@@ -219,6 +219,7 @@ def main() -> int:
     ap.add_argument("--accounts", type=int, default=256)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--inflight", type=int, default=8_000, help="per chain: submitted and not yet committed")
+    ap.add_argument("--concurrency", type=int, default=2, help="per chain: submit_batch calls in flight")
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"a subset of {','.join(CONFIGS)}, in order")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="run in this folder and keep the node logs")
@@ -227,7 +228,13 @@ def main() -> int:
     if not configs or any(x not in CONFIGS for x in configs):
         ap.error(f"--configs {args.configs!r}: expected names from {','.join(CONFIGS)}")
     cfg = BenchConfig(
-        validators=1, duration=args.seconds, batch=args.batch, inflight=args.inflight, txs=args.txs, drain=0.0
+        validators=1,
+        duration=args.seconds,
+        batch=args.batch,
+        inflight=args.inflight,
+        txs=args.txs,
+        drain=0.0,
+        concurrency=args.concurrency,
     ).validate()
     accounts = [Account.generate() for _ in range(args.accounts)]
     t = time.monotonic()
@@ -264,6 +271,7 @@ def main() -> int:
         "presigned_per_chain": args.txs,
         "presign_s": round(presign_s, 1),
         "inflight_per_chain": args.inflight,
+        "concurrency_per_chain": args.concurrency,
         "cpus": os.cpu_count(),
         "loadavg_start": [round(x, 2) for x in load0],
         "loadavg_end": [round(x, 2) for x in load1],
