@@ -1,32 +1,40 @@
 """Two busy chains on one node: do they use more than one core with ``[chains] process = true``?
 
-    python benches/chains_cores.py [--seconds 20] [--txs 60000] [--json]
+    python benches/chains_cores.py [--seconds 20] [--txs 80000] [--configs alone,inproc,process,processes] [--json]
 
-One node, the sole validator of its main chain (``tf-cores-main``) and of a second chain
-(``tf-cores-second``): one validator commits alone, so the node's CPU is all there is to
-measure (no peers, no P2P). Three configurations, each a fresh node in the same run, in
-this order:
+One node, the sole validator of its main chain (``tf-cores-main``) and of the further chains
+(``tf-cores-second``, ``tf-cores-third``): one validator commits alone, so the node's CPU is
+all there is to measure (no peers, no P2P). Four configurations, each a fresh node in the
+same run, in this order:
 
-    (a) alone     the main chain only (the reference)
-    (b) inproc    both chains in the node's one process (the default)
-    (c) process   both chains, the second in a process of its own (docs/multichain.md,
-                  "One process per chain"); the main chain stays in the front
+    (a) alone      the main chain only, under load (the reference)
+    (b) inproc     main and second under load, both in the node's one process (the default)
+    (c) process    main and second under load, the second in a process of its own
+                   (docs/multichain.md, "One process per chain"); the main chain stays in
+                   the front, which also forwards the second chain's RPC
+    (d) processes  second and third under load, each in a process of its own; the main
+                   chain idle in the front, which only routes
 
-Every chain gets the same saturating load, as ``tfnode bench`` drives it (tfnode/bench.py's
-``drive``): transfers pre-signed before any node starts (the same transactions in every
-configuration, as each node starts from its genesis), submitted in batches to the node's RPC
-with at most ``--inflight`` submitted and not yet committed per chain, commits timed by a
-``blocks`` subscription on the chain. The chains are driven at once, from one asyncio loop of
-this process. Per configuration: each chain's committed tx/s in the window, their sum, and
-the CPU the node used (its front process and every process under it, from /proc), in cores
-(CPU seconds / wall seconds), per process too; this driver's own CPU beside it (it shares the
-machine's cores with the node). Then the ratios of the sums (b)/(a), (c)/(a), (c)/(b) and of
-the node's cores. ``--json`` prints the report as the last line.
+Every loaded chain gets the same saturating load, as ``tfnode bench`` drives it
+(tfnode/bench.py's ``drive``): transfers pre-signed before any node starts (the same
+transactions in every configuration, as each node starts from its genesis), submitted in
+batches to the node's RPC with at most ``--inflight`` submitted and not yet seen committed
+per chain, commits timed by a ``blocks`` subscription on the chain. The chains are driven at
+once, from one asyncio loop of this process. Per configuration: each chain's committed tx/s
+in the window, their sum, the CPU the node used (its front process and every process under
+it, from /proc) in cores (CPU seconds / wall seconds), per process too, and what the event
+loops wanted: per process, the time its event-loop thread was on a CPU or runnable and
+waiting for one (/proc/PID/task/PID/schedstat) over wall time. A loop near 1.0 is the
+process's bottleneck (one GIL); the sum over processes above 1 is work that could use more
+than one core, which a loaded machine shows even when it gives the node less than one. This
+driver's own CPU is printed beside it. Then the ratios (b)/(a), (c)/(a), (c)/(b), (d)/(a),
+(d)/(b) of the summed tx/s, the node's cores and the loops' want. ``--json`` prints the
+report as the last line.
 
-What a ratio means: on a machine with free cores, (c)/(b) > 1 is the second core at work;
-(b)/(a) near 1 says two chains in one process share what one chain used alone. The
-signature checks of the mempool run on Rust threads outside the GIL in every configuration,
-so (a) and (b) can already use more than one core.
+The mempool's signature checks run on Rust threads outside the GIL in every configuration,
+so (a) and (b) can already use more than one core. On a machine shared with other sessions
+(Linux autogroup: each session gets a share, whatever its process count) the tx/s follows the
+share the node gets, which moves by 2x within minutes: read the ratios of several runs.
 """
 
 from __future__ import annotations
@@ -56,8 +64,14 @@ from tfnode.bench import (
 from tfnode.client import Account, Client, ClientError, RpcError
 from tfnode.node.local import LocalConsortium
 
-MAIN, SECOND = "tf-cores-main", "tf-cores-second"
-CONFIGS = ("alone", "inproc", "process")
+MAIN, SECOND, THIRD = "tf-cores-main", "tf-cores-second", "tf-cores-third"
+# name -> (the chains under load, [chains] process)
+CONFIGS = {
+    "alone": ([MAIN], False),
+    "inproc": ([MAIN, SECOND], False),
+    "process": ([MAIN, SECOND], True),
+    "processes": ([SECOND, THIRD], True),
+}
 
 
 def descendants(pid: int) -> list[int]:
@@ -128,7 +142,7 @@ def _wait_chain(url: str, chain: str, c: LocalConsortium, timeout: float = 180.0
 
 
 def run_config(name: str, root: Path, accounts: list[Account], txs: dict[str, list], cfg: BenchConfig) -> dict:
-    chains = [MAIN] if name == "alone" else [MAIN, SECOND]
+    chains, in_processes = CONFIGS[name]
     funds = {a.address: 10**15 for a in accounts}
     c = LocalConsortium(
         root / name,
@@ -136,18 +150,19 @@ def run_config(name: str, root: Path, accounts: list[Account], txs: dict[str, li
         chain_id=MAIN,
         allocations=funds,
         expiry_window=LOCAL_EXPIRY_WINDOW,
-        chain_process=name == "process",
+        chain_process=in_processes,
     )
     try:
-        if SECOND in chains:
-            c.join(0, c.add_chain(SECOND, allocations=funds))
+        for ch in chains:
+            if ch != MAIN:
+                c.join(0, c.add_chain(ch, allocations=funds))
         c.start_all()
         url = c.rpc_url(0)
         wait_ready([url], 180, c)
         heights = {ch: _wait_chain(url, ch, c) for ch in chains}
         front = c.procs[0].pid
         pids = descendants(front)
-        if name == "process" and len(pids) < 2:
+        if in_processes and len(pids) < len([ch for ch in chains if ch != MAIN]) + 1:
             raise AssertionError(f"process mode: no chain process under the node (pids {pids})")
         cpu0 = {p: proc_cpu_seconds(p) for p in pids}
         sched0 = {p: schedstat(p) for p in pids}
@@ -215,7 +230,7 @@ def ratio(a: float, b: float) -> float | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="measured window of each configuration")
-    ap.add_argument("--txs", type=int, default=60_000, help="pre-signed transfers per chain (reused per config)")
+    ap.add_argument("--txs", type=int, default=80_000, help="pre-signed transfers per chain (reused per config)")
     ap.add_argument("--accounts", type=int, default=256)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--inflight", type=int, default=8_000, help="per chain: submitted and not yet committed")
@@ -238,7 +253,8 @@ def main() -> int:
     ).validate()
     accounts = [Account.generate() for _ in range(args.accounts)]
     t = time.monotonic()
-    txs = {ch: presign(accounts, ch, LOCAL_EXPIRY, args.txs) for ch in (MAIN, SECOND)}
+    loaded = {ch for x in configs for ch in CONFIGS[x][0]}
+    txs = {ch: presign(accounts, ch, LOCAL_EXPIRY, args.txs) for ch in sorted(loaded)}
     presign_s = time.monotonic() - t
     load0 = os.getloadavg()
     out: dict[str, dict] = {}
@@ -257,7 +273,13 @@ def main() -> int:
             )
     load1 = os.getloadavg()
     ratios = {}
-    for x, y in (("inproc", "alone"), ("process", "alone"), ("process", "inproc")):
+    for x, y in (
+        ("inproc", "alone"),
+        ("process", "alone"),
+        ("process", "inproc"),
+        ("processes", "alone"),
+        ("processes", "inproc"),
+    ):
         if x in out and y in out:
             ratios[f"{x}/{y}"] = {
                 "tps_sum": ratio(out[x]["tps_sum"], out[y]["tps_sum"]),
