@@ -22,14 +22,17 @@ batches to the node's RPC with at most ``--inflight`` submitted and not yet seen
 per chain, commits timed by a ``blocks`` subscription on the chain. The chains are driven at
 once, from one asyncio loop of this process. Per configuration: each chain's committed tx/s
 in the window, their sum, the CPU the node used (its front process and every process under
-it, from /proc) in cores (CPU seconds / wall seconds), per process too, and what the event
-loops wanted: per process, the time its event-loop thread was on a CPU or runnable and
-waiting for one (/proc/PID/task/PID/schedstat) over wall time. A loop near 1.0 is the
-process's bottleneck (one GIL); the sum over processes above 1 is work that could use more
-than one core, which a loaded machine shows even when it gives the node less than one. This
-driver's own CPU is printed beside it. Then the ratios (b)/(a), (c)/(a), (c)/(b), (d)/(a),
-(d)/(b) of the summed tx/s, the node's cores and the loops' want. ``--json`` prints the
-report as the last line.
+it, from /proc) in cores (CPU seconds / wall seconds), per process too, the transactions per
+CPU-second of the node (the cost of the work, whatever share of the machine the node got),
+and what the event loops wanted: per process, the time its event-loop thread was on a CPU or
+runnable and waiting for one (/proc/PID/task/PID/schedstat) over wall time. A loop near 1.0
+is its process's bottleneck (one GIL); a sum over processes above 1 is work that could use
+more than one core, which a loaded machine shows even when it gives the node less than one.
+On a loaded machine a loop that wakes often also waits for a CPU after each wake-up (an idle
+front's loop shows 0.5-0.7 while it uses 0.05 cores), so compare a loop with itself across
+configurations. This driver's own CPU is printed beside it. Then the ratios (b)/(a),
+(c)/(a), (c)/(b), (d)/(a), (d)/(b) of the summed tx/s, the node's cores, the tx per
+CPU-second and the loops' want. ``--json`` prints the report as the last line.
 
 The mempool's signature checks run on Rust threads outside the GIL in every configuration,
 so (a) and (b) can already use more than one core. On a machine shared with other sessions
@@ -212,10 +215,14 @@ def run_config(name: str, root: Path, accounts: list[Account], txs: dict[str, li
             "exhausted_at_s": s["exhausted_at_s"],
             "receipt_sample": s["receipt_sample"],
         }
+    tps_sum = sum(v["tps"] for v in per_chain.values())
     return {
         "chains": per_chain,
-        "tps_sum": round(sum(v["tps"] for v in per_chain.values()), 1),
+        "tps_sum": round(tps_sum, 1),
         "node_cores": round(node_cores, 2),
+        # Transactions per CPU-second of the node: what the work costs, whatever share of the
+        # machine the node was given (the tx/s follows that share on a shared machine).
+        "tx_per_cpu_s": round(tps_sum / node_cores) if node_cores else None,
         "loops_wanted": round(loops_wanted, 2),
         "node_processes": procs,
         "driver_cores": round(driver_cores, 2),
@@ -266,7 +273,8 @@ def main() -> int:
             per = ", ".join(f"{ch} {v['tps']} tx/s" for ch, v in r["chains"].items())
             print(
                 f"({name}) {per}; sum {r['tps_sum']} tx/s; node {r['node_cores']} cores "
-                f"({', '.join(str(p['cores']) for p in r['node_processes'])}); event loops wanted "
+                f"({', '.join(str(p['cores']) for p in r['node_processes'])}), {r['tx_per_cpu_s']} tx per CPU-s; "
+                "event loops wanted "
                 f"{r['loops_wanted']} cores ({', '.join(str(p['loop_wanted']) for p in r['node_processes'])}); "
                 f"driver {r['driver_cores']} cores",
                 flush=True,
@@ -284,6 +292,7 @@ def main() -> int:
             ratios[f"{x}/{y}"] = {
                 "tps_sum": ratio(out[x]["tps_sum"], out[y]["tps_sum"]),
                 "node_cores": ratio(out[x]["node_cores"], out[y]["node_cores"]),
+                "tx_per_cpu_s": ratio(out[x]["tx_per_cpu_s"] or 0, out[y]["tx_per_cpu_s"] or 0),
                 "loops_wanted": ratio(out[x]["loops_wanted"], out[y]["loops_wanted"]),
             }
     report = {
