@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tfnode import _core
+from tfnode.errors import TfnodeError
 from tfnode.mempool.wire import DIGEST_SIZE, WireError
 
 VERSION = 1
@@ -47,7 +48,7 @@ class VersionMismatch(WireError):
     """An attestation or certificate in a format version this node does not speak."""
 
 
-class CertificateError(ValueError):
+class CertificateError(TfnodeError, ValueError):
     """A certificate that does not vouch for a batch; the message says which rule failed."""
 
 
