@@ -62,6 +62,11 @@ log = logging.getLogger(__name__)
 #: Blocks above the committed height remembered for ancestor walks (a byzantine flood of
 #: proposals cannot grow this without bound; honest chains keep only a few).
 MAX_TRACKED_BLOCKS = 4096
+#: A batch still awaiting its certificate this many cert_waits after it arrived is verified
+#: here by the sweep. Longer than the vote gate's wait (one cert_wait from the proposal): at
+#: saturation a certificate queues behind the maker's later batches on its link, and giving
+#: up on it early would verify what the certificate was about to vouch for.
+SWEEP_AFTER_WAITS = 4
 #: Checked certificates remembered for batches not held yet (a fetch then skips verifying).
 MAX_KEPT_CERTS = 8192
 
@@ -712,14 +717,13 @@ class Mempool:
             await self._accept(u.origin, d, u.raws, verify=False, fetched=False)
 
     async def _settle(self, digests: list[bytes], limit: float) -> None:
-        """Give batches held awaiting a certificate until their cert_wait (or ``limit``) to
-        get one; verify the rest here now."""
+        """Give batches held awaiting a certificate one cert_wait from now (at most until
+        ``limit``) to get one; verify the rest here now."""
         loop = asyncio.get_running_loop()
+        end = min(loop.time() + self._cert_wait, limit)
         while True:
-            left = [self._unchecked[d].since for d in digests if d in self._unchecked]
-            if not left:
+            if not any(d in self._unchecked for d in digests):
                 return
-            end = min(min(left) + self._cert_wait, limit)
             if loop.time() >= end:
                 break
             self._arrived.clear()
@@ -740,14 +744,15 @@ class Mempool:
         await self._accept(u.origin, digest, u.raws, verify=True, fetched=False)
 
     async def _sweep(self) -> None:
-        """Verify here every batch whose certificate did not come within cert_wait (an
-        attester down, or of a release without attestations): it then becomes proposable,
-        and our attestation may complete its certificate for the others."""
+        """Verify here every batch whose certificate did not come within SWEEP_AFTER_WAITS
+        cert_waits (an attester down, or of a release without attestations): it then becomes
+        proposable here, and our attestation may complete its certificate for the others."""
         loop = asyncio.get_running_loop()
+        after = SWEEP_AFTER_WAITS * self._cert_wait
         while not self._closed:
-            await asyncio.sleep(self._cert_wait / 4)
+            await asyncio.sleep(self._cert_wait / 2)
             now = loop.time()
-            due = [d for d, u in self._unchecked.items() if now - u.since >= self._cert_wait]
+            due = [d for d, u in self._unchecked.items() if now - u.since >= after]
             for d in due:
                 try:
                     await self._verify_unchecked(d)
