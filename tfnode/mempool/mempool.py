@@ -66,7 +66,7 @@ MAX_TRACKED_BLOCKS = 4096
 #: here by the sweep. Longer than the vote gate's wait (one cert_wait from the proposal): at
 #: saturation a certificate queues behind the maker's later batches on its link, and giving
 #: up on it early would verify what the certificate was about to vouch for.
-SWEEP_AFTER_WAITS = 4
+SWEEP_AFTER_WAITS = 10
 #: Checked certificates remembered for batches not held yet (a fetch then skips verifying).
 MAX_KEPT_CERTS = 8192
 
@@ -733,14 +733,14 @@ class Mempool:
             except TimeoutError:
                 break
         for d in digests:
-            await self._verify_unchecked(d)
+            await self._verify_unchecked(d, "cert_waits_expired")
 
-    async def _verify_unchecked(self, digest: bytes) -> None:
+    async def _verify_unchecked(self, digest: bytes, why: str) -> None:
         u = self._unchecked.pop(digest, None)
         if u is None:
             return
         self._unchecked_n[u.origin] -= 1
-        self._counters["cert_waits_expired"] += 1
+        self._counters[why] += 1
         await self._accept(u.origin, digest, u.raws, verify=True, fetched=False)
 
     async def _sweep(self) -> None:
@@ -755,7 +755,7 @@ class Mempool:
             due = [d for d, u in self._unchecked.items() if now - u.since >= after]
             for d in due:
                 try:
-                    await self._verify_unchecked(d)
+                    await self._verify_unchecked(d, "cert_sweeps")
                 except Exception:  # our bug: keep sweeping
                     self._counters["handler_errors"] += 1
                     log.exception("verifying a batch whose certificate did not come failed")
