@@ -208,6 +208,11 @@ def test_others_hold_the_batch_until_a_checked_certificate_then_trust_it():
                 encode_certificate(cert_by(sks, mp.vset, [0, 1], digest=digest, epoch=4)),
             )
             assert ids[1] not in net.banned and mp.stats["certs_other_epoch"] == 1
+            # One in a format version this release does not speak: refused, counted, not punished.
+            good = encode_certificate(cert_by(sks, mp.vset, [0, 1], digest=digest))
+            await mp.on_message(ids[2], CHAIN, Kind.BATCH_CERT, b"\x02" + good[1:])
+            assert ids[2] not in net.banned and mp.stats["attest_version_mismatch"] == 1
+            assert mp.stats["awaiting_cert"] == 1
             # A good one: the batch is stored without a single signature check.
             await mp.on_message(
                 ids[1], CHAIN, Kind.BATCH_CERT, encode_certificate(cert_by(sks, mp.vset, [0, 1], digest=digest))
@@ -290,7 +295,9 @@ def test_the_maker_proposes_its_batch_once_certified_and_bans_a_bad_attestation(
 
 
 class Cluster:
-    def __init__(self, n: int = 4) -> None:
+    def __init__(self, n: int = 4, *, cert_wait_ms: int = 30_000, old: frozenset[int] = frozenset()) -> None:
+        self.cert_wait_ms = cert_wait_ms
+        self.old = old  # nodes that behave as a release without attestations (attest = false)
         self.sks = [key() for _ in range(n)]
         self.ids = [pub(k) for k in self.sks]
         self.net = MemoryNetwork()
@@ -314,7 +321,7 @@ class Cluster:
                 node,
                 self.ids,
                 self.ids[i],
-                config=MempoolConfig(batch_delay_ms=5, cert_wait_ms=30_000),  # never: only certificates
+                config=MempoolConfig(batch_delay_ms=5, cert_wait_ms=self.cert_wait_ms, attest=i not in self.old),
                 height=lambda c=c: c.height,
                 committed_replay=lambda keys, c=c: {k for k in keys if k in c.replay},
                 committed_batch=c.batches.get,
@@ -410,6 +417,32 @@ def test_a_byzantine_makers_forged_batch_is_attested_held_and_voted_by_nobody():
                 lambda: all(c.pools[i].size == 5 and not c.pools[i].state.queue for i in honest), "honest batch"
             )
             assert {c.pools[i].stats.get("txs_trusted", 0) for i in honest} >= {5}
+        finally:
+            await c.close()
+
+    run(main)
+
+
+@needs_ecdh
+def test_a_mixed_cluster_with_a_node_that_never_attests_still_gets_every_batch_everywhere():
+    async def main():
+        # Node 1 is validator 0's attester but runs without attestations (as an older
+        # release: it drops BATCH_ATTEST / BATCH_CERT as unhandled and verifies everything).
+        c = Cluster(4, cert_wait_ms=50, old=frozenset({1}))
+        await c.start()
+        try:
+            a = key()
+            assert all(r[1] is None for r in await c.pools[0].submit([tx(a, i) for i in range(20)]))
+            await until(lambda: all(p.size == 20 and not p.state.queue for p in c.pools), "20 txs held everywhere")
+            assert c.pools[1].stats["txs_verified"] == 20 and not c.pools[1].stats.get("attests_sent")
+            # No certificate could form in time: the first of 2 and 3 to give up verified it
+            # itself, and its attestation may have completed a certificate for the other.
+            st2, st3 = c.pools[2].stats, c.pools[3].stats
+            assert st2.get("cert_sweeps", 0) + st3.get("cert_sweeps", 0) >= 1
+            assert all(s.get("txs_verified", 0) + s.get("txs_trusted", 0) == 20 for s in (st2, st3))
+            digests = set(c.pools[0].state.batches)
+            assert set(await c.pools[0].next_payload(1, b"\x00" * 32, 11)) == digests  # the maker proposes it
+            assert not any(n.is_banned(p) for n in c.nodes for p in c.ids)
         finally:
             await c.close()
 
