@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tests.test_mempool import CHAIN, CHAIN_STR, Chain, FakeNet, forged_signature, key, pub, tx, until
 from tests.test_net_support import needs_ecdh, run
 from tfnode import _core
-from tfnode.mempool import Mempool, MempoolConfig, WireError
+from tfnode.mempool import Mempool, MempoolConfig, WireError, wire
 from tfnode.mempool.attest import (
     Attestation,
     Certificate,
@@ -194,6 +194,10 @@ def test_others_hold_the_batch_until_a_checked_certificate_then_trust_it():
             await mp.on_message(ids[0], CHAIN, Kind.BATCH, _core.batch_encode(raws))
             assert mp.missing([digest]) == [digest] and mp.stats["awaiting_cert"] == 1
             assert await mp.next_payload(1, b"\x00" * 32, 11) == []  # neither held nor proposable
+            # Executable if a committed block names it (its QC vouches), never served to a peer.
+            assert mp.batch(digest) == raws
+            await mp.on_message(ids[2], CHAIN, Kind.BATCH_REQUEST, wire.encode_request([digest]))
+            assert not [x for x in net.sent if x[2] == Kind.BATCH_RESPONSE]
             # A certificate of too little power bans its sender; the batch stays unchecked.
             await mp.on_message(
                 ids[0], CHAIN, Kind.BATCH_CERT, encode_certificate(cert_by(sks, mp.vset, [0], digest=digest))
@@ -217,7 +221,7 @@ def test_others_hold_the_batch_until_a_checked_certificate_then_trust_it():
             await mp.on_message(
                 ids[1], CHAIN, Kind.BATCH_CERT, encode_certificate(cert_by(sks, mp.vset, [0, 1], digest=digest))
             )
-            assert mp.batch(digest) == raws and mp.missing([digest]) == []
+            assert mp.state.holds(digest) and mp.missing([digest]) == []
             assert mp.stats["txs_trusted"] == 4 and not mp.stats.get("txs_verified")
             assert await mp.next_payload(1, b"\x00" * 32, 11) == [digest]
             assert not [s for s in net.sent if s[2] == Kind.BATCH_ATTEST]  # it verified nothing: attests nothing
@@ -236,7 +240,7 @@ def test_without_a_certificate_a_node_verifies_itself_after_cert_wait():
             raws = [tx(key(), i) for i in range(2)]
             digest, _ = _core.batch_digest(raws)
             await mp.on_message(ids[0], CHAIN, Kind.BATCH, _core.batch_encode(raws))
-            await until(lambda: mp.batch(digest) == raws, "the sweep verifies the batch")
+            await until(lambda: mp.state.holds(digest), "the sweep verifies the batch")
             assert mp.stats["txs_verified"] == 2 and mp.stats["cert_sweeps"] == 1
             # Its attestation may complete the certificate the others wait for.
             assert [p for p, _, k, _ in net.sent if k == Kind.BATCH_ATTEST] == [ids[0]]
@@ -445,5 +449,24 @@ def test_a_mixed_cluster_with_a_node_that_never_attests_still_gets_every_batch_e
             assert not any(n.is_banned(p) for n in c.nodes for p in c.ids)
         finally:
             await c.close()
+
+    run(main)
+
+
+def test_the_vote_gate_does_not_wait_for_a_certificate_whose_attester_is_down():
+    async def main():
+        mp, net, _sks, ids = make_attesting(me=3, cert_wait_ms=60_000)
+        net.is_connected = lambda p: p in net.connected
+        await mp.start()
+        try:
+            raws = [tx(key(), i) for i in range(3)]
+            digest, _ = _core.batch_digest(raws)
+            await mp.on_message(ids[0], CHAIN, Kind.BATCH, _core.batch_encode(raws))
+            net.connected.discard(ids[1])  # validator 0's attester went down
+            # A fetch timeout of 60 s: it returns at once only because it did not wait.
+            assert await asyncio.wait_for(mp.fetch([digest], prefer=ids[0], timeout=60), 30)
+            assert mp.stats["cert_waits_skipped"] == 1 and mp.stats["txs_verified"] == 3
+        finally:
+            await mp.stop()
 
     run(main)

@@ -421,8 +421,9 @@ class Mempool:
                         st.drop_queued(key)
                     self._counters["batches_committed"] += 1
                 elif not st.is_committed(d):
-                    st.remember_committed(d, None, cache)
-                    self._drop_queued_of(self._committed_batch(d) or [])
+                    # Committed while held awaiting its certificate: valid (its QC), and ours.
+                    st.remember_committed(d, u.raws if u is not None else None, cache)
+                    self._drop_queued_of(u.raws if u is not None else self._committed_batch(d) or [])
         for bid in [bid for bid, (_, h, _) in self._blocks.items() if h <= self._committed_height]:
             del self._blocks[bid]
         # Batches none of whose transactions can commit any more (max expiry below the
@@ -443,8 +444,17 @@ class Mempool:
 
     # ---- batches held, missing, fetched -------------------------------------------------
     def batch(self, digest: bytes) -> list[bytes] | None:
-        """The raw transactions of a pending or committed batch, or None."""
+        """The raw transactions of a pending, committed, or held-awaiting-a-certificate batch,
+        or None. For executing a committed block only: its QC says an honest quorum checked
+        every batch it names (each honest voter verified it or held a checked certificate),
+        and the digest we computed binds these bytes, so an unchecked copy is the checked one."""
         digest = bytes(digest)
+        u = self._unchecked.get(digest)
+        return u.raws if u is not None else self._checked_batch(digest)
+
+    def _checked_batch(self, digest: bytes) -> list[bytes] | None:
+        """A batch this node verified or took on a certificate (what it serves to peers: an
+        unchecked one may be a byzantine maker's, and the requester would ban us for it)."""
         b = self.state.batches.get(digest)
         if b is not None:
             return b.raws
@@ -468,7 +478,12 @@ class Mempool:
         deadline = loop.time() + timeout
         waiting = [d for d in want if d in self._unchecked]
         if waiting:  # held, awaiting a certificate: wait for it (at most cert_wait), else verify here
-            await self._settle(waiting, loop.time() + timeout / 2)
+            # No wait when an attester is not connected: its attestation cannot come, and a
+            # vote held back for nothing costs the round (a validator down is the usual case).
+            hopeless = [d for d in waiting if not self._attesters_up(self._unchecked[d].origin)]
+            for d in hopeless:
+                await self._verify_unchecked(d, "cert_waits_skipped")
+            await self._settle([d for d in waiting if d not in hopeless], loop.time() + timeout / 2)
             want = self.missing(want)
             if not want:
                 return True
@@ -716,6 +731,12 @@ class Mempool:
             self._unchecked_n[u.origin] -= 1
             await self._accept(u.origin, d, u.raws, verify=False, fetched=False)
 
+    def _attesters_up(self, origin: bytes) -> bool:
+        is_connected = getattr(self.net, "is_connected", None)
+        if is_connected is None:  # a transport that does not say: assume up
+            return True
+        return all(p == self.me or is_connected(p) for p in self.vset.committee(origin))
+
     async def _settle(self, digests: list[bytes], limit: float) -> None:
         """Give batches held awaiting a certificate one cert_wait from now (at most until
         ``limit``) to get one; verify the rest here now."""
@@ -765,7 +786,7 @@ class Mempool:
 
         def held() -> Iterable[bytes]:
             for d in digests:
-                raws = self.batch(d)
+                raws = self._checked_batch(d)
                 if raws:
                     yield _core.batch_encode(raws)
 
