@@ -617,6 +617,15 @@ def run(
             say(f"driving {len(urls)} node(s) for {cfg.duration:g} s")
             result = asyncio.run(drive(urls, txs, cfg, height, tick))
             nodes = meter.read()
+            # Signature checks each node made, and transactions it took on a batch certificate
+            # instead (docs/mempool.md, "Verify once per quorum"); since the node started.
+            for n, u in zip(nodes, urls, strict=False):
+                try:
+                    with Client(u) as c:
+                        mp = c.status().get("mempool", {})
+                    n["txs_verified"], n["txs_trusted"] = mp.get("txs_verified"), mp.get("txs_trusted")
+                except (TfnodeError, OSError):  # a node that went away: its figures stay unknown
+                    n["txs_verified"] = n["txs_trusted"] = None
             if any(p is None for p in pids):
                 notes.append("cpu_s and rss_mb are null for nodes not on this machine (or without a pid in status)")
             if result["exhausted_at_s"] is not None:

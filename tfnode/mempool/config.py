@@ -27,6 +27,12 @@ class MempoolConfig:
     # Threads decoding and SM2-verifying submissions and peers' batches (GIL released);
     # 0: rayon's process-wide pool, every core. Results do not depend on it.
     verify_workers: int = 0
+    # Verify once per quorum (docs/mempool.md): trust a batch whose certificate carries
+    # attestations of f + 1 validators by power instead of checking its signatures here.
+    attest: bool = True
+    # How long a node outside a batch's attesting committee waits for its certificate before
+    # verifying the batch itself (also how long the maker waits for one before proposing).
+    cert_wait_ms: int = 500
 
     def __post_init__(self) -> None:
         for name in (
@@ -51,5 +57,7 @@ class MempoolConfig:
             raise ValueError(f"mempool max_payload {self.max_payload} exceeds {MAX_REQUEST_DIGESTS}")
         if not 0 <= self.verify_workers <= MAX_VERIFY_WORKERS:
             raise ValueError(f"mempool verify_workers must be 0..{MAX_VERIFY_WORKERS}, not {self.verify_workers}")
+        if not 1 <= self.cert_wait_ms <= 60_000:
+            raise ValueError(f"mempool cert_wait_ms must be 1..60000, not {self.cert_wait_ms}")
         if self.batch_delay_ms < 0 or self.committed_cache_bytes < 0 or self.resend_on_connect < 0:
             raise ValueError("mempool batch_delay_ms, committed_cache_bytes and resend_on_connect must be >= 0")

@@ -7,6 +7,10 @@ carry 32-byte digests, so the leader's bandwidth does not bound throughput).
     peer BATCH -> decode, verify every tx (off the loop) -> pending   (one bad tx: refuse + ban)
     next_payload -> oldest disseminated batches not in the parent's uncommitted ancestors
     missing / fetch -> BATCH_REQUEST to the proposer, then to the others -> BATCH_RESPONSE
+    verify once per quorum (attest.py): the maker and the next validators up to f + 1 power
+      verify a peer's batch on arrival and send the maker a BATCH_ATTEST; the maker sends
+      the others a BATCH_CERT, on which they store the batch unverified (after cert_wait
+      without one, they verify it themselves)
     committed -> drop the batches and their replay keys; forget blocks at or below the height
 
 Wire formats and limits: :mod:`tfnode.mempool.wire` and docs/mempool.md.
@@ -15,13 +19,29 @@ Wire formats and limits: :mod:`tfnode.mempool.wire` and docs/mempool.md.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from tfnode import _core
 from tfnode.errors import LedgerError
+from tfnode.mempool.attest import (
+    Attestation,
+    Certificate,
+    CertificateError,
+    ValidatorSet,
+    VersionMismatch,
+    attest_message,
+    check_certificate,
+    decode_attestation,
+    decode_certificate,
+    encode_attestation,
+    encode_certificate,
+    sign_attestation,
+)
 from tfnode.mempool.config import MempoolConfig
 from tfnode.mempool.queue import QueuedTx
 from tfnode.mempool.state import PendingBatch, PoolState
@@ -42,6 +62,13 @@ log = logging.getLogger(__name__)
 #: Blocks above the committed height remembered for ancestor walks (a byzantine flood of
 #: proposals cannot grow this without bound; honest chains keep only a few).
 MAX_TRACKED_BLOCKS = 4096
+#: A batch still awaiting its certificate this many cert_waits after it arrived is verified
+#: here by the sweep. Longer than the vote gate's wait (one cert_wait from the proposal): at
+#: saturation a certificate queues behind the maker's later batches on its link, and giving
+#: up on it early would verify what the certificate was about to vouch for.
+SWEEP_AFTER_WAITS = 10
+#: Checked certificates remembered for batches not held yet (a fetch then skips verifying).
+MAX_KEPT_CERTS = 8192
 # Blocks proposed at the full rate after the last one carrying transactions: their 2-chain
 # commit and the blocks that carry their exec roots (what clients and relayers wait for).
 IDLE_AFTER = 8
@@ -57,6 +84,16 @@ def _reason_class(reason: str) -> str:
     return "malformed"
 
 
+@dataclass(slots=True)
+class _Unchecked:
+    """A peer's batch held while its certificate is awaited: not pending, not proposable,
+    not voted for; its replay keys are not trusted yet (so it takes over nothing)."""
+
+    origin: bytes
+    raws: list[bytes]
+    since: float  # loop time of arrival
+
+
 class Mempool:
     def __init__(
         self,
@@ -70,6 +107,9 @@ class Mempool:
         committed_replay: Callable[[list[bytes]], set[bytes]],
         committed_batch: Callable[[bytes], list[bytes] | None],
         block_interval_ms: int = 200,
+        signer: bytes | None = None,
+        powers: list[int] | None = None,
+        epoch: int = 0,
         idle_interval_ms: int | None = None,
     ) -> None:
         self.config = config or MempoolConfig()
@@ -78,7 +118,17 @@ class Mempool:
         self.net = net
         self._workers = self.config.verify_workers or None  # None: every core
         self.me = bytes(me)
-        self.set_validators(validators)
+        # Our validator secret key: attestations are signed with it. Without one (observers,
+        # tests of the plain path) this node attests nothing and verifies every batch itself.
+        self._signer = signer
+        self._cert_wait = self.config.cert_wait_ms / 1000
+        self._attests: dict[bytes, dict[bytes, bytes]] = {}  # own batch digest -> attester -> signature
+        self._certs: OrderedDict[bytes, None] = OrderedDict()  # checked certificates of batches not held
+        self._unchecked: OrderedDict[bytes, _Unchecked] = OrderedDict()
+        self._unchecked_n: Counter[bytes] = Counter()  # per origin
+        self._versions_seen: set[bytes] = set()  # peers already logged for another format version
+        self.state = PoolState()
+        self.set_validators(validators, powers, epoch)
         self._height = height
         self._committed_replay = committed_replay
         self._committed_batch = committed_batch
@@ -88,7 +138,6 @@ class Mempool:
         # the node fewer empty blocks. None: the same as the block interval.
         self.idle_interval = (block_interval_ms if idle_interval_ms is None else idle_interval_ms) / 1000
         self._last_busy = 0  # height of the newest block seen carrying batches
-        self.state = PoolState()
         self._blocks: dict[bytes, tuple[bytes, int, tuple[bytes, ...]]] = {}  # id -> parent, height, payload
         self._committed_height = 0
         self._counters: Counter[str] = Counter()
@@ -99,12 +148,27 @@ class Mempool:
         self._arrived = asyncio.Event()  # fetch: a batch was stored
         self._oldest = 0.0  # loop time the oldest unsealed tx arrived
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
 
-    def set_validators(self, validators: Iterable[bytes]) -> None:
-        """The validators batches go to and come from (PeerIds); the node calls it again
-        when an epoch changes the set (tfnode.node.node)."""
+    def set_validators(
+        self, validators: Iterable[bytes], powers: Iterable[int] | None = None, epoch: int | None = None
+    ) -> None:
+        """The validators batches go to and come from (PeerIds), with their voting power
+        and the epoch (for attestations); the node calls it again when an epoch changes the
+        set (tfnode.node.hosted)."""
         self.validators = [bytes(v) for v in validators]
+        old = getattr(self, "vset", None)
+        self.vset = ValidatorSet(self.validators, powers, epoch if epoch is not None else (old.epoch if old else 0))
+        self._attesting = self._signer is not None and self.config.attest and self.me in self.vset.power
+        if old is not None and old.epoch != self.vset.epoch:
+            # Attestations gathered in the old epoch no longer count: start again with ours
+            # (peers that verified do not attest twice; those batches become proposable
+            # after cert_wait, and the others verify them themselves).
+            self._attests = {}
+            for b in self.state.batches.values():
+                if b.origin == self.me and b.cert is None and self._attesting:
+                    self._attest_own(b)
         self._peers = [v for v in self.validators if v != self.me]
         n = len(self.validators)
         self.quorum = n - (n - 1) // 3  # 2f + 1 for n = 3f + 1
@@ -115,17 +179,23 @@ class Mempool:
     async def start(self) -> None:
         for kind in (Kind.BATCH, Kind.BATCH_REQUEST, Kind.BATCH_RESPONSE):
             self.net.register(self.chain_id, kind, self.on_message)
+        if self.config.attest:
+            for kind in (Kind.BATCH_ATTEST, Kind.BATCH_CERT):
+                self.net.register(self.chain_id, kind, self.on_message)
         self.net.on_connect.append(self._on_connect)
-        self._task = asyncio.get_running_loop().create_task(self._batcher(), name="mempool-batcher")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._batcher(), name="mempool-batcher")
+        self._sweeper = loop.create_task(self._sweep(), name="mempool-cert-sweeper")
 
     async def stop(self) -> None:
         self._closed = True
         if self._on_connect in self.net.on_connect:
             self.net.on_connect.remove(self._on_connect)
         self._ready.set()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [t for t in (self._task, self._sweeper) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # ---- admission ----------------------------------------------------------------------
     async def submit(self, raws: list[bytes]) -> list[tuple[bytes | None, str | None]]:
@@ -148,6 +218,7 @@ class Mempool:
             checked = await asyncio.get_running_loop().run_in_executor(
                 None, _core.tx_decode_and_verify_batch, [raws[i] for i in todo], self._tx_chain, self._workers
             )
+            self._counters["txs_verified"] += len(todo)
         good = []
         for i, (tx, err) in zip(todo, checked, strict=True):
             if tx is None:
@@ -251,10 +322,13 @@ class Mempool:
             self.me,
             sum(map(len, raws)),
             ready=False,
+            sealed_at=asyncio.get_running_loop().time(),
         )
         st.add_batch(b, from_queue=True)
         self._counters["sealed"] += 1
         self._send_batch(b, self._peers)
+        if self._attesting:
+            self._attest_own(b)  # we verified every transaction at admission
         return digest
 
     def _send_batch(self, b: PendingBatch, peers: Iterable[bytes]) -> None:
@@ -278,6 +352,8 @@ class Mempool:
         own = [b for b in self.state.batches.values() if b.origin == self.me and peer not in b.sent_to]
         for b in own[: self.config.resend_on_connect]:
             self._send_batch(b, [peer])
+            if b.cert is not None:  # after the batch, on the same link
+                self.net.send(peer, self.chain_id, Kind.BATCH_CERT, b.cert)
 
     # ---- what the leader proposes (PayloadSource) ---------------------------------------
     async def next_payload(self, round: int, parent: bytes, height: int) -> list[bytes]:
@@ -309,7 +385,13 @@ class Mempool:
             taken.update(payload)
             steps += 1
         out = []
+        now = asyncio.get_running_loop().time()
         for digest, b in self.state.batches.items():
+            # Our own batch waits for its certificate (so the voters hold it when the proposal
+            # comes and need not verify), at most cert_wait: a silent attester delays it no more.
+            certified = b.origin != self.me or not self._attesting or b.cert is not None
+            if not certified and now - b.sealed_at < self._cert_wait:
+                continue
             # A batch whose every transaction expired below this height would execute to nothing.
             if b.ready and b.max_expiry >= height and digest not in taken:
                 out.append(digest)
@@ -342,6 +424,11 @@ class Mempool:
                 self._last_busy = max(self._last_busy, int(blk["height"]))
             for d in blk["payload"]:
                 d = bytes(d)
+                self._attests.pop(d, None)
+                self._certs.pop(d, None)
+                u = self._unchecked.pop(d, None)
+                if u is not None:
+                    self._unchecked_n[u.origin] -= 1
                 b = st.remove_batch(d)
                 if b is not None:
                     st.remember_committed(d, b.raws, cache)
@@ -349,8 +436,9 @@ class Mempool:
                         st.drop_queued(key)
                     self._counters["batches_committed"] += 1
                 elif not st.is_committed(d):
-                    st.remember_committed(d, None, cache)
-                    self._drop_queued_of(self._committed_batch(d) or [])
+                    # Committed while held awaiting its certificate: valid (its QC), and ours.
+                    st.remember_committed(d, u.raws if u is not None else None, cache)
+                    self._drop_queued_of(u.raws if u is not None else self._committed_batch(d) or [])
         for bid in [bid for bid, (_, h, _) in self._blocks.items() if h <= self._committed_height]:
             del self._blocks[bid]
         # Batches none of whose transactions can commit any more (max expiry below the
@@ -371,8 +459,17 @@ class Mempool:
 
     # ---- batches held, missing, fetched -------------------------------------------------
     def batch(self, digest: bytes) -> list[bytes] | None:
-        """The raw transactions of a pending or committed batch, or None."""
+        """The raw transactions of a pending, committed, or held-awaiting-a-certificate batch,
+        or None. For executing a committed block only: its QC says an honest quorum checked
+        every batch it names (each honest voter verified it or held a checked certificate),
+        and the digest we computed binds these bytes, so an unchecked copy is the checked one."""
         digest = bytes(digest)
+        u = self._unchecked.get(digest)
+        return u.raws if u is not None else self._checked_batch(digest)
+
+    def _checked_batch(self, digest: bytes) -> list[bytes] | None:
+        """A batch this node verified or took on a certificate (what it serves to peers: an
+        unchecked one may be a byzantine maker's, and the requester would ban us for it)."""
         b = self.state.batches.get(digest)
         if b is not None:
             return b.raws
@@ -394,6 +491,17 @@ class Mempool:
             return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        waiting = [d for d in want if d in self._unchecked]
+        if waiting:  # held, awaiting a certificate: wait for it (at most cert_wait), else verify here
+            # No wait when an attester is not connected: its attestation cannot come, and a
+            # vote held back for nothing costs the round (a validator down is the usual case).
+            hopeless = [d for d in waiting if not self._attesters_up(self._unchecked[d].origin)]
+            for d in hopeless:
+                await self._verify_unchecked(d, "cert_waits_skipped")
+            await self._settle([d for d in waiting if d not in hopeless], loop.time() + timeout / 2)
+            want = self.missing(want)
+            if not want:
+                return True
         self._wanted_add(want)
         try:
             first = True
@@ -460,8 +568,19 @@ class Mempool:
                 for data in decode_response(payload):
                     if not await self._receive(peer, data, fetched=True):
                         break  # banned: the rest of its answer is not looked at
+            elif kind == Kind.BATCH_ATTEST:
+                self._on_attest(peer, payload)
+            elif kind == Kind.BATCH_CERT:
+                await self._on_cert(peer, payload)
             else:
                 self._counters["unhandled"] += 1
+        except VersionMismatch as err:
+            # Another release (a rolling upgrade): refused, said once per peer, not punished;
+            # batches that would have been certified are verified here instead.
+            self._counters["attest_version_mismatch"] += 1
+            if peer not in self._versions_seen:
+                self._versions_seen.add(peer)
+                log.warning("mempool ignores %s's message 0x%02x: %s", short_id(peer), kind, err)
         except (WireError, LedgerError, ValueError) as err:
             self._ban(peer, f"malformed mempool message 0x{kind:02x}: {err}")
         except Exception:  # our bug, not the peer's
@@ -478,8 +597,9 @@ class Mempool:
             self._counters["batch_from_non_validator"] += 1
             return
         st = self.state
-        if len(st.batches) >= self.config.max_pending_batches or (
-            st.origin_batches[peer] >= self._share_batches or st.origin_bytes[peer] >= self._share_bytes
+        if len(st.batches) + len(self._unchecked) >= self.config.max_pending_batches or (
+            st.origin_batches[peer] + self._unchecked_n[peer] >= self._share_batches
+            or st.origin_bytes[peer] >= self._share_bytes
         ):
             # Over its fair share: refused, not punished (we may only be behind on commits).
             # If a proposal names it, fetch brings it.
@@ -497,17 +617,39 @@ class Mempool:
         if fetched and digest not in self._wanted:
             self._counters["batches_unsolicited"] += 1  # a late answer, or never asked: ignore
             return True
-        if self.state.holds(digest) or (not fetched and self._committed_batch(digest) is not None):
+        if (
+            self.state.holds(digest)
+            or (not fetched and digest in self._unchecked)
+            or (not fetched and self._committed_batch(digest) is not None)
+        ):
             self._counters["batches_duplicate"] += 1
             return True
+        trusted = digest in self._certs
+        if not fetched and not trusted and self._attesting and self.me not in self.vset.committee(peer):
+            # Not one of this batch's attesters: hold it until its certificate comes.
+            self._unchecked[digest] = _Unchecked(peer, raws, loop.time())
+            self._unchecked_n[peer] += 1
+            self._counters["batches_awaiting_cert"] += 1
+            return True
+        return await self._accept(peer, digest, raws, verify=not trusted, fetched=fetched)
+
+    async def _accept(self, peer: bytes, digest: bytes, raws: list[bytes], *, verify: bool, fetched: bool) -> bool:
+        """Decode and check a peer's batch (its signatures too unless ``verify`` is False: a
+        checked certificate vouches for them) and keep it pending; ban ``peer`` if a
+        transaction is invalid (then False). A batch we verified is attested to its maker."""
+        loop = asyncio.get_running_loop()
         checked = await loop.run_in_executor(
-            None, _core.tx_decode_and_verify_batch, raws, self._tx_chain, self._workers
+            None,
+            functools.partial(_core.tx_decode_and_verify_batch, raws, self._tx_chain, self._workers, verify=verify),
         )
+        self._counters["txs_verified" if verify else "txs_trusted"] += len(raws)
         bad = next(((i, err) for i, (tx, err) in enumerate(checked) if tx is None), None)
         if bad is not None:
             self._counters["batches_invalid"] += 1
             self._ban(peer, f"batch {digest[:4].hex()} holds an invalid transaction at {bad[0]}: {bad[1]}")
             return False
+        if verify and not fetched and self._attesting:
+            self._send_attestation(peer, digest)
         if self.state.holds(digest):  # arrived by another path while we verified
             self._counters["batches_duplicate"] += 1
             return True
@@ -527,16 +669,139 @@ class Mempool:
             return True
         self._counters["queued_carried"] += self.state.add_batch(b)
         self._counters["batches_fetched" if fetched else "batches_received"] += 1
+        if not verify:
+            self._counters["batches_trusted"] += 1
         self._ready.set()
         self._arrived.set()
         return True
+
+    # ---- verify once per quorum (tfnode.mempool.attest) ---------------------------------
+    def _attest_own(self, b: PendingBatch) -> None:
+        assert self._signer is not None
+        self._attests[b.digest] = {self.me: sign_attestation(self._signer, self._tx_chain, self.vset.epoch, b.digest)}
+        self._maybe_certify(b)
+
+    def _send_attestation(self, maker: bytes, digest: bytes) -> None:
+        assert self._signer is not None
+        sig = sign_attestation(self._signer, self._tx_chain, self.vset.epoch, digest)
+        self.net.send(
+            maker, self.chain_id, Kind.BATCH_ATTEST, encode_attestation(Attestation(self.vset.epoch, digest, sig))
+        )
+        self._counters["attests_sent"] += 1
+
+    def _on_attest(self, peer: bytes, payload: bytes) -> None:
+        a = decode_attestation(payload)
+        b = self.state.batches.get(a.digest)
+        if b is None or b.origin != self.me or b.cert is not None or a.digest not in self._attests:
+            self._counters["attests_ignored"] += 1  # late (certified, committed), or not ours
+            return
+        if a.epoch != self.vset.epoch or peer not in self.vset.power:
+            self._counters["attests_other_epoch"] += 1  # an epoch change crossed it in flight
+            return
+        msg = attest_message(self._tx_chain, a.epoch, a.digest)
+        if not _core.verify_batch([(peer, msg, a.signature)])[0]:  # one SM2 check per batch and attester
+            self._ban(peer, f"bad attestation signature for batch {a.digest[:4].hex()}")
+            return
+        self._attests[a.digest][peer] = a.signature
+        self._counters["attests_received"] += 1
+        self._maybe_certify(b)
+
+    def _maybe_certify(self, b: PendingBatch) -> None:
+        sigs = self._attests.get(b.digest, {})
+        if sum(self.vset.power.get(k, 0) for k in sigs) < self.vset.validity:
+            return
+        cert = Certificate(self.vset.epoch, b.digest, tuple(sorted(sigs.items())))
+        b.cert = encode_certificate(cert)
+        del self._attests[b.digest]
+        self._counters["certs_formed"] += 1
+        for p in self._peers:
+            if p not in sigs and p in b.sent_to:  # the attesters hold it verified already
+                self.net.send(p, self.chain_id, Kind.BATCH_CERT, b.cert)
+        self._ready.set()
+
+    async def _on_cert(self, peer: bytes, payload: bytes) -> None:
+        cert = decode_certificate(payload)
+        d = cert.digest
+        if self.state.holds(d) or d in self._certs:
+            self._counters["certs_redundant"] += 1
+            return
+        if d not in self._unchecked and d not in self._wanted:
+            self._counters["certs_unsolicited"] += 1  # for a batch we do not wait for: not checked
+            return
+        try:
+            check_certificate(cert, self.vset, self._tx_chain, d)
+        except CertificateError as err:
+            if cert.epoch != self.vset.epoch:
+                self._counters["certs_other_epoch"] += 1  # an epoch change crossed it: verify here
+                return
+            self._counters["certs_invalid"] += 1
+            self._ban(peer, f"invalid batch certificate: {err}")
+            return
+        self._certs[d] = None
+        while len(self._certs) > MAX_KEPT_CERTS:
+            self._certs.popitem(last=False)
+        self._counters["certs_accepted"] += 1
+        u = self._unchecked.pop(d, None)
+        if u is not None:
+            self._unchecked_n[u.origin] -= 1
+            await self._accept(u.origin, d, u.raws, verify=False, fetched=False)
+
+    def _attesters_up(self, origin: bytes) -> bool:
+        is_connected = getattr(self.net, "is_connected", None)
+        if is_connected is None:  # a transport that does not say: assume up
+            return True
+        return all(p == self.me or is_connected(p) for p in self.vset.committee(origin))
+
+    async def _settle(self, digests: list[bytes], limit: float) -> None:
+        """Give batches held awaiting a certificate one cert_wait from now (at most until
+        ``limit``) to get one; verify the rest here now."""
+        loop = asyncio.get_running_loop()
+        end = min(loop.time() + self._cert_wait, limit)
+        while True:
+            if not any(d in self._unchecked for d in digests):
+                return
+            if loop.time() >= end:
+                break
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(end - loop.time()):
+                    await self._arrived.wait()
+            except TimeoutError:
+                break
+        for d in digests:
+            await self._verify_unchecked(d, "cert_waits_expired")
+
+    async def _verify_unchecked(self, digest: bytes, why: str) -> None:
+        u = self._unchecked.pop(digest, None)
+        if u is None:
+            return
+        self._unchecked_n[u.origin] -= 1
+        self._counters[why] += 1
+        await self._accept(u.origin, digest, u.raws, verify=True, fetched=False)
+
+    async def _sweep(self) -> None:
+        """Verify here every batch whose certificate did not come within SWEEP_AFTER_WAITS
+        cert_waits (an attester down, or of a release without attestations): it then becomes
+        proposable here, and our attestation may complete its certificate for the others."""
+        loop = asyncio.get_running_loop()
+        after = SWEEP_AFTER_WAITS * self._cert_wait
+        while not self._closed:
+            await asyncio.sleep(self._cert_wait / 2)
+            now = loop.time()
+            due = [d for d, u in self._unchecked.items() if now - u.since >= after]
+            for d in due:
+                try:
+                    await self._verify_unchecked(d, "cert_sweeps")
+                except Exception:  # our bug: keep sweeping
+                    self._counters["handler_errors"] += 1
+                    log.exception("verifying a batch whose certificate did not come failed")
 
     def _on_request(self, peer: bytes, payload: bytes) -> None:
         digests = decode_request(payload)
 
         def held() -> Iterable[bytes]:
             for d in digests:
-                raws = self.batch(d)
+                raws = self._checked_batch(d)
                 if raws:
                     yield _core.batch_encode(raws)
 
@@ -562,6 +827,7 @@ class Mempool:
             own_batches=st.origin_batches[self.me],
             batch_bytes=st.batched_bytes,
             tracked_blocks=len(self._blocks),
+            awaiting_cert=len(self._unchecked),
             admitted=self._counters["admitted"],
             rejected=Counter(self._rejected),
         )

@@ -33,6 +33,8 @@ class PendingBatch:
     nbytes: int
     ready: bool  # disseminated: may be proposed
     sent_to: set[bytes] = field(default_factory=set)  # own batches: validators it was queued for
+    cert: bytes | None = None  # own batches: the encoded certificate, once attested (tfnode.mempool.attest)
+    sealed_at: float = 0.0  # own batches: loop time of sealing
 
 
 class PoolState:

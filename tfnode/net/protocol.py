@@ -37,6 +37,12 @@ class Kind(enum.IntEnum):
     SYNC_RESPONSE = 0x13
     BATCH_REQUEST = 0x14  # ask a peer for mempool batches by digest (tfnode/mempool/wire.py)
     BATCH_RESPONSE = 0x15  # the batches of a BATCH_REQUEST that the peer holds
+    # Verify once per quorum (tfnode/mempool/attest.py): a validator's signed attestation
+    # that a batch's signatures are valid, to the batch's maker; the maker's certificate of
+    # f + 1 such attestations, to the other validators. A release without these kinds drops
+    # them as unhandled and its peers verify batches themselves.
+    BATCH_ATTEST = 0x16
+    BATCH_CERT = 0x17
     # gossip
     TX_GOSSIP = 0x90
     BATCH_ANNOUNCE = 0x91

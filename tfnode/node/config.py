@@ -59,6 +59,10 @@ class NodeConfig:
     # Threads that decode and SM2-verify submitted transactions and peers' batches (GIL
     # released); 0: every core. docs/mempool.md, "Verification workers".
     verify_workers: int = 0
+    # Verify once per quorum: trust batches certified by f + 1 validators' attestations, and
+    # wait this long for a certificate before verifying a batch here. docs/mempool.md.
+    attest: bool = True
+    cert_wait_ms: int = 500
     # [chains] process: each further hosted chain runs in a process of its own behind this
     # node's P2P port and RPC endpoint (docs/multichain.md, "One process per chain").
     chain_process: bool = False
@@ -104,6 +108,12 @@ def load(home: Path) -> NodeConfig:
         raise ConfigError(f"{path}: {type(err).__name__}: {err}") from None
 
 
+def _bool(v: Any, what: str) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(f"{what} must be true or false, not {v!r}")
+    return v
+
+
 def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
     node, p2p = raw["node"], raw["p2p"]
     cons, log, rpc = raw.get("consensus", {}), raw.get("log", {}), raw.get("rpc", {})
@@ -136,6 +146,8 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         health_max_exec_lag=int(rpc.get("health_max_exec_lag", 50)),
         expiry_window=int(mp.get("expiry_window", 1000)),
         verify_workers=int(mp.get("verify_workers", 0)),
+        attest=_bool(mp.get("attest", True), f"{where}: mempool.attest"),
+        cert_wait_ms=int(mp.get("cert_wait_ms", 500)),
         chain_process=chains.get("process", False),
     )
     if not isinstance(cfg.chain_process, bool):
@@ -161,6 +173,8 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         raise ConfigError(
             f"{where}: mempool.verify_workers {cfg.verify_workers}; must be 0..{MAX_VERIFY_WORKERS} (0: every core)"
         )
+    if not 1 <= cfg.cert_wait_ms <= 60_000:
+        raise ConfigError(f"{where}: mempool.cert_wait_ms {cfg.cert_wait_ms}; must be 1..60000")
     if not 1 <= cfg.sync_batch <= 64:
         raise ConfigError(f"{where}: consensus.sync_batch {cfg.sync_batch}; must be 1..64")
     if cfg.role not in NODE_ROLES:
@@ -232,6 +246,10 @@ health_max_exec_lag = {cfg.health_max_exec_lag}
 expiry_window = {cfg.expiry_window}
 # Threads that decode and SM2-verify submitted transactions and peers' batches; 0: every core.
 verify_workers = {cfg.verify_workers}
+# Verify once per quorum: skip the signature checks of a batch whose certificate carries
+# attestations of f + 1 validators (by power); wait up to cert_wait_ms for one, then verify.
+attest = {str(cfg.attest).lower()}
+cert_wait_ms = {cfg.cert_wait_ms}
 
 [chains]
 # true: each chain hosted besides the default one (<home>/chains/<id>) runs in a process of

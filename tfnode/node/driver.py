@@ -157,7 +157,8 @@ class PayloadSource(Protocol):
         ...
 
     def batch(self, digest: bytes) -> list[bytes] | None:
-        """The raw transactions of a held batch, or None."""
+        """The raw transactions of a held batch, or None: for executing a committed block,
+        so a batch held but not yet checked here (awaiting its certificate) counts."""
         ...
 
 
@@ -641,16 +642,17 @@ class ConsensusDriver:
 
     async def _collect_batches(self, b: dict[str, Any]) -> list[tuple[bytes, list[bytes]]] | None:
         """Every batch the block names, fetching missing ones from peers until they come
-        (a committed block's batches were held by a quorum when it was voted for)."""
+        (a committed block's batches were held by a quorum when it was voted for). Asks
+        ``batch`` rather than ``missing``: a batch held awaiting its certificate is executable
+        as it is (the block's QC says an honest quorum checked it; its digest binds the bytes),
+        where a vote would first have it certified or verified."""
         mp, digests = self.payload, list(b["payload"])
         delay = 0.1
         while True:
-            missing = mp.missing(digests) if digests else []
+            batches = [(d, mp.batch(d)) for d in digests]
+            missing = [d for d, raws in batches if raws is None]
             if not missing:
-                batches = [(d, mp.batch(d)) for d in digests]
-                if all(raws is not None for _, raws in batches):
-                    return [(d, raws) for d, raws in batches if raws is not None]
-                missing = [d for d, raws in batches if raws is None]  # dropped since: fetch again
+                return [(d, raws) for d, raws in batches if raws is not None]
             proposer = self.peer_of.get(b.get("proposer", -1))
             if await mp.fetch(missing, prefer=proposer, timeout=self.fetch_timeout):
                 continue

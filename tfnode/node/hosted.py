@@ -230,11 +230,20 @@ class HostedChain:
             net,
             [v[2] for v in self.vset],
             self.public_key,
-            config=MempoolConfig(expiry_window=cfg.expiry_window, verify_workers=cfg.verify_workers),
+            config=MempoolConfig(
+                expiry_window=cfg.expiry_window,
+                verify_workers=cfg.verify_workers,
+                attest=cfg.attest,
+                cert_wait_ms=cfg.cert_wait_ms,
+            ),
             height=lambda: ex.height,
             committed_replay=ex.committed_replay_keys,
             committed_batch=self._committed_batch,
             block_interval_ms=cfg.block_interval_ms,
+            # An observer signs nothing, attestations included (it verifies what it fetches).
+            signer=None if self.observer else self._private_key,
+            powers=[v[1] for v in self.vset],
+            epoch=self.core.epoch,
             idle_interval_ms=idle_interval_ms(cfg.block_interval_ms, cfg.base_timeout_ms),
         )
         self.driver = ConsensusDriver(
@@ -361,7 +370,10 @@ class HostedChain:
         if self.mempool is None:
             return {"txs": 0, "batches": 0}
         st = self.mempool.stats
-        return {"txs": int(st.get("txs", 0)), "batches": int(st.get("batches", 0))}
+        # txs_verified / txs_trusted: transactions whose SM2 signature this node checked
+        # (submissions and peers' batches) / accepted on a batch certificate (docs/mempool.md).
+        keys = ("txs", "batches", "txs_verified", "txs_trusted", "batches_trusted", "certs_formed")
+        return {k: int(st.get(k, 0)) for k in keys}
 
     def _committed_batch(self, digest: bytes) -> list[bytes] | None:
         data = self.store.batch(digest) if self.store is not None else None
@@ -526,7 +538,7 @@ class HostedChain:
         tmp.write_text(json.dumps(known))
         os.replace(tmp, self._epochs_path)
         if self.mempool is not None:
-            self.mempool.set_validators([v[2] for v in vset])
+            self.mempool.set_validators([v[2] for v in vset], [v[1] for v in vset], epoch)
         new_id = self._my_id(vset)
         if new_id == self.me_id:
             return
@@ -568,6 +580,10 @@ class HostedChain:
             mempool_txs=st["mempool"]["txs"],
             mempool_batches=st["mempool"]["batches"],
             certified_height=out.block["exec_height"],
+        )
+        m.consensus_totals(
+            txs_signature_checks=st["mempool"].get("txs_verified", 0),
+            txs_signature_trusted=st["mempool"].get("txs_trusted", 0),
         )
         if self.rpc is not None:
             block = NodeService(self).block_json(out.height, out.block["bytes"])

@@ -50,6 +50,9 @@ _TOTALS = {
     "round_timeouts": "Rounds this node gave up on: its timer fired without progress and it signed a timeout",
     "timeout_certificates": "Rounds this node entered through a timeout certificate (formed here or received)",
     "round_changes": "Rounds this node entered, through a QC or a timeout certificate",
+    # The mempool's (docs/mempool.md, "Verify once per quorum"), following the same way.
+    "txs_signature_checks": "Transactions whose SM2 signature this node verified (submissions, peers' batches)",
+    "txs_signature_trusted": "Transactions of peers' batches accepted on a certificate of f + 1 attestations, unverified",
 }
 # Per validator peer, labelled by its name in the genesis (few values: the validator set).
 _PEER_GAUGES = {
@@ -136,7 +139,8 @@ class NodeMetrics:
             g.set(float(v))
 
     def consensus_totals(self, **totals: int) -> None:
-        """Bring the counters round_timeouts, timeout_certificates and round_changes up to the
+        """Bring the counters round_timeouts, timeout_certificates, round_changes and the
+        mempool's txs_signature_checks / txs_signature_trusted up to the
         totals counted by the consensus core and driver. A Prometheus counter only goes up,
         so each call adds the increase since the previous one; a total that went down (a new
         core) only moves the baseline."""

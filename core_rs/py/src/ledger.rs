@@ -173,19 +173,31 @@ impl PyTransaction {
 /// dedicated pool of n threads, so a node's verification can be bounded (or pinned to one
 /// core as a benchmark's reference). Each item is checked on its own, so the results are
 /// the same whatever the count.
+///
+/// `verify = false` skips only the signature check, for a batch a checked certificate
+/// vouches for.
 #[pyfunction]
-#[pyo3(signature = (raws, chain_id, workers = None))]
-fn tx_decode_and_verify_batch<'py>(py: Python<'py>, raws: &Bound<'py, PyAny>, chain_id: &[u8], workers: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+#[pyo3(signature = (raws, chain_id, workers = None, verify = true))]
+fn tx_decode_and_verify_batch<'py>(
+    py: Python<'py>,
+    raws: &Bound<'py, PyAny>,
+    chain_id: &[u8],
+    workers: Option<usize>,
+    verify: bool,
+) -> PyResult<Bound<'py, PyList>> {
     let owned = bytes_list(raws, "raws")?;
     let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
     let pool = match workers {
         None | Some(0) => None,
         Some(n) => Some(verify_pool(n)?),
     };
+    // `verify = false`: the caller holds a checked certificate for the batch (decode and
+    // stateless checks only; tfnode/mempool/attest.py).
+    let check = |refs: &[&[u8]]| if verify { led::decode_and_verify_batch(refs, chain_id) } else { led::decode_and_check_batch(refs, chain_id) };
     let res = match pool {
-        Some(pool) => py.detach(|| pool.install(|| led::decode_and_verify_batch(&refs, chain_id))),
-        None if refs.len() >= GIL_RELEASE_TXS => py.detach(|| led::decode_and_verify_batch(&refs, chain_id)),
-        None => led::decode_and_verify_batch(&refs, chain_id),
+        Some(pool) => py.detach(|| pool.install(|| check(&refs))),
+        None if refs.len() >= GIL_RELEASE_TXS => py.detach(|| check(&refs)),
+        None => check(&refs),
     };
     let out = PyList::empty(py);
     for r in res {

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::{assert_exact, test_key};
-use crate::{decode_and_verify_batch, LedgerError, Transaction, MAX_ARGS_LEN, MAX_TX_LEN, MIN_TX_LEN};
+use crate::{decode_and_check_batch, decode_and_verify_batch, LedgerError, Transaction, MAX_ARGS_LEN, MAX_TX_LEN, MIN_TX_LEN};
 
 pub(crate) fn signed(seed: u8, nonce: u64, args: &[u8]) -> Transaction {
     let mut tx = Transaction::new(b"tfnode-test", nonce, 100, 50_000, "asset", "transfer", args).unwrap();
@@ -118,6 +118,28 @@ fn batch_verification_reports_each_item() {
             5 => assert!(matches!(r, Err(LedgerError::Truncated { .. })), "{r:?}"),
             7 => assert!(matches!(r, Err(LedgerError::WrongChain { .. })), "{r:?}"),
             _ => assert_eq!(r.as_ref().unwrap().encode(), good[i]),
+        }
+    }
+}
+
+#[test]
+fn batch_check_without_signatures_still_decodes_and_checks_the_chain() {
+    // For a batch a certificate vouches for: everything but the signature is still checked.
+    let good: Vec<Vec<u8>> = (0..12).map(|i| signed((i % 3) as u8 + 1, i, b"p").encode()).collect();
+    let mut raw = good.clone();
+    let l = raw[3].len();
+    raw[3][l - 1] ^= 1; // corrupt the signature: not looked at here
+    raw[5] = vec![1, 2, 3];
+    let mut other = signed(1, 1, b"").clone();
+    other.chain_id = b"other-chain".to_vec();
+    other.sign(&test_key(1)).unwrap();
+    raw[7] = other.encode();
+    let refs: Vec<&[u8]> = raw.iter().map(|r| r.as_slice()).collect();
+    for (i, r) in decode_and_check_batch(&refs, b"tfnode-test").iter().enumerate() {
+        match i {
+            5 => assert!(matches!(r, Err(LedgerError::Truncated { .. })), "{r:?}"),
+            7 => assert!(matches!(r, Err(LedgerError::WrongChain { .. })), "{r:?}"),
+            _ => assert_eq!(r.as_ref().unwrap().encode(), raw[i]),
         }
     }
 }
