@@ -189,12 +189,26 @@ def chain_join(
     follow: bool = typer.Option(
         False, "--follow", help="host it even if its genesis does not name this node's key as a validator (no vote)"
     ),
+    snapshot: Path = typer.Option(
+        None, "--snapshot", help="build the chain's empty ledger from this verified snapshot first (state sync)"
+    ),
+    no_directory_check: bool = typer.Option(
+        False,
+        "--no-directory-check",
+        help="join even if this node's main chain records another genesis hash for the chain in its directory",
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Host one more chain, without restarting the others (SIGHUP to the running node)."""
+    """Host one more chain, without restarting the others (SIGHUP to the running node). A
+    chain whose genesis differs from what this node's default (main) chain records for it in
+    its directory of sub-chains is refused."""
     from tfnode.node import cli_node
 
-    out = _node_errors(lambda: cli_node.chain_join(home, genesis, follow=follow))
+    out = _node_errors(
+        lambda: cli_node.chain_join(
+            home, genesis, follow=follow, snapshot=snapshot, directory_check=not no_directory_check
+        )
+    )
     _chain_out(
         out, json_out, f"joined chain {out['chain_id']} as {out['role']} (genesis {out['genesis_hash'][:16]}...)"
     )

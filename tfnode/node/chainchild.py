@@ -35,6 +35,7 @@ from tfnode.errors import TfnodeError
 from tfnode.net import ChainId, MalformedMessage, PeerId
 from tfnode.net.abc import MessageHandler
 from tfnode.node import config as config_mod
+from tfnode.node.admin import BackupError, checkpoint_chain
 from tfnode.node.errors import NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.hosted import HostedChain
@@ -296,8 +297,30 @@ async def serve(home: Path, chain_id: str, fd: int, rpc_port: int, observer: boo
             net.set_view([bytes.fromhex(p) for p in msg.get("peers", [])], [c.encode() for c in msg.get("chains", [])])
         elif op == "interest":
             rpc.interest = {"events": bool(msg.get("events")), "receipts": bool(msg.get("receipts"))}
+        elif op == "backup":
+            spawn_backup(msg)
         elif op == "stop":
             stop.set()
+
+    backups: set[asyncio.Task[Any]] = set()
+
+    def spawn_backup(msg: dict[str, Any]) -> None:
+        """The front's ``backup`` frame: checkpoint this chain's ledger into ``out`` in a worker
+        thread (consensus goes on meanwhile), answered by a ``reply`` with the frame's id."""
+
+        async def run() -> None:
+            try:
+                part = await asyncio.to_thread(
+                    checkpoint_chain, hc.kv, hc.store, hc.data_path, Path(str(msg.get("out")))
+                )
+                reply: dict[str, Any] = {"op": "reply", "id": msg.get("id"), "result": part}
+            except (BackupError, OSError) as err:
+                reply = {"op": "reply", "id": msg.get("id"), "error": {"code": -32603, "message": str(err)}}
+            chan.send_json(reply)
+
+        t = loop.create_task(run())
+        backups.add(t)
+        t.add_done_callback(backups.discard)
 
     async def read() -> None:
         await chan.read_frames(on_frame)
@@ -334,6 +357,8 @@ async def serve(home: Path, chain_id: str, fd: int, rpc_port: int, observer: boo
     finally:
         for t in list(tasks):
             t.cancel()
+        if backups:  # a checkpoint under way finishes before the ledger closes
+            await asyncio.wait(list(backups), timeout=60)
         await hc.stop()
         await net.close()
         try:

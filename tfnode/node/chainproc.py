@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tfnode.net import ChainId, PeerId, PeerManager, as_chain_id
+from tfnode.node.errors import NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.procchan import Channel, loads, split_broadcast, split_message
 from tfnode.rpc.jsonrpc import dumps
@@ -52,6 +53,8 @@ CALL_TIMEOUT = 60.0
 REPORT_STALE_S = 5.0
 RESTART_MIN_S, RESTART_MAX_S, RESTART_RESET_S = 0.5, 30.0, 60.0
 STOP_TIMEOUT = 15.0
+#: A chain process's checkpoint for an online backup (flushes and links its table files).
+BACKUP_TIMEOUT = 600.0
 
 
 class ChainProcess:
@@ -442,6 +445,34 @@ class ChainProcess:
                     return await fut
             except TimeoutError:
                 raise Timeout(f"chain {self.chain_id!r} did not answer {method} within {CALL_TIMEOUT:g} s") from None
+        finally:
+            self._pending.pop(rid, None)
+
+    async def backup(self, dest: Path) -> dict[str, Any]:
+        """This chain's part of an online backup (tfnode.node.admin.make_backup): a ``backup``
+        control frame asks the child to checkpoint its ledger into ``dest/db`` and copy its
+        safety record (in a worker thread there, so its consensus goes on); the answer is a
+        ``reply`` with the same id, as for a call. NodeError (the admin socket makes it a
+        backup error naming the chain) if the child is not running, refuses, or does not
+        answer within BACKUP_TIMEOUT."""
+        chan = self.chan
+        if chan is None or not self.ready:
+            raise NodeError(f"its process is not running ({self._down_reason()})")
+        self._next_id += 1
+        rid = self._next_id
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[rid] = (fut, None)
+        try:
+            if not chan.send_json({"op": "backup", "id": rid, "out": str(dest)}):
+                raise NodeError("its process is not reading its channel")
+            try:
+                async with asyncio.timeout(BACKUP_TIMEOUT):
+                    result: dict[str, Any] = await fut
+                    return result
+            except TimeoutError:
+                raise NodeError(f"its process made no checkpoint within {BACKUP_TIMEOUT:g} s") from None
+            except RpcError as err:  # the child's refusal, or its end (NotReady)
+                raise NodeError(err.message) from None
         finally:
             self._pending.pop(rid, None)
 

@@ -214,12 +214,14 @@ class LocalConsortium:
         return [self.status(i, chain)["height"] for i in range(self.n)]
 
     # ---- further chains -----------------------------------------------------------------
-    def add_chain(self, chain_id: str, nodes: list[int] | None = None) -> Path:
-        """Write the genesis of a further chain whose validators are ``nodes`` (default: all);
-        returns its path (for :meth:`join`)."""
+    def add_chain(
+        self, chain_id: str, nodes: list[int] | None = None, allocations: dict[str, int] | None = None
+    ) -> Path:
+        """Write the genesis of a further chain whose validators are ``nodes`` (default: all)
+        and whose ``asset`` module also funds ``allocations``; returns its path (for :meth:`join`)."""
         nodes = list(range(self.n)) if nodes is None else nodes
         pubs = [bytes.fromhex((self.node(i) / "node_key.pub").read_text().strip()) for i in nodes]
-        g = make_genesis(chain_id, pubs, names=[f"node-{i}" for i in nodes])
+        g = make_genesis(chain_id, pubs, names=[f"node-{i}" for i in nodes], allocations=allocations)
         path = self.root / "chains" / f"{chain_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         g.write(path)

@@ -27,9 +27,11 @@ from types import ModuleType
 from typing import Any
 
 from tfnode.errors import TfnodeError
+from tfnode.execution.executor import DIRECTORY
 from tfnode.net import NetConfig, PeerManager, TcpTransport
 from tfnode.net.handshake import MAX_CHAINS
 from tfnode.node import config as config_mod
+from tfnode.node import ops
 from tfnode.node.chainproc import ChainProcess
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
@@ -37,10 +39,13 @@ from tfnode.node.hosted import HostedChain, check_chain_id
 from tfnode.node.keys import load_private_key
 from tfnode.node.service import NodeService
 from tfnode.rpc.server import RpcServer
+from tfnode.runtime.executor import STATUS_OK
 
 log = logging.getLogger("tfnode.node")
 
 EXIT_HALT = 3
+#: In ``chains/<id>/``: join that chain without checking its genesis against the directory.
+NO_DIRECTORY_CHECK = "no-directory-check"
 
 
 class Node:
@@ -104,7 +109,7 @@ class Node:
         self.rpc: Any = None
         self.admin: Any = None
         self._health_task: asyncio.Task[None] | None = None
-        self._reload_lock = asyncio.Lock()
+        self.reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # The default chain's parts, as a single-chain node had them.
@@ -169,6 +174,7 @@ class Node:
             raise
         for chain_id, genesis, gdir in self._scan_chains():
             try:
+                self._check_directory(genesis, gdir)
                 hc = self._hosted(genesis, gdir)
                 hc.open()
             except (NodeError, TfnodeError, ValueError, OSError) as err:
@@ -265,6 +271,32 @@ class Node:
             out = out[: MAX_CHAINS - 1]
         return out
 
+    def _check_directory(self, genesis: Genesis, gdir: Path) -> None:
+        """Refuse to join a chain whose genesis is not the one this node's default chain records
+        for it in its directory of sub-chains (the built-in ``subchains`` views, governance kind
+        ``chain``: docs/multichain.md, "A hierarchy with a directory"). A chain the directory
+        does not record is joined as before: only a record contradicts a genesis. Checked when
+        a chain is joined (at start, or on a reload), never against a chain already hosted: a
+        later governance act does not make a node leave a chain. ``chains/<id>/`` holding
+        NO_DIRECTORY_CHECK (``tfnode chain join --no-directory-check``) skips it."""
+        ex = self.default.executor
+        if ex is None or (gdir / NO_DIRECTORY_CHECK).exists():
+            return
+        try:
+            r = ex.query(DIRECTORY, "chain", (genesis.chain_id,), {})
+        except (TfnodeError, ValueError) as err:  # no record can be read: none contradicts the genesis
+            log.warning("chain %s: the directory of %s could not be read (%s)", genesis.chain_id, ex.chain_id, err)
+            return
+        refusal = ops.directory_conflict(
+            genesis.chain_id,
+            genesis,
+            gdir / "genesis.json",
+            self.default.chain_id,
+            r.return_value if r.status == STATUS_OK else None,
+        )
+        if refusal is not None:
+            raise refusal
+
     def _chain_error(self, chain_id: str, err: BaseException) -> None:
         self.chain_errors[chain_id] = str(err)
         log.error("chain %s not hosted: %s", chain_id, err)
@@ -272,7 +304,7 @@ class Node:
     async def reload(self) -> dict[str, Any]:
         """Host exactly the chains of ``<home>/chains`` now (SIGHUP, ``tfnode chain join/leave``):
         join those added, leave those removed. The chains that stay are not touched."""
-        async with self._reload_lock:
+        async with self.reload_lock:
             want = {chain_id: (g, d) for chain_id, g, d in self._scan_chains()}
             for chain_id in [c for c, hc in self.chains.items() if not hc.default and c not in want]:
                 await self.leave(chain_id)
@@ -283,6 +315,7 @@ class Node:
                     continue
                 if hosted is None:
                     try:
+                        self._check_directory(genesis, gdir)
                         await self.join(genesis, gdir)
                     except (NodeError, TfnodeError, ValueError, OSError) as err:
                         self._chain_error(chain_id, err)
@@ -423,7 +456,7 @@ class Node:
             await asyncio.sleep(0.02)
 
     async def _start_admin(self) -> None:
-        """The local admin socket (online backup of the default chain); a node runs on without
+        """The local admin socket (online backup of the hosted chains); a node runs on without
         it if the socket cannot be made (a data path too long for a Unix socket, say)."""
         from tfnode.node.admin import SOCKET, AdminSocket
 

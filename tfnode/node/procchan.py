@@ -8,7 +8,8 @@ A Unix socket pair, one frame per message: ``u32 length (big-endian) || type || 
     S     child -> front  peer (33) || kind (1) || payload      send to one peer
     B     child -> front  n (1) || n excluded peers (33 each) || kind (1) || payload   broadcast
     J     both ways       one JSON object (control, RPC calls and answers, blocks published,
-                          status reports; the ``op`` key names it)
+                          status reports, ``backup`` asking the child for its checkpoint; the
+                          ``op`` key names it)
 
 Bounded: what waits to be written is the socket transport's buffer; above ``P2P_BUFFER``
 bytes P2P frames are dropped (counted: consensus timeouts and sync recover them, as for any
