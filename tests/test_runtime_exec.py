@@ -786,3 +786,24 @@ def test_member_info_reads_the_registry(chain):
     chain.must(chain["bank_a"], GOVERNANCE, "commit", pid)
     assert chain.must(chain["customs"], "c", "relay", stranger) == "Bank E"
     assert chain.view("c", "who", stranger) == ["Bank E", ["bank", "insurer"]]
+
+
+def test_two_chains_loading_one_source_share_its_argument_checks():
+    """A chain joined at runtime with contracts another chain of the process already loaded
+    reuses their entry signatures (no second parse) and still checks arguments by them."""
+    from tfnode import crypto
+    from tfnode.runtime import executor as rx
+
+    methods = """
+        @call
+        def put(self, k: str, v: int):
+            self.m[k] = v
+            return v
+    """
+    src = contract(methods)
+    one, two = deploy(Chain(), methods), deploy(Chain(), methods)
+    a, b = one["bank_a"], two["bank_a"]
+    assert one.call(a, "c", "put", "x", 1).ok and two.call(b, "c", "put", "y", 2).ok
+    sigs = rx._SIGNATURES[crypto.sm3(src.encode())]
+    assert sigs["put"][4] is not None  # every parameter positional: (str,), (int,) checked inline
+    assert not two.call(b, "c", "put", "y", "not an int").ok

@@ -192,6 +192,10 @@ class _Loaded:
 # Neither cache shows in gas: proposals pay for the source by length whether cached or not.
 _VALIDATED: dict[bytes, bool] = {}
 _COMPILED: dict[tuple[bytes, bool], object] = {}
+# The entry signatures read from an accepted source (a parse of it, ~20 ms for a big contract):
+# the same for every chain this process hosts, so a chain joined at runtime with the genesis
+# contracts another chain already loaded does not parse them again on the node's event loop.
+_SIGNATURES: dict[bytes, dict] = {}
 _CACHE_LIMIT = 256
 
 
@@ -406,7 +410,13 @@ class Runtime:
                 kind = getattr(fn, "_tf_entry", None)
                 if kind is not None and not name.startswith("_"):
                     entries[name] = (fn, kind)
-        return _Loaded(cls, entries, code_hash, entry_signatures(source, api.Fixed))
+        sigs = _SIGNATURES.get(code_hash)
+        if sigs is None:
+            sigs = entry_signatures(source, api.Fixed)  # tuples only: safe to share, never mutated
+            if len(_SIGNATURES) >= _CACHE_LIMIT:
+                _SIGNATURES.clear()
+            _SIGNATURES[code_hash] = sigs
+        return _Loaded(cls, entries, code_hash, sigs)
 
     # -- execution ------------------------------------------------------------------------------
 
