@@ -1,6 +1,7 @@
 """One node's transaction pipeline in-process, 1 worker against N: committed tx/s and CPU per tx.
 
-    .venv/bin/python benches/pipeline_scaling.py [--txs 20000] [--workers 1,2] [--block-txs 1000] [--json]
+    .venv/bin/python benches/pipeline_scaling.py [--txs 20000] [--workers 1,2] [--block-txs 1000]
+                                                 [--python-transfers] [--json]
 
 Pre-signed SM2 ``asset.transfer``s (signed before the clock starts) are submitted in lists
 of 512, as ``submit_batch`` receives them, then verified (decode, chain id, SM2 in Rust with
@@ -9,6 +10,9 @@ per block) by :func:`tfnode.execution.pipeline.run_pipeline`. Each worker count 
 fresh store from the same genesis over the same transactions; workers=1 (every stage in turn
 on one thread) is the reference measured in the same run, and each row prints its ratio to
 it. The run also checks that every worker count committed the same state roots.
+``--python-transfers`` adds a second reference: workers=1 with every transfer executed by
+the Python path (``ChainExecutor(native=False)``), the path as it was before the native
+transfers, so their gain is measured in the same run (same roots checked too).
 
 Wall-clock figures: on a shared machine they move with the CPU share the process gets;
 ``cpu_us_per_tx`` (the process's CPU seconds over the run / committed transactions) moves
@@ -68,6 +72,11 @@ def main() -> int:
     ap.add_argument("--accounts", type=int, default=256)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts; 1 is always run first")
     ap.add_argument("--block-txs", type=int, default=1000)
+    ap.add_argument(
+        "--python-transfers",
+        action="store_true",
+        help="also run workers=1 with transfers executed by the Python reference path (native=False)",
+    )
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     counts = sorted({1, *(int(w) for w in a.workers.split(","))})
@@ -86,24 +95,29 @@ def main() -> int:
     subs = [raws[i : i + SUBMIT_LIST] for i in range(0, len(raws), SUBMIT_LIST)]
 
     rows = []
+    py_row = None
     tmp = Path(tempfile.mkdtemp(prefix="tfnode-pipeline-"))
+    runs = [(w, True) for w in counts] + ([(1, False)] if a.python_transfers else [])
     try:
-        for w in counts:
-            kv = open_rocks(tmp / f"w{w}")
+        for w, native in runs:
+            kv = open_rocks(tmp / f"w{w}-{'native' if native else 'python'}")
             store = ChainStore(kv, CHAIN)
             try:
-                ex = ChainExecutor(store, genesis)
+                ex = ChainExecutor(store, genesis, native=native)
                 ex.open()
                 r = run_pipeline(ex, CHAIN.encode(), subs, workers=w, block_txs=a.block_txs)
             finally:
                 store.close()
                 kv.close()
-            rows.append(r)
+            if native:
+                rows.append(r)
+            else:
+                py_row = r
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     ref = rows[0]
-    same = all(r.state_roots == ref.state_roots and r.refused == ref.refused for r in rows)
+    same = all(r.state_roots == ref.state_roots and r.refused == ref.refused for r in rows + [py_row] if r)
     report = {
         "txs": a.txs,
         "block_txs": a.block_txs,
@@ -129,6 +143,15 @@ def main() -> int:
             for r in rows
         ],
     }
+    if py_row is not None:
+        report["python_transfers"] = {
+            "workers": 1,
+            "tx_per_s": round(py_row.tx_per_s, 1),
+            "cpu_us_per_tx": round(py_row.cpu_us_per_tx, 1),
+            "main_thread_cpu_us_per_tx": round(py_row.main_cpu_us_per_tx, 1),
+            "native_speedup_tx_per_s": round(ref.tx_per_s / py_row.tx_per_s, 3) if py_row.tx_per_s else None,
+            "native_cpu_ratio": round(ref.cpu_us_per_tx / py_row.cpu_us_per_tx, 3) if py_row.cpu_us_per_tx else None,
+        }
     if a.json:
         print(json.dumps(report, indent=2))
     else:
@@ -150,6 +173,13 @@ def main() -> int:
             f"reference: workers=1, {ref.tx_per_s:.1f} tx/s in the same run. 'main': CPU of the thread that "
             "orders, executes and commits; 'bound': workers=1 CPU/tx over it, the ratio a core per thread would give"
         )
+        if py_row is not None:
+            pr = report["python_transfers"]
+            print(
+                f"Python transfers (native=False), workers=1: {pr['tx_per_s']:.1f} tx/s, {pr['cpu_us_per_tx']:.1f} "
+                f"CPU us/tx (main {pr['main_thread_cpu_us_per_tx']:.1f}); native workers=1 / this: "
+                f"{pr['native_speedup_tx_per_s']:.2f}x tx/s, {pr['native_cpu_ratio']:.2f}x CPU"
+            )
     return 0 if same else 1
 
 

@@ -89,6 +89,7 @@ def test_local_url_and_helpers():
         ({"txs": 0}, "--txs 0"),
         ({"workload": "swap"}, "--workload 'swap'"),
         ({"workload": "lc", "rpc": ["http://a:1"]}, "drop --rpc"),
+        ({"concurrency": 0}, "concurrency 0"),
     ],
 )
 def test_config_validation(kw, message):
@@ -148,15 +149,22 @@ class FakeNode(ThreadedApp):
     """submit_batch accepts all but the txs listed in `reject`; every 20 ms a block commits
     what was accepted and is announced on /ws; get_block lists its tx hashes."""
 
-    def __init__(self, reject: set[str]):
+    def __init__(self, reject: set[str], submit_delay: float = 0.0):
         self.reject, self.pending, self.blocks = reject, [], {}
         self.height = 5
+        self.chains: set = set()  # the `chain` param of every call and subscription
+        self.submit_delay, self.submitting, self.most_submitting = submit_delay, 0, 0
         super().__init__()
 
     async def _post(self, request):
         req = orjson.loads(await request.read())
         p = req.get("params") or {}
+        self.chains.add(p.get("chain"))
         if req["method"] == "submit_batch":
+            self.submitting += 1
+            self.most_submitting = max(self.most_submitting, self.submitting)
+            await asyncio.sleep(self.submit_delay)
+            self.submitting -= 1
             res = []
             for raw in p["txs"]:
                 h = _core.sm3(bytes.fromhex(raw)).hex()
@@ -177,6 +185,7 @@ class FakeNode(ThreadedApp):
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         req = orjson.loads((await ws.receive()).data)
+        self.chains.add((req.get("params") or {}).get("chain"))
         await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "b"}).decode())
         while not ws.closed:
             await asyncio.sleep(0.02)
@@ -229,3 +238,37 @@ def test_drive_against_a_fake_node():
     assert report["cpu_us_per_tx_per_node"] is None and report["cores_per_node"] == []  # no node measured
     assert report["committed"] <= report["committed_total"] == 293
     assert report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
+
+
+def test_drive_names_the_chain_and_bounds_the_submits_in_flight():
+    """benches/chains_cores.py drives a node's second chain: every call and the blocks
+    subscription carry ``chain``; at most ``concurrency`` submit_batch calls run at once."""
+    accts = [Account.generate() for _ in range(4)]
+    txs = bench.presign(accts, "tf-side", 100, 300, processes=1)
+    node = FakeNode(reject=set(), submit_delay=0.1)
+    try:
+        cfg = BenchConfig(
+            rpc=[node.url], duration=0.5, batch=50, inflight=1000, txs=300, drain=5, concurrency=3
+        ).validate()
+        run = asyncio.run(bench.drive([node.url], txs, cfg, 5, chain="tf-side"))
+    finally:
+        node.close()
+    assert node.chains == {"tf-side"}
+    assert node.most_submitting == 3  # six batches were ready at once
+    assert run["tally"].committed == 300
+
+
+def test_local_consortium_funds_a_further_chain(tmp_path):
+    """A bench's second chain starts with its accounts funded, as the default chain does."""
+    from tfnode.node.config import load
+    from tfnode.node.genesis import Genesis
+    from tfnode.node.local import LocalConsortium
+
+    acct = Account.generate()
+    c = LocalConsortium(tmp_path, n=1, chain_id="tf-a", allocations={acct.address: 7}, chain_process=True)
+    g = Genesis.load(c.add_chain("tf-b", allocations={acct.address: 9}))
+    assert g.chain_id == "tf-b" and g.allocations[acct.address] == 9
+    assert len(g.validators) == 1  # the one node votes on it too
+    assert Genesis.load(c.node(0) / "genesis.json").allocations[acct.address] == 7
+    assert load(c.node(0)).chain_process is True
+    assert acct.address not in Genesis.load(c.add_chain("tf-c")).allocations

@@ -42,3 +42,19 @@ def test_demo_runs_end_to_end():
     # A validator joins and one leaves, each at an epoch boundary.
     assert "epoch 1: node-4 votes as validator 4" in p.stdout
     assert "epoch 2:" in p.stdout and "left" in p.stdout and "validators now [0, 1, 2, 4]" in p.stdout
+
+
+def test_demo_without_subcommand_runs_the_main_demo_and_lists_multichain(monkeypatch):
+    """`tfnode demo` is a group now: alone it still runs the README's demo; `multichain` is
+    its subcommand (tests/test_demo_multichain.py runs it)."""
+    import tfnode.demo
+
+    calls = []
+    monkeypatch.setattr(tfnode.demo, "run", lambda: calls.append("run"))
+    r = runner.invoke(app, ["demo"])
+    assert r.exit_code == 0 and calls == ["run"], r.output
+    r = runner.invoke(app, ["demo", "--help"])
+    assert r.exit_code == 0 and "multichain" in r.output
+    r = runner.invoke(app, ["demo", "multichain", "--help"])
+    assert r.exit_code == 0 and "--json" in r.output
+    assert calls == ["run"]  # --help of the subcommand did not run the main demo

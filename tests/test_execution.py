@@ -312,6 +312,8 @@ def test_stale_tree_nodes_are_indexed_on_disk_and_deleted_after_the_kept_window(
         # heights 1..12 indexed stale nodes; those of heights <= 12 - 3 are gone with their nodes
         left = store.stale_upto(12)
         assert left and all(K.read_u64(k) > 12 - 3 for k, _ in left)
+        assert store.stale_upto(12, 12 - 3 + 1) == left and store.stale_upto(12, 12) != left  # (from a height on)
+        assert ex._stale_from == 12 - 3 + 1  # the next block's walk starts above what was deleted
         assert max(counts[6:]) - min(counts[6:]) <= max(counts[6:]) // 4  # bounded, not growing per block
         # The kept heights still prove; reopening loads the bounded tree with the same root.
         key = asset.balance_key(a1)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from tests.test_net_support import needs_ecdh, run
 from tfnode import _core, crypto
 from tfnode.mempool import Mempool, MempoolConfig, WireError, wire
+from tfnode.mempool import mempool as mempool_mod
 from tfnode.mempool.state import PendingBatch
 from tfnode.net import Kind, MemoryNetwork, MemoryTransport, NetConfig, PeerManager
 
@@ -86,7 +87,9 @@ class Chain:
         self.batches: dict[bytes, list[bytes]] = {}
 
 
-def make(net=None, *, n: int = 4, chain: Chain | None = None, me: int = 0, interval_ms: int = 20, **cfg) -> Mempool:
+def make(
+    net=None, *, n: int = 4, chain: Chain | None = None, me: int = 0, interval_ms: int = 20, idle_ms=None, **cfg
+) -> Mempool:
     ids = [bytes([2]) + bytes([i]) * 32 for i in range(n)]
     chain = chain or Chain()
     net = net if net is not None else FakeNet(set(ids))
@@ -100,6 +103,7 @@ def make(net=None, *, n: int = 4, chain: Chain | None = None, me: int = 0, inter
         committed_replay=lambda keys: {k for k in keys if k in chain.replay},
         committed_batch=chain.batches.get,
         block_interval_ms=interval_ms,
+        idle_interval_ms=idle_ms,
     )
 
 
@@ -593,5 +597,31 @@ def test_a_validator_disseminating_a_forged_transaction_is_banned_everywhere():
             await until(lambda: all(p.size == 1 and not p.state.queue for p in c.pools[:3]), "honest batch spread")
         finally:
             await c.close()
+
+    run(main)
+
+
+def test_an_idle_chain_waits_longer_for_an_empty_block_and_a_batch_ends_the_wait():
+    """After IDLE_AFTER blocks without batches the leader waits the idle interval (here a
+    minute) before an empty block; a batch that becomes ready ends the wait at once. Within
+    IDLE_AFTER blocks of a block carrying batches it keeps the block interval."""
+
+    async def main():
+        net = FakeNet()
+        mp, a = make(net, interval_ms=20, idle_ms=60_000), key()
+        net.connected = set(mp.validators[1:])
+        await mp.start()
+        try:
+            mp.on_block(dict(id=b"\x01" * 32, parent=b"\x00" * 32, height=10, payload=[b"\x02" * 32]))
+            busy = 10 + mempool_mod.IDLE_AFTER
+            assert await asyncio.wait_for(mp.next_payload(1, b"\x01" * 32, busy), 30) == []
+            waiting = asyncio.ensure_future(mp.next_payload(2, b"\x01" * 32, busy + 1))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()  # idle: far from its minute
+            await mp.submit([tx(a, 1)])
+            await until(lambda: mp.stats.get("sealed") == 1, "a batch sealed")
+            assert await asyncio.wait_for(waiting, 30) == list(mp.state.batches)
+        finally:
+            await mp.stop()
 
     run(main)

@@ -6,6 +6,8 @@ time; every wait has a generous deadline, and the fixture kills what is left."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tfnode import _core, crypto
@@ -18,6 +20,9 @@ from tfnode.node.keys import load_private_key
 from tfnode.node.local import LocalConsortium, disagreements
 
 MAIN, SUB, LATE = "tf-main", "tf-sub", "tf-late"
+# TFNODE_TEST_CHAIN_PROCESS=1 runs these tests with every further chain in a process of its
+# own ([chains] process = true, docs/multichain.md "One process per chain").
+CHAIN_PROCESS = os.environ.get("TFNODE_TEST_CHAIN_PROCESS") == "1"
 WAIT = 120.0  # generous: the machine running the tests may be heavily loaded
 
 
@@ -43,7 +48,7 @@ def rpc_up(url: str) -> bool:
 
 
 def test_two_chains_on_the_same_processes_commit_independently(tmp_path):
-    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50) as c:
+    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50, chain_process=CHAIN_PROCESS) as c:
         sub = c.add_chain(SUB)
         for i in range(c.n):
             assert c.join(i, sub) == {
@@ -123,7 +128,7 @@ def cli_node_hash(path) -> str:
 
 
 def test_a_chain_joined_and_left_at_runtime_does_not_stop_its_neighbour(tmp_path):
-    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50) as c:
+    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50, chain_process=CHAIN_PROCESS) as c:
         c.start_all()
         c.wait(lambda: progressed(c, MAIN, 2), WAIT, "main chain commits")
         c.wait(lambda: all(rpc_up(u) for u in c.rpc_urls()), WAIT, "RPC of every node")
@@ -179,7 +184,7 @@ def test_a_chain_joined_and_left_at_runtime_does_not_stop_its_neighbour(tmp_path
 
 
 def test_join_refuses_a_chain_the_node_is_not_a_validator_of(tmp_path):
-    with LocalConsortium(tmp_path, chain_id=MAIN) as c:
+    with LocalConsortium(tmp_path, chain_id=MAIN, chain_process=CHAIN_PROCESS) as c:
         g = c.add_chain("tf-pair", nodes=[0, 1])
         with pytest.raises(ConfigError, match=r"not a validator.*--follow"):
             cli_node.chain_join(c.node(2), g)
@@ -199,7 +204,7 @@ def test_chain_commands_on_a_stopped_node(tmp_path):
 
     from tfnode.cli import app
 
-    with LocalConsortium(tmp_path, chain_id=MAIN) as c:
+    with LocalConsortium(tmp_path, chain_id=MAIN, chain_process=CHAIN_PROCESS) as c:
         g = c.add_chain("tf-cli", nodes=[0, 1, 2])
         home = str(c.node(0))
         r = CliRunner().invoke(app, ["chain", "join", "--home", home, "--genesis", str(g)])
@@ -220,7 +225,7 @@ def test_a_sub_chain_changes_its_own_validator_set(tmp_path):
     0..2 (``--follow``), follows it without voting, and votes on it once the sub-chain's own
     governance adds its key, while the main chain's set and epoch stay as they were."""
     pair = "tf-grow"
-    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50) as c:
+    with LocalConsortium(tmp_path, chain_id=MAIN, block_interval_ms=50, chain_process=CHAIN_PROCESS) as c:
         g = c.add_chain(pair, nodes=[0, 1, 2])
         for i in range(3):
             assert c.join(i, g)["role"] == "validator"

@@ -74,7 +74,7 @@ def test_join_and_leave_a_chain_without_reconnecting():
             await until(lambda: nodes[0].broadcast(B, Kind.CONSENSUS, b"late") == 0, "B no longer admitted")
             # ... and a B frame sent anyway (a peer that has not heard yet) is dropped and counted.
             before = len(got[1])
-            nodes[0]._enqueue(nodes[0]._conns[ids[1]], False, encode_envelope(Kind.CONSENSUS, B, b"stale"))
+            nodes[0]._enqueue(nodes[0]._conns[ids[1]], B, False, encode_envelope(Kind.CONSENSUS, B, b"stale"))
             await until(lambda: nodes[1].stats["dropped_unknown_chain"] >= 1, "stale frame counted")
             assert not nodes[1].is_banned(ids[0]) and nodes[1].is_connected(ids[0])
             assert len(got[1]) == before
@@ -113,6 +113,52 @@ def test_a_stuck_chain_does_not_delay_another_and_its_inbox_is_bounded():
             assert stuck == [b"a%d" % i for i in range(20 - dropped)]  # in order, nothing lost but the overflow
         finally:
             release.set()
+            await asyncio.gather(*(n.close() for n in nodes))
+
+    run(main)
+
+
+def test_a_flooding_chain_neither_starves_nor_disconnects_another():
+    """Send queues are per (peer, chain): a chain whose queue is full of must-deliver messages
+    loses its own newest (counted), the shared link stays up, and another chain's consensus
+    message queued behind a long backlog is written within the writer's first pass."""
+
+    async def main():
+        nodes, ids, got = await pair([[A, B], [A, B]], send_queue_limit=10)
+        try:
+            a, peer = nodes[0], ids[1]
+            conn = a._conns[peer]
+            # Sends are synchronous: the writer cannot run between them.
+            for i in range(10):
+                assert a.send(peer, A, Kind.CONSENSUS, b"a%d" % i)
+            assert not a.send(peer, A, Kind.CONSENSUS, b"a-over")  # A's queue is full of must-deliver
+            assert a.stats["chain_send_dropped"] == 1 and a.stats["queue_overflow_closes"] == 0
+            assert a.send(peer, B, Kind.CONSENSUS, b"b0")  # B has a queue of its own
+            await until(lambda: (B, b"b0") in got[1] and sum(ch == A for ch, _ in got[1]) == 10, "both delivered")
+            assert a.is_connected(peer) and a._conns[peer] is conn  # the link was never closed
+        finally:
+            await asyncio.gather(*(n.close() for n in nodes))
+
+    run(main)
+
+
+def test_the_writer_takes_the_chains_queues_in_turn():
+    async def main():
+        nodes, ids, got = await pair([[A, B], [A, B]])
+        try:
+            a, peer = nodes[0], ids[1]
+            conn = a._conns[peer]
+            for i in range(1000):
+                a.send(peer, A, Kind.CONSENSUS, b"a%d" % i)
+            a.send(peer, B, Kind.CONSENSUS, b"b-late")
+            # The writer's next pass (256 frames): B's one message is in it, behind at most
+            # an equal share of A's backlog, not behind all 1,000.
+            first = a._next_frames(conn, 256)
+            late = encode_envelope(Kind.CONSENSUS, B, b"b-late")
+            assert late in first and first.index(late) <= 128
+            assert len(first) == 129 and conn.queued == 1000 - 128
+            await until(lambda: sum(ch == A for ch, _ in got[1]) == 1000 - 128, "the rest of A delivered")
+        finally:
             await asyncio.gather(*(n.close() for n in nodes))
 
     run(main)

@@ -181,3 +181,18 @@ def test_verify_workers_reads_back_and_out_of_range_is_a_config_error(tmp_path):
         cfg.write_text(text.replace("verify_workers = 0", f"verify_workers = {bad}"))
         with pytest.raises(config.ConfigError, match="verify_workers"):
             config.load(home)
+
+
+def test_chains_process_reads_back_and_must_be_a_boolean(tmp_path):
+    cli_node.init(4, tmp_path / "net", base_port=33400)
+    home = tmp_path / "net" / "node-0"
+    cfg = home / "config.toml"
+    text = cfg.read_text()
+    assert "[chains]\n" in text and "\nprocess = false\n" in text and config.load(home).chain_process is False
+    cfg.write_text(text.replace("\nprocess = false\n", "\nprocess = true\n"))
+    assert config.load(home).chain_process is True
+    assert "\nprocess = true\n" in config.render(config.load(home))
+    for bad in ('"yes"', "1"):
+        cfg.write_text(text.replace("\nprocess = false\n", f"\nprocess = {bad}\n"))
+        with pytest.raises(config.ConfigError, match=r"chains\.process"):
+            config.load(home)

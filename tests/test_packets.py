@@ -12,6 +12,7 @@ import pytest
 from tfnode import _core, crypto
 from tfnode.client import proofs
 from tfnode.execution import packets, roots
+from tfnode.runtime import cost
 
 from .test_xchain import ChainA
 from .xchain_harness import VALIDATORS, certify
@@ -221,3 +222,52 @@ def test_a_contract_port_receives_and_its_answer_is_the_ack(pair):
     assert [ev.name for ev in acks[0].events] == ["Delivered", "PacketReceived"]
     assert acks[1].return_value == {"ok": False, "error": "refused by the inbox"}
     assert c.ex.query("inbox", "all", (), {}).return_value == [["tf-a", 1, b"hi"]]
+
+
+LOOPER = """
+from tfnode.runtime.api import Contract, call
+
+
+class Looper(Contract):
+    @call
+    def on_packet(self, info: dict):
+        n = 0
+        while True:
+            n = n + 1
+"""
+
+
+def deploy(chain: ChainA, name: str, source: str) -> None:
+    pid = chain.ok("governance", "propose", "deploy", name, source).return_value
+    chain.ok("governance", "approve", pid)
+    chain.ok("governance", "commit", pid)
+
+
+def test_a_port_handler_runs_on_the_callers_gas(pair):
+    """The port contract is metered under what the recv transaction has left and charged to it;
+    running out there leaves the packet unreceived (a relayer's low limit delays, never fails it)."""
+    a, c = pair
+    deploy(c, "inbox", INBOX)
+    deploy(c, "looper", LOOPER)
+    seqs = [a.ok("xchain", "send", "tf-c", port, b"hi", c.ex.height + 100).return_value for port in ("inbox", "looper")]
+    sent_at = a.ex.height
+    e = relay_header(a, c, sent_at)
+    packet = [a.view("packet", "tf-c", s).return_value["packet"] for s in seqs]
+    proof = [state_proof(a, packets.commitment_key("tf-c", s), sent_at, e) for s in seqs]
+    proof_price = cost.P["xchain"]["proof"]
+    # Enough for recv's own checks, not for the inbox's handler: out of gas, nothing kept.
+    low = c.call_with_gas(proof_price + 50, "xchain", "recv", "tf-a", packet[0], proof[0])
+    assert (low.status, low.gas_used, low.writes) == ("out_of_gas", proof_price + 50, ())
+    assert c.view("ack", "tf-a", seqs[0]).return_value is None
+    assert c.ex.query("inbox", "all", (), {}).return_value == []
+    # With gas to spare, delivered; the receipt charges recv's price plus the handler's own use.
+    ok = c.call_with_gas(2_000_000, "xchain", "recv", "tf-a", packet[0], proof[0])
+    assert ok.return_value == {"ok": True, "value": 1}
+    assert proof_price < ok.gas_used < 2_000_000
+    assert c.ex.query("inbox", "all", (), {}).return_value == [["tf-a", seqs[0], b"hi"]]
+    # A handler that loops is stopped by the caller's limit, which it uses up; no ack is written.
+    for limit in (1_000_000, 3_000_000):
+        r = c.call_with_gas(limit, "xchain", "recv", "tf-a", packet[1], proof[1])
+        assert (r.status, r.gas_used, r.writes) == ("out_of_gas", limit, ())
+        assert "looper.on_packet" in r.revert_reason
+    assert c.view("ack", "tf-a", seqs[1]).return_value is None

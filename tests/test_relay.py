@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tfnode import _core, crypto
-from tfnode.client import Account, proofs
+from tfnode.client import Account, InvalidParams, Timeout, proofs
 from tfnode.relay import Relayer
 
 from .test_xchain import B_ID, ChainA
@@ -97,3 +97,62 @@ def test_relayer_updates_within_an_epoch_and_skips_what_the_client_has(tmp_path,
         assert a.view("client", B_ID).return_value["latest"] == chain_b.blocks[4].block["exec_height"]
     finally:
         a.close()
+
+
+class Busy:
+    """A chain end whose node answers ``status`` but times out every other call (a node under
+    load, or a chain it stopped hosting): what a relayer meets in a bad pass."""
+
+    def __init__(self, chain_id: str, error: Exception):
+        self.chain_id, self.error, self.calls = chain_id, error, 0
+
+    def status(self):
+        return {"chain_id": self.chain_id, "height": 3}
+
+    def query(self, *args):
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [Timeout("wait_receipt timed out"), InvalidParams("chain", "unknown chain 'trade'")])
+def test_a_failed_pass_is_retried_not_fatal(error):
+    """An RPC error object in a pass (a receipt not in time, a chain no longer hosted) used to
+    end `tfnode relay`; now the pass is logged, ``on_pass`` still reports, and the next pass
+    tries again."""
+    a, b = Busy("trade", error), Busy("settlement", error)
+    seen = []
+    r = Relayer(a, b, Account.generate())  # type: ignore[arg-type]
+    stats = r.run(0, passes=3, on_pass=lambda s: seen.append(s.as_dict()))
+    assert a.calls + b.calls >= 3 and len(seen) == 3
+    assert seen[-1] == stats.as_dict() and stats.max_proof_bytes == 0 and stats.received == 0
+
+
+def test_relay_command_takes_each_ends_chain(tmp_path, monkeypatch):
+    """`tfnode relay --a-chain/--b-chain`: both ends may be chains hosted by one node (one RPC
+    URL); each end's client names its chain in every call; the same chain twice is refused;
+    ``--stats`` is rewritten after every pass."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import tfnode.client
+    from tfnode.cli import app
+
+    made = []
+
+    class FakeClient(Busy):
+        def __init__(self, url, chain=None):
+            super().__init__(chain or "tf-main", Timeout("busy"))
+            made.append((url, chain))
+
+    monkeypatch.setattr(tfnode.client, "Client", FakeClient)
+    url = "http://127.0.0.1:1"
+    stats = tmp_path / "relay.json"
+    args = ["relay", "--a", url, "--b", url, "--a-chain", "trade", "--b-chain", "settlement", "--interval", "0"]
+    r = CliRunner().invoke(app, [*args, "--passes", "2", "--stats", str(stats)])
+    assert r.exit_code == 0, r.output
+    assert made == [(url, "trade"), (url, "settlement")]
+    assert json.loads(stats.read_text())["max_proof_bytes"] == 0
+    assert "largest proof 0 B" in r.output
+    r = CliRunner().invoke(app, ["relay", "--a", url, "--b", url, "--passes", "1"])
+    assert r.exit_code == 2 and "both ends are chain 'tf-main'" in r.output

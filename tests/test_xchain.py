@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tfnode import _core, crypto
-from tfnode.client import proofs
+from tfnode import _core, crypto, relay
+from tfnode.client import DEFAULT_GAS_LIMIT, proofs
 from tfnode.execution import xchain
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.executor import ChainExecutor
@@ -79,10 +79,13 @@ class ChainA:
         self.kv.close()
 
     def call(self, contract, method, *args, **kwargs):
+        return self.call_with_gas(5_000_000, contract, method, *args, **kwargs)
+
+    def call_with_gas(self, gas_limit: int, contract, method, *args, **kwargs):
         self.nonce += 1
         h = self.ex.height + 1
         t = _core.Transaction(
-            self.chain_id.encode(), self.nonce, h + 10, 5_000_000, contract, method, encode_call_args(args, kwargs)
+            self.chain_id.encode(), self.nonce, h + 10, gas_limit, contract, method, encode_call_args(args, kwargs)
         )
         t.sign(self.key.to_bytes())
         raws = [t.encode()]
@@ -273,3 +276,52 @@ def test_bad_calls_are_clear_errors(a, chain_b):
     assert "proof" in a.view("verify_state", B_ID, 7).revert_reason
     assert "payload.op" in a.call("governance", "propose", "xchain", payload={"op": "delete"}).revert_reason
     assert xchain.NAME == "xchain"
+
+
+def hostile_qc(of: bytes, signers: int) -> bytes:
+    """A QC of ``of``'s vote data with ``signers`` made-up signatures (ids 0..signers-1): bytes
+    that decode, and that a verifier would check signature by signature."""
+    return of[:56] + signers.to_bytes(4, "big") + b"".join(i.to_bytes(4, "big") + b"\x01" * 64 for i in range(signers))
+
+
+def test_update_is_priced_per_block_and_signature_and_charged_before_any_check(a, chain_b, monkeypatch):
+    a.create()
+    checked = []
+    real = proofs._verify_qc
+    monkeypatch.setattr(proofs, "_verify_qc", lambda qc, vals: checked.append(len(qc)) or real(qc, vals))
+    c = chain_b.blocks[3]
+    # The QC layout the price counts from: a real QC's length is exactly head + one slot a signer.
+    assert (len(c.qc) - xchain.QC_HEAD) % xchain.QC_SIG == 0 and xchain.qc_signature_slots(c.qc) >= 3
+    qc = hostile_qc(c.qc, 256)
+    assert xchain.qc_signature_slots(qc) == 256 and xchain.qc_signature_slots(qc + b"\0" * 68) == 256
+    chain = [b.raw for b in chain_b.blocks[4:20]]
+    price = xchain.update_gas(B_ID, c.raw, qc, commit_chain=chain, commit_qc=qc)
+    assert price > 2 * 256 * 2000 > 200_000  # every signature slot of both QCs is paid for
+    # A limit that paid the old flat price is now refused before anything is decoded or verified.
+    for limit in (200_000, price - 1):
+        r = a.call_with_gas(limit, "xchain", "update", B_ID, c.raw, qc, commit_chain=chain, commit_qc=qc)
+        assert (r.status, r.gas_used, r.writes) == ("out_of_gas", limit, ())
+        assert "out of gas" in r.revert_reason
+    assert checked == [] and a.view("client", B_ID).return_value["latest"] is None
+    # Paid for, the same call is checked (and refused: the signatures are made up), charged its price.
+    r = a.call_with_gas(price, "xchain", "update", B_ID, c.raw, qc, commit_chain=chain, commit_qc=qc)
+    assert (r.status, r.gas_used) == ("revert", price) and "does not verify" in r.revert_reason
+    assert checked == [len(qc)]
+
+
+def test_an_honest_update_fits_the_default_and_the_relayer_limits(a, chain_b):
+    a.create()
+    blocks = chain_b.blocks
+    i = next(k for k, c in enumerate(blocks) if c.block["reconfig"] is not None)
+    reconf, child = blocks[i], blocks[i + 1]
+    plain = a.call_with_gas(DEFAULT_GAS_LIMIT, "xchain", "update", B_ID, blocks[2].raw, blocks[2].qc)
+    assert plain.ok and plain.gas_used == xchain.update_gas(B_ID, blocks[2].raw, blocks[2].qc)
+    r = a.call_with_gas(
+        DEFAULT_GAS_LIMIT, "xchain", "update", B_ID, reconf.raw, reconf.qc, commit_chain=[child.raw], commit_qc=child.qc
+    )
+    assert r.ok and r.events[-1].name == "EpochChanged"
+    assert plain.gas_used < r.gas_used == xchain.update_gas(B_ID, reconf.raw, reconf.qc, [child.raw], child.qc)
+    assert r.gas_used < 100_000 < DEFAULT_GAS_LIMIT
+    # The relayer's limit covers the worst case: two QCs of 256 signers and 16 commit blocks.
+    worst = xchain.update_gas(B_ID, reconf.raw, hostile_qc(reconf.qc, 256), [child.raw] * 16, hostile_qc(child.qc, 256))
+    assert worst < relay.GAS

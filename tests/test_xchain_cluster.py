@@ -6,64 +6,33 @@ Every wait polls for a state with a deadline; the consortia are killed on the wa
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from tfnode.client import Account, Client, build_tx, proofs, tx_hash
+from tfnode.client import Account, Client, proofs
+from tfnode.crosschain import WAIT, ChainEnd, until
 from tfnode.execution import packets
 from tfnode.node.genesis import Genesis
 from tfnode.node.keys import load_private_key
 from tfnode.node.local import LocalConsortium
 from tfnode.relay import Relayer
 
-WAIT = 120.0
 RELEASE_TO = "0x" + "5e" * 20
 
 
-class Chain:
+class Chain(ChainEnd):
+    """A single-node consortium's chain, its node-0 key deciding governance alone."""
+
     def __init__(self, c: LocalConsortium):
+        key = Account(load_private_key(c.node(0) / "node_key"))
+        super().__init__(Client(c.rpc_url(0), timeout=WAIT), key, chain_id=c.chain_id)
         self.c = c
-        self.client = Client(c.rpc_url(0), timeout=WAIT)
-        self.member = Account(load_private_key(c.node(0) / "node_key"))
-        self.chain_id = c.chain_id
-
-    def run(self, contract, method, *args, **kwargs) -> dict:
-        h = self.client.status()["height"]
-        raw = build_tx(self.member, self.chain_id, contract, method, args, kwargs, expiry=h + 300, gas_limit=3_000_000)
-        self.client.submit(raw)
-        return self.client.wait_receipt(tx_hash(raw), WAIT)
-
-    def ok(self, contract, method, *args, **kwargs) -> dict:
-        r = self.run(contract, method, *args, **kwargs)
-        assert r["status"] == "ok", r["revert_reason"]
-        return r
-
-    def view(self, method, *args):
-        r = self.client.query("xchain", method, *args)
-        assert r["status"] == "ok", r
-        return r["value"]
 
     def trust(self, other: Chain) -> None:
         """Governance creates a light client of ``other``, from its genesis file."""
         g = Genesis.load(other.c.home / "genesis.json")
         vals = [[v["id"], v["power"], bytes.fromhex(v["public_key"])] for v in other.client.validators()]
-        payload = {"op": "create", "chain_id": other.chain_id, "genesis_hash": g.hash, "epoch": 0, "validators": vals}
-        pid = self.ok("governance", "propose", "xchain", payload=payload)["return_value"]
-        self.ok("governance", "approve", pid)
-        self.ok("governance", "commit", pid)
-        self.ok("xchain", "apply", pid)
-
-
-def until(cond, what: str, step=None) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if step is not None:
-            step()
-        if cond():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+        self.create_client(other.chain_id, g.hash, vals)
 
 
 @pytest.fixture(scope="module")

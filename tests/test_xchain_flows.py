@@ -19,70 +19,20 @@ consortia and the relayer are killed on the way out."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
 
 from tfnode import crypto
-from tfnode.client import Account, build_tx, tx_hash
+from tfnode.client import Account
+from tfnode.crosschain import BL, DAY, LC, WAIT, RelayProcess, ask_blacklist, pay_honour, presented_credits, until
 from tfnode.node.keys import load_private_key
 from tfnode.node.local import LocalConsortium
 
-from .test_xchain_cluster import WAIT, Chain, until
+from .test_xchain_cluster import Chain
 
-LC, BL = "letter_of_credit", "blacklist"
-DAY = 86400
 PRICE = 100_000_00  # fen
 CASH = 10**12
-
-
-def run_as(chain: Chain, who: Account, contract, method, *args, **kwargs) -> dict:
-    h = chain.client.status()["height"]
-    raw = build_tx(who, chain.chain_id, contract, method, args, kwargs, expiry=h + 300, gas_limit=3_000_000)
-    chain.client.submit(raw)
-    return chain.client.wait_receipt(tx_hash(raw), WAIT)
-
-
-def ok_as(chain: Chain, who: Account, contract, method, *args, **kwargs) -> dict:
-    r = run_as(chain, who, contract, method, *args, **kwargs)
-    assert r["status"] == "ok", r["revert_reason"]
-    return r
-
-
-def cash(chain: Chain, address: str) -> int:
-    return chain.client.query("asset", "balance", address)["value"]
-
-
-def view(chain: Chain, contract: str, method: str, *args):
-    r = chain.client.query(contract, method, *args)
-    assert r["status"] == "ok", r
-    return r["value"]
-
-
-def settled(chain: Chain, dst: str, seq: int) -> dict:
-    """The packet's record on its source once it left ``sent`` (the relayer's work)."""
-    until(lambda: chain.view("packet", dst, seq)["status"] != "sent", f"packet {seq} to {dst} to settle")
-    return chain.view("packet", dst, seq)
-
-
-class RelayProcess:
-    """`tfnode relay` between the two chains, as its own process (stopped and started again by
-    the test of a dead relayer)."""
-
-    def __init__(self, a_url: str, b_url: str):
-        self.cmd = [sys.executable, "-m", "tfnode", "relay", "--a", a_url, "--b", b_url, "--interval", "0.3"]
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(30)
-            self.proc = None
 
 
 @pytest.fixture(scope="module")
@@ -111,96 +61,72 @@ def flows(tmp_path_factory):
 
 def test_delivery_versus_payment_both_legs_or_neither(flows):
     t, s, bank, _relay = flows
-    applicant, exporter = Account.generate(), Account.generate()
-    org = view(t, "governance", "member", bank.address)["organisation"]
-    ok_as(t, bank, LC, "register_party", applicant.address, "Importer Co")
-    ok_as(t, bank, LC, "register_party", exporter.address, "Exporter Co")
-    now = int(time.time())
-    terms = {
-        "applicant": applicant.address,
-        "beneficiary": exporter.address,
-        "currency": "CNY",
-        "amount": PRICE,
-        "expiry": now + 90 * DAY,
-        "latest_shipment": now + 60 * DAY,
-        "documents": ["invoice", "bill_of_lading"],
-        "availability": "sight",
-        "advising_bank": org,  # one bank issues, advises and examines (no nominated bank)
-    }
-    docs = [{"kind": k, "hash": crypto.sm3(b"document " + k.encode())} for k in terms["documents"]]
-    for lc_id in ("LC-DVP", "LC-NOPAY"):
-        ok_as(t, bank, LC, "issue", lc_id, terms)
-        ok_as(t, bank, LC, "advise", lc_id)
-        ok_as(t, exporter, LC, "present", lc_id, docs, crypto.sm3(b"envelope"), now - 2 * DAY, PRICE)
-    before = cash(s, bank.address)
+    exporter = presented_credits(t, bank, ["LC-DVP", "LC-NOPAY"], PRICE)
+    before = s.cash(bank.address)
     far = t.client.status()["height"] + 10_000
 
     def pay(lc_id: str, amount: int, timeout_height: int) -> int:
-        body = f"honour\n{lc_id}\n1".encode()
-        r = ok_as(
-            s, bank, "xchain", "send", t.chain_id, LC, body, timeout_height, amount=amount, release_to=exporter.address
-        )
-        return r["return_value"]
+        return pay_honour(s, bank, t.chain_id, lc_id, amount, timeout_height, exporter.address)
 
     good = pay("LC-DVP", PRICE, far)
     short = pay("LC-NOPAY", PRICE - 1, far)  # not the presentation's amount: the honour is refused
     late = pay("LC-NOPAY", PRICE, t.client.status()["height"])  # already past: it can only time out
-    assert cash(s, bank.address) == before - (3 * PRICE - 1)  # all three escrowed
+    assert s.cash(bank.address) == before - (3 * PRICE - 1)  # all three escrowed
 
-    rec = settled(s, t.chain_id, good)
+    rec = s.settled(t.chain_id, good)
     assert rec["status"] == "acknowledged" and rec["ack"]["ok"] is True
     assert rec["ack"]["value"] == {"lc": "LC-DVP", "presentation": 1, "amount": PRICE, "payee": exporter.address}
-    p = view(t, LC, "presentation", "LC-DVP", 1)
+    p = t.value(LC, "presentation", "LC-DVP", 1)
     assert p["state"] == "paid" and p["paid_via"] == {"src": s.chain_id, "seq": good}
-    assert view(t, LC, "credit", "LC-DVP")["drawn"] == PRICE
+    assert t.value(LC, "credit", "LC-DVP")["drawn"] == PRICE
 
-    rec = settled(s, t.chain_id, short)
+    rec = s.settled(t.chain_id, short)
     assert rec["status"] == "acknowledged" and rec["ack"] == {
         "ok": False,
         "error": "the escrowed cash is not the presentation's amount",
     }
-    rec = settled(s, t.chain_id, late)
+    rec = s.settled(t.chain_id, late)
     assert rec["status"] == "timed_out" and "ack" not in rec
     # Neither leg for LC-NOPAY: the presentation is still open and the cash came back.
-    assert view(t, LC, "presentation", "LC-NOPAY", 1)["state"] == "examining"
-    assert view(t, LC, "credit", "LC-NOPAY")["drawn"] == 0
-    assert view(t, "xchain", "ack", s.chain_id, late) is None
-    assert cash(s, exporter.address) == PRICE
-    assert cash(s, bank.address) == before - PRICE
+    assert t.value(LC, "presentation", "LC-NOPAY", 1)["state"] == "examining"
+    assert t.value(LC, "credit", "LC-NOPAY")["drawn"] == 0
+    assert t.value("xchain", "ack", s.chain_id, late) is None
+    assert s.cash(exporter.address) == PRICE
+    assert s.cash(bank.address) == before - PRICE
     # A packet's payload cannot honour by itself: the same credit honoured twice is refused.
     again = pay("LC-DVP", PRICE, far)
-    rec = settled(s, t.chain_id, again)
+    rec = s.settled(t.chain_id, again)
     assert rec["ack"] == {"ok": False, "error": "presentation is not open"}
-    assert cash(s, bank.address) == before - PRICE and cash(s, exporter.address) == PRICE
+    assert s.cash(bank.address) == before - PRICE and s.cash(exporter.address) == PRICE
 
 
 def test_blacklist_query_paid_on_one_chain_answered_from_the_other(flows):
     t, s, bank, _relay = flows
-    ok_as(t, bank, BL, "join")
+    t.ok_as(bank, BL, "join")
     tag, other = crypto.sm3(b"subject 91310000"), crypto.sm3(b"subject 12345678")
-    eid = ok_as(t, bank, BL, "upload", tag, "fraud", crypto.sm3(b"evidence file"), crypto.sm3(b"owner"))["return_value"]
+    eid = t.ok_as(bank, BL, "upload", tag, "fraud", crypto.sm3(b"evidence file"), crypto.sm3(b"owner"))["return_value"]
     querier = s.member  # tf-settle's own member pays the query in tf-settle cash
     op = bank.address  # genesis made the first member (the bank) the blacklist's voucher issuer
     far = t.client.status()["height"] + 10_000
-    before_q, before_op = cash(s, querier.address), cash(s, op)
-    points = view(t, BL, "ledger")
+    before_q, before_op = s.cash(querier.address), s.cash(op)
+    points = t.value(BL, "ledger")
 
     def ask(body: bytes, fee: int) -> int:
-        return ok_as(s, querier, "xchain", "send", t.chain_id, BL, body, far, amount=fee, release_to=op)["return_value"]
+        return ask_blacklist(s, querier, t.chain_id, body, fee, far, op)
 
     hit, miss, cheap = ask(tag, 100), ask(other, 100), ask(tag, 99)
-    rec = settled(s, t.chain_id, hit)
+    rec = s.settled(t.chain_id, hit)
     assert rec["ack"]["ok"] is True and rec["ack"]["value"]["listed"] is True
     assert [e["entry"] for e in rec["ack"]["value"]["entries"]] == [eid]
     assert rec["ack"]["value"]["entries"][0]["category"] == "fraud"
-    rec = settled(s, t.chain_id, miss)
+    rec = s.settled(t.chain_id, miss)
     assert rec["ack"] == {"ok": True, "value": {"listed": False, "entries": []}}
-    rec = settled(s, t.chain_id, cheap)
+    rec = s.settled(t.chain_id, cheap)
     assert rec["ack"] == {"ok": False, "error": "the escrowed fee is below XCHAIN_QUERY_FEE"}
     # Two answered queries paid the operator; the cheap one was refunded.
-    assert cash(s, querier.address) == before_q - 200
-    assert cash(s, op) == before_op + 200
-    assert view(t, BL, "ledger") == points  # paid in the other chain's cash: no points moved
+    assert s.cash(querier.address) == before_q - 200
+    assert s.cash(op) == before_op + 200
+    assert t.value(BL, "ledger") == points  # paid in the other chain's cash: no points moved
 
 
 def test_forfaiting_on_one_chain_buys_an_acceptance_proven_on_the_other(flows):
@@ -209,9 +135,9 @@ def test_forfaiting_on_one_chain_buys_an_acceptance_proven_on_the_other(flows):
     seller only with the claim passing to it on tf-trade; the ack carries the acceptance."""
     t, s, bank, _relay = flows
     applicant, exporter = Account.generate(), Account.generate()
-    org = view(t, "governance", "member", bank.address)["organisation"]
-    ok_as(t, bank, LC, "register_party", applicant.address, "Importer Co")
-    ok_as(t, bank, LC, "register_party", exporter.address, "Exporter Co")
+    org = t.value("governance", "member", bank.address)["organisation"]
+    t.ok_as(bank, LC, "register_party", applicant.address, "Importer Co")
+    t.ok_as(bank, LC, "register_party", exporter.address, "Exporter Co")
     now = int(time.time())
     terms = {
         "applicant": applicant.address,
@@ -226,26 +152,26 @@ def test_forfaiting_on_one_chain_buys_an_acceptance_proven_on_the_other(flows):
         "advising_bank": org,
     }
     docs = [{"kind": "invoice", "hash": crypto.sm3(b"invoice")}]
-    ok_as(t, bank, LC, "issue", "LC-ACC", terms)
-    ok_as(t, bank, LC, "advise", "LC-ACC")
-    ok_as(t, exporter, LC, "present", "LC-ACC", docs, crypto.sm3(b"envelope"), now - DAY, PRICE)
-    ok_as(t, bank, LC, "honour", "LC-ACC", 1)
+    t.ok_as(bank, LC, "issue", "LC-ACC", terms)
+    t.ok_as(bank, LC, "advise", "LC-ACC")
+    t.ok_as(exporter, LC, "present", "LC-ACC", docs, crypto.sm3(b"envelope"), now - DAY, PRICE)
+    t.ok_as(bank, LC, "honour", "LC-ACC", 1)
     price = PRICE * 98 // 100  # the forfaiter's discount
     far = t.client.status()["height"] + 10_000
 
     def buy(amount: int) -> int:
         body = b"forfait\nLC-ACC\n1"
-        r = ok_as(s, bank, "xchain", "send", t.chain_id, LC, body, far, amount=amount, release_to=exporter.address)
+        r = s.ok_as(bank, "xchain", "send", t.chain_id, LC, body, far, amount=amount, release_to=exporter.address)
         return r["return_value"]
 
     early = buy(price)  # before the offer: refused, refunded
-    rec = settled(s, t.chain_id, early)
+    rec = s.settled(t.chain_id, early)
     assert rec["ack"] == {"ok": False, "error": "the claim is not offered to that chain"}
-    assert "only the beneficiary" in run_as(t, bank, LC, "offer_claim", "LC-ACC", 1, s.chain_id, price)["revert_reason"]
-    ok_as(t, exporter, LC, "offer_claim", "LC-ACC", 1, s.chain_id, price)
-    before = cash(s, bank.address)
+    assert "only the beneficiary" in t.run_as(bank, LC, "offer_claim", "LC-ACC", 1, s.chain_id, price)["revert_reason"]
+    t.ok_as(exporter, LC, "offer_claim", "LC-ACC", 1, s.chain_id, price)
+    before = s.cash(bank.address)
     cheap, good = buy(price - 1), buy(price)
-    recs = {q: settled(s, t.chain_id, q) for q in (cheap, good)}
+    recs = {q: s.settled(t.chain_id, q) for q in (cheap, good)}
     assert recs[cheap]["ack"]["ok"] is False
     assert recs[cheap]["ack"]["error"] in (
         "the escrowed price is below the offer",
@@ -254,26 +180,26 @@ def test_forfaiting_on_one_chain_buys_an_acceptance_proven_on_the_other(flows):
     ack = recs[good]["ack"]
     assert ack["ok"] is True
     assert (ack["value"]["holder"], ack["value"]["obligor"], ack["value"]["price"]) == (org, org, price)
-    p = view(t, LC, "presentation", "LC-ACC", 1)
+    p = t.value(LC, "presentation", "LC-ACC", 1)
     assert p["holder"] == org and p["sold_via"] == {"src": s.chain_id, "seq": good}
     assert p["registry"] == "xchain:" + s.chain_id and p["state"] == "accepted"
-    assert cash(s, exporter.address) == price and cash(s, bank.address) == before - price
+    assert s.cash(exporter.address) == price and s.cash(bank.address) == before - price
 
 
 def test_a_dead_relayer_delays_a_payment_and_a_new_one_completes_it(flows):
     t, s, bank, relay = flows
     payee = Account.generate().address
     relay.stop()
-    before = cash(s, bank.address)
-    seq = ok_as(s, bank, "xchain", "send", t.chain_id, "store", b"delivery note 7", 10**9, amount=11, release_to=payee)[
+    before = s.cash(bank.address)
+    seq = s.ok_as(bank, "xchain", "send", t.chain_id, "store", b"delivery note 7", 10**9, amount=11, release_to=payee)[
         "return_value"
     ]
     h = t.client.status()["height"]
     until(lambda: t.client.status()["height"] >= h + 5, "five blocks on tf-trade without a relayer")
     assert s.view("packet", t.chain_id, seq)["status"] == "sent" and t.view("ack", s.chain_id, seq) is None
-    assert cash(s, bank.address) == before - 11 and cash(s, payee) == 0  # escrowed, nowhere else
+    assert s.cash(bank.address) == before - 11 and s.cash(payee) == 0  # escrowed, nowhere else
     relay.start()  # a fresh process: it keeps no state, and finds the packet from the chains
-    rec = settled(s, t.chain_id, seq)
+    rec = s.settled(t.chain_id, seq)
     assert rec["status"] == "acknowledged" and rec["ack"] == {"ok": True, "value": None}
     assert t.view("received", s.chain_id, seq) == b"delivery note 7"
-    assert cash(s, payee) == 11 and cash(s, bank.address) == before - 11
+    assert s.cash(payee) == 11 and s.cash(bank.address) == before - 11

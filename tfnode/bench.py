@@ -62,6 +62,7 @@ class BenchConfig:
     txs: int | None = None  # how many to pre-sign
     drain: float = 10.0  # seconds to wait for stragglers after the window
     workload: str = "transfer"  # or "lc": letter-of-credit issues and settlement transfers (tfnode.bench_lc)
+    concurrency: int = SUBMIT_CONCURRENCY  # submit_batch calls in flight per node
 
     def validate(self) -> BenchConfig:
         """Raise BenchError naming the option; fill in the defaults that depend on others."""
@@ -87,6 +88,8 @@ class BenchConfig:
             raise BenchError(f"--batch {self.batch}: expected 1..8192 (the submit_batch cap)")
         if self.inflight < self.batch:
             raise BenchError(f"--inflight {self.inflight}: expected at least one batch ({self.batch})")
+        if not 1 <= self.concurrency <= 64:
+            raise BenchError(f"concurrency {self.concurrency}: expected 1..64 submit_batch calls in flight per node")
         if self.workload not in WORKLOADS:
             raise BenchError(f"--workload {self.workload!r}: expected one of {', '.join(WORKLOADS)}")
         if self.workload != "transfer" and self.rpc:
@@ -263,18 +266,20 @@ async def drive(
     cfg: BenchConfig,
     start_height: int,
     tick: Callable[[Tally, float], None] | None = None,
+    chain: str | None = None,
 ) -> dict:
     """Submit ``txs`` (raw hex, hash hex) for ``cfg.duration`` seconds; returns the raw
-    measurements (times relative to the start of the window)."""
+    measurements (times relative to the start of the window). ``chain``: on nodes hosting
+    several chains, the one submitted to and watched (None: each node's default chain)."""
     from tfnode.client import AsyncClient, ClientError, RpcError
 
-    clients = [AsyncClient(u, connections=SUBMIT_CONCURRENCY + 2) for u in urls]
+    clients = [AsyncClient(u, connections=cfg.concurrency + 2, chain=chain) for u in urls]
     tally, changed = Tally(height=start_height), asyncio.Event()
     watcher = asyncio.create_task(_watch_blocks(clients[0], tally, start_height, changed))
     await asyncio.sleep(0.2)  # let the subscription settle before the clock starts
     if watcher.done():
         watcher.result()
-    sems = [asyncio.Semaphore(SUBMIT_CONCURRENCY) for _ in clients]
+    sems = [asyncio.Semaphore(cfg.concurrency) for _ in clients]
     tasks: set[asyncio.Task] = set()
 
     async def submit(i: int, batch: list[tuple[str, str]]):

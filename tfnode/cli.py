@@ -16,12 +16,34 @@ app = typer.Typer(
 )
 
 
-@app.command()
-def demo() -> None:
-    """Show the node's national-cryptography core at work on a trade-finance example."""
+demo_app = typer.Typer(
+    help="Show the node at work on trade-finance examples (without a subcommand: the crypto core and a consortium).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.callback()
+def demo(ctx: typer.Context) -> None:
+    """Show the node's national-cryptography core at work on a trade-finance example, then a
+    four-member consortium (``tfnode demo multichain``: chains on one node, proven links)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from tfnode.demo import run
 
     run()
+
+
+@demo_app.command("multichain")
+def demo_multichain(
+    json_out: bool = typer.Option(False, "--json", help="narrate on stderr; the last stdout line is one JSON object"),
+) -> None:
+    """A main chain and two sub-chains (trade, settlement) on the same four node processes,
+    and the seed flows between them through an untrusted relayer (docs/multichain.md)."""
+    from tfnode.demo_multichain import run as run_multichain
+
+    raise typer.Exit(run_multichain(json_out=json_out))
 
 
 def _node_errors(fn):
@@ -167,12 +189,26 @@ def chain_join(
     follow: bool = typer.Option(
         False, "--follow", help="host it even if its genesis does not name this node's key as a validator (no vote)"
     ),
+    snapshot: Path = typer.Option(
+        None, "--snapshot", help="build the chain's empty ledger from this verified snapshot first (state sync)"
+    ),
+    no_directory_check: bool = typer.Option(
+        False,
+        "--no-directory-check",
+        help="join even if this node's main chain records another genesis hash for the chain in its directory",
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Host one more chain, without restarting the others (SIGHUP to the running node)."""
+    """Host one more chain, without restarting the others (SIGHUP to the running node). A
+    chain whose genesis differs from what this node's default (main) chain records for it in
+    its directory of sub-chains is refused."""
     from tfnode.node import cli_node
 
-    out = _node_errors(lambda: cli_node.chain_join(home, genesis, follow=follow))
+    out = _node_errors(
+        lambda: cli_node.chain_join(
+            home, genesis, follow=follow, snapshot=snapshot, directory_check=not no_directory_check
+        )
+    )
     _chain_out(
         out, json_out, f"joined chain {out['chain_id']} as {out['role']} (genesis {out['genesis_hash'][:16]}...)"
     )
@@ -540,31 +576,51 @@ def mirror(
 def relay(
     a: str = typer.Option(..., "--a", help="RPC URL of a node of one chain"),
     b: str = typer.Option(..., "--b", help="RPC URL of a node of the other chain"),
+    a_chain: str | None = typer.Option(
+        None, "--a-chain", help="the chain at --a, on a node hosting several (default: the node's default chain)"
+    ),
+    b_chain: str | None = typer.Option(None, "--b-chain", help="the chain at --b (as --a-chain)"),
     key: Path | None = typer.Option(None, "--key", help="key file to sign with (any key; a fresh one if omitted)"),
     interval: float = typer.Option(1.0, "--interval", help="seconds between passes"),
     passes: int = typer.Option(0, "--passes", help="stop after this many passes (0: run until stopped)"),
+    stats_file: Path | None = typer.Option(
+        None, "--stats", help="rewrite this file with the relayer's counts (JSON) after every pass"
+    ),
 ) -> None:
     """Relay light-client headers and packets between two chains (docs/multichain.md). The
     relayer is trusted with nothing: the chains check every proof it carries."""
+    import json
     import logging
+    import os
 
-    from tfnode.client import Account, Client, ClientError
-    from tfnode.relay import Relayer
+    from tfnode.client import Account, Client, ClientError, RpcError
+    from tfnode.relay import Relayer, Stats
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     account = Account.from_file(key) if key is not None else Account.generate()
     try:
-        r = Relayer(Client(a), Client(b), account)
-    except (ClientError, OSError) as err:
-        typer.echo(f"error: cannot reach both chains: {err}", err=True)
+        r = Relayer(Client(a, chain=a_chain), Client(b, chain=b_chain), account)
+    except (ClientError, RpcError, OSError) as err:
+        typer.echo(f"error: cannot relay between {a} and {b}: {err}", err=True)
         raise typer.Exit(2) from None
+    if r.ends[0].chain_id == r.ends[1].chain_id:
+        typer.echo(f"error: both ends are chain {r.ends[0].chain_id!r}: give two chains", err=True)
+        raise typer.Exit(2)
+
+    def write_stats(stats: Stats) -> None:
+        # Written whole and renamed: a relayer killed mid-write leaves the previous pass's file.
+        assert stats_file is not None
+        tmp = stats_file.with_name(stats_file.name + ".tmp")
+        tmp.write_text(json.dumps(stats.as_dict()))
+        os.replace(tmp, stats_file)
+
     try:
-        stats = r.run(interval, passes or None)
+        stats = r.run(interval, passes or None, on_pass=write_stats if stats_file is not None else None)
     except KeyboardInterrupt:
         stats = r.stats
     typer.echo(
         f"updates {stats.updates}, received {stats.received}, acknowledged {stats.acknowledged}, "
-        f"timed out {stats.timed_out}, refused {len(stats.refused)}"
+        f"timed out {stats.timed_out}, refused {len(stats.refused)}, largest proof {stats.max_proof_bytes} B"
     )
 
 

@@ -16,6 +16,9 @@ snapshot_app = typer.Typer(
 )
 
 
+CHAIN = typer.Option(None, "--chain", help="a further chain the node hosts (default: its default chain)")
+
+
 def _run(fn: Callable[[], Any]) -> Any:
     """fn(), with the node's errors as one line on stderr and exit status 2."""
     from tfnode.node.errors import NodeError
@@ -42,6 +45,7 @@ def snapshot_create(
     data: Path = typer.Option(None, "--data", help="a node's data folder (or a backup's); default: --home's"),
     home: Path = typer.Option(None, "--home", help="the node home (config and genesis); default: --data's parent"),
     height: int = typer.Option(None, "--height", min=1, help="height of the state (default: newest certified)"),
+    chain: str = CHAIN,
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write the state at a committed height with the blocks and QCs that certify it."""
@@ -50,19 +54,20 @@ def snapshot_create(
     if data is None and home is None:
         typer.echo("error: give --data or --home", err=True)
         raise typer.Exit(2)
-    _show(_run(lambda: ops.snapshot_create(data, home, out, height)), json_out)
+    _show(_run(lambda: ops.snapshot_create(data, home, out, height, chain)), json_out)
 
 
 @snapshot_app.command("verify")
 def snapshot_verify(
     file: Path = typer.Option(..., "--file", help="the snapshot"),
     home: Path = typer.Option(..., "--home", help="a node home of the chain (its genesis is the trust root)"),
+    chain: str = CHAIN,
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Check a snapshot's checksum, QCs, parent links, execution chain and state root."""
     from tfnode.node import ops
 
-    snap, v, _ = _run(lambda: ops.snapshot_verify(home, file))
+    snap, v, _ = _run(lambda: ops.snapshot_verify(home, file, chain))
     _show(
         {
             "ok": True,
@@ -78,13 +83,14 @@ def snapshot_verify(
 @snapshot_app.command("restore")
 def snapshot_restore(
     file: Path = typer.Option(..., "--file", help="the snapshot"),
-    home: Path = typer.Option(..., "--home", help="the node home to build (its data/db must not hold a ledger)"),
+    home: Path = typer.Option(..., "--home", help="the node home to build (the chain's ledger must be empty)"),
+    chain: str = CHAIN,
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Verify a snapshot, then build this node's ledger from it; `tfnode start` then catches up."""
+    """Verify a snapshot, then build this node's ledger of the chain from it; the node then catches up."""
     from tfnode.node import ops
 
-    _show(_run(lambda: ops.snapshot_restore(home, file)), json_out)
+    _show(_run(lambda: ops.snapshot_restore(home, file, chain)), json_out)
 
 
 def start_from_snapshot(home: Path, file: Path) -> None:
@@ -103,23 +109,38 @@ def start_from_snapshot(home: Path, file: Path) -> None:
 def backup(
     data: Path = typer.Option(..., "--data", help="the running node's data folder"),
     out: Path = typer.Option(..., "--out", help="folder to write the backup to (new or empty)"),
+    chain: str = typer.Option(None, "--chain", help="back up this hosted chain only (default: every chain)"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Online backup of a running node: a RocksDB checkpoint plus a copy of its safety record."""
+    """Online backup of a running node: for each chain it hosts, a RocksDB checkpoint plus a
+    copy of its safety record."""
     from tfnode.node import ops
 
-    _show(_run(lambda: ops.backup(data, out)), json_out)
+    r = _run(lambda: ops.backup(data, out, chain))
+    if json_out:
+        _show(r, True)
+        return
+    for c in r["chains"]:
+        typer.echo(f"{c['chain_id']:<24}  height >= {c['height_at_least']}  {Path(out) / c['db']}")
+    typer.echo(f"backup.json written to {Path(out).resolve()} ({r['seconds']} s)")
 
 
 def restore(
     home: Path = typer.Option(..., "--home", help="the stopped node's home"),
     backup_dir: Path = typer.Option(..., "--backup", help="a folder written by `tfnode backup`"),
+    chain: str = typer.Option(None, "--chain", help="restore this chain only (default: every chain in the backup)"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Put a backup's ledger in place of a stopped node's (the old one is moved aside)."""
+    """Put a backup's ledgers in place of a stopped node's (the old ones are moved aside)."""
     from tfnode.node import ops
 
-    _show(_run(lambda: ops.restore(home, backup_dir)), json_out)
+    r = _run(lambda: ops.restore(home, backup_dir, chain))
+    if json_out:
+        _show(r, True)
+        return
+    for c in r["chains"]:
+        moved = f", old ledger moved to {c['old_db_moved_to']}" if c["old_db_moved_to"] else ""
+        typer.echo(f"{c['chain_id']:<24}  restored at height {c['height']}{moved}; safety record {c['safety_record']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -21,11 +21,13 @@ epoch at a time, so a client left alone for any length of time catches up.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
-from tfnode.client import Account, Client, ClientError, build_tx
+from tfnode.client import Account, Client, ClientError, RpcError, build_tx
 from tfnode.execution import packets
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,12 @@ class Stats:
     acknowledged: int = 0
     timed_out: int = 0
     refused: list = field(default_factory=list)  # (chain, method, reason): what the chains reverted
+    # The largest proof carried, in bytes of JSON as the RPC returned it (the issue's aim: under
+    # 16 KB at any age); the demo and operators read it from ``tfnode relay --stats``.
+    max_proof_bytes: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 class Relayer:
@@ -141,6 +149,11 @@ class Relayer:
         key = (src.chain_id, dst.chain_id)
         first = self._settled_below.get(key, 1)
         todo: list[tuple[str, tuple[End, str, str]]] = []
+
+        def carried(proof: dict) -> dict:
+            self.stats.max_proof_bytes = max(self.stats.max_proof_bytes, len(json.dumps(proof)))
+            return proof
+
         prefix = True  # every packet before this one is settled: the next pass starts after it
         # Read once a pass: the destination's height and what each side's client holds.
         dst_height = dst.client.status()["height"]
@@ -164,7 +177,7 @@ class Relayer:
                             todo.append(
                                 (
                                     "timed_out",
-                                    self._submit_at(src, src_height, "timeout", (dst.chain_id, p, proof), {}),
+                                    self._submit_at(src, src_height, "timeout", (dst.chain_id, p, carried(proof)), {}),
                                 )
                             )
                     continue
@@ -172,7 +185,9 @@ class Relayer:
                 if e is None or e < rec["height"]:
                     continue  # the destination's client has not seen the send yet
                 proof = src.client.get_state_proof(packets.commitment_key(dst.chain_id, seq), exec_height=e)
-                todo.append(("received", self._submit_at(dst, dst_height, "recv", (src.chain_id, p, proof), {})))
+                todo.append(
+                    ("received", self._submit_at(dst, dst_height, "recv", (src.chain_id, p, carried(proof)), {}))
+                )
             else:
                 e = held_on_src
                 if e is None:
@@ -182,7 +197,7 @@ class Relayer:
                     todo.append(
                         (
                             "acknowledged",
-                            self._submit_at(src, src_height, "acknowledge", (dst.chain_id, p, proof), {}),
+                            self._submit_at(src, src_height, "acknowledge", (dst.chain_id, p, carried(proof)), {}),
                         )
                     )
         for what, sent in todo:
@@ -198,13 +213,20 @@ class Relayer:
             self.packets(src, dst)
         return self.stats
 
-    def run(self, interval_s: float = 1.0, passes: int | None = None) -> Stats:
+    def run(
+        self, interval_s: float = 1.0, passes: int | None = None, on_pass: Callable[[Stats], None] | None = None
+    ) -> Stats:
+        """Pass after pass (``passes``: at most that many), ``on_pass`` called after each."""
         n = 0
         while passes is None or n < passes:
             try:
                 self.step()
-            except (ClientError, OSError) as err:  # a node down or busy: try again next pass
+            # A node down or busy, a receipt not in time (Timeout), a proof not ready yet
+            # (NotReady), a chain the node stopped hosting: try again next pass, never exit.
+            except (ClientError, RpcError, OSError) as err:
                 log.warning("relay pass failed: %s", err)
             n += 1
+            if on_pass is not None:
+                on_pass(self.stats)
             time.sleep(interval_s)
         return self.stats

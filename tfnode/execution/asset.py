@@ -91,6 +91,60 @@ def execute(state, sender: str, method: str, args: tuple, kwargs: dict, gas_limi
     return Receipt(STATUS_OK, TRANSFER_GAS, None, (ev,), "", writes)
 
 
+class NativeReceipt:
+    """The receipt of a transfer the native path executed: one row of
+    ``_core.TransferBlock.execute_run`` (``(revert_reason_or_None, from, to, amount, event_body,
+    writes, receipt_bytes, receipt_hash)``), read as the :class:`Receipt` that :func:`execute`
+    builds (same fields, same ``encode()`` bytes; tests/test_native_transfer.py compares them).
+    The event and its fields dict are made only when asked for: a block of transfers would
+    otherwise allocate four objects per receipt that nobody reads (subscribers' JSON is lazy
+    too, tfnode/node/publish.py)."""
+
+    __slots__ = ("_events", "_row")
+
+    gas_used = TRANSFER_GAS
+    return_value = None
+
+    def __init__(self, row: tuple) -> None:
+        self._row = row
+        self._events: tuple | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self._row[0] is None
+
+    @property
+    def status(self) -> str:
+        return STATUS_OK if self._row[0] is None else STATUS_REVERT
+
+    @property
+    def revert_reason(self) -> str:
+        return self._row[0] or ""
+
+    @property
+    def writes(self) -> tuple:
+        return self._row[5]
+
+    @property
+    def events(self) -> tuple:
+        if self._events is None:
+            r = self._row
+            fields = {"from": r[1], "to": r[2], "amount": r[3]}
+            self._events = () if r[0] is not None else (Event(NAME, "Transfer", fields, r[4]),)
+        return self._events
+
+    def event_rows(self) -> tuple:
+        """``(contract, name, encoded fields)`` per event, as storage takes them."""
+        r = self._row
+        return () if r[0] is not None else ((NAME, "Transfer", r[4]),)
+
+    def encode(self) -> bytes:
+        return self._row[6]
+
+    def hash(self) -> bytes:
+        return self._row[7]
+
+
 def query(state, method: str, args: tuple, kwargs: dict) -> Receipt:
     if method != "balance" or kwargs or len(args) != 1:
         return Receipt(STATUS_INVALID, 0, revert_reason="asset views: balance(address)")

@@ -12,6 +12,14 @@ appeared earlier in the block, or when its expiry height is below the block's he
 same rule on every node, so dropping never diverges. Every other transaction executes and
 gets a receipt, failed or not; a failed one changes nothing but the replay record.
 
+Plain transfers run natively: decoding, hashes, the drop rule above and each run of
+consecutive ``asset.transfer`` calls (balance reads and updates, receipts, their hashes) are
+one Rust call per block and per run (``_core.TransferBlock``, core_rs/ledger/src/transfer.rs),
+with the GIL released where no Python object is touched. It produces byte for byte the state
+writes and receipts of the Python path, which stays the reference (``native=False``) and runs
+everything else: contract calls, the iot and xchain modules, and any transfer whose outcome
+the native path does not decide itself (odd arguments, a gas limit under the price).
+
 State (one key/value space, one sparse Merkle tree over all of it):
 
     b"\\x00r/" + replay key     -> u64 expiry        (replay protection, certified like the rest)
@@ -40,6 +48,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +60,7 @@ from tfnode.execution import asset, iot, packets, roots, xchain
 from tfnode.execution.args import decode_call_args
 from tfnode.execution.marker import CrashMarker
 from tfnode.execution.roots import ZERO
-from tfnode.runtime.encoding import EncodingError, decode_versioned, encode
+from tfnode.runtime.encoding import EncodingError, decode_versioned
 from tfnode.runtime.executor import DEFAULT_GAS_LIMIT, STATUS_INVALID, BlockCtx, Receipt, Runtime, TxCall
 from tfnode.runtime.frame import GOVERNANCE
 from tfnode.runtime.governance import VALIDATORS_KEY
@@ -62,6 +71,8 @@ from tfnode.storage import BlockCommit
 log = logging.getLogger(__name__)
 
 REPLAY_PREFIX = b"\x00r/"
+#: Set to "1" in a node's environment: transfers run through the Python reference path.
+PYTHON_TRANSFERS_ENV = "TFNODE_PYTHON_TRANSFERS"
 KEEP_VERSIONS = 256
 _U64 = struct.Struct(">Q")
 
@@ -90,10 +101,25 @@ class BlockOutput:
     history_nodes: list = field(default_factory=list)  # history-tree nodes this height completes
     history: Any = None  # the execution history after this height (roots.History)
     tree_writes: list = field(default_factory=list)
+    state_writes: list = field(default_factory=list)  # the block's pending state writes, sorted by key
     stale_nodes: list = field(default_factory=list)  # tree node keys this height stopped using
     stale_done: list = field(default_factory=list)  # stale-index keys deleted with their nodes
     dropped: int = 0
     seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Run:
+    """One block's execution in progress (shared by the reference and the native loop)."""
+
+    out: BlockOutput
+    bctx: BlockCtx
+    encoded: list  # the block's encoded batches, stored before its first contract call
+    held: bool  # the batches are stored (or need not be)
+    contain: bool  # contract calls run in a forked worker
+    # contained contract calls waiting for their worker: (receipt index, call)
+    pending: list = field(default_factory=list)
+    receipt_hashes: list = field(default_factory=list)  # per receipt: its hash if known, else None
 
 
 def bundled_contracts_dir() -> Path:
@@ -113,8 +139,15 @@ class ChainExecutor:
         contracts_dir: Path | None = None,
         contained: bool = False,
         crash_marker: Path | None = None,
+        native: bool | None = None,
     ) -> None:
         self.store = store
+        # Runs of plain transfers in Rust (_execute_native); False: every transaction through
+        # the Python reference (_execute_reference), as the differential test compares them.
+        # None: native unless the environment sets TFNODE_PYTHON_TRANSFERS=1 (a diagnostic
+        # switch and the benchmarks' same-run reference; both paths give the same bytes, so
+        # nodes may differ in it).
+        self.native = os.environ.get(PYTHON_TRANSFERS_ENV) != "1" if native is None else native
         self.contained = contained  # every block's contract calls in a forked worker
         self.marker = None if crash_marker is None else CrashMarker(crash_marker)
         self._recover: tuple[int, bytes] | None = None  # the block the marker named at open
@@ -129,6 +162,9 @@ class ChainExecutor:
         self.state_root = ZERO
         self.exec_root = ZERO
         self._carry: list = []  # tree nodes of version 0, written with block 1
+        # Stale-index heights below this were deleted by committed blocks (memory only: after a
+        # restart the first block walks the index from 0 once).
+        self._stale_from = 0
         self._addr: dict[bytes, str] = {}
         self.genesis_exec_root = ZERO
         self.genesis_state_root = ZERO
@@ -322,13 +358,38 @@ class ChainExecutor:
                     block["id"].hex()[:16],
                 )
             self._recover = None
-        # contained: contract calls wait here and run together in one worker, up to the next
-        # native transaction or the block's end (one fork per run of calls, not per call)
-        pending: list[tuple[int, TxCall]] = []
+        out.batches.extend(encoded)
+        run = _Run(out, bctx, encoded, held, contain)
+        if self.native:
+            self._execute_native(batches, height, run)
+        else:
+            self._execute_reference(batches, height, run)
+        if run.pending:
+            self._run_contained(run.pending, out.receipts, bctx)
+        writes = out.state_writes = state.writes()
+        root, new_nodes, stale = self.tree.apply(height, writes)
+        tree_writes = self._carry + list(new_nodes)
+        self._carry = []
+        # Nodes this height stopped using go into the stale index (in the block's batch, so
+        # it survives restarts); those of heights leaving the kept window are deleted now.
+        out.stale_nodes = list(stale)
+        done = self.store.stale_upto(height - KEEP_VERSIONS, self._stale_from) if height > KEEP_VERSIONS else []
+        tree_writes.extend((node_key, None) for _, node_key in done)
+        out.stale_done = [index_key for index_key, _ in done]
+        out.tree_writes = tree_writes
+        out.state_root = root
+        hashes = [r.hash() if h is None else h for h, r in zip(run.receipt_hashes, out.receipts, strict=True)]
+        out.receipts_root = _core.receipts_root(hashes) if hashes else ZERO
+        out.exec_root, out.history_nodes, out.history = self.history.append(height, root, out.receipts_root)
+        return out
+
+    def _execute_reference(self, batches: list[tuple[bytes, list[bytes]]], height: int, run: _Run) -> None:
+        """The block's transactions one by one in Python: the reference the native path
+        (:meth:`_execute_native`) must match byte for byte (tests/test_native_transfer.py)."""
+        state = self.store.state
         seen_hash: set[bytes] = set()
         seen_rk: set[bytes] = set()
         committed = self.store.replay.committed_among
-        out.batches.extend(encoded)
         for _, raws in batches:
             decoded = []
             for raw in raws:
@@ -339,41 +400,81 @@ class ChainExecutor:
                 rk = tx.replay_key()
                 rkey = REPLAY_PREFIX + rk
                 if h in seen_hash or h in already or rk in seen_rk or tx.expiry < height or state.get(rkey) is not None:
-                    out.dropped += 1
+                    run.out.dropped += 1
                     continue
                 seen_hash.add(h)
                 seen_rk.add(rk)
-                if not held and tx.contract not in NATIVE:
-                    self.store.hold_batches(encoded)
-                    held = True
-                call = self._contract_call(tx, h) if contain else None
-                if call is None and pending:
-                    self._run_contained(pending, out.receipts, bctx)
-                state.put(rkey, _U64.pack(tx.expiry))
-                out.txs.append((h, raw))
-                out.decoded.append(tx)
-                if call is not None:
-                    pending.append((len(out.receipts), call))
-                    out.receipts.append(None)
-                else:
-                    out.receipts.append(self._execute_tx(tx, h, bctx))
-        if pending:
-            self._run_contained(pending, out.receipts, bctx)
-        writes = state.writes()
-        root, new_nodes, stale = self.tree.apply(height, writes)
-        tree_writes = self._carry + list(new_nodes)
-        self._carry = []
-        # Nodes this height stopped using go into the stale index (in the block's batch, so
-        # it survives restarts); those of heights leaving the kept window are deleted now.
-        out.stale_nodes = list(stale)
-        done = self.store.stale_upto(height - KEEP_VERSIONS) if height > KEEP_VERSIONS else []
-        tree_writes.extend((node_key, None) for _, node_key in done)
-        out.stale_done = [index_key for index_key, _ in done]
-        out.tree_writes = tree_writes
-        out.state_root = root
-        out.receipts_root = _core.receipts_root([r.hash() for r in out.receipts]) if out.receipts else ZERO
-        out.exec_root, out.history_nodes, out.history = self.history.append(height, root, out.receipts_root)
-        return out
+                self._one(tx, h, raw, rkey, run)
+
+    def _execute_native(self, batches: list[tuple[bytes, list[bytes]]], height: int, run: _Run) -> None:
+        """The block with its runs of plain transfers executed natively: decoding, hashes,
+        the drop rule and each run of consecutive ``asset.transfer`` calls (balances,
+        receipts and their hashes) in Rust (``_core.TransferBlock``); every other transaction,
+        and any transfer the native path does not decide exactly, through :meth:`_one`."""
+        state = self.store.state
+        raws = [raw for _, rs in batches for raw in rs]
+        blk = _core.TransferBlock(raws)
+        hashes = blk.hashes()
+        rkeys = blk.replay_state_keys()
+        already = self.store.replay.committed_among(hashes)
+        kept = blk.select(height, already, [state.get(k) is not None for k in rkeys])
+        run.out.dropped += len(raws) - len(kept)
+        txs = blk.transactions()
+        native = blk.native()
+        transfers: list[int] = []
+        for i in kept:
+            if native[i]:
+                transfers.append(i)
+                continue
+            if transfers:
+                self._transfers(blk, transfers, txs, hashes, raws, rkeys, run)
+                transfers = []
+            self._one(txs[i], hashes[i], raws[i], rkeys[i], run)
+        if transfers:
+            self._transfers(blk, transfers, txs, hashes, raws, rkeys, run)
+
+    def _transfers(self, blk: Any, idx: list[int], txs: list, hashes: list, raws: list, rkeys: list, run: _Run) -> None:
+        """One run of consecutive native transfers (indices ``idx`` of ``blk``), in order."""
+        out, state = run.out, self.store.state
+        if run.pending:  # contract calls before the run execute before it
+            self._run_contained(run.pending, out.receipts, run.bctx)
+        for i in idx:
+            state.put(rkeys[i], _U64.pack(txs[i].expiry))
+            out.txs.append((hashes[i], raws[i]))
+            out.decoded.append(txs[i])
+        addrs = {s: self.address_of(s) for s in blk.senders(idx)}
+        keys = blk.run_keys(idx, addrs)
+        res = blk.execute_run(idx, addrs, [state.get(k) for k in keys])
+        if res is None:  # a stored balance wider than the native path reads: the reference
+            for i in idx:
+                out.receipts.append(self._execute_tx(txs[i], hashes[i], run.bctx))
+                run.receipt_hashes.append(None)
+            return
+        writes, results = res
+        for k, v in writes:
+            state.put(k, v)
+        receipt = asset.NativeReceipt
+        out.receipts.extend([receipt(r) for r in results])
+        run.receipt_hashes.extend([r[7] for r in results])
+
+    def _one(self, tx: Any, h: bytes, raw: bytes, rkey: bytes, run: _Run) -> None:
+        """Execute one kept transaction through the Python path (in order)."""
+        out = run.out
+        if not run.held and tx.contract not in NATIVE:
+            self.store.hold_batches(run.encoded)
+            run.held = True
+        call = self._contract_call(tx, h) if run.contain else None
+        if call is None and run.pending:
+            self._run_contained(run.pending, out.receipts, run.bctx)
+        self.store.state.put(rkey, _U64.pack(tx.expiry))
+        out.txs.append((h, raw))
+        out.decoded.append(tx)
+        run.receipt_hashes.append(None)
+        if call is not None:
+            run.pending.append((len(out.receipts), call))
+            out.receipts.append(None)
+        else:
+            out.receipts.append(self._execute_tx(tx, h, run.bctx))
 
     def _contract_call(self, tx: Any, tx_hash: bytes) -> TxCall | None:
         """The runtime call ``tx`` makes, or None for a native module's transaction or
@@ -422,8 +523,8 @@ class ChainExecutor:
         b = out.block
         events = []
         for i, r in enumerate(out.receipts):
-            for e in r.events:
-                events.append((i, e.contract, e.name, e.body or encode(e.fields)))
+            for contract, name, body in r.event_rows():
+                events.append((i, contract, name, body))
         self.store.commit_block(
             BlockCommit(
                 out.height,
@@ -433,7 +534,9 @@ class ChainExecutor:
                 txs=out.txs,
                 receipts=[r.encode() for r in out.receipts],
                 events=events,
-                state_writes=None,  # the runtime's pending writes in store.state
+                # the pending writes of store.state as execute sorted them (nothing writes
+                # between execute and commit): not sorted a second time
+                state_writes=out.state_writes,
                 tree_writes=out.tree_writes,
                 state_root=out.state_root,
                 exec_record=out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),
@@ -444,6 +547,8 @@ class ChainExecutor:
         )
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
+        if out.height > KEEP_VERSIONS:
+            self._stale_from = max(self._stale_from, out.height - KEEP_VERSIONS + 1)
         if self.marker is not None:
             self.marker.clear()
         if out.height > KEEP_VERSIONS and out.height % 32 == 0:

@@ -195,7 +195,7 @@ def timeout(ov, sender: str, bctx: BlockCtx, dst, packet, proof):
 # ---- destination side ---------------------------------------------------------------------
 
 
-def recv(ov, sender: str, bctx: BlockCtx, src, packet, proof, *, runtime: Any = None, gas_limit: int = 0):
+def recv(ov, sender: str, bctx: BlockCtx, src, packet, proof, *, runtime: Any = None, gas: xc.Gas | None = None):
     p = _check_packet(packet)
     if p["dst"] != bctx.chain_id or p["src"] != src:
         raise xc.Refused(f"the packet is from {p['src']!r} to {p['dst']!r}, not from {src!r} to this chain")
@@ -220,7 +220,15 @@ def recv(ov, sender: str, bctx: BlockCtx, src, packet, proof, *, runtime: Any = 
         # The port contract runs on the state as it is now: commit our checks' reads first.
         ov.commit()
         info = {k: p[k] for k in ("src", "seq", "sender", "payload", "amount", "release_to")}
-        r = runtime.execute(TxCall(SENDER, p["port"], "on_packet", (info,), {}, gas_limit), bctx)
+        # Metered under what the submitter's limit has left after recv's own price, and charged
+        # to the submitter: the handler costs the nodes no more than the transaction paid for.
+        gas = gas or xc.Gas(0)
+        r = runtime.execute(TxCall(SENDER, p["port"], "on_packet", (info,), {}, gas.left), bctx)
+        if r.status == "out_of_gas":
+            # The relayer's limit, not the packet, ran out: the packet stays unreceived (no ack,
+            # nothing kept) so a relayer giving too little gas cannot turn it into a failure.
+            raise xc.OutOfGas(f"out of gas in {p['port']}.on_packet under {gas.left} gas")
+        gas.charge(r.gas_used)
         ack = {"ok": True, "value": r.return_value} if r.ok else {"ok": False, "error": r.revert_reason[:256]}
         if r.ok:
             events.extend(r.events)
@@ -251,10 +259,10 @@ def v_received(state, src, seq):
     return state.get(DATA + _id(src) + _U64.pack(seq))
 
 
-def _calls(runtime: Any, gas_limit: int) -> dict:
+def _calls(runtime: Any, gas: xc.Gas) -> dict:
     return xc.CALLS | {
         "send": send,
-        "recv": partial(recv, runtime=runtime, gas_limit=max(gas_limit - xc.UPDATE_GAS, 0)),
+        "recv": partial(recv, runtime=runtime, gas=gas),
         "acknowledge": acknowledge,
         "timeout": timeout,
     }
@@ -265,7 +273,8 @@ VIEWS = xc.VIEWS | {"packet": v_packet, "next_seq": v_next_seq, "ack": v_ack, "r
 
 def execute(runtime, state, sender: str, bctx: BlockCtx, method: str, args: tuple, kwargs: dict, gas_limit: int):
     """The ``xchain`` module's entry point: light-client calls and packet calls."""
-    return xc.execute(state, sender, bctx, method, args, kwargs, gas_limit, _calls(runtime, gas_limit))
+    gas = xc.Gas(gas_limit)
+    return xc.execute(state, sender, bctx, method, args, kwargs, gas_limit, _calls(runtime, gas), gas)
 
 
 def query(state, method: str, args: tuple, kwargs: dict):

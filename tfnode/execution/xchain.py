@@ -27,6 +27,10 @@ carries out, once. ``update`` is open to anyone (a relayer): it proves itself.
   refuses updates and proofs until governance recovers it (``unfreeze``, optionally with a
   new validator set and the exec root to trust at a height).
 
+Gas (the ``xchain`` row of tfnode.runtime.cost): every call's price is charged before the
+call runs. ``update``'s counts each block it may decode and each signature slot its QCs' bytes
+hold (:func:`update_gas`), so a caller pays for the most verification its arguments can cause.
+
 Governance payloads (kind ``"xchain"``):
 
     {"op": "create", "chain_id": str, "genesis_hash": bytes32, "epoch": int,
@@ -51,6 +55,7 @@ from typing import Any
 from tfnode import _core
 from tfnode.client import proofs
 from tfnode.errors import TfnodeError
+from tfnode.runtime.cost import P
 from tfnode.runtime.encoding import EncodingError, decode_versioned, encode, encode_versioned
 from tfnode.runtime.executor import STATUS_INVALID, STATUS_OK, STATUS_REVERT, BlockCtx, Event, Receipt
 from tfnode.runtime.state import Overlay
@@ -62,15 +67,68 @@ MAX_CHAIN_ID = 64
 MAX_COMMIT_CHAIN = 16  # blocks between a reconfiguration header and its 2-chain
 MAX_VALIDATORS = 256
 MAX_PUBLIC_KEY = 128  # as tfnode-consensus
-CALL_GAS = 20_000
-UPDATE_GAS = 200_000  # a QC check is up to a few hundred SM2 verifications
+# A QC's encoding (tfnode-consensus QuorumCert): vote data (56 bytes) and a u32 signer count,
+# then per signer a u32 id and a 64-byte signature; decoding refuses any other length.
+QC_HEAD, QC_SIG = 60, 68
 _U64 = struct.Struct(">Q")
+_GAS = P["xchain"]  # prices: tfnode.runtime.cost, the one table (docs/contracts.md)
 
 Validator = tuple[int, int, bytes]
 
 
 class Refused(TfnodeError):
     """A well-formed call that the rules refuse (a revert)."""
+
+
+class OutOfGas(TfnodeError):
+    """The call's gas limit cannot pay for the work: nothing it did is kept."""
+
+
+class Gas:
+    """The gas of one call. Each part of the work is charged before it is done, so a limit
+    too low for it stops the call before the work, the same on every node."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = max(limit, 0), 0
+
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
+    def charge(self, n: int) -> None:
+        if n > self.left:
+            raise OutOfGas(f"out of gas: {n} more needed, {self.left} of {self.limit} left")
+        self.used += n
+
+
+def qc_signature_slots(qc) -> int:
+    """How many signatures ``qc``'s bytes can hold, from their length alone (not decoded): the
+    most SM2 verifications checking it can cost."""
+    if type(qc) is not bytes:
+        return 0
+    return min(max(len(qc) - QC_HEAD, 0) // QC_SIG, MAX_VALIDATORS)
+
+
+def update_gas(chain_id, header, qc, commit_chain=None, commit_qc=None) -> int:
+    """What ``update`` with these arguments costs at most (docs/contracts.md, "xchain"): every
+    block it may decode and every signature it may verify, counted from the arguments' sizes
+    before any of them is decoded, so a caller pays for a hostile header's worst case."""
+    blocks = [header] + (commit_chain[:MAX_COMMIT_CHAIN] if type(commit_chain) is list else [])
+    decode = sum(_GAS["block"] + (len(b) >> _GAS["byte_shift"]) for b in blocks if type(b) is bytes)
+    return _GAS["update"] + decode + P["verify"]["base"] * (qc_signature_slots(qc) + qc_signature_slots(commit_qc))
+
+
+def _proof_gas(*args, **kwargs) -> int:
+    return _GAS["proof"]  # one state proof: an exec path of at most 64 nodes and a state tree path
+
+
+# The up-front price of each call (arguments as the call takes them); other calls: _GAS["call"].
+PRICES: dict[str, Callable[..., int]] = {
+    "update": update_gas,
+    "recv": _proof_gas,
+    "acknowledge": _proof_gas,
+    "timeout": _proof_gas,
+}
 
 
 def _verify_qc(qc: bytes, validators: list[Validator]) -> tuple[int, int, int, bytes]:
@@ -380,27 +438,39 @@ def execute(
     kwargs: dict,
     gas_limit: int,
     calls: dict[str, Callable[..., Any]] | None = None,
+    gas: Gas | None = None,
 ) -> Receipt:
     """Run one call of the module (``calls``: the entry points, by default the light client's;
-    tfnode.execution.packets adds its own)."""
+    tfnode.execution.packets adds its own, and passes ``gas``, the limit its calls charge
+    further work to). The call's price is charged before it runs: a limit below it is
+    ``out_of_gas`` with nothing checked and nothing written."""
+    gas = gas or Gas(gas_limit)
     fn = (calls or CALLS).get(method)
     if fn is None:
-        return Receipt(STATUS_INVALID, CALL_GAS, revert_reason=f"xchain has no entry point {method!r}")
-    gas = CALL_GAS if method in ("apply", "send") else UPDATE_GAS
-    if gas_limit < gas:
-        return Receipt("out_of_gas", gas_limit, revert_reason="out of gas")
+        return Receipt(
+            STATUS_INVALID, min(_GAS["call"], gas.limit), revert_reason=f"xchain has no entry point {method!r}"
+        )
+    price = PRICES.get(method)
+    try:
+        gas.charge(_GAS["call"] if price is None else price(*args, **kwargs))
+    except TypeError as err:  # wrong arguments: the message names only our own function
+        return Receipt(STATUS_INVALID, min(_GAS["call"], gas.limit), revert_reason=f"{method}: {err}")
+    except OutOfGas as err:
+        return Receipt("out_of_gas", gas.limit, revert_reason=str(err))
     ov = Overlay(state)
     try:
         value, events = fn(ov, sender, bctx, *args, **kwargs)
-    except TypeError as err:  # wrong arguments: the message names only our own function
-        return Receipt(STATUS_INVALID, gas, revert_reason=f"{method}: {err}")
+    except TypeError as err:
+        return Receipt(STATUS_INVALID, gas.used, revert_reason=f"{method}: {err}")
     except (ValueError, EncodingError) as err:
-        return Receipt(STATUS_INVALID, gas, revert_reason=str(err)[:512])
+        return Receipt(STATUS_INVALID, gas.used, revert_reason=str(err)[:512])
     except Refused as err:
-        return Receipt(STATUS_REVERT, gas, revert_reason=str(err)[:512])
+        return Receipt(STATUS_REVERT, gas.used, revert_reason=str(err)[:512])
+    except OutOfGas as err:
+        return Receipt("out_of_gas", gas.limit, revert_reason=str(err)[:512])
     writes = tuple(ov.sorted_writes())
     ov.commit()
-    return Receipt(STATUS_OK, gas, value, tuple(events), "", writes)
+    return Receipt(STATUS_OK, gas.used, value, tuple(events), "", writes)
 
 
 def query(state, method: str, args: tuple, kwargs: dict, views: dict[str, Callable[..., Any]] | None = None) -> Receipt:

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 #: Blocks above the committed height remembered for ancestor walks (a byzantine flood of
 #: proposals cannot grow this without bound; honest chains keep only a few).
 MAX_TRACKED_BLOCKS = 4096
+# Blocks proposed at the full rate after the last one carrying transactions: their 2-chain
+# commit and the blocks that carry their exec roots (what clients and relayers wait for).
+IDLE_AFTER = 8
 
 # Rejection reasons of the Rust core, mapped to the short names counted in stats.
 _CORE_REASONS = (("invalid signature", "bad signature"), ("wrong chain id", "wrong chain"))
@@ -67,6 +70,7 @@ class Mempool:
         committed_replay: Callable[[list[bytes]], set[bytes]],
         committed_batch: Callable[[bytes], list[bytes] | None],
         block_interval_ms: int = 200,
+        idle_interval_ms: int | None = None,
     ) -> None:
         self.config = config or MempoolConfig()
         self.chain_id = as_chain_id(chain_id)  # envelope routing
@@ -79,6 +83,11 @@ class Mempool:
         self._committed_replay = committed_replay
         self._committed_batch = committed_batch
         self.block_interval = block_interval_ms / 1000
+        # An idle chain's leader waits longer for a batch before proposing an empty block (it
+        # still proposes the moment one is ready): a quiet chain hosted beside busy ones costs
+        # the node fewer empty blocks. None: the same as the block interval.
+        self.idle_interval = (block_interval_ms if idle_interval_ms is None else idle_interval_ms) / 1000
+        self._last_busy = 0  # height of the newest block seen carrying batches
         self.state = PoolState()
         self._blocks: dict[bytes, tuple[bytes, int, tuple[bytes, ...]]] = {}  # id -> parent, height, payload
         self._committed_height = 0
@@ -274,8 +283,10 @@ class Mempool:
     async def next_payload(self, round: int, parent: bytes, height: int) -> list[bytes]:
         """Digests of disseminated batches not yet committed and not in ``parent``'s
         uncommitted ancestors, oldest first, at most ``max_payload``. With none, wait up to
-        the block interval for one, then return [] (an empty block)."""
-        deadline = asyncio.get_running_loop().time() + self.block_interval
+        the block interval for one (the idle interval once the chain has been idle for
+        ``IDLE_AFTER`` blocks), then return [] (an empty block)."""
+        idle = height - self._last_busy > IDLE_AFTER
+        deadline = asyncio.get_running_loop().time() + (self.idle_interval if idle else self.block_interval)
         while True:
             out = self._proposable(bytes(parent), height)
             left = deadline - asyncio.get_running_loop().time()
@@ -312,6 +323,8 @@ class Mempool:
         h = int(block["height"])
         if h <= self._committed_height:
             return
+        if block["payload"]:
+            self._last_busy = max(self._last_busy, h)
         self._blocks[bytes(block["id"])] = (bytes(block["parent"]), h, tuple(bytes(d) for d in block["payload"]))
         if len(self._blocks) > MAX_TRACKED_BLOCKS:
             for bid, _ in sorted(self._blocks.items(), key=lambda kv: kv[1][1])[
@@ -325,6 +338,8 @@ class Mempool:
         st, cache = self.state, self.config.committed_cache_bytes
         for blk in blocks:
             self._committed_height = max(self._committed_height, int(blk["height"]))
+            if blk["payload"]:  # (blocks synced from peers are never seen by on_block)
+                self._last_busy = max(self._last_busy, int(blk["height"]))
             for d in blk["payload"]:
                 d = bytes(d)
                 b = st.remove_batch(d)

@@ -20,11 +20,16 @@ Policies (defaults in :class:`NetConfig`, reasons in docs/network.md):
   and at last its own newest messages, are dropped and counted as ``chain_queue_dropped``;
   consensus and sync recover them), and never delays another chain's messages from the same
   peer. A node serving one chain runs handlers inline in the reader, as before.
-* **Send queues.** Bounded per peer (``send_queue_limit`` messages). When full, a gossip
-  message (kind with the high bit set) evicts the oldest queued gossip message, or is
-  dropped itself; a must-deliver message evicts the oldest gossip, and if there is none the
-  peer is too slow to follow consensus: the link is closed (it reconnects and catches up
-  through sync, which is cheaper than unbounded memory).
+* **Send queues.** One bounded queue per (peer, chain) (``send_queue_limit`` messages each)
+  and a small one for link control; the writer takes from the chains' queues in turn, so a
+  chain that floods a peer delays only its own messages, never another chain's consensus.
+  When a chain's queue is full, a gossip message (kind with the high bit set) evicts that
+  chain's oldest queued gossip message, or is dropped itself; a must-deliver message evicts
+  the chain's oldest gossip, and if there is none the peer is too slow to follow that chain:
+  with one chain served the link is closed (it reconnects and catches up through sync, which
+  is cheaper than unbounded memory); with several, the message is dropped and counted
+  (``chain_send_dropped``: consensus timeouts and sync recover it), since closing the link
+  would disturb the other chains.
 * **Rate limit.** A token bucket on bytes and one on messages per PeerId (they survive
   reconnects). A peer above its rate is not punished, only read more slowly: TCP pushes
   back on that one peer, the others are unaffected.
@@ -141,7 +146,11 @@ class PeerConnection:
         self.peer_id = session.peer_id
         self.dialer = dialer  # PeerId of the side that dialed this connection
         self.address = address
-        self.queue: collections.deque[tuple[bool, bytes]] = collections.deque()
+        # Outbound: link control (pings, CHAINS, GOODBYE), then one queue per chain, taken in
+        # turn by the writer (see "Send queues"); ``queued`` counts what all of them hold.
+        self.control: collections.deque[bytes] = collections.deque()
+        self.queues: dict[ChainId, collections.deque[tuple[bool, bytes]]] = {}
+        self.queued = 0
         self.wake = asyncio.Event()
         self.closed = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
@@ -267,7 +276,7 @@ class PeerManager:
         note = encode_envelope(Kind.CHAINS, b"", encode_chain_list(list(self._hs.members)))
         for conn in list(self._conns.values()):
             self._admit(conn)
-            self._enqueue(conn, False, note)
+            self._control(conn, note)
         self.stats["chain_set_changes"] += 1
 
     def _admit(self, conn: PeerConnection) -> None:
@@ -299,14 +308,14 @@ class PeerManager:
         if conn is None:
             self.stats["send_not_connected"] += 1
             return False
-        return self._enqueue(conn, is_gossip(kind), encode_envelope(kind, chain_id, payload))
+        return self._enqueue(conn, chain_id, is_gossip(kind), encode_envelope(kind, chain_id, payload))
 
     def broadcast(self, chain_id: ChainId, kind: int, payload: bytes, exclude: Iterable[bytes] = ()) -> int:
         """Queue a message for every connected peer admitted on ``chain_id``; returns how many."""
         data, skip, n = encode_envelope(kind, chain_id, payload), set(exclude), 0
         for conn in list(self._conns.values()):
             if conn.peer_id not in skip and chain_id in conn.chains:
-                n += self._enqueue(conn, is_gossip(kind), data)
+                n += self._enqueue(conn, chain_id, is_gossip(kind), data)
         return n
 
     def ban(self, key: Hashable, reason: str, duration: float | None = None) -> None:
@@ -481,12 +490,16 @@ class PeerManager:
 
     def _retire(self, old: PeerConnection, new: PeerConnection) -> None:
         """Move ``old``'s queue to ``new``; say GOODBYE on ``old`` and read it until the peer's."""
-        new.queue.extend(old.queue)  # nothing queued is lost to the switch
-        old.queue.clear()
+        for chain, q in old.queues.items():  # nothing queued is lost to the switch
+            new.queues.setdefault(chain, collections.deque()).extend(q)
+            new.queued += len(q)
+        old.queues.clear()
+        old.queued = 0
+        if new.queued:
+            new.wake.set()
         old.retiring = True
         self._retiring.add(old)
-        old.queue.append((False, encode_envelope(Kind.GOODBYE, b"", b"")))
-        old.wake.set()
+        self._control(old, encode_envelope(Kind.GOODBYE, b"", b""))
 
         async def deadline() -> None:
             await asyncio.sleep(self.config.retire_timeout)
@@ -513,44 +526,74 @@ class PeerManager:
                 cb(conn.peer_id)
 
     # ---- per-connection tasks -----------------------------------------------------------
-    def _enqueue(self, conn: PeerConnection, gossip: bool, data: bytes) -> bool:
+    def _control(self, conn: PeerConnection, data: bytes) -> None:
+        """Queue a link-control frame (PING, PONG, CHAINS, GOODBYE): written before any chain's."""
+        if conn.closed.is_set():
+            return
+        conn.control.append(data)
+        conn.wake.set()
+
+    def _enqueue(self, conn: PeerConnection, chain: ChainId, gossip: bool, data: bytes) -> bool:
         if conn.closed.is_set():
             return False
-        q = conn.queue
+        q = conn.queues.get(chain)
+        if q is None:
+            q = conn.queues[chain] = collections.deque()
         if len(q) >= self.config.send_queue_limit:
             victim = next((i for i, (g, _) in enumerate(q) if g), None)
             if victim is None and gossip:
                 self.stats["gossip_dropped"] += 1
                 return False
             if victim is None:
+                if len(self._hs.members) > 1:
+                    # Several chains share the link: closing it would stall the others too.
+                    self.stats["chain_send_dropped"] += 1
+                    return False
                 self.stats["queue_overflow_closes"] += 1
                 self._drop(conn, f"send queue full ({len(q)} must-deliver messages)")
                 return False
             del q[victim]
+            conn.queued -= 1
             self.stats["gossip_dropped"] += 1
         q.append((gossip, data))
+        conn.queued += 1
         conn.wake.set()
         return True
+
+    def _next_frames(self, conn: PeerConnection, limit: int) -> list[bytes]:
+        """Up to ``limit`` frames to write now: link control first, then the chains' queues
+        in turn (an equal share each this pass), so no chain waits behind another's backlog."""
+        out: list[bytes] = []
+        while conn.control and len(out) < limit:
+            out.append(conn.control.popleft())
+        busy = [q for q in conn.queues.values() if q]
+        if not busy:
+            return out
+        share = max(1, (limit - len(out)) // len(busy))
+        for q in busy:
+            for _ in range(min(share, len(q))):
+                out.append(q.popleft()[1])
+                conn.queued -= 1
+        return out
 
     async def _writer(self, conn: PeerConnection) -> None:
         ping = encode_envelope(Kind.PING, b"", b"")
         try:
             while True:
-                if not conn.queue:
+                if not conn.queued and not conn.control:
                     conn.wake.clear()
                     try:
                         async with asyncio.timeout(self.config.ping_interval):
                             await conn.wake.wait()
                     except TimeoutError:
-                        conn.queue.append((False, ping))
+                        conn.control.append(ping)
                     continue
                 # Write what is queued (up to a bound), then wait for the socket once.
-                for _ in range(min(len(conn.queue), 256)):
-                    _, data = conn.queue.popleft()
+                for data in self._next_frames(conn, 256):
                     self.stats["bytes_sent"] += conn.link.write(data)
                     self.stats["messages_sent"] += 1
                 await conn.link.stream.drain()
-                if conn.retiring and not conn.queue:
+                if conn.retiring and not conn.queued and not conn.control:
                     return  # the GOODBYE is out: nothing more is written on this link
         except (ConnectionClosed, NonceExhausted) as err:
             self._drop(conn, f"write failed: {err}")
@@ -578,7 +621,7 @@ class PeerManager:
                 self.stats["bytes_received"] += len(data)
                 env = decode_envelope(data)
                 if env.kind == Kind.PING:
-                    self._enqueue(conn, False, encode_envelope(Kind.PONG, b"", b""))
+                    self._control(conn, encode_envelope(Kind.PONG, b"", b""))
                     continue
                 if env.kind == Kind.GOODBYE:
                     # The peer writes nothing more here. If we retired this link too, it is

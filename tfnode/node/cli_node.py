@@ -24,7 +24,7 @@ from tfnode import crypto
 from tfnode.execution.executor import bundled_contracts_dir
 from tfnode.node import config as config_mod
 from tfnode.node.config import NodeConfig, Peer
-from tfnode.node.errors import ConfigError
+from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import make_genesis
 from tfnode.node.keys import keygen as _keygen
 from tfnode.node.keys import load_public_key, write_placeholder, write_private_key
@@ -385,13 +385,24 @@ def _reload(cfg: NodeConfig, done, timeout: float) -> dict[str, Any]:
 
 
 def chain_join(
-    home: str | Path, genesis_file: str | Path, timeout: float = CHAIN_WAIT_S, *, follow: bool = False
+    home: str | Path,
+    genesis_file: str | Path,
+    timeout: float = CHAIN_WAIT_S,
+    *,
+    follow: bool = False,
+    snapshot: str | Path | None = None,
+    directory_check: bool = True,
 ) -> dict[str, Any]:
     """Host the chain of ``genesis_file`` on the node at ``home`` (now, if it runs); ``follow``:
-    also when the genesis does not name this node's key as a validator (it follows without voting)."""
+    also when the genesis does not name this node's key as a validator (it follows without voting).
+    ``snapshot``: build the chain's empty ledger from this verified snapshot first (ignored if
+    the node holds a ledger of the chain already). ``directory_check=False``: join even if the
+    node's default chain records another genesis for this chain in its directory (the node
+    refuses such a join otherwise: tfnode.node.node.Node._check_directory)."""
     from tfnode.node.genesis import Genesis
     from tfnode.node.hosted import check_chain_id
     from tfnode.node.keys import load_private_key
+    from tfnode.node.node import NO_DIRECTORY_CHECK
 
     home, src = Path(home), Path(genesis_file)
     cfg = config_mod.load(home)
@@ -417,11 +428,24 @@ def chain_join(
             "without voting (its peers admit it once the chain names the key: a member's key, or a "
             "validator the chain's governance adds)"
         )
+    if directory_check:
+        # Refused here at once, running node or not (the node checks again when it joins).
+        from tfnode.node import ops
+
+        refusal = ops.directory_conflict(g.chain_id, g, src, cfg.chain_id, ops.directory_record(cfg, g.chain_id))
+        if refusal is not None:
+            raise refusal
     d = home / "chains" / g.chain_id
     dest = d / "genesis.json"
     if dest.exists() and Genesis.load(dest).hash != g.hash:
         raise ConfigError(f"{dest} holds another genesis of chain {g.chain_id!r}; leave the chain first")
+    fresh = not dest.exists()  # removed again if the join is refused
     d.mkdir(parents=True, exist_ok=True)
+    marker = d / NO_DIRECTORY_CHECK
+    if directory_check:
+        marker.unlink(missing_ok=True)
+    else:
+        marker.write_text("joined with --no-directory-check\n")
     for c in g.contracts:  # contract sources shipped beside the genesis, if any
         s = src.parent / c["file"]
         if s.is_file():
@@ -430,14 +454,30 @@ def chain_join(
     tmp = d / "genesis.json.tmp"
     shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
+    built: dict[str, Any] | None = None
+    if snapshot is not None and not (cfg.data_path / "chains" / g.chain_id / "db" / "CURRENT").exists():
+        from tfnode.node import ops
+
+        try:
+            built = ops.snapshot_restore(home, Path(snapshot), g.chain_id)
+        except NodeError:
+            if fresh:
+                dest.unlink(missing_ok=True)
+            raise
 
     def done(state: dict) -> bool:
         return g.chain_id in state.get("errors", {}) or any(c["chain_id"] == g.chain_id for c in state["chains"])
 
     out = _reload(cfg, done, timeout)
     if g.chain_id in out.get("errors", {}):
+        if fresh:  # a refused join leaves no genesis behind to be tried again at every start
+            dest.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
         raise ConfigError(f"the node could not join chain {g.chain_id!r}: {out['errors'][g.chain_id]}")
-    return {"chain_id": g.chain_id, "genesis_hash": g.hash.hex(), "role": role, **out}
+    res = {"chain_id": g.chain_id, "genesis_hash": g.hash.hex(), "role": role, **out}
+    if built is not None:
+        res["snapshot_height"] = built["height"]
+    return res
 
 
 def chain_leave(home: str | Path, chain_id: str, timeout: float = CHAIN_WAIT_S) -> dict[str, Any]:

@@ -63,6 +63,9 @@ class NodeConfig:
     # Threads that decode and SM2-verify submitted transactions and peers' batches (GIL
     # released); 0: every core. docs/mempool.md, "Verification workers".
     verify_workers: int = 0
+    # [chains] process: each further hosted chain runs in a process of its own behind this
+    # node's P2P port and RPC endpoint (docs/multichain.md, "One process per chain").
+    chain_process: bool = False
 
     def path(self, rel: str) -> Path:
         p = Path(rel)
@@ -108,7 +111,7 @@ def load(home: Path) -> NodeConfig:
 def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
     node, p2p = raw["node"], raw["p2p"]
     cons, log, rpc = raw.get("consensus", {}), raw.get("log", {}), raw.get("rpc", {})
-    mp = raw.get("mempool", {})
+    mp, chains = raw.get("mempool", {}), raw.get("chains", {})
     peers = [
         Peer(str(p["name"]), bytes.fromhex(p["public_key"]), _addr(p["address"], f"{where}: peer {p['name']}"))
         for p in p2p.get("peers", [])
@@ -137,7 +140,10 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         health_max_exec_lag=int(rpc.get("health_max_exec_lag", 50)),
         expiry_window=int(mp.get("expiry_window", 1000)),
         verify_workers=int(mp.get("verify_workers", 0)),
+        chain_process=chains.get("process", False),
     )
+    if not isinstance(cfg.chain_process, bool):
+        raise ConfigError(f"{where}: chains.process {cfg.chain_process!r}; must be true or false")
     if not 1 <= cfg.rpc_max_connections <= 65536:
         raise ConfigError(f"{where}: rpc.max_connections {cfg.rpc_max_connections}; must be 1..65536")
     if not 1 <= cfg.rpc_max_connections_per_client <= 65536:
@@ -231,11 +237,18 @@ expiry_window = {cfg.expiry_window}
 # Threads that decode and SM2-verify submitted transactions and peers' batches; 0: every core.
 verify_workers = {cfg.verify_workers}
 
+[chains]
+# true: each chain hosted besides the default one (<home>/chains/<id>) runs in a process of
+# its own (its consensus, mempool, executor and ledger), behind this node's P2P port and RPC
+# endpoint, so busy chains use different cores and a crashed chain is restarted alone
+# (docs/multichain.md, "One process per chain"). false: all in this process.
+process = {"true" if cfg.chain_process else "false"}
+
 [consensus]
 # Round timeout at round 1 of a view change; doubles per consecutive timeout (cap 2^6).
 base_timeout_ms = {cfg.base_timeout_ms}
 # A leader with nothing to propose waits this long after the previous block (empty chains
-# stay quiet); must be below base_timeout_ms.
+# stay quiet; once idle for 8 blocks, 2/5 of base_timeout_ms if longer); below base_timeout_ms.
 block_interval_ms = {cfg.block_interval_ms}
 # Most blocks per sync answer this node serves from its ledger to a node catching up
 # (1..64; the answer also stays under 3 MiB).

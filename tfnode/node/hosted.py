@@ -236,6 +236,7 @@ class HostedChain:
             committed_replay=ex.committed_replay_keys,
             committed_batch=self._committed_batch,
             block_interval_ms=cfg.block_interval_ms,
+            idle_interval_ms=idle_interval_ms(cfg.block_interval_ms, cfg.base_timeout_ms),
         )
         self.driver = ConsensusDriver(
             self.core,
@@ -259,6 +260,18 @@ class HostedChain:
             epoch_ends=self._epoch_ends(),
         )
         await self.mempool.start()
+
+    def serve_rpc(self, rpc: Any) -> None:
+        """Publish this chain's blocks on the node's RPC server, and serve its calls there
+        (the default chain is the server's own)."""
+        self.rpc = rpc
+        if not self.default:
+            rpc.add_chain(self.chain_id, NodeService(self), self.metrics)
+
+    @property
+    def head_height(self) -> int:
+        head = self.store.head if self.store is not None else None
+        return head.height if head is not None else 0
 
     def start(self) -> None:
         """Enter consensus. The consensus handler is registered only now: a message handled
@@ -594,6 +607,14 @@ class HostedChain:
         tmp = self._status_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.status()))
         os.replace(tmp, self._status_path)
+
+
+def idle_interval_ms(block_interval_ms: int, base_timeout_ms: int) -> int:
+    """How long an idle chain's leader waits for transactions before an empty block: 2/5 of
+    the base round timeout (400 ms at `tfnode init`'s 1000), never below the block interval.
+    The followers' round timer is the base timeout, so the wait leaves 3/5 of it for the
+    proposal and the votes; a busy chain keeps the block interval (mempool.IDLE_AFTER)."""
+    return max(block_interval_ms, base_timeout_ms * 2 // 5)
 
 
 def _set_of(reconfig: tuple[int, list[tuple[int, int, bytes]]]) -> list[tuple[int, int, bytes]]:

@@ -71,6 +71,7 @@ class LocalConsortium:
         block_interval_ms: int = 50,
         allocations: dict[str, int] | None = None,
         expiry_window: int = 1000,
+        chain_process: bool = False,
     ):
         self.root, self.n, self.chain_id = Path(root), n, chain_id
         self.home = self.root / "net"
@@ -89,6 +90,15 @@ class LocalConsortium:
         self.nodes = [m for m in made if m["validator"]]
         self.observers = [m for m in made if not m["validator"]]
         self.procs: dict[int, subprocess.Popen] = {}
+        self.chain_process = chain_process
+        for m in made:
+            self._chain_mode(self.home / m["name"])
+
+    def _chain_mode(self, home: Path) -> None:
+        """``chain_process``: [chains] process = true in the node's config.toml (docs/multichain.md)."""
+        if self.chain_process:
+            cfg = home / "config.toml"
+            cfg.write_text(cfg.read_text().replace("\nprocess = false\n", "\nprocess = true\n"))
 
     def __enter__(self) -> LocalConsortium:
         return self
@@ -120,6 +130,7 @@ class LocalConsortium:
             base_timeout_ms=first.base_timeout_ms,
             block_interval_ms=first.block_interval_ms,
         )
+        self._chain_mode(self.node(i))
         self.nodes.append(info)
         self.n += 1
         return i
@@ -203,12 +214,14 @@ class LocalConsortium:
         return [self.status(i, chain)["height"] for i in range(self.n)]
 
     # ---- further chains -----------------------------------------------------------------
-    def add_chain(self, chain_id: str, nodes: list[int] | None = None) -> Path:
-        """Write the genesis of a further chain whose validators are ``nodes`` (default: all);
-        returns its path (for :meth:`join`)."""
+    def add_chain(
+        self, chain_id: str, nodes: list[int] | None = None, allocations: dict[str, int] | None = None
+    ) -> Path:
+        """Write the genesis of a further chain whose validators are ``nodes`` (default: all)
+        and whose ``asset`` module also funds ``allocations``; returns its path (for :meth:`join`)."""
         nodes = list(range(self.n)) if nodes is None else nodes
         pubs = [bytes.fromhex((self.node(i) / "node_key.pub").read_text().strip()) for i in nodes]
-        g = make_genesis(chain_id, pubs, names=[f"node-{i}" for i in nodes])
+        g = make_genesis(chain_id, pubs, names=[f"node-{i}" for i in nodes], allocations=allocations)
         path = self.root / "chains" / f"{chain_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         g.write(path)

@@ -27,19 +27,25 @@ from types import ModuleType
 from typing import Any
 
 from tfnode.errors import TfnodeError
+from tfnode.execution.executor import DIRECTORY
 from tfnode.net import NetConfig, PeerManager, TcpTransport
 from tfnode.net.handshake import MAX_CHAINS
 from tfnode.node import config as config_mod
+from tfnode.node import ops
+from tfnode.node.chainproc import ChainProcess
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.hosted import HostedChain, check_chain_id
 from tfnode.node.keys import load_private_key
 from tfnode.node.service import NodeService
 from tfnode.rpc.server import RpcServer
+from tfnode.runtime.executor import STATUS_OK
 
 log = logging.getLogger("tfnode.node")
 
 EXIT_HALT = 3
+#: In ``chains/<id>/``: join that chain without checking its genesis against the directory.
+NO_DIRECTORY_CHECK = "no-directory-check"
 
 
 class Node:
@@ -95,7 +101,7 @@ class Node:
             on_admitted=self._chain_admitted,
             contained=self.contained,
         )
-        self.chains: dict[str, HostedChain] = {genesis.chain_id: self.default}
+        self.chains: dict[str, HostedChain | ChainProcess] = {genesis.chain_id: self.default}
         self.chain_errors: dict[str, str] = {}  # chains of <home>/chains that could not be joined
         self._net_config = net_config
         self.stopped = asyncio.Event()
@@ -103,7 +109,7 @@ class Node:
         self.rpc: Any = None
         self.admin: Any = None
         self._health_task: asyncio.Task[None] | None = None
-        self._reload_lock = asyncio.Lock()
+        self.reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # The default chain's parts, as a single-chain node had them.
@@ -136,7 +142,7 @@ class Node:
         validator its ledger has named since): the network's allow-list per chain."""
         return {c.net_id: set(c.admitted) for c in self.chains.values()}
 
-    def _chain_admitted(self, hc: HostedChain) -> None:
+    def _chain_admitted(self, hc: HostedChain | ChainProcess) -> None:
         """A chain's governance named a new validator key: admit it on that chain's links now
         (open links are re-checked; a joining validator must sync before its epoch starts)."""
         if self.net is not None and self.chains.get(hc.chain_id) is hc:
@@ -168,6 +174,7 @@ class Node:
             raise
         for chain_id, genesis, gdir in self._scan_chains():
             try:
+                self._check_directory(genesis, gdir)
                 hc = self._hosted(genesis, gdir)
                 hc.open()
             except (NodeError, TfnodeError, ValueError, OSError) as err:
@@ -193,9 +200,7 @@ class Node:
             body_timeout=cfg.rpc_body_timeout,
         )
         for hc in self.chains.values():
-            hc.rpc = self.rpc
-            if not hc.default:
-                self.rpc.add_chain(hc.chain_id, NodeService(hc), hc.metrics)
+            hc.serve_rpc(self.rpc)
         await self.rpc.start()
         log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
         await self._start_admin()
@@ -209,7 +214,20 @@ class Node:
         self._health_task = asyncio.get_running_loop().create_task(self._watch_health())
 
     # ---- chains at runtime --------------------------------------------------------------
-    def _hosted(self, genesis: Genesis, gdir: Path) -> HostedChain:
+    def _hosted(self, genesis: Genesis, gdir: Path) -> HostedChain | ChainProcess:
+        if self.cfg.chain_process:
+            # [chains] process = true: the chain runs in a process of its own (docs/multichain.md,
+            # "One process per chain"); the default chain stays in this one.
+            return ChainProcess(
+                self.cfg,
+                genesis,
+                gdir,
+                self.cfg.data_path / "chains" / genesis.chain_id,
+                observer=self.observer,
+                contained=self.contained,
+                on_admitted=self._chain_admitted,
+                on_change=self._write_chains,
+            )
         return HostedChain(
             self.cfg,
             genesis,
@@ -253,6 +271,32 @@ class Node:
             out = out[: MAX_CHAINS - 1]
         return out
 
+    def _check_directory(self, genesis: Genesis, gdir: Path) -> None:
+        """Refuse to join a chain whose genesis is not the one this node's default chain records
+        for it in its directory of sub-chains (the built-in ``subchains`` views, governance kind
+        ``chain``: docs/multichain.md, "A hierarchy with a directory"). A chain the directory
+        does not record is joined as before: only a record contradicts a genesis. Checked when
+        a chain is joined (at start, or on a reload), never against a chain already hosted: a
+        later governance act does not make a node leave a chain. ``chains/<id>/`` holding
+        NO_DIRECTORY_CHECK (``tfnode chain join --no-directory-check``) skips it."""
+        ex = self.default.executor
+        if ex is None or (gdir / NO_DIRECTORY_CHECK).exists():
+            return
+        try:
+            r = ex.query(DIRECTORY, "chain", (genesis.chain_id,), {})
+        except (TfnodeError, ValueError) as err:  # no record can be read: none contradicts the genesis
+            log.warning("chain %s: the directory of %s could not be read (%s)", genesis.chain_id, ex.chain_id, err)
+            return
+        refusal = ops.directory_conflict(
+            genesis.chain_id,
+            genesis,
+            gdir / "genesis.json",
+            self.default.chain_id,
+            r.return_value if r.status == STATUS_OK else None,
+        )
+        if refusal is not None:
+            raise refusal
+
     def _chain_error(self, chain_id: str, err: BaseException) -> None:
         self.chain_errors[chain_id] = str(err)
         log.error("chain %s not hosted: %s", chain_id, err)
@@ -260,7 +304,7 @@ class Node:
     async def reload(self) -> dict[str, Any]:
         """Host exactly the chains of ``<home>/chains`` now (SIGHUP, ``tfnode chain join/leave``):
         join those added, leave those removed. The chains that stay are not touched."""
-        async with self._reload_lock:
+        async with self.reload_lock:
             want = {chain_id: (g, d) for chain_id, g, d in self._scan_chains()}
             for chain_id in [c for c, hc in self.chains.items() if not hc.default and c not in want]:
                 await self.leave(chain_id)
@@ -271,13 +315,14 @@ class Node:
                     continue
                 if hosted is None:
                     try:
+                        self._check_directory(genesis, gdir)
                         await self.join(genesis, gdir)
                     except (NodeError, TfnodeError, ValueError, OSError) as err:
                         self._chain_error(chain_id, err)
             self._write_chains()
             return self.chains_json()
 
-    async def join(self, genesis: Genesis, gdir: Path) -> HostedChain:
+    async def join(self, genesis: Genesis, gdir: Path) -> HostedChain | ChainProcess:
         """Start hosting a chain next to the others (its ledger resumes if the node held it before)."""
         assert self.net is not None and self.rpc is not None, "start() first"
         if genesis.chain_id in self.chains:
@@ -288,8 +333,7 @@ class Node:
             self.chains[hc.chain_id] = hc
             self.net.set_members(self._members())
             await hc.attach(self.net)
-            hc.rpc = self.rpc
-            self.rpc.add_chain(hc.chain_id, NodeService(hc), hc.metrics)
+            hc.serve_rpc(self.rpc)
             hc.start()
         except BaseException:
             self.chains.pop(hc.chain_id, None)
@@ -322,8 +366,11 @@ class Node:
                 {
                     "chain_id": c.chain_id,
                     "genesis_hash": c.genesis.hash.hex(),
-                    "height": c.store.head.height if c.store is not None and c.store.head else 0,
+                    "height": c.head_height,
                     "halted": c.halted,
+                    # The process running the chain: this one, or its own (null while down).
+                    "pid": (c.pid if c.ready else None) if isinstance(c, ChainProcess) else os.getpid(),
+                    "process": c.status()["process"] if isinstance(c, ChainProcess) else None,
                 }
                 for c in self.chains.values()
             ],
@@ -351,7 +398,7 @@ class Node:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _chain_halted(self, hc: HostedChain) -> None:
+    def _chain_halted(self, hc: HostedChain | ChainProcess) -> None:
         if hc.default:
             self.stopped.set()  # the default chain's halt stops the process (exit 3), as before
         else:
@@ -409,7 +456,7 @@ class Node:
             await asyncio.sleep(0.02)
 
     async def _start_admin(self) -> None:
-        """The local admin socket (online backup of the default chain); a node runs on without
+        """The local admin socket (online backup of the hosted chains); a node runs on without
         it if the socket cannot be made (a data path too long for a Unix socket, say)."""
         from tfnode.node.admin import SOCKET, AdminSocket
 

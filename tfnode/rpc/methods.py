@@ -292,6 +292,23 @@ class Methods:
     # --- subscriptions (WebSocket only) ---
 
     async def subscribe(self, raw, ctx):
+        sub, start = self.new_subscription(raw, ctx)
+        hub = self.s.hub
+        if start is not None:
+            return self._resume(sub, start, ctx)
+        hub.add(sub)
+        if sub.topic == "tx":
+            receipt = self.api.get_receipt(bytes.fromhex(sub.key))
+            if receipt is not None:
+                payload = dumps(receipt)
+                conn = sub.conn
+                ctx.after.append(lambda: hub.deliver_tx(sub, payload) if sub.id in conn.subs else None)
+        return sub.id
+
+    def new_subscription(self, raw, ctx) -> tuple[Subscription, tuple[int, int] | None]:
+        """A ``subscribe`` call's params checked: the subscription (not registered yet) and
+        the position it resumes from (None: live from now). Also used by a chain served
+        from another process (tfnode.node.chainproc), which registers it its own way."""
         conn = _ws_only(ctx, "subscribe")
         resume = ("from_height", "cursor")
         if type(raw) is dict and raw.get("topic") == "events":
@@ -319,17 +336,7 @@ class Methods:
             start = _cursor(p.str("cursor", 64))
         if len(conn.subs) >= conn.max_subscriptions:
             raise TooMany("subscriptions on this connection", conn.max_subscriptions)
-        sub = Subscription(conn.new_sub_id(), conn, raw["topic"], key)
-        hub = self.s.hub
-        if start is not None:
-            return self._resume(sub, start, ctx)
-        hub.add(sub)
-        if sub.topic == "tx":
-            receipt = self.api.get_receipt(bytes.fromhex(sub.key))
-            if receipt is not None:
-                payload = dumps(receipt)
-                ctx.after.append(lambda: hub.deliver_tx(sub, payload) if sub.id in conn.subs else None)
-        return sub.id
+        return Subscription(conn.new_sub_id(), conn, raw["topic"], key), start
 
     def _resume(self, sub: Subscription, start: tuple[int, int], ctx) -> str:
         """A subscription that starts in the past: replay what storage holds from ``start``,

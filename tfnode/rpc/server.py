@@ -320,6 +320,14 @@ class RpcServer:
         ep = self.endpoints[chain_id] = ChainEndpoint(self, chain_id, api, metrics)
         return ep
 
+    def add_endpoint(self, chain_id: str, endpoint: ChainEndpoint) -> ChainEndpoint:
+        """Serve one more hosted chain through a ready-made endpoint (a chain that runs in
+        another process: tfnode.node.chainproc)."""
+        if chain_id in self.endpoints:
+            raise ValueError(f"chain {chain_id!r} is served already")
+        self.endpoints[chain_id] = endpoint
+        return endpoint
+
     def remove_chain(self, chain_id: str) -> None:
         """Stop serving a further chain: its subscriptions end, its pending wait_receipt calls
         are answered -32005. The default chain cannot be removed."""
@@ -348,6 +356,9 @@ class RpcServer:
                     "height": st.get("height", 0),
                     "executed_height": st.get("executed_height", 0),
                     "halted": st.get("halted"),
+                    # The process that runs the chain (another than the node's for a chain
+                    # in its own process, docs/multichain.md "One process per chain").
+                    "pid": st.get("pid"),
                 }
             )
         return out

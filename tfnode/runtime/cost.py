@@ -73,6 +73,14 @@ PRICES: tuple[tuple[str, str, str, dict[str, int]], ...] = (
      {"base": 20, "hmac": 40, "shift": 2}),
     ("verify", "`sm2_verify`", "{base} `+ message >> {shift}`", {"base": 2000, "shift": 2}),
     ("member_info", "`member_info`", "a storage read of the member record", {}),
+    ("xchain", "the built-in `xchain` module (docs/multichain.md): `apply`, `send` / `recv`, `acknowledge`, "
+     "`timeout` (a state proof checked) / `update`",
+     "{call} / {proof}; `recv` into a contract port also the gas its `on_packet` uses, run under what the "
+     "transaction has left (out of gas there: the whole `recv` is out of gas, nothing written) / {update} + "
+     "per block decoded (the header and each `commit_chain` block) {block} `+ bytes >> {byte_shift}` + per "
+     "signature slot of each QC (as many as its byte length holds, at most 256) the `sm2_verify` base; "
+     "charged in full before anything is decoded or verified",
+     {"call": 20_000, "proof": 200_000, "update": 20_000, "block": 200, "byte_shift": 2}),
     ("sorted_set", "`SortedSet` add / iteration", "{add} / {base} + `n >> {shift}`",
      {"add": 1, "base": 1, "shift": 4}),
 )

@@ -152,6 +152,10 @@ class Receipt:
     def hash(self) -> bytes:
         return crypto.sm3(self.encode())
 
+    def event_rows(self) -> list[tuple[str, str, bytes]]:
+        """``(contract, name, encoded fields)`` per event, as storage takes them."""
+        return [(e.contract, e.name, e.body or encode(e.fields)) for e in self.events]
+
 
 def _receipt_from_worker(status, gas_used, value, events, reason, writes, encoded) -> Receipt:
     evs = tuple(Event(c, n, decode(b), b) for c, n, b in events)

@@ -62,6 +62,17 @@ from tfnode.runtime.encoding import decode_versioned, encode_versioned
 from tfnode.runtime.errors import Revert, RuntimeFault, ValidationError
 from tfnode.runtime.frame import GOVERNANCE, NAME_RE, Frame
 
+#: The directory's record of a sub-chain: state key CHAIN_RECORD + chain id (a versioned value).
+CHAIN_RECORD = b"g/chain/"
+
+
+def read_chain_record(get: Callable[[bytes], bytes | None], chain_id: str) -> Any:
+    """The directory's record of ``chain_id`` from committed state read by ``get`` (no
+    metering: for a node's own checks outside any transaction), or None."""
+    raw = get(CHAIN_RECORD + chain_id.encode())
+    return None if raw is None else decode_versioned(raw)
+
+
 #: Names the node's native modules answer (tfnode/execution/executor.py); a contract deployed
 #: under one would never be called.
 BUILTIN_NAMES = ("asset", "iot", "xchain", "subchains")
@@ -360,7 +371,7 @@ class Governance:
     # -- the directory of sub-chains ---------------------------------------------------------------
 
     def chain_record(self, overlay, chain_id: str):
-        return self._get(overlay, b"g/chain/" + chain_id.encode())
+        return self._get(overlay, CHAIN_RECORD + chain_id.encode())
 
     def _check_chain(self, ov, payload) -> dict:
         """A "chain" proposal's payload, checked (at propose and again at commit, since
@@ -413,7 +424,7 @@ class Governance:
             rec["validators"] = p["validators"]
             rec["history"].append(entry)
             event = ("governance", "ChainValidators", {"chain_id": p["chain_id"], "count": len(p["validators"])}, b"")
-        self._put(ov, b"g/chain/" + p["chain_id"].encode(), rec)
+        self._put(ov, CHAIN_RECORD + p["chain_id"].encode(), rec)
         frame.events.append(event)
 
     # -- views ----------------------------------------------------------------------------------

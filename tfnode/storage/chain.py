@@ -506,12 +506,15 @@ class ChainStore:
         """A committed mempool batch's encoding."""
         return self.kv.get(self._k(K.BATCH, K.check_hash(digest, "batch digest")))
 
-    def stale_upto(self, height: int) -> list[tuple[bytes, bytes]]:
-        """Stale-index entries of heights ``<= height``: ``(index key, node key)``, where
-        the index key is what ``commit_block(stale_done=...)`` takes."""
+    def stale_upto(self, height: int, since: int = 0) -> list[tuple[bytes, bytes]]:
+        """Stale-index entries of heights ``since ..= height``: ``(index key, node key)``, where
+        the index key is what ``commit_block(stale_done=...)`` takes. A caller that deleted the
+        entries below ``since`` passes it: the deletions stay in RocksDB as tombstones until a
+        compaction, and an iteration from height 0 walks all of them (tens of ms per block a few
+        hundred blocks in, growing with the height)."""
         pre = self._p + K.STALE
         cut = len(pre)
-        return [(k[cut:], k[cut + 8 :]) for k, _ in self.kv.iterate(pre, pre + K.u64(height + 1))]
+        return [(k[cut:], k[cut + 8 :]) for k, _ in self.kv.iterate(pre + K.u64(since), pre + K.u64(height + 1))]
 
     def tree_nodes(self) -> Iterator[tuple[bytes, bytes]]:
         """Every stored state-tree node ``(node key, bytes)``, for loading the tree at start-up."""

@@ -8,7 +8,9 @@
 //!   versioned immutable nodes, batch updates and (non-)inclusion proofs, no I/O;
 //! - [`receipts`]: receipts root and inclusion proofs;
 //! - [`exec`]: the execution history (a history tree over every height's roots) that a
-//!   block's `exec_root` commits to, with O(log height) proofs of any height.
+//!   block's `exec_root` commits to, with O(log height) proofs of any height;
+//! - [`transfer`]: the native `asset.transfer` (decode of its arguments, balances, receipts),
+//!   byte for byte what the Python reference executes.
 //!
 //! Encodings, caps and test vectors are in `docs/ledger.md`.
 mod batch;
@@ -17,6 +19,7 @@ mod error;
 pub mod exec;
 pub mod receipts;
 pub mod smt;
+pub mod transfer;
 mod tx;
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ fn path_list<'py>(py: Python<'py>, path: &[[u8; 32]]) -> PyResult<Bound<'py, PyL
 /// it, `encode` it; or `Transaction.decode(raw)` what a client sent.
 #[pyclass(name = "Transaction", module = "tfnode._core")]
 #[derive(Clone)]
-pub struct PyTransaction(led::Transaction);
+pub struct PyTransaction(pub(crate) led::Transaction);
 
 #[pymethods]
 impl PyTransaction {

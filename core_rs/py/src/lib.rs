@@ -11,6 +11,7 @@ mod ledger;
 mod safety;
 mod seam;
 mod sm2;
+mod transfer;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -20,5 +21,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ledger::register(m)?;
     iot::register(m)?;
     safety::register(m)?;
+    transfer::register(m)?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 mod batch;
 mod exec;
 mod smt;
+mod transfer;
 mod tx;
 mod vectors;
 

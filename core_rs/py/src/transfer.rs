@@ -1,0 +1,224 @@
+//! The native transfer path's binding (`tfnode-ledger`'s `transfer` module): a block's
+//! transactions decoded and hashed once with the GIL released, and each run of plain
+//! `asset.transfer`s executed in one call (balances, receipts, their hashes) with the GIL
+//! released. The executor (`tfnode/execution/executor.py`) keeps the order of the block,
+//! the state reads and writes, and the Python reference for everything else.
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyTuple};
+
+use tfnode_ledger as led;
+use tfnode_ledger::transfer as tr;
+
+use crate::ledger::PyTransaction;
+
+/// State key prefix of a replay record (`executor.REPLAY_PREFIX`).
+const REPLAY_PREFIX: &[u8] = b"\x00r/";
+
+fn err(e: impl std::fmt::Display) -> PyErr {
+    crate::error::LedgerError::new_err(e.to_string())
+}
+
+struct Entry {
+    tx: led::Transaction,
+    hash: led::Hash,
+    replay_key: led::Hash,
+    /// Some: a transfer the native path executes exactly (`transfer::parse_transfer`).
+    call: Option<tr::TransferCall>,
+}
+
+/// A block's transactions, in payload order, decoded once.
+#[pyclass(name = "TransferBlock", module = "tfnode._core", frozen)]
+pub struct PyTransferBlock {
+    entries: Vec<Entry>,
+}
+
+impl PyTransferBlock {
+    fn entry(&self, i: usize) -> PyResult<&Entry> {
+        self.entries.get(i).ok_or_else(|| err(format!("transaction index {i} out of range for {} transactions", self.entries.len())))
+    }
+
+    /// The run's transfers, with each sender's address from `addresses` (sender key -> "0x..").
+    fn items(&self, run: &[usize], addresses: &Bound<'_, PyDict>) -> PyResult<Vec<tr::TransferItem>> {
+        let mut known: HashMap<[u8; led::SENDER_LEN], tr::Address> = HashMap::new();
+        let mut out = Vec::with_capacity(run.len());
+        for &i in run {
+            let e = self.entry(i)?;
+            let call = e.call.ok_or_else(|| err(format!("transaction {i} is not a native transfer")))?;
+            let from = match known.get(&e.tx.sender) {
+                Some(a) => *a,
+                None => {
+                    let s = addresses
+                        .get_item(PyBytes::new(addresses.py(), &e.tx.sender))?
+                        .ok_or_else(|| err(format!("no address given for the sender of transaction {i}")))?;
+                    let a = tr::parse_address(s.extract::<&str>()?.as_bytes())
+                        .ok_or_else(|| err(format!("sender address {s} is not 0x + 40 lowercase hex digits")))?;
+                    known.insert(e.tx.sender, a);
+                    a
+                }
+            };
+            out.push(tr::TransferItem { from, call });
+        }
+        Ok(out)
+    }
+}
+
+#[pymethods]
+impl PyTransferBlock {
+    /// Decode `raws` (LedgerError on the first that does not decode, as `Transaction.decode`).
+    #[new]
+    fn new(py: Python<'_>, raws: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let owned = crate::hash::extract_bytes_list(raws, "raws")?;
+        let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+        let entries = py.detach(|| {
+            refs.iter()
+                .map(|raw| {
+                    let tx = led::Transaction::decode(raw)?;
+                    // The decoder accepts only the canonical encoding, so the raw bytes are `tx.encode()`.
+                    let hash = tfnode_sm3::hash(raw);
+                    let replay_key = tx.replay_key();
+                    let call = tr::parse_transfer(&tx);
+                    Ok(Entry { tx, hash, replay_key, call })
+                })
+                .collect::<led::Result<Vec<_>>>()
+        });
+        Ok(PyTransferBlock { entries: entries.map_err(err)? })
+    }
+
+    fn __len__(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Every transaction's hash, in order.
+    fn hashes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.entries.iter().map(|e| PyBytes::new(py, &e.hash)))
+    }
+
+    /// Every transaction's replay record key (`b"\x00r/" + replay key`), in order.
+    fn replay_state_keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(
+            py,
+            self.entries.iter().map(|e| {
+                let mut k = Vec::with_capacity(REPLAY_PREFIX.len() + 32);
+                k.extend_from_slice(REPLAY_PREFIX);
+                k.extend_from_slice(&e.replay_key);
+                PyBytes::new(py, &k)
+            }),
+        )
+    }
+
+    /// Every transaction as a `Transaction`, in order.
+    fn transactions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let txs = self.entries.iter().map(|e| Py::new(py, PyTransaction(e.tx.clone()))).collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, txs)
+    }
+
+    /// Which transactions the native path executes.
+    fn native(&self) -> Vec<bool> {
+        self.entries.iter().map(|e| e.call.is_some()).collect()
+    }
+
+    /// The indices of the transactions the block executes, in order: a transaction is
+    /// dropped when its hash is in `committed` (a set of hashes) or earlier in the block,
+    /// its replay key is `replayed[i]` (a committed replay record) or earlier in the
+    /// block, or its expiry is below `height` (the executor's rule).
+    fn select(&self, height: u64, committed: &Bound<'_, PySet>, replayed: Vec<bool>) -> PyResult<Vec<usize>> {
+        if replayed.len() != self.entries.len() {
+            return Err(err(format!("{} replay flags for {} transactions", replayed.len(), self.entries.len())));
+        }
+        let py = committed.py();
+        let mut seen_hash = std::collections::HashSet::with_capacity(self.entries.len());
+        let mut seen_rk = std::collections::HashSet::with_capacity(self.entries.len());
+        let mut out = Vec::with_capacity(self.entries.len());
+        for (i, e) in self.entries.iter().enumerate() {
+            if seen_hash.contains(&e.hash) || seen_rk.contains(&e.replay_key) || e.tx.expiry < height || replayed[i] {
+                continue;
+            }
+            if !committed.is_empty() && committed.contains(PyBytes::new(py, &e.hash))? {
+                continue;
+            }
+            seen_hash.insert(e.hash);
+            seen_rk.insert(e.replay_key);
+            out.push(i);
+        }
+        Ok(out)
+    }
+
+    /// The distinct senders of the transfers at `run`.
+    fn senders<'py>(&self, py: Python<'py>, run: Vec<usize>) -> PyResult<Bound<'py, PyList>> {
+        let mut seen = std::collections::HashSet::new();
+        let out = PyList::empty(py);
+        for i in run {
+            let e = self.entry(i)?;
+            if seen.insert(e.tx.sender) {
+                out.append(PyBytes::new(py, &e.tx.sender))?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The balance keys the transfers at `run` read, each once.
+    fn run_keys<'py>(&self, py: Python<'py>, run: Vec<usize>, addresses: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyList>> {
+        let items = self.items(&run, addresses)?;
+        PyList::new(py, tr::run_keys(&items).iter().map(|a| PyBytes::new(py, &tr::balance_key(a))))
+    }
+
+    /// Execute the transfers at `run` in order over `values` (the stored values of
+    /// `run_keys(run, addresses)`, None for absent), with the GIL released. Returns
+    /// `(writes, results)`: the run's state writes `[(key, value)]` sorted by key, and per
+    /// transfer `(revert_reason_or_None, from, to, amount, event_body, receipt_writes, receipt,
+    /// receipt_hash)` (`from`, `to`, `amount`, `event_body` None on revert). None when a stored balance is wider than
+    /// 128 bits (the reference path then executes the run).
+    fn execute_run<'py>(
+        &self,
+        py: Python<'py>,
+        run: Vec<usize>,
+        addresses: &Bound<'py, PyDict>,
+        values: Vec<Option<Vec<u8>>>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let items = self.items(&run, addresses)?;
+        let keys = tr::run_keys(&items);
+        if keys.len() != values.len() {
+            return Err(err(format!("{} balance values for {} keys", values.len(), keys.len())));
+        }
+        let mut balances = HashMap::with_capacity(keys.len());
+        for (a, v) in keys.iter().zip(&values) {
+            match tr::read_balance(v.as_deref()) {
+                Some(b) => balances.insert(*a, b),
+                None => return Ok(None),
+            };
+        }
+        let (outcomes, writes) = py.detach(|| tr::execute_run(&items, &mut balances));
+        let pair = |k: &[u8], v: &[u8]| PyTuple::new(py, [PyBytes::new(py, k), PyBytes::new(py, v)]);
+        let w = PyList::new(py, writes.iter().map(|(k, v)| pair(k, v)).collect::<PyResult<Vec<_>>>()?)?;
+        let results = PyList::empty(py);
+        for (it, o) in items.iter().zip(outcomes) {
+            let rw = PyTuple::new(py, o.writes.iter().map(|(k, v)| pair(k, v)).collect::<PyResult<Vec<_>>>()?)?;
+            let row: Vec<Bound<'py, PyAny>> = match o.revert {
+                Some(reason) => {
+                    let none = py.None().into_bound(py);
+                    vec![reason.into_pyobject(py)?.into_any(), none.clone(), none.clone(), none.clone(), none]
+                }
+                None => vec![
+                    py.None().into_bound(py),
+                    o.from.into_pyobject(py)?.into_any(),
+                    o.to.into_pyobject(py)?.into_any(),
+                    it.call.amount.into_pyobject(py)?.into_any(),
+                    PyBytes::new(py, &o.body).into_any(),
+                ],
+            };
+            let mut row = row;
+            row.push(rw.into_any());
+            row.push(PyBytes::new(py, &o.receipt).into_any());
+            row.push(PyBytes::new(py, &o.receipt_hash).into_any());
+            results.append(PyTuple::new(py, row)?)?;
+        }
+        Ok(Some(PyTuple::new(py, [w.into_any(), results.into_any()])?))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyTransferBlock>()?;
+    Ok(())
+}

@@ -1,0 +1,247 @@
+"""The native transfer path (core_rs/ledger/src/transfer.rs, ``ChainExecutor(native=True)``)
+against the Python reference (``native=False``): the same blocks through both, every byte
+compared: each block's output (transactions kept and dropped, receipts' bytes and fields,
+state writes, the three roots, tree nodes) and, after each commit, the whole store.
+
+The blocks mix what a node meets: plain transfers in both argument shapes, to oneself, to a
+new account, insufficient balances, a recipient at the maximum, bad and odd arguments, other
+methods, gas limits under the price, replays (same hash, same replay key, already committed),
+expired transactions, another chain's, a stored balance too wide for the native path, and
+contract calls between runs of transfers; then seeded random blocks of all of it.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tfnode import _core, crypto
+from tfnode.execution import asset
+from tfnode.execution.args import encode_call_args
+from tfnode.execution.executor import ChainExecutor
+from tfnode.node.genesis import make_genesis
+from tfnode.runtime.encoding import encode, encode_versioned
+from tfnode.storage import ChainStore, open_rocks
+
+CHAIN = "tf-native"
+FULL = "0x" + "ee" * 20  # holds the maximum balance: a transfer to it overflows
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return [crypto.PrivateKey.generate() for _ in range(6)]
+
+
+@pytest.fixture(scope="module")
+def genesis(keys):
+    return make_genesis(
+        CHAIN,
+        [k.public_key().to_bytes(compressed=True) for k in keys[:4]],
+        genesis_time_ms=1_700_000_000_000,
+        allocations={crypto.address(keys[4].public_key()): 25, FULL: asset.MAX_AMOUNT},
+    )
+
+
+def addr(k) -> str:
+    return crypto.address(k.public_key())
+
+
+def raw_tx(key, args=b"", *, nonce, method="transfer", contract="asset", expiry=50, chain=CHAIN, gas=10**6):
+    if not isinstance(args, bytes):
+        args = encode_call_args(args)
+    t = _core.Transaction(chain.encode(), nonce, expiry, gas, contract, method, args)
+    t.sign(key.to_bytes())
+    return t.encode()
+
+
+def block(h, digests):
+    return {
+        "height": h,
+        "id": crypto.sm3(b"block %d" % h),
+        "timestamp_ms": 1_700_000_000_000 + h * 1000,
+        "bytes": b"block bytes %d" % h,
+        "payload": list(digests),
+    }
+
+
+class Pair:
+    """A native executor and a reference one on stores of their own, fed the same blocks."""
+
+    def __init__(self, path, genesis, *, contained=False):
+        self.sides = []
+        for name, native in (("native", True), ("reference", False)):
+            kv = open_rocks(path / name)
+            store = ChainStore(kv, CHAIN)
+            ex = ChainExecutor(store, genesis, native=native, contained=contained)
+            ex.open()
+            self.sides.append((kv, store, ex))
+        self.height = 0
+
+    def close(self):
+        for kv, store, _ in self.sides:
+            store.close()
+            kv.close()
+
+    def run(self, *batches, before=None):
+        """Execute and commit the next block on both sides; assert they agree byte for byte."""
+        self.height += 1
+        h = self.height
+        digests = [_core.batch_digest(raws)[0] for raws in batches]
+        outs = []
+        for _, store, ex in self.sides:
+            if before is not None:
+                before(store.state)
+            out = ex.execute(block(h, digests), list(zip(digests, batches, strict=True)))
+            outs.append((out, store.state.writes()))
+        (a, wa), (b, wb) = outs
+        assert wa == wb, "pending state writes differ"
+        assert a.txs == b.txs and a.dropped == b.dropped
+        assert [t.encode() for t in a.decoded] == [t.encode() for t in b.decoded]
+        assert [r.encode() for r in a.receipts] == [r.encode() for r in b.receipts]
+        for ra, rb in zip(a.receipts, b.receipts, strict=True):
+            assert receipt_view(ra) == receipt_view(rb)
+        for f in ("state_root", "receipts_root", "exec_root", "history_nodes", "tree_writes", "stale_nodes"):
+            assert getattr(a, f) == getattr(b, f), f
+        assert a.stale_done == b.stale_done and a.batches == b.batches
+        for (_, _, ex), out in zip(self.sides, (a, b), strict=True):
+            ex.commit(out, b"qc %d" % h)
+        (kva, _, _), (kvb, _, _) = self.sides
+        assert list(kva.iterate(b"\x00")) == list(kvb.iterate(b"\x00")), "stores differ after the commit"
+        return a
+
+    def balance(self, address):
+        vals = {ex.query("asset", "balance", (address,), {}).return_value for _, _, ex in self.sides}
+        assert len(vals) == 1
+        return vals.pop()
+
+
+def receipt_view(r):
+    """What subscribers and storage read of a receipt besides its bytes."""
+    evs = [(e.contract, e.name, list(e.fields.items()), e.body or encode(e.fields)) for e in r.events]
+    return (r.status, r.gas_used, r.return_value, r.revert_reason, r.writes, evs, r.hash())
+
+
+def native_count(*batches):
+    return sum(_core.TransferBlock([r for b in batches for r in b]).native())
+
+
+@pytest.fixture
+def pair(tmp_path, genesis):
+    p = Pair(tmp_path, genesis)
+    yield p
+    p.close()
+
+
+def test_every_kind_of_transfer_agrees(pair, keys):
+    k0, k1, k2, k3, poor, _ = keys
+    a0, a1, a2 = addr(k0), addr(k1), addr(k2)
+    new = "0x" + "12" * 20
+    plain = [raw_tx(k0, (a1, 10 + i), nonce=i) for i in range(6)]
+    kwargs = raw_tx(k1, encode_call_args((), {"to": a2, "amount": 7}), nonce=1)
+    self_tx = raw_tx(k2, (a2, 3), nonce=1)
+    to_new = raw_tx(k2, (new, 1000), nonce=2)
+    too_much = raw_tx(poor, (a0, 26), nonce=1)
+    exactly = raw_tx(poor, (a0, 25), nonce=2)
+    then_none = raw_tx(poor, (a0, 1), nonce=3)
+    overflow = raw_tx(k3, (FULL, 1), nonce=1)
+    odd = [
+        raw_tx(k0, b"\x07junk", nonce=100),  # args that do not decode
+        raw_tx(k0, (a1,), nonce=101),  # one argument
+        raw_tx(k0, (a1, 0), nonce=102),  # zero
+        raw_tx(k0, (a1, -5), nonce=103),  # negative
+        raw_tx(k0, (a1, True), nonce=104),  # a bool
+        raw_tx(k0, (a1.upper().replace("0X", "0x"), 5), nonce=105),  # uppercase hex
+        raw_tx(k0, (a1 + "\n", 5), nonce=106),  # the reference's regex accepts a trailing newline
+        raw_tx(k0, (a1, 1 << 127), nonce=107),  # over the maximum
+        raw_tx(k0, (a1, 5), nonce=108, method="mint"),  # another method
+        raw_tx(k0, (a1, 5), nonce=109, gas=1999),  # under the price: out_of_gas
+        raw_tx(k0, encode_call_args((), {"to": a1, "amount": 5, "memo": "x"}), nonce=110),
+        raw_tx(k0, encode_call_args((a1,), {"amount": 5}), nonce=111),
+        raw_tx(k0, encode_versioned([[a1, 5], {}, 1]), nonce=112),  # not [list, dict]
+        raw_tx(k0, (a1, 5), nonce=113, chain="other-chain"),  # another chain's (the executor runs it)
+    ]
+    expired = raw_tx(k1, (a0, 1), nonce=50, expiry=0)
+    resigned = raw_tx(k0, (a1, 10), nonce=0)  # plain[0]'s replay key, another signature
+    contract = raw_tx(k1, (), nonce=60, contract="no-such-contract", method="run")
+    batch1 = plain[:3] + [kwargs, self_tx, to_new, contract, too_much, exactly, then_none, overflow]
+    batch2 = odd + [plain[1], resigned, expired] + plain[3:]
+    assert native_count(batch1, batch2) >= 13  # the native path is taken, not only the reference
+    out = pair.run(batch1, batch2)
+    assert out.dropped == 3
+    st = {r.status for r in out.receipts}
+    assert {"ok", "revert", "invalid", "out_of_gas"} <= st
+    assert pair.balance(new) == 1000 and pair.balance(FULL) == asset.MAX_AMOUNT
+    # Block 2: everything of block 1 again (committed: dropped) and transfers on its state.
+    again = plain + [kwargs, too_much]
+    more = [raw_tx(k1, (a0, 5), nonce=200 + i) for i in range(3)] + [raw_tx(poor, (a0, 1), nonce=9)]
+    out2 = pair.run(again, more)
+    assert out2.dropped == len(again) and [r.status for r in out2.receipts] == ["ok"] * 3 + ["revert"]
+
+
+def test_a_balance_too_wide_for_the_native_path_takes_the_reference(pair, keys):
+    k0, k1 = keys[:2]
+    wide = "0x" + "77" * 20
+    plant = lambda state: state.put(asset.PREFIX + bytes.fromhex(wide[2:]), b"\x01" + bytes(16))  # noqa: E731
+    txs = [raw_tx(k0, (wide, 5), nonce=1), raw_tx(k1, (addr(k0), 5), nonce=1)]
+    out = pair.run(txs, before=plant)
+    assert [r.status for r in out.receipts] == ["revert", "ok"]
+    assert out.receipts[0].revert_reason == "recipient balance would overflow"
+
+
+def test_seeded_random_blocks_agree(pair, keys):
+    rnd = random.Random(1212)
+    addrs = [addr(k) for k in keys] + ["0x" + "34" * 20, FULL]
+    nonce = 1000
+    sent: list[bytes] = []
+    for _ in range(4):
+        batches = []
+        for _ in range(rnd.randint(1, 3)):
+            raws = []
+            for _ in range(rnd.randint(20, 120)):
+                nonce += 1
+                k = rnd.choice(keys)
+                to = rnd.choice(addrs)
+                amount = rnd.choice([1, 2, 7, 10**6, 10**15, 10**16, asset.MAX_AMOUNT])
+                roll = rnd.random()
+                if roll < 0.7:
+                    raws.append(raw_tx(k, (to, amount), nonce=nonce))
+                elif roll < 0.75:
+                    raws.append(raw_tx(k, encode_call_args((), {"to": to, "amount": amount}), nonce=nonce))
+                elif roll < 0.8 and sent:
+                    raws.append(rnd.choice(sent))  # a replay of an earlier block's
+                elif roll < 0.85:
+                    raws.append(
+                        raw_tx(k, (to, amount), nonce=nonce, expiry=rnd.choice([0, pair.height, pair.height + 1]))
+                    )
+                elif roll < 0.9:
+                    raws.append(raw_tx(k, (to, -amount), nonce=nonce))
+                elif roll < 0.95:
+                    raws.append(raw_tx(k, (), nonce=nonce, contract="no-such", method="x"))
+                else:
+                    raws.append(raw_tx(k, (to, amount), nonce=nonce, gas=rnd.choice([0, 1999, 2000])))
+            batches.append(raws)
+        pair.run(*batches)
+        sent.extend(r for b in batches for r in b[:10])
+
+
+def test_contained_contract_calls_between_runs_agree(tmp_path, genesis, keys):
+    """Contract calls in a forked worker (``contained``) wait and run together up to the next
+    native transaction: a run of transfers must flush them first, as the reference does."""
+    pair = Pair(tmp_path, genesis, contained=True)
+    try:
+        k0, k1 = keys[:2]
+        a0, a1 = addr(k0), addr(k1)
+        call = lambda n: raw_tx(k1, (), nonce=n, contract="no-such-contract", method="run")  # noqa: E731
+        txs = [
+            raw_tx(k0, (a1, 1), nonce=1),
+            call(2),
+            call(3),
+            raw_tx(k0, (a1, 2), nonce=4),
+            raw_tx(k1, (a0, 3), nonce=5),
+        ]
+        txs += [call(6), raw_tx(k0, (a1, 4), nonce=7)]
+        out = pair.run(txs)
+        assert [r.status for r in out.receipts].count("ok") == 4
+    finally:
+        pair.close()
