@@ -1,7 +1,7 @@
 """One validator of four down: the block rate the other three keep, against the healthy rate
 of the same cluster in the same run.
 
-    python benches/bench_one_down.py [--seconds 20] [--rate 200] [--base-timeout-ms 1000]
+    python benches/bench_one_down.py [--seconds 20] [--rate 200] [--base-timeout-ms 500]
 
 A local 4-node consortium (real processes, `tfnode start`) under a steady load of signed
 transfers (``--rate`` tx/s, spread over the nodes' RPC). Phase 1 measures the healthy block
@@ -79,7 +79,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rate", type=float, default=200.0, help="transfers a second (0: empty blocks)")
-    ap.add_argument("--base-timeout-ms", type=int, default=1000, help="as `tfnode init` sets it")
+    ap.add_argument("--base-timeout-ms", type=int, default=500, help="as `tfnode init` sets it")
     ap.add_argument("--block-interval-ms", type=int, default=200, help="as `tfnode init` sets it")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="run in this folder and keep the node logs")

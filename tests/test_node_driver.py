@@ -12,7 +12,14 @@ import pytest
 from tfnode import crypto
 from tfnode.consensus import ConsensusCore, Invalid, verify_qc
 from tfnode.net import Kind, MemoryNetwork, MemoryTransport, NetConfig, PeerManager, as_chain_id
-from tfnode.node.driver import QC_IN_CHILD, ConsensusDriver, EmptyPayload, restart_root
+from tfnode.node.driver import (
+    ELECTION_HISTORY,
+    QC_IN_CHILD,
+    ConsensusDriver,
+    EmptyPayload,
+    election_history,
+    restart_root,
+)
 from tfnode.storage import BlockCommit, ChainStore, MemoryKV
 
 CHAIN = "tf-unit"
@@ -43,6 +50,7 @@ class Net:
             genesis_state_root=ROOT,
             root_block=root and root.block,
             root_qc=root and root.qc,
+            history=election_history(store, root),
             base_timeout_ms=300,
         )
         chain = as_chain_id(CHAIN)
@@ -200,6 +208,19 @@ def test_restart_root_skips_heights_whose_qc_is_in_the_child():
     assert restart_root(s) == (b"block-1", b"qc-1", 1, b"\x01" * 32)
     s.commit_block(BlockCommit(4, bytes([4]) * 32, b"block-4", b"qc-4"))
     assert restart_root(s) == (b"block-4", b"qc-4", 4, b"\x04" * 32)
+
+
+def test_election_history_is_the_stored_blocks_up_to_the_root_oldest_first():
+    s = ChainStore(MemoryKV(), CHAIN)
+    assert election_history(s, restart_root(s)) == []
+    n = ELECTION_HISTORY + 20
+    for h in range(1, n + 1):
+        s.commit_block(BlockCommit(h, h.to_bytes(32, "big"), b"block-%d" % h, b"qc-%d" % h if h < n else QC_IN_CHILD))
+    root = restart_root(s)
+    assert root is not None and root.height == n - 1  # the newest block's QC is in its child
+    got = election_history(s, root)
+    # the newest ELECTION_HISTORY up to the root, never a block above it (the core commits it again)
+    assert got == [b"block-%d" % h for h in range(n - ELECTION_HISTORY, n)]
 
 
 @pytest.mark.parametrize("fmt", ["plain", "json"])

@@ -365,6 +365,7 @@ class ConsensusCore:
         genesis_state_root: bytes | None = None,
         root_block: bytes | None = None,
         root_qc: bytes | None = None,
+        history: list[bytes] | None = None,
         base_timeout_ms: int = 1000,
         reputation: bool = True,
         insecure_test_keys: bool = False,

@@ -76,7 +76,7 @@ def init(
         "", "--from-keys", help="comma-separated .pub files, roles by position (prefer --member)"
     ),
     hosts: str = typer.Option("", "--hosts", help="comma-separated host of each node (default 127.0.0.1)"),
-    base_timeout_ms: int = typer.Option(1000, "--base-timeout-ms", help="consensus round timeout before back-off"),
+    base_timeout_ms: int = typer.Option(500, "--base-timeout-ms", help="consensus round timeout before back-off"),
     block_interval_ms: int = typer.Option(200, "--block-interval-ms", help="pause between empty blocks"),
     log_format: str = typer.Option("plain", "--log-format", help="plain or json"),
     json_out: bool = typer.Option(False, "--json", help="print each node's home, P2P address and RPC URL"),

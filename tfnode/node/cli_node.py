@@ -117,7 +117,7 @@ def init(
     json_out: bool = False,
     from_keys: list[str] | None = None,
     hosts: list[str] | None = None,
-    base_timeout_ms: int = 1000,
+    base_timeout_ms: int = config_mod.DEFAULT_BASE_TIMEOUT_MS,
     block_interval_ms: int = 200,
     log_format: str = "plain",
     allocations: dict[str, int] | None = None,
@@ -269,7 +269,7 @@ def add_node(
     genesis: str | Path,
     key: crypto.PrivateKey | None = None,
     role: str = "validator",
-    base_timeout_ms: int = 1000,
+    base_timeout_ms: int = config_mod.DEFAULT_BASE_TIMEOUT_MS,
     block_interval_ms: int = 200,
 ) -> dict[str, Any]:
     """A node folder for a member that joins a running consortium (a validator governance

@@ -20,6 +20,10 @@ LOG_FORMATS = ("plain", "json")
 NODE_ROLES = ("validator", "observer")
 #: One hour: a round timeout beyond it is a typo, not a setting.
 MAX_BASE_TIMEOUT_MS = 3_600_000
+#: A round's first timeout. 500 ms: with one validator of four down, each of its failed
+#: turns costs about two of these (docs/benchmarks.md, "One validator down"); a LAN or a
+#: region answers in a few ms. Raise it across continents.
+DEFAULT_BASE_TIMEOUT_MS = 500
 
 
 @dataclass
@@ -43,7 +47,7 @@ class NodeConfig:
     data_dir: str = "data"
     log_format: str = "plain"
     log_level: str = "INFO"
-    base_timeout_ms: int = 1000
+    base_timeout_ms: int = DEFAULT_BASE_TIMEOUT_MS
     block_interval_ms: int = 200
     sync_batch: int = 64
     rpc_max_connections: int = 256
@@ -135,7 +139,7 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         peers=peers,
         log_format=str(log.get("format", "plain")),
         log_level=str(log.get("level", "INFO")).upper(),
-        base_timeout_ms=int(cons.get("base_timeout_ms", 1000)),
+        base_timeout_ms=int(cons.get("base_timeout_ms", DEFAULT_BASE_TIMEOUT_MS)),
         block_interval_ms=int(cons.get("block_interval_ms", 200)),
         sync_batch=int(cons.get("sync_batch", 64)),
         rpc_max_connections=int(rpc.get("max_connections", 256)),

@@ -219,6 +219,28 @@ def restart_root(store: ChainStore) -> Root | None:
     return None
 
 
+#: Committed blocks a restarted core reloads for leader election (it looks back over 256).
+ELECTION_HISTORY = 300
+
+
+def election_history(store: ChainStore, root: Root | None) -> list[bytes]:
+    """The stored blocks up to ``root``, oldest first (the newest ``ELECTION_HISTORY``, no gap):
+    leader election restarts with the record of absent leaders the other nodes kept, so it
+    chooses the leaders they choose (``ConsensusCore(history=...)``)."""
+    if root is None:
+        return []
+    out: list[bytes] = []
+    h, base = root.height, max(store.base or 0, 1)
+    while h >= base and len(out) < ELECTION_HISTORY:
+        b = store.block(h)
+        if b is None:
+            break
+        out.append(b)
+        h -= 1
+    out.reverse()
+    return out
+
+
 class ConsensusDriver:
     def __init__(
         self,

@@ -37,7 +37,7 @@ from tfnode.errors import TfnodeError
 from tfnode.execution.executor import ChainExecutor
 from tfnode.mempool import Mempool, MempoolConfig
 from tfnode.net import ChainId, Kind, PeerManager, as_chain_id
-from tfnode.node.driver import ConsensusDriver, Root, restart_root
+from tfnode.node.driver import ConsensusDriver, Root, election_history, restart_root
 from tfnode.node.errors import ConfigError
 from tfnode.node.genesis import Genesis
 from tfnode.node.publish import LazyEvents, LazyReceipts
@@ -193,6 +193,7 @@ class HostedChain:
             genesis_state_root=self.executor.genesis_exec_root,
             root_block=root and root.block,
             root_qc=root and root.qc,
+            history=election_history(self.store, root),
             base_timeout_ms=self.cfg.base_timeout_ms,
         )
         head = self.store.head

@@ -159,6 +159,20 @@ impl Core {
         round_add(self.tree.root_round.max(self.tree.high_qc.round()).max(tc_round), 1)
     }
 
+    /// After a restart: the committed blocks up to the root, oldest first, as stored (the
+    /// newest few hundred are enough). Leader election then judges absence on the same
+    /// record as the nodes that kept running, instead of starting blank (which made it
+    /// choose other leaders than they did until it had committed as many blocks: rounds
+    /// lost, and with two views in the quorum, every round). Blocks of other epochs and
+    /// above the root are skipped. Call before `start`.
+    pub fn restore_election<'a>(&mut self, blocks: impl IntoIterator<Item = &'a Block>) {
+        let epoch = self.vset.epoch;
+        let root = self.tree.root_height;
+        for b in blocks.into_iter().filter(|b| b.epoch == epoch && b.height > 0 && b.height <= root) {
+            self.election.record_commit(b.round, b.proposer, b.parent_qc.data.round, b.parent_qc.sigs.iter().map(|(a, _)| *a));
+        }
+    }
+
     #[cfg(any(test, feature = "sim"))]
     pub fn inject_faults(&mut self, f: Faults) {
         self.safety.faults = f;

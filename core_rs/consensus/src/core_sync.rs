@@ -44,7 +44,7 @@ impl ExecState {
 impl Core {
     pub(crate) fn on_commit(&mut self, c: CommitOutcome, out: &mut Vec<Action>) {
         for b in &c.blocks {
-            self.election.record_commit(b.round, b.proposer, b.parent_qc.data.round);
+            self.election.record_commit(b.round, b.proposer, b.parent_qc.data.round, b.parent_qc.sigs.iter().map(|(a, _)| *a));
             if let Some(r) = self.exec.roots.get(&b.exec_height) {
                 if *r != b.exec_root {
                     return self.halt(b.exec_height, *r, b.exec_root, out);

@@ -125,8 +125,10 @@ impl PyConsensusCore {
     /// `secret_key`: 32-byte SM2 key; `insecure_test_keys=True` uses the simulator's
     /// forgeable test signatures instead (tests only). `root_block`/`root_qc`: the last
     /// committed block and its QC as stored (encoded), to restart; default is genesis.
+    /// `history`: the committed blocks up to the root (encoded, oldest first; the newest
+    /// few hundred), so that leader election restarts with the record the others kept.
     #[new]
-    #[pyo3(signature = (me, validators, secret_key=None, *, persisted=None, genesis_state_root=None, root_block=None, root_qc=None, base_timeout_ms=1000, reputation=true, insecure_test_keys=false))]
+    #[pyo3(signature = (me, validators, secret_key=None, *, persisted=None, genesis_state_root=None, root_block=None, root_qc=None, history=None, base_timeout_ms=1000, reputation=true, insecure_test_keys=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         me: u32,
@@ -136,6 +138,7 @@ impl PyConsensusCore {
         genesis_state_root: Option<Vec<u8>>,
         root_block: Option<Vec<u8>>,
         root_qc: Option<Vec<u8>>,
+        history: Option<Vec<Vec<u8>>>,
         base_timeout_ms: u64,
         reputation: bool,
         insecure_test_keys: bool,
@@ -161,7 +164,9 @@ impl PyConsensusCore {
         let mut cfg = cons::Config::new(me);
         cfg.base_timeout_ms = base_timeout_ms;
         cfg.reputation = reputation;
-        let core = cons::Core::new(cfg, vs, root, qc, signer, verifier, persisted.as_deref()).map_err(err)?;
+        let mut core = cons::Core::new(cfg, vs, root, qc, signer, verifier, persisted.as_deref()).map_err(err)?;
+        let history = history.unwrap_or_default().iter().map(|b| cons::Block::from_bytes(b)).collect::<Result<Vec<_>, _>>().map_err(err)?;
+        core.restore_election(history.iter());
         Ok(PyConsensusCore(Mutex::new(core)))
     }
 

@@ -81,6 +81,9 @@ pub struct SimConfig {
     /// Record a readable trace (round changes, timeouts, commits, syncs, rejected
     /// messages) in `SimReport::trace`; for replaying one scenario, off in bulk runs.
     pub trace: bool,
+    /// A restarted instance reloads its election history from its ledger, as a node does
+    /// (off: it starts blank, as nodes did before issue 13).
+    pub restore_election: bool,
     /// The host bug behind the one liveness failure of issue 10, kept to prove the checker
     /// catches it: feed each consequence (persisted, payload, executed) back at once, in the
     /// middle of applying the action list that caused it.
@@ -110,6 +113,7 @@ impl SimConfig {
             heal_ms: 0,
             crypto: Arc::new(TestCrypto),
             trace: false,
+            restore_election: true,
             nested_feedback: false,
         }
     }
@@ -177,6 +181,9 @@ struct Inst {
     /// of each epoch seen; a restart resumes from them as a node restarts from RocksDB.
     root: Option<(Block, QuorumCert)>,
     sets: BTreeMap<u64, ValidatorSet>,
+    /// The newest committed blocks, as a node keeps them in its ledger (election history
+    /// for a restart).
+    ledger: VecDeque<Block>,
 }
 
 pub struct Sim {
@@ -210,6 +217,8 @@ pub struct Sim {
 /// honest height at that moment: enough to show that the chain moves on (two-chain
 /// commit needs two certified rounds in a row after the heal).
 pub const PROGRESS_AFTER_HEAL: u64 = 3;
+/// Committed blocks an instance keeps for a restart's election history.
+const LEDGER_KEPT: usize = 512;
 
 impl Sim {
     pub fn new(cfg: SimConfig) -> Sim {
@@ -227,6 +236,7 @@ impl Sim {
                 exec_root: [0; 32],
                 next_vset: None,
                 root: None,
+                ledger: VecDeque::new(),
                 sets: BTreeMap::from([(0, vset.clone())]),
             })
             .collect();
@@ -290,6 +300,9 @@ impl Sim {
         let persisted = self.insts[inst].persisted.clone();
         let mut core = Core::new(cfg, vset, root, qc, self.cfg.crypto.signer(id), self.cfg.crypto.verifier(), persisted.as_deref()).expect("boot");
         core.inject_faults(self.cfg.faults);
+        if self.cfg.restore_election {
+            core.restore_election(self.insts[inst].ledger.iter());
+        }
         let t = Instant::now();
         let acts = core.start();
         self.report.core_cpu_ns += t.elapsed().as_nanos() as u64;
@@ -423,6 +436,11 @@ impl Sim {
                         self.note(inst, || format!("commit out of order: heights {lo}..={hi} after {h}"));
                     }
                     self.insts[inst].root = Some((blocks.last().expect("non-empty").clone(), qc.clone()));
+                    let ledger = &mut self.insts[inst].ledger;
+                    ledger.extend(blocks.iter().cloned());
+                    while ledger.len() > LEDGER_KEPT {
+                        ledger.pop_front();
+                    }
                     self.on_commit(inst, blocks, qc.data.block_id)
                 }
                 Action::ReportEvidence { .. } => self.report.evidence += 1,

@@ -102,10 +102,11 @@ fn one_crashed_validator_keeps_most_of_the_block_rate() {
         assert_eq!(down.safety_violations, 0);
         let ratio = healthy.end_ms as f64 / down.end_ms as f64;
         eprintln!("crash at {at} ms: healthy {} ms, one down {} ms for 300 blocks: ratio {ratio:.2}", healthy.end_ms, down.end_ms);
-        // The aim is 0.7; these rules reach 0.65 (mid-run) and 0.58 (from the start) here,
-        // the previous rule 0.37.
-        // The guard is below the aim so noise-free regressions, not the aim, fail it.
-        assert!(ratio >= 0.55, "crash at {at} ms: ratio {ratio:.2}");
+        // The aim is 0.7. These rules reach 1.01 (mid-run: three make a quorum a little
+        // faster than four) and 0.94 (from the start); before the skip started one round
+        // earlier, dropped the every-8th-pass anchor and gave a validator not seen alive a
+        // turn only every 64 passes: 0.65 and 0.58; the first reputation rule 0.37.
+        assert!(ratio >= 0.85, "crash at {at} ms: ratio {ratio:.2}");
     }
 }
 
@@ -185,7 +186,14 @@ fn replay_twins_scenario() {
 /// Everything at once: drops, long delays, a partition, a crash with restart, and on even
 /// seeds an epoch change.
 fn chaos(seed: u64) -> crate::sim::SimReport {
+    chaos_with(seed, true)
+}
+
+/// `restore_election`: false restarts nodes with no election history, as a node restored
+/// from a snapshot starts.
+fn chaos_with(seed: u64, restore_election: bool) -> crate::sim::SimReport {
     let mut c = SimConfig::new(4, seed);
+    c.restore_election = restore_election;
     let mut rng = crate::sim::Rng::new(seed);
     c.drop_per_mille = 100;
     c.delay_ms = (1, 40);
@@ -211,15 +219,32 @@ fn chaos_seeds() {
     }
 }
 
+/// Restarted nodes without election history (as one restored from a snapshot starts) judge
+/// absence differently from the others until the stall rule makes every leader plain
+/// round-robin: without that rule (and an anchor pass only every 64th), 11 of 2 000
+/// `chaos_many` seeds stalled for good (263, 507, 537, 559, 905 among them: the quorum's
+/// votes went to two different leaders every round).
+#[test]
+fn chaos_with_blank_restarts_stays_live() {
+    for seed in [263, 507, 537, 559, 905, 100, 101, 102] {
+        let r = chaos_with(seed, false);
+        assert_eq!(r.safety_violations, 0, "seed {seed}");
+        assert!(!r.liveness_failure, "seed {seed}: {r:?}");
+        assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
+    }
+}
+
 /// `CHAOS_SEEDS=5000 cargo test --release -p tfnode-consensus chaos_many -- --ignored`
+/// (`CHAOS_BLANK_RESTART=1`: restarted nodes reload no election history)
 #[test]
 #[ignore]
 fn chaos_many() {
     let n: u64 = std::env::var("CHAOS_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
     let first: u64 = std::env::var("CHAOS_FIRST").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let restore = std::env::var("CHAOS_BLANK_RESTART").is_err();
     let bad: Vec<u64> = (first..first + n)
         .filter(|s| {
-            let r = chaos(*s);
+            let r = chaos_with(*s, restore);
             let bad = r.safety_violations > 0 || r.liveness_failure || r.honest_halts > 0 || r.commit_order_errors > 0;
             if bad {
                 eprintln!("seed {s}: {r:?}");
@@ -311,4 +336,25 @@ fn twins_with_asynchrony() {
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
         assert_eq!((r.honest_halts, r.commit_order_errors), (0, 0), "seed {seed}: {r:?}");
     }
+}
+
+/// A node that restarts while another validator is down reloads its election history from
+/// its ledger and skips the absent leader at once, as the others do; restarted blank it
+/// chooses other leaders than they do (and its vote is needed) until the stall rule
+/// makes them all plain round-robin.
+#[test]
+fn a_restart_reloads_the_election_history() {
+    let run = |restore: bool| {
+        let mut c = SimConfig::new(4, 11);
+        c.crashes = vec![(3, 0, u64::MAX), (1, 1_500, 1_600)];
+        c.restore_election = restore;
+        c.target_height = 300;
+        simulate(c)
+    };
+    let (with, blank) = (run(true), run(false));
+    for r in [&with, &blank] {
+        assert!(!r.liveness_failure && r.safety_violations == 0, "{r:?}");
+    }
+    eprintln!("300 blocks: history reloaded {} ms, restarted blank {} ms", with.end_ms, blank.end_ms);
+    assert!(with.end_ms < blank.end_ms, "reloaded {} ms, blank {} ms", with.end_ms, blank.end_ms);
 }
