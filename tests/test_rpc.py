@@ -922,3 +922,43 @@ def test_a_request_head_or_body_too_slow_is_cut_off():
             assert (await c.ok("status"))["chain_id"] == "test"  # others still served
 
     run(main())
+
+
+@pytest.mark.parametrize(
+    ("txs", "param", "says"),
+    [
+        # Each defeats the one-pass decode of a good batch a different way; the item-by-item
+        # path must then name the first bad item and what is wrong with it.
+        (["0101", "01 02"], "txs[1]", "not hex"),
+        (["0101", "0101", "0x01"], "txs[2]", "0x prefix"),
+        (["0101", ""], "txs[1]", "must not be empty"),
+        (["0101", None], "txs[1]", "hex string, not null"),
+        (["010", "0101"], "txs[0]", "not hex"),
+        (["0101", "00" * 1025], "txs[1]", "at most 1024 bytes"),
+        (["0101", "\u00e901"], "txs[1]", "not hex"),
+    ],
+)
+def test_submit_batch_bad_item_named(txs, param, says):
+    async def main():
+        async with serving(max_body=1024) as c:
+            e = await c.err("submit_batch", {"txs": txs}, code=-32602)
+            assert e["data"]["param"] == param and says in e["message"], e
+            assert c.node.seen == set()  # nothing of a refused batch reaches the mempool
+
+    run(main())
+
+
+def test_submit_batch_metrics_count_each_transaction():
+    async def main():
+        async with serving() as c:
+            res = await c.ok("submit_batch", {"txs": ["0101", "00", "0102", "00"]})
+            assert [r["accepted"] for r in res["results"]] == [True, False, True, False]
+            c.publish()  # both accepted transactions' receipts: one submit-to-commit each
+            async with c.session.get(c.url + "/metrics") as r:
+                text = await r.text()
+            lab = 'chain_id="test",node="n0"'
+            assert _has(text, f"tfnode_txs_admitted_total{{{lab}}} 2.0")
+            assert _has(text, f'tfnode_txs_rejected_total{{{lab},reason="bad signature"}} 2.0')
+            assert _has(text, f"tfnode_submit_to_commit_seconds_count{{{lab}}} 2.0")
+
+    run(main())

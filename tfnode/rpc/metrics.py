@@ -196,6 +196,20 @@ class NodeMetrics:
             if len(p) > MAX_TRACKED:
                 p.popitem(last=False)
 
+    def admitted_many(self, tx_hashes: list[str | None]) -> None:
+        """``admitted`` for each of ``tx_hashes`` (one submit_batch), all stamped at one
+        clock reading: they arrived together."""
+        if not tx_hashes:
+            return
+        self._admitted.inc(len(tx_hashes))
+        p = self._pending
+        now = self._clock()
+        for h in tx_hashes:
+            if h is not None:
+                p[h] = now
+        while len(p) > MAX_TRACKED:
+            p.popitem(last=False)
+
     def rejected(self, reason: str) -> None:
         r = str(reason).split(":", 1)[0].strip()[:40] or "unknown"
         if ("reason", r) not in self._children and sum(1 for k in self._children if k[0] == "reason") >= MAX_REASONS:
