@@ -470,3 +470,42 @@ def test_the_vote_gate_does_not_wait_for_a_certificate_whose_attester_is_down():
             await mp.stop()
 
     run(main)
+
+
+def test_a_frozen_attester_with_its_link_open_is_not_waited_for_either():
+    """A validator stopped with SIGSTOP keeps its TCP links: only its silence tells. Neither the
+    vote gate nor the maker waits a cert_wait for its attestation (each would cost the round)."""
+
+    async def main():
+        mp, net, _sks, ids = make_attesting(me=3, cert_wait_ms=60_000)
+        silent = {ids[1]}
+        net.is_connected = lambda p: p in net.connected
+        net.heard_within = lambda p, s: p in net.connected and p not in silent
+        await mp.start()
+        try:
+            raws = [tx(key(), i) for i in range(3)]
+            digest, _ = _core.batch_digest(raws)
+            await mp.on_message(ids[0], CHAIN, Kind.BATCH, _core.batch_encode(raws))
+            assert ids[1] in net.connected  # still connected, but silent
+            assert await asyncio.wait_for(mp.fetch([digest], prefer=ids[0], timeout=60), 30)
+            assert mp.stats["cert_waits_skipped"] == 1 and mp.stats["txs_verified"] == 3
+        finally:
+            await mp.stop()
+
+    async def maker():
+        mp, net, _sks, ids = make_attesting(me=0, cert_wait_ms=60_000)
+        heard = {p: True for p in ids}
+        net.heard_within = lambda p, s: heard[p]
+        await mp.start()
+        try:
+            assert all(r[1] is None for r in await mp.submit([tx(key(), i) for i in range(3)]))
+            await until(lambda: mp.state.batches, "a batch sealed")
+            digest = next(iter(mp.state.batches))
+            assert await mp.next_payload(1, b"\x00" * 32, 11) == []  # its attester is heard: wait
+            heard[ids[1]] = False  # the attester froze
+            assert await mp.next_payload(1, b"\x00" * 32, 11) == [digest]
+        finally:
+            await mp.stop()
+
+    run(main)
+    run(maker)

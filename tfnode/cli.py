@@ -376,6 +376,9 @@ def bench(
     workload: str = typer.Option(
         "transfer", "--workload", help="transfer, or lc: letter-of-credit issues and settlement transfers"
     ),
+    attest: bool = typer.Option(
+        False, "--attest", help="local consortium verifying once per quorum ([mempool] attest = true)"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON (no progress display)"),
 ) -> None:
     """Measure committed throughput and latency of SM2-signed transfers or contract calls (pre-signed)."""
@@ -392,6 +395,7 @@ def bench(
         batch=batch,
         inflight=inflight,
         workload=workload,
+        attest=attest,
     )
     try:
         cfg.validate()

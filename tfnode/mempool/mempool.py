@@ -67,6 +67,14 @@ MAX_TRACKED_BLOCKS = 4096
 #: saturation a certificate queues behind the maker's later batches on its link, and giving
 #: up on it early would verify what the certificate was about to vouch for.
 SWEEP_AFTER_WAITS = 10
+#: An attester not heard from for this many seconds is taken for down: nobody waits for its
+#: attestation (the vote gate verifies at once; a maker proposes its batch uncertified). A
+#: live validator is heard several times a second under load (proposals, batches, votes,
+#: timeouts) and at least every ping interval when idle; one wrongly taken for down costs
+#: only a verification here, never a decision (soundness rests on the certificate check).
+ATTESTER_QUIET_S = 0.5
+#: How often a wait for certificates looks again at whether their attesters are still heard.
+SETTLE_SLICE_S = 0.05
 #: Checked certificates remembered for batches not held yet (a fetch then skips verifying).
 MAX_KEPT_CERTS = 8192
 # Blocks proposed at the full rate after the last one carrying transactions: their 2-chain
@@ -390,7 +398,7 @@ class Mempool:
             # Our own batch waits for its certificate (so the voters hold it when the proposal
             # comes and need not verify), at most cert_wait: a silent attester delays it no more.
             certified = b.origin != self.me or not self._attesting or b.cert is not None
-            if not certified and now - b.sealed_at < self._cert_wait:
+            if not certified and now - b.sealed_at < self._cert_wait and self._attesters_up(self.me):
                 continue
             # A batch whose every transaction expired below this height would execute to nothing.
             if b.ready and b.max_expiry >= height and digest not in taken:
@@ -493,7 +501,7 @@ class Mempool:
         deadline = loop.time() + timeout
         waiting = [d for d in want if d in self._unchecked]
         if waiting:  # held, awaiting a certificate: wait for it (at most cert_wait), else verify here
-            # No wait when an attester is not connected: its attestation cannot come, and a
+            # No wait when an attester is down or silent: its attestation cannot come, and a
             # vote held back for nothing costs the round (a validator down is the usual case).
             hopeless = [d for d in waiting if not self._attesters_up(self._unchecked[d].origin)]
             for d in hopeless:
@@ -747,10 +755,19 @@ class Mempool:
             await self._accept(u.origin, d, u.raws, verify=False, fetched=False)
 
     def _attesters_up(self, origin: bytes) -> bool:
+        """Every attester of ``origin``'s batches connected and recently heard (a validator
+        frozen with its links open must not hold votes and proposals back by a cert_wait)."""
+        heard = getattr(self.net, "heard_within", None)
         is_connected = getattr(self.net, "is_connected", None)
-        if is_connected is None:  # a transport that does not say: assume up
-            return True
-        return all(p == self.me or is_connected(p) for p in self.vset.committee(origin))
+
+        def up(p: bytes) -> bool:
+            if p == self.me:
+                return True
+            if heard is not None:
+                return bool(heard(p, ATTESTER_QUIET_S))
+            return is_connected is None or bool(is_connected(p))  # a transport that does not say: up
+
+        return all(up(p) for p in self.vset.committee(origin))
 
     async def _settle(self, digests: list[bytes], limit: float) -> None:
         """Give batches held awaiting a certificate one cert_wait from now (at most until
@@ -760,14 +777,20 @@ class Mempool:
         while True:
             if not any(d in self._unchecked for d in digests):
                 return
+            # An attester that falls silent while we wait (frozen just now) will not attest:
+            # stop waiting for it within a slice rather than at the end of the cert_wait.
+            for d in digests:
+                u = self._unchecked.get(d)
+                if u is not None and not self._attesters_up(u.origin):
+                    await self._verify_unchecked(d, "cert_waits_skipped")
             if loop.time() >= end:
                 break
             self._arrived.clear()
             try:
-                async with asyncio.timeout(end - loop.time()):
+                async with asyncio.timeout(min(end - loop.time(), SETTLE_SLICE_S)):
                     await self._arrived.wait()
             except TimeoutError:
-                break
+                pass
         for d in digests:
             await self._verify_unchecked(d, "cert_waits_expired")
 

@@ -302,6 +302,12 @@ class PeerManager:
     def is_connected(self, peer_id: bytes) -> bool:
         return peer_id in self._conns
 
+    def heard_within(self, peer_id: bytes, seconds: float) -> bool:
+        """Connected, and a frame from the peer was read in the last ``seconds``. A peer that
+        hangs (a stopped process, a frozen machine) keeps its link open: only silence tells."""
+        conn = self._conns.get(peer_id)
+        return conn is not None and self._clock() - conn.last_heard <= seconds
+
     def send(self, peer_id: bytes, chain_id: ChainId, kind: int, payload: bytes) -> bool:
         """Queue a message for one peer. False if not connected or dropped by the queue policy."""
         conn = self._conns.get(peer_id)
