@@ -348,7 +348,8 @@ def test_snapshot_after_a_validator_change_starts_the_new_validator(tmp_path):
 
         def epoch1_snapshot() -> bool:
             info = ops.snapshot_create(c.node(0) / "data", None, snap_file, None)
-            assert info["epoch"] == 1
+            if info["epoch"] == 0:  # E and the block certifying it are both before the switch
+                return False
             snap, v, _ = ops.snapshot_verify(c.node(new), snap_file)
             assert len(snap.epochs) == 1 and v.history is not None and len(v.history.sets[1]) == 5
             made[:] = [info, snap, v]
