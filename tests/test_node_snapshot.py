@@ -387,9 +387,33 @@ def test_snapshot_after_a_validator_change_starts_the_new_validator(tmp_path):
         c.stop(1)
         h = max(c.status(i)["height"] for i in (0, 2, 3, new))
         c.wait(lambda: all(c.status(i)["height"] >= h + 5 for i in (0, 2, 3, new)), wait, "4 of 5 commit")
-        for i in (0, 2, 3, new):
+        c.start(1)
+        h = max(c.status(i)["height"] for i in (0, 2, 3, new))
+        c.wait(lambda: c.status(1)["height"] >= h, wait, "node-1 back and caught up")
+        # A snapshot of the reconfiguration block itself (E is epoch 0's last block, C is of
+        # epoch 1): node-2, rebuilt from it (its safety record kept), starts at the end of
+        # epoch 0 and crosses into epoch 1 by syncing from its peers.
+        end = v.history.ends[0]
+        span = tmp_path / "span.tfs"
+        sinfo = ops.snapshot_create(c.node(0) / "data", None, span, end)
+        assert sinfo["height"] == end and sinfo["epoch"] == 1
+        c.kill9(2)
+        shutil.rmtree(c.node(2) / "data" / "db")
+        target = max(c.status(i)["height"] for i in (0, 1, 3, new)) + 3  # above its old status.json
+        c.start(2, "--snapshot", str(span))
+        c.wait(
+            lambda: (
+                "ledger built from snapshot" in c.log(2)
+                and c.status(2)["epoch"] == 1
+                and c.status(2)["validator"] == 2
+                and c.status(2)["height"] >= target
+            ),
+            wait,
+            "node-2 rebuilt from the end of epoch 0 catches up in epoch 1",
+        )
+        for i in (0, 1, 2, 3, new):
             assert c.stop(i) == 0, c.log(i)[-2000:]
-        ledgers = c.ledgers(nodes=[0, 2, 3, new])
+        ledgers = c.ledgers(nodes=[0, 1, 2, 3, new])
         _agree_from(ledgers, info["height"])
         _no_evidence(c)
         # The rebuilt node makes snapshots of epoch 1 too: the change's proof is in its epochs.json.
