@@ -14,8 +14,10 @@ import urllib.request
 
 import pytest
 
+from tfnode.consensus import decode_block
 from tfnode.node import ops
 from tfnode.node import snapshot as S
+from tfnode.node.genesis import Genesis
 from tfnode.node.local import LocalConsortium
 from tfnode.node.safety import SafetyKeeper
 
@@ -323,3 +325,98 @@ def test_history_base_peaks_are_the_history_trees_and_serve_nodes_below_the_base
     assert store.history_node(2, 0) == peaks[0] and store.history_node(1, 2) == peaks[1]
     assert store.history_node(0, 4) is None  # inside a peak: not kept
     assert store.history_node(0, 6) is None  # height 6 not executed yet
+
+
+def test_snapshot_after_a_validator_change_starts_the_new_validator(tmp_path):
+    """4 -> 5 validators through governance, then a snapshot of epoch 1: the fifth validator's
+    fresh home verifies it (the change's proof walked from its own genesis set), starts from
+    it, catches up and votes in epoch 1 (with node-1 stopped its vote makes the quorum)."""
+    wait = 180  # generous: this machine is shared
+    with LocalConsortium(tmp_path, chain_id=CHAIN) as c:
+        c.start_all()
+        c.wait(lambda: all(c.status(i)["height"] >= 5 for i in range(4)), wait, "5 blocks")
+        new = c.add_node()
+        key = (c.node(new) / "node_key.pub").read_text().strip()
+        g = Genesis.load(c.node(0) / "genesis.json")
+        bank = g.member_addresses()[next(m["name"] for m in g.members if m["role"] == "bank")]
+        c.decide("validator", {"action": "add", "key": key, "power": 1, "member": bank}, timeout=wait)
+        c.wait(lambda: all(c.status(i).get("epoch", 0) >= 1 for i in range(4)), wait, "epoch 1 on node-0..3")
+        # A snapshot whose state is of epoch 1 (its blocks, E .. C, may start in epoch 0 while
+        # the certified height lags the switch: taken again until E is past it).
+        snap_file = tmp_path / "epoch1.tfs"
+        made: list = []
+
+        def epoch1_snapshot() -> bool:
+            info = ops.snapshot_create(c.node(0) / "data", None, snap_file, None)
+            if info["epoch"] == 0:  # E and the block certifying it are both before the switch
+                return False
+            snap, v, _ = ops.snapshot_verify(c.node(new), snap_file)
+            assert len(snap.epochs) == 1 and v.history is not None and len(v.history.sets[1]) == 5
+            made[:] = [info, snap, v]
+            return bool(decode_block(v.block)["epoch"] == 1)
+
+        c.wait(epoch1_snapshot, wait, "a snapshot of an epoch 1 state")
+        info, snap, v = made
+        # The history is what makes it verify: without it, an epoch gap; with the change's
+        # commit QC damaged, refused; under another genesis set, refused.
+        gv = Genesis_validators(c.node(new))
+        with pytest.raises(S.SnapshotError, match="epoch gap"):
+            S.verify(_tampered(snap, tmp_path, "nohist.tfs", epochs=[]), CHAIN, *gv)
+        ch = snap.epochs[0]
+        bad = bytearray(ch.commit_qc)
+        bad[-5] ^= 1
+        forged = S.EpochChange(ch.header, ch.qc, ch.chain, bytes(bad))
+        with pytest.raises(S.SnapshotError, match="change from epoch 0 to 1 does not verify"):
+            S.verify(_tampered(snap, tmp_path, "badhist.tfs", epochs=[forged]), CHAIN, *gv)
+        with pytest.raises(S.SnapshotError, match="change from epoch 0 to 1 does not verify"):
+            # Signed by another set: the genesis ids with their keys rotated.
+            S.verify(snap, CHAIN, gv[0], [(i, p, gv[1][(i + 1) % len(gv[1])][2]) for i, p, _ in gv[1]])
+
+        # A fresh validator has no safety record: as for any validator without one, the floor is
+        # above every round the others are in (docs/operations.md, "Damaged data").
+        floor = max(c.status(i)["round"] for i in range(4)) + 1
+        c.start(new, "--snapshot", str(snap_file), "--safety-floor", str(floor))
+        c.wait(
+            lambda: c.status(new)["height"] >= c.status(0)["height"] - 1 and c.status(new)["validator"] == new,
+            wait,
+            "node-4 catches up from the snapshot as validator 4",
+        )
+        epochs = json.loads((c.node(new) / "data" / "epochs.json").read_text())
+        assert [len(epochs["1"]["validators"]), epochs["1"]["after"]] == [5, v.history.ends[0]]
+        # Its vote counts in epoch 1: with node-1 stopped, 0, 2, 3 and 4 are the 4 of 5 needed.
+        c.stop(1)
+        h = max(c.status(i)["height"] for i in (0, 2, 3, new))
+        c.wait(lambda: all(c.status(i)["height"] >= h + 5 for i in (0, 2, 3, new)), wait, "4 of 5 commit")
+        c.start(1)
+        h = max(c.status(i)["height"] for i in (0, 2, 3, new))
+        c.wait(lambda: c.status(1)["height"] >= h, wait, "node-1 back and caught up")
+        # A snapshot of the reconfiguration block itself (E is epoch 0's last block, C is of
+        # epoch 1): node-2, rebuilt from it (its safety record kept), starts at the end of
+        # epoch 0 and crosses into epoch 1 by syncing from its peers.
+        end = v.history.ends[0]
+        span = tmp_path / "span.tfs"
+        sinfo = ops.snapshot_create(c.node(0) / "data", None, span, end)
+        assert sinfo["height"] == end and sinfo["epoch"] == 1
+        c.kill9(2)
+        shutil.rmtree(c.node(2) / "data" / "db")
+        target = max(c.status(i)["height"] for i in (0, 1, 3, new)) + 3  # above its old status.json
+        c.start(2, "--snapshot", str(span))
+        c.wait(
+            lambda: (
+                "ledger built from snapshot" in c.log(2)
+                and c.status(2)["epoch"] == 1
+                and c.status(2)["validator"] == 2
+                and c.status(2)["height"] >= target
+            ),
+            wait,
+            "node-2 rebuilt from the end of epoch 0 catches up in epoch 1",
+        )
+        for i in (0, 1, 2, 3, new):
+            assert c.stop(i) == 0, c.log(i)[-2000:]
+        ledgers = c.ledgers(nodes=[0, 1, 2, 3, new])
+        _agree_from(ledgers, info["height"])
+        _no_evidence(c)
+        # The rebuilt node makes snapshots of epoch 1 too: the change's proof is in its epochs.json.
+        info2 = ops.snapshot_create(c.node(new) / "data", None, tmp_path / "again.tfs", None)
+        assert info2["epoch"] == 1 and info2["height"] > info["height"]
+        assert ops.snapshot_verify(c.node(2), tmp_path / "again.tfs")[1].height == info2["height"]

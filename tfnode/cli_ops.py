@@ -64,7 +64,7 @@ def snapshot_verify(
     chain: str = CHAIN,
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Check a snapshot's checksum, QCs, parent links, execution chain and state root."""
+    """Check a snapshot's checksum, validator-set history, QCs, parent links, execution chain and state root."""
     from tfnode.node import ops
 
     snap, v, _ = _run(lambda: ops.snapshot_verify(home, file, chain))
@@ -75,6 +75,7 @@ def snapshot_verify(
             "certified_by": v.certified_by,
             "state_root": v.state_root.hex(),
             "items": len(snap.items),
+            "epoch": len(snap.epochs),  # the epoch its validator-set history reaches
         },
         json_out,
     )

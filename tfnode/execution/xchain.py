@@ -52,8 +52,9 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from tfnode import _core
 from tfnode.client import proofs
+from tfnode.client import reconfig as rc
+from tfnode.client.reconfig import MAX_COMMIT_CHAIN, Refused
 from tfnode.errors import TfnodeError
 from tfnode.runtime.cost import P
 from tfnode.runtime.encoding import EncodingError, decode_versioned, encode, encode_versioned
@@ -64,7 +65,6 @@ NAME = "xchain"
 PREFIX = b"\x00x/"
 CLIENT, ROOT, EVIDENCE, APPLIED = PREFIX + b"c/", PREFIX + b"r/", PREFIX + b"e/", PREFIX + b"g/"
 MAX_CHAIN_ID = 64
-MAX_COMMIT_CHAIN = 16  # blocks between a reconfiguration header and its 2-chain
 MAX_VALIDATORS = 256
 MAX_PUBLIC_KEY = 128  # as tfnode-consensus
 # A QC's encoding (tfnode-consensus QuorumCert): vote data (56 bytes) and a u32 signer count,
@@ -74,10 +74,6 @@ _U64 = struct.Struct(">Q")
 _GAS = P["xchain"]  # prices: tfnode.runtime.cost, the one table (docs/contracts.md)
 
 Validator = tuple[int, int, bytes]
-
-
-class Refused(TfnodeError):
-    """A well-formed call that the rules refuse (a revert)."""
 
 
 class OutOfGas(TfnodeError):
@@ -129,12 +125,6 @@ PRICES: dict[str, Callable[..., int]] = {
     "acknowledge": _proof_gas,
     "timeout": _proof_gas,
 }
-
-
-def _verify_qc(qc: bytes, validators: list[Validator]) -> tuple[int, int, int, bytes]:
-    """(epoch, round, height, block_id) that ``qc`` certifies under ``validators``; raises if it
-    does not verify. The one place signatures are checked (tests swap in the test-key verifier)."""
-    return proofs.verify_qc(qc, validators)
 
 
 def chain_id_bytes(chain_id) -> bytes:
@@ -258,35 +248,12 @@ def _apply(ov, sender: str, bctx: BlockCtx, proposal_id) -> tuple[Any, list[Even
     return True, [event]
 
 
-def _decode_block(raw, what: str) -> dict:
-    if type(raw) is not bytes:
-        raise ValueError(f"{what}: block bytes")
-    try:
-        return _core.consensus_decode_block(raw)
-    except ValueError as err:
-        raise ValueError(f"{what}: not a block ({err})") from None
-
-
-def _certify(qc, block: dict, validators: list[Validator], epoch: int, what: str) -> None:
-    """``qc`` must verify under ``validators`` (epoch ``epoch``) and certify ``block``."""
-    if type(qc) is not bytes:
-        raise ValueError(f"{what}: QC bytes")
-    try:
-        q_epoch, _round, _height, block_id = _verify_qc(qc, validators)
-    except ValueError as err:
-        raise Refused(f"{what}: the QC does not verify under the epoch {epoch} validators ({err})") from None
-    if q_epoch != epoch or block["epoch"] != epoch:
-        raise Refused(f"{what}: certifies epoch {q_epoch} block of epoch {block['epoch']}, the client is at {epoch}")
-    if bytes(block_id) != block["id"]:
-        raise Refused(f"{what}: the QC certifies another block")
-
-
 def _update(ov, sender: str, bctx: BlockCtx, chain_id, header, qc, commit_chain=None, commit_qc=None):
     c = _live(ov, chain_id)
     cid = chain_id_bytes(chain_id)
     vs = _as_set(c["validators"])
-    b = _decode_block(header, "header")
-    _certify(qc, b, vs, c["epoch"], "header")
+    b = rc.decode_block(header, "header")
+    rc.certify(qc, b, vs, c["epoch"], "header")
     events = []
     e, root = b["exec_height"], bytes(b["exec_root"])
     have = ov.get(_root_key(cid, e))
@@ -314,44 +281,14 @@ def _update(ov, sender: str, bctx: BlockCtx, chain_id, header, qc, commit_chain=
         next_set = _validators([[i, p, bytes(k)] for i, p, k in next_vs])
         if next_epoch != c["epoch"] + 1:
             raise Refused(f"reconfiguration to epoch {next_epoch} from epoch {c['epoch']}")
-        _check_committed(b, commit_chain, commit_qc, c["epoch"], {c["epoch"]: vs, next_epoch: _as_set(next_set)})
+        # The same check a node runs on a snapshot's validator-set history (tfnode.client.reconfig).
+        rc.check_committed(b, commit_chain, commit_qc, c["epoch"], {c["epoch"]: vs, next_epoch: _as_set(next_set)})
         c["epoch"], c["validators"] = next_epoch, next_set
         events.append(_ev("EpochChanged", {"chain_id": chain_id, "epoch": next_epoch, "validators": len(next_set)}))
     elif commit_chain is not None or commit_qc is not None:
         raise ValueError("commit_chain and commit_qc go only with a reconfiguration header")
     ov.put(CLIENT + cid, encode_versioned(c))
     return True, events
-
-
-def _check_committed(b: dict, chain, qc, epoch: int, sets: dict[int, list[Validator]]) -> None:
-    """Is reconfiguration block ``b`` (epoch ``epoch``) committed, by B's own rules
-    (docs/consensus.md)? ``chain`` descends from ``b`` (each block the parent of the next) and
-    ``qc`` certifies its last block. Either
-    - the chain is in the next epoch, certified by the set ``b`` names: B's validators enter
-      that epoch only after committing ``b`` (how a node commits an epoch's last block), or
-    - it stays in ``b``'s epoch and its last two blocks (``b`` and the only one) have consecutive
-      rounds: the 2-chain rule, which commits every ancestor."""
-    if type(chain) is not list or not 0 < len(chain) <= MAX_COMMIT_CHAIN:
-        raise Refused(
-            f"a reconfiguration header needs its commit proof: 1..{MAX_COMMIT_CHAIN} descendant blocks and a QC"
-        )
-    prev = b
-    blocks = []
-    for i, raw in enumerate(chain):
-        x = _decode_block(raw, f"commit_chain[{i}]")
-        if x["parent"] != prev["id"] or x["height"] != prev["height"] + 1:
-            raise Refused(f"commit_chain[{i}] does not extend the block before it")
-        blocks.append(x)
-        prev = x
-    last = blocks[-1]
-    epochs = {x["epoch"] for x in blocks}
-    if epochs == {epoch}:
-        parent = blocks[-2] if len(blocks) > 1 else b
-        if last["round"] != parent["round"] + 1:
-            raise Refused("the commit proof's last two blocks do not have consecutive rounds")
-    elif epochs != {epoch + 1}:
-        raise Refused(f"the commit proof must stay in epoch {epoch} or be all in epoch {epoch + 1}")
-    _certify(qc, last, sets[last["epoch"]], last["epoch"], "commit_qc")
 
 
 CALLS: dict[str, Callable[..., Any]] = {"apply": _apply, "update": _update}

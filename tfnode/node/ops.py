@@ -86,6 +86,7 @@ def snapshot_restore(home: Path, file: Path, chain: str | None = None) -> dict[s
         "certified_by": v.certified_by,
         "state_root": v.state_root.hex(),
         "items": len(snap.items),
+        "epoch": len(snap.epochs),
     }
 
 
