@@ -171,3 +171,19 @@ def test_readers_of_a_pruned_height_get_error_32010_naming_the_floor(backend):  
     # a peer asking from below the floor is left to the core / other peers, not answered half
     assert answer_from_storage(s, 1) is None and answer_from_storage(s, 5) is not None
     kv.close()
+
+
+def test_events_and_subscription_replays_below_the_floor_are_pruned_errors(backend):  # noqa: F811
+    kv = backend.open()
+    s = ChainStore(kv, "tf-main", keep_blocks=KEEP)
+    commit_n(s, 0, KEEP + 5)
+    svc = NodeService(SimpleNamespace(store=s))  # type: ignore[arg-type]
+    with pytest.raises(Pruned, match="keeps blocks from height 5"):
+        svc.get_events("escrow", "Opened", 0)
+    with pytest.raises(Pruned):
+        svc.backfill("blocks", None, (3, 0), 10)
+    with pytest.raises(Pruned):
+        svc.backfill("events", ("escrow", "Opened"), (4, 0), 10)
+    # a range wholly above the floor is not refused (an empty page past the executed head)
+    assert svc.get_events("escrow", "Opened", KEEP + 100)["events"] == []
+    kv.close()
