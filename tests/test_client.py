@@ -28,6 +28,7 @@ from tfnode.client import (
     NotFound,
     NotReady,
     ParseError,
+    Pruned,
     RpcError,
     Timeout,
     TooMany,
@@ -589,6 +590,7 @@ CODE_CLASSES = {
     -32005: NotReady,
     -32008: Timeout,
     -32009: TooMany,
+    -32010: Pruned,
 }
 
 
@@ -615,6 +617,7 @@ def test_server_errors_reach_the_client_as_the_same_class(server):
         TxRejected("duplicate", "ab" * 32),
         Timeout("receipt"),
         TooMany("subscriptions", 64),
+        Pruned(5, 512),
         InvalidParams("height", "must be an integer"),
         InvalidRequest("empty batch", {"limit": 3}),
         MethodNotFound("'x'"),

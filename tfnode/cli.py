@@ -308,6 +308,12 @@ def status(
             ("peers", st.get("peers")),
             ("executed", st.get("executed_height")),
             ("certified", st.get("certified_height")),
+            (
+                "blocks kept",
+                "all (archive)"
+                if not st.get("keep_blocks")
+                else f"from height {st.get('floor')} (newest {st.get('keep_blocks')})",
+            ),
             ("state root", st.get("state_root")),
             ("mempool", f"{mem.get('txs')} txs, {mem.get('batches')} batches"),
             ("halted", st.get("halted")),

@@ -35,6 +35,7 @@ class ErrorCode(IntEnum):
     NOT_READY = -32005
     TIMEOUT = -32008
     TOO_MANY = -32009
+    PRUNED = -32010
 
 
 class RpcError(TfnodeError):
@@ -162,6 +163,20 @@ class TooMany(RpcError):
         super().__init__(self.CODE, f"too many {what} (limit {limit})", {"limit": limit})
 
 
+class Pruned(RpcError):
+    """The height asked for was pruned on this node (``[storage] keep_blocks``): ``data.floor``
+    is the lowest height it still holds; an archive node answers for older heights."""
+
+    CODE = ErrorCode.PRUNED
+
+    def __init__(self, height: int, floor: int) -> None:
+        super().__init__(
+            self.CODE,
+            f"height {height} is pruned on this node: it keeps blocks from height {floor} up; ask an archive node",
+            {"height": height, "floor": floor},
+        )
+
+
 ERRORS: tuple[type[RpcError], ...] = (
     ParseError,
     InvalidRequest,
@@ -173,5 +188,6 @@ ERRORS: tuple[type[RpcError], ...] = (
     NotReady,
     Timeout,
     TooMany,
+    Pruned,
 )
 _BY_CODE: dict[int, type[RpcError]] = {c.CODE: c for c in ERRORS if c.CODE is not None}

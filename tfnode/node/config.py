@@ -14,6 +14,7 @@ from typing import Any
 
 from tfnode.mempool.config import MAX_VERIFY_WORKERS
 from tfnode.node.errors import ConfigError
+from tfnode.storage import StorageTypeError, StorageValueError, check_keep_blocks
 
 LOG_FORMATS = ("plain", "json")
 #: "validator": votes while the current epoch's set names its key; "observer": never signs.
@@ -72,6 +73,9 @@ class NodeConfig:
     # [chains] process: each further hosted chain runs in a process of its own behind this
     # node's P2P port and RPC endpoint (docs/multichain.md, "One process per chain").
     chain_process: bool = False
+    # [storage] keep_blocks: 0 keeps every block (an archive node); N >= MIN_KEEP_BLOCKS keeps
+    # the bodies of the newest N committed blocks only (docs/storage.md, "Pruning").
+    keep_blocks: int = 0
 
     def path(self, rel: str) -> Path:
         p = Path(rel)
@@ -123,7 +127,7 @@ def _bool(v: Any, what: str) -> bool:
 def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
     node, p2p = raw["node"], raw["p2p"]
     cons, log, rpc = raw.get("consensus", {}), raw.get("log", {}), raw.get("rpc", {})
-    mp, chains = raw.get("mempool", {}), raw.get("chains", {})
+    mp, chains, storage = raw.get("mempool", {}), raw.get("chains", {}), raw.get("storage", {})
     peers = [
         Peer(str(p["name"]), bytes.fromhex(p["public_key"]), _addr(p["address"], f"{where}: peer {p['name']}"))
         for p in p2p.get("peers", [])
@@ -155,7 +159,12 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         attest=_bool(mp.get("attest", False), f"{where}: mempool.attest"),
         cert_wait_ms=int(mp.get("cert_wait_ms", 500)),
         chain_process=chains.get("process", False),
+        keep_blocks=storage.get("keep_blocks", 0),
     )
+    try:
+        check_keep_blocks(cfg.keep_blocks)
+    except (StorageTypeError, StorageValueError) as err:
+        raise ConfigError(f"{where}: storage.{err}") from None
     if not isinstance(cfg.chain_process, bool):
         raise ConfigError(f"{where}: chains.process {cfg.chain_process!r}; must be true or false")
     if not 1 <= cfg.rpc_max_connections <= 65536:
@@ -274,6 +283,13 @@ block_interval_ms = {cfg.block_interval_ms}
 # Most blocks per sync answer this node serves from its ledger to a node catching up
 # (1..64; the answer also stays under 3 MiB).
 sync_batch = {cfg.sync_batch}
+
+[storage]
+# 0: an archive node, keeping every block. N (at least 512): keep the bodies, transactions,
+# receipts and events of the newest N committed blocks only; older ones are deleted a few
+# per commit and answered with error -32010 (docs/storage.md, "Pruning"). State, proofs of
+# current state and replay protection are unaffected.
+keep_blocks = {cfg.keep_blocks}
 
 [log]
 # "plain" (human) or "json" (one object per line, for log shippers). Keys are never logged.

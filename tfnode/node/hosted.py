@@ -147,7 +147,7 @@ class HostedChain:
         db = self.data_path / "db"
         try:
             self.kv = open_rocks(db)
-            self.store = ChainStore(self.kv, g.chain_id)
+            self.store = ChainStore(self.kv, g.chain_id, keep_blocks=self.cfg.keep_blocks)
             # executing (beside this chain's ledger): the crash marker (docs/contracts.md): a
             # block that killed this process runs again after the restart with its contract
             # calls contained
@@ -332,6 +332,10 @@ class HostedChain:
             "role": "observer" if self.observer else "validator",
             "height": head.height if head else 0,
             "hash": head.hash.hex() if head else "",
+            # The lowest height whose block and receipts this node holds: 0 (or a snapshot's
+            # base) on an archive node; rises on a pruning node ([storage] keep_blocks).
+            "floor": self.store.floor if self.store else 0,
+            "keep_blocks": self.cfg.keep_blocks,
             "round": self.core.round if self.core else 0,
             "epoch": self.core.epoch if self.core else 0,
             "peers": self._connected_validators(),

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from tfnode.consensus import decode_block
 from tfnode.execution.args import decode_call_args
 from tfnode.rpc.values import value_to_json
-from tfnode.rpc_errors import ErrorCode, InvalidParams, RpcError, TooMany
+from tfnode.rpc_errors import ErrorCode, InvalidParams, Pruned, RpcError, TooMany
 from tfnode.runtime.encoding import EncodingError, decode, decode_versioned
 from tfnode.runtime.frame import GOVERNANCE
 from tfnode.runtime.governance import DEFAULT_POLICY
@@ -109,6 +109,8 @@ def get_events(
     h, seq = cursor if cursor is not None else (from_height, 0)
     if cursor is not None and h < from_height:
         h, seq = from_height, 0
+    if h <= end and h < store.floor:
+        raise Pruned(h, store.floor)  # the events below the floor are gone here, not absent
     recs = store.events(contract, name, h, end, from_seq=seq, limit=limit + 1) if h <= end else []
     more = len(recs) > limit
     recs = recs[:limit]
@@ -173,6 +175,8 @@ def backfill(
     out: list[dict[str, Any]] = []
     if h0 > top:
         return out, live
+    if max(h0, 1) < svc.store.floor:
+        raise Pruned(h0, svc.store.floor)
     if topic == "blocks":
         for h in range(max(h0, 1), top + 1):
             if len(out) > limit:

@@ -18,7 +18,7 @@ from tfnode.execution.query_auth import check_query
 from tfnode.execution.roots import ZERO
 from tfnode.node import iot_admission, query
 from tfnode.rpc.values import value_to_json
-from tfnode.rpc_errors import ErrorCode, InternalError, InvalidParams, RpcError
+from tfnode.rpc_errors import ErrorCode, InternalError, InvalidParams, Pruned, RpcError
 from tfnode.runtime.encoding import EncodingError, decode_versioned
 
 if TYPE_CHECKING:
@@ -122,9 +122,22 @@ class NodeService:
         got = iter(await self.node.mempool.submit([raws[i] for i in rest]) if rest else ())
         return [refused[i] if i in refused else next(got) for i in range(len(raws))]
 
+    def _check_kept(self, height: int | None) -> None:
+        """A lookup missed: answer "pruned" (-32010, naming the floor) rather than "not found"
+        when ``height`` lies below this pruning node's floor."""
+        floor = self.store.floor
+        if height is not None and height < floor:
+            raise Pruned(height, floor)
+
+    def _tx_pruned(self, tx_hash: bytes) -> None:
+        """A transaction that is not stored: pruned if the replay index (kept) places it below
+        the floor."""
+        self._check_kept(self.store.tx_height(tx_hash))
+
     def get_transaction(self, tx_hash: bytes) -> dict[str, Any] | None:
         rec = self.store.tx(tx_hash)
         if rec is None:
+            self._tx_pruned(tx_hash)
             return None
         tx = _core.Transaction.decode(rec.data)
         return {
@@ -147,6 +160,7 @@ class NodeService:
         rec = store.tx(tx_hash)
         raw = store.receipt(tx_hash)
         if rec is None or raw is None:
+            self._tx_pruned(tx_hash)
             return None
         return receipt_json(raw, tx_hash, rec.height, rec.index, rec.data)
 
@@ -165,6 +179,7 @@ class NodeService:
                 return None
         raw = store.block(height)
         if raw is None:
+            self._check_kept(height)
             return None
         return self.block_json(height, raw, txs)
 
@@ -226,6 +241,7 @@ class NodeService:
     def get_state_changes(self, height: int) -> dict[str, Any] | None:
         changes = self.store.state_changes(height)
         if changes is None:
+            self._check_kept(height)
             return None
         return {
             "height": height,
@@ -316,6 +332,7 @@ class NodeService:
         store = self.store
         rec = store.tx(tx_hash)
         if rec is None:
+            self._tx_pruned(tx_hash)
             return None
         e, cert = self._anchor(exec_height)
         if e < rec.height:

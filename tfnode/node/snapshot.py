@@ -185,8 +185,8 @@ def _epoch_changes(store: ChainStore, top: int, upto: int, known: dict[int, Epoc
     old epoch and the first of the new one, with their QCs, from the ledger (epochs only grow
     with height, so a binary search over the stored blocks finds each change); a change at or
     below the ledger's base (a ledger built from a snapshot) comes from ``known`` (the proofs
-    its ``epochs.json`` keeps)."""
-    lo = store.base or 0
+    its ``epochs.json`` keeps). On a pruning node the oldest stored block is its floor."""
+    lo = store.floor
     if lo == 0:
         lo = 1  # height 0 is genesis, never stored as a block
     out = []
@@ -222,7 +222,7 @@ def build(
     if head is None:
         raise SnapshotError("the ledger is empty: nothing to snapshot")
     newest = decode_block(store.block(head.height) or b"")["exec_height"]
-    base = store.base or 0
+    base = store.floor  # the base, or higher on a pruning node: the blocks below are not held
     if height is None:
         height = newest
     if not base < height <= newest:

@@ -44,7 +44,7 @@ def answer_from_storage(
     if head is None:
         return None
     top_stored = head.height if upto is None else min(head.height, upto)
-    if have_height >= top_stored or have_height + 1 < (store.base or 0):
+    if have_height >= top_stored or have_height + 1 < store.floor:
         return None
     top = min(top_stored, have_height + max(1, min(limit, MAX_SYNC_BLOCKS)))
     blocks: list[bytes] = []

@@ -15,11 +15,22 @@ from __future__ import annotations
 import os
 
 from .abc import MAX_KEY, MAX_VALUE, KVSnapshot, KVStore, WriteBatch
-from .chain import BlockCommit, ChainStore, EventRecord, Head, TxRecord, ensure_schema
+from .chain import (
+    MIN_KEEP_BLOCKS,
+    PRUNE_STEP,
+    BlockCommit,
+    ChainStore,
+    EventRecord,
+    Head,
+    TxRecord,
+    check_keep_blocks,
+    ensure_schema,
+)
 from .errors import (
     CommitConflict,
     CommitError,
     CorruptionError,
+    Pruned,
     SchemaVersionError,
     SnapshotExpired,
     StorageError,
@@ -44,6 +55,8 @@ def open_rocks(path: str | os.PathLike[str], *, read_only: bool = False, **optio
 __all__ = [
     "MAX_KEY",
     "MAX_VALUE",
+    "MIN_KEEP_BLOCKS",
+    "PRUNE_STEP",
     "SCHEMA_VERSION",
     "BlockCommit",
     "ChainStore",
@@ -56,6 +69,7 @@ __all__ = [
     "KVStore",
     "MemoryKV",
     "PendingState",
+    "Pruned",
     "ReplayIndex",
     "SchemaVersionError",
     "SnapshotExpired",
@@ -65,6 +79,7 @@ __all__ = [
     "StoreClosed",
     "TxRecord",
     "WriteBatch",
+    "check_keep_blocks",
     "ensure_schema",
     "open_rocks",
 ]

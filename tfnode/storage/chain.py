@@ -22,6 +22,7 @@ from .errors import (
     CommitConflict,
     CommitError,
     CorruptionError,
+    Pruned,
     SchemaVersionError,
     StorageTypeError,
     StorageValueError,
@@ -29,6 +30,14 @@ from .errors import (
 from .state import PendingState, ReplayIndex
 
 RECENT_TX_CAPACITY = 1 << 18
+
+#: The fewest committed blocks a pruning node keeps: more than the driver reloads for leader
+#: election after a restart (``tfnode.node.driver.ELECTION_HISTORY``, 300) and than the state
+#: tree's readable window that snapshots use (``ChainStore.written_kept``, 256).
+MIN_KEEP_BLOCKS = 512
+#: Most heights one commit prunes: the deletions ride in the block's own batch, so a node that
+#: turns pruning on over a long archive catches up a few heights per block, never in one stall.
+PRUNE_STEP = 4
 
 
 class Head(NamedTuple):
@@ -115,9 +124,13 @@ class ChainStore:
     #: (``tfnode.execution.executor.KEEP_VERSIONS``); older lists could not be used anyway.
     written_kept = 256
 
-    def __init__(self, kv: KVStore, chain_id: str, *, recent_tx_capacity: int = RECENT_TX_CAPACITY):
+    def __init__(
+        self, kv: KVStore, chain_id: str, *, recent_tx_capacity: int = RECENT_TX_CAPACITY, keep_blocks: int = 0
+    ):
         if not isinstance(kv, KVStore):
             raise StorageTypeError(f"kv must be a KVStore, got {type(kv).__name__}")
+        self.keep_blocks = check_keep_blocks(keep_blocks)
+        self._floor = 0
         self.kv = kv
         self.chain_id = chain_id
         self._p = K.chain_prefix(chain_id)
@@ -175,7 +188,11 @@ class ChainStore:
         ex = self.executed()
         if ex is not None and ex[0] > height:
             raise CorruptionError(f"chain {self.chain_id!r}: executed height {ex[0]} above head {height}")
-        self._head, self._base = Head(height, head_hash), base
+        raw_floor = kv.get(self._k(K.META, K.META_FLOOR))
+        floor = base if raw_floor is None else K.read_u64(raw_floor)
+        if not base <= floor <= height:
+            raise CorruptionError(f"chain {self.chain_id!r}: prune floor {floor} outside base {base}..head {height}")
+        self._head, self._base, self._floor = Head(height, head_hash), base, floor
 
     def verify(self) -> int:
         """Deep check of every stored height (slow: recovery tools and tests). Returns the
@@ -184,6 +201,10 @@ class ChainStore:
             return 0
         n = 0
         for h in range(self._base, self._head.height + 1):  # type: ignore[arg-type]
+            if h < self._floor:
+                if self.kv.get(self._k(K.QC, K.u64(h))) is None:
+                    raise CorruptionError(f"chain {self.chain_id!r}: QC {h} missing below head")
+                continue
             e = self._block_entry(h)
             if e is None or self.kv.get(self._k(K.QC, K.u64(h))) is None:
                 raise CorruptionError(f"chain {self.chain_id!r}: block or QC {h} missing below head")
@@ -261,14 +282,49 @@ class ChainStore:
         b.put(p + K.META + K.META_HEAD, hb + block_hash)
         if head is None:
             b.put(p + K.META + K.META_BASE, hb)
+        floor = height if head is None else self._floor
+        if self.keep_blocks:
+            # What pruning this height later needs and cannot find from its tx list alone.
+            pn = len(p)
+            b.ops.append(
+                (p + K.PRUNE + hb, K.pack_keys([k[pn:] for k, _ in b.ops if k.startswith((p + K.EVENT, p + K.BATCH))]))
+            )
+            floor = self._prune_into(b, floor, height + 1 - self.keep_blocks)
         self.kv.write(b, sync=True)
 
         self._head = Head(height, block_hash)
         if self._base is None:
             self._base = height
+        self._floor = floor
         self.replay.add(h for h, _ in txs)
         self.state.refresh()
         return True
+
+    def _prune_into(self, b: WriteBatch, floor: int, target: int) -> int:
+        """Add to ``b`` the deletion of the bodies of heights ``floor..`` below ``target``, at
+        most ``PRUNE_STEP`` of them, and the new floor (in the same batch: after kill -9 the
+        floor and the deletions are both there or both not). Returns the new floor.
+
+        Deleted per height: the block (table B), its tx list, transactions, receipts, state
+        writes, and the events and batches its prune list names. Kept: the hash index, QC,
+        state root and execution record (proofs of current state walk the execution history),
+        the replay index, the state and its tree."""
+        end = min(target, floor + PRUNE_STEP)
+        if end <= floor:
+            return floor
+        p, ops = self._p, b.ops
+        for h in range(floor, end):
+            hb = K.u64(h)
+            for th in self.block_txs(h):
+                ops.append((p + K.TX + th, None))
+                ops.append((p + K.RECEIPT + th, None))
+            raw = self.kv.get(p + K.PRUNE + hb)
+            if raw is not None:
+                ops.extend((p + k, None) for k in K.unpack_keys(raw))
+            for t in (K.BLOCK, K.TXLIST, K.WRITES, K.PRUNE):
+                ops.append((p + t + hb, None))
+        ops.append((p + K.META + K.META_FLOOR, K.u64(end)))
+        return end
 
     def import_state(
         self,
@@ -418,6 +474,18 @@ class ChainStore:
     def base(self) -> int | None:
         """The first height this store holds (0 from genesis; higher after a state sync)."""
         return self._base
+
+    @property
+    def floor(self) -> int:
+        """The lowest height whose block, transactions, receipts and events are held here:
+        the base on an archive node (``keep_blocks = 0``), higher once a pruning node pruned."""
+        return self._floor
+
+    def check_kept(self, height: int) -> None:
+        """Raise :class:`Pruned` if ``height``'s body was pruned here (readers call it when a
+        lookup misses, to tell "pruned" from "never existed")."""
+        if height < self._floor:
+            raise Pruned(height, self._floor)
 
     def executed(self) -> tuple[int, bytes] | None:
         """``(height, state root)`` of the last block committed with a state root."""
@@ -601,6 +669,18 @@ class ChainStore:
     def close(self) -> None:
         """Release this chain's snapshot. The shared ``kv`` stays open (other chains use it)."""
         self.state.close()
+
+
+def check_keep_blocks(n: object) -> int:
+    """``[storage] keep_blocks``: 0 (archive: keep every block) or at least MIN_KEEP_BLOCKS."""
+    if type(n) is not int:
+        raise StorageTypeError(f"keep_blocks must be int, got {type(n).__name__}")
+    if n != 0 and not MIN_KEEP_BLOCKS <= n <= K.U64_MAX:
+        raise StorageValueError(
+            f"keep_blocks {n}: must be 0 (archive, keep everything) or at least {MIN_KEEP_BLOCKS} "
+            "(leader election reloads the newest 300 blocks after a restart; snapshots read the newest 256)"
+        )
+    return n
 
 
 def _peak_positions(size: int) -> list[tuple[int, int]]:

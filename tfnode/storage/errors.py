@@ -47,3 +47,16 @@ class CommitError(StorageError):
 
 class CommitConflict(CommitError):
     """A re-commit of a stored height with different contents: two blocks at one height."""
+
+
+class Pruned(StorageError):
+    """The height asked for is below this pruning node's floor: its block body, transactions,
+    receipts and events were deleted here (an archive node still holds them)."""
+
+    def __init__(self, height: int, floor: int) -> None:
+        super().__init__(
+            f"height {height} is pruned on this node (it keeps blocks from height {floor} up); "
+            "ask an archive node ([storage] keep_blocks = 0)"
+        )
+        self.height = height
+        self.floor = floor

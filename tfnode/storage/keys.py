@@ -9,6 +9,8 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
                                    "exec" -> u64 height + state root,
                                    "peaks" -> u64 size E + the execution-history peaks of heights
                                    0..E-1, 32 bytes each (a ledger built from a snapshot of E only)
+                                   "floor" -> u64 height: the lowest height whose block body is
+                                   still held (a pruning node only; docs/storage.md "Pruning")
     P "B" u64 height     block    -> u8 len(hash) + hash + block bytes
     P "H" hash           height of the block with this hash -> u64
     P "Q" u64 height     QC that certified the block at this height
@@ -33,6 +35,8 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
                          + payload
     P "W" u64 height     the executed block's state writes, sorted by key:
                          (u32 len key, key, u8 0 | u8 1 u32 len value, value)*  (0: deleted)
+    P "G" u64 height     prune list of a pruning node: the keys (after P) of the height's events
+                         and batches, (u16 len + key)*, deleted with the height's body
     P "S" key            contract state value (the runtime's keys, as given)
     P "N" node key       authenticated-state tree node (opaque bytes)
     P "Z"                consensus safety data (its own synced write, never in a block batch)
@@ -75,8 +79,8 @@ META, BLOCK, HASH, QC, ROOT, TXLIST, TX, RECEIPT, REPLAY, EVENT, STATE, NODE, SA
     b"N",
     b"Z",
 )
-EXEC, BATCH, STALE, WRITES, WRITTEN = b"V", b"A", b"O", b"W", b"K"
-META_HEAD, META_BASE, META_EXEC, META_PEAKS = b"head", b"base", b"exec", b"peaks"
+EXEC, BATCH, STALE, WRITES, WRITTEN, PRUNE = b"V", b"A", b"O", b"W", b"K", b"G"
+META_HEAD, META_BASE, META_EXEC, META_PEAKS, META_FLOOR = b"head", b"base", b"exec", b"peaks", b"floor"
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
