@@ -109,8 +109,8 @@ def get_events(
     h, seq = cursor if cursor is not None else (from_height, 0)
     if cursor is not None and h < from_height:
         h, seq = from_height, 0
-    if h <= end and h < store.floor:
-        raise Pruned(h, store.floor)  # the events below the floor are gone here, not absent
+    if h <= end and h < store.pruned_below:
+        raise Pruned(h, store.floor)  # the events below a pruning node's floor are gone here, not absent
     recs = store.events(contract, name, h, end, from_seq=seq, limit=limit + 1) if h <= end else []
     more = len(recs) > limit
     recs = recs[:limit]
@@ -175,7 +175,7 @@ def backfill(
     out: list[dict[str, Any]] = []
     if h0 > top:
         return out, live
-    if max(h0, 1) < svc.store.floor:
+    if h0 < svc.store.pruned_below:
         raise Pruned(h0, svc.store.floor)
     if topic == "blocks":
         for h in range(max(h0, 1), top + 1):

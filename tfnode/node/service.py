@@ -125,9 +125,8 @@ class NodeService:
     def _check_kept(self, height: int | None) -> None:
         """A lookup missed: answer "pruned" (-32010, naming the floor) rather than "not found"
         when ``height`` lies below this pruning node's floor."""
-        floor = self.store.floor
-        if height is not None and height < floor:
-            raise Pruned(height, floor)
+        if height is not None and height < self.store.pruned_below:
+            raise Pruned(height, self.store.floor)
 
     def _tx_pruned(self, tx_hash: bytes) -> None:
         """A transaction that is not stored: pruned if the replay index (kept) places it below

@@ -481,10 +481,18 @@ class ChainStore:
         the base on an archive node (``keep_blocks = 0``), higher once a pruning node pruned."""
         return self._floor
 
+    @property
+    def pruned_below(self) -> int:
+        """Heights below this had their bodies pruned here; 0 when nothing was (an archive
+        node, or a pruning node that has not pruned yet). Not ``floor``: below an archive's
+        base (genesis, or a snapshot's first height) nothing was ever stored, so a lookup
+        there is "not found", not "pruned"."""
+        return self._floor if self._base is not None and self._floor > self._base else 0
+
     def check_kept(self, height: int) -> None:
         """Raise :class:`Pruned` if ``height``'s body was pruned here (readers call it when a
         lookup misses, to tell "pruned" from "never existed")."""
-        if height < self._floor:
+        if height < self.pruned_below:
             raise Pruned(height, self._floor)
 
     def executed(self) -> tuple[int, bytes] | None:
