@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -26,6 +27,14 @@ MAIN, SUB = "tf-main", "tf-sub"
 def chains_of(url: str) -> dict[str, dict]:
     with Client(url, timeout=10) as cl:
         return {x["chain_id"]: x for x in cl.call("chains")}
+
+
+def health_status(url: str, chain: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health?chain={chain}", timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def alive(pid: int) -> bool:
@@ -110,8 +119,9 @@ def test_a_chain_in_its_own_process_survives_kill_9_of_it(tmp_path):
         assert heights == list(range(1, top + 3))  # replayed from storage, then live: no gap, no repeat
         event, receipt = asyncio.run(asyncio.wait_for(event_and_tx_subscriptions(c.rpc_url(1), key, to, h), WAIT))
         assert event["contract"] == "asset" and receipt["status"] == "ok"
-        with urllib.request.urlopen(f"{c.rpc_url(1).rstrip('/')}/health?chain={SUB}", timeout=10) as r:
-            assert r.status == 200
+        # /health of the sub-chain through the shared endpoint says ok (polled: on a loaded
+        # machine a peer may lag for a moment, which health rightly reports as 503).
+        c.wait(lambda: health_status(c.rpc_url(1), SUB) == 200, WAIT, f"/health?chain={SUB} answers 200")
 
         # kill -9 of the sub-chain's process on node 1: the node restarts it; meanwhile the main
         # chain goes on on all four, and the sub-chain on the other three.
