@@ -28,35 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tfnode.client import Account, Client, build_tx
+from tfnode.bench import steady_transfers
+from tfnode.client import Account
 from tfnode.node.local import LocalConsortium
 
 CHAIN = "tf-one-down"
-
-
-def _load(c: LocalConsortium, accounts: list[Account], rate: float, stop: threading.Event, nodes: list[int]) -> None:
-    """Submit ``rate`` transfers a second (in 10 batches a second) round-robin over ``nodes``."""
-    clients = [Client(c.rpc_url(i), timeout=5) for i in nodes]
-    per_tick = max(1, int(rate / 10))
-    k = 0
-    try:
-        while not stop.is_set():
-            t0 = time.monotonic()
-            try:
-                st = clients[0].status()
-                raws = []
-                for _ in range(per_tick):
-                    a = accounts[k % len(accounts)]
-                    b = accounts[(k + 1) % len(accounts)]
-                    raws.append(build_tx(a, CHAIN, "asset", "transfer", (b.address, 1), expiry=st["height"] + 200))
-                    k += 1
-                clients[k % len(clients)].submit_batch(raws)
-            except Exception:  # noqa: BLE001 - a busy node sheds load; the bench goes on
-                pass
-            stop.wait(max(0.0, 0.1 - (time.monotonic() - t0)))
-    finally:
-        for cl in clients:
-            cl.close()
 
 
 def _height(c: LocalConsortium, nodes: list[int]) -> int:
@@ -97,7 +73,9 @@ def main() -> int:
         down = 3
         up = [0, 1, 2]
         stop = threading.Event()
-        loader = threading.Thread(target=_load, args=(c, accounts, args.rate, stop, up), daemon=True)
+        loader = threading.Thread(
+            target=steady_transfers, args=([c.rpc_url(i) for i in up], accounts, CHAIN, args.rate, stop), daemon=True
+        )
         try:
             c.start_all()
             c.wait(lambda: all(c.status(i)["height"] >= 5 for i in range(4)), 120, "5 blocks")

@@ -45,36 +45,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tfnode.client import Account, Client, build_tx
+from tfnode.bench import steady_transfers
+from tfnode.client import Account
 from tfnode.node.local import LocalConsortium
 from tfnode.storage import ChainStore, open_rocks
 
 MAIN, SUB = "tf-bench-main", "tf-bench-added"
-
-
-def _load(c: LocalConsortium, accounts: list[Account], rate: float, stop: threading.Event) -> None:
-    """Submit ``rate`` transfers a second (in 10 batches a second) round-robin over the nodes."""
-    clients = [Client(c.rpc_url(i), timeout=5) for i in range(c.n)]
-    per_tick = max(1, int(rate / 10))
-    k = 0
-    try:
-        while not stop.is_set():
-            t0 = time.monotonic()
-            try:
-                st = clients[0].status()
-                raws = []
-                for _ in range(per_tick):
-                    a = accounts[k % len(accounts)]
-                    b = accounts[(k + 1) % len(accounts)]
-                    raws.append(build_tx(a, MAIN, "asset", "transfer", (b.address, 1), expiry=st["height"] + 200))
-                    k += 1
-                clients[k % len(clients)].submit_batch(raws)
-            except Exception:  # noqa: BLE001 - a busy node sheds load; the bench goes on
-                pass
-            stop.wait(max(0.0, 0.1 - (time.monotonic() - t0)))
-    finally:
-        for cl in clients:
-            cl.close()
 
 
 def _pids(pid: int) -> list[int]:
@@ -185,7 +161,9 @@ def main() -> int:
             chain_process=args.chain_process,
         )
         stop = threading.Event()
-        loader = threading.Thread(target=_load, args=(c, accounts, args.rate, stop), daemon=True)
+        loader = threading.Thread(
+            target=steady_transfers, args=(c.rpc_urls(), accounts, MAIN, args.rate, stop), daemon=True
+        )
         pool = ThreadPoolExecutor(c.n)
         try:
             c.start_all()

@@ -23,6 +23,7 @@ import math
 import multiprocessing
 import os
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -746,3 +747,32 @@ def run_with_display(cfg: BenchConfig, json_out: bool) -> int:
     for note in report["notes"]:
         out.print(f"- {note}", highlight=False)
     return status
+
+
+def steady_transfers(urls: list[str], accounts: list, chain: str, rate: float, stop: threading.Event) -> None:
+    """Submit ``rate`` signed transfers a second (10 batches a second), round-robin over
+    ``urls``, until ``stop`` is set (a thread's target: the cluster benchmarks' background
+    load, signed as it goes, unlike ``drive``'s pre-signed saturation). A busy node that
+    refuses a batch is skipped: the load goes on."""
+    from tfnode.client import Client, build_tx
+
+    clients = [Client(u, timeout=5) for u in urls]
+    per_tick = max(1, int(rate / 10))
+    k = 0
+    try:
+        while not stop.is_set():
+            t0 = time.monotonic()
+            try:
+                height = clients[0].status()["height"]
+                raws = []
+                for _ in range(per_tick):
+                    a, b = accounts[k % len(accounts)], accounts[(k + 1) % len(accounts)]
+                    raws.append(build_tx(a, chain, "asset", "transfer", (b.address, 1), expiry=height + 200))
+                    k += 1
+                clients[k % len(clients)].submit_batch(raws)
+            except Exception:  # noqa: BLE001 - a busy node sheds load; the benchmark goes on
+                pass
+            stop.wait(max(0.0, 0.1 - (time.monotonic() - t0)))
+    finally:
+        for cl in clients:
+            cl.close()
