@@ -1,7 +1,7 @@
 """One validator of four down: the block rate the other three keep, against the healthy rate
 of the same cluster in the same run.
 
-    python benches/bench_one_down.py [--seconds 20] [--rate 200] [--base-timeout-ms 500]
+    python benches/bench_one_down.py [--seconds 20] [--rate 200] [--base-timeout-ms 500] [--attest]
 
 A local 4-node consortium (real processes, `tfnode start`) under a steady load of signed
 transfers (``--rate`` tx/s, spread over the nodes' RPC). Phase 1 measures the healthy block
@@ -57,6 +57,9 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=200.0, help="transfers a second (0: empty blocks)")
     ap.add_argument("--base-timeout-ms", type=int, default=500, help="as `tfnode init` sets it")
     ap.add_argument("--block-interval-ms", type=int, default=200, help="as `tfnode init` sets it")
+    ap.add_argument(
+        "--attest", action="store_true", help="verify once per quorum on every node ([mempool] attest = true)"
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="run in this folder and keep the node logs")
     args = ap.parse_args()
@@ -70,6 +73,8 @@ def main() -> int:
             block_interval_ms=args.block_interval_ms,
             allocations={a.address: 10**12 for a in accounts},
         )
+        if args.attest:
+            c.set_mempool_attest(True)
         down = 3
         up = [0, 1, 2]
         stop = threading.Event()
@@ -102,6 +107,7 @@ def main() -> int:
         "seconds_each": args.seconds,
         "load_tx_per_s": args.rate,
         "base_timeout_ms": args.base_timeout_ms,
+        "attest": args.attest,
     }
     if args.json:
         print(json.dumps(report, indent=2))

@@ -68,6 +68,12 @@ def test_validity_threshold_and_committee_follow_voting_power():
     assert vw.committee(vw.keys[0]) == frozenset([vw.keys[0]])
     assert vw.committee(vw.keys[1]) == frozenset(vw.keys[1:3])
     assert v4.committee(b"\x02" * 33) == frozenset()  # not a validator: no committee
+    # Validators taken for down are passed over (never the maker itself); too few left: fewer.
+    k = v4.keys
+    assert v4.committee(k[2], skip={k[3]}) == frozenset({k[2], k[0]})
+    assert v4.committee(k[2], skip={k[2]}) == frozenset({k[2], k[3]})
+    assert v4.committee(k[0], skip=set(k[1:])) == frozenset({k[0]})
+    assert vw.committee(vw.keys[1], skip={vw.keys[2]}) == frozenset({vw.keys[1], vw.keys[3]})
 
 
 def test_a_good_certificate_passes_and_each_rule_refuses_its_case():
@@ -440,9 +446,10 @@ def test_a_mixed_cluster_with_a_node_that_never_attests_still_gets_every_batch_e
             await until(lambda: all(p.size == 20 and not p.state.queue for p in c.pools), "20 txs held everywhere")
             assert c.pools[1].stats["txs_verified"] == 20 and not c.pools[1].stats.get("attests_sent")
             # No certificate could form in time: the first of 2 and 3 to give up verified it
-            # itself, and its attestation may have completed a certificate for the other.
+            # itself (by the sweep, or re-routed when the idle cluster's peers fell silent),
+            # and its attestation may have completed a certificate for the other.
             st2, st3 = c.pools[2].stats, c.pools[3].stats
-            assert st2.get("cert_sweeps", 0) + st3.get("cert_sweeps", 0) >= 1
+            assert sum(s.get(k, 0) for s in (st2, st3) for k in ("cert_sweeps", "cert_reroutes")) >= 1
             assert all(s.get("txs_verified", 0) + s.get("txs_trusted", 0) == 20 for s in (st2, st3))
             digests = set(c.pools[0].state.batches)
             assert set(await c.pools[0].next_payload(1, b"\x00" * 32, 11)) == digests  # the maker proposes it
@@ -502,10 +509,106 @@ def test_a_frozen_attester_with_its_link_open_is_not_waited_for_either():
             await until(lambda: mp.state.batches, "a batch sealed")
             digest = next(iter(mp.state.batches))
             assert await mp.next_payload(1, b"\x00" * 32, 11) == []  # its attester is heard: wait
-            heard[ids[1]] = False  # the attester froze
+            heard[ids[1]] = False  # the attester froze: its place goes to validator 2
+            assert await mp.next_payload(1, b"\x00" * 32, 11) == []  # whose attestation may come
+            heard[ids[2]] = heard[ids[3]] = False  # nobody left who could certify it: propose it as it is
             assert await mp.next_payload(1, b"\x00" * 32, 11) == [digest]
+            assert not mp.stats.get("certs_formed")
+        finally:
+            await mp.stop()
+
+    async def rerouted_maker():
+        mp, net, sks, ids = make_attesting(me=0, cert_wait_ms=60_000)
+        heard = {p: p != ids[1] for p in ids}  # validator 1, the maker's first attester, is frozen
+        net.heard_within = lambda p, s: heard[p]
+        await mp.start()
+        try:
+            assert all(r[1] is None for r in await mp.submit([tx(key(), i) for i in range(3)]))
+            await until(lambda: mp.state.batches, "a batch sealed")
+            digest = next(iter(mp.state.batches))
+            assert await mp.next_payload(1, b"\x00" * 32, 11) == []
+            good = encode_attestation(Attestation(5, digest, sign_attestation(sks[2].to_bytes(), CHAIN, 5, digest)))
+            await mp.on_message(ids[2], CHAIN, Kind.BATCH_ATTEST, good)
+            assert mp.stats["certs_formed"] == 1 and await mp.next_payload(1, b"\x00" * 32, 11) == [digest]
+            cert = decode_certificate(next(c for p, _, k, c in net.sent if k == Kind.BATCH_CERT and p == ids[3]))
+            assert {k for k, _ in cert.signers} == {ids[0], ids[2]}
+            check_certificate(cert, mp.vset, CHAIN, digest)
         finally:
             await mp.stop()
 
     run(main)
     run(maker)
+    run(rerouted_maker)
+
+
+def test_a_silent_attesters_place_goes_to_the_next_validator():
+    """Validator 0's committee is {0, 1}. With 1 frozen (links open, silent), validator 2 takes
+    its place: it verifies 0's batches on arrival and attests them, and batches it held
+    awaiting a certificate when 1 fell silent are verified by the sweep at its next slice.
+    Validator 3 stays outside the committee and still waits for the certificate."""
+
+    async def main():
+        mp, net, _sks, ids = make_attesting(me=2, cert_wait_ms=60_000)
+        heard = {p: True for p in ids}
+        net.heard_within = lambda p, s: heard[p]
+        await mp.start()
+        try:
+            held = [tx(key(), i) for i in range(2)]
+            d_held, _ = _core.batch_digest(held)
+            await mp.on_message(ids[0], CHAIN, Kind.BATCH, _core.batch_encode(held))
+            assert mp.missing([d_held]) == [d_held] and not mp.stats.get("txs_verified")  # not an attester
+            heard[ids[1]] = False
+            await until(lambda: mp.state.holds(d_held), "the held batch re-routed to this node")
+            assert mp.stats["cert_reroutes"] == 1 and mp.stats["txs_verified"] == 2
+            raws = [tx(key(), i) for i in range(3)]
+            digest, _ = _core.batch_digest(raws)
+            await mp.on_message(ids[0], CHAIN, Kind.BATCH, _core.batch_encode(raws))
+            assert mp.state.holds(digest) and mp.stats["txs_verified"] == 5  # verified on arrival
+            attested = [decode_attestation(a).digest for p, _, k, a in net.sent if k == Kind.BATCH_ATTEST]
+            assert attested == [d_held, digest] and all(
+                p == ids[0] for p, _, k, _ in net.sent if k == Kind.BATCH_ATTEST
+            )
+            assert set(await mp.next_payload(1, b"\x00" * 32, 11)) == {d_held, digest}
+        finally:
+            await mp.stop()
+
+    async def outside():
+        mp, net, _sks, ids = make_attesting(me=3, cert_wait_ms=60_000)
+        heard = {p: p != ids[1] for p in ids}
+        net.heard_within = lambda p, s: heard[p]
+        await mp.start()
+        try:
+            raws = [tx(key(), i) for i in range(3)]
+            digest, _ = _core.batch_digest(raws)
+            await mp.on_message(ids[0], CHAIN, Kind.BATCH, _core.batch_encode(raws))
+            await asyncio.sleep(0.2)  # several sweep slices: nothing is re-routed to 3
+            assert mp.missing([digest]) == [digest] and not mp.stats.get("txs_verified")
+        finally:
+            await mp.stop()
+
+    run(main)
+    run(outside)
+
+
+def test_batches_held_from_a_maker_that_fell_silent_are_verified_here():
+    """A maker frozen after disseminating sends no certificate: what others hold of it is
+    verified by their sweep, so it is proposable everywhere without a wait at the vote."""
+
+    async def main():
+        mp, net, _sks, ids = make_attesting(me=2, cert_wait_ms=60_000)
+        heard = {p: True for p in ids}
+        net.heard_within = lambda p, s: heard[p]
+        await mp.start()
+        try:
+            raws = [tx(key(), i) for i in range(3)]
+            digest, _ = _core.batch_digest(raws)
+            await mp.on_message(ids[3], CHAIN, Kind.BATCH, _core.batch_encode(raws))  # committee {3, 0}
+            assert mp.missing([digest]) == [digest]
+            heard[ids[3]] = False
+            await until(lambda: mp.state.holds(digest), "the frozen maker's batch verified here")
+            assert mp.stats["cert_reroutes"] == 1 and mp.stats["txs_verified"] == 3
+            assert await mp.next_payload(1, b"\x00" * 32, 11) == [digest]
+        finally:
+            await mp.stop()
+
+    run(main)

@@ -27,7 +27,7 @@ from it and fall back to verifying themselves, so a mixed cluster stays correct.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from tfnode import _core
@@ -154,12 +154,16 @@ class ValidatorSet:
         # validator. For n = 3f + 1 validators of power 1 this is f + 1.
         self.validity = self.total - self.quorum + 1
 
-    def committee(self, origin: bytes) -> frozenset[bytes]:
+    def committee(self, origin: bytes, skip: Collection[bytes] = ()) -> frozenset[bytes]:
         """The validators that verify ``origin``'s batches on arrival and attest them: the
         maker (it verified the transactions when it admitted them) and those after it in
-        the set's order, until they hold ``validity`` power. Everyone else waits for the
-        certificate. Soundness does not rest on this choice (only on the certificate check);
-        it only spreads the verifying evenly and keeps it to f + 1 nodes per batch."""
+        the set's order, passing over those in ``skip`` (validators taken for down: their
+        place goes to the next one), until they hold ``validity`` power; fewer when the
+        validators not skipped hold less. Everyone else waits for the certificate.
+        Soundness does not rest on this choice (only on the certificate check); it only
+        spreads the verifying evenly and keeps it to f + 1 nodes per batch, and nodes that
+        judge liveness differently merely verify a batch more than needed or wait for a
+        certificate a little longer."""
         if origin not in self.power or not self.keys:
             return frozenset()
         start = self.keys.index(origin)
@@ -167,6 +171,8 @@ class ValidatorSet:
         have = 0
         for k in range(len(self.keys)):
             key = self.keys[(start + k) % len(self.keys)]
+            if k and key in skip:
+                continue
             chosen.append(key)
             have += self.power[key]
             if have >= self.validity:

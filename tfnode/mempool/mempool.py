@@ -10,7 +10,8 @@ carry 32-byte digests, so the leader's bandwidth does not bound throughput).
     verify once per quorum (attest.py): the maker and the next validators up to f + 1 power
       verify a peer's batch on arrival and send the maker a BATCH_ATTEST; the maker sends
       the others a BATCH_CERT, on which they store the batch unverified (after cert_wait
-      without one, they verify it themselves)
+      without one, they verify it themselves); a validator not heard from for
+      ATTESTER_QUIET_S gives its place in a committee to the next one (re-routed)
     committed -> drop the batches and their replay keys; forget blocks at or below the height
 
 Wire formats and limits: :mod:`tfnode.mempool.wire` and docs/mempool.md.
@@ -394,12 +395,18 @@ class Mempool:
             steps += 1
         out = []
         now = asyncio.get_running_loop().time()
+        may_come: bool | None = None  # asked once, only if an uncertified batch of ours is met
         for digest, b in self.state.batches.items():
             # Our own batch waits for its certificate (so the voters hold it when the proposal
-            # comes and need not verify), at most cert_wait: a silent attester delays it no more.
+            # comes and need not verify), at most cert_wait, and not at all when the
+            # validators heard from cannot certify it (a silent attester's place goes to the
+            # next validator, whose attestation it then waits for).
             certified = b.origin != self.me or not self._attesting or b.cert is not None
-            if not certified and now - b.sealed_at < self._cert_wait and self._attesters_up(self.me):
-                continue
+            if not certified and now - b.sealed_at < self._cert_wait:
+                if may_come is None:
+                    may_come = self._cert_may_come(self.me)
+                if may_come:
+                    continue
             # A batch whose every transaction expired below this height would execute to nothing.
             if b.ready and b.max_expiry >= height and digest not in taken:
                 out.append(digest)
@@ -633,8 +640,9 @@ class Mempool:
             self._counters["batches_duplicate"] += 1
             return True
         trusted = digest in self._certs
-        if not fetched and not trusted and self._attesting and self.me not in self.vset.committee(peer):
-            # Not one of this batch's attesters: hold it until its certificate comes.
+        if not fetched and not trusted and self._attesting and self.me not in self._committee(peer):
+            # Not one of this batch's attesters (passing over validators taken for down):
+            # hold it until its certificate comes.
             self._unchecked[digest] = _Unchecked(peer, raws, loop.time())
             self._unchecked_n[peer] += 1
             self._counters["batches_awaiting_cert"] += 1
@@ -754,20 +762,54 @@ class Mempool:
             self._unchecked_n[u.origin] -= 1
             await self._accept(u.origin, d, u.raws, verify=False, fetched=False)
 
-    def _attesters_up(self, origin: bytes) -> bool:
-        """Every attester of ``origin``'s batches connected and recently heard (a validator
-        frozen with its links open must not hold votes and proposals back by a cert_wait)."""
+    def _quiet(self) -> frozenset[bytes]:
+        """Peers taken for down: not connected, or not heard from for ``ATTESTER_QUIET_S``
+        (a validator frozen with its links open must not hold votes and proposals back by a
+        cert_wait). A transport that says neither: nobody."""
         heard = getattr(self.net, "heard_within", None)
         is_connected = getattr(self.net, "is_connected", None)
+        if heard is not None:
+            return frozenset(p for p in self._peers if not heard(p, ATTESTER_QUIET_S))
+        if is_connected is not None:
+            return frozenset(p for p in self._peers if not is_connected(p))
+        return frozenset()
 
-        def up(p: bytes) -> bool:
-            if p == self.me:
-                return True
-            if heard is not None:
-                return bool(heard(p, ATTESTER_QUIET_S))
-            return is_connected is None or bool(is_connected(p))  # a transport that does not say: up
+    def _committee(self, origin: bytes, quiet: frozenset[bytes] | None = None) -> frozenset[bytes]:
+        """``origin``'s attesters as this node sees them now: a silent validator's place goes
+        to the next one in the set (re-routed), so a frozen validator does not leave its
+        makers' batches waiting for a certificate that cannot come."""
+        return self.vset.committee(origin, self._quiet() if quiet is None else quiet)
 
-        return all(up(p) for p in self.vset.committee(origin))
+    def _attesters_up(self, origin: bytes) -> bool:
+        """Every attester of ``origin``'s batches in the committee of the full set connected
+        and recently heard. When one is not, a certificate gathered before it fell silent will
+        not come, and one re-routed around it may come too late for a vote: verify here."""
+        return not (self.vset.committee(origin) & self._quiet())
+
+    def _cert_may_come(self, origin: bytes) -> bool:
+        """The validators heard from can certify ``origin``'s batches: it is heard itself (we
+        are heard by definition) and its re-routed committee reaches ``validity`` power."""
+        quiet = self._quiet()
+        if origin in quiet:
+            return False
+        return sum(self.vset.power[k] for k in self._committee(origin, quiet)) >= self.vset.validity
+
+    def _rerouted(self) -> list[bytes]:
+        """Batches held awaiting a certificate that this node must now verify itself: their
+        maker fell silent (it will send no certificate), or a silent attester's place in
+        their committee passed to this node (the maker waits for our attestation)."""
+        quiet = self._quiet()
+        if not quiet or not self._unchecked:
+            return []
+        ours: dict[bytes, bool] = {}
+        out = []
+        for d, u in self._unchecked.items():
+            o = u.origin
+            if o not in ours:
+                ours[o] = o in quiet or self.me in self.vset.committee(o, quiet)
+            if ours[o]:
+                out.append(d)
+        return out
 
     async def _settle(self, digests: list[bytes], limit: float) -> None:
         """Give batches held awaiting a certificate one cert_wait from now (at most until
@@ -803,18 +845,24 @@ class Mempool:
         await self._accept(u.origin, digest, u.raws, verify=True, fetched=False)
 
     async def _sweep(self) -> None:
-        """Verify here every batch whose certificate did not come within SWEEP_AFTER_WAITS
-        cert_waits (an attester down, or of a release without attestations): it then becomes
-        proposable here, and our attestation may complete its certificate for the others."""
+        """Every SETTLE_SLICE_S, verify here the held batches re-routed to this node (their
+        maker or an attester fell silent: ``_rerouted``), so they become proposable here and
+        our attestation completes their certificate for the others; every half cert_wait,
+        verify every batch whose certificate did not come within SWEEP_AFTER_WAITS cert_waits
+        of its arrival (an attester of a release without attestations, a lost message)."""
         loop = asyncio.get_running_loop()
         after = SWEEP_AFTER_WAITS * self._cert_wait
+        next_sweep = loop.time() + self._cert_wait / 2
         while not self._closed:
-            await asyncio.sleep(self._cert_wait / 2)
+            await asyncio.sleep(min(SETTLE_SLICE_S, self._cert_wait / 2))
             now = loop.time()
-            due = [d for d, u in self._unchecked.items() if now - u.since >= after]
-            for d in due:
+            due = [(d, "cert_reroutes") for d in self._rerouted()]
+            if now >= next_sweep:
+                next_sweep = now + self._cert_wait / 2
+                due += [(d, "cert_sweeps") for d, u in self._unchecked.items() if now - u.since >= after]
+            for d, why in due:
                 try:
-                    await self._verify_unchecked(d, "cert_sweeps")
+                    await self._verify_unchecked(d, why)
                 except Exception:  # our bug: keep sweeping
                     self._counters["handler_errors"] += 1
                     log.exception("verifying a batch whose certificate did not come failed")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -99,6 +100,17 @@ class LocalConsortium:
         if self.chain_process:
             cfg = home / "config.toml"
             cfg.write_text(cfg.read_text().replace("\nprocess = false\n", "\nprocess = true\n"))
+
+    def set_mempool_attest(self, on: bool) -> None:
+        """``[mempool] attest`` in every node's config.toml (verify once per quorum;
+        docs/mempool.md), before the nodes start."""
+        for m in self.nodes + self.observers:
+            cfg = self.home / m["name"] / "config.toml"
+            text = cfg.read_text()
+            new = re.sub(r"(?m)^attest = (true|false)$", f"attest = {'true' if on else 'false'}", text)
+            if new == text and f"\nattest = {'true' if on else 'false'}\n" not in text:
+                raise ValueError(f"{cfg}: no 'attest = ...' line in [mempool]")
+            cfg.write_text(new)
 
     def __enter__(self) -> LocalConsortium:
         return self
