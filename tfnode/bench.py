@@ -44,6 +44,9 @@ WORKLOADS = ("transfer", "lc")
 FUND_EACH = 10**15  # genesis balance of each bench account (local consortium)
 TRANSFER_AMOUNT = 1
 SUBMIT_CONCURRENCY = 2  # submit_batch calls in flight per node
+# A node's status counters of batches held for a certificate and verified after all: at the
+# vote after cert_wait, at the vote at once (an attester silent), by the sweep, re-routed.
+CERT_FALLBACKS = ("cert_waits_expired", "cert_waits_skipped", "cert_sweeps", "cert_reroutes")
 
 
 class BenchError(TfnodeError, ValueError):
@@ -637,8 +640,10 @@ def run(
                     with Client(u) as c:
                         mp = c.status().get("mempool", {})
                     n["txs_verified"], n["txs_trusted"] = mp.get("txs_verified"), mp.get("txs_trusted")
+                    # Batches held for a certificate and verified here after all, by cause.
+                    n["cert_fallbacks"] = {k: mp[k] for k in CERT_FALLBACKS if mp.get(k)}
                 except (TfnodeError, OSError):  # a node that went away: its figures stay unknown
-                    n["txs_verified"] = n["txs_trusted"] = None
+                    n["txs_verified"] = n["txs_trusted"] = n["cert_fallbacks"] = None
             if any(p is None for p in pids):
                 notes.append("cpu_s and rss_mb are null for nodes not on this machine (or without a pid in status)")
             if result["exhausted_at_s"] is not None:

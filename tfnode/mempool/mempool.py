@@ -395,18 +395,13 @@ class Mempool:
             steps += 1
         out = []
         now = asyncio.get_running_loop().time()
-        may_come: bool | None = None  # asked once, only if an uncertified batch of ours is met
         for digest, b in self.state.batches.items():
             # Our own batch waits for its certificate (so the voters hold it when the proposal
-            # comes and need not verify), at most cert_wait, and not at all when the
-            # validators heard from cannot certify it (a silent attester's place goes to the
-            # next validator, whose attestation it then waits for).
+            # comes and need not verify), at most cert_wait. A silent attester does not stall
+            # it: its place goes to the next validator, which verifies and attests (_down).
             certified = b.origin != self.me or not self._attesting or b.cert is not None
             if not certified and now - b.sealed_at < self._cert_wait:
-                if may_come is None:
-                    may_come = self._cert_may_come(self.me)
-                if may_come:
-                    continue
+                continue
             # A batch whose every transaction expired below this height would execute to nothing.
             if b.ready and b.max_expiry >= height and digest not in taken:
                 out.append(digest)
@@ -774,11 +769,22 @@ class Mempool:
             return frozenset(p for p in self._peers if not is_connected(p))
         return frozenset()
 
-    def _committee(self, origin: bytes, quiet: frozenset[bytes] | None = None) -> frozenset[bytes]:
+    def _down(self) -> frozenset[bytes]:
+        """The quiet peers whose place in committees passes to the next validator, as long as
+        they hold no more power than the byzantine power tolerated (total - quorum). When more
+        look quiet there is no quorum to serve anyway; far more often this node is the one held
+        up (its event loop stalled on a starved machine, or its links cut: every peer then looks
+        quiet), and verifying everything it holds would only add to its load."""
+        quiet = self._quiet()
+        if sum(self.vset.power.get(p, 0) for p in quiet) > self.vset.total - self.vset.quorum:
+            return frozenset()
+        return quiet
+
+    def _committee(self, origin: bytes, down: frozenset[bytes] | None = None) -> frozenset[bytes]:
         """``origin``'s attesters as this node sees them now: a silent validator's place goes
         to the next one in the set (re-routed), so a frozen validator does not leave its
         makers' batches waiting for a certificate that cannot come."""
-        return self.vset.committee(origin, self._quiet() if quiet is None else quiet)
+        return self.vset.committee(origin, self._down() if down is None else down)
 
     def _attesters_up(self, origin: bytes) -> bool:
         """Every attester of ``origin``'s batches in the committee of the full set connected
@@ -786,27 +792,21 @@ class Mempool:
         not come, and one re-routed around it may come too late for a vote: verify here."""
         return not (self.vset.committee(origin) & self._quiet())
 
-    def _cert_may_come(self, origin: bytes) -> bool:
-        """The validators heard from can certify ``origin``'s batches: it is heard itself (we
-        are heard by definition) and its re-routed committee reaches ``validity`` power."""
-        quiet = self._quiet()
-        if origin in quiet:
-            return False
-        return sum(self.vset.power[k] for k in self._committee(origin, quiet)) >= self.vset.validity
-
     def _rerouted(self) -> list[bytes]:
         """Batches held awaiting a certificate that this node must now verify itself: their
         maker fell silent (it will send no certificate), or a silent attester's place in
         their committee passed to this node (the maker waits for our attestation)."""
-        quiet = self._quiet()
-        if not quiet or not self._unchecked:
+        if not self._unchecked:
+            return []
+        down = self._down()
+        if not down:
             return []
         ours: dict[bytes, bool] = {}
         out = []
         for d, u in self._unchecked.items():
             o = u.origin
             if o not in ours:
-                ours[o] = o in quiet or self.me in self.vset.committee(o, quiet)
+                ours[o] = o in down or self.me in self.vset.committee(o, down)
             if ours[o]:
                 out.append(d)
         return out

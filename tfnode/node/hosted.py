@@ -376,8 +376,20 @@ class HostedChain:
             return {"txs": 0, "batches": 0}
         st = self.mempool.stats
         # txs_verified / txs_trusted: transactions whose SM2 signature this node checked
-        # (submissions and peers' batches) / accepted on a batch certificate (docs/mempool.md).
-        keys = ("txs", "batches", "txs_verified", "txs_trusted", "batches_trusted", "certs_formed")
+        # (submissions and peers' batches) / accepted on a batch certificate; the cert_*
+        # counters say why a batch held for its certificate was verified here (docs/mempool.md).
+        keys = (
+            "txs",
+            "batches",
+            "txs_verified",
+            "txs_trusted",
+            "batches_trusted",
+            "certs_formed",
+            "cert_waits_expired",
+            "cert_waits_skipped",
+            "cert_sweeps",
+            "cert_reroutes",
+        )
         return {k: int(st.get(k, 0)) for k in keys}
 
     def _committed_batch(self, digest: bytes) -> list[bytes] | None:
