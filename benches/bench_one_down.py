@@ -1,7 +1,7 @@
 """One validator of four down: the block rate the other three keep, against the healthy rate
 of the same cluster in the same run.
 
-    python benches/bench_one_down.py [--seconds 20] [--rate 200] [--base-timeout-ms 500] [--attest]
+    python benches/bench_one_down.py [--seconds 20] [--rate 200] [--base-timeout-ms 500] [--no-attest]
 
 A local 4-node consortium (real processes, `tfnode start`) under a steady load of signed
 transfers (``--rate`` tx/s, spread over the nodes' RPC). Phase 1 measures the healthy block
@@ -58,7 +58,10 @@ def main() -> int:
     ap.add_argument("--base-timeout-ms", type=int, default=500, help="as `tfnode init` sets it")
     ap.add_argument("--block-interval-ms", type=int, default=200, help="as `tfnode init` sets it")
     ap.add_argument(
-        "--attest", action="store_true", help="verify once per quorum on every node ([mempool] attest = true)"
+        "--attest",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="verify once per quorum ([mempool] attest, the default); --no-attest: every node verifies every batch",
     )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="run in this folder and keep the node logs")
@@ -73,8 +76,7 @@ def main() -> int:
             block_interval_ms=args.block_interval_ms,
             allocations={a.address: 10**12 for a in accounts},
         )
-        if args.attest:
-            c.set_mempool_attest(True)
+        c.set_mempool_attest(args.attest)
         down = 3
         up = [0, 1, 2]
         stop = threading.Event()

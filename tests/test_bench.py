@@ -90,7 +90,7 @@ def test_local_url_and_helpers():
         ({"workload": "swap"}, "--workload 'swap'"),
         ({"workload": "lc", "rpc": ["http://a:1"]}, "drop --rpc"),
         ({"concurrency": 0}, "concurrency 0"),
-        ({"attest": True, "rpc": ["http://a:1"]}, "--attest configures the local consortium"),
+        ({"attest": False, "rpc": ["http://a:1"]}, "--no-attest configures the local consortium"),
     ],
 )
 def test_config_validation(kw, message):

@@ -383,7 +383,10 @@ def bench(
         "transfer", "--workload", help="transfer, or lc: letter-of-credit issues and settlement transfers"
     ),
     attest: bool = typer.Option(
-        False, "--attest", help="local consortium verifying once per quorum ([mempool] attest = true)"
+        True,
+        "--attest/--no-attest",
+        help="local consortium verifying once per quorum ([mempool] attest, the default); "
+        "--no-attest: every node verifies every batch (the reference)",
     ),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON (no progress display)"),
 ) -> None:

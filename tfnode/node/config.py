@@ -65,10 +65,10 @@ class NodeConfig:
     # released); 0: every core. docs/mempool.md, "Verification workers".
     verify_workers: int = 0
     # Verify once per quorum: trust batches certified by f + 1 validators' attestations, and
-    # wait this long for a certificate before verifying a batch here. docs/mempool.md. Off by
-    # default: with it on, a validator that freezes costs more of the block rate in the first
-    # seconds (docs/benchmarks.md, "One validator down").
-    attest: bool = False
+    # wait this long for a certificate before verifying a batch here. docs/mempool.md; the
+    # default since a frozen validator costs no more with it than without (docs/benchmarks.md,
+    # "One validator down"). False: every node verifies every batch.
+    attest: bool = True
     cert_wait_ms: int = 500
     # [chains] process: each further hosted chain runs in a process of its own behind this
     # node's P2P port and RPC endpoint (docs/multichain.md, "One process per chain").
@@ -156,7 +156,7 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         health_max_exec_lag=int(rpc.get("health_max_exec_lag", 50)),
         expiry_window=int(mp.get("expiry_window", 1000)),
         verify_workers=int(mp.get("verify_workers", 0)),
-        attest=_bool(mp.get("attest", False), f"{where}: mempool.attest"),
+        attest=_bool(mp.get("attest", True), f"{where}: mempool.attest"),
         cert_wait_ms=int(mp.get("cert_wait_ms", 500)),
         chain_process=chains.get("process", False),
         keep_blocks=storage.get("keep_blocks", 0),
@@ -263,7 +263,7 @@ expiry_window = {cfg.expiry_window}
 verify_workers = {cfg.verify_workers}
 # Verify once per quorum: skip the signature checks of a batch whose certificate carries
 # attestations of f + 1 validators (by power); wait up to cert_wait_ms for one, then verify.
-# Off by default (docs/mempool.md, "Verify once per quorum").
+# false: every node verifies every batch itself (docs/mempool.md, "Verify once per quorum").
 attest = {str(cfg.attest).lower()}
 cert_wait_ms = {cfg.cert_wait_ms}
 
