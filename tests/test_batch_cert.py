@@ -482,7 +482,8 @@ def test_the_vote_gate_does_not_wait_for_a_certificate_whose_attester_is_down():
 def test_a_frozen_attester_with_its_link_open_is_not_waited_for_either():
     """A validator stopped with SIGSTOP keeps its TCP links: only its silence tells. Neither the
     vote gate nor the maker waits a cert_wait for its attestation (each would cost the round):
-    the gate verifies at once, the maker waits for the validator that took its place."""
+    the gate verifies at once, the maker proposes its batch as it is (the validator that took
+    the silent one's place attests it, and the certificate may still reach the others first)."""
 
     async def main():
         mp, net, _sks, ids = make_attesting(me=3, cert_wait_ms=60_000)
@@ -508,10 +509,10 @@ def test_a_frozen_attester_with_its_link_open_is_not_waited_for_either():
         try:
             assert all(r[1] is None for r in await mp.submit([tx(key(), i) for i in range(3)]))
             await until(lambda: mp.state.batches, "a batch sealed")
+            digest = next(iter(mp.state.batches))
             assert await mp.next_payload(1, b"\x00" * 32, 11) == []  # its attester is heard: wait
-            heard[ids[1]] = False  # the attester froze: its place goes to validator 2
-            assert await mp.next_payload(1, b"\x00" * 32, 11) == []  # whose attestation may come
-            assert not mp.stats.get("certs_formed")
+            heard[ids[1]] = False  # the attester froze: never held back for a certificate
+            assert await mp.next_payload(1, b"\x00" * 32, 11) == [digest]
         finally:
             await mp.stop()
 
@@ -524,7 +525,8 @@ def test_a_frozen_attester_with_its_link_open_is_not_waited_for_either():
             assert all(r[1] is None for r in await mp.submit([tx(key(), i) for i in range(3)]))
             await until(lambda: mp.state.batches, "a batch sealed")
             digest = next(iter(mp.state.batches))
-            assert await mp.next_payload(1, b"\x00" * 32, 11) == []
+            # Validator 2 took 1's place: its attestation completes the certificate, which goes
+            # to the validators that did not attest (3 then trusts the batch without verifying).
             good = encode_attestation(Attestation(5, digest, sign_attestation(sks[2].to_bytes(), CHAIN, 5, digest)))
             await mp.on_message(ids[2], CHAIN, Kind.BATCH_ATTEST, good)
             assert mp.stats["certs_formed"] == 1 and await mp.next_payload(1, b"\x00" * 32, 11) == [digest]

@@ -395,13 +395,18 @@ class Mempool:
             steps += 1
         out = []
         now = asyncio.get_running_loop().time()
+        attesters_up: bool | None = None  # asked once, when an uncertified batch of ours is met
         for digest, b in self.state.batches.items():
             # Our own batch waits for its certificate (so the voters hold it when the proposal
-            # comes and need not verify), at most cert_wait. A silent attester does not stall
-            # it: its place goes to the next validator, which verifies and attests (_down).
+            # comes and need not verify), at most cert_wait, and not at all while an attester
+            # of the full committee is silent: the re-routed certificate may still come first,
+            # but a proposal is never held back for it (voters verify what they lack).
             certified = b.origin != self.me or not self._attesting or b.cert is not None
             if not certified and now - b.sealed_at < self._cert_wait:
-                continue
+                if attesters_up is None:
+                    attesters_up = self._attesters_up(self.me)
+                if attesters_up:
+                    continue
             # A batch whose every transaction expired below this height would execute to nothing.
             if b.ready and b.max_expiry >= height and digest not in taken:
                 out.append(digest)
@@ -770,15 +775,12 @@ class Mempool:
         return frozenset()
 
     def _down(self) -> frozenset[bytes]:
-        """The quiet peers whose place in committees passes to the next validator, as long as
-        they hold no more power than the byzantine power tolerated (total - quorum). When more
-        look quiet there is no quorum to serve anyway; far more often this node is the one held
-        up (its event loop stalled on a starved machine, or its links cut: every peer then looks
-        quiet), and verifying everything it holds would only add to its load."""
+        """The quiet peers whose place in committees passes to the next validator, unless every
+        peer looks quiet: then this node is the one held up (its event loop stalled on a starved
+        machine, or its links cut), and verifying everything it holds would only add to its
+        load."""
         quiet = self._quiet()
-        if sum(self.vset.power.get(p, 0) for p in quiet) > self.vset.total - self.vset.quorum:
-            return frozenset()
-        return quiet
+        return frozenset() if len(quiet) >= len(self._peers) else quiet
 
     def _committee(self, origin: bytes, down: frozenset[bytes] | None = None) -> frozenset[bytes]:
         """``origin``'s attesters as this node sees them now: a silent validator's place goes
