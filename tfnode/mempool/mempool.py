@@ -155,6 +155,7 @@ class Mempool:
         self._wake = asyncio.Event()  # batcher: txs queued or room freed
         self._ready = asyncio.Event()  # next_payload: a batch became proposable
         self._arrived = asyncio.Event()  # fetch: a batch was stored
+        self._held = asyncio.Event()  # sweep: a batch is held awaiting its certificate
         self._oldest = 0.0  # loop time the oldest unsealed tx arrived
         self._task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -645,6 +646,7 @@ class Mempool:
             # hold it until its certificate comes.
             self._unchecked[digest] = _Unchecked(peer, raws, loop.time())
             self._unchecked_n[peer] += 1
+            self._held.set()
             self._counters["batches_awaiting_cert"] += 1
             return True
         return await self._accept(peer, digest, raws, verify=not trusted, fetched=fetched)
@@ -856,7 +858,16 @@ class Mempool:
         after = SWEEP_AFTER_WAITS * self._cert_wait
         next_sweep = loop.time() + self._cert_wait / 2
         while not self._closed:
-            await asyncio.sleep(min(SETTLE_SLICE_S, self._cert_wait / 2))
+            if self._unchecked:
+                await asyncio.sleep(min(SETTLE_SLICE_S, self._cert_wait / 2))
+            else:  # nothing held (an idle chain, attestations off): sleep until something is
+                self._held.clear()
+                try:
+                    async with asyncio.timeout(self._cert_wait / 2):
+                        await self._held.wait()
+                except TimeoutError:
+                    pass
+                continue
             now = loop.time()
             due = [(d, "cert_reroutes") for d in self._rerouted()]
             if now >= next_sweep:
