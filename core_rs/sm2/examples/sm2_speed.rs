@@ -68,6 +68,9 @@ fn main() {
     rate("sm2_point_madd", budget, 1000, || {
         std::hint::black_box(tfnode_sm2::bench_internals::point_madd_chain(1000));
     });
+    rate("sm2_key_table_build", budget, 1, || {
+        std::hint::black_box(tfnode_sm2::bench_internals::key_table_build());
+    });
     rate("sm2_keygen", budget, 1, || {
         std::hint::black_box(SecretKey::random());
     });

@@ -143,6 +143,13 @@ pub mod bench_internals {
         p.x.0[0]
     }
 
+    /// Build one per-key table (what a key's second verification pays once).
+    pub fn key_table_build() -> u64 {
+        let p = Affine::generator().to_jac().double().to_affine().unwrap_or_default();
+        let t = crate::mul::KeyTable::new(&p);
+        t.first_x()
+    }
+
     pub fn point_double_chain(n: usize) -> u64 {
         let mut p = Affine::generator().to_jac();
         for _ in 0..n {
