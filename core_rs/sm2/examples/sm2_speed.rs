@@ -23,9 +23,9 @@ fn rate(name: &str, budget: Duration, ops_per_call: usize, mut f: impl FnMut()) 
         return;
     }
     f(); // warm-up (lazy tables, caches)
-    // SM2_SPEED_CALLS=N: exactly N calls instead of a time budget, so that an outside
-    // counter (`perf stat -e cycles:u`, run with N and 2N) gives cycles per operation,
-    // which a shared machine disturbs far less than the clocks do.
+         // SM2_SPEED_CALLS=N: exactly N calls instead of a time budget, so that an outside
+         // counter (`perf stat -e cycles:u`, run with N and 2N) gives cycles per operation,
+         // which a shared machine disturbs far less than the clocks do.
     let fixed: Option<usize> = std::env::var("SM2_SPEED_CALLS").ok().and_then(|v| v.parse().ok());
     let start = Instant::now();
     let cpu0 = thread_cpu();

@@ -391,6 +391,15 @@ impl KeyTable {
         KeyTable { odd: split_table::<KT_ODD>(p) }
     }
 
+    /// Entry (2i + 1) * 2^(32j) * P, for tests.
+    #[cfg(test)]
+    pub(crate) fn entry(&self, j: usize, i: usize) -> Affine {
+        self.odd[j][i]
+    }
+
+    #[cfg(test)]
+    pub(crate) const ODD: usize = KT_ODD;
+
     /// A word of the table (keeps benchmarks from optimising the build away).
     #[doc(hidden)]
     pub(crate) fn first_x(&self) -> u64 {
