@@ -26,8 +26,7 @@ fn rows(refs: &[&[u8]], chain_id: &[u8], verify: bool, hashes: bool) -> Vec<Resu
     txs.into_par_iter()
         .with_min_len(64)
         .map(|r| {
-            r.map(|tx| Row { hash: hashes.then(|| tx.hash()), replay_key: tx.replay_key(), sender: tx.sender, expiry: tx.expiry })
-                .map_err(|e| e.to_string())
+            r.map(|tx| Row { hash: hashes.then(|| tx.hash()), replay_key: tx.replay_key(), sender: tx.sender, expiry: tx.expiry }).map_err(|e| e.to_string())
         })
         .collect()
 }
