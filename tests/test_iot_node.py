@@ -439,6 +439,9 @@ def test_payloads_round_trip_and_refuse_what_does_not_fit():
 def test_bitmap_and_admission_filter(members):
     bits = iot.bitmap([0, 3, 9], 10)
     assert bits == bytes([0b1001, 0b10]) and [i for i in range(12) if iot.bit_set(bits, i)] == [0, 3, 9]
+    assert iot.bitmap([], 9) == bytes(2) and iot.bitmap(range(4096), 4096) == b"\xff" * 512
+    with pytest.raises(IndexError):
+        iot.bitmap([10], 10)  # a bitmap of 10 readings has no bit 10
     t = _core.Transaction(b"some-chain", 1, 9, 10, "iot", "submit", b"")
     t.sign(members[0].to_bytes())
     a = _core.Transaction(b"x" * 64, 1, 9, 10, "iotx", "submit", b"")
@@ -577,3 +580,7 @@ def test_the_verdict_cache_tells_apart_sealed_batches_that_differ_only_in_their_
     assert v.verify(good, keys, _core.IotBatch.decode(good)) == (True, [None, None])
     assert v.verify(bad, keys, _core.IotBatch.decode(bad)) == (True, ["bad signature", "bad signature"])
     assert v.hits == 0
+    # The key the cache uses for a decoded batch: the same for the same bytes, not otherwise.
+    assert _core.IotBatch.decode(good).verdict_key == _core.IotBatch.decode(bytes(good)).verdict_key
+    assert _core.IotBatch.decode(good).verdict_key != _core.IotBatch.decode(bad).verdict_key
+    assert v.verify(good, keys, _core.IotBatch.decode(good)) == (True, [None, None]) and v.hits == 1

@@ -6,6 +6,7 @@
 //! Every node runs these at execution and the admitting node at admission, for every
 //! reading, so they live here rather than in a Python loop. The reasons are the texts the
 //! ledger has always returned to gateways.
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use crate::reading::{DeviceId, Reading, KIND_GPS, KIND_RFID_DOOR, KIND_TEMP_HUMIDITY, KIND_WEIGHT};
@@ -48,11 +49,11 @@ pub struct RulesCheck {
     pub last: Vec<(DeviceId, u64)>,
 }
 
-/// Apply the rules to a batch's decoded readings (`None`: did not decode) given each
-/// reading's signature verdict (`sig[i]`: `None` = valid, else the reason), the device
-/// records (`None`: not registered) and each device's stored last seq.
-pub fn apply_rules(
-    readings: &[Option<Reading>],
+/// Apply the rules to a batch's decoded readings (`None`: did not decode; owned or
+/// borrowed) given each reading's signature verdict (`sig[i]`: `None` = valid, else the
+/// reason), the device records (`None`: not registered) and each device's stored last seq.
+pub fn apply_rules<R: Borrow<Reading>>(
+    readings: &[Option<R>],
     sig: &[Option<String>],
     record: impl Fn(&DeviceId) -> Option<DeviceRecord>,
     stored_seq: impl Fn(&DeviceId) -> u64,
@@ -65,7 +66,7 @@ pub fn apply_rules(
     let hi = w.now_ms as i128 + w.ahead_ms as i128;
     for (i, r) in readings.iter().enumerate() {
         let verdict = sig.get(i).cloned().flatten();
-        let Some(r) = r else {
+        let Some(r) = r.as_ref().map(Borrow::borrow) else {
             out.bad.push((i, verdict.unwrap_or_else(|| "malformed reading".into())));
             continue;
         };
@@ -99,8 +100,9 @@ fn problem(rec: Option<&DeviceRecord>, r: &Reading, lo: i128, hi: i128, w: &Wind
     if rec.status != "active" {
         return Some(format!("device is {}", rec.status));
     }
-    let kind = kind_name(r.kind).map(str::to_owned).unwrap_or_else(|| r.kind.to_string());
-    if kind != rec.kind {
+    // Compared without allocating: this runs for every reading; only a refusal formats.
+    if kind_name(r.kind) != Some(rec.kind.as_str()) {
+        let kind = kind_name(r.kind).map(str::to_owned).unwrap_or_else(|| r.kind.to_string());
         return Some(format!("kind {kind} but the device is registered as {}", rec.kind));
     }
     let ts = r.timestamp_ms as i128;
