@@ -25,7 +25,7 @@ mod seal;
 mod tests;
 
 pub use batch::{
-    batch_len, merkle_root, reading_hashes, sealed_batch_len, verify_batch, verify_batch_prepared, verify_reading, Batch, BatchCheck, BatchHeader,
+    batch_len, leaf_hashes, merkle_root, reading_hashes, sealed_batch_len, verify_batch, verify_batch_prepared, verify_reading, Batch, BatchCheck, BatchHeader,
     BATCH_VERSION, FLAG_PARTIAL, GATEWAY_LEN, HEADER_BODY_LEN, HEADER_LEN, MAX_BATCH_LEN, MAX_BATCH_READINGS, SEALED_BATCH_VERSION,
 };
 pub use error::{IotError, ReadingError, Result};

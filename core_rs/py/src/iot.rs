@@ -139,7 +139,8 @@ fn decode_batch(py: Python<'_>, batch: &[u8]) -> PyResult<(iot::Batch, Vec<iot::
 /// created_ms, flags, count, root, signature, readings (raw), hashes.
 #[pyfunction]
 fn iot_batch_decode<'py>(py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, PyDict>> {
-    let (b, hashes) = decode_batch(py, batch)?;
+    let (b, _) = decode_batch(py, batch)?;
+    let hashes = py.detach(|| b.hashes());
     let h = &b.header;
     let d = PyDict::new(py);
     d.set_item("version", h.version)?;
@@ -163,9 +164,9 @@ fn iot_batch_decode<'py>(py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, P
 /// "malformed: ...". A batch that does not decode raises LedgerError.
 #[pyfunction]
 fn iot_batch_verify<'py>(py: Python<'py>, batch: &[u8], device_keys: &Bound<'py, PyAny>) -> PyResult<(bool, Vec<Option<String>>)> {
-    let (b, hashes) = decode_batch(py, batch)?;
+    let (b, leaves) = decode_batch(py, batch)?;
     let decoded: Vec<_> = b.readings.iter().map(|r| b.decode_reading(r)).collect();
-    verify_decoded(py, &b, &hashes, &decoded, device_keys)
+    verify_decoded(py, &b, &leaves, &decoded, device_keys)
 }
 
 /// A registered key parsed once: decompressing a point costs a modular square root (~5 us),
@@ -188,12 +189,12 @@ fn public_key(kb: &[u8]) -> Result<PublicKey, tfnode_sm2::Error> {
     Ok(pk)
 }
 
-/// `hashes` and `decoded`: the batch's reading hashes and readings decoded by its version
-/// (what `IotBatch` keeps), so verifying neither hashes nor decodes them again.
+/// `leaves` and `decoded`: the batch's Merkle leaf hashes and readings decoded by its
+/// version (what `IotBatch` keeps), so verifying neither hashes nor decodes them again.
 fn verify_decoded<'py>(
     py: Python<'py>,
     b: &iot::Batch,
-    hashes: &[iot::Hash],
+    leaves: &[iot::Hash],
     decoded: &[iot::Result<iot::Reading>],
     device_keys: &Bound<'py, PyAny>,
 ) -> PyResult<(bool, Vec<Option<String>>)> {
@@ -212,7 +213,7 @@ fn verify_decoded<'py>(
         let pk = public_key(kb.as_bytes()).map_err(|e| err(format!("device_keys[{}] is not a valid SM2 public key: {e}", hex(&r.device_id))))?;
         keys.insert(r.device_id, pk);
     }
-    let run = || iot::verify_batch_prepared(b, hashes, decoded, |id| keys.get(id).cloned());
+    let run = || iot::verify_batch_prepared(b, leaves, decoded, |id| keys.get(id).cloned());
     let check = if b.readings.len() >= GIL_RELEASE_READINGS { py.detach(run) } else { run() };
     let reasons = check.per_reading.iter().map(|r| r.as_ref().err().map(|e| e.reason())).collect();
     Ok((check.header_ok, reasons))
@@ -256,8 +257,8 @@ type RulesOut<'py> = (Vec<usize>, Vec<(usize, String)>, Bound<'py, PyDict>);
 #[pyclass(frozen, name = "IotBatch", module = "tfnode._core")]
 pub struct PyIotBatch {
     batch: iot::Batch,
-    /// SM3 of each raw reading (the Merkle leaves), from checking the root at decode.
-    hashes: Vec<iot::Hash>,
+    /// The Merkle leaf hashes (`SM3(0x00 || SM3(reading))`), from checking the root at decode.
+    leaves: Vec<iot::Hash>,
     /// Each reading decoded by the batch's version (an error is that reading's verdict).
     readings: Vec<iot::Result<iot::Reading>>,
 }
@@ -268,9 +269,9 @@ impl PyIotBatch {
     #[staticmethod]
     fn decode(py: Python<'_>, raw: &[u8]) -> PyResult<PyIotBatch> {
         py.detach(|| {
-            let (batch, hashes) = iot::Batch::decode_hashed(raw)?;
+            let (batch, leaves) = iot::Batch::decode_hashed(raw)?;
             let readings = batch.readings.iter().map(|r| batch.decode_reading(r)).collect();
-            Ok::<_, iot::IotError>(PyIotBatch { batch, hashes, readings })
+            Ok::<_, iot::IotError>(PyIotBatch { batch, leaves, readings })
         })
         .map_err(err)
     }
@@ -326,9 +327,9 @@ impl PyIotBatch {
     }
 
     /// `iot_batch_verify` on this batch: (header signature ok, per-reading reason or None),
-    /// from the hashes and readings decode kept.
+    /// from the leaf hashes and readings decode kept.
     fn verify<'py>(&self, py: Python<'py>, device_keys: &Bound<'py, PyAny>) -> PyResult<(bool, Vec<Option<String>>)> {
-        verify_decoded(py, &self.batch, &self.hashes, &self.readings, device_keys)
+        verify_decoded(py, &self.batch, &self.leaves, &self.readings, device_keys)
     }
 
     /// Reading `index` as `iot_reading_decode` gives it (None if it did not decode).

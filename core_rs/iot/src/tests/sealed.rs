@@ -137,7 +137,8 @@ fn prepared_verification_gives_the_plain_verdicts() {
     b.header.root = b.root();
     b.header.signature = gw.sign(&b.header.digest(), tfnode_sm2::DEFAULT_UID).to_bytes();
     let (d, hashes) = Batch::decode_hashed(&b.encode()).unwrap();
-    assert_eq!(hashes, d.hashes());
+    assert_eq!(hashes, leaf_hashes(&d.hashes()));
+    assert_eq!(tfnode_merkle::root_from_leaf_hashes(&hashes), merkle_root(&d.hashes()));
     let decoded: Vec<_> = d.readings.iter().map(|r| d.decode_reading(r)).collect();
     let plain = verify_batch(&d, registry(&keys[1..]));
     let prepared = verify_batch_prepared(&d, &hashes, &decoded, registry(&keys[1..]));
