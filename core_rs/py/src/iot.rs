@@ -166,7 +166,8 @@ fn iot_batch_decode<'py>(py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, P
 fn iot_batch_verify<'py>(py: Python<'py>, batch: &[u8], device_keys: &Bound<'py, PyAny>) -> PyResult<(bool, Vec<Option<String>>)> {
     let (b, leaves) = decode_batch(py, batch)?;
     let decoded: Vec<_> = b.readings.iter().map(|r| b.decode_reading(r)).collect();
-    verify_decoded(py, &b, &leaves, &decoded, device_keys)
+    let index = iot::DeviceIndex::new(decoded.iter().map(|r| r.as_ref().ok().map(|r| &r.device_id)));
+    verify_decoded(py, &b, &leaves, &decoded, &index.devices, device_keys)
 }
 
 /// A registered key parsed once: decompressing a point costs a modular square root (~5 us),
@@ -190,28 +191,26 @@ fn public_key(kb: &[u8]) -> Result<PublicKey, tfnode_sm2::Error> {
 }
 
 /// `leaves` and `decoded`: the batch's Merkle leaf hashes and readings decoded by its
-/// version (what `IotBatch` keeps), so verifying neither hashes nor decodes them again.
+/// version (what `IotBatch` keeps), so verifying neither hashes nor decodes them again;
+/// `devices`: the distinct device ids of the readings that decode, in order of first use
+/// (each looked up in `device_keys` once).
 fn verify_decoded<'py>(
     py: Python<'py>,
     b: &iot::Batch,
     leaves: &[iot::Hash],
     decoded: &[iot::Result<iot::Reading>],
+    devices: &[iot::DeviceId],
     device_keys: &Bound<'py, PyAny>,
 ) -> PyResult<(bool, Vec<Option<String>>)> {
-    let mut keys: HashMap<iot::DeviceId, PublicKey> = HashMap::new();
-    let mut missing: Vec<iot::DeviceId> = Vec::new();
-    for r in decoded.iter().flatten() {
-        if keys.contains_key(&r.device_id) || missing.contains(&r.device_id) {
-            continue;
-        }
-        let v = device_keys.call_method1("get", (PyBytes::new(py, &r.device_id),))?;
+    let mut keys: HashMap<iot::DeviceId, PublicKey> = HashMap::with_capacity(devices.len());
+    for id in devices {
+        let v = device_keys.call_method1("get", (PyBytes::new(py, id),))?;
         if v.is_none() {
-            missing.push(r.device_id);
             continue;
         }
-        let kb = v.cast_into::<PyBytes>().map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("device_keys[{}] must be bytes", hex(&r.device_id))))?;
-        let pk = public_key(kb.as_bytes()).map_err(|e| err(format!("device_keys[{}] is not a valid SM2 public key: {e}", hex(&r.device_id))))?;
-        keys.insert(r.device_id, pk);
+        let kb = v.cast_into::<PyBytes>().map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("device_keys[{}] must be bytes", hex(id))))?;
+        let pk = public_key(kb.as_bytes()).map_err(|e| err(format!("device_keys[{}] is not a valid SM2 public key: {e}", hex(id))))?;
+        keys.insert(*id, pk);
     }
     let run = || iot::verify_batch_prepared(b, leaves, decoded, |id| keys.get(id).cloned());
     let check = if b.readings.len() >= GIL_RELEASE_READINGS { py.detach(run) } else { run() };
@@ -261,6 +260,8 @@ pub struct PyIotBatch {
     leaves: Vec<iot::Hash>,
     /// Each reading decoded by the batch's version (an error is that reading's verdict).
     readings: Vec<iot::Result<iot::Reading>>,
+    /// Each decoded reading's device, as a position in the distinct devices.
+    index: iot::DeviceIndex,
 }
 
 #[pymethods]
@@ -270,8 +271,9 @@ impl PyIotBatch {
     fn decode(py: Python<'_>, raw: &[u8]) -> PyResult<PyIotBatch> {
         py.detach(|| {
             let (batch, leaves) = iot::Batch::decode_hashed(raw)?;
-            let readings = batch.readings.iter().map(|r| batch.decode_reading(r)).collect();
-            Ok::<_, iot::IotError>(PyIotBatch { batch, leaves, readings })
+            let readings: Vec<_> = batch.readings.iter().map(|r| batch.decode_reading(r)).collect();
+            let index = iot::DeviceIndex::new(readings.iter().map(|r| r.as_ref().ok().map(|r| &r.device_id)));
+            Ok::<_, iot::IotError>(PyIotBatch { batch, leaves, readings, index })
         })
         .map_err(err)
     }
@@ -321,15 +323,13 @@ impl PyIotBatch {
 
     /// The device ids of the readings that decode, each once, in order of first use.
     fn device_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let mut seen = std::collections::HashSet::new();
-        let ids: Vec<_> = self.readings.iter().flatten().filter(|r| seen.insert(r.device_id)).map(|r| PyBytes::new(py, &r.device_id)).collect();
-        PyList::new(py, ids)
+        PyList::new(py, self.index.devices.iter().map(|d| PyBytes::new(py, d)))
     }
 
     /// `iot_batch_verify` on this batch: (header signature ok, per-reading reason or None),
     /// from the leaf hashes and readings decode kept.
     fn verify<'py>(&self, py: Python<'py>, device_keys: &Bound<'py, PyAny>) -> PyResult<(bool, Vec<Option<String>>)> {
-        verify_decoded(py, &self.batch, &self.leaves, &self.readings, device_keys)
+        verify_decoded(py, &self.batch, &self.leaves, &self.readings, &self.index.devices, device_keys)
     }
 
     /// Reading `index` as `iot_reading_decode` gives it (None if it did not decode).
@@ -360,26 +360,23 @@ impl PyIotBatch {
             return Err(pyo3::exceptions::PyValueError::new_err(format!("{} reasons for {} readings", reasons.len(), self.readings.len())));
         }
         // Python lookups happen here, once per device, so the rules run without callbacks.
-        let mut recs: HashMap<iot::DeviceId, Option<iot::DeviceRecord>> = HashMap::new();
-        let mut seqs: HashMap<iot::DeviceId, u64> = HashMap::new();
-        for r in self.readings.iter().flatten() {
-            if recs.contains_key(&r.device_id) {
-                continue;
-            }
-            let id = PyBytes::new(py, &r.device_id);
+        let devices = &self.index.devices;
+        let mut recs: Vec<Option<iot::DeviceRecord>> = Vec::with_capacity(devices.len());
+        let mut seqs: Vec<u64> = Vec::with_capacity(devices.len());
+        for d in devices {
+            let id = PyBytes::new(py, d);
             let rec = records.call_method1("get", (&id,))?;
-            let rec = if rec.is_none() {
+            recs.push(if rec.is_none() {
                 None
             } else {
                 Some(iot::DeviceRecord { status: rec.get_item("status")?.extract()?, kind: rec.get_item("kind")?.extract()? })
-            };
-            recs.insert(r.device_id, rec);
+            });
             let s = stored.call_method1("get", (&id,))?;
-            seqs.insert(r.device_id, if s.is_none() { 0 } else { s.extract()? });
+            seqs.push(if s.is_none() { 0 } else { s.extract()? });
         }
         let w = iot::Window { now_ms, back_ms, ahead_ms };
         let readings: Vec<Option<&iot::Reading>> = self.readings.iter().map(|r| r.as_ref().ok()).collect();
-        let c = iot::apply_rules(&readings, &reasons, |d| recs.get(d).cloned().flatten(), |d| seqs.get(d).copied().unwrap_or(0), w);
+        let c = iot::apply_rules_indexed(&readings, &self.index, &reasons, |d| recs[d].clone(), |d| seqs[d], w);
         let last = PyDict::new(py);
         for (d, s) in &c.last {
             last.set_item(PyBytes::new(py, d), *s)?;
