@@ -73,6 +73,16 @@ _ON_READINGS = "on_readings"
 VERDICTS_KEPT = 1024
 
 
+def _drop_oldest(d: dict) -> None:
+    """Drop a bounded cache's oldest entry. The other thread may change the dict between
+    taking an iterator and reading it (RuntimeError): then nothing is dropped this time and
+    the next insertion tries again (the bound is overshot briefly, never lost)."""
+    try:
+        d.pop(next(iter(d)), None)
+    except (RuntimeError, StopIteration):
+        pass
+
+
 class _Verdicts:
     """Signature verdicts of recent batches: ``iot_batch_verify`` is a pure function of the
     batch bytes and the device keys it is given, so the node that checked a batch at
@@ -104,7 +114,7 @@ class _Verdicts:
             return got[1]
         verdict = decoded.verify(keys) if decoded is not None else _core.iot_batch_verify(batch, keys)
         if len(self._d) >= self.kept:
-            self._d.pop(next(iter(self._d)), None)
+            _drop_oldest(self._d)
         self._d[h] = (ks, verdict)
         return verdict
 
@@ -141,7 +151,7 @@ class _Decoded:
         b = _core.IotBatch.decode(batch)
         if keep:
             if len(self._d) >= self.kept:
-                self._d.pop(next(iter(self._d)), None)
+                _drop_oldest(self._d)
             self._d[head] = (batch, b)
         return b
 
