@@ -4,18 +4,24 @@ the same commit path unsynced (the reference), in one process.
     .venv/bin/python benches/bench_storage.py [--txs 1,100,1000] [--seconds 2] [--json]
 
 Each block carries N transactions (~300-byte bodies), one receipt and one event per
-transaction, two state writes and four tree nodes per transaction, the QC, the state root
-and the metadata: one atomic batch. "synced" sets ``WriteOptions.sync`` (WAL fsync before
-``write`` returns), "unsynced" leaves the WAL in the page cache, "memory" is the in-memory
-backend (the Python cost of building and validating the batch). The ratio synced/unsynced
-is the price of durability on this disk. Also: ``persist_safety`` calls per second (synced).
-Wall-clock time (the cost is mostly I/O wait); best of 3 rounds per figure.
+transaction, two state writes, four tree nodes and three stale tree nodes per transaction,
+the QC, the state root and the metadata: one atomic batch. Hashes, signatures, keys and tree
+nodes are random bytes (incompressible, as on a node); the rest of a body, receipt and event
+repeats a template (field names, amounts), so compression sees about what a node's data offers.
+"synced" sets ``WriteOptions.sync`` (WAL fsync before ``write`` returns), "unsynced" leaves
+the WAL in the page cache, "memory" is the in-memory backend (the Python cost of building and
+validating the batch). The ratio synced/unsynced is the price of durability on this disk.
+``synced_cpu_us_per_tx``: the process's CPU (every thread: RocksDB's flushes and compactions
+too) per committed transaction in the synced run, after waiting for its compactions.
+Also: ``persist_safety`` calls per second (synced). Wall-clock time (the cost is mostly I/O
+wait); best of 3 rounds per figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import sys
 import tempfile
@@ -54,22 +60,62 @@ class Unsynced(KVStore):
         self.inner.close()
 
 
+def _rand(n: int, tag: bytes) -> bytes:
+    """``n`` incompressible bytes, fixed by ``tag`` (SM3 in counter mode: the same every run)."""
+    out = b"".join(crypto.sm3(tag + b"/%d" % i) for i in range((n + 31) // 32))
+    return out[:n]
+
+
+TEMPLATE = b'{"contract":"asset","method":"transfer","args":["tf1', b'",1],"gas":100000,"expiry":900000}'
+
+
 def make_block(h: int, ntx: int) -> dict:
-    txs = [(crypto.sm3(b"%d/%d" % (h, i)), bytes(300)) for i in range(ntx)]
+    def body(i: int) -> bytes:  # signature, public key, recipient: random; the rest: a template
+        r = _rand(64 + 33 + 20, b"tx %d/%d" % (h, i))
+        return (TEMPLATE[0] + r[97:].hex().encode() + TEMPLATE[1]).ljust(203, b" ") + r[:97]
+
+    txs = [(crypto.sm3(b"%d/%d" % (h, i)), body(i)) for i in range(ntx)]
+    node_keys = [h.to_bytes(8, "big") + _rand(12, b"node %d/%d" % (h, i)) for i in range(4 * ntx)]
     return {
         "block_hash": crypto.sm3(b"block %d" % h),
-        "block": bytes(200 + 32 * ((ntx + 499) // 500)),
-        "qc": bytes(180),
+        "block": _rand(200 + 32 * ((ntx + 499) // 500), b"block %d" % h),
+        "qc": _rand(180, b"qc %d" % h),
         "txs": txs,
-        "receipts": [bytes(100)] * ntx,
-        "events": [(i, "token", "Transfer", bytes(60)) for i in range(ntx)],
-        "state_writes": [(b"s/token/balances/%d/%d/%d" % (h, i, j), bytes(24)) for i in range(ntx) for j in range(2)],
-        "tree_writes": [(b"%d/%d/%d" % (h, i, j), bytes(70)) for i in range(ntx) for j in range(4)],
+        "receipts": [b"\x01\x00ok" + bytes(40) + _rand(56, b"receipt %d/%d" % (h, i)) for i in range(ntx)],
+        "events": [
+            (i, "token", "Transfer", b"from=tf1&to=tf1&amount=1&" + _rand(40, b"ev %d/%d" % (h, i))) for i in range(ntx)
+        ],
+        "state_writes": [
+            (b"s/token/balances/%d/%d/%d" % (h, i, j), _rand(24, b"v %d/%d/%d" % (h, i, j)))
+            for i in range(ntx)
+            for j in range(2)
+        ],
+        "tree_writes": [(k, _rand(70, b"n" + k)) for k in node_keys],
+        "stale_nodes": [(h - 1).to_bytes(8, "big", signed=True) + k[8:] for k in node_keys[: 3 * ntx]],
         "state_root": crypto.sm3(b"root %d" % h),
     }
 
 
-def commits_per_s(kind: str, ntx: int, seconds: float) -> float:
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _settle(kv: KVStore) -> None:
+    """Wait for RocksDB's background flushes and compactions, so their CPU is counted."""
+    db = getattr(kv, "_db", None)
+    if db is None:
+        return
+    db.flush(True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(
+        int(db.property_value(p) or 0) for p in ("rocksdb.num-running-compactions", "rocksdb.compaction-pending")
+    ):
+        time.sleep(0.02)
+
+
+def commits_per_s(kind: str, ntx: int, seconds: float) -> tuple[float, float]:
+    """Blocks per second and the process's CPU µs per transaction (all threads)."""
     tmp = tempfile.mkdtemp(prefix="bench_storage_")
     try:
         kv = MemoryKV() if kind == "memory" else open_rocks(tmp)
@@ -77,7 +123,7 @@ def commits_per_s(kind: str, ntx: int, seconds: float) -> float:
             kv = Unsynced(kv)
         store = ChainStore(kv, "bench")
         blocks = [make_block(h, ntx) for h in range(min(64, max(4, int(20000 / max(ntx, 1)))))]
-        h, t0 = 0, time.perf_counter()
+        h, c0, t0 = 0, _cpu(), time.perf_counter()
         while True:
             parts = dict(blocks[h % len(blocks)])
             # distinct hashes per height (the recent-tx set and hash index must not match)
@@ -88,9 +134,11 @@ def commits_per_s(kind: str, ntx: int, seconds: float) -> float:
             dt = time.perf_counter() - t0
             if dt >= seconds and h >= 3:
                 break
+        _settle(kv.inner if isinstance(kv, Unsynced) else kv)
+        cpu_us = 1e6 * (_cpu() - c0) / (h * max(ntx, 1))
         store.close()
         kv.close()
-        return h / dt
+        return h / dt, cpu_us
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -121,15 +169,17 @@ def main() -> None:
     a = ap.parse_args()
     rows = []
     for ntx in (int(x) for x in a.txs.split(",")):
-        fig = {
-            k: max(commits_per_s(k, ntx, a.seconds) for _ in range(a.rounds)) for k in ("synced", "unsynced", "memory")
+        runs = {
+            k: [commits_per_s(k, ntx, a.seconds) for _ in range(a.rounds)] for k in ("synced", "unsynced", "memory")
         }
+        fig = {k: max(r[0] for r in v) for k, v in runs.items()}
         rows.append(
             {
                 "txs_per_block": ntx,
                 **{f"{k}_blocks_s": round(v, 1) for k, v in fig.items()},
                 "synced_tx_s": round(fig["synced"] * ntx),
                 "synced_over_unsynced": round(fig["synced"] / fig["unsynced"], 3),
+                "synced_cpu_us_per_tx": round(min(r[1] for r in runs["synced"]), 1),
             }
         )
     safety = max(safety_per_s(a.seconds) for _ in range(a.rounds))
@@ -138,12 +188,13 @@ def main() -> None:
         print(json.dumps(out, indent=2))
         return
     print(
-        f"{'txs/block':>9} {'synced blk/s':>13} {'unsynced blk/s':>15} {'memory blk/s':>13} {'synced tx/s':>12} {'synced/unsynced':>16}"
+        f"{'txs/block':>9} {'synced blk/s':>13} {'unsynced blk/s':>15} {'memory blk/s':>13} {'synced tx/s':>12} "
+        f"{'synced/unsynced':>16} {'CPU us/tx':>10}"
     )
     for r in rows:
         print(
             f"{r['txs_per_block']:>9} {r['synced_blocks_s']:>13} {r['unsynced_blocks_s']:>15} {r['memory_blocks_s']:>13} "
-            f"{r['synced_tx_s']:>12} {r['synced_over_unsynced']:>16}"
+            f"{r['synced_tx_s']:>12} {r['synced_over_unsynced']:>16} {r['synced_cpu_us_per_tx']:>10}"
         )
     print(f"persist_safety (synced): {out['persist_safety_per_s']}/s")
 

@@ -439,6 +439,9 @@ def test_payloads_round_trip_and_refuse_what_does_not_fit():
 def test_bitmap_and_admission_filter(members):
     bits = iot.bitmap([0, 3, 9], 10)
     assert bits == bytes([0b1001, 0b10]) and [i for i in range(12) if iot.bit_set(bits, i)] == [0, 3, 9]
+    assert iot.bitmap([], 9) == bytes(2) and iot.bitmap(range(4096), 4096) == b"\xff" * 512
+    with pytest.raises(IndexError):
+        iot.bitmap([10], 10)  # a bitmap of 10 readings has no bit 10
     t = _core.Transaction(b"some-chain", 1, 9, 10, "iot", "submit", b"")
     t.sign(members[0].to_bytes())
     a = _core.Transaction(b"x" * 64, 1, 9, 10, "iotx", "submit", b"")
@@ -577,3 +580,29 @@ def test_the_verdict_cache_tells_apart_sealed_batches_that_differ_only_in_their_
     assert v.verify(good, keys, _core.IotBatch.decode(good)) == (True, [None, None])
     assert v.verify(bad, keys, _core.IotBatch.decode(bad)) == (True, ["bad signature", "bad signature"])
     assert v.hits == 0
+    # The key the cache uses for a decoded batch: the same for the same bytes, not otherwise.
+    assert _core.IotBatch.decode(good).verdict_key == _core.IotBatch.decode(bytes(good)).verdict_key
+    assert _core.IotBatch.decode(good).verdict_key != _core.IotBatch.decode(bad).verdict_key
+    assert v.verify(good, keys, _core.IotBatch.decode(good)) == (True, [None, None]) and v.hits == 1
+
+
+def test_a_batch_decoded_at_admission_is_reused_at_execution_only_for_the_same_bytes():
+    # Admission keeps the decoded batch for the execution on the same node; another batch
+    # with the same header (other seals) is decoded afresh, and an entry serves once.
+    from tfnode.execution.iot import _Decoded
+
+    dev, gw = crypto.PrivateKey.generate(), crypto.PrivateKey.generate()
+    did = iot.device_id(dev.public_key().to_bytes(compressed=True))
+    rs = [iot.sealed_reading(did, s, T0, iot.KIND_WEIGHT, (s).to_bytes(8, "big")) for s in (1, 2)]
+    good = iot.build_sealed_batch(gw.to_bytes(), 1, T0, 0, rs, [iot.seal_readings(dev, rs)])
+    other = good[:-1] + bytes([good[-1] ^ 1])  # same header and body, another seal
+    d = _Decoded(kept=2)
+    kept = d.decode(good, keep=True)
+    assert d.decode(other, keep=False) is not kept and d.hits == 0
+    assert d.decode(bytes(good), keep=False) is kept and d.hits == 1  # equal bytes, another object
+    assert d.decode(good, keep=False) is not kept and d.hits == 1  # taken out when used
+    with pytest.raises(ValueError):
+        d.decode(good[:-1], keep=True)
+    for seq in (2, 3, 4):  # bounded: the oldest goes first
+        d.decode(iot.build_sealed_batch(gw.to_bytes(), seq, T0, 0, rs, [iot.seal_readings(dev, rs)]), keep=True)
+    assert len(d._d) == 2

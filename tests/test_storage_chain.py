@@ -277,6 +277,10 @@ def test_corruption_is_detected_on_open(kv, damage):
         ({"exec_record": b"x" * 130}, StorageValueError, "exec record"),
         ({"exec_record": b"x" * (96 + 32 * 65)}, StorageValueError, "exec record"),
         ({"exec_record": "text"}, StorageValueError, "exec record"),
+        ({"stale_nodes": [b"n" * 20, "text"]}, StorageTypeError, "stale_nodes\\[1\\] must be bytes"),
+        ({"stale_nodes": [b""]}, StorageValueError, "stale_nodes\\[0\\] must not be empty"),
+        ({"stale_nodes": [b"n" * 4090]}, StorageValueError, "stale_nodes\\[0\\] is 4090 bytes"),
+        ({"stale_done": ["text"]}, StorageTypeError, "stale index key must be bytes"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_written(kv, kwargs, exc, msg):
@@ -285,6 +289,29 @@ def test_bad_input_is_refused_and_nothing_written(kv, kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
         s.commit_block(BlockCommit(**args))
     assert s.head is None and ChainStore(kv, "tf-main").head is None
+
+
+def test_stale_index_one_entry_per_height_and_the_old_per_node_form_is_still_read(kv):
+    s = ChainStore(kv, "tf-main")
+    p = K.chain_prefix("tf-main")
+    node = [K.u64(v) + b"\x00\x08" + bytes([v]) for v in range(6)]  # node keys: version, depth, path
+    commit(s, 0)
+    # A store written before one entry per height: one index entry per node, under height 1.
+    for n in node[:2]:
+        _raw(kv, p + K.STALE + K.u64(1) + n, b"")
+    commit(s, 1, stale_nodes=[node[2], node[3]])
+    commit(s, 2, stale_nodes=node[4:])
+    commit(s, 3, stale_nodes=[])  # nothing stale: no entry at all
+    stale = s.stale_upto(3)
+    assert sorted(n for _, n in stale) == node
+    assert [i for i, n in stale if n in node[4:]] == [K.u64(2)] * 2  # the two nodes of height 2 share one key
+    assert sum(1 for _ in kv.iterate_prefix(p + K.STALE)) == 2 + 1 + 1
+    assert s.stale_upto(1) == [(i, n) for i, n in stale if K.read_u64(i) == 1] and s.stale_upto(3, 2)[0][0] == K.u64(2)
+    # Deleting what stale_upto(1) names (each index key once) removes both forms of height 1.
+    done = s.stale_upto(1)
+    commit(s, 4, stale_done=list(dict.fromkeys(i for i, _ in done)), tree_writes=[(n, None) for _, n in done])
+    assert s.stale_upto(4) == [(K.u64(2), node[4]), (K.u64(2), node[5])]
+    assert sum(1 for _ in kv.iterate_prefix(p + K.STALE)) == 1
 
 
 def test_commit_block_takes_one_block_commit_value(kv):

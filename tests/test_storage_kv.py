@@ -228,3 +228,36 @@ def test_rocks_damaged_file_is_an_error_not_a_short_scan(tmp_path):
                 pass
     finally:
         kv.close()
+
+
+def test_rocks_opens_a_store_written_with_the_earlier_options(tmp_path):
+    """Until 2026-12 the bottom level was zstd-compressed and the memtable had no bloom filter:
+    such a store (its files zstd and lz4) opens and reads back with today's options, and the
+    memtable bloom answers absent and present keys alike."""
+    import os
+
+    import rocksdict as rd
+
+    from tfnode.storage.rocks import RocksKV, rocks_options
+
+    old = rocks_options()
+    old.set_memtable_prefix_bloom_ratio(0.0)
+    old.set_bottommost_compression_type(rd.DBCompressionType.zstd())
+    kv = RocksKV(tmp_path / "db", old)
+    items = {b"k%05d" % i: (b"v%d " % i) * 20 + os.urandom(16) for i in range(3000)}
+    b = WriteBatch()
+    for k, v in items.items():
+        b.put(k, v)
+    kv.write(b, sync=True)
+    kv._db.flush(True)
+    kv._db.compact_range(None, None)  # everything to the bottom level: zstd files
+    kv.close()
+    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    try:
+        assert dict(kv.iterate(b"k")) == items
+        b = WriteBatch()
+        b.put(b"new", b"x")
+        kv.write(b, sync=True)  # in the memtable, behind its bloom filter
+        assert kv.get_many([b"new", b"absent", b"k00007"]) == [b"x", None, items[b"k00007"]]
+    finally:
+        kv.close()

@@ -417,12 +417,20 @@ def run(cfg: IotBenchConfig, *, say: Callable[[str], None] = lambda s: None) -> 
                 raise IotBenchError("the readings would be too old by the end of the run: lower --readings")
             meter = NodeMeter([cons.procs[i].pid for i in range(cons.n)])
             say(f"driving {len(urls)} nodes for {cfg.duration:g} s")
+            # The bench itself shares the machine with the nodes: its own CPU over the same
+            # interval is reported beside theirs (the signing pool has finished by now).
+            client_cpu, client_wall = time.process_time(), time.monotonic()
             result = asyncio.run(drive(urls, plan, cfg, height))
             nodes = meter.read()
+            client_cpu, client_wall = time.process_time() - client_cpu, time.monotonic() - client_wall
             say("fetching receipts and checking reading proofs")
             _wait_executed(urls, result["tally"].height, timeout=120)
             recs = asyncio.run(receipts(urls[0], plan, result["tally"].committed))
             report = summarize(result, recs, plan, cfg, nodes)
+            report["client_cores"] = round(client_cpu / client_wall, 3) if client_wall > 0 else None
+            report["client_cpu_us_per_reading"] = (
+                round(client_cpu * 1e6 / report["attested_total"], 2) if report["attested_total"] else None
+            )
             batches = report.pop("_batches")
             checked, failures, errors = check_proofs(urls, batches, cfg.proofs, random.Random(cfg.seed), say)
             report.update(proofs_checked=checked, proof_failures=failures, proof_errors=errors[:5])

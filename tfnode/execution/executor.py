@@ -375,7 +375,7 @@ class ChainExecutor:
         out.stale_nodes = list(stale)
         done = self.store.stale_upto(height - KEEP_VERSIONS, self._stale_from) if height > KEEP_VERSIONS else []
         tree_writes.extend((node_key, None) for _, node_key in done)
-        out.stale_done = [index_key for index_key, _ in done]
+        out.stale_done = list(dict.fromkeys([index_key for index_key, _ in done]))  # one per height
         out.tree_writes = tree_writes
         out.state_root = root
         hashes = [r.hash() if h is None else h for h, r in zip(run.receipt_hashes, out.receipts, strict=True)]

@@ -23,9 +23,11 @@ import asyncio
 import functools
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, cast
 
 from tfnode import _core
 from tfnode.errors import LedgerError
@@ -44,7 +46,6 @@ from tfnode.mempool.attest import (
     sign_attestation,
 )
 from tfnode.mempool.config import MempoolConfig
-from tfnode.mempool.queue import QueuedTx
 from tfnode.mempool.state import PendingBatch, PoolState
 from tfnode.mempool.wire import (
     MAX_BATCH_BYTES,
@@ -82,8 +83,18 @@ MAX_KEPT_CERTS = 8192
 # commit and the blocks that carry their exec roots (what clients and relayers wait for).
 IDLE_AFTER = 8
 
+_RAW, _SENDER, _KEY, _EXPIRY = (itemgetter(i) for i in range(4))  # fields of a QueuedTx
+
 # Rejection reasons of the Rust core, mapped to the short names counted in stats.
 _CORE_REASONS = (("invalid signature", "bad signature"), ("wrong chain id", "wrong chain"))
+
+
+# What a client is told for each refusal of PoolState.admit_many.
+_ADMIT_REASONS = {
+    "duplicate": "duplicate",
+    "pool full": "pool full",
+    "sender cap": "sender has too many pending transactions",
+}
 
 
 def _reason_class(reason: str) -> str:
@@ -210,73 +221,94 @@ class Mempool:
     # ---- admission ----------------------------------------------------------------------
     async def submit(self, raws: list[bytes]) -> list[tuple[bytes | None, str | None]]:
         """Admit client transactions. One result per input, in order: ``(tx hash, None)``
-        if admitted, ``(tx hash or None, reason)`` if not."""
+        if admitted, ``(tx hash or None, reason)`` if not.
+
+        Checked as columns (``_core.tx_check_columns``: hashes, replay keys, senders and
+        expiries computed with the signatures, off the loop) and queued in one pass
+        (``PoolState.admit_many``): this runs for every transaction of every submit_batch."""
         raws = [bytes(r) for r in raws]
+        cfg, st = self.config, self.state
         results: list[tuple[bytes | None, str | None]] = [(None, None)] * len(raws)
-        todo = []
-        for i, raw in enumerate(raws):
-            if len(raw) > _core.TX_MAX_LEN:  # before any decoding
-                results[i] = self._reject(
-                    None, "too large", f"transaction of {len(raw)} bytes exceeds cap {_core.TX_MAX_LEN}"
-                )
-            elif self.state.size >= self.config.capacity:  # do not verify what cannot get in
-                results[i] = self._reject(None, "pool full", "pool full")
-            else:
-                todo.append(i)
-        checked = []
-        if todo:
-            checked = await asyncio.get_running_loop().run_in_executor(
-                None, _core.tx_decode_and_verify_batch, [raws[i] for i in todo], self._tx_chain, self._workers
-            )
-            self._counters["txs_verified"] += len(todo)
-        good = []
-        for i, (tx, err) in zip(todo, checked, strict=True):
-            if tx is None:
-                why = err or "invalid transaction"  # the core always says why; never None here
-                results[i] = self._reject(None, _reason_class(why), why)
-            else:
-                good.append((i, tx))
-        keys = [tx.replay_key() for _, tx in good]
-        done = self._committed_replay(keys) if keys else set()
+        if st.size < cfg.capacity and (not raws or max(map(len, raws)) <= _core.TX_MAX_LEN):
+            todo = list(range(len(raws)))  # the usual case
+            todo_raws = raws
+        else:
+            todo = []
+            for i, raw in enumerate(raws):
+                if len(raw) > _core.TX_MAX_LEN:  # before any decoding
+                    results[i] = self._reject(
+                        None, "too large", f"transaction of {len(raw)} bytes exceeds cap {_core.TX_MAX_LEN}"
+                    )
+                elif st.size >= cfg.capacity:  # do not verify what cannot get in
+                    results[i] = self._reject(None, "pool full", "pool full")
+                else:
+                    todo.append(i)
+            todo_raws = [raws[i] for i in todo]
+        if not todo:
+            return results
+        hashes, keys, senders, expiries, errors = await asyncio.get_running_loop().run_in_executor(
+            None, _core.tx_check_columns, todo_raws, self._tx_chain, self._workers
+        )
+        self._counters["txs_verified"] += len(todo)
+        for j, why in errors:
+            why = why or "invalid transaction"  # the core always says why; never empty here
+            results[todo[j]] = self._reject(None, _reason_class(why), why)
+        assert hashes is not None  # asked for
         height = self._height()
-        for (i, tx), key in zip(good, keys, strict=True):
-            results[i] = self._admit(tx, raws[i], key, height, done)
+        good = [k for k in keys if k is not None] if errors else cast(list[bytes], keys)
+        done = self._committed_replay(good) if good else set()
+        lo, hi = height, height + cfg.expiry_window
+        if not errors and not done and min(expiries) > lo and max(expiries) <= hi:
+            pos: Sequence[int] = range(len(todo))  # the usual case: nothing refused before the pool's checks
+            items = cast(
+                list[tuple[bytes, bytes, bytes, int]], list(zip(todo_raws, senders, keys, expiries, strict=True))
+            )
+        else:
+            pos, items = [], []
+            for j, (h, key, sender, expiry) in enumerate(zip(hashes, keys, senders, expiries, strict=True)):
+                if key is None:
+                    continue  # refused above
+                i = todo[j]
+                if expiry <= lo:
+                    results[i] = self._reject(
+                        h,
+                        "expired",
+                        f"transaction expired: expiry height {expiry} is not above the committed height {height}",
+                    )
+                elif expiry > hi:
+                    results[i] = self._reject(
+                        h,
+                        "expiry too far",
+                        f"transaction expiry height {expiry} is more than "
+                        f"{cfg.expiry_window} blocks above the committed height {height}",
+                    )
+                elif key in done:
+                    results[i] = self._reject(h, "already committed", "already committed")
+                elif sender is not None:  # (always, with its key)
+                    pos.append(j)
+                    items.append((raws[i], sender, key, expiry))
+        if not items:
+            return results
+        was_empty = not st.queue
+        codes = st.admit_many(items, cfg.capacity, cfg.per_sender)
+        admitted = codes.count(None)
+        if admitted == len(raws):  # every one queued: the results are the hashes
+            results = list(zip(hashes, repeat(None)))
+        else:
+            for j, code in zip(pos, codes, strict=True):
+                results[todo[j]] = (
+                    (hashes[j], None) if code is None else self._reject(hashes[j], code, _ADMIT_REASONS[code])
+                )
+        if admitted:
+            if was_empty:
+                self._oldest = asyncio.get_running_loop().time()
+            self._counters["admitted"] += admitted
+            self._wake.set()
         return results
 
     def _reject(self, tx_hash: bytes | None, name: str, reason: str) -> tuple[bytes | None, str]:
         self._rejected[name] += 1
         return tx_hash, reason
-
-    def _admit(self, tx: Any, raw: bytes, key: bytes, height: int, done: set[bytes]) -> tuple[bytes | None, str | None]:
-        h, cfg, st = tx.hash(), self.config, self.state
-        if tx.expiry <= height:
-            return self._reject(
-                h,
-                "expired",
-                f"transaction expired: expiry height {tx.expiry} is not above the committed height {height}",
-            )
-        if tx.expiry > height + cfg.expiry_window:
-            return self._reject(
-                h,
-                "expiry too far",
-                f"transaction expiry height {tx.expiry} is more than "
-                f"{cfg.expiry_window} blocks above the committed height {height}",
-            )
-        if key in done:
-            return self._reject(h, "already committed", "already committed")
-        if key in st.refs:
-            return self._reject(h, "duplicate", "duplicate")
-        if st.size >= cfg.capacity:
-            return self._reject(h, "pool full", "pool full")
-        sender = tx.sender
-        if st.per_sender[sender] >= cfg.per_sender:
-            return self._reject(h, "sender cap", "sender has too many pending transactions")
-        if not st.queue:
-            self._oldest = asyncio.get_running_loop().time()
-        st.enqueue(QueuedTx(raw, sender, key, tx.expiry))
-        self._counters["admitted"] += 1
-        self._wake.set()
-        return h, None
 
     # ---- batching and dissemination -----------------------------------------------------
     def _own_room(self) -> bool:
@@ -321,14 +353,14 @@ class Mempool:
             self._oldest = 0.0
         if not txs:
             return None
-        raws = [t.raw for t in txs]
+        raws = list(map(_RAW, txs))
         digest, _root = _core.batch_digest(raws)
         b = PendingBatch(
             digest,
             raws,
-            [t.replay_key for t in txs],
-            [t.sender for t in txs],
-            max(t.expiry for t in txs),
+            list(map(_KEY, txs)),
+            list(map(_SENDER, txs)),
+            max(map(_EXPIRY, txs)),
             self.me,
             sum(map(len, raws)),
             ready=False,
@@ -448,8 +480,7 @@ class Mempool:
                 b = st.remove_batch(d)
                 if b is not None:
                     st.remember_committed(d, b.raws, cache)
-                    for key in b.replay_keys:  # a copy still queued here is committed now
-                        st.drop_queued(key)
+                    st.drop_queued_among(b.replay_keys)  # a copy still queued here is committed now
                     self._counters["batches_committed"] += 1
                 elif not st.is_committed(d):
                     # Committed while held awaiting its certificate: valid (its QC), and ours.
@@ -656,28 +687,27 @@ class Mempool:
         checked certificate vouches for them) and keep it pending; ban ``peer`` if a
         transaction is invalid (then False). A batch we verified is attested to its maker."""
         loop = asyncio.get_running_loop()
-        checked = await loop.run_in_executor(
+        _, keys, senders, expiries, errors = await loop.run_in_executor(
             None,
-            functools.partial(_core.tx_decode_and_verify_batch, raws, self._tx_chain, self._workers, verify=verify),
+            functools.partial(_core.tx_check_columns, raws, self._tx_chain, self._workers, verify=verify, hashes=False),
         )
         self._counters["txs_verified" if verify else "txs_trusted"] += len(raws)
-        bad = next(((i, err) for i, (tx, err) in enumerate(checked) if tx is None), None)
-        if bad is not None:
+        if errors:
+            i, why = errors[0]
             self._counters["batches_invalid"] += 1
-            self._ban(peer, f"batch {digest[:4].hex()} holds an invalid transaction at {bad[0]}: {bad[1]}")
+            self._ban(peer, f"batch {digest[:4].hex()} holds an invalid transaction at {i}: {why}")
             return False
         if verify and not fetched and self._attesting:
             self._send_attestation(peer, digest)
         if self.state.holds(digest):  # arrived by another path while we verified
             self._counters["batches_duplicate"] += 1
             return True
-        txs = [tx for tx, _ in checked if tx is not None]  # all of them: bad ones returned above
         b = PendingBatch(
             digest,
             raws,
-            [tx.replay_key() for tx in txs],
-            [tx.sender for tx in txs],
-            max(tx.expiry for tx in txs),
+            cast(list[bytes], keys),  # no errors: no None in the columns
+            cast(list[bytes], senders),
+            max(expiries),
             peer,
             sum(map(len, raws)),
             ready=True,

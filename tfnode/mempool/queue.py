@@ -9,16 +9,23 @@ transaction (ordered dicts; no scans).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 
-@dataclass(slots=True)
-class QueuedTx:
+class QueuedTx(NamedTuple):
+    """A tuple (no per-object dict, untracked by the cyclic GC once its fields are seen to be
+    plain values): the queue holds up to the pool's capacity of these."""
+
     raw: bytes
     sender: bytes
     replay_key: bytes
     expiry: int
+
+
+#: Builds a QueuedTx without the Python-level ``__new__`` NamedTuple generates (one C call
+#: per admitted transaction instead of a Python frame).
+_new_queued = tuple.__new__
 
 
 class TxQueue:
@@ -54,6 +61,21 @@ class TxQueue:
         self._sender_of[tx.replay_key] = tx.sender
         self._bytes += len(tx.raw)
 
+    def push_many(self, items: Iterable[tuple[bytes, bytes, bytes, int]]) -> None:
+        """``push`` for each ``(raw, sender, replay key, expiry)``, in order; the caller has
+        checked that no replay key is queued already (PoolState.admit_many)."""
+        senders, sender_of, new = self._senders, self._sender_of, _new_queued
+        size = 0
+        for item in items:
+            raw, sender, key, _ = item
+            q = senders.get(sender)
+            if q is None:
+                q = senders[sender] = OrderedDict()
+            q[key] = new(QueuedTx, item)
+            sender_of[key] = sender
+            size += len(raw)
+        self._bytes += size
+
     def remove(self, replay_key: bytes) -> QueuedTx | None:
         sender = self._sender_of.pop(replay_key, None)
         if sender is None:
@@ -65,26 +87,43 @@ class TxQueue:
         self._bytes -= len(tx.raw)
         return tx
 
+    def keys_among(self, replay_keys: Iterable[bytes]) -> set[bytes]:
+        """Those of ``replay_keys`` that are queued (one set operation, not a call per key)."""
+        return self._sender_of.keys() & replay_keys
+
     def take(self, max_txs: int, max_bytes: int) -> list[QueuedTx]:
         """Up to ``max_txs`` transactions and ``max_bytes`` bytes, round-robin over senders.
 
         A sender whose turn came moves to the end of the rotation, also across calls. The
         first transaction is always taken (a batch is never empty while the queue is not).
+        Done in passes over the rotation, one transaction from each sender, with the senders
+        that gave moved to the end after each pass: the same order as moving each as it gives.
         """
+        senders, sender_of = self._senders, self._sender_of
         out: list[QueuedTx] = []
         size = 0
-        while len(out) < max_txs and self._senders:
-            sender, q = next(iter(self._senders.items()))
-            key, tx = next(iter(q.items()))
-            if out and size + len(tx.raw) > max_bytes:
-                break
-            q.popitem(last=False)
-            del self._sender_of[key]
-            if q:
-                self._senders.move_to_end(sender)
-            else:
-                del self._senders[sender]
-            self._bytes -= len(tx.raw)
-            size += len(tx.raw)
-            out.append(tx)
+        full = False
+        while senders and not full:
+            gave = []
+            for sender, q in senders.items():
+                key, tx = q.popitem(last=False)
+                n = len(tx.raw)
+                if out and size + n > max_bytes:
+                    q[key] = tx  # not taken: back to the front of its sender's queue
+                    q.move_to_end(key, last=False)
+                    full = True
+                    break
+                del sender_of[key]
+                size += n
+                out.append(tx)
+                gave.append(sender)
+                if len(out) >= max_txs:
+                    full = True
+                    break
+            for sender in gave:
+                if senders[sender]:
+                    senders.move_to_end(sender)
+                else:
+                    del senders[sender]
+        self._bytes -= size
         return out

@@ -14,9 +14,13 @@ Invariants (checked by tests through :meth:`PoolState.check`):
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from tfnode.mempool.queue import QueuedTx, TxQueue
+
+_EXPIRY = itemgetter(3)  # of a QueuedTx
 
 #: Digests of committed batches remembered (so a late copy is not taken for a new batch).
 RECENT_COMMITTED = 65_536
@@ -61,6 +65,38 @@ class PoolState:
         self.refs[tx.replay_key] += 1
         self.per_sender[tx.sender] += 1
 
+    def admit_many(
+        self, items: list[tuple[bytes, bytes, bytes, int]], capacity: int, per_sender: int
+    ) -> list[str | None]:
+        """Queue each ``(raw, sender, replay key, expiry)`` in order unless its replay key is
+        pending already ("duplicate", also within ``items``), the pool holds ``capacity``
+        ("pool full") or its sender ``per_sender`` ("sender cap"). One result per item: None
+        when queued, else that reason's name. (One pass without a call per item: this runs
+        for every transaction a client submits.)"""
+        refs, per = self.refs, self.per_sender
+        per_get = per.get
+        room = capacity - self.size
+        out: list[str | None] = []
+        ok = []
+        for item in items:
+            _, sender, key, _ = item
+            if key in refs:
+                out.append("duplicate")
+            elif room <= 0:
+                out.append("pool full")
+            else:
+                n = per_get(sender, 0)
+                if n >= per_sender:
+                    out.append("sender cap")
+                    continue
+                refs[key] = 1
+                per[sender] = n + 1
+                room -= 1
+                ok.append(item)
+                out.append(None)
+        self.queue.push_many(ok)
+        return out
+
     def _unref(self, key: bytes, sender: bytes) -> None:
         self.refs[key] -= 1
         if self.refs[key] <= 0:
@@ -69,6 +105,29 @@ class PoolState:
         if self.per_sender[sender] <= 0:
             del self.per_sender[sender]
 
+    def _unref_many(self, keys: list[bytes], senders: list[bytes]) -> None:
+        """``_unref`` of each (key, sender) pair, with the common case (every key held once,
+        as in any honest batch) done by C loops."""
+        refs = self.refs
+        counts = list(map(refs.__getitem__, keys))  # a Counter: 0 for a missing key
+        if counts and min(counts) == 1 == max(counts) and len(set(keys)) == len(keys):
+            for _ in map(refs.__delitem__, keys):
+                pass
+        else:
+            for key in keys:
+                n = refs[key] - 1
+                if n <= 0:
+                    refs.pop(key, None)
+                else:
+                    refs[key] = n
+        per = self.per_sender
+        for sender, k in Counter(senders).items():
+            n = per[sender] - k
+            if n <= 0:
+                per.pop(sender, None)
+            else:
+                per[sender] = n
+
     def drop_queued(self, key: bytes) -> bool:
         tx = self.queue.remove(key)
         if tx is None:
@@ -76,11 +135,21 @@ class PoolState:
         self._unref(key, tx.sender)
         return True
 
+    def drop_queued_among(self, keys: Iterable[bytes]) -> int:
+        """``drop_queued`` of those of ``keys`` that are queued; how many."""
+        found = self.queue.keys_among(keys) if len(self.queue) else ()
+        for key in found:
+            self.drop_queued(key)
+        return len(found)
+
     def take(self, max_txs: int, max_bytes: int, height: int) -> tuple[list[QueuedTx], int]:
         """Unsealed transactions for the next batch, and how many expired ones were dropped.
         The taken ones keep their references: they move into the batch the caller adds."""
+        txs = self.queue.take(max_txs, max_bytes)
+        if not txs or min(map(_EXPIRY, txs)) > height:
+            return txs, 0  # the usual case: nothing waited past its expiry
         out, expired = [], 0
-        for tx in self.queue.take(max_txs, max_bytes):
+        for tx in txs:
             if tx.expiry > height:
                 out.append(tx)
             else:  # waited past its expiry: it can no longer commit
@@ -104,18 +173,16 @@ class PoolState:
         self.batched_bytes += b.nbytes
         dropped = 0
         if not from_queue:
-            for key, sender in zip(b.replay_keys, b.senders, strict=True):
-                dropped += self.drop_queued(key)
-                self.refs[key] += 1
-                self.per_sender[sender] += 1
+            dropped = self.drop_queued_among(b.replay_keys)
+            self.refs.update(b.replay_keys)  # Counter.update counts in C
+            self.per_sender.update(b.senders)
         return dropped
 
     def remove_batch(self, digest: bytes) -> PendingBatch | None:
         b = self.batches.pop(digest, None)
         if b is None:
             return None
-        for key, sender in zip(b.replay_keys, b.senders, strict=True):
-            self._unref(key, sender)
+        self._unref_many(b.replay_keys, b.senders)
         self.origin_batches[b.origin] -= 1
         self.origin_bytes[b.origin] -= b.nbytes
         if self.origin_batches[b.origin] <= 0:

@@ -35,6 +35,7 @@ from tfnode.errors import TfnodeError
 from tfnode.net import ChainId, MalformedMessage, PeerId
 from tfnode.net.abc import MessageHandler
 from tfnode.node import config as config_mod
+from tfnode.node import gctune
 from tfnode.node.admin import BackupError, checkpoint_chain
 from tfnode.node.errors import NodeError
 from tfnode.node.genesis import Genesis
@@ -352,6 +353,7 @@ async def serve(home: Path, chain_id: str, fd: int, rpc_port: int, observer: boo
         log.info("chain %s runs in process %d", chain_id, os.getpid())
         report()
         chan.send_json({"op": "ready", "pid": os.getpid()})
+        gctune.tune_after_start()  # as the node process does (tfnode.node.gctune)
         spawn(reports())
         await stop.wait()
     finally:

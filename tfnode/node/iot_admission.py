@@ -74,7 +74,7 @@ class Admission:
             except EncodingError:
                 continue
             batch = args[0] if len(args) == 1 and not kwargs else kwargs.get("batch") if not args else None
-            c = self.iot.check_batch(self.state, bytes(tx.sender), batch, now_ms)
+            c = self.iot.check_batch(self.state, bytes(tx.sender), batch, now_ms, keep=True)
             why = None if lagging_only(c) else c.refused()
             if why is not None:
                 out[i] = (tx.hash(), f"{REFUSED}: {why}")

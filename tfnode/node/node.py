@@ -31,7 +31,7 @@ from tfnode.execution.executor import DIRECTORY
 from tfnode.net import NetConfig, PeerManager, TcpTransport
 from tfnode.net.handshake import MAX_CHAINS
 from tfnode.node import config as config_mod
-from tfnode.node import ops
+from tfnode.node import gctune, ops
 from tfnode.node.chainproc import ChainProcess
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
@@ -545,6 +545,7 @@ async def _serve(home: Path, safety_floor: int | None = None, observer: bool = F
     # SIGHUP: host exactly the chains of <home>/chains (docs/multichain.md, operations).
     loop.add_signal_handler(signal.SIGHUP, node.request_reload)
     await node.start()
+    gctune.tune_after_start()  # the start-up heap frozen, young collections rarer
     await node.stopped.wait()
     log.info("stopping node %s%s", node.cfg.name, f" (halted: {node.halted})" if node.halted else "")
     await node.stop()

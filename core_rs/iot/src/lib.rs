@@ -25,15 +25,15 @@ mod seal;
 mod tests;
 
 pub use batch::{
-    batch_len, merkle_root, reading_hashes, sealed_batch_len, verify_batch, verify_reading, Batch, BatchCheck, BatchHeader, BATCH_VERSION, FLAG_PARTIAL,
-    GATEWAY_LEN, HEADER_BODY_LEN, HEADER_LEN, MAX_BATCH_LEN, MAX_BATCH_READINGS, SEALED_BATCH_VERSION,
+    batch_len, leaf_hashes, merkle_root, reading_hashes, sealed_batch_len, verify_batch, verify_batch_prepared, verify_reading, Batch, BatchCheck, BatchHeader,
+    BATCH_VERSION, FLAG_PARTIAL, GATEWAY_LEN, HEADER_BODY_LEN, HEADER_LEN, MAX_BATCH_LEN, MAX_BATCH_READINGS, SEALED_BATCH_VERSION,
 };
 pub use error::{IotError, ReadingError, Result};
 pub use reading::{
     check_payload, device_id_of, DeviceId, Payload, Reading, DEVICE_ID_LEN, KIND_GPS, KIND_RFID_DOOR, KIND_TEMP_HUMIDITY, KIND_WEIGHT, MAX_READING_LEN,
     MAX_TAG_LEN, MAX_VALID_READING_LEN, MIN_READING_LEN, READING_VERSION, SEALED_READING_VERSION, SIGNATURE_LEN,
 };
-pub use rules::{apply_rules, kind_name, DeviceRecord, RulesCheck, Window};
+pub use rules::{apply_rules, apply_rules_indexed, kind_name, DeviceIndex, DeviceRecord, RulesCheck, Window};
 pub use seal::{seal_digest, Seal, SEAL_LEN};
 
 pub type Hash = [u8; 32];

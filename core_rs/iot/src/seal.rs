@@ -14,7 +14,7 @@
 //! reading's, and the ledger records a batch only after checking every seal.
 use tfnode_sm2::{PublicKey, SecretKey};
 
-use crate::batch::merkle_root;
+use crate::batch::{leaf_hashes, merkle_root};
 use crate::codec::{hex, tagged_hash};
 use crate::error::{IotError, Result};
 use crate::reading::{device_id_of, DeviceId, Reading, DEVICE_ID_LEN, SIGNATURE_LEN};
@@ -31,8 +31,12 @@ pub struct Seal {
 
 /// The digest a device signs over its readings' hashes (in batch order).
 pub fn seal_digest(device_id: &DeviceId, hashes: &[Hash]) -> Hash {
-    let n = (hashes.len() as u32).to_be_bytes();
-    tagged_hash(SEAL_TAG, &[device_id, &n, &merkle_root(hashes)])
+    digest_of_root(device_id, hashes.len(), &merkle_root(hashes))
+}
+
+fn digest_of_root(device_id: &DeviceId, n: usize, root: &Hash) -> Hash {
+    let n = (n as u32).to_be_bytes();
+    tagged_hash(SEAL_TAG, &[device_id, &n, root])
 }
 
 impl Seal {
@@ -77,11 +81,17 @@ impl Seal {
     /// Check the seal over the device's reading hashes with its registered key (through
     /// the SM2 known-key cache); the key must be the one the device id names.
     pub fn verify(&self, pk: &PublicKey, hashes: &[Hash]) -> Result<()> {
+        self.verify_leaves(pk, &leaf_hashes(hashes))
+    }
+
+    /// [`Seal::verify`] given the readings' Merkle leaf hashes (`SM3(0x00 || hash)`, which
+    /// the batch's own tree computed already) rather than the reading hashes.
+    pub fn verify_leaves(&self, pk: &PublicKey, leaves: &[Hash]) -> Result<()> {
         let key_id = device_id_of(pk);
         if key_id != self.device_id {
             return Err(IotError::DeviceKeyMismatch { device: hex(&self.device_id), key_id: hex(&key_id) });
         }
-        let digest = seal_digest(&self.device_id, hashes);
+        let digest = digest_of_root(&self.device_id, leaves.len(), &tfnode_merkle::root_from_leaf_hashes(leaves));
         if tfnode_sm2::verify_cached(&pk.to_compressed(), &digest, tfnode_sm2::DEFAULT_UID, &self.signature) {
             Ok(())
         } else {

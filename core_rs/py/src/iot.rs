@@ -132,19 +132,15 @@ fn iot_batch_build<'py>(
 }
 
 fn decode_batch(py: Python<'_>, batch: &[u8]) -> PyResult<(iot::Batch, Vec<iot::Hash>)> {
-    py.detach(|| {
-        let b = iot::Batch::decode(batch)?;
-        let h = b.hashes();
-        Ok::<_, iot::IotError>((b, h))
-    })
-    .map_err(err)
+    py.detach(|| iot::Batch::decode_hashed(batch)).map_err(err)
 }
 
 /// Decode a batch (shape, caps, root; not the signatures): gateway, batch_seq,
 /// created_ms, flags, count, root, signature, readings (raw), hashes.
 #[pyfunction]
 fn iot_batch_decode<'py>(py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, PyDict>> {
-    let (b, hashes) = decode_batch(py, batch)?;
+    let (b, _) = decode_batch(py, batch)?;
+    let hashes = py.detach(|| b.hashes());
     let h = &b.header;
     let d = PyDict::new(py);
     d.set_item("version", h.version)?;
@@ -168,31 +164,73 @@ fn iot_batch_decode<'py>(py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, P
 /// "malformed: ...". A batch that does not decode raises LedgerError.
 #[pyfunction]
 fn iot_batch_verify<'py>(py: Python<'py>, batch: &[u8], device_keys: &Bound<'py, PyAny>) -> PyResult<(bool, Vec<Option<String>>)> {
-    let (b, _) = decode_batch(py, batch)?;
-    verify_decoded(py, &b, device_keys)
+    let (b, leaves) = decode_batch(py, batch)?;
+    let decoded: Vec<_> = b.readings.iter().map(|r| b.decode_reading(r)).collect();
+    let index = iot::DeviceIndex::new(decoded.iter().map(|r| r.as_ref().ok().map(|r| &r.device_id)));
+    verify_decoded(py, &b, &leaves, &decoded, &index.devices, device_keys)
 }
 
-fn verify_decoded<'py>(py: Python<'py>, b: &iot::Batch, device_keys: &Bound<'py, PyAny>) -> PyResult<(bool, Vec<Option<String>>)> {
-    let mut keys: HashMap<iot::DeviceId, PublicKey> = HashMap::new();
-    let mut missing: Vec<iot::DeviceId> = Vec::new();
-    for raw in &b.readings {
-        let Ok(r) = b.decode_reading(raw) else { continue };
-        if keys.contains_key(&r.device_id) || missing.contains(&r.device_id) {
-            continue;
-        }
-        let v = device_keys.call_method1("get", (PyBytes::new(py, &r.device_id),))?;
-        if v.is_none() {
-            missing.push(r.device_id);
-            continue;
-        }
-        let kb = v.cast_into::<PyBytes>().map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("device_keys[{}] must be bytes", hex(&r.device_id))))?;
-        let pk = PublicKey::from_bytes(kb.as_bytes()).map_err(|e| err(format!("device_keys[{}] is not a valid SM2 public key: {e}", hex(&r.device_id))))?;
-        keys.insert(r.device_id, pk);
+/// A registered key parsed once: decompressing a point costs a modular square root (~5 us),
+/// and a node sees the same device keys in batch after batch. Only keys that parse are
+/// remembered; bounded (cleared when full: parsing again is merely slower).
+fn public_key(kb: &[u8]) -> Result<PublicKey, tfnode_sm2::Error> {
+    use std::sync::{Mutex, OnceLock};
+    const KEPT: usize = 1 << 16;
+    static PARSED: OnceLock<Mutex<HashMap<Vec<u8>, PublicKey>>> = OnceLock::new();
+    let memo = PARSED.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(pk) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(kb) {
+        return Ok(pk.clone());
     }
-    let run = || iot::verify_batch(b, |id| keys.get(id).cloned());
+    let pk = PublicKey::from_bytes(kb)?;
+    let mut m = memo.lock().unwrap_or_else(|e| e.into_inner());
+    if m.len() >= KEPT {
+        m.clear();
+    }
+    m.insert(kb.to_vec(), pk.clone());
+    Ok(pk)
+}
+
+/// `leaves` and `decoded`: the batch's Merkle leaf hashes and readings decoded by its
+/// version (what `IotBatch` keeps), so verifying neither hashes nor decodes them again;
+/// `devices`: the distinct device ids of the readings that decode, in order of first use
+/// (each looked up in `device_keys` once).
+fn verify_decoded<'py>(
+    py: Python<'py>,
+    b: &iot::Batch,
+    leaves: &[iot::Hash],
+    decoded: &[iot::Result<iot::Reading>],
+    devices: &[iot::DeviceId],
+    device_keys: &Bound<'py, PyAny>,
+) -> PyResult<(bool, Vec<Option<String>>)> {
+    let mut keys: HashMap<iot::DeviceId, PublicKey> = HashMap::with_capacity(devices.len());
+    for id in devices {
+        let v = device_keys.call_method1("get", (PyBytes::new(py, id),))?;
+        if v.is_none() {
+            continue;
+        }
+        let kb = v.cast_into::<PyBytes>().map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("device_keys[{}] must be bytes", hex(id))))?;
+        let pk = public_key(kb.as_bytes()).map_err(|e| err(format!("device_keys[{}] is not a valid SM2 public key: {e}", hex(id))))?;
+        keys.insert(*id, pk);
+    }
+    let run = || iot::verify_batch_prepared(b, leaves, decoded, |id| keys.get(id).cloned());
     let check = if b.readings.len() >= GIL_RELEASE_READINGS { py.detach(run) } else { run() };
     let reasons = check.per_reading.iter().map(|r| r.as_ref().err().map(|e| e.reason())).collect();
     Ok((check.header_ok, reasons))
+}
+
+/// The `accepted` bitmap of a batch record (docs/iot.md "On the node"): bit i (byte i / 8,
+/// bit i % 8, least significant first) set for each index; an index not below `count`
+/// raises IndexError.
+#[pyfunction]
+fn iot_bitmap<'py>(py: Python<'py>, indexes: Vec<usize>, count: usize) -> PyResult<Bound<'py, PyBytes>> {
+    let mut out = vec![0u8; count.div_ceil(8)];
+    for i in indexes {
+        if i >= count {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!("index {i} of a {count}-reading bitmap")));
+        }
+        out[i >> 3] |= 1 << (i & 7);
+    }
+    Ok(PyBytes::new(py, &out))
 }
 
 /// A decoded reading as Python sees it; a sealed reading's "signature" is empty (its
@@ -218,7 +256,12 @@ type RulesOut<'py> = (Vec<usize>, Vec<(usize, String)>, Bound<'py, PyDict>);
 #[pyclass(frozen, name = "IotBatch", module = "tfnode._core")]
 pub struct PyIotBatch {
     batch: iot::Batch,
-    readings: Vec<Option<iot::Reading>>,
+    /// The Merkle leaf hashes (`SM3(0x00 || SM3(reading))`), from checking the root at decode.
+    leaves: Vec<iot::Hash>,
+    /// Each reading decoded by the batch's version (an error is that reading's verdict).
+    readings: Vec<iot::Result<iot::Reading>>,
+    /// Each decoded reading's device, as a position in the distinct devices.
+    index: iot::DeviceIndex,
 }
 
 #[pymethods]
@@ -227,9 +270,10 @@ impl PyIotBatch {
     #[staticmethod]
     fn decode(py: Python<'_>, raw: &[u8]) -> PyResult<PyIotBatch> {
         py.detach(|| {
-            let batch = iot::Batch::decode(raw)?;
-            let readings = batch.readings.iter().map(|r| batch.decode_reading(r).ok()).collect();
-            Ok::<_, iot::IotError>(PyIotBatch { batch, readings })
+            let (batch, leaves) = iot::Batch::decode_hashed(raw)?;
+            let readings: Vec<_> = batch.readings.iter().map(|r| batch.decode_reading(r)).collect();
+            let index = iot::DeviceIndex::new(readings.iter().map(|r| r.as_ref().ok().map(|r| &r.device_id)));
+            Ok::<_, iot::IotError>(PyIotBatch { batch, leaves, readings, index })
         })
         .map_err(err)
     }
@@ -263,16 +307,29 @@ impl PyIotBatch {
         PyBytes::new(py, &self.batch.header.root)
     }
 
-    /// The device ids of the readings that decode, each once, in order of first use.
-    fn device_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let mut seen = std::collections::HashSet::new();
-        let ids: Vec<_> = self.readings.iter().flatten().filter(|r| seen.insert(r.device_id)).map(|r| PyBytes::new(py, &r.device_id)).collect();
-        PyList::new(py, ids)
+    /// A key for a cache of this batch's verdicts: SM3 of the header (whose root binds every
+    /// reading: decode checked it) and the seals (outside the root and the header
+    /// signature), so two batches share it only if they are the same bytes. Hashes ~1.5 KB
+    /// instead of the whole batch.
+    #[getter]
+    fn verdict_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let mut buf = self.batch.header.encode();
+        buf.extend((self.batch.seals.len() as u16).to_be_bytes());
+        for seal in &self.batch.seals {
+            buf.extend_from_slice(&seal.encode());
+        }
+        PyBytes::new(py, &tfnode_sm3::hash(&buf))
     }
 
-    /// `iot_batch_verify` on this batch: (header signature ok, per-reading reason or None).
+    /// The device ids of the readings that decode, each once, in order of first use.
+    fn device_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.index.devices.iter().map(|d| PyBytes::new(py, d)))
+    }
+
+    /// `iot_batch_verify` on this batch: (header signature ok, per-reading reason or None),
+    /// from the leaf hashes and readings decode kept.
     fn verify<'py>(&self, py: Python<'py>, device_keys: &Bound<'py, PyAny>) -> PyResult<(bool, Vec<Option<String>>)> {
-        verify_decoded(py, &self.batch, device_keys)
+        verify_decoded(py, &self.batch, &self.leaves, &self.readings, &self.index.devices, device_keys)
     }
 
     /// Reading `index` as `iot_reading_decode` gives it (None if it did not decode).
@@ -280,7 +337,7 @@ impl PyIotBatch {
         let Some(slot) = self.readings.get(index) else {
             return Err(pyo3::exceptions::PyIndexError::new_err(format!("reading {index} of {}", self.readings.len())));
         };
-        slot.as_ref().map(|r| reading_dict(py, r, &self.batch.readings[index], self.batch.is_sealed())).transpose()
+        slot.as_ref().ok().map(|r| reading_dict(py, r, &self.batch.readings[index], self.batch.is_sealed())).transpose()
     }
 
     /// The ledger's per-reading rules (`tfnode_iot::apply_rules`): `records` maps a device
@@ -303,25 +360,23 @@ impl PyIotBatch {
             return Err(pyo3::exceptions::PyValueError::new_err(format!("{} reasons for {} readings", reasons.len(), self.readings.len())));
         }
         // Python lookups happen here, once per device, so the rules run without callbacks.
-        let mut recs: HashMap<iot::DeviceId, Option<iot::DeviceRecord>> = HashMap::new();
-        let mut seqs: HashMap<iot::DeviceId, u64> = HashMap::new();
-        for r in self.readings.iter().flatten() {
-            if recs.contains_key(&r.device_id) {
-                continue;
-            }
-            let id = PyBytes::new(py, &r.device_id);
+        let devices = &self.index.devices;
+        let mut recs: Vec<Option<iot::DeviceRecord>> = Vec::with_capacity(devices.len());
+        let mut seqs: Vec<u64> = Vec::with_capacity(devices.len());
+        for d in devices {
+            let id = PyBytes::new(py, d);
             let rec = records.call_method1("get", (&id,))?;
-            let rec = if rec.is_none() {
+            recs.push(if rec.is_none() {
                 None
             } else {
                 Some(iot::DeviceRecord { status: rec.get_item("status")?.extract()?, kind: rec.get_item("kind")?.extract()? })
-            };
-            recs.insert(r.device_id, rec);
+            });
             let s = stored.call_method1("get", (&id,))?;
-            seqs.insert(r.device_id, if s.is_none() { 0 } else { s.extract()? });
+            seqs.push(if s.is_none() { 0 } else { s.extract()? });
         }
         let w = iot::Window { now_ms, back_ms, ahead_ms };
-        let c = iot::apply_rules(&self.readings, &reasons, |d| recs.get(d).cloned().flatten(), |d| seqs.get(d).copied().unwrap_or(0), w);
+        let readings: Vec<Option<&iot::Reading>> = self.readings.iter().map(|r| r.as_ref().ok()).collect();
+        let c = iot::apply_rules_indexed(&readings, &self.index, &reasons, |d| recs[d].clone(), |d| seqs[d], w);
         let last = PyDict::new(py);
         for (d, s) in &c.last {
             last.set_item(PyBytes::new(py, d), *s)?;
@@ -364,6 +419,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(iot_device_seal, m)?)?;
     m.add_function(wrap_pyfunction!(iot_batch_decode, m)?)?;
     m.add_function(wrap_pyfunction!(iot_batch_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(iot_bitmap, m)?)?;
     m.add_function(wrap_pyfunction!(iot_reading_proof, m)?)?;
     m.add_function(wrap_pyfunction!(iot_reading_verify, m)?)?;
     m.add_class::<PyIotBatch>()?;

@@ -13,7 +13,7 @@ use tfnode_ledger::smt;
 /// Transaction batches of at least this many are decoded and verified with the GIL
 /// released: one SM2 verification is 20-40 us, far above the ~100 ns the release costs,
 /// so only a single item is not worth handing the GIL to other threads.
-const GIL_RELEASE_TXS: usize = 2;
+pub(crate) const GIL_RELEASE_TXS: usize = 2;
 
 /// Largest `workers` a caller may ask for: a bound on threads a setting can create.
 const MAX_WORKERS: usize = 256;
@@ -23,7 +23,7 @@ const MAX_WORKERS: usize = 256;
 /// holds one or two pools, never one per call.
 static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
 
-fn verify_pool(workers: usize) -> PyResult<Arc<rayon::ThreadPool>> {
+pub(crate) fn verify_pool(workers: usize) -> PyResult<Arc<rayon::ThreadPool>> {
     if workers > MAX_WORKERS {
         return Err(err(format!("workers {workers} exceeds {MAX_WORKERS}")));
     }
@@ -49,7 +49,7 @@ fn hash32(name: &str, b: &[u8]) -> PyResult<[u8; 32]> {
     b.try_into().map_err(|_| err(format!("{name} has {} bytes; expected 32", b.len())))
 }
 
-fn bytes_list<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+pub(crate) fn bytes_list<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Vec<Bound<'py, PyBytes>>> {
     crate::hash::extract_bytes_list(obj, what)
 }
 

@@ -8,6 +8,7 @@ mod error;
 mod hash;
 mod iot;
 mod ledger;
+mod mempool;
 mod safety;
 mod seam;
 mod sm2;
@@ -19,6 +20,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sm2::register(m)?;
     consensus::register(m)?;
     ledger::register(m)?;
+    mempool::register(m)?;
     iot::register(m)?;
     safety::register(m)?;
     transfer::register(m)?;

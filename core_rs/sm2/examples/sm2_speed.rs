@@ -23,10 +23,14 @@ fn rate(name: &str, budget: Duration, ops_per_call: usize, mut f: impl FnMut()) 
         return;
     }
     f(); // warm-up (lazy tables, caches)
+         // SM2_SPEED_CALLS=N: exactly N calls instead of a time budget, so that an outside
+         // counter (`perf stat -e cycles:u`, run with N and 2N) gives cycles per operation,
+         // which a shared machine disturbs far less than the clocks do.
+    let fixed: Option<usize> = std::env::var("SM2_SPEED_CALLS").ok().and_then(|v| v.parse().ok());
     let start = Instant::now();
     let cpu0 = thread_cpu();
     let mut calls = 0usize;
-    while start.elapsed() < budget {
+    while fixed.map_or(start.elapsed() < budget, |n| calls < n) {
         f();
         calls += 1;
     }
@@ -49,11 +53,23 @@ fn main() {
     rate("sm2_field_mul", budget, 1000, || {
         std::hint::black_box(tfnode_sm2::bench_internals::field_mul_chain(1000));
     });
+    rate("sm2_field_mul_2chains", budget, 1000, || {
+        std::hint::black_box(tfnode_sm2::bench_internals::field_mul_chain2(1000));
+    });
+    rate("sm2_field_mul_4chains", budget, 1000, || {
+        std::hint::black_box(tfnode_sm2::bench_internals::field_mul_chain4(1000));
+    });
     rate("sm2_field_sqr", budget, 1000, || {
         std::hint::black_box(tfnode_sm2::bench_internals::field_sqr_chain(1000));
     });
     rate("sm2_point_double", budget, 1000, || {
         std::hint::black_box(tfnode_sm2::bench_internals::point_double_chain(1000));
+    });
+    rate("sm2_point_madd", budget, 1000, || {
+        std::hint::black_box(tfnode_sm2::bench_internals::point_madd_chain(1000));
+    });
+    rate("sm2_key_table_build", budget, 1, || {
+        std::hint::black_box(tfnode_sm2::bench_internals::key_table_build());
     });
     rate("sm2_keygen", budget, 1, || {
         std::hint::black_box(SecretKey::random());

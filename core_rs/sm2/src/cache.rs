@@ -1,7 +1,7 @@
 //! Known-key cache and batch verification.
 //!
 //! The cache maps public-key bytes (as given: 33 or 65) to the decoded point, a per-key
-//! precomputed table (`KeyTable`, 8 KiB) and Z for `DEFAULT_UID`. It is sharded (16
+//! precomputed table (`KeyTable`, 16 KiB) and Z for `DEFAULT_UID`. It is sharded (16
 //! mutex-protected maps, shard picked from the key's last byte) so rayon workers rarely
 //! contend, and bounded: at most `capacity` entries, FIFO eviction per shard, and the
 //! capacity itself is clamped so the cache never holds more than `MAX_CACHE_BYTES`.
@@ -84,7 +84,8 @@ fn shard_cap(total: usize) -> usize {
 }
 
 /// Set the maximum number of cached keys (clamped to 256 MiB worth of entries, about
-/// 58,000 keys); 0 disables the cache. Shrinking evicts the oldest entries at once.
+/// 16,000 keys; the default 4096 keys take about 65 MiB); 0 disables the cache.
+/// Shrinking evicts the oldest entries at once.
 pub fn set_key_cache_capacity(n: usize) {
     let n = n.min(MAX_CACHE_BYTES / ENTRY_BYTES);
     let c = cache();

@@ -100,12 +100,54 @@ pub mod bench_internals {
         a.0[0]
     }
 
+    pub fn field_mul_chain2(n: usize) -> u64 {
+        let g = Affine::generator();
+        let (mut a, b) = (g.x, g.y);
+        let (mut c, d) = (g.y, g.x);
+        for _ in 0..n / 2 {
+            a = a.mul(&b);
+            c = c.mul(&d);
+        }
+        a.0[0] ^ c.0[0]
+    }
+
+    pub fn field_mul_chain4(n: usize) -> u64 {
+        let g = Affine::generator();
+        let (mut a, b) = (g.x, g.y);
+        let (mut c, d) = (g.y, g.x);
+        let mut e = a.sqr();
+        let mut f = c.sqr();
+        for _ in 0..n / 4 {
+            a = a.mul(&b);
+            c = c.mul(&d);
+            e = e.mul(&b);
+            f = f.mul(&d);
+        }
+        a.0[0] ^ c.0[0] ^ e.0[0] ^ f.0[0]
+    }
+
     pub fn field_sqr_chain(n: usize) -> u64 {
         let mut a: Fe = Affine::generator().x;
         for _ in 0..n {
             a = a.sqr();
         }
         a.0[0]
+    }
+
+    pub fn point_madd_chain(n: usize) -> u64 {
+        let g = Affine::generator();
+        let mut p = g.to_jac().double();
+        for _ in 0..n {
+            p = p.add_affine_vt(&g);
+        }
+        p.x.0[0]
+    }
+
+    /// Build one per-key table (what a key's second verification pays once).
+    pub fn key_table_build() -> u64 {
+        let p = Affine::generator().to_jac().double().to_affine().unwrap_or_default();
+        let t = crate::mul::KeyTable::new(&p);
+        t.first_x()
     }
 
     pub fn point_double_chain(n: usize) -> u64 {

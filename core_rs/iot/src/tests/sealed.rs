@@ -120,3 +120,35 @@ fn sealed_decode_rules() {
     h.version = BATCH_VERSION;
     assert_ne!(h.digest(), b.header.digest());
 }
+
+#[test]
+fn prepared_verification_gives_the_plain_verdicts() {
+    // verify_batch_prepared reuses decode's hashes and readings: it must judge exactly as
+    // verify_batch, for a broken seal, a missing seal, an unknown device and a malformed
+    // reading alike, and fall back to the raw readings when handed lists of another length.
+    let gw = test_key(1);
+    let (rs, mut seals, keys) = sealed(20, 4);
+    seals[2].signature[5] ^= 1;
+    let mut b = Batch::new_sealed(&gw, 3, 1, FLAG_PARTIAL, &refs(&rs), seals).unwrap();
+    b.readings[7] = vec![2, 0, 1];
+    let extra = Reading::new([0xEE; 16], 1, 1_700_000_000_000, KIND_WEIGHT, &[0; 8]).unwrap();
+    b.readings.push(extra.encode_sealed());
+    b.header.count = b.readings.len() as u32;
+    b.header.root = b.root();
+    b.header.signature = gw.sign(&b.header.digest(), tfnode_sm2::DEFAULT_UID).to_bytes();
+    let (d, hashes) = Batch::decode_hashed(&b.encode()).unwrap();
+    assert_eq!(hashes, leaf_hashes(&d.hashes()));
+    assert_eq!(tfnode_merkle::root_from_leaf_hashes(&hashes), merkle_root(&d.hashes()));
+    let decoded: Vec<_> = d.readings.iter().map(|r| d.decode_reading(r)).collect();
+    let plain = verify_batch(&d, registry(&keys[1..]));
+    let prepared = verify_batch_prepared(&d, &hashes, &decoded, registry(&keys[1..]));
+    assert_eq!(plain, prepared);
+    let reasons: Vec<_> = prepared.per_reading.iter().map(|r| r.as_ref().err().map(|e| e.reason())).collect();
+    assert_eq!(reasons[0].as_deref(), Some("unknown device")); // device 0 left out of the registry
+    assert_eq!(reasons[2].as_deref(), Some("bad signature"));
+    assert!(reasons[7].as_deref().unwrap().starts_with("malformed: "));
+    assert_eq!(reasons[20].as_deref(), Some("no device seal"));
+    assert_eq!(reasons[1], None);
+    assert_eq!(verify_batch_prepared(&d, &hashes[1..], &decoded, registry(&keys[1..])), plain);
+    assert_eq!(verify_batch_prepared(&d, &hashes, &decoded[1..], registry(&keys[1..])), plain);
+}

@@ -93,7 +93,7 @@ proptest! {
     fn small_naf_matches(k in any::<u32>()) {
         let mut a = [0i16; 258];
         let mut b = [0i16; 258];
-        let la = crate::mul::wnaf_small(k as u64, 6, &mut a);
+        let la = crate::mul::wnaf_small(k as u64, 6, &mut a[..]);
         let lb = crate::mul::wnaf(&Scalar([k as u64, 0, 0, 0]), 6, &mut b);
         prop_assert_eq!(la, lb);
         prop_assert_eq!(a, b);

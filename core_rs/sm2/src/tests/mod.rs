@@ -2,6 +2,7 @@
 
 mod api;
 mod arith;
+mod edges;
 mod vectors;
 
 /// Proptest configuration with a fixed seed, so failures reproduce on every machine.

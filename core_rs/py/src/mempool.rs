@@ -1,0 +1,93 @@
+//! Mempool bindings: raw transactions checked into columns (issue 12).
+//!
+//! `tx_decode_and_verify_batch` hands Python one `Transaction` object and one tuple per
+//! transaction, and the mempool then asked each for its hash, replay key, sender and expiry:
+//! six Python objects and four calls per transaction on the event loop's thread. Here the
+//! same checks give those four values as columns (lists), computed in parallel with the GIL
+//! released, so admission and a peer's batch cost the loop only the lists.
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use rayon::prelude::*;
+
+use tfnode_ledger as led;
+
+use crate::ledger::{bytes_list, verify_pool, GIL_RELEASE_TXS};
+
+/// What the mempool keeps of one checked transaction.
+struct Row {
+    hash: Option<[u8; 32]>,
+    replay_key: [u8; 32],
+    sender: [u8; led::SENDER_LEN],
+    expiry: u64,
+}
+
+fn rows(refs: &[&[u8]], chain_id: &[u8], verify: bool, hashes: bool) -> Vec<Result<Row, String>> {
+    let txs = if verify { led::decode_and_verify_batch(refs, chain_id) } else { led::decode_and_check_batch(refs, chain_id) };
+    txs.into_par_iter()
+        .with_min_len(64)
+        .map(|r| {
+            r.map(|tx| Row { hash: hashes.then(|| tx.hash()), replay_key: tx.replay_key(), sender: tx.sender, expiry: tx.expiry }).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Decode, check the chain id and (unless `verify` is False) verify the signature of many
+/// raw transactions, exactly as `tx_decode_and_verify_batch` does, and return columns:
+/// `(hashes or None, replay_keys, senders, expiries, errors)`, one item per input in
+/// order, where a failed input has None (0 for its expiry) and an `(index, reason)` in
+/// `errors`. `hashes = False` leaves the transaction hashes out (None for the column).
+#[pyfunction]
+#[pyo3(signature = (raws, chain_id, workers = None, verify = true, hashes = true))]
+fn tx_check_columns<'py>(
+    py: Python<'py>,
+    raws: &Bound<'py, PyAny>,
+    chain_id: &[u8],
+    workers: Option<usize>,
+    verify: bool,
+    hashes: bool,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let owned = bytes_list(raws, "raws")?;
+    let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    let pool = match workers {
+        None | Some(0) => None,
+        Some(n) => Some(verify_pool(n)?),
+    };
+    let res = match pool {
+        Some(pool) => py.detach(|| pool.install(|| rows(&refs, chain_id, verify, hashes))),
+        None if refs.len() >= GIL_RELEASE_TXS => py.detach(|| rows(&refs, chain_id, verify, hashes)),
+        None => rows(&refs, chain_id, verify, hashes),
+    };
+    let hash_col = PyList::empty(py);
+    let keys = PyList::empty(py);
+    let senders = PyList::empty(py);
+    let expiries = PyList::empty(py);
+    let errors = PyList::empty(py);
+    for (i, r) in res.into_iter().enumerate() {
+        match r {
+            Ok(row) => {
+                if let Some(h) = row.hash {
+                    hash_col.append(PyBytes::new(py, &h))?;
+                }
+                keys.append(PyBytes::new(py, &row.replay_key))?;
+                senders.append(PyBytes::new(py, &row.sender))?;
+                expiries.append(row.expiry)?;
+            }
+            Err(reason) => {
+                if hashes {
+                    hash_col.append(py.None())?;
+                }
+                keys.append(py.None())?;
+                senders.append(py.None())?;
+                expiries.append(0u64)?;
+                errors.append((i, reason))?;
+            }
+        }
+    }
+    let hash_col = if hashes { hash_col.into_any() } else { py.None().into_bound(py) };
+    PyTuple::new(py, [hash_col, keys.into_any(), senders.into_any(), expiries.into_any(), errors.into_any()])
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(tx_check_columns, m)?)?;
+    Ok(())
+}
