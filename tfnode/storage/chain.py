@@ -15,12 +15,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from operator import add, itemgetter
-from typing import Any, NamedTuple
+from operator import itemgetter
+from typing import NamedTuple
 
 from . import keys as K
-from .abc import MAX_KEY, MAX_VALUE, KVStore, WriteBatch, all_bytes, check_key, check_value, prefix_end
+from .abc import MAX_KEY, MAX_VALUE, KVStore, WriteBatch, check_key, check_value, prefix_end
 from .errors import (
     CommitConflict,
     CommitError,
@@ -45,12 +44,6 @@ PRUNE_STEP = 4
 _MAX_PREFIX = 2 + K.MAX_CHAIN_ID + 1
 # The sort key of (key, value) pairs in C: the writes arrive sorted, so the sort is one pass.
 _first = itemgetter(0)
-_BYTES_OR_NONE = {bytes, type(None)}
-_TUPLE = {tuple}
-_TWO = {2}
-_FOUR = {4}
-_INT = {int}
-_STR = {str}
 
 
 class Head(NamedTuple):
@@ -277,7 +270,7 @@ class ChainStore:
         # Which keys this height wrote: a snapshot of a recent height reads their values at
         # that height from the versioned state tree (tfnode/node/snapshot.py).
         # (an empty list too: "wrote nothing" must differ from "not recorded")
-        b.ops.append((p + K.WRITTEN + hb, K.pack_keys(list(map(_first, state_writes)))))
+        b.ops.append((p + K.WRITTEN + hb, K.pack_keys([k for k, _ in state_writes])))
         if height >= self.written_kept:
             b.ops.append((p + K.WRITTEN + K.u64(height - self.written_kept), None))
         self._add_writes(b, p + K.NODE, c.tree_writes, "tree node key", "tree node")
@@ -317,7 +310,7 @@ class ChainStore:
         if self._base is None:
             self._base = height
         self._floor = floor
-        self.replay.add(map(_first, txs))
+        self.replay.add(h for h, _ in txs)
         self.state.refresh()
         return True
 
@@ -395,24 +388,6 @@ class ChainStore:
         b: WriteBatch, pre: bytes, writes: Iterable[tuple[bytes, bytes | None]], what_key: str, what_value: str
     ) -> None:
         ops, limit = b.ops, MAX_KEY - len(pre)
-        if type(writes) is not list:
-            writes = list(writes)
-        if not writes:
-            return
-        # The usual case, checked in bulk (C loops over the columns, no Python frame per
-        # write): every key bytes of 1..limit bytes, every value bytes within MAX_VALUE or None.
-        try:
-            keys, values = zip(*writes, strict=True)
-        except (TypeError, ValueError):  # not all (key, value) pairs: the loop below says which
-            keys = values = ()
-        if (
-            keys
-            and all_bytes(keys, 1, limit)
-            and set(map(type, values)) <= _BYTES_OR_NONE
-            and max(map(len, filter(None, values)), default=0) <= MAX_VALUE
-        ):
-            ops.extend(zip(map(pre.__add__, keys), values, strict=True))
-            return
         for key, value in writes:
             if type(key) is not bytes or not 0 < len(key) <= limit:
                 key = check_key(pre + check_key(key, what_key), f"{what_key} (with prefix)")[len(pre) :]
@@ -433,23 +408,14 @@ class ChainStore:
             raise CommitError(f"block {height}: {n} transactions but {len(receipts)} receipts")
         if n >= 1 << 32:
             raise StorageValueError(f"block {height}: {n} transactions, more than 2^32-1")
-        # A block's worth checked in bulk (C loops over the columns); anything odd is checked
-        # again one by one, for the error naming it.
-        hashes: Sequence[bytes] = ()
-        bodies: Sequence[bytes] = ()
-        if n and set(map(type, txs)) == _TUPLE and set(map(len, txs)) == _TWO:
-            hashes, bodies = zip(*txs, strict=True)
-            if not (all_bytes(hashes, 1, K.MAX_HASH) and all_bytes(bodies, 0, MAX_VALUE - 12)):
-                hashes = ()
-        if len(hashes) != n:
-            hashes, bodies = [], []
-            for i, item in enumerate(txs):
-                if type(item) is not tuple or len(item) != 2:
-                    raise StorageTypeError(f"block {height}: txs[{i}] must be a (tx_hash, tx_bytes) tuple")
-                h, d = item
-                hashes.append(h if type(h) is bytes and 0 < len(h) <= K.MAX_HASH else K.check_hash(h, f"txs[{i}] hash"))
-                bodies.append(d if type(d) is bytes and len(d) <= MAX_VALUE - 12 else check_value(d, f"txs[{i}] bytes"))
-        if receipts is not None and not all_bytes(receipts, 0, MAX_VALUE):
+        hashes, bodies = [], []
+        for i, item in enumerate(txs):
+            if type(item) is not tuple or len(item) != 2:
+                raise StorageTypeError(f"block {height}: txs[{i}] must be a (tx_hash, tx_bytes) tuple")
+            h, d = item
+            hashes.append(h if type(h) is bytes and 0 < len(h) <= K.MAX_HASH else K.check_hash(h, f"txs[{i}] hash"))
+            bodies.append(d if type(d) is bytes and len(d) <= MAX_VALUE - 12 else check_value(d, f"txs[{i}] bytes"))
+        if receipts is not None:
             receipts = [
                 r if type(r) is bytes and len(r) <= MAX_VALUE else check_value(r, f"receipts[{i}]")
                 for i, r in enumerate(receipts)
@@ -464,24 +430,11 @@ class ChainStore:
             )
         p, ops, pack = self._p, b.ops, K.u32_pack
         tx_t, rp_t, rc_t = p + K.TX, p + K.REPLAY, p + K.RECEIPT
-        # map/zip over the columns: no Python frame per transaction (three operations each)
-        ops.extend(
-            zip(
-                map(tx_t.__add__, hashes),
-                map(bytes.__add__, map((hb).__add__, map(pack, range(n))), bodies),
-                strict=True,
-            )
-        )
-        ops.extend(zip(map(rp_t.__add__, hashes), repeat(hb, n), strict=True))
+        ops.extend([(tx_t + th, hb + pack(i) + d) for i, (th, d) in enumerate(zip(hashes, bodies, strict=True))])
+        ops.extend([(rp_t + th, hb) for th in hashes])
         if receipts is not None:
-            ops.extend(zip(map(rc_t.__add__, hashes), receipts, strict=True))
-        lens = set(map(len, hashes))
-        if len(lens) == 1:  # one hash length (SM3): the list is that length byte before each
-            sep = bytes([lens.pop()])
-            txlist = sep + sep.join(hashes)
-        else:
-            txlist = b"".join([bytes([len(h)]) + h for h in hashes])
-        ops.append((p + K.TXLIST + hb, txlist))
+            ops.extend([(rc_t + th, r) for th, r in zip(hashes, receipts, strict=True)])
+        ops.append((p + K.TXLIST + hb, b"".join([bytes([len(h)]) + h for h in hashes])))
 
     def _add_events(
         self,
@@ -492,9 +445,6 @@ class ChainStore:
     ) -> None:
         names: dict[tuple[str, str], bytes] = {}  # (contract, name) -> key part, per block
         ev_t, ops, pack, ntx = self._p + K.EVENT, b.ops, K.u32_pack, len(txs)
-        events = events if type(events) is list else list(events)
-        if self._add_events_bulk(ops, ev_t, hb, events, txs):
-            return
         for seq, ev in enumerate(events):
             if type(ev) is not tuple or len(ev) != 4:
                 raise StorageTypeError(f"events[{seq}] must be a (tx_index, contract, name, payload) tuple")
@@ -509,51 +459,6 @@ class ChainStore:
             if type(payload) is not bytes or len(payload) > MAX_VALUE - 70:
                 payload = check_value(payload, f"events[{seq}] payload")
             ops.append((ev_t + part + hb + pack(seq), pack(tx_index) + bytes([len(th)]) + th + payload))
-
-    @staticmethod
-    def _add_events_bulk(
-        ops: list[tuple[bytes, bytes | None]],
-        ev_t: bytes,
-        hb: bytes,
-        events: list[Any],
-        txs: Sequence[tuple[bytes, bytes]],
-    ) -> bool:
-        """``_add_events`` for the usual block (every event well formed, every tx hash one
-        length), checked and built with map/zip over the columns: no Python frame per event.
-        False (nothing added) sends the block through the checking loop, for its error."""
-        if not events or set(map(type, events)) != _TUPLE or set(map(len, events)) != _FOUR:
-            return not events
-        idx, contracts, names, payloads = zip(*events, strict=True)
-        ntx = len(txs)
-        if (
-            set(map(type, idx)) != _INT
-            or min(idx) < 0
-            or max(idx) >= ntx
-            or set(map(type, contracts)) | set(map(type, names)) != _STR
-            or not all_bytes(payloads, 0, MAX_VALUE - 70)
-        ):
-            return False
-        th = list(map(_first, map(txs.__getitem__, idx)))
-        lens = set(map(len, th))
-        if len(lens) != 1:
-            return False
-        sep = bytes(lens)
-        try:
-            parts = {
-                cn: K.name_field(cn[0], "contract") + K.name_field(cn[1], "event name")
-                for cn in set(zip(contracts, names, strict=True))
-            }
-        except (StorageTypeError, StorageValueError):
-            return False
-        pack = K.u32_pack
-        keys = map(
-            add,
-            map(parts.__getitem__, zip(contracts, names, strict=True)),
-            map(hb.__add__, map(pack, range(len(events)))),
-        )
-        values = map(add, map(add, map(pack, idx), map(sep.__add__, th)), payloads)
-        ops.extend(zip(map(ev_t.__add__, keys), values, strict=True))
-        return True
 
     def _check_recommit(self, height: int, block_hash: bytes, block: bytes) -> None:
         e = self._block_entry(height)

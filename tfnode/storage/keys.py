@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from itertools import chain, repeat
 
 from .errors import StorageTypeError, StorageValueError
 
@@ -134,13 +133,6 @@ def read_u64(b: bytes, at: int = 0) -> int:
 
 def encode_writes(writes: list[tuple[bytes, bytes | None]]) -> bytes:
     """A height's state writes as the "W" table stores them (sizes already checked)."""
-    if writes:
-        ks, vs = zip(*writes, strict=True)
-        if None not in vs:  # the usual block: no deletes; map/zip, no Python frame per write
-            pack = _U32.pack
-            return b"".join(
-                chain.from_iterable(zip(map(pack, map(len, ks)), ks, repeat(b"\x01"), map(pack, map(len, vs)), vs))
-            )
     out = []
     for k, v in writes:
         out.append(_U32.pack(len(k)) + k + (b"\x00" if v is None else b"\x01" + _U32.pack(len(v)) + v))
@@ -166,8 +158,7 @@ def decode_writes(data: bytes) -> list[tuple[bytes, bytes | None]]:
 
 def pack_keys(keys: Iterable[bytes]) -> bytes:
     """``(u16 len + key)*``: a list of keys (each at most 65535 bytes) in one value."""
-    keys = keys if type(keys) is list else list(keys)
-    return b"".join(chain.from_iterable(zip(map(_U16.pack, map(len, keys)), keys, strict=True)))
+    return b"".join([_U16.pack(len(k)) + k for k in keys])
 
 
 def unpack_keys(raw: bytes) -> list[bytes]:

@@ -18,10 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections import deque
 from collections.abc import Iterable, Iterator
-from itertools import groupby, repeat, starmap
-from operator import is_not, itemgetter
 from typing import Any, cast
 
 import rocksdict as rd
@@ -29,7 +26,6 @@ import rocksdict as rd
 from .abc import MAX_KEY, KVSnapshot, KVStore, WriteBatch, all_bytes, check_key
 from .errors import CorruptionError, SnapshotExpired, StorageError, StorageTypeError, StoreClosed
 
-_key, _value = itemgetter(0), itemgetter(1)
 BLOCK_CACHE_BYTES = 128 * 1024 * 1024
 MAX_OPEN_FILES = 512
 BLOOM_BITS_PER_KEY = 10  # ~1% false positives: a miss (new tx hash, absent key) rarely reads disk
@@ -218,19 +214,12 @@ class RocksKV(KVStore):
         if not isinstance(batch, WriteBatch):
             raise StorageTypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
         wb = rd.WriteBatch(raw_mode=True)
-        put, delete, ops = wb.put, wb.delete, batch.ops
-        # Runs of puts and of deletes, in order, each fed by a C loop (starmap, deque): a block
-        # batch holds ~10 operations per transaction, and a Python loop over them showed in the
-        # commit's profile. Order within the batch is kept (a later operation on a key wins).
-        at = 0
-        for is_put, run in groupby(map(is_not, map(_value, ops), repeat(None))):
-            n = len(list(run))
-            part = ops[at : at + n]
-            at += n
-            if is_put:
-                deque(starmap(put, part), maxlen=0)
+        put, delete = wb.put, wb.delete
+        for k, v in batch.ops:
+            if v is None:
+                delete(k)
             else:
-                deque(map(delete, map(_key, part)), maxlen=0)
+                put(k, v)
         with self._lock:
             try:
                 db.write(wb, self._sync if sync else self._nosync)
