@@ -336,9 +336,20 @@ class ChainExecutor:
             a = self._addr[sender] = crypto.address(crypto.PublicKey.from_bytes(sender))
         return a
 
-    def execute(self, block: dict, batches: list[tuple[bytes, list[bytes]]]) -> BlockOutput:
+    def prepare(self, batches: list[tuple[bytes, list[bytes]]]) -> Any:
+        """A block's transactions decoded and hashed (``_core.TransferBlock``, the GIL released
+        while it decodes), for :meth:`execute`'s ``prepared``: a thread that orders blocks can
+        do it while this one executes the previous block. None where the block would not use
+        it (the Python reference path); raises LedgerError for a transaction that does not
+        decode, as :meth:`execute` would."""
+        if not self.native:
+            return None
+        return _core.TransferBlock([raw for _, rs in batches for raw in rs])
+
+    def execute(self, block: dict, batches: list[tuple[bytes, list[bytes]]], *, prepared: Any = None) -> BlockOutput:
         """Execute ``block`` (height must be the next one) over ``batches`` = [(digest, raws)]
-        in payload order. Leaves the state writes pending in ``store.state``."""
+        in payload order. Leaves the state writes pending in ``store.state``. ``prepared``:
+        :meth:`prepare` of these same ``batches`` (or None: done here)."""
         height = block["height"]
         if height != self.height + 1:
             raise ExecutionError(f"execute height {height}, but the state is at height {self.height}")
@@ -366,7 +377,7 @@ class ChainExecutor:
         out.batches.extend(encoded)
         run = _Run(out, bctx, encoded, held, contain)
         if self.native:
-            self._execute_native(batches, height, run)
+            self._execute_native(batches, height, run, prepared)
         else:
             self._execute_reference(batches, height, run)
         if run.pending:
@@ -413,14 +424,18 @@ class ChainExecutor:
                 seen_rk.add(rk)
                 self._one(tx, h, raw, rkey, run)
 
-    def _execute_native(self, batches: list[tuple[bytes, list[bytes]]], height: int, run: _Run) -> None:
+    def _execute_native(
+        self, batches: list[tuple[bytes, list[bytes]]], height: int, run: _Run, prepared: Any = None
+    ) -> None:
         """The block with its runs of plain transfers executed natively: decoding, hashes,
         the drop rule and each run of consecutive ``asset.transfer`` calls (balances,
         receipts and their hashes) in Rust (``_core.TransferBlock``); every other transaction,
         and any transfer the native path does not decide exactly, through :meth:`_one`."""
         state = self.store.state
         raws = [raw for _, rs in batches for raw in rs]
-        blk = _core.TransferBlock(raws)
+        if prepared is not None and len(prepared) != len(raws):
+            raise ExecutionError(f"prepared block holds {len(prepared)} transactions, the batches {len(raws)}")
+        blk = _core.TransferBlock(raws) if prepared is None else prepared
         hashes = blk.hashes()
         rkeys = blk.replay_state_keys()
         already = self.store.replay.committed_among(hashes)

@@ -15,7 +15,8 @@ Each goes through the stages a node runs on them:
 on the calling thread (verification on a one-thread pool the caller waits for): the serial
 reference. With n >= 2 a verifier thread checks the next submissions on a pool of n - 1
 threads and orders them (cuts the blocks, digests their batches, as a node's mempool and
-consensus do off its execution thread) while the calling thread executes and commits the
+consensus do off its execution thread, and decodes and hashes each block's transactions
+once, ``ChainExecutor.prepare``) while the calling thread executes and commits the
 blocks already ordered (a bounded queue between them, so ordering runs at most
 ``lookahead`` blocks ahead). Verification
 is per transaction and the order of blocks is the order of submissions, so the refusals,
@@ -132,13 +133,13 @@ def run_pipeline(
             for blk in _blocks(serial(), block_txs, batch_txs):
                 if stop.is_set():
                     break
-                q.put(blk)
+                q.put((blk, ex.prepare(blk)))
         except Exception as err:  # noqa: BLE001 - handed to the calling thread, which raises it
             failure.append(err)
         finally:
             q.put(done)
 
-    def overlapped() -> Iterable[list[tuple[bytes, list[bytes]]]]:
+    def overlapped() -> Iterable[tuple[list[tuple[bytes, list[bytes]]], Any]]:
         while (item := q.get()) is not done:
             yield item
         if failure:
@@ -147,13 +148,15 @@ def run_pipeline(
     t0, c0, m0 = time.perf_counter(), _cpu_s(), time.thread_time()
     thread = None
     if workers == 1:
-        ordered = _blocks(serial(), block_txs, batch_txs)
+        ordered: Iterable[tuple[list[tuple[bytes, list[bytes]]], Any]] = (
+            (blk, ex.prepare(blk)) for blk in _blocks(serial(), block_txs, batch_txs)
+        )
     else:
         thread = threading.Thread(target=verifier, name="pipeline-verify", daemon=True)
         thread.start()
         ordered = overlapped()
     try:
-        for batches in ordered:
+        for batches, prepared in ordered:
             h = ex.height + 1
             block = {
                 "height": h,
@@ -162,7 +165,7 @@ def run_pipeline(
                 "bytes": b"pipeline block %d" % h,
                 "payload": [d for d, _ in batches],
             }
-            out = ex.execute(block, batches)
+            out = ex.execute(block, batches, prepared=prepared)
             ex.commit(out, b"pipeline qc %d" % h)
             res.committed += len(out.txs)
             res.dropped += out.dropped
