@@ -460,7 +460,7 @@ class ChainExecutor:
         out, state = run.out, self.store.state
         if run.pending:  # contract calls before the run execute before it
             self._run_contained(run.pending, out.receipts, run.bctx)
-        # map/zip over the run (C loops): a block of transfers runs no Python frame per transaction here
+        # map/zip over the run: the replay records in one put_many, no Python-level loop per transaction
         run_txs = list(map(txs.__getitem__, idx))
         state.put_many(zip(map(rkeys.__getitem__, idx), map(_U64.pack, map(_expiry, run_txs)), strict=True))
         out.txs.extend(zip(map(hashes.__getitem__, idx), map(raws.__getitem__, idx), strict=True))

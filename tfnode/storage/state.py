@@ -40,8 +40,8 @@ class PendingState:
         return self._snap.get(self._store.state_key(key))
 
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
-        """``get`` of each key, in order: pending writes first, then one multi-read of the
-        snapshot for the rest (a block's replay records and balances in one call)."""
+        """``get`` of each key, in order: pending writes first, then the snapshot's
+        ``get_many`` for the rest (a block's replay records, or a run's balances, in one call)."""
         pre = self._store.state_prefix
         if not all_bytes(keys, 1, MAX_KEY - len(pre)):
             keys = [self._store.state_key(check_key(k, "state key"))[len(pre) :] for k in keys]
