@@ -14,6 +14,9 @@ it. The run also checks that every worker count committed the same state roots.
 the Python path (``ChainExecutor(native=False)``), the path as it was before the native
 transfers, so their gain is measured in the same run (same roots checked too).
 
+The process's cyclic garbage collector is tuned as a started node tunes it
+(``tfnode.node.gctune``; ``TFNODE_GC=default`` keeps CPython's defaults), and the JSON says which.
+
 Wall-clock figures: on a shared machine they move with the CPU share the process gets;
 ``cpu_us_per_tx`` (the process's CPU seconds over the run / committed transactions) moves
 much less.
@@ -36,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from tfnode import crypto  # noqa: E402
 from tfnode.execution.executor import ChainExecutor  # noqa: E402
 from tfnode.execution.pipeline import run_pipeline  # noqa: E402
+from tfnode.node import gctune  # noqa: E402
 from tfnode.node.genesis import make_genesis  # noqa: E402
 from tfnode.storage import ChainStore, open_rocks  # noqa: E402
 
@@ -93,6 +97,9 @@ def main() -> int:
     )
     raws = presign(keys, a.txs)
     subs = [raws[i : i + SUBMIT_LIST] for i in range(0, len(raws), SUBMIT_LIST)]
+    # The cyclic GC as a started node runs it (tfnode.node.gctune: start-up heap frozen, young
+    # collections rarer), for every worker count alike; TFNODE_GC=default keeps CPython's.
+    gc_tuned = gctune.tune_after_start()
 
     rows = []
     py_row = None
@@ -123,6 +130,7 @@ def main() -> int:
         "block_txs": a.block_txs,
         "cpus": os.cpu_count(),
         "load_avg_1m": os.getloadavg()[0],
+        "gc": "node" if gc_tuned else "default",
         "same_roots": same,
         "reference": {"workers": 1, "tx_per_s": round(ref.tx_per_s, 1)},
         "runs": [

@@ -10,7 +10,7 @@ import pytest
 from tfnode import _core, crypto
 from tfnode.errors import LedgerError
 from tfnode.execution.args import encode_call_args
-from tfnode.execution.executor import ChainExecutor
+from tfnode.execution.executor import ChainExecutor, ExecutionError
 from tfnode.execution.pipeline import run_pipeline
 from tfnode.mempool.config import MempoolConfig
 from tfnode.node.genesis import make_genesis
@@ -129,10 +129,39 @@ def test_an_execution_failure_stops_the_verifier(submissions):
     class Failing:
         height = 0
 
-        def execute(self, block, batches):
+        def prepare(self, batches):
+            return None
+
+        def execute(self, block, batches, *, prepared=None):
             raise RuntimeError("disk on fire")
 
     many = submissions * 20  # far more than the verifier may run ahead
     with pytest.raises(RuntimeError, match="disk on fire"):
         run_pipeline(Failing(), CHAIN.encode(), many, workers=2, block_txs=8)
     assert not any(t.name == "pipeline-verify" for t in threading.enumerate())
+
+
+def test_a_prepared_block_executes_as_one_decoded_in_execute(tmp_path, genesis, submissions):
+    """``ChainExecutor.prepare`` (done on the ordering thread) gives the same block as
+    execute decoding it itself; a prepared block of other batches is refused."""
+    ok = [raw for sub in submissions for raw in sub if _core.tx_decode_and_verify_batch([raw], CHAIN.encode())[0][0]]
+    batches = [(_core.batch_digest(ok[i : i + 8])[0], ok[i : i + 8]) for i in range(0, len(ok), 8)]
+    outs = []
+    for name, prepared in (("own", False), ("prepared", True)):
+        kv = open_rocks(tmp_path / name)
+        store = ChainStore(kv, CHAIN)
+        try:
+            ex = ChainExecutor(store, genesis)
+            ex.open()
+            block = {"height": 1, "id": crypto.sm3(b"b1"), "timestamp_ms": 1_700_000_001_000, "bytes": b"b1"}
+            block["payload"] = [d for d, _ in batches]
+            if prepared:
+                with pytest.raises(ExecutionError, match="prepared block holds"):
+                    ex.execute(block, batches, prepared=ex.prepare(batches[1:]))  # refused before any write
+            out = ex.execute(block, batches, prepared=ex.prepare(batches) if prepared else None)
+            outs.append((out.state_root, out.receipts_root, [r.encode() for r in out.receipts], out.txs))
+        finally:
+            store.close()
+            kv.close()
+    assert outs[0] == outs[1]
+    assert len(outs[0][3]) == len(ok) - 1  # the repeated transaction dropped

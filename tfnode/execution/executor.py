@@ -51,6 +51,8 @@ import logging
 import os
 import struct
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter, is_not, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,9 @@ REPLAY_PREFIX = b"\x00r/"
 PYTHON_TRANSFERS_ENV = "TFNODE_PYTHON_TRANSFERS"
 KEEP_VERSIONS = 256
 _U64 = struct.Struct(">Q")
+_expiry = attrgetter("expiry")
+_EVENT_ROWS, _ENCODE = methodcaller("event_rows"), methodcaller("encode")
+_ROW_HASH = itemgetter(7)  # a native receipt row's receipt hash (TransferBlock.execute_run)
 
 
 class ExecutionError(TfnodeError):
@@ -331,9 +336,20 @@ class ChainExecutor:
             a = self._addr[sender] = crypto.address(crypto.PublicKey.from_bytes(sender))
         return a
 
-    def execute(self, block: dict, batches: list[tuple[bytes, list[bytes]]]) -> BlockOutput:
+    def prepare(self, batches: list[tuple[bytes, list[bytes]]]) -> Any:
+        """A block's transactions decoded and hashed (``_core.TransferBlock``, the GIL released
+        while it decodes), for :meth:`execute`'s ``prepared``: a thread that orders blocks can
+        do it while this one executes the previous block. None where the block would not use
+        it (the Python reference path); raises LedgerError for a transaction that does not
+        decode, as :meth:`execute` would."""
+        if not self.native:
+            return None
+        return _core.TransferBlock([raw for _, rs in batches for raw in rs])
+
+    def execute(self, block: dict, batches: list[tuple[bytes, list[bytes]]], *, prepared: Any = None) -> BlockOutput:
         """Execute ``block`` (height must be the next one) over ``batches`` = [(digest, raws)]
-        in payload order. Leaves the state writes pending in ``store.state``."""
+        in payload order. Leaves the state writes pending in ``store.state``. ``prepared``:
+        :meth:`prepare` of these same ``batches`` (or None: done here)."""
         height = block["height"]
         if height != self.height + 1:
             raise ExecutionError(f"execute height {height}, but the state is at height {self.height}")
@@ -361,7 +377,7 @@ class ChainExecutor:
         out.batches.extend(encoded)
         run = _Run(out, bctx, encoded, held, contain)
         if self.native:
-            self._execute_native(batches, height, run)
+            self._execute_native(batches, height, run, prepared)
         else:
             self._execute_reference(batches, height, run)
         if run.pending:
@@ -378,7 +394,9 @@ class ChainExecutor:
         out.stale_done = list(dict.fromkeys([index_key for index_key, _ in done]))  # one per height
         out.tree_writes = tree_writes
         out.state_root = root
-        hashes = [r.hash() if h is None else h for h, r in zip(run.receipt_hashes, out.receipts, strict=True)]
+        hashes = run.receipt_hashes
+        if None in hashes:
+            hashes = [r.hash() if h is None else h for h, r in zip(hashes, out.receipts, strict=True)]
         out.receipts_root = _core.receipts_root(hashes) if hashes else ZERO
         out.exec_root, out.history_nodes, out.history = self.history.append(height, root, out.receipts_root)
         return out
@@ -406,18 +424,22 @@ class ChainExecutor:
                 seen_rk.add(rk)
                 self._one(tx, h, raw, rkey, run)
 
-    def _execute_native(self, batches: list[tuple[bytes, list[bytes]]], height: int, run: _Run) -> None:
+    def _execute_native(
+        self, batches: list[tuple[bytes, list[bytes]]], height: int, run: _Run, prepared: Any = None
+    ) -> None:
         """The block with its runs of plain transfers executed natively: decoding, hashes,
         the drop rule and each run of consecutive ``asset.transfer`` calls (balances,
         receipts and their hashes) in Rust (``_core.TransferBlock``); every other transaction,
         and any transfer the native path does not decide exactly, through :meth:`_one`."""
         state = self.store.state
         raws = [raw for _, rs in batches for raw in rs]
-        blk = _core.TransferBlock(raws)
+        if prepared is not None and len(prepared) != len(raws):
+            raise ExecutionError(f"prepared block holds {len(prepared)} transactions, the batches {len(raws)}")
+        blk = _core.TransferBlock(raws) if prepared is None else prepared
         hashes = blk.hashes()
         rkeys = blk.replay_state_keys()
         already = self.store.replay.committed_among(hashes)
-        kept = blk.select(height, already, [state.get(k) is not None for k in rkeys])
+        kept = blk.select(height, already, list(map(is_not, state.get_many(rkeys), repeat(None))))
         run.out.dropped += len(raws) - len(kept)
         txs = blk.transactions()
         native = blk.native()
@@ -438,24 +460,23 @@ class ChainExecutor:
         out, state = run.out, self.store.state
         if run.pending:  # contract calls before the run execute before it
             self._run_contained(run.pending, out.receipts, run.bctx)
-        for i in idx:
-            state.put(rkeys[i], _U64.pack(txs[i].expiry))
-            out.txs.append((hashes[i], raws[i]))
-            out.decoded.append(txs[i])
+        # map/zip over the run: the replay records in one put_many, no Python-level loop per transaction
+        run_txs = list(map(txs.__getitem__, idx))
+        state.put_many(zip(map(rkeys.__getitem__, idx), map(_U64.pack, map(_expiry, run_txs)), strict=True))
+        out.txs.extend(zip(map(hashes.__getitem__, idx), map(raws.__getitem__, idx), strict=True))
+        out.decoded.extend(run_txs)
         addrs = {s: self.address_of(s) for s in blk.senders(idx)}
         keys = blk.run_keys(idx, addrs)
-        res = blk.execute_run(idx, addrs, [state.get(k) for k in keys])
+        res = blk.execute_run(idx, addrs, state.get_many(keys))
         if res is None:  # a stored balance wider than the native path reads: the reference
             for i in idx:
                 out.receipts.append(self._execute_tx(txs[i], hashes[i], run.bctx))
                 run.receipt_hashes.append(None)
             return
         writes, results = res
-        for k, v in writes:
-            state.put(k, v)
-        receipt = asset.NativeReceipt
-        out.receipts.extend([receipt(r) for r in results])
-        run.receipt_hashes.extend([r[7] for r in results])
+        state.put_many(writes)
+        out.receipts.extend(map(asset.NativeReceipt, results))
+        run.receipt_hashes.extend(map(_ROW_HASH, results))
 
     def _one(self, tx: Any, h: bytes, raw: bytes, rkey: bytes, run: _Run) -> None:
         """Execute one kept transaction through the Python path (in order)."""
@@ -521,10 +542,8 @@ class ChainExecutor:
     def commit(self, out: BlockOutput, qc: bytes) -> None:
         """Store the executed block in one synced batch, then move the state forward."""
         b = out.block
-        events = []
-        for i, r in enumerate(out.receipts):
-            for contract, name, body in r.event_rows():
-                events.append((i, contract, name, body))
+        rows = list(map(_EVENT_ROWS, out.receipts))
+        events = [(i, contract, name, body) for i, rs in enumerate(rows) if rs for contract, name, body in rs]
         self.store.commit_block(
             BlockCommit(
                 out.height,
@@ -532,7 +551,7 @@ class ChainExecutor:
                 b["bytes"],
                 qc,
                 txs=out.txs,
-                receipts=[r.encode() for r in out.receipts],
+                receipts=list(map(_ENCODE, out.receipts)),
                 events=events,
                 # the pending writes of store.state as execute sorted them (nothing writes
                 # between execute and commit): not sorted a second time

@@ -14,8 +14,11 @@ Each goes through the stages a node runs on them:
 ``workers`` is the number of threads the path may keep busy. With 1 every stage runs in turn
 on the calling thread (verification on a one-thread pool the caller waits for): the serial
 reference. With n >= 2 a verifier thread checks the next submissions on a pool of n - 1
-threads while the calling thread executes and commits the blocks already ordered (a bounded
-queue between them, so verification runs at most ``lookahead`` blocks ahead). Verification
+threads and orders them (cuts the blocks, digests their batches, as a node's mempool and
+consensus do off its execution thread, and decodes and hashes each block's transactions
+once, ``ChainExecutor.prepare``) while the calling thread executes and commits the
+blocks already ordered (a bounded queue between them, so ordering runs at most
+``lookahead`` blocks ahead). Verification
 is per transaction and the order of blocks is the order of submissions, so the refusals,
 the blocks and every state root are the same for any ``workers`` (tests/test_pipeline.py).
 """
@@ -64,17 +67,25 @@ def _cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _blocks(admitted: Iterable[list[bytes]], block_txs: int, batch_txs: int) -> Iterable[list[list[bytes]]]:
+def _blocks(
+    admitted: Iterable[list[bytes]], block_txs: int, batch_txs: int
+) -> Iterable[list[tuple[bytes, list[bytes]]]]:
     """Cut the admitted transactions, in order, into blocks of ``block_txs`` made of batches
-    of ``batch_txs`` (the last block may be short)."""
+    of ``batch_txs`` (the last block may be short), each batch as ``(digest, raws)``: what a
+    node's consensus hands its executor (the mempool digests a batch when it makes it)."""
+
+    def cut(blk: list[bytes]) -> list[tuple[bytes, list[bytes]]]:
+        parts = [blk[i : i + batch_txs] for i in range(0, len(blk), batch_txs)]
+        return [(_core.batch_digest(raws)[0], raws) for raws in parts]
+
     pending: list[bytes] = []
     for raws in admitted:
         pending.extend(raws)
         while len(pending) >= block_txs:
             blk, pending = pending[:block_txs], pending[block_txs:]
-            yield [blk[i : i + batch_txs] for i in range(0, len(blk), batch_txs)]
+            yield cut(blk)
     if pending:
-        yield [pending[i : i + batch_txs] for i in range(0, len(pending), batch_txs)]
+        yield cut(pending)
 
 
 def run_pipeline(
@@ -119,16 +130,16 @@ def run_pipeline(
 
     def verifier() -> None:
         try:
-            for k in range(len(submissions)):
+            for blk in _blocks(serial(), block_txs, batch_txs):
                 if stop.is_set():
                     break
-                q.put(verify(k))
+                q.put((blk, ex.prepare(blk)))
         except Exception as err:  # noqa: BLE001 - handed to the calling thread, which raises it
             failure.append(err)
         finally:
             q.put(done)
 
-    def overlapped() -> Iterable[list[bytes]]:
+    def overlapped() -> Iterable[tuple[list[tuple[bytes, list[bytes]]], Any]]:
         while (item := q.get()) is not done:
             yield item
         if failure:
@@ -137,23 +148,24 @@ def run_pipeline(
     t0, c0, m0 = time.perf_counter(), _cpu_s(), time.thread_time()
     thread = None
     if workers == 1:
-        admitted = serial()
+        ordered: Iterable[tuple[list[tuple[bytes, list[bytes]]], Any]] = (
+            (blk, ex.prepare(blk)) for blk in _blocks(serial(), block_txs, batch_txs)
+        )
     else:
         thread = threading.Thread(target=verifier, name="pipeline-verify", daemon=True)
         thread.start()
-        admitted = overlapped()
+        ordered = overlapped()
     try:
-        for batches in _blocks(admitted, block_txs, batch_txs):
+        for batches, prepared in ordered:
             h = ex.height + 1
-            digests = [_core.batch_digest(raws)[0] for raws in batches]
             block = {
                 "height": h,
                 "id": crypto.sm3(b"pipeline block %d" % h),
                 "timestamp_ms": 1_700_000_000_000 + h * 1000,
                 "bytes": b"pipeline block %d" % h,
-                "payload": digests,
+                "payload": [d for d, _ in batches],
             }
-            out = ex.execute(block, list(zip(digests, batches, strict=True)))
+            out = ex.execute(block, batches, prepared=prepared)
             ex.commit(out, b"pipeline qc %d" % h)
             res.committed += len(out.txs)
             res.dropped += out.dropped

@@ -20,7 +20,7 @@ every entry within what a distributed KV accepts as one entry and catch runaway 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from .errors import StorageTypeError, StorageValueError
 
@@ -51,6 +51,15 @@ def check_value(value: object, what: str = "value") -> bytes:
     if len(value) > MAX_VALUE:
         raise StorageValueError(f"{what} is {len(value)} bytes, more than the limit of {MAX_VALUE}")
     return value
+
+
+_BYTES = {bytes}
+
+
+def all_bytes(items: Sequence[object], lo: int, hi: int) -> bool:
+    """True when every item is ``bytes`` of ``lo..hi`` bytes: a block's keys checked in a few C
+    loops instead of a Python call each. False means "check them one by one" (for the error)."""
+    return not items or (set(map(type, items)) == _BYTES and min(map(len, items)) >= lo and max(map(len, items)) <= hi)  # type: ignore[arg-type]
 
 
 def prefix_end(prefix: bytes) -> bytes | None:

@@ -140,6 +140,9 @@ class ChainStore:
         self.kv = kv
         self.chain_id = chain_id
         self._p = K.chain_prefix(chain_id)
+        # What state_key / replay_key put before a key: for building a block's keys in bulk.
+        self.state_prefix = self._p + K.STATE
+        self.replay_prefix = self._p + K.REPLAY
         self.schema_version = ensure_schema(kv)
         self._head: Head | None = None
         self._base: int | None = None

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from itertools import compress, filterfalse, repeat
+from operator import is_not
 from typing import TYPE_CHECKING
 
-from .abc import check_key, check_value
+from . import keys as K
+from .abc import MAX_KEY, MAX_VALUE, all_bytes, check_key, check_value
 
 if TYPE_CHECKING:
     from .chain import ChainStore
@@ -36,8 +39,40 @@ class PendingState:
             return None if v is _DELETED else v  # type: ignore[return-value]
         return self._snap.get(self._store.state_key(key))
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """``get`` of each key, in order: pending writes first, then the snapshot's
+        ``get_many`` for the rest (a block's replay records, or a run's balances, in one call)."""
+        pre = self._store.state_prefix
+        if not all_bytes(keys, 1, MAX_KEY - len(pre)):
+            keys = [self._store.state_key(check_key(k, "state key"))[len(pre) :] for k in keys]
+        pending = self._pending
+        vals: list[object] = list(map(pending.get, keys))
+        miss = [i for i, v in enumerate(vals) if v is None]
+        if miss:
+            got = self._snap.get_many([pre + keys[i] for i in miss])
+            for i, v in zip(miss, got, strict=True):
+                vals[i] = v
+        if len(miss) != len(vals):
+            vals = [None if v is _DELETED else v for v in vals]
+        return vals  # type: ignore[return-value]  # _DELETED replaced above
+
     def put(self, key: bytes, value: bytes) -> None:
         self._pending[check_key(key, "state key")] = check_value(value, "state value")
+
+    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """``put`` of each ``(key, value)`` in order (a run of transfers' writes, checked in bulk)."""
+        items = items if type(items) is list else list(items)
+        if not items:
+            return
+        try:
+            keys, values = zip(*items, strict=True)
+        except (TypeError, ValueError):
+            keys = values = ()
+        if keys and all_bytes(keys, 1, MAX_KEY) and all_bytes(values, 0, MAX_VALUE):
+            self._pending.update(items)
+            return
+        for k, v in items:
+            self.put(k, v)
 
     def delete(self, key: bytes) -> None:
         self._pending[check_key(key, "state key")] = _DELETED
@@ -92,14 +127,16 @@ class ReplayIndex:
 
     def committed_among(self, hashes: Iterable[bytes]) -> set[bytes]:
         """The subset of ``hashes`` already committed (one multi-get for the unknown ones)."""
-        found: set[bytes] = set()
-        ask: list[bytes] = []
-        for h in hashes:
-            if h in self._recent:
-                found.add(h)
-            else:
-                ask.append(h)
+        hs = hashes if type(hashes) is list else list(hashes)
+        # set operations and map/filter: C loops, no Python frame per hash (a block's worth)
+        found: set[bytes] = self._recent.keys() & set(hs)
+        ask = list(filterfalse(found.__contains__, hs)) if found else hs
         if ask:
-            vals = self._store.kv.get_many([self._store.replay_key(h) for h in ask])
-            found.update(h for h, v in zip(ask, vals, strict=True) if v is not None)
+            store = self._store
+            if all_bytes(ask, 1, K.MAX_HASH):
+                keys = list(map(store.replay_prefix.__add__, ask))
+            else:
+                keys = [store.replay_key(h) for h in ask]  # raises for the odd one
+            vals = store.kv.get_many(keys)
+            found.update(compress(ask, map(is_not, vals, repeat(None))))
         return found
