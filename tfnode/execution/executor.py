@@ -406,10 +406,10 @@ class ChainExecutor:
         out.stale_done = list(dict.fromkeys([index_key for index_key, _ in done]))  # one per height
         out.tree_writes = tree_writes
         out.state_root = root
-        hashes = run.receipt_hashes
-        if None in hashes:
-            hashes = [r.hash() if h is None else h for h, r in zip(hashes, out.receipts, strict=True)]
-        out.receipts_root = _core.receipts_root(hashes) if hashes else ZERO
+        rhashes = run.receipt_hashes
+        if None in rhashes:
+            rhashes = [r.hash() if h is None else h for h, r in zip(rhashes, out.receipts, strict=True)]
+        out.receipts_root = _core.receipts_root(rhashes) if rhashes else ZERO
         out.exec_root, out.history_nodes, out.history = self.history.append(height, root, out.receipts_root)
         return out
 
