@@ -5,6 +5,8 @@ is only ever what this node computed from the very bytes it holds."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from tests.test_mempool import CHAIN, FakeNet, forged_signature, key, make, tx
@@ -12,6 +14,7 @@ from tests.test_net_support import run
 from tfnode import _core, crypto
 from tfnode.errors import LedgerError
 from tfnode.net import Kind
+from tfnode.node.iot_admission import Admission, is_iot_submit
 
 
 def test_batch_decode_hashed_is_decode_then_digest():
@@ -73,5 +76,36 @@ def test_own_and_peer_batches_carry_the_hashes_they_were_checked_with():
         assert mp.batch(d2) == theirs and mp.batch_hashes(d2) == [crypto.sm3(r) for r in theirs]
         assert mp.batch_hashes(b"\x00" * 32) is None
         mp.state.check()
+
+    run(main)
+
+
+def _iot_tx(sk, nonce: int, method: str) -> bytes:
+    t = _core.Transaction(CHAIN, nonce, 50, 10**6, "iot", method, b"")
+    t.sign(sk.to_bytes())
+    return t.encode()
+
+
+def test_iot_admission_vouches_only_for_signatures_it_verified():
+    """What the IoT admission check tells the mempool: only inputs whose signature verified
+    there skip the mempool's verification, so a forged one is refused as before."""
+    a = key()
+    good, forged = _iot_tx(a, 1, "status"), forged_signature(_iot_tx(a, 2, "status"))
+    node = SimpleNamespace(genesis=SimpleNamespace(chain_id=CHAIN.decode()), executor=SimpleNamespace(runtime=None))
+    node.store = None
+    adm = Admission(node)
+    raws = [good, forged, tx(a, 3)]
+    assert [is_iot_submit(r) for r in raws] == [True, True, False]
+    refused, ok = adm._check([(0, good), (1, forged)])
+    assert refused == {} and ok == {0}
+
+    async def main():
+        mp = make()
+        res = await mp.submit(raws, [i in ok for i in range(len(raws))])
+        plain = await make().submit(raws)  # no admission: the same answers
+        assert [h for h, _ in res] == [h for h, _ in plain]
+        assert [why for _, why in res] == [why for _, why in plain]
+        assert res[0] == (crypto.sm3(good), None) and res[2][1] is None
+        assert res[1][1] is not None and "signature" in res[1][1]
 
     run(main)
