@@ -68,7 +68,8 @@ def block(h, digests):
 class Pair:
     """A native executor and a reference one on stores of their own, fed the same blocks."""
 
-    def __init__(self, path, genesis, *, contained=False):
+    def __init__(self, path, genesis, *, contained=False, carry=False):
+        self.carry = carry  # the native side takes the mempool's transaction hashes (not hashing again)
         self.sides = []
         for name, native in (("native", True), ("reference", False)):
             kv = open_rocks(path / name)
@@ -92,7 +93,10 @@ class Pair:
         for _, store, ex in self.sides:
             if before is not None:
                 before(store.state)
-            out = ex.execute(block(h, digests), list(zip(digests, batches, strict=True)))
+            # The hashes as the mempool carries them: computed with the digest from these raws.
+            carried = [_core.batch_decode_hashed(_core.batch_encode(raws))[1] for raws in batches]
+            hashes = carried if self.carry and ex.native else None
+            out = ex.execute(block(h, digests), list(zip(digests, batches, strict=True)), hashes=hashes)
             outs.append((out, store.state.writes()))
         (a, wa), (b, wb) = outs
         assert wa == wb, "pending state writes differ"
@@ -126,9 +130,9 @@ def native_count(*batches):
     return sum(_core.TransferBlock([r for b in batches for r in b]).native())
 
 
-@pytest.fixture
-def pair(tmp_path, genesis):
-    p = Pair(tmp_path, genesis)
+@pytest.fixture(params=[False, True], ids=["hashing", "carried-hashes"])
+def pair(request, tmp_path, genesis):
+    p = Pair(tmp_path, genesis, carry=request.param)
     yield p
     p.close()
 

@@ -346,10 +346,19 @@ class ChainExecutor:
             return None
         return _core.TransferBlock([raw for _, rs in batches for raw in rs])
 
-    def execute(self, block: dict, batches: list[tuple[bytes, list[bytes]]], *, prepared: Any = None) -> BlockOutput:
+    def execute(
+        self,
+        block: dict,
+        batches: list[tuple[bytes, list[bytes]]],
+        *,
+        prepared: Any = None,
+        hashes: list[list[bytes] | None] | None = None,
+    ) -> BlockOutput:
         """Execute ``block`` (height must be the next one) over ``batches`` = [(digest, raws)]
         in payload order. Leaves the state writes pending in ``store.state``. ``prepared``:
-        :meth:`prepare` of these same ``batches`` (or None: done here)."""
+        :meth:`prepare` of these same ``batches`` (or None: done here). ``hashes``: per batch,
+        its transaction hashes or None, only as the mempool computed them from these very raws
+        (``Mempool.batch_hashes``): the native path then hashes no transaction again."""
         height = block["height"]
         if height != self.height + 1:
             raise ExecutionError(f"execute height {height}, but the state is at height {self.height}")
@@ -377,6 +386,9 @@ class ChainExecutor:
         out.batches.extend(encoded)
         run = _Run(out, bctx, encoded, held, contain)
         if self.native:
+            if prepared is None and hashes is not None and len(hashes) == len(batches) and None not in hashes:
+                flat = [h for hs in hashes if hs is not None for h in hs]
+                prepared = _core.TransferBlock([raw for _, rs in batches for raw in rs], flat)
             self._execute_native(batches, height, run, prepared)
         else:
             self._execute_reference(batches, height, run)
@@ -394,10 +406,10 @@ class ChainExecutor:
         out.stale_done = list(dict.fromkeys([index_key for index_key, _ in done]))  # one per height
         out.tree_writes = tree_writes
         out.state_root = root
-        hashes = run.receipt_hashes
-        if None in hashes:
-            hashes = [r.hash() if h is None else h for h, r in zip(hashes, out.receipts, strict=True)]
-        out.receipts_root = _core.receipts_root(hashes) if hashes else ZERO
+        rhashes = run.receipt_hashes
+        if None in rhashes:
+            rhashes = [r.hash() if h is None else h for h, r in zip(rhashes, out.receipts, strict=True)]
+        out.receipts_root = _core.receipts_root(rhashes) if rhashes else ZERO
         out.exec_root, out.history_nodes, out.history = self.history.append(height, root, out.receipts_root)
         return out
 

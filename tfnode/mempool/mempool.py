@@ -83,7 +83,7 @@ MAX_KEPT_CERTS = 8192
 # commit and the blocks that carry their exec roots (what clients and relayers wait for).
 IDLE_AFTER = 8
 
-_RAW, _SENDER, _KEY, _EXPIRY = (itemgetter(i) for i in range(4))  # fields of a QueuedTx
+_RAW, _SENDER, _KEY, _EXPIRY, _HASH = (itemgetter(i) for i in range(5))  # fields of a QueuedTx
 
 # Rejection reasons of the Rust core, mapped to the short names counted in stats.
 _CORE_REASONS = (("invalid signature", "bad signature"), ("wrong chain id", "wrong chain"))
@@ -112,6 +112,7 @@ class _Unchecked:
     origin: bytes
     raws: list[bytes]
     since: float  # loop time of arrival
+    tx_hashes: list[bytes]  # computed here from ``raws`` (as PendingBatch.tx_hashes)
 
 
 class Mempool:
@@ -219,9 +220,13 @@ class Mempool:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # ---- admission ----------------------------------------------------------------------
-    async def submit(self, raws: list[bytes]) -> list[tuple[bytes | None, str | None]]:
+    async def submit(
+        self, raws: list[bytes], verified: list[bool] | None = None
+    ) -> list[tuple[bytes | None, str | None]]:
         """Admit client transactions. One result per input, in order: ``(tx hash, None)``
-        if admitted, ``(tx hash or None, reason)`` if not.
+        if admitted, ``(tx hash or None, reason)`` if not. ``verified``: one bool per input,
+        True where the node has already verified that very input's signature (the IoT
+        admission check): decoded and checked again, but its signature not verified twice.
 
         Checked as columns (``_core.tx_check_columns``: hashes, replay keys, senders and
         expiries computed with the signatures, off the loop) and queued in one pass
@@ -244,10 +249,13 @@ class Mempool:
                 else:
                     todo.append(i)
             todo_raws = [raws[i] for i in todo]
+            if verified is not None:
+                verified = [verified[i] for i in todo]
         if not todo:
             return results
         hashes, keys, senders, expiries, errors = await asyncio.get_running_loop().run_in_executor(
-            None, _core.tx_check_columns, todo_raws, self._tx_chain, self._workers
+            None,
+            functools.partial(_core.tx_check_columns, todo_raws, self._tx_chain, self._workers, verified=verified),
         )
         self._counters["txs_verified"] += len(todo)
         for j, why in errors:
@@ -260,9 +268,8 @@ class Mempool:
         lo, hi = height, height + cfg.expiry_window
         if not errors and not done and min(expiries) > lo and max(expiries) <= hi:
             pos: Sequence[int] = range(len(todo))  # the usual case: nothing refused before the pool's checks
-            items = cast(
-                list[tuple[bytes, bytes, bytes, int]], list(zip(todo_raws, senders, keys, expiries, strict=True))
-            )
+            # The hashes ride in the queue to the batch (its digest, then execution).
+            items = list(zip(todo_raws, senders, keys, expiries, hashes, strict=True))
         else:
             pos, items = [], []
             for j, (h, key, sender, expiry) in enumerate(zip(hashes, keys, senders, expiries, strict=True)):
@@ -286,7 +293,7 @@ class Mempool:
                     results[i] = self._reject(h, "already committed", "already committed")
                 elif sender is not None:  # (always, with its key)
                     pos.append(j)
-                    items.append((raws[i], sender, key, expiry))
+                    items.append((raws[i], sender, key, expiry, h))
         if not items:
             return results
         was_empty = not st.queue
@@ -354,7 +361,15 @@ class Mempool:
         if not txs:
             return None
         raws = list(map(_RAW, txs))
-        digest, _root = _core.batch_digest(raws)
+        # The hashes admission computed from these very raws: the digest's Merkle tree is
+        # built from them without hashing each transaction again.
+        try:
+            hashes: list[bytes] | None = list(map(_HASH, txs))
+        except IndexError:  # queued without its hash (only tests queue such items)
+            hashes = None
+        if hashes is not None and None in hashes:
+            hashes = None
+        digest, _root = _core.batch_digest(raws, hashes)
         b = PendingBatch(
             digest,
             raws,
@@ -365,6 +380,7 @@ class Mempool:
             sum(map(len, raws)),
             ready=False,
             sealed_at=asyncio.get_running_loop().time(),
+            tx_hashes=hashes,
         )
         st.add_batch(b, from_queue=True)
         self._counters["sealed"] += 1
@@ -514,6 +530,18 @@ class Mempool:
         u = self._unchecked.get(digest)
         return u.raws if u is not None else self._checked_batch(digest)
 
+    def batch_hashes(self, digest: bytes) -> list[bytes] | None:
+        """The transaction hashes of a batch :meth:`batch` returns, in order, where this node
+        computed them from those very raws (at admission or decoding; the digest it computed
+        from them binds both), else None (then execution hashes the raws itself). Never a
+        peer's claim: a peer sends only the encoding."""
+        digest = bytes(digest)
+        u = self._unchecked.get(digest)
+        if u is not None:
+            return u.tx_hashes
+        b = self.state.batches.get(digest)
+        return b.tx_hashes if b is not None else None
+
     def _checked_batch(self, digest: bytes) -> list[bytes] | None:
         """A batch this node verified or took on a certificate (what it serves to peers: an
         unchecked one may be a byzantine maker's, and the requester would ban us for it)."""
@@ -660,7 +688,9 @@ class Mempool:
         if len(data) > MAX_BATCH_BYTES:
             raise WireError(f"batch of {len(data)} bytes exceeds cap {MAX_BATCH_BYTES}")
         loop = asyncio.get_running_loop()
-        raws, digest = await loop.run_in_executor(None, _decode_batch, data)
+        # One call: the raws, their hashes and the digest computed from those hashes (each
+        # transaction hashed once; the hashes then go with the batch to execution).
+        raws, hashes, digest = await loop.run_in_executor(None, _core.batch_decode_hashed, data)
         if fetched and digest not in self._wanted:
             self._counters["batches_unsolicited"] += 1  # a late answer, or never asked: ignore
             return True
@@ -675,14 +705,23 @@ class Mempool:
         if not fetched and not trusted and self._attesting and self.me not in self._committee(peer):
             # Not one of this batch's attesters (passing over validators taken for down):
             # hold it until its certificate comes.
-            self._unchecked[digest] = _Unchecked(peer, raws, loop.time())
+            self._unchecked[digest] = _Unchecked(peer, raws, loop.time(), hashes)
             self._unchecked_n[peer] += 1
             self._held.set()
             self._counters["batches_awaiting_cert"] += 1
             return True
-        return await self._accept(peer, digest, raws, verify=not trusted, fetched=fetched)
+        return await self._accept(peer, digest, raws, verify=not trusted, fetched=fetched, hashes=hashes)
 
-    async def _accept(self, peer: bytes, digest: bytes, raws: list[bytes], *, verify: bool, fetched: bool) -> bool:
+    async def _accept(
+        self,
+        peer: bytes,
+        digest: bytes,
+        raws: list[bytes],
+        *,
+        verify: bool,
+        fetched: bool,
+        hashes: list[bytes] | None = None,
+    ) -> bool:
         """Decode and check a peer's batch (its signatures too unless ``verify`` is False: a
         checked certificate vouches for them) and keep it pending; ban ``peer`` if a
         transaction is invalid (then False). A batch we verified is attested to its maker."""
@@ -711,6 +750,7 @@ class Mempool:
             peer,
             sum(map(len, raws)),
             ready=True,
+            tx_hashes=hashes,
         )
         if not fetched and b.max_expiry < self._committed_height:
             self._counters["batches_expired"] += 1  # nothing in it can commit
@@ -792,7 +832,7 @@ class Mempool:
         u = self._unchecked.pop(d, None)
         if u is not None:
             self._unchecked_n[u.origin] -= 1
-            await self._accept(u.origin, d, u.raws, verify=False, fetched=False)
+            await self._accept(u.origin, d, u.raws, verify=False, fetched=False, hashes=u.tx_hashes)
 
     def _quiet(self) -> frozenset[bytes]:
         """Peers taken for down: not connected, or not heard from for ``ATTESTER_QUIET_S``
@@ -876,7 +916,7 @@ class Mempool:
             return
         self._unchecked_n[u.origin] -= 1
         self._counters[why] += 1
-        await self._accept(u.origin, digest, u.raws, verify=True, fetched=False)
+        await self._accept(u.origin, digest, u.raws, verify=True, fetched=False, hashes=u.tx_hashes)
 
     async def _sweep(self) -> None:
         """Every SETTLE_SLICE_S, verify here the held batches re-routed to this node (their
@@ -945,9 +985,3 @@ class Mempool:
             admitted=self._counters["admitted"],
             rejected=Counter(self._rejected),
         )
-
-
-def _decode_batch(data: bytes) -> tuple[list[bytes], bytes]:
-    """Off the loop: a batch encoding's raw transactions and its digest."""
-    raws = _core.batch_decode(data)
-    return raws, _core.batch_digest(raws)[0]

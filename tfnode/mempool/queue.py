@@ -21,6 +21,7 @@ class QueuedTx(NamedTuple):
     sender: bytes
     replay_key: bytes
     expiry: int
+    tx_hash: bytes | None = None  # computed at admission from ``raw``; carried to the batch
 
 
 #: Builds a QueuedTx without the Python-level ``__new__`` NamedTuple generates (one C call
@@ -61,13 +62,13 @@ class TxQueue:
         self._sender_of[tx.replay_key] = tx.sender
         self._bytes += len(tx.raw)
 
-    def push_many(self, items: Iterable[tuple[bytes, bytes, bytes, int]]) -> None:
-        """``push`` for each ``(raw, sender, replay key, expiry)``, in order; the caller has
+    def push_many(self, items: Iterable[tuple]) -> None:
+        """``push`` for each ``(raw, sender, replay key, expiry[, tx hash])``, in order; the caller has
         checked that no replay key is queued already (PoolState.admit_many)."""
         senders, sender_of, new = self._senders, self._sender_of, _new_queued
         size = 0
         for item in items:
-            raw, sender, key, _ = item
+            raw, sender, key = item[0], item[1], item[2]
             q = senders.get(sender)
             if q is None:
                 q = senders[sender] = OrderedDict()

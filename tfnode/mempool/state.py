@@ -39,6 +39,10 @@ class PendingBatch:
     sent_to: set[bytes] = field(default_factory=set)  # own batches: validators it was queued for
     cert: bytes | None = None  # own batches: the encoded certificate, once attested (tfnode.mempool.attest)
     sealed_at: float = 0.0  # own batches: loop time of sealing
+    # The transaction hashes, computed by this node from these very raws (at admission, or
+    # when decoding the peer's encoding) and bound by ``digest``, which it computed from them:
+    # execution takes them instead of hashing every transaction again. None: not kept.
+    tx_hashes: list[bytes] | None = None
 
 
 class PoolState:
@@ -65,10 +69,8 @@ class PoolState:
         self.refs[tx.replay_key] += 1
         self.per_sender[tx.sender] += 1
 
-    def admit_many(
-        self, items: list[tuple[bytes, bytes, bytes, int]], capacity: int, per_sender: int
-    ) -> list[str | None]:
-        """Queue each ``(raw, sender, replay key, expiry)`` in order unless its replay key is
+    def admit_many(self, items: list[tuple], capacity: int, per_sender: int) -> list[str | None]:
+        """Queue each ``(raw, sender, replay key, expiry[, tx hash])`` in order unless its replay key is
         pending already ("duplicate", also within ``items``), the pool holds ``capacity``
         ("pool full") or its sender ``per_sender`` ("sender cap"). One result per item: None
         when queued, else that reason's name. (One pass without a call per item: this runs
@@ -79,7 +81,7 @@ class PoolState:
         out: list[str | None] = []
         ok = []
         for item in items:
-            _, sender, key, _ = item
+            sender, key = item[1], item[2]
             if key in refs:
                 out.append("duplicate")
             elif room <= 0:

@@ -161,6 +161,11 @@ class PayloadSource(Protocol):
         so a batch held but not yet checked here (awaiting its certificate) counts."""
         ...
 
+    def batch_hashes(self, digest: bytes) -> list[bytes] | None:
+        """The transaction hashes of :meth:`batch`'s raws where this node computed them from
+        those very bytes (bound by the digest it computed), else None."""
+        ...
+
 
 class EmptyPayload:
     """Proposes empty blocks, waiting until ``interval_ms`` after the last block this node
@@ -192,6 +197,9 @@ class EmptyPayload:
         return not digests
 
     def batch(self, digest: bytes) -> list[bytes] | None:
+        return None
+
+    def batch_hashes(self, digest: bytes) -> list[bytes] | None:
         return None
 
 
@@ -641,9 +649,11 @@ class ConsensusDriver:
             batches = await self._collect_batches(b)
             if batches is None:
                 return
+            # Hashes the mempool computed from these very raws: execution need not hash again.
+            hashes = [self.payload.batch_hashes(dg) for dg, _ in batches]
             t0 = time.perf_counter()
             try:
-                out = ex.execute(b, batches)
+                out = ex.execute(b, batches, hashes=hashes)
                 ex.commit(out, q)
             except CommitConflict as err:
                 ex.abandon()

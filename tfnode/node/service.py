@@ -111,15 +111,17 @@ class NodeService:
             )
         # IoT batches are checked against the committed state first (docs/iot.md "Admission"),
         # so a gateway hears of bad readings now; execution checks them again anyway.
-        refused = {}
-        if any(iot_admission.is_iot_submit(r) for r in raws):
-            if self._iot_admission is None:
-                self._iot_admission = iot_admission.Admission(self.node)
-            refused = await self._iot_admission.check(raws)
-        if not refused:
+        if not any(iot_admission.is_iot_submit(r) for r in raws):
             return await self.node.mempool.submit(raws)
+        if self._iot_admission is None:
+            self._iot_admission = iot_admission.Admission(self.node)
+        raws = [bytes(r) for r in raws]  # the very objects checked are the ones submitted
+        refused, ok = await self._iot_admission.check(raws)
+        # The signatures admission verified are not verified again by the mempool.
+        if not refused:
+            return await self.node.mempool.submit(raws, [i in ok for i in range(len(raws))])
         rest = [i for i in range(len(raws)) if i not in refused]
-        got = iter(await self.node.mempool.submit([raws[i] for i in rest]) if rest else ())
+        got = iter(await self.node.mempool.submit([raws[i] for i in rest], [i in ok for i in rest]) if rest else ())
         return [refused[i] if i in refused else next(got) for i in range(len(raws))]
 
     def _check_kept(self, height: int | None) -> None:

@@ -186,8 +186,19 @@ impl Transaction {
     /// Check the signature through the SM2 known-key cache (a busy sender's key table is
     /// built once). An invalid sender point is reported as a bad signature.
     pub fn verify(&self) -> Result<()> {
-        let d = self.signing_digest();
-        if tfnode_sm2::verify_cached(&self.sender, &d, tfnode_sm2::DEFAULT_UID, &self.signature) {
+        self.verify_digest(&self.signing_digest())
+    }
+
+    /// [`Transaction::verify`] for a transaction decoded from `raw`: the signed digest is
+    /// hashed over `raw`'s body in place (the decoder accepts only the canonical encoding, so
+    /// the body is `raw` less its trailing signature) instead of over a re-encoded copy.
+    pub fn verify_raw(&self, raw: &[u8]) -> Result<()> {
+        debug_assert_eq!(raw.len(), self.encoded_len());
+        self.verify_digest(&tagged_hash(SIGN_TAG, &[&raw[..raw.len() - SIGNATURE_LEN]]))
+    }
+
+    fn verify_digest(&self, d: &Hash) -> Result<()> {
+        if tfnode_sm2::verify_cached(&self.sender, d, tfnode_sm2::DEFAULT_UID, &self.signature) {
             Ok(())
         } else {
             Err(LedgerError::BadSignature { sender: hex(&self.sender), nonce: self.nonce })
@@ -246,7 +257,7 @@ pub fn decode_and_verify_batch(raw: &[&[u8]], chain_id: &[u8]) -> Vec<Result<Tra
         .map(|b| {
             let tx = Transaction::decode(b)?;
             tx.check_stateless(chain_id)?;
-            tx.verify()?;
+            tx.verify_raw(b)?;
             Ok(tx)
         })
         .collect()

@@ -225,16 +225,44 @@ fn batch_decode<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList
     PyList::new(py, b.txs.iter().map(|t| PyBytes::new(py, t)))
 }
 
-/// `(digest, merkle_root)` of a batch of raw transactions.
+/// `(raws, tx_hashes, digest)` of a batch encoding, in one call with the GIL released for
+/// the hashing: what `batch_decode` then `batch_digest` give, each transaction hashed once.
+/// The hashes are of these very raws (the digest binds both), for the mempool to carry to
+/// execution.
 #[pyfunction]
-fn batch_digest<'py>(py: Python<'py>, raws: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+fn batch_decode_hashed<'py>(py: Python<'py>, data: &[u8]) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyBytes>)> {
+    let b = led::Batch::decode(data).map_err(err)?;
+    let (hashes, d) = py.detach(|| {
+        let hashes = b.tx_hashes();
+        let d = led::batch_digest(&led::merkle_root(&hashes), hashes.len());
+        (hashes, d)
+    });
+    Ok((PyList::new(py, b.txs.iter().map(|t| PyBytes::new(py, t)))?, path_list(py, &hashes)?, PyBytes::new(py, &d)))
+}
+
+/// `(digest, merkle_root)` of a batch of raw transactions. `hashes`: their transaction
+/// hashes, one per raw, if the caller computed them from these very bytes (admission does):
+/// then no transaction is hashed again.
+#[pyfunction]
+#[pyo3(signature = (raws, hashes = None))]
+fn batch_digest<'py>(py: Python<'py>, raws: &Bound<'py, PyAny>, hashes: Option<&Bound<'py, PyAny>>) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
     let owned = bytes_list(raws, "raws")?;
     let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
     if refs.is_empty() {
         return Err(err("batch is empty"));
     }
+    let given = match hashes {
+        Some(h) => {
+            let hs = hashes_of(&bytes_list(h, "hashes")?, "tx hash")?;
+            if hs.len() != refs.len() {
+                return Err(err(format!("{} hashes for {} transactions", hs.len(), refs.len())));
+            }
+            Some(hs)
+        }
+        None => None,
+    };
     let (d, root) = py.detach(|| {
-        let root = led::merkle_root(&led::tx_hashes(&refs));
+        let root = led::merkle_root(&given.unwrap_or_else(|| led::tx_hashes(&refs)));
         (led::batch_digest(&root, refs.len()), root)
     });
     Ok((PyBytes::new(py, &d), PyBytes::new(py, &root)))
@@ -461,6 +489,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tx_decode_and_verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(batch_encode, m)?)?;
     m.add_function(wrap_pyfunction!(batch_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_decode_hashed, m)?)?;
     m.add_function(wrap_pyfunction!(batch_digest, m)?)?;
     m.add_function(wrap_pyfunction!(batch_proof, m)?)?;
     m.add_function(wrap_pyfunction!(batch_verify_tx, m)?)?;

@@ -21,13 +21,21 @@ struct Row {
     expiry: u64,
 }
 
-fn rows(refs: &[&[u8]], chain_id: &[u8], verify: bool, hashes: bool) -> Vec<Result<Row, String>> {
-    let txs = if verify { led::decode_and_verify_batch(refs, chain_id) } else { led::decode_and_check_batch(refs, chain_id) };
-    txs.into_par_iter()
-        .with_min_len(64)
-        .map(|r| {
-            r.map(|tx| Row { hash: hashes.then(|| tx.hash()), replay_key: tx.replay_key(), sender: tx.sender, expiry: tx.expiry }).map_err(|e| e.to_string())
+fn rows(refs: &[&[u8]], chain_id: &[u8], verify: bool, skip: Option<&[bool]>, hashes: bool) -> Vec<Result<Row, String>> {
+    refs.par_iter()
+        .enumerate()
+        .with_min_len(8)
+        .map(|(i, raw)| {
+            let tx = led::Transaction::decode(raw)?;
+            tx.check_stateless(chain_id)?;
+            if verify && !skip.is_some_and(|s| s[i]) {
+                tx.verify_raw(raw)?; // the signed digest over `raw` in place: one SM3 pass
+            }
+            // The decoder accepts only the canonical encoding: the hash of `raw` is `tx.hash()`
+            // without re-encoding a copy to hash.
+            Ok(Row { hash: hashes.then(|| tfnode_sm3::hash(raw)), replay_key: tx.replay_key(), sender: tx.sender, expiry: tx.expiry })
         })
+        .map(|r: led::Result<Row>| r.map_err(|e| e.to_string()))
         .collect()
 }
 
@@ -36,8 +44,10 @@ fn rows(refs: &[&[u8]], chain_id: &[u8], verify: bool, hashes: bool) -> Vec<Resu
 /// `(hashes or None, replay_keys, senders, expiries, errors)`, one item per input in
 /// order, where a failed input has None (0 for its expiry) and an `(index, reason)` in
 /// `errors`. `hashes = False` leaves the transaction hashes out (None for the column).
+/// `verified`: one bool per input, True where this node has already verified that very
+/// input's signature (the IoT admission check before the mempool's): not verified again.
 #[pyfunction]
-#[pyo3(signature = (raws, chain_id, workers = None, verify = true, hashes = true))]
+#[pyo3(signature = (raws, chain_id, workers = None, verify = true, hashes = true, verified = None))]
 fn tx_check_columns<'py>(
     py: Python<'py>,
     raws: &Bound<'py, PyAny>,
@@ -45,17 +55,22 @@ fn tx_check_columns<'py>(
     workers: Option<usize>,
     verify: bool,
     hashes: bool,
+    verified: Option<Vec<bool>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let owned = bytes_list(raws, "raws")?;
     let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    if verified.as_ref().is_some_and(|v| v.len() != refs.len()) {
+        return Err(crate::error::LedgerError::new_err("verified must have one item per transaction"));
+    }
+    let skip = verified.as_deref();
     let pool = match workers {
         None | Some(0) => None,
         Some(n) => Some(verify_pool(n)?),
     };
     let res = match pool {
-        Some(pool) => py.detach(|| pool.install(|| rows(&refs, chain_id, verify, hashes))),
-        None if refs.len() >= GIL_RELEASE_TXS => py.detach(|| rows(&refs, chain_id, verify, hashes)),
-        None => rows(&refs, chain_id, verify, hashes),
+        Some(pool) => py.detach(|| pool.install(|| rows(&refs, chain_id, verify, skip, hashes))),
+        None if refs.len() >= GIL_RELEASE_TXS => py.detach(|| rows(&refs, chain_id, verify, skip, hashes)),
+        None => rows(&refs, chain_id, verify, skip, hashes),
     };
     let hash_col = PyList::empty(py);
     let keys = PyList::empty(py);

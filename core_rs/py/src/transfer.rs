@@ -67,16 +67,31 @@ impl PyTransferBlock {
 #[pymethods]
 impl PyTransferBlock {
     /// Decode `raws` (LedgerError on the first that does not decode, as `Transaction.decode`).
+    /// `hashes`: their transaction hashes, one per raw, where the caller holds them computed
+    /// from these very bytes (the mempool's, bound by the batch digest it computed): then no
+    /// transaction is hashed again. Never pass hashes a peer claimed.
     #[new]
-    fn new(py: Python<'_>, raws: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (raws, hashes = None))]
+    fn new(py: Python<'_>, raws: &Bound<'_, PyAny>, hashes: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let owned = crate::hash::extract_bytes_list(raws, "raws")?;
         let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+        let given: Option<Vec<led::Hash>> = match hashes {
+            Some(h) => {
+                let hs = crate::hash::extract_bytes_list(h, "hashes")?;
+                if hs.len() != refs.len() {
+                    return Err(err(format!("{} hashes for {} transactions", hs.len(), refs.len())));
+                }
+                Some(hs.iter().map(|b| b.as_bytes().try_into().map_err(|_| err("a transaction hash has 32 bytes"))).collect::<PyResult<_>>()?)
+            }
+            None => None,
+        };
         let entries = py.detach(|| {
             refs.iter()
-                .map(|raw| {
+                .enumerate()
+                .map(|(i, raw)| {
                     let tx = led::Transaction::decode(raw)?;
                     // The decoder accepts only the canonical encoding, so the raw bytes are `tx.encode()`.
-                    let hash = tfnode_sm3::hash(raw);
+                    let hash = given.as_ref().map_or_else(|| tfnode_sm3::hash(raw), |g| g[i]);
                     let replay_key = tx.replay_key();
                     let call = tr::parse_transfer(&tx);
                     Ok(Entry { tx, hash, replay_key, call })

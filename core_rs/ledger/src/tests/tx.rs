@@ -56,7 +56,13 @@ fn any_changed_field_breaks_the_signature() {
     muts.push(t);
     for m in muts {
         assert!(matches!(m.verify(), Err(LedgerError::BadSignature { .. })), "{m:?}");
+        // The digest over the decoded bytes in place decides exactly as over a re-encoding.
+        let raw = m.encode();
+        let back = Transaction::decode(&raw).unwrap();
+        assert!(matches!(back.verify_raw(&raw), Err(LedgerError::BadSignature { .. })), "{m:?}");
     }
+    let raw = tx.encode();
+    Transaction::decode(&raw).unwrap().verify_raw(&raw).unwrap();
 }
 
 #[test]
