@@ -291,7 +291,7 @@ def test_the_mempool_and_the_stand_in_implement_every_payload_source_method():
     from tfnode.node.driver import PayloadSource
 
     wanted = {n for n, v in vars(PayloadSource).items() if inspect.isfunction(v) and not n.startswith("_")}
-    assert wanted == {"next_payload", "on_block", "committed", "missing", "fetch", "batch"}
+    assert wanted == {"next_payload", "on_block", "committed", "missing", "fetch", "batch", "batch_hashes"}
     for impl in (Mempool, EmptyPayload):
         for name in wanted:
             proto, got = inspect.signature(getattr(PayloadSource, name)), inspect.signature(getattr(impl, name))
