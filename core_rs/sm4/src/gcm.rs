@@ -1,0 +1,212 @@
+//! GCM over SM4: CTR keystream from counter 2 (J0 = nonce || 1 for a 96-bit nonce), GHASH
+//! over the zero-padded AAD, the ciphertext and their bit lengths, tag = E(J0) ⊕ GHASH.
+
+use crate::block::{encrypt_block, encrypt_words, expand_key, load_words, store_words};
+use crate::ghash::{self, Ghash};
+use crate::{cpu, Error, KEY_LEN, MAX_MESSAGE_LEN, NONCE_LEN, TAG_LEN};
+
+/// Which implementation runs. [`Backend::Auto`] picks the fastest the CPU supports; the
+/// others exist so tests can check every path on one machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Auto,
+    /// Table SM4, GHASH with a portable constant-time carry-less multiply.
+    Portable,
+    /// Table SM4, GHASH with PCLMULQDQ.
+    Clmul,
+}
+
+impl Backend {
+    /// The backends this CPU can run (besides `Auto`).
+    pub fn available() -> Vec<Backend> {
+        let mut v = vec![Backend::Portable];
+        if cpu::has_clmul() {
+            v.push(Backend::Clmul);
+        }
+        v
+    }
+
+    fn resolve(self) -> Backend {
+        match self {
+            Backend::Auto if cpu::has_clmul() => Backend::Clmul,
+            Backend::Auto => Backend::Portable,
+            b => b,
+        }
+    }
+}
+
+/// Data is processed in slices of this many bytes: keystream then GHASH, so the slice
+/// is still in L1 when GHASH reads it.
+const SLICE: usize = 4096;
+
+#[derive(Clone)]
+pub struct Sm4Gcm {
+    rk: [u32; 32],
+    hkey: ghash::Key,
+    backend: Backend,
+}
+
+impl Sm4Gcm {
+    pub fn new(key: &[u8; KEY_LEN]) -> Sm4Gcm {
+        Sm4Gcm::with_backend(key, Backend::Auto)
+    }
+
+    /// A key whose length is checked (a slice from outside).
+    pub fn from_slice(key: &[u8]) -> Result<Sm4Gcm, Error> {
+        let key: &[u8; KEY_LEN] = key.try_into().map_err(|_| Error::KeyLength(key.len()))?;
+        Ok(Sm4Gcm::new(key))
+    }
+
+    /// Force an implementation. Panics if the CPU lacks what `backend` needs (only tests
+    /// and benchmarks force one, after checking [`Backend::available`]).
+    pub fn with_backend(key: &[u8; KEY_LEN], backend: Backend) -> Sm4Gcm {
+        let backend = backend.resolve();
+        assert!(Backend::available().contains(&backend), "SM4-GCM backend {backend:?} is not supported by this CPU");
+        let rk = expand_key(key);
+        let h = encrypt_block(&rk, &[0u8; 16]);
+        Sm4Gcm { rk, hkey: ghash::Key::new(&h), backend }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn ghash(&self) -> Ghash<'_> {
+        Ghash::new(&self.hkey, self.backend == Backend::Clmul)
+    }
+
+    fn check(nonce: &[u8], len: usize) -> Result<[u8; NONCE_LEN], Error> {
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::NonceLength(nonce.len()))?;
+        if len as u64 > MAX_MESSAGE_LEN {
+            return Err(Error::TooLong(len));
+        }
+        Ok(nonce)
+    }
+
+    /// XOR the keystream from counter `ctr` onward into `data`.
+    fn ctr_xor(&self, nonce: &[u8; NONCE_LEN], mut ctr: u32, data: &mut [u8]) {
+        let n = load_words(&{
+            let mut b = [0u8; 16];
+            b[..NONCE_LEN].copy_from_slice(nonce);
+            b
+        });
+        let mut chunks = data.chunks_exact_mut(16 * 8);
+        for chunk in &mut chunks {
+            let mut ks = [[0u32; 4]; 8];
+            for (i, b) in ks.iter_mut().enumerate() {
+                *b = [n[0], n[1], n[2], ctr.wrapping_add(i as u32)];
+            }
+            ctr = ctr.wrapping_add(8);
+            encrypt_words(&self.rk, &mut ks);
+            for (d, k) in chunk.chunks_exact_mut(16).zip(ks.iter()) {
+                xor_into(d, &store_words(k));
+            }
+        }
+        let rest = chunks.into_remainder();
+        if rest.is_empty() {
+            return;
+        }
+        // Up to 7 blocks left: 4 at a time, then one at a time.
+        let mut ks = [[0u32; 4]; 4];
+        for (i, b) in ks.iter_mut().enumerate() {
+            *b = [n[0], n[1], n[2], ctr.wrapping_add(i as u32)];
+        }
+        let mut off = 0;
+        if rest.len() > 3 * 16 {
+            encrypt_words(&self.rk, &mut ks);
+            let end = 64.min(rest.len());
+            for (d, k) in rest[..end].chunks_mut(16).zip(ks.iter()) {
+                xor_into(d, &store_words(k));
+            }
+            off = 64;
+            ctr = ctr.wrapping_add(4);
+        }
+        let start = off.min(rest.len());
+        for d in rest[start..].chunks_mut(16) {
+            let mut b = [[n[0], n[1], n[2], ctr]];
+            ctr = ctr.wrapping_add(1);
+            encrypt_words(&self.rk, &mut b);
+            xor_into(d, &store_words(&b[0]));
+        }
+    }
+
+    fn tag_mask(&self, nonce: &[u8; NONCE_LEN]) -> [u8; 16] {
+        let mut j0 = [0u8; 16];
+        j0[..NONCE_LEN].copy_from_slice(nonce);
+        j0[15] = 1;
+        encrypt_block(&self.rk, &j0)
+    }
+
+    /// Encrypt `plaintext` into `out` (`plaintext.len() + 16` bytes: ciphertext || tag).
+    pub fn encrypt_into(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8], out: &mut [u8]) -> Result<(), Error> {
+        let nonce = Self::check(nonce, plaintext.len())?;
+        if out.len() != plaintext.len() + TAG_LEN {
+            return Err(Error::OutputLength { got: out.len(), expected: plaintext.len() + TAG_LEN });
+        }
+        let (ct, tag) = out.split_at_mut(plaintext.len());
+        let mut gh = self.ghash();
+        gh.update_padded(aad);
+        let mut ctr = 2u32;
+        for (dst, src) in ct.chunks_mut(SLICE).zip(plaintext.chunks(SLICE)) {
+            dst.copy_from_slice(src);
+            self.ctr_xor(&nonce, ctr, dst);
+            ctr = ctr.wrapping_add((SLICE / 16) as u32);
+            gh.update_padded(dst);
+        }
+        let mut t = gh.finish(aad.len(), plaintext.len());
+        xor_into(&mut t, &self.tag_mask(&nonce));
+        tag.copy_from_slice(&t);
+        Ok(())
+    }
+
+    /// Check the tag of `data` (ciphertext || tag) and decrypt into `out`
+    /// (`data.len() - 16` bytes). On a bad tag `out` is zeroed and nothing is released.
+    pub fn decrypt_into(&self, nonce: &[u8], aad: &[u8], data: &[u8], out: &mut [u8]) -> Result<(), Error> {
+        if data.len() < TAG_LEN {
+            Self::check(nonce, 0)?;
+            return Err(Error::TooShort(data.len()));
+        }
+        let (ct, tag) = data.split_at(data.len() - TAG_LEN);
+        let nonce = Self::check(nonce, ct.len())?;
+        if out.len() != ct.len() {
+            return Err(Error::OutputLength { got: out.len(), expected: ct.len() });
+        }
+        let mut gh = self.ghash();
+        gh.update_padded(aad);
+        let mut ctr = 2u32;
+        for (dst, src) in out.chunks_mut(SLICE).zip(ct.chunks(SLICE)) {
+            gh.update_padded(src);
+            dst.copy_from_slice(src);
+            self.ctr_xor(&nonce, ctr, dst);
+            ctr = ctr.wrapping_add((SLICE / 16) as u32);
+        }
+        let mut t = gh.finish(aad.len(), ct.len());
+        xor_into(&mut t, &self.tag_mask(&nonce));
+        // Constant-time comparison: the time never says how many tag bytes matched.
+        let diff = t.iter().zip(tag).fold(0u8, |d, (a, b)| d | (a ^ b));
+        if core::hint::black_box(diff) != 0 {
+            out.fill(0);
+            return Err(Error::Authentication);
+        }
+        Ok(())
+    }
+
+    pub fn encrypt(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = vec![0u8; plaintext.len() + TAG_LEN];
+        self.encrypt_into(nonce, aad, plaintext, &mut out)?;
+        Ok(out)
+    }
+
+    pub fn decrypt(&self, nonce: &[u8], aad: &[u8], data: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = vec![0u8; data.len().saturating_sub(TAG_LEN)];
+        self.decrypt_into(nonce, aad, data, &mut out)?;
+        Ok(out)
+    }
+}
+
+#[inline(always)]
+fn xor_into(dst: &mut [u8], ks: &[u8; 16]) {
+    for (d, k) in dst.iter_mut().zip(ks) {
+        *d ^= k;
+    }
+}
