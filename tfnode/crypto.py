@@ -1,7 +1,8 @@
 """The national-cryptography suite of tfnode: SM3, SM2, SM4-GCM and SM3 Merkle trees.
 
-SM2 and SM3 run in the Rust core (``tfnode._core``); SM4-GCM comes from OpenSSL through the
-``cryptography`` package, wrapped here so that callers see one API and tfnode's exceptions.
+All of it runs in the Rust core (``tfnode._core``): SM2 and SM3 in ``core_rs/sm2`` and
+``core_rs/sm3``, SM4-GCM in ``core_rs/sm4`` (byte-identical to OpenSSL's SM4-GCM, which the
+tests compare it with), wrapped here so that callers see one API and tfnode's exceptions.
 
     >>> from tfnode import crypto
     >>> sk = crypto.PrivateKey.generate()
@@ -15,9 +16,6 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable, Sequence
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tfnode import _core
 from tfnode.errors import CryptoError, DecryptionError, InvalidKey, InvalidSignature, MerkleError
@@ -92,21 +90,22 @@ class Sm4Gcm:
 
     ``encrypt`` returns ciphertext || tag; ``decrypt`` raises :class:`DecryptionError` when the
     tag does not match (wrong key, nonce, associated data, or tampering). A nonce must never
-    repeat under one key: use :meth:`random_nonce` or a counter.
+    repeat under one key: use :meth:`random_nonce` or a counter. A bad nonce length raises
+    :class:`CryptoError`. The key schedule and GHASH key are computed once per object.
     """
 
     KEY_SIZE = 16
     NONCE_SIZE = 12
     TAG_SIZE = 16
 
-    __slots__ = ("_algo",)
+    __slots__ = ("_box",)
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, (bytes, bytearray, memoryview)):
             raise InvalidKey(f"SM4 key must be bytes, not {type(key).__name__}")
         if len(key) != self.KEY_SIZE:
             raise InvalidKey(f"SM4 key has {len(key)} bytes; expected {self.KEY_SIZE}")
-        self._algo = algorithms.SM4(bytes(key))
+        self._box = _core.Sm4Gcm(bytes(key))
 
     @classmethod
     def generate_key(cls) -> bytes:
@@ -116,32 +115,16 @@ class Sm4Gcm:
     def random_nonce(cls) -> bytes:
         return os.urandom(cls.NONCE_SIZE)
 
-    def _check_nonce(self, nonce: bytes) -> None:
-        if len(nonce) != self.NONCE_SIZE:
-            raise CryptoError(f"SM4-GCM nonce has {len(nonce)} bytes; expected {self.NONCE_SIZE}")
+    @property
+    def backend(self) -> str:
+        """The native implementation in use (for benchmarks and logs)."""
+        return self._box.backend
 
     def encrypt(self, nonce: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
-        self._check_nonce(nonce)
-        enc = Cipher(self._algo, modes.GCM(nonce)).encryptor()
-        if aad:
-            enc.authenticate_additional_data(aad)
-        ct = enc.update(plaintext) + enc.finalize()
-        return ct + enc.tag
+        return self._box.encrypt(nonce, plaintext, aad)
 
     def decrypt(self, nonce: bytes, data: bytes, aad: bytes = b"") -> bytes:
-        self._check_nonce(nonce)
-        if len(data) < self.TAG_SIZE:
-            raise DecryptionError(f"SM4-GCM input has {len(data)} bytes; shorter than the {self.TAG_SIZE}-byte tag")
-        ct, tag = data[: -self.TAG_SIZE], data[-self.TAG_SIZE :]
-        dec = Cipher(self._algo, modes.GCM(nonce, tag)).decryptor()
-        if aad:
-            dec.authenticate_additional_data(aad)
-        try:
-            return dec.update(ct) + dec.finalize()
-        except InvalidTag:
-            raise DecryptionError(
-                "SM4-GCM authentication failed (wrong key, nonce, associated data, or tampered)"
-            ) from None
+        return self._box.decrypt(nonce, data, aad)
 
 
 # Sealed envelope: one SM4-GCM body, its data key SM2-encrypted to each recipient.

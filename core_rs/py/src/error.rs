@@ -41,3 +41,15 @@ impl From<tfnode_merkle::MerkleError> for CoreError {
         CoreError(MerkleError::new_err(e.to_string()))
     }
 }
+
+impl From<tfnode_sm4::Error> for CoreError {
+    fn from(e: tfnode_sm4::Error) -> Self {
+        use tfnode_sm4::Error as E;
+        let msg = e.to_string();
+        CoreError(match e {
+            E::KeyLength(_) => InvalidKey::new_err(msg),
+            E::NonceLength(_) | E::TooLong(_) | E::OutputLength { .. } => CryptoError::new_err(msg),
+            E::TooShort(_) | E::Authentication => DecryptionError::new_err(msg),
+        })
+    }
+}
