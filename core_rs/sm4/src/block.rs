@@ -97,6 +97,11 @@ const fn l_key(b: u32) -> u32 {
     b ^ b.rotate_left(13) ^ b.rotate_left(23)
 }
 
+#[cfg(test)]
+pub(crate) const fn tau_pub(a: u32) -> u32 {
+    tau(a)
+}
+
 #[inline(always)]
 const fn tau(a: u32) -> u32 {
     let b = a.to_be_bytes();

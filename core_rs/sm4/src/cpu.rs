@@ -5,8 +5,10 @@ use core::sync::atomic::{AtomicU8, Ordering};
 const UNKNOWN: u8 = 0;
 /// PCLMULQDQ + SSSE3 (pshufb for the byte reversal): the GHASH path.
 const CLMUL: u8 = 1 << 1;
-/// AES-NI + AVX2 (with CLMUL): the SM4 S-box through AESENCLAST, 8 blocks per ymm.
-const AESNI_AVX2: u8 = 1 << 2;
+/// AES-NI (with CLMUL): the SM4 S-box through AESENCLAST, 4 blocks per xmm.
+const AESNI: u8 = 1 << 2;
+/// VAES + AVX2 (with AESNI): AESENCLAST on ymm, 8 blocks per vector.
+const VAES: u8 = 1 << 3;
 const DETECTED: u8 = 1 << 7;
 
 static FEATURES: AtomicU8 = AtomicU8::new(UNKNOWN);
@@ -18,8 +20,11 @@ fn detect() -> u8 {
     {
         if std::is_x86_feature_detected!("pclmulqdq") && std::is_x86_feature_detected!("ssse3") {
             f |= CLMUL;
-            if std::is_x86_feature_detected!("aes") && std::is_x86_feature_detected!("avx2") {
-                f |= AESNI_AVX2;
+            if std::is_x86_feature_detected!("aes") {
+                f |= AESNI;
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("vaes") {
+                    f |= VAES;
+                }
             }
         }
     }
@@ -43,7 +48,11 @@ pub(crate) fn has_clmul() -> bool {
 }
 
 #[inline]
-#[allow(dead_code)] // used once the AES-NI S-box path lands
-pub(crate) fn has_aesni_avx2() -> bool {
-    features() & AESNI_AVX2 != 0
+pub(crate) fn has_aesni() -> bool {
+    features() & AESNI != 0
+}
+
+#[inline]
+pub(crate) fn has_vaes() -> bool {
+    features() & VAES != 0
 }

@@ -14,6 +14,10 @@ pub enum Backend {
     Portable,
     /// Table SM4, GHASH with PCLMULQDQ.
     Clmul,
+    /// SM4 S-box through AESENCLAST, 4 blocks per xmm; GHASH with PCLMULQDQ.
+    AesNi,
+    /// As `AesNi` with VAES on ymm, 8 blocks per vector.
+    Vaes,
 }
 
 impl Backend {
@@ -23,13 +27,19 @@ impl Backend {
         if cpu::has_clmul() {
             v.push(Backend::Clmul);
         }
+        if cpu::has_aesni() {
+            v.push(Backend::AesNi);
+        }
+        if cpu::has_vaes() {
+            v.push(Backend::Vaes);
+        }
         v
     }
 
     fn resolve(self) -> Backend {
         match self {
-            Backend::Auto if cpu::has_clmul() => Backend::Clmul,
-            Backend::Auto => Backend::Portable,
+            // The last available is the fastest.
+            Backend::Auto => *Backend::available().last().expect("Portable is always available"),
             b => b,
         }
     }
@@ -72,7 +82,7 @@ impl Sm4Gcm {
     }
 
     fn ghash(&self) -> Ghash<'_> {
-        Ghash::new(&self.hkey, self.backend == Backend::Clmul)
+        Ghash::new(&self.hkey, self.backend != Backend::Portable)
     }
 
     fn check(nonce: &[u8], len: usize) -> Result<[u8; NONCE_LEN], Error> {
@@ -90,6 +100,15 @@ impl Sm4Gcm {
             b[..NONCE_LEN].copy_from_slice(nonce);
             b
         });
+        #[cfg(target_arch = "x86_64")]
+        match self.backend {
+            // SAFETY: `with_backend` admitted this backend only after `Backend::available`
+            // found its CPU features (VAES implies AVX2 and AES-NI).
+            Backend::Vaes => return unsafe { crate::sm4_simd::ctr_xor_vaes(&self.rk, &[n[0], n[1], n[2]], ctr, data) },
+            // SAFETY: as above; AES-NI implies SSSE3 here (see `cpu.rs`).
+            Backend::AesNi => return unsafe { crate::sm4_simd::ctr_xor_aesni(&self.rk, &[n[0], n[1], n[2]], ctr, data) },
+            _ => {}
+        }
         let mut chunks = data.chunks_exact_mut(16 * 8);
         for chunk in &mut chunks {
             let mut ks = [[0u32; 4]; 8];

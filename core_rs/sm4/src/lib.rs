@@ -8,13 +8,17 @@
 //!
 //! Layout: `block.rs` the cipher (compile-time S-box and tables, key schedule), `ghash.rs`
 //! GHASH as POLYVAL with a portable carry-less multiply, `x86.rs` the PCLMULQDQ GHASH,
-//! `gcm.rs` the mode.
+//! `aes_map.rs` the derivation of SM4's S-box from AES's, `sm4_simd.rs` the CTR keystream
+//! through AESENCLAST (xmm and ymm), `gcm.rs` the mode.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod aes_map;
 mod block;
 mod cpu;
 mod gcm;
 mod ghash;
+#[cfg(target_arch = "x86_64")]
+mod sm4_simd;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]

@@ -161,7 +161,8 @@ fn long_messages_match_a_block_at_a_time_model() {
     let rk = expand_key(&key);
     let nonce = h("cafebabefacedbaddecaf888");
     let aad: Vec<u8> = (0..37u8).collect();
-    for len in [0usize, 1, 15, 16, 17, 127, 128, 129, 4095, 4096, 4097, 8192 + 200, 20000] {
+    // 300..511 and 4096 + 900 leave several whole 8-block groups after the 32-block batches.
+    for len in [0usize, 1, 15, 16, 17, 127, 128, 129, 300, 400, 511, 4095, 4096, 4097, 4096 + 900, 8192 + 200, 20000] {
         let pt: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
         let mut ct = pt.clone();
         for (i, blk) in ct.chunks_mut(16).enumerate() {
@@ -216,4 +217,34 @@ fn wrong_nonce_or_aad_fails() {
     assert_eq!(g.decrypt(&[2u8; 12], b"aae", &ct), Err(Error::Authentication));
     assert_eq!(Sm4Gcm::new(&[9u8; 16]).decrypt(&[2u8; 12], b"aad", &ct), Err(Error::Authentication));
     assert_eq!(g.decrypt(&[2u8; 12], b"aad", &ct).unwrap(), b"payload");
+}
+
+#[test]
+fn sm4_sbox_through_the_aes_sbox_for_all_inputs() {
+    for x in 0..=255u8 {
+        let via_aes = crate::aes_map::post(crate::aes_map::aes_sbox(crate::aes_map::pre(x)));
+        assert_eq!(via_aes, SBOX[x as usize], "input {x:#04x}");
+        // The nibble tables give the same affine maps.
+        let nib = |t: &[[u8; 16]; 2], v: u8| t[0][(v & 15) as usize] ^ t[1][(v >> 4) as usize];
+        assert_eq!(nib(&crate::aes_map::PRE_TABLES, x), crate::aes_map::pre(x));
+        assert_eq!(nib(&crate::aes_map::POST_TABLES, x), crate::aes_map::post(x));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn aesenclast_round_function_matches_the_tables_for_all_bytes() {
+    if !Backend::available().contains(&Backend::AesNi) {
+        eprintln!("skipped: no AES-NI on this CPU");
+        return;
+    }
+    // Every byte value in every byte position of every lane, against T = L∘τ by tables.
+    for x in 0..=255u32 {
+        let words = [x * 0x0101_0101, x, x << 8, (x << 24) | 0x00c3_5a00];
+        // SAFETY: AES-NI (and SSSE3, which `cpu.rs` requires with it) checked above.
+        let got = unsafe { crate::sm4_simd::round_t_x4(words) };
+        for (g, w) in got.iter().zip(words) {
+            assert_eq!(*g, crate::block::l_enc(crate::block::tau_pub(w)), "word {w:#010x}");
+        }
+    }
 }
