@@ -93,22 +93,27 @@ impl Sm4Gcm {
         Ok(nonce)
     }
 
-    /// XOR the keystream from counter `ctr` onward into `data`.
-    fn ctr_xor(&self, nonce: &[u8; NONCE_LEN], mut ctr: u32, data: &mut [u8]) {
-        let n = load_words(&{
-            let mut b = [0u8; 16];
-            b[..NONCE_LEN].copy_from_slice(nonce);
-            b
-        });
+    /// `dst = src ⊕ keystream` from counter `ctr` onward.
+    fn ctr(&self, nonce: &[u8; NONCE_LEN], ctr: u32, src: &[u8], dst: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
-        match self.backend {
-            // SAFETY: `with_backend` admitted this backend only after `Backend::available`
-            // found its CPU features (VAES implies AVX2 and AES-NI).
-            Backend::Vaes => return unsafe { crate::sm4_simd::ctr_xor_vaes(&self.rk, &[n[0], n[1], n[2]], ctr, data) },
-            // SAFETY: as above; AES-NI implies SSSE3 here (see `cpu.rs`).
-            Backend::AesNi => return unsafe { crate::sm4_simd::ctr_xor_aesni(&self.rk, &[n[0], n[1], n[2]], ctr, data) },
-            _ => {}
+        {
+            let n = nonce_words(nonce);
+            match self.backend {
+                // SAFETY: `with_backend` admitted this backend only after `Backend::available`
+                // found its CPU features (VAES implies AVX2 and AES-NI).
+                Backend::Vaes => return unsafe { crate::sm4_simd::ctr_xor_vaes(&self.rk, &[n[0], n[1], n[2]], ctr, src, dst) },
+                // SAFETY: as above; AES-NI implies SSSE3 here (see `cpu.rs`).
+                Backend::AesNi => return unsafe { crate::sm4_simd::ctr_xor_aesni(&self.rk, &[n[0], n[1], n[2]], ctr, src, dst) },
+                _ => {}
+            }
         }
+        dst.copy_from_slice(src);
+        self.ctr_tables(nonce, ctr, dst);
+    }
+
+    /// XOR the keystream from counter `ctr` onward into `data` (table SM4).
+    fn ctr_tables(&self, nonce: &[u8; NONCE_LEN], mut ctr: u32, data: &mut [u8]) {
+        let n = nonce_words(nonce);
         let mut chunks = data.chunks_exact_mut(16 * 8);
         for chunk in &mut chunks {
             let mut ks = [[0u32; 4]; 8];
@@ -167,8 +172,7 @@ impl Sm4Gcm {
         gh.update_padded(aad);
         let mut ctr = 2u32;
         for (dst, src) in ct.chunks_mut(SLICE).zip(plaintext.chunks(SLICE)) {
-            dst.copy_from_slice(src);
-            self.ctr_xor(&nonce, ctr, dst);
+            self.ctr(&nonce, ctr, src, dst);
             ctr = ctr.wrapping_add((SLICE / 16) as u32);
             gh.update_padded(dst);
         }
@@ -195,8 +199,7 @@ impl Sm4Gcm {
         let mut ctr = 2u32;
         for (dst, src) in out.chunks_mut(SLICE).zip(ct.chunks(SLICE)) {
             gh.update_padded(src);
-            dst.copy_from_slice(src);
-            self.ctr_xor(&nonce, ctr, dst);
+            self.ctr(&nonce, ctr, src, dst);
             ctr = ctr.wrapping_add((SLICE / 16) as u32);
         }
         let mut t = gh.finish(aad.len(), ct.len());
@@ -221,6 +224,12 @@ impl Sm4Gcm {
         self.decrypt_into(nonce, aad, data, &mut out)?;
         Ok(out)
     }
+}
+
+fn nonce_words(nonce: &[u8; NONCE_LEN]) -> [u32; 4] {
+    let mut b = [0u8; 16];
+    b[..NONCE_LEN].copy_from_slice(nonce);
+    load_words(&b)
 }
 
 #[inline(always)]

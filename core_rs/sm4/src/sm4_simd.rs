@@ -38,8 +38,9 @@ pub(crate) unsafe trait Lanes: Copy {
     unsafe fn or(a: Self, b: Self) -> Self;
     unsafe fn shuffle(table: Self, idx: Self) -> Self;
     unsafe fn aesenclast0(a: Self) -> Self;
-    /// XOR the keystream of words (x0..x3, already in output order) into `N` blocks.
-    unsafe fn xor_out(w: [Self; 4], consts: &Consts<Self>, data: &mut [u8]);
+    /// `dst = src ⊕ keystream` for `N` blocks, the keystream given as words (x0..x3,
+    /// already in output order).
+    unsafe fn xor_out(w: [Self; 4], consts: &Consts<Self>, src: &[u8], dst: &mut [u8]);
 }
 
 /// Register-resident constants of the round.
@@ -112,12 +113,12 @@ pub(crate) unsafe fn round_t<V: Lanes>(c: &Consts<V>, x: V) -> V {
     }
 }
 
-/// Keystream for `G` groups of `V::N` counter blocks from `ctr`, XORed into `data`
-/// (`G · V::N · 16` bytes).
+/// Keystream for `G` groups of `V::N` counter blocks from `ctr`: `dst = src ⊕ keystream`
+/// (`G · V::N · 16` bytes each).
 #[inline(always)]
-unsafe fn ctr_groups<V: Lanes, const G: usize>(c: &Consts<V>, rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, data: &mut [u8]) {
-    // SAFETY: the `Lanes` contract makes the caller guarantee V's CPU features; `data`
-    // has `G · V::N · 16` bytes (the callers' slicing), which `xor_out` needs.
+unsafe fn ctr_groups<V: Lanes, const G: usize>(c: &Consts<V>, rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, src: &[u8], dst: &mut [u8]) {
+    // SAFETY: the `Lanes` contract makes the caller guarantee V's CPU features; `src`
+    // and `dst` have `G · V::N · 16` bytes (the callers' slicing), which `xor_out` needs.
     unsafe {
         let mut x = [[V::splat(0); 4]; G];
         for (g, xs) in x.iter_mut().enumerate() {
@@ -145,38 +146,40 @@ unsafe fn ctr_groups<V: Lanes, const G: usize>(c: &Consts<V>, rk: &[u32; 32], no
         }
         for (g, xs) in x.iter().enumerate() {
             let len = V::N * 16;
-            V::xor_out([xs[3], xs[2], xs[1], xs[0]], c, &mut data[g * len..(g + 1) * len]);
+            V::xor_out([xs[3], xs[2], xs[1], xs[0]], c, &src[g * len..(g + 1) * len], &mut dst[g * len..(g + 1) * len]);
         }
     }
 }
 
-/// CTR over `data` from counter `ctr`, any length.
+/// CTR from counter `ctr`: `dst = src ⊕ keystream`, any (equal) lengths.
 #[inline(always)]
-unsafe fn ctr_xor<V: Lanes>(rk: &[u32; 32], nonce: &[u32; 3], mut ctr: u32, data: &mut [u8]) {
+unsafe fn ctr_xor<V: Lanes>(rk: &[u32; 32], nonce: &[u32; 3], mut ctr: u32, src: &[u8], dst: &mut [u8]) {
+    assert_eq!(src.len(), dst.len());
     // SAFETY: the `Lanes` contract makes the caller guarantee V's CPU features; every
     // slice passed on has exactly the length `ctr_groups` needs.
     unsafe {
         let c = Consts::<V>::new();
         let step = 4 * V::N * 16;
-        let mut chunks = data.chunks_exact_mut(step);
-        for chunk in &mut chunks {
-            ctr_groups::<V, 4>(&c, rk, nonce, ctr, chunk);
+        let whole = src.len() - src.len() % step;
+        for (s, d) in src[..whole].chunks_exact(step).zip(dst[..whole].chunks_exact_mut(step)) {
+            ctr_groups::<V, 4>(&c, rk, nonce, ctr, s, d);
             ctr = ctr.wrapping_add(4 * V::N as u32);
         }
-        let rest = chunks.into_remainder();
         let one = V::N * 16;
-        let mut groups = rest.chunks_exact_mut(one);
-        for group in &mut groups {
-            ctr_groups::<V, 1>(&c, rk, nonce, ctr, group);
+        let (src, dst) = (&src[whole..], &mut dst[whole..]);
+        let groups = src.len() - src.len() % one;
+        for (s, d) in src[..groups].chunks_exact(one).zip(dst[..groups].chunks_exact_mut(one)) {
+            ctr_groups::<V, 1>(&c, rk, nonce, ctr, s, d);
             ctr = ctr.wrapping_add(V::N as u32);
         }
-        let tail = groups.into_remainder();
-        if !tail.is_empty() {
-            let mut buf = [0u8; 8 * 16];
-            let buf = &mut buf[..one];
-            buf[..tail.len()].copy_from_slice(tail);
-            ctr_groups::<V, 1>(&c, rk, nonce, ctr, buf);
-            tail.copy_from_slice(&buf[..tail.len()]);
+        let (src, dst) = (&src[groups..], &mut dst[groups..]);
+        if !src.is_empty() {
+            // The last partial group goes through a zero-padded copy.
+            let mut input = [0u8; 8 * 16];
+            input[..src.len()].copy_from_slice(src);
+            let mut out = [0u8; 8 * 16];
+            ctr_groups::<V, 1>(&c, rk, nonce, ctr, &input[..one], &mut out[..one]);
+            dst.copy_from_slice(&out[..src.len()]);
         }
     }
 }
@@ -244,10 +247,10 @@ unsafe impl Lanes for X4 {
         unsafe { X4(_mm_aesenclast_si128(a.0, _mm_setzero_si128())) }
     }
     #[inline(always)]
-    unsafe fn xor_out(w: [Self; 4], c: &Consts<Self>, data: &mut [u8]) {
-        assert_eq!(data.len(), 64);
-        // SAFETY: SSE2/SSSE3 by the contract; `data` has 64 bytes (asserted), and each
-        // unaligned load and store touches 16 of them.
+    unsafe fn xor_out(w: [Self; 4], c: &Consts<Self>, src: &[u8], dst: &mut [u8]) {
+        assert!(src.len() == 64 && dst.len() == 64);
+        // SAFETY: SSE2/SSSE3 by the contract; `src` and `dst` have 64 bytes (asserted),
+        // and each unaligned load and store touches 16 of them.
         unsafe {
             // 4×4 transpose: lane i of the four words becomes block i.
             let t0 = _mm_unpacklo_epi32(w[0].0, w[1].0);
@@ -256,9 +259,9 @@ unsafe impl Lanes for X4 {
             let t3 = _mm_unpackhi_epi32(w[2].0, w[3].0);
             let blocks = [_mm_unpacklo_epi64(t0, t2), _mm_unpackhi_epi64(t0, t2), _mm_unpacklo_epi64(t1, t3), _mm_unpackhi_epi64(t1, t3)];
             for (i, b) in blocks.into_iter().enumerate() {
-                let p = data.as_mut_ptr().add(16 * i).cast::<__m128i>();
                 let ks = _mm_shuffle_epi8(b, c.bswap32.0);
-                _mm_storeu_si128(p, _mm_xor_si128(_mm_loadu_si128(p), ks));
+                let x = _mm_loadu_si128(src.as_ptr().add(16 * i).cast());
+                _mm_storeu_si128(dst.as_mut_ptr().add(16 * i).cast(), _mm_xor_si128(x, ks));
             }
         }
     }
@@ -327,10 +330,10 @@ unsafe impl Lanes for Y8 {
         unsafe { Y8(_mm256_aesenclast_epi128(a.0, _mm256_setzero_si256())) }
     }
     #[inline(always)]
-    unsafe fn xor_out(w: [Self; 4], c: &Consts<Self>, data: &mut [u8]) {
-        assert_eq!(data.len(), 128);
-        // SAFETY: AVX2 by the contract; `data` has 128 bytes (asserted), and each
-        // unaligned load and store touches 32 of them.
+    unsafe fn xor_out(w: [Self; 4], c: &Consts<Self>, src: &[u8], dst: &mut [u8]) {
+        assert!(src.len() == 128 && dst.len() == 128);
+        // SAFETY: AVX2 by the contract; `src` and `dst` have 128 bytes (asserted), and
+        // each unaligned load and store touches 32 of them.
         unsafe {
             // Per 128-bit half, a 4×4 transpose (blocks 0..3 low, 4..7 high); then the
             // halves are regrouped so each store writes two consecutive blocks.
@@ -349,9 +352,9 @@ unsafe impl Lanes for Y8 {
                 _mm256_permute2x128_si256(b2, b3, 0x31),
             ];
             for (i, b) in pairs.into_iter().enumerate() {
-                let p = data.as_mut_ptr().add(32 * i).cast::<__m256i>();
                 let ks = _mm256_shuffle_epi8(b, c.bswap32.0);
-                _mm256_storeu_si256(p, _mm256_xor_si256(_mm256_loadu_si256(p), ks));
+                let x = _mm256_loadu_si256(src.as_ptr().add(32 * i).cast());
+                _mm256_storeu_si256(dst.as_mut_ptr().add(32 * i).cast(), _mm256_xor_si256(x, ks));
             }
         }
     }
@@ -362,9 +365,9 @@ unsafe impl Lanes for Y8 {
 /// # Safety
 /// The CPU must support SSSE3 and AES-NI.
 #[target_feature(enable = "sse2,ssse3,aes")]
-pub(crate) unsafe fn ctr_xor_aesni(rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, data: &mut [u8]) {
+pub(crate) unsafe fn ctr_xor_aesni(rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, src: &[u8], dst: &mut [u8]) {
     // SAFETY: this function's own contract supplies the features X4 needs.
-    unsafe { ctr_xor::<X4>(rk, nonce, ctr, data) }
+    unsafe { ctr_xor::<X4>(rk, nonce, ctr, src, dst) }
 }
 
 /// CTR with 8 blocks per ymm.
@@ -372,9 +375,9 @@ pub(crate) unsafe fn ctr_xor_aesni(rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, d
 /// # Safety
 /// The CPU must support AVX2, AES-NI and VAES.
 #[target_feature(enable = "avx2,aes,vaes")]
-pub(crate) unsafe fn ctr_xor_vaes(rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, data: &mut [u8]) {
+pub(crate) unsafe fn ctr_xor_vaes(rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, src: &[u8], dst: &mut [u8]) {
     // SAFETY: this function's own contract supplies the features Y8 needs.
-    unsafe { ctr_xor::<Y8>(rk, nonce, ctr, data) }
+    unsafe { ctr_xor::<Y8>(rk, nonce, ctr, src, dst) }
 }
 
 /// The SIMD S-box and L (`round_t`) on 4 words, for the tests' all-inputs check.
