@@ -29,7 +29,7 @@ case "$mode" in
 esac
 
 # Runs per target in short mode: 5 to 10 CPU-seconds each (measured from the committed
-# seeds; the script prints each target's CPU time), so that the twelve together take
+# seeds; the script prints each target's CPU time), so that the thirteen together take
 # about two minutes on an idle two-core machine and three to four on a busy one. The
 # costs per run differ a thousandfold: the consensus core ~130 us, SM2 decryption ~100 us,
 # SM2 verification ~100 us once inputs parse, the small decoders a few us or less.
@@ -46,6 +46,7 @@ declare -A RUNS=(
     [sm2_signature]=5000000
     [sm2_verify]=100000
     [sm3_stream]=300000
+    [sm4_gcm]=200000
 )
 seed=${TFNODE_FUZZ_SEED:-1}
 
