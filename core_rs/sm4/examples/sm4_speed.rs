@@ -1,6 +1,7 @@
 //! One-core SM4-GCM throughput per backend, one JSON object per line.
 //!
-//! `cargo run --release -p tfnode-sm4 --example sm4_speed`
+//! `cargo run --release -p tfnode-sm4 --example sm4_speed [filter]` (only the cases whose
+//! name contains `filter`, e.g. `vaes_16384`, for `perf stat`)
 //!
 //! Best of 12 interleaved 100 ms windows per case, divided by this thread's CPU time (the
 //! machine is shared; see core_rs/sm3/examples/sm3_speed.rs for the method). The windows
@@ -24,12 +25,16 @@ fn main() {
     let key = [0x42u8; 16];
     let nonce = [7u8; 12];
     let sizes = [16384usize, 1024];
+    let filter = std::env::args().nth(1).unwrap_or_default();
     let mut cases: Vec<(String, usize, Sm4Gcm)> = Vec::new();
     // `auto` is what `Sm4Gcm::new` (and so the Python API) picks on this CPU.
     for b in std::iter::once(Backend::Auto).chain(Backend::available()) {
         for &n in &sizes {
             let name = format!("{b:?}").to_lowercase();
-            cases.push((format!("sm4_gcm_{name}_{n}"), n, Sm4Gcm::with_backend(&key, b)));
+            let case = format!("sm4_gcm_{name}_{n}");
+            if case.contains(&filter) {
+                cases.push((case, n, Sm4Gcm::with_backend(&key, b)));
+            }
         }
     }
     let pt = vec![0xa5u8; 16384];
