@@ -10,7 +10,8 @@
 //! is four loads and XORs. Table lookups are indexed by secret bytes: the load address
 //! depends on the key and data, which a co-resident attacker sharing the cache could in
 //! principle observe (the same exposure as any table-based SM4 or AES, OpenSSL's generic
-//! SM4 included). The AES-NI path in `x86.rs` has no secret-dependent addresses.
+//! SM4 included). The AES-NI backends (`sm4_simd.rs`) use none of these tables: their key
+//! schedule, GHASH key, tag mask and keystream all go through AESENCLAST.
 
 /// Reduction polynomial of SM4's S-box field, x^8+x^7+x^6+x^5+x^4+x^2+1 (0x1F5).
 const SM4_FIELD_POLY: u16 = 0x1F5;
@@ -145,6 +146,13 @@ const CK: [u32; 32] = {
 
 /// The 32 round keys of an SM4 key.
 pub(crate) fn expand_key(key: &[u8; 16]) -> [u32; 32] {
+    expand_key_with(key, tau)
+}
+
+/// The key schedule with a given τ (the S-box on each byte of a word): the AES-NI
+/// backends pass theirs, so that the key never indexes a table.
+#[inline(always)]
+pub(crate) fn expand_key_with(key: &[u8; 16], tau: impl Fn(u32) -> u32) -> [u32; 32] {
     let mut k = [0u32; 4];
     for (i, w) in k.iter_mut().enumerate() {
         *w = u32::from_be_bytes([key[4 * i], key[4 * i + 1], key[4 * i + 2], key[4 * i + 3]]) ^ FK[i];

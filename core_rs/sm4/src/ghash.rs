@@ -24,6 +24,9 @@ pub(crate) struct Key {
 }
 
 impl Key {
+    /// A placeholder until H is known (all powers zero).
+    pub(crate) const ZERO: Key = Key { powers: [0; POWERS] };
+
     /// The POLYVAL key for a GHASH key `h` (the 16 bytes E_K(0)).
     pub(crate) fn new(h: &[u8; 16]) -> Key {
         let h1 = mul_x(u128::from_be_bytes(*h));

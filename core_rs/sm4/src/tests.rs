@@ -248,3 +248,20 @@ fn aesenclast_round_function_matches_the_tables_for_all_bytes() {
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn key_schedule_through_aesenclast_matches_the_tables() {
+    if !Backend::available().contains(&Backend::AesNi) {
+        eprintln!("skipped: no AES-NI on this CPU");
+        return;
+    }
+    let mut key = [0u8; 16];
+    for i in 0..64u8 {
+        for (j, b) in key.iter_mut().enumerate() {
+            *b = i.wrapping_mul(37).wrapping_add((j as u8).wrapping_mul(101)) ^ (i >> 3);
+        }
+        // SAFETY: AES-NI (and SSSE3, which `cpu.rs` requires with it) checked above.
+        assert_eq!(unsafe { crate::sm4_simd::expand_key_aesni(&key) }, expand_key(&key), "key {}", hex::encode(key));
+    }
+}
