@@ -48,22 +48,6 @@ impl Backend {
 /// Data is processed in slices of this many bytes: keystream then GHASH, so the slice
 /// is still in L1 when GHASH reads it.
 const SLICE: usize = 4096;
-/// Blocks per batch of the `vaes` backend (4 groups of 8).
-const BATCH_BLOCKS: usize = 32;
-/// At most this many bytes of the message are encrypted together with the tag's mask.
-const HEAD: usize = (BATCH_BLOCKS - 1) * 16;
-
-/// How many leading bytes of a `len`-byte message go into the batch with E(J0): the
-/// remainder of its blocks modulo a batch, so that the rest is whole batches and the
-/// message has a single partial batch (each batch costs its latency, full or not).
-fn head_len(len: usize) -> usize {
-    if len <= HEAD {
-        len
-    } else {
-        (len.div_ceil(16) % BATCH_BLOCKS) * 16
-    }
-}
-
 #[derive(Clone)]
 pub struct Sm4Gcm {
     rk: [u32; 32],
@@ -115,22 +99,36 @@ impl Sm4Gcm {
         Ok(nonce)
     }
 
-    /// `dst = src ⊕ keystream` from counter `ctr` onward.
-    fn ctr(&self, nonce: &[u8; NONCE_LEN], ctr: u32, src: &[u8], dst: &mut [u8]) {
+    /// `dst = src ⊕ keystream` from counter `ctr` onward; with `lead`, from `ctr + 1`,
+    /// returning the keystream block of counter `ctr` (GCM's E(J0) computed beside the
+    /// message, in the same batch on the vector backends).
+    fn keystream(&self, nonce: &[u8; NONCE_LEN], ctr: u32, lead: bool, src: &[u8], dst: &mut [u8]) -> [u8; 16] {
         #[cfg(target_arch = "x86_64")]
         {
             let n = nonce_words(nonce);
+            let n3 = [n[0], n[1], n[2]];
             match self.backend {
-                // SAFETY: `with_backend` admitted this backend only after `Backend::available`
-                // found its CPU features (VAES implies AVX2 and AES-NI).
-                Backend::Vaes => return unsafe { crate::sm4_simd::ctr_xor_vaes(&self.rk, &[n[0], n[1], n[2]], ctr, src, dst) },
-                // SAFETY: as above; AES-NI implies SSSE3 here (see `cpu.rs`).
-                Backend::AesNi => return unsafe { crate::sm4_simd::ctr_xor_aesni(&self.rk, &[n[0], n[1], n[2]], ctr, src, dst) },
+                Backend::Vaes => {
+                    // SAFETY: `with_backend` admitted this backend only after
+                    // `Backend::available` found its CPU features (VAES, AVX2, AES-NI).
+                    return unsafe { crate::sm4_simd::ctr_xor_vaes(&self.rk, &n3, ctr, lead, src, dst) };
+                }
+                Backend::AesNi => {
+                    // SAFETY: as above (AES-NI, and SSSE3 which `cpu.rs` requires with it).
+                    return unsafe { crate::sm4_simd::ctr_xor_aesni(&self.rk, &n3, ctr, lead, src, dst) };
+                }
                 _ => {}
             }
         }
         dst.copy_from_slice(src);
-        self.ctr_tables(nonce, ctr, dst);
+        let mut first = [0u8; 16];
+        if lead {
+            self.ctr_tables(nonce, ctr, &mut first);
+            self.ctr_tables(nonce, ctr.wrapping_add(1), dst);
+        } else {
+            self.ctr_tables(nonce, ctr, dst);
+        }
+        first
     }
 
     /// XOR the keystream from counter `ctr` onward into `data` (table SM4).
@@ -179,23 +177,7 @@ impl Sm4Gcm {
     /// E(nonce || ctr) through the backend (so the AES-NI backends never index a table
     /// with the key or the nonce).
     fn block(&self, nonce: &[u8; NONCE_LEN], ctr: u32) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        self.ctr(nonce, ctr, &[0u8; 16], &mut out);
-        out
-    }
-
-    /// The first `src.len() <= HEAD` bytes of the message (counters 2, 3, ...) together
-    /// with E(J0), J0 = nonce || 1, the mask of the tag, returned: one batch, where a lone
-    /// block would run its 32 dependent rounds with nothing beside them (~0.2 µs on the
-    /// vector backends). `src` is the whole message or whole blocks.
-    fn head(&self, nonce: &[u8; NONCE_LEN], src: &[u8], dst: &mut [u8]) -> [u8; 16] {
-        let n = src.len();
-        let mut input = [0u8; HEAD + 16];
-        input[16..16 + n].copy_from_slice(src);
-        let mut out = [0u8; HEAD + 16];
-        self.ctr(nonce, 1, &input[..16 + n], &mut out[..16 + n]);
-        dst.copy_from_slice(&out[16..16 + n]);
-        out[..16].try_into().expect("16 bytes")
+        self.keystream(nonce, ctr, true, &[], &mut [])
     }
 
     /// Encrypt `plaintext` into `out` (`plaintext.len() + 16` bytes: ciphertext || tag).
@@ -207,12 +189,13 @@ impl Sm4Gcm {
         let (ct, tag) = out.split_at_mut(plaintext.len());
         let mut gh = self.ghash();
         gh.update_padded(aad);
-        let head = head_len(plaintext.len());
-        let mask = self.head(&nonce, &plaintext[..head], &mut ct[..head]);
+        // The first slice with E(J0) ahead of it (counter 1), then slices from its end.
+        let head = plaintext.len().min(SLICE - 16);
+        let mask = self.keystream(&nonce, 1, true, &plaintext[..head], &mut ct[..head]);
         gh.update_padded(&ct[..head]);
         let mut ctr = 2 + (head / 16) as u32;
         for (dst, src) in ct[head..].chunks_mut(SLICE).zip(plaintext[head..].chunks(SLICE)) {
-            self.ctr(&nonce, ctr, src, dst);
+            self.keystream(&nonce, ctr, false, src, dst);
             ctr = ctr.wrapping_add((SLICE / 16) as u32);
             gh.update_padded(dst);
         }
@@ -236,13 +219,13 @@ impl Sm4Gcm {
         }
         let mut gh = self.ghash();
         gh.update_padded(aad);
-        let head = head_len(ct.len());
+        let head = ct.len().min(SLICE - 16);
         gh.update_padded(&ct[..head]);
-        let mask = self.head(&nonce, &ct[..head], &mut out[..head]);
+        let mask = self.keystream(&nonce, 1, true, &ct[..head], &mut out[..head]);
         let mut ctr = 2 + (head / 16) as u32;
         for (dst, src) in out[head..].chunks_mut(SLICE).zip(ct[head..].chunks(SLICE)) {
             gh.update_padded(src);
-            self.ctr(&nonce, ctr, src, dst);
+            self.keystream(&nonce, ctr, false, src, dst);
             ctr = ctr.wrapping_add((SLICE / 16) as u32);
         }
         let mut t = gh.finish(aad.len(), ct.len());

@@ -160,40 +160,66 @@ unsafe fn ctr_groups<V: Lanes, const G: usize>(c: &Consts<V>, rk: &[u32; 32], no
     }
 }
 
-/// CTR from counter `ctr`: `dst = src ⊕ keystream`, any (equal) lengths.
+/// One batch of `gb` (1..=4) groups: `ctr_groups` with the count as a constant.
 #[inline(always)]
-unsafe fn ctr_xor<V: Lanes>(rk: &[u32; 32], nonce: &[u32; 3], mut ctr: u32, src: &[u8], dst: &mut [u8]) {
-    assert_eq!(src.len(), dst.len());
-    // SAFETY: the `Lanes` contract makes the caller guarantee V's CPU features; every
-    // slice passed on has exactly the length `ctr_groups` needs.
+unsafe fn run_batch<V: Lanes>(gb: usize, c: &Consts<V>, rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, src: &[u8], dst: &mut [u8]) {
+    // SAFETY: the `Lanes` contract makes the caller guarantee V's CPU features; the
+    // caller passes `gb · V::N · 16` bytes in each slice.
     unsafe {
-        let c = Consts::<V>::new();
-        let step = 4 * V::N * 16;
-        let whole = src.len() - src.len() % step;
-        for (s, d) in src[..whole].chunks_exact(step).zip(dst[..whole].chunks_exact_mut(step)) {
-            ctr_groups::<V, 4>(&c, rk, nonce, ctr, s, d);
-            ctr = ctr.wrapping_add(4 * V::N as u32);
-        }
-        // The rest (under one batch) in one batch of as many groups as it needs, through
-        // zero-padded copies: each batch is ~0.2 µs of latency however few groups it has,
-        // so the rest must not go group by group.
-        let (src, dst) = (&src[whole..], &mut dst[whole..]);
-        if !src.is_empty() {
-            let one = V::N * 16;
-            let groups = src.len().div_ceil(one);
-            let mut input = [0u8; 4 * 8 * 16];
-            input[..src.len()].copy_from_slice(src);
-            let mut out = [0u8; 4 * 8 * 16];
-            let (i, o) = (&input[..groups * one], &mut out[..groups * one]);
-            match groups {
-                1 => ctr_groups::<V, 1>(&c, rk, nonce, ctr, i, o),
-                2 => ctr_groups::<V, 2>(&c, rk, nonce, ctr, i, o),
-                3 => ctr_groups::<V, 3>(&c, rk, nonce, ctr, i, o),
-                _ => ctr_groups::<V, 4>(&c, rk, nonce, ctr, i, o),
-            }
-            dst.copy_from_slice(&out[..src.len()]);
+        match gb {
+            1 => ctr_groups::<V, 1>(c, rk, nonce, ctr, src, dst),
+            2 => ctr_groups::<V, 2>(c, rk, nonce, ctr, src, dst),
+            3 => ctr_groups::<V, 3>(c, rk, nonce, ctr, src, dst),
+            _ => ctr_groups::<V, 4>(c, rk, nonce, ctr, src, dst),
         }
     }
+}
+
+/// CTR from counter `ctr`: `dst = src ⊕ keystream`, any (equal) lengths. With `lead`, the
+/// stream starts with one extra block (counter `ctr`, `src` from `ctr + 1`) whose keystream
+/// is returned: GCM's tag mask E(J0), computed beside the message instead of alone.
+///
+/// A batch of up to 4 groups costs its latency (~0.2 µs) however few groups it has, so
+/// the groups are spread evenly over the fewest batches (9 groups: 3 + 3 + 3, not
+/// 4 + 4 + 1). The batch with the lead block and a batch that ends inside a group go
+/// through zero-padded copies; the others read `src` and write `dst` directly.
+#[inline(always)]
+unsafe fn ctr_xor<V: Lanes>(rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, lead: bool, src: &[u8], dst: &mut [u8]) -> [u8; 16] {
+    assert_eq!(src.len(), dst.len());
+    const MAX_GROUPS: usize = 4;
+    let one = V::N * 16;
+    let lead_len = if lead { 16 } else { 0 };
+    // Offsets below are in the virtual stream: `lead_len` bytes of the lead block, then src.
+    let total = lead_len + src.len();
+    let groups = total.div_ceil(one);
+    let batches = groups.div_ceil(MAX_GROUPS);
+    let mut mask = [0u8; 16];
+    // SAFETY: the `Lanes` contract makes the caller guarantee V's CPU features; every
+    // slice passed to `ctr_groups` has exactly `gb · one` bytes.
+    unsafe {
+        let c = Consts::<V>::new();
+        let mut g0 = 0;
+        for b in 0..batches {
+            let gb = (groups - g0).div_ceil(batches - b);
+            let (vs, ve) = (g0 * one, ((g0 + gb) * one).min(total));
+            let bctr = ctr.wrapping_add((g0 * V::N) as u32);
+            if vs >= lead_len && ve - vs == gb * one {
+                run_batch(gb, &c, rk, nonce, bctr, &src[vs - lead_len..ve - lead_len], &mut dst[vs - lead_len..ve - lead_len]);
+            } else {
+                let from = vs.max(lead_len);
+                let mut input = [0u8; MAX_GROUPS * 8 * 16];
+                input[from - vs..ve - vs].copy_from_slice(&src[from - lead_len..ve - lead_len]);
+                let mut out = [0u8; MAX_GROUPS * 8 * 16];
+                run_batch(gb, &c, rk, nonce, bctr, &input[..gb * one], &mut out[..gb * one]);
+                dst[from - lead_len..ve - lead_len].copy_from_slice(&out[from - vs..ve - vs]);
+                if vs < lead_len {
+                    mask.copy_from_slice(&out[..16]);
+                }
+            }
+            g0 += gb;
+        }
+    }
+    mask
 }
 
 #[derive(Clone, Copy)]
@@ -372,24 +398,24 @@ unsafe impl Lanes for Y8 {
     }
 }
 
-/// CTR with 4 blocks per xmm.
+/// CTR with 4 blocks per xmm (see `ctr_xor` for `lead` and the result).
 ///
 /// # Safety
 /// The CPU must support SSSE3 and AES-NI.
 #[target_feature(enable = "sse2,ssse3,aes")]
-pub(crate) unsafe fn ctr_xor_aesni(rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, src: &[u8], dst: &mut [u8]) {
+pub(crate) unsafe fn ctr_xor_aesni(rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, lead: bool, src: &[u8], dst: &mut [u8]) -> [u8; 16] {
     // SAFETY: this function's own contract supplies the features X4 needs.
-    unsafe { ctr_xor::<X4>(rk, nonce, ctr, src, dst) }
+    unsafe { ctr_xor::<X4>(rk, nonce, ctr, lead, src, dst) }
 }
 
-/// CTR with 8 blocks per ymm.
+/// CTR with 8 blocks per ymm (see `ctr_xor` for `lead` and the result).
 ///
 /// # Safety
 /// The CPU must support AVX2, AES-NI and VAES.
 #[target_feature(enable = "avx2,aes,vaes")]
-pub(crate) unsafe fn ctr_xor_vaes(rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, src: &[u8], dst: &mut [u8]) {
+pub(crate) unsafe fn ctr_xor_vaes(rk: &[u32; 32], nonce: &[u32; 3], ctr: u32, lead: bool, src: &[u8], dst: &mut [u8]) -> [u8; 16] {
     // SAFETY: this function's own contract supplies the features Y8 needs.
-    unsafe { ctr_xor::<Y8>(rk, nonce, ctr, src, dst) }
+    unsafe { ctr_xor::<Y8>(rk, nonce, ctr, lead, src, dst) }
 }
 
 /// The key schedule with τ through AESENCLAST (no table indexed by the key).
