@@ -48,6 +48,7 @@ impl Backend {
 /// Data is processed in slices of this many bytes: keystream then GHASH, so the slice
 /// is still in L1 when GHASH reads it.
 const SLICE: usize = 4096;
+
 #[derive(Clone)]
 pub struct Sm4Gcm {
     rk: [u32; 32],
