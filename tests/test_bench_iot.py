@@ -39,7 +39,7 @@ def test_config_defaults():
     assert IotBenchConfig(duration=5, sealed=False, batch=500).validate().readings == 5 * bench_iot.DEFAULT_RATE_SIGNED
     # a long run pre-signs at most MAX_READINGS
     assert IotBenchConfig(duration=30).validate().readings == bench_iot.MAX_READINGS
-    assert IotBenchConfig(duration=1, gateways=100, batch=500).validate().readings == 50_000  # a batch per gateway
+    assert IotBenchConfig(duration=1, gateways=400, batch=500).validate().readings == 200_000  # a batch per gateway
 
 
 @pytest.mark.parametrize("sealed", [True, False])
