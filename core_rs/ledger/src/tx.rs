@@ -197,8 +197,9 @@ impl Transaction {
         self.verify_digest(&tagged_hash(SIGN_TAG, &[&raw[..raw.len() - SIGNATURE_LEN]]))
     }
 
-    /// [`Transaction::verify_raw`] given `digests[i]`, the signed digest of `raws[i]` from
-    /// [`raw_signing_digests`] over the very list this transaction was decoded from.
+    /// [`Transaction::verify_raw`] given `digest`: the signed digest that
+    /// [`raw_signing_digests`] computed from `raw`, the bytes this transaction was decoded
+    /// from (private: only [`verify_raws`] pairs them, so a digest never comes from elsewhere).
     fn verify_raw_hashed(&self, raw: &[u8], digest: &Hash) -> Result<()> {
         debug_assert_eq!(raw.len(), self.encoded_len());
         self.verify_digest(digest)
