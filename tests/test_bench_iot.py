@@ -36,7 +36,10 @@ def test_config_defaults():
     assert IotBenchConfig().max_batch() == 1273 and IotBenchConfig(sealed=False).max_batch() == 544
     c = IotBenchConfig(duration=5).validate()
     assert c.readings == 5 * bench_iot.DEFAULT_RATE
-    assert IotBenchConfig(duration=1, gateways=100, batch=500).validate().readings == 50_000  # a batch per gateway
+    assert IotBenchConfig(duration=5, sealed=False, batch=500).validate().readings == 5 * bench_iot.DEFAULT_RATE_SIGNED
+    # a long run pre-signs at most MAX_READINGS
+    assert IotBenchConfig(duration=30).validate().readings == bench_iot.MAX_READINGS
+    assert IotBenchConfig(duration=1, gateways=400, batch=500).validate().readings == 200_000  # a batch per gateway
 
 
 @pytest.mark.parametrize("sealed", [True, False])

@@ -346,3 +346,60 @@ def test_reopen_after_restart_keeps_everything(backend):  # noqa: F811
     commit(s, 3, tree_writes=[(b"node/1", None)])
     assert s.tree_node(b"node/1") is None
     kv.close()
+
+
+def _batch_encoding(raws: list[bytes]) -> bytes:
+    from tfnode import _core
+
+    return _core.batch_encode(raws)
+
+
+def _signed_txs(n: int) -> list[bytes]:
+    from tfnode import _core
+
+    sk = crypto.PrivateKey.generate().to_bytes()
+    out = []
+    for i in range(n):
+        t = _core.Transaction(b"tf-main", i + 1, 100, 10**6, "iot", "submit", b"args %d" % i * (50 * i + 1))
+        t.sign(sk)
+        out.append(t.encode())
+    return out
+
+
+def test_a_batch_whose_transactions_all_commit_is_stored_by_hash_and_rebuilt(kv):
+    from tfnode import _core
+
+    s = ChainStore(kv, "tf-main")
+    raws, dropped = _signed_txs(3), _signed_txs(1)[0]
+    hashes = [crypto.sm3(r) for r in raws]
+    whole = _batch_encoding(raws)  # every transaction committed by this block: kept by hash
+    part = _batch_encoding([raws[0], dropped])  # one transaction not in the block: kept whole
+    unknown = _batch_encoding([raws[1]])  # hashes not given: kept whole
+    d_whole, d_part, d_unknown = h32("b whole"), h32("b part"), h32("b unknown")
+    bh = h32("block 0")
+    assert s.commit_block(
+        BlockCommit(
+            0,
+            bh,
+            b"block 0",
+            b"qc 0",
+            txs=list(zip(hashes, raws, strict=True)),
+            receipts=[b"r"] * 3,
+            batches=[(d_whole, whole), (d_part, part), (d_unknown, unknown)],
+            batch_tx_hashes=[hashes, [hashes[0], crypto.sm3(dropped)], None],
+        )
+    )
+    stored = kv.get(s._k(K.BATCH, d_whole))
+    assert stored == K.BATCH_BY_TX + b"".join(hashes)  # 97 bytes, not a second copy
+    assert s.batch(d_whole) == whole and _core.batch_decode(s.batch(d_whole)) == raws
+    assert s.batch(d_part) == part and kv.get(s._k(K.BATCH, d_part)) == part
+    assert s.batch(d_unknown) == unknown
+    # A transaction row gone (its block pruned): the batch is gone too, never rebuilt wrong.
+    b = WriteBatch()
+    b.delete(s._k(K.TX, hashes[2]))
+    kv.write(b, sync=False)
+    assert s.batch(d_whole) is None
+    with pytest.raises(StorageValueError, match="batch hash lists"):
+        s.commit_block(
+            BlockCommit(1, h32("block 1"), b"block 1", b"qc 1", batches=[(d_whole, whole)], batch_tx_hashes=[])
+        )

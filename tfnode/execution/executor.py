@@ -100,6 +100,9 @@ class BlockOutput:
     decoded: list = field(default_factory=list)  # [Transaction]
     receipts: list = field(default_factory=list)  # [Receipt]
     batches: list = field(default_factory=list)  # [(digest, encoded batch)]
+    # per batch, its transactions' hashes (the native path knows them) or None: the store
+    # keeps a batch whose transactions all commit here as those hashes (BlockCommit)
+    batch_tx_hashes: list | None = None
     state_root: bytes = ZERO
     receipts_root: bytes = ZERO
     exec_root: bytes = ZERO
@@ -420,11 +423,13 @@ class ChainExecutor:
         seen_hash: set[bytes] = set()
         seen_rk: set[bytes] = set()
         committed = self.store.replay.committed_among
+        run.out.batch_tx_hashes = per_batch = []
         for _, raws in batches:
             decoded = []
             for raw in raws:
                 tx = _core.Transaction.decode(raw)
                 decoded.append((tx.hash(), raw, tx))
+            per_batch.append([h for h, _, _ in decoded])
             already = committed([h for h, _, _ in decoded])
             for h, raw, tx in decoded:
                 rk = tx.replay_key()
@@ -449,6 +454,11 @@ class ChainExecutor:
             raise ExecutionError(f"prepared block holds {len(prepared)} transactions, the batches {len(raws)}")
         blk = _core.TransferBlock(raws) if prepared is None else prepared
         hashes = blk.hashes()
+        at, per_batch = 0, []
+        for _, rs in batches:
+            per_batch.append(hashes[at : at + len(rs)])
+            at += len(rs)
+        run.out.batch_tx_hashes = per_batch
         rkeys = blk.replay_state_keys()
         already = self.store.replay.committed_among(hashes)
         kept = blk.select(height, already, list(map(is_not, state.get_many(rkeys), repeat(None))))
@@ -572,6 +582,7 @@ class ChainExecutor:
                 state_root=out.state_root,
                 exec_record=out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),
                 batches=out.batches,
+                batch_tx_hashes=out.batch_tx_hashes,
                 stale_nodes=out.stale_nodes,
                 stale_done=out.stale_done,
             )

@@ -163,6 +163,13 @@ def _u64(raw: bytes | None) -> int:
     return 0 if raw is None else _U64.unpack(raw)[0]
 
 
+def _get_many(state, keys: list[bytes]) -> list[bytes | None]:
+    """``state.get`` of each key, in one ``get_many`` where the state has one (a block's
+    pending state, the committed store at admission); a state without it is read key by key."""
+    get_many = getattr(state, "get_many", None)
+    return get_many(keys) if get_many is not None else [state.get(k) for k in keys]
+
+
 def _pubkey(pk, what: str) -> bytes:
     if type(pk) is not bytes or len(pk) != 33 or pk[0] not in (2, 3):
         raise ValueError(f"{what}: a 33-byte compressed SM2 public key")
@@ -180,7 +187,10 @@ class _Records:
         self._cache: dict[bytes, dict] = {}
 
     def get(self, state, device_id: bytes) -> dict | None:
-        raw = state.get(DEVICE + device_id)
+        return self.decode(state.get(DEVICE + device_id))
+
+    def decode(self, raw: bytes | None) -> dict | None:
+        """The record stored as ``raw`` (None: not registered)."""
         if raw is None:
             return None
         rec = self._cache.get(raw)
@@ -260,24 +270,33 @@ class Iot:
         if gw != sender:
             c.error, c.status = "the transaction's sender is not the batch's gateway", STATUS_INVALID
             return c
-        if state.get(GATEWAY + gw) is None:
+        # State is read once per device, not per reading, and in one multi-get: the gateway's
+        # record and last batch_seq, each device's record and last seq (~34 keys a batch; one
+        # call instead of a Python-level get per key). The per-reading work (signatures, then
+        # the rules: status, kind, time window, rising seq) runs in the Rust core.
+        ids = b.device_ids()  # each device once
+        n = len(ids)
+        vals = _get_many(
+            state,
+            [GATEWAY + gw, GATEWAY_SEQ + gw, *[DEVICE + d for d in ids], *[DEVICE_SEQ + d for d in ids]],
+        )
+        if vals[0] is None:
             c.error = f"gateway {gw.hex()} is not registered"
             return c
-        last_batch = _u64(state.get(GATEWAY_SEQ + gw))
+        last_batch = _u64(vals[1])
         if h["batch_seq"] <= last_batch:
             c.error = f"batch_seq {h['batch_seq']} is not above the gateway's last {last_batch} (already submitted?)"
             return c
-        # State is read once per device, not per reading; the per-reading work (signatures,
-        # then the rules: status, kind, time window, rising seq) runs in the Rust core.
         devices = c.devices
-        for d in b.device_ids():
-            devices[d] = self.records.get(state, d)
+        records = self.records
+        for d, raw in zip(ids, vals[2 : 2 + n], strict=True):
+            devices[d] = records.decode(raw)
         keys = {d: rec["public_key"] for d, rec in devices.items() if rec is not None}
         header_ok, reasons = verify_batch(batch, keys, b)
         if not header_ok:
             c.error, c.status = "bad gateway signature on the batch header", STATUS_INVALID
             return c
-        stored = {d: _u64(state.get(DEVICE_SEQ + d)) for d, rec in devices.items() if rec is not None}
+        stored = {d: _u64(raw) for d, raw in zip(ids, vals[2 + n :], strict=True) if devices[d] is not None}
         c.good, c.bad, c.last = b.check(devices, stored, reasons, now_ms, WINDOW_BACK_MS, WINDOW_AHEAD_MS)
         return c
 

@@ -49,6 +49,9 @@ class _Committed:
     def get(self, key: bytes) -> bytes | None:
         return self.store.get_state(key)
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        return self.store.get_state_many(keys)
+
 
 class Admission:
     def __init__(self, node) -> None:

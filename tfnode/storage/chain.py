@@ -44,6 +44,8 @@ PRUNE_STEP = 4
 _MAX_PREFIX = 2 + K.MAX_CHAIN_ID + 1
 # The sort key of (key, value) pairs in C: the writes arrive sorted, so the sort is one pass.
 _first = itemgetter(0)
+_U32 = struct.Struct(">I")
+_BATCH_V1 = b"\x01"  # tfnode_ledger::BATCH_VERSION: the first byte of a batch encoding
 
 
 class Head(NamedTuple):
@@ -95,6 +97,10 @@ class BlockCommit:
     batches: Iterable[tuple[bytes, bytes]] = ()
     stale_nodes: Iterable[bytes] = ()
     stale_done: Iterable[bytes] = ()
+    # Per item of ``batches``: its transactions' hashes in batch order, or None (unknown).
+    # A batch whose every transaction this block stores under TX is kept as that list of
+    # hashes (``K.BATCH_BY_TX``) instead of a second copy of its bytes.
+    batch_tx_hashes: Sequence[Sequence[bytes] | None] | None = None
 
 
 def ensure_schema(kv: KVStore) -> int:
@@ -283,7 +289,15 @@ class ChainStore:
             if n < 128 or n > 96 + 32 * 64 or n % 32:
                 raise StorageValueError("exec record must be 3 roots and 1..64 history nodes of 32 bytes")
             b.put(p + K.EXEC + hb, c.exec_record)
-        for digest, data in c.batches:
+        batches = list(c.batches)
+        by_tx = c.batch_tx_hashes
+        if by_tx is not None and len(by_tx) != len(batches):
+            raise StorageValueError(f"{len(by_tx)} batch hash lists for {len(batches)} batches")
+        stored = {h for h, _ in txs} if by_tx else set()
+        for i, (digest, data) in enumerate(batches):
+            hs = by_tx[i] if by_tx is not None else None
+            if hs and all(type(h) is bytes and len(h) == 32 and h in stored for h in hs):
+                data = K.BATCH_BY_TX + b"".join(hs)
             b.put(p + K.BATCH + K.check_hash(digest, "batch digest"), check_value(data, "batch"))
         # The stale index: one entry per height holding every node key it stopped using (one
         # put now and one delete 256 heights later, rather than both per node: ~40% of a
@@ -593,8 +607,23 @@ class ChainStore:
             self.kv.write(b, sync=False)
 
     def batch(self, digest: bytes) -> bytes | None:
-        """A committed mempool batch's encoding."""
-        return self.kv.get(self._k(K.BATCH, K.check_hash(digest, "batch digest")))
+        """A committed mempool batch's encoding (rebuilt from the block's transaction rows
+        when it was stored by hash: ``K.BATCH_BY_TX``)."""
+        data = self.kv.get(self._k(K.BATCH, K.check_hash(digest, "batch digest")))
+        if data is None or data[:1] != K.BATCH_BY_TX:
+            return data
+        hashes = [data[i : i + 32] for i in range(1, len(data), 32)]
+        rows = self.kv.get_many([self._k(K.TX, h) for h in hashes])
+        if any(r is None for r in rows):
+            return None  # pruned with its block (the batch row goes with it)
+        # The batch encoding: u8 version 1, u32 count, then each transaction as u32 length
+        # and bytes (tfnode_ledger::Batch::encode); a TX row is height (8), index (4), bytes.
+        out = [_BATCH_V1, _U32.pack(len(rows))]
+        for r in rows:
+            assert r is not None
+            out.append(_U32.pack(len(r) - 12))
+            out.append(r[12:])
+        return b"".join(out)
 
     def stale_upto(self, height: int, since: int = 0) -> list[tuple[bytes, bytes]]:
         """Stale-index entries of heights ``since ..= height``: ``(index key, node key)``, where

@@ -80,6 +80,11 @@ META, BLOCK, HASH, QC, ROOT, TXLIST, TX, RECEIPT, REPLAY, EVENT, STATE, NODE, SA
     b"Z",
 )
 EXEC, BATCH, STALE, WRITES, WRITTEN, PRUNE = b"V", b"A", b"O", b"W", b"K", b"G"
+# A BATCH value starting with this byte lists the batch's transactions by hash (32 bytes
+# each, in batch order), every one stored under TX by the same block: the batch encoding
+# (which starts with its version, 1) is rebuilt from those rows when a peer asks for it,
+# rather than stored twice (an iot.submit batch is ~1.5 MB). See ChainStore.batch.
+BATCH_BY_TX = b"\xff"
 META_HEAD, META_BASE, META_EXEC, META_PEAKS, META_FLOOR = b"head", b"base", b"exec", b"peaks", b"floor"
 
 _U64 = struct.Struct(">Q")

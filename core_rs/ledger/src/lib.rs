@@ -28,8 +28,8 @@ mod tests;
 pub use batch::{batch_digest, merkle_root, tx_hashes, verify_tx_in_batch, Batch, BATCH_VERSION, MAX_BATCH_LEN, MAX_BATCH_TXS};
 pub use error::{LedgerError, Result};
 pub use tx::{
-    decode_and_check_batch, decode_and_verify_batch, Transaction, MAX_ARGS_LEN, MAX_CHAIN_ID_LEN, MAX_NAME_LEN, MAX_TX_LEN, MIN_TX_LEN, SENDER_LEN,
-    SIGNATURE_LEN, TX_VERSION,
+    decode_and_check_batch, decode_and_verify_batch, raw_signing_digests, verify_raws, Transaction, MAX_ARGS_LEN, MAX_CHAIN_ID_LEN, MAX_NAME_LEN, MAX_TX_LEN,
+    MIN_TX_LEN, SENDER_LEN, SIGNATURE_LEN, TX_VERSION,
 };
 
 pub type Hash = [u8; 32];

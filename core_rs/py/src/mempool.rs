@@ -7,7 +7,6 @@
 //! released, so admission and a peer's batch cost the loop only the lists.
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use rayon::prelude::*;
 
 use tfnode_ledger as led;
 
@@ -22,18 +21,24 @@ struct Row {
 }
 
 fn rows(refs: &[&[u8]], chain_id: &[u8], verify: bool, skip: Option<&[bool]>, hashes: bool) -> Vec<Result<Row, String>> {
-    refs.par_iter()
+    let decoded = led::decode_and_check_batch(refs, chain_id);
+    // The whole-transaction SM3 passes (the signed digests, the hashes) several
+    // transactions at once in SIMD lanes, then the signatures on all cores: the same
+    // verdicts and hashes as one transaction at a time.
+    let to_verify: Vec<Option<&led::Transaction>> =
+        decoded.iter().enumerate().map(|(i, r)| r.as_ref().ok().filter(|_| verify && !skip.is_some_and(|s| s[i]))).collect();
+    let verdicts = led::verify_raws(&to_verify, refs);
+    // The decoder accepts only the canonical encoding: the hash of `raw` is `tx.hash()`
+    // without re-encoding a copy to hash.
+    let tx_hashes = hashes.then(|| led::tx_hashes(refs));
+    decoded
+        .into_iter()
+        .zip(verdicts)
         .enumerate()
-        .with_min_len(8)
-        .map(|(i, raw)| {
-            let tx = led::Transaction::decode(raw)?;
-            tx.check_stateless(chain_id)?;
-            if verify && !skip.is_some_and(|s| s[i]) {
-                tx.verify_raw(raw)?; // the signed digest over `raw` in place: one SM3 pass
-            }
-            // The decoder accepts only the canonical encoding: the hash of `raw` is `tx.hash()`
-            // without re-encoding a copy to hash.
-            Ok(Row { hash: hashes.then(|| tfnode_sm3::hash(raw)), replay_key: tx.replay_key(), sender: tx.sender, expiry: tx.expiry })
+        .map(|(i, (tx, v))| {
+            let tx = tx?;
+            v?;
+            Ok(Row { hash: tx_hashes.as_ref().map(|h| h[i]), replay_key: tx.replay_key(), sender: tx.sender, expiry: tx.expiry })
         })
         .map(|r: led::Result<Row>| r.map_err(|e| e.to_string()))
         .collect()

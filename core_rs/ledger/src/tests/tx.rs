@@ -1,7 +1,10 @@
 use proptest::prelude::*;
 
 use super::{assert_exact, test_key};
-use crate::{decode_and_check_batch, decode_and_verify_batch, LedgerError, Transaction, MAX_ARGS_LEN, MAX_TX_LEN, MIN_TX_LEN};
+use crate::{
+    decode_and_check_batch, decode_and_verify_batch, raw_signing_digests, tx_hashes, verify_raws, LedgerError, Transaction, MAX_ARGS_LEN, MAX_TX_LEN,
+    MIN_TX_LEN,
+};
 
 pub(crate) fn signed(seed: u8, nonce: u64, args: &[u8]) -> Transaction {
     let mut tx = Transaction::new(b"tfnode-test", nonce, 100, 50_000, "asset", "transfer", args).unwrap();
@@ -126,6 +129,51 @@ fn batch_verification_reports_each_item() {
             _ => assert_eq!(r.as_ref().unwrap().encode(), good[i]),
         }
     }
+}
+
+/// Transactions of mixed sizes (a few bytes of args to ~47 KB, an `iot.submit`'s size), in
+/// an order that mixes them, so the multi-buffer lanes group unlike lengths.
+fn mixed_sizes(n: u64) -> Vec<Vec<u8>> {
+    (0..n).map(|i| signed((i % 7) as u8 + 1, i, &vec![i as u8; [3usize, 70, 200, 1_000, 47_000, 47_013][(i * 5 % 6) as usize]]).encode()).collect()
+}
+
+#[test]
+fn multi_buffer_hashes_and_digests_match_one_at_a_time() {
+    // 5 and 31 take one multi-buffer call; 70 is split into sorted chunks over cores.
+    for n in [1u64, 5, 31, 70] {
+        let raw = mixed_sizes(n);
+        let refs: Vec<&[u8]> = raw.iter().map(|r| r.as_slice()).collect();
+        let one: Vec<[u8; 32]> = refs.iter().map(|r| tfnode_sm3::hash(r)).collect();
+        assert_eq!(tx_hashes(&refs), one, "{n} hashes");
+        let digests: Vec<[u8; 32]> = refs.iter().map(|r| Transaction::decode(r).unwrap().signing_digest()).collect();
+        assert_eq!(raw_signing_digests(&refs), digests, "{n} digests");
+    }
+    assert!(tx_hashes(&[]).is_empty());
+    // A raw shorter than a signature: a digest (of an empty body), no panic.
+    assert_eq!(raw_signing_digests(&[b"short".as_slice()]).len(), 1);
+}
+
+#[test]
+fn verify_raws_decides_as_verify_raw_and_skips_what_it_is_told() {
+    let good = mixed_sizes(40);
+    let mut raw = good.clone();
+    for i in [2usize, 11, 39] {
+        let l = raw[i].len();
+        raw[i][l - 1] ^= 1; // a bad signature
+    }
+    raw[20][60] ^= 1; // a changed field: the signature no longer covers it
+    let refs: Vec<&[u8]> = raw.iter().map(|r| r.as_slice()).collect();
+    let txs: Vec<Transaction> = refs.iter().map(|r| Transaction::decode(r).unwrap()).collect();
+    let slots: Vec<Option<&Transaction>> = txs.iter().enumerate().map(|(i, t)| (i != 11).then_some(t)).collect();
+    let got = verify_raws(&slots, &refs);
+    for (i, (t, v)) in txs.iter().zip(&got).enumerate() {
+        if i == 11 {
+            assert!(v.is_ok(), "a skipped slot is Ok");
+        } else {
+            assert_eq!(v.is_ok(), t.verify_raw(refs[i]).is_ok(), "transaction {i}");
+        }
+    }
+    assert_eq!(got.iter().filter(|v| v.is_err()).count(), 3, "2, 20 and 39 refused");
 }
 
 #[test]
