@@ -178,6 +178,38 @@ def test_replay_index(kv):
     assert s2.is_committed(h32("tx 2/0")) and s2.tx_height(h32("tx 2/0")) == 2
 
 
+def test_replay_answers_remembered_until_the_next_commit(kv):
+    """The executor asks a block's hashes, then commit_block asks the kept ones again: the
+    second answer comes from memory, and a commit in between makes it ask the database."""
+    s = ChainStore(kv, "tf-main", recent_tx_capacity=1)
+    commit(s, 0, ntx=3)
+    fresh = [h32("fresh 1"), h32("fresh 2")]
+    asked = [h32("tx 0/0"), *fresh]  # tx 0/0 has left the recent set: the database answers it
+    assert s.replay.committed_among(asked) == {h32("tx 0/0")}
+    reads = []
+    get_many = kv.get_many
+
+    def counting(keys):
+        reads.append(len(keys))
+        return get_many(keys)
+
+    kv.get_many = counting
+    try:
+        assert s.replay.committed_among(fresh) == set() and reads == []  # remembered
+        assert s.replay.committed_among([h32("tx 0/0")]) == {h32("tx 0/0")} and reads == [1]
+        assert s.replay.committed_among(fresh) == set()  # asked again above: from the database
+        reads.clear()
+        # committing the remembered hashes forgets them: no stale "not committed" answer
+        txs = [(fresh[0], b"a"), (h32("other"), b"b")]
+        assert s.commit_block(BlockCommit(1, h32("block 1"), b"b1", b"q1", txs=txs, state_root=h32("r1")))
+        assert s.replay.committed_among(fresh) == {fresh[0]}
+        assert reads  # the database was asked again
+        with pytest.raises(CommitError, match="already committed at height 1"):
+            s.commit_block(BlockCommit(2, h32("block 2"), b"b2", b"q2", txs=[(fresh[0], b"again")]))
+    finally:
+        kv.get_many = get_many
+
+
 def test_safety_data_is_separate_from_blocks(kv):
     s = ChainStore(kv, "tf-main")
     s.persist_safety(b"safety 1")
