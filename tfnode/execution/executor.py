@@ -336,15 +336,19 @@ class ChainExecutor:
             a = self._addr[sender] = crypto.address(crypto.PublicKey.from_bytes(sender))
         return a
 
-    def prepare(self, batches: list[tuple[bytes, list[bytes]]]) -> Any:
+    def prepare(self, batches: list[tuple[bytes, list[bytes]]], hashes: list[list[bytes] | None] | None = None) -> Any:
         """A block's transactions decoded and hashed (``_core.TransferBlock``, the GIL released
         while it decodes), for :meth:`execute`'s ``prepared``: a thread that orders blocks can
-        do it while this one executes the previous block. None where the block would not use
-        it (the Python reference path); raises LedgerError for a transaction that does not
-        decode, as :meth:`execute` would."""
+        do it while this one executes the previous block. ``hashes`` as :meth:`execute` takes
+        them (used only where every batch has its list: then nothing is hashed again). None
+        where the block would not use it (the Python reference path); raises LedgerError for
+        a transaction that does not decode, as :meth:`execute` would."""
         if not self.native:
             return None
-        return _core.TransferBlock([raw for _, rs in batches for raw in rs])
+        raws = [raw for _, rs in batches for raw in rs]
+        if hashes is not None and len(hashes) == len(batches) and None not in hashes:
+            return _core.TransferBlock(raws, [h for hs in hashes if hs is not None for h in hs])
+        return _core.TransferBlock(raws)
 
     def execute(
         self,

@@ -653,7 +653,12 @@ class ConsensusDriver:
             hashes = [self.payload.batch_hashes(dg) for dg, _ in batches]
             t0 = time.perf_counter()
             try:
-                out = ex.execute(b, batches, hashes=hashes)
+                # Decoding in a worker thread (GIL released): the loop serves the network and
+                # RPC meanwhile. Nothing is executed or written yet, so a stop now loses nothing.
+                prepared = await asyncio.get_running_loop().run_in_executor(None, ex.prepare, batches, hashes)
+                if self._closed:
+                    return
+                out = ex.execute(b, batches, prepared=prepared)
                 ex.commit(out, q)
             except CommitConflict as err:
                 ex.abandon()
