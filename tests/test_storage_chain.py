@@ -378,3 +378,43 @@ def test_reopen_after_restart_keeps_everything(backend):  # noqa: F811
     commit(s, 3, tree_writes=[(b"node/1", None)])
     assert s.tree_node(b"node/1") is None
     kv.close()
+
+
+def test_block_encodings_match_their_one_by_one_definitions():
+    """keys.encode_writes and keys.pack_keys join their parts in C loops where they can; the
+    bytes are those of the definitions written out per item (the stored format)."""
+    import struct
+
+    def encode_one_by_one(writes):
+        return b"".join(
+            struct.pack(">I", len(k)) + k + (b"\x00" if v is None else b"\x01" + struct.pack(">I", len(v)) + v)
+            for k, v in writes
+        )
+
+    puts = [(b"a/%d" % i, b"v" * i) for i in range(40)]
+    mixed = [*puts[:5], (b"gone", None), *puts[5:]]
+    for writes in ([], puts, mixed, [(b"k", b"")]):
+        assert K.encode_writes(writes) == encode_one_by_one(writes)
+        assert K.decode_writes(K.encode_writes(writes)) == writes
+    keys = [b"x" * n for n in (1, 2, 300, 70)]
+    assert K.pack_keys(keys) == b"".join(struct.pack(">H", len(k)) + k for k in keys)
+    assert K.pack_keys(iter(keys)) == K.pack_keys(keys) and K.unpack_keys(K.pack_keys(keys)) == keys
+    assert K.pack_keys([]) == b""
+
+
+@pytest.mark.parametrize(
+    "writes, exc, msg",
+    [
+        ([(b"ok", b"1"), (b"", b"2")], StorageValueError, "state key"),
+        ([(b"ok", b"1"), ("str", b"2")], StorageTypeError, "state key"),
+        ([(b"ok", b"1"), (b"k", 5)], StorageTypeError, "state value"),
+        ([(b"ok", b"1"), (b"k" * 5000, b"2")], StorageValueError, "state key"),
+    ],
+)
+def test_state_writes_checked_in_bulk_still_name_the_bad_one(kv, writes, exc, msg):
+    s = ChainStore(kv, "tf-main")
+    with pytest.raises(exc, match=msg):
+        s.commit_block(BlockCommit(0, h32("block 0"), b"b", b"q", state_writes=writes, state_root=h32("r")))
+    assert s.head is None
+    s.commit_block(BlockCommit(0, h32("block 0"), b"b", b"q", state_writes=[(b"k", b"1"), (b"gone", None)]))
+    assert s.get_state(b"k") == b"1" and s.get_state(b"gone") is None

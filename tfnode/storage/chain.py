@@ -19,7 +19,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from . import keys as K
-from .abc import MAX_KEY, MAX_VALUE, KVStore, WriteBatch, check_key, check_value, prefix_end
+from .abc import MAX_KEY, MAX_VALUE, KVStore, WriteBatch, all_bytes, check_key, check_value, prefix_end
 from .errors import (
     CommitConflict,
     CommitError,
@@ -388,6 +388,14 @@ class ChainStore:
         b: WriteBatch, pre: bytes, writes: Iterable[tuple[bytes, bytes | None]], what_key: str, what_value: str
     ) -> None:
         ops, limit = b.ops, MAX_KEY - len(pre)
+        writes = writes if type(writes) is list else list(writes)
+        if not writes:
+            return
+        if _writes_ok(writes, limit):
+            # the usual block: every pair checked in a few C passes, the ops made by map/zip
+            keys, values = zip(*writes, strict=True)
+            ops.extend(zip(map(pre.__add__, keys), values, strict=True))
+            return
         for key, value in writes:
             if type(key) is not bytes or not 0 < len(key) <= limit:
                 key = check_key(pre + check_key(key, what_key), f"{what_key} (with prefix)")[len(pre) :]
@@ -711,6 +719,23 @@ def check_keep_blocks(n: object) -> int:
             "(leader election reloads the newest 300 blocks after a restart; snapshots read the newest 256)"
         )
     return n
+
+
+_NONE_T = type(None)
+_VALUE_TYPES = {bytes, _NONE_T}
+
+
+def _writes_ok(writes: list[tuple[bytes, bytes | None]], limit: int) -> bool:
+    """True when every item of ``writes`` is a ``(key, value)`` tuple, each key bytes of
+    1..``limit`` bytes and each value bytes of at most MAX_VALUE or None (a delete): what
+    ``_add_writes`` checks one by one, in C loops. False: check them one by one (the error)."""
+    if set(map(type, writes)) != {tuple} or set(map(len, writes)) != {2}:
+        return False
+    keys, values = zip(*writes, strict=True)
+    if not all_bytes(keys, 1, limit) or not set(map(type, values)) <= _VALUE_TYPES:
+        return False
+    present = [v for v in values if v is not None] if None in values else values
+    return not present or max(map(len, present)) <= MAX_VALUE
 
 
 def _pack_node_keys(keys: list[bytes]) -> bytes:

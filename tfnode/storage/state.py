@@ -79,7 +79,10 @@ class PendingState:
 
     def writes(self) -> list[tuple[bytes, bytes | None]]:
         """The pending writes, sorted by key; None deletes."""
-        return [(k, None if v is _DELETED else v) for k, v in sorted(self._pending.items())]  # type: ignore[misc]
+        items = sorted(self._pending.items())
+        if _DELETED not in self._pending.values():  # a block of transfers deletes nothing
+            return items  # type: ignore[return-value]
+        return [(k, None if v is _DELETED else v) for k, v in items]  # type: ignore[misc]
 
     def __len__(self) -> int:
         return len(self._pending)
