@@ -418,3 +418,34 @@ def test_state_writes_checked_in_bulk_still_name_the_bad_one(kv, writes, exc, ms
     assert s.head is None
     s.commit_block(BlockCommit(0, h32("block 0"), b"b", b"q", state_writes=[(b"k", b"1"), (b"gone", None)]))
     assert s.get_state(b"k") == b"1" and s.get_state(b"gone") is None
+
+
+def test_tx_and_event_records_made_in_bulk_are_the_stored_format(kv):
+    """commit_block makes a block's transaction, replay, receipt, tx-list and event records in
+    C loops; each is the layout written out per item (what the readers decode)."""
+    import struct
+
+    s = ChainStore(kv, "tf-main")
+    txs = [(h32(f"t{i}"), b"body %d" % i) for i in range(5)]
+    events = [(0, "asset", "Transfer", b"e0"), (2, "escrow", "Opened", b""), (2, "asset", "Transfer", b"e2")]
+    b = WriteBatch()
+    hb = K.u64(7)
+    s._add_txs(b, 7, hb, txs, [b"r%d" % i for i in range(5)])
+    s._add_events(b, hb, events, txs)
+    p = s._p
+    want = [(p + K.TX + h, hb + struct.pack(">I", i) + d) for i, (h, d) in enumerate(txs)]
+    want += [(p + K.REPLAY + h, hb) for h, _ in txs]
+    want += [(p + K.RECEIPT + h, b"r%d" % i) for i, (h, _) in enumerate(txs)]
+    want.append((p + K.TXLIST + hb, b"".join(bytes([len(h)]) + h for h, _ in txs)))
+    for seq, (i, c, n, body) in enumerate(events):
+        part = K.name_field(c, "contract") + K.name_field(n, "event name")
+        th = txs[i][0]
+        want.append(
+            (p + K.EVENT + part + hb + struct.pack(">I", seq), struct.pack(">I", i) + bytes([len(th)]) + th + body)
+        )
+    assert list(b.ops) == want
+    # a bad event is still named by the one-by-one checks
+    with pytest.raises(StorageValueError, match="events\\[1\\] names tx 9"):
+        s._add_events(WriteBatch(), hb, [events[0], (9, "asset", "Transfer", b"")], txs)
+    with pytest.raises(StorageTypeError, match="txs\\[1\\] must be a"):
+        s._add_txs(WriteBatch(), 7, hb, [txs[0], [h32("x"), b""]], None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -416,14 +417,19 @@ class ChainStore:
             raise CommitError(f"block {height}: {n} transactions but {len(receipts)} receipts")
         if n >= 1 << 32:
             raise StorageValueError(f"block {height}: {n} transactions, more than 2^32-1")
-        hashes, bodies = [], []
-        for i, item in enumerate(txs):
-            if type(item) is not tuple or len(item) != 2:
-                raise StorageTypeError(f"block {height}: txs[{i}] must be a (tx_hash, tx_bytes) tuple")
-            h, d = item
-            hashes.append(h if type(h) is bytes and 0 < len(h) <= K.MAX_HASH else K.check_hash(h, f"txs[{i}] hash"))
-            bodies.append(d if type(d) is bytes and len(d) <= MAX_VALUE - 12 else check_value(d, f"txs[{i}] bytes"))
-        if receipts is not None:
+        hashes: Sequence[bytes] = ()
+        bodies: Sequence[bytes] = ()
+        if n and set(map(type, txs)) == {tuple} and set(map(len, txs)) == {2}:
+            hashes, bodies = zip(*txs, strict=True)  # checked in bulk below: C loops
+        if not (all_bytes(hashes, 1, K.MAX_HASH) and all_bytes(bodies, 0, MAX_VALUE - 12)) or len(hashes) != n:
+            hashes, bodies = [], []  # one by one, for the error naming the first bad one
+            for i, item in enumerate(txs):
+                if type(item) is not tuple or len(item) != 2:
+                    raise StorageTypeError(f"block {height}: txs[{i}] must be a (tx_hash, tx_bytes) tuple")
+                h, d = item
+                hashes.append(h if type(h) is bytes and 0 < len(h) <= K.MAX_HASH else K.check_hash(h, f"txs[{i}] hash"))
+                bodies.append(d if type(d) is bytes and len(d) <= MAX_VALUE - 12 else check_value(d, f"txs[{i}] bytes"))
+        if receipts is not None and not all_bytes(receipts, 0, MAX_VALUE):
             receipts = [
                 r if type(r) is bytes and len(r) <= MAX_VALUE else check_value(r, f"receipts[{i}]")
                 for i, r in enumerate(receipts)
@@ -438,11 +444,20 @@ class ChainStore:
             )
         p, ops, pack = self._p, b.ops, K.u32_pack
         tx_t, rp_t, rc_t = p + K.TX, p + K.REPLAY, p + K.RECEIPT
-        ops.extend([(tx_t + th, hb + pack(i) + d) for i, (th, d) in enumerate(zip(hashes, bodies, strict=True))])
-        ops.extend([(rp_t + th, hb) for th in hashes])
+        # map/zip: the keys and values made in C loops, no Python step per transaction
+        ops.extend(
+            zip(
+                map(tx_t.__add__, hashes),
+                map(b"".join, zip(repeat(hb), map(pack, range(n)), bodies)),
+                strict=True,
+            )
+        )
+        ops.extend(zip(map(rp_t.__add__, hashes), repeat(hb, n), strict=True))
         if receipts is not None:
-            ops.extend([(rc_t + th, r) for th, r in zip(hashes, receipts, strict=True)])
-        ops.append((p + K.TXLIST + hb, b"".join([bytes([len(h)]) + h for h in hashes])))
+            ops.extend(zip(map(rc_t.__add__, hashes), receipts, strict=True))
+        ops.append(
+            (p + K.TXLIST + hb, b"".join(chain.from_iterable(zip(map(_U8, map(len, hashes)), hashes, strict=True))))
+        )
 
     def _add_events(
         self,
@@ -453,6 +468,19 @@ class ChainStore:
     ) -> None:
         names: dict[tuple[str, str], bytes] = {}  # (contract, name) -> key part, per block
         ev_t, ops, pack, ntx = self._p + K.EVENT, b.ops, K.u32_pack, len(txs)
+        events = events if type(events) is list else list(events)
+        if _events_ok(events, ntx):
+            # the usual block: checked in bulk, keys and values made by map/zip (C loops)
+            idx, contracts, enames, payloads = zip(*events, strict=True)
+            pairs = list(zip(contracts, enames, strict=True))
+            for c, nm in dict.fromkeys(pairs):  # in order of first use: the same error as one by one
+                names[(c, nm)] = K.name_field(c, "contract") + K.name_field(nm, "event name")
+            ths = list(map(_first, map(txs.__getitem__, idx)))
+            m = len(events)
+            keys = map(b"".join, zip(repeat(ev_t), map(names.__getitem__, pairs), repeat(hb), map(pack, range(m))))
+            values = map(b"".join, zip(map(pack, idx), map(_U8, map(len, ths)), ths, payloads, strict=True))
+            ops.extend(zip(keys, values, strict=True))
+            return
         for seq, ev in enumerate(events):
             if type(ev) is not tuple or len(ev) != 4:
                 raise StorageTypeError(f"events[{seq}] must be a (tx_index, contract, name, payload) tuple")
@@ -719,6 +747,27 @@ def check_keep_blocks(n: object) -> int:
             "(leader election reloads the newest 300 blocks after a restart; snapshots read the newest 256)"
         )
     return n
+
+
+_U8 = struct.Struct(">B").pack
+
+
+def _events_ok(events: list[tuple[int, str, str, bytes]], ntx: int) -> bool:
+    """True when every event is a ``(tx_index, contract, name, payload)`` tuple with an int
+    index of one of the block's ``ntx`` transactions, str names and a bytes payload within
+    bounds: what ``_add_events`` checks one by one (the names' own rules are checked as their
+    key parts are made). False: check them one by one (the error)."""
+    if not events or set(map(type, events)) != {tuple} or set(map(len, events)) != {4}:
+        return False
+    idx, contracts, enames, payloads = zip(*events, strict=True)
+    return (
+        set(map(type, idx)) == {int}
+        and min(idx) >= 0
+        and max(idx) < ntx
+        and set(map(type, contracts)) == {str}
+        and set(map(type, enames)) == {str}
+        and all_bytes(payloads, 0, MAX_VALUE - 70)
+    )
 
 
 _NONE_T = type(None)
