@@ -558,8 +558,13 @@ class ChainExecutor:
     def commit(self, out: BlockOutput, qc: bytes) -> None:
         """Store the executed block in one synced batch, then move the state forward."""
         b = out.block
-        rows = list(map(_EVENT_ROWS, out.receipts))
-        events = [(i, contract, name, body) for i, rs in enumerate(rows) if rs for contract, name, body in rs]
+        native = asset.native_records(out.receipts)  # a block of transfers: no Python step per receipt
+        if native is not None:
+            receipts, events = native
+        else:
+            rows = list(map(_EVENT_ROWS, out.receipts))
+            events = [(i, contract, name, body) for i, rs in enumerate(rows) if rs for contract, name, body in rs]
+            receipts = list(map(_ENCODE, out.receipts))
         self.store.commit_block(
             BlockCommit(
                 out.height,
@@ -567,7 +572,7 @@ class ChainExecutor:
                 b["bytes"],
                 qc,
                 txs=out.txs,
-                receipts=list(map(_ENCODE, out.receipts)),
+                receipts=receipts,
                 events=events,
                 # the pending writes of store.state as execute sorted them (nothing writes
                 # between execute and commit): not sorted a second time
