@@ -381,8 +381,8 @@ def test_reopen_after_restart_keeps_everything(backend):  # noqa: F811
 
 
 def test_block_encodings_match_their_one_by_one_definitions():
-    """keys.encode_writes and keys.pack_keys join their parts in C loops where they can; the
-    bytes are those of the definitions written out per item (the stored format)."""
+    """keys.encode_writes and keys.pack_keys give the bytes of the stored format's definition
+    written out per item (the W record and the key lists readers decode)."""
     import struct
 
     def encode_one_by_one(writes):
@@ -421,8 +421,9 @@ def test_state_writes_checked_in_bulk_still_name_the_bad_one(kv, writes, exc, ms
 
 
 def test_tx_and_event_records_made_in_bulk_are_the_stored_format(kv):
-    """commit_block makes a block's transaction, replay, receipt, tx-list and event records in
-    C loops; each is the layout written out per item (what the readers decode)."""
+    """commit_block checks a block's transactions in bulk and makes their transaction, replay,
+    receipt and tx-list records in C loops; these and the event records are the layout written
+    out per item (what the readers decode)."""
     import struct
 
     s = ChainStore(kv, "tf-main")

@@ -389,14 +389,6 @@ class ChainStore:
         b: WriteBatch, pre: bytes, writes: Iterable[tuple[bytes, bytes | None]], what_key: str, what_value: str
     ) -> None:
         ops, limit = b.ops, MAX_KEY - len(pre)
-        writes = writes if type(writes) is list else list(writes)
-        if not writes:
-            return
-        if _writes_ok(writes, limit):
-            # the usual block: every pair checked in a few C passes, the ops made by map/zip
-            keys, values = zip(*writes, strict=True)
-            ops.extend(zip(map(pre.__add__, keys), values, strict=True))
-            return
         for key, value in writes:
             if type(key) is not bytes or not 0 < len(key) <= limit:
                 key = check_key(pre + check_key(key, what_key), f"{what_key} (with prefix)")[len(pre) :]
@@ -468,19 +460,6 @@ class ChainStore:
     ) -> None:
         names: dict[tuple[str, str], bytes] = {}  # (contract, name) -> key part, per block
         ev_t, ops, pack, ntx = self._p + K.EVENT, b.ops, K.u32_pack, len(txs)
-        events = events if type(events) is list else list(events)
-        if _events_ok(events, ntx):
-            # the usual block: checked in bulk, keys and values made by map/zip (C loops)
-            idx, contracts, enames, payloads = zip(*events, strict=True)
-            pairs = list(zip(contracts, enames, strict=True))
-            for c, nm in dict.fromkeys(pairs):  # in order of first use: the same error as one by one
-                names[(c, nm)] = K.name_field(c, "contract") + K.name_field(nm, "event name")
-            ths = list(map(_first, map(txs.__getitem__, idx)))
-            m = len(events)
-            keys = map(b"".join, zip(repeat(ev_t), map(names.__getitem__, pairs), repeat(hb), map(pack, range(m))))
-            values = map(b"".join, zip(map(pack, idx), map(_U8, map(len, ths)), ths, payloads, strict=True))
-            ops.extend(zip(keys, values, strict=True))
-            return
         for seq, ev in enumerate(events):
             if type(ev) is not tuple or len(ev) != 4:
                 raise StorageTypeError(f"events[{seq}] must be a (tx_index, contract, name, payload) tuple")
@@ -750,41 +729,6 @@ def check_keep_blocks(n: object) -> int:
 
 
 _U8 = struct.Struct(">B").pack
-
-
-def _events_ok(events: list[tuple[int, str, str, bytes]], ntx: int) -> bool:
-    """True when every event is a ``(tx_index, contract, name, payload)`` tuple with an int
-    index of one of the block's ``ntx`` transactions, str names and a bytes payload within
-    bounds: what ``_add_events`` checks one by one (the names' own rules are checked as their
-    key parts are made). False: check them one by one (the error)."""
-    if not events or set(map(type, events)) != {tuple} or set(map(len, events)) != {4}:
-        return False
-    idx, contracts, enames, payloads = zip(*events, strict=True)
-    return (
-        set(map(type, idx)) == {int}
-        and min(idx) >= 0
-        and max(idx) < ntx
-        and set(map(type, contracts)) == {str}
-        and set(map(type, enames)) == {str}
-        and all_bytes(payloads, 0, MAX_VALUE - 70)
-    )
-
-
-_NONE_T = type(None)
-_VALUE_TYPES = {bytes, _NONE_T}
-
-
-def _writes_ok(writes: list[tuple[bytes, bytes | None]], limit: int) -> bool:
-    """True when every item of ``writes`` is a ``(key, value)`` tuple, each key bytes of
-    1..``limit`` bytes and each value bytes of at most MAX_VALUE or None (a delete): what
-    ``_add_writes`` checks one by one, in C loops. False: check them one by one (the error)."""
-    if set(map(type, writes)) != {tuple} or set(map(len, writes)) != {2}:
-        return False
-    keys, values = zip(*writes, strict=True)
-    if not all_bytes(keys, 1, limit) or not set(map(type, values)) <= _VALUE_TYPES:
-        return False
-    present = [v for v in values if v is not None] if None in values else values
-    return not present or max(map(len, present)) <= MAX_VALUE
 
 
 def _pack_node_keys(keys: list[bytes]) -> bytes:

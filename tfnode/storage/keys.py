@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from itertools import chain, repeat
 
 from .errors import StorageTypeError, StorageValueError
 
@@ -134,22 +133,6 @@ def read_u64(b: bytes, at: int = 0) -> int:
 
 def encode_writes(writes: list[tuple[bytes, bytes | None]]) -> bytes:
     """A height's state writes as the "W" table stores them (sizes already checked)."""
-    if not writes:
-        return b""
-    keys, values = zip(*writes, strict=True)
-    if None not in values:
-        # no deletes (a block of transfers): the parts joined in C loops, no Python step per write
-        return b"".join(
-            chain.from_iterable(
-                zip(
-                    map(_U32.pack, map(len, keys)),
-                    keys,
-                    repeat(b"\x01"),
-                    map(_U32.pack, map(len, values)),
-                    values,
-                )
-            )
-        )
     out = []
     for k, v in writes:
         out.append(_U32.pack(len(k)) + k + (b"\x00" if v is None else b"\x01" + _U32.pack(len(v)) + v))
@@ -175,8 +158,7 @@ def decode_writes(data: bytes) -> list[tuple[bytes, bytes | None]]:
 
 def pack_keys(keys: Iterable[bytes]) -> bytes:
     """``(u16 len + key)*``: a list of keys (each at most 65535 bytes) in one value."""
-    ks = keys if type(keys) is list else list(keys)
-    return b"".join(chain.from_iterable(zip(map(_U16.pack, map(len, ks)), ks, strict=True)))
+    return b"".join([_U16.pack(len(k)) + k for k in keys])
 
 
 def unpack_keys(raw: bytes) -> list[bytes]:
