@@ -311,7 +311,7 @@ class ChainStore:
         if self._base is None:
             self._base = height
         self._floor = floor
-        self.replay.add(h for h, _ in txs)
+        self.replay.add(map(_first, txs))  # a C loop over the block's (hash, bytes) pairs
         self.state.refresh()
         return True
 
