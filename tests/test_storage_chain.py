@@ -206,6 +206,19 @@ def test_replay_answers_remembered_until_the_next_commit(kv):
         assert reads  # the database was asked again
         with pytest.raises(CommitError, match="already committed at height 1"):
             s.commit_block(BlockCommit(2, h32("block 2"), b"b2", b"q2", txs=[(fresh[0], b"again")]))
+
+        # A query that straddles a commit (a reader in another thread): its answer is not
+        # remembered, so the next lookup asks the database again.
+        def commit_meanwhile(keys):
+            got = get_many(keys)
+            s.replay.add([h32("committed meanwhile")])  # as commit_block does after its write
+            return got
+
+        kv.get_many = commit_meanwhile
+        assert s.replay.committed_among([h32("late")]) == set()
+        kv.get_many = counting
+        reads.clear()
+        assert s.replay.committed_among([h32("late")]) == set() and reads == [1]
     finally:
         kv.get_many = get_many
 

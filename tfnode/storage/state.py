@@ -120,10 +120,13 @@ class ReplayIndex:
         # block's hashes are asked twice: by the executor's drop rule, then by
         # ``ChainStore.commit_block``'s check of the kept ones; the second answer comes from
         # here instead of a second multi-get. One query's hashes only: bounded by a block.
-        self._absent: frozenset[bytes] = frozenset()
+        # Tagged with the number of commits seen when the query began: a reader in another
+        # thread whose query straddled a commit leaves a tag the next lookup ignores (no lock).
+        self._commits = 0
+        self._absent: tuple[int, frozenset[bytes]] = (0, frozenset())
 
     def add(self, hashes: Iterable[bytes]) -> None:
-        self._absent = frozenset()
+        self._commits += 1  # after the commit's write: answers from before it are stale now
         r = self._recent
         r.update(dict.fromkeys(hashes))  # one C call for the block's hashes
         for _ in range(len(r) - self.capacity):
@@ -137,8 +140,9 @@ class ReplayIndex:
     def committed_among(self, hashes: Iterable[bytes]) -> set[bytes]:
         """The subset of ``hashes`` already committed (one multi-get for the unknown ones)."""
         hs = hashes if type(hashes) is list else list(hashes)
-        absent = self._absent
-        if absent and absent.issuperset(hs):
+        gen, absent = self._absent
+        commits = self._commits
+        if gen == commits and absent and absent.issuperset(hs):
             return set()  # asked since the last commit: none of them had committed then
         # set operations and map/filter: C loops, no Python frame per hash (a block's worth)
         found: set[bytes] = self._recent.keys() & set(hs)
@@ -152,5 +156,5 @@ class ReplayIndex:
             vals = store.kv.get_many(keys)
             hits = list(compress(ask, map(is_not, vals, repeat(None))))
             found.update(hits)
-            self._absent = frozenset(ask).difference(hits)
+            self._absent = (commits, frozenset(ask).difference(hits))
         return found
