@@ -96,7 +96,12 @@ class Pair:
             # The hashes as the mempool carries them: computed with the digest from these raws.
             carried = [_core.batch_decode_hashed(_core.batch_encode(raws))[1] for raws in batches]
             hashes = carried if self.carry and ex.native else None
-            out = ex.execute(block(h, digests), list(zip(digests, batches, strict=True)), hashes=hashes)
+            pairs = list(zip(digests, batches, strict=True))
+            if self.carry and h % 2 == 0:
+                # as the node's execute loop does: decoded in advance (prepare), hashes carried
+                out = ex.execute(block(h, digests), pairs, prepared=ex.prepare(pairs, hashes))
+            else:
+                out = ex.execute(block(h, digests), pairs, hashes=hashes)
             outs.append((out, store.state.writes()))
         (a, wa), (b, wb) = outs
         assert wa == wb, "pending state writes differ"

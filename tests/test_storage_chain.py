@@ -178,6 +178,51 @@ def test_replay_index(kv):
     assert s2.is_committed(h32("tx 2/0")) and s2.tx_height(h32("tx 2/0")) == 2
 
 
+def test_replay_answers_remembered_until_the_next_commit(kv):
+    """The executor asks a block's hashes, then commit_block asks the kept ones again: the
+    second answer comes from memory, and a commit in between makes it ask the database."""
+    s = ChainStore(kv, "tf-main", recent_tx_capacity=1)
+    commit(s, 0, ntx=3)
+    fresh = [h32("fresh 1"), h32("fresh 2")]
+    asked = [h32("tx 0/0"), *fresh]  # tx 0/0 has left the recent set: the database answers it
+    assert s.replay.committed_among(asked) == {h32("tx 0/0")}
+    reads = []
+    get_many = kv.get_many
+
+    def counting(keys):
+        reads.append(len(keys))
+        return get_many(keys)
+
+    kv.get_many = counting
+    try:
+        assert s.replay.committed_among(fresh) == set() and reads == []  # remembered
+        assert s.replay.committed_among([h32("tx 0/0")]) == {h32("tx 0/0")} and reads == [1]
+        assert s.replay.committed_among(fresh) == set()  # asked again above: from the database
+        reads.clear()
+        # committing the remembered hashes forgets them: no stale "not committed" answer
+        txs = [(fresh[0], b"a"), (h32("other"), b"b")]
+        assert s.commit_block(BlockCommit(1, h32("block 1"), b"b1", b"q1", txs=txs, state_root=h32("r1")))
+        assert s.replay.committed_among(fresh) == {fresh[0]}
+        assert reads  # the database was asked again
+        with pytest.raises(CommitError, match="already committed at height 1"):
+            s.commit_block(BlockCommit(2, h32("block 2"), b"b2", b"q2", txs=[(fresh[0], b"again")]))
+
+        # A query that straddles a commit (a reader in another thread): its answer is not
+        # remembered, so the next lookup asks the database again.
+        def commit_meanwhile(keys):
+            got = get_many(keys)
+            s.replay.add([h32("committed meanwhile")])  # as commit_block does after its write
+            return got
+
+        kv.get_many = commit_meanwhile
+        assert s.replay.committed_among([h32("late")]) == set()
+        kv.get_many = counting
+        reads.clear()
+        assert s.replay.committed_among([h32("late")]) == set() and reads == [1]
+    finally:
+        kv.get_many = get_many
+
+
 def test_safety_data_is_separate_from_blocks(kv):
     s = ChainStore(kv, "tf-main")
     s.persist_safety(b"safety 1")
@@ -403,3 +448,75 @@ def test_a_batch_whose_transactions_all_commit_is_stored_by_hash_and_rebuilt(kv)
         s.commit_block(
             BlockCommit(1, h32("block 1"), b"block 1", b"qc 1", batches=[(d_whole, whole)], batch_tx_hashes=[])
         )
+
+
+def test_block_encodings_match_their_one_by_one_definitions():
+    """keys.encode_writes and keys.pack_keys give the bytes of the stored format's definition
+    written out per item (the W record and the key lists readers decode)."""
+    import struct
+
+    def encode_one_by_one(writes):
+        return b"".join(
+            struct.pack(">I", len(k)) + k + (b"\x00" if v is None else b"\x01" + struct.pack(">I", len(v)) + v)
+            for k, v in writes
+        )
+
+    puts = [(b"a/%d" % i, b"v" * i) for i in range(40)]
+    mixed = [*puts[:5], (b"gone", None), *puts[5:]]
+    for writes in ([], puts, mixed, [(b"k", b"")]):
+        assert K.encode_writes(writes) == encode_one_by_one(writes)
+        assert K.decode_writes(K.encode_writes(writes)) == writes
+    keys = [b"x" * n for n in (1, 2, 300, 70)]
+    assert K.pack_keys(keys) == b"".join(struct.pack(">H", len(k)) + k for k in keys)
+    assert K.pack_keys(iter(keys)) == K.pack_keys(keys) and K.unpack_keys(K.pack_keys(keys)) == keys
+    assert K.pack_keys([]) == b""
+
+
+@pytest.mark.parametrize(
+    "writes, exc, msg",
+    [
+        ([(b"ok", b"1"), (b"", b"2")], StorageValueError, "state key"),
+        ([(b"ok", b"1"), ("str", b"2")], StorageTypeError, "state key"),
+        ([(b"ok", b"1"), (b"k", 5)], StorageTypeError, "state value"),
+        ([(b"ok", b"1"), (b"k" * 5000, b"2")], StorageValueError, "state key"),
+    ],
+)
+def test_state_writes_checked_in_bulk_still_name_the_bad_one(kv, writes, exc, msg):
+    s = ChainStore(kv, "tf-main")
+    with pytest.raises(exc, match=msg):
+        s.commit_block(BlockCommit(0, h32("block 0"), b"b", b"q", state_writes=writes, state_root=h32("r")))
+    assert s.head is None
+    s.commit_block(BlockCommit(0, h32("block 0"), b"b", b"q", state_writes=[(b"k", b"1"), (b"gone", None)]))
+    assert s.get_state(b"k") == b"1" and s.get_state(b"gone") is None
+
+
+def test_tx_and_event_records_made_in_bulk_are_the_stored_format(kv):
+    """commit_block checks a block's transactions in bulk and makes their transaction, replay,
+    receipt and tx-list records in C loops; these and the event records are the layout written
+    out per item (what the readers decode)."""
+    import struct
+
+    s = ChainStore(kv, "tf-main")
+    txs = [(h32(f"t{i}"), b"body %d" % i) for i in range(5)]
+    events = [(0, "asset", "Transfer", b"e0"), (2, "escrow", "Opened", b""), (2, "asset", "Transfer", b"e2")]
+    b = WriteBatch()
+    hb = K.u64(7)
+    s._add_txs(b, 7, hb, txs, [b"r%d" % i for i in range(5)])
+    s._add_events(b, hb, events, txs)
+    p = s._p
+    want = [(p + K.TX + h, hb + struct.pack(">I", i) + d) for i, (h, d) in enumerate(txs)]
+    want += [(p + K.REPLAY + h, hb) for h, _ in txs]
+    want += [(p + K.RECEIPT + h, b"r%d" % i) for i, (h, _) in enumerate(txs)]
+    want.append((p + K.TXLIST + hb, b"".join(bytes([len(h)]) + h for h, _ in txs)))
+    for seq, (i, c, n, body) in enumerate(events):
+        part = K.name_field(c, "contract") + K.name_field(n, "event name")
+        th = txs[i][0]
+        want.append(
+            (p + K.EVENT + part + hb + struct.pack(">I", seq), struct.pack(">I", i) + bytes([len(th)]) + th + body)
+        )
+    assert list(b.ops) == want
+    # a bad event is still named by the one-by-one checks
+    with pytest.raises(StorageValueError, match="events\\[1\\] names tx 9"):
+        s._add_events(WriteBatch(), hb, [events[0], (9, "asset", "Transfer", b"")], txs)
+    with pytest.raises(StorageTypeError, match="txs\\[1\\] must be a"):
+        s._add_txs(WriteBatch(), 7, hb, [txs[0], [h32("x"), b""]], None)

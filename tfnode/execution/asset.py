@@ -12,11 +12,16 @@ sender's balance to cover it. Gas is a flat :data:`TRANSFER_GAS`, the same on ev
 from __future__ import annotations
 
 import re
+from itertools import compress, repeat
+from operator import attrgetter, is_, itemgetter
 
 from tfnode.runtime.encoding import encode
 from tfnode.runtime.executor import STATUS_INVALID, STATUS_OK, STATUS_REVERT, Event, Receipt
 
 NAME = "asset"
+# a native receipt row's fields (TransferBlock.execute_run): revert reason, event body, receipt bytes
+_REASON, _BODY, _BYTES = itemgetter(0), itemgetter(4), itemgetter(6)
+_ROW = attrgetter("_row")
 PREFIX = b"\x00a/"
 TRANSFER_GAS = 2_000
 MAX_AMOUNT = (1 << 127) - 1
@@ -143,6 +148,20 @@ class NativeReceipt:
 
     def hash(self) -> bytes:
         return self._row[7]
+
+
+def native_records(receipts: list) -> tuple[list[bytes], list[tuple[int, str, str, bytes]]] | None:
+    """For a block whose receipts are all :class:`NativeReceipt`: each receipt's ``encode()``
+    and the block's ``(tx index, contract, name, body)`` event rows as storage takes them (what
+    ``event_rows`` gives per receipt), made in C loops over the rows; None for any other block
+    (then per receipt)."""
+    if not receipts or set(map(type, receipts)) != {NativeReceipt}:
+        return None
+    rows = list(map(_ROW, receipts))
+    ok = list(compress(range(len(rows)), map(is_, map(_REASON, rows), repeat(None))))
+    bodies = map(_BODY, map(rows.__getitem__, ok))
+    events = list(zip(ok, repeat(NAME), repeat("Transfer"), bodies, strict=False))
+    return list(map(_BYTES, rows)), events
 
 
 def query(state, method: str, args: tuple, kwargs: dict) -> Receipt:

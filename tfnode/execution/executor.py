@@ -339,15 +339,19 @@ class ChainExecutor:
             a = self._addr[sender] = crypto.address(crypto.PublicKey.from_bytes(sender))
         return a
 
-    def prepare(self, batches: list[tuple[bytes, list[bytes]]]) -> Any:
+    def prepare(self, batches: list[tuple[bytes, list[bytes]]], hashes: list[list[bytes] | None] | None = None) -> Any:
         """A block's transactions decoded and hashed (``_core.TransferBlock``, the GIL released
         while it decodes), for :meth:`execute`'s ``prepared``: a thread that orders blocks can
-        do it while this one executes the previous block. None where the block would not use
-        it (the Python reference path); raises LedgerError for a transaction that does not
-        decode, as :meth:`execute` would."""
+        do it while this one executes the previous block. ``hashes`` as :meth:`execute` takes
+        them (used only where every batch has its list: then nothing is hashed again). None
+        where the block would not use it (the Python reference path); raises LedgerError for
+        a transaction that does not decode, as :meth:`execute` would."""
         if not self.native:
             return None
-        return _core.TransferBlock([raw for _, rs in batches for raw in rs])
+        raws = [raw for _, rs in batches for raw in rs]
+        if hashes is not None and len(hashes) == len(batches) and None not in hashes:
+            return _core.TransferBlock(raws, [h for hs in hashes if hs is not None for h in hs])
+        return _core.TransferBlock(raws)
 
     def execute(
         self,
@@ -564,8 +568,13 @@ class ChainExecutor:
     def commit(self, out: BlockOutput, qc: bytes) -> None:
         """Store the executed block in one synced batch, then move the state forward."""
         b = out.block
-        rows = list(map(_EVENT_ROWS, out.receipts))
-        events = [(i, contract, name, body) for i, rs in enumerate(rows) if rs for contract, name, body in rs]
+        native = asset.native_records(out.receipts)  # a block of transfers: no Python step per receipt
+        if native is not None:
+            receipts, events = native
+        else:
+            rows = list(map(_EVENT_ROWS, out.receipts))
+            events = [(i, contract, name, body) for i, rs in enumerate(rows) if rs for contract, name, body in rs]
+            receipts = list(map(_ENCODE, out.receipts))
         self.store.commit_block(
             BlockCommit(
                 out.height,
@@ -573,7 +582,7 @@ class ChainExecutor:
                 b["bytes"],
                 qc,
                 txs=out.txs,
-                receipts=list(map(_ENCODE, out.receipts)),
+                receipts=receipts,
                 events=events,
                 # the pending writes of store.state as execute sorted them (nothing writes
                 # between execute and commit): not sorted a second time

@@ -73,6 +73,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -310,6 +311,9 @@ class ConsensusDriver:
         self.on_executed = on_executed
         self._exec_queue: asyncio.Queue[tuple[dict[str, Any], bytes]] | None = None
         self._exec_task: asyncio.Task[Any] | None = None
+        # Its own thread for decoding committed blocks (ChainExecutor.prepare): in the loop's
+        # default pool a block would wait behind the mempool's signature checks.
+        self._prepare_pool: ThreadPoolExecutor | None = None
         self.fetch_timeout = 2.0
         # For the node's per-peer signals (tfnode.node.signals): when each validator last
         # sent a consensus message, and the last height it showed (proposal, sync request).
@@ -326,6 +330,9 @@ class ConsensusDriver:
         stands (docs/consensus.md: the host re-sends the root's execution result)."""
         if self.executor is not None:
             self._exec_queue = asyncio.Queue()
+            self._prepare_pool = ThreadPoolExecutor(
+                1, thread_name_prefix=f"prepare-{self.chain_id.decode(errors='replace')}"
+            )
             self._exec_task = asyncio.get_running_loop().create_task(self._execute_loop())
         self._drain(self.core.start())
         if root is not None:
@@ -340,6 +347,8 @@ class ConsensusDriver:
             t.cancel()
         if self._exec_task is not None:
             self._exec_task.cancel()
+        if self._prepare_pool is not None:
+            self._prepare_pool.shutdown(wait=False)  # a decode under way touches no storage
 
     async def wait_stopped(self) -> None:
         """After :meth:`stop`: wait until its tasks have ended (a hosted chain that is left
@@ -653,7 +662,14 @@ class ConsensusDriver:
             hashes = [self.payload.batch_hashes(dg) for dg, _ in batches]
             t0 = time.perf_counter()
             try:
-                out = ex.execute(b, batches, hashes=hashes)
+                # Decoding in a worker thread (GIL released): the loop serves the network and
+                # RPC meanwhile. Nothing is executed or written yet, so a stop now loses nothing.
+                prepared = await asyncio.get_running_loop().run_in_executor(
+                    self._prepare_pool, ex.prepare, batches, hashes
+                )
+                if self._closed:
+                    return
+                out = ex.execute(b, batches, prepared=prepared)
                 ex.commit(out, q)
             except CommitConflict as err:
                 ex.abandon()

@@ -15,11 +15,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import NamedTuple
 
 from . import keys as K
-from .abc import MAX_KEY, MAX_VALUE, KVStore, WriteBatch, check_key, check_value, prefix_end
+from .abc import MAX_KEY, MAX_VALUE, KVStore, WriteBatch, all_bytes, check_key, check_value, prefix_end
 from .errors import (
     CommitConflict,
     CommitError,
@@ -324,7 +325,7 @@ class ChainStore:
         if self._base is None:
             self._base = height
         self._floor = floor
-        self.replay.add(h for h, _ in txs)
+        self.replay.add(map(_first, txs))  # a C loop over the block's (hash, bytes) pairs
         self.state.refresh()
         return True
 
@@ -422,14 +423,19 @@ class ChainStore:
             raise CommitError(f"block {height}: {n} transactions but {len(receipts)} receipts")
         if n >= 1 << 32:
             raise StorageValueError(f"block {height}: {n} transactions, more than 2^32-1")
-        hashes, bodies = [], []
-        for i, item in enumerate(txs):
-            if type(item) is not tuple or len(item) != 2:
-                raise StorageTypeError(f"block {height}: txs[{i}] must be a (tx_hash, tx_bytes) tuple")
-            h, d = item
-            hashes.append(h if type(h) is bytes and 0 < len(h) <= K.MAX_HASH else K.check_hash(h, f"txs[{i}] hash"))
-            bodies.append(d if type(d) is bytes and len(d) <= MAX_VALUE - 12 else check_value(d, f"txs[{i}] bytes"))
-        if receipts is not None:
+        hashes: Sequence[bytes] = ()
+        bodies: Sequence[bytes] = ()
+        if n and set(map(type, txs)) == {tuple} and set(map(len, txs)) == {2}:
+            hashes, bodies = zip(*txs, strict=True)  # checked in bulk below: C loops
+        if not (all_bytes(hashes, 1, K.MAX_HASH) and all_bytes(bodies, 0, MAX_VALUE - 12)) or len(hashes) != n:
+            hashes, bodies = [], []  # one by one, for the error naming the first bad one
+            for i, item in enumerate(txs):
+                if type(item) is not tuple or len(item) != 2:
+                    raise StorageTypeError(f"block {height}: txs[{i}] must be a (tx_hash, tx_bytes) tuple")
+                h, d = item
+                hashes.append(h if type(h) is bytes and 0 < len(h) <= K.MAX_HASH else K.check_hash(h, f"txs[{i}] hash"))
+                bodies.append(d if type(d) is bytes and len(d) <= MAX_VALUE - 12 else check_value(d, f"txs[{i}] bytes"))
+        if receipts is not None and not all_bytes(receipts, 0, MAX_VALUE):
             receipts = [
                 r if type(r) is bytes and len(r) <= MAX_VALUE else check_value(r, f"receipts[{i}]")
                 for i, r in enumerate(receipts)
@@ -444,11 +450,20 @@ class ChainStore:
             )
         p, ops, pack = self._p, b.ops, K.u32_pack
         tx_t, rp_t, rc_t = p + K.TX, p + K.REPLAY, p + K.RECEIPT
-        ops.extend([(tx_t + th, hb + pack(i) + d) for i, (th, d) in enumerate(zip(hashes, bodies, strict=True))])
-        ops.extend([(rp_t + th, hb) for th in hashes])
+        # map/zip: the keys and values made in C loops, no Python step per transaction
+        ops.extend(
+            zip(
+                map(tx_t.__add__, hashes),
+                map(b"".join, zip(repeat(hb), map(pack, range(n)), bodies)),
+                strict=True,
+            )
+        )
+        ops.extend(zip(map(rp_t.__add__, hashes), repeat(hb, n), strict=True))
         if receipts is not None:
-            ops.extend([(rc_t + th, r) for th, r in zip(hashes, receipts, strict=True)])
-        ops.append((p + K.TXLIST + hb, b"".join([bytes([len(h)]) + h for h in hashes])))
+            ops.extend(zip(map(rc_t.__add__, hashes), receipts, strict=True))
+        ops.append(
+            (p + K.TXLIST + hb, b"".join(chain.from_iterable(zip(map(_U8, map(len, hashes)), hashes, strict=True))))
+        )
 
     def _add_events(
         self,
@@ -740,6 +755,9 @@ def check_keep_blocks(n: object) -> int:
             "(leader election reloads the newest 300 blocks after a restart; snapshots read the newest 256)"
         )
     return n
+
+
+_U8 = struct.Struct(">B").pack
 
 
 def _pack_node_keys(keys: list[bytes]) -> bytes:

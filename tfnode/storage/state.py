@@ -79,7 +79,10 @@ class PendingState:
 
     def writes(self) -> list[tuple[bytes, bytes | None]]:
         """The pending writes, sorted by key; None deletes."""
-        return [(k, None if v is _DELETED else v) for k, v in sorted(self._pending.items())]  # type: ignore[misc]
+        items = sorted(self._pending.items())
+        if _DELETED not in self._pending.values():  # a block of transfers deletes nothing
+            return items  # type: ignore[return-value]
+        return [(k, None if v is _DELETED else v) for k, v in items]  # type: ignore[misc]
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -112,12 +115,21 @@ class ReplayIndex:
         self._store = store
         self._recent: OrderedDict[bytes, None] = OrderedDict()
         self.capacity = capacity
+        # The hashes the database last answered "not committed" for, valid until the next
+        # ``add`` (every commit calls it after its write; nothing else writes the index). A
+        # block's hashes are asked twice: by the executor's drop rule, then by
+        # ``ChainStore.commit_block``'s check of the kept ones; the second answer comes from
+        # here instead of a second multi-get. One query's hashes only: bounded by a block.
+        # Tagged with the number of commits seen when the query began: a reader in another
+        # thread whose query straddled a commit leaves a tag the next lookup ignores (no lock).
+        self._commits = 0
+        self._absent: tuple[int, frozenset[bytes]] = (0, frozenset())
 
     def add(self, hashes: Iterable[bytes]) -> None:
+        self._commits += 1  # after the commit's write: answers from before it are stale now
         r = self._recent
-        for h in hashes:
-            r[h] = None
-        while len(r) > self.capacity:
+        r.update(dict.fromkeys(hashes))  # one C call for the block's hashes
+        for _ in range(len(r) - self.capacity):
             r.popitem(last=False)
 
     def contains(self, tx_hash: bytes) -> bool:
@@ -128,6 +140,10 @@ class ReplayIndex:
     def committed_among(self, hashes: Iterable[bytes]) -> set[bytes]:
         """The subset of ``hashes`` already committed (one multi-get for the unknown ones)."""
         hs = hashes if type(hashes) is list else list(hashes)
+        gen, absent = self._absent
+        commits = self._commits
+        if gen == commits and absent and absent.issuperset(hs):
+            return set()  # asked since the last commit: none of them had committed then
         # set operations and map/filter: C loops, no Python frame per hash (a block's worth)
         found: set[bytes] = self._recent.keys() & set(hs)
         ask = list(filterfalse(found.__contains__, hs)) if found else hs
@@ -138,5 +154,7 @@ class ReplayIndex:
             else:
                 keys = [store.replay_key(h) for h in ask]  # raises for the odd one
             vals = store.kv.get_many(keys)
-            found.update(compress(ask, map(is_not, vals, repeat(None))))
+            hits = list(compress(ask, map(is_not, vals, repeat(None))))
+            found.update(hits)
+            self._absent = (commits, frozenset(ask).difference(hits))
         return found

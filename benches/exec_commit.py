@@ -1,0 +1,179 @@
+"""The execute and commit stages of a node, alone: thread CPU per transfer for each block.
+
+    .venv/bin/python benches/exec_commit.py [--txs 24000] [--block-txs 400] [--rounds 3] [--json]
+
+Measures the tree it is run from (the current directory's ``tfnode``), so one copy of this
+file compares two trees, each with its own build, on the same machine minutes apart::
+
+    cd /work/wt/deploy && .venv/bin/python /work/wt/seam/benches/exec_commit.py --json   # reference
+    cd /work/wt/seam   && .venv/bin/python benches/exec_commit.py --json                 # this tree
+
+Pre-signed SM2 ``asset.transfer``s (signed before the clock starts, never verified here: the
+stages after the mempool) are cut into blocks of ``--block-txs`` in batches of 512 with the
+hashes the mempool carries (``_core.batch_decode_hashed``, as ``Mempool.batch_hashes`` hands
+them to the node's execute loop). Each block is executed (``ChainExecutor.execute``) and
+committed (``ChainExecutor.commit``: one synced RocksDB batch) on the calling thread, and
+``time.thread_time()`` around each stage gives its CPU. Every round replays the same blocks
+on a fresh store, and the state roots must agree across rounds. Reported per transfer: the
+median and the minimum over rounds of each stage's total; the minimum is the figure least
+moved by other processes on a shared machine (they only ever add to it).
+
+The process's cyclic GC is tuned as a started node tunes it (``tfnode.node.gctune``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.getcwd())  # the tree under measurement: the one this is run from
+
+from tfnode import _core, crypto
+from tfnode.execution.executor import ChainExecutor
+from tfnode.node import gctune
+from tfnode.node.genesis import make_genesis
+from tfnode.storage import ChainStore, open_rocks
+
+CHAIN = "tf-exec-commit"
+EXPIRY = 900_000
+BATCH = 512
+
+
+def _sign(job: tuple[bytes, int, str]) -> list[bytes]:
+    from tfnode.client.account import Account, build_tx
+
+    secret, count, to = job
+    acct = Account.from_bytes(secret)
+    return [build_tx(acct, CHAIN, "asset", "transfer", (to, 1), expiry=EXPIRY) for _ in range(count)]
+
+
+def presign(keys: list[crypto.PrivateKey], total: int) -> list[bytes]:
+    """``total`` transfers, each account paying the next, interleaved across accounts."""
+    n = len(keys)
+    counts = [total // n + (1 if i < total % n else 0) for i in range(n)]
+    addrs = [crypto.address(k.public_key()) for k in keys]
+    jobs = [(k.to_bytes(), c, addrs[(i + 1) % n]) for i, (k, c) in enumerate(zip(keys, counts, strict=True))]
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        per = pool.map(_sign, jobs)
+    out = []
+    for i in range(max(counts)):
+        out.extend(p[i] for p in per if i < len(p))
+    return out
+
+
+def blocks(raws: list[bytes], block_txs: int) -> list[tuple[list[tuple[bytes, list[bytes]]], list[list[bytes]]]]:
+    """Per block: its batches ``(digest, raws)`` and each batch's carried hashes."""
+    out = []
+    for i in range(0, len(raws), block_txs):
+        blk = raws[i : i + block_txs]
+        batches, hashes = [], []
+        for j in range(0, len(blk), BATCH):
+            part = blk[j : j + BATCH]
+            _, hs, digest = _core.batch_decode_hashed(_core.batch_encode(part))
+            batches.append((digest, part))
+            hashes.append(hs)
+        out.append((batches, hashes))
+    return out
+
+
+def one_round(genesis, cut, tmp: Path, k: int) -> tuple[float, float, int, list[bytes]]:
+    kv = open_rocks(tmp / f"round{k}")
+    store = ChainStore(kv, CHAIN)
+    exec_s = commit_s = 0.0
+    n = 0
+    roots = []
+    try:
+        ex = ChainExecutor(store, genesis)
+        ex.open()
+        for batches, hashes in cut:
+            h = ex.height + 1
+            block = {
+                "height": h,
+                "id": crypto.sm3(b"exec-commit block %d" % h),
+                "timestamp_ms": 1_700_000_000_000 + h * 1000,
+                "bytes": b"exec-commit block %d" % h,
+                "payload": [d for d, _ in batches],
+            }
+            t0 = time.thread_time()
+            out = ex.execute(block, batches, hashes=hashes)
+            t1 = time.thread_time()
+            ex.commit(out, b"exec-commit qc %d" % h)
+            t2 = time.thread_time()
+            exec_s += t1 - t0
+            commit_s += t2 - t1
+            n += len(out.txs)
+            roots.append(out.state_root)
+    finally:
+        store.close()
+        kv.close()
+    return exec_s, commit_s, n, roots
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--txs", type=int, default=24_000)
+    ap.add_argument("--accounts", type=int, default=256)
+    ap.add_argument("--block-txs", type=int, default=400)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if a.txs < 1 or a.accounts < 1 or a.block_txs < 1 or a.rounds < 1:
+        ap.error("--txs, --accounts, --block-txs and --rounds must be at least 1")
+    validators = [crypto.PrivateKey.generate() for _ in range(4)]
+    keys = [crypto.PrivateKey.generate() for _ in range(a.accounts)]
+    genesis = make_genesis(
+        CHAIN,
+        [k.public_key().to_bytes(compressed=True) for k in validators],
+        genesis_time_ms=1_700_000_000_000,
+        allocations={crypto.address(k.public_key()): 10**12 for k in keys},
+    )
+    cut = blocks(presign(keys, a.txs), a.block_txs)
+    gc_tuned = gctune.tune_after_start()
+    tmp = Path(tempfile.mkdtemp(prefix="tfnode-exec-commit-"))
+    rounds = []
+    try:
+        for k in range(a.rounds):
+            rounds.append(one_round(genesis, cut, tmp, k))
+            shutil.rmtree(tmp / f"round{k}", ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    same = all(r[3] == rounds[0][3] for r in rounds)
+    n = rounds[0][2]
+    ex_us = [r[0] / n * 1e6 for r in rounds]
+    co_us = [r[1] / n * 1e6 for r in rounds]
+    both = [e + c for e, c in zip(ex_us, co_us, strict=True)]
+    report = {
+        "tree": os.getcwd(),
+        "txs": n,
+        "block_txs": a.block_txs,
+        "rounds": a.rounds,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "gc": "node" if gc_tuned else "default",
+        "same_roots": same,
+        "execute_us_per_tx": {"median": round(statistics.median(ex_us), 2), "min": round(min(ex_us), 2)},
+        "commit_us_per_tx": {"median": round(statistics.median(co_us), 2), "min": round(min(co_us), 2)},
+        "both_us_per_tx": {"median": round(statistics.median(both), 2), "min": round(min(both), 2)},
+    }
+    if a.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"{n} transfers in blocks of {a.block_txs}, {a.rounds} rounds, load {report['load_avg_1m']}, "
+            f"same roots {same}; thread CPU per transfer (median / min over rounds):"
+        )
+        for k in ("execute", "commit", "both"):
+            r = report[f"{k}_us_per_tx"]
+            print(f"  {k:>7}: {r['median']:6.2f} / {r['min']:6.2f} us")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
