@@ -14,7 +14,7 @@ from tfnode.execution.executor import ChainExecutor, ExecutionError
 from tfnode.execution.pipeline import run_pipeline
 from tfnode.mempool.config import MempoolConfig
 from tfnode.node.genesis import make_genesis
-from tfnode.storage import ChainStore, open_rocks
+from tfnode.storage import ChainStore, KVStore, open_rocks
 
 CHAIN = "tf-pipe"
 
@@ -165,3 +165,71 @@ def test_a_prepared_block_executes_as_one_decoded_in_execute(tmp_path, genesis, 
             kv.close()
     assert outs[0] == outs[1]
     assert len(outs[0][3]) == len(ok) - 1  # the repeated transaction dropped
+
+
+class _Recording(KVStore):
+    """A store that records its writes and syncs, with the thread each ran on."""
+
+    def __init__(self, inner: KVStore):
+        self.inner, self.events, self._lock = inner, [], threading.Lock()
+
+    def get(self, key):
+        return self.inner.get(key)
+
+    def get_many(self, keys):
+        return self.inner.get_many(keys)
+
+    def iterate(self, start, end=None):
+        return self.inner.iterate(start, end)
+
+    def snapshot(self):
+        return self.inner.snapshot()
+
+    def write(self, batch, *, sync):
+        self.inner.write(batch, sync=sync)
+        with self._lock:
+            self.events.append(("write", sync, threading.current_thread().name))
+
+    def sync(self):
+        self.inner.sync()
+        with self._lock:
+            self.events.append(("sync", True, threading.current_thread().name))
+
+    def close(self):
+        self.inner.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_committed_block_is_fsynced_before_the_next_is_written_and_before_return(
+    tmp_path, genesis, submissions, workers
+):
+    """workers=1 writes each block synced; workers=2 writes it unsynced and a sync thread
+    fsyncs it while the next block executes: the next block's write waits for that sync,
+    and run_pipeline returns after the last one, so at most one block is ever off disk."""
+    kv = _Recording(open_rocks(tmp_path / "db"))
+    store = ChainStore(kv, CHAIN)
+    try:
+        ex = ChainExecutor(store, genesis)
+        ex.open()
+        kv.events.clear()
+        res = run_pipeline(ex, CHAIN.encode(), submissions, workers=workers, block_txs=20, batch_txs=8)
+        events = list(kv.events)
+    finally:
+        store.close()
+        kv.close()
+    writes = [e for e in events if e[0] == "write"]
+    assert len(writes) == len(res.state_roots) == 3
+    assert all(thread == "MainThread" for _, _, thread in writes)
+    if workers == 1:
+        assert events == [("write", True, "MainThread")] * 3
+        return
+    assert all(not sync for _, sync, _ in writes)
+    assert [e[0] for e in events] == ["write", "sync"] * 3
+    assert all(thread.startswith("pipeline-sync") for kind, _, thread in events if kind == "sync")
+    again = open_rocks(tmp_path / "db")
+    try:
+        reopened = ChainStore(again, CHAIN)
+        assert reopened.executed()[0] == 3 and reopened.executed()[1] == res.state_roots[-1]
+        reopened.close()
+    finally:
+        again.close()

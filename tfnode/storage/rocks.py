@@ -3,8 +3,16 @@
 Raw mode (``Options(raw_mode=True)``) stores the caller's bytes as they are; rocksdict's
 default mode pickles keys and values, which would make the files unreadable by any other
 RocksDB tool and let a crafted value run code on load. Every write is a ``WriteBatch``;
-``sync=True`` sets ``WriteOptions.sync`` so the write-ahead log is fsynced before ``write``
-returns (commits and consensus safety data use it).
+with ``sync=True`` the write-ahead log is fsynced before ``write`` returns (commits and
+consensus safety data use it). The fsync is a separate ``flush_wal(True)`` right after an
+unsynced write of the batch, both under the store's lock, rather than ``WriteOptions.sync``:
+as durable (FlushWAL syncs every WAL file with unsynced records; a crash between the two is
+a crash during a synced write: the batch is in the recovered store whole or not at all,
+``point_in_time`` recovery), but rocksdict releases the GIL for ``flush_wal`` and holds it
+through a synced ``write``, so the node's other threads run during the disk wait. One
+difference: a reader on another thread may see the batch during the fsync, before ``write``
+returns; nothing may treat it as committed before then (the node acknowledges a block only
+after its commit returns).
 
 One column family and key prefixes: rocksdict's ``Snapshot`` is bound to one column family,
 so a consistent read across tables would need one snapshot per family taken at different
@@ -151,8 +159,6 @@ class RocksKV(KVStore):
                 self._db = rd.Rdict(self.path, options or rocks_options())
         except Exception as err:
             raise StorageError(f"cannot open RocksDB at {self.path}: {err}") from err
-        self._sync = rd.WriteOptions()
-        self._sync.sync = True
         self._nosync = rd.WriteOptions()
         self._nosync.sync = False
         self._lock = threading.Lock()
@@ -222,10 +228,31 @@ class RocksKV(KVStore):
                 put(k, v)
         with self._lock:
             try:
-                db.write(wb, self._sync if sync else self._nosync)
+                db.write(wb, self._nosync)
             except Exception as err:
                 raise StorageError(f"RocksDB write of {len(batch)} operations failed: {err}") from err
             self._gen += 1
+            if sync:
+                self._sync_wal(db)
+
+    def sync(self) -> None:
+        """Make every write that returned before this call durable: one fsync of the WAL with
+        the GIL released (see :meth:`write`). Nothing to do on a read-only store."""
+        db = self._check_open()
+        if self.read_only:
+            return
+        with self._lock:
+            self._sync_wal(db)
+
+    def _sync_wal(self, db: rd.Rdict) -> None:
+        # Under self._lock. FlushWAL(sync=true) fsyncs every live WAL file holding unsynced
+        # records: the batch just written and every one before it. rocksdict releases the GIL
+        # for it (a synced ``Rdict.write`` holds it through the fsync), so the node's other
+        # threads run during the disk wait.
+        try:
+            db.flush_wal(True)
+        except Exception as err:
+            raise StorageError(f"RocksDB WAL sync failed (the last write may not be durable): {err}") from err
 
     def checkpoint(self, path: str | os.PathLike[str]) -> None:
         """A consistent copy of the whole database in ``path`` (which must not exist), made
