@@ -27,6 +27,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from typing import Any, cast
 
 import rocksdict as rd
@@ -38,6 +39,8 @@ BLOCK_CACHE_BYTES = 128 * 1024 * 1024
 MAX_OPEN_FILES = 512
 BLOOM_BITS_PER_KEY = 10  # ~1% false positives: a miss (new tx hash, absent key) rarely reads disk
 MEMTABLE_BLOOM_RATIO = 0.02  # of the write buffer (64 MiB): ~1.3 MiB per memtable
+
+_first = itemgetter(0)
 
 
 def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files: int = MAX_OPEN_FILES) -> rd.Options:
@@ -219,9 +222,15 @@ class RocksKV(KVStore):
         db = self._check_open()
         if not isinstance(batch, WriteBatch):
             raise StorageTypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
+        # In key order: RocksDB inserts each key into its memtable skiplist from where the last
+        # insert ended, so a sorted batch of a block's ~11,500 operations costs ~0.85 us per
+        # operation instead of ~1.25 for ~0.15 us to sort (docs/benchmarks.md). The sort is
+        # stable, so later operations on a key still come later and win; the batch is applied
+        # atomically either way.
+        ops = sorted(batch.ops, key=_first) if len(batch.ops) > 1 else batch.ops
         wb = rd.WriteBatch(raw_mode=True)
         put, delete = wb.put, wb.delete
-        for k, v in batch.ops:
+        for k, v in ops:
             if v is None:
                 delete(k)
             else:
