@@ -75,6 +75,31 @@ def test_put_get_delete_and_later_ops_win(kv):
     assert kv.get_many([]) == []
 
 
+def test_later_ops_win_when_a_key_repeats_out_of_key_order(kv):
+    """RocksKV writes a batch in key order (faster memtable inserts): a key's operations must
+    keep their order among themselves wherever the other keys fall."""
+    b = WriteBatch()
+    ops = [
+        ("z", "1"),
+        ("a", "1"),
+        ("z", None),
+        ("m", "1"),
+        ("z", "2"),
+        ("a", None),
+        ("a", "3"),
+        ("q", "1"),
+        ("q", None),
+    ]
+    for k, v in ops:
+        if v is None:
+            b.delete(k.encode())
+        else:
+            b.put(k.encode(), v.encode())
+    kv.write(b, sync=True)
+    assert kv.get_many([b"a", b"m", b"q", b"z"]) == [b"3", b"1", None, b"2"]
+    assert list(kv.iterate(b"a")) == [(b"a", b"3"), (b"m", b"1"), (b"z", b"2")]
+
+
 def test_empty_value_is_a_value(kv):
     put(kv, {b"k": b""})
     assert kv.get(b"k") == b""
