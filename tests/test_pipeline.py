@@ -313,3 +313,24 @@ def test_kill_9_during_the_overlapped_commit_leaves_a_whole_committed_height(tmp
         finally:
             kv.close()
     assert seen, "no run committed a block before its kill"
+
+
+def test_a_failed_sync_stops_the_pipeline_with_its_error(tmp_path, genesis, submissions):
+    from tfnode.storage import StorageError
+
+    class FailingSync(_Recording):
+        def sync(self):
+            raise StorageError("RocksDB WAL sync failed: IO error")
+
+    kv = FailingSync(open_rocks(tmp_path / "db"))
+    store = ChainStore(kv, CHAIN)
+    try:
+        ex = ChainExecutor(store, genesis)
+        ex.open()
+        with pytest.raises(StorageError, match="WAL sync failed"):
+            run_pipeline(ex, CHAIN.encode(), submissions, workers=2, block_txs=20, batch_txs=8)
+        assert ex.height == 1  # the block whose sync failed; the next one was never written
+        assert not any(t.name.startswith(("pipeline-verify", "pipeline-sync")) for t in threading.enumerate())
+    finally:
+        store.close()
+        kv.close()
