@@ -12,7 +12,9 @@ a crash during a synced write: the batch is in the recovered store whole or not 
 through a synced ``write``, so the node's other threads run during the disk wait. One
 difference: a reader on another thread may see the batch during the fsync, before ``write``
 returns; nothing may treat it as committed before then (the node acknowledges a block only
-after its commit returns).
+after its commit returns). And with another Python thread busy, the writer gets the GIL back
+after the fsync only when that thread yields it (up to the 5 ms switch interval;
+docs/storage.md, "Crash safety").
 
 One column family and key prefixes: rocksdict's ``Snapshot`` is bound to one column family,
 so a consistent read across tables would need one snapshot per family taken at different
