@@ -225,8 +225,8 @@ class RocksKV(KVStore):
         if not isinstance(batch, WriteBatch):
             raise StorageTypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
         # In key order: RocksDB inserts each key into its memtable skiplist from where the last
-        # insert ended, so a sorted batch of a block's ~11,500 operations costs ~0.85 us per
-        # operation instead of ~1.25 for ~0.15 us to sort (docs/benchmarks.md). The sort is
+        # insert ended, so a sorted batch of a block's ~11,500 operations costs ~0.9 us per
+        # operation instead of ~1.25, for ~0.16 us to sort (docs/benchmarks.md). The sort is
         # stable, so later operations on a key still come later and win; the batch is applied
         # atomically either way.
         ops = sorted(batch.ops, key=_first) if len(batch.ops) > 1 else batch.ops
