@@ -8,7 +8,7 @@ transaction, two state writes, four tree nodes and three stale tree nodes per tr
 the QC, the state root and the metadata: one atomic batch. Hashes, signatures, keys and tree
 nodes are random bytes (incompressible, as on a node); the rest of a body, receipt and event
 repeats a template (field names, amounts), so compression sees about what a node's data offers.
-"synced" sets ``WriteOptions.sync`` (WAL fsync before ``write`` returns), "unsynced" leaves
+"synced" is the node's ``write(sync=True)`` (the WAL fsynced before it returns), "unsynced" leaves
 the WAL in the page cache, "memory" is the in-memory backend (the Python cost of building and
 validating the batch). The ratio synced/unsynced is the price of durability on this disk.
 ``synced_cpu_us_per_tx``: the process's CPU (every thread: RocksDB's flushes and compactions

@@ -1,7 +1,7 @@
 """One node's transaction pipeline in-process, 1 worker against N: committed tx/s and CPU per tx.
 
     .venv/bin/python benches/pipeline_scaling.py [--txs 20000] [--workers 1,2] [--block-txs 1000]
-                                                 [--python-transfers] [--json]
+                                                 [--rounds 1] [--python-transfers] [--json]
 
 Pre-signed SM2 ``asset.transfer``s (signed before the clock starts) are submitted in lists
 of 512, as ``submit_batch`` receives them, then verified (decode, chain id, SM2 in Rust with
@@ -10,6 +10,10 @@ per block) by :func:`tfnode.execution.pipeline.run_pipeline`. Each worker count 
 fresh store from the same genesis over the same transactions; workers=1 (every stage in turn
 on one thread) is the reference measured in the same run, and each row prints its ratio to
 it. The run also checks that every worker count committed the same state roots.
+``--rounds N`` repeats the set N times, the order of the worker counts reversed every other
+round, and gives each round's ratio to its own workers=1 run and the median: on a machine
+shared with other work the CPU share moves within seconds, and a pair run back to back
+sees about the same share (each row then gives the medians over the rounds).
 ``--python-transfers`` adds a second reference: workers=1 with every transfer executed by
 the Python path (``ChainExecutor(native=False)``), the path as it was before the native
 transfers, so their gain is measured in the same run (same roots checked too).
@@ -29,6 +33,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -38,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from tfnode import crypto  # noqa: E402
 from tfnode.execution.executor import ChainExecutor  # noqa: E402
-from tfnode.execution.pipeline import run_pipeline  # noqa: E402
+from tfnode.execution.pipeline import PipelineResult, run_pipeline  # noqa: E402
 from tfnode.node import gctune  # noqa: E402
 from tfnode.node.genesis import make_genesis  # noqa: E402
 from tfnode.storage import ChainStore, open_rocks  # noqa: E402
@@ -70,12 +75,28 @@ def presign(keys: list[crypto.PrivateKey], total: int) -> list[bytes]:
     return out
 
 
+class _Row:
+    """One worker count's runs over the rounds: medians, and each round's ratios."""
+
+    def __init__(self, workers: int, runs: list[PipelineResult], ratios: list[float], bounds: list[float]):
+        med = statistics.median
+        self.workers, self.ratios, self.bounds = workers, ratios, bounds
+        self.committed = runs[0].committed
+        self.refused = len(runs[0].refused)
+        self.wall_s = med(r.wall_s for r in runs)
+        self.tx_per_s = med(r.tx_per_s for r in runs)
+        self.cpu_us_per_tx = med(r.cpu_us_per_tx for r in runs)
+        self.main_cpu_us_per_tx = med(r.main_cpu_us_per_tx for r in runs)
+        self.cores_used = med(r.cpu_s / r.wall_s if r.wall_s else 0.0 for r in runs)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--txs", type=int, default=20_000)
     ap.add_argument("--accounts", type=int, default=256)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts; 1 is always run first")
     ap.add_argument("--block-txs", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=1, help="repeat every worker count, alternating their order")
     ap.add_argument(
         "--python-transfers",
         action="store_true",
@@ -84,8 +105,8 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     counts = sorted({1, *(int(w) for w in a.workers.split(","))})
-    if counts[0] < 1 or a.txs < 1 or a.accounts < 1:
-        ap.error("--txs, --accounts and every worker count must be at least 1")
+    if counts[0] < 1 or a.txs < 1 or a.accounts < 1 or a.rounds < 1:
+        ap.error("--txs, --accounts, --rounds and every worker count must be at least 1")
 
     validators = [crypto.PrivateKey.generate() for _ in range(4)]
     keys = [crypto.PrivateKey.generate() for _ in range(a.accounts)]
@@ -101,30 +122,53 @@ def main() -> int:
     # collections rarer), for every worker count alike; TFNODE_GC=default keeps CPython's.
     gc_tuned = gctune.tune_after_start()
 
-    rows = []
+    rounds: list[dict[int, PipelineResult]] = []
     py_row = None
     tmp = Path(tempfile.mkdtemp(prefix="tfnode-pipeline-"))
-    runs = [(w, True) for w in counts] + ([(1, False)] if a.python_transfers else [])
     try:
-        for w, native in runs:
-            kv = open_rocks(tmp / f"w{w}-{'native' if native else 'python'}")
-            store = ChainStore(kv, CHAIN)
-            try:
-                ex = ChainExecutor(store, genesis, native=native)
-                ex.open()
-                r = run_pipeline(ex, CHAIN.encode(), subs, workers=w, block_txs=a.block_txs)
-            finally:
-                store.close()
-                kv.close()
-            if native:
-                rows.append(r)
-            else:
-                py_row = r
+        for rnd in range(a.rounds):
+            order = counts if rnd % 2 == 0 else counts[::-1]
+            runs = [(w, True) for w in order] + ([(1, False)] if a.python_transfers and rnd == 0 else [])
+            got: dict[int, PipelineResult] = {}
+            for w, native in runs:
+                path = tmp / f"r{rnd}-w{w}-{'native' if native else 'python'}"
+                kv = open_rocks(path)
+                store = ChainStore(kv, CHAIN)
+                try:
+                    ex = ChainExecutor(store, genesis, native=native)
+                    ex.open()
+                    r = run_pipeline(ex, CHAIN.encode(), subs, workers=w, block_txs=a.block_txs)
+                finally:
+                    store.close()
+                    kv.close()
+                    shutil.rmtree(path, ignore_errors=True)
+                if native:
+                    got[w] = r
+                else:
+                    py_row = r
+            rounds.append(got)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    first = rounds[0][1]
+    same = all(
+        r.state_roots == first.state_roots and r.refused == first.refused
+        for r in [*(r for got in rounds for r in got.values()), py_row]
+        if r
+    )
+    med = statistics.median
+    # Per worker count, the medians over the rounds (one round: that round's figures); each
+    # ratio is to the workers=1 run of its own round.
+    rows = [
+        _Row(
+            w,
+            [got[w] for got in rounds],
+            [got[w].tx_per_s / got[1].tx_per_s if got[1].tx_per_s else 0.0 for got in rounds],
+            [got[1].cpu_us_per_tx / got[w].main_cpu_us_per_tx if got[w].main_cpu_s else 0.0 for got in rounds],
+        )
+        for w in counts
+    ]
     ref = rows[0]
-    same = all(r.state_roots == ref.state_roots and r.refused == ref.refused for r in rows + [py_row] if r)
     report = {
         "txs": a.txs,
         "block_txs": a.block_txs,
@@ -132,21 +176,23 @@ def main() -> int:
         "load_avg_1m": os.getloadavg()[0],
         "gc": "node" if gc_tuned else "default",
         "same_roots": same,
+        "rounds": a.rounds,
         "reference": {"workers": 1, "tx_per_s": round(ref.tx_per_s, 1)},
         "runs": [
             {
                 "workers": r.workers,
                 "committed": r.committed,
-                "refused": len(r.refused),
+                "refused": r.refused,
                 "wall_s": round(r.wall_s, 3),
                 "tx_per_s": round(r.tx_per_s, 1),
-                "ratio_to_1_worker": round(r.tx_per_s / ref.tx_per_s, 3) if ref.tx_per_s else None,
+                "ratio_to_1_worker": round(med(r.ratios), 3),
+                "round_ratios": [round(x, 3) for x in r.ratios],
                 "cpu_us_per_tx": round(r.cpu_us_per_tx, 1),
                 "main_thread_cpu_us_per_tx": round(r.main_cpu_us_per_tx, 1),
                 # What this worker count would give with a core per thread: the whole path's CPU
                 # (one worker) over what stays on the calling thread. A bound, not a measurement.
-                "bound_ratio": round(ref.cpu_us_per_tx / r.main_cpu_us_per_tx, 2) if r.main_cpu_s else None,
-                "cores_used": round(r.cpu_s / r.wall_s, 2) if r.wall_s else None,
+                "bound_ratio": round(med(r.bounds), 2) if r.main_cpu_us_per_tx else None,
+                "cores_used": round(r.cores_used, 2),
             }
             for r in rows
         ],
@@ -157,8 +203,8 @@ def main() -> int:
             "tx_per_s": round(py_row.tx_per_s, 1),
             "cpu_us_per_tx": round(py_row.cpu_us_per_tx, 1),
             "main_thread_cpu_us_per_tx": round(py_row.main_cpu_us_per_tx, 1),
-            "native_speedup_tx_per_s": round(ref.tx_per_s / py_row.tx_per_s, 3) if py_row.tx_per_s else None,
-            "native_cpu_ratio": round(ref.cpu_us_per_tx / py_row.cpu_us_per_tx, 3) if py_row.cpu_us_per_tx else None,
+            "native_speedup_tx_per_s": round(first.tx_per_s / py_row.tx_per_s, 3) if py_row.tx_per_s else None,
+            "native_cpu_ratio": round(first.cpu_us_per_tx / py_row.cpu_us_per_tx, 3) if py_row.cpu_us_per_tx else None,
         }
     if a.json:
         print(json.dumps(report, indent=2))
@@ -177,9 +223,12 @@ def main() -> int:
                 f"{row['cpu_us_per_tx']:>9.1f} {row['main_thread_cpu_us_per_tx']:>10.1f} {row['bound_ratio']:>5} "
                 f"{row['cores_used']:>5} {row['wall_s']:>7.2f}"
             )
+            if a.rounds > 1 and row["workers"] != 1:
+                print(f"{'':>7} each round's ratio: {', '.join(f'{x:.2f}' for x in row['round_ratios'])}")
         print(
             f"reference: workers=1, {ref.tx_per_s:.1f} tx/s in the same run. 'main': CPU of the thread that "
             "orders, executes and commits; 'bound': workers=1 CPU/tx over it, the ratio a core per thread would give"
+            + (f"; medians over {a.rounds} rounds, each ratio to its own round's workers=1" if a.rounds > 1 else "")
         )
         if py_row is not None:
             pr = report["python_transfers"]

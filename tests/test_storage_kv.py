@@ -75,6 +75,31 @@ def test_put_get_delete_and_later_ops_win(kv):
     assert kv.get_many([]) == []
 
 
+def test_later_ops_win_when_a_key_repeats_out_of_key_order(kv):
+    """RocksKV writes a batch in key order (faster memtable inserts): a key's operations must
+    keep their order among themselves wherever the other keys fall."""
+    b = WriteBatch()
+    ops = [
+        ("z", "1"),
+        ("a", "1"),
+        ("z", None),
+        ("m", "1"),
+        ("z", "2"),
+        ("a", None),
+        ("a", "3"),
+        ("q", "1"),
+        ("q", None),
+    ]
+    for k, v in ops:
+        if v is None:
+            b.delete(k.encode())
+        else:
+            b.put(k.encode(), v.encode())
+    kv.write(b, sync=True)
+    assert kv.get_many([b"a", b"m", b"q", b"z"]) == [b"3", b"1", None, b"2"]
+    assert list(kv.iterate(b"a")) == [(b"a", b"3"), (b"m", b"1"), (b"z", b"2")]
+
+
 def test_empty_value_is_a_value(kv):
     put(kv, {b"k": b""})
     assert kv.get(b"k") == b""
@@ -261,3 +286,97 @@ def test_rocks_opens_a_store_written_with_the_earlier_options(tmp_path):
         assert kv.get_many([b"new", b"absent", b"k00007"]) == [b"x", None, items[b"k00007"]]
     finally:
         kv.close()
+
+
+def test_sync_makes_earlier_unsynced_writes_survive_reopen(backend):
+    kv = backend.open()
+    put(kv, {b"a": b"1", b"b": b"2"}, sync=False)
+    put(kv, {b"a": None, b"c": b"3"}, sync=False)
+    kv.sync()
+    kv = backend.reopen(kv)
+    assert [kv.get(k) for k in (b"a", b"b", b"c")] == [None, b"2", b"3"]
+    kv.close()
+    with pytest.raises(StoreClosed):
+        kv.sync()
+
+
+def test_synced_write_refuses_bad_batches_before_writing(kv):
+    with pytest.raises(StorageTypeError, match="WriteBatch"):
+        kv.write([(b"k", b"v")], sync=True)
+    with pytest.raises(StorageTypeError, match="WriteBatch"):
+        kv.write({b"k": b"v"}, sync=True)
+    assert kv.get(b"k") is None
+
+
+class _RecordingDb:
+    """A rocksdict ``Rdict`` stand-in that records the calls ``RocksKV`` makes on it."""
+
+    def __init__(self, db, calls, fail_sync=False):
+        self._db, self.calls, self.fail_sync = db, calls, fail_sync
+
+    def write(self, wb, opts):
+        self.calls.append(("write", opts.sync))
+        return self._db.write(wb, opts)
+
+    def flush_wal(self, sync):
+        self.calls.append(("flush_wal", sync))
+        if self.fail_sync:
+            raise Exception("IO error: fsync: no space left on device")
+        return self._db.flush_wal(sync)
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def test_rocks_synced_write_fsyncs_the_wal_and_survives_reopen(tmp_path):
+    """``write(sync=True)`` is an unsynced write then ``flush_wal(True)`` (which rocksdict runs
+    with the GIL released), under the lock; unsynced writes never fsync."""
+    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    calls: list = []
+    real, kv._db = kv._db, _RecordingDb(kv._db, calls)
+    put(kv, {b"a": b"1"}, sync=True)
+    put(kv, {b"b": b"2"}, sync=False)
+    kv.sync()
+    assert calls == [("write", False), ("flush_wal", True), ("write", False), ("flush_wal", True)]
+    kv._db = real
+    kv.close()
+    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    try:
+        assert (kv.get(b"a"), kv.get(b"b")) == (b"1", b"2")
+    finally:
+        kv.close()
+
+
+def test_rocks_failed_wal_sync_is_a_storage_error(tmp_path):
+    from tfnode.storage import StorageError
+
+    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    calls: list = []
+    real, kv._db = kv._db, _RecordingDb(kv._db, calls, fail_sync=True)
+    snap = kv.snapshot()
+    try:
+        with pytest.raises(StorageError, match=r"WAL sync failed .*no space left"):
+            put(kv, {b"a": b"1"}, sync=True)
+        with pytest.raises(StorageError, match="WAL sync failed"):
+            kv.sync()
+        # the batch reached the memtable: a snapshot taken before it must not iterate as current
+        with pytest.raises(SnapshotExpired):
+            list(snap.iterate(b"a"))
+    finally:
+        snap.close()
+        kv._db = real
+        kv.close()
+
+
+def test_rocks_read_only_sync_is_a_no_op(tmp_path):
+    from tfnode.storage.rocks import RocksKV
+
+    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    put(kv, {b"a": b"1"}, sync=True)
+    kv.close()
+    ro = RocksKV(tmp_path / "db", read_only=True)
+    try:
+        ro.sync()
+        assert ro.get(b"a") == b"1"
+    finally:
+        ro.close()

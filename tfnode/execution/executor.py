@@ -565,8 +565,10 @@ class ChainExecutor:
             return packets.execute(self.runtime, self.store.state, sender, bctx, tx.method, args, kwargs, tx.gas_limit)
         return self.runtime.execute(TxCall(sender, tx.contract, tx.method, args, kwargs, tx.gas_limit, tx_hash), bctx)
 
-    def commit(self, out: BlockOutput, qc: bytes) -> None:
-        """Store the executed block in one synced batch, then move the state forward."""
+    def commit(self, out: BlockOutput, qc: bytes, *, durable: bool = True) -> None:
+        """Store the executed block in one synced batch, then move the state forward.
+        ``durable=False``: unsynced, durable once ``store.sync()`` returns after it
+        (``ChainStore.commit_block``); the node commits durably."""
         b = out.block
         native = asset.native_records(out.receipts)  # a block of transfers: no Python step per receipt
         if native is not None:
@@ -594,7 +596,8 @@ class ChainExecutor:
                 batch_tx_hashes=out.batch_tx_hashes,
                 stale_nodes=out.stale_nodes,
                 stale_done=out.stale_done,
-            )
+            ),
+            durable=durable,
         )
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history

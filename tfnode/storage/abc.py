@@ -11,7 +11,11 @@ distributed ordered KV offers:
 * ``snapshot()``: a read-only view at one instant (point reads always consistent; iteration
   see ``KVSnapshot.iterate``);
 * ``write(batch, sync=...)``: all operations of a batch become visible and durable together or
-  not at all; with ``sync=True`` the call returns only after the batch is on stable storage.
+  not at all; with ``sync=True`` the call returns only after the batch is on stable storage
+  (a reader on another thread may see it a little earlier, while the backend syncs: nothing
+  treats a batch as committed before its ``write`` returns);
+* ``sync()``: every write that returned before the call on stable storage when it returns
+  (unsynced writes are durable in their order: after a crash the store holds a prefix of them);
 
 Keys are at most ``MAX_KEY`` bytes and values at most ``MAX_VALUE`` bytes; the bounds keep
 every entry within what a distributed KV accepts as one entry and catch runaway callers early.
@@ -156,6 +160,11 @@ class KVStore(KVReader):
     @abstractmethod
     def write(self, batch: WriteBatch, *, sync: bool) -> None:
         """Apply ``batch`` atomically; with ``sync`` return only once it is durable."""
+
+    def sync(self) -> None:
+        """Return only once every write that returned before this call is durable. The
+        default writes an empty synced batch; a backend with a cheaper way overrides it."""
+        self.write(WriteBatch(), sync=True)
 
     @abstractmethod
     def close(self) -> None: ...

@@ -234,10 +234,17 @@ class ChainStore:
         return n
 
     # -- writes -------------------------------------------------------------------------
-    def commit_block(self, c: BlockCommit) -> bool:
+    def commit_block(self, c: BlockCommit, *, durable: bool = True) -> bool:
         """Store committed block ``c.height`` (see :class:`BlockCommit`) in one atomic synced
         batch. Returns True if written, False if this exact block is already stored (recovery
         replay: a no-op).
+
+        ``durable=False`` writes the batch unsynced: the store moves on (the next height can be
+        executed and committed over it) but the block is durable only once :meth:`sync` returns
+        after it; until then a crash may take it and the heights after it (never part of one:
+        the store recovers to a prefix of the committed heights). For a caller that overlaps
+        the fsync with the next block's execution and acknowledges nothing before ``sync``
+        (``tfnode.execution.pipeline``).
 
         Raises ``CommitConflict`` if the height holds a different block, ``CommitError`` if
         the height is not the next one or a transaction already committed."""
@@ -319,7 +326,7 @@ class ChainStore:
                 (p + K.PRUNE + hb, K.pack_keys([k[pn:] for k, _ in b.ops if k.startswith((p + K.EVENT, p + K.BATCH))]))
             )
             floor = self._prune_into(b, floor, height + 1 - self.keep_blocks)
-        self.kv.write(b, sync=True)
+        self.kv.write(b, sync=durable)
 
         self._head = Head(height, block_hash)
         if self._base is None:
@@ -739,6 +746,10 @@ class ChainStore:
 
     def tree_node(self, key: bytes) -> bytes | None:
         return self.kv.get(check_key(self._p + K.NODE + check_key(key, "tree node key"), "tree node key"))
+
+    def sync(self) -> None:
+        """Every block committed before this call durable (``commit_block(durable=False)``)."""
+        self.kv.sync()
 
     def close(self) -> None:
         """Release this chain's snapshot. The shared ``kv`` stays open (other chains use it)."""

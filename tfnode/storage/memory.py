@@ -123,6 +123,9 @@ class MemoryKV(KVStore):
                     data[k] = v
             self._gen += 1
 
+    def sync(self) -> None:
+        self._check_open()  # nothing on disk to sync (and no new version for snapshots to notice)
+
     def close(self) -> None:
         self._closed = True
         for s in list(self._snapshots):
