@@ -178,6 +178,33 @@ def test_replay_index(kv):
     assert s2.is_committed(h32("tx 2/0")) and s2.tx_height(h32("tx 2/0")) == 2
 
 
+def test_replay_recent_set_keeps_the_newest_hashes(kv):
+    """The in-memory set holds exactly the last ``capacity`` committed hashes, across block
+    boundaries: older ones are answered by the database (one read each), newer from memory."""
+    s = ChainStore(kv, "tf-main", recent_tx_capacity=3)
+    for h in range(3):
+        commit(s, h)  # 2 transactions each: tx 1/1, 2/0 and 2/1 are the newest 3
+    reads = []
+    get_many = kv.get_many
+
+    def counting(keys):
+        reads.append(len(keys))
+        return get_many(keys)
+
+    kv.get_many = counting
+    try:
+        newest = [h32("tx 1/1"), h32("tx 2/0"), h32("tx 2/1")]
+        assert s.replay.committed_among(newest) == set(newest) and reads == []
+        older = [h32("tx 0/0"), h32("tx 0/1"), h32("tx 1/0")]
+        assert s.replay.committed_among([*older, *newest]) == {*older, *newest} and reads == [3]
+        commit(s, 3, ntx=1)  # tx 1/1 leaves, tx 3/0 joins
+        reads.clear()
+        assert s.replay.committed_among([h32("tx 2/0"), h32("tx 2/1"), h32("tx 3/0")]) and reads == []
+        assert s.replay.committed_among([h32("tx 1/1")]) == {h32("tx 1/1")} and reads == [1]
+    finally:
+        kv.get_many = get_many
+
+
 def test_replay_answers_remembered_until_the_next_commit(kv):
     """The executor asks a block's hashes, then commit_block asks the kept ones again: the
     second answer comes from memory, and a commit in between makes it ask the database."""
