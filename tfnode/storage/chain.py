@@ -19,6 +19,7 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import NamedTuple
 
+from .. import _core
 from . import keys as K
 from .abc import MAX_KEY, MAX_VALUE, KVStore, WriteBatch, all_bytes, check_key, check_value, prefix_end
 from .errors import (
@@ -410,6 +411,14 @@ class ChainStore:
         b: WriteBatch, pre: bytes, writes: Iterable[tuple[bytes, bytes | None]], what_key: str, what_value: str
     ) -> None:
         ops, limit = b.ops, MAX_KEY - len(pre)
+        if type(writes) is list:
+            # One Rust call for the usual list of bytes pairs (the same operations); on
+            # anything unexpected the loop below names the bad item in a storage error.
+            try:
+                ops.extend(_core.prefixed_ops(pre, writes, limit, MAX_VALUE))
+                return
+            except (TypeError, ValueError):
+                pass
         for key, value in writes:
             if type(key) is not bytes or not 0 < len(key) <= limit:
                 key = check_key(pre + check_key(key, what_key), f"{what_key} (with prefix)")[len(pre) :]

@@ -51,6 +51,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
+from .. import _core
 from .errors import StorageTypeError, StorageValueError
 
 # 2: execution records carry execution-history nodes and exec roots are history-tree
@@ -137,7 +138,15 @@ def read_u64(b: bytes, at: int = 0) -> int:
 
 
 def encode_writes(writes: list[tuple[bytes, bytes | None]]) -> bytes:
-    """A height's state writes as the "W" table stores them (sizes already checked)."""
+    """A height's state writes as the "W" table stores them (sizes already checked).
+
+    One Rust call (``_core.encode_writes``, the same bytes) for a list of ``bytes`` pairs;
+    anything else takes the loop below, which also raises for what does not fit."""
+    if type(writes) is list:
+        try:
+            return _core.encode_writes(writes)
+        except (TypeError, ValueError):
+            pass
     out = []
     for k, v in writes:
         out.append(_U32.pack(len(k)) + k + (b"\x00" if v is None else b"\x01" + _U32.pack(len(v)) + v))
@@ -162,8 +171,15 @@ def decode_writes(data: bytes) -> list[tuple[bytes, bytes | None]]:
 
 
 def pack_keys(keys: Iterable[bytes]) -> bytes:
-    """``(u16 len + key)*``: a list of keys (each at most 65535 bytes) in one value."""
-    return b"".join([_U16.pack(len(k)) + k for k in keys])
+    """``(u16 len + key)*``: a list of keys (each at most 65535 bytes) in one value.
+
+    One Rust call (``_core.pack_keys``, the same bytes) for a list of ``bytes``; anything else
+    takes the Python step per key, which raises for a key that does not fit."""
+    ks = keys if type(keys) is list else list(keys)
+    try:
+        return _core.pack_keys(ks)
+    except (TypeError, ValueError):
+        return b"".join([_U16.pack(len(k)) + k for k in ks])
 
 
 def unpack_keys(raw: bytes) -> list[bytes]:

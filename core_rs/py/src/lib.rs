@@ -7,6 +7,7 @@ mod consensus;
 mod error;
 mod hash;
 mod iot;
+mod kvpack;
 mod ledger;
 mod mempool;
 mod safety;
@@ -22,6 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sm4::register(m)?;
     consensus::register(m)?;
     ledger::register(m)?;
+    kvpack::register(m)?;
     mempool::register(m)?;
     iot::register(m)?;
     safety::register(m)?;

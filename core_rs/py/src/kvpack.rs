@@ -1,0 +1,121 @@
+//! Encodings of a block's RocksDB batch that Python would build one item at a time: the
+//! per-item Python steps of `ChainStore.commit_block` (a key and its prefix joined, a length
+//! packed) cost ~0.1-0.4 us each, over ~7 items per transaction (docs/benchmarks.md).
+//! The bytes are exactly those of the Python definitions in `tfnode/storage/keys.py` and
+//! `ChainStore._add_writes`. Anything unexpected (not `bytes`, a length out of range) raises
+//! `TypeError`/`ValueError` naming the item; the Python callers then take their item-by-item
+//! path, which names the bad item in a storage error.
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+fn bytes_of<'a, 'py>(item: &'a Bound<'py, PyAny>, what: &str, i: usize) -> PyResult<&'a Bound<'py, PyBytes>> {
+    item.cast_exact::<PyBytes>().map_err(|_| PyTypeError::new_err(format!("{what}[{i}] must be bytes")))
+}
+
+/// `(u16 big-endian length, key)*` for `keys` (each 0..=65535 bytes): `keys.pack_keys`.
+#[pyfunction]
+fn pack_keys<'py>(py: Python<'py>, keys: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyBytes>> {
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(keys.len());
+    let owned: Vec<Bound<'py, PyAny>> = keys.iter().collect();
+    let mut total = 0usize;
+    for (i, k) in owned.iter().enumerate() {
+        let b = bytes_of(k, "keys", i)?.as_bytes();
+        if b.len() > u16::MAX as usize {
+            return Err(PyValueError::new_err(format!("keys[{i}] is {} bytes, more than {}", b.len(), u16::MAX)));
+        }
+        total += 2 + b.len();
+        parts.push(b);
+    }
+    PyBytes::new_with(py, total, |out| {
+        let mut at = 0;
+        for b in &parts {
+            out[at..at + 2].copy_from_slice(&(b.len() as u16).to_be_bytes());
+            out[at + 2..at + 2 + b.len()].copy_from_slice(b);
+            at += 2 + b.len();
+        }
+        Ok(())
+    })
+}
+
+/// A height's state writes as the "W" table stores them: per `(key, value or None)`,
+/// `u32 len, key`, then `0` (a delete) or `1, u32 len, value` (big-endian): `keys.encode_writes`.
+#[pyfunction]
+fn encode_writes<'py>(py: Python<'py>, writes: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyBytes>> {
+    let owned: Vec<Bound<'py, PyAny>> = writes.iter().collect();
+    let mut pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(owned.len());
+    for (i, w) in owned.iter().enumerate() {
+        let t = w.cast_exact::<PyTuple>().map_err(|_| PyTypeError::new_err(format!("writes[{i}] must be a (key, value) tuple")))?;
+        if t.len() != 2 {
+            return Err(PyTypeError::new_err(format!("writes[{i}] must be a (key, value) tuple")));
+        }
+        pairs.push((t.get_item(0)?, t.get_item(1)?));
+    }
+    let mut parts: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(pairs.len());
+    let mut total = 0usize;
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        let k = bytes_of(k, "writes keys", i)?.as_bytes();
+        let v = if v.is_none() { None } else { Some(bytes_of(v, "writes values", i)?.as_bytes()) };
+        if k.len() > u32::MAX as usize || v.is_some_and(|v| v.len() > u32::MAX as usize) {
+            return Err(PyValueError::new_err(format!("writes[{i}] is longer than 2^32-1 bytes")));
+        }
+        total += 5 + k.len() + v.map_or(0, |v| 4 + v.len());
+        parts.push((k, v));
+    }
+    PyBytes::new_with(py, total, |out| {
+        let mut at = 0;
+        let mut put = |b: &[u8]| {
+            out[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+        };
+        for (k, v) in &parts {
+            put(&(k.len() as u32).to_be_bytes());
+            put(k);
+            match v {
+                None => put(&[0]),
+                Some(v) => {
+                    put(&[1]);
+                    put(&(v.len() as u32).to_be_bytes());
+                    put(v);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `[(prefix + key, value)]` for `(key, value or None)` pairs, each key `bytes` of
+/// `1..=max_key` bytes and each value None or `bytes` of at most `max_value`: the batch
+/// operations of `ChainStore._add_writes` (the value objects are the caller's, not copied).
+#[pyfunction]
+fn prefixed_ops<'py>(py: Python<'py>, prefix: &[u8], writes: &Bound<'py, PyList>, max_key: usize, max_value: usize) -> PyResult<Bound<'py, PyList>> {
+    let owned: Vec<Bound<'py, PyAny>> = writes.iter().collect();
+    let mut out: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(owned.len());
+    let mut key = Vec::with_capacity(prefix.len() + 64);
+    for (i, w) in owned.iter().enumerate() {
+        let t = w.cast_exact::<PyTuple>().map_err(|_| PyTypeError::new_err(format!("writes[{i}] must be a (key, value) tuple")))?;
+        if t.len() != 2 {
+            return Err(PyTypeError::new_err(format!("writes[{i}] must be a (key, value) tuple")));
+        }
+        let (k, v) = (t.get_item(0)?, t.get_item(1)?);
+        let kb = bytes_of(&k, "writes keys", i)?.as_bytes();
+        if kb.is_empty() || kb.len() > max_key {
+            return Err(PyValueError::new_err(format!("writes[{i}] key is {} bytes, not 1..={max_key}", kb.len())));
+        }
+        if !v.is_none() && bytes_of(&v, "writes values", i)?.as_bytes().len() > max_value {
+            return Err(PyValueError::new_err(format!("writes[{i}] value is more than {max_value} bytes")));
+        }
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.extend_from_slice(kb);
+        out.push(PyTuple::new(py, [PyBytes::new(py, &key).into_any(), v])?);
+    }
+    PyList::new(py, out)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(pack_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_writes, m)?)?;
+    m.add_function(wrap_pyfunction!(prefixed_ops, m)?)?;
+    Ok(())
+}

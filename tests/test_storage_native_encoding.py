@@ -1,0 +1,155 @@
+"""The Rust encoders of a block's batch (``_core.pack_keys``, ``_core.encode_writes``,
+``_core.prefixed_ops``) against the Python definitions they replace, byte for byte, and
+``ChainStore.commit_block``'s whole batch with and without them."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from tfnode import _core, crypto
+from tfnode.storage import BlockCommit, ChainStore, MemoryKV, StorageTypeError, StorageValueError
+from tfnode.storage import keys as K
+
+U16, U32 = struct.Struct(">H"), struct.Struct(">I")
+
+
+def py_pack_keys(keys):
+    return b"".join(U16.pack(len(k)) + k for k in keys)
+
+
+def py_encode_writes(writes):
+    return b"".join(
+        U32.pack(len(k)) + k + (b"\x00" if v is None else b"\x01" + U32.pack(len(v)) + v) for k, v in writes
+    )
+
+
+def rand_writes(rng, n):
+    return [
+        (rng.randbytes(rng.randint(1, 80)), None if rng.random() < 0.25 else rng.randbytes(rng.randint(0, 300)))
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 500])
+def test_encoders_match_the_python_definitions(n):
+    rng = random.Random(n)
+    keys = [rng.randbytes(rng.randint(0, 90)) for _ in range(n)]
+    assert _core.pack_keys(keys) == py_pack_keys(keys) == K.pack_keys(keys) == K.pack_keys(iter(keys))
+    writes = rand_writes(rng, n)
+    assert _core.encode_writes(writes) == py_encode_writes(writes) == K.encode_writes(writes)
+    ops = _core.prefixed_ops(b"\x01pre", writes, 100, 400)
+    assert ops == [(b"\x01pre" + k, v) for k, v in writes]
+    assert all(o[1] is w[1] for o, w in zip(ops, writes, strict=True))  # values not copied
+
+
+def test_encoders_refuse_what_does_not_fit():
+    with pytest.raises(TypeError, match=r"keys\[1\] must be bytes"):
+        _core.pack_keys([b"a", "b"])
+    with pytest.raises(ValueError, match=r"keys\[0\] is 65536 bytes"):
+        _core.pack_keys([b"k" * 65536])
+    with pytest.raises(TypeError, match=r"writes\[0\] must be a \(key, value\) tuple"):
+        _core.encode_writes([[b"k", b"v"]])
+    with pytest.raises(ValueError, match=r"writes\[1\] key is 0 bytes"):
+        _core.prefixed_ops(b"p", [(b"k", None), (b"", b"v")], 10, 10)
+    with pytest.raises(ValueError, match=r"writes\[0\] value is more than 10 bytes"):
+        _core.prefixed_ops(b"p", [(b"k", b"v" * 11)], 10, 10)
+    # The Python wrappers take their per-item path for what the Rust call refuses.
+    assert K.pack_keys([b"a", bytearray(b"xy")]) == b"\x00\x01a\x00\x02xy"
+    with pytest.raises(struct.error):
+        K.pack_keys([b"k" * 65536])
+
+
+def _blocks():
+    rng = random.Random(7)
+    out = []
+    for h in range(3):
+        txs = [(crypto.sm3(b"tx %d/%d" % (h, i)), rng.randbytes(100)) for i in range(20)]
+        state = sorted(dict(rand_writes(rng, 40)).items())
+        tree = [(rng.randbytes(12), rng.randbytes(80)) for _ in range(60)] + [(rng.randbytes(12), None)]
+        out.append(
+            BlockCommit(
+                h,
+                crypto.sm3(b"block %d" % h),
+                b"block %d" % h,
+                b"qc %d" % h,
+                txs=txs,
+                receipts=[b"receipt %d" % i for i in range(20)],
+                events=[(i, "asset", "Transfer", b"e%d" % i) for i in range(20)],
+                state_writes=state,
+                tree_writes=tree,
+                stale_nodes=[rng.randbytes(12) for _ in range(30)],
+                state_root=crypto.sm3(b"root %d" % h),
+            )
+        )
+    return out
+
+
+def _batches(monkeypatch, native: bool, refused: list[str]) -> list[list[tuple[bytes, bytes | None]]]:
+    if not native:
+
+        def refuse(*_a):
+            refused.append("refused")
+            raise TypeError("the Python path, for comparison")
+
+        for name in ("pack_keys", "encode_writes", "prefixed_ops"):
+            monkeypatch.setattr(_core, name, refuse)
+    kv = MemoryKV()
+    seen = []
+    write = kv.write
+
+    def spy(batch, *, sync):
+        seen.append(list(batch.ops))
+        write(batch, sync=sync)
+
+    kv.write = spy
+    s = ChainStore(kv, "tf-main")
+    for c in _blocks():
+        assert s.commit_block(c)
+    monkeypatch.undo()
+    return seen
+
+
+def test_commit_batches_are_identical_with_and_without_the_rust_encoders(monkeypatch):
+    refused: list[str] = []
+    native = _batches(monkeypatch, True, refused)
+    assert not refused
+    python = _batches(monkeypatch, False, refused)
+    assert len(refused) >= 3 * 4  # state, tree, W record and key lists of every block went the Python way
+    assert len(native) == 4 and native == python  # the schema record, then 3 blocks
+    assert all(len(b) > 100 for b in native[1:])
+
+
+@pytest.mark.parametrize(
+    ("tree", "err", "match"),
+    [
+        ([(b"n1", b"x"), ("n2", b"x")], StorageTypeError, "tree node key"),
+        ([(b"n1", b"x"), (b"", b"x")], StorageValueError, "tree node key"),
+        ([(b"n1", b"x"), (b"n2", 5)], StorageTypeError, "tree node"),
+    ],
+)
+def test_bad_tree_writes_still_get_a_storage_error(tree, err, match):
+    s = ChainStore(MemoryKV(), "tf-main")
+    c = BlockCommit(0, crypto.sm3(b"b"), b"b", b"q", txs=[], tree_writes=tree, state_root=crypto.sm3(b"r"))
+    with pytest.raises(err, match=match):
+        s.commit_block(c)
+    assert s.head is None
+
+
+def test_bytes_like_tree_keys_still_commit():
+    s = ChainStore(MemoryKV(), "tf-main")
+    c = BlockCommit(0, crypto.sm3(b"b"), b"b", b"q", txs=[], tree_writes=[(bytearray(b"n1"), b"x")])
+    assert s.commit_block(c)
+
+
+def test_state_tree_hands_new_nodes_in_key_order():
+    """One sorted run of the block's batch (RocksKV.write sorts the whole batch; a sorted run
+    costs it far less): the same nodes as before, in key order."""
+    tree = _core.StateTree()
+    rng = random.Random(3)
+    for v in (1, 2):
+        _, new, _ = tree.apply(v, [(rng.randbytes(20), rng.randbytes(30)) for _ in range(200)])
+        keys = [k for k, _ in new]
+        assert len(keys) > 200 and keys == sorted(keys) and len(set(keys)) == len(keys)
