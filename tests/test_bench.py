@@ -273,3 +273,12 @@ def test_local_consortium_funds_a_further_chain(tmp_path):
     assert Genesis.load(c.node(0) / "genesis.json").allocations[acct.address] == 7
     assert load(c.node(0)).chain_process is True
     assert acct.address not in Genesis.load(c.add_chain("tf-c")).allocations
+
+
+def test_lc_workload_runs_on_the_default_consortium():
+    """`tfnode bench --workload lc` end to end on the default local consortium, whose genesis
+    policy needs a majority of its two banks: the setup's governance proposals must be
+    approved by both, and every pre-signed call must commit."""
+    report = bench.run(BenchConfig(validators=4, duration=1.0, txs=60, workload="lc", drain=60.0))
+    assert report["workload"] == "lc"
+    assert report["submitted"] == 60 and report["committed_total"] == 60 and report["uncommitted"] == 0

@@ -528,12 +528,14 @@ def _lc_calls(cons, url: str, n: int, say: Callable[[str], None], notes: list[st
     from tfnode.client import Account
     from tfnode.node.keys import load_private_key
 
-    home = next((m["home"] for m in cons.nodes if m.get("role") == "bank"), None)
-    if home is None:
+    # Every bank of the consortium approves the setup's governance proposals: the default
+    # consortium has a second bank (an observer) and a genesis policy of a majority of banks.
+    homes = [m["home"] for m in (*cons.nodes, *cons.observers) if m.get("role") == "bank"]
+    if not any(m.get("role") == "bank" for m in cons.nodes):
         raise BenchError("--workload lc needs a validator whose member holds the bank role")
-    bank = Account(load_private_key(Path(home) / "node_key"))
+    banks = [Account(load_private_key(Path(h) / "node_key")) for h in homes]
     t = time.monotonic()
-    ctx = bench_lc.setup(url, LOCAL_CHAIN, bank, say)
+    ctx = bench_lc.setup(url, LOCAL_CHAIN, banks[0], say, approvers=banks[1:])
     txs = bench_lc.presign(ctx, LOCAL_CHAIN, LOCAL_EXPIRY, n)
     notes.append(
         f"lc workload: set up (governance, parties, accounts, cash) and pre-signed {len(txs)} calls "

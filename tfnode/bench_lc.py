@@ -9,8 +9,9 @@ they can be pre-signed and submitted in any order like the transfers:
                                event), alternating directions
 
 Setup, on the running local consortium and before the clock starts: governance admits a
-second bank and a central bank (bank A, the genesis bank, proposes, approves and commits;
-the second bank last, since after it each commit needs both banks), bank A registers the
+second bank and a central bank (bank A, the genesis bank, proposes and commits; every bank of
+the consortium approves, as the genesis policy of a majority of banks needs; the second bank
+last), bank A registers the
 credits' applicant and beneficiary, both banks open settlement accounts, and the central
 bank issues them cash. Every setup receipt must be ``ok``.
 """
@@ -53,8 +54,10 @@ def _round(c, chain: str, calls: list[tuple], say: Callable[[str], None], what: 
     return out
 
 
-def setup(url: str, chain: str, bank_a, say: Callable[[str], None] = lambda s: None) -> dict:
-    """Make the chain ready for the workload; returns the accounts and names it needs."""
+def setup(url: str, chain: str, bank_a, say: Callable[[str], None] = lambda s: None, approvers=()) -> dict:
+    """Make the chain ready for the workload; returns the accounts and names it needs.
+    ``approvers``: the consortium's other bank members' accounts, which approve the governance
+    proposals beside ``bank_a`` (a policy of a majority of banks needs them)."""
     from tfnode.client import Account, Client
 
     bank_b, central = Account.generate(), Account.generate()
@@ -72,7 +75,7 @@ def setup(url: str, chain: str, bank_a, say: Callable[[str], None] = lambda s: N
             c, chain, [(a, GOV, "propose", "member", None, None, None, m) for _, m in members.values()], say, "propose"
         )
         pids = [r["return_value"] for r in rs]
-        _round(c, chain, [(a, GOV, "approve", p) for p in pids], say, "approve")
+        _round(c, chain, [(x, GOV, "approve", p) for x in (a, *approvers) for p in pids], say, "approve")
         _round(c, chain, [(a, GOV, "commit", pids[0])], say, "central bank admitted")
         _round(c, chain, [(a, GOV, "commit", pids[1])], say, "second bank admitted")
         _round(
