@@ -292,40 +292,43 @@ def test_missing_contract_source_is_a_clear_error(tmp_path, genesis):
         kv.close()
 
 
-def test_stale_tree_nodes_are_indexed_on_disk_and_deleted_after_the_kept_window(tmp_path, genesis, keys, monkeypatch):
+def test_pruned_tree_containers_are_deleted_after_the_kept_window(tmp_path, genesis, keys, monkeypatch):
     from tfnode.execution import executor as ex_mod
     from tfnode.storage import keys as K
 
     monkeypatch.setattr(ex_mod, "KEEP_VERSIONS", 3)
     a1 = crypto.address(keys[1].public_key())
     kv, store, ex = open_exec(tmp_path / "db", genesis)
+    pre = store._k(K.TREE)
 
-    def stored_nodes():
-        return sum(1 for _ in store.tree_nodes())
+    def stored_containers():
+        return {K.read_u64(k, len(pre)) for k, _ in kv.iterate_prefix(pre)}
 
     try:
         counts, outs = [], []
         for h in range(1, 13):
             outs.append(run(ex, h, [tx(keys[0], args=(a1, 1), nonce=10_000 + h)]))
-            counts.append(stored_nodes())
-        assert all(o.stale_nodes for o in outs[1:])  # every transfer rewrites the same paths
-        # heights 1..12 indexed stale nodes; those of heights <= 12 - 3 are gone with their nodes
-        left = store.stale_upto(12)
-        assert left and all(K.read_u64(k) > 12 - 3 for k, _ in left)
-        assert store.stale_upto(12, 12 - 3 + 1) == left and store.stale_upto(12, 12) != left  # (from a height on)
-        assert ex._stale_from == 12 - 3 + 1  # the next block's walk starts above what was deleted
-        assert max(counts[6:]) - min(counts[6:]) <= max(counts[6:]) // 4  # bounded, not growing per block
+            counts.append(len(stored_containers()))
+        # one container per block (block 1 also writes genesis's, version 0), a few parts at most
+        assert [len(o.tree_puts) for o in outs] == [2] + [1] * 11
+        # once pruning starts, each block deletes the containers it emptied or compacted
+        assert all(o.tree_deletes for o in outs[4:])
+        assert not any(1 for _ in store.tree_nodes())  # nothing one row per node
+        assert max(counts[6:]) - min(counts[6:]) <= 2  # bounded, not growing per block
+        _, stored, live = ex.tree.container_stats()
+        assert stored <= 4 * live
         # The kept heights still prove; reopening loads the bounded tree with the same root.
         key = asset.balance_key(a1)
         v, proof = ex.tree.get_with_proof(key, version=10)
         assert _core.state_proof_verify(outs[9].state_root, key, v, proof)
-        root = ex.exec_root
+        root, stats = ex.exec_root, ex.tree.container_stats()
         store.close()
         kv.close()
         kv, store, ex = open_exec(tmp_path / "db", genesis)
-        assert ex.exec_root == root and ex.height == 12
+        assert ex.exec_root == root and ex.height == 12 and ex.tree.container_stats() == stats
+        assert ex.tree.get_with_proof(key, version=10) == (v, proof)
         out = run(ex, 13, [tx(keys[0], args=(a1, 1), nonce=20_000)])
-        assert out.receipts[0].ok and all(K.read_u64(k) > 13 - 3 for k, _ in store.stale_upto(13))
+        assert out.receipts[0].ok and len(stored_containers()) <= max(counts[6:]) + 1
     finally:
         store.close()
         kv.close()

@@ -110,9 +110,9 @@ class Pair:
         assert [r.encode() for r in a.receipts] == [r.encode() for r in b.receipts]
         for ra, rb in zip(a.receipts, b.receipts, strict=True):
             assert receipt_view(ra) == receipt_view(rb)
-        for f in ("state_root", "receipts_root", "exec_root", "history_nodes", "tree_writes", "stale_nodes"):
+        for f in ("state_root", "receipts_root", "exec_root", "history_nodes", "tree_puts", "tree_deletes"):
             assert getattr(a, f) == getattr(b, f), f
-        assert a.stale_done == b.stale_done and a.batches == b.batches
+        assert a.drop_legacy_tree == b.drop_legacy_tree and a.batches == b.batches
         for (_, _, ex), out in zip(self.sides, (a, b), strict=True):
             ex.commit(out, b"qc %d" % h)
         (kva, _, _), (kvb, _, _) = self.sides

@@ -29,10 +29,12 @@ State (one key/value space, one sparse Merkle tree over all of it):
 After the block: ``state_root`` = the tree's root, ``receipts_root`` = RFC 6962 root over the
 receipt hashes, ``exec_root`` = the root of the execution history with this height appended
 (:mod:`tfnode.execution.roots`); the history-tree nodes the height completes are stored in its
-execution record, after the three roots. The tree keeps the last :data:`KEEP_VERSIONS` heights readable (proofs):
-each block indexes the nodes it stopped using (on disk, in its own batch), and a block
-``KEEP_VERSIONS`` heights later deletes them, so the stored tree stays bounded across
-restarts; memory is pruned the same way (``StateTree.prune``).
+execution record, after the three roots. The tree keeps the last :data:`KEEP_VERSIONS` heights readable (proofs).
+It lives in memory (Rust) and is stored in containers (docs/storage.md "State tree"): each
+block's batch puts one container of the nodes it created (a few RocksDB values, whatever the
+number of nodes) and deletes the containers that pruning emptied or compacted into it
+(``StateTree.apply_block``, ``take_writes``); at start-up :func:`load_state_tree` keeps the
+nodes reachable from the kept versions' roots and rebuilds the counts from them.
 
 Contract calls that kill the interpreter (docs/contracts.md, "What a node does when a contract
 kills the interpreter"): with a ``crash_marker`` path, :meth:`execute` writes the block's
@@ -57,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from tfnode import _core, crypto
-from tfnode.errors import TfnodeError
+from tfnode.errors import LedgerError, TfnodeError
 from tfnode.execution import asset, iot, packets, roots, xchain
 from tfnode.execution.args import decode_call_args
 from tfnode.execution.marker import CrashMarker
@@ -86,6 +88,18 @@ class ExecutionError(TfnodeError):
     """The node cannot execute (missing genesis contract source, corrupt stored state)."""
 
 
+def load_state_tree(store: Any, height: int) -> Any:
+    """The state tree stored in ``store`` at executed ``height``: its containers (and the
+    per-node rows of a store written before them), keeping the nodes reachable from versions
+    ``height - KEEP_VERSIONS ..= height``. Raises ExecutionError naming a damaged container."""
+    tree = _core.StateTree()
+    try:
+        tree.load_stored(store.tree_containers(), store.tree_nodes(), height, KEEP_VERSIONS)
+    except LedgerError as err:
+        raise ExecutionError(f"the state tree stored for height {height} cannot be loaded: {err}") from err
+    return tree
+
+
 #: The built-in directory of sub-chains (views over governance's "chain" records).
 DIRECTORY = "subchains"
 #: The native modules' names: their transactions never run contract code.
@@ -108,10 +122,10 @@ class BlockOutput:
     exec_root: bytes = ZERO
     history_nodes: list = field(default_factory=list)  # history-tree nodes this height completes
     history: Any = None  # the execution history after this height (roots.History)
-    tree_writes: list = field(default_factory=list)
     state_writes: list = field(default_factory=list)  # the block's pending state writes, sorted by key
-    stale_nodes: list = field(default_factory=list)  # tree node keys this height stopped using
-    stale_done: list = field(default_factory=list)  # stale-index keys deleted with their nodes
+    tree_puts: list = field(default_factory=list)  # state-tree container parts to store (StateTree.take_writes)
+    tree_deletes: list = field(default_factory=list)  # container parts pruning emptied or compacted
+    drop_legacy_tree: bool = False  # this block moves a per-node stored tree into its container
     dropped: int = 0
     seconds: float = 0.0
 
@@ -169,10 +183,6 @@ class ChainExecutor:
         self.height = 0
         self.state_root = ZERO
         self.exec_root = ZERO
-        self._carry: list = []  # tree nodes of version 0, written with block 1
-        # Stale-index heights below this were deleted by committed blocks (memory only: after a
-        # restart the first block walks the index from 0 once).
-        self._stale_from = 0
         self._addr: dict[bytes, str] = {}
         self.genesis_exec_root = ZERO
         self.genesis_state_root = ZERO
@@ -219,14 +229,14 @@ class ChainExecutor:
     def _open_state(self) -> None:
         writes = self._genesis_writes()
         self.tree = _core.StateTree()
-        g_root, g_nodes, _ = self.tree.apply(0, writes)
+        # Version 0's container is written with block 1 (take_writes hands back every unwritten one).
+        g_root = self.tree.apply_block(0, writes)
         self.genesis_exec_root, self.genesis_leaf, g_hist = roots.genesis(g_root)
         self.genesis_state_root = g_root
         ex = self.store.executed()
         if ex is None:
             for k, v in writes:
                 self.store.state.put(k, v)
-            self._carry = list(g_nodes)
             self.height, self.state_root, self.exec_root = 0, g_root, self.genesis_exec_root
             self.history = g_hist
             return
@@ -235,8 +245,7 @@ class ChainExecutor:
         if rec is None:
             raise ExecutionError(f"height {height} is executed but its execution record is missing")
         self.store.state.discard()
-        self.tree = _core.StateTree()
-        self.tree.load_nodes(self.store.tree_nodes(), version=height)
+        self.tree = load_state_tree(self.store, height)
         if self.tree.root(height) != rec[:32]:
             raise ExecutionError(
                 f"state tree loaded from disk has root {self.tree.root(height).hex()}, "
@@ -402,16 +411,10 @@ class ChainExecutor:
         if run.pending:
             self._run_contained(run.pending, out.receipts, bctx)
         writes = out.state_writes = state.writes()
-        root, new_nodes, stale = self.tree.apply(height, writes)
-        tree_writes = self._carry + list(new_nodes)
-        self._carry = []
-        # Nodes this height stopped using go into the stale index (in the block's batch, so
-        # it survives restarts); those of heights leaving the kept window are deleted now.
-        out.stale_nodes = list(stale)
-        done = self.store.stale_upto(height - KEEP_VERSIONS, self._stale_from) if height > KEEP_VERSIONS else []
-        tree_writes.extend((node_key, None) for _, node_key in done)
-        out.stale_done = list(dict.fromkeys([index_key for index_key, _ in done]))  # one per height
-        out.tree_writes = tree_writes
+        # The new nodes go into this height's container; versions leaving the kept window are
+        # pruned, and the containers that leaves empty (or sparse) deleted in this same batch.
+        root = self.tree.apply_block(height, writes, height - KEEP_VERSIONS if height > KEEP_VERSIONS else None)
+        out.tree_puts, out.tree_deletes, out.drop_legacy_tree = self.tree.take_writes()
         out.state_root = root
         rhashes = run.receipt_hashes
         if None in rhashes:
@@ -589,24 +592,20 @@ class ChainExecutor:
                 # the pending writes of store.state as execute sorted them (nothing writes
                 # between execute and commit): not sorted a second time
                 state_writes=out.state_writes,
-                tree_writes=out.tree_writes,
+                tree_puts=out.tree_puts,
+                tree_deletes=out.tree_deletes,
+                drop_legacy_tree=out.drop_legacy_tree,
                 state_root=out.state_root,
                 exec_record=out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),
                 batches=out.batches,
                 batch_tx_hashes=out.batch_tx_hashes,
-                stale_nodes=out.stale_nodes,
-                stale_done=out.stale_done,
             ),
             durable=durable,
         )
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
-        if out.height > KEEP_VERSIONS:
-            self._stale_from = max(self._stale_from, out.height - KEEP_VERSIONS + 1)
         if self.marker is not None:
             self.marker.clear()
-        if out.height > KEEP_VERSIONS and out.height % 32 == 0:
-            self.tree.prune(out.height - KEEP_VERSIONS)
 
     def close(self) -> None:
         """Close the crash marker's file (the node's stop)."""

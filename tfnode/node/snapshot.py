@@ -56,6 +56,7 @@ from tfnode import _core
 from tfnode.client import reconfig
 from tfnode.consensus import decode_block, verify_qc
 from tfnode.errors import TfnodeError
+from tfnode.execution.executor import ExecutionError, load_state_tree
 from tfnode.execution.roots import History
 from tfnode.node.errors import NodeError
 from tfnode.storage import BlockCommit, ChainStore, open_rocks
@@ -144,8 +145,10 @@ def _state_at(store: ChainStore, height: int) -> list[tuple[bytes, bytes]]:
                 "height closer to the head"
             )
         keys.update(written)
-    tree = _core.StateTree()
-    tree.load_nodes(store.tree_nodes(), version=top)
+    try:
+        tree = load_state_tree(store, top)
+    except ExecutionError as err:
+        raise SnapshotError(str(err)) from err
     rec = store.exec_record(height)
     if rec is None or tree.root(height) != rec[:32]:
         raise SnapshotError(f"the state tree of height {height} is no longer readable here (pruned)")

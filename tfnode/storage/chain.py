@@ -83,7 +83,12 @@ class BlockCommit:
     ``(digest, encoded batch)`` of the mempool batches the block names, kept so peers can
     fetch them. ``stale_nodes``: tree node keys this block stopped using (indexed under its
     height); ``stale_done``: stale-index keys (from :meth:`ChainStore.stale_upto`) whose
-    nodes ``tree_writes`` deletes now."""
+    nodes ``tree_writes`` deletes now. (``tree_writes``, ``stale_nodes`` and ``stale_done``
+    are the per-node layout of stores written before containers; the executor writes
+    containers.) ``tree_puts``: state-tree container parts ``(u64 id + u16 part, bytes)``;
+    ``tree_deletes``: container parts to delete (``StateTree.take_writes``);
+    ``drop_legacy_tree``: delete every per-node tree row and stale-index entry (their live
+    nodes are in ``tree_puts``: the move to containers, in this one batch)."""
 
     height: int
     block_hash: bytes
@@ -103,6 +108,9 @@ class BlockCommit:
     # A batch whose every transaction this block stores under TX is kept as that list of
     # hashes (``K.BATCH_BY_TX``) instead of a second copy of its bytes.
     batch_tx_hashes: Sequence[Sequence[bytes] | None] | None = None
+    tree_puts: Sequence[tuple[bytes, bytes]] = ()
+    tree_deletes: Sequence[bytes] = ()
+    drop_legacy_tree: bool = False
 
 
 def ensure_schema(kv: KVStore) -> int:
@@ -289,6 +297,13 @@ class ChainStore:
         if height >= self.written_kept:
             b.ops.append((p + K.WRITTEN + K.u64(height - self.written_kept), None))
         self._add_writes(b, p + K.NODE, c.tree_writes, "tree node key", "tree node")
+        if c.tree_puts or c.tree_deletes:
+            # A few container parts per block, whatever the number of nodes (docs/storage.md).
+            self._add_writes(b, p + K.TREE, list(c.tree_puts), "tree container key", "tree container")
+            self._add_writes(b, p + K.TREE, [(k, None) for k in c.tree_deletes], "tree container key", "tree container")
+        if c.drop_legacy_tree:
+            for pre in (p + K.NODE, p + K.STALE):
+                b.ops.extend([(k, None) for k, _ in self.kv.iterate(pre, prefix_end(pre))])
         if c.state_root is not None:
             root = K.check_hash(c.state_root, "state root")
             b.put(p + K.ROOT + hb, root)
@@ -674,8 +689,19 @@ class ChainStore:
                 out.append((idx, idx[8:]))
         return out
 
+    def tree_containers(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored state-tree container part ``(container id, part, bytes)``, for loading
+        the tree at start-up (``StateTree.load_stored``). A key of another length is damage."""
+        pre = self._p + K.TREE
+        cut = len(pre)
+        for k, v in self.kv.iterate(pre, prefix_end(pre)):
+            if len(k) != cut + 10:
+                raise CorruptionError(f"chain {self.chain_id!r}: tree container key {k[cut:].hex()} is not 10 bytes")
+            yield K.read_u64(k, cut), int.from_bytes(k[cut + 8 :], "big"), v
+
     def tree_nodes(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every stored state-tree node ``(node key, bytes)``, for loading the tree at start-up."""
+        """Every state-tree node stored one per row ``(node key, bytes)``: the layout of stores
+        written before containers (and of a snapshot's import), read at start-up."""
         pre = self._p + K.NODE
         cut = len(pre)
         return ((k[cut:], v) for k, v in self.kv.iterate(pre, prefix_end(pre)))

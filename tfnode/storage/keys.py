@@ -20,8 +20,8 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
                          (docs/ledger.md "Execution history": what a block certifies)
     P "A" digest         a committed mempool batch (its encoding), for peers catching up
     P "O" u64 height node key
-                         stale-node index: a tree node the block at ``height`` stopped using
-                         (deleted with the node once ``height`` leaves the kept window)
+                         stale-node index of stores written before containers (deleted with
+                         the "N" rows when the first block moves them into a container)
     P "W" u64 height     the state keys the block wrote: (u16 len + key)*, kept for the last
                          ``ChainStore.written_kept`` heights (a snapshot of an older height
                          reads those keys' values from the versioned state tree)
@@ -38,7 +38,12 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
     P "G" u64 height     prune list of a pruning node: the keys (after P) of the height's events
                          and batches, (u16 len + key)*, deleted with the height's body
     P "S" key            contract state value (the runtime's keys, as given)
-    P "N" node key       authenticated-state tree node (opaque bytes)
+    P "C" u64 id u16 part
+                         state-tree node container ``id`` (the height that wrote it), part
+                         ``part``: u8 1, u16 part count, then (u16 len key, node key, u32 len
+                         node, node)* (core_rs/ledger/src/smt/containers.rs; docs/storage.md)
+    P "N" node key       authenticated-state tree node, one row per node: stores written before
+                         containers (read at start-up, moved into a container by the first block)
     P "Z"                consensus safety data (its own synced write, never in a block batch)
 
 Integers are big-endian so byte order is numeric order: iterating "B" walks heights upward,
@@ -80,7 +85,7 @@ META, BLOCK, HASH, QC, ROOT, TXLIST, TX, RECEIPT, REPLAY, EVENT, STATE, NODE, SA
     b"N",
     b"Z",
 )
-EXEC, BATCH, STALE, WRITES, WRITTEN, PRUNE = b"V", b"A", b"O", b"W", b"K", b"G"
+EXEC, BATCH, STALE, WRITES, WRITTEN, PRUNE, TREE = b"V", b"A", b"O", b"W", b"K", b"G", b"C"
 # A BATCH value starting with this byte lists the batch's transactions by hash (32 bytes
 # each, in batch order), every one stored under TX by the same block: the batch encoding
 # (which starts with its version, 1) is rebuilt from those rows when a peer asks for it,

@@ -42,6 +42,8 @@ pub enum LedgerError {
     IndexOutOfRange { index: usize, size: usize },
     #[error("execution history: {0}")]
     History(String),
+    #[error("stored state tree is damaged: {0}")]
+    StoredTree(String),
 }
 
 /// The codec's errors keep this crate's messages, which clients and tests match on.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyList, PyTuple};
 
 use tfnode_ledger as led;
 use tfnode_ledger::smt;
@@ -412,6 +412,73 @@ impl PyStateTree {
             }
         })
         .map_err(err)
+    }
+
+    /// Load a tree stored in containers (and the per-node rows of a store written before
+    /// them): `containers` yields `(container id, part, bytes)`, `legacy` `(node key, node)`.
+    /// Keeps only the nodes reachable from versions `head - keep ..= head` and makes `head`
+    /// the latest; a damaged container is refused (LedgerError naming it).
+    fn load_stored(&self, py: Python<'_>, containers: &Bound<'_, PyAny>, legacy: &Bound<'_, PyAny>, head: u64, keep: u64) -> PyResult<()> {
+        let mut parts = Vec::new();
+        for item in containers.try_iter()? {
+            let (id, part, data): (u64, u16, Bound<'_, PyBytes>) = item?.extract()?;
+            parts.push((id, part, data));
+        }
+        let mut rows = Vec::new();
+        for item in legacy.try_iter()? {
+            let (k, n): (Bound<'_, PyBytes>, Bound<'_, PyBytes>) = item?.extract()?;
+            rows.push((k, n));
+        }
+        let parts: Vec<(u64, u16, &[u8])> = parts.iter().map(|(i, p, d)| (*i, *p, d.as_bytes())).collect();
+        let rows: Vec<(&[u8], &[u8])> = rows.iter().map(|(k, n)| (k.as_bytes(), n.as_bytes())).collect();
+        self.with(py, |t| -> led::Result<()> {
+            for (i, p, d) in parts {
+                t.load_container_part(i, p, d)?;
+            }
+            for (k, n) in rows {
+                t.load_legacy_node(k, n)?;
+            }
+            t.finish_load(head, keep)
+        })
+        .map_err(err)
+    }
+
+    /// Apply a block's updates as `version` and keep its new nodes in its container; with
+    /// `oldest_kept`, prune the versions below it (containers emptied or compacted). Returns
+    /// the root; `take_writes` gives what the block's batch stores.
+    #[pyo3(signature = (version, updates, oldest_kept = None))]
+    fn apply_block<'py>(&self, py: Python<'py>, version: u64, updates: &Bound<'py, PyAny>, oldest_kept: Option<u64>) -> PyResult<Bound<'py, PyBytes>> {
+        let mut owned: Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> = Vec::new();
+        for item in updates.try_iter()? {
+            owned.push(item?.extract()?);
+        }
+        let refs: Vec<(&[u8], Option<&[u8]>)> = owned.iter().map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))).collect();
+        let root = self.with(py, |t| t.apply_block(version, &refs, oldest_kept)).map_err(err)?;
+        Ok(PyBytes::new(py, &root))
+    }
+
+    /// `(puts, deletes, drop_legacy)` since the last call: container parts to store
+    /// (`(u64 id + u16 part, bytes)`), parts to delete (`u64 id + u16 part`), and whether
+    /// to delete the per-node rows of a store written before containers.
+    fn take_writes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let w = self.with(py, |t| t.take_writes());
+        let key = |id: u64, p: u16| {
+            let mut k = [0u8; 10];
+            k[..8].copy_from_slice(&id.to_be_bytes());
+            k[8..].copy_from_slice(&p.to_be_bytes());
+            k
+        };
+        let puts = PyList::empty(py);
+        for (id, p, data) in &w.puts {
+            puts.append(PyTuple::new(py, [PyBytes::new(py, &key(*id, *p)), PyBytes::new(py, data)])?)?;
+        }
+        let dels = PyList::new(py, w.deletes.iter().map(|(id, p)| PyBytes::new(py, &key(*id, *p))))?;
+        PyTuple::new(py, [puts.into_any(), dels.into_any(), PyBool::new(py, w.drop_legacy).to_owned().into_any()])
+    }
+
+    /// `(containers, nodes stored in them, live nodes)` (tests, benchmarks).
+    fn container_stats(&self, py: Python<'_>) -> (usize, usize, usize) {
+        self.with(py, |t| t.containers.stats())
     }
 
     /// Latest version, None for the empty tree nothing was applied to.

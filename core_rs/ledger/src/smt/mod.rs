@@ -12,6 +12,7 @@
 //!
 //! [`StateTree`] bundles an in-memory [`MemStore`] with the current version, for a node that
 //! keeps its whole tree in memory and loads it from the database at start-up.
+mod containers;
 mod node;
 mod proof;
 mod update;
@@ -19,6 +20,7 @@ mod update;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+pub use containers::{ContainerWrites, Containers, CONTAINER_FORMAT, LEGACY, PART_BYTES, SMALL_LIVE};
 pub use node::{
     bit, common_prefix_bits, internal_hash, leaf_hash, Child, InternalNode, LeafNode, Node, NodeKey, EMPTY_HASH, MAX_NODE_KEY_LEN, MAX_VALUE_LEN, NODE_VERSION,
 };
@@ -161,6 +163,9 @@ impl MemStore {
 pub struct StateTree {
     pub store: MemStore,
     version: Option<u64>,
+    /// Where each node is persisted, for a host that stores the tree in containers
+    /// ([`StateTree::apply_block`], [`StateTree::take_writes`]; see `containers.rs`).
+    pub containers: Containers,
 }
 
 impl StateTree {

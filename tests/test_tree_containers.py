@@ -1,0 +1,248 @@
+"""The state tree stored in containers (docs/storage.md "State tree"): a node that restarts
+after pruning and compaction has the same roots, proofs, stored bytes and next blocks as one
+that never stopped; the stored tree stays within four times the live one; a store written
+one row per node opens and moves into a container with its next block; a damaged container
+is refused by name."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from tfnode import _core, crypto
+from tfnode.execution import asset
+from tfnode.execution import executor as ex_mod
+from tfnode.execution.args import encode_call_args
+from tfnode.execution.executor import ChainExecutor, ExecutionError
+from tfnode.node.genesis import make_genesis
+from tfnode.storage import ChainStore, CorruptionError, open_rocks
+from tfnode.storage import keys as K
+from tfnode.storage.abc import WriteBatch
+
+CHAIN = "tf-containers"
+KEEP = 8
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return [crypto.PrivateKey.generate() for _ in range(4)]
+
+
+@pytest.fixture(scope="module")
+def genesis(keys):
+    return make_genesis(
+        CHAIN, [k.public_key().to_bytes(compressed=True) for k in keys], genesis_time_ms=1_700_000_000_000
+    )
+
+
+@pytest.fixture(scope="module")
+def blocks(keys):
+    """60 blocks of 12 transfers each to 150 recipients (the tree grows past SMALL_LIVE live
+    nodes, so pruning both deletes emptied containers and compacts sparse ones)."""
+    rng = random.Random(7)
+    to = [crypto.address(crypto.PrivateKey.generate().public_key()) for _ in range(150)]
+    out = []
+    for h in range(1, 61):
+        raws = []
+        for i in range(12):
+            k = keys[i % 4]
+            t = _core.Transaction(
+                CHAIN.encode(), h * 100 + i, 10_000, 1_000_000, "asset", "transfer",
+                encode_call_args((rng.choice(to), rng.randrange(1, 1000))),
+            )  # fmt: skip
+            t.sign(k.to_bytes())
+            raws.append(t.encode())
+        out.append(raws)
+    return out, to
+
+
+@pytest.fixture(autouse=True)
+def small_window(monkeypatch):
+    monkeypatch.setattr(ex_mod, "KEEP_VERSIONS", KEEP)
+
+
+class Node:
+    def __init__(self, path, genesis):
+        self.path, self.genesis = path, genesis
+        self.open()
+
+    def open(self):
+        self.kv = open_rocks(self.path)
+        try:
+            self.store = ChainStore(self.kv, CHAIN)
+        except Exception:
+            self.kv.close()
+            raise
+        self.ex = ChainExecutor(self.store, self.genesis)
+        try:
+            self.ex.open()
+        except Exception:
+            self.close()
+            raise
+
+    def close(self):
+        self.store.close()
+        self.kv.close()
+
+    def execute(self, h, raws):
+        digest = _core.batch_digest(raws)[0]
+        blk = {
+            "height": h,
+            "id": crypto.sm3(b"block %d" % h),
+            "timestamp_ms": 1_700_000_000_000 + h * 1000,
+            "bytes": b"block bytes %d" % h,
+            "payload": [digest],
+        }
+        return self.ex.execute(blk, [(digest, raws)])
+
+    def run(self, h, raws):
+        out = self.execute(h, raws)
+        self.ex.commit(out, b"qc %d" % h)
+        return out
+
+    def rows(self, table):
+        pre = self.store._k(table)
+        return list(self.kv.iterate_prefix(pre))
+
+
+def parts(data):
+    """The (node key, node) entries of one container part (the format of containers.rs)."""
+    assert data[0] == 1
+    at, out = 3, []
+    while at < len(data):
+        (kl,) = struct.unpack_from(">H", data, at)
+        key = data[at + 2 : at + 2 + kl]
+        at += 2 + kl
+        (nl,) = struct.unpack_from(">I", data, at)
+        out.append((key, data[at + 4 : at + 4 + nl]))
+        at += 4 + nl
+    return out
+
+
+def proofs(ex, to, height):
+    keys = [asset.balance_key(a) for a in to[:20]]
+    return [ex.tree.get_with_proof(k, v) for v in range(height - KEEP, height + 1) for k in keys]
+
+
+def test_restarts_give_the_same_roots_proofs_and_stored_bytes_as_a_node_that_never_stopped(tmp_path, genesis, blocks):
+    raws, to = blocks
+    a, b = Node(tmp_path / "a", genesis), Node(tmp_path / "b", genesis)
+    try:
+        deleted = moved = 0
+        for h, rs in enumerate(raws, 1):
+            oa, ob = a.run(h, rs), b.run(h, rs)
+            assert (oa.state_root, oa.exec_root) == (ob.state_root, ob.exec_root)
+            # the restarted node's bookkeeping is rebuilt exactly: the same containers put and deleted
+            assert (oa.tree_puts, oa.tree_deletes) == (ob.tree_puts, ob.tree_deletes), h
+            assert len(oa.tree_puts) <= 2 and len(oa.tree_deletes) <= 40  # not one operation per node
+            deleted += len(oa.tree_deletes)
+            # live nodes of older containers written again in this block's (compaction)
+            moved += sum(1 for _, v in oa.tree_puts for key, _ in parts(v) if K.read_u64(key) < h - 1)
+            n, stored, live = a.ex.tree.container_stats()
+            assert stored <= 4 * live and n == len({K.read_u64(k[-10:]) for k, _ in a.rows(K.TREE)})
+            if h % 7 == 0:
+                b.close()
+                b.open()
+                assert b.ex.tree.container_stats() == a.ex.tree.container_stats()
+                assert b.ex.state_root == a.ex.state_root and len(b.ex.tree) == len(a.ex.tree)
+        assert deleted and moved and n < 60 // 2  # containers deleted and compacted; far fewer than blocks
+        assert a.rows(K.TREE) == b.rows(K.TREE) and not a.rows(K.NODE) and not a.rows(K.STALE)
+        # every kept version proves the same on both, against its recorded root
+        pa, pb = proofs(a.ex, to, 60), proofs(b.ex, to, 60)
+        assert pa == pb
+        for i, v in enumerate(range(60 - KEEP, 61)):
+            root = a.store.state_root(v)
+            for j, key in enumerate(asset.balance_key(x) for x in to[:20]):
+                value, proof = pa[i * 20 + j]
+                assert _core.state_proof_verify(root, key, value, proof)
+        with pytest.raises(Exception, match="missing"):  # below the window: pruned
+            b.ex.tree.get_with_proof(asset.balance_key(to[0]), 60 - KEEP - 2)
+    finally:
+        a.close()
+        b.close()
+
+
+def to_per_node_rows(node):
+    """Rewrite a store's tree as the layout before containers: one "N" row per node (every
+    node the containers hold, dead ones too) plus a stale index entry, in one batch."""
+    b = WriteBatch()
+    p = node.store._k(K.NODE)
+    for k, v in node.rows(K.TREE):
+        b.delete(k)
+        for key, n in parts(v):
+            b.put(p + key, n)
+    b.put(node.store._k(K.STALE) + K.u64(3), K.pack_keys([b"\x00" * 10]))
+    node.kv.write(b, sync=True)
+
+
+def test_a_store_written_one_row_per_node_opens_and_moves_into_a_container(tmp_path, genesis, blocks):
+    raws, to = blocks
+    a, b = Node(tmp_path / "a", genesis), Node(tmp_path / "b", genesis)
+    try:
+        for h in range(1, 31):
+            a.run(h, raws[h - 1])
+            b.run(h, raws[h - 1])
+        b.close()
+        b.open()
+        to_per_node_rows(b)
+        b.close()
+        b.open()
+        assert b.ex.state_root == a.ex.state_root and not b.rows(K.TREE) and b.rows(K.NODE)
+        assert proofs(b.ex, to, 30) == proofs(a.ex, to, 30)
+        # killed after executing block 31, before its batch: the old layout still opens
+        b.execute(31, raws[30])
+        b.close()
+        b.open()
+        assert b.ex.state_root == a.ex.state_root and b.rows(K.NODE)
+        for h in range(31, 41):
+            oa, ob = a.run(h, raws[h - 1]), b.run(h, raws[h - 1])
+            assert ob.state_root == oa.state_root and ob.drop_legacy_tree == (h == 31)
+            if h == 31:  # one batch: the rows and their stale index gone, their live nodes in a container
+                assert not b.rows(K.NODE) and not b.rows(K.STALE) and b.rows(K.TREE)
+        b.close()
+        b.open()
+        assert b.ex.state_root == a.ex.state_root and proofs(b.ex, to, 40) == proofs(a.ex, to, 40)
+        _, stored, live = b.ex.tree.container_stats()
+        assert stored <= 4 * live
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_damaged_container_is_refused_by_name(tmp_path, genesis, blocks):
+    raws, _ = blocks
+    n = Node(tmp_path / "db", genesis)
+    for h in range(1, 13):
+        n.run(h, raws[h - 1])
+    rows = n.rows(K.TREE)
+    n.close()
+    key, value = rows[len(rows) // 2]
+    cid = K.read_u64(key[-10:])
+
+    def reopen_with(batch_op):
+        kv = open_rocks(tmp_path / "db")
+        b = WriteBatch()
+        batch_op(b)
+        kv.write(b, sync=True)
+        kv.close()
+
+    reopen_with(lambda b: b.put(key, value[:-1]))  # truncated
+    with pytest.raises(ExecutionError, match=f"damaged: container {cid} part 0: truncated"):
+        Node(tmp_path / "db", genesis)
+    reopen_with(lambda b: b.put(key, b"\x07" + value[1:]))  # not this format
+    with pytest.raises(ExecutionError, match=f"container {cid} part 0: not a container part"):
+        Node(tmp_path / "db", genesis)
+    reopen_with(lambda b: b.put(key, value[:3] + value[3:] + value[3:]))  # every node twice
+    with pytest.raises(ExecutionError, match=f"container {cid} holds node .* twice"):
+        Node(tmp_path / "db", genesis)
+    reopen_with(lambda b: b.delete(key))  # gone: the nodes it held are missing
+    with pytest.raises(ExecutionError, match="missing"):
+        Node(tmp_path / "db", genesis)
+    reopen_with(lambda b: (b.put(key, value), b.put(key[:-1], value)))  # a key of the wrong length
+    with pytest.raises(CorruptionError, match="tree container key"):
+        Node(tmp_path / "db", genesis)
+    reopen_with(lambda b: b.delete(key[:-1]))
+    n = Node(tmp_path / "db", genesis)  # restored: opens again
+    n.close()
