@@ -246,3 +246,95 @@ def test_a_damaged_container_is_refused_by_name(tmp_path, genesis, blocks):
     reopen_with(lambda b: b.delete(key[:-1]))
     n = Node(tmp_path / "db", genesis)  # restored: opens again
     n.close()
+
+
+# A writer that executes and commits transfer blocks until killed (KEEP_VERSIONS 8, so its
+# blocks prune, delete and compact containers all the time), alternating synced and unsynced
+# commits as the pipeline does; "C h" after each commit returns.
+CRASH_CHILD = r"""
+import random, sys
+from tfnode import _core, crypto
+from tfnode.execution import executor as ex_mod
+ex_mod.KEEP_VERSIONS = 8
+from tfnode.execution.args import encode_call_args
+from tfnode.node.genesis import make_genesis
+from tfnode.storage import ChainStore, open_rocks
+keys = [crypto.PrivateKey.from_bytes(crypto.sm3(b"crash key %d" % i)) for i in range(4)]
+g = make_genesis("tf-crash", [k.public_key().to_bytes(compressed=True) for k in keys], genesis_time_ms=1_700_000_000_000)
+to = [crypto.address(crypto.PrivateKey.from_bytes(crypto.sm3(b"to %d" % i)).public_key()) for i in range(120)]
+store = ChainStore(open_rocks(sys.argv[1]), "tf-crash")
+ex = ex_mod.ChainExecutor(store, g)
+ex.open()
+log = open(sys.argv[2], "a")
+log.write("ready %d\n" % ex.height)
+log.flush()
+rng = random.Random(ex.height)
+while True:
+    h = ex.height + 1
+    raws = []
+    for i in range(12):
+        args = encode_call_args((rng.choice(to), rng.randrange(1, 100)))
+        t = _core.Transaction(b"tf-crash", h * 100 + i, 10**9, 1_000_000, "asset", "transfer", args)
+        t.sign(keys[i % 4].to_bytes())
+        raws.append(t.encode())
+    d = _core.batch_digest(raws)[0]
+    blk = {"height": h, "id": crypto.sm3(b"crash block %d" % h), "timestamp_ms": 1_700_000_000_000 + h,
+           "bytes": b"crash block %d" % h, "payload": [d]}
+    ex.commit(ex.execute(blk, [(d, raws)]), b"qc %d" % h, durable=h % 2 == 0)
+    log.write("C %d\n" % h)
+    log.flush()
+"""
+
+
+def test_kill_9_while_containers_are_written_and_deleted_reopens_to_the_committed_roots(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    keys = [crypto.PrivateKey.from_bytes(crypto.sm3(b"crash key %d" % i)) for i in range(4)]
+    g = make_genesis(
+        "tf-crash", [k.public_key().to_bytes(compressed=True) for k in keys], genesis_time_ms=1_700_000_000_000
+    )
+    to = [crypto.address(crypto.PrivateKey.from_bytes(crypto.sm3(b"to %d" % i)).public_key()) for i in range(120)]
+    rng = random.Random(20261205)
+    db, log = tmp_path / "db", tmp_path / "log"
+    height = 0
+    for round_ in range(4):
+        log.write_text("")
+        p = subprocess.Popen([sys.executable, "-c", CRASH_CHILD, str(db), str(log)], cwd=repo, env=env)
+        try:
+            deadline = time.monotonic() + 120
+            # at least a kept window's worth of blocks per round, then a random instant
+            while sum(1 for line in log.read_text().splitlines() if line.startswith("C ")) < KEEP + 2:
+                assert p.poll() is None, "writer died"
+                assert time.monotonic() < deadline, "writer too slow"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.3))
+        finally:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        acked = max(int(line.split()[1]) for line in log.read_text().splitlines() if line.startswith("C "))
+        kv = open_rocks(db)
+        store = ChainStore(kv, "tf-crash")
+        try:
+            ex = ChainExecutor(store, g)
+            ex.open()  # the loaded tree's root is checked against the executed height's record
+            assert acked <= ex.height <= acked + 1 and ex.height > height, (round_, acked, ex.height)
+            height = ex.height
+            _, stored, live = ex.tree.container_stats()
+            assert stored <= 4 * live
+            for v in range(height - KEEP, height + 1):  # every kept version still proves
+                root = store.state_root(v)
+                for a in to[:10]:
+                    key = asset.balance_key(a)
+                    value, proof = ex.tree.get_with_proof(key, v)
+                    assert _core.state_proof_verify(root, key, value, proof), (round_, v)
+        finally:
+            store.close()
+            kv.close()
+    assert height > 4 * KEEP
