@@ -84,6 +84,13 @@ fn run_blocks(blocks: &[Vec<Op>], check_nodes: bool) -> (StateTree, BTreeMap<Vec
             assert_eq!(stale, before.difference(&now).copied().collect::<HashSet<_>>(), "stale nodes of block {v}");
             assert!(new.iter().all(|k| k.version == v));
         }
+        // The key-ordered encoding: the same pairs as `encoded`, sorted by their key bytes
+        // (what a sort of the encoded pairs gives), and the same stale keys.
+        let (mut plain, plain_stale) = u.encoded();
+        let (ordered, ordered_stale) = u.encoded_in_key_order();
+        plain.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(ordered, plain, "key-ordered new nodes of block {v}");
+        assert_eq!(ordered_stale, plain_stale);
     }
     (t, m)
 }
@@ -289,6 +296,20 @@ proptest! {
         if let Ok(k) = NodeKey::decode(&bytes) {
             prop_assert_eq!(k.encode(), bytes);
         }
+    }
+
+    /// `TreeUpdate::encoded_in_key_order` sorts node keys, not their encodings: the two
+    /// orders must agree for any versions, depths and paths (shared prefixes included).
+    #[test]
+    fn node_key_order_is_encoded_byte_order(
+        va in 0u64..4, vb in 0u64..4, da in 0u16..=256, db in 0u16..=256,
+        pa in any::<[u8; 32]>(), flip in 0usize..256,
+    ) {
+        let mut pb = pa;
+        pb[flip / 8] ^= 1 << (7 - flip % 8); // paths sharing the first `flip` bits
+        let (a, b) = (NodeKey::new(va, da, &pa), NodeKey::new(vb, db, &pb));
+        prop_assert_eq!(a.cmp(&b), a.encode().cmp(&b.encode()));
+        prop_assert_eq!(a.cmp(&a), std::cmp::Ordering::Equal);
     }
 }
 
