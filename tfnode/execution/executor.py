@@ -409,7 +409,7 @@ class ChainExecutor:
         # it survives restarts); those of heights leaving the kept window are deleted now.
         out.stale_nodes = list(stale)
         done = self.store.stale_upto(height - KEEP_VERSIONS, self._stale_from) if height > KEEP_VERSIONS else []
-        tree_writes.extend((node_key, None) for _, node_key in done)
+        tree_writes.extend(zip(map(itemgetter(1), done), repeat(None)))  # C loops, ~8 a transfer
         out.stale_done = list(dict.fromkeys([index_key for index_key, _ in done]))  # one per height
         out.tree_writes = tree_writes
         out.state_root = root
