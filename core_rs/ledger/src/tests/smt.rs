@@ -329,3 +329,33 @@ fn corrupt_store_is_an_error_not_a_panic() {
     let e = apply(&Bottomless, Some(1), 2, &[(b"k", Some(b"v"))]).unwrap_err();
     assert!(matches!(e, crate::LedgerError::CorruptNode { depth: 256, .. }), "{e}");
 }
+
+/// `MemStore`'s shards take shares spread over an octave (so they outgrow their tables at
+/// different blocks), for shallow nodes (paths mostly zero) as for deep ones.
+#[test]
+fn memstore_shards_take_their_shares() {
+    let mut counts = [0usize; SHARDS];
+    let n = 200_000u64;
+    for i in 0..n {
+        let h = tfnode_sm3::hash(&i.to_le_bytes());
+        let depth = (i % 40) as u16; // shallow keys share most of their (zeroed) path
+        counts[shard_of(&NodeKey::new(i / 40, depth, &h))] += 1;
+    }
+    let total: f64 = (0..SHARDS).map(|i| 2f64.powf(i as f64 / SHARDS as f64)).sum();
+    for (i, &c) in counts.iter().enumerate() {
+        let want = n as f64 * 2f64.powf(i as f64 / SHARDS as f64) / total;
+        assert!((c as f64 - want).abs() < want * 0.05, "shard {i}: {c} keys, expected ~{want:.0}");
+    }
+    // Routing: every key is found, counted and removed where it was put.
+    let mut s = MemStore::new();
+    let keys: Vec<NodeKey> = (0..1000u64).map(|i| NodeKey::new(i, (i % 9) as u16, &tfnode_sm3::hash(&i.to_be_bytes()))).collect();
+    for k in &keys {
+        s.insert(*k, Node::Empty);
+    }
+    assert_eq!(s.len(), keys.len());
+    assert_eq!(s.iter().count(), keys.len());
+    assert!(keys.iter().all(|k| s.get_node(k).unwrap() == Some(Node::Empty)));
+    s.mark_stale(5, keys.iter().copied());
+    assert_eq!(s.prune(5), keys.len());
+    assert!(s.is_empty());
+}
