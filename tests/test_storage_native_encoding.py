@@ -10,7 +10,7 @@ import struct
 import pytest
 
 from tfnode import _core, crypto
-from tfnode.storage import BlockCommit, ChainStore, MemoryKV, StorageTypeError, StorageValueError
+from tfnode.storage import BlockCommit, ChainStore, CorruptionError, MemoryKV, StorageTypeError, StorageValueError
 from tfnode.storage import keys as K
 
 U16, U32 = struct.Struct(">H"), struct.Struct(">I")
@@ -40,6 +40,7 @@ def test_encoders_match_the_python_definitions(n):
     assert _core.pack_keys(keys) == py_pack_keys(keys) == K.pack_keys(keys) == K.pack_keys(iter(keys))
     writes = rand_writes(rng, n)
     assert _core.encode_writes(writes) == py_encode_writes(writes) == K.encode_writes(writes)
+    assert _core.unpack_keys(_core.pack_keys(keys)) == K.unpack_keys(py_pack_keys(keys)) == keys
     ops = _core.prefixed_ops(b"\x01pre", writes, 100, 400)
     assert ops == [(b"\x01pre" + k, v) for k, v in writes]
     assert all(o[1] is w[1] for o, w in zip(ops, writes, strict=True))  # values not copied
@@ -56,6 +57,12 @@ def test_encoders_refuse_what_does_not_fit():
         _core.prefixed_ops(b"p", [(b"k", None), (b"", b"v")], 10, 10)
     with pytest.raises(ValueError, match=r"writes\[0\] value is more than 10 bytes"):
         _core.prefixed_ops(b"p", [(b"k", b"v" * 11)], 10, 10)
+    # A packed key list whose lengths run past its end is a corrupt stored value.
+    for bad in (b"\x00", b"\x00\x05abc", b"\x00\x02ab\x00"):
+        with pytest.raises(ValueError, match="runs past the end"):
+            _core.unpack_keys(bad)
+        with pytest.raises(CorruptionError, match="runs past the end"):
+            K.unpack_keys(bad)
     # The Python wrappers take their per-item path for what the Rust call refuses.
     assert K.pack_keys([b"a", bytearray(b"xy")]) == b"\x00\x01a\x00\x02xy"
     with pytest.raises(struct.error):

@@ -57,7 +57,7 @@ import struct
 from collections.abc import Iterable
 
 from .. import _core
-from .errors import StorageTypeError, StorageValueError
+from .errors import CorruptionError, StorageTypeError, StorageValueError
 
 # 2: execution records carry execution-history nodes and exec roots are history-tree
 # roots (issue 14); a version-1 store is refused, not converted (its blocks carry old-style
@@ -188,12 +188,15 @@ def pack_keys(keys: Iterable[bytes]) -> bytes:
 
 
 def unpack_keys(raw: bytes) -> list[bytes]:
-    out, i = [], 0
-    while i < len(raw):
-        n = _U16.unpack_from(raw, i)[0]
-        out.append(raw[i + 2 : i + 2 + n])
-        i += 2 + n
-    return out
+    """The keys :func:`pack_keys` packed, in order (one Rust call, ``_core.unpack_keys``).
+    Raises :class:`CorruptionError` for a value that is not such a list: a length running
+    past the end (it only comes from the store, which wrote it whole)."""
+    if type(raw) is not bytes:
+        raise StorageTypeError(f"packed keys must be bytes, got {type(raw).__name__}")
+    try:
+        return _core.unpack_keys(raw)
+    except ValueError as e:
+        raise CorruptionError(str(e)) from None
 
 
 def read_u32(b: bytes, at: int = 0) -> int:

@@ -514,22 +514,19 @@ impl PyStateTree {
         let refs: Vec<(&[u8], Option<&[u8]>)> = owned.iter().map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))).collect();
         let res = self.with(py, |t| -> led::Result<([u8; 32], Encoded)> {
             let u = smt::apply(&t.store, t.version(), version, &refs)?;
-            let (new, stale) = u.encoded();
+            // In key order: the block's RocksDB batch is sorted before it is written (memtable
+            // inserts in key order are cheaper), and Python's sort of the whole batch costs
+            // ~80 ns less per operation when this half of it arrives as one sorted run
+            // (docs/benchmarks.md). Sorted as node keys, before encoding (the same order).
+            let (new, stale) = u.encoded_in_key_order();
             let root = u.root_hash;
             t.store.commit(u);
             t.set_version(version)?;
             Ok((root, (new, stale)))
         });
-        let (root, (mut new, stale)) = res.map_err(err)?;
-        // In key order: the block's RocksDB batch is sorted before it is written (memtable
-        // inserts in key order are cheaper), and Python's sort of the whole batch costs ~80 ns
-        // less per operation when this half of it arrives as one sorted run (docs/benchmarks.md).
-        // Stable: were a key ever repeated, the later node still comes later and wins.
-        new.sort_by(|a, b| a.0.cmp(&b.0));
-        let new_list = PyList::empty(py);
-        for (k, n) in &new {
-            new_list.append(PyTuple::new(py, [PyBytes::new(py, k), PyBytes::new(py, n)])?)?;
-        }
+        let (root, (new, stale)) = res.map_err(err)?;
+        let pairs = new.iter().map(|(k, n)| PyTuple::new(py, [PyBytes::new(py, k), PyBytes::new(py, n)])).collect::<PyResult<Vec<_>>>()?;
+        let new_list = PyList::new(py, pairs)?;
         let stale_list = PyList::new(py, stale.iter().map(|k| PyBytes::new(py, k)))?;
         PyTuple::new(py, [PyBytes::new(py, &root).into_any(), new_list.into_any(), stale_list.into_any()])
     }

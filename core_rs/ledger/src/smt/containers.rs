@@ -187,7 +187,7 @@ impl StateTree {
                     c.versions.push(k.version);
                 }
             }
-            if self.store.nodes.insert(k, n).is_some() {
+            if self.store.replace(k, n).is_some() {
                 let name = if id == LEGACY { "the per-node rows".to_string() } else { format!("container {id}") };
                 return Err(damaged(format!("{name} holds node (version {}, depth {}) twice", k.version, k.depth)));
             }
@@ -211,12 +211,12 @@ impl StateTree {
         }
         let low = head.saturating_sub(keep);
         let mut newest: HashMap<NodeKey, u64, std::hash::BuildHasherDefault<NodeKeyHasher>> = HashMap::default();
-        newest.reserve(self.store.nodes.len());
+        newest.reserve(self.store.len());
         let mut stack = Vec::new();
         let mut gap: Option<u64> = None;
         for v in (low..=head).rev() {
             let root = NodeKey::root(v);
-            if !self.store.nodes.contains_key(&root) {
+            if !self.store.contains(&root) {
                 if v == head {
                     return Err(LedgerError::MissingNode { version: v, depth: 0 });
                 }
@@ -231,12 +231,12 @@ impl StateTree {
                 if newest.contains_key(&k) {
                     continue; // reached from a newer version already, with everything below it
                 }
-                let n = self.store.nodes.get(&k).ok_or(LedgerError::MissingNode { version: k.version, depth: k.depth })?;
+                let n = self.store.get_ref(&k).ok_or(LedgerError::MissingNode { version: k.version, depth: k.depth })?;
                 newest.insert(k, v);
                 stack.extend(children(&k, n).into_iter().flatten().filter(|c| !newest.contains_key(c)));
             }
         }
-        self.store.nodes.retain(|k, _| newest.contains_key(k));
+        self.store.retain(|k| newest.contains_key(k));
         self.store.stale.clear();
         for (k, w) in &newest {
             if *w < head {
@@ -291,7 +291,7 @@ impl StateTree {
         let mut touched: HashSet<u64> = HashSet::new();
         let cs = &mut self.containers;
         for k in gone.into_values().flatten() {
-            if self.store.nodes.remove(&k).is_some() {
+            if self.store.remove(&k).is_some() {
                 if let Some(id) = cs.home.get(&k.version) {
                     let c = cs.conts.get_mut(id).expect("a home names a container");
                     c.live -= 1;
@@ -318,8 +318,8 @@ impl StateTree {
             cs.migrate = from == LEGACY && cs.migrate;
             return;
         };
-        let nodes = &self.store.nodes;
-        let live: Vec<NodeKey> = f.keys.iter().filter(|k| nodes.contains_key(k)).copied().collect();
+        let nodes = &self.store;
+        let live: Vec<NodeKey> = f.keys.iter().filter(|k| nodes.contains(k)).copied().collect();
         let versions = std::mem::take(&mut f.versions);
         for v in &versions {
             if cs.home.get(v) == Some(&from) {
@@ -340,11 +340,11 @@ impl StateTree {
     /// the legacy per-node rows (and their stale index).
     pub fn take_writes(&mut self) -> ContainerWrites {
         let cs = &mut self.containers;
-        let nodes = &self.store.nodes;
+        let nodes = &self.store;
         let mut puts = Vec::new();
         let mut empty = Vec::new();
         for (id, c) in cs.conts.iter_mut().filter(|(_, c)| !c.written) {
-            c.keys.retain(|k| nodes.contains_key(k));
+            c.keys.retain(|k| nodes.contains(k));
             c.live = c.keys.len();
             if c.keys.is_empty() {
                 empty.push(*id);
@@ -357,7 +357,7 @@ impl StateTree {
                     let mut b = Vec::with_capacity(ks.len() * 128);
                     for k in ks {
                         let key = k.encode();
-                        let node = nodes[k].encode();
+                        let node = nodes.get_ref(k).expect("kept above: live").encode();
                         b.extend_from_slice(&(key.len() as u16).to_be_bytes());
                         b.extend_from_slice(&key);
                         b.extend_from_slice(&(node.len() as u32).to_be_bytes());

@@ -102,12 +102,12 @@ impl SparseProof {
 /// the siblings top-down.
 fn walk<S: NodeStore + ?Sized>(store: &S, version: u64, key_hash: &Hash, siblings: Option<&mut Vec<Hash>>) -> Result<Option<super::node::LeafNode>> {
     let mut sibs = siblings;
-    let mut node = store.get_node(&NodeKey::root(version))?.ok_or(LedgerError::MissingNode { version, depth: 0 })?;
+    let mut node = store.node(&NodeKey::root(version))?.ok_or(LedgerError::MissingNode { version, depth: 0 })?;
     let mut depth: u16 = 0;
     loop {
-        match node {
+        let next = match &*node {
             Node::Empty => return Ok(None),
-            Node::Leaf(l) => return Ok(Some(l)),
+            Node::Leaf(l) => return Ok(Some(l.clone())),
             Node::Internal(_) if depth >= 256 => {
                 // Only a corrupt store can lead here: 256 bits of path end in a leaf.
                 return Err(LedgerError::CorruptNode { version, depth, reason: "internal node at depth 256" });
@@ -117,15 +117,16 @@ fn walk<S: NodeStore + ?Sized>(store: &S, version: u64, key_hash: &Hash, sibling
                 if let Some(s) = sibs.as_deref_mut() {
                     s.push(n.child(1 - b).hash());
                 }
-                let (v, d) = match n.child(b) {
+                match n.child(b) {
                     Child::Empty => return Ok(None),
                     Child::Leaf { version, .. } | Child::Internal { version, .. } => (version, depth + 1),
-                };
-                let key = NodeKey::new(v, d, key_hash);
-                node = store.get_node(&key)?.ok_or(LedgerError::MissingNode { version: v, depth: d })?;
-                depth = d;
+                }
             }
-        }
+        };
+        let (v, d) = next;
+        let key = NodeKey::new(v, d, key_hash);
+        node = store.node(&key)?.ok_or(LedgerError::MissingNode { version: v, depth: d })?;
+        depth = d;
     }
 }
 
@@ -152,5 +153,5 @@ pub fn get_with_proof_hashed<S: NodeStore + ?Sized>(store: &S, version: u64, key
 
 /// The root hash of `version`.
 pub fn root_hash<S: NodeStore + ?Sized>(store: &S, version: u64) -> Result<Hash> {
-    Ok(store.get_node(&NodeKey::root(version))?.ok_or(LedgerError::MissingNode { version, depth: 0 })?.hash())
+    Ok(store.node(&NodeKey::root(version))?.ok_or(LedgerError::MissingNode { version, depth: 0 })?.hash())
 }

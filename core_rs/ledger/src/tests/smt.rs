@@ -84,6 +84,13 @@ fn run_blocks(blocks: &[Vec<Op>], check_nodes: bool) -> (StateTree, BTreeMap<Vec
             assert_eq!(stale, before.difference(&now).copied().collect::<HashSet<_>>(), "stale nodes of block {v}");
             assert!(new.iter().all(|k| k.version == v));
         }
+        // The key-ordered encoding: the same pairs as `encoded`, sorted by their key bytes
+        // (what a sort of the encoded pairs gives), and the same stale keys.
+        let (mut plain, plain_stale) = u.encoded();
+        let (ordered, ordered_stale) = u.encoded_in_key_order();
+        plain.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(ordered, plain, "key-ordered new nodes of block {v}");
+        assert_eq!(ordered_stale, plain_stale);
     }
     (t, m)
 }
@@ -290,6 +297,20 @@ proptest! {
             prop_assert_eq!(k.encode(), bytes);
         }
     }
+
+    /// `TreeUpdate::encoded_in_key_order` sorts node keys, not their encodings: the two
+    /// orders must agree for any versions, depths and paths (shared prefixes included).
+    #[test]
+    fn node_key_order_is_encoded_byte_order(
+        va in 0u64..4, vb in 0u64..4, da in 0u16..=256, db in 0u16..=256,
+        pa in any::<[u8; 32]>(), flip in 0usize..256,
+    ) {
+        let mut pb = pa;
+        pb[flip / 8] ^= 1 << (7 - flip % 8); // paths sharing the first `flip` bits
+        let (a, b) = (NodeKey::new(va, da, &pa), NodeKey::new(vb, db, &pb));
+        prop_assert_eq!(a.cmp(&b), a.encode().cmp(&b.encode()));
+        prop_assert_eq!(a.cmp(&a), std::cmp::Ordering::Equal);
+    }
 }
 
 /// A store that answers every key with an internal node: reads and updates must fail with
@@ -307,4 +328,34 @@ fn corrupt_store_is_an_error_not_a_panic() {
     assert!(matches!(get_with_proof(&Bottomless, 1, b"k"), Err(crate::LedgerError::CorruptNode { .. })));
     let e = apply(&Bottomless, Some(1), 2, &[(b"k", Some(b"v"))]).unwrap_err();
     assert!(matches!(e, crate::LedgerError::CorruptNode { depth: 256, .. }), "{e}");
+}
+
+/// `MemStore`'s shards take shares spread over an octave (so they outgrow their tables at
+/// different blocks), for shallow nodes (paths mostly zero) as for deep ones.
+#[test]
+fn memstore_shards_take_their_shares() {
+    let mut counts = [0usize; SHARDS];
+    let n = 200_000u64;
+    for i in 0..n {
+        let h = tfnode_sm3::hash(&i.to_le_bytes());
+        let depth = (i % 40) as u16; // shallow keys share most of their (zeroed) path
+        counts[shard_of(&NodeKey::new(i / 40, depth, &h))] += 1;
+    }
+    let total: f64 = (0..SHARDS).map(|i| 2f64.powf(i as f64 / SHARDS as f64)).sum();
+    for (i, &c) in counts.iter().enumerate() {
+        let want = n as f64 * 2f64.powf(i as f64 / SHARDS as f64) / total;
+        assert!((c as f64 - want).abs() < want * 0.05, "shard {i}: {c} keys, expected ~{want:.0}");
+    }
+    // Routing: every key is found, counted and removed where it was put.
+    let mut s = MemStore::new();
+    let keys: Vec<NodeKey> = (0..1000u64).map(|i| NodeKey::new(i, (i % 9) as u16, &tfnode_sm3::hash(&i.to_be_bytes()))).collect();
+    for k in &keys {
+        s.insert(*k, Node::Empty);
+    }
+    assert_eq!(s.len(), keys.len());
+    assert_eq!(s.iter().count(), keys.len());
+    assert!(keys.iter().all(|k| s.get_node(k).unwrap() == Some(Node::Empty)));
+    s.mark_stale(5, keys.iter().copied());
+    assert_eq!(s.prune(5), keys.len());
+    assert!(s.is_empty());
 }
