@@ -135,7 +135,7 @@ def main() -> int:
                 kv = open_rocks(path)
                 store = ChainStore(kv, CHAIN)
                 try:
-                    ex = ChainExecutor(store, genesis, native=native)
+                    ex = ChainExecutor(store, genesis, native=native, tree_workers=w)
                     ex.open()
                     r = run_pipeline(ex, CHAIN.encode(), subs, workers=w, block_txs=a.block_txs)
                 finally:

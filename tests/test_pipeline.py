@@ -61,14 +61,16 @@ def submissions(keys):
     return [raws[i : i + 16] for i in range(0, len(raws), 16)]
 
 
-def run(tmp_path, genesis, submissions, workers, name):
+def run(tmp_path, genesis, submissions, workers, name, tree_workers=None, stored=None):
     kv = open_rocks(tmp_path / name)
     store = ChainStore(kv, CHAIN)
     try:
-        ex = ChainExecutor(store, genesis)
+        ex = ChainExecutor(store, genesis, tree_workers=tree_workers)
         ex.open()
         res = run_pipeline(ex, CHAIN.encode(), submissions, workers=workers, block_txs=20, batch_txs=8)
         assert store.executed()[0] == len(res.state_roots)  # every block committed to RocksDB
+        if stored is not None:
+            stored.extend(kv.iterate(b"\x00"))  # every committed byte, in key order (keys are not empty)
         return res
     finally:
         store.close()
@@ -108,6 +110,20 @@ def test_committed_state_roots_are_the_same_for_one_and_two_workers(tmp_path, ge
     assert one.state_roots == two.state_roots == three.state_roots
     assert one.exec_root == two.exec_root == three.exec_root
     assert len(set(one.state_roots)) == 3  # each block changed the state
+
+
+def test_the_state_tree_thread_count_changes_no_committed_byte(tmp_path, genesis, submissions):
+    # The benchmark runs workers=n with the tree on a pool of n threads (workers=1: one, the
+    # serial reference); a node uses the process-wide pool (None). The database afterwards must
+    # be the same, byte for byte, whatever the count and the worker count.
+    dumps = {}
+    for workers, tree in ((1, None), (1, 1), (2, 2), (2, 1), (3, 3)):
+        dumps[(workers, tree)] = got = []
+        run(tmp_path, genesis, submissions, workers, f"w{workers}-t{tree}", tree_workers=tree, stored=got)
+    base = dumps[(1, None)]
+    assert len(base) > 100
+    for key, got in dumps.items():
+        assert got == base, key
 
 
 def test_a_verifier_failure_reaches_the_caller(tmp_path, genesis, submissions):

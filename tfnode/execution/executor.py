@@ -148,8 +148,13 @@ class ChainExecutor:
         contained: bool = False,
         crash_marker: Path | None = None,
         native: bool | None = None,
+        tree_workers: int | None = None,
     ) -> None:
         self.store = store
+        # Threads of the state tree's updates (``_core.StateTree(workers=)``): None, all cores
+        # (the process-wide pool; a node's default); n, a pool of n (a benchmark's one-worker
+        # reference runs its tree on one thread). The roots are the same for any count.
+        self.tree_workers = tree_workers
         # Runs of plain transfers in Rust (_execute_native); False: every transaction through
         # the Python reference (_execute_reference), as the differential test compares them.
         # None: native unless the environment sets TFNODE_PYTHON_TRANSFERS=1 (a diagnostic
@@ -165,7 +170,7 @@ class ChainExecutor:
         self.contracts_dir = contracts_dir
         self.runtime = Runtime(store.state)
         self.iot = iot.Iot(self.runtime)
-        self.tree = _core.StateTree()
+        self.tree = _core.StateTree(workers=self.tree_workers)
         self.height = 0
         self.state_root = ZERO
         self.exec_root = ZERO
@@ -218,7 +223,7 @@ class ChainExecutor:
 
     def _open_state(self) -> None:
         writes = self._genesis_writes()
-        self.tree = _core.StateTree()
+        self.tree = _core.StateTree(workers=self.tree_workers)
         g_root, g_nodes, _ = self.tree.apply(0, writes)
         self.genesis_exec_root, self.genesis_leaf, g_hist = roots.genesis(g_root)
         self.genesis_state_root = g_root
@@ -235,7 +240,7 @@ class ChainExecutor:
         if rec is None:
             raise ExecutionError(f"height {height} is executed but its execution record is missing")
         self.store.state.discard()
-        self.tree = _core.StateTree()
+        self.tree = _core.StateTree(workers=self.tree_workers)
         self.tree.load_nodes(self.store.tree_nodes(), version=height)
         if self.tree.root(height) != rec[:32]:
             raise ExecutionError(
