@@ -148,7 +148,7 @@ def test_an_execution_failure_stops_the_verifier(submissions):
         def prepare(self, batches):
             return None
 
-        def execute(self, block, batches, *, prepared=None):
+        def execute(self, block, batches, *, prepared=None, overlap_tree=False):
             raise RuntimeError("disk on fire")
 
     many = submissions * 20  # far more than the verifier may run ahead
@@ -181,6 +181,55 @@ def test_a_prepared_block_executes_as_one_decoded_in_execute(tmp_path, genesis, 
             kv.close()
     assert outs[0] == outs[1]
     assert len(outs[0][3]) == len(ok) - 1  # the repeated transaction dropped
+
+
+def test_an_overlapped_tree_update_gives_the_same_block_and_its_failure_stops_the_commit(
+    tmp_path, genesis, submissions
+):
+    """``execute(overlap_tree=True)``: the tree update runs while ``commit`` builds the batch;
+    the output after commit equals the in-line one's, and an update that fails surfaces from
+    ``commit`` with nothing written (then ``abandon`` leaves the executor as before the block)."""
+    ok = [raw for sub in submissions for raw in sub if _core.tx_decode_and_verify_batch([raw], CHAIN.encode())[0][0]]
+    batches = [(_core.batch_digest(ok[i : i + 8])[0], ok[i : i + 8]) for i in range(0, len(ok), 8)]
+    block = {"height": 1, "id": crypto.sm3(b"b1"), "timestamp_ms": 1_700_000_001_000, "bytes": b"b1"}
+    block["payload"] = [d for d, _ in batches]
+    got = []
+    for name in ("inline", "overlap", "failing"):
+        kv = open_rocks(tmp_path / name)
+        store = ChainStore(kv, CHAIN)
+        try:
+            ex = ChainExecutor(store, genesis)
+            ex.open()
+            if name == "failing":
+
+                class Broken:
+                    def apply(self, version, writes):
+                        raise LedgerError("tree on fire")
+
+                ex.tree = Broken()
+            out = ex.execute(block, batches, overlap_tree=name != "inline")
+            if name == "failing":
+                with pytest.raises(LedgerError, match="tree on fire"):
+                    ex.commit(out, b"qc")
+                ex.abandon()
+                assert ex.height == 0 and store.block(1) is None and len(store.state) == 0
+                continue
+            ex.commit(out, b"qc")
+            got.append(
+                (
+                    out.state_root,
+                    out.exec_root,
+                    out.history_nodes,
+                    out.tree_writes,
+                    out.stale_nodes,
+                    list(kv.iterate(b"\x00")),
+                )
+            )
+            assert out.tree_pending is None and ex.height == 1 and ex.state_root == out.state_root != b"\x00" * 32
+        finally:
+            store.close()
+            kv.close()
+    assert got[0] == got[1]
 
 
 class _Recording(KVStore):

@@ -50,6 +50,7 @@ import importlib.resources
 import logging
 import os
 import struct
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, is_not, itemgetter, methodcaller
@@ -114,6 +115,9 @@ class BlockOutput:
     stale_done: list = field(default_factory=list)  # stale-index keys deleted with their nodes
     dropped: int = 0
     seconds: float = 0.0
+    # execute(overlap_tree=True): the tree update in flight (a Future of StateTree.apply's
+    # result); the tree's fields above are filled when commit resolves it
+    tree_pending: Any = field(default=None, repr=False)
 
 
 @dataclass(slots=True)
@@ -183,6 +187,9 @@ class ChainExecutor:
         self.genesis_state_root = ZERO
         self.genesis_leaf = ZERO
         self.history = roots.History()
+        # execute(overlap_tree=True): the thread that runs the tree update (made on first use)
+        self._tree_thread: ThreadPoolExecutor | None = None
+        self._tree_inflight: Future | None = None  # the last update submitted to it
 
     # ---- start-up ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -365,12 +372,20 @@ class ChainExecutor:
         *,
         prepared: Any = None,
         hashes: list[list[bytes] | None] | None = None,
+        overlap_tree: bool = False,
     ) -> BlockOutput:
         """Execute ``block`` (height must be the next one) over ``batches`` = [(digest, raws)]
         in payload order. Leaves the state writes pending in ``store.state``. ``prepared``:
         :meth:`prepare` of these same ``batches`` (or None: done here). ``hashes``: per batch,
         its transaction hashes or None, only as the mempool computed them from these very raws
-        (``Mempool.batch_hashes``): the native path then hashes no transaction again."""
+        (``Mempool.batch_hashes``): the native path then hashes no transaction again.
+
+        ``overlap_tree``: for a caller that passes ``out`` to :meth:`commit` next and reads
+        nothing of it before: the state-tree update (GIL released) runs on the executor's tree
+        thread while ``commit`` builds the block's batch (its transactions, receipts, events,
+        state writes), and ``state_root``, ``exec_root``, ``tree_writes``, ``history*`` and
+        ``stale_*`` are filled during ``commit``. Same bytes, same roots; one thread busy
+        more."""
         height = block["height"]
         if height != self.height + 1:
             raise ExecutionError(f"execute height {height}, but the state is at height {self.height}")
@@ -407,7 +422,22 @@ class ChainExecutor:
         if run.pending:
             self._run_contained(run.pending, out.receipts, bctx)
         writes = out.state_writes = state.writes()
-        root, new_nodes, stale = self.tree.apply(height, writes)
+        if overlap_tree:
+            if self._tree_thread is None:
+                self._tree_thread = ThreadPoolExecutor(1, thread_name_prefix="tfnode-tree-apply")
+            out.tree_pending = self._tree_inflight = self._tree_thread.submit(self.tree.apply, height, writes)
+        rhashes = run.receipt_hashes
+        if None in rhashes:
+            rhashes = [r.hash() if h is None else h for h, r in zip(rhashes, out.receipts, strict=True)]
+        out.receipts_root = _core.receipts_root(rhashes) if rhashes else ZERO
+        if not overlap_tree:
+            self._tree_done(out, self.tree.apply(height, writes))
+        return out
+
+    def _tree_done(self, out: BlockOutput, applied: tuple) -> None:
+        """Fill ``out``'s tree parts from ``StateTree.apply``'s result for its height."""
+        height = out.height
+        root, new_nodes, stale = applied
         tree_writes = self._carry + list(new_nodes)
         self._carry = []
         # Nodes this height stopped using go into the stale index (in the block's batch, so
@@ -418,12 +448,13 @@ class ChainExecutor:
         out.stale_done = list(dict.fromkeys([index_key for index_key, _ in done]))  # one per height
         out.tree_writes = tree_writes
         out.state_root = root
-        rhashes = run.receipt_hashes
-        if None in rhashes:
-            rhashes = [r.hash() if h is None else h for h, r in zip(rhashes, out.receipts, strict=True)]
-        out.receipts_root = _core.receipts_root(rhashes) if rhashes else ZERO
         out.exec_root, out.history_nodes, out.history = self.history.append(height, root, out.receipts_root)
-        return out
+
+    def _tree_wait(self, out: BlockOutput) -> None:
+        """Resolve an overlapped tree update (raises its failure); a no-op once resolved."""
+        pending, out.tree_pending = out.tree_pending, None
+        if pending is not None:
+            self._tree_done(out, pending.result())
 
     def _execute_reference(self, batches: list[tuple[bytes, list[bytes]]], height: int, run: _Run) -> None:
         """The block's transactions one by one in Python: the reference the native path
@@ -582,6 +613,20 @@ class ChainExecutor:
             rows = list(map(_EVENT_ROWS, out.receipts))
             events = [(i, contract, name, body) for i, rs in enumerate(rows) if rs for contract, name, body in rs]
             receipts = list(map(_ENCODE, out.receipts))
+
+        def tree_parts() -> dict[str, Any]:
+            self._tree_wait(out)
+            return {
+                "tree_writes": out.tree_writes,
+                "state_root": out.state_root,
+                "exec_record": out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),
+                "stale_nodes": out.stale_nodes,
+                "stale_done": out.stale_done,
+            }
+
+        # An overlapped tree update: commit_block asks for the tree's parts once it has built
+        # the rest of the batch (the update ran meanwhile, GIL released); otherwise now.
+        overlapped = out.tree_pending is not None
         self.store.commit_block(
             BlockCommit(
                 out.height,
@@ -594,16 +639,14 @@ class ChainExecutor:
                 # the pending writes of store.state as execute sorted them (nothing writes
                 # between execute and commit): not sorted a second time
                 state_writes=out.state_writes,
-                tree_writes=out.tree_writes,
-                state_root=out.state_root,
-                exec_record=out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),
                 batches=out.batches,
                 batch_tx_hashes=out.batch_tx_hashes,
-                stale_nodes=out.stale_nodes,
-                stale_done=out.stale_done,
+                deferred=tree_parts if overlapped else None,
+                **({} if overlapped else tree_parts()),
             ),
             durable=durable,
         )
+        self._tree_wait(out)  # commit_block returned early (the block was already stored)
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
         if out.height > KEEP_VERSIONS:
@@ -614,12 +657,19 @@ class ChainExecutor:
             self.tree.prune(out.height - KEEP_VERSIONS)
 
     def close(self) -> None:
-        """Close the crash marker's file (the node's stop)."""
+        """Close the crash marker's file and the tree thread (the node's stop)."""
         if self.marker is not None:
             self.marker.close()
+        if self._tree_thread is not None:
+            self._tree_thread.shutdown(wait=True)
+            self._tree_thread = None
 
     def abandon(self) -> None:
-        """Drop a block's pending writes after a failed commit (the node stops next)."""
+        """Drop a block's pending writes after a failed commit (the node stops next), once an
+        overlapped tree update still running has finished (its failure not raised again)."""
+        inflight, self._tree_inflight = self._tree_inflight, None
+        if inflight is not None:
+            inflight.exception()  # waits
         self.store.state.discard()
 
     # ---- reads --------------------------------------------------------------------------------
