@@ -144,8 +144,11 @@ def main() -> int:
                 store = ChainStore(kv, CHAIN)
                 try:
                     ex = ChainExecutor(store, genesis, native=native, tree_workers=w)
-                    ex.open()
-                    r = run_pipeline(ex, CHAIN.encode(), subs, workers=w, block_txs=a.block_txs)
+                    try:
+                        ex.open()
+                        r = run_pipeline(ex, CHAIN.encode(), subs, workers=w, block_txs=a.block_txs)
+                    finally:
+                        ex.close()  # its tree thread (two or more workers)
                 finally:
                     store.close()
                     kv.close()

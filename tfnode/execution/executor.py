@@ -647,6 +647,7 @@ class ChainExecutor:
             durable=durable,
         )
         self._tree_wait(out)  # commit_block returned early (the block was already stored)
+        self._tree_inflight = None
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
         if out.height > KEEP_VERSIONS:
