@@ -216,6 +216,28 @@ def test_state_root_is_order_independent(ops, rnd):
     assert a.root() == b.root() == model_root(final)
 
 
+def test_state_tree_updates_are_the_same_on_any_pool():
+    # StateTree(workers=n): the update's rayon work on a dedicated pool of n threads (a
+    # benchmark's one-worker reference), None/0 the process-wide pool; the tree is
+    # deterministic, so roots, new nodes and stale nodes must not depend on it.
+    blocks = [
+        [(b"k%d" % ((i * 7 + v) % 3000), None if i % 11 == v else b"v%d.%d" % (v, i)) for i in range(2500)]
+        for v in range(1, 5)
+    ]
+    outs = {}
+    for workers in (None, 0, 1, 2, 3):
+        t = _core.StateTree(workers=workers)
+        assert t.workers == (workers or 0)
+        outs[workers] = [t.apply(v, ups) for v, ups in enumerate(blocks, 1)]
+    for workers, got in outs.items():
+        assert got == outs[None], workers
+    assert len({root for root, _, _ in outs[None]}) == 4
+    with pytest.raises(ValueError, match="exceeds"):
+        _core.StateTree(workers=100_000)
+    with pytest.raises(OverflowError):
+        _core.StateTree(workers=-1)
+
+
 def test_state_tree_is_usable_from_threads():
     t = _core.StateTree()
     t.apply(1, [(b"%d" % i, b"x") for i in range(1000)])

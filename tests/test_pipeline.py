@@ -61,14 +61,16 @@ def submissions(keys):
     return [raws[i : i + 16] for i in range(0, len(raws), 16)]
 
 
-def run(tmp_path, genesis, submissions, workers, name):
+def run(tmp_path, genesis, submissions, workers, name, tree_workers=None, stored=None):
     kv = open_rocks(tmp_path / name)
     store = ChainStore(kv, CHAIN)
     try:
-        ex = ChainExecutor(store, genesis)
+        ex = ChainExecutor(store, genesis, tree_workers=tree_workers)
         ex.open()
         res = run_pipeline(ex, CHAIN.encode(), submissions, workers=workers, block_txs=20, batch_txs=8)
         assert store.executed()[0] == len(res.state_roots)  # every block committed to RocksDB
+        if stored is not None:
+            stored.extend(kv.iterate(b"\x00"))  # every committed byte, in key order (keys are not empty)
         return res
     finally:
         store.close()
@@ -110,6 +112,20 @@ def test_committed_state_roots_are_the_same_for_one_and_two_workers(tmp_path, ge
     assert len(set(one.state_roots)) == 3  # each block changed the state
 
 
+def test_the_state_tree_thread_count_changes_no_committed_byte(tmp_path, genesis, submissions):
+    # The benchmark runs workers=n with the tree on a pool of n threads (workers=1: one, the
+    # serial reference); a node uses the process-wide pool (None). The database afterwards must
+    # be the same, byte for byte, whatever the count and the worker count.
+    dumps = {}
+    for workers, tree in ((1, None), (1, 1), (2, 2), (2, 1), (3, 3)):
+        dumps[(workers, tree)] = got = []
+        run(tmp_path, genesis, submissions, workers, f"w{workers}-t{tree}", tree_workers=tree, stored=got)
+    base = dumps[(1, None)]
+    assert len(base) > 100
+    for key, got in dumps.items():
+        assert got == base, key
+
+
 def test_a_verifier_failure_reaches_the_caller(tmp_path, genesis, submissions):
     kv = open_rocks(tmp_path / "db")
     store = ChainStore(kv, CHAIN)
@@ -132,7 +148,7 @@ def test_an_execution_failure_stops_the_verifier(submissions):
         def prepare(self, batches):
             return None
 
-        def execute(self, block, batches, *, prepared=None):
+        def execute(self, block, batches, *, prepared=None, overlap_tree=False):
             raise RuntimeError("disk on fire")
 
     many = submissions * 20  # far more than the verifier may run ahead
@@ -165,6 +181,55 @@ def test_a_prepared_block_executes_as_one_decoded_in_execute(tmp_path, genesis, 
             kv.close()
     assert outs[0] == outs[1]
     assert len(outs[0][3]) == len(ok) - 1  # the repeated transaction dropped
+
+
+def test_an_overlapped_tree_update_gives_the_same_block_and_its_failure_stops_the_commit(
+    tmp_path, genesis, submissions
+):
+    """``execute(overlap_tree=True)``: the tree update runs while ``commit`` builds the batch;
+    the output after commit equals the in-line one's, and an update that fails surfaces from
+    ``commit`` with nothing written (then ``abandon`` leaves the executor as before the block)."""
+    ok = [raw for sub in submissions for raw in sub if _core.tx_decode_and_verify_batch([raw], CHAIN.encode())[0][0]]
+    batches = [(_core.batch_digest(ok[i : i + 8])[0], ok[i : i + 8]) for i in range(0, len(ok), 8)]
+    block = {"height": 1, "id": crypto.sm3(b"b1"), "timestamp_ms": 1_700_000_001_000, "bytes": b"b1"}
+    block["payload"] = [d for d, _ in batches]
+    got = []
+    for name in ("inline", "overlap", "failing"):
+        kv = open_rocks(tmp_path / name)
+        store = ChainStore(kv, CHAIN)
+        try:
+            ex = ChainExecutor(store, genesis)
+            ex.open()
+            if name == "failing":
+
+                class Broken:
+                    def apply_block(self, version, writes, oldest_kept=None):
+                        raise LedgerError("tree on fire")
+
+                ex.tree = Broken()
+            out = ex.execute(block, batches, overlap_tree=name != "inline")
+            if name == "failing":
+                with pytest.raises(LedgerError, match="tree on fire"):
+                    ex.commit(out, b"qc")
+                ex.abandon()
+                assert ex.height == 0 and store.block(1) is None and len(store.state) == 0
+                continue
+            ex.commit(out, b"qc")
+            got.append(
+                (
+                    out.state_root,
+                    out.exec_root,
+                    out.history_nodes,
+                    out.tree_puts,
+                    out.tree_deletes,
+                    list(kv.iterate(b"\x00")),
+                )
+            )
+            assert out.tree_pending is None and ex.height == 1 and ex.state_root == out.state_root != b"\x00" * 32
+        finally:
+            store.close()
+            kv.close()
+    assert got[0] == got[1]
 
 
 class _Recording(KVStore):

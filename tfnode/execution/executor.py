@@ -52,6 +52,7 @@ import importlib.resources
 import logging
 import os
 import struct
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, is_not, itemgetter, methodcaller
@@ -88,11 +89,12 @@ class ExecutionError(TfnodeError):
     """The node cannot execute (missing genesis contract source, corrupt stored state)."""
 
 
-def load_state_tree(store: Any, height: int) -> Any:
+def load_state_tree(store: Any, height: int, workers: int | None = None) -> Any:
     """The state tree stored in ``store`` at executed ``height``: its containers (and the
     per-node rows of a store written before them), keeping the nodes reachable from versions
-    ``height - KEEP_VERSIONS ..= height``. Raises ExecutionError naming a damaged container."""
-    tree = _core.StateTree()
+    ``height - KEEP_VERSIONS ..= height``. Raises ExecutionError naming a damaged container.
+    ``workers``: the tree's thread count (``_core.StateTree(workers=...)``; None: all cores)."""
+    tree = _core.StateTree(workers=workers)
     try:
         tree.load_stored(store.tree_containers(), store.tree_nodes(), height, KEEP_VERSIONS)
     except LedgerError as err:
@@ -128,6 +130,9 @@ class BlockOutput:
     drop_legacy_tree: bool = False  # this block moves a per-node stored tree into its container
     dropped: int = 0
     seconds: float = 0.0
+    # execute(overlap_tree=True): the tree update in flight (a Future of StateTree.apply's
+    # result); the tree's fields above are filled when commit resolves it
+    tree_pending: Any = field(default=None, repr=False)
 
 
 @dataclass(slots=True)
@@ -162,8 +167,13 @@ class ChainExecutor:
         contained: bool = False,
         crash_marker: Path | None = None,
         native: bool | None = None,
+        tree_workers: int | None = None,
     ) -> None:
         self.store = store
+        # Threads of the state tree's updates (``_core.StateTree(workers=)``): None, all cores
+        # (the process-wide pool; a node's default); n, a pool of n (a benchmark's one-worker
+        # reference runs its tree on one thread). The roots are the same for any count.
+        self.tree_workers = tree_workers
         # Runs of plain transfers in Rust (_execute_native); False: every transaction through
         # the Python reference (_execute_reference), as the differential test compares them.
         # None: native unless the environment sets TFNODE_PYTHON_TRANSFERS=1 (a diagnostic
@@ -179,7 +189,7 @@ class ChainExecutor:
         self.contracts_dir = contracts_dir
         self.runtime = Runtime(store.state)
         self.iot = iot.Iot(self.runtime)
-        self.tree = _core.StateTree()
+        self.tree = _core.StateTree(workers=self.tree_workers)
         self.height = 0
         self.state_root = ZERO
         self.exec_root = ZERO
@@ -188,6 +198,9 @@ class ChainExecutor:
         self.genesis_state_root = ZERO
         self.genesis_leaf = ZERO
         self.history = roots.History()
+        # execute(overlap_tree=True): the thread that runs the tree update (made on first use)
+        self._tree_thread: ThreadPoolExecutor | None = None
+        self._tree_inflight: Future | None = None  # the last update submitted to it
 
     # ---- start-up ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -228,7 +241,7 @@ class ChainExecutor:
 
     def _open_state(self) -> None:
         writes = self._genesis_writes()
-        self.tree = _core.StateTree()
+        self.tree = _core.StateTree(workers=self.tree_workers)
         # Version 0's container is written with block 1 (take_writes hands back every unwritten one).
         g_root = self.tree.apply_block(0, writes)
         self.genesis_exec_root, self.genesis_leaf, g_hist = roots.genesis(g_root)
@@ -245,7 +258,7 @@ class ChainExecutor:
         if rec is None:
             raise ExecutionError(f"height {height} is executed but its execution record is missing")
         self.store.state.discard()
-        self.tree = load_state_tree(self.store, height)
+        self.tree = load_state_tree(self.store, height, self.tree_workers)
         if self.tree.root(height) != rec[:32]:
             raise ExecutionError(
                 f"state tree loaded from disk has root {self.tree.root(height).hex()}, "
@@ -369,12 +382,20 @@ class ChainExecutor:
         *,
         prepared: Any = None,
         hashes: list[list[bytes] | None] | None = None,
+        overlap_tree: bool = False,
     ) -> BlockOutput:
         """Execute ``block`` (height must be the next one) over ``batches`` = [(digest, raws)]
         in payload order. Leaves the state writes pending in ``store.state``. ``prepared``:
         :meth:`prepare` of these same ``batches`` (or None: done here). ``hashes``: per batch,
         its transaction hashes or None, only as the mempool computed them from these very raws
-        (``Mempool.batch_hashes``): the native path then hashes no transaction again."""
+        (``Mempool.batch_hashes``): the native path then hashes no transaction again.
+
+        ``overlap_tree``: for a caller that passes ``out`` to :meth:`commit` next and reads
+        nothing of it before: the state-tree update (GIL released) runs on the executor's tree
+        thread while ``commit`` builds the block's batch (its transactions, receipts, events,
+        state writes), and ``state_root``, ``exec_root``, ``tree_writes``, ``history*`` and
+        ``stale_*`` are filled during ``commit``. Same bytes, same roots; one thread busy
+        more."""
         height = block["height"]
         if height != self.height + 1:
             raise ExecutionError(f"execute height {height}, but the state is at height {self.height}")
@@ -411,17 +432,37 @@ class ChainExecutor:
         if run.pending:
             self._run_contained(run.pending, out.receipts, bctx)
         writes = out.state_writes = state.writes()
-        # The new nodes go into this height's container; versions leaving the kept window are
-        # pruned, and the containers that leaves empty (or sparse) deleted in this same batch.
-        root = self.tree.apply_block(height, writes, height - KEEP_VERSIONS if height > KEEP_VERSIONS else None)
-        out.tree_puts, out.tree_deletes, out.drop_legacy_tree = self.tree.take_writes()
-        out.state_root = root
+        if overlap_tree:
+            if self._tree_thread is None:
+                self._tree_thread = ThreadPoolExecutor(1, thread_name_prefix="tfnode-tree-apply")
+            out.tree_pending = self._tree_inflight = self._tree_thread.submit(self._tree_apply, height, writes)
         rhashes = run.receipt_hashes
         if None in rhashes:
             rhashes = [r.hash() if h is None else h for h, r in zip(rhashes, out.receipts, strict=True)]
         out.receipts_root = _core.receipts_root(rhashes) if rhashes else ZERO
-        out.exec_root, out.history_nodes, out.history = self.history.append(height, root, out.receipts_root)
+        if not overlap_tree:
+            self._tree_done(out, self._tree_apply(height, writes))
         return out
+
+    def _tree_apply(self, height: int, writes: list) -> tuple:
+        """The tree update of ``height`` (the GIL released inside): the new nodes go into this
+        height's container; versions leaving the kept window are pruned, and the containers
+        that leaves empty (or sparse) deleted in this same block's batch. Returns the root and
+        ``StateTree.take_writes()``."""
+        root = self.tree.apply_block(height, writes, height - KEEP_VERSIONS if height > KEEP_VERSIONS else None)
+        return root, self.tree.take_writes()
+
+    def _tree_done(self, out: BlockOutput, applied: tuple) -> None:
+        """Fill ``out``'s tree parts from :meth:`_tree_apply`'s result for its height."""
+        root, (out.tree_puts, out.tree_deletes, out.drop_legacy_tree) = applied
+        out.state_root = root
+        out.exec_root, out.history_nodes, out.history = self.history.append(out.height, root, out.receipts_root)
+
+    def _tree_wait(self, out: BlockOutput) -> None:
+        """Resolve an overlapped tree update (raises its failure); a no-op once resolved."""
+        pending, out.tree_pending = out.tree_pending, None
+        if pending is not None:
+            self._tree_done(out, pending.result())
 
     def _execute_reference(self, batches: list[tuple[bytes, list[bytes]]], height: int, run: _Run) -> None:
         """The block's transactions one by one in Python: the reference the native path
@@ -580,6 +621,20 @@ class ChainExecutor:
             rows = list(map(_EVENT_ROWS, out.receipts))
             events = [(i, contract, name, body) for i, rs in enumerate(rows) if rs for contract, name, body in rs]
             receipts = list(map(_ENCODE, out.receipts))
+
+        def tree_parts() -> dict[str, Any]:
+            self._tree_wait(out)
+            return {
+                "tree_puts": out.tree_puts,
+                "tree_deletes": out.tree_deletes,
+                "drop_legacy_tree": out.drop_legacy_tree,
+                "state_root": out.state_root,
+                "exec_record": out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),
+            }
+
+        # An overlapped tree update: commit_block asks for the tree's parts once it has built
+        # the rest of the batch (the update ran meanwhile, GIL released); otherwise now.
+        overlapped = out.tree_pending is not None
         self.store.commit_block(
             BlockCommit(
                 out.height,
@@ -592,28 +647,34 @@ class ChainExecutor:
                 # the pending writes of store.state as execute sorted them (nothing writes
                 # between execute and commit): not sorted a second time
                 state_writes=out.state_writes,
-                tree_puts=out.tree_puts,
-                tree_deletes=out.tree_deletes,
-                drop_legacy_tree=out.drop_legacy_tree,
-                state_root=out.state_root,
-                exec_record=out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),
                 batches=out.batches,
                 batch_tx_hashes=out.batch_tx_hashes,
+                deferred=tree_parts if overlapped else None,
+                **({} if overlapped else tree_parts()),
             ),
             durable=durable,
         )
+        self._tree_wait(out)  # commit_block returned early (the block was already stored)
+        self._tree_inflight = None
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
         if self.marker is not None:
             self.marker.clear()
 
     def close(self) -> None:
-        """Close the crash marker's file (the node's stop)."""
+        """Close the crash marker's file and the tree thread (the node's stop)."""
         if self.marker is not None:
             self.marker.close()
+        if self._tree_thread is not None:
+            self._tree_thread.shutdown(wait=True)
+            self._tree_thread = None
 
     def abandon(self) -> None:
-        """Drop a block's pending writes after a failed commit (the node stops next)."""
+        """Drop a block's pending writes after a failed commit (the node stops next), once an
+        overlapped tree update still running has finished (its failure not raised again)."""
+        inflight, self._tree_inflight = self._tree_inflight, None
+        if inflight is not None:
+            inflight.exception()  # waits
         self.store.state.discard()
 
     # ---- reads --------------------------------------------------------------------------------

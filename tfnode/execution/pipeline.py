@@ -31,10 +31,17 @@ block is one atomic batch and the WAL recovers to a prefix), nothing having been
 committed beyond what is on disk; with 1 every block is written synced before the next
 executes. The fsync was ~20 us of wall time per transfer on the calling thread, a third of
 its time per block (docs/benchmarks.md).
+
+The state tree's update inside ``execute`` (GIL released) runs on the executor's tree
+threads: rayon's process-wide pool (a node), or with ``ChainExecutor(tree_workers=n)`` a
+dedicated pool of n that the calling thread waits on (``benches/pipeline_scaling.py`` gives
+workers=n a pool of n, so one worker is serial throughout). ``tree_cpu_s`` is that pool's CPU
+over the run, serial work the calling thread's ``main_cpu_s`` leaves out.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import resource
 import threading
@@ -59,6 +66,10 @@ class PipelineResult:
     wall_s: float = 0.0
     cpu_s: float = 0.0  # the process's user + system CPU seconds over the run (all threads)
     main_cpu_s: float = 0.0  # CPU seconds of the calling thread: order, execute, commit (the serial part)
+    # CPU seconds of the state tree's dedicated pool (``ChainExecutor(tree_workers=n)``), which
+    # the calling thread waits on inside ``execute``: serial work too, though on other threads
+    # (0 where the tree uses the process-wide pool, whose threads verification may share).
+    tree_cpu_s: float = 0.0
 
     @property
     def tx_per_s(self) -> float:
@@ -72,10 +83,42 @@ class PipelineResult:
     def main_cpu_us_per_tx(self) -> float:
         return self.main_cpu_s / self.committed * 1e6 if self.committed else 0.0
 
+    @property
+    def serial_cpu_us_per_tx(self) -> float:
+        """The calling thread's CPU and the tree pool's it waited on, per transaction: what
+        stays serial however many workers verify (all of the pool's CPU: for a pool of n > 1
+        threads an overstatement, as its threads also run side by side)."""
+        return (self.main_cpu_s + self.tree_cpu_s) / self.committed * 1e6 if self.committed else 0.0
+
 
 def _cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
+
+
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+
+
+def _threads_cpu_s(name_prefix: str) -> float:
+    """CPU seconds (user + system) of this process's threads whose name starts with
+    ``name_prefix`` (Linux ``/proc``; 0.0 where it cannot be read). The tree pools' threads
+    are named ``tfnode-tree<n>-<i>`` by the Rust core."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0.0
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index(b"(") + 1 : stat.rindex(b")")]
+        if name.startswith(name_prefix.encode()):
+            fields = stat[stat.rindex(b")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total * _TICK_S
 
 
 def _blocks(
@@ -156,7 +199,10 @@ def run_pipeline(
         if failure:
             raise failure[0]
 
+    tree_pool = getattr(getattr(ex, "tree", None), "workers", 0)
+    tree_threads = f"tfnode-tree{tree_pool}-" if tree_pool else ""
     t0, c0, m0 = time.perf_counter(), _cpu_s(), time.thread_time()
+    tc0 = _threads_cpu_s(tree_threads) if tree_threads else 0.0
     thread = None
     syncer = ThreadPoolExecutor(1, thread_name_prefix="pipeline-sync") if workers > 1 else None
     synced: Future[None] | None = None  # the fsync of the last block written unsynced
@@ -178,7 +224,8 @@ def run_pipeline(
                 "bytes": b"pipeline block %d" % h,
                 "payload": [d for d, _ in batches],
             }
-            out = ex.execute(block, batches, prepared=prepared)
+            # workers >= 2: the tree update (GIL released) runs beside commit's batch building
+            out = ex.execute(block, batches, prepared=prepared, overlap_tree=workers > 1)
             if synced is not None:
                 synced.result()  # block h-1 on disk before block h is written (raises its failure)
             ex.commit(out, b"pipeline qc %d" % h, durable=syncer is None)
@@ -201,6 +248,8 @@ def run_pipeline(
                     pass
             thread.join()
     res.wall_s, res.cpu_s, res.main_cpu_s = time.perf_counter() - t0, _cpu_s() - c0, time.thread_time() - m0
+    if tree_threads:
+        res.tree_cpu_s = _threads_cpu_s(tree_threads) - tc0
     res.refused.sort()
     res.exec_root = ex.exec_root
     return res

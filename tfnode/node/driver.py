@@ -669,7 +669,8 @@ class ConsensusDriver:
                 )
                 if self._closed:
                     return
-                out = ex.execute(b, batches, prepared=prepared)
+                # the state-tree update overlaps commit's batch building (commit follows at once)
+                out = ex.execute(b, batches, prepared=prepared, overlap_tree=True)
                 ex.commit(out, q)
             except CommitConflict as err:
                 ex.abandon()

@@ -12,12 +12,13 @@ database without seeing each other's data. Writes are of two kinds only:
 
 from __future__ import annotations
 
+import dataclasses
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .. import _core
 from . import keys as K
@@ -111,6 +112,13 @@ class BlockCommit:
     tree_puts: Sequence[tuple[bytes, bytes]] = ()
     tree_deletes: Sequence[bytes] = ()
     drop_legacy_tree: bool = False
+    # Called once by ``commit_block`` after it added the block, its transactions, receipts,
+    # events and state writes, before it reads the state-tree parts: returns values for any of
+    # ``tree_puts``, ``tree_deletes``, ``drop_legacy_tree``, ``state_root`` and ``exec_record``
+    # (or the per-node ``tree_writes``, ``stale_nodes``, ``stale_done``), so the caller's tree
+    # update (GIL released, another thread) runs while the rest is built
+    # (``ChainExecutor.execute(overlap_tree=True)``).
+    deferred: Callable[[], dict[str, Any]] | None = None
 
 
 def ensure_schema(kv: KVStore) -> int:
@@ -286,6 +294,8 @@ class ChainStore:
         self._add_events(b, hb, c.events, txs)
         state_writes = self.state.writes() if c.state_writes is None else list(c.state_writes)
         self._add_writes(b, p + K.STATE, state_writes, "state key", "state value")
+        if c.deferred is not None:  # the tree's parts, computed while the above was built
+            c = dataclasses.replace(c, deferred=None, **c.deferred())
         if c.state_root is not None:
             # The executed height's write set, kept for auditors (get_state_changes, the
             # PostgreSQL mirror): the state tree holds values, not what changed when.

@@ -23,19 +23,27 @@ const MAX_WORKERS: usize = 256;
 /// holds one or two pools, never one per call.
 static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
 
+/// The state trees' dedicated pools (`StateTree(workers=n)`), apart from the verification
+/// pools so a tree update never queues behind a verification batch of another thread.
+static TREE_POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+
 pub(crate) fn verify_pool(workers: usize) -> PyResult<Arc<rayon::ThreadPool>> {
+    shared_pool(&POOLS, "verify", workers)
+}
+
+fn shared_pool(pools: &OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>>, what: &'static str, workers: usize) -> PyResult<Arc<rayon::ThreadPool>> {
     if workers > MAX_WORKERS {
         return Err(err(format!("workers {workers} exceeds {MAX_WORKERS}")));
     }
-    let mut pools = POOLS.get_or_init(Default::default).lock().expect("not poisoned");
+    let mut pools = pools.get_or_init(Default::default).lock().expect("not poisoned");
     if let Some(p) = pools.get(&workers) {
         return Ok(p.clone());
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
-        .thread_name(move |i| format!("tfnode-verify{workers}-{i}"))
+        .thread_name(move |i| format!("tfnode-{what}{workers}-{i}"))
         .build()
-        .map_err(|e| err(format!("cannot start {workers} verification threads: {e}")))?;
+        .map_err(|e| err(format!("cannot start {workers} {what} threads: {e}")))?;
     let pool = Arc::new(pool);
     pools.insert(workers, pool.clone());
     Ok(pool)
@@ -376,20 +384,49 @@ type Encoded = (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>);
 /// Every method takes the lock only with the GIL released, so a thread waiting for the
 /// lock never holds the GIL that the lock's holder needs to return. Releasing it costs
 /// ~100 ns, noise beside even one tree read (a few hash-map lookups).
+///
+/// `workers`: where `apply` runs its parallel hashing and subtree updates. None or 0: the
+/// process-wide rayon pool (all cores; a node's default). n >= 1: a dedicated pool of n
+/// threads shared by the trees that ask for n (n = 1: one thread, the serial reference a
+/// benchmark's one-worker run needs, its tree not spread over the other cores). The tree is
+/// deterministic: the same roots and nodes for any count (tests/test_ledger.py).
 #[pyclass(name = "StateTree", module = "tfnode._core")]
-pub struct PyStateTree(Mutex<smt::StateTree>);
+pub struct PyStateTree {
+    tree: Mutex<smt::StateTree>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    workers: usize,
+}
 
 impl PyStateTree {
     fn with<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut smt::StateTree) -> R + Send) -> R {
-        py.detach(|| f(&mut self.0.lock().expect("not poisoned")))
+        py.detach(|| f(&mut self.tree.lock().expect("not poisoned")))
+    }
+
+    /// `with` on the tree's pool (the rayon work of `apply`).
+    fn with_pool<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut smt::StateTree) -> R + Send) -> R {
+        match &self.pool {
+            None => self.with(py, f),
+            Some(pool) => py.detach(|| pool.install(|| f(&mut self.tree.lock().expect("not poisoned")))),
+        }
     }
 }
 
 #[pymethods]
 impl PyStateTree {
     #[new]
-    fn new() -> Self {
-        PyStateTree(Mutex::new(smt::StateTree::new()))
+    #[pyo3(signature = (workers = None))]
+    fn new(workers: Option<usize>) -> PyResult<Self> {
+        let pool = match workers {
+            None | Some(0) => None,
+            Some(n) => Some(shared_pool(&TREE_POOLS, "tree", n)?),
+        };
+        Ok(PyStateTree { tree: Mutex::new(smt::StateTree::new()), pool, workers: workers.unwrap_or(0) })
+    }
+
+    /// The `workers` it was made with (0: the process-wide pool).
+    #[getter]
+    fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Add persisted nodes (an iterable of `(node_key, node)` bytes pairs; may be called in
@@ -431,7 +468,7 @@ impl PyStateTree {
         }
         let parts: Vec<(u64, u16, &[u8])> = parts.iter().map(|(i, p, d)| (*i, *p, d.as_bytes())).collect();
         let rows: Vec<(&[u8], &[u8])> = rows.iter().map(|(k, n)| (k.as_bytes(), n.as_bytes())).collect();
-        self.with(py, |t| -> led::Result<()> {
+        self.with_pool(py, |t| -> led::Result<()> {
             for (i, p, d) in parts {
                 t.load_container_part(i, p, d)?;
             }
@@ -453,7 +490,7 @@ impl PyStateTree {
             owned.push(item?.extract()?);
         }
         let refs: Vec<(&[u8], Option<&[u8]>)> = owned.iter().map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))).collect();
-        let root = self.with(py, |t| t.apply_block(version, &refs, oldest_kept)).map_err(err)?;
+        let root = self.with_pool(py, |t| t.apply_block(version, &refs, oldest_kept)).map_err(err)?;
         Ok(PyBytes::new(py, &root))
     }
 
@@ -461,7 +498,7 @@ impl PyStateTree {
     /// (`(u64 id + u16 part, bytes)`), parts to delete (`u64 id + u16 part`), and whether
     /// to delete the per-node rows of a store written before containers.
     fn take_writes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let w = self.with(py, |t| t.take_writes());
+        let w = self.with_pool(py, |t| t.take_writes());
         let key = |id: u64, p: u16| {
             let mut k = [0u8; 10];
             k[..8].copy_from_slice(&id.to_be_bytes());
@@ -512,7 +549,7 @@ impl PyStateTree {
             owned.push(item?.extract()?);
         }
         let refs: Vec<(&[u8], Option<&[u8]>)> = owned.iter().map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))).collect();
-        let res = self.with(py, |t| -> led::Result<([u8; 32], Encoded)> {
+        let res = self.with_pool(py, |t| -> led::Result<([u8; 32], Encoded)> {
             let u = smt::apply(&t.store, t.version(), version, &refs)?;
             // In key order: the block's RocksDB batch is sorted before it is written (memtable
             // inserts in key order are cheaper), and Python's sort of the whole batch costs
