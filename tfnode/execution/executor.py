@@ -393,8 +393,8 @@ class ChainExecutor:
         ``overlap_tree``: for a caller that passes ``out`` to :meth:`commit` next and reads
         nothing of it before: the state-tree update (GIL released) runs on the executor's tree
         thread while ``commit`` builds the block's batch (its transactions, receipts, events,
-        state writes), and ``state_root``, ``exec_root``, ``tree_writes``, ``history*`` and
-        ``stale_*`` are filled during ``commit``. Same bytes, same roots; one thread busy
+        state writes), and ``state_root``, ``exec_root``, ``history*`` and the tree's
+        ``tree_puts``, ``tree_deletes`` and ``drop_legacy_tree`` are filled during ``commit``. Same bytes, same roots; one thread busy
         more."""
         height = block["height"]
         if height != self.height + 1:

@@ -4,7 +4,7 @@
     store = ChainStore(kv, "tf-main")       # checks schema and invariants; store.head
     rt = Runtime(store.state)               # pending block writes over committed state
     store.commit_block(BlockCommit(h, block_hash, block_bytes, qc_bytes, txs=..., receipts=...,
-                       events=..., tree_writes=..., state_root=root))  # one synced batch
+                       events=..., tree_puts=..., state_root=root))  # one synced batch
     store.persist_safety(data)              # before a vote leaves the node
 
 See docs/storage.md for the key schema and the crash-safety argument.
