@@ -15,6 +15,7 @@ from tfnode.storage import (
     StorageTypeError,
     StorageValueError,
     WriteBatch,
+    open_rocks,
 )
 from tfnode.storage import keys as K
 
@@ -272,6 +273,41 @@ def test_chains_are_isolated(kv):
     assert ChainStore(kv, "ab").head.height == 0 and ChainStore(kv, "a").load_safety() == b"sa"
     pa, pb = K.chain_prefix("a"), K.chain_prefix("ab")
     assert not pb.startswith(pa) and not pa.startswith(pb)
+
+
+def test_a_version_2_store_is_upgraded_in_place_and_an_old_version_refused(backend, tmp_path):  # noqa: F811
+    """Version 3 reads every version-2 row; opening a version-2 store for writing marks it 3
+    before anything new is written (a version-2 tfnode then refuses it by its version), with
+    its blocks intact. Version 1 is still refused."""
+    kv = backend.open()
+    s = ChainStore(kv, "tf-main")
+    commit(s, 0)
+    b = WriteBatch()
+    b.put(K.SCHEMA_KEY, K.schema_value(2))
+    kv.write(b, sync=True)
+    kv = backend.reopen(kv)
+    assert K.parse_schema(kv.get(K.SCHEMA_KEY)) == 2
+    s = ChainStore(kv, "tf-main")
+    assert s.schema_version == K.SCHEMA_VERSION == 3 and K.parse_schema(kv.get(K.SCHEMA_KEY)) == 3
+    assert s.head is not None and s.head.height == 0
+    b = WriteBatch()
+    b.put(K.SCHEMA_KEY, K.schema_value(1))
+    kv.write(b, sync=True)
+    with pytest.raises(SchemaVersionError, match="schema version 1, this tfnode reads version 3"):
+        ChainStore(kv, "tf-main")
+    kv.close()
+    # A read-only open (a tool beside a running node) reads a version-2 store as it is.
+    rw = open_rocks(tmp_path / "ro")
+    ChainStore(rw, "tf-main")
+    b = WriteBatch()
+    b.put(K.SCHEMA_KEY, K.schema_value(2))
+    rw.write(b, sync=True)
+    rw.close()
+    ro = open_rocks(tmp_path / "ro", read_only=True)
+    try:
+        assert ChainStore(ro, "tf-main").schema_version == 2 and K.parse_schema(ro.get(K.SCHEMA_KEY)) == 2
+    finally:
+        ro.close()
 
 
 def test_schema_version_checked_on_open(backend):  # noqa: F811

@@ -122,7 +122,9 @@ class BlockCommit:
 
 
 def ensure_schema(kv: KVStore) -> int:
-    """Check (or, on an empty store, write) the schema version; return it."""
+    """Check (or, on an empty store, write) the schema version; return it. A store of a
+    version in ``K.SCHEMA_UPGRADES`` opened for writing is marked with the current version
+    (the rows are the same; the new code may add rows the old cannot read)."""
     raw = kv.get(K.SCHEMA_KEY)
     if raw is None:
         first = next(iter(kv.iterate(b"\x00")), None)
@@ -137,6 +139,16 @@ def ensure_schema(kv: KVStore) -> int:
     version = K.parse_schema(raw)
     if version is None:
         raise SchemaVersionError(f"schema key holds {raw[:16].hex()}: not a tfnode store")
+    if version in K.SCHEMA_UPGRADES:
+        # The new rows come later (a block's containers and batches); the version goes first,
+        # so a tfnode that cannot read them refuses the store by its version from now on
+        # rather than finding the rows. A read-only open reads the old version as it is.
+        if getattr(kv, "read_only", False):
+            return version
+        b = WriteBatch()
+        b.put(K.SCHEMA_KEY, K.schema_value())
+        kv.write(b, sync=True)
+        return K.SCHEMA_VERSION
     if version != K.SCHEMA_VERSION:
         raise SchemaVersionError(
             f"store has schema version {version}, this tfnode reads version {K.SCHEMA_VERSION}; "

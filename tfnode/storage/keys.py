@@ -62,7 +62,12 @@ from .errors import CorruptionError, StorageTypeError, StorageValueError
 # 2: execution records carry execution-history nodes and exec roots are history-tree
 # roots (issue 14); a version-1 store is refused, not converted (its blocks carry old-style
 # exec roots: the consortium starts again from genesis, docs/operations.md).
-SCHEMA_VERSION = 2
+# 3: a store may hold rows a version-2 tfnode cannot read (state-tree containers, table "C";
+# batches kept as their transactions' hashes, BATCH_BY_TX). A version-2 store is upgraded in
+# place when opened for writing: every version-2 row reads the same here.
+SCHEMA_VERSION = 3
+#: Versions this tfnode reads and upgrades in place to SCHEMA_VERSION.
+SCHEMA_UPGRADES = (2,)
 SCHEMA_KEY = b"\x00schema"
 SCHEMA_MAGIC = b"TFST"
 
