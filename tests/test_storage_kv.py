@@ -380,3 +380,41 @@ def test_rocks_read_only_sync_is_a_no_op(tmp_path):
         assert ro.get(b"a") == b"1"
     finally:
         ro.close()
+
+
+class _WriteDuringRead(_RecordingDb):
+    """A stand-in whose multi-get lets another writer commit first: a write that begins
+    while a snapshot's ``get_many`` reads the live DB."""
+
+    def __init__(self, db, calls, kv):
+        super().__init__(db, calls)
+        self.kv = kv
+
+    def get(self, keys, *args):
+        if type(keys) is list and not self.calls:
+            put(self.kv, {b"a": b"during", b"c": b"new"})
+        self.calls.append(("get", type(keys).__name__))
+        return self._db.get(keys, *args)
+
+
+def test_rocks_snapshot_get_many_reads_its_instant_around_writes(tmp_path):
+    """A snapshot's ``get_many`` reads the live DB while no write has begun since the snapshot
+    (one multi-get), and the snapshot itself once one has, or when one began during the read."""
+    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    put(kv, {b"a": b"1", b"b": b"2"})
+    snap = kv.snapshot()
+    assert snap.get_many([b"a", b"b", b"c"]) == [b"1", b"2", None]  # live path, no write since
+    put(kv, {b"a": b"changed", b"b": None})
+    assert snap.get_many([b"a", b"b", b"c"]) == [b"1", b"2", None]  # the snapshot's own reads
+    snap.close()
+    snap = kv.snapshot()
+    calls: list = []
+    real, kv._db = kv._db, _WriteDuringRead(kv._db, calls, kv)
+    try:
+        assert snap.get_many([b"a", b"b", b"c"]) == [b"changed", None, None]
+        assert ("write", False) in calls  # the write did land during the read
+        assert kv.get(b"a") == b"during"
+    finally:
+        kv._db = real
+        snap.close()
+        kv.close()
