@@ -114,20 +114,6 @@ class _RocksSnapshot(KVSnapshot):
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
         snap = self._live()
         keys = keys if type(keys) is list and all_bytes(keys, 1, MAX_KEY) else [check_key(k) for k in keys]
-        kv = self._kv
-        if keys and kv._begun == self._gen:
-            # No write has begun since the snapshot, so the live DB holds exactly its state:
-            # one multi-get there costs ~0.5 us per absent key (most keys asked here: a
-            # block's unused replay keys) where the snapshot's per-key lookup raises for
-            # each, ~0.9 us. A write that begins during the read may show in it: the second
-            # check sees its count and the snapshot reads again.
-            db = kv._check_open()
-            try:
-                got = cast("list[bytes | None]", db.get(cast(Any, keys)))
-            except Exception as err:
-                raise _read_error(err) from err
-            if kv._begun == self._gen:
-                return got
         out: list[bytes | None] = []
         add = out.append
         for key in keys:  # one frame for the lot (a block's replay records: mostly absent)
@@ -181,8 +167,7 @@ class RocksKV(KVStore):
         self._nosync = rd.WriteOptions()
         self._nosync.sync = False
         self._lock = threading.Lock()
-        self._gen = 0  # writes ended (see write)
-        self._begun = 0  # writes begun
+        self._gen = 0
         # Open rocksdict snapshots keep RocksDB (and its LOCK file) alive after close();
         # close() releases them so the directory can be reopened in this process.
         self._snapshots: weakref.WeakSet[_RocksSnapshot] = weakref.WeakSet()
@@ -253,11 +238,6 @@ class RocksKV(KVStore):
             else:
                 put(k, v)
         with self._lock:
-            # Counted before the write starts and after it ends: a snapshot's get_many reads
-            # the live DB only while no write has begun since the snapshot (_begun == its
-            # generation, checked before and after the read), and iterate only while none
-            # has ended (_gen). A failed write leaves them apart: snapshots then read alone.
-            self._begun += 1
             try:
                 db.write(wb, self._nosync)
             except Exception as err:
