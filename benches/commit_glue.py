@@ -2,7 +2,7 @@
 
     .venv/bin/python benches/commit_glue.py [--block-txs 400] [--rounds 15] [--json]
 
-Three steps, each timed both ways on the same inputs, interleaved round by round (the
+Four steps, each timed both ways on the same inputs, interleaved round by round (the
 minimum over rounds is the figure least moved by other processes on a shared machine):
 
 * ``events``: ``ChainStore._add_events`` for one transfer event per transaction, with
@@ -12,6 +12,11 @@ minimum over rounds is the figure least moved by other processes on a shared mac
   balances) through a ``RocksKV`` snapshot's ``get_many`` (per-key lookups, raising for each
   absent key inside rocksdict) against a candidate: one multi-get on the live DB, which
   holds the snapshot's state while no write has happened since it. The values must agree.
+* ``pending_get_many``: ``PendingState.get_many`` of a block's keys with none of them
+  written in the block (a block's replay keys: the keys prefixed and handed on in C loops)
+  against the same keys with the first one written (the per-key loops it runs otherwise,
+  which every call ran before). Over a ``MemoryKV`` snapshot, so the store's read is small
+  beside the glue.
 * ``write_loop``: ``RocksKV.write``'s batch build, the sorted per-operation loop it runs,
   against a candidate without a Python step per operation (``dict(ops)``, sorted keys,
   ``map(wb.put, ...)``), on a block-shaped batch of ~5.7 operations per transfer. Only the
@@ -98,6 +103,23 @@ def bench_get_many(n: int, rounds: int) -> dict[str, float]:
     return {"new": min(new) / n * 1e6, "reference": min(old) / n * 1e6}
 
 
+def bench_pending_get_many(n: int, rounds: int) -> dict[str, float]:
+    rng = random.Random(3)
+    store = ChainStore(MemoryKV(), "tf-glue")
+    keys = [rng.randbytes(33) for _ in range(3 * n)]
+    state = store.state
+    new, old = [], []
+    for _ in range(rounds):
+        state.discard()
+        assert state.get_many(keys) == [None] * len(keys)
+        new.append(_timed(lambda: state.get_many(keys)))
+        state.put(keys[0], b"v")
+        assert state.get_many(keys) == [b"v"] + [None] * (len(keys) - 1)
+        old.append(_timed(lambda: state.get_many(keys)))
+    state.discard()
+    return {"new": min(new) / n * 1e6, "reference": min(old) / n * 1e6}
+
+
 def _loop(ops: list) -> rd.WriteBatch:
     ops = sorted(ops, key=_first)
     wb = rd.WriteBatch(raw_mode=True)
@@ -144,7 +166,12 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     out: dict[str, object] = {"tree": os.getcwd(), "block_txs": a.block_txs, "rounds": a.rounds}
-    for name, fn in (("events", bench_events), ("get_many", bench_get_many), ("write_loop", bench_write_loop)):
+    for name, fn in (
+        ("events", bench_events),
+        ("get_many", bench_get_many),
+        ("pending_get_many", bench_pending_get_many),
+        ("write_loop", bench_write_loop),
+    ):
         r = fn(a.block_txs, a.rounds)
         r = {k: round(v, 3) for k, v in r.items()}
         r["ratio"] = round(r["new"] / r["reference"], 3)
