@@ -146,7 +146,7 @@ def py_event_ops(table, hb, events, txs):
 def test_event_rows_match_the_definition_and_refuse_what_does_not_fit():
     rng = random.Random(5)
     txs = [(rng.randbytes(rng.choice((20, 32, 64))), b"body") for _ in range(9)]
-    events = [(rng.randrange(9), rng.choice(("asset", "c" * 255, "é")), "E%d" % i, rng.randbytes(i)) for i in range(50)]
+    events = [(rng.randrange(9), rng.choice(("asset", "c" * 255, "é")), f"E{i}", rng.randbytes(i)) for i in range(50)]
     hb = K.u64(77)
     assert _core.event_ops(b"\x00E", hb, events, txs, 255, 100) == py_event_ops(b"\x00E", hb, events, txs)
     assert _core.event_ops(b"E", hb, [], txs, 255, 100) == []
