@@ -134,6 +134,23 @@ def test_pending_state_get_put_delete(kv):
     assert s.get_state(b"a") is None and s.state.get(b"a") is None and s.get_state(b"b") == b"2"
 
 
+def test_pending_state_get_many_with_and_without_pending_keys(kv):
+    """``get_many`` reads the committed state for keys not written in the block (all of them
+    in one call when none is) and the pending value or delete for the others."""
+    s = ChainStore(kv, "c")
+    s.state.put(b"a", b"1")
+    s.state.put(b"b", b"2")
+    commit(s, 0, state_writes=None)
+    assert s.state.get_many([b"a", b"zz", b"b"]) == [b"1", None, b"2"]  # nothing pending
+    assert s.state.get_many([]) == []
+    s.state.delete(b"a")
+    s.state.put(b"c", b"3")
+    assert s.state.get_many([b"a", b"b", b"c", b"zz"]) == [None, b"2", b"3", None]
+    assert s.state.get_many([b"b", b"zz"]) == [b"2", None]  # none of these pending
+    with pytest.raises(StorageTypeError):
+        s.state.get_many([b"b", "c"])
+
+
 def test_recommit_same_block_is_a_noop_different_is_refused(kv):
     s = ChainStore(kv, "tf-main")
     for h in range(2):

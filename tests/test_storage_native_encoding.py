@@ -1,5 +1,5 @@
 """The Rust encoders of a block's batch (``_core.pack_keys``, ``_core.encode_writes``,
-``_core.prefixed_ops``) against the Python definitions they replace, byte for byte, and
+``_core.prefixed_ops``, ``_core.event_ops``) against the Python definitions they replace, byte for byte, and
 ``ChainStore.commit_block``'s whole batch with and without them."""
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def _blocks():
                 b"qc %d" % h,
                 txs=txs,
                 receipts=[b"receipt %d" % i for i in range(20)],
-                events=[(i, "asset", "Transfer", b"e%d" % i) for i in range(20)],
+                events=[(i, "asset", "Transfer", b"e%d" % i) for i in range(20)]
+                + [(3, "lc", "Issued", b""), (19, "契约", "事件é", rng.randbytes(40)), (0, "asset", "Transfer", b"x")],
                 state_writes=state,
                 tree_writes=tree,
                 stale_nodes=[rng.randbytes(12) for _ in range(30)],
@@ -101,7 +102,7 @@ def _batches(monkeypatch, native: bool, refused: list[str]) -> list[list[tuple[b
             refused.append("refused")
             raise TypeError("the Python path, for comparison")
 
-        for name in ("pack_keys", "encode_writes", "prefixed_ops"):
+        for name in ("pack_keys", "encode_writes", "prefixed_ops", "event_ops"):
             monkeypatch.setattr(_core, name, refuse)
     kv = MemoryKV()
     seen = []
@@ -124,9 +125,73 @@ def test_commit_batches_are_identical_with_and_without_the_rust_encoders(monkeyp
     native = _batches(monkeypatch, True, refused)
     assert not refused
     python = _batches(monkeypatch, False, refused)
-    assert len(refused) >= 3 * 4  # state, tree, W record and key lists of every block went the Python way
+    assert len(refused) >= 3 * 5  # state, tree, W record, key lists, events of every block went the Python way
     assert len(native) == 4 and native == python  # the schema record, then 3 blocks
     assert all(len(b) > 100 for b in native[1:])
+
+
+def py_event_ops(table, hb, events, txs):
+    """The event rows as docs/storage.md defines them."""
+
+    def name(s):
+        raw = s.encode()
+        return bytes([len(raw)]) + raw
+
+    return [
+        (table + name(c) + name(n) + hb + U32.pack(seq), U32.pack(i) + bytes([len(txs[i][0])]) + txs[i][0] + p)
+        for seq, (i, c, n, p) in enumerate(events)
+    ]
+
+
+def test_event_rows_match_the_definition_and_refuse_what_does_not_fit():
+    rng = random.Random(5)
+    txs = [(rng.randbytes(rng.choice((20, 32, 64))), b"body") for _ in range(9)]
+    events = [(rng.randrange(9), rng.choice(("asset", "c" * 255, "é")), f"E{i}", rng.randbytes(i)) for i in range(50)]
+    hb = K.u64(77)
+    assert _core.event_ops(b"\x00E", hb, events, txs, 255, 100) == py_event_ops(b"\x00E", hb, events, txs)
+    assert _core.event_ops(b"E", hb, [], txs, 255, 100) == []
+    for bad, exc, match in [
+        ([[0, "a", "b", b""]], TypeError, r"events\[0\] must be a"),
+        ([(0, "a", "b")], TypeError, r"events\[0\] must be a"),
+        ([(0, "a", "b", b""), (9, "a", "b", b"")], ValueError, r"events\[1\] names tx 9 but the block has 9"),
+        ([(-1, "a", "b", b"")], ValueError, r"events\[0\] tx index out of range"),
+        ([(True, "a", "b", b"")], TypeError, r"tx index must be int"),
+        ([(0, b"a", "b", b"")], TypeError, r"contract must be str"),
+        ([(0, "a", "", b"")], ValueError, r"event name must be 1..=255 bytes"),
+        ([(0, "a" * 256, "b", b"")], ValueError, r"contract must be 1..=255 bytes"),
+        ([(0, "a", "b", bytearray(b"p"))], TypeError, r"events payloads\[0\] must be bytes"),
+        ([(0, "a", "b", b"p" * 101)], ValueError, r"payload is more than 100 bytes"),
+        ([(0, "\ud800", "b", b"")], ValueError, "surrogate"),
+    ]:
+        with pytest.raises(exc, match=match):
+            _core.event_ops(b"E", hb, bad, txs, 255, 100)
+
+
+@pytest.mark.parametrize(
+    ("events", "err", "match"),
+    [
+        ([(0, "a", "b", b""), [0, "a", "b", b""]], StorageTypeError, r"events\[1\] must be a \(tx_index"),
+        ([(2, "a", "b", b"")], StorageValueError, r"events\[0\] names tx 2 but the block has 2"),
+        ([(-1, "a", "b", b"")], StorageValueError, r"events\[0\] tx index -1 is outside"),
+        ([(0, "a", "", b"")], StorageValueError, r"event name must be 1..255 bytes"),
+        ([(0, "a", "b", 7)], StorageTypeError, r"events\[0\] payload"),
+    ],
+)
+def test_bad_events_still_get_a_storage_error(events, err, match):
+    s = ChainStore(MemoryKV(), "tf-main")
+    txs = [(crypto.sm3(b"t0"), b"t0"), (crypto.sm3(b"t1"), b"t1")]
+    c = BlockCommit(0, crypto.sm3(b"b"), b"b", b"q", txs=txs, receipts=[b"r", b"r"], events=events)
+    with pytest.raises(err, match=match):
+        s.commit_block(c)
+    assert s.head is None
+
+
+def test_bytes_like_event_payloads_still_commit():
+    s = ChainStore(MemoryKV(), "tf-main")
+    txs = [(crypto.sm3(b"t0"), b"t0")]
+    c = BlockCommit(0, crypto.sm3(b"b"), b"b", b"q", txs=txs, receipts=[b"r"], events=[(0, "a", "b", bytearray(b"p"))])
+    assert s.commit_block(c)
+    assert [e.payload for e in s.events("a", "b")] == [b"p"]
 
 
 @pytest.mark.parametrize(

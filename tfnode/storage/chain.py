@@ -525,8 +525,17 @@ class ChainStore:
         events: Iterable[tuple[int, str, str, bytes]],
         txs: Sequence[tuple[bytes, bytes]],
     ) -> None:
-        names: dict[tuple[str, str], bytes] = {}  # (contract, name) -> key part, per block
         ev_t, ops, pack, ntx = self._p + K.EVENT, b.ops, K.u32_pack, len(txs)
+        events = events if type(events) is list else list(events)
+        if events and type(txs) is list:
+            # One Rust call for the usual plain events (the same rows); on anything unexpected
+            # the loop below names the bad item in a storage error.
+            try:
+                ops.extend(_core.event_ops(ev_t, hb, events, txs, K.MAX_NAME, MAX_VALUE - 70))
+                return
+            except (TypeError, ValueError):
+                pass
+        names: dict[tuple[str, str], bytes] = {}  # (contract, name) -> key part, per block
         for seq, ev in enumerate(events):
             if type(ev) is not tuple or len(ev) != 4:
                 raise StorageTypeError(f"events[{seq}] must be a (tx_index, contract, name, payload) tuple")
