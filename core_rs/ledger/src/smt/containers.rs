@@ -586,11 +586,11 @@ mod tests {
         let (mut from_hand, mut from_lookups, mut puts) = (0, 0, 0);
         for v in 1..60u64 {
             let start = (v as u32 * 397) % 3000;
-            let n = if v % 7 == 0 { 2500 } else { 40 + (v as u32 % 5) * 30 };
+            let n = if v.is_multiple_of(7) { 2500 } else { 40 + (v as u32 % 5) * 30 };
             let kv: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..n)
                 .map(|i| {
                     let k = (start + i * 13) % 4000;
-                    let val = if (k + v as u32) % 11 == 0 { None } else { Some(format!("v{v}/{k}").into_bytes()) };
+                    let val = if (k + v as u32).is_multiple_of(11) { None } else { Some(format!("v{v}/{k}").into_bytes()) };
                     (format!("k{k}").into_bytes(), val)
                 })
                 .collect();
