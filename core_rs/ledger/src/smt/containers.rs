@@ -19,7 +19,11 @@
 //!   (a touched container with under [`SMALL_LIVE`] live nodes is compacted as well, so the
 //!   number of containers stays near live / `SMALL_LIVE` even when blocks are small);
 //! - a version's nodes are always in one container (compaction moves every live node of a
-//!   container), so a node's container is found from its version (`home`), not stored per node.
+//!   container), so a node's container is found from its version (`home`), not stored per node;
+//! - entries are encoded while the nodes are in hand (`apply_block`: the update's new nodes;
+//!   `compact_into`: each live node as it is read, one lookup apiece), so `take_writes` only
+//!   cuts parts; a container that pruning touched before it was written is packed by looking
+//!   its live nodes up (the same bytes: a test compares both ways over many blocks).
 //!
 //! Nothing here is consensus data: roots and proofs depend on the nodes, never on where they
 //! are stored. At start-up [`StateTree::finish_load`] keeps only the nodes reachable from the
@@ -31,6 +35,10 @@ use rayon::prelude::*;
 use super::{Child, Node, NodeKey, NodeKeyHasher, StateTree};
 use crate::error::{LedgerError, Result};
 use crate::Hash;
+
+/// For maps keyed by version (one multiply per lookup; pruning does one per version it
+/// touches, and SipHash showed up there). Nothing iterates them, so order cannot leak.
+type FastU64 = std::hash::BuildHasherDefault<NodeKeyHasher>;
 
 /// First byte of every container part.
 pub const CONTAINER_FORMAT: u8 = 1;
@@ -58,6 +66,12 @@ struct Cont {
     /// Versions whose nodes it holds.
     versions: Vec<u64>,
     written: bool,
+    /// The entries (`u16 len || node key || u32 len || node`) of every key of `keys`, in
+    /// order and in chunks, encoded while the nodes were in hand: the block's new nodes in
+    /// `apply_block`, a compacted container's live ones in `compact_into`. `None` once
+    /// pruning removed one of its nodes (or for a loaded container): `take_writes` then
+    /// looks the live nodes up again. Held only until the container is written.
+    packed: Option<Vec<Vec<u8>>>,
 }
 
 /// Per-container bookkeeping of a [`StateTree`] (empty until the host uses
@@ -66,7 +80,7 @@ struct Cont {
 pub struct Containers {
     conts: BTreeMap<u64, Cont>,
     /// version -> the container holding its nodes.
-    home: HashMap<u64, u64>,
+    home: HashMap<u64, u64, FastU64>,
     /// Parts `(container, part)` to delete with the next writes.
     deletes: Vec<(u64, u16)>,
     /// Parts counts read during a load, checked by `finish_load`: (declared count, parts seen).
@@ -126,6 +140,100 @@ impl Containers {
             }
         }
     }
+}
+
+/// Append the container entry of `key` and `node` to `out`.
+fn push_entry(out: &mut Vec<u8>, key: &NodeKey, node: &Node) {
+    // Each length is written as a placeholder and filled in once its encoding is appended.
+    let at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    key.encode_into(out);
+    let kl = (out.len() - at - 2) as u16;
+    out[at..at + 2].copy_from_slice(&kl.to_be_bytes());
+    let at = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    node.encode_into(out);
+    let nl = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&nl.to_be_bytes());
+}
+
+/// The entries of `nodes`, in order, in chunks of [`PACK_CHUNK`] encoded on the pool.
+fn pack_new(nodes: &[(NodeKey, Node)]) -> Vec<Vec<u8>> {
+    nodes
+        .par_chunks(PACK_CHUNK)
+        .map(|ns| {
+            let mut b = Vec::with_capacity(ns.len() * 128);
+            for (k, n) in ns {
+                push_entry(&mut b, k, n);
+            }
+            b
+        })
+        .collect()
+}
+
+/// The entries of the nodes of `keys` that `nodes` holds (in order), and those keys: one
+/// lookup per key (a compaction reads each node once, to learn it is live and to encode it).
+fn pack_live(keys: &[NodeKey], nodes: &super::MemStore) -> (Vec<NodeKey>, Vec<Vec<u8>>) {
+    let parts: Vec<(Vec<NodeKey>, Vec<u8>)> = keys
+        .par_chunks(PACK_CHUNK)
+        .map(|ks| {
+            let mut live = Vec::with_capacity(ks.len());
+            let mut b = Vec::with_capacity(ks.len() * 128);
+            for k in ks {
+                if let Some(n) = nodes.get_ref(k) {
+                    push_entry(&mut b, k, n);
+                    live.push(*k);
+                }
+            }
+            (live, b)
+        })
+        .collect();
+    let mut live = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+    let mut chunks = Vec::with_capacity(parts.len());
+    for (l, b) in parts {
+        live.extend(l);
+        chunks.push(b);
+    }
+    (live, chunks)
+}
+
+/// The container parts holding the entries of `chunks` in order: each part's body cut at
+/// `limit` bytes (an entry is never split; one larger than `limit` has a part of its own),
+/// built in place after its 3-byte header.
+fn cut_parts(chunks: Vec<Vec<u8>>, limit: usize) -> Vec<Vec<u8>> {
+    let mut left: usize = chunks.iter().map(|c| c.len()).sum();
+    let part = |left: usize| {
+        let mut v = Vec::with_capacity(3 + left.min(limit));
+        v.extend_from_slice(&[CONTAINER_FORMAT, 0, 0]);
+        v
+    };
+    let mut parts: Vec<Vec<u8>> = vec![part(left)];
+    for ch in chunks {
+        let cur = parts.last_mut().expect("one");
+        if cur.len() - 3 + ch.len() <= limit {
+            cur.extend_from_slice(&ch); // the whole chunk fits: so does each entry
+            left -= ch.len();
+            continue;
+        }
+        let mut at = 0;
+        while at < ch.len() {
+            let kl = u16::from_be_bytes([ch[at], ch[at + 1]]) as usize;
+            let nl_at = at + 2 + kl;
+            let nl = u32::from_be_bytes(ch[nl_at..nl_at + 4].try_into().expect("4")) as usize;
+            let end = nl_at + 4 + nl;
+            if parts.last().expect("one").len() > 3 && parts.last().expect("one").len() - 3 + (end - at) > limit {
+                parts.push(part(left));
+            }
+            parts.last_mut().expect("one").extend_from_slice(&ch[at..end]);
+            left -= end - at;
+            at = end;
+        }
+    }
+    let n = (parts.len() as u16).to_be_bytes();
+    for v in &mut parts {
+        v[1..3].copy_from_slice(&n);
+    }
+    parts
 }
 
 impl StateTree {
@@ -272,6 +380,9 @@ impl StateTree {
         c.keys.extend(u.new_nodes.iter().map(|(k, _)| *k));
         c.live = c.keys.len();
         c.versions.push(version);
+        // Encoded now, while the nodes are in hand: take_writes would otherwise look each
+        // one up again in a map of millions (a cache miss apiece).
+        c.packed = Some(pack_new(&u.new_nodes));
         cs.home.insert(version, version);
         self.store.commit(u);
         self.version = Some(version);
@@ -288,19 +399,26 @@ impl StateTree {
     fn prune_containers(&mut self, oldest_kept: u64, into: u64) {
         let keep = self.store.stale.split_off(&(oldest_kept.saturating_add(1)));
         let gone = std::mem::replace(&mut self.store.stale, keep);
-        let mut touched: HashSet<u64> = HashSet::new();
-        let cs = &mut self.containers;
+        // Removed nodes counted per version first: their containers are then looked up once
+        // per version rather than once per node.
+        let mut removed: HashMap<u64, usize, FastU64> = HashMap::default();
         for k in gone.into_values().flatten() {
             if self.store.remove(&k).is_some() {
-                if let Some(id) = cs.home.get(&k.version) {
-                    let c = cs.conts.get_mut(id).expect("a home names a container");
-                    c.live -= 1;
-                    touched.insert(*id);
-                }
+                *removed.entry(k.version).or_default() += 1;
             }
         }
-        let mut touched: Vec<u64> = touched.into_iter().collect();
+        let cs = &mut self.containers;
+        let mut touched: Vec<u64> = Vec::new();
+        for (v, n) in removed {
+            if let Some(id) = cs.home.get(&v) {
+                let c = cs.conts.get_mut(id).expect("a home names a container");
+                c.live -= n;
+                c.packed = None; // holds a node no longer live: take_writes looks them up
+                touched.push(*id);
+            }
+        }
         touched.sort_unstable(); // the same operations on every run (order of the batch)
+        touched.dedup();
         for id in touched {
             let c = &self.containers.conts[&id];
             if c.live == 0 {
@@ -319,17 +437,23 @@ impl StateTree {
             return;
         };
         let nodes = &self.store;
-        let live: Vec<NodeKey> = f.keys.iter().filter(|k| nodes.contains(k)).copied().collect();
+        let t = cs.conts.get_mut(&into).expect("the current block's container");
+        let live: Vec<NodeKey> = if let Some(p) = &mut t.packed {
+            let (live, chunks) = pack_live(&f.keys, nodes);
+            p.extend(chunks);
+            live
+        } else {
+            f.keys.iter().filter(|k| nodes.contains(k)).copied().collect()
+        };
+        t.live += live.len();
+        t.keys.extend(live);
         let versions = std::mem::take(&mut f.versions);
         for v in &versions {
             if cs.home.get(v) == Some(&from) {
                 cs.home.insert(*v, into);
             }
         }
-        let t = cs.conts.get_mut(&into).expect("the current block's container");
-        t.live += live.len();
-        t.keys.extend(live);
-        t.versions.extend(versions);
+        cs.conts.get_mut(&into).expect("the current block's container").versions.extend(versions);
         if from != LEGACY {
             cs.deletes.extend((0..f.parts).map(|p| (from, p)));
         }
@@ -344,53 +468,26 @@ impl StateTree {
         let mut puts = Vec::new();
         let mut empty = Vec::new();
         for (id, c) in cs.conts.iter_mut().filter(|(_, c)| !c.written) {
-            c.keys.retain(|k| nodes.contains(k));
+            let chunks = match c.packed.take() {
+                // Nothing of it pruned since its entries were encoded: every key is live.
+                Some(p) => {
+                    debug_assert_eq!(c.live, c.keys.len());
+                    p
+                }
+                None => {
+                    let (live, chunks) = pack_live(&c.keys, nodes);
+                    c.keys = live;
+                    chunks
+                }
+            };
             c.live = c.keys.len();
             if c.keys.is_empty() {
                 empty.push(*id);
                 continue;
             }
-            let chunks: Vec<Vec<u8>> = c
-                .keys
-                .par_chunks(PACK_CHUNK)
-                .map(|ks| {
-                    let mut b = Vec::with_capacity(ks.len() * 128);
-                    for k in ks {
-                        let key = k.encode();
-                        let node = nodes.get_ref(k).expect("kept above: live").encode();
-                        b.extend_from_slice(&(key.len() as u16).to_be_bytes());
-                        b.extend_from_slice(&key);
-                        b.extend_from_slice(&(node.len() as u32).to_be_bytes());
-                        b.extend_from_slice(&node);
-                    }
-                    b
-                })
-                .collect();
-            // Parts: whole chunks' entries, cut at PART_BYTES (an entry is never split).
-            let mut bodies: Vec<Vec<u8>> = vec![Vec::new()];
-            for ch in chunks {
-                let mut at = 0;
-                while at < ch.len() {
-                    let kl = u16::from_be_bytes([ch[at], ch[at + 1]]) as usize;
-                    let nl_at = at + 2 + kl;
-                    let nl = u32::from_be_bytes(ch[nl_at..nl_at + 4].try_into().expect("4")) as usize;
-                    let end = nl_at + 4 + nl;
-                    let cur = bodies.last_mut().expect("one");
-                    if !cur.is_empty() && cur.len() + (end - at) > PART_BYTES {
-                        bodies.push(Vec::new());
-                    }
-                    bodies.last_mut().expect("one").extend_from_slice(&ch[at..end]);
-                    at = end;
-                }
-            }
-            let n = bodies.len() as u16;
-            for (p, body) in bodies.into_iter().enumerate() {
-                let mut v = Vec::with_capacity(3 + body.len());
-                v.push(CONTAINER_FORMAT);
-                v.extend_from_slice(&n.to_be_bytes());
-                v.extend_from_slice(&body);
-                puts.push((*id, p as u16, v));
-            }
+            let parts = cut_parts(chunks, PART_BYTES);
+            let n = parts.len() as u16;
+            puts.extend(parts.into_iter().enumerate().map(|(p, v)| (*id, p as u16, v)));
             c.parts = n;
             c.written = true;
         }
@@ -406,6 +503,7 @@ impl StateTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smt::LeafNode;
 
     /// Version `v` sets keys `keys` to values naming `v`; prunes below `v - keep`.
     fn block(t: &mut StateTree, v: u64, keys: &[u32], keep: u64) -> ContainerWrites {
@@ -457,6 +555,111 @@ mod tests {
         // the next block decides the same writes on both
         let (a, b) = (block(&mut t, 30, &[1, 2, 3], keep), block(&mut r, 30, &[1, 2, 3], keep));
         assert_eq!((a.puts, a.deletes), (b.puts, b.deletes));
+    }
+
+    /// Forget every encoded entry, so that `take_writes` packs by looking the nodes up.
+    fn forget_packed(t: &mut StateTree) {
+        for c in t.containers.conts.values_mut() {
+            c.packed = None;
+        }
+    }
+
+    #[test]
+    fn entries_encoded_in_hand_are_the_bytes_the_lookups_give() {
+        // A store written one row per node (migrated into the first block's container), then
+        // blocks that rewrite, insert and delete keys, prune (containers emptied, compacted
+        // for being sparse or small) and sometimes apply two blocks before taking the writes
+        // (the second block's pruning then touches the first's unwritten container).
+        let keep = 3;
+        let mut old = StateTree::new();
+        let kv: Vec<(Vec<u8>, Vec<u8>)> = (0..3000u32).map(|i| (format!("k{i}").into_bytes(), format!("legacy {i}").into_bytes())).collect();
+        let refs: Vec<(&[u8], Option<&[u8]>)> = kv.iter().map(|(k, v)| (k.as_slice(), Some(v.as_slice()))).collect();
+        old.apply_in_place(0, &refs).unwrap();
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = old.store_nodes().iter().map(|(k, n)| (k.encode(), n.encode())).collect();
+        let (mut a, mut b) = (StateTree::new(), StateTree::new());
+        for t in [&mut a, &mut b] {
+            for (k, n) in &rows {
+                t.load_legacy_node(k, n).unwrap();
+            }
+            t.finish_load(0, keep).unwrap();
+        }
+        let (mut from_hand, mut from_lookups, mut puts) = (0, 0, 0);
+        for v in 1..60u64 {
+            let start = (v as u32 * 397) % 3000;
+            let n = if v.is_multiple_of(7) { 2500 } else { 40 + (v as u32 % 5) * 30 };
+            let kv: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..n)
+                .map(|i| {
+                    let k = (start + i * 13) % 4000;
+                    let val = if (k + v as u32).is_multiple_of(11) { None } else { Some(format!("v{v}/{k}").into_bytes()) };
+                    (format!("k{k}").into_bytes(), val)
+                })
+                .collect();
+            let refs: Vec<(&[u8], Option<&[u8]>)> = kv.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
+            let oldest = if v > keep { Some(v - keep) } else { None };
+            let ra = a.apply_block(v, &refs, oldest).unwrap();
+            let rb = b.apply_block(v, &refs, oldest).unwrap();
+            assert_eq!(ra, rb);
+            if v % 5 == 3 {
+                continue; // two blocks in one batch
+            }
+            from_hand += a.containers.conts.values().filter(|c| !c.written && c.packed.is_some()).count();
+            from_lookups += a.containers.conts.values().filter(|c| !c.written && c.packed.is_none()).count();
+            forget_packed(&mut b);
+            let (wa, wb) = (a.take_writes(), b.take_writes());
+            puts += wa.puts.len();
+            assert_eq!(wa.puts, wb.puts, "v{v}");
+            assert_eq!((wa.deletes, wa.drop_legacy), (wb.deletes, wb.drop_legacy), "v{v}");
+            assert_eq!(a.containers.stats(), b.containers.stats());
+        }
+        assert!(from_hand > 40 && from_lookups > 0 && puts > 50, "{from_hand} {from_lookups} {puts}");
+    }
+
+    /// Parts as they were cut before `cut_parts`: entry by entry into bodies, then copied
+    /// after their headers.
+    fn cut_parts_entry_by_entry(chunks: &[Vec<u8>], limit: usize) -> Vec<Vec<u8>> {
+        let mut bodies: Vec<Vec<u8>> = vec![Vec::new()];
+        for ch in chunks {
+            let mut at = 0;
+            while at < ch.len() {
+                let kl = u16::from_be_bytes([ch[at], ch[at + 1]]) as usize;
+                let nl_at = at + 2 + kl;
+                let nl = u32::from_be_bytes(ch[nl_at..nl_at + 4].try_into().unwrap()) as usize;
+                let end = nl_at + 4 + nl;
+                if !bodies.last().unwrap().is_empty() && bodies.last().unwrap().len() + (end - at) > limit {
+                    bodies.push(Vec::new());
+                }
+                bodies.last_mut().unwrap().extend_from_slice(&ch[at..end]);
+                at = end;
+            }
+        }
+        let n = bodies.len() as u16;
+        bodies.into_iter().map(|b| [&[CONTAINER_FORMAT][..], &n.to_be_bytes(), &b].concat()).collect()
+    }
+
+    #[test]
+    fn parts_are_cut_as_entry_by_entry() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut cuts = 0;
+        for round in 0..300 {
+            let limit = rng.gen_range(1..2000);
+            let chunks: Vec<Vec<u8>> = (0..rng.gen_range(0..6))
+                .map(|_| {
+                    let mut b = Vec::new();
+                    for _ in 0..rng.gen_range(0..12) {
+                        let v = rng.gen_range(0u64..1000);
+                        let key = NodeKey::new(v, rng.gen_range(0..=256), &[rng.gen(); 32]);
+                        let value: Vec<u8> = (0..rng.gen_range(0..700)).map(|_| rng.gen()).collect();
+                        push_entry(&mut b, &key, &Node::Leaf(LeafNode::new([v as u8; 32], value.into())));
+                    }
+                    b
+                })
+                .collect();
+            let want = cut_parts_entry_by_entry(&chunks, limit);
+            cuts += want.len() - 1;
+            assert_eq!(cut_parts(chunks, limit), want, "round {round}");
+        }
+        assert!(cuts > 300, "{cuts}");
     }
 
     #[test]

@@ -93,12 +93,17 @@ impl NodeKey {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let n = (self.depth as usize).div_ceil(8);
-        let mut v = Vec::with_capacity(10 + n);
-        v.extend_from_slice(&self.version.to_be_bytes());
-        v.extend_from_slice(&self.depth.to_be_bytes());
-        v.extend_from_slice(&self.path[..n]);
+        let mut v = Vec::with_capacity(10 + (self.depth as usize).div_ceil(8));
+        self.encode_into(&mut v);
         v
+    }
+
+    /// Append the encoding to `out` (packing many keys without a vector each).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let n = (self.depth as usize).div_ceil(8);
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(&self.depth.to_be_bytes());
+        out.extend_from_slice(&self.path[..n]);
     }
 
     pub fn decode(b: &[u8]) -> Result<NodeKey> {
@@ -193,11 +198,18 @@ impl Node {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(match self {
+        let mut out = Vec::with_capacity(match self {
             Node::Empty => 2,
             Node::Internal(_) => 2 + 2 * 41,
             Node::Leaf(l) => 2 + 36 + l.value.len(),
         });
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Append the encoding to `out` (packing many nodes without a vector each).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer { buf: std::mem::take(out) };
         w.u8(NODE_VERSION);
         match self {
             Node::Empty => w.u8(0),
@@ -225,7 +237,7 @@ impl Node {
                 w.bytes(&l.value);
             }
         }
-        w.buf
+        *out = w.buf;
     }
 
     /// Decode a stored node. Canonical: an internal node has two children unless one is
