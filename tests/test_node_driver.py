@@ -352,3 +352,13 @@ def test_a_decided_set_takes_effect_at_an_epoch_and_a_removed_validator_counts_f
         assert set(epochs) == {1}
 
     asyncio.run(main())
+
+
+def test_the_tree_update_overlaps_the_commit_only_with_cores_to_spare(monkeypatch):
+    """The execute loop overlaps the state-tree update with the commit from
+    OVERLAP_TREE_MIN_CORES cores on (with fewer the extra thread costs CPU: docs/benchmarks.md)."""
+    from tfnode.node import driver as drv
+
+    for cores, want in ((1, False), (2, False), (drv.OVERLAP_TREE_MIN_CORES, True), (16, True)):
+        monkeypatch.setattr(drv.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert drv._overlap_tree() is want

@@ -70,6 +70,7 @@ import asyncio
 import collections
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Coroutine
@@ -231,6 +232,22 @@ def restart_root(store: ChainStore) -> Root | None:
 #: Committed blocks a restarted core reloads for leader election (it looks back over 256).
 ELECTION_HISTORY = 300
 
+#: The execute loop runs a block's state-tree update beside its commit (``ChainExecutor.execute(
+#: overlap_tree=True)``: another thread, GIL released) only on a process with at least this many
+#: cores. With fewer the extra thread only costs: four validators on this 2-core machine ran at
+#: 64.8-74.8 us of CPU per transfer per node with it and 58.4-61.2 without, 6,076-6,999 against
+#: 7,320-7,936 tx/s, and the letter-of-credit workload at 1,176-1,381 calls/s against 1,815
+#: (docs/benchmarks.md, 2026-12-05 13:11-13:33 UTC).
+OVERLAP_TREE_MIN_CORES = 4
+
+
+def _overlap_tree() -> bool:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return cores >= OVERLAP_TREE_MIN_CORES
+
 
 def election_history(store: ChainStore, root: Root | None) -> list[bytes]:
     """The stored blocks up to ``root``, oldest first (the newest ``ELECTION_HISTORY``, no gap):
@@ -314,6 +331,7 @@ class ConsensusDriver:
         # Its own thread for decoding committed blocks (ChainExecutor.prepare): in the loop's
         # default pool a block would wait behind the mempool's signature checks.
         self._prepare_pool: ThreadPoolExecutor | None = None
+        self._overlap_tree = False  # set at start (OVERLAP_TREE_MIN_CORES)
         self.fetch_timeout = 2.0
         # For the node's per-peer signals (tfnode.node.signals): when each validator last
         # sent a consensus message, and the last height it showed (proposal, sync request).
@@ -333,6 +351,7 @@ class ConsensusDriver:
             self._prepare_pool = ThreadPoolExecutor(
                 1, thread_name_prefix=f"prepare-{self.chain_id.decode(errors='replace')}"
             )
+            self._overlap_tree = _overlap_tree()
             self._exec_task = asyncio.get_running_loop().create_task(self._execute_loop())
         self._drain(self.core.start())
         if root is not None:
@@ -670,7 +689,8 @@ class ConsensusDriver:
                 if self._closed:
                     return
                 # the state-tree update overlaps commit's batch building (commit follows at once)
-                out = ex.execute(b, batches, prepared=prepared, overlap_tree=True)
+                # where the process has cores to spare (OVERLAP_TREE_MIN_CORES)
+                out = ex.execute(b, batches, prepared=prepared, overlap_tree=self._overlap_tree)
                 ex.commit(out, q)
             except CommitConflict as err:
                 ex.abandon()
