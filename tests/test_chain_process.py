@@ -42,13 +42,18 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    try:  # the process may be reaped between the kill(0) and the read: then it is gone
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return not Path("/proc").is_dir()  # no /proc at all: kill(0) answered
+    return state != "Z"
 
 
 def parent_of(pid: int) -> int | None:
-    stat = Path(f"/proc/{pid}/stat")
-    return int(stat.read_text().rsplit(")", 1)[1].split()[1]) if stat.exists() else None
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except FileNotFoundError:  # gone (or no /proc)
+        return None
 
 
 async def first_blocks(url: str, n: int, from_height: int) -> list[int]:
