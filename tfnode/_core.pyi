@@ -129,7 +129,7 @@ def prefixed_ops(
 ) -> list[tuple[bytes, bytes | None]]: ...
 def event_ops(
     table: bytes,
-    block_hash: bytes,
+    height: bytes,
     events: list[tuple[int, str, str, bytes]],
     txs: list[tuple[bytes, bytes]],
     max_name: int,

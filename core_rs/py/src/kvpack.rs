@@ -137,7 +137,7 @@ fn prefixed_ops<'py>(py: Python<'py>, prefix: &[u8], writes: &Bound<'py, PyList>
 
 /// A block's event rows, `[(key, value)]` in event order: for `events[seq] = (tx_index,
 /// contract, name, payload)` the key is `table, len(contract), contract, len(name), name,
-/// block_hash, u32 seq` and the value `u32 tx_index, len(tx_hash), tx_hash, payload`
+/// height (u64, big-endian), u32 seq` and the value `u32 tx_index, len(tx_hash), tx_hash, payload`
 /// (big-endian; names UTF-8 of 1..=max_name bytes), with `tx_hash = txs[tx_index][0]`:
 /// `ChainStore._add_events`, one call per block instead of ~1 us of Python per event.
 /// Only the plain form is taken (exact `tuple`, `int`, `str`, `bytes`, a payload of at most
@@ -146,7 +146,7 @@ fn prefixed_ops<'py>(py: Python<'py>, prefix: &[u8], writes: &Bound<'py, PyList>
 fn event_ops<'py>(
     py: Python<'py>,
     table: &[u8],
-    block_hash: &[u8],
+    height: &[u8],
     events: &Bound<'py, PyList>,
     txs: &Bound<'py, PyList>,
     max_name: usize,
@@ -155,7 +155,7 @@ fn event_ops<'py>(
     let owned: Vec<Bound<'py, PyAny>> = events.iter().collect();
     let ntx = txs.len();
     let mut out: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(owned.len());
-    let mut key = Vec::with_capacity(table.len() + 64 + block_hash.len());
+    let mut key = Vec::with_capacity(table.len() + 64 + height.len());
     let mut value = Vec::with_capacity(128);
     let bad = |seq: usize, what: &str| PyTypeError::new_err(format!("events[{seq}] {what}"));
     for (seq, ev) in owned.iter().enumerate() {
@@ -190,7 +190,7 @@ fn event_ops<'py>(
             key.push(s.len() as u8);
             key.extend_from_slice(s.as_bytes());
         }
-        key.extend_from_slice(block_hash);
+        key.extend_from_slice(height);
         key.extend_from_slice(&seq32.to_be_bytes());
         let pl = bytes_of(&payload, "events payloads", seq)?.as_bytes();
         if pl.len() > max_payload {
