@@ -41,6 +41,7 @@ BLOCK_CACHE_BYTES = 128 * 1024 * 1024
 MAX_OPEN_FILES = 512
 BLOOM_BITS_PER_KEY = 10  # ~1% false positives: a miss (new tx hash, absent key) rarely reads disk
 MEMTABLE_BLOOM_RATIO = 0.02  # of the write buffer (64 MiB): ~1.3 MiB per memtable
+NUM_LEVELS = 7  # RocksDB's default; named because the per-level compression list has one entry per level
 
 _first = itemgetter(0)
 
@@ -67,13 +68,20 @@ def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files:
     # MEMTABLE_BLOOM_RATIO of the write buffer in memory (docs/storage.md "RocksDB options").
     opts.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO)
     opts.set_memtable_whole_key_filtering(True)
-    # lz4 on every level, the bottom one included. Measured on a node's own batches (docs/
-    # storage.md "RocksDB options"): lz4 stores them in 28% fewer bytes than no compression
-    # (transaction bodies, receipts, events and batches compress; tree nodes and hashes do
-    # not) for ~5% more of the store's CPU; zstd on the bottom level saved another 11% of the
-    # bytes for ~12% more CPU, compacting on the cores the node verifies signatures on. Files
-    # already written with zstd stay readable (a file records its own compression).
-    opts.set_compression_type(rd.DBCompressionType.lz4())
+    # lz4 on every level but level 0. Measured on a node's own batches (docs/storage.md
+    # "RocksDB options"): lz4 stores them in 28% fewer bytes than no compression (transaction
+    # bodies, receipts, events and batches compress; tree nodes and hashes do not) for ~5% more
+    # of the store's CPU; zstd on the bottom level saved another 11% of the bytes for ~12% more
+    # CPU, compacting on the cores the node verifies signatures on. Level 0 is what a memtable
+    # flush writes, and every byte of it is rewritten by the next compaction, which compresses
+    # it then: lz4 at the flush compressed each byte once more, only to decompress it again
+    # (the flush thread's lz4 was ~5% of a saturated node's CPU). Level 0 holds at most a few
+    # write buffers, so the space it costs is bounded. Files written with other compressions
+    # before stay readable (a file records its own compression).
+    lz4 = rd.DBCompressionType.lz4()
+    opts.set_compression_type(lz4)
+    opts.set_num_levels(NUM_LEVELS)
+    opts.set_compression_per_level([rd.DBCompressionType.none()] + [lz4] * (NUM_LEVELS - 1))
     return opts
 
 
