@@ -45,6 +45,8 @@ MIN_KEEP_BLOCKS = 512
 PRUNE_STEP = 4
 #: A state-tree container part's key after the table byte: u64 container id + u16 part.
 _CONTAINER_KEY = 10
+#: Value bytes per synced batch of ``import_state`` (its batches are not a block's: any size works).
+_IMPORT_BYTES = 64 << 20
 # The sort key of (key, value) pairs in C: the writes arrive sorted, so the sort is one pass.
 _first = itemgetter(0)
 _U32 = struct.Struct(">I")
@@ -394,18 +396,20 @@ class ChainStore:
     def import_state(
         self,
         state: Iterable[tuple[bytes, bytes]],
-        tree_nodes: Iterable[tuple[bytes, bytes]],
+        tree_parts: Iterable[tuple[bytes, bytes]],
         history_base: tuple[int, Sequence[bytes]],
         *,
         chunk: int = 20_000,
     ) -> int:
-        """Write a verified snapshot's state and tree nodes into an *empty* chain, in synced
-        batches of ``chunk`` keys, and the execution-history peaks of heights ``0..E-1``
-        (``history_base = (E, peaks)``: the nodes below the base that the executor and proofs
-        of heights >= E need, :meth:`history_node`); ``commit_block`` of the snapshot's block
-        follows and sets the head. Not atomic as a whole: build the store in a fresh directory
-        and move it in place only once the head is written (``tfnode.node.snapshot.install``
-        does). Returns the number of keys written."""
+        """Write a verified snapshot's state and state tree into an *empty* chain, in synced
+        batches of at most ``chunk`` keys (or ~64 MiB), and the execution-history peaks of
+        heights ``0..E-1`` (``history_base = (E, peaks)``: the nodes below the base that the
+        executor and proofs of heights >= E need, :meth:`history_node`); ``commit_block`` of
+        the snapshot's block follows and sets the head. ``tree_parts``: the tree as container
+        parts ``(u64 id + u16 part, bytes)``, as a block writes them (``StateTree.apply_block``
+        then ``take_writes``), so the ledger never holds per-node rows. Not atomic as a whole:
+        build the store in a fresh directory and move it in place only once the head is written
+        (``tfnode.node.snapshot.install`` does). Returns the number of keys written."""
         if self._head is not None:
             raise CommitError(f"chain {self.chain_id!r} already holds blocks up to {self._head.height}: not empty")
         size, peaks = history_base
@@ -416,14 +420,23 @@ class ChainStore:
         self.kv.write(b, sync=True)
         self._peaks_read = False
         n = 0
-        for pre, items, what in ((self._p + K.STATE, state, "state"), (self._p + K.NODE, tree_nodes, "tree node")):
-            b = WriteBatch()
+        tables = (
+            (self._p + K.STATE, state, "state", None),
+            (self._p + K.TREE, tree_parts, "tree container", _CONTAINER_KEY),
+        )
+        for pre, items, what, key_len in tables:
+            b, held = WriteBatch(), 0
             for k, v in items:
-                b.put(check_key(pre + check_key(k, f"{what} key"), f"{what} key (with prefix)"), check_value(v, what))
+                k = check_key(k, f"{what} key")
+                if key_len is not None and len(k) != key_len:
+                    raise StorageValueError(f"{what} key {k.hex()} is {len(k)} bytes, not {key_len}")
+                v = check_value(v, what)
+                b.put(check_key(pre + k, f"{what} key (with prefix)"), v)
                 n += 1
-                if len(b) >= chunk:
+                held += len(v)
+                if len(b) >= chunk or held >= _IMPORT_BYTES:  # a container part is up to ~4 MiB
                     self.kv.write(b, sync=True)
-                    b = WriteBatch()
+                    b, held = WriteBatch(), 0
             if len(b):
                 self.kv.write(b, sync=True)
         self.state.refresh()
@@ -705,7 +718,7 @@ class ChainStore:
 
     def tree_nodes(self) -> Iterator[tuple[bytes, bytes]]:
         """Every state-tree node stored one per row ``(node key, bytes)``: the layout of stores
-        written before containers (and of a snapshot's import), read at start-up."""
+        written before containers, read at start-up (the next block deletes them)."""
         pre = self._p + K.NODE
         cut = len(pre)
         return ((k[cut:], v) for k, v in self.kv.iterate(pre, prefix_end(pre)))
