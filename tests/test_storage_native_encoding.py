@@ -231,8 +231,9 @@ def test_bytes_like_tree_container_keys_still_commit():
 
 
 def test_state_tree_hands_new_nodes_in_key_order():
-    """One sorted run of the block's batch (RocksKV.write sorts the whole batch; a sorted run
-    costs it far less): the same nodes as before, in key order."""
+    """``StateTree.apply`` (the per-node host API of docs/ledger.md; tfnode's own node stores
+    containers) hands its new nodes as one sorted run for the host's write batch (a sorted
+    run costs RocksKV.write's sort far less): the same nodes, in key order."""
     tree = _core.StateTree()
     rng = random.Random(3)
     for v in (1, 2):
