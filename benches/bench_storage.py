@@ -4,9 +4,12 @@ the same commit path unsynced (the reference), in one process.
     .venv/bin/python benches/bench_storage.py [--txs 1,100,1000] [--seconds 2] [--json]
 
 Each block carries N transactions (~300-byte bodies), one receipt and one event per
-transaction, two state writes, four tree nodes and three stale tree nodes per transaction,
-the QC, the state root and the metadata: one atomic batch. Hashes, signatures, keys and tree
-nodes are random bytes (incompressible, as on a node); the rest of a body, receipt and event
+transaction, two state writes per transaction, its state-tree container (four new tree
+nodes per transaction, packed as core_rs/ledger/src/smt/containers.rs does, parts of up to
+4 MiB) and, from height KEEP on, the deletion of the container KEEP heights back (pruning;
+the node's own blocks delete or compact about one container each), the QC, the state root
+and the metadata: one atomic batch, as ``ChainExecutor.commit`` builds it. Hashes,
+signatures, keys and tree nodes are random bytes (incompressible, as on a node); the rest of a body, receipt and event
 repeats a template (field names, amounts), so compression sees about what a node's data offers.
 "synced" is the node's ``write(sync=True)`` (the WAL fsynced before it returns), "unsynced" leaves
 the WAL in the page cache, "memory" is the in-memory backend (the Python cost of building and
@@ -66,6 +69,33 @@ def _rand(n: int, tag: bytes) -> bytes:
     return out[:n]
 
 
+#: Heights the node keeps readable in its tree (``executor.KEEP_VERSIONS``): a container
+#: written at h is deleted (or compacted) by a block about this many heights later.
+KEEP = 256
+#: containers.rs: first byte of a part, and the size at which a part is cut.
+CONTAINER_FORMAT, PART_BYTES = 1, 4 << 20
+
+
+def container_parts(nodes: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """``nodes`` as the parts of one container: u8 format, u16 part count, then
+    (u16 len, node key, u32 len, node)* per part (containers.rs)."""
+    chunks: list[list[bytes]] = [[]]
+    size = 0
+    for k, n in nodes:
+        if size >= PART_BYTES:
+            chunks.append([])
+            size = 0
+        e = len(k).to_bytes(2, "big") + k + len(n).to_bytes(4, "big") + n
+        chunks[-1].append(e)
+        size += len(e)
+    head = bytes([CONTAINER_FORMAT]) + len(chunks).to_bytes(2, "big")
+    return [head + b"".join(c) for c in chunks]
+
+
+def part_key(container: int, part: int) -> bytes:
+    return container.to_bytes(8, "big") + part.to_bytes(2, "big")
+
+
 TEMPLATE = b'{"contract":"asset","method":"transfer","args":["tf1', b'",1],"gas":100000,"expiry":900000}'
 
 
@@ -75,7 +105,8 @@ def make_block(h: int, ntx: int) -> dict:
         return (TEMPLATE[0] + r[97:].hex().encode() + TEMPLATE[1]).ljust(203, b" ") + r[:97]
 
     txs = [(crypto.sm3(b"%d/%d" % (h, i)), body(i)) for i in range(ntx)]
-    node_keys = [h.to_bytes(8, "big") + _rand(12, b"node %d/%d" % (h, i)) for i in range(4 * ntx)]
+    # node keys: u64 version, u16 depth, the path's first depth/8 bytes (13 bytes at depth ~20)
+    node_keys = [h.to_bytes(8, "big") + _rand(5, b"node %d/%d" % (h, i)) for i in range(4 * ntx)]
     return {
         "block_hash": crypto.sm3(b"block %d" % h),
         "block": _rand(200 + 32 * ((ntx + 499) // 500), b"block %d" % h),
@@ -90,8 +121,9 @@ def make_block(h: int, ntx: int) -> dict:
             for i in range(ntx)
             for j in range(2)
         ],
-        "tree_writes": [(k, _rand(70, b"n" + k)) for k in node_keys],
-        "stale_nodes": [(h - 1).to_bytes(8, "big", signed=True) + k[8:] for k in node_keys[: 3 * ntx]],
+        "tree_puts": [
+            (part_key(h, i), p) for i, p in enumerate(container_parts([(k, _rand(70, b"n" + k)) for k in node_keys]))
+        ],
         "state_root": crypto.sm3(b"root %d" % h),
     }
 
@@ -129,6 +161,10 @@ def commits_per_s(kind: str, ntx: int, seconds: float) -> tuple[float, float]:
             # distinct hashes per height (the recent-tx set and hash index must not match)
             parts["block_hash"] = crypto.sm3(b"block %d" % h)
             parts["txs"] = [(crypto.sm3(b"%d/%d" % (h, i)), body) for i, (_, body) in enumerate(parts["txs"])]
+            # this height's container, and the deletion of the one pruning lets go
+            parts["tree_puts"] = [(part_key(h, i), data) for i, (_, data) in enumerate(parts["tree_puts"])]
+            if h >= KEEP:
+                parts["tree_deletes"] = [part_key(h - KEEP, i) for i in range(len(parts["tree_puts"]))]
             store.commit_block(BlockCommit(h, **parts))
             h += 1
             dt = time.perf_counter() - t0

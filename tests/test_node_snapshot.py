@@ -68,6 +68,7 @@ def test_snapshot_verifies_refuses_tampering_and_starts_a_rebuilt_node(tmp_path)
         home3 = c.node(3)
         snap, v, _ = ops.snapshot_verify(home3, snap_file)
         assert v.height == info["height"] and v.state_root.hex() == info["state_root"]
+        _installed_ledger_holds_its_tree_in_one_container(snap, v, tmp_path / "installed" / "db")
 
         # Damage: one flipped byte fails the checksum.
         raw = bytearray(snap_file.read_bytes())
@@ -200,6 +201,36 @@ def _proofs_from_the_rebuilt_node(c: LocalConsortium, i: int, base: int) -> None
     assert "below this node's base" in below["error"]["message"], below
 
 
+def _installed_ledger_holds_its_tree_in_one_container(snap: S.Snapshot, v: S.Verified, db) -> None:
+    """``install`` writes the state tree as a block would (container E), never per-node rows
+    ("N", "O"): the ledger loads to the certified root and gives the proofs of a tree built
+    from the snapshot's state directly."""
+    from tfnode import _core
+    from tfnode.execution.executor import load_state_tree
+    from tfnode.storage import ChainStore, open_rocks
+    from tfnode.storage import keys as K
+
+    db.parent.mkdir()
+    S.install(snap, v, db)
+    kv = open_rocks(db, read_only=True)
+    try:
+        store = ChainStore(kv, CHAIN)
+        p = K.chain_prefix(CHAIN)
+        assert not list(kv.iterate_prefix(p + K.NODE)) and not list(kv.iterate_prefix(p + K.STALE))
+        assert {c for c, _, _ in store.tree_containers()} == {v.height}
+        assert store.executed() == (v.height, v.state_root)
+        tree = load_state_tree(store, v.height)
+        ref = _core.StateTree()
+        assert ref.apply(v.height, snap.items)[0] == tree.root() == v.state_root
+        keys = [k for k, _ in snap.items[:: max(1, len(snap.items) // 20)]] + [b"absent key"]
+        for k in keys:
+            got = tree.get_with_proof(k)
+            assert got == ref.get_with_proof(k) and _core.state_proof_verify(v.state_root, k, *got)
+        store.close()
+    finally:
+        kv.close()
+
+
 def _history_resumes_above_the_base(db, base: int) -> None:
     """What the executor does at start-up, on the stopped rebuilt ledger: the history peaks of
     its executed height, read through the store (imported peaks below the base, records above),
@@ -325,6 +356,39 @@ def test_history_base_peaks_are_the_history_trees_and_serve_nodes_below_the_base
     assert store.history_node(2, 0) == peaks[0] and store.history_node(1, 2) == peaks[1]
     assert store.history_node(0, 4) is None  # inside a peak: not kept
     assert store.history_node(0, 6) is None  # height 6 not executed yet
+
+
+def test_imported_state_tree_is_one_container_that_loads_to_the_same_root_and_proofs():
+    """What ``install`` does with a verified snapshot's tree (``verify`` builds its parts with
+    ``apply_block`` + ``take_writes``), checked without a cluster: container E only, no
+    per-node rows, the same root and proofs; a container key of another length is refused."""
+    from tfnode import _core
+    from tfnode.execution.executor import load_state_tree
+    from tfnode.storage import BlockCommit, ChainStore, MemoryKV, StorageValueError
+    from tfnode.storage import keys as K
+
+    items = sorted((b"key %d" % i, b"value %d" % i * (i % 7)) for i in range(3000))
+    e = 40
+    built = _core.StateTree()
+    root = built.apply_block(e, items)
+    parts, deletes, drop_legacy = built.take_writes()
+    assert parts and not deletes and not drop_legacy
+    kv = MemoryKV()
+    store = ChainStore(kv, CHAIN)
+    peaks = [bytes([j]) * 32 for j in range(bin(e).count("1"))]
+    assert store.import_state(items, parts, (e, peaks), chunk=500) == len(items) + len(parts)
+    store.commit_block(BlockCommit(e, bytes(32), b"block", b"qc", state_writes=[], state_root=root))
+    p = K.chain_prefix(CHAIN)
+    assert not list(kv.iterate_prefix(p + K.NODE)) and not list(kv.iterate_prefix(p + K.STALE))
+    assert [(c, i) for c, i, _ in store.tree_containers()] == [(e, i) for i in range(len(parts))]
+    tree = load_state_tree(store, e)
+    ref = _core.StateTree()
+    assert tree.root() == ref.apply(e, items)[0] == root
+    for k in [b"key 0", b"key 1234", b"key 2999", b"no such key"]:
+        got = tree.get_with_proof(k)
+        assert got == ref.get_with_proof(k) and _core.state_proof_verify(root, k, *got)
+    with pytest.raises(StorageValueError, match="tree container key 6b is 1 bytes, not 10"):
+        ChainStore(MemoryKV(), CHAIN).import_state([], [(b"k", b"x")], (e, peaks))
 
 
 def test_snapshot_after_a_validator_change_starts_the_new_validator(tmp_path):

@@ -19,11 +19,20 @@ from tfnode.storage import (
 )
 from tfnode.storage import keys as K
 
+from .legacy_tree import write_legacy_tree
 from .test_storage_kv import backend  # noqa: F401 - the parametrised fixture
 
 
 def h32(tag: str) -> bytes:
     return crypto.sm3(tag.encode())
+
+
+def part_key(container: int, part: int = 0) -> bytes:
+    """A state-tree container part's key (table "C" after the chain prefix)."""
+    return K.u64(container) + part.to_bytes(2, "big")
+
+
+CK = part_key(0)
 
 
 def commit(store: ChainStore, height: int, ntx: int = 2, **kw) -> bytes:
@@ -396,16 +405,18 @@ def test_corruption_is_detected_on_open(kv, damage):
         ({"txs": [(b"h", b"")], "events": [(0, b"c", "n", b"")]}, StorageTypeError, "contract must be str"),
         ({"state_writes": [(b"k" * 5000, b"v")]}, StorageValueError, "limit of 4096"),
         ({"state_writes": [("k", b"v")]}, StorageTypeError, "state key must be bytes"),
-        ({"tree_writes": [(b"n", 1)]}, StorageTypeError, "tree node must be bytes"),
+        ({"tree_puts": [(CK, 1)]}, StorageTypeError, "tree container must be bytes"),
+        ({"tree_puts": [(CK, b"x"), ("k", b"x")]}, StorageTypeError, "tree container key must be bytes"),
+        ({"tree_puts": [(b"short", b"x")]}, StorageValueError, "tree container key 73686f7274 is 5 bytes, not 10"),
+        ({"tree_deletes": [b""]}, StorageValueError, "tree container key must not be empty"),
+        ({"tree_deletes": [CK, "text"]}, StorageTypeError, "tree container key must be bytes"),
+        ({"tree_deletes": [CK + b"x"]}, StorageValueError, "is 11 bytes, not 10"),
+        ({"tree_puts": [(CK, b"x")], "drop_legacy_tree": True, "exec_record": b""}, StorageValueError, "exec record"),
         ({"state_root": b"x" * 65}, StorageValueError, "state root"),
         ({"exec_record": b"x" * 96}, StorageValueError, "exec record must be 3 roots and 1..64 history nodes"),
         ({"exec_record": b"x" * 130}, StorageValueError, "exec record"),
         ({"exec_record": b"x" * (96 + 32 * 65)}, StorageValueError, "exec record"),
         ({"exec_record": "text"}, StorageValueError, "exec record"),
-        ({"stale_nodes": [b"n" * 20, "text"]}, StorageTypeError, "stale_nodes\\[1\\] must be bytes"),
-        ({"stale_nodes": [b""]}, StorageValueError, "stale_nodes\\[0\\] must not be empty"),
-        ({"stale_nodes": [b"n" * 4090]}, StorageValueError, "stale_nodes\\[0\\] is 4090 bytes"),
-        ({"stale_done": ["text"]}, StorageTypeError, "stale index key must be bytes"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_written(kv, kwargs, exc, msg):
@@ -416,27 +427,25 @@ def test_bad_input_is_refused_and_nothing_written(kv, kwargs, exc, msg):
     assert s.head is None and ChainStore(kv, "tf-main").head is None
 
 
-def test_stale_index_one_entry_per_height_and_the_old_per_node_form_is_still_read(kv):
+def test_a_legacy_tree_is_read_and_dropped_by_one_block_batch(kv):
+    """A store written before containers (one "N" row per node, the "O" stale index in both
+    its forms) reads back through ``tree_nodes``; the block that moves it into a container
+    deletes every such row of its chain in its own batch, and a refused block deletes none."""
     s = ChainStore(kv, "tf-main")
-    p = K.chain_prefix("tf-main")
-    node = [K.u64(v) + b"\x00\x08" + bytes([v]) for v in range(6)]  # node keys: version, depth, path
     commit(s, 0)
-    # A store written before one entry per height: one index entry per node, under height 1.
-    for n in node[:2]:
-        _raw(kv, p + K.STALE + K.u64(1) + n, b"")
-    commit(s, 1, stale_nodes=[node[2], node[3]])
-    commit(s, 2, stale_nodes=node[4:])
-    commit(s, 3, stale_nodes=[])  # nothing stale: no entry at all
-    stale = s.stale_upto(3)
-    assert sorted(n for _, n in stale) == node
-    assert [i for i, n in stale if n in node[4:]] == [K.u64(2)] * 2  # the two nodes of height 2 share one key
-    assert sum(1 for _ in kv.iterate_prefix(p + K.STALE)) == 2 + 1 + 1
-    assert s.stale_upto(1) == [(i, n) for i, n in stale if K.read_u64(i) == 1] and s.stale_upto(3, 2)[0][0] == K.u64(2)
-    # Deleting what stale_upto(1) names (each index key once) removes both forms of height 1.
-    done = s.stale_upto(1)
-    commit(s, 4, stale_done=list(dict.fromkeys(i for i, _ in done)), tree_writes=[(n, None) for _, n in done])
-    assert s.stale_upto(4) == [(K.u64(2), node[4]), (K.u64(2), node[5])]
-    assert sum(1 for _ in kv.iterate_prefix(p + K.STALE)) == 1
+    nodes = [(K.u64(v) + b"\x00\x08" + bytes([v]), b"node %d" % v) for v in range(6)]
+    write_legacy_tree(kv, "tf-main", nodes, {1: [n for n, _ in nodes[:3]], 2: [nodes[3][0]]})
+    write_legacy_tree(kv, "tf-other", nodes[:1], {1: [nodes[0][0]]})
+    p, q = K.chain_prefix("tf-main"), K.chain_prefix("tf-other")
+    assert sorted(s.tree_nodes()) == nodes and len(list(kv.iterate_prefix(p + K.STALE))) == 3
+    with pytest.raises(StorageValueError, match="tree container key"):
+        commit(s, 1, tree_puts=[(b"bad", b"x")], drop_legacy_tree=True)
+    assert sorted(s.tree_nodes()) == nodes and s.head.height == 0
+    commit(s, 1, tree_puts=[(part_key(1), b"container 1")], drop_legacy_tree=True)
+    assert not list(kv.iterate_prefix(p + K.NODE)) and not list(kv.iterate_prefix(p + K.STALE))
+    assert list(s.tree_containers()) == [(1, 0, b"container 1")]
+    # another chain's rows are its own
+    assert len(list(kv.iterate_prefix(q + K.NODE))) == 1 and len(list(kv.iterate_prefix(q + K.STALE))) == 1
 
 
 def test_commit_block_takes_one_block_commit_value(kv):
@@ -461,15 +470,16 @@ def test_reopen_after_restart_keeps_everything(backend):  # noqa: F811
     kv = backend.open()
     s = ChainStore(kv, "tf-main")
     for h in range(3):
-        commit(s, h, tree_writes=[(b"node/%d" % h, b"n%d" % h)])
+        commit(s, h, tree_puts=[(part_key(h), b"c%d" % h), (part_key(h, 1), b"c%d.1" % h)])
     s.persist_safety(b"votes")
     s.close()
     kv = backend.reopen(kv)
     s = ChainStore(kv, "tf-main")
     assert s.head == (2, h32("block 2")) and s.load_safety() == b"votes" and s.verify() == 3
-    assert s.tree_node(b"node/1") == b"n1" and s.is_committed(h32("tx 1/1"))
-    commit(s, 3, tree_writes=[(b"node/1", None)])
-    assert s.tree_node(b"node/1") is None
+    assert s.is_committed(h32("tx 1/1"))
+    assert list(s.tree_containers()) == [(h, i, b"c%d" % h + b".1" * i) for h in range(3) for i in range(2)]
+    commit(s, 3, tree_puts=[(part_key(3), b"c3")], tree_deletes=[part_key(1), part_key(1, 1)])
+    assert [(c, i) for c, i, _ in s.tree_containers()] == [(0, 0), (0, 1), (2, 0), (2, 1), (3, 0)]
     kv.close()
 
 

@@ -31,6 +31,16 @@ REPO = Path(__file__).resolve().parents[1]
 PARTS = r"""
 from tfnode import crypto
 NTX = 40          # transactions per block: a batch of ~250 keys, big enough to be mid-write
+NPART = 4         # state-tree container parts per block; each block also deletes the last
+                  # part of the block before (as pruning deletes a container)
+
+
+def part_key(h: int, i: int) -> bytes:
+    return h.to_bytes(8, "big") + i.to_bytes(2, "big")
+
+
+def part(h: int, i: int) -> bytes:
+    return b"part %d/%d " % (h, i) * 400
 
 
 def block_parts(h: int) -> dict:
@@ -43,13 +53,14 @@ def block_parts(h: int) -> dict:
         "receipts": [b"receipt %d/%d" % (h, i) for i in range(NTX)],
         "events": [(i, "escrow", "Opened", b"ev %d/%d" % (h, i)) for i in range(0, NTX, 4)],
         "state_writes": [(b"s/counter", b"%d" % h)] + [(b"s/h/%d/%d" % (h, i), b"v" * 40) for i in range(NTX)],
-        "tree_writes": [(b"n/%d/%d" % (h, i), b"node" * 16) for i in range(NTX)],
+        "tree_puts": [(part_key(h, i), part(h, i)) for i in range(NPART)],
+        "tree_deletes": [part_key(h - 1, NPART - 1)] if h else [],
         "state_root": crypto.sm3(b"root %d" % h),
     }
 """
 _ns: dict = {}
 exec(PARTS, _ns)
-block_parts = _ns["block_parts"]
+block_parts, part, NPARTS = _ns["block_parts"], _ns["part"], _ns["NPART"]
 
 
 # The writer: continues from the stored head, and before each block persists safety data
@@ -87,7 +98,10 @@ def check_complete(store: ChainStore, h: int) -> None:
     for i, (th, body) in enumerate(parts["txs"]):
         assert store.tx(th) == (h, i, body) and store.receipt(th) == parts["receipts"][i]
         assert store.get_state(b"s/h/%d/%d" % (h, i)) == b"v" * 40
-        assert store.tree_node(b"n/%d/%d" % (h, i)) == b"node" * 16
+    # the block's container parts, less the one the next block deleted (if it is stored)
+    tree = {(c, i): v for c, i, v in store.tree_containers() if c == h}
+    last = h == store.head.height
+    assert tree == {(h, i): part(h, i) for i in range(NPARTS if last else NPARTS - 1)}
     assert [e.payload for e in store.events("escrow", "Opened", h, h)] == [e[3] for e in parts["events"]]
 
 
@@ -97,7 +111,8 @@ def check_absent(store: ChainStore, h: int) -> None:
     assert store.state_root(h) is None and store.events("escrow", "Opened", h, h) == []
     for i, (th, _) in enumerate(parts["txs"]):
         assert not store.is_committed(th) and store.tx(th) is None and store.receipt(th) is None
-        assert store.get_state(b"s/h/%d/%d" % (h, i)) is None and store.tree_node(b"n/%d/%d" % (h, i)) is None
+        assert store.get_state(b"s/h/%d/%d" % (h, i)) is None
+    assert not [c for c, _, _ in store.tree_containers() if c == h]
 
 
 def _env() -> dict:

@@ -14,6 +14,7 @@ from tfnode.storage import BlockCommit, ChainStore, CorruptionError, MemoryKV, S
 from tfnode.storage import keys as K
 
 U16, U32 = struct.Struct(">H"), struct.Struct(">I")
+CK = b"\x00" * 8 + b"\x00\x00"  # state-tree container 0, part 0
 
 
 def py_pack_keys(keys):
@@ -75,7 +76,7 @@ def _blocks():
     for h in range(3):
         txs = [(crypto.sm3(b"tx %d/%d" % (h, i)), rng.randbytes(100)) for i in range(20)]
         state = sorted(dict(rand_writes(rng, 40)).items())
-        tree = [(rng.randbytes(12), rng.randbytes(80)) for _ in range(60)] + [(rng.randbytes(12), None)]
+        parts = [(rng.randbytes(10), rng.randbytes(rng.randint(0, 3000))) for _ in range(3)]
         out.append(
             BlockCommit(
                 h,
@@ -87,8 +88,8 @@ def _blocks():
                 events=[(i, "asset", "Transfer", b"e%d" % i) for i in range(20)]
                 + [(3, "lc", "Issued", b""), (19, "契约", "事件é", rng.randbytes(40)), (0, "asset", "Transfer", b"x")],
                 state_writes=state,
-                tree_writes=tree,
-                stale_nodes=[rng.randbytes(12) for _ in range(30)],
+                tree_puts=parts,
+                tree_deletes=[rng.randbytes(10) for _ in range(2)],
                 state_root=crypto.sm3(b"root %d" % h),
             )
         )
@@ -195,30 +196,44 @@ def test_bytes_like_event_payloads_still_commit():
 
 
 @pytest.mark.parametrize(
-    ("tree", "err", "match"),
+    ("puts", "deletes", "err", "match"),
     [
-        ([(b"n1", b"x"), ("n2", b"x")], StorageTypeError, "tree node key"),
-        ([(b"n1", b"x"), (b"", b"x")], StorageValueError, "tree node key"),
-        ([(b"n1", b"x"), (b"n2", 5)], StorageTypeError, "tree node"),
+        ([(CK, b"x"), ("n2", b"x")], [], StorageTypeError, "tree container key"),
+        ([(CK, b"x"), (b"", b"x")], [], StorageValueError, "tree container key"),
+        ([(CK, b"x"), (CK, 5)], [], StorageTypeError, "tree container"),
+        ([(CK, b"x")], [CK, 7], StorageTypeError, "tree container key"),
+        ([(CK, b"x")], [CK[:9]], StorageValueError, "is 9 bytes, not 10"),
     ],
 )
-def test_bad_tree_writes_still_get_a_storage_error(tree, err, match):
+def test_bad_tree_puts_and_deletes_still_get_a_storage_error(puts, deletes, err, match):
     s = ChainStore(MemoryKV(), "tf-main")
-    c = BlockCommit(0, crypto.sm3(b"b"), b"b", b"q", txs=[], tree_writes=tree, state_root=crypto.sm3(b"r"))
+    c = BlockCommit(
+        0, crypto.sm3(b"b"), b"b", b"q", txs=[], tree_puts=puts, tree_deletes=deletes, state_root=crypto.sm3(b"r")
+    )
     with pytest.raises(err, match=match):
         s.commit_block(c)
     assert s.head is None
 
 
-def test_bytes_like_tree_keys_still_commit():
+def test_bytes_like_tree_container_keys_still_commit():
     s = ChainStore(MemoryKV(), "tf-main")
-    c = BlockCommit(0, crypto.sm3(b"b"), b"b", b"q", txs=[], tree_writes=[(bytearray(b"n1"), b"x")])
+    c = BlockCommit(
+        0,
+        crypto.sm3(b"b"),
+        b"b",
+        b"q",
+        txs=[],
+        tree_puts=[(bytearray(CK), b"x")],
+        tree_deletes=[memoryview(CK[:8] + b"\x00\x01")],
+    )
     assert s.commit_block(c)
+    assert list(s.tree_containers()) == [(0, 0, b"x")]
 
 
 def test_state_tree_hands_new_nodes_in_key_order():
-    """One sorted run of the block's batch (RocksKV.write sorts the whole batch; a sorted run
-    costs it far less): the same nodes as before, in key order."""
+    """``StateTree.apply`` (the per-node host API of docs/ledger.md; tfnode's own node stores
+    containers) hands its new nodes as one sorted run for the host's write batch (a sorted
+    run costs RocksKV.write's sort far less): the same nodes, in key order."""
     tree = _core.StateTree()
     rng = random.Random(3)
     for v in (1, 2):

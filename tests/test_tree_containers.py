@@ -21,6 +21,8 @@ from tfnode.storage import ChainStore, CorruptionError, open_rocks
 from tfnode.storage import keys as K
 from tfnode.storage.abc import WriteBatch
 
+from .legacy_tree import write_legacy_tree
+
 CHAIN = "tf-containers"
 KEEP = 8
 
@@ -166,15 +168,13 @@ def test_restarts_give_the_same_roots_proofs_and_stored_bytes_as_a_node_that_nev
 
 def to_per_node_rows(node):
     """Rewrite a store's tree as the layout before containers: one "N" row per node (every
-    node the containers hold, dead ones too) plus a stale index entry, in one batch."""
+    node the containers hold, dead ones too) plus stale index entries of both forms."""
+    rows = node.rows(K.TREE)
     b = WriteBatch()
-    p = node.store._k(K.NODE)
-    for k, v in node.rows(K.TREE):
+    for k, _ in rows:
         b.delete(k)
-        for key, n in parts(v):
-            b.put(p + key, n)
-    b.put(node.store._k(K.STALE) + K.u64(3), K.pack_keys([b"\x00" * 10]))
     node.kv.write(b, sync=True)
+    write_legacy_tree(node.kv, CHAIN, [e for _, v in rows for e in parts(v)], {3: [b"\x00" * 10, b"\x01" * 10]})
 
 
 def test_a_store_written_one_row_per_node_opens_and_moves_into_a_container(tmp_path, genesis, blocks):

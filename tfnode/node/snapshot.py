@@ -494,7 +494,7 @@ class Verified:
     exec_root: bytes
     history_nodes: list[bytes]  # the history nodes height E completes (its execution record)
     peaks: list[bytes]  # the history before E, stored at install
-    tree_nodes: list[tuple[bytes, bytes]]
+    tree_parts: list[tuple[bytes, bytes]]  # the state tree as container E's parts (as a block writes them)
     certified_by: int
     history: EpochHistory | None = None  # the verified validator-set history (epochs.json at install)
 
@@ -615,7 +615,10 @@ def verify(snap: Snapshot, chain_id: str, genesis_hash: bytes, validators: list[
         raise SnapshotError("the snapshot's state keys are not sorted and unique")
     tree = _core.StateTree()
     try:
-        got, nodes, _ = tree.apply(snap.height, snap.items)
+        got = tree.apply_block(snap.height, snap.items)
+        # The tree as the node stores it: container E holds every node (docs/storage.md "State
+        # tree"), so the installed ledger has no per-node rows to move at its first block.
+        parts, _, _ = tree.take_writes()
     except (TfnodeError, ValueError) as err:
         raise SnapshotError(f"the snapshot's state does not build a state tree: {err}") from None
     if got != snap.state_root:
@@ -634,7 +637,7 @@ def verify(snap: Snapshot, chain_id: str, genesis_hash: bytes, validators: list[
         appended[0][0],
         list(appended[0][1]),
         list(snap.peaks),
-        list(nodes),
+        parts,
         cert["height"],
         hist_,
     )
@@ -656,7 +659,7 @@ def install(snap: Snapshot, v: Verified, db: Path) -> None:
     kv = open_rocks(tmp)
     try:
         store = ChainStore(kv, snap.chain_id)
-        store.import_state(snap.items, v.tree_nodes, (v.height, v.peaks))
+        store.import_state(snap.items, v.tree_parts, (v.height, v.peaks))
         store.commit_block(
             BlockCommit(
                 v.height,

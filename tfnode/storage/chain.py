@@ -43,8 +43,10 @@ MIN_KEEP_BLOCKS = 512
 #: Most heights one commit prunes: the deletions ride in the block's own batch, so a node that
 #: turns pruning on over a long archive catches up a few heights per block, never in one stall.
 PRUNE_STEP = 4
-#: The longest chain prefix plus a table byte (``keys.chain_prefix``): what a key after it may not exceed.
-_MAX_PREFIX = 2 + K.MAX_CHAIN_ID + 1
+#: A state-tree container part's key after the table byte: u64 container id + u16 part.
+_CONTAINER_KEY = 10
+#: Value bytes per synced batch of ``import_state`` (its batches are not a block's: any size works).
+_IMPORT_BYTES = 64 << 20
 # The sort key of (key, value) pairs in C: the writes arrive sorted, so the sort is one pass.
 _first = itemgetter(0)
 _U32 = struct.Struct(">I")
@@ -77,19 +79,15 @@ class BlockCommit:
     ``txs``: ``(tx_hash, tx_bytes)`` executed by the block, in order. ``receipts``: one per tx,
     or None (a block stored before it is executed). ``events``: ``(tx_index, contract, name,
     payload)`` in block order. ``state_writes``: ``(key, value-or-None)``; None takes (and
-    clears) the store's pending writes (``ChainStore.state``). ``tree_writes``: tree nodes
-    ``(node_key, bytes-or-None)``. ``state_root``: the root after this block, when executed.
-    ``exec_record``: state root + receipts root + execution root, then the execution-history
-    nodes the height completes (32 bytes each). ``batches``:
+    clears) the store's pending writes (``ChainStore.state``). ``state_root``: the root after
+    this block, when executed. ``exec_record``: state root + receipts root + execution root,
+    then the execution-history nodes the height completes (32 bytes each). ``batches``:
     ``(digest, encoded batch)`` of the mempool batches the block names, kept so peers can
-    fetch them. ``stale_nodes``: tree node keys this block stopped using (indexed under its
-    height); ``stale_done``: stale-index keys (from :meth:`ChainStore.stale_upto`) whose
-    nodes ``tree_writes`` deletes now. (``tree_writes``, ``stale_nodes`` and ``stale_done``
-    are the per-node layout of stores written before containers; the executor writes
-    containers.) ``tree_puts``: state-tree container parts ``(u64 id + u16 part, bytes)``;
+    fetch them. ``tree_puts``: state-tree container parts ``(u64 id + u16 part, bytes)``;
     ``tree_deletes``: container parts to delete (``StateTree.take_writes``);
-    ``drop_legacy_tree``: delete every per-node tree row and stale-index entry (their live
-    nodes are in ``tree_puts``: the move to containers, in this one batch)."""
+    ``drop_legacy_tree``: delete every per-node tree row and stale-index entry of a store
+    written before containers (tables ``N`` and ``O``; their live nodes are in ``tree_puts``:
+    the move to containers, in this one batch)."""
 
     height: int
     block_hash: bytes
@@ -99,12 +97,9 @@ class BlockCommit:
     receipts: Sequence[bytes] | None = None
     events: Iterable[tuple[int, str, str, bytes]] = ()
     state_writes: Iterable[tuple[bytes, bytes | None]] | None = None
-    tree_writes: Iterable[tuple[bytes, bytes | None]] = ()
     state_root: bytes | None = None
     exec_record: bytes | None = None
     batches: Iterable[tuple[bytes, bytes]] = ()
-    stale_nodes: Iterable[bytes] = ()
-    stale_done: Iterable[bytes] = ()
     # Per item of ``batches``: its transactions' hashes in batch order, or None (unknown).
     # A batch whose every transaction this block stores under TX is kept as that list of
     # hashes (``K.BATCH_BY_TX``) instead of a second copy of its bytes.
@@ -114,9 +109,8 @@ class BlockCommit:
     drop_legacy_tree: bool = False
     # Called once by ``commit_block`` after it added the block, its transactions, receipts,
     # events and state writes, before it reads the state-tree parts: returns values for any of
-    # ``tree_puts``, ``tree_deletes``, ``drop_legacy_tree``, ``state_root`` and ``exec_record``
-    # (or the per-node ``tree_writes``, ``stale_nodes``, ``stale_done``), so the caller's tree
-    # update (GIL released, another thread) runs while the rest is built
+    # ``tree_puts``, ``tree_deletes``, ``drop_legacy_tree``, ``state_root`` and ``exec_record``,
+    # so the caller's tree update (GIL released, another thread) runs while the rest is built
     # (``ChainExecutor.execute(overlap_tree=True)``).
     deferred: Callable[[], dict[str, Any]] | None = None
 
@@ -318,11 +312,18 @@ class ChainStore:
         b.ops.append((p + K.WRITTEN + hb, K.pack_keys([k for k, _ in state_writes])))
         if height >= self.written_kept:
             b.ops.append((p + K.WRITTEN + K.u64(height - self.written_kept), None))
-        self._add_writes(b, p + K.NODE, c.tree_writes, "tree node key", "tree node")
         if c.tree_puts or c.tree_deletes:
             # A few container parts per block, whatever the number of nodes (docs/storage.md).
-            self._add_writes(b, p + K.TREE, list(c.tree_puts), "tree container key", "tree container")
-            self._add_writes(b, p + K.TREE, [(k, None) for k in c.tree_deletes], "tree container key", "tree container")
+            puts = list(c.tree_puts)
+            dels = [(k, None) for k in c.tree_deletes]
+            self._add_writes(b, p + K.TREE, puts, "tree container key", "tree container")
+            self._add_writes(b, p + K.TREE, dels, "tree container key", "tree container")
+            # A key of another length would stop the next start-up (``tree_containers``).
+            bad = next((k for k, _ in puts + dels if len(k) != _CONTAINER_KEY), None)
+            if bad is not None:
+                raise StorageValueError(
+                    f"tree container key {bytes(bad).hex()} is {len(bad)} bytes, not {_CONTAINER_KEY} (u64 id + u16 part)"
+                )
         if c.drop_legacy_tree:
             for pre in (p + K.NODE, p + K.STALE):
                 b.ops.extend([(k, None) for k, _ in self.kv.iterate(pre, prefix_end(pre))])
@@ -345,14 +346,6 @@ class ChainStore:
             if hs and all(type(h) is bytes and len(h) == 32 and h in stored for h in hs):
                 data = K.BATCH_BY_TX + b"".join(hs)
             b.put(p + K.BATCH + K.check_hash(digest, "batch digest"), check_value(data, "batch"))
-        # The stale index: one entry per height holding every node key it stopped using (one
-        # put now and one delete 256 heights later, rather than both per node: ~40% of a
-        # transfer's RocksDB operations). Stores written before hold one entry per node (the
-        # height, then the node key); ``stale_upto`` reads both forms.
-        stale = c.stale_nodes if type(c.stale_nodes) is list else list(c.stale_nodes)
-        if stale:
-            b.ops.append((p + K.STALE + hb, _pack_node_keys(stale)))
-        b.ops.extend([(p + K.STALE + check_key(k, "stale index key"), None) for k in c.stale_done])
         b.put(p + K.META + K.META_HEAD, hb + block_hash)
         if head is None:
             b.put(p + K.META + K.META_BASE, hb)
@@ -403,18 +396,20 @@ class ChainStore:
     def import_state(
         self,
         state: Iterable[tuple[bytes, bytes]],
-        tree_nodes: Iterable[tuple[bytes, bytes]],
+        tree_parts: Iterable[tuple[bytes, bytes]],
         history_base: tuple[int, Sequence[bytes]],
         *,
         chunk: int = 20_000,
     ) -> int:
-        """Write a verified snapshot's state and tree nodes into an *empty* chain, in synced
-        batches of ``chunk`` keys, and the execution-history peaks of heights ``0..E-1``
-        (``history_base = (E, peaks)``: the nodes below the base that the executor and proofs
-        of heights >= E need, :meth:`history_node`); ``commit_block`` of the snapshot's block
-        follows and sets the head. Not atomic as a whole: build the store in a fresh directory
-        and move it in place only once the head is written (``tfnode.node.snapshot.install``
-        does). Returns the number of keys written."""
+        """Write a verified snapshot's state and state tree into an *empty* chain, in synced
+        batches of at most ``chunk`` keys (or ~64 MiB), and the execution-history peaks of
+        heights ``0..E-1`` (``history_base = (E, peaks)``: the nodes below the base that the
+        executor and proofs of heights >= E need, :meth:`history_node`); ``commit_block`` of
+        the snapshot's block follows and sets the head. ``tree_parts``: the tree as container
+        parts ``(u64 id + u16 part, bytes)``, as a block writes them (``StateTree.apply_block``
+        then ``take_writes``), so the ledger never holds per-node rows. Not atomic as a whole:
+        build the store in a fresh directory and move it in place only once the head is written
+        (``tfnode.node.snapshot.install`` does). Returns the number of keys written."""
         if self._head is not None:
             raise CommitError(f"chain {self.chain_id!r} already holds blocks up to {self._head.height}: not empty")
         size, peaks = history_base
@@ -425,14 +420,23 @@ class ChainStore:
         self.kv.write(b, sync=True)
         self._peaks_read = False
         n = 0
-        for pre, items, what in ((self._p + K.STATE, state, "state"), (self._p + K.NODE, tree_nodes, "tree node")):
-            b = WriteBatch()
+        tables = (
+            (self._p + K.STATE, state, "state", None),
+            (self._p + K.TREE, tree_parts, "tree container", _CONTAINER_KEY),
+        )
+        for pre, items, what, key_len in tables:
+            b, held = WriteBatch(), 0
             for k, v in items:
-                b.put(check_key(pre + check_key(k, f"{what} key"), f"{what} key (with prefix)"), check_value(v, what))
+                k = check_key(k, f"{what} key")
+                if key_len is not None and len(k) != key_len:
+                    raise StorageValueError(f"{what} key {k.hex()} is {len(k)} bytes, not {key_len}")
+                v = check_value(v, what)
+                b.put(check_key(pre + k, f"{what} key (with prefix)"), v)
                 n += 1
-                if len(b) >= chunk:
+                held += len(v)
+                if len(b) >= chunk or held >= _IMPORT_BYTES:  # a container part is up to ~4 MiB
                     self.kv.write(b, sync=True)
-                    b = WriteBatch()
+                    b, held = WriteBatch(), 0
             if len(b):
                 self.kv.write(b, sync=True)
         self.state.refresh()
@@ -702,24 +706,6 @@ class ChainStore:
             out.append(r[12:])
         return b"".join(out)
 
-    def stale_upto(self, height: int, since: int = 0) -> list[tuple[bytes, bytes]]:
-        """Stale-index entries of heights ``since ..= height``: ``(index key, node key)``, where
-        the index key is what ``commit_block(stale_done=...)`` takes (one index key names every
-        node its height made stale: pass each once). A caller that deleted the
-        entries below ``since`` passes it: the deletions stay in RocksDB as tombstones until a
-        compaction, and an iteration from height 0 walks all of them (tens of ms per block a few
-        hundred blocks in, growing with the height)."""
-        pre = self._p + K.STALE
-        cut = len(pre)
-        out: list[tuple[bytes, bytes]] = []
-        for k, v in self.kv.iterate(pre + K.u64(since), pre + K.u64(height + 1)):
-            idx = k[cut:]
-            if len(idx) == 8:  # one entry per height: the node keys packed in the value
-                out.extend(zip(repeat(idx), K.unpack_keys(v)))  # C loops: ~8 node keys per transfer
-            else:  # a store written before: one entry per node, the node key after the height
-                out.append((idx, idx[8:]))
-        return out
-
     def tree_containers(self) -> Iterator[tuple[int, int, bytes]]:
         """Every stored state-tree container part ``(container id, part, bytes)``, for loading
         the tree at start-up (``StateTree.load_stored``). A key of another length is damage."""
@@ -732,7 +718,7 @@ class ChainStore:
 
     def tree_nodes(self) -> Iterator[tuple[bytes, bytes]]:
         """Every state-tree node stored one per row ``(node key, bytes)``: the layout of stores
-        written before containers (and of a snapshot's import), read at start-up."""
+        written before containers, read at start-up (the next block deletes them)."""
         pre = self._p + K.NODE
         cut = len(pre)
         return ((k[cut:], v) for k, v in self.kv.iterate(pre, prefix_end(pre)))
@@ -810,9 +796,6 @@ class ChainStore:
         cut = len(pre)
         return [(k[cut:], v) for k, v in self.kv.iterate(full, prefix_end(full))]
 
-    def tree_node(self, key: bytes) -> bytes | None:
-        return self.kv.get(check_key(self._p + K.NODE + check_key(key, "tree node key"), "tree node key"))
-
     def sync(self) -> None:
         """Every block committed before this call durable (``commit_block(durable=False)``)."""
         self.kv.sync()
@@ -835,24 +818,6 @@ def check_keep_blocks(n: object) -> int:
 
 
 _U8 = struct.Struct(">B").pack
-
-
-def _pack_node_keys(keys: list[bytes]) -> bytes:
-    """Stale node keys as one stale-index value, ``(u16 len, key)*`` (``keys.pack_keys``), each
-    checked: a malformed key must fail the commit with a clear error, not reach RocksDB."""
-    try:
-        packed = K.pack_keys(keys)
-        lens = list(map(len, keys))
-        ok = len(packed) <= MAX_VALUE and min(lens) > 0 and max(lens) <= MAX_KEY - _MAX_PREFIX
-    except (TypeError, struct.error):
-        ok = False
-    if ok:
-        return packed
-    for i, k in enumerate(keys):
-        k = check_key(k, f"stale_nodes[{i}]")
-        if len(k) > MAX_KEY - _MAX_PREFIX:
-            raise StorageValueError(f"stale_nodes[{i}] is {len(k)} bytes, more than {MAX_KEY - _MAX_PREFIX}")
-    raise StorageValueError(f"stale_nodes pack to more than the value limit of {MAX_VALUE} bytes")
 
 
 def _peak_positions(size: int) -> list[tuple[int, int]]:
