@@ -68,3 +68,33 @@ fn stored_balances_read_as_the_reference_reads_them() {
     assert_eq!(read_balance(Some(&[0u8; 40])), Some(0));
     assert_eq!(read_balance(Some(&[1u8; 17])), None, "wider than u128: the reference path takes it");
 }
+
+#[test]
+fn a_runs_receipts_and_hashes_are_those_of_one_transfer_at_a_time() {
+    // execute_run hashes write sets and receipts in multi-buffer passes: every receipt and
+    // hash must be what the one-message functions give, whatever the mix and the run length
+    // (runs of 1..=40 cover partial groups of 8 and 16 lanes; reverts and self-transfers mixed in).
+    let addr = |i: u8| [i; 20];
+    for n in 1..=40usize {
+        let items: Vec<_> = (0..n)
+            .map(|i| {
+                let (from, to) = (addr((i % 5) as u8), addr(((i * 3 + 1) % 5) as u8));
+                TransferItem { from, call: TransferCall { to, amount: 30 + (i as u128 * 37) % 150 } }
+            })
+            .collect();
+        let mut bal: HashMap<_, _> = (0..5u8).map(|i| (addr(i), 100u128 + u128::from(i) * 40)).collect();
+        let (out, _) = execute_run(&items, &mut bal);
+        assert_eq!(out.len(), n);
+        for o in &out {
+            let want = match &o.revert {
+                Some(reason) => receipt_revert(reason),
+                None => receipt_ok(&o.body, &o.writes),
+            };
+            assert_eq!(o.receipt, want);
+            assert_eq!(o.receipt_hash, tfnode_sm3::hash(&o.receipt));
+        }
+        if n == 40 {
+            assert!(out.iter().any(|o| o.revert.is_some()) && out.iter().any(|o| o.revert.is_none() && o.writes.is_empty()));
+        }
+    }
+}
