@@ -276,7 +276,7 @@ pub(crate) fn verify_mul(s: &Scalar, t: &Scalar, p: &Affine) -> Jac {
         } else if d < 0 {
             acc = acc.add_vt(&odd[((-d) as usize) / 2].neg());
         }
-        acc = add_digit(&acc, g, snaf[i]);
+        add_digit(&mut acc, g, snaf[i]);
     }
     acc
 }
@@ -353,13 +353,15 @@ fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i16; CHUNK_NAF]; SPLIT]) -> usize 
 }
 
 #[inline(always)]
-fn add_digit(acc: &Jac, row: &[Affine], d: i16) -> Jac {
+/// `acc += d * row's point` for a NAF digit (0: nothing). In place: most digits are 0, and
+/// returning `acc` by value for them copied the point through the stack each time (~460 of
+/// the ~530 digit slots of a cached verification: a fifth of its time, `perf annotate`).
+#[inline(always)]
+fn add_digit(acc: &mut Jac, row: &[Affine], d: i16) {
     if d > 0 {
-        acc.add_affine_vt(&row[(d as usize) / 2])
+        *acc = acc.add_affine_vt(&row[(d as usize) / 2]);
     } else if d < 0 {
-        acc.add_affine_vt(&row[((-d) as usize) / 2].neg())
-    } else {
-        *acc
+        *acc = acc.add_affine_vt(&row[((-d) as usize) / 2].neg());
     }
 }
 
@@ -430,8 +432,8 @@ impl KeyTable {
                 acc = acc.double();
             }
             for j in 0..SPLIT {
-                acc = add_digit(&acc, &g[j], snaf[j][i]);
-                acc = add_digit(&acc, &self.odd[j], tnaf[j][i]);
+                add_digit(&mut acc, &g[j], snaf[j][i]);
+                add_digit(&mut acc, &self.odd[j], tnaf[j][i]);
             }
         }
         acc
