@@ -302,7 +302,7 @@ def test_chains_are_isolated(kv):
 
 
 def test_a_version_2_store_is_upgraded_in_place_and_an_old_version_refused(backend, tmp_path):  # noqa: F811
-    """Version 3 reads every version-2 row; opening a version-2 store for writing marks it 3
+    """Version 4 reads every version-2 row; opening a version-2 store for writing marks it 4
     before anything new is written (a version-2 tfnode then refuses it by its version), with
     its blocks intact. Version 1 is still refused."""
     kv = backend.open()
@@ -314,12 +314,12 @@ def test_a_version_2_store_is_upgraded_in_place_and_an_old_version_refused(backe
     kv = backend.reopen(kv)
     assert K.parse_schema(kv.get(K.SCHEMA_KEY)) == 2
     s = ChainStore(kv, "tf-main")
-    assert s.schema_version == K.SCHEMA_VERSION == 3 and K.parse_schema(kv.get(K.SCHEMA_KEY)) == 3
+    assert s.schema_version == K.SCHEMA_VERSION == 4 and K.parse_schema(kv.get(K.SCHEMA_KEY)) == 4
     assert s.head is not None and s.head.height == 0
     b = WriteBatch()
     b.put(K.SCHEMA_KEY, K.schema_value(1))
     kv.write(b, sync=True)
-    with pytest.raises(SchemaVersionError, match="schema version 1, this tfnode reads version 3"):
+    with pytest.raises(SchemaVersionError, match="schema version 1, this tfnode reads version 4"):
         ChainStore(kv, "tf-main")
     kv.close()
     # A read-only open (a tool beside a running node) reads a version-2 store as it is.
@@ -594,9 +594,9 @@ def test_tx_and_event_records_made_in_bulk_are_the_stored_format(kv):
     s._add_txs(b, 7, hb, txs, [b"r%d" % i for i in range(5)])
     s._add_events(b, hb, events, txs)
     p = s._p
-    want = [(p + K.TX + h, hb + struct.pack(">I", i) + d) for i, (h, d) in enumerate(txs)]
+    flag = K.TX_WITH_RECEIPT
+    want = [(p + K.TX + h, hb + struct.pack(">II", i | flag, len(d)) + d + b"r%d" % i) for i, (h, d) in enumerate(txs)]
     want += [(p + K.REPLAY + h, hb) for h, _ in txs]
-    want += [(p + K.RECEIPT + h, b"r%d" % i) for i, (h, _) in enumerate(txs)]
     want.append((p + K.TXLIST + hb, b"".join(bytes([len(h)]) + h for h, _ in txs)))
     for seq, (i, c, n, body) in enumerate(events):
         part = K.name_field(c, "contract") + K.name_field(n, "event name")
@@ -610,3 +610,33 @@ def test_tx_and_event_records_made_in_bulk_are_the_stored_format(kv):
         s._add_events(WriteBatch(), hb, [events[0], (9, "asset", "Transfer", b"")], txs)
     with pytest.raises(StorageTypeError, match="txs\\[1\\] must be a"):
         s._add_txs(WriteBatch(), 7, hb, [txs[0], [h32("x"), b""]], None)
+
+
+def test_a_receipt_lives_in_its_transactions_row_and_older_rows_still_read(backend):  # noqa: F811
+    """Schema 4 stores an executed block's receipts in the transactions' "T" rows (no "R" row);
+    a block stored unexecuted keeps the plain row. Rows in the schema-3 form (a plain "T" row
+    and a "R" row) read the same, so a store upgraded in place serves its older blocks; a
+    damaged combined row is named, never sliced into a wrong body."""
+    import struct
+
+    kv = backend.open()
+    s = ChainStore(kv, "tf-main")
+    txs = [(h32("a"), b"body a"), (h32("b"), b"")]
+    s.commit_block(BlockCommit(0, h32("blk0"), b"block0", b"qc", txs=txs, receipts=[b"ra", b"receipt b"]))
+    p = s._p
+    assert kv.get(p + K.RECEIPT + h32("a")) is None
+    assert s.tx(h32("a")) == (0, 0, b"body a") and s.tx(h32("b")) == (0, 1, b"")
+    assert s.receipt(h32("a")) == b"ra" and s.receipt(h32("b")) == b"receipt b"
+    # unexecuted: the body alone, no receipt anywhere
+    s.commit_block(BlockCommit(1, h32("blk1"), b"block1", b"qc", txs=[(h32("c"), b"body c")]))
+    assert s.tx(h32("c")) == (1, 0, b"body c") and s.receipt(h32("c")) is None
+    # a schema-3 row pair, as an upgraded store holds them
+    b = WriteBatch()
+    b.put(p + K.TX + h32("old"), K.u64(1) + struct.pack(">I", 3) + b"old body")
+    b.put(p + K.RECEIPT + h32("old"), b"old receipt")
+    b.put(p + K.TX + h32("bad"), K.u64(1) + struct.pack(">II", 2 | K.TX_WITH_RECEIPT, 99) + b"short")
+    kv.write(b, sync=True)
+    assert s.tx(h32("old")) == (1, 3, b"old body") and s.receipt(h32("old")) == b"old receipt"
+    with pytest.raises(CorruptionError, match="body length 99 does not fit"):
+        s.receipt(h32("bad"))
+    kv.close()

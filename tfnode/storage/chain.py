@@ -64,6 +64,20 @@ class TxRecord(NamedTuple):
     data: bytes
 
 
+def _tx_row(raw: bytes) -> tuple[int, int, bytes, bytes | None]:
+    """A "T" row: (height, index, transaction bytes, receipt or None when it is not in the
+    row). Schema 4 keeps an executed block's receipt in the row (``K.TX_WITH_RECEIPT``)."""
+    if len(raw) < 12:
+        raise CorruptionError(f"transaction row of {len(raw)} bytes, shorter than its header")
+    height, index = K.read_u64(raw), K.read_u32(raw, 8)
+    if not index & K.TX_WITH_RECEIPT:
+        return height, index, raw[12:], None
+    n = K.read_u32(raw, 12) if len(raw) >= 16 else -1
+    if not 0 <= n <= len(raw) - 16:
+        raise CorruptionError(f"transaction row of {len(raw)} bytes: its body length {n} does not fit")
+    return height, index & ~K.TX_WITH_RECEIPT, raw[16 : 16 + n], raw[16 + n :]
+
+
 class EventRecord(NamedTuple):
     height: int
     seq: int  # position of the event among the block's events
@@ -478,8 +492,8 @@ class ChainStore:
         n = len(txs)
         if receipts is not None and len(receipts) != n:
             raise CommitError(f"block {height}: {n} transactions but {len(receipts)} receipts")
-        if n >= 1 << 32:
-            raise StorageValueError(f"block {height}: {n} transactions, more than 2^32-1")
+        if n >= K.TX_WITH_RECEIPT:
+            raise StorageValueError(f"block {height}: {n} transactions, more than 2^31-1")
         hashes: Sequence[bytes] = ()
         bodies: Sequence[bytes] = ()
         if n and set(map(type, txs)) == {tuple} and set(map(len, txs)) == {2}:
@@ -506,18 +520,28 @@ class ChainStore:
                 f"block {height}: transaction {h0.hex()} already committed at height {self.tx_height(h0)}"
             )
         p, ops, pack = self._p, b.ops, K.u32_pack
-        tx_t, rp_t, rc_t = p + K.TX, p + K.REPLAY, p + K.RECEIPT
+        tx_t, rp_t = p + K.TX, p + K.REPLAY
         # map/zip: the keys and values made in C loops, no Python step per transaction
-        ops.extend(
-            zip(
-                map(tx_t.__add__, hashes),
-                map(b"".join, zip(repeat(hb), map(pack, range(n)), bodies)),
-                strict=True,
+        if receipts is not None and (not n or max(map(len, bodies)) + max(map(len, receipts)) <= MAX_VALUE - 16):
+            # Each receipt in its transaction's row (one row per transaction, not two).
+            values = map(
+                b"".join,
+                zip(
+                    repeat(hb),
+                    map(pack, range(K.TX_WITH_RECEIPT, K.TX_WITH_RECEIPT + n)),
+                    map(pack, map(len, bodies)),
+                    bodies,
+                    receipts,
+                ),
             )
-        )
+            ops.extend(zip(map(tx_t.__add__, hashes), values, strict=True))
+        else:  # not executed yet, or too big to share a row: receipts (if any) in rows of their own
+            ops.extend(
+                zip(map(tx_t.__add__, hashes), map(b"".join, zip(repeat(hb), map(pack, range(n)), bodies)), strict=True)
+            )
+            if receipts is not None:
+                ops.extend(zip(map((p + K.RECEIPT).__add__, hashes), receipts, strict=True))
         ops.extend(zip(map(rp_t.__add__, hashes), repeat(hb, n), strict=True))
-        if receipts is not None:
-            ops.extend(zip(map(rc_t.__add__, hashes), receipts, strict=True))
         ops.append(
             (p + K.TXLIST + hb, b"".join(chain.from_iterable(zip(map(_U8, map(len, hashes)), hashes, strict=True))))
         )
@@ -698,12 +722,13 @@ class ChainStore:
         if any(r is None for r in rows):
             return None  # pruned with its block (the batch row goes with it)
         # The batch encoding: u8 version 1, u32 count, then each transaction as u32 length
-        # and bytes (tfnode_ledger::Batch::encode); a TX row is height (8), index (4), bytes.
+        # and bytes (tfnode_ledger::Batch::encode).
         out = [_BATCH_V1, _U32.pack(len(rows))]
         for r in rows:
             assert r is not None
-            out.append(_U32.pack(len(r) - 12))
-            out.append(r[12:])
+            body = _tx_row(r)[2]
+            out.append(_U32.pack(len(body)))
+            out.append(body)
         return b"".join(out)
 
     def tree_containers(self) -> Iterator[tuple[int, int, bytes]]:
@@ -740,14 +765,18 @@ class ChainStore:
 
     def tx(self, tx_hash: bytes) -> TxRecord | None:
         raw = self.kv.get(self._k(K.TX, K.check_hash(tx_hash, "tx hash")))
-        return None if raw is None else TxRecord(K.read_u64(raw), K.read_u32(raw, 8), raw[12:])
+        return None if raw is None else TxRecord(*_tx_row(raw)[:3])
 
     def tx_height(self, tx_hash: bytes) -> int | None:
         raw = self.kv.get(self.replay_key(tx_hash))
         return None if raw is None else K.read_u64(raw)
 
     def receipt(self, tx_hash: bytes) -> bytes | None:
-        return self.kv.get(self._k(K.RECEIPT, K.check_hash(tx_hash, "tx hash")))
+        tx_hash = K.check_hash(tx_hash, "tx hash")
+        raw = self.kv.get(self._k(K.TX, tx_hash))
+        receipt = None if raw is None else _tx_row(raw)[3]
+        # In its own row: written before schema 4, or a receipt too big to share the row.
+        return receipt if receipt is not None else self.kv.get(self._k(K.RECEIPT, tx_hash))
 
     def is_committed(self, tx_hash: bytes) -> bool:
         return self.replay.contains(K.check_hash(tx_hash, "tx hash"))

@@ -26,8 +26,10 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
                          ``ChainStore.written_kept`` heights (a snapshot of an older height
                          reads those keys' values from the versioned state tree)
     P "L" u64 height     the block's tx hashes in order: (u8 len + hash)*
-    P "T" tx hash        u64 height + u32 index + transaction bytes
-    P "R" tx hash        receipt bytes
+    P "T" tx hash        u64 height + u32 index + transaction bytes, or (an executed block's
+                         row, since schema 4) u64 height + u32 (index | TX_WITH_RECEIPT)
+                         + u32 len + transaction bytes + receipt bytes
+    P "R" tx hash        receipt bytes (rows written before schema 4)
     P "X" tx hash        u64 height: the replay index (kept apart from "T" so bodies can be
                          pruned while replay protection stays)
     P "E" u8 len c, c, u8 len n, n, u64 height, u32 seq
@@ -65,9 +67,12 @@ from .errors import CorruptionError, StorageTypeError, StorageValueError
 # 3: a store may hold rows a version-2 tfnode cannot read (state-tree containers, table "C";
 # batches kept as their transactions' hashes, BATCH_BY_TX). A version-2 store is upgraded in
 # place when opened for writing: every version-2 row reads the same here.
-SCHEMA_VERSION = 3
+# 4: a transaction's receipt is stored in its "T" row (the index's top bit set, then the
+# body's length), not in a "R" row of its own: one row per transaction fewer. Rows written
+# before read as they were (ChainStore.tx and receipt read both forms).
+SCHEMA_VERSION = 4
 #: Versions this tfnode reads and upgrades in place to SCHEMA_VERSION.
-SCHEMA_UPGRADES = (2,)
+SCHEMA_UPGRADES = (2, 3)
 SCHEMA_KEY = b"\x00schema"
 SCHEMA_MAGIC = b"TFST"
 
@@ -96,6 +101,8 @@ EXEC, BATCH, STALE, WRITES, WRITTEN, PRUNE, TREE = b"V", b"A", b"O", b"W", b"K",
 # (which starts with its version, 1) is rebuilt from those rows when a peer asks for it,
 # rather than stored twice (an iot.submit batch is ~1.5 MB). See ChainStore.batch.
 BATCH_BY_TX = b"\xff"
+# Set in a "T" row's u32 index: the body's length follows, and the receipt after the body.
+TX_WITH_RECEIPT = 0x8000_0000
 META_HEAD, META_BASE, META_EXEC, META_PEAKS, META_FLOOR = b"head", b"base", b"exec", b"peaks", b"floor"
 
 _U64 = struct.Struct(">Q")
