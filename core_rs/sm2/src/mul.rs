@@ -352,7 +352,6 @@ fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i16; CHUNK_NAF]; SPLIT]) -> usize 
     len
 }
 
-#[inline(always)]
 /// `acc += d * row's point` for a NAF digit (0: nothing). In place: most digits are 0, and
 /// returning `acc` by value for them copied the point through the stack each time (~460 of
 /// the ~530 digit slots of a cached verification: a fifth of its time, `perf annotate`).
