@@ -78,6 +78,8 @@ def test_pruning_deletes_old_bodies_and_keeps_what_state_and_proofs_need(backend
     assert s.get_state(b"s/counter") == b"%d" % (n - 1)
     # no prune list is left for a pruned height, one per kept height
     assert count(kv, s, K.PRUNE) == KEEP and count(kv, s, K.BLOCK) == KEEP
+    # a kept height's two events are one grouped row; a pruned height's rows are gone
+    assert count(kv, s, K.EVENT) == KEEP
     with pytest.raises(StorePruned, match=f"height {old} is pruned.*from height {floor} up") as ei:
         s.check_kept(old)
     assert (ei.value.height, ei.value.floor) == (old, floor)

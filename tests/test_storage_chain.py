@@ -598,12 +598,15 @@ def test_tx_and_event_records_made_in_bulk_are_the_stored_format(kv):
     want = [(p + K.TX + h, hb + struct.pack(">II", i | flag, len(d)) + d + b"r%d" % i) for i, (h, d) in enumerate(txs)]
     want += [(p + K.REPLAY + h, hb) for h, _ in txs]
     want.append((p + K.TXLIST + hb, b"".join(bytes([len(h)]) + h for h, _ in txs)))
-    for seq, (i, c, n, body) in enumerate(events):
-        part = K.name_field(c, "contract") + K.name_field(n, "event name")
-        th = txs[i][0]
-        want.append(
-            (p + K.EVENT + part + hb + struct.pack(">I", seq), struct.pack(">I", i) + bytes([len(th)]) + th + body)
-        )
+
+    # one grouped row per (contract, name), in order of first use: (seq, tx index, hash, payload)*
+    def entry(seq, i, body):
+        return struct.pack(">IIB", seq, i, len(txs[i][0])) + txs[i][0] + struct.pack(">I", len(body)) + body
+
+    transfer = K.name_field("asset", "contract") + K.name_field("Transfer", "event name")
+    opened = K.name_field("escrow", "contract") + K.name_field("Opened", "event name")
+    want.append((p + K.EVENT + transfer + hb + struct.pack(">I", 0) + b"+", entry(0, 0, b"e0") + entry(2, 2, b"e2")))
+    want.append((p + K.EVENT + opened + hb + struct.pack(">I", 1) + b"+", entry(1, 2, b"")))
     assert list(b.ops) == want
     # a bad event is still named by the one-by-one checks
     with pytest.raises(StorageValueError, match="events\\[1\\] names tx 9"):

@@ -128,29 +128,57 @@ def test_commit_batches_are_identical_with_and_without_the_rust_encoders(monkeyp
     python = _batches(monkeypatch, False, refused)
     assert len(refused) >= 3 * 5  # state, tree, W record, key lists, events of every block went the Python way
     assert len(native) == 4 and native == python  # the schema record, then 3 blocks
-    assert all(len(b) > 100 for b in native[1:])
+    assert all(len(b) > 80 for b in native[1:])
+    # a block's 23 events of three names: three grouped rows
+    ev_t = ChainStore(MemoryKV(), "tf-main")._p + K.EVENT
+    assert [sum(k.startswith(ev_t) for k, _ in b) for b in native[1:]] == [3, 3, 3]
 
 
-def py_event_ops(table, hb, events, txs):
-    """The event rows as docs/storage.md defines them."""
+def py_event_ops(table, hb, events, txs, cap=K.EVENT_ROW_CAP):
+    """The grouped event rows as docs/storage.md defines them: per (contract, name) in order of
+    first use, its events in seq order, a row filled while it stays within ``cap`` value bytes."""
 
     def name(s):
         raw = s.encode()
         return bytes([len(raw)]) + raw
 
+    groups: dict[tuple[str, str], list[list[tuple[int, bytes]]]] = {}
+    for seq, (i, c, n, p) in enumerate(events):
+        th = txs[i][0]
+        entry = U32.pack(seq) + U32.pack(i) + bytes([len(th)]) + th + U32.pack(len(p)) + p
+        rows = groups.setdefault((c, n), [])
+        if not rows or sum(len(e) for _, e in rows[-1]) + len(entry) > cap:
+            rows.append([])
+        rows[-1].append((seq, entry))
     return [
-        (table + name(c) + name(n) + hb + U32.pack(seq), U32.pack(i) + bytes([len(txs[i][0])]) + txs[i][0] + p)
-        for seq, (i, c, n, p) in enumerate(events)
+        (table + name(c) + name(n) + hb + U32.pack(row[0][0]) + b"+", b"".join(e for _, e in row))
+        for (c, n), rows in groups.items()
+        for row in rows
     ]
 
 
-def test_event_rows_match_the_definition_and_refuse_what_does_not_fit():
+@pytest.mark.parametrize("cap", [1, 200, 400, K.EVENT_ROW_CAP])
+def test_event_rows_match_the_definition_and_refuse_what_does_not_fit(cap):
     rng = random.Random(5)
     txs = [(rng.randbytes(rng.choice((20, 32, 64))), b"body") for _ in range(9)]
-    events = [(rng.randrange(9), rng.choice(("asset", "c" * 255, "é")), f"E{i}", rng.randbytes(i)) for i in range(50)]
+    events = [
+        (rng.randrange(9), rng.choice(("asset", "c" * 255, "é")), rng.choice(("E", "F", "E" * 255)), rng.randbytes(i))
+        for i in range(80)
+    ]
     hb = K.u64(77)
-    assert _core.event_ops(b"\x00E", hb, events, txs, 255, 100) == py_event_ops(b"\x00E", hb, events, txs)
-    assert _core.event_ops(b"E", hb, [], txs, 255, 100) == []
+    rows = _core.event_ops(b"\x00E", hb, events, txs, 255, 100, cap)
+    assert rows == py_event_ops(b"\x00E", hb, events, txs, cap)
+    names = {(c, n) for _, c, n, _ in events}
+    if cap == 1:
+        assert len(rows) == len(events)  # every event bigger than the cap: a row each
+    elif cap == K.EVENT_ROW_CAP:
+        assert len(rows) == len(names)
+    else:
+        assert len(names) < len(rows) < len(events)
+    # what a writer packs, the reader gives back, entry for entry
+    read = sorted(e for k, v in rows for e in K.event_entries(v, U32.unpack(k[-5:-1])[0]))
+    assert read == [(seq, i, txs[i][0], p) for seq, (i, _c, _n, p) in enumerate(events)]
+    assert _core.event_ops(b"E", hb, [], txs, 255, 100, cap) == []
     for bad, exc, match in [
         ([[0, "a", "b", b""]], TypeError, r"events\[0\] must be a"),
         ([(0, "a", "b")], TypeError, r"events\[0\] must be a"),
@@ -165,7 +193,7 @@ def test_event_rows_match_the_definition_and_refuse_what_does_not_fit():
         ([(0, "\ud800", "b", b"")], ValueError, "surrogate"),
     ]:
         with pytest.raises(exc, match=match):
-            _core.event_ops(b"E", hb, bad, txs, 255, 100)
+            _core.event_ops(b"E", hb, bad, txs, 255, 100, K.EVENT_ROW_CAP)
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,9 @@ MIN_KEEP_BLOCKS = 512
 PRUNE_STEP = 4
 #: A state-tree container part's key after the table byte: u64 container id + u16 part.
 _CONTAINER_KEY = 10
+#: The largest event payload: its grouped "E" entry (13 bytes + a tx hash of at most 64) fits a
+#: row of its own within MAX_VALUE.
+MAX_EVENT_PAYLOAD = MAX_VALUE - 13 - K.MAX_HASH
 #: Value bytes per synced batch of ``import_state`` (its batches are not a block's: any size works).
 _IMPORT_BYTES = 64 << 20
 # The sort key of (key, value) pairs in C: the writes arrive sorted, so the sort is one pass.
@@ -553,17 +556,18 @@ class ChainStore:
         events: Iterable[tuple[int, str, str, bytes]],
         txs: Sequence[tuple[bytes, bytes]],
     ) -> None:
-        ev_t, ops, pack, ntx = self._p + K.EVENT, b.ops, K.u32_pack, len(txs)
+        ev_t, ops, ntx = self._p + K.EVENT, b.ops, len(txs)
         events = events if type(events) is list else list(events)
         if events and type(txs) is list:
             # One Rust call for the usual plain events (the same rows); on anything unexpected
             # the loop below names the bad item in a storage error.
             try:
-                ops.extend(_core.event_ops(ev_t, hb, events, txs, K.MAX_NAME, MAX_VALUE - 70))
+                ops.extend(_core.event_ops(ev_t, hb, events, txs, K.MAX_NAME, MAX_EVENT_PAYLOAD, K.EVENT_ROW_CAP))
                 return
             except (TypeError, ValueError):
                 pass
-        names: dict[tuple[str, str], bytes] = {}  # (contract, name) -> key part, per block
+        # (contract, name) -> (key up to the height, [(seq, entry)]), in order of first use
+        groups: dict[tuple[str, str], tuple[bytes, list[tuple[int, bytes]]]] = {}
         for seq, ev in enumerate(events):
             if type(ev) is not tuple or len(ev) != 4:
                 raise StorageTypeError(f"events[{seq}] must be a (tx_index, contract, name, payload) tuple")
@@ -571,13 +575,17 @@ class ChainStore:
             if type(tx_index) is not int or not 0 <= tx_index < ntx:
                 K.u32(tx_index, f"events[{seq}] tx index")
                 raise StorageValueError(f"events[{seq}] names tx {tx_index} but the block has {ntx}")
-            part = names.get((contract, name)) if type(contract) is str and type(name) is str else None
-            if part is None:
-                part = names[(contract, name)] = K.name_field(contract, "contract") + K.name_field(name, "event name")
-            th = txs[tx_index][0]
-            if type(payload) is not bytes or len(payload) > MAX_VALUE - 70:
+            g = groups.get((contract, name)) if type(contract) is str and type(name) is str else None
+            if g is None:
+                part = K.name_field(contract, "contract") + K.name_field(name, "event name")
+                g = groups[(contract, name)] = (ev_t + part + hb, [])
+            if type(payload) is not bytes or len(payload) > MAX_EVENT_PAYLOAD:
                 payload = check_value(payload, f"events[{seq}] payload")
-            ops.append((ev_t + part + hb + pack(seq), pack(tx_index) + bytes([len(th)]) + th + payload))
+                if len(payload) > MAX_EVENT_PAYLOAD:
+                    raise StorageValueError(f"events[{seq}] payload is more than {MAX_EVENT_PAYLOAD} bytes")
+            g[1].append((seq, K.event_entry(seq, tx_index, txs[tx_index][0], payload)))
+        for prefix, entries in groups.values():
+            ops.extend(K.event_rows(prefix, entries))
 
     def _check_recommit(self, height: int, block_hash: bytes, block: bytes) -> None:
         e = self._block_entry(height)
@@ -796,18 +804,38 @@ class ChainStore:
         ``from_seq`` skips the events of ``from_height`` before that position in the block (a
         page that resumes inside a block); ``limit`` stops after that many (a page)."""
         pre = self._p + K.EVENT + K.name_field(contract, "contract") + K.name_field(name, "event name")
-        start = pre + K.u64(from_height) + (K.u32(from_seq, "event seq") if from_seq else b"")
+        # From the height, not the seq: a grouped row whose first seq is below from_seq can
+        # hold from_seq (its entries below it are dropped).
+        start = pre + K.u64(from_height)
+        if from_seq:
+            K.u32(from_seq, "event seq")
         end = prefix_end(pre) if to_height is None or to_height >= K.U64_MAX else pre + K.u64(to_height + 1)
         out: list[EventRecord] = []
+        lp = len(pre)
+        read_u32 = K.read_u32
         for k, v in self.kv.iterate(start, end):
             if limit is not None and len(out) >= limit:
                 break
-            n = v[4]
-            out.append(
-                EventRecord(
-                    K.read_u64(k, len(pre)), K.read_u32(k, len(pre) + 8), K.read_u32(v), v[5 : 5 + n], v[5 + n :]
+            height = K.read_u64(k, lp)
+            skip = from_seq if height == from_height else 0
+            if len(k) == lp + 13 and k[-1:] == K.EVENT_GROUP:
+                try:
+                    entries = K.event_entries(v, read_u32(k, lp + 8), skip, None if limit is None else limit - len(out))
+                except CorruptionError as e:
+                    raise CorruptionError(
+                        f"chain {self.chain_id!r}: events {contract}/{name} at height {height}: {e}"
+                    ) from None
+                out.extend(EventRecord(height, seq, ti, th, pl) for seq, ti, th, pl in entries)
+            elif len(k) == lp + 12 and len(v) >= 5 and len(v) >= 5 + v[4]:
+                seq = read_u32(k, lp + 8)
+                if seq >= skip:
+                    n = v[4]
+                    out.append(EventRecord(height, seq, read_u32(v), v[5 : 5 + n], v[5 + n :]))
+            else:
+                raise CorruptionError(
+                    f"chain {self.chain_id!r}: events {contract}/{name} at height {height}: "
+                    f"a row of key {k[lp:].hex()} and {len(v)} bytes is neither form"
                 )
-            )
         return out
 
     def get_state(self, key: bytes) -> bytes | None:

@@ -32,9 +32,17 @@ Tables (one ASCII byte each) under a chain prefix ``P``:
     P "R" tx hash        receipt bytes (rows written before schema 4)
     P "X" tx hash        u64 height: the replay index (kept apart from "T" so bodies can be
                          pruned while replay protection stays)
+    P "E" u8 len c, c, u8 len n, n, u64 height, u32 first seq, "+"
+                         the block's events ``n`` of contract ``c`` from seq ``first seq`` on,
+                         in seq order: (u32 seq, u32 tx index, u8 hash len, tx hash, u32 len
+                         payload, payload)*, at most EVENT_ROW_CAP bytes a row (an event
+                         bigger than that alone in its row): a 4,000-transfer block writes a
+                         handful of rows, not 4,000 (since schema 4)
     P "E" u8 len c, c, u8 len n, n, u64 height, u32 seq
-                         event (contract c, event name n): u32 tx index + tx hash len + hash
-                         + payload
+                         one event (rows written before grouping; told apart by the key's
+                         length, 12 bytes after the names, not 13): u32 tx index + tx hash
+                         len + hash + payload. Both sort by (height, seq); a height holds
+                         one form
     P "W" u64 height     the executed block's state writes, sorted by key:
                          (u32 len key, key, u8 0 | u8 1 u32 len value, value)*  (0: deleted)
     P "G" u64 height     prune list of a pruning node: the keys (after P) of the height's events
@@ -69,7 +77,9 @@ from .errors import CorruptionError, StorageTypeError, StorageValueError
 # place when opened for writing: every version-2 row reads the same here.
 # 4: a transaction's receipt is stored in its "T" row (the index's top bit set, then the
 # body's length), not in a "R" row of its own: one row per transaction fewer. Rows written
-# before read as they were (ChainStore.tx and receipt read both forms).
+# before read as they were (ChainStore.tx and receipt read both forms). Version 4 also
+# covers grouped event rows (one "E" row per block, contract and event name, not one per
+# event): written in the same unreleased version, and ChainStore.events reads both forms.
 SCHEMA_VERSION = 4
 #: Versions this tfnode reads and upgrades in place to SCHEMA_VERSION.
 SCHEMA_UPGRADES = (2, 3)
@@ -103,11 +113,18 @@ EXEC, BATCH, STALE, WRITES, WRITTEN, PRUNE, TREE = b"V", b"A", b"O", b"W", b"K",
 BATCH_BY_TX = b"\xff"
 # Set in a "T" row's u32 index: the body's length follows, and the receipt after the body.
 TX_WITH_RECEIPT = 0x8000_0000
+# An "E" key ending in this byte (after u64 height + u32 first seq) is a grouped row.
+EVENT_GROUP = b"+"
+# The value bytes a grouped "E" row is filled to (then the next row starts): big enough that a
+# block's events of one name take a handful of rows, small enough that a reader's page does
+# not decode much more than it returns.
+EVENT_ROW_CAP = 1 << 20
 META_HEAD, META_BASE, META_EXEC, META_PEAKS, META_FLOOR = b"head", b"base", b"exec", b"peaks", b"floor"
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
+_U32x2 = struct.Struct(">II")
 u32_pack = _U32.pack  # unchecked, for indexes already bounded by the caller
 U64_MAX = (1 << 64) - 1
 
@@ -235,3 +252,64 @@ def name_field(s: object, what: str) -> bytes:
     if not 1 <= len(raw) <= MAX_NAME:
         raise StorageValueError(f"{what} must be 1..{MAX_NAME} bytes of UTF-8, got {len(raw)}")
     return bytes([len(raw)]) + raw
+
+
+def event_rows(prefix: bytes, entries: Iterable[tuple[int, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The grouped "E" rows of one (contract, name, height): ``prefix`` is the key up to and
+    including the u64 height, ``entries`` ``(seq, packed entry)`` in seq order (an entry as
+    :func:`event_entries` reads it). A row is filled while it stays within EVENT_ROW_CAP bytes;
+    an entry bigger than the cap gets a row of its own. ``_core.event_ops`` builds the same."""
+    rows: list[tuple[bytes, bytes]] = []
+    row: list[bytes] = []
+    first = size = 0
+    for seq, e in entries:
+        if row and size + len(e) > EVENT_ROW_CAP:
+            rows.append((prefix + _U32.pack(first) + EVENT_GROUP, b"".join(row)))
+            row, size = [], 0
+        if not row:
+            first = seq
+        row.append(e)
+        size += len(e)
+    if row:
+        rows.append((prefix + _U32.pack(first) + EVENT_GROUP, b"".join(row)))
+    return rows
+
+
+def event_entry(seq: int, tx_index: int, tx_hash: bytes, payload: bytes) -> bytes:
+    """One event in a grouped "E" row (sizes already checked)."""
+    return _U32x2.pack(seq, tx_index) + bytes([len(tx_hash)]) + tx_hash + _U32.pack(len(payload)) + payload
+
+
+def event_entries(
+    raw: bytes, first_seq: int, from_seq: int = 0, limit: int | None = None
+) -> list[tuple[int, int, bytes, bytes]]:
+    """``(seq, tx index, tx hash, payload)`` of a grouped "E" row whose key names
+    ``first_seq``, those with seq >= ``from_seq``, at most ``limit``. Raises
+    :class:`CorruptionError` for a value that is not such a row (an entry cut short, a length
+    running past the end, seqs not rising from ``first_seq``): a damaged row is never read as
+    events."""
+    out: list[tuple[int, int, bytes, bytes]] = []
+    at, end, prev = 0, len(raw), first_seq
+    if not raw:
+        raise CorruptionError("grouped event row is empty")
+    while at < end:
+        if limit is not None and len(out) >= limit:
+            break
+        if at + 9 > end:
+            raise CorruptionError(f"grouped event row of {end} bytes: an entry at byte {at} is cut short")
+        seq, tx_index = _U32x2.unpack_from(raw, at)
+        hl = raw[at + 8]
+        h_at = at + 9
+        p_at = h_at + hl + 4
+        if p_at > end:
+            raise CorruptionError(f"grouped event row of {end} bytes: the entry at byte {at} runs past the end")
+        n = _U32.unpack_from(raw, p_at - 4)[0]
+        if p_at + n > end:
+            raise CorruptionError(f"grouped event row of {end} bytes: payload length {n} at byte {at} does not fit")
+        if seq != first_seq if at == 0 else seq <= prev:
+            raise CorruptionError(f"grouped event row from seq {first_seq}: seq {seq} at byte {at} out of order")
+        prev = seq
+        if seq >= from_seq:
+            out.append((seq, tx_index, raw[h_at : h_at + hl], raw[p_at : p_at + n]))
+        at = p_at + n
+    return out

@@ -135,14 +135,17 @@ fn prefixed_ops<'py>(py: Python<'py>, prefix: &[u8], writes: &Bound<'py, PyList>
     PyList::new(py, out)
 }
 
-/// A block's event rows, `[(key, value)]` in event order: for `events[seq] = (tx_index,
-/// contract, name, payload)` the key is `table, len(contract), contract, len(name), name,
-/// height (u64, big-endian), u32 seq` and the value `u32 tx_index, len(tx_hash), tx_hash, payload`
+/// A block's grouped event rows, `[(key, value)]`: for `events[seq] = (tx_index, contract,
+/// name, payload)`, per (contract, name) in order of first use, the events of that name in seq
+/// order, packed into rows of at most `row_cap` value bytes (an event bigger than that alone in
+/// its row). Key: `table, len(contract), contract, len(name), name, height (u64), u32 first seq,
+/// "+"`; value: `(u32 seq, u32 tx_index, u8 len(tx_hash), tx_hash, u32 len(payload), payload)*`
 /// (big-endian; names UTF-8 of 1..=max_name bytes), with `tx_hash = txs[tx_index][0]`:
-/// `ChainStore._add_events`, one call per block instead of ~1 us of Python per event.
-/// Only the plain form is taken (exact `tuple`, `int`, `str`, `bytes`, a payload of at most
-/// `max_payload` bytes); anything else raises and the caller's loop names the bad item.
+/// `ChainStore._add_events` (`keys.event_rows`), one call per block instead of ~1 us of Python
+/// per event. Only the plain form is taken (exact `tuple`, `int`, `str`, `bytes`, a payload of
+/// at most `max_payload` bytes); anything else raises and the caller's loop names the bad item.
 #[pyfunction]
+#[allow(clippy::too_many_arguments)]
 fn event_ops<'py>(
     py: Python<'py>,
     table: &[u8],
@@ -151,12 +154,19 @@ fn event_ops<'py>(
     txs: &Bound<'py, PyList>,
     max_name: usize,
     max_payload: usize,
+    row_cap: usize,
 ) -> PyResult<Bound<'py, PyList>> {
+    struct Group {
+        names: Vec<u8>,
+        // (first seq, value) of each row, the last one being filled
+        rows: Vec<(u32, Vec<u8>)>,
+    }
     let owned: Vec<Bound<'py, PyAny>> = events.iter().collect();
     let ntx = txs.len();
-    let mut out: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(owned.len());
-    let mut key = Vec::with_capacity(table.len() + 64 + height.len());
-    let mut value = Vec::with_capacity(128);
+    let mut groups: Vec<Group> = Vec::new();
+    let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+    let mut names = Vec::with_capacity(64);
+    let mut last = usize::MAX;
     let bad = |seq: usize, what: &str| PyTypeError::new_err(format!("events[{seq}] {what}"));
     for (seq, ev) in owned.iter().enumerate() {
         let t = ev.cast_exact::<PyTuple>().map_err(|_| bad(seq, "must be a (tx_index, contract, name, payload) tuple"))?;
@@ -180,28 +190,57 @@ fn event_ops<'py>(
             return Err(PyValueError::new_err(format!("txs[{tx_index}] hash is longer than 255 bytes")));
         }
         let (contract, name, payload) = (t.get_item(1)?, t.get_item(2)?, t.get_item(3)?);
-        key.clear();
-        key.extend_from_slice(table);
+        names.clear();
         for (obj, what) in [(&contract, "contract"), (&name, "event name")] {
             let s = obj.cast_exact::<PyString>().map_err(|_| bad(seq, &format!("{what} must be str")))?.to_str()?;
             if s.is_empty() || s.len() > max_name || s.len() > u8::MAX as usize {
                 return Err(PyValueError::new_err(format!("events[{seq}] {what} must be 1..={max_name} bytes of UTF-8")));
             }
-            key.push(s.len() as u8);
-            key.extend_from_slice(s.as_bytes());
+            names.push(s.len() as u8);
+            names.extend_from_slice(s.as_bytes());
         }
-        key.extend_from_slice(height);
-        key.extend_from_slice(&seq32.to_be_bytes());
         let pl = bytes_of(&payload, "events payloads", seq)?.as_bytes();
-        if pl.len() > max_payload {
+        if pl.len() > max_payload || pl.len() > u32::MAX as usize {
             return Err(PyValueError::new_err(format!("events[{seq}] payload is more than {max_payload} bytes")));
         }
-        value.clear();
+        // A block's events mostly run in one name (a transfer block: all "Transfer"): the last
+        // group is checked before the map.
+        if last == usize::MAX || groups[last].names != names {
+            last = match index.get(&names) {
+                Some(&g) => g,
+                None => {
+                    index.insert(names.clone(), groups.len());
+                    groups.push(Group { names: names.clone(), rows: Vec::new() });
+                    groups.len() - 1
+                }
+            };
+        }
+        let entry_len = 13 + th.len() + pl.len();
+        let rows = &mut groups[last].rows;
+        match rows.last() {
+            Some((_, v)) if v.len() + entry_len <= row_cap => {}
+            _ => rows.push((seq32, Vec::with_capacity(entry_len.max(row_cap.min(1 << 16))))),
+        }
+        let value = &mut rows.last_mut().expect("a row was just ensured").1;
+        value.extend_from_slice(&seq32.to_be_bytes());
         value.extend_from_slice(&(tx_index as u32).to_be_bytes());
         value.push(th.len() as u8);
         value.extend_from_slice(th);
+        value.extend_from_slice(&(pl.len() as u32).to_be_bytes());
         value.extend_from_slice(pl);
-        out.push(PyTuple::new(py, [PyBytes::new(py, &key), PyBytes::new(py, &value)])?);
+    }
+    let mut out: Vec<Bound<'py, PyTuple>> = Vec::new();
+    let mut key = Vec::with_capacity(table.len() + 600);
+    for g in &groups {
+        for (first, value) in &g.rows {
+            key.clear();
+            key.extend_from_slice(table);
+            key.extend_from_slice(&g.names);
+            key.extend_from_slice(height);
+            key.extend_from_slice(&first.to_be_bytes());
+            key.push(b'+');
+            out.push(PyTuple::new(py, [PyBytes::new(py, &key), PyBytes::new(py, value)])?);
+        }
     }
     PyList::new(py, out)
 }
