@@ -306,7 +306,7 @@ def event_entries(
         n = _U32.unpack_from(raw, p_at - 4)[0]
         if p_at + n > end:
             raise CorruptionError(f"grouped event row of {end} bytes: payload length {n} at byte {at} does not fit")
-        if seq != first_seq if at == 0 else seq <= prev:
+        if (seq != first_seq) if at == 0 else (seq <= prev):  # the first names the key; then rising
             raise CorruptionError(f"grouped event row from seq {first_seq}: seq {seq} at byte {at} out of order")
         prev = seq
         if seq >= from_seq:
