@@ -154,6 +154,7 @@ def start(
     """Run a node until SIGTERM or SIGINT."""
     from tfnode.node import cli_node
 
+    cli_node.reexec_with_huge_pages(home)
     if snapshot is not None:
         from tfnode.cli_ops import start_from_snapshot
 

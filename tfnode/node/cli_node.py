@@ -323,6 +323,20 @@ def keygen(out: str | Path) -> str:
     return _keygen(Path(out)).hex()
 
 
+def reexec_with_huge_pages(home: str | Path) -> None:
+    """Re-execute ``tfnode start`` with the heap on transparent huge pages where the node's
+    config (``[node] huge_pages``, on by default) and the machine allow it
+    (tfnode/node/hugepages.py); returns when nothing is to change. A config that does not
+    load is left for :func:`start` to report."""
+    from tfnode.node.hugepages import reexec_with_huge_pages as reexec
+
+    try:
+        cfg = config_mod.load(Path(home))
+    except (ConfigError, OSError):
+        return
+    reexec(cfg.huge_pages)
+
+
 def start(home: str | Path, safety_floor: int | None = None, observer: bool = False, contained: bool = False) -> int:
     """Run the node at ``home`` in this process until SIGTERM/SIGINT; returns the exit code."""
     from tfnode.node.node import run

@@ -36,6 +36,7 @@ from tfnode.node.chainproc import ChainProcess
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.hosted import HostedChain, check_chain_id
+from tfnode.node.hugepages import huge_pages_state
 from tfnode.node.keys import load_private_key
 from tfnode.node.service import NodeService
 from tfnode.rpc.server import RpcServer
@@ -203,6 +204,7 @@ class Node:
             hc.serve_rpc(self.rpc)
         await self.rpc.start()
         log.info("JSON-RPC on http://%s:%d/ (WebSocket /ws, metrics /metrics)", cfg.rpc[0], self.rpc.port)
+        log.info("heap on transparent huge pages: %s", huge_pages_state(cfg.huge_pages))
         await self._start_admin()
         for p in cfg.peers:
             if p.public_key != self.public_key:
