@@ -74,6 +74,8 @@ pub struct Core {
     pub(crate) timeouts: BTreeMap<Round, TimeoutAcc>,
     pub(crate) last_tc: Option<TimeoutCert>,
     pub(crate) my_timeout: Option<Timeout>,
+    /// The `Persist` seq of `my_timeout`: it is re-sent only once that record is on disk.
+    pub(crate) my_timeout_seq: u64,
     pub(crate) pending: VecDeque<(u64, Vec<Out>)>,
     pub(crate) next_seq: u64,
     /// Proposals whose parent we lack, by parent id, until sync brings it.
@@ -130,6 +132,7 @@ impl Core {
             timeouts: BTreeMap::new(),
             last_tc: None,
             my_timeout: None,
+            my_timeout_seq: 0,
             pending: VecDeque::new(),
             next_seq: 1,
             waiting: BTreeMap::new(),
@@ -267,11 +270,19 @@ impl Core {
 
     // ---- persistence gate ----
 
-    pub(crate) fn persist_then(&mut self, outs: Vec<Out>, out: &mut Vec<Action>) {
+    /// Ask the host to persist the safety data and hold `outs` until it answers; returns
+    /// the record's seq.
+    pub(crate) fn persist_then(&mut self, outs: Vec<Out>, out: &mut Vec<Action>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         out.push(Action::Persist { seq, bytes: self.safety.persisted_bytes() });
         self.pending.push_back((seq, outs));
+        seq
+    }
+
+    /// Has the host acknowledged the record `seq` (so nothing at or below it is held)?
+    pub(crate) fn persisted(&self, seq: u64) -> bool {
+        self.pending.front().is_none_or(|(s, _)| *s > seq)
     }
 
     fn on_persisted(&mut self, seq: u64, out: &mut Vec<Action>) {

@@ -16,7 +16,12 @@ impl Core {
         }
         out.push(Action::SetTimer { round, duration_ms: self.pm.backoff() });
         if let Some(t) = self.my_timeout.clone() {
-            out.push(Action::Broadcast { bytes: Message::Timeout(t).encode() });
+            // Re-send our timeout, but only once its safety record is on disk: a host that
+            // persists off its event loop may still be writing it (the held first copy goes
+            // out when the write is acknowledged).
+            if self.persisted(self.my_timeout_seq) {
+                out.push(Action::Broadcast { bytes: Message::Timeout(t).encode() });
+            }
             return;
         }
         let (hqc, tc) = (self.tree.high_qc.clone(), self.last_tc.clone());
@@ -24,7 +29,7 @@ impl Core {
             self.stats.timeouts += 1;
             self.my_timeout = Some(t.clone());
             let m = Message::Timeout(t);
-            self.persist_then(vec![Out::Act(Action::Broadcast { bytes: m.encode() }), Out::Loopback(m)], out);
+            self.my_timeout_seq = self.persist_then(vec![Out::Act(Action::Broadcast { bytes: m.encode() }), Out::Loopback(m)], out);
         }
     }
 

@@ -61,6 +61,24 @@ fn vote_leaves_only_after_persisted_ok() {
     assert!(matches!(acts.as_slice(), [Action::Send { to: 2, .. }]), "{acts:?}");
 }
 
+/// A timeout signed and held for its record is not re-sent by a later timer either, until
+/// the host acknowledges the record (a host may persist off its event loop, so the timer
+/// can fire while the write is under way).
+#[test]
+fn a_timeout_is_not_resent_before_its_record_is_persisted() {
+    let mut c = core(3);
+    c.start();
+    let acts = c.handle(Event::LocalTimeout { round: 1 });
+    let Some(seq) = acts.iter().find_map(|a| if let Action::Persist { seq, .. } = a { Some(*seq) } else { None }) else { panic!("{acts:?}") };
+    assert!(!acts.iter().any(|a| matches!(a, Action::Broadcast { .. })), "{acts:?}");
+    let again = c.handle(Event::LocalTimeout { round: 1 });
+    assert!(!again.iter().any(|a| matches!(a, Action::Broadcast { .. })), "re-sent before persisted: {again:?}");
+    let released = c.handle(Event::PersistedOk { seq });
+    assert!(released.iter().any(|a| matches!(a, Action::Broadcast { .. })), "{released:?}");
+    let third = c.handle(Event::LocalTimeout { round: 1 });
+    assert!(third.iter().any(|a| matches!(a, Action::Broadcast { .. })), "persisted, so re-sent: {third:?}");
+}
+
 #[test]
 fn garbage_is_reported_invalid() {
     let mut c = core(0);
