@@ -287,6 +287,39 @@ def test_a_record_written_for_a_replaced_core_releases_nothing_in_the_new_one():
     asyncio.run(main())
 
 
+def test_stop_waits_for_a_record_being_written_before_the_ledger_closes():
+    """stop() cancels the task that waits on a record's write, not the thread writing it:
+    wait_stopped() returns only once the write is done, so the ledger is never closed under it."""
+    import threading
+
+    async def main():
+        net = Net()
+        gate = threading.Event()
+        finished = threading.Event()
+
+        def persist(data: bytes) -> None:
+            gate.wait(30)
+            net.nodes[0][2].persist_safety(data)
+            finished.set()
+
+        d = await net.start(0, persist=persist, persist_in_thread=True)
+        d._persist_later(1, b"a record")
+        await asyncio.sleep(0.05)
+        assert d._persist_write is not None and not d._persist_write.done()
+        d.stop()
+        waiter = asyncio.ensure_future(d.wait_stopped())
+        await asyncio.sleep(0.2)
+        assert not waiter.done()  # the write is still under way
+        gate.set()
+        await asyncio.wait_for(waiter, 5)
+        assert finished.is_set()
+        pm, _, store = net.nodes.pop(0)
+        await pm.close()
+        store.close()
+
+    asyncio.run(main())
+
+
 def test_restart_root_skips_heights_whose_qc_is_in_the_child():
     s = ChainStore(MemoryKV(), CHAIN)
     assert restart_root(s) is None

@@ -314,6 +314,7 @@ class ConsensusDriver:
         self._persist_pool: ThreadPoolExecutor | None = None
         self._persist_next: tuple[int, int, bytes] | None = None
         self._persisting = False
+        self._persist_write: Any = None  # the write under way (a concurrent Future), for stop
         self._core_gen = 0
         self.net = net
         self.chain_id = chain_id
@@ -400,6 +401,11 @@ class ConsensusDriver:
         closes its ledger only then)."""
         tasks = [t for t in (self._exec_task, *self._tasks) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
+        write = self._persist_write
+        if write is not None and not write.done():
+            # stop() cancelled the task waiting on it, not the thread: let the record's write
+            # finish before the caller closes the ledger under it.
+            await asyncio.gather(asyncio.wrap_future(write), return_exceptions=True)
 
     # ---- inputs -------------------------------------------------------------------------
     def on_message(self, peer: bytes, chain_id: bytes, kind: int, payload: bytes) -> None:
@@ -641,7 +647,9 @@ class ConsensusDriver:
                 gen, seq, data = self._persist_next
                 self._persist_next = None
                 try:
-                    await loop.run_in_executor(self._persist_pool, self.persist_safety, data)
+                    assert self._persist_pool is not None, "start() made it"
+                    self._persist_write = self._persist_pool.submit(self.persist_safety, data)
+                    await asyncio.wrap_future(self._persist_write, loop=loop)
                 except (OSError, TfnodeError, RuntimeError) as err:  # RuntimeError: pool shut down
                     if not self._closed:
                         self._halt(f"cannot persist safety data (seq {seq}): {err}")

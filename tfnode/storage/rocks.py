@@ -246,6 +246,7 @@ class RocksKV(KVStore):
             else:
                 put(k, v)
         with self._lock:
+            db = self._check_open()  # again: closed while the batch was being built
             try:
                 db.write(wb, self._nosync)
             except Exception as err:
@@ -257,11 +258,11 @@ class RocksKV(KVStore):
     def sync(self) -> None:
         """Make every write that returned before this call durable: one fsync of the WAL with
         the GIL released (see :meth:`write`). Nothing to do on a read-only store."""
-        db = self._check_open()
+        self._check_open()
         if self.read_only:
             return
         with self._lock:
-            self._sync_wal(db)
+            self._sync_wal(self._check_open())
 
     def _sync_wal(self, db: rd.Rdict) -> None:
         # Under self._lock. FlushWAL(sync=true) fsyncs every live WAL file holding unsynced
@@ -286,11 +287,14 @@ class RocksKV(KVStore):
                 raise StorageError(f"RocksDB checkpoint into {os.fspath(path)} failed: {err}") from err
 
     def close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            for snap in list(self._snapshots):
-                snap.close()
-            db.close()
+        # Under the write lock: a write under way on another thread (a safety record, a WAL
+        # sync) finishes first, and one that comes after finds the store closed.
+        with self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                for snap in list(self._snapshots):
+                    snap.close()
+                db.close()
 
 
 def _walk(it: rd.RdictIter, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
