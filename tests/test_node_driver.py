@@ -39,7 +39,7 @@ class Net:
         self.halts: dict[int, str] = {}
         self.decided = None  # the validator set "governance" names (None: no decisions)
 
-    async def start(self, i: int, store_cls=ChainStore, persist=None, persist_in_thread=False) -> ConsensusDriver:
+    async def start(self, i: int, store_cls=ChainStore) -> ConsensusDriver:
         store = store_cls(self.kvs[i], CHAIN)
         root = restart_root(store)
         core = ConsensusCore(
@@ -69,8 +69,6 @@ class Net:
             state_root=ROOT,
             payload=EmptyPayload(10),
             on_halt=lambda r: self.halts.__setitem__(i, r),
-            persist_safety=persist,
-            persist_in_thread=persist_in_thread,
             vset=self.vals,
             decided_set=lambda: self.decided if self.decided is not None else self.vals,
         )
@@ -198,124 +196,6 @@ def test_a_failed_safety_write_halts_and_releases_nothing():
         assert d.stats["halts"] == 1
         for i in list(net.nodes):
             await net.stop(i)
-
-    asyncio.run(main())
-
-
-def test_safety_records_written_on_their_own_thread_hold_votes_but_not_the_loop():
-    """persist_in_thread: while node-3's record write hangs, its event loop goes on (it
-    commits the others' blocks) and it signs nothing; the records waiting meanwhile are
-    written as one (the newest); once the write returns, node-3 votes again."""
-    import threading
-
-    from tfnode.consensus import MessageKind, message_kind
-
-    async def main():
-        net = Net()
-        gate = threading.Event()
-        written: list[tuple[str, bytes]] = []
-        queued: list[int] = []
-
-        def persist(data: bytes) -> None:
-            assert gate.wait(30), "the test never opened the gate"
-            written.append((threading.current_thread().name, data))
-            net.nodes[3][2].persist_safety(data)
-
-        for i in range(3):
-            await net.start(i)
-        d = await net.start(3, persist=persist, persist_in_thread=True)
-        later = d._persist_later
-        d._persist_later = lambda seq, data: queued.append(seq) or later(seq, data)
-        pm = net.nodes[3][0]
-        signed: list[MessageKind] = []
-        send, broadcast = pm.send, pm.broadcast
-        signing = (MessageKind.PROPOSAL, MessageKind.VOTE, MessageKind.TIMEOUT)
-
-        def note(data: bytes) -> None:
-            kind = message_kind(data)
-            if kind in signing:
-                signed.append(kind)
-
-        pm.send = lambda peer, chain, kind, data: note(data) or send(peer, chain, kind, data)
-        pm.broadcast = lambda chain, kind, data: note(data) or broadcast(chain, kind, data)
-        await net.until(lambda: net.height(3) >= 5 and len(queued) >= 3, 20)
-        assert signed == [] and written == []  # held: nothing signed left, nothing written yet
-        gate.set()
-        await net.until(lambda: MessageKind.VOTE in signed, 20)
-        assert {name for name, _ in written} == {f"safety-{CHAIN}_0"}
-        # The first write was under way while the rest queued: they went as one, the newest.
-        assert len(written) < len(queued)
-        h = net.height(3)
-        await net.until(lambda: all(net.height(i) >= h + 2 for i in range(4)), 20)
-        assert not net.halts
-        for i in list(net.nodes):
-            await net.stop(i)
-        ledgers = [net.hashes(i) for i in range(4)]
-        for h in range(min(map(len, ledgers))):
-            assert len({led[h] for led in ledgers}) == 1
-
-    asyncio.run(main())
-
-
-def test_a_record_written_for_a_replaced_core_releases_nothing_in_the_new_one():
-    import collections
-    import threading
-
-    async def main():
-        net = Net()
-        gate = threading.Event()
-        d = await net.start(0, persist=lambda data: gate.wait(30) and None, persist_in_thread=True)
-        await asyncio.sleep(0.05)
-        d._persist_later(10**6, b"old core's record")
-        d._core_gen += 1  # what replace_core does
-        fed = []
-
-        class Spy(collections.deque):
-            def appendleft(self, ev):
-                fed.append(ev)
-                super().appendleft(ev)
-
-        d._events = Spy(d._events)
-        gate.set()
-        await net.until(lambda: not d._persisting, 5)
-        assert not any(getattr(ev, "seq", None) == 10**6 for ev in fed)
-        # The same record for the current core is acknowledged.
-        d._persist_later(10**6, b"current core's record")
-        await net.until(lambda: any(getattr(ev, "seq", None) == 10**6 for ev in fed), 5)
-        await net.stop(0)
-
-    asyncio.run(main())
-
-
-def test_stop_waits_for_a_record_being_written_before_the_ledger_closes():
-    """stop() cancels the task that waits on a record's write, not the thread writing it:
-    wait_stopped() returns only once the write is done, so the ledger is never closed under it."""
-    import threading
-
-    async def main():
-        net = Net()
-        gate = threading.Event()
-        finished = threading.Event()
-
-        def persist(data: bytes) -> None:
-            gate.wait(30)
-            net.nodes[0][2].persist_safety(data)
-            finished.set()
-
-        d = await net.start(0, persist=persist, persist_in_thread=True)
-        d._persist_later(1, b"a record")
-        await asyncio.sleep(0.05)
-        assert d._persist_write is not None and not d._persist_write.done()
-        d.stop()
-        waiter = asyncio.ensure_future(d.wait_stopped())
-        await asyncio.sleep(0.2)
-        assert not waiter.done()  # the write is still under way
-        gate.set()
-        await asyncio.wait_for(waiter, 5)
-        assert finished.is_set()
-        pm, _, store = net.nodes.pop(0)
-        await pm.close()
-        store.close()
 
     asyncio.run(main())
 

@@ -10,9 +10,7 @@ action                         what the driver does
 Persist(seq, data)             ``persist_safety`` (the node's SafetyKeeper: a synced record
                                file, then the store) *then* feeds ``Persisted(seq)``: the
                                core releases a vote only after that, so a kill -9 at any
-                               instant cannot lead to a double vote after restart. With
-                               ``persist_in_thread`` (a node's drivers) on a thread of its
-                               own, newest record first (below)
+                               instant cannot lead to a double vote after restart
 Send / RequestSync(to, data)   ``PeerManager.send`` to that validator's PeerId, kind
                                CONSENSUS
 Broadcast(data, kind)          ``PeerManager.broadcast`` on the chain, kind CONSENSUS
@@ -58,15 +56,6 @@ the core (``message_kind``), which reads the header; no tag number appears here.
 Events are processed one at a time from a queue: an action's consequence (``Persisted``,
 ``Executed``) is queued, never fed recursively, and a ``Persisted`` confirmation goes to
 the front so held votes leave before anything else happens.
-
-**Safety records off the event loop.** A record costs three fsyncs (the file, its folder,
-RocksDB's WAL); on the event loop they held up everything else the node does (admitting
-transactions, reading peers, executing blocks) for each vote. With ``persist_in_thread``
-they run on one thread of their own while the loop goes on; the core keeps the votes held
-until ``Persisted(seq)`` (it holds any number of them, in order). Records supersede each other
-(each is the core's whole safety state), so when several wait, only the newest is written and
-its ``Persisted`` releases everything up to it. An acknowledgement for a core that was replaced
-meanwhile (``replace_core``) is dropped: the new core numbers its records afresh.
 
 QCs in storage: the commit action carries, in ``qcs``, the QC certifying each committed
 block (the parent QC inside its child's bytes, the commit's own QC for the last), and each
@@ -296,7 +285,6 @@ class ConsensusDriver:
         executor: Any = None,
         on_executed: Callable[[Any], None] | None = None,
         persist_safety: Callable[[bytes], None] | None = None,
-        persist_in_thread: bool = False,
         vset: list[tuple[int, int, bytes]] | None = None,
         decided_set: Callable[[], list[tuple[int, int, bytes]]] | None = None,
         on_decided: Callable[[list[tuple[int, int, bytes]]], None] | None = None,
@@ -308,14 +296,6 @@ class ConsensusDriver:
         # Where safety data goes before a vote leaves: the node's SafetyKeeper (a file of its
         # own and RocksDB), or the store alone when the driver runs without a node.
         self.persist_safety = persist_safety or self._store_safety
-        # persist_in_thread: the records are written on this thread (made at start), newest
-        # first; (core generation, seq, data) of the one waiting, and whether a write runs.
-        self._persist_in_thread = persist_in_thread
-        self._persist_pool: ThreadPoolExecutor | None = None
-        self._persist_next: tuple[int, int, bytes] | None = None
-        self._persisting = False
-        self._persist_write: Any = None  # the write under way (a concurrent Future), for stop
-        self._core_gen = 0
         self.net = net
         self.chain_id = chain_id
         self.peer_of = dict(validators)  # validator id -> PeerId
@@ -366,10 +346,6 @@ class ConsensusDriver:
     def start(self, root: Root | None = None) -> None:
         """Enter consensus. After a restart from ``root``, tell the core where execution
         stands (docs/consensus.md: the host re-sends the root's execution result)."""
-        if self._persist_in_thread:
-            self._persist_pool = ThreadPoolExecutor(
-                1, thread_name_prefix=f"safety-{self.chain_id.decode(errors='replace')}"
-            )
         if self.executor is not None:
             self._exec_queue = asyncio.Queue()
             self._prepare_pool = ThreadPoolExecutor(
@@ -392,20 +368,12 @@ class ConsensusDriver:
             self._exec_task.cancel()
         if self._prepare_pool is not None:
             self._prepare_pool.shutdown(wait=False)  # a decode under way touches no storage
-        if self._persist_pool is not None:
-            # A record being written finishes (its votes stay held: nothing is sent after stop).
-            self._persist_pool.shutdown(wait=False)
 
     async def wait_stopped(self) -> None:
         """After :meth:`stop`: wait until its tasks have ended (a hosted chain that is left
         closes its ledger only then)."""
         tasks = [t for t in (self._exec_task, *self._tasks) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
-        write = self._persist_write
-        if write is not None and not write.done():
-            # stop() cancelled the task waiting on it, not the thread: let the record's write
-            # finish before the caller closes the ledger under it.
-            await asyncio.gather(asyncio.wrap_future(write), return_exceptions=True)
 
     # ---- inputs -------------------------------------------------------------------------
     def on_message(self, peer: bytes, chain_id: bytes, kind: int, payload: bytes) -> None:
@@ -552,9 +520,6 @@ class ConsensusDriver:
                 case Persist(seq, data):
                     # Synced to disk before the core may release the votes it holds back. If
                     # the disk fails, the node stops: the held votes are never released.
-                    if self._persist_pool is not None:
-                        self._persist_later(seq, data)
-                        continue
                     try:
                         self.persist_safety(data)
                     except (OSError, TfnodeError) as err:
@@ -631,40 +596,10 @@ class ConsensusDriver:
             if nxt is not None and block_id is not None:
                 self._events.append(Executed(ex.height, block_id, ex.exec_root, nxt))
 
-    def _persist_later(self, seq: int, data: bytes) -> None:
-        """Queue a safety record for the persist thread; it supersedes one still waiting."""
-        self._persist_next = (self._core_gen, seq, data)
-        if not self._persisting:
-            self._persisting = True
-            self._spawn(self._persist_records())
-
-    async def _persist_records(self) -> None:
-        """Write the newest waiting record on the persist thread, then tell the core, until
-        none waits; a failed write halts the node (the held votes are never released)."""
-        loop = asyncio.get_running_loop()
-        try:
-            while self._persist_next is not None and not self._closed:
-                gen, seq, data = self._persist_next
-                self._persist_next = None
-                try:
-                    assert self._persist_pool is not None, "start() made it"
-                    self._persist_write = self._persist_pool.submit(self.persist_safety, data)
-                    await asyncio.wrap_future(self._persist_write, loop=loop)
-                except (OSError, TfnodeError, RuntimeError) as err:  # RuntimeError: pool shut down
-                    if not self._closed:
-                        self._halt(f"cannot persist safety data (seq {seq}): {err}")
-                    return
-                if gen == self._core_gen and not self._closed:
-                    self._events.appendleft(Persisted(seq))
-                    self._drain()
-        finally:
-            self._persisting = False
-
     def replace_core(self, core: ConsensusCore) -> None:
         """Swap in a core made for this node's new identity at an epoch boundary (it joined
         the set, left it, or was re-keyed); called from ``on_new_epoch``."""
         self.core = core
-        self._core_gen += 1  # acknowledgements of the old core's records are not for this one
         self.stats["core_rebuilds"] += 1
         self._apply(core.start())
         ex = self.executor

@@ -262,7 +262,6 @@ class HostedChain:
             executor=ex,
             on_executed=self._on_executed,
             persist_safety=self.safety.persist,
-            persist_in_thread=True,
             vset=self.vset,
             decided_set=ex.validator_set,
             on_decided=self._admit,
