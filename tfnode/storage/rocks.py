@@ -287,8 +287,9 @@ class RocksKV(KVStore):
                 raise StorageError(f"RocksDB checkpoint into {os.fspath(path)} failed: {err}") from err
 
     def close(self) -> None:
-        # Under the write lock: a write under way on another thread (a safety record, a WAL
-        # sync) finishes first, and one that comes after finds the store closed.
+        # Under the write lock: a write or WAL sync under way on another thread (the
+        # pipeline's sync thread, a tool's) finishes first, and one that comes after finds
+        # the store closed (StoreClosed) rather than a closed database handle.
         with self._lock:
             db, self._db = self._db, None
             if db is not None:
