@@ -91,3 +91,18 @@ def test_config_key_defaults_on_and_round_trips(tmp_path):
     (home / "config.toml").write_text(text)
     with pytest.raises(config.ConfigError, match=r"node\.huge_pages must be true or false"):
         config.load(home)
+
+
+def test_a_failed_exec_leaves_the_process_going(monkeypatch, capsys):
+    from tfnode.node import hugepages
+
+    def refuse(*_a):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(hugepages.sys, "platform", "linux")
+    monkeypatch.setattr(hugepages, "thp_mode", lambda: "madvise")
+    monkeypatch.setattr(hugepages, "_glibc", lambda: GLIBC)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.setattr(hugepages.os, "execve", refuse)
+    hugepages.reexec_with_huge_pages(True)  # returns instead of raising
+    assert "could not re-execute" in capsys.readouterr().err

@@ -77,9 +77,14 @@ def reexec_with_huge_pages(enabled: bool) -> None:
     env = huge_pages_env(os.environ, enabled=enabled, thp=thp_mode(), glibc=_glibc())
     if env is None:
         return
+    if not sys.executable:  # an embedded interpreter: nothing to re-execute
+        return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, sys.orig_argv, env)
+    try:
+        os.execve(sys.executable, sys.orig_argv, env)
+    except OSError as err:  # the node still starts, on 4 KiB pages; the start-up log says off
+        print(f"warning: could not re-execute with {TUNABLE}=1 ({err}); going on without it", file=sys.stderr)
 
 
 def huge_pages_state(enabled: bool, environ: Mapping[str, str] = os.environ) -> str:
