@@ -1,6 +1,7 @@
 """The execute and commit stages of a node, alone: thread CPU per transfer for each block.
 
     .venv/bin/python benches/exec_commit.py [--txs 24000] [--block-txs 400] [--rounds 3] [--json]
+        [--expire-after N] [--no-replay-window]
 
 Measures the tree it is run from (the current directory's ``tfnode``), so one copy of this
 file compares two trees, each with its own build, on the same machine minutes apart::
@@ -17,6 +18,13 @@ committed (``ChainExecutor.commit``: one synced RocksDB batch) on the calling th
 on a fresh store, and the state roots must agree across rounds. Reported per transfer: the
 median and the minimum over rounds of each stage's total; the minimum is the figure least
 moved by other processes on a shared machine (they only ever add to it).
+
+Replay records (docs/ledger.md, "Replay records"): by default every transfer expires at
+height 900,000, so no record expires during the run. ``--expire-after N``: each transfer
+expires N heights after its block, so from block N + 2 on every block also deletes the
+records of an earlier block (a node's steady state under the genesis ``replay_window``).
+``--no-replay-window``: a genesis without the window (the rule before 2026-12-06: records
+kept for ever, the state tree growing by one leaf per transfer).
 
 The process's cyclic GC is tuned as a started node tunes it (``tfnode.node.gctune``).
 ``process_us_per_tx`` is the whole process's CPU (``time.process_time``) over the same
@@ -50,20 +58,33 @@ EXPIRY = 900_000
 BATCH = 512
 
 
-def _sign(job: tuple[bytes, int, str]) -> list[bytes]:
+def _sign(job: tuple[bytes, str, list[int]]) -> list[bytes]:
     from tfnode.client.account import Account, build_tx
 
-    secret, count, to = job
+    secret, to, expiries = job
     acct = Account.from_bytes(secret)
-    return [build_tx(acct, CHAIN, "asset", "transfer", (to, 1), expiry=EXPIRY) for _ in range(count)]
+    return [build_tx(acct, CHAIN, "asset", "transfer", (to, 1), expiry=e) for e in expiries]
 
 
-def presign(keys: list[crypto.PrivateKey], total: int) -> list[bytes]:
-    """``total`` transfers, each account paying the next, interleaved across accounts."""
+def presign(keys: list[crypto.PrivateKey], total: int, block_txs: int, expire_after: int = 0) -> list[bytes]:
+    """``total`` transfers, each account paying the next, interleaved across accounts; each
+    expiring at :data:`EXPIRY`, or ``expire_after`` heights after the block it lands in."""
     n = len(keys)
     counts = [total // n + (1 if i < total % n else 0) for i in range(n)]
     addrs = [crypto.address(k.public_key()) for k in keys]
-    jobs = [(k.to_bytes(), c, addrs[(i + 1) % n]) for i, (k, c) in enumerate(zip(keys, counts, strict=True))]
+    # the position of account a's i-th transfer in the interleaved list, hence its block
+    pos: list[list[int]] = [[] for _ in range(n)]
+    at = 0
+    for i in range(max(counts)):
+        for a in range(n):
+            if i < counts[a]:
+                pos[a].append(at)
+                at += 1
+
+    def expiry(p: int) -> int:
+        return p // block_txs + 1 + expire_after if expire_after else EXPIRY
+
+    jobs = [(k.to_bytes(), addrs[(i + 1) % n], [expiry(p) for p in pos[i]]) for i, k in enumerate(keys)]
     with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
         per = pool.map(_sign, jobs)
     out = []
@@ -128,10 +149,14 @@ def main() -> int:
     ap.add_argument("--accounts", type=int, default=256)
     ap.add_argument("--block-txs", type=int, default=400)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--expire-after", type=int, default=0, metavar="N", help="each transfer expires N heights after its block"
+    )
+    ap.add_argument("--no-replay-window", action="store_true", help="a genesis without replay_window (records kept)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    if a.txs < 1 or a.accounts < 1 or a.block_txs < 1 or a.rounds < 1:
-        ap.error("--txs, --accounts, --block-txs and --rounds must be at least 1")
+    if a.txs < 1 or a.accounts < 1 or a.block_txs < 1 or a.rounds < 1 or a.expire_after < 0:
+        ap.error("--txs, --accounts, --block-txs and --rounds must be at least 1, --expire-after at least 0")
     validators = [crypto.PrivateKey.generate() for _ in range(4)]
     keys = [crypto.PrivateKey.generate() for _ in range(a.accounts)]
     genesis = make_genesis(
@@ -139,8 +164,9 @@ def main() -> int:
         [k.public_key().to_bytes(compressed=True) for k in validators],
         genesis_time_ms=1_700_000_000_000,
         allocations={crypto.address(k.public_key()): 10**12 for k in keys},
+        **({"replay_window": None} if a.no_replay_window else {}),
     )
-    cut = blocks(presign(keys, a.txs), a.block_txs)
+    cut = blocks(presign(keys, a.txs, a.block_txs, a.expire_after), a.block_txs)
     gc_tuned = gctune.tune_after_start()
     tmp = Path(tempfile.mkdtemp(prefix="tfnode-exec-commit-"))
     rounds = []
@@ -163,6 +189,8 @@ def main() -> int:
         "rounds": a.rounds,
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "gc": "node" if gc_tuned else "default",
+        "replay_window": genesis.replay_window,
+        "expire_after": a.expire_after or None,
         "same_roots": same,
         "execute_us_per_tx": {"median": round(statistics.median(ex_us), 2), "min": round(min(ex_us), 2)},
         "commit_us_per_tx": {"median": round(statistics.median(co_us), 2), "min": round(min(co_us), 2)},

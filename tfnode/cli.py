@@ -79,6 +79,12 @@ def init(
     base_timeout_ms: int = typer.Option(500, "--base-timeout-ms", help="consensus round timeout before back-off"),
     block_interval_ms: int = typer.Option(200, "--block-interval-ms", help="pause between empty blocks"),
     log_format: str = typer.Option("plain", "--log-format", help="plain or json"),
+    replay_window: int = typer.Option(
+        1_000_000,
+        "--replay-window",
+        help="heights a transaction's expiry may lie above its block; each replay record is deleted "
+        "after its expiry (genesis replay_window, docs/ledger.md)",
+    ),
     json_out: bool = typer.Option(False, "--json", help="print each node's home, P2P address and RPC URL"),
 ) -> None:
     """Create a consortium: one folder per node with config, key (0600) and genesis."""
@@ -109,6 +115,7 @@ def init(
             base_timeout_ms=base_timeout_ms,
             block_interval_ms=block_interval_ms,
             log_format=log_format,
+            replay_window=replay_window,
         )
     )
     if not json_out:

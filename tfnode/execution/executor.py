@@ -22,7 +22,9 @@ the native path does not decide itself (odd arguments, a gas limit under the pri
 
 State (one key/value space, one sparse Merkle tree over all of it):
 
-    b"\\x00r/" + replay key     -> u64 expiry        (replay protection, certified like the rest)
+    b"\\x00r/" + replay key     -> u64 expiry        (replay protection, certified like the rest;
+                                                    with the genesis's replay_window, deleted in
+                                                    the block after its expiry)
     b"\\x00a/" + address        -> balance           (tfnode.execution.asset)
     everything else                                  (the contract runtime: governance, contracts)
 
@@ -48,13 +50,14 @@ runs every block that way. The native modules (asset, iot, xchain) always run in
 
 from __future__ import annotations
 
+import heapq
 import importlib.resources
 import logging
 import os
 import struct
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import groupby, repeat
 from operator import attrgetter, is_not, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
@@ -83,6 +86,7 @@ _U64 = struct.Struct(">Q")
 _expiry = attrgetter("expiry")
 _EVENT_ROWS, _ENCODE = methodcaller("event_rows"), methodcaller("encode")
 _ROW_HASH = itemgetter(7)  # a native receipt row's receipt hash (TransferBlock.execute_run)
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 class ExecutionError(TfnodeError):
@@ -130,6 +134,10 @@ class BlockOutput:
     drop_legacy_tree: bool = False  # this block moves a per-node stored tree into its container
     dropped: int = 0
     seconds: float = 0.0
+    # a chain with a replay window: the replay records this block writes, (state key, expiry)
+    # in execution order, and the expiry heights whose records it deletes
+    replay_new: list = field(default_factory=list)
+    replay_expired: list = field(default_factory=list)
     # execute(overlap_tree=True): the tree update in flight (a Future of StateTree.apply's
     # result); the tree's fields above are filled when commit resolves it
     tree_pending: Any = field(default=None, repr=False)
@@ -198,6 +206,13 @@ class ChainExecutor:
         self.genesis_state_root = ZERO
         self.genesis_leaf = ZERO
         self.history = roots.History()
+        # The replay rule (docs/ledger.md, "Replay records"): None, records kept for ever;
+        # W, an expiry at most W above its block, each record deleted in the block after its
+        # expiry. The live records by expiry height (a replay_window chain), rebuilt from the
+        # state at open, and a heap of those heights (the lowest is the next to expire).
+        self.replay_window: int | None = getattr(genesis, "replay_window", None)
+        self._expiring: dict[int, list[bytes]] = {}
+        self._expiry_heap: list[int] = []
         # execute(overlap_tree=True): the thread that runs the tree update (made on first use)
         self._tree_thread: ThreadPoolExecutor | None = None
         self._tree_inflight: Future | None = None  # the last update submitted to it
@@ -252,6 +267,7 @@ class ChainExecutor:
                 self.store.state.put(k, v)
             self.height, self.state_root, self.exec_root = 0, g_root, self.genesis_exec_root
             self.history = g_hist
+            self._load_expiring()
             return
         height = ex[0]
         rec = self.store.exec_record(height)
@@ -274,6 +290,30 @@ class ChainExecutor:
                 f"execution history loaded from disk gives exec root {root.hex()} at height {height}, "
                 f"but the record holds {self.exec_root.hex()}: the stored history is damaged"
             )
+        self._load_expiring()
+
+    def _load_expiring(self) -> None:
+        """The live replay records by expiry height, from the committed state (a chain with a
+        replay window; the records of a block are grouped as :meth:`commit` groups them)."""
+        self._expiring, self._expiry_heap = {}, []
+        if self.replay_window is None:
+            return
+        by: dict[int, list[bytes]] = {}
+        for k, v in self.store.state_items(REPLAY_PREFIX):
+            if len(v) != 8:
+                raise ExecutionError(f"replay record {k.hex()} holds {len(v)} bytes, not a u64 expiry height")
+            by.setdefault(_U64.unpack(v)[0], []).append(k)
+        self._expiring, self._expiry_heap = by, sorted(by)
+
+    def _take_expired(self, height: int) -> list[bytes]:
+        """The state keys of the replay records whose expiry is below ``height`` (the records
+        block ``height`` deletes), taken out of the live set (a block that is then abandoned
+        stops the node: the next :meth:`open` rebuilds the set from the state)."""
+        heap, live, out = self._expiry_heap, self._expiring, []
+        while heap and heap[0] < height:
+            e = heapq.heappop(heap)
+            out.extend(live.pop(e))
+        return out
 
     def history_node(self, level: int, index: int) -> bytes:
         """Execution-history node ``(level, index)``, from the execution record that stores it,
@@ -421,6 +461,12 @@ class ChainExecutor:
                 )
             self._recover = None
         out.batches.extend(encoded)
+        if self.replay_window is not None and self._expiry_heap and self._expiry_heap[0] < height:
+            # the records whose expiry passed: deleted first, so a transaction of this block
+            # may use a replay key again (a body re-signed with a new expiry)
+            expired = self._take_expired(height)
+            out.replay_expired = expired
+            state.delete_many(expired)
         run = _Run(out, bctx, encoded, held, contain)
         if self.native:
             if prepared is None and hashes is not None and len(hashes) == len(batches) and None not in hashes:
@@ -471,6 +517,7 @@ class ChainExecutor:
         seen_hash: set[bytes] = set()
         seen_rk: set[bytes] = set()
         committed = self.store.replay.committed_among
+        last = height + self.replay_window if self.replay_window is not None else None
         run.out.batch_tx_hashes = per_batch = []
         for _, raws in batches:
             decoded = []
@@ -482,7 +529,14 @@ class ChainExecutor:
             for h, raw, tx in decoded:
                 rk = tx.replay_key()
                 rkey = REPLAY_PREFIX + rk
-                if h in seen_hash or h in already or rk in seen_rk or tx.expiry < height or state.get(rkey) is not None:
+                if (
+                    h in seen_hash
+                    or h in already
+                    or rk in seen_rk
+                    or tx.expiry < height
+                    or (last is not None and tx.expiry > last)
+                    or state.get(rkey) is not None
+                ):
                     run.out.dropped += 1
                     continue
                 seen_hash.add(h)
@@ -509,7 +563,8 @@ class ChainExecutor:
         run.out.batch_tx_hashes = per_batch
         rkeys = blk.replay_state_keys()
         already = self.store.replay.committed_among(hashes)
-        kept = blk.select(height, already, list(map(is_not, state.get_many(rkeys), repeat(None))))
+        last = height + self.replay_window if self.replay_window is not None else None
+        kept = blk.select(height, already, list(map(is_not, state.get_many(rkeys), repeat(None))), last)
         run.out.dropped += len(raws) - len(kept)
         txs = blk.transactions()
         native = blk.native()
@@ -533,6 +588,8 @@ class ChainExecutor:
         # map/zip over the run: the replay records in one put_many, no Python-level loop per transaction
         run_txs = list(map(txs.__getitem__, idx))
         state.put_many(zip(map(rkeys.__getitem__, idx), map(_U64.pack, map(_expiry, run_txs)), strict=True))
+        if self.replay_window is not None:
+            out.replay_new.extend(zip(map(rkeys.__getitem__, idx), map(_expiry, run_txs), strict=True))
         out.txs.extend(zip(map(hashes.__getitem__, idx), map(raws.__getitem__, idx), strict=True))
         out.decoded.extend(run_txs)
         addrs = {s: self.address_of(s) for s in blk.senders(idx)}
@@ -558,6 +615,8 @@ class ChainExecutor:
         if call is None and run.pending:
             self._run_contained(run.pending, out.receipts, run.bctx)
         self.store.state.put(rkey, _U64.pack(tx.expiry))
+        if self.replay_window is not None:
+            out.replay_new.append((rkey, tx.expiry))
         out.txs.append((h, raw))
         out.decoded.append(tx)
         run.receipt_hashes.append(None)
@@ -658,8 +717,20 @@ class ChainExecutor:
         self._tree_inflight = None
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
+        if out.replay_new:
+            self._add_expiring(out.replay_new)
         if self.marker is not None:
             self.marker.clear()
+
+    def _add_expiring(self, records: list[tuple[bytes, int]]) -> None:
+        """A committed block's new replay records into the live set (by expiry height)."""
+        live, heap = self._expiring, self._expiry_heap
+        for e, grp in groupby(records, _SECOND):  # a block's records mostly share a few expiries
+            keys = live.get(e)
+            if keys is None:
+                keys = live[e] = []
+                heapq.heappush(heap, e)
+            keys.extend(map(_FIRST, grp))
 
     def close(self) -> None:
         """Close the crash marker's file and the tree thread (the node's stop)."""

@@ -25,7 +25,7 @@ from tfnode.execution.executor import bundled_contracts_dir
 from tfnode.node import config as config_mod
 from tfnode.node.config import NodeConfig, Peer
 from tfnode.node.errors import ConfigError, NodeError
-from tfnode.node.genesis import make_genesis
+from tfnode.node.genesis import DEFAULT_REPLAY_WINDOW, make_genesis
 from tfnode.node.keys import keygen as _keygen
 from tfnode.node.keys import load_public_key, write_placeholder, write_private_key
 
@@ -123,6 +123,7 @@ def init(
     allocations: dict[str, int] | None = None,
     expiry_window: int = 1000,
     members: list[dict[str, Any]] | None = None,
+    replay_window: int = DEFAULT_REPLAY_WINDOW,
 ) -> list[dict[str, Any]]:
     """Create ``home/<member>`` (config.toml, node_key 0600, genesis.json) for each member
     and ``home/genesis.json``.
@@ -136,6 +137,8 @@ def init(
     new keys: 4 gives :data:`DEFAULT_MEMBERS`, other counts one member per role in turn.
     ``allocations``: extra genesis balances of the built-in ``asset`` module (every member
     gets one anyway). Each node folder gets a copy of the genesis contracts' sources.
+    ``replay_window``: the genesis's replay rule (docs/ledger.md, "Replay records"); each
+    node's mempool ``expiry_window`` is kept within it.
     Returns (and with ``json_out`` prints) each node's name, home, P2P address, RPC URL,
     role and whether it validates.
     """
@@ -200,7 +203,8 @@ def init(
             raise ConfigError(f"{len(hosts)} hosts for {n} nodes")
         for m, h in zip(members, hosts, strict=True):
             m["host"] = m.get("host") or h
-    g = make_genesis(chain_id, members=members, allocations=allocations)
+    expiry_window = min(expiry_window, replay_window)  # wider, the blocks would drop what the mempools admit
+    g = make_genesis(chain_id, members=members, allocations=allocations, replay_window=replay_window)
     home.mkdir(parents=True, exist_ok=True)
     g.write(home / "genesis.json")
     names = [m["name"] for m in members]

@@ -26,6 +26,11 @@ GENESIS_VERSION = 1
 #: The consensus core's cap on a validator set's total power (u64::MAX / 4, so that quorum
 #: arithmetic never overflows); checked here so a genesis past it is a clear config error.
 MAX_TOTAL_POWER = ((1 << 64) - 1) // 4
+#: The replay window ``tfnode init`` writes (``replay_window``: docs/ledger.md, "Replay
+#: records"): as far above the current height as a transaction's expiry may lie, the
+#: mempool's widest ``expiry_window``. A consortium may choose fewer heights.
+DEFAULT_REPLAY_WINDOW = 1_000_000
+MAX_REPLAY_WINDOW = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,11 @@ class Genesis:
     contracts: list[dict[str, Any]] = field(default_factory=list)
     allocations: dict[str, int] = field(default_factory=dict)  # asset balances at genesis
     policy: dict[str, Any] | None = None  # deployment approval policy (None: the runtime default)
+    # The replay rule (docs/ledger.md, "Replay records"): None, a record is kept for ever (a
+    # genesis written before 2026-12-06, whose chain keeps the rule it started with); W, a
+    # transaction's expiry may lie at most W heights above its block, and its replay record
+    # is deleted in the block after its expiry.
+    replay_window: int | None = None
 
     # ---- derived ------------------------------------------------------------------------
     def to_json_obj(self) -> dict[str, Any]:
@@ -60,6 +70,8 @@ class Genesis:
             "contracts": self.contracts,
             "allocations": self.allocations,
             "policy": self.policy,
+            # absent from a genesis without it: its canonical bytes (and hash) stay as they were
+            **({} if self.replay_window is None else {"replay_window": self.replay_window}),
         }
 
     def canonical_bytes(self) -> bytes:
@@ -112,6 +124,7 @@ class Genesis:
                 list(obj.get("contracts", [])),
                 alloc,
                 obj.get("policy"),
+                _replay_window(obj.get("replay_window"), where),
             )
         except (KeyError, TypeError, ValueError) as err:
             if isinstance(err, ConfigError):
@@ -155,6 +168,14 @@ class Genesis:
         return {
             m["name"]: crypto.address(crypto.PublicKey.from_bytes(bytes.fromhex(m["public_key"]))) for m in self.members
         }
+
+
+def _replay_window(v: object, where: str) -> int | None:
+    if v is None:
+        return None
+    if type(v) is not int or not 1 <= v <= MAX_REPLAY_WINDOW:
+        raise ConfigError(f"{where}: replay_window {v!r}; must be an integer in 1..{MAX_REPLAY_WINDOW} (heights)")
+    return v
 
 
 def genesis_contracts(
@@ -211,6 +232,7 @@ def make_genesis(
     allocations: dict[str, int] | None = None,
     members: list[dict[str, Any]] | None = None,
     policy: dict[str, Any] | None = None,
+    replay_window: int | None = DEFAULT_REPLAY_WINDOW,
 ) -> Genesis:
     """The genesis of a consortium.
 
@@ -218,7 +240,8 @@ def make_genesis(
     "public_key"}`` (power 0: a member without a validator, whose node may observe); the
     validators are the members with power >= 1, in order. Without it, one member per key in
     ``public_keys``, roles in the order of :data:`ROLES` (the regulator comes fifth). The
-    policy defaults to :func:`default_policy`."""
+    policy defaults to :func:`default_policy`. ``replay_window``: the chain's replay rule
+    (:class:`Genesis`); None only to build a chain as genesis files before it were."""
     if members is None:
         keys = list(public_keys or [])
         n = len(keys)
@@ -285,6 +308,7 @@ def make_genesis(
         genesis_contracts(contracts_dir, init_args),
         alloc,
         policy if policy is not None else default_policy(roles),
+        _replay_window(replay_window, "genesis"),
     )
     g.check()
     return g

@@ -79,6 +79,12 @@ class PendingState:
     def delete(self, key: bytes) -> None:
         self._pending[check_key(key, "state key")] = _DELETED
 
+    def delete_many(self, keys: list[bytes]) -> None:
+        """``delete`` of each key (a block's expired replay records, checked in bulk)."""
+        if not all_bytes(keys, 1, MAX_KEY):
+            keys = [check_key(k, "state key") for k in keys]
+        self._pending.update(zip(keys, repeat(_DELETED)))
+
     def writes(self) -> list[tuple[bytes, bytes | None]]:
         """The pending writes, sorted by key; None deletes."""
         items = sorted(self._pending.items())

@@ -137,8 +137,11 @@ impl PyTransferBlock {
     /// The indices of the transactions the block executes, in order: a transaction is
     /// dropped when its hash is in `committed` (a set of hashes) or earlier in the block,
     /// its replay key is `replayed[i]` (a committed replay record) or earlier in the
-    /// block, or its expiry is below `height` (the executor's rule).
-    fn select(&self, height: u64, committed: &Bound<'_, PySet>, replayed: Vec<bool>) -> PyResult<Vec<usize>> {
+    /// block, or its expiry is below `height` or above `max_expiry` (the executor's rule;
+    /// `max_expiry`: the block's height plus the chain's replay window, None where the
+    /// chain has none).
+    #[pyo3(signature = (height, committed, replayed, max_expiry = None))]
+    fn select(&self, height: u64, committed: &Bound<'_, PySet>, replayed: Vec<bool>, max_expiry: Option<u64>) -> PyResult<Vec<usize>> {
         if replayed.len() != self.entries.len() {
             return Err(err(format!("{} replay flags for {} transactions", replayed.len(), self.entries.len())));
         }
@@ -147,7 +150,12 @@ impl PyTransferBlock {
         let mut seen_rk = std::collections::HashSet::with_capacity(self.entries.len());
         let mut out = Vec::with_capacity(self.entries.len());
         for (i, e) in self.entries.iter().enumerate() {
-            if seen_hash.contains(&e.hash) || seen_rk.contains(&e.replay_key) || e.tx.expiry < height || replayed[i] {
+            if seen_hash.contains(&e.hash)
+                || seen_rk.contains(&e.replay_key)
+                || e.tx.expiry < height
+                || replayed[i]
+                || max_expiry.is_some_and(|m| e.tx.expiry > m)
+            {
                 continue;
             }
             if !committed.is_empty() && committed.contains(PyBytes::new(py, &e.hash))? {

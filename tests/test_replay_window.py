@@ -1,0 +1,212 @@
+"""The replay window (docs/ledger.md, "Replay records"): a chain whose genesis names
+``replay_window`` W drops a transaction whose expiry lies more than W above its block, and
+deletes each replay record in the block after its expiry, so the state (and the in-memory
+state tree) holds only the records still able to stop a replay. A genesis without it keeps
+the old rule: records for ever, any expiry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tfnode import _core, crypto
+from tfnode.execution.args import encode_call_args
+from tfnode.execution.executor import REPLAY_PREFIX, ChainExecutor
+from tfnode.node.errors import ConfigError
+from tfnode.node.genesis import DEFAULT_REPLAY_WINDOW, Genesis, make_genesis
+from tfnode.storage import ChainStore, open_rocks
+
+CHAIN = "tf-replay"
+WINDOW = 6
+
+
+def _key(i: int):
+    return crypto.PrivateKey.from_bytes(crypto.sm3(b"replay-window key %d" % i))
+
+
+KEYS = [_key(i) for i in range(4)]
+
+
+def _genesis(window: int | None):
+    return make_genesis(
+        CHAIN,
+        [k.public_key().to_bytes(compressed=True) for k in KEYS],
+        genesis_time_ms=1_700_000_000_000,
+        replay_window=window,
+    )
+
+
+def tx(key, *, nonce, expiry, to=1, amount=3):
+    t = _core.Transaction(
+        CHAIN.encode(),
+        nonce,
+        expiry,
+        1_000_000,
+        "asset",
+        "transfer",
+        encode_call_args((crypto.address(KEYS[to].public_key()), amount)),
+    )
+    t.sign(key.to_bytes())
+    return t.encode()
+
+
+def block(h, digests):
+    return {
+        "height": h,
+        "id": crypto.sm3(b"block %d" % h),
+        "timestamp_ms": 1_700_000_000_000 + h * 1000,
+        "bytes": b"block bytes %d" % h,
+        "payload": list(digests),
+    }
+
+
+class Chain:
+    """One executor over its own RocksDB ledger; ``native=False`` runs the Python reference."""
+
+    def __init__(self, path, genesis, native=True):
+        self.path, self.genesis, self.native = path, genesis, native
+        self.open()
+
+    def open(self):
+        self.kv = open_rocks(self.path)
+        self.store = ChainStore(self.kv, CHAIN)
+        self.ex = ChainExecutor(self.store, self.genesis, native=self.native)
+        self.ex.open()
+
+    def close(self):
+        self.ex.close()
+        self.store.close()
+        self.kv.close()
+
+    def run(self, *raws):
+        """Block ``height + 1`` of one batch (or an empty block); the hashes it kept."""
+        h = self.ex.height + 1
+        batches = [(_core.batch_digest(list(raws))[0], list(raws))] if raws else []
+        out = self.ex.execute(block(h, [d for d, _ in batches]), batches)
+        self.ex.commit(out, b"qc %d" % h)
+        return [th for th, _ in out.txs]
+
+    def records(self):
+        return dict(self.store.state_items(REPLAY_PREFIX))
+
+
+@pytest.fixture(params=[True, False], ids=["native", "reference"])
+def native(request):
+    return request.param
+
+
+def test_a_record_lives_until_its_expiry_and_the_key_is_free_after(tmp_path, native):
+    c = Chain(tmp_path / "db", _genesis(WINDOW), native)
+    try:
+        first = tx(KEYS[0], nonce=7, expiry=3)
+        assert len(c.run(first)) == 1  # height 1
+        rk = REPLAY_PREFIX + _core.Transaction.decode(first).replay_key()
+        # height 2: the same nonce re-signed with another expiry is a replay while the record lives
+        assert c.run(tx(KEYS[0], nonce=7, expiry=8)) == []
+        assert c.run() == []  # height 3 = the expiry: the record is still there
+        assert rk in c.records()
+        c.run()  # height 4: the block after the expiry deletes it
+        assert rk not in c.records()
+        value, proof = c.ex.tree.get_with_proof(rk)
+        assert value is None and _core.state_proof_verify(c.ex.state_root, rk, None, proof)
+        # the old body again: expired (and its hash is committed); dropped
+        assert c.run(first) == []
+        # the sender re-signs nonce 7 with a new expiry: a new transaction, which commits
+        again = tx(KEYS[0], nonce=7, expiry=9)
+        assert len(c.run(again)) == 1  # height 6
+        assert c.records()[rk] == (9).to_bytes(8, "big")
+    finally:
+        c.close()
+
+
+def test_an_expiry_beyond_the_window_is_dropped(tmp_path, native):
+    c = Chain(tmp_path / "db", _genesis(WINDOW), native)
+    try:
+        # block 1: expiry 1 + W is the last one kept
+        assert len(c.run(tx(KEYS[0], nonce=1, expiry=1 + WINDOW), tx(KEYS[1], nonce=1, expiry=2 + WINDOW))) == 1
+        assert len(c.run(tx(KEYS[1], nonce=1, expiry=2 + WINDOW))) == 1  # block 2: now inside it
+    finally:
+        c.close()
+
+
+def test_without_a_window_records_stay_and_far_expiries_commit(tmp_path, native):
+    c = Chain(tmp_path / "db", _genesis(None), native)
+    try:
+        assert len(c.run(tx(KEYS[0], nonce=1, expiry=2), tx(KEYS[1], nonce=1, expiry=10**12))) == 2
+        for _ in range(4):
+            c.run()
+        assert len(c.records()) == 2
+        assert c.run(tx(KEYS[0], nonce=1, expiry=50)) == []  # the record still stops it
+    finally:
+        c.close()
+
+
+def _blocks(n):
+    """n blocks of three transfers, each expiring two heights after its block."""
+    return [
+        [tx(KEYS[i % 3], nonce=h * 10 + i, expiry=h + 2, to=3, amount=1) for i in range(3)] for h in range(1, n + 1)
+    ]
+
+
+def test_the_live_records_stay_bounded_and_both_paths_agree(tmp_path):
+    native, ref = Chain(tmp_path / "n", _genesis(WINDOW)), Chain(tmp_path / "r", _genesis(WINDOW), native=False)
+    try:
+        for raws in _blocks(40):
+            assert native.run(*raws) == ref.run(*raws)
+            assert native.ex.state_root == ref.ex.state_root
+            # the records of this block and the two before it: expiry h + 2, deleted in h + 3
+            assert len(native.records()) <= 9
+        assert len(native.records()) == 9
+        assert native.ex.tree.get(REPLAY_PREFIX + b"\x00" * 32) is None
+    finally:
+        native.close()
+        ref.close()
+
+
+def test_a_restart_rebuilds_the_expiring_records_from_the_state(tmp_path):
+    """The live set is in memory; a node that restarts rebuilds it from the committed state
+    and deletes the same records in the same blocks as one that did not."""
+    blocks = _blocks(12)
+    steady = Chain(tmp_path / "steady", _genesis(WINDOW))
+    restarted = Chain(tmp_path / "restarted", _genesis(WINDOW))
+    try:
+        for h, raws in enumerate(blocks, 1):
+            steady.run(*raws)
+            restarted.run(*raws)
+            if h in (2, 5, 6):
+                restarted.close()
+                restarted.open()
+            assert restarted.ex.state_root == steady.ex.state_root
+            assert restarted.records() == steady.records()
+    finally:
+        steady.close()
+        restarted.close()
+
+
+def test_the_genesis_carries_its_window():
+    g = _genesis(WINDOW)
+    assert json.loads(g.canonical_bytes())["replay_window"] == WINDOW
+    assert make_genesis(CHAIN, [k.public_key().to_bytes(compressed=True) for k in KEYS]).replay_window == (
+        DEFAULT_REPLAY_WINDOW
+    )
+    old = _genesis(None)
+    # a genesis written before the rule: no key, so its bytes (and its hash) are unchanged
+    assert "replay_window" not in json.loads(old.canonical_bytes())
+    assert Genesis.from_json_obj(old.to_json_obj()).replay_window is None
+    assert Genesis.from_json_obj(g.to_json_obj()).hash == g.hash
+    for bad in (0, -1, "6", True, 1.5, 1 << 41):
+        obj = dict(g.to_json_obj(), replay_window=bad)
+        with pytest.raises(ConfigError, match="replay_window"):
+            Genesis.from_json_obj(obj)
+
+
+def test_init_writes_the_window_and_keeps_the_mempools_within_it(tmp_path):
+    from tfnode.node import cli_node
+    from tfnode.node import config as config_mod
+
+    cli_node.init(validators=1, home=tmp_path / "c", replay_window=300)
+    assert Genesis.load(tmp_path / "c" / "genesis.json").replay_window == 300
+    assert config_mod.load(tmp_path / "c" / "node-0").expiry_window == 300
+    with pytest.raises(ConfigError, match="replay_window 0"):
+        cli_node.init(validators=1, home=tmp_path / "d", replay_window=0)
