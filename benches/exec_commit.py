@@ -38,6 +38,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -196,6 +197,8 @@ def main() -> int:
         "commit_us_per_tx": {"median": round(statistics.median(co_us), 2), "min": round(min(co_us), 2)},
         "both_us_per_tx": {"median": round(statistics.median(both), 2), "min": round(min(both), 2)},
         "process_us_per_tx": {"median": round(statistics.median(proc), 2), "min": round(min(proc), 2)},
+        # the process's peak resident set (the pre-signed transfers included: the same in every mode)
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     if a.json:
         print(json.dumps(report, indent=2))
