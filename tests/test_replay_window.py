@@ -12,7 +12,7 @@ import pytest
 
 from tfnode import _core, crypto
 from tfnode.execution.args import encode_call_args
-from tfnode.execution.executor import REPLAY_PREFIX, ChainExecutor
+from tfnode.execution.executor import REPLAY_PREFIX, REPLAY_WINDOW_KEY, ChainExecutor, ExecutionError
 from tfnode.node.errors import ConfigError
 from tfnode.node.genesis import DEFAULT_REPLAY_WINDOW, Genesis, make_genesis
 from tfnode.storage import ChainStore, open_rocks
@@ -72,7 +72,12 @@ class Chain:
         self.kv = open_rocks(self.path)
         self.store = ChainStore(self.kv, CHAIN)
         self.ex = ChainExecutor(self.store, self.genesis, native=self.native)
-        self.ex.open()
+        try:
+            self.ex.open()
+        except BaseException:
+            self.store.close()
+            self.kv.close()
+            raise
 
     def close(self):
         self.ex.close()
@@ -182,6 +187,30 @@ def test_a_restart_rebuilds_the_expiring_records_from_the_state(tmp_path):
     finally:
         steady.close()
         restarted.close()
+
+
+def test_the_state_records_the_window_and_a_genesis_that_differs_stops_the_node(tmp_path):
+    c = Chain(tmp_path / "db", _genesis(WINDOW))
+    try:
+        c.run(tx(KEYS[0], nonce=1, expiry=3))
+        assert c.store.get_state(REPLAY_WINDOW_KEY) == WINDOW.to_bytes(8, "big")
+        value, proof = c.ex.tree.get_with_proof(REPLAY_WINDOW_KEY)
+        assert _core.state_proof_verify(c.ex.state_root, REPLAY_WINDOW_KEY, value, proof)
+    finally:
+        c.close()
+    # an operator's genesis.json edited after the start (another window, or none): refused
+    # at open, before the node could diverge from the others at the first expiry
+    for other in (WINDOW + 1, None):
+        with pytest.raises(ExecutionError, match="replay window"):
+            Chain(tmp_path / "db", _genesis(other))
+    old = Chain(tmp_path / "old", _genesis(None))
+    try:
+        old.run(tx(KEYS[0], nonce=1, expiry=3))
+        assert old.store.get_state(REPLAY_WINDOW_KEY) is None
+    finally:
+        old.close()
+    with pytest.raises(ExecutionError, match="holds none"):
+        Chain(tmp_path / "old", _genesis(WINDOW))
 
 
 def test_the_genesis_carries_its_window():

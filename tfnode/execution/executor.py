@@ -26,6 +26,7 @@ State (one key/value space, one sparse Merkle tree over all of it):
                                                     with the genesis's replay_window, deleted in
                                                     the block after its expiry)
     b"\\x00a/" + address        -> balance           (tfnode.execution.asset)
+    b"\\x00p/replay_window"     -> u64 W             (the chain's replay window, from genesis; absent: none)
     everything else                                  (the contract runtime: governance, contracts)
 
 After the block: ``state_root`` = the tree's root, ``receipts_root`` = RFC 6962 root over the
@@ -79,6 +80,10 @@ from tfnode.storage import BlockCommit
 log = logging.getLogger(__name__)
 
 REPLAY_PREFIX = b"\x00r/"
+#: The chain's replay window in the state (written at genesis when the genesis names one),
+#: so the rule a chain runs is certified with its state and an executor whose genesis says
+#: otherwise stops at open instead of diverging at the first expiry.
+REPLAY_WINDOW_KEY = b"\x00p/replay_window"
 #: Set to "1" in a node's environment: transfers run through the Python reference path.
 PYTHON_TRANSFERS_ENV = "TFNODE_PYTHON_TRANSFERS"
 KEEP_VERSIONS = 256
@@ -269,6 +274,7 @@ class ChainExecutor:
             self.history = g_hist
             self._load_expiring()
             return
+        self._check_replay_window()
         height = ex[0]
         rec = self.store.exec_record(height)
         if rec is None:
@@ -292,9 +298,21 @@ class ChainExecutor:
             )
         self._load_expiring()
 
+    def _check_replay_window(self) -> None:
+        """The stored state's replay window must be the genesis's (ExecutionError otherwise:
+        checked before anything else is loaded, so the message names the cause)."""
+        stored = self.store.get_state(REPLAY_WINDOW_KEY)
+        if stored != (None if self.replay_window is None else _U64.pack(self.replay_window)):
+            has = "none" if stored is None else str(_U64.unpack(stored)[0]) if len(stored) == 8 else stored.hex()
+            raise ExecutionError(
+                f"the genesis names replay window {self.replay_window}, but this chain's state holds {has}: "
+                "this node's genesis.json is not the one the chain started from"
+            )
+
     def _load_expiring(self) -> None:
         """The live replay records by expiry height, from the committed state (a chain with a
-        replay window; the records of a block are grouped as :meth:`commit` groups them)."""
+        replay window; the records of a block are grouped as :meth:`commit` groups them).
+        """
         self._expiring, self._expiry_heap = {}, []
         if self.replay_window is None:
             return
@@ -352,6 +370,8 @@ class ChainExecutor:
         rt.genesis(members, g.policy, contracts, block=block, validators=self._genesis_validators())
         for k, v in asset.genesis_writes(g.allocations):
             mem.put(k, v)
+        if self.replay_window is not None:
+            mem.put(REPLAY_WINDOW_KEY, _U64.pack(self.replay_window))
         return sorted(mem.items())
 
     def _genesis_validators(self) -> list[dict]:
