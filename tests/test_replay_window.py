@@ -224,6 +224,8 @@ def test_the_genesis_carries_its_window():
     assert "replay_window" not in json.loads(old.canonical_bytes())
     assert Genesis.from_json_obj(old.to_json_obj()).replay_window is None
     assert Genesis.from_json_obj(g.to_json_obj()).hash == g.hash
+    # a node's mempool never admits an expiry the blocks would drop
+    assert g.expiry_window(1000) == WINDOW and g.expiry_window(3) == 3 and old.expiry_window(1000) == 1000
     for bad in (0, -1, "6", True, 1.5, 1 << 41):
         obj = dict(g.to_json_obj(), replay_window=bad)
         with pytest.raises(ConfigError, match="replay_window"):

@@ -203,8 +203,8 @@ def init(
             raise ConfigError(f"{len(hosts)} hosts for {n} nodes")
         for m, h in zip(members, hosts, strict=True):
             m["host"] = m.get("host") or h
-    expiry_window = min(expiry_window, replay_window)  # wider, the blocks would drop what the mempools admit
     g = make_genesis(chain_id, members=members, allocations=allocations, replay_window=replay_window)
+    expiry_window = g.expiry_window(expiry_window)
     home.mkdir(parents=True, exist_ok=True)
     g.write(home / "genesis.json")
     names = [m["name"] for m in members]

@@ -86,6 +86,11 @@ class Genesis:
         """The state root at genesis (and after every empty block; see the module doc)."""
         return crypto.sm3(b"tfnode/genesis-state/v1" + self.hash)
 
+    def expiry_window(self, configured: int) -> int:
+        """The mempool's expiry window for a node configured with ``configured``: never wider
+        than the replay window, beyond which blocks drop what the mempool admitted."""
+        return configured if self.replay_window is None else min(configured, self.replay_window)
+
     def consensus_validators(self) -> list[tuple[int, int, bytes]]:
         return [(v.id, v.power, v.public_key) for v in self.validators]
 

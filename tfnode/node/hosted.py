@@ -232,8 +232,7 @@ class HostedChain:
             [v[2] for v in self.vset],
             self.public_key,
             config=MempoolConfig(
-                # never wider than the chain's replay window: the block would drop the rest
-                expiry_window=min(cfg.expiry_window, g.replay_window or cfg.expiry_window),
+                expiry_window=g.expiry_window(cfg.expiry_window),
                 verify_workers=cfg.verify_workers,
                 attest=cfg.attest,
                 cert_wait_ms=cfg.cert_wait_ms,
