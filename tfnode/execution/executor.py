@@ -32,7 +32,8 @@ State (one key/value space, one sparse Merkle tree over all of it):
 After the block: ``state_root`` = the tree's root, ``receipts_root`` = RFC 6962 root over the
 receipt hashes, ``exec_root`` = the root of the execution history with this height appended
 (:mod:`tfnode.execution.roots`); the history-tree nodes the height completes are stored in its
-execution record, after the three roots. The tree keeps the last :data:`KEEP_VERSIONS` heights readable (proofs).
+execution record, after the three roots. The tree keeps the last :data:`KEEP_VERSIONS` heights readable (proofs;
+``ChainExecutor(keep_versions=n)``: a node's ``[storage] state_versions``).
 It lives in memory (Rust) and is stored in containers (docs/storage.md "State tree"): each
 block's batch puts one container of the nodes it created (a few RocksDB values, whatever the
 number of nodes) and deletes the containers that pruning emptied or compacted into it
@@ -98,14 +99,15 @@ class ExecutionError(TfnodeError):
     """The node cannot execute (missing genesis contract source, corrupt stored state)."""
 
 
-def load_state_tree(store: Any, height: int, workers: int | None = None) -> Any:
+def load_state_tree(store: Any, height: int, workers: int | None = None, keep: int | None = None) -> Any:
     """The state tree stored in ``store`` at executed ``height``: its containers (and the
     per-node rows of a store written before them), keeping the nodes reachable from versions
-    ``height - KEEP_VERSIONS ..= height``. Raises ExecutionError naming a damaged container.
+    ``height - keep ..= height`` (``keep``: :data:`KEEP_VERSIONS` by default; versions a node
+    with fewer kept are simply absent). Raises ExecutionError naming a damaged container.
     ``workers``: the tree's thread count (``_core.StateTree(workers=...)``; None: all cores)."""
     tree = _core.StateTree(workers=workers)
     try:
-        tree.load_stored(store.tree_containers(), store.tree_nodes(), height, KEEP_VERSIONS)
+        tree.load_stored(store.tree_containers(), store.tree_nodes(), height, KEEP_VERSIONS if keep is None else keep)
     except LedgerError as err:
         raise ExecutionError(f"the state tree stored for height {height} cannot be loaded: {err}") from err
     return tree
@@ -181,8 +183,14 @@ class ChainExecutor:
         crash_marker: Path | None = None,
         native: bool | None = None,
         tree_workers: int | None = None,
+        keep_versions: int | None = None,
     ) -> None:
         self.store = store
+        # The newest heights whose state stays readable in the tree (proofs, snapshots): a
+        # node's [storage] state_versions; local (the roots do not depend on it).
+        self.keep_versions = KEEP_VERSIONS if keep_versions is None else keep_versions
+        if self.keep_versions < 1:
+            raise ValueError(f"keep_versions {self.keep_versions}: must be at least 1")
         # Threads of the state tree's updates (``_core.StateTree(workers=)``): None, all cores
         # (the process-wide pool; a node's default); n, a pool of n (a benchmark's one-worker
         # reference runs its tree on one thread). The roots are the same for any count.
@@ -280,7 +288,7 @@ class ChainExecutor:
         if rec is None:
             raise ExecutionError(f"height {height} is executed but its execution record is missing")
         self.store.state.discard()
-        self.tree = load_state_tree(self.store, height, self.tree_workers)
+        self.tree = load_state_tree(self.store, height, self.tree_workers, self.keep_versions)
         if self.tree.root(height) != rec[:32]:
             raise ExecutionError(
                 f"state tree loaded from disk has root {self.tree.root(height).hex()}, "
@@ -515,7 +523,8 @@ class ChainExecutor:
         height's container; versions leaving the kept window are pruned, and the containers
         that leaves empty (or sparse) deleted in this same block's batch. Returns the root and
         ``StateTree.take_writes()``."""
-        root = self.tree.apply_block(height, writes, height - KEEP_VERSIONS if height > KEEP_VERSIONS else None)
+        keep = self.keep_versions
+        root = self.tree.apply_block(height, writes, height - keep if height > keep else None)
         return root, self.tree.take_writes()
 
     def _tree_done(self, out: BlockOutput, applied: tuple) -> None:

@@ -25,6 +25,10 @@ MAX_BASE_TIMEOUT_MS = 3_600_000
 #: turns costs about two of these (docs/benchmarks.md, "One validator down"); a LAN or a
 #: region answers in a few ms. Raise it across continents.
 DEFAULT_BASE_TIMEOUT_MS = 500
+#: [storage] state_versions: the default is the executor's (tfnode.execution.executor.KEEP_VERSIONS).
+DEFAULT_STATE_VERSIONS = 256
+MIN_STATE_VERSIONS = 16
+MAX_STATE_VERSIONS = 4096
 
 
 @dataclass
@@ -76,6 +80,10 @@ class NodeConfig:
     # [storage] keep_blocks: 0 keeps every block (an archive node); N >= MIN_KEEP_BLOCKS keeps
     # the bodies of the newest N committed blocks only (docs/storage.md, "Pruning").
     keep_blocks: int = 0
+    # [storage] state_versions: the newest heights whose state stays readable in the state tree
+    # (state proofs at a height, snapshots of it); local to the node (roots do not depend on
+    # it). Fewer: less memory and less work per block (docs/benchmarks.md, "Replay records").
+    state_versions: int = DEFAULT_STATE_VERSIONS
     # [node] huge_pages: the heap on transparent huge pages (glibc's malloc tunable, set by a
     # re-exec at start: tfnode/node/hugepages.py); false leaves the process as started.
     huge_pages: bool = True
@@ -163,12 +171,18 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         cert_wait_ms=int(mp.get("cert_wait_ms", 500)),
         chain_process=chains.get("process", False),
         keep_blocks=storage.get("keep_blocks", 0),
+        state_versions=storage.get("state_versions", DEFAULT_STATE_VERSIONS),
         huge_pages=_bool(node.get("huge_pages", True), f"{where}: node.huge_pages"),
     )
     try:
         check_keep_blocks(cfg.keep_blocks)
     except (StorageTypeError, StorageValueError) as err:
         raise ConfigError(f"{where}: storage.{err}") from None
+    if type(cfg.state_versions) is not int or not MIN_STATE_VERSIONS <= cfg.state_versions <= MAX_STATE_VERSIONS:
+        raise ConfigError(
+            f"{where}: storage.state_versions {cfg.state_versions!r}; must be an integer in "
+            f"{MIN_STATE_VERSIONS}..{MAX_STATE_VERSIONS} (heights)"
+        )
     if not isinstance(cfg.chain_process, bool):
         raise ConfigError(f"{where}: chains.process {cfg.chain_process!r}; must be true or false")
     if not 1 <= cfg.rpc_max_connections <= 65536:
@@ -298,6 +312,10 @@ sync_batch = {cfg.sync_batch}
 # per commit and answered with error -32010 (docs/storage.md, "Pruning"). State, proofs of
 # current state and replay protection are unaffected.
 keep_blocks = {cfg.keep_blocks}
+# The newest heights whose state stays readable (state proofs at a height, snapshots):
+# {MIN_STATE_VERSIONS}..{MAX_STATE_VERSIONS}. Fewer saves memory and CPU per block; local to
+# this node.
+state_versions = {cfg.state_versions}
 
 [log]
 # "plain" (human) or "json" (one object per line, for log shippers). Keys are never logged.

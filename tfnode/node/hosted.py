@@ -157,6 +157,7 @@ class HostedChain:
                 genesis_dir=self.genesis_dir,
                 contained=self.contained,
                 crash_marker=self.data_path / "executing",
+                keep_versions=self.cfg.state_versions,
             )
             self.executor.open()
             self._root = root = restart_root(self.store)

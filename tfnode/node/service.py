@@ -13,7 +13,7 @@ from tfnode import _core, crypto
 from tfnode.consensus import decode_block
 from tfnode.execution import roots
 from tfnode.execution.args import encode_call_args
-from tfnode.execution.executor import KEEP_VERSIONS, ExecutionError
+from tfnode.execution.executor import ExecutionError
 from tfnode.execution.query_auth import check_query
 from tfnode.execution.roots import ZERO
 from tfnode.node import iot_admission, query
@@ -324,7 +324,7 @@ class NodeService:
         except Exception as err:  # noqa: BLE001 - the tree reads nodes back from storage: any failure there means "not available"
             raise RpcError.of(
                 ErrorCode.NOT_READY,
-                f"state at height {h} is not available (the last {KEEP_VERSIONS} heights are kept): {err}",
+                f"state at height {h} is not available (the last {self.executor.keep_versions} heights are kept): {err}",
             ) from None
         out.update(key=key.hex(), value=None if value is None else value.hex(), proof=proof.hex(), certificate=cert)
         return out
