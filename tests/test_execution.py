@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.blocks import block
 from tfnode import _core, crypto
 from tfnode.execution import asset, roots
 from tfnode.execution.args import decode_call_args, encode_call_args
@@ -42,16 +43,6 @@ def tx(key, method="transfer", args=(), *, nonce, expiry=50, contract="asset", c
     t = _core.Transaction(chain.encode(), nonce, expiry, gas_limit, contract, method, encode_call_args(args))
     t.sign(key.to_bytes())
     return t.encode()
-
-
-def block(h, payload=()):
-    return {
-        "height": h,
-        "id": crypto.sm3(b"block %d" % h),
-        "timestamp_ms": 1_700_000_000_000 + h * 1000,
-        "bytes": b"block bytes %d" % h,
-        "payload": list(payload),
-    }
 
 
 def run(ex, h, *batches):

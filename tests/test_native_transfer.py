@@ -16,6 +16,7 @@ import random
 
 import pytest
 
+from tests.blocks import block
 from tfnode import _core, crypto
 from tfnode.execution import asset
 from tfnode.execution.args import encode_call_args
@@ -53,16 +54,6 @@ def raw_tx(key, args=b"", *, nonce, method="transfer", contract="asset", expiry=
     t = _core.Transaction(chain.encode(), nonce, expiry, gas, contract, method, args)
     t.sign(key.to_bytes())
     return t.encode()
-
-
-def block(h, digests):
-    return {
-        "height": h,
-        "id": crypto.sm3(b"block %d" % h),
-        "timestamp_ms": 1_700_000_000_000 + h * 1000,
-        "bytes": b"block bytes %d" % h,
-        "payload": list(digests),
-    }
 
 
 class Pair:

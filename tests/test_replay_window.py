@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from tests.blocks import block
 from tfnode import _core, crypto
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.executor import REPLAY_PREFIX, REPLAY_WINDOW_KEY, ChainExecutor, ExecutionError
@@ -49,16 +50,6 @@ def tx(key, *, nonce, expiry, to=1, amount=3):
     )
     t.sign(key.to_bytes())
     return t.encode()
-
-
-def block(h, digests):
-    return {
-        "height": h,
-        "id": crypto.sm3(b"block %d" % h),
-        "timestamp_ms": 1_700_000_000_000 + h * 1000,
-        "bytes": b"block bytes %d" % h,
-        "payload": list(digests),
-    }
 
 
 class Chain:

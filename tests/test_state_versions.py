@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.blocks import block
 from tfnode import _core, crypto
 from tfnode.errors import LedgerError
 from tfnode.execution.args import encode_call_args
@@ -28,14 +29,7 @@ def _block(h: int) -> tuple[dict, list]:
     t.sign(KEYS[h % 3].to_bytes())
     raws = [t.encode()]
     digest = _core.batch_digest(raws)[0]
-    blk = {
-        "height": h,
-        "id": crypto.sm3(b"block %d" % h),
-        "timestamp_ms": 1_700_000_000_000 + h * 1000,
-        "bytes": b"block bytes %d" % h,
-        "payload": [digest],
-    }
-    return blk, [(digest, raws)]
+    return block(h, [digest]), [(digest, raws)]
 
 
 def _open(path, keep):

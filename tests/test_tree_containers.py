@@ -21,6 +21,7 @@ from tfnode.storage import ChainStore, CorruptionError, open_rocks
 from tfnode.storage import keys as K
 from tfnode.storage.abc import WriteBatch
 
+from .blocks import block
 from .legacy_tree import write_legacy_tree
 
 CHAIN = "tf-containers"
@@ -90,14 +91,7 @@ class Node:
 
     def execute(self, h, raws):
         digest = _core.batch_digest(raws)[0]
-        blk = {
-            "height": h,
-            "id": crypto.sm3(b"block %d" % h),
-            "timestamp_ms": 1_700_000_000_000 + h * 1000,
-            "bytes": b"block bytes %d" % h,
-            "payload": [digest],
-        }
-        return self.ex.execute(blk, [(digest, raws)])
+        return self.ex.execute(block(h, [digest]), [(digest, raws)])
 
     def run(self, h, raws):
         out = self.execute(h, raws)
