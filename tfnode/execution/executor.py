@@ -142,7 +142,7 @@ class BlockOutput:
     dropped: int = 0
     seconds: float = 0.0
     # a chain with a replay window: the replay records this block writes, (state key, expiry)
-    # in execution order, and the expiry heights whose records it deletes
+    # in execution order, and the state keys of the expired records it deletes
     replay_new: list = field(default_factory=list)
     replay_expired: list = field(default_factory=list)
     # execute(overlap_tree=True): the tree update in flight (a Future of StateTree.apply's
@@ -319,8 +319,7 @@ class ChainExecutor:
 
     def _load_expiring(self) -> None:
         """The live replay records by expiry height, from the committed state (a chain with a
-        replay window; the records of a block are grouped as :meth:`commit` groups them).
-        """
+        replay window; the records of a block are grouped as :meth:`commit` groups them)."""
         self._expiring, self._expiry_heap = {}, []
         if self.replay_window is None:
             return
