@@ -99,9 +99,13 @@ def test_a_record_lives_until_its_expiry_and_the_key_is_free_after(tmp_path, nat
         assert len(c.run(first)) == 1  # height 1
         rk = REPLAY_PREFIX + _core.Transaction.decode(first).replay_key()
         # height 2: the same nonce re-signed with another expiry is a replay while the record lives
+        assert c.ex.committed_replay_keys([rk[len(REPLAY_PREFIX) :]]) == {rk[len(REPLAY_PREFIX) :]}
         assert c.run(tx(KEYS[0], nonce=7, expiry=8)) == []
         assert c.run() == []  # height 3 = the expiry: the record is still there
         assert rk in c.records()
+        # height 3 is executed: the mempool already treats the key as free, since block 4
+        # deletes the record before it executes anything; block 3 itself still counted it
+        assert c.ex.committed_replay_keys([rk[len(REPLAY_PREFIX) :]]) == set()
         c.run()  # height 4: the block after the expiry deletes it
         assert rk not in c.records()
         value, proof = c.ex.tree.get_with_proof(rk)
@@ -134,6 +138,8 @@ def test_without_a_window_records_stay_and_far_expiries_commit(tmp_path, native)
             c.run()
         assert len(c.records()) == 2
         assert c.run(tx(KEYS[0], nonce=1, expiry=50)) == []  # the record still stops it
+        rk = _core.Transaction.decode(tx(KEYS[0], nonce=1, expiry=2)).replay_key()
+        assert c.ex.committed_replay_keys([rk]) == {rk}  # and the mempool refuses it
     finally:
         c.close()
 

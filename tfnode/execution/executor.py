@@ -778,9 +778,14 @@ class ChainExecutor:
 
     # ---- reads --------------------------------------------------------------------------------
     def committed_replay_keys(self, replay_keys: list[bytes]) -> set[bytes]:
-        """Which of these replay keys a committed transaction already used (the mempool's check)."""
+        """Which of these replay keys a committed transaction already used (the mempool's check).
+        On a chain with a replay window, a record whose expiry is below the next height does
+        not count: the next block deletes it before it executes anything."""
         vals = self.store.get_state_many([REPLAY_PREFIX + rk for rk in replay_keys])
-        return {rk for rk, v in zip(replay_keys, vals, strict=True) if v is not None}
+        if self.replay_window is None:
+            return {rk for rk, v in zip(replay_keys, vals, strict=True) if v is not None}
+        nxt = _U64.pack(self.height + 1)  # big-endian: bytes compare as the heights do
+        return {rk for rk, v in zip(replay_keys, vals, strict=True) if v is not None and v >= nxt}
 
     def simulate(
         self,
