@@ -128,6 +128,8 @@ def test_health_tells_a_stall_and_a_lost_quorum(cluster):
     m = _metrics(url)
     assert m[("tfnode_health_ok", "")] == 0 and ("tfnode_last_commit_age_seconds", "") in m
     assert m[("tfnode_connected_power", "")] < m[("tfnode_quorum_power", "")]
+    # the chain's replay records (tfnode init writes a replay window): as many as status says
+    assert m[("tfnode_replay_records", "")] >= 0 and cluster.status(0)["replay_records"] is not None
     assert m[("tfnode_peer_connected", "node-2")] == 0 and m[("tfnode_peer_connected", "node-1")] == 1
     assert ("tfnode_peer_lag_blocks", "node-2") in m  # it proposed before it was killed
     # ordering, not a timing: a killed peer has been silent longer than a live one

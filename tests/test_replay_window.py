@@ -159,6 +159,7 @@ def test_the_live_records_stay_bounded_and_both_paths_agree(tmp_path):
             assert native.ex.state_root == ref.ex.state_root
             # the records of this block and the two before it: expiry h + 2, deleted in h + 3
             assert len(native.records()) <= 9
+            assert native.ex.replay_records == len(native.records())  # status and metrics show it
         assert len(native.records()) == 9
         assert native.ex.tree.get(REPLAY_PREFIX + b"\x00" * 32) is None
     finally:
@@ -181,6 +182,7 @@ def test_a_restart_rebuilds_the_expiring_records_from_the_state(tmp_path):
                 restarted.open()
             assert restarted.ex.state_root == steady.ex.state_root
             assert restarted.records() == steady.records()
+            assert restarted.ex.replay_records == steady.ex.replay_records == len(steady.records())
     finally:
         steady.close()
         restarted.close()

@@ -226,6 +226,7 @@ class ChainExecutor:
         self.replay_window: int | None = getattr(genesis, "replay_window", None)
         self._expiring: dict[int, list[bytes]] = {}
         self._expiry_heap: list[int] = []
+        self.replay_records = 0  # how many records the live set holds (status, metrics)
         # execute(overlap_tree=True): the thread that runs the tree update (made on first use)
         self._tree_thread: ThreadPoolExecutor | None = None
         self._tree_inflight: Future | None = None  # the last update submitted to it
@@ -320,7 +321,7 @@ class ChainExecutor:
     def _load_expiring(self) -> None:
         """The live replay records by expiry height, from the committed state (a chain with a
         replay window; the records of a block are grouped as :meth:`commit` groups them)."""
-        self._expiring, self._expiry_heap = {}, []
+        self._expiring, self._expiry_heap, self.replay_records = {}, [], 0
         if self.replay_window is None:
             return
         by: dict[int, list[bytes]] = {}
@@ -329,6 +330,7 @@ class ChainExecutor:
                 raise ExecutionError(f"replay record {k.hex()} holds {len(v)} bytes, not a u64 expiry height")
             by.setdefault(_U64.unpack(v)[0], []).append(k)
         self._expiring, self._expiry_heap = by, sorted(by)
+        self.replay_records = sum(map(len, by.values()))
 
     def _take_expired(self, height: int) -> list[bytes]:
         """The state keys of the replay records whose expiry is below ``height`` (the records
@@ -338,6 +340,7 @@ class ChainExecutor:
         while heap and heap[0] < height:
             e = heapq.heappop(heap)
             out.extend(live.pop(e))
+        self.replay_records -= len(out)
         return out
 
     def history_node(self, level: int, index: int) -> bytes:
@@ -759,6 +762,7 @@ class ChainExecutor:
                 keys = live[e] = []
                 heapq.heappush(heap, e)
             keys.extend(map(_FIRST, grp))
+        self.replay_records += len(records)
 
     def close(self) -> None:
         """Close the crash marker's file and the tree thread (the node's stop)."""

@@ -337,6 +337,11 @@ class HostedChain:
             # base) on an archive node; rises on a pruning node ([storage] keep_blocks).
             "floor": self.store.floor if self.store else 0,
             "keep_blocks": self.cfg.keep_blocks,
+            # Replay records the state holds (docs/ledger.md, "Replay records"): bounded by the
+            # genesis replay_window; None on a chain without one (its records are never deleted).
+            "replay_records": (
+                self.executor.replay_records if self.executor and self.genesis.replay_window is not None else None
+            ),
             "round": self.core.round if self.core else 0,
             "epoch": self.core.epoch if self.core else 0,
             "peers": self._connected_validators(),
@@ -598,6 +603,7 @@ class HostedChain:
             mempool_txs=st["mempool"]["txs"],
             mempool_batches=st["mempool"]["batches"],
             certified_height=out.block["exec_height"],
+            replay_records=st["replay_records"] or 0,
         )
         m.consensus_totals(
             txs_signature_checks=st["mempool"].get("txs_verified", 0),

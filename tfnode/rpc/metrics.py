@@ -44,6 +44,7 @@ _GAUGES = {
     "health_reasons": "How many reasons /health gives for not being ok (0 when ok)",
     "connected_power": "Voting power of the validators this node is connected to, itself included",
     "quorum_power": "Voting power a quorum needs",
+    "replay_records": "Replay records in the state (bounded by the genesis replay_window; 0 on a chain without one)",
 }
 # Consensus totals the core (or the driver) counts; exported as counters that follow them.
 _TOTALS = {
@@ -131,7 +132,7 @@ class NodeMetrics:
     def set_status(self, **values) -> None:
         """Set any of the gauges: height, executed_height, certified_height, round, epoch,
         peers, mempool_txs, mempool_batches, halted, last_commit_age_seconds, health_ok,
-        health_reasons, connected_power, quorum_power (bool or number)."""
+        health_reasons, connected_power, quorum_power, replay_records (bool or number)."""
         for name, v in values.items():
             g = self._gauges.get(name)
             if g is None:
