@@ -725,6 +725,7 @@ def test_cli_status(server):
     assert r.exit_code == 0, r.output
     for field in ("height", "41", "hash", "ab" * 32, "round", "50", "peers"):
         assert field in r.output
+    assert "replay records" in r.output and "unknown (an older node)" in r.output  # no replay_records key
     r = CliRunner().invoke(app, ["status", "--rpc", server.url, "--json"])
     assert r.exit_code == 0 and orjson.loads(r.output)["height"] == 41
 

@@ -323,6 +323,12 @@ def status(
                 else f"from height {st.get('floor')} (newest {st.get('keep_blocks')})",
             ),
             ("state root", st.get("state_root")),
+            (
+                "replay records",
+                "kept for ever (no replay window in the genesis)"
+                if st.get("replay_records", "") is None
+                else st.get("replay_records", "unknown (an older node)"),
+            ),
             ("mempool", f"{mem.get('txs')} txs, {mem.get('batches')} batches"),
             ("halted", st.get("halted")),
             ("health", _health_line(st.get("health"))),
