@@ -304,6 +304,7 @@ def status(
     if json_out:
         return _print_json(st)
     mem = st.get("mempool") or {}
+    replay = st.get("replay_records", "unknown (an older node)")
     _print_fields(
         [
             ("chain", st.get("chain_id")),
@@ -323,12 +324,7 @@ def status(
                 else f"from height {st.get('floor')} (newest {st.get('keep_blocks')})",
             ),
             ("state root", st.get("state_root")),
-            (
-                "replay records",
-                "kept for ever (no replay window in the genesis)"
-                if st.get("replay_records", "") is None
-                else st.get("replay_records", "unknown (an older node)"),
-            ),
+            ("replay records", "kept for ever (no replay window in the genesis)" if replay is None else replay),
             ("mempool", f"{mem.get('txs')} txs, {mem.get('batches')} batches"),
             ("halted", st.get("halted")),
             ("health", _health_line(st.get("health"))),

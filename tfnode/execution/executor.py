@@ -142,9 +142,8 @@ class BlockOutput:
     dropped: int = 0
     seconds: float = 0.0
     # a chain with a replay window: the replay records this block writes, (state key, expiry)
-    # in execution order, and the state keys of the expired records it deletes
+    # in execution order (commit adds them to the executor's live set)
     replay_new: list = field(default_factory=list)
-    replay_expired: list = field(default_factory=list)
     # execute(overlap_tree=True): the tree update in flight (a Future of StateTree.apply's
     # result); the tree's fields above are filled when commit resolves it
     tree_pending: Any = field(default=None, repr=False)
@@ -312,7 +311,10 @@ class ChainExecutor:
         checked before anything else is loaded, so the message names the cause)."""
         stored = self.store.get_state(REPLAY_WINDOW_KEY)
         if stored != (None if self.replay_window is None else _U64.pack(self.replay_window)):
-            has = "none" if stored is None else str(_U64.unpack(stored)[0]) if len(stored) == 8 else stored.hex()
+            if stored is None:
+                has = "none"
+            else:
+                has = str(_U64.unpack(stored)[0]) if len(stored) == 8 else f"bytes {stored.hex()}"
             raise ExecutionError(
                 f"the genesis names replay window {self.replay_window}, but this chain's state holds {has}: "
                 "this node's genesis.json is not the one the chain started from"
@@ -494,9 +496,7 @@ class ChainExecutor:
         if self.replay_window is not None and self._expiry_heap and self._expiry_heap[0] < height:
             # the records whose expiry passed: deleted first, so a transaction of this block
             # may use a replay key again (a body re-signed with a new expiry)
-            expired = self._take_expired(height)
-            out.replay_expired = expired
-            state.delete_many(expired)
+            state.delete_many(self._take_expired(height))
         run = _Run(out, bctx, encoded, held, contain)
         if self.native:
             if prepared is None and hashes is not None and len(hashes) == len(batches) and None not in hashes:
