@@ -20,10 +20,13 @@ use rayon::prelude::*;
 
 use crate::keys::{digest_with_z, verify_prep, z_for, PublicKey};
 use crate::mul::{x_mod_n_equals, KeyTable};
+use crate::scalar::Scalar;
 use crate::signature::Signature;
 use crate::{DEFAULT_UID, MAX_UID_LEN};
 
 const SHARDS: usize = 16;
+/// Items verified together in vector lanes.
+const LANES: usize = 8;
 const DEFAULT_CAPACITY: usize = 4096;
 /// Hard ceiling on cache memory, whatever capacity is asked for.
 const MAX_CACHE_BYTES: usize = 256 << 20;
@@ -173,13 +176,127 @@ pub fn verify_cached(pk: &[u8], msg: &[u8], uid: &[u8], sig: &[u8]) -> bool {
             Ok(k) => k.verify(msg, uid, &sig),
             Err(_) => false,
         },
-        Lookup::Admit => {
-            let Ok(k) = PublicKey::from_bytes(pk) else { return false };
-            let e = Arc::new(Entry { table: KeyTable::new(&k.p), z_default: k.z(DEFAULT_UID), pk: k });
-            let ok = e.verify(msg, uid, &sig);
-            insert(pk, e);
-            ok
-        }
+        Lookup::Admit => verify_admit(pk, msg, uid, &sig),
+    }
+}
+
+/// Second sight of a key: build its entry, verify with it, cache it.
+fn verify_admit(pk: &[u8], msg: &[u8], uid: &[u8], sig: &Signature) -> bool {
+    let Ok(k) = PublicKey::from_bytes(pk) else { return false };
+    let e = Arc::new(Entry { table: KeyTable::new(&k.p), z_default: k.z(DEFAULT_UID), pk: k });
+    let ok = e.verify(msg, uid, sig);
+    insert(pk, e);
+    ok
+}
+
+/// Verify many `(public key, message, signature)` items with `DEFAULT_UID` on the
+/// calling thread, through the known-key cache: the verdicts, and the cache's admissions
+/// and evictions, are exactly those of calling [`verify_cached`] on each item in order.
+///
+/// On CPUs with AVX-512 IFMA the items whose key is cached are verified eight at once
+/// in vector lanes (see `docs/sm2.md`, "Verification in IFMA lanes"); a remainder of
+/// fewer than eight, and any lane that meets an exceptional point addition, go through
+/// the scalar path. Elsewhere everything takes the scalar path.
+pub fn verify_cached_many(items: &[(&[u8], &[u8], &[u8])]) -> Vec<bool> {
+    verify_many(items, lanes_available(), 0)
+}
+
+/// [`verify_cached_many`] on the scalar path only (tests and benchmarks compare the two).
+#[doc(hidden)]
+pub fn verify_cached_many_scalar(items: &[(&[u8], &[u8], &[u8])]) -> Vec<bool> {
+    verify_many(items, false, 0)
+}
+
+/// Can this CPU run the lanes?
+#[doc(hidden)]
+pub fn lanes_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::ifma::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// A cached-key item waiting for a lane.
+struct Pending {
+    idx: usize,
+    entry: Arc<Entry>,
+    s: Scalar,
+    t: Scalar,
+    v: Scalar,
+}
+
+impl Pending {
+    fn verify_scalar(&self) -> bool {
+        x_mod_n_equals(&self.entry.table.verify_mul(&self.s, &self.t), &self.v)
+    }
+}
+
+/// `lanes`: use the IFMA lanes (the caller checked [`lanes_available`]). `force_exc`
+/// (tests): lanes treated as exceptional in every group, to exercise the fallback.
+pub(crate) fn verify_many(items: &[(&[u8], &[u8], &[u8])], lanes: bool, force_exc: u8) -> Vec<bool> {
+    let mut out = vec![false; items.len()];
+    let mut pend: Vec<Pending> = Vec::with_capacity(LANES);
+    for (idx, (pk, msg, sig)) in items.iter().enumerate() {
+        let Ok(sig) = Signature::from_bytes(sig) else { continue };
+        out[idx] = match lookup(pk) {
+            Lookup::Hit(entry) if lanes => {
+                let e = digest_with_z(&entry.z_default, msg);
+                let Some((v, t)) = verify_prep(&e, &sig) else { continue };
+                pend.push(Pending { idx, entry, s: sig.s, t, v });
+                if pend.len() == LANES {
+                    run_lanes(&pend, &mut out, force_exc);
+                    pend.clear();
+                }
+                continue;
+            }
+            Lookup::Hit(entry) => entry.verify(msg, DEFAULT_UID, &sig),
+            Lookup::Miss => match PublicKey::from_bytes(pk) {
+                Ok(k) => k.verify(msg, DEFAULT_UID, &sig),
+                Err(_) => false,
+            },
+            Lookup::Admit => verify_admit(pk, msg, DEFAULT_UID, &sig),
+        };
+    }
+    for p in &pend {
+        out[p.idx] = p.verify_scalar();
+    }
+    out
+}
+
+#[cfg(test)]
+thread_local! {
+    static LANE_GROUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Groups of eight this thread has sent to the lanes (tests check the lanes ran).
+#[cfg(test)]
+pub(crate) fn lane_groups() -> usize {
+    LANE_GROUPS.with(|c| c.get())
+}
+
+/// Verify eight pending items in the lanes; lanes reported exceptional go scalar.
+#[cfg(target_arch = "x86_64")]
+fn run_lanes(pend: &[Pending], out: &mut [bool], force_exc: u8) {
+    let tables: [&KeyTable; LANES] = core::array::from_fn(|l| &pend[l].entry.table);
+    let s: [Scalar; LANES] = core::array::from_fn(|l| pend[l].s);
+    let t: [Scalar; LANES] = core::array::from_fn(|l| pend[l].t);
+    #[cfg(test)]
+    LANE_GROUPS.with(|c| c.set(c.get() + 1));
+    // SAFETY: `lanes` is only true when `lanes_available()` found avx512f, avx512ifma and
+    // avx512vl on this CPU.
+    let r = unsafe { crate::ifma::verify_mul8(&tables, &s, &t) };
+    for (l, (p, r)) in pend.iter().zip(r).enumerate() {
+        out[p.idx] = match r {
+            Some(j) if force_exc >> l & 1 == 0 => x_mod_n_equals(&j, &p.v),
+            _ => p.verify_scalar(),
+        };
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn run_lanes(pend: &[Pending], out: &mut [bool], _force_exc: u8) {
+    for p in pend {
+        out[p.idx] = p.verify_scalar();
     }
 }
 

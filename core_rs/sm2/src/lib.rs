@@ -21,6 +21,8 @@ mod encrypt;
 mod field;
 #[cfg(target_arch = "x86_64")]
 mod field_adx;
+#[cfg(target_arch = "x86_64")]
+mod ifma;
 mod keys;
 mod mul;
 mod point;
@@ -30,7 +32,9 @@ mod signature;
 #[cfg(test)]
 mod tests;
 
-pub use cache::{key_cache_len, set_key_cache_capacity, verify_batch, verify_batch_uid, verify_cached};
+pub use cache::{key_cache_len, set_key_cache_capacity, verify_batch, verify_batch_uid, verify_cached, verify_cached_many};
+#[doc(hidden)]
+pub use cache::{lanes_available, verify_cached_many_scalar};
 #[doc(hidden)]
 pub use encrypt::encrypt_with_k;
 pub use keys::{PublicKey, SecretKey};

@@ -285,16 +285,16 @@ pub(crate) fn verify_mul(s: &Scalar, t: &Scalar, p: &Affine) -> Jac {
 /// `SPLIT` chunks of `CHUNK` bits; chunk j multiplies 2^(CHUNK*j) * Q. Each chunk gets its
 /// own width-w NAF, and all chunks share one run of CHUNK doublings, so s*G + t*P costs
 /// 32 doublings plus about 256/(w_G+1) + 256/(w_P+1) mixed additions.
-const SPLIT: usize = 8;
+pub(crate) const SPLIT: usize = 8;
 const CHUNK: usize = 256 / SPLIT;
 /// Digits in a chunk's NAF: a CHUNK-bit value has a NAF at most one digit longer.
-const CHUNK_NAF: usize = CHUNK + 1;
+pub(crate) const CHUNK_NAF: usize = CHUNK + 1;
 /// G: width 10, 256 odd multiples per chunk (128 KiB, built once per process).
-const G_W: u32 = 10;
+pub(crate) const G_W: u32 = 10;
 const G_ODD: usize = 1 << (G_W - 2);
 /// P: width 7, 32 odd multiples per chunk (16 KiB per cached key; width 6 took 8 KiB and
 /// ~4 more additions per verification, width 8 would take 32 KiB for ~4 fewer).
-const KT_W: u32 = 7;
+pub(crate) const KT_W: u32 = 7;
 const KT_ODD: usize = 1 << (KT_W - 2);
 
 /// `odd[j][i]` = (2i + 1) * 2^(CHUNK*j) * Q in affine form.
@@ -337,12 +337,12 @@ fn split_table<const ODD: usize>(q: &Affine) -> Box<[[Affine; ODD]; SPLIT]> {
 
 static G_SPLIT: OnceLock<Box<[[Affine; G_ODD]; SPLIT]>> = OnceLock::new();
 
-fn g_split() -> &'static [[Affine; G_ODD]; SPLIT] {
+pub(crate) fn g_split() -> &'static [[Affine; G_ODD]; SPLIT] {
     G_SPLIT.get_or_init(|| split_table::<G_ODD>(&Affine::generator()))
 }
 
 /// Width-w NAFs of the `SPLIT` chunks of k; returns the longest length.
-fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i16; CHUNK_NAF]; SPLIT]) -> usize {
+pub(crate) fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i16; CHUNK_NAF]; SPLIT]) -> usize {
     let mut len = 0;
     for (j, naf) in out.iter_mut().enumerate() {
         let bits = CHUNK * j;
@@ -400,6 +400,12 @@ impl KeyTable {
 
     #[cfg(test)]
     pub(crate) const ODD: usize = KT_ODD;
+
+    /// Entry (2i + 1) * 2^(32j) * P by reference (the lanes gather from it).
+    #[inline(always)]
+    pub(crate) fn entry_ref(&self, j: usize, i: usize) -> &Affine {
+        &self.odd[j][i]
+    }
 
     /// A word of the table (keeps benchmarks from optimising the build away).
     #[doc(hidden)]

@@ -3,6 +3,8 @@
 mod api;
 mod arith;
 mod edges;
+#[cfg(target_arch = "x86_64")]
+mod ifma;
 mod vectors;
 
 /// Proptest configuration with a fixed seed, so failures reproduce on every machine.

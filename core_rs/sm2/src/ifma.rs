@@ -1,0 +1,549 @@
+//! Eight verifications at once in AVX-512 IFMA lanes (x86-64 with avx512f, avx512ifma
+//! and avx512vl, checked at run time by [`available`]).
+//!
+//! # Field layout and bounds
+//!
+//! `Fe8` holds eight field elements, one per 64-bit lane, in radix 2^52: five vectors,
+//! limb j of every lane in vector j. Values are in Montgomery form with R = 2^260 (five
+//! reduction rounds of 52 bits); the scalar `Fe` uses R = 2^256, so a scalar value
+//! a*2^256 becomes the lane value a*2^260 by multiplying by 16 ([`Fe8::from_fe`]) and
+//! goes back with a Montgomery product by 2^256 ([`Fe8::to_fe`]).
+//!
+//! Invariant of every `Fe8` the functions here return: each limb in [0, 2^52) and the
+//! value below 2p (not necessarily fully reduced). IFMA multiplies only the low 52 bits
+//! of its operands, so normalised limbs are what makes the products exact.
+//!
+//! * Montgomery product: p ≡ -1 (mod 2^52), so -p^-1 ≡ 1 and each round's multiplier m
+//!   is the low limb itself; the product of m with p's low limb 2^52 - 1 needs no IFMA
+//!   either (the carry out of that limb is (t0 >> 52) + m). Accumulators never exceed
+//!   about 2^57 (at most 4 terms below 2^52 per limb and round, 5 rounds), so 64-bit
+//!   lanes do not overflow. For a, b < 2p the result is below a*b/2^260 + p < 1.25p.
+//! * Addition, subtraction and small multiples: limb-wise (subtraction adds 4p or 8p
+//!   first, so the value stays positive; single limbs may go negative and are carried
+//!   with arithmetic shifts), then `reduce`: propagate carries, take the bits h above
+//!   2^256 and add h*(2^256 mod p) = h*(2^224 + 2^96 - 2^64 + 1) back in. The result is
+//!   below 2^256 + 2^231 < 2p.
+//! * A value v < 2p is 0 mod p iff v is 0 or p ([`Fe8::is_zero`]).
+//!
+//! # Points and exceptions
+//!
+//! Jacobian doubling (dbl-2001-b) and mixed Jacobian + affine addition (madd-2004-hmv),
+//! the scalar formulas of `point.rs`, run in all lanes. The mixed addition reports the
+//! lanes where H = 0 (the accumulator equals ± the added point): there the formula is
+//! wrong, so the caller marks the lane exceptional and recomputes it on the scalar path,
+//! which handles every case. Lanes whose accumulator is still infinity take the table
+//! point instead (blend); lanes without a digit in a round keep their accumulator.
+
+use core::arch::x86_64::*;
+
+use crate::field::Fe;
+use crate::mul::{chunk_nafs, g_split, KeyTable, CHUNK_NAF, G_W, KT_W, SPLIT};
+use crate::point::{Affine, Jac};
+use crate::scalar::Scalar;
+
+/// Number of lanes.
+pub(crate) const LANES: usize = 8;
+
+/// Does this CPU have what the lanes need? (std caches the CPUID answer.)
+#[inline]
+pub(crate) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512ifma")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
+const M52: u64 = (1 << 52) - 1;
+/// p in radix 2^52.
+const P52: [u64; 5] = [0xF_FFFF_FFFF_FFFF, 0xF_F000_0000_0FFF, 0xF_FFFF_FFFF_FFFF, 0xF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF];
+/// 4p in radix 2^52 (normalised limbs).
+const P4_52: [u64; 5] = [0xF_FFFF_FFFF_FFFC, 0xF_C000_0000_3FFF, 0xF_FFFF_FFFF_FFFF, 0xF_FFFF_FFFF_FFFF, 0x3_FFFF_FFFB_FFFF];
+/// 1 in lane Montgomery form: 2^260 mod p.
+const ONE52: [u64; 5] = [0x10, 0xFFFF_FFFF_0000, 0, 0, 0x10_0000];
+/// 2^256 mod p as a plain integer: a Montgomery product (R = 2^260) by it turns the lane
+/// form a*2^260 into the scalar form a*2^256.
+const R256_52: [u64; 5] = [1, 0xFFF_FFFF_F000, 0, 0, 0x1_0000];
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+fn splat(c: u64) -> __m512i {
+    _mm512_set1_epi64(c as i64)
+}
+
+/// Eight field elements in radix 2^52 (see the module notes for the bounds).
+#[derive(Clone, Copy)]
+pub(crate) struct Fe8(pub(crate) [__m512i; 5]);
+
+/// Signed carry propagation: limbs 0..3 end in [0, 2^52), limb 4 takes the rest.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+fn carry(mut t: [__m512i; 5]) -> [__m512i; 5] {
+    let m = splat(M52);
+    for j in 0..4 {
+        let c = _mm512_srai_epi64::<52>(t[j]);
+        t[j] = _mm512_and_si512(t[j], m);
+        t[j + 1] = _mm512_add_epi64(t[j + 1], c);
+    }
+    t
+}
+
+/// Limb-wise sums/differences (value >= 0 and below 2^270, limbs within ±2^62) to the
+/// invariant: carry, fold the bits above 2^256 back in, carry again.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+fn reduce(t: [__m512i; 5]) -> Fe8 {
+    let mut t = carry(t);
+    // h = value >> 256 (limb 4 holds bits 208..); 2^256 ≡ 2^224 + 2^96 - 2^64 + 1.
+    let h = _mm512_srli_epi64::<48>(t[4]);
+    t[4] = _mm512_and_si512(t[4], splat((1 << 48) - 1));
+    t[0] = _mm512_add_epi64(t[0], h);
+    t[1] = _mm512_add_epi64(t[1], _mm512_sub_epi64(_mm512_slli_epi64::<44>(h), _mm512_slli_epi64::<12>(h)));
+    t[4] = _mm512_add_epi64(t[4], _mm512_slli_epi64::<16>(h));
+    Fe8(carry(t))
+}
+
+impl Fe8 {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn splat_limbs(l: &[u64; 5]) -> Fe8 {
+        Fe8([splat(l[0]), splat(l[1]), splat(l[2]), splat(l[3]), splat(l[4])])
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn one() -> Fe8 {
+        Fe8::splat_limbs(&ONE52)
+    }
+
+    /// From four 64-bit columns (limb k of each lane's integer, the integer below p) to
+    /// radix 2^52 (no change of value).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    fn from_words(w: [__m512i; 4]) -> Fe8 {
+        let m = splat(M52);
+        Fe8([
+            _mm512_and_si512(w[0], m),
+            _mm512_and_si512(_mm512_or_si512(_mm512_srli_epi64::<52>(w[0]), _mm512_slli_epi64::<12>(w[1])), m),
+            _mm512_and_si512(_mm512_or_si512(_mm512_srli_epi64::<40>(w[1]), _mm512_slli_epi64::<24>(w[2])), m),
+            _mm512_and_si512(_mm512_or_si512(_mm512_srli_epi64::<28>(w[2]), _mm512_slli_epi64::<36>(w[3])), m),
+            _mm512_srli_epi64::<16>(w[3]),
+        ])
+    }
+
+    /// Eight scalar elements (Montgomery form, R = 2^256) into the lanes (R = 2^260).
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn from_fe(v: &[Fe; LANES]) -> Fe8 {
+        let mut cols = [[0u64; LANES]; 4];
+        for (l, fe) in v.iter().enumerate() {
+            for k in 0..4 {
+                cols[k][l] = fe.0[k];
+            }
+        }
+        let w = cols.map(|c| load(&c));
+        Fe8::from_words(w).shl::<4>()
+    }
+
+    /// Lanes from radix-2^52 limbs as given (tests: values outside the usual range).
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn from_limbs(v: &[[u64; 5]; LANES]) -> Fe8 {
+        Fe8(core::array::from_fn(|j| load(&core::array::from_fn(|l| v[l][j]))))
+    }
+
+    /// Each lane's radix-2^52 limbs (tests).
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn limbs(&self) -> [[u64; 5]; LANES] {
+        let c = self.0.map(|v| store(v));
+        core::array::from_fn(|l| core::array::from_fn(|j| c[j][l]))
+    }
+
+    /// The lanes back as scalar elements (fully reduced, Montgomery form R = 2^256).
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn to_fe(&self) -> [Fe; LANES] {
+        let c = self.mul(&Fe8::splat_limbs(&R256_52)).canonical();
+        let l = c.0.map(|v| store(v));
+        let mut out = [Fe::ZERO; LANES];
+        for (i, o) in out.iter_mut().enumerate() {
+            let (l0, l1, l2, l3, l4) = (l[0][i], l[1][i], l[2][i], l[3][i], l[4][i]);
+            o.0 = [l0 | (l1 << 52), (l1 >> 12) | (l2 << 40), (l2 >> 24) | (l3 << 28), (l3 >> 36) | (l4 << 16)];
+        }
+        out
+    }
+
+    /// The value fully reduced into [0, p) (one conditional subtraction: values are < 2p).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    fn canonical(&self) -> Fe8 {
+        let mut d = [_mm512_setzero_si512(); 5];
+        for (j, dj) in d.iter_mut().enumerate() {
+            *dj = _mm512_sub_epi64(self.0[j], splat(P52[j]));
+        }
+        let d = carry(d);
+        // negative top limb: the value was below p, keep it
+        let neg = _mm512_cmplt_epi64_mask(d[4], _mm512_setzero_si512());
+        let mut out = *self;
+        for j in 0..5 {
+            out.0[j] = _mm512_mask_blend_epi64(neg, d[j], self.0[j]);
+        }
+        out
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn add(&self, b: &Fe8) -> Fe8 {
+        let mut t = self.0;
+        for j in 0..5 {
+            t[j] = _mm512_add_epi64(t[j], b.0[j]);
+        }
+        reduce(t)
+    }
+
+    /// self - b (+4p).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn sub(&self, b: &Fe8) -> Fe8 {
+        let mut t = self.0;
+        for j in 0..5 {
+            t[j] = _mm512_sub_epi64(_mm512_add_epi64(t[j], splat(P4_52[j])), b.0[j]);
+        }
+        reduce(t)
+    }
+
+    /// self - b - c (+8p).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn sub2(&self, b: &Fe8, c: &Fe8) -> Fe8 {
+        let mut t = self.0;
+        for j in 0..5 {
+            let p8 = _mm512_slli_epi64::<1>(splat(P4_52[j]));
+            t[j] = _mm512_sub_epi64(_mm512_sub_epi64(_mm512_add_epi64(t[j], p8), b.0[j]), c.0[j]);
+        }
+        reduce(t)
+    }
+
+    /// -self (4p - self).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn neg(&self) -> Fe8 {
+        let mut t = self.0;
+        for j in 0..5 {
+            t[j] = _mm512_sub_epi64(splat(P4_52[j]), t[j]);
+        }
+        reduce(t)
+    }
+
+    /// 2^K * self, K <= 8.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn shl<const K: u32>(&self) -> Fe8 {
+        reduce(self.0.map(|v| _mm512_slli_epi64::<K>(v)))
+    }
+
+    /// 3 * self.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn mul3(&self) -> Fe8 {
+        reduce(self.0.map(|v| _mm512_add_epi64(v, _mm512_slli_epi64::<1>(v))))
+    }
+
+    /// Montgomery product self * b / 2^260 mod p (lane-wise), result < 1.25p.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn mul(&self, b: &Fe8) -> Fe8 {
+        let a = &self.0;
+        let z = _mm512_setzero_si512();
+        let m52 = splat(M52);
+        let p = [splat(P52[1]), splat(P52[2]), splat(P52[3]), splat(P52[4])];
+        let mut t = [z; 6];
+        for &bi in b.0.iter() {
+            for j in 0..5 {
+                t[j] = _mm512_madd52lo_epu64(t[j], a[j], bi);
+                t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], a[j], bi);
+            }
+            let m = _mm512_and_si512(t[0], m52);
+            for j in 1..5 {
+                t[j] = _mm512_madd52lo_epu64(t[j], m, p[j - 1]);
+                t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], m, p[j - 1]);
+            }
+            // (t0 + m*(2^52 - 1)) / 2^52 = (t0 >> 52) + m, as t0 - m = (t0 >> 52) << 52
+            let c = _mm512_add_epi64(_mm512_srli_epi64::<52>(t[0]), m);
+            t = [_mm512_add_epi64(t[1], c), t[2], t[3], t[4], t[5], z];
+        }
+        // a, b < 2p: the value is below 1.25p < 2^257; only carries are needed.
+        Fe8(carry([t[0], t[1], t[2], t[3], t[4]]))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn sqr(&self) -> Fe8 {
+        self.mul(self)
+    }
+
+    /// Lanes whose value is 0 mod p (the value is below 2p: it is 0 or p).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn is_zero(&self) -> __mmask8 {
+        let z = _mm512_setzero_si512();
+        let mut e0: __mmask8 = 0xFF;
+        let mut ep: __mmask8 = 0xFF;
+        for j in 0..5 {
+            e0 &= _mm512_cmpeq_epi64_mask(self.0[j], z);
+            ep &= _mm512_cmpeq_epi64_mask(self.0[j], splat(P52[j]));
+        }
+        e0 | ep
+    }
+
+    /// Per lane: `m` set → b, else self.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn blend(&self, b: &Fe8, m: __mmask8) -> Fe8 {
+        let mut out = *self;
+        for j in 0..5 {
+            out.0[j] = _mm512_mask_blend_epi64(m, self.0[j], b.0[j]);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+fn load(a: &[u64; LANES]) -> __m512i {
+    // SAFETY: `a` is 8 contiguous u64 (64 bytes); the load is unaligned.
+    unsafe { _mm512_loadu_si512(a.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+fn store(v: __m512i) -> [u64; LANES] {
+    let mut a = [0u64; LANES];
+    // SAFETY: `a` is 8 contiguous u64 (64 bytes), exclusively borrowed; unaligned store.
+    unsafe { _mm512_storeu_si512(a.as_mut_ptr().cast(), v) };
+    a
+}
+
+/// Eight Jacobian points (X, Y, Z), same conventions as `point::Jac`.
+#[derive(Clone, Copy)]
+pub(crate) struct Jac8 {
+    pub(crate) x: Fe8,
+    pub(crate) y: Fe8,
+    pub(crate) z: Fe8,
+}
+
+/// Eight affine points.
+#[derive(Clone, Copy)]
+pub(crate) struct Affine8 {
+    pub(crate) x: Fe8,
+    pub(crate) y: Fe8,
+}
+
+impl Affine8 {
+    /// Gather lane l's point from `pts[l]` (scalar Montgomery form) into the lanes: one
+    /// 8x8 transpose of (x0..x3, y0..y3), the radix change and the factor 16.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn gather(pts: &[&Affine; LANES]) -> Affine8 {
+        let rows: [__m512i; LANES] = pts.map(|p| {
+            // SAFETY: each coordinate is 4 contiguous u64 (32 bytes) behind a valid
+            // reference; unaligned loads.
+            let (x, y) = unsafe { (_mm256_loadu_si256(p.x.0.as_ptr().cast()), _mm256_loadu_si256(p.y.0.as_ptr().cast())) };
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(x), y)
+        });
+        let c = transpose8(rows);
+        Affine8 { x: Fe8::from_words([c[0], c[1], c[2], c[3]]).shl::<4>(), y: Fe8::from_words([c[4], c[5], c[6], c[7]]).shl::<4>() }
+    }
+}
+
+/// 8x8 transpose of 64-bit elements: out[k][i] = rows[i][k].
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+fn transpose8(r: [__m512i; 8]) -> [__m512i; 8] {
+    // a0 = [r0[0], r1[0], r0[2], r1[2], ...], a1 = [r0[1], r1[1], r0[3], r1[3], ...], ...
+    let a0 = _mm512_unpacklo_epi64(r[0], r[1]);
+    let a1 = _mm512_unpackhi_epi64(r[0], r[1]);
+    let a2 = _mm512_unpacklo_epi64(r[2], r[3]);
+    let a3 = _mm512_unpackhi_epi64(r[2], r[3]);
+    let a4 = _mm512_unpacklo_epi64(r[4], r[5]);
+    let a5 = _mm512_unpackhi_epi64(r[4], r[5]);
+    let a6 = _mm512_unpacklo_epi64(r[6], r[7]);
+    let a7 = _mm512_unpackhi_epi64(r[6], r[7]);
+    let lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+    let hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    // b0 = [r0[0], r1[0], r2[0], r3[0], r0[4], r1[4], r2[4], r3[4]], ...
+    let b0 = _mm512_permutex2var_epi64(a0, lo, a2);
+    let b1 = _mm512_permutex2var_epi64(a0, hi, a2);
+    let b2 = _mm512_permutex2var_epi64(a1, lo, a3);
+    let b3 = _mm512_permutex2var_epi64(a1, hi, a3);
+    let b4 = _mm512_permutex2var_epi64(a4, lo, a6);
+    let b5 = _mm512_permutex2var_epi64(a4, hi, a6);
+    let b6 = _mm512_permutex2var_epi64(a5, lo, a7);
+    let b7 = _mm512_permutex2var_epi64(a5, hi, a7);
+    let l4 = _mm512_set_epi64(11, 10, 9, 8, 3, 2, 1, 0);
+    let h4 = _mm512_set_epi64(15, 14, 13, 12, 7, 6, 5, 4);
+    [
+        _mm512_permutex2var_epi64(b0, l4, b4),
+        _mm512_permutex2var_epi64(b2, l4, b6),
+        _mm512_permutex2var_epi64(b1, l4, b5),
+        _mm512_permutex2var_epi64(b3, l4, b7),
+        _mm512_permutex2var_epi64(b0, h4, b4),
+        _mm512_permutex2var_epi64(b2, h4, b6),
+        _mm512_permutex2var_epi64(b1, h4, b5),
+        _mm512_permutex2var_epi64(b3, h4, b7),
+    ]
+}
+
+impl Jac8 {
+    /// Doubling for a = -3 (dbl-2001-b, as `Jac::double`). Z = 0 stays 0.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn double(&self) -> Jac8 {
+        let delta = self.z.sqr();
+        let gamma = self.y.sqr();
+        let beta = self.x.mul(&gamma);
+        let t = self.x.sub(&delta).mul(&self.x.add(&delta));
+        let yz2 = self.y.add(&self.z).sqr();
+        let g2 = gamma.sqr();
+        let alpha = t.mul3();
+        let beta4 = beta.shl::<2>();
+        let x3 = alpha.sqr().sub(&beta4.shl::<1>());
+        let z3 = yz2.sub2(&gamma, &delta);
+        let g8 = g2.shl::<3>();
+        let y3 = alpha.mul(&beta4.sub(&x3)).sub(&g8);
+        Jac8 { x: x3, y: y3, z: z3 }
+    }
+
+    /// Mixed addition self + q (madd-2004-hmv) without case analysis, and the lanes where
+    /// H = 0 (self = ±q, or self at infinity): the sum is wrong there.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn add_affine(&self, q: &Affine8) -> (Jac8, __mmask8) {
+        let z1z1 = self.z.sqr();
+        let y2z1 = q.y.mul(&self.z);
+        let u2 = q.x.mul(&z1z1);
+        let s2 = y2z1.mul(&z1z1);
+        let h = u2.sub(&self.x);
+        let r = s2.sub(&self.y);
+        let hzero = h.is_zero();
+        let hh = h.sqr();
+        let rr = r.sqr();
+        let hhh = h.mul(&hh);
+        let v = self.x.mul(&hh);
+        let z3 = self.z.mul(&h);
+        let y1hhh = self.y.mul(&hhh);
+        let x3 = rr.sub2(&hhh, &v.shl::<1>());
+        let y3 = r.mul(&v.sub(&x3)).sub(&y1hhh);
+        (Jac8 { x: x3, y: y3, z: z3 }, hzero)
+    }
+
+    /// Per lane: `m` set → b, else self.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn blend(&self, b: &Jac8, m: __mmask8) -> Jac8 {
+        Jac8 { x: self.x.blend(&b.x, m), y: self.y.blend(&b.y, m), z: self.z.blend(&b.z, m) }
+    }
+
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn from_jacs(p: &[Jac; LANES]) -> Jac8 {
+        Jac8 { x: Fe8::from_fe(&p.map(|q| q.x)), y: Fe8::from_fe(&p.map(|q| q.y)), z: Fe8::from_fe(&p.map(|q| q.z)) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn to_jacs(&self) -> [Jac; LANES] {
+        let (x, y, z) = (self.x.to_fe(), self.y.to_fe(), self.z.to_fe());
+        core::array::from_fn(|i| Jac { x: x[i], y: y[i], z: z[i] })
+    }
+}
+
+/// Lane accumulator with its per-lane state.
+struct Acc {
+    p: Jac8,
+    /// Lanes still at infinity (nothing added yet).
+    inf: __mmask8,
+    /// Lanes that met H = 0 in an addition: their result is void.
+    exc: __mmask8,
+}
+
+impl Acc {
+    /// acc += q in the lanes of `active`: infinity lanes take q, the others the sum.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    fn add(&mut self, q: &Affine8, active: __mmask8) {
+        let (sum, hzero) = self.p.add_affine(q);
+        let take_sum = active & !self.inf;
+        self.exc |= hzero & take_sum;
+        let mut next = self.p.blend(&sum, take_sum);
+        let take_q = active & self.inf;
+        if take_q != 0 {
+            next = next.blend(&Jac8 { x: q.x, y: q.y, z: Fe8::one() }, take_q);
+        }
+        self.p = next;
+        self.inf &= !active;
+    }
+}
+
+/// s[l]*G + t[l]*P_l for eight (key table, s, t) triples: the algorithm of
+/// `KeyTable::verify_mul` (8 chunks of 32 bits, width-10 NAF over the G split table,
+/// width-7 NAF over the key table, one shared run of doublings), lane by lane. At each
+/// doubling step a lane has up to 16 nonzero digits; the step runs as many masked
+/// additions as the busiest lane needs.
+///
+/// `None` for a lane that met an exceptional addition (or ended at infinity): the caller
+/// computes it again on the scalar path.
+#[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+pub(crate) fn verify_mul8(tables: &[&KeyTable; LANES], s: &[Scalar; LANES], t: &[Scalar; LANES]) -> [Option<Jac>; LANES] {
+    let g = g_split();
+    let mut snaf = [[[0i16; CHUNK_NAF]; SPLIT]; LANES];
+    let mut tnaf = [[[0i16; CHUNK_NAF]; SPLIT]; LANES];
+    let mut len = 0;
+    for l in 0..LANES {
+        len = len.max(chunk_nafs(&s[l], G_W, &mut snaf[l])).max(chunk_nafs(&t[l], KT_W, &mut tnaf[l]));
+    }
+    let dummy: &Affine = &g[0][0];
+    let mut acc = Acc { p: Jac8 { x: Fe8::one(), y: Fe8::one(), z: Fe8::splat_limbs(&[0; 5]) }, inf: 0xFF, exc: 0 };
+    for i in (0..len).rev() {
+        if acc.inf != 0xFF {
+            acc.p = acc.p.double();
+        }
+        // Each lane's nonzero digits at this step: (entry, negative?).
+        let mut list: [[(&Affine, bool); 2 * SPLIT]; LANES] = [[(dummy, false); 2 * SPLIT]; LANES];
+        let mut count = [0usize; LANES];
+        let mut rounds = 0;
+        for l in 0..LANES {
+            let mut c = 0;
+            for j in 0..SPLIT {
+                let d = snaf[l][j][i];
+                if d != 0 {
+                    list[l][c] = (&g[j][(d.unsigned_abs() as usize) / 2], d < 0);
+                    c += 1;
+                }
+                let d = tnaf[l][j][i];
+                if d != 0 {
+                    list[l][c] = (tables[l].entry_ref(j, (d.unsigned_abs() as usize) / 2), d < 0);
+                    c += 1;
+                }
+            }
+            count[l] = c;
+            rounds = rounds.max(c);
+        }
+        for k in 0..rounds {
+            let mut active: __mmask8 = 0;
+            let mut negm: __mmask8 = 0;
+            let pts: [&Affine; LANES] = core::array::from_fn(|l| {
+                let (e, n) = list[l][k];
+                active |= ((count[l] > k) as u8) << l;
+                negm |= (n as u8) << l;
+                e
+            });
+            let mut q = Affine8::gather(&pts);
+            if negm != 0 {
+                q.y = q.y.blend(&q.y.neg(), negm);
+            }
+            acc.add(&q, active);
+        }
+    }
+    let void = acc.exc | acc.inf;
+    let r = acc.p.to_jacs();
+    core::array::from_fn(|l| if void >> l & 1 == 1 { None } else { Some(r[l]) })
+}

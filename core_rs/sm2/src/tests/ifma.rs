@@ -1,0 +1,455 @@
+//! The IFMA lanes (`ifma.rs`) against the scalar field, points and verification. On a
+//! CPU without AVX-512 IFMA the lane tests print "skipped" and pass; the
+//! `verify_cached_many` tests still run (they then check the scalar fallback).
+
+use num_bigint::BigUint;
+use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
+
+use crate::field::{Fe, P};
+use crate::ifma::{available, verify_mul8, Affine8, Fe8, Jac8, LANES};
+use crate::mul::KeyTable;
+use crate::point::{Affine, Jac};
+use crate::scalar::{Scalar, N};
+use crate::*;
+
+/// Returns from the test (passing) when the CPU cannot run the lanes.
+macro_rules! need_ifma {
+    () => {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512 IFMA (avx512f + avx512ifma + avx512vl)");
+            return;
+        }
+    };
+}
+
+fn big(l: &[u64; 4]) -> BigUint {
+    BigUint::from_bytes_be(&crate::arith::to_be(l))
+}
+
+fn p() -> BigUint {
+    big(&P)
+}
+
+fn to52(v: &BigUint) -> [u64; 5] {
+    let m = (BigUint::from(1u8) << 52u32) - 1u32;
+    core::array::from_fn(|j| {
+        let d: BigUint = (v >> (52 * j)) & &m;
+        d.iter_u64_digits().next().unwrap_or(0)
+    })
+}
+
+fn from52(l: &[u64; 5]) -> BigUint {
+    l.iter().rev().fold(BigUint::from(0u8), |acc, &x| (acc << 52u32) + x)
+}
+
+/// Lane values (plain integers below 2p, radix 2^52) in and out, checking the invariant.
+fn lanes_in(v: &[BigUint; LANES]) -> Fe8 {
+    let l: [[u64; 5]; LANES] = core::array::from_fn(|i| to52(&v[i]));
+    // SAFETY: callers run need_ifma!() first.
+    unsafe { Fe8::from_limbs(&l) }
+}
+
+fn lanes_out(f: &Fe8) -> [BigUint; LANES] {
+    // SAFETY: callers run need_ifma!() first.
+    let l = unsafe { f.limbs() };
+    let two_p = p() * 2u32;
+    core::array::from_fn(|i| {
+        assert!(l[i].iter().all(|&x| x < 1 << 52), "limb out of range: {:x?}", l[i]);
+        let v = from52(&l[i]);
+        assert!(v < two_p, "value not below 2p");
+        v
+    })
+}
+
+/// Values below 2p that stress carries and the reduction.
+fn edge_values() -> Vec<BigUint> {
+    let p = p();
+    let one = BigUint::from(1u8);
+    let t256 = &one << 256u32;
+    vec![
+        BigUint::from(0u8),
+        one.clone(),
+        BigUint::from(2u8),
+        &p - 1u32,
+        p.clone(),
+        &p + 1u32,
+        &p * 2u32 - 1u32,
+        &p * 2u32 - 2u32,
+        &t256 - 1u32,
+        t256.clone(),
+        &t256 + 1u32,
+        &t256 + (&one << 224u32),
+        (&one << 52u32) - 1u32,
+        &one << 52u32,
+        (&one << 208u32) - 1u32,
+        (&one << 255u32) + 12345u32,
+    ]
+}
+
+fn random_below(rng: &mut StdRng, bound: &BigUint) -> BigUint {
+    let mut b = [0u8; 33];
+    rng.fill_bytes(&mut b);
+    BigUint::from_bytes_be(&b) % bound
+}
+
+/// Groups of 8 inputs: all edge pairs, then random values below 2p.
+fn inputs() -> Vec<([BigUint; LANES], [BigUint; LANES])> {
+    let e = edge_values();
+    let mut pairs = Vec::new();
+    for a in &e {
+        for b in &e {
+            pairs.push((a.clone(), b.clone()));
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(0x1F3A);
+    let two_p = p() * 2u32;
+    for i in 0..400 {
+        let a = if i % 3 == 0 { random_below(&mut rng, &p()) } else { random_below(&mut rng, &two_p) };
+        let b = random_below(&mut rng, &two_p);
+        pairs.push((a, b));
+    }
+    pairs
+        .chunks(LANES)
+        .map(|c| {
+            let a = core::array::from_fn(|i| c[i % c.len()].0.clone());
+            let b = core::array::from_fn(|i| c[i % c.len()].1.clone());
+            (a, b)
+        })
+        .collect()
+}
+
+#[test]
+fn lane_field_ops_match_bigint() {
+    need_ifma!();
+    let p = p();
+    let rinv = (BigUint::from(1u8) << 260u32).modpow(&(&p - 2u32), &p);
+    for (a, b) in inputs() {
+        let (fa, fb) = (lanes_in(&a), lanes_in(&b));
+        // SAFETY: need_ifma!() checked the CPU.
+        let (mul, sqr, add, sub, sub2, neg, shl4, shl1, mul3, za) = unsafe {
+            (fa.mul(&fb), fa.sqr(), fa.add(&fb), fa.sub(&fb), fa.sub2(&fb, &fa), fa.neg(), fa.shl::<4>(), fa.shl::<1>(), fa.mul3(), fa.is_zero())
+        };
+        let (mul, sqr, add, sub, sub2) = (lanes_out(&mul), lanes_out(&sqr), lanes_out(&add), lanes_out(&sub), lanes_out(&sub2));
+        let (neg, shl4, shl1, mul3) = (lanes_out(&neg), lanes_out(&shl4), lanes_out(&shl1), lanes_out(&mul3));
+        for i in 0..LANES {
+            let (x, y) = (&a[i], &b[i]);
+            assert_eq!(&mul[i] % &p, (x * y * &rinv) % &p, "mul {x:x} {y:x}");
+            assert_eq!(&sqr[i] % &p, (x * x * &rinv) % &p, "sqr {x:x}");
+            assert_eq!(&add[i] % &p, (x + y) % &p);
+            assert_eq!(&sub[i] % &p, (x + &p * 2u32 - y) % &p);
+            assert_eq!(&sub2[i] % &p, (&p * 4u32 - y) % &p);
+            assert_eq!(&neg[i] % &p, (&p * 2u32 - x) % &p);
+            assert_eq!(&shl4[i] % &p, (x * 16u32) % &p);
+            assert_eq!(&shl1[i] % &p, (x * 2u32) % &p);
+            assert_eq!(&mul3[i] % &p, (x * 3u32) % &p);
+            assert_eq!(za >> i & 1 == 1, (x % &p) == BigUint::from(0u8), "is_zero {x:x}");
+        }
+    }
+}
+
+fn fe_of(b: &BigUint) -> Fe {
+    let v = to52(&(b % p()));
+    let mut l = [0u64; 4];
+    l[0] = v[0] | (v[1] << 52);
+    l[1] = (v[1] >> 12) | (v[2] << 40);
+    l[2] = (v[2] >> 24) | (v[3] << 28);
+    l[3] = (v[3] >> 36) | (v[4] << 16);
+    Fe::from_raw(l)
+}
+
+#[test]
+fn lane_field_matches_scalar_fe() {
+    need_ifma!();
+    let mut rng = StdRng::seed_from_u64(7);
+    let p = p();
+    let mut vals: Vec<Fe> = edge_values().iter().map(fe_of).collect();
+    for _ in 0..200 {
+        vals.push(fe_of(&random_below(&mut rng, &p)));
+    }
+    for w in vals.chunks(LANES).collect::<Vec<_>>().windows(2) {
+        let a: [Fe; LANES] = core::array::from_fn(|i| w[0][i % w[0].len()]);
+        let b: [Fe; LANES] = core::array::from_fn(|i| w[1][i % w[1].len()]);
+        // SAFETY: need_ifma!() checked the CPU.
+        unsafe {
+            let (fa, fb) = (Fe8::from_fe(&a), Fe8::from_fe(&b));
+            assert_eq!(fa.to_fe(), a, "round trip");
+            let (mul, sqr, add, sub, neg) = (fa.mul(&fb).to_fe(), fa.sqr().to_fe(), fa.add(&fb).to_fe(), fa.sub(&fb).to_fe(), fa.neg().to_fe());
+            for i in 0..LANES {
+                assert_eq!(mul[i], a[i].mul(&b[i]));
+                assert_eq!(sqr[i], a[i].sqr());
+                assert_eq!(add[i], a[i].add(&b[i]));
+                assert_eq!(sub[i], a[i].sub(&b[i]));
+                assert_eq!(neg[i], a[i].neg());
+            }
+        }
+    }
+}
+
+fn scalar(rng: &mut StdRng) -> Scalar {
+    loop {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        let s = Scalar::from_be_unchecked(&b);
+        if s.in_range() == 1 {
+            return s;
+        }
+    }
+}
+
+/// k*G as a Jacobian point with a Z that is not 1 (from the comb).
+fn jac_mult(rng: &mut StdRng) -> Jac {
+    crate::mul::base_mul_ct(&scalar(rng))
+}
+
+#[test]
+fn lane_points_match_scalar() {
+    need_ifma!();
+    let mut rng = StdRng::seed_from_u64(11);
+    for round in 0..20 {
+        let acc: [Jac; LANES] = core::array::from_fn(|_| jac_mult(&mut rng));
+        let mut q: [Affine; LANES] = core::array::from_fn(|_| jac_mult(&mut rng).to_affine().unwrap());
+        // exceptional lanes: q = acc (lane 2) and q = -acc (lane 5), from round 1 on
+        if round > 0 {
+            q[2] = acc[2].to_affine().unwrap();
+            q[5] = acc[5].to_affine().unwrap().neg();
+        }
+        let qr: [&Affine; LANES] = core::array::from_fn(|i| &q[i]);
+        // SAFETY: need_ifma!() checked the CPU.
+        let (dbl, (sum, hzero), gathered) = unsafe {
+            let a8 = Jac8::from_jacs(&acc);
+            let g = Affine8::gather(&qr);
+            (a8.double().to_jacs(), a8.add_affine(&g), (g.x.to_fe(), g.y.to_fe()))
+        };
+        // SAFETY: as above.
+        let sum = unsafe { sum.to_jacs() };
+        for i in 0..LANES {
+            assert_eq!(gathered.0[i], q[i].x, "gather x");
+            assert_eq!(gathered.1[i], q[i].y, "gather y");
+            assert_eq!(dbl[i].to_affine(), acc[i].double().to_affine(), "double");
+            let exceptional = round > 0 && (i == 2 || i == 5);
+            assert_eq!(hzero >> i & 1 == 1, exceptional, "H = 0 flag, lane {i}");
+            if !exceptional {
+                assert_eq!(sum[i].to_affine(), acc[i].add_affine_vt(&q[i]).to_affine(), "madd");
+            }
+        }
+    }
+}
+
+#[test]
+fn lane_verify_mul_matches_scalar() {
+    need_ifma!();
+    let mut rng = StdRng::seed_from_u64(13);
+    let keys: Vec<(Affine, KeyTable)> = (0..LANES)
+        .map(|_| {
+            let p = jac_mult(&mut rng).to_affine().unwrap();
+            (p, KeyTable::new(&p))
+        })
+        .collect();
+    for round in 0..12 {
+        let tables: [&KeyTable; LANES] = core::array::from_fn(|i| &keys[(i + round) % LANES].1);
+        let mut s: [Scalar; LANES] = core::array::from_fn(|_| scalar(&mut rng));
+        let t: [Scalar; LANES] = core::array::from_fn(|_| scalar(&mut rng));
+        // short scalars: digits only in the low steps, lanes at infinity for a while
+        s[3] = Scalar([rng.gen::<u64>() & 0xFFFF, 0, 0, 0]);
+        s[4] = Scalar([1, 0, 0, 0]);
+        // SAFETY: need_ifma!() checked the CPU.
+        let r = unsafe { verify_mul8(&tables, &s, &t) };
+        for i in 0..LANES {
+            let want = tables[i].verify_mul(&s[i], &t[i]).to_affine();
+            assert_eq!(r[i].expect("no exceptional case expected").to_affine(), want, "lane {i}");
+        }
+    }
+}
+
+/// Key P = G, s = 2^255 + a, t = 2^255 + b with the lower chunks below 2^30: the top
+/// doubling step adds s's top-chunk point and then the same point from P's table, so
+/// the lane meets acc == q and must report the lane void.
+fn crafted_equal_addition(rng: &mut StdRng) -> (Scalar, Scalar) {
+    let mut low = || -> [u64; 4] {
+        let c: [u64; 7] = core::array::from_fn(|_| rng.gen::<u64>() & ((1 << 30) - 1));
+        [c[0] | c[1] << 32, c[2] | c[3] << 32, c[4] | c[5] << 32, c[6] | 1 << 63]
+    };
+    let (mut a, mut b) = (low(), low());
+    if big(&a) > big(&b) {
+        core::mem::swap(&mut a, &mut b);
+    }
+    b[0] |= 1; // b > a
+    if a == b {
+        a[0] &= !1;
+    }
+    (Scalar(a), Scalar(b))
+}
+
+#[test]
+fn lane_exception_is_reported_and_recomputed() {
+    need_ifma!();
+    let mut rng = StdRng::seed_from_u64(17);
+    let g = Affine::generator();
+    let gt = KeyTable::new(&g);
+    let other = KeyTable::new(&jac_mult(&mut rng).to_affine().unwrap());
+    let tables: [&KeyTable; LANES] = core::array::from_fn(|i| if i % 2 == 0 { &gt } else { &other });
+    let mut s: [Scalar; LANES] = core::array::from_fn(|_| scalar(&mut rng));
+    let mut t: [Scalar; LANES] = core::array::from_fn(|_| scalar(&mut rng));
+    for i in [0, 4] {
+        (s[i], t[i]) = crafted_equal_addition(&mut rng);
+    }
+    // the negated case: t's top chunk digit is -1 where s's is +1 (t = -2^255 + ... mod n
+    // does not stay in one chunk), so use s = t with P = -G instead.
+    let ng = KeyTable::new(&g.neg());
+    let mut tables = tables;
+    tables[6] = &ng;
+    (s[6], t[6]) = crafted_equal_addition(&mut rng);
+    t[6] = s[6];
+    // SAFETY: need_ifma!() checked the CPU.
+    let r = unsafe { verify_mul8(&tables, &s, &t) };
+    for i in 0..LANES {
+        if [0, 4, 6].contains(&i) {
+            assert!(r[i].is_none(), "lane {i} should be void");
+        } else {
+            assert_eq!(r[i].unwrap().to_affine(), tables[i].verify_mul(&s[i], &t[i]).to_affine());
+        }
+    }
+}
+
+// ---- verify_cached_many against verify_cached and the uncached reference ----
+
+fn sk(seed: u64) -> SecretKey {
+    let mut rng = StdRng::seed_from_u64(seed);
+    loop {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        if let Ok(k) = SecretKey::from_bytes(&b) {
+            return k;
+        }
+    }
+}
+
+/// The verdict without any cache.
+fn reference(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    let (Ok(k), Ok(s)) = (PublicKey::from_bytes(pk), Signature::from_bytes(sig)) else { return false };
+    k.verify(msg, DEFAULT_UID, &s)
+}
+
+type Item = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// A mix of good and bad items over `nkeys` keys (cached by the caller or not).
+fn items(seed: u64, nkeys: u64, count: usize) -> Vec<Item> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let keys: Vec<SecretKey> = (0..nkeys).map(|i| sk(seed * 1000 + i)).collect();
+    let n = crate::arith::to_be(&N);
+    let mut out = Vec::new();
+    for i in 0..count {
+        let k = &keys[rng.gen_range(0..keys.len())];
+        let pk = if i % 5 == 0 { k.public_key().to_compressed().to_vec() } else { k.public_key().to_uncompressed().to_vec() };
+        let msg = format!("item {i} of {seed}").into_bytes();
+        let mut sig = k.sign(&msg, DEFAULT_UID).to_bytes().to_vec();
+        let mut msg2 = msg.clone();
+        let mut pk2 = pk.clone();
+        match rng.gen_range(0..24) {
+            0 => sig[rng.gen_range(0..32)] ^= 1 << rng.gen_range(0..8), // r bit flip
+            1 => sig[32 + rng.gen_range(0..32)] ^= 1 << rng.gen_range(0..8), // s bit flip
+            2 => msg2.push(b'!'),
+            3 => pk2 = keys[(rng.gen_range(0..keys.len()) + 1) % keys.len()].public_key().to_uncompressed().to_vec(),
+            4 => sig[..32].fill(0),
+            5 => sig[32..].fill(0),
+            6 => sig[..32].copy_from_slice(&n),
+            7 => sig[32..].copy_from_slice(&n),
+            8 => sig[32..].fill(0xFF),
+            9 => sig.truncate(63),
+            10 => sig.push(0),
+            11 => pk2.truncate(pk2.len() - 1),
+            12 => pk2[0] = 0x05,
+            13 => pk2[10] ^= 0x40, // almost surely off the curve (or another key)
+            14 => {
+                // r + s = n: t = 0
+                let s = BigUint::from_bytes_be(&sig[32..]);
+                let r = (BigUint::from_bytes_be(&n) - s).to_bytes_be();
+                sig[..32].fill(0);
+                sig[32 - r.len()..32].copy_from_slice(&r);
+            }
+            15 => {
+                // a key seen for the first time
+                let f = sk(rng.gen());
+                pk2 = f.public_key().to_uncompressed().to_vec();
+                sig = f.sign(&msg, DEFAULT_UID).to_bytes().to_vec();
+            }
+            _ => {}
+        }
+        out.push((pk2, msg2, sig));
+    }
+    out
+}
+
+fn refs(v: &[Item]) -> Vec<(&[u8], &[u8], &[u8])> {
+    v.iter().map(|(a, b, c)| (a.as_slice(), b.as_slice(), c.as_slice())).collect()
+}
+
+fn check(items: &[(&[u8], &[u8], &[u8])]) {
+    let want: Vec<bool> = items.iter().map(|(p, m, s)| reference(p, m, s)).collect();
+    assert_eq!(verify_cached_many(items), want, "verify_cached_many");
+    assert_eq!(crate::verify_cached_many_scalar(items), want, "scalar path");
+    assert_eq!(crate::cache::verify_many(items, lanes_available(), 0xA5), want, "forced fallback lanes");
+    let each: Vec<bool> = items.iter().map(|(p, m, s)| verify_cached(p, m, DEFAULT_UID, s)).collect();
+    assert_eq!(each, want, "verify_cached");
+}
+
+#[test]
+fn verify_cached_many_matches_verify_cached() {
+    let _guard = super::CACHE_CAPACITY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    set_key_cache_capacity(4096);
+    if !lanes_available() {
+        eprintln!("note: no AVX-512 IFMA here; verify_cached_many is checked on its scalar path only");
+    }
+    let pool = items(1, 24, 400);
+    let all = refs(&pool);
+    // first pass: keys seen once, then admitted, then cached, within the same batches
+    for size in [0usize, 1, 7, 8, 9, 64, 100] {
+        for start in [0usize, 3, 150] {
+            let end = (start + size).min(all.len());
+            check(&all[start..end]);
+        }
+    }
+    let before = crate::cache::lane_groups();
+    check(&all);
+    let fresh = items(2, 40, 300);
+    check(&refs(&fresh));
+    if lanes_available() {
+        assert!(crate::cache::lane_groups() > before, "the lanes were not used");
+    }
+}
+
+#[test]
+fn verify_cached_many_exception_verdicts() {
+    let _guard = super::CACHE_CAPACITY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    set_key_cache_capacity(4096);
+    // key G (secret key 1): signatures (r, s) = (b - a, 2^255 + a) make the lane meet
+    // acc == q at the top step (see crafted_equal_addition); mixed with valid items.
+    let one = SecretKey::from_bytes(&{
+        let mut b = [0u8; 32];
+        b[31] = 1;
+        b
+    })
+    .unwrap();
+    let gpk = one.public_key().to_uncompressed().to_vec();
+    let mut rng = StdRng::seed_from_u64(23);
+    let mut pool: Vec<Item> = Vec::new();
+    for i in 0..24 {
+        let msg = format!("g {i}").into_bytes();
+        if i % 3 == 0 {
+            pool.push((gpk.clone(), msg.clone(), one.sign(&msg, DEFAULT_UID).to_bytes().to_vec()));
+            continue;
+        }
+        let (a, b) = crafted_equal_addition(&mut rng);
+        let r = big(&b.0) - big(&a.0);
+        let s = big(&a.0);
+        let mut sig = vec![0u8; 64];
+        let (rb, sb) = (r.to_bytes_be(), s.to_bytes_be());
+        sig[32 - rb.len()..32].copy_from_slice(&rb);
+        sig[64 - sb.len()..].copy_from_slice(&sb);
+        pool.push((gpk.clone(), msg, sig));
+    }
+    let all = refs(&pool);
+    check(&all[..2]); // G's key: seen, then admitted
+    check(&all);
+    check(&all);
+}
