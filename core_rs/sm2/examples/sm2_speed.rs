@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use tfnode_sm2::{set_key_cache_capacity, verify_batch, verify_cached, PublicKey, SecretKey, DEFAULT_UID};
+use tfnode_sm2::{set_key_cache_capacity, verify_batch, verify_cached, verify_cached_many, PublicKey, SecretKey, DEFAULT_UID};
 
 /// CPU time of the calling thread (Linux); 0 elsewhere. On a shared machine the wall
 /// clock also counts time other processes took, so single-thread figures report both.
@@ -17,10 +17,11 @@ fn thread_cpu() -> Duration {
         .unwrap_or_default()
 }
 
-fn rate(name: &str, budget: Duration, ops_per_call: usize, mut f: impl FnMut()) {
+/// Prints the line and returns the per-CPU-second rate (`None` when filtered out).
+fn rate(name: &str, budget: Duration, ops_per_call: usize, mut f: impl FnMut()) -> Option<f64> {
     let filter = std::env::args().nth(2).unwrap_or_default();
     if !name.contains(&filter) {
-        return;
+        return None;
     }
     f(); // warm-up (lazy tables, caches)
          // SM2_SPEED_CALLS=N: exactly N calls instead of a time budget, so that an outside
@@ -39,6 +40,7 @@ fn rate(name: &str, budget: Duration, ops_per_call: usize, mut f: impl FnMut()) 
     let cpu = (thread_cpu() - cpu0).as_secs_f64();
     let per_cpu = if cpu > 0.0 && !name.contains("threads") { ops / cpu } else { ops / wall };
     println!("{{\"name\":\"{name}\",\"unit\":\"op/s\",\"value\":{:.0},\"per_cpu_second\":{per_cpu:.0}}}", ops / wall);
+    Some(per_cpu)
 }
 
 fn main() {
@@ -119,6 +121,22 @@ fn main() {
             (pk65[j].as_slice(), sigs[j].1.as_slice(), sigs[j].2.as_slice())
         })
         .collect();
+    // verify_cached_many (IFMA lanes where the CPU has them) against the scalar
+    // verify_cached loop over the same items, one thread, in the same run; 64-item calls
+    // as the ledger makes them.
+    let scalar = rate("sm2_verify_cached_loop_64keys", budget, items.len(), || {
+        assert!(items.iter().all(|(p, m, s)| verify_cached(p, m, DEFAULT_UID, s)));
+    });
+    let many = rate("sm2_verify_cached_many_64keys", budget, items.len(), || {
+        assert!(items.chunks(64).all(|c| verify_cached_many(c).iter().all(|&b| b)));
+    });
+    if let (Some(a), Some(b)) = (scalar, many) {
+        println!(
+            "{{\"name\":\"sm2_verify_cached_many_ratio\",\"unit\":\"x\",\"value\":{:.2},\"lanes\":{}}}",
+            b / a,
+            tfnode_sm2::lanes_available()
+        );
+    }
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     one.install(|| {
         rate("sm2_verify_batch_1thread", budget, items.len(), || {
