@@ -177,6 +177,29 @@ fn verify_raws_decides_as_verify_raw_and_skips_what_it_is_told() {
 }
 
 #[test]
+fn verify_raws_in_chunks_gives_verify_raws_errors_exactly() {
+    // Enough transactions from few senders that their keys are cached and whole chunks
+    // go through `verify_cached_many` (IFMA lanes where the CPU has them); each result,
+    // error values included, must be what `verify_raw` says on its own.
+    for n in [0u64, 1, 9, 70, 300] {
+        let mut raw: Vec<Vec<u8>> = (0..n).map(|i| signed((i % 6) as u8 + 1, i, &[i as u8; 5]).encode()).collect();
+        for i in (0..n as usize).filter(|i| i % 13 == 4 || i % 29 == 7) {
+            let l = raw[i].len();
+            raw[i][l - 1 - (i % 64)] ^= 1 << (i % 8); // a bit of r or s flipped
+        }
+        let refs: Vec<&[u8]> = raw.iter().map(|r| r.as_slice()).collect();
+        let txs: Vec<Transaction> = refs.iter().map(|r| Transaction::decode(r).unwrap()).collect();
+        let slots: Vec<Option<&Transaction>> = txs.iter().map(Some).collect();
+        let got = verify_raws(&slots, &refs);
+        let want: Vec<_> = txs.iter().zip(&refs).map(|(t, r)| t.verify_raw(r)).collect();
+        assert_eq!(got, want, "{n} transactions");
+        if n >= 70 {
+            assert!(got.iter().any(|v| matches!(v, Err(LedgerError::BadSignature { .. }))));
+        }
+    }
+}
+
+#[test]
 fn batch_check_without_signatures_still_decodes_and_checks_the_chain() {
     // For a batch a certificate vouches for: everything but the signature is still checked.
     let good: Vec<Vec<u8>> = (0..12).map(|i| signed((i % 3) as u8 + 1, i, b"p").encode()).collect();
