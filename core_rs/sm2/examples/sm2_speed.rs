@@ -131,11 +131,7 @@ fn main() {
         assert!(items.chunks(64).all(|c| verify_cached_many(c).iter().all(|&b| b)));
     });
     if let (Some(a), Some(b)) = (scalar, many) {
-        println!(
-            "{{\"name\":\"sm2_verify_cached_many_ratio\",\"unit\":\"x\",\"value\":{:.2},\"lanes\":{}}}",
-            b / a,
-            tfnode_sm2::lanes_available()
-        );
+        println!("{{\"name\":\"sm2_verify_cached_many_ratio\",\"unit\":\"x\",\"value\":{:.2},\"lanes\":{}}}", b / a, tfnode_sm2::lanes_available());
     }
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     one.install(|| {

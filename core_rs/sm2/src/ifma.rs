@@ -34,6 +34,9 @@
 //! which handles every case. Lanes whose accumulator is still infinity take the table
 //! point instead (blend); lanes without a digit in a round keep their accumulator.
 
+// Limb loops index several five-limb arrays side by side; an index reads plainer there.
+#![allow(clippy::needless_range_loop)]
+
 use core::arch::x86_64::*;
 
 use crate::field::Fe;
@@ -47,9 +50,7 @@ pub(crate) const LANES: usize = 8;
 /// Does this CPU have what the lanes need? (std caches the CPUID answer.)
 #[inline]
 pub(crate) fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512ifma")
-        && std::arch::is_x86_feature_detected!("avx512vl")
+    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512ifma") && std::arch::is_x86_feature_detected!("avx512vl")
 }
 
 const M52: u64 = (1 << 52) - 1;

@@ -126,9 +126,8 @@ fn lane_field_ops_match_bigint() {
     for (a, b) in inputs() {
         let (fa, fb) = (lanes_in(&a), lanes_in(&b));
         // SAFETY: need_ifma!() checked the CPU.
-        let (mul, sqr, add, sub, sub2, neg, shl4, shl1, mul3, za) = unsafe {
-            (fa.mul(&fb), fa.sqr(), fa.add(&fb), fa.sub(&fb), fa.sub2(&fb, &fa), fa.neg(), fa.shl::<4>(), fa.shl::<1>(), fa.mul3(), fa.is_zero())
-        };
+        let (mul, sqr, add, sub, sub2, neg, shl4, shl1, mul3, za) =
+            unsafe { (fa.mul(&fb), fa.sqr(), fa.add(&fb), fa.sub(&fb), fa.sub2(&fb, &fa), fa.neg(), fa.shl::<4>(), fa.shl::<1>(), fa.mul3(), fa.is_zero()) };
         let (mul, sqr, add, sub, sub2) = (lanes_out(&mul), lanes_out(&sqr), lanes_out(&add), lanes_out(&sub), lanes_out(&sub2));
         let (neg, shl4, shl1, mul3) = (lanes_out(&neg), lanes_out(&shl4), lanes_out(&shl1), lanes_out(&mul3));
         for i in 0..LANES {
@@ -346,7 +345,7 @@ fn items(seed: u64, nkeys: u64, count: usize) -> Vec<Item> {
         let mut msg2 = msg.clone();
         let mut pk2 = pk.clone();
         match rng.gen_range(0..24) {
-            0 => sig[rng.gen_range(0..32)] ^= 1 << rng.gen_range(0..8), // r bit flip
+            0 => sig[rng.gen_range(0..32)] ^= 1 << rng.gen_range(0..8),      // r bit flip
             1 => sig[32 + rng.gen_range(0..32)] ^= 1 << rng.gen_range(0..8), // s bit flip
             2 => msg2.push(b'!'),
             3 => pk2 = keys[(rng.gen_range(0..keys.len()) + 1) % keys.len()].public_key().to_uncompressed().to_vec(),
