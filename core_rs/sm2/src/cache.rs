@@ -263,13 +263,20 @@ pub(crate) fn verify_many(items: &[(&[u8], &[u8], &[u8])], lanes: bool, force_ex
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 thread_local! {
     static LANE_GROUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static LANE_VOID: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Lanes this thread found exceptional (void) and recomputed on the scalar path.
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) fn lane_void() -> usize {
+    LANE_VOID.with(|c| c.get())
 }
 
 /// Groups of eight this thread has sent to the lanes (tests check the lanes ran).
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn lane_groups() -> usize {
     LANE_GROUPS.with(|c| c.get())
 }
@@ -288,7 +295,11 @@ fn run_lanes(pend: &[Pending], out: &mut [bool], force_exc: u8) {
     for (l, (p, r)) in pend.iter().zip(r).enumerate() {
         out[p.idx] = match r {
             Some(j) if force_exc >> l & 1 == 0 => x_mod_n_equals(&j, &p.v),
-            _ => p.verify_scalar(),
+            _ => {
+                #[cfg(test)]
+                LANE_VOID.with(|c| c.set(c.get() + r.is_none() as usize));
+                p.verify_scalar()
+            }
         };
     }
 }

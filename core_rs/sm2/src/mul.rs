@@ -288,13 +288,13 @@ pub(crate) fn verify_mul(s: &Scalar, t: &Scalar, p: &Affine) -> Jac {
 pub(crate) const SPLIT: usize = 8;
 const CHUNK: usize = 256 / SPLIT;
 /// Digits in a chunk's NAF: a CHUNK-bit value has a NAF at most one digit longer.
-pub(crate) const CHUNK_NAF: usize = CHUNK + 1;
+const CHUNK_NAF: usize = CHUNK + 1;
 /// G: width 10, 256 odd multiples per chunk (128 KiB, built once per process).
-pub(crate) const G_W: u32 = 10;
+const G_W: u32 = 10;
 const G_ODD: usize = 1 << (G_W - 2);
 /// P: width 7, 32 odd multiples per chunk (16 KiB per cached key; width 6 took 8 KiB and
 /// ~4 more additions per verification, width 8 would take 32 KiB for ~4 fewer).
-pub(crate) const KT_W: u32 = 7;
+const KT_W: u32 = 7;
 const KT_ODD: usize = 1 << (KT_W - 2);
 
 /// `odd[j][i]` = (2i + 1) * 2^(CHUNK*j) * Q in affine form.
@@ -342,7 +342,7 @@ pub(crate) fn g_split() -> &'static [[Affine; G_ODD]; SPLIT] {
 }
 
 /// Width-w NAFs of the `SPLIT` chunks of k; returns the longest length.
-pub(crate) fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i16; CHUNK_NAF]; SPLIT]) -> usize {
+fn chunk_nafs(k: &Scalar, w: u32, out: &mut [[i16; CHUNK_NAF]; SPLIT]) -> usize {
     let mut len = 0;
     for (j, naf) in out.iter_mut().enumerate() {
         let bits = CHUNK * j;
