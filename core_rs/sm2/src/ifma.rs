@@ -58,6 +58,8 @@ const M52: u64 = (1 << 52) - 1;
 const P52: [u64; 5] = [0xF_FFFF_FFFF_FFFF, 0xF_F000_0000_0FFF, 0xF_FFFF_FFFF_FFFF, 0xF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF];
 /// 4p in radix 2^52 (normalised limbs).
 const P4_52: [u64; 5] = [0xF_FFFF_FFFF_FFFC, 0xF_C000_0000_3FFF, 0xF_FFFF_FFFF_FFFF, 0xF_FFFF_FFFF_FFFF, 0x3_FFFF_FFFB_FFFF];
+/// 2p in radix 2^52 (normalised limbs).
+const P2_52: [u64; 5] = [0xF_FFFF_FFFF_FFFE, 0xF_E000_0000_1FFF, 0xF_FFFF_FFFF_FFFF, 0xF_FFFF_FFFF_FFFF, 0x1_FFFF_FFFD_FFFF];
 /// 1 in lane Montgomery form: 2^260 mod p.
 const ONE52: [u64; 5] = [0x10, 0xFFFF_FFFF_0000, 0, 0, 0x10_0000];
 /// 2^256 mod p as a plain integer: a Montgomery product (R = 2^260) by it turns the lane
@@ -190,6 +192,8 @@ impl Fe8 {
         out
     }
 
+    /// self + b (tests; the point formulas use `add_nf` or the fused subtractions).
+    #[cfg(test)]
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
     pub(crate) fn add(&self, b: &Fe8) -> Fe8 {
@@ -204,9 +208,17 @@ impl Fe8 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
     pub(crate) fn sub(&self, b: &Fe8) -> Fe8 {
+        self.sub_scaled::<0>(b)
+    }
+
+    /// self - 2^K * b (+2^K * 4p), K <= 4.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn sub_scaled<const K: u32>(&self, b: &Fe8) -> Fe8 {
         let mut t = self.0;
         for j in 0..5 {
-            t[j] = _mm512_sub_epi64(_mm512_add_epi64(t[j], splat(P4_52[j])), b.0[j]);
+            let pk = _mm512_slli_epi64::<K>(splat(P4_52[j]));
+            t[j] = _mm512_sub_epi64(_mm512_add_epi64(t[j], pk), _mm512_slli_epi64::<K>(b.0[j]));
         }
         reduce(t)
     }
@@ -223,7 +235,43 @@ impl Fe8 {
         reduce(t)
     }
 
-    /// -self (4p - self).
+    /// self - b - 2c (+8p).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn sub_b_2c(&self, b: &Fe8, c: &Fe8) -> Fe8 {
+        let mut t = self.0;
+        for j in 0..5 {
+            let p8 = _mm512_slli_epi64::<1>(splat(P4_52[j]));
+            t[j] = _mm512_sub_epi64(_mm512_sub_epi64(_mm512_add_epi64(t[j], p8), b.0[j]), _mm512_slli_epi64::<1>(c.0[j]));
+        }
+        reduce(t)
+    }
+
+    /// self + b with carries only: below 4p, normalised limbs. Only for `mul` inputs
+    /// (which accept values below 4p), not for further sums.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn add_nf(&self, b: &Fe8) -> Fe8 {
+        let mut t = self.0;
+        for j in 0..5 {
+            t[j] = _mm512_add_epi64(t[j], b.0[j]);
+        }
+        Fe8(carry(t))
+    }
+
+    /// self - b + 2p with carries only: in (0, 4p), normalised limbs; `mul` inputs only.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
+    pub(crate) fn sub_nf(&self, b: &Fe8) -> Fe8 {
+        let mut t = self.0;
+        for j in 0..5 {
+            t[j] = _mm512_sub_epi64(_mm512_add_epi64(t[j], splat(P2_52[j])), b.0[j]);
+        }
+        Fe8(carry(t))
+    }
+
+    /// -self (4p - self; tests: the gather negates on the way in).
+    #[cfg(test)]
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
     pub(crate) fn neg(&self) -> Fe8 {
@@ -248,7 +296,8 @@ impl Fe8 {
         reduce(self.0.map(|v| _mm512_add_epi64(v, _mm512_slli_epi64::<1>(v))))
     }
 
-    /// Montgomery product self * b / 2^260 mod p (lane-wise), result < 1.25p.
+    /// Montgomery product self * b / 2^260 mod p (lane-wise). Inputs below 4p (normalised
+    /// limbs); the result is below a*b/2^260 + p < 16p^2/2^260 + p < 2p.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
     pub(crate) fn mul(&self, b: &Fe8) -> Fe8 {
@@ -271,7 +320,7 @@ impl Fe8 {
             let c = _mm512_add_epi64(_mm512_srli_epi64::<52>(t[0]), m);
             t = [_mm512_add_epi64(t[1], c), t[2], t[3], t[4], t[5], z];
         }
-        // a, b < 2p: the value is below 1.25p < 2^257; only carries are needed.
+        // a, b < 4p: the value is below 2p; only carries are needed.
         Fe8(carry([t[0], t[1], t[2], t[3], t[4]]))
     }
 
@@ -340,11 +389,12 @@ pub(crate) struct Affine8 {
 }
 
 impl Affine8 {
-    /// Gather lane l's point from `pts[l]` (scalar Montgomery form) into the lanes: one
-    /// 8x8 transpose of (x0..x3, y0..y3), the radix change and the factor 16.
+    /// Gather lane l's point from `pts[l]` (scalar Montgomery form), negated in the lanes
+    /// of `neg`: one 8x8 transpose of (x0..x3, y0..y3), the radix change, 2p - y where
+    /// negated (y < p), and the factor 16 to the lane Montgomery form.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
-    pub(crate) fn gather(pts: &[&Affine; LANES]) -> Affine8 {
+    pub(crate) fn gather(pts: &[&Affine; LANES], neg: __mmask8) -> Affine8 {
         let rows: [__m512i; LANES] = pts.map(|p| {
             // SAFETY: each coordinate is 4 contiguous u64 (32 bytes) behind a valid
             // reference; unaligned loads.
@@ -352,7 +402,13 @@ impl Affine8 {
             _mm512_inserti64x4::<1>(_mm512_castsi256_si512(x), y)
         });
         let c = transpose8(rows);
-        Affine8 { x: Fe8::from_words([c[0], c[1], c[2], c[3]]).shl::<4>(), y: Fe8::from_words([c[4], c[5], c[6], c[7]]).shl::<4>() }
+        let x = Fe8::from_words([c[0], c[1], c[2], c[3]]);
+        let mut y = Fe8::from_words([c[4], c[5], c[6], c[7]]);
+        for j in 0..5 {
+            // limb-wise 2p - y may go negative in a limb; `reduce` carries signed
+            y.0[j] = _mm512_mask_sub_epi64(y.0[j], neg, splat(P2_52[j]), y.0[j]);
+        }
+        Affine8 { x: x.shl::<4>(), y: y.shl::<4>() }
     }
 }
 
@@ -402,15 +458,15 @@ impl Jac8 {
         let delta = self.z.sqr();
         let gamma = self.y.sqr();
         let beta = self.x.mul(&gamma);
-        let t = self.x.sub(&delta).mul(&self.x.add(&delta));
-        let yz2 = self.y.add(&self.z).sqr();
+        // sums that only feed products skip the fold (below 4p, see `add_nf`)
+        let t = self.x.sub_nf(&delta).mul(&self.x.add_nf(&delta));
+        let yz2 = self.y.add_nf(&self.z).sqr();
         let g2 = gamma.sqr();
         let alpha = t.mul3();
         let beta4 = beta.shl::<2>();
-        let x3 = alpha.sqr().sub(&beta4.shl::<1>());
+        let x3 = alpha.sqr().sub_scaled::<1>(&beta4);
         let z3 = yz2.sub2(&gamma, &delta);
-        let g8 = g2.shl::<3>();
-        let y3 = alpha.mul(&beta4.sub(&x3)).sub(&g8);
+        let y3 = alpha.mul(&beta4.sub_nf(&x3)).sub_scaled::<3>(&g2);
         Jac8 { x: x3, y: y3, z: z3 }
     }
 
@@ -424,7 +480,7 @@ impl Jac8 {
         let u2 = q.x.mul(&z1z1);
         let s2 = y2z1.mul(&z1z1);
         let h = u2.sub(&self.x);
-        let r = s2.sub(&self.y);
+        let r = s2.sub_nf(&self.y);
         let hzero = h.is_zero();
         let hh = h.sqr();
         let rr = r.sqr();
@@ -432,8 +488,8 @@ impl Jac8 {
         let v = self.x.mul(&hh);
         let z3 = self.z.mul(&h);
         let y1hhh = self.y.mul(&hhh);
-        let x3 = rr.sub2(&hhh, &v.shl::<1>());
-        let y3 = r.mul(&v.sub(&x3)).sub(&y1hhh);
+        let x3 = rr.sub_b_2c(&hhh, &v);
+        let y3 = r.mul(&v.sub_nf(&x3)).sub(&y1hhh);
         (Jac8 { x: x3, y: y3, z: z3 }, hzero)
     }
 
@@ -576,9 +632,7 @@ pub(crate) fn verify_mul8(tables: &[&KeyTable; LANES], s: &[Scalar; LANES], t: &
                     negm |= ((d < 0) as u8) << l;
                     &g[j][(d.unsigned_abs() as usize) / 2]
                 });
-                let mut q = Affine8::gather(&pts);
-                q.y = q.y.blend(&q.y.neg(), negm);
-                acc.add(&q, 0xFF);
+                acc.add(&Affine8::gather(&pts, negm), 0xFF);
             }
         }
         if pos % RP_W == 0 && pos / RP_W < RP_N {
@@ -590,9 +644,7 @@ pub(crate) fn verify_mul8(tables: &[&KeyTable; LANES], s: &[Scalar; LANES], t: &
                     negm |= ((d < 0) as u8) << l;
                     tables[l].entry_ref(j, (d.unsigned_abs() as usize) / 2)
                 });
-                let mut q = Affine8::gather(&pts);
-                q.y = q.y.blend(&q.y.neg(), negm);
-                acc.add(&q, 0xFF);
+                acc.add(&Affine8::gather(&pts, negm), 0xFF);
             }
         }
     }

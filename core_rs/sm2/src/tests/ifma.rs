@@ -50,13 +50,18 @@ fn lanes_in(v: &[BigUint; LANES]) -> Fe8 {
 }
 
 fn lanes_out(f: &Fe8) -> [BigUint; LANES] {
+    lanes_out_below(f, 2)
+}
+
+/// As `lanes_out`, the values below k*p.
+fn lanes_out_below(f: &Fe8, k: u32) -> [BigUint; LANES] {
     // SAFETY: callers run need_ifma!() first.
     let l = unsafe { f.limbs() };
-    let two_p = p() * 2u32;
+    let bound = p() * k;
     core::array::from_fn(|i| {
         assert!(l[i].iter().all(|&x| x < 1 << 52), "limb out of range: {:x?}", l[i]);
         let v = from52(&l[i]);
-        assert!(v < two_p, "value not below 2p");
+        assert!(v < bound, "value not below {k}p");
         v
     })
 }
@@ -143,6 +148,36 @@ fn lane_field_ops_match_bigint() {
             assert_eq!(&mul3[i] % &p, (x * 3u32) % &p);
             assert_eq!(za >> i & 1 == 1, (x % &p) == BigUint::from(0u8), "is_zero {x:x}");
         }
+        // SAFETY: need_ifma!() checked the CPU.
+        let (add_nf, sub_nf, s1, s3, sb2c) =
+            unsafe { (fa.add_nf(&fb), fa.sub_nf(&fb), fa.sub_scaled::<1>(&fb), fa.sub_scaled::<3>(&fb), fa.sub_b_2c(&fb, &fa)) };
+        let (add_nf, sub_nf) = (lanes_out_below(&add_nf, 4), lanes_out_below(&sub_nf, 4));
+        let (s1, s3, sb2c) = (lanes_out(&s1), lanes_out(&s3), lanes_out(&sb2c));
+        // products of the loose (< 4p) sums: the multiplication's wider input range
+        // SAFETY: need_ifma!() checked the CPU.
+        let (wide, wide_sq) = unsafe {
+            let (u, w) = (lanes_in(&add_nf), lanes_in(&sub_nf));
+            (u.mul(&w), u.sqr())
+        };
+        let (wide, wide_sq) = (lanes_out(&wide), lanes_out(&wide_sq));
+        for i in 0..LANES {
+            let (x, y) = (&a[i], &b[i]);
+            assert_eq!(&add_nf[i] % &p, (x + y) % &p);
+            assert_eq!(&sub_nf[i] % &p, (x + &p * 2u32 - y) % &p);
+            assert_eq!(&s1[i] % &p, (x + &p * 4u32 - y * 2u32) % &p);
+            assert_eq!(&s3[i] % &p, (x + &p * 16u32 - y * 8u32) % &p);
+            assert_eq!(&sb2c[i] % &p, (&p * 4u32 - y - x) % &p);
+            assert_eq!(&wide[i] % &p, (&add_nf[i] * &sub_nf[i] * &rinv) % &p);
+            assert_eq!(&wide_sq[i] % &p, (&add_nf[i] * &add_nf[i] * &rinv) % &p);
+        }
+    }
+    // the extremes of the loose range: 4p - 1 squared, times 4p - 1 and 0
+    let top = &p * 4u32 - 1u32;
+    let v: [BigUint; LANES] = core::array::from_fn(|i| if i < 4 { top.clone() } else { BigUint::from(i) });
+    // SAFETY: need_ifma!() checked the CPU.
+    let sq = unsafe { lanes_in(&v).sqr() };
+    for (i, r) in lanes_out(&sq).iter().enumerate() {
+        assert_eq!(r % &p, (&v[i] * &v[i] * &rinv) % &p);
     }
 }
 
@@ -214,11 +249,16 @@ fn lane_points_match_scalar() {
         }
         let qr: [&Affine; LANES] = core::array::from_fn(|i| &q[i]);
         // SAFETY: need_ifma!() checked the CPU.
-        let (dbl, (sum, hzero), gathered) = unsafe {
+        let (dbl, (sum, hzero), gathered, negated) = unsafe {
             let a8 = Jac8::from_jacs(&acc);
-            let g = Affine8::gather(&qr);
-            (a8.double().to_jacs(), a8.add_affine(&g), (g.x.to_fe(), g.y.to_fe()))
+            let g = Affine8::gather(&qr, 0);
+            let gn = Affine8::gather(&qr, 0b0110_1001);
+            (a8.double().to_jacs(), a8.add_affine(&g), (g.x.to_fe(), g.y.to_fe()), (gn.x.to_fe(), gn.y.to_fe()))
         };
+        for i in 0..LANES {
+            assert_eq!(negated.0[i], q[i].x);
+            assert_eq!(negated.1[i], if 0b0110_1001 >> i & 1 == 1 { q[i].y.neg() } else { q[i].y }, "negated gather");
+        }
         // SAFETY: as above.
         let sum = unsafe { sum.to_jacs() };
         for i in 0..LANES {
