@@ -327,7 +327,36 @@ impl Fe8 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
     pub(crate) fn sqr(&self) -> Fe8 {
-        self.mul(self)
+        // The 10-limb square first (each cross product once, the sums doubled, then the
+        // diagonal: 30 IFMA instead of 50), then the five reduction rounds of `mul`.
+        // Limbs stay below about 2^57 throughout.
+        let a = &self.0;
+        let z = _mm512_setzero_si512();
+        let mut t = [z; 10];
+        for i in 0..5 {
+            for j in i + 1..5 {
+                t[i + j] = _mm512_madd52lo_epu64(t[i + j], a[i], a[j]);
+                t[i + j + 1] = _mm512_madd52hi_epu64(t[i + j + 1], a[i], a[j]);
+            }
+        }
+        for v in t.iter_mut() {
+            *v = _mm512_slli_epi64::<1>(*v);
+        }
+        for i in 0..5 {
+            t[2 * i] = _mm512_madd52lo_epu64(t[2 * i], a[i], a[i]);
+            t[2 * i + 1] = _mm512_madd52hi_epu64(t[2 * i + 1], a[i], a[i]);
+        }
+        let m52 = splat(M52);
+        let p = [splat(P52[1]), splat(P52[2]), splat(P52[3]), splat(P52[4])];
+        for i in 0..5 {
+            let m = _mm512_and_si512(t[i], m52);
+            for j in 1..5 {
+                t[i + j] = _mm512_madd52lo_epu64(t[i + j], m, p[j - 1]);
+                t[i + j + 1] = _mm512_madd52hi_epu64(t[i + j + 1], m, p[j - 1]);
+            }
+            t[i + 1] = _mm512_add_epi64(t[i + 1], _mm512_add_epi64(_mm512_srli_epi64::<52>(t[i]), m));
+        }
+        Fe8(carry([t[5], t[6], t[7], t[8], t[9]]))
     }
 
     /// Lanes whose value is 0 mod p (the value is below 2p: it is 0 or p).
