@@ -646,36 +646,62 @@ pub(crate) fn verify_mul8(tables: &[&KeyTable; LANES], s: &[Scalar; LANES], t: &
         regular_chunks(&s[l], RG_W, RG_N, &mut sd[l]);
         regular_chunks(&t[l], RP_W, RP_N, &mut td[l]);
     }
+    // The additions in order (top bit position first; at a position G's chunks, then the
+    // key's), each as the eight lanes' entries and the lanes to negate, so that the
+    // entries of an addition a few ahead can be prefetched (the key tables of many keys
+    // do not stay in L1/L2).
+    const ADDS: usize = SPLIT * (RG_N + RP_N);
     let top = ((RG_N - 1) * RG_W).max((RP_N - 1) * RP_W);
-    let mut acc = Acc { p: Jac8 { x: Fe8::one(), y: Fe8::one(), z: Fe8::splat_limbs(&[0; 5]) }, inf: 0xFF, exc: 0 };
+    let dummy: &Affine = &g[0][0];
+    let mut sched: [([&Affine; LANES], __mmask8); ADDS] = [([dummy; LANES], 0); ADDS];
+    let mut doubles_before = [0usize; ADDS];
+    let mut n = 0;
+    let mut pending_doubles = 0;
     for pos in (0..=top).rev() {
         if pos != top {
+            pending_doubles += 1;
+        }
+        for (w, cnt, is_g) in [(RG_W, RG_N, true), (RP_W, RP_N, false)] {
+            if pos % w != 0 || pos / w >= cnt {
+                continue;
+            }
+            let i = pos / w;
+            for j in 0..SPLIT {
+                let mut negm: __mmask8 = 0;
+                let pts: [&Affine; LANES] = core::array::from_fn(|l| {
+                    let d = if is_g { sd[l][j][i] } else { td[l][j][i] };
+                    negm |= ((d < 0) as u8) << l;
+                    let idx = (d.unsigned_abs() as usize) / 2;
+                    if is_g {
+                        &g[j][idx]
+                    } else {
+                        tables[l].entry_ref(j, idx)
+                    }
+                });
+                sched[n] = (pts, negm);
+                doubles_before[n] = pending_doubles;
+                pending_doubles = 0;
+                n += 1;
+            }
+        }
+    }
+    debug_assert!(n == ADDS && pending_doubles == 0);
+    const AHEAD: usize = 2;
+    for e in sched.iter().take(AHEAD).flat_map(|(pts, _)| pts.iter()) {
+        crate::mul::prefetch(e);
+    }
+    let mut acc = Acc { p: Jac8 { x: Fe8::one(), y: Fe8::one(), z: Fe8::splat_limbs(&[0; 5]) }, inf: 0xFF, exc: 0 };
+    for k in 0..ADDS {
+        if let Some((pts, _)) = sched.get(k + AHEAD) {
+            for e in pts {
+                crate::mul::prefetch(e);
+            }
+        }
+        for _ in 0..doubles_before[k] {
             acc.p = acc.p.double();
         }
-        if pos % RG_W == 0 && pos / RG_W < RG_N {
-            let i = pos / RG_W;
-            for j in 0..SPLIT {
-                let mut negm: __mmask8 = 0;
-                let pts: [&Affine; LANES] = core::array::from_fn(|l| {
-                    let d = sd[l][j][i];
-                    negm |= ((d < 0) as u8) << l;
-                    &g[j][(d.unsigned_abs() as usize) / 2]
-                });
-                acc.add(&Affine8::gather(&pts, negm), 0xFF);
-            }
-        }
-        if pos % RP_W == 0 && pos / RP_W < RP_N {
-            let i = pos / RP_W;
-            for j in 0..SPLIT {
-                let mut negm: __mmask8 = 0;
-                let pts: [&Affine; LANES] = core::array::from_fn(|l| {
-                    let d = td[l][j][i];
-                    negm |= ((d < 0) as u8) << l;
-                    tables[l].entry_ref(j, (d.unsigned_abs() as usize) / 2)
-                });
-                acc.add(&Affine8::gather(&pts, negm), 0xFF);
-            }
-        }
+        let (pts, negm) = &sched[k];
+        acc.add(&Affine8::gather(pts, *negm), 0xFF);
     }
     let void = acc.exc | acc.inf;
     let r = acc.p.to_jacs();

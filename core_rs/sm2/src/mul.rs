@@ -366,7 +366,7 @@ fn add_digit(acc: &mut Jac, row: &[Affine], d: i16) {
 
 /// Hint the cache to load the (64-byte, possibly line-straddling) entry.
 #[inline(always)]
-fn prefetch(e: &Affine) {
+pub(crate) fn prefetch(e: &Affine) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
