@@ -130,6 +130,12 @@ fn main() {
     let many = rate("sm2_verify_cached_many_64keys", budget, items.len(), || {
         assert!(items.chunks(64).all(|c| verify_cached_many(c).iter().all(|&b| b)));
     });
+    // Short calls: a remainder of 3 to 7 cached items is padded to a group of eight.
+    for k in [2usize, 3, 5] {
+        rate(&format!("sm2_verify_cached_many_calls_of_{k}"), budget, items.len() / k * k, || {
+            assert!(items.chunks_exact(k).all(|c| verify_cached_many(c).iter().all(|&b| b)));
+        });
+    }
     if let (Some(a), Some(b)) = (scalar, many) {
         println!("{{\"name\":\"sm2_verify_cached_many_ratio\",\"unit\":\"x\",\"value\":{:.2},\"lanes\":{}}}", b / a, tfnode_sm2::lanes_available());
     }
