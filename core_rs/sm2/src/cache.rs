@@ -328,10 +328,15 @@ fn run_lanes(pend: &[Pending], out: &mut [bool], _force_exc: u8) {
 const MIN_TASK: usize = 8;
 
 /// Verify many `(public key, message, signature)` items with `DEFAULT_UID` on all cores.
-/// Each item gets its own result; a malformed item is `false`.
+/// Each item gets its own result; a malformed item is `false`. The items are cut into
+/// chunks (up to 64, multiples of 8) on rayon, each checked by [`verify_cached_many`].
 pub fn verify_batch(items: &[(&[u8], &[u8], &[u8])]) -> Vec<bool> {
-    items.par_iter().with_min_len(MIN_TASK).map(|(pk, msg, sig)| verify_cached(pk, msg, DEFAULT_UID, sig)).collect()
+    let chunk = items.len().div_ceil(rayon::current_num_threads().max(1)).next_multiple_of(LANES).clamp(MIN_TASK, MANY_CHUNK);
+    items.par_chunks(chunk).flat_map_iter(verify_cached_many).collect()
 }
+
+/// Most items per [`verify_cached_many`] call in [`verify_batch`]: eight lane groups.
+const MANY_CHUNK: usize = 64;
 
 /// As [`verify_batch`] with a per-item user ID: `(public key, uid, message, signature)`.
 pub fn verify_batch_uid(items: &[(&[u8], &[u8], &[u8], &[u8])]) -> Vec<bool> {
