@@ -10,19 +10,22 @@
 //! goes back with a Montgomery product by 2^256 ([`Fe8::to_fe`]).
 //!
 //! Invariant of every `Fe8` the functions here return: each limb in [0, 2^52) and the
-//! value below 2p (not necessarily fully reduced). IFMA multiplies only the low 52 bits
-//! of its operands, so normalised limbs are what makes the products exact.
+//! value below 2p (not necessarily fully reduced), except `add_nf` and `sub_nf`, whose
+//! results are below 4p and may only feed a product. IFMA multiplies only the low 52
+//! bits of its operands, so normalised limbs are what makes the products exact.
 //!
 //! * Montgomery product: p ≡ -1 (mod 2^52), so -p^-1 ≡ 1 and each round's multiplier m
 //!   is the low limb itself; the product of m with p's low limb 2^52 - 1 needs no IFMA
 //!   either (the carry out of that limb is (t0 >> 52) + m). Accumulators never exceed
 //!   about 2^57 (at most 4 terms below 2^52 per limb and round, 5 rounds), so 64-bit
-//!   lanes do not overflow. For a, b < 2p the result is below a*b/2^260 + p < 1.25p.
-//! * Addition, subtraction and small multiples: limb-wise (subtraction adds 4p or 8p
-//!   first, so the value stays positive; single limbs may go negative and are carried
-//!   with arithmetic shifts), then `reduce`: propagate carries, take the bits h above
-//!   2^256 and add h*(2^256 mod p) = h*(2^224 + 2^96 - 2^64 + 1) back in. The result is
-//!   below 2^256 + 2^231 < 2p.
+//!   lanes do not overflow. For a, b < 4p the result is below a*b/2^260 + p < 2p.
+//!   Squaring forms each cross product once (70 IFMA instead of 90).
+//! * Addition, subtraction and small multiples: limb-wise (a subtrahend below 2^k * 2p
+//!   comes with 2^k * 4p added, so the value stays positive; single limbs may go
+//!   negative and are carried with arithmetic shifts), then `reduce`: propagate carries,
+//!   take the bits h above 2^256 and add h*(2^256 mod p) = h*(2^224 + 2^96 - 2^64 + 1)
+//!   back in. Inputs stay below 34p < 2^262 (h < 64), so the result is below
+//!   2^256 + 2^231 < 2p. `add_nf` and `sub_nf` (a - b + 2p) only carry.
 //! * A value v < 2p is 0 mod p iff v is 0 or p ([`Fe8::is_zero`]).
 //!
 //! # Points and exceptions
@@ -32,7 +35,8 @@
 //! lanes where H = 0 (the accumulator equals ± the added point): there the formula is
 //! wrong, so the caller marks the lane exceptional and recomputes it on the scalar path,
 //! which handles every case. Lanes whose accumulator is still infinity take the table
-//! point instead (blend); lanes without a digit in a round keep their accumulator.
+//! point instead (blend); lanes outside a round's `active` mask keep their accumulator
+//! (with the odd-digit schedule of [`verify_mul8`] every lane is active in every round).
 
 // Limb loops index several five-limb arrays side by side; an index reads plainer there.
 #![allow(clippy::needless_range_loop)]
@@ -89,7 +93,7 @@ fn carry(mut t: [__m512i; 5]) -> [__m512i; 5] {
     t
 }
 
-/// Limb-wise sums/differences (value >= 0 and below 2^270, limbs within ±2^62) to the
+/// Limb-wise sums/differences (value >= 0 and below 2^262, limbs within ±2^62) to the
 /// invariant: carry, fold the bits above 2^256 back in, carry again.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]

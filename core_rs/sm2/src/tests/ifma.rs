@@ -2,6 +2,9 @@
 //! CPU without AVX-512 IFMA the lane tests print "skipped" and pass; the
 //! `verify_cached_many` tests still run (they then check the scalar fallback).
 
+// Lanes are compared index by index against several arrays at once.
+#![allow(clippy::needless_range_loop)]
+
 use num_bigint::BigUint;
 use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 
