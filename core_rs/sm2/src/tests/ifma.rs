@@ -554,3 +554,33 @@ fn verify_cached_many_exception_verdicts() {
         assert!(crate::cache::lane_void() - before >= 20, "exceptional lanes were not met");
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(super::seeded(48))]
+
+    /// Random (r, s) bytes and random messages over cached keys, with every third item a
+    /// valid signature: the lanes see arbitrary scalars, the verdicts must not change.
+    #[test]
+    fn verify_cached_many_random_signatures(sigs in proptest::collection::vec((proptest::prelude::any::<[u8; 32]>(), proptest::prelude::any::<[u8; 32]>(), 0usize..8, proptest::prelude::any::<u16>()), 1..40)) {
+        let _guard = super::CACHE_CAPACITY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        set_key_cache_capacity(4096);
+        let keys: Vec<SecretKey> = (0..8).map(|i| sk(9000 + i)).collect();
+        let pks: Vec<[u8; 65]> = keys.iter().map(|k| k.public_key().to_uncompressed()).collect();
+        for (i, pk) in pks.iter().enumerate() {
+            // seen, then admitted: cached from here on
+            for _ in 0..2 {
+                let _ = verify_cached(pk, b"warm", DEFAULT_UID, &keys[i].sign(b"warm", DEFAULT_UID).to_bytes());
+            }
+        }
+        let pool: Vec<Item> = sigs
+            .iter()
+            .enumerate()
+            .map(|(i, (r, s, k, m))| {
+                let msg = m.to_be_bytes().to_vec();
+                let sig = if i % 3 == 0 { keys[*k].sign(&msg, DEFAULT_UID).to_bytes().to_vec() } else { [r.as_slice(), s.as_slice()].concat() };
+                (pks[*k].to_vec(), msg, sig)
+            })
+            .collect();
+        check(&refs(&pool));
+    }
+}
