@@ -194,9 +194,10 @@ fn verify_admit(pk: &[u8], msg: &[u8], uid: &[u8], sig: &Signature) -> bool {
 /// and evictions, are exactly those of calling [`verify_cached`] on each item in order.
 ///
 /// On CPUs with AVX-512 IFMA the items whose key is cached are verified eight at once
-/// in vector lanes (see `docs/sm2.md`, "Verification in IFMA lanes"); a remainder of
-/// fewer than eight, and any lane that meets an exceptional point addition, go through
-/// the scalar path. Elsewhere everything takes the scalar path.
+/// in vector lanes (see `docs/sm2.md`, "Verification in IFMA lanes"); a remainder of 3
+/// to 7 such items is padded to eight, while a remainder of 1 or 2, and any lane that
+/// meets an exceptional point addition, go through the scalar path. Elsewhere everything
+/// takes the scalar path.
 pub fn verify_cached_many(items: &[(&[u8], &[u8], &[u8])]) -> Vec<bool> {
     verify_many(items, lanes_available(), 0)
 }
@@ -231,7 +232,7 @@ impl Pending {
     }
 }
 
-/// `lanes`: use the IFMA lanes (the caller checked [`lanes_available`]). `force_exc`
+/// `lanes`: use the IFMA lanes where the CPU has them. `force_exc`
 /// (tests): lanes treated as exceptional in every group, to exercise the fallback.
 pub(crate) fn verify_many(items: &[(&[u8], &[u8], &[u8])], lanes: bool, force_exc: u8) -> Vec<bool> {
     let mut out = vec![false; items.len()];
@@ -295,14 +296,19 @@ pub(crate) fn lane_groups() -> usize {
 #[cfg(target_arch = "x86_64")]
 fn run_lanes(pend: &[Pending], out: &mut [bool], force_exc: u8) {
     debug_assert!(!pend.is_empty() && pend.len() <= LANES);
+    if !crate::ifma::available() {
+        for p in pend {
+            out[p.idx] = p.verify_scalar();
+        }
+        return;
+    }
     let item = |l: usize| &pend[l % pend.len()];
     let tables: [&KeyTable; LANES] = core::array::from_fn(|l| &item(l).entry.table);
     let s: [Scalar; LANES] = core::array::from_fn(|l| item(l).s);
     let t: [Scalar; LANES] = core::array::from_fn(|l| item(l).t);
     #[cfg(test)]
     LANE_GROUPS.with(|c| c.set(c.get() + 1));
-    // SAFETY: `lanes` is only true when `lanes_available()` found avx512f, avx512ifma and
-    // avx512vl on this CPU.
+    // SAFETY: `ifma::available()` just found avx512f, avx512ifma and avx512vl on this CPU.
     let r = unsafe { crate::ifma::verify_mul8(&tables, &s, &t) };
     for (l, (p, r)) in pend.iter().zip(r).enumerate() {
         out[p.idx] = match r {
