@@ -504,7 +504,8 @@ impl Jac8 {
     }
 
     /// Mixed addition self + q (madd-2004-hmv) without case analysis, and the lanes where
-    /// H = 0 (self = ±q, or self at infinity): the sum is wrong there.
+    /// H = 0 (self = ±q): the sum is wrong there. A lane where self is infinity is not
+    /// detected here; the caller tracks those and blends q in instead.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
     pub(crate) fn add_affine(&self, q: &Affine8) -> (Jac8, __mmask8) {
