@@ -287,13 +287,31 @@ fn lane_verify_mul_matches_scalar() {
             (p, KeyTable::new(&p))
         })
         .collect();
-    for round in 0..12 {
+    let n = n_big();
+    // scalars that stress the odd-digit recoding: even values (n added), even chunks
+    // (borrows), n - 1, one-chunk values
+    let special: Vec<Scalar> = [
+        BigUint::from(1u8),
+        BigUint::from(2u8),
+        BigUint::from(1u64 << 32),
+        (BigUint::from(1u8) << 224u32) * 6u32,
+        &n - 1u32,
+        &n - 2u32,
+        (BigUint::from(1u8) << 255u32) + 2u32,
+        BigUint::from(0xFFFF_FFFFu64),
+    ]
+    .iter()
+    .map(sc)
+    .collect();
+    // SM2_LANE_ROUNDS=N for a longer run (20,000 rounds: ~3 s)
+    let rounds: usize = std::env::var("SM2_LANE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    for round in 0..rounds {
         let tables: [&KeyTable; LANES] = core::array::from_fn(|i| &keys[(i + round) % LANES].1);
         let mut s: [Scalar; LANES] = core::array::from_fn(|_| scalar(&mut rng));
-        let t: [Scalar; LANES] = core::array::from_fn(|_| scalar(&mut rng));
-        // short scalars: digits only in the low steps, lanes at infinity for a while
+        let mut t: [Scalar; LANES] = core::array::from_fn(|_| scalar(&mut rng));
         s[3] = Scalar([rng.gen::<u64>() & 0xFFFF, 0, 0, 0]);
-        s[4] = Scalar([1, 0, 0, 0]);
+        s[4] = special[round % special.len()];
+        t[5] = special[(round / special.len()) % special.len()];
         // SAFETY: need_ifma!() checked the CPU.
         let r = unsafe { verify_mul8(&tables, &s, &t) };
         for i in 0..LANES {
