@@ -530,6 +530,12 @@ fn verify_cached_many_matches_verify_cached() {
     if lanes_available() {
         assert!(crate::cache::lane_groups() > before, "the lanes were not used");
     }
+    // a small cache (evictions inside a batch: queued items keep their entry) and none
+    for cap in [16usize, 0] {
+        set_key_cache_capacity(cap);
+        check(&refs(&items(3, 60, 200)));
+    }
+    set_key_cache_capacity(4096);
 }
 
 #[test]
