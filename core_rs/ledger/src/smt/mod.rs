@@ -113,27 +113,14 @@ impl std::hash::Hasher for NodeKeyHasher {
 type NodeMap = HashMap<NodeKey, Node, std::hash::BuildHasherDefault<NodeKeyHasher>>;
 
 /// How many maps [`MemStore`] spreads its nodes over.
-pub(crate) const SHARDS: usize = 16;
+pub(crate) const SHARDS: usize = 128;
 
-/// Upper bounds (exclusive, in `u32` space) of shards `0..15` of a key's shard draw; shard
-/// `i` takes a share proportional to `2^(i/16)` (4.4% to 8.5%), see [`MemStore`].
-const SHARD_BOUNDS: [u32; SHARDS - 1] = [
-    190_154_448,
-    388_727_752,
-    596_092_647,
-    812_638_371,
-    1_038_771_393,
-    1_274_916_179,
-    1_521_515_989,
-    1_779_033_704,
-    2_047_952_703,
-    2_328_777_763,
-    2_622_036_010,
-    2_928_277_910,
-    3_248_078_296,
-    3_582_037_456,
-    3_930_782_250,
-];
+/// Upper bounds (exclusive, in `u32` space) of shards `0..SHARDS - 1` of a key's shard draw:
+/// shard `i` takes a share proportional to `2^(i/SHARDS)` (0.54% to 1.08% with 128), so
+/// the bound of shard `i` is `2^32 * (2^((i+1)/SHARDS) - 1)` (the shares' running sum over
+/// their total, a geometric series that doubles over the shards). See [`MemStore`].
+static SHARD_BOUNDS: std::sync::LazyLock<[u32; SHARDS - 1]> =
+    std::sync::LazyLock::new(|| core::array::from_fn(|i| ((((i + 1) as f64 / SHARDS as f64).exp2() - 1.0) * 4_294_967_296.0) as u32));
 
 /// The shard of `key`: its map hash mixed once more (so a shard's keys still differ in the
 /// bits the map itself indexes and tags with), placed among [`SHARD_BOUNDS`].
@@ -151,13 +138,22 @@ pub(crate) fn shard_of(key: &NodeKey) -> usize {
 /// every entry to a new one, and one map of a long-running node's millions of nodes stalled
 /// the block that crossed the line for ~0.9 s at 3.5 million nodes (twice that at the next
 /// doubling; the median block took 23 ms; docs/benchmarks.md). With the shares spread over
-/// an octave, the shards cross their lines at different blocks, and each moves at most 8.5%
-/// of the nodes. The total work of growing is the same.
-#[derive(Default)]
+/// an octave, the shards cross their lines at different blocks, and each moves at most 1.1%
+/// of the nodes. The total work of growing is the same, but a table of a few MB comes from
+/// memory the allocator already holds (the table another shard just left) more often than a
+/// table of tens of MB, which is mapped fresh and must first be zeroed by the kernel: with 16
+/// shards that zeroing was ~15% of a node's cycles at 10,000 transfers/s, with 128 about
+/// half of it (docs/benchmarks.md, "Verification in IFMA lanes, tree shards, level 1").
 pub struct MemStore {
     shards: [NodeMap; SHARDS],
     /// version v -> nodes that left the tree at v (still part of version v - 1).
     stale: BTreeMap<u64, Vec<NodeKey>>,
+}
+
+impl Default for MemStore {
+    fn default() -> MemStore {
+        MemStore { shards: core::array::from_fn(|_| NodeMap::default()), stale: BTreeMap::new() }
+    }
 }
 
 impl NodeStore for MemStore {

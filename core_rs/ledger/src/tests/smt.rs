@@ -335,7 +335,7 @@ fn corrupt_store_is_an_error_not_a_panic() {
 #[test]
 fn memstore_shards_take_their_shares() {
     let mut counts = [0usize; SHARDS];
-    let n = 200_000u64;
+    let n = 1_000_000u64;
     for i in 0..n {
         let h = tfnode_sm3::hash(&i.to_le_bytes());
         let depth = (i % 40) as u16; // shallow keys share most of their (zeroed) path
@@ -344,7 +344,8 @@ fn memstore_shards_take_their_shares() {
     let total: f64 = (0..SHARDS).map(|i| 2f64.powf(i as f64 / SHARDS as f64)).sum();
     for (i, &c) in counts.iter().enumerate() {
         let want = n as f64 * 2f64.powf(i as f64 / SHARDS as f64) / total;
-        assert!((c as f64 - want).abs() < want * 0.05, "shard {i}: {c} keys, expected ~{want:.0}");
+        // ~5,400 keys expected in the smallest share: 8% is over five standard deviations
+        assert!((c as f64 - want).abs() < want * 0.08, "shard {i}: {c} keys, expected ~{want:.0}");
     }
     // Routing: every key is found, counted and removed where it was put.
     let mut s = MemStore::new();
