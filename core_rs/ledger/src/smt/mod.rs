@@ -143,7 +143,7 @@ pub(crate) fn shard_of(key: &NodeKey) -> usize {
 /// memory the allocator already holds (the table another shard just left) more often than a
 /// table of tens of MB, which is mapped fresh and must first be zeroed by the kernel: with 16
 /// shards that zeroing was ~15% of a node's cycles at 10,000 transfers/s, with 128 about
-/// half of it (docs/benchmarks.md, "Verification in IFMA lanes, tree shards, level 1").
+/// half of it (docs/benchmarks.md, "SM2 in IFMA lanes, the tree over 128 maps").
 pub struct MemStore {
     shards: [NodeMap; SHARDS],
     /// version v -> nodes that left the tree at v (still part of version v - 1).
