@@ -52,9 +52,9 @@ def _cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 
 
 def _record_round(path) -> int:
-    from tfnode.node.safety import decode_record
+    from tfnode.node.safety import decode_file
 
-    return int(_core.consensus_safety_summary(decode_record(path.read_bytes())[2])["last_voted_round"])
+    return int(_core.consensus_safety_summary(decode_file(path.read_bytes())[2])["last_voted_round"])
 
 
 def _head(db) -> int:

@@ -11,7 +11,16 @@ from types import SimpleNamespace
 import pytest
 
 from tfnode import _core
-from tfnode.node.safety import DamagedRecord, SafetyDataError, SafetyKeeper, decode_record, encode_record
+from tfnode.node.safety import (
+    SLOT_MIN,
+    DamagedRecord,
+    SafetyDataError,
+    SafetyKeeper,
+    _slot_record,
+    decode_file,
+    decode_record,
+    encode_record,
+)
 
 
 class FakeStore:
@@ -30,6 +39,15 @@ class FakeStore:
 
 def record(epoch: int, round_: int) -> bytes:
     return _core.consensus_safety_floor(epoch, round_)  # any valid record will do
+
+
+def damage_both_slots(path) -> None:
+    """Flip a byte inside the record of each of the file's two slots."""
+    raw = bytearray(path.read_bytes())
+    half = len(raw) // 2
+    raw[30] ^= 0xFF
+    raw[half + 30] ^= 0xFF
+    path.write_bytes(bytes(raw))
 
 
 def test_record_round_trip_and_every_kind_of_damage():
@@ -70,7 +88,7 @@ def test_a_damaged_file_falls_back_to_the_rocksdb_copy_and_is_rewritten(tmp_path
     with caplog.at_level(logging.WARNING):
         assert SafetyKeeper(tmp_path / "safety", store).load() == record(0, 9)
     assert "damaged" in caplog.text and "using the RocksDB copy" in caplog.text
-    assert decode_record(path.read_bytes())[2] == record(0, 9)
+    assert decode_file(path.read_bytes())[2] == record(0, 9)
 
 
 def test_no_usable_copy_with_a_past_refuses_and_a_floor_recovers(tmp_path):
@@ -78,9 +96,7 @@ def test_no_usable_copy_with_a_past_refuses_and_a_floor_recovers(tmp_path):
     SafetyKeeper(tmp_path / "safety", store).persist(record(0, 9))
     store.db = None
     path = tmp_path / "safety" / "record.bin"
-    raw = bytearray(path.read_bytes())
-    raw[-1] ^= 0xFF
-    path.write_bytes(bytes(raw))
+    damage_both_slots(path)
     with pytest.raises(SafetyDataError, match=r"ledger holds 5 blocks.*--safety-floor"):
         SafetyKeeper(tmp_path / "safety", store).load()
     data = SafetyKeeper(tmp_path / "safety", store).load(floor=(0, 12))
@@ -95,6 +111,72 @@ def test_a_new_validator_starts_fresh_and_an_intact_record_ignores_the_floor(tmp
     store = FakeStore(height=3)
     SafetyKeeper(tmp_path / "b", store).persist(record(0, 9))
     assert SafetyKeeper(tmp_path / "b", store).load(floor=(0, 2)) == record(0, 9)
+
+
+def test_records_go_to_the_two_slots_in_turn_in_place(tmp_path):
+    """After the first write of a process the file keeps its inode and size: record n goes to
+    slot n mod 2, the other slot holding record n - 1."""
+    store = FakeStore(height=4)
+    k = SafetyKeeper(tmp_path / "safety", store)
+    path = tmp_path / "safety" / "record.bin"
+    k.persist(record(0, 1))
+    ino, size = path.stat().st_ino, path.stat().st_size
+    assert size == 2 * SLOT_MIN
+    for r in range(2, 6):
+        k.persist(record(0, r))
+        assert (path.stat().st_ino, path.stat().st_size) == (ino, size)
+        raw = path.read_bytes()
+        seqs = [decode_record(_slot_record(raw[i * SLOT_MIN : (i + 1) * SLOT_MIN]))[0] for i in (0, 1)]
+        assert seqs[k.seq % 2] == k.seq and seqs[1 - k.seq % 2] == k.seq - 1
+        assert decode_file(raw) == (k.seq, 4, record(0, r))
+    k.close()
+    assert SafetyKeeper(tmp_path / "safety", store).load() == record(0, 5)
+
+
+def test_a_torn_slot_write_leaves_the_record_before_it(tmp_path, caplog):
+    """A crash in the middle of writing record n damages only its slot: the file then gives
+    record n - 1, the last one whose vote can have left the node."""
+    store = FakeStore(height=4)
+    k = SafetyKeeper(tmp_path / "safety", store)
+    k.persist(record(0, 7))
+    k.persist(record(0, 8))
+    k.close()
+    path = tmp_path / "safety" / "record.bin"
+    raw = bytearray(path.read_bytes())
+    newer = (k.seq % 2) * SLOT_MIN
+    raw[newer + 40 : newer + 60] = bytes(20)  # half of the slot's record written, then the crash
+    path.write_bytes(bytes(raw))
+    store.db = record(0, 7)  # the RocksDB copy is written after the file: still the old one
+    assert SafetyKeeper(tmp_path / "safety", store).load() == record(0, 7)
+    # both slots damaged: no record from the file at all
+    damage_both_slots(path)
+    with caplog.at_level(logging.WARNING):
+        assert SafetyKeeper(tmp_path / "safety", store).load() == record(0, 7)
+    assert "no intact record in either slot" in caplog.text and "using the RocksDB copy" in caplog.text
+
+
+def test_a_file_of_one_record_from_before_the_slots_still_loads(tmp_path):
+    store = FakeStore(height=2)
+    path = tmp_path / "safety" / "record.bin"
+    path.parent.mkdir()
+    path.write_bytes(encode_record(41, 2, record(0, 6)))
+    k = SafetyKeeper(tmp_path / "safety", store)
+    assert k.load() == record(0, 6)  # and rewritten, in slots, with the next sequence number
+    assert path.stat().st_size == 2 * SLOT_MIN and decode_file(path.read_bytes())[:2] == (42, 2)
+    k.close()
+
+
+def test_a_record_that_outgrows_its_slot_replaces_the_file(tmp_path):
+    k = SafetyKeeper(tmp_path / "safety", FakeStore(height=1))
+    path = tmp_path / "safety" / "record.bin"
+    k.persist(b"small")
+    big = bytes(range(256)) * 20  # 5,120 bytes: more than a 4 KiB slot
+    k.persist(big)
+    assert path.stat().st_size > 2 * SLOT_MIN and path.stat().st_size % SLOT_MIN == 0
+    assert decode_file(path.read_bytes())[2] == big
+    k.persist(b"small again")  # in place, in the grown slots
+    assert decode_file(path.read_bytes())[2] == b"small again"
+    k.close()
 
 
 # ---- on real processes -------------------------------------------------------------------
@@ -131,16 +213,16 @@ def test_a_validator_that_lost_its_record_refuses_then_recovers_from_a_floor(tmp
         c.wait(lambda: all(c.status(i)["height"] >= 10 for i in range(4)), 60, "10 blocks")
         c.kill9(3)
         home = c.node(3)
-        rec = home / "data" / "safety" / "record.bin"
-        raw = bytearray(rec.read_bytes())
-        raw[len(raw) // 2] ^= 0xFF
-        rec.write_bytes(bytes(raw))
+        damage_both_slots(home / "data" / "safety" / "record.bin")
         _drop_rocksdb_copy(home / "data" / "db")
         c.start(3)
         assert c.procs[3].wait(60) == 2  # still in procs if it hangs: the fixture kills it
         c.procs.pop(3)
         log3 = c.log(3)
-        assert "safety record is damaged: checksum mismatch" in log3 and "--safety-floor" in log3, log3[-2000:]
+        assert "safety record is damaged: no intact record in either slot (first slot: checksum mismatch" in log3, log3[
+            -2000:
+        ]
+        assert "--safety-floor" in log3, log3[-2000:]
         rounds = []
         for i in range(3):
             with Client(c.rpc_url(i)) as cl:

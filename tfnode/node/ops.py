@@ -20,7 +20,7 @@ from tfnode.node.admin import BACKUP_FORMAT, BACKUP_META, SAFETY_COPY, BackupErr
 from tfnode.node.errors import ConfigError, NodeError
 from tfnode.node.genesis import Genesis
 from tfnode.node.hosted import check_chain_id
-from tfnode.node.safety import DamagedRecord, decode_record
+from tfnode.node.safety import DamagedRecord, decode_file
 from tfnode.runtime.governance import read_chain_record
 from tfnode.storage import ChainStore, open_rocks
 
@@ -104,7 +104,7 @@ def backup(data: Path, out: Path, chain: str | None = None) -> dict[str, Any]:
 
 def _record_summary(path: Path) -> dict[str, int] | None:
     try:
-        _, _, data = decode_record(path.read_bytes())
+        _, _, data = decode_file(path.read_bytes())
         return dict(_core.consensus_safety_summary(data))
     except (OSError, DamagedRecord, ValueError):
         return None

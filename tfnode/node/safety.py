@@ -5,9 +5,16 @@ stops a restarted validator from signing twice. Losing it silently is the worst 
 failure a validator can have: it would come back with no memory of its votes and could vote
 again where it already voted. So the record is kept twice, each copy able to tell damage:
 
-* ``data/safety/record.bin``: a file of its own, outside RocksDB, replaced atomically
-  (write a temporary file, fsync, rename, fsync the folder), with a magic, a sequence
-  number, the committed height when written, and an SM3 checksum over all of it; and
+* ``data/safety/record.bin``: a file of its own, outside RocksDB, holding the record in two
+  fixed slots, each with a magic, a sequence number, the committed height when written, and
+  an SM3 checksum over all of it. Record n goes into slot n mod 2 in place (one write, one
+  ``fdatasync``), so the other slot always holds record n - 1 whole: a write torn by a crash
+  leaves the record before it, whose vote is the last one that can have left the node (a
+  vote is sent only once ``persist`` returned). The file keeps its size and blocks, so the
+  sync writes only the slot: no rename, no journal commit of the folder. A record that
+  outgrows its slot, and the first record of a process, replace the whole file atomically
+  (a temporary file, fsync, rename, fsync of the folder). A file of one record, as written
+  before the slots (2026-12-06), still loads; and
 * the RocksDB copy (``ChainStore.persist_safety``), as before.
 
 The file is written first, so after a crash between the two writes the file is the newer
@@ -34,6 +41,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import weakref
 from pathlib import Path
 
 from tfnode import _core
@@ -47,6 +55,8 @@ log = logging.getLogger("tfnode.node.safety")
 MAGIC = b"TFSAFE\x00\x01"
 _HEAD = struct.Struct(">8sQQI")  # magic, sequence, committed height, data length
 RECORD_FILE = "record.bin"
+#: The smallest slot, in bytes; a slot is a whole number of 4 KiB pages (a record is ~1 KB).
+SLOT_MIN = 4096
 
 
 class SafetyDataError(NodeError):
@@ -81,6 +91,36 @@ def decode_record(raw: bytes) -> tuple[int, int, bytes]:
     return seq, height, raw[_HEAD.size : -32]
 
 
+def _slot_record(slot: bytes) -> bytes:
+    """The record at the start of ``slot``, without the zeros after it (as far as its header
+    says; decode_record checks the rest)."""
+    if len(slot) < _HEAD.size:
+        return slot
+    n = _HEAD.unpack_from(slot)[3]
+    return slot[: _HEAD.size + n + 32]
+
+
+def decode_file(raw: bytes) -> tuple[int, int, bytes]:
+    """``(seq, committed_height, data)`` of the newest intact record in a safety file's bytes:
+    two slots of equal size, or (a file written before the slots) one record alone.
+    DamagedRecord when neither slot holds one."""
+    try:
+        return decode_record(raw)
+    except DamagedRecord as whole:
+        if len(raw) < 2 * SLOT_MIN or len(raw) % SLOT_MIN:
+            raise whole from None
+    half = len(raw) // 2
+    found, why = [], []
+    for name, slot in (("first", raw[:half]), ("second", raw[half:])):
+        try:
+            found.append(decode_record(_slot_record(slot)))
+        except DamagedRecord as err:
+            why.append(f"{name} slot: {err}")
+    if not found:
+        raise DamagedRecord("no intact record in either slot (" + "; ".join(why) + ")")
+    return max(found, key=lambda r: r[0])
+
+
 class SafetyKeeper:
     """Keeps the safety record in ``folder`` and in ``store``; see the module doc."""
 
@@ -92,6 +132,10 @@ class SafetyKeeper:
         # The committed height recorded with the newest safety record found on start: the
         # ledger is known to have reached it, so a shorter ledger has lost blocks.
         self.recorded_height = 0
+        # The file open for the in-place slot writes (None until this process wrote it whole).
+        self._fd: int | None = None
+        self._slot = 0
+        self._closer: weakref.finalize | None = None
 
     # ---- writing ---------------------------------------------------------------------------
     def persist(self, data: bytes) -> None:
@@ -103,11 +147,25 @@ class SafetyKeeper:
         self.seq += 1
         head = self.store.head
         raw = encode_record(self.seq, head.height if head else 0, data)
+        if self._fd is None or len(raw) > self._slot:
+            self._replace_file(raw)
+            return
+        # Slot seq mod 2, in place: the other slot keeps record seq - 1 whole meanwhile.
+        view, at = memoryview(raw.ljust(self._slot, b"\0")), (self.seq % 2) * self._slot
+        while view:
+            n = os.pwrite(self._fd, view, at)
+            view, at = view[n:], at + n
+        os.fdatasync(self._fd)
+
+    def _replace_file(self, raw: bytes) -> None:
+        """Write the whole file anew, the record in both slots, atomically; keep it open."""
+        self.close()
+        slot = max(SLOT_MIN, -(-2 * len(raw) // SLOT_MIN) * SLOT_MIN)  # room to grow
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = memoryview(raw)
+            view = memoryview(raw.ljust(slot, b"\0") * 2)
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
@@ -119,6 +177,14 @@ class SafetyKeeper:
             os.fsync(dfd)  # the rename itself survives a power cut
         finally:
             os.close(dfd)
+        self._fd, self._slot = os.open(self.path, os.O_WRONLY), slot
+        self._closer = weakref.finalize(self, os.close, self._fd)
+
+    def close(self) -> None:
+        """Close the file kept open for slot writes (the next persist opens it anew)."""
+        if self._closer is not None:
+            self._closer()
+        self._fd, self._closer = None, None
 
     # ---- reading on start ------------------------------------------------------------------
     def load(self, *, floor: tuple[int, int] | None = None) -> bytes | None:
@@ -182,7 +248,7 @@ class SafetyKeeper:
         except OSError as err:
             return None, f"unreadable ({err.strerror})"
         try:
-            seq, height, data = decode_record(raw)
+            seq, height, data = decode_file(raw)
             _core.consensus_safety_summary(data)  # a record the core can read, or damage
         except (DamagedRecord, ValueError) as err:
             return None, f"damaged: {err}"
