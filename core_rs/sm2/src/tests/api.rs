@@ -6,7 +6,8 @@ use rand::{rngs::StdRng, RngCore, SeedableRng};
 use crate::scalar::N;
 use crate::*;
 
-fn key(seed: u64) -> SecretKey {
+/// A valid secret key drawn from `seed` (the lane tests use it too).
+pub(super) fn key(seed: u64) -> SecretKey {
     let mut rng = StdRng::seed_from_u64(seed);
     loop {
         let mut b = [0u8; 32];

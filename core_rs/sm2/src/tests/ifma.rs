@@ -427,16 +427,7 @@ fn lane_exception_is_reported_and_recomputed() {
 
 // ---- verify_cached_many against verify_cached and the uncached reference ----
 
-fn sk(seed: u64) -> SecretKey {
-    let mut rng = StdRng::seed_from_u64(seed);
-    loop {
-        let mut b = [0u8; 32];
-        rng.fill_bytes(&mut b);
-        if let Ok(k) = SecretKey::from_bytes(&b) {
-            return k;
-        }
-    }
-}
+use super::api::key as sk;
 
 /// The verdict without any cache.
 fn reference(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
