@@ -166,6 +166,33 @@ def test_a_file_of_one_record_from_before_the_slots_still_loads(tmp_path):
     k.close()
 
 
+def test_a_failed_slot_write_replaces_the_whole_file_next(tmp_path, monkeypatch):
+    """A slot write that fails (a full or failing disk) may leave its slot half written: the
+    next record must not overwrite the other slot, the only intact one, in place."""
+    import tfnode.node.safety as safety
+
+    k = SafetyKeeper(tmp_path / "safety", FakeStore(height=1))
+    path = tmp_path / "safety" / "record.bin"
+    k.persist(record(0, 1))
+    k.persist(record(0, 2))
+
+    def full(fd, data, at):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(safety.os, "pwrite", full)
+        with pytest.raises(OSError, match="No space"):
+            k.persist(record(0, 3))
+    ino = path.stat().st_ino
+    k.persist(record(0, 4))
+    assert path.stat().st_ino != ino  # replaced whole, both slots record 4
+    raw = path.read_bytes()
+    assert (
+        decode_record(_slot_record(raw[:SLOT_MIN]))[2] == decode_record(_slot_record(raw[SLOT_MIN:]))[2] == record(0, 4)
+    )
+    k.close()
+
+
 def test_a_record_that_outgrows_its_slot_replaces_the_file(tmp_path):
     k = SafetyKeeper(tmp_path / "safety", FakeStore(height=1))
     path = tmp_path / "safety" / "record.bin"

@@ -91,6 +91,10 @@ def decode_record(raw: bytes) -> tuple[int, int, bytes]:
     return seq, height, raw[_HEAD.size : -32]
 
 
+#: fdatasync where the platform has it (Linux); fsync elsewhere (macOS has no fdatasync).
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
 def _slot_record(slot: bytes) -> bytes:
     """The record at the start of ``slot``, without the zeros after it (as far as its header
     says; decode_record checks the rest)."""
@@ -152,10 +156,16 @@ class SafetyKeeper:
             return
         # Slot seq mod 2, in place: the other slot keeps record seq - 1 whole meanwhile.
         view, at = memoryview(raw.ljust(self._slot, b"\0")), (self.seq % 2) * self._slot
-        while view:
-            n = os.pwrite(self._fd, view, at)
-            view, at = view[n:], at + n
-        os.fdatasync(self._fd)
+        try:
+            while view:
+                n = os.pwrite(self._fd, view, at)
+                view, at = view[n:], at + n
+            _datasync(self._fd)
+        except OSError:
+            # This slot may now be half written: the next record replaces the whole file
+            # rather than overwrite the other slot, the one intact record left.
+            self.close()
+            raise
 
     def _replace_file(self, raw: bytes) -> None:
         """Write the whole file anew, the record in both slots, atomically; keep it open."""

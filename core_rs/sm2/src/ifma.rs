@@ -227,26 +227,14 @@ impl Fe8 {
         reduce(t)
     }
 
-    /// self - b - c (+8p).
+    /// self - b - 2^K c (+8p): K = 0 for the doubling's Z3, K = 1 for the addition's X3.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
-    pub(crate) fn sub2(&self, b: &Fe8, c: &Fe8) -> Fe8 {
+    pub(crate) fn sub_sum<const K: u32>(&self, b: &Fe8, c: &Fe8) -> Fe8 {
         let mut t = self.0;
         for j in 0..5 {
             let p8 = _mm512_slli_epi64::<1>(splat(P4_52[j]));
-            t[j] = _mm512_sub_epi64(_mm512_sub_epi64(_mm512_add_epi64(t[j], p8), b.0[j]), c.0[j]);
-        }
-        reduce(t)
-    }
-
-    /// self - b - 2c (+8p).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma,avx512vl")]
-    pub(crate) fn sub_b_2c(&self, b: &Fe8, c: &Fe8) -> Fe8 {
-        let mut t = self.0;
-        for j in 0..5 {
-            let p8 = _mm512_slli_epi64::<1>(splat(P4_52[j]));
-            t[j] = _mm512_sub_epi64(_mm512_sub_epi64(_mm512_add_epi64(t[j], p8), b.0[j]), _mm512_slli_epi64::<1>(c.0[j]));
+            t[j] = _mm512_sub_epi64(_mm512_sub_epi64(_mm512_add_epi64(t[j], p8), b.0[j]), _mm512_slli_epi64::<K>(c.0[j]));
         }
         reduce(t)
     }
@@ -498,7 +486,7 @@ impl Jac8 {
         let alpha = t.mul3();
         let beta4 = beta.shl::<2>();
         let x3 = alpha.sqr().sub_scaled::<1>(&beta4);
-        let z3 = yz2.sub2(&gamma, &delta);
+        let z3 = yz2.sub_sum::<0>(&gamma, &delta);
         let y3 = alpha.mul(&beta4.sub_nf(&x3)).sub_scaled::<3>(&g2);
         Jac8 { x: x3, y: y3, z: z3 }
     }
@@ -522,7 +510,7 @@ impl Jac8 {
         let v = self.x.mul(&hh);
         let z3 = self.z.mul(&h);
         let y1hhh = self.y.mul(&hhh);
-        let x3 = rr.sub_b_2c(&hhh, &v);
+        let x3 = rr.sub_sum::<1>(&hhh, &v);
         let y3 = r.mul(&v.sub_nf(&x3)).sub(&y1hhh);
         (Jac8 { x: x3, y: y3, z: z3 }, hzero)
     }

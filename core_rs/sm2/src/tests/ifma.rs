@@ -134,8 +134,9 @@ fn lane_field_ops_match_bigint() {
     for (a, b) in inputs() {
         let (fa, fb) = (lanes_in(&a), lanes_in(&b));
         // SAFETY: need_ifma!() checked the CPU.
-        let (mul, sqr, add, sub, sub2, neg, shl4, shl1, mul3, za) =
-            unsafe { (fa.mul(&fb), fa.sqr(), fa.add(&fb), fa.sub(&fb), fa.sub2(&fb, &fa), fa.neg(), fa.shl::<4>(), fa.shl::<1>(), fa.mul3(), fa.is_zero()) };
+        let (mul, sqr, add, sub, sub2, neg, shl4, shl1, mul3, za) = unsafe {
+            (fa.mul(&fb), fa.sqr(), fa.add(&fb), fa.sub(&fb), fa.sub_sum::<0>(&fb, &fa), fa.neg(), fa.shl::<4>(), fa.shl::<1>(), fa.mul3(), fa.is_zero())
+        };
         let (mul, sqr, add, sub, sub2) = (lanes_out(&mul), lanes_out(&sqr), lanes_out(&add), lanes_out(&sub), lanes_out(&sub2));
         let (neg, shl4, shl1, mul3) = (lanes_out(&neg), lanes_out(&shl4), lanes_out(&shl1), lanes_out(&mul3));
         for i in 0..LANES {
@@ -153,7 +154,7 @@ fn lane_field_ops_match_bigint() {
         }
         // SAFETY: need_ifma!() checked the CPU.
         let (add_nf, sub_nf, s1, s3, sb2c) =
-            unsafe { (fa.add_nf(&fb), fa.sub_nf(&fb), fa.sub_scaled::<1>(&fb), fa.sub_scaled::<3>(&fb), fa.sub_b_2c(&fb, &fa)) };
+            unsafe { (fa.add_nf(&fb), fa.sub_nf(&fb), fa.sub_scaled::<1>(&fb), fa.sub_scaled::<3>(&fb), fa.sub_sum::<1>(&fb, &fa)) };
         let (add_nf, sub_nf) = (lanes_out_below(&add_nf, 4), lanes_out_below(&sub_nf, 4));
         let (s1, s3, sb2c) = (lanes_out(&s1), lanes_out(&s3), lanes_out(&sb2c));
         // products of the loose (< 4p) sums: the multiplication's wider input range
