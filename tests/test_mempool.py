@@ -353,6 +353,36 @@ def test_peer_batch_is_stored_and_takes_over_queued_copies():
     run(main)
 
 
+def test_copies_of_a_batch_arriving_while_it_is_checked_are_checked_once():
+    """Two peers push the same batch at once (or a fetch answer crosses a push): while the first
+    copy's check runs in a worker thread the second is a duplicate, not a second check."""
+
+    async def main():
+        net = FakeNet()
+        mp, a = make(net), key()
+        raws = [tx(a, 1), tx(a, 2), tx(a, 3)]
+        data = _core.batch_encode(raws)
+        await asyncio.gather(
+            mp.on_message(mp.validators[1], CHAIN, Kind.BATCH, data),
+            mp.on_message(mp.validators[2], CHAIN, Kind.BATCH, data),
+            mp.on_message(mp.validators[3], CHAIN, Kind.BATCH, data),
+        )
+        digest, _ = _core.batch_digest(raws)
+        assert mp.batch(digest) == raws and mp.size == 3 and not net.banned
+        assert mp.stats.get("txs_verified", 0) + mp.stats.get("txs_trusted", 0) == 3  # one check of the three
+        assert mp.stats["batches_received"] == 1 and mp.stats["batches_duplicate"] == 2
+        assert not mp._accepting
+        # once checked, a copy is a duplicate as before; a later copy of a batch whose check
+        # failed is checked again (nothing is left in flight)
+        await mp.on_message(mp.validators[1], CHAIN, Kind.BATCH, data)
+        assert (
+            mp.stats["batches_duplicate"] == 3 and mp.stats.get("txs_verified", 0) + mp.stats.get("txs_trusted", 0) == 3
+        )
+        mp.state.check()
+
+    run(main)
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("how", ["signature", "sender", "chain"])
 def test_peer_batch_with_one_bad_transaction_is_refused_and_peer_banned(how, workers):

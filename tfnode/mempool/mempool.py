@@ -146,6 +146,10 @@ class Mempool:
         self._attests: dict[bytes, dict[bytes, bytes]] = {}  # own batch digest -> attester -> signature
         self._certs: OrderedDict[bytes, None] = OrderedDict()  # checked certificates of batches not held
         self._unchecked: OrderedDict[bytes, _Unchecked] = OrderedDict()
+        # Batches being checked now (``_accept`` awaits the check in a worker thread): a second
+        # copy meanwhile (another peer's push, a fetch answer, a certificate releasing a held
+        # copy) is a duplicate, not a second check of the same transactions.
+        self._accepting: set[bytes] = set()
         self._unchecked_n: Counter[bytes] = Counter()  # per origin
         self._versions_seen: set[bytes] = set()  # peers already logged for another format version
         self.state = PoolState()
@@ -724,7 +728,29 @@ class Mempool:
     ) -> bool:
         """Decode and check a peer's batch (its signatures too unless ``verify`` is False: a
         checked certificate vouches for them) and keep it pending; ban ``peer`` if a
-        transaction is invalid (then False). A batch we verified is attested to its maker."""
+        transaction is invalid (then False). A batch we verified is attested to its maker.
+        A copy arriving while the same digest is checked is a duplicate (the digest binds the
+        bytes, so the check would give the same answer): one check per batch however many
+        paths bring it at once."""
+        if digest in self._accepting:
+            self._counters["batches_duplicate"] += 1
+            return True
+        self._accepting.add(digest)
+        try:
+            return await self._check_and_add(peer, digest, raws, verify=verify, fetched=fetched, hashes=hashes)
+        finally:
+            self._accepting.discard(digest)
+
+    async def _check_and_add(
+        self,
+        peer: bytes,
+        digest: bytes,
+        raws: list[bytes],
+        *,
+        verify: bool,
+        fetched: bool,
+        hashes: list[bytes] | None,
+    ) -> bool:
         loop = asyncio.get_running_loop()
         _, keys, senders, expiries, errors = await loop.run_in_executor(
             None,
