@@ -57,6 +57,7 @@ import importlib.resources
 import logging
 import os
 import struct
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby, repeat
@@ -147,6 +148,9 @@ class BlockOutput:
     # execute(overlap_tree=True): the tree update in flight (a Future of StateTree.apply's
     # result); the tree's fields above are filled when commit resolves it
     tree_pending: Any = field(default=None, repr=False)
+    # replay_new is already in the executor's live set (the next block executed ahead of
+    # this one's commit put it there: its expiry check needs it)
+    expiring_added: bool = False
 
 
 @dataclass(slots=True)
@@ -229,6 +233,9 @@ class ChainExecutor:
         # execute(overlap_tree=True): the thread that runs the tree update (made on first use)
         self._tree_thread: ThreadPoolExecutor | None = None
         self._tree_inflight: Future | None = None  # the last update submitted to it
+        # Executed blocks not yet committed, oldest first: at most one when the next executes
+        # (``execute``'s one block ahead), so at most two.
+        self._uncommitted: deque[BlockOutput] = deque()
 
     # ---- start-up ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -469,8 +476,12 @@ class ChainExecutor:
         ``tree_puts``, ``tree_deletes`` and ``drop_legacy_tree`` are filled during ``commit``. Same bytes, same roots; one thread busy
         more."""
         height = block["height"]
-        if height != self.height + 1:
-            raise ExecutionError(f"execute height {height}, but the state is at height {self.height}")
+        behind = self._uncommitted
+        if height != (behind[-1].height if behind else self.height) + 1:
+            ahead = f" and height {behind[-1].height} executed" if behind else ""
+            raise ExecutionError(f"execute height {height}, but the state is at height {self.height}{ahead}")
+        if behind:
+            self._check_ahead(behind, overlap_tree)
         out = BlockOutput(height, block)
         state = self.store.state
         bctx = BlockCtx(height, block["timestamp_ms"] // 1000, block["id"], self.chain_id)
@@ -518,7 +529,37 @@ class ChainExecutor:
         out.receipts_root = _core.receipts_root(rhashes) if rhashes else ZERO
         if not overlap_tree:
             self._tree_done(out, self._tree_apply(height, writes))
+        state.seal()  # read under the next block's writes until commit stores them
+        behind.append(out)
         return out
+
+    def _check_ahead(self, behind: deque[BlockOutput], overlap_tree: bool) -> None:
+        """Execute the next block before ``behind[0]`` is committed: one block ahead at most,
+        its tree update overlapped (its exec root follows the committed history: ``commit``
+        resolves it after the previous block's). The uncommitted block's replay records join
+        the live set now, as their expiries decide what this block deletes first."""
+        if len(behind) > 1:
+            raise ExecutionError(
+                f"blocks {behind[0].height} and {behind[-1].height} are executed but not committed: "
+                "commit one before executing the next"
+            )
+        if not overlap_tree:
+            raise ExecutionError(
+                f"block {behind[0].height} is executed but not committed: the next one can run ahead of its "
+                "commit only with overlap_tree=True"
+            )
+        prev = behind[0]
+        if prev.replay_new and not prev.expiring_added:
+            self._add_expiring(prev.replay_new)
+            prev.expiring_added = True
+
+    def _committed_among(self, hashes: list[bytes]) -> set[bytes]:
+        """The hashes already committed, or executed in a block not yet committed (the drop
+        rule's "already")."""
+        found = self.store.replay.committed_among(hashes)
+        for prev in self._uncommitted:
+            found = found | set(map(_FIRST, prev.txs)).intersection(hashes)
+        return found
 
     def _tree_apply(self, height: int, writes: list) -> tuple:
         """The tree update of ``height`` (the GIL released inside): the new nodes go into this
@@ -547,7 +588,7 @@ class ChainExecutor:
         state = self.store.state
         seen_hash: set[bytes] = set()
         seen_rk: set[bytes] = set()
-        committed = self.store.replay.committed_among
+        committed = self._committed_among
         last = height + self.replay_window if self.replay_window is not None else None
         run.out.batch_tx_hashes = per_batch = []
         for _, raws in batches:
@@ -593,7 +634,7 @@ class ChainExecutor:
             at += len(rs)
         run.out.batch_tx_hashes = per_batch
         rkeys = blk.replay_state_keys()
-        already = self.store.replay.committed_among(hashes)
+        already = self._committed_among(hashes)
         last = height + self.replay_window if self.replay_window is not None else None
         kept = blk.select(height, already, list(map(is_not, state.get_many(rkeys), repeat(None))), last)
         run.out.dropped += len(raws) - len(kept)
@@ -722,9 +763,14 @@ class ChainExecutor:
                 "exec_record": out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),
             }
 
+        behind = self._uncommitted
+        if not behind or behind[0] is not out:
+            first = f"block {behind[0].height}" if behind else "no block"
+            raise ExecutionError(f"commit of block {out.height}, but {first} is the next executed and not committed")
         # An overlapped tree update: commit_block asks for the tree's parts once it has built
         # the rest of the batch (the update ran meanwhile, GIL released); otherwise now.
         overlapped = out.tree_pending is not None
+        update = out.tree_pending
         self.store.commit_block(
             BlockCommit(
                 out.height,
@@ -745,10 +791,12 @@ class ChainExecutor:
             durable=durable,
         )
         self._tree_wait(out)  # commit_block returned early (the block was already stored)
-        self._tree_inflight = None
+        behind.popleft()
+        if self._tree_inflight is update:  # not the next block's, running ahead
+            self._tree_inflight = None
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
-        if out.replay_new:
+        if out.replay_new and not out.expiring_added:
             self._add_expiring(out.replay_new)
         if self.marker is not None:
             self.marker.clear()
@@ -773,11 +821,13 @@ class ChainExecutor:
             self._tree_thread = None
 
     def abandon(self) -> None:
-        """Drop a block's pending writes after a failed commit (the node stops next), once an
-        overlapped tree update still running has finished (its failure not raised again)."""
+        """Drop the executed blocks' pending writes after a failed commit (the node stops
+        next), once an overlapped tree update still running has finished (its failure not
+        raised again)."""
         inflight, self._tree_inflight = self._tree_inflight, None
         if inflight is not None:
             inflight.exception()  # waits
+        self._uncommitted.clear()
         self.store.state.discard()
 
     # ---- reads --------------------------------------------------------------------------------

@@ -22,9 +22,14 @@ blocks already ordered (a bounded queue between them, so ordering runs at most
 is per transaction and the order of blocks is the order of submissions, so the refusals,
 the blocks and every state root are the same for any ``workers`` (tests/test_pipeline.py).
 
+Execution with n >= 2 runs one block ahead (docs/storage.md, "One block ahead"): block h+1
+executes before block h is committed, so h's state-tree update (GIL released, on the
+executor's tree thread) runs beside h+1's execution and h's commit beside h+1's update; the
+calling thread then waits on neither. The blocks, refusals and roots are the same.
+
 Commit with n >= 2: the calling thread writes block h's batch unsynced
 (``commit(durable=False)``) and a sync thread fsyncs the WAL (``store.sync()``, the GIL
-released, no CPU to speak of) while block h+1 executes; block h+1 is written only after
+released, no CPU to speak of) while block h+2 executes; block h+1 is written only after
 h's sync returned, so at most one block is not yet on disk, and ``run_pipeline`` returns
 after the last sync. A crash in between leaves the store at a whole committed height (each
 block is one atomic batch and the WAL recovers to a prefix), nothing having been reported
@@ -214,9 +219,22 @@ def run_pipeline(
         thread = threading.Thread(target=verifier, name="pipeline-verify", daemon=True)
         thread.start()
         ordered = overlapped()
+    behind: Any = None  # workers >= 2: the block executed, its commit after the next's execution
+
+    def commit(out: Any) -> None:
+        nonlocal synced
+        if synced is not None:
+            synced.result()  # block h-1 on disk before block h is written (raises its failure)
+        ex.commit(out, b"pipeline qc %d" % out.height, durable=syncer is None)
+        if syncer is not None:
+            synced = syncer.submit(ex.store.sync)
+        res.committed += len(out.txs)
+        res.dropped += out.dropped
+        res.state_roots.append(out.state_root)
+
     try:
         for batches, prepared in ordered:
-            h = ex.height + 1
+            h = (behind.height if behind is not None else ex.height) + 1
             block = {
                 "height": h,
                 "id": crypto.sm3(b"pipeline block %d" % h),
@@ -224,16 +242,17 @@ def run_pipeline(
                 "bytes": b"pipeline block %d" % h,
                 "payload": [d for d, _ in batches],
             }
-            # workers >= 2: the tree update (GIL released) runs beside commit's batch building
+            # workers >= 2: block h executes while block h-1's tree update (GIL released) runs
+            # on the tree thread; h-1 is committed after, and h's update runs beside that
             out = ex.execute(block, batches, prepared=prepared, overlap_tree=workers > 1)
-            if synced is not None:
-                synced.result()  # block h-1 on disk before block h is written (raises its failure)
-            ex.commit(out, b"pipeline qc %d" % h, durable=syncer is None)
-            if syncer is not None:
-                synced = syncer.submit(ex.store.sync)
-            res.committed += len(out.txs)
-            res.dropped += out.dropped
-            res.state_roots.append(out.state_root)
+            if workers == 1:
+                commit(out)
+                continue
+            if behind is not None:
+                commit(behind)
+            behind = out
+        if behind is not None:
+            commit(behind)
         if synced is not None:
             synced.result()  # every committed block on disk before the result reports it
     finally:

@@ -298,7 +298,7 @@ class ChainStore:
         head = self._head
         if head is not None and height <= head.height:
             self._check_recommit(height, block_hash, block)
-            self.state.discard()
+            self.state.refresh()  # this block's executed writes are the stored ones
             return False
         if head is not None and height != head.height + 1:
             raise CommitError(

@@ -5,6 +5,11 @@ pending writes first, then to a snapshot of the state as of the last committed b
 and ``delete`` only fill the pending set. ``ChainStore.commit_block`` takes the pending set
 into the block's one atomic batch, then clears it and moves the snapshot forward. Nothing
 reaches the database between blocks, so a crash mid-execution leaves no trace.
+
+An executor that runs block h+1 before block h is committed (``ChainExecutor``'s one block
+ahead) seals h's pending set when h is executed (:meth:`PendingState.seal`): h+1 reads its own
+writes, then h's sealed ones, then the snapshot, and the commit of h drops h's layer as it moves
+the snapshot past h (:meth:`PendingState.refresh`).
 """
 
 from __future__ import annotations
@@ -30,11 +35,19 @@ class PendingState:
     def __init__(self, store: ChainStore):
         self._store = store
         self._pending: dict[bytes, object] = {}
+        # Executed blocks' writes not yet committed, oldest first (``seal``): read under the
+        # pending set, above the snapshot.
+        self._sealed: deque[dict[bytes, object]] = deque()
         self._snap = store.kv.snapshot()
 
     def get(self, key: bytes) -> bytes | None:
         key = check_key(key, "state key")
         v = self._pending.get(key)
+        if v is None:
+            for layer in reversed(self._sealed):
+                v = layer.get(key)
+                if v is not None:
+                    break
         if v is not None:
             return None if v is _DELETED else v  # type: ignore[return-value]
         return self._snap.get(self._store.state_key(key))
@@ -46,7 +59,15 @@ class PendingState:
         if not all_bytes(keys, 1, MAX_KEY - len(pre)):
             keys = [self._store.state_key(check_key(k, "state key"))[len(pre) :] for k in keys]
         pending = self._pending
-        vals: list[object] = list(map(pending.get, keys))
+        if self._sealed:
+            # the newest write of each key: pending, else the sealed layers newest first (each
+            # layer's answer the default of the one above: C loops, no step per key)
+            below: Iterable[object] = repeat(None)
+            for layer in self._sealed:
+                below = map(layer.get, keys, below)
+            vals: list[object] = list(map(pending.get, keys, below))
+        else:
+            vals = list(map(pending.get, keys))
         if vals.count(None) == len(vals):  # nothing pending among them (a block's replay keys)
             return self._snap.get_many(list(map(pre.__add__, keys)))  # C loops, no step per key
         miss = [i for i, v in enumerate(vals) if v is None]
@@ -95,18 +116,37 @@ class PendingState:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def seal(self) -> None:
+        """Set the pending writes aside as an executed block's, still read (under the next
+        block's pending writes) until :meth:`refresh` commits them; the pending set starts
+        empty for the next block."""
+        self._sealed.append(self._pending)
+        self._pending = {}
+
+    @property
+    def sealed(self) -> int:
+        """How many executed blocks' writes are sealed and not yet committed."""
+        return len(self._sealed)
+
     def discard(self) -> None:
-        """Drop the pending writes (an abandoned or already-stored block)."""
+        """Drop the pending writes and every sealed block's (an abandoned or already-stored
+        block)."""
         self._pending.clear()
+        self._sealed.clear()
 
     def refresh(self) -> None:
-        """Clear pending writes and read from the state as committed now."""
-        self._pending.clear()
+        """The oldest executed block's writes are committed: drop its sealed layer (without a
+        sealed layer, the pending writes), and read from the state as committed now."""
+        if self._sealed:
+            self._sealed.popleft()
+        else:
+            self._pending.clear()
         old, self._snap = self._snap, self._store.kv.snapshot()
         old.close()
 
     def close(self) -> None:
         self._pending.clear()
+        self._sealed.clear()
         self._snap.close()
 
 
