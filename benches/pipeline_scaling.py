@@ -4,8 +4,8 @@
                                                  [--rounds 1] [--python-transfers] [--json]
 
 Pre-signed SM2 ``asset.transfer``s (signed before the clock starts) are submitted in lists
-of 512, as ``submit_batch`` receives them, then verified (decode, chain id, SM2 in Rust with
-the GIL released), ordered into blocks, executed and committed to RocksDB (one synced batch
+of 512, as ``submit_batch`` receives them, then verified as the mempool admits them (decode,
+chain id, SM2 and the hashes in Rust with the GIL released), ordered into blocks, executed and committed to RocksDB (one synced batch
 per block) by :func:`tfnode.execution.pipeline.run_pipeline`. Each worker count runs on a
 fresh store from the same genesis over the same transactions; workers=1 (every stage in turn
 on one thread) is the reference measured in the same run, and each row prints its ratio to

@@ -145,7 +145,7 @@ def test_an_execution_failure_stops_the_verifier(submissions):
     class Failing:
         height = 0
 
-        def prepare(self, batches):
+        def prepare(self, batches, hashes=None):
             return None
 
         def execute(self, block, batches, *, prepared=None, overlap_tree=False):

@@ -6,8 +6,10 @@ execute, commit. What ``benches/pipeline_scaling.py`` measures and the tests com
 ``submissions`` are lists of raw signed transactions as clients hand them to ``submit_batch``.
 Each goes through the stages a node runs on them:
 
-    ingest -> verify (decode, chain id, SM2; Rust, GIL released, ``workers`` threads)
-           -> order (admitted txs cut into batches and blocks, in submission order)
+    ingest -> verify (decode, chain id, SM2, hashes: the mempool's ``tx_check_columns``;
+              Rust, GIL released, ``workers`` threads)
+           -> order (admitted txs cut into batches and blocks, in submission order, each
+              batch digested from its hashes; the block decoded once, ``ChainExecutor.prepare``)
            -> execute (replay check, transfers, receipts, state tree; the Python thread)
            -> commit (one RocksDB batch per block, fsynced)
 
@@ -127,24 +129,28 @@ def _threads_cpu_s(name_prefix: str) -> float:
 
 
 def _blocks(
-    admitted: Iterable[list[bytes]], block_txs: int, batch_txs: int
-) -> Iterable[list[tuple[bytes, list[bytes]]]]:
-    """Cut the admitted transactions, in order, into blocks of ``block_txs`` made of batches
-    of ``batch_txs`` (the last block may be short), each batch as ``(digest, raws)``: what a
-    node's consensus hands its executor (the mempool digests a batch when it makes it)."""
+    admitted: Iterable[tuple[list[bytes], list[bytes]]], block_txs: int, batch_txs: int
+) -> Iterable[tuple[list[tuple[bytes, list[bytes]]], list[list[bytes] | None]]]:
+    """Cut the admitted transactions ``(raws, their hashes)``, in order, into blocks of
+    ``block_txs`` made of batches of ``batch_txs`` (the last block may be short): each block as
+    its batches ``(digest, raws)``, what a node's consensus hands its executor (the mempool
+    digests a batch from its hashes when it makes it), and per batch the hashes admission
+    computed (``Mempool.batch_hashes``: neither the digest nor execution hashes again)."""
 
-    def cut(blk: list[bytes]) -> list[tuple[bytes, list[bytes]]]:
-        parts = [blk[i : i + batch_txs] for i in range(0, len(blk), batch_txs)]
-        return [(_core.batch_digest(raws)[0], raws) for raws in parts]
+    def cut(raws: list[bytes], hashes: list[bytes]) -> tuple[list[tuple[bytes, list[bytes]]], list[list[bytes] | None]]:
+        parts = [(raws[i : i + batch_txs], hashes[i : i + batch_txs]) for i in range(0, len(raws), batch_txs)]
+        return [(_core.batch_digest(rs, hs)[0], rs) for rs, hs in parts], [hs for _, hs in parts]
 
     pending: list[bytes] = []
-    for raws in admitted:
+    pending_h: list[bytes] = []
+    for raws, hashes in admitted:
         pending.extend(raws)
+        pending_h.extend(hashes)
         while len(pending) >= block_txs:
-            blk, pending = pending[:block_txs], pending[block_txs:]
-            yield cut(blk)
+            yield cut(pending[:block_txs], pending_h[:block_txs])
+            del pending[:block_txs], pending_h[:block_txs]
     if pending:
-        yield cut(pending)
+        yield cut(pending, pending_h)
 
 
 def run_pipeline(
@@ -167,18 +173,21 @@ def run_pipeline(
     for raws in submissions:
         offsets.append(offsets[-1] + len(raws))
 
-    def verify(k: int) -> list[bytes]:
+    def verify(k: int) -> tuple[list[bytes], list[bytes]]:
+        """Submission ``k`` admitted as a node's mempool admits it (``tx_check_columns``:
+        decode, chain id, SM2, the hashes; columns, no object per transaction): the good
+        transactions and their hashes; the others refused with their reasons."""
         raws = submissions[k]
-        checked = _core.tx_decode_and_verify_batch(raws, chain_id, workers=max(1, workers - 1))
-        good = []
-        for j, (tx, why) in enumerate(checked):
-            if tx is None:
-                res.refused.append((offsets[k] + j, why or "invalid transaction"))
-            else:
-                good.append(raws[j])
-        return good
+        hashes, _, _, _, errors = _core.tx_check_columns(raws, chain_id, max(1, workers - 1))
+        if not errors:
+            return raws, hashes
+        at = offsets[k]
+        res.refused.extend((at + j, why or "invalid transaction") for j, why in errors)
+        bad = {j for j, _ in errors}
+        keep = [j for j in range(len(raws)) if j not in bad]
+        return [raws[j] for j in keep], [hashes[j] for j in keep]
 
-    def serial() -> Iterable[list[bytes]]:
+    def serial() -> Iterable[tuple[list[bytes], list[bytes]]]:
         for k in range(len(submissions)):
             yield verify(k)
 
@@ -189,10 +198,10 @@ def run_pipeline(
 
     def verifier() -> None:
         try:
-            for blk in _blocks(serial(), block_txs, batch_txs):
+            for blk, hashes in _blocks(serial(), block_txs, batch_txs):
                 if stop.is_set():
                     break
-                q.put((blk, ex.prepare(blk)))
+                q.put((blk, ex.prepare(blk, hashes)))
         except Exception as err:  # noqa: BLE001 - handed to the calling thread, which raises it
             failure.append(err)
         finally:
@@ -213,7 +222,7 @@ def run_pipeline(
     synced: Future[None] | None = None  # the fsync of the last block written unsynced
     if workers == 1:
         ordered: Iterable[tuple[list[tuple[bytes, list[bytes]]], Any]] = (
-            (blk, ex.prepare(blk)) for blk in _blocks(serial(), block_txs, batch_txs)
+            (blk, ex.prepare(blk, hashes)) for blk, hashes in _blocks(serial(), block_txs, batch_txs)
         )
     else:
         thread = threading.Thread(target=verifier, name="pipeline-verify", daemon=True)
