@@ -737,57 +737,47 @@ class Mempool:
             return True
         self._accepting.add(digest)
         try:
-            return await self._check_and_add(peer, digest, raws, verify=verify, fetched=fetched, hashes=hashes)
+            loop = asyncio.get_running_loop()
+            _, keys, senders, expiries, errors = await loop.run_in_executor(
+                None,
+                functools.partial(
+                    _core.tx_check_columns, raws, self._tx_chain, self._workers, verify=verify, hashes=False
+                ),
+            )
+            self._counters["txs_verified" if verify else "txs_trusted"] += len(raws)
+            if errors:
+                i, why = errors[0]
+                self._counters["batches_invalid"] += 1
+                self._ban(peer, f"batch {digest[:4].hex()} holds an invalid transaction at {i}: {why}")
+                return False
+            if verify and not fetched and self._attesting:
+                self._send_attestation(peer, digest)
+            if self.state.holds(digest):  # arrived by another path while we verified
+                self._counters["batches_duplicate"] += 1
+                return True
+            b = PendingBatch(
+                digest,
+                raws,
+                cast(list[bytes], keys),  # no errors: no None in the columns
+                cast(list[bytes], senders),
+                max(expiries),
+                peer,
+                sum(map(len, raws)),
+                ready=True,
+                tx_hashes=hashes,
+            )
+            if not fetched and b.max_expiry < self._committed_height:
+                self._counters["batches_expired"] += 1  # nothing in it can commit
+                return True
+            self._counters["queued_carried"] += self.state.add_batch(b)
+            self._counters["batches_fetched" if fetched else "batches_received"] += 1
+            if not verify:
+                self._counters["batches_trusted"] += 1
+            self._ready.set()
+            self._arrived.set()
+            return True
         finally:
             self._accepting.discard(digest)
-
-    async def _check_and_add(
-        self,
-        peer: bytes,
-        digest: bytes,
-        raws: list[bytes],
-        *,
-        verify: bool,
-        fetched: bool,
-        hashes: list[bytes] | None,
-    ) -> bool:
-        loop = asyncio.get_running_loop()
-        _, keys, senders, expiries, errors = await loop.run_in_executor(
-            None,
-            functools.partial(_core.tx_check_columns, raws, self._tx_chain, self._workers, verify=verify, hashes=False),
-        )
-        self._counters["txs_verified" if verify else "txs_trusted"] += len(raws)
-        if errors:
-            i, why = errors[0]
-            self._counters["batches_invalid"] += 1
-            self._ban(peer, f"batch {digest[:4].hex()} holds an invalid transaction at {i}: {why}")
-            return False
-        if verify and not fetched and self._attesting:
-            self._send_attestation(peer, digest)
-        if self.state.holds(digest):  # arrived by another path while we verified
-            self._counters["batches_duplicate"] += 1
-            return True
-        b = PendingBatch(
-            digest,
-            raws,
-            cast(list[bytes], keys),  # no errors: no None in the columns
-            cast(list[bytes], senders),
-            max(expiries),
-            peer,
-            sum(map(len, raws)),
-            ready=True,
-            tx_hashes=hashes,
-        )
-        if not fetched and b.max_expiry < self._committed_height:
-            self._counters["batches_expired"] += 1  # nothing in it can commit
-            return True
-        self._counters["queued_carried"] += self.state.add_batch(b)
-        self._counters["batches_fetched" if fetched else "batches_received"] += 1
-        if not verify:
-            self._counters["batches_trusted"] += 1
-        self._ready.set()
-        self._arrived.set()
-        return True
 
     # ---- verify once per quorum (tfnode.mempool.attest) ---------------------------------
     def _attest_own(self, b: PendingBatch) -> None:
