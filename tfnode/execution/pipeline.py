@@ -56,7 +56,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tfnode import _core, crypto
 
@@ -178,7 +178,8 @@ def run_pipeline(
         decode, chain id, SM2, the hashes; columns, no object per transaction): the good
         transactions and their hashes; the others refused with their reasons."""
         raws = submissions[k]
-        hashes, _, _, _, errors = _core.tx_check_columns(raws, chain_id, max(1, workers - 1))
+        column, _, _, _, errors = _core.tx_check_columns(raws, chain_id, max(1, workers - 1))
+        hashes = cast(list[bytes], column)  # asked for: a list, None only at the errors' indices
         if not errors:
             return raws, hashes
         at = offsets[k]
