@@ -540,6 +540,33 @@ def test_a_batch_whose_transactions_all_commit_is_stored_by_hash_and_rebuilt(kv)
         )
 
 
+def test_a_batch_given_without_its_encoding_must_be_kept_by_hash(kv):
+    """The executor hands a batch whose every transaction the block stores without encoding it
+    (None): stored by hash as before. None for any other batch is refused before anything is
+    written: its bytes would be lost."""
+    from tfnode import _core
+
+    s = ChainStore(kv, "tf-main")
+    raws, dropped = _signed_txs(2), _signed_txs(1)[0]
+    hashes = [crypto.sm3(r) for r in raws]
+    txs = list(zip(hashes, raws, strict=True))
+    for batches, by_tx in (
+        ([(h32("b part"), None)], [[hashes[0], crypto.sm3(dropped)]]),  # one transaction not in the block
+        ([(h32("b unknown"), None)], [None]),  # hashes not given
+    ):
+        with pytest.raises(StorageValueError, match="without its encoding"):
+            s.commit_block(
+                BlockCommit(0, h32("block 0"), b"block 0", b"qc 0", txs=txs, batches=batches, batch_tx_hashes=by_tx)
+            )
+        assert s.head is None and s.block(0) is None
+    assert s.commit_block(
+        BlockCommit(
+            0, h32("block 0"), b"block 0", b"qc 0", txs=txs, batches=[(h32("b"), None)], batch_tx_hashes=[hashes]
+        )
+    )
+    assert _core.batch_decode(s.batch(h32("b"))) == raws
+
+
 def test_block_encodings_match_their_one_by_one_definitions():
     """keys.encode_writes and keys.pack_keys give the bytes of the stored format's definition
     written out per item (the W record and the key lists readers decode)."""

@@ -127,7 +127,7 @@ class BlockOutput:
     txs: list = field(default_factory=list)  # [(tx_hash, raw)] executed, in order
     decoded: list = field(default_factory=list)  # [Transaction]
     receipts: list = field(default_factory=list)  # [Receipt]
-    batches: list = field(default_factory=list)  # [(digest, encoded batch)]
+    batches: list = field(default_factory=list)  # [(digest, raws)] in payload order
     # per batch, its transactions' hashes (the native path knows them) or None: the store
     # keeps a batch whose transactions all commit here as those hashes (BlockCommit)
     batch_tx_hashes: list | None = None
@@ -159,7 +159,7 @@ class _Run:
 
     out: BlockOutput
     bctx: BlockCtx
-    encoded: list  # the block's encoded batches, stored before its first contract call
+    batches: list  # the block's batches (digest, raws), stored before its first contract call
     held: bool  # the batches are stored (or need not be)
     contain: bool  # contract calls run in a forked worker
     # contained contract calls waiting for their worker: (receipt index, call)
@@ -485,7 +485,6 @@ class ChainExecutor:
         out = BlockOutput(height, block)
         state = self.store.state
         bctx = BlockCtx(height, block["timestamp_ms"] // 1000, block["id"], self.chain_id)
-        encoded = [(digest, _core.batch_encode(raws)) for digest, raws in batches]
         if self.marker is not None:
             self.marker.mark(self.chain_id, height, block["id"])
         # A block that kills every node must still be there to re-run contained after the
@@ -503,12 +502,12 @@ class ChainExecutor:
                     block["id"].hex()[:16],
                 )
             self._recover = None
-        out.batches.extend(encoded)
+        out.batches.extend(batches)
         if self.replay_window is not None and self._expiry_heap and self._expiry_heap[0] < height:
             # the records whose expiry passed: deleted first, so a transaction of this block
             # may use a replay key again (a body re-signed with a new expiry)
             state.delete_many(self._take_expired(height))
-        run = _Run(out, bctx, encoded, held, contain)
+        run = _Run(out, bctx, list(batches), held, contain)
         if self.native:
             if prepared is None and hashes is not None and len(hashes) == len(batches) and None not in hashes:
                 flat = [h for hs in hashes if hs is not None for h in hs]
@@ -681,7 +680,7 @@ class ChainExecutor:
         """Execute one kept transaction through the Python path (in order)."""
         out = run.out
         if not run.held and tx.contract not in NATIVE:
-            self.store.hold_batches(run.encoded)
+            self.store.hold_batches([(d, _core.batch_encode(raws)) for d, raws in run.batches])
             run.held = True
         call = self._contract_call(tx, h) if run.contain else None
         if call is None and run.pending:
@@ -783,7 +782,7 @@ class ChainExecutor:
                 # the pending writes of store.state as execute sorted them (nothing writes
                 # between execute and commit): not sorted a second time
                 state_writes=out.state_writes,
-                batches=out.batches,
+                batches=self._batch_data(out),
                 batch_tx_hashes=out.batch_tx_hashes,
                 deferred=tree_parts if overlapped else None,
                 **({} if overlapped else tree_parts()),
@@ -800,6 +799,18 @@ class ChainExecutor:
             self._add_expiring(out.replay_new)
         if self.marker is not None:
             self.marker.clear()
+
+    @staticmethod
+    def _batch_data(out: BlockOutput) -> list[tuple[bytes, bytes | None]]:
+        """The block's batches for ``commit_block``: None for a batch whose every transaction
+        the block stores (kept as the list of their hashes, ``K.BATCH_BY_TX``: nothing to
+        encode), the batch's encoding for one with a transaction dropped (a replay)."""
+        stored = set(map(_FIRST, out.txs))
+        per = out.batch_tx_hashes or [None] * len(out.batches)
+        return [
+            (d, None if hs and stored.issuperset(hs) else _core.batch_encode(raws))
+            for (d, raws), hs in zip(out.batches, per, strict=True)
+        ]
 
     def _add_expiring(self, records: list[tuple[bytes, int]]) -> None:
         """A committed block's new replay records into the live set (by expiry height)."""

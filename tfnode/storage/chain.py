@@ -116,10 +116,11 @@ class BlockCommit:
     state_writes: Iterable[tuple[bytes, bytes | None]] | None = None
     state_root: bytes | None = None
     exec_record: bytes | None = None
-    batches: Iterable[tuple[bytes, bytes]] = ()
+    batches: Iterable[tuple[bytes, bytes | None]] = ()
     # Per item of ``batches``: its transactions' hashes in batch order, or None (unknown).
     # A batch whose every transaction this block stores under TX is kept as that list of
-    # hashes (``K.BATCH_BY_TX``) instead of a second copy of its bytes.
+    # hashes (``K.BATCH_BY_TX``) instead of a second copy of its bytes; such a batch may be
+    # given without its encoding (None), which for any other batch is a StorageValueError.
     batch_tx_hashes: Sequence[Sequence[bytes] | None] | None = None
     tree_puts: Sequence[tuple[bytes, bytes]] = ()
     tree_deletes: Sequence[bytes] = ()
@@ -362,6 +363,11 @@ class ChainStore:
             hs = by_tx[i] if by_tx is not None else None
             if hs and all(type(h) is bytes and len(h) == 32 and h in stored for h in hs):
                 data = K.BATCH_BY_TX + b"".join(hs)
+            elif data is None:
+                raise StorageValueError(
+                    f"batch {bytes(digest).hex()[:16]} of block {height} comes without its encoding, "
+                    "but not every one of its transactions is stored with this block"
+                )
             b.put(p + K.BATCH + K.check_hash(digest, "batch digest"), check_value(data, "batch"))
         b.put(p + K.META + K.META_HEAD, hb + block_hash)
         if head is None:
