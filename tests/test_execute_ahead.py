@@ -44,9 +44,9 @@ FIRST = tx(0, nonce=1, expiry=3, to=1, amount=100)
 SCRIPT = [
     [FIRST, tx(0, nonce=2, expiry=9, to=2, amount=5)],
     # FIRST again (dropped: executed in the block before); 1 spends what block 1 paid it (more
-    # than it holds, and then less); nonce 1 re-signed with another expiry (a replay: dropped)
+    # than it holds, and then less)
     [FIRST, tx(1, nonce=1, expiry=9, to=2, amount=150), tx(1, nonce=2, expiry=9, to=2, amount=60)],
-    [tx(0, nonce=1, expiry=9, to=1, amount=1)],
+    [tx(0, nonce=1, expiry=9, to=1, amount=1)],  # FIRST's nonce re-signed: a replay while its record lives
     [],  # height 4: FIRST's record (expiry 3) is deleted first
     [tx(0, nonce=1, expiry=9, to=1, amount=7)],  # the key is free again: committed
     [tx(2, nonce=1, expiry=6, to=0, amount=10)],  # expiry = its own height
