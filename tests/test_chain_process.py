@@ -44,6 +44,8 @@ def alive(pid: int) -> bool:
         return False
     try:  # the process may be reaped between the kill(0) and the read: then it is gone
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except ProcessLookupError:  # reaped between the open and the read (ESRCH)
+        return False
     except FileNotFoundError:
         return not Path("/proc").is_dir()  # no /proc at all: kill(0) answered
     return state != "Z"
@@ -52,7 +54,7 @@ def alive(pid: int) -> bool:
 def parent_of(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except FileNotFoundError:  # gone (or no /proc)
+    except (FileNotFoundError, ProcessLookupError):  # gone (or no /proc), or reaped while read
         return None
 
 

@@ -372,7 +372,10 @@ def _node_pid(cfg: NodeConfig) -> int | None:
         return None
     cmdline = Path(f"/proc/{pid}/cmdline")
     # Where /proc exists, make sure the pid is still a tfnode process (not a reused pid).
-    if cmdline.exists() and b"tfnode" not in cmdline.read_bytes():
+    try:
+        if cmdline.exists() and b"tfnode" not in cmdline.read_bytes():
+            return None
+    except OSError:  # it exited between the kill(0) and the read
         return None
     return pid
 
