@@ -159,7 +159,6 @@ class _Run:
 
     out: BlockOutput
     bctx: BlockCtx
-    batches: list  # the block's batches (digest, raws), stored before its first contract call
     held: bool  # the batches are stored (or need not be)
     contain: bool  # contract calls run in a forked worker
     # contained contract calls waiting for their worker: (receipt index, call)
@@ -507,7 +506,7 @@ class ChainExecutor:
             # the records whose expiry passed: deleted first, so a transaction of this block
             # may use a replay key again (a body re-signed with a new expiry)
             state.delete_many(self._take_expired(height))
-        run = _Run(out, bctx, list(batches), held, contain)
+        run = _Run(out, bctx, held, contain)
         if self.native:
             if prepared is None and hashes is not None and len(hashes) == len(batches) and None not in hashes:
                 flat = [h for hs in hashes if hs is not None for h in hs]
@@ -680,7 +679,8 @@ class ChainExecutor:
         """Execute one kept transaction through the Python path (in order)."""
         out = run.out
         if not run.held and tx.contract not in NATIVE:
-            self.store.hold_batches([(d, _core.batch_encode(raws)) for d, raws in run.batches])
+            # the block's batches (out.batches), stored before its first contract call
+            self.store.hold_batches([(d, _core.batch_encode(raws)) for d, raws in out.batches])
             run.held = True
         call = self._contract_call(tx, h) if run.contain else None
         if call is None and run.pending:
