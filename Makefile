@@ -48,7 +48,11 @@ iot-lib:
 
 # The Rust half of the lint gate: formatting, then clippy with the workspace lints of
 # Cargo.toml as errors, for the workspace and for the fuzz crate (a workspace of its own).
+# The core's RocksDB binding (feature `rocksdb`) is linted in the release profile, where the
+# bootstrap built RocksDB already, when the core was built with it.
 lint-rust:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	if .venv/bin/python -c "import sys, tfnode._core as c; sys.exit(not c.rocks_library()[0])" 2>/dev/null; then \
+		cargo clippy --release -p tfnode-py --features rocksdb -- -D warnings; fi
 	cd fuzz && cargo fmt --check && cargo clippy --all-targets -- -D warnings

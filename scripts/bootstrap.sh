@@ -36,6 +36,10 @@ want=()
 command -v chromium >/dev/null 2>&1 || want+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || want+=(postgresql)
+# libclang for the core's own RocksDB (bindgen reads RocksDB's C header; docs/storage.md,
+# "RocksDB engines"). Without it the core is built without that engine and stores use rocksdict.
+have_libclang() { compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*/libclang-*.so*" >/dev/null; }
+have_libclang || want+=(libclang-dev)
 if [ ${#want[@]} -gt 0 ] && [ -z "${TFNODE_NO_APT:-}" ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
@@ -46,11 +50,20 @@ if [ ${#want[@]} -gt 0 ] && [ -z "${TFNODE_NO_APT:-}" ]; then
             || echo "warning: apt-get install ${want[*]} failed; the tests that need them will be skipped" >&2
     else
         echo "note: ${want[*]} not installed and apt-get (as root) is unavailable; the explorer's browser" \
-            "test and/or the PostgreSQL mirror test will be skipped" >&2
+            "test, the PostgreSQL mirror test and/or the native RocksDB engine will be skipped" >&2
     fi
 fi
 
-echo "==> building the native core (release)"
+# The core's RocksDB (cargo feature `rocksdb`) is compiled from source the first time: ~5
+# minutes on 2 cores, then reused from target/.
+features=()
+if have_libclang && command -v c++ >/dev/null 2>&1; then
+    features=(-F rocksdb)
+else
+    echo "note: libclang or a C++ compiler is missing: the core is built without its own RocksDB;" \
+        "stores use rocksdict (docs/storage.md, \"RocksDB engines\")" >&2
+fi
+echo "==> building the native core (release${features:+, with RocksDB})"
 # maturin develop installs tfnode into the venv as an editable package with tfnode/_core*.so
-VIRTUAL_ENV="$PWD/$VENV" "$VENV/bin/maturin" develop --release -q
+VIRTUAL_ENV="$PWD/$VENV" "$VENV/bin/maturin" develop --release -q "${features[@]}"
 "$PY" -c "import tfnode._core" || { echo "native module failed to import" >&2; exit 1; }

@@ -1,4 +1,5 @@
-"""The KVStore contract, one suite run against every backend (memory and RocksDB)."""
+"""The KVStore contract, one suite run against every backend (memory, RocksDB through
+rocksdict, RocksDB through the core's own build: the "native" engine)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from tfnode.storage import (
     open_rocks,
 )
 from tfnode.storage.abc import prefix_end
+from tfnode.storage.rocks import native_available
+
+NATIVE, NATIVE_WHY = native_available()
+needs_native = pytest.mark.skipif(not NATIVE, reason=f"no native RocksDB engine: {NATIVE_WHY}")
+ENGINES = ["rocksdict", pytest.param("native", marks=needs_native)]
 
 
 class Backend:
@@ -32,14 +38,14 @@ class Backend:
             elif self._mem.closed:
                 self._mem = self._mem.reopened()
             return self._mem
-        return open_rocks(self.path, block_cache_bytes=8 << 20)
+        return open_rocks(self.path, engine=self.kind, block_cache_bytes=8 << 20)
 
     def reopen(self, kv):
         kv.close()
         return self.open()
 
 
-@pytest.fixture(params=["memory", "rocks"])
+@pytest.fixture(params=["memory", "rocksdict", pytest.param("native", marks=needs_native)])
 def backend(request, tmp_path):
     return Backend(request.param, tmp_path)
 
@@ -213,16 +219,26 @@ def test_several_snapshots_each_keep_their_instant(kv):
     s1.close()
 
 
-def test_rocks_refuses_a_second_opener(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rocks_refuses_a_second_opener(tmp_path, engine):
     from tfnode.storage import StorageError
 
-    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    kv = open_rocks(tmp_path / "db", engine=engine, block_cache_bytes=8 << 20)
     with pytest.raises(StorageError, match=r"cannot open RocksDB at .*LOCK"):
         open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
     kv.close()
 
 
-def test_rocks_damaged_file_is_an_error_not_a_short_scan(tmp_path):
+def _flush(kv):
+    """The memtable into a table file, on either engine."""
+    if kv.engine == "native":
+        kv.flush()
+    else:
+        kv._db.flush()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rocks_damaged_file_is_an_error_not_a_short_scan(tmp_path, engine):
     """A flipped block in an SST file: a scan must raise, never stop early and look complete."""
     import glob
     import os
@@ -231,7 +247,7 @@ def test_rocks_damaged_file_is_an_error_not_a_short_scan(tmp_path):
     from tfnode.storage import CorruptionError
 
     path = tmp_path / "db"
-    kv = open_rocks(path, block_cache_bytes=1 << 20)
+    kv = open_rocks(path, engine=engine, block_cache_bytes=1 << 20)
     rng = __import__("random").Random(7)
     for j in range(5):
         b = WriteBatch()
@@ -239,7 +255,7 @@ def test_rocks_damaged_file_is_an_error_not_a_short_scan(tmp_path):
             b.put(b"k%06d" % (j * 2000 + i), rng.randbytes(100))
         kv.write(b, sync=True)
     assert sum(1 for _ in kv.iterate(b"k")) == 10_000
-    kv._db.flush()  # the data into an SST file, where the damage goes
+    _flush(kv)  # the data into an SST file, where the damage goes
     kv.close()
     (sst,) = glob.glob(os.path.join(path, "*.sst"))
     data = bytearray(Path(sst).read_bytes())
@@ -356,7 +372,7 @@ class _RecordingDb:
 def test_rocks_synced_write_fsyncs_the_wal_and_survives_reopen(tmp_path):
     """``write(sync=True)`` is an unsynced write then ``flush_wal(True)`` (which rocksdict runs
     with the GIL released), under the lock; unsynced writes never fsync."""
-    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    kv = open_rocks(tmp_path / "db", engine="rocksdict", block_cache_bytes=8 << 20)
     calls: list = []
     real, kv._db = kv._db, _RecordingDb(kv._db, calls)
     put(kv, {b"a": b"1"}, sync=True)
@@ -375,7 +391,7 @@ def test_rocks_synced_write_fsyncs_the_wal_and_survives_reopen(tmp_path):
 def test_rocks_failed_wal_sync_is_a_storage_error(tmp_path):
     from tfnode.storage import StorageError
 
-    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    kv = open_rocks(tmp_path / "db", engine="rocksdict", block_cache_bytes=8 << 20)
     calls: list = []
     real, kv._db = kv._db, _RecordingDb(kv._db, calls, fail_sync=True)
     snap = kv.snapshot()
@@ -393,15 +409,140 @@ def test_rocks_failed_wal_sync_is_a_storage_error(tmp_path):
         kv.close()
 
 
-def test_rocks_read_only_sync_is_a_no_op(tmp_path):
-    from tfnode.storage.rocks import RocksKV
-
-    kv = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rocks_read_only_sync_is_a_no_op(tmp_path, engine):
+    kv = open_rocks(tmp_path / "db", engine=engine, block_cache_bytes=8 << 20)
     put(kv, {b"a": b"1"}, sync=True)
     kv.close()
-    ro = RocksKV(tmp_path / "db", read_only=True)
+    ro = open_rocks(tmp_path / "db", read_only=True)
+    assert ro.engine == engine
     try:
         ro.sync()
         assert ro.get(b"a") == b"1"
     finally:
         ro.close()
+
+
+# The native engine: which engine opens a store, and what its handles do at close.
+
+
+@needs_native
+def test_a_new_store_records_its_engine_and_an_old_one_keeps_rocksdict(tmp_path, monkeypatch):
+    from tfnode.storage.rocks import ENGINE_ENV, ENGINE_FILE
+
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
+    kv = open_rocks(tmp_path / "new", block_cache_bytes=8 << 20)  # the default: native
+    assert kv.engine == "native" and (tmp_path / "new" / ENGINE_FILE).read_text() == "native\n"
+    kv.close()
+    # a store made by rocksdict carries no mark: reopened by rocksdict, whatever is asked
+    old = open_rocks(tmp_path / "old", engine="rocksdict", block_cache_bytes=8 << 20)
+    put(old, {b"a": b"1"}, sync=True)
+    old.close()
+    assert not (tmp_path / "old" / ENGINE_FILE).exists()
+    again = open_rocks(tmp_path / "old", engine="native", block_cache_bytes=8 << 20)
+    assert again.engine == "rocksdict" and again.get(b"a") == b"1"
+    again.close()
+    # the environment chooses for a new store, and the store's mark wins afterwards
+    monkeypatch.setenv(ENGINE_ENV, "rocksdict")
+    for where, engine in (("env", "rocksdict"), ("new", "native")):
+        k = open_rocks(tmp_path / where, block_cache_bytes=8 << 20)
+        assert k.engine == engine
+        k.close()
+
+
+def test_an_unknown_or_unavailable_engine_is_a_clear_error(tmp_path, monkeypatch):
+    from tfnode.storage import StorageError, rocks
+    from tfnode.storage.rocks import ENGINE_FILE
+
+    with pytest.raises(StorageError, match="unknown RocksDB engine 'leveldb'"):
+        open_rocks(tmp_path / "a", engine="leveldb")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / ENGINE_FILE).write_text("leveldb\n")
+    with pytest.raises(StorageError, match="unknown engine 'leveldb'"):
+        open_rocks(tmp_path / "b")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / ENGINE_FILE).write_text("native\n")
+    monkeypatch.setattr(rocks, "native_available", lambda: (False, "built without it"))
+    with pytest.raises(StorageError, match="uses the native RocksDB engine, but built without it"):
+        open_rocks(tmp_path / "c")
+    # a new store falls back to rocksdict when the core has no RocksDB of its own
+    kv = open_rocks(tmp_path / "d", block_cache_bytes=8 << 20)
+    assert kv.engine == "rocksdict"
+    kv.close()
+
+
+@needs_native
+def test_native_checkpoint_is_a_native_store(tmp_path):
+    kv = open_rocks(tmp_path / "db", engine="native", block_cache_bytes=8 << 20)
+    put(kv, {b"a": b"1", b"b": b"2"}, sync=True)
+    kv.checkpoint(tmp_path / "copy")
+    put(kv, {b"a": b"changed"}, sync=True)
+    kv.close()
+    cp = open_rocks(tmp_path / "copy", block_cache_bytes=8 << 20)
+    try:
+        assert cp.engine == "native" and dict(cp.iterate(b"a")) == {b"a": b"1", b"b": b"2"}
+    finally:
+        cp.close()
+
+
+@needs_native
+def test_native_close_releases_open_iterators_and_snapshots(tmp_path):
+    """A half-read iterator and an open snapshot hold the database (and its LOCK): close()
+    releases them, so the store reopens in the same process; using them afterwards is an
+    error, never a crash."""
+    kv = open_rocks(tmp_path / "db", engine="native", block_cache_bytes=8 << 20)
+    put(kv, {b"k%04d" % i: b"v" for i in range(1000)}, sync=True)
+    it = kv.iterate(b"k")
+    assert next(it) == (b"k0000", b"v")
+    snap = kv.snapshot()
+    sit = snap.iterate(b"k")
+    assert next(sit) == (b"k0000", b"v")
+    kv.close()
+    again = open_rocks(tmp_path / "db", block_cache_bytes=8 << 20)
+    try:
+        assert again.get(b"k0999") == b"v"
+    finally:
+        again.close()
+    # closed under them: what they had fetched, then an error (never a short scan that looks whole)
+    for cut in (it, sit):
+        with pytest.raises(StoreClosed, match="cut short"):
+            for _ in cut:
+                pass
+    with pytest.raises(StoreClosed):
+        snap.get(b"k0000")
+
+
+@needs_native
+def test_native_snapshot_iterator_outlives_the_snapshot_handle(tmp_path):
+    """An iterator over a snapshot keeps the snapshot it reads at: closing the snapshot
+    first leaves the iteration whole (the core holds its own reference)."""
+    kv = open_rocks(tmp_path / "db", engine="native", block_cache_bytes=8 << 20)
+    try:
+        put(kv, {b"k%04d" % i: b"%d" % i for i in range(600)}, sync=True)
+        snap = kv.snapshot()
+        it = snap.iterate(b"k")
+        first = next(it)
+        snap.close()
+        rest = list(it)
+        assert [first] + rest == [(b"k%04d" % i, b"%d" % i) for i in range(600)]
+    finally:
+        kv.close()
+
+
+@needs_native
+def test_native_core_refuses_malformed_operations(tmp_path):
+    """The core's write takes only (bytes, bytes | None) pairs: anything else is a ValueError
+    before a byte is written (the store hands it WriteBatch.ops, checked already)."""
+    from tfnode import _core
+
+    kv = open_rocks(tmp_path / "db", engine="native", block_cache_bytes=8 << 20)
+    try:
+        db = kv._db
+        for ops in ([(b"k", "str")], [(b"k",)], [b"k"], [("k", b"v")], [(b"a", b"1"), (1, b"2")]):
+            with pytest.raises(ValueError, match="operation must be"):
+                db.write(ops, False)
+        assert kv.get(b"a") is None and kv.get(b"k") is None
+        with pytest.raises(TypeError):
+            _core.RocksDb(str(tmp_path / "other"), read_only=False)  # every option is required
+    finally:
+        kv.close()

@@ -41,9 +41,66 @@ BLOCK_CACHE_BYTES = 128 * 1024 * 1024
 MAX_OPEN_FILES = 512
 BLOOM_BITS_PER_KEY = 10  # ~1% false positives: a miss (new tx hash, absent key) rarely reads disk
 MEMTABLE_BLOOM_RATIO = 0.02  # of the write buffer (64 MiB): ~1.3 MiB per memtable
+KEEP_LOG_FILES = 5  # RocksDB's info LOG files kept
 NUM_LEVELS = 7  # RocksDB's default; named because the per-level compression list has one entry per level
 
 _first = itemgetter(0)
+
+#: The file in a store's directory naming the engine that created it: "native" (the core's
+#: own RocksDB, tfnode.storage.rocks_native) or absent (rocksdict, every store made before
+#: the native engine). A store is always opened by its own engine: the two bundle different
+#: RocksDB versions, and an older one may not read the newer one's files.
+ENGINE_FILE = "TFNODE-ENGINE"
+ENGINES = ("native", "rocksdict")
+#: Chooses the engine of a *new* store: "native", "rocksdict", or unset (native when the
+#: core was built with its RocksDB, else rocksdict).
+ENGINE_ENV = "TFNODE_ROCKSDB_ENGINE"
+
+
+def native_available() -> tuple[bool, str]:
+    """Whether the core carries its own RocksDB: ``(True, version)`` or ``(False, why)``."""
+    from .. import _core
+
+    ok, what = _core.rocks_library()
+    return bool(ok), str(what)
+
+
+def engine_for(path: str | os.PathLike[str], *, engine: str | None = None) -> str:
+    """The engine that opens the store at ``path``: its own if it exists (ENGINE_FILE), else
+    ``engine``, else ``$TFNODE_ROCKSDB_ENGINE``, else native when available."""
+    path = os.fspath(path)
+    try:
+        with open(os.path.join(path, ENGINE_FILE), encoding="ascii") as f:
+            recorded = f.read().strip()
+    except FileNotFoundError:
+        recorded = None
+    except (OSError, UnicodeDecodeError) as err:
+        raise StorageError(f"cannot read {ENGINE_FILE} of the store at {path}: {err}") from err
+    if recorded is not None:
+        if recorded not in ENGINES:
+            raise StorageError(f"the store at {path} names an unknown engine {recorded!r} in {ENGINE_FILE}")
+        return recorded
+    if os.path.exists(os.path.join(path, "CURRENT")):
+        return "rocksdict"  # made before engines were recorded
+    wanted = engine or os.environ.get(ENGINE_ENV) or None
+    if wanted is not None and wanted not in ENGINES:
+        raise StorageError(f"unknown RocksDB engine {wanted!r} (choose {' or '.join(ENGINES)})")
+    if wanted is None:
+        wanted = "native" if native_available()[0] else "rocksdict"
+    return wanted
+
+
+def mark_engine(path: str | os.PathLike[str], engine: str) -> None:
+    """Record ``engine`` in the store at ``path`` (rocksdict stores carry no mark)."""
+    if engine == "rocksdict":
+        return
+    final = os.path.join(os.fspath(path), ENGINE_FILE)
+    tmp = final + ".tmp"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(engine + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
 
 
 def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files: int = MAX_OPEN_FILES) -> rd.Options:
@@ -54,7 +111,7 @@ def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files:
     # A torn WAL tail (crash mid-append of an unsynced write) is cut at the last whole
     # record; every synced batch before it is whole. Batches are atomic in the WAL.
     opts.set_wal_recovery_mode(rd.DBRecoveryMode.point_in_time())
-    opts.set_keep_log_file_num(5)
+    opts.set_keep_log_file_num(KEEP_LOG_FILES)
     opts.increase_parallelism(max(2, os.cpu_count() or 2))
     table = rd.BlockBasedOptions()
     table.set_block_cache(rd.Cache(block_cache_bytes))
@@ -156,6 +213,8 @@ class _RocksSnapshot(KVSnapshot):
 
 class RocksKV(KVStore):
     """RocksDB at ``path`` (created if missing). One process at a time (RocksDB's LOCK file)."""
+
+    engine = "rocksdict"
 
     def __init__(self, path: str | os.PathLike[str], options: rd.Options | None = None, *, read_only: bool = False):
         self.path = os.fspath(path)

@@ -10,6 +10,7 @@ mod iot;
 mod kvpack;
 mod ledger;
 mod mempool;
+mod rocks;
 mod safety;
 mod seam;
 mod sm2;
@@ -25,6 +26,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ledger::register(m)?;
     kvpack::register(m)?;
     mempool::register(m)?;
+    rocks::register(m)?;
     iot::register(m)?;
     safety::register(m)?;
     transfer::register(m)?;

@@ -1,0 +1,246 @@
+"""RocksDB through the core's own build of it (``tfnode._core.RocksDb``), with the GIL
+released while a batch is written, fsynced or read in bulk.
+
+The same store as :class:`tfnode.storage.rocks.RocksKV` (one column family, key prefixes,
+the options of ``rocks_options``, every write an atomic batch in key order, a synced write
+an unsynced one then a WAL fsync under the store's lock), through a different binding: the
+core compiles RocksDB from source (``librocksdb-sys``, the cargo feature ``rocksdb`` that
+``make bootstrap`` turns on) and calls its C API with the GIL released, where rocksdict
+holds the GIL through ``write``: a block of 1,000 transfers spends ~4-6 ms there, during
+which no other Python thread of the node (mempool checks, RPC, consensus messages) runs.
+Its CRC32C uses SSE4.2, where rocksdict's RocksDB computes it in portable code
+(docs/storage.md, "RocksDB engines"). Which engine a store uses is recorded in it
+(``ENGINE_FILE``), see :func:`tfnode.storage.rocks.engine_for`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .. import _core
+from .abc import MAX_KEY, KVSnapshot, KVStore, WriteBatch, all_bytes, check_key
+from .errors import CorruptionError, SnapshotExpired, StorageError, StorageTypeError, StoreClosed
+
+#: pairs handed over per call while iterating
+_CHUNK = 256
+
+
+def _read_error(err: Exception) -> StorageError:
+    msg = str(err)
+    if "Corruption" in msg or "checksum" in msg:
+        return CorruptionError(f"RocksDB read found damaged data: {msg}")
+    return StorageError(f"RocksDB read failed: {msg}")
+
+
+def _keys(keys: Iterable[bytes]) -> list[bytes]:
+    return keys if type(keys) is list and all_bytes(keys, 1, MAX_KEY) else [check_key(k) for k in keys]
+
+
+def _walk(it: Any) -> Iterator[tuple[bytes, bytes]]:
+    try:
+        while True:
+            try:
+                chunk = it.next_chunk(_CHUNK)
+            except OSError as err:
+                if "iterator closed" in str(err):
+                    raise StoreClosed(f"RocksDB scan cut short: {err}") from err
+                raise CorruptionError(f"RocksDB scan stopped by a read error: {err}") from err
+            if not chunk:
+                return
+            yield from chunk
+    finally:
+        it.close()
+
+
+class _NativeSnapshot(KVSnapshot):
+    def __init__(self, kv: NativeRocksKV, snap: Any, gen: int):
+        self._kv = kv
+        self._snap: Any = snap
+        self._gen = gen
+
+    def _live(self) -> Any:
+        if self._snap is None:
+            raise StoreClosed("snapshot released")
+        self._kv._check_open()
+        return self._snap
+
+    def get(self, key: bytes) -> bytes | None:
+        snap = self._live()
+        key = check_key(key)
+        try:
+            v: bytes | None = snap.get(key)
+            return v
+        except OSError as err:
+            raise _read_error(err) from err
+
+    def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
+        snap = self._live()
+        keys = _keys(keys)
+        try:
+            out: list[bytes | None] = snap.get_many(keys)
+            return out
+        except OSError as err:
+            raise _read_error(err) from err
+
+    def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        snap = self._live()
+        start = check_key(start, "start")
+        if end is not None:
+            end = check_key(end, "end")
+        # The snapshot could be iterated after a write (this binding pins the iterator to
+        # it), but every backend keeps KVSnapshot's one rule (abc.KVSnapshot), so callers
+        # behave the same whichever engine a store has.
+        with self._kv._lock:
+            if self._kv._gen != self._gen:
+                raise SnapshotExpired(
+                    f"store written since the snapshot (write {self._kv._gen} > {self._gen}); take a fresh snapshot"
+                )
+            it = snap.iterate(start, end)
+        return self._kv._track(_walk(it), it)
+
+    def close(self) -> None:
+        snap, self._snap = self._snap, None
+        if snap is not None:
+            snap.close()
+
+
+class NativeRocksKV(KVStore):
+    """RocksDB at ``path`` through the core's own build (created if missing). One process at a time."""
+
+    engine = "native"
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, **options: Any):
+        self.path = os.fspath(path)
+        self.read_only = read_only
+        try:
+            if not read_only:
+                os.makedirs(self.path, exist_ok=True)
+            self._db: Any = _core.RocksDb(self.path, read_only=read_only, **options)
+        except OSError as err:
+            raise StorageError(f"cannot open RocksDB at {self.path}: {err}") from err
+        self._lock = threading.Lock()
+        self._gen = 0
+        # Snapshots and unfinished iterators hold the database open (and its LOCK file):
+        # close() releases them so the directory can be reopened in this process.
+        self._snapshots: weakref.WeakSet[_NativeSnapshot] = weakref.WeakSet()
+        self._iters: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+    def _check_open(self) -> Any:
+        db = self._db
+        if db is None:
+            raise StoreClosed(f"RocksDB at {self.path} is closed")
+        return db
+
+    def _track(self, walk: Iterator[tuple[bytes, bytes]], it: Any) -> Iterator[tuple[bytes, bytes]]:
+        self._iters[id(it)] = it
+        return walk
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    def get(self, key: bytes) -> bytes | None:
+        db = self._check_open()
+        key = check_key(key)
+        try:
+            v: bytes | None = db.get(key)
+            return v
+        except OSError as err:
+            raise _read_error(err) from err
+
+    def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
+        keys = _keys(keys)
+        if not keys:
+            return []
+        db = self._check_open()
+        try:
+            out: list[bytes | None] = db.get_many(keys)
+            return out
+        except OSError as err:
+            raise _read_error(err) from err
+
+    def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        db = self._check_open()
+        start = check_key(start, "start")
+        if end is not None:
+            end = check_key(end, "end")
+        it = db.iterate(start, end)  # created here, not lazily: the view is fixed at this call
+        return self._track(_walk(it), it)
+
+    def snapshot(self) -> KVSnapshot:
+        db = self._check_open()
+        with self._lock:
+            snap = _NativeSnapshot(self, db.snapshot(), self._gen)
+            self._snapshots.add(snap)
+            return snap
+
+    def write(self, batch: WriteBatch, *, sync: bool) -> None:
+        self._check_open()
+        if not isinstance(batch, WriteBatch):
+            raise StorageTypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
+        with self._lock:
+            db = self._check_open()  # again: closed while waiting for the lock
+            try:
+                # the batch sorted, built, written (and the WAL fsynced) with the GIL released
+                db.write(batch.ops, False)
+            except OSError as err:
+                raise StorageError(f"RocksDB write of {len(batch)} operations failed: {err}") from err
+            self._gen += 1
+            if sync:
+                self._sync_wal(db)
+
+    def sync(self) -> None:
+        """Make every write that returned before this call durable (a WAL fsync, GIL released)."""
+        self._check_open()
+        if self.read_only:
+            return
+        with self._lock:
+            self._sync_wal(self._check_open())
+
+    def _sync_wal(self, db: Any) -> None:
+        try:
+            db.flush_wal(True)
+        except OSError as err:
+            raise StorageError(f"RocksDB WAL sync failed (the last write may not be durable): {err}") from err
+
+    def flush(self) -> None:
+        """Flush the memtable into a table file (tests and tools; RocksDB does it by itself)."""
+        self._check_open().flush()
+
+    def compact(self) -> None:
+        """Compact every level (tests and tools)."""
+        self._check_open().compact_all()
+
+    def property(self, name: str) -> str | None:
+        """A RocksDB property, such as ``rocksdb.num-files-at-level0``."""
+        v: str | None = self._check_open().get_property(name)
+        return v
+
+    def checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """A consistent copy of the whole database in ``path`` (which must not exist), made
+        while the store stays open: hard links to the table files, the memtable flushed."""
+        from .rocks import mark_engine
+
+        db = self._check_open()
+        with self._lock:
+            try:
+                db.checkpoint(os.fspath(path))
+            except OSError as err:
+                raise StorageError(f"RocksDB checkpoint into {os.fspath(path)} failed: {err}") from err
+        mark_engine(path, self.engine)
+
+    def close(self) -> None:
+        # Under the write lock: a write or WAL sync under way on another thread finishes
+        # first, and one that comes after finds the store closed.
+        with self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                for snap in list(self._snapshots):
+                    snap.close()
+                for it in list(self._iters.values()):
+                    it.close()
+                db.close()
