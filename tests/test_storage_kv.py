@@ -546,3 +546,27 @@ def test_native_core_refuses_malformed_operations(tmp_path):
             _core.RocksDb(str(tmp_path / "other"), read_only=False)  # every option is required
     finally:
         kv.close()
+
+
+@needs_native
+def test_the_engines_bench_runs_and_compares_in_the_same_run():
+    """benches/rocks_engines.py, tiny: both engines write the same batches, each round gives
+    the native engine's ratio to rocksdict's, and the spinning thread is measured."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benches" / "rocks_engines.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--blocks", "2", "--block-txs", "20", "--rounds", "2", "--spin", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    got = json.loads(out.stdout)
+    assert len(got["rounds"]) == 2 and got["native_library"].startswith("RocksDB")
+    for r in got["rounds"]:
+        assert r["ratio"] == round(r["native"]["us_per_tx"] / r["rocksdict"]["us_per_tx"], 3) > 0
+    assert set(got["spin_share_during_writes"]) == {"native", "rocksdict"}
