@@ -316,9 +316,9 @@ mod native {
                 // held by `held` until this returns), written and destroyed here.
                 unsafe {
                     // the batch's whole size reserved up front: no regrowth (and copy) of its
-                // buffer as it fills (a tag and two lengths per operation, at most 11 bytes)
-                let reserve = 12 + slices.iter().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len) + 11).sum::<usize>();
-                let wb = ffi::rocksdb_writebatch_create_with_params(reserve, 0, 0, 0);
+                    // buffer as it fills (a tag and two lengths per operation, at most 11 bytes)
+                    let reserve = 12 + slices.iter().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len) + 11).sum::<usize>();
+                    let wb = ffi::rocksdb_writebatch_create_with_params(reserve, 0, 0, 0);
                     for (k, v) in &slices {
                         match v {
                             Some(v) => ffi::rocksdb_writebatch_put(wb, k.as_ptr().cast(), k.len(), v.as_ptr().cast(), v.len()),
