@@ -131,6 +131,7 @@ def main() -> int:
     gc_tuned = gctune.tune_after_start()
 
     rounds: list[dict[int, PipelineResult]] = []
+    engines: set[str] = set()  # the RocksDB engine of the stores (docs/storage.md, "RocksDB engines")
     py_row = None
     tmp = Path(tempfile.mkdtemp(prefix="tfnode-pipeline-"))
     try:
@@ -141,6 +142,7 @@ def main() -> int:
             for w, native in runs:
                 path = tmp / f"r{rnd}-w{w}-{'native' if native else 'python'}"
                 kv = open_rocks(path)
+                engines.add(getattr(kv, "engine", type(kv).__name__))
                 store = ChainStore(kv, CHAIN)
                 try:
                     ex = ChainExecutor(store, genesis, native=native, tree_workers=w)
@@ -186,6 +188,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "load_avg_1m": os.getloadavg()[0],
         "gc": "node" if gc_tuned else "default",
+        "rocksdb_engine": ",".join(sorted(engines)),
         "same_roots": same,
         "rounds": a.rounds,
         "reference": {"workers": 1, "tx_per_s": round(ref.tx_per_s, 1)},
@@ -226,7 +229,8 @@ def main() -> int:
     else:
         print(
             f"{a.txs} pre-signed transfers, {a.block_txs} per block, {os.cpu_count()} CPUs, "
-            f"load {report['load_avg_1m']:.1f}; same state roots for every worker count: {same}"
+            f"load {report['load_avg_1m']:.1f}, RocksDB engine {report['rocksdb_engine']}; "
+            f"same state roots for every worker count: {same}"
         )
         print(
             f"{'workers':>7} {'tx/s':>9} {'ratio':>6} {'CPU us/tx':>9} {'main us/tx':>10} {'tree us/tx':>10} {'bound':>5} "

@@ -436,9 +436,17 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
         "workload": cfg.workload,
         "presigned": True,
         "presigned_count": cfg.txs,
+        # the engine the local consortium's new stores got (docs/storage.md, "RocksDB engines")
+        "rocksdb_engine": None if cfg.rpc else _default_engine(),
         "nodes": nodes,
         "notes": notes,
     }
+
+
+def _default_engine() -> str:
+    from tfnode.storage.rocks import default_engine
+
+    return default_engine()
 
 
 class NodeMeter:

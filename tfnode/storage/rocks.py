@@ -82,6 +82,12 @@ def engine_for(path: str | os.PathLike[str], *, engine: str | None = None) -> st
         return recorded
     if os.path.exists(os.path.join(path, "CURRENT")):
         return "rocksdict"  # made before engines were recorded
+    return default_engine(engine)
+
+
+def default_engine(engine: str | None = None) -> str:
+    """The engine a new store gets: ``engine``, else ``$TFNODE_ROCKSDB_ENGINE``, else native
+    when the core carries its RocksDB, else rocksdict."""
     wanted = engine or os.environ.get(ENGINE_ENV) or None
     if wanted is not None and wanted not in ENGINES:
         raise StorageError(f"unknown RocksDB engine {wanted!r} (choose {' or '.join(ENGINES)})")
