@@ -1,4 +1,7 @@
-"""The embedded default backend: RocksDB through rocksdict, in raw mode.
+"""RocksDB through rocksdict, in raw mode: the engine of every store made before the native
+one (``rocks_native.py``; which engine opens a store: :func:`engine_for`), and of new stores
+on a core built without its own RocksDB. What both engines share lives here too
+(:class:`RocksBase`, :class:`StoreSnapshot`, the options).
 
 Raw mode (``Options(raw_mode=True)``) stores the caller's bytes as they are; rocksdict's
 default mode pickles keys and values, which would make the files unreadable by any other
@@ -156,18 +159,40 @@ def _read_error(err: Exception) -> StorageError:
     return StorageError(f"RocksDB read failed: {msg}")
 
 
-class _RocksSnapshot(KVSnapshot):
-    def __init__(self, kv: RocksKV, snap: rd.Snapshot, gen: int):
+def read_one(reader: Any, key: bytes) -> bytes | None:
+    """``reader.get(key)`` (a database or a native snapshot), read errors as storage errors."""
+    key = check_key(key)
+    try:
+        v: bytes | None = reader.get(key)
+        return v
+    except Exception as err:
+        raise _read_error(err) from err
+
+
+class StoreSnapshot(KVSnapshot):
+    """A snapshot of either engine's store: the engine's snapshot object, and the store's
+    write count when it was taken (KVSnapshot's rule: no iteration after a write)."""
+
+    def __init__(self, kv: RocksBase, snap: Any, gen: int):
         self._kv = kv
-        self._snap: rd.Snapshot | None = snap
+        self._snap: Any = snap
         self._gen = gen
 
-    def _live(self) -> rd.Snapshot:
+    def _live(self) -> Any:
         if self._snap is None:
             raise StoreClosed("snapshot released")
         self._kv._check_open()
         return self._snap
 
+    def _check_unwritten(self) -> None:
+        """Under the store's write lock: refuse if the store was written since the snapshot."""
+        if self._kv._gen != self._gen:
+            raise SnapshotExpired(
+                f"store written since the snapshot (write {self._kv._gen} > {self._gen}); take a fresh snapshot"
+            )
+
+
+class _RocksSnapshot(StoreSnapshot):
     def get(self, key: bytes) -> bytes | None:
         snap = self._live()
         key = check_key(key)
@@ -207,20 +232,86 @@ class _RocksSnapshot(KVSnapshot):
         # it shows exactly this snapshot's state. The write lock keeps a commit out between
         # the check and the creation.
         with self._kv._lock:
-            if self._kv._gen != self._gen:
-                raise SnapshotExpired(
-                    f"store written since the snapshot (write {self._kv._gen} > {self._gen}); take a fresh snapshot"
-                )
-            return self._kv._iter_now(check_key(start, "start"), end)
+            self._check_unwritten()
+            return cast("RocksKV", self._kv)._iter_now(check_key(start, "start"), end)
 
     def close(self) -> None:
         self._snap = None
 
 
-class RocksKV(KVStore):
+class RocksBase(KVStore):
+    """What the two engines' stores share: the handle (``_db``, None once closed), the write
+    lock and count (``_lock``, ``_gen``), and the WAL fsync."""
+
+    path: str
+    read_only: bool
+    _db: Any
+    _lock: threading.Lock
+    _gen: int
+    _snapshots: weakref.WeakSet[StoreSnapshot]  # released by close()
+    _snapshot_type: type[StoreSnapshot]
+
+    def get(self, key: bytes) -> bytes | None:
+        return read_one(self._check_open(), key)
+
+    def close(self) -> None:
+        # Under the write lock: a write or WAL sync under way on another thread (the
+        # pipeline's sync thread, a tool's) finishes first, and one that comes after finds
+        # the store closed (StoreClosed) rather than a closed database handle. The open
+        # snapshots (and, native, unfinished iterators) hold the database and its LOCK file:
+        # released first, so the directory can be reopened in this process.
+        with self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                for snap in list(self._snapshots):
+                    snap.close()
+                self._release_iterators()
+                db.close()
+
+    def _release_iterators(self) -> None:
+        """Close the engine's unfinished iterators (rocksdict's need nothing)."""
+
+    def snapshot(self) -> KVSnapshot:
+        db = self._check_open()
+        with self._lock:
+            snap = self._snapshot_type(self, db.snapshot(), self._gen)
+            self._snapshots.add(snap)
+            return snap
+
+    def _check_open(self) -> Any:
+        if self._db is None:
+            raise StoreClosed(f"RocksDB at {self.path} is closed")
+        return self._db
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    def sync(self) -> None:
+        """Make every write that returned before this call durable: one fsync of the WAL with
+        the GIL released (see :meth:`write`). Nothing to do on a read-only store."""
+        self._check_open()
+        if self.read_only:
+            return
+        with self._lock:
+            self._sync_wal(self._check_open())
+
+    def _sync_wal(self, db: Any) -> None:
+        # Under self._lock. FlushWAL(sync=true) fsyncs every live WAL file holding unsynced
+        # records: the batch just written and every one before it. Both engines release the
+        # GIL for it (rocksdict holds it through a synced ``Rdict.write``), so the node's other
+        # threads run during the disk wait.
+        try:
+            db.flush_wal(True)
+        except Exception as err:
+            raise StorageError(f"RocksDB WAL sync failed (the last write may not be durable): {err}") from err
+
+
+class RocksKV(RocksBase):
     """RocksDB at ``path`` (created if missing). One process at a time (RocksDB's LOCK file)."""
 
     engine = "rocksdict"
+    _snapshot_type = _RocksSnapshot
 
     def __init__(self, path: str | os.PathLike[str], options: rd.Options | None = None, *, read_only: bool = False):
         self.path = os.fspath(path)
@@ -243,24 +334,7 @@ class RocksKV(KVStore):
         self._gen = 0
         # Open rocksdict snapshots keep RocksDB (and its LOCK file) alive after close();
         # close() releases them so the directory can be reopened in this process.
-        self._snapshots: weakref.WeakSet[_RocksSnapshot] = weakref.WeakSet()
-
-    def _check_open(self) -> rd.Rdict:
-        if self._db is None:
-            raise StoreClosed(f"RocksDB at {self.path} is closed")
-        return self._db
-
-    @property
-    def closed(self) -> bool:
-        return self._db is None
-
-    def get(self, key: bytes) -> bytes | None:
-        db = self._check_open()
-        key = check_key(key)
-        try:
-            return db.get(key)
-        except Exception as err:
-            raise _read_error(err) from err
+        self._snapshots = weakref.WeakSet()
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
         keys = keys if type(keys) is list and all_bytes(keys, 1, MAX_KEY) else [check_key(k) for k in keys]
@@ -285,13 +359,6 @@ class RocksKV(KVStore):
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         return self._iter_now(check_key(start, "start"), end)
-
-    def snapshot(self) -> KVSnapshot:
-        db = self._check_open()
-        with self._lock:
-            snap = _RocksSnapshot(self, db.snapshot(), self._gen)
-            self._snapshots.add(snap)
-            return snap
 
     def write(self, batch: WriteBatch, *, sync: bool) -> None:
         db = self._check_open()
@@ -320,25 +387,6 @@ class RocksKV(KVStore):
             if sync:
                 self._sync_wal(db)
 
-    def sync(self) -> None:
-        """Make every write that returned before this call durable: one fsync of the WAL with
-        the GIL released (see :meth:`write`). Nothing to do on a read-only store."""
-        self._check_open()
-        if self.read_only:
-            return
-        with self._lock:
-            self._sync_wal(self._check_open())
-
-    def _sync_wal(self, db: rd.Rdict) -> None:
-        # Under self._lock. FlushWAL(sync=true) fsyncs every live WAL file holding unsynced
-        # records: the batch just written and every one before it. rocksdict releases the GIL
-        # for it (a synced ``Rdict.write`` holds it through the fsync), so the node's other
-        # threads run during the disk wait.
-        try:
-            db.flush_wal(True)
-        except Exception as err:
-            raise StorageError(f"RocksDB WAL sync failed (the last write may not be durable): {err}") from err
-
     def checkpoint(self, path: str | os.PathLike[str]) -> None:
         """A consistent copy of the whole database in ``path`` (which must not exist), made
         while the store stays open and writable: RocksDB flushes the memtable and hard-links
@@ -350,17 +398,6 @@ class RocksKV(KVStore):
                 rd.Checkpoint(db).create_checkpoint(os.fspath(path))
             except Exception as err:
                 raise StorageError(f"RocksDB checkpoint into {os.fspath(path)} failed: {err}") from err
-
-    def close(self) -> None:
-        # Under the write lock: a write or WAL sync under way on another thread (the
-        # pipeline's sync thread, a tool's) finishes first, and one that comes after finds
-        # the store closed (StoreClosed) rather than a closed database handle.
-        with self._lock:
-            db, self._db = self._db, None
-            if db is not None:
-                for snap in list(self._snapshots):
-                    snap.close()
-                db.close()
 
 
 def _walk(it: rd.RdictIter, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:

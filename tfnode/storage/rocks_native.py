@@ -19,21 +19,15 @@ import os
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from .. import _core
-from .abc import MAX_KEY, KVSnapshot, KVStore, WriteBatch, all_bytes, check_key
-from .errors import CorruptionError, SnapshotExpired, StorageError, StorageTypeError, StoreClosed
+from .abc import MAX_KEY, WriteBatch, all_bytes, check_key
+from .errors import CorruptionError, StorageError, StorageTypeError, StoreClosed
+from .rocks import RocksBase, StoreSnapshot, _read_error, read_one
 
 #: pairs handed over per call while iterating
 _CHUNK = 256
-
-
-def _read_error(err: Exception) -> StorageError:
-    msg = str(err)
-    if "Corruption" in msg or "checksum" in msg:
-        return CorruptionError(f"RocksDB read found damaged data: {msg}")
-    return StorageError(f"RocksDB read failed: {msg}")
 
 
 def _keys(keys: Iterable[bytes]) -> list[bytes]:
@@ -56,26 +50,9 @@ def _walk(it: Any) -> Iterator[tuple[bytes, bytes]]:
         it.close()
 
 
-class _NativeSnapshot(KVSnapshot):
-    def __init__(self, kv: NativeRocksKV, snap: Any, gen: int):
-        self._kv = kv
-        self._snap: Any = snap
-        self._gen = gen
-
-    def _live(self) -> Any:
-        if self._snap is None:
-            raise StoreClosed("snapshot released")
-        self._kv._check_open()
-        return self._snap
-
+class _NativeSnapshot(StoreSnapshot):
     def get(self, key: bytes) -> bytes | None:
-        snap = self._live()
-        key = check_key(key)
-        try:
-            v: bytes | None = snap.get(key)
-            return v
-        except OSError as err:
-            raise _read_error(err) from err
+        return read_one(self._live(), key)
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
         snap = self._live()
@@ -95,12 +72,9 @@ class _NativeSnapshot(KVSnapshot):
         # it), but every backend keeps KVSnapshot's one rule (abc.KVSnapshot), so callers
         # behave the same whichever engine a store has.
         with self._kv._lock:
-            if self._kv._gen != self._gen:
-                raise SnapshotExpired(
-                    f"store written since the snapshot (write {self._kv._gen} > {self._gen}); take a fresh snapshot"
-                )
+            self._check_unwritten()
             it = snap.iterate(start, end)
-        return self._kv._track(_walk(it), it)
+        return cast("NativeRocksKV", self._kv)._track(_walk(it), it)
 
     def close(self) -> None:
         snap, self._snap = self._snap, None
@@ -108,10 +82,11 @@ class _NativeSnapshot(KVSnapshot):
             snap.close()
 
 
-class NativeRocksKV(KVStore):
+class NativeRocksKV(RocksBase):
     """RocksDB at ``path`` through the core's own build (created if missing). One process at a time."""
 
     engine = "native"
+    _snapshot_type = _NativeSnapshot
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, **options: Any):
         self.path = os.fspath(path)
@@ -126,31 +101,12 @@ class NativeRocksKV(KVStore):
         self._gen = 0
         # Snapshots and unfinished iterators hold the database open (and its LOCK file):
         # close() releases them so the directory can be reopened in this process.
-        self._snapshots: weakref.WeakSet[_NativeSnapshot] = weakref.WeakSet()
+        self._snapshots = weakref.WeakSet()
         self._iters: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
-
-    def _check_open(self) -> Any:
-        db = self._db
-        if db is None:
-            raise StoreClosed(f"RocksDB at {self.path} is closed")
-        return db
 
     def _track(self, walk: Iterator[tuple[bytes, bytes]], it: Any) -> Iterator[tuple[bytes, bytes]]:
         self._iters[id(it)] = it
         return walk
-
-    @property
-    def closed(self) -> bool:
-        return self._db is None
-
-    def get(self, key: bytes) -> bytes | None:
-        db = self._check_open()
-        key = check_key(key)
-        try:
-            v: bytes | None = db.get(key)
-            return v
-        except OSError as err:
-            raise _read_error(err) from err
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
         keys = _keys(keys)
@@ -171,13 +127,6 @@ class NativeRocksKV(KVStore):
         it = db.iterate(start, end)  # created here, not lazily: the view is fixed at this call
         return self._track(_walk(it), it)
 
-    def snapshot(self) -> KVSnapshot:
-        db = self._check_open()
-        with self._lock:
-            snap = _NativeSnapshot(self, db.snapshot(), self._gen)
-            self._snapshots.add(snap)
-            return snap
-
     def write(self, batch: WriteBatch, *, sync: bool) -> None:
         self._check_open()
         if not isinstance(batch, WriteBatch):
@@ -185,27 +134,13 @@ class NativeRocksKV(KVStore):
         with self._lock:
             db = self._check_open()  # again: closed while waiting for the lock
             try:
-                # the batch sorted, built, written (and the WAL fsynced) with the GIL released
+                # the batch sorted, built and written with the GIL released (the fsync next)
                 db.write(batch.ops, False)
             except OSError as err:
                 raise StorageError(f"RocksDB write of {len(batch)} operations failed: {err}") from err
             self._gen += 1
             if sync:
                 self._sync_wal(db)
-
-    def sync(self) -> None:
-        """Make every write that returned before this call durable (a WAL fsync, GIL released)."""
-        self._check_open()
-        if self.read_only:
-            return
-        with self._lock:
-            self._sync_wal(self._check_open())
-
-    def _sync_wal(self, db: Any) -> None:
-        try:
-            db.flush_wal(True)
-        except OSError as err:
-            raise StorageError(f"RocksDB WAL sync failed (the last write may not be durable): {err}") from err
 
     def flush(self) -> None:
         """Flush the memtable into a table file (tests and tools; RocksDB does it by itself)."""
@@ -233,14 +168,6 @@ class NativeRocksKV(KVStore):
                 raise StorageError(f"RocksDB checkpoint into {os.fspath(path)} failed: {err}") from err
         mark_engine(path, self.engine)
 
-    def close(self) -> None:
-        # Under the write lock: a write or WAL sync under way on another thread finishes
-        # first, and one that comes after finds the store closed.
-        with self._lock:
-            db, self._db = self._db, None
-            if db is not None:
-                for snap in list(self._snapshots):
-                    snap.close()
-                for it in list(self._iters.values()):
-                    it.close()
-                db.close()
+    def _release_iterators(self) -> None:
+        for it in list(self._iters.values()):
+            it.close()  # the scan using it raises StoreClosed at its next step
