@@ -38,7 +38,11 @@ command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || want+=(postgresql)
 # libclang for the core's own RocksDB (bindgen reads RocksDB's C header; docs/storage.md,
 # "RocksDB engines"). Without it the core is built without that engine and stores use rocksdict.
-have_libclang() { compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*/libclang-*.so*" >/dev/null; }
+# (libclang-N.so*, libclang.so*: the names bindgen loads; not libclang-cpp, another library)
+have_libclang() {
+    compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*/libclang.so*" >/dev/null ||
+        compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null
+}
 have_libclang || want+=(libclang-dev)
 if [ ${#want[@]} -gt 0 ] && [ -z "${TFNODE_NO_APT:-}" ]; then
     sudo=""
