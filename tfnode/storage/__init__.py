@@ -67,10 +67,12 @@ def open_rocks(
         )
     from .rocks_native import NativeRocksKV
 
-    kv = NativeRocksKV(path, read_only=read_only, **native_options(**options))
     if not read_only:
+        # marked before RocksDB writes a file: a crash in between leaves a marked directory
+        # (opened natively next time), never an unmarked native store taken for rocksdict's
+        os.makedirs(path, exist_ok=True)
         mark_engine(path, "native")
-    return kv
+    return NativeRocksKV(path, read_only=read_only, **native_options(**options))
 
 
 def native_options(**options: int) -> dict[str, Any]:
