@@ -151,7 +151,7 @@ def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files:
     return opts
 
 
-def _read_error(err: Exception) -> StorageError:
+def read_error(err: Exception) -> StorageError:
     """A failed read: damaged data (checksum mismatch, truncated file) or an I/O error."""
     msg = str(err)
     if "Corruption" in msg or "checksum" in msg:
@@ -166,7 +166,7 @@ def read_one(reader: Any, key: bytes) -> bytes | None:
         v: bytes | None = reader.get(key)
         return v
     except Exception as err:
-        raise _read_error(err) from err
+        raise read_error(err) from err
 
 
 class StoreSnapshot(KVSnapshot):
@@ -205,7 +205,7 @@ class _RocksSnapshot(StoreSnapshot):
         except Exception as err:  # rocksdict signals "absent" this way too, in the message
             if "not found" in str(err):
                 return None
-            raise _read_error(err) from err
+            raise read_error(err) from err
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
         snap = self._live()
@@ -221,7 +221,7 @@ class _RocksSnapshot(StoreSnapshot):
                 if "not found" in str(err):
                     add(None)
                 else:
-                    raise _read_error(err) from err
+                    raise read_error(err) from err
         return out
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
@@ -345,7 +345,7 @@ class RocksKV(RocksBase):
             # rocksdict's stub types get() per key; given a list of keys it returns a list.
             return cast("list[bytes | None]", db.get(cast(Any, keys)))
         except Exception as err:
-            raise _read_error(err) from err
+            raise read_error(err) from err
 
     def _iter_now(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         db = self._check_open()

@@ -24,7 +24,7 @@ from typing import Any, cast
 from .. import _core
 from .abc import MAX_KEY, WriteBatch, all_bytes, check_key
 from .errors import CorruptionError, StorageError, StorageTypeError, StoreClosed
-from .rocks import RocksBase, StoreSnapshot, _read_error, read_one
+from .rocks import RocksBase, StoreSnapshot, read_error, read_one
 
 #: pairs handed over per call while iterating
 _CHUNK = 256
@@ -61,7 +61,7 @@ class _NativeSnapshot(StoreSnapshot):
             out: list[bytes | None] = snap.get_many(keys)
             return out
         except OSError as err:
-            raise _read_error(err) from err
+            raise read_error(err) from err
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         snap = self._live()
@@ -117,7 +117,7 @@ class NativeRocksKV(RocksBase):
             out: list[bytes | None] = db.get_many(keys)
             return out
         except OSError as err:
-            raise _read_error(err) from err
+            raise read_error(err) from err
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         db = self._check_open()
