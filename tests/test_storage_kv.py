@@ -546,6 +546,12 @@ def test_native_core_refuses_malformed_operations(tmp_path):
             with pytest.raises(ValueError, match="operation must be"):
                 db.write(ops, False)
         assert kv.get(b"a") is None and kv.get(b"k") is None
+        b = WriteBatch()
+        b.put(b"a", b"1")
+        b.ops.append((b"k", 7))  # past WriteBatch's checks: the store still refuses it whole
+        with pytest.raises(StorageValueError, match="nothing written"):
+            kv.write(b, sync=True)
+        assert kv.get(b"a") is None
         with pytest.raises(TypeError):
             _core.RocksDb(str(tmp_path / "other"), read_only=False)  # every option is required
     finally:

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from .. import _core
 from .abc import MAX_KEY, WriteBatch, all_bytes, check_key
-from .errors import CorruptionError, StorageError, StorageTypeError, StoreClosed
+from .errors import CorruptionError, StorageError, StorageTypeError, StorageValueError, StoreClosed
 from .rocks import RocksBase, StoreSnapshot, read_error, read_one
 
 #: pairs handed over per call while iterating
@@ -136,6 +136,8 @@ class NativeRocksKV(RocksBase):
             try:
                 # the batch sorted, built and written with the GIL released (the fsync next)
                 db.write(batch.ops, False)
+            except ValueError as err:  # an operation WriteBatch would not have made (appended to .ops)
+                raise StorageValueError(f"RocksDB write refused, nothing written: {err}") from err
             except OSError as err:
                 raise StorageError(f"RocksDB write of {len(batch)} operations failed: {err}") from err
             self._gen += 1
