@@ -13,7 +13,6 @@ See docs/storage.md for the key schema and the crash-safety argument.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .abc import MAX_KEY, MAX_VALUE, KVSnapshot, KVStore, WriteBatch
 from .chain import (
@@ -54,7 +53,7 @@ def open_rocks(
     ``engine`` ("native" or "rocksdict") chooses the binding of a new store; an existing one
     is opened by the engine that made it (``rocks.engine_for``; docs/storage.md, "RocksDB
     engines"). Unset: ``$TFNODE_ROCKSDB_ENGINE``, else native when the core carries its RocksDB."""
-    from .rocks import RocksKV, engine_for, mark_engine, native_available, rocks_options
+    from .rocks import RocksKV, engine_for, mark_engine, native_available, native_options, rocks_options
 
     which = engine_for(path, engine=engine)
     if which == "rocksdict":
@@ -62,7 +61,7 @@ def open_rocks(
     ok, why = native_available()
     if not ok:
         raise StorageError(
-            f"the store at {os.fspath(path)} uses the native RocksDB engine, but {why}; "
+            f"the store at {os.fspath(path)} needs the native RocksDB engine (its own, or the one asked for), but {why}; "
             "rebuild the core with it (`make bootstrap`, which installs libclang-dev)"
         )
     from .rocks_native import NativeRocksKV
@@ -73,26 +72,6 @@ def open_rocks(
         os.makedirs(path, exist_ok=True)
         mark_engine(path, "native")
     return NativeRocksKV(path, read_only=read_only, **native_options(**options))
-
-
-def native_options(**options: int) -> dict[str, Any]:
-    """``rocks_options``' settings as the native engine takes them."""
-    from . import rocks
-
-    return {
-        "block_cache_bytes": options.pop("block_cache_bytes", rocks.BLOCK_CACHE_BYTES),
-        "max_open_files": options.pop("max_open_files", rocks.MAX_OPEN_FILES),
-        "bloom_bits_per_key": float(rocks.BLOOM_BITS_PER_KEY),
-        "memtable_bloom_ratio": rocks.MEMTABLE_BLOOM_RATIO,
-        "parallelism": max(2, os.cpu_count() or 2),
-        "keep_log_files": rocks.KEEP_LOG_FILES,
-        "num_levels": rocks.NUM_LEVELS,
-        **({} if not options else _unknown(options)),
-    }
-
-
-def _unknown(options: dict[str, int]) -> dict[str, Any]:
-    raise TypeError(f"unknown RocksDB option(s): {', '.join(sorted(options))}")
 
 
 __all__ = [

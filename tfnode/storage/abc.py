@@ -72,6 +72,14 @@ def all_bytes(items: Sequence[object], lo: int, hi: int) -> bool:
     return min(lens) >= lo and max(lens) <= hi
 
 
+def check_keys(keys: Iterable[object]) -> list[bytes]:
+    """``keys`` as a list of checked keys: a list of plain keys as it is (checked in bulk),
+    anything else key by key, the first bad one raising :func:`check_key`'s error."""
+    if type(keys) is list and all_bytes(keys, 1, MAX_KEY):
+        return keys  # checked: every item is bytes
+    return [check_key(k) for k in keys]
+
+
 def prefix_end(prefix: bytes) -> bytes | None:
     """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
     p = bytearray(prefix)

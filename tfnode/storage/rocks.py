@@ -37,7 +37,7 @@ from typing import Any, cast
 
 import rocksdict as rd
 
-from .abc import MAX_KEY, KVSnapshot, KVStore, WriteBatch, all_bytes, check_key
+from .abc import KVSnapshot, KVStore, WriteBatch, check_key, check_keys
 from .errors import CorruptionError, SnapshotExpired, StorageError, StorageTypeError, StoreClosed
 
 BLOCK_CACHE_BYTES = 128 * 1024 * 1024
@@ -121,7 +121,7 @@ def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files:
     # record; every synced batch before it is whole. Batches are atomic in the WAL.
     opts.set_wal_recovery_mode(rd.DBRecoveryMode.point_in_time())
     opts.set_keep_log_file_num(KEEP_LOG_FILES)
-    opts.increase_parallelism(max(2, os.cpu_count() or 2))
+    opts.increase_parallelism(_parallelism())
     table = rd.BlockBasedOptions()
     table.set_block_cache(rd.Cache(block_cache_bytes))
     table.set_bloom_filter(BLOOM_BITS_PER_KEY, False)
@@ -149,6 +149,26 @@ def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files:
     opts.set_num_levels(NUM_LEVELS)
     opts.set_compression_per_level([rd.DBCompressionType.none()] + [lz4] * (NUM_LEVELS - 1))
     return opts
+
+
+def _parallelism() -> int:
+    """RocksDB's background threads (flushes, compactions): the machine's cores, at least 2."""
+    return max(2, os.cpu_count() or 2)
+
+
+def native_options(
+    *, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files: int = MAX_OPEN_FILES
+) -> dict[str, Any]:
+    """:func:`rocks_options`' settings as the native engine's ``_core.RocksDb`` takes them."""
+    return {
+        "block_cache_bytes": block_cache_bytes,
+        "max_open_files": max_open_files,
+        "bloom_bits_per_key": float(BLOOM_BITS_PER_KEY),
+        "memtable_bloom_ratio": MEMTABLE_BLOOM_RATIO,
+        "parallelism": _parallelism(),
+        "keep_log_files": KEEP_LOG_FILES,
+        "num_levels": NUM_LEVELS,
+    }
 
 
 def read_error(err: Exception) -> StorageError:
@@ -209,7 +229,7 @@ class _RocksSnapshot(StoreSnapshot):
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
         snap = self._live()
-        keys = keys if type(keys) is list and all_bytes(keys, 1, MAX_KEY) else [check_key(k) for k in keys]
+        keys = check_keys(keys)
         out: list[bytes | None] = []
         add = out.append
         for key in keys:  # one frame for the lot (a block's replay records: mostly absent)
@@ -337,7 +357,7 @@ class RocksKV(RocksBase):
         self._snapshots = weakref.WeakSet()
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
-        keys = keys if type(keys) is list and all_bytes(keys, 1, MAX_KEY) else [check_key(k) for k in keys]
+        keys = check_keys(keys)
         if not keys:
             return []
         db = self._check_open()

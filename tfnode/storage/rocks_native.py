@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 from .. import _core
-from .abc import MAX_KEY, WriteBatch, all_bytes, check_key
+from .abc import WriteBatch, check_key, check_keys
 from .errors import CorruptionError, StorageError, StorageTypeError, StorageValueError, StoreClosed
 from .rocks import RocksBase, StoreSnapshot, read_error, read_one
 
@@ -30,8 +30,13 @@ from .rocks import RocksBase, StoreSnapshot, read_error, read_one
 _CHUNK = 256
 
 
-def _keys(keys: Iterable[bytes]) -> list[bytes]:
-    return keys if type(keys) is list and all_bytes(keys, 1, MAX_KEY) else [check_key(k) for k in keys]
+def _read_many(reader: Any, keys: list[bytes]) -> list[bytes | None]:
+    """``reader.get_many(keys)`` (the database or a snapshot), read errors as storage errors."""
+    try:
+        out: list[bytes | None] = reader.get_many(keys)
+        return out
+    except OSError as err:
+        raise read_error(err) from err
 
 
 def _walk(it: Any) -> Iterator[tuple[bytes, bytes]]:
@@ -55,13 +60,7 @@ class _NativeSnapshot(StoreSnapshot):
         return read_one(self._live(), key)
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
-        snap = self._live()
-        keys = _keys(keys)
-        try:
-            out: list[bytes | None] = snap.get_many(keys)
-            return out
-        except OSError as err:
-            raise read_error(err) from err
+        return _read_many(self._live(), check_keys(keys))
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         snap = self._live()
@@ -109,15 +108,8 @@ class NativeRocksKV(RocksBase):
         return walk
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
-        keys = _keys(keys)
-        if not keys:
-            return []
-        db = self._check_open()
-        try:
-            out: list[bytes | None] = db.get_many(keys)
-            return out
-        except OSError as err:
-            raise read_error(err) from err
+        keys = check_keys(keys)
+        return _read_many(self._check_open(), keys) if keys else []
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         db = self._check_open()
@@ -135,7 +127,7 @@ class NativeRocksKV(RocksBase):
             db = self._check_open()  # again: closed while waiting for the lock
             try:
                 # the batch sorted, built and written with the GIL released (the fsync next)
-                db.write(batch.ops, False)
+                db.write(batch.ops)
             except ValueError as err:  # an operation WriteBatch would not have made (appended to .ops)
                 raise StorageValueError(f"RocksDB write refused, nothing written: {err}") from err
             except OSError as err:

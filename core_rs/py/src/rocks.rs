@@ -3,8 +3,8 @@
 //! (docs/storage.md, "RocksDB engines"): rocksdict holds the GIL through `write`, so while a
 //! block's batch goes into the memtable and the WAL no other Python thread of the node runs,
 //! and its RocksDB computes the CRC32C of every WAL record and table block in portable code.
-//! Here the batch is sorted, built, written and (if asked) fsynced with the GIL released, a
-//! long multi-get too, and the CRC uses SSE4.2 (`.cargo/config.toml`).
+//! Here the batch is sorted, built and written with the GIL released, and so are the WAL's
+//! fsync and a long multi-get, and the CRC uses SSE4.2 (`.cargo/config.toml`).
 //!
 //! Lifetimes: a [`Db`] is shared (`Arc`) by the handle, its snapshots and iterators, and is
 //! closed when the last of them goes; `RocksDb.close` drops the handle's share, and the
@@ -236,12 +236,18 @@ mod native {
         slot.lock().map_err(|_| os_err("RocksDB handle lock poisoned".into()))?.clone().ok_or_else(|| os_err("RocksDB is closed".into()))
     }
 
-    fn key_slices<'a>(keys: &'a [Bound<'_, PyBytes>]) -> Vec<&'a [u8]> {
-        keys.iter().map(|k| k.as_bytes()).collect()
-    }
-
     /// Below this many keys a multi-get keeps the GIL (releasing it costs more than the reads).
     const DETACH_KEYS: usize = 16;
+
+    /// The values of `keys` read through `ro` (the database's, or a snapshot's), as a list of
+    /// bytes or None; the GIL released for the reads of a long list (a block's replay
+    /// records or balances).
+    fn multi_get_list<'py>(py: Python<'py>, db: &Db, ro: *mut ffi::rocksdb_readoptions_t, keys: &[Bound<'py, PyBytes>]) -> PyResult<Bound<'py, PyList>> {
+        let ks: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+        let ro = ReadOpts(ro);
+        let r = if ks.len() >= DETACH_KEYS { py.detach(|| db.multi_get(ro.get(), &ks)) } else { db.multi_get(ro.get(), &ks) };
+        pinned_list(py, r)
+    }
 
     /// One RocksDB database (`tfnode.storage.rocks_native.NativeRocksKV`).
     #[pyclass(module = "tfnode._core", frozen)]
@@ -284,16 +290,14 @@ mod native {
         /// reads of a long list.
         fn get_many<'py>(&self, py: Python<'py>, keys: Vec<Bound<'py, PyBytes>>) -> PyResult<Bound<'py, PyList>> {
             let db = share(&self.db)?;
-            let ks = key_slices(&keys);
-            let ro = ReadOpts(db.ro);
-            let r = if ks.len() >= DETACH_KEYS { py.detach(|| db.multi_get(ro.get(), &ks)) } else { db.multi_get(ro.get(), &ks) };
-            pinned_list(py, r)
+            multi_get_list(py, &db, db.ro, &keys)
         }
 
         /// Apply `ops` (a list of `(key, value)` pairs, value None to delete) as one atomic
         /// batch, in key order (stable: a later operation on a key still wins), with the GIL
-        /// released from the sort on; `sync`: fsync the WAL before returning.
-        fn write(&self, py: Python<'_>, ops: &Bound<'_, PyList>, sync: bool) -> PyResult<()> {
+        /// released from the sort on. Unsynced: the store fsyncs with `flush_wal`, under its
+        /// lock, when a write must be durable.
+        fn write(&self, py: Python<'_>, ops: &Bound<'_, PyList>) -> PyResult<()> {
             let db = share(&self.db)?;
             let bad = || PyValueError::new_err("an operation must be a (bytes key, bytes or None value) tuple");
             let mut held: Vec<(Bound<'_, PyBytes>, Option<Bound<'_, PyBytes>>)> = Vec::with_capacity(ops.len());
@@ -327,13 +331,8 @@ mod native {
                     }
                     ffi::rocksdb_write(db.db, db.wo, wb, &mut err);
                     ffi::rocksdb_writebatch_destroy(wb);
-                    take_err(err)?;
-                    if sync {
-                        ffi::rocksdb_flush_wal(db.db, 1, &mut err);
-                        take_err(err)?;
-                    }
+                    take_err(err)
                 }
-                Ok::<(), String>(())
             })
             .map_err(os_err)
         }
@@ -501,9 +500,9 @@ mod native {
         }
 
         fn get_many<'py>(&self, py: Python<'py>, keys: Vec<Bound<'py, PyBytes>>) -> PyResult<Bound<'py, PyList>> {
-            let ks = key_slices(&keys);
-            let r = self.with(|s| Ok(s.db.multi_get(s.ro, &ks)))?;
-            pinned_list(py, r)
+            // a share of the snapshot, the lock let go: a close() meanwhile waits for nothing
+            let snap = self.with(|s| Ok(s.clone()))?;
+            multi_get_list(py, &snap.db, snap.ro, &keys)
         }
 
         #[pyo3(signature = (start, end = None))]
