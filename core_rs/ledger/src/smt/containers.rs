@@ -348,7 +348,7 @@ impl StateTree {
         self.store.stale.clear();
         for (k, w) in &newest {
             if *w < head {
-                self.store.stale.entry(w + 1).or_default().push(*k);
+                self.store.stale.entry(w + 1).or_default().push(k);
             }
         }
         let cs = &mut self.containers;
@@ -402,7 +402,7 @@ impl StateTree {
         // Removed nodes counted per version first: their containers are then looked up once
         // per version rather than once per node.
         let mut removed: HashMap<u64, usize, FastU64> = HashMap::default();
-        for k in gone.into_values().flatten() {
+        for k in gone.values().flat_map(super::StaleKeys::iter) {
             if self.store.remove(&k).is_some() {
                 *removed.entry(k.version).or_default() += 1;
             }

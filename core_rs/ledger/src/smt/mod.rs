@@ -14,11 +14,12 @@
 //! keeps its whole tree in memory and loads it from the database at start-up.
 mod containers;
 mod node;
+mod nodemap;
 mod proof;
 mod update;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use containers::{ContainerWrites, Containers, CONTAINER_FORMAT, LEGACY, PART_BYTES, SMALL_LIVE};
@@ -110,7 +111,8 @@ impl std::hash::Hasher for NodeKeyHasher {
     }
 }
 
-type NodeMap = HashMap<NodeKey, Node, std::hash::BuildHasherDefault<NodeKeyHasher>>;
+pub(crate) use nodemap::key_hash;
+use nodemap::NodeMap;
 
 /// How many maps [`MemStore`] spreads its nodes over.
 pub(crate) const SHARDS: usize = 128;
@@ -122,12 +124,10 @@ pub(crate) const SHARDS: usize = 128;
 static SHARD_BOUNDS: std::sync::LazyLock<[u32; SHARDS - 1]> =
     std::sync::LazyLock::new(|| core::array::from_fn(|i| ((((i + 1) as f64 / SHARDS as f64).exp2() - 1.0) * 4_294_967_296.0) as u32));
 
-/// The shard of `key`: its map hash mixed once more (so a shard's keys still differ in the
-/// bits the map itself indexes and tags with), placed among [`SHARD_BOUNDS`].
+/// The shard of a key whose map hash is `h`: `h` mixed once more (so a shard's keys still
+/// differ in the bits the map itself indexes and tags with), placed among [`SHARD_BOUNDS`].
 #[inline]
-pub(crate) fn shard_of(key: &NodeKey) -> usize {
-    use std::hash::BuildHasher;
-    let h = std::hash::BuildHasherDefault::<NodeKeyHasher>::default().hash_one(key);
+pub(crate) fn shard_of_hash(h: u64) -> usize {
     let draw = ((h ^ (h >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32;
     SHARD_BOUNDS.partition_point(|&b| b <= draw)
 }
@@ -143,11 +143,40 @@ pub(crate) fn shard_of(key: &NodeKey) -> usize {
 /// memory the allocator already holds (the table another shard just left) more often than a
 /// table of tens of MB, which is mapped fresh and must first be zeroed by the kernel: with 16
 /// shards that zeroing was ~15% of a node's cycles at 10,000 transfers/s, with 128 about
-/// half of it (docs/benchmarks.md, "SM2 in IFMA lanes, the tree over 128 maps").
+/// half of it (docs/benchmarks.md, "SM2 in IFMA lanes, the tree over 128 maps"). Each map
+/// keeps its nodes in a slab and only slot numbers in its table (`nodemap.rs`).
 pub struct MemStore {
     shards: [NodeMap; SHARDS],
     /// version v -> nodes that left the tree at v (still part of version v - 1).
-    stale: BTreeMap<u64, Vec<NodeKey>>,
+    stale: BTreeMap<u64, StaleKeys>,
+}
+
+/// The keys of the nodes that left the tree at one version, packed as they are stored
+/// ([`NodeKey::encode_into`]: version, depth and the path's used bytes, ~13 bytes for the
+/// nodes a block replaces) rather than as 48-byte [`NodeKey`]s: a block at 10,000
+/// transfers/s replaces ~8,000 nodes, and the index holds 256 blocks of them.
+#[derive(Default)]
+pub(crate) struct StaleKeys(Vec<u8>);
+
+impl StaleKeys {
+    pub(crate) fn push(&mut self, key: &NodeKey) {
+        key.encode_into(&mut self.0);
+    }
+
+    /// The keys, in the order they were pushed.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = NodeKey> + '_ {
+        let mut rest = &self.0[..];
+        std::iter::from_fn(move || {
+            let (head, tail) = rest.split_first_chunk::<10>()?;
+            let version = u64::from_be_bytes(head[..8].try_into().ok()?);
+            let depth = u16::from_be_bytes([head[8], head[9]]);
+            let n = (depth as usize).div_ceil(8);
+            let mut path = [0u8; 32];
+            path[..n].copy_from_slice(tail.get(..n)?);
+            rest = &tail[n..];
+            Some(NodeKey { version, depth, path })
+        })
+    }
 }
 
 impl Default for MemStore {
@@ -158,10 +187,10 @@ impl Default for MemStore {
 
 impl NodeStore for MemStore {
     fn get_node(&self, key: &NodeKey) -> Result<Option<Node>> {
-        Ok(self.shards[shard_of(key)].get(key).cloned())
+        Ok(self.get_ref(key).cloned())
     }
     fn node(&self, key: &NodeKey) -> Result<Option<Cow<'_, Node>>> {
-        Ok(self.shards[shard_of(key)].get(key).map(Cow::Borrowed))
+        Ok(self.get_ref(key).map(Cow::Borrowed))
     }
 }
 
@@ -180,31 +209,38 @@ impl MemStore {
         self.shards.iter().flat_map(|m| m.iter())
     }
     pub fn insert(&mut self, key: NodeKey, node: Node) {
-        self.shards[shard_of(&key)].insert(key, node);
+        self.replace(key, node);
     }
     /// The node stored under `key`, borrowed.
+    #[inline]
     pub(crate) fn get_ref(&self, key: &NodeKey) -> Option<&Node> {
-        self.shards[shard_of(key)].get(key)
+        let h = key_hash(key);
+        self.shards[shard_of_hash(h)].get(h, key)
     }
     pub(crate) fn contains(&self, key: &NodeKey) -> bool {
-        self.shards[shard_of(key)].contains_key(key)
+        self.get_ref(key).is_some()
     }
     /// Store `node`; returns the node `key` held before, if any.
     pub(crate) fn replace(&mut self, key: NodeKey, node: Node) -> Option<Node> {
-        self.shards[shard_of(&key)].insert(key, node)
+        let h = key_hash(&key);
+        self.shards[shard_of_hash(h)].insert(h, key, node)
     }
     pub(crate) fn remove(&mut self, key: &NodeKey) -> Option<Node> {
-        self.shards[shard_of(key)].remove(key)
+        let h = key_hash(key);
+        self.shards[shard_of_hash(h)].remove(h, key)
     }
     /// Keep only the nodes whose keys `keep` accepts.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&NodeKey) -> bool) {
         for m in &mut self.shards {
-            m.retain(|k, _| keep(k));
+            m.retain(&mut keep);
         }
     }
     /// Record nodes that left the tree at `version` (for [`MemStore::prune`]).
     pub fn mark_stale(&mut self, version: u64, keys: impl IntoIterator<Item = NodeKey>) {
-        self.stale.entry(version).or_default().extend(keys);
+        let list = self.stale.entry(version).or_default();
+        for k in keys {
+            list.push(&k);
+        }
     }
     /// Store an update's new nodes and stale list.
     pub fn commit(&mut self, u: TreeUpdate) {
@@ -219,8 +255,8 @@ impl MemStore {
         let keep = self.stale.split_off(&(oldest_kept.saturating_add(1)));
         let gone = std::mem::replace(&mut self.stale, keep);
         let mut n = 0;
-        for k in gone.into_values().flatten() {
-            n += self.shards[shard_of(&k)].remove(&k).is_some() as usize;
+        for k in gone.values().flat_map(StaleKeys::iter) {
+            n += self.remove(&k).is_some() as usize;
         }
         n
     }

@@ -339,7 +339,7 @@ fn memstore_shards_take_their_shares() {
     for i in 0..n {
         let h = tfnode_sm3::hash(&i.to_le_bytes());
         let depth = (i % 40) as u16; // shallow keys share most of their (zeroed) path
-        counts[shard_of(&NodeKey::new(i / 40, depth, &h))] += 1;
+        counts[shard_of_hash(key_hash(&NodeKey::new(i / 40, depth, &h)))] += 1;
     }
     let total: f64 = (0..SHARDS).map(|i| 2f64.powf(i as f64 / SHARDS as f64)).sum();
     for (i, &c) in counts.iter().enumerate() {
@@ -359,4 +359,21 @@ fn memstore_shards_take_their_shares() {
     s.mark_stale(5, keys.iter().copied());
     assert_eq!(s.prune(5), keys.len());
     assert!(s.is_empty());
+}
+
+/// The stale index packs keys as they are stored: every depth (0, a partial last byte, a
+/// whole path) comes back as it went in, in order.
+#[test]
+fn stale_keys_round_trip() {
+    let mut list = StaleKeys::default();
+    let keys: Vec<NodeKey> = [0u16, 1, 7, 8, 9, 63, 64, 200, 255, 256]
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| NodeKey::new(u64::MAX - i as u64, d, &tfnode_sm3::hash(&[i as u8])))
+        .collect();
+    for k in &keys {
+        list.push(k);
+    }
+    assert_eq!(list.iter().collect::<Vec<_>>(), keys);
+    assert_eq!(StaleKeys::default().iter().count(), 0);
 }
