@@ -82,6 +82,8 @@ def test_local_url_and_helpers():
         ({"rpc": ["a:1"]}, "expected http://host:port"),
         ({"duration": 0}, "--duration 0"),
         ({"duration": float("inf")}, "--duration inf"),
+        ({"warmup": -1}, "--warmup -1"),
+        ({"warmup": float("nan")}, "--warmup nan"),
         ({"accounts": 0}, "--accounts 0"),
         ({"rate": -1}, "--rate -1"),
         ({"batch": 9000}, "--batch 9000"),
@@ -121,6 +123,7 @@ def test_config_defaults():
     assert BenchConfig(duration=3, rate=100).validate().txs == 512  # at least one batch
     assert BenchConfig(duration=1000).validate().txs == bench.MAX_PRESIGN
     assert BenchConfig(duration=10, workload="lc").validate().txs == 10 * bench.DEFAULT_LC_RATE
+    assert BenchConfig(duration=3, warmup=2, rate=1000).validate().txs == 5000  # the warm-up's too
     r = BenchConfig(rpc=["http://127.0.0.1:5"], key="k").validate()
     assert r.validators is None
 
@@ -239,6 +242,54 @@ def test_drive_against_a_fake_node():
     assert report["cpu_us_per_tx_per_node"] is None and report["cores_per_node"] == []  # no node measured
     assert report["committed"] <= report["committed_total"] == 293
     assert report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
+
+
+def test_drive_with_a_warm_up_times_only_the_window():
+    """With ``warmup``: the load runs ``warmup`` + ``duration`` seconds at one rate;
+    ``on_window`` is called once, as the window starts; only transactions sent in the window
+    are timed, and the warm-up's that commit in the window count among its commits (and for
+    the CPU per transfer, metered from the window's start)."""
+    accts = [Account.generate() for _ in range(4)]
+    txs = bench.presign(accts, "tf-fake", 100, 600, processes=1)
+    node = FakeNode(reject=set())
+    try:
+        cfg = BenchConfig(
+            rpc=[node.url], duration=0.6, warmup=0.6, rate=500, batch=25, inflight=1000, txs=600, drain=5
+        ).validate()
+        calls = []
+        run = asyncio.run(bench.drive([node.url], txs, cfg, 5, on_window=lambda: calls.append(time.monotonic())))
+    finally:
+        node.close()
+    tally = run["tally"]
+    [t_window] = calls
+    assert tally.window_start == run["t0"] and abs(t_window - run["t0"]) < 0.1
+    # ~300 sent in the warm-up and ~300 in the window (500/s): both kinds committed
+    warm, timed = len(tally.warm_committed_at), tally.committed
+    assert 200 <= warm <= 400 and 200 <= timed <= 400 and warm + timed == tally.submitted
+    assert tally.in_flight == 0 and len(tally.latencies) == timed
+    report = bench.summarize(run, cfg, 1, [{"cpu_s": 1.0}], [])
+    assert report["warmup_s"] == 0.6
+    assert report["committed_total"] == timed  # the window's own transactions
+    in_window = sum(1 for t in tally.warm_committed_at if t >= run["t0"])
+    assert report["cpu_us_per_tx_per_node"] == round(1e6 / (timed + in_window), 1)
+
+
+def test_summary_counts_the_warm_ups_commits_inside_the_window():
+    """A warm-up's transactions committed after the window opened are the window's blocks:
+    counted in ``committed`` (tps) and in the CPU per transfer (the nodes are metered from
+    the window's start); those committed before it, in neither; latencies only the window's."""
+    t0 = 100.0
+    tally = bench.Tally(window_start=t0)
+    tally.warm_committed_at = [99.0, 99.5, 100.2, 100.4, 103.0]  # 2 before, 2 in, 1 in the drain
+    tally.committed_at = [100.5, 101.0, 102.0, 104.0]  # the last one in the drain
+    tally.latencies = [0.3, 0.4, 0.5, 1.0]
+    tally.committed = 4
+    run = {"tally": tally, "t0": t0, "window_s": 2.5, "exhausted_at_s": None, "receipt_sample": {}}
+    cfg = BenchConfig(rpc=["http://127.0.0.1:5"], duration=2.5, warmup=3).validate()
+    report = bench.summarize(run, cfg, 1, [{"cpu_s": 0.7}], [])
+    assert report["committed"] == 3 + 2 and report["tps"] == 2.0
+    assert report["committed_total"] == 4 and report["warmup_s"] == 3
+    assert report["cpu_us_per_tx_per_node"] == round(1e6 * 0.7 / (4 + 3), 1)  # + the 3 after t0
 
 
 def test_drive_names_the_chain_and_bounds_the_submits_in_flight():

@@ -60,6 +60,10 @@ class BenchConfig:
     validators: int | None = None  # start a local consortium of this many (default 4)
     rpc: list[str] = field(default_factory=list)  # or drive a running one
     duration: float = 10.0
+    # Seconds of the same load before the measured window starts (not counted): the window
+    # then sees nodes past their start (heaps grown, first compactions run), as a node that
+    # has been up for a while is.
+    warmup: float = 0.0
     accounts: int = 256
     rate: float = 0.0  # tx/s; 0 = as fast as the nodes take them (bounded by inflight)
     key: Path | None = None
@@ -89,6 +93,8 @@ class BenchConfig:
                 raise BenchError(f"--rpc {u!r}: expected http://host:port")
         if not (self.duration > 0 and math.isfinite(self.duration)):
             raise BenchError(f"--duration {self.duration}: expected seconds > 0")
+        if not (self.warmup >= 0 and math.isfinite(self.warmup)):
+            raise BenchError(f"--warmup {self.warmup}: expected seconds >= 0")
         if not 1 <= self.accounts <= 100_000:
             raise BenchError(f"--accounts {self.accounts}: expected 1..100000")
         if not (self.rate >= 0 and math.isfinite(self.rate)):
@@ -109,7 +115,7 @@ class BenchConfig:
             raise BenchError(f"--workload {self.workload} sets up its own local consortium: drop --rpc")
         if self.txs is None:
             per_s = self.rate or (DEFAULT_LC_RATE if self.workload == "lc" else DEFAULT_PRESIGN_RATE)
-            self.txs = min(MAX_PRESIGN, max(self.batch, math.ceil(per_s * self.duration)))
+            self.txs = min(MAX_PRESIGN, max(self.batch, math.ceil(per_s * (self.warmup + self.duration))))
         if not 1 <= self.txs <= 10 * MAX_PRESIGN:
             raise BenchError(f"--txs {self.txs}: expected 1..{10 * MAX_PRESIGN}")
         if self.drain < 0:
@@ -230,6 +236,10 @@ class Tally:
     committed_at: list[float] = field(default_factory=list)
     committed_hashes: list[str] = field(default_factory=list)
     height: int = 0
+    # With a warm-up: when the measured window starts. Transactions sent before it are not
+    # timed; when they commit is kept apart (warm_committed_at), to count the window's blocks.
+    window_start: float | None = None
+    warm_committed_at: list[float] = field(default_factory=list)
 
     @property
     def in_flight(self) -> int:
@@ -261,7 +271,9 @@ async def _watch_blocks(client, tally: Tally, start_height: int, changed: asynci
                 blk = await client.get_block(x, txs=True)
                 for th in blk.get("txs") or ():
                     sent = tally.sent_at.pop(th, None)
-                    if sent is not None:
+                    if sent is not None and tally.window_start is not None and sent < tally.window_start:
+                        tally.warm_committed_at.append(t)
+                    elif sent is not None:
                         tally.latencies.append(t - sent)
                         tally.committed_at.append(t)
                         tally.committed_hashes.append(th)
@@ -280,10 +292,13 @@ async def drive(
     start_height: int,
     tick: Callable[[Tally, float], None] | None = None,
     chain: str | None = None,
+    on_window: Callable[[], None] | None = None,
 ) -> dict:
-    """Submit ``txs`` (raw hex, hash hex) for ``cfg.duration`` seconds; returns the raw
-    measurements (times relative to the start of the window). ``chain``: on nodes hosting
-    several chains, the one submitted to and watched (None: each node's default chain)."""
+    """Submit ``txs`` (raw hex, hash hex) for ``cfg.warmup`` + ``cfg.duration`` seconds;
+    returns the raw measurements of the window, the last ``cfg.duration`` seconds (times
+    relative to its start). ``on_window`` is called as the window starts (after the
+    warm-up). ``chain``: on nodes hosting several chains, the one submitted to and watched
+    (None: each node's default chain)."""
     from tfnode.client import AsyncClient, ClientError, RpcError
 
     clients = [AsyncClient(u, connections=cfg.concurrency + 2, chain=chain) for u in urls]
@@ -313,12 +328,18 @@ async def drive(
                     tally.rejected[r.get("reason") or "unknown"] += 1
             changed.set()
 
-    t0 = time.monotonic()
+    t_load = time.monotonic()
+    t0 = t_load + cfg.warmup
     t_end = t0 + cfg.duration
+    if cfg.warmup:
+        tally.window_start = t0
     exhausted_at = None
     next_i, node = 0, 0
     try:
         while time.monotonic() < t_end:
+            if on_window is not None and time.monotonic() >= t0:
+                on_window()
+                on_window = None
             if watcher.done():
                 watcher.result()
                 raise BenchError("the block subscription ended early")
@@ -328,7 +349,7 @@ async def drive(
                     exhausted_at = time.monotonic() - t0
                 await asyncio.sleep(min(0.05, max(0.0, t_end - time.monotonic())))
                 if tick:
-                    tick(tally, time.monotonic() - t0)
+                    tick(tally, time.monotonic() - t_load)
                 continue
             if tally.in_flight + tally.queued + cfg.batch > cfg.inflight:
                 changed.clear()
@@ -337,10 +358,10 @@ async def drive(
                 except TimeoutError:
                     pass
                 if tick:
-                    tick(tally, time.monotonic() - t0)
+                    tick(tally, time.monotonic() - t_load)
                 continue
             if cfg.rate:
-                due = t0 + next_i / cfg.rate
+                due = t_load + next_i / cfg.rate
                 if due > time.monotonic():
                     await asyncio.sleep(min(due - time.monotonic(), t_end - time.monotonic(), 0.05))
                     continue
@@ -353,8 +374,10 @@ async def drive(
             task.add_done_callback(tasks.discard)
             node = (node + 1) % len(clients)
             if tick:
-                tick(tally, time.monotonic() - t0)
+                tick(tally, time.monotonic() - t_load)
             await asyncio.sleep(0)  # let the submits run
+        if on_window is not None:  # a window too short to see a turn of the loop
+            on_window()
         window_end = time.monotonic()
         if tasks:
             await asyncio.wait(set(tasks), timeout=cfg.drain + 60)
@@ -362,7 +385,7 @@ async def drive(
         while tally.in_flight and time.monotonic() < drain_until and not watcher.done():
             await asyncio.sleep(0.1)
             if tick:
-                tick(tally, time.monotonic() - t0)
+                tick(tally, time.monotonic() - t_load)
         finished = time.monotonic()
         sample = await _sample_receipts(clients[0], tally.committed_hashes)
     finally:
@@ -409,7 +432,11 @@ def cpu_per_item_per_node(nodes: list[dict], items: int) -> float | None:
 def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict], notes: list[str]) -> dict:
     tally: Tally = run["tally"]
     t0, window = run["t0"], run["window_s"]
+    # Committed inside the window: whenever sent (a warm-up's transactions committing in the
+    # window are the window's blocks too). Latencies are those of the window's own.
     in_window = sum(1 for t in tally.committed_at if t - t0 <= window)
+    warm_in_window = sum(1 for t in tally.warm_committed_at if t >= t0)
+    in_window += sum(1 for t in tally.warm_committed_at if 0 <= t - t0 <= window)
     pct = percentiles([x * 1000 for x in tally.latencies])
     r2 = lambda x: None if x is None else round(x, 2)  # noqa: E731
     return {
@@ -420,8 +447,10 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
         "p95_ms": r2(pct[95]),
         "p99_ms": r2(pct[99]),
         "duration_s": round(window, 3),
+        "warmup_s": cfg.warmup,
         "validators": n_validators,
-        "cpu_us_per_tx_per_node": cpu_per_item_per_node(nodes, tally.committed),
+        # the nodes are metered from the window's start: everything committed since then
+        "cpu_us_per_tx_per_node": cpu_per_item_per_node(nodes, tally.committed + warm_in_window),
         "cores_per_node": [n.get("cores") for n in nodes],
         "submitted": tally.submitted,
         "rejected": dict(tally.rejected),
@@ -645,10 +674,11 @@ def run(
                 raise BenchError(
                     f"the chain reached height {height} while signing; the transactions expire at {expiry}"
                 )
-            meter = NodeMeter(pids)
-            say(f"driving {len(urls)} node(s) for {cfg.duration:g} s")
-            result = asyncio.run(drive(urls, txs, cfg, height, tick))
-            nodes = meter.read()
+            meters: list[NodeMeter] = []
+            warm = f" after {cfg.warmup:g} s of warm-up" if cfg.warmup else ""
+            say(f"driving {len(urls)} node(s) for {cfg.duration:g} s{warm}")
+            result = asyncio.run(drive(urls, txs, cfg, height, tick, on_window=lambda: meters.append(NodeMeter(pids))))
+            nodes = meters[0].read()
             # Signature checks each node made, and transactions it took on a batch certificate
             # instead (docs/mempool.md, "Verify once per quorum"); since the node started.
             for n, u in zip(nodes, urls, strict=False):
@@ -663,10 +693,9 @@ def run(
             if any(p is None for p in pids):
                 notes.append("cpu_s and rss_mb are null for nodes not on this machine (or without a pid in status)")
             if result["exhausted_at_s"] is not None:
-                notes.append(
-                    f"all pre-signed transactions were submitted by {result['exhausted_at_s']:.1f} s "
-                    "of the window, so tps is a lower bound: raise --txs"
-                )
+                when = result["exhausted_at_s"]
+                when = f"by {when:.1f} s of the window" if when >= 0 else "during the warm-up"
+                notes.append(f"all pre-signed transactions were submitted {when}, so tps is a lower bound: raise --txs")
             return summarize(result, cfg, n_validators, nodes, notes)
         finally:
             if cons is not None:
@@ -715,12 +744,13 @@ def run_with_display(cfg: BenchConfig, json_out: bool) -> int:
         last[0] = time.monotonic()
         if task is None:
             progress.start()
-            task = progress.add_task("load", total=cfg.duration, stats="")
-        rate = t.committed / elapsed if elapsed > 0 else 0
+            task = progress.add_task("load", total=cfg.warmup + cfg.duration, stats="")
+        rate = t.committed / (elapsed - cfg.warmup) if elapsed > cfg.warmup else 0
+        phase = "warm-up" if elapsed < cfg.warmup else "load" if elapsed <= cfg.warmup + cfg.duration else "drain"
         progress.update(
             task,
-            completed=min(elapsed, cfg.duration),
-            description="load" if elapsed <= cfg.duration else "drain",
+            completed=min(elapsed, cfg.warmup + cfg.duration),
+            description=phase,
             stats=f"submitted {t.submitted}  committed {t.committed}  in flight {t.in_flight}  "
             f"rejected {sum(t.rejected.values())}  ~{rate:,.0f} tx/s  height {t.height}",
         )

@@ -381,6 +381,9 @@ def bench(
     validators: int = typer.Option(None, "--validators", help="start a local consortium of this many (default 4)"),
     rpc: str = typer.Option("", "--rpc", help="comma-separated RPC URLs of a running consortium instead"),
     duration: float = typer.Option(10.0, "--duration", help="seconds of measured load"),
+    warmup: float = typer.Option(
+        0.0, "--warmup", help="seconds of the same load before the measured window (not counted)"
+    ),
     accounts: int = typer.Option(256, "--accounts", help="sending accounts"),
     rate: float = typer.Option(0.0, "--rate", help="offered tx/s (0: as fast as the nodes take them)"),
     key: Path = typer.Option(
@@ -407,6 +410,7 @@ def bench(
         validators=validators,
         rpc=[u for u in rpc.split(",") if u],
         duration=duration,
+        warmup=warmup,
         accounts=accounts,
         rate=rate,
         key=key,
