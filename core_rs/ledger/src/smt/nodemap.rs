@@ -98,11 +98,10 @@ impl NodeMap {
         if slot as usize == last {
             return Some(moved.1);
         }
-        let hm = key_hash(&moved.0);
+        // the moved entry's table slot now names the hole
         let last = last as u32;
-        if let Ok(mut e) = table.find_entry(hm, |&s| s == last) {
-            *e.get_mut() = slot;
-        }
+        let mut e = table.find_entry(key_hash(&moved.0), |&s| s == last).expect("every filled slot is in the table");
+        *e.get_mut() = slot;
         Some(std::mem::replace(at_mut(chunks, slot), moved).1)
     }
 
