@@ -1,5 +1,5 @@
 //! One shard of [`super::MemStore`]: its nodes packed in a slab of fixed-size chunks, found
-//! through a hash table that holds only their slot numbers.
+//! through an open-addressing table of 8-byte buckets (a hash tag and a slot number).
 //!
 //! A hash map of `(NodeKey, Node)` entries (152 bytes each) keeps its table between 7/8 and
 //! 7/16 full, so a tree's maps held ~230 bytes per node, and every time a map doubled it
@@ -7,13 +7,16 @@
 //! fresh from the kernel. At 10,000 transfers/s the tree of a young node grows by ~30 MB a
 //! second, and faulting in and zeroing that memory was a fifth of the node's cycles, the
 //! largest single cost on a VM whose host takes freed memory back (docs/benchmarks.md). Here
-//! an entry is written once into a chunk that never moves; the table only holds 4-byte slot
-//! numbers, so doubling it moves a thirty-eighth of the bytes. A removed entry's slot is
-//! filled by the last entry (its table slot repointed), so the slab stays dense and the
-//! chunks a pruned tree leaves empty are filled again by the next blocks' nodes.
+//! an entry is written once into a chunk that never moves; the table only holds 8-byte
+//! buckets, so doubling it moves a nineteenth of the bytes. A lookup reads one bucket (its
+//! 32-bit tag rules out nearly every other key), then the entry: a `HashTable` of bare slot
+//! numbers read its control bytes, the slot and the entry, and cost a node ~9% more CPU
+//! once its tree was large (docs/benchmarks.md). Linear probing, a key's home its tag masked
+//! (so the table grows without reading an entry), at most 3/4 full; a removal shifts back
+//! the buckets that probed past it (no tombstones). A removed entry's slot is filled by the
+//! last entry (its bucket repointed), so the slab stays dense and the chunks a pruned tree
+//! leaves empty are filled again by the next blocks' nodes.
 use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
 
 use super::node::{Node, NodeKey};
 use super::NodeKeyHasher;
@@ -27,11 +30,30 @@ pub(crate) fn key_hash(key: &NodeKey) -> u64 {
     std::hash::BuildHasherDefault::<NodeKeyHasher>::default().hash_one(key)
 }
 
+/// A table bucket: the high 32 bits of the key's hash, then its slot + 1 (0: empty). A
+/// lookup reads one bucket (the tag rules out nearly every other key) and then the entry.
+#[inline]
+fn bucket(tag: u32, slot: u32) -> u64 {
+    (u64::from(tag) << 32) | (u64::from(slot) + 1)
+}
+
+#[inline]
+fn tag_of(h: u64) -> u32 {
+    (h >> 32) as u32
+}
+
+#[inline]
+fn slot_of(b: u64) -> u32 {
+    (b as u32).wrapping_sub(1)
+}
+
 #[derive(Default)]
 pub(crate) struct NodeMap {
-    /// Slot numbers, indexed by [`key_hash`] of the key in the slot.
-    table: HashTable<u32>,
-    /// Slot `i` is `chunks[i / CHUNK][i % CHUNK]`; slots `0..len()` are filled. A chunk is
+    /// Linear probing over buckets ([`bucket`]); a key's home is its tag masked, so the
+    /// table grows without reading an entry. At most 3/4 full; a power of two (or empty).
+    buckets: Vec<u64>,
+    len: usize,
+    /// Slot `i` is `chunks[i / CHUNK][i % CHUNK]`; slots `0..len` are filled. A chunk is
     /// allocated with room for `CHUNK` entries and kept when it empties.
     chunks: Vec<Vec<(NodeKey, Node)>>,
 }
@@ -42,67 +64,127 @@ fn at(chunks: &[Vec<(NodeKey, Node)>], slot: u32) -> &(NodeKey, Node) {
     &chunks[i / CHUNK][i % CHUNK]
 }
 
-#[inline]
-fn at_mut(chunks: &mut [Vec<(NodeKey, Node)>], slot: u32) -> &mut (NodeKey, Node) {
-    let i = slot as usize;
-    &mut chunks[i / CHUNK][i % CHUNK]
-}
-
 impl NodeMap {
     pub(crate) fn len(&self) -> usize {
-        self.table.len()
+        self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.len == 0
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeKey, &Node)> {
         self.chunks.iter().flatten().map(|(k, n)| (k, n))
     }
 
+    #[inline]
+    fn mask(&self) -> usize {
+        self.buckets.len().wrapping_sub(1)
+    }
+
+    /// The bucket index holding `key` (hash `h`), if it is stored.
+    #[inline]
+    fn find(&self, h: u64, key: &NodeKey) -> Option<usize> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let (tag, mask) = (tag_of(h), self.mask());
+        let mut i = tag as usize & mask;
+        loop {
+            let b = self.buckets[i];
+            if b == 0 {
+                return None;
+            }
+            if (b >> 32) as u32 == tag && at(&self.chunks, slot_of(b)).0 == *key {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// The node under `key`, whose [`key_hash`] is `h`.
     #[inline]
     pub(crate) fn get(&self, h: u64, key: &NodeKey) -> Option<&Node> {
-        let chunks = &self.chunks;
-        self.table.find(h, |&s| at(chunks, s).0 == *key).map(|&s| &at(chunks, s).1)
+        self.find(h, key).map(|i| &at(&self.chunks, slot_of(self.buckets[i])).1)
+    }
+
+    /// Put `b` in the first empty bucket from its tag's home (the key is not stored).
+    fn place(buckets: &mut [u64], b: u64) {
+        let mask = buckets.len() - 1;
+        let mut i = (b >> 32) as usize & mask;
+        while buckets[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        buckets[i] = b;
     }
 
     /// Store `node` under `key` (hash `h`); returns the node it replaced, if any.
     pub(crate) fn insert(&mut self, h: u64, key: NodeKey, node: Node) -> Option<Node> {
-        let len = self.table.len();
-        let Self { table, chunks } = self;
-        match table.entry(h, |&s| at(chunks, s).0 == key, |&s| key_hash(&at(chunks, s).0)) {
-            hashbrown::hash_table::Entry::Occupied(e) => Some(std::mem::replace(&mut at_mut(chunks, *e.get()).1, node)),
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                let slot = u32::try_from(len).expect("a shard holds fewer than 2^32 nodes");
-                if chunks.len() * CHUNK <= len {
-                    chunks.push(Vec::with_capacity(CHUNK));
-                }
-                chunks[len / CHUNK].push((key, node));
-                e.insert(slot);
-                None
+        if let Some(i) = self.find(h, &key) {
+            let s = slot_of(self.buckets[i]) as usize;
+            return Some(std::mem::replace(&mut self.chunks[s / CHUNK][s % CHUNK].1, node));
+        }
+        if (self.len + 1) * 4 > self.buckets.len() * 3 {
+            let mut grown = vec![0u64; (self.buckets.len() * 2).max(64)];
+            for &b in self.buckets.iter().filter(|&&b| b != 0) {
+                Self::place(&mut grown, b);
+            }
+            self.buckets = grown;
+        }
+        let slot = u32::try_from(self.len).ok().filter(|&s| s < u32::MAX).expect("a shard holds fewer than 2^32 - 1 nodes");
+        if self.chunks.len() * CHUNK <= self.len {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks[self.len / CHUNK].push((key, node));
+        Self::place(&mut self.buckets, bucket(tag_of(h), slot));
+        self.len += 1;
+        None
+    }
+
+    /// Empty bucket `i`, shifting back the buckets after it that probed past it (so every
+    /// stored key stays reachable from its home without tombstones).
+    fn vacate(&mut self, mut i: usize) {
+        let mask = self.mask();
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let b = self.buckets[j];
+            if b == 0 {
+                break;
+            }
+            let home = (b >> 32) as usize & mask;
+            // `b` may move back to `i` unless its home lies cyclically in (i, j]
+            let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
+            if !stays {
+                self.buckets[i] = b;
+                i = j;
             }
         }
+        self.buckets[i] = 0;
     }
 
     /// Take out the node under `key` (hash `h`); the last slot's entry moves into its slot.
     pub(crate) fn remove(&mut self, h: u64, key: &NodeKey) -> Option<Node> {
-        let Self { table, chunks } = self;
-        let slot = match table.find_entry(h, |&s| at(chunks, s).0 == *key) {
-            Ok(e) => e.remove().0,
-            Err(_) => return None,
-        };
-        let last = table.len(); // the entry just taken out is no longer counted
-        let moved = chunks[last / CHUNK].pop().expect("the slab holds one entry per table slot");
+        let i = self.find(h, key)?;
+        let slot = slot_of(self.buckets[i]);
+        self.vacate(i);
+        self.len -= 1;
+        let last = self.len;
+        let moved = self.chunks[last / CHUNK].pop().expect("the slab holds one entry per bucket");
         if slot as usize == last {
             return Some(moved.1);
         }
-        // the moved entry's table slot now names the hole
-        let last = last as u32;
-        let mut e = table.find_entry(key_hash(&moved.0), |&s| s == last).expect("every filled slot is in the table");
-        *e.get_mut() = slot;
-        Some(std::mem::replace(at_mut(chunks, slot), moved).1)
+        // the moved entry's bucket now names the hole
+        let want = bucket(tag_of(key_hash(&moved.0)), last as u32);
+        let mask = self.mask();
+        let mut j = (want >> 32) as usize & mask;
+        while self.buckets[j] != want {
+            assert!(self.buckets[j] != 0, "every filled slot has its bucket");
+            j = (j + 1) & mask;
+        }
+        self.buckets[j] = bucket(tag_of(key_hash(&moved.0)), slot);
+        let s = slot as usize;
+        Some(std::mem::replace(&mut self.chunks[s / CHUNK][s % CHUNK], moved).1)
     }
 
     /// Keep only the nodes whose keys `keep` accepts.
@@ -170,5 +252,32 @@ mod tests {
         assert!(m.iter().all(|(k, n)| want.get(k) == Some(n)));
         m.retain(|_| false);
         assert!(m.is_empty() && m.iter().next().is_none());
+    }
+
+    /// Random inserts and removals over a few hundred keys, so the table stays small and
+    /// probe runs wrap around its end and are shifted back often; every key checked against
+    /// a std map every few operations.
+    #[test]
+    fn random_churn_in_a_small_table() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut m = NodeMap::default();
+        let mut want: HashMap<NodeKey, Node> = HashMap::new();
+        for step in 0..20_000u64 {
+            let i = rng.gen_range(0..400u64);
+            let k = key(i);
+            if rng.gen_bool(0.55) {
+                assert_eq!(m.insert(key_hash(&k), k, leaf(step)), want.insert(k, leaf(step)));
+            } else {
+                assert_eq!(m.remove(key_hash(&k), &k), want.remove(&k));
+            }
+            if step % 50 == 0 {
+                assert_eq!(m.len(), want.len());
+                for j in 0..400u64 {
+                    let k = key(j);
+                    assert_eq!(m.get(key_hash(&k), &k), want.get(&k), "step {step}, key {j}");
+                }
+            }
+        }
     }
 }
