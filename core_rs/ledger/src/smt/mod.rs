@@ -71,10 +71,10 @@ pub fn apply_hashed<S: NodeStore + ?Sized>(store: &S, base: Option<u64>, version
 
 /// Hasher for [`NodeKey`]s in memory: paths are SM3 outputs, so a multiply-rotate fold
 /// of the words spreads them as well as SipHash does, at a fraction of the cost (lookups
-/// are a large share of an update). Flooding one bucket would take many keys whose SM3
-/// hashes share 64+ leading bits.
+/// are a large share of an update). It starts from a per-process seed (`nodemap::key_hash`),
+/// so keys cannot be ground outside the process to share a bucket.
 #[derive(Default, Clone, Copy)]
-pub struct NodeKeyHasher(u64);
+pub struct NodeKeyHasher(pub(crate) u64);
 
 impl NodeKeyHasher {
     #[inline]

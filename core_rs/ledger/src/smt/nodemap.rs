@@ -16,7 +16,7 @@
 //! the buckets that probed past it (no tombstones). A removed entry's slot is filled by the
 //! last entry (its bucket repointed), so the slab stays dense and the chunks a pruned tree
 //! leaves empty are filled again by the next blocks' nodes.
-use std::hash::BuildHasher;
+use std::hash::{Hash, Hasher};
 
 use super::node::{Node, NodeKey};
 use super::NodeKeyHasher;
@@ -24,10 +24,32 @@ use super::NodeKeyHasher;
 /// Entries per chunk: 2,048 x 152 bytes, ~300 KB (a small tree does not reserve much).
 const CHUNK: usize = 2048;
 
-/// The hash of `key` the shards are chosen by and the tables are indexed with.
+/// The hash of `key` the shards are chosen by and the tables are indexed with, from this
+/// process's [`seed`].
 #[inline]
 pub(crate) fn key_hash(key: &NodeKey) -> u64 {
-    std::hash::BuildHasherDefault::<NodeKeyHasher>::default().hash_one(key)
+    let mut h = NodeKeyHasher(seed());
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// Where the key hashes start: drawn once per process (from std's random hash keys), so
+/// which keys share a shard or a home bucket cannot be known outside the process, and a
+/// member grinding transactions cannot crowd one table's probe runs. Nothing stored, sent
+/// or hashed into a root depends on it: the slab's order follows the inserts and removals,
+/// and every output is sorted. Fixed in unit tests (their shares are checked).
+#[inline]
+fn seed() -> u64 {
+    #[cfg(test)]
+    {
+        0
+    }
+    #[cfg(not(test))]
+    {
+        use std::hash::BuildHasher;
+        static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| std::collections::hash_map::RandomState::new().hash_one(0x7466_6e6f_6465_u64));
+        *SEED
+    }
 }
 
 /// A table bucket: the high 32 bits of the key's hash, then its slot + 1 (0: empty). A
