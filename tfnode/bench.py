@@ -271,9 +271,11 @@ async def _watch_blocks(client, tally: Tally, start_height: int, changed: asynci
                 blk = await client.get_block(x, txs=True)
                 for th in blk.get("txs") or ():
                     sent = tally.sent_at.pop(th, None)
-                    if sent is not None and tally.window_start is not None and sent < tally.window_start:
+                    if sent is None:
+                        continue
+                    if tally.window_start is not None and sent < tally.window_start:
                         tally.warm_committed_at.append(t)
-                    elif sent is not None:
+                    else:
                         tally.latencies.append(t - sent)
                         tally.committed_at.append(t)
                         tally.committed_hashes.append(th)
@@ -435,8 +437,8 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
     # Committed inside the window: whenever sent (a warm-up's transactions committing in the
     # window are the window's blocks too). Latencies are those of the window's own.
     in_window = sum(1 for t in tally.committed_at if t - t0 <= window)
-    warm_in_window = sum(1 for t in tally.warm_committed_at if t >= t0)
     in_window += sum(1 for t in tally.warm_committed_at if 0 <= t - t0 <= window)
+    warm_metered = sum(1 for t in tally.warm_committed_at if t >= t0)  # window and drain
     pct = percentiles([x * 1000 for x in tally.latencies])
     r2 = lambda x: None if x is None else round(x, 2)  # noqa: E731
     return {
@@ -450,7 +452,7 @@ def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict],
         "warmup_s": cfg.warmup,
         "validators": n_validators,
         # the nodes are metered from the window's start: everything committed since then
-        "cpu_us_per_tx_per_node": cpu_per_item_per_node(nodes, tally.committed + warm_in_window),
+        "cpu_us_per_tx_per_node": cpu_per_item_per_node(nodes, tally.committed + warm_metered),
         "cores_per_node": [n.get("cores") for n in nodes],
         "submitted": tally.submitted,
         "rejected": dict(tally.rejected),

@@ -144,7 +144,7 @@ pub(crate) fn shard_of_hash(h: u64) -> usize {
 /// table of tens of MB, which is mapped fresh and must first be zeroed by the kernel: with 16
 /// shards that zeroing was ~15% of a node's cycles at 10,000 transfers/s, with 128 about
 /// half of it (docs/benchmarks.md, "SM2 in IFMA lanes, the tree over 128 maps"). Each map
-/// keeps its nodes in a slab and only slot numbers in its table (`nodemap.rs`).
+/// keeps its nodes in a slab and an 8-byte bucket per node in its table (`nodemap.rs`).
 pub struct MemStore {
     shards: [NodeMap; SHARDS],
     /// version v -> nodes that left the tree at v (still part of version v - 1).
@@ -167,14 +167,11 @@ impl StaleKeys {
     pub(crate) fn iter(&self) -> impl Iterator<Item = NodeKey> + '_ {
         let mut rest = &self.0[..];
         std::iter::from_fn(move || {
-            let (head, tail) = rest.split_first_chunk::<10>()?;
-            let version = u64::from_be_bytes(head[..8].try_into().ok()?);
-            let depth = u16::from_be_bytes([head[8], head[9]]);
-            let n = (depth as usize).div_ceil(8);
-            let mut path = [0u8; 32];
-            path[..n].copy_from_slice(tail.get(..n)?);
-            rest = &tail[n..];
-            Some(NodeKey { version, depth, path })
+            // an encoded key is its 10-byte head (version, depth) and the depth's path bytes
+            let depth = u16::from_be_bytes(rest.get(8..10)?.try_into().ok()?);
+            let (one, tail) = rest.split_at_checked(10 + (depth as usize).div_ceil(8))?;
+            rest = tail;
+            NodeKey::decode(one).ok()
         })
     }
 }

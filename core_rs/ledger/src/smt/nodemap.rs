@@ -197,14 +197,15 @@ impl NodeMap {
             return Some(moved.1);
         }
         // the moved entry's bucket now names the hole
-        let want = bucket(tag_of(key_hash(&moved.0)), last as u32);
+        let tag = tag_of(key_hash(&moved.0));
+        let want = bucket(tag, last as u32);
         let mask = self.mask();
-        let mut j = (want >> 32) as usize & mask;
+        let mut j = tag as usize & mask;
         while self.buckets[j] != want {
             assert!(self.buckets[j] != 0, "every filled slot has its bucket");
             j = (j + 1) & mask;
         }
-        self.buckets[j] = bucket(tag_of(key_hash(&moved.0)), slot);
+        self.buckets[j] = bucket(tag, slot);
         let s = slot as usize;
         Some(std::mem::replace(&mut self.chunks[s / CHUNK][s % CHUNK], moved).1)
     }
