@@ -156,8 +156,11 @@ def test_state_proofs_verify_against_the_state_root(tmp_path, genesis, keys):
         assert int.from_bytes(value, "big") == 10**15 + 3
         assert _core.state_proof_verify(out.state_root, key, value, proof)
         assert not _core.state_proof_verify(out.state_root, key, (10**15).to_bytes(16, "big"), proof)
-        rk = REPLAY_PREFIX + _core.Transaction.decode(tx(keys[0], args=(a1, 3), nonce=1)).replay_key()
-        assert ex.tree.get(rk, version=1) is not None
+        # the transaction's replay key, in block 1's replay group of its expiry (docs/ledger.md)
+        t = _core.Transaction.decode(tx(keys[0], args=(a1, 3), nonce=1))
+        group = REPLAY_PREFIX + t.expiry.to_bytes(8, "big") + (1).to_bytes(8, "big") + bytes(2)
+        value, proof = ex.tree.get_with_proof(group, version=1)
+        assert value == t.replay_key() and _core.state_proof_verify(out.state_root, group, value, proof)
         absent, p2 = ex.tree.get_with_proof(b"no such key", version=1)
         assert absent is None and _core.state_proof_verify(out.state_root, b"no such key", None, p2)
     finally:

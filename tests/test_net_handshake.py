@@ -20,6 +20,7 @@ from tfnode.net.errors import ConnectionClosed, HandshakeRefused, HandshakeTimeo
 from tfnode.net.framing import FramedStream, encode_frame
 from tfnode.net.handshake import (
     HANDSHAKE_MAX_FRAME,
+    PROTOCOL_VERSION,
     Auth,
     HandshakeConfig,
     Hello,
@@ -112,15 +113,15 @@ def test_wrong_chain_and_wrong_version_are_refused():
     ri, rr = run(lambda: _pair(HandshakeConfig(A, {b"other-chain": [pid(A), pid(B)]}), HandshakeConfig(B, MEMBERS)))
     assert rr.reason == RefuseReason.WRONG_CHAIN and "other-chain" in str(rr)
     assert ri.reason == RefuseReason.WRONG_CHAIN and ri.remote
-    ri, rr = run(lambda: _pair(HandshakeConfig(A, MEMBERS, version=0x0100), HandshakeConfig(B, MEMBERS)))
+    ri, rr = run(lambda: _pair(HandshakeConfig(A, MEMBERS, version=0x0200), HandshakeConfig(B, MEMBERS)))
     assert rr.reason == RefuseReason.WRONG_VERSION and ri.reason == RefuseReason.WRONG_VERSION
-    assert "peer speaks protocol 1.0, we speak 0.1" in str(rr) and "incompatible" in str(rr)
+    assert "peer speaks protocol 2.0, we speak 1.0" in str(rr) and "incompatible" in str(rr)
 
 
 @needs_ecdh
 def test_another_minor_of_the_same_major_is_admitted():
-    """0.1 and 0.2 interoperate (a rolling upgrade inside one major)."""
-    si, sr = run(lambda: _pair(HandshakeConfig(A, MEMBERS, version=2), HandshakeConfig(B, MEMBERS)))
+    """1.0 and 1.1 interoperate (a rolling upgrade inside one major)."""
+    si, sr = run(lambda: _pair(HandshakeConfig(A, MEMBERS, version=0x0101), HandshakeConfig(B, MEMBERS)))
     assert si.peer_id == pid(B) and sr.peer_id == pid(A)
 
 
@@ -244,7 +245,7 @@ def test_garbage_handshake_is_malformed():
 
 # ---- the decoder ------------------------------------------------------------------------
 def _valid_hello() -> bytes:
-    return Hello(1, 1, (CHAIN, b"c2"), pid(A), pid(C), bytes(32)).encode()
+    return Hello(PROTOCOL_VERSION, 1, (CHAIN, b"c2"), pid(A), pid(C), bytes(32)).encode()
 
 
 def test_hello_of_another_major_decodes_to_a_refusable_hello():
@@ -253,7 +254,7 @@ def test_hello_of_another_major_decodes_to_a_refusable_hello():
 
 
 def test_message_round_trips():
-    assert decode_message(_valid_hello()) == Hello(1, 1, (CHAIN, b"c2"), pid(A), pid(C), bytes(32))
+    assert decode_message(_valid_hello()) == Hello(PROTOCOL_VERSION, 1, (CHAIN, b"c2"), pid(A), pid(C), bytes(32))
     assert decode_message(Auth(bytes(64), bytes(32)).encode()) == Auth(bytes(64), bytes(32))
     assert decode_message(Reject(2, "wrong chain").encode()) == Reject(2, "wrong chain")
 

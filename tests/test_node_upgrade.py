@@ -17,19 +17,19 @@ def test_compatible_versions_interoperate_and_an_incompatible_one_is_refused(tmp
     with LocalConsortium(tmp_path, chain_id=CHAIN) as c:
         for i in range(3):
             c.start(i)
-        monkeypatch.setenv("TFNODE_PROTOCOL_VERSION", "0.2")  # a newer minor: the rolling upgrade's new binary
+        monkeypatch.setenv("TFNODE_PROTOCOL_VERSION", "1.1")  # a newer minor: the rolling upgrade's new binary
         c.start(3)
         monkeypatch.delenv("TFNODE_PROTOCOL_VERSION")
         c.wait(lambda: all(c.status(i)["height"] >= 10 for i in range(4)), 90, "10 blocks on all four")
         assert c.status(3)["peers"] == 3
         assert c.stop(3) == 0
-        assert "protocol version overridden by TFNODE_PROTOCOL_VERSION: 0.2" in c.log(3)
+        assert "protocol version overridden by TFNODE_PROTOCOL_VERSION: 1.1" in c.log(3)
         stopped_at = c.status(3)["height"]
 
-        monkeypatch.setenv("TFNODE_PROTOCOL_VERSION", "1.0")  # another major: incompatible
+        monkeypatch.setenv("TFNODE_PROTOCOL_VERSION", "2.0")  # another major: incompatible
         c.start(3)
         monkeypatch.delenv("TFNODE_PROTOCOL_VERSION")
-        reason = "peer speaks protocol 1.0, we speak 0.1"
+        reason = "peer speaks protocol 2.0, we speak 1.0"
         c.wait(lambda: all(reason in c.log(i) for i in range(3)), 60, "the others log the refusal")
         c.wait(lambda: "peer refused us: wrong_version" in c.log(3), 60, "node-3 logs it was refused")
         top = max(c.status(i)["height"] for i in range(3))

@@ -1,17 +1,20 @@
 """The replay window (docs/ledger.md, "Replay records"): a chain whose genesis names
 ``replay_window`` W drops a transaction whose expiry lies more than W above its block, and
 deletes each replay record in the block after its expiry, so the state (and the in-memory
-state tree) holds only the records still able to stop a replay. A genesis without it keeps
-the old rule: records for ever, any expiry."""
+state tree) holds only the records still able to stop a replay. The records of a block are
+grouped by expiry: one state value per (expiry, height, part) holding the sorted replay keys.
+A genesis without it keeps the old rule: one record per transaction for ever, any expiry."""
 
 from __future__ import annotations
 
 import json
+import struct
 
 import pytest
 
 from tests.blocks import block
 from tfnode import _core, crypto
+from tfnode.execution import executor as executor_mod
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.executor import REPLAY_PREFIX, REPLAY_WINDOW_KEY, ChainExecutor, ExecutionError
 from tfnode.node.errors import ConfigError
@@ -83,8 +86,24 @@ class Chain:
         self.ex.commit(out, b"qc %d" % h)
         return [th for th, _ in out.txs]
 
-    def records(self):
+    def groups(self):
+        """The replay state values as stored: {state key: value}."""
         return dict(self.store.state_items(REPLAY_PREFIX))
+
+    def records(self):
+        """Every live record, {REPLAY_PREFIX + replay key: u64 expiry}, whichever its layout."""
+        out = {}
+        for k, v in self.groups().items():
+            if len(k) == GROUP_KEY.size:
+                keys = [v[i : i + 32] for i in range(0, len(v), 32)]
+                assert keys == sorted(keys) and len(set(keys)) == len(keys)
+                out.update((REPLAY_PREFIX + rk, k[3:11]) for rk in keys)
+            else:
+                out[k] = v
+        return out
+
+
+GROUP_KEY = struct.Struct(">3sQQH")  # the prefix, expiry, height, part
 
 
 @pytest.fixture(params=[True, False], ids=["native", "reference"])
@@ -106,10 +125,14 @@ def test_a_record_lives_until_its_expiry_and_the_key_is_free_after(tmp_path, nat
         # height 3 is executed: the mempool already treats the key as free, since block 4
         # deletes the record before it executes anything; block 3 itself still counted it
         assert c.ex.committed_replay_keys([rk[len(REPLAY_PREFIX) :]]) == set()
+        # the record is block 1's group of expiry 3, provable against the state root
+        group = GROUP_KEY.pack(REPLAY_PREFIX, 3, 1, 0)
+        value, proof = c.ex.tree.get_with_proof(group)
+        assert value == rk[len(REPLAY_PREFIX) :] and _core.state_proof_verify(c.ex.state_root, group, value, proof)
         c.run()  # height 4: the block after the expiry deletes it
-        assert rk not in c.records()
-        value, proof = c.ex.tree.get_with_proof(rk)
-        assert value is None and _core.state_proof_verify(c.ex.state_root, rk, None, proof)
+        assert rk not in c.records() and c.groups() == {}
+        value, proof = c.ex.tree.get_with_proof(group)
+        assert value is None and _core.state_proof_verify(c.ex.state_root, group, None, proof)
         # the old body again: expired (and its hash is committed); dropped
         assert c.run(first) == []
         # the sender re-signs nonce 7 with a new expiry: a new transaction, which commits
@@ -161,10 +184,99 @@ def test_the_live_records_stay_bounded_and_both_paths_agree(tmp_path):
             assert len(native.records()) <= 9
             assert native.ex.replay_records == len(native.records())  # status and metrics show it
         assert len(native.records()) == 9
-        assert native.ex.tree.get(REPLAY_PREFIX + b"\x00" * 32) is None
+        # one group per block (its three transfers share an expiry), not one record each
+        assert sorted(GROUP_KEY.unpack(k)[1:] for k in native.groups()) == [(40, 38, 0), (41, 39, 0), (42, 40, 0)]
     finally:
         native.close()
         ref.close()
+
+
+def test_a_blocks_records_group_by_expiry_in_sorted_parts(tmp_path, monkeypatch):
+    """Records of one block sharing an expiry are one group, split into parts of at most
+    REPLAY_GROUP_KEYS sorted keys; both execution paths write the same groups and roots."""
+    monkeypatch.setattr(executor_mod, "REPLAY_GROUP_KEYS", 2)
+    native, ref = Chain(tmp_path / "n", _genesis(WINDOW)), Chain(tmp_path / "r", _genesis(WINDOW), native=False)
+    try:
+        raws = [tx(KEYS[i % 4], nonce=100 + i, expiry=5 if i < 3 else 6) for i in range(5)]
+        assert len(native.run(*raws)) == len(ref.run(*raws)) == 5  # height 1
+        assert native.ex.state_root == ref.ex.state_root and native.groups() == ref.groups()
+        rks = [_core.Transaction.decode(r).replay_key() for r in raws]
+        groups = native.groups()
+        assert sorted(GROUP_KEY.unpack(k)[1:] for k in groups) == [(5, 1, 0), (5, 1, 1), (6, 1, 0)]
+        assert groups[GROUP_KEY.pack(REPLAY_PREFIX, 5, 1, 0)] + groups[GROUP_KEY.pack(REPLAY_PREFIX, 5, 1, 1)] == (
+            b"".join(sorted(rks[:3]))
+        )
+        assert groups[GROUP_KEY.pack(REPLAY_PREFIX, 6, 1, 0)] == b"".join(sorted(rks[3:]))
+        assert native.ex.replay_records == ref.ex.replay_records == 5
+        # each key stops its replays, re-signed with another expiry, in any part
+        for c in (native, ref):
+            assert c.ex.committed_replay_keys(rks + [b"\x01" * 32]) == set(rks)
+            again = [tx(KEYS[i % 4], nonce=100 + i, expiry=7) for i in (0, 2, 4)]
+            assert c.run(*again) == []  # height 2
+            c.run(), c.run(), c.run()  # heights 3..5
+        assert native.ex.state_root == ref.ex.state_root
+        native.close()
+        native.open()  # the parts read back at open: the same live keys; for the mempool
+        # (next height 6) those of expiry 5 are free already, block 6 deleting them first
+        assert native.ex.replay_records == 5 and native.ex.committed_replay_keys(rks) == set(rks[3:])
+        native.run(), ref.run()  # height 6 deletes expiry 5's parts
+        assert sorted(GROUP_KEY.unpack(k)[1:] for k in native.groups()) == [(6, 1, 0)] and native.ex.replay_records == 2
+        assert native.ex.state_root == ref.ex.state_root
+    finally:
+        native.close()
+        ref.close()
+
+
+def test_records_stored_one_per_transaction_still_stop_replays_and_expire(tmp_path, monkeypatch):
+    """A store written before the groups holds one record per transaction (prefix + replay
+    key -> u64 expiry): read at open, live until their expiry, deleted in the block after."""
+
+    def one_per_transaction(self, out):
+        for k, e in out.replay_new:
+            self.store.state.put(k, e.to_bytes(8, "big"))
+            self._expire_at(e, k, [k])
+
+    c = Chain(tmp_path / "db", _genesis(WINDOW))
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(ChainExecutor, "_write_replay_groups", one_per_transaction)
+            first = tx(KEYS[0], nonce=9, expiry=3)
+            assert len(c.run(first, tx(KEYS[1], nonce=9, expiry=4))) == 2  # height 1, old layout
+        rk = REPLAY_PREFIX + _core.Transaction.decode(first).replay_key()
+        assert c.groups()[rk] == (3).to_bytes(8, "big")
+        c.close()
+        c.open()
+        assert c.ex.replay_records == 2
+        assert c.run(tx(KEYS[0], nonce=9, expiry=5)) == []  # height 2: still stops the replay
+        assert len(c.run(tx(KEYS[2], nonce=9, expiry=5))) == 1  # height 3: a group beside them
+        c.run()  # height 4 deletes the record of expiry 3
+        assert rk not in c.groups() and c.ex.replay_records == 2
+        assert len(c.run(tx(KEYS[0], nonce=9, expiry=8))) == 1  # height 5: the key is free again
+        assert sorted(len(k) for k in c.groups()) == [GROUP_KEY.size] * 2  # both old records gone
+    finally:
+        c.close()
+
+
+def test_an_abandoned_block_leaves_no_replay_key_live(tmp_path, native):
+    """A block executed and then abandoned (its commit failed) made its keys live and took the
+    expired ones out: abandon reads the live set again from the committed state."""
+    c = Chain(tmp_path / "db", _genesis(WINDOW), native)
+    try:
+        old = tx(KEYS[0], nonce=1, expiry=1)
+        c.run(old)  # height 1: a record of expiry 1
+        raw = tx(KEYS[1], nonce=2, expiry=5)
+        rk = _core.Transaction.decode(raw).replay_key()
+        batches = [(_core.batch_digest([raw])[0], [raw])]
+        c.ex.execute(block(2, [d for d, _ in batches]), batches)  # deletes expiry 1, adds rk
+        assert c.ex.replay_records == 1 and c.ex.committed_replay_keys([rk]) == {rk}
+        c.ex.abandon()
+        # block 1's record is live again (block 2 had taken it out), rk is not
+        assert c.ex.committed_replay_keys([rk]) == set() and c.ex.replay_records == len(c.records()) == 1
+        c.close()  # the node stops (its tree holds the dropped version): a restart runs it again
+        c.open()
+        assert c.run(raw) != [] and c.ex.replay_records == 1  # height 2 again: it commits, expiry 1 gone
+    finally:
+        c.close()
 
 
 def test_a_restart_rebuilds_the_expiring_records_from_the_state(tmp_path):

@@ -22,9 +22,14 @@ the native path does not decide itself (odd arguments, a gas limit under the pri
 
 State (one key/value space, one sparse Merkle tree over all of it):
 
-    b"\\x00r/" + replay key     -> u64 expiry        (replay protection, certified like the rest;
-                                                    with the genesis's replay_window, deleted in
-                                                    the block after its expiry)
+    b"\\x00r/" + u64 expiry + u64 height + u16 part
+                                -> replay keys       (replay protection on a chain with a replay
+                                                    window: the 32-byte replay keys of the
+                                                    transactions block ``height`` committed with
+                                                    that expiry, sorted, at most 4,096 per part;
+                                                    deleted in the block after the expiry)
+    b"\\x00r/" + replay key     -> u64 expiry        (a chain without a replay window: one record
+                                                    per transaction, kept for ever)
     b"\\x00a/" + address        -> balance           (tfnode.execution.asset)
     b"\\x00p/replay_window"     -> u64 W             (the chain's replay window, from genesis; absent: none)
     everything else                                  (the contract runtime: governance, contracts)
@@ -60,7 +65,7 @@ import struct
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import groupby, repeat
+from itertools import repeat
 from operator import attrgetter, is_not, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
@@ -82,6 +87,10 @@ from tfnode.storage import BlockCommit
 log = logging.getLogger(__name__)
 
 REPLAY_PREFIX = b"\x00r/"
+#: A replay group's part holds at most this many replay keys (32 bytes each: 128 KiB).
+REPLAY_GROUP_KEYS = 4096
+_GROUP_KEY = struct.Struct(">3sQQH")  # REPLAY_PREFIX, expiry, height, part
+_RECORD_KEY_LEN = len(REPLAY_PREFIX) + 32  # one record per transaction: prefix + replay key
 #: The chain's replay window in the state (written at genesis when the genesis names one),
 #: so the rule a chain runs is certified with its state and an executor whose genesis says
 #: otherwise stops at open instead of diverging at the first expiry.
@@ -142,15 +151,12 @@ class BlockOutput:
     drop_legacy_tree: bool = False  # this block moves a per-node stored tree into its container
     dropped: int = 0
     seconds: float = 0.0
-    # a chain with a replay window: the replay records this block writes, (state key, expiry)
-    # in execution order (commit adds them to the executor's live set)
+    # a chain with a replay window: the replay records this block writes, (one-record state
+    # key, expiry) in execution order; grouped into the state and made live at the block's end
     replay_new: list = field(default_factory=list)
     # execute(overlap_tree=True): the tree update in flight (a Future of StateTree.apply's
     # result); the tree's fields above are filled when commit resolves it
     tree_pending: Any = field(default=None, repr=False)
-    # replay_new is already in the executor's live set (the next block executed ahead of
-    # this one's commit put it there: its expiry check needs it)
-    expiring_added: bool = False
 
 
 @dataclass(slots=True)
@@ -226,9 +232,13 @@ class ChainExecutor:
         # expiry. The live records by expiry height (a replay_window chain), rebuilt from the
         # state at open, and a heap of those heights (the lowest is the next to expire).
         self.replay_window: int | None = getattr(genesis, "replay_window", None)
-        self._expiring: dict[int, list[bytes]] = {}
+        # expiry -> the state keys block ``expiry + 1`` deletes (group parts; one record per
+        # transaction in a store written before the groups) and the live keys they hold
+        self._expiring: dict[int, tuple[list[bytes], list[bytes]]] = {}
         self._expiry_heap: list[int] = []
-        self.replay_records = 0  # how many records the live set holds (status, metrics)
+        # A replay_window chain: every live replay key (as its one-record state key,
+        # REPLAY_PREFIX + replay key) -> its expiry; what the drop rule and the mempool read.
+        self._live: dict[bytes, int] = {}
         # execute(overlap_tree=True): the thread that runs the tree update (made on first use)
         self._tree_thread: ThreadPoolExecutor | None = None
         self._tree_inflight: Future | None = None  # the last update submitted to it
@@ -326,30 +336,67 @@ class ChainExecutor:
                 "this node's genesis.json is not the one the chain started from"
             )
 
+    @property
+    def replay_records(self) -> int:
+        """How many replay keys are live (a chain with a replay window; status, metrics)."""
+        return len(self._live)
+
     def _load_expiring(self) -> None:
-        """The live replay records by expiry height, from the committed state (a chain with a
-        replay window; the records of a block are grouped as :meth:`commit` groups them)."""
-        self._expiring, self._expiry_heap, self.replay_records = {}, [], 0
+        """The live replay keys and what each expiry height deletes, from the committed state
+        (a chain with a replay window): the groups :meth:`_write_replay_groups` writes, and
+        one-record-per-transaction rows a store written before the groups may still hold."""
+        self._expiring, self._expiry_heap, self._live = {}, [], {}
         if self.replay_window is None:
             return
-        by: dict[int, list[bytes]] = {}
         for k, v in self.store.state_items(REPLAY_PREFIX):
-            if len(v) != 8:
-                raise ExecutionError(f"replay record {k.hex()} holds {len(v)} bytes, not a u64 expiry height")
-            by.setdefault(_U64.unpack(v)[0], []).append(k)
-        self._expiring, self._expiry_heap = by, sorted(by)
-        self.replay_records = sum(map(len, by.values()))
+            if len(k) == _GROUP_KEY.size:
+                if not v or len(v) % 32 or len(v) > 32 * REPLAY_GROUP_KEYS:
+                    raise ExecutionError(f"replay group {k.hex()} holds {len(v)} bytes, not 1..4096 replay keys")
+                expiry = _GROUP_KEY.unpack(k)[1]
+                live = [REPLAY_PREFIX + v[i : i + 32] for i in range(0, len(v), 32)]
+            elif len(k) == _RECORD_KEY_LEN and len(v) == 8:
+                expiry, live = _U64.unpack(v)[0], [k]
+            else:
+                raise ExecutionError(f"replay record {k.hex()} ({len(v)} bytes) is neither a group nor a record")
+            self._expire_at(expiry, k, live)
+
+    def _expire_at(self, expiry: int, state_key: bytes, live: list[bytes]) -> None:
+        """Make ``live`` live until ``expiry``, deleted with ``state_key`` in the block after it."""
+        at = self._expiring.get(expiry)
+        if at is None:
+            at = self._expiring[expiry] = ([], [])
+            heapq.heappush(self._expiry_heap, expiry)
+        at[0].append(state_key)
+        at[1].extend(live)
+        self._live.update(zip(live, repeat(expiry)))
 
     def _take_expired(self, height: int) -> list[bytes]:
         """The state keys of the replay records whose expiry is below ``height`` (the records
-        block ``height`` deletes), taken out of the live set (a block that is then abandoned
-        stops the node: the next :meth:`open` rebuilds the set from the state)."""
-        heap, live, out = self._expiry_heap, self._expiring, []
+        block ``height`` deletes), their keys taken out of the live set (a block that is then
+        abandoned rebuilds it from the committed state: :meth:`abandon`)."""
+        heap, expiring, live, out = self._expiry_heap, self._expiring, self._live, []
         while heap and heap[0] < height:
-            e = heapq.heappop(heap)
-            out.extend(live.pop(e))
-        self.replay_records -= len(out)
+            state_keys, keys = expiring.pop(heapq.heappop(heap))
+            out.extend(state_keys)
+            for k in keys:
+                live.pop(k, None)
         return out
+
+    def _write_replay_groups(self, out: BlockOutput) -> None:
+        """A replay-window chain: the block's new replay records as groups, one state value per
+        (expiry, part) with the replay keys sorted, and their keys live from now (the next
+        block, executed ahead of this one's commit, already sees them)."""
+        by: dict[int, list[bytes]] = {}
+        for k, e in out.replay_new:
+            by.setdefault(e, []).append(k[len(REPLAY_PREFIX) :])
+        state, h = self.store.state, out.height
+        for e in sorted(by):
+            keys = sorted(by[e])
+            for part, at in enumerate(range(0, len(keys), REPLAY_GROUP_KEYS)):
+                chunk = keys[at : at + REPLAY_GROUP_KEYS]
+                gk = _GROUP_KEY.pack(REPLAY_PREFIX, e, h, part)
+                state.put(gk, b"".join(chunk))
+                self._expire_at(e, gk, list(map(REPLAY_PREFIX.__add__, chunk)))
 
     def history_node(self, level: int, index: int) -> bytes:
         """Execution-history node ``(level, index)``, from the execution record that stores it,
@@ -516,6 +563,8 @@ class ChainExecutor:
             self._execute_reference(batches, height, run)
         if run.pending:
             self._run_contained(run.pending, out.receipts, bctx)
+        if out.replay_new:
+            self._write_replay_groups(out)
         writes = out.state_writes = state.writes()
         if overlap_tree:
             if self._tree_thread is None:
@@ -534,8 +583,8 @@ class ChainExecutor:
     def _check_ahead(self, behind: deque[BlockOutput], overlap_tree: bool) -> None:
         """Execute the next block before ``behind[0]`` is committed: one block ahead at most,
         its tree update overlapped (its exec root follows the committed history: ``commit``
-        resolves it after the previous block's). The uncommitted block's replay records join
-        the live set now, as their expiries decide what this block deletes first."""
+        resolves it after the previous block's). The uncommitted block's replay records are
+        live already (made so at the end of its execution)."""
         if len(behind) > 1:
             raise ExecutionError(
                 f"blocks {behind[0].height} and {behind[-1].height} are executed but not committed: "
@@ -546,10 +595,6 @@ class ChainExecutor:
                 f"block {behind[0].height} is executed but not committed: the next one can run ahead of its "
                 "commit only with overlap_tree=True"
             )
-        prev = behind[0]
-        if prev.replay_new and not prev.expiring_added:
-            self._add_expiring(prev.replay_new)
-            prev.expiring_added = True
 
     def _committed_among(self, hashes: list[bytes]) -> set[bytes]:
         """The hashes already committed, or executed in a block not yet committed (the drop
@@ -588,6 +633,7 @@ class ChainExecutor:
         seen_rk: set[bytes] = set()
         committed = self._committed_among
         last = height + self.replay_window if self.replay_window is not None else None
+        live = self._live if self.replay_window is not None else None
         run.out.batch_tx_hashes = per_batch = []
         for _, raws in batches:
             decoded = []
@@ -605,7 +651,7 @@ class ChainExecutor:
                     or rk in seen_rk
                     or tx.expiry < height
                     or (last is not None and tx.expiry > last)
-                    or state.get(rkey) is not None
+                    or (rkey in live if live is not None else state.get(rkey) is not None)
                 ):
                     run.out.dropped += 1
                     continue
@@ -634,7 +680,11 @@ class ChainExecutor:
         rkeys = blk.replay_state_keys()
         already = self._committed_among(hashes)
         last = height + self.replay_window if self.replay_window is not None else None
-        kept = blk.select(height, already, list(map(is_not, state.get_many(rkeys), repeat(None))), last)
+        if last is None:  # records kept for ever, one per transaction, in the state
+            present = list(map(is_not, state.get_many(rkeys), repeat(None)))
+        else:
+            present = list(map(self._live.__contains__, rkeys))
+        kept = blk.select(height, already, present, last)
         run.out.dropped += len(raws) - len(kept)
         txs = blk.transactions()
         native = blk.native()
@@ -657,8 +707,9 @@ class ChainExecutor:
             self._run_contained(run.pending, out.receipts, run.bctx)
         # map/zip over the run: the replay records in one put_many, no Python-level loop per transaction
         run_txs = list(map(txs.__getitem__, idx))
-        state.put_many(zip(map(rkeys.__getitem__, idx), map(_U64.pack, map(_expiry, run_txs)), strict=True))
-        if self.replay_window is not None:
+        if self.replay_window is None:
+            state.put_many(zip(map(rkeys.__getitem__, idx), map(_U64.pack, map(_expiry, run_txs)), strict=True))
+        else:  # grouped at the block's end (_write_replay_groups)
             out.replay_new.extend(zip(map(rkeys.__getitem__, idx), map(_expiry, run_txs), strict=True))
         out.txs.extend(zip(map(hashes.__getitem__, idx), map(raws.__getitem__, idx), strict=True))
         out.decoded.extend(run_txs)
@@ -685,8 +736,9 @@ class ChainExecutor:
         call = self._contract_call(tx, h) if run.contain else None
         if call is None and run.pending:
             self._run_contained(run.pending, out.receipts, run.bctx)
-        self.store.state.put(rkey, _U64.pack(tx.expiry))
-        if self.replay_window is not None:
+        if self.replay_window is None:
+            self.store.state.put(rkey, _U64.pack(tx.expiry))
+        else:  # grouped at the block's end (_write_replay_groups)
             out.replay_new.append((rkey, tx.expiry))
         out.txs.append((h, raw))
         out.decoded.append(tx)
@@ -795,8 +847,6 @@ class ChainExecutor:
             self._tree_inflight = None
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
-        if out.replay_new and not out.expiring_added:
-            self._add_expiring(out.replay_new)
         if self.marker is not None:
             self.marker.clear()
 
@@ -812,17 +862,6 @@ class ChainExecutor:
             for (d, raws), hs in zip(out.batches, per, strict=True)
         ]
 
-    def _add_expiring(self, records: list[tuple[bytes, int]]) -> None:
-        """A committed block's new replay records into the live set (by expiry height)."""
-        live, heap = self._expiring, self._expiry_heap
-        for e, grp in groupby(records, _SECOND):  # a block's records mostly share a few expiries
-            keys = live.get(e)
-            if keys is None:
-                keys = live[e] = []
-                heapq.heappush(heap, e)
-            keys.extend(map(_FIRST, grp))
-        self.replay_records += len(records)
-
     def close(self) -> None:
         """Close the crash marker's file and the tree thread (the node's stop)."""
         if self.marker is not None:
@@ -834,23 +873,26 @@ class ChainExecutor:
     def abandon(self) -> None:
         """Drop the executed blocks' pending writes after a failed commit (the node stops
         next), once an overlapped tree update still running has finished (its failure not
-        raised again)."""
+        raised again). The live replay keys are read again from the committed state: the
+        dropped blocks had made theirs live and deleted expired ones."""
         inflight, self._tree_inflight = self._tree_inflight, None
         if inflight is not None:
             inflight.exception()  # waits
         self._uncommitted.clear()
         self.store.state.discard()
+        self._load_expiring()
 
     # ---- reads --------------------------------------------------------------------------------
     def committed_replay_keys(self, replay_keys: list[bytes]) -> set[bytes]:
         """Which of these replay keys a committed transaction already used (the mempool's check).
         On a chain with a replay window, a record whose expiry is below the next height does
-        not count: the next block deletes it before it executes anything."""
-        vals = self.store.get_state_many([REPLAY_PREFIX + rk for rk in replay_keys])
+        not count: the next block deletes it before it executes anything. (A block executed
+        ahead of its commit counts too: it is committed by consensus, and its keys are live.)"""
         if self.replay_window is None:
+            vals = self.store.get_state_many([REPLAY_PREFIX + rk for rk in replay_keys])
             return {rk for rk, v in zip(replay_keys, vals, strict=True) if v is not None}
-        nxt = _U64.pack(self.height + 1)  # big-endian: bytes compare as the heights do
-        return {rk for rk, v in zip(replay_keys, vals, strict=True) if v is not None and v >= nxt}
+        nxt, live = self.height + 1, self._live  # read on the caller's thread: one dict lookup each
+        return {rk for rk in replay_keys if live.get(REPLAY_PREFIX + rk, -1) >= nxt}
 
     def simulate(
         self,

@@ -44,8 +44,11 @@ log = logging.getLogger(__name__)
 #: The wire protocol's version, ``major << 8 | minor``. Nodes of one major speak the same
 #: Hello layout and message encodings and interoperate whatever their minors (a minor adds
 #: only what older nodes of the major can ignore); another major is refused at the handshake
-#: with ``WRONG_VERSION`` and a reason naming both. Version 1 is 0.1.
-PROTOCOL_VERSION = 1
+#: with ``WRONG_VERSION`` and a reason naming both. 0.1 was the first; 1.0 (2026-12-06):
+#: a chain with a replay window stores a block's replay records grouped by expiry
+#: (docs/ledger.md, "Replay records"), so its state roots differ from 0.x nodes' from the
+#: first transaction on; the major keeps the two from linking instead of failing to agree.
+PROTOCOL_VERSION = 0x0100
 HELLO, AUTH, REJECT = 0x01, 0x02, 0x03
 ROLE_INITIATOR, ROLE_RESPONDER = 0x01, 0x02
 MAGIC = b"TFNH"
