@@ -3,6 +3,9 @@ rocksdict, RocksDB through the core's own build: the "native" engine)."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 from tfnode.storage import (
@@ -327,6 +330,43 @@ def test_rocks_flushes_level_0_uncompressed_and_compacts_into_lz4(tmp_path):
         assert dict(kv.iterate(b"k")) == items
     finally:
         kv.close()
+
+
+_THREAD_NICES = """
+import glob, json, os, sys
+from tfnode.storage import WriteBatch, open_rocks
+kv = open_rocks(sys.argv[1], engine=sys.argv[2], block_cache_bytes=8 << 20)
+for r in range(5):  # five level-0 files: the compaction runs on the low-priority pool
+    b = WriteBatch()
+    for i in range(500):
+        b.put(b"k%d-%05d" % (r, i), os.urandom(64))
+    kv.write(b, sync=False)
+    kv.flush() if kv.engine == "native" else kv._db.flush(True)
+kv.compact() if kv.engine == "native" else kv._db.compact_range(None, None)
+nices = {}
+for t in glob.glob("/proc/self/task/*"):
+    name = open(t + "/comm").read().strip()
+    nices.setdefault(name, []).append(int(open(t + "/stat").read().rsplit(")", 1)[1].split()[16]))
+kv.close()
+print(json.dumps(nices))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities read from /proc (Linux)")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rocks_compacts_at_the_lowest_cpu_priority_and_flushes_at_normal(tmp_path, engine):
+    """RocksDB's compaction threads run at nice 19 once they have worked (they yield the cores
+    to consensus and execution), its flush threads at the process's own priority. In a fresh
+    process, as a node opens its store: the priority belongs to the process's RocksDB."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", _THREAD_NICES, str(tmp_path / "db"), engine], capture_output=True, text=True, check=True
+    )
+    nices = json.loads(out.stdout)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert 19 in nices["rocksdb:low"] and set(nices["rocksdb:high"]) == {own}, nices
 
 
 def test_sync_makes_earlier_unsynced_writes_survive_reopen(backend):

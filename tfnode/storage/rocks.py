@@ -46,6 +46,10 @@ BLOOM_BITS_PER_KEY = 10  # ~1% false positives: a miss (new tx hash, absent key)
 MEMTABLE_BLOOM_RATIO = 0.02  # of the write buffer (64 MiB): ~1.3 MiB per memtable
 KEEP_LOG_FILES = 5  # RocksDB's info LOG files kept
 NUM_LEVELS = 7  # RocksDB's default; named because the per-level compression list has one entry per level
+#: Compaction threads at the lowest CPU priority (flushes untouched): a compaction yields the
+#: cores to consensus, verification and execution and runs in the time they leave, instead
+#: of stalling commits while it rewrites a level (docs/storage.md "RocksDB options").
+LOW_PRIORITY_COMPACTION = True
 
 _first = itemgetter(0)
 
@@ -122,6 +126,10 @@ def rocks_options(*, block_cache_bytes: int = BLOCK_CACHE_BYTES, max_open_files:
     opts.set_wal_recovery_mode(rd.DBRecoveryMode.point_in_time())
     opts.set_keep_log_file_num(KEEP_LOG_FILES)
     opts.increase_parallelism(_parallelism())
+    if LOW_PRIORITY_COMPACTION:
+        env = rd.Env()  # RocksDB's default Env, shared by every store of the process
+        env.lower_thread_pool_cpu_priority()
+        opts.set_env(env)
     table = rd.BlockBasedOptions()
     table.set_block_cache(rd.Cache(block_cache_bytes))
     table.set_bloom_filter(BLOOM_BITS_PER_KEY, False)
@@ -168,6 +176,7 @@ def native_options(
         "parallelism": _parallelism(),
         "keep_log_files": KEEP_LOG_FILES,
         "num_levels": NUM_LEVELS,
+        "low_priority_compaction": LOW_PRIORITY_COMPACTION,
     }
 
 

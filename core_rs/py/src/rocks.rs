@@ -99,6 +99,7 @@ mod native {
         parallelism: i32,
         keep_log_files: usize,
         num_levels: i32,
+        low_priority_compaction: bool,
     }
 
     const LZ4: c_int = ffi::rocksdb_lz4_compression as c_int;
@@ -118,6 +119,14 @@ mod native {
                 ffi::rocksdb_options_set_wal_recovery_mode(opts, POINT_IN_TIME);
                 ffi::rocksdb_options_set_keep_log_file_num(opts, o.keep_log_files);
                 ffi::rocksdb_options_increase_parallelism(opts, o.parallelism);
+                if o.low_priority_compaction {
+                    // Compactions run in the default Env's low-priority pool (the Env every
+                    // store of the process shares): its threads at the lowest CPU priority,
+                    // flushes (the high-priority pool) left as they are.
+                    let env = ffi::rocksdb_create_default_env();
+                    ffi::rocksdb_env_lower_thread_pool_cpu_priority(env);
+                    ffi::rocksdb_env_destroy(env); // the handle only: the default Env stays
+                }
                 let table = ffi::rocksdb_block_based_options_create();
                 let cache = ffi::rocksdb_cache_create_lru(o.block_cache_bytes);
                 ffi::rocksdb_block_based_options_set_block_cache(table, cache);
@@ -258,7 +267,7 @@ mod native {
     #[pymethods]
     impl RocksDb {
         #[new]
-        #[pyo3(signature = (path, *, read_only, block_cache_bytes, max_open_files, bloom_bits_per_key, memtable_bloom_ratio, parallelism, keep_log_files, num_levels))]
+        #[pyo3(signature = (path, *, read_only, block_cache_bytes, max_open_files, bloom_bits_per_key, memtable_bloom_ratio, parallelism, keep_log_files, num_levels, low_priority_compaction=true))]
         #[allow(clippy::too_many_arguments)]
         fn new(
             py: Python<'_>,
@@ -271,11 +280,21 @@ mod native {
             parallelism: i32,
             keep_log_files: usize,
             num_levels: i32,
+            low_priority_compaction: bool,
         ) -> PyResult<Self> {
             if !(1..=64).contains(&num_levels) {
                 return Err(PyValueError::new_err(format!("num_levels must be 1..64, not {num_levels}")));
             }
-            let o = Opts { block_cache_bytes, max_open_files, bloom_bits_per_key, memtable_bloom_ratio, parallelism, keep_log_files, num_levels };
+            let o = Opts {
+                block_cache_bytes,
+                max_open_files,
+                bloom_bits_per_key,
+                memtable_bloom_ratio,
+                parallelism,
+                keep_log_files,
+                num_levels,
+                low_priority_compaction,
+            };
             let path = path.to_owned();
             let db = py.detach(move || Db::open(&path, o, read_only)).map_err(os_err)?;
             Ok(RocksDb { db: Mutex::new(Some(Arc::new(db))) })
