@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from tfnode import crypto
@@ -45,6 +47,23 @@ def commit(store: ChainStore, height: int, ntx: int = 2, **kw) -> bytes:
     kw.setdefault("state_root", h32(f"root {height}"))
     assert store.commit_block(BlockCommit(height, bh, b"block %d" % height, b"qc %d" % height, txs=txs, **kw))
     return bh
+
+
+@contextlib.contextmanager
+def counted_reads(kv):
+    """The sizes of ``kv.get_many``'s calls while the block runs (a list, filled as it goes)."""
+    reads: list[int] = []
+    get_many = kv.get_many
+
+    def counting(keys):
+        reads.append(len(keys))
+        return get_many(keys)
+
+    kv.get_many = counting
+    try:
+        yield reads
+    finally:
+        kv.get_many = get_many
 
 
 @pytest.fixture
@@ -211,15 +230,7 @@ def test_replay_recent_set_keeps_the_newest_hashes(kv):
     s = ChainStore(kv, "tf-main", recent_tx_capacity=3)
     for h in range(3):
         commit(s, h)  # 2 transactions each: tx 1/1, 2/0 and 2/1 are the newest 3
-    reads = []
-    get_many = kv.get_many
-
-    def counting(keys):
-        reads.append(len(keys))
-        return get_many(keys)
-
-    kv.get_many = counting
-    try:
+    with counted_reads(kv) as reads:
         newest = [h32("tx 1/1"), h32("tx 2/0"), h32("tx 2/1")]
         assert s.replay.committed_among(newest) == set(newest) and reads == []
         older = [h32("tx 0/0"), h32("tx 0/1"), h32("tx 1/0")]
@@ -228,8 +239,6 @@ def test_replay_recent_set_keeps_the_newest_hashes(kv):
         reads.clear()
         assert s.replay.committed_among([h32("tx 2/0"), h32("tx 2/1"), h32("tx 3/0")]) and reads == []
         assert s.replay.committed_among([h32("tx 1/1")]) == {h32("tx 1/1")} and reads == [1]
-    finally:
-        kv.get_many = get_many
 
 
 def test_replay_answers_remembered_until_the_next_commit(kv):
@@ -240,18 +249,11 @@ def test_replay_answers_remembered_until_the_next_commit(kv):
     fresh = [h32("fresh 1"), h32("fresh 2")]
     asked = [h32("tx 0/0"), *fresh]  # tx 0/0 has left the recent set: the database answers it
     assert s.replay.committed_among(asked) == {h32("tx 0/0")}
-    reads = []
-    get_many = kv.get_many
-
-    def counting(keys):
-        reads.append(len(keys))
-        return get_many(keys)
-
-    kv.get_many = counting
-    try:
+    with counted_reads(kv) as reads:
+        counting = kv.get_many
         assert s.replay.committed_among(fresh) == set() and reads == []  # remembered
         assert s.replay.committed_among([h32("tx 0/0")]) == {h32("tx 0/0")} and reads == [1]
-        assert s.replay.committed_among(fresh) == set()  # asked again above: from the database
+        assert s.replay.committed_among(fresh) == set() and reads == [1]  # still remembered
         reads.clear()
         # committing the remembered hashes forgets them: no stale "not committed" answer
         txs = [(fresh[0], b"a"), (h32("other"), b"b")]
@@ -264,7 +266,7 @@ def test_replay_answers_remembered_until_the_next_commit(kv):
         # A query that straddles a commit (a reader in another thread): its answer is not
         # remembered, so the next lookup asks the database again.
         def commit_meanwhile(keys):
-            got = get_many(keys)
+            got = counting(keys)
             s.replay.add([h32("committed meanwhile")])  # as commit_block does after its write
             return got
 
@@ -273,8 +275,84 @@ def test_replay_answers_remembered_until_the_next_commit(kv):
         kv.get_many = counting
         reads.clear()
         assert s.replay.committed_among([h32("late")]) == set() and reads == [1]
+
+
+def test_replay_answers_outlive_commits_of_other_hashes(kv):
+    """With execution two blocks ahead, a block's hashes are asked, then two other blocks
+    commit, then its commit checks them: the answer is still remembered (the blocks committed
+    in between did not hold them), and a hash one of those blocks did hold is asked again."""
+    s = ChainStore(kv, "tf-main", recent_tx_capacity=1)
+    commit(s, 0)
+    ahead = [[h32(f"tx {h}/{i}") for i in range(2)] for h in (1, 2, 3)]
+    for hs in ahead:  # three blocks' queries, each remembered
+        assert s.replay.committed_among(hs) == set()
+    with counted_reads(kv) as reads:
+        commit(s, 1)  # its own check answered from memory
+        assert reads == [] and s.replay.committed_among(ahead[2]) == set() and reads == []
+        commit(s, 2)
+        commit(s, 3)
+        assert reads == []  # every check from memory
+        assert s.replay.committed_among([h32("tx 1/0"), h32("tx 3/1")]) == {h32("tx 1/0"), h32("tx 3/1")}
+        assert reads == [1]  # tx 1/0 has left the recent set: the database
+        assert s.replay.committed_among([h32("never")]) == set() and reads == [1, 1]
+        for h in range(4, 8):  # a fourth query pushes out the first
+            assert s.replay.committed_among([h32(f"q {h}")]) == set()
+        reads.clear()
+        assert s.replay.committed_among([h32("never")]) == set() and reads == [1]
+
+
+def test_a_block_committed_in_steps_and_its_refusals(kv):
+    """stage_block, write_staged, settle: the store moves only at settle; one block staged at
+    a time; a block staged and never written, or whose write failed, leaves the store where
+    it was and unstaged; an exact block already stored stages as None."""
+    from tfnode.storage import StorageError, WriteTicket
+
+    s = ChainStore(kv, "tf-main")
+    commit(s, 0)
+
+    def block(h):
+        return BlockCommit(
+            h,
+            h32(f"block {h}"),
+            b"block %d" % h,
+            b"qc %d" % h,
+            txs=[(h32(f"tx {h}"), b"t")],
+            receipts=[b"r"],
+            state_writes=[(b"s/h", b"%d" % h)],
+            state_root=h32(f"root {h}"),
+        )
+
+    st = s.stage_block(block(1))
+    assert st is not None and s.head.height == 0 and s.block(1) is None
+    with pytest.raises(CommitError, match="block 1 is staged and not settled"):
+        s.stage_block(block(2))
+    with pytest.raises(CommitError, match="staged and never written"):
+        s.settle(st)
+    assert s.head.height == 0 and s.block(1) is None
+    st = s.stage_block(block(1))  # unstaged by the failed settle: staged again
+    s.write_staged(st, sync=True, behind=True)
+    with pytest.raises(CommitError, match="its write is begun already"):
+        s.write_staged(st, sync=True)
+    s.settle(st)
+    assert s.head.height == 1 and s.block(1) == b"block 1" and s.get_state(b"s/h") == b"1"
+    assert s.stage_block(block(1)) is None  # already stored: nothing to write
+    st = s.stage_block(block(2))
+
+    class Failed(WriteTicket):
+        def wait(self):
+            raise StorageError("RocksDB write of 9 operations failed: IO error")
+
+    real = kv.write_begin
+    kv.write_begin = lambda batch, *, sync: Failed()
+    try:
+        s.write_staged(st, sync=True, behind=True)
     finally:
-        kv.get_many = get_many
+        kv.write_begin = real
+    with pytest.raises(StorageError, match="IO error"):
+        s.settle(st)
+    assert s.head.height == 1 and s.block(2) is None and not s.is_committed(h32("tx 2"))
+    commit(s, 2, ntx=1)  # unstaged: the next commit goes through
+    assert s.head.height == 2
 
 
 def test_safety_data_is_separate_from_blocks(kv):

@@ -381,6 +381,107 @@ def test_sync_makes_earlier_unsynced_writes_survive_reopen(backend):
         kv.sync()
 
 
+def test_a_begun_write_lands_in_order_and_survives_reopen(backend):
+    """``write_begin`` returns a ticket; once its ``wait()`` returns the batch is there (with
+    sync, durable), and a later write or sync lands after it whether or not the ticket was
+    waited for. Every backend (the native engine writes on its own thread)."""
+    kv = backend.open()
+    first = WriteBatch()
+    first.put(b"a", b"1")
+    first.put(b"b", b"2")
+    t1 = kv.write_begin(first, sync=True)
+    second = WriteBatch()
+    second.delete(b"a")
+    second.put(b"c", b"3")
+    t2 = kv.write_begin(second, sync=False)  # begun before t1 was waited for: lands after it
+    put(kv, {b"c": b"4", b"d": b"5"}, sync=False)  # and this after both
+    t1.wait()
+    t2.wait()
+    t2.wait()  # again: the same answer
+    assert t1.done and t2.done
+    assert [kv.get(k) for k in (b"a", b"b", b"c", b"d")] == [None, b"2", b"4", b"5"]
+    last = WriteBatch()
+    last.put(b"e", b"6")
+    kv.write_begin(last, sync=True)  # never waited for: close lands it first
+    kv = backend.reopen(kv)
+    try:
+        assert [kv.get(k) for k in (b"a", b"b", b"c", b"d", b"e")] == [None, b"2", b"4", b"5", b"6"]
+        with pytest.raises(StorageTypeError, match="WriteBatch"):
+            kv.write_begin([(b"k", b"v")], sync=True)
+    finally:
+        kv.close()
+    with pytest.raises(StoreClosed):
+        kv.write_begin(WriteBatch(), sync=True)
+
+
+@needs_native
+def test_native_begun_writes_run_on_one_thread_of_the_core(tmp_path):
+    """The native engine's ``write_begin`` hands the batch to one thread of the core's own
+    ("tfnode-write", the same for every write), which makes the write and the fsync
+    while this thread goes on; a malformed operation is refused before anything is begun,
+    and a failure comes out of ``wait()`` as a StorageError."""
+    from tfnode.storage import StorageError
+
+    kv = open_rocks(tmp_path / "db", engine="native", block_cache_bytes=8 << 20)
+    try:
+        threads = set()
+        for i in range(3):
+            b = WriteBatch()
+            b.put(b"k%d" % i, b"v" * 100)
+            t = kv.write_begin(b, sync=True)
+            t.wait()
+            threads |= {n for n in _thread_names() if n == "tfnode-write"}
+        assert threads == {"tfnode-write"}
+        assert sum(n == "tfnode-write" for n in _thread_names()) == 1  # one, kept
+        bad = WriteBatch()
+        bad.put(b"x", b"1")
+        bad.ops.append((b"y", 7))
+        with pytest.raises(StorageValueError, match="nothing written"):
+            kv.write_begin(bad, sync=True)
+        assert kv.get(b"x") is None
+
+        # applied, then durable: landed() may return before the fsync, wait() after it
+        b = WriteBatch()
+        b.put(b"late", b"1")
+        t = kv.write_begin(b, sync=True)
+        t.landed()
+        assert kv.get(b"late") == b"1"
+        t.wait()
+        assert t.done
+
+        class Failed:  # the core's ticket for a write whose fsync RocksDB refused
+            done = True
+
+            def wait(self, durable=True):
+                if durable:
+                    raise OSError("WAL sync failed (the write may not be durable): IO error: No space left")
+
+        from tfnode.storage.rocks_native import _Begun
+
+        _Begun(Failed(), 2).landed()  # applied
+        with pytest.raises(StorageError, match=r"write of 2 operations failed: WAL sync failed .*No space"):
+            _Begun(Failed(), 2).wait()
+    finally:
+        kv.close()
+    assert "tfnode-write" not in _thread_names()  # close ends the thread
+
+
+def _thread_names() -> list[str]:
+    """This process's threads' OS names (Linux /proc; [] elsewhere)."""
+    names = []
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return names
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            continue
+    return names
+
+
 def test_synced_write_refuses_bad_batches_before_writing(kv):
     with pytest.raises(StorageTypeError, match="WriteBatch"):
         kv.write([(b"k", b"v")], sync=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from .abc import MAX_KEY, MAX_VALUE, KVSnapshot, KVStore, WriteBatch
+from .abc import MAX_KEY, MAX_VALUE, KVSnapshot, KVStore, WriteBatch, WriteTicket
 from .chain import (
     MIN_KEEP_BLOCKS,
     PRUNE_STEP,
@@ -22,6 +22,7 @@ from .chain import (
     ChainStore,
     EventRecord,
     Head,
+    StagedBlock,
     TxRecord,
     check_keep_blocks,
     ensure_schema,
@@ -95,12 +96,14 @@ __all__ = [
     "ReplayIndex",
     "SchemaVersionError",
     "SnapshotExpired",
+    "StagedBlock",
     "StorageError",
     "StorageTypeError",
     "StorageValueError",
     "StoreClosed",
     "TxRecord",
     "WriteBatch",
+    "WriteTicket",
     "check_keep_blocks",
     "ensure_schema",
     "open_rocks",

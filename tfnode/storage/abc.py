@@ -159,6 +159,25 @@ class KVSnapshot(KVReader):
         self.close()
 
 
+class WriteTicket:
+    """A write begun by :meth:`KVStore.write_begin`. This base class: one already made."""
+
+    @property
+    def done(self) -> bool:
+        """Whether ``wait`` would return at once."""
+        return True
+
+    def wait(self) -> None:
+        """Return once the write has landed (durably, if it was begun with ``sync``); raise
+        its failure (nothing of the batch written, or with ``sync`` perhaps not durable). Any
+        number of times: the same answer."""
+
+    def landed(self) -> None:
+        """Return once the write is applied (readable), perhaps before a ``sync`` write is
+        durable (``wait`` says when it is); raise its failure."""
+        self.wait()
+
+
 class KVStore(KVReader):
     """An ordered byte key-value store. Writes only through atomic batches."""
 
@@ -168,6 +187,15 @@ class KVStore(KVReader):
     @abstractmethod
     def write(self, batch: WriteBatch, *, sync: bool) -> None:
         """Apply ``batch`` atomically; with ``sync`` return only once it is durable."""
+
+    def write_begin(self, batch: WriteBatch, *, sync: bool) -> WriteTicket:
+        """Begin applying ``batch`` atomically and return before it lands: it has landed (with
+        ``sync``, durably) once the ticket's ``wait()`` returns. Writes land in the order they
+        were begun or made (a write waits for the one begun before it); a snapshot taken
+        meanwhile may or may not hold it. For a caller with other work to do during the
+        write. The default writes it now."""
+        self.write(batch, sync=sync)
+        return WriteTicket()
 
     def sync(self) -> None:
         """Return only once every write that returned before this call is durable. The

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from .. import _core
 from . import keys as K
-from .abc import MAX_KEY, MAX_VALUE, KVStore, WriteBatch, all_bytes, check_key, check_value, prefix_end
+from .abc import MAX_KEY, MAX_VALUE, KVStore, WriteBatch, WriteTicket, all_bytes, check_key, check_value, prefix_end
 from .errors import (
     CommitConflict,
     CommitError,
@@ -133,6 +133,19 @@ class BlockCommit:
     deferred: Callable[[], dict[str, Any]] | None = None
 
 
+@dataclass(slots=True)
+class StagedBlock:
+    """A block checked and its batch built by :meth:`ChainStore.stage_block`, not yet
+    settled; ``ticket`` once :meth:`ChainStore.write_staged` has begun or made its write."""
+
+    height: int
+    block_hash: bytes
+    batch: WriteBatch
+    floor: int  # the prune floor once written
+    txs: Sequence[tuple[bytes, bytes]]
+    ticket: WriteTicket | None = None
+
+
 def ensure_schema(kv: KVStore) -> int:
     """Check (or, on an empty store, write) the schema version; return it. A store of a
     version in ``K.SCHEMA_UPGRADES`` opened for writing is marked with the current version
@@ -196,6 +209,7 @@ class ChainStore:
         self._base: int | None = None
         self._peaks: tuple[int, dict[tuple[int, int], bytes]] | None = None  # history_base(), once read
         self._peaks_read = False
+        self._staged: StagedBlock | None = None  # stage_block's block, until settle
         self._verify_on_open()
         self.state = PendingState(self)
         self.replay = ReplayIndex(self, recent_tx_capacity)
@@ -287,10 +301,31 @@ class ChainStore:
         the fsync with the next block's execution and acknowledges nothing before ``sync``
         (``tfnode.execution.pipeline``).
 
+        The same in three steps, for a caller with other work to do while the block is
+        written: :meth:`stage_block` (the checks and the batch), :meth:`write_staged` (the
+        write, begun in the background with ``behind=True``) and :meth:`settle` (the write
+        waited for; the store moves past the block).
+
         Raises ``CommitConflict`` if the height holds a different block, ``CommitError`` if
         the height is not the next one or a transaction already committed."""
+        staged = self.stage_block(c)
+        if staged is None:
+            return False
+        self.write_staged(staged, sync=durable)
+        self.settle(staged)
+        return True
+
+    def stage_block(self, c: BlockCommit) -> StagedBlock | None:
+        """:meth:`commit_block`'s checks and its one batch, not written: None if this exact
+        block is already stored (nothing to write), else the :class:`StagedBlock` for
+        :meth:`write_staged` then :meth:`settle`. Until it is settled the store has not moved:
+        its head, its reads and its state snapshot are as before, and no other block can be
+        staged (``CommitError``); the caller keeps the block's state writes readable meanwhile
+        (``PendingState.seal``)."""
         if not isinstance(c, BlockCommit):
             raise StorageTypeError(f"commit_block takes a BlockCommit, not {type(c).__name__}")
+        if self._staged is not None:
+            raise CommitError(f"block {self._staged.height} is staged and not settled: settle it before the next")
         height, txs, receipts = c.height, c.txs, c.receipts
         hb = K.u64(height)
         block_hash = K.check_hash(c.block_hash, "block hash")
@@ -300,7 +335,7 @@ class ChainStore:
         if head is not None and height <= head.height:
             self._check_recommit(height, block_hash, block)
             self.state.refresh()  # this block's executed writes are the stored ones
-            return False
+            return None
         if head is not None and height != head.height + 1:
             raise CommitError(
                 f"commit of height {height}, but the store is at {head.height}: next is {head.height + 1}"
@@ -380,15 +415,45 @@ class ChainStore:
                 (p + K.PRUNE + hb, K.pack_keys([k[pn:] for k, _ in b.ops if k.startswith((p + K.EVENT, p + K.BATCH))]))
             )
             floor = self._prune_into(b, floor, height + 1 - self.keep_blocks)
-        self.kv.write(b, sync=durable)
+        self._staged = staged = StagedBlock(height, block_hash, b, floor, txs)
+        return staged
 
-        self._head = Head(height, block_hash)
+    def write_staged(self, s: StagedBlock, *, sync: bool, behind: bool = False) -> None:
+        """Write the staged block's batch (``sync``: fsynced, else durable at the next
+        :meth:`sync`). ``behind``: only begun (``KVStore.write_begin``: the native engine
+        writes on a thread of its own, the GIL free for the caller), landed once :meth:`settle`
+        returns. A write refused at once unstages the block (nothing of it written: one
+        atomic batch)."""
+        if s is not self._staged or s.ticket is not None:
+            raise CommitError(f"block {s.height} is not the staged block, or its write is begun already")
+        try:
+            if behind:
+                s.ticket = self.kv.write_begin(s.batch, sync=sync)
+            else:
+                self.kv.write(s.batch, sync=sync)
+                s.ticket = WriteTicket()
+        except BaseException:
+            self._staged = None
+            raise
+
+    def settle(self, s: StagedBlock) -> None:
+        """Wait for the staged block's write to be applied (raising its failure), then move
+        the store past the block: its head, the replay index, the state snapshot (the oldest
+        sealed state layer dropped). Unstaged whatever the outcome. A write begun with
+        ``behind=True, sync=True`` may not be durable yet: it is once ``s.ticket.wait()``
+        returns (or the next ``sync``), and a later block's write lands after its fsync."""
+        if s is not self._staged:
+            raise CommitError(f"block {s.height} is not the staged block")
+        self._staged = None
+        if s.ticket is None:
+            raise CommitError(f"block {s.height} was staged and never written")
+        s.ticket.landed()
+        self._head = Head(s.height, s.block_hash)
         if self._base is None:
-            self._base = height
-        self._floor = floor
-        self.replay.add(map(_first, txs))  # a C loop over the block's (hash, bytes) pairs
+            self._base = s.height
+        self._floor = s.floor
+        self.replay.add(map(_first, s.txs))  # a C loop over the block's (hash, bytes) pairs
         self.state.refresh()
-        return True
 
     def _prune_into(self, b: WriteBatch, floor: int, target: int) -> int:
         """Add to ``b`` the deletion of the bodies of heights ``floor..`` below ``target``, at

@@ -37,7 +37,7 @@ from typing import Any, cast
 
 import rocksdict as rd
 
-from .abc import KVSnapshot, KVStore, WriteBatch, check_key, check_keys
+from .abc import KVSnapshot, KVStore, WriteBatch, WriteTicket, check_key, check_keys
 from .errors import CorruptionError, SnapshotExpired, StorageError, StorageTypeError, StoreClosed
 
 BLOCK_CACHE_BYTES = 128 * 1024 * 1024
@@ -279,6 +279,19 @@ class RocksBase(KVStore):
     _gen: int
     _snapshots: weakref.WeakSet[StoreSnapshot]  # released by close()
     _snapshot_type: type[StoreSnapshot]
+    # The last write begun by ``write_begin`` and not yet waited for here (native engine)
+    _begun: WriteTicket | None = None
+
+    def _land_begun(self) -> None:
+        """Under ``_lock``: wait for the write begun last (and so for every one begun before
+        it: one thread makes them in order), so the next write or sync lands after it (its
+        failure is its ticket's to raise, not this caller's)."""
+        begun, self._begun = self._begun, None
+        if begun is not None:
+            try:
+                begun.wait()
+            except StorageError:
+                pass
 
     def get(self, key: bytes) -> bytes | None:
         return read_one(self._check_open(), key)
@@ -290,6 +303,7 @@ class RocksBase(KVStore):
         # snapshots (and, native, unfinished iterators) hold the database and its LOCK file:
         # released first, so the directory can be reopened in this process.
         with self._lock:
+            self._land_begun()  # its thread holds the database (and its LOCK file) until then
             db, self._db = self._db, None
             if db is not None:
                 for snap in list(self._snapshots):
@@ -323,6 +337,7 @@ class RocksBase(KVStore):
         if self.read_only:
             return
         with self._lock:
+            self._land_begun()
             self._sync_wal(self._check_open())
 
     def _sync_wal(self, db: Any) -> None:

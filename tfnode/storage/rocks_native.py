@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 from .. import _core
-from .abc import WriteBatch, check_key, check_keys
+from .abc import WriteBatch, WriteTicket, check_key, check_keys
 from .errors import CorruptionError, StorageError, StorageTypeError, StorageValueError, StoreClosed
 from .rocks import RocksBase, StoreSnapshot, read_error, read_one
 
@@ -81,6 +81,31 @@ class _NativeSnapshot(StoreSnapshot):
             snap.close()
 
 
+class _Begun(WriteTicket):
+    """A write under way on the core's write thread (``NativeRocksKV.write_begin``)."""
+
+    __slots__ = ("_n", "_w")
+
+    def __init__(self, w: Any, n: int):
+        self._w, self._n = w, n
+
+    @property
+    def done(self) -> bool:
+        return bool(self._w.done)
+
+    def wait(self) -> None:
+        self._answer(True)
+
+    def landed(self) -> None:
+        self._answer(False)
+
+    def _answer(self, durable: bool) -> None:
+        try:
+            self._w.wait(durable)
+        except OSError as err:
+            raise StorageError(f"RocksDB write of {self._n} operations failed: {err}") from err
+
+
 class NativeRocksKV(RocksBase):
     """RocksDB at ``path`` through the core's own build (created if missing). One process at a time."""
 
@@ -125,6 +150,7 @@ class NativeRocksKV(RocksBase):
             raise StorageTypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
         with self._lock:
             db = self._check_open()  # again: closed while waiting for the lock
+            self._land_begun()  # in order: after the write begun before this one
             try:
                 # the batch sorted, built and written with the GIL released (the fsync next)
                 db.write(batch.ops)
@@ -135,6 +161,28 @@ class NativeRocksKV(RocksBase):
             self._gen += 1
             if sync:
                 self._sync_wal(db)
+
+    def write_begin(self, batch: WriteBatch, *, sync: bool) -> WriteTicket:
+        """``write`` on a thread of the core's own (``_core.RocksDb.write_begin``: the batch
+        built and sorted here with the GIL released, then written, and with ``sync`` the WAL
+        fsynced, by a thread that never takes the GIL, so it never waits for a busy Python
+        thread to hand it over). Returns at once; the ticket's ``wait()`` gives the outcome."""
+        self._check_open()
+        if not isinstance(batch, WriteBatch):
+            raise StorageTypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
+        with self._lock:
+            db = self._check_open()
+            # not waited for: the core's one write thread makes its writes in the order begun
+            # (so the last one landed means every one before it did)
+            try:
+                begun = db.write_begin(batch.ops, sync)
+            except ValueError as err:
+                raise StorageValueError(f"RocksDB write refused, nothing written: {err}") from err
+            except OSError as err:
+                raise StorageError(f"RocksDB write of {len(batch)} operations failed: {err}") from err
+            self._gen += 1
+            self._begun = ticket = _Begun(begun, len(batch))
+        return ticket
 
     def flush(self) -> None:
         """Flush the memtable into a table file (tests and tools; RocksDB does it by itself)."""
@@ -156,6 +204,7 @@ class NativeRocksKV(RocksBase):
 
         db = self._check_open()
         with self._lock:
+            self._land_begun()
             try:
                 db.checkpoint(os.fspath(path))
             except OSError as err:

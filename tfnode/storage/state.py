@@ -150,6 +150,10 @@ class PendingState:
         self._snap.close()
 
 
+#: How many of its last "not committed" answers the replay index keeps (``ReplayIndex``).
+REMEMBERED = 3
+
+
 class ReplayIndex:
     """ "Has this transaction hash committed?" — fast for the common cases.
 
@@ -167,19 +171,30 @@ class ReplayIndex:
         self._recent: set[bytes] = set()
         self._order: deque[tuple[bytes, ...]] = deque()
         self.capacity = capacity
-        # The hashes the database last answered "not committed" for, valid until the next
-        # ``add`` (every commit calls it after its write; nothing else writes the index). A
-        # block's hashes are asked twice: by the executor's drop rule, then by
-        # ``ChainStore.commit_block``'s check of the kept ones; the second answer comes from
-        # here instead of a second multi-get. One query's hashes only: bounded by a block.
-        # Tagged with the number of commits seen when the query began: a reader in another
-        # thread whose query straddled a commit leaves a tag the next lookup ignores (no lock).
+        # The hashes the database answered "not committed" for in the last REMEMBERED
+        # queries, less those of every block committed since (``add``: every commit calls it
+        # after its write; nothing else writes the index). A block's hashes are asked twice:
+        # by the executor's drop rule, then by ``ChainStore.commit_block``'s check of the kept
+        # ones, with the next blocks' queries in between where execution runs ahead (up to
+        # two); the second answer comes from here instead of a second multi-get. Bounded by
+        # REMEMBERED blocks' hashes. Each tagged with the number of commits seen when its
+        # query began: a reader in another thread whose query straddled a commit leaves a tag
+        # no lookup takes (no lock; the list is replaced whole, never changed in place).
         self._commits = 0
-        self._absent: tuple[int, frozenset[bytes]] = (0, frozenset())
+        self._absent: list[tuple[int, frozenset[bytes]]] = []
 
     def add(self, hashes: Iterable[bytes]) -> None:
-        self._commits += 1  # after the commit's write: answers from before it are stale now
         block = tuple(hashes)
+        # After the commit's write. A remembered "not committed" answer stays true for every
+        # hash but this block's (nothing else writes the index), whether the database read
+        # saw the write or not: kept without them, under the new count. An answer being made
+        # by another thread meanwhile carries the old count and is never taken.
+        commits = self._commits
+        if block:
+            self._absent = [(commits + 1, a.difference(block)) for g, a in self._absent if g == commits]
+        else:
+            self._absent = [(commits + 1, a) for g, a in self._absent if g == commits]
+        self._commits = commits + 1
         if not block:
             return
         r, order = self._recent, self._order
@@ -203,10 +218,10 @@ class ReplayIndex:
     def committed_among(self, hashes: Iterable[bytes]) -> set[bytes]:
         """The subset of ``hashes`` already committed (one multi-get for the unknown ones)."""
         hs = hashes if type(hashes) is list else list(hashes)
-        gen, absent = self._absent
-        commits = self._commits
-        if gen == commits and absent and absent.issuperset(hs):
-            return set()  # asked since the last commit: none of them had committed then
+        commits, remembered = self._commits, self._absent
+        for gen, absent in remembered:
+            if gen == commits and absent.issuperset(hs):
+                return set()  # asked before: none of them had committed then, nor since
         # set operations and map/filter: C loops, no Python frame per hash (a block's worth)
         found: set[bytes] = self._recent.intersection(hs)
         ask = list(filterfalse(found.__contains__, hs)) if found else hs
@@ -219,5 +234,6 @@ class ReplayIndex:
             vals = store.kv.get_many(keys)
             hits = list(compress(ask, map(is_not, vals, repeat(None))))
             found.update(hits)
-            self._absent = (commits, frozenset(ask).difference(hits))
+            if len(hits) < len(ask):
+                self._absent = [*remembered[1 - REMEMBERED :], (commits, frozenset(ask).difference(hits))]
         return found

@@ -245,6 +245,227 @@ mod native {
         slot.lock().map_err(|_| os_err("RocksDB handle lock poisoned".into()))?.clone().ok_or_else(|| os_err("RocksDB is closed".into()))
     }
 
+    /// `ops` (a list of `(bytes key, bytes or None value)` tuples) as the objects they hold.
+    #[allow(clippy::type_complexity)]
+    fn held_ops<'py>(ops: &Bound<'py, PyList>) -> PyResult<Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)>> {
+        let bad = || PyValueError::new_err("an operation must be a (bytes key, bytes or None value) tuple");
+        let mut held = Vec::with_capacity(ops.len());
+        for item in ops.iter() {
+            let t = item.cast_into::<PyTuple>().map_err(|_| bad())?;
+            if t.len() != 2 {
+                return Err(bad());
+            }
+            let k = t.get_item(0)?.cast_into::<PyBytes>().map_err(|_| bad())?;
+            let v = t.get_item(1)?;
+            let v = if v.is_none() { None } else { Some(v.cast_into::<PyBytes>().map_err(|_| bad())?) };
+            held.push((k, v));
+        }
+        Ok(held)
+    }
+
+    /// The bytes of `held_ops`' operations (valid while `held` is).
+    fn op_slices<'a>(held: &'a [(Bound<'_, PyBytes>, Option<Bound<'_, PyBytes>>)]) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
+        held.iter().map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))).collect()
+    }
+
+    /// A RocksDB write batch (it owns copies of its keys and values), destroyed on drop.
+    struct Batch(*mut ffi::rocksdb_writebatch_t);
+
+    // SAFETY: a write batch is a plain buffer, used by one thread at a time (moved, not shared).
+    unsafe impl Send for Batch {}
+
+    impl Drop for Batch {
+        fn drop(&mut self) {
+            // SAFETY: created by build_batch, destroyed once here.
+            unsafe { ffi::rocksdb_writebatch_destroy(self.0) }
+        }
+    }
+
+    /// `slices` as one batch in key order (stable: a later operation on a key still wins):
+    /// each memtable insert then starts from where the last one ended.
+    fn build_batch(slices: &mut [(&[u8], Option<&[u8]>)]) -> Batch {
+        slices.sort_by(|x, y| x.0.cmp(y.0));
+        // the batch's whole size reserved up front: no regrowth (and copy) of its buffer as it
+        // fills (a tag and two lengths per operation, at most 11 bytes)
+        let reserve = 12 + slices.iter().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len) + 11).sum::<usize>();
+        // SAFETY: the batch is created here and filled from live slices (it copies them).
+        unsafe {
+            let wb = Batch(ffi::rocksdb_writebatch_create_with_params(reserve, 0, 0, 0));
+            for (k, v) in slices.iter() {
+                match v {
+                    Some(v) => ffi::rocksdb_writebatch_put(wb.0, k.as_ptr().cast(), k.len(), v.as_ptr().cast(), v.len()),
+                    None => ffi::rocksdb_writebatch_delete(wb.0, k.as_ptr().cast(), k.len()),
+                }
+            }
+            wb
+        }
+    }
+
+    /// Write `wb` atomically; with `sync`, then fsync the WAL (every record in it so far).
+    fn write_batch(db: &Db, wb: &Batch, sync: bool) -> Result<(), String> {
+        let mut err: *mut c_char = std::ptr::null_mut();
+        // SAFETY: a live database handle and batch.
+        unsafe { ffi::rocksdb_write(db.db, db.wo, wb.0, &mut err) };
+        take_err(err)?;
+        if sync {
+            sync_wal(db)?;
+        }
+        Ok(())
+    }
+
+    /// Write the WAL's buffer out and fsync it: every write before it durable.
+    fn sync_wal(db: &Db) -> Result<(), String> {
+        let mut err: *mut c_char = std::ptr::null_mut();
+        // SAFETY: a live database handle.
+        unsafe { ffi::rocksdb_flush_wal(db.db, 1, &mut err) };
+        take_err(err).map_err(|e| format!("WAL sync failed (the write may not be durable): {e}"))
+    }
+
+    /// A batch's operations copied out of their Python objects: every key and value in one
+    /// buffer, and per operation (key start, key length, value start, value length or None).
+    struct OwnedOps {
+        buf: Vec<u8>,
+        at: Vec<(usize, usize, usize, Option<usize>)>,
+    }
+
+    impl OwnedOps {
+        fn copy(held: &[(Bound<'_, PyBytes>, Option<Bound<'_, PyBytes>>)]) -> OwnedOps {
+            let slices = op_slices(held);
+            let size = slices.iter().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len)).sum();
+            let mut buf = Vec::with_capacity(size);
+            let mut at = Vec::with_capacity(slices.len());
+            for (k, v) in slices {
+                let ks = buf.len();
+                buf.extend_from_slice(k);
+                let vs = buf.len();
+                if let Some(v) = v {
+                    buf.extend_from_slice(v);
+                }
+                at.push((ks, k.len(), vs, v.map(<[u8]>::len)));
+            }
+            OwnedOps { buf, at }
+        }
+
+        /// The batch of these operations (`build_batch`: sorted by key).
+        fn batch(&self) -> Batch {
+            let b = &self.buf;
+            let mut slices: Vec<(&[u8], Option<&[u8]>)> = self.at.iter().map(|&(ks, kl, vs, vl)| (&b[ks..ks + kl], vl.map(|vl| &b[vs..vs + vl]))).collect();
+            build_batch(&mut slices)
+        }
+    }
+
+    /// One write for `RocksDb`'s write thread, and where its outcome goes.
+    struct WriteJob {
+        db: Arc<Db>,
+        ops: OwnedOps,
+        sync: bool,
+        answer: std::sync::mpsc::Sender<Result<(), String>>,
+    }
+
+    /// The thread that makes `write_begin`'s writes, in the order they were sent.
+    struct Writer {
+        jobs: std::sync::mpsc::Sender<WriteJob>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl Writer {
+        fn start() -> PyResult<Writer> {
+            let (jobs, rx) = std::sync::mpsc::channel::<WriteJob>();
+            let thread = std::thread::Builder::new()
+                .name("tfnode-write".into())
+                .spawn(move || {
+                    for job in rx {
+                        // two answers: applied (readable), then with sync durable; the ticket
+                        // may be gone (nobody waits), so a failed send is no error
+                        let wb = job.ops.batch();
+                        drop(job.ops);
+                        let landed = write_batch(&job.db, &wb, false);
+                        drop(wb);
+                        let ok = landed.is_ok();
+                        let _ = job.answer.send(landed);
+                        if ok && job.sync {
+                            let _ = job.answer.send(sync_wal(&job.db));
+                        }
+                        drop(job.db); // a closed database's last share: closed here, after the write
+                    }
+                })
+                .map_err(|e| os_err(format!("cannot start the RocksDB write thread: {e}")))?;
+            Ok(Writer { jobs, thread })
+        }
+
+        /// The writes sent so far made; the thread ended.
+        fn stop(self) {
+            drop(self.jobs);
+            let _ = self.thread.join();
+        }
+    }
+
+    /// A write begun by `RocksDb.write_begin`: its outcome, once its thread has given it.
+    #[pyclass(module = "tfnode._core", frozen)]
+    struct RocksWrite {
+        state: Mutex<WriteState>,
+    }
+
+    /// The answers of a begun write: applied, then (a synced write) durable.
+    struct WriteState {
+        rx: Option<std::sync::mpsc::Receiver<Result<(), String>>>,
+        sync: bool,
+        answers: Vec<Result<(), String>>,
+    }
+
+    impl WriteState {
+        /// The answer that says the write is applied (`durable` false) or as durable as it
+        /// was asked to be, reading answers off the channel until it is in (blocking).
+        fn answer(&mut self, durable: bool) -> Result<(), String> {
+            let need = if durable && self.sync { 2 } else { 1 };
+            while self.answers.len() < need && self.answers.last().is_none_or(Result::is_ok) {
+                let Some(rx) = &self.rx else { break };
+                match rx.recv() {
+                    Ok(a) => self.answers.push(a),
+                    Err(_) => {
+                        self.rx = None;
+                        self.answers.push(Err("the write thread ended without an answer".into()));
+                    }
+                }
+            }
+            match self.answers.iter().find(|a| a.is_err()) {
+                Some(e) => e.clone(),
+                None if self.answers.len() >= need => Ok(()),
+                None => Err("the write's answer was lost".into()),
+            }
+        }
+    }
+
+    #[pymethods]
+    impl RocksWrite {
+        /// Wait (GIL released) until the write is as durable as it was begun to be (with
+        /// `sync`, fsynced), or with `durable=False` only applied (readable); OSError if it
+        /// failed. Any number of times, from any thread: the same answer.
+        #[pyo3(signature = (durable = true))]
+        fn wait(&self, py: Python<'_>, durable: bool) -> PyResult<()> {
+            py.detach(|| self.state.lock().map_err(|_| "write state lock poisoned".to_string())?.answer(durable)).map_err(os_err)
+        }
+
+        /// Whether every answer is in (`wait` would not block).
+        #[getter]
+        fn done(&self) -> bool {
+            let Ok(mut st) = self.state.lock() else { return true };
+            let need = if st.sync { 2 } else { 1 };
+            while st.answers.len() < need && st.answers.last().is_none_or(Result::is_ok) {
+                let Some(rx) = &st.rx else { return true };
+                match rx.try_recv() {
+                    Ok(a) => st.answers.push(a),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => return false,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        st.rx = None;
+                        st.answers.push(Err("the write thread ended without an answer".into()));
+                    }
+                }
+            }
+            true
+        }
+    }
+
     /// Below this many keys a multi-get keeps the GIL (releasing it costs more than the reads).
     const DETACH_KEYS: usize = 16;
 
@@ -262,6 +483,10 @@ mod native {
     #[pyclass(module = "tfnode._core", frozen)]
     struct RocksDb {
         db: Mutex<Option<Arc<Db>>>,
+        /// `write_begin`'s thread, started at the first: one thread for every such write, so
+        /// they land in the order begun, and the writing thread's caches (its malloc arena,
+        /// RocksDB's thread-local state) stay warm (a fresh thread per write cost twice the CPU)
+        writer: Mutex<Option<Writer>>,
     }
 
     #[pymethods]
@@ -297,7 +522,7 @@ mod native {
             };
             let path = path.to_owned();
             let db = py.detach(move || Db::open(&path, o, read_only)).map_err(os_err)?;
-            Ok(RocksDb { db: Mutex::new(Some(Arc::new(db))) })
+            Ok(RocksDb { db: Mutex::new(Some(Arc::new(db))), writer: Mutex::new(None) })
         }
 
         fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
@@ -318,42 +543,31 @@ mod native {
         /// lock, when a write must be durable.
         fn write(&self, py: Python<'_>, ops: &Bound<'_, PyList>) -> PyResult<()> {
             let db = share(&self.db)?;
-            let bad = || PyValueError::new_err("an operation must be a (bytes key, bytes or None value) tuple");
-            let mut held: Vec<(Bound<'_, PyBytes>, Option<Bound<'_, PyBytes>>)> = Vec::with_capacity(ops.len());
-            for item in ops.iter() {
-                let t = item.cast_into::<PyTuple>().map_err(|_| bad())?;
-                if t.len() != 2 {
-                    return Err(bad());
-                }
-                let k = t.get_item(0)?.cast_into::<PyBytes>().map_err(|_| bad())?;
-                let v = t.get_item(1)?;
-                let v = if v.is_none() { None } else { Some(v.cast_into::<PyBytes>().map_err(|_| bad())?) };
-                held.push((k, v));
+            let held = held_ops(ops)?;
+            let mut slices = op_slices(&held);
+            py.detach(move || write_batch(&db, &build_batch(&mut slices), false)).map_err(os_err)
+        }
+
+        /// The same batch as `write`, sorted, built and written by the database's one write
+        /// thread (with `sync`, the WAL fsynced after it), in the order the writes were
+        /// begun: returns at once, the outcome in the `RocksWrite` (`wait()`: durable as
+        /// asked; `wait(False)`: applied). No Python thread takes part in the write, so it
+        /// never waits for the GIL, and the caller runs Python meanwhile. A `write` made after
+        /// is not ordered after it: the store waits for the begun one first.
+        fn write_begin(&self, ops: &Bound<'_, PyList>, sync: bool) -> PyResult<RocksWrite> {
+            let db = share(&self.db)?;
+            // copied out whole with the GIL held (one pass, no allocation per operation): the
+            // sort and the batch are the write thread's, and this thread never gives the GIL
+            // up here (taking it back can wait for another Python thread's turn to end)
+            let ops = OwnedOps::copy(&held_ops(ops)?);
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut writer = self.writer.lock().map_err(|_| os_err("RocksDB writer lock poisoned".into()))?;
+            if writer.is_none() {
+                *writer = Some(Writer::start()?);
             }
-            let mut slices: Vec<(&[u8], Option<&[u8]>)> = held.iter().map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))).collect();
-            py.detach(move || {
-                // key order: each memtable insert starts from where the last one ended
-                slices.sort_by(|x, y| x.0.cmp(y.0));
-                let mut err: *mut c_char = std::ptr::null_mut();
-                // SAFETY: the batch is created, filled from live slices (the bytes objects are
-                // held by `held` until this returns), written and destroyed here.
-                unsafe {
-                    // the batch's whole size reserved up front: no regrowth (and copy) of its
-                    // buffer as it fills (a tag and two lengths per operation, at most 11 bytes)
-                    let reserve = 12 + slices.iter().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len) + 11).sum::<usize>();
-                    let wb = ffi::rocksdb_writebatch_create_with_params(reserve, 0, 0, 0);
-                    for (k, v) in &slices {
-                        match v {
-                            Some(v) => ffi::rocksdb_writebatch_put(wb, k.as_ptr().cast(), k.len(), v.as_ptr().cast(), v.len()),
-                            None => ffi::rocksdb_writebatch_delete(wb, k.as_ptr().cast(), k.len()),
-                        }
-                    }
-                    ffi::rocksdb_write(db.db, db.wo, wb, &mut err);
-                    ffi::rocksdb_writebatch_destroy(wb);
-                    take_err(err)
-                }
-            })
-            .map_err(os_err)
+            let w = writer.as_ref().expect("started above");
+            w.jobs.send(WriteJob { db, ops, sync, answer: tx }).map_err(|_| os_err("the write thread has stopped".into()))?;
+            Ok(RocksWrite { state: Mutex::new(WriteState { rx: Some(rx), sync, answers: Vec::new() }) })
         }
 
         /// Write the WAL's buffer out and, with `sync`, fsync it (GIL released).
@@ -452,7 +666,14 @@ mod native {
         /// gone too (GIL released for RocksDB's close).
         fn close(&self, py: Python<'_>) -> PyResult<()> {
             let db = self.db.lock().map_err(|_| os_err("RocksDB handle lock poisoned".into()))?.take();
-            py.detach(move || drop(db));
+            let writer = self.writer.lock().map_err(|_| os_err("RocksDB writer lock poisoned".into()))?.take();
+            // the writes begun land first (the thread holds a share of the database per write)
+            py.detach(move || {
+                if let Some(w) = writer {
+                    w.stop();
+                }
+                drop(db)
+            });
             Ok(())
         }
 
@@ -668,6 +889,7 @@ mod native {
         m.add_class::<RocksDb>()?;
         m.add_class::<RocksSnapshot>()?;
         m.add_class::<RocksIter>()?;
+        m.add_class::<RocksWrite>()?;
         m.add_function(wrap_pyfunction!(rocks_library, m)?)?;
         Ok(())
     }
