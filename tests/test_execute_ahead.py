@@ -3,7 +3,8 @@
 writes, drops its transactions as replays, and deletes the replay records whose expiry it
 passed, so every receipt, root and committed byte equals executing and committing each block
 in turn. What the executor refuses: two blocks ahead, a block ahead without the overlapped tree
-update, a commit out of order."""
+update, a commit out of order; two blocks ahead while the oldest is not yet being written.
+Two blocks ahead (the oldest one's write under way, ``stage_commit``) gives the same bytes too."""
 
 from __future__ import annotations
 
@@ -62,27 +63,42 @@ def batches_of(raws: list[bytes]) -> list[tuple[bytes, list[bytes]]]:
     return [(_core.batch_digest(raws)[0], raws)] if raws else []
 
 
-def run(path, *, ahead: bool, native: bool):
-    """Every block of SCRIPT: in turn, or each executed before the previous one's commit.
-    Returns per block (kept hashes, dropped, receipt statuses and bytes, state root, exec
-    root), the balances at the end, and every committed byte."""
+def run(path, *, ahead: int, native: bool):
+    """Every block of SCRIPT: in turn (``ahead=0``); each executed before the previous one's
+    commit (1); or as ``run_pipeline`` does with workers: each executed while the one before
+    is executed and not committed and the one before that is being written in the background
+    (2: ``stage_commit``, ``write_staged(behind=True)``, ``settle_commit``). Returns per block
+    (kept hashes, dropped, receipt statuses and bytes, state root, exec root), the balances at
+    the end, and every committed byte."""
     kv = open_rocks(path)
     store = ChainStore(kv, CHAIN)
     ex = ChainExecutor(store, GENESIS, native=native)
     try:
         ex.open()
-        outs, behind = [], None
+        outs, behind, writing = [], None, None
+
+        def settle():
+            if writing is not None:
+                ex.settle_commit(*writing)
+                outs.append(writing[0])
+
         for h, raws in enumerate(SCRIPT, start=1):
             batches = batches_of(raws)
-            out = ex.execute(block(h, [d for d, _ in batches]), batches, overlap_tree=ahead)
+            out = ex.execute(block(h, [d for d, _ in batches]), batches, overlap_tree=ahead > 0)
             if not ahead:
                 ex.commit(out, b"qc %d" % h)
                 outs.append(out)
                 continue
-            if behind is not None:
+            if behind is not None and ahead == 1:
                 ex.commit(behind, b"qc %d" % behind.height)
                 outs.append(behind)
+            elif behind is not None:
+                settle()
+                staged = ex.stage_commit(behind, b"qc %d" % behind.height)
+                store.write_staged(staged, sync=True, behind=True)
+                writing = (behind, staged)
             behind = out
+        settle()
         if behind is not None:
             ex.commit(behind, b"qc %d" % behind.height)
             outs.append(behind)
@@ -106,13 +122,14 @@ def run(path, *, ahead: bool, native: bool):
         kv.close()
 
 
+@pytest.mark.parametrize("ahead", [1, 2], ids=["one-ahead", "two-ahead"])
 @pytest.mark.parametrize("native", [True, False], ids=["native", "reference"])
-def test_a_block_executed_ahead_of_the_previous_commit_gives_the_same_bytes(tmp_path, native):
-    seq, seq_balances, seq_bytes = run(tmp_path / "seq", ahead=False, native=native)
-    ahead, ahead_balances, ahead_bytes = run(tmp_path / "ahead", ahead=True, native=native)
-    assert ahead == seq
-    assert ahead_balances == seq_balances
-    assert ahead_bytes == seq_bytes
+def test_a_block_executed_ahead_of_the_previous_commit_gives_the_same_bytes(tmp_path, native, ahead):
+    seq, seq_balances, seq_bytes = run(tmp_path / "seq", ahead=0, native=native)
+    got, got_balances, got_bytes = run(tmp_path / "ahead", ahead=ahead, native=native)
+    assert got == seq
+    assert got_balances == seq_balances
+    assert got_bytes == seq_bytes
     # what the script is built to show, so a rule that stopped applying fails here too
     assert [len(r[0]) for r in seq] == [2, 2, 0, 0, 1, 1, 1, 1]  # kept
     assert [r[1] for r in seq] == [0, 1, 1, 0, 0, 0, 0, 1]  # dropped
@@ -159,6 +176,71 @@ def test_the_executor_runs_at_most_one_block_ahead_and_commits_in_order(tmp_path
         # (block 2's root was never resolved the first time: its update is read at its commit)
         assert again.state_root == o1.state_root and o2.state_root == bytes(32) != ahead.state_root
         assert ex.height == 2 and store.executed() == (2, ahead.state_root)
+    finally:
+        ex.close()
+        store.close()
+        kv.close()
+
+
+def test_two_blocks_ahead_only_while_the_oldest_is_being_written(tmp_path):
+    """A second block ahead is allowed only once the oldest one's commit is begun
+    (``stage_commit``); never a third; one commit begun at a time, settled in order. A block
+    whose write landed is settled by ``abandon`` (it is on disk); one staged and never
+    written is dropped with the rest, the store unstaged."""
+    kv = open_rocks(tmp_path / "db")
+    store = ChainStore(kv, CHAIN)
+    ex = ChainExecutor(store, GENESIS)
+    try:
+        ex.open()
+        bs = [batches_of(SCRIPT[i]) for i in range(4)]
+
+        def execute(h):
+            return ex.execute(block(h, [d for d, _ in bs[h - 1]]), bs[h - 1], overlap_tree=True)
+
+        o1, o2 = execute(1), execute(2)
+        with pytest.raises(ExecutionError, match="commit one before executing the next"):
+            execute(3)
+        staged = ex.stage_commit(o1, b"qc 1")
+        with pytest.raises(ExecutionError, match="block 1's commit is begun and not settled"):
+            ex.stage_commit(o1, b"qc 1")
+        with pytest.raises(ExecutionError, match="commit of block 2, but block 1 is the next"):
+            ex.stage_commit(o2, b"qc 2")
+        execute(3)  # block 1 staged: two ahead of the settled height
+        assert store.state.sealed == 3 and ex.height == 0
+        with pytest.raises(ExecutionError, match="commit one before executing the next"):
+            execute(4)
+        store.write_staged(staged, sync=True, behind=True)
+        with pytest.raises(ExecutionError, match="settle of block 2"):
+            ex.settle_commit(o2, staged)
+        ex.settle_commit(o1, staged)
+        assert ex.height == 1 and store.head.height == 1 and store.state.sealed == 2
+        # block 2's write begun (it lands), then a failure elsewhere: abandon settles block 2
+        # and drops block 3
+        staged2 = ex.stage_commit(o2, b"qc 2")
+        store.write_staged(staged2, sync=True, behind=True)
+        ex.abandon()
+        assert ex.height == 2 and store.head.height == 2 and store.state.sealed == 0
+        assert store.executed() == (2, o2.state_root)
+    finally:
+        ex.close()
+    # (the node stops after abandon: the state tree still holds the dropped block's version)
+    ex = ChainExecutor(store, GENESIS)
+    try:
+        ex.open()
+        assert ex.height == 2
+        # block 3 staged and never written: abandon drops it and unstages the store
+        o3 = execute(3)
+        ex.stage_commit(o3, b"qc 3")
+        ex.abandon()
+        assert ex.height == 2 and store.head.height == 2 and store.state.sealed == 0
+    finally:
+        ex.close()
+    ex = ChainExecutor(store, GENESIS)
+    try:
+        ex.open()
+        o3 = execute(3)
+        ex.commit(o3, b"qc 3")
+        assert ex.height == 3 and store.executed() == (3, o3.state_root)
     finally:
         ex.close()
         store.close()

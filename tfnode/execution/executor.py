@@ -82,7 +82,7 @@ from tfnode.runtime.frame import GOVERNANCE
 from tfnode.runtime.governance import VALIDATORS_KEY
 from tfnode.runtime.state import Overlay
 from tfnode.runtime.worker import STATUS_CRASHED
-from tfnode.storage import BlockCommit
+from tfnode.storage import BlockCommit, StagedBlock
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +244,11 @@ class ChainExecutor:
         self._tree_thread: ThreadPoolExecutor | None = None
         self._tree_inflight: Future | None = None  # the last update submitted to it
         # Executed blocks not yet committed, oldest first: at most one when the next executes
-        # (``execute``'s one block ahead), so at most two.
+        # (``execute``'s one block ahead), or two while the oldest one's write is under way
+        # (``stage_commit``); so at most three.
         self._uncommitted: deque[BlockOutput] = deque()
+        # stage_commit's block and its staged batch, until settle_commit
+        self._staging: tuple[BlockOutput, StagedBlock | None] | None = None
 
     # ---- start-up ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -580,11 +583,14 @@ class ChainExecutor:
         return out
 
     def _check_ahead(self, behind: deque[BlockOutput], overlap_tree: bool) -> None:
-        """Execute the next block before ``behind[0]`` is committed: one block ahead at most,
-        its tree update overlapped (its exec root follows the committed history: ``commit``
-        resolves it after the previous block's). The uncommitted block's replay records are
-        live already (made so at the end of its execution)."""
-        if len(behind) > 1:
+        """Execute the next block before ``behind[0]`` is committed: one block ahead, or two
+        while ``behind[0]``'s write is under way (:meth:`stage_commit`), the tree updates
+        overlapped (an exec root follows the committed history: ``commit`` resolves it after
+        the previous block's). The uncommitted blocks' replay records are live already (made so
+        at the end of each one's execution), their writes read from their sealed layers and
+        their transactions counted as committed by the drop rule."""
+        staging = self._staging is not None and self._staging[0] is behind[0]
+        if len(behind) > (2 if staging else 1):
             raise ExecutionError(
                 f"blocks {behind[0].height} and {behind[-1].height} are executed but not committed: "
                 "commit one before executing the next"
@@ -793,8 +799,28 @@ class ChainExecutor:
     def commit(self, out: BlockOutput, qc: bytes, *, durable: bool = True) -> None:
         """Store the executed block in one synced batch, then move the state forward.
         ``durable=False``: unsynced, durable once ``store.sync()`` returns after it
-        (``ChainStore.commit_block``); the node commits durably."""
+        (``ChainStore.commit_block``); the node commits durably. The same in steps, for a
+        caller that writes on another thread: :meth:`stage_commit`, ``store.write_staged``,
+        :meth:`settle_commit`."""
+        staged = self.stage_commit(out, qc)
+        if staged is not None:
+            self.store.write_staged(staged, sync=durable)
+        self.settle_commit(out, staged)
+
+    def stage_commit(self, out: BlockOutput, qc: bytes) -> StagedBlock | None:
+        """The first step of :meth:`commit`: the block's batch built and checked
+        (``ChainStore.stage_block``), not written; None if this exact block is already
+        stored. The caller writes it (``store.write_staged``: on any one thread, the GIL
+        released), then calls :meth:`settle_commit`. Meanwhile the next block may execute: two
+        blocks ahead of the settled height (its reads see this block's writes in their sealed
+        layer; the drop rule counts its transactions as committed)."""
         b = out.block
+        behind = self._uncommitted
+        if not behind or behind[0] is not out:
+            first = f"block {behind[0].height}" if behind else "no block"
+            raise ExecutionError(f"commit of block {out.height}, but {first} is the next executed and not committed")
+        if self._staging is not None:
+            raise ExecutionError(f"block {self._staging[0].height}'s commit is begun and not settled")
         native = asset.native_records(out.receipts)  # a block of transfers: no Python step per receipt
         if native is not None:
             receipts, events = native
@@ -813,15 +839,11 @@ class ChainExecutor:
                 "exec_record": out.state_root + out.receipts_root + out.exec_root + b"".join(out.history_nodes),
             }
 
-        behind = self._uncommitted
-        if not behind or behind[0] is not out:
-            first = f"block {behind[0].height}" if behind else "no block"
-            raise ExecutionError(f"commit of block {out.height}, but {first} is the next executed and not committed")
-        # An overlapped tree update: commit_block asks for the tree's parts once it has built
+        # An overlapped tree update: stage_block asks for the tree's parts once it has built
         # the rest of the batch (the update ran meanwhile, GIL released); otherwise now.
-        overlapped = out.tree_pending is not None
         update = out.tree_pending
-        self.store.commit_block(
+        overlapped = update is not None
+        staged = self.store.stage_block(
             BlockCommit(
                 out.height,
                 b["id"],
@@ -837,13 +859,23 @@ class ChainExecutor:
                 batch_tx_hashes=out.batch_tx_hashes,
                 deferred=tree_parts if overlapped else None,
                 **({} if overlapped else tree_parts()),
-            ),
-            durable=durable,
+            )
         )
-        self._tree_wait(out)  # commit_block returned early (the block was already stored)
-        behind.popleft()
-        if self._tree_inflight is update:  # not the next block's, running ahead
+        self._tree_wait(out)  # stage_block returned early (the block was already stored)
+        if self._tree_inflight is update:  # resolved: not the next block's, running ahead
             self._tree_inflight = None
+        self._staging = (out, staged)
+        return staged
+
+    def settle_commit(self, out: BlockOutput, staged: StagedBlock | None) -> None:
+        """The last step of :meth:`commit`, once ``staged`` is written (or None: the block was
+        already stored): the store and the executor move past the block."""
+        if self._staging is None or self._staging[0] is not out or self._staging[1] is not staged:
+            raise ExecutionError(f"settle of block {out.height}, whose commit is not the one begun")
+        if staged is not None:
+            self.store.settle(staged)
+        self._staging = None
+        self._uncommitted.popleft()
         self.height, self.state_root, self.exec_root = out.height, out.state_root, out.exec_root
         self.history = out.history
         if self.marker is not None:
@@ -874,6 +906,13 @@ class ChainExecutor:
         next), once an overlapped tree update still running has finished (its failure not
         raised again). The live replay keys are read again from the committed state: the
         dropped blocks had made theirs live and deleted expired ones."""
+        staging = self._staging
+        if staging is not None and staging[1] is not None:
+            try:
+                self.settle_commit(*staging)  # its write landed: the block is committed, on disk
+            except Exception:  # noqa: BLE001 - it did not (the store unstaged it): dropped below
+                pass
+        self._staging = None
         inflight, self._tree_inflight = self._tree_inflight, None
         if inflight is not None:
             inflight.exception()  # waits
