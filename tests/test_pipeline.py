@@ -14,7 +14,7 @@ from tfnode.execution.executor import ChainExecutor, ExecutionError
 from tfnode.execution.pipeline import run_pipeline
 from tfnode.mempool.config import MempoolConfig
 from tfnode.node.genesis import make_genesis
-from tfnode.storage import ChainStore, KVStore, open_rocks
+from tfnode.storage import ChainStore, KVStore, WriteTicket, open_rocks
 
 CHAIN = "tf-pipe"
 
@@ -255,6 +255,27 @@ class _Recording(KVStore):
         with self._lock:
             self.events.append(("write", sync, threading.current_thread().name))
 
+    def write_begin(self, batch, *, sync):
+        ticket = self.inner.write_begin(batch, sync=sync)
+        with self._lock:
+            self.events.append(("begin", sync, threading.current_thread().name))
+        rec = self
+
+        class Recorded(WriteTicket):
+            def _note(self, what):
+                with rec._lock:
+                    rec.events.append((what, sync, threading.current_thread().name))
+
+            def landed(self):
+                ticket.landed()
+                self._note("landed")
+
+            def wait(self):
+                ticket.wait()
+                self._note("durable")
+
+        return Recorded()
+
     def sync(self):
         self.inner.sync()
         with self._lock:
@@ -268,9 +289,11 @@ class _Recording(KVStore):
 def test_every_committed_block_is_fsynced_before_the_next_is_written_and_before_return(
     tmp_path, genesis, submissions, workers
 ):
-    """workers=1 writes each block synced; workers=2 writes it unsynced and a sync thread
-    fsyncs it while the next block executes: the next block's write waits for that sync,
-    and run_pipeline returns after the last one, so at most one block is ever off disk."""
+    """workers=1 writes each block synced; workers=2 begins each block's synced write
+    (``write_begin``: the store's own thread writes and fsyncs it) while the next blocks
+    execute, waits for it to be applied before it begins the next block's (which that thread
+    writes after the fsync), and returns once the last one is durable: at most one block is
+    ever off disk."""
     kv = _Recording(open_rocks(tmp_path / "db"))
     store = ChainStore(kv, CHAIN)
     try:
@@ -282,15 +305,12 @@ def test_every_committed_block_is_fsynced_before_the_next_is_written_and_before_
     finally:
         store.close()
         kv.close()
-    writes = [e for e in events if e[0] == "write"]
-    assert len(writes) == len(res.state_roots) == 3
-    assert all(thread == "MainThread" for _, _, thread in writes)
+    assert len(res.state_roots) == 3
     if workers == 1:
         assert events == [("write", True, "MainThread")] * 3
         return
-    assert all(not sync for _, sync, _ in writes)
-    assert [e[0] for e in events] == ["write", "sync"] * 3
-    assert all(thread.startswith("pipeline-sync") for kind, _, thread in events if kind == "sync")
+    begun = [("begin", True, "MainThread"), ("landed", True, "MainThread")]
+    assert events == begun * 3 + [("durable", True, "MainThread")]
     again = open_rocks(tmp_path / "db")
     try:
         reopened = ChainStore(again, CHAIN)
@@ -390,11 +410,21 @@ def test_kill_9_during_the_overlapped_commit_leaves_a_whole_committed_height(tmp
 
 
 def test_a_failed_sync_stops_the_pipeline_with_its_error(tmp_path, genesis, submissions):
+    """The first block's write lands but its fsync fails: the pipeline stops with that
+    error when it waits for the write, before the next block is written, and leaves no
+    thread behind; the executor stays at the height it had settled."""
     from tfnode.storage import StorageError
 
     class FailingSync(_Recording):
-        def sync(self):
-            raise StorageError("RocksDB WAL sync failed: IO error")
+        def write_begin(self, batch, *, sync):
+            ticket = self.inner.write_begin(batch, sync=False)
+
+            class Failed(WriteTicket):
+                def wait(self):
+                    ticket.wait()
+                    raise StorageError(f"RocksDB write of {len(batch)} operations failed: WAL sync failed: IO error")
+
+            return Failed()
 
     kv = FailingSync(open_rocks(tmp_path / "db"))
     store = ChainStore(kv, CHAIN)
@@ -403,8 +433,10 @@ def test_a_failed_sync_stops_the_pipeline_with_its_error(tmp_path, genesis, subm
         ex.open()
         with pytest.raises(StorageError, match="WAL sync failed"):
             run_pipeline(ex, CHAIN.encode(), submissions, workers=2, block_txs=20, batch_txs=8)
-        assert ex.height == 1  # the block whose sync failed; the next one was never written
-        assert not any(t.name.startswith(("pipeline-verify", "pipeline-sync")) for t in threading.enumerate())
+        assert ex.height == 0 and store.head is None  # nothing settled: the next block never began its write
+        assert not any(t.name.startswith("pipeline-verify") for t in threading.enumerate())
+        ex.abandon()  # as the node does after a failed commit
+        assert ex.height == 0 and store.state.sealed == 0
     finally:
         store.close()
         kv.close()

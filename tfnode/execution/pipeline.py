@@ -16,28 +16,27 @@ Each goes through the stages a node runs on them:
 ``workers`` is the number of threads the path may keep busy. With 1 every stage runs in turn
 on the calling thread (verification on a one-thread pool the caller waits for): the serial
 reference. With n >= 2 a verifier thread checks the next submissions on a pool of n - 1
-threads and orders them (cuts the blocks, digests their batches, as a node's mempool and
-consensus do off its execution thread, and decodes and hashes each block's transactions
-once, ``ChainExecutor.prepare``) while the calling thread executes and commits the
-blocks already ordered (a bounded queue between them, so ordering runs at most
-``lookahead`` blocks ahead). Verification
-is per transaction and the order of blocks is the order of submissions, so the refusals,
-the blocks and every state root are the same for any ``workers`` (tests/test_pipeline.py).
+threads (each submission's check begun one ahead, on a thread of its own, so the pool goes
+straight on to the next while this one is ordered) and orders them (cuts the blocks,
+digests their batches, as a node's mempool and consensus do off its execution thread, and
+decodes and hashes each block's transactions once, ``ChainExecutor.prepare``) while the
+calling thread executes and commits the blocks already ordered (a bounded queue between
+them, so ordering runs at most ``lookahead`` blocks ahead). Verification is per transaction
+and the order of blocks is the order of submissions, so the refusals, the blocks and every
+state root are the same for any ``workers`` (tests/test_pipeline.py).
 
-Execution with n >= 2 runs one block ahead (docs/storage.md, "One block ahead"): block h+1
-executes before block h is committed, so h's state-tree update (GIL released, on the
-executor's tree thread) runs beside h+1's execution and h's commit beside h+1's update; the
-calling thread then waits on neither. The blocks, refusals and roots are the same.
-
-Commit with n >= 2: the calling thread writes block h's batch unsynced
-(``commit(durable=False)``) and a sync thread fsyncs the WAL (``store.sync()``, the GIL
-released, no CPU to speak of) while block h+2 executes; block h+1 is written only after
-h's sync returned, so at most one block is not yet on disk, and ``run_pipeline`` returns
-after the last sync. A crash in between leaves the store at a whole committed height (each
-block is one atomic batch and the WAL recovers to a prefix), nothing having been reported
-committed beyond what is on disk; with 1 every block is written synced before the next
-executes. The fsync was ~20 us of wall time per transfer on the calling thread, a third of
-its time per block (docs/benchmarks.md).
+Execution and commit with n >= 2 (docs/storage.md, "Blocks ahead of the commit"): block h+2
+executes while block h+1 is executed and not committed (h+1's state-tree update, GIL released,
+runs beside it on the executor's tree thread) and block h is being written: the calling
+thread builds h's batch (``ChainExecutor.stage_commit``) and hands it to the store's write
+thread (``ChainStore.write_staged(behind=True)``: the native engine's own thread sorts it,
+writes it and fsyncs the WAL, never taking the GIL), then executes h+2, then waits for h to
+be applied (``settle_commit``) before it builds h+1's batch. The write thread makes h+1's
+write after h's fsync, so at most one block is not yet on disk, and ``run_pipeline`` returns
+once the last one is durable. A crash in between leaves the store at a whole committed height
+(each block is one atomic batch and the WAL recovers to a prefix), nothing having been
+reported committed beyond what is on disk; with 1 every block is written synced on the
+calling thread before the next executes. The blocks, refusals and roots are the same.
 
 The state tree's update inside ``execute`` (GIL released) runs on the executor's tree
 threads: rayon's process-wide pool (a node), or with ``ChainExecutor(tree_workers=n)`` a
@@ -53,12 +52,14 @@ import queue
 import resource
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from tfnode import _core, crypto
+from tfnode.storage import StagedBlock
 
 
 @dataclass
@@ -192,6 +193,21 @@ def run_pipeline(
         for k in range(len(submissions)):
             yield verify(k)
 
+    def checked_ahead() -> Iterable[tuple[list[bytes], list[bytes]]]:
+        """``serial``'s submissions, each checked on a thread of its own one submission
+        ahead: the verification pool goes from one submission to the next while this thread
+        cuts the last one into blocks (and waits for the GIL to do it)."""
+        with ThreadPoolExecutor(1, thread_name_prefix="pipeline-check") as checks:
+            ahead: deque[Future[tuple[list[bytes], list[bytes]]]] = deque()
+            for k in range(len(submissions)):
+                ahead.append(checks.submit(verify, k))
+                if len(ahead) > 1:
+                    yield ahead.popleft().result()
+                if stop.is_set():
+                    break
+            while ahead and not stop.is_set():
+                yield ahead.popleft().result()
+
     done = object()
     q: queue.Queue[Any] = queue.Queue(maxsize=lookahead)
     failure: list[BaseException] = []
@@ -199,7 +215,7 @@ def run_pipeline(
 
     def verifier() -> None:
         try:
-            for blk, hashes in _blocks(serial(), block_txs, batch_txs):
+            for blk, hashes in _blocks(checked_ahead(), block_txs, batch_txs):
                 if stop.is_set():
                     break
                 q.put((blk, ex.prepare(blk, hashes)))
@@ -219,8 +235,6 @@ def run_pipeline(
     t0, c0, m0 = time.perf_counter(), _cpu_s(), time.thread_time()
     tc0 = _threads_cpu_s(tree_threads) if tree_threads else 0.0
     thread = None
-    syncer = ThreadPoolExecutor(1, thread_name_prefix="pipeline-sync") if workers > 1 else None
-    synced: Future[None] | None = None  # the fsync of the last block written unsynced
     if workers == 1:
         ordered: Iterable[tuple[list[tuple[bytes, list[bytes]]], Any]] = (
             (blk, ex.prepare(blk, hashes)) for blk, hashes in _blocks(serial(), block_txs, batch_txs)
@@ -229,22 +243,42 @@ def run_pipeline(
         thread = threading.Thread(target=verifier, name="pipeline-verify", daemon=True)
         thread.start()
         ordered = overlapped()
-    behind: Any = None  # workers >= 2: the block executed, its commit after the next's execution
+    behind: Any = None  # workers >= 2: the block executed and not yet staged
+    # workers >= 2: the block whose write (and fsync) is under way, and its staged batch
+    writing: tuple[Any, StagedBlock | None] | None = None
 
-    def commit(out: Any) -> None:
-        nonlocal synced
-        if synced is not None:
-            synced.result()  # block h-1 on disk before block h is written (raises its failure)
-        ex.commit(out, b"pipeline qc %d" % out.height, durable=syncer is None)
-        if syncer is not None:
-            synced = syncer.submit(ex.store.sync)
+    def committed(out: Any) -> None:
         res.committed += len(out.txs)
         res.dropped += out.dropped
         res.state_roots.append(out.state_root)
 
+    def settle() -> None:
+        """Wait for the block being written to be applied (raising its failure); the store and
+        the executor move past it. (Its fsync follows on the write thread.)"""
+        nonlocal writing
+        if writing is None:
+            return
+        out, staged = writing
+        writing = None
+        ex.settle_commit(out, staged)  # waits for the write (raises its failure)
+        committed(out)
+
+    def commit(out: Any) -> None:
+        nonlocal writing
+        qc = b"pipeline qc %d" % out.height
+        if workers == 1:
+            ex.commit(out, qc)
+            committed(out)
+            return
+        settle()  # block h-1 written (its fsync next, on the write thread) before block h is
+        staged = ex.stage_commit(out, qc)
+        if staged is not None:
+            ex.store.write_staged(staged, sync=True, behind=True)
+        writing = (out, staged)
+
     try:
         for batches, prepared in ordered:
-            h = (behind.height if behind is not None else ex.height) + 1
+            h = (behind or (writing[0] if writing else None) or ex).height + 1
             block = {
                 "height": h,
                 "id": crypto.sm3(b"pipeline block %d" % h),
@@ -253,7 +287,8 @@ def run_pipeline(
                 "payload": [d for d, _ in batches],
             }
             # workers >= 2: block h executes while block h-1's tree update (GIL released) runs
-            # on the tree thread; h-1 is committed after, and h's update runs beside that
+            # on the tree thread and block h-2's write on the writer thread; h-1 is staged
+            # after (its batch built; the write of h-2 waited for), and h's update runs beside that
             out = ex.execute(block, batches, prepared=prepared, overlap_tree=workers > 1)
             if workers == 1:
                 commit(out)
@@ -263,11 +298,11 @@ def run_pipeline(
             behind = out
         if behind is not None:
             commit(behind)
-        if synced is not None:
-            synced.result()  # every committed block on disk before the result reports it
+        durable = writing[1] if writing is not None else None
+        settle()
+        if durable is not None and durable.ticket is not None:
+            durable.ticket.wait()  # every committed block on disk before the result reports it
     finally:
-        if syncer is not None:
-            syncer.shutdown(wait=True)
         if thread is not None:
             stop.set()
             while thread.is_alive():  # unblock a verifier waiting on a full queue
