@@ -300,11 +300,10 @@ def run_pipeline(
             # on the tree thread and block h-2's write on the writer thread; h-1 is staged
             # after (its batch built; the write of h-2 waited for), and h's update runs beside that
             out = ex.execute(block, batches, prepared=prepared, overlap_tree=workers > 1)
-            if workers > 1:
-                _yield_gil()
             if workers == 1:
                 commit(out)
                 continue
+            _yield_gil()
             if behind is not None:
                 commit(behind)
             behind = out

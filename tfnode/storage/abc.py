@@ -162,11 +162,6 @@ class KVSnapshot(KVReader):
 class WriteTicket:
     """A write begun by :meth:`KVStore.write_begin`. This base class: one already made."""
 
-    @property
-    def done(self) -> bool:
-        """Whether ``wait`` would return at once."""
-        return True
-
     def wait(self) -> None:
         """Return once the write has landed (durably, if it was begun with ``sync``); raise
         its failure (nothing of the batch written, or with ``sync`` perhaps not durable). Any
@@ -191,7 +186,7 @@ class KVStore(KVReader):
     def write_begin(self, batch: WriteBatch, *, sync: bool) -> WriteTicket:
         """Begin applying ``batch`` atomically and return before it lands: it has landed (with
         ``sync``, durably) once the ticket's ``wait()`` returns. Writes land in the order they
-        were begun or made (a write waits for the one begun before it); a snapshot taken
+        were begun or made (a plain write waits for a begun one first); a snapshot taken
         meanwhile may or may not hold it. For a caller with other work to do during the
         write. The default writes it now."""
         self.write(batch, sync=sync)

@@ -89,10 +89,6 @@ class _Begun(WriteTicket):
     def __init__(self, w: Any, n: int):
         self._w, self._n = w, n
 
-    @property
-    def done(self) -> bool:
-        return bool(self._w.done)
-
     def wait(self) -> None:
         self._answer(True)
 
@@ -163,10 +159,11 @@ class NativeRocksKV(RocksBase):
                 self._sync_wal(db)
 
     def write_begin(self, batch: WriteBatch, *, sync: bool) -> WriteTicket:
-        """``write`` on a thread of the core's own (``_core.RocksDb.write_begin``: the batch
-        built and sorted here with the GIL released, then written, and with ``sync`` the WAL
-        fsynced, by a thread that never takes the GIL, so it never waits for a busy Python
-        thread to hand it over). Returns at once; the ticket's ``wait()`` gives the outcome."""
+        """``write`` on a thread of the core's own (``_core.RocksDb.write_begin``: the
+        operations copied out here, then sorted, built into the batch, written and with
+        ``sync`` the WAL fsynced by a thread that never takes the GIL, so it never waits for
+        a busy Python thread to hand it over). Returns at once; the ticket's ``landed()`` and
+        ``wait()`` give the outcome."""
         self._check_open()
         if not isinstance(batch, WriteBatch):
             raise StorageTypeError(f"batch must be a WriteBatch, got {type(batch).__name__}")
