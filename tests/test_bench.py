@@ -128,6 +128,35 @@ def test_config_defaults():
     assert r.validators is None
 
 
+def test_cli_inflight_default_is_the_configs():
+    import inspect
+
+    from tfnode import cli
+
+    assert inspect.signature(cli.bench).parameters["inflight"].default.default == bench.DEFAULT_INFLIGHT
+    assert BenchConfig().inflight == bench.DEFAULT_INFLIGHT
+
+
+def test_idle_cores_note_only_unpaced_local_and_idle():
+    busy, idle = [{"cores": 0.45}] * 4, [{"cores": 0.2}, {"cores": None}, {"cores": 0.3}]
+    note = bench.idle_cores_note(BenchConfig(inflight=4096), idle, 2)
+    assert note is not None and "0.5 of this machine's 2 cores" in note and "--inflight 4096" in note
+    assert bench.idle_cores_note(BenchConfig(), busy, 2) is None  # 1.8 of 2 cores: the nodes bound it
+    assert bench.idle_cores_note(BenchConfig(rate=1000), idle, 2) is None  # paced: idle by design
+    assert bench.idle_cores_note(BenchConfig(rpc=["http://a:1"]), idle, 2) is None  # nodes elsewhere
+    assert bench.idle_cores_note(BenchConfig(), [{"cores": None}], 2) is None  # nothing measured
+    assert bench.idle_cores_note(BenchConfig(), busy, 16) is not None  # 1.8 of 16
+
+
+def test_supply_ran_short_says_when_the_window_was_starved():
+    paced = BenchConfig(duration=30, rate=10_000, batch=512)
+    assert not bench.supply_ran_short(paced, None)
+    assert not bench.supply_ran_short(paced, 29.96)  # the last paced batch, due at the very end
+    assert bench.supply_ran_short(paced, 25.0)
+    assert bench.supply_ran_short(BenchConfig(duration=30), 29.96)  # unpaced: any run-out starves it
+    assert bench.supply_ran_short(paced, -1.0)  # during the warm-up
+
+
 def test_cli_rejects_bad_options():
     r = CliRunner().invoke(app, ["bench", "--validators", "3", "--rpc", "http://a:1"])
     assert r.exit_code == 2 and "give one of them" in r.output

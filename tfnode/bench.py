@@ -37,8 +37,17 @@ EXPIRY_AHEAD = 500  # heights; the mempool admits expiries up to height + 1000
 LOCAL_CHAIN = "tf-bench"
 LOCAL_EXPIRY_WINDOW = 1_000_000  # the bench's own chain admits far expiries ...
 LOCAL_EXPIRY = 900_000  # ... so pre-signed transfers outlive any run
-MAX_PRESIGN = 400_000  # ~600 bytes each while held (hex + hash): bounded memory
-DEFAULT_PRESIGN_RATE = 8_000  # tx/s assumed when neither --rate nor --txs says how many (the report says if it ran out)
+MAX_PRESIGN = 1_000_000  # ~600 bytes each while held (hex + hash): bounded memory (~0.6 GB)
+# Transfers/s pre-signed when neither --rate nor --txs says how many: above what 4 nodes
+# commit unpaced on 2 cores (~17,000/s, docs/benchmarks.md), so a plain run measures the
+# nodes and not the supply (the report says when it ran out all the same).
+DEFAULT_PRESIGN_RATE = 30_000
+# Transactions submitted and not yet committed, at most (--inflight): unpaced, a transaction
+# waits behind all of them, so the default is the window that keeps 4 nodes on 2 cores at
+# their full rate (5,120 and 20,000 gave the same tps; p99 0.75 s against 2.4 s,
+# docs/benchmarks.md). A bigger machine commits more per second and may need a larger one:
+# the report says when the nodes left cores idle.
+DEFAULT_INFLIGHT = 5_120
 # Calls/s pre-signed for --workload lc: above what 4 nodes commit on 2 cores (1,737/s,
 # docs/benchmarks.md), so a plain run is not supply-limited.
 DEFAULT_LC_RATE = 4_000
@@ -68,7 +77,7 @@ class BenchConfig:
     rate: float = 0.0  # tx/s; 0 = as fast as the nodes take them (bounded by inflight)
     key: Path | None = None
     batch: int = 512
-    inflight: int = 20_000
+    inflight: int = DEFAULT_INFLIGHT
     txs: int | None = None  # how many to pre-sign
     drain: float = 10.0  # seconds to wait for stragglers after the window
     workload: str = "transfer"  # or "lc": letter-of-credit issues and settlement transfers (tfnode.bench_lc)
@@ -431,6 +440,28 @@ def cpu_per_item_per_node(nodes: list[dict], items: int) -> float | None:
     return round(1e6 * sum(cpus) / items / len(cpus), 1)
 
 
+def supply_ran_short(cfg: BenchConfig, exhausted_at: float | None) -> bool:
+    """Whether the pre-signed transactions ran out before the window's end: paced with the
+    default supply (rate x time) the last batch is due in the window's last moments, which
+    is the supply keeping up, not running short."""
+    if exhausted_at is None:
+        return False
+    return not cfg.rate or exhausted_at < cfg.duration - cfg.batch / cfg.rate - 0.1
+
+
+def idle_cores_note(cfg: BenchConfig, nodes: list[dict], cpus: int) -> str | None:
+    """Unpaced on a local consortium, a note when the nodes kept under three quarters of the
+    machine's cores busy: then the in-flight limit, not the nodes, may be what bounded tps."""
+    cores = [n["cores"] for n in nodes if n.get("cores") is not None]
+    if cfg.rate or cfg.rpc or not cores or sum(cores) >= 0.75 * cpus:
+        return None
+    return (
+        f"the nodes kept {sum(cores):.1f} of this machine's {cpus} cores busy: tps may be bounded by "
+        f"--inflight {cfg.inflight} (submitted, not yet committed) rather than by the nodes; "
+        "a larger --inflight trades latency for throughput"
+    )
+
+
 def summarize(run: dict, cfg: BenchConfig, n_validators: int, nodes: list[dict], notes: list[str]) -> dict:
     tally: Tally = run["tally"]
     t0, window = run["t0"], run["window_s"]
@@ -694,10 +725,13 @@ def run(
                     n["txs_verified"] = n["txs_trusted"] = n["cert_fallbacks"] = None
             if any(p is None for p in pids):
                 notes.append("cpu_s and rss_mb are null for nodes not on this machine (or without a pid in status)")
-            if result["exhausted_at_s"] is not None:
+            if supply_ran_short(cfg, result["exhausted_at_s"]):
                 when = result["exhausted_at_s"]
                 when = f"by {when:.1f} s of the window" if when >= 0 else "during the warm-up"
                 notes.append(f"all pre-signed transactions were submitted {when}, so tps is a lower bound: raise --txs")
+            idle = idle_cores_note(cfg, nodes, os.cpu_count() or 1)
+            if idle:
+                notes.append(idle)
             return summarize(result, cfg, n_validators, nodes, notes)
         finally:
             if cons is not None:

@@ -391,7 +391,9 @@ def bench(
     ),
     txs: int = typer.Option(None, "--txs", help="transactions to pre-sign (default: rate x duration, capped)"),
     batch: int = typer.Option(512, "--batch", help="transactions per submit_batch"),
-    inflight: int = typer.Option(20_000, "--inflight", help="most transactions submitted and not yet committed"),
+    inflight: int = typer.Option(
+        5_120, "--inflight", help="most transactions submitted and not yet committed (latency grows with it)"
+    ),
     workload: str = typer.Option(
         "transfer", "--workload", help="transfer, or lc: letter-of-credit issues and settlement transfers"
     ),
