@@ -48,9 +48,9 @@ DEFAULT_PRESIGN_RATE = 30_000
 # docs/benchmarks.md). A bigger machine commits more per second and may need a larger one:
 # the report says when the nodes left cores idle.
 DEFAULT_INFLIGHT = 5_120
-# Calls/s pre-signed for --workload lc: above what 4 nodes commit on 2 cores (1,737/s,
+# Calls/s pre-signed for --workload lc: above what 4 nodes commit on 2 cores (~3,800/s,
 # docs/benchmarks.md), so a plain run is not supply-limited.
-DEFAULT_LC_RATE = 4_000
+DEFAULT_LC_RATE = 8_000
 WORKLOADS = ("transfer", "lc")
 FUND_EACH = 10**15  # genesis balance of each bench account (local consortium)
 TRANSFER_AMOUNT = 1
