@@ -128,13 +128,16 @@ def test_config_defaults():
     assert r.validators is None
 
 
-def test_cli_inflight_default_is_the_configs():
+def test_inflight_default_scales_with_the_cores():
     import inspect
 
     from tfnode import cli
 
-    assert inspect.signature(cli.bench).parameters["inflight"].default.default == bench.DEFAULT_INFLIGHT
-    assert BenchConfig().inflight == bench.DEFAULT_INFLIGHT
+    assert inspect.signature(cli.bench).parameters["inflight"].default.default is None  # the config's
+    cores = os.cpu_count() or 1
+    assert BenchConfig().validate().inflight == bench.INFLIGHT_PER_CORE * cores
+    assert BenchConfig(inflight=700).validate().inflight == 700
+    assert bench.default_inflight(8192) >= 8192  # at least one batch
 
 
 def test_idle_cores_note_only_unpaced_local_and_idle():

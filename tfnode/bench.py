@@ -42,12 +42,20 @@ MAX_PRESIGN = 1_000_000  # ~600 bytes each while held (hex + hash): bounded memo
 # commit unpaced on 2 cores (~17,000/s, docs/benchmarks.md), so a plain run measures the
 # nodes and not the supply (the report says when it ran out all the same).
 DEFAULT_PRESIGN_RATE = 30_000
-# Transactions submitted and not yet committed, at most (--inflight): unpaced, a transaction
-# waits behind all of them, so the default is the window that keeps 4 nodes on 2 cores at
-# their full rate (5,120 and 20,000 gave the same tps; p99 0.75 s against 2.4 s,
-# docs/benchmarks.md). A bigger machine commits more per second and may need a larger one:
-# the report says when the nodes left cores idle.
-DEFAULT_INFLIGHT = 5_120
+# Transactions submitted and not yet committed, at most (--inflight), per core of the machine
+# the bench runs on: unpaced, a transaction waits behind all of them, so the window sets the
+# latency at saturation. What nodes commit per second grows with the cores, and so does the
+# window that keeps them busy. Two cores, 4 nodes: 3,072 in flight gave p99 0.47-0.60 s at
+# 14,300-15,100 tx/s, 5,120 gave 16,300 tx/s at p99 0.7-1.05 s, 20,000 gave 17,200 at 2.4 s
+# (docs/benchmarks.md). The report says when the nodes left cores idle.
+INFLIGHT_PER_CORE = 1_536
+
+
+def default_inflight(batch: int = 512) -> int:
+    """``--inflight``'s default on this machine: INFLIGHT_PER_CORE per core, at least a batch."""
+    return max(batch, INFLIGHT_PER_CORE * (os.cpu_count() or 1))
+
+
 # Calls/s pre-signed for --workload lc: above what 4 nodes commit on 2 cores (~3,800/s,
 # docs/benchmarks.md), so a plain run is not supply-limited.
 DEFAULT_LC_RATE = 8_000
@@ -77,7 +85,7 @@ class BenchConfig:
     rate: float = 0.0  # tx/s; 0 = as fast as the nodes take them (bounded by inflight)
     key: Path | None = None
     batch: int = 512
-    inflight: int = DEFAULT_INFLIGHT
+    inflight: int | None = None  # None: default_inflight()
     txs: int | None = None  # how many to pre-sign
     drain: float = 10.0  # seconds to wait for stragglers after the window
     workload: str = "transfer"  # or "lc": letter-of-credit issues and settlement transfers (tfnode.bench_lc)
@@ -110,6 +118,8 @@ class BenchConfig:
             raise BenchError(f"--rate {self.rate}: expected tx/s >= 0 (0: unpaced)")
         if not 1 <= self.batch <= 8192:
             raise BenchError(f"--batch {self.batch}: expected 1..8192 (the submit_batch cap)")
+        if self.inflight is None:
+            self.inflight = default_inflight(self.batch)
         if self.inflight < self.batch:
             raise BenchError(f"--inflight {self.inflight}: expected at least one batch ({self.batch})")
         if not 1 <= self.concurrency <= 64:
@@ -346,6 +356,7 @@ async def drive(
         tally.window_start = t0
     exhausted_at = None
     next_i, node = 0, 0
+    limit = cfg.inflight if cfg.inflight is not None else default_inflight(cfg.batch)
     try:
         while time.monotonic() < t_end:
             if on_window is not None and time.monotonic() >= t0:
@@ -362,7 +373,7 @@ async def drive(
                 if tick:
                     tick(tally, time.monotonic() - t_load)
                 continue
-            if tally.in_flight + tally.queued + cfg.batch > cfg.inflight:
+            if tally.in_flight + tally.queued + cfg.batch > limit:
                 changed.clear()
                 try:
                     await asyncio.wait_for(changed.wait(), 0.05)

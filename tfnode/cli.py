@@ -392,7 +392,10 @@ def bench(
     txs: int = typer.Option(None, "--txs", help="transactions to pre-sign (default: rate x duration, capped)"),
     batch: int = typer.Option(512, "--batch", help="transactions per submit_batch"),
     inflight: int = typer.Option(
-        5_120, "--inflight", help="most transactions submitted and not yet committed (latency grows with it)"
+        None,
+        "--inflight",
+        help="most transactions submitted and not yet committed (default 1,536 per core of this machine; "
+        "the latency at saturation grows with it)",
     ),
     workload: str = typer.Option(
         "transfer", "--workload", help="transfer, or lc: letter-of-credit issues and settlement transfers"
