@@ -1,7 +1,7 @@
 """One node's transaction pipeline in-process, 1 worker against N: committed tx/s and CPU per tx.
 
     .venv/bin/python benches/pipeline_scaling.py [--txs 20000] [--workers 1,2] [--block-txs 1000]
-                                                 [--rounds 1] [--python-transfers] [--json]
+                                                 [--rounds 1] [--warmup-txs 10000] [--python-transfers] [--json]
 
 Pre-signed SM2 ``asset.transfer``s (signed before the clock starts) are submitted in lists
 of 512, as ``submit_batch`` receives them, then verified as the mempool admits them (decode,
@@ -14,6 +14,9 @@ it. The run also checks that every worker count committed the same state roots.
 round, and gives each round's ratio to its own workers=1 run and the median: on a machine
 shared with other work the CPU share moves within seconds, and a pair run back to back
 sees about the same share (each row then gives the medians over the rounds).
+Before the measured runs every worker count runs once, unmeasured, over the first
+``--warmup-txs`` transfers (10,000 by default), so no measured run is the process's first;
+and the cyclic garbage of each run is collected before the next starts its clock.
 ``--python-transfers`` adds a second reference: workers=1 with every transfer executed by
 the Python path (``ChainExecutor(native=False)``), the path as it was before the native
 transfers, so their gain is measured in the same run (same roots checked too).
@@ -35,6 +38,7 @@ much less.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing
 import os
@@ -106,6 +110,12 @@ def main() -> int:
     ap.add_argument("--block-txs", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=1, help="repeat every worker count, alternating their order")
     ap.add_argument(
+        "--warmup-txs",
+        type=int,
+        default=10_000,
+        help="before the measured runs, every worker count once over this many of the transfers (0: none)",
+    )
+    ap.add_argument(
         "--python-transfers",
         action="store_true",
         help="also run workers=1 with transfers executed by the Python reference path (native=False)",
@@ -115,6 +125,8 @@ def main() -> int:
     counts = sorted({1, *(int(w) for w in a.workers.split(","))})
     if counts[0] < 1 or a.txs < 1 or a.accounts < 1 or a.rounds < 1:
         ap.error("--txs, --accounts, --rounds and every worker count must be at least 1")
+    if a.warmup_txs < 0:
+        ap.error("--warmup-txs must be 0 or more")
 
     validators = [crypto.PrivateKey.generate() for _ in range(4)]
     keys = [crypto.PrivateKey.generate() for _ in range(a.accounts)]
@@ -134,27 +146,39 @@ def main() -> int:
     engines: set[str] = set()  # the RocksDB engine of the stores (docs/storage.md, "RocksDB engines")
     py_row = None
     tmp = Path(tempfile.mkdtemp(prefix="tfnode-pipeline-"))
+
+    def one_run(path: Path, w: int, native: bool, work: list[list[bytes]]) -> PipelineResult:
+        """``work`` through a fresh store and executor (the cyclic garbage of the run before
+        collected first, outside the clock: no run pays for another's)."""
+        kv = open_rocks(path)
+        engines.add(getattr(kv, "engine", type(kv).__name__))
+        store = ChainStore(kv, CHAIN)
+        try:
+            ex = ChainExecutor(store, genesis, native=native, tree_workers=w)
+            try:
+                ex.open()
+                gc.collect()
+                return run_pipeline(ex, CHAIN.encode(), work, workers=w, block_txs=a.block_txs)
+            finally:
+                ex.close()  # its tree thread (two or more workers)
+        finally:
+            store.close()
+            kv.close()
+            shutil.rmtree(path, ignore_errors=True)
+
     try:
+        # Not measured: every worker count once over the first --warmup-txs transfers, so that
+        # no measured run is the process's first (imports, the first store, cold caches: the
+        # first run measured ~10% slower, which favoured whichever count ran second).
+        warm = subs[: max(1, -(-a.warmup_txs // SUBMIT_LIST))] if a.warmup_txs else []
+        for w in counts if warm else ():
+            one_run(tmp / f"warm-w{w}", w, True, warm)
         for rnd in range(a.rounds):
             order = counts if rnd % 2 == 0 else counts[::-1]
             runs = [(w, True) for w in order] + ([(1, False)] if a.python_transfers and rnd == 0 else [])
             got: dict[int, PipelineResult] = {}
             for w, native in runs:
-                path = tmp / f"r{rnd}-w{w}-{'native' if native else 'python'}"
-                kv = open_rocks(path)
-                engines.add(getattr(kv, "engine", type(kv).__name__))
-                store = ChainStore(kv, CHAIN)
-                try:
-                    ex = ChainExecutor(store, genesis, native=native, tree_workers=w)
-                    try:
-                        ex.open()
-                        r = run_pipeline(ex, CHAIN.encode(), subs, workers=w, block_txs=a.block_txs)
-                    finally:
-                        ex.close()  # its tree thread (two or more workers)
-                finally:
-                    store.close()
-                    kv.close()
-                    shutil.rmtree(path, ignore_errors=True)
+                r = one_run(tmp / f"r{rnd}-w{w}-{'native' if native else 'python'}", w, native, subs)
                 if native:
                     got[w] = r
                 else:
@@ -191,6 +215,7 @@ def main() -> int:
         "rocksdb_engine": ",".join(sorted(engines)),
         "same_roots": same,
         "rounds": a.rounds,
+        "warmup_txs": min(a.warmup_txs, a.txs),
         "reference": {"workers": 1, "tx_per_s": round(ref.tx_per_s, 1)},
         "runs": [
             {

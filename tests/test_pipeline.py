@@ -440,3 +440,26 @@ def test_a_failed_sync_stops_the_pipeline_with_its_error(tmp_path, genesis, subm
     finally:
         store.close()
         kv.close()
+
+
+def test_scaling_bench_warms_up_and_agrees_on_the_roots():
+    """benches/pipeline_scaling.py, tiny: an unmeasured warm-up of every worker count, then
+    the rounds; every run commits every transfer and the state roots agree."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benches" / "pipeline_scaling.py"
+    args = ["--txs", "1200", "--warmup-txs", "600", "--rounds", "2", "--accounts", "8", "--block-txs", "500", "--json"]
+    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    assert rep["same_roots"] is True and rep["warmup_txs"] == 600 and rep["rounds"] == 2
+    assert [r["workers"] for r in rep["runs"]] == [1, 2]
+    for r in rep["runs"]:
+        assert r["committed"] == 1200 and r["refused"] == 0 and len(r["round_ratios"]) == 2
+    bad = subprocess.run(
+        [sys.executable, str(script), "--warmup-txs", "-1"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "--warmup-txs must be 0 or more" in bad.stderr
