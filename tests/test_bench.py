@@ -126,6 +126,8 @@ def test_config_defaults():
     assert BenchConfig(duration=3, warmup=2, rate=1000).validate().txs == 5000  # the warm-up's too
     r = BenchConfig(rpc=["http://127.0.0.1:5"], key="k").validate()
     assert r.validators is None
+    assert r.txs == 10 * bench.RPC_PRESIGN_RATE < 10 * bench.DEFAULT_PRESIGN_RATE  # its expiry is near
+    assert BenchConfig(rpc=["http://127.0.0.1:5"], duration=10, rate=20_000).validate().txs == 200_000
 
 
 def test_inflight_default_scales_with_the_cores():

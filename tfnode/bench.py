@@ -42,6 +42,10 @@ MAX_PRESIGN = 1_000_000  # ~600 bytes each while held (hex + hash): bounded memo
 # commit unpaced on 2 cores (~17,000/s, docs/benchmarks.md), so a plain run measures the
 # nodes and not the supply (the report says when it ran out all the same).
 DEFAULT_PRESIGN_RATE = 30_000
+# The same against a running consortium (--rpc): its transactions expire 500 heights after
+# signing (EXPIRY_AHEAD), so a supply that takes long to sign and submit would start to
+# expire on a chain making many blocks a second; the report says if it ran out.
+RPC_PRESIGN_RATE = 8_000
 # Transactions submitted and not yet committed, at most (--inflight), per core of the machine
 # the bench runs on: unpaced, a transaction waits behind all of them, so the window sets the
 # latency at saturation. What nodes commit per second grows with the cores, and so does the
@@ -133,7 +137,10 @@ class BenchConfig:
         if self.workload != "transfer" and self.rpc:
             raise BenchError(f"--workload {self.workload} sets up its own local consortium: drop --rpc")
         if self.txs is None:
-            per_s = self.rate or (DEFAULT_LC_RATE if self.workload == "lc" else DEFAULT_PRESIGN_RATE)
+            unpaced = (
+                DEFAULT_LC_RATE if self.workload == "lc" else RPC_PRESIGN_RATE if self.rpc else DEFAULT_PRESIGN_RATE
+            )
+            per_s = self.rate or unpaced
             self.txs = min(MAX_PRESIGN, max(self.batch, math.ceil(per_s * (self.warmup + self.duration))))
         if not 1 <= self.txs <= 10 * MAX_PRESIGN:
             raise BenchError(f"--txs {self.txs}: expected 1..{10 * MAX_PRESIGN}")
