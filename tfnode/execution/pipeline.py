@@ -279,7 +279,7 @@ def run_pipeline(
             ex.commit(out, qc)
             committed(out)
             return
-        settle()  # block h-1 written (its fsync next, on the write thread) before block h is
+        settle()  # block h-1 applied (its fsync next, on the write thread) before h is staged
         staged = ex.stage_commit(out, qc)
         if staged is not None:
             ex.store.write_staged(staged, sync=True, behind=True)

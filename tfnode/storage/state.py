@@ -190,10 +190,7 @@ class ReplayIndex:
         # saw the write or not: kept without them, under the new count. An answer being made
         # by another thread meanwhile carries the old count and is never taken.
         commits = self._commits
-        if block:
-            self._absent = [(commits + 1, a.difference(block)) for g, a in self._absent if g == commits]
-        else:
-            self._absent = [(commits + 1, a) for g, a in self._absent if g == commits]
+        self._absent = [(commits + 1, a.difference(block) if block else a) for g, a in self._absent if g == commits]
         self._commits = commits + 1
         if not block:
             return

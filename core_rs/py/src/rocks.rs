@@ -313,12 +313,17 @@ mod native {
         Ok(())
     }
 
-    /// Write the WAL's buffer out and fsync it: every write before it durable.
-    fn sync_wal(db: &Db) -> Result<(), String> {
+    /// Write the WAL's buffer out and, with `sync`, fsync it.
+    fn flush_wal(db: &Db, sync: bool) -> Result<(), String> {
         let mut err: *mut c_char = std::ptr::null_mut();
         // SAFETY: a live database handle.
-        unsafe { ffi::rocksdb_flush_wal(db.db, 1, &mut err) };
-        take_err(err).map_err(|e| format!("WAL sync failed (the write may not be durable): {e}"))
+        unsafe { ffi::rocksdb_flush_wal(db.db, u8::from(sync), &mut err) };
+        take_err(err)
+    }
+
+    /// `flush_wal` with the fsync: every write before it durable.
+    fn sync_wal(db: &Db) -> Result<(), String> {
+        flush_wal(db, true).map_err(|e| format!("WAL sync failed (the write may not be durable): {e}"))
     }
 
     /// A batch's operations copied out of their Python objects: every key and value in one
@@ -556,13 +561,7 @@ mod native {
         /// Write the WAL's buffer out and, with `sync`, fsync it (GIL released).
         fn flush_wal(&self, py: Python<'_>, sync: bool) -> PyResult<()> {
             let db = share(&self.db)?;
-            py.detach(move || {
-                let mut err: *mut c_char = std::ptr::null_mut();
-                // SAFETY: live handle.
-                unsafe { ffi::rocksdb_flush_wal(db.db, u8::from(sync), &mut err) };
-                take_err(err)
-            })
-            .map_err(os_err)
+            py.detach(move || flush_wal(&db, sync)).map_err(os_err)
         }
 
         /// Flush the memtable into a table file and wait for it (tests, tools).
