@@ -7,7 +7,6 @@ failed, so the executor, the store and the disk stay in step."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -66,25 +65,40 @@ class Gated:
         self.real.landed()
 
 
-@contextlib.contextmanager
 def staged_block(tmp_path, gate: threading.Event, fail: bool = False):
-    """Block 1 (three transfers) executed, staged and its write begun behind a gated ticket;
-    yields (store, executor, the block's output, the staged block, a stand-in for the driver),
-    then closes everything."""
     kv = open_rocks(tmp_path / "db")
     store = ChainStore(kv, CHAIN)
     ex = ChainExecutor(store, GENESIS)
+    ex.open()
+    begin = kv.write_begin
+    # a failing write writes nothing (as RocksDB's atomic batch does not, or is lost unsynced)
+    kv.write_begin = lambda batch, sync: Gated(None if fail else begin(batch, sync=sync), gate, fail)
+    batches = transfers(3)
+    out = ex.execute(block(1, [d for d, _ in batches]), batches)
+    staged = ex.stage_commit(out, b"qc 1")
+    store.write_staged(staged, sync=True, behind=True)
     host = SimpleNamespace(executor=ex, _prepare_pool=ThreadPoolExecutor(1))
+    return kv, store, ex, out, staged, host
+
+
+def test_the_loop_runs_during_the_write_and_the_block_settles_once_durable(tmp_path):
+    gate = threading.Event()
+    kv, store, ex, out, staged, host = staged_block(tmp_path, gate)
+
+    async def main():
+        task = asyncio.create_task(ConsensusDriver._durable(host, staged, out))
+        ticks = 0
+        while ticks < 5:  # the loop keeps running other work while the write waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not task.done() and ex.height == 0 and store.head is None
+        gate.set()
+        await task
+        ex.settle_commit(out, staged)
+
     try:
-        ex.open()
-        begin = kv.write_begin
-        # a failing write writes nothing (as RocksDB's atomic batch does not, or is lost unsynced)
-        kv.write_begin = lambda batch, sync: Gated(None if fail else begin(batch, sync=sync), gate, fail)
-        batches = transfers(3)
-        out = ex.execute(block(1, [d for d, _ in batches]), batches)
-        staged = ex.stage_commit(out, b"qc 1")
-        store.write_staged(staged, sync=True, behind=True)
-        yield store, ex, out, staged, host
+        asyncio.run(main())
+        assert ex.height == 1 and store.head.height == 1 and len(store.block_txs(1)) == 3
     finally:
         host._prepare_pool.shutdown()
         ex.close()
@@ -92,72 +106,75 @@ def staged_block(tmp_path, gate: threading.Event, fail: bool = False):
         kv.close()
 
 
-def stopped_during_the_write(host, staged, out, release) -> None:
-    """``_durable`` cancelled while the write waits; ``release`` lets the write answer."""
+def test_a_stop_during_the_write_waits_for_it_and_settles_the_block(tmp_path):
+    gate = threading.Event()
+    kv, store, ex, out, staged, host = staged_block(tmp_path, gate)
 
     async def main():
         task = asyncio.create_task(ConsensusDriver._durable(host, staged, out))
         await asyncio.sleep(0.05)
-        release()
+        threading.Timer(0.1, gate.set).start()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
-
-
-def height_on_disk(tmp_path) -> int:
+    try:
+        asyncio.run(main())
+        assert ex.height == 1 and store.head.height == 1  # settled in step with the disk
+        assert ex.query("asset", "balance", (TO,), {}).return_value == 3
+    finally:
+        host._prepare_pool.shutdown()
+        ex.close()
+        store.close()
+        kv.close()
     kv = open_rocks(tmp_path / "db")
     try:
-        head = ChainStore(kv, CHAIN).head
-        return head.height if head else 0
+        assert ChainStore(kv, CHAIN).head.height == 1  # and on disk
     finally:
         kv.close()
 
 
-def test_the_loop_runs_during_the_write_and_the_block_settles_once_durable(tmp_path):
-    gate = threading.Event()
-    with staged_block(tmp_path, gate) as (store, ex, out, staged, host):
-
-        async def main():
-            task = asyncio.create_task(ConsensusDriver._durable(host, staged, out))
-            for _ in range(5):  # the loop keeps running other work while the write waits
-                await asyncio.sleep(0.01)
-            assert not task.done() and ex.height == 0 and store.head is None
-            gate.set()
-            await task
-            ex.settle_commit(out, staged)
-
-        asyncio.run(main())
-        assert ex.height == 1 and store.head.height == 1 and len(store.block_txs(1)) == 3
-
-
-def test_a_stop_during_the_write_waits_for_it_and_settles_the_block(tmp_path):
-    gate = threading.Event()
-    with staged_block(tmp_path, gate) as (store, ex, out, staged, host):
-        stopped_during_the_write(host, staged, out, lambda: threading.Timer(0.1, gate.set).start())
-        assert ex.height == 1 and store.head.height == 1  # settled in step with the disk
-        assert ex.query("asset", "balance", (TO,), {}).return_value == 3
-    assert height_on_disk(tmp_path) == 1
-
-
 def test_a_write_that_fails_during_a_stop_is_dropped(tmp_path):
     gate = threading.Event()
-    with staged_block(tmp_path, gate, fail=True) as (store, ex, out, staged, host):
-        stopped_during_the_write(host, staged, out, gate.set)
+    kv, store, ex, out, staged, host = staged_block(tmp_path, gate, fail=True)
+
+    async def main():
+        task = asyncio.create_task(ConsensusDriver._durable(host, staged, out))
+        await asyncio.sleep(0.05)
+        gate.set()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
         assert ex.height == 0 and store.head is None  # dropped: the executor and the store where they were
         assert ex.query("asset", "balance", (TO,), {}).return_value == 0  # its payments gone from memory too
-    assert height_on_disk(tmp_path) == 0
+    finally:
+        host._prepare_pool.shutdown()
+        ex.close()
+        store.close()
+        kv.close()
+    kv = open_rocks(tmp_path / "db")
+    try:
+        assert ChainStore(kv, CHAIN).head is None
+    finally:
+        kv.close()
 
 
 def test_a_failed_write_raises_to_the_loop(tmp_path):
     gate = threading.Event()
     gate.set()
-    with staged_block(tmp_path, gate, fail=True) as (store, ex, out, staged, host):
+    kv, store, ex, out, staged, host = staged_block(tmp_path, gate, fail=True)
+    try:
         with pytest.raises(StorageError, match="the disk went away"):
             asyncio.run(ConsensusDriver._durable(host, staged, out))
-        ex.abandon()  # what the execute loop does with it
-        assert ex.height == 0 and store.head is None
+    finally:
+        ex.abandon()
+        host._prepare_pool.shutdown()
+        ex.close()
+        store.close()
+        kv.close()
 
 
 def test_a_block_written_at_once_needs_no_thread():
