@@ -106,7 +106,7 @@ from tfnode.consensus import (
 from tfnode.errors import TfnodeError
 from tfnode.net import Kind, PeerManager
 from tfnode.node.sync import MAX_SYNC_BLOCKS, QC_IN_CHILD, answer_from_storage
-from tfnode.storage import BlockCommit, ChainStore, CommitConflict, StagedBlock, WriteTicket
+from tfnode.storage import BlockCommit, ChainStore, CommitConflict
 
 __all__ = ["QC_IN_CHILD", "ConsensusDriver", "EmptyPayload", "PayloadSource", "Root", "restart_root"]
 
@@ -691,14 +691,7 @@ class ConsensusDriver:
                 # the state-tree update overlaps commit's batch building (commit follows at once)
                 # where the process has cores to spare (OVERLAP_TREE_MIN_CORES)
                 out = ex.execute(b, batches, prepared=prepared, overlap_tree=self._overlap_tree)
-                # The block's batch built here, then written and fsynced on the store's write
-                # thread (the native engine's; others write it at once) while this loop serves
-                # the network and RPC; the store and executor move past it once it is durable.
-                staged = ex.stage_commit(out, q)
-                if staged is not None:
-                    store.write_staged(staged, sync=True, behind=True)
-                    await self._durable(staged, out)
-                ex.settle_commit(out, staged)
+                ex.commit(out, q)
             except CommitConflict as err:
                 ex.abandon()
                 return self._halt(f"storage holds another block at height {h}: {err}")
@@ -715,25 +708,6 @@ class ConsensusDriver:
                 self.on_commit([b])
             if self.on_executed is not None:
                 self.on_executed(out)
-
-    async def _durable(self, staged: StagedBlock, out: Any) -> None:
-        """Wait, off the event loop, until the staged block's write is durable (raising its
-        failure). Cancelled meanwhile (the node stops), it waits here for the write, which
-        the write thread finishes whatever happens, and settles it, so the executor and the
-        store stay in step with the disk, then lets the cancel through."""
-        ticket = staged.ticket
-        if ticket is None or type(ticket) is WriteTicket:  # written at once (not the native engine)
-            return
-        assert self._prepare_pool is not None
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._prepare_pool, ticket.wait)
-        except asyncio.CancelledError:
-            try:
-                ticket.wait()
-                self.executor.settle_commit(out, staged)
-            except Exception:  # noqa: BLE001 - not written: dropped, as a failed commit is
-                self.executor.abandon()
-            raise
 
     async def _collect_batches(self, b: dict[str, Any]) -> list[tuple[bytes, list[bytes]]] | None:
         """Every batch the block names, fetching missing ones from peers until they come
