@@ -160,7 +160,7 @@ def main() -> int:
                 gc.collect()
                 return run_pipeline(ex, CHAIN.encode(), work, workers=w, block_txs=a.block_txs)
             finally:
-                ex.close()  # its tree thread (two or more workers)
+                ex.close()  # after a tree update still running (two or more workers)
         finally:
             store.close()
             kv.close()

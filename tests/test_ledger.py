@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tfnode import _core, crypto
+from tfnode.errors import LedgerError
 
 CHAIN = b"tfnode-test"
 SK = bytes.fromhex("11" + "00" * 30 + "01")
@@ -258,3 +259,38 @@ def test_state_tree_is_usable_from_threads():
     for th in threads:
         th.join()
     assert not errors
+
+
+def test_a_begun_tree_update_gives_what_apply_block_and_take_writes_give():
+    """``apply_block_begin``: the same root and container writes as ``apply_block`` then
+    ``take_writes``, made on the tree's own thread, several begun before the first is waited
+    for (in the order begun); a failure comes back from ``wait``, once; bad updates are refused
+    before anything is begun, and a tree dropped with an update still running is no error."""
+    blocks = [
+        [(b"k%04d" % ((i * 7 + v) % 3000), None if i % 11 == v else b"v%d.%d" % (v, i)) for i in range(2500)]
+        for v in range(1, 6)
+    ]
+    for workers in (None, 2):
+        inline, begun = _core.StateTree(workers=workers), _core.StateTree(workers=workers)
+        want = []
+        for v, ups in enumerate(blocks, 1):
+            prune = v - 2 if v > 2 else None
+            want.append((inline.apply_block(v, ups, prune), inline.take_writes()))
+        updates = [begun.apply_block_begin(v, ups, v - 2 if v > 2 else None) for v, ups in enumerate(blocks, 1)]
+        got = [u.wait() for u in updates]
+        assert got == want and all(u.done() for u in updates)
+        assert len({root for root, _ in got}) == 5 and all(puts for _, (puts, _, _) in got)
+        assert begun.version == 5 and begun.root() == inline.root()
+        with pytest.raises(LedgerError, match="already waited"):
+            updates[0].wait()
+    late = begun.apply_block_begin(3, blocks[0])  # version 3 is not above the latest (5)
+    with pytest.raises(LedgerError, match="must be above"):
+        late.wait()
+    assert begun.version == 5 and begun.root() == inline.root()  # the failed update changed nothing
+    for bad in ([(b"k", 1)], [(b"k",)], [b"k"], [("k", b"v")]):
+        with pytest.raises(ValueError, match="an operation must be"):
+            begun.apply_block_begin(6, bad)
+    with pytest.raises(TypeError):
+        begun.apply_block_begin(6, iter(blocks[0]))  # a list, not any iterable
+    running = _core.StateTree().apply_block_begin(1, blocks[0])
+    del running  # its tree and handle gone while (perhaps) still running

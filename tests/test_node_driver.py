@@ -359,6 +359,12 @@ def test_the_tree_update_overlaps_the_commit_only_with_cores_to_spare(monkeypatc
     OVERLAP_TREE_MIN_CORES cores on (with fewer the extra thread costs CPU: docs/benchmarks.md)."""
     from tfnode.node import driver as drv
 
+    monkeypatch.delenv(drv.OVERLAP_TREE_ENV, raising=False)
     for cores, want in ((1, False), (2, False), (drv.OVERLAP_TREE_MIN_CORES, True), (16, True)):
         monkeypatch.setattr(drv.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
         assert drv._overlap_tree() is want
+    # TFNODE_OVERLAP_TREE forces it either way; any other value is ignored (logged)
+    for value, cores, want in (("1", 2, True), ("0", 16, False), ("yes", 2, False), ("yes", 16, True)):
+        monkeypatch.setenv(drv.OVERLAP_TREE_ENV, value)
+        monkeypatch.setattr(drv.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert drv._overlap_tree() is want, (value, cores)

@@ -63,7 +63,6 @@ import logging
 import os
 import struct
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby, repeat
 from operator import attrgetter, is_not, itemgetter, methodcaller
@@ -155,8 +154,8 @@ class BlockOutput:
     # a chain with a replay window: the replay records this block writes, (one-record state
     # key, expiry) in execution order; grouped into the state and made live at the block's end
     replay_new: list = field(default_factory=list)
-    # execute(overlap_tree=True): the tree update in flight (a Future of StateTree.apply's
-    # result); the tree's fields above are filled when commit resolves it
+    # execute(overlap_tree=True): the tree update in flight (StateTree.apply_block_begin's
+    # TreeUpdate); the tree's fields above are filled when commit resolves it
     tree_pending: Any = field(default=None, repr=False)
 
 
@@ -240,9 +239,9 @@ class ChainExecutor:
         # A replay_window chain: every live replay key (as its one-record state key,
         # REPLAY_PREFIX + replay key) -> its expiry; what the drop rule and the mempool read.
         self._live: dict[bytes, int] = {}
-        # execute(overlap_tree=True): the thread that runs the tree update (made on first use)
-        self._tree_thread: ThreadPoolExecutor | None = None
-        self._tree_inflight: Future | None = None  # the last update submitted to it
+        # execute(overlap_tree=True): the last tree update begun (``StateTree.apply_block_begin``,
+        # on the tree's own native thread) and not yet waited for by a commit
+        self._tree_inflight: Any = None
         # Executed blocks not yet committed, oldest first: at most one when the next executes
         # (``execute``'s one block ahead), or two while the oldest one's write is under way
         # (``stage_commit``); so at most three.
@@ -569,9 +568,10 @@ class ChainExecutor:
             self._write_replay_groups(out)
         writes = out.state_writes = state.writes()
         if overlap_tree:
-            if self._tree_thread is None:
-                self._tree_thread = ThreadPoolExecutor(1, thread_name_prefix="tfnode-tree-apply")
-            out.tree_pending = self._tree_inflight = self._tree_thread.submit(self._tree_apply, height, writes)
+            keep = self.keep_versions
+            out.tree_pending = self._tree_inflight = self.tree.apply_block_begin(
+                height, writes, height - keep if height > keep else None
+            )
         rhashes = run.receipt_hashes
         if None in rhashes:
             rhashes = [r.hash() if h is None else h for h, r in zip(rhashes, out.receipts, strict=True)]
@@ -628,7 +628,7 @@ class ChainExecutor:
         """Resolve an overlapped tree update (raises its failure); a no-op once resolved."""
         pending, out.tree_pending = out.tree_pending, None
         if pending is not None:
-            self._tree_done(out, pending.result())
+            self._tree_done(out, pending.wait())
 
     def _execute_reference(self, batches: list[tuple[bytes, list[bytes]]], height: int, run: _Run) -> None:
         """The block's transactions one by one in Python: the reference the native path
@@ -894,12 +894,20 @@ class ChainExecutor:
         ]
 
     def close(self) -> None:
-        """Close the crash marker's file and the tree thread (the node's stop)."""
+        """Close the crash marker's file (the node's stop), once an overlapped tree update
+        still running has finished (its failure not raised: nothing commits it now)."""
         if self.marker is not None:
             self.marker.close()
-        if self._tree_thread is not None:
-            self._tree_thread.shutdown(wait=True)
-            self._tree_thread = None
+        self._tree_settle()
+
+    def _tree_settle(self) -> None:
+        """Wait for the tree update begun last, if any, dropping its outcome."""
+        inflight, self._tree_inflight = self._tree_inflight, None
+        if inflight is not None:
+            try:
+                inflight.wait()
+            except LedgerError:  # its block is dropped: nothing commits it
+                pass
 
     def abandon(self) -> None:
         """Drop the executed blocks' pending writes after a failed commit (the node stops
@@ -913,9 +921,7 @@ class ChainExecutor:
             except Exception:  # noqa: BLE001 - it did not (the store unstaged it): dropped below
                 pass
         self._staging = None
-        inflight, self._tree_inflight = self._tree_inflight, None
-        if inflight is not None:
-            inflight.exception()  # waits
+        self._tree_settle()
         self._uncommitted.clear()
         self.store.state.discard()
         self._load_expiring()

@@ -26,10 +26,11 @@ and the order of blocks is the order of submissions, so the refusals, the blocks
 state root are the same for any ``workers`` (tests/test_pipeline.py).
 
 Execution and commit with n >= 2 (docs/storage.md, "Blocks ahead of the commit"): block h+2
-executes while block h+1 is executed and not committed (h+1's state-tree update, GIL released,
-runs beside it on the executor's tree thread) and block h is being written: the calling
-thread builds h's batch (``ChainExecutor.stage_commit``) and hands it to the store's write
-thread (``ChainStore.write_staged(behind=True)``: the native engine's own thread sorts it,
+executes while block h+1 is executed and not committed (h+1's state-tree update runs beside
+it on the state tree's own native thread, ``StateTree.apply_block_begin``, no Python thread
+taking part) and block h is being written: the calling thread builds h's batch
+(``ChainExecutor.stage_commit``) and hands it to the store's write thread
+(``ChainStore.write_staged(behind=True)``: the native engine's own thread sorts it,
 writes it and fsyncs the WAL, never taking the GIL), then executes h+2, then waits for h to
 be applied (``settle_commit``) before it builds h+1's batch. The write thread makes h+1's
 write after h's fsync, so at most one block is not yet on disk, and ``run_pipeline`` returns

@@ -233,15 +233,24 @@ def restart_root(store: ChainStore) -> Root | None:
 ELECTION_HISTORY = 300
 
 #: The execute loop runs a block's state-tree update beside its commit (``ChainExecutor.execute(
-#: overlap_tree=True)``: another thread, GIL released) only on a process with at least this many
-#: cores. With fewer the extra thread only costs: four validators on this 2-core machine ran at
-#: 64.8-74.8 us of CPU per transfer per node with it and 58.4-61.2 without, 6,076-6,999 against
-#: 7,320-7,936 tx/s, and the letter-of-credit workload at 1,176-1,381 calls/s against 1,815
-#: (docs/benchmarks.md, 2026-12-05 13:11-13:33 UTC).
+#: overlap_tree=True)``: the tree's own native thread) only on a process with at least this many
+#: cores. With fewer the extra thread gains nothing: four validators on this 2-core machine ran
+#: 0.90-1.03x the transfers with it (docs/benchmarks.md, "Figures 2026-12-06 22:30"; with the
+#: Python thread that ran it before, 64.8-74.8 us of CPU per transfer per node against 58.4-61.2
+#: without, 2026-12-05 13:11-13:33 UTC).
 OVERLAP_TREE_MIN_CORES = 4
+
+#: ``TFNODE_OVERLAP_TREE=1`` (``0``) turns that overlap on (off) whatever the cores: the tests run
+#: nodes with it on this 2-core machine, and an operator may measure it on theirs.
+OVERLAP_TREE_ENV = "TFNODE_OVERLAP_TREE"
 
 
 def _overlap_tree() -> bool:
+    forced = os.environ.get(OVERLAP_TREE_ENV)
+    if forced in ("0", "1"):
+        return forced == "1"
+    if forced is not None:
+        log.warning("%s=%r is neither 0 nor 1: ignored (the overlap follows the cores)", OVERLAP_TREE_ENV, forced)
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux

@@ -2,13 +2,15 @@
 //!
 //! Errors become `tfnode.errors.LedgerError` (a ValueError), mapped in `error.rs`.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyList, PyTuple};
 
 use tfnode_ledger as led;
 use tfnode_ledger::smt;
+
+use crate::ops::{held_ops, OwnedOps};
 
 /// Transaction batches of at least this many are decoded and verified with the GIL
 /// released: one SM2 verification is 20-40 us, far above the ~100 ns the release costs,
@@ -392,9 +394,112 @@ type Encoded = (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>);
 /// deterministic: the same roots and nodes for any count (tests/test_ledger.py).
 #[pyclass(name = "StateTree", module = "tfnode._core")]
 pub struct PyStateTree {
-    tree: Mutex<smt::StateTree>,
+    tree: Arc<Mutex<smt::StateTree>>,
     pool: Option<Arc<rayon::ThreadPool>>,
     workers: usize,
+    /// `apply_block_begin`'s thread, started at the first: the updates begun run one after
+    /// another, in the order begun (each block's on the version before it).
+    updater: Mutex<Option<mpsc::Sender<TreeJob>>>,
+}
+
+/// What a block's tree update gives: its root and the container writes of its batch.
+type Applied = led::Result<([u8; 32], smt::ContainerWrites)>;
+
+/// One `apply_block_begin`: the block's updates copied out of Python, and where the outcome goes.
+struct TreeJob {
+    version: u64,
+    updates: OwnedOps,
+    oldest_kept: Option<u64>,
+    answer: mpsc::Sender<Applied>,
+}
+
+/// The thread that runs the begun updates of one tree (named `tfnode-tree-upd`: a Linux thread name holds 15 bytes). No Python
+/// thread takes part: the caller runs Python meanwhile and never hands the GIL to a helper
+/// thread and waits to get it back (a Python thread here cost the node ~10% more CPU per
+/// transfer on two cores). The thread ends when the tree goes (its sender dropped).
+fn start_updater(tree: Arc<Mutex<smt::StateTree>>, pool: Option<Arc<rayon::ThreadPool>>) -> PyResult<mpsc::Sender<TreeJob>> {
+    let (jobs, rx) = mpsc::channel::<TreeJob>();
+    std::thread::Builder::new()
+        .name("tfnode-tree-upd".into())
+        .spawn(move || {
+            for job in rx {
+                let run = || -> Applied {
+                    let mut t = tree.lock().expect("not poisoned");
+                    let root = t.apply_block(job.version, &job.updates.slices(), job.oldest_kept)?;
+                    Ok((root, t.take_writes()))
+                };
+                let out = match &pool {
+                    Some(p) => p.install(run),
+                    None => run(),
+                };
+                let _ = job.answer.send(out); // the handle may be gone: nobody waits
+            }
+        })
+        .map_err(|e| err(format!("cannot start the state tree's update thread: {e}")))?;
+    Ok(jobs)
+}
+
+/// A block's tree update begun by `StateTree.apply_block_begin`.
+#[pyclass(name = "TreeUpdate", module = "tfnode._core", frozen)]
+pub struct PyTreeUpdate {
+    state: Mutex<UpdateState>,
+}
+
+enum UpdateState {
+    Running(mpsc::Receiver<Applied>),
+    Done(Result<([u8; 32], smt::ContainerWrites), String>),
+    Taken,
+}
+
+/// `take_writes`' tuple: `(puts, deletes, drop_legacy)`.
+fn writes_tuple<'py>(py: Python<'py>, w: &smt::ContainerWrites) -> PyResult<Bound<'py, PyTuple>> {
+    let key = |id: u64, p: u16| {
+        let mut k = [0u8; 10];
+        k[..8].copy_from_slice(&id.to_be_bytes());
+        k[8..].copy_from_slice(&p.to_be_bytes());
+        k
+    };
+    let puts = PyList::empty(py);
+    for (id, p, data) in &w.puts {
+        puts.append(PyTuple::new(py, [PyBytes::new(py, &key(*id, *p)), PyBytes::new(py, data)])?)?;
+    }
+    let dels = PyList::new(py, w.deletes.iter().map(|(id, p)| PyBytes::new(py, &key(*id, *p))))?;
+    PyTuple::new(py, [puts.into_any(), dels.into_any(), PyBool::new(py, w.drop_legacy).to_owned().into_any()])
+}
+
+#[pymethods]
+impl PyTreeUpdate {
+    /// Wait (GIL released) for the update: `(root, (puts, deletes, drop_legacy))`, what
+    /// `apply_block` then `take_writes` return; LedgerError if it failed. Once: a second
+    /// call is refused (the writes were handed over).
+    fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let done = py.detach(|| {
+            let mut st = self.state.lock().expect("not poisoned");
+            match std::mem::replace(&mut *st, UpdateState::Taken) {
+                UpdateState::Running(rx) => match rx.recv() {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err("the state tree's update thread ended without an answer".to_string()),
+                },
+                UpdateState::Done(r) => r,
+                UpdateState::Taken => Err("this tree update was already waited for".to_string()),
+            }
+        });
+        let (root, w) = done.map_err(err)?;
+        PyTuple::new(py, [PyBytes::new(py, &root).into_any(), writes_tuple(py, &w)?.into_any()])
+    }
+
+    /// Has the update finished (without waiting)?
+    fn done(&self) -> bool {
+        let mut st = self.state.lock().expect("not poisoned");
+        if let UpdateState::Running(rx) = &*st {
+            match rx.try_recv() {
+                Ok(r) => *st = UpdateState::Done(r.map_err(|e| e.to_string())),
+                Err(mpsc::TryRecvError::Empty) => return false,
+                Err(mpsc::TryRecvError::Disconnected) => *st = UpdateState::Done(Err("the state tree's update thread ended without an answer".into())),
+            }
+        }
+        true
+    }
 }
 
 impl PyStateTree {
@@ -420,7 +525,7 @@ impl PyStateTree {
             None | Some(0) => None,
             Some(n) => Some(shared_pool(&TREE_POOLS, "tree", n)?),
         };
-        Ok(PyStateTree { tree: Mutex::new(smt::StateTree::new()), pool, workers: workers.unwrap_or(0) })
+        Ok(PyStateTree { tree: Arc::new(Mutex::new(smt::StateTree::new())), pool, workers: workers.unwrap_or(0), updater: Mutex::new(None) })
     }
 
     /// The `workers` it was made with (0: the process-wide pool).
@@ -499,18 +604,25 @@ impl PyStateTree {
     /// to delete the per-node rows of a store written before containers.
     fn take_writes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let w = self.with_pool(py, |t| t.take_writes());
-        let key = |id: u64, p: u16| {
-            let mut k = [0u8; 10];
-            k[..8].copy_from_slice(&id.to_be_bytes());
-            k[8..].copy_from_slice(&p.to_be_bytes());
-            k
-        };
-        let puts = PyList::empty(py);
-        for (id, p, data) in &w.puts {
-            puts.append(PyTuple::new(py, [PyBytes::new(py, &key(*id, *p)), PyBytes::new(py, data)])?)?;
+        writes_tuple(py, &w)
+    }
+
+    /// `apply_block` then `take_writes` on the tree's own thread, begun now and returned at
+    /// once: `updates` (a list of `(key, value or None)` bytes pairs) copied out first, with
+    /// the GIL held; the outcome in the `TreeUpdate` (`wait()`). Updates begun run in the
+    /// order begun, each on the version the one before made. A read of the tree before
+    /// `wait()` may see the version before the update (the caller waits first).
+    #[pyo3(signature = (version, updates, oldest_kept = None))]
+    fn apply_block_begin(&self, version: u64, updates: &Bound<'_, PyList>, oldest_kept: Option<u64>) -> PyResult<PyTreeUpdate> {
+        let updates = OwnedOps::copy(&held_ops(updates)?);
+        let (answer, rx) = mpsc::channel();
+        let mut updater = self.updater.lock().expect("not poisoned");
+        if updater.is_none() {
+            *updater = Some(start_updater(self.tree.clone(), self.pool.clone())?);
         }
-        let dels = PyList::new(py, w.deletes.iter().map(|(id, p)| PyBytes::new(py, &key(*id, *p))))?;
-        PyTuple::new(py, [puts.into_any(), dels.into_any(), PyBool::new(py, w.drop_legacy).to_owned().into_any()])
+        let jobs = updater.as_ref().expect("started above");
+        jobs.send(TreeJob { version, updates, oldest_kept, answer }).map_err(|_| err("the state tree's update thread has stopped"))?;
+        Ok(PyTreeUpdate { state: Mutex::new(UpdateState::Running(rx)) })
     }
 
     /// `(containers, nodes stored in them, live nodes)` (tests, benchmarks).
@@ -592,6 +704,7 @@ impl PyStateTree {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTransaction>()?;
     m.add_class::<PyStateTree>()?;
+    m.add_class::<PyTreeUpdate>()?;
     m.add_function(wrap_pyfunction!(tx_decode_and_verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(batch_encode, m)?)?;
     m.add_function(wrap_pyfunction!(batch_decode, m)?)?;

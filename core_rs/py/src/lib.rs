@@ -10,6 +10,7 @@ mod iot;
 mod kvpack;
 mod ledger;
 mod mempool;
+mod ops;
 mod rocks;
 mod safety;
 mod seam;

@@ -37,6 +37,8 @@ mod native {
     use pyo3::prelude::*;
     use pyo3::types::{PyBytes, PyList, PyTuple};
 
+    use crate::ops::{held_ops, op_slices, OwnedOps};
+
     /// Takes the error RocksDB wrote into `err` (malloc'ed), if any.
     fn take_err(err: *mut c_char) -> Result<(), String> {
         if err.is_null() {
@@ -245,29 +247,6 @@ mod native {
         slot.lock().map_err(|_| os_err("RocksDB handle lock poisoned".into()))?.clone().ok_or_else(|| os_err("RocksDB is closed".into()))
     }
 
-    /// `ops` (a list of `(bytes key, bytes or None value)` tuples) as the objects they hold.
-    #[allow(clippy::type_complexity)]
-    fn held_ops<'py>(ops: &Bound<'py, PyList>) -> PyResult<Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)>> {
-        let bad = || PyValueError::new_err("an operation must be a (bytes key, bytes or None value) tuple");
-        let mut held = Vec::with_capacity(ops.len());
-        for item in ops.iter() {
-            let t = item.cast_into::<PyTuple>().map_err(|_| bad())?;
-            if t.len() != 2 {
-                return Err(bad());
-            }
-            let k = t.get_item(0)?.cast_into::<PyBytes>().map_err(|_| bad())?;
-            let v = t.get_item(1)?;
-            let v = if v.is_none() { None } else { Some(v.cast_into::<PyBytes>().map_err(|_| bad())?) };
-            held.push((k, v));
-        }
-        Ok(held)
-    }
-
-    /// The bytes of `held_ops`' operations (valid while `held` is).
-    fn op_slices<'a>(held: &'a [(Bound<'_, PyBytes>, Option<Bound<'_, PyBytes>>)]) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
-        held.iter().map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))).collect()
-    }
-
     /// A RocksDB write batch (it owns copies of its keys and values), destroyed on drop.
     struct Batch(*mut ffi::rocksdb_writebatch_t);
 
@@ -326,39 +305,6 @@ mod native {
         flush_wal(db, true).map_err(|e| format!("WAL sync failed (the write may not be durable): {e}"))
     }
 
-    /// A batch's operations copied out of their Python objects: every key and value in one
-    /// buffer, and per operation (key start, key length, value start, value length or None).
-    struct OwnedOps {
-        buf: Vec<u8>,
-        at: Vec<(usize, usize, usize, Option<usize>)>,
-    }
-
-    impl OwnedOps {
-        fn copy(held: &[(Bound<'_, PyBytes>, Option<Bound<'_, PyBytes>>)]) -> OwnedOps {
-            let slices = op_slices(held);
-            let size = slices.iter().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len)).sum();
-            let mut buf = Vec::with_capacity(size);
-            let mut at = Vec::with_capacity(slices.len());
-            for (k, v) in slices {
-                let ks = buf.len();
-                buf.extend_from_slice(k);
-                let vs = buf.len();
-                if let Some(v) = v {
-                    buf.extend_from_slice(v);
-                }
-                at.push((ks, k.len(), vs, v.map(<[u8]>::len)));
-            }
-            OwnedOps { buf, at }
-        }
-
-        /// The batch of these operations (`build_batch`: sorted by key).
-        fn batch(&self) -> Batch {
-            let b = &self.buf;
-            let mut slices: Vec<(&[u8], Option<&[u8]>)> = self.at.iter().map(|&(ks, kl, vs, vl)| (&b[ks..ks + kl], vl.map(|vl| &b[vs..vs + vl]))).collect();
-            build_batch(&mut slices)
-        }
-    }
-
     /// One write for `RocksDb`'s write thread, and where its outcome goes.
     struct WriteJob {
         db: Arc<Db>,
@@ -382,7 +328,7 @@ mod native {
                     for job in rx {
                         // two answers: applied (readable), then with sync durable; the ticket
                         // may be gone (nobody waits), so a failed send is no error
-                        let wb = job.ops.batch();
+                        let wb = build_batch(&mut job.ops.slices());
                         drop(job.ops);
                         let landed = write_batch(&job.db, &wb, false);
                         drop(wb);
