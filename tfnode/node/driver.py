@@ -235,7 +235,7 @@ ELECTION_HISTORY = 300
 #: The execute loop runs a block's state-tree update beside its commit (``ChainExecutor.execute(
 #: overlap_tree=True)``: the tree's own native thread) only on a process with at least this many
 #: cores. With fewer the extra thread gains nothing: four validators on this 2-core machine ran
-#: 0.90-1.03x the transfers with it (docs/benchmarks.md, "Figures 2026-12-06 22:30"; with the
+#: 0.90-1.03x the transfers with it (docs/benchmarks.md, "Figures 2026-12-06 21:58"; with the
 #: Python thread that ran it before, 64.8-74.8 us of CPU per transfer per node against 58.4-61.2
 #: without, 2026-12-05 13:11-13:33 UTC).
 OVERLAP_TREE_MIN_CORES = 4
