@@ -413,10 +413,11 @@ struct TreeJob {
     answer: mpsc::Sender<Applied>,
 }
 
-/// The thread that runs the begun updates of one tree (named `tfnode-tree-upd`: a Linux thread name holds 15 bytes). No Python
-/// thread takes part: the caller runs Python meanwhile and never hands the GIL to a helper
-/// thread and waits to get it back (a Python thread here cost the node ~10% more CPU per
-/// transfer on two cores). The thread ends when the tree goes (its sender dropped).
+/// The thread that runs the begun updates of one tree, `tfnode-tree-upd` (a Linux thread name
+/// holds 15 bytes). No Python thread takes part: the caller runs Python meanwhile and never
+/// hands the GIL to a helper thread and waits to get it back (the Python thread that ran it
+/// before cost one validator ~10% more CPU per transfer, docs/benchmarks.md). The thread ends
+/// when the tree goes (its sender dropped).
 fn start_updater(tree: Arc<Mutex<smt::StateTree>>, pool: Option<Arc<rayon::ThreadPool>>) -> PyResult<mpsc::Sender<TreeJob>> {
     let (jobs, rx) = mpsc::channel::<TreeJob>();
     std::thread::Builder::new()
