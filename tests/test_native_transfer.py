@@ -18,6 +18,7 @@ import pytest
 
 from tests.blocks import block
 from tfnode import _core, crypto
+from tfnode.errors import LedgerError
 from tfnode.execution import asset
 from tfnode.execution.args import encode_call_args
 from tfnode.execution.executor import ChainExecutor
@@ -245,3 +246,28 @@ def test_contained_contract_calls_between_runs_agree(tmp_path, genesis, keys):
         assert [r.status for r in out.receipts].count("ok") == 4
     finally:
         pair.close()
+
+
+def test_a_block_of_transfers_commits_its_receipts_from_the_runs(pair, keys):
+    """A block of transfers only: its receipts' encodings and events come from the run in one
+    call each (``asset.native_records``), the same rows the per-receipt path gives (and the
+    reference's store, compared whole by ``Pair.run``); a receipt's fields are made only when
+    read, and a list of receipts that is not whole runs in order goes per receipt."""
+    k0, k1, _, _, poor, _ = keys
+    txs = [raw_tx(k0, (addr(k1), 3 + i), nonce=300 + i) for i in range(5)] + [
+        raw_tx(poor, (addr(k0), 10**9), nonce=300)
+    ]
+    out = pair.run(txs)
+    rs = out.receipts
+    assert {type(r) for r in rs} == {asset.NativeReceipt} and [r.status for r in rs] == ["ok"] * 5 + ["revert"]
+    per_receipt = ([r.encode() for r in rs], [(i, *e) for i, r in enumerate(rs) for e in r.event_rows()])
+    assert asset.native_records(rs) == per_receipt
+    run = rs[0]._run
+    fresh = [asset.NativeReceipt(run, j) for j in range(len(run))]
+    assert asset.native_records(fresh) == per_receipt
+    assert all(r._r is None for r in fresh)  # the records read no receipt's fields
+    assert len(per_receipt[1]) == 5 and per_receipt[1][0][1:3] == ("asset", "Transfer")
+    assert asset.native_records(rs[::-1]) is None and asset.native_records(rs[1:]) is None
+    assert len(run) == 6 and run.receipt_hashes() == [r.hash() for r in rs]
+    with pytest.raises(LedgerError, match="out of range"):
+        run.row(6)

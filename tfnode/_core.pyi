@@ -161,24 +161,20 @@ class TransferBlock:
     def run_keys(self, run: list[int], addresses: dict[bytes, str]) -> list[bytes]: ...
     def execute_run(
         self, run: list[int], addresses: dict[bytes, str], values: list[bytes | None]
-    ) -> (
-        tuple[
-            list[tuple[bytes, bytes]],
-            list[
-                tuple[
-                    str | None,
-                    str | None,
-                    str | None,
-                    int | None,
-                    bytes | None,
-                    tuple[tuple[bytes, bytes], ...],
-                    bytes,
-                    bytes,
-                ]
-            ],
-        ]
-        | None
-    ): ...
+    ) -> tuple[list[tuple[bytes, bytes]], TransferRun] | None: ...
+
+class TransferRun:
+    """One run's transfer outcomes, kept in Rust (``TransferBlock.execute_run``)."""
+
+    def __len__(self) -> int: ...
+    def row(
+        self, j: int
+    ) -> tuple[
+        str | None, str | None, str | None, int | None, bytes | None, tuple[tuple[bytes, bytes], ...], bytes, bytes
+    ]: ...
+    def receipt_hashes(self) -> list[bytes]: ...
+    def receipts(self) -> list[bytes]: ...
+    def event_rows(self, base: int, contract: str, name: str) -> list[tuple[int, str, str, bytes]]: ...
 
 def receipts_root(receipt_hashes: Iterable[bytes]) -> bytes: ...
 def receipt_proof(receipt_hashes: Iterable[bytes], index: int) -> list[bytes]: ...

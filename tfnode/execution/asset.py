@@ -12,16 +12,14 @@ sender's balance to cover it. Gas is a flat :data:`TRANSFER_GAS`, the same on ev
 from __future__ import annotations
 
 import re
-from itertools import compress, repeat
-from operator import attrgetter, is_, itemgetter
+from itertools import chain, repeat
+from operator import attrgetter
 
 from tfnode.runtime.encoding import encode
 from tfnode.runtime.executor import STATUS_INVALID, STATUS_OK, STATUS_REVERT, Event, Receipt
 
 NAME = "asset"
-# a native receipt row's fields (TransferBlock.execute_run): revert reason, event body, receipt bytes
-_REASON, _BODY, _BYTES = itemgetter(0), itemgetter(4), itemgetter(6)
-_ROW = attrgetter("_row")
+_RUN, _J = attrgetter("_run"), attrgetter("_j")  # a native receipt's run and index in it
 PREFIX = b"\x00a/"
 TRANSFER_GAS = 2_000
 MAX_AMOUNT = (1 << 127) - 1
@@ -97,22 +95,32 @@ def execute(state, sender: str, method: str, args: tuple, kwargs: dict, gas_limi
 
 
 class NativeReceipt:
-    """The receipt of a transfer the native path executed: one row of
-    ``_core.TransferBlock.execute_run`` (``(revert_reason_or_None, from, to, amount, event_body,
-    writes, receipt_bytes, receipt_hash)``), read as the :class:`Receipt` that :func:`execute`
-    builds (same fields, same ``encode()`` bytes; tests/test_native_transfer.py compares them).
-    The event and its fields dict are made only when asked for: a block of transfers would
-    otherwise allocate four objects per receipt that nobody reads (subscribers' JSON is lazy
-    too, tfnode/node/publish.py)."""
+    """The receipt of a transfer the native path executed: transfer ``j`` of a
+    ``_core.TransferRun`` (what ``TransferBlock.execute_run`` returns), read as the
+    :class:`Receipt` that :func:`execute` builds (same fields, same ``encode()`` bytes;
+    tests/test_native_transfer.py compares them). Its fields stay in Rust until something
+    reads one (an RPC receipt, a subscriber's JSON): then the run gives its row once,
+    ``(revert_reason_or_None, from, to, amount, event_body, writes, receipt_bytes,
+    receipt_hash)``, and the event and its fields dict are made from it. The block's commit
+    takes every receipt's encoding, hash and event from the runs in one call each
+    (:func:`native_records`): a block of transfers makes no Python object per receipt field."""
 
-    __slots__ = ("_events", "_row")
+    __slots__ = ("_events", "_j", "_r", "_run")
 
     gas_used = TRANSFER_GAS
     return_value = None
 
-    def __init__(self, row: tuple) -> None:
-        self._row = row
+    def __init__(self, run: object, j: int) -> None:
+        self._run, self._j = run, j
+        self._r: tuple | None = None
         self._events: tuple | None = None
+
+    @property
+    def _row(self) -> tuple:
+        r = self._r
+        if r is None:
+            r = self._r = self._run.row(self._j)  # type: ignore[attr-defined]
+        return r
 
     @property
     def ok(self) -> bool:
@@ -151,17 +159,28 @@ class NativeReceipt:
 
 
 def native_records(receipts: list) -> tuple[list[bytes], list[tuple[int, str, str, bytes]]] | None:
-    """For a block whose receipts are all :class:`NativeReceipt`: each receipt's ``encode()``
-    and the block's ``(tx index, contract, name, body)`` event rows as storage takes them (what
-    ``event_rows`` gives per receipt), made in C loops over the rows; None for any other block
-    (then per receipt)."""
+    """For a block whose receipts are all :class:`NativeReceipt`, each run's whole in order
+    (as the executor appends them): each receipt's ``encode()`` and the block's ``(tx index,
+    contract, name, body)`` event rows as storage takes them (what ``event_rows`` gives per
+    receipt), one Rust call per run; None for any other block (then per receipt)."""
     if not receipts or set(map(type, receipts)) != {NativeReceipt}:
         return None
-    rows = list(map(_ROW, receipts))
-    ok = list(compress(range(len(rows)), map(is_, map(_REASON, rows), repeat(None))))
-    bodies = map(_BODY, map(rows.__getitem__, ok))
-    events = list(zip(ok, repeat(NAME), repeat("Transfer"), bodies, strict=False))
-    return list(map(_BYTES, rows)), events
+    runs = list(dict.fromkeys(map(_RUN, receipts)))  # in order of their first receipt
+    sizes = list(map(len, runs))
+    if (
+        sum(sizes) != len(receipts)
+        or list(map(_RUN, receipts)) != list(chain.from_iterable(map(repeat, runs, sizes)))
+        or list(map(_J, receipts)) != list(chain.from_iterable(map(range, sizes)))
+    ):
+        return None  # not whole runs in order: per receipt
+    encoded: list[bytes] = []
+    events: list[tuple[int, str, str, bytes]] = []
+    base = 0
+    for run, n in zip(runs, sizes, strict=True):
+        encoded.extend(run.receipts())
+        events.extend(run.event_rows(base, NAME, "Transfer"))
+        base += n
+    return encoded, events
 
 
 def query(state, method: str, args: tuple, kwargs: dict) -> Receipt:

@@ -100,7 +100,6 @@ KEEP_VERSIONS = 256
 _U64 = struct.Struct(">Q")
 _expiry = attrgetter("expiry")
 _EVENT_ROWS, _ENCODE = methodcaller("event_rows"), methodcaller("encode")
-_ROW_HASH = itemgetter(7)  # a native receipt row's receipt hash (TransferBlock.execute_run)
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _REPLAY_KEY = itemgetter(slice(len(REPLAY_PREFIX), None))  # a one-record state key's replay key
 
@@ -726,10 +725,10 @@ class ChainExecutor:
                 out.receipts.append(self._execute_tx(txs[i], hashes[i], run.bctx))
                 run.receipt_hashes.append(None)
             return
-        writes, results = res
+        writes, done = res
         state.put_many(writes)
-        out.receipts.extend(map(asset.NativeReceipt, results))
-        run.receipt_hashes.extend(map(_ROW_HASH, results))
+        out.receipts.extend(map(asset.NativeReceipt, repeat(done), range(len(done))))
+        run.receipt_hashes.extend(done.receipt_hashes())
 
     def _one(self, tx: Any, h: bytes, raw: bytes, rkey: bytes, run: _Run) -> None:
         """Execute one kept transaction through the Python path (in order)."""

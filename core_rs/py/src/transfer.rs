@@ -189,17 +189,17 @@ impl PyTransferBlock {
 
     /// Execute the transfers at `run` in order over `values` (the stored values of
     /// `run_keys(run, addresses)`, None for absent), with the GIL released. Returns
-    /// `(writes, results)`: the run's state writes `[(key, value)]` sorted by key, and per
-    /// transfer `(revert_reason_or_None, from, to, amount, event_body, receipt_writes, receipt,
-    /// receipt_hash)` (`from`, `to`, `amount`, `event_body` None on revert). None when a stored balance is wider than
-    /// 128 bits (the reference path then executes the run).
+    /// `(writes, outcomes)`: the run's state writes `[(key, value)]` sorted by key, and a
+    /// [`PyTransferRun`] holding each transfer's outcome in Rust (read per receipt only when
+    /// asked: a block of transfers makes no Python object per receipt field). None when a
+    /// stored balance is wider than 128 bits (the reference path then executes the run).
     fn execute_run<'py>(
         &self,
         py: Python<'py>,
         run: Vec<usize>,
         addresses: &Bound<'py, PyDict>,
         values: Vec<Option<Vec<u8>>>,
-    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    ) -> PyResult<Option<(Bound<'py, PyList>, PyTransferRun)>> {
         let items = self.items(&run, addresses)?;
         let keys = tr::run_keys(&items);
         if keys.len() != values.len() {
@@ -213,35 +213,89 @@ impl PyTransferBlock {
             };
         }
         let (outcomes, writes) = py.detach(|| tr::execute_run(&items, &mut balances));
-        let pair = |k: &[u8], v: &[u8]| PyTuple::new(py, [PyBytes::new(py, k), PyBytes::new(py, v)]);
-        let w = PyList::new(py, writes.iter().map(|(k, v)| pair(k, v)).collect::<PyResult<Vec<_>>>()?)?;
-        let results = PyList::empty(py);
-        for (it, o) in items.iter().zip(outcomes) {
-            let rw = PyTuple::new(py, o.writes.iter().map(|(k, v)| pair(k, v)).collect::<PyResult<Vec<_>>>()?)?;
-            let row: Vec<Bound<'py, PyAny>> = match o.revert {
-                Some(reason) => {
-                    let none = py.None().into_bound(py);
-                    vec![reason.into_pyobject(py)?.into_any(), none.clone(), none.clone(), none.clone(), none]
-                }
-                None => vec![
-                    py.None().into_bound(py),
-                    o.from.into_pyobject(py)?.into_any(),
-                    o.to.into_pyobject(py)?.into_any(),
-                    it.call.amount.into_pyobject(py)?.into_any(),
-                    PyBytes::new(py, &o.body).into_any(),
-                ],
-            };
-            let mut row = row;
-            row.push(rw.into_any());
-            row.push(PyBytes::new(py, &o.receipt).into_any());
-            row.push(PyBytes::new(py, &o.receipt_hash).into_any());
-            results.append(PyTuple::new(py, row)?)?;
+        let w = PyList::new(py, writes.iter().map(|(k, v)| pair(py, k, v)).collect::<PyResult<Vec<_>>>()?)?;
+        let amounts = items.iter().map(|it| it.call.amount).collect();
+        Ok(Some((w, PyTransferRun { outcomes, amounts })))
+    }
+}
+
+fn pair<'py>(py: Python<'py>, k: &[u8], v: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, [PyBytes::new(py, k), PyBytes::new(py, v)])
+}
+
+/// The outcomes of one run of native transfers (`TransferBlock.execute_run`), in order,
+/// kept in Rust. The executor takes the receipts' hashes, encodings and event rows in one
+/// call each; a receipt's other fields (`row`) are made only when something reads them.
+#[pyclass(name = "TransferRun", module = "tfnode._core", frozen)]
+pub struct PyTransferRun {
+    outcomes: Vec<tr::TransferOutcome>,
+    amounts: Vec<u128>,
+}
+
+impl PyTransferRun {
+    fn outcome(&self, j: usize) -> PyResult<&tr::TransferOutcome> {
+        self.outcomes.get(j).ok_or_else(|| err(format!("receipt index {j} out of range for {} transfers", self.outcomes.len())))
+    }
+}
+
+#[pymethods]
+impl PyTransferRun {
+    fn __len__(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    /// Transfer `j`'s receipt as a row: `(revert_reason_or_None, from, to, amount,
+    /// event_body, receipt_writes, receipt, receipt_hash)` (`from`, `to`, `amount`,
+    /// `event_body` None on revert).
+    fn row<'py>(&self, py: Python<'py>, j: usize) -> PyResult<Bound<'py, PyTuple>> {
+        let o = self.outcome(j)?;
+        let rw = PyTuple::new(py, o.writes.iter().map(|(k, v)| pair(py, k, v)).collect::<PyResult<Vec<_>>>()?)?;
+        let mut row: Vec<Bound<'py, PyAny>> = match &o.revert {
+            Some(reason) => {
+                let none = py.None().into_bound(py);
+                vec![reason.into_pyobject(py)?.into_any(), none.clone(), none.clone(), none.clone(), none]
+            }
+            None => vec![
+                py.None().into_bound(py),
+                o.from.as_str().into_pyobject(py)?.into_any(),
+                o.to.as_str().into_pyobject(py)?.into_any(),
+                self.amounts[j].into_pyobject(py)?.into_any(),
+                PyBytes::new(py, &o.body).into_any(),
+            ],
+        };
+        row.push(rw.into_any());
+        row.push(PyBytes::new(py, &o.receipt).into_any());
+        row.push(PyBytes::new(py, &o.receipt_hash).into_any());
+        PyTuple::new(py, row)
+    }
+
+    /// Every receipt's hash, in order.
+    fn receipt_hashes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.outcomes.iter().map(|o| PyBytes::new(py, &o.receipt_hash)))
+    }
+
+    /// Every receipt's encoding (`Receipt.encode()`), in order.
+    fn receipts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.outcomes.iter().map(|o| PyBytes::new(py, &o.receipt)))
+    }
+
+    /// The run's events as storage takes them: `(base + j, contract, name, event_body)` for
+    /// each transfer `j` that succeeded (`contract` and `name` the caller's objects, shared).
+    fn event_rows<'py>(&self, py: Python<'py>, base: usize, contract: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for (j, o) in self.outcomes.iter().enumerate() {
+            if o.revert.is_none() {
+                let row: [Bound<'py, PyAny>; 4] =
+                    [(base + j).into_pyobject(py)?.into_any(), contract.clone(), name.clone(), PyBytes::new(py, &o.body).into_any()];
+                out.append(PyTuple::new(py, row)?)?;
+            }
         }
-        Ok(Some(PyTuple::new(py, [w.into_any(), results.into_any()])?))
+        Ok(out)
     }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTransferBlock>()?;
+    m.add_class::<PyTransferRun>()?;
     Ok(())
 }
