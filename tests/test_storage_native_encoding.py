@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import random
+import re
 import struct
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from tfnode import _core, crypto
 from tfnode.storage import BlockCommit, ChainStore, CorruptionError, MemoryKV, StorageTypeError, StorageValueError
 from tfnode.storage import keys as K
+from tfnode.storage.abc import MAX_VALUE
 
 U16, U32 = struct.Struct(">H"), struct.Struct(">I")
 CK = b"\x00" * 8 + b"\x00\x00"  # state-tree container 0, part 0
@@ -103,7 +105,7 @@ def _batches(monkeypatch, native: bool, refused: list[str]) -> list[list[tuple[b
             refused.append("refused")
             raise TypeError("the Python path, for comparison")
 
-        for name in ("pack_keys", "encode_writes", "prefixed_ops", "event_ops"):
+        for name in ("pack_keys", "encode_writes", "prefixed_ops", "event_ops", "tx_ops"):
             monkeypatch.setattr(_core, name, refuse)
     kv = MemoryKV()
     seen = []
@@ -126,12 +128,57 @@ def test_commit_batches_are_identical_with_and_without_the_rust_encoders(monkeyp
     native = _batches(monkeypatch, True, refused)
     assert not refused
     python = _batches(monkeypatch, False, refused)
-    assert len(refused) >= 3 * 5  # state, tree, W record, key lists, events of every block went the Python way
+    # state, tree, W record, key lists, events, transaction rows of every block went the Python way
+    assert len(refused) >= 3 * 6
     assert len(native) == 4 and native == python  # the schema record, then 3 blocks
     assert all(len(b) > 80 for b in native[1:])
     # a block's 23 events of three names: three grouped rows
     ev_t = ChainStore(MemoryKV(), "tf-main")._p + K.EVENT
     assert [sum(k.startswith(ev_t) for k, _ in b) for b in native[1:]] == [3, 3, 3]
+
+
+def test_transaction_rows_refuse_what_the_store_lays_out_otherwise():
+    """``tx_ops`` takes only the plain block whose receipts share their transactions' rows;
+    anything else raises, and ``ChainStore`` then builds (or refuses) the rows itself."""
+    hb, h = K.u64(5), crypto.sm3(b"t")
+
+    def ops(txs, receipts, max_value=1000):
+        return _core.tx_ops(b"T", b"X", b"L" + hb, hb, txs, receipts, K.TX_WITH_RECEIPT, K.MAX_HASH, max_value)
+
+    rows = ops([(h, b"body")], [b"rec"])
+    assert rows == [
+        (b"T" + h, hb + struct.pack(">II", K.TX_WITH_RECEIPT, 4) + b"body" + b"rec"),
+        (b"X" + h, hb),
+        (b"L" + hb, bytes([32]) + h),
+    ]
+    assert ops([], []) == [(b"L" + hb, b"")]
+    with pytest.raises(ValueError, match="too big to share a row"):
+        ops([(h, b"b" * 500), (crypto.sm3(b"u"), b"")], [b"", b"r" * 485])  # 500 + 485 > 1000 - 16
+    with pytest.raises(ValueError, match="1 transactions but 2 receipts"):
+        ops([(h, b"")], [b"", b""])
+    with pytest.raises(ValueError, match=re.escape("not 1..=64")):
+        ops([(b"", b"")], [b""])
+    for txs, receipts, what in (
+        ([[h, b""]], [b""], "txs[0] must be a"),
+        ([(h, b"", b"")], [b""], "txs[0] must be a"),
+        ([(h, bytearray(b""))], [b""], "txs bytes[0] must be bytes"),
+        ([(h, b"")], [None], "receipts[0] must be bytes"),
+    ):
+        with pytest.raises(TypeError, match=re.escape(what)):
+            ops(txs, receipts)
+
+
+def test_a_block_too_big_to_share_rows_keeps_its_receipts_apart():
+    """A transaction and a receipt that cannot share a row: the receipts in rows of their own
+    (the Python layout), the transaction's row without one."""
+    kv = MemoryKV()
+    s = ChainStore(kv, "tf-main")
+    h0, h1 = crypto.sm3(b"big"), crypto.sm3(b"small")
+    body = b"x" * (MAX_VALUE - 100)
+    c = BlockCommit(1, crypto.sm3(b"blk"), b"blk", b"qc", txs=[(h0, body), (h1, b"y")], receipts=[b"r0", b"r" * 200])
+    assert s.commit_block(c)
+    assert s.receipt(h1) == b"r" * 200 and s.receipt(h0) == b"r0"
+    assert kv.get(s._p + K.RECEIPT + h1) == b"r" * 200  # a row of its own
 
 
 def py_event_ops(table, hb, events, txs, cap=K.EVENT_ROW_CAP):

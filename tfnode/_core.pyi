@@ -127,6 +127,17 @@ def encode_writes(writes: list[tuple[bytes, bytes | None]]) -> bytes: ...
 def prefixed_ops(
     prefix: bytes, writes: list[tuple[bytes, bytes | None]], max_key: int, max_value: int
 ) -> list[tuple[bytes, bytes | None]]: ...
+def tx_ops(
+    tx_table: bytes,
+    replay_table: bytes,
+    txlist_key: bytes,
+    height: bytes,
+    txs: list[tuple[bytes, bytes]],
+    receipts: list[bytes],
+    flag: int,
+    max_hash: int,
+    max_value: int,
+) -> list[tuple[bytes, bytes]]: ...
 def event_ops(
     table: bytes,
     height: bytes,

@@ -555,6 +555,17 @@ class ChainStore:
                 value = check_value(value, what_value)
             ops.append((pre + key, value))
 
+    def _check_new_txs(self, height: int, hashes: Sequence[bytes]) -> None:
+        """CommitError unless ``hashes`` are distinct and none has committed before."""
+        if len(set(hashes)) != len(hashes):
+            raise CommitError(f"block {height}: a transaction hash appears twice")
+        seen = self.replay.committed_among(hashes)
+        if seen:
+            h0 = min(seen)
+            raise CommitError(
+                f"block {height}: transaction {h0.hex()} already committed at height {self.tx_height(h0)}"
+            )
+
     def _add_txs(
         self,
         b: WriteBatch,
@@ -568,6 +579,29 @@ class ChainStore:
             raise CommitError(f"block {height}: {n} transactions but {len(receipts)} receipts")
         if n >= K.TX_WITH_RECEIPT:
             raise StorageValueError(f"block {height}: {n} transactions, more than 2^31-1")
+        p = self._p
+        rows = None
+        if type(txs) is list and type(receipts) is list:
+            # One Rust call for the usual block (every receipt in its transaction's row, the
+            # same rows as below); on anything unexpected the checks below name the bad item.
+            try:
+                rows = _core.tx_ops(
+                    p + K.TX,
+                    p + K.REPLAY,
+                    p + K.TXLIST + hb,
+                    hb,
+                    txs,
+                    receipts,
+                    K.TX_WITH_RECEIPT,
+                    K.MAX_HASH,
+                    MAX_VALUE,
+                )
+            except (TypeError, ValueError):
+                pass
+        if rows is not None:
+            self._check_new_txs(height, list(map(_first, txs)))
+            b.ops.extend(rows)
+            return
         hashes: Sequence[bytes] = ()
         bodies: Sequence[bytes] = ()
         if n and set(map(type, txs)) == {tuple} and set(map(len, txs)) == {2}:
@@ -585,15 +619,8 @@ class ChainStore:
                 r if type(r) is bytes and len(r) <= MAX_VALUE else check_value(r, f"receipts[{i}]")
                 for i, r in enumerate(receipts)
             ]
-        if len(set(hashes)) != n:
-            raise CommitError(f"block {height}: a transaction hash appears twice")
-        seen = self.replay.committed_among(hashes)
-        if seen:
-            h0 = min(seen)
-            raise CommitError(
-                f"block {height}: transaction {h0.hex()} already committed at height {self.tx_height(h0)}"
-            )
-        p, ops, pack = self._p, b.ops, K.u32_pack
+        self._check_new_txs(height, hashes)
+        ops, pack = b.ops, K.u32_pack
         tx_t, rp_t = p + K.TX, p + K.REPLAY
         # map/zip: the keys and values made in C loops, no Python step per transaction
         if receipts is not None and (not n or max(map(len, bodies)) + max(map(len, receipts)) <= MAX_VALUE - 16):

@@ -245,11 +245,101 @@ fn event_ops<'py>(
     PyList::new(py, out)
 }
 
+/// A block's transaction rows, `[(key, value)]`, where every receipt shares its transaction's
+/// row: per transaction `i` of `txs = [(tx_hash, tx_bytes)]` with receipt `receipts[i]`,
+/// `(tx_table + tx_hash, height + u32(flag | i) + u32(len(tx_bytes)) + tx_bytes + receipt)`;
+/// then per transaction `(replay_table + tx_hash, height)` (the caller's `height` object); last
+/// `(txlist_key, (u8 len(tx_hash), tx_hash)*)`: `ChainStore._add_txs`, one call per block
+/// instead of ~8 Python objects per transaction. Only the plain form is taken (exact `tuple`
+/// and `bytes`, hashes of 1..=max_hash bytes, fewer than `flag` transactions, and the largest
+/// transaction and the largest receipt together within `max_value - 16` bytes, as the caller
+/// decides whether rows are shared); anything else raises and the caller takes its own path.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn tx_ops<'py>(
+    py: Python<'py>,
+    tx_table: &[u8],
+    replay_table: &[u8],
+    txlist_key: &[u8],
+    height: &Bound<'py, PyBytes>,
+    txs: &Bound<'py, PyList>,
+    receipts: &Bound<'py, PyList>,
+    flag: u32,
+    max_hash: usize,
+    max_value: usize,
+) -> PyResult<Bound<'py, PyList>> {
+    let n = txs.len();
+    if receipts.len() != n {
+        return Err(PyValueError::new_err(format!("{n} transactions but {} receipts", receipts.len())));
+    }
+    if n as u64 >= u64::from(flag) || max_hash > u8::MAX as usize {
+        return Err(PyValueError::new_err(format!("{n} transactions: more than the row index holds")));
+    }
+    let items: Vec<Bound<'py, PyAny>> = txs.iter().collect();
+    let recs: Vec<Bound<'py, PyAny>> = receipts.iter().collect();
+    let mut pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(n);
+    for (i, item) in items.iter().enumerate() {
+        let t = item.cast_exact::<PyTuple>().map_err(|_| PyTypeError::new_err(format!("txs[{i}] must be a (tx_hash, tx_bytes) tuple")))?;
+        if t.len() != 2 {
+            return Err(PyTypeError::new_err(format!("txs[{i}] must be a (tx_hash, tx_bytes) tuple")));
+        }
+        pairs.push((t.get_item(0)?, t.get_item(1)?));
+    }
+    let mut rows: Vec<(&[u8], &[u8], &[u8])> = Vec::with_capacity(n);
+    let (mut max_body, mut max_receipt) = (0usize, 0usize);
+    for (i, ((h, b), r)) in pairs.iter().zip(&recs).enumerate() {
+        let (h, b, r) = (bytes_of(h, "txs hashes", i)?.as_bytes(), bytes_of(b, "txs bytes", i)?.as_bytes(), bytes_of(r, "receipts", i)?.as_bytes());
+        if h.is_empty() || h.len() > max_hash {
+            return Err(PyValueError::new_err(format!("txs[{i}] hash is {} bytes, not 1..={max_hash}", h.len())));
+        }
+        max_body = max_body.max(b.len());
+        max_receipt = max_receipt.max(r.len());
+        rows.push((h, b, r));
+    }
+    if max_body + max_receipt > max_value.saturating_sub(16) {
+        return Err(PyValueError::new_err("a transaction and a receipt too big to share a row"));
+    }
+    let hb = height.as_bytes();
+    let prefixed = |table: &[u8], h: &[u8]| {
+        let mut k = Vec::with_capacity(table.len() + h.len());
+        k.extend_from_slice(table);
+        k.extend_from_slice(h);
+        k
+    };
+    let mut out: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(2 * n + 1);
+    for (i, (h, b, r)) in rows.iter().enumerate() {
+        let value = PyBytes::new_with(py, hb.len() + 8 + b.len() + r.len(), |v| {
+            let mut at = 0;
+            for part in [hb, &(flag | i as u32).to_be_bytes(), &(b.len() as u32).to_be_bytes(), b, r] {
+                v[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            Ok(())
+        })?;
+        out.push(PyTuple::new(py, [PyBytes::new(py, &prefixed(tx_table, h)), value])?);
+    }
+    for (h, _, _) in &rows {
+        out.push(PyTuple::new(py, [PyBytes::new(py, &prefixed(replay_table, h)).into_any(), height.clone().into_any()])?);
+    }
+    let list = PyBytes::new_with(py, rows.iter().map(|(h, _, _)| 1 + h.len()).sum(), |v| {
+        let mut at = 0;
+        for (h, _, _) in &rows {
+            v[at] = h.len() as u8;
+            v[at + 1..at + 1 + h.len()].copy_from_slice(h);
+            at += 1 + h.len();
+        }
+        Ok(())
+    })?;
+    out.push(PyTuple::new(py, [PyBytes::new(py, txlist_key), list])?);
+    PyList::new(py, out)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pack_keys, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_keys, m)?)?;
     m.add_function(wrap_pyfunction!(encode_writes, m)?)?;
     m.add_function(wrap_pyfunction!(prefixed_ops, m)?)?;
     m.add_function(wrap_pyfunction!(event_ops, m)?)?;
+    m.add_function(wrap_pyfunction!(tx_ops, m)?)?;
     Ok(())
 }
