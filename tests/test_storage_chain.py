@@ -20,6 +20,7 @@ from tfnode.storage import (
     open_rocks,
 )
 from tfnode.storage import keys as K
+from tfnode.storage.state import REMEMBERED
 
 from .legacy_tree import write_legacy_tree
 from .test_storage_kv import backend  # noqa: F401 - the parametrised fixture
@@ -295,10 +296,28 @@ def test_replay_answers_outlive_commits_of_other_hashes(kv):
         assert s.replay.committed_among([h32("tx 1/0"), h32("tx 3/1")]) == {h32("tx 1/0"), h32("tx 3/1")}
         assert reads == [1]  # tx 1/0 has left the recent set: the database
         assert s.replay.committed_among([h32("never")]) == set() and reads == [1, 1]
-        for h in range(4, 8):  # a fourth query pushes out the first
+        for h in range(REMEMBERED):  # as many new queries push out the first
             assert s.replay.committed_among([h32(f"q {h}")]) == set()
         reads.clear()
         assert s.replay.committed_among([h32("never")]) == set() and reads == [1]
+
+
+def test_a_remembered_answer_loses_what_a_commit_holds(kv):
+    """A block that commits a hash a remembered answer holds: the answer keeps the others, and
+    forgets it (asked again, the database answers: committed); an answer the commit empties is
+    dropped; answers holding none of the block's hashes are kept whole."""
+    s = ChainStore(kv, "tf-main", recent_tx_capacity=1)
+    commit(s, 0)
+    mixed, own, other = [h32("x"), h32("tx 1/0")], [h32("tx 1/1")], [h32("y")]
+    for hs in (mixed, own, other):
+        assert s.replay.committed_among(hs) == set()
+    commit(s, 1)  # holds tx 1/0 and tx 1/1
+    commit(s, 2)  # tx 1/* leave the recent set (capacity 1)
+    assert len(s.replay._absent) == 2  # the answer of tx 1/1 alone is gone
+    with counted_reads(kv) as reads:
+        assert s.replay.committed_among([h32("x")]) == set() and s.replay.committed_among(other) == set()
+        assert reads == []
+        assert s.replay.committed_among(mixed) == {h32("tx 1/0")} and reads == [2]
 
 
 def test_a_block_committed_in_steps_and_its_refusals(kv):

@@ -488,8 +488,9 @@ class ChainExecutor:
 
     def prepare(self, batches: list[tuple[bytes, list[bytes]]], hashes: list[list[bytes] | None] | None = None) -> Any:
         """A block's transactions decoded and hashed (``_core.TransferBlock``, the GIL released
-        while it decodes), for :meth:`execute`'s ``prepared``: a thread that orders blocks can
-        do it while this one executes the previous block. ``hashes`` as :meth:`execute` takes
+        while it decodes), and the replay index asked whether they have committed, for
+        :meth:`execute`'s ``prepared``: a thread that orders blocks can do it while this one
+        executes the previous block. ``hashes`` as :meth:`execute` takes
         them (used only where every batch has its list: then nothing is hashed again). None
         where the block would not use it (the Python reference path); raises LedgerError for
         a transaction that does not decode, as :meth:`execute` would."""
@@ -497,8 +498,14 @@ class ChainExecutor:
             return None
         raws = [raw for _, rs in batches for raw in rs]
         if hashes is not None and len(hashes) == len(batches) and None not in hashes:
-            return _core.TransferBlock(raws, [h for hs in hashes if hs is not None for h in hs])
-        return _core.TransferBlock(raws)
+            blk = _core.TransferBlock(raws, [h for hs in hashes if hs is not None for h in hs])
+        else:
+            blk = _core.TransferBlock(raws)
+        # Asked here, on the preparing thread, the replay index's answer for these hashes is
+        # remembered (``ReplayIndex``): the drop rule in execute and the commit's check take
+        # it instead of a database read on the executing thread.
+        self.store.replay.committed_among(blk.hashes())
+        return blk
 
     def execute(
         self,

@@ -150,8 +150,11 @@ class PendingState:
         self._snap.close()
 
 
-#: How many of its last "not committed" answers the replay index keeps (``ReplayIndex``).
-REMEMBERED = 3
+#: How many of its last "not committed" answers the replay index keeps (``ReplayIndex``):
+#: a block's hashes are asked when it is prepared (``ChainExecutor.prepare``, up to ~5
+#: blocks ahead of its commit in the two-worker pipeline), then by the executor, then by the
+#: commit's check; the last two take the first answer.
+REMEMBERED = 8
 
 
 class ReplayIndex:
@@ -189,8 +192,19 @@ class ReplayIndex:
         # hash but this block's (nothing else writes the index), whether the database read
         # saw the write or not: kept without them, under the new count. An answer being made
         # by another thread meanwhile carries the old count and is never taken.
+        # An answer holding none of them (the usual case: another block's hashes, asked ahead)
+        # is kept as it is, a set lookup per hash and no copy; one emptied is dropped.
         commits = self._commits
-        self._absent = [(commits + 1, a.difference(block) if block else a) for g, a in self._absent if g == commits]
+        kept = []
+        for g, a in self._absent:
+            if g != commits:
+                continue
+            if block and not a.isdisjoint(block):
+                a = a.difference(block)
+                if not a:
+                    continue
+            kept.append((commits + 1, a))
+        self._absent = kept
         self._commits = commits + 1
         if not block:
             return
