@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tests.test_mempool import CHAIN, forged_signature, key, pub, tx
 from tfnode import _core
+from tfnode.errors import LedgerError
 from tfnode.mempool.queue import QueuedTx, TxQueue
 from tfnode.mempool.state import PendingBatch, PoolState
 
@@ -39,6 +40,29 @@ def test_columns_match_the_transaction_objects(workers):
 def test_columns_refuse_what_is_not_bytes():
     with pytest.raises(TypeError, match=r"raws\[1\]"):
         _core.tx_check_columns([b"x", "y"], CHAIN)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_check_begun_gives_the_columns_answer(workers):
+    """``tx_check_begin``: the same answer as ``tx_check_columns``, made on the pool while the
+    caller goes on (several begun at once, answered in any order); taken once; what is not
+    bytes refused at once."""
+    a, b = key(), key()
+    subs = [
+        [tx(a, 1, expiry=70), forged_signature(tx(a, 3)), b"\x01junk", tx(b, 4, chain=b"other")],
+        [tx(b, n) for n in range(10, 40)],
+        [],
+    ]
+    checks = [_core.tx_check_begin(raws, CHAIN, workers) for raws in subs]
+    answers = [check.wait() for check in reversed(checks)][::-1]
+    assert answers == [_core.tx_check_columns(raws, CHAIN, workers) for raws in subs]
+    assert [i for i, _ in answers[0][4]] == [1, 2, 3] and len(answers[1][0]) == 30 and answers[2][0] == []
+    with pytest.raises(LedgerError, match="taken already"):
+        checks[1].wait()
+    with pytest.raises(TypeError, match=r"raws\[1\]"):
+        _core.tx_check_begin([b"x", "y"], CHAIN, workers)
+    unanswered = _core.tx_check_begin(subs[1], CHAIN, workers)
+    del unanswered  # dropped before its answer: the pool's job ends without a reader
 
 
 def _reference_take(senders: OrderedDict, max_txs: int, max_bytes: int) -> list:

@@ -119,6 +119,16 @@ def tx_check_columns(
 
 #   (tx hashes or None when hashes=False, replay keys, senders, expiries, errors as (index, reason));
 #   a failed input has None (expiry 0) in every column
+
+class TxCheck:
+    """A ``tx_check_begin`` check running on the verification pool."""
+
+    def wait(
+        self,
+    ) -> tuple[list[bytes | None], list[bytes | None], list[bytes | None], list[int], list[tuple[int, str]]]: ...
+
+def tx_check_begin(raws: Iterable[bytes], chain_id: bytes, workers: int) -> TxCheck: ...
+
 # Storage encodings of a block's batch (tfnode/storage: keys.pack_keys, keys.encode_writes,
 # ChainStore._add_writes); TypeError/ValueError for an item that is not bytes or does not fit
 def pack_keys(keys: list[bytes]) -> bytes: ...

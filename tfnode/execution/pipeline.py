@@ -16,10 +16,12 @@ Each goes through the stages a node runs on them:
 ``workers`` is the number of threads the path may keep busy. With 1 every stage runs in turn
 on the calling thread (verification on a one-thread pool the caller waits for): the serial
 reference. With n >= 2 a verifier thread checks the next submissions on a pool of n - 1
-threads (each submission's check begun one ahead, on a thread of its own, so the pool goes
-straight on to the next while this one is ordered) and orders them (cuts the blocks,
-digests their batches, as a node's mempool and consensus do off its execution thread, and
-decodes and hashes each block's transactions once, ``ChainExecutor.prepare``) while the
+threads (each submission's check begun ``CHECKS_AHEAD`` submissions ahead,
+``_core.tx_check_begin``, so the pool goes straight on to the next while this one is
+ordered, no Python thread waiting on it or taking the GIL between two submissions) and orders
+them (cuts the blocks, digests their batches, as a node's mempool and consensus do off its
+execution thread, and decodes and hashes each block's transactions once and asks the replay
+index about them, ``ChainExecutor.prepare``) while the
 calling thread executes and commits the blocks already ordered (a bounded queue between
 them, so ordering runs at most ``lookahead`` blocks ahead). Verification is per transaction
 and the order of blocks is the order of submissions, so the refusals, the blocks and every
@@ -55,7 +57,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -98,6 +99,10 @@ class PipelineResult:
         stays serial however many workers verify (all of the pool's CPU: for a pool of n > 1
         threads an overstatement, as its threads also run side by side)."""
         return (self.main_cpu_s + self.tree_cpu_s) / self.committed * 1e6 if self.committed else 0.0
+
+
+#: workers >= 2: how many submissions' checks are begun ahead of the one being ordered.
+CHECKS_AHEAD = 2
 
 
 def _cpu_s() -> float:
@@ -184,12 +189,13 @@ def run_pipeline(
     for raws in submissions:
         offsets.append(offsets[-1] + len(raws))
 
-    def verify(k: int) -> tuple[list[bytes], list[bytes]]:
-        """Submission ``k`` admitted as a node's mempool admits it (``tx_check_columns``:
-        decode, chain id, SM2, the hashes; columns, no object per transaction): the good
-        transactions and their hashes; the others refused with their reasons."""
+    def admitted(k: int, checked: tuple) -> tuple[list[bytes], list[bytes]]:
+        """Submission ``k`` admitted as a node's mempool admits it, from its check
+        (``tx_check_columns``' answer: decode, chain id, SM2, the hashes; columns, no object
+        per transaction): the good transactions and their hashes; the others refused with
+        their reasons."""
         raws = submissions[k]
-        column, _, _, _, errors = _core.tx_check_columns(raws, chain_id, max(1, workers - 1))
+        column, _, _, _, errors = checked
         hashes = cast(list[bytes], column)  # asked for: a list, None only at the errors' indices
         if not errors:
             return raws, hashes
@@ -201,22 +207,33 @@ def run_pipeline(
 
     def serial() -> Iterable[tuple[list[bytes], list[bytes]]]:
         for k in range(len(submissions)):
-            yield verify(k)
+            yield admitted(k, _core.tx_check_columns(submissions[k], chain_id, 1))
 
     def checked_ahead() -> Iterable[tuple[list[bytes], list[bytes]]]:
-        """``serial``'s submissions, each checked on a thread of its own one submission
-        ahead: the verification pool goes from one submission to the next while this thread
-        cuts the last one into blocks (and waits for the GIL to do it)."""
-        with ThreadPoolExecutor(1, thread_name_prefix="pipeline-check") as checks:
-            ahead: deque[Future[tuple[list[bytes], list[bytes]]]] = deque()
-            for k in range(len(submissions)):
-                ahead.append(checks.submit(verify, k))
-                if len(ahead) > 1:
-                    yield ahead.popleft().result()
-                if stop.is_set():
-                    break
-            while ahead and not stop.is_set():
-                yield ahead.popleft().result()
+        """``serial``'s submissions, each one's check begun ``CHECKS_AHEAD`` submissions
+        ahead on the verification pool of ``workers - 1`` threads (``_core.tx_check_begin``:
+        the pool goes from one submission to the next on its own, no Python thread waiting on
+        each or taking the GIL between them) while this thread cuts the last ones into
+        blocks."""
+        ahead: deque[tuple[int, Any]] = deque()
+
+        def answer() -> tuple[list[bytes], list[bytes]]:
+            j, check = ahead.popleft()
+            if isinstance(check, Exception):
+                raise check  # in submission order, as the serial path raises it
+            return admitted(j, check.wait())
+
+        for k in range(len(submissions)):
+            try:
+                ahead.append((k, _core.tx_check_begin(submissions[k], chain_id, workers - 1)))
+            except Exception as err:  # noqa: BLE001 - raised when its turn comes
+                ahead.append((k, err))
+            if len(ahead) > CHECKS_AHEAD:
+                yield answer()
+            if stop.is_set():
+                break
+        while ahead and not stop.is_set():
+            yield answer()
 
     done = object()
     q: queue.Queue[Any] = queue.Queue(maxsize=lookahead)

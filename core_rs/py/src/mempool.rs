@@ -5,6 +5,8 @@
 //! six Python objects and four calls per transaction on the event loop's thread. Here the
 //! same checks give those four values as columns (lists), computed in parallel with the GIL
 //! released, so admission and a peer's batch cost the loop only the lists.
+use std::sync::{mpsc, Mutex};
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -77,6 +79,11 @@ fn tx_check_columns<'py>(
         None if refs.len() >= GIL_RELEASE_TXS => py.detach(|| rows(&refs, chain_id, verify, skip, hashes)),
         None => rows(&refs, chain_id, verify, skip, hashes),
     };
+    columns(py, res, hashes)
+}
+
+/// `tx_check_columns`' answer from the rows.
+fn columns<'py>(py: Python<'py>, res: Vec<Result<Row, String>>, hashes: bool) -> PyResult<Bound<'py, PyTuple>> {
     let hash_col = PyList::empty(py);
     let keys = PyList::empty(py);
     let senders = PyList::empty(py);
@@ -107,7 +114,49 @@ fn tx_check_columns<'py>(
     PyTuple::new(py, [hash_col, keys.into_any(), senders.into_any(), expiries.into_any(), errors.into_any()])
 }
 
+type CheckRows = Vec<Result<Row, String>>;
+
+/// A check begun by [`tx_check_begin`]: running on the verification pool, no thread of
+/// Python's taking part; `wait` gives its answer.
+#[pyclass(name = "TxCheck", module = "tfnode._core", frozen)]
+pub struct PyTxCheck {
+    answer: Mutex<Option<mpsc::Receiver<CheckRows>>>,
+}
+
+#[pymethods]
+impl PyTxCheck {
+    /// `tx_check_columns(raws, chain_id, workers)`'s answer (hashes included, every
+    /// signature verified), once the pool has made it (the GIL released meanwhile); once.
+    fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let rx = self.answer.lock().expect("not poisoned").take().ok_or_else(|| crate::error::LedgerError::new_err("this check's answer was taken already"))?;
+        let rows = py.detach(move || rx.recv()).map_err(|_| crate::error::LedgerError::new_err("the check ended without an answer"))?;
+        columns(py, rows, true)
+    }
+}
+
+/// `tx_check_columns(raws, chain_id, workers)` (hashes included, every signature verified)
+/// begun on the verification pool of `workers` threads and returned at once: the raws are
+/// copied, and the pool checks them while the caller goes on (a pipeline begins the next
+/// submissions' checks while it orders the last, without a thread of its own waiting on
+/// each). Checks begun on one pool start in the order begun.
+#[pyfunction]
+fn tx_check_begin(raws: &Bound<'_, PyAny>, chain_id: &[u8], workers: usize) -> PyResult<PyTxCheck> {
+    let owned: Vec<Vec<u8>> = bytes_list(raws, "raws")?.iter().map(|b| b.as_bytes().to_vec()).collect();
+    let pool = verify_pool(workers.max(1))?;
+    let chain_id = chain_id.to_vec();
+    let (tx, rx) = mpsc::channel();
+    let inner = pool.clone();
+    pool.spawn_fifo(move || {
+        let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_slice()).collect();
+        // the receiver may be gone (the check dropped unanswered): nothing to do then
+        let _ = tx.send(inner.install(|| rows(&refs, &chain_id, true, None, true)));
+    });
+    Ok(PyTxCheck { answer: Mutex::new(Some(rx)) })
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tx_check_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(tx_check_begin, m)?)?;
+    m.add_class::<PyTxCheck>()?;
     Ok(())
 }
