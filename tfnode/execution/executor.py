@@ -611,8 +611,10 @@ class ChainExecutor:
         """The hashes already committed, or executed in a block not yet committed (the drop
         rule's "already")."""
         found = self.store.replay.committed_among(hashes)
-        for prev in self._uncommitted:
-            found = found | set(map(_FIRST, prev.txs)).intersection(hashes)
+        if self._uncommitted:
+            asked = set(hashes)  # one set, each earlier block's hashes looked up in it
+            for prev in self._uncommitted:
+                found = found | asked.intersection(map(_FIRST, prev.txs))
         return found
 
     def _tree_apply(self, height: int, writes: list) -> tuple:
