@@ -61,11 +61,11 @@ def submissions(keys):
     return [raws[i : i + 16] for i in range(0, len(raws), 16)]
 
 
-def run(tmp_path, genesis, submissions, workers, name, tree_workers=None, stored=None):
+def run(tmp_path, genesis, submissions, workers, name, tree_workers=None, stored=None, native=None):
     kv = open_rocks(tmp_path / name)
     store = ChainStore(kv, CHAIN)
     try:
-        ex = ChainExecutor(store, genesis, tree_workers=tree_workers)
+        ex = ChainExecutor(store, genesis, tree_workers=tree_workers, native=native)
         ex.open()
         res = run_pipeline(ex, CHAIN.encode(), submissions, workers=workers, block_txs=20, batch_txs=8)
         assert store.executed()[0] == len(res.state_roots)  # every block committed to RocksDB
@@ -110,6 +110,9 @@ def test_committed_state_roots_are_the_same_for_one_and_two_workers(tmp_path, ge
     assert one.state_roots == two.state_roots == three.state_roots
     assert one.exec_root == two.exec_root == three.exec_root
     assert len(set(one.state_roots)) == 3  # each block changed the state
+    # the Python reference path (no prepared blocks, no replay answers asked ahead), two workers
+    py = run(tmp_path, genesis, submissions, 2, "python", native=False)
+    assert (py.refused, py.state_roots, py.exec_root) == (one.refused, one.state_roots, one.exec_root)
 
 
 def test_the_state_tree_thread_count_changes_no_committed_byte(tmp_path, genesis, submissions):

@@ -176,10 +176,11 @@ class ReplayIndex:
         self.capacity = capacity
         # The hashes the database answered "not committed" for in the last REMEMBERED
         # queries, less those of every block committed since (``add``: every commit calls it
-        # after its write; nothing else writes the index). A block's hashes are asked twice:
-        # by the executor's drop rule, then by ``ChainStore.commit_block``'s check of the kept
-        # ones, with the next blocks' queries in between where execution runs ahead (up to
-        # two); the second answer comes from here instead of a second multi-get. Bounded by
+        # after its write; nothing else writes the index). A block's hashes are asked three
+        # times: when it is prepared (``ChainExecutor.prepare``, on the preparing thread), by
+        # the executor's drop rule, then by ``ChainStore.commit_block``'s check of the kept
+        # ones, with the next blocks' queries in between where preparing and execution run
+        # ahead; the later answers come from here instead of more multi-gets. Bounded by
         # REMEMBERED blocks' hashes. Each tagged with the number of commits seen when its
         # query began: a reader in another thread whose query straddled a commit leaves a tag
         # no lookup takes (no lock; the list is replaced whole, never changed in place).
