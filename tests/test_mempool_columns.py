@@ -42,7 +42,7 @@ def test_columns_refuse_what_is_not_bytes():
         _core.tx_check_columns([b"x", "y"], CHAIN)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [0, 1, 2])
 def test_a_check_begun_gives_the_columns_answer(workers):
     """``tx_check_begin``: the same answer as ``tx_check_columns``, made on the pool while the
     caller goes on (several begun at once, answered in any order); taken once; what is not
@@ -61,6 +61,8 @@ def test_a_check_begun_gives_the_columns_answer(workers):
         checks[1].wait()
     with pytest.raises(TypeError, match=r"raws\[1\]"):
         _core.tx_check_begin([b"x", "y"], CHAIN, workers)
+    with pytest.raises(LedgerError, match="exceeds"):
+        _core.tx_check_begin([b"x"], CHAIN, 100_000)
     unanswered = _core.tx_check_begin(subs[1], CHAIN, workers)
     del unanswered  # dropped before its answer: the pool's job ends without a reader
 

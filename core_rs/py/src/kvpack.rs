@@ -301,10 +301,11 @@ fn tx_ops<'py>(
     }
     let hb = height.as_bytes();
     let prefixed = |table: &[u8], h: &[u8]| {
-        let mut k = Vec::with_capacity(table.len() + h.len());
-        k.extend_from_slice(table);
-        k.extend_from_slice(h);
-        k
+        PyBytes::new_with(py, table.len() + h.len(), |k| {
+            k[..table.len()].copy_from_slice(table);
+            k[table.len()..].copy_from_slice(h);
+            Ok(())
+        })
     };
     let mut out: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(2 * n + 1);
     for (i, (h, b, r)) in rows.iter().enumerate() {
@@ -316,10 +317,10 @@ fn tx_ops<'py>(
             }
             Ok(())
         })?;
-        out.push(PyTuple::new(py, [PyBytes::new(py, &prefixed(tx_table, h)), value])?);
+        out.push(PyTuple::new(py, [prefixed(tx_table, h)?, value])?);
     }
     for (h, _, _) in &rows {
-        out.push(PyTuple::new(py, [PyBytes::new(py, &prefixed(replay_table, h)).into_any(), height.clone().into_any()])?);
+        out.push(PyTuple::new(py, [prefixed(replay_table, h)?.into_any(), height.clone().into_any()])?);
     }
     let list = PyBytes::new_with(py, rows.iter().map(|(h, _, _)| 1 + h.len()).sum(), |v| {
         let mut at = 0;

@@ -135,22 +135,26 @@ impl PyTxCheck {
 }
 
 /// `tx_check_columns(raws, chain_id, workers)` (hashes included, every signature verified)
-/// begun on the verification pool of `workers` threads and returned at once: the raws are
-/// copied, and the pool checks them while the caller goes on (a pipeline begins the next
-/// submissions' checks while it orders the last, without a thread of its own waiting on
-/// each). Checks begun on one pool start in the order begun.
+/// begun on the verification pool and returned at once: `workers` 0 for rayon's process-wide
+/// pool, n for the pool of n threads `tx_check_columns` uses. The raws are copied, and the
+/// pool checks them while the caller goes on (a pipeline begins the next submissions' checks
+/// while it orders the last, without a thread of its own waiting on each). Checks begun on
+/// one pool start in the order begun.
 #[pyfunction]
 fn tx_check_begin(raws: &Bound<'_, PyAny>, chain_id: &[u8], workers: usize) -> PyResult<PyTxCheck> {
     let owned: Vec<Vec<u8>> = bytes_list(raws, "raws")?.iter().map(|b| b.as_bytes().to_vec()).collect();
-    let pool = verify_pool(workers.max(1))?;
     let chain_id = chain_id.to_vec();
     let (tx, rx) = mpsc::channel();
-    let inner = pool.clone();
-    pool.spawn_fifo(move || {
+    // Run on a thread of the pool, its parallel steps stay in that pool. The receiver may be
+    // gone (the check dropped unanswered): nothing to do then.
+    let job = move || {
         let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_slice()).collect();
-        // the receiver may be gone (the check dropped unanswered): nothing to do then
-        let _ = tx.send(inner.install(|| rows(&refs, &chain_id, true, None, true)));
-    });
+        let _ = tx.send(rows(&refs, &chain_id, true, None, true));
+    };
+    match workers {
+        0 => rayon::spawn_fifo(job),
+        n => verify_pool(n)?.spawn_fifo(job),
+    }
     Ok(PyTxCheck { answer: Mutex::new(Some(rx)) })
 }
 
