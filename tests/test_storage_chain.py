@@ -731,7 +731,7 @@ def test_tx_and_event_records_made_in_bulk_are_the_stored_format(kv):
     opened = K.name_field("escrow", "contract") + K.name_field("Opened", "event name")
     want.append((p + K.EVENT + transfer + hb + struct.pack(">I", 0) + b"+", entry(0, 0, b"e0") + entry(2, 2, b"e2")))
     want.append((p + K.EVENT + opened + hb + struct.pack(">I", 1) + b"+", entry(1, 2, b"")))
-    assert list(b.ops) == want
+    assert list(b.items()) == want and len(b) == len(want)
     # a bad event is still named by the one-by-one checks
     with pytest.raises(StorageValueError, match="events\\[1\\] names tx 9"):
         s._add_events(WriteBatch(), hb, [events[0], (9, "asset", "Transfer", b"")], txs)

@@ -109,6 +109,34 @@ def test_later_ops_win_when_a_key_repeats_out_of_key_order(kv):
     assert list(kv.iterate(b"a")) == [(b"a", b"3"), (b"m", b"1"), (b"z", b"2")]
 
 
+def test_a_run_of_operations_built_in_rust_is_written_in_its_place(kv):
+    """A ``_core.OpRun`` (a block's transaction rows, kept in Rust) takes its place among the
+    batch's operations: later operations on its keys win, earlier ones lose, on every engine
+    and through ``write_begin`` too; the batch counts its operations."""
+    from tfnode import _core
+
+    hb = b"\x00" * 8
+    txs = [(bytes([i]) * 32, b"tx%d" % i) for i in range(3)]
+    run = _core.tx_ops(b"T", b"X", b"L", hb, txs, [b"r"] * 3, 1 << 31, 64, 1 << 20)
+    b = WriteBatch()
+    b.put(b"T" + txs[0][0], b"earlier")  # overwritten by the run
+    b.add_run(run)
+    b.put(b"X" + txs[1][0], b"later")  # overwrites the run's
+    b.delete(b"L")
+    assert len(b) == 3 + len(run) and len(run) == 7
+    assert [k for k, _ in b.items()] == [b"T" + txs[0][0], *(k for k, _ in run.ops()), b"X" + txs[1][0], b"L"]
+    kv.write(b, sync=True)
+    assert kv.get(b"T" + txs[0][0]).endswith(b"tx0r")
+    assert kv.get(b"X" + txs[1][0]) == b"later" and kv.get(b"X" + txs[2][0]) == hb
+    assert kv.get(b"L") is None
+    b2 = WriteBatch()
+    b2.add_run(_core.tx_ops(b"U", b"Y", b"M", hb, txs[:1], [b"s"], 1 << 31, 64, 1 << 20))
+    kv.write_begin(b2, sync=True).wait()
+    assert kv.get(b"Y" + txs[0][0]) == hb and kv.get(b"M") == bytes([32]) + txs[0][0]
+    with pytest.raises(StorageTypeError, match="OpRun"):
+        WriteBatch().add_run([(b"k", b"v")])
+
+
 def test_empty_value_is_a_value(kv):
     put(kv, {b"k": b""})
     assert kv.get(b"k") == b""

@@ -112,7 +112,7 @@ def _batches(monkeypatch, native: bool, refused: list[str]) -> list[list[tuple[b
     write = kv.write
 
     def spy(batch, *, sync):
-        seen.append(list(batch.ops))
+        seen.append(list(batch.items()))
         write(batch, sync=sync)
 
     kv.write = spy
@@ -143,7 +143,10 @@ def test_transaction_rows_refuse_what_the_store_lays_out_otherwise():
     hb, h = K.u64(5), crypto.sm3(b"t")
 
     def ops(txs, receipts, max_value=1000):
-        return _core.tx_ops(b"T", b"X", b"L" + hb, hb, txs, receipts, K.TX_WITH_RECEIPT, K.MAX_HASH, max_value)
+        run = _core.tx_ops(b"T", b"X", b"L" + hb, hb, txs, receipts, K.TX_WITH_RECEIPT, K.MAX_HASH, max_value)
+        rows = run.ops()
+        assert len(run) == len(rows) and run.nbytes == sum(len(k) + len(v or b"") for k, v in rows)
+        return rows
 
     rows = ops([(h, b"body")], [b"rec"])
     assert rows == [

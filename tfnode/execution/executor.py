@@ -65,7 +65,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import groupby, repeat
-from operator import attrgetter, is_not, itemgetter, methodcaller
+from operator import is_not, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,6 @@ REPLAY_WINDOW_KEY = b"\x00p/replay_window"
 PYTHON_TRANSFERS_ENV = "TFNODE_PYTHON_TRANSFERS"
 KEEP_VERSIONS = 256
 _U64 = struct.Struct(">Q")
-_expiry = attrgetter("expiry")
 _EVENT_ROWS, _ENCODE = methodcaller("event_rows"), methodcaller("encode")
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _REPLAY_KEY = itemgetter(slice(len(REPLAY_PREFIX), None))  # a one-record state key's replay key
@@ -133,7 +132,6 @@ class BlockOutput:
     height: int
     block: dict
     txs: list = field(default_factory=list)  # [(tx_hash, raw)] executed, in order
-    decoded: list = field(default_factory=list)  # [Transaction]
     receipts: list = field(default_factory=list)  # [Receipt]
     batches: list = field(default_factory=list)  # [(digest, raws)] in payload order
     # per batch, its transactions' hashes (the native path knows them) or None: the store
@@ -699,7 +697,6 @@ class ChainExecutor:
             present = list(map(self._live.__contains__, rkeys))
         kept = blk.select(height, already, present, last)
         run.out.dropped += len(raws) - len(kept)
-        txs = blk.transactions()
         native = blk.native()
         transfers: list[int] = []
         for i in kept:
@@ -707,31 +704,30 @@ class ChainExecutor:
                 transfers.append(i)
                 continue
             if transfers:
-                self._transfers(blk, transfers, txs, hashes, raws, rkeys, run)
+                self._transfers(blk, transfers, hashes, raws, rkeys, run)
                 transfers = []
-            self._one(txs[i], hashes[i], raws[i], rkeys[i], run)
+            self._one(blk.transaction(i), hashes[i], raws[i], rkeys[i], run)
         if transfers:
-            self._transfers(blk, transfers, txs, hashes, raws, rkeys, run)
+            self._transfers(blk, transfers, hashes, raws, rkeys, run)
 
-    def _transfers(self, blk: Any, idx: list[int], txs: list, hashes: list, raws: list, rkeys: list, run: _Run) -> None:
+    def _transfers(self, blk: Any, idx: list[int], hashes: list, raws: list, rkeys: list, run: _Run) -> None:
         """One run of consecutive native transfers (indices ``idx`` of ``blk``), in order."""
         out, state = run.out, self.store.state
         if run.pending:  # contract calls before the run execute before it
             self._run_contained(run.pending, out.receipts, run.bctx)
-        # map/zip over the run: the replay records in one put_many, no Python-level loop per transaction
-        run_txs = list(map(txs.__getitem__, idx))
+        # the run's replay records made in one Rust call (no Transaction object per transfer),
+        # and its (hash, raw) pairs by map/zip: no Python-level loop per transaction
         if self.replay_window is None:
-            state.put_many(zip(map(rkeys.__getitem__, idx), map(_U64.pack, map(_expiry, run_txs)), strict=True))
+            state.put_many(blk.replay_rows(idx, rkeys, True))
         else:  # grouped at the block's end (_write_replay_groups)
-            out.replay_new.extend(zip(map(rkeys.__getitem__, idx), map(_expiry, run_txs), strict=True))
+            out.replay_new.extend(blk.replay_rows(idx, rkeys))
         out.txs.extend(zip(map(hashes.__getitem__, idx), map(raws.__getitem__, idx), strict=True))
-        out.decoded.extend(run_txs)
         addrs = {s: self.address_of(s) for s in blk.senders(idx)}
         keys = blk.run_keys(idx, addrs)
         res = blk.execute_run(idx, addrs, state.get_many(keys))
         if res is None:  # a stored balance wider than the native path reads: the reference
             for i in idx:
-                out.receipts.append(self._execute_tx(txs[i], hashes[i], run.bctx))
+                out.receipts.append(self._execute_tx(blk.transaction(i), hashes[i], run.bctx))
                 run.receipt_hashes.append(None)
             return
         writes, done = res
@@ -754,7 +750,6 @@ class ChainExecutor:
         else:  # grouped at the block's end (_write_replay_groups)
             out.replay_new.append((rkey, tx.expiry))
         out.txs.append((h, raw))
-        out.decoded.append(tx)
         run.receipt_hashes.append(None)
         if call is not None:
             run.pending.append((len(out.receipts), call))

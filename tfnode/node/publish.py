@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
+from tfnode import _core
 from tfnode.node.query import call_json, event_json
 from tfnode.rpc.values import value_to_json
 
@@ -46,8 +47,10 @@ class LazyReceipts(Mapping):
         if r is None:
             i = self._index[key]
             out = self._out
+            # decoded here, for the receipts asked for: execution keeps no object per transaction
+            tx_hash, raw = out.txs[i]
             r = self._made[key] = receipt_obj_json(
-                out.receipts[i], out.txs[i][0], out.height, i, out.decoded[i] if i < len(out.decoded) else None
+                out.receipts[i], tx_hash, out.height, i, _core.Transaction.decode(raw)
             )
         return r
 

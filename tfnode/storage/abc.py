@@ -25,6 +25,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
+from typing import Any
+
+from tfnode import _core
 
 from .errors import StorageTypeError, StorageValueError
 
@@ -95,12 +99,33 @@ class WriteBatch:
     """Backend-neutral list of puts and deletes, validated as they are added.
 
     The batch is plain data; ``KVStore.write`` applies it atomically. Later operations on the
-    same key win, as in RocksDB."""
+    same key win, as in RocksDB.
 
-    __slots__ = ("ops",)
+    ``ops`` holds ``(key, value or None)`` tuples and, added by :meth:`add_run`, runs of
+    operations built and kept in Rust (``_core.OpRun``: a block's transaction rows, no Python
+    object per row); :meth:`items` gives every operation as a tuple, in order. The native
+    engine takes ``ops`` as it is (a run's bytes copied in one pass)."""
+
+    __slots__ = ("_extra", "_runs", "ops")
 
     def __init__(self) -> None:
-        self.ops: list[tuple[bytes, bytes | None]] = []
+        self.ops: list[Any] = []
+        self._runs = 0
+        self._extra = 0  # the runs' operations beyond the one item each takes in ops
+
+    def add_run(self, run: Any) -> None:
+        """Append a ``_core.OpRun`` (its keys and values checked where it was built)."""
+        if type(run) is not _core.OpRun:
+            raise StorageTypeError(f"a run of operations must be a _core.OpRun, not {type(run).__name__}")
+        self.ops.append(run)
+        self._runs += 1
+        self._extra += len(run) - 1
+
+    def items(self) -> Iterator[tuple[bytes, bytes | None]]:
+        """Every operation as a ``(key, value or None)`` tuple, the runs' in their place."""
+        if not self._runs:
+            return iter(self.ops)
+        return chain.from_iterable(op.ops() if type(op) is _core.OpRun else (op,) for op in self.ops)
 
     def put(self, key: bytes, value: bytes) -> None:
         # Inline fast path: a block batch has ~10 operations per transaction.
@@ -116,7 +141,7 @@ class WriteBatch:
         self.ops.append((key, None))
 
     def __len__(self) -> int:
-        return len(self.ops)
+        return len(self.ops) + self._extra
 
 
 class KVReader(ABC):

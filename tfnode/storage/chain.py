@@ -350,7 +350,9 @@ class ChainStore:
         b.put(p + K.HASH + block_hash, hb)
         b.put(p + K.QC + hb, qc)
         self._add_txs(b, height, hb, txs, receipts)
+        ev_at = len(b.ops)
         self._add_events(b, hb, c.events, txs)
+        ev_end = len(b.ops)
         state_writes = self.state.writes() if c.state_writes is None else list(c.state_writes)
         self._add_writes(b, p + K.STATE, state_writes, "state key", "state value")
         if c.deferred is not None:  # the tree's parts, computed while the above was built
@@ -393,10 +395,11 @@ class ChainStore:
         by_tx = c.batch_tx_hashes
         if by_tx is not None and len(by_tx) != len(batches):
             raise StorageValueError(f"{len(by_tx)} batch hash lists for {len(batches)} batches")
-        stored = {h for h, _ in txs} if by_tx else set()
+        stored = set(map(_first, txs)) if by_tx else set()  # txs checked by _add_txs: (hash, bytes) pairs
+        batch_at = len(b.ops)
         for i, (digest, data) in enumerate(batches):
             hs = by_tx[i] if by_tx is not None else None
-            if hs and all(type(h) is bytes and len(h) == 32 and h in stored for h in hs):
+            if hs and all_bytes(hs, 32, 32) and stored.issuperset(hs):  # C loops
                 data = K.BATCH_BY_TX + b"".join(hs)
             elif data is None:
                 raise StorageValueError(
@@ -409,11 +412,11 @@ class ChainStore:
             b.put(p + K.META + K.META_BASE, hb)
         floor = height if head is None else self._floor
         if self.keep_blocks:
-            # What pruning this height later needs and cannot find from its tx list alone.
-            pn = len(p)
-            b.ops.append(
-                (p + K.PRUNE + hb, K.pack_keys([k[pn:] for k, _ in b.ops if k.startswith((p + K.EVENT, p + K.BATCH))]))
-            )
+            # What pruning this height later needs and cannot find from its tx list alone: its
+            # event rows and batches, appended above as two runs (not a scan of the whole batch)
+            pn, ops = len(p), b.ops
+            named = [k[pn:] for k, _ in chain(ops[ev_at:ev_end], ops[batch_at : batch_at + len(batches)])]
+            b.ops.append((p + K.PRUNE + hb, K.pack_keys(named)))
             floor = self._prune_into(b, floor, height + 1 - self.keep_blocks)
         self._staged = staged = StagedBlock(height, block_hash, b, floor, txs)
         return staged
@@ -600,7 +603,7 @@ class ChainStore:
                 pass
         if rows is not None:
             self._check_new_txs(height, list(map(_first, txs)))
-            b.ops.extend(rows)
+            b.add_run(rows)  # kept in Rust: the native engine copies its bytes in one pass
             return
         hashes: Sequence[bytes] = ()
         bodies: Sequence[bytes] = ()

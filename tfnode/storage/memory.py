@@ -110,7 +110,7 @@ class MemoryKV(KVStore):
         with self._lock:
             data = self._data
             snaps = list(self._snapshots)
-            for k, v in batch.ops:
+            for k, v in batch.items():
                 for s in snaps:
                     if k not in s._undo:
                         s._undo[k] = data.get(k)

@@ -413,7 +413,7 @@ class RocksKV(RocksBase):
         # operation instead of ~1.25, for ~0.16 us to sort (docs/benchmarks.md). The sort is
         # stable, so later operations on a key still come later and win; the batch is applied
         # atomically either way.
-        ops = sorted(batch.ops, key=_first) if len(batch.ops) > 1 else batch.ops
+        ops = sorted(batch.items(), key=_first)
         wb = rd.WriteBatch(raw_mode=True)
         put, delete = wb.put, wb.delete
         for k, v in ops:

@@ -9,6 +9,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
 
+use crate::ops::{OwnedOps, PyOpRun};
+
 fn bytes_of<'a, 'py>(item: &'a Bound<'py, PyAny>, what: &str, i: usize) -> PyResult<&'a Bound<'py, PyBytes>> {
     item.cast_exact::<PyBytes>().map_err(|_| PyTypeError::new_err(format!("{what}[{i}] must be bytes")))
 }
@@ -245,10 +247,11 @@ fn event_ops<'py>(
     PyList::new(py, out)
 }
 
-/// A block's transaction rows, `[(key, value)]`, where every receipt shares its transaction's
-/// row: per transaction `i` of `txs = [(tx_hash, tx_bytes)]` with receipt `receipts[i]`,
+/// A block's transaction rows as one `OpRun` (kept in Rust: no Python object per row), where
+/// every receipt shares its transaction's row: per transaction `i` of
+/// `txs = [(tx_hash, tx_bytes)]` with receipt `receipts[i]`,
 /// `(tx_table + tx_hash, height + u32(flag | i) + u32(len(tx_bytes)) + tx_bytes + receipt)`;
-/// then per transaction `(replay_table + tx_hash, height)` (the caller's `height` object); last
+/// then per transaction `(replay_table + tx_hash, height)`; last
 /// `(txlist_key, (u8 len(tx_hash), tx_hash)*)`: `ChainStore._add_txs`, one call per block
 /// instead of ~8 Python objects per transaction. Only the plain form is taken (exact `tuple`
 /// and `bytes`, hashes of 1..=max_hash bytes, fewer than `flag` transactions, and the largest
@@ -257,7 +260,6 @@ fn event_ops<'py>(
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn tx_ops<'py>(
-    py: Python<'py>,
     tx_table: &[u8],
     replay_table: &[u8],
     txlist_key: &[u8],
@@ -267,7 +269,7 @@ fn tx_ops<'py>(
     flag: u32,
     max_hash: usize,
     max_value: usize,
-) -> PyResult<Bound<'py, PyList>> {
+) -> PyResult<PyOpRun> {
     let n = txs.len();
     if receipts.len() != n {
         return Err(PyValueError::new_err(format!("{n} transactions but {} receipts", receipts.len())));
@@ -300,39 +302,18 @@ fn tx_ops<'py>(
         return Err(PyValueError::new_err("a transaction and a receipt too big to share a row"));
     }
     let hb = height.as_bytes();
-    let prefixed = |table: &[u8], h: &[u8]| {
-        PyBytes::new_with(py, table.len() + h.len(), |k| {
-            k[..table.len()].copy_from_slice(table);
-            k[table.len()..].copy_from_slice(h);
-            Ok(())
-        })
-    };
-    let mut out: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(2 * n + 1);
+    let size =
+        rows.iter().map(|(h, b, r)| tx_table.len() + replay_table.len() + 2 * h.len() + 2 * hb.len() + 9 + b.len() + r.len()).sum::<usize>() + txlist_key.len();
+    let mut ops = OwnedOps::with_capacity(size, 2 * n + 1);
     for (i, (h, b, r)) in rows.iter().enumerate() {
-        let value = PyBytes::new_with(py, hb.len() + 8 + b.len() + r.len(), |v| {
-            let mut at = 0;
-            for part in [hb, &(flag | i as u32).to_be_bytes(), &(b.len() as u32).to_be_bytes(), b, r] {
-                v[at..at + part.len()].copy_from_slice(part);
-                at += part.len();
-            }
-            Ok(())
-        })?;
-        out.push(PyTuple::new(py, [prefixed(tx_table, h)?, value])?);
+        ops.push(&[tx_table, h], Some(&[hb, &(flag | i as u32).to_be_bytes(), &(b.len() as u32).to_be_bytes(), b, r]));
     }
     for (h, _, _) in &rows {
-        out.push(PyTuple::new(py, [prefixed(replay_table, h)?.into_any(), height.clone().into_any()])?);
+        ops.push(&[replay_table, h], Some(&[hb]));
     }
-    let list = PyBytes::new_with(py, rows.iter().map(|(h, _, _)| 1 + h.len()).sum(), |v| {
-        let mut at = 0;
-        for (h, _, _) in &rows {
-            v[at] = h.len() as u8;
-            v[at + 1..at + 1 + h.len()].copy_from_slice(h);
-            at += 1 + h.len();
-        }
-        Ok(())
-    })?;
-    out.push(PyTuple::new(py, [PyBytes::new(py, txlist_key), list])?);
-    PyList::new(py, out)
+    let list: Vec<u8> = rows.iter().flat_map(|(h, _, _)| std::iter::once(h.len() as u8).chain(h.iter().copied())).collect();
+    ops.push(&[txlist_key], Some(&[&list]));
+    Ok(PyOpRun { ops })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

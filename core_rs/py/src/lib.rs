@@ -26,6 +26,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     consensus::register(m)?;
     ledger::register(m)?;
     kvpack::register(m)?;
+    ops::register(m)?;
     mempool::register(m)?;
     rocks::register(m)?;
     iot::register(m)?;

@@ -129,6 +129,30 @@ impl PyTransferBlock {
         PyList::new(py, txs)
     }
 
+    /// Transaction `i` as a `Transaction` (LedgerError out of range): one object for the
+    /// transactions the Python path executes, none for the native runs.
+    fn transaction(&self, i: usize) -> PyResult<PyTransaction> {
+        Ok(PyTransaction(self.entry(i)?.tx.clone()))
+    }
+
+    /// The replay records of the transactions `run`, in order: `(key, expiry)`, the key
+    /// `keys[i]` (the list `replay_state_keys()` gave: its objects, not copies), the expiry an
+    /// int, or with `packed` its 8 bytes big-endian (the record's value on a chain that keeps
+    /// one record per transaction).
+    #[pyo3(signature = (run, keys, packed = false))]
+    fn replay_rows<'py>(&self, py: Python<'py>, run: Vec<usize>, keys: &Bound<'py, PyList>, packed: bool) -> PyResult<Bound<'py, PyList>> {
+        if keys.len() != self.entries.len() {
+            return Err(err(format!("{} replay keys for {} transactions", keys.len(), self.entries.len())));
+        }
+        let mut rows = Vec::with_capacity(run.len());
+        for i in run {
+            let e = self.entry(i)?;
+            let expiry = if packed { PyBytes::new(py, &e.tx.expiry.to_be_bytes()).into_any() } else { e.tx.expiry.into_pyobject(py)?.into_any() };
+            rows.push(PyTuple::new(py, [keys.get_item(i)?, expiry])?);
+        }
+        PyList::new(py, rows)
+    }
+
     /// Which transactions the native path executes.
     fn native(&self) -> Vec<bool> {
         self.entries.iter().map(|e| e.call.is_some()).collect()
