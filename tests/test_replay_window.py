@@ -191,10 +191,54 @@ def test_the_live_records_stay_bounded_and_both_paths_agree(tmp_path):
         ref.close()
 
 
-def test_a_blocks_records_group_by_expiry_in_sorted_parts(tmp_path, monkeypatch):
+def test_replay_groups_in_rust_are_the_python_definition():
+    """``_core.replay_groups`` (one call per block) gives the groups the Python loop of
+    ``_write_replay_groups`` makes: by expiry, keys sorted, parts of at most ``group_keys``;
+    anything it does not take raises, and the executor then takes the Python loop."""
+    import itertools
+    import random
+
+    rng = random.Random(7)
+    rows = [(REPLAY_PREFIX + rng.randbytes(32), rng.choice((9, 5, 7, 2**64 - 1))) for _ in range(40)]
+
+    def python(rows, height, n):
+        out = []
+        for e, grp in itertools.groupby(sorted(rows, key=lambda r: r[1]), lambda r: r[1]):
+            keys = sorted(k for k, _ in grp)
+            for part, at in enumerate(range(0, len(keys), n)):
+                chunk = keys[at : at + n]
+                out.append((GROUP_KEY.pack(REPLAY_PREFIX, e, height, part), b"".join(k[3:] for k in chunk), e, chunk))
+        return out
+
+    for n in (1, 3, 4096):
+        got = _core.replay_groups(rows, 11, n)
+        assert got == python(rows, 11, n)
+        given = {id(k) for k, _ in rows}
+        assert all(id(k) in given for g in got for k in g[3])  # the caller's objects, not copies
+    assert _core.replay_groups([], 1, 4) == []
+    for bad in (
+        [(b"\x00r/" + b"k" * 31, 5)],  # a key of another length
+        [(b"\x00q/" + b"k" * 32, 5)],  # another prefix
+        [(REPLAY_PREFIX + b"k" * 32, "5")],  # an expiry not an int
+        [[REPLAY_PREFIX + b"k" * 32, 5]],  # not a tuple
+        [(REPLAY_PREFIX + b"k" * 32,)],
+    ):
+        with pytest.raises(ValueError, match="replay rows"):
+            _core.replay_groups(bad, 1, 4)
+    with pytest.raises(OverflowError):
+        _core.replay_groups([(REPLAY_PREFIX + b"k" * 32, -1)], 1, 4)
+    with pytest.raises(ValueError, match="65,536 parts"):
+        _core.replay_groups([(REPLAY_PREFIX + i.to_bytes(32, "big"), 5) for i in range(65_537)], 1, 1)
+
+
+@pytest.mark.parametrize("rust_groups", [True, False])
+def test_a_blocks_records_group_by_expiry_in_sorted_parts(tmp_path, monkeypatch, rust_groups):
     """Records of one block sharing an expiry are one group, split into parts of at most
-    REPLAY_GROUP_KEYS sorted keys; both execution paths write the same groups and roots."""
+    REPLAY_GROUP_KEYS sorted keys; both execution paths write the same groups and roots, with
+    the groups made in Rust or by the Python loop."""
     monkeypatch.setattr(executor_mod, "REPLAY_GROUP_KEYS", 2)
+    if not rust_groups:
+        monkeypatch.setattr(executor_mod._core, "replay_groups", lambda *a: (_ for _ in ()).throw(TypeError("Python")))
     native, ref = Chain(tmp_path / "n", _genesis(WINDOW)), Chain(tmp_path / "r", _genesis(WINDOW), native=False)
     try:
         raws = [tx(KEYS[i % 4], nonce=100 + i, expiry=5 if i < 3 else 6) for i in range(5)]

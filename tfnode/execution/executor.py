@@ -387,6 +387,15 @@ class ChainExecutor:
         block, executed ahead of this one's commit, already sees them). A block holds at most
         4,096 batches of 8,192 transactions: 8,192 parts, within the key's u16."""
         state, h = self.store.state, out.height
+        try:  # sorted, grouped and joined in one Rust call (the same groups as below)
+            groups = _core.replay_groups(out.replay_new, h, REPLAY_GROUP_KEYS)
+        except (TypeError, ValueError, OverflowError):
+            groups = None
+        if groups is not None:
+            for gk, value, e, chunk in groups:
+                state.put(gk, value)
+                self._expire_at(e, gk, chunk)
+            return
         # C loops (sort, groupby, map): no Python step per transaction
         for e, grp in groupby(sorted(out.replay_new, key=_SECOND), _SECOND):
             keys = sorted(map(_FIRST, grp))  # one-record state keys: one prefix, so sorted as the replay keys

@@ -318,8 +318,64 @@ impl PyTransferRun {
     }
 }
 
+/// A replay-window block's new replay records as the state groups it writes
+/// (`ChainExecutor._write_replay_groups`): `rows` are `(one-record state key, expiry)` (the key
+/// `b"\x00r/"` + a 32-byte replay key), grouped by expiry in increasing order, each group's
+/// keys sorted and cut into parts of at most `group_keys`. Per part,
+/// `(group state key, value, expiry, keys)`: the key `b"\x00r/" + u64 expiry + u64 height +
+/// u16 part`, the value the part's replay keys (prefix off) one after the other, `keys` the
+/// part's row keys (the caller's objects). ValueError for anything else (the caller's Python
+/// path then says what): a key of another form, more than 65,536 parts, an expiry not a u64.
+#[pyfunction]
+fn replay_groups<'py>(py: Python<'py>, rows: &Bound<'py, PyList>, height: u64, group_keys: usize) -> PyResult<Bound<'py, PyList>> {
+    let bad = |what: &str| pyo3::exceptions::PyValueError::new_err(format!("replay rows: {what}"));
+    if group_keys == 0 {
+        return Err(bad("parts of no keys"));
+    }
+    let mut items: Vec<(u64, Bound<'py, PyBytes>)> = Vec::with_capacity(rows.len());
+    for row in rows.iter() {
+        let t = row.cast_into::<PyTuple>().map_err(|_| bad("a row is not a tuple"))?;
+        if t.len() != 2 {
+            return Err(bad("a row is not a (key, expiry) pair"));
+        }
+        let key = t.get_item(0)?.cast_into_exact::<PyBytes>().map_err(|_| bad("a key is not bytes"))?;
+        let kb = key.as_bytes();
+        if kb.len() != REPLAY_PREFIX.len() + 32 || !kb.starts_with(REPLAY_PREFIX) {
+            return Err(bad("a key is not a one-record replay key"));
+        }
+        let expiry = t.get_item(1)?.cast_exact::<pyo3::types::PyInt>().map_err(|_| bad("an expiry is not an int"))?.extract::<u64>()?;
+        items.push((expiry, key));
+    }
+    items.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_bytes().cmp(b.1.as_bytes())));
+    let out = PyList::empty(py);
+    let mut at = 0;
+    while at < items.len() {
+        let expiry = items[at].0;
+        let end = at + items[at..].iter().take_while(|(e, _)| *e == expiry).count();
+        for (part, chunk) in items[at..end].chunks(group_keys).enumerate() {
+            let part = u16::try_from(part).map_err(|_| bad("more than 65,536 parts of one expiry"))?;
+            let mut gk = Vec::with_capacity(REPLAY_PREFIX.len() + 18);
+            gk.extend_from_slice(REPLAY_PREFIX);
+            gk.extend_from_slice(&expiry.to_be_bytes());
+            gk.extend_from_slice(&height.to_be_bytes());
+            gk.extend_from_slice(&part.to_be_bytes());
+            let value = PyBytes::new_with(py, 32 * chunk.len(), |v| {
+                for (i, (_, k)) in chunk.iter().enumerate() {
+                    v[32 * i..32 * i + 32].copy_from_slice(&k.as_bytes()[REPLAY_PREFIX.len()..]);
+                }
+                Ok(())
+            })?;
+            let keys = PyList::new(py, chunk.iter().map(|(_, k)| k))?;
+            out.append(PyTuple::new(py, [PyBytes::new(py, &gk).into_any(), value.into_any(), expiry.into_pyobject(py)?.into_any(), keys.into_any()])?)?;
+        }
+        at = end;
+    }
+    Ok(out)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTransferBlock>()?;
     m.add_class::<PyTransferRun>()?;
+    m.add_function(wrap_pyfunction!(replay_groups, m)?)?;
     Ok(())
 }
