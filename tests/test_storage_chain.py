@@ -320,6 +320,33 @@ def test_a_remembered_answer_loses_what_a_commit_holds(kv):
         assert s.replay.committed_among(mixed) == {h32("tx 1/0")} and reads == [2]
 
 
+def test_an_answer_made_across_a_commit_leaves_the_remembered_ones_alone(kv):
+    """A query on another thread whose read straddles a commit (the pipeline's prepare asking
+    ahead): its answer is not kept, and it does not bring back the list it read before the
+    commit replaced it (which would leave every answer under the old count, none taken again:
+    each later query a multi-get)."""
+    s = ChainStore(kv, "tf-main")
+    commit(s, 0)
+    ahead = [h32("ahead 1"), h32("ahead 2")]
+    assert s.replay.committed_among(ahead) == set()  # remembered
+    get_many = kv.get_many
+
+    def commit_meanwhile(keys):
+        vals = get_many(keys)
+        kv.get_many = get_many
+        commit(s, 1)  # the executing thread commits while this read is under way
+        return vals
+
+    kv.get_many = commit_meanwhile
+    straddled = [h32("straddled")]
+    assert s.replay.committed_among(straddled) == set()
+    assert kv.get_many is get_many  # the commit ran inside the read
+    with counted_reads(kv) as reads:
+        assert s.replay.committed_among(ahead) == set() and reads == []  # still remembered
+        assert s.replay.committed_among(straddled) == set() and reads == [1]  # not kept: asked again
+        assert s.replay.committed_among(straddled) == set() and reads == [1]  # now remembered
+
+
 def test_a_block_committed_in_steps_and_its_refusals(kv):
     """stage_block, write_staged, settle: the store moves only at settle; one block staged at
     a time; a block staged and never written, or whose write failed, leaves the store where

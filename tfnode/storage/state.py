@@ -14,6 +14,7 @@ the snapshot past h (:meth:`PendingState.refresh`).
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterable
 from itertools import compress, filterfalse, repeat
@@ -186,6 +187,10 @@ class ReplayIndex:
         # no lookup takes (no lock; the list is replaced whole, never changed in place).
         self._commits = 0
         self._absent: list[tuple[int, frozenset[bytes]]] = []
+        # Guards the replacement of ``_absent`` (and ``_commits``) against a reader's answer
+        # stored from a list read before a commit replaced it: stored after, it would bring
+        # back the list with every answer under the old count, none of them taken again.
+        self._lock = threading.Lock()
 
     def add(self, hashes: Iterable[bytes]) -> None:
         block = tuple(hashes)
@@ -195,18 +200,8 @@ class ReplayIndex:
         # by another thread meanwhile carries the old count and is never taken.
         # An answer holding none of them (the usual case: another block's hashes, asked ahead)
         # is kept as it is, a set lookup per hash and no copy; one emptied is dropped.
-        commits = self._commits
-        kept = []
-        for g, a in self._absent:
-            if g != commits:
-                continue
-            if block and not a.isdisjoint(block):
-                a = a.difference(block)
-                if not a:
-                    continue
-            kept.append((commits + 1, a))
-        self._absent = kept
-        self._commits = commits + 1
+        with self._lock:
+            self._settle_answers(block)
         if not block:
             return
         r, order = self._recent, self._order
@@ -221,6 +216,22 @@ class ReplayIndex:
             else:
                 order[0], old = old[over:], old[:over]
             r.difference_update(old)
+
+    def _settle_answers(self, block: tuple[bytes, ...]) -> None:
+        """``add``'s step under the lock: the remembered answers kept without the block's
+        hashes, under the new commit count."""
+        commits = self._commits
+        kept = []
+        for g, a in self._absent:
+            if g != commits:
+                continue
+            if block and not a.isdisjoint(block):
+                a = a.difference(block)
+                if not a:
+                    continue
+            kept.append((commits + 1, a))
+        self._absent = kept
+        self._commits = commits + 1
 
     def contains(self, tx_hash: bytes) -> bool:
         if tx_hash in self._recent:
@@ -247,5 +258,10 @@ class ReplayIndex:
             hits = list(compress(ask, map(is_not, vals, repeat(None))))
             found.update(hits)
             if len(hits) < len(ask):
-                self._absent = [*remembered[1 - REMEMBERED :], (commits, frozenset(ask).difference(hits))]
+                answer = (commits, frozenset(ask).difference(hits))
+                with self._lock:
+                    # not if a commit came meanwhile: never taken, and the list read at the
+                    # start would bring back every answer under the old count
+                    if self._commits == commits:
+                        self._absent = [*self._absent[1 - REMEMBERED :], answer]
         return found
