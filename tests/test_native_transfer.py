@@ -260,11 +260,31 @@ def test_a_block_of_transfers_commits_its_receipts_from_the_runs(pair, keys):
     rs = out.receipts
     assert {type(r) for r in rs} == {asset.NativeReceipt} and [r.status for r in rs] == ["ok"] * 5 + ["revert"]
     per_receipt = ([r.encode() for r in rs], [(i, *e) for i, r in enumerate(rs) for e in r.event_rows()])
-    assert asset.native_records(rs) == per_receipt
+
+    def listed(recs):
+        return recs.receipts(), recs.event_rows()
+
+    recs = asset.native_records(rs)
+    assert type(recs) is _core.RunRecords and len(recs) == 6 and listed(recs) == per_receipt
     run = rs[0]._run
     fresh = [asset.NativeReceipt(run, j) for j in range(len(run))]
-    assert asset.native_records(fresh) == per_receipt
+    assert listed(asset.native_records(fresh)) == per_receipt
     assert all(r._r is None for r in fresh)  # the records read no receipt's fields
+    # storage's rows from the runs are the rows from the lists (two runs: the second's events
+    # counted from the first's end)
+    two = _core.RunRecords([run, run], "asset", "Transfer")
+    rec2, ev2 = per_receipt[0] * 2, per_receipt[1] + [(i + 6, *e) for i, *e in per_receipt[1]]
+    assert listed(two) == (rec2, ev2)
+    hb, pairs = b"\x00" * 8, [(r.hash(), b"tx %d" % i) for i, r in enumerate(rs * 2)]
+    rows = _core.tx_ops(b"T", b"X", b"L", hb, pairs, two, 1 << 31, 64, 1 << 20)
+    assert rows.ops() == _core.tx_ops(b"T", b"X", b"L", hb, pairs, rec2, 1 << 31, 64, 1 << 20).ops()
+    assert _core.event_ops(b"E", hb, two, pairs, 64, 1 << 20, 300) == _core.event_ops(
+        b"E", hb, ev2, pairs, 64, 1 << 20, 300
+    )
+    with pytest.raises(ValueError, match="11 transactions but 12 receipts"):
+        _core.tx_ops(b"T", b"X", b"L", hb, pairs[:11], two, 1 << 31, 64, 1 << 20)
+    with pytest.raises(ValueError, match="names tx 10 but the block has 10"):  # 11 reverted: no event
+        _core.event_ops(b"E", hb, two, pairs[:10], 64, 1 << 20, 300)
     assert len(per_receipt[1]) == 5 and per_receipt[1][0][1:3] == ("asset", "Transfer")
     assert asset.native_records(rs[::-1]) is None and asset.native_records(rs[1:]) is None
     assert len(run) == 6 and run.receipt_hashes() == [r.hash() for r in rs]

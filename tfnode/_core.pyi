@@ -143,7 +143,7 @@ def tx_ops(
     txlist_key: bytes,
     height: bytes,
     txs: list[tuple[bytes, bytes]],
-    receipts: list[bytes],
+    receipts: list[bytes] | RunRecords,
     flag: int,
     max_hash: int,
     max_value: int,
@@ -160,7 +160,7 @@ class OpRun:
 def event_ops(
     table: bytes,
     height: bytes,
-    events: list[tuple[int, str, str, bytes]],
+    events: list[tuple[int, str, str, bytes]] | RunRecords,
     txs: list[tuple[bytes, bytes]],
     max_name: int,
     max_payload: int,
@@ -196,6 +196,14 @@ class TransferBlock:
     def execute_run(
         self, run: list[int], addresses: dict[bytes, str], values: list[bytes | None]
     ) -> tuple[list[tuple[bytes, bytes]], TransferRun] | None: ...
+
+class RunRecords:
+    """A block's native receipts and events read from its runs (``asset.native_records``)."""
+
+    def __init__(self, runs: list[TransferRun], contract: str, name: str) -> None: ...
+    def __len__(self) -> int: ...
+    def receipts(self) -> list[bytes]: ...
+    def event_rows(self) -> list[tuple[int, str, str, bytes]]: ...
 
 class TransferRun:
     """One run's transfer outcomes, kept in Rust (``TransferBlock.execute_run``)."""

@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 from itertools import chain, repeat
 from operator import attrgetter
+from typing import Any
 
+from tfnode import _core
 from tfnode.runtime.encoding import encode
 from tfnode.runtime.executor import STATUS_INVALID, STATUS_OK, STATUS_REVERT, Event, Receipt
 
@@ -158,11 +160,13 @@ class NativeReceipt:
         return self._row[7]
 
 
-def native_records(receipts: list) -> tuple[list[bytes], list[tuple[int, str, str, bytes]]] | None:
+def native_records(receipts: list) -> Any:
     """For a block whose receipts are all :class:`NativeReceipt`, each run's whole in order
-    (as the executor appends them): each receipt's ``encode()`` and the block's ``(tx index,
-    contract, name, body)`` event rows as storage takes them (what ``event_rows`` gives per
-    receipt), one Rust call per run; None for any other block (then per receipt)."""
+    (as the executor appends them): a ``_core.RunRecords`` over the runs, which storage takes
+    as the block's receipts (each receipt's ``encode()``) and its events (the ``(tx index,
+    contract, name, body)`` rows ``event_rows`` gives per receipt), read from the runs in Rust
+    (``tx_ops``, ``event_ops``): no Python object per receipt or event. None for any other
+    block (then per receipt)."""
     if not receipts or set(map(type, receipts)) != {NativeReceipt}:
         return None
     runs = list(dict.fromkeys(map(_RUN, receipts)))  # in order of their first receipt
@@ -173,14 +177,7 @@ def native_records(receipts: list) -> tuple[list[bytes], list[tuple[int, str, st
         or list(map(_J, receipts)) != list(chain.from_iterable(map(range, sizes)))
     ):
         return None  # not whole runs in order: per receipt
-    encoded: list[bytes] = []
-    events: list[tuple[int, str, str, bytes]] = []
-    base = 0
-    for run, n in zip(runs, sizes, strict=True):
-        encoded.extend(run.receipts())
-        events.extend(run.event_rows(base, NAME, "Transfer"))
-        base += n
-    return encoded, events
+    return _core.RunRecords(runs, NAME, "Transfer")
 
 
 def query(state, method: str, args: tuple, kwargs: dict) -> Receipt:

@@ -833,9 +833,12 @@ class ChainExecutor:
             raise ExecutionError(f"commit of block {out.height}, but {first} is the next executed and not committed")
         if self._staging is not None:
             raise ExecutionError(f"block {self._staging[0].height}'s commit is begun and not settled")
-        native = asset.native_records(out.receipts)  # a block of transfers: no Python step per receipt
+        # a block of transfers: its receipts and events read from the runs in Rust by storage
+        native = asset.native_records(out.receipts)
+        receipts: Any
+        events: Any
         if native is not None:
-            receipts, events = native
+            receipts = events = native
         else:
             rows = list(map(_EVENT_ROWS, out.receipts))
             events = [(i, contract, name, body) for i, rs in enumerate(rows) if rs for contract, name, body in rs]

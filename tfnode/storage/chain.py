@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from .. import _core
 from . import keys as K
@@ -95,7 +95,8 @@ class BlockCommit:
 
     ``txs``: ``(tx_hash, tx_bytes)`` executed by the block, in order. ``receipts``: one per tx,
     or None (a block stored before it is executed). ``events``: ``(tx_index, contract, name,
-    payload)`` in block order. ``state_writes``: ``(key, value-or-None)``; None takes (and
+    payload)`` in block order. A block of native transfers gives one ``_core.RunRecords`` as
+    both (its receipts and events read from the runs in Rust). ``state_writes``: ``(key, value-or-None)``; None takes (and
     clears) the store's pending writes (``ChainStore.state``). ``state_root``: the root after
     this block, when executed. ``exec_record``: state root + receipts root + execution root,
     then the execution-history nodes the height completes (32 bytes each). ``batches``:
@@ -111,8 +112,8 @@ class BlockCommit:
     block: bytes
     qc: bytes
     txs: Sequence[tuple[bytes, bytes]] = ()
-    receipts: Sequence[bytes] | None = None
-    events: Iterable[tuple[int, str, str, bytes]] = ()
+    receipts: Sequence[bytes] | _core.RunRecords | None = None
+    events: Iterable[tuple[int, str, str, bytes]] | _core.RunRecords = ()
     state_writes: Iterable[tuple[bytes, bytes | None]] | None = None
     state_root: bytes | None = None
     exec_record: bytes | None = None
@@ -575,7 +576,7 @@ class ChainStore:
         height: int,
         hb: bytes,
         txs: Sequence[tuple[bytes, bytes]],
-        receipts: Sequence[bytes] | None,
+        receipts: Sequence[bytes] | _core.RunRecords | None,
     ) -> None:
         n = len(txs)
         if receipts is not None and len(receipts) != n:
@@ -584,7 +585,7 @@ class ChainStore:
             raise StorageValueError(f"block {height}: {n} transactions, more than 2^31-1")
         p = self._p
         rows = None
-        if type(txs) is list and type(receipts) is list:
+        if type(txs) is list and type(receipts) in (list, _core.RunRecords):
             # One Rust call for the usual block (every receipt in its transaction's row, the
             # same rows as below); on anything unexpected the checks below name the bad item.
             try:
@@ -594,7 +595,7 @@ class ChainStore:
                     p + K.TXLIST + hb,
                     hb,
                     txs,
-                    receipts,
+                    cast(Any, receipts),
                     K.TX_WITH_RECEIPT,
                     K.MAX_HASH,
                     MAX_VALUE,
@@ -605,6 +606,8 @@ class ChainStore:
             self._check_new_txs(height, list(map(_first, txs)))
             b.add_run(rows)  # kept in Rust: the native engine copies its bytes in one pass
             return
+        if isinstance(receipts, _core.RunRecords):
+            receipts = receipts.receipts()  # the path below, as bytes
         hashes: Sequence[bytes] = ()
         bodies: Sequence[bytes] = ()
         if n and set(map(type, txs)) == {tuple} and set(map(len, txs)) == {2}:
@@ -654,10 +657,18 @@ class ChainStore:
         self,
         b: WriteBatch,
         hb: bytes,
-        events: Iterable[tuple[int, str, str, bytes]],
+        events: Iterable[tuple[int, str, str, bytes]] | _core.RunRecords,
         txs: Sequence[tuple[bytes, bytes]],
     ) -> None:
         ev_t, ops, ntx = self._p + K.EVENT, b.ops, len(txs)
+        if isinstance(events, _core.RunRecords):  # a block of native transfers: read from the runs
+            if type(txs) is list:
+                try:
+                    ops.extend(_core.event_ops(ev_t, hb, events, txs, K.MAX_NAME, MAX_EVENT_PAYLOAD, K.EVENT_ROW_CAP))
+                    return
+                except (TypeError, ValueError):
+                    pass
+            events = events.event_rows()  # the loop below names what is wrong
         events = events if type(events) is list else list(events)
         if events and type(txs) is list:
             # One Rust call for the usual plain events (the same rows); on anything unexpected

@@ -137,6 +137,56 @@ fn prefixed_ops<'py>(py: Python<'py>, prefix: &[u8], writes: &Bound<'py, PyList>
     PyList::new(py, out)
 }
 
+/// `event_ops`' rows being filled: per (contract, name) in order of first use, its rows.
+#[derive(Default)]
+struct EventGroups {
+    groups: Vec<EventGroup>,
+    index: std::collections::HashMap<Vec<u8>, usize>,
+    last: Option<usize>,
+}
+
+struct EventGroup {
+    names: Vec<u8>,
+    // (first seq, value) of each row, the last one being filled
+    rows: Vec<(u32, Vec<u8>)>,
+}
+
+impl EventGroups {
+    /// Event `seq` of transaction `tx_index` (hash `th`) into its group's last row, or a new
+    /// row where it would pass `row_cap`.
+    fn push(&mut self, seq: usize, tx_index: usize, names: &[u8], th: &[u8], pl: &[u8], row_cap: usize) -> PyResult<()> {
+        let seq32 = u32::try_from(seq).map_err(|_| PyValueError::new_err("more than 2^32 events"))?;
+        // A block's events mostly run in one name (a transfer block: all "Transfer"): the last
+        // group is checked before the map.
+        let g = match self.last {
+            Some(g) if self.groups[g].names == names => g,
+            _ => match self.index.get(names) {
+                Some(&g) => g,
+                None => {
+                    self.index.insert(names.to_vec(), self.groups.len());
+                    self.groups.push(EventGroup { names: names.to_vec(), rows: Vec::new() });
+                    self.groups.len() - 1
+                }
+            },
+        };
+        self.last = Some(g);
+        let entry_len = 13 + th.len() + pl.len();
+        let rows = &mut self.groups[g].rows;
+        match rows.last() {
+            Some((_, v)) if v.len() + entry_len <= row_cap => {}
+            _ => rows.push((seq32, Vec::with_capacity(entry_len.max(row_cap.min(1 << 16))))),
+        }
+        let value = &mut rows.last_mut().expect("a row was just ensured").1;
+        value.extend_from_slice(&seq32.to_be_bytes());
+        value.extend_from_slice(&(tx_index as u32).to_be_bytes());
+        value.push(th.len() as u8);
+        value.extend_from_slice(th);
+        value.extend_from_slice(&(pl.len() as u32).to_be_bytes());
+        value.extend_from_slice(pl);
+        Ok(())
+    }
+}
+
 /// A block's grouped event rows, `[(key, value)]`: for `events[seq] = (tx_index, contract,
 /// name, payload)`, per (contract, name) in order of first use, the events of that name in seq
 /// order, packed into rows of at most `row_cap` value bytes (an event bigger than that alone in
@@ -152,85 +202,79 @@ fn event_ops<'py>(
     py: Python<'py>,
     table: &[u8],
     height: &[u8],
-    events: &Bound<'py, PyList>,
+    events: &Bound<'py, PyAny>,
     txs: &Bound<'py, PyList>,
     max_name: usize,
     max_payload: usize,
     row_cap: usize,
 ) -> PyResult<Bound<'py, PyList>> {
-    struct Group {
-        names: Vec<u8>,
-        // (first seq, value) of each row, the last one being filled
-        rows: Vec<(u32, Vec<u8>)>,
-    }
-    let owned: Vec<Bound<'py, PyAny>> = events.iter().collect();
     let ntx = txs.len();
-    let mut groups: Vec<Group> = Vec::new();
-    let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
-    let mut names = Vec::with_capacity(64);
-    let mut last = usize::MAX;
+    let mut groups = EventGroups::default();
     let bad = |seq: usize, what: &str| PyTypeError::new_err(format!("events[{seq}] {what}"));
-    for (seq, ev) in owned.iter().enumerate() {
-        let t = ev.cast_exact::<PyTuple>().map_err(|_| bad(seq, "must be a (tx_index, contract, name, payload) tuple"))?;
-        if t.len() != 4 {
-            return Err(bad(seq, "must be a (tx_index, contract, name, payload) tuple"));
-        }
-        let seq32 = u32::try_from(seq).map_err(|_| PyValueError::new_err("more than 2^32 events"))?;
-        let ti = t.get_item(0)?;
-        let tx_index: usize = ti
-            .cast_exact::<PyInt>()
-            .map_err(|_| bad(seq, "tx index must be int"))?
-            .extract()
-            .map_err(|_| PyValueError::new_err(format!("events[{seq}] tx index out of range")))?;
+    let tx_hash = |seq: usize, tx_index: usize| -> PyResult<Bound<'py, PyBytes>> {
         if tx_index >= ntx {
             return Err(PyValueError::new_err(format!("events[{seq}] names tx {tx_index} but the block has {ntx}")));
         }
         let tx = txs.get_item(tx_index)?;
         let th_obj = tx.cast_exact::<PyTuple>().map_err(|_| bad(seq, "names a tx that is not a (hash, bytes) tuple"))?.get_item(0)?;
-        let th = bytes_of(&th_obj, "txs hashes", tx_index)?.as_bytes();
-        if th.len() > u8::MAX as usize {
+        let th = bytes_of(&th_obj, "txs hashes", tx_index)?;
+        if th.as_bytes().len() > u8::MAX as usize {
             return Err(PyValueError::new_err(format!("txs[{tx_index}] hash is longer than 255 bytes")));
         }
-        let (contract, name, payload) = (t.get_item(1)?, t.get_item(2)?, t.get_item(3)?);
+        Ok(th.clone())
+    };
+    let mut names = Vec::with_capacity(64);
+    let name_field = |names: &mut Vec<u8>, seq: usize, parts: [&str; 2]| -> PyResult<()> {
         names.clear();
-        for (obj, what) in [(&contract, "contract"), (&name, "event name")] {
-            let s = obj.cast_exact::<PyString>().map_err(|_| bad(seq, &format!("{what} must be str")))?.to_str()?;
+        for (s, what) in parts.into_iter().zip(["contract", "event name"]) {
             if s.is_empty() || s.len() > max_name || s.len() > u8::MAX as usize {
                 return Err(PyValueError::new_err(format!("events[{seq}] {what} must be 1..={max_name} bytes of UTF-8")));
             }
             names.push(s.len() as u8);
             names.extend_from_slice(s.as_bytes());
         }
-        let pl = bytes_of(&payload, "events payloads", seq)?.as_bytes();
+        Ok(())
+    };
+    let payload_ok = |seq: usize, pl: &[u8]| {
         if pl.len() > max_payload || pl.len() > u32::MAX as usize {
             return Err(PyValueError::new_err(format!("events[{seq}] payload is more than {max_payload} bytes")));
         }
-        // A block's events mostly run in one name (a transfer block: all "Transfer"): the last
-        // group is checked before the map.
-        if last == usize::MAX || groups[last].names != names {
-            last = match index.get(&names) {
-                Some(&g) => g,
-                None => {
-                    index.insert(names.clone(), groups.len());
-                    groups.push(Group { names: names.clone(), rows: Vec::new() });
-                    groups.len() - 1
-                }
-            };
+        Ok(())
+    };
+    if let Ok(recs) = events.cast::<crate::transfer::PyRunRecords>() {
+        // a block of native transfers: the events straight from the runs' outcomes
+        let recs = recs.get();
+        name_field(&mut names, 0, [&recs.contract, &recs.name])?;
+        for (seq, (tx_index, body)) in recs.events().into_iter().enumerate() {
+            payload_ok(seq, body)?;
+            let th = tx_hash(seq, tx_index)?;
+            groups.push(seq, tx_index, &names, th.as_bytes(), body, row_cap)?;
         }
-        let entry_len = 13 + th.len() + pl.len();
-        let rows = &mut groups[last].rows;
-        match rows.last() {
-            Some((_, v)) if v.len() + entry_len <= row_cap => {}
-            _ => rows.push((seq32, Vec::with_capacity(entry_len.max(row_cap.min(1 << 16))))),
+    } else {
+        let events = events.cast::<PyList>().map_err(|_| PyTypeError::new_err("events must be a list or RunRecords"))?;
+        let owned: Vec<Bound<'py, PyAny>> = events.iter().collect();
+        for (seq, ev) in owned.iter().enumerate() {
+            let t = ev.cast_exact::<PyTuple>().map_err(|_| bad(seq, "must be a (tx_index, contract, name, payload) tuple"))?;
+            if t.len() != 4 {
+                return Err(bad(seq, "must be a (tx_index, contract, name, payload) tuple"));
+            }
+            let ti = t.get_item(0)?;
+            let tx_index: usize = ti
+                .cast_exact::<PyInt>()
+                .map_err(|_| bad(seq, "tx index must be int"))?
+                .extract()
+                .map_err(|_| PyValueError::new_err(format!("events[{seq}] tx index out of range")))?;
+            let th = tx_hash(seq, tx_index)?;
+            let (contract, name, payload) = (t.get_item(1)?, t.get_item(2)?, t.get_item(3)?);
+            let c = contract.cast_exact::<PyString>().map_err(|_| bad(seq, "contract must be str"))?.to_str()?;
+            let n = name.cast_exact::<PyString>().map_err(|_| bad(seq, "event name must be str"))?.to_str()?;
+            name_field(&mut names, seq, [c, n])?;
+            let pl = bytes_of(&payload, "events payloads", seq)?.as_bytes();
+            payload_ok(seq, pl)?;
+            groups.push(seq, tx_index, &names, th.as_bytes(), pl, row_cap)?;
         }
-        let value = &mut rows.last_mut().expect("a row was just ensured").1;
-        value.extend_from_slice(&seq32.to_be_bytes());
-        value.extend_from_slice(&(tx_index as u32).to_be_bytes());
-        value.push(th.len() as u8);
-        value.extend_from_slice(th);
-        value.extend_from_slice(&(pl.len() as u32).to_be_bytes());
-        value.extend_from_slice(pl);
     }
+    let groups = groups.groups;
     let mut out: Vec<Bound<'py, PyTuple>> = Vec::new();
     let mut key = Vec::with_capacity(table.len() + 600);
     for g in &groups {
@@ -265,20 +309,30 @@ fn tx_ops<'py>(
     txlist_key: &[u8],
     height: &Bound<'py, PyBytes>,
     txs: &Bound<'py, PyList>,
-    receipts: &Bound<'py, PyList>,
+    receipts: &Bound<'py, PyAny>,
     flag: u32,
     max_hash: usize,
     max_value: usize,
 ) -> PyResult<PyOpRun> {
     let n = txs.len();
-    if receipts.len() != n {
-        return Err(PyValueError::new_err(format!("{n} transactions but {} receipts", receipts.len())));
+    let from_runs = receipts.cast::<crate::transfer::PyRunRecords>().ok();
+    let listed = match from_runs {
+        Some(_) => None,
+        None => Some(receipts.cast::<PyList>().map_err(|_| PyTypeError::new_err("receipts must be a list or RunRecords"))?),
+    };
+    let nrec = listed.map_or_else(|| from_runs.map_or(0, |r| r.get().len()), |l| l.len());
+    if nrec != n {
+        return Err(PyValueError::new_err(format!("{n} transactions but {nrec} receipts")));
     }
     if n as u64 >= u64::from(flag) || max_hash > u8::MAX as usize {
         return Err(PyValueError::new_err(format!("{n} transactions: more than the row index holds")));
     }
     let items: Vec<Bound<'py, PyAny>> = txs.iter().collect();
-    let recs: Vec<Bound<'py, PyAny>> = receipts.iter().collect();
+    let recs: Vec<Bound<'py, PyAny>> = listed.map_or_else(Vec::new, |l| l.iter().collect());
+    let held: Vec<&[u8]> = match from_runs {
+        Some(r) => r.get().receipt_bytes(),
+        None => recs.iter().enumerate().map(|(i, r)| Ok(bytes_of(r, "receipts", i)?.as_bytes())).collect::<PyResult<_>>()?,
+    };
     let mut pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(n);
     for (i, item) in items.iter().enumerate() {
         let t = item.cast_exact::<PyTuple>().map_err(|_| PyTypeError::new_err(format!("txs[{i}] must be a (tx_hash, tx_bytes) tuple")))?;
@@ -289,8 +343,8 @@ fn tx_ops<'py>(
     }
     let mut rows: Vec<(&[u8], &[u8], &[u8])> = Vec::with_capacity(n);
     let (mut max_body, mut max_receipt) = (0usize, 0usize);
-    for (i, ((h, b), r)) in pairs.iter().zip(&recs).enumerate() {
-        let (h, b, r) = (bytes_of(h, "txs hashes", i)?.as_bytes(), bytes_of(b, "txs bytes", i)?.as_bytes(), bytes_of(r, "receipts", i)?.as_bytes());
+    for (i, ((h, b), &r)) in pairs.iter().zip(&held).enumerate() {
+        let (h, b) = (bytes_of(h, "txs hashes", i)?.as_bytes(), bytes_of(b, "txs bytes", i)?.as_bytes());
         if h.is_empty() || h.len() > max_hash {
             return Err(PyValueError::new_err(format!("txs[{i}] hash is {} bytes, not 1..={max_hash}", h.len())));
         }

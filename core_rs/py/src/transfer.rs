@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
 
 use tfnode_ledger as led;
 use tfnode_ledger::transfer as tr;
@@ -318,6 +318,71 @@ impl PyTransferRun {
     }
 }
 
+/// A block's native receipts and events, read straight from its runs (`asset.native_records`,
+/// every receipt of the block a native transfer's, each run whole and in order):
+/// `ChainStore` hands it to `tx_ops` and `event_ops`, which take each receipt's encoding and
+/// each event's body from the runs' outcomes, no Python object per receipt or event;
+/// `receipts()` and `event_rows()` give them as lists where a path needs them so.
+#[pyclass(name = "RunRecords", module = "tfnode._core", frozen)]
+pub struct PyRunRecords {
+    runs: Vec<Py<PyTransferRun>>,
+    pub(crate) contract: String,
+    pub(crate) name: String,
+}
+
+impl PyRunRecords {
+    pub(crate) fn len(&self) -> usize {
+        self.runs.iter().map(|r| r.get().outcomes.len()).sum()
+    }
+
+    /// Every receipt's encoding, in order.
+    pub(crate) fn receipt_bytes(&self) -> Vec<&[u8]> {
+        self.runs.iter().flat_map(|r| r.get().outcomes.iter().map(|o| o.receipt.as_slice())).collect()
+    }
+
+    /// `(tx index, event body)` of every transfer that succeeded, in order.
+    pub(crate) fn events(&self) -> Vec<(usize, &[u8])> {
+        let mut out = Vec::new();
+        let mut base = 0;
+        for r in &self.runs {
+            let outcomes = &r.get().outcomes;
+            out.extend(outcomes.iter().enumerate().filter(|(_, o)| o.revert.is_none()).map(|(j, o)| (base + j, o.body.as_slice())));
+            base += outcomes.len();
+        }
+        out
+    }
+}
+
+#[pymethods]
+impl PyRunRecords {
+    /// The runs of a block, in order; its events named `contract`, `name`.
+    #[new]
+    fn new(runs: Vec<Py<PyTransferRun>>, contract: String, name: String) -> Self {
+        PyRunRecords { runs, contract, name }
+    }
+
+    fn __len__(&self) -> usize {
+        self.len()
+    }
+
+    /// Every receipt's encoding, in order (`TransferRun.receipts()` of each run).
+    fn receipts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.receipt_bytes().into_iter().map(|r| PyBytes::new(py, r)))
+    }
+
+    /// The block's events as storage takes them: `(tx index, contract, name, body)`
+    /// (`TransferRun.event_rows` of each run, the bases counted).
+    fn event_rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let (c, n) = (PyString::new(py, &self.contract), PyString::new(py, &self.name));
+        let rows = self
+            .events()
+            .into_iter()
+            .map(|(i, body)| PyTuple::new(py, [i.into_pyobject(py)?.into_any(), c.clone().into_any(), n.clone().into_any(), PyBytes::new(py, body).into_any()]))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, rows)
+    }
+}
+
 /// A replay-window block's new replay records as the state groups it writes
 /// (`ChainExecutor._write_replay_groups`): `rows` are `(one-record state key, expiry)` (the key
 /// `b"\x00r/"` + a 32-byte replay key), grouped by expiry in increasing order, each group's
@@ -376,6 +441,7 @@ fn replay_groups<'py>(py: Python<'py>, rows: &Bound<'py, PyList>, height: u64, g
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTransferBlock>()?;
     m.add_class::<PyTransferRun>()?;
+    m.add_class::<PyRunRecords>()?;
     m.add_function(wrap_pyfunction!(replay_groups, m)?)?;
     Ok(())
 }
