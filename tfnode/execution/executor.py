@@ -151,6 +151,7 @@ class BlockOutput:
     # a chain with a replay window: the replay records this block writes, (one-record state
     # key, expiry) in execution order; grouped into the state and made live at the block's end
     replay_new: list = field(default_factory=list)
+    hash_set: frozenset = frozenset()  # the hashes of txs, made at the end of execute
     # execute(overlap_tree=True): the tree update in flight (StateTree.apply_block_begin's
     # TreeUpdate); the tree's fields above are filled when commit resolves it
     tree_pending: Any = field(default=None, repr=False)
@@ -592,6 +593,9 @@ class ChainExecutor:
         if not overlap_tree:
             self._tree_done(out, self._tree_apply(height, writes))
         state.seal()  # read under the next block's writes until commit stores them
+        # its hashes as a set while its pairs are fresh: the next blocks' drop rule and this
+        # one's commit look them up without walking the pairs again
+        out.hash_set = frozenset(map(_FIRST, out.txs))
         behind.append(out)
         return out
 
@@ -619,9 +623,9 @@ class ChainExecutor:
         rule's "already")."""
         found = self.store.replay.committed_among(hashes)
         if self._uncommitted:
-            asked = set(hashes)  # one set, each earlier block's hashes looked up in it
+            asked = set(hashes)  # one set, each earlier block's hash set looked up in it
             for prev in self._uncommitted:
-                found = found | asked.intersection(map(_FIRST, prev.txs))
+                found = found | asked.intersection(prev.hash_set)
         return found
 
     def _tree_apply(self, height: int, writes: list) -> tuple:
@@ -901,7 +905,7 @@ class ChainExecutor:
         """The block's batches for ``commit_block``: None for a batch whose every transaction
         the block stores (kept as the list of their hashes, ``K.BATCH_BY_TX``: nothing to
         encode), the batch's encoding for one with a transaction dropped (a replay)."""
-        stored = set(map(_FIRST, out.txs))
+        stored = out.hash_set
         per = out.batch_tx_hashes or [None] * len(out.batches)
         return [
             (d, None if hs and stored.issuperset(hs) else _core.batch_encode(raws))
