@@ -350,7 +350,7 @@ class ChainStore:
         b.put(p + K.BLOCK + hb, bytes([len(block_hash)]) + block_hash + block)
         b.put(p + K.HASH + block_hash, hb)
         b.put(p + K.QC + hb, qc)
-        self._add_txs(b, height, hb, txs, receipts)
+        tx_set = self._add_txs(b, height, hb, txs, receipts)
         ev_at = len(b.ops)
         self._add_events(b, hb, c.events, txs)
         ev_end = len(b.ops)
@@ -396,7 +396,7 @@ class ChainStore:
         by_tx = c.batch_tx_hashes
         if by_tx is not None and len(by_tx) != len(batches):
             raise StorageValueError(f"{len(by_tx)} batch hash lists for {len(batches)} batches")
-        stored = set(map(_first, txs)) if by_tx else set()  # txs checked by _add_txs: (hash, bytes) pairs
+        stored = tx_set if by_tx else frozenset()
         batch_at = len(b.ops)
         for i, (digest, data) in enumerate(batches):
             hs = by_tx[i] if by_tx is not None else None
@@ -559,9 +559,11 @@ class ChainStore:
                 value = check_value(value, what_value)
             ops.append((pre + key, value))
 
-    def _check_new_txs(self, height: int, hashes: Sequence[bytes]) -> None:
-        """CommitError unless ``hashes`` are distinct and none has committed before."""
-        if len(set(hashes)) != len(hashes):
+    def _check_new_txs(self, height: int, hashes: Sequence[bytes]) -> frozenset[bytes]:
+        """CommitError unless ``hashes`` are distinct and none has committed before; returns
+        them as a set (what the block's batch check takes)."""
+        distinct = frozenset(hashes)
+        if len(distinct) != len(hashes):
             raise CommitError(f"block {height}: a transaction hash appears twice")
         seen = self.replay.committed_among(hashes)
         if seen:
@@ -569,6 +571,7 @@ class ChainStore:
             raise CommitError(
                 f"block {height}: transaction {h0.hex()} already committed at height {self.tx_height(h0)}"
             )
+        return distinct
 
     def _add_txs(
         self,
@@ -577,7 +580,9 @@ class ChainStore:
         hb: bytes,
         txs: Sequence[tuple[bytes, bytes]],
         receipts: Sequence[bytes] | _core.RunRecords | None,
-    ) -> None:
+    ) -> frozenset[bytes]:
+        """The block's transaction rows, replay rows and tx list into ``b``; returns its
+        transaction hashes as a set (checked: distinct, none committed before)."""
         n = len(txs)
         if receipts is not None and len(receipts) != n:
             raise CommitError(f"block {height}: {n} transactions but {len(receipts)} receipts")
@@ -603,9 +608,9 @@ class ChainStore:
             except (TypeError, ValueError):
                 pass
         if rows is not None:
-            self._check_new_txs(height, list(map(_first, txs)))
+            distinct = self._check_new_txs(height, list(map(_first, txs)))
             b.add_run(rows)  # kept in Rust: the native engine copies its bytes in one pass
-            return
+            return distinct
         if isinstance(receipts, _core.RunRecords):
             receipts = receipts.receipts()  # the path below, as bytes
         hashes: Sequence[bytes] = ()
@@ -625,7 +630,7 @@ class ChainStore:
                 r if type(r) is bytes and len(r) <= MAX_VALUE else check_value(r, f"receipts[{i}]")
                 for i, r in enumerate(receipts)
             ]
-        self._check_new_txs(height, hashes)
+        distinct = self._check_new_txs(height, hashes)
         ops, pack = b.ops, K.u32_pack
         tx_t, rp_t = p + K.TX, p + K.REPLAY
         # map/zip: the keys and values made in C loops, no Python step per transaction
@@ -652,6 +657,7 @@ class ChainStore:
         ops.append(
             (p + K.TXLIST + hb, b"".join(chain.from_iterable(zip(map(_U8, map(len, hashes)), hashes, strict=True))))
         )
+        return distinct
 
     def _add_events(
         self,
