@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from itertools import chain, repeat
 from operator import attrgetter
-from typing import Any
 
 from tfnode import _core
 from tfnode.runtime.encoding import encode
@@ -160,7 +159,7 @@ class NativeReceipt:
         return self._row[7]
 
 
-def native_records(receipts: list) -> Any:
+def native_records(receipts: list) -> _core.RunRecords | None:
     """For a block whose receipts are all :class:`NativeReceipt`, each run's whole in order
     (as the executor appends them): a ``_core.RunRecords`` over the runs, which storage takes
     as the block's receipts (each receipt's ``encode()``) and its events (the ``(tx index,

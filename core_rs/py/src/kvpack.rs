@@ -315,24 +315,23 @@ fn tx_ops<'py>(
     max_value: usize,
 ) -> PyResult<PyOpRun> {
     let n = txs.len();
-    let from_runs = receipts.cast::<crate::transfer::PyRunRecords>().ok();
-    let listed = match from_runs {
-        Some(_) => None,
-        None => Some(receipts.cast::<PyList>().map_err(|_| PyTypeError::new_err("receipts must be a list or RunRecords"))?),
+    // the receipts' bytes: from a list of bytes, or from the runs themselves (no object each)
+    let recs: Vec<Bound<'py, PyAny>>;
+    let held: Vec<&[u8]> = match receipts.cast::<crate::transfer::PyRunRecords>() {
+        Ok(runs) => runs.get().receipt_bytes(),
+        Err(_) => {
+            let list = receipts.cast::<PyList>().map_err(|_| PyTypeError::new_err("receipts must be a list or RunRecords"))?;
+            recs = list.iter().collect();
+            recs.iter().enumerate().map(|(i, r)| Ok(bytes_of(r, "receipts", i)?.as_bytes())).collect::<PyResult<_>>()?
+        }
     };
-    let nrec = listed.map_or_else(|| from_runs.map_or(0, |r| r.get().len()), |l| l.len());
-    if nrec != n {
-        return Err(PyValueError::new_err(format!("{n} transactions but {nrec} receipts")));
+    if held.len() != n {
+        return Err(PyValueError::new_err(format!("{n} transactions but {} receipts", held.len())));
     }
     if n as u64 >= u64::from(flag) || max_hash > u8::MAX as usize {
         return Err(PyValueError::new_err(format!("{n} transactions: more than the row index holds")));
     }
     let items: Vec<Bound<'py, PyAny>> = txs.iter().collect();
-    let recs: Vec<Bound<'py, PyAny>> = listed.map_or_else(Vec::new, |l| l.iter().collect());
-    let held: Vec<&[u8]> = match from_runs {
-        Some(r) => r.get().receipt_bytes(),
-        None => recs.iter().enumerate().map(|(i, r)| Ok(bytes_of(r, "receipts", i)?.as_bytes())).collect::<PyResult<_>>()?,
-    };
     let mut pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(n);
     for (i, item) in items.iter().enumerate() {
         let t = item.cast_exact::<PyTuple>().map_err(|_| PyTypeError::new_err(format!("txs[{i}] must be a (tx_hash, tx_bytes) tuple")))?;

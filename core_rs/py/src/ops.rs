@@ -63,7 +63,10 @@ impl OwnedOps {
         let size = slices.iter().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len)).sum();
         let mut ops = OwnedOps::with_capacity(size, slices.len());
         for (k, v) in slices {
-            ops.push(&[k], v.map(|v| [v]).as_ref().map(|v| &v[..]));
+            match v {
+                Some(v) => ops.push(&[k], Some(&[v])),
+                None => ops.push(&[k], None),
+            }
         }
         ops
     }

@@ -123,12 +123,6 @@ impl PyTransferBlock {
         )
     }
 
-    /// Every transaction as a `Transaction`, in order.
-    fn transactions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let txs = self.entries.iter().map(|e| Py::new(py, PyTransaction(e.tx.clone()))).collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, txs)
-    }
-
     /// Transaction `i` as a `Transaction` (LedgerError out of range): one object for the
     /// transactions the Python path executes, none for the native runs.
     fn transaction(&self, i: usize) -> PyResult<PyTransaction> {
@@ -297,25 +291,6 @@ impl PyTransferRun {
     fn receipt_hashes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.outcomes.iter().map(|o| PyBytes::new(py, &o.receipt_hash)))
     }
-
-    /// Every receipt's encoding (`Receipt.encode()`), in order.
-    fn receipts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.outcomes.iter().map(|o| PyBytes::new(py, &o.receipt)))
-    }
-
-    /// The run's events as storage takes them: `(base + j, contract, name, event_body)` for
-    /// each transfer `j` that succeeded (`contract` and `name` the caller's objects, shared).
-    fn event_rows<'py>(&self, py: Python<'py>, base: usize, contract: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        for (j, o) in self.outcomes.iter().enumerate() {
-            if o.revert.is_none() {
-                let row: [Bound<'py, PyAny>; 4] =
-                    [(base + j).into_pyobject(py)?.into_any(), contract.clone(), name.clone(), PyBytes::new(py, &o.body).into_any()];
-                out.append(PyTuple::new(py, row)?)?;
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// A block's native receipts and events, read straight from its runs (`asset.native_records`,
@@ -365,13 +340,13 @@ impl PyRunRecords {
         self.len()
     }
 
-    /// Every receipt's encoding, in order (`TransferRun.receipts()` of each run).
+    /// Every receipt's encoding (`Receipt.encode()`), in order.
     fn receipts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.receipt_bytes().into_iter().map(|r| PyBytes::new(py, r)))
     }
 
-    /// The block's events as storage takes them: `(tx index, contract, name, body)`
-    /// (`TransferRun.event_rows` of each run, the bases counted).
+    /// The block's events as storage takes them: `(tx index, contract, name, body)` for each
+    /// transfer that succeeded (what `NativeReceipt.event_rows` gives per receipt).
     fn event_rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let (c, n) = (PyString::new(py, &self.contract), PyString::new(py, &self.name));
         let rows = self
