@@ -380,6 +380,66 @@ print(json.dumps(nices))
 """
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rocks_memtables_are_small_and_flushed_eight_at_a_time(tmp_path, engine):
+    """The write buffers, on both engines: 8 MiB memtables (a short skiplist to insert into),
+    switched when full and flushed eight together into one level-0 file, so ~20 MiB of writes
+    leave two full memtables in memory and no table file yet; a flush then writes them all as
+    one file, and every row reads back. The settings are the ones RocksDB records."""
+    import glob
+    from pathlib import Path
+
+    from tfnode.storage import rocks
+
+    path = tmp_path / "db"
+    kv = open_rocks(path, engine=engine, block_cache_bytes=8 << 20)
+    try:
+        opts = Path(max(glob.glob(str(path / "OPTIONS-*")))).read_text()
+        for name, want in (
+            ("write_buffer_size", rocks.WRITE_BUFFER_BYTES),
+            ("min_write_buffer_number_to_merge", rocks.WRITE_BUFFERS_TO_MERGE),
+            ("max_write_buffer_number", rocks.MAX_WRITE_BUFFERS),
+        ):
+            assert f"  {name}={want}\n" in opts, name
+        assert rocks.WRITE_BUFFER_BYTES == 8 << 20 and rocks.WRITE_BUFFERS_TO_MERGE == 8
+        rng = __import__("random").Random(3)
+        items = {}
+        for _ in range(20):
+            b = WriteBatch()
+            for _ in range(1000):
+                k, v = rng.randbytes(32), rng.randbytes(1000)
+                b.put(k, v)
+                items[k] = v
+            kv.write(b, sync=True)
+        prop = kv.property if engine == "native" else (lambda n: str(kv._db.property_int_value(n)))
+        assert int(prop("rocksdb.num-immutable-mem-table")) == 2
+        assert glob.glob(str(path / "*.sst")) == []
+        _flush(kv)
+        assert len(glob.glob(str(path / "*.sst"))) == 1 and int(prop("rocksdb.num-immutable-mem-table")) == 0
+        some = list(items)[::97]
+        assert kv.get_many(some) == [items[k] for k in some]
+    finally:
+        kv.close()
+
+
+@needs_native
+def test_native_core_refuses_write_buffers_it_cannot_use(tmp_path):
+    """A write-buffer setting RocksDB would misread (nothing to merge, no room for the next
+    memtable while eight flush, a buffer too small to hold a batch) is a ValueError at open."""
+    from tfnode import _core
+    from tfnode.storage.rocks import native_options
+
+    for bad in (
+        {"write_buffers_to_merge": 0},
+        {"max_write_buffers": 8},
+        {"write_buffer_bytes": 1024},
+    ):
+        opts = {**native_options(block_cache_bytes=1 << 20), **bad}
+        with pytest.raises(ValueError, match="write buffers"):
+            _core.RocksDb(str(tmp_path / "x"), read_only=False, **opts)
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities read from /proc (Linux)")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_rocks_compacts_at_the_lowest_cpu_priority_and_flushes_at_normal(tmp_path, engine):

@@ -98,6 +98,9 @@ mod native {
         max_open_files: i32,
         bloom_bits_per_key: f64,
         memtable_bloom_ratio: f64,
+        write_buffer_bytes: usize,
+        write_buffers_to_merge: i32,
+        max_write_buffers: i32,
         parallelism: i32,
         keep_log_files: usize,
         num_levels: i32,
@@ -138,6 +141,9 @@ mod native {
                 ffi::rocksdb_options_set_block_based_table_factory(opts, table);
                 ffi::rocksdb_options_set_memtable_prefix_bloom_size_ratio(opts, o.memtable_bloom_ratio);
                 ffi::rocksdb_options_set_memtable_whole_key_filtering(opts, 1);
+                ffi::rocksdb_options_set_write_buffer_size(opts, o.write_buffer_bytes);
+                ffi::rocksdb_options_set_min_write_buffer_number_to_merge(opts, o.write_buffers_to_merge);
+                ffi::rocksdb_options_set_max_write_buffer_number(opts, o.max_write_buffers);
                 ffi::rocksdb_options_set_compression(opts, LZ4);
                 ffi::rocksdb_options_set_num_levels(opts, o.num_levels);
                 let mut per_level = vec![LZ4; o.num_levels.max(1) as usize];
@@ -426,7 +432,7 @@ mod native {
     #[pymethods]
     impl RocksDb {
         #[new]
-        #[pyo3(signature = (path, *, read_only, block_cache_bytes, max_open_files, bloom_bits_per_key, memtable_bloom_ratio, parallelism, keep_log_files, num_levels, low_priority_compaction=true))]
+        #[pyo3(signature = (path, *, read_only, block_cache_bytes, max_open_files, bloom_bits_per_key, memtable_bloom_ratio, write_buffer_bytes, write_buffers_to_merge, max_write_buffers, parallelism, keep_log_files, num_levels, low_priority_compaction=true))]
         #[allow(clippy::too_many_arguments)]
         fn new(
             py: Python<'_>,
@@ -436,6 +442,9 @@ mod native {
             max_open_files: i32,
             bloom_bits_per_key: f64,
             memtable_bloom_ratio: f64,
+            write_buffer_bytes: usize,
+            write_buffers_to_merge: i32,
+            max_write_buffers: i32,
             parallelism: i32,
             keep_log_files: usize,
             num_levels: i32,
@@ -444,11 +453,20 @@ mod native {
             if !(1..=64).contains(&num_levels) {
                 return Err(PyValueError::new_err(format!("num_levels must be 1..64, not {num_levels}")));
             }
+            if write_buffers_to_merge < 1 || max_write_buffers <= write_buffers_to_merge || write_buffer_bytes < 1 << 16 {
+                return Err(PyValueError::new_err(format!(
+                    "write buffers: need at least 64 KiB each and 1 <= write_buffers_to_merge < max_write_buffers, \
+                     not {write_buffer_bytes} bytes, {write_buffers_to_merge} to merge, {max_write_buffers} at most"
+                )));
+            }
             let o = Opts {
                 block_cache_bytes,
                 max_open_files,
                 bloom_bits_per_key,
                 memtable_bloom_ratio,
+                write_buffer_bytes,
+                write_buffers_to_merge,
+                max_write_buffers,
                 parallelism,
                 keep_log_files,
                 num_levels,
