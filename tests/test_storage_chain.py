@@ -302,6 +302,35 @@ def test_replay_answers_outlive_commits_of_other_hashes(kv):
         assert s.replay.committed_among([h32("never")]) == set() and reads == [1]
 
 
+def test_replay_index_answers_a_set_as_it_answers_a_list(kv):
+    """The executor and the commit's check pass a block's hashes as the frozenset they hold:
+    the same answers and the same reads as a list (remembered answers included), and a
+    generator too."""
+    s = ChainStore(kv, "tf-main", recent_tx_capacity=1)
+    commit(s, 0, ntx=2)
+    commit(s, 1)  # the recent set holds tx 1/1 alone: the database answers for the others
+    fresh = [h32("fresh 1"), h32("fresh 2"), h32("fresh 3")]
+    with counted_reads(kv) as reads:
+        assert s.replay.committed_among(frozenset(fresh)) == set() and reads == [3]
+        assert s.replay.committed_among(frozenset(fresh[:2])) == set() and reads == [3]  # remembered
+        assert s.replay.committed_among(fresh[1:]) == set() and reads == [3]
+        assert s.replay.committed_among(h for h in fresh) == set() and reads == [3]
+        assert s.replay.committed_among(frozenset()) == set() and reads == [3]
+        mixed = frozenset([h32("tx 0/1"), fresh[0], h32("tx 1/1")])
+        assert s.replay.committed_among(mixed) == {h32("tx 0/1"), h32("tx 1/1")}
+        assert reads == [3, 2]  # tx 1/1 from the recent set, the other two from the database
+        commit(s, 2)  # (its own check reads its two hashes)
+        reads.clear()
+        assert s.replay.committed_among(frozenset(fresh)) == set() and reads == []  # kept across it
+        txs = [(fresh[2], b"a")]
+        assert s.commit_block(BlockCommit(3, h32("block 3"), b"b3", b"q3", txs=txs, state_root=h32("r3")))
+        assert reads == []  # the commit's check answered from memory too
+        # fresh 3 from the recent set; no answer holds all three now (the commit took fresh 3
+        # out of the one that did): the database for the other two, as for a list
+        assert s.replay.committed_among(frozenset(fresh)) == {fresh[2]} and reads == [2]
+        assert s.replay.committed_among(frozenset(fresh[:2])) == set() and reads == [2]  # remembered
+
+
 def test_a_remembered_answer_loses_what_a_commit_holds(kv):
     """A block that commits a hash a remembered answer holds: the answer keeps the others, and
     forgets it (asked again, the database answers: committed); an answer the commit empties is

@@ -621,9 +621,9 @@ class ChainExecutor:
     def _committed_among(self, hashes: list[bytes]) -> set[bytes]:
         """The hashes already committed, or executed in a block not yet committed (the drop
         rule's "already")."""
-        found = self.store.replay.committed_among(hashes)
+        asked = frozenset(hashes)  # one set: the index's remembered answers and each
+        found = self.store.replay.committed_among(asked)  # earlier block's set checked with it
         if self._uncommitted:
-            asked = set(hashes)  # one set, each earlier block's hash set looked up in it
             for prev in self._uncommitted:
                 found = found | asked.intersection(prev.hash_set)
         return found

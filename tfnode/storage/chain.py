@@ -565,7 +565,7 @@ class ChainStore:
         distinct = frozenset(hashes)
         if len(distinct) != len(hashes):
             raise CommitError(f"block {height}: a transaction hash appears twice")
-        seen = self.replay.committed_among(hashes)
+        seen = self.replay.committed_among(distinct)
         if seen:
             h0 = min(seen)
             raise CommitError(

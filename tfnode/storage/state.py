@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from itertools import compress, filterfalse, repeat
 from operator import is_not
 from typing import TYPE_CHECKING
@@ -200,8 +200,11 @@ class ReplayIndex:
         # by another thread meanwhile carries the old count and is never taken.
         # An answer holding none of them (the usual case: another block's hashes, asked ahead)
         # is kept as it is, a set lookup per hash and no copy; one emptied is dropped.
+        # a set once, for every remembered answer's check (isdisjoint of two sets: ~3x the
+        # speed of one set against a tuple)
+        blockset = frozenset(block) if block and self._absent else frozenset()
         with self._lock:
-            self._settle_answers(block)
+            self._settle_answers(blockset)
         if not block:
             return
         r, order = self._recent, self._order
@@ -217,7 +220,7 @@ class ReplayIndex:
                 order[0], old = old[over:], old[:over]
             r.difference_update(old)
 
-    def _settle_answers(self, block: tuple[bytes, ...]) -> None:
+    def _settle_answers(self, block: frozenset[bytes]) -> None:
         """``add``'s step under the lock: the remembered answers kept without the block's
         hashes, under the new commit count."""
         commits = self._commits
@@ -239,15 +242,23 @@ class ReplayIndex:
         return self._store.kv.get(self._store.replay_key(tx_hash)) is not None
 
     def committed_among(self, hashes: Iterable[bytes]) -> set[bytes]:
-        """The subset of ``hashes`` already committed (one multi-get for the unknown ones)."""
-        hs = hashes if type(hashes) is list else list(hashes)
+        """The subset of ``hashes`` already committed (one multi-get for the unknown ones).
+        A caller holding them as a frozenset passes that (no set made here)."""
+        hs: Collection[bytes] = hashes if type(hashes) in (list, frozenset) else list(hashes)  # type: ignore[assignment]
         commits, remembered = self._commits, self._absent
+        hset = None
         for gen, absent in remembered:
-            if gen == commits and absent.issuperset(hs):
-                return set()  # asked before: none of them had committed then, nor since
+            if gen == commits:
+                # one set for every answer (a set's issuperset of a list builds a set of the
+                # list each time: ~50 us a block's worth), then a subset check that stops at
+                # the first hash not in the answer
+                if hset is None:
+                    hset = hs if type(hs) is frozenset else frozenset(hs)
+                if hset <= absent:
+                    return set()  # asked before: none of them had committed then, nor since
         # set operations and map/filter: C loops, no Python frame per hash (a block's worth)
         found: set[bytes] = self._recent.intersection(hs)
-        ask = list(filterfalse(found.__contains__, hs)) if found else hs
+        ask = list(filterfalse(found.__contains__, hs)) if found or type(hs) is not list else hs
         if ask:
             store = self._store
             if all_bytes(ask, 1, K.MAX_HASH):
