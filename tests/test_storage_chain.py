@@ -331,6 +331,37 @@ def test_replay_index_answers_a_set_as_it_answers_a_list(kv):
         assert s.replay.committed_among(frozenset(fresh[:2])) == set() and reads == [2]  # remembered
 
 
+def test_an_answer_stored_as_a_commit_begins_loses_the_commits_hashes(kv):
+    """Another thread's answer stored after ``add`` began and before it takes the lock (no
+    answer remembered when it began): ``add`` still takes the block's hashes out of it, so
+    they read as committed afterwards, never from a stale "not committed"."""
+    s = ChainStore(kv, "tf-main")
+    commit(s, 0)
+    hs = [h32("racing 1"), h32("racing 2")]
+    idx = s.replay
+    idx._absent = []
+    real = idx._lock
+
+    class Racing:
+        hook = staticmethod(lambda: idx.committed_among(hs))  # the other thread's query
+
+        def __enter__(self):
+            hook, Racing.hook = Racing.hook, None
+            if hook is not None:
+                idx._lock = real  # the query stores its answer under the real lock
+                assert hook() == set() and idx._absent
+                idx._lock = self
+            return real.__enter__()
+
+        def __exit__(self, *exc):
+            return real.__exit__(*exc)
+
+    idx._lock = Racing()
+    idx.add(hs)  # as a commit does after its write
+    idx._lock = real
+    assert idx.committed_among(hs) == set(hs)
+
+
 def test_a_remembered_answer_loses_what_a_commit_holds(kv):
     """A block that commits a hash a remembered answer holds: the answer keeps the others, and
     forgets it (asked again, the database answers: committed); an answer the commit empties is

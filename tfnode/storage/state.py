@@ -201,8 +201,9 @@ class ReplayIndex:
         # An answer holding none of them (the usual case: another block's hashes, asked ahead)
         # is kept as it is, a set lookup per hash and no copy; one emptied is dropped.
         # a set once, for every remembered answer's check (isdisjoint of two sets: ~3x the
-        # speed of one set against a tuple)
-        blockset = frozenset(block) if block and self._absent else frozenset()
+        # speed of one set against a tuple). Made whether or not answers are remembered now:
+        # another thread may store one before the lock is taken
+        blockset = frozenset(block)
         with self._lock:
             self._settle_answers(blockset)
         if not block:
