@@ -141,7 +141,9 @@ def test_decoders_raise_only_wire_error(data):
 # --- one Mempool, a recording network ----------------------------------------------------------
 
 
-def make_attesting(n: int = 4, me: int = 0, *, cert_wait_ms: int = 60_000, chain: Chain | None = None):
+def make_attesting(
+    n: int = 4, me: int = 0, *, cert_wait_ms: int = 60_000, quiet_ms: int = 500, chain: Chain | None = None
+):
     sks = [key() for _ in range(n)]
     ids = [pub(k) for k in sks]
     chain = chain or Chain()
@@ -151,7 +153,7 @@ def make_attesting(n: int = 4, me: int = 0, *, cert_wait_ms: int = 60_000, chain
         net,
         ids,
         ids[me],
-        config=MempoolConfig(cert_wait_ms=cert_wait_ms),
+        config=MempoolConfig(cert_wait_ms=cert_wait_ms, attester_quiet_ms=quiet_ms),
         height=lambda: chain.height,
         committed_replay=lambda keys: {k for k in keys if k in chain.replay},
         committed_batch=chain.batches.get,
@@ -161,6 +163,28 @@ def make_attesting(n: int = 4, me: int = 0, *, cert_wait_ms: int = 60_000, chain
         epoch=5,
     )
     return mp, net, sks, ids
+
+
+@pytest.mark.parametrize("quiet_ms, rerouted", [(500, True), (2000, False)])
+def test_attester_quiet_ms_decides_when_a_silent_validator_gives_up_its_place(quiet_ms, rerouted):
+    """A validator last heard 1 s ago is taken for down under the default 500 ms (validator
+    0's committee passes from {0, 1} to {0, 2}, and node 2 verifies the batches it holds of
+    validator 0), but not under 2 s: the setting, not a constant, decides."""
+    mp, net, _sks, ids = make_attesting(me=2, quiet_ms=quiet_ms)
+    age = {p: 0.0 for p in ids}
+    age[ids[1]] = 1.0
+    asked = []
+    net.heard_within = lambda p, s: asked.append(s) or age[p] <= s
+    want = {ids[0], ids[2]} if rerouted else {ids[0], ids[1]}
+    assert mp._committee(ids[0]) == want
+    assert asked and set(asked) == {quiet_ms / 1000}
+    assert mp._attesters_up(ids[0]) is not rerouted
+
+
+def test_attester_quiet_ms_out_of_range_is_refused():
+    for bad in (0, 60_001):
+        with pytest.raises(ValueError, match="attester_quiet_ms"):
+            MempoolConfig(attester_quiet_ms=bad)
 
 
 def test_committee_member_verifies_and_attests_to_the_maker():

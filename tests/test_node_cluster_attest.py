@@ -25,16 +25,22 @@ N_TX = 60
 def cluster(tmp_path):
     with LocalConsortium(tmp_path, chain_id=CHAIN, block_interval_ms=50) as c:
         for i in range(c.n):
-            # A certificate is never given up on here (a loaded test machine must not make a
-            # node fall back to verifying): what the counters show is then the design alone.
+            # A certificate is never given up on here, and a validator is never taken for down
+            # (a loaded test machine must not make a node fall back to verifying, nor a node
+            # whose event loop stalled for half a second pass its place in a committee to the
+            # next one): what the counters show is then the design alone.
             cfg = c.node(i) / "config.toml"
             text, k = re.subn(r"(?m)^cert_wait_ms = \d+$", "cert_wait_ms = 60000", cfg.read_text())
-            assert k == 1 and re.search(r"(?m)^attest = true$", text)  # the default `tfnode init` writes
+            text, q = re.subn(r"(?m)^attester_quiet_ms = \d+$", "attester_quiet_ms = 60000", text)
+            assert k == q == 1 and re.search(r"(?m)^attest = true$", text)  # the default `tfnode init` writes
             cfg.write_text(text)
         c.start_all()
         c.keys = [load_private_key(c.node(i) / "node_key") for i in range(c.n)]
         c.addrs = [crypto.address(k.public_key()) for k in c.keys]
         wait_for(lambda: all(rpc_up(u) for u in c.rpc_urls()), 60, "RPC of every node", c)
+        # A peer not linked yet is taken for down whatever the quiet interval: submit only when
+        # every node is linked to the three others.
+        wait_for(lambda: all(c.status(i).get("peers", 0) == c.n - 1 for i in range(c.n)), 60, "every link up", c)
         yield c
 
 

@@ -183,6 +183,21 @@ def test_verify_workers_reads_back_and_out_of_range_is_a_config_error(tmp_path):
             config.load(home)
 
 
+def test_attester_quiet_ms_reads_back_and_out_of_range_is_a_config_error(tmp_path):
+    cli_node.init(4, tmp_path / "net", base_port=33400)
+    home = tmp_path / "net" / "node-0"
+    cfg = home / "config.toml"
+    text = cfg.read_text()
+    assert "\nattester_quiet_ms = 500\n" in text and config.load(home).attester_quiet_ms == 500
+    cfg.write_text(text.replace("attester_quiet_ms = 500", "attester_quiet_ms = 3000"))
+    assert config.load(home).attester_quiet_ms == 3000
+    assert "\nattester_quiet_ms = 3000\n" in config.render(config.load(home))
+    for bad in ("0", "60001"):
+        cfg.write_text(text.replace("attester_quiet_ms = 500", f"attester_quiet_ms = {bad}"))
+        with pytest.raises(config.ConfigError, match="attester_quiet_ms"):
+            config.load(home)
+
+
 def test_chains_process_reads_back_and_must_be_a_boolean(tmp_path):
     cli_node.init(4, tmp_path / "net", base_port=33400)
     home = tmp_path / "net" / "node-0"

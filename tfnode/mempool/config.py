@@ -33,6 +33,9 @@ class MempoolConfig:
     # How long a node outside a batch's attesting committee waits for its certificate before
     # verifying the batch itself (also how long the maker waits for one before proposing).
     cert_wait_ms: int = 500
+    # A validator not heard from for this long is taken for down: its place in attesting
+    # committees passes to the next validator, and nobody waits for its attestation.
+    attester_quiet_ms: int = 500
 
     def __post_init__(self) -> None:
         for name in (
@@ -59,5 +62,7 @@ class MempoolConfig:
             raise ValueError(f"mempool verify_workers must be 0..{MAX_VERIFY_WORKERS}, not {self.verify_workers}")
         if not 1 <= self.cert_wait_ms <= 60_000:
             raise ValueError(f"mempool cert_wait_ms must be 1..60000, not {self.cert_wait_ms}")
+        if not 1 <= self.attester_quiet_ms <= 60_000:
+            raise ValueError(f"mempool attester_quiet_ms must be 1..60000, not {self.attester_quiet_ms}")
         if self.batch_delay_ms < 0 or self.committed_cache_bytes < 0 or self.resend_on_connect < 0:
             raise ValueError("mempool batch_delay_ms, committed_cache_bytes and resend_on_connect must be >= 0")

@@ -11,7 +11,7 @@ carry 32-byte digests, so the leader's bandwidth does not bound throughput).
       verify a peer's batch on arrival and send the maker a BATCH_ATTEST; the maker sends
       the others a BATCH_CERT, on which they store the batch unverified (after cert_wait
       without one, they verify it themselves); a validator not heard from for
-      ATTESTER_QUIET_S gives its place in a committee to the next one (re-routed)
+      attester_quiet_ms gives its place in a committee to the next one (re-routed)
     committed -> drop the batches and their replay keys; forget blocks at or below the height
 
 Wire formats and limits: :mod:`tfnode.mempool.wire` and docs/mempool.md.
@@ -69,12 +69,6 @@ MAX_TRACKED_BLOCKS = 4096
 #: saturation a certificate queues behind the maker's later batches on its link, and giving
 #: up on it early would verify what the certificate was about to vouch for.
 SWEEP_AFTER_WAITS = 10
-#: An attester not heard from for this many seconds is taken for down: nobody waits for its
-#: attestation (the vote gate verifies at once; a maker proposes its batch uncertified). A
-#: live validator is heard several times a second under load (proposals, batches, votes,
-#: timeouts) and at least every ping interval when idle; one wrongly taken for down costs
-#: only a verification here, never a decision (soundness rests on the certificate check).
-ATTESTER_QUIET_S = 0.5
 #: How often a wait for certificates looks again at whether their attesters are still heard.
 SETTLE_SLICE_S = 0.05
 #: Checked certificates remembered for batches not held yet (a fetch then skips verifying).
@@ -143,6 +137,13 @@ class Mempool:
         # tests of the plain path) this node attests nothing and verifies every batch itself.
         self._signer = signer
         self._cert_wait = self.config.cert_wait_ms / 1000
+        # An attester not heard from for this long is taken for down: nobody waits for its
+        # attestation (the vote gate verifies at once; a maker proposes its batch uncertified).
+        # A live validator is heard several times a second under load (proposals, batches,
+        # votes, timeouts) and at least every ping interval when idle; one wrongly taken for
+        # down costs only a verification here, never a decision (soundness rests on the
+        # certificate check).
+        self._quiet_s = self.config.attester_quiet_ms / 1000
         self._attests: dict[bytes, dict[bytes, bytes]] = {}  # own batch digest -> attester -> signature
         self._certs: OrderedDict[bytes, None] = OrderedDict()  # checked certificates of batches not held
         self._unchecked: OrderedDict[bytes, _Unchecked] = OrderedDict()
@@ -851,13 +852,13 @@ class Mempool:
             await self._accept(u.origin, d, u.raws, verify=False, fetched=False, hashes=u.tx_hashes)
 
     def _quiet(self) -> frozenset[bytes]:
-        """Peers taken for down: not connected, or not heard from for ``ATTESTER_QUIET_S``
+        """Peers taken for down: not connected, or not heard from for ``attester_quiet_ms``
         (a validator frozen with its links open must not hold votes and proposals back by a
         cert_wait). A transport that says neither: nobody."""
         heard = getattr(self.net, "heard_within", None)
         is_connected = getattr(self.net, "is_connected", None)
         if heard is not None:
-            return frozenset(p for p in self._peers if not heard(p, ATTESTER_QUIET_S))
+            return frozenset(p for p in self._peers if not heard(p, self._quiet_s))
         if is_connected is not None:
             return frozenset(p for p in self._peers if not is_connected(p))
         return frozenset()

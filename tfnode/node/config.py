@@ -74,6 +74,9 @@ class NodeConfig:
     # "One validator down"). False: every node verifies every batch.
     attest: bool = True
     cert_wait_ms: int = 500
+    # A validator not heard from for this long gives its place in attesting committees to
+    # the next one (docs/mempool.md, "Re-routed around a silent validator").
+    attester_quiet_ms: int = 500
     # [chains] process: each further hosted chain runs in a process of its own behind this
     # node's P2P port and RPC endpoint (docs/multichain.md, "One process per chain").
     chain_process: bool = False
@@ -169,6 +172,7 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         verify_workers=int(mp.get("verify_workers", 0)),
         attest=_bool(mp.get("attest", True), f"{where}: mempool.attest"),
         cert_wait_ms=int(mp.get("cert_wait_ms", 500)),
+        attester_quiet_ms=int(mp.get("attester_quiet_ms", 500)),
         chain_process=chains.get("process", False),
         keep_blocks=storage.get("keep_blocks", 0),
         state_versions=storage.get("state_versions", DEFAULT_STATE_VERSIONS),
@@ -208,6 +212,8 @@ def _from_dict(home: Path, raw: dict[str, Any], where: str) -> NodeConfig:
         )
     if not 1 <= cfg.cert_wait_ms <= 60_000:
         raise ConfigError(f"{where}: mempool.cert_wait_ms {cfg.cert_wait_ms}; must be 1..60000")
+    if not 1 <= cfg.attester_quiet_ms <= 60_000:
+        raise ConfigError(f"{where}: mempool.attester_quiet_ms {cfg.attester_quiet_ms}; must be 1..60000")
     if not 1 <= cfg.sync_batch <= 64:
         raise ConfigError(f"{where}: consensus.sync_batch {cfg.sync_batch}; must be 1..64")
     if cfg.role not in NODE_ROLES:
@@ -288,6 +294,9 @@ verify_workers = {cfg.verify_workers}
 # false: every node verifies every batch itself (docs/mempool.md, "Verify once per quorum").
 attest = {str(cfg.attest).lower()}
 cert_wait_ms = {cfg.cert_wait_ms}
+# A validator not heard from for this long is taken for down: its place in attesting
+# committees passes to the next validator (a busy WAN may want more).
+attester_quiet_ms = {cfg.attester_quiet_ms}
 
 [chains]
 # true: each chain hosted besides the default one (<home>/chains/<id>) runs in a process of

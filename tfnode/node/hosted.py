@@ -237,6 +237,7 @@ class HostedChain:
                 verify_workers=cfg.verify_workers,
                 attest=cfg.attest,
                 cert_wait_ms=cfg.cert_wait_ms,
+                attester_quiet_ms=cfg.attester_quiet_ms,
             ),
             height=lambda: ex.height,
             committed_replay=ex.committed_replay_keys,
