@@ -184,10 +184,12 @@ def test_four_five_four_validators_under_load(cluster):
     assert load.sent > 0
     # Two switches, each the end of an epoch at a block that named the next set.
     assert len(switches) == 2 and len(reconfigs) == 2, (switches, reconfigs)
-    # A bounded pause: a switch costs a few rounds (base timeout 0.4 s), never a stall. (The
-    # longest gap overall falls while a validator is down, which costs its leader turns:
-    # printed, not asserted; issue 13's "one validator down" work is about that.)
-    assert max(switches) < 10, switches
+    # A bounded pause: a switch costs a few rounds, never a stall. Round timeouts double from
+    # the 0.4 s base, so on a loaded machine where leaders just restarted miss their turns,
+    # five in a row take 12.4 s; the bound is six (25.2 s), far short of a stall. (The longest
+    # gap overall falls while a validator is down, which costs its leader turns: printed, not
+    # asserted; issue 13's "one validator down" work is about that.)
+    assert max(switches) < 26, switches
     assert "this node was validator 3; now" in cluster.log(3)
     # Node-1 (just back) and node-3 (now a follower) may still be catching up to end_h on a
     # loaded machine: wait for it (state, not time) before stopping and comparing ledgers.

@@ -198,6 +198,10 @@ def scenario(d: Demo, c: LocalConsortium, relay: RelayProcess, root: Path, resul
     say(f"on {SETTLE}: the bank escrows the payment in packet {dvp}, released only with the honour on {TRADE}")
     until(lambda: t.view("ack", SETTLE, dvp) is not None, "the honour on trade", poll=0.05)
     relay.kill()
+    # What the relayer submitted before it died may still be in a mempool: let it commit,
+    # so the packet's status read below stays true for the rest of the flow.
+    h = s.client.status()["height"]
+    until(lambda: s.client.status()["height"] >= h + 10, "the dead relayer's last transactions settle")
     victim = dvp
     in_flight = s.view("packet", TRADE, dvp)["status"] == "sent"
     if in_flight:

@@ -79,7 +79,8 @@ class LocalConsortium:
         made = cli_node.init(
             n,
             self.home,
-            base_port=free_base_port(n),
+            # n validators and, with the default four, the observer bank-b: its ports too
+            base_port=free_base_port(n + 1),
             chain_id=chain_id,
             base_timeout_ms=base_timeout_ms,
             block_interval_ms=block_interval_ms,
