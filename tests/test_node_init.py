@@ -169,32 +169,23 @@ def test_base_timeout_past_an_hour_is_a_config_error(tmp_path, value):
         config.load(home)
 
 
-def test_verify_workers_reads_back_and_out_of_range_is_a_config_error(tmp_path):
+@pytest.mark.parametrize(
+    "name, default, good, bad",
+    [("verify_workers", 0, 2, ("-1", "257")), ("attester_quiet_ms", 500, 3000, ("0", "60001"))],
+)
+def test_mempool_settings_read_back_and_out_of_range_is_a_config_error(tmp_path, name, default, good, bad):
     cli_node.init(4, tmp_path / "net", base_port=33400)
     home = tmp_path / "net" / "node-0"
     cfg = home / "config.toml"
     text = cfg.read_text()
-    assert "verify_workers = 0" in text and config.load(home).verify_workers == 0
-    cfg.write_text(text.replace("verify_workers = 0", "verify_workers = 2"))
-    assert config.load(home).verify_workers == 2
-    for bad in ("-1", "257"):
-        cfg.write_text(text.replace("verify_workers = 0", f"verify_workers = {bad}"))
-        with pytest.raises(config.ConfigError, match="verify_workers"):
-            config.load(home)
-
-
-def test_attester_quiet_ms_reads_back_and_out_of_range_is_a_config_error(tmp_path):
-    cli_node.init(4, tmp_path / "net", base_port=33400)
-    home = tmp_path / "net" / "node-0"
-    cfg = home / "config.toml"
-    text = cfg.read_text()
-    assert "\nattester_quiet_ms = 500\n" in text and config.load(home).attester_quiet_ms == 500
-    cfg.write_text(text.replace("attester_quiet_ms = 500", "attester_quiet_ms = 3000"))
-    assert config.load(home).attester_quiet_ms == 3000
-    assert "\nattester_quiet_ms = 3000\n" in config.render(config.load(home))
-    for bad in ("0", "60001"):
-        cfg.write_text(text.replace("attester_quiet_ms = 500", f"attester_quiet_ms = {bad}"))
-        with pytest.raises(config.ConfigError, match="attester_quiet_ms"):
+    line = f"\n{name} = {default}\n"
+    assert line in text and getattr(config.load(home), name) == default
+    cfg.write_text(text.replace(line, f"\n{name} = {good}\n"))
+    assert getattr(config.load(home), name) == good
+    assert f"\n{name} = {good}\n" in config.render(config.load(home))
+    for value in bad:
+        cfg.write_text(text.replace(line, f"\n{name} = {value}\n"))
+        with pytest.raises(config.ConfigError, match=name):
             config.load(home)
 
 
