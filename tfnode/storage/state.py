@@ -199,10 +199,10 @@ class ReplayIndex:
         # saw the write or not: kept without them, under the new count. An answer being made
         # by another thread meanwhile carries the old count and is never taken.
         # An answer holding none of them (the usual case: another block's hashes, asked ahead)
-        # is kept as it is, a set lookup per hash and no copy; one emptied is dropped.
-        # a set once, for every remembered answer's check (isdisjoint of two sets: ~3x the
-        # speed of one set against a tuple). Made whether or not answers are remembered now:
-        # another thread may store one before the lock is taken
+        # is kept as it is, with no copy; one emptied is dropped. The block is made a set once
+        # for every answer's check (isdisjoint of two sets: ~3x the speed of a set against a
+        # tuple), and made even when no answer is remembered now: another thread may store
+        # one before the lock is taken.
         blockset = frozenset(block)
         with self._lock:
             self._settle_answers(blockset)
